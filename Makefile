@@ -1,0 +1,113 @@
+# xos top-level Makefile
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+LIBEXECDIR ?= $(PREFIX)/libexec/xos
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+DESTDIR ?=
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+BUILD ?= build
+SANITIZE ?=
+
+WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla -Werror \
+       -Wno-unused-parameter
+HARDEN = -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
+CFLAGS ?= -O2 -g
+XCFLAGS = -std=gnu11 $(WARN) $(HARDEN) -I. -DXOS_LIBEXECDIR=\"$(LIBEXECDIR)\" \
+	  -DXOS_SYSCONFDIR=\"$(SYSCONFDIR)\"
+LDHARDEN = -pie -Wl,-z,relro,-z,now
+ifneq ($(SANITIZE),)
+XCFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+LDHARDEN += -fsanitize=address,undefined
+endif
+
+LXC_LIBS := $(shell $(PKG_CONFIG) --libs lxc 2>/dev/null)
+YAJL_LIBS := $(shell $(PKG_CONFIG) --libs yajl 2>/dev/null)
+SECCOMP_LIBS := $(shell $(PKG_CONFIG) --libs libseccomp 2>/dev/null)
+CAP_LIBS := $(shell $(PKG_CONFIG) --libs libcap 2>/dev/null)
+
+MODULES = common loader runtime cli
+# every .c of a module except main.c goes into its static library
+lib_srcs = $(filter-out $(1)/main.c,$(wildcard $(1)/*.c))
+lib_objs = $(patsubst %.c,$(BUILD)/%.o,$(call lib_srcs,$(1)))
+
+LIB_common = $(BUILD)/libcommon.a
+LIB_loader = $(BUILD)/libloader.a
+LIB_runtime = $(BUILD)/libruntime.a
+LIB_cli = $(BUILD)/libcli.a
+
+CLI_CMDS = xrun xps xlogs xwait xkill
+BINS = $(BUILD)/xosd $(BUILD)/xos-loader $(BUILD)/xos $(addprefix $(BUILD)/,$(CLI_CMDS))
+
+UNIT_SRCS = $(wildcard tests/unit/test-*.c)
+UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+all: $(BINS)
+
+$(BUILD)/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(XCFLAGS) $(CFLAGS) -c $< -o $@
+
+define module_lib
+$(LIB_$(1)): $(call lib_objs,$(1))
+	@mkdir -p $$(dir $$@)
+	rm -f $$@ && ar rcs $$@ $$^
+endef
+$(foreach m,$(MODULES),$(eval $(call module_lib,$(m))))
+
+# xos-loader is static: it runs in any template (busybox, distro images) and
+# starts fast (no dynamic loading).
+$(BUILD)/xos-loader: $(BUILD)/loader/main.o $(LIB_loader) $(LIB_common)
+	$(CC) -static -o $@ $^ -Wl,-Bstatic -lseccomp -lcap $(if $(SANITIZE),,)
+
+$(BUILD)/xosd: $(BUILD)/runtime/main.o $(LIB_runtime) $(LIB_loader) $(LIB_common)
+	$(CC) $(LDHARDEN) -o $@ $^ $(LXC_LIBS) $(YAJL_LIBS)
+
+$(BUILD)/xos: $(BUILD)/cli/main.o $(LIB_cli) $(LIB_common)
+	$(CC) $(LDHARDEN) -o $@ $^ $(YAJL_LIBS)
+
+$(addprefix $(BUILD)/,$(CLI_CMDS)): $(BUILD)/xos
+	ln -sf xos $@
+
+$(BUILD)/tests/test-%: tests/unit/test-%.c $(LIB_runtime) $(LIB_loader) $(LIB_cli) $(LIB_common)
+	@mkdir -p $(dir $@)
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LDHARDEN) -o $@ $< $(LIB_runtime) $(LIB_loader) $(LIB_cli) \
+		$(LIB_common) $(LXC_LIBS) $(YAJL_LIBS) $(SECCOMP_LIBS) $(CAP_LIBS)
+
+unit: $(UNIT_BINS)
+	@fail=0; for t in $(UNIT_BINS); do echo "# $$t"; $$t || fail=1; done; exit $$fail
+
+# Integration tests need root, LXC and CRIU (scripts/setup.sh installs them).
+check: all $(UNIT_BINS)
+	tests/run-all.sh
+
+bench: all
+	tests/bench/run.sh
+
+lint:
+	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) tests/unit/*.c
+	shellcheck -x scripts/*.sh tests/*.sh tests/bench/*.sh .ci/run
+	shellcheck -s bash -e SC2154,SC2034,SC1091,SC2030,SC2031 tests/integration/*.bats tests/integration/*.bash
+	for m in man/*.[158]; do mandoc -Tlint -Wwarning $$m || exit 1; done
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR)
+	install -m 0755 $(BUILD)/xos $(DESTDIR)$(BINDIR)/xos
+	for c in $(CLI_CMDS); do ln -sf xos $(DESTDIR)$(BINDIR)/$$c; done
+	install -m 0755 $(BUILD)/xosd $(DESTDIR)$(SBINDIR)/xosd
+	install -m 0755 $(BUILD)/xos-loader $(DESTDIR)$(LIBEXECDIR)/xos-loader
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	for m in man/*.1; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man1/ || true; done
+	for m in man/*.5; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man5/ || true; done
+	for m in man/*.8; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man8/ || true; done
+	install -d $(DESTDIR)$(SYSCONFDIR)/xos
+	[ -e $(DESTDIR)$(SYSCONFDIR)/xos/xosd.conf ] || install -m 0644 docs/xosd.conf.example $(DESTDIR)$(SYSCONFDIR)/xos/xosd.conf
+
+clean:
+	rm -rf $(BUILD)
+
+FORCE:
+.PHONY: all unit check bench lint install clean FORCE

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* common: shared helpers of every xos module (cleanup, logging, parsing,
+ * fs helpers, the JSON wire protocol). The one public header of common/. */
+#ifndef XOS_COMMON_H
+#define XOS_COMMON_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define XOS_VERSION "0.1.0"
+#define XOS_PROTO_VERSION 1
+#define XOS_REQUEST_MAX (1024 * 1024) /* bytes, one request line */
+#define XOS_DEFAULT_SOCKET "/run/xos/xosd.sock"
+#define XOS_JOB_ID_HEX 16   /* full id: 64 random bits */
+#define XOS_JOB_ID_SHORT 12 /* shown to users */
+
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _noreturn_ __attribute__((noreturn))
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+/* ---- cleanup helpers (destructors accept NULL/-1 and preserve errno) ---- */
+static inline void freep(void *p)
+{
+	int saved = errno;
+	free(*(void **)p);
+	errno = saved;
+}
+static inline void closep(int *fd)
+{
+	int saved = errno;
+	if (*fd >= 0)
+		close(*fd);
+	errno = saved;
+}
+static inline void fclosep(FILE **f)
+{
+	int saved = errno;
+	if (*f)
+		fclose(*f);
+	errno = saved;
+}
+void strv_free(char **v);
+static inline void strv_freep(char ***v)
+{
+	int saved = errno;
+	strv_free(*v);
+	errno = saved;
+}
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _cleanup_free_ _cleanup_(freep)
+#define _cleanup_close_ _cleanup_(closep)
+#define _cleanup_fclose_ _cleanup_(fclosep)
+#define _cleanup_strv_free_ _cleanup_(strv_freep)
+
+#define TAKE_PTR(p)                         \
+	({                                  \
+		__typeof__(p) _tp_ = (p);   \
+		(p) = NULL;                 \
+		_tp_;                       \
+	})
+#define TAKE_FD(fd)                         \
+	({                                  \
+		int _tf_ = (fd);            \
+		(fd) = -EBADF;              \
+		_tf_;                       \
+	})
+
+/* ---- logging: libraries log at debug level only; binaries at the boundary ---- */
+enum log_level { LOG_LVL_ERR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+void log_setup(const char *ident, enum log_level max, bool timestamps);
+void log_msg(enum log_level lvl, const char *fmt, ...) _printf_(2, 3);
+#define log_error(...) log_msg(LOG_LVL_ERR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
+/* Log and return -abs(err). */
+#define log_error_errno(err, ...)                          \
+	({                                                 \
+		int _e_ = (err) < 0 ? -(err) : (err);      \
+		errno = _e_;                               \
+		log_msg(LOG_LVL_ERR, __VA_ARGS__);         \
+		-_e_;                                      \
+	})
+
+/* ---- strings ---- */
+char *xstrdup_printf(const char *fmt, ...) _printf_(1, 2); /* NULL on OOM */
+size_t strv_length(char *const *v);
+char **strv_copy(char *const *v);
+int strv_push(char ***v, char *s); /* takes ownership of s */
+bool str_has_prefix(const char *s, const char *prefix);
+
+/* ---- checked number parsing (no atoi) ---- */
+int parse_uint64(const char *s, uint64_t *ret);
+int parse_int(const char *s, int *ret);
+int parse_uid(const char *s, uid_t *ret);
+/* "64M", "1G", "512k", "1048576"; binary units (K=1024). */
+int parse_size(const char *s, uint64_t *ret);
+/* "0.5", "2", "1.25": returns milli-CPUs (1..1024000). */
+int parse_cpus(const char *s, uint64_t *ret_millicpus);
+int parse_signal(const char *s, int *ret); /* "KILL", "SIGKILL", "9" */
+const char *signal_name(int sig);           /* "KILL", or NULL */
+
+/* ---- ids ---- */
+int random_job_id(char ret[XOS_JOB_ID_HEX + 1]);
+bool job_id_valid(const char *s);       /* exactly 16 lowercase hex */
+bool job_name_valid(const char *s);     /* [A-Za-z0-9][A-Za-z0-9_.-]{0,62} */
+
+/* ---- fd / fs helpers (all fds O_CLOEXEC, paths resolved with *at()) ---- */
+int fd_set_cloexec(int fd);
+ssize_t loop_write(int fd, const void *buf, size_t n); /* EINTR-safe, all */
+ssize_t loop_read(int fd, void *buf, size_t n);        /* until EOF or n */
+/* Write data to dirfd/name atomically: tmp file, fsync (if sync), rename. */
+int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len,
+			 mode_t mode, bool sync);
+/* Read a whole regular file below dirfd (O_NOFOLLOW), at most max bytes. */
+int read_file_at(int dirfd, const char *name, size_t max, char **ret, size_t *ret_len);
+int mkdir_p_at(int dirfd, const char *path, mode_t mode);
+/* Remove a directory tree below dirfd without following symlinks or
+ * crossing mount points. Missing is not an error. */
+int rm_rf_at(int dirfd, const char *name);
+int open_dir_at(int dirfd, const char *name); /* O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC */
+
+/* ---- time ---- */
+uint64_t now_usec(void);     /* CLOCK_REALTIME */
+uint64_t mono_usec(void);    /* CLOCK_MONOTONIC */
+
+#endif
