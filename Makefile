@@ -16,7 +16,7 @@ WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=
        -Wno-unused-parameter
 HARDEN = -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
 CFLAGS ?= -O2 -g
-XCFLAGS = -std=gnu11 $(WARN) $(HARDEN) -I. -DXOS_LIBEXECDIR=\"$(LIBEXECDIR)\" \
+XCFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) -I. -DXOS_LIBEXECDIR=\"$(LIBEXECDIR)\" \
 	  -DXOS_SYSCONFDIR=\"$(SYSCONFDIR)\"
 LDHARDEN = -pie -Wl,-z,relro,-z,now
 ifneq ($(SANITIZE),)

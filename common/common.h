@@ -133,4 +133,35 @@ int open_dir_at(int dirfd, const char *name); /* O_DIRECTORY|O_NOFOLLOW|O_CLOEXE
 uint64_t now_usec(void);     /* CLOCK_REALTIME */
 uint64_t mono_usec(void);    /* CLOCK_MONOTONIC */
 
+/* ---- base64 (RFC 4648, with padding) ---- */
+char *base64_encode(const void *data, size_t len); /* NULL on OOM */
+int base64_decode(const char *s, size_t len, char **ret, size_t *ret_len);
+
+/* ---- JSON (yajl) helpers, used by xosd and the commands ---- */
+struct yajl_val_s;
+struct yajl_gen_t;
+/* Look up key in object obj; -ENOENT if absent, -EINVAL if of the wrong type. */
+int json_get_string(struct yajl_val_s *obj, const char *key, const char **ret);
+int json_get_uint(struct yajl_val_s *obj, const char *key, uint64_t *ret);
+int json_get_int(struct yajl_val_s *obj, const char *key, int64_t *ret);
+int json_get_bool(struct yajl_val_s *obj, const char *key, bool *ret);
+/* NULL-terminated copy of an array of strings; -EINVAL if not all strings. */
+int json_get_strv(struct yajl_val_s *obj, const char *key, char ***ret);
+/* Fail with -EINVAL and the offending key in *ret_key if obj has a key not in allowed. */
+int json_check_keys(struct yajl_val_s *obj, const char *const *allowed, const char **ret_key);
+void json_gen_str(struct yajl_gen_t *g, const char *s); /* NULL -> null */
+void json_gen_kv_str(struct yajl_gen_t *g, const char *k, const char *v);
+void json_gen_kv_int(struct yajl_gen_t *g, const char *k, int64_t v);
+void json_gen_kv_uint(struct yajl_gen_t *g, const char *k, uint64_t v);
+void json_gen_kv_bool(struct yajl_gen_t *g, const char *k, bool v);
+void json_gen_kv_null(struct yajl_gen_t *g, const char *k);
+void json_gen_kv_strv(struct yajl_gen_t *g, const char *k, char *const *v);
+void json_gen_key(struct yajl_gen_t *g, const char *k);
+/* Copy the generated text (plus a newline if nl) into a new string. */
+char *json_gen_take(struct yajl_gen_t *g, bool nl);
+void yajl_tree_freep(struct yajl_val_s **v);
+void yajl_gen_freep(struct yajl_gen_t **g);
+#define _cleanup_json_ _cleanup_(yajl_tree_freep)
+#define _cleanup_gen_ _cleanup_(yajl_gen_freep)
+
 #endif

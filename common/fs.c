@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* fd and filesystem helpers: EINTR-safe I/O, atomic writes, *at() walking. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "common/common.h"
+
+int fd_set_cloexec(int fd)
+{
+	int fl = fcntl(fd, F_GETFD);
+
+	if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
+		return -errno;
+	return 0;
+}
+
+ssize_t loop_write(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t k = write(fd, p + done, n - done);
+
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (k == 0)
+			return -EIO;
+		done += (size_t)k;
+	}
+	return (ssize_t)done;
+}
+
+ssize_t loop_read(int fd, void *buf, size_t n)
+{
+	char *p = buf;
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t k = read(fd, p + done, n - done);
+
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (k == 0)
+			break;
+		done += (size_t)k;
+	}
+	return (ssize_t)done;
+}
+
+int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+			 bool sync)
+{
+	char tmp[256];
+	_cleanup_close_ int fd = -EBADF;
+	ssize_t k;
+	int r;
+
+	r = snprintf(tmp, sizeof(tmp), ".%s.tmp%d", name, (int)getpid());
+	if (r < 0 || (size_t)r >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0)
+		return -errno;
+	k = loop_write(fd, data, len);
+	if (k < 0) {
+		r = (int)k;
+		goto err_unlink;
+	}
+	if (fchmod(fd, mode) < 0 || (sync && fdatasync(fd) < 0)) {
+		r = -errno;
+		goto err_unlink;
+	}
+	if (renameat(dirfd, tmp, dirfd, name) < 0) {
+		r = -errno;
+		goto err_unlink;
+	}
+	return 0;
+err_unlink:
+	unlinkat(dirfd, tmp, 0);
+	return r;
+}
+
+int read_file_at(int dirfd, const char *name, size_t max, char **ret, size_t *ret_len)
+{
+	_cleanup_close_ int fd = -EBADF;
+	_cleanup_free_ char *buf = NULL;
+	struct stat st;
+	size_t cap, len = 0;
+
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EBADFD;
+	if ((uint64_t)st.st_size > max)
+		return -EFBIG;
+	cap = (size_t)st.st_size + 1;
+	buf = malloc(cap + 1);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t k = read(fd, buf + len, cap - len);
+
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (k == 0)
+			break;
+		len += (size_t)k;
+		if (len == cap) {
+			char *nb;
+
+			if (cap > max)
+				return -EFBIG;
+			cap *= 2;
+			nb = realloc(buf, cap + 1);
+			if (!nb)
+				return -ENOMEM;
+			buf = nb;
+		}
+	}
+	if (len > max)
+		return -EFBIG;
+	buf[len] = 0;
+	*ret = TAKE_PTR(buf);
+	if (ret_len)
+		*ret_len = len;
+	return 0;
+}
+
+int open_dir_at(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int mkdir_p_at(int dirfd, const char *path, mode_t mode)
+{
+	_cleanup_free_ char *copy = strdup(path);
+	_cleanup_close_ int cur = -EBADF;
+	char *save = NULL, *tok;
+	int at = dirfd;
+
+	if (!copy)
+		return -ENOMEM;
+	if (path[0] == '/') {
+		cur = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (cur < 0)
+			return -errno;
+		at = cur;
+	}
+	for (tok = strtok_r(copy, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
+		int next;
+
+		if (strcmp(tok, "..") == 0)
+			return -EINVAL;
+		if (mkdirat(at, tok, mode) < 0 && errno != EEXIST)
+			return -errno;
+		next = open_dir_at(at, tok);
+		if (next < 0)
+			return next;
+		closep(&cur);
+		cur = next;
+		at = cur;
+	}
+	return 0;
+}
+
+static int rm_rf_children(int fd, dev_t dev)
+{
+	DIR *d;
+	struct dirent *de;
+	int r = 0;
+
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			int sub;
+
+			if (st.st_dev != dev) { /* a mount point: never cross */
+				r = -EBUSY;
+				continue;
+			}
+			sub = open_dir_at(dirfd(d), de->d_name);
+			if (sub >= 0) {
+				int q = rm_rf_children(sub, dev);
+
+				if (q < 0 && r == 0)
+					r = q;
+			}
+			if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0 && r == 0)
+				r = -errno;
+		} else if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT && r == 0) {
+			r = -errno;
+		}
+	}
+	closedir(d);
+	return r;
+}
+
+int rm_rf_at(int dirfd, const char *name)
+{
+	struct stat st;
+	int fd, r;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(dirfd, name, 0) < 0 ? -errno : 0;
+	fd = open_dir_at(dirfd, name);
+	if (fd < 0)
+		return fd;
+	r = rm_rf_children(fd, st.st_dev);
+	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && r == 0)
+		r = -errno;
+	return r;
+}
