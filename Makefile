@@ -63,7 +63,7 @@ $(foreach m,$(MODULES),$(eval $(call module_lib,$(m))))
 $(BUILD)/xos-loader: $(BUILD)/loader/main.o $(LIB_loader) $(LIB_common)
 	$(CC) -static -o $@ $^ -Wl,-Bstatic -lseccomp -lcap $(if $(SANITIZE),,)
 
-$(BUILD)/xosd: $(BUILD)/runtime/main.o $(LIB_runtime) $(LIB_loader) $(LIB_common)
+$(BUILD)/xosd: $(BUILD)/runtime/main.o $(LIB_runtime) $(LIB_common)
 	$(CC) $(LDHARDEN) -o $@ $^ $(LXC_LIBS) $(YAJL_LIBS)
 
 $(BUILD)/xos: $(BUILD)/cli/main.o $(LIB_cli) $(LIB_common)

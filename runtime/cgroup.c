@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* cgroup backends: limits as LXC config items, accounting read back at a job's end.
+ * v1 is what the hybrid test machines have; v2 is what most production nodes run. */
+#include <linux/magic.h>
+#include <sys/vfs.h>
+
+#include "common/common.h"
+#include "runtime/runtime.h"
+
+#define CPU_PERIOD_US 100000ULL
+
+static int add_item(struct runtime_cg_item *items, size_t max, size_t *n, const char *key,
+		    uint64_t a, uint64_t b)
+{
+	int r;
+
+	if (*n >= max)
+		return -E2BIG;
+	r = snprintf(items[*n].key, sizeof(items[*n].key), "%s", key);
+	if (r < 0 || (size_t)r >= sizeof(items[*n].key))
+		return -ENAMETOOLONG;
+	if (b)
+		r = snprintf(items[*n].value, sizeof(items[*n].value), "%llu %llu",
+			     (unsigned long long)a, (unsigned long long)b);
+	else
+		r = snprintf(items[*n].value, sizeof(items[*n].value), "%llu", (unsigned long long)a);
+	if (r < 0 || (size_t)r >= sizeof(items[*n].value))
+		return -ENAMETOOLONG;
+	(*n)++;
+	return 0;
+}
+
+static int v1_limits(const struct runtime_limits *l, struct runtime_cg_item *items, size_t max)
+{
+	size_t n = 0;
+	int r = 0;
+
+	if (l->memory)
+		r = add_item(items, max, &n, "lxc.cgroup.memory.limit_in_bytes", l->memory, 0);
+	if (r >= 0 && l->millicpus) {
+		r = add_item(items, max, &n, "lxc.cgroup.cpu.cfs_period_us", CPU_PERIOD_US, 0);
+		if (r >= 0)
+			r = add_item(items, max, &n, "lxc.cgroup.cpu.cfs_quota_us",
+				     l->millicpus * CPU_PERIOD_US / 1000, 0);
+	}
+	if (r >= 0 && l->pids)
+		r = add_item(items, max, &n, "lxc.cgroup.pids.max", l->pids, 0);
+	return r < 0 ? r : (int)n;
+}
+
+static int v2_limits(const struct runtime_limits *l, struct runtime_cg_item *items, size_t max)
+{
+	size_t n = 0;
+	int r = 0;
+
+	if (l->memory) {
+		r = add_item(items, max, &n, "lxc.cgroup2.memory.max", l->memory, 0);
+		if (r >= 0)
+			r = add_item(items, max, &n, "lxc.cgroup2.memory.swap.max", 0, 0);
+	}
+	if (r >= 0 && l->millicpus)
+		r = add_item(items, max, &n, "lxc.cgroup2.cpu.max",
+			     l->millicpus * CPU_PERIOD_US / 1000, CPU_PERIOD_US);
+	if (r >= 0 && l->pids)
+		r = add_item(items, max, &n, "lxc.cgroup2.pids.max", l->pids, 0);
+	return r < 0 ? r : (int)n;
+}
+
+static int read_u64(runtime_cg_reader rd, void *ud, const char *file, uint64_t *ret)
+{
+	char buf[64];
+	int r = rd(ud, file, buf, sizeof(buf));
+
+	if (r < 0)
+		return r;
+	buf[strcspn(buf, "\n")] = 0;
+	return parse_uint64(buf, ret);
+}
+
+/* Find "key N" in a flat-keyed file such as cpu.stat or memory.events. */
+static int read_keyed(runtime_cg_reader rd, void *ud, const char *file, const char *key,
+		      uint64_t *ret)
+{
+	char buf[4096];
+	size_t klen = strlen(key);
+	int r = rd(ud, file, buf, sizeof(buf));
+
+	if (r < 0)
+		return r;
+	for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		if (strncmp(line, key, klen) == 0 && line[klen] == ' ') {
+			char num[32];
+			size_t len = strcspn(line + klen + 1, "\n");
+
+			if (len >= sizeof(num))
+				return -EINVAL;
+			memcpy(num, line + klen + 1, len);
+			num[len] = 0;
+			return parse_uint64(num, ret);
+		}
+	}
+	return -ENOENT;
+}
+
+static int v1_accounting(runtime_cg_reader rd, void *ud, struct runtime_accounting *ret)
+{
+	struct runtime_accounting a = { 0 };
+	uint64_t ns;
+
+	if (read_u64(rd, ud, "cpuacct.usage_user", &ns) >= 0)
+		a.cpu_user_us = ns / 1000;
+	if (read_u64(rd, ud, "cpuacct.usage_sys", &ns) >= 0)
+		a.cpu_system_us = ns / 1000;
+	(void)read_u64(rd, ud, "memory.max_usage_in_bytes", &a.memory_peak);
+	(void)read_keyed(rd, ud, "memory.oom_control", "oom_kill", &a.oom_kills);
+	*ret = a;
+	return 0;
+}
+
+static int v2_accounting(runtime_cg_reader rd, void *ud, struct runtime_accounting *ret)
+{
+	struct runtime_accounting a = { 0 };
+
+	(void)read_keyed(rd, ud, "cpu.stat", "user_usec", &a.cpu_user_us);
+	(void)read_keyed(rd, ud, "cpu.stat", "system_usec", &a.cpu_system_us);
+	(void)read_u64(rd, ud, "memory.peak", &a.memory_peak);
+	(void)read_keyed(rd, ud, "memory.events", "oom_kill", &a.oom_kills);
+	*ret = a;
+	return 0;
+}
+
+const struct runtime_cgroup_ops runtime_cgroup_v1 = {
+	.name = "v1",
+	.limits = v1_limits,
+	.accounting = v1_accounting,
+};
+
+const struct runtime_cgroup_ops runtime_cgroup_v2 = {
+	.name = "v2",
+	.limits = v2_limits,
+	.accounting = v2_accounting,
+};
+
+const struct runtime_cgroup_ops *runtime_cgroup_detect(void)
+{
+	struct statfs fs;
+
+	if (statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC)
+		return &runtime_cgroup_v2;
+	return &runtime_cgroup_v1;
+}

@@ -1,0 +1,332 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Client connections: size-capped JSON lines in, responses and streamed
+ * events out (non-blocking, with back-pressure). */
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <yajl/yajl_gen.h>
+
+#include "runtime/runtime-internal.h"
+
+#define OUT_HIGH (1U << 20) /* stop reading job output above this much queued */
+#define CHUNK 49152
+
+static void conn_update_events(struct daemon *d, struct conn *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
+
+	if (c->out_len > c->out_off)
+		ev.events |= EPOLLOUT;
+	ev.data.u64 = (uint64_t)(uintptr_t)c | EP_CLIENT;
+	epoll_ctl(d->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+struct conn *conn_new(struct daemon *d, int fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (!c)
+		return NULL;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+	    daemon_epoll_add(d, fd, EPOLLIN | EPOLLRDHUP, EP_CLIENT, c) < 0) {
+		free(c);
+		return NULL;
+	}
+	c->fd = fd;
+	c->uid = cred.uid;
+	c->gid = cred.gid;
+	c->pid = cred.pid;
+	c->out_fd = c->err_fd = -EBADF;
+	c->next = d->conns;
+	d->conns = c;
+	return c;
+}
+
+static void conn_free(struct daemon *d, struct conn *c)
+{
+	for (struct conn **p = &d->conns; *p; p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	closep(&c->out_fd);
+	closep(&c->err_fd);
+	strv_free(c->wait_ids);
+	free(c->in);
+	free(c->out);
+	free(c);
+}
+
+void conns_free_all(struct daemon *d)
+{
+	while (d->conns)
+		conn_free(d, d->conns);
+}
+
+static void queue(struct conn *c, const char *data, size_t len)
+{
+	char *n;
+
+	if (c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	n = realloc(c->out, c->out_len + len);
+	if (!n) {
+		c->mode = CONN_CLOSING;
+		return;
+	}
+	c->out = n;
+	memcpy(c->out + c->out_len, data, len);
+	c->out_len += len;
+}
+
+void conn_send(struct conn *c, const char *text)
+{
+	queue(c, text, strlen(text));
+}
+
+void conn_reply_error(struct conn *c, const char *code, const char *fmt, ...)
+{
+	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
+	_cleanup_free_ char *msg = NULL, *text = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	if (!g)
+		return;
+	yajl_gen_map_open(g);
+	json_gen_kv_int(g, "v", XOS_PROTO_VERSION);
+	json_gen_kv_bool(g, "ok", false);
+	json_gen_key(g, "error");
+	yajl_gen_map_open(g);
+	json_gen_kv_str(g, "code", code);
+	json_gen_kv_str(g, "message", msg ? msg : "out of memory");
+	yajl_gen_map_close(g);
+	yajl_gen_map_close(g);
+	text = json_gen_take(g, true);
+	if (text)
+		conn_send(c, text);
+	c->mode = CONN_CLOSING;
+}
+
+void conn_reply_ok(struct conn *c, yajl_gen g)
+{
+	_cleanup_free_ char *text = NULL;
+
+	yajl_gen_map_close(g);
+	text = json_gen_take(g, true);
+	if (text)
+		conn_send(c, text);
+}
+
+static void send_output(struct conn *c, const char *stream, const char *data, size_t len)
+{
+	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
+	_cleanup_free_ char *b64 = base64_encode(data, len), *text = NULL;
+
+	if (!g || !b64)
+		return;
+	yajl_gen_map_open(g);
+	json_gen_kv_int(g, "v", XOS_PROTO_VERSION);
+	json_gen_kv_str(g, "ev", "output");
+	json_gen_kv_uint(g, "unit", c->unit);
+	json_gen_kv_str(g, "stream", stream);
+	json_gen_kv_str(g, "data", b64);
+	yajl_gen_map_close(g);
+	text = json_gen_take(g, true);
+	if (text)
+		conn_send(c, text);
+}
+
+static void send_exit(struct conn *c, const struct unit *u)
+{
+	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
+	_cleanup_free_ char *text = NULL;
+	const char *st = u->state == UNIT_EXITED ? "exited" : u->state == UNIT_KILLED ? "killed"
+										   : "failed";
+
+	if (!g)
+		return;
+	yajl_gen_map_open(g);
+	json_gen_kv_int(g, "v", XOS_PROTO_VERSION);
+	json_gen_kv_str(g, "ev", "exit");
+	json_gen_kv_uint(g, "unit", u->n);
+	json_gen_kv_str(g, "state", st);
+	json_gen_kv_int(g, "code", u->code);
+	json_gen_kv_int(g, "signal", u->sig);
+	json_gen_kv_str(g, "reason", u->reason);
+	json_gen_kv_int(g, "exit_code", unit_exit_code(u->state, u->code, u->sig));
+	yajl_gen_map_close(g);
+	text = json_gen_take(g, true);
+	if (text)
+		conn_send(c, text);
+	c->exit_sent = true;
+	c->mode = CONN_CLOSING;
+}
+
+static void open_spool(struct conn *c)
+{
+	char name[32];
+
+	if (c->job->spoolfd < 0)
+		return;
+	if (c->out_fd < 0) {
+		snprintf(name, sizeof(name), "%u.out", c->unit);
+		c->out_fd = openat(c->job->spoolfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	}
+	if (c->err_fd < 0) {
+		snprintf(name, sizeof(name), "%u.err", c->unit);
+		c->err_fd = openat(c->job->spoolfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	}
+}
+
+/* Read what is new in one stream; true if it is drained (EOF for now). */
+static bool pump_fd(struct conn *c, int fd, const char *stream)
+{
+	char buf[CHUNK];
+
+	while (fd >= 0 && c->out_len - c->out_off < OUT_HIGH) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return true;
+		send_output(c, stream, buf, (size_t)n);
+	}
+	return fd < 0;
+}
+
+void conn_pump(struct daemon *d, struct conn *c)
+{
+	struct unit *u;
+	bool drained;
+
+	if (c->mode != CONN_ATTACHED || !c->job)
+		return;
+	open_spool(c);
+	drained = pump_fd(c, c->out_fd, "stdout");
+	drained = pump_fd(c, c->err_fd, "stderr") && drained;
+	u = job_unit(c->job, c->unit);
+	if (drained && u && !c->exit_sent) {
+		if (u->state != UNIT_RUNNING && c->follow)
+			send_exit(c, u);
+		else if (!c->follow) {
+			conn_send(c, "{\"v\":1,\"ev\":\"eof\"}\n");
+			c->mode = CONN_CLOSING;
+		}
+	}
+	conn_update_events(d, c);
+}
+
+void conn_attach(struct daemon *d, struct conn *c, struct job *j, unsigned unit, bool follow)
+{
+	c->mode = CONN_ATTACHED;
+	c->job = j;
+	c->unit = unit;
+	c->follow = follow;
+	conn_pump(d, c);
+}
+
+void conns_job_output(struct daemon *d, struct job *j)
+{
+	for (struct conn *c = d->conns; c; c = c->next)
+		if (c->mode == CONN_ATTACHED && c->job == j)
+			conn_pump(d, c);
+}
+
+void conns_unit_ended(struct daemon *d, struct job *j, unsigned unit)
+{
+	for (struct conn *c = d->conns; c; c = c->next)
+		if (c->mode == CONN_ATTACHED && c->job == j && c->unit == unit)
+			conn_pump(d, c);
+}
+
+void conns_job_ended(struct daemon *d, struct job *j)
+{
+	for (struct conn *c = d->conns; c; c = c->next)
+		if (c->mode == CONN_WAIT)
+			ops_wait_check(d, c);
+}
+
+static void conn_read(struct daemon *d, struct conn *c)
+{
+	char buf[65536];
+
+	for (;;) {
+		ssize_t n = read(c->fd, buf, sizeof(buf));
+		char *nl, *nb;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			if (c->mode != CONN_CLOSING)
+				c->mode = CONN_CLOSING, c->out_off = c->out_len;
+			return;
+		}
+		if (c->mode == CONN_CLOSING || c->mode == CONN_WAIT)
+			continue; /* nothing more is expected */
+		if (c->in_len + (size_t)n > XOS_REQUEST_MAX) {
+			c->in_len = 0;
+			conn_reply_error(c, "too_large", "Request larger than %d bytes",
+					 XOS_REQUEST_MAX);
+			return;
+		}
+		nb = realloc(c->in, c->in_len + (size_t)n + 1);
+		if (!nb)
+			return;
+		c->in = nb;
+		memcpy(c->in + c->in_len, buf, (size_t)n);
+		c->in_len += (size_t)n;
+		c->in[c->in_len] = 0;
+		while (c->mode != CONN_CLOSING && (nl = memchr(c->in, '\n', c->in_len))) {
+			size_t len = (size_t)(nl - c->in);
+
+			*nl = 0;
+			ops_handle(d, c, c->in, len);
+			memmove(c->in, nl + 1, c->in_len - len - 1);
+			c->in_len -= len + 1;
+		}
+	}
+}
+
+static void conn_flush(struct conn *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) { /* peer gone */
+			c->out_off = c->out_len;
+			c->mode = CONN_CLOSING;
+			return;
+		}
+		c->out_off += (size_t)n;
+	}
+}
+
+void conn_event(struct daemon *d, struct conn *c, uint32_t events)
+{
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR))
+		conn_read(d, c);
+	conn_flush(c);
+	if (c->mode == CONN_ATTACHED && c->out_off == c->out_len)
+		conn_pump(d, c); /* back-pressure released */
+	conn_flush(c);
+	if (c->mode == CONN_CLOSING && c->out_off >= c->out_len) {
+		conn_free(d, c);
+		return;
+	}
+	conn_update_events(d, c);
+}

@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* xosd.conf(5): "key = value" lines, '#' comments, every error with its line. */
+#include <ctype.h>
+
+#include "common/common.h"
+#include "runtime/runtime.h"
+
+void runtime_config_init(struct runtime_config *c)
+{
+	*c = (struct runtime_config){
+		.layer_size = 1ULL << 30,
+		.layer_inodes = 262144,
+		.sync_writes = true,
+		.log_level = LOG_LVL_INFO,
+	};
+}
+
+void runtime_config_free(struct runtime_config *c)
+{
+	free(c->state_dir);
+	free(c->run_dir);
+	free(c->socket_path);
+	free(c->loader_path);
+	free(c->default_user);
+	free(c->socket_group);
+	*c = (struct runtime_config){ 0 };
+}
+
+static int set_str(char **field, const char *v)
+{
+	char *s = strdup(v);
+
+	if (!s)
+		return -ENOMEM;
+	free(*field);
+	*field = s;
+	return 0;
+}
+
+static int set_abs_path(char **field, const char *v)
+{
+	return v[0] == '/' ? set_str(field, v) : -EINVAL;
+}
+
+static int set_bool(bool *field, const char *v)
+{
+	if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1"))
+		*field = true;
+	else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0"))
+		*field = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int apply(struct runtime_config *c, const char *k, const char *v)
+{
+	if (!strcmp(k, "state_dir"))
+		return set_abs_path(&c->state_dir, v);
+	if (!strcmp(k, "run_dir"))
+		return set_abs_path(&c->run_dir, v);
+	if (!strcmp(k, "socket"))
+		return set_abs_path(&c->socket_path, v);
+	if (!strcmp(k, "loader"))
+		return set_abs_path(&c->loader_path, v);
+	if (!strcmp(k, "default_user"))
+		return set_str(&c->default_user, v);
+	if (!strcmp(k, "socket_group"))
+		return set_str(&c->socket_group, v);
+	if (!strcmp(k, "layer_size"))
+		return parse_size(v, &c->layer_size);
+	if (!strcmp(k, "layer_inodes"))
+		return parse_uint64(v, &c->layer_inodes);
+	if (!strcmp(k, "default_memory"))
+		return parse_size(v, &c->default_memory);
+	if (!strcmp(k, "default_cpus"))
+		return parse_cpus(v, &c->default_millicpus);
+	if (!strcmp(k, "default_pids"))
+		return parse_uint64(v, &c->default_pids);
+	if (!strcmp(k, "sync_writes"))
+		return set_bool(&c->sync_writes, v);
+	if (!strcmp(k, "log_level")) {
+		static const char *const lv[] = { "error", "warning", "info", "debug" };
+
+		for (size_t i = 0; i < ELEMENTSOF(lv); i++)
+			if (!strcmp(v, lv[i])) {
+				c->log_level = (int)i;
+				return 0;
+			}
+		return -EINVAL;
+	}
+	return -ENOKEY;
+}
+
+static char *strip(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = 0;
+	return s;
+}
+
+int runtime_config_load(struct runtime_config *c, const char *path, char **ret_error)
+{
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	_cleanup_free_ char *line = NULL;
+	size_t cap = 0;
+	unsigned lineno = 0;
+
+	if (!f)
+		return -errno;
+	while (getline(&line, &cap, f) >= 0) {
+		char *eq, *k, *v;
+		int r;
+
+		lineno++;
+		k = strip(line);
+		if (!*k || *k == '#')
+			continue;
+		eq = strchr(k, '=');
+		if (!eq) {
+			*ret_error = xstrdup_printf("%s:%u: expected 'key = value'", path, lineno);
+			return -EINVAL;
+		}
+		*eq = 0;
+		k = strip(k);
+		v = strip(eq + 1);
+		r = apply(c, k, v);
+		if (r == -ENOKEY) {
+			*ret_error = xstrdup_printf("%s:%u: unknown key '%s'", path, lineno, k);
+			return -EINVAL;
+		}
+		if (r < 0) {
+			*ret_error = xstrdup_printf("%s:%u: invalid value '%s' for %s", path, lineno, v, k);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int runtime_config_finish(struct runtime_config *c)
+{
+	if (!c->state_dir && set_str(&c->state_dir, "/var/lib/xos") < 0)
+		return -ENOMEM;
+	if (!c->run_dir && set_str(&c->run_dir, "/run/xos") < 0)
+		return -ENOMEM;
+	if (!c->socket_path) {
+		c->socket_path = xstrdup_printf("%s/xosd.sock", c->run_dir);
+		if (!c->socket_path)
+			return -ENOMEM;
+	}
+	if (!c->loader_path && set_str(&c->loader_path, XOS_LIBEXECDIR "/xos-loader") < 0)
+		return -ENOMEM;
+	if (!c->default_user && set_str(&c->default_user, "nobody") < 0)
+		return -ENOMEM;
+	return 0;
+}

@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Job containers through liblxc: config, start, re-adoption, requests to the
+ * loader, cgroup accounting. */
+#include <fcntl.h>
+#include <lxc/lxccontainer.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include "runtime/runtime-internal.h"
+
+#define CONFIG_MAX 16384
+
+static int cfg_add(char *buf, size_t *off, const char *k, const char *v)
+{
+	int r = snprintf(buf + *off, CONFIG_MAX - *off, "%s = %s\n", k, v);
+
+	if (r < 0 || (size_t)r >= CONFIG_MAX - *off)
+		return -E2BIG;
+	*off += (size_t)r;
+	return 0;
+}
+
+static int cfg_idmap(char *buf, size_t *off, char kind, uint32_t base, uint32_t size,
+		     const uint32_t *ids, size_t n_ids)
+{
+	struct runtime_idmap_entry e[80];
+	size_t n = 0;
+	int r = runtime_idmap_build(base, size, ids, n_ids, e, ELEMENTSOF(e), &n);
+
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		char v[96];
+
+		snprintf(v, sizeof(v), "%c %u %u %u", kind, e[i].inside, e[i].outside, e[i].count);
+		r = cfg_add(buf, off, "lxc.idmap", v);
+	}
+	return r;
+}
+
+static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
+{
+	char v[4096];
+	struct runtime_cg_item items[8];
+	uint32_t gids[64];
+	uint32_t uid = j->uid;
+	size_t ng = 0;
+	int r, n;
+
+	memcpy(v, j->id, XOS_JOB_ID_SHORT);
+	v[XOS_JOB_ID_SHORT] = 0;
+	r = cfg_add(buf, off, "lxc.uts.name", j->name ? j->name : v);
+	snprintf(v, sizeof(v), "dir:%s/jobs/%s/rootfs", d->cfg->state_dir, j->id);
+	r = r < 0 ? r : cfg_add(buf, off, "lxc.rootfs.path", v);
+	r = r < 0 ? r : cfg_add(buf, off, "lxc.rootfs.mount", d->rootfs_mnt);
+	r = r < 0 ? r : cfg_idmap(buf, off, 'u', d->subuid_base, d->subuid_size, &uid, 1);
+	gids[ng++] = j->gid;
+	for (size_t i = 0; i < j->n_groups && ng < ELEMENTSOF(gids); i++)
+		if (j->groups[i] != 0)
+			gids[ng++] = j->groups[i];
+	r = r < 0 ? r : cfg_idmap(buf, off, 'g', d->subgid_base, d->subgid_size, gids, ng);
+	r = r < 0 ? r : cfg_add(buf, off, "lxc.net.0.type", "empty");
+	r = r < 0 ? r : cfg_add(buf, off, "lxc.tty.max", "0");
+	r = r < 0 ? r : cfg_add(buf, off, "lxc.pty.max", "0");
+	r = r < 0 ? r : cfg_add(buf, off, "lxc.console.path", "none");
+	r = r < 0 ? r : cfg_add(buf, off, "lxc.autodev", "1");
+	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.auto", "proc:mixed sys:ro");
+	snprintf(v, sizeof(v), "%s/jobs/%s/xos .xos none bind,create=dir 0 0", d->cfg->state_dir,
+		 j->id);
+	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.entry", v);
+	snprintf(v, sizeof(v), "%s .xos/loader none bind,ro,create=file 0 0", d->cfg->loader_path);
+	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.entry", v);
+	snprintf(v, sizeof(v), "%s/jobs/%s/lxc.log", d->cfg->state_dir, j->id);
+	r = r < 0 ? r : cfg_add(buf, off, "lxc.log.file", v);
+	r = r < 0 ? r : cfg_add(buf, off, "lxc.log.level", "ERROR");
+	n = d->cg->limits(&j->limits, items, ELEMENTSOF(items));
+	if (r >= 0 && n < 0)
+		r = n;
+	for (int i = 0; r >= 0 && i < n; i++)
+		r = cfg_add(buf, off, items[i].key, items[i].value);
+	return r;
+}
+
+static int ct_name(struct job *j, char *buf, size_t len)
+{
+	int r = snprintf(buf, len, "xos-%s", j->id);
+
+	return r < 0 || (size_t)r >= len ? -ENAMETOOLONG : 0;
+}
+
+int container_create(struct daemon *d, struct job *j)
+{
+	_cleanup_free_ char *buf = malloc(CONFIG_MAX);
+	_cleanup_close_ int lxc = -EBADF, dir = -EBADF;
+	char name[64];
+	size_t off = 0;
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	r = build_config(d, j, buf, &off);
+	if (r < 0)
+		return r;
+	ct_name(j, name, sizeof(name));
+	lxc = open(d->lxcpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lxc < 0)
+		return -errno;
+	if (mkdirat(lxc, name, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	dir = open_dir_at(lxc, name);
+	if (dir < 0)
+		return dir;
+	return write_file_atomic_at(dir, "config", buf, off, 0600, false);
+}
+
+static int open_handle(struct daemon *d, struct job *j)
+{
+	char name[64];
+
+	if (j->c)
+		return 0;
+	ct_name(j, name, sizeof(name));
+	j->c = lxc_container_new(name, d->lxcpath);
+	return j->c ? 0 : -ENOMEM;
+}
+
+static int open_pidfd(struct job *j)
+{
+	int fd;
+
+	j->init_pid = j->c->init_pid(j->c);
+	if (j->init_pid <= 0)
+		return -ESRCH;
+	fd = (int)syscall(SYS_pidfd_open, j->init_pid, 0);
+	if (fd < 0)
+		return -errno;
+	closep(&j->pidfd);
+	j->pidfd = fd;
+	return 0;
+}
+
+int container_start(struct daemon *d, struct job *j)
+{
+	char *argv[] = { "/.xos/loader", j->id, NULL };
+	int r = open_handle(d, j);
+
+	if (r < 0)
+		return r;
+	j->c->want_daemonize(j->c, true);
+	j->c->want_close_all_fds(j->c, true);
+	if (!j->c->start(j->c, 0, argv))
+		return -ECHILD;
+	return open_pidfd(j);
+}
+
+int container_attach(struct daemon *d, struct job *j)
+{
+	int r = open_handle(d, j);
+
+	if (r < 0)
+		return r;
+	if (!j->c->is_running(j->c))
+		return -ESRCH;
+	return open_pidfd(j);
+}
+
+bool container_running(struct job *j)
+{
+	return j->c && j->c->is_running(j->c);
+}
+
+static int cg_read(void *ud, const char *file, char *buf, size_t len)
+{
+	struct lxc_container *c = ud;
+	int n = c->get_cgroup_item(c, file, buf, (int)len);
+
+	if (n < 0)
+		return -ENOENT;
+	buf[(size_t)n < len ? (size_t)n : len - 1] = 0;
+	return 0;
+}
+
+int container_accounting(struct daemon *d, struct job *j, struct runtime_accounting *ret)
+{
+	if (!container_running(j))
+		return -ESRCH;
+	return d->cg->accounting(cg_read, j->c, ret);
+}
+
+void container_release(struct job *j)
+{
+	if (j->c)
+		lxc_container_put(j->c);
+	j->c = NULL;
+	closep(&j->pidfd);
+	j->init_pid = 0;
+}
+
+void container_remove_config(struct daemon *d, struct job *j)
+{
+	_cleanup_close_ int lxc = open(d->lxcpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char name[64];
+
+	if (lxc < 0)
+		return;
+	ct_name(j, name, sizeof(name));
+	rm_rf_at(lxc, name);
+}
+
+/* Drop a request file into <job>/xos/in and poke the loader. */
+static int drop_request(struct job *j, const char *name, const void *data, size_t len)
+{
+	_cleanup_close_ int xos = open_dir_at(j->dirfd, "xos");
+	_cleanup_close_ int in = -EBADF;
+	char tmp[128];
+	int r;
+
+	if (xos < 0)
+		return xos;
+	in = open_dir_at(xos, "in");
+	if (in < 0)
+		return in;
+	snprintf(tmp, sizeof(tmp), ".new.%s", name);
+	r = write_file_atomic_at(xos, tmp, data, len, 0644, false);
+	if (r < 0)
+		return r;
+	if (renameat(xos, tmp, in, name) < 0) {
+		r = -errno;
+		unlinkat(xos, tmp, 0);
+		return r;
+	}
+	if (j->init_pid > 0 && kill(j->init_pid, SIGUSR1) < 0 && errno != ESRCH)
+		return -errno;
+	return 0;
+}
+
+static int spec_add(char **buf, size_t *len, size_t *cap, const char *k, const char *v)
+{
+	size_t kl = strlen(k) + 1, vl = strlen(v) + 1;
+
+	if (*len + kl + vl > XOS_REQUEST_MAX)
+		return -E2BIG;
+	if (*len + kl + vl > *cap) {
+		size_t nc = (*len + kl + vl) * 2;
+		char *nb = realloc(*buf, nc);
+
+		if (!nb)
+			return -ENOMEM;
+		*buf = nb;
+		*cap = nc;
+	}
+	memcpy(*buf + *len, k, kl);
+	memcpy(*buf + *len + kl, v, vl);
+	*len += kl + vl;
+	return 0;
+}
+
+static bool env_has(char **env, const char *key)
+{
+	size_t kl = strlen(key);
+
+	for (size_t i = 0; env && env[i]; i++)
+		if (!strncmp(env[i], key, kl) && env[i][kl] == '=')
+			return true;
+	return false;
+}
+
+static int spec_env(struct job *j, char **env, char **buf, size_t *len, size_t *cap)
+{
+	char hostname[16];
+	const char *defaults[][2] = {
+		{ "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" },
+		{ "HOME", j->home ? j->home : "/" },
+		{ "USER", j->user },
+		{ "LOGNAME", j->user },
+		{ "HOSTNAME", j->name ? j->name : hostname },
+		{ "XOS_JOB_ID", j->id },
+	};
+	int r = 0;
+
+	memcpy(hostname, j->id, XOS_JOB_ID_SHORT);
+	hostname[XOS_JOB_ID_SHORT] = 0;
+	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(defaults); i++) {
+		_cleanup_free_ char *kv = NULL;
+
+		if (env_has(env, defaults[i][0]))
+			continue;
+		kv = xstrdup_printf("%s=%s", defaults[i][0], defaults[i][1]);
+		r = kv ? spec_add(buf, len, cap, "env", kv) : -ENOMEM;
+	}
+	for (size_t i = 0; r >= 0 && env && env[i]; i++)
+		r = spec_add(buf, len, cap, "env", env[i]);
+	return r;
+}
+
+int container_write_unit_spec(struct daemon *d, struct job *j, unsigned n, char **argv,
+			      char **env, const char *cwd)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0, cap = 0, gl = 0;
+	char num[32], name[32], groups[1024] = "";
+	int r;
+
+	snprintf(num, sizeof(num), "%u", n);
+	r = spec_add(&buf, &len, &cap, "unit", num);
+	snprintf(num, sizeof(num), "%u", (unsigned)j->uid);
+	r = r < 0 ? r : spec_add(&buf, &len, &cap, "uid", num);
+	snprintf(num, sizeof(num), "%u", (unsigned)j->gid);
+	r = r < 0 ? r : spec_add(&buf, &len, &cap, "gid", num);
+	for (size_t i = 0; i < j->n_groups && gl < sizeof(groups) - 16; i++)
+		gl += (size_t)snprintf(groups + gl, sizeof(groups) - gl, "%s%u", gl ? "," : "",
+				       (unsigned)j->groups[i]);
+	r = r < 0 ? r : spec_add(&buf, &len, &cap, "groups", groups);
+	r = r < 0 ? r : spec_add(&buf, &len, &cap, "cwd", cwd ? cwd : "/");
+	for (size_t i = 0; r >= 0 && argv[i]; i++)
+		r = spec_add(&buf, &len, &cap, "argv", argv[i]);
+	r = r < 0 ? r : spec_env(j, env, &buf, &len, &cap);
+	if (r < 0)
+		return r;
+	snprintf(name, sizeof(name), "unit.%u", n);
+	(void)d;
+	return drop_request(j, name, buf, len);
+}
+
+int container_request_unit(struct daemon *d, struct job *j, unsigned n)
+{
+	(void)d;
+	(void)n;
+	if (j->init_pid > 0 && kill(j->init_pid, SIGUSR1) < 0)
+		return -errno;
+	return 0;
+}
+
+int container_signal(struct daemon *d, struct job *j, unsigned unit, int sig)
+{
+	char name[64];
+
+	(void)d;
+	snprintf(name, sizeof(name), "signal.%u.%d.%08u", unit, sig, ++j->signal_seq);
+	return drop_request(j, name, "", 0);
+}

@@ -1,0 +1,465 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* xosd main loop: the job table, persistence, re-adoption after a restart. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <yajl/yajl_gen.h>
+
+#include "runtime/runtime-internal.h"
+
+/* epoll data: the object pointer (malloc'ed, so 16-byte aligned) with the
+ * kind of event source in its low bits. */
+#define EP_KIND_MASK 7ULL
+
+int daemon_epoll_add(struct daemon *d, int fd, uint32_t events, int kind, void *ptr)
+{
+	struct epoll_event ev = { .events = events };
+
+	ev.data.u64 = (uint64_t)(uintptr_t)ptr | (uint64_t)kind;
+	return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+int daemon_persist_job(struct daemon *d, struct job *j)
+{
+	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
+	_cleanup_free_ char *text = NULL;
+
+	if (!g)
+		return -ENOMEM;
+	job_to_json(j, g);
+	text = json_gen_take(g, true);
+	if (!text)
+		return -ENOMEM;
+	return write_file_atomic_at(j->dirfd, "job.json", text, strlen(text), 0600,
+				    d->cfg->sync_writes);
+}
+
+struct job *daemon_find_job(struct daemon *d, const char *id)
+{
+	for (struct job *j = d->jobs; j; j = j->next)
+		if (!strcmp(j->id, id))
+			return j;
+	return NULL;
+}
+
+int daemon_lookup_job(struct daemon *d, const char *name, struct job **ret)
+{
+	struct job *found = NULL;
+	size_t n = 0, len = strlen(name);
+
+	if (len == 0)
+		return -ENOENT;
+	for (struct job *j = d->jobs; j; j = j->next)
+		if (j->name && !strcmp(j->name, name) && job_is_live(j)) {
+			*ret = j;
+			return 0;
+		}
+	for (struct job *j = d->jobs; j; j = j->next)
+		if (!strncmp(j->id, name, len)) {
+			found = j;
+			n++;
+		}
+	if (n == 0) /* a finished job's name */
+		for (struct job *j = d->jobs; j; j = j->next)
+			if (j->name && !strcmp(j->name, name)) {
+				found = j;
+				n++;
+			}
+	if (n > 1)
+		return -ENOTUNIQ;
+	if (n == 0)
+		return -ENOENT;
+	*ret = found;
+	return 0;
+}
+
+int daemon_watch_job(struct daemon *d, struct job *j)
+{
+	char p[4096];
+	int r;
+
+	if (j->spoolfd < 0) {
+		_cleanup_close_ int xos = open_dir_at(j->dirfd, "xos");
+
+		if (xos < 0)
+			return xos;
+		j->spoolfd = open_dir_at(xos, "spool");
+		if (j->spoolfd < 0)
+			return j->spoolfd;
+	}
+	snprintf(p, sizeof(p), "%s/jobs/%s/xos/spool", d->cfg->state_dir, j->id);
+	j->inotify_wd = inotify_add_watch(d->inotify_fd, p, IN_MODIFY | IN_CREATE | IN_MOVED_TO);
+	if (j->inotify_wd < 0)
+		return -errno;
+	r = notify_listen(d, j);
+	if (r < 0)
+		return r;
+	if (j->pidfd >= 0)
+		r = daemon_epoll_add(d, j->pidfd, EPOLLIN, EP_PIDFD, j);
+	return r;
+}
+
+void daemon_unit_ended(struct daemon *d, struct job *j, unsigned unit)
+{
+	conns_unit_ended(d, j, unit);
+	if (job_state_is_final(j->state))
+		conns_job_ended(d, j);
+}
+
+/* The container is gone (or never came up): tidy every trace of it. */
+static void job_cleanup(struct daemon *d, struct job *j)
+{
+	char p[4096];
+
+	if (j->inotify_wd >= 0)
+		inotify_rm_watch(d->inotify_fd, j->inotify_wd);
+	j->inotify_wd = -1;
+	if (j->pidfd >= 0)
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, j->pidfd, NULL);
+	if (j->notify_fd >= 0)
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, j->notify_fd, NULL);
+	closep(&j->notify_fd);
+	snprintf(p, sizeof(p), "%s/jobs/%s/xos/notify.sock", d->cfg->state_dir, j->id);
+	unlink(p);
+	container_release(j);
+	rootfs_job_umount(d, j);
+	container_remove_config(d, j);
+}
+
+void daemon_job_gone(struct daemon *d, struct job *j)
+{
+	if (job_is_live(j)) {
+		notify_collect_spool(d, j);
+		if (job_is_live(j)) {
+			for (size_t i = 0; i < j->n_units; i++)
+				if (j->units[i].state == UNIT_RUNNING) {
+					struct unit *u = &j->units[i];
+
+					u->state = UNIT_FAILED;
+					u->reason = strdup("lost: the container ended without a report");
+					u->ended_us = now_usec();
+				}
+			free(j->reason);
+			j->reason = strdup("the job's container ended unexpectedly");
+			job_finish(j);
+			if (daemon_persist_job(d, j) < 0)
+				log_warn("Failed to persist job %s: %m", j->id);
+			for (size_t i = 0; i < j->n_units; i++)
+				conns_unit_ended(d, j, j->units[i].n);
+			conns_job_ended(d, j);
+		}
+	}
+	job_cleanup(d, j);
+}
+
+static void adopt_job(struct daemon *d, struct job *j)
+{
+	int r = container_attach(d, j);
+
+	if (r >= 0) {
+		r = daemon_watch_job(d, j);
+		if (r < 0)
+			log_error("Failed to watch re-adopted job %s: %s", j->id, strerror(-r));
+		notify_collect_spool(d, j);
+		log_info("Re-adopted running job %s", j->id);
+		return;
+	}
+	{
+		_cleanup_close_ int xos = open_dir_at(j->dirfd, "xos");
+
+		if (xos >= 0)
+			j->spoolfd = open_dir_at(xos, "spool");
+	}
+	log_info("Job %s ended while xosd was down; collecting its reports", j->id);
+	daemon_job_gone(d, j);
+}
+
+static int load_job(struct daemon *d, const char *id)
+{
+	_cleanup_free_ char *text = NULL;
+	_cleanup_close_ int dfd = open_dir_at(d->jobs_fd, id);
+	struct job *j = NULL;
+	int r;
+
+	if (dfd < 0)
+		return dfd;
+	r = read_file_at(dfd, "job.json", 16 << 20, &text, NULL);
+	if (r < 0)
+		return r;
+	r = job_from_json(text, &j);
+	if (r < 0)
+		return r;
+	if (strcmp(j->id, id) != 0) {
+		job_free(j);
+		return -EINVAL;
+	}
+	j->dirfd = TAKE_FD(dfd);
+	j->next = d->jobs;
+	d->jobs = j;
+	if (job_is_live(j))
+		adopt_job(d, j);
+	return 0;
+}
+
+static void load_jobs(struct daemon *d)
+{
+	DIR *dir = fdopendir(fcntl(d->jobs_fd, F_DUPFD_CLOEXEC, 3));
+	struct dirent *de;
+
+	if (!dir)
+		return;
+	while ((de = readdir(dir))) {
+		int r;
+
+		if (!job_id_valid(de->d_name))
+			continue;
+		r = load_job(d, de->d_name);
+		if (r < 0)
+			log_error("Failed to load job %s: %s", de->d_name, strerror(-r));
+	}
+	closedir(dir);
+}
+
+static int make_dir(const char *path, mode_t mode)
+{
+	int r = mkdir_p_at(AT_FDCWD, path, mode);
+
+	if (r < 0)
+		return r;
+	return chmod(path, mode) < 0 ? -errno : 0;
+}
+
+static int setup_dirs(struct daemon *d)
+{
+	struct runtime_config *c = d->cfg;
+	int r;
+
+	if ((r = make_dir(c->state_dir, 0711)) < 0 || (r = make_dir(c->run_dir, 0755)) < 0)
+		return r;
+	d->state_fd = open(c->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d->state_fd < 0)
+		return -errno;
+	if (mkdirat(d->state_fd, "jobs", 0711) < 0 && errno != EEXIST)
+		return -errno;
+	if (mkdirat(d->state_fd, "lxc", 0700) < 0 && errno != EEXIST)
+		return -errno;
+	if (mkdirat(d->state_fd, "rootfs-mnt", 0755) < 0 && errno != EEXIST)
+		return -errno;
+	d->jobs_fd = open_dir_at(d->state_fd, "jobs");
+	if (d->jobs_fd < 0)
+		return d->jobs_fd;
+	d->lxcpath = xstrdup_printf("%s/lxc", c->state_dir);
+	d->skel_dir = xstrdup_printf("%s/skel", c->state_dir);
+	d->rootfs_mnt = xstrdup_printf("%s/rootfs-mnt", c->state_dir);
+	return d->lxcpath && d->skel_dir && d->rootfs_mnt ? 0 : -ENOMEM;
+}
+
+static int lock_state(struct daemon *d)
+{
+	int fd = openat(d->state_fd, "xosd.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return -EBUSY;
+	}
+	return fd; /* held for the daemon's life */
+}
+
+static int setup_listen(struct daemon *d)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = d->cfg->socket_path;
+	mode_t mode = 0666;
+	int fd, r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 512) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	if (d->cfg->socket_group) {
+		struct group *g = getgrnam(d->cfg->socket_group);
+
+		if (!g || chown(path, 0, g->gr_gid) < 0) {
+			close(fd);
+			return -ENOENT;
+		}
+		mode = 0660;
+	}
+	if (chmod(path, mode) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	d->listen_fd = fd;
+	return daemon_epoll_add(d, fd, EPOLLIN, EP_LISTEN, NULL);
+}
+
+static int setup_ids(struct daemon *d)
+{
+	int r = runtime_subid_lookup("/etc/subuid", "root", 0, &d->subuid_base, &d->subuid_size);
+
+	if (r < 0)
+		return log_error_errno(r, "No subordinate uid range for root in /etc/subuid "
+					  "(add e.g. 'root:100000:65536'; scripts/setup.sh does)");
+	r = runtime_subid_lookup("/etc/subgid", "root", 0, &d->subgid_base, &d->subgid_size);
+	if (r < 0)
+		return log_error_errno(r, "No subordinate gid range for root in /etc/subgid "
+					  "(add e.g. 'root:100000:65536'; scripts/setup.sh does)");
+	return 0;
+}
+
+static void handle_inotify(struct daemon *d)
+{
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+
+	while ((n = read(d->inotify_fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+
+			for (struct job *j = d->jobs; j; j = j->next)
+				if (j->inotify_wd == ev->wd) {
+					conns_job_output(d, j);
+					break;
+				}
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+}
+
+static void handle_listen(struct daemon *d)
+{
+	for (;;) {
+		int fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+		if (fd < 0)
+			return;
+		if (!conn_new(d, fd))
+			close(fd);
+	}
+}
+
+static void dispatch(struct daemon *d, struct epoll_event *ev, int sfd)
+{
+	void *ptr = (void *)(uintptr_t)(ev->data.u64 & ~EP_KIND_MASK);
+	struct job *j = ptr;
+
+	switch ((int)(ev->data.u64 & EP_KIND_MASK)) {
+	case EP_LISTEN: handle_listen(d); break;
+	case EP_CLIENT: conn_event(d, ptr, ev->events); break;
+	case EP_NOTIFY: notify_accept(d, j); break;
+	case EP_INOTIFY: handle_inotify(d); break;
+	case EP_PIDFD:
+		log_debug("Container of job %s ended", j->id);
+		daemon_job_gone(d, j);
+		break;
+	case EP_SIGNAL: {
+		struct signalfd_siginfo si;
+
+		if (read(sfd, &si, sizeof(si)) == sizeof(si))
+			d->quit = true;
+		break;
+	}
+	}
+}
+
+static int setup_signals(struct daemon *d)
+{
+	sigset_t mask;
+	int fd;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		return -errno;
+	fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	return daemon_epoll_add(d, fd, EPOLLIN, EP_SIGNAL, NULL) < 0 ? -errno : fd;
+}
+
+static void daemon_shutdown(struct daemon *d)
+{
+	bool live = false;
+
+	conns_free_all(d);
+	for (struct job *j = d->jobs; j;) {
+		struct job *next = j->next;
+
+		live = live || job_is_live(j);
+		container_release(j);
+		job_free(j);
+		j = next;
+	}
+	if (!live)
+		rootfs_host_skel_teardown(d->skel_dir);
+	if (d->listen_fd >= 0)
+		unlink(d->cfg->socket_path);
+	free(d->lxcpath);
+	free(d->skel_dir);
+	free(d->rootfs_mnt);
+}
+
+int runtime_run(struct runtime_config *cfg)
+{
+	struct daemon d = { .cfg = cfg, .listen_fd = -EBADF, .state_fd = -EBADF };
+	_cleanup_close_ int lock = -EBADF, sfd = -EBADF;
+	int r;
+
+	d.cg = runtime_cgroup_detect();
+	d.epfd = epoll_create1(EPOLL_CLOEXEC);
+	d.inotify_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (d.epfd < 0 || d.inotify_fd < 0)
+		return log_error_errno(errno, "Failed to set up the event loop: %m");
+	if ((r = setup_ids(&d)) < 0)
+		return r;
+	if ((r = setup_dirs(&d)) < 0)
+		return log_error_errno(r, "Failed to create %s: %m", cfg->state_dir);
+	lock = lock_state(&d);
+	if (lock < 0)
+		return log_error_errno(lock, "Another xosd uses state directory %s", cfg->state_dir);
+	r = rootfs_host_skel_setup(d.skel_dir, d.subuid_base, d.subgid_base);
+	if (r < 0)
+		return log_error_errno(r, "Failed to build the host template in %s: %m", d.skel_dir);
+	if ((r = daemon_epoll_add(&d, d.inotify_fd, EPOLLIN, EP_INOTIFY, NULL)) < 0 ||
+	    (sfd = setup_signals(&d)) < 0)
+		return log_error_errno(r < 0 ? r : sfd, "Failed to set up signals: %m");
+	load_jobs(&d);
+	if ((r = setup_listen(&d)) < 0)
+		return log_error_errno(r, "Failed to listen on %s: %m", cfg->socket_path);
+	log_info("Listening on %s (state %s, cgroup %s)", cfg->socket_path, cfg->state_dir,
+		 d.cg->name);
+	while (!d.quit) {
+		struct epoll_event evs[64];
+		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs), -1);
+
+		if (n < 0 && errno != EINTR)
+			return log_error_errno(errno, "epoll_wait failed: %m");
+		for (int i = 0; i < n && !d.quit; i++)
+			dispatch(&d, &evs[i], sfd);
+	}
+	log_info("Stopping; jobs keep running");
+	daemon_shutdown(&d);
+	return 0;
+}

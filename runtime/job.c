@@ -1,0 +1,459 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The job model: states, units, the job.json record, completion reports. */
+#include <signal.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+#include "runtime/runtime-internal.h"
+
+static const char *const job_states[_JOB_STATE_MAX] = {
+	[JOB_QUEUED] = "QUEUED",		[JOB_STARTING] = "STARTING",
+	[JOB_RUNNING] = "RUNNING",		[JOB_CHECKPOINTING] = "CHECKPOINTING",
+	[JOB_CHECKPOINTED] = "CHECKPOINTED",	[JOB_RESTORING] = "RESTORING",
+	[JOB_MIGRATING] = "MIGRATING",		[JOB_EXITED] = "EXITED",
+	[JOB_KILLED] = "KILLED",		[JOB_FAILED] = "FAILED",
+};
+static const char *const unit_states[_UNIT_STATE_MAX] = {
+	[UNIT_RUNNING] = "RUNNING",
+	[UNIT_EXITED] = "EXITED",
+	[UNIT_KILLED] = "KILLED",
+	[UNIT_FAILED] = "FAILED",
+};
+
+const char *job_state_to_string(enum job_state s)
+{
+	return s >= 0 && s < _JOB_STATE_MAX ? job_states[s] : NULL;
+}
+
+enum job_state job_state_from_string(const char *s)
+{
+	for (int i = 0; i < _JOB_STATE_MAX; i++)
+		if (s && !strcmp(s, job_states[i]))
+			return (enum job_state)i;
+	return _JOB_STATE_INVALID;
+}
+
+bool job_state_is_final(enum job_state s)
+{
+	return s == JOB_EXITED || s == JOB_KILLED || s == JOB_FAILED;
+}
+
+const char *unit_state_to_string(enum unit_state s)
+{
+	return s >= 0 && s < _UNIT_STATE_MAX ? unit_states[s] : NULL;
+}
+
+enum unit_state unit_state_from_string(const char *s)
+{
+	for (int i = 0; i < _UNIT_STATE_MAX; i++)
+		if (s && !strcasecmp(s, unit_states[i]))
+			return (enum unit_state)i;
+	return _UNIT_STATE_INVALID;
+}
+
+int unit_exit_code(enum unit_state s, int code, int sig)
+{
+	switch (s) {
+	case UNIT_EXITED: return code;
+	case UNIT_KILLED: return 128 + sig;
+	default: return 125;
+	}
+}
+
+struct job *job_new(void)
+{
+	struct job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return NULL;
+	j->pidfd = j->notify_fd = j->dirfd = j->spoolfd = -EBADF;
+	j->inotify_wd = -1;
+	return j;
+}
+
+void job_free(struct job *j)
+{
+	if (!j)
+		return;
+	for (size_t i = 0; i < j->n_units; i++) {
+		strv_free(j->units[i].argv);
+		free(j->units[i].reason);
+	}
+	free(j->units);
+	free(j->name);
+	free(j->user);
+	free(j->groups);
+	free(j->home);
+	free(j->template);
+	free(j->reason);
+	closep(&j->pidfd);
+	closep(&j->notify_fd);
+	closep(&j->dirfd);
+	closep(&j->spoolfd);
+	free(j);
+}
+
+struct unit *job_unit(struct job *j, unsigned n)
+{
+	for (size_t i = 0; i < j->n_units; i++)
+		if (j->units[i].n == n)
+			return &j->units[i];
+	return NULL;
+}
+
+struct unit *job_add_unit(struct job *j, char **argv)
+{
+	struct unit *u = realloc(j->units, (j->n_units + 1) * sizeof(*u));
+
+	if (!u) {
+		strv_free(argv);
+		return NULL;
+	}
+	j->units = u;
+	u = &j->units[j->n_units];
+	*u = (struct unit){ .n = (unsigned)j->n_units + 1, .argv = argv, .state = UNIT_RUNNING };
+	j->n_units++;
+	return u;
+}
+
+bool job_is_live(const struct job *j)
+{
+	return !job_state_is_final(j->state);
+}
+
+int job_exit_code(const struct job *j)
+{
+	const struct unit *u = j->n_units ? &j->units[0] : NULL;
+
+	if (j->state == JOB_FAILED && (!u || u->state == UNIT_RUNNING))
+		return 125;
+	if (!u)
+		return 125;
+	return unit_exit_code(u->state, u->code, u->sig);
+}
+
+static void gen_opt_int(yajl_gen g, const char *k, bool have, int64_t v)
+{
+	if (have)
+		json_gen_kv_int(g, k, v);
+	else
+		json_gen_kv_null(g, k);
+}
+
+static void unit_to_json(const struct unit *u, yajl_gen g)
+{
+	bool ended = u->state != UNIT_RUNNING;
+
+	yajl_gen_map_open(g);
+	json_gen_kv_uint(g, "unit", u->n);
+	json_gen_kv_strv(g, "argv", u->argv);
+	json_gen_kv_str(g, "state", unit_state_to_string(u->state));
+	gen_opt_int(g, "exit_code", ended, unit_exit_code(u->state, u->code, u->sig));
+	gen_opt_int(g, "code", ended, u->code);
+	gen_opt_int(g, "signal", u->state == UNIT_KILLED, u->sig);
+	json_gen_kv_str(g, "reason", u->reason);
+	json_gen_kv_uint(g, "started_us", u->started_us);
+	gen_opt_int(g, "ended_us", ended, (int64_t)u->ended_us);
+	json_gen_kv_uint(g, "cpu_user_us", u->utime_us);
+	json_gen_kv_uint(g, "cpu_system_us", u->stime_us);
+	json_gen_kv_uint(g, "maxrss_kb", u->maxrss_kb);
+	yajl_gen_map_close(g);
+}
+
+static void acct_to_json(const struct job *j, yajl_gen g)
+{
+	json_gen_key(g, "accounting");
+	if (!j->have_acct) {
+		yajl_gen_null(g);
+		return;
+	}
+	yajl_gen_map_open(g);
+	json_gen_kv_uint(g, "cpu_user_us", j->acct.cpu_user_us);
+	json_gen_kv_uint(g, "cpu_system_us", j->acct.cpu_system_us);
+	json_gen_kv_uint(g, "memory_peak", j->acct.memory_peak);
+	json_gen_kv_uint(g, "wall_us", j->acct.wall_us);
+	json_gen_kv_uint(g, "oom_kills", j->acct.oom_kills);
+	yajl_gen_map_close(g);
+}
+
+void job_to_json(const struct job *j, yajl_gen g)
+{
+	bool final = job_state_is_final(j->state);
+	const struct unit *u1 = j->n_units ? &j->units[0] : NULL;
+
+	yajl_gen_map_open(g);
+	json_gen_kv_str(g, "id", j->id);
+	json_gen_kv_str(g, "name", j->name);
+	json_gen_kv_uint(g, "owner_uid", j->owner_uid);
+	json_gen_kv_str(g, "user", j->user);
+	json_gen_kv_uint(g, "uid", j->uid);
+	json_gen_kv_uint(g, "gid", j->gid);
+	json_gen_key(g, "groups");
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < j->n_groups; i++)
+		yajl_gen_integer(g, j->groups[i]);
+	yajl_gen_array_close(g);
+	json_gen_kv_str(g, "home", j->home);
+	json_gen_kv_str(g, "state", job_state_to_string(j->state));
+	json_gen_kv_str(g, "reason", j->reason);
+	gen_opt_int(g, "exit_code", final, job_exit_code(j));
+	gen_opt_int(g, "signal", final && j->state == JOB_KILLED && u1, u1 ? u1->sig : 0);
+	json_gen_kv_str(g, "template", j->template);
+	json_gen_kv_uint(g, "created_us", j->created_us);
+	gen_opt_int(g, "started_us", j->started_us != 0, (int64_t)j->started_us);
+	gen_opt_int(g, "ended_us", j->ended_us != 0, (int64_t)j->ended_us);
+	json_gen_key(g, "limits");
+	yajl_gen_map_open(g);
+	json_gen_kv_uint(g, "memory", j->limits.memory);
+	json_gen_kv_uint(g, "cpus", j->limits.millicpus);
+	json_gen_kv_uint(g, "pids", j->limits.pids);
+	yajl_gen_map_close(g);
+	json_gen_kv_uint(g, "idmap_base", j->idmap_base);
+	json_gen_kv_uint(g, "idmap_size", j->idmap_size);
+	json_gen_kv_bool(g, "closing", j->closing);
+	json_gen_key(g, "units");
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < j->n_units; i++)
+		unit_to_json(&j->units[i], g);
+	yajl_gen_array_close(g);
+	acct_to_json(j, g);
+	yajl_gen_map_close(g);
+}
+
+static yajl_val get(yajl_val o, const char *k)
+{
+	const char *path[] = { k, NULL };
+
+	return yajl_tree_get(o, path, yajl_t_any);
+}
+
+static char *dup_opt(yajl_val o, const char *k)
+{
+	const char *s = NULL;
+
+	return json_get_string(o, k, &s) >= 0 ? strdup(s) : NULL;
+}
+
+static uint64_t get_u(yajl_val o, const char *k)
+{
+	uint64_t v = 0;
+
+	(void)json_get_uint(o, k, &v);
+	return v;
+}
+
+static int unit_from_json(yajl_val o, struct job *j)
+{
+	char **argv = NULL;
+	const char *st = NULL;
+	struct unit *u;
+	int64_t code = 0, sig = 0;
+
+	if (json_get_strv(o, "argv", &argv) < 0 || json_get_string(o, "state", &st) < 0)
+		return -EINVAL;
+	u = job_add_unit(j, argv);
+	if (!u)
+		return -ENOMEM;
+	u->n = (unsigned)get_u(o, "unit");
+	u->state = unit_state_from_string(st);
+	if ((int)u->state < 0)
+		return -EINVAL;
+	(void)json_get_int(o, "code", &code);
+	(void)json_get_int(o, "signal", &sig);
+	u->code = (int)code;
+	u->sig = (int)sig;
+	u->reason = dup_opt(o, "reason");
+	u->started_us = get_u(o, "started_us");
+	u->ended_us = get_u(o, "ended_us");
+	u->utime_us = get_u(o, "cpu_user_us");
+	u->stime_us = get_u(o, "cpu_system_us");
+	u->maxrss_kb = get_u(o, "maxrss_kb");
+	return 0;
+}
+
+static int job_fields_from_json(yajl_val t, struct job *j)
+{
+	const char *id = NULL, *st = NULL;
+	yajl_val v;
+
+	if (json_get_string(t, "id", &id) < 0 || !job_id_valid(id) ||
+	    json_get_string(t, "state", &st) < 0)
+		return -EINVAL;
+	memcpy(j->id, id, sizeof(j->id));
+	j->state = job_state_from_string(st);
+	if ((int)j->state < 0)
+		return -EINVAL;
+	j->name = dup_opt(t, "name");
+	j->user = dup_opt(t, "user");
+	j->home = dup_opt(t, "home");
+	j->template = dup_opt(t, "template");
+	j->reason = dup_opt(t, "reason");
+	j->owner_uid = (uid_t)get_u(t, "owner_uid");
+	j->uid = (uid_t)get_u(t, "uid");
+	j->gid = (gid_t)get_u(t, "gid");
+	j->created_us = get_u(t, "created_us");
+	j->started_us = get_u(t, "started_us");
+	j->ended_us = get_u(t, "ended_us");
+	j->idmap_base = (uint32_t)get_u(t, "idmap_base");
+	j->idmap_size = (uint32_t)get_u(t, "idmap_size");
+	(void)json_get_bool(t, "closing", &j->closing);
+	v = get(t, "limits");
+	j->limits.memory = get_u(v, "memory");
+	j->limits.millicpus = get_u(v, "cpus");
+	j->limits.pids = get_u(v, "pids");
+	v = get(t, "accounting");
+	if (YAJL_IS_OBJECT(v)) {
+		j->have_acct = true;
+		j->acct.cpu_user_us = get_u(v, "cpu_user_us");
+		j->acct.cpu_system_us = get_u(v, "cpu_system_us");
+		j->acct.memory_peak = get_u(v, "memory_peak");
+		j->acct.wall_us = get_u(v, "wall_us");
+		j->acct.oom_kills = get_u(v, "oom_kills");
+	}
+	return 0;
+}
+
+int job_from_json(const char *text, struct job **ret)
+{
+	_cleanup_json_ yajl_val t = yajl_tree_parse(text, NULL, 0);
+	struct job *j;
+	yajl_val v;
+	int r;
+
+	if (!YAJL_IS_OBJECT(t))
+		return -EINVAL;
+	j = job_new();
+	if (!j)
+		return -ENOMEM;
+	r = job_fields_from_json(t, j);
+	v = get(t, "groups");
+	if (r >= 0 && YAJL_IS_ARRAY(v) && v->u.array.len) {
+		j->groups = calloc(v->u.array.len, sizeof(gid_t));
+		if (!j->groups)
+			r = -ENOMEM;
+		for (size_t i = 0; r >= 0 && i < v->u.array.len; i++)
+			if (YAJL_IS_INTEGER(v->u.array.values[i]))
+				j->groups[j->n_groups++] = (gid_t)v->u.array.values[i]->u.number.i;
+	}
+	v = get(t, "units");
+	for (size_t i = 0; r >= 0 && YAJL_IS_ARRAY(v) && i < v->u.array.len; i++)
+		r = unit_from_json(v->u.array.values[i], j);
+	if (r < 0) {
+		job_free(j);
+		return r;
+	}
+	*ret = j;
+	return 0;
+}
+
+bool job_record_status(struct job *j, const struct unit_status *st)
+{
+	struct unit *u = job_unit(j, st->unit);
+
+	if (!u || u->state != UNIT_RUNNING)
+		return false;
+	u->state = st->state;
+	u->code = st->code;
+	u->sig = st->sig;
+	free(u->reason);
+	u->reason = st->reason[0] ? strdup(st->reason) : NULL;
+	if (st->started_us)
+		u->started_us = st->started_us;
+	u->ended_us = st->ended_us ? st->ended_us : now_usec();
+	u->utime_us = st->utime_us;
+	u->stime_us = st->stime_us;
+	u->maxrss_kb = st->maxrss_kb;
+	return true;
+}
+
+void job_finish(struct job *j)
+{
+	const struct unit *u = j->n_units ? &j->units[0] : NULL;
+
+	j->ended_us = now_usec();
+	if (j->have_acct && j->started_us)
+		j->acct.wall_us = j->ended_us - j->started_us;
+	if (!u || u->state == UNIT_RUNNING || u->state == UNIT_FAILED) {
+		j->state = JOB_FAILED;
+		if (!j->reason && u && u->reason)
+			j->reason = strdup(u->reason);
+	} else if (u->state == UNIT_KILLED) {
+		j->state = JOB_KILLED;
+		if (u->sig == SIGKILL && j->have_acct && j->acct.oom_kills > 0) {
+			free(j->reason);
+			j->reason = strdup("OOM");
+		}
+	} else {
+		j->state = JOB_EXITED;
+	}
+}
+
+static int status_field(struct unit_status *st, const char *k, const char *v)
+{
+	uint64_t n = 0;
+	int r = 0;
+
+	if (!strcmp(k, "job")) {
+		if (!job_id_valid(v))
+			return -EINVAL;
+		memcpy(st->job, v, sizeof(st->job));
+		return 0;
+	}
+	if (!strcmp(k, "state")) {
+		st->state = unit_state_from_string(v);
+		return (int)st->state < 0 || st->state == UNIT_RUNNING ? -EINVAL : 0;
+	}
+	if (!strcmp(k, "reason")) {
+		snprintf(st->reason, sizeof(st->reason), "%s", v);
+		return 0;
+	}
+	r = parse_uint64(v, &n);
+	if (r < 0)
+		return r;
+	if (!strcmp(k, "unit") && n >= 1 && n < 1000000)
+		st->unit = (unsigned)n;
+	else if (!strcmp(k, "code") && n <= 255)
+		st->code = (int)n;
+	else if (!strcmp(k, "signal") && n <= 64)
+		st->sig = (int)n;
+	else if (!strcmp(k, "utime_us"))
+		st->utime_us = n;
+	else if (!strcmp(k, "stime_us"))
+		st->stime_us = n;
+	else if (!strcmp(k, "maxrss_kb"))
+		st->maxrss_kb = n;
+	else if (!strcmp(k, "started_us"))
+		st->started_us = n;
+	else if (!strcmp(k, "ended_us"))
+		st->ended_us = n;
+	else if (!strcmp(k, "remaining") && n < 1000000)
+		st->remaining = (unsigned)n;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int unit_status_parse(const char *text, size_t len, struct unit_status *ret)
+{
+	struct unit_status st = { .state = _UNIT_STATE_INVALID };
+	_cleanup_free_ char *copy = strndup(text, len);
+	char *save = NULL;
+
+	if (!copy)
+		return -ENOMEM;
+	if (strlen(copy) != len)
+		return -EINVAL; /* embedded NUL */
+	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(line, '=');
+
+		if (!eq)
+			return -EINVAL;
+		*eq = 0;
+		if (status_field(&st, line, eq + 1) < 0)
+			return -EINVAL;
+	}
+	if (!st.job[0] || st.unit == 0 || (int)st.state < 0)
+		return -EINVAL;
+	*ret = st;
+	return 0;
+}

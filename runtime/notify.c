@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Completion reports from the loader: one listening socket per job, bind-mounted
+ * into that job only; a report is accepted from the container's mapped root
+ * and only for the job the socket belongs to. The spool status file is the
+ * fallback for reports made while xosd was down. */
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "runtime/runtime-internal.h"
+
+#define NOTIFY_MAX 4096
+
+int notify_listen(struct daemon *d, struct job *j)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_close_ int fd = -EBADF;
+	int r;
+
+	r = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/jobs/%s/xos/notify.sock",
+		     d->cfg->state_dir, j->id);
+	if (r < 0 || (size_t)r >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(sa.sun_path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -errno;
+	if (chown(sa.sun_path, j->idmap_base, j->idmap_base) < 0 || chmod(sa.sun_path, 0600) < 0)
+		return -errno;
+	if (listen(fd, 64) < 0)
+		return -errno;
+	r = daemon_epoll_add(d, fd, EPOLLIN, EP_NOTIFY, j);
+	if (r < 0)
+		return r;
+	closep(&j->notify_fd);
+	j->notify_fd = TAKE_FD(fd);
+	return 0;
+}
+
+static bool all_units_ended(const struct job *j)
+{
+	for (size_t i = 0; i < j->n_units; i++)
+		if (j->units[i].state == UNIT_RUNNING)
+			return false;
+	return true;
+}
+
+static void acct_from_units(struct job *j)
+{
+	j->have_acct = true;
+	j->acct = (struct runtime_accounting){ 0 };
+	for (size_t i = 0; i < j->n_units; i++) {
+		j->acct.cpu_user_us += j->units[i].utime_us;
+		j->acct.cpu_system_us += j->units[i].stime_us;
+		if (j->units[i].maxrss_kb * 1024 > j->acct.memory_peak)
+			j->acct.memory_peak = j->units[i].maxrss_kb * 1024;
+	}
+}
+
+/* Apply a status; persist before anyone hears of it. Returns a reply message. */
+static const char *apply_status(struct daemon *d, struct job *j, const struct unit_status *st)
+{
+	bool fresh;
+
+	if (strcmp(st->job, j->id) != 0)
+		return "err report names another job";
+	if (!job_unit(j, st->unit))
+		return "err no such unit";
+	fresh = job_record_status(j, st);
+	if (!fresh)
+		return "ok";
+	if (st->remaining == 0 && all_units_ended(j) && !j->closing) {
+		j->closing = true;
+		if (container_accounting(d, j, &j->acct) >= 0)
+			j->have_acct = true;
+		else
+			acct_from_units(j);
+		job_finish(j);
+	}
+	if (daemon_persist_job(d, j) < 0)
+		log_warn("Failed to persist job %s: %m", j->id);
+	daemon_unit_ended(d, j, st->unit);
+	return "ok";
+}
+
+static int read_report(int fd, char *buf, size_t max, size_t *ret_len)
+{
+	size_t len = 0;
+	uint64_t deadline = mono_usec() + 1000000;
+
+	while (len < max) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		uint64_t now = mono_usec();
+		ssize_t k;
+
+		if (now >= deadline || poll(&p, 1, (int)((deadline - now) / 1000) + 1) <= 0)
+			return -ETIMEDOUT;
+		k = read(fd, buf + len, max - len);
+		if (k < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : -EPIPE;
+		len += (size_t)k;
+		if (len >= 2 && buf[len - 1] == '\n' && buf[len - 2] == '\n') {
+			*ret_len = len - 1;
+			return 0;
+		}
+	}
+	return -EMSGSIZE;
+}
+
+void notify_accept(struct daemon *d, struct job *j)
+{
+	for (;;) {
+		_cleanup_close_ int fd = accept4(j->notify_fd, NULL, NULL, SOCK_CLOEXEC);
+		struct ucred cred;
+		socklen_t cl = sizeof(cred);
+		char buf[NOTIFY_MAX];
+		struct unit_status st;
+		const char *reply;
+		size_t len = 0;
+
+		if (fd < 0)
+			return;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 ||
+		    cred.uid != j->idmap_base) {
+			log_warn("Rejected a completion report for job %s from uid %u: not the "
+				 "job's loader", j->id, (unsigned)cred.uid);
+			(void)!write(fd, "err not the job's loader\n", 25);
+			continue;
+		}
+		if (read_report(fd, buf, sizeof(buf) - 1, &len) < 0 ||
+		    unit_status_parse(buf, len, &st) < 0) {
+			log_warn("Rejected a malformed completion report for job %s", j->id);
+			(void)!write(fd, "err malformed report\n", 21);
+			continue;
+		}
+		reply = apply_status(d, j, &st);
+		if (reply[0] == 'e')
+			log_warn("Rejected a completion report for job %s: %s", j->id, reply + 4);
+		(void)!write(fd, reply, strlen(reply));
+		(void)!write(fd, "\n", 1);
+	}
+}
+
+void notify_collect_spool(struct daemon *d, struct job *j)
+{
+	for (size_t i = 0; i < j->n_units; i++) {
+		_cleanup_free_ char *text = NULL;
+		struct unit_status st;
+		char name[32];
+		size_t len;
+
+		if (j->units[i].state != UNIT_RUNNING)
+			continue;
+		snprintf(name, sizeof(name), "%u.status", j->units[i].n);
+		if (j->spoolfd < 0 || read_file_at(j->spoolfd, name, NOTIFY_MAX, &text, &len) < 0)
+			continue;
+		if (unit_status_parse(text, len, &st) < 0) {
+			log_warn("Ignoring malformed status file %s of job %s", name, j->id);
+			continue;
+		}
+		(void)apply_status(d, j, &st);
+	}
+}

@@ -1,0 +1,586 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Client requests: parsed completely, validated, then authorised and run. */
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+#include "runtime/runtime-internal.h"
+
+struct run_req {
+	char **argv, **env;
+	const char *workdir, *name, *template, *user, *job;
+	struct runtime_limits limits;
+	bool attach, tty;
+};
+
+static yajl_gen reply_begin(void)
+{
+	yajl_gen g = yajl_gen_alloc(NULL);
+
+	if (!g)
+		return NULL;
+	yajl_gen_map_open(g);
+	json_gen_kv_int(g, "v", XOS_PROTO_VERSION);
+	json_gen_kv_bool(g, "ok", true);
+	return g;
+}
+
+static bool may_see(const struct conn *c, const struct job *j)
+{
+	return c->uid == 0 || c->uid == j->owner_uid;
+}
+
+static struct job *lookup(struct daemon *d, struct conn *c, const char *name)
+{
+	struct job *j = NULL;
+	int r = daemon_lookup_job(d, name, &j);
+
+	if (r == -ENOTUNIQ)
+		conn_reply_error(c, "ambiguous", "'%s' matches several jobs; give more of the id",
+				 name);
+	else if (r < 0 || !may_see(c, j))
+		conn_reply_error(c, "not_found", "No such job: %s", name);
+	else
+		return j;
+	return NULL;
+}
+
+static int get_limit(struct conn *c, yajl_val t, const char *k, uint64_t *ret)
+{
+	int r = json_get_uint(t, k, ret);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		conn_reply_error(c, "bad_request", "Field '%s' must be a non-negative integer", k);
+	return r;
+}
+
+static int get_opt_str(struct conn *c, yajl_val t, const char *k, const char **ret)
+{
+	int r = json_get_string(t, k, ret);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		conn_reply_error(c, "bad_request", "Field '%s' must be a string", k);
+	return r;
+}
+
+static int get_opt_bool(struct conn *c, yajl_val t, const char *k, bool *ret)
+{
+	int r = json_get_bool(t, k, ret);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		conn_reply_error(c, "bad_request", "Field '%s' must be true or false", k);
+	return r;
+}
+
+static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
+{
+	int r = json_get_strv(t, "argv", &q->argv);
+
+	if (r < 0 || !q->argv[0] || !q->argv[0][0]) {
+		conn_reply_error(c, "bad_request", "Field 'argv' must be a non-empty list of strings");
+		return -EINVAL;
+	}
+	r = json_get_strv(t, "env", &q->env);
+	if (r < 0 && r != -ENOENT) {
+		conn_reply_error(c, "bad_request", "Field 'env' must be a list of strings");
+		return r;
+	}
+	for (size_t i = 0; q->env && q->env[i]; i++)
+		if (!strchr(q->env[i], '=') || q->env[i][0] == '=') {
+			conn_reply_error(c, "invalid_argument", "Environment item '%s' is not K=V",
+					 q->env[i]);
+			return -EINVAL;
+		}
+	if (get_opt_str(c, t, "workdir", &q->workdir) < 0 || get_opt_str(c, t, "name", &q->name) < 0 ||
+	    get_opt_str(c, t, "template", &q->template) < 0 ||
+	    get_opt_str(c, t, "user", &q->user) < 0 || get_opt_str(c, t, "job", &q->job) < 0 ||
+	    get_limit(c, t, "memory", &q->limits.memory) < 0 ||
+	    get_limit(c, t, "cpus", &q->limits.millicpus) < 0 ||
+	    get_limit(c, t, "pids", &q->limits.pids) < 0 ||
+	    get_opt_bool(c, t, "attach", &q->attach) < 0 || get_opt_bool(c, t, "tty", &q->tty) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+static int validate_run(struct daemon *d, struct conn *c, struct run_req *q)
+{
+	if (q->tty) {
+		conn_reply_error(c, "invalid_argument",
+				 "Interactive terminals (-t) are not supported yet; run without -t");
+		return -EINVAL;
+	}
+	if (q->workdir && q->workdir[0] != '/') {
+		conn_reply_error(c, "invalid_argument", "Working directory '%s' is not absolute",
+				 q->workdir);
+		return -EINVAL;
+	}
+	if (q->name && !job_name_valid(q->name)) {
+		conn_reply_error(c, "invalid_argument",
+				 "Invalid job name '%s': use letters, digits, '_', '.', '-' (at most 63)",
+				 q->name);
+		return -EINVAL;
+	}
+	if (q->limits.memory && q->limits.memory < (4ULL << 20)) {
+		conn_reply_error(c, "invalid_argument", "Memory limit below 4 MiB cannot run a job");
+		return -EINVAL;
+	}
+	if (q->limits.millicpus > 1024000 || (q->limits.pids && q->limits.pids < 2)) {
+		conn_reply_error(c, "invalid_argument", "Invalid cpus or pids limit");
+		return -EINVAL;
+	}
+	if (q->template && strcmp(q->template, "host") != 0) {
+		conn_reply_error(c, "not_found", "No such template: %s (available: host)", q->template);
+		return -ENOENT;
+	}
+	if (q->name)
+		for (struct job *j = d->jobs; j; j = j->next)
+			if (j->name && job_is_live(j) && !strcmp(j->name, q->name)) {
+				conn_reply_error(c, "conflict", "A running job is already named '%s'",
+						 q->name);
+				return -EEXIST;
+			}
+	return 0;
+}
+
+static int resolve_user(struct daemon *d, struct conn *c, const char *name, struct job *j)
+{
+	struct passwd *pw = name ? getpwnam(name) : c->uid == 0 ? getpwnam(d->cfg->default_user)
+								: getpwuid(c->uid);
+	gid_t groups[64];
+	int ng = ELEMENTSOF(groups);
+
+	if (!pw) {
+		conn_reply_error(c, "not_found", "No such local account: %s",
+				 name ? name : c->uid == 0 ? d->cfg->default_user : "(caller)");
+		return -ENOENT;
+	}
+	if (pw->pw_uid == 0) {
+		conn_reply_error(c, "permission_denied",
+				 "Jobs never run as root; name a non-root account with --user");
+		return -EPERM;
+	}
+	if (c->uid != 0 && pw->pw_uid != c->uid) {
+		conn_reply_error(c, "permission_denied", "You may only run jobs as yourself");
+		return -EPERM;
+	}
+	if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ng) < 0)
+		ng = 0;
+	j->uid = pw->pw_uid;
+	j->gid = pw->pw_gid;
+	j->user = strdup(pw->pw_name);
+	j->home = strdup(pw->pw_dir);
+	j->groups = calloc((size_t)ng + 1, sizeof(gid_t));
+	for (int i = 0; j->groups && i < ng; i++)
+		if (groups[i] != 0)
+			j->groups[j->n_groups++] = groups[i];
+	return j->user && j->home && j->groups ? 0 : -ENOMEM;
+}
+
+static int make_job_dirs(struct daemon *d, struct job *j)
+{
+	_cleanup_close_ int xos = -EBADF;
+	uid_t ru = d->subuid_base;
+	gid_t rg = d->subgid_base;
+
+	if (mkdirat(d->jobs_fd, j->id, 0711) < 0)
+		return -errno;
+	j->dirfd = open_dir_at(d->jobs_fd, j->id);
+	if (j->dirfd < 0)
+		return j->dirfd;
+	if (mkdirat(j->dirfd, "xos", 0700) < 0 || fchownat(j->dirfd, "xos", ru, rg, 0) < 0)
+		return -errno;
+	xos = open_dir_at(j->dirfd, "xos");
+	if (xos < 0)
+		return xos;
+	if (mkdirat(xos, "in", 0700) < 0 || fchownat(xos, "in", ru, rg, 0) < 0 ||
+	    mkdirat(xos, "spool", 0700) < 0 || fchownat(xos, "spool", ru, rg, 0) < 0)
+		return -errno;
+	{
+		_cleanup_close_ int lf = openat(xos, "loader", O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
+
+		if (lf < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static void start_failed(struct daemon *d, struct conn *c, struct job *j, const char *what, int r)
+{
+	j->state = JOB_FAILED;
+	j->ended_us = now_usec();
+	free(j->reason);
+	j->reason = xstrdup_printf("%s: %s", what, strerror(-r));
+	if (j->n_units) {
+		j->units[0].state = UNIT_FAILED;
+		j->units[0].ended_us = j->ended_us;
+	}
+	log_error("Failed to start job %s: %s", j->id, j->reason);
+	(void)daemon_persist_job(d, j);
+	conn_reply_error(c, "internal", "Failed to start the job: %s: %s", what, strerror(-r));
+	daemon_job_gone(d, j);
+}
+
+static int start_job(struct daemon *d, struct conn *c, struct run_req *q, struct job *j)
+{
+	int r;
+
+	if ((r = make_job_dirs(d, j)) < 0)
+		return start_failed(d, c, j, "creating the job directory", r), r;
+	if ((r = daemon_persist_job(d, j)) < 0)
+		return start_failed(d, c, j, "persisting the job", r), r;
+	if ((r = rootfs_job_mount(d, j)) < 0)
+		return start_failed(d, c, j, "mounting the job's root", r), r;
+	if ((r = container_create(d, j)) < 0)
+		return start_failed(d, c, j, "writing the container config", r), r;
+	if ((r = container_write_unit_spec(d, j, 1, q->argv, q->env, q->workdir)) < 0)
+		return start_failed(d, c, j, "writing the unit request", r), r;
+	if ((r = container_start(d, j)) < 0)
+		return start_failed(d, c, j, "starting the container (see lxc.log in the job directory)", r), r;
+	j->state = JOB_RUNNING;
+	j->started_us = now_usec();
+	j->units[0].started_us = j->started_us;
+	if ((r = daemon_persist_job(d, j)) < 0)
+		log_warn("Failed to persist job %s: %s", j->id, strerror(-r));
+	if ((r = daemon_watch_job(d, j)) < 0)
+		log_error("Failed to watch job %s: %s", j->id, strerror(-r));
+	return 0;
+}
+
+static void reply_run(struct daemon *d, struct conn *c, struct job *j, unsigned unit, bool attach)
+{
+	_cleanup_gen_ yajl_gen g = reply_begin();
+
+	if (!g)
+		return;
+	json_gen_kv_str(g, "job", j->id);
+	json_gen_kv_uint(g, "unit", unit);
+	conn_reply_ok(c, g);
+	if (attach)
+		conn_attach(d, c, j, unit, true);
+	else
+		c->mode = CONN_CLOSING;
+}
+
+static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
+{
+	struct job *j = lookup(d, c, q->job);
+	struct unit *u;
+	int r;
+
+	if (!j)
+		return;
+	if (q->name || q->template || q->limits.memory || q->limits.millicpus || q->limits.pids) {
+		conn_reply_error(c, "invalid_argument",
+				 "--name, --template and limits belong to the job; not allowed with --job");
+		return;
+	}
+	if (j->state != JOB_RUNNING || j->closing) {
+		conn_reply_error(c, "conflict", "Job %.12s is %s; units can only be added to a running job",
+				 j->id, job_state_to_string(j->state));
+		return;
+	}
+	if (q->user && strcmp(q->user, j->user) != 0) {
+		conn_reply_error(c, "invalid_argument", "All units of a job run as %s", j->user);
+		return;
+	}
+	u = job_add_unit(j, TAKE_PTR(q->argv));
+	if (!u)
+		return conn_reply_error(c, "internal", "Out of memory");
+	u->started_us = now_usec();
+	if ((r = daemon_persist_job(d, j)) < 0 ||
+	    (r = container_write_unit_spec(d, j, u->n, u->argv, q->env, q->workdir)) < 0) {
+		u->state = UNIT_FAILED;
+		u->reason = xstrdup_printf("Failed to hand the unit to the loader: %s", strerror(-r));
+		(void)daemon_persist_job(d, j);
+		return conn_reply_error(c, "internal", "%s", u->reason);
+	}
+	reply_run(d, c, j, u->n, q->attach);
+}
+
+static void op_run(struct daemon *d, struct conn *c, yajl_val t)
+{
+	struct run_req q = { 0 };
+	struct job *j = NULL;
+
+	if (parse_run(c, t, &q) < 0 || validate_run(d, c, &q) < 0)
+		goto out;
+	if (q.job) {
+		add_unit(d, c, &q);
+		goto out;
+	}
+	j = job_new();
+	if (!j || random_job_id(j->id) < 0) {
+		conn_reply_error(c, "internal", "Out of memory");
+		goto out;
+	}
+	j->owner_uid = c->uid;
+	j->limits = q.limits;
+	if (!j->limits.memory)
+		j->limits.memory = d->cfg->default_memory;
+	if (!j->limits.millicpus)
+		j->limits.millicpus = d->cfg->default_millicpus;
+	if (!j->limits.pids)
+		j->limits.pids = d->cfg->default_pids;
+	j->name = q.name ? strdup(q.name) : NULL;
+	j->template = strdup("host");
+	j->state = JOB_STARTING;
+	j->created_us = now_usec();
+	j->idmap_base = d->subuid_base;
+	j->idmap_size = d->subuid_size;
+	if (resolve_user(d, c, q.user, j) < 0 || !job_add_unit(j, strv_copy(q.argv)))
+		goto out;
+	j->next = d->jobs;
+	d->jobs = TAKE_PTR(j);
+	if (start_job(d, c, &q, d->jobs) >= 0)
+		reply_run(d, c, d->jobs, 1, q.attach);
+out:
+	job_free(j);
+	strv_free(q.argv);
+	strv_free(q.env);
+}
+
+static void op_ps(struct daemon *d, struct conn *c, yajl_val t)
+{
+	_cleanup_strv_free_ char **names = NULL;
+	_cleanup_gen_ yajl_gen g = NULL;
+	bool all = false;
+	int r = json_get_strv(t, "jobs", &names);
+
+	if ((r < 0 && r != -ENOENT) || get_opt_bool(c, t, "all", &all) < 0)
+		return conn_reply_error(c, "bad_request", "Field 'jobs' must be a list of strings");
+	for (size_t i = 0; names && names[i]; i++)
+		if (!lookup(d, c, names[i]))
+			return;
+	g = reply_begin();
+	if (!g)
+		return;
+	json_gen_key(g, "jobs");
+	yajl_gen_array_open(g);
+	for (struct job *j = d->jobs; j; j = j->next) {
+		bool want = false;
+
+		if (!may_see(c, j))
+			continue;
+		for (size_t i = 0; names && names[i]; i++) {
+			struct job *m = NULL;
+
+			want = want || (daemon_lookup_job(d, names[i], &m) >= 0 && m == j);
+		}
+		if (!names || !names[0])
+			want = all || job_is_live(j);
+		if (want)
+			job_to_json(j, g);
+	}
+	yajl_gen_array_close(g);
+	conn_reply_ok(c, g);
+	c->mode = CONN_CLOSING;
+}
+
+void ops_wait_check(struct daemon *d, struct conn *c)
+{
+	_cleanup_gen_ yajl_gen g = NULL;
+
+	for (size_t i = 0; c->wait_ids && c->wait_ids[i]; i++) {
+		struct job *j = daemon_find_job(d, c->wait_ids[i]);
+
+		if (j && job_is_live(j))
+			return;
+	}
+	g = reply_begin();
+	if (!g)
+		return;
+	json_gen_key(g, "jobs");
+	yajl_gen_array_open(g);
+	for (size_t i = 0; c->wait_ids && c->wait_ids[i]; i++) {
+		struct job *j = daemon_find_job(d, c->wait_ids[i]);
+
+		if (!j)
+			continue;
+		yajl_gen_map_open(g);
+		json_gen_kv_str(g, "id", j->id);
+		json_gen_kv_str(g, "state", job_state_to_string(j->state));
+		json_gen_kv_int(g, "exit_code", job_exit_code(j));
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+	conn_reply_ok(c, g);
+	c->mode = CONN_CLOSING;
+	conn_event(d, c, 0);
+}
+
+static void op_wait(struct daemon *d, struct conn *c, yajl_val t)
+{
+	_cleanup_strv_free_ char **names = NULL;
+	int r = json_get_strv(t, "jobs", &names);
+
+	if (r < 0 || !names[0])
+		return conn_reply_error(c, "bad_request", "Field 'jobs' must be a non-empty list");
+	for (size_t i = 0; names[i]; i++) {
+		struct job *j = lookup(d, c, names[i]);
+
+		if (!j)
+			return;
+		if (strv_push(&c->wait_ids, strdup(j->id)) < 0)
+			return conn_reply_error(c, "internal", "Out of memory");
+	}
+	c->mode = CONN_WAIT;
+	ops_wait_check(d, c);
+}
+
+static int signal_unit(struct daemon *d, struct conn *c, struct job *j, unsigned unit, int sig)
+{
+	int r;
+
+	if (!job_is_live(j) || j->init_pid <= 0) {
+		conn_reply_error(c, "conflict", "Job %.12s is not running (%s)", j->id,
+				 job_state_to_string(j->state));
+		return -ESRCH;
+	}
+	r = container_signal(d, j, unit, sig);
+	if (r < 0)
+		conn_reply_error(c, "internal", "Failed to signal job %.12s: %s", j->id, strerror(-r));
+	return r;
+}
+
+static void op_kill(struct daemon *d, struct conn *c, yajl_val t)
+{
+	const char *name = NULL;
+	uint64_t sig = 0, unit = 0;
+	struct job *j;
+
+	if (json_get_string(t, "job", &name) < 0 || json_get_uint(t, "signal", &sig) < 0 ||
+	    get_limit(c, t, "unit", &unit) < 0)
+		return conn_reply_error(c, "bad_request", "Fields 'job' (string) and 'signal' "
+							  "(integer) are required");
+	if (sig < 1 || sig > 64)
+		return conn_reply_error(c, "invalid_argument", "Invalid signal %llu",
+					(unsigned long long)sig);
+	j = lookup(d, c, name);
+	if (!j)
+		return;
+	if (unit && !job_unit(j, (unsigned)unit))
+		return conn_reply_error(c, "not_found", "Job %.12s has no unit %llu", j->id,
+					(unsigned long long)unit);
+	if (signal_unit(d, c, j, (unsigned)unit, (int)sig) < 0)
+		return;
+	{
+		_cleanup_gen_ yajl_gen g = reply_begin();
+
+		if (g)
+			conn_reply_ok(c, g);
+		c->mode = CONN_CLOSING;
+	}
+}
+
+static void op_logs(struct daemon *d, struct conn *c, yajl_val t)
+{
+	const char *name = NULL;
+	uint64_t unit = 1;
+	bool follow = false;
+	struct job *j;
+	_cleanup_gen_ yajl_gen g = NULL;
+
+	if (json_get_string(t, "job", &name) < 0 || get_limit(c, t, "unit", &unit) < 0 ||
+	    get_opt_bool(c, t, "follow", &follow) < 0)
+		return conn_reply_error(c, "bad_request", "Field 'job' (string) is required");
+	j = lookup(d, c, name);
+	if (!j)
+		return;
+	if (!job_unit(j, (unsigned)unit))
+		return conn_reply_error(c, "not_found", "Job %.12s has no unit %llu", j->id,
+					(unsigned long long)unit);
+	if (j->spoolfd < 0) {
+		_cleanup_close_ int xos = open_dir_at(j->dirfd, "xos");
+
+		j->spoolfd = xos >= 0 ? open_dir_at(xos, "spool") : -EBADF;
+	}
+	g = reply_begin();
+	if (!g)
+		return;
+	conn_reply_ok(c, g);
+	conn_attach(d, c, j, (unsigned)unit, follow);
+}
+
+static void op_signal(struct daemon *d, struct conn *c, yajl_val t)
+{
+	uint64_t sig = 0;
+
+	if (c->mode != CONN_ATTACHED || !c->follow)
+		return conn_reply_error(c, "bad_request", "'signal' is only valid while attached");
+	if (json_get_uint(t, "signal", &sig) < 0 || sig < 1 || sig > 64)
+		return; /* no response for signal; ignore a bad one */
+	if (job_is_live(c->job) && c->job->init_pid > 0)
+		(void)container_signal(d, c->job, c->unit, (int)sig);
+}
+
+static void op_version(struct daemon *d, struct conn *c, yajl_val t)
+{
+	_cleanup_gen_ yajl_gen g = reply_begin();
+
+	if (!g)
+		return;
+	json_gen_kv_str(g, "version", XOS_VERSION);
+	json_gen_kv_int(g, "proto", XOS_PROTO_VERSION);
+	conn_reply_ok(c, g);
+	c->mode = CONN_CLOSING;
+}
+
+static const struct op {
+	const char *name;
+	void (*fn)(struct daemon *d, struct conn *c, yajl_val t);
+	const char *const keys[20];
+} ops[] = {
+	{ "run", op_run, { "v", "op", "argv", "env", "workdir", "name", "template", "memory", "cpus",
+			   "pids", "user", "job", "attach", "tty", NULL } },
+	{ "ps", op_ps, { "v", "op", "jobs", "all", NULL } },
+	{ "wait", op_wait, { "v", "op", "jobs", NULL } },
+	{ "kill", op_kill, { "v", "op", "job", "signal", "unit", NULL } },
+	{ "logs", op_logs, { "v", "op", "job", "unit", "follow", NULL } },
+	{ "signal", op_signal, { "v", "op", "signal", NULL } },
+	{ "version", op_version, { "v", "op", NULL } },
+};
+
+void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len)
+{
+	char err[256] = "";
+	_cleanup_json_ yajl_val t = NULL;
+	const char *opname = NULL, *bad = NULL;
+	int64_t v = 0;
+
+	if (c->mode == CONN_WAIT || (c->mode == CONN_ATTACHED && !c->follow))
+		return;
+	if (strlen(line) != len)
+		return conn_reply_error(c, "bad_request", "Request contains a NUL byte");
+	t = yajl_tree_parse(line, err, sizeof(err));
+	if (!YAJL_IS_OBJECT(t))
+		return conn_reply_error(c, "bad_request", "Malformed JSON request: %s",
+					err[0] ? strtok(err, "\n") : "not an object");
+	if (json_get_int(t, "v", &v) < 0)
+		return conn_reply_error(c, "bad_request", "Field 'v' (protocol version) is required");
+	if (v != XOS_PROTO_VERSION)
+		return conn_reply_error(c, "unsupported_version",
+					"Protocol version %lld is not supported (this xosd speaks %d)",
+					(long long)v, XOS_PROTO_VERSION);
+	if (json_get_string(t, "op", &opname) < 0)
+		return conn_reply_error(c, "bad_request", "Field 'op' is required");
+	for (size_t i = 0; i < ELEMENTSOF(ops); i++) {
+		if (strcmp(ops[i].name, opname) != 0)
+			continue;
+		if (json_check_keys(t, ops[i].keys, &bad) < 0)
+			return conn_reply_error(c, "bad_request", "Unknown field '%s' in '%s' request",
+						bad, opname);
+		if (c->mode == CONN_ATTACHED && ops[i].fn != op_signal)
+			return;
+		return ops[i].fn(d, c, t);
+	}
+	conn_reply_error(c, "unknown_op", "Unknown operation '%s'", opname);
+}

@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The built-in `host` template and each job's copy-on-write root.
+ *
+ * host template: one overlay whose lower layers are SKEL:/ . SKEL, on a small
+ * tmpfs shared by all jobs of this daemon, holds a whiteout for every top-level
+ * host entry that must not show, an opaque directory for each directory whose
+ * host contents must not show (etc, home, root, var, tmp, run...), and a curated
+ * /etc. Host /usr and the merged-/usr links show through from /.
+ * The writable layer (upper + work) lives on a tmpfs of its own per job: its size=
+ * and nr_inodes= are the job's block and inode quota. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+
+#include "runtime/runtime-internal.h"
+
+#define SKEL_STAMP ".xos-skel-1"
+
+static const char *const show_from_host[] = { "usr", "bin", "sbin", "lib", "lib32", "lib64",
+					      "libx32", NULL };
+static const struct {
+	const char *name;
+	mode_t mode;
+} opaque_dirs[] = {
+	{ "etc", 0755 },  { "tmp", 01777 }, { "run", 0755 },  { "var", 0755 },	 { "home", 0755 },
+	{ "root", 0700 }, { "dev", 0755 },  { "proc", 0555 }, { "sys", 0555 },	 { "mnt", 0755 },
+	{ "media", 0755 }, { "opt", 0755 }, { "srv", 0755 },  { "boot", 0755 }, { ".xos", 0700 },
+};
+/* /etc files copied from the host when present (regular files and symlinks). */
+static const char *const etc_copy[] = { "passwd",	"group",      "nsswitch.conf", "ld.so.cache",
+					"ld.so.conf",	"localtime",  "os-release",    "debian_version",
+					"shells",	"login.defs", "profile",       "bash.bashrc",
+					"inputrc",	"services",   "protocols",     "mime.types",
+					NULL };
+
+static bool in_list(const char *const *l, const char *s)
+{
+	for (; *l; l++)
+		if (!strcmp(*l, s))
+			return true;
+	return false;
+}
+
+static bool is_opaque(const char *s)
+{
+	for (size_t i = 0; i < ELEMENTSOF(opaque_dirs); i++)
+		if (!strcmp(opaque_dirs[i].name, s))
+			return true;
+	return false;
+}
+
+static int make_opaque_dirs(int skel, uid_t ru, gid_t rg)
+{
+	for (size_t i = 0; i < ELEMENTSOF(opaque_dirs); i++) {
+		const char *n = opaque_dirs[i].name;
+		char path[64];
+
+		if (mkdirat(skel, n, opaque_dirs[i].mode) < 0 && errno != EEXIST)
+			return -errno;
+		if (fchownat(skel, n, ru, rg, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    fchmodat(skel, n, opaque_dirs[i].mode, 0) < 0)
+			return -errno;
+		snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", skel, n);
+		if (lsetxattr(path, "trusted.overlay.opaque", "y", 1, 0) < 0)
+			return -errno;
+	}
+	if (mkdirat(skel, "var/tmp", 01777) < 0 && errno != EEXIST)
+		return -errno;
+	if (fchmodat(skel, "var/tmp", 01777, 0) < 0 || fchownat(skel, "var/tmp", ru, rg, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+static int make_whiteouts(int skel)
+{
+	DIR *d = opendir("/");
+	struct dirent *de;
+	int r = 0;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		const char *n = de->d_name;
+
+		if (!strcmp(n, ".") || !strcmp(n, "..") || in_list(show_from_host, n) || is_opaque(n))
+			continue;
+		if (mknodat(skel, n, S_IFCHR | 0000, makedev(0, 0)) < 0 && errno != EEXIST) {
+			r = -errno;
+			break;
+		}
+	}
+	closedir(d);
+	return r;
+}
+
+static int copy_entry(int from, int to, const char *name, uid_t ru, gid_t rg)
+{
+	struct stat st;
+	_cleanup_free_ char *data = NULL;
+	size_t len;
+	int r;
+
+	if (fstatat(from, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (S_ISLNK(st.st_mode)) {
+		char target[4096];
+		ssize_t n = readlinkat(from, name, target, sizeof(target) - 1);
+
+		if (n < 0)
+			return -errno;
+		target[n] = 0;
+		if (symlinkat(target, to, name) < 0 && errno != EEXIST)
+			return -errno;
+		return 0;
+	}
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	r = read_file_at(from, name, 64 << 20, &data, &len);
+	if (r < 0)
+		return r;
+	r = write_file_atomic_at(to, name, data, len, st.st_mode & 0644, false);
+	if (r < 0)
+		return r;
+	return fchownat(to, name, ru, rg, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+static int copy_dir_links(int from, int to, const char *name, uid_t ru, gid_t rg)
+{
+	_cleanup_close_ int src = open_dir_at(from, name), dst = -EBADF;
+	DIR *d;
+	struct dirent *de;
+	int r = 0;
+
+	if (src < 0)
+		return src == -ENOENT ? 0 : src;
+	if (mkdirat(to, name, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	if (fchownat(to, name, ru, rg, 0) < 0)
+		return -errno;
+	dst = open_dir_at(to, name);
+	if (dst < 0)
+		return dst;
+	d = fdopendir(TAKE_FD(src));
+	if (!d)
+		return -errno;
+	while (r >= 0 && (de = readdir(d)))
+		if (de->d_name[0] != '.')
+			r = copy_entry(dirfd(d), dst, de->d_name, ru, rg);
+	closedir(d);
+	return r;
+}
+
+static int make_etc(int skel, uid_t ru, gid_t rg)
+{
+	_cleanup_close_ int host = open("/etc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int etc = open_dir_at(skel, "etc");
+	static const char hosts[] = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n";
+	int r;
+
+	if (host < 0)
+		return -errno;
+	if (etc < 0)
+		return etc;
+	for (const char *const *n = etc_copy; *n; n++) {
+		r = copy_entry(host, etc, *n, ru, rg);
+		if (r < 0)
+			return r;
+	}
+	r = copy_dir_links(host, etc, "alternatives", ru, rg);
+	if (r < 0)
+		return r;
+	r = write_file_atomic_at(etc, "hosts", hosts, sizeof(hosts) - 1, 0644, false);
+	if (r < 0)
+		return r;
+	r = write_file_atomic_at(etc, "resolv.conf", "", 0, 0644, false);
+	if (r < 0)
+		return r;
+	if (symlinkat("../proc/self/mounts", etc, "mtab") < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static bool skel_ready(const char *dir)
+{
+	struct statfs fs;
+	char stamp[4096];
+
+	if (statfs(dir, &fs) < 0 || fs.f_type != TMPFS_MAGIC)
+		return false;
+	snprintf(stamp, sizeof(stamp), "%s/%s", dir, SKEL_STAMP);
+	return access(stamp, F_OK) == 0;
+}
+
+int rootfs_host_skel_setup(const char *dir, uid_t ru, gid_t rg)
+{
+	_cleanup_close_ int skel = -EBADF;
+	int r;
+
+	if (skel_ready(dir))
+		return 0; /* kept across daemon restarts: running jobs use it */
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	if (mount("xos-skel", dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=0755") < 0)
+		return -errno;
+	skel = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (skel < 0) {
+		r = -errno;
+		goto err_umount;
+	}
+	if (fchown(skel, ru, rg) < 0) {
+		r = -errno;
+		goto err_umount;
+	}
+	r = make_opaque_dirs(skel, ru, rg);
+	if (r >= 0)
+		r = make_whiteouts(skel);
+	if (r >= 0)
+		r = make_etc(skel, ru, rg);
+	if (r >= 0)
+		r = write_file_atomic_at(skel, SKEL_STAMP, "", 0, 0600, false);
+	if (r < 0)
+		goto err_umount;
+	/* read-only from now on: lower layers must not change under overlays */
+	if (mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0) {
+		r = -errno;
+		goto err_umount;
+	}
+	return 0;
+err_umount:
+	closep(&skel);
+	umount2(dir, MNT_DETACH);
+	return r;
+}
+
+int rootfs_host_skel_teardown(const char *dir)
+{
+	if (umount2(dir, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+		return -errno;
+	rmdir(dir);
+	return 0;
+}
+
+static int job_path(struct daemon *d, struct job *j, const char *sub, char *buf, size_t len)
+{
+	int r = snprintf(buf, len, "%s/jobs/%s/%s", d->cfg->state_dir, j->id, sub);
+
+	return r < 0 || (size_t)r >= len ? -ENAMETOOLONG : 0;
+}
+
+int rootfs_job_mount(struct daemon *d, struct job *j)
+{
+	char layer[4096], rootfs[4096], opts[8192 + 256];
+	uid_t ru = j->idmap_base;
+	int r;
+
+	if (job_path(d, j, "layer", layer, sizeof(layer)) < 0 ||
+	    job_path(d, j, "rootfs", rootfs, sizeof(rootfs)) < 0)
+		return -ENAMETOOLONG;
+	if (mkdirat(j->dirfd, "layer", 0700) < 0 || mkdirat(j->dirfd, "rootfs", 0755) < 0)
+		return -errno;
+	snprintf(opts, sizeof(opts), "size=%llu,nr_inodes=%llu,mode=0700",
+		 (unsigned long long)d->cfg->layer_size, (unsigned long long)d->cfg->layer_inodes);
+	if (mount("xos-layer", layer, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+		return -errno;
+	{
+		_cleanup_close_ int lfd = open(layer, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (lfd < 0 || mkdirat(lfd, "upper", 0755) < 0 || mkdirat(lfd, "work", 0700) < 0 ||
+		    fchownat(lfd, "upper", ru, ru, 0) < 0) {
+			r = -errno;
+			goto err_umount_layer;
+		}
+	}
+	r = snprintf(opts, sizeof(opts), "lowerdir=%s:/,upperdir=%s/upper,workdir=%s/work",
+		     d->skel_dir, layer, layer);
+	if (r < 0 || (size_t)r >= sizeof(opts)) {
+		r = -ENAMETOOLONG;
+		goto err_umount_layer;
+	}
+	if (mount("xos-root", rootfs, "overlay", MS_NOSUID, opts) < 0) {
+		r = -errno;
+		goto err_umount_layer;
+	}
+	return 0;
+err_umount_layer:
+	umount2(layer, MNT_DETACH);
+	return r;
+}
+
+void rootfs_job_umount(struct daemon *d, struct job *j)
+{
+	char p[4096];
+
+	if (job_path(d, j, "rootfs", p, sizeof(p)) >= 0)
+		while (umount2(p, MNT_DETACH) == 0)
+			;
+	if (job_path(d, j, "layer", p, sizeof(p)) >= 0)
+		while (umount2(p, MNT_DETACH) == 0)
+			;
+	unlinkat(j->dirfd, "rootfs", AT_REMOVEDIR);
+	unlinkat(j->dirfd, "layer", AT_REMOVEDIR);
+}

@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef XOS_RUNTIME_INTERNAL_H
+#define XOS_RUNTIME_INTERNAL_H
+
+#include <sys/types.h>
+
+#include "common/common.h"
+#include "runtime/runtime.h"
+
+struct lxc_container;
+struct daemon;
+struct conn;
+
+enum job_state {
+	JOB_QUEUED,
+	JOB_STARTING,
+	JOB_RUNNING,
+	JOB_CHECKPOINTING,
+	JOB_CHECKPOINTED,
+	JOB_RESTORING,
+	JOB_MIGRATING,
+	JOB_EXITED,
+	JOB_KILLED,
+	JOB_FAILED,
+	_JOB_STATE_MAX,
+	_JOB_STATE_INVALID = -EINVAL,
+};
+const char *job_state_to_string(enum job_state s);
+enum job_state job_state_from_string(const char *s);
+bool job_state_is_final(enum job_state s);
+
+enum unit_state {
+	UNIT_RUNNING,
+	UNIT_EXITED,
+	UNIT_KILLED,
+	UNIT_FAILED,
+	_UNIT_STATE_MAX,
+	_UNIT_STATE_INVALID = -EINVAL,
+};
+const char *unit_state_to_string(enum unit_state s);
+enum unit_state unit_state_from_string(const char *s);
+
+struct unit {
+	unsigned n;
+	char **argv;
+	enum unit_state state;
+	int code, sig;
+	char *reason;
+	uint64_t started_us, ended_us;
+	uint64_t utime_us, stime_us, maxrss_kb;
+};
+
+/* What the loader reports when a unit ends (docs/PROTOCOL.md section 2). */
+struct unit_status {
+	char job[XOS_JOB_ID_HEX + 1];
+	unsigned unit;
+	enum unit_state state;
+	int code, sig;
+	char reason[256];
+	uint64_t utime_us, stime_us, maxrss_kb, started_us, ended_us;
+	unsigned remaining;
+};
+int unit_status_parse(const char *text, size_t len, struct unit_status *ret);
+/* xrun's exit code for a unit end: code, 128+signal, 125 on failure. */
+int unit_exit_code(enum unit_state s, int code, int sig);
+
+struct job {
+	char id[XOS_JOB_ID_HEX + 1];
+	char *name;
+	uid_t owner_uid;
+	uid_t uid;
+	gid_t gid;
+	char *user;
+	gid_t *groups;
+	size_t n_groups;
+	char *home;
+	char *template;
+	enum job_state state;
+	char *reason;
+	struct runtime_limits limits;
+	uint64_t created_us, started_us, ended_us;
+	uint32_t idmap_base, idmap_size;
+	struct unit *units;
+	size_t n_units;
+	bool have_acct;
+	struct runtime_accounting acct;
+	bool closing; /* last unit reported: no unit can be added */
+
+	/* runtime only */
+	struct lxc_container *c;
+	pid_t init_pid;
+	int pidfd;
+	int notify_fd;
+	int dirfd;   /* <state>/jobs/<id> */
+	int spoolfd; /* <state>/jobs/<id>/xos/spool */
+	int inotify_wd;
+	unsigned signal_seq;
+	struct job *next;
+};
+
+struct job *job_new(void);
+void job_free(struct job *j);
+struct unit *job_unit(struct job *j, unsigned n);
+struct unit *job_add_unit(struct job *j, char **argv); /* takes argv */
+bool job_is_live(const struct job *j);
+int job_exit_code(const struct job *j);
+/* Serialise for job.json (full=true) or for xps. Returns yajl-generated text. */
+void job_to_json(const struct job *j, struct yajl_gen_t *g);
+int job_from_json(const char *text, struct job **ret);
+/* Apply a unit status to the job; false if already recorded (duplicate). */
+bool job_record_status(struct job *j, const struct unit_status *st);
+/* Set the final job state from unit 1 and the accounting. */
+void job_finish(struct job *j);
+
+/* ---- rootfs.c: the host template and per-job overlay ---- */
+int rootfs_host_skel_setup(const char *dir, uid_t root_uid, gid_t root_gid);
+int rootfs_host_skel_teardown(const char *dir);
+int rootfs_job_mount(struct daemon *d, struct job *j);
+void rootfs_job_umount(struct daemon *d, struct job *j);
+
+/* ---- container.c: liblxc ---- */
+int container_create(struct daemon *d, struct job *j);
+int container_start(struct daemon *d, struct job *j);
+int container_attach(struct daemon *d, struct job *j); /* re-adopt: lxc handle, pidfd */
+bool container_running(struct job *j);
+int container_accounting(struct daemon *d, struct job *j, struct runtime_accounting *ret);
+int container_request_unit(struct daemon *d, struct job *j, unsigned n);
+int container_signal(struct daemon *d, struct job *j, unsigned unit, int sig);
+void container_release(struct job *j);
+void container_remove_config(struct daemon *d, struct job *j);
+int container_write_unit_spec(struct daemon *d, struct job *j, unsigned n, char **argv,
+			      char **env, const char *cwd);
+
+/* ---- daemon.c ---- */
+struct daemon {
+	struct runtime_config *cfg;
+	const struct runtime_cgroup_ops *cg;
+	int epfd;
+	int listen_fd;
+	int inotify_fd;
+	int state_fd; /* <state> */
+	int jobs_fd;  /* <state>/jobs */
+	char *lxcpath;
+	char *skel_dir;
+	char *rootfs_mnt;
+	uint32_t subuid_base, subuid_size, subgid_base, subgid_size;
+	struct job *jobs;
+	struct conn *conns;
+	bool quit;
+};
+
+int daemon_persist_job(struct daemon *d, struct job *j);
+struct job *daemon_find_job(struct daemon *d, const char *id);
+/* Resolve id, unique id prefix or name; -ENOENT, -ENOTUNIQ. */
+int daemon_lookup_job(struct daemon *d, const char *name, struct job **ret);
+int daemon_watch_job(struct daemon *d, struct job *j);
+void daemon_unit_ended(struct daemon *d, struct job *j, unsigned unit);
+void daemon_job_gone(struct daemon *d, struct job *j);
+int daemon_epoll_add(struct daemon *d, int fd, uint32_t events, int kind, void *ptr);
+
+/* ---- notify.c: completion reports ---- */
+int notify_listen(struct daemon *d, struct job *j);
+void notify_accept(struct daemon *d, struct job *j);
+void notify_collect_spool(struct daemon *d, struct job *j);
+
+/* ---- client.c: the client protocol ---- */
+enum conn_mode { CONN_REQUEST, CONN_ATTACHED, CONN_WAIT, CONN_CLOSING };
+struct conn {
+	int fd;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	enum conn_mode mode;
+	char *in;
+	size_t in_len;
+	char *out;
+	size_t out_len, out_off;
+	/* attached to a unit's output (xrun, xlogs) */
+	struct job *job;
+	unsigned unit;
+	bool follow, accepts_signals, exit_sent;
+	int out_fd, err_fd;
+	/* waiting for jobs to end (xwait) */
+	char **wait_ids;
+	struct conn *next;
+};
+void conn_send(struct conn *c, const char *text); /* one JSON line */
+void conn_reply_error(struct conn *c, const char *code, const char *fmt, ...) _printf_(3, 4);
+void conn_reply_ok(struct conn *c, struct yajl_gen_t *g); /* g: open map with fields */
+void conn_attach(struct daemon *d, struct conn *c, struct job *j, unsigned unit, bool follow);
+void conn_pump(struct daemon *d, struct conn *c);
+/* ops.c */
+void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len);
+void ops_wait_check(struct daemon *d, struct conn *c);
+
+struct conn *conn_new(struct daemon *d, int fd);
+void conn_event(struct daemon *d, struct conn *c, uint32_t events);
+void conns_job_output(struct daemon *d, struct job *j);
+void conns_unit_ended(struct daemon *d, struct job *j, unsigned unit);
+void conns_job_ended(struct daemon *d, struct job *j);
+void conns_free_all(struct daemon *d);
+
+enum ep_kind { EP_LISTEN, EP_CLIENT, EP_NOTIFY, EP_PIDFD, EP_INOTIFY, EP_SIGNAL };
+
+#endif

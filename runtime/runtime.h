@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* runtime: xosd, the node daemon. Public interface of the module. */
+#ifndef XOS_RUNTIME_H
+#define XOS_RUNTIME_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- configuration (xosd.conf(5)) ---- */
+struct runtime_config {
+	char *state_dir;    /* default /var/lib/xos */
+	char *run_dir;      /* default /run/xos */
+	char *socket_path;  /* default <run_dir>/xosd.sock */
+	char *loader_path;  /* default LIBEXECDIR/xos-loader */
+	char *default_user; /* account for jobs submitted by root: nobody */
+	char *socket_group; /* group allowed to connect (mode 0660), NULL: everyone (0666) */
+	uint64_t layer_size;   /* bytes of each job's writable layer (tmpfs size=) */
+	uint64_t layer_inodes; /* inodes of each job's writable layer */
+	uint64_t default_memory, default_millicpus, default_pids;
+	bool sync_writes; /* fdatasync state files */
+	int log_level;    /* 0 err .. 3 debug */
+};
+
+void runtime_config_init(struct runtime_config *c);
+void runtime_config_free(struct runtime_config *c);
+/* Parse a config file; on error *ret_error says "FILE:LINE: what". Missing file: -ENOENT. */
+int runtime_config_load(struct runtime_config *c, const char *path, char **ret_error);
+/* Fill in derived defaults (socket path from run dir...). */
+int runtime_config_finish(struct runtime_config *c);
+
+/* Run the daemon until SIGTERM/SIGINT. Jobs keep running when it stops. */
+int runtime_run(struct runtime_config *c);
+
+/* ---- cgroup backends (pure translation, unit-tested) ---- */
+struct runtime_limits {
+	uint64_t memory;    /* bytes, 0 = none */
+	uint64_t millicpus; /* 0 = none */
+	uint64_t pids;      /* 0 = none */
+};
+struct runtime_accounting {
+	uint64_t cpu_user_us, cpu_system_us, memory_peak, wall_us;
+	uint64_t oom_kills;
+};
+struct runtime_cg_item {
+	char key[64];   /* LXC config key, e.g. lxc.cgroup2.memory.max */
+	char value[64];
+};
+/* Reads the value of a cgroup file of the container into buf; -errno. */
+typedef int (*runtime_cg_reader)(void *userdata, const char *file, char *buf, size_t len);
+struct runtime_cgroup_ops {
+	const char *name;
+	/* Fill items (at most max) for the limits; return how many. */
+	int (*limits)(const struct runtime_limits *l, struct runtime_cg_item *items, size_t max);
+	int (*accounting)(runtime_cg_reader read, void *userdata, struct runtime_accounting *ret);
+};
+extern const struct runtime_cgroup_ops runtime_cgroup_v1, runtime_cgroup_v2;
+/* The backend for this machine: v2 if /sys/fs/cgroup is a cgroup2 mount, else v1. */
+const struct runtime_cgroup_ops *runtime_cgroup_detect(void);
+
+/* ---- id mapping (pure, unit-tested) ---- */
+struct runtime_idmap_entry {
+	uint32_t inside, outside, count;
+};
+/* Map container ids [0, size) to [base, base + size), except each id in identity[]
+ * which maps to itself. Entries sorted by inside id. -ERANGE if an identity id lies
+ * in the host range, -E2BIG if too many entries. */
+int runtime_idmap_build(uint32_t base, uint32_t size, const uint32_t *identity, size_t n_identity,
+			struct runtime_idmap_entry *ret, size_t max, size_t *ret_n);
+/* Find the subordinate range of user name (or uid) in a subuid/subgid file. */
+int runtime_subid_lookup(const char *path, const char *name, uid_t uid, uint32_t *ret_base,
+			 uint32_t *ret_size);
+
+#endif
