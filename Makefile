@@ -72,7 +72,7 @@ $(BUILD)/xos: $(BUILD)/cli/main.o $(LIB_cli) $(LIB_common)
 $(addprefix $(BUILD)/,$(CLI_CMDS)): $(BUILD)/xos
 	ln -sf xos $@
 
-$(BUILD)/tests/test-%: tests/unit/test-%.c $(LIB_runtime) $(LIB_loader) $(LIB_cli) $(LIB_common)
+$(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/tap.h $(LIB_runtime) $(LIB_loader) $(LIB_cli) $(LIB_common)
 	@mkdir -p $(dir $@)
 	$(CC) $(XCFLAGS) $(CFLAGS) $(LDHARDEN) -o $@ $< $(LIB_runtime) $(LIB_loader) $(LIB_cli) \
 		$(LIB_common) $(LXC_LIBS) $(YAJL_LIBS) $(SECCOMP_LIBS) $(CAP_LIBS)
