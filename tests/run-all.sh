@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Run the whole xos test suite (as root: integration tests need it).
+#   1. build: make all and the unit test binaries (build/tests/test-*)
+#   2. every unit test binary (TAP)
+#   3. bats --tap tests/integration (if it holds .bats files)
+#   4. with XOS_SANITIZE=1: the unit tests again, built with ASan+UBSan
+#      into build-asan (make BUILD=build-asan SANITIZE=1)
+# Prints every TAP line as it comes; the last line is the total:
+#   N passed, N failed            (nothing skipped)
+#   N passed, N failed, N skipped
+# Exit status: 0 only if nothing failed and at least one test ran.
+# Environment: XOS_SANITIZE=1 (step 4), XOS_TEST_TIMEOUT (seconds per unit
+# test binary, default 600), BATS_TEST_TIMEOUT (per bats test, default 600).
+set -uo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
+REPO_ROOT=$(pwd)
+export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}"
+
+passed=0
+failed=0
+skipped=0
+
+summary() {
+	if [ "$skipped" -gt 0 ]; then
+		echo "$passed passed, $failed failed, $skipped skipped"
+	else
+		echo "$passed passed, $failed failed"
+	fi
+}
+# abort MESSAGE: give up before (more) tests can run; counts as one failure.
+abort() {
+	echo "run-all: $*" >&2
+	failed=$((failed + 1))
+	summary
+	exit 1
+}
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "run-all: must run as root (integration tests create containers); try: sudo $0" >&2
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+
+jobs=$(nproc 2>/dev/null || echo 2)
+# Called from `make check`: build in a make of our own, not a sub-make.
+unset MAKEFLAGS MFLAGS MAKELEVEL
+
+# unit_bins BUILD: the unit test binaries the Makefile builds into BUILD.
+unit_bins() {
+	local src
+	for src in tests/unit/test-*.c; do
+		[ -e "$src" ] || continue
+		src=${src##*/}
+		printf '%s/tests/%s\n' "$1" "${src%.c}"
+	done
+}
+
+# count_tap NAME CMD...: run CMD, echo its output, count its TAP results.
+# A CMD that exits non-zero without reporting a failure, or that runs fewer
+# tests than it planned, adds one failure.
+count_tap() {
+	local name=$1 line plan=-1 n=0 nfail=0 rc desc
+	shift
+	echo "# $name"
+	while IFS= read -r line; do
+		printf '%s\n' "$line"
+		case $line in
+		"not ok" | "not ok "*)
+			n=$((n + 1))
+			desc=${line#not ok}
+			shopt -s nocasematch
+			if [[ $desc == *"# todo"* || $desc == *"# skip"* ]]; then
+				skipped=$((skipped + 1))
+			else
+				failed=$((failed + 1))
+				nfail=$((nfail + 1))
+			fi
+			shopt -u nocasematch
+			;;
+		"ok" | "ok "*)
+			n=$((n + 1))
+			desc=${line#ok}
+			shopt -s nocasematch
+			if [[ $desc == *"# skip"* ]]; then
+				skipped=$((skipped + 1))
+			else
+				passed=$((passed + 1))
+			fi
+			shopt -u nocasematch
+			;;
+		1..*)
+			plan=${line#1..}
+			plan=${plan%%[!0-9]*}
+			[ -n "$plan" ] || plan=-1
+			;;
+		esac
+	done < <("$@" </dev/null 2>&1)
+	wait "$!"
+	rc=$?
+	if [ "$plan" -ge 0 ] && [ "$n" -lt "$plan" ]; then
+		echo "not ok - $name: ran $n of $plan planned tests (exit status $rc)"
+		failed=$((failed + 1))
+	elif [ "$rc" -ne 0 ] && [ "$nfail" -eq 0 ]; then
+		echo "not ok - $name: exit status $rc without a failing test"
+		failed=$((failed + 1))
+	fi
+}
+
+run_units() {
+	local build=$1 t
+	while IFS= read -r t; do
+		count_tap "$t" timeout -k 10 "${XOS_TEST_TIMEOUT:-600}" "./$t"
+	done < <(unit_bins "$build")
+}
+
+# ---------------------------------------------------------------- build
+mapfile -t bins < <(unit_bins build)
+echo "# build: make -j$jobs all ${bins[*]}"
+make -j"$jobs" all "${bins[@]}" </dev/null || abort "build failed (make all)"
+
+# ----------------------------------------------------------- unit tests
+run_units build
+
+# ---------------------------------------------------- integration tests
+if compgen -G 'tests/integration/*.bats' >/dev/null; then
+	command -v bats >/dev/null || abort "bats not installed (run scripts/setup.sh)"
+	export XOS_SRCDIR=$REPO_ROOT XOS_BUILDDIR=$REPO_ROOT/build
+	export BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-600}
+	count_tap "bats tests/integration" bats --tap tests/integration
+else
+	echo "# no integration tests (tests/integration/*.bats)"
+fi
+
+# ------------------------------------------------- sanitizer unit tests
+if [ "${XOS_SANITIZE:-0}" = 1 ]; then
+	mapfile -t bins < <(unit_bins build-asan)
+	echo "# build: make -j$jobs BUILD=build-asan SANITIZE=1 ${bins[*]}"
+	if [ "${#bins[@]}" -gt 0 ]; then
+		if make -j"$jobs" BUILD=build-asan SANITIZE=1 "${bins[@]}" </dev/null; then
+			export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+			export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+			run_units build-asan
+		else
+			echo "not ok - sanitizer build failed (make BUILD=build-asan SANITIZE=1)"
+			failed=$((failed + 1))
+		fi
+	fi
+fi
+
+if [ $((passed + failed)) -eq 0 ]; then
+	echo "run-all: no test ran" >&2
+	summary
+	exit 1
+fi
+summary
+[ "$failed" -eq 0 ]
