@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* cli: the user commands (xrun xps xlogs xwait xkill), thin clients of xosd.
+ * The one public header of cli/. The wire protocol is docs/PROTOCOL.md section 1. */
+#ifndef XOS_CLI_H
+#define XOS_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+#include "common/common.h"
+
+/* Longest line accepted from the daemon (a ps listing, an output event). */
+#define CLI_RESPONSE_MAX (64u * 1024 * 1024)
+/* Width of the COMMAND column of xps. */
+#define CLI_COMMAND_WIDTH 40
+
+/* Exit statuses: xrun and xwait use docker's 125 for xos errors (usage
+ * included); the other commands use 1 for errors and 2 for usage errors. */
+#define CLI_EXIT_XOS 125
+#define CLI_EXIT_FAILURE 1
+#define CLI_EXIT_USAGE 2
+
+/* ---- JSON helpers (json.c) ---- */
+yajl_val cli_json_get(yajl_val obj, const char *key); /* NULL if absent */
+const char *cli_json_string(yajl_val obj, const char *key); /* NULL if absent/not a string */
+/* -ENOENT if absent or null, -EINVAL if not an integer. */
+int cli_json_int(yajl_val obj, const char *key, int64_t *ret);
+bool cli_json_true(yajl_val obj, const char *key);
+/* Parse one message (NUL-terminated); -EBADMSG unless it is a JSON object. */
+int cli_json_parse(const char *text, yajl_val *ret);
+/* Emit a parsed tree into a generator. */
+int cli_json_gen_value(yajl_gen g, yajl_val v);
+/* Print v as indented JSON, newline-terminated. */
+int cli_json_print(FILE *f, yajl_val v);
+
+/* Request building: cli_request_begin() opens {"v":1,"op":OP; the cli_gen_*
+ * helpers add one field; cli_request_end() closes it and returns the line
+ * (newline-terminated, NUL-terminated). -EILSEQ for text that is not UTF-8,
+ * -E2BIG past XOS_REQUEST_MAX. */
+int cli_request_begin(const char *op, yajl_gen *ret);
+int cli_gen_str(yajl_gen g, const char *key, const char *val);
+int cli_gen_int(yajl_gen g, const char *key, int64_t val);
+int cli_gen_bool(yajl_gen g, const char *key, bool val);
+int cli_gen_strv(yajl_gen g, const char *key, char *const *v);
+int cli_request_end(yajl_gen g, char **ret, size_t *ret_len);
+
+/* ---- connection to xosd (client.c) ---- */
+struct cli_conn {
+	int fd;
+	const char *path;
+	char *buf;
+	size_t len;     /* bytes held in buf */
+	size_t cap;     /* bytes allocated */
+	size_t scanned; /* prefix of buf known to hold no newline */
+	char *error;    /* the daemon's error.message of the last failed call */
+};
+#define CLI_CONN_INIT { .fd = -EBADF }
+void cli_conn_done(struct cli_conn *c);
+#define _cleanup_cli_conn_ _cleanup_(cli_conn_done)
+
+/* --socket, else $XOS_SOCKET, else the default. */
+const char *cli_socket_path(const char *opt);
+int cli_conn_open(const char *path, struct cli_conn *c);
+int cli_conn_send(struct cli_conn *c, const char *data, size_t len);
+/* One read(): >0 bytes, 0 at end of stream, -errno. */
+int cli_conn_fill(struct cli_conn *c);
+/* Take the next complete message out of the buffer: 1 and *ret, 0 if no
+ * complete line is buffered, -EBADMSG for a malformed one, -EMSGSIZE. */
+int cli_conn_next(struct cli_conn *c, yajl_val *ret);
+/* Blocking: next message; -ECONNRESET at end of stream. */
+int cli_conn_recv(struct cli_conn *c, yajl_val *ret);
+/* 0 if resp says ok:true; -EREMOTEIO with c->error set if ok:false. */
+int cli_conn_check(struct cli_conn *c, yajl_val resp);
+/* Send a request and read its response: -EREMOTEIO with c->error set when
+ * the daemon says ok:false. */
+int cli_conn_call(struct cli_conn *c, const char *req, size_t len, yajl_val *ret);
+
+/* Errors at the command boundary: "prog: message". */
+void cli_errorf(const char *prog, const char *fmt, ...) _printf_(2, 3);
+/* Connect, printing "Cannot connect to xosd at PATH: ...; is xosd running?". */
+int cli_open(const char *prog, const char *socket_opt, struct cli_conn *c);
+/* cli_conn_call(), printing what went wrong. */
+int cli_call(const char *prog, struct cli_conn *c, const char *req, size_t len, yajl_val *ret);
+/* Print the message for r, the result of a cli_conn_* call. */
+void cli_report(const char *prog, const struct cli_conn *c, int r);
+/* Connect, send one request, read its response (all errors printed). */
+int cli_call_once(const char *prog, const char *socket_opt, const char *req, size_t len,
+		  yajl_val *ret);
+
+/* ---- option parsing helpers ---- */
+/* Print the message for getopt_long's '?' or ':' and the hint to --help. */
+void cli_bad_option(const char *prog, int c, char **argv);
+void cli_print_version(const char *prog);
+
+/* ---- streaming output events (stream.c) ---- */
+enum cli_stream_end {
+	CLI_STREAM_EXIT, /* an "exit" event: *ret_exit_code is set */
+	CLI_STREAM_EOF,  /* an "eof" event */
+	CLI_STREAM_RESPONSE, /* the response, when want_response was set */
+};
+struct cli_stream {
+	const char *prog;    /* for messages */
+	int sigfd;           /* signalfd whose signals are forwarded, or -1 */
+	uint64_t pending;    /* signals (bit N-1) held until the response */
+	bool forward_sigpipe; /* on EPIPE: stop writing that stream, send SIGPIPE */
+	bool closed[3];       /* per output fd, after EPIPE */
+	bool sent_sigpipe;
+	int write_error;     /* -errno of a failed write of output, else 0 */
+	bool want_response; /* the next message is the response to a request */
+	yajl_val response;  /* it, once checked to be ok */
+	int exit_code;
+	char *state;  /* of the exit event */
+	char *reason; /* of the exit event, or NULL */
+	int signal;   /* of the exit event */
+};
+void cli_stream_done(struct cli_stream *s);
+#define _cleanup_cli_stream_ _cleanup_(cli_stream_done)
+/* Write fully to fd, waiting out EAGAIN; -errno. */
+int cli_write_all(int fd, const void *buf, size_t n);
+/* Handle one event message: write output, record exit. Returns 1 for an
+ * end event (*ret_end set), 0 to go on, -errno. An error response in the
+ * stream can only concern a signal message: it is printed, and we go on. */
+int cli_stream_event(struct cli_conn *c, struct cli_stream *s, yajl_val ev,
+		     enum cli_stream_end *ret_end);
+/* Handle the buffered and coming events until an end event (or, with
+ * want_response, until the response): -ECONNRESET when the connection ends
+ * first, -EREMOTEIO (c->error) when the daemon refuses. */
+int cli_stream_run(struct cli_conn *c, struct cli_stream *s, enum cli_stream_end *ret_end);
+/* Send {"v":1,"op":"signal","signal":sig} on an attached connection. */
+int cli_send_signal(struct cli_conn *c, int sig);
+
+/* ---- xrun (xrun.c) ---- */
+struct cli_run_opts {
+	char **argv;    /* borrowed from the command line */
+	char **env;     /* owned, K=V */
+	const char *workdir;
+	const char *name;
+	const char *template_name;
+	const char *user;
+	const char *job;
+	const char *socket;
+	uint64_t memory, cpus, pids;
+	bool has_memory, has_cpus, has_pids;
+	bool detach, tty;
+};
+void cli_run_opts_done(struct cli_run_opts *o);
+#define _cleanup_cli_run_opts_ _cleanup_(cli_run_opts_done)
+/* 0 parsed, 1 --help/--version printed, -EINVAL usage error (printed). */
+int cli_run_parse(const char *prog, int argc, char **argv, struct cli_run_opts *o);
+int cli_run_request(const struct cli_run_opts *o, char **ret, size_t *ret_len);
+
+/* ---- formatting (format.c) ---- */
+/* "5s ago", "3m ago", "2h ago", "4d ago". */
+int cli_format_relative(uint64_t now_us, uint64_t then_us, char *ret, size_t size);
+/* "RUNNING", "EXITED(0)", "KILLED(KILL) OOM", "FAILED <reason>". code and sig
+ * are ignored when negative or zero. */
+int cli_format_state(const char *state, int code, int sig, const char *reason, char *ret,
+		     size_t size);
+int cli_format_job_state(yajl_val job, char *ret, size_t size);
+/* argv array joined by spaces, control characters as '?', cut to width. */
+char *cli_format_command(yajl_val argv, size_t width);
+
+/* ---- the commands: each returns the process exit status ---- */
+int cli_xrun_main(const char *prog, int argc, char **argv);
+int cli_xps_main(const char *prog, int argc, char **argv);
+int cli_xlogs_main(const char *prog, int argc, char **argv);
+int cli_xwait_main(const char *prog, int argc, char **argv);
+int cli_xkill_main(const char *prog, int argc, char **argv);
+
+#endif

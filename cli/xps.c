@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* xps: list jobs (op "ps") as a table, ids only, or JSON. */
+#include <getopt.h>
+#include <inttypes.h>
+
+#include "cli/cli.h"
+
+enum { OPT_JSON = 0x100, OPT_SOCKET, OPT_HELP, OPT_VERSION };
+enum { COL_ID, COL_NAME, COL_USER, COL_STATE, COL_UNITS, COL_CREATED, COL_COMMAND, COL_MAX };
+
+static const char *const col_titles[COL_MAX] = {
+	"ID", "NAME", "USER", "STATE", "UNITS", "CREATED", "COMMAND",
+};
+
+static const struct option ps_options[] = {
+	{ "all", no_argument, NULL, 'a' },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "socket", required_argument, NULL, OPT_SOCKET },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{},
+};
+
+struct ps_opts {
+	bool all, json, quiet;
+	const char *socket;
+};
+
+static void ps_usage(const char *prog)
+{
+	printf("Usage: %s [OPTIONS] [JOB...]\n"
+	       "List jobs: the live ones, all of them, or those named (id, id prefix or name).\n"
+	       "\n"
+	       "  -a, --all         Also list jobs that have ended\n"
+	       "      --json        Print the jobs as a JSON array\n"
+	       "  -q, --quiet       Print job ids only\n"
+	       "      --socket PATH Talk to xosd at PATH (default: $XOS_SOCKET, else\n"
+	       "                    " XOS_DEFAULT_SOCKET ")\n"
+	       "      --help        Show this help and exit\n"
+	       "      --version     Show the version and exit\n"
+	       "\n"
+	       "Exit status: 0 on success, 1 on error, 2 for a usage error.\n",
+	       prog);
+}
+
+/* 0 parsed, 1 --help/--version printed, -EINVAL usage error (printed). */
+static int ps_parse(const char *prog, int argc, char **argv, struct ps_opts *o)
+{
+	int opt;
+
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":aq", ps_options, NULL)) != -1) {
+		switch (opt) {
+		case 'a':
+			o->all = true;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case OPT_SOCKET:
+			o->socket = optarg;
+			break;
+		case OPT_HELP:
+			ps_usage(prog);
+			return 1;
+		case OPT_VERSION:
+			cli_print_version(prog);
+			return 1;
+		default:
+			cli_bad_option(prog, opt, argv);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static char *ps_cell(yajl_val job, int col, uint64_t now)
+{
+	char buf[128];
+	const char *s;
+	int64_t t;
+
+	switch (col) {
+	case COL_ID:
+		s = cli_json_string(job, "id");
+		return strndup(s ? s : "?", XOS_JOB_ID_SHORT);
+	case COL_NAME:
+		s = cli_json_string(job, "name");
+		return strdup(s ? s : "-");
+	case COL_USER:
+		s = cli_json_string(job, "user");
+		return strdup(s ? s : "?");
+	case COL_STATE:
+		if (cli_format_job_state(job, buf, sizeof(buf)) < 0)
+			return strdup("?");
+		return strdup(buf);
+	case COL_UNITS: {
+		yajl_val u = cli_json_get(job, "units");
+		return xstrdup_printf("%zu", YAJL_IS_ARRAY(u) ? u->u.array.len : (size_t)0);
+	}
+	case COL_CREATED:
+		if (cli_json_int(job, "created_us", &t) < 0 || t < 0 ||
+		    cli_format_relative(now, (uint64_t)t, buf, sizeof(buf)) < 0)
+			return strdup("?");
+		return strdup(buf);
+	default: {
+		yajl_val u = cli_json_get(job, "units");
+		yajl_val first = YAJL_IS_ARRAY(u) && u->u.array.len > 0 ? u->u.array.values[0]
+									: NULL;
+		return cli_format_command(cli_json_get(first, "argv"), CLI_COMMAND_WIDTH);
+	}
+	}
+}
+
+static void ps_table_free(char **cells, size_t n)
+{
+	for (size_t i = 0; cells && i < n; i++)
+		free(cells[i]);
+	free(cells);
+}
+
+static int ps_table_print(char **cells, size_t rows)
+{
+	size_t width[COL_MAX] = { 0 };
+
+	for (size_t i = 0; i < rows * COL_MAX; i++) {
+		size_t n = strlen(cells[i]);
+
+		if (n > width[i % COL_MAX])
+			width[i % COL_MAX] = n;
+	}
+	for (size_t row = 0; row < rows; row++)
+		for (int col = 0; col < COL_MAX; col++) {
+			const char *cell = cells[row * COL_MAX + col];
+
+			if (col == COL_MAX - 1)
+				printf("%s\n", cell);
+			else
+				printf("%-*s  ", (int)width[col], cell);
+		}
+	return fflush(stdout) == 0 ? 0 : -errno;
+}
+
+static int ps_print_table(yajl_val jobs)
+{
+	size_t rows = jobs->u.array.len + 1;
+	uint64_t now = now_usec();
+	char **cells;
+	int r;
+
+	cells = calloc(rows * COL_MAX, sizeof(char *));
+	if (!cells)
+		return -ENOMEM;
+	for (int col = 0; col < COL_MAX; col++)
+		cells[col] = strdup(col_titles[col]);
+	for (size_t row = 1; row < rows; row++)
+		for (int col = 0; col < COL_MAX; col++)
+			cells[row * COL_MAX + col] = ps_cell(jobs->u.array.values[row - 1], col, now);
+	r = 0;
+	for (size_t i = 0; i < rows * COL_MAX; i++)
+		if (!cells[i])
+			r = -ENOMEM;
+	if (r >= 0)
+		r = ps_table_print(cells, rows);
+	ps_table_free(cells, rows * COL_MAX);
+	return r;
+}
+
+static int ps_print(const struct ps_opts *o, yajl_val jobs)
+{
+	if (o->json)
+		return cli_json_print(stdout, jobs);
+	if (o->quiet) {
+		for (size_t i = 0; i < jobs->u.array.len; i++) {
+			const char *id = cli_json_string(jobs->u.array.values[i], "id");
+
+			if (id)
+				printf("%s\n", id);
+		}
+		return fflush(stdout) == 0 ? 0 : -errno;
+	}
+	return ps_print_table(jobs);
+}
+
+static int ps_request(const struct ps_opts *o, char **names, char **ret, size_t *ret_len)
+{
+	_cleanup_gen_ yajl_gen g = NULL;
+	int r;
+
+	r = cli_request_begin("ps", &g);
+	if (r >= 0)
+		r = cli_gen_strv(g, "jobs", names);
+	if (r >= 0)
+		r = cli_gen_bool(g, "all", o->all);
+	if (r >= 0)
+		r = cli_request_end(g, ret, ret_len);
+	return r;
+}
+
+int cli_xps_main(const char *prog, int argc, char **argv)
+{
+	_cleanup_json_ yajl_val resp = NULL;
+	_cleanup_free_ char *req = NULL;
+	struct ps_opts o = {};
+	yajl_val jobs;
+	size_t len;
+	int r;
+
+	r = ps_parse(prog, argc, argv, &o);
+	if (r != 0)
+		return r > 0 ? 0 : CLI_EXIT_USAGE;
+	r = ps_request(&o, argv + optind, &req, &len);
+	if (r < 0) {
+		cli_report(prog, NULL, r);
+		return CLI_EXIT_FAILURE;
+	}
+	if (cli_call_once(prog, o.socket, req, len, &resp) < 0)
+		return CLI_EXIT_FAILURE;
+	jobs = cli_json_get(resp, "jobs");
+	if (!YAJL_IS_ARRAY(jobs)) {
+		cli_report(prog, NULL, -EBADMSG);
+		return CLI_EXIT_FAILURE;
+	}
+	r = ps_print(&o, jobs);
+	if (r < 0) {
+		cli_errorf(prog, "Failed to print the job list: %s", strerror(-r));
+		return CLI_EXIT_FAILURE;
+	}
+	return 0;
+}
