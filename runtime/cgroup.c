@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cgroup backends: limits as LXC config items, accounting read back at a job's end.
  * v1 is what the hybrid test machines have; v2 is what most production nodes run. */
+#include <dirent.h>
+#include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/vfs.h>
 
@@ -148,4 +150,49 @@ const struct runtime_cgroup_ops *runtime_cgroup_detect(void)
 	if (statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC)
 		return &runtime_cgroup_v2;
 	return &runtime_cgroup_v1;
+}
+
+static int prune_in(int hfd, const char *name)
+{
+	static const char *const prefixes[] = { "lxc.monitor.", "lxc.payload.", NULL };
+	int r = 0;
+
+	for (const char *const *p = prefixes; *p; p++) {
+		char dir[256];
+
+		snprintf(dir, sizeof(dir), "%s%s", *p, name);
+		if (unlinkat(hfd, dir, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
+			r = -errno;
+	}
+	return r;
+}
+
+int runtime_cgroup_prune(const char *name)
+{
+	_cleanup_close_ int root = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d;
+	struct dirent *de;
+	int r;
+
+	if (root < 0)
+		return -errno;
+	r = prune_in(root, name); /* pure cgroup2 */
+	d = fdopendir(fcntl(root, F_DUPFD_CLOEXEC, 3));
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		_cleanup_close_ int h = -EBADF;
+		int q;
+
+		if (de->d_name[0] == '.' || de->d_type != DT_DIR)
+			continue;
+		h = open_dir_at(dirfd(d), de->d_name);
+		if (h < 0)
+			continue;
+		q = prune_in(h, name);
+		if (q < 0 && r == 0)
+			r = q;
+	}
+	closedir(d);
+	return r;
 }

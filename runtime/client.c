@@ -250,9 +250,11 @@ void conns_unit_ended(struct daemon *d, struct job *j, unsigned unit)
 
 void conns_job_ended(struct daemon *d, struct job *j)
 {
-	for (struct conn *c = d->conns; c; c = c->next)
-		if (c->mode == CONN_WAIT)
-			ops_wait_check(d, c);
+	for (struct conn *c = d->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->mode == CONN_WAIT && ops_wait_check(d, c))
+			conn_event(d, c, 0); /* flushes and may free c */
+	}
 }
 
 static void conn_read(struct daemon *d, struct conn *c)

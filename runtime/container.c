@@ -104,7 +104,7 @@ int container_create(struct daemon *d, struct job *j)
 	lxc = open(d->lxcpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (lxc < 0)
 		return -errno;
-	if (mkdirat(lxc, name, 0700) < 0 && errno != EEXIST)
+	if (mkdirat(lxc, name, 0711) < 0 && errno != EEXIST)
 		return -errno;
 	dir = open_dir_at(lxc, name);
 	if (dir < 0)
@@ -150,6 +150,24 @@ int container_start(struct daemon *d, struct job *j)
 	if (!j->c->start(j->c, 0, argv))
 		return -ECHILD;
 	return open_pidfd(j);
+}
+
+/* The first error LXC logged for the job: usually the cause. */
+char *container_start_error(struct job *j)
+{
+	_cleanup_free_ char *log = NULL;
+	char *line, *save = NULL;
+
+	if (read_file_at(j->dirfd, "lxc.log", 1 << 20, &log, NULL) < 0)
+		return NULL;
+	for (line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *msg = strstr(line, " ERROR ");
+
+		if (!msg || !(msg = strstr(msg, " - ")) || !(msg = strstr(msg + 3, " - ")))
+			continue;
+		return strdup(msg + 3);
+	}
+	return NULL;
 }
 
 int container_attach(struct daemon *d, struct job *j)

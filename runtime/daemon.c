@@ -132,6 +132,26 @@ static void job_cleanup(struct daemon *d, struct job *j)
 	container_release(j);
 	rootfs_job_umount(d, j);
 	container_remove_config(d, j);
+	j->cg_prune_tries = 50; /* LXC's monitor may still sit in its cgroup */
+}
+
+/* Retry removing LXC's leftover cgroups; returns the next timeout (ms) or -1. */
+static int prune_cgroups(struct daemon *d)
+{
+	int timeout = -1;
+
+	for (struct job *j = d->jobs; j; j = j->next) {
+		char name[64];
+
+		if (j->cg_prune_tries <= 0)
+			continue;
+		snprintf(name, sizeof(name), "xos-%s", j->id);
+		if (runtime_cgroup_prune(name) == -EBUSY && --j->cg_prune_tries > 0)
+			timeout = 100;
+		else
+			j->cg_prune_tries = 0;
+	}
+	return timeout;
 }
 
 void daemon_job_gone(struct daemon *d, struct job *j)
@@ -249,9 +269,12 @@ static int setup_dirs(struct daemon *d)
 		return -errno;
 	if (mkdirat(d->state_fd, "jobs", 0711) < 0 && errno != EEXIST)
 		return -errno;
-	if (mkdirat(d->state_fd, "lxc", 0700) < 0 && errno != EEXIST)
+	if (mkdirat(d->state_fd, "lxc", 0711) < 0 && errno != EEXIST)
 		return -errno;
 	if (mkdirat(d->state_fd, "rootfs-mnt", 0755) < 0 && errno != EEXIST)
+		return -errno;
+	/* container root must traverse these to reach its rootfs and mounts */
+	if (fchmodat(d->state_fd, "lxc", 0711, 0) < 0 || fchmodat(d->state_fd, "jobs", 0711, 0) < 0)
 		return -errno;
 	d->jobs_fd = open_dir_at(d->state_fd, "jobs");
 	if (d->jobs_fd < 0)
@@ -452,13 +475,15 @@ int runtime_run(struct runtime_config *cfg)
 		 d.cg->name);
 	while (!d.quit) {
 		struct epoll_event evs[64];
-		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs), -1);
+		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs), prune_cgroups(&d));
 
 		if (n < 0 && errno != EINTR)
 			return log_error_errno(errno, "epoll_wait failed: %m");
 		for (int i = 0; i < n && !d.quit; i++)
 			dispatch(&d, &evs[i], sfd);
 	}
+	for (int i = 0; i < 20 && prune_cgroups(&d) >= 0; i++)
+		usleep(50000);
 	log_info("Stopping; jobs keep running");
 	daemon_shutdown(&d);
 	return 0;

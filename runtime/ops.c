@@ -215,17 +215,20 @@ static int make_job_dirs(struct daemon *d, struct job *j)
 
 static void start_failed(struct daemon *d, struct conn *c, struct job *j, const char *what, int r)
 {
+	_cleanup_free_ char *lxc_err = r == -ECHILD ? container_start_error(j) : NULL;
+
 	j->state = JOB_FAILED;
 	j->ended_us = now_usec();
 	free(j->reason);
-	j->reason = xstrdup_printf("%s: %s", what, strerror(-r));
+	j->reason = lxc_err ? xstrdup_printf("%s: %s", what, lxc_err)
+			    : xstrdup_printf("%s: %s", what, strerror(-r));
 	if (j->n_units) {
 		j->units[0].state = UNIT_FAILED;
 		j->units[0].ended_us = j->ended_us;
 	}
 	log_error("Failed to start job %s: %s", j->id, j->reason);
 	(void)daemon_persist_job(d, j);
-	conn_reply_error(c, "internal", "Failed to start the job: %s: %s", what, strerror(-r));
+	conn_reply_error(c, "internal", "Failed to start the job: %s", j->reason);
 	daemon_job_gone(d, j);
 }
 
@@ -244,7 +247,7 @@ static int start_job(struct daemon *d, struct conn *c, struct run_req *q, struct
 	if ((r = container_write_unit_spec(d, j, 1, q->argv, q->env, q->workdir)) < 0)
 		return start_failed(d, c, j, "writing the unit request", r), r;
 	if ((r = container_start(d, j)) < 0)
-		return start_failed(d, c, j, "starting the container (see lxc.log in the job directory)", r), r;
+		return start_failed(d, c, j, "starting the container", r), r;
 	j->state = JOB_RUNNING;
 	j->started_us = now_usec();
 	j->units[0].started_us = j->started_us;
@@ -385,7 +388,7 @@ static void op_ps(struct daemon *d, struct conn *c, yajl_val t)
 	c->mode = CONN_CLOSING;
 }
 
-void ops_wait_check(struct daemon *d, struct conn *c)
+bool ops_wait_check(struct daemon *d, struct conn *c)
 {
 	_cleanup_gen_ yajl_gen g = NULL;
 
@@ -393,11 +396,11 @@ void ops_wait_check(struct daemon *d, struct conn *c)
 		struct job *j = daemon_find_job(d, c->wait_ids[i]);
 
 		if (j && job_is_live(j))
-			return;
+			return false;
 	}
 	g = reply_begin();
 	if (!g)
-		return;
+		return false;
 	json_gen_key(g, "jobs");
 	yajl_gen_array_open(g);
 	for (size_t i = 0; c->wait_ids && c->wait_ids[i]; i++) {
@@ -414,7 +417,7 @@ void ops_wait_check(struct daemon *d, struct conn *c)
 	yajl_gen_array_close(g);
 	conn_reply_ok(c, g);
 	c->mode = CONN_CLOSING;
-	conn_event(d, c, 0);
+	return true;
 }
 
 static void op_wait(struct daemon *d, struct conn *c, yajl_val t)
@@ -433,7 +436,7 @@ static void op_wait(struct daemon *d, struct conn *c, yajl_val t)
 			return conn_reply_error(c, "internal", "Out of memory");
 	}
 	c->mode = CONN_WAIT;
-	ops_wait_check(d, c);
+	(void)ops_wait_check(d, c); /* the caller flushes */
 }
 
 static int signal_unit(struct daemon *d, struct conn *c, struct job *j, unsigned unit, int sig)

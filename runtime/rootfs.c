@@ -252,6 +252,24 @@ static int job_path(struct daemon *d, struct job *j, const char *sub, char *buf,
 	return r < 0 || (size_t)r >= len ? -ENAMETOOLONG : 0;
 }
 
+/* The accounts as they are now (the skeleton's copy is as old as the daemon). */
+static int job_etc(int layer, uid_t ru)
+{
+	_cleanup_close_ int host = open("/etc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int etc = -EBADF;
+	int r;
+
+	if (host < 0)
+		return -errno;
+	if (mkdirat(layer, "upper/etc", 0755) < 0 || fchownat(layer, "upper/etc", ru, ru, 0) < 0)
+		return -errno;
+	etc = open_dir_at(layer, "upper/etc");
+	if (etc < 0)
+		return etc;
+	r = copy_entry(host, etc, "passwd", ru, ru);
+	return r < 0 ? r : copy_entry(host, etc, "group", ru, ru);
+}
+
 int rootfs_job_mount(struct daemon *d, struct job *j)
 {
 	char layer[4096], rootfs[4096], opts[8192 + 256];
@@ -275,6 +293,9 @@ int rootfs_job_mount(struct daemon *d, struct job *j)
 			r = -errno;
 			goto err_umount_layer;
 		}
+		r = job_etc(lfd, ru);
+		if (r < 0)
+			goto err_umount_layer;
 	}
 	r = snprintf(opts, sizeof(opts), "lowerdir=%s:/,upperdir=%s/upper,workdir=%s/work",
 		     d->skel_dir, layer, layer);

@@ -95,6 +95,7 @@ struct job {
 	int spoolfd; /* <state>/jobs/<id>/xos/spool */
 	int inotify_wd;
 	unsigned signal_seq;
+	int cg_prune_tries; /* > 0: LXC's cgroups still to remove */
 	struct job *next;
 };
 
@@ -122,6 +123,7 @@ void rootfs_job_umount(struct daemon *d, struct job *j);
 int container_create(struct daemon *d, struct job *j);
 int container_start(struct daemon *d, struct job *j);
 int container_attach(struct daemon *d, struct job *j); /* re-adopt: lxc handle, pidfd */
+char *container_start_error(struct job *j);
 bool container_running(struct job *j);
 int container_accounting(struct daemon *d, struct job *j, struct runtime_accounting *ret);
 int container_request_unit(struct daemon *d, struct job *j, unsigned n);
@@ -191,7 +193,7 @@ void conn_attach(struct daemon *d, struct conn *c, struct job *j, unsigned unit,
 void conn_pump(struct daemon *d, struct conn *c);
 /* ops.c */
 void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len);
-void ops_wait_check(struct daemon *d, struct conn *c);
+bool ops_wait_check(struct daemon *d, struct conn *c); /* true: answered */
 
 struct conn *conn_new(struct daemon *d, int fd);
 void conn_event(struct daemon *d, struct conn *c, uint32_t events);

@@ -58,6 +58,10 @@ extern const struct runtime_cgroup_ops runtime_cgroup_v1, runtime_cgroup_v2;
 /* The backend for this machine: v2 if /sys/fs/cgroup is a cgroup2 mount, else v1. */
 const struct runtime_cgroup_ops *runtime_cgroup_detect(void);
 
+/* Remove the (empty) cgroups LXC left for container name in every hierarchy;
+ * -EBUSY while a process is still in one of them. */
+int runtime_cgroup_prune(const char *name);
+
 /* ---- id mapping (pure, unit-tested) ---- */
 struct runtime_idmap_entry {
 	uint32_t inside, outside, count;

@@ -1,0 +1,159 @@
+#!/usr/bin/env bats
+# Core: running jobs, exit codes, output, isolation, identity.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup() { xos_start; }
+teardown() { xos_teardown; }
+
+@test "xrun: stdout, stderr and the job's exit code" {
+	run --separate-stderr xrun -- sh -c 'echo out; echo err >&2; exit 7'
+	assert_equal "$status" 7
+	assert_equal "$output" "out"
+	assert_equal "$stderr" "err"
+}
+
+@test "xrun: SIGKILL gives 137, unknown program 127, not executable 126" {
+	run xrun -- sh -c 'kill -9 $$'
+	assert_equal "$status" 137
+	run -127 --separate-stderr xrun -- /no/such/program
+	assert_equal "$status" 127
+	assert_output ""
+	[[ "$stderr" == *"No such file"* ]]
+	run xrun -- /etc/passwd
+	assert_equal "$status" 126
+}
+
+@test "inside a job: pid 1 is the loader, only the job's processes, own hostname, only lo" {
+	run xrun -- sh -c 'cat /proc/1/cmdline | tr "\0" " "; echo; ps -e -o pid=,comm= | wc -l; hostname; ls /sys/class/net'
+	assert_success
+	[[ "${lines[0]}" == "/.xos/loader "* ]]
+	# ps sees: loader, sh, ps, wc (at most 5 with a short-lived pipe helper)
+	[ "${lines[1]}" -le 5 ]
+	[ "${lines[2]}" != "$(hostname)" ]
+	[[ "${lines[2]}" =~ ^[0-9a-f]{12}$ ]]
+	assert_equal "${lines[3]}" "lo"
+	run xrun -- sh -c 'cat /sys/class/net/lo/operstate; ping -c1 -W1 127.0.0.1 >/dev/null 2>&1 || true; echo ok'
+	assert_success
+}
+
+@test "identity: a job of root runs as nobody, never uid 0; same uid seen from the host" {
+	run xrun -- id -u
+	assert_success
+	assert_output "$(id -u nobody)"
+	id=$(xrun -d -- sleep 30)
+	wait_state "$id" RUNNING
+	init=$(job_init_pid "$id")
+	[ -n "$init" ]
+	# the unit is a child of the loader; on the host it has the job's uid
+	child=$(pgrep -P "$init" | head -1)
+	[ -n "$child" ]
+	assert_equal "$(stat -c %u "/proc/$child")" "$(id -u nobody)"
+	# container root maps to a non-zero host range
+	read -r inside outside _ < <(head -1 "/proc/$init/uid_map")
+	assert_equal "$inside" 0
+	[ "$outside" -gt 0 ]
+	run xrun --user root -- true
+	assert_failure 125
+	assert_output --partial "never run as root"
+	xkill -s KILL "$id"
+	xwait "$id" || true
+}
+
+@test "identity: --user names another local non-root account" {
+	id -u xostest >/dev/null 2>&1 || useradd -M -s /usr/sbin/nologin -u 4242 xostest
+	run xrun --user xostest -- id -un
+	assert_success
+	assert_output "xostest"
+}
+
+@test "a job's files: fds 0-2 only, NoNewPrivs, no capabilities, seccomp filter" {
+	run xrun -- sh -c 'ls /proc/self/fd | sort -n | tr "\n" " "'
+	assert_success
+	# 0 1 2 plus the fd ls itself opens for the directory
+	assert_output --regexp '^0 1 2 [0-9]+ $'
+	run xrun -- grep -E '^(NoNewPrivs|CapInh|CapPrm|CapEff|CapBnd|CapAmb|Seccomp):' /proc/self/status
+	assert_success
+	assert_line --regexp '^NoNewPrivs:[[:space:]]+1$'
+	assert_line --regexp '^CapInh:[[:space:]]+0+$'
+	assert_line --regexp '^CapEff:[[:space:]]+0+$'
+	assert_line --regexp '^CapAmb:[[:space:]]+0+$'
+	assert_line --regexp '^CapBnd:[[:space:]]+0+$'
+	assert_line --regexp '^Seccomp:[[:space:]]+2$'
+}
+
+@test "the loader binary cannot be written from inside the job" {
+	run xrun -- sh -c 'echo x > /.xos/loader && echo WROTE'
+	refute_output --partial WROTE
+	[ "$status" -ne 0 ]
+	run xrun -- sh -c 'cat /proc/1/exe > /dev/null && echo readable || echo unreadable'
+	refute_output --partial WROTE
+}
+
+@test "sensitive /proc paths are masked" {
+	run xrun -- sh -c 'for f in /proc/kcore /proc/keys /proc/timer_list /proc/sysrq-trigger; do
+		[ -e $f ] || continue; echo "$f $(cat $f 2>/dev/null | wc -c)"; done
+		echo "firmware $(ls -A /sys/firmware | wc -l)"; echo "acpi $(ls -A /proc/acpi 2>/dev/null | wc -l)"'
+	assert_success
+	assert_line "/proc/keys 0"
+	assert_line "/proc/timer_list 0"
+	assert_line "firmware 0"
+	assert_line "acpi 0"
+	[ -n "$(head -c 100 /proc/timer_list)" ] # the host's is not empty
+}
+
+@test "xrun -d then xwait returns the exit code; xps -a --json has accounting" {
+	id=$(xrun -d -- sh -c 'sleep 0.3; exit 3')
+	[[ "$id" =~ ^[0-9a-f]{16}$ ]]
+	run xwait "$id"
+	assert_equal "$status" 3
+	run xps -a --json
+	assert_success
+	echo "$output" | jq -e . >/dev/null
+	j=$(echo "$output" | jq ".[] | select(.id == \"$id\")")
+	assert_equal "$(echo "$j" | jq -r .state)" EXITED
+	assert_equal "$(echo "$j" | jq -r .exit_code)" 3
+	[ "$(echo "$j" | jq -r .accounting.wall_us)" -ge 300000 ]
+	[ "$(echo "$j" | jq -r .accounting.memory_peak)" -gt 0 ]
+	echo "$j" | jq -e '.accounting.cpu_user_us >= 0 and .accounting.cpu_system_us >= 0' >/dev/null
+}
+
+@test "jobs are named by id, unique prefix or --name" {
+	id=$(xrun -d --name web-1 -- sleep 30)
+	wait_state "$id" RUNNING
+	assert_equal "$(job_field web-1 .id)" "$id"
+	assert_equal "$(job_field "${id:0:6}" .id)" "$id"
+	run xrun -d --name web-1 -- true
+	assert_failure 125
+	assert_output --partial "already named"
+	xkill -s TERM web-1
+	run xwait web-1
+	assert_equal "$status" 143
+	run xps -a
+	assert_output --partial "KILLED"
+}
+
+@test "xlogs shows a finished job's output; -f follows a running one" {
+	id=$(xrun -d -- sh -c 'echo one; echo two >&2; exit 0')
+	xwait "$id"
+	run --separate-stderr xlogs "$id"
+	assert_success
+	assert_output "one"
+	assert_equal "$stderr" "two"
+	id=$(xrun -d -- sh -c 'for i in 1 2 3; do echo tick $i; sleep 0.2; done')
+	run xlogs -f "$id"
+	assert_success
+	assert_line --index 2 "tick 3"
+}
+
+@test "Ctrl-C (SIGINT to xrun) is forwarded to the job" {
+	xrun -- sh -c 'trap "echo got-int; exit 42" INT; echo ready; while :; do sleep 0.1; done' >"$XOS_TMP/out" &
+	pid=$!
+	for _ in $(seq 1 100); do grep -q ready "$XOS_TMP/out" && break; sleep 0.05; done
+	kill -INT "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	assert_equal "$rc" 42
+	grep -q got-int "$XOS_TMP/out"
+}
