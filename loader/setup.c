@@ -192,16 +192,18 @@ int loader_signals_setup(struct loader *l)
 	return 0;
 }
 
-/* In a forked child, before exec: default dispositions, nothing blocked.
- * Async-signal-safe. */
+/* In a forked child, before exec: default dispositions for every signal
+ * (an ignored signal inherited from LXC or xosd would survive exec), nothing
+ * blocked. Async-signal-safe. */
 void loader_signals_reset_child(const sigset_t *handled)
 {
 	struct sigaction sa = { .sa_handler = SIG_DFL };
 	sigset_t none;
 
 	sigemptyset(&sa.sa_mask);
+	(void)handled;
 	for (int sig = 1; sig < NSIG; sig++)
-		if (sigismember(handled, sig) == 1)
+		if (sig != SIGKILL && sig != SIGSTOP)
 			sigaction(sig, &sa, NULL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);

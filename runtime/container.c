@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include "runtime/runtime-internal.h"
 
@@ -138,16 +139,34 @@ static int open_pidfd(struct job *j)
 	return 0;
 }
 
+/* liblxc's start moves the calling process into the container's monitor
+ * cgroup and leaves its signal state to the monitor; so a short-lived child of
+ * xosd calls it, and xosd itself stays where it is. */
 int container_start(struct daemon *d, struct job *j)
 {
 	char *argv[] = { "/.xos/loader", j->id, NULL };
-	int r = open_handle(d, j);
+	int r = open_handle(d, j), status = 0;
+	pid_t pid;
 
 	if (r < 0)
 		return r;
 	j->c->want_daemonize(j->c, true);
 	j->c->want_close_all_fds(j->c, true);
-	if (!j->c->start(j->c, 0, argv))
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		sigset_t none;
+
+		sigemptyset(&none);
+		signal(SIGPIPE, SIG_DFL);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		_exit(j->c->start(j->c, 0, argv) ? 0 : 1);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		return -ECHILD;
 	return open_pidfd(j);
 }

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
@@ -180,6 +181,19 @@ void daemon_job_gone(struct daemon *d, struct job *j)
 	job_cleanup(d, j);
 }
 
+static void finish_cleanup(struct daemon *d, struct job *j)
+{
+	if (container_attach(d, j) >= 0) { /* its loader is still on its way out */
+		struct pollfd p = { .fd = j->pidfd, .events = POLLIN };
+
+		if (poll(&p, 1, 2000) <= 0) {
+			log_warn("Container of ended job %s is still running", j->id);
+			return;
+		}
+	}
+	job_cleanup(d, j);
+}
+
 static void adopt_job(struct daemon *d, struct job *j)
 {
 	int r = container_attach(d, j);
@@ -226,6 +240,8 @@ static int load_job(struct daemon *d, const char *id)
 	d->jobs = j;
 	if (job_is_live(j))
 		adopt_job(d, j);
+	else if (faccessat(j->dirfd, "rootfs", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		finish_cleanup(d, j); /* ended, but xosd stopped before tidying up */
 	return 0;
 }
 
@@ -426,6 +442,13 @@ static void daemon_shutdown(struct daemon *d)
 {
 	bool live = false;
 
+	/* jobs whose last report was acknowledged: let their containers go first */
+	for (struct job *j = d->jobs; j; j = j->next)
+		if (!job_is_live(j) && j->pidfd >= 0)
+			finish_cleanup(d, j);
+	for (int i = 0; i < 60 && prune_cgroups(d) >= 0; i++)
+		usleep(50000);
+
 	conns_free_all(d);
 	for (struct job *j = d->jobs; j;) {
 		struct job *next = j->next;
@@ -482,8 +505,6 @@ int runtime_run(struct runtime_config *cfg)
 		for (int i = 0; i < n && !d.quit; i++)
 			dispatch(&d, &evs[i], sfd);
 	}
-	for (int i = 0; i < 20 && prune_cgroups(&d) >= 0; i++)
-		usleep(50000);
 	log_info("Stopping; jobs keep running");
 	daemon_shutdown(&d);
 	return 0;

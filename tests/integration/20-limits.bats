@@ -10,7 +10,7 @@ teardown() { xos_teardown; }
 cg_v1_file() { # JOB CONTROLLER FILE
 	local c="xos-$(job_field "$1" .id)"
 	local f
-	f=$(find "/sys/fs/cgroup/$2" -maxdepth 4 -type d -name "*$c*" 2>/dev/null | head -1)
+	f=$(find "/sys/fs/cgroup/$2" -maxdepth 4 -type d -name "lxc.payload.$c" 2>/dev/null | head -1)
 	[ -n "$f" ] && cat "$f/$3"
 }
 

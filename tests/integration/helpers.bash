@@ -42,31 +42,70 @@ xosd_stop() {
 	XOSD_PID=
 }
 
-# Everything this test's daemon made goes: containers, mounts, files.
+# Everything this test's daemon made goes: jobs are killed through the daemon,
+# the daemon stops, and then nothing of it may be left (a leak fails the test,
+# after being cleaned up by force so that later tests start clean).
 xos_teardown() {
 	[ -n "${XOS_TMP:-}" ] || return 0
+	local leaks=""
+	if [ -n "${XOSD_PID:-}" ] && kill -0 "$XOSD_PID" 2>/dev/null; then
+		local live
+		live=$(xps -q 2>/dev/null || true)
+		if [ -n "$live" ]; then
+			# shellcheck disable=SC2086
+			xkill -s KILL $live >/dev/null 2>&1 || true
+			# shellcheck disable=SC2086
+			timeout 30 xwait $live >/dev/null 2>&1 || true
+		fi
+	fi
 	xosd_stop
-	local lxcpath="$XOS_TMP/state/lxc" c
+	leaks=$(xos_leftovers)
+	xos_force_cleanup
+	rm -rf "$XOS_TMP"
+	XOS_TMP=
+	if [ -n "$leaks" ]; then
+		echo "teardown found leftovers of the daemon:" >&2
+		echo "$leaks" >&2
+		return 1
+	fi
+}
+
+# What this test's daemon left behind: containers, mounts, cgroups, loaders.
+xos_leftovers() {
+	local lxcpath="$XOS_TMP/state/lxc" c id
+	if [ -d "$lxcpath" ]; then
+		for c in "$lxcpath"/*/; do
+			[ -d "$c" ] && echo "container $(basename "$c")"
+		done
+	fi
+	awk -v d="$XOS_TMP" '$5 ~ "^"d {print "mount " $5}' /proc/self/mountinfo
+	if [ -d "$XOS_TMP/state/jobs" ]; then
+		for id in $(ls "$XOS_TMP/state/jobs"); do
+			find /sys/fs/cgroup -maxdepth 2 -name "*xos-$id" -printf 'cgroup %p\n' 2>/dev/null
+		done
+	fi
+	xos_loader_pids | sed 's/^/process /'
+}
+
+xos_force_cleanup() {
+	local lxcpath="$XOS_TMP/state/lxc" c id i
 	if [ -d "$lxcpath" ]; then
 		for c in "$lxcpath"/*/; do
 			[ -d "$c" ] || continue
-			c=$(basename "$c")
-			timeout 20 lxc-stop -P "$lxcpath" -n "$c" -k >/dev/null 2>&1 || true
+			timeout 20 lxc-stop -P "$lxcpath" -n "$(basename "$c")" -k >/dev/null 2>&1 || true
 		done
 	fi
-	# wait for the containers' init processes to be gone
-	local i
 	for i in $(seq 1 50); do
-		pgrep -f "xos-t.*loader|/.xos/loader .*" >/dev/null 2>&1 || break
 		[ -z "$(xos_loader_pids)" ] && break
 		sleep 0.1
 	done
 	awk -v d="$XOS_TMP" '$5 ~ "^"d {print $5}' /proc/self/mountinfo | sort -r |
 		while read -r m; do umount -l "$m" 2>/dev/null || true; done
-	if [ -n "${BATS_TEST_COMPLETED:-}" ] || [ -z "${XOS_KEEP:-}" ]; then
-		rm -rf "$XOS_TMP"
+	if [ -d "$XOS_TMP/state/jobs" ]; then
+		for id in $(ls "$XOS_TMP/state/jobs"); do
+			find /sys/fs/cgroup -maxdepth 2 -name "*xos-$id" -exec rmdir {} + 2>/dev/null || true
+		done
 	fi
-	XOS_TMP=
 }
 
 # pids of loaders (container inits) that belong to this test's daemon
