@@ -181,17 +181,32 @@ void daemon_job_gone(struct daemon *d, struct job *j)
 	job_cleanup(d, j);
 }
 
+/* Wait (briefly) for the container of an ended job to go, answering its
+ * loader's last report meanwhile: the loader leaves only after its ack. */
 static void finish_cleanup(struct daemon *d, struct job *j)
 {
-	if (container_attach(d, j) >= 0) { /* its loader is still on its way out */
-		struct pollfd p = { .fd = j->pidfd, .events = POLLIN };
+	uint64_t deadline = mono_usec() + 3000000;
 
-		if (poll(&p, 1, 2000) <= 0) {
-			log_warn("Container of ended job %s is still running", j->id);
+	if (j->pidfd < 0 && container_attach(d, j) < 0) {
+		job_cleanup(d, j); /* already gone */
+		return;
+	}
+	if (j->notify_fd < 0)
+		(void)notify_listen(d, j);
+	while (mono_usec() < deadline) {
+		struct pollfd p[2] = { { .fd = j->pidfd, .events = POLLIN },
+				       { .fd = j->notify_fd, .events = POLLIN } };
+
+		if (poll(p, 2, 100) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents) {
+			job_cleanup(d, j);
 			return;
 		}
+		if (p[1].revents)
+			notify_accept(d, j);
 	}
-	job_cleanup(d, j);
+	log_warn("Container of ended job %s is still running", j->id);
 }
 
 static void adopt_job(struct daemon *d, struct job *j)

@@ -1,0 +1,83 @@
+#!/usr/bin/env bats
+# xosd can die at any moment: jobs keep running, completions are not lost.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup() { xos_start; }
+teardown() { xos_teardown; }
+
+@test "kill -9 of xosd while 20 jobs run and some end: all accounted for after restart" {
+	declare -A code
+	for i in $(seq 1 10); do
+		id=$(xrun -d -- sh -c "sleep 3; exit $i")
+		code[$id]=$i
+	done
+	long=()
+	for i in $(seq 1 10); do
+		long+=("$(xrun -d -- sleep 120)")
+	done
+	for id in "${long[@]}"; do wait_state "$id" RUNNING; done
+	# none of the short ones has ended yet: they end while no daemon runs
+	assert_equal "$(xps -a --json | jq '[.[] | select(.state == "RUNNING")] | length')" 20
+	declare -A init
+	for id in "${long[@]}"; do init[$id]=$(job_init_pid "$id"); done
+
+	kill -9 "$XOSD_PID"
+	wait "$XOSD_PID" 2>/dev/null || true
+	XOSD_PID=
+	sleep 4 # the short jobs end while no daemon runs
+	xosd_launch
+
+	# every job is there exactly once
+	run xps -a --json
+	assert_equal "$(echo "$output" | jq length)" 20
+	assert_equal "$(echo "$output" | jq -r '.[].id' | sort -u | wc -l)" 20
+	# the ended ones with their own exit codes
+	for id in "${!code[@]}"; do
+		run xwait "$id"
+		assert_equal "$status" "${code[$id]}"
+		assert_equal "$(job_field "$id" .state)" EXITED
+		assert_equal "$(job_field "$id" '.units | length')" 1
+	done
+	# the running ones keep running, in the same containers
+	for id in "${long[@]}"; do
+		assert_equal "$(job_field "$id" .state)" RUNNING
+		assert_equal "$(job_init_pid "$id")" "${init[$id]}"
+	done
+	# and are still under control
+	xkill -s KILL "${long[@]}"
+	for id in "${long[@]}"; do
+		run xwait "$id"
+		assert_equal "$status" 137
+	done
+	assert_equal "$(xps -a --json | jq '[.[] | select(.state == "RUNNING")] | length')" 0
+}
+
+@test "a job that ends while xosd is stopped (SIGTERM) is collected at restart; xlogs still works" {
+	id=$(xrun -d -- sh -c 'echo before; sleep 1; echo after; exit 9')
+	wait_state "$id" RUNNING
+	xosd_stop
+	sleep 2
+	xosd_launch
+	run xwait "$id"
+	assert_equal "$status" 9
+	run xlogs "$id"
+	assert_output $'before\nafter'
+}
+
+@test "xrun attached across a daemon restart says the job goes on" {
+	xrun -- sh -c 'sleep 2; exit 3' >"$XOS_TMP/out" 2>&1 &
+	pid=$!
+	sleep 0.5
+	id=$(xps -q | head -1)
+	kill -9 "$XOSD_PID"
+	wait "$XOSD_PID" 2>/dev/null || true
+	rc=0
+	wait "$pid" || rc=$?
+	assert_equal "$rc" 125
+	grep -q "the job goes on" "$XOS_TMP/out"
+	xosd_launch
+	run xwait "$id"
+	assert_equal "$status" 3
+}
