@@ -62,7 +62,7 @@ teardown() { xos_teardown; }
 }
 
 @test "identity: --user names another local non-root account" {
-	id -u xostest >/dev/null 2>&1 || useradd -M -s /usr/sbin/nologin -u 4242 xostest
+	xos_test_user
 	run xrun --user xostest -- id -un
 	assert_success
 	assert_output "xostest"

@@ -107,7 +107,7 @@ remaining=0
 }
 
 @test "non-root users see and touch only their own jobs" {
-	id -u xostest >/dev/null 2>&1 || useradd -M -s /usr/sbin/nologin -u 4242 xostest
+	xos_test_user
 	mine=$(xrun -d -- sleep 30)
 	wait_state "$mine" RUNNING
 	run setpriv --reuid 4242 --regid 4242 --clear-groups env XOS_SOCKET="$XOS_SOCKET" "$XOS_BUILD/xps" -a -q

@@ -59,6 +59,10 @@ xos_teardown() {
 		fi
 	fi
 	xosd_stop
+	if [ -n "${XOS_MADE_USER:-}" ]; then
+		userdel xostest 2>/dev/null || true
+		XOS_MADE_USER=
+	fi
 	leaks=$(xos_leftovers)
 	xos_force_cleanup
 	rm -rf "$XOS_TMP"
@@ -105,6 +109,14 @@ xos_force_cleanup() {
 		for id in $(ls "$XOS_TMP/state/jobs"); do
 			find /sys/fs/cgroup -maxdepth 2 -name "*xos-$id" -exec rmdir {} + 2>/dev/null || true
 		done
+	fi
+}
+
+# A local non-root account for tests (uid 4242), removed again at teardown.
+xos_test_user() {
+	if ! id -u xostest >/dev/null 2>&1; then
+		useradd -M -s /usr/sbin/nologin -u 4242 xostest
+		XOS_MADE_USER=1
 	fi
 }
 
