@@ -60,8 +60,14 @@ $(foreach m,$(MODULES),$(eval $(call module_lib,$(m))))
 
 # xos-loader is static: it runs in any template (busybox, distro images) and
 # starts fast (no dynamic loading).
+# (The sanitizer build links it dynamically: ASan has no static runtime. That
+# loader runs only on the host template, which shows the host's /usr.)
 $(BUILD)/xos-loader: $(BUILD)/loader/main.o $(LIB_loader) $(LIB_common)
-	$(CC) -static -o $@ $^ -Wl,-Bstatic -lseccomp -lcap $(if $(SANITIZE),,)
+ifeq ($(SANITIZE),)
+	$(CC) -static -o $@ $^ -Wl,-Bstatic -lseccomp -lcap
+else
+	$(CC) $(LDHARDEN) -o $@ $^ $(SECCOMP_LIBS) $(CAP_LIBS)
+endif
 
 $(BUILD)/xosd: $(BUILD)/runtime/main.o $(LIB_runtime) $(LIB_common)
 	$(CC) $(LDHARDEN) -o $@ $^ $(LXC_LIBS) $(YAJL_LIBS)

@@ -3,13 +3,13 @@
 #   1. build: make all and the unit test binaries (build/tests/test-*)
 #   2. every unit test binary (TAP)
 #   3. bats --tap tests/integration (if it holds .bats files)
-#   4. with XOS_SANITIZE=1: the unit tests again, built with ASan+UBSan
-#      into build-asan (make BUILD=build-asan SANITIZE=1)
+#   4. unless XOS_SANITIZE=0: unit and integration tests again, built with
+#      ASan+UBSan into build-asan (make BUILD=build-asan SANITIZE=1)
 # Prints every TAP line as it comes; the last line is the total:
 #   N passed, N failed            (nothing skipped)
 #   N passed, N failed, N skipped
 # Exit status: 0 only if nothing failed and at least one test ran.
-# Environment: XOS_SANITIZE=1 (step 4), XOS_TEST_TIMEOUT (seconds per unit
+# Environment: XOS_SANITIZE=0 (skips step 4), XOS_TEST_TIMEOUT (seconds per unit
 # test binary, default 600), BATS_TEST_TIMEOUT (per bats test, default 600).
 set -uo pipefail
 
@@ -132,19 +132,35 @@ else
 	echo "# no integration tests (tests/integration/*.bats)"
 fi
 
-# ------------------------------------------------- sanitizer unit tests
-if [ "${XOS_SANITIZE:-0}" = 1 ]; then
+# ------------------------------- sanitizer build: unit and integration tests
+# xosd, the commands and the unit tests built with ASan+UBSan run the whole
+# suite again; any sanitizer report fails it.
+if [ "${XOS_SANITIZE:-1}" = 1 ]; then
 	mapfile -t bins < <(unit_bins build-asan)
-	echo "# build: make -j$jobs BUILD=build-asan SANITIZE=1 ${bins[*]}"
-	if [ "${#bins[@]}" -gt 0 ]; then
-		if make -j"$jobs" BUILD=build-asan SANITIZE=1 "${bins[@]}" </dev/null; then
-			export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
-			export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-			run_units build-asan
-		else
-			echo "not ok - sanitizer build failed (make BUILD=build-asan SANITIZE=1)"
-			failed=$((failed + 1))
+	echo "# build: make -j$jobs BUILD=build-asan SANITIZE=1 all ${bins[*]}"
+	if make -j"$jobs" BUILD=build-asan SANITIZE=1 all "${bins[@]}" </dev/null; then
+		asan_logs=$REPO_ROOT/build-asan/sanitizer-logs
+		rm -rf "$asan_logs"
+		mkdir -p "$asan_logs"
+		export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:log_path=$asan_logs/asan"
+		export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$asan_logs/ubsan"
+		run_units build-asan
+		if compgen -G 'tests/integration/*.bats' >/dev/null; then
+			XOS_BUILD=$REPO_ROOT/build-asan count_tap "bats tests/integration (sanitizers)" \
+				bats --tap tests/integration
 		fi
+		if compgen -G "$asan_logs/*" >/dev/null; then
+			echo "not ok - sanitizer reports (in $asan_logs):"
+			cat "$asan_logs"/* | sed 's/^/#   /' | head -200
+			failed=$((failed + 1))
+		else
+			echo "ok - no sanitizer report"
+			passed=$((passed + 1))
+		fi
+		unset ASAN_OPTIONS UBSAN_OPTIONS
+	else
+		echo "not ok - sanitizer build failed (make BUILD=build-asan SANITIZE=1)"
+		failed=$((failed + 1))
 	fi
 fi
 

@@ -182,6 +182,7 @@ static void test_job_roundtrip(void)
 	free(text);
 	yajl_gen_free(g);
 	job_free(j);
+	job_free(k);
 }
 
 static void test_config(void)
