@@ -5,6 +5,7 @@
 #define XOS_CLI_H
 
 #include <stdbool.h>
+#include <termios.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,8 +59,9 @@ struct cli_conn {
 	size_t cap;     /* bytes allocated */
 	size_t scanned; /* prefix of buf known to hold no newline */
 	char *error;    /* the daemon's error.message of the last failed call */
+	int passed_fd;  /* an fd the daemon passed (SCM_RIGHTS), or -1 */
 };
-#define CLI_CONN_INIT { .fd = -EBADF }
+#define CLI_CONN_INIT { .fd = -EBADF, .passed_fd = -EBADF }
 void cli_conn_done(struct cli_conn *c);
 #define _cleanup_cli_conn_ _cleanup_(cli_conn_done)
 
@@ -117,8 +119,20 @@ struct cli_stream {
 	char *state;  /* of the exit event */
 	char *reason; /* of the exit event, or NULL */
 	int signal;   /* of the exit event */
+	bool have_tty; /* xrun -t: the daemon passed the job's terminal */
+	int tty;       /* its master, when have_tty */
+	bool tty_eof;  /* the terminal's last writer is gone */
+	bool stdin_eof;
+	bool raw;     /* our stdin terminal is in raw mode (restored at the end) */
+	struct termios saved;
 };
 void cli_stream_done(struct cli_stream *s);
+/* tty.c: xrun -t relays our terminal and the job's */
+int cli_tty_take(struct cli_conn *c, struct cli_stream *s);
+void cli_tty_restore(struct cli_stream *s);
+void cli_tty_resize(struct cli_stream *s);
+int cli_tty_pump_in(struct cli_stream *s);  /* stdin -> job */
+int cli_tty_pump_out(struct cli_stream *s); /* job -> stdout */
 #define _cleanup_cli_stream_ _cleanup_(cli_stream_done)
 /* Write fully to fd, waiting out EAGAIN; -errno. */
 int cli_write_all(int fd, const void *buf, size_t n);

@@ -9,6 +9,10 @@
 
 void cli_stream_done(struct cli_stream *s)
 {
+	cli_tty_restore(s);
+	if (s->have_tty)
+		close(s->tty);
+	s->have_tty = false;
 	free(s->state);
 	s->state = NULL;
 	free(s->reason);
@@ -132,7 +136,11 @@ int cli_stream_event(struct cli_conn *c, struct cli_stream *s, yajl_val ev,
 	}
 	if (strcmp(kind, "output") == 0)
 		return stream_output(c, s, ev);
+	if (strcmp(kind, "tty") == 0)
+		return cli_tty_take(c, s);
 	if (strcmp(kind, "exit") == 0) {
+		if (s->have_tty) /* what the job wrote last is still in the terminal */
+			(void)cli_tty_pump_out(s);
 		r = stream_exit(s, ev);
 		if (r < 0)
 			return r;
@@ -155,6 +163,10 @@ static void forward_signals(struct cli_conn *c, struct cli_stream *s)
 	while (read(s->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo < 1 || si.ssi_signo > 64)
 			continue;
+		if (si.ssi_signo == SIGWINCH) { /* ours, not the job's */
+			cli_tty_resize(s);
+			continue;
+		}
 		if (s->want_response)
 			s->pending |= 1ULL << (si.ssi_signo - 1);
 		else
@@ -195,11 +207,24 @@ static int stream_drain(struct cli_conn *c, struct cli_stream *s, enum cli_strea
 	}
 }
 
+static int pump_tty(struct cli_stream *s, const struct pollfd *pfd)
+{
+	int r = 0;
+
+	if (pfd[2].revents & (POLLIN | POLLHUP | POLLERR))
+		r = cli_tty_pump_in(s);
+	if (r >= 0 && (pfd[3].revents & (POLLIN | POLLHUP | POLLERR)))
+		r = cli_tty_pump_out(s);
+	return r;
+}
+
 int cli_stream_run(struct cli_conn *c, struct cli_stream *s, enum cli_stream_end *ret_end)
 {
-	struct pollfd pfd[2] = {
+	struct pollfd pfd[4] = {
 		{ .fd = c->fd, .events = POLLIN },
 		{ .fd = s->sigfd, .events = POLLIN },
+		{ .fd = -1, .events = POLLIN },
+		{ .fd = -1, .events = POLLIN },
 	};
 
 	for (;;) {
@@ -207,13 +232,18 @@ int cli_stream_run(struct cli_conn *c, struct cli_stream *s, enum cli_stream_end
 
 		if (r != 0)
 			return r;
-		if (poll(pfd, s->sigfd >= 0 ? 2 : 1, -1) < 0) {
+		pfd[1].fd = s->sigfd;
+		pfd[2].fd = s->have_tty && !s->stdin_eof ? STDIN_FILENO : -1;
+		pfd[3].fd = s->have_tty && !s->tty_eof ? s->tty : -1;
+		if (poll(pfd, 4, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
 		if (s->sigfd >= 0 && (pfd[1].revents & POLLIN))
 			forward_signals(c, s);
+		if (s->have_tty && (r = pump_tty(s, pfd)) < 0)
+			return r;
 		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
 			r = cli_conn_fill(c);
 			if (r == 0)

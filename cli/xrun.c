@@ -44,7 +44,7 @@ static void run_usage(const char *prog)
 	       "Run COMMAND as a job in its own container on this node.\n"
 	       "\n"
 	       "  -d, --detach         Run in the background and print the job id\n"
-	       "  -t, --tty            Give the job a terminal (not supported yet)\n"
+	       "  -t, --tty            Give the job a terminal (needs a running xrun; not -d)\n"
 	       "  -e, --env NAME=VALUE Set an environment variable (repeatable); a bare\n"
 	       "                       NAME takes its value from this environment\n"
 	       "  -w, --workdir DIR    Working directory inside the job (default /)\n"
@@ -248,6 +248,7 @@ static int run_signalfd(void)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGQUIT);
+	sigaddset(&mask, SIGWINCH); /* -t: the job's terminal follows our size */
 	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
 		return -errno;
 	fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);

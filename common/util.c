@@ -95,8 +95,11 @@ char **strv_copy(char *const *v)
 int strv_push(char ***v, char *s)
 {
 	size_t n = strv_length(*v);
-	char **nv = realloc(*v, (n + 2) * sizeof(char *));
+	char **nv;
 
+	if (!s)
+		return -ENOMEM;
+	nv = realloc(*v, (n + 2) * sizeof(char *));
 	if (!nv) {
 		free(s);
 		return -ENOMEM;

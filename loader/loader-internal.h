@@ -93,6 +93,8 @@ void loader_notify_step(struct notify *n, short revents);
 int loader_notify_poll(const struct notify *n, short *ret_events, int *ret_timeout_ms);
 bool loader_notify_idle(const struct notify *n);
 void loader_notify_done(struct notify *n);
+/* Hand a terminal's master to xosd now (blocking, a few seconds at most). */
+int loader_notify_send_tty(const struct notify *n, const char *job, unsigned unit, int master);
 
 /* requests.c */
 /* Scan in/, handle every request, unlink it. Returns the number of unit

@@ -32,6 +32,7 @@ struct loader_spec {
 	char *cwd;       /* absolute */
 	char **argv;     /* NULL-terminated, at least one non-empty item */
 	char **env;      /* NULL-terminated "K=V" items, may be empty */
+	bool tty;        /* stdio on a new terminal whose master goes to xosd */
 };
 
 /* Parse a spec. On a bad spec returns -EINVAL and, if ret_error is not NULL,

@@ -95,12 +95,13 @@ enum spec_key {
 	KEY_CWD,
 	KEY_ARGV,
 	KEY_ENV,
+	KEY_TTY,
 	_KEY_MAX,
 };
 
 static const char *const key_names[_KEY_MAX] = {
 	[KEY_UNIT] = "unit", [KEY_UID] = "uid", [KEY_GID] = "gid", [KEY_GROUPS] = "groups",
-	[KEY_CWD] = "cwd",   [KEY_ARGV] = "argv", [KEY_ENV] = "env",
+	[KEY_CWD] = "cwd",   [KEY_ARGV] = "argv", [KEY_ENV] = "env", [KEY_TTY] = "tty",
 };
 
 static int key_from_string(const char *s)
@@ -173,6 +174,11 @@ static int spec_set(struct spec_parser *p, int key, const char *val)
 		if (val[0] == '=' || !strchr(val, '='))
 			return spec_error(ret_error, "bad env item \"%.64s\" (want K=V)", val);
 		return push_copy(spec->env, &p->n_env, val);
+	case KEY_TTY:
+		if (strcmp(val, "0") != 0 && strcmp(val, "1") != 0)
+			return spec_error(ret_error, "bad tty \"%.16s\" (want 0 or 1)", val);
+		spec->tty = val[0] == '1';
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -326,7 +332,8 @@ int loader_spec_format(const struct loader_spec *spec, char **ret, size_t *ret_l
 	    (r = buf_add(&buf, &len, &cap, "uid", num[1])) < 0 ||
 	    (r = buf_add(&buf, &len, &cap, "gid", num[2])) < 0 ||
 	    (r = buf_add(&buf, &len, &cap, "groups", groups)) < 0 ||
-	    (r = buf_add(&buf, &len, &cap, "cwd", spec->cwd)) < 0)
+	    (r = buf_add(&buf, &len, &cap, "cwd", spec->cwd)) < 0 ||
+	    (spec->tty && (r = buf_add(&buf, &len, &cap, "tty", "1")) < 0))
 		return r;
 	for (char **a = spec->argv; *a; a++)
 		if ((r = buf_add(&buf, &len, &cap, "argv", *a)) < 0)

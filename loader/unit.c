@@ -3,7 +3,9 @@
  * report), signal them. */
 #include <fcntl.h>
 #include <grp.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "loader/loader-internal.h"
@@ -53,6 +55,7 @@ struct child_args {
 	const struct loader *l;
 	const struct loader_spec *spec;
 	int out_fd, err_fd, pipe_fd;
+	int tty_fd; /* the terminal's slave, or -1 */
 };
 
 struct unit *loader_unit_find(struct loader *l, unsigned id)
@@ -192,9 +195,14 @@ static _noreturn_ void child_run(const struct child_args *a)
 
 	if (setsid() < 0)
 		child_fail(a->pipe_fd, STAGE_SETSID);
-	if (dup2(a->l->null_fd, STDIN_FILENO) < 0 || dup2(a->out_fd, STDOUT_FILENO) < 0 ||
-	    dup2(a->err_fd, STDERR_FILENO) < 0)
+	if (a->tty_fd >= 0) {
+		if (ioctl(a->tty_fd, TIOCSCTTY, 0) < 0 || dup2(a->tty_fd, STDIN_FILENO) < 0 ||
+		    dup2(a->tty_fd, STDOUT_FILENO) < 0 || dup2(a->tty_fd, STDERR_FILENO) < 0)
+			child_fail(a->pipe_fd, STAGE_STDIO);
+	} else if (dup2(a->l->null_fd, STDIN_FILENO) < 0 || dup2(a->out_fd, STDOUT_FILENO) < 0 ||
+		   dup2(a->err_fd, STDERR_FILENO) < 0) {
 		child_fail(a->pipe_fd, STAGE_STDIO);
+	}
 	child_drop_caps(a);
 	if (setgroups(s->n_groups, s->groups) < 0)
 		child_fail(a->pipe_fd, STAGE_SETGROUPS);
@@ -263,9 +271,35 @@ static void unit_log_started(const struct unit *u, const struct loader_spec *spe
 		 spec->argv[1] ? " ..." : "");
 }
 
+/* A new terminal in the container's devpts for the unit: the slave belongs to
+ * the unit's user; the master goes to xosd (which passes it to xrun -t). */
+static int unit_tty(struct loader *l, const struct loader_spec *spec, int *ret_slave)
+{
+	_cleanup_close_ int master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	_cleanup_close_ int slave = -EBADF;
+	int r;
+
+	if (master < 0)
+		master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0)
+		return -errno;
+	if (unlockpt(master) < 0)
+		return -errno;
+	slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0)
+		return -errno;
+	if (fchown(slave, spec->uid, (gid_t)-1) < 0 || fchmod(slave, 0620) < 0)
+		return -errno;
+	r = loader_notify_send_tty(&l->notify, l->job, spec->unit, master);
+	if (r < 0)
+		return r;
+	*ret_slave = TAKE_FD(slave);
+	return 0;
+}
+
 static int unit_spawn(struct loader *l, struct unit *u, const struct loader_spec *spec)
 {
-	_cleanup_close_ int out_fd = -EBADF, err_fd = -EBADF;
+	_cleanup_close_ int out_fd = -EBADF, err_fd = -EBADF, tty_fd = -EBADF;
 	_cleanup_close_ int pipe_r = -EBADF, pipe_w = -EBADF;
 	struct child_error ce;
 	int fds[2];
@@ -277,6 +311,14 @@ static int unit_spawn(struct loader *l, struct unit *u, const struct loader_spec
 	err_fd = open_output(l, u->id, "err");
 	if (err_fd < 0)
 		return err_fd;
+	if (spec->tty) {
+		int r = unit_tty(l, spec, &tty_fd);
+
+		if (r < 0) {
+			write_err_line(err_fd, "cannot give the unit a terminal");
+			return r;
+		}
+	}
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return -errno;
 	pipe_r = fds[0];
@@ -289,6 +331,7 @@ static int unit_spawn(struct loader *l, struct unit *u, const struct loader_spec
 	if (u->pid == 0) {
 		struct child_args a = {
 			.l = l, .spec = spec, .out_fd = out_fd, .err_fd = err_fd, .pipe_fd = pipe_w,
+			.tty_fd = tty_fd,
 		};
 		child_run(&a);
 	}

@@ -11,6 +11,8 @@
 #define OUT_HIGH (1U << 20) /* stop reading job output above this much queued */
 #define CHUNK 49152
 
+static void conn_flush(struct conn *c);
+
 static void conn_update_events(struct daemon *d, struct conn *c)
 {
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
@@ -232,6 +234,48 @@ void conn_attach(struct daemon *d, struct conn *c, struct job *j, unsigned unit,
 	c->unit = unit;
 	c->follow = follow;
 	conn_pump(d, c);
+}
+
+/* Flush what is queued (the run response: a few bytes), then send the tty
+ * event with the terminal's master attached. */
+static int send_tty(struct conn *c, int fd)
+{
+	static const char ev_fmt[] = "{\"v\":1,\"ev\":\"tty\",\"unit\":%u}\n";
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cm = { 0 };
+	char text[64];
+	struct iovec iov = { .iov_base = text };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+			    .msg_controllen = sizeof(cm.buf) };
+	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+	ssize_t n;
+
+	conn_flush(c);
+	if (c->out_off < c->out_len)
+		return -EAGAIN;
+	iov.iov_len = (size_t)snprintf(text, sizeof(text), ev_fmt, c->unit);
+	h->cmsg_level = SOL_SOCKET;
+	h->cmsg_type = SCM_RIGHTS;
+	h->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(h), &fd, sizeof(int));
+	n = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n < iov.iov_len) /* the rest of the line goes the usual way */
+		queue(c, text + n, iov.iov_len - (size_t)n);
+	return 0;
+}
+
+int conns_pass_tty(struct daemon *d, struct job *j, unsigned unit, int fd)
+{
+	for (struct conn *c = d->conns; c; c = c->next)
+		if (c->mode == CONN_ATTACHED && c->job == j && c->unit == unit && c->wants_tty) {
+			c->wants_tty = false;
+			return send_tty(c, fd);
+		}
+	return -ENOENT;
 }
 
 void conns_job_output(struct daemon *d, struct job *j)

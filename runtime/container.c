@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "loader/loader.h"
 #include "runtime/runtime-internal.h"
 
 #define CONFIG_MAX 16384
@@ -61,7 +62,8 @@ static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 	r = r < 0 ? r : cfg_idmap(buf, off, 'g', d->subgid_base, d->subgid_size, gids, ng);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.net.0.type", "empty");
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.tty.max", "0");
-	r = r < 0 ? r : cfg_add(buf, off, "lxc.pty.max", "0");
+	/* terminals (devpts) only for -t jobs: a container with them is not dumpable */
+	r = r < 0 ? r : cfg_add(buf, off, "lxc.pty.max", j->tty ? "16" : "0");
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.console.path", "none");
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.autodev", "1");
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.auto", "proc:mixed sys:ro");
@@ -72,7 +74,7 @@ static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.entry", v);
 	snprintf(v, sizeof(v), "%s/jobs/%s/lxc.log", d->cfg->state_dir, j->id);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.log.file", v);
-	r = r < 0 ? r : cfg_add(buf, off, "lxc.log.level", "ERROR");
+	r = r < 0 ? r : cfg_add(buf, off, "lxc.log.level", getenv("XOS_LXC_LOG_LEVEL") ? getenv("XOS_LXC_LOG_LEVEL") : "ERROR");
 	n = d->cg->limits(&j->limits, items, ELEMENTSOF(items));
 	if (r >= 0 && n < 0)
 		r = n;
@@ -270,27 +272,6 @@ static int drop_request(struct job *j, const char *name, const void *data, size_
 	return 0;
 }
 
-static int spec_add(char **buf, size_t *len, size_t *cap, const char *k, const char *v)
-{
-	size_t kl = strlen(k) + 1, vl = strlen(v) + 1;
-
-	if (*len + kl + vl > XOS_REQUEST_MAX)
-		return -E2BIG;
-	if (*len + kl + vl > *cap) {
-		size_t nc = (*len + kl + vl) * 2;
-		char *nb = realloc(*buf, nc);
-
-		if (!nb)
-			return -ENOMEM;
-		*buf = nb;
-		*cap = nc;
-	}
-	memcpy(*buf + *len, k, kl);
-	memcpy(*buf + *len + kl, v, vl);
-	*len += kl + vl;
-	return 0;
-}
-
 static bool env_has(char **env, const char *key)
 {
 	size_t kl = strlen(key);
@@ -301,9 +282,10 @@ static bool env_has(char **env, const char *key)
 	return false;
 }
 
-static int spec_env(struct job *j, char **env, char **buf, size_t *len, size_t *cap)
+/* The job's default environment, then the user's items (which win). */
+static int unit_env(struct job *j, char **env, char ***ret)
 {
-	char hostname[16];
+	char hostname[XOS_JOB_ID_SHORT + 1];
 	const char *defaults[][2] = {
 		{ "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" },
 		{ "HOME", j->home ? j->home : "/" },
@@ -311,50 +293,50 @@ static int spec_env(struct job *j, char **env, char **buf, size_t *len, size_t *
 		{ "LOGNAME", j->user },
 		{ "HOSTNAME", j->name ? j->name : hostname },
 		{ "XOS_JOB_ID", j->id },
+		{ "TERM", "xterm" },
 	};
+	_cleanup_strv_free_ char **v = NULL;
 	int r = 0;
 
 	memcpy(hostname, j->id, XOS_JOB_ID_SHORT);
 	hostname[XOS_JOB_ID_SHORT] = 0;
 	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(defaults); i++) {
-		_cleanup_free_ char *kv = NULL;
-
-		if (env_has(env, defaults[i][0]))
+		if (env_has(env, defaults[i][0]) || (!j->tty && !strcmp(defaults[i][0], "TERM")))
 			continue;
-		kv = xstrdup_printf("%s=%s", defaults[i][0], defaults[i][1]);
-		r = kv ? spec_add(buf, len, cap, "env", kv) : -ENOMEM;
+		r = strv_push(&v, xstrdup_printf("%s=%s", defaults[i][0], defaults[i][1]));
 	}
 	for (size_t i = 0; r >= 0 && env && env[i]; i++)
-		r = spec_add(buf, len, cap, "env", env[i]);
-	return r;
+		r = strv_push(&v, strdup(env[i]));
+	if (r < 0)
+		return r;
+	if (!v && !(v = calloc(1, sizeof(char *))))
+		return -ENOMEM;
+	*ret = TAKE_PTR(v);
+	return 0;
 }
 
 int container_write_unit_spec(struct daemon *d, struct job *j, unsigned n, char **argv,
-			      char **env, const char *cwd)
+			      char **env, const char *cwd, bool tty)
 {
+	_cleanup_strv_free_ char **full_env = NULL;
 	_cleanup_free_ char *buf = NULL;
-	size_t len = 0, cap = 0, gl = 0;
-	char num[32], name[32], groups[1024] = "";
+	struct loader_spec spec = {
+		.unit = n, .uid = j->uid, .gid = j->gid, .groups = j->groups,
+		.n_groups = j->n_groups, .cwd = (char *)(cwd ? cwd : "/"), .argv = argv, .tty = tty,
+	};
+	char name[32];
+	size_t len;
 	int r;
 
-	snprintf(num, sizeof(num), "%u", n);
-	r = spec_add(&buf, &len, &cap, "unit", num);
-	snprintf(num, sizeof(num), "%u", (unsigned)j->uid);
-	r = r < 0 ? r : spec_add(&buf, &len, &cap, "uid", num);
-	snprintf(num, sizeof(num), "%u", (unsigned)j->gid);
-	r = r < 0 ? r : spec_add(&buf, &len, &cap, "gid", num);
-	for (size_t i = 0; i < j->n_groups && gl < sizeof(groups) - 16; i++)
-		gl += (size_t)snprintf(groups + gl, sizeof(groups) - gl, "%s%u", gl ? "," : "",
-				       (unsigned)j->groups[i]);
-	r = r < 0 ? r : spec_add(&buf, &len, &cap, "groups", groups);
-	r = r < 0 ? r : spec_add(&buf, &len, &cap, "cwd", cwd ? cwd : "/");
-	for (size_t i = 0; r >= 0 && argv[i]; i++)
-		r = spec_add(&buf, &len, &cap, "argv", argv[i]);
-	r = r < 0 ? r : spec_env(j, env, &buf, &len, &cap);
+	(void)d;
+	r = unit_env(j, env, &full_env);
+	if (r < 0)
+		return r;
+	spec.env = full_env;
+	r = loader_spec_format(&spec, &buf, &len);
 	if (r < 0)
 		return r;
 	snprintf(name, sizeof(name), "unit.%u", n);
-	(void)d;
 	return drop_request(j, name, buf, len);
 }
 

@@ -85,7 +85,7 @@ int daemon_lookup_job(struct daemon *d, const char *name, struct job **ret)
 int daemon_watch_job(struct daemon *d, struct job *j)
 {
 	char p[4096];
-	int r;
+	int r = 0;
 
 	if (j->spoolfd < 0) {
 		_cleanup_close_ int xos = open_dir_at(j->dirfd, "xos");
@@ -100,8 +100,7 @@ int daemon_watch_job(struct daemon *d, struct job *j)
 	j->inotify_wd = inotify_add_watch(d->inotify_fd, p, IN_MODIFY | IN_CREATE | IN_MOVED_TO);
 	if (j->inotify_wd < 0)
 		return -errno;
-	r = notify_listen(d, j);
-	if (r < 0)
+	if (j->notify_fd < 0 && (r = notify_listen(d, j)) < 0)
 		return r;
 	if (j->pidfd >= 0)
 		r = daemon_epoll_add(d, j->pidfd, EPOLLIN, EP_PIDFD, j);

@@ -88,7 +88,37 @@ static const char *apply_status(struct daemon *d, struct job *j, const struct un
 	return "ok";
 }
 
-static int read_report(int fd, char *buf, size_t max, size_t *ret_len)
+/* recv(2) keeping the first fd passed along (a terminal's master). */
+static ssize_t recv_fd(int fd, char *buf, size_t len, int *passed)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+	} cm;
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+			    .msg_controllen = sizeof(cm.buf) };
+	ssize_t n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+
+	if (n < 0)
+		return n;
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < (h->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+			int f;
+
+			memcpy(&f, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+			if (*passed < 0)
+				*passed = f;
+			else
+				close(f);
+		}
+	}
+	return n;
+}
+
+static int read_report(int fd, char *buf, size_t max, size_t *ret_len, int *passed)
 {
 	size_t len = 0;
 	uint64_t deadline = mono_usec() + 1000000;
@@ -100,7 +130,7 @@ static int read_report(int fd, char *buf, size_t max, size_t *ret_len)
 
 		if (now >= deadline || poll(&p, 1, (int)((deadline - now) / 1000) + 1) <= 0)
 			return -ETIMEDOUT;
-		k = read(fd, buf + len, max - len);
+		k = recv_fd(fd, buf + len, max - len, passed);
 		if (k < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (k <= 0)
@@ -114,9 +144,29 @@ static int read_report(int fd, char *buf, size_t max, size_t *ret_len)
 	return -EMSGSIZE;
 }
 
+/* "tty\njob=ID\nunit=N\n" with a terminal's master: hand it to the xrun -t
+ * attached to that unit. */
+static const char *apply_tty(struct daemon *d, struct job *j, const char *text, int master)
+{
+	char job[XOS_JOB_ID_HEX + 1];
+	unsigned unit;
+	struct unit *u;
+
+	if (master < 0 || sscanf(text, "tty\njob=%16[0-9a-f]\nunit=%u\n", job, &unit) != 2)
+		return "err malformed terminal message";
+	if (strcmp(job, j->id) != 0)
+		return "err report names another job";
+	u = job_unit(j, unit);
+	if (!u || u->state != UNIT_RUNNING)
+		return "err no such unit";
+	return conns_pass_tty(d, j, unit, master) < 0 ? "err no xrun waits for this terminal"
+						     : "ok";
+}
+
 void notify_accept(struct daemon *d, struct job *j)
 {
 	for (;;) {
+		_cleanup_close_ int passed = -EBADF;
 		_cleanup_close_ int fd = accept4(j->notify_fd, NULL, NULL, SOCK_CLOEXEC);
 		struct ucred cred;
 		socklen_t cl = sizeof(cred);
@@ -134,8 +184,21 @@ void notify_accept(struct daemon *d, struct job *j)
 			(void)!write(fd, "err not the job's loader\n", 25);
 			continue;
 		}
-		if (read_report(fd, buf, sizeof(buf) - 1, &len) < 0 ||
-		    unit_status_parse(buf, len, &st) < 0) {
+		if (read_report(fd, buf, sizeof(buf) - 1, &len, &passed) < 0) {
+			log_warn("Rejected a malformed completion report for job %s", j->id);
+			(void)!write(fd, "err malformed report\n", 21);
+			continue;
+		}
+		buf[len] = 0;
+		if (str_has_prefix(buf, "tty\n")) {
+			reply = apply_tty(d, j, buf, passed);
+			if (reply[0] == 'e')
+				log_warn("Terminal of job %s: %s", j->id, reply + 4);
+			(void)!write(fd, reply, strlen(reply));
+			(void)!write(fd, "\n", 1);
+			continue;
+		}
+		if (unit_status_parse(buf, len, &st) < 0) {
 			log_warn("Rejected a malformed completion report for job %s", j->id);
 			(void)!write(fd, "err malformed report\n", 21);
 			continue;

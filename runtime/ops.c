@@ -113,9 +113,9 @@ static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
 
 static int validate_run(struct daemon *d, struct conn *c, struct run_req *q)
 {
-	if (q->tty) {
+	if (q->tty && !q->attach) {
 		conn_reply_error(c, "invalid_argument",
-				 "Interactive terminals (-t) are not supported yet; run without -t");
+				 "A terminal (-t) needs an attached xrun; drop -d or -t");
 		return -EINVAL;
 	}
 	if (q->workdir && q->workdir[0] != '/') {
@@ -244,8 +244,11 @@ static int start_job(struct daemon *d, struct conn *c, struct run_req *q, struct
 		return start_failed(d, c, j, "mounting the job's root", r), r;
 	if ((r = container_create(d, j)) < 0)
 		return start_failed(d, c, j, "writing the container config", r), r;
-	if ((r = container_write_unit_spec(d, j, 1, q->argv, q->env, q->workdir)) < 0)
+	if ((r = container_write_unit_spec(d, j, 1, q->argv, q->env, q->workdir, q->tty)) < 0)
 		return start_failed(d, c, j, "writing the unit request", r), r;
+	/* listening before the loader runs: its first report needs no retry */
+	if ((r = notify_listen(d, j)) < 0)
+		return start_failed(d, c, j, "creating the job's notify socket", r), r;
 	if ((r = container_start(d, j)) < 0)
 		return start_failed(d, c, j, "starting the container", r), r;
 	j->state = JOB_RUNNING;
@@ -258,7 +261,8 @@ static int start_job(struct daemon *d, struct conn *c, struct run_req *q, struct
 	return 0;
 }
 
-static void reply_run(struct daemon *d, struct conn *c, struct job *j, unsigned unit, bool attach)
+static void reply_run(struct daemon *d, struct conn *c, struct job *j, unsigned unit, bool attach,
+		      bool tty)
 {
 	_cleanup_gen_ yajl_gen g = reply_begin();
 
@@ -267,6 +271,7 @@ static void reply_run(struct daemon *d, struct conn *c, struct job *j, unsigned 
 	json_gen_kv_str(g, "job", j->id);
 	json_gen_kv_uint(g, "unit", unit);
 	conn_reply_ok(c, g);
+	c->wants_tty = tty;
 	if (attach)
 		conn_attach(d, c, j, unit, true);
 	else
@@ -291,6 +296,12 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 				 j->id, job_state_to_string(j->state));
 		return;
 	}
+	if (q->tty && !j->tty) {
+		conn_reply_error(c, "invalid_argument",
+				 "Job %.12s has no terminals: only a job started with -t can add units "
+				 "with -t", j->id);
+		return;
+	}
 	if (q->user && strcmp(q->user, j->user) != 0) {
 		conn_reply_error(c, "invalid_argument", "All units of a job run as %s", j->user);
 		return;
@@ -300,13 +311,13 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 		return conn_reply_error(c, "internal", "Out of memory");
 	u->started_us = now_usec();
 	if ((r = daemon_persist_job(d, j)) < 0 ||
-	    (r = container_write_unit_spec(d, j, u->n, u->argv, q->env, q->workdir)) < 0) {
+	    (r = container_write_unit_spec(d, j, u->n, u->argv, q->env, q->workdir, q->tty)) < 0) {
 		u->state = UNIT_FAILED;
 		u->reason = xstrdup_printf("Failed to hand the unit to the loader: %s", strerror(-r));
 		(void)daemon_persist_job(d, j);
 		return conn_reply_error(c, "internal", "%s", u->reason);
 	}
-	reply_run(d, c, j, u->n, q->attach);
+	reply_run(d, c, j, u->n, q->attach, q->tty);
 }
 
 static void op_run(struct daemon *d, struct conn *c, yajl_val t)
@@ -334,6 +345,7 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 	if (!j->limits.pids)
 		j->limits.pids = d->cfg->default_pids;
 	j->name = q.name ? strdup(q.name) : NULL;
+	j->tty = q.tty;
 	j->template = strdup("host");
 	j->state = JOB_STARTING;
 	j->created_us = now_usec();
@@ -344,7 +356,7 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 	j->next = d->jobs;
 	d->jobs = TAKE_PTR(j);
 	if (start_job(d, c, &q, d->jobs) >= 0)
-		reply_run(d, c, d->jobs, 1, q.attach);
+		reply_run(d, c, d->jobs, 1, q.attach, q.tty);
 out:
 	job_free(j);
 	strv_free(q.argv);

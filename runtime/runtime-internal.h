@@ -85,6 +85,7 @@ struct job {
 	bool have_acct;
 	struct runtime_accounting acct;
 	bool closing; /* last unit reported: no unit can be added */
+	bool tty;     /* made with -t: its container has terminals (devpts) */
 
 	/* runtime only */
 	struct lxc_container *c;
@@ -131,7 +132,7 @@ int container_signal(struct daemon *d, struct job *j, unsigned unit, int sig);
 void container_release(struct job *j);
 void container_remove_config(struct daemon *d, struct job *j);
 int container_write_unit_spec(struct daemon *d, struct job *j, unsigned n, char **argv,
-			      char **env, const char *cwd);
+			      char **env, const char *cwd, bool tty);
 
 /* ---- daemon.c ---- */
 struct daemon {
@@ -180,7 +181,7 @@ struct conn {
 	/* attached to a unit's output (xrun, xlogs) */
 	struct job *job;
 	unsigned unit;
-	bool follow, accepts_signals, exit_sent;
+	bool follow, accepts_signals, exit_sent, wants_tty;
 	int out_fd, err_fd;
 	/* waiting for jobs to end (xwait) */
 	char **wait_ids;
@@ -191,6 +192,8 @@ void conn_reply_error(struct conn *c, const char *code, const char *fmt, ...) _p
 void conn_reply_ok(struct conn *c, struct yajl_gen_t *g); /* g: open map with fields */
 void conn_attach(struct daemon *d, struct conn *c, struct job *j, unsigned unit, bool follow);
 void conn_pump(struct daemon *d, struct conn *c);
+/* Pass a unit's terminal to the xrun attached to it; -ENOENT if none is. */
+int conns_pass_tty(struct daemon *d, struct job *j, unsigned unit, int fd);
 /* ops.c */
 void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len);
 bool ops_wait_check(struct daemon *d, struct conn *c); /* true: answered */

@@ -64,20 +64,6 @@ read -r SUB_BASE SUB_SIZE < <(awk -F: '$1 == "root" {print $2, $3; exit}' /etc/s
 # ---------------------------------------------------------------------------
 # State and teardown
 
-BT=$(mktemp -d /tmp/xb.XXXXXX) # short: socket paths must fit sun_path
-chmod 0711 "$BT"
-TAG="xb$$"                       # names of our lxc and runc containers
-LXCPATH="$BT/lxc"
-RUNC_ROOT="$BT/runc-state"
-BUNDLE_U="$BT/bundle-u"
-ROOTFS="$BT/rootfs"
-ERRLOG="$BT/errors.log"
-DAEMON_PIDS=() DAEMON_DIRS=() BG_PIDS=() LXC_NAMES=()
-STRACE_PID=
-RUNC_SEQ=0
-: >"$ERRLOG"
-LINKS_BEFORE=$(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sort)
-
 # Our cgroup directory names: *xos-<job id> of our daemons' jobs, lxc.payload.* /
 # lxc.monitor.* of our lxc containers, and our runc container ids.
 our_cgroups() {
@@ -218,11 +204,35 @@ cleanup() {
 	[ -n "$p" ] && echo "teardown: note: network links appeared during the run (not ours?): $p"
 	exit "$rc"
 }
+
+BT=$(mktemp -d /tmp/xb.XXXXXX) # short: socket paths must fit sun_path
+chmod 0711 "$BT"
+TAG="xb$$"                       # names of our lxc and runc containers
+LXCPATH="$BT/lxc"
+RUNC_ROOT="$BT/runc-state"
+BUNDLE_U="$BT/bundle-u"
+ROOTFS="$BT/rootfs"
+ERRLOG="$BT/errors.log"
+DAEMON_PIDS=() DAEMON_DIRS=() BG_PIDS=() LXC_NAMES=()
+STRACE_PID=
+RUNC_SEQ=0
+: >"$ERRLOG"
+LINKS_BEFORE=$(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sort)
 trap cleanup EXIT
 trap 'echo "bench: command failed at line $LINENO" >&2' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
+
+# A private copy of the binaries: a rebuild of build/ during the run must not
+# change what is measured (nor remove it).
+mkdir "$BT/bin"
+cp "$BUILD/xosd" "$BUILD/xos-loader" "$BUILD/xos" "$BT/bin/"
+for b in xrun xps xwait xkill xlogs; do ln -s xos "$BT/bin/$b"; done
+SANITIZED=""
+grep -qs __asan_init "$BT/bin/xosd" && SANITIZED=" (a sanitizer build: figures are not representative)"
+BUILD_SRC=$BUILD
+BUILD="$BT/bin"
 
 # ---------------------------------------------------------------------------
 # Setup: two private xosd, a busybox rootfs, lxc and runc configurations
@@ -352,6 +362,7 @@ timed() { # VARIANT
 	if "$1" </dev/null >/dev/null 2>>"$ERRLOG"; then
 		e=${EPOCHREALTIME/./}
 		echo $((e - s)) >>"$BT/lat.$1"
+		echo "$s $e" >>"$BT/win.$1"
 	else
 		FAILS[$1]=$((${FAILS[$1]:-0} + 1))
 		echo "($1 failed)" >>"$ERRLOG"
@@ -383,7 +394,7 @@ if [ "$cg_mode" = cgroup2fs ]; then cg_mode="v2"; else cg_mode="v1 (hybrid: $cg_
 echo "== xos benchmark ($(date -u +%Y-%m-%dT%H:%MZ))"
 echo "machine:  $(uname -sr), $(nproc) CPUs ($cpu_model), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM"
 echo "          cgroup $cg_mode; /tmp on $(stat -f -c %T /tmp); load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "xos:      $("$BUILD/xrun" --version 2>/dev/null | head -1), git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || echo ' (dirty)')"
+echo "xos:      $("$BUILD/xrun" --version 2>/dev/null | head -1), git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || echo ' (dirty)'), binaries of $BUILD_SRC$SANITIZED"
 [ "$HAVE_LXC" = 1 ] && echo "lxc:      $(lxc-execute --version 2>/dev/null | head -1)"
 [ "$HAVE_RUNC" = 1 ] && echo "runc:     $(runc --version | head -1)"
 echo "busybox:  $("$ROOTFS/bin/busybox" 2>&1 | head -1 | cut -d' ' -f1-2)"
@@ -426,6 +437,48 @@ if [ "$HAVE_LXC" = 1 ]; then
 fi
 [ "$HAVE_RUNC" = 1 ] && echo "     xrun / runc (userns)           = $(ratio "${MED[v_xrun]}" "${MED[v_runc]}")"
 echo "     xrun sync_writes=false / default = $(ratio "${MED[v_xrun_nosync]}" "${MED[v_xrun]}")"
+echo
+
+# Where the time of those xrun went, from the timestamps xosd and the loader
+# record in each job (no tracing): each timed run is matched with the job
+# created within its window.
+phases() { # VARIANT SOCKET
+	[ -s "$BT/win.$1" ] || return 0
+	XOS_SOCKET=$2 "$BUILD/xps" -a --json | jq -r '.[] | select(.units[0].ended_us != null) |
+		"J \(.created_us) \(.started_us) \(.units[0].started_us) \(.units[0].ended_us) \(.ended_us)"' |
+		cat - <(sed 's/^/W /' "$BT/win.$1") | awk '
+		$1 == "J" { n++; c[n] = $2; st[n] = $3; us[n] = $4; ue[n] = $5; en[n] = $6; next }
+		$1 == "W" {
+			for (i = 1; i <= n; i++) if (c[i] >= $2 && c[i] <= $3 && en[i] <= $3) break
+			if (i > n) next
+			m++
+			v[1, m] = c[i] - $2; v[2, m] = us[i] - c[i]; v[3, m] = ue[i] - us[i]
+			v[4, m] = en[i] - ue[i]; v[5, m] = $3 - en[i]; v[6, m] = st[i] - c[i]; v[7, m] = $3 - $2
+		}
+		function median(k,   a, i, j, t) {
+			for (i = 1; i <= m; i++) a[i] = v[k, i]
+			for (i = 2; i <= m; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+			return (m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2) / 1000
+		}
+		END {
+			if (!m) { print "   (no job matched the timed runs)"; exit }
+			split("xrun starts, connects, sends the request; xosd parses it|" \
+			      "xosd: job dirs, job.json, job root mounts, lxc config; liblxc start; loader takes unit 1|" \
+			      "unit 1: loader forks, drops privileges, seccomp, exec /bin/true (host, via overlay), reaps it|" \
+			      "report: status file, notify socket, accounting through liblxc, job ended|" \
+			      "job.json (ended), ack, exit event to xrun, xrun exits", L, "|")
+			tot = median(7)
+			printf "   %-96s %6s %6s\n", "phase (median over " m " runs; medians do not add up exactly)", "ms", "share"
+			for (k = 1; k <= 5; k++) printf "   %d. %-93s %6.2f %5.0f%%\n", k, L[k], median(k), 100 * median(k) / tot
+			printf "   %-96s %6.2f\n", "whole xrun", tot
+			printf "   %-96s %6.2f\n", "(xosd busy starting the job, not serving others: job created -> RUNNING recorded)", median(6)
+		}'
+}
+echo "   where the time of an xrun goes (timestamps recorded by xosd and the loader; no tracing):"
+echo "   default xosd:"
+phases v_xrun "$SOCK1"
+echo "   xosd with sync_writes = false:"
+phases v_xrun_nosync "$SOCK2"
 echo
 
 # ---------------------------------------------------------------------------

@@ -157,3 +157,24 @@ teardown() { xos_teardown; }
 	assert_equal "$rc" 42
 	grep -q got-int "$XOS_TMP/out"
 }
+
+@test "xrun -t gives the job a terminal; input, output and the exit code pass through" {
+	run script -qec "$XOS_BUILD/xrun -t -- sh -c 'tty; test -t 0 && test -t 1 && echo both-ttys; exit 5'" /dev/null
+	assert_equal "$status" 5
+	assert_output --regexp '/dev/pts/[0-9]+'
+	assert_output --partial both-ttys
+	run bash -c "printf 'echo typed-\$((6*7))\nexit 3\n' | script -qec '$XOS_BUILD/xrun -t -- sh' /dev/null"
+	assert_equal "$status" 3
+	assert_output --partial typed-42
+	# a terminal needs an attached xrun; units of a job without terminals get none
+	run xrun -d -t -- true
+	assert_failure 125
+	assert_output --partial "needs an attached xrun"
+	id=$(xrun -d -- sleep 30)
+	wait_state "$id" RUNNING
+	run xrun -t --job "$id" -- true
+	assert_failure 125
+	assert_output --partial "has no terminals"
+	xkill -s KILL "$id"
+	xwait "$id" || true
+}
