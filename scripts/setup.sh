@@ -2,9 +2,11 @@
 # Prepare a Debian 12 (bookworm) node to build, run and test xos.
 # Run as root from anywhere; safe to run again (steps already done are skipped).
 #
-# Usage: scripts/setup.sh [--no-build] [--with-podman]
+# Usage: scripts/setup.sh [--no-build] [--with-podman] [--demo]
 #   --no-build     do not build xos (make) at the end
 #   --with-podman  also install podman (a benchmark peer)
+#   --demo         after the build, run scripts/demo.sh: make install, start
+#                  xosd if none answers, run a first job
 #
 # Steps (docs/SETUP.md explains each):
 #   1. Debian packages (apt-get, only if some are missing)
@@ -33,10 +35,12 @@ die() {
 
 build=1
 podman=0
+demo=0
 for arg in "$@"; do
 	case $arg in
 	--no-build) build=0 ;;
 	--with-podman) podman=1 ;;
+	--demo) demo=1 ;;
 	-h | --help)
 		sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
 		exit 0
@@ -46,6 +50,7 @@ for arg in "$@"; do
 done
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (try: sudo $0 $*)"
+[ "$demo" = 0 ] || [ "$build" = 1 ] || die "--demo needs the build; drop --no-build"
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 start=$SECONDS
 
@@ -152,3 +157,6 @@ else
 	log "build: skipped (--no-build)"
 fi
 log "done in $((SECONDS - start)) s"
+if [ "$demo" = 1 ]; then
+	exec "$REPO_ROOT/scripts/demo.sh"
+fi
