@@ -73,8 +73,10 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 		return parse_uint64(v, &c->layer_inodes);
 	if (!strcmp(k, "default_memory"))
 		return parse_size(v, &c->default_memory);
-	if (!strcmp(k, "default_cpus"))
-		return parse_cpus(v, &c->default_millicpus);
+	if (!strcmp(k, "default_cpus")) {
+		c->default_millicpus = 0;
+		return !strcmp(v, "0") ? 0 : parse_cpus(v, &c->default_millicpus);
+	}
 	if (!strcmp(k, "default_pids"))
 		return parse_uint64(v, &c->default_pids);
 	if (!strcmp(k, "sync_writes"))

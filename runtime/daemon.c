@@ -481,6 +481,28 @@ static void daemon_shutdown(struct daemon *d)
 	free(d->rootfs_mnt);
 }
 
+/* Everything that can fail at start-up has been said on stderr by now; from
+ * here on the log goes to a file in the state directory. */
+static int detach(struct daemon *d)
+{
+	int fd = openat(d->state_fd, "xosd.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return -errno;
+	if (daemon(0, 1) < 0 || dup2(fd, STDERR_FILENO) < 0) {
+		close(fd);
+		return -errno;
+	}
+	close(fd);
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		close(fd);
+	}
+	return 0;
+}
+
 int runtime_run(struct runtime_config *cfg)
 {
 	struct daemon d = { .cfg = cfg, .listen_fd = -EBADF, .state_fd = -EBADF };
@@ -508,6 +530,8 @@ int runtime_run(struct runtime_config *cfg)
 	load_jobs(&d);
 	if ((r = setup_listen(&d)) < 0)
 		return log_error_errno(r, "Failed to listen on %s: %m", cfg->socket_path);
+	if (cfg->detach && (r = detach(&d)) < 0)
+		return log_error_errno(r, "Failed to detach: %m");
 	log_info("Listening on %s (state %s, cgroup %s)", cfg->socket_path, cfg->state_dir,
 		 d.cg->name);
 	while (!d.quit) {

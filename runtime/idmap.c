@@ -78,6 +78,7 @@ int runtime_subid_lookup(const char *path, const char *name, uid_t uid, uint32_t
 	_cleanup_free_ char *line = NULL;
 	size_t cap = 0;
 	char uidstr[16];
+	uint64_t best = 0;
 
 	if (!f)
 		return -errno;
@@ -97,9 +98,11 @@ int runtime_subid_lookup(const char *path, const char *name, uid_t uid, uint32_t
 		if (parse_uint64(b, &base) < 0 || parse_uint64(s, &size) < 0 || size == 0 ||
 		    base == 0 || base + size > UINT32_MAX)
 			continue;
+		if (size <= best) /* the largest range is the containers' one */
+			continue;
+		best = size;
 		*ret_base = (uint32_t)base;
 		*ret_size = (uint32_t)(size > 65536 ? 65536 : size);
-		return 0;
 	}
-	return -ENOENT;
+	return best ? 0 : -ENOENT;
 }

@@ -14,7 +14,8 @@ static void usage(FILE *f)
 	      "      --run-dir DIR     runtime files and the client socket (default /run/xos)\n"
 	      "      --socket PATH     client socket (default RUN-DIR/xosd.sock)\n"
 	      "      --loader PATH     the xos-loader binary\n"
-	      "  -f, --foreground      stay in the foreground, log to stderr\n"
+	      "  -f, --foreground      stay in the foreground, log to stderr (else, once\n"
+	      "                        set up, detach and log to STATE-DIR/xosd.log)\n"
 	      "      --debug           log at debug level\n"
 	      "  -h, --help            show this help\n"
 	      "  -V, --version         show the version\n\n"
@@ -75,7 +76,10 @@ int main(int argc, char **argv)
 	}
 	r = runtime_config_load(&cfg, config, &err);
 	if (r < 0 && (r != -ENOENT || config_given)) {
-		fprintf(stderr, "xosd: %s\n", err ? err : strerror(-r));
+		if (err)
+			fprintf(stderr, "xosd: %s\n", err);
+		else
+			fprintf(stderr, "xosd: Cannot read %s: %s\n", config, strerror(-r));
 		return 1;
 	}
 	/* command line wins over the file */
@@ -91,10 +95,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_setup("xosd", debug ? LOG_LVL_DEBUG : (enum log_level)cfg.log_level, !foreground);
-	if (!foreground && daemon(0, 0) < 0) {
-		fprintf(stderr, "xosd: daemon: %s\n", strerror(errno));
-		return 1;
-	}
+	cfg.detach = !foreground;
 	r = runtime_run(&cfg);
 	runtime_config_free(&cfg);
 	return r < 0 ? 1 : 0;

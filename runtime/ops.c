@@ -12,8 +12,8 @@
 struct run_req {
 	char **argv, **env;
 	const char *workdir, *name, *template, *user, *job;
-	struct runtime_limits limits;
-	bool attach, tty;
+	struct runtime_limits limits; /* the node's defaults unless given; 0: none */
+	bool limits_given, attach, tty;
 };
 
 static yajl_gen reply_begin(void)
@@ -57,6 +57,18 @@ static int get_limit(struct conn *c, yajl_val t, const char *k, uint64_t *ret)
 	if (r < 0)
 		conn_reply_error(c, "bad_request", "Field '%s' must be a non-negative integer", k);
 	return r;
+}
+
+static int get_run_limit(struct conn *c, yajl_val t, const char *k, uint64_t *ret, bool *given)
+{
+	uint64_t v;
+	int r = get_limit(c, t, k, &v);
+
+	if (r < 0 || json_get_uint(t, k, &v) < 0)
+		return r;
+	*ret = v;
+	*given = true;
+	return 0;
 }
 
 static int get_opt_str(struct conn *c, yajl_val t, const char *k, const char **ret)
@@ -103,9 +115,9 @@ static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
 	if (get_opt_str(c, t, "workdir", &q->workdir) < 0 || get_opt_str(c, t, "name", &q->name) < 0 ||
 	    get_opt_str(c, t, "template", &q->template) < 0 ||
 	    get_opt_str(c, t, "user", &q->user) < 0 || get_opt_str(c, t, "job", &q->job) < 0 ||
-	    get_limit(c, t, "memory", &q->limits.memory) < 0 ||
-	    get_limit(c, t, "cpus", &q->limits.millicpus) < 0 ||
-	    get_limit(c, t, "pids", &q->limits.pids) < 0 ||
+	    get_run_limit(c, t, "memory", &q->limits.memory, &q->limits_given) < 0 ||
+	    get_run_limit(c, t, "cpus", &q->limits.millicpus, &q->limits_given) < 0 ||
+	    get_run_limit(c, t, "pids", &q->limits.pids, &q->limits_given) < 0 ||
 	    get_opt_bool(c, t, "attach", &q->attach) < 0 || get_opt_bool(c, t, "tty", &q->tty) < 0)
 		return -EINVAL;
 	return 0;
@@ -286,7 +298,7 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 
 	if (!j)
 		return;
-	if (q->name || q->template || q->limits.memory || q->limits.millicpus || q->limits.pids) {
+	if (q->name || q->template || q->limits_given) {
 		conn_reply_error(c, "invalid_argument",
 				 "--name, --template and limits belong to the job; not allowed with --job");
 		return;
@@ -322,7 +334,8 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 
 static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 {
-	struct run_req q = { 0 };
+	struct run_req q = { .limits = { d->cfg->default_memory, d->cfg->default_millicpus,
+					 d->cfg->default_pids } };
 	struct job *j = NULL;
 
 	if (parse_run(c, t, &q) < 0 || validate_run(d, c, &q) < 0)
@@ -338,12 +351,6 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 	}
 	j->owner_uid = c->uid;
 	j->limits = q.limits;
-	if (!j->limits.memory)
-		j->limits.memory = d->cfg->default_memory;
-	if (!j->limits.millicpus)
-		j->limits.millicpus = d->cfg->default_millicpus;
-	if (!j->limits.pids)
-		j->limits.pids = d->cfg->default_pids;
 	j->name = q.name ? strdup(q.name) : NULL;
 	j->tty = q.tty;
 	j->template = strdup("host");

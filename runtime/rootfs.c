@@ -19,7 +19,7 @@
 
 #include "runtime/runtime-internal.h"
 
-#define SKEL_STAMP ".xos-skel-1"
+#define SKEL_STAMP "trusted.xos.skel" /* xattr on the skeleton's root: built, version 1 */
 
 static const char *const show_from_host[] = { "usr", "bin", "sbin", "lib", "lib32", "lib64",
 					      "libx32", NULL };
@@ -188,12 +188,11 @@ static int make_etc(int skel, uid_t ru, gid_t rg)
 static bool skel_ready(const char *dir)
 {
 	struct statfs fs;
-	char stamp[4096];
+	char v[8];
 
 	if (statfs(dir, &fs) < 0 || fs.f_type != TMPFS_MAGIC)
 		return false;
-	snprintf(stamp, sizeof(stamp), "%s/%s", dir, SKEL_STAMP);
-	return access(stamp, F_OK) == 0;
+	return lgetxattr(dir, SKEL_STAMP, v, sizeof(v)) == 1 && v[0] == '1';
 }
 
 int rootfs_host_skel_setup(const char *dir, uid_t ru, gid_t rg)
@@ -222,7 +221,7 @@ int rootfs_host_skel_setup(const char *dir, uid_t ru, gid_t rg)
 	if (r >= 0)
 		r = make_etc(skel, ru, rg);
 	if (r >= 0)
-		r = write_file_atomic_at(skel, SKEL_STAMP, "", 0, 0600, false);
+		r = fsetxattr(skel, SKEL_STAMP, "1", 1, 0) < 0 ? -errno : 0;
 	if (r < 0)
 		goto err_umount;
 	/* read-only from now on: lower layers must not change under overlays */

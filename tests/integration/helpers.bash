@@ -59,6 +59,8 @@ xos_teardown() {
 		fi
 	fi
 	xosd_stop
+	# remember this test's job ids for the suite's final leak check
+	ls "$XOS_TMP/state/jobs" >>"$BATS_RUN_TMPDIR/xos-job-ids" 2>/dev/null || true
 	if [ -n "${XOS_MADE_USER:-}" ]; then
 		userdel xostest 2>/dev/null || true
 		XOS_MADE_USER=
