@@ -27,7 +27,7 @@
 #define CLI_EXIT_USAGE 2
 
 /* ---- JSON helpers (json.c) ---- */
-yajl_val cli_json_get(yajl_val obj, const char *key); /* NULL if absent */
+yajl_val cli_json_get(yajl_val obj, const char *key);       /* NULL if absent */
 const char *cli_json_string(yajl_val obj, const char *key); /* NULL if absent/not a string */
 /* -ENOENT if absent or null, -EINVAL if not an integer. */
 int cli_json_int(yajl_val obj, const char *key, int64_t *ret);
@@ -61,7 +61,10 @@ struct cli_conn {
 	char *error;    /* the daemon's error.message of the last failed call */
 	int passed_fd;  /* an fd the daemon passed (SCM_RIGHTS), or -1 */
 };
-#define CLI_CONN_INIT { .fd = -EBADF, .passed_fd = -EBADF }
+#define CLI_CONN_INIT                             \
+	{                                         \
+		.fd = -EBADF, .passed_fd = -EBADF \
+	}
 void cli_conn_done(struct cli_conn *c);
 #define _cleanup_cli_conn_ _cleanup_(cli_conn_done)
 
@@ -101,29 +104,29 @@ void cli_print_version(const char *prog);
 
 /* ---- streaming output events (stream.c) ---- */
 enum cli_stream_end {
-	CLI_STREAM_EXIT, /* an "exit" event: *ret_exit_code is set */
-	CLI_STREAM_EOF,  /* an "eof" event */
+	CLI_STREAM_EXIT,     /* an "exit" event: *ret_exit_code is set */
+	CLI_STREAM_EOF,      /* an "eof" event */
 	CLI_STREAM_RESPONSE, /* the response, when want_response was set */
 };
 struct cli_stream {
-	const char *prog;    /* for messages */
-	int sigfd;           /* signalfd whose signals are forwarded, or -1 */
-	uint64_t pending;    /* signals (bit N-1) held until the response */
+	const char *prog;     /* for messages */
+	int sigfd;            /* signalfd whose signals are forwarded, or -1 */
+	uint64_t pending;     /* signals (bit N-1) held until the response */
 	bool forward_sigpipe; /* on EPIPE: stop writing that stream, send SIGPIPE */
 	bool closed[3];       /* per output fd, after EPIPE */
 	bool sent_sigpipe;
-	int write_error;     /* -errno of a failed write of output, else 0 */
+	int write_error;    /* -errno of a failed write of output, else 0 */
 	bool want_response; /* the next message is the response to a request */
 	yajl_val response;  /* it, once checked to be ok */
 	int exit_code;
-	char *state;  /* of the exit event */
-	char *reason; /* of the exit event, or NULL */
-	int signal;   /* of the exit event */
+	char *state;   /* of the exit event */
+	char *reason;  /* of the exit event, or NULL */
+	int signal;    /* of the exit event */
 	bool have_tty; /* xrun -t: the daemon passed the job's terminal */
 	int tty;       /* its master, when have_tty */
 	bool tty_eof;  /* the terminal's last writer is gone */
 	bool stdin_eof;
-	bool raw;     /* our stdin terminal is in raw mode (restored at the end) */
+	bool raw; /* our stdin terminal is in raw mode (restored at the end) */
 	struct termios saved;
 };
 void cli_stream_done(struct cli_stream *s);
@@ -150,8 +153,8 @@ int cli_send_signal(struct cli_conn *c, int sig);
 
 /* ---- xrun (xrun.c) ---- */
 struct cli_run_opts {
-	char **argv;    /* borrowed from the command line */
-	char **env;     /* owned, K=V */
+	char **argv; /* borrowed from the command line */
+	char **env;  /* owned, K=V */
 	const char *workdir;
 	const char *name;
 	const char *template_name;

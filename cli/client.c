@@ -102,7 +102,9 @@ static ssize_t recv_with_fd(struct cli_conn *c, void *buf, size_t len)
 		char buf[CMSG_SPACE(sizeof(int) * 4)];
 	} cm;
 	struct iovec iov = { .iov_base = buf, .iov_len = len };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+	struct msghdr m = { .msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = cm.buf,
 			    .msg_controllen = sizeof(cm.buf) };
 	ssize_t n = recvmsg(c->fd, &m, MSG_CMSG_CLOEXEC);
 
@@ -147,8 +149,9 @@ int cli_conn_fill(struct cli_conn *c)
 int cli_conn_next(struct cli_conn *c, yajl_val *ret)
 {
 	for (;;) {
-		char *nl = c->len > c->scanned ? memchr(c->buf + c->scanned, '\n', c->len - c->scanned)
-					       : NULL;
+		char *nl = c->len > c->scanned
+				   ? memchr(c->buf + c->scanned, '\n', c->len - c->scanned)
+				   : NULL;
 		size_t used;
 		int r = 0;
 

@@ -47,7 +47,8 @@ static int xos_main(int argc, char **argv)
 		return 0;
 	}
 	for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-		if (strcmp(argv[1], commands[i].verb) == 0 || strcmp(argv[1], commands[i].name) == 0) {
+		if (strcmp(argv[1], commands[i].verb) == 0 ||
+		    strcmp(argv[1], commands[i].name) == 0) {
 			snprintf(prog, sizeof(prog), "xos %s", commands[i].verb);
 			return commands[i].main(prog, argc - 1, argv + 1);
 		}

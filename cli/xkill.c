@@ -45,8 +45,10 @@ static int kill_option(const char *prog, int opt, char **argv, struct kill_opts 
 	switch (opt) {
 	case 's':
 		if (parse_signal(optarg, &o->signal) < 0) {
-			cli_errorf(prog, "Invalid signal '%s': use a name such as TERM or KILL, "
-					 "or a number", optarg);
+			cli_errorf(prog,
+				   "Invalid signal '%s': use a name such as TERM or KILL, "
+				   "or a number",
+				   optarg);
 			return -EINVAL;
 		}
 		return 0;

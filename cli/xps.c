@@ -160,7 +160,8 @@ static int ps_print_table(yajl_val jobs)
 		cells[col] = strdup(col_titles[col]);
 	for (size_t row = 1; row < rows; row++)
 		for (int col = 0; col < COL_MAX; col++)
-			cells[row * COL_MAX + col] = ps_cell(jobs->u.array.values[row - 1], col, now);
+			cells[row * COL_MAX + col] = ps_cell(jobs->u.array.values[row - 1], col,
+							     now);
 	r = 0;
 	for (size_t i = 0; i < rows * COL_MAX; i++)
 		if (!cells[i])

@@ -98,8 +98,10 @@ static int run_limit(const char *prog, int opt, const char *arg, struct cli_run_
 	switch (opt) {
 	case OPT_MEMORY:
 		if (parse_size(arg, &o->memory) < 0) {
-			cli_errorf(prog, "Invalid --memory value '%s': use a number with an "
-					 "optional K, M, G or T suffix", arg);
+			cli_errorf(prog,
+				   "Invalid --memory value '%s': use a number with an "
+				   "optional K, M, G or T suffix",
+				   arg);
 			return -EINVAL;
 		}
 		o->has_memory = true;
@@ -107,16 +109,20 @@ static int run_limit(const char *prog, int opt, const char *arg, struct cli_run_
 	case OPT_CPUS:
 		o->cpus = 0;
 		if (strcmp(arg, "0") != 0 && parse_cpus(arg, &o->cpus) < 0) {
-			cli_errorf(prog, "Invalid --cpus value '%s': use a number of CPUs such as "
-					 "0.5 or 2", arg);
+			cli_errorf(prog,
+				   "Invalid --cpus value '%s': use a number of CPUs such as "
+				   "0.5 or 2",
+				   arg);
 			return -EINVAL;
 		}
 		o->has_cpus = true;
 		return 0;
 	default:
 		if (parse_uint64(arg, &o->pids) < 0) {
-			cli_errorf(prog, "Invalid --pids value '%s': use a whole number (0 for no "
-					 "limit)", arg);
+			cli_errorf(prog,
+				   "Invalid --pids value '%s': use a whole number (0 for no "
+				   "limit)",
+				   arg);
 			return -EINVAL;
 		}
 		o->has_pids = true;
@@ -196,8 +202,8 @@ static int run_gen_fields(yajl_gen g, const struct cli_run_opts *o)
 	const struct {
 		const char *key, *val;
 	} strs[] = {
-		{ "workdir", o->workdir },	 { "name", o->name }, { "template", o->template_name },
-		{ "user", o->user },		 { "job", o->job },
+		{ "workdir", o->workdir }, { "name", o->name }, { "template", o->template_name },
+		{ "user", o->user },       { "job", o->job },
 	};
 	int r = cli_gen_strv(g, "argv", o->argv);
 
@@ -275,7 +281,10 @@ static int run_attached(const char *prog, struct cli_conn *c, int sigfd, const c
 			size_t len)
 {
 	_cleanup_cli_stream_ struct cli_stream s = {
-		.prog = prog, .sigfd = sigfd, .forward_sigpipe = true, .want_response = true,
+		.prog = prog,
+		.sigfd = sigfd,
+		.forward_sigpipe = true,
+		.want_response = true,
 	};
 	enum cli_stream_end end;
 	const char *id;
@@ -300,8 +309,10 @@ static int run_attached(const char *prog, struct cli_conn *c, int sigfd, const c
 		return CLI_EXIT_XOS;
 	}
 	if (r < 0 && s.write_error < 0) {
-		cli_errorf(prog, "Failed to write the job's output: %s; the job goes on: see "
-				 "'xps %.*s'", strerror(-s.write_error), XOS_JOB_ID_SHORT, id);
+		cli_errorf(prog,
+			   "Failed to write the job's output: %s; the job goes on: see "
+			   "'xps %.*s'",
+			   strerror(-s.write_error), XOS_JOB_ID_SHORT, id);
 		return CLI_EXIT_XOS;
 	}
 	if (r < 0 || end != CLI_STREAM_EXIT) {
@@ -347,7 +358,8 @@ int cli_xrun_main(const char *prog, int argc, char **argv)
 	if (!o.detach) {
 		sigfd = run_signalfd();
 		if (sigfd < 0) {
-			cli_errorf(prog, "Failed to set up signal forwarding: %s", strerror(-sigfd));
+			cli_errorf(prog, "Failed to set up signal forwarding: %s",
+				   strerror(-sigfd));
 			return CLI_EXIT_XOS;
 		}
 	}

@@ -61,17 +61,17 @@ static inline void strv_freep(char ***v)
 #define _cleanup_fclose_ _cleanup_(fclosep)
 #define _cleanup_strv_free_ _cleanup_(strv_freep)
 
-#define TAKE_PTR(p)                         \
-	({                                  \
-		__typeof__(p) _tp_ = (p);   \
-		(p) = NULL;                 \
-		_tp_;                       \
+#define TAKE_PTR(p)                       \
+	({                                \
+		__typeof__(p) _tp_ = (p); \
+		(p) = NULL;               \
+		_tp_;                     \
 	})
-#define TAKE_FD(fd)                         \
-	({                                  \
-		int _tf_ = (fd);            \
-		(fd) = -EBADF;              \
-		_tf_;                       \
+#define TAKE_FD(fd)              \
+	({                       \
+		int _tf_ = (fd); \
+		(fd) = -EBADF;   \
+		_tf_;            \
 	})
 
 /* ---- logging: libraries log at debug level only; binaries at the boundary ---- */
@@ -83,12 +83,12 @@ void log_msg(enum log_level lvl, const char *fmt, ...) _printf_(2, 3);
 #define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
 /* Log and return -abs(err). */
-#define log_error_errno(err, ...)                          \
-	({                                                 \
-		int _e_ = (err) < 0 ? -(err) : (err);      \
-		errno = _e_;                               \
-		log_msg(LOG_LVL_ERR, __VA_ARGS__);         \
-		-_e_;                                      \
+#define log_error_errno(err, ...)                     \
+	({                                            \
+		int _e_ = (err) < 0 ? -(err) : (err); \
+		errno = _e_;                          \
+		log_msg(LOG_LVL_ERR, __VA_ARGS__);    \
+		-_e_;                                 \
 	})
 
 /* ---- strings ---- */
@@ -107,20 +107,20 @@ int parse_size(const char *s, uint64_t *ret);
 /* "0.5", "2", "1.25": returns milli-CPUs (1..1024000). */
 int parse_cpus(const char *s, uint64_t *ret_millicpus);
 int parse_signal(const char *s, int *ret); /* "KILL", "SIGKILL", "9" */
-const char *signal_name(int sig);           /* "KILL", or NULL */
+const char *signal_name(int sig);          /* "KILL", or NULL */
 
 /* ---- ids ---- */
 int random_job_id(char ret[XOS_JOB_ID_HEX + 1]);
-bool job_id_valid(const char *s);       /* exactly 16 lowercase hex */
-bool job_name_valid(const char *s);     /* [A-Za-z0-9][A-Za-z0-9_.-]{0,62} */
+bool job_id_valid(const char *s);   /* exactly 16 lowercase hex */
+bool job_name_valid(const char *s); /* [A-Za-z0-9][A-Za-z0-9_.-]{0,62} */
 
 /* ---- fd / fs helpers (all fds O_CLOEXEC, paths resolved with *at()) ---- */
 int fd_set_cloexec(int fd);
 ssize_t loop_write(int fd, const void *buf, size_t n); /* EINTR-safe, all */
 ssize_t loop_read(int fd, void *buf, size_t n);        /* until EOF or n */
 /* Write data to dirfd/name atomically: tmp file, fsync (if sync), rename. */
-int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len,
-			 mode_t mode, bool sync);
+int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+			 bool sync);
 /* Read a whole regular file below dirfd (O_NOFOLLOW), at most max bytes. */
 int read_file_at(int dirfd, const char *name, size_t max, char **ret, size_t *ret_len);
 int mkdir_p_at(int dirfd, const char *path, mode_t mode);
@@ -130,8 +130,8 @@ int rm_rf_at(int dirfd, const char *name);
 int open_dir_at(int dirfd, const char *name); /* O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC */
 
 /* ---- time ---- */
-uint64_t now_usec(void);     /* CLOCK_REALTIME */
-uint64_t mono_usec(void);    /* CLOCK_MONOTONIC */
+uint64_t now_usec(void);  /* CLOCK_REALTIME */
+uint64_t mono_usec(void); /* CLOCK_MONOTONIC */
 
 /* ---- base64 (RFC 4648, with padding) ---- */
 char *base64_encode(const void *data, size_t len); /* NULL on OOM */

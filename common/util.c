@@ -176,11 +176,20 @@ int parse_size(const char *s, uint64_t *ret)
 		return -errno;
 	if (*end) {
 		switch (toupper((unsigned char)*end)) {
-		case 'K': mul = 1ULL << 10; break;
-		case 'M': mul = 1ULL << 20; break;
-		case 'G': mul = 1ULL << 30; break;
-		case 'T': mul = 1ULL << 40; break;
-		default: return -EINVAL;
+		case 'K':
+			mul = 1ULL << 10;
+			break;
+		case 'M':
+			mul = 1ULL << 20;
+			break;
+		case 'G':
+			mul = 1ULL << 30;
+			break;
+		case 'T':
+			mul = 1ULL << 40;
+			break;
+		default:
+			return -EINVAL;
 		}
 		end++;
 		if (*end == 'i' || *end == 'I')

@@ -28,11 +28,11 @@ struct report {
 };
 
 enum notify_phase {
-	NOTIFY_IDLE,     /* nothing in flight (queue may be empty) */
-	NOTIFY_WAIT,     /* backing off until deadline */
-	NOTIFY_CONNECT,  /* non-blocking connect in progress */
-	NOTIFY_SEND,     /* writing the report */
-	NOTIFY_RECV,     /* reading the answer line */
+	NOTIFY_IDLE,    /* nothing in flight (queue may be empty) */
+	NOTIFY_WAIT,    /* backing off until deadline */
+	NOTIFY_CONNECT, /* non-blocking connect in progress */
+	NOTIFY_SEND,    /* writing the report */
+	NOTIFY_RECV,    /* reading the answer line */
 	_NOTIFY_PHASE_MAX,
 	_NOTIFY_PHASE_INVALID = -EINVAL,
 };
@@ -40,7 +40,7 @@ enum notify_phase {
 struct notify {
 	struct report *head, **tail;
 	enum notify_phase phase;
-	int fd;               /* the connection, only while a report is in flight */
+	int fd; /* the connection, only while a report is in flight */
 	size_t sent;
 	char answer[256];
 	size_t answer_len;
@@ -77,8 +77,7 @@ void loader_signals_reset_child(const sigset_t *handled);
 /* unit.c */
 struct unit *loader_unit_find(struct loader *l, unsigned id);
 struct unit *loader_unit_find_pid(struct loader *l, pid_t pid);
-int loader_unit_start(struct loader *l, unsigned id, const char *spec, size_t len,
-		      int read_error);
+int loader_unit_start(struct loader *l, unsigned id, const char *spec, size_t len, int read_error);
 void loader_unit_ended(struct loader *l, struct unit *u, int wstatus, const struct rusage *ru);
 void loader_unit_failed(struct loader *l, unsigned id, uint64_t started_us, const char *reason,
 			const struct rusage *ru);

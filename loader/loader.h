@@ -24,21 +24,20 @@
 
 /* ---- unit spec: NUL-terminated strings, alternating key and value ---- */
 struct loader_spec {
-	unsigned unit;   /* >= 1 */
-	uid_t uid;       /* never 0 */
+	unsigned unit; /* >= 1 */
+	uid_t uid;     /* never 0 */
 	gid_t gid;
-	gid_t *groups;   /* supplementary groups, n_groups of them (may be 0) */
+	gid_t *groups; /* supplementary groups, n_groups of them (may be 0) */
 	size_t n_groups;
-	char *cwd;       /* absolute */
-	char **argv;     /* NULL-terminated, at least one non-empty item */
-	char **env;      /* NULL-terminated "K=V" items, may be empty */
-	bool tty;        /* stdio on a new terminal whose master goes to xosd */
+	char *cwd;   /* absolute */
+	char **argv; /* NULL-terminated, at least one non-empty item */
+	char **env;  /* NULL-terminated "K=V" items, may be empty */
+	bool tty;    /* stdio on a new terminal whose master goes to xosd */
 };
 
 /* Parse a spec. On a bad spec returns -EINVAL and, if ret_error is not NULL,
  * a malloc'd one-line message naming the problem ("missing key argv"). */
-int loader_spec_parse(const char *buf, size_t len, struct loader_spec **ret,
-		      char **ret_error);
+int loader_spec_parse(const char *buf, size_t len, struct loader_spec **ret, char **ret_error);
 /* Serialise a spec (the daemon writes this into in/unit.<N>). Fails with
  * -EINVAL for a spec loader_spec_parse() would refuse, -E2BIG above
  * LOADER_SPEC_MAX. */
@@ -108,11 +107,11 @@ static inline void loader_seccomp_releasep(scmp_filter_ctx *ctx)
 
 /* ---- the loader itself ---- */
 struct loader_options {
-	const char *job;       /* 16 lowercase hex */
-	const char *dir;       /* default LOADER_DEFAULT_DIR */
-	bool container_setup;  /* bring lo up, mask /proc and /sys paths */
-	bool close_fds;        /* close every inherited fd above 2 */
-	bool redirect_stdio;   /* stdin from /dev/null, stdout/stderr to loader.log */
+	const char *job;      /* 16 lowercase hex */
+	const char *dir;      /* default LOADER_DEFAULT_DIR */
+	bool container_setup; /* bring lo up, mask /proc and /sys paths */
+	bool close_fds;       /* close every inherited fd above 2 */
+	bool redirect_stdio;  /* stdin from /dev/null, stdout/stderr to loader.log */
 };
 /* Run until no unit runs, no unit request is pending and every report is
  * acknowledged. Returns 0 then, -errno if the loader could not start. */

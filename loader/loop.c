@@ -177,8 +177,11 @@ static bool loader_idle(const struct loader *l)
 int loader_run(const struct loader_options *o)
 {
 	struct loader l = {
-		.dir_fd = -EBADF, .in_fd = -EBADF, .spool_fd = -EBADF,
-		.null_fd = -EBADF, .sig_fd = -EBADF,
+		.dir_fd = -EBADF,
+		.in_fd = -EBADF,
+		.spool_fd = -EBADF,
+		.null_fd = -EBADF,
+		.sig_fd = -EBADF,
 	};
 	int r;
 

@@ -6,14 +6,15 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: xos-loader [-d DIR] JOBID\n"
-		   "Init process of an xos job container: starts the job's units from DIR/in,\n"
-		   "reaps them, forwards signals and reports each unit's end to the daemon.\n"
-		   "Started by xosd only.\n\n"
-		   "  -d, --dir DIR  request, spool and socket directory (default %s)\n"
-		   "  -h, --help     show this help\n"
-		   "  -V, --version  show the version\n",
-		   LOADER_DEFAULT_DIR);
+	fprintf(f,
+		"Usage: xos-loader [-d DIR] JOBID\n"
+		"Init process of an xos job container: starts the job's units from DIR/in,\n"
+		"reaps them, forwards signals and reports each unit's end to the daemon.\n"
+		"Started by xosd only.\n\n"
+		"  -d, --dir DIR  request, spool and socket directory (default %s)\n"
+		"  -h, --help     show this help\n"
+		"  -V, --version  show the version\n",
+		LOADER_DEFAULT_DIR);
 }
 
 int main(int argc, char **argv)

@@ -90,7 +90,7 @@ static void attempt_failed(struct notify *n, uint64_t now, const char *why, int 
 			 r->unit, r->attempts, why, err ? ": " : "", err ? strerror(err) : "");
 	set_phase(n, NOTIFY_WAIT, now, n->backoff);
 	n->backoff = n->backoff * 2 > LOADER_BACKOFF_MAX_USEC ? LOADER_BACKOFF_MAX_USEC
-							       : n->backoff * 2;
+							      : n->backoff * 2;
 }
 
 /* The daemon answered: the report is done, whatever the answer. */
@@ -291,7 +291,9 @@ int loader_notify_send_tty(const struct notify *n, const char *job, unsigned uni
 		char buf[CMSG_SPACE(sizeof(int))];
 	} c = { 0 };
 	struct iovec iov;
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
+	struct msghdr m = { .msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = c.buf,
 			    .msg_controllen = sizeof(c.buf) };
 	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
 	ssize_t k;

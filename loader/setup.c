@@ -86,8 +86,8 @@ int loader_loopback_up(void)
 }
 
 static const char *const masked_files[] = {
-	"/proc/kcore",        "/proc/keys",          "/proc/timer_list",
-	"/proc/sched_debug",  "/proc/latency_stats", "/proc/sysrq-trigger",
+	"/proc/kcore",       "/proc/keys",          "/proc/timer_list",
+	"/proc/sched_debug", "/proc/latency_stats", "/proc/sysrq-trigger",
 };
 static const char *const masked_dirs[] = { "/proc/acpi", "/proc/scsi", "/sys/firmware" };
 
@@ -162,7 +162,7 @@ void loader_mask_paths(void)
  * are blocked), but it must not be SIG_DFL: the kernel drops such signals
  * for the init of a pid namespace before they are even queued. */
 static const int handled_signals[] = {
-	SIGCHLD, SIGUSR1, SIGUSR2, SIGTERM, SIGINT,  SIGHUP, SIGQUIT,
+	SIGCHLD, SIGUSR1, SIGUSR2,  SIGTERM, SIGINT,  SIGHUP,  SIGQUIT,
 	SIGPWR,  SIGCONT, SIGWINCH, SIGALRM, SIGPIPE, SIGTTIN, SIGTTOU,
 };
 

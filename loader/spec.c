@@ -100,7 +100,7 @@ enum spec_key {
 };
 
 static const char *const key_names[_KEY_MAX] = {
-	[KEY_UNIT] = "unit", [KEY_UID] = "uid", [KEY_GID] = "gid", [KEY_GROUPS] = "groups",
+	[KEY_UNIT] = "unit", [KEY_UID] = "uid",   [KEY_GID] = "gid", [KEY_GROUPS] = "groups",
 	[KEY_CWD] = "cwd",   [KEY_ARGV] = "argv", [KEY_ENV] = "env", [KEY_TTY] = "tty",
 };
 

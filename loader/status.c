@@ -90,8 +90,8 @@ enum status_key {
 };
 
 static const char *const status_keys[_SK_MAX] = {
-	"job",       "unit",       "state",    "code",     "signal",     "reason",
-	"utime_us",  "stime_us",   "maxrss_kb", "started_us", "ended_us", "remaining",
+	"job",      "unit",     "state",     "code",       "signal",   "reason",
+	"utime_us", "stime_us", "maxrss_kb", "started_us", "ended_us", "remaining",
 };
 
 static int parse_small(const char *v, uint64_t max, uint64_t *ret)
@@ -137,8 +137,8 @@ static int status_set(struct loader_status *st, int key, const char *v)
 		return 0;
 	}
 	uint64_t *const fields[_SK_MAX] = {
-		[SK_UTIME] = &st->utime_us,     [SK_STIME] = &st->stime_us,
-		[SK_MAXRSS] = &st->maxrss_kb,   [SK_STARTED] = &st->started_us,
+		[SK_UTIME] = &st->utime_us,   [SK_STIME] = &st->stime_us,
+		[SK_MAXRSS] = &st->maxrss_kb, [SK_STARTED] = &st->started_us,
 		[SK_ENDED] = &st->ended_us,
 	};
 

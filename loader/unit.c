@@ -330,7 +330,11 @@ static int unit_spawn(struct loader *l, struct unit *u, const struct loader_spec
 	}
 	if (u->pid == 0) {
 		struct child_args a = {
-			.l = l, .spec = spec, .out_fd = out_fd, .err_fd = err_fd, .pipe_fd = pipe_w,
+			.l = l,
+			.spec = spec,
+			.out_fd = out_fd,
+			.err_fd = err_fd,
+			.pipe_fd = pipe_w,
 			.tty_fd = tty_fd,
 		};
 		child_run(&a);

@@ -25,7 +25,8 @@ static int add_item(struct runtime_cg_item *items, size_t max, size_t *n, const 
 		r = snprintf(items[*n].value, sizeof(items[*n].value), "%llu %llu",
 			     (unsigned long long)a, (unsigned long long)b);
 	else
-		r = snprintf(items[*n].value, sizeof(items[*n].value), "%llu", (unsigned long long)a);
+		r = snprintf(items[*n].value, sizeof(items[*n].value), "%llu",
+			     (unsigned long long)a);
 	if (r < 0 || (size_t)r >= sizeof(items[*n].value))
 		return -ENAMETOOLONG;
 	(*n)++;
@@ -89,7 +90,8 @@ static int read_keyed(runtime_cg_reader rd, void *ud, const char *file, const ch
 
 	if (r < 0)
 		return r;
-	for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+	for (char *line = buf; line && *line;
+	     line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
 		if (strncmp(line, key, klen) == 0 && line[klen] == ' ') {
 			char num[32];
 			size_t len = strcspn(line + klen + 1, "\n");

@@ -150,8 +150,9 @@ static void send_exit(struct conn *c, const struct unit *u)
 {
 	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
 	_cleanup_free_ char *text = NULL;
-	const char *st = u->state == UNIT_EXITED ? "exited" : u->state == UNIT_KILLED ? "killed"
-										   : "failed";
+	const char *st = u->state == UNIT_EXITED   ? "exited"
+			 : u->state == UNIT_KILLED ? "killed"
+						   : "failed";
 
 	if (!g)
 		return;
@@ -247,7 +248,9 @@ static int send_tty(struct conn *c, int fd)
 	} cm = { 0 };
 	char text[64];
 	struct iovec iov = { .iov_base = text };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+	struct msghdr m = { .msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = cm.buf,
 			    .msg_controllen = sizeof(cm.buf) };
 	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
 	ssize_t n;

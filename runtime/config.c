@@ -137,7 +137,8 @@ int runtime_config_load(struct runtime_config *c, const char *path, char **ret_e
 			return -EINVAL;
 		}
 		if (r < 0) {
-			*ret_error = xstrdup_printf("%s:%u: invalid value '%s' for %s", path, lineno, v, k);
+			*ret_error = xstrdup_printf("%s:%u: invalid value '%s' for %s", path,
+						    lineno, v, k);
 			return -EINVAL;
 		}
 	}

@@ -74,7 +74,9 @@ static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.entry", v);
 	snprintf(v, sizeof(v), "%s/jobs/%s/lxc.log", d->cfg->state_dir, j->id);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.log.file", v);
-	r = r < 0 ? r : cfg_add(buf, off, "lxc.log.level", getenv("XOS_LXC_LOG_LEVEL") ? getenv("XOS_LXC_LOG_LEVEL") : "ERROR");
+	r = r < 0 ? r
+		  : cfg_add(buf, off, "lxc.log.level",
+			    getenv("XOS_LXC_LOG_LEVEL") ? getenv("XOS_LXC_LOG_LEVEL") : "ERROR");
 	n = d->cg->limits(&j->limits, items, ELEMENTSOF(items));
 	if (r >= 0 && n < 0)
 		r = n;
@@ -315,14 +317,20 @@ static int unit_env(struct job *j, char **env, char ***ret)
 	return 0;
 }
 
-int container_write_unit_spec(struct daemon *d, struct job *j, unsigned n, char **argv,
-			      char **env, const char *cwd, bool tty)
+int container_write_unit_spec(struct daemon *d, struct job *j, unsigned n, char **argv, char **env,
+			      const char *cwd, bool tty)
 {
 	_cleanup_strv_free_ char **full_env = NULL;
 	_cleanup_free_ char *buf = NULL;
 	struct loader_spec spec = {
-		.unit = n, .uid = j->uid, .gid = j->gid, .groups = j->groups,
-		.n_groups = j->n_groups, .cwd = (char *)(cwd ? cwd : "/"), .argv = argv, .tty = tty,
+		.unit = n,
+		.uid = j->uid,
+		.gid = j->gid,
+		.groups = j->groups,
+		.n_groups = j->n_groups,
+		.cwd = (char *)(cwd ? cwd : "/"),
+		.argv = argv,
+		.tty = tty,
 	};
 	char name[32];
 	size_t len;

@@ -164,7 +164,8 @@ void daemon_job_gone(struct daemon *d, struct job *j)
 					struct unit *u = &j->units[i];
 
 					u->state = UNIT_FAILED;
-					u->reason = strdup("lost: the container ended without a report");
+					u->reason = strdup(
+						"lost: the container ended without a report");
 					u->ended_us = now_usec();
 				}
 			free(j->reason);
@@ -416,10 +417,18 @@ static void dispatch(struct daemon *d, struct epoll_event *ev, int sfd)
 	struct job *j = ptr;
 
 	switch ((int)(ev->data.u64 & EP_KIND_MASK)) {
-	case EP_LISTEN: handle_listen(d); break;
-	case EP_CLIENT: conn_event(d, ptr, ev->events); break;
-	case EP_NOTIFY: notify_accept(d, j); break;
-	case EP_INOTIFY: handle_inotify(d); break;
+	case EP_LISTEN:
+		handle_listen(d);
+		break;
+	case EP_CLIENT:
+		conn_event(d, ptr, ev->events);
+		break;
+	case EP_NOTIFY:
+		notify_accept(d, j);
+		break;
+	case EP_INOTIFY:
+		handle_inotify(d);
+		break;
 	case EP_PIDFD:
 		log_debug("Container of job %s ended", j->id);
 		daemon_job_gone(d, j);
@@ -520,10 +529,12 @@ int runtime_run(struct runtime_config *cfg)
 		return log_error_errno(r, "Failed to create %s: %m", cfg->state_dir);
 	lock = lock_state(&d);
 	if (lock < 0)
-		return log_error_errno(lock, "Another xosd uses state directory %s", cfg->state_dir);
+		return log_error_errno(lock, "Another xosd uses state directory %s",
+				       cfg->state_dir);
 	r = rootfs_host_skel_setup(d.skel_dir, d.subuid_base, d.subgid_base);
 	if (r < 0)
-		return log_error_errno(r, "Failed to build the host template in %s: %m", d.skel_dir);
+		return log_error_errno(r, "Failed to build the host template in %s: %m",
+				       d.skel_dir);
 	if ((r = daemon_epoll_add(&d, d.inotify_fd, EPOLLIN, EP_INOTIFY, NULL)) < 0 ||
 	    (sfd = setup_signals(&d)) < 0)
 		return log_error_errno(r < 0 ? r : sfd, "Failed to set up signals: %m");

@@ -11,8 +11,8 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int push(struct runtime_idmap_entry *ret, size_t max, size_t *n, uint32_t in,
-		uint32_t out, uint32_t count)
+static int push(struct runtime_idmap_entry *ret, size_t max, size_t *n, uint32_t in, uint32_t out,
+		uint32_t count)
 {
 	if (count == 0)
 		return 0;

@@ -7,11 +7,16 @@
 #include "runtime/runtime-internal.h"
 
 static const char *const job_states[_JOB_STATE_MAX] = {
-	[JOB_QUEUED] = "QUEUED",		[JOB_STARTING] = "STARTING",
-	[JOB_RUNNING] = "RUNNING",		[JOB_CHECKPOINTING] = "CHECKPOINTING",
-	[JOB_CHECKPOINTED] = "CHECKPOINTED",	[JOB_RESTORING] = "RESTORING",
-	[JOB_MIGRATING] = "MIGRATING",		[JOB_EXITED] = "EXITED",
-	[JOB_KILLED] = "KILLED",		[JOB_FAILED] = "FAILED",
+	[JOB_QUEUED] = "QUEUED",
+	[JOB_STARTING] = "STARTING",
+	[JOB_RUNNING] = "RUNNING",
+	[JOB_CHECKPOINTING] = "CHECKPOINTING",
+	[JOB_CHECKPOINTED] = "CHECKPOINTED",
+	[JOB_RESTORING] = "RESTORING",
+	[JOB_MIGRATING] = "MIGRATING",
+	[JOB_EXITED] = "EXITED",
+	[JOB_KILLED] = "KILLED",
+	[JOB_FAILED] = "FAILED",
 };
 static const char *const unit_states[_UNIT_STATE_MAX] = {
 	[UNIT_RUNNING] = "RUNNING",
@@ -54,9 +59,12 @@ enum unit_state unit_state_from_string(const char *s)
 int unit_exit_code(enum unit_state s, int code, int sig)
 {
 	switch (s) {
-	case UNIT_EXITED: return code;
-	case UNIT_KILLED: return 128 + sig;
-	default: return 125;
+	case UNIT_EXITED:
+		return code;
+	case UNIT_KILLED:
+		return 128 + sig;
+	default:
+		return 125;
 	}
 }
 

@@ -9,7 +9,8 @@ static void usage(FILE *f)
 {
 	fputs("Usage: xosd [OPTIONS]\n"
 	      "The xos node daemon: runs jobs in containers for xrun, xps, xlogs, xwait, xkill.\n\n"
-	      "  -c, --config FILE     configuration file (default " XOS_SYSCONFDIR "/xos/xosd.conf)\n"
+	      "  -c, --config FILE     configuration file (default " XOS_SYSCONFDIR
+	      "/xos/xosd.conf)\n"
 	      "      --state-dir DIR   job table, job directories, containers (default /var/lib/xos)\n"
 	      "      --run-dir DIR     runtime files and the client socket (default /run/xos)\n"
 	      "      --socket PATH     client socket (default RUN-DIR/xosd.sock)\n"
@@ -54,16 +55,37 @@ int main(int argc, char **argv)
 	memset(&cli, 0, sizeof(cli));
 	while ((c = getopt_long(argc, argv, "c:fhV", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': config = optarg; config_given = true; break;
-		case 's': r = set(&cli.state_dir, optarg); break;
-		case 'r': r = set(&cli.run_dir, optarg); break;
-		case 'S': r = set(&cli.socket_path, optarg); break;
-		case 'L': r = set(&cli.loader_path, optarg); break;
-		case 'f': foreground = true; break;
-		case 'd': debug = true; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("xosd %s\n", XOS_VERSION); return 0;
-		default: usage(stderr); return 2;
+		case 'c':
+			config = optarg;
+			config_given = true;
+			break;
+		case 's':
+			r = set(&cli.state_dir, optarg);
+			break;
+		case 'r':
+			r = set(&cli.run_dir, optarg);
+			break;
+		case 'S':
+			r = set(&cli.socket_path, optarg);
+			break;
+		case 'L':
+			r = set(&cli.loader_path, optarg);
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 'd':
+			debug = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("xosd %s\n", XOS_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind < argc) {
@@ -83,10 +105,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* command line wins over the file */
-	if (cli.state_dir) set(&cfg.state_dir, cli.state_dir);
-	if (cli.run_dir) set(&cfg.run_dir, cli.run_dir);
-	if (cli.socket_path) set(&cfg.socket_path, cli.socket_path);
-	if (cli.loader_path) set(&cfg.loader_path, cli.loader_path);
+	if (cli.state_dir)
+		set(&cfg.state_dir, cli.state_dir);
+	if (cli.run_dir)
+		set(&cfg.run_dir, cli.run_dir);
+	if (cli.socket_path)
+		set(&cfg.socket_path, cli.socket_path);
+	if (cli.loader_path)
+		set(&cfg.loader_path, cli.loader_path);
 	runtime_config_free(&cli);
 	if (runtime_config_finish(&cfg) < 0)
 		return 1;

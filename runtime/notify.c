@@ -96,7 +96,9 @@ static ssize_t recv_fd(int fd, char *buf, size_t len, int *passed)
 		char buf[CMSG_SPACE(sizeof(int) * 4)];
 	} cm;
 	struct iovec iov = { .iov_base = buf, .iov_len = len };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+	struct msghdr m = { .msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = cm.buf,
 			    .msg_controllen = sizeof(cm.buf) };
 	ssize_t n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 
@@ -160,7 +162,7 @@ static const char *apply_tty(struct daemon *d, struct job *j, const char *text, 
 	if (!u || u->state != UNIT_RUNNING)
 		return "err no such unit";
 	return conns_pass_tty(d, j, unit, master) < 0 ? "err no xrun waits for this terminal"
-						     : "ok";
+						      : "ok";
 }
 
 void notify_accept(struct daemon *d, struct job *j)
@@ -180,7 +182,8 @@ void notify_accept(struct daemon *d, struct job *j)
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 ||
 		    cred.uid != j->idmap_base) {
 			log_warn("Rejected a completion report for job %s from uid %u: not the "
-				 "job's loader", j->id, (unsigned)cred.uid);
+				 "job's loader",
+				 j->id, (unsigned)cred.uid);
 			(void)!write(fd, "err not the job's loader\n", 25);
 			continue;
 		}

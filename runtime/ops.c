@@ -98,7 +98,8 @@ static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
 	int r = json_get_strv(t, "argv", &q->argv);
 
 	if (r < 0 || !q->argv[0] || !q->argv[0][0]) {
-		conn_reply_error(c, "bad_request", "Field 'argv' must be a non-empty list of strings");
+		conn_reply_error(c, "bad_request",
+				 "Field 'argv' must be a non-empty list of strings");
 		return -EINVAL;
 	}
 	r = json_get_strv(t, "env", &q->env);
@@ -112,7 +113,8 @@ static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
 					 q->env[i]);
 			return -EINVAL;
 		}
-	if (get_opt_str(c, t, "workdir", &q->workdir) < 0 || get_opt_str(c, t, "name", &q->name) < 0 ||
+	if (get_opt_str(c, t, "workdir", &q->workdir) < 0 ||
+	    get_opt_str(c, t, "name", &q->name) < 0 ||
 	    get_opt_str(c, t, "template", &q->template) < 0 ||
 	    get_opt_str(c, t, "user", &q->user) < 0 || get_opt_str(c, t, "job", &q->job) < 0 ||
 	    get_run_limit(c, t, "memory", &q->limits.memory, &q->limits_given) < 0 ||
@@ -136,13 +138,15 @@ static int validate_run(struct daemon *d, struct conn *c, struct run_req *q)
 		return -EINVAL;
 	}
 	if (q->name && !job_name_valid(q->name)) {
-		conn_reply_error(c, "invalid_argument",
-				 "Invalid job name '%s': use letters, digits, '_', '.', '-' (at most 63)",
-				 q->name);
+		conn_reply_error(
+			c, "invalid_argument",
+			"Invalid job name '%s': use letters, digits, '_', '.', '-' (at most 63)",
+			q->name);
 		return -EINVAL;
 	}
 	if (q->limits.memory && q->limits.memory < (4ULL << 20)) {
-		conn_reply_error(c, "invalid_argument", "Memory limit below 4 MiB cannot run a job");
+		conn_reply_error(c, "invalid_argument",
+				 "Memory limit below 4 MiB cannot run a job");
 		return -EINVAL;
 	}
 	if (q->limits.millicpus > 1024000 || (q->limits.pids && q->limits.pids < 2)) {
@@ -150,14 +154,15 @@ static int validate_run(struct daemon *d, struct conn *c, struct run_req *q)
 		return -EINVAL;
 	}
 	if (q->template && strcmp(q->template, "host") != 0) {
-		conn_reply_error(c, "not_found", "No such template: %s (available: host)", q->template);
+		conn_reply_error(c, "not_found", "No such template: %s (available: host)",
+				 q->template);
 		return -ENOENT;
 	}
 	if (q->name)
 		for (struct job *j = d->jobs; j; j = j->next)
 			if (j->name && job_is_live(j) && !strcmp(j->name, q->name)) {
-				conn_reply_error(c, "conflict", "A running job is already named '%s'",
-						 q->name);
+				conn_reply_error(c, "conflict",
+						 "A running job is already named '%s'", q->name);
 				return -EEXIST;
 			}
 	return 0;
@@ -165,14 +170,17 @@ static int validate_run(struct daemon *d, struct conn *c, struct run_req *q)
 
 static int resolve_user(struct daemon *d, struct conn *c, const char *name, struct job *j)
 {
-	struct passwd *pw = name ? getpwnam(name) : c->uid == 0 ? getpwnam(d->cfg->default_user)
-								: getpwuid(c->uid);
+	struct passwd *pw = name          ? getpwnam(name)
+			    : c->uid == 0 ? getpwnam(d->cfg->default_user)
+					  : getpwuid(c->uid);
 	gid_t groups[64];
 	int ng = ELEMENTSOF(groups);
 
 	if (!pw) {
 		conn_reply_error(c, "not_found", "No such local account: %s",
-				 name ? name : c->uid == 0 ? d->cfg->default_user : "(caller)");
+				 name          ? name
+				 : c->uid == 0 ? d->cfg->default_user
+					       : "(caller)");
 		return -ENOENT;
 	}
 	if (pw->pw_uid == 0) {
@@ -217,7 +225,8 @@ static int make_job_dirs(struct daemon *d, struct job *j)
 	    mkdirat(xos, "spool", 0700) < 0 || fchownat(xos, "spool", ru, rg, 0) < 0)
 		return -errno;
 	{
-		_cleanup_close_ int lf = openat(xos, "loader", O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
+		_cleanup_close_ int lf = openat(xos, "loader", O_WRONLY | O_CREAT | O_CLOEXEC,
+						0755);
 
 		if (lf < 0)
 			return -errno;
@@ -299,19 +308,23 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 	if (!j)
 		return;
 	if (q->name || q->template || q->limits_given) {
-		conn_reply_error(c, "invalid_argument",
-				 "--name, --template and limits belong to the job; not allowed with --job");
+		conn_reply_error(
+			c, "invalid_argument",
+			"--name, --template and limits belong to the job; not allowed with --job");
 		return;
 	}
 	if (j->state != JOB_RUNNING || j->closing) {
-		conn_reply_error(c, "conflict", "Job %.12s is %s; units can only be added to a running job",
-				 j->id, job_state_to_string(j->state));
+		conn_reply_error(c, "conflict",
+				 "Job %.12s is %s; units can only be added to a running job", j->id,
+				 job_state_to_string(j->state));
 		return;
 	}
 	if (q->tty && !j->tty) {
-		conn_reply_error(c, "invalid_argument",
-				 "Job %.12s has no terminals: only a job started with -t can add units "
-				 "with -t", j->id);
+		conn_reply_error(
+			c, "invalid_argument",
+			"Job %.12s has no terminals: only a job started with -t can add units "
+			"with -t",
+			j->id);
 		return;
 	}
 	if (q->user && strcmp(q->user, j->user) != 0) {
@@ -325,7 +338,8 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 	if ((r = daemon_persist_job(d, j)) < 0 ||
 	    (r = container_write_unit_spec(d, j, u->n, u->argv, q->env, q->workdir, q->tty)) < 0) {
 		u->state = UNIT_FAILED;
-		u->reason = xstrdup_printf("Failed to hand the unit to the loader: %s", strerror(-r));
+		u->reason = xstrdup_printf("Failed to hand the unit to the loader: %s",
+					   strerror(-r));
 		(void)daemon_persist_job(d, j);
 		return conn_reply_error(c, "internal", "%s", u->reason);
 	}
@@ -469,7 +483,8 @@ static int signal_unit(struct daemon *d, struct conn *c, struct job *j, unsigned
 	}
 	r = container_signal(d, j, unit, sig);
 	if (r < 0)
-		conn_reply_error(c, "internal", "Failed to signal job %.12s: %s", j->id, strerror(-r));
+		conn_reply_error(c, "internal", "Failed to signal job %.12s: %s", j->id,
+				 strerror(-r));
 	return r;
 }
 
@@ -481,8 +496,9 @@ static void op_kill(struct daemon *d, struct conn *c, yajl_val t)
 
 	if (json_get_string(t, "job", &name) < 0 || json_get_uint(t, "signal", &sig) < 0 ||
 	    get_limit(c, t, "unit", &unit) < 0)
-		return conn_reply_error(c, "bad_request", "Fields 'job' (string) and 'signal' "
-							  "(integer) are required");
+		return conn_reply_error(c, "bad_request",
+					"Fields 'job' (string) and 'signal' "
+					"(integer) are required");
 	if (sig < 1 || sig > 64)
 		return conn_reply_error(c, "invalid_argument", "Invalid signal %llu",
 					(unsigned long long)sig);
@@ -561,8 +577,10 @@ static const struct op {
 	void (*fn)(struct daemon *d, struct conn *c, yajl_val t);
 	const char *const keys[20];
 } ops[] = {
-	{ "run", op_run, { "v", "op", "argv", "env", "workdir", "name", "template", "memory", "cpus",
-			   "pids", "user", "job", "attach", "tty", NULL } },
+	{ "run",
+	  op_run,
+	  { "v", "op", "argv", "env", "workdir", "name", "template", "memory", "cpus", "pids",
+	    "user", "job", "attach", "tty", NULL } },
 	{ "ps", op_ps, { "v", "op", "jobs", "all", NULL } },
 	{ "wait", op_wait, { "v", "op", "jobs", NULL } },
 	{ "kill", op_kill, { "v", "op", "job", "signal", "unit", NULL } },
@@ -587,19 +605,21 @@ void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len)
 		return conn_reply_error(c, "bad_request", "Malformed JSON request: %s",
 					err[0] ? strtok(err, "\n") : "not an object");
 	if (json_get_int(t, "v", &v) < 0)
-		return conn_reply_error(c, "bad_request", "Field 'v' (protocol version) is required");
+		return conn_reply_error(c, "bad_request",
+					"Field 'v' (protocol version) is required");
 	if (v != XOS_PROTO_VERSION)
-		return conn_reply_error(c, "unsupported_version",
-					"Protocol version %lld is not supported (this xosd speaks %d)",
-					(long long)v, XOS_PROTO_VERSION);
+		return conn_reply_error(
+			c, "unsupported_version",
+			"Protocol version %lld is not supported (this xosd speaks %d)",
+			(long long)v, XOS_PROTO_VERSION);
 	if (json_get_string(t, "op", &opname) < 0)
 		return conn_reply_error(c, "bad_request", "Field 'op' is required");
 	for (size_t i = 0; i < ELEMENTSOF(ops); i++) {
 		if (strcmp(ops[i].name, opname) != 0)
 			continue;
 		if (json_check_keys(t, ops[i].keys, &bad) < 0)
-			return conn_reply_error(c, "bad_request", "Unknown field '%s' in '%s' request",
-						bad, opname);
+			return conn_reply_error(c, "bad_request",
+						"Unknown field '%s' in '%s' request", bad, opname);
 		if (c->mode == CONN_ATTACHED && ops[i].fn != op_signal)
 			return;
 		return ops[i].fn(d, c, t);

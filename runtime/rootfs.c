@@ -21,22 +21,22 @@
 
 #define SKEL_STAMP "trusted.xos.skel" /* xattr on the skeleton's root: built, version 1 */
 
-static const char *const show_from_host[] = { "usr", "bin", "sbin", "lib", "lib32", "lib64",
-					      "libx32", NULL };
+static const char *const show_from_host[] = { "usr",   "bin",   "sbin",   "lib",
+					      "lib32", "lib64", "libx32", NULL };
 static const struct {
 	const char *name;
 	mode_t mode;
 } opaque_dirs[] = {
-	{ "etc", 0755 },  { "tmp", 01777 }, { "run", 0755 },  { "var", 0755 },	 { "home", 0755 },
-	{ "root", 0700 }, { "dev", 0755 },  { "proc", 0555 }, { "sys", 0555 },	 { "mnt", 0755 },
-	{ "media", 0755 }, { "opt", 0755 }, { "srv", 0755 },  { "boot", 0755 }, { ".xos", 0700 },
+	{ "etc", 0755 },   { "tmp", 01777 }, { "run", 0755 },  { "var", 0755 },  { "home", 0755 },
+	{ "root", 0700 },  { "dev", 0755 },  { "proc", 0555 }, { "sys", 0555 },  { "mnt", 0755 },
+	{ "media", 0755 }, { "opt", 0755 },  { "srv", 0755 },  { "boot", 0755 }, { ".xos", 0700 },
 };
 /* /etc files copied from the host when present (regular files and symlinks). */
-static const char *const etc_copy[] = { "passwd",	"group",      "nsswitch.conf", "ld.so.cache",
-					"ld.so.conf",	"localtime",  "os-release",    "debian_version",
-					"shells",	"login.defs", "profile",       "bash.bashrc",
-					"inputrc",	"services",   "protocols",     "mime.types",
-					NULL };
+static const char *const etc_copy[] = {
+	"passwd",     "group",          "nsswitch.conf", "ld.so.cache", "ld.so.conf", "localtime",
+	"os-release", "debian_version", "shells",        "login.defs",  "profile",    "bash.bashrc",
+	"inputrc",    "services",       "protocols",     "mime.types",  NULL
+};
 
 static bool in_list(const char *const *l, const char *s)
 {
@@ -87,7 +87,8 @@ static int make_whiteouts(int skel)
 	while ((de = readdir(d))) {
 		const char *n = de->d_name;
 
-		if (!strcmp(n, ".") || !strcmp(n, "..") || in_list(show_from_host, n) || is_opaque(n))
+		if (!strcmp(n, ".") || !strcmp(n, "..") || in_list(show_from_host, n) ||
+		    is_opaque(n))
 			continue;
 		if (mknodat(skel, n, S_IFCHR | 0000, makedev(0, 0)) < 0 && errno != EEXIST) {
 			r = -errno;

@@ -131,8 +131,8 @@ int container_request_unit(struct daemon *d, struct job *j, unsigned n);
 int container_signal(struct daemon *d, struct job *j, unsigned unit, int sig);
 void container_release(struct job *j);
 void container_remove_config(struct daemon *d, struct job *j);
-int container_write_unit_spec(struct daemon *d, struct job *j, unsigned n, char **argv,
-			      char **env, const char *cwd, bool tty);
+int container_write_unit_spec(struct daemon *d, struct job *j, unsigned n, char **argv, char **env,
+			      const char *cwd, bool tty);
 
 /* ---- daemon.c ---- */
 struct daemon {

@@ -9,12 +9,12 @@
 
 /* ---- configuration (xosd.conf(5)) ---- */
 struct runtime_config {
-	char *state_dir;    /* default /var/lib/xos */
-	char *run_dir;      /* default /run/xos */
-	char *socket_path;  /* default <run_dir>/xosd.sock */
-	char *loader_path;  /* default LIBEXECDIR/xos-loader */
-	char *default_user; /* account for jobs submitted by root: nobody */
-	char *socket_group; /* group allowed to connect (mode 0660), NULL: everyone (0666) */
+	char *state_dir;       /* default /var/lib/xos */
+	char *run_dir;         /* default /run/xos */
+	char *socket_path;     /* default <run_dir>/xosd.sock */
+	char *loader_path;     /* default LIBEXECDIR/xos-loader */
+	char *default_user;    /* account for jobs submitted by root: nobody */
+	char *socket_group;    /* group allowed to connect (mode 0660), NULL: everyone (0666) */
 	uint64_t layer_size;   /* bytes of each job's writable layer (tmpfs size=) */
 	uint64_t layer_inodes; /* inodes of each job's writable layer */
 	uint64_t default_memory, default_millicpus, default_pids;
@@ -44,7 +44,7 @@ struct runtime_accounting {
 	uint64_t oom_kills;
 };
 struct runtime_cg_item {
-	char key[64];   /* LXC config key, e.g. lxc.cgroup2.memory.max */
+	char key[64]; /* LXC config key, e.g. lxc.cgroup2.memory.max */
 	char value[64];
 };
 /* Reads the value of a cgroup file of the container into buf; -errno. */

@@ -119,6 +119,18 @@ mapfile -t bins < <(unit_bins build)
 echo "# build: make -j$jobs all ${bins[*]}"
 make -j"$jobs" all "${bins[@]}" </dev/null || abort "build failed (make all)"
 
+# ----------------------------------------------------------------- lint
+# clang-format, shellcheck and mandoc -Tlint: style is checked like a test
+if make -s lint >/tmp/xos-lint.$$ 2>&1 </dev/null; then
+	echo "ok - make lint"
+	passed=$((passed + 1))
+else
+	echo "not ok - make lint"
+	sed 's/^/#   /' /tmp/xos-lint.$$ | tail -40
+	failed=$((failed + 1))
+fi
+rm -f /tmp/xos-lint.$$
+
 # ----------------------------------------------------------- unit tests
 run_units build
 

@@ -8,7 +8,8 @@ setup() { xos_start; }
 teardown() { xos_teardown; }
 
 cg_v1_file() { # JOB CONTROLLER FILE
-	local c="xos-$(job_field "$1" .id)"
+	local c
+	c="xos-$(job_field "$1" .id)"
 	local f
 	f=$(find "/sys/fs/cgroup/$2" -maxdepth 4 -type d -name "lxc.payload.$c" 2>/dev/null | head -1)
 	[ -n "$f" ] && cat "$f/$3"

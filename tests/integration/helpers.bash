@@ -86,7 +86,8 @@ xos_leftovers() {
 	fi
 	awk -v d="$XOS_TMP" '$5 ~ "^"d {print "mount " $5}' /proc/self/mountinfo
 	if [ -d "$XOS_TMP/state/jobs" ]; then
-		for id in $(ls "$XOS_TMP/state/jobs"); do
+		for id in "$XOS_TMP"/state/jobs/*; do
+			id=${id##*/}
 			find /sys/fs/cgroup -maxdepth 2 -name "*xos-$id" -printf 'cgroup %p\n' 2>/dev/null
 		done
 	fi
@@ -108,7 +109,8 @@ xos_force_cleanup() {
 	awk -v d="$XOS_TMP" '$5 ~ "^"d {print $5}' /proc/self/mountinfo | sort -r |
 		while read -r m; do umount -l "$m" 2>/dev/null || true; done
 	if [ -d "$XOS_TMP/state/jobs" ]; then
-		for id in $(ls "$XOS_TMP/state/jobs"); do
+		for id in "$XOS_TMP"/state/jobs/*; do
+			id=${id##*/}
 			find /sys/fs/cgroup -maxdepth 2 -name "*xos-$id" -exec rmdir {} + 2>/dev/null || true
 		done
 	fi
@@ -147,6 +149,7 @@ wait_state() { # JOB STATE [TIMEOUT_S]
 
 # host pid of a job's container init (the loader)
 job_init_pid() {
-	local c="xos-$(xps -a --json "$1" | jq -r '.[0].id')"
+	local c
+	c="xos-$(xps -a --json "$1" | jq -r '.[0].id')"
 	lxc-info -P "$XOS_TMP/state/lxc" -n "$c" -p -H 2>/dev/null
 }

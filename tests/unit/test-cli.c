@@ -117,9 +117,19 @@ static int run_request(int argc, char **argv, yajl_val *ret)
 
 static void test_run_request_full(void)
 {
-	char *argv[] = { "xrun", "-d", "-e", "A=1", "-e", "XOS_TEST_VAR", "-e", "XOS_TEST_UNSET",
-			 "-w", "/tmp", "--name", "n1", "--template", "host", "--memory", "64M",
-			 "--cpus", "0.5", "--pids", "100", "--user", "bob", "ls", "-l", "-d", NULL };
+	char *argv[] = { "xrun",       "-d",
+			 "-e",         "A=1",
+			 "-e",         "XOS_TEST_VAR",
+			 "-e",         "XOS_TEST_UNSET",
+			 "-w",         "/tmp",
+			 "--name",     "n1",
+			 "--template", "host",
+			 "--memory",   "64M",
+			 "--cpus",     "0.5",
+			 "--pids",     "100",
+			 "--user",     "bob",
+			 "ls",         "-l",
+			 "-d",         NULL };
 	const char *want_argv[] = { "ls", "-l", "-d", NULL };
 	const char *want_env[] = { "A=1", "XOS_TEST_VAR=from here", NULL };
 	_cleanup_json_ yajl_val req = NULL;
@@ -187,7 +197,8 @@ static void test_run_parse_errors(void)
 	ok(r[3] == -EINVAL, "run parse: unknown option is refused");
 	ok(r[4] >= 0, "run parse: a command alone is enough");
 	ok(r[5] == -ECANCELED, "run parse: --help ends parsing");
-	ok(run_request(3, bad_utf8, &req) == -EILSEQ, "run request: text that is not UTF-8 is refused");
+	ok(run_request(3, bad_utf8, &req) == -EILSEQ,
+	   "run request: text that is not UTF-8 is refused");
 	ok(run_request(6, zero, &req_zero) >= 0 && int_is(req_zero, "cpus", 0) &&
 		   int_is(req_zero, "memory", 0),
 	   "run parse: --cpus 0 and --memory 0 mean no limit");
@@ -213,7 +224,8 @@ static void test_relative(void)
 	ok(rel_is(86400, "1d ago") && rel_is(86400 * 400, "400d ago"), "relative time: days");
 	ok(cli_format_relative(1000, 5000000, buf, sizeof(buf)) >= 0 && strcmp(buf, "0s ago") == 0,
 	   "relative time: a time in the future is 0s ago");
-	ok(cli_format_relative(0, 0, buf, 3) == -ENOBUFS, "relative time: short buffer is -ENOBUFS");
+	ok(cli_format_relative(0, 0, buf, 3) == -ENOBUFS,
+	   "relative time: short buffer is -ENOBUFS");
 }
 
 static bool state_is(const char *state, int code, int sig, const char *reason, const char *want)
@@ -229,8 +241,8 @@ static bool job_state_is(const char *json, const char *want)
 	_cleanup_json_ yajl_val job = NULL;
 	char buf[64];
 
-	return cli_json_parse(json, &job) >= 0 && cli_format_job_state(job, buf, sizeof(buf)) >= 0 &&
-	       strcmp(buf, want) == 0;
+	return cli_json_parse(json, &job) >= 0 &&
+	       cli_format_job_state(job, buf, sizeof(buf)) >= 0 && strcmp(buf, want) == 0;
 }
 
 static void test_state(void)
@@ -238,8 +250,10 @@ static void test_state(void)
 	ok(state_is("RUNNING", -1, 0, NULL, "RUNNING"), "state: running");
 	ok(state_is("EXITED", 0, 0, NULL, "EXITED(0)"), "state: exited with its code");
 	ok(state_is("KILLED", 137, 9, "OOM", "KILLED(KILL) OOM"), "state: killed, signal, reason");
-	ok(state_is("KILLED", 128 + 99, 99, NULL, "KILLED(99)"), "state: unnamed signal as a number");
-	ok(state_is("FAILED", 125, 0, "no address left in 10.0.3.0/24", "FAILED no address left in 10..."),
+	ok(state_is("KILLED", 128 + 99, 99, NULL, "KILLED(99)"),
+	   "state: unnamed signal as a number");
+	ok(state_is("FAILED", 125, 0, "no address left in 10.0.3.0/24",
+		    "FAILED no address left in 10..."),
 	   "state: long reasons are cut");
 	ok(job_state_is("{\"state\":\"EXITED\",\"exit_code\":3,\"signal\":null,\"reason\":null}",
 			"EXITED(3)"),
@@ -282,7 +296,8 @@ static void test_framing(void)
 	struct cli_conn c = CLI_CONN_INIT;
 	_cleanup_json_ yajl_val a = NULL, b = NULL, d = NULL;
 	int sv[2];
-	const char *part1 = "{\"v\":1,\"ok\":true,\"job\":\"0123", *part2 = "456789abcdef\"}\n\n{\"ev\"";
+	const char *part1 = "{\"v\":1,\"ok\":true,\"job\":\"0123",
+		   *part2 = "456789abcdef\"}\n\n{\"ev\"";
 	const char *part3 = ":\"eof\"}\nnot json\n";
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -319,24 +334,29 @@ static void test_events(void)
 	enum cli_stream_end end = CLI_STREAM_RESPONSE;
 	int r;
 
-	ok(event(&c, &s, "{\"v\":1,\"ev\":\"exit\",\"unit\":1,\"state\":\"killed\",\"code\":0,"
-			 "\"signal\":9,\"reason\":\"OOM\",\"exit_code\":137}", &end) == 1 &&
+	ok(event(&c, &s,
+		 "{\"v\":1,\"ev\":\"exit\",\"unit\":1,\"state\":\"killed\",\"code\":0,"
+		 "\"signal\":9,\"reason\":\"OOM\",\"exit_code\":137}",
+		 &end) == 1 &&
 		   end == CLI_STREAM_EXIT && s.exit_code == 137 && s.signal == 9 &&
 		   strcmp(s.reason, "OOM") == 0,
 	   "events: exit event gives exit_code, signal and reason");
 	ok(event(&c, &s, "{\"v\":1,\"ev\":\"exit\",\"unit\":1,\"state\":\"exited\",\"code\":3}",
-		 &end) == 1 && s.exit_code == 3 && !s.reason,
+		 &end) == 1 &&
+		   s.exit_code == 3 && !s.reason,
 	   "events: exit_code missing: derived from the code");
 	ok(event(&c, &s, "{\"v\":1,\"ev\":\"eof\"}", &end) == 1 && end == CLI_STREAM_EOF,
 	   "events: eof event ends the stream");
 	ok(event(&c, &s, "{\"v\":1,\"ev\":\"progress\"}", &end) == 0,
 	   "events: unknown events are ignored");
-	ok(event(&c, &s, "{\"v\":1,\"ev\":\"output\",\"stream\":\"stdout\",\"data\":\"@@\"}", &end) ==
-		   -EBADMSG,
+	ok(event(&c, &s, "{\"v\":1,\"ev\":\"output\",\"stream\":\"stdout\",\"data\":\"@@\"}",
+		 &end) == -EBADMSG,
 	   "events: bad base64 in output is -EBADMSG");
 	quiet(true);
-	r = event(&c, &s, "{\"v\":1,\"ok\":false,\"error\":{\"code\":\"bad_request\","
-			  "\"message\":\"Bad signal\"}}", &end);
+	r = event(&c, &s,
+		  "{\"v\":1,\"ok\":false,\"error\":{\"code\":\"bad_request\","
+		  "\"message\":\"Bad signal\"}}",
+		  &end);
 	quiet(false);
 	ok(r == 0 && c.error && strcmp(c.error, "Bad signal") == 0,
 	   "events: an error response in the stream is reported, not fatal");

@@ -150,9 +150,17 @@ static void test_spec_format(void)
 static void test_status_format(void)
 {
 	struct loader_status st = {
-		.job = "0123456789abcdef", .unit = 2, .state = LOADER_STATE_KILLED, .signal = 9,
-		.reason = "line one\nline two", .utime_us = 1500, .stime_us = 20, .maxrss_kb = 1024,
-		.started_us = 1700000000000000ULL, .ended_us = 1700000001000000ULL, .remaining = 1,
+		.job = "0123456789abcdef",
+		.unit = 2,
+		.state = LOADER_STATE_KILLED,
+		.signal = 9,
+		.reason = "line one\nline two",
+		.utime_us = 1500,
+		.stime_us = 20,
+		.maxrss_kb = 1024,
+		.started_us = 1700000000000000ULL,
+		.ended_us = 1700000001000000ULL,
+		.remaining = 1,
 	};
 	static const char want[] = "job=0123456789abcdef\nunit=2\nstate=killed\ncode=0\nsignal=9\n"
 				   "reason=line one line two\nutime_us=1500\nstime_us=20\n"
@@ -318,8 +326,14 @@ static int write_unit(struct fake_daemon *d, unsigned n, const char *cwd, char *
 	char *env[] = { (char *)"PATH=/usr/bin:/bin", (char *)"HOME=/", NULL };
 	gid_t groups[] = { 100, 200 };
 	struct loader_spec s = {
-		.unit = n, .uid = 65534, .gid = 65534, .groups = groups, .n_groups = 2,
-		.cwd = (char *)cwd, .argv = argv, .env = env,
+		.unit = n,
+		.uid = 65534,
+		.gid = 65534,
+		.groups = groups,
+		.n_groups = 2,
+		.cwd = (char *)cwd,
+		.argv = argv,
+		.env = env,
 	};
 	_cleanup_free_ char *buf = NULL;
 	char name[32];
@@ -405,7 +419,9 @@ static pid_t loader_start(struct fake_daemon *d)
 
 	if (pid == 0) {
 		struct loader_options o = {
-			.job = "00112233aabbccdd", .dir = d->dir, .close_fds = true,
+			.job = "00112233aabbccdd",
+			.dir = d->dir,
+			.close_fds = true,
 			.redirect_stdio = true,
 		};
 		_exit(loader_run(&o) < 0 ? 1 : 0);

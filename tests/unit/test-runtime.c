@@ -25,20 +25,25 @@ static void test_cgroup_limits(void)
 
 	n = runtime_cgroup_v2.limits(&l, it, 8);
 	ok(n == 4, "v2 gives 4 items (%d)", n);
-	ok(find(it, n, "lxc.cgroup2.memory.max") && !strcmp(find(it, n, "lxc.cgroup2.memory.max"), "67108864"),
+	ok(find(it, n, "lxc.cgroup2.memory.max") &&
+		   !strcmp(find(it, n, "lxc.cgroup2.memory.max"), "67108864"),
 	   "v2 memory.max");
-	ok(find(it, n, "lxc.cgroup2.memory.swap.max") && !strcmp(find(it, n, "lxc.cgroup2.memory.swap.max"), "0"),
+	ok(find(it, n, "lxc.cgroup2.memory.swap.max") &&
+		   !strcmp(find(it, n, "lxc.cgroup2.memory.swap.max"), "0"),
 	   "v2 memory.swap.max 0");
-	ok(find(it, n, "lxc.cgroup2.cpu.max") && !strcmp(find(it, n, "lxc.cgroup2.cpu.max"), "50000 100000"),
+	ok(find(it, n, "lxc.cgroup2.cpu.max") &&
+		   !strcmp(find(it, n, "lxc.cgroup2.cpu.max"), "50000 100000"),
 	   "v2 cpu.max is quota and period");
-	ok(find(it, n, "lxc.cgroup2.pids.max") && !strcmp(find(it, n, "lxc.cgroup2.pids.max"), "32"),
+	ok(find(it, n, "lxc.cgroup2.pids.max") &&
+		   !strcmp(find(it, n, "lxc.cgroup2.pids.max"), "32"),
 	   "v2 pids.max");
 	n = runtime_cgroup_v1.limits(&l, it, 8);
 	ok(n == 4, "v1 gives 4 items (%d)", n);
 	ok(find(it, n, "lxc.cgroup.memory.limit_in_bytes") &&
 		   !strcmp(find(it, n, "lxc.cgroup.memory.limit_in_bytes"), "67108864"),
 	   "v1 memory.limit_in_bytes");
-	ok(find(it, n, "lxc.cgroup.cpu.cfs_quota_us") && !strcmp(find(it, n, "lxc.cgroup.cpu.cfs_quota_us"), "50000"),
+	ok(find(it, n, "lxc.cgroup.cpu.cfs_quota_us") &&
+		   !strcmp(find(it, n, "lxc.cgroup.cpu.cfs_quota_us"), "50000"),
 	   "v1 cfs_quota_us");
 	ok(find(it, n, "lxc.cgroup.cpu.cfs_period_us") &&
 		   !strcmp(find(it, n, "lxc.cgroup.cpu.cfs_period_us"), "100000"),
@@ -104,7 +109,8 @@ static void test_idmap(void)
 	uint32_t ids[] = { 1000 };
 	uint32_t big[] = { 65534, 200000 };
 
-	ok(runtime_idmap_build(100000, 65536, ids, 1, e, 16, &n) == 0 && n == 3, "uid 1000: 3 lines");
+	ok(runtime_idmap_build(100000, 65536, ids, 1, e, 16, &n) == 0 && n == 3,
+	   "uid 1000: 3 lines");
 	ok(e[0].inside == 0 && e[0].outside == 100000 && e[0].count == 1000, "root range below");
 	ok(e[1].inside == 1000 && e[1].outside == 1000 && e[1].count == 1, "uid maps to itself");
 	ok(e[2].inside == 1001 && e[2].outside == 101001 && e[2].count == 64535, "range above");
@@ -160,8 +166,9 @@ static void test_job_roundtrip(void)
 	struct job *j = job_new(), *k = NULL;
 	yajl_gen g = yajl_gen_alloc(NULL);
 	char *text;
-	struct unit_status st = { .job = "0123456789abcdef", .unit = 1, .state = UNIT_EXITED,
-				  .code = 7 };
+	struct unit_status st = {
+		.job = "0123456789abcdef", .unit = 1, .state = UNIT_EXITED, .code = 7
+	};
 
 	memcpy(j->id, "0123456789abcdef", 17);
 	j->state = JOB_RUNNING;
@@ -178,7 +185,11 @@ static void test_job_roundtrip(void)
 	ok(k && k->state == JOB_EXITED && k->n_units == 1 && k->units[0].code == 7 &&
 		   !strcmp(k->units[0].argv[2], "exit 7") && k->limits.memory == 1 << 26,
 	   "round trip keeps state, units and limits");
-	{ struct job *bad = NULL; ok(job_from_json("{\"id\":\"../x\",\"state\":\"RUNNING\"}", &bad) < 0, "bad id refused"); }
+	{
+		struct job *bad = NULL;
+		ok(job_from_json("{\"id\":\"../x\",\"state\":\"RUNNING\"}", &bad) < 0,
+		   "bad id refused");
+	}
 	free(text);
 	yajl_gen_free(g);
 	job_free(j);
@@ -224,7 +235,8 @@ static void test_common_parsers(void)
 	ok(parse_signal("KILL", &s) == 0 && s == 9 && parse_signal("SIGTERM", &s) == 0 && s == 15,
 	   "signal names");
 	ok(parse_signal("99", &s) < 0 && parse_signal("FOO", &s) < 0, "bad signals refused");
-	ok(job_name_valid("web-1.a") && !job_name_valid("-x") && !job_name_valid("a/b"), "job names");
+	ok(job_name_valid("web-1.a") && !job_name_valid("-x") && !job_name_valid("a/b"),
+	   "job names");
 }
 
 int main(void)
