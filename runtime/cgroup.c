@@ -154,22 +154,37 @@ const struct runtime_cgroup_ops *runtime_cgroup_detect(void)
 	return &runtime_cgroup_v1;
 }
 
-static int prune_in(int hfd, const char *name)
+int runtime_cgroup_paths(const char *parent, const char *name, struct runtime_cgroup_paths *ret)
 {
-	static const char *const prefixes[] = { "lxc.monitor.", "lxc.payload.", NULL };
+	int a, b;
+
+	if (parent && (parent[0] == '/' || strstr(parent, "..")))
+		return -EINVAL;
+	if (parent && parent[0]) {
+		a = snprintf(ret->payload, sizeof(ret->payload), "%s/%s", parent, name);
+		b = snprintf(ret->monitor, sizeof(ret->monitor), "%s/%s.monitor", parent, name);
+	} else {
+		a = snprintf(ret->payload, sizeof(ret->payload), "lxc.payload.%s", name);
+		b = snprintf(ret->monitor, sizeof(ret->monitor), "lxc.monitor.%s", name);
+	}
+	if (a < 0 || b < 0 || (size_t)a >= sizeof(ret->payload) ||
+	    (size_t)b >= sizeof(ret->monitor))
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int prune_in(int hfd, const struct runtime_cgroup_paths *p)
+{
+	const char *dirs[] = { p->monitor, p->payload };
 	int r = 0;
 
-	for (const char *const *p = prefixes; *p; p++) {
-		char dir[256];
-
-		snprintf(dir, sizeof(dir), "%s%s", *p, name);
-		if (unlinkat(hfd, dir, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
+	for (size_t i = 0; i < ELEMENTSOF(dirs); i++)
+		if (unlinkat(hfd, dirs[i], AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
 			r = -errno;
-	}
 	return r;
 }
 
-int runtime_cgroup_prune(const char *name)
+int runtime_cgroup_prune(const struct runtime_cgroup_paths *name)
 {
 	_cleanup_close_ int root = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d;

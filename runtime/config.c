@@ -23,6 +23,7 @@ void runtime_config_free(struct runtime_config *c)
 	free(c->loader_path);
 	free(c->default_user);
 	free(c->socket_group);
+	free(c->cgroup_parent);
 	*c = (struct runtime_config){ 0 };
 }
 
@@ -67,6 +68,13 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 		return set_str(&c->default_user, v);
 	if (!strcmp(k, "socket_group"))
 		return set_str(&c->socket_group, v);
+	if (!strcmp(k, "cgroup_parent")) {
+		if (v[0] == '/' || strstr(v, "..") ||
+		    strspn(v, "abcdefghijklmnopqrstuvwxyz"
+			      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/@") != strlen(v))
+			return -EINVAL;
+		return set_str(&c->cgroup_parent, v);
+	}
 	if (!strcmp(k, "layer_size"))
 		return parse_size(v, &c->layer_size);
 	if (!strcmp(k, "layer_inodes"))

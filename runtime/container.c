@@ -39,6 +39,23 @@ static int cfg_idmap(char *buf, size_t *off, char kind, uint32_t base, uint32_t 
 	return r;
 }
 
+/* The container's place in the cgroup tree is a parameter (the job's
+ * cgroup_parent), not a constant. */
+static int cfg_cgroup_dirs(struct job *j, char *buf, size_t *off)
+{
+	struct runtime_cgroup_paths p;
+	char name[64];
+	int r;
+
+	if (!j->cgroup_parent || !j->cgroup_parent[0])
+		return 0;
+	snprintf(name, sizeof(name), "xos-%s", j->id);
+	r = runtime_cgroup_paths(j->cgroup_parent, name, &p);
+	if (r >= 0)
+		r = cfg_add(buf, off, "lxc.cgroup.dir.container", p.payload);
+	return r < 0 ? r : cfg_add(buf, off, "lxc.cgroup.dir.monitor", p.monitor);
+}
+
 static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 {
 	char v[4096];
@@ -77,6 +94,7 @@ static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 	r = r < 0 ? r
 		  : cfg_add(buf, off, "lxc.log.level",
 			    getenv("XOS_LXC_LOG_LEVEL") ? getenv("XOS_LXC_LOG_LEVEL") : "ERROR");
+	r = r < 0 ? r : cfg_cgroup_dirs(j, buf, off);
 	n = d->cg->limits(&j->limits, items, ELEMENTSOF(items));
 	if (r >= 0 && n < 0)
 		r = n;

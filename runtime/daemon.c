@@ -141,12 +141,15 @@ static int prune_cgroups(struct daemon *d)
 	int timeout = -1;
 
 	for (struct job *j = d->jobs; j; j = j->next) {
+		struct runtime_cgroup_paths p;
 		char name[64];
 
 		if (j->cg_prune_tries <= 0)
 			continue;
 		snprintf(name, sizeof(name), "xos-%s", j->id);
-		if (runtime_cgroup_prune(name) == -EBUSY && --j->cg_prune_tries > 0)
+		if (runtime_cgroup_paths(j->cgroup_parent, name, &p) < 0)
+			j->cg_prune_tries = 0;
+		else if (runtime_cgroup_prune(&p) == -EBUSY && --j->cg_prune_tries > 0)
 			timeout = 100;
 		else
 			j->cg_prune_tries = 0;

@@ -368,6 +368,7 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 	j->name = q.name ? strdup(q.name) : NULL;
 	j->tty = q.tty;
 	j->template = strdup("host");
+	j->cgroup_parent = d->cfg->cgroup_parent ? strdup(d->cfg->cgroup_parent) : NULL;
 	j->state = JOB_STARTING;
 	j->created_us = now_usec();
 	j->idmap_base = d->subuid_base;

@@ -75,6 +75,7 @@ struct job {
 	size_t n_groups;
 	char *home;
 	char *template;
+	char *cgroup_parent; /* where its cgroups go (NULL: LXC's default place) */
 	enum job_state state;
 	char *reason;
 	struct runtime_limits limits;

@@ -18,9 +18,10 @@ struct runtime_config {
 	uint64_t layer_size;   /* bytes of each job's writable layer (tmpfs size=) */
 	uint64_t layer_inodes; /* inodes of each job's writable layer */
 	uint64_t default_memory, default_millicpus, default_pids;
-	bool sync_writes; /* fdatasync state files */
-	bool detach;      /* once set up: become a daemon, log to <state_dir>/xosd.log */
-	int log_level;    /* 0 err .. 3 debug */
+	bool sync_writes;    /* fdatasync state files */
+	bool detach;         /* once set up: become a daemon, log to <state_dir>/xosd.log */
+	char *cgroup_parent; /* where job cgroups go (relative), NULL: LXC's default */
+	int log_level;       /* 0 err .. 3 debug */
 };
 
 void runtime_config_init(struct runtime_config *c);
@@ -59,9 +60,16 @@ extern const struct runtime_cgroup_ops runtime_cgroup_v1, runtime_cgroup_v2;
 /* The backend for this machine: v2 if /sys/fs/cgroup is a cgroup2 mount, else v1. */
 const struct runtime_cgroup_ops *runtime_cgroup_detect(void);
 
-/* Remove the (empty) cgroups LXC left for container name in every hierarchy;
+/* A container's cgroups, relative to each hierarchy's root: under parent
+ * (a parameter of container creation: a batch system may want them below
+ * its own) or, without one, where LXC puts them by default. */
+struct runtime_cgroup_paths {
+	char payload[512], monitor[512];
+};
+int runtime_cgroup_paths(const char *parent, const char *name, struct runtime_cgroup_paths *ret);
+/* Remove the (empty) cgroups LXC left for a container in every hierarchy;
  * -EBUSY while a process is still in one of them. */
-int runtime_cgroup_prune(const char *name);
+int runtime_cgroup_prune(const struct runtime_cgroup_paths *p);
 
 /* ---- id mapping (pure, unit-tested) ---- */
 struct runtime_idmap_entry {

@@ -73,3 +73,23 @@ cg_v1_file() { # JOB CONTROLLER FILE
 	assert_failure 125
 	assert_output --partial "4 MiB"
 }
+
+@test "cgroup placement is a parameter: cgroup_parent puts jobs' cgroups below it" {
+	xosd_stop
+	parent="xostest-parent-$$"
+	echo "cgroup_parent = $parent" >"$XOS_TMP/xosd.conf"
+	xosd_launch --config "$XOS_TMP/xosd.conf"
+	id=$(xrun -d --memory 64M -- sleep 30)
+	wait_state "$id" RUNNING
+	assert_equal "$(cat "/sys/fs/cgroup/memory/$parent/xos-$id/memory.limit_in_bytes")" 67108864
+	init=$(job_init_pid "$id")
+	grep -q "memory:/$parent/xos-$id" "/proc/$init/cgroup"
+	xkill -s KILL "$id"
+	run xwait "$id"
+	assert_equal "$status" 137
+	xosd_stop
+	# xosd removed the job's cgroups; the parent is the node owner's
+	run find /sys/fs/cgroup -maxdepth 3 -name "*xos-$id*"
+	assert_output ""
+	for d in /sys/fs/cgroup/*/"$parent"; do rmdir "$d"; done
+}

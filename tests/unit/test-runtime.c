@@ -102,6 +102,23 @@ static void test_cgroup_accounting(void)
 	ok(a.memory_peak == 4096 && a.oom_kills == 2, "v1 max_usage and oom_kill");
 }
 
+static void test_cgroup_paths(void)
+{
+	struct runtime_cgroup_paths p;
+
+	ok(runtime_cgroup_paths(NULL, "xos-1", &p) == 0 &&
+		   !strcmp(p.payload, "lxc.payload.xos-1") &&
+		   !strcmp(p.monitor, "lxc.monitor.xos-1"),
+	   "default placement is LXC's");
+	ok(runtime_cgroup_paths("slurm/uid_1000/job_7", "xos-1", &p) == 0 &&
+		   !strcmp(p.payload, "slurm/uid_1000/job_7/xos-1") &&
+		   !strcmp(p.monitor, "slurm/uid_1000/job_7/xos-1.monitor"),
+	   "placement below a parent");
+	ok(runtime_cgroup_paths("../x", "xos-1", &p) < 0 &&
+		   runtime_cgroup_paths("/abs", "xos-1", &p) < 0,
+	   "escaping or absolute parents refused");
+}
+
 static void test_idmap(void)
 {
 	struct runtime_idmap_entry e[16];
@@ -243,6 +260,7 @@ int main(void)
 {
 	test_cgroup_limits();
 	test_cgroup_accounting();
+	test_cgroup_paths();
 	test_idmap();
 	test_subid();
 	test_status();
