@@ -39,6 +39,7 @@ static inline void closep(int *fd)
 	int saved = errno;
 	if (*fd >= 0)
 		close(*fd);
+	*fd = -EBADF; /* also used to close explicitly: never leave a stale number */
 	errno = saved;
 }
 static inline void fclosep(FILE **f)

@@ -173,19 +173,17 @@ static void send_exit(struct conn *c, const struct unit *u)
 	c->mode = CONN_CLOSING;
 }
 
-static void open_spool(struct conn *c)
+static void open_spool(struct daemon *d, struct conn *c)
 {
 	char name[32];
 
-	if (c->job->spoolfd < 0)
-		return;
 	if (c->out_fd < 0) {
 		snprintf(name, sizeof(name), "%u.out", c->unit);
-		c->out_fd = openat(c->job->spoolfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		c->out_fd = daemon_open_spool_file(d, c->job, name);
 	}
 	if (c->err_fd < 0) {
 		snprintf(name, sizeof(name), "%u.err", c->unit);
-		c->err_fd = openat(c->job->spoolfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		c->err_fd = daemon_open_spool_file(d, c->job, name);
 	}
 }
 
@@ -213,7 +211,7 @@ void conn_pump(struct daemon *d, struct conn *c)
 
 	if (c->mode != CONN_ATTACHED || !c->job)
 		return;
-	open_spool(c);
+	open_spool(d, c);
 	drained = pump_fd(c, c->out_fd, "stdout");
 	drained = pump_fd(c, c->err_fd, "stderr") && drained;
 	u = job_unit(c->job, c->unit);

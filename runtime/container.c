@@ -163,28 +163,41 @@ static int open_pidfd(struct job *j)
 
 /* liblxc's start moves the calling process into the container's monitor
  * cgroup and leaves its signal state to the monitor; so a short-lived child of
- * xosd calls it, and xosd itself stays where it is. */
-int container_start(struct daemon *d, struct job *j)
+ * xosd calls it, and xosd itself stays where it is. The child first closes
+ * every fd it inherited (liblxc would close them one by one, rescanning
+ * /proc/self/fd each time) and takes a handle of its own. */
+static _noreturn_ void start_child(struct daemon *d, struct job *j)
 {
 	char *argv[] = { "/.xos/loader", j->id, NULL };
+	struct lxc_container *c;
+	sigset_t none;
+	char name[64];
+
+	sigemptyset(&none);
+	signal(SIGPIPE, SIG_DFL);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	close_range(3, ~0U, 0);
+	ct_name(j, name, sizeof(name));
+	c = lxc_container_new(name, d->lxcpath);
+	if (!c)
+		_exit(1);
+	c->want_daemonize(c, true);
+	c->want_close_all_fds(c, true);
+	_exit(c->start(c, 0, argv) ? 0 : 1);
+}
+
+int container_start(struct daemon *d, struct job *j)
+{
 	int r = open_handle(d, j), status = 0;
 	pid_t pid;
 
 	if (r < 0)
 		return r;
-	j->c->want_daemonize(j->c, true);
-	j->c->want_close_all_fds(j->c, true);
 	pid = fork();
 	if (pid < 0)
 		return -errno;
-	if (pid == 0) {
-		sigset_t none;
-
-		sigemptyset(&none);
-		signal(SIGPIPE, SIG_DFL);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		_exit(j->c->start(j->c, 0, argv) ? 0 : 1);
-	}
+	if (pid == 0)
+		start_child(d, j);
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return -errno;
@@ -227,22 +240,81 @@ bool container_running(struct job *j)
 	return j->c && j->c->is_running(j->c);
 }
 
+/* The cgroup files of the container's init, read directly: its
+ * /proc/PID/cgroup names its cgroup in every hierarchy (no round trip to
+ * LXC's monitor per value). */
+struct cg_reader {
+	char *self; /* contents of /proc/<init>/cgroup */
+	bool v2;    /* files are in the unified hierarchy */
+};
+
+static int cg_path(const struct cg_reader *cr, const char *controller, char *buf, size_t len)
+{
+	size_t cl = strlen(controller);
+
+	for (const char *l = cr->self; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		const char *ctrls = strchr(l, ':'), *path;
+		size_t n;
+
+		if (!ctrls || !(path = strchr(ctrls + 1, ':')))
+			return -EINVAL;
+		ctrls++;
+		n = strcspn(path + 1, "\n");
+		if (path == ctrls && !strcmp(controller, "")) /* cgroup2: "0::/path" */
+			return snprintf(buf, len, "/sys/fs/cgroup%.*s", (int)n, path + 1) < (int)len
+				       ? 0
+				       : -ENAMETOOLONG;
+		for (const char *c = ctrls; c < path; c += strcspn(c, ",:") + 1)
+			if (!strncmp(c, controller, cl) && (c[cl] == ',' || c[cl] == ':'))
+				return snprintf(buf, len, "/sys/fs/cgroup/%.*s%.*s",
+						(int)(path - ctrls), ctrls, (int)n,
+						path + 1) < (int)len
+					       ? 0
+					       : -ENAMETOOLONG;
+	}
+	return -ENOENT;
+}
+
 static int cg_read(void *ud, const char *file, char *buf, size_t len)
 {
-	struct lxc_container *c = ud;
-	int n = c->get_cgroup_item(c, file, buf, (int)len);
+	const struct cg_reader *cr = ud;
+	char ctrl[32] = "", path[1024], *full;
+	_cleanup_free_ char *text = NULL;
+	size_t tl;
+	int r;
 
-	if (n < 0)
-		return -ENOENT;
-	buf[(size_t)n < len ? (size_t)n : len - 1] = 0;
+	/* v1: the controller is the file's prefix (memory.max_usage_in_bytes) */
+	if (!cr->v2)
+		snprintf(ctrl, sizeof(ctrl), "%.*s", (int)strcspn(file, "."), file);
+	r = cg_path(cr, ctrl, path, sizeof(path));
+	if (r < 0)
+		return r;
+	full = xstrdup_printf("%s/%s", path, file);
+	if (!full)
+		return -ENOMEM;
+	r = read_file_at(AT_FDCWD, full, len - 1, &text, &tl);
+	free(full);
+	if (r < 0)
+		return r;
+	memcpy(buf, text, tl + 1);
 	return 0;
 }
 
 int container_accounting(struct daemon *d, struct job *j, struct runtime_accounting *ret)
 {
-	if (!container_running(j))
+	struct cg_reader cr = { .v2 = d->cg == &runtime_cgroup_v2 };
+	char p[64];
+	int r;
+
+	if (j->init_pid <= 0)
 		return -ESRCH;
-	return d->cg->accounting(cg_read, j->c, ret);
+	snprintf(p, sizeof(p), "/proc/%d/cgroup", (int)j->init_pid);
+	r = read_file_at(AT_FDCWD, p, 65536, &cr.self, NULL);
+	if (r < 0)
+		return r;
+	r = d->cg->accounting(cg_read, &cr, ret);
+	free(cr.self);
+	return r;
 }
 
 void container_release(struct job *j)
@@ -254,15 +326,30 @@ void container_release(struct job *j)
 	j->init_pid = 0;
 }
 
+/* liblxc's lock file of a container: /run/lxc/lock/<lxcpath>/.<name> */
+#define LXC_LOCK_DIR "/run/lxc/lock"
+
 void container_remove_config(struct daemon *d, struct job *j)
 {
 	_cleanup_close_ int lxc = open(d->lxcpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	char name[64];
+	char name[64], lock[4096];
 
-	if (lxc < 0)
-		return;
 	ct_name(j, name, sizeof(name));
-	rm_rf_at(lxc, name);
+	if (lxc >= 0)
+		rm_rf_at(lxc, name);
+	snprintf(lock, sizeof(lock), LXC_LOCK_DIR "%s/.%s", d->lxcpath, name);
+	unlink(lock);
+}
+
+void container_remove_lock_dirs(struct daemon *d)
+{
+	char dir[4096];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), LXC_LOCK_DIR "%s", d->lxcpath);
+	/* the lxcpath's directories below /run/lxc/lock, deepest first, while empty */
+	while (strlen(dir) > strlen(LXC_LOCK_DIR) && rmdir(dir) == 0 && (slash = strrchr(dir, '/')))
+		*slash = 0;
 }
 
 /* Drop a request file into <job>/xos/in and poke the loader. */

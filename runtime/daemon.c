@@ -28,6 +28,30 @@ int daemon_epoll_add(struct daemon *d, int fd, uint32_t events, int kind, void *
 	return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
+int daemon_job_dir(struct daemon *d, struct job *j)
+{
+	if (j->dirfd < 0)
+		j->dirfd = open_dir_at(d->jobs_fd, j->id);
+	return j->dirfd;
+}
+
+int daemon_open_spool_file(struct daemon *d, struct job *j, const char *name)
+{
+	_cleanup_close_ int spool = -EBADF;
+	int dir, fd;
+
+	if (j->spoolfd >= 0)
+		return openat(j->spoolfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	dir = daemon_job_dir(d, j);
+	spool = dir >= 0 ? openat(dir, "xos/spool", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -EBADF;
+	if (spool < 0)
+		return -ENOENT;
+	fd = openat(spool, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (!job_is_live(j))
+		closep(&j->dirfd); /* ended jobs hold no fds */
+	return fd;
+}
+
 int daemon_persist_job(struct daemon *d, struct job *j)
 {
 	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
@@ -39,8 +63,10 @@ int daemon_persist_job(struct daemon *d, struct job *j)
 	text = json_gen_take(g, true);
 	if (!text)
 		return -ENOMEM;
-	return write_file_atomic_at(j->dirfd, "job.json", text, strlen(text), 0600,
-				    d->cfg->sync_writes);
+	/* Only the end of a job must survive a crash of the node: its container
+	 * dies with the node anyway. */
+	return write_file_atomic_at(daemon_job_dir(d, j), "job.json", text, strlen(text), 0600,
+				    d->cfg->sync_writes && job_state_is_final(j->state));
 }
 
 struct job *daemon_find_job(struct daemon *d, const char *id)
@@ -133,6 +159,8 @@ static void job_cleanup(struct daemon *d, struct job *j)
 	rootfs_job_umount(d, j);
 	container_remove_config(d, j);
 	j->cg_prune_tries = 50; /* LXC's monitor may still sit in its cgroup */
+	closep(&j->spoolfd);
+	closep(&j->dirfd); /* an ended job holds no fd: xosd may keep thousands */
 }
 
 /* Retry removing LXC's leftover cgroups; returns the next timeout (ms) or -1. */
@@ -260,6 +288,8 @@ static int load_job(struct daemon *d, const char *id)
 		adopt_job(d, j);
 	else if (faccessat(j->dirfd, "rootfs", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		finish_cleanup(d, j); /* ended, but xosd stopped before tidying up */
+	else
+		closep(&j->dirfd);
 	return 0;
 }
 
@@ -484,8 +514,10 @@ static void daemon_shutdown(struct daemon *d)
 		job_free(j);
 		j = next;
 	}
-	if (!live)
+	if (!live) {
 		rootfs_host_skel_teardown(d->skel_dir);
+		container_remove_lock_dirs(d);
+	}
 	if (d->listen_fd >= 0)
 		unlink(d->cfg->socket_path);
 	free(d->lxcpath);

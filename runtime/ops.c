@@ -537,11 +537,6 @@ static void op_logs(struct daemon *d, struct conn *c, yajl_val t)
 	if (!job_unit(j, (unsigned)unit))
 		return conn_reply_error(c, "not_found", "Job %.12s has no unit %llu", j->id,
 					(unsigned long long)unit);
-	if (j->spoolfd < 0) {
-		_cleanup_close_ int xos = open_dir_at(j->dirfd, "xos");
-
-		j->spoolfd = xos >= 0 ? open_dir_at(xos, "spool") : -EBADF;
-	}
 	g = reply_begin();
 	if (!g)
 		return;

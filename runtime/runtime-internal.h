@@ -132,6 +132,7 @@ int container_request_unit(struct daemon *d, struct job *j, unsigned n);
 int container_signal(struct daemon *d, struct job *j, unsigned unit, int sig);
 void container_release(struct job *j);
 void container_remove_config(struct daemon *d, struct job *j);
+void container_remove_lock_dirs(struct daemon *d); /* liblxc's, once empty */
 int container_write_unit_spec(struct daemon *d, struct job *j, unsigned n, char **argv, char **env,
 			      const char *cwd, bool tty);
 
@@ -154,6 +155,10 @@ struct daemon {
 };
 
 int daemon_persist_job(struct daemon *d, struct job *j);
+/* The job's directory fd, opened again if it was closed (ended jobs keep none). */
+int daemon_job_dir(struct daemon *d, struct job *j);
+/* Open a file of the job's spool read-only (for xlogs and attached xrun). */
+int daemon_open_spool_file(struct daemon *d, struct job *j, const char *name);
 struct job *daemon_find_job(struct daemon *d, const char *id);
 /* Resolve id, unique id prefix or name; -ENOENT, -ENOTUNIQ. */
 int daemon_lookup_job(struct daemon *d, const char *name, struct job **ret);

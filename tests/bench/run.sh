@@ -159,6 +159,13 @@ cleanup() {
 		sleep 0.1
 	done
 	our_mounts | while read -r m; do umount -l "$m" 2>/dev/null; done
+	# LXC leaves a lock file per container name under /run/lxc/lock/<lxcpath>
+	# (xosd's job containers and ours): count them, then remove ours.
+	LOCKS=0
+	if [ -d "/run/lxc/lock$BT" ]; then
+		LOCKS=$(find "/run/lxc/lock$BT" -type f | wc -l)
+		rm -rf "/run/lxc/lock$BT"
+	fi
 	for i in $(seq 1 20); do
 		our_cgroups | while read -r c; do rmdir "$c" 2>/dev/null; done
 		[ -z "$(our_cgroups)" ] && break
@@ -187,6 +194,7 @@ cleanup() {
 		mkdir -p "$BENCH_KEEP_LOGS"
 		cp "$BT"/*.log "$BT"/trace.* "$BENCH_KEEP_LOGS"/ 2>/dev/null
 	fi
+	[ -e "/run/lxc/lock$BT" ] && left+="lxc lock files: /run/lxc/lock$BT"$'\n'
 	[ -z "$left" ] && rm -rf "$BT"
 	[ -e "$BT" ] && [ -z "$left" ] && left+="directory $BT"$'\n'
 	p=$(comm -13 <(echo "$LINKS_BEFORE") \
@@ -197,7 +205,7 @@ cleanup() {
 		rc=1
 	else
 		echo "teardown: clean (no mounts, cgroups, processes, lxc or runc containers left;" \
-			"$BT removed)"
+			"$BT removed; $LOCKS LXC lock files removed from /run/lxc/lock$BT)"
 	fi
 	# Network links: our containers make none (netns with lo only); new ones
 	# would be someone else's on a shared machine, so they are only reported.
@@ -214,7 +222,7 @@ BUNDLE_U="$BT/bundle-u"
 ROOTFS="$BT/rootfs"
 ERRLOG="$BT/errors.log"
 DAEMON_PIDS=() DAEMON_DIRS=() BG_PIDS=() LXC_NAMES=()
-STRACE_PID=
+STRACE_PID='' LOCKS=0
 RUNC_SEQ=0
 : >"$ERRLOG"
 LINKS_BEFORE=$(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sort)
@@ -393,7 +401,7 @@ cg_mode=$(stat -f -c %T /sys/fs/cgroup)
 if [ "$cg_mode" = cgroup2fs ]; then cg_mode="v2"; else cg_mode="v1 (hybrid: $cg_mode at /sys/fs/cgroup)"; fi
 echo "== xos benchmark ($(date -u +%Y-%m-%dT%H:%MZ))"
 echo "machine:  $(uname -sr), $(nproc) CPUs ($cpu_model), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM"
-echo "          cgroup $cg_mode; /tmp on $(stat -f -c %T /tmp); load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "          cgroup $cg_mode; /tmp on $(findmnt -no FSTYPE -T /tmp 2>/dev/null || stat -f -c %T /tmp) (state dirs, fdatasync); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "xos:      $("$BUILD/xrun" --version 2>/dev/null | head -1), git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || echo ' (dirty)'), binaries of $BUILD_SRC$SANITIZED"
 [ "$HAVE_LXC" = 1 ] && echo "lxc:      $(lxc-execute --version 2>/dev/null | head -1)"
 [ "$HAVE_RUNC" = 1 ] && echo "runc:     $(runc --version | head -1)"
@@ -479,6 +487,13 @@ echo "   default xosd:"
 phases v_xrun "$SOCK1"
 echo "   xosd with sync_writes = false:"
 phases v_xrun_nosync "$SOCK2"
+echo "   default xosd after these runs: $(XOS_SOCKET=$SOCK1 "$BUILD/xps" -a -q | wc -l) jobs in its table," \
+	"$(find "/proc/$XOSD1_PID/fd" -mindepth 1 -maxdepth 1 | wc -l) open file descriptors"
+if [ -s "$BT/lat.v_xrun" ]; then
+	k=$(((N + 4) / 5))
+	echo "   drift: xrun median over its first $k runs $(head -n "$k" "$BT/lat.v_xrun" >"$BT/first"; stats "$BT/first" | cut -d' ' -f1) ms," \
+		"over its last $k runs $(tail -n "$k" "$BT/lat.v_xrun" >"$BT/last"; stats "$BT/last" | cut -d' ' -f1) ms"
+fi
 echo
 
 # ---------------------------------------------------------------------------
@@ -487,7 +502,12 @@ echo
 declare -A TP=()
 # xrun -d JOBS times from CONC submitters, then xwait for all: jobs/s
 xrun_throughput() { # CONC
-	local conc=$1 k n s sub e ids=() bad
+	local conc=$1 k n s sub e ids=() bad idx sock pid fds
+	# a fresh daemon per pass: passes do not inherit each other's job table
+	start_daemon "tp$conc" /dev/null
+	idx=$((${#DAEMON_PIDS[@]} - 1))
+	sock="${DAEMON_DIRS[$idx]}/run/xosd.sock"
+	pid=${DAEMON_PIDS[$idx]}
 	rm -f "$BT"/ids.*
 	s=${EPOCHREALTIME/./}
 	BG_PIDS=()
@@ -495,8 +515,11 @@ xrun_throughput() { # CONC
 		n=$((JOBS / conc + (k <= JOBS % conc ? 1 : 0)))
 		(
 			for _ in $(seq 1 "$n"); do
-				XOS_SOCKET=$SOCK1 "$BUILD/xrun" -d -- /bin/true </dev/null 2>>"$ERRLOG" ||
+				if id=$(XOS_SOCKET=$sock "$BUILD/xrun" -d -- /bin/true </dev/null 2>>"$ERRLOG"); then
+					echo "${EPOCHREALTIME/./} $id"
+				else
 					echo "(xrun -d failed)" >>"$ERRLOG"
+				fi
 			done >"$BT/ids.$k"
 		) &
 		BG_PIDS+=("$!")
@@ -504,21 +527,33 @@ xrun_throughput() { # CONC
 	for k in "${BG_PIDS[@]}"; do wait "$k"; done
 	BG_PIDS=()
 	sub=${EPOCHREALTIME/./}
-	mapfile -t ids < <(cat "$BT"/ids.*)
+	mapfile -t ids < <(cat "$BT"/ids.* | awk '{print $2}')
 	if [ ${#ids[@]} -gt 0 ]; then
-		XOS_SOCKET=$SOCK1 "$BUILD/xwait" "${ids[@]}" >/dev/null 2>>"$ERRLOG" || true
+		XOS_SOCKET=$sock "$BUILD/xwait" "${ids[@]}" >/dev/null 2>>"$ERRLOG" || true
 	fi
 	e=${EPOCHREALTIME/./}
+	fds=$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 | wc -l)
 	bad=0
 	if [ ${#ids[@]} -gt 0 ]; then
-		bad=$(XOS_SOCKET=$SOCK1 "$BUILD/xps" -a --json "${ids[@]}" |
+		bad=$(XOS_SOCKET=$sock "$BUILD/xps" -a --json "${ids[@]}" |
 			jq '[.[] | select(.state != "EXITED" or .exit_code != 0)] | length') || bad=0
 	fi
 	bad=$((bad + JOBS - ${#ids[@]}))
-	awk -v n="${#ids[@]}" -v s="$s" -v su="$sub" -v e="$e" -v bad="$bad" -v c="$conc" \
-		'BEGIN { printf "   %-42s %8.1f %10.1f %8.2f %5d%s\n", "xrun -d x" n ", " c " submitter" (c > 1 ? "s" : "") " + xwait",
-			n / ((e - s) / 1e6), n / ((su - s) / 1e6), (e - s) / 1e6, n, bad ? "  (" bad " not exited 0)" : "" }'
+	# submissions per second over the first and the last tenth of the pass
+	cat "$BT"/ids.* | sort -n | awk -v s="$s" -v su="$sub" -v e="$e" -v bad="$bad" -v c="$conc" \
+		-v fds="$fds" '
+		{ t[NR] = $1 }
+		END {
+			n = NR; k = int(n / 10); if (k < 1) k = 1
+			first = n ? k / ((t[k] - s) / 1e6) : 0
+			last = n > k ? k / ((t[n] - t[n - k]) / 1e6) : 0
+			printf "   %-42s %8.1f %10.1f %7.1f/%-7.1f %8.2f %5d %6d%s\n",
+				"xrun -d x" n ", " c " submitter" (c > 1 ? "s" : "") " + xwait",
+				n / ((e - s) / 1e6), n / ((su - s) / 1e6), first, last, (e - s) / 1e6, n, fds,
+				bad ? "  (" bad " not exited 0)" : ""
+		}'
 	TP[xrun$conc]=$(awk -v n="${#ids[@]}" -v s="$s" -v e="$e" 'BEGIN { printf "%.1f", n / ((e - s) / 1e6) }')
+	stop_daemon "$idx"
 }
 
 # PEER_JOBS runs of a peer variant from CONC loops; each run ends with its job
@@ -546,12 +581,12 @@ peer_throughput() { # VARIANT CONC LABEL
 	e=${EPOCHREALTIME/./}
 	fails=$({ cat "$BT"/fail.* 2>/dev/null || true; } | wc -l)
 	awk -v n="$PEER_JOBS" -v s="$s" -v e="$e" -v f="$fails" -v l="$3" \
-		'BEGIN { printf "   %-42s %8.1f %10s %8.2f %5d%s\n", l, n / ((e - s) / 1e6), "-", (e - s) / 1e6, n, f ? "  (" f " failed)" : "" }'
+		'BEGIN { printf "   %-42s %8.1f %10s %15s %8.2f %5d %6s%s\n", l, n / ((e - s) / 1e6), "-", "-", (e - s) / 1e6, n, "-", f ? "  (" f " failed)" : "" }'
 	TP[$v$conc]=$(awk -v n="$PEER_JOBS" -v s="$s" -v e="$e" 'BEGIN { printf "%.1f", n / ((e - s) / 1e6) }')
 }
 
 echo "== 2. throughput: /bin/true jobs, submitted as fast as possible"
-printf '\n   %-42s %8s %10s %8s %5s\n' "" "jobs/s" "submit/s" "total s" "jobs"
+printf '\n   %-42s %8s %10s %15s %8s %5s %6s\n' "" "jobs/s" "submit/s" "first/last 10%" "total s" "jobs" "fds"
 xrun_throughput 1
 xrun_throughput "$SUBMITTERS"
 if [ "$HAVE_LXC" = 1 ] && [ "$PEER_JOBS" -gt 0 ]; then
@@ -562,7 +597,9 @@ if [ "$HAVE_RUNC" = 1 ] && [ "$PEER_JOBS" -gt 0 ]; then
 	peer_throughput v_runc 1 "runc run x$PEER_JOBS, sequential"
 	peer_throughput v_runc "$SUBMITTERS" "runc run x$PEER_JOBS, $SUBMITTERS loops"
 fi
-echo "   (jobs/s: all jobs ended; submit/s: xrun -d calls returned, the job started)"
+echo "   (jobs/s: all jobs ended; submit/s: xrun -d calls returned, i.e. the job started;"
+echo "    first/last 10%: submit/s over the first and the last tenth of the pass;"
+echo "    fds: xosd's open file descriptors after the pass; each xrun pass has a fresh xosd)"
 echo
 if [ "$HAVE_LXC" = 1 ] && [ "$PEER_JOBS" -gt 0 ]; then
 	echo "   ratios of jobs/s: xrun / lxc-execute sequential = $(ratio "${TP[xrun1]}" "${TP[v_lxc1]}")," \

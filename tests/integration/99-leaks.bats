@@ -24,4 +24,7 @@ load helpers
 	# (the directories held the daemons' sockets and state)
 	run bash -c "ls -d /tmp/xos-t.* 2>/dev/null || true"
 	assert_output ""
+	# liblxc's lock files of the containers
+	run bash -c "ls -d /run/lxc/lock/tmp/xos-t.* 2>/dev/null || true"
+	assert_output ""
 }
