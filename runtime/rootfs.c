@@ -252,13 +252,39 @@ static int job_path(struct daemon *d, struct job *j, const char *sub, char *buf,
 	return r < 0 || (size_t)r >= len ? -ENAMETOOLONG : 0;
 }
 
-/* The accounts as they are now (the skeleton's copy is as old as the daemon). */
-static int job_etc(int layer, uid_t ru)
+/* Whether the host's account files still are what the skeleton copied. */
+static bool accounts_unchanged(const char *skel)
 {
-	_cleanup_close_ int host = open("/etc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	static const char *const files[] = { "passwd", "group" };
+
+	for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+		char p[4096];
+		struct stat h, k;
+
+		snprintf(p, sizeof(p), "%s/etc/%s", skel, files[i]);
+		if (stat(p, &k) < 0 ||
+		    fstatat(AT_FDCWD, files[i][0] == 'p' ? "/etc/passwd" : "/etc/group", &h, 0) < 0)
+			return false;
+		/* the copy is newer than the last change of the host's file */
+		if (h.st_size != k.st_size || h.st_mtim.tv_sec > k.st_mtim.tv_sec ||
+		    (h.st_mtim.tv_sec == k.st_mtim.tv_sec &&
+		     h.st_mtim.tv_nsec >= k.st_mtim.tv_nsec))
+			return false;
+	}
+	return true;
+}
+
+/* The accounts as they are now: when they changed since the skeleton was
+ * made, the job gets fresh copies in its own layer. */
+static int job_etc(int layer, uid_t ru, const char *skel)
+{
+	_cleanup_close_ int host = -EBADF;
 	_cleanup_close_ int etc = -EBADF;
 	int r;
 
+	if (accounts_unchanged(skel))
+		return 0;
+	host = open("/etc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (host < 0)
 		return -errno;
 	if (mkdirat(layer, "upper/etc", 0755) < 0 || fchownat(layer, "upper/etc", ru, ru, 0) < 0)
@@ -293,7 +319,7 @@ int rootfs_job_mount(struct daemon *d, struct job *j)
 			r = -errno;
 			goto err_umount_layer;
 		}
-		r = job_etc(lfd, ru);
+		r = job_etc(lfd, ru, d->skel_dir);
 		if (r < 0)
 			goto err_umount_layer;
 	}
