@@ -48,6 +48,7 @@ struct notify {
 	uint64_t deadline;    /* mono_usec() */
 	uint64_t backoff;     /* next retry delay */
 	char path[108];       /* sun_path of notify.sock */
+	int sync_fd;          /* the spool: flushed when a report must wait */
 };
 
 struct loader {

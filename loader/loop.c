@@ -79,6 +79,7 @@ static int loader_init(struct loader *l, const struct loader_options *o)
 		container_setup();
 	if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
 		log_warn("Failed to become a child subreaper: %m");
+	l->notify.sync_fd = l->spool_fd;
 	r = loader_notify_set_path(&l->notify, o->dir ? o->dir : LOADER_DEFAULT_DIR);
 	if (r < 0)
 		return log_error_errno(r, "Failed to name the notify socket: %m");

@@ -15,6 +15,7 @@ void loader_notify_init(struct notify *n)
 	memset(n, 0, sizeof(*n));
 	n->tail = &n->head;
 	n->fd = -EBADF;
+	n->sync_fd = -EBADF;
 	n->backoff = LOADER_BACKOFF_MIN_USEC;
 }
 
@@ -85,6 +86,8 @@ static void attempt_failed(struct notify *n, uint64_t now, const char *why, int 
 	struct report *r = n->head;
 
 	close_conn(n);
+	if (r->attempts == 0 && n->sync_fd >= 0)
+		(void)syncfs(n->sync_fd); /* xosd is away: the status file must last */
 	if (r->attempts++ % LOG_EVERY_ATTEMPTS == 0)
 		log_warn("Cannot report the end of unit %u yet (attempt %u), retrying: %s%s%s",
 			 r->unit, r->attempts, why, err ? ": " : "", err ? strerror(err) : "");

@@ -113,7 +113,10 @@ static void unit_report(struct loader *l, struct loader_status *st, const struct
 		return;
 	}
 	snprintf(name, sizeof(name), "%u.status", st->unit);
-	r = write_file_atomic_at(l->spool_fd, name, text, len, 0600, true);
+	/* not flushed to disk here: xosd makes its record durable once it has the
+	 * report; only a report that cannot be delivered at once is flushed
+	 * (notify.c), so that it survives a crash of the node meanwhile */
+	r = write_file_atomic_at(l->spool_fd, name, text, len, 0600, false);
 	if (r < 0)
 		log_error("Failed to write spool/%s, reporting anyway: %s", name, strerror(-r));
 	r = loader_notify_queue(&l->notify, st->unit, text, len);

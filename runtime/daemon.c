@@ -52,10 +52,47 @@ int daemon_open_spool_file(struct daemon *d, struct job *j, const char *name)
 	return fd;
 }
 
+#define SYNC_DELAY_USEC 50000
+
+/* Flush the final records written since the last flush. */
+static void sync_records(struct daemon *d)
+{
+	for (struct job *j = d->jobs; j; j = j->next) {
+		_cleanup_close_ int fd = -EBADF;
+
+		if (!j->needs_sync)
+			continue;
+		j->needs_sync = false;
+		fd = openat(d->jobs_fd, j->id, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0) {
+			_cleanup_close_ int f = openat(fd, "job.json", O_RDONLY | O_CLOEXEC);
+
+			if (f < 0 || fdatasync(f) < 0 || fsync(fd) < 0)
+				log_warn("Failed to flush the record of job %s: %m", j->id);
+		}
+	}
+	d->sync_due = 0;
+}
+
+/* Milliseconds until the next flush is due (0: now), or -1. */
+static int sync_timeout(struct daemon *d)
+{
+	uint64_t now = mono_usec();
+
+	if (!d->sync_due)
+		return -1;
+	if (now >= d->sync_due) {
+		sync_records(d);
+		return -1;
+	}
+	return (int)((d->sync_due - now) / 1000) + 1;
+}
+
 int daemon_persist_job(struct daemon *d, struct job *j)
 {
 	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
 	_cleanup_free_ char *text = NULL;
+	int r;
 
 	if (!g)
 		return -ENOMEM;
@@ -63,10 +100,16 @@ int daemon_persist_job(struct daemon *d, struct job *j)
 	text = json_gen_take(g, true);
 	if (!text)
 		return -ENOMEM;
-	/* Only the end of a job must survive a crash of the node: its container
-	 * dies with the node anyway. */
-	return write_file_atomic_at(daemon_job_dir(d, j), "job.json", text, strlen(text), 0600,
-				    d->cfg->sync_writes && job_state_is_final(j->state));
+	r = write_file_atomic_at(daemon_job_dir(d, j), "job.json", text, strlen(text), 0600, false);
+	/* Only the end of a job must survive a crash of the node (its container
+	 * dies with the node anyway); it is flushed within SYNC_DELAY, together
+	 * with the ends of other jobs, off the path that answers the client. */
+	if (r >= 0 && d->cfg->sync_writes && job_state_is_final(j->state)) {
+		j->needs_sync = true;
+		if (!d->sync_due)
+			d->sync_due = mono_usec() + SYNC_DELAY_USEC;
+	}
+	return r;
 }
 
 struct job *daemon_find_job(struct daemon *d, const char *id)
@@ -498,12 +541,14 @@ static void daemon_shutdown(struct daemon *d)
 {
 	bool live = false;
 
+	sync_records(d);
 	/* jobs whose last report was acknowledged: let their containers go first */
 	for (struct job *j = d->jobs; j; j = j->next)
 		if (!job_is_live(j) && j->pidfd >= 0)
 			finish_cleanup(d, j);
 	for (int i = 0; i < 60 && prune_cgroups(d) >= 0; i++)
 		usleep(50000);
+	sync_records(d);
 
 	conns_free_all(d);
 	for (struct job *j = d->jobs; j;) {
@@ -582,7 +627,12 @@ int runtime_run(struct runtime_config *cfg)
 		 d.cg->name);
 	while (!d.quit) {
 		struct epoll_event evs[64];
-		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs), prune_cgroups(&d));
+		int t1 = prune_cgroups(&d), t2 = sync_timeout(&d);
+		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs),
+				   t1 < 0    ? t2
+				   : t2 < 0  ? t1
+				   : t1 < t2 ? t1
+					     : t2);
 
 		if (n < 0 && errno != EINTR)
 			return log_error_errno(errno, "epoll_wait failed: %m");

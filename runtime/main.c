@@ -31,7 +31,14 @@ static int set(char **field, const char *v)
 	return *field ? 0 : -ENOMEM;
 }
 
-int main(int argc, char **argv)
+struct args {
+	struct runtime_config cli; /* what the command line says (wins over the file) */
+	const char *config;
+	bool config_given, foreground, debug;
+};
+
+/* > 0: exit with that status minus one (help, version, usage error: 0, 0, 2). */
+static int parse_args(int argc, char **argv, struct args *a)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -45,83 +52,99 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
-	struct runtime_config cfg, cli;
-	const char *config = XOS_SYSCONFDIR "/xos/xosd.conf";
-	bool config_given = false, foreground = false, debug = false;
-	_cleanup_free_ char *err = NULL;
-	int c, r;
+	int c, r = 0;
 
-	runtime_config_init(&cfg);
-	memset(&cli, 0, sizeof(cli));
-	while ((c = getopt_long(argc, argv, "c:fhV", opts, NULL)) != -1) {
+	while (r >= 0 && (c = getopt_long(argc, argv, "c:fhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
-			config = optarg;
-			config_given = true;
+			a->config = optarg;
+			a->config_given = true;
 			break;
 		case 's':
-			r = set(&cli.state_dir, optarg);
+			r = set(&a->cli.state_dir, optarg);
 			break;
 		case 'r':
-			r = set(&cli.run_dir, optarg);
+			r = set(&a->cli.run_dir, optarg);
 			break;
 		case 'S':
-			r = set(&cli.socket_path, optarg);
+			r = set(&a->cli.socket_path, optarg);
 			break;
 		case 'L':
-			r = set(&cli.loader_path, optarg);
+			r = set(&a->cli.loader_path, optarg);
 			break;
 		case 'f':
-			foreground = true;
+			a->foreground = true;
 			break;
 		case 'd':
-			debug = true;
+			a->debug = true;
 			break;
 		case 'h':
 			usage(stdout);
-			return 0;
+			return 1;
 		case 'V':
 			printf("xosd %s\n", XOS_VERSION);
-			return 0;
+			return 1;
 		default:
 			usage(stderr);
-			return 2;
+			return 3;
 		}
 	}
+	if (r < 0)
+		return 2;
 	if (optind < argc) {
 		fprintf(stderr, "xosd: unexpected argument '%s'\n", argv[optind]);
-		return 2;
+		return 3;
 	}
+	return 0;
+}
+
+static int load_config(struct args *a, struct runtime_config *cfg)
+{
+	_cleanup_free_ char *err = NULL;
+	int r = runtime_config_load(cfg, a->config, &err);
+
+	if (r < 0 && (r != -ENOENT || a->config_given)) {
+		if (err)
+			fprintf(stderr, "xosd: %s\n", err);
+		else
+			fprintf(stderr, "xosd: Cannot read %s: %s\n", a->config, strerror(-r));
+		return r;
+	}
+	if ((a->cli.state_dir && set(&cfg->state_dir, a->cli.state_dir) < 0) ||
+	    (a->cli.run_dir && set(&cfg->run_dir, a->cli.run_dir) < 0) ||
+	    (a->cli.socket_path && set(&cfg->socket_path, a->cli.socket_path) < 0) ||
+	    (a->cli.loader_path && set(&cfg->loader_path, a->cli.loader_path) < 0) ||
+	    runtime_config_finish(cfg) < 0)
+		return -ENOMEM;
+	if (access(cfg->loader_path, X_OK) < 0) {
+		fprintf(stderr, "xosd: loader %s: %s\n", cfg->loader_path, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = { .config = XOS_SYSCONFDIR "/xos/xosd.conf" };
+	struct runtime_config cfg;
+	int r;
+
+	runtime_config_init(&cfg);
+	r = parse_args(argc, argv, &a);
+	if (r > 0)
+		return r - 1;
 	if (geteuid() != 0) {
 		fprintf(stderr, "xosd: must run as root (it creates containers and mounts)\n");
 		return 1;
 	}
-	r = runtime_config_load(&cfg, config, &err);
-	if (r < 0 && (r != -ENOENT || config_given)) {
-		if (err)
-			fprintf(stderr, "xosd: %s\n", err);
-		else
-			fprintf(stderr, "xosd: Cannot read %s: %s\n", config, strerror(-r));
+	r = load_config(&a, &cfg);
+	runtime_config_free(&a.cli);
+	if (r < 0) {
+		runtime_config_free(&cfg);
 		return 1;
 	}
-	/* command line wins over the file */
-	if (cli.state_dir)
-		set(&cfg.state_dir, cli.state_dir);
-	if (cli.run_dir)
-		set(&cfg.run_dir, cli.run_dir);
-	if (cli.socket_path)
-		set(&cfg.socket_path, cli.socket_path);
-	if (cli.loader_path)
-		set(&cfg.loader_path, cli.loader_path);
-	runtime_config_free(&cli);
-	if (runtime_config_finish(&cfg) < 0)
-		return 1;
-	if (access(cfg.loader_path, X_OK) < 0) {
-		fprintf(stderr, "xosd: loader %s: %s\n", cfg.loader_path, strerror(errno));
-		return 1;
-	}
-	log_setup("xosd", debug ? LOG_LVL_DEBUG : (enum log_level)cfg.log_level, !foreground);
-	cfg.detach = !foreground;
+	log_setup("xosd", a.debug ? LOG_LVL_DEBUG : (enum log_level)cfg.log_level, !a.foreground);
+	cfg.detach = !a.foreground;
 	r = runtime_run(&cfg);
 	runtime_config_free(&cfg);
 	return r < 0 ? 1 : 0;

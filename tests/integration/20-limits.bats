@@ -29,7 +29,7 @@ cg_v1_file() { # JOB CONTROLLER FILE
 }
 
 @test "--pids 32 contains a fork bomb" {
-	id=$(xrun -d --pids 32 -- sh -c 'b() { b | b & }; b; sleep 30')
+	id=$(xrun -d --pids 32 -- sh -c '(b() { b | b & }; b) 2>/dev/null; exec sleep 30')
 	sleep 2
 	assert_equal "$(cg_v1_file "$id" pids pids.max)" 32
 	cur=$(cg_v1_file "$id" pids pids.current)
