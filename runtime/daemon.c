@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
@@ -52,40 +53,96 @@ int daemon_open_spool_file(struct daemon *d, struct job *j, const char *name)
 	return fd;
 }
 
+/* The flusher: a thread that makes written final records durable
+ * (fdatasync), in groups, so that the event loop never waits for the disk. */
 #define SYNC_DELAY_USEC 50000
 
-/* Flush the final records written since the last flush. */
-static void sync_records(struct daemon *d)
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	bool running, stop;
+	char (*ids)[XOS_JOB_ID_HEX + 1];
+	size_t n, cap;
+	int jobs_fd;
+} flusher = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+static void flush_one(int jobs_fd, const char *id)
 {
-	for (struct job *j = d->jobs; j; j = j->next) {
-		_cleanup_close_ int fd = -EBADF;
+	_cleanup_close_ int dir = openat(jobs_fd, id, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int f = dir >= 0 ? openat(dir, "job.json", O_RDONLY | O_CLOEXEC) : -EBADF;
 
-		if (!j->needs_sync)
-			continue;
-		j->needs_sync = false;
-		fd = openat(d->jobs_fd, j->id, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd >= 0) {
-			_cleanup_close_ int f = openat(fd, "job.json", O_RDONLY | O_CLOEXEC);
-
-			if (f < 0 || fdatasync(f) < 0 || fsync(fd) < 0)
-				log_warn("Failed to flush the record of job %s: %m", j->id);
-		}
-	}
-	d->sync_due = 0;
+	if (f < 0 || fdatasync(f) < 0 || fsync(dir) < 0)
+		log_warn("Failed to flush the record of job %s: %m", id);
 }
 
-/* Milliseconds until the next flush is due (0: now), or -1. */
-static int sync_timeout(struct daemon *d)
+static void *flusher_main(void *arg)
 {
-	uint64_t now = mono_usec();
+	(void)arg;
+	pthread_mutex_lock(&flusher.lock);
+	for (;;) {
+		char(*ids)[XOS_JOB_ID_HEX + 1];
+		size_t n;
 
-	if (!d->sync_due)
-		return -1;
-	if (now >= d->sync_due) {
-		sync_records(d);
-		return -1;
+		while (flusher.n == 0 && !flusher.stop)
+			pthread_cond_wait(&flusher.cond, &flusher.lock);
+		if (flusher.n == 0 && flusher.stop)
+			break;
+		pthread_mutex_unlock(&flusher.lock);
+		if (!flusher.stop)
+			usleep(SYNC_DELAY_USEC); /* gather the ends of more jobs */
+		pthread_mutex_lock(&flusher.lock);
+		ids = flusher.ids;
+		n = flusher.n;
+		flusher.ids = NULL;
+		flusher.n = flusher.cap = 0;
+		pthread_mutex_unlock(&flusher.lock);
+		for (size_t i = 0; i < n; i++)
+			flush_one(flusher.jobs_fd, ids[i]);
+		free(ids);
+		pthread_mutex_lock(&flusher.lock);
 	}
-	return (int)((d->sync_due - now) / 1000) + 1;
+	pthread_mutex_unlock(&flusher.lock);
+	return NULL;
+}
+
+static void flusher_queue(struct daemon *d, const char *id)
+{
+	pthread_mutex_lock(&flusher.lock);
+	if (!flusher.running) {
+		flusher.jobs_fd = d->jobs_fd;
+		flusher.running = pthread_create(&flusher.thread, NULL, flusher_main, NULL) == 0;
+	}
+	if (flusher.n == flusher.cap) {
+		size_t cap = flusher.cap ? flusher.cap * 2 : 16;
+		void *p = realloc(flusher.ids, cap * sizeof(*flusher.ids));
+
+		if (p) {
+			flusher.ids = p;
+			flusher.cap = cap;
+		}
+	}
+	if (flusher.n < flusher.cap)
+		memcpy(flusher.ids[flusher.n++], id, XOS_JOB_ID_HEX + 1);
+	pthread_cond_signal(&flusher.cond);
+	pthread_mutex_unlock(&flusher.lock);
+	if (!flusher.running) /* no thread: flush here */
+		flush_one(d->jobs_fd, id);
+}
+
+static void flusher_stop(void)
+{
+	if (!flusher.running)
+		return;
+	pthread_mutex_lock(&flusher.lock);
+	flusher.stop = true;
+	pthread_cond_signal(&flusher.cond);
+	pthread_mutex_unlock(&flusher.lock);
+	pthread_join(flusher.thread, NULL);
+	flusher.running = false;
+	free(flusher.ids);
+	flusher.ids = NULL;
+	flusher.n = flusher.cap = 0;
 }
 
 int daemon_persist_job(struct daemon *d, struct job *j)
@@ -102,13 +159,10 @@ int daemon_persist_job(struct daemon *d, struct job *j)
 		return -ENOMEM;
 	r = write_file_atomic_at(daemon_job_dir(d, j), "job.json", text, strlen(text), 0600, false);
 	/* Only the end of a job must survive a crash of the node (its container
-	 * dies with the node anyway); it is flushed within SYNC_DELAY, together
-	 * with the ends of other jobs, off the path that answers the client. */
-	if (r >= 0 && d->cfg->sync_writes && job_state_is_final(j->state)) {
-		j->needs_sync = true;
-		if (!d->sync_due)
-			d->sync_due = mono_usec() + SYNC_DELAY_USEC;
-	}
+	 * dies with the node anyway); the flusher makes it durable within
+	 * SYNC_DELAY, off the path that answers the client. */
+	if (r >= 0 && d->cfg->sync_writes && job_state_is_final(j->state))
+		flusher_queue(d, j->id);
 	return r;
 }
 
@@ -541,14 +595,13 @@ static void daemon_shutdown(struct daemon *d)
 {
 	bool live = false;
 
-	sync_records(d);
 	/* jobs whose last report was acknowledged: let their containers go first */
 	for (struct job *j = d->jobs; j; j = j->next)
 		if (!job_is_live(j) && j->pidfd >= 0)
 			finish_cleanup(d, j);
 	for (int i = 0; i < 60 && prune_cgroups(d) >= 0; i++)
 		usleep(50000);
-	sync_records(d);
+	flusher_stop();
 
 	conns_free_all(d);
 	for (struct job *j = d->jobs; j;) {
@@ -627,12 +680,7 @@ int runtime_run(struct runtime_config *cfg)
 		 d.cg->name);
 	while (!d.quit) {
 		struct epoll_event evs[64];
-		int t1 = prune_cgroups(&d), t2 = sync_timeout(&d);
-		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs),
-				   t1 < 0    ? t2
-				   : t2 < 0  ? t1
-				   : t1 < t2 ? t1
-					     : t2);
+		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs), prune_cgroups(&d));
 
 		if (n < 0 && errno != EINTR)
 			return log_error_errno(errno, "epoll_wait failed: %m");

@@ -98,7 +98,6 @@ struct job {
 	int inotify_wd;
 	unsigned signal_seq;
 	int cg_prune_tries; /* > 0: LXC's cgroups still to remove */
-	bool needs_sync;    /* its final record is written, not yet flushed to disk */
 	struct job *next;
 };
 
@@ -152,7 +151,6 @@ struct daemon {
 	uint32_t subuid_base, subuid_size, subgid_base, subgid_size;
 	struct job *jobs;
 	struct conn *conns;
-	uint64_t sync_due; /* mono_usec() by which written final records are flushed; 0: none */
 	bool quit;
 };
 
