@@ -94,41 +94,6 @@ static int conn_grow(struct cli_conn *c)
 	return 0;
 }
 
-/* read(2) that also takes an fd the daemon passes with a message (xrun -t). */
-static ssize_t recv_with_fd(struct cli_conn *c, void *buf, size_t len)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int) * 4)];
-	} cm;
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-	struct msghdr m = { .msg_iov = &iov,
-			    .msg_iovlen = 1,
-			    .msg_control = cm.buf,
-			    .msg_controllen = sizeof(cm.buf) };
-	ssize_t n = recvmsg(c->fd, &m, MSG_CMSG_CLOEXEC);
-
-	if (n < 0)
-		return n;
-	for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
-		size_t nfd;
-
-		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
-			continue;
-		nfd = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < nfd; i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
-			if (c->passed_fd < 0)
-				c->passed_fd = fd;
-			else
-				close(fd);
-		}
-	}
-	return n;
-}
-
 int cli_conn_fill(struct cli_conn *c)
 {
 	ssize_t n;
@@ -138,7 +103,7 @@ int cli_conn_fill(struct cli_conn *c)
 	if (r < 0)
 		return r;
 	do
-		n = recv_with_fd(c, c->buf + c->len, c->cap - c->len);
+		n = recv_with_fd(c->fd, c->buf + c->len, c->cap - c->len, 0, &c->passed_fd);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return errno == EAGAIN ? -EAGAIN : -errno;

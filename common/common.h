@@ -130,6 +130,13 @@ int mkdir_p_at(int dirfd, const char *path, mode_t mode);
 int rm_rf_at(int dirfd, const char *name);
 int open_dir_at(int dirfd, const char *name); /* O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC */
 
+/* ---- passing fds over UNIX sockets (SCM_RIGHTS) ---- */
+/* recv(2) that also takes the first fd passed along (CLOEXEC) into *ret_fd if
+ * that is still < 0; further fds are closed. */
+ssize_t recv_with_fd(int sock, void *buf, size_t len, int flags, int *ret_fd);
+/* send(2) of buf with fd attached to its first byte (MSG_NOSIGNAL). */
+ssize_t send_with_fd(int sock, const void *buf, size_t len, int fd);
+
 /* ---- time ---- */
 uint64_t now_usec(void);  /* CLOCK_REALTIME */
 uint64_t mono_usec(void); /* CLOCK_MONOTONIC */

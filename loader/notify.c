@@ -289,16 +289,6 @@ int loader_notify_send_tty(const struct notify *n, const char *job, unsigned uni
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	char text[128], answer[64] = "";
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} c = { 0 };
-	struct iovec iov;
-	struct msghdr m = { .msg_iov = &iov,
-			    .msg_iovlen = 1,
-			    .msg_control = c.buf,
-			    .msg_controllen = sizeof(c.buf) };
-	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
 	ssize_t k;
 	int len;
 
@@ -308,13 +298,8 @@ int loader_notify_send_tty(const struct notify *n, const char *job, unsigned uni
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return -errno;
 	len = snprintf(text, sizeof(text), "tty\njob=%s\nunit=%u\n\n", job, unit);
-	iov = (struct iovec){ .iov_base = text, .iov_len = (size_t)len };
-	h->cmsg_level = SOL_SOCKET;
-	h->cmsg_type = SCM_RIGHTS;
-	h->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(h), &master, sizeof(int));
-	if (sendmsg(fd, &m, MSG_NOSIGNAL) != len)
-		return -errno ? -errno : -EIO;
+	if (send_with_fd(fd, text, (size_t)len, master) != len)
+		return -EIO;
 	if (wait_fd(fd, POLLIN, 3000) < 0)
 		return -ETIMEDOUT;
 	k = read(fd, answer, sizeof(answer) - 1);

@@ -239,33 +239,20 @@ void conn_attach(struct daemon *d, struct conn *c, struct job *j, unsigned unit,
  * event with the terminal's master attached. */
 static int send_tty(struct conn *c, int fd)
 {
-	static const char ev_fmt[] = "{\"v\":1,\"ev\":\"tty\",\"unit\":%u}\n";
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cm = { 0 };
 	char text[64];
-	struct iovec iov = { .iov_base = text };
-	struct msghdr m = { .msg_iov = &iov,
-			    .msg_iovlen = 1,
-			    .msg_control = cm.buf,
-			    .msg_controllen = sizeof(cm.buf) };
-	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+	size_t len;
 	ssize_t n;
 
 	conn_flush(c);
 	if (c->out_off < c->out_len)
 		return -EAGAIN;
-	iov.iov_len = (size_t)snprintf(text, sizeof(text), ev_fmt, c->unit);
-	h->cmsg_level = SOL_SOCKET;
-	h->cmsg_type = SCM_RIGHTS;
-	h->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(h), &fd, sizeof(int));
-	n = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+	len = (size_t)snprintf(text, sizeof(text), "{\"v\":1,\"ev\":\"tty\",\"unit\":%u}\n",
+			       c->unit);
+	n = send_with_fd(c->fd, text, len, fd);
 	if (n < 0)
 		return -errno;
-	if ((size_t)n < iov.iov_len) /* the rest of the line goes the usual way */
-		queue(c, text + n, iov.iov_len - (size_t)n);
+	if ((size_t)n < len) /* the rest of the line goes the usual way */
+		queue(c, text + n, len - (size_t)n);
 	return 0;
 }
 

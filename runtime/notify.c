@@ -88,38 +88,6 @@ static const char *apply_status(struct daemon *d, struct job *j, const struct un
 	return "ok";
 }
 
-/* recv(2) keeping the first fd passed along (a terminal's master). */
-static ssize_t recv_fd(int fd, char *buf, size_t len, int *passed)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int) * 4)];
-	} cm;
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-	struct msghdr m = { .msg_iov = &iov,
-			    .msg_iovlen = 1,
-			    .msg_control = cm.buf,
-			    .msg_controllen = sizeof(cm.buf) };
-	ssize_t n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-
-	if (n < 0)
-		return n;
-	for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
-		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
-			continue;
-		for (size_t i = 0; i < (h->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-			int f;
-
-			memcpy(&f, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
-			if (*passed < 0)
-				*passed = f;
-			else
-				close(f);
-		}
-	}
-	return n;
-}
-
 static int read_report(int fd, char *buf, size_t max, size_t *ret_len, int *passed)
 {
 	size_t len = 0;
@@ -132,7 +100,7 @@ static int read_report(int fd, char *buf, size_t max, size_t *ret_len, int *pass
 
 		if (now >= deadline || poll(&p, 1, (int)((deadline - now) / 1000) + 1) <= 0)
 			return -ETIMEDOUT;
-		k = recv_fd(fd, buf + len, max - len, passed);
+		k = recv_with_fd(fd, buf + len, max - len, MSG_DONTWAIT, passed);
 		if (k < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (k <= 0)
