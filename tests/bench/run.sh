@@ -473,7 +473,7 @@ phases() { # VARIANT SOCKET
 			split("xrun starts, connects, sends the request; xosd parses it|" \
 			      "xosd: job dirs, job.json, job root mounts, lxc config; liblxc start; loader takes unit 1|" \
 			      "unit 1: loader forks, drops privileges, seccomp, exec /bin/true (host, via overlay), reaps it|" \
-			      "report: status file, notify socket, accounting through liblxc, job ended|" \
+			      "report: status file, notify socket, accounting from the cgroup files, job ended|" \
 			      "job.json (ended), ack, exit event to xrun, xrun exits", L, "|")
 			tot = median(7)
 			printf "   %-96s %6s %6s\n", "phase (median over " m " runs; medians do not add up exactly)", "ms", "share"
@@ -672,13 +672,13 @@ if [ "$TRACE" = 1 ] && [ "$HAVE_STRACE" = 1 ] && [ "$TRACE_N" -gt 0 ]; then
 		}
 		END {
 			split("xrun starts, connects, sends the request|" \
-			      "job record: user, dirs, job.json + fdatasync|" \
+			      "job record: user, dirs, job.json|" \
 			      "job root: tmpfs layer, /etc copies, overlay; lxc config, unit file, lxc handle|" \
 			      "liblxc start: fork, daemonize, cgroups, namespaces, id maps, mounts, pivot, exec loader, wait RUNNING|" \
-			      "init pid, pidfd, job.json (RUNNING) + fdatasync|" \
-			      "unit runs: loader reads unit, forks, exec /bin/true, status + fdatasync, notify connect|" \
-			      "report: accounting through the lxc command socket|" \
-			      "job.json (ended) + fdatasync, ack to the loader|" \
+			      "init pid, pidfd, job.json (RUNNING)|" \
+			      "unit runs: loader reads unit, forks, exec /bin/true, status file, notify connect|" \
+			      "report: accounting read from the cgroup files|" \
+			      "job.json (ended; flushed later by the flusher thread), ack to the loader|" \
 			      "exit event to xrun, xrun exits", L, "|")
 			tot = median(nf)
 			printf "\n   %-100s %7s %6s\n", "phase (median of " n " traced runs)", "ms", "share"
