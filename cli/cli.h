@@ -4,6 +4,7 @@
 #ifndef XOS_CLI_H
 #define XOS_CLI_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <termios.h>
 #include <stddef.h>
@@ -93,14 +94,55 @@ int cli_open(const char *prog, const char *socket_opt, struct cli_conn *c);
 int cli_call(const char *prog, struct cli_conn *c, const char *req, size_t len, yajl_val *ret);
 /* Print the message for r, the result of a cli_conn_* call. */
 void cli_report(const char *prog, const struct cli_conn *c, int r);
-/* Connect, send one request, read its response (all errors printed). */
-int cli_call_once(const char *prog, const char *socket_opt, const char *req, size_t len,
-		  yajl_val *ret);
+/* End the request built in g (build: the result of building it so far; a
+ * failure is reported), connect to xosd on c (NULL: a connection closed on
+ * return) and call. Every error is printed; -errno. */
+int cli_request_call(const char *prog, const char *socket_opt, yajl_gen g, int build,
+		     struct cli_conn *c, yajl_val *ret);
 
-/* ---- option parsing helpers ---- */
+/* ---- option parsing (options.c) ---- */
+/* getopt_long values of the options every command takes; a command's own
+ * long-only options start at CLI_OPT_MAX. */
+enum {
+	CLI_OPT_SOCKET = 0x100,
+	CLI_OPT_HELP,
+	CLI_OPT_VERSION,
+	CLI_OPT_MAX,
+};
+/* The last entries of every command's option table, before its {}. */
+#define CLI_COMMON_OPTIONS                                     \
+	{ "socket", required_argument, NULL, CLI_OPT_SOCKET }, \
+		{ "help", no_argument, NULL, CLI_OPT_HELP },   \
+	{                                                      \
+		"version", no_argument, NULL, CLI_OPT_VERSION  \
+	}
+
+struct cli_command {
+	const char *shortopts; /* for getopt_long */
+	const struct option *options;
+	const char *synopsis; /* "JOB...", after "Usage: PROG [OPTIONS] " */
+	/* --help: the Usage line, help, the lines of the common options (their
+	 * descriptions help_pad columns further right than the narrowest), help_end */
+	const char *help;
+	int help_pad;
+	const char *help_end;
+	const char *operand; /* "job": one or more needed; NULL: any number */
+	bool single;         /* exactly one operand */
+	/* A command's own option: 0, or -errno with the error printed. */
+	int (*option)(const char *prog, int opt, const char *arg, void *opts);
+};
+/* Parse argv from scratch (it may run more than once): --socket sets
+ * *socket_opt, --help and --version print, bad options and a wrong number
+ * of operands (from optind on) are usage errors, the rest goes to
+ * cmd->option. 0 parsed, 1 --help/--version printed, -EINVAL usage error
+ * (printed), or the -errno of cmd->option ("Out of memory" printed). */
+int cli_parse_options(const char *prog, const struct cli_command *cmd, int argc, char **argv,
+		      const char **socket_opt, void *opts);
 /* Print the message for getopt_long's '?' or ':' and the hint to --help. */
 void cli_bad_option(const char *prog, int c, char **argv);
 void cli_print_version(const char *prog);
+/* --unit N: a unit number, 1 or more (error printed). */
+int cli_parse_unit(const char *prog, const char *arg, int *ret);
 
 /* ---- streaming output events (stream.c) ---- */
 enum cli_stream_end {

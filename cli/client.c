@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The connection to xosd: connect, send one request line, read JSON lines
  * with a size cap; error messages at the command boundary. */
-#include <getopt.h>
 #include <stdarg.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -263,38 +262,24 @@ int cli_call(const char *prog, struct cli_conn *c, const char *req, size_t len, 
 	return r;
 }
 
-int cli_call_once(const char *prog, const char *socket_opt, const char *req, size_t len,
-		  yajl_val *ret)
+int cli_request_call(const char *prog, const char *socket_opt, yajl_gen g, int build,
+		     struct cli_conn *c, yajl_val *ret)
 {
-	_cleanup_cli_conn_ struct cli_conn c = CLI_CONN_INIT;
-	int r;
+	_cleanup_cli_conn_ struct cli_conn own = CLI_CONN_INIT;
+	_cleanup_free_ char *req = NULL;
+	size_t len;
+	int r = build;
 
-	r = cli_open(prog, socket_opt, &c);
+	if (r >= 0)
+		r = cli_request_end(g, &req, &len);
+	if (r < 0) {
+		cli_report(prog, NULL, r);
+		return r;
+	}
+	if (!c)
+		c = &own;
+	r = cli_open(prog, socket_opt, c);
 	if (r < 0)
 		return r;
-	return cli_call(prog, &c, req, len, ret);
-}
-
-void cli_bad_option(const char *prog, int c, char **argv)
-{
-	const char *arg = optind > 0 ? argv[optind - 1] : "";
-	bool is_long = arg && str_has_prefix(arg, "--");
-	int len = is_long ? (int)strcspn(arg, "=") : 0;
-
-	if (c == ':' && is_long)
-		cli_errorf(prog, "Option '%.*s' needs a value", len, arg);
-	else if (c == ':')
-		cli_errorf(prog, "Option '-%c' needs a value", optopt);
-	else if (optopt == 0 && is_long)
-		cli_errorf(prog, "Unknown option '%.*s'", len, arg);
-	else if (optopt > 0x20 && optopt < 0x7f)
-		cli_errorf(prog, "Unknown option '-%c'", optopt);
-	else
-		cli_errorf(prog, "Unknown option");
-	fprintf(stderr, "See '%s --help'.\n", prog);
-}
-
-void cli_print_version(const char *prog)
-{
-	printf("%s (xos) %s\n", prog, XOS_VERSION);
+	return cli_call(prog, c, req, len, ret);
 }

@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* xps: list jobs (op "ps") as a table, ids only, or JSON. */
-#include <getopt.h>
 #include <inttypes.h>
 
 #include "cli/cli.h"
 
-enum { OPT_JSON = 0x100, OPT_SOCKET, OPT_HELP, OPT_VERSION };
+enum { OPT_JSON = CLI_OPT_MAX };
 enum { COL_ID, COL_NAME, COL_USER, COL_STATE, COL_UNITS, COL_CREATED, COL_COMMAND, COL_MAX };
 
 static const char *const col_titles[COL_MAX] = {
@@ -16,9 +15,7 @@ static const struct option ps_options[] = {
 	{ "all", no_argument, NULL, 'a' },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "quiet", no_argument, NULL, 'q' },
-	{ "socket", required_argument, NULL, OPT_SOCKET },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ "version", no_argument, NULL, OPT_VERSION },
+	CLI_COMMON_OPTIONS,
 	{},
 };
 
@@ -27,57 +24,32 @@ struct ps_opts {
 	const char *socket;
 };
 
-static void ps_usage(const char *prog)
+static int ps_option(_unused_ const char *prog, int opt, _unused_ const char *arg, void *opts)
 {
-	printf("Usage: %s [OPTIONS] [JOB...]\n"
-	       "List jobs: the live ones, all of them, or those named (id, id prefix or name).\n"
-	       "\n"
-	       "  -a, --all         Also list jobs that have ended\n"
-	       "      --json        Print the jobs as a JSON array\n"
-	       "  -q, --quiet       Print job ids only\n"
-	       "      --socket PATH Talk to xosd at PATH (default: $XOS_SOCKET, else\n"
-	       "                    " XOS_DEFAULT_SOCKET ")\n"
-	       "      --help        Show this help and exit\n"
-	       "      --version     Show the version and exit\n"
-	       "\n"
-	       "Exit status: 0 on success, 1 on error, 2 for a usage error.\n",
-	       prog);
-}
+	struct ps_opts *o = opts;
 
-/* 0 parsed, 1 --help/--version printed, -EINVAL usage error (printed). */
-static int ps_parse(const char *prog, int argc, char **argv, struct ps_opts *o)
-{
-	int opt;
-
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":aq", ps_options, NULL)) != -1) {
-		switch (opt) {
-		case 'a':
-			o->all = true;
-			break;
-		case 'q':
-			o->quiet = true;
-			break;
-		case OPT_JSON:
-			o->json = true;
-			break;
-		case OPT_SOCKET:
-			o->socket = optarg;
-			break;
-		case OPT_HELP:
-			ps_usage(prog);
-			return 1;
-		case OPT_VERSION:
-			cli_print_version(prog);
-			return 1;
-		default:
-			cli_bad_option(prog, opt, argv);
-			return -EINVAL;
-		}
-	}
+	if (opt == 'a')
+		o->all = true;
+	else if (opt == 'q')
+		o->quiet = true;
+	else /* --json */
+		o->json = true;
 	return 0;
 }
+
+static const struct cli_command ps_command = {
+	.shortopts = ":aq",
+	.options = ps_options,
+	.synopsis = "[JOB...]",
+	.help = "List jobs: the live ones, all of them, or those named (id, id prefix or name).\n"
+		"\n"
+		"  -a, --all         Also list jobs that have ended\n"
+		"      --json        Print the jobs as a JSON array\n"
+		"  -q, --quiet       Print job ids only\n",
+	.help_end = "\n"
+		    "Exit status: 0 on success, 1 on error, 2 for a usage error.\n",
+	.option = ps_option,
+};
 
 static char *ps_cell(yajl_val job, int col, uint64_t now)
 {
@@ -188,39 +160,23 @@ static int ps_print(const struct ps_opts *o, yajl_val jobs)
 	return ps_print_table(jobs);
 }
 
-static int ps_request(const struct ps_opts *o, char **names, char **ret, size_t *ret_len)
-{
-	_cleanup_gen_ yajl_gen g = NULL;
-	int r;
-
-	r = cli_request_begin("ps", &g);
-	if (r >= 0)
-		r = cli_gen_strv(g, "jobs", names);
-	if (r >= 0)
-		r = cli_gen_bool(g, "all", o->all);
-	if (r >= 0)
-		r = cli_request_end(g, ret, ret_len);
-	return r;
-}
-
 int cli_xps_main(const char *prog, int argc, char **argv)
 {
 	_cleanup_json_ yajl_val resp = NULL;
-	_cleanup_free_ char *req = NULL;
+	_cleanup_gen_ yajl_gen g = NULL;
 	struct ps_opts o = {};
 	yajl_val jobs;
-	size_t len;
 	int r;
 
-	r = ps_parse(prog, argc, argv, &o);
+	r = cli_parse_options(prog, &ps_command, argc, argv, &o.socket, &o);
 	if (r != 0)
 		return r > 0 ? 0 : CLI_EXIT_USAGE;
-	r = ps_request(&o, argv + optind, &req, &len);
-	if (r < 0) {
-		cli_report(prog, NULL, r);
-		return CLI_EXIT_FAILURE;
-	}
-	if (cli_call_once(prog, o.socket, req, len, &resp) < 0)
+	r = cli_request_begin("ps", &g);
+	if (r >= 0)
+		r = cli_gen_strv(g, "jobs", argv + optind);
+	if (r >= 0)
+		r = cli_gen_bool(g, "all", o.all);
+	if (cli_request_call(prog, o.socket, g, r, NULL, &resp) < 0)
 		return CLI_EXIT_FAILURE;
 	jobs = cli_json_get(resp, "jobs");
 	if (!YAJL_IS_ARRAY(jobs)) {

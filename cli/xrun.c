@@ -1,23 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* xrun: run a command as a job (op "run"); attached, stream its output,
  * forward signals and exit with its exit code. */
-#include <getopt.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 
 #include "cli/cli.h"
 
 enum {
-	OPT_NAME = 0x100,
+	OPT_NAME = CLI_OPT_MAX,
 	OPT_TEMPLATE,
 	OPT_MEMORY,
 	OPT_CPUS,
 	OPT_PIDS,
 	OPT_USER,
 	OPT_JOB,
-	OPT_SOCKET,
-	OPT_HELP,
-	OPT_VERSION,
 };
 
 static const struct option run_options[] = {
@@ -32,40 +28,9 @@ static const struct option run_options[] = {
 	{ "pids", required_argument, NULL, OPT_PIDS },
 	{ "user", required_argument, NULL, OPT_USER },
 	{ "job", required_argument, NULL, OPT_JOB },
-	{ "socket", required_argument, NULL, OPT_SOCKET },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ "version", no_argument, NULL, OPT_VERSION },
+	CLI_COMMON_OPTIONS,
 	{},
 };
-
-static void run_usage(const char *prog)
-{
-	printf("Usage: %s [OPTIONS] [--] COMMAND [ARG...]\n"
-	       "Run COMMAND as a job in its own container on this node.\n"
-	       "\n"
-	       "  -d, --detach         Run in the background and print the job id\n"
-	       "  -t, --tty            Give the job a terminal (needs a running xrun; not -d)\n"
-	       "  -e, --env NAME=VALUE Set an environment variable (repeatable); a bare\n"
-	       "                       NAME takes its value from this environment\n"
-	       "  -w, --workdir DIR    Working directory inside the job (default /)\n"
-	       "      --name NAME      Name the job (unique among live jobs)\n"
-	       "      --template NAME  Root filesystem template (default: the node's)\n"
-	       "      --memory SIZE    Memory limit, e.g. 512M or 2G (0: no limit)\n"
-	       "      --cpus N         CPU limit in CPUs, e.g. 0.5 or 2 (0: no limit)\n"
-	       "      --pids N         Limit on the number of tasks (0: no limit)\n"
-	       "      --user NAME      Local account to run as\n"
-	       "      --job JOB        Add COMMAND as a new unit to job JOB\n"
-	       "      --socket PATH    Talk to xosd at PATH (default: $XOS_SOCKET, else\n"
-	       "                       " XOS_DEFAULT_SOCKET ")\n"
-	       "      --help           Show this help and exit\n"
-	       "      --version        Show the version and exit\n"
-	       "\n"
-	       "Options end at COMMAND. Attached, output and exit code are the job's and\n"
-	       "SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to it.\n"
-	       "Exit status: the job's own, 128+N when killed by signal N, 125 for an\n"
-	       "xos error, 126 if COMMAND cannot be executed, 127 if it is not found.\n",
-	       prog);
-}
 
 void cli_run_opts_done(struct cli_run_opts *o)
 {
@@ -130,8 +95,10 @@ static int run_limit(const char *prog, int opt, const char *arg, struct cli_run_
 	}
 }
 
-static int run_option(const char *prog, int opt, char **argv, struct cli_run_opts *o)
+static int run_option(const char *prog, int opt, const char *arg, void *opts)
 {
+	struct cli_run_opts *o = opts;
+
 	switch (opt) {
 	case 'd':
 		o->detach = true;
@@ -140,59 +107,61 @@ static int run_option(const char *prog, int opt, char **argv, struct cli_run_opt
 		o->tty = true;
 		return 0;
 	case 'e':
-		return run_add_env(prog, o, optarg);
+		return run_add_env(prog, o, arg);
 	case 'w':
-		o->workdir = optarg;
+		o->workdir = arg;
 		return 0;
 	case OPT_NAME:
-		o->name = optarg;
+		o->name = arg;
 		return 0;
 	case OPT_TEMPLATE:
-		o->template_name = optarg;
+		o->template_name = arg;
 		return 0;
 	case OPT_USER:
-		o->user = optarg;
+		o->user = arg;
 		return 0;
 	case OPT_JOB:
-		o->job = optarg;
+		o->job = arg;
 		return 0;
-	case OPT_SOCKET:
-		o->socket = optarg;
-		return 0;
-	case OPT_MEMORY:
-	case OPT_CPUS:
-	case OPT_PIDS:
-		return run_limit(prog, opt, optarg, o);
-	case OPT_HELP:
-		run_usage(prog);
-		return 1;
-	case OPT_VERSION:
-		cli_print_version(prog);
-		return 1;
-	default:
-		cli_bad_option(prog, opt, argv);
-		return -EINVAL;
+	default: /* --memory, --cpus, --pids */
+		return run_limit(prog, opt, arg, o);
 	}
 }
 
+static const struct cli_command run_command = {
+	.shortopts = "+:dte:w:",
+	.options = run_options,
+	.synopsis = "[--] COMMAND [ARG...]",
+	.help = "Run COMMAND as a job in its own container on this node.\n"
+		"\n"
+		"  -d, --detach         Run in the background and print the job id\n"
+		"  -t, --tty            Give the job a terminal (needs a running xrun; not -d)\n"
+		"  -e, --env NAME=VALUE Set an environment variable (repeatable); a bare\n"
+		"                       NAME takes its value from this environment\n"
+		"  -w, --workdir DIR    Working directory inside the job (default /)\n"
+		"      --name NAME      Name the job (unique among live jobs)\n"
+		"      --template NAME  Root filesystem template (default: the node's)\n"
+		"      --memory SIZE    Memory limit, e.g. 512M or 2G (0: no limit)\n"
+		"      --cpus N         CPU limit in CPUs, e.g. 0.5 or 2 (0: no limit)\n"
+		"      --pids N         Limit on the number of tasks (0: no limit)\n"
+		"      --user NAME      Local account to run as\n"
+		"      --job JOB        Add COMMAND as a new unit to job JOB\n",
+	.help_pad = 3,
+	.help_end = "\n"
+		    "Options end at COMMAND. Attached, output and exit code are the job's and\n"
+		    "SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to it.\n"
+		    "Exit status: the job's own, 128+N when killed by signal N, 125 for an\n"
+		    "xos error, 126 if COMMAND cannot be executed, 127 if it is not found.\n",
+	.operand = "command",
+	.option = run_option,
+};
+
 int cli_run_parse(const char *prog, int argc, char **argv, struct cli_run_opts *o)
 {
-	int opt, r;
+	int r = cli_parse_options(prog, &run_command, argc, argv, &o->socket, o);
 
-	optind = 0; /* full re-initialisation: parsers can run more than once */
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+:dte:w:", run_options, NULL)) != -1) {
-		r = run_option(prog, opt, argv, o);
-		if (r == -ENOMEM)
-			cli_errorf(prog, "Out of memory");
-		if (r != 0)
-			return r;
-	}
-	if (optind >= argc) {
-		cli_errorf(prog, "No command given");
-		fprintf(stderr, "Usage: %s [OPTIONS] [--] COMMAND [ARG...]\n", prog);
-		return -EINVAL;
-	}
+	if (r != 0)
+		return r;
 	o->argv = argv + optind;
 	return 0;
 }
