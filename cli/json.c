@@ -5,12 +5,7 @@
 
 yajl_val cli_json_get(yajl_val obj, const char *key)
 {
-	if (!YAJL_IS_OBJECT(obj))
-		return NULL;
-	for (size_t i = 0; i < obj->u.object.len; i++)
-		if (strcmp(obj->u.object.keys[i], key) == 0)
-			return obj->u.object.values[i];
-	return NULL;
+	return json_get(obj, key);
 }
 
 const char *cli_json_string(yajl_val obj, const char *key)

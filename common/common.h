@@ -148,6 +148,8 @@ int base64_decode(const char *s, size_t len, char **ret, size_t *ret_len);
 /* ---- JSON (yajl) helpers, used by xosd and the commands ---- */
 struct yajl_val_s;
 struct yajl_gen_t;
+/* The value of key in object obj, or NULL. */
+struct yajl_val_s *json_get(struct yajl_val_s *obj, const char *key);
 /* Look up key in object obj; -ENOENT if absent, -EINVAL if of the wrong type. */
 int json_get_string(struct yajl_val_s *obj, const char *key, const char **ret);
 int json_get_uint(struct yajl_val_s *obj, const char *key, uint64_t *ret);

@@ -96,7 +96,8 @@ int read_file_at(int dirfd, const char *name, size_t max, char **ret, size_t *re
 	struct stat st;
 	size_t cap, len = 0;
 
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	/* O_NONBLOCK: a fifo planted under the name must not block us */
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0)

@@ -21,7 +21,7 @@ void yajl_gen_freep(struct yajl_gen_t **g)
 	errno = saved;
 }
 
-static yajl_val obj_get(yajl_val obj, const char *key)
+yajl_val json_get(yajl_val obj, const char *key)
 {
 	if (!YAJL_IS_OBJECT(obj))
 		return NULL;
@@ -33,7 +33,7 @@ static yajl_val obj_get(yajl_val obj, const char *key)
 
 int json_get_string(yajl_val obj, const char *key, const char **ret)
 {
-	yajl_val v = obj_get(obj, key);
+	yajl_val v = json_get(obj, key);
 
 	if (!v)
 		return -ENOENT;
@@ -45,7 +45,7 @@ int json_get_string(yajl_val obj, const char *key, const char **ret)
 
 int json_get_int(yajl_val obj, const char *key, int64_t *ret)
 {
-	yajl_val v = obj_get(obj, key);
+	yajl_val v = json_get(obj, key);
 
 	if (!v)
 		return -ENOENT;
@@ -70,7 +70,7 @@ int json_get_uint(yajl_val obj, const char *key, uint64_t *ret)
 
 int json_get_bool(yajl_val obj, const char *key, bool *ret)
 {
-	yajl_val v = obj_get(obj, key);
+	yajl_val v = json_get(obj, key);
 
 	if (!v)
 		return -ENOENT;
@@ -82,7 +82,7 @@ int json_get_bool(yajl_val obj, const char *key, bool *ret)
 
 int json_get_strv(yajl_val obj, const char *key, char ***ret)
 {
-	yajl_val v = obj_get(obj, key);
+	yajl_val v = json_get(obj, key);
 	_cleanup_strv_free_ char **l = NULL;
 
 	if (!v)

@@ -81,31 +81,7 @@ static int request_cmp(const void *a, const void *b)
 /* A regular file below dirfd, never following links or blocking on a fifo. */
 static int read_request(int dirfd, const char *name, char **ret, size_t *ret_len)
 {
-	_cleanup_close_ int fd = -EBADF;
-	_cleanup_free_ char *buf = NULL;
-	struct stat st;
-	ssize_t n;
-
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return -EBADFD;
-	if (st.st_size > LOADER_SPEC_MAX)
-		return -EFBIG;
-	buf = malloc(LOADER_SPEC_MAX + 1);
-	if (!buf)
-		return -ENOMEM;
-	n = loop_read(fd, buf, LOADER_SPEC_MAX + 1);
-	if (n < 0)
-		return (int)n;
-	if (n > LOADER_SPEC_MAX)
-		return -EFBIG;
-	*ret = TAKE_PTR(buf);
-	*ret_len = (size_t)n;
-	return 0;
+	return read_file_at(dirfd, name, LOADER_SPEC_MAX, ret, ret_len);
 }
 
 static void request_unlink(const struct loader *l, const char *name)
