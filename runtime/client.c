@@ -258,11 +258,14 @@ static int send_tty(struct conn *c, int fd)
 
 int conns_pass_tty(struct daemon *d, struct job *j, unsigned unit, int fd)
 {
-	for (struct conn *c = d->conns; c; c = c->next)
+	for (struct conn *c = d->conns; c; c = c->next) {
+		if (c->mode == CONN_STARTING && c->job == j && unit == 1 && c->wants_tty)
+			ops_reply_started(d, c); /* the terminal comes before the start is seen */
 		if (c->mode == CONN_ATTACHED && c->job == j && c->unit == unit && c->wants_tty) {
 			c->wants_tty = false;
 			return send_tty(c, fd);
 		}
+	}
 	return -ENOENT;
 }
 

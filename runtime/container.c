@@ -6,7 +6,6 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 
 #include "loader/loader.h"
 #include "runtime/runtime-internal.h"
@@ -186,24 +185,23 @@ static _noreturn_ void start_child(struct daemon *d, struct job *j)
 	_exit(c->start(c, 0, argv) ? 0 : 1);
 }
 
-int container_start(struct daemon *d, struct job *j)
+int container_start(struct daemon *d, struct job *j, pid_t *ret_pid)
 {
-	int r = open_handle(d, j), status = 0;
-	pid_t pid;
+	pid_t pid = fork();
 
-	if (r < 0)
-		return r;
-	pid = fork();
 	if (pid < 0)
 		return -errno;
 	if (pid == 0)
 		start_child(d, j);
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return -ECHILD;
-	return open_pidfd(j);
+	*ret_pid = pid;
+	return 0;
+}
+
+int container_started(struct daemon *d, struct job *j)
+{
+	int r = open_handle(d, j);
+
+	return r < 0 ? r : open_pidfd(j);
 }
 
 /* The first error LXC logged for the job: usually the cause. */

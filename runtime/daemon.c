@@ -342,6 +342,11 @@ static void adopt_job(struct daemon *d, struct job *j)
 	int r = container_attach(d, j);
 
 	if (r >= 0) {
+		if (j->state == JOB_STARTING) { /* xosd stopped while it was starting */
+			j->state = JOB_RUNNING;
+			j->started_us = now_usec();
+			(void)daemon_persist_job(d, j);
+		}
 		r = daemon_watch_job(d, j);
 		if (r < 0)
 			log_error("Failed to watch re-adopted job %s: %s", j->id, strerror(-r));
@@ -558,6 +563,9 @@ static void dispatch(struct daemon *d, struct epoll_event *ev, int sfd)
 		break;
 	case EP_INOTIFY:
 		handle_inotify(d);
+		break;
+	case EP_STARTER:
+		ops_start_done(d, j);
 		break;
 	case EP_PIDFD:
 		log_debug("Container of job %s ended", j->id);

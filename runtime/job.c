@@ -74,7 +74,7 @@ struct job *job_new(void)
 
 	if (!j)
 		return NULL;
-	j->pidfd = j->notify_fd = j->dirfd = j->spoolfd = -EBADF;
+	j->pidfd = j->notify_fd = j->dirfd = j->spoolfd = j->starter_fd = -EBADF;
 	j->inotify_wd = -1;
 	return j;
 }
@@ -99,6 +99,7 @@ void job_free(struct job *j)
 	closep(&j->notify_fd);
 	closep(&j->dirfd);
 	closep(&j->spoolfd);
+	closep(&j->starter_fd);
 	free(j);
 }
 

@@ -155,6 +155,8 @@ void notify_accept(struct daemon *d, struct job *j)
 			(void)!write(fd, "err not the job's loader\n", 25);
 			continue;
 		}
+		if (j->init_pid <= 0) /* the loader spoke before its start was seen */
+			j->init_pid = cred.pid;
 		if (read_report(fd, buf, sizeof(buf) - 1, &len, &passed) < 0) {
 			log_warn("Rejected a malformed completion report for job %s", j->id);
 			(void)!write(fd, "err malformed report\n", 21);

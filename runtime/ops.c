@@ -3,7 +3,10 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
@@ -234,7 +237,8 @@ static int make_job_dirs(struct daemon *d, struct job *j)
 	return 0;
 }
 
-static void start_failed(struct daemon *d, struct conn *c, struct job *j, const char *what, int r)
+/* The job could not start: it fails, its xruns waiting for the start hear why. */
+static void start_failed(struct daemon *d, struct job *j, const char *what, int r)
 {
 	_cleanup_free_ char *lxc_err = r == -ECHILD ? container_start_error(j) : NULL;
 
@@ -249,37 +253,78 @@ static void start_failed(struct daemon *d, struct conn *c, struct job *j, const 
 	}
 	log_error("Failed to start job %s: %s", j->id, j->reason);
 	(void)daemon_persist_job(d, j);
-	conn_reply_error(c, "internal", "Failed to start the job: %s", j->reason);
+	for (struct conn *c = d->conns; c; c = c->next)
+		if (c->mode == CONN_STARTING && c->job == j)
+			conn_reply_error(c, "internal", "Failed to start the job: %s", j->reason);
 	daemon_job_gone(d, j);
 }
 
-static int start_job(struct daemon *d, struct conn *c, struct run_req *q, struct job *j)
+/* Prepare the job and fork the child that starts its container; the rest
+ * happens when that child ends (ops_start_done): xosd serves others meanwhile. */
+static int start_job(struct daemon *d, struct run_req *q, struct job *j)
 {
 	int r;
 
 	if ((r = make_job_dirs(d, j)) < 0)
-		return start_failed(d, c, j, "creating the job directory", r), r;
+		return start_failed(d, j, "creating the job directory", r), r;
 	if ((r = daemon_persist_job(d, j)) < 0)
-		return start_failed(d, c, j, "persisting the job", r), r;
+		return start_failed(d, j, "persisting the job", r), r;
 	if ((r = rootfs_job_mount(d, j)) < 0)
-		return start_failed(d, c, j, "mounting the job's root", r), r;
+		return start_failed(d, j, "mounting the job's root", r), r;
 	if ((r = container_create(d, j)) < 0)
-		return start_failed(d, c, j, "writing the container config", r), r;
+		return start_failed(d, j, "writing the container config", r), r;
 	if ((r = container_write_unit_spec(d, j, 1, q->argv, q->env, q->workdir, q->tty)) < 0)
-		return start_failed(d, c, j, "writing the unit request", r), r;
+		return start_failed(d, j, "writing the unit request", r), r;
 	/* listening before the loader runs: its first report needs no retry */
 	if ((r = notify_listen(d, j)) < 0)
-		return start_failed(d, c, j, "creating the job's notify socket", r), r;
-	if ((r = container_start(d, j)) < 0)
-		return start_failed(d, c, j, "starting the container", r), r;
-	j->state = JOB_RUNNING;
-	j->started_us = now_usec();
-	j->units[0].started_us = j->started_us;
-	if ((r = daemon_persist_job(d, j)) < 0)
-		log_warn("Failed to persist job %s: %s", j->id, strerror(-r));
-	if ((r = daemon_watch_job(d, j)) < 0)
-		log_error("Failed to watch job %s: %s", j->id, strerror(-r));
+		return start_failed(d, j, "creating the job's notify socket", r), r;
+	if ((r = container_start(d, j, &j->starter)) < 0)
+		return start_failed(d, j, "starting the container", r), r;
+	j->starter_fd = (int)syscall(SYS_pidfd_open, j->starter, 0);
+	if (j->starter_fd < 0 || daemon_epoll_add(d, j->starter_fd, EPOLLIN, EP_STARTER, j) < 0)
+		ops_start_done(d, j); /* no pidfd: wait for the starter here */
 	return 0;
+}
+
+void ops_start_done(struct daemon *d, struct job *j)
+{
+	int status = 0, r;
+
+	if (j->starter_fd >= 0)
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, j->starter_fd, NULL);
+	closep(&j->starter_fd);
+	while (waitpid(j->starter, &status, 0) < 0 && errno == EINTR)
+		;
+	j->starter = 0;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return start_failed(d, j, "starting the container", -ECHILD);
+	r = container_started(d, j);
+	if (job_is_live(j)) {
+		j->state = JOB_RUNNING;
+		j->started_us = now_usec();
+		j->units[0].started_us = j->started_us;
+		if ((r = daemon_persist_job(d, j)) < 0)
+			log_warn("Failed to persist job %s: %s", j->id, strerror(-r));
+	}
+	if (j->pidfd >= 0 && (r = daemon_watch_job(d, j)) < 0)
+		log_error("Failed to watch job %s: %s", j->id, strerror(-r));
+	for (struct conn *c = d->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->mode == CONN_STARTING && c->job == j) {
+			ops_reply_started(d, c);
+			conn_event(d, c, 0); /* flushes and may free c */
+		}
+	}
+	if (j->pidfd < 0) /* it ran and ended already (or vanished) */
+		daemon_job_gone(d, j);
+}
+
+static void reply_run(struct daemon *d, struct conn *c, struct job *j, unsigned unit, bool attach,
+		      bool tty);
+
+void ops_reply_started(struct daemon *d, struct conn *c)
+{
+	reply_run(d, c, c->job, 1, c->attach_when_started, c->wants_tty);
 }
 
 static void reply_run(struct daemon *d, struct conn *c, struct job *j, unsigned unit, bool attach,
@@ -377,8 +422,11 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 		goto out;
 	j->next = d->jobs;
 	d->jobs = TAKE_PTR(j);
-	if (start_job(d, c, &q, d->jobs) >= 0)
-		reply_run(d, c, d->jobs, 1, q.attach, q.tty);
+	c->mode = CONN_STARTING; /* answered once the container runs */
+	c->job = d->jobs;
+	c->attach_when_started = q.attach;
+	c->wants_tty = q.tty;
+	(void)start_job(d, &q, d->jobs);
 out:
 	job_free(j);
 	strv_free(q.argv);
@@ -592,7 +640,8 @@ void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len)
 	const char *opname = NULL, *bad = NULL;
 	int64_t v = 0;
 
-	if (c->mode == CONN_WAIT || (c->mode == CONN_ATTACHED && !c->follow))
+	if (c->mode == CONN_WAIT || c->mode == CONN_STARTING ||
+	    (c->mode == CONN_ATTACHED && !c->follow))
 		return;
 	if (strlen(line) != len)
 		return conn_reply_error(c, "bad_request", "Request contains a NUL byte");

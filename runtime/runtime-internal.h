@@ -98,6 +98,8 @@ struct job {
 	int inotify_wd;
 	unsigned signal_seq;
 	int cg_prune_tries; /* > 0: LXC's cgroups still to remove */
+	pid_t starter;      /* the child starting its container, while it does */
+	int starter_fd;     /* its pidfd, in the event loop */
 	struct job *next;
 };
 
@@ -123,7 +125,11 @@ void rootfs_job_umount(struct daemon *d, struct job *j);
 
 /* ---- container.c: liblxc ---- */
 int container_create(struct daemon *d, struct job *j);
-int container_start(struct daemon *d, struct job *j);
+/* Fork the child that starts the container; it ends when the container runs
+ * (status 0) or failed to start. */
+int container_start(struct daemon *d, struct job *j, pid_t *ret_pid);
+/* After the starter ended well: the init pid and its pidfd. */
+int container_started(struct daemon *d, struct job *j);
 int container_attach(struct daemon *d, struct job *j); /* re-adopt: lxc handle, pidfd */
 char *container_start_error(struct job *j);
 bool container_running(struct job *j);
@@ -173,7 +179,7 @@ void notify_accept(struct daemon *d, struct job *j);
 void notify_collect_spool(struct daemon *d, struct job *j);
 
 /* ---- client.c: the client protocol ---- */
-enum conn_mode { CONN_REQUEST, CONN_ATTACHED, CONN_WAIT, CONN_CLOSING };
+enum conn_mode { CONN_REQUEST, CONN_STARTING, CONN_ATTACHED, CONN_WAIT, CONN_CLOSING };
 struct conn {
 	int fd;
 	uid_t uid;
@@ -187,7 +193,7 @@ struct conn {
 	/* attached to a unit's output (xrun, xlogs) */
 	struct job *job;
 	unsigned unit;
-	bool follow, accepts_signals, exit_sent, wants_tty;
+	bool follow, accepts_signals, exit_sent, wants_tty, attach_when_started;
 	int out_fd, err_fd;
 	/* waiting for jobs to end (xwait) */
 	char **wait_ids;
@@ -203,6 +209,10 @@ int conns_pass_tty(struct daemon *d, struct job *j, unsigned unit, int fd);
 /* ops.c */
 void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len);
 bool ops_wait_check(struct daemon *d, struct conn *c); /* true: answered */
+/* The starter of job j ended: finish the start and answer the waiting xruns. */
+void ops_start_done(struct daemon *d, struct job *j);
+/* Answer an xrun waiting for its job's start (the job runs). */
+void ops_reply_started(struct daemon *d, struct conn *c);
 
 struct conn *conn_new(struct daemon *d, int fd);
 void conn_event(struct daemon *d, struct conn *c, uint32_t events);
@@ -211,6 +221,6 @@ void conns_unit_ended(struct daemon *d, struct job *j, unsigned unit);
 void conns_job_ended(struct daemon *d, struct job *j);
 void conns_free_all(struct daemon *d);
 
-enum ep_kind { EP_LISTEN, EP_CLIENT, EP_NOTIFY, EP_PIDFD, EP_INOTIFY, EP_SIGNAL };
+enum ep_kind { EP_LISTEN, EP_CLIENT, EP_NOTIFY, EP_PIDFD, EP_INOTIFY, EP_SIGNAL, EP_STARTER };
 
 #endif
