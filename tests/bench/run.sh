@@ -640,7 +640,7 @@ $1 < s { next }
 /mount\("xos-root"/ { mark("root") }
 / clone\(/ && ("root" in T) { mark("fork") }
 /connect\(.*\/command"/ && ("fork" in T) && !("pidfd" in T) { mark("started") }
-/pidfd_open\(/ { mark("pidfd") }
+/pidfd_open\(/ && ("started" in T) { mark("pidfd") }
 /epoll_wait\(/ && ("pidfd" in T) && !("loop" in T) { mark("loop") }
 /accept4\(.*SOCK_CLOEXEC\) = [0-9]/ && !/NONBLOCK/ { mark("report") }
 /write\(.*"\{\\"id\\"/ && ("report" in T) { mark("persist") }
