@@ -296,7 +296,9 @@ void ops_start_done(struct daemon *d, struct job *j)
 	while (waitpid(j->starter, &status, 0) < 0 && errno == EINTR)
 		;
 	j->starter = 0;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+	/* liblxc may call a start failed whose container already ran and ended
+	 * (it saw STOPPED, not RUNNING): the loader having spoken proves it ran */
+	if ((!WIFEXITED(status) || WEXITSTATUS(status) != 0) && j->init_pid <= 0 && job_is_live(j))
 		return start_failed(d, j, "starting the container", -ECHILD);
 	r = container_started(d, j);
 	if (job_is_live(j)) {
