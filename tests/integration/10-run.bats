@@ -178,3 +178,21 @@ teardown() { xos_teardown; }
 	xkill -s KILL "$id"
 	xwait "$id" || true
 }
+
+@test "concurrent xruns start side by side, each gets its own exit code and output" {
+	local pids=()
+	for i in $(seq 1 12); do
+		(
+			rc=0
+			xrun -- sh -c "echo job-$i; exit $i" >"$XOS_TMP/out.$i" 2>&1 || rc=$?
+			echo "$rc" >"$XOS_TMP/rc.$i"
+		) &
+		pids+=($!)
+	done
+	wait "${pids[@]}" # (not a bare wait: xosd is a child of this shell too)
+	for i in $(seq 1 12); do
+		assert_equal "$(cat "$XOS_TMP/rc.$i")" "$i"
+		assert_equal "$(cat "$XOS_TMP/out.$i")" "job-$i"
+	done
+	assert_equal "$(xps -a --json | jq '[.[] | select(.state == "EXITED")] | length')" 12
+}
