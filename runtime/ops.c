@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Client requests: parsed completely, validated, then authorised and run. */
 #include <fcntl.h>
+#include <signal.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sys/epoll.h>
@@ -301,6 +302,8 @@ void ops_start_done(struct daemon *d, struct job *j)
 	if ((!WIFEXITED(status) || WEXITSTATUS(status) != 0) && j->init_pid <= 0 && job_is_live(j))
 		return start_failed(d, j, "starting the container", -ECHILD);
 	r = container_started(d, j);
+	if (j->init_pid > 0) /* requests (signals) may have come while it started */
+		kill(j->init_pid, SIGUSR1);
 	if (job_is_live(j)) {
 		j->state = JOB_RUNNING;
 		j->started_us = now_usec();
@@ -527,7 +530,7 @@ static int signal_unit(struct daemon *d, struct conn *c, struct job *j, unsigned
 {
 	int r;
 
-	if (!job_is_live(j) || j->init_pid <= 0) {
+	if (!job_is_live(j)) { /* (a starting job takes it once its loader runs) */
 		conn_reply_error(c, "conflict", "Job %.12s is not running (%s)", j->id,
 				 job_state_to_string(j->state));
 		return -ESRCH;
