@@ -11,6 +11,7 @@ void runtime_config_init(struct runtime_config *c)
 		.layer_size = 1ULL << 30,
 		.layer_inodes = 262144,
 		.sync_writes = true,
+		.keep_ended = 1000,
 		.log_level = LOG_LVL_INFO,
 	};
 }
@@ -87,6 +88,8 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 	}
 	if (!strcmp(k, "default_pids"))
 		return parse_uint64(v, &c->default_pids);
+	if (!strcmp(k, "keep_ended"))
+		return parse_uint64(v, &c->keep_ended);
 	if (!strcmp(k, "sync_writes"))
 		return set_bool(&c->sync_writes, v);
 	if (!strcmp(k, "log_level")) {

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <yajl/yajl_gen.h>
 
 #include "runtime/runtime-internal.h"
@@ -258,6 +259,47 @@ static void job_cleanup(struct daemon *d, struct job *j)
 	j->cg_prune_tries = 50; /* LXC's monitor may still sit in its cgroup */
 	closep(&j->spoolfd);
 	closep(&j->dirfd); /* an ended job holds no fd: xosd may keep thousands */
+	d->prune_ended = true;
+}
+
+static bool job_in_use(struct daemon *d, struct job *j)
+{
+	for (struct conn *c = d->conns; c; c = c->next)
+		if (c->job == j)
+			return true;
+	return j->cg_prune_tries > 0 || j->pidfd >= 0 || j->starter > 0;
+}
+
+/* Forget the oldest ended jobs beyond keep_ended: record, output, directory. */
+static void prune_ended_jobs(struct daemon *d)
+{
+	uint64_t n = 0;
+
+	d->prune_ended = false;
+	for (struct job *j = d->jobs; j; j = j->next)
+		n += !job_is_live(j);
+	while (n > d->cfg->keep_ended) {
+		struct job **oldest = NULL, *j;
+		int r;
+
+		for (struct job **p = &d->jobs; *p; p = &(*p)->next)
+			if (!job_is_live(*p) && !job_in_use(d, *p) &&
+			    (!oldest || (*p)->ended_us < (*oldest)->ended_us))
+				oldest = p;
+		if (!oldest)
+			return;
+		j = *oldest;
+		r = rm_rf_at(d->jobs_fd, j->id);
+		if (r < 0) {
+			log_warn("Failed to remove ended job %s: %s", j->id, strerror(-r));
+			return;
+		}
+		log_debug("Forgot ended job %s (keep_ended = %llu)", j->id,
+			  (unsigned long long)d->cfg->keep_ended);
+		*oldest = j->next;
+		job_free(j);
+		n--;
+	}
 }
 
 /* Retry removing LXC's leftover cgroups; returns the next timeout (ms) or -1. */
@@ -501,10 +543,34 @@ static int setup_listen(struct daemon *d)
 	return daemon_epoll_add(d, fd, EPOLLIN, EP_LISTEN, NULL);
 }
 
+/* liblxc sets id maps through a privileged newuidmap when one is installed,
+ * and that insists that root's ranges cover the ids xos maps to themselves. */
+static void warn_newuidmap(void)
+{
+	static const char *const paths[] = { "/usr/bin/newuidmap", "/bin/newuidmap" };
+
+	for (size_t i = 0; i < ELEMENTSOF(paths); i++) {
+		struct stat st;
+		char cap[64];
+
+		if (stat(paths[i], &st) < 0)
+			continue;
+		if ((st.st_mode & S_ISUID) ||
+		    getxattr(paths[i], "security.capability", cap, sizeof(cap)) > 0)
+			log_warn("%s is installed and privileged: liblxc will map ids through it, "
+				 "and job starts fail unless root's entries in /etc/subuid and "
+				 "/etc/subgid also cover every job's uid and gids (see xosd(8), "
+				 "SUBORDINATE IDS)",
+				 paths[i]);
+		return;
+	}
+}
+
 static int setup_ids(struct daemon *d)
 {
 	int r = runtime_subid_lookup("/etc/subuid", "root", 0, &d->subuid_base, &d->subuid_size);
 
+	warn_newuidmap();
 	if (r < 0)
 		return log_error_errno(r, "No subordinate uid range for root in /etc/subuid "
 					  "(add e.g. 'root:100000:65536'; scripts/setup.sh does)");
@@ -680,6 +746,7 @@ int runtime_run(struct runtime_config *cfg)
 	    (sfd = setup_signals(&d)) < 0)
 		return log_error_errno(r < 0 ? r : sfd, "Failed to set up signals: %m");
 	load_jobs(&d);
+	prune_ended_jobs(&d);
 	if ((r = setup_listen(&d)) < 0)
 		return log_error_errno(r, "Failed to listen on %s: %m", cfg->socket_path);
 	if (cfg->detach && (r = detach(&d)) < 0)
@@ -694,6 +761,8 @@ int runtime_run(struct runtime_config *cfg)
 			return log_error_errno(errno, "epoll_wait failed: %m");
 		for (int i = 0; i < n && !d.quit; i++)
 			dispatch(&d, &evs[i], sfd);
+		if (d.prune_ended && !d.quit)
+			prune_ended_jobs(&d);
 	}
 	log_info("Stopping; jobs keep running");
 	daemon_shutdown(&d);

@@ -157,6 +157,7 @@ struct daemon {
 	uint32_t subuid_base, subuid_size, subgid_base, subgid_size;
 	struct job *jobs;
 	struct conn *conns;
+	bool prune_ended; /* an ended job was tidied: keep at most keep_ended of them */
 	bool quit;
 };
 
