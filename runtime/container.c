@@ -451,15 +451,6 @@ int container_write_unit_spec(struct daemon *d, struct job *j, unsigned n, char 
 	return drop_request(j, name, buf, len);
 }
 
-int container_request_unit(struct daemon *d, struct job *j, unsigned n)
-{
-	(void)d;
-	(void)n;
-	if (j->init_pid > 0 && kill(j->init_pid, SIGUSR1) < 0)
-		return -errno;
-	return 0;
-}
-
 int container_signal(struct daemon *d, struct job *j, unsigned unit, int sig)
 {
 	char name[64];

@@ -4,6 +4,7 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
+#include "loader/loader.h"
 #include "runtime/runtime-internal.h"
 
 static const char *const job_states[_JOB_STATE_MAX] = {
@@ -360,15 +361,27 @@ int job_from_json(const char *text, struct job **ret)
 	return 0;
 }
 
-bool job_record_status(struct job *j, const struct unit_status *st)
+static enum unit_state unit_state_from_loader(enum loader_state s)
+{
+	switch (s) {
+	case LOADER_STATE_EXITED:
+		return UNIT_EXITED;
+	case LOADER_STATE_KILLED:
+		return UNIT_KILLED;
+	default:
+		return UNIT_FAILED;
+	}
+}
+
+bool job_record_status(struct job *j, const struct loader_status *st)
 {
 	struct unit *u = job_unit(j, st->unit);
 
 	if (!u || u->state != UNIT_RUNNING)
 		return false;
-	u->state = st->state;
+	u->state = unit_state_from_loader(st->state);
 	u->code = st->code;
-	u->sig = st->sig;
+	u->sig = st->signal;
 	free(u->reason);
 	u->reason = st->reason[0] ? strdup(st->reason) : NULL;
 	if (st->started_us)
@@ -400,74 +413,4 @@ void job_finish(struct job *j)
 	} else {
 		j->state = JOB_EXITED;
 	}
-}
-
-static int status_field(struct unit_status *st, const char *k, const char *v)
-{
-	uint64_t n = 0;
-	int r = 0;
-
-	if (!strcmp(k, "job")) {
-		if (!job_id_valid(v))
-			return -EINVAL;
-		memcpy(st->job, v, sizeof(st->job));
-		return 0;
-	}
-	if (!strcmp(k, "state")) {
-		st->state = unit_state_from_string(v);
-		return (int)st->state < 0 || st->state == UNIT_RUNNING ? -EINVAL : 0;
-	}
-	if (!strcmp(k, "reason")) {
-		snprintf(st->reason, sizeof(st->reason), "%s", v);
-		return 0;
-	}
-	r = parse_uint64(v, &n);
-	if (r < 0)
-		return r;
-	if (!strcmp(k, "unit") && n >= 1 && n < 1000000)
-		st->unit = (unsigned)n;
-	else if (!strcmp(k, "code") && n <= 255)
-		st->code = (int)n;
-	else if (!strcmp(k, "signal") && n <= 64)
-		st->sig = (int)n;
-	else if (!strcmp(k, "utime_us"))
-		st->utime_us = n;
-	else if (!strcmp(k, "stime_us"))
-		st->stime_us = n;
-	else if (!strcmp(k, "maxrss_kb"))
-		st->maxrss_kb = n;
-	else if (!strcmp(k, "started_us"))
-		st->started_us = n;
-	else if (!strcmp(k, "ended_us"))
-		st->ended_us = n;
-	else if (!strcmp(k, "remaining") && n < 1000000)
-		st->remaining = (unsigned)n;
-	else
-		return -EINVAL;
-	return 0;
-}
-
-int unit_status_parse(const char *text, size_t len, struct unit_status *ret)
-{
-	struct unit_status st = { .state = _UNIT_STATE_INVALID };
-	_cleanup_free_ char *copy = strndup(text, len);
-	char *save = NULL;
-
-	if (!copy)
-		return -ENOMEM;
-	if (strlen(copy) != len)
-		return -EINVAL; /* embedded NUL */
-	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *eq = strchr(line, '=');
-
-		if (!eq)
-			return -EINVAL;
-		*eq = 0;
-		if (status_field(&st, line, eq + 1) < 0)
-			return -EINVAL;
-	}
-	if (!st.job[0] || st.unit == 0 || (int)st.state < 0)
-		return -EINVAL;
-	*ret = st;
-	return 0;
 }

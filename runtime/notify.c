@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "loader/loader.h"
 #include "runtime/runtime-internal.h"
 
 #define NOTIFY_MAX 4096
@@ -63,7 +64,7 @@ static void acct_from_units(struct job *j)
 }
 
 /* Apply a status; persist before anyone hears of it. Returns a reply message. */
-static const char *apply_status(struct daemon *d, struct job *j, const struct unit_status *st)
+static const char *apply_status(struct daemon *d, struct job *j, const struct loader_status *st)
 {
 	bool fresh;
 
@@ -141,7 +142,7 @@ void notify_accept(struct daemon *d, struct job *j)
 		struct ucred cred;
 		socklen_t cl = sizeof(cred);
 		char buf[NOTIFY_MAX];
-		struct unit_status st;
+		struct loader_status st;
 		const char *reply;
 		size_t len = 0;
 
@@ -171,7 +172,7 @@ void notify_accept(struct daemon *d, struct job *j)
 			(void)!write(fd, "\n", 1);
 			continue;
 		}
-		if (unit_status_parse(buf, len, &st) < 0) {
+		if (loader_status_parse(buf, len, &st) < 0) {
 			log_warn("Rejected a malformed completion report for job %s", j->id);
 			(void)!write(fd, "err malformed report\n", 21);
 			continue;
@@ -188,7 +189,7 @@ void notify_collect_spool(struct daemon *d, struct job *j)
 {
 	for (size_t i = 0; i < j->n_units; i++) {
 		_cleanup_free_ char *text = NULL;
-		struct unit_status st;
+		struct loader_status st;
 		char name[32];
 		size_t len;
 
@@ -197,7 +198,7 @@ void notify_collect_spool(struct daemon *d, struct job *j)
 		snprintf(name, sizeof(name), "%u.status", j->units[i].n);
 		if (j->spoolfd < 0 || read_file_at(j->spoolfd, name, NOTIFY_MAX, &text, &len) < 0)
 			continue;
-		if (unit_status_parse(text, len, &st) < 0) {
+		if (loader_status_parse(text, len, &st) < 0) {
 			log_warn("Ignoring malformed status file %s of job %s", name, j->id);
 			continue;
 		}

@@ -441,14 +441,20 @@ out:
 static void op_ps(struct daemon *d, struct conn *c, yajl_val t)
 {
 	_cleanup_strv_free_ char **names = NULL;
+	_cleanup_free_ struct job **named = NULL;
 	_cleanup_gen_ yajl_gen g = NULL;
+	size_t n = 0;
 	bool all = false;
 	int r = json_get_strv(t, "jobs", &names);
 
 	if ((r < 0 && r != -ENOENT) || get_opt_bool(c, t, "all", &all) < 0)
 		return conn_reply_error(c, "bad_request", "Field 'jobs' must be a list of strings");
-	for (size_t i = 0; names && names[i]; i++)
-		if (!lookup(d, c, names[i]))
+	n = strv_length(names);
+	named = calloc(n + 1, sizeof(*named));
+	if (!named)
+		return conn_reply_error(c, "internal", "Out of memory");
+	for (size_t i = 0; i < n; i++) /* each name resolved once, in the request's order */
+		if (!(named[i] = lookup(d, c, names[i])))
 			return;
 	g = reply_begin();
 	if (!g)
@@ -456,18 +462,11 @@ static void op_ps(struct daemon *d, struct conn *c, yajl_val t)
 	json_gen_key(g, "jobs");
 	yajl_gen_array_open(g);
 	for (struct job *j = d->jobs; j; j = j->next) {
-		bool want = false;
+		bool want = n == 0 && (all || job_is_live(j));
 
-		if (!may_see(c, j))
-			continue;
-		for (size_t i = 0; names && names[i]; i++) {
-			struct job *m = NULL;
-
-			want = want || (daemon_lookup_job(d, names[i], &m) >= 0 && m == j);
-		}
-		if (!names || !names[0])
-			want = all || job_is_live(j);
-		if (want)
+		for (size_t i = 0; i < n && !want; i++)
+			want = named[i] == j;
+		if (want && may_see(c, j))
 			job_to_json(j, g);
 	}
 	yajl_gen_array_close(g);

@@ -50,17 +50,9 @@ struct unit {
 	uint64_t utime_us, stime_us, maxrss_kb;
 };
 
-/* What the loader reports when a unit ends (docs/PROTOCOL.md section 2). */
-struct unit_status {
-	char job[XOS_JOB_ID_HEX + 1];
-	unsigned unit;
-	enum unit_state state;
-	int code, sig;
-	char reason[256];
-	uint64_t utime_us, stime_us, maxrss_kb, started_us, ended_us;
-	unsigned remaining;
-};
-int unit_status_parse(const char *text, size_t len, struct unit_status *ret);
+/* What the loader reports when a unit ends is a struct loader_status, parsed
+ * with loader_status_parse() (loader/loader.h; docs/PROTOCOL.md section 2). */
+struct loader_status;
 /* xrun's exit code for a unit end: code, 128+signal, 125 on failure. */
 int unit_exit_code(enum unit_state s, int code, int sig);
 
@@ -113,7 +105,7 @@ int job_exit_code(const struct job *j);
 void job_to_json(const struct job *j, struct yajl_gen_t *g);
 int job_from_json(const char *text, struct job **ret);
 /* Apply a unit status to the job; false if already recorded (duplicate). */
-bool job_record_status(struct job *j, const struct unit_status *st);
+bool job_record_status(struct job *j, const struct loader_status *st);
 /* Set the final job state from unit 1 and the accounting. */
 void job_finish(struct job *j);
 
@@ -134,7 +126,6 @@ int container_attach(struct daemon *d, struct job *j); /* re-adopt: lxc handle, 
 char *container_start_error(struct job *j);
 bool container_running(struct job *j);
 int container_accounting(struct daemon *d, struct job *j, struct runtime_accounting *ret);
-int container_request_unit(struct daemon *d, struct job *j, unsigned n);
 int container_signal(struct daemon *d, struct job *j, unsigned unit, int sig);
 void container_release(struct job *j);
 void container_remove_config(struct daemon *d, struct job *j);
@@ -194,7 +185,7 @@ struct conn {
 	/* attached to a unit's output (xrun, xlogs) */
 	struct job *job;
 	unsigned unit;
-	bool follow, accepts_signals, exit_sent, wants_tty, attach_when_started;
+	bool follow, exit_sent, wants_tty, attach_when_started;
 	int out_fd, err_fd;
 	/* waiting for jobs to end (xwait) */
 	char **wait_ids;
