@@ -117,7 +117,7 @@ void conn_reply_error(struct conn *c, const char *code, const char *fmt, ...)
 	c->mode = CONN_CLOSING;
 }
 
-void conn_reply_ok(struct conn *c, yajl_gen g)
+void conn_send_map(struct conn *c, yajl_gen g)
 {
 	_cleanup_free_ char *text = NULL;
 
@@ -125,50 +125,49 @@ void conn_reply_ok(struct conn *c, yajl_gen g)
 	text = json_gen_take(g, true);
 	if (text)
 		conn_send(c, text);
+}
+
+/* An event line: {"v":1,"ev":EV,"unit":N, ...}; finished by conn_send_map(). */
+static yajl_gen event_begin(const char *ev, unsigned unit)
+{
+	yajl_gen g = yajl_gen_alloc(NULL);
+
+	if (!g)
+		return NULL;
+	yajl_gen_map_open(g);
+	json_gen_kv_int(g, "v", XOS_PROTO_VERSION);
+	json_gen_kv_str(g, "ev", ev);
+	json_gen_kv_uint(g, "unit", unit);
+	return g;
 }
 
 static void send_output(struct conn *c, const char *stream, const char *data, size_t len)
 {
-	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
-	_cleanup_free_ char *b64 = base64_encode(data, len), *text = NULL;
+	_cleanup_gen_ yajl_gen g = event_begin("output", c->unit);
+	_cleanup_free_ char *b64 = base64_encode(data, len);
 
 	if (!g || !b64)
 		return;
-	yajl_gen_map_open(g);
-	json_gen_kv_int(g, "v", XOS_PROTO_VERSION);
-	json_gen_kv_str(g, "ev", "output");
-	json_gen_kv_uint(g, "unit", c->unit);
 	json_gen_kv_str(g, "stream", stream);
 	json_gen_kv_str(g, "data", b64);
-	yajl_gen_map_close(g);
-	text = json_gen_take(g, true);
-	if (text)
-		conn_send(c, text);
+	conn_send_map(c, g);
 }
 
 static void send_exit(struct conn *c, const struct unit *u)
 {
-	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
-	_cleanup_free_ char *text = NULL;
+	_cleanup_gen_ yajl_gen g = event_begin("exit", u->n);
 	const char *st = u->state == UNIT_EXITED   ? "exited"
 			 : u->state == UNIT_KILLED ? "killed"
 						   : "failed";
 
-	if (!g)
-		return;
-	yajl_gen_map_open(g);
-	json_gen_kv_int(g, "v", XOS_PROTO_VERSION);
-	json_gen_kv_str(g, "ev", "exit");
-	json_gen_kv_uint(g, "unit", u->n);
-	json_gen_kv_str(g, "state", st);
-	json_gen_kv_int(g, "code", u->code);
-	json_gen_kv_int(g, "signal", u->sig);
-	json_gen_kv_str(g, "reason", u->reason);
-	json_gen_kv_int(g, "exit_code", unit_exit_code(u->state, u->code, u->sig));
-	yajl_gen_map_close(g);
-	text = json_gen_take(g, true);
-	if (text)
-		conn_send(c, text);
+	if (g) {
+		json_gen_kv_str(g, "state", st);
+		json_gen_kv_int(g, "code", u->code);
+		json_gen_kv_int(g, "signal", u->sig);
+		json_gen_kv_str(g, "reason", u->reason);
+		json_gen_kv_int(g, "exit_code", unit_exit_code(u->state, u->code, u->sig));
+		conn_send_map(c, g);
+	}
 	c->exit_sent = true;
 	c->mode = CONN_CLOSING;
 }

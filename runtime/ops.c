@@ -341,7 +341,7 @@ static void reply_run(struct daemon *d, struct conn *c, struct job *j, unsigned 
 		return;
 	json_gen_kv_str(g, "job", j->id);
 	json_gen_kv_uint(g, "unit", unit);
-	conn_reply_ok(c, g);
+	conn_send_map(c, g);
 	c->wants_tty = tty;
 	if (attach)
 		conn_attach(d, c, j, unit, true);
@@ -470,7 +470,7 @@ static void op_ps(struct daemon *d, struct conn *c, yajl_val t)
 			job_to_json(j, g);
 	}
 	yajl_gen_array_close(g);
-	conn_reply_ok(c, g);
+	conn_send_map(c, g);
 	c->mode = CONN_CLOSING;
 }
 
@@ -501,7 +501,7 @@ bool ops_wait_check(struct daemon *d, struct conn *c)
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_array_close(g);
-	conn_reply_ok(c, g);
+	conn_send_map(c, g);
 	c->mode = CONN_CLOSING;
 	return true;
 }
@@ -567,7 +567,7 @@ static void op_kill(struct daemon *d, struct conn *c, yajl_val t)
 		_cleanup_gen_ yajl_gen g = reply_begin();
 
 		if (g)
-			conn_reply_ok(c, g);
+			conn_send_map(c, g);
 		c->mode = CONN_CLOSING;
 	}
 }
@@ -592,7 +592,7 @@ static void op_logs(struct daemon *d, struct conn *c, yajl_val t)
 	g = reply_begin();
 	if (!g)
 		return;
-	conn_reply_ok(c, g);
+	conn_send_map(c, g);
 	conn_attach(d, c, j, (unsigned)unit, follow);
 }
 
@@ -616,7 +616,7 @@ static void op_version(struct daemon *d, struct conn *c, yajl_val t)
 		return;
 	json_gen_kv_str(g, "version", XOS_VERSION);
 	json_gen_kv_int(g, "proto", XOS_PROTO_VERSION);
-	conn_reply_ok(c, g);
+	conn_send_map(c, g);
 	c->mode = CONN_CLOSING;
 }
 

@@ -193,7 +193,7 @@ struct conn {
 };
 void conn_send(struct conn *c, const char *text); /* one JSON line */
 void conn_reply_error(struct conn *c, const char *code, const char *fmt, ...) _printf_(3, 4);
-void conn_reply_ok(struct conn *c, struct yajl_gen_t *g); /* g: open map with fields */
+void conn_send_map(struct conn *c, struct yajl_gen_t *g); /* closes g's open map, sends it */
 void conn_attach(struct daemon *d, struct conn *c, struct job *j, unsigned unit, bool follow);
 void conn_pump(struct daemon *d, struct conn *c);
 /* Pass a unit's terminal to the xrun attached to it; -ENOENT if none is. */

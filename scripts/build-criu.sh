@@ -29,16 +29,9 @@ BUILD_DEPS=(build-essential pkgconf xz-utils libprotobuf-c-dev protobuf-c-compil
 	libprotobuf-dev protobuf-compiler libnl-3-dev libnet1-dev libbsd-dev libcap-dev
 	libgnutls28-dev libnftables-dev uuid-dev)
 
-export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}"
-export DEBIAN_FRONTEND=noninteractive
-APT=(apt-get -q -y -o DPkg::Lock::Timeout=300)
-
-log() { printf 'build-criu: %s\n' "$*"; }
-warn() { printf 'build-criu: warning: %s\n' "$*" >&2; }
-die() {
-	printf 'build-criu: error: %s\n' "$*" >&2
-	exit 1
-}
+XOS_LOG_PREFIX=build-criu
+# shellcheck source=scripts/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 force=0
 check_only=0

@@ -22,16 +22,9 @@ PACKAGES=(build-essential pkgconf git lxc lxc-dev libseccomp-dev libcap-dev liby
 SUBID_COUNT=65536
 SUBID_START=100000
 
-export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}"
-export DEBIAN_FRONTEND=noninteractive
-APT=(apt-get -q -y -o DPkg::Lock::Timeout=300)
-
-log() { printf 'setup: %s\n' "$*"; }
-warn() { printf 'setup: warning: %s\n' "$*" >&2; }
-die() {
-	printf 'setup: error: %s\n' "$*" >&2
-	exit 1
-}
+XOS_LOG_PREFIX=setup
+# shellcheck source=scripts/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 build=1
 podman=0
