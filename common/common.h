@@ -116,7 +116,6 @@ bool job_id_valid(const char *s);   /* exactly 16 lowercase hex */
 bool job_name_valid(const char *s); /* [A-Za-z0-9][A-Za-z0-9_.-]{0,62} */
 
 /* ---- fd / fs helpers (all fds O_CLOEXEC, paths resolved with *at()) ---- */
-int fd_set_cloexec(int fd);
 ssize_t loop_write(int fd, const void *buf, size_t n); /* EINTR-safe, all */
 ssize_t loop_read(int fd, void *buf, size_t n);        /* until EOF or n */
 /* Write data to dirfd/name atomically: tmp file, fsync (if sync), rename. */

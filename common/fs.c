@@ -7,15 +7,6 @@
 
 #include "common/common.h"
 
-int fd_set_cloexec(int fd)
-{
-	int fl = fcntl(fd, F_GETFD);
-
-	if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
-		return -errno;
-	return 0;
-}
-
 ssize_t loop_write(int fd, const void *buf, size_t n)
 {
 	const char *p = buf;

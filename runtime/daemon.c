@@ -742,15 +742,17 @@ int runtime_run(struct runtime_config *cfg)
 	if (r < 0)
 		return log_error_errno(r, "Failed to build the host template in %s: %m",
 				       d.skel_dir);
-	if ((r = daemon_epoll_add(&d, d.inotify_fd, EPOLLIN, EP_INOTIFY, NULL)) < 0 ||
-	    (sfd = setup_signals(&d)) < 0)
-		return log_error_errno(r < 0 ? r : sfd, "Failed to set up signals: %m");
+	if ((r = daemon_epoll_add(&d, d.inotify_fd, EPOLLIN, EP_INOTIFY, NULL)) < 0)
+		return log_error_errno(r, "Failed to watch job output: %m");
 	load_jobs(&d);
 	prune_ended_jobs(&d);
 	if ((r = setup_listen(&d)) < 0)
 		return log_error_errno(r, "Failed to listen on %s: %m", cfg->socket_path);
 	if (cfg->detach && (r = detach(&d)) < 0)
 		return log_error_errno(r, "Failed to detach: %m");
+	/* after detaching: a signalfd wakes epoll only in the process that added it */
+	if ((sfd = setup_signals(&d)) < 0)
+		return log_error_errno(sfd, "Failed to set up signals: %m");
 	log_info("Listening on %s (state %s, cgroup %s)", cfg->socket_path, cfg->state_dir,
 		 d.cg->name);
 	while (!d.quit) {

@@ -81,3 +81,27 @@ teardown() { xos_teardown; }
 	run xwait "$id"
 	assert_equal "$status" 3
 }
+
+@test "without --foreground xosd sets up, detaches, logs to its state directory and stops on SIGTERM" {
+	xosd_stop
+	run "$XOS_BUILD/xosd" --config /dev/null --state-dir "$XOS_TMP/state" \
+		--run-dir "$XOS_TMP/run" --loader "$XOS_BUILD/xos-loader"
+	assert_success
+	XOSD_PID=$(pgrep -f "xosd --config /dev/null --state-dir $XOS_TMP/state")
+	[ -n "$XOSD_PID" ]
+	run xrun -- echo detached
+	assert_output detached
+	grep -q "Listening on $XOS_SOCKET" "$XOS_TMP/state/xosd.log"
+	kill "$XOSD_PID"
+	for _ in $(seq 1 50); do kill -0 "$XOSD_PID" 2>/dev/null || break; sleep 0.1; done
+	run kill -0 "$XOSD_PID"
+	assert_failure
+	XOSD_PID=
+	grep -q "Stopping; jobs keep running" "$XOS_TMP/state/xosd.log"
+	# a start-up error is still reported on stderr with status 1 (a second daemon)
+	xosd_launch
+	run "$XOS_BUILD/xosd" --config /dev/null --state-dir "$XOS_TMP/state" \
+		--run-dir "$XOS_TMP/run2" --loader "$XOS_BUILD/xos-loader"
+	assert_failure 1
+	assert_output --partial "Another xosd uses state directory"
+}
