@@ -79,7 +79,11 @@ static void flush_one(int jobs_fd, const char *id)
 
 static void *flusher_main(void *arg)
 {
+	sigset_t all;
+
 	(void)arg;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the main loop's */
 	pthread_mutex_lock(&flusher.lock);
 	for (;;) {
 		char(*ids)[XOS_JOB_ID_HEX + 1];
@@ -647,22 +651,58 @@ static void dispatch(struct daemon *d, struct epoll_event *ev, int sfd)
 	}
 }
 
+static void stop_signals(sigset_t *ret)
+{
+	sigemptyset(ret);
+	sigaddset(ret, SIGTERM);
+	sigaddset(ret, SIGINT);
+	sigaddset(ret, SIGHUP);
+}
+
+/* First thing: blocked in every thread xosd will have (the flusher inherits
+ * the mask), so a stop signal is always read from the signalfd, never acted
+ * on by default. */
+static int block_signals(void)
+{
+	sigset_t mask;
+
+	signal(SIGPIPE, SIG_IGN);
+	stop_signals(&mask);
+	return sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ? -errno : 0;
+}
+
 static int setup_signals(struct daemon *d)
 {
 	sigset_t mask;
 	int fd;
 
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-		return -errno;
+	stop_signals(&mask);
 	fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	return daemon_epoll_add(d, fd, EPOLLIN, EP_SIGNAL, NULL) < 0 ? -errno : fd;
+}
+
+/* Memory and fds only: what a daemon that could not start must give back
+ * without touching what another daemon may use (the skeleton, sockets). */
+static void daemon_free(struct daemon *d)
+{
+	conns_free_all(d);
+	for (struct job *j = d->jobs; j;) {
+		struct job *next = j->next;
+
+		container_release(j);
+		job_free(j);
+		j = next;
+	}
+	d->jobs = NULL;
+	free(d->lxcpath);
+	free(d->skel_dir);
+	free(d->rootfs_mnt);
+	closep(&d->epfd);
+	closep(&d->inotify_fd);
+	closep(&d->jobs_fd);
+	closep(&d->state_fd);
 }
 
 static void daemon_shutdown(struct daemon *d)
@@ -676,25 +716,16 @@ static void daemon_shutdown(struct daemon *d)
 	for (int i = 0; i < 60 && prune_cgroups(d) >= 0; i++)
 		usleep(50000);
 	flusher_stop();
-
-	conns_free_all(d);
-	for (struct job *j = d->jobs; j;) {
-		struct job *next = j->next;
-
+	for (struct job *j = d->jobs; j; j = j->next)
 		live = live || job_is_live(j);
-		container_release(j);
-		job_free(j);
-		j = next;
-	}
 	if (!live) {
 		rootfs_host_skel_teardown(d->skel_dir);
 		container_remove_lock_dirs(d);
 	}
 	if (d->listen_fd >= 0)
 		unlink(d->cfg->socket_path);
-	free(d->lxcpath);
-	free(d->skel_dir);
-	free(d->rootfs_mnt);
+	closep(&d->listen_fd);
+	daemon_free(d);
 }
 
 /* Everything that can fail at start-up has been said on stderr by now; from
@@ -719,48 +750,70 @@ static int detach(struct daemon *d)
 	return 0;
 }
 
-int runtime_run(struct runtime_config *cfg)
+/* Everything before the loop; on failure nothing is left to undo but memory. */
+static int daemon_start(struct daemon *d, int *ret_lock, int *ret_sfd)
 {
-	struct daemon d = { .cfg = cfg, .listen_fd = -EBADF, .state_fd = -EBADF };
-	_cleanup_close_ int lock = -EBADF, sfd = -EBADF;
+	struct runtime_config *cfg = d->cfg;
 	int r;
 
-	d.cg = runtime_cgroup_detect();
-	d.epfd = epoll_create1(EPOLL_CLOEXEC);
-	d.inotify_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	if (d.epfd < 0 || d.inotify_fd < 0)
+	if ((r = block_signals()) < 0)
+		return log_error_errno(r, "Failed to block signals: %m");
+	d->cg = runtime_cgroup_detect();
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	d->inotify_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (d->epfd < 0 || d->inotify_fd < 0)
 		return log_error_errno(errno, "Failed to set up the event loop: %m");
-	if ((r = setup_ids(&d)) < 0)
+	if ((r = setup_ids(d)) < 0)
 		return r;
-	if ((r = setup_dirs(&d)) < 0)
+	if ((r = setup_dirs(d)) < 0)
 		return log_error_errno(r, "Failed to create %s: %m", cfg->state_dir);
-	lock = lock_state(&d);
-	if (lock < 0)
-		return log_error_errno(lock, "Another xosd uses state directory %s",
+	*ret_lock = lock_state(d);
+	if (*ret_lock < 0)
+		return log_error_errno(*ret_lock, "Another xosd uses state directory %s",
 				       cfg->state_dir);
-	r = rootfs_host_skel_setup(d.skel_dir, d.subuid_base, d.subgid_base);
+	r = rootfs_host_skel_setup(d->skel_dir, d->subuid_base, d->subgid_base);
 	if (r < 0)
 		return log_error_errno(r, "Failed to build the host template in %s: %m",
-				       d.skel_dir);
-	if ((r = daemon_epoll_add(&d, d.inotify_fd, EPOLLIN, EP_INOTIFY, NULL)) < 0)
+				       d->skel_dir);
+	if ((r = daemon_epoll_add(d, d->inotify_fd, EPOLLIN, EP_INOTIFY, NULL)) < 0)
 		return log_error_errno(r, "Failed to watch job output: %m");
-	load_jobs(&d);
-	prune_ended_jobs(&d);
-	if ((r = setup_listen(&d)) < 0)
+	load_jobs(d);
+	prune_ended_jobs(d);
+	if ((r = setup_listen(d)) < 0)
 		return log_error_errno(r, "Failed to listen on %s: %m", cfg->socket_path);
-	if (cfg->detach && (r = detach(&d)) < 0)
+	if (cfg->detach && (r = detach(d)) < 0)
 		return log_error_errno(r, "Failed to detach: %m");
 	/* after detaching: a signalfd wakes epoll only in the process that added it */
-	if ((sfd = setup_signals(&d)) < 0)
-		return log_error_errno(sfd, "Failed to set up signals: %m");
+	if ((*ret_sfd = setup_signals(d)) < 0)
+		return log_error_errno(*ret_sfd, "Failed to set up signals: %m");
+	return 0;
+}
+
+int runtime_run(struct runtime_config *cfg)
+{
+	struct daemon d = { .cfg = cfg,
+			    .listen_fd = -EBADF,
+			    .state_fd = -EBADF,
+			    .jobs_fd = -EBADF,
+			    .epfd = -EBADF,
+			    .inotify_fd = -EBADF };
+	_cleanup_close_ int lock = -EBADF, sfd = -EBADF;
+	int r = daemon_start(&d, &lock, &sfd);
+
+	if (r < 0) {
+		daemon_free(&d);
+		return r;
+	}
 	log_info("Listening on %s (state %s, cgroup %s)", cfg->socket_path, cfg->state_dir,
 		 d.cg->name);
 	while (!d.quit) {
 		struct epoll_event evs[64];
 		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs), prune_cgroups(&d));
 
-		if (n < 0 && errno != EINTR)
-			return log_error_errno(errno, "epoll_wait failed: %m");
+		if (n < 0 && errno != EINTR) {
+			r = log_error_errno(errno, "epoll_wait failed: %m");
+			break;
+		}
 		for (int i = 0; i < n && !d.quit; i++)
 			dispatch(&d, &evs[i], sfd);
 		if (d.prune_ended && !d.quit)
@@ -768,5 +821,5 @@ int runtime_run(struct runtime_config *cfg)
 	}
 	log_info("Stopping; jobs keep running");
 	daemon_shutdown(&d);
-	return 0;
+	return r < 0 ? r : 0;
 }

@@ -92,6 +92,7 @@ xos_leftovers() {
 		done
 	fi
 	xos_loader_pids | sed 's/^/process /'
+	[ ! -e "/run/lxc/lock$XOS_TMP" ] || echo "lxc lock directory /run/lxc/lock$XOS_TMP"
 }
 
 xos_force_cleanup() {
@@ -108,6 +109,8 @@ xos_force_cleanup() {
 	done
 	awk -v d="$XOS_TMP" '$5 ~ "^"d {print $5}' /proc/self/mountinfo | sort -r |
 		while read -r m; do umount -l "$m" 2>/dev/null || true; done
+	rm -rf "/run/lxc/lock$XOS_TMP"
+	rmdir /run/lxc/lock/tmp 2>/dev/null || true
 	if [ -d "$XOS_TMP/state/jobs" ]; then
 		for id in "$XOS_TMP"/state/jobs/*; do
 			id=${id##*/}
