@@ -10,7 +10,9 @@
 #   N passed, N failed, N skipped
 # Exit status: 0 only if nothing failed and at least one test ran.
 # Environment: XOS_SANITIZE=0 (skips step 4), XOS_TEST_TIMEOUT (seconds per unit
-# test binary, default 600), BATS_TEST_TIMEOUT (per bats test, default 600).
+# test binary, default 600), BATS_TEST_TIMEOUT (per bats test, default 600),
+# XOS_TEST_PREFIX (name prefix of the suite's /tmp directories, default xos-t;
+# give two checkouts testing at once on one machine different ones).
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1

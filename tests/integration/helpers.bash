@@ -8,10 +8,13 @@ load '/usr/lib/bats/bats-assert/load'
 XOS_ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 XOS_BUILD=${XOS_BUILD:-$XOS_ROOT/build}
 export PATH="$XOS_BUILD:$PATH"
+# Prefix of the suite's directories under /tmp: two checkouts testing at once
+# on one machine give different ones, so each suite's leak check sees its own.
+XOS_TEST_PREFIX=${XOS_TEST_PREFIX:-xos-t}
 
 # Start a private daemon. Extra arguments go to xosd.
 xos_start() {
-	XOS_TMP=$(mktemp -d /tmp/xos-t.XXXXXX)
+	XOS_TMP=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.XXXXXX")
 	chmod 0711 "$XOS_TMP"
 	export XOS_TMP
 	export XOS_SOCKET="$XOS_TMP/run/xosd.sock"
