@@ -23,6 +23,12 @@ static void conn_update_events(struct daemon *d, struct conn *c)
 	epoll_ctl(d->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
+void conn_kick(struct daemon *d, struct conn *c)
+{
+	conn_flush(c);
+	conn_update_events(d, c);
+}
+
 struct conn *conn_new(struct daemon *d, int fd)
 {
 	struct conn *c = calloc(1, sizeof(*c));

@@ -10,6 +10,9 @@ void runtime_config_init(struct runtime_config *c)
 	*c = (struct runtime_config){
 		.layer_size = 1ULL << 30,
 		.layer_inodes = 262144,
+		.max_disk = 16ULL << 30,
+		.max_files = 4194304,
+		.mount_home = true,
 		.sync_writes = true,
 		.keep_ended = 1000,
 		.log_level = LOG_LVL_INFO,
@@ -80,6 +83,14 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 		return parse_size(v, &c->layer_size);
 	if (!strcmp(k, "layer_inodes"))
 		return parse_uint64(v, &c->layer_inodes);
+	if (!strcmp(k, "max_disk"))
+		return parse_size(v, &c->max_disk);
+	if (!strcmp(k, "max_files"))
+		return parse_uint64(v, &c->max_files);
+	if (!strcmp(k, "mount_home"))
+		return set_bool(&c->mount_home, v);
+	if (!strcmp(k, "volume_system_paths"))
+		return set_bool(&c->volume_system_paths, v);
 	if (!strcmp(k, "default_memory"))
 		return parse_size(v, &c->default_memory);
 	if (!strcmp(k, "default_cpus")) {

@@ -55,6 +55,26 @@ static int cfg_cgroup_dirs(struct job *j, char *buf, size_t *off)
 	return r < 0 ? r : cfg_add(buf, off, "lxc.cgroup.dir.monitor", p.monitor);
 }
 
+/* Volumes: bound from their staging mounts (volume_stage), so what was
+ * checked is what gets mounted; targets were checked (volume_check_target)
+ * and are created in the job's own layer. */
+static int cfg_volumes(struct daemon *d, struct job *j, char *buf, size_t *off)
+{
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && i < j->n_volumes; i++) {
+		const struct job_volume *v = &j->volumes[i];
+		char e[8400];
+
+		r = snprintf(e, sizeof(e), "%s/jobs/%s/vol/%zu %s none bind,create=dir%s 0 0",
+			     d->cfg->state_dir, j->id, i, v->dst + 1, v->ro ? ",ro" : "");
+		if (r < 0 || (size_t)r >= sizeof(e))
+			return -ENAMETOOLONG;
+		r = cfg_add(buf, off, "lxc.mount.entry", e);
+	}
+	return r;
+}
+
 static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 {
 	char v[4096];
@@ -88,6 +108,7 @@ static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.entry", v);
 	snprintf(v, sizeof(v), "%s .xos/loader none bind,ro,create=file 0 0", d->cfg->loader_path);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.entry", v);
+	r = r < 0 ? r : cfg_volumes(d, j, buf, off);
 	snprintf(v, sizeof(v), "%s/jobs/%s/lxc.log", d->cfg->state_dir, j->id);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.log.file", v);
 	r = r < 0 ? r

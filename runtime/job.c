@@ -89,6 +89,12 @@ void job_free(struct job *j)
 		free(j->units[i].reason);
 	}
 	free(j->units);
+	job_close_volume_fds(j);
+	for (size_t i = 0; i < j->n_volumes; i++) {
+		free(j->volumes[i].src);
+		free(j->volumes[i].dst);
+	}
+	free(j->volumes);
 	free(j->name);
 	free(j->user);
 	free(j->groups);
@@ -102,6 +108,27 @@ void job_free(struct job *j)
 	closep(&j->spoolfd);
 	closep(&j->starter_fd);
 	free(j);
+}
+
+int job_add_volume(struct job *j, const char *src, const char *dst, bool ro, bool home)
+{
+	struct job_volume *v = reallocarray(j->volumes, j->n_volumes + 1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	j->volumes = v;
+	v += j->n_volumes;
+	*v = (struct job_volume){
+		.src = strdup(src), .dst = strdup(dst), .ro = ro, .home = home, .fd = -EBADF
+	};
+	j->n_volumes++;
+	return v->src && v->dst ? 0 : -ENOMEM;
+}
+
+void job_close_volume_fds(struct job *j)
+{
+	for (size_t i = 0; i < j->n_volumes; i++)
+		closep(&j->volumes[i].fd);
 }
 
 struct unit *job_unit(struct job *j, unsigned n)
@@ -219,7 +246,27 @@ void job_to_json(const struct job *j, yajl_gen g)
 	json_gen_kv_uint(g, "memory", j->limits.memory);
 	json_gen_kv_uint(g, "cpus", j->limits.millicpus);
 	json_gen_kv_uint(g, "pids", j->limits.pids);
+	json_gen_kv_uint(g, "disk", j->disk);
+	json_gen_kv_uint(g, "files", j->files);
 	yajl_gen_map_close(g);
+	json_gen_key(g, "volumes");
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < j->n_volumes; i++) {
+		yajl_gen_map_open(g);
+		json_gen_kv_str(g, "src", j->volumes[i].src);
+		json_gen_kv_str(g, "dst", j->volumes[i].dst);
+		json_gen_kv_bool(g, "ro", j->volumes[i].ro);
+		json_gen_kv_bool(g, "home", j->volumes[i].home);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+	if (j->have_usage && job_is_live(j)) {
+		json_gen_key(g, "usage");
+		yajl_gen_map_open(g);
+		json_gen_kv_uint(g, "disk", j->disk_used);
+		json_gen_kv_uint(g, "files", j->files_used);
+		yajl_gen_map_close(g);
+	}
 	json_gen_kv_uint(g, "idmap_base", j->idmap_base);
 	json_gen_kv_uint(g, "idmap_size", j->idmap_size);
 	json_gen_kv_bool(g, "closing", j->closing);
@@ -316,6 +363,21 @@ static int job_fields_from_json(yajl_val t, struct job *j)
 	j->limits.memory = get_u(v, "memory");
 	j->limits.millicpus = get_u(v, "cpus");
 	j->limits.pids = get_u(v, "pids");
+	j->disk = get_u(v, "disk");
+	j->files = get_u(v, "files");
+	v = get(t, "volumes");
+	for (size_t i = 0; YAJL_IS_ARRAY(v) && i < v->u.array.len; i++) {
+		yajl_val o = v->u.array.values[i];
+		const char *src = NULL, *dst = NULL;
+		bool ro = false, home = false;
+
+		if (json_get_string(o, "src", &src) < 0 || json_get_string(o, "dst", &dst) < 0)
+			return -EINVAL;
+		(void)json_get_bool(o, "ro", &ro);
+		(void)json_get_bool(o, "home", &home);
+		if (job_add_volume(j, src, dst, ro, home) < 0)
+			return -ENOMEM;
+	}
 	v = get(t, "accounting");
 	if (YAJL_IS_OBJECT(v)) {
 		j->have_acct = true;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Client requests: parsed completely, validated, then authorised and run. */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <grp.h>
 #include <pwd.h>
@@ -13,11 +14,21 @@
 
 #include "runtime/runtime-internal.h"
 
+#define RUN_MAX_VOLUMES 64
+
+struct run_volume {
+	const char *src, *dst;
+	bool ro;
+};
+
 struct run_req {
 	char **argv, **env;
-	const char *workdir, *name, *template, *user, *job;
+	const char *workdir, *name, *template, *user, *job, *cwd;
 	struct runtime_limits limits; /* the node's defaults unless given; 0: none */
-	bool limits_given, attach, tty;
+	uint64_t disk, files;         /* 0: the node's defaults */
+	struct run_volume volumes[RUN_MAX_VOLUMES];
+	size_t n_volumes;
+	bool limits_given, attach, tty, no_home;
 };
 
 static yajl_gen reply_begin(void)
@@ -97,6 +108,38 @@ static int get_opt_bool(struct conn *c, yajl_val t, const char *k, bool *ret)
 	return r;
 }
 
+static int parse_volumes(struct conn *c, yajl_val t, struct run_req *q)
+{
+	const char *path[] = { "volumes", NULL };
+	yajl_val v = yajl_tree_get(t, path, yajl_t_any);
+
+	if (!v)
+		return 0;
+	if (!YAJL_IS_ARRAY(v) || v->u.array.len > RUN_MAX_VOLUMES) {
+		conn_reply_error(c, "bad_request", "Field 'volumes' must be a list of at most %d",
+				 RUN_MAX_VOLUMES);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < v->u.array.len; i++) {
+		static const char *const keys[] = { "src", "dst", "ro", NULL };
+		yajl_val o = v->u.array.values[i];
+		struct run_volume *rv = &q->volumes[q->n_volumes++];
+		const char *bad = NULL;
+		int r = YAJL_IS_OBJECT(o) ? json_check_keys(o, keys, &bad) : -EINVAL;
+
+		if (r >= 0 && json_get_bool(o, "ro", &rv->ro) == -EINVAL)
+			r = -EINVAL;
+		if (r < 0 || json_get_string(o, "src", &rv->src) < 0 ||
+		    json_get_string(o, "dst", &rv->dst) < 0) {
+			conn_reply_error(c, "bad_request",
+					 "Each volume must be {\"src\": PATH, \"dst\": PATH, "
+					 "\"ro\": BOOL}");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
 {
 	int r = json_get_strv(t, "argv", &q->argv);
@@ -124,7 +167,11 @@ static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
 	    get_run_limit(c, t, "memory", &q->limits.memory, &q->limits_given) < 0 ||
 	    get_run_limit(c, t, "cpus", &q->limits.millicpus, &q->limits_given) < 0 ||
 	    get_run_limit(c, t, "pids", &q->limits.pids, &q->limits_given) < 0 ||
-	    get_opt_bool(c, t, "attach", &q->attach) < 0 || get_opt_bool(c, t, "tty", &q->tty) < 0)
+	    get_opt_bool(c, t, "attach", &q->attach) < 0 ||
+	    get_opt_bool(c, t, "tty", &q->tty) < 0 || get_opt_str(c, t, "cwd", &q->cwd) < 0 ||
+	    get_opt_bool(c, t, "no_home", &q->no_home) < 0 ||
+	    get_limit(c, t, "disk", &q->disk) < 0 || get_limit(c, t, "files", &q->files) < 0 ||
+	    parse_volumes(c, t, q) < 0)
 		return -EINVAL;
 	return 0;
 }
@@ -156,6 +203,34 @@ static int validate_run(struct daemon *d, struct conn *c, struct run_req *q)
 	if (q->limits.millicpus > 1024000 || (q->limits.pids && q->limits.pids < 2)) {
 		conn_reply_error(c, "invalid_argument", "Invalid cpus or pids limit");
 		return -EINVAL;
+	}
+	if (c->uid != 0 && (q->disk > d->cfg->max_disk || q->files > d->cfg->max_files)) {
+		conn_reply_error(c, "invalid_argument",
+				 "At most --disk %" PRIu64 " bytes and --files %" PRIu64
+				 " on this node",
+				 d->cfg->max_disk, d->cfg->max_files);
+		return -EINVAL;
+	}
+	if (q->disk && q->disk < (1ULL << 20)) {
+		conn_reply_error(c, "invalid_argument",
+				 "A job's writable layer needs at least 1 MiB (--disk)");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < q->n_volumes; i++) {
+		const char *why = NULL;
+
+		if (volume_check_target(q->volumes[i].dst, &why) < 0) {
+			conn_reply_error(c, "invalid_argument", "Volume %s:%s: %s",
+					 q->volumes[i].src, q->volumes[i].dst, why);
+			return -EINVAL;
+		}
+		for (size_t k = 0; k < i; k++)
+			if (!strcmp(q->volumes[k].dst, q->volumes[i].dst)) {
+				conn_reply_error(c, "invalid_argument",
+						 "Two volumes are mounted at %s",
+						 q->volumes[i].dst);
+				return -EINVAL;
+			}
 	}
 	if (q->template && strcmp(q->template, "host") != 0) {
 		conn_reply_error(c, "not_found", "No such template: %s (available: host)",
@@ -238,11 +313,66 @@ static int make_job_dirs(struct daemon *d, struct job *j)
 	return 0;
 }
 
+/* Open the volumes as the submitter (root: as root), then the home directory
+ * of the job's account as that account (skipped when it cannot be opened). */
+static int open_volumes(struct daemon *d, struct conn *c, struct run_req *q, struct job *j)
+{
+	const gid_t *groups = c->uid == 0 ? NULL : j->groups;
+	size_t ng = c->uid == 0 ? 0 : j->n_groups;
+	bool home = d->cfg->mount_home && !q->no_home && j->home && j->home[0] == '/' &&
+		    volume_check_target(j->home, &(const char *){ NULL }) >= 0;
+
+	for (size_t i = 0; home && i < q->n_volumes; i++)
+		home = strcmp(q->volumes[i].dst, j->home) != 0;
+	if (home) {
+		_cleanup_free_ char *path = NULL;
+		const char *why = NULL;
+		int fd = -EBADF;
+
+		if (volume_open_as(d, j->uid, j->gid, j->groups, j->n_groups, j->home, false, &fd,
+				   &path, &why) < 0)
+			log_debug("Job %.12s: home %s not mounted: %s", j->id, j->home, why);
+		else if (job_add_volume(j, path, j->home, false, true) < 0)
+			return close(fd), conn_reply_error(c, "internal", "Out of memory"), -ENOMEM;
+		else
+			j->volumes[j->n_volumes - 1].fd = fd;
+	}
+	for (size_t i = 0; i < q->n_volumes; i++) {
+		_cleanup_free_ char *path = NULL;
+		const char *why = NULL;
+		int fd = -EBADF, r;
+
+		r = volume_open_as(d, c->uid, j->gid, groups, ng, q->volumes[i].src,
+				   q->volumes[i].ro, &fd, &path, &why);
+		if (r < 0) {
+			conn_reply_error(c,
+					 r == -EPERM || r == -EACCES ? "permission_denied"
+								     : "invalid_argument",
+					 "Volume %s: %s", q->volumes[i].src, why);
+			return r;
+		}
+		if (job_add_volume(j, path, q->volumes[i].dst, q->volumes[i].ro, false) < 0)
+			return close(fd), conn_reply_error(c, "internal", "Out of memory"), -ENOMEM;
+		j->volumes[j->n_volumes - 1].fd = fd;
+	}
+	return 0;
+}
+
+/* The unit's working directory: asked for, else where xrun was run when that
+ * is inside a volume (cd project && xrun make), else the job's default. */
+static char *unit_cwd(const struct job *j, const struct run_req *q)
+{
+	if (q->workdir)
+		return strdup(q->workdir);
+	return volume_map_cwd(j, q->cwd);
+}
+
 /* The job could not start: it fails, its xruns waiting for the start hear why. */
 static void start_failed(struct daemon *d, struct job *j, const char *what, int r)
 {
 	_cleanup_free_ char *lxc_err = r == -ECHILD ? container_start_error(j) : NULL;
 
+	job_close_volume_fds(j);
 	j->state = JOB_FAILED;
 	j->ended_us = now_usec();
 	free(j->reason);
@@ -255,8 +385,10 @@ static void start_failed(struct daemon *d, struct job *j, const char *what, int 
 	log_error("Failed to start job %s: %s", j->id, j->reason);
 	(void)daemon_persist_job(d, j);
 	for (struct conn *c = d->conns; c; c = c->next)
-		if (c->mode == CONN_STARTING && c->job == j)
+		if (c->mode == CONN_STARTING && c->job == j) {
 			conn_reply_error(c, "internal", "Failed to start the job: %s", j->reason);
+			conn_kick(d, c); /* (this may be long after its request) */
+		}
 	daemon_job_gone(d, j);
 }
 
@@ -264,6 +396,7 @@ static void start_failed(struct daemon *d, struct job *j, const char *what, int 
  * happens when that child ends (ops_start_done): xosd serves others meanwhile. */
 static int start_job(struct daemon *d, struct run_req *q, struct job *j)
 {
+	_cleanup_free_ char *cwd = NULL;
 	int r;
 
 	if ((r = make_job_dirs(d, j)) < 0)
@@ -272,9 +405,12 @@ static int start_job(struct daemon *d, struct run_req *q, struct job *j)
 		return start_failed(d, j, "persisting the job", r), r;
 	if ((r = rootfs_job_mount(d, j)) < 0)
 		return start_failed(d, j, "mounting the job's root", r), r;
+	if ((r = volume_stage(d, j)) < 0)
+		return start_failed(d, j, "mounting the job's volumes", r), r;
 	if ((r = container_create(d, j)) < 0)
 		return start_failed(d, j, "writing the container config", r), r;
-	if ((r = container_write_unit_spec(d, j, 1, q->argv, q->env, q->workdir, q->tty)) < 0)
+	cwd = unit_cwd(j, q);
+	if ((r = container_write_unit_spec(d, j, 1, q->argv, q->env, cwd, q->tty)) < 0)
 		return start_failed(d, j, "writing the unit request", r), r;
 	/* listening before the loader runs: its first report needs no retry */
 	if ((r = notify_listen(d, j)) < 0)
@@ -351,16 +487,18 @@ static void reply_run(struct daemon *d, struct conn *c, struct job *j, unsigned 
 
 static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 {
+	_cleanup_free_ char *cwd = NULL;
 	struct job *j = lookup(d, c, q->job);
 	struct unit *u;
 	int r;
 
 	if (!j)
 		return;
-	if (q->name || q->template || q->limits_given) {
+	if (q->name || q->template || q->limits_given || q->disk || q->files || q->n_volumes) {
 		conn_reply_error(
 			c, "invalid_argument",
-			"--name, --template and limits belong to the job; not allowed with --job");
+			"--name, --template, limits, disk limits and volumes belong to the "
+			"job; not allowed with --job");
 		return;
 	}
 	if (j->state != JOB_RUNNING || j->closing) {
@@ -385,8 +523,9 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 	if (!u)
 		return conn_reply_error(c, "internal", "Out of memory");
 	u->started_us = now_usec();
+	cwd = unit_cwd(j, q);
 	if ((r = daemon_persist_job(d, j)) < 0 ||
-	    (r = container_write_unit_spec(d, j, u->n, u->argv, q->env, q->workdir, q->tty)) < 0) {
+	    (r = container_write_unit_spec(d, j, u->n, u->argv, q->env, cwd, q->tty)) < 0) {
 		u->state = UNIT_FAILED;
 		u->reason = xstrdup_printf("Failed to hand the unit to the loader: %s",
 					   strerror(-r));
@@ -423,7 +562,10 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 	j->created_us = now_usec();
 	j->idmap_base = d->subuid_base;
 	j->idmap_size = d->subuid_size;
-	if (resolve_user(d, c, q.user, j) < 0 || !job_add_unit(j, strv_copy(q.argv)))
+	j->disk = q.disk ? q.disk : d->cfg->layer_size;
+	j->files = q.files ? q.files : d->cfg->layer_inodes;
+	if (resolve_user(d, c, q.user, j) < 0 || !job_add_unit(j, strv_copy(q.argv)) ||
+	    open_volumes(d, c, &q, j) < 0)
 		goto out;
 	j->next = d->jobs;
 	d->jobs = TAKE_PTR(j);
@@ -466,8 +608,11 @@ static void op_ps(struct daemon *d, struct conn *c, yajl_val t)
 
 		for (size_t i = 0; i < n && !want; i++)
 			want = named[i] == j;
-		if (want && may_see(c, j))
-			job_to_json(j, g);
+		if (!want || !may_see(c, j))
+			continue;
+		j->have_usage = job_is_live(j) &&
+				rootfs_job_usage(d, j, &j->disk_used, &j->files_used) >= 0;
+		job_to_json(j, g);
 	}
 	yajl_gen_array_close(g);
 	conn_send_map(c, g);
@@ -625,10 +770,9 @@ static const struct op {
 	void (*fn)(struct daemon *d, struct conn *c, yajl_val t);
 	const char *const keys[20];
 } ops[] = {
-	{ "run",
-	  op_run,
-	  { "v", "op", "argv", "env", "workdir", "name", "template", "memory", "cpus", "pids",
-	    "user", "job", "attach", "tty", NULL } },
+	{ "run", op_run, { "v",      "op",      "argv", "env",   "workdir", "name",   "template",
+			   "memory", "cpus",    "pids", "user",  "job",     "attach", "tty",
+			   "cwd",    "no_home", "disk", "files", "volumes", NULL } },
 	{ "ps", op_ps, { "v", "op", "jobs", "all", NULL } },
 	{ "wait", op_wait, { "v", "op", "jobs", NULL } },
 	{ "kill", op_kill, { "v", "op", "job", "signal", "unit", NULL } },

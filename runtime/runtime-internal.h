@@ -56,6 +56,15 @@ struct loader_status;
 /* xrun's exit code for a unit end: code, 128+signal, 125 on failure. */
 int unit_exit_code(enum unit_state s, int code, int sig);
 
+/* A host directory bind-mounted into the job (xrun -v, and the owner's home). */
+struct job_volume {
+	char *src; /* the host directory, as resolved when the job was submitted */
+	char *dst; /* absolute path inside the job */
+	bool ro;
+	bool home; /* the owner's home directory, mounted by default */
+	int fd;    /* runtime only: O_PATH fd of src, opened as the submitter, until started */
+};
+
 struct job {
 	char id[XOS_JOB_ID_HEX + 1];
 	char *name;
@@ -71,6 +80,10 @@ struct job {
 	enum job_state state;
 	char *reason;
 	struct runtime_limits limits;
+	uint64_t disk;  /* bytes of the writable layer (tmpfs size) */
+	uint64_t files; /* inodes the job may add to its writable layer */
+	struct job_volume *volumes;
+	size_t n_volumes;
 	uint64_t created_us, started_us, ended_us;
 	uint32_t idmap_base, idmap_size;
 	struct unit *units;
@@ -81,6 +94,8 @@ struct job {
 	bool tty;     /* made with -t: its container has terminals (devpts) */
 
 	/* runtime only */
+	bool have_usage; /* the writable layer's use, for xps */
+	uint64_t disk_used, files_used;
 	struct lxc_container *c;
 	pid_t init_pid;
 	int pidfd;
@@ -108,12 +123,31 @@ int job_from_json(const char *text, struct job **ret);
 bool job_record_status(struct job *j, const struct loader_status *st);
 /* Set the final job state from unit 1 and the accounting. */
 void job_finish(struct job *j);
+int job_add_volume(struct job *j, const char *src, const char *dst, bool ro, bool home);
+void job_close_volume_fds(struct job *j);
+
+/* ---- volume.c: host directories in jobs ---- */
+/* Check a volume target: absolute, normalised, not "/" nor a place xos uses. */
+int volume_check_target(const char *dst, const char **ret_why);
+/* Open SRC as the account uid/gid/groups would (uid 0: as root), for reading
+ * (and writing unless ro), without following a race: the returned O_PATH fd is
+ * what gets mounted. ret_path: the resolved path. -errno; ret_why on refusal. */
+int volume_open_as(const struct daemon *d, uid_t uid, gid_t gid, const gid_t *groups,
+		   size_t n_groups, const char *src, bool ro, int *ret_fd, char **ret_path,
+		   const char **ret_why);
+/* The job's working directory for a client working in host directory cwd:
+ * the matching place in the job's deepest volume, or NULL. */
+char *volume_map_cwd(const struct job *j, const char *cwd);
+/* Bind each volume at <job>/vol/N (closes the fds); undone by volume_unstage. */
+int volume_stage(struct daemon *d, struct job *j);
+void volume_unstage(struct daemon *d, struct job *j);
 
 /* ---- rootfs.c: the host template and per-job overlay ---- */
 int rootfs_host_skel_setup(const char *dir, uid_t root_uid, gid_t root_gid);
 int rootfs_host_skel_teardown(const char *dir);
 int rootfs_job_mount(struct daemon *d, struct job *j);
 void rootfs_job_umount(struct daemon *d, struct job *j);
+int rootfs_job_usage(struct daemon *d, struct job *j, uint64_t *ret_bytes, uint64_t *ret_files);
 
 /* ---- container.c: liblxc ---- */
 int container_create(struct daemon *d, struct job *j);
@@ -196,6 +230,9 @@ void conn_reply_error(struct conn *c, const char *code, const char *fmt, ...) _p
 void conn_send_map(struct conn *c, struct yajl_gen_t *g); /* closes g's open map, sends it */
 void conn_attach(struct daemon *d, struct conn *c, struct job *j, unsigned unit, bool follow);
 void conn_pump(struct daemon *d, struct conn *c);
+/* Send what is queued and wait for what comes next; never frees c (the
+ * event loop does, once a closing connection has said everything). */
+void conn_kick(struct daemon *d, struct conn *c);
 /* Pass a unit's terminal to the xrun attached to it; -ENOENT if none is. */
 int conns_pass_tty(struct daemon *d, struct job *j, unsigned unit, int fd);
 /* ops.c */

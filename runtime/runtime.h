@@ -9,14 +9,18 @@
 
 /* ---- configuration (xosd.conf(5)) ---- */
 struct runtime_config {
-	char *state_dir;       /* default /var/lib/xos */
-	char *run_dir;         /* default /run/xos */
-	char *socket_path;     /* default <run_dir>/xosd.sock */
-	char *loader_path;     /* default LIBEXECDIR/xos-loader */
-	char *default_user;    /* account for jobs submitted by root: nobody */
-	char *socket_group;    /* group allowed to connect (mode 0660), NULL: everyone (0666) */
-	uint64_t layer_size;   /* bytes of each job's writable layer (tmpfs size=) */
-	uint64_t layer_inodes; /* inodes of each job's writable layer */
+	char *state_dir;          /* default /var/lib/xos */
+	char *run_dir;            /* default /run/xos */
+	char *socket_path;        /* default <run_dir>/xosd.sock */
+	char *loader_path;        /* default LIBEXECDIR/xos-loader */
+	char *default_user;       /* account for jobs submitted by root: nobody */
+	char *socket_group;       /* group allowed to connect (mode 0660), NULL: everyone (0666) */
+	uint64_t layer_size;      /* bytes of each job's writable layer (tmpfs size=) */
+	uint64_t layer_inodes;    /* inodes of each job's writable layer */
+	uint64_t max_disk;        /* most a non-root user may ask for with --disk */
+	uint64_t max_files;       /* most a non-root user may ask for with --files */
+	bool mount_home;          /* the owner's home directory is mounted in jobs */
+	bool volume_system_paths; /* volumes may expose root-owned system directories */
 	uint64_t default_memory, default_millicpus, default_pids;
 	bool sync_writes;    /* fdatasync state files */
 	uint64_t keep_ended; /* ended jobs kept (record and output), oldest go first */
