@@ -338,6 +338,8 @@ static int layer_limit_inodes(struct daemon *d, struct job *j, const char *layer
 	struct statfs sf;
 	char opts[128];
 
+	if (files == 0) /* no limit */
+		return 0;
 	if (statfs(layer, &sf) < 0)
 		return -errno;
 	snprintf(opts, sizeof(opts), "nr_inodes=%llu",
@@ -375,8 +377,9 @@ int rootfs_job_mount(struct daemon *d, struct job *j)
 		return -ENAMETOOLONG;
 	if (mkdirat(j->dirfd, "layer", 0700) < 0 || mkdirat(j->dirfd, "rootfs", 0755) < 0)
 		return -errno;
+	/* (nr_inodes is set to the job's --files once the overlay is mounted) */
 	snprintf(opts, sizeof(opts), "size=%llu,nr_inodes=%llu,mode=0700", (unsigned long long)size,
-		 (unsigned long long)files + 64);
+		 files ? (unsigned long long)files + 64 : 0ULL);
 	if (mount("xos-layer", layer, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
 		return -errno;
 	r = layer_prepare(d, j, layer, lower);
