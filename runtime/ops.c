@@ -29,7 +29,7 @@ struct run_req {
 	uint64_t disk, files;         /* 0: the node's defaults */
 	struct run_volume volumes[RUN_MAX_VOLUMES];
 	size_t n_volumes;
-	char *tpl_name;		  /* the job's template (resolve_template) */
+	char *tpl_name;            /* the job's template (resolve_template) */
 	struct template_info *tpl; /* its metadata; NULL for host */
 	bool limits_given, attach, tty, no_home;
 };
@@ -452,8 +452,7 @@ static int open_volumes(struct daemon *d, struct conn *c, struct run_req *q, str
 	const gid_t *groups = c->uid == 0 ? NULL : j->groups;
 	size_t ng = c->uid == 0 ? 0 : j->n_groups;
 	bool home = d->cfg->mount_home && !q->no_home && !j->shifted_user && j->home &&
-		    j->home[0] == '/' &&
-		    volume_check_target(j->home, &(const char *){ NULL }) >= 0;
+		    j->home[0] == '/' && volume_check_target(j->home, &(const char *){ NULL }) >= 0;
 
 	for (size_t i = 0; home && i < q->n_volumes; i++)
 		home = strcmp(q->volumes[i].dst, j->home) != 0;
@@ -709,11 +708,9 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 	j->idmap_size = d->subuid_size;
 	j->disk = q.disk ? q.disk : d->cfg->layer_size;
 	j->files = q.files ? q.files : d->cfg->layer_inodes;
-	if ((c->uid == 0 && !q.user && q.tpl && q.tpl->user
-		     ? template_user(d, c, &q, j)
-		     : resolve_user(d, c, q.user, j)) < 0 ||
-	    !job_add_unit(j, strv_copy(q.argv)) ||
-	    open_volumes(d, c, &q, j) < 0)
+	if ((c->uid == 0 && !q.user && q.tpl && q.tpl->user ? template_user(d, c, &q, j)
+							    : resolve_user(d, c, q.user, j)) < 0 ||
+	    !job_add_unit(j, strv_copy(q.argv)) || open_volumes(d, c, &q, j) < 0)
 		goto out;
 	j->next = d->jobs;
 	d->jobs = TAKE_PTR(j);

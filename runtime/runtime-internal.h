@@ -90,8 +90,8 @@ struct job {
 	size_t n_units;
 	bool have_acct;
 	struct runtime_accounting acct;
-	bool closing; /* last unit reported: no unit can be added */
-	bool tty;     /* made with -t: its container has terminals (devpts) */
+	bool closing;      /* last unit reported: no unit can be added */
+	bool tty;          /* made with -t: its container has terminals (devpts) */
 	bool shifted_user; /* uid/gid are the template's, in the containers' range */
 
 	/* runtime only */
@@ -175,9 +175,9 @@ struct daemon {
 	int epfd;
 	int listen_fd;
 	int inotify_fd;
-	int state_fd; /* <state> */
-	int jobs_fd;  /* <state>/jobs */
-	int catalog_fd; /* <state>/templates: the template catalogue */
+	int state_fd;               /* <state> */
+	int jobs_fd;                /* <state>/jobs */
+	int catalog_fd;             /* <state>/templates: the template catalogue */
 	struct template_state *tpl; /* imports and removals under way */
 	char *lxcpath;
 	char *skel_dir;
@@ -233,7 +233,7 @@ struct conn {
 	int out_fd, err_fd;
 	/* waiting for jobs to end (xwait) */
 	char **wait_ids;
-	int passed_fd;			/* an fd the client passed (SCM_RIGHTS), or -1 */
+	int passed_fd;                  /* an fd the client passed (SCM_RIGHTS), or -1 */
 	struct template_task *tpl_task; /* its template import */
 	struct conn *next;
 };
