@@ -77,8 +77,7 @@ static int tpl_option(const char *prog, int opt, const char *arg, void *opts)
 	}
 }
 
-#define EXIT_HELP                                                                  \
-	"\nExit status: 0 on success, 1 on error, 2 for a usage error.\n"
+#define EXIT_HELP "\nExit status: 0 on success, 1 on error, 2 for a usage error.\n"
 
 static const struct cli_command cmd_import = {
 	.shortopts = ":e:w:u:",
@@ -256,8 +255,8 @@ static int import_request(const struct tpl_opts *o, const char *name, char **ret
 }
 
 /* Send the request with the archive's fd, then show progress until the response. */
-static int import_call(const char *prog, struct cli_conn *c, const char *req, size_t len,
-		       int src, const char *name, yajl_val *ret)
+static int import_call(const char *prog, struct cli_conn *c, const char *req, size_t len, int src,
+		       const char *name, yajl_val *ret)
 {
 	bool tty = isatty(STDERR_FILENO), shown = false;
 	ssize_t n = send_with_fd(c->fd, req, len, src);
@@ -335,8 +334,8 @@ static int do_import(const char *prog, struct tpl_opts *o, int argc, char **argv
 
 /* ---- list, show, default, remove ---- */
 
-static int call_simple(const char *prog, const struct tpl_opts *o, const char *op,
-		       const char *name, yajl_val *ret)
+static int call_simple(const char *prog, const struct tpl_opts *o, const char *op, const char *name,
+		       yajl_val *ret)
 {
 	_cleanup_gen_ yajl_gen g = NULL;
 	int r = cli_request_begin(op, &g);
@@ -401,9 +400,8 @@ static void print_strv(const char *label, yajl_val v)
 static int do_show(const char *prog, const struct tpl_opts *o, const char *name)
 {
 	_cleanup_json_ yajl_val resp = NULL;
-	static const char *const keys[] = { "name",	"checksum", "workdir",
-					    "user",	"uid_base", "gid_base",
-					    "created", "error",    NULL };
+	static const char *const keys[] = { "name",     "checksum", "workdir", "user", "uid_base",
+					    "gid_base", "created",  "error",   NULL };
 	yajl_val t;
 	int64_t size, files;
 	char sz[32];
@@ -483,16 +481,16 @@ static const struct sub {
 
 static void usage(const char *prog, FILE *f)
 {
-	fprintf(f, "Usage: %s COMMAND [OPTIONS] [ARG...]\n"
-		   "Manage the node's container templates.\n\nCommands:\n",
+	fprintf(f,
+		"Usage: %s COMMAND [OPTIONS] [ARG...]\n"
+		"Manage the node's container templates.\n\nCommands:\n",
 		prog);
 	for (size_t i = 0; i < ELEMENTSOF(subs); i++)
 		fprintf(f, "  %-8s %s\n", subs[i].name, subs[i].summary);
 	fprintf(f, "\nRun '%s COMMAND --help' for the options of a command.\n", prog);
 }
 
-static int run_sub(const char *prog, const struct sub *s, struct tpl_opts *o, int argc,
-		   char **argv)
+static int run_sub(const char *prog, const struct sub *s, struct tpl_opts *o, int argc, char **argv)
 {
 	int r = cli_parse_options(prog, s->cmd, argc, argv, &o->socket, o);
 

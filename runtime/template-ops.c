@@ -30,12 +30,12 @@ enum task_kind { TASK_IMPORT, TASK_REMOVE };
 struct template_task {
 	enum task_kind kind;
 	pid_t pid;
-	int fd;		   /* the helper's report pipe */
+	int fd;            /* the helper's report pipe */
 	struct conn *conn; /* the xtemplate waiting for an import, or NULL */
-	char *name;	   /* the template imported */
-	char *dir;	   /* its staging directory, or the removed directory */
-	char *error;	   /* the helper's "error" line */
-	bool ok;	   /* the helper's "ok" line */
+	char *name;        /* the template imported */
+	char *dir;         /* its staging directory, or the removed directory */
+	char *error;       /* the helper's "error" line */
+	bool ok;           /* the helper's "ok" line */
 	char buf[LINE_MAX_LEN];
 	size_t len;
 	struct template_task *next;
@@ -84,8 +84,7 @@ static size_t checkpoint_users(struct daemon *d, const char *name, char ***ids)
 }
 
 /* Ids of the live jobs on template name (all of them if ids is NULL: count). */
-static size_t template_users(struct daemon *d, const char *name, const struct conn *c,
-			     char ***ids)
+static size_t template_users(struct daemon *d, const char *name, const struct conn *c, char ***ids)
 {
 	size_t n = 0;
 
@@ -124,8 +123,8 @@ static int spawn(struct daemon *d, char **argv, int src, struct template_task *t
 		int a = src >= 0 ? fcntl(src, F_DUPFD, 10) : -1;
 		int b = fcntl(d->catalog_fd, F_DUPFD, 10), c = fcntl(p[1], F_DUPFD, 10);
 
-		if (b < 0 || c < 0 || (src >= 0 && a < 0) ||
-		    prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		if (b < 0 || c < 0 || (src >= 0 && a < 0) || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 ||
+		    getppid() != parent)
 			_exit(127);
 		if ((a >= 0 && dup2(a, FD_SRC) < 0) || dup2(b, FD_CATALOG) < 0 ||
 		    dup2(c, FD_REPORT) < 0)
@@ -179,8 +178,7 @@ static void start_removal(struct daemon *d, const char *dir)
 	t->kind = TASK_REMOVE;
 	t->fd = -EBADF;
 	if ((r = spawn(d, argv, -EBADF, t)) < 0) {
-		log_error("Failed to remove %s from the template catalogue: %s", dir,
-			  strerror(-r));
+		log_error("Failed to remove %s from the template catalogue: %s", dir, strerror(-r));
 		task_free(t);
 	}
 }
@@ -260,7 +258,7 @@ static void import_done(struct daemon *d, struct template_task *t, int status)
 	if (r < 0) {
 		start_removal(d, t->dir); /* what the import left */
 		log_info("Import of template %s failed: %s", t->name,
-			 t->error	     ? t->error
+			 t->error              ? t->error
 			 : WIFSIGNALED(status) ? "the import was stopped"
 					       : "the import process failed");
 	} else
@@ -273,7 +271,7 @@ static void import_done(struct daemon *d, struct template_task *t, int status)
 	if (r < 0) {
 		conn_reply_error(c, "invalid_argument", "Import of template %s failed: %s", t->name,
 				 t->error ? t->error
-				 : err	  ? err
+				 : err    ? err
 					  : "the import process failed (see xosd's log)");
 	} else {
 		_cleanup_gen_ yajl_gen g = reply_begin();
@@ -494,8 +492,9 @@ void ops_template_default(struct daemon *d, struct conn *c, yajl_val v)
 		return;
 	if (strcmp(name, TEMPLATE_HOST) != 0 &&
 	    (r = template_load(d->catalog_fd, name, &t, &err)) < 0)
-		return r == -ENOENT ? conn_reply_error(c, "not_found", "No such template: %s", name)
-				    : conn_reply_error(c, "conflict", "%s", err ? err : "Bad template");
+		return r == -ENOENT
+			       ? conn_reply_error(c, "not_found", "No such template: %s", name)
+			       : conn_reply_error(c, "conflict", "%s", err ? err : "Bad template");
 	if ((r = template_set_default(d->catalog_fd, name)) < 0)
 		return conn_reply_error(c, "internal", "Cannot set the default template: %s",
 					strerror(-r));
@@ -605,7 +604,8 @@ static int parse_import(struct conn *c, yajl_val v, struct import_req *q)
 	if (get_name(c, v, &q->name) < 0)
 		return -EINVAL;
 	r = json_get_strv(v, "env", &q->env);
-	if ((r < 0 && r != -ENOENT) || json_get_bool(v, "allow_devices", &q->allow_devices) == -EINVAL ||
+	if ((r < 0 && r != -ENOENT) ||
+	    json_get_bool(v, "allow_devices", &q->allow_devices) == -EINVAL ||
 	    json_get_string(v, "workdir", &q->workdir) == -EINVAL ||
 	    json_get_string(v, "user", &q->user) == -EINVAL) {
 		conn_reply_error(c, "bad_request",
@@ -731,10 +731,10 @@ void ops_template_import(struct daemon *d, struct conn *c, yajl_val v)
 	    !is_root(c, "import templates"))
 		goto out;
 	if (exists(d, q.name) || import_running(d, q.name)) {
-		conn_reply_error(c, "conflict",
-				 "Template %s already exists%s; remove it first (xtemplate remove %s)",
-				 q.name, import_running(d, q.name) ? " (being imported)" : "",
-				 q.name);
+		conn_reply_error(
+			c, "conflict",
+			"Template %s already exists%s; remove it first (xtemplate remove %s)",
+			q.name, import_running(d, q.name) ? " (being imported)" : "", q.name);
 		goto out;
 	}
 	if ((r = start_import(d, c, &q)) < 0)
@@ -772,8 +772,8 @@ static int helper_import(int argc, char **argv)
 	int r;
 
 	if (argc < 10 || parse_uint64(argv[3], &ub) < 0 || parse_uint64(argv[4], &gb) < 0 ||
-	    parse_uint64(argv[5], &count) < 0 || parse_uint64(argv[6], &max) < 0 ||
-	    count == 0 || count > UINT32_MAX || ub + count > UINT32_MAX || gb + count > UINT32_MAX)
+	    parse_uint64(argv[5], &count) < 0 || parse_uint64(argv[6], &max) < 0 || count == 0 ||
+	    count > UINT32_MAX || ub + count > UINT32_MAX || gb + count > UINT32_MAX)
 		return helper_error("bad helper arguments", -EINVAL);
 	o.uid_base = (uid_t)ub;
 	o.gid_base = (gid_t)gb;

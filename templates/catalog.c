@@ -241,8 +241,9 @@ static int rm_push(struct rm_stack *s, int parent, const char *name)
 		close(fd);
 		return -errno;
 	}
-	s->f[s->n] = (struct rm_frame){ .d = d, .name = strdup(name), .dev = st.st_dev,
-					.ino = st.st_ino };
+	s->f[s->n] = (struct rm_frame){
+		.d = d, .name = strdup(name), .dev = st.st_dev, .ino = st.st_ino
+	};
 	if (!s->f[s->n].name) {
 		closedir(d);
 		return -ENOMEM;

@@ -69,8 +69,8 @@ static int walk_error(struct ex *x, int err, int dir, const char *comp)
 {
 	struct stat st;
 
-	if (err == ELOOP ||
-	    (err == ENOTDIR && fstatat(dir, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)))
+	if (err == ELOOP || (err == ENOTDIR && fstatat(dir, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			     S_ISLNK(st.st_mode)))
 		return why(x, -ELOOP, "its path goes through a symlink");
 	if (err == ENOTDIR)
 		return why(x, -ENOTDIR, "its path goes through something that is not a directory");
@@ -184,7 +184,8 @@ static int open_parent(struct ex *x, const char *path, int *ret_fd, const char *
 		*ret_fd = x->cache_fd;
 		return 0;
 	}
-	if (x->cache_path && clen < len && path[clen] == '/' && !memcmp(x->cache_path, path, clen)) {
+	if (x->cache_path && clen < len && path[clen] == '/' &&
+	    !memcmp(x->cache_path, path, clen)) {
 		from = x->cache_fd; /* the usual order: children follow their parent */
 		rel = path + clen + 1;
 	}
@@ -392,8 +393,8 @@ static int extract_hardlink(struct ex *x, const char *path, const char *target)
 	return 0;
 }
 
-static int extract_node(struct ex *x, struct archive_entry *e, int dir, const char *base,
-			uid_t u, gid_t g)
+static int extract_node(struct ex *x, struct archive_entry *e, int dir, const char *base, uid_t u,
+			gid_t g)
 {
 	mode_t type = archive_entry_filetype(e);
 	bool keep;
@@ -412,8 +413,7 @@ static int extract_node(struct ex *x, struct archive_entry *e, int dir, const ch
 	return 0;
 }
 
-static int extract_entry(struct ex *x, struct archive *a, struct archive_entry *e,
-			 const char *path)
+static int extract_entry(struct ex *x, struct archive *a, struct archive_entry *e, const char *path)
 {
 	mode_t type = archive_entry_filetype(e);
 	const char *link = archive_entry_hardlink(e), *base;

@@ -134,8 +134,8 @@ static int parse_fields(yajl_val v, struct template_info *t, char **ret_err)
 int template_info_parse(const char *text, const char *name, struct template_info **ret,
 			char **ret_err)
 {
-	static const char *const keys[] = { "name",  "checksum", "size",	 "files",
-					    "created", "env",	   "workdir", "user",
+	static const char *const keys[] = { "name",     "checksum", "size",    "files",
+					    "created",  "env",      "workdir", "user",
 					    "uid_base", "gid_base", NULL };
 	_cleanup_template_info_ struct template_info *t = NULL;
 	_cleanup_json_ yajl_val v = NULL;

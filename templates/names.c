@@ -79,7 +79,7 @@ int template_symlink_check(const char *entry, const char *target, const char **r
 		return -EINVAL;
 	}
 	if (target[0] == '/')
-		return 0; /* resolves inside the container's root; we never follow it */
+		return 0;        /* resolves inside the container's root; we never follow it */
 	for (p = entry; *p; p++) /* components of the link's directory */
 		depth += *p == '/';
 	while (*target) {

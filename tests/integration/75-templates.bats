@@ -20,6 +20,8 @@ setup() {
 teardown() { xos_teardown; }
 
 CATALOG() { echo "$XOS_TMP/state/templates"; }
+# has_entry PREFIX: the catalogue holds an entry named PREFIX...
+has_entry() { compgen -G "$(CATALOG)/$1*" >/dev/null; }
 
 # make_busybox_root DIR: a root made of Debian's busybox-static.
 make_busybox_root() {
@@ -138,7 +140,7 @@ assert_catalog_empty() {
 	assert_equal "$(stat -c '%Y %s' /etc/shadow)" "$before"
 	# no partial template, no staging directory (removed by a helper: give it a moment)
 	for _ in $(seq 1 50); do
-		[ -z "$(ls -A "$(CATALOG)" | grep '^\.import-')" ] && break
+		has_entry .import- || break
 		sleep 0.1
 	done
 	assert_catalog_empty
@@ -195,11 +197,11 @@ assert_catalog_empty() {
 	run xrun --job "$id" -- busybox cat /etc/passwd
 	assert_success
 	assert_line --index 0 --partial root:x:0:0
-	ls -A "$(CATALOG)" | grep -q '^\.removed-'
+	has_entry .removed-
 	xkill -s KILL "$id"
 	xwait "$id" || true
 	for _ in $(seq 1 100); do
-		ls -A "$(CATALOG)" | grep -q '^\.removed-' || break
+		has_entry .removed- || break
 		sleep 0.1
 	done
 	assert_catalog_empty
@@ -253,15 +255,15 @@ assert_catalog_empty() {
 	xtemplate import slow "$XOS_TMP/fifo" >/dev/null 2>&1 &
 	client=$!
 	for _ in $(seq 1 100); do
-		ls -A "$(CATALOG)" | grep -q '^\.import-' && break
+		has_entry .import- && break
 		sleep 0.05
 	done
-	ls -A "$(CATALOG)" | grep -q '^\.import-'
+	has_entry .import-
 	# the client goes: the import is cancelled and its files removed
 	kill "$client"
 	wait "$client" || true
 	for _ in $(seq 1 100); do
-		ls -A "$(CATALOG)" | grep -q '^\.import-' || break
+		has_entry .import- || break
 		sleep 0.05
 	done
 	assert_catalog_empty
@@ -271,7 +273,7 @@ assert_catalog_empty() {
 	(cat "$XOS_TMP/bb.tar"; exec sleep 60) >"$XOS_TMP/fifo" &
 	feeder2=$!
 	for _ in $(seq 1 100); do
-		ls -A "$(CATALOG)" | grep -q '^\.import-' && break
+		has_entry .import- && break
 		sleep 0.05
 	done
 	kill -KILL "$XOSD_PID"
