@@ -202,6 +202,8 @@ struct cli_run_opts {
 	const char *template_name;
 	const char *user;
 	const char *job;
+	const char *net, *ip, *group;
+	char **ports; /* owned, "HOSTPORT:PORT[/PROTO]" */
 	const char *socket;
 	uint64_t memory, cpus, pids;
 	bool has_memory, has_cpus, has_pids;
