@@ -46,7 +46,7 @@ teardown() {
 		kill "$HOST_PID" 2>/dev/null || true
 		wait "$HOST_PID" 2>/dev/null || true
 	fi
-	OUT_PID= OUT_NS= HOST_PID=
+	OUT_PID='' OUT_NS='' HOST_PID=''
 	xos_teardown
 }
 

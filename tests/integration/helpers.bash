@@ -113,8 +113,8 @@ xos_net_leftovers() {
 			if ip link show "xv${id:0:12}" >/dev/null 2>&1; then echo "veth xv${id:0:12}"; fi
 		done
 	fi
-	if [ -d "$XOS_TMP/state/net/leases" ] && [ -n "$(ls "$XOS_TMP/state/net/leases")" ]; then
-		echo "leases $(ls "$XOS_TMP/state/net/leases" | tr '\n' ' ')"
+	if [ -d "$XOS_TMP/state/net/leases" ]; then
+		find "$XOS_TMP/state/net/leases" -type f -printf 'lease %f\n'
 	fi
 }
 
