@@ -248,5 +248,6 @@ int cli_xps_main(const char *prog, int argc, char **argv);
 int cli_xlogs_main(const char *prog, int argc, char **argv);
 int cli_xwait_main(const char *prog, int argc, char **argv);
 int cli_xkill_main(const char *prog, int argc, char **argv);
+int cli_xtemplate_main(const char *prog, int argc, char **argv);
 
 #endif

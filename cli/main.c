@@ -18,6 +18,7 @@ static const struct command commands[] = {
 	{ "xlogs", "logs", cli_xlogs_main, "Print the output of a job" },
 	{ "xwait", "wait", cli_xwait_main, "Wait until jobs have ended" },
 	{ "xkill", "kill", cli_xkill_main, "Send a signal to jobs" },
+	{ "xtemplate", "template", cli_xtemplate_main, "Manage the node's templates" },
 };
 
 static void usage(FILE *f)

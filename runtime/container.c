@@ -128,12 +128,17 @@ static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 	snprintf(v, sizeof(v), "dir:%s/jobs/%s/rootfs", d->cfg->state_dir, j->id);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.rootfs.path", v);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.rootfs.mount", d->rootfs_mnt);
-	r = r < 0 ? r : cfg_idmap(buf, off, 'u', d->subuid_base, d->subuid_size, &uid, 1);
+	/* the job's own ids map to themselves, unless they are a template's */
+	r = r < 0 ? r
+		  : cfg_idmap(buf, off, 'u', d->subuid_base, d->subuid_size, &uid,
+			      j->shifted_user ? 0 : 1);
 	gids[ng++] = j->gid;
 	for (size_t i = 0; i < j->n_groups && ng < ELEMENTSOF(gids); i++)
 		if (j->groups[i] != 0)
 			gids[ng++] = j->groups[i];
-	r = r < 0 ? r : cfg_idmap(buf, off, 'g', d->subgid_base, d->subgid_size, gids, ng);
+	r = r < 0 ? r
+		  : cfg_idmap(buf, off, 'g', d->subgid_base, d->subgid_size, gids,
+			      j->shifted_user ? 0 : ng);
 	r = r < 0 ? r : cfg_net(d, j, buf, off);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.tty.max", "0");
 	/* terminals (devpts) only for -t jobs: a container with them is not dumpable */

@@ -17,6 +17,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "runtime/runtime-internal.h"
+#include "templates/templates.h"
 
 /* epoll data: the object pointer (malloc'ed, so 16-byte aligned) with the
  * kind of event source in its low bits. */
@@ -260,6 +261,7 @@ static void job_cleanup(struct daemon *d, struct job *j)
 	container_release(j);
 	netsetup_job_release(d->net, j->id, &j->net);
 	rootfs_job_umount(d, j);
+	template_ops_job_gone(d, j);
 	container_remove_config(d, j);
 	j->cg_prune_tries = 50; /* LXC's monitor may still sit in its cgroup */
 	closep(&j->spoolfd);
@@ -496,6 +498,9 @@ static int setup_dirs(struct daemon *d)
 	d->jobs_fd = open_dir_at(d->state_fd, "jobs");
 	if (d->jobs_fd < 0)
 		return d->jobs_fd;
+	/* (also removes what interrupted imports left) */
+	if ((r = template_catalog_open(d->state_fd, &d->catalog_fd)) < 0)
+		return r;
 	d->lxcpath = xstrdup_printf("%s/lxc", c->state_dir);
 	d->skel_dir = xstrdup_printf("%s/skel", c->state_dir);
 	d->rootfs_mnt = xstrdup_printf("%s/rootfs-mnt", c->state_dir);
@@ -642,6 +647,9 @@ static void dispatch(struct daemon *d, struct epoll_event *ev, int sfd)
 	case EP_STARTER:
 		ops_start_done(d, j);
 		break;
+	case EP_TEMPLATE:
+		template_ops_event(d, ptr);
+		break;
 	case EP_PIDFD:
 		log_debug("Container of job %s ended", j->id);
 		daemon_job_gone(d, j);
@@ -692,6 +700,7 @@ static int setup_signals(struct daemon *d)
  * without touching what another daemon may use (the skeleton, sockets). */
 static void daemon_free(struct daemon *d)
 {
+	template_ops_stop(d);
 	conns_free_all(d);
 	for (struct job *j = d->jobs; j;) {
 		struct job *next = j->next;
@@ -709,6 +718,7 @@ static void daemon_free(struct daemon *d)
 	closep(&d->epfd);
 	closep(&d->inotify_fd);
 	closep(&d->jobs_fd);
+	closep(&d->catalog_fd);
 	closep(&d->state_fd);
 }
 
@@ -793,6 +803,7 @@ static int daemon_start(struct daemon *d, int *ret_lock, int *ret_sfd)
 			  "table %s): %s",
 			  cfg->net.bridge, cfg->net.table, strerror(-r));
 	prune_ended_jobs(d);
+	template_ops_start(d); /* removed templates no job uses go */
 	if ((r = setup_listen(d)) < 0)
 		return log_error_errno(r, "Failed to listen on %s: %m", cfg->socket_path);
 	if (cfg->detach && (r = detach(d)) < 0)
@@ -809,6 +820,7 @@ int runtime_run(struct runtime_config *cfg)
 			    .listen_fd = -EBADF,
 			    .state_fd = -EBADF,
 			    .jobs_fd = -EBADF,
+			    .catalog_fd = -EBADF,
 			    .epfd = -EBADF,
 			    .inotify_fd = -EBADF };
 	_cleanup_close_ int lock = -EBADF, sfd = -EBADF;

@@ -327,6 +327,7 @@ void job_to_json(const struct job *j, yajl_gen g)
 	json_gen_kv_bool(g, "closing", j->closing);
 	json_gen_kv_bool(g, "tty", j->tty);
 	net_to_json(&j->net, g);
+	json_gen_kv_bool(g, "shifted_user", j->shifted_user);
 	json_gen_key(g, "units");
 	yajl_gen_array_open(g);
 	for (size_t i = 0; i < j->n_units; i++)
@@ -415,6 +416,7 @@ static int job_fields_from_json(yajl_val t, struct job *j)
 	j->idmap_size = (uint32_t)get_u(t, "idmap_size");
 	(void)json_get_bool(t, "closing", &j->closing);
 	(void)json_get_bool(t, "tty", &j->tty);
+	(void)json_get_bool(t, "shifted_user", &j->shifted_user);
 	v = get(t, "limits");
 	j->limits.memory = get_u(v, "memory");
 	j->limits.millicpus = get_u(v, "cpus");

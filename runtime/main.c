@@ -129,6 +129,8 @@ int main(int argc, char **argv)
 	struct runtime_config cfg;
 	int r;
 
+	if (argc > 1 && !strcmp(argv[1], "--template-helper")) /* (xosd runs it) */
+		return runtime_template_helper(argc - 2, argv + 2);
 	runtime_config_init(&cfg);
 	r = parse_args(argc, argv, &a);
 	if (r > 0)

@@ -13,6 +13,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "runtime/runtime-internal.h"
+#include "templates/templates.h"
 
 #define RUN_MAX_VOLUMES 64
 
@@ -30,6 +31,8 @@ struct run_req {
 	uint64_t disk, files;         /* 0: the node's defaults */
 	struct run_volume volumes[RUN_MAX_VOLUMES];
 	size_t n_volumes;
+	char *tpl_name;            /* the job's template (resolve_template) */
+	struct template_info *tpl; /* its metadata; NULL for host */
 	bool limits_given, attach, tty, no_home;
 };
 
@@ -313,11 +316,6 @@ static int validate_run(struct daemon *d, struct conn *c, struct run_req *q)
 				return -EINVAL;
 			}
 	}
-	if (q->template && strcmp(q->template, "host") != 0) {
-		conn_reply_error(c, "not_found", "No such template: %s (available: host)",
-				 q->template);
-		return -ENOENT;
-	}
 	if (q->name)
 		for (struct job *j = d->jobs; j; j = j->next)
 			if (j->name && job_is_live(j) && !strcmp(j->name, q->name)) {
@@ -365,6 +363,76 @@ static int resolve_user(struct daemon *d, struct conn *c, const char *name, stru
 	return j->user && j->home && j->groups ? 0 : -ENOMEM;
 }
 
+/* Find NAME (or a number) in the template's own /etc/passwd. */
+static int template_passwd(struct daemon *d, const char *tpl, const char *name, uid_t *ret_uid,
+			   gid_t *ret_gid, char **ret_name)
+{
+	_cleanup_close_ int root = -EBADF, etc = -EBADF;
+	_cleanup_free_ char *text = NULL;
+	char *line, *save = NULL;
+	uint64_t num = 0;
+	bool numeric = parse_uint64(name, &num) >= 0;
+	int r;
+
+	root = open_dir_at(d->catalog_fd, tpl);
+	if (root >= 0)
+		etc = open_dir_at(root, "rootfs/etc");
+	r = etc < 0 ? etc : read_file_at(etc, "passwd", 1 << 20, &text, NULL);
+	if (r < 0)
+		return numeric ? (*ret_uid = (uid_t)num, *ret_gid = (gid_t)num,
+				  *ret_name = xstrdup_printf("%" PRIu64, num), 0)
+			       : r;
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *f[7] = { 0 }, *p = line;
+		uint64_t u, g;
+
+		for (int i = 0; i < 7 && p; i++)
+			f[i] = strsep(&p, ":");
+		if (!f[3] || parse_uint64(f[2], &u) < 0 || parse_uint64(f[3], &g) < 0)
+			continue;
+		if (numeric ? u == num : !strcmp(f[0], name)) {
+			*ret_uid = (uid_t)u;
+			*ret_gid = (gid_t)g;
+			*ret_name = strdup(f[0]);
+			return *ret_name ? 0 : -ENOMEM;
+		}
+	}
+	if (numeric) {
+		*ret_uid = *ret_gid = (uid_t)num;
+		*ret_name = xstrdup_printf("%" PRIu64, num);
+		return *ret_name ? 0 : -ENOMEM;
+	}
+	return -ENOENT;
+}
+
+/* Root's job on a template that names its user: it runs as that user of the
+ * template, an id of the containers' own range (not a host account). */
+static int template_user(struct daemon *d, struct conn *c, struct run_req *q, struct job *j)
+{
+	uid_t uid = 0;
+	gid_t gid = 0;
+	int r = template_passwd(d, j->template, q->tpl->user, &uid, &gid, &j->user);
+
+	if (r < 0) {
+		conn_reply_error(c, "invalid_argument",
+				 "Template %s names user '%s', which its /etc/passwd does not have",
+				 j->template, q->tpl->user);
+		return r;
+	}
+	if (uid == 0 || uid >= d->subuid_size || gid >= d->subgid_size) {
+		conn_reply_error(c, "permission_denied",
+				 "Template %s names user '%s' (uid %u): jobs never run as root and "
+				 "need an id below %u; give --user",
+				 j->template, q->tpl->user, (unsigned)uid, d->subuid_size);
+		return -EPERM;
+	}
+	j->uid = uid;
+	j->gid = gid;
+	j->shifted_user = true;
+	j->groups = calloc(1, sizeof(gid_t));
+	return j->groups ? 0 : -ENOMEM;
+}
+
 static int make_job_dirs(struct daemon *d, struct job *j)
 {
 	_cleanup_close_ int xos = -EBADF;
@@ -394,14 +462,78 @@ static int make_job_dirs(struct daemon *d, struct job *j)
 	return 0;
 }
 
+/* The job's template: the one asked for, else the node's default; its
+ * metadata loaded and validated, its ids those of this node's containers. */
+static int resolve_template(struct daemon *d, struct conn *c, struct run_req *q)
+{
+	_cleanup_free_ char *name = NULL, *err = NULL;
+	int r = 0;
+
+	if (q->template)
+		name = strdup(q->template);
+	else if ((r = template_get_default(d->catalog_fd, &name)) < 0)
+		return conn_reply_error(c, "internal", "Cannot read the default template: %s",
+					strerror(-r)),
+		       r;
+	if (!name)
+		return conn_reply_error(c, "internal", "Out of memory"), -ENOMEM;
+	if (strcmp(name, TEMPLATE_HOST) != 0) {
+		r = template_name_valid(name) ? template_load(d->catalog_fd, name, &q->tpl, &err)
+					      : -ENOENT;
+		if (r == -ENOENT)
+			return conn_reply_error(c, "not_found",
+						"No such template: %s (xtemplate list shows this "
+						"node's; host is built in)",
+						name),
+			       r;
+		if (r < 0)
+			return conn_reply_error(c, "internal", "Template %s cannot be used: %s",
+						name, err ? err : strerror(-r)),
+			       r;
+		if (q->tpl->uid_base != d->subuid_base || q->tpl->gid_base != d->subgid_base)
+			return conn_reply_error(
+				       c, "conflict",
+				       "Template %s was stored for container root %u:%u, this "
+				       "node's is %u:%u; import it again",
+				       name, (unsigned)q->tpl->uid_base, (unsigned)q->tpl->gid_base,
+				       d->subuid_base, d->subgid_base),
+			       -EINVAL;
+	}
+	q->tpl_name = TAKE_PTR(name);
+	return 0;
+}
+
+/* The template's environment, then the user's items (which win). */
+static int template_env(const struct template_info *tpl, char **env, char ***ret)
+{
+	_cleanup_strv_free_ char **v = NULL;
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && tpl && tpl->env && tpl->env[i]; i++) {
+		size_t kl = strcspn(tpl->env[i], "=");
+		bool mine = false;
+
+		for (size_t k = 0; env && env[k] && !mine; k++)
+			mine = !strncmp(env[k], tpl->env[i], kl) && env[k][kl] == '=';
+		if (!mine)
+			r = strv_push(&v, strdup(tpl->env[i]));
+	}
+	for (size_t i = 0; r >= 0 && env && env[i]; i++)
+		r = strv_push(&v, strdup(env[i]));
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(v);
+	return 0;
+}
+
 /* Open the volumes as the submitter (root: as root), then the home directory
  * of the job's account as that account (skipped when it cannot be opened). */
 static int open_volumes(struct daemon *d, struct conn *c, struct run_req *q, struct job *j)
 {
 	const gid_t *groups = c->uid == 0 ? NULL : j->groups;
 	size_t ng = c->uid == 0 ? 0 : j->n_groups;
-	bool home = d->cfg->mount_home && !q->no_home && j->home && j->home[0] == '/' &&
-		    volume_check_target(j->home, &(const char *){ NULL }) >= 0;
+	bool home = d->cfg->mount_home && !q->no_home && !j->shifted_user && j->home &&
+		    j->home[0] == '/' && volume_check_target(j->home, &(const char *){ NULL }) >= 0;
 
 	for (size_t i = 0; home && i < q->n_volumes; i++)
 		home = strcmp(q->volumes[i].dst, j->home) != 0;
@@ -443,9 +575,14 @@ static int open_volumes(struct daemon *d, struct conn *c, struct run_req *q, str
  * is inside a volume (cd project && xrun make), else the job's default. */
 static char *unit_cwd(const struct job *j, const struct run_req *q)
 {
+	char *cwd;
+
 	if (q->workdir)
 		return strdup(q->workdir);
-	return volume_map_cwd(j, q->cwd);
+	cwd = volume_map_cwd(j, q->cwd);
+	if (!cwd && q->tpl && q->tpl->workdir)
+		cwd = strdup(q->tpl->workdir);
+	return cwd;
 }
 
 /* The job could not start: it fails, its xruns waiting for the start hear why. */
@@ -477,6 +614,7 @@ static void start_failed(struct daemon *d, struct job *j, const char *what, int 
  * happens when that child ends (ops_start_done): xosd serves others meanwhile. */
 static int start_job(struct daemon *d, struct run_req *q, struct job *j)
 {
+	_cleanup_strv_free_ char **env = NULL;
 	_cleanup_free_ char *cwd = NULL;
 	int r;
 
@@ -491,7 +629,8 @@ static int start_job(struct daemon *d, struct run_req *q, struct job *j)
 	if ((r = container_create(d, j)) < 0)
 		return start_failed(d, j, "writing the container config", r), r;
 	cwd = unit_cwd(j, q);
-	if ((r = container_write_unit_spec(d, j, 1, q->argv, q->env, cwd, q->tty)) < 0)
+	if ((r = template_env(q->tpl, q->env, &env)) < 0 ||
+	    (r = container_write_unit_spec(d, j, 1, q->argv, env, cwd, q->tty)) < 0)
 		return start_failed(d, j, "writing the unit request", r), r;
 	/* listening before the loader runs: its first report needs no retry */
 	if ((r = notify_listen(d, j)) < 0)
@@ -568,7 +707,8 @@ static void reply_run(struct daemon *d, struct conn *c, struct job *j, unsigned 
 
 static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 {
-	_cleanup_free_ char *cwd = NULL;
+	_cleanup_strv_free_ char **env = NULL;
+	_cleanup_free_ char *cwd = NULL, *terr = NULL;
 	struct job *j = lookup(d, c, q->job);
 	struct unit *u;
 	int r;
@@ -604,9 +744,11 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 	if (!u)
 		return conn_reply_error(c, "internal", "Out of memory");
 	u->started_us = now_usec();
+	if (j->template && strcmp(j->template, TEMPLATE_HOST) != 0)
+		(void)template_load(d->catalog_fd, j->template, &q->tpl, &terr);
 	cwd = unit_cwd(j, q);
-	if ((r = daemon_persist_job(d, j)) < 0 ||
-	    (r = container_write_unit_spec(d, j, u->n, u->argv, q->env, cwd, q->tty)) < 0) {
+	if ((r = template_env(q->tpl, q->env, &env)) < 0 || (r = daemon_persist_job(d, j)) < 0 ||
+	    (r = container_write_unit_spec(d, j, u->n, u->argv, env, cwd, q->tty)) < 0) {
 		u->state = UNIT_FAILED;
 		u->reason = xstrdup_printf("Failed to hand the unit to the loader: %s",
 					   strerror(-r));
@@ -628,6 +770,8 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 		add_unit(d, c, &q);
 		goto out;
 	}
+	if (resolve_template(d, c, &q) < 0)
+		goto out;
 	j = job_new();
 	if (!j || random_job_id(j->id) < 0) {
 		conn_reply_error(c, "internal", "Out of memory");
@@ -637,7 +781,7 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 	j->limits = q.limits;
 	j->name = q.name ? strdup(q.name) : NULL;
 	j->tty = q.tty;
-	j->template = strdup("host");
+	j->template = TAKE_PTR(q.tpl_name);
 	j->cgroup_parent = d->cfg->cgroup_parent ? strdup(d->cfg->cgroup_parent) : NULL;
 	j->state = JOB_STARTING;
 	j->created_us = now_usec();
@@ -645,7 +789,9 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 	j->idmap_size = d->subuid_size;
 	j->disk = q.disk ? q.disk : d->cfg->layer_size;
 	j->files = q.files ? q.files : d->cfg->layer_inodes;
-	if (resolve_user(d, c, q.user, j) < 0 || parse_net(d, c, &q, &j->net) < 0)
+	if ((c->uid == 0 && !q.user && q.tpl && q.tpl->user ? template_user(d, c, &q, j)
+							    : resolve_user(d, c, q.user, j)) < 0 ||
+	    parse_net(d, c, &q, &j->net) < 0)
 		goto out;
 	if (!job_add_unit(j, strv_copy(q.argv))) {
 		conn_reply_error(c, "internal", "Out of memory");
@@ -666,6 +812,8 @@ out:
 	strv_free(q.argv);
 	strv_free(q.env);
 	strv_free(q.ports);
+	free(q.tpl_name);
+	template_info_free(q.tpl);
 }
 
 static void op_ps(struct daemon *d, struct conn *c, yajl_val t)
@@ -868,6 +1016,14 @@ static const struct op {
 	{ "logs", op_logs, { "v", "op", "job", "unit", "follow", NULL } },
 	{ "signal", op_signal, { "v", "op", "signal", NULL } },
 	{ "version", op_version, { "v", "op", NULL } },
+	/* the template catalogue: template-ops.c */
+	{ "template_import",
+	  ops_template_import,
+	  { "v", "op", "name", "env", "workdir", "user", "allow_devices", NULL } },
+	{ "template_list", ops_template_list, { "v", "op", NULL } },
+	{ "template_show", ops_template_show, { "v", "op", "name", NULL } },
+	{ "template_default", ops_template_default, { "v", "op", "name", NULL } },
+	{ "template_remove", ops_template_remove, { "v", "op", "name", "force", NULL } },
 };
 
 void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len)
@@ -877,7 +1033,7 @@ void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len)
 	const char *opname = NULL, *bad = NULL;
 	int64_t v = 0;
 
-	if (c->mode == CONN_WAIT || c->mode == CONN_STARTING ||
+	if (c->mode == CONN_WAIT || c->mode == CONN_STARTING || c->mode == CONN_TEMPLATE ||
 	    (c->mode == CONN_ATTACHED && !c->follow))
 		return;
 	if (strlen(line) != len)

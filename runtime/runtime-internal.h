@@ -92,6 +92,7 @@ struct job {
 	struct runtime_accounting acct;
 	bool closing;            /* last unit reported: no unit can be added */
 	bool tty;                /* made with -t: its container has terminals (devpts) */
+	bool shifted_user;       /* uid/gid are the template's, in the containers' range */
 	struct netsetup_job net; /* mode, address, group, published ports */
 
 	/* runtime only */
@@ -175,8 +176,10 @@ struct daemon {
 	int epfd;
 	int listen_fd;
 	int inotify_fd;
-	int state_fd; /* <state> */
-	int jobs_fd;  /* <state>/jobs */
+	int state_fd;               /* <state> */
+	int jobs_fd;                /* <state>/jobs */
+	int catalog_fd;             /* <state>/templates: the template catalogue */
+	struct template_state *tpl; /* imports and removals under way */
 	char *lxcpath;
 	char *skel_dir;
 	char *rootfs_mnt;
@@ -207,7 +210,14 @@ void notify_accept(struct daemon *d, struct job *j);
 void notify_collect_spool(struct daemon *d, struct job *j);
 
 /* ---- client.c: the client protocol ---- */
-enum conn_mode { CONN_REQUEST, CONN_STARTING, CONN_ATTACHED, CONN_WAIT, CONN_CLOSING };
+enum conn_mode {
+	CONN_REQUEST,
+	CONN_STARTING,
+	CONN_ATTACHED,
+	CONN_WAIT,
+	CONN_CLOSING,
+	CONN_TEMPLATE, /* a template import runs for it (template-ops.c) */
+};
 struct conn {
 	int fd;
 	uid_t uid;
@@ -225,6 +235,8 @@ struct conn {
 	int out_fd, err_fd;
 	/* waiting for jobs to end (xwait) */
 	char **wait_ids;
+	int passed_fd;                  /* an fd the client passed (SCM_RIGHTS), or -1 */
+	struct template_task *tpl_task; /* its template import */
 	struct conn *next;
 };
 void conn_send(struct conn *c, const char *text); /* one JSON line */
@@ -252,6 +264,33 @@ void conns_unit_ended(struct daemon *d, struct job *j, unsigned unit);
 void conns_job_ended(struct daemon *d, struct job *j);
 void conns_free_all(struct daemon *d);
 
-enum ep_kind { EP_LISTEN, EP_CLIENT, EP_NOTIFY, EP_PIDFD, EP_INOTIFY, EP_SIGNAL, EP_STARTER };
+enum ep_kind {
+	EP_LISTEN,
+	EP_CLIENT,
+	EP_NOTIFY,
+	EP_PIDFD,
+	EP_INOTIFY,
+	EP_SIGNAL,
+	EP_STARTER,
+	EP_TEMPLATE, /* the last of 8 (3 bits of the epoll data) */
+};
+
+/* ---- template-ops.c: the template catalogue (xtemplate) ---- */
+struct template_task; /* an import or a removal, run by a helper process */
+struct template_state;
+/* After the jobs are loaded: delete removed templates no job uses. */
+void template_ops_start(struct daemon *d);
+/* Stop the helpers, free everything. */
+void template_ops_stop(struct daemon *d);
+void template_ops_event(struct daemon *d, struct template_task *t);
+/* A connection goes: an import it runs is cancelled. */
+void template_ops_conn_gone(struct daemon *d, struct conn *c);
+/* A job ended: storage of removed templates it held can go. */
+void template_ops_job_gone(struct daemon *d, struct job *j);
+void ops_template_import(struct daemon *d, struct conn *c, struct yajl_val_s *t);
+void ops_template_list(struct daemon *d, struct conn *c, struct yajl_val_s *t);
+void ops_template_show(struct daemon *d, struct conn *c, struct yajl_val_s *t);
+void ops_template_default(struct daemon *d, struct conn *c, struct yajl_val_s *t);
+void ops_template_remove(struct daemon *d, struct conn *c, struct yajl_val_s *t);
 
 #endif

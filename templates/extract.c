@@ -490,9 +490,16 @@ int template_extract_all(struct archive *a, int root_fd, const struct template_i
 		if (r < ARCHIVE_WARN) {
 			_cleanup_free_ char *shown = last ? template_entry_display(last) : NULL;
 
-			*ret_err = shown ? xstrdup_printf("after entry %s: %s", shown,
-							  archive_error_string(a))
-					 : xstrdup_printf("%s", archive_error_string(a));
+			if (shown)
+				*ret_err = xstrdup_printf("after entry %s: %s", shown,
+							  archive_error_string(a));
+			else if (p->read == 0)
+				*ret_err = xstrdup_printf("the archive is empty (0 bytes)");
+			else
+				*ret_err = xstrdup_printf(
+					"%s (a tar archive is needed, optionally gzip, xz, "
+					"bzip2 or zstd compressed)",
+					archive_error_string(a));
 			r = -EIO;
 			break;
 		}

@@ -102,7 +102,12 @@ static int extract(int root_fd, struct source *s, char **ret_err)
 	if (!a)
 		return -ENOMEM;
 	if (archive_read_open(a, s, NULL, read_cb, NULL) != ARCHIVE_OK) {
-		*ret_err = xstrdup_printf("%s", archive_error_string(a));
+		if (s->p->read == 0)
+			*ret_err = xstrdup_printf("the archive is empty (0 bytes)");
+		else
+			*ret_err = xstrdup_printf("%s (a tar archive is needed, optionally gzip, "
+						  "xz, bzip2 or zstd compressed)",
+						  archive_error_string(a));
 		return -EIO;
 	}
 	r = template_extract_all(a, root_fd, s->o, s->p, ret_err);

@@ -21,7 +21,8 @@ bool template_name_valid(const char *name)
 		      ch == '_' || ch == '-'))
 			return false;
 	}
-	return strcmp(name, TEMPLATE_HOST) != 0;
+	/* "default": the file naming the default template */
+	return strcmp(name, TEMPLATE_HOST) != 0 && strcmp(name, "default") != 0;
 }
 
 int template_entry_normalize(const char *in, char **ret, const char **ret_why)

@@ -41,7 +41,7 @@ static int copy_data(struct archive *disk, struct archive *out, char **ret_err)
 		}
 		if (len > 0 && archive_write_data(out, buf, len) < 0) {
 			*ret_err = xstrdup_printf("%s", archive_error_string(out));
-			return -EIO;
+			return archive_errno(out) == EPIPE ? -EPIPE : -EIO;
 		}
 	}
 }
@@ -62,7 +62,7 @@ static int pack_entry(struct archive *disk, struct archive *out,
 	if (archive_write_header(out, e) < ARCHIVE_WARN) {
 		*ret_err = xstrdup_printf("%s: %s", archive_entry_pathname(e),
 					  archive_error_string(out));
-		return -EIO;
+		return archive_errno(out) == EPIPE ? -EPIPE : -EIO;
 	}
 	return data ? copy_data(disk, out, ret_err) : 0;
 }
@@ -125,7 +125,7 @@ int template_pack_dir(const char *dir, int out_fd, char **ret_err)
 	archive_entry_free(e);
 	if (r >= 0 && archive_write_close(out) != ARCHIVE_OK) {
 		*ret_err = xstrdup_printf("%s", archive_error_string(out));
-		r = -EIO;
+		r = archive_errno(out) == EPIPE ? -EPIPE : -EIO;
 	}
 	return r;
 }

@@ -34,7 +34,7 @@ static inline void template_info_freep(struct template_info **t)
 }
 #define _cleanup_template_info_ __attribute__((cleanup(template_info_freep)))
 
-/* [a-z0-9][a-z0-9._-]{0,63}, and not "host". */
+/* [a-z0-9][a-z0-9._-]{0,63}, and neither "host" nor "default". */
 bool template_name_valid(const char *name);
 
 /* Load and validate CATALOG/NAME/template.json. -ENOENT: no such template.
