@@ -213,6 +213,8 @@ struct cli_run_opts {
 	const char *template_name;
 	const char *user;
 	const char *job;
+	const char *net, *ip, *group;
+	char **ports; /* owned, "HOSTPORT:PORT[/PROTO]" */
 	const char *socket;
 	uint64_t memory, cpus, pids, disk, files;
 	bool has_memory, has_cpus, has_pids;

@@ -13,12 +13,14 @@ enum {
 	COL_UNITS,
 	COL_DISK,
 	COL_CREATED,
+	COL_ADDRESS,
+	COL_PORTS,
 	COL_COMMAND,
 	COL_MAX
 };
 
 static const char *const col_titles[COL_MAX] = {
-	"ID", "NAME", "USER", "STATE", "UNITS", "DISK", "CREATED", "COMMAND",
+	"ID", "NAME", "USER", "STATE", "UNITS", "DISK", "CREATED", "ADDRESS", "PORTS", "COMMAND",
 };
 
 /* "used/size" of the job's writable layer while it runs, else "-". */
@@ -75,6 +77,23 @@ static const struct cli_command ps_command = {
 	.option = ps_option,
 };
 
+/* "18080:8080/tcp,5353:53/udp", or "-" */
+static char *ps_ports(yajl_val net)
+{
+	yajl_val p = cli_json_get(net, "ports");
+	char *s = NULL;
+
+	for (size_t i = 0; YAJL_IS_ARRAY(p) && i < p->u.array.len; i++) {
+		const char *spec = YAJL_GET_STRING(p->u.array.values[i]);
+		char *more = xstrdup_printf("%s%s%s", s ? s : "", s ? "," : "", spec ? spec : "?");
+
+		free(s);
+		if (!(s = more))
+			return NULL;
+	}
+	return s ? s : strdup("-");
+}
+
 static char *ps_cell(yajl_val job, int col, uint64_t now)
 {
 	char buf[128];
@@ -106,6 +125,11 @@ static char *ps_cell(yajl_val job, int col, uint64_t now)
 		    cli_format_relative(now, (uint64_t)t, buf, sizeof(buf)) < 0)
 			return strdup("?");
 		return strdup(buf);
+	case COL_ADDRESS:
+		s = cli_json_string(cli_json_get(job, "net"), "address");
+		return strdup(s ? s : "-");
+	case COL_PORTS:
+		return ps_ports(cli_json_get(job, "net"));
 	default: {
 		yajl_val u = cli_json_get(job, "units");
 		yajl_val first = YAJL_IS_ARRAY(u) && u->u.array.len > 0 ? u->u.array.values[0]

@@ -17,6 +17,9 @@ enum {
 	OPT_DISK,
 	OPT_FILES,
 	OPT_NO_HOME,
+	OPT_NET,
+	OPT_IP,
+	OPT_GROUP,
 };
 
 static const struct option run_options[] = {
@@ -35,6 +38,10 @@ static const struct option run_options[] = {
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "files", required_argument, NULL, OPT_FILES },
 	{ "no-home", no_argument, NULL, OPT_NO_HOME },
+	{ "net", required_argument, NULL, OPT_NET },
+	{ "ip", required_argument, NULL, OPT_IP },
+	{ "publish", required_argument, NULL, 'p' },
+	{ "group", required_argument, NULL, OPT_GROUP },
 	CLI_COMMON_OPTIONS,
 	{},
 };
@@ -43,6 +50,8 @@ void cli_run_opts_done(struct cli_run_opts *o)
 {
 	strv_free(o->env);
 	o->env = NULL;
+	strv_free(o->ports);
+	o->ports = NULL;
 	for (size_t i = 0; i < o->n_volumes; i++) {
 		free(o->volumes[i].src);
 		free(o->volumes[i].dst);
@@ -205,13 +214,27 @@ static int run_option(const char *prog, int opt, const char *arg, void *opts)
 	case OPT_NO_HOME:
 		o->no_home = true;
 		return 0;
+	case OPT_NET:
+		o->net = arg;
+		return 0;
+	case OPT_IP:
+		o->ip = arg;
+		return 0;
+	case OPT_GROUP:
+		o->group = arg;
+		return 0;
+	case 'p': {
+		char *s = strdup(arg);
+
+		return s ? strv_push(&o->ports, s) : -ENOMEM;
+	}
 	default: /* --memory, --cpus, --pids, --disk, --files */
 		return run_limit(prog, opt, arg, o);
 	}
 }
 
 static const struct cli_command run_command = {
-	.shortopts = "+:dte:w:v:",
+	.shortopts = "+:dte:w:v:p:",
 	.options = run_options,
 	.synopsis = "[--] COMMAND [ARG...]",
 	.help = "Run COMMAND as a job in its own container on this node.\n"
@@ -235,7 +258,15 @@ static const struct cli_command run_command = {
 		"      --disk SIZE      Size of the job's writable layer, e.g. 64M\n"
 		"      --files N        Files the job may create in its writable layer\n"
 		"      --user NAME      Local account to run as\n"
-		"      --job JOB        Add COMMAND as a new unit to job JOB\n",
+		"      --job JOB        Add COMMAND as a new unit to job JOB\n"
+		"      --net MODE       Network: none (loopback only) or bridge (an address\n"
+		"                       on the node bridge); default: the node's\n"
+		"      --ip ADDR        Ask for this address of the pool (--net bridge)\n"
+		"  -p, --publish HOSTPORT:PORT[/tcp|/udp]\n"
+		"                       Publish the job's PORT as the node's HOSTPORT\n"
+		"                       (repeatable; below 1024 only for root)\n"
+		"      --group NAME     Isolation group (default: default); jobs of other\n"
+		"                       groups cannot reach this one\n",
 	.help_pad = 3,
 	.help_end = "\n"
 		    "Options end at COMMAND. Attached, output and exit code are the job's and\n"
@@ -284,13 +315,16 @@ static int run_gen_fields(yajl_gen g, const struct cli_run_opts *o)
 	const struct {
 		const char *key, *val;
 	} strs[] = {
-		{ "workdir", o->workdir }, { "name", o->name }, { "template", o->template_name },
-		{ "user", o->user },       { "job", o->job },
+		{ "workdir", o->workdir }, { "name", o->name },   { "template", o->template_name },
+		{ "user", o->user },       { "job", o->job },     { "net", o->net },
+		{ "ip", o->ip },           { "group", o->group },
 	};
 	int r = cli_gen_strv(g, "argv", o->argv);
 
 	if (r >= 0 && o->env && o->env[0])
 		r = cli_gen_strv(g, "env", o->env);
+	if (r >= 0 && o->ports && o->ports[0])
+		r = cli_gen_strv(g, "ports", o->ports);
 	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(strs); i++)
 		if (strs[i].val)
 			r = cli_gen_str(g, strs[i].key, strs[i].val);

@@ -17,6 +17,7 @@ void runtime_config_init(struct runtime_config *c)
 		.keep_ended = 1000,
 		.log_level = LOG_LVL_INFO,
 	};
+	netsetup_config_init(&c->net);
 }
 
 void runtime_config_free(struct runtime_config *c)
@@ -28,6 +29,7 @@ void runtime_config_free(struct runtime_config *c)
 	free(c->default_user);
 	free(c->socket_group);
 	free(c->cgroup_parent);
+	netsetup_config_free(&c->net);
 	*c = (struct runtime_config){ 0 };
 }
 
@@ -113,7 +115,7 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 			}
 		return -EINVAL;
 	}
-	return -ENOKEY;
+	return netsetup_config_set(&c->net, k, v);
 }
 
 static char *strip(char *s)
@@ -182,5 +184,5 @@ int runtime_config_finish(struct runtime_config *c)
 		return -ENOMEM;
 	if (!c->default_user && set_str(&c->default_user, "nobody") < 0)
 		return -ENOMEM;
-	return 0;
+	return netsetup_config_finish(&c->net);
 }

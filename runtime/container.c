@@ -75,6 +75,44 @@ static int cfg_volumes(struct daemon *d, struct job *j, char *buf, size_t *off)
 	return r;
 }
 
+struct cfg_buf {
+	char *buf;
+	size_t *off;
+};
+
+static int cfg_add_net(void *ud, const char *k, const char *v)
+{
+	struct cfg_buf *b = ud;
+
+	return cfg_add(b->buf, b->off, k, v);
+}
+
+/* The job's network (netsetup's backend for its mode) and, in bridge mode,
+ * its resolv.conf, written to the job directory and bound read-only. */
+static int cfg_net(struct daemon *d, struct job *j, char *buf, size_t *off)
+{
+	struct cfg_buf b = { buf, off };
+	_cleanup_free_ char *resolv = netsetup_resolv_conf(d->net, &j->net);
+	char v[4096];
+	int r = netsetup_job_lxc_config(d->net, j->id, &j->net, cfg_add_net, &b);
+
+	if (r < 0 || !resolv)
+		return r;
+	/* ICMP echo (ping) without privileges for the job's group, as docker
+	 * allows it (the range must be mapped in the container) */
+	snprintf(v, sizeof(v), "%u %u", (unsigned)j->gid, (unsigned)j->gid);
+	r = cfg_add(buf, off, "lxc.sysctl.net.ipv4.ping_group_range", v);
+	if (r < 0)
+		return r;
+	r = write_file_atomic_at(j->dirfd, "resolv.conf", resolv, strlen(resolv), 0644, false);
+	if (r < 0)
+		return r;
+	snprintf(v, sizeof(v),
+		 "%s/jobs/%s/resolv.conf etc/resolv.conf none bind,ro,create=file 0 0",
+		 d->cfg->state_dir, j->id);
+	return cfg_add(buf, off, "lxc.mount.entry", v);
+}
+
 static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 {
 	char v[4096];
@@ -101,7 +139,7 @@ static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 	r = r < 0 ? r
 		  : cfg_idmap(buf, off, 'g', d->subgid_base, d->subgid_size, gids,
 			      j->shifted_user ? 0 : ng);
-	r = r < 0 ? r : cfg_add(buf, off, "lxc.net.0.type", "empty");
+	r = r < 0 ? r : cfg_net(d, j, buf, off);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.tty.max", "0");
 	/* terminals (devpts) only for -t jobs: a container with them is not dumpable */
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.pty.max", j->tty ? "16" : "0");

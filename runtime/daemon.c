@@ -259,6 +259,7 @@ static void job_cleanup(struct daemon *d, struct job *j)
 	snprintf(p, sizeof(p), "%s/jobs/%s/xos/notify.sock", d->cfg->state_dir, j->id);
 	unlink(p);
 	container_release(j);
+	netsetup_job_release(d->net, j->id, &j->net);
 	rootfs_job_umount(d, j);
 	template_ops_job_gone(d, j);
 	container_remove_config(d, j);
@@ -389,6 +390,10 @@ static void adopt_job(struct daemon *d, struct job *j)
 {
 	int r = container_attach(d, j);
 
+	if (r >= 0 && (r = netsetup_job_adopt(d->net, j->id, &j->net)) < 0) {
+		log_warn("Failed to take over the network of job %s: %s", j->id, strerror(-r));
+		r = 0; /* it runs: it is re-adopted all the same */
+	}
 	if (r >= 0) {
 		if (j->state == JOB_STARTING) { /* xosd stopped while it was starting */
 			j->state = JOB_RUNNING;
@@ -705,6 +710,8 @@ static void daemon_free(struct daemon *d)
 		j = next;
 	}
 	d->jobs = NULL;
+	netsetup_free(d->net);
+	d->net = NULL;
 	free(d->lxcpath);
 	free(d->skel_dir);
 	free(d->rootfs_mnt);
@@ -728,6 +735,7 @@ static void daemon_shutdown(struct daemon *d)
 	flusher_stop();
 	for (struct job *j = d->jobs; j; j = j->next)
 		live = live || job_is_live(j);
+	netsetup_shutdown(d->net); /* bridge and tables, unless jobs still use them */
 	if (!live) {
 		rootfs_host_skel_teardown(d->skel_dir);
 		container_remove_lock_dirs(d);
@@ -787,7 +795,13 @@ static int daemon_start(struct daemon *d, int *ret_lock, int *ret_sfd)
 				       d->skel_dir);
 	if ((r = daemon_epoll_add(d, d->inotify_fd, EPOLLIN, EP_INOTIFY, NULL)) < 0)
 		return log_error_errno(r, "Failed to watch job output: %m");
+	if ((r = netsetup_new(&cfg->net, d->state_fd, &d->net)) < 0)
+		return log_error_errno(r, "Failed to set up networking: %m");
 	load_jobs(d);
+	if ((r = netsetup_reconcile(d->net)) < 0)
+		log_error("Failed to restore the network of the re-adopted jobs (bridge %s, "
+			  "table %s): %s",
+			  cfg->net.bridge, cfg->net.table, strerror(-r));
 	prune_ended_jobs(d);
 	template_ops_start(d); /* removed templates no job uses go */
 	if ((r = setup_listen(d)) < 0)

@@ -77,6 +77,7 @@ struct job *job_new(void)
 		return NULL;
 	j->pidfd = j->notify_fd = j->dirfd = j->spoolfd = j->starter_fd = -EBADF;
 	j->inotify_wd = -1;
+	netsetup_job_init(&j->net);
 	return j;
 }
 
@@ -107,6 +108,8 @@ void job_free(struct job *j)
 	closep(&j->dirfd);
 	closep(&j->spoolfd);
 	closep(&j->starter_fd);
+	for (size_t i = 0; i < j->net.n_ports; i++)
+		closep(&j->net.port_fds[i]);
 	free(j);
 }
 
@@ -198,6 +201,58 @@ static void unit_to_json(const struct unit *u, yajl_gen g)
 	yajl_gen_map_close(g);
 }
 
+static void net_to_json(const struct netsetup_job *nj, yajl_gen g)
+{
+	char a[16];
+
+	json_gen_key(g, "net");
+	yajl_gen_map_open(g);
+	json_gen_kv_str(g, "mode", netsetup_mode_to_string(nj->mode));
+	if (nj->mode == NETSETUP_BRIDGE && nj->addr) {
+		netsetup_addr_format(nj->addr, a);
+		json_gen_kv_str(g, "address", a);
+	} else {
+		json_gen_kv_null(g, "address");
+	}
+	json_gen_kv_str(g, "group", nj->mode == NETSETUP_BRIDGE ? nj->group : NULL);
+	json_gen_key(g, "ports");
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < nj->n_ports; i++) {
+		char spec[32];
+
+		if (netsetup_port_format(&nj->ports[i], spec, sizeof(spec)) >= 0)
+			json_gen_str(g, spec);
+	}
+	yajl_gen_array_close(g);
+	yajl_gen_map_close(g);
+}
+
+/* The network of a job record; a record without one (older xosd) is "none". */
+static int net_from_json(yajl_val t, struct netsetup_job *nj)
+{
+	_cleanup_strv_free_ char **ports = NULL;
+	const char *s = NULL;
+
+	if (!YAJL_IS_OBJECT(t))
+		return 0;
+	if (json_get_string(t, "mode", &s) >= 0 &&
+	    (int)(nj->mode = netsetup_mode_from_string(s)) < 0)
+		return -EINVAL;
+	if (json_get_string(t, "address", &s) >= 0 && netsetup_addr_parse(s, &nj->addr) < 0)
+		return -EINVAL;
+	if (json_get_string(t, "group", &s) >= 0) {
+		if (!netsetup_group_valid(s))
+			return -EINVAL;
+		snprintf(nj->group, sizeof(nj->group), "%s", s);
+	}
+	if (json_get_strv(t, "ports", &ports) < 0)
+		return 0;
+	for (size_t i = 0; ports[i] && nj->n_ports < NETSETUP_PORTS_MAX; i++)
+		if (netsetup_port_parse(ports[i], &nj->ports[nj->n_ports]) >= 0)
+			nj->n_ports++;
+	return 0;
+}
+
 static void acct_to_json(const struct job *j, yajl_gen g)
 {
 	json_gen_key(g, "accounting");
@@ -271,6 +326,7 @@ void job_to_json(const struct job *j, yajl_gen g)
 	json_gen_kv_uint(g, "idmap_size", j->idmap_size);
 	json_gen_kv_bool(g, "closing", j->closing);
 	json_gen_kv_bool(g, "tty", j->tty);
+	net_to_json(&j->net, g);
 	json_gen_kv_bool(g, "shifted_user", j->shifted_user);
 	json_gen_key(g, "units");
 	yajl_gen_array_open(g);
@@ -380,6 +436,8 @@ static int job_fields_from_json(yajl_val t, struct job *j)
 		if (job_add_volume(j, src, dst, ro, home) < 0)
 			return -ENOMEM;
 	}
+	if (net_from_json(get(t, "net"), &j->net) < 0)
+		return -EINVAL;
 	v = get(t, "accounting");
 	if (YAJL_IS_OBJECT(v)) {
 		j->have_acct = true;

@@ -25,6 +25,8 @@ struct run_volume {
 struct run_req {
 	char **argv, **env;
 	const char *workdir, *name, *template, *user, *job, *cwd;
+	const char *net, *ip, *group;
+	char **ports;
 	struct runtime_limits limits; /* the node's defaults unless given; 0: none */
 	uint64_t disk, files;         /* 0: the node's defaults */
 	struct run_volume volumes[RUN_MAX_VOLUMES];
@@ -174,9 +176,88 @@ static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
 	    get_opt_bool(c, t, "tty", &q->tty) < 0 || get_opt_str(c, t, "cwd", &q->cwd) < 0 ||
 	    get_opt_bool(c, t, "no_home", &q->no_home) < 0 ||
 	    get_limit(c, t, "disk", &q->disk) < 0 || get_limit(c, t, "files", &q->files) < 0 ||
-	    parse_volumes(c, t, q) < 0)
+	    parse_volumes(c, t, q) < 0 || get_opt_str(c, t, "net", &q->net) < 0 ||
+	    get_opt_str(c, t, "ip", &q->ip) < 0 || get_opt_str(c, t, "group", &q->group) < 0)
 		return -EINVAL;
+	r = json_get_strv(t, "ports", &q->ports);
+	if (r < 0 && r != -ENOENT) {
+		conn_reply_error(c, "bad_request", "Field 'ports' must be a list of strings");
+		return r;
+	}
 	return 0;
+}
+
+/* The job's network from the request (checked; the lease and ports are
+ * taken later, by netsetup). */
+static int parse_net(struct daemon *d, struct conn *c, struct run_req *q, struct netsetup_job *nj)
+{
+	nj->mode = q->net ? netsetup_mode_from_string(q->net) : d->cfg->net.default_mode;
+	if ((int)nj->mode < 0)
+		return conn_reply_error(c, "invalid_argument",
+					"Unknown network mode '%s' (use none or bridge)", q->net),
+		       -EINVAL;
+	if (nj->mode != NETSETUP_BRIDGE && (q->ip || q->group || (q->ports && q->ports[0])))
+		return conn_reply_error(c, "invalid_argument",
+					"--ip, --publish and --group need --net bridge"),
+		       -EINVAL;
+	if (q->ip && (netsetup_addr_parse(q->ip, &nj->addr) < 0 || !nj->addr))
+		return conn_reply_error(c, "invalid_argument",
+					"Invalid address '%s': use a dotted IPv4 address", q->ip),
+		       -EINVAL;
+	if (q->group && !netsetup_group_valid(q->group))
+		return conn_reply_error(c, "invalid_argument",
+					"Invalid group '%s': use letters, digits, '_', '.', '-' "
+					"(at most %d)",
+					q->group, NETSETUP_GROUP_MAX),
+		       -EINVAL;
+	if (q->group)
+		snprintf(nj->group, sizeof(nj->group), "%s", q->group);
+	for (size_t i = 0; q->ports && q->ports[i]; i++) {
+		struct netsetup_port *p = &nj->ports[nj->n_ports];
+
+		if (nj->n_ports == NETSETUP_PORTS_MAX)
+			return conn_reply_error(c, "invalid_argument",
+						"At most %d ports can be published",
+						NETSETUP_PORTS_MAX),
+			       -E2BIG;
+		if (netsetup_port_parse(q->ports[i], p) < 0)
+			return conn_reply_error(c, "invalid_argument",
+						"Invalid port '%s': use HOSTPORT:PORT[/tcp|/udp] "
+						"with ports 1-65535",
+						q->ports[i]),
+			       -EINVAL;
+		if (p->host < 1024 && c->uid != 0)
+			return conn_reply_error(c, "permission_denied",
+						"Only root may publish port %u (below 1024); "
+						"use a host port of 1024 or above",
+						p->host),
+			       -EPERM;
+		for (size_t k = 0; k < nj->n_ports; k++)
+			if (nj->ports[k].host == p->host && nj->ports[k].proto == p->proto)
+				return conn_reply_error(c, "invalid_argument",
+							"Port %u is published twice", p->host),
+				       -EINVAL;
+		nj->n_ports++;
+	}
+	return 0;
+}
+
+/* Lease, ports, bridge and rules for the job, or a clear error and nothing. */
+static int setup_net(struct daemon *d, struct conn *c, struct job *j)
+{
+	_cleanup_free_ char *err = NULL;
+	int r = netsetup_job_setup(d->net, j->id, &j->net, &err);
+
+	if (r >= 0)
+		return 0;
+	if (r == -EADDRNOTAVAIL)
+		conn_reply_error(c, "invalid_argument", "%s", err ? err : strerror(-r));
+	else if (r == -EADDRINUSE || r == -EBUSY)
+		conn_reply_error(c, "conflict", "%s", err ? err : strerror(-r));
+	else
+		conn_reply_error(c, "internal", "Failed to set up the job's network: %s",
+				 err ? err : strerror(-r));
+	return r;
 }
 
 static int validate_run(struct daemon *d, struct conn *c, struct run_req *q)
@@ -634,11 +715,11 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 
 	if (!j)
 		return;
-	if (q->name || q->template || q->limits_given || q->disk || q->files || q->n_volumes) {
-		conn_reply_error(
-			c, "invalid_argument",
-			"--name, --template, limits, disk limits and volumes belong to the "
-			"job; not allowed with --job");
+	if (q->name || q->template || q->limits_given || q->disk || q->files || q->n_volumes ||
+	    q->net || q->ip || q->group || q->ports) {
+		conn_reply_error(c, "invalid_argument",
+				 "--name, --template, limits, disk limits, volumes and the network "
+				 "belong to the job; not allowed with --job");
 		return;
 	}
 	if (j->state != JOB_RUNNING || j->closing) {
@@ -710,7 +791,14 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 	j->files = q.files ? q.files : d->cfg->layer_inodes;
 	if ((c->uid == 0 && !q.user && q.tpl && q.tpl->user ? template_user(d, c, &q, j)
 							    : resolve_user(d, c, q.user, j)) < 0 ||
-	    !job_add_unit(j, strv_copy(q.argv)) || open_volumes(d, c, &q, j) < 0)
+	    parse_net(d, c, &q, &j->net) < 0)
+		goto out;
+	if (!job_add_unit(j, strv_copy(q.argv))) {
+		conn_reply_error(c, "internal", "Out of memory");
+		goto out;
+	}
+	/* (volumes first: a refused one leaves no lease behind) */
+	if (open_volumes(d, c, &q, j) < 0 || setup_net(d, c, j) < 0)
 		goto out;
 	j->next = d->jobs;
 	d->jobs = TAKE_PTR(j);
@@ -723,6 +811,7 @@ out:
 	job_free(j);
 	strv_free(q.argv);
 	strv_free(q.env);
+	strv_free(q.ports);
 	free(q.tpl_name);
 	template_info_free(q.tpl);
 }
@@ -915,11 +1004,12 @@ static void op_version(struct daemon *d, struct conn *c, yajl_val t)
 static const struct op {
 	const char *name;
 	void (*fn)(struct daemon *d, struct conn *c, yajl_val t);
-	const char *const keys[20];
+	const char *const keys[32];
 } ops[] = {
-	{ "run", op_run, { "v",      "op",      "argv", "env",   "workdir", "name",   "template",
-			   "memory", "cpus",    "pids", "user",  "job",     "attach", "tty",
-			   "cwd",    "no_home", "disk", "files", "volumes", NULL } },
+	{ "run", op_run, { "v",        "op",     "argv", "env",     "workdir", "name",
+			   "template", "memory", "cpus", "pids",    "user",    "job",
+			   "attach",   "tty",    "cwd",  "no_home", "disk",    "files",
+			   "volumes",  "net",    "ip",   "ports",   "group",   NULL } },
 	{ "ps", op_ps, { "v", "op", "jobs", "all", NULL } },
 	{ "wait", op_wait, { "v", "op", "jobs", NULL } },
 	{ "kill", op_kill, { "v", "op", "job", "signal", "unit", NULL } },

@@ -90,9 +90,10 @@ struct job {
 	size_t n_units;
 	bool have_acct;
 	struct runtime_accounting acct;
-	bool closing;      /* last unit reported: no unit can be added */
-	bool tty;          /* made with -t: its container has terminals (devpts) */
-	bool shifted_user; /* uid/gid are the template's, in the containers' range */
+	bool closing;            /* last unit reported: no unit can be added */
+	bool tty;                /* made with -t: its container has terminals (devpts) */
+	bool shifted_user;       /* uid/gid are the template's, in the containers' range */
+	struct netsetup_job net; /* mode, address, group, published ports */
 
 	/* runtime only */
 	bool have_usage; /* the writable layer's use, for xps */
@@ -183,6 +184,7 @@ struct daemon {
 	char *skel_dir;
 	char *rootfs_mnt;
 	uint32_t subuid_base, subuid_size, subgid_base, subgid_size;
+	struct netsetup *net;
 	struct job *jobs;
 	struct conn *conns;
 	bool prune_ended; /* an ended job was tidied: keep at most keep_ended of them */

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "netsetup/netsetup.h"
+
 /* ---- configuration (xosd.conf(5)) ---- */
 struct runtime_config {
 	char *state_dir;          /* default /var/lib/xos */
@@ -22,11 +24,12 @@ struct runtime_config {
 	bool mount_home;          /* the owner's home directory is mounted in jobs */
 	bool volume_system_paths; /* volumes may expose root-owned system directories */
 	uint64_t default_memory, default_millicpus, default_pids;
-	bool sync_writes;    /* fdatasync state files */
-	uint64_t keep_ended; /* ended jobs kept (record and output), oldest go first */
-	bool detach;         /* once set up: become a daemon, log to <state_dir>/xosd.log */
-	char *cgroup_parent; /* where job cgroups go (relative), NULL: LXC's default */
-	int log_level;       /* 0 err .. 3 debug */
+	bool sync_writes;           /* fdatasync state files */
+	uint64_t keep_ended;        /* ended jobs kept (record and output), oldest go first */
+	bool detach;                /* once set up: become a daemon, log to <state_dir>/xosd.log */
+	char *cgroup_parent;        /* where job cgroups go (relative), NULL: LXC's default */
+	int log_level;              /* 0 err .. 3 debug */
+	struct netsetup_config net; /* the net_* keys */
 };
 
 void runtime_config_init(struct runtime_config *c);
