@@ -5,9 +5,9 @@
  * path a client names. */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include "cli/cli.h"
 #include "templates/templates.h"
@@ -179,43 +179,64 @@ static void show_progress(const char *name, yajl_val ev)
 			entries);
 }
 
-/* A directory as a tar stream: a child writes it into a pipe; the read end. */
-static int pack_dir(const char *prog, const char *dir, pid_t *ret_pid)
+/* A directory as a tar stream, written into a pipe by a thread of ours. */
+struct packer {
+	pthread_t thread;
+	bool running;
+	const char *dir;
+	int fd; /* the pipe's write end */
+	int r;
+	char *err;
+};
+
+static void *packer_main(void *arg)
 {
-	int p[2];
-	pid_t pid;
+	struct packer *p = arg;
 
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		return -errno;
-	}
-	if (pid == 0) {
-		_cleanup_free_ char *err = NULL;
-		int r;
-
-		close(p[0]);
-		signal(SIGPIPE, SIG_IGN);
-		r = template_pack_dir(dir, p[1], &err);
-		if (r < 0 && r != -EPIPE) /* EPIPE: xosd stopped reading, and says why */
-			cli_errorf(prog, "Failed to read %s: %s", dir, err ? err : strerror(-r));
-		_exit(r < 0 ? 1 : 0);
-	}
-	close(p[1]);
-	*ret_pid = pid;
-	return p[0];
+	p->r = template_pack_dir(p->dir, p->fd, &p->err);
+	closep(&p->fd); /* the end of the stream */
+	return NULL;
 }
 
-static int open_source(const char *prog, const char *path, pid_t *ret_pid)
+static int pack_dir(const char *dir, struct packer *p)
+{
+	int fds[2], r;
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -errno;
+	signal(SIGPIPE, SIG_IGN); /* xosd stopping to read is EPIPE */
+	*p = (struct packer){ .dir = dir, .fd = fds[1] };
+	r = -pthread_create(&p->thread, NULL, packer_main, p);
+	if (r < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return r;
+	}
+	p->running = true;
+	return fds[0];
+}
+
+/* Wait for the packer; its error is said unless xosd stopped reading (EPIPE:
+ * xosd says why). */
+static int packer_done(const char *prog, struct packer *p)
+{
+	if (!p->running)
+		return 0;
+	pthread_join(p->thread, NULL);
+	p->running = false;
+	if (p->r < 0 && p->r != -EPIPE)
+		cli_errorf(prog, "Failed to read %s: %s", p->dir,
+			   p->err ? p->err : strerror(-p->r));
+	free(p->err);
+	p->err = NULL;
+	return p->r;
+}
+
+static int open_source(const char *prog, const char *path, struct packer *packer)
 {
 	struct stat st;
 	int fd;
 
-	*ret_pid = 0;
 	if (!strcmp(path, "-"))
 		return fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
 	if (stat(path, &st) < 0) {
@@ -223,7 +244,7 @@ static int open_source(const char *prog, const char *path, pid_t *ret_pid)
 		return -errno;
 	}
 	if (S_ISDIR(st.st_mode)) {
-		fd = pack_dir(prog, path, ret_pid);
+		fd = pack_dir(path, packer);
 		if (fd < 0)
 			cli_errorf(prog, "Cannot pack %s: %s", path, strerror(-fd));
 		return fd;
@@ -298,10 +319,10 @@ static int do_import(const char *prog, struct tpl_opts *o, int argc, char **argv
 	_cleanup_close_ int src = -EBADF;
 	yajl_val t;
 	size_t len;
-	pid_t packer = 0;
+	struct packer packer = { .fd = -EBADF };
 	int64_t files = 0, size = 0;
 	char sz[32];
-	int r, status = 0;
+	int r;
 
 	if (argc - optind != 2) {
 		cli_errorf(prog, "Give a template NAME and a FILE or DIR to import");
@@ -320,9 +341,7 @@ static int do_import(const char *prog, struct tpl_opts *o, int argc, char **argv
 	r = import_call(prog, &c, req, len, src, argv[optind], &resp);
 	closep(&src);
 	cli_conn_done(&c); /* a packer still writing gets EPIPE */
-	while (packer > 0 && waitpid(packer, &status, 0) < 0 && errno == EINTR)
-		;
-	if (r < 0)
+	if (packer_done(prog, &packer) < 0 || r < 0)
 		return CLI_EXIT_FAILURE;
 	t = cli_json_get(resp, "template");
 	(void)cli_json_int(t, "files", &files);

@@ -76,11 +76,6 @@ static int pack_open(const char *dir, int out_fd, struct archive **ret_disk,
 	*ret_out = out;
 	if (!disk || !out)
 		return -ENOMEM;
-	/* names relative to dir: "./etc/passwd" */
-	if (chdir(dir) < 0) {
-		*ret_err = xstrdup_printf("Cannot enter %s: %m", dir);
-		return -errno;
-	}
 	archive_read_disk_set_symlink_physical(disk);
 	archive_read_disk_set_standard_lookup(disk);
 	archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_XATTR | ARCHIVE_READDISK_NO_ACL |
@@ -88,10 +83,28 @@ static int pack_open(const char *dir, int out_fd, struct archive **ret_disk,
 	archive_write_set_format_pax_restricted(out);
 	archive_write_set_bytes_in_last_block(out, 1);
 	if (archive_write_open_fd(out, out_fd) != ARCHIVE_OK ||
-	    archive_read_disk_open(disk, ".") != ARCHIVE_OK) {
+	    archive_read_disk_open(disk, dir) != ARCHIVE_OK) {
 		*ret_err = xstrdup_printf("%s", archive_error_string(disk));
 		return -EIO;
 	}
+	return 0;
+}
+
+/* Names relative to the directory packed: "DIR/etc/passwd" -> "./etc/passwd". */
+static int relative_name(struct archive_entry *e, const char *dir, size_t len)
+{
+	const char *p = archive_entry_pathname(e);
+	_cleanup_free_ char *n = NULL;
+
+	if (!p || strncmp(p, dir, len) != 0 || (p[len] && p[len] != '/' && len > 0))
+		return -EINVAL;
+	p += len;
+	while (*p == '/')
+		p++;
+	n = xstrdup_printf("./%s", p);
+	if (!n)
+		return -ENOMEM;
+	archive_entry_copy_pathname(e, n);
 	return 0;
 }
 
@@ -102,8 +115,11 @@ int template_pack_dir(const char *dir, int out_fd, char **ret_err)
 	_cleanup_(resolver_freep) struct archive_entry_linkresolver *res =
 		archive_entry_linkresolver_new();
 	struct archive_entry *e = archive_entry_new();
+	size_t len = strlen(dir);
 	int r;
 
+	while (len > 0 && dir[len - 1] == '/') /* "/" packs as "" + "/..." */
+		len--;
 	*ret_err = NULL;
 	r = res && e ? pack_open(dir, out_fd, &disk, &out, ret_err) : -ENOMEM;
 	if (r >= 0)
@@ -120,6 +136,11 @@ int template_pack_dir(const char *dir, int out_fd, char **ret_err)
 			break;
 		}
 		archive_read_disk_descend(disk);
+		r = relative_name(e, dir, len);
+		if (r < 0) {
+			*ret_err = xstrdup_printf("Unexpected entry %s", archive_entry_pathname(e));
+			break;
+		}
 		r = pack_entry(disk, out, res, e, ret_err);
 	}
 	archive_entry_free(e);
