@@ -43,6 +43,7 @@ struct template_task {
 
 struct template_state {
 	struct template_task *tasks;
+	bool started; /* every job is loaded: removed templates may be collected */
 };
 
 static struct template_state *state(struct daemon *d)
@@ -202,12 +203,16 @@ static void collect_removed(struct daemon *d)
 
 void template_ops_start(struct daemon *d)
 {
+	if (!state(d))
+		return;
+	d->tpl->started = true;
 	collect_removed(d);
 }
 
 void template_ops_job_gone(struct daemon *d, struct job *j)
 {
-	if (j->template && strcmp(j->template, TEMPLATE_HOST) != 0)
+	/* (not while jobs are loaded at start: a job not loaded yet may use it) */
+	if (d->tpl && d->tpl->started && j->template && strcmp(j->template, TEMPLATE_HOST) != 0)
 		collect_removed(d);
 }
 
@@ -354,8 +359,8 @@ void template_ops_stop(struct daemon *d)
 		struct template_task *t = d->tpl->tasks;
 
 		d->tpl->tasks = t->next;
-		if (t->kind == TASK_IMPORT) /* (a removal may finish) */
-			kill(t->pid, SIGKILL);
+		/* what they leave goes at the next start */
+		kill(t->pid, SIGKILL);
 		while (waitpid(t->pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		if (t->conn)

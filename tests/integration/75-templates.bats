@@ -313,3 +313,31 @@ assert_catalog_empty() {
 	assert_failure
 	assert_output --partial "field 'workdir' must be an absolute path"
 }
+
+@test "xosd restarts: templates and the default stay; a removed template in use stays until its job ends" {
+	make_busybox_root "$XOS_TMP/bb"
+	tar -C "$XOS_TMP/bb" --owner=0 --group=0 -cf "$XOS_TMP/bb.tar" .
+	xtemplate import busy "$XOS_TMP/bb.tar"
+	xtemplate import other "$XOS_TMP/bb.tar"
+	xtemplate default other
+	id=$(xrun -d --template busy -- busybox sleep 100)
+	wait_state "$id" RUNNING
+	xtemplate remove --force busy
+	xosd_stop
+	xosd_launch --loader "$XOS_STATIC_LOADER"
+	run xtemplate list --json
+	assert_equal "$(jq -r '.[] | select(.default) | .name' <<<"$output")" other
+	assert_equal "$(jq -r '[.[].name] | join(" ")' <<<"$output")" "host other"
+	has_entry .removed-
+	run xrun --job "$id" -- busybox echo still-here
+	assert_success
+	assert_output still-here
+	xkill -s KILL "$id"
+	xwait "$id" || true
+	for _ in $(seq 1 100); do
+		has_entry .removed- || break
+		sleep 0.1
+	done
+	run has_entry .removed-
+	assert_failure
+}
