@@ -249,6 +249,10 @@ static int open_source(const char *prog, const char *path, struct packer *packer
 			cli_errorf(prog, "Cannot pack %s: %s", path, strerror(-fd));
 		return fd;
 	}
+	if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+		cli_errorf(prog, "%s is not an archive file, a pipe or a directory", path);
+		return -EINVAL;
+	}
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		cli_errorf(prog, "Cannot open %s: %m", path);

@@ -645,11 +645,15 @@ static int validate_import(struct daemon *d, struct conn *c, struct import_req *
 				 "name or uid");
 		return -EINVAL;
 	}
-	if (c->passed_fd < 0 || fstat(c->passed_fd, &st) < 0 ||
-	    !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+	if (c->passed_fd < 0 || fstat(c->passed_fd, &st) < 0) {
 		conn_reply_error(c, "bad_request",
 				 "No archive came with the request: xtemplate passes an open file "
 				 "or pipe (SCM_RIGHTS)");
+		return -EINVAL;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode)) {
+		conn_reply_error(c, "invalid_argument",
+				 "The archive must be a regular file or a pipe");
 		return -EINVAL;
 	}
 	return 0;
