@@ -337,12 +337,12 @@ static int do_import(const char *prog, struct tpl_opts *o, int argc, char **argv
 		cli_report(prog, NULL, r);
 		return CLI_EXIT_FAILURE;
 	}
-	if (cli_open(prog, o->socket, &c) < 0)
-		return CLI_EXIT_FAILURE;
 	src = open_source(prog, argv[optind + 1], &packer);
 	if (src < 0)
 		return CLI_EXIT_FAILURE;
-	r = import_call(prog, &c, req, len, src, argv[optind], &resp);
+	r = cli_open(prog, o->socket, &c);
+	if (r >= 0)
+		r = import_call(prog, &c, req, len, src, argv[optind], &resp);
 	closep(&src);
 	cli_conn_done(&c); /* a packer still writing gets EPIPE */
 	if (packer_done(prog, &packer) < 0 || r < 0)
