@@ -39,7 +39,7 @@ LIB_loader = $(BUILD)/libloader.a
 LIB_runtime = $(BUILD)/libruntime.a
 LIB_cli = $(BUILD)/libcli.a
 
-CLI_CMDS = xrun xps xlogs xwait xkill
+CLI_CMDS = xrun xps xlogs xwait xkill xcheckpoint xrestart
 BINS = $(BUILD)/xosd $(BUILD)/xos-loader $(BUILD)/xos $(addprefix $(BUILD)/,$(CLI_CMDS))
 
 UNIT_SRCS = $(wildcard tests/unit/test-*.c)

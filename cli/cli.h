@@ -230,5 +230,7 @@ int cli_xps_main(const char *prog, int argc, char **argv);
 int cli_xlogs_main(const char *prog, int argc, char **argv);
 int cli_xwait_main(const char *prog, int argc, char **argv);
 int cli_xkill_main(const char *prog, int argc, char **argv);
+int cli_xcheckpoint_main(const char *prog, int argc, char **argv);
+int cli_xrestart_main(const char *prog, int argc, char **argv);
 
 #endif

@@ -128,6 +128,11 @@ int mkdir_p_at(int dirfd, const char *path, mode_t mode);
  * crossing mount points. Missing is not an error. */
 int rm_rf_at(int dirfd, const char *name);
 int open_dir_at(int dirfd, const char *name); /* O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC */
+/* Copy directory from/name to the new directory to/to_name exactly (owners,
+ * modes, times, xattrs, device nodes, links; hard links become copies).
+ * *ret_bytes: bytes of file data copied (may be NULL). A failed copy leaves
+ * what it made: the caller removes it. */
+int copy_tree_at(int from, const char *name, int to, const char *to_name, uint64_t *ret_bytes);
 
 /* ---- passing fds over UNIX sockets (SCM_RIGHTS) ---- */
 /* recv(2) that also takes the first fd passed along (CLOEXEC) into *ret_fd if

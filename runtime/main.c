@@ -129,6 +129,8 @@ int main(int argc, char **argv)
 	struct runtime_config cfg;
 	int r;
 
+	if (getenv("CRTOOLS_SCRIPT_ACTION") && getenv("XOS_CKPT_DEST"))
+		return runtime_ckpt_action(); /* CRIU runs xosd as its action script */
 	runtime_config_init(&cfg);
 	r = parse_args(argc, argv, &a);
 	if (r > 0)

@@ -20,7 +20,7 @@ struct run_req {
 	bool limits_given, attach, tty;
 };
 
-static yajl_gen reply_begin(void)
+yajl_gen ops_reply_begin(void)
 {
 	yajl_gen g = yajl_gen_alloc(NULL);
 
@@ -37,7 +37,7 @@ static bool may_see(const struct conn *c, const struct job *j)
 	return c->uid == 0 || c->uid == j->owner_uid;
 }
 
-static struct job *lookup(struct daemon *d, struct conn *c, const char *name)
+struct job *ops_lookup(struct daemon *d, struct conn *c, const char *name)
 {
 	struct job *j = NULL;
 	int r = daemon_lookup_job(d, name, &j);
@@ -335,7 +335,7 @@ void ops_reply_started(struct daemon *d, struct conn *c)
 static void reply_run(struct daemon *d, struct conn *c, struct job *j, unsigned unit, bool attach,
 		      bool tty)
 {
-	_cleanup_gen_ yajl_gen g = reply_begin();
+	_cleanup_gen_ yajl_gen g = ops_reply_begin();
 
 	if (!g)
 		return;
@@ -351,7 +351,7 @@ static void reply_run(struct daemon *d, struct conn *c, struct job *j, unsigned 
 
 static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 {
-	struct job *j = lookup(d, c, q->job);
+	struct job *j = ops_lookup(d, c, q->job);
 	struct unit *u;
 	int r;
 
@@ -454,9 +454,9 @@ static void op_ps(struct daemon *d, struct conn *c, yajl_val t)
 	if (!named)
 		return conn_reply_error(c, "internal", "Out of memory");
 	for (size_t i = 0; i < n; i++) /* each name resolved once, in the request's order */
-		if (!(named[i] = lookup(d, c, names[i])))
+		if (!(named[i] = ops_lookup(d, c, names[i])))
 			return;
-	g = reply_begin();
+	g = ops_reply_begin();
 	if (!g)
 		return;
 	json_gen_key(g, "jobs");
@@ -484,7 +484,7 @@ bool ops_wait_check(struct daemon *d, struct conn *c)
 		if (j && job_is_live(j))
 			return false;
 	}
-	g = reply_begin();
+	g = ops_reply_begin();
 	if (!g)
 		return false;
 	json_gen_key(g, "jobs");
@@ -514,7 +514,7 @@ static void op_wait(struct daemon *d, struct conn *c, yajl_val t)
 	if (r < 0 || !names[0])
 		return conn_reply_error(c, "bad_request", "Field 'jobs' must be a non-empty list");
 	for (size_t i = 0; names[i]; i++) {
-		struct job *j = lookup(d, c, names[i]);
+		struct job *j = ops_lookup(d, c, names[i]);
 
 		if (!j)
 			return;
@@ -555,16 +555,18 @@ static void op_kill(struct daemon *d, struct conn *c, yajl_val t)
 	if (sig < 1 || sig > 64)
 		return conn_reply_error(c, "invalid_argument", "Invalid signal %llu",
 					(unsigned long long)sig);
-	j = lookup(d, c, name);
+	j = ops_lookup(d, c, name);
 	if (!j)
 		return;
 	if (unit && !job_unit(j, (unsigned)unit))
 		return conn_reply_error(c, "not_found", "Job %.12s has no unit %llu", j->id,
 					(unsigned long long)unit);
-	if (signal_unit(d, c, j, (unsigned)unit, (int)sig) < 0)
+	if (j->state == JOB_CHECKPOINTED) /* no container: the job ends, its versions stay */
+		ckpt_discard(d, j, (int)sig);
+	else if (signal_unit(d, c, j, (unsigned)unit, (int)sig) < 0)
 		return;
 	{
-		_cleanup_gen_ yajl_gen g = reply_begin();
+		_cleanup_gen_ yajl_gen g = ops_reply_begin();
 
 		if (g)
 			conn_send_map(c, g);
@@ -583,13 +585,13 @@ static void op_logs(struct daemon *d, struct conn *c, yajl_val t)
 	if (json_get_string(t, "job", &name) < 0 || get_limit(c, t, "unit", &unit) < 0 ||
 	    get_opt_bool(c, t, "follow", &follow) < 0)
 		return conn_reply_error(c, "bad_request", "Field 'job' (string) is required");
-	j = lookup(d, c, name);
+	j = ops_lookup(d, c, name);
 	if (!j)
 		return;
 	if (!job_unit(j, (unsigned)unit))
 		return conn_reply_error(c, "not_found", "Job %.12s has no unit %llu", j->id,
 					(unsigned long long)unit);
-	g = reply_begin();
+	g = ops_reply_begin();
 	if (!g)
 		return;
 	conn_send_map(c, g);
@@ -610,7 +612,7 @@ static void op_signal(struct daemon *d, struct conn *c, yajl_val t)
 
 static void op_version(struct daemon *d, struct conn *c, yajl_val t)
 {
-	_cleanup_gen_ yajl_gen g = reply_begin();
+	_cleanup_gen_ yajl_gen g = ops_reply_begin();
 
 	if (!g)
 		return;
@@ -635,6 +637,10 @@ static const struct op {
 	{ "logs", op_logs, { "v", "op", "job", "unit", "follow", NULL } },
 	{ "signal", op_signal, { "v", "op", "signal", NULL } },
 	{ "version", op_version, { "v", "op", NULL } },
+	{ "checkpoint", ckpt_op_checkpoint, { "v", "op", "job", "stop", NULL } },
+	{ "checkpoints", ckpt_op_list, { "v", "op", "job", NULL } },
+	{ "checkpoint_delete", ckpt_op_delete, { "v", "op", "job", "version", NULL } },
+	{ "restart", ckpt_op_restart, { "v", "op", "job", "version", NULL } },
 };
 
 void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len)
@@ -644,7 +650,7 @@ void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len)
 	const char *opname = NULL, *bad = NULL;
 	int64_t v = 0;
 
-	if (c->mode == CONN_WAIT || c->mode == CONN_STARTING ||
+	if (c->mode == CONN_WAIT || c->mode == CONN_STARTING || c->mode == CONN_CKPT ||
 	    (c->mode == CONN_ATTACHED && !c->follow))
 		return;
 	if (strlen(line) != len)

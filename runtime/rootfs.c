@@ -298,6 +298,13 @@ static int job_etc(int layer, uid_t ru, const char *skel)
 
 int rootfs_job_mount(struct daemon *d, struct job *j)
 {
+	return rootfs_job_mount_from(d, j, -EBADF);
+}
+
+/* upper_from >= 0: a directory holding "upper", the writable layer of a
+ * checkpoint, which becomes the job's writable layer. */
+int rootfs_job_mount_from(struct daemon *d, struct job *j, int upper_from)
+{
 	char layer[4096], rootfs[4096], opts[8192 + 256];
 	uid_t ru = j->idmap_base;
 	int r;
@@ -314,12 +321,15 @@ int rootfs_job_mount(struct daemon *d, struct job *j)
 	{
 		_cleanup_close_ int lfd = open(layer, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-		if (lfd < 0 || mkdirat(lfd, "upper", 0755) < 0 || mkdirat(lfd, "work", 0700) < 0 ||
-		    fchownat(lfd, "upper", ru, ru, 0) < 0) {
+		if (upper_from >= 0 && lfd >= 0)
+			r = copy_tree_at(upper_from, "upper", lfd, "upper", NULL);
+		else if (lfd < 0 || mkdirat(lfd, "upper", 0755) < 0 ||
+			 fchownat(lfd, "upper", ru, ru, 0) < 0)
 			r = -errno;
-			goto err_umount_layer;
-		}
-		r = job_etc(lfd, ru, d->skel_dir);
+		else
+			r = job_etc(lfd, ru, d->skel_dir);
+		if (r >= 0 && (lfd < 0 || mkdirat(lfd, "work", 0700) < 0))
+			r = -errno;
 		if (r < 0)
 			goto err_umount_layer;
 	}
