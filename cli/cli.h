@@ -206,6 +206,10 @@ struct cli_run_opts {
 	uint64_t memory, cpus, pids;
 	bool has_memory, has_cpus, has_pids;
 	bool detach, tty;
+	/* checkpoints (0: not given) */
+	uint64_t ckpt_every_us, ckpt_grace_us, ckpt_keep;
+	int ckpt_signal, restore_signal;
+	bool has_grace, restart_on_failure;
 };
 void cli_run_opts_done(struct cli_run_opts *o);
 #define _cleanup_cli_run_opts_ _cleanup_(cli_run_opts_done)

@@ -35,8 +35,7 @@ static int ckpt_option(const char *prog, int opt, const char *arg, void *opts)
 		o->list = true;
 		return 0;
 	default: /* --delete */
-		if (parse_uint64(arg, &o->delete) < 0 || o->delete == 0 ||
-		    o->delete > 1000000000) {
+		if (parse_uint64(arg, &o->delete) < 0 || o->delete == 0 || o->delete > 1000000000) {
 			cli_errorf(prog, "Invalid version '%s': give a number from --list", arg);
 			return -EINVAL;
 		}
@@ -132,7 +131,9 @@ int cli_xcheckpoint_main(const char *prog, int argc, char **argv)
 		cli_errorf(prog, "--list, --delete and --stop exclude each other");
 		return CLI_EXIT_USAGE;
 	}
-	r = cli_request_begin(o.list ? "checkpoints" : o.delete ? "checkpoint_delete" : "checkpoint",
+	r = cli_request_begin(o.list     ? "checkpoints"
+			      : o.delete ? "checkpoint_delete"
+					 : "checkpoint",
 			      &g);
 	if (r >= 0)
 		r = cli_gen_str(g, "job", argv[optind]);

@@ -105,6 +105,8 @@ int parse_int(const char *s, int *ret);
 int parse_uid(const char *s, uid_t *ret);
 /* "64M", "1G", "512k", "1048576"; binary units (K=1024). */
 int parse_size(const char *s, uint64_t *ret);
+/* "10m", "2s", "500ms", "1h", "1d"; a bare number is seconds. */
+int parse_duration(const char *s, uint64_t *ret_us);
 /* "0.5", "2", "1.25": returns milli-CPUs (1..1024000). */
 int parse_cpus(const char *s, uint64_t *ret_millicpus);
 int parse_signal(const char *s, int *ret); /* "KILL", "SIGKILL", "9" */

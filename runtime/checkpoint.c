@@ -28,6 +28,7 @@ struct ckpt_run {
 	int child_fd; /* its pidfd, in the event loop */
 	int err_fd;   /* read end of the pipe carrying the child's message */
 	uint64_t begun_us;
+	char *record; /* dump: the job.json of when it began (its units as frozen) */
 };
 
 #define CRIU_CONF "network-lock skip\n"
@@ -38,6 +39,7 @@ static void run_free(struct ckpt_run *run)
 		return;
 	closep(&run->child_fd);
 	closep(&run->err_fd);
+	free(run->record);
 	free(run);
 }
 
@@ -78,7 +80,8 @@ static void wait_ready(struct daemon *d, struct job *j)
 	while (mono_usec() < deadline) {
 		_cleanup_close_ int tmp = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-		if (tmp >= 0 && faccessat(tmp, ".xos-checkpoint-ready", F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (tmp >= 0 &&
+		    faccessat(tmp, ".xos-checkpoint-ready", F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
 			unlinkat(tmp, ".xos-checkpoint-ready", 0);
 			return;
 		}
@@ -220,7 +223,8 @@ static int begin_dump(struct daemon *d, struct job *j, bool stop, char **ret_msg
 	if (j->state != JOB_RUNNING || j->closing || j->run)
 		return *ret_msg = xstrdup_printf("Job %.12s is %s; only a running job can be "
 						 "checkpointed",
-						 j->id, j->run ? "busy" : job_state_to_string(j->state)),
+						 j->id,
+						 j->run ? "busy" : job_state_to_string(j->state)),
 		       -EBUSY;
 	if (j->tty)
 		return *ret_msg = xstrdup_printf("Job %.12s has a terminal (xrun -t): jobs with "
@@ -250,14 +254,22 @@ static int begin_dump(struct daemon *d, struct job *j, bool stop, char **ret_msg
 	(void)rm_rf_at(jfd, name);
 	if (mkdirat(jfd, name, 0700) < 0) {
 		r = -errno;
-		*ret_msg = xstrdup_printf("Cannot make a version in %s: %s",
-					  d->cfg->checkpoint_dir, strerror(-r));
+		*ret_msg = xstrdup_printf("Cannot make a version in %s: %s", d->cfg->checkpoint_dir,
+					  strerror(-r));
 		run_free(TAKE_PTR(j->run));
 		return r;
 	}
 	if (j->ckpt.signal)
 		(void)container_signal(d, j, 0, j->ckpt.signal);
 	set_state(d, j, JOB_CHECKPOINTING);
+	{
+		_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
+
+		if (g) {
+			job_to_json(j, g);
+			j->run->record = json_gen_take(g, true);
+		}
+	}
 	r = run_fork(d, j, stop);
 	if (r < 0) {
 		*ret_msg = xstrdup_printf("Cannot fork: %s", strerror(-r));
@@ -351,13 +363,9 @@ static int finish_version(struct daemon *d, struct job *j, int jfd, char **ret_m
 	if (r < 0)
 		return r;
 	(void)ckpt_read_stats(vfd, &st);
-	job_to_json(j, g);
-	text = json_gen_take(g, true);
-	r = text ? write_file_atomic_at(vfd, "record.json", text, strlen(text), 0600, true)
-		 : -ENOMEM;
-	free(TAKE_PTR(text));
-	yajl_gen_clear(g);
-	yajl_gen_reset(g, NULL);
+	r = j->run->record ? write_file_atomic_at(vfd, "record.json", j->run->record,
+						  strlen(j->run->record), 0600, true)
+			   : -ENOMEM;
 	if (r < 0)
 		return r;
 	gen_manifest(d, j, g, &st, sizes);
@@ -506,7 +514,8 @@ static int restore_spool(struct daemon *d, struct job *j, int vfd)
 	r = copy_tree_at(vfd, "spool", xos, "spool", NULL);
 	if (r < 0)
 		return r;
-	if (mkdirat(xos, "in", 0700) < 0 || fchownat(xos, "in", d->subuid_base, d->subgid_base, 0) < 0)
+	if (mkdirat(xos, "in", 0700) < 0 ||
+	    fchownat(xos, "in", d->subuid_base, d->subgid_base, 0) < 0)
 		return -errno;
 	return 0;
 }
@@ -727,8 +736,10 @@ void ckpt_op_checkpoint(struct daemon *d, struct conn *c, yajl_val t)
 	if (r < 0) {
 		c->mode = CONN_REQUEST;
 		c->job = NULL;
-		conn_reply_error(c, r == -EBUSY ? "conflict" : r == -EOPNOTSUPP ? "not_supported"
-										: "internal",
+		conn_reply_error(c,
+				 r == -EBUSY        ? "conflict"
+				 : r == -EOPNOTSUPP ? "not_supported"
+						    : "internal",
 				 "%s", msg ? msg : strerror(-r));
 	}
 }
@@ -873,6 +884,35 @@ void ckpt_forget(struct daemon *d, struct job *j)
 		(void)rm_rf_at(s, j->id);
 }
 
+/* The container of a job that asked for it is gone without the job having
+ * ended (the node or xosd failed): restore it from its newest version. */
+static bool recover(struct daemon *d, struct job *j)
+{
+	_cleanup_free_ unsigned *v = NULL;
+	_cleanup_free_ char *msg = NULL;
+	_cleanup_close_ int jfd = -EBADF, xos = -EBADF;
+	size_t n = 0;
+
+	if (!j->ckpt.restart_on_failure || j->state != JOB_RUNNING || container_attach(d, j) >= 0)
+		return false;
+	container_release(j);
+	xos = open_dir_at(j->dirfd, "xos");
+	if (xos >= 0 && j->spoolfd < 0)
+		j->spoolfd = open_dir_at(xos, "spool");
+	notify_collect_spool(d, j); /* it may have ended on its own */
+	closep(&j->spoolfd);
+	jfd = ckpt_job_store(d, j, false);
+	if (!job_is_live(j) || jfd < 0 || ckpt_list_versions(jfd, &v, &n) < 0 || n == 0)
+		return false;
+	log_info("Job %s lost its container while xosd was down; restoring version %u", j->id,
+		 v[n - 1]);
+	if (begin_restore(d, j, v[n - 1], &msg) < 0) {
+		log_error("%s", msg ? msg : "Failed to restore");
+		return false;
+	}
+	return true;
+}
+
 bool ckpt_adopt(struct daemon *d, struct job *j)
 {
 	_cleanup_close_ int jfd = -EBADF;
@@ -888,5 +928,37 @@ bool ckpt_adopt(struct daemon *d, struct job *j)
 			ckpt_remove_partial(jfd);
 		j->state = JOB_RUNNING;
 	}
-	return false;
+	return recover(d, j);
+}
+
+static void tick_job(struct daemon *d, struct job *j, uint64_t now)
+{
+	_cleanup_free_ char *msg = NULL;
+
+	if (!j->ckpt.every_us || j->state != JOB_RUNNING || j->run || j->closing) {
+		j->ckpt_due_us = 0;
+		return;
+	}
+	if (!j->ckpt_due_us)
+		j->ckpt_due_us = now + j->ckpt.every_us;
+	if (now < j->ckpt_due_us)
+		return;
+	j->ckpt_due_us = now + j->ckpt.every_us;
+	if (begin_dump(d, j, false, &msg) < 0)
+		log_error("Periodic checkpoint of job %s failed: %s", j->id,
+			  msg ? msg : "out of memory");
+}
+
+int ckpt_tick(struct daemon *d)
+{
+	uint64_t now = mono_usec(), next = UINT64_MAX;
+
+	for (struct job *j = d->jobs; j; j = j->next) {
+		tick_job(d, j, now);
+		if (j->ckpt_due_us && j->ckpt_due_us < next)
+			next = j->ckpt_due_us;
+	}
+	if (next == UINT64_MAX)
+		return -1;
+	return next <= now ? 0 : (int)((next - now + 999) / 1000);
 }

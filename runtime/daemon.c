@@ -820,7 +820,11 @@ int runtime_run(struct runtime_config *cfg)
 		 d.cg->name);
 	while (!d.quit) {
 		struct epoll_event evs[64];
-		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs), prune_cgroups(&d));
+		int t1 = prune_cgroups(&d), t2 = ckpt_tick(&d);
+		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs),
+				   t1 < 0   ? t2
+				   : t2 < 0 ? t1
+					    : (t1 < t2 ? t1 : t2));
 
 		if (n < 0 && errno != EINTR) {
 			r = log_error_errno(errno, "epoll_wait failed: %m");

@@ -18,6 +18,8 @@ struct run_req {
 	const char *workdir, *name, *template, *user, *job;
 	struct runtime_limits limits; /* the node's defaults unless given; 0: none */
 	bool limits_given, attach, tty;
+	struct job_ckpt_policy ckpt;
+	bool ckpt_given;
 };
 
 yajl_gen ops_reply_begin(void)
@@ -97,6 +99,38 @@ static int get_opt_bool(struct conn *c, yajl_val t, const char *k, bool *ret)
 	return r;
 }
 
+/* The checkpoint settings of a new job (docs/PROTOCOL.md). */
+static int parse_run_ckpt(struct conn *c, yajl_val t, struct run_req *q)
+{
+	struct job_ckpt_policy *p = &q->ckpt;
+	uint64_t keep = 0, sig = 0, rsig = 0;
+	const char *restart = NULL;
+	bool given = false;
+
+	p->grace_us = 5000000;
+	if (get_run_limit(c, t, "checkpoint_every", &p->every_us, &given) < 0 ||
+	    get_run_limit(c, t, "checkpoint_keep", &keep, &given) < 0 ||
+	    get_run_limit(c, t, "checkpoint_signal", &sig, &given) < 0 ||
+	    get_run_limit(c, t, "checkpoint_grace", &p->grace_us, &given) < 0 ||
+	    get_run_limit(c, t, "restore_signal", &rsig, &given) < 0 ||
+	    get_opt_str(c, t, "restart", &restart) < 0)
+		return -EINVAL;
+	if ((p->every_us && p->every_us < 1000000) || keep > 1000 || sig > 64 || rsig > 64 ||
+	    p->grace_us > 3600000000ULL ||
+	    (restart && strcmp(restart, "on-failure") && strcmp(restart, "no"))) {
+		conn_reply_error(c, "invalid_argument",
+				 "Invalid checkpoint settings (every >= 1s, keep <= 1000, signals "
+				 "1-64, grace <= 1h, restart on-failure or no)");
+		return -EINVAL;
+	}
+	p->keep = (unsigned)keep;
+	p->signal = (int)sig;
+	p->restore_signal = (int)rsig;
+	p->restart_on_failure = restart && !strcmp(restart, "on-failure");
+	q->ckpt_given = given || restart;
+	return 0;
+}
+
 static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
 {
 	int r = json_get_strv(t, "argv", &q->argv);
@@ -126,7 +160,7 @@ static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
 	    get_run_limit(c, t, "pids", &q->limits.pids, &q->limits_given) < 0 ||
 	    get_opt_bool(c, t, "attach", &q->attach) < 0 || get_opt_bool(c, t, "tty", &q->tty) < 0)
 		return -EINVAL;
-	return 0;
+	return parse_run_ckpt(c, t, q);
 }
 
 static int validate_run(struct daemon *d, struct conn *c, struct run_req *q)
@@ -155,6 +189,12 @@ static int validate_run(struct daemon *d, struct conn *c, struct run_req *q)
 	}
 	if (q->limits.millicpus > 1024000 || (q->limits.pids && q->limits.pids < 2)) {
 		conn_reply_error(c, "invalid_argument", "Invalid cpus or pids limit");
+		return -EINVAL;
+	}
+	if (q->tty && (q->ckpt.every_us || q->ckpt.restart_on_failure)) {
+		conn_reply_error(c, "invalid_argument",
+				 "A job with a terminal (-t) cannot be checkpointed: drop -t or "
+				 "the checkpoint options");
 		return -EINVAL;
 	}
 	if (q->template && strcmp(q->template, "host") != 0) {
@@ -357,10 +397,10 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 
 	if (!j)
 		return;
-	if (q->name || q->template || q->limits_given) {
-		conn_reply_error(
-			c, "invalid_argument",
-			"--name, --template and limits belong to the job; not allowed with --job");
+	if (q->name || q->template || q->limits_given || q->ckpt_given) {
+		conn_reply_error(c, "invalid_argument",
+				 "--name, --template, limits and checkpoint settings belong to the "
+				 "job; not allowed with --job");
 		return;
 	}
 	if (j->state != JOB_RUNNING || j->closing) {
@@ -417,6 +457,7 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 	j->limits = q.limits;
 	j->name = q.name ? strdup(q.name) : NULL;
 	j->tty = q.tty;
+	j->ckpt = q.ckpt;
 	j->template = strdup("host");
 	j->cgroup_parent = d->cfg->cgroup_parent ? strdup(d->cfg->cgroup_parent) : NULL;
 	j->state = JOB_STARTING;
@@ -625,12 +666,31 @@ static void op_version(struct daemon *d, struct conn *c, yajl_val t)
 static const struct op {
 	const char *name;
 	void (*fn)(struct daemon *d, struct conn *c, yajl_val t);
-	const char *const keys[20];
+	const char *const keys[24];
 } ops[] = {
 	{ "run",
 	  op_run,
-	  { "v", "op", "argv", "env", "workdir", "name", "template", "memory", "cpus", "pids",
-	    "user", "job", "attach", "tty", NULL } },
+	  { "v",
+	    "op",
+	    "argv",
+	    "env",
+	    "workdir",
+	    "name",
+	    "template",
+	    "memory",
+	    "cpus",
+	    "pids",
+	    "user",
+	    "job",
+	    "attach",
+	    "tty",
+	    "checkpoint_every",
+	    "checkpoint_keep",
+	    "checkpoint_signal",
+	    "checkpoint_grace",
+	    "restore_signal",
+	    "restart",
+	    NULL } },
 	{ "ps", op_ps, { "v", "op", "jobs", "all", NULL } },
 	{ "wait", op_wait, { "v", "op", "jobs", NULL } },
 	{ "kill", op_kill, { "v", "op", "job", "signal", "unit", NULL } },

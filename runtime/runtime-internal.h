@@ -58,11 +58,11 @@ int unit_exit_code(enum unit_state s, int code, int sig);
 
 /* What xrun said about checkpoints (persisted with the job). */
 struct job_ckpt_policy {
-	uint64_t every_us;   /* periodic checkpoints (0: none) */
-	unsigned keep;       /* versions kept (0: the node's checkpoint_keep) */
-	int signal;          /* sent before a checkpoint (0: none) */
-	uint64_t grace_us;   /* how long to wait for the job after it */
-	int restore_signal;  /* sent after a restart (0: none) */
+	uint64_t every_us;       /* periodic checkpoints (0: none) */
+	unsigned keep;           /* versions kept (0: the node's checkpoint_keep) */
+	int signal;              /* sent before a checkpoint (0: none) */
+	uint64_t grace_us;       /* how long to wait for the job after it */
+	int restore_signal;      /* sent after a restart (0: none) */
 	bool restart_on_failure; /* restore from the newest version after a node failure */
 };
 
@@ -87,8 +87,8 @@ struct job {
 	size_t n_units;
 	bool have_acct;
 	struct runtime_accounting acct;
-	bool closing; /* last unit reported: no unit can be added */
-	bool tty;     /* made with -t: its container has terminals (devpts) */
+	bool closing;                /* last unit reported: no unit can be added */
+	bool tty;                    /* made with -t: its container has terminals (devpts) */
 	struct job_ckpt_policy ckpt; /* checkpoint settings given to xrun */
 	unsigned ckpt_last;          /* number of the newest version made (0: none) */
 	unsigned restores;           /* restarts from a checkpoint so far */
@@ -102,9 +102,9 @@ struct job {
 	int spoolfd; /* <state>/jobs/<id>/xos/spool */
 	int inotify_wd;
 	unsigned signal_seq;
-	int cg_prune_tries; /* > 0: LXC's cgroups still to remove */
-	pid_t starter;      /* the child starting its container, while it does */
-	int starter_fd;     /* its pidfd, in the event loop */
+	int cg_prune_tries;   /* > 0: LXC's cgroups still to remove */
+	pid_t starter;        /* the child starting its container, while it does */
+	int starter_fd;       /* its pidfd, in the event loop */
 	struct ckpt_run *run; /* a checkpoint or restore under way (checkpoint.c) */
 	uint64_t ckpt_due_us; /* monotonic time of the next periodic checkpoint */
 	struct job *next;
@@ -185,8 +185,8 @@ struct daemon {
 	char *lxcpath;
 	char *skel_dir;
 	char *rootfs_mnt;
-	char *self_exe;  /* this xosd binary: CRIU's action script */
-	int ckpt_fd;     /* the checkpoint store (checkpoint_dir) */
+	char *self_exe; /* this xosd binary: CRIU's action script */
+	int ckpt_fd;    /* the checkpoint store (checkpoint_dir) */
 	uint32_t subuid_base, subuid_size, subgid_base, subgid_size;
 	struct job *jobs;
 	struct conn *conns;
@@ -267,6 +267,15 @@ void conns_unit_ended(struct daemon *d, struct job *j, unsigned unit);
 void conns_job_ended(struct daemon *d, struct job *j);
 void conns_free_all(struct daemon *d);
 
-enum ep_kind { EP_LISTEN, EP_CLIENT, EP_NOTIFY, EP_PIDFD, EP_INOTIFY, EP_SIGNAL, EP_STARTER, EP_CKPT };
+enum ep_kind {
+	EP_LISTEN,
+	EP_CLIENT,
+	EP_NOTIFY,
+	EP_PIDFD,
+	EP_INOTIFY,
+	EP_SIGNAL,
+	EP_STARTER,
+	EP_CKPT
+};
 
 #endif
