@@ -44,7 +44,7 @@ LIB_templates = $(BUILD)/libtemplates.a
 LIB_runtime = $(BUILD)/libruntime.a
 LIB_cli = $(BUILD)/libcli.a
 
-CLI_CMDS = xrun xps xlogs xwait xkill xtemplate
+CLI_CMDS = xrun xps xlogs xwait xkill xtemplate xcheckpoint xrestart
 BINS = $(BUILD)/xosd $(BUILD)/xos-loader $(BUILD)/xos $(addprefix $(BUILD)/,$(CLI_CMDS))
 
 UNIT_SRCS = $(wildcard tests/unit/test-*.c)

@@ -222,6 +222,10 @@ struct cli_run_opts {
 	struct cli_volume volumes[CLI_MAX_VOLUMES];
 	size_t n_volumes;
 	char *cwd; /* where xrun runs: the job starts in the same place when it is mounted */
+	/* checkpoints (0: not given) */
+	uint64_t ckpt_every_us, ckpt_grace_us, ckpt_keep;
+	int ckpt_signal, restore_signal;
+	bool has_grace, restart_on_failure;
 };
 void cli_run_opts_done(struct cli_run_opts *o);
 #define _cleanup_cli_run_opts_ _cleanup_(cli_run_opts_done)
@@ -249,5 +253,7 @@ int cli_xlogs_main(const char *prog, int argc, char **argv);
 int cli_xwait_main(const char *prog, int argc, char **argv);
 int cli_xkill_main(const char *prog, int argc, char **argv);
 int cli_xtemplate_main(const char *prog, int argc, char **argv);
+int cli_xcheckpoint_main(const char *prog, int argc, char **argv);
+int cli_xrestart_main(const char *prog, int argc, char **argv);
 
 #endif

@@ -20,6 +20,12 @@ enum {
 	OPT_NET,
 	OPT_IP,
 	OPT_GROUP,
+	OPT_CKPT_EVERY,
+	OPT_KEEP,
+	OPT_CKPT_SIGNAL,
+	OPT_CKPT_GRACE,
+	OPT_RESTORE_SIGNAL,
+	OPT_RESTART,
 };
 
 static const struct option run_options[] = {
@@ -42,6 +48,12 @@ static const struct option run_options[] = {
 	{ "ip", required_argument, NULL, OPT_IP },
 	{ "publish", required_argument, NULL, 'p' },
 	{ "group", required_argument, NULL, OPT_GROUP },
+	{ "checkpoint-every", required_argument, NULL, OPT_CKPT_EVERY },
+	{ "keep", required_argument, NULL, OPT_KEEP },
+	{ "checkpoint-signal", required_argument, NULL, OPT_CKPT_SIGNAL },
+	{ "checkpoint-grace", required_argument, NULL, OPT_CKPT_GRACE },
+	{ "restore-signal", required_argument, NULL, OPT_RESTORE_SIGNAL },
+	{ "restart", required_argument, NULL, OPT_RESTART },
 	CLI_COMMON_OPTIONS,
 	{},
 };
@@ -181,6 +193,45 @@ static int run_limit(const char *prog, int opt, const char *arg, struct cli_run_
 	}
 }
 
+static int run_ckpt_option(const char *prog, int opt, const char *arg, struct cli_run_opts *o)
+{
+	int r = 0;
+
+	switch (opt) {
+	case OPT_CKPT_EVERY:
+		r = parse_duration(arg, &o->ckpt_every_us);
+		if (r >= 0 && o->ckpt_every_us < 1000000)
+			r = -ERANGE;
+		break;
+	case OPT_CKPT_GRACE:
+		r = parse_duration(arg, &o->ckpt_grace_us);
+		o->has_grace = true;
+		break;
+	case OPT_KEEP:
+		r = parse_uint64(arg, &o->ckpt_keep);
+		if (r >= 0 && (o->ckpt_keep == 0 || o->ckpt_keep > 1000))
+			r = -ERANGE;
+		break;
+	case OPT_CKPT_SIGNAL:
+		r = parse_signal(arg, &o->ckpt_signal);
+		break;
+	case OPT_RESTORE_SIGNAL:
+		r = parse_signal(arg, &o->restore_signal);
+		break;
+	default: /* --restart */
+		if (strcmp(arg, "on-failure") && strcmp(arg, "no"))
+			r = -EINVAL;
+		o->restart_on_failure = !strcmp(arg, "on-failure");
+	}
+	if (r < 0)
+		cli_errorf(prog,
+			   "Invalid value '%s' (durations: 30s, 10m, 1h, at least 1s for "
+			   "--checkpoint-every; signals: USR1, TERM, 10; --keep: 1 to 1000; "
+			   "--restart: on-failure or no)",
+			   arg);
+	return r < 0 ? -EINVAL : 0;
+}
+
 static int run_option(const char *prog, int opt, const char *arg, void *opts)
 {
 	struct cli_run_opts *o = opts;
@@ -228,6 +279,13 @@ static int run_option(const char *prog, int opt, const char *arg, void *opts)
 
 		return s ? strv_push(&o->ports, s) : -ENOMEM;
 	}
+	case OPT_CKPT_EVERY:
+	case OPT_KEEP:
+	case OPT_CKPT_SIGNAL:
+	case OPT_CKPT_GRACE:
+	case OPT_RESTORE_SIGNAL:
+	case OPT_RESTART:
+		return run_ckpt_option(prog, opt, arg, o);
 	default: /* --memory, --cpus, --pids, --disk, --files */
 		return run_limit(prog, opt, arg, o);
 	}
@@ -266,7 +324,15 @@ static const struct cli_command run_command = {
 		"                       Publish the job's PORT as the node's HOSTPORT\n"
 		"                       (repeatable; below 1024 only for root)\n"
 		"      --group NAME     Isolation group (default: default); jobs of other\n"
-		"                       groups cannot reach this one\n",
+		"                       groups cannot reach this one\n"
+		"      --checkpoint-every DURATION  Checkpoint the job periodically (30s, 10m, 1h)\n"
+		"      --keep N         Keep the newest N versions (default: the node's)\n"
+		"      --checkpoint-signal SIG  Signal the job before each checkpoint\n"
+		"      --checkpoint-grace DURATION  Then wait at most this long (default 5s) for\n"
+		"                       it to create the file $XOS_CHECKPOINT_READY\n"
+		"      --restore-signal SIG  Signal the job after each restart\n"
+		"      --restart on-failure  Restore it from its newest version when its\n"
+		"                       container was lost with the node or xosd\n",
 	.help_pad = 3,
 	.help_end = "\n"
 		    "Options end at COMMAND. Attached, output and exit code are the job's and\n"
@@ -310,6 +376,25 @@ static int run_gen_volumes(yajl_gen g, const struct cli_run_opts *o)
 	return r;
 }
 
+static int run_gen_ckpt(yajl_gen g, const struct cli_run_opts *o)
+{
+	int r = 0;
+
+	if (o->ckpt_every_us)
+		r = cli_gen_int(g, "checkpoint_every", (int64_t)o->ckpt_every_us);
+	if (r >= 0 && o->ckpt_keep)
+		r = cli_gen_int(g, "checkpoint_keep", (int64_t)o->ckpt_keep);
+	if (r >= 0 && o->ckpt_signal)
+		r = cli_gen_int(g, "checkpoint_signal", o->ckpt_signal);
+	if (r >= 0 && o->has_grace)
+		r = cli_gen_int(g, "checkpoint_grace", (int64_t)o->ckpt_grace_us);
+	if (r >= 0 && o->restore_signal)
+		r = cli_gen_int(g, "restore_signal", o->restore_signal);
+	if (r >= 0 && o->restart_on_failure)
+		r = cli_gen_str(g, "restart", "on-failure");
+	return r;
+}
+
 static int run_gen_fields(yajl_gen g, const struct cli_run_opts *o)
 {
 	const struct {
@@ -348,7 +433,7 @@ static int run_gen_fields(yajl_gen g, const struct cli_run_opts *o)
 		r = cli_gen_bool(g, "attach", !o->detach);
 	if (r >= 0 && o->tty)
 		r = cli_gen_bool(g, "tty", true);
-	return r;
+	return r < 0 ? r : run_gen_ckpt(g, o);
 }
 
 int cli_run_request(const struct cli_run_opts *o, char **ret, size_t *ret_len)

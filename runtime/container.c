@@ -166,7 +166,7 @@ static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 	return r;
 }
 
-static int ct_name(struct job *j, char *buf, size_t len)
+int container_name(struct job *j, char *buf, size_t len)
 {
 	int r = snprintf(buf, len, "xos-%s", j->id);
 
@@ -186,7 +186,7 @@ int container_create(struct daemon *d, struct job *j)
 	r = build_config(d, j, buf, &off);
 	if (r < 0)
 		return r;
-	ct_name(j, name, sizeof(name));
+	container_name(j, name, sizeof(name));
 	lxc = open(d->lxcpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (lxc < 0)
 		return -errno;
@@ -204,7 +204,7 @@ static int open_handle(struct daemon *d, struct job *j)
 
 	if (j->c)
 		return 0;
-	ct_name(j, name, sizeof(name));
+	container_name(j, name, sizeof(name));
 	j->c = lxc_container_new(name, d->lxcpath);
 	return j->c ? 0 : -ENOMEM;
 }
@@ -240,7 +240,7 @@ static _noreturn_ void start_child(struct daemon *d, struct job *j)
 	signal(SIGPIPE, SIG_DFL);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	close_range(3, ~0U, 0);
-	ct_name(j, name, sizeof(name));
+	container_name(j, name, sizeof(name));
 	c = lxc_container_new(name, d->lxcpath);
 	if (!c)
 		_exit(1);
@@ -396,7 +396,7 @@ void container_remove_config(struct daemon *d, struct job *j)
 	_cleanup_close_ int lxc = open(d->lxcpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	char name[64], lock[4096];
 
-	ct_name(j, name, sizeof(name));
+	container_name(j, name, sizeof(name));
 	if (lxc >= 0)
 		rm_rf_at(lxc, name);
 	snprintf(lock, sizeof(lock), LXC_LOCK_DIR "%s/.%s", d->lxcpath, name);
@@ -463,6 +463,7 @@ static int unit_env(struct job *j, char **env, char ***ret)
 		{ "HOSTNAME", j->name ? j->name : hostname },
 		{ "XOS_JOB_ID", j->id },
 		{ "TERM", "xterm" },
+		{ "XOS_CHECKPOINT_READY", "/tmp/.xos-checkpoint-ready" },
 	};
 	_cleanup_strv_free_ char **v = NULL;
 	int r = 0;
@@ -470,7 +471,8 @@ static int unit_env(struct job *j, char **env, char ***ret)
 	memcpy(hostname, j->id, XOS_JOB_ID_SHORT);
 	hostname[XOS_JOB_ID_SHORT] = 0;
 	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(defaults); i++) {
-		if (env_has(env, defaults[i][0]) || (!j->tty && !strcmp(defaults[i][0], "TERM")))
+		if (env_has(env, defaults[i][0]) || (!j->tty && !strcmp(defaults[i][0], "TERM")) ||
+		    (!j->ckpt.signal && !strcmp(defaults[i][0], "XOS_CHECKPOINT_READY")))
 			continue;
 		r = strv_push(&v, xstrdup_printf("%s=%s", defaults[i][0], defaults[i][1]));
 	}

@@ -21,7 +21,8 @@
 
 /* epoll data: the object pointer (malloc'ed, so 16-byte aligned) with the
  * kind of event source in its low bits. */
-#define EP_KIND_MASK 7ULL
+#define EP_KIND_MASK 15ULL
+_Static_assert(EP_CKPT <= EP_KIND_MASK, "more kinds of event source than the epoll data holds");
 
 int daemon_epoll_add(struct daemon *d, int fd, uint32_t events, int kind, void *ptr)
 {
@@ -244,7 +245,7 @@ void daemon_unit_ended(struct daemon *d, struct job *j, unsigned unit)
 }
 
 /* The container is gone (or never came up): tidy every trace of it. */
-static void job_cleanup(struct daemon *d, struct job *j)
+void daemon_job_cleanup(struct daemon *d, struct job *j)
 {
 	char p[4096];
 
@@ -274,7 +275,7 @@ static bool job_in_use(struct daemon *d, struct job *j)
 	for (struct conn *c = d->conns; c; c = c->next)
 		if (c->job == j)
 			return true;
-	return j->cg_prune_tries > 0 || j->pidfd >= 0 || j->starter > 0;
+	return j->cg_prune_tries > 0 || j->pidfd >= 0 || j->starter > 0 || j->run;
 }
 
 /* Forget the oldest ended jobs beyond keep_ended: record, output, directory. */
@@ -297,6 +298,8 @@ static void prune_ended_jobs(struct daemon *d)
 			return;
 		j = *oldest;
 		r = rm_rf_at(d->jobs_fd, j->id);
+		if (r >= 0)
+			ckpt_forget(d, j);
 		if (r < 0) {
 			log_warn("Failed to remove ended job %s: %s", j->id, strerror(-r));
 			return;
@@ -355,7 +358,7 @@ void daemon_job_gone(struct daemon *d, struct job *j)
 			conns_job_ended(d, j);
 		}
 	}
-	job_cleanup(d, j);
+	daemon_job_cleanup(d, j);
 }
 
 /* Wait (briefly) for the container of an ended job to go, answering its
@@ -365,7 +368,7 @@ static void finish_cleanup(struct daemon *d, struct job *j)
 	uint64_t deadline = mono_usec() + 3000000;
 
 	if (j->pidfd < 0 && container_attach(d, j) < 0) {
-		job_cleanup(d, j); /* already gone */
+		daemon_job_cleanup(d, j); /* already gone */
 		return;
 	}
 	if (j->notify_fd < 0)
@@ -377,7 +380,7 @@ static void finish_cleanup(struct daemon *d, struct job *j)
 		if (poll(p, 2, 100) < 0 && errno != EINTR)
 			break;
 		if (p[0].revents) {
-			job_cleanup(d, j);
+			daemon_job_cleanup(d, j);
 			return;
 		}
 		if (p[1].revents)
@@ -439,6 +442,8 @@ static int load_job(struct daemon *d, const char *id)
 	j->dirfd = TAKE_FD(dfd);
 	j->next = d->jobs;
 	d->jobs = j;
+	if (ckpt_adopt(d, j))
+		return 0;
 	if (job_is_live(j))
 		adopt_job(d, j);
 	else if (faccessat(j->dirfd, "rootfs", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
@@ -504,6 +509,7 @@ static int setup_dirs(struct daemon *d)
 	d->lxcpath = xstrdup_printf("%s/lxc", c->state_dir);
 	d->skel_dir = xstrdup_printf("%s/skel", c->state_dir);
 	d->rootfs_mnt = xstrdup_printf("%s/rootfs-mnt", c->state_dir);
+	d->self_exe = realpath("/proc/self/exe", NULL);
 	return d->lxcpath && d->skel_dir && d->rootfs_mnt ? 0 : -ENOMEM;
 }
 
@@ -652,7 +658,11 @@ static void dispatch(struct daemon *d, struct epoll_event *ev, int sfd)
 		break;
 	case EP_PIDFD:
 		log_debug("Container of job %s ended", j->id);
-		daemon_job_gone(d, j);
+		if (!ckpt_container_gone(d, j))
+			daemon_job_gone(d, j);
+		break;
+	case EP_CKPT:
+		ckpt_child_done(d, j);
 		break;
 	case EP_SIGNAL: {
 		struct signalfd_siginfo si;
@@ -715,6 +725,8 @@ static void daemon_free(struct daemon *d)
 	free(d->lxcpath);
 	free(d->skel_dir);
 	free(d->rootfs_mnt);
+	free(d->self_exe);
+	closep(&d->ckpt_fd);
 	closep(&d->epfd);
 	closep(&d->inotify_fd);
 	closep(&d->jobs_fd);
@@ -822,7 +834,8 @@ int runtime_run(struct runtime_config *cfg)
 			    .jobs_fd = -EBADF,
 			    .catalog_fd = -EBADF,
 			    .epfd = -EBADF,
-			    .inotify_fd = -EBADF };
+			    .inotify_fd = -EBADF,
+			    .ckpt_fd = -EBADF };
 	_cleanup_close_ int lock = -EBADF, sfd = -EBADF;
 	int r = daemon_start(&d, &lock, &sfd);
 
@@ -834,7 +847,11 @@ int runtime_run(struct runtime_config *cfg)
 		 d.cg->name);
 	while (!d.quit) {
 		struct epoll_event evs[64];
-		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs), prune_cgroups(&d));
+		int t1 = prune_cgroups(&d), t2 = ckpt_tick(&d);
+		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs),
+				   t1 < 0   ? t2
+				   : t2 < 0 ? t1
+					    : (t1 < t2 ? t1 : t2));
 
 		if (n < 0 && errno != EINTR) {
 			r = log_error_errno(errno, "epoll_wait failed: %m");

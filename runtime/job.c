@@ -269,6 +269,23 @@ static void acct_to_json(const struct job *j, yajl_gen g)
 	yajl_gen_map_close(g);
 }
 
+static void ckpt_policy_to_json(const struct job *j, yajl_gen g)
+{
+	const struct job_ckpt_policy *p = &j->ckpt;
+
+	json_gen_key(g, "checkpoint");
+	yajl_gen_map_open(g);
+	json_gen_kv_uint(g, "every_us", p->every_us);
+	json_gen_kv_uint(g, "keep", p->keep);
+	json_gen_kv_int(g, "signal", p->signal);
+	json_gen_kv_uint(g, "grace_us", p->grace_us);
+	json_gen_kv_int(g, "restore_signal", p->restore_signal);
+	json_gen_kv_str(g, "restart", p->restart_on_failure ? "on-failure" : "no");
+	json_gen_kv_uint(g, "last_version", j->ckpt_last);
+	json_gen_kv_uint(g, "restores", j->restores);
+	yajl_gen_map_close(g);
+}
+
 void job_to_json(const struct job *j, yajl_gen g)
 {
 	bool final = job_state_is_final(j->state);
@@ -328,6 +345,7 @@ void job_to_json(const struct job *j, yajl_gen g)
 	json_gen_kv_bool(g, "tty", j->tty);
 	net_to_json(&j->net, g);
 	json_gen_kv_bool(g, "shifted_user", j->shifted_user);
+	ckpt_policy_to_json(j, g);
 	json_gen_key(g, "units");
 	yajl_gen_array_open(g);
 	for (size_t i = 0; i < j->n_units; i++)
@@ -438,6 +456,24 @@ static int job_fields_from_json(yajl_val t, struct job *j)
 	}
 	if (net_from_json(get(t, "net"), &j->net) < 0)
 		return -EINVAL;
+	v = get(t, "checkpoint");
+	if (YAJL_IS_OBJECT(v)) {
+		const char *restart = NULL;
+		int64_t sig = 0;
+
+		j->ckpt.every_us = get_u(v, "every_us");
+		j->ckpt.keep = (unsigned)get_u(v, "keep");
+		j->ckpt.grace_us = get_u(v, "grace_us");
+		(void)json_get_int(v, "signal", &sig);
+		j->ckpt.signal = (int)sig;
+		sig = 0;
+		(void)json_get_int(v, "restore_signal", &sig);
+		j->ckpt.restore_signal = (int)sig;
+		j->ckpt.restart_on_failure = json_get_string(v, "restart", &restart) >= 0 &&
+					     !strcmp(restart, "on-failure");
+		j->ckpt_last = (unsigned)get_u(v, "last_version");
+		j->restores = (unsigned)get_u(v, "restores");
+	}
 	v = get(t, "accounting");
 	if (YAJL_IS_OBJECT(v)) {
 		j->have_acct = true;

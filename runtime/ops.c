@@ -34,9 +34,11 @@ struct run_req {
 	char *tpl_name;            /* the job's template (resolve_template) */
 	struct template_info *tpl; /* its metadata; NULL for host */
 	bool limits_given, attach, tty, no_home;
+	struct job_ckpt_policy ckpt;
+	bool ckpt_given;
 };
 
-static yajl_gen reply_begin(void)
+yajl_gen ops_reply_begin(void)
 {
 	yajl_gen g = yajl_gen_alloc(NULL);
 
@@ -53,7 +55,7 @@ static bool may_see(const struct conn *c, const struct job *j)
 	return c->uid == 0 || c->uid == j->owner_uid;
 }
 
-static struct job *lookup(struct daemon *d, struct conn *c, const char *name)
+struct job *ops_lookup(struct daemon *d, struct conn *c, const char *name)
 {
 	struct job *j = NULL;
 	int r = daemon_lookup_job(d, name, &j);
@@ -145,6 +147,38 @@ static int parse_volumes(struct conn *c, yajl_val t, struct run_req *q)
 	return 0;
 }
 
+/* The checkpoint settings of a new job (docs/PROTOCOL.md). */
+static int parse_run_ckpt(struct conn *c, yajl_val t, struct run_req *q)
+{
+	struct job_ckpt_policy *p = &q->ckpt;
+	uint64_t keep = 0, sig = 0, rsig = 0;
+	const char *restart = NULL;
+	bool given = false;
+
+	p->grace_us = 5000000;
+	if (get_run_limit(c, t, "checkpoint_every", &p->every_us, &given) < 0 ||
+	    get_run_limit(c, t, "checkpoint_keep", &keep, &given) < 0 ||
+	    get_run_limit(c, t, "checkpoint_signal", &sig, &given) < 0 ||
+	    get_run_limit(c, t, "checkpoint_grace", &p->grace_us, &given) < 0 ||
+	    get_run_limit(c, t, "restore_signal", &rsig, &given) < 0 ||
+	    get_opt_str(c, t, "restart", &restart) < 0)
+		return -EINVAL;
+	if ((p->every_us && p->every_us < 1000000) || keep > 1000 || sig > 64 || rsig > 64 ||
+	    p->grace_us > 3600000000ULL ||
+	    (restart && strcmp(restart, "on-failure") && strcmp(restart, "no"))) {
+		conn_reply_error(c, "invalid_argument",
+				 "Invalid checkpoint settings (every >= 1s, keep <= 1000, signals "
+				 "1-64, grace <= 1h, restart on-failure or no)");
+		return -EINVAL;
+	}
+	p->keep = (unsigned)keep;
+	p->signal = (int)sig;
+	p->restore_signal = (int)rsig;
+	p->restart_on_failure = restart && !strcmp(restart, "on-failure");
+	q->ckpt_given = given || restart;
+	return 0;
+}
+
 static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
 {
 	int r = json_get_strv(t, "argv", &q->argv);
@@ -184,7 +218,7 @@ static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
 		conn_reply_error(c, "bad_request", "Field 'ports' must be a list of strings");
 		return r;
 	}
-	return 0;
+	return parse_run_ckpt(c, t, q);
 }
 
 /* The job's network from the request (checked; the lease and ports are
@@ -286,6 +320,12 @@ static int validate_run(struct daemon *d, struct conn *c, struct run_req *q)
 	}
 	if (q->limits.millicpus > 1024000 || (q->limits.pids && q->limits.pids < 2)) {
 		conn_reply_error(c, "invalid_argument", "Invalid cpus or pids limit");
+		return -EINVAL;
+	}
+	if (q->tty && (q->ckpt.every_us || q->ckpt.restart_on_failure)) {
+		conn_reply_error(c, "invalid_argument",
+				 "A job with a terminal (-t) cannot be checkpointed: drop -t or "
+				 "the checkpoint options");
 		return -EINVAL;
 	}
 	if (c->uid != 0 && (q->disk > d->cfg->max_disk || q->files > d->cfg->max_files)) {
@@ -691,7 +731,7 @@ void ops_reply_started(struct daemon *d, struct conn *c)
 static void reply_run(struct daemon *d, struct conn *c, struct job *j, unsigned unit, bool attach,
 		      bool tty)
 {
-	_cleanup_gen_ yajl_gen g = reply_begin();
+	_cleanup_gen_ yajl_gen g = ops_reply_begin();
 
 	if (!g)
 		return;
@@ -709,17 +749,18 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 {
 	_cleanup_strv_free_ char **env = NULL;
 	_cleanup_free_ char *cwd = NULL, *terr = NULL;
-	struct job *j = lookup(d, c, q->job);
+	struct job *j = ops_lookup(d, c, q->job);
 	struct unit *u;
 	int r;
 
 	if (!j)
 		return;
 	if (q->name || q->template || q->limits_given || q->disk || q->files || q->n_volumes ||
-	    q->net || q->ip || q->group || q->ports) {
-		conn_reply_error(c, "invalid_argument",
-				 "--name, --template, limits, disk limits, volumes and the network "
-				 "belong to the job; not allowed with --job");
+	    q->net || q->ip || q->group || q->ports || q->ckpt_given) {
+		conn_reply_error(
+			c, "invalid_argument",
+			"--name, --template, limits, disk limits, volumes, the network and "
+			"checkpoint settings belong to the job; not allowed with --job");
 		return;
 	}
 	if (j->state != JOB_RUNNING || j->closing) {
@@ -781,6 +822,7 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 	j->limits = q.limits;
 	j->name = q.name ? strdup(q.name) : NULL;
 	j->tty = q.tty;
+	j->ckpt = q.ckpt;
 	j->template = TAKE_PTR(q.tpl_name);
 	j->cgroup_parent = d->cfg->cgroup_parent ? strdup(d->cfg->cgroup_parent) : NULL;
 	j->state = JOB_STARTING;
@@ -832,9 +874,9 @@ static void op_ps(struct daemon *d, struct conn *c, yajl_val t)
 	if (!named)
 		return conn_reply_error(c, "internal", "Out of memory");
 	for (size_t i = 0; i < n; i++) /* each name resolved once, in the request's order */
-		if (!(named[i] = lookup(d, c, names[i])))
+		if (!(named[i] = ops_lookup(d, c, names[i])))
 			return;
-	g = reply_begin();
+	g = ops_reply_begin();
 	if (!g)
 		return;
 	json_gen_key(g, "jobs");
@@ -865,7 +907,7 @@ bool ops_wait_check(struct daemon *d, struct conn *c)
 		if (j && job_is_live(j))
 			return false;
 	}
-	g = reply_begin();
+	g = ops_reply_begin();
 	if (!g)
 		return false;
 	json_gen_key(g, "jobs");
@@ -895,7 +937,7 @@ static void op_wait(struct daemon *d, struct conn *c, yajl_val t)
 	if (r < 0 || !names[0])
 		return conn_reply_error(c, "bad_request", "Field 'jobs' must be a non-empty list");
 	for (size_t i = 0; names[i]; i++) {
-		struct job *j = lookup(d, c, names[i]);
+		struct job *j = ops_lookup(d, c, names[i]);
 
 		if (!j)
 			return;
@@ -936,16 +978,18 @@ static void op_kill(struct daemon *d, struct conn *c, yajl_val t)
 	if (sig < 1 || sig > 64)
 		return conn_reply_error(c, "invalid_argument", "Invalid signal %llu",
 					(unsigned long long)sig);
-	j = lookup(d, c, name);
+	j = ops_lookup(d, c, name);
 	if (!j)
 		return;
 	if (unit && !job_unit(j, (unsigned)unit))
 		return conn_reply_error(c, "not_found", "Job %.12s has no unit %llu", j->id,
 					(unsigned long long)unit);
-	if (signal_unit(d, c, j, (unsigned)unit, (int)sig) < 0)
+	if (j->state == JOB_CHECKPOINTED) /* no container: the job ends, its versions stay */
+		ckpt_discard(d, j, (int)sig);
+	else if (signal_unit(d, c, j, (unsigned)unit, (int)sig) < 0)
 		return;
 	{
-		_cleanup_gen_ yajl_gen g = reply_begin();
+		_cleanup_gen_ yajl_gen g = ops_reply_begin();
 
 		if (g)
 			conn_send_map(c, g);
@@ -964,13 +1008,13 @@ static void op_logs(struct daemon *d, struct conn *c, yajl_val t)
 	if (json_get_string(t, "job", &name) < 0 || get_limit(c, t, "unit", &unit) < 0 ||
 	    get_opt_bool(c, t, "follow", &follow) < 0)
 		return conn_reply_error(c, "bad_request", "Field 'job' (string) is required");
-	j = lookup(d, c, name);
+	j = ops_lookup(d, c, name);
 	if (!j)
 		return;
 	if (!job_unit(j, (unsigned)unit))
 		return conn_reply_error(c, "not_found", "Job %.12s has no unit %llu", j->id,
 					(unsigned long long)unit);
-	g = reply_begin();
+	g = ops_reply_begin();
 	if (!g)
 		return;
 	conn_send_map(c, g);
@@ -991,7 +1035,7 @@ static void op_signal(struct daemon *d, struct conn *c, yajl_val t)
 
 static void op_version(struct daemon *d, struct conn *c, yajl_val t)
 {
-	_cleanup_gen_ yajl_gen g = reply_begin();
+	_cleanup_gen_ yajl_gen g = ops_reply_begin();
 
 	if (!g)
 		return;
@@ -1004,12 +1048,40 @@ static void op_version(struct daemon *d, struct conn *c, yajl_val t)
 static const struct op {
 	const char *name;
 	void (*fn)(struct daemon *d, struct conn *c, yajl_val t);
-	const char *const keys[32];
+	const char *const keys[40];
 } ops[] = {
-	{ "run", op_run, { "v",        "op",     "argv", "env",     "workdir", "name",
-			   "template", "memory", "cpus", "pids",    "user",    "job",
-			   "attach",   "tty",    "cwd",  "no_home", "disk",    "files",
-			   "volumes",  "net",    "ip",   "ports",   "group",   NULL } },
+	{ "run",
+	  op_run,
+	  { "v",
+	    "op",
+	    "argv",
+	    "env",
+	    "workdir",
+	    "name",
+	    "template",
+	    "memory",
+	    "cpus",
+	    "pids",
+	    "user",
+	    "job",
+	    "attach",
+	    "tty",
+	    "cwd",
+	    "no_home",
+	    "disk",
+	    "files",
+	    "volumes",
+	    "net",
+	    "ip",
+	    "ports",
+	    "group",
+	    "checkpoint_every",
+	    "checkpoint_keep",
+	    "checkpoint_signal",
+	    "checkpoint_grace",
+	    "restore_signal",
+	    "restart",
+	    NULL } },
 	{ "ps", op_ps, { "v", "op", "jobs", "all", NULL } },
 	{ "wait", op_wait, { "v", "op", "jobs", NULL } },
 	{ "kill", op_kill, { "v", "op", "job", "signal", "unit", NULL } },
@@ -1024,6 +1096,10 @@ static const struct op {
 	{ "template_show", ops_template_show, { "v", "op", "name", NULL } },
 	{ "template_default", ops_template_default, { "v", "op", "name", NULL } },
 	{ "template_remove", ops_template_remove, { "v", "op", "name", "force", NULL } },
+	{ "checkpoint", ckpt_op_checkpoint, { "v", "op", "job", "stop", NULL } },
+	{ "checkpoints", ckpt_op_list, { "v", "op", "job", NULL } },
+	{ "checkpoint_delete", ckpt_op_delete, { "v", "op", "job", "version", NULL } },
+	{ "restart", ckpt_op_restart, { "v", "op", "job", "version", NULL } },
 };
 
 void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len)
@@ -1034,7 +1110,7 @@ void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len)
 	int64_t v = 0;
 
 	if (c->mode == CONN_WAIT || c->mode == CONN_STARTING || c->mode == CONN_TEMPLATE ||
-	    (c->mode == CONN_ATTACHED && !c->follow))
+	    c->mode == CONN_CKPT || (c->mode == CONN_ATTACHED && !c->follow))
 		return;
 	if (strlen(line) != len)
 		return conn_reply_error(c, "bad_request", "Request contains a NUL byte");

@@ -349,14 +349,20 @@ static int layer_limit_inodes(struct daemon *d, struct job *j, const char *layer
 	return 0;
 }
 
-static int layer_prepare(struct daemon *d, struct job *j, const char *layer, const char *lower)
+/* upper_from >= 0: a directory holding "upper", the writable layer of a
+ * checkpoint, which becomes the job's writable layer. */
+static int layer_prepare(struct daemon *d, struct job *j, const char *layer, const char *lower,
+			 int upper_from)
 {
 	_cleanup_close_ int lfd = open(layer, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	uid_t ru = j->idmap_base;
 	int r;
 
-	if (lfd < 0 || mkdirat(lfd, "upper", 0755) < 0 || mkdirat(lfd, "work", 0700) < 0 ||
-	    fchownat(lfd, "upper", ru, ru, 0) < 0)
+	if (lfd < 0 || mkdirat(lfd, "work", 0700) < 0)
+		return -errno;
+	if (upper_from >= 0)
+		return copy_tree_at(upper_from, "upper", lfd, "upper", NULL);
+	if (mkdirat(lfd, "upper", 0755) < 0 || fchownat(lfd, "upper", ru, ru, 0) < 0)
 		return -errno;
 	r = job_tmp(lower, lfd);
 	if (r >= 0 && (!j->template || !strcmp(j->template, "host")))
@@ -365,6 +371,12 @@ static int layer_prepare(struct daemon *d, struct job *j, const char *layer, con
 }
 
 int rootfs_job_mount(struct daemon *d, struct job *j)
+{
+	return rootfs_job_mount_from(d, j, -EBADF);
+}
+
+/* (after a restart, the --files limit counts from the restored layer) */
+int rootfs_job_mount_from(struct daemon *d, struct job *j, int upper_from)
 {
 	char layer[4096], rootfs[4096], lower[4096], opts[12288 + 256];
 	uint64_t size = j->disk ? j->disk : d->cfg->layer_size;
@@ -382,7 +394,7 @@ int rootfs_job_mount(struct daemon *d, struct job *j)
 		 files ? (unsigned long long)files + 64 : 0ULL);
 	if (mount("xos-layer", layer, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
 		return -errno;
-	r = layer_prepare(d, j, layer, lower);
+	r = layer_prepare(d, j, layer, lower, upper_from);
 	if (r < 0)
 		goto err_umount_layer;
 	r = snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower,

@@ -65,6 +65,16 @@ struct job_volume {
 	int fd;    /* runtime only: O_PATH fd of src, opened as the submitter, until started */
 };
 
+/* What xrun said about checkpoints (persisted with the job). */
+struct job_ckpt_policy {
+	uint64_t every_us;       /* periodic checkpoints (0: none) */
+	unsigned keep;           /* versions kept (0: the node's checkpoint_keep) */
+	int signal;              /* sent before a checkpoint (0: none) */
+	uint64_t grace_us;       /* how long to wait for the job after it */
+	int restore_signal;      /* sent after a restart (0: none) */
+	bool restart_on_failure; /* restore from the newest version after a node failure */
+};
+
 struct job {
 	char id[XOS_JOB_ID_HEX + 1];
 	char *name;
@@ -90,10 +100,13 @@ struct job {
 	size_t n_units;
 	bool have_acct;
 	struct runtime_accounting acct;
-	bool closing;            /* last unit reported: no unit can be added */
-	bool tty;                /* made with -t: its container has terminals (devpts) */
-	bool shifted_user;       /* uid/gid are the template's, in the containers' range */
-	struct netsetup_job net; /* mode, address, group, published ports */
+	bool closing;                /* last unit reported: no unit can be added */
+	bool tty;                    /* made with -t: its container has terminals (devpts) */
+	bool shifted_user;           /* uid/gid are the template's, in the containers' range */
+	struct netsetup_job net;     /* mode, address, group, published ports */
+	struct job_ckpt_policy ckpt; /* checkpoint settings given to xrun */
+	unsigned ckpt_last;          /* number of the newest version made (0: none) */
+	unsigned restores;           /* restarts from a checkpoint so far */
 
 	/* runtime only */
 	bool have_usage; /* the writable layer's use, for xps */
@@ -106,9 +119,11 @@ struct job {
 	int spoolfd; /* <state>/jobs/<id>/xos/spool */
 	int inotify_wd;
 	unsigned signal_seq;
-	int cg_prune_tries; /* > 0: LXC's cgroups still to remove */
-	pid_t starter;      /* the child starting its container, while it does */
-	int starter_fd;     /* its pidfd, in the event loop */
+	int cg_prune_tries;   /* > 0: LXC's cgroups still to remove */
+	pid_t starter;        /* the child starting its container, while it does */
+	int starter_fd;       /* its pidfd, in the event loop */
+	struct ckpt_run *run; /* a checkpoint or restore under way (checkpoint.c) */
+	uint64_t ckpt_due_us; /* monotonic time of the next periodic checkpoint */
 	struct job *next;
 };
 
@@ -143,11 +158,13 @@ char *volume_map_cwd(const struct job *j, const char *cwd);
 /* Bind each volume at <job>/vol/N (closes the fds); undone by volume_unstage. */
 int volume_stage(struct daemon *d, struct job *j);
 void volume_unstage(struct daemon *d, struct job *j);
+int volume_restage(struct daemon *d, struct job *j, char **ret_error);
 
 /* ---- rootfs.c: the host template and per-job overlay ---- */
 int rootfs_host_skel_setup(const char *dir, uid_t root_uid, gid_t root_gid);
 int rootfs_host_skel_teardown(const char *dir);
 int rootfs_job_mount(struct daemon *d, struct job *j);
+int rootfs_job_mount_from(struct daemon *d, struct job *j, int upper_from);
 void rootfs_job_umount(struct daemon *d, struct job *j);
 int rootfs_job_usage(struct daemon *d, struct job *j, uint64_t *ret_bytes, uint64_t *ret_files);
 
@@ -169,6 +186,30 @@ void container_remove_lock_dirs(struct daemon *d); /* liblxc's, once empty */
 int container_write_unit_spec(struct daemon *d, struct job *j, unsigned n, char **argv, char **env,
 			      const char *cwd, bool tty);
 
+/* liblxc handle of a job's container and its name xos-<id>. */
+int container_name(struct job *j, char *buf, size_t len);
+
+/* ---- checkpoint.c: versions, checkpoint and restore ---- */
+struct ckpt_run;
+/* Requests (ops.c dispatches them here). */
+void ckpt_op_checkpoint(struct daemon *d, struct conn *c, struct yajl_val_s *t);
+void ckpt_op_list(struct daemon *d, struct conn *c, struct yajl_val_s *t);
+void ckpt_op_delete(struct daemon *d, struct conn *c, struct yajl_val_s *t);
+void ckpt_op_restart(struct daemon *d, struct conn *c, struct yajl_val_s *t);
+/* The child of a checkpoint or restore of j ended. */
+void ckpt_child_done(struct daemon *d, struct job *j);
+/* The container of j ended while a checkpoint ran: true if checkpoint.c takes it. */
+bool ckpt_container_gone(struct daemon *d, struct job *j);
+/* A checkpointed job (no container) is killed: it ends, its versions stay. */
+void ckpt_discard(struct daemon *d, struct job *j, int sig);
+/* Remove every version of a job that is forgotten. */
+void ckpt_forget(struct daemon *d, struct job *j);
+/* At start-up: a job found in a checkpoint state, or whose container is gone
+ * and that asked to be restarted on failure. true if checkpoint.c took it. */
+bool ckpt_adopt(struct daemon *d, struct job *j);
+/* Periodic checkpoints: start the due ones; the next timeout (ms) or -1. */
+int ckpt_tick(struct daemon *d);
+
 /* ---- daemon.c ---- */
 struct daemon {
 	struct runtime_config *cfg;
@@ -183,6 +224,8 @@ struct daemon {
 	char *lxcpath;
 	char *skel_dir;
 	char *rootfs_mnt;
+	char *self_exe; /* this xosd binary: CRIU's action script */
+	int ckpt_fd;    /* the checkpoint store (checkpoint_dir) */
 	uint32_t subuid_base, subuid_size, subgid_base, subgid_size;
 	struct netsetup *net;
 	struct job *jobs;
@@ -202,6 +245,8 @@ int daemon_lookup_job(struct daemon *d, const char *name, struct job **ret);
 int daemon_watch_job(struct daemon *d, struct job *j);
 void daemon_unit_ended(struct daemon *d, struct job *j, unsigned unit);
 void daemon_job_gone(struct daemon *d, struct job *j);
+/* Tidy every trace of a job's container (mounts, config, fds); the record stays. */
+void daemon_job_cleanup(struct daemon *d, struct job *j);
 int daemon_epoll_add(struct daemon *d, int fd, uint32_t events, int kind, void *ptr);
 
 /* ---- notify.c: completion reports ---- */
@@ -217,6 +262,7 @@ enum conn_mode {
 	CONN_WAIT,
 	CONN_CLOSING,
 	CONN_TEMPLATE, /* a template import runs for it (template-ops.c) */
+	CONN_CKPT,     /* waiting for a checkpoint or restore of c->job */
 };
 struct conn {
 	int fd;
@@ -250,6 +296,9 @@ void conn_kick(struct daemon *d, struct conn *c);
 /* Pass a unit's terminal to the xrun attached to it; -ENOENT if none is. */
 int conns_pass_tty(struct daemon *d, struct job *j, unsigned unit, int fd);
 /* ops.c */
+struct yajl_gen_t *ops_reply_begin(void); /* {"v":..,"ok":true */
+/* The job a request names, if the caller may act on it; else answered. */
+struct job *ops_lookup(struct daemon *d, struct conn *c, const char *name);
 void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len);
 bool ops_wait_check(struct daemon *d, struct conn *c); /* true: answered */
 /* The starter of job j ended: finish the start and answer the waiting xruns. */
@@ -272,7 +321,8 @@ enum ep_kind {
 	EP_INOTIFY,
 	EP_SIGNAL,
 	EP_STARTER,
-	EP_TEMPLATE, /* the last of 8 (3 bits of the epoll data) */
+	EP_TEMPLATE,
+	EP_CKPT, /* the last of 16 (4 bits of the epoll data) */
 };
 
 /* ---- template-ops.c: the template catalogue (xtemplate) ---- */

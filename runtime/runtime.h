@@ -30,6 +30,10 @@ struct runtime_config {
 	char *cgroup_parent;        /* where job cgroups go (relative), NULL: LXC's default */
 	int log_level;              /* 0 err .. 3 debug */
 	struct netsetup_config net; /* the net_* keys */
+	char *checkpoint_dir;       /* checkpoint store, default <state_dir>/checkpoints */
+	uint64_t checkpoint_keep;   /* versions kept per job unless xrun --keep (0: all) */
+	char *hooks_dir;            /* hooks, default SYSCONFDIR/xos/hooks.d */
+	uint64_t hook_timeout_us;   /* a hook running longer is killed and fails */
 };
 
 void runtime_config_init(struct runtime_config *c);
@@ -38,6 +42,11 @@ void runtime_config_free(struct runtime_config *c);
 int runtime_config_load(struct runtime_config *c, const char *path, char **ret_error);
 /* Fill in derived defaults (socket path from run dir...). */
 int runtime_config_finish(struct runtime_config *c);
+
+/* CRIU's action script during a checkpoint: xosd runs as it (main() checks
+ * CRTOOLS_SCRIPT_ACTION); copies the job's writable layer and spool while
+ * the container is frozen. Returns the exit status. */
+int runtime_ckpt_action(void);
 
 /* Run the daemon until SIGTERM/SIGINT. Jobs keep running when it stops. */
 int runtime_run(struct runtime_config *c);

@@ -244,3 +244,29 @@ void volume_unstage(struct daemon *d, struct job *j)
 	}
 	unlinkat(j->dirfd, "vol", AT_REMOVEDIR);
 }
+
+/* Before a restart from a checkpoint: each volume opened again, with the same
+ * credentials as when the job was submitted (the owner's; the job account's
+ * for its home), and staged. The user's access is checked anew. */
+int volume_restage(struct daemon *d, struct job *j, char **ret_error)
+{
+	for (size_t i = 0; i < j->n_volumes; i++) {
+		struct job_volume *v = &j->volumes[i];
+		bool as_root = !v->home && j->owner_uid == 0;
+		_cleanup_free_ char *path = NULL;
+		const char *why = NULL;
+		int r;
+
+		closep(&v->fd);
+		r = volume_open_as(d, as_root ? 0 : j->uid, j->gid, as_root ? NULL : j->groups,
+				   as_root ? 0 : j->n_groups, v->src, v->ro, &v->fd, &path, &why);
+		if (r >= 0 && strcmp(path, v->src) != 0)
+			r = -ESTALE, why = "it now resolves to another directory";
+		if (r < 0) {
+			*ret_error = xstrdup_printf("Volume %s: %s", v->src, why ? why : strerror(-r));
+			job_close_volume_fds(j);
+			return r;
+		}
+	}
+	return volume_stage(d, j);
+}
