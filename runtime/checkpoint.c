@@ -234,6 +234,14 @@ static int begin_dump(struct daemon *d, struct job *j, bool stop, char **ret_msg
 						 "without -t",
 						 j->id),
 		       -EOPNOTSUPP;
+	if (j->net.mode == NETSETUP_BRIDGE && !d->cfg->checkpoint_bridge)
+		return *ret_msg = xstrdup_printf(
+			       "Job %.12s uses --net bridge: CRIU cannot recreate its veth in the "
+			       "job's user namespace on this kernel (restore fails with "
+			       "EOPNOTSUPP), so it is not checkpointed; run it with --net none, or "
+			       "set checkpoint_bridge = true in xosd.conf once CRIU can",
+			       j->id),
+		       -EOPNOTSUPP;
 	if (!d->self_exe || strpbrk(d->self_exe, " \t\n'\"\\$`;&|<>*?()[]{}!#~"))
 		return *ret_msg = strdup("xosd's own path cannot serve as CRIU's action script"),
 		       -EINVAL;

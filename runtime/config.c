@@ -109,6 +109,8 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 		return parse_uint64(v, &c->keep_ended);
 	if (!strcmp(k, "checkpoint_dir"))
 		return set_abs_path(&c->checkpoint_dir, v);
+	if (!strcmp(k, "checkpoint_bridge"))
+		return set_bool(&c->checkpoint_bridge, v);
 	if (!strcmp(k, "checkpoint_keep"))
 		return parse_uint64(v, &c->checkpoint_keep);
 	if (!strcmp(k, "hooks_dir"))

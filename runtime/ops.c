@@ -835,6 +835,14 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 							    : resolve_user(d, c, q.user, j)) < 0 ||
 	    parse_net(d, c, &q, &j->net) < 0)
 		goto out;
+	if (j->net.mode == NETSETUP_BRIDGE && !d->cfg->checkpoint_bridge &&
+	    (q.ckpt.every_us || q.ckpt.restart_on_failure)) {
+		conn_reply_error(c, "not_supported",
+				 "Jobs with --net bridge cannot be checkpointed on this node (CRIU "
+				 "cannot recreate their veth); drop --net bridge or the checkpoint "
+				 "options");
+		goto out;
+	}
 	if (!job_add_unit(j, strv_copy(q.argv))) {
 		conn_reply_error(c, "internal", "Out of memory");
 		goto out;

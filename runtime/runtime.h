@@ -32,6 +32,7 @@ struct runtime_config {
 	struct netsetup_config net; /* the net_* keys */
 	char *checkpoint_dir;       /* checkpoint store, default <state_dir>/checkpoints */
 	uint64_t checkpoint_keep;   /* versions kept per job unless xrun --keep (0: all) */
+	bool checkpoint_bridge;     /* try to checkpoint --net bridge jobs (see xosd.conf(5)) */
 	char *hooks_dir;            /* hooks, default SYSCONFDIR/xos/hooks.d */
 	uint64_t hook_timeout_us;   /* a hook running longer is killed and fails */
 };

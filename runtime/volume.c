@@ -263,7 +263,8 @@ int volume_restage(struct daemon *d, struct job *j, char **ret_error)
 		if (r >= 0 && strcmp(path, v->src) != 0)
 			r = -ESTALE, why = "it now resolves to another directory";
 		if (r < 0) {
-			*ret_error = xstrdup_printf("Volume %s: %s", v->src, why ? why : strerror(-r));
+			*ret_error = xstrdup_printf("Volume %s: %s", v->src,
+						    why ? why : strerror(-r));
 			job_close_volume_fds(j);
 			return r;
 		}
