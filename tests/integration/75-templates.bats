@@ -139,7 +139,7 @@ assert_catalog_empty() {
 	[ ! -e /etc/x ]
 	assert_equal "$(stat -c '%Y %s' /etc/shadow)" "$before"
 	# no partial template, no staging directory (removed by a helper: give it a moment)
-	for _ in $(seq 1 50); do
+	for _ in $(seq 1 200); do
 		has_entry .import- || break
 		sleep 0.1
 	done
@@ -200,7 +200,7 @@ assert_catalog_empty() {
 	has_entry .removed-
 	xkill -s KILL "$id"
 	xwait "$id" || true
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 300); do
 		has_entry .removed- || break
 		sleep 0.1
 	done
@@ -254,7 +254,7 @@ assert_catalog_empty() {
 	feeder=$!
 	xtemplate import slow "$XOS_TMP/fifo" >/dev/null 2>&1 &
 	client=$!
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 300); do
 		has_entry .import- && break
 		sleep 0.05
 	done
@@ -262,7 +262,7 @@ assert_catalog_empty() {
 	# the client goes: the import is cancelled and its files removed
 	kill "$client"
 	wait "$client" || true
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 300); do
 		has_entry .import- || break
 		sleep 0.05
 	done
@@ -272,7 +272,7 @@ assert_catalog_empty() {
 	client=$!
 	(cat "$XOS_TMP/bb.tar"; exec sleep 60) >"$XOS_TMP/fifo" &
 	feeder2=$!
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 300); do
 		has_entry .import- && break
 		sleep 0.05
 	done
@@ -334,7 +334,7 @@ assert_catalog_empty() {
 	assert_output still-here
 	xkill -s KILL "$id"
 	xwait "$id" || true
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 300); do
 		has_entry .removed- || break
 		sleep 0.1
 	done
