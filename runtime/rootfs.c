@@ -403,7 +403,7 @@ int rootfs_job_mount_from(struct daemon *d, struct job *j, int upper_from)
 		r = -ENAMETOOLONG;
 		goto err_umount_layer;
 	}
-	if (mount("xos-root", rootfs, "overlay", MS_NOSUID, opts) < 0) {
+	if (mount("xos-root", rootfs, "overlay", MS_NOSUID | MS_NODEV, opts) < 0) {
 		r = -errno;
 		goto err_umount_layer;
 	}

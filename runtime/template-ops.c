@@ -16,6 +16,7 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
+#include "runtime/ckpt-internal.h"
 #include "runtime/runtime-internal.h"
 #include "templates/templates.h"
 
@@ -76,12 +77,29 @@ static void task_free(struct template_task *t)
 
 /* ---- who uses a template ---- */
 
-/* Checkpoints will pin templates too: a version restores onto its template.
- * The hook for them; none yet. */
-static size_t checkpoint_users(struct daemon *d, const char *name, char ***ids)
+/* Checkpoints pin templates too: a version restores onto its template. The
+ * ended (or checkpointed and stopped) jobs on it that have versions. */
+static size_t checkpoint_users(struct daemon *d, const char *name, const struct conn *c,
+			       char ***ids)
 {
-	(void)d, (void)name, (void)ids;
-	return 0;
+	size_t n = 0;
+
+	for (struct job *j = d->jobs; j; j = j->next) {
+		_cleanup_free_ unsigned *versions = NULL;
+		_cleanup_close_ int jfd = -EBADF;
+		size_t nv = 0;
+
+		if (job_is_live(j) || !j->template || strcmp(j->template, name) != 0)
+			continue;
+		jfd = ckpt_job_store(d, j, false);
+		if (jfd < 0 || ckpt_list_versions(jfd, &versions, &nv) < 0 || nv == 0)
+			continue;
+		n++;
+		if (ids && (!c || c->uid == 0 || c->uid == j->owner_uid))
+			(void)strv_push(
+				ids, xstrdup_printf("%.*s (checkpoints)", XOS_JOB_ID_SHORT, j->id));
+	}
+	return n;
 }
 
 /* Ids of the live jobs on template name (all of them if ids is NULL: count). */
@@ -96,7 +114,7 @@ static size_t template_users(struct daemon *d, const char *name, const struct co
 		if (ids && (!c || c->uid == 0 || c->uid == j->owner_uid))
 			(void)strv_push(ids, strndup(j->id, XOS_JOB_ID_SHORT));
 	}
-	return n + checkpoint_users(d, name, ids);
+	return n + checkpoint_users(d, name, c, ids);
 }
 
 /* ---- helper processes ---- */

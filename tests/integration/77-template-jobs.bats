@@ -124,3 +124,20 @@ make_busybox_root() {
 	run xrun --template app --user nobody -- id -u
 	assert_output 65534
 }
+
+@test "a template whose job has checkpoint versions cannot be removed; --force says which job's checkpoints it breaks" {
+	make_busybox_root "$XOS_TMP/ck"
+	tar -C "$XOS_TMP/ck" --owner=0 --group=0 -cf "$XOS_TMP/ck.tar" .
+	xtemplate import ck "$XOS_TMP/ck.tar"
+	id=$(xrun -d --template ck -- sleep 100)
+	wait_state "$id" RUNNING
+	xcheckpoint "$id"
+	xkill -s KILL "$id"
+	xwait "$id" || true
+	run xtemplate remove ck
+	assert_failure
+	assert_output --partial "${id:0:12} (checkpoints)"
+	run xtemplate remove --force ck
+	assert_success
+	assert_output --partial "${id:0:12} (checkpoints)"
+}
