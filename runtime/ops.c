@@ -572,8 +572,10 @@ static int open_volumes(struct daemon *d, struct conn *c, struct run_req *q, str
 {
 	const gid_t *groups = c->uid == 0 ? NULL : j->groups;
 	size_t ng = c->uid == 0 ? 0 : j->n_groups;
+	/* (a home that is not there, as nobody's, costs no helper process) */
 	bool home = d->cfg->mount_home && !q->no_home && !j->shifted_user && j->home &&
-		    j->home[0] == '/' && volume_check_target(j->home, &(const char *){ NULL }) >= 0;
+		    j->home[0] == '/' && access(j->home, F_OK) == 0 &&
+		    volume_check_target(j->home, &(const char *){ NULL }) >= 0;
 
 	for (size_t i = 0; home && i < q->n_volumes; i++)
 		home = strcmp(q->volumes[i].dst, j->home) != 0;
