@@ -31,16 +31,6 @@ as_user() {
 	setpriv --reuid "$VUID" --regid "$VUID" --clear-groups env XOS_SOCKET="$XOS_SOCKET" "$@"
 }
 
-wait_lines() { # FILE N
-	local i
-	for i in $(seq 1 400); do
-		[ -e "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && return 0
-		sleep 0.05
-	done
-	echo "$1 has fewer than $2 lines" >&2
-	return 1
-}
-
 @test "acceptance 8: a job appending to a file on a volume and in its home is checkpointed, killed, restarted, and goes on appending" {
 	# shellcheck disable=SC2016
 	id=$(as_user xrun -d -v "$XOS_TMP/data:/data" -- sh -c \

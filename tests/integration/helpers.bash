@@ -218,3 +218,14 @@ job_init_pid() {
 	c="xos-$(xps -a --json "$1" | jq -r '.[0].id')"
 	lxc-info -P "$XOS_TMP/state/lxc" -n "$c" -p -H 2>/dev/null
 }
+
+# wait_lines FILE N: until FILE has at least N lines (20 s at most)
+wait_lines() {
+	local i
+	for i in $(seq 1 400); do
+		[ -e "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && return 0
+		sleep 0.05
+	done
+	echo "$1 has fewer than $2 lines" >&2
+	return 1
+}
