@@ -34,7 +34,7 @@ CRYPTO_LIBS := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
 
 MODULES = common netsetup loader templates runtime cli
 # every .c of a module except main.c goes into its static library
-lib_srcs = $(filter-out $(1)/main.c,$(wildcard $(1)/*.c))
+lib_srcs = $(filter-out $(1)/main.c $(1)/main-%.c,$(wildcard $(1)/*.c))
 lib_objs = $(patsubst %.c,$(BUILD)/%.o,$(call lib_srcs,$(1)))
 
 LIB_common = $(BUILD)/libcommon.a
@@ -44,8 +44,11 @@ LIB_templates = $(BUILD)/libtemplates.a
 LIB_runtime = $(BUILD)/libruntime.a
 LIB_cli = $(BUILD)/libcli.a
 
-CLI_CMDS = xrun xps xlogs xwait xkill xtemplate xcheckpoint xrestart
-BINS = $(BUILD)/xosd $(BUILD)/xos-loader $(BUILD)/xos $(addprefix $(BUILD)/,$(CLI_CMDS))
+CLI_CMDS = xrun xps xlogs xwait xkill xcheckpoint xrestart
+# xtemplate is a binary of its own: it alone needs libarchive and libcrypto,
+# whose loading would cost every xrun about 3 ms
+BINS = $(BUILD)/xosd $(BUILD)/xos-loader $(BUILD)/xos $(BUILD)/xtemplate \
+       $(addprefix $(BUILD)/,$(CLI_CMDS))
 
 UNIT_SRCS = $(wildcard tests/unit/test-*.c)
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -77,8 +80,12 @@ endif
 $(BUILD)/xosd: $(BUILD)/runtime/main.o $(LIB_runtime) $(LIB_templates) $(LIB_netsetup) $(LIB_loader) $(LIB_common)
 	$(CC) $(LDHARDEN) -o $@ $^ $(LXC_LIBS) $(YAJL_LIBS) $(NFT_LIBS) $(ARCHIVE_LIBS) $(CRYPTO_LIBS)
 
-$(BUILD)/xos: $(BUILD)/cli/main.o $(LIB_cli) $(LIB_templates) $(LIB_common)
-	$(CC) $(LDHARDEN) -o $@ $^ $(YAJL_LIBS) $(ARCHIVE_LIBS) $(CRYPTO_LIBS)
+$(BUILD)/xos: $(BUILD)/cli/main.o $(LIB_cli) $(LIB_common)
+	$(CC) $(LDHARDEN) -o $@ $^ $(YAJL_LIBS)
+
+$(BUILD)/xtemplate: $(BUILD)/cli/main-xtemplate.o $(LIB_cli) $(LIB_templates) $(LIB_common)
+	rm -f $@ # (a symlink to xos in older trees)
+	$(CC) $(LDHARDEN) -o $@ $^ $(YAJL_LIBS) $(ARCHIVE_LIBS) $(CRYPTO_LIBS) -lpthread
 
 $(addprefix $(BUILD)/,$(CLI_CMDS)): $(BUILD)/xos
 	ln -sf xos $@
@@ -110,6 +117,7 @@ install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR)
 	install -m 0755 $(BUILD)/xos $(DESTDIR)$(BINDIR)/xos
 	for c in $(CLI_CMDS); do ln -sf xos $(DESTDIR)$(BINDIR)/$$c; done
+	install -m 0755 $(BUILD)/xtemplate $(DESTDIR)$(BINDIR)/xtemplate
 	install -m 0755 $(BUILD)/xosd $(DESTDIR)$(SBINDIR)/xosd
 	install -m 0755 $(BUILD)/xos-loader $(DESTDIR)$(LIBEXECDIR)/xos-loader
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
