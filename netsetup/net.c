@@ -309,13 +309,16 @@ static int bridge_setup(struct netsetup *n, const char *id, struct netsetup_job 
 		return r;
 	if ((r = ports_hold(nj, err)) < 0)
 		goto err_lease;
+	n->nft_error[0] = 0;
 	if ((r = bridge_up(n)) < 0) {
 		*err = xstrdup_printf("Cannot set up the bridge %s and its rules: %s",
-				      n->cfg->bridge, strerror(-r));
+				      n->cfg->bridge,
+				      n->nft_error[0] ? n->nft_error : strerror(-r));
 		goto err_ports;
 	}
 	if ((r = nftw_job(n, "add", id, nj)) < 0) {
-		*err = xstrdup_printf("Cannot add the job's rules to table %s", n->cfg->table);
+		*err = xstrdup_printf("Cannot add the job's rules to table %s: %s", n->cfg->table,
+				      n->nft_error);
 		goto err_bridge;
 	}
 	return 0;

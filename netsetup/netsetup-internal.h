@@ -19,7 +19,8 @@ struct netsetup {
 	int net_fd;   /* <state>/net */
 	int lease_fd; /* <state>/net/leases: one file per leased address */
 	struct nft_ctx *nft;
-	bool up; /* bridge and tables are in place */
+	char nft_error[256]; /* the first line of nft's last error */
+	bool up;             /* bridge and tables are in place */
 	struct nsjob *jobs;
 	size_t n_bridge_jobs;
 };

@@ -35,6 +35,8 @@ static int nft_run(struct netsetup *n, const char *script)
 
 	if (r != 0) {
 		log_debug("nft failed: %s (script: %s)", err ? err : "", script);
+		snprintf(n->nft_error, sizeof(n->nft_error), "%.*s",
+			 (int)strcspn(err ? err : "", "\n"), err ? err : "");
 		return -EIO;
 	}
 	return 0;
