@@ -142,12 +142,17 @@ static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
  * taken later, by netsetup). */
 static int parse_net(struct daemon *d, struct conn *c, struct run_req *q, struct netsetup_job *nj)
 {
-	nj->mode = q->net ? netsetup_mode_from_string(q->net) : d->cfg->net.default_mode;
+	bool wants_bridge = q->ip || q->group || (q->ports && q->ports[0]);
+
+	/* an address, a port or a group asks for the bridge unless --net says otherwise */
+	nj->mode = q->net         ? netsetup_mode_from_string(q->net)
+		   : wants_bridge ? NETSETUP_BRIDGE
+				  : d->cfg->net.default_mode;
 	if ((int)nj->mode < 0)
 		return conn_reply_error(c, "invalid_argument",
 					"Unknown network mode '%s' (use none or bridge)", q->net),
 		       -EINVAL;
-	if (nj->mode != NETSETUP_BRIDGE && (q->ip || q->group || (q->ports && q->ports[0])))
+	if (nj->mode != NETSETUP_BRIDGE && wants_bridge)
 		return conn_reply_error(c, "invalid_argument",
 					"--ip, --publish and --group need --net bridge"),
 		       -EINVAL;

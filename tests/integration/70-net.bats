@@ -123,6 +123,23 @@ member_count() { set_count member; }
 	fi
 	run xps --json "$id"
 	assert_equal "$(echo "$output" | jq -r '.[0].net.ports[0]')" "18080:8080/tcp"
+	# UDP, and -p alone asks for the bridge
+	u=$(xrun -d -p 18086:5353/udp -- python3 -c 'import socket
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("0.0.0.0",5353))
+while True:
+    d,a=s.recvfrom(100); s.sendto(b"udp "+d,a)')
+	wait_state "$u" RUNNING
+	assert_equal "$(job_field "$u" .net.mode)" "bridge"
+	run /usr/bin/python3 -c 'import socket,sys
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(0.3)
+for _ in range(30):
+    s.sendto(b"ping",("127.0.0.1",18086))
+    try: print(s.recv(100).decode()); sys.exit(0)
+    except socket.timeout: pass
+sys.exit(1)'
+	assert_success
+	assert_output "udp ping"
+	xkill -s KILL "$u"
 	run xps
 	assert_output --partial "18080:8080/tcp"
 	nft list table inet "$XOS_NET_TABLE" | grep -q "18080 : $addr . 8080"
@@ -141,7 +158,8 @@ member_count() { set_count member; }
 	xwait "$id" || true
 	run node_get 127.0.0.1 18080
 	assert_failure
-	run bash -c "nft list ruleset | grep -E '18080|$XOS_NET_TABLE'"
+	xwait "$u" || true
+	run bash -c "nft list ruleset | grep -E '18080|18086|$XOS_NET_TABLE'"
 	assert_output ""
 	[ "$(lease_count)" -eq 0 ]
 }
@@ -330,4 +348,7 @@ member_count() { set_count member; }
 	[ "$(set_count tcp_ports)" -eq 0 ]
 	run bash -c "ip -o link | grep -c 'master $XOS_NET_BRIDGE'"
 	assert_output "1"
+	# root may publish a port below 1024
+	run xrun --net bridge -p 1023:8080 -- true
+	assert_success
 }
