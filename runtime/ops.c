@@ -138,6 +138,39 @@ static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
 	return 0;
 }
 
+/* The published ports of the request: checked, not yet held. */
+static int parse_ports(struct conn *c, struct run_req *q, struct netsetup_job *nj)
+{
+	for (size_t i = 0; q->ports && q->ports[i]; i++) {
+		struct netsetup_port *p = &nj->ports[nj->n_ports];
+
+		if (nj->n_ports == NETSETUP_PORTS_MAX)
+			return conn_reply_error(c, "invalid_argument",
+						"At most %d ports can be published",
+						NETSETUP_PORTS_MAX),
+			       -E2BIG;
+		if (netsetup_port_parse(q->ports[i], p) < 0)
+			return conn_reply_error(c, "invalid_argument",
+						"Invalid port '%s': use HOSTPORT:PORT[/tcp|/udp] "
+						"with ports 1-65535",
+						q->ports[i]),
+			       -EINVAL;
+		if (p->host < 1024 && c->uid != 0)
+			return conn_reply_error(c, "permission_denied",
+						"Only root may publish port %u (below 1024); "
+						"use a host port of 1024 or above",
+						p->host),
+			       -EPERM;
+		for (size_t k = 0; k < nj->n_ports; k++)
+			if (nj->ports[k].host == p->host && nj->ports[k].proto == p->proto)
+				return conn_reply_error(c, "invalid_argument",
+							"Port %u is published twice", p->host),
+				       -EINVAL;
+		nj->n_ports++;
+	}
+	return 0;
+}
+
 /* The job's network from the request (checked; the lease and ports are
  * taken later, by netsetup). */
 static int parse_net(struct daemon *d, struct conn *c, struct run_req *q, struct netsetup_job *nj)
@@ -168,34 +201,7 @@ static int parse_net(struct daemon *d, struct conn *c, struct run_req *q, struct
 		       -EINVAL;
 	if (q->group)
 		snprintf(nj->group, sizeof(nj->group), "%s", q->group);
-	for (size_t i = 0; q->ports && q->ports[i]; i++) {
-		struct netsetup_port *p = &nj->ports[nj->n_ports];
-
-		if (nj->n_ports == NETSETUP_PORTS_MAX)
-			return conn_reply_error(c, "invalid_argument",
-						"At most %d ports can be published",
-						NETSETUP_PORTS_MAX),
-			       -E2BIG;
-		if (netsetup_port_parse(q->ports[i], p) < 0)
-			return conn_reply_error(c, "invalid_argument",
-						"Invalid port '%s': use HOSTPORT:PORT[/tcp|/udp] "
-						"with ports 1-65535",
-						q->ports[i]),
-			       -EINVAL;
-		if (p->host < 1024 && c->uid != 0)
-			return conn_reply_error(c, "permission_denied",
-						"Only root may publish port %u (below 1024); "
-						"use a host port of 1024 or above",
-						p->host),
-			       -EPERM;
-		for (size_t k = 0; k < nj->n_ports; k++)
-			if (nj->ports[k].host == p->host && nj->ports[k].proto == p->proto)
-				return conn_reply_error(c, "invalid_argument",
-							"Port %u is published twice", p->host),
-				       -EINVAL;
-		nj->n_ports++;
-	}
-	return 0;
+	return parse_ports(c, q, nj);
 }
 
 /* Lease, ports, bridge and rules for the job, or a clear error and nothing. */
