@@ -178,16 +178,14 @@ int nftw_tables_build(struct netsetup *n)
 	return r;
 }
 
-int nftw_tables_delete(struct netsetup *n)
+int nftw_tables_delete(struct netsetup *n, const char *table)
 {
 	char s[256];
 	int r;
 
-	snprintf(s, sizeof(s), "add table inet %s\ndelete table inet %s\n", n->cfg->table,
-		 n->cfg->table);
+	snprintf(s, sizeof(s), "add table inet %s\ndelete table inet %s\n", table, table);
 	r = nft_run(n, s);
-	snprintf(s, sizeof(s), "add table bridge %s\ndelete table bridge %s\n", n->cfg->table,
-		 n->cfg->table);
+	snprintf(s, sizeof(s), "add table bridge %s\ndelete table bridge %s\n", table, table);
 	return nft_run(n, s) < 0 ? -EIO : r;
 }
 

@@ -77,6 +77,22 @@ set_count() {
 }
 member_count() { set_count member; }
 
+# The daemon's bridge-mode jobs are all gone: wait (a job is final once its
+# loader reported; its container, and so its network, go a moment later)
+# until no lease, table or bridge of the daemon is left.
+wait_released() {
+	local i
+	for i in $(seq 1 200); do
+		if [ "$(lease_count)" -eq 0 ] && ! ip link show "$XOS_NET_BRIDGE" >/dev/null 2>&1 &&
+			! nft list tables | grep -qE " $XOS_NET_TABLE\$"; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "network not released: $(lease_count) leases; $(nft list tables | grep -E " $XOS_NET_TABLE\$")" >&2
+	return 1
+}
+
 @test "net 1: --net bridge gives eth0 with a pool address, a gateway and resolv.conf; --net none only lo" {
 	run xrun --net bridge -- sh -c 'ls /sys/class/net | tr "\n" " "; echo; grep -c nameserver /etc/resolv.conf; cat /proc/net/route | awk "NR>1 && \$2==\"00000000\" {print \$1}"'
 	assert_success
@@ -159,6 +175,7 @@ sys.exit(1)'
 	run node_get 127.0.0.1 18080
 	assert_failure
 	xwait "$u" || true
+	wait_released
 	run bash -c "nft list ruleset | grep -E '18080|18086|$XOS_NET_TABLE'"
 	assert_output ""
 	[ "$(lease_count)" -eq 0 ]
@@ -248,7 +265,7 @@ sys.exit(1)'
 	xkill -s KILL $(cat "$XOS_TMP/ids")
 	# shellcheck disable=SC2046
 	timeout 120 xwait $(cat "$XOS_TMP/ids") || true
-	[ "$(lease_count)" -eq 0 ]
+	wait_released
 	run bash -c "nft list tables | grep -w '$XOS_NET_TABLE'"
 	assert_output ""
 	run ip link show "$XOS_NET_BRIDGE"
@@ -277,6 +294,32 @@ sys.exit(1)'
 	wait_serving 127.0.0.1 18082
 	run bash -c "nft list table inet '$XOS_NET_TABLE' | grep -c '$gaddr'"
 	assert_output "0"
+}
+
+@test "net 6d: after a kill -9 of xosd whose bridge jobs all died, the restart removes its bridge and tables, and only its own" {
+	id=$(xrun -d --net bridge -p 18087:8080 -- sleep 1000)
+	wait_state "$id" RUNNING
+	pid=$(job_init_pid "$id")
+	kill -9 "$XOSD_PID"
+	wait "$XOSD_PID" 2>/dev/null || true
+	XOSD_PID=''
+	kill -KILL "$pid"
+	for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	ip link show "$XOS_NET_BRIDGE" >/dev/null # still there: nobody took it down
+	xosd_launch --config "$XOS_TMP/xosd.conf"
+	wait_state "$id" FAILED
+	wait_released
+	# a table and a bridge of the same names that this daemon did not make stay
+	nft add table inet "$XOS_NET_TABLE"
+	ip link add "$XOS_NET_BRIDGE" type bridge
+	xosd_stop
+	xosd_launch --config "$XOS_TMP/xosd.conf"
+	xosd_stop
+	run bash -c "nft list tables | grep -c ' $XOS_NET_TABLE\$'"
+	assert_output "1"
+	ip link show "$XOS_NET_BRIDGE" >/dev/null
+	nft delete table inet "$XOS_NET_TABLE"
+	ip link del "$XOS_NET_BRIDGE"
 }
 
 @test "net 6b: the address and ports are part of the job record (a restore reuses them)" {
