@@ -378,7 +378,9 @@ static void bridge_release(struct netsetup *n, const char *id, struct netsetup_j
 	lease_release(n, nj->addr, id);
 	if (netsetup_veth_name(id, veth) >= 0)
 		(void)link_delete(veth); /* usually gone with the container's namespace */
-	if (n->n_bridge_jobs == 0)
+	/* (before netsetup_reconcile, while jobs are being adopted, n->up is
+	 * false: a job found dead then takes down nothing the next may use) */
+	if (n->n_bridge_jobs == 0 && n->up)
 		bridge_down(n);
 }
 

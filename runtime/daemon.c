@@ -258,7 +258,10 @@ static void job_cleanup(struct daemon *d, struct job *j)
 	snprintf(p, sizeof(p), "%s/jobs/%s/xos/notify.sock", d->cfg->state_dir, j->id);
 	unlink(p);
 	container_release(j);
-	netsetup_job_release(d->net, j->id, &j->net);
+	/* the network goes with the job; a job stopped at a checkpoint keeps its
+	 * address, ports and rules for its restore */
+	if (j->state != JOB_CHECKPOINTED)
+		netsetup_job_release(d->net, j->id, &j->net);
 	rootfs_job_umount(d, j);
 	container_remove_config(d, j);
 	j->cg_prune_tries = 50; /* LXC's monitor may still sit in its cgroup */
@@ -388,10 +391,6 @@ static void adopt_job(struct daemon *d, struct job *j)
 {
 	int r = container_attach(d, j);
 
-	if (r >= 0 && (r = netsetup_job_adopt(d->net, j->id, &j->net)) < 0) {
-		log_warn("Failed to take over the network of job %s: %s", j->id, strerror(-r));
-		r = 0; /* it runs: it is re-adopted all the same */
-	}
 	if (r >= 0) {
 		if (j->state == JOB_STARTING) { /* xosd stopped while it was starting */
 			j->state = JOB_RUNNING;
@@ -437,6 +436,10 @@ static int load_job(struct daemon *d, const char *id)
 	j->dirfd = TAKE_FD(dfd);
 	j->next = d->jobs;
 	d->jobs = j;
+	/* a live job's network is its own again (lease, ports; the rules come
+	 * with netsetup_reconcile); if its container is gone, it goes with it */
+	if (job_is_live(j) && (r = netsetup_job_adopt(d->net, j->id, &j->net)) < 0)
+		log_warn("Failed to take over the network of job %s: %s", j->id, strerror(-r));
 	if (job_is_live(j))
 		adopt_job(d, j);
 	else if (faccessat(j->dirfd, "rootfs", F_OK, AT_SYMLINK_NOFOLLOW) == 0)

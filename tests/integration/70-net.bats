@@ -272,28 +272,38 @@ sys.exit(1)'
 	assert_failure
 }
 
-@test "net 6: a job killed while xosd is down loses its lease and veth at restart; the other keeps its own" {
-	keep=$(xrun -d --net bridge -p 18082:8080 -- python3 -c "$SRV" 8080)
-	gone=$(xrun -d --net bridge -- sleep 1000)
-	wait_state "$keep" RUNNING
-	wait_state "$gone" RUNNING
-	kaddr=$(net_addr "$keep") gaddr=$(net_addr "$gone")
-	pid=$(job_init_pid "$gone")
-	[ -n "$pid" ]
+@test "net 6: jobs killed while xosd is down lose their leases and veths at restart; the others keep theirs and work" {
+	local keep=() gone=() pids=() port j
+	for port in 18082 18088 18089; do
+		keep+=("$(xrun -d --net bridge -p "$port:8080" -- python3 -c "$SRV" 8080)")
+		gone+=("$(xrun -d --net bridge -- sleep 1000)")
+	done
+	for j in "${keep[@]}" "${gone[@]}"; do wait_state "$j" RUNNING; done
+	for j in "${gone[@]}"; do pids+=("$(job_init_pid "$j")"); done
+	declare -A ad
+	for j in "${keep[@]}" "${gone[@]}"; do ad[$j]=$(net_addr "$j"); done
 	xosd_stop
-	kill -KILL "$pid"
-	for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "${pids[@]}"
+	for _ in $(seq 1 50); do kill -0 "${pids[@]}" 2>/dev/null || break; sleep 0.1; done
 	xosd_launch --config "$XOS_TMP/xosd.conf"
-	wait_state "$gone" FAILED
-	[ ! -e "$XOS_TMP/state/net/leases/$gaddr" ]
-	[ -e "$XOS_TMP/state/net/leases/$kaddr" ]
-	run ip link show "xv${gone:0:12}"
-	assert_failure
-	assert_equal "$(net_addr "$keep")" "$kaddr"
-	# the survivor's published port still works, and its rules are back
-	wait_serving 127.0.0.1 18082
-	run bash -c "nft list table inet '$XOS_NET_TABLE' | grep -c '$gaddr'"
-	assert_output "0"
+	for j in "${gone[@]}"; do
+		wait_state "$j" FAILED
+		[ ! -e "$XOS_TMP/state/net/leases/${ad[$j]}" ]
+		run ip link show "xv${j:0:12}"
+		assert_failure
+		run bash -c "nft list table inet '$XOS_NET_TABLE' | grep -c '${ad[$j]} '"
+		assert_output "0"
+	done
+	# the survivors: same address, lease, a veth on the bridge, published port, gateway
+	for j in "${keep[@]}"; do
+		[ -e "$XOS_TMP/state/net/leases/${ad[$j]}" ]
+		assert_equal "$(net_addr "$j")" "${ad[$j]}"
+		ip -o link show "xv${j:0:12}" | grep -q "master $XOS_NET_BRIDGE"
+		run xrun --job "$j" -- python3 -c "$PROBE" "$XOS_NET_GATEWAY" 1
+		assert_output "tcp fail icmp ok"
+	done
+	for port in 18082 18088 18089; do wait_serving 127.0.0.1 "$port"; done
+	[ "$(lease_count)" -eq 3 ]
 }
 
 @test "net 6d: after a kill -9 of xosd whose bridge jobs all died, the restart removes its bridge and tables, and only its own" {
