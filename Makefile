@@ -29,8 +29,10 @@ YAJL_LIBS := $(shell $(PKG_CONFIG) --libs yajl 2>/dev/null)
 SECCOMP_LIBS := $(shell $(PKG_CONFIG) --libs libseccomp 2>/dev/null)
 CAP_LIBS := $(shell $(PKG_CONFIG) --libs libcap 2>/dev/null)
 NFT_LIBS := $(shell $(PKG_CONFIG) --libs libnftables 2>/dev/null)
+ARCHIVE_LIBS := $(shell $(PKG_CONFIG) --libs libarchive 2>/dev/null)
+CRYPTO_LIBS := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
 
-MODULES = common netsetup loader runtime cli
+MODULES = common netsetup loader templates runtime cli
 # every .c of a module except main.c goes into its static library
 lib_srcs = $(filter-out $(1)/main.c,$(wildcard $(1)/*.c))
 lib_objs = $(patsubst %.c,$(BUILD)/%.o,$(call lib_srcs,$(1)))
@@ -38,10 +40,11 @@ lib_objs = $(patsubst %.c,$(BUILD)/%.o,$(call lib_srcs,$(1)))
 LIB_common = $(BUILD)/libcommon.a
 LIB_netsetup = $(BUILD)/libnetsetup.a
 LIB_loader = $(BUILD)/libloader.a
+LIB_templates = $(BUILD)/libtemplates.a
 LIB_runtime = $(BUILD)/libruntime.a
 LIB_cli = $(BUILD)/libcli.a
 
-CLI_CMDS = xrun xps xlogs xwait xkill
+CLI_CMDS = xrun xps xlogs xwait xkill xtemplate xcheckpoint xrestart
 BINS = $(BUILD)/xosd $(BUILD)/xos-loader $(BUILD)/xos $(addprefix $(BUILD)/,$(CLI_CMDS))
 
 UNIT_SRCS = $(wildcard tests/unit/test-*.c)
@@ -71,19 +74,20 @@ else
 	$(CC) $(LDHARDEN) -o $@ $^ $(SECCOMP_LIBS) $(CAP_LIBS)
 endif
 
-$(BUILD)/xosd: $(BUILD)/runtime/main.o $(LIB_runtime) $(LIB_netsetup) $(LIB_loader) $(LIB_common)
-	$(CC) $(LDHARDEN) -o $@ $^ $(LXC_LIBS) $(YAJL_LIBS) $(NFT_LIBS)
+$(BUILD)/xosd: $(BUILD)/runtime/main.o $(LIB_runtime) $(LIB_templates) $(LIB_netsetup) $(LIB_loader) $(LIB_common)
+	$(CC) $(LDHARDEN) -o $@ $^ $(LXC_LIBS) $(YAJL_LIBS) $(NFT_LIBS) $(ARCHIVE_LIBS) $(CRYPTO_LIBS)
 
-$(BUILD)/xos: $(BUILD)/cli/main.o $(LIB_cli) $(LIB_common)
-	$(CC) $(LDHARDEN) -o $@ $^ $(YAJL_LIBS)
+$(BUILD)/xos: $(BUILD)/cli/main.o $(LIB_cli) $(LIB_templates) $(LIB_common)
+	$(CC) $(LDHARDEN) -o $@ $^ $(YAJL_LIBS) $(ARCHIVE_LIBS) $(CRYPTO_LIBS)
 
 $(addprefix $(BUILD)/,$(CLI_CMDS)): $(BUILD)/xos
 	ln -sf xos $@
 
-$(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/tap.h $(LIB_runtime) $(LIB_netsetup) $(LIB_loader) $(LIB_cli) $(LIB_common)
+$(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/tap.h $(LIB_runtime) $(LIB_templates) $(LIB_netsetup) $(LIB_loader) $(LIB_cli) $(LIB_common)
 	@mkdir -p $(dir $@)
-	$(CC) $(XCFLAGS) $(CFLAGS) $(LDHARDEN) -o $@ $< $(LIB_runtime) $(LIB_netsetup) $(LIB_loader) \
-		$(LIB_cli) $(LIB_common) $(LXC_LIBS) $(YAJL_LIBS) $(SECCOMP_LIBS) $(CAP_LIBS) $(NFT_LIBS)
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LDHARDEN) -o $@ $< $(LIB_runtime) $(LIB_templates) $(LIB_netsetup) \
+		$(LIB_loader) $(LIB_cli) $(LIB_templates) $(LIB_common) $(LXC_LIBS) $(YAJL_LIBS) \
+		$(SECCOMP_LIBS) $(CAP_LIBS) $(NFT_LIBS) $(ARCHIVE_LIBS) $(CRYPTO_LIBS)
 
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "# $$t"; $$t || fail=1; done; exit $$fail
@@ -94,6 +98,7 @@ check: all $(UNIT_BINS)
 
 bench: all
 	tests/bench/run.sh
+	tests/bench/templates.sh
 
 lint:
 	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) tests/unit/*.c

@@ -18,6 +18,9 @@ static const struct command commands[] = {
 	{ "xlogs", "logs", cli_xlogs_main, "Print the output of a job" },
 	{ "xwait", "wait", cli_xwait_main, "Wait until jobs have ended" },
 	{ "xkill", "kill", cli_xkill_main, "Send a signal to jobs" },
+	{ "xtemplate", "template", cli_xtemplate_main, "Manage the node's templates" },
+	{ "xcheckpoint", "checkpoint", cli_xcheckpoint_main, "Checkpoint a job, list versions" },
+	{ "xrestart", "restart", cli_xrestart_main, "Restart a job from a version" },
 };
 
 static void usage(FILE *f)
@@ -26,7 +29,7 @@ static void usage(FILE *f)
 		   "       xos --help | --version\n"
 		   "\nCommands (also installed as xrun, xps, ...):\n");
 	for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-		fprintf(f, "  %-6s %s\n", commands[i].verb, commands[i].summary);
+		fprintf(f, "  %-10s %s\n", commands[i].verb, commands[i].summary);
 	fprintf(f, "\nRun 'xos COMMAND --help' for the options of a command.\n");
 }
 

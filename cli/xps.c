@@ -11,6 +11,7 @@ enum {
 	COL_USER,
 	COL_STATE,
 	COL_UNITS,
+	COL_DISK,
 	COL_CREATED,
 	COL_ADDRESS,
 	COL_PORTS,
@@ -19,8 +20,22 @@ enum {
 };
 
 static const char *const col_titles[COL_MAX] = {
-	"ID", "NAME", "USER", "STATE", "UNITS", "CREATED", "ADDRESS", "PORTS", "COMMAND",
+	"ID", "NAME", "USER", "STATE", "UNITS", "DISK", "CREATED", "ADDRESS", "PORTS", "COMMAND",
 };
+
+/* "used/size" of the job's writable layer while it runs, else "-". */
+static char *ps_disk(yajl_val job)
+{
+	char used[32], size[32];
+	int64_t u, s;
+
+	if (cli_json_int(cli_json_get(job, "usage"), "disk", &u) < 0 ||
+	    cli_json_int(cli_json_get(job, "limits"), "disk", &s) < 0 || u < 0 || s <= 0 ||
+	    cli_format_size((uint64_t)u, used, sizeof(used)) < 0 ||
+	    cli_format_size((uint64_t)s, size, sizeof(size)) < 0)
+		return strdup("-");
+	return xstrdup_printf("%s/%s", used, size);
+}
 
 static const struct option ps_options[] = {
 	{ "all", no_argument, NULL, 'a' },
@@ -103,6 +118,8 @@ static char *ps_cell(yajl_val job, int col, uint64_t now)
 		yajl_val u = cli_json_get(job, "units");
 		return xstrdup_printf("%zu", YAJL_IS_ARRAY(u) ? u->u.array.len : (size_t)0);
 	}
+	case COL_DISK:
+		return ps_disk(job);
 	case COL_CREATED:
 		if (cli_json_int(job, "created_us", &t) < 0 || t < 0 ||
 		    cli_format_relative(now, (uint64_t)t, buf, sizeof(buf)) < 0)

@@ -105,6 +105,8 @@ int parse_int(const char *s, int *ret);
 int parse_uid(const char *s, uid_t *ret);
 /* "64M", "1G", "512k", "1048576"; binary units (K=1024). */
 int parse_size(const char *s, uint64_t *ret);
+/* "10m", "2s", "500ms", "1h", "1d"; a bare number is seconds. */
+int parse_duration(const char *s, uint64_t *ret_us);
 /* "0.5", "2", "1.25": returns milli-CPUs (1..1024000). */
 int parse_cpus(const char *s, uint64_t *ret_millicpus);
 int parse_signal(const char *s, int *ret); /* "KILL", "SIGKILL", "9" */
@@ -128,6 +130,11 @@ int mkdir_p_at(int dirfd, const char *path, mode_t mode);
  * crossing mount points. Missing is not an error. */
 int rm_rf_at(int dirfd, const char *name);
 int open_dir_at(int dirfd, const char *name); /* O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC */
+/* Copy directory from/name to the new directory to/to_name exactly (owners,
+ * modes, times, xattrs, device nodes, links; hard links become copies).
+ * *ret_bytes: bytes of file data copied (may be NULL). A failed copy leaves
+ * what it made: the caller removes it. */
+int copy_tree_at(int from, const char *name, int to, const char *to_name, uint64_t *ret_bytes);
 
 /* ---- passing fds over UNIX sockets (SCM_RIGHTS) ---- */
 /* recv(2) that also takes the first fd passed along (CLOEXEC) into *ret_fd if

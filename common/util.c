@@ -162,6 +162,32 @@ int parse_uid(const char *s, uid_t *ret)
 	return 0;
 }
 
+int parse_duration(const char *s, uint64_t *ret_us)
+{
+	static const struct {
+		const char *suffix;
+		uint64_t us;
+	} units[] = { { "ms", 1000ULL },    { "s", 1000000ULL },    { "", 1000000ULL },
+		      { "m", 60000000ULL }, { "h", 3600000000ULL }, { "d", 86400000000ULL } };
+	char *end = NULL;
+	unsigned long long v;
+
+	if (!s || !isdigit((unsigned char)s[0]))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -errno;
+	for (size_t i = 0; i < ELEMENTSOF(units); i++)
+		if (!strcmp(end, units[i].suffix)) {
+			if (v > UINT64_MAX / units[i].us)
+				return -ERANGE;
+			*ret_us = v * units[i].us;
+			return 0;
+		}
+	return -EINVAL;
+}
+
 int parse_size(const char *s, uint64_t *ret)
 {
 	char *end = NULL;

@@ -10,8 +10,13 @@ void runtime_config_init(struct runtime_config *c)
 	*c = (struct runtime_config){
 		.layer_size = 1ULL << 30,
 		.layer_inodes = 262144,
+		.max_disk = 16ULL << 30,
+		.max_files = 4194304,
+		.mount_home = true,
 		.sync_writes = true,
 		.keep_ended = 1000,
+		.checkpoint_keep = 5,
+		.hook_timeout_us = 30000000,
 		.log_level = LOG_LVL_INFO,
 	};
 	netsetup_config_init(&c->net);
@@ -27,6 +32,8 @@ void runtime_config_free(struct runtime_config *c)
 	free(c->socket_group);
 	free(c->cgroup_parent);
 	netsetup_config_free(&c->net);
+	free(c->checkpoint_dir);
+	free(c->hooks_dir);
 	*c = (struct runtime_config){ 0 };
 }
 
@@ -82,6 +89,14 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 		return parse_size(v, &c->layer_size);
 	if (!strcmp(k, "layer_inodes"))
 		return parse_uint64(v, &c->layer_inodes);
+	if (!strcmp(k, "max_disk"))
+		return parse_size(v, &c->max_disk);
+	if (!strcmp(k, "max_files"))
+		return parse_uint64(v, &c->max_files);
+	if (!strcmp(k, "mount_home"))
+		return set_bool(&c->mount_home, v);
+	if (!strcmp(k, "volume_system_paths"))
+		return set_bool(&c->volume_system_paths, v);
 	if (!strcmp(k, "default_memory"))
 		return parse_size(v, &c->default_memory);
 	if (!strcmp(k, "default_cpus")) {
@@ -92,6 +107,23 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 		return parse_uint64(v, &c->default_pids);
 	if (!strcmp(k, "keep_ended"))
 		return parse_uint64(v, &c->keep_ended);
+	if (!strcmp(k, "checkpoint_dir"))
+		return set_abs_path(&c->checkpoint_dir, v);
+	if (!strcmp(k, "checkpoint_bridge"))
+		return set_bool(&c->checkpoint_bridge, v);
+	if (!strcmp(k, "checkpoint_keep"))
+		return parse_uint64(v, &c->checkpoint_keep);
+	if (!strcmp(k, "hooks_dir"))
+		return set_abs_path(&c->hooks_dir, v);
+	if (!strcmp(k, "hook_timeout")) {
+		uint64_t s;
+		int r = parse_uint64(v, &s);
+
+		if (r < 0 || s == 0 || s > 3600)
+			return -EINVAL;
+		c->hook_timeout_us = s * 1000000;
+		return 0;
+	}
 	if (!strcmp(k, "sync_writes"))
 		return set_bool(&c->sync_writes, v);
 	if (!strcmp(k, "log_level")) {
@@ -172,6 +204,11 @@ int runtime_config_finish(struct runtime_config *c)
 	if (!c->loader_path && set_str(&c->loader_path, XOS_LIBEXECDIR "/xos-loader") < 0)
 		return -ENOMEM;
 	if (!c->default_user && set_str(&c->default_user, "nobody") < 0)
+		return -ENOMEM;
+	if (!c->checkpoint_dir &&
+	    !(c->checkpoint_dir = xstrdup_printf("%s/checkpoints", c->state_dir)))
+		return -ENOMEM;
+	if (!c->hooks_dir && set_str(&c->hooks_dir, XOS_SYSCONFDIR "/xos/hooks.d") < 0)
 		return -ENOMEM;
 	return netsetup_config_finish(&c->net);
 }

@@ -55,6 +55,26 @@ static int cfg_cgroup_dirs(struct job *j, char *buf, size_t *off)
 	return r < 0 ? r : cfg_add(buf, off, "lxc.cgroup.dir.monitor", p.monitor);
 }
 
+/* Volumes: bound from their staging mounts (volume_stage), so what was
+ * checked is what gets mounted; targets were checked (volume_check_target)
+ * and are created in the job's own layer. */
+static int cfg_volumes(struct daemon *d, struct job *j, char *buf, size_t *off)
+{
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && i < j->n_volumes; i++) {
+		const struct job_volume *v = &j->volumes[i];
+		char e[8400];
+
+		r = snprintf(e, sizeof(e), "%s/jobs/%s/vol/%zu %s none bind,create=dir%s 0 0",
+			     d->cfg->state_dir, j->id, i, v->dst + 1, v->ro ? ",ro" : "");
+		if (r < 0 || (size_t)r >= sizeof(e))
+			return -ENAMETOOLONG;
+		r = cfg_add(buf, off, "lxc.mount.entry", e);
+	}
+	return r;
+}
+
 struct cfg_buf {
 	char *buf;
 	size_t *off;
@@ -108,12 +128,17 @@ static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 	snprintf(v, sizeof(v), "dir:%s/jobs/%s/rootfs", d->cfg->state_dir, j->id);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.rootfs.path", v);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.rootfs.mount", d->rootfs_mnt);
-	r = r < 0 ? r : cfg_idmap(buf, off, 'u', d->subuid_base, d->subuid_size, &uid, 1);
+	/* the job's own ids map to themselves, unless they are a template's */
+	r = r < 0 ? r
+		  : cfg_idmap(buf, off, 'u', d->subuid_base, d->subuid_size, &uid,
+			      j->shifted_user ? 0 : 1);
 	gids[ng++] = j->gid;
 	for (size_t i = 0; i < j->n_groups && ng < ELEMENTSOF(gids); i++)
 		if (j->groups[i] != 0)
 			gids[ng++] = j->groups[i];
-	r = r < 0 ? r : cfg_idmap(buf, off, 'g', d->subgid_base, d->subgid_size, gids, ng);
+	r = r < 0 ? r
+		  : cfg_idmap(buf, off, 'g', d->subgid_base, d->subgid_size, gids,
+			      j->shifted_user ? 0 : ng);
 	r = r < 0 ? r : cfg_net(d, j, buf, off);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.tty.max", "0");
 	/* terminals (devpts) only for -t jobs: a container with them is not dumpable */
@@ -126,6 +151,7 @@ static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.entry", v);
 	snprintf(v, sizeof(v), "%s .xos/loader none bind,ro,create=file 0 0", d->cfg->loader_path);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.entry", v);
+	r = r < 0 ? r : cfg_volumes(d, j, buf, off);
 	snprintf(v, sizeof(v), "%s/jobs/%s/lxc.log", d->cfg->state_dir, j->id);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.log.file", v);
 	r = r < 0 ? r
@@ -140,7 +166,7 @@ static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 	return r;
 }
 
-static int ct_name(struct job *j, char *buf, size_t len)
+int container_name(struct job *j, char *buf, size_t len)
 {
 	int r = snprintf(buf, len, "xos-%s", j->id);
 
@@ -160,7 +186,7 @@ int container_create(struct daemon *d, struct job *j)
 	r = build_config(d, j, buf, &off);
 	if (r < 0)
 		return r;
-	ct_name(j, name, sizeof(name));
+	container_name(j, name, sizeof(name));
 	lxc = open(d->lxcpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (lxc < 0)
 		return -errno;
@@ -178,7 +204,7 @@ static int open_handle(struct daemon *d, struct job *j)
 
 	if (j->c)
 		return 0;
-	ct_name(j, name, sizeof(name));
+	container_name(j, name, sizeof(name));
 	j->c = lxc_container_new(name, d->lxcpath);
 	return j->c ? 0 : -ENOMEM;
 }
@@ -214,7 +240,7 @@ static _noreturn_ void start_child(struct daemon *d, struct job *j)
 	signal(SIGPIPE, SIG_DFL);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	close_range(3, ~0U, 0);
-	ct_name(j, name, sizeof(name));
+	container_name(j, name, sizeof(name));
 	c = lxc_container_new(name, d->lxcpath);
 	if (!c)
 		_exit(1);
@@ -370,7 +396,7 @@ void container_remove_config(struct daemon *d, struct job *j)
 	_cleanup_close_ int lxc = open(d->lxcpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	char name[64], lock[4096];
 
-	ct_name(j, name, sizeof(name));
+	container_name(j, name, sizeof(name));
 	if (lxc >= 0)
 		rm_rf_at(lxc, name);
 	snprintf(lock, sizeof(lock), LXC_LOCK_DIR "%s/.%s", d->lxcpath, name);
@@ -437,6 +463,7 @@ static int unit_env(struct job *j, char **env, char ***ret)
 		{ "HOSTNAME", j->name ? j->name : hostname },
 		{ "XOS_JOB_ID", j->id },
 		{ "TERM", "xterm" },
+		{ "XOS_CHECKPOINT_READY", "/tmp/.xos-checkpoint-ready" },
 	};
 	_cleanup_strv_free_ char **v = NULL;
 	int r = 0;
@@ -444,7 +471,8 @@ static int unit_env(struct job *j, char **env, char ***ret)
 	memcpy(hostname, j->id, XOS_JOB_ID_SHORT);
 	hostname[XOS_JOB_ID_SHORT] = 0;
 	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(defaults); i++) {
-		if (env_has(env, defaults[i][0]) || (!j->tty && !strcmp(defaults[i][0], "TERM")))
+		if (env_has(env, defaults[i][0]) || (!j->tty && !strcmp(defaults[i][0], "TERM")) ||
+		    (!j->ckpt.signal && !strcmp(defaults[i][0], "XOS_CHECKPOINT_READY")))
 			continue;
 		r = strv_push(&v, xstrdup_printf("%s=%s", defaults[i][0], defaults[i][1]));
 	}

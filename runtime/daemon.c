@@ -17,10 +17,12 @@
 #include <yajl/yajl_gen.h>
 
 #include "runtime/runtime-internal.h"
+#include "templates/templates.h"
 
 /* epoll data: the object pointer (malloc'ed, so 16-byte aligned) with the
  * kind of event source in its low bits. */
-#define EP_KIND_MASK 7ULL
+#define EP_KIND_MASK 15ULL
+_Static_assert(EP_CKPT <= EP_KIND_MASK, "more kinds of event source than the epoll data holds");
 
 int daemon_epoll_add(struct daemon *d, int fd, uint32_t events, int kind, void *ptr)
 {
@@ -243,7 +245,7 @@ void daemon_unit_ended(struct daemon *d, struct job *j, unsigned unit)
 }
 
 /* The container is gone (or never came up): tidy every trace of it. */
-static void job_cleanup(struct daemon *d, struct job *j)
+void daemon_job_cleanup(struct daemon *d, struct job *j)
 {
 	char p[4096];
 
@@ -263,6 +265,7 @@ static void job_cleanup(struct daemon *d, struct job *j)
 	if (j->state != JOB_CHECKPOINTED)
 		netsetup_job_release(d->net, j->id, &j->net);
 	rootfs_job_umount(d, j);
+	template_ops_job_gone(d, j);
 	container_remove_config(d, j);
 	j->cg_prune_tries = 50; /* LXC's monitor may still sit in its cgroup */
 	closep(&j->spoolfd);
@@ -275,7 +278,7 @@ static bool job_in_use(struct daemon *d, struct job *j)
 	for (struct conn *c = d->conns; c; c = c->next)
 		if (c->job == j)
 			return true;
-	return j->cg_prune_tries > 0 || j->pidfd >= 0 || j->starter > 0;
+	return j->cg_prune_tries > 0 || j->pidfd >= 0 || j->starter > 0 || j->run;
 }
 
 /* Forget the oldest ended jobs beyond keep_ended: record, output, directory. */
@@ -298,6 +301,8 @@ static void prune_ended_jobs(struct daemon *d)
 			return;
 		j = *oldest;
 		r = rm_rf_at(d->jobs_fd, j->id);
+		if (r >= 0)
+			ckpt_forget(d, j);
 		if (r < 0) {
 			log_warn("Failed to remove ended job %s: %s", j->id, strerror(-r));
 			return;
@@ -356,7 +361,7 @@ void daemon_job_gone(struct daemon *d, struct job *j)
 			conns_job_ended(d, j);
 		}
 	}
-	job_cleanup(d, j);
+	daemon_job_cleanup(d, j);
 }
 
 /* Wait (briefly) for the container of an ended job to go, answering its
@@ -366,7 +371,7 @@ static void finish_cleanup(struct daemon *d, struct job *j)
 	uint64_t deadline = mono_usec() + 3000000;
 
 	if (j->pidfd < 0 && container_attach(d, j) < 0) {
-		job_cleanup(d, j); /* already gone */
+		daemon_job_cleanup(d, j); /* already gone */
 		return;
 	}
 	if (j->notify_fd < 0)
@@ -378,7 +383,7 @@ static void finish_cleanup(struct daemon *d, struct job *j)
 		if (poll(p, 2, 100) < 0 && errno != EINTR)
 			break;
 		if (p[0].revents) {
-			job_cleanup(d, j);
+			daemon_job_cleanup(d, j);
 			return;
 		}
 		if (p[1].revents)
@@ -440,6 +445,8 @@ static int load_job(struct daemon *d, const char *id)
 	 * with netsetup_reconcile); if its container is gone, it goes with it */
 	if (job_is_live(j) && (r = netsetup_job_adopt(d->net, j->id, &j->net)) < 0)
 		log_warn("Failed to take over the network of job %s: %s", j->id, strerror(-r));
+	if (ckpt_adopt(d, j))
+		return 0;
 	if (job_is_live(j))
 		adopt_job(d, j);
 	else if (faccessat(j->dirfd, "rootfs", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
@@ -499,9 +506,13 @@ static int setup_dirs(struct daemon *d)
 	d->jobs_fd = open_dir_at(d->state_fd, "jobs");
 	if (d->jobs_fd < 0)
 		return d->jobs_fd;
+	/* (also removes what interrupted imports left) */
+	if ((r = template_catalog_open(d->state_fd, &d->catalog_fd)) < 0)
+		return r;
 	d->lxcpath = xstrdup_printf("%s/lxc", c->state_dir);
 	d->skel_dir = xstrdup_printf("%s/skel", c->state_dir);
 	d->rootfs_mnt = xstrdup_printf("%s/rootfs-mnt", c->state_dir);
+	d->self_exe = realpath("/proc/self/exe", NULL);
 	return d->lxcpath && d->skel_dir && d->rootfs_mnt ? 0 : -ENOMEM;
 }
 
@@ -645,9 +656,16 @@ static void dispatch(struct daemon *d, struct epoll_event *ev, int sfd)
 	case EP_STARTER:
 		ops_start_done(d, j);
 		break;
+	case EP_TEMPLATE:
+		template_ops_event(d, ptr);
+		break;
 	case EP_PIDFD:
 		log_debug("Container of job %s ended", j->id);
-		daemon_job_gone(d, j);
+		if (!ckpt_container_gone(d, j))
+			daemon_job_gone(d, j);
+		break;
+	case EP_CKPT:
+		ckpt_child_done(d, j);
 		break;
 	case EP_SIGNAL: {
 		struct signalfd_siginfo si;
@@ -695,6 +713,7 @@ static int setup_signals(struct daemon *d)
  * without touching what another daemon may use (the skeleton, sockets). */
 static void daemon_free(struct daemon *d)
 {
+	template_ops_stop(d);
 	conns_free_all(d);
 	for (struct job *j = d->jobs; j;) {
 		struct job *next = j->next;
@@ -709,9 +728,12 @@ static void daemon_free(struct daemon *d)
 	free(d->lxcpath);
 	free(d->skel_dir);
 	free(d->rootfs_mnt);
+	free(d->self_exe);
+	closep(&d->ckpt_fd);
 	closep(&d->epfd);
 	closep(&d->inotify_fd);
 	closep(&d->jobs_fd);
+	closep(&d->catalog_fd);
 	closep(&d->state_fd);
 }
 
@@ -796,6 +818,7 @@ static int daemon_start(struct daemon *d, int *ret_lock, int *ret_sfd)
 			  "table %s): %s",
 			  cfg->net.bridge, cfg->net.table, strerror(-r));
 	prune_ended_jobs(d);
+	template_ops_start(d); /* removed templates no job uses go */
 	if ((r = setup_listen(d)) < 0)
 		return log_error_errno(r, "Failed to listen on %s: %m", cfg->socket_path);
 	if (cfg->detach && (r = detach(d)) < 0)
@@ -812,8 +835,10 @@ int runtime_run(struct runtime_config *cfg)
 			    .listen_fd = -EBADF,
 			    .state_fd = -EBADF,
 			    .jobs_fd = -EBADF,
+			    .catalog_fd = -EBADF,
 			    .epfd = -EBADF,
-			    .inotify_fd = -EBADF };
+			    .inotify_fd = -EBADF,
+			    .ckpt_fd = -EBADF };
 	_cleanup_close_ int lock = -EBADF, sfd = -EBADF;
 	int r = daemon_start(&d, &lock, &sfd);
 
@@ -825,7 +850,11 @@ int runtime_run(struct runtime_config *cfg)
 		 d.cg->name);
 	while (!d.quit) {
 		struct epoll_event evs[64];
-		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs), prune_cgroups(&d));
+		int t1 = prune_cgroups(&d), t2 = ckpt_tick(&d);
+		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs),
+				   t1 < 0   ? t2
+				   : t2 < 0 ? t1
+					    : (t1 < t2 ? t1 : t2));
 
 		if (n < 0 && errno != EINTR) {
 			r = log_error_errno(errno, "epoll_wait failed: %m");

@@ -90,6 +90,12 @@ void job_free(struct job *j)
 		free(j->units[i].reason);
 	}
 	free(j->units);
+	job_close_volume_fds(j);
+	for (size_t i = 0; i < j->n_volumes; i++) {
+		free(j->volumes[i].src);
+		free(j->volumes[i].dst);
+	}
+	free(j->volumes);
 	free(j->name);
 	free(j->user);
 	free(j->groups);
@@ -105,6 +111,27 @@ void job_free(struct job *j)
 	for (size_t i = 0; i < j->net.n_ports; i++)
 		closep(&j->net.port_fds[i]);
 	free(j);
+}
+
+int job_add_volume(struct job *j, const char *src, const char *dst, bool ro, bool home)
+{
+	struct job_volume *v = reallocarray(j->volumes, j->n_volumes + 1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	j->volumes = v;
+	v += j->n_volumes;
+	*v = (struct job_volume){
+		.src = strdup(src), .dst = strdup(dst), .ro = ro, .home = home, .fd = -EBADF
+	};
+	j->n_volumes++;
+	return v->src && v->dst ? 0 : -ENOMEM;
+}
+
+void job_close_volume_fds(struct job *j)
+{
+	for (size_t i = 0; i < j->n_volumes; i++)
+		closep(&j->volumes[i].fd);
 }
 
 struct unit *job_unit(struct job *j, unsigned n)
@@ -242,6 +269,23 @@ static void acct_to_json(const struct job *j, yajl_gen g)
 	yajl_gen_map_close(g);
 }
 
+static void ckpt_policy_to_json(const struct job *j, yajl_gen g)
+{
+	const struct job_ckpt_policy *p = &j->ckpt;
+
+	json_gen_key(g, "checkpoint");
+	yajl_gen_map_open(g);
+	json_gen_kv_uint(g, "every_us", p->every_us);
+	json_gen_kv_uint(g, "keep", p->keep);
+	json_gen_kv_int(g, "signal", p->signal);
+	json_gen_kv_uint(g, "grace_us", p->grace_us);
+	json_gen_kv_int(g, "restore_signal", p->restore_signal);
+	json_gen_kv_str(g, "restart", p->restart_on_failure ? "on-failure" : "no");
+	json_gen_kv_uint(g, "last_version", j->ckpt_last);
+	json_gen_kv_uint(g, "restores", j->restores);
+	yajl_gen_map_close(g);
+}
+
 void job_to_json(const struct job *j, yajl_gen g)
 {
 	bool final = job_state_is_final(j->state);
@@ -274,12 +318,34 @@ void job_to_json(const struct job *j, yajl_gen g)
 	json_gen_kv_uint(g, "memory", j->limits.memory);
 	json_gen_kv_uint(g, "cpus", j->limits.millicpus);
 	json_gen_kv_uint(g, "pids", j->limits.pids);
+	json_gen_kv_uint(g, "disk", j->disk);
+	json_gen_kv_uint(g, "files", j->files);
 	yajl_gen_map_close(g);
+	json_gen_key(g, "volumes");
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < j->n_volumes; i++) {
+		yajl_gen_map_open(g);
+		json_gen_kv_str(g, "src", j->volumes[i].src);
+		json_gen_kv_str(g, "dst", j->volumes[i].dst);
+		json_gen_kv_bool(g, "ro", j->volumes[i].ro);
+		json_gen_kv_bool(g, "home", j->volumes[i].home);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+	if (j->have_usage && job_is_live(j)) {
+		json_gen_key(g, "usage");
+		yajl_gen_map_open(g);
+		json_gen_kv_uint(g, "disk", j->disk_used);
+		json_gen_kv_uint(g, "files", j->files_used);
+		yajl_gen_map_close(g);
+	}
 	json_gen_kv_uint(g, "idmap_base", j->idmap_base);
 	json_gen_kv_uint(g, "idmap_size", j->idmap_size);
 	json_gen_kv_bool(g, "closing", j->closing);
 	json_gen_kv_bool(g, "tty", j->tty);
 	net_to_json(&j->net, g);
+	json_gen_kv_bool(g, "shifted_user", j->shifted_user);
+	ckpt_policy_to_json(j, g);
 	json_gen_key(g, "units");
 	yajl_gen_array_open(g);
 	for (size_t i = 0; i < j->n_units; i++)
@@ -368,12 +434,46 @@ static int job_fields_from_json(yajl_val t, struct job *j)
 	j->idmap_size = (uint32_t)get_u(t, "idmap_size");
 	(void)json_get_bool(t, "closing", &j->closing);
 	(void)json_get_bool(t, "tty", &j->tty);
+	(void)json_get_bool(t, "shifted_user", &j->shifted_user);
 	v = get(t, "limits");
 	j->limits.memory = get_u(v, "memory");
 	j->limits.millicpus = get_u(v, "cpus");
 	j->limits.pids = get_u(v, "pids");
+	j->disk = get_u(v, "disk");
+	j->files = get_u(v, "files");
+	v = get(t, "volumes");
+	for (size_t i = 0; YAJL_IS_ARRAY(v) && i < v->u.array.len; i++) {
+		yajl_val o = v->u.array.values[i];
+		const char *src = NULL, *dst = NULL;
+		bool ro = false, home = false;
+
+		if (json_get_string(o, "src", &src) < 0 || json_get_string(o, "dst", &dst) < 0)
+			return -EINVAL;
+		(void)json_get_bool(o, "ro", &ro);
+		(void)json_get_bool(o, "home", &home);
+		if (job_add_volume(j, src, dst, ro, home) < 0)
+			return -ENOMEM;
+	}
 	if (net_from_json(get(t, "net"), &j->net) < 0)
 		return -EINVAL;
+	v = get(t, "checkpoint");
+	if (YAJL_IS_OBJECT(v)) {
+		const char *restart = NULL;
+		int64_t sig = 0;
+
+		j->ckpt.every_us = get_u(v, "every_us");
+		j->ckpt.keep = (unsigned)get_u(v, "keep");
+		j->ckpt.grace_us = get_u(v, "grace_us");
+		(void)json_get_int(v, "signal", &sig);
+		j->ckpt.signal = (int)sig;
+		sig = 0;
+		(void)json_get_int(v, "restore_signal", &sig);
+		j->ckpt.restore_signal = (int)sig;
+		j->ckpt.restart_on_failure = json_get_string(v, "restart", &restart) >= 0 &&
+					     !strcmp(restart, "on-failure");
+		j->ckpt_last = (unsigned)get_u(v, "last_version");
+		j->restores = (unsigned)get_u(v, "restores");
+	}
 	v = get(t, "accounting");
 	if (YAJL_IS_OBJECT(v)) {
 		j->have_acct = true;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Client requests: parsed completely, validated, then authorised and run. */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <grp.h>
 #include <pwd.h>
@@ -12,17 +13,32 @@
 #include <yajl/yajl_tree.h>
 
 #include "runtime/runtime-internal.h"
+#include "templates/templates.h"
+
+#define RUN_MAX_VOLUMES 64
+
+struct run_volume {
+	const char *src, *dst;
+	bool ro;
+};
 
 struct run_req {
 	char **argv, **env;
-	const char *workdir, *name, *template, *user, *job;
+	const char *workdir, *name, *template, *user, *job, *cwd;
 	const char *net, *ip, *group;
 	char **ports;
 	struct runtime_limits limits; /* the node's defaults unless given; 0: none */
-	bool limits_given, attach, tty;
+	uint64_t disk, files;         /* 0: the node's defaults */
+	struct run_volume volumes[RUN_MAX_VOLUMES];
+	size_t n_volumes;
+	char *tpl_name;            /* the job's template (resolve_template) */
+	struct template_info *tpl; /* its metadata; NULL for host */
+	bool limits_given, attach, tty, no_home;
+	struct job_ckpt_policy ckpt;
+	bool ckpt_given;
 };
 
-static yajl_gen reply_begin(void)
+yajl_gen ops_reply_begin(void)
 {
 	yajl_gen g = yajl_gen_alloc(NULL);
 
@@ -39,7 +55,7 @@ static bool may_see(const struct conn *c, const struct job *j)
 	return c->uid == 0 || c->uid == j->owner_uid;
 }
 
-static struct job *lookup(struct daemon *d, struct conn *c, const char *name)
+struct job *ops_lookup(struct daemon *d, struct conn *c, const char *name)
 {
 	struct job *j = NULL;
 	int r = daemon_lookup_job(d, name, &j);
@@ -99,6 +115,70 @@ static int get_opt_bool(struct conn *c, yajl_val t, const char *k, bool *ret)
 	return r;
 }
 
+static int parse_volumes(struct conn *c, yajl_val t, struct run_req *q)
+{
+	const char *path[] = { "volumes", NULL };
+	yajl_val v = yajl_tree_get(t, path, yajl_t_any);
+
+	if (!v)
+		return 0;
+	if (!YAJL_IS_ARRAY(v) || v->u.array.len > RUN_MAX_VOLUMES) {
+		conn_reply_error(c, "bad_request", "Field 'volumes' must be a list of at most %d",
+				 RUN_MAX_VOLUMES);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < v->u.array.len; i++) {
+		static const char *const keys[] = { "src", "dst", "ro", NULL };
+		yajl_val o = v->u.array.values[i];
+		struct run_volume *rv = &q->volumes[q->n_volumes++];
+		const char *bad = NULL;
+		int r = YAJL_IS_OBJECT(o) ? json_check_keys(o, keys, &bad) : -EINVAL;
+
+		if (r >= 0 && json_get_bool(o, "ro", &rv->ro) == -EINVAL)
+			r = -EINVAL;
+		if (r < 0 || json_get_string(o, "src", &rv->src) < 0 ||
+		    json_get_string(o, "dst", &rv->dst) < 0) {
+			conn_reply_error(c, "bad_request",
+					 "Each volume must be {\"src\": PATH, \"dst\": PATH, "
+					 "\"ro\": BOOL}");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* The checkpoint settings of a new job (docs/PROTOCOL.md). */
+static int parse_run_ckpt(struct conn *c, yajl_val t, struct run_req *q)
+{
+	struct job_ckpt_policy *p = &q->ckpt;
+	uint64_t keep = 0, sig = 0, rsig = 0;
+	const char *restart = NULL;
+	bool given = false;
+
+	p->grace_us = 5000000;
+	if (get_run_limit(c, t, "checkpoint_every", &p->every_us, &given) < 0 ||
+	    get_run_limit(c, t, "checkpoint_keep", &keep, &given) < 0 ||
+	    get_run_limit(c, t, "checkpoint_signal", &sig, &given) < 0 ||
+	    get_run_limit(c, t, "checkpoint_grace", &p->grace_us, &given) < 0 ||
+	    get_run_limit(c, t, "restore_signal", &rsig, &given) < 0 ||
+	    get_opt_str(c, t, "restart", &restart) < 0)
+		return -EINVAL;
+	if ((p->every_us && p->every_us < 1000000) || keep > 1000 || sig > 64 || rsig > 64 ||
+	    p->grace_us > 3600000000ULL ||
+	    (restart && strcmp(restart, "on-failure") && strcmp(restart, "no"))) {
+		conn_reply_error(c, "invalid_argument",
+				 "Invalid checkpoint settings (every >= 1s, keep <= 1000, signals "
+				 "1-64, grace <= 1h, restart on-failure or no)");
+		return -EINVAL;
+	}
+	p->keep = (unsigned)keep;
+	p->signal = (int)sig;
+	p->restore_signal = (int)rsig;
+	p->restart_on_failure = restart && !strcmp(restart, "on-failure");
+	q->ckpt_given = given || restart;
+	return 0;
+}
+
 static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
 {
 	int r = json_get_strv(t, "argv", &q->argv);
@@ -127,7 +207,10 @@ static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
 	    get_run_limit(c, t, "cpus", &q->limits.millicpus, &q->limits_given) < 0 ||
 	    get_run_limit(c, t, "pids", &q->limits.pids, &q->limits_given) < 0 ||
 	    get_opt_bool(c, t, "attach", &q->attach) < 0 ||
-	    get_opt_bool(c, t, "tty", &q->tty) < 0 || get_opt_str(c, t, "net", &q->net) < 0 ||
+	    get_opt_bool(c, t, "tty", &q->tty) < 0 || get_opt_str(c, t, "cwd", &q->cwd) < 0 ||
+	    get_opt_bool(c, t, "no_home", &q->no_home) < 0 ||
+	    get_limit(c, t, "disk", &q->disk) < 0 || get_limit(c, t, "files", &q->files) < 0 ||
+	    parse_volumes(c, t, q) < 0 || get_opt_str(c, t, "net", &q->net) < 0 ||
 	    get_opt_str(c, t, "ip", &q->ip) < 0 || get_opt_str(c, t, "group", &q->group) < 0)
 		return -EINVAL;
 	r = json_get_strv(t, "ports", &q->ports);
@@ -135,7 +218,7 @@ static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
 		conn_reply_error(c, "bad_request", "Field 'ports' must be a list of strings");
 		return r;
 	}
-	return 0;
+	return parse_run_ckpt(c, t, q);
 }
 
 /* The published ports of the request: checked, not yet held. */
@@ -250,10 +333,39 @@ static int validate_run(struct daemon *d, struct conn *c, struct run_req *q)
 		conn_reply_error(c, "invalid_argument", "Invalid cpus or pids limit");
 		return -EINVAL;
 	}
-	if (q->template && strcmp(q->template, "host") != 0) {
-		conn_reply_error(c, "not_found", "No such template: %s (available: host)",
-				 q->template);
-		return -ENOENT;
+	if (q->tty && (q->ckpt.every_us || q->ckpt.restart_on_failure)) {
+		conn_reply_error(c, "invalid_argument",
+				 "A job with a terminal (-t) cannot be checkpointed: drop -t or "
+				 "the checkpoint options");
+		return -EINVAL;
+	}
+	if (c->uid != 0 && (q->disk > d->cfg->max_disk || q->files > d->cfg->max_files)) {
+		conn_reply_error(c, "invalid_argument",
+				 "At most --disk %" PRIu64 " bytes and --files %" PRIu64
+				 " on this node",
+				 d->cfg->max_disk, d->cfg->max_files);
+		return -EINVAL;
+	}
+	if (q->disk && q->disk < (1ULL << 20)) {
+		conn_reply_error(c, "invalid_argument",
+				 "A job's writable layer needs at least 1 MiB (--disk)");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < q->n_volumes; i++) {
+		const char *why = NULL;
+
+		if (volume_check_target(q->volumes[i].dst, &why) < 0) {
+			conn_reply_error(c, "invalid_argument", "Volume %s:%s: %s",
+					 q->volumes[i].src, q->volumes[i].dst, why);
+			return -EINVAL;
+		}
+		for (size_t k = 0; k < i; k++)
+			if (!strcmp(q->volumes[k].dst, q->volumes[i].dst)) {
+				conn_reply_error(c, "invalid_argument",
+						 "Two volumes are mounted at %s",
+						 q->volumes[i].dst);
+				return -EINVAL;
+			}
 	}
 	if (q->name)
 		for (struct job *j = d->jobs; j; j = j->next)
@@ -302,6 +414,76 @@ static int resolve_user(struct daemon *d, struct conn *c, const char *name, stru
 	return j->user && j->home && j->groups ? 0 : -ENOMEM;
 }
 
+/* Find NAME (or a number) in the template's own /etc/passwd. */
+static int template_passwd(struct daemon *d, const char *tpl, const char *name, uid_t *ret_uid,
+			   gid_t *ret_gid, char **ret_name)
+{
+	_cleanup_close_ int root = -EBADF, etc = -EBADF;
+	_cleanup_free_ char *text = NULL;
+	char *line, *save = NULL;
+	uint64_t num = 0;
+	bool numeric = parse_uint64(name, &num) >= 0;
+	int r;
+
+	root = open_dir_at(d->catalog_fd, tpl);
+	if (root >= 0)
+		etc = open_dir_at(root, "rootfs/etc");
+	r = etc < 0 ? etc : read_file_at(etc, "passwd", 1 << 20, &text, NULL);
+	if (r < 0)
+		return numeric ? (*ret_uid = (uid_t)num, *ret_gid = (gid_t)num,
+				  *ret_name = xstrdup_printf("%" PRIu64, num), 0)
+			       : r;
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *f[7] = { 0 }, *p = line;
+		uint64_t u, g;
+
+		for (int i = 0; i < 7 && p; i++)
+			f[i] = strsep(&p, ":");
+		if (!f[3] || parse_uint64(f[2], &u) < 0 || parse_uint64(f[3], &g) < 0)
+			continue;
+		if (numeric ? u == num : !strcmp(f[0], name)) {
+			*ret_uid = (uid_t)u;
+			*ret_gid = (gid_t)g;
+			*ret_name = strdup(f[0]);
+			return *ret_name ? 0 : -ENOMEM;
+		}
+	}
+	if (numeric) {
+		*ret_uid = *ret_gid = (uid_t)num;
+		*ret_name = xstrdup_printf("%" PRIu64, num);
+		return *ret_name ? 0 : -ENOMEM;
+	}
+	return -ENOENT;
+}
+
+/* Root's job on a template that names its user: it runs as that user of the
+ * template, an id of the containers' own range (not a host account). */
+static int template_user(struct daemon *d, struct conn *c, struct run_req *q, struct job *j)
+{
+	uid_t uid = 0;
+	gid_t gid = 0;
+	int r = template_passwd(d, j->template, q->tpl->user, &uid, &gid, &j->user);
+
+	if (r < 0) {
+		conn_reply_error(c, "invalid_argument",
+				 "Template %s names user '%s', which its /etc/passwd does not have",
+				 j->template, q->tpl->user);
+		return r;
+	}
+	if (uid == 0 || uid >= d->subuid_size || gid >= d->subgid_size) {
+		conn_reply_error(c, "permission_denied",
+				 "Template %s names user '%s' (uid %u): jobs never run as root and "
+				 "need an id below %u; give --user",
+				 j->template, q->tpl->user, (unsigned)uid, d->subuid_size);
+		return -EPERM;
+	}
+	j->uid = uid;
+	j->gid = gid;
+	j->shifted_user = true;
+	j->groups = calloc(1, sizeof(gid_t));
+	return j->groups ? 0 : -ENOMEM;
+}
+
 static int make_job_dirs(struct daemon *d, struct job *j)
 {
 	_cleanup_close_ int xos = -EBADF;
@@ -331,11 +513,137 @@ static int make_job_dirs(struct daemon *d, struct job *j)
 	return 0;
 }
 
+/* The job's template: the one asked for, else the node's default; its
+ * metadata loaded and validated, its ids those of this node's containers. */
+static int resolve_template(struct daemon *d, struct conn *c, struct run_req *q)
+{
+	_cleanup_free_ char *name = NULL, *err = NULL;
+	int r = 0;
+
+	if (q->template)
+		name = strdup(q->template);
+	else if ((r = template_get_default(d->catalog_fd, &name)) < 0)
+		return conn_reply_error(c, "internal", "Cannot read the default template: %s",
+					strerror(-r)),
+		       r;
+	if (!name)
+		return conn_reply_error(c, "internal", "Out of memory"), -ENOMEM;
+	if (strcmp(name, TEMPLATE_HOST) != 0) {
+		r = template_name_valid(name) ? template_load(d->catalog_fd, name, &q->tpl, &err)
+					      : -ENOENT;
+		if (r == -ENOENT)
+			return conn_reply_error(c, "not_found",
+						"No such template: %s (xtemplate list shows this "
+						"node's; host is built in)",
+						name),
+			       r;
+		if (r < 0)
+			return conn_reply_error(c, "internal", "Template %s cannot be used: %s",
+						name, err ? err : strerror(-r)),
+			       r;
+		if (q->tpl->uid_base != d->subuid_base || q->tpl->gid_base != d->subgid_base)
+			return conn_reply_error(
+				       c, "conflict",
+				       "Template %s was stored for container root %u:%u, this "
+				       "node's is %u:%u; import it again",
+				       name, (unsigned)q->tpl->uid_base, (unsigned)q->tpl->gid_base,
+				       d->subuid_base, d->subgid_base),
+			       -EINVAL;
+	}
+	q->tpl_name = TAKE_PTR(name);
+	return 0;
+}
+
+/* The template's environment, then the user's items (which win). */
+static int template_env(const struct template_info *tpl, char **env, char ***ret)
+{
+	_cleanup_strv_free_ char **v = NULL;
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && tpl && tpl->env && tpl->env[i]; i++) {
+		size_t kl = strcspn(tpl->env[i], "=");
+		bool mine = false;
+
+		for (size_t k = 0; env && env[k] && !mine; k++)
+			mine = !strncmp(env[k], tpl->env[i], kl) && env[k][kl] == '=';
+		if (!mine)
+			r = strv_push(&v, strdup(tpl->env[i]));
+	}
+	for (size_t i = 0; r >= 0 && env && env[i]; i++)
+		r = strv_push(&v, strdup(env[i]));
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(v);
+	return 0;
+}
+
+/* Open the volumes as the submitter (root: as root), then the home directory
+ * of the job's account as that account (skipped when it cannot be opened). */
+static int open_volumes(struct daemon *d, struct conn *c, struct run_req *q, struct job *j)
+{
+	const gid_t *groups = c->uid == 0 ? NULL : j->groups;
+	size_t ng = c->uid == 0 ? 0 : j->n_groups;
+	/* (a home that is not there, as nobody's, costs no helper process) */
+	bool home = d->cfg->mount_home && !q->no_home && !j->shifted_user && j->home &&
+		    j->home[0] == '/' && access(j->home, F_OK) == 0 &&
+		    volume_check_target(j->home, &(const char *){ NULL }) >= 0;
+
+	for (size_t i = 0; home && i < q->n_volumes; i++)
+		home = strcmp(q->volumes[i].dst, j->home) != 0;
+	if (home) {
+		_cleanup_free_ char *path = NULL;
+		const char *why = NULL;
+		int fd = -EBADF;
+
+		if (volume_open_as(d, j->uid, j->gid, j->groups, j->n_groups, j->home, false, &fd,
+				   &path, &why) < 0)
+			log_debug("Job %.12s: home %s not mounted: %s", j->id, j->home, why);
+		else if (job_add_volume(j, path, j->home, false, true) < 0)
+			return close(fd), conn_reply_error(c, "internal", "Out of memory"), -ENOMEM;
+		else
+			j->volumes[j->n_volumes - 1].fd = fd;
+	}
+	for (size_t i = 0; i < q->n_volumes; i++) {
+		_cleanup_free_ char *path = NULL;
+		const char *why = NULL;
+		int fd = -EBADF, r;
+
+		r = volume_open_as(d, c->uid, j->gid, groups, ng, q->volumes[i].src,
+				   q->volumes[i].ro, &fd, &path, &why);
+		if (r < 0) {
+			conn_reply_error(c,
+					 r == -EPERM || r == -EACCES ? "permission_denied"
+								     : "invalid_argument",
+					 "Volume %s: %s", q->volumes[i].src, why);
+			return r;
+		}
+		if (job_add_volume(j, path, q->volumes[i].dst, q->volumes[i].ro, false) < 0)
+			return close(fd), conn_reply_error(c, "internal", "Out of memory"), -ENOMEM;
+		j->volumes[j->n_volumes - 1].fd = fd;
+	}
+	return 0;
+}
+
+/* The unit's working directory: asked for, else where xrun was run when that
+ * is inside a volume (cd project && xrun make), else the job's default. */
+static char *unit_cwd(const struct job *j, const struct run_req *q)
+{
+	char *cwd;
+
+	if (q->workdir)
+		return strdup(q->workdir);
+	cwd = volume_map_cwd(j, q->cwd);
+	if (!cwd && q->tpl && q->tpl->workdir)
+		cwd = strdup(q->tpl->workdir);
+	return cwd;
+}
+
 /* The job could not start: it fails, its xruns waiting for the start hear why. */
 static void start_failed(struct daemon *d, struct job *j, const char *what, int r)
 {
 	_cleanup_free_ char *lxc_err = r == -ECHILD ? container_start_error(j) : NULL;
 
+	job_close_volume_fds(j);
 	j->state = JOB_FAILED;
 	j->ended_us = now_usec();
 	free(j->reason);
@@ -348,8 +656,10 @@ static void start_failed(struct daemon *d, struct job *j, const char *what, int 
 	log_error("Failed to start job %s: %s", j->id, j->reason);
 	(void)daemon_persist_job(d, j);
 	for (struct conn *c = d->conns; c; c = c->next)
-		if (c->mode == CONN_STARTING && c->job == j)
+		if (c->mode == CONN_STARTING && c->job == j) {
 			conn_reply_error(c, "internal", "Failed to start the job: %s", j->reason);
+			conn_kick(d, c); /* (this may be long after its request) */
+		}
 	daemon_job_gone(d, j);
 }
 
@@ -357,6 +667,8 @@ static void start_failed(struct daemon *d, struct job *j, const char *what, int 
  * happens when that child ends (ops_start_done): xosd serves others meanwhile. */
 static int start_job(struct daemon *d, struct run_req *q, struct job *j)
 {
+	_cleanup_strv_free_ char **env = NULL;
+	_cleanup_free_ char *cwd = NULL;
 	int r;
 
 	if ((r = make_job_dirs(d, j)) < 0)
@@ -365,9 +677,13 @@ static int start_job(struct daemon *d, struct run_req *q, struct job *j)
 		return start_failed(d, j, "persisting the job", r), r;
 	if ((r = rootfs_job_mount(d, j)) < 0)
 		return start_failed(d, j, "mounting the job's root", r), r;
+	if ((r = volume_stage(d, j)) < 0)
+		return start_failed(d, j, "mounting the job's volumes", r), r;
 	if ((r = container_create(d, j)) < 0)
 		return start_failed(d, j, "writing the container config", r), r;
-	if ((r = container_write_unit_spec(d, j, 1, q->argv, q->env, q->workdir, q->tty)) < 0)
+	cwd = unit_cwd(j, q);
+	if ((r = template_env(q->tpl, q->env, &env)) < 0 ||
+	    (r = container_write_unit_spec(d, j, 1, q->argv, env, cwd, q->tty)) < 0)
 		return start_failed(d, j, "writing the unit request", r), r;
 	/* listening before the loader runs: its first report needs no retry */
 	if ((r = notify_listen(d, j)) < 0)
@@ -428,7 +744,7 @@ void ops_reply_started(struct daemon *d, struct conn *c)
 static void reply_run(struct daemon *d, struct conn *c, struct job *j, unsigned unit, bool attach,
 		      bool tty)
 {
-	_cleanup_gen_ yajl_gen g = reply_begin();
+	_cleanup_gen_ yajl_gen g = ops_reply_begin();
 
 	if (!g)
 		return;
@@ -444,17 +760,20 @@ static void reply_run(struct daemon *d, struct conn *c, struct job *j, unsigned 
 
 static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 {
-	struct job *j = lookup(d, c, q->job);
+	_cleanup_strv_free_ char **env = NULL;
+	_cleanup_free_ char *cwd = NULL, *terr = NULL;
+	struct job *j = ops_lookup(d, c, q->job);
 	struct unit *u;
 	int r;
 
 	if (!j)
 		return;
-	if (q->name || q->template || q->limits_given || q->net || q->ip || q->group || q->ports) {
+	if (q->name || q->template || q->limits_given || q->disk || q->files || q->n_volumes ||
+	    q->net || q->ip || q->group || q->ports || q->ckpt_given) {
 		conn_reply_error(
 			c, "invalid_argument",
-			"--name, --template, limits and the network belong to the job; not "
-			"allowed with --job");
+			"--name, --template, limits, disk limits, volumes, the network and "
+			"checkpoint settings belong to the job; not allowed with --job");
 		return;
 	}
 	if (j->state != JOB_RUNNING || j->closing) {
@@ -479,8 +798,11 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 	if (!u)
 		return conn_reply_error(c, "internal", "Out of memory");
 	u->started_us = now_usec();
-	if ((r = daemon_persist_job(d, j)) < 0 ||
-	    (r = container_write_unit_spec(d, j, u->n, u->argv, q->env, q->workdir, q->tty)) < 0) {
+	if (j->template && strcmp(j->template, TEMPLATE_HOST) != 0)
+		(void)template_load(d->catalog_fd, j->template, &q->tpl, &terr);
+	cwd = unit_cwd(j, q);
+	if ((r = template_env(q->tpl, q->env, &env)) < 0 || (r = daemon_persist_job(d, j)) < 0 ||
+	    (r = container_write_unit_spec(d, j, u->n, u->argv, env, cwd, q->tty)) < 0) {
 		u->state = UNIT_FAILED;
 		u->reason = xstrdup_printf("Failed to hand the unit to the loader: %s",
 					   strerror(-r));
@@ -502,6 +824,8 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 		add_unit(d, c, &q);
 		goto out;
 	}
+	if (resolve_template(d, c, &q) < 0)
+		goto out;
 	j = job_new();
 	if (!j || random_job_id(j->id) < 0) {
 		conn_reply_error(c, "internal", "Out of memory");
@@ -511,19 +835,33 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 	j->limits = q.limits;
 	j->name = q.name ? strdup(q.name) : NULL;
 	j->tty = q.tty;
-	j->template = strdup("host");
+	j->ckpt = q.ckpt;
+	j->template = TAKE_PTR(q.tpl_name);
 	j->cgroup_parent = d->cfg->cgroup_parent ? strdup(d->cfg->cgroup_parent) : NULL;
 	j->state = JOB_STARTING;
 	j->created_us = now_usec();
 	j->idmap_base = d->subuid_base;
 	j->idmap_size = d->subuid_size;
-	if (resolve_user(d, c, q.user, j) < 0 || parse_net(d, c, &q, &j->net) < 0)
+	j->disk = q.disk ? q.disk : d->cfg->layer_size;
+	j->files = q.files ? q.files : d->cfg->layer_inodes;
+	if ((c->uid == 0 && !q.user && q.tpl && q.tpl->user ? template_user(d, c, &q, j)
+							    : resolve_user(d, c, q.user, j)) < 0 ||
+	    parse_net(d, c, &q, &j->net) < 0)
 		goto out;
+	if (j->net.mode == NETSETUP_BRIDGE && !d->cfg->checkpoint_bridge &&
+	    (q.ckpt.every_us || q.ckpt.restart_on_failure)) {
+		conn_reply_error(c, "not_supported",
+				 "Jobs with --net bridge cannot be checkpointed on this node (CRIU "
+				 "cannot recreate their veth); drop --net bridge or the checkpoint "
+				 "options");
+		goto out;
+	}
 	if (!job_add_unit(j, strv_copy(q.argv))) {
 		conn_reply_error(c, "internal", "Out of memory");
 		goto out;
 	}
-	if (setup_net(d, c, j) < 0)
+	/* (volumes first: a refused one leaves no lease behind) */
+	if (open_volumes(d, c, &q, j) < 0 || setup_net(d, c, j) < 0)
 		goto out;
 	j->next = d->jobs;
 	d->jobs = TAKE_PTR(j);
@@ -537,6 +875,8 @@ out:
 	strv_free(q.argv);
 	strv_free(q.env);
 	strv_free(q.ports);
+	free(q.tpl_name);
+	template_info_free(q.tpl);
 }
 
 static void op_ps(struct daemon *d, struct conn *c, yajl_val t)
@@ -555,9 +895,9 @@ static void op_ps(struct daemon *d, struct conn *c, yajl_val t)
 	if (!named)
 		return conn_reply_error(c, "internal", "Out of memory");
 	for (size_t i = 0; i < n; i++) /* each name resolved once, in the request's order */
-		if (!(named[i] = lookup(d, c, names[i])))
+		if (!(named[i] = ops_lookup(d, c, names[i])))
 			return;
-	g = reply_begin();
+	g = ops_reply_begin();
 	if (!g)
 		return;
 	json_gen_key(g, "jobs");
@@ -567,8 +907,11 @@ static void op_ps(struct daemon *d, struct conn *c, yajl_val t)
 
 		for (size_t i = 0; i < n && !want; i++)
 			want = named[i] == j;
-		if (want && may_see(c, j))
-			job_to_json(j, g);
+		if (!want || !may_see(c, j))
+			continue;
+		j->have_usage = job_is_live(j) &&
+				rootfs_job_usage(d, j, &j->disk_used, &j->files_used) >= 0;
+		job_to_json(j, g);
 	}
 	yajl_gen_array_close(g);
 	conn_send_map(c, g);
@@ -585,7 +928,7 @@ bool ops_wait_check(struct daemon *d, struct conn *c)
 		if (j && job_is_live(j))
 			return false;
 	}
-	g = reply_begin();
+	g = ops_reply_begin();
 	if (!g)
 		return false;
 	json_gen_key(g, "jobs");
@@ -615,7 +958,7 @@ static void op_wait(struct daemon *d, struct conn *c, yajl_val t)
 	if (r < 0 || !names[0])
 		return conn_reply_error(c, "bad_request", "Field 'jobs' must be a non-empty list");
 	for (size_t i = 0; names[i]; i++) {
-		struct job *j = lookup(d, c, names[i]);
+		struct job *j = ops_lookup(d, c, names[i]);
 
 		if (!j)
 			return;
@@ -656,16 +999,18 @@ static void op_kill(struct daemon *d, struct conn *c, yajl_val t)
 	if (sig < 1 || sig > 64)
 		return conn_reply_error(c, "invalid_argument", "Invalid signal %llu",
 					(unsigned long long)sig);
-	j = lookup(d, c, name);
+	j = ops_lookup(d, c, name);
 	if (!j)
 		return;
 	if (unit && !job_unit(j, (unsigned)unit))
 		return conn_reply_error(c, "not_found", "Job %.12s has no unit %llu", j->id,
 					(unsigned long long)unit);
-	if (signal_unit(d, c, j, (unsigned)unit, (int)sig) < 0)
+	if (j->state == JOB_CHECKPOINTED) /* no container: the job ends, its versions stay */
+		ckpt_discard(d, j, (int)sig);
+	else if (signal_unit(d, c, j, (unsigned)unit, (int)sig) < 0)
 		return;
 	{
-		_cleanup_gen_ yajl_gen g = reply_begin();
+		_cleanup_gen_ yajl_gen g = ops_reply_begin();
 
 		if (g)
 			conn_send_map(c, g);
@@ -684,13 +1029,13 @@ static void op_logs(struct daemon *d, struct conn *c, yajl_val t)
 	if (json_get_string(t, "job", &name) < 0 || get_limit(c, t, "unit", &unit) < 0 ||
 	    get_opt_bool(c, t, "follow", &follow) < 0)
 		return conn_reply_error(c, "bad_request", "Field 'job' (string) is required");
-	j = lookup(d, c, name);
+	j = ops_lookup(d, c, name);
 	if (!j)
 		return;
 	if (!job_unit(j, (unsigned)unit))
 		return conn_reply_error(c, "not_found", "Job %.12s has no unit %llu", j->id,
 					(unsigned long long)unit);
-	g = reply_begin();
+	g = ops_reply_begin();
 	if (!g)
 		return;
 	conn_send_map(c, g);
@@ -711,7 +1056,7 @@ static void op_signal(struct daemon *d, struct conn *c, yajl_val t)
 
 static void op_version(struct daemon *d, struct conn *c, yajl_val t)
 {
-	_cleanup_gen_ yajl_gen g = reply_begin();
+	_cleanup_gen_ yajl_gen g = ops_reply_begin();
 
 	if (!g)
 		return;
@@ -724,18 +1069,58 @@ static void op_version(struct daemon *d, struct conn *c, yajl_val t)
 static const struct op {
 	const char *name;
 	void (*fn)(struct daemon *d, struct conn *c, yajl_val t);
-	const char *const keys[20];
+	const char *const keys[40];
 } ops[] = {
 	{ "run",
 	  op_run,
-	  { "v", "op", "argv", "env", "workdir", "name", "template", "memory", "cpus", "pids",
-	    "user", "job", "attach", "tty", "net", "ip", "ports", "group", NULL } },
+	  { "v",
+	    "op",
+	    "argv",
+	    "env",
+	    "workdir",
+	    "name",
+	    "template",
+	    "memory",
+	    "cpus",
+	    "pids",
+	    "user",
+	    "job",
+	    "attach",
+	    "tty",
+	    "cwd",
+	    "no_home",
+	    "disk",
+	    "files",
+	    "volumes",
+	    "net",
+	    "ip",
+	    "ports",
+	    "group",
+	    "checkpoint_every",
+	    "checkpoint_keep",
+	    "checkpoint_signal",
+	    "checkpoint_grace",
+	    "restore_signal",
+	    "restart",
+	    NULL } },
 	{ "ps", op_ps, { "v", "op", "jobs", "all", NULL } },
 	{ "wait", op_wait, { "v", "op", "jobs", NULL } },
 	{ "kill", op_kill, { "v", "op", "job", "signal", "unit", NULL } },
 	{ "logs", op_logs, { "v", "op", "job", "unit", "follow", NULL } },
 	{ "signal", op_signal, { "v", "op", "signal", NULL } },
 	{ "version", op_version, { "v", "op", NULL } },
+	/* the template catalogue: template-ops.c */
+	{ "template_import",
+	  ops_template_import,
+	  { "v", "op", "name", "env", "workdir", "user", "allow_devices", NULL } },
+	{ "template_list", ops_template_list, { "v", "op", NULL } },
+	{ "template_show", ops_template_show, { "v", "op", "name", NULL } },
+	{ "template_default", ops_template_default, { "v", "op", "name", NULL } },
+	{ "template_remove", ops_template_remove, { "v", "op", "name", "force", NULL } },
+	{ "checkpoint", ckpt_op_checkpoint, { "v", "op", "job", "stop", NULL } },
+	{ "checkpoints", ckpt_op_list, { "v", "op", "job", NULL } },
+	{ "checkpoint_delete", ckpt_op_delete, { "v", "op", "job", "version", NULL } },
+	{ "restart", ckpt_op_restart, { "v", "op", "job", "version", NULL } },
 };
 
 void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len)
@@ -745,8 +1130,8 @@ void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len)
 	const char *opname = NULL, *bad = NULL;
 	int64_t v = 0;
 
-	if (c->mode == CONN_WAIT || c->mode == CONN_STARTING ||
-	    (c->mode == CONN_ATTACHED && !c->follow))
+	if (c->mode == CONN_WAIT || c->mode == CONN_STARTING || c->mode == CONN_TEMPLATE ||
+	    c->mode == CONN_CKPT || (c->mode == CONN_ATTACHED && !c->follow))
 		return;
 	if (strlen(line) != len)
 		return conn_reply_error(c, "bad_request", "Request contains a NUL byte");

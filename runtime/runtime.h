@@ -11,14 +11,18 @@
 
 /* ---- configuration (xosd.conf(5)) ---- */
 struct runtime_config {
-	char *state_dir;       /* default /var/lib/xos */
-	char *run_dir;         /* default /run/xos */
-	char *socket_path;     /* default <run_dir>/xosd.sock */
-	char *loader_path;     /* default LIBEXECDIR/xos-loader */
-	char *default_user;    /* account for jobs submitted by root: nobody */
-	char *socket_group;    /* group allowed to connect (mode 0660), NULL: everyone (0666) */
-	uint64_t layer_size;   /* bytes of each job's writable layer (tmpfs size=) */
-	uint64_t layer_inodes; /* inodes of each job's writable layer */
+	char *state_dir;          /* default /var/lib/xos */
+	char *run_dir;            /* default /run/xos */
+	char *socket_path;        /* default <run_dir>/xosd.sock */
+	char *loader_path;        /* default LIBEXECDIR/xos-loader */
+	char *default_user;       /* account for jobs submitted by root: nobody */
+	char *socket_group;       /* group allowed to connect (mode 0660), NULL: everyone (0666) */
+	uint64_t layer_size;      /* bytes of each job's writable layer (tmpfs size=) */
+	uint64_t layer_inodes;    /* inodes of each job's writable layer */
+	uint64_t max_disk;        /* most a non-root user may ask for with --disk */
+	uint64_t max_files;       /* most a non-root user may ask for with --files */
+	bool mount_home;          /* the owner's home directory is mounted in jobs */
+	bool volume_system_paths; /* volumes may expose root-owned system directories */
 	uint64_t default_memory, default_millicpus, default_pids;
 	bool sync_writes;           /* fdatasync state files */
 	uint64_t keep_ended;        /* ended jobs kept (record and output), oldest go first */
@@ -26,6 +30,11 @@ struct runtime_config {
 	char *cgroup_parent;        /* where job cgroups go (relative), NULL: LXC's default */
 	int log_level;              /* 0 err .. 3 debug */
 	struct netsetup_config net; /* the net_* keys */
+	char *checkpoint_dir;       /* checkpoint store, default <state_dir>/checkpoints */
+	uint64_t checkpoint_keep;   /* versions kept per job unless xrun --keep (0: all) */
+	bool checkpoint_bridge;     /* try to checkpoint --net bridge jobs (see xosd.conf(5)) */
+	char *hooks_dir;            /* hooks, default SYSCONFDIR/xos/hooks.d */
+	uint64_t hook_timeout_us;   /* a hook running longer is killed and fails */
 };
 
 void runtime_config_init(struct runtime_config *c);
@@ -35,8 +44,16 @@ int runtime_config_load(struct runtime_config *c, const char *path, char **ret_e
 /* Fill in derived defaults (socket path from run dir...). */
 int runtime_config_finish(struct runtime_config *c);
 
+/* CRIU's action script during a checkpoint: xosd runs as it (main() checks
+ * CRTOOLS_SCRIPT_ACTION); copies the job's writable layer and spool while
+ * the container is frozen. Returns the exit status. */
+int runtime_ckpt_action(void);
+
 /* Run the daemon until SIGTERM/SIGINT. Jobs keep running when it stops. */
 int runtime_run(struct runtime_config *c);
+/* xosd --template-helper ARGS: the process xosd runs for a template import or
+ * removal (argv after that option); its exit status. */
+int runtime_template_helper(int argc, char **argv);
 
 /* ---- cgroup backends (pure translation, unit-tested) ---- */
 struct runtime_limits {

@@ -12,13 +12,18 @@
 #   4. `make criu` from the upstream tarball and install the binary.
 # Nothing is installed from forky/sid: only a source tarball is fetched.
 #
-# Usage: scripts/build-criu.sh [--force] [--check]
-#   --force   rebuild even if a working CRIU >= 4.2 is installed
-#   --check   only report whether the installed CRIU is usable (exit 0/1)
+# The upstream tarball is kept in XOS_CACHE_DIR (default /var/cache/xos) for
+# scripts/build-zdtm.sh, which builds CRIU's own test programs from it.
+#
+# Usage: scripts/build-criu.sh [--force] [--check] [--source-only]
+#   --force        rebuild even if a working CRIU >= 4.2 is installed
+#   --check        only report whether the installed CRIU is usable (exit 0/1)
+#   --source-only  only make sure the source tarball is in the cache; print its path
 # Environment:
 #   XOS_APT_URI   archive URI to fetch the source from (default: derived from
 #                 the machine's apt sources)
 #   XOS_CRIU_SUITES  suites to try, in order (default: "forky sid")
+#   XOS_CACHE_DIR    where the source tarball is kept (default /var/cache/xos)
 set -euo pipefail
 
 MIN_VERSION=4.2
@@ -35,10 +40,13 @@ XOS_LOG_PREFIX=build-criu
 
 force=0
 check_only=0
+source_only=0
+CACHE=${XOS_CACHE_DIR:-/var/cache/xos}
 for arg in "$@"; do
 	case $arg in
 	--force) force=1 ;;
 	--check) check_only=1 ;;
+	--source-only) source_only=1 ;;
 	-h | --help)
 		sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
 		exit 0
@@ -62,19 +70,34 @@ criu_usable() {
 	grep -q 'Looks good' <<<"$out"
 }
 
+# cached_source: the cached upstream tarball >= MIN_VERSION, if any
+cached_source() {
+	local f v
+	for f in "$CACHE"/criu_*.orig.tar.*; do
+		[ -f "$f" ] || continue
+		v=${f##*/criu_}
+		v=${v%%.orig.tar.*}
+		dpkg --compare-versions "$v" ge "$MIN_VERSION" && printf '%s\n' "$f" && return 0
+	done
+	return 1
+}
+if [ "$source_only" = 1 ] && cached_source; then
+	exit 0
+fi
+
 current=$(command -v criu || true)
-if [ -n "$current" ] && [ "$force" = 0 ] && criu_usable "$current"; then
+if [ "$source_only" = 0 ] && [ -n "$current" ] && [ "$force" = 0 ] && criu_usable "$current"; then
 	log "$current $(criu_version "$current") is usable (criu check: Looks good.); nothing to do"
 	exit 0
 fi
 # Our own binary is new enough but `criu check` fails: a rebuild would not
 # help (it is the kernel or the environment), so say why and stop.
-if [ "$force" = 0 ] && [ -x "$DEST" ] && ver=$(criu_version "$DEST") && [ -n "$ver" ] &&
+if [ "$source_only" = 0 ] && [ "$force" = 0 ] && [ -x "$DEST" ] && ver=$(criu_version "$DEST") && [ -n "$ver" ] &&
 	dpkg --compare-versions "$ver" ge "$MIN_VERSION" && [ "$current" = "$DEST" ]; then
 	"$DEST" check </dev/null >&2 || true
 	die "$DEST $ver is installed but 'criu check' fails (see above): fix the kernel or environment; --force rebuilds"
 fi
-if [ "$check_only" = 1 ]; then
+if [ "$check_only" = 1 ] && [ "$source_only" = 0 ]; then
 	if [ -n "$current" ]; then
 		log "$current (version $(criu_version "$current")) is not usable: need >= $MIN_VERSION and a passing 'criu check'"
 	else
@@ -246,8 +269,12 @@ orig=
 for suite in "${SUITES[@]}"; do
 	write_src "$suite"
 	log "fetching the source index of $suite"
+	# (Check-Valid-Until=false: a mirror frozen in time serves Release files
+	# past their Valid-Until; their signatures are still checked, and so is the
+	# tarball against the signed Sources index.)
 	if ! "${APT[@]}" update -o Dir::Etc::sourcelist="$TMP_SRC" -o Dir::Etc::sourceparts=- \
-		-o APT::Get::List-Cleanup=0 </dev/null >"$WORK/update-$suite.log" 2>&1; then
+		-o APT::Get::List-Cleanup=0 -o Acquire::Check-Valid-Until=false \
+		</dev/null >"$WORK/update-$suite.log" 2>&1; then
 		warn "apt-get update for $suite failed:"
 		grep -E '^(E|W):' "$WORK/update-$suite.log" >&2 || tail -n 5 "$WORK/update-$suite.log" >&2
 		continue
@@ -287,6 +314,13 @@ upstream=${orig##*/criu_}
 upstream=${upstream%%.orig.tar.*}
 dpkg --compare-versions "$upstream" ge "$MIN_VERSION" ||
 	die "downloaded upstream tarball is version $upstream, need >= $MIN_VERSION"
+install -d -m 0755 "$CACHE"
+install -m 0644 "$orig" "$CACHE/${orig##*/}"
+if [ "$source_only" = 1 ]; then
+	log "source tarball cached: $CACHE/${orig##*/}" >&2
+	printf '%s\n' "$CACHE/${orig##*/}"
+	exit 0
+fi
 
 # ---------------------------------------------------------------------- build
 SRC=$WORK/src

@@ -10,14 +10,15 @@
 #
 # Steps (docs/SETUP.md explains each):
 #   1. Debian packages (apt-get, only if some are missing)
-#   2. CRIU >= 4.2 as /usr/local/sbin/criu (scripts/build-criu.sh)
+#   2. CRIU >= 4.2 as /usr/local/sbin/criu (scripts/build-criu.sh), and CRIU's
+#      zdtm test programs for the test suite (scripts/build-zdtm.sh)
 #   3. a subordinate uid/gid range for root in /etc/subuid and /etc/subgid
 #   4. kernel: the overlay filesystem
 #   5. make
 set -euo pipefail
 
 PACKAGES=(build-essential pkgconf git lxc lxc-dev libseccomp-dev libcap-dev libyajl-dev
-	libarchive-dev bats bats-assert bats-support iproute2 nftables libnftables-dev
+	libarchive-dev libssl-dev xz-utils bats bats-assert bats-support iproute2 nftables libnftables-dev
 	busybox-static procps psmisc jq mandoc shellcheck clang-format runc python3)
 SUBID_COUNT=65536
 SUBID_START=100000
@@ -85,6 +86,10 @@ fi
 log "criu: checking (scripts/build-criu.sh)"
 if ! "$REPO_ROOT/scripts/build-criu.sh" </dev/null 2>&1 | sed -u 's/^build-criu: /setup: criu: /'; then
 	die "no usable CRIU (scripts/build-criu.sh failed, see above)"
+fi
+log "criu: zdtm test programs (scripts/build-zdtm.sh)"
+if ! "$REPO_ROOT/scripts/build-zdtm.sh" </dev/null 2>&1 | sed -u 's/^build-zdtm: /setup: zdtm: /'; then
+	die "could not build CRIU's zdtm test programs (scripts/build-zdtm.sh failed, see above)"
 fi
 
 # ----------------------------------------------------- subordinate uid/gid

@@ -21,6 +21,14 @@ xos_start() {
 	xosd_launch "$@"
 }
 
+# Imported templates hold no host libraries: their jobs need a static loader.
+# The sanitizer build's loader is dynamic (ASan has no static runtime), so tests
+# of such templates take the plain build's (built first by tests/run-all.sh).
+XOS_STATIC_LOADER=${XOS_STATIC_LOADER:-$XOS_ROOT/build/xos-loader}
+xos_start_static() {
+	xos_start --loader "$XOS_STATIC_LOADER" "$@"
+}
+
 xosd_launch() {
 	"$XOS_BUILD/xosd" --foreground --config /dev/null --state-dir "$XOS_TMP/state" \
 		--run-dir "$XOS_TMP/run" --loader "$XOS_BUILD/xos-loader" "$@" \
@@ -213,4 +221,15 @@ job_init_pid() {
 	local c
 	c="xos-$(xps -a --json "$1" | jq -r '.[0].id')"
 	lxc-info -P "$XOS_TMP/state/lxc" -n "$c" -p -H 2>/dev/null
+}
+
+# wait_lines FILE N: until FILE has at least N lines (20 s at most)
+wait_lines() {
+	local i
+	for i in $(seq 1 400); do
+		[ -e "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && return 0
+		sleep 0.05
+	done
+	echo "$1 has fewer than $2 lines" >&2
+	return 1
 }

@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Copying a directory tree exactly: owners, modes, times, extended
+ * attributes (overlayfs's trusted.overlay.* included), device nodes
+ * (overlayfs whiteouts are 0:0 character devices), fifos and symlinks. Every
+ * step goes through dirfds and never follows a link. Hard links become
+ * separate copies; sockets are skipped (nothing can use a copied socket). */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include "common/common.h"
+
+static int copy_xattrs(int from, int to)
+{
+	char names[8192], value[65536];
+	ssize_t n = flistxattr(from, names, sizeof(names));
+
+	if (n < 0)
+		return errno == ENOTSUP ? 0 : -errno;
+	for (char *k = names; k < names + n; k += strlen(k) + 1) {
+		ssize_t v = fgetxattr(from, k, value, sizeof(value));
+
+		if (v < 0)
+			continue; /* vanished or unreadable: nothing to keep */
+		if (fsetxattr(to, k, value, (size_t)v, 0) < 0 && errno != ENOTSUP)
+			return -errno;
+	}
+	return 0;
+}
+
+static int copy_data(int from, int to, off_t size, uint64_t *bytes)
+{
+	off_t left = size;
+
+	while (left > 0) {
+		ssize_t n = copy_file_range(from, NULL, to, NULL, (size_t)left, 0);
+
+		if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS))
+			n = sendfile(to, from, NULL, (size_t)left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break; /* shrank meanwhile */
+		left -= n;
+	}
+	if (bytes)
+		*bytes += (uint64_t)(size - left);
+	return 0;
+}
+
+/* Owner, mode and times of an entry that was just made (fd open on it). */
+static int copy_meta(int fd, const struct stat *st)
+{
+	struct timespec ts[2] = { st->st_atim, st->st_mtim };
+
+	if (fchown(fd, st->st_uid, st->st_gid) < 0 || fchmod(fd, st->st_mode & 07777) < 0)
+		return -errno;
+	return futimens(fd, ts) < 0 ? -errno : 0;
+}
+
+static int copy_file(int from, int to, const char *name, const struct stat *st, uint64_t *bytes)
+{
+	_cleanup_close_ int s = openat(from, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int d = -EBADF;
+	int r;
+
+	if (s < 0)
+		return -errno;
+	d = openat(to, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (d < 0)
+		return -errno;
+	r = copy_data(s, d, st->st_size, bytes);
+	if (r >= 0)
+		r = copy_xattrs(s, d);
+	return r < 0 ? r : copy_meta(d, st);
+}
+
+static int copy_special(int from, int to, const char *name, const struct stat *st)
+{
+	struct timespec ts[2] = { st->st_atim, st->st_mtim };
+
+	if (S_ISLNK(st->st_mode)) {
+		char target[4096];
+		ssize_t n = readlinkat(from, name, target, sizeof(target) - 1);
+
+		if (n < 0)
+			return -errno;
+		target[n] = 0;
+		if (symlinkat(target, to, name) < 0)
+			return -errno;
+	} else if (S_ISSOCK(st->st_mode)) {
+		return 0;
+	} else if (mknodat(to, name, st->st_mode & (S_IFMT | 07777), st->st_rdev) < 0) {
+		return -errno;
+	}
+	if (fchownat(to, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (!S_ISLNK(st->st_mode) && fchmodat(to, name, st->st_mode & 07777, 0) < 0)
+		return -errno;
+	return utimensat(to, name, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+static int copy_dir(int from, const char *name, int to, const char *to_name, const struct stat *st,
+		    uint64_t *bytes, unsigned depth)
+{
+	_cleanup_close_ int s = open_dir_at(from, name), d = -EBADF;
+	struct dirent *de;
+	DIR *dir;
+	int r = 0;
+
+	if (s < 0)
+		return s;
+	if (depth > 256)
+		return -ELOOP;
+	if (mkdirat(to, to_name, 0700) < 0)
+		return -errno;
+	d = open_dir_at(to, to_name);
+	if (d < 0)
+		return d;
+	dir = fdopendir(fcntl(s, F_DUPFD_CLOEXEC, 3));
+	if (!dir)
+		return -errno;
+	while (r >= 0 && (errno = 0, de = readdir(dir))) {
+		struct stat cst;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(s, de->d_name, &cst, AT_SYMLINK_NOFOLLOW) < 0)
+			r = errno == ENOENT ? 0 : -errno;
+		else if (S_ISDIR(cst.st_mode))
+			r = copy_dir(s, de->d_name, d, de->d_name, &cst, bytes, depth + 1);
+		else if (S_ISREG(cst.st_mode))
+			r = copy_file(s, d, de->d_name, &cst, bytes);
+		else
+			r = copy_special(s, d, de->d_name, &cst);
+	}
+	closedir(dir);
+	if (r >= 0)
+		r = copy_xattrs(s, d);
+	return r < 0 ? r : copy_meta(d, st);
+}
+
+int copy_tree_at(int from, const char *name, int to, const char *to_name, uint64_t *ret_bytes)
+{
+	struct stat st;
+	uint64_t bytes = 0;
+	int r;
+
+	if (fstatat(from, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	r = copy_dir(from, name, to, to_name, &st, &bytes, 0);
+	if (r >= 0 && ret_bytes)
+		*ret_bytes = bytes;
+	return r;
+}

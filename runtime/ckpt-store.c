@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The checkpoint store: <checkpoint_dir>/<job id>/<version>/ holding
+ *   images/        CRIU's images (owned by the container's mapped root, 0755:
+ *                  CRIU's restore opens them from inside the user namespace)
+ *   upper/         the job's writable layer, copied while the container was frozen
+ *   spool/         the job's spool (output, unit status files), same instant
+ *   manifest.json  what the version is (docs/PROTOCOL.md, section 3)
+ * checkpoint_dir and every directory down to a version are root's, 0700: no
+ * account on the host can read an image (a tampered one executes code).
+ * Versions being made are ".new-N"; a failed dump's log is kept as
+ * failed-N.dump.log beside the versions. Also CRIU's action script. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+#include "runtime/runtime-internal.h"
+#include "runtime/ckpt-internal.h"
+
+int ckpt_store_fd(struct daemon *d)
+{
+	int r;
+
+	if (d->ckpt_fd >= 0)
+		return d->ckpt_fd;
+	r = mkdir_p_at(AT_FDCWD, d->cfg->checkpoint_dir, 0700);
+	if (r < 0)
+		return r;
+	if (chown(d->cfg->checkpoint_dir, 0, 0) < 0 || chmod(d->cfg->checkpoint_dir, 0700) < 0)
+		return -errno;
+	d->ckpt_fd = open(d->cfg->checkpoint_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return d->ckpt_fd < 0 ? -errno : d->ckpt_fd;
+}
+
+int ckpt_job_store(struct daemon *d, struct job *j, bool create)
+{
+	int s = ckpt_store_fd(d);
+
+	if (s < 0)
+		return s;
+	if (create && mkdirat(s, j->id, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return open_dir_at(s, j->id);
+}
+
+static int version_from_name(const char *s, unsigned *ret)
+{
+	uint64_t v;
+
+	if (!s[0] || s[0] == '0' || strspn(s, "0123456789") != strlen(s))
+		return -EINVAL;
+	if (parse_uint64(s, &v) < 0 || v == 0 || v > 1000000000)
+		return -ERANGE;
+	*ret = (unsigned)v;
+	return 0;
+}
+
+static int cmp_unsigned(const void *a, const void *b)
+{
+	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int ckpt_list_versions(int jfd, unsigned **ret, size_t *ret_n)
+{
+	DIR *dir = fdopendir(fcntl(jfd, F_DUPFD_CLOEXEC, 3));
+	_cleanup_free_ unsigned *v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+
+	if (!dir)
+		return -errno;
+	rewinddir(dir); /* the fd's offset is shared with every earlier dup */
+	while ((de = readdir(dir))) {
+		unsigned x;
+
+		if (version_from_name(de->d_name, &x) < 0)
+			continue;
+		if (n == cap) {
+			unsigned *p = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof(*v));
+
+			if (!p) {
+				closedir(dir);
+				return -ENOMEM;
+			}
+			v = p;
+		}
+		v[n++] = x;
+	}
+	closedir(dir);
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_unsigned);
+	*ret = TAKE_PTR(v);
+	*ret_n = n;
+	return 0;
+}
+
+/* Remove what a failed or interrupted dump left: every .new-N directory. */
+void ckpt_remove_partial(int jfd)
+{
+	DIR *dir = fdopendir(fcntl(jfd, F_DUPFD_CLOEXEC, 3));
+	struct dirent *de;
+
+	if (!dir)
+		return;
+	rewinddir(dir);
+	while ((de = readdir(dir)))
+		if (str_has_prefix(de->d_name, ".new-"))
+			(void)rm_rf_at(jfd, de->d_name);
+	closedir(dir);
+}
+
+static uint64_t dir_bytes(int fd)
+{
+	DIR *dir = fdopendir(fcntl(fd, F_DUPFD_CLOEXEC, 3));
+	struct dirent *de;
+	uint64_t sum = 0;
+
+	if (!dir)
+		return 0;
+	rewinddir(dir);
+	while ((de = readdir(dir))) {
+		struct stat st;
+
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+			sum += (uint64_t)st.st_size;
+	}
+	closedir(dir);
+	return sum;
+}
+
+/* Images to the container's mapped root, the directory 0755 (PLATFORM.md). */
+int ckpt_chown_images(int vfd, uid_t ru, gid_t rg, uint64_t *ret_bytes)
+{
+	_cleanup_close_ int img = open_dir_at(vfd, "images");
+	DIR *dir;
+	struct dirent *de;
+	int r = 0;
+
+	if (img < 0)
+		return img;
+	dir = fdopendir(fcntl(img, F_DUPFD_CLOEXEC, 3));
+	if (!dir)
+		return -errno;
+	rewinddir(dir);
+	while (r >= 0 && (de = readdir(dir)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		    fchownat(img, de->d_name, ru, rg, AT_SYMLINK_NOFOLLOW) < 0)
+			r = -errno;
+	closedir(dir);
+	if (r >= 0 && (fchown(img, ru, rg) < 0 || fchmod(img, 0755) < 0))
+		r = -errno;
+	if (r >= 0)
+		*ret_bytes = dir_bytes(img);
+	return r;
+}
+
+/* ---- CRIU's stats-dump: a magic or two, a length, a protobuf message ---- */
+static int pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *ret)
+{
+	uint64_t v = 0;
+
+	for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
+		uint8_t b = *(*p)++;
+
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*ret = v;
+			return 0;
+		}
+	}
+	return -EBADMSG;
+}
+
+/* Fields 1..14 of DumpStatsEntry, varints; others skipped. */
+static int pb_dump_stats(const uint8_t *p, const uint8_t *end, uint64_t f[16])
+{
+	while (p < end) {
+		uint64_t key, v;
+
+		if (pb_varint(&p, end, &key) < 0)
+			return -EBADMSG;
+		if ((key & 7) == 0) {
+			if (pb_varint(&p, end, &v) < 0)
+				return -EBADMSG;
+			if ((key >> 3) < 16)
+				f[key >> 3] = v;
+		} else if ((key & 7) == 2) {
+			if (pb_varint(&p, end, &v) < 0 || v > (uint64_t)(end - p))
+				return -EBADMSG;
+			if ((key >> 3) == 1) /* StatsEntry.dump */
+				return pb_dump_stats(p, p + v, f);
+			p += v;
+		} else {
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+int ckpt_read_stats(int vfd, struct ckpt_stats *ret)
+{
+	_cleanup_close_ int img = open_dir_at(vfd, "images");
+	_cleanup_free_ char *text = NULL;
+	uint64_t f[16] = { 0 };
+	size_t len;
+	int r;
+
+	if (img < 0)
+		return img;
+	r = read_file_at(img, "stats-dump", 65536, &text, &len);
+	if (r < 0)
+		return r;
+	for (size_t off = 4; off + 4 <= len && off <= 12; off += 4) {
+		uint32_t n;
+		const uint8_t *p = (const uint8_t *)text + off + 4;
+
+		memcpy(&n, text + off, 4);
+		if (off + 4 + n != len || pb_dump_stats(p, p + n, f) < 0)
+			continue;
+		*ret = (struct ckpt_stats){ .freezing_time = f[1],
+					    .frozen_time = f[2],
+					    .memdump_time = f[3],
+					    .memwrite_time = f[4],
+					    .pages_scanned = f[5],
+					    .pages_written = f[7] };
+		return 0;
+	}
+	return -EBADMSG;
+}
+
+void ckpt_stats_to_json(const struct ckpt_stats *s, struct yajl_gen_t *g)
+{
+	json_gen_key(g, "criu_statistics");
+	yajl_gen_map_open(g);
+	json_gen_kv_uint(g, "freezing_time", s->freezing_time);
+	json_gen_kv_uint(g, "frozen_time", s->frozen_time);
+	json_gen_kv_uint(g, "memdump_time", s->memdump_time);
+	json_gen_kv_uint(g, "memwrite_time", s->memwrite_time);
+	json_gen_kv_uint(g, "pages_scanned", s->pages_scanned);
+	json_gen_kv_uint(g, "pages_written", s->pages_written);
+	yajl_gen_map_close(g);
+}
+
+/* ---- the action script: copies made while the container is frozen ---- */
+static int action_copy(const char *src, const char *dest, const char *name, uint64_t *bytes)
+{
+	_cleanup_close_ int s = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int d = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (s < 0 || d < 0)
+		return -errno;
+	return copy_tree_at(s, ".", d, name, bytes);
+}
+
+int runtime_ckpt_action(void)
+{
+	const char *action = getenv("CRTOOLS_SCRIPT_ACTION");
+	const char *dest = getenv("XOS_CKPT_DEST"), *upper = getenv("XOS_CKPT_UPPER");
+	const char *spool = getenv("XOS_CKPT_SPOOL");
+	uint64_t ub = 0, sb = 0;
+	char sizes[64];
+	int r, n;
+
+	if (!action || strcmp(action, "post-dump") != 0)
+		return 0;
+	if (!dest || !upper || !spool)
+		return 1;
+	r = action_copy(upper, dest, "upper", &ub);
+	if (r >= 0)
+		r = action_copy(spool, dest, "spool", &sb);
+	if (r < 0) {
+		fprintf(stderr, "xosd: Failed to copy the job's files into %s: %s\n", dest,
+			strerror(-r));
+		return 1;
+	}
+	n = snprintf(sizes, sizeof(sizes), "%llu %llu\n", (unsigned long long)ub,
+		     (unsigned long long)sb);
+	{
+		_cleanup_close_ int d = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		r = d < 0 ? -errno : write_file_atomic_at(d, "sizes", sizes, (size_t)n, 0600, true);
+	}
+	return r < 0 ? 1 : 0;
+}
