@@ -143,11 +143,6 @@ int link_delete(const char *name)
 	return r == -ENODEV ? 0 : r;
 }
 
-bool link_exists(const char *name)
-{
-	return if_nametoindex(name) != 0;
-}
-
 int link_sysctl(const char *ifname, const char *key, const char *value)
 {
 	char path[256];

@@ -177,10 +177,28 @@ const struct netsetup_backend netsetup_backend_none = {
 
 /* ---- bridge ---- */
 
+/* <state>/net/up names the bridge and tables this daemon made ("BRIDGE
+ * TABLE"): only those are ever removed when no job needs them, never a
+ * bridge or table of the same name that another daemon made. */
+static int mark_up(struct netsetup *n)
+{
+	_cleanup_free_ char *s = xstrdup_printf("%s %s\n", n->cfg->bridge, n->cfg->table);
+
+	return s ? write_file_atomic_at(n->net_fd, "up", s, strlen(s), 0600, false) : -ENOMEM;
+}
+
+static void take_down(struct netsetup *n, const char *bridge, const char *table)
+{
+	(void)nftw_tables_delete(n, table);
+	(void)link_delete(bridge);
+	unlinkat(n->net_fd, "up", 0);
+}
+
 /* The bridge with the gateway address, and fresh tables. */
 static int bridge_up(struct netsetup *n)
 {
 	const char *br = n->cfg->bridge;
+	bool made;
 	int r;
 
 	if (n->up)
@@ -188,6 +206,7 @@ static int bridge_up(struct netsetup *n)
 	r = link_bridge_create(br);
 	if (r < 0 && r != -EEXIST)
 		return r;
+	made = r >= 0;
 	if ((r = link_addr_add(br, netsetup_pool_gateway(n->cfg->pool, n->cfg->pool_prefix),
 			       n->cfg->pool_prefix)) < 0 ||
 	    (r = link_set_up(br)) < 0)
@@ -195,20 +214,20 @@ static int bridge_up(struct netsetup *n)
 	/* routed from the bridge (outbound, DNAT); 127.0.0.1 DNAT'ed to a job */
 	(void)link_sysctl(br, "forwarding", n->cfg->outbound ? "1" : "0");
 	(void)link_sysctl(br, "route_localnet", "1");
-	if ((r = nftw_tables_build(n)) < 0)
+	if ((r = nftw_tables_build(n)) < 0 || (r = mark_up(n)) < 0)
 		goto err_bridge;
 	n->up = true;
 	return 0;
 err_bridge:
-	(void)nftw_tables_delete(n);
-	(void)link_delete(br);
+	(void)nftw_tables_delete(n, n->cfg->table);
+	if (made)
+		(void)link_delete(br);
 	return r;
 }
 
 static void bridge_down(struct netsetup *n)
 {
-	(void)nftw_tables_delete(n);
-	(void)link_delete(n->cfg->bridge);
+	take_down(n, n->cfg->bridge, n->cfg->table);
 	n->up = false;
 }
 
@@ -309,13 +328,16 @@ static int bridge_setup(struct netsetup *n, const char *id, struct netsetup_job 
 		return r;
 	if ((r = ports_hold(nj, err)) < 0)
 		goto err_lease;
+	n->nft_error[0] = 0;
 	if ((r = bridge_up(n)) < 0) {
 		*err = xstrdup_printf("Cannot set up the bridge %s and its rules: %s",
-				      n->cfg->bridge, strerror(-r));
+				      n->cfg->bridge,
+				      n->nft_error[0] ? n->nft_error : strerror(-r));
 		goto err_ports;
 	}
 	if ((r = nftw_job(n, "add", id, nj)) < 0) {
-		*err = xstrdup_printf("Cannot add the job's rules to table %s", n->cfg->table);
+		*err = xstrdup_printf("Cannot add the job's rules to table %s: %s", n->cfg->table,
+				      n->nft_error);
 		goto err_bridge;
 	}
 	return 0;
@@ -356,7 +378,9 @@ static void bridge_release(struct netsetup *n, const char *id, struct netsetup_j
 	lease_release(n, nj->addr, id);
 	if (netsetup_veth_name(id, veth) >= 0)
 		(void)link_delete(veth); /* usually gone with the container's namespace */
-	if (n->n_bridge_jobs == 0)
+	/* (before netsetup_reconcile, while jobs are being adopted, n->up is
+	 * false: a job found dead then takes down nothing the next may use) */
+	if (n->n_bridge_jobs == 0 && n->up)
 		bridge_down(n);
 }
 
@@ -407,7 +431,14 @@ int netsetup_reconcile(struct netsetup *n)
 	if (r > 0)
 		log_debug("Freed %d lease(s) of jobs that are gone", r);
 	if (n->n_bridge_jobs == 0) {
-		bridge_down(n); /* what an earlier run may have left */
+		_cleanup_free_ char *up = NULL;
+		char br[NETSETUP_IFNAME_MAX + 1], table[64];
+
+		/* what an earlier run of this daemon left (it was killed, say) */
+		if (read_file_at(n->net_fd, "up", 256, &up, NULL) >= 0 &&
+		    sscanf(up, "%15s %63s", br, table) == 2)
+			take_down(n, br, table);
+		n->up = false;
 		return 0;
 	}
 	(void)link_bridge_ports(n->cfg->bridge, stray_port, n);
@@ -417,7 +448,7 @@ int netsetup_reconcile(struct netsetup *n)
 
 void netsetup_shutdown(struct netsetup *n)
 {
-	if (n && n->n_bridge_jobs == 0 && (n->up || link_exists(n->cfg->bridge)))
+	if (n && n->n_bridge_jobs == 0 && n->up)
 		bridge_down(n);
 }
 

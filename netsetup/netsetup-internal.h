@@ -19,7 +19,8 @@ struct netsetup {
 	int net_fd;   /* <state>/net */
 	int lease_fd; /* <state>/net/leases: one file per leased address */
 	struct nft_ctx *nft;
-	bool up; /* bridge and tables are in place */
+	char nft_error[256]; /* the first line of nft's last error */
+	bool up;             /* bridge and tables are in place */
 	struct nsjob *jobs;
 	size_t n_bridge_jobs;
 };
@@ -40,7 +41,6 @@ int link_bridge_create(const char *name);
 int link_set_up(const char *name);
 int link_addr_add(const char *name, uint32_t addr, unsigned prefix);
 int link_delete(const char *name);
-bool link_exists(const char *name);
 int link_sysctl(const char *ifname, const char *key, const char *value);
 bool link_addr_in_use(uint32_t addr);
 int link_bridge_ports(const char *bridge, void (*fn)(void *ud, const char *port), void *ud);
@@ -49,7 +49,7 @@ int link_bridge_ports(const char *bridge, void (*fn)(void *ud, const char *port)
 int nftw_open(struct netsetup *n);
 void nftw_close(struct netsetup *n);
 int nftw_tables_build(struct netsetup *n); /* fresh tables with every registered job */
-int nftw_tables_delete(struct netsetup *n);
+int nftw_tables_delete(struct netsetup *n, const char *table);
 int nftw_job(struct netsetup *n, const char *verb, const char *job_id,
 	     const struct netsetup_job *nj);
 

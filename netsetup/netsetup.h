@@ -103,6 +103,10 @@ void netsetup_free(struct netsetup *n);
  * Other errors: the system's. */
 int netsetup_job_setup(struct netsetup *n, const char *job_id, struct netsetup_job *nj,
 		       char **ret_error);
+/* (A job keeps its network while it is stopped at a checkpoint. Should a
+ * restore find it released, it calls this again with the recorded nj: that
+ * claims the same address and host ports, or fails with -EADDRINUSE/-EBUSY
+ * and leaves nothing set up.) */
 /* Take over the network of a job that is still live after a daemon restart
  * (its lease and rules; the host ports are held again). */
 int netsetup_job_adopt(struct netsetup *n, const char *job_id, struct netsetup_job *nj);

@@ -35,6 +35,8 @@ static int nft_run(struct netsetup *n, const char *script)
 
 	if (r != 0) {
 		log_debug("nft failed: %s (script: %s)", err ? err : "", script);
+		snprintf(n->nft_error, sizeof(n->nft_error), "%.*s",
+			 (int)strcspn(err ? err : "", "\n"), err ? err : "");
 		return -EIO;
 	}
 	return 0;
@@ -95,12 +97,14 @@ static int inet_table(struct netsetup *n, char *s, size_t *o)
 			"  oifname \"%s\" ct status dnat accept\n"
 			"  oifname \"%s\" drop\n }\n"
 			" chain input { type filter hook input priority filter; policy accept;\n"
+			"  iifname \"%s\" ip daddr 127.0.0.0/8 ct status dnat accept\n"
+			"  iifname \"%s\" ip daddr 127.0.0.0/8 drop\n"
 			"  iifname \"%s\" ct state established,related accept\n"
 			"  iifname \"%s\" icmp type echo-request accept\n"
 			"  iifname \"%s\" drop\n }\n"
 			"}\n",
 			br, br, br, br, br, br, br, br, br, n->cfg->outbound ? "accept" : "drop",
-			br, br, br, br, br, br);
+			br, br, br, br, br, br, br, br);
 	return r;
 }
 
@@ -110,13 +114,12 @@ static int bridge_table(struct netsetup *n, char *s, size_t *o)
 		      "table bridge %s {\n"
 		      " set ports { type ifname; }\n"
 		      " map port_group { type ifname : mark; }\n"
-		      " set member { type ipv4_addr . mark; }\n"
+		      " set port_member { type ifname . mark; }\n"
 		      " chain forward { type filter hook forward priority filter; policy accept;\n"
 		      "  iifname @ports jump check\n }\n"
 		      " chain check {\n"
-		      "  ether type arp accept\n"
 		      "  meta mark set iifname map @port_group\n"
-		      "  ether type ip ip daddr . meta mark @member accept\n"
+		      "  oifname . meta mark @port_member accept\n"
 		      "  drop\n }\n"
 		      "}\n",
 		      n->cfg->table);
@@ -139,9 +142,9 @@ static int job_elements(struct netsetup *n, const char *verb, const char *job_id
 			   "%s element inet %s member { %s . 0x%x }\n"
 			   "%s element bridge %s ports { \"%s\" }\n"
 			   "%s element bridge %s port_group { \"%s\" : 0x%x }\n"
-			   "%s element bridge %s member { %s . 0x%x }\n",
+			   "%s element bridge %s port_member { \"%s\" . 0x%x }\n",
 			   verb, t, a, m, verb, t, a, m, verb, t, veth, verb, t, veth, m, verb, t,
-			   a, m);
+			   veth, m);
 	for (size_t i = 0; r >= 0 && i < nj->n_ports; i++)
 		r = append(s, o, "%s element inet %s %s_ports { %u : %s . %u }\n", verb, t,
 			   nj->ports[i].proto == IPPROTO_UDP ? "udp" : "tcp", nj->ports[i].host, a,
@@ -175,16 +178,14 @@ int nftw_tables_build(struct netsetup *n)
 	return r;
 }
 
-int nftw_tables_delete(struct netsetup *n)
+int nftw_tables_delete(struct netsetup *n, const char *table)
 {
 	char s[256];
 	int r;
 
-	snprintf(s, sizeof(s), "add table inet %s\ndelete table inet %s\n", n->cfg->table,
-		 n->cfg->table);
+	snprintf(s, sizeof(s), "add table inet %s\ndelete table inet %s\n", table, table);
 	r = nft_run(n, s);
-	snprintf(s, sizeof(s), "add table bridge %s\ndelete table bridge %s\n", n->cfg->table,
-		 n->cfg->table);
+	snprintf(s, sizeof(s), "add table bridge %s\ndelete table bridge %s\n", table, table);
 	return nft_run(n, s) < 0 ? -EIO : r;
 }
 

@@ -887,6 +887,8 @@ void ckpt_discard(struct daemon *d, struct job *j, int sig)
 			j->units[i].ended_us = now_usec();
 		}
 	job_finish(j);
+	/* a stopped job keeps its network (address, ports) until it ends: now */
+	netsetup_job_release(d->net, j->id, &j->net);
 	(void)daemon_persist_job(d, j);
 	for (size_t i = 0; i < j->n_units; i++)
 		conns_unit_ended(d, j, j->units[i].n);

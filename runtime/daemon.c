@@ -260,7 +260,10 @@ void daemon_job_cleanup(struct daemon *d, struct job *j)
 	snprintf(p, sizeof(p), "%s/jobs/%s/xos/notify.sock", d->cfg->state_dir, j->id);
 	unlink(p);
 	container_release(j);
-	netsetup_job_release(d->net, j->id, &j->net);
+	/* the network goes with the job; a job stopped at a checkpoint keeps its
+	 * address, ports and rules for its restore */
+	if (j->state != JOB_CHECKPOINTED)
+		netsetup_job_release(d->net, j->id, &j->net);
 	rootfs_job_umount(d, j);
 	template_ops_job_gone(d, j);
 	container_remove_config(d, j);
@@ -393,10 +396,6 @@ static void adopt_job(struct daemon *d, struct job *j)
 {
 	int r = container_attach(d, j);
 
-	if (r >= 0 && (r = netsetup_job_adopt(d->net, j->id, &j->net)) < 0) {
-		log_warn("Failed to take over the network of job %s: %s", j->id, strerror(-r));
-		r = 0; /* it runs: it is re-adopted all the same */
-	}
 	if (r >= 0) {
 		if (j->state == JOB_STARTING) { /* xosd stopped while it was starting */
 			j->state = JOB_RUNNING;
@@ -442,6 +441,10 @@ static int load_job(struct daemon *d, const char *id)
 	j->dirfd = TAKE_FD(dfd);
 	j->next = d->jobs;
 	d->jobs = j;
+	/* a live job's network is its own again (lease, ports; the rules come
+	 * with netsetup_reconcile); if its container is gone, it goes with it */
+	if (job_is_live(j) && (r = netsetup_job_adopt(d->net, j->id, &j->net)) < 0)
+		log_warn("Failed to take over the network of job %s: %s", j->id, strerror(-r));
 	if (ckpt_adopt(d, j))
 		return 0;
 	if (job_is_live(j))

@@ -221,31 +221,9 @@ static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
 	return parse_run_ckpt(c, t, q);
 }
 
-/* The job's network from the request (checked; the lease and ports are
- * taken later, by netsetup). */
-static int parse_net(struct daemon *d, struct conn *c, struct run_req *q, struct netsetup_job *nj)
+/* The published ports of the request: checked, not yet held. */
+static int parse_ports(struct conn *c, struct run_req *q, struct netsetup_job *nj)
 {
-	nj->mode = q->net ? netsetup_mode_from_string(q->net) : d->cfg->net.default_mode;
-	if ((int)nj->mode < 0)
-		return conn_reply_error(c, "invalid_argument",
-					"Unknown network mode '%s' (use none or bridge)", q->net),
-		       -EINVAL;
-	if (nj->mode != NETSETUP_BRIDGE && (q->ip || q->group || (q->ports && q->ports[0])))
-		return conn_reply_error(c, "invalid_argument",
-					"--ip, --publish and --group need --net bridge"),
-		       -EINVAL;
-	if (q->ip && (netsetup_addr_parse(q->ip, &nj->addr) < 0 || !nj->addr))
-		return conn_reply_error(c, "invalid_argument",
-					"Invalid address '%s': use a dotted IPv4 address", q->ip),
-		       -EINVAL;
-	if (q->group && !netsetup_group_valid(q->group))
-		return conn_reply_error(c, "invalid_argument",
-					"Invalid group '%s': use letters, digits, '_', '.', '-' "
-					"(at most %d)",
-					q->group, NETSETUP_GROUP_MAX),
-		       -EINVAL;
-	if (q->group)
-		snprintf(nj->group, sizeof(nj->group), "%s", q->group);
 	for (size_t i = 0; q->ports && q->ports[i]; i++) {
 		struct netsetup_port *p = &nj->ports[nj->n_ports];
 
@@ -274,6 +252,39 @@ static int parse_net(struct daemon *d, struct conn *c, struct run_req *q, struct
 		nj->n_ports++;
 	}
 	return 0;
+}
+
+/* The job's network from the request (checked; the lease and ports are
+ * taken later, by netsetup). */
+static int parse_net(struct daemon *d, struct conn *c, struct run_req *q, struct netsetup_job *nj)
+{
+	bool wants_bridge = q->ip || q->group || (q->ports && q->ports[0]);
+
+	/* an address, a port or a group asks for the bridge unless --net says otherwise */
+	nj->mode = q->net         ? netsetup_mode_from_string(q->net)
+		   : wants_bridge ? NETSETUP_BRIDGE
+				  : d->cfg->net.default_mode;
+	if ((int)nj->mode < 0)
+		return conn_reply_error(c, "invalid_argument",
+					"Unknown network mode '%s' (use none or bridge)", q->net),
+		       -EINVAL;
+	if (nj->mode != NETSETUP_BRIDGE && wants_bridge)
+		return conn_reply_error(c, "invalid_argument",
+					"--ip, --publish and --group need --net bridge"),
+		       -EINVAL;
+	if (q->ip && (netsetup_addr_parse(q->ip, &nj->addr) < 0 || !nj->addr))
+		return conn_reply_error(c, "invalid_argument",
+					"Invalid address '%s': use a dotted IPv4 address", q->ip),
+		       -EINVAL;
+	if (q->group && !netsetup_group_valid(q->group))
+		return conn_reply_error(c, "invalid_argument",
+					"Invalid group '%s': use letters, digits, '_', '.', '-' "
+					"(at most %d)",
+					q->group, NETSETUP_GROUP_MAX),
+		       -EINVAL;
+	if (q->group)
+		snprintf(nj->group, sizeof(nj->group), "%s", q->group);
+	return parse_ports(c, q, nj);
 }
 
 /* Lease, ports, bridge and rules for the job, or a clear error and nothing. */

@@ -145,6 +145,18 @@ else
 		warn "kernel: no overlay filesystem (modprobe overlay failed); job roots need it"
 	fi
 fi
+# bridge-mode jobs (xrun --net bridge) need bridges and nftables (the other
+# modules, veth and nft's nat, fib and bridge parts, load on demand)
+if [ -d /sys/module/bridge ] || modprobe -q bridge 2>/dev/null; then
+	log "kernel: bridge available"
+else
+	warn "kernel: no bridge support (modprobe bridge failed); xrun --net bridge needs it"
+fi
+if nft list tables >/dev/null 2>&1; then
+	log "kernel: nftables available"
+else
+	warn "kernel: nftables does not answer (nft list tables); xrun --net bridge needs it"
+fi
 
 # --------------------------------------------------------------------- build
 if [ "$build" = 1 ]; then

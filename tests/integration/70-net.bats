@@ -77,6 +77,22 @@ set_count() {
 }
 member_count() { set_count member; }
 
+# The daemon's bridge-mode jobs are all gone: wait (a job is final once its
+# loader reported; its container, and so its network, go a moment later)
+# until no lease, table or bridge of the daemon is left.
+wait_released() {
+	local i
+	for i in $(seq 1 200); do
+		if [ "$(lease_count)" -eq 0 ] && ! ip link show "$XOS_NET_BRIDGE" >/dev/null 2>&1 &&
+			! nft list tables | grep -qE " $XOS_NET_TABLE\$"; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "network not released: $(lease_count) leases; $(nft list tables | grep -E " $XOS_NET_TABLE\$")" >&2
+	return 1
+}
+
 @test "net 1: --net bridge gives eth0 with a pool address, a gateway and resolv.conf; --net none only lo" {
 	run xrun --net bridge -- sh -c 'ls /sys/class/net | tr "\n" " "; echo; grep -c nameserver /etc/resolv.conf; cat /proc/net/route | awk "NR>1 && \$2==\"00000000\" {print \$1}"'
 	assert_success
@@ -123,6 +139,23 @@ member_count() { set_count member; }
 	fi
 	run xps --json "$id"
 	assert_equal "$(echo "$output" | jq -r '.[0].net.ports[0]')" "18080:8080/tcp"
+	# UDP, and -p alone asks for the bridge
+	u=$(xrun -d -p 18086:5353/udp -- python3 -c 'import socket
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("0.0.0.0",5353))
+while True:
+    d,a=s.recvfrom(100); s.sendto(b"udp "+d,a)')
+	wait_state "$u" RUNNING
+	assert_equal "$(job_field "$u" .net.mode)" "bridge"
+	run /usr/bin/python3 -c 'import socket,sys
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(0.3)
+for _ in range(30):
+    s.sendto(b"ping",("127.0.0.1",18086))
+    try: print(s.recv(100).decode()); sys.exit(0)
+    except socket.timeout: pass
+sys.exit(1)'
+	assert_success
+	assert_output "udp ping"
+	xkill -s KILL "$u"
 	run xps
 	assert_output --partial "18080:8080/tcp"
 	nft list table inet "$XOS_NET_TABLE" | grep -q "18080 : $addr . 8080"
@@ -141,7 +174,9 @@ member_count() { set_count member; }
 	xwait "$id" || true
 	run node_get 127.0.0.1 18080
 	assert_failure
-	run bash -c "nft list ruleset | grep -E '18080|$XOS_NET_TABLE'"
+	xwait "$u" || true
+	wait_released
+	run bash -c "nft list ruleset | grep -E '18080|18086|$XOS_NET_TABLE'"
 	assert_output ""
 	[ "$(lease_count)" -eq 0 ]
 }
@@ -230,35 +265,71 @@ member_count() { set_count member; }
 	xkill -s KILL $(cat "$XOS_TMP/ids")
 	# shellcheck disable=SC2046
 	timeout 120 xwait $(cat "$XOS_TMP/ids") || true
-	[ "$(lease_count)" -eq 0 ]
+	wait_released
 	run bash -c "nft list tables | grep -w '$XOS_NET_TABLE'"
 	assert_output ""
 	run ip link show "$XOS_NET_BRIDGE"
 	assert_failure
 }
 
-@test "net 6: a job killed while xosd is down loses its lease and veth at restart; the other keeps its own" {
-	keep=$(xrun -d --net bridge -p 18082:8080 -- python3 -c "$SRV" 8080)
-	gone=$(xrun -d --net bridge -- sleep 1000)
-	wait_state "$keep" RUNNING
-	wait_state "$gone" RUNNING
-	kaddr=$(net_addr "$keep") gaddr=$(net_addr "$gone")
-	pid=$(job_init_pid "$gone")
-	[ -n "$pid" ]
+@test "net 6: jobs killed while xosd is down lose their leases and veths at restart; the others keep theirs and work" {
+	local keep=() gone=() pids=() port j
+	for port in 18082 18088 18089; do
+		keep+=("$(xrun -d --net bridge -p "$port:8080" -- python3 -c "$SRV" 8080)")
+		gone+=("$(xrun -d --net bridge -- sleep 1000)")
+	done
+	for j in "${keep[@]}" "${gone[@]}"; do wait_state "$j" RUNNING; done
+	for j in "${gone[@]}"; do pids+=("$(job_init_pid "$j")"); done
+	declare -A ad
+	for j in "${keep[@]}" "${gone[@]}"; do ad[$j]=$(net_addr "$j"); done
 	xosd_stop
+	kill -KILL "${pids[@]}"
+	for _ in $(seq 1 50); do kill -0 "${pids[@]}" 2>/dev/null || break; sleep 0.1; done
+	xosd_launch --config "$XOS_TMP/xosd.conf"
+	for j in "${gone[@]}"; do
+		wait_state "$j" FAILED
+		[ ! -e "$XOS_TMP/state/net/leases/${ad[$j]}" ]
+		run ip link show "xv${j:0:12}"
+		assert_failure
+		run bash -c "nft list table inet '$XOS_NET_TABLE' | grep -c '${ad[$j]} '"
+		assert_output "0"
+	done
+	# the survivors: same address, lease, a veth on the bridge, published port, gateway
+	for j in "${keep[@]}"; do
+		[ -e "$XOS_TMP/state/net/leases/${ad[$j]}" ]
+		assert_equal "$(net_addr "$j")" "${ad[$j]}"
+		ip -o link show "xv${j:0:12}" | grep -q "master $XOS_NET_BRIDGE"
+		run xrun --job "$j" -- python3 -c "$PROBE" "$XOS_NET_GATEWAY" 1
+		assert_output "tcp fail icmp ok"
+	done
+	for port in 18082 18088 18089; do wait_serving 127.0.0.1 "$port"; done
+	[ "$(lease_count)" -eq 3 ]
+}
+
+@test "net 6d: after a kill -9 of xosd whose bridge jobs all died, the restart removes its bridge and tables, and only its own" {
+	id=$(xrun -d --net bridge -p 18087:8080 -- sleep 1000)
+	wait_state "$id" RUNNING
+	pid=$(job_init_pid "$id")
+	kill -9 "$XOSD_PID"
+	wait "$XOSD_PID" 2>/dev/null || true
+	XOSD_PID=''
 	kill -KILL "$pid"
 	for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	ip link show "$XOS_NET_BRIDGE" >/dev/null # still there: nobody took it down
 	xosd_launch --config "$XOS_TMP/xosd.conf"
-	wait_state "$gone" FAILED
-	[ ! -e "$XOS_TMP/state/net/leases/$gaddr" ]
-	[ -e "$XOS_TMP/state/net/leases/$kaddr" ]
-	run ip link show "xv${gone:0:12}"
-	assert_failure
-	assert_equal "$(net_addr "$keep")" "$kaddr"
-	# the survivor's published port still works, and its rules are back
-	wait_serving 127.0.0.1 18082
-	run bash -c "nft list table inet '$XOS_NET_TABLE' | grep -c '$gaddr'"
-	assert_output "0"
+	wait_state "$id" FAILED
+	wait_released
+	# a table and a bridge of the same names that this daemon did not make stay
+	nft add table inet "$XOS_NET_TABLE"
+	ip link add "$XOS_NET_BRIDGE" type bridge
+	xosd_stop
+	xosd_launch --config "$XOS_TMP/xosd.conf"
+	xosd_stop
+	run bash -c "nft list tables | grep -c ' $XOS_NET_TABLE\$'"
+	assert_output "1"
+	ip link show "$XOS_NET_BRIDGE" >/dev/null
+	nft delete table inet "$XOS_NET_TABLE"
+	ip link del "$XOS_NET_BRIDGE"
 }
 
 @test "net 6b: the address and ports are part of the job record (a restore reuses them)" {
@@ -291,6 +362,12 @@ member_count() { set_count member; }
 	addr=$(net_addr "$id")
 	wait_serving 127.0.0.1 18084
 	xcheckpoint --stop "$id"
+	# stopped, the job keeps its address and its port
+	[ -e "$XOS_TMP/state/net/leases/$addr" ]
+	run xrun --net bridge --ip "$addr" -- true
+	assert_failure 125
+	run xrun --net bridge -p 18084:80 -- true
+	assert_failure 125
 	run xrestart "$id"
 	if [ "$status" -ne 0 ] &&
 		grep -qs "couldn't restore veth" "$XOS_TMP"/state/checkpoints/*/1/images/restore.log; then
@@ -353,4 +430,7 @@ member_count() { set_count member; }
 	[ "$(set_count tcp_ports)" -eq 0 ]
 	run bash -c "ip -o link | grep -c 'master $XOS_NET_BRIDGE'"
 	assert_output "1"
+	# root may publish a port below 1024
+	run xrun --net bridge -p 1023:8080 -- true
+	assert_success
 }

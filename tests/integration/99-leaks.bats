@@ -28,4 +28,16 @@ load helpers
 	# liblxc's lock files of the containers
 	run bash -c "ls -d /run/lxc/lock/tmp/$XOS_TEST_PREFIX.* 2>/dev/null || true"
 	assert_output ""
+	# the daemons' bridges, job veths and nftables tables
+	local br table net=""
+	if [ -e "$BATS_RUN_TMPDIR/xos-net-names" ]; then
+		while read -r br table; do
+			if ip link show "$br" >/dev/null 2>&1; then net+=" bridge $br"; fi
+			if nft list tables | grep -qE " $table\$"; then net+=" table $table"; fi
+		done <"$BATS_RUN_TMPDIR/xos-net-names"
+	fi
+	while read -r id; do
+		if ip link show "xv${id:0:12}" >/dev/null 2>&1; then net+=" veth xv${id:0:12}"; fi
+	done <"$BATS_RUN_TMPDIR/xos-job-ids"
+	assert_equal "$net" ""
 }

@@ -118,6 +118,7 @@ xos_net_leftovers() {
 	nft list tables 2>/dev/null | grep -E " $XOS_NET_TABLE\$" | sed 's/^/nft /'
 	if [ -d "$XOS_TMP/state/jobs" ]; then
 		for id in "$XOS_TMP"/state/jobs/*; do
+			[ -e "$id" ] || continue # (no job: the pattern itself)
 			id=${id##*/}
 			if ip link show "xv${id:0:12}" >/dev/null 2>&1; then echo "veth xv${id:0:12}"; fi
 		done
@@ -145,6 +146,7 @@ xos_force_cleanup() {
 	if [ -n "${XOS_NET_BRIDGE:-}" ]; then
 		if [ -d "$XOS_TMP/state/jobs" ]; then
 			for id in "$XOS_TMP"/state/jobs/*; do
+				[ -e "$id" ] || continue # (no job: the pattern itself)
 				id=${id##*/}
 				ip link del "xv${id:0:12}" 2>/dev/null || true
 			done
@@ -176,6 +178,8 @@ xos_net_start() {
 	export XOS_NET_BRIDGE="xos$sfx" XOS_NET_TABLE="xos_$sfx"
 	export XOS_NET_PREFIX="10.$((64 + RANDOM % 64)).$((RANDOM % 256))"
 	export XOS_NET_POOL="$XOS_NET_PREFIX.0/24" XOS_NET_GATEWAY="$XOS_NET_PREFIX.1"
+	# for the suite's final leak check
+	echo "$XOS_NET_BRIDGE $XOS_NET_TABLE" >>"$BATS_RUN_TMPDIR/xos-net-names"
 	printf 'net_bridge = %s\nnet_table = %s\nnet_pool = %s\n%s\n' "$XOS_NET_BRIDGE" \
 		"$XOS_NET_TABLE" "$XOS_NET_POOL" "${XOS_NET_CONF:-}" >"$XOS_TMP/xosd.conf"
 	xosd_launch --config "$XOS_TMP/xosd.conf" "$@"
