@@ -546,13 +546,16 @@ static int prune_cgroups_now(struct job *j)
 	return r == -EBUSY ? r : 0;
 }
 
-static void undo_restore(struct daemon *d, struct job *j)
+/* prev: the state the job goes back to; one stopped at a checkpoint keeps
+ * its network for the next try. */
+static void undo_restore(struct daemon *d, struct job *j, enum job_state prev)
 {
 	if (j->notify_fd >= 0)
 		epoll_ctl(d->epfd, EPOLL_CTL_DEL, j->notify_fd, NULL);
 	closep(&j->notify_fd);
 	container_release(j);
-	netsetup_job_release(d->net, j->id, &j->net);
+	if (prev != JOB_CHECKPOINTED)
+		netsetup_job_release(d->net, j->id, &j->net);
 	rootfs_job_umount(d, j);
 	container_remove_config(d, j);
 	j->cg_prune_tries = 50;
@@ -618,7 +621,7 @@ static int begin_restore(struct daemon *d, struct job *j, unsigned version, char
 		*ret_msg = xstrdup_printf("Restart of job %.12s failed while %s: %s", j->id,
 					  what ? what : "forking",
 					  j->run->detail ? j->run->detail : strerror(-r));
-		undo_restore(d, j);
+		undo_restore(d, j, j->run->prev);
 		set_state(d, j, j->run->prev);
 		run_free(TAKE_PTR(j->run));
 		return r;
@@ -641,7 +644,7 @@ static void restore_done(struct daemon *d, struct job *j, bool ok, const char *w
 				     j->id, run->version, ok ? strerror(-r) : why,
 				     d->cfg->checkpoint_dir, j->id, run->version);
 		log_error("%s", msg ? msg : why);
-		undo_restore(d, j);
+		undo_restore(d, j, run->prev);
 		set_state(d, j, run->prev);
 		if (!job_is_live(j))
 			closep(&j->dirfd);
