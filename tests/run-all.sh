@@ -6,8 +6,8 @@
 #   4. unless XOS_SANITIZE=0: unit and integration tests again, built with
 #      ASan+UBSan into build-asan (make BUILD=build-asan SANITIZE=1)
 # Prints every TAP line as it comes; the last line is the total:
-#   N passed, N failed            (nothing skipped)
-#   N passed, N failed, N skipped
+#   N passed, N failed
+# (preceded by "# N skipped" when tests were skipped: they count as neither)
 # Exit status: 0 only if nothing failed and at least one test ran.
 # Environment: XOS_SANITIZE=0 (skips step 4), XOS_TEST_TIMEOUT (seconds per unit
 # test binary, default 600), BATS_TEST_TIMEOUT (per bats test, default 600),
@@ -25,10 +25,9 @@ skipped=0
 
 summary() {
 	if [ "$skipped" -gt 0 ]; then
-		echo "$passed passed, $failed failed, $skipped skipped"
-	else
-		echo "$passed passed, $failed failed"
+		echo "# $skipped skipped (neither passed nor failed; see '# skip' above)"
 	fi
+	echo "$passed passed, $failed failed"
 }
 # abort MESSAGE: give up before (more) tests can run; counts as one failure.
 abort() {
