@@ -29,7 +29,7 @@ YAJL_LIBS := $(shell $(PKG_CONFIG) --libs yajl 2>/dev/null)
 SECCOMP_LIBS := $(shell $(PKG_CONFIG) --libs libseccomp 2>/dev/null)
 CAP_LIBS := $(shell $(PKG_CONFIG) --libs libcap 2>/dev/null)
 
-MODULES = common loader runtime cli
+MODULES = common hooks loader runtime cli
 # every .c of a module except main.c goes into its static library
 lib_srcs = $(filter-out $(1)/main.c,$(wildcard $(1)/*.c))
 lib_objs = $(patsubst %.c,$(BUILD)/%.o,$(call lib_srcs,$(1)))
@@ -38,6 +38,7 @@ LIB_common = $(BUILD)/libcommon.a
 LIB_loader = $(BUILD)/libloader.a
 LIB_runtime = $(BUILD)/libruntime.a
 LIB_cli = $(BUILD)/libcli.a
+LIB_hooks = $(BUILD)/libhooks.a
 
 CLI_CMDS = xrun xps xlogs xwait xkill xcheckpoint xrestart
 BINS = $(BUILD)/xosd $(BUILD)/xos-loader $(BUILD)/xos $(addprefix $(BUILD)/,$(CLI_CMDS))
@@ -69,7 +70,7 @@ else
 	$(CC) $(LDHARDEN) -o $@ $^ $(SECCOMP_LIBS) $(CAP_LIBS)
 endif
 
-$(BUILD)/xosd: $(BUILD)/runtime/main.o $(LIB_runtime) $(LIB_loader) $(LIB_common)
+$(BUILD)/xosd: $(BUILD)/runtime/main.o $(LIB_runtime) $(LIB_hooks) $(LIB_loader) $(LIB_common)
 	$(CC) $(LDHARDEN) -o $@ $^ $(LXC_LIBS) $(YAJL_LIBS)
 
 $(BUILD)/xos: $(BUILD)/cli/main.o $(LIB_cli) $(LIB_common)
@@ -78,9 +79,9 @@ $(BUILD)/xos: $(BUILD)/cli/main.o $(LIB_cli) $(LIB_common)
 $(addprefix $(BUILD)/,$(CLI_CMDS)): $(BUILD)/xos
 	ln -sf xos $@
 
-$(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/tap.h $(LIB_runtime) $(LIB_loader) $(LIB_cli) $(LIB_common)
+$(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/tap.h $(LIB_runtime) $(LIB_hooks) $(LIB_loader) $(LIB_cli) $(LIB_common)
 	@mkdir -p $(dir $@)
-	$(CC) $(XCFLAGS) $(CFLAGS) $(LDHARDEN) -o $@ $< $(LIB_runtime) $(LIB_loader) $(LIB_cli) \
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LDHARDEN) -o $@ $< $(LIB_runtime) $(LIB_hooks) $(LIB_loader) $(LIB_cli) \
 		$(LIB_common) $(LXC_LIBS) $(YAJL_LIBS) $(SECCOMP_LIBS) $(CAP_LIBS)
 
 unit: $(UNIT_BINS)

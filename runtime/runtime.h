@@ -18,15 +18,16 @@ struct runtime_config {
 	uint64_t layer_size;   /* bytes of each job's writable layer (tmpfs size=) */
 	uint64_t layer_inodes; /* inodes of each job's writable layer */
 	uint64_t default_memory, default_millicpus, default_pids;
-	bool sync_writes;         /* fdatasync state files */
-	uint64_t keep_ended;      /* ended jobs kept (record and output), oldest go first */
-	bool detach;              /* once set up: become a daemon, log to <state_dir>/xosd.log */
-	char *cgroup_parent;      /* where job cgroups go (relative), NULL: LXC's default */
-	int log_level;            /* 0 err .. 3 debug */
-	char *checkpoint_dir;     /* checkpoint store, default <state_dir>/checkpoints */
-	uint64_t checkpoint_keep; /* versions kept per job unless xrun --keep (0: all) */
-	char *hooks_dir;          /* hooks, default SYSCONFDIR/xos/hooks.d */
-	uint64_t hook_timeout_us; /* a hook running longer is killed and fails */
+	bool sync_writes;            /* fdatasync state files */
+	uint64_t keep_ended;         /* ended jobs kept (record and output), oldest go first */
+	bool detach;                 /* once set up: become a daemon, log to <state_dir>/xosd.log */
+	char *cgroup_parent;         /* where job cgroups go (relative), NULL: LXC's default */
+	int log_level;               /* 0 err .. 3 debug */
+	char *checkpoint_dir;        /* checkpoint store, default <state_dir>/checkpoints */
+	uint64_t checkpoint_keep;    /* versions kept per job unless xrun --keep (0: all) */
+	char *hooks_dir;             /* hooks, default SYSCONFDIR/xos/hooks.d */
+	uint64_t hook_timeout_us;    /* a hook running longer is killed and fails */
+	uint64_t restore_timeout_us; /* a restore running longer is killed and fails */
 };
 
 void runtime_config_init(struct runtime_config *c);
