@@ -26,9 +26,9 @@ assert_running_thawed() {
 	sleep 0.5
 	b=$(count_of "$id")
 	[ "$b" -gt "$a" ] || fail "job $id does not count on ($a, then $b)"
-	for f in $(find /sys/fs/cgroup/freezer -path "*xos-$id*" -name freezer.state 2>/dev/null); do
-		assert_equal "$(cat "$f")" THAWED
-	done
+	while read -r f; do
+		[ -z "$f" ] || assert_equal "$(cat "$f")" THAWED
+	done < <(find /sys/fs/cgroup/freezer -path "*xos-$id*" -name freezer.state 2>/dev/null)
 }
 
 # nothing of a version being made is left; version 1 is whole
