@@ -63,8 +63,8 @@ static int list_hooks(int evfd, char ***ret)
 	return 0;
 }
 
-static _noreturn_ void exec_hook(int evfd, const char *name, int in, int err, enum hook_event e,
-				 const char *job_id)
+static _noreturn_ void exec_hook(const char *path, const char *name, int in, int err,
+				 enum hook_event e, const char *job_id)
 {
 	char *argv[] = { (char *)name, (char *)hook_event_to_string(e), (char *)job_id, NULL };
 	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -79,7 +79,9 @@ static _noreturn_ void exec_hook(int evfd, const char *name, int in, int err, en
 	setenv("XOS_HOOK_EVENT", hook_event_to_string(e), 1);
 	setenv("XOS_JOB_ID", job_id, 1);
 	setsid();
-	syscall(SYS_execveat, evfd, name, argv, environ, 0);
+	/* by path: a script run through execveat(dirfd) would get /dev/fd/N,
+	 * closed on exec, as its name */
+	execve(path, argv, environ);
 	_exit(127);
 }
 
@@ -110,15 +112,18 @@ static int wait_hook(pid_t pid, uint64_t timeout_us, int *ret_status)
 	return r;
 }
 
-static int run_one(int evfd, const char *name, enum hook_event e, const char *job_id,
+static int run_one(const char *dir, const char *name, enum hook_event e, const char *job_id,
 		   const char *input, size_t len, uint64_t timeout_us, char **ret_msg)
 {
+	_cleanup_free_ char *path = xstrdup_printf("%s/%s/%s", dir, hook_event_to_string(e), name);
 	_cleanup_close_ int in = memfd_create("xos-hook-input", MFD_CLOEXEC);
 	int p[2], status = 0, r;
 	char err[1024] = "";
 	ssize_t n;
 	pid_t pid;
 
+	if (!path)
+		return -ENOMEM;
 	if (in < 0 || loop_write(in, input, len) < 0 || lseek(in, 0, SEEK_SET) < 0)
 		return -errno;
 	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
@@ -131,7 +136,7 @@ static int run_one(int evfd, const char *name, enum hook_event e, const char *jo
 		return r;
 	}
 	if (pid == 0)
-		exec_hook(evfd, name, in, p[1], e, job_id);
+		exec_hook(path, name, in, p[1], e, job_id);
 	close(p[1]);
 	r = wait_hook(pid, timeout_us, &status);
 	n = read(p[0], err, sizeof(err) - 1);
@@ -166,7 +171,7 @@ int hook_run(const char *dir, enum hook_event e, const char *job_id, const char 
 		return errno == ENOENT ? 0 : -errno;
 	r = list_hooks(evfd, &names);
 	for (size_t i = 0; r >= 0 && names && names[i]; i++)
-		r = run_one(evfd, names[i], e, job_id, input, len, timeout_us, ret_msg);
+		r = run_one(dir, names[i], e, job_id, input, len, timeout_us, ret_msg);
 	return r;
 }
 

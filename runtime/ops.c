@@ -299,9 +299,14 @@ static void start_failed(struct daemon *d, struct job *j, const char *what, int 
 	}
 	log_error("Failed to start job %s: %s", j->id, j->reason);
 	(void)daemon_persist_job(d, j);
-	for (struct conn *c = d->conns; c; c = c->next)
-		if (c->mode == CONN_STARTING && c->job == j)
+	for (struct conn *c = d->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->mode == CONN_STARTING && c->job == j) {
 			conn_reply_error(c, "internal", "Failed to start the job: %s", j->reason);
+			c->job = NULL;
+			conn_event(d, c, 0); /* flushes and may free c */
+		}
+	}
 	daemon_job_gone(d, j);
 }
 
