@@ -94,6 +94,9 @@ check: all $(UNIT_BINS)
 bench: all
 	tests/bench/run.sh
 
+bench-checkpoint: all
+	tests/bench/checkpoint.sh
+
 lint:
 	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) tests/unit/*.c
 	shellcheck -x scripts/*.sh tests/*.sh tests/bench/*.sh .ci/run
@@ -117,4 +120,4 @@ clean:
 	rm -rf $(BUILD)
 
 FORCE:
-.PHONY: all unit check bench lint install clean FORCE
+.PHONY: all unit check bench bench-checkpoint lint install clean FORCE

@@ -90,6 +90,7 @@ xos_leftovers() {
 	awk -v d="$XOS_TMP" '$5 ~ "^"d {print "mount " $5}' /proc/self/mountinfo
 	if [ -d "$XOS_TMP/state/jobs" ]; then
 		for id in "$XOS_TMP"/state/jobs/*; do
+			[ -e "$id" ] || continue # no job: the pattern itself
 			id=${id##*/}
 			find /sys/fs/cgroup -maxdepth 2 -name "*xos-$id" -printf 'cgroup %p\n' 2>/dev/null
 		done
@@ -116,6 +117,7 @@ xos_force_cleanup() {
 	rmdir /run/lxc/lock/tmp 2>/dev/null || true
 	if [ -d "$XOS_TMP/state/jobs" ]; then
 		for id in "$XOS_TMP"/state/jobs/*; do
+			[ -e "$id" ] || continue # no job: the pattern itself
 			id=${id##*/}
 			find /sys/fs/cgroup -maxdepth 2 -name "*xos-$id" -exec rmdir {} + 2>/dev/null || true
 		done
