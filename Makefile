@@ -28,20 +28,28 @@ LXC_LIBS := $(shell $(PKG_CONFIG) --libs lxc 2>/dev/null)
 YAJL_LIBS := $(shell $(PKG_CONFIG) --libs yajl 2>/dev/null)
 SECCOMP_LIBS := $(shell $(PKG_CONFIG) --libs libseccomp 2>/dev/null)
 CAP_LIBS := $(shell $(PKG_CONFIG) --libs libcap 2>/dev/null)
+NFT_LIBS := $(shell $(PKG_CONFIG) --libs libnftables 2>/dev/null)
+ARCHIVE_LIBS := $(shell $(PKG_CONFIG) --libs libarchive 2>/dev/null)
+CRYPTO_LIBS := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
 
-MODULES = common hooks loader runtime cli
+MODULES = common hooks netsetup loader templates runtime cli
 # every .c of a module except main.c goes into its static library
-lib_srcs = $(filter-out $(1)/main.c,$(wildcard $(1)/*.c))
+lib_srcs = $(filter-out $(1)/main.c $(1)/main-%.c,$(wildcard $(1)/*.c))
 lib_objs = $(patsubst %.c,$(BUILD)/%.o,$(call lib_srcs,$(1)))
 
 LIB_common = $(BUILD)/libcommon.a
+LIB_netsetup = $(BUILD)/libnetsetup.a
 LIB_loader = $(BUILD)/libloader.a
+LIB_templates = $(BUILD)/libtemplates.a
 LIB_runtime = $(BUILD)/libruntime.a
 LIB_cli = $(BUILD)/libcli.a
 LIB_hooks = $(BUILD)/libhooks.a
 
 CLI_CMDS = xrun xps xlogs xwait xkill xcheckpoint xrestart
-BINS = $(BUILD)/xosd $(BUILD)/xos-loader $(BUILD)/xos $(addprefix $(BUILD)/,$(CLI_CMDS))
+# xtemplate is a binary of its own: it alone needs libarchive and libcrypto,
+# whose loading would cost every xrun about 3 ms
+BINS = $(BUILD)/xosd $(BUILD)/xos-loader $(BUILD)/xos $(BUILD)/xtemplate \
+       $(addprefix $(BUILD)/,$(CLI_CMDS))
 
 UNIT_SRCS = $(wildcard tests/unit/test-*.c)
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -70,19 +78,24 @@ else
 	$(CC) $(LDHARDEN) -o $@ $^ $(SECCOMP_LIBS) $(CAP_LIBS)
 endif
 
-$(BUILD)/xosd: $(BUILD)/runtime/main.o $(LIB_runtime) $(LIB_hooks) $(LIB_loader) $(LIB_common)
-	$(CC) $(LDHARDEN) -o $@ $^ $(LXC_LIBS) $(YAJL_LIBS)
+$(BUILD)/xosd: $(BUILD)/runtime/main.o $(LIB_runtime) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) $(LIB_loader) $(LIB_common)
+	$(CC) $(LDHARDEN) -o $@ $^ $(LXC_LIBS) $(YAJL_LIBS) $(NFT_LIBS) $(ARCHIVE_LIBS) $(CRYPTO_LIBS)
 
 $(BUILD)/xos: $(BUILD)/cli/main.o $(LIB_cli) $(LIB_common)
 	$(CC) $(LDHARDEN) -o $@ $^ $(YAJL_LIBS)
 
+$(BUILD)/xtemplate: $(BUILD)/cli/main-xtemplate.o $(LIB_cli) $(LIB_templates) $(LIB_common)
+	rm -f $@ # (a symlink to xos in older trees)
+	$(CC) $(LDHARDEN) -o $@ $^ $(YAJL_LIBS) $(ARCHIVE_LIBS) $(CRYPTO_LIBS) -lpthread
+
 $(addprefix $(BUILD)/,$(CLI_CMDS)): $(BUILD)/xos
 	ln -sf xos $@
 
-$(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/tap.h $(LIB_runtime) $(LIB_hooks) $(LIB_loader) $(LIB_cli) $(LIB_common)
+$(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/tap.h $(LIB_runtime) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) $(LIB_loader) $(LIB_cli) $(LIB_common)
 	@mkdir -p $(dir $@)
-	$(CC) $(XCFLAGS) $(CFLAGS) $(LDHARDEN) -o $@ $< $(LIB_runtime) $(LIB_hooks) $(LIB_loader) $(LIB_cli) \
-		$(LIB_common) $(LXC_LIBS) $(YAJL_LIBS) $(SECCOMP_LIBS) $(CAP_LIBS)
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LDHARDEN) -o $@ $< $(LIB_runtime) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) \
+		$(LIB_loader) $(LIB_cli) $(LIB_templates) $(LIB_common) $(LXC_LIBS) $(YAJL_LIBS) \
+		$(SECCOMP_LIBS) $(CAP_LIBS) $(NFT_LIBS) $(ARCHIVE_LIBS) $(CRYPTO_LIBS)
 
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "# $$t"; $$t || fail=1; done; exit $$fail
@@ -93,6 +106,7 @@ check: all $(UNIT_BINS)
 
 bench: all
 	tests/bench/run.sh
+	tests/bench/templates.sh
 
 bench-checkpoint: all
 	tests/bench/checkpoint.sh
@@ -107,6 +121,7 @@ install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR)
 	install -m 0755 $(BUILD)/xos $(DESTDIR)$(BINDIR)/xos
 	for c in $(CLI_CMDS); do ln -sf xos $(DESTDIR)$(BINDIR)/$$c; done
+	install -m 0755 $(BUILD)/xtemplate $(DESTDIR)$(BINDIR)/xtemplate
 	install -m 0755 $(BUILD)/xosd $(DESTDIR)$(SBINDIR)/xosd
 	install -m 0755 $(BUILD)/xos-loader $(DESTDIR)$(LIBEXECDIR)/xos-loader
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8

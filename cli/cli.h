@@ -194,6 +194,17 @@ int cli_stream_run(struct cli_conn *c, struct cli_stream *s, enum cli_stream_end
 int cli_send_signal(struct cli_conn *c, int sig);
 
 /* ---- xrun (xrun.c) ---- */
+/* xrun -v SRC:DST[:ro|:rw] */
+struct cli_volume {
+	char *src; /* absolute (made so against the current directory) */
+	char *dst;
+	bool ro;
+};
+/* Parse a volume spec; 0 or -EINVAL. cwd makes a relative SRC absolute. */
+int cli_parse_volume(const char *spec, const char *cwd, struct cli_volume *ret);
+
+#define CLI_MAX_VOLUMES 64
+
 struct cli_run_opts {
 	char **argv; /* borrowed from the command line */
 	char **env;  /* owned, K=V */
@@ -202,10 +213,15 @@ struct cli_run_opts {
 	const char *template_name;
 	const char *user;
 	const char *job;
+	const char *net, *ip, *group;
+	char **ports; /* owned, "HOSTPORT:PORT[/PROTO]" */
 	const char *socket;
-	uint64_t memory, cpus, pids;
+	uint64_t memory, cpus, pids, disk, files;
 	bool has_memory, has_cpus, has_pids;
-	bool detach, tty;
+	bool detach, tty, no_home;
+	struct cli_volume volumes[CLI_MAX_VOLUMES];
+	size_t n_volumes;
+	char *cwd; /* where xrun runs: the job starts in the same place when it is mounted */
 	/* checkpoints (0: not given) */
 	uint64_t ckpt_every_us, ckpt_grace_us, ckpt_keep;
 	int ckpt_signal, restore_signal;
@@ -220,6 +236,8 @@ int cli_run_request(const struct cli_run_opts *o, char **ret, size_t *ret_len);
 /* ---- formatting (format.c) ---- */
 /* "5s ago", "3m ago", "2h ago", "4d ago". */
 int cli_format_relative(uint64_t now_us, uint64_t then_us, char *ret, size_t size);
+/* 512B, 4K, 3.5M, 16M, 1.2G: binary units, one decimal below 10 unless exact. */
+int cli_format_size(uint64_t bytes, char *ret, size_t size);
 /* "RUNNING", "EXITED(0)", "KILLED(KILL) OOM", "FAILED <reason>". code and sig
  * are ignored when negative or zero. */
 int cli_format_state(const char *state, int code, int sig, const char *reason, char *ret,
@@ -234,6 +252,7 @@ int cli_xps_main(const char *prog, int argc, char **argv);
 int cli_xlogs_main(const char *prog, int argc, char **argv);
 int cli_xwait_main(const char *prog, int argc, char **argv);
 int cli_xkill_main(const char *prog, int argc, char **argv);
+int cli_xtemplate_main(const char *prog, int argc, char **argv);
 int cli_xcheckpoint_main(const char *prog, int argc, char **argv);
 int cli_xrestart_main(const char *prog, int argc, char **argv);
 

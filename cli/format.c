@@ -109,3 +109,23 @@ char *cli_format_command(yajl_val argv, size_t width)
 	}
 	return text_cut(line ? line : "", width);
 }
+
+int cli_format_size(uint64_t bytes, char *ret, size_t size)
+{
+	static const char units[] = "KMGTPE";
+	double v = (double)bytes;
+	uint64_t div = 1;
+	int u = -1, r;
+
+	while (u < 5 && bytes / div >= 1024) {
+		div *= 1024;
+		u++;
+	}
+	if (u < 0)
+		r = snprintf(ret, size, "%" PRIu64 "B", bytes);
+	else if (bytes % div == 0 || v / (double)div >= 10)
+		r = snprintf(ret, size, "%.0f%c", v / (double)div, units[u]);
+	else
+		r = snprintf(ret, size, "%.1f%c", v / (double)div, units[u]);
+	return r < 0 || (size_t)r >= size ? -ENOBUFS : 0;
+}

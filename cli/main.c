@@ -12,12 +12,33 @@ struct command {
 	const char *summary;
 };
 
+/* "xos template": the xtemplate binary next to this one (it is separate so
+ * that the other commands do not load libarchive and libcrypto). */
+static int exec_xtemplate(const char *prog, int argc, char **argv)
+{
+	char self[4096], path[4096 + 16];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	(void)argc;
+	if (n < 0) {
+		cli_errorf(prog, "Cannot find xtemplate: %s", strerror(errno));
+		return CLI_EXIT_XOS;
+	}
+	self[n] = 0;
+	snprintf(path, sizeof(path), "%s/xtemplate", dirname(self));
+	argv[0] = (char *)"xtemplate";
+	execv(path, argv);
+	cli_errorf(prog, "Cannot run %s: %s", path, strerror(errno));
+	return CLI_EXIT_XOS;
+}
+
 static const struct command commands[] = {
 	{ "xrun", "run", cli_xrun_main, "Run a command as a job" },
 	{ "xps", "ps", cli_xps_main, "List jobs" },
 	{ "xlogs", "logs", cli_xlogs_main, "Print the output of a job" },
 	{ "xwait", "wait", cli_xwait_main, "Wait until jobs have ended" },
 	{ "xkill", "kill", cli_xkill_main, "Send a signal to jobs" },
+	{ "xtemplate", "template", exec_xtemplate, "Manage the node's templates" },
 	{ "xcheckpoint", "checkpoint", cli_xcheckpoint_main, "Checkpoint a job, list versions" },
 	{ "xrestart", "restart", cli_xrestart_main, "Restart a job from a version" },
 };

@@ -5,11 +5,37 @@
 #include "cli/cli.h"
 
 enum { OPT_JSON = CLI_OPT_MAX };
-enum { COL_ID, COL_NAME, COL_USER, COL_STATE, COL_UNITS, COL_CREATED, COL_COMMAND, COL_MAX };
+enum {
+	COL_ID,
+	COL_NAME,
+	COL_USER,
+	COL_STATE,
+	COL_UNITS,
+	COL_DISK,
+	COL_CREATED,
+	COL_ADDRESS,
+	COL_PORTS,
+	COL_COMMAND,
+	COL_MAX
+};
 
 static const char *const col_titles[COL_MAX] = {
-	"ID", "NAME", "USER", "STATE", "UNITS", "CREATED", "COMMAND",
+	"ID", "NAME", "USER", "STATE", "UNITS", "DISK", "CREATED", "ADDRESS", "PORTS", "COMMAND",
 };
+
+/* "used/size" of the job's writable layer while it runs, else "-". */
+static char *ps_disk(yajl_val job)
+{
+	char used[32], size[32];
+	int64_t u, s;
+
+	if (cli_json_int(cli_json_get(job, "usage"), "disk", &u) < 0 ||
+	    cli_json_int(cli_json_get(job, "limits"), "disk", &s) < 0 || u < 0 || s <= 0 ||
+	    cli_format_size((uint64_t)u, used, sizeof(used)) < 0 ||
+	    cli_format_size((uint64_t)s, size, sizeof(size)) < 0)
+		return strdup("-");
+	return xstrdup_printf("%s/%s", used, size);
+}
 
 static const struct option ps_options[] = {
 	{ "all", no_argument, NULL, 'a' },
@@ -51,6 +77,23 @@ static const struct cli_command ps_command = {
 	.option = ps_option,
 };
 
+/* "18080:8080/tcp,5353:53/udp", or "-" */
+static char *ps_ports(yajl_val net)
+{
+	yajl_val p = cli_json_get(net, "ports");
+	char *s = NULL;
+
+	for (size_t i = 0; YAJL_IS_ARRAY(p) && i < p->u.array.len; i++) {
+		const char *spec = YAJL_GET_STRING(p->u.array.values[i]);
+		char *more = xstrdup_printf("%s%s%s", s ? s : "", s ? "," : "", spec ? spec : "?");
+
+		free(s);
+		if (!(s = more))
+			return NULL;
+	}
+	return s ? s : strdup("-");
+}
+
 static char *ps_cell(yajl_val job, int col, uint64_t now)
 {
 	char buf[128];
@@ -75,11 +118,18 @@ static char *ps_cell(yajl_val job, int col, uint64_t now)
 		yajl_val u = cli_json_get(job, "units");
 		return xstrdup_printf("%zu", YAJL_IS_ARRAY(u) ? u->u.array.len : (size_t)0);
 	}
+	case COL_DISK:
+		return ps_disk(job);
 	case COL_CREATED:
 		if (cli_json_int(job, "created_us", &t) < 0 || t < 0 ||
 		    cli_format_relative(now, (uint64_t)t, buf, sizeof(buf)) < 0)
 			return strdup("?");
 		return strdup(buf);
+	case COL_ADDRESS:
+		s = cli_json_string(cli_json_get(job, "net"), "address");
+		return strdup(s ? s : "-");
+	case COL_PORTS:
+		return ps_ports(cli_json_get(job, "net"));
 	default: {
 		yajl_val u = cli_json_get(job, "units");
 		yajl_val first = YAJL_IS_ARRAY(u) && u->u.array.len > 0 ? u->u.array.values[0]

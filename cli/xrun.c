@@ -14,6 +14,12 @@ enum {
 	OPT_PIDS,
 	OPT_USER,
 	OPT_JOB,
+	OPT_DISK,
+	OPT_FILES,
+	OPT_NO_HOME,
+	OPT_NET,
+	OPT_IP,
+	OPT_GROUP,
 	OPT_CKPT_EVERY,
 	OPT_KEEP,
 	OPT_CKPT_SIGNAL,
@@ -34,6 +40,14 @@ static const struct option run_options[] = {
 	{ "pids", required_argument, NULL, OPT_PIDS },
 	{ "user", required_argument, NULL, OPT_USER },
 	{ "job", required_argument, NULL, OPT_JOB },
+	{ "volume", required_argument, NULL, 'v' },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "files", required_argument, NULL, OPT_FILES },
+	{ "no-home", no_argument, NULL, OPT_NO_HOME },
+	{ "net", required_argument, NULL, OPT_NET },
+	{ "ip", required_argument, NULL, OPT_IP },
+	{ "publish", required_argument, NULL, 'p' },
+	{ "group", required_argument, NULL, OPT_GROUP },
 	{ "checkpoint-every", required_argument, NULL, OPT_CKPT_EVERY },
 	{ "keep", required_argument, NULL, OPT_KEEP },
 	{ "checkpoint-signal", required_argument, NULL, OPT_CKPT_SIGNAL },
@@ -48,6 +62,64 @@ void cli_run_opts_done(struct cli_run_opts *o)
 {
 	strv_free(o->env);
 	o->env = NULL;
+	strv_free(o->ports);
+	o->ports = NULL;
+	for (size_t i = 0; i < o->n_volumes; i++) {
+		free(o->volumes[i].src);
+		free(o->volumes[i].dst);
+	}
+	o->n_volumes = 0;
+	free(o->cwd);
+	o->cwd = NULL;
+}
+
+int cli_parse_volume(const char *spec, const char *cwd, struct cli_volume *ret)
+{
+	const char *c1 = strchr(spec, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+	bool ro = false;
+
+	if (!c1 || c1 == spec || c1[1] == 0 || c1[1] == ':')
+		return -EINVAL;
+	if (c2) {
+		if (!strcmp(c2 + 1, "ro"))
+			ro = true;
+		else if (strcmp(c2 + 1, "rw") != 0)
+			return -EINVAL;
+	}
+	if (spec[0] != '/' && (!cwd || cwd[0] != '/'))
+		return -EINVAL;
+	*ret = (struct cli_volume){
+		.src = spec[0] == '/' ? strndup(spec, (size_t)(c1 - spec))
+				      : xstrdup_printf("%s/%.*s", strcmp(cwd, "/") ? cwd : "",
+						       (int)(c1 - spec), spec),
+		.dst = c2 ? strndup(c1 + 1, (size_t)(c2 - c1 - 1)) : strdup(c1 + 1),
+		.ro = ro,
+	};
+	if (!ret->src || !ret->dst) {
+		free(ret->src);
+		free(ret->dst);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int run_add_volume(const char *prog, struct cli_run_opts *o, const char *arg)
+{
+	int r;
+
+	if (o->n_volumes >= CLI_MAX_VOLUMES) {
+		cli_errorf(prog, "At most %d volumes", CLI_MAX_VOLUMES);
+		return -EINVAL;
+	}
+	r = cli_parse_volume(arg, o->cwd, &o->volumes[o->n_volumes]);
+	if (r == -EINVAL)
+		cli_errorf(prog,
+			   "Invalid --volume '%s': use HOST_DIR:JOB_DIR, HOST_DIR:JOB_DIR:ro "
+			   "or HOST_DIR:JOB_DIR:rw",
+			   arg);
+	if (r >= 0)
+		o->n_volumes++;
+	return r;
 }
 
 static int run_add_env(const char *prog, struct cli_run_opts *o, const char *arg)
@@ -93,6 +165,20 @@ static int run_limit(const char *prog, int opt, const char *arg, struct cli_run_
 			return -EINVAL;
 		}
 		o->has_cpus = true;
+		return 0;
+	case OPT_DISK:
+		if (parse_size(arg, &o->disk) < 0 || o->disk == 0) {
+			cli_errorf(prog, "Invalid --disk value '%s': use a size such as 64M or 2G",
+				   arg);
+			return -EINVAL;
+		}
+		return 0;
+	case OPT_FILES:
+		if (parse_uint64(arg, &o->files) < 0 || o->files == 0) {
+			cli_errorf(prog, "Invalid --files value '%s': use a positive whole number",
+				   arg);
+			return -EINVAL;
+		}
 		return 0;
 	default:
 		if (parse_uint64(arg, &o->pids) < 0) {
@@ -174,6 +260,25 @@ static int run_option(const char *prog, int opt, const char *arg, void *opts)
 	case OPT_JOB:
 		o->job = arg;
 		return 0;
+	case 'v':
+		return run_add_volume(prog, o, arg);
+	case OPT_NO_HOME:
+		o->no_home = true;
+		return 0;
+	case OPT_NET:
+		o->net = arg;
+		return 0;
+	case OPT_IP:
+		o->ip = arg;
+		return 0;
+	case OPT_GROUP:
+		o->group = arg;
+		return 0;
+	case 'p': {
+		char *s = strdup(arg);
+
+		return s ? strv_push(&o->ports, s) : -ENOMEM;
+	}
 	case OPT_CKPT_EVERY:
 	case OPT_KEEP:
 	case OPT_CKPT_SIGNAL:
@@ -181,13 +286,13 @@ static int run_option(const char *prog, int opt, const char *arg, void *opts)
 	case OPT_RESTORE_SIGNAL:
 	case OPT_RESTART:
 		return run_ckpt_option(prog, opt, arg, o);
-	default: /* --memory, --cpus, --pids */
+	default: /* --memory, --cpus, --pids, --disk, --files */
 		return run_limit(prog, opt, arg, o);
 	}
 }
 
 static const struct cli_command run_command = {
-	.shortopts = "+:dte:w:",
+	.shortopts = "+:dte:w:v:p:",
 	.options = run_options,
 	.synopsis = "[--] COMMAND [ARG...]",
 	.help = "Run COMMAND as a job in its own container on this node.\n"
@@ -196,14 +301,30 @@ static const struct cli_command run_command = {
 		"  -t, --tty            Give the job a terminal (needs a running xrun; not -d)\n"
 		"  -e, --env NAME=VALUE Set an environment variable (repeatable); a bare\n"
 		"                       NAME takes its value from this environment\n"
-		"  -w, --workdir DIR    Working directory inside the job (default /)\n"
+		"  -w, --workdir DIR    Working directory inside the job (default: this\n"
+		"                       directory when it is mounted in the job, else the\n"
+		"                       template's, else /)\n"
+		"  -v, --volume SRC:DST[:ro]\n"
+		"                       Mount host directory SRC at DST in the job\n"
+		"                       (repeatable; SRC must be yours to access)\n"
+		"      --no-home        Do not mount your home directory in the job\n"
 		"      --name NAME      Name the job (unique among live jobs)\n"
 		"      --template NAME  Root filesystem template (default: the node's)\n"
 		"      --memory SIZE    Memory limit, e.g. 512M or 2G (0: no limit)\n"
 		"      --cpus N         CPU limit in CPUs, e.g. 0.5 or 2 (0: no limit)\n"
 		"      --pids N         Limit on the number of tasks (0: no limit)\n"
+		"      --disk SIZE      Size of the job's writable layer, e.g. 64M\n"
+		"      --files N        Files the job may create in its writable layer\n"
 		"      --user NAME      Local account to run as\n"
 		"      --job JOB        Add COMMAND as a new unit to job JOB\n"
+		"      --net MODE       Network: none (loopback only) or bridge (an address\n"
+		"                       on the node bridge); default: the node's\n"
+		"      --ip ADDR        Ask for this address of the pool (--net bridge)\n"
+		"  -p, --publish HOSTPORT:PORT[/tcp|/udp]\n"
+		"                       Publish the job's PORT as the node's HOSTPORT\n"
+		"                       (repeatable; below 1024 only for root)\n"
+		"      --group NAME     Isolation group (default: default); jobs of other\n"
+		"                       groups cannot reach this one\n"
 		"      --checkpoint-every DURATION  Checkpoint the job periodically (30s, 10m, 1h)\n"
 		"      --keep N         Keep the newest N versions (default: the node's)\n"
 		"      --checkpoint-signal SIG  Signal the job before each checkpoint\n"
@@ -224,12 +345,35 @@ static const struct cli_command run_command = {
 
 int cli_run_parse(const char *prog, int argc, char **argv, struct cli_run_opts *o)
 {
-	int r = cli_parse_options(prog, &run_command, argc, argv, &o->socket, o);
+	int r;
+
+	o->cwd = getcwd(NULL, 0); /* (NULL if it is gone: then none is sent) */
+	r = cli_parse_options(prog, &run_command, argc, argv, &o->socket, o);
 
 	if (r != 0)
 		return r;
 	o->argv = argv + optind;
 	return 0;
+}
+
+static int run_gen_volumes(yajl_gen g, const struct cli_run_opts *o)
+{
+	int r = yajl_gen_string(g, (const unsigned char *)"volumes", 7) == yajl_gen_status_ok &&
+				yajl_gen_array_open(g) == yajl_gen_status_ok
+			? 0
+			: -EINVAL;
+
+	for (size_t i = 0; r >= 0 && i < o->n_volumes; i++) {
+		r = yajl_gen_map_open(g) == yajl_gen_status_ok ? 0 : -EINVAL;
+		r = r < 0 ? r : cli_gen_str(g, "src", o->volumes[i].src);
+		r = r < 0 ? r : cli_gen_str(g, "dst", o->volumes[i].dst);
+		r = r < 0 ? r : cli_gen_bool(g, "ro", o->volumes[i].ro);
+		if (r >= 0 && yajl_gen_map_close(g) != yajl_gen_status_ok)
+			r = -EINVAL;
+	}
+	if (r >= 0 && yajl_gen_array_close(g) != yajl_gen_status_ok)
+		r = -EINVAL;
+	return r;
 }
 
 static int run_gen_ckpt(yajl_gen g, const struct cli_run_opts *o)
@@ -256,13 +400,16 @@ static int run_gen_fields(yajl_gen g, const struct cli_run_opts *o)
 	const struct {
 		const char *key, *val;
 	} strs[] = {
-		{ "workdir", o->workdir }, { "name", o->name }, { "template", o->template_name },
-		{ "user", o->user },       { "job", o->job },
+		{ "workdir", o->workdir }, { "name", o->name },   { "template", o->template_name },
+		{ "user", o->user },       { "job", o->job },     { "net", o->net },
+		{ "ip", o->ip },           { "group", o->group },
 	};
 	int r = cli_gen_strv(g, "argv", o->argv);
 
 	if (r >= 0 && o->env && o->env[0])
 		r = cli_gen_strv(g, "env", o->env);
+	if (r >= 0 && o->ports && o->ports[0])
+		r = cli_gen_strv(g, "ports", o->ports);
 	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(strs); i++)
 		if (strs[i].val)
 			r = cli_gen_str(g, strs[i].key, strs[i].val);
@@ -272,6 +419,16 @@ static int run_gen_fields(yajl_gen g, const struct cli_run_opts *o)
 		r = cli_gen_int(g, "cpus", (int64_t)o->cpus);
 	if (r >= 0 && o->has_pids)
 		r = cli_gen_int(g, "pids", (int64_t)o->pids);
+	if (r >= 0 && o->disk)
+		r = cli_gen_int(g, "disk", (int64_t)o->disk);
+	if (r >= 0 && o->files)
+		r = cli_gen_int(g, "files", (int64_t)o->files);
+	if (r >= 0 && o->cwd)
+		r = cli_gen_str(g, "cwd", o->cwd);
+	if (r >= 0 && o->no_home)
+		r = cli_gen_bool(g, "no_home", true);
+	if (r >= 0 && o->n_volumes)
+		r = run_gen_volumes(g, o);
 	if (r >= 0)
 		r = cli_gen_bool(g, "attach", !o->detach);
 	if (r >= 0 && o->tty)
@@ -286,7 +443,8 @@ int cli_run_request(const struct cli_run_opts *o, char **ret, size_t *ret_len)
 
 	if (!o->argv || !o->argv[0])
 		return -EINVAL;
-	if ((o->has_memory && o->memory > INT64_MAX) || (o->has_pids && o->pids > INT64_MAX))
+	if ((o->has_memory && o->memory > INT64_MAX) || (o->has_pids && o->pids > INT64_MAX) ||
+	    o->disk > INT64_MAX || o->files > INT64_MAX)
 		return -ERANGE;
 	r = cli_request_begin("run", &g);
 	if (r < 0)

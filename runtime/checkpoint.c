@@ -30,6 +30,7 @@ struct ckpt_run {
 	int err_fd;   /* read end of the pipe carrying the child's message */
 	uint64_t begun_us;
 	char *record; /* dump: the job.json of when it began (its units as frozen) */
+	char *detail; /* restore: why preparing it failed, for the user (or NULL) */
 };
 
 #define CRIU_CONF "network-lock skip\n"
@@ -41,6 +42,7 @@ static void run_free(struct ckpt_run *run)
 	closep(&run->child_fd);
 	closep(&run->err_fd);
 	free(run->record);
+	free(run->detail);
 	free(run);
 }
 
@@ -242,6 +244,14 @@ static int begin_dump(struct daemon *d, struct job *j, bool stop, char **ret_msg
 						 "terminals cannot be checkpointed; run it "
 						 "without -t",
 						 j->id),
+		       -EOPNOTSUPP;
+	if (j->net.mode == NETSETUP_BRIDGE && !d->cfg->checkpoint_bridge)
+		return *ret_msg = xstrdup_printf(
+			       "Job %.12s uses --net bridge: CRIU cannot recreate its veth in the "
+			       "job's user namespace on this kernel (restore fails with "
+			       "EOPNOTSUPP), so it is not checkpointed; run it with --net none, or "
+			       "set checkpoint_bridge = true in xosd.conf once CRIU can",
+			       j->id),
 		       -EOPNOTSUPP;
 	if (!d->self_exe || strpbrk(d->self_exe, " \t\n'\"\\$`;&|<>*?()[]{}!#~"))
 		return *ret_msg = strdup("xosd's own path cannot serve as CRIU's action script"),
@@ -556,6 +566,7 @@ static void undo_restore(struct daemon *d, struct job *j)
 		epoll_ctl(d->epfd, EPOLL_CTL_DEL, j->notify_fd, NULL);
 	closep(&j->notify_fd);
 	container_release(j);
+	netsetup_job_release(d->net, j->id, &j->net);
 	rootfs_job_umount(d, j);
 	container_remove_config(d, j);
 	j->cg_prune_tries = 50;
@@ -574,6 +585,13 @@ static int prepare_restore(struct daemon *d, struct job *j, int vfd, const char 
 	rootfs_job_umount(d, j);
 	if ((r = rootfs_job_mount_from(d, j, vfd)) < 0)
 		return *ret_what = "restoring the writable layer", r;
+	free(j->run->detail);
+	j->run->detail = NULL;
+	if ((r = volume_restage(d, j, &j->run->detail)) < 0)
+		return *ret_what = "mounting the job's volumes", r;
+	/* the same address and ports as before (the record keeps them) */
+	if (!j->net.active && (r = netsetup_job_setup(d->net, j->id, &j->net, &j->run->detail)) < 0)
+		return *ret_what = "setting up the job's network again", r;
 	if ((r = container_create(d, j)) < 0)
 		return *ret_what = "writing the container config", r;
 	if ((r = prune_cgroups_now(j)) < 0)
@@ -622,7 +640,8 @@ static int begin_restore(struct daemon *d, struct job *j, unsigned version, char
 		r = run_fork(d, j, false);
 	if (r < 0) {
 		*ret_msg = xstrdup_printf("Restart of job %.12s failed while %s: %s", j->id,
-					  what ? what : "forking", strerror(-r));
+					  what ? what : "forking",
+					  j->run->detail ? j->run->detail : strerror(-r));
 		undo_restore(d, j);
 		set_state(d, j, j->run->prev);
 		run_free(TAKE_PTR(j->run));

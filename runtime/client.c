@@ -23,6 +23,12 @@ static void conn_update_events(struct daemon *d, struct conn *c)
 	epoll_ctl(d->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
+void conn_kick(struct daemon *d, struct conn *c)
+{
+	conn_flush(c);
+	conn_update_events(d, c);
+}
+
 struct conn *conn_new(struct daemon *d, int fd)
 {
 	struct conn *c = calloc(1, sizeof(*c));
@@ -40,7 +46,7 @@ struct conn *conn_new(struct daemon *d, int fd)
 	c->uid = cred.uid;
 	c->gid = cred.gid;
 	c->pid = cred.pid;
-	c->out_fd = c->err_fd = -EBADF;
+	c->out_fd = c->err_fd = c->passed_fd = -EBADF;
 	c->next = d->conns;
 	d->conns = c;
 	return c;
@@ -57,6 +63,8 @@ static void conn_free(struct daemon *d, struct conn *c)
 	close(c->fd);
 	closep(&c->out_fd);
 	closep(&c->err_fd);
+	closep(&c->passed_fd);
+	template_ops_conn_gone(d, c);
 	strv_free(c->wait_ids);
 	free(c->in);
 	free(c->out);
@@ -296,7 +304,7 @@ static void conn_read(struct daemon *d, struct conn *c)
 	char buf[65536];
 
 	for (;;) {
-		ssize_t n = read(c->fd, buf, sizeof(buf));
+		ssize_t n = recv_with_fd(c->fd, buf, sizeof(buf), 0, &c->passed_fd);
 		char *nl, *nb;
 
 		if (n < 0 && errno == EINTR)

@@ -10,6 +10,9 @@ void runtime_config_init(struct runtime_config *c)
 	*c = (struct runtime_config){
 		.layer_size = 1ULL << 30,
 		.layer_inodes = 262144,
+		.max_disk = 16ULL << 30,
+		.max_files = 4194304,
+		.mount_home = true,
 		.sync_writes = true,
 		.keep_ended = 1000,
 		.checkpoint_keep = 5,
@@ -17,6 +20,7 @@ void runtime_config_init(struct runtime_config *c)
 		.restore_timeout_us = 300000000,
 		.log_level = LOG_LVL_INFO,
 	};
+	netsetup_config_init(&c->net);
 }
 
 void runtime_config_free(struct runtime_config *c)
@@ -28,6 +32,7 @@ void runtime_config_free(struct runtime_config *c)
 	free(c->default_user);
 	free(c->socket_group);
 	free(c->cgroup_parent);
+	netsetup_config_free(&c->net);
 	free(c->checkpoint_dir);
 	free(c->hooks_dir);
 	*c = (struct runtime_config){ 0 };
@@ -85,6 +90,14 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 		return parse_size(v, &c->layer_size);
 	if (!strcmp(k, "layer_inodes"))
 		return parse_uint64(v, &c->layer_inodes);
+	if (!strcmp(k, "max_disk"))
+		return parse_size(v, &c->max_disk);
+	if (!strcmp(k, "max_files"))
+		return parse_uint64(v, &c->max_files);
+	if (!strcmp(k, "mount_home"))
+		return set_bool(&c->mount_home, v);
+	if (!strcmp(k, "volume_system_paths"))
+		return set_bool(&c->volume_system_paths, v);
 	if (!strcmp(k, "default_memory"))
 		return parse_size(v, &c->default_memory);
 	if (!strcmp(k, "default_cpus")) {
@@ -97,6 +110,8 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 		return parse_uint64(v, &c->keep_ended);
 	if (!strcmp(k, "checkpoint_dir"))
 		return set_abs_path(&c->checkpoint_dir, v);
+	if (!strcmp(k, "checkpoint_bridge"))
+		return set_bool(&c->checkpoint_bridge, v);
 	if (!strcmp(k, "checkpoint_keep"))
 		return parse_uint64(v, &c->checkpoint_keep);
 	if (!strcmp(k, "hooks_dir"))
@@ -126,7 +141,7 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 			}
 		return -EINVAL;
 	}
-	return -ENOKEY;
+	return netsetup_config_set(&c->net, k, v);
 }
 
 static char *strip(char *s)
@@ -200,5 +215,5 @@ int runtime_config_finish(struct runtime_config *c)
 		return -ENOMEM;
 	if (!c->hooks_dir && set_str(&c->hooks_dir, XOS_SYSCONFDIR "/xos/hooks.d") < 0)
 		return -ENOMEM;
-	return 0;
+	return netsetup_config_finish(&c->net);
 }

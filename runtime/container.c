@@ -57,6 +57,64 @@ static int cfg_cgroup_dirs(struct job *j, char *buf, size_t *off)
 	return r < 0 ? r : cfg_add(buf, off, "lxc.cgroup.dir.monitor", p.monitor);
 }
 
+/* Volumes: bound from their staging mounts (volume_stage), so what was
+ * checked is what gets mounted; targets were checked (volume_check_target)
+ * and are created in the job's own layer. */
+static int cfg_volumes(struct daemon *d, struct job *j, char *buf, size_t *off)
+{
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && i < j->n_volumes; i++) {
+		const struct job_volume *v = &j->volumes[i];
+		char e[8400];
+
+		r = snprintf(e, sizeof(e), "%s/jobs/%s/vol/%zu %s none bind,create=dir%s 0 0",
+			     d->cfg->state_dir, j->id, i, v->dst + 1, v->ro ? ",ro" : "");
+		if (r < 0 || (size_t)r >= sizeof(e))
+			return -ENAMETOOLONG;
+		r = cfg_add(buf, off, "lxc.mount.entry", e);
+	}
+	return r;
+}
+
+struct cfg_buf {
+	char *buf;
+	size_t *off;
+};
+
+static int cfg_add_net(void *ud, const char *k, const char *v)
+{
+	struct cfg_buf *b = ud;
+
+	return cfg_add(b->buf, b->off, k, v);
+}
+
+/* The job's network (netsetup's backend for its mode) and, in bridge mode,
+ * its resolv.conf, written to the job directory and bound read-only. */
+static int cfg_net(struct daemon *d, struct job *j, char *buf, size_t *off)
+{
+	struct cfg_buf b = { buf, off };
+	_cleanup_free_ char *resolv = netsetup_resolv_conf(d->net, &j->net);
+	char v[4096];
+	int r = netsetup_job_lxc_config(d->net, j->id, &j->net, cfg_add_net, &b);
+
+	if (r < 0 || !resolv)
+		return r;
+	/* ICMP echo (ping) without privileges for the job's group, as docker
+	 * allows it (the range must be mapped in the container) */
+	snprintf(v, sizeof(v), "%u %u", (unsigned)j->gid, (unsigned)j->gid);
+	r = cfg_add(buf, off, "lxc.sysctl.net.ipv4.ping_group_range", v);
+	if (r < 0)
+		return r;
+	r = write_file_atomic_at(j->dirfd, "resolv.conf", resolv, strlen(resolv), 0644, false);
+	if (r < 0)
+		return r;
+	snprintf(v, sizeof(v),
+		 "%s/jobs/%s/resolv.conf etc/resolv.conf none bind,ro,create=file 0 0",
+		 d->cfg->state_dir, j->id);
+	return cfg_add(buf, off, "lxc.mount.entry", v);
+}
+
 static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 {
 	char v[4096];
@@ -72,13 +130,18 @@ static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 	snprintf(v, sizeof(v), "dir:%s/jobs/%s/rootfs", d->cfg->state_dir, j->id);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.rootfs.path", v);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.rootfs.mount", d->rootfs_mnt);
-	r = r < 0 ? r : cfg_idmap(buf, off, 'u', d->subuid_base, d->subuid_size, &uid, 1);
+	/* the job's own ids map to themselves, unless they are a template's */
+	r = r < 0 ? r
+		  : cfg_idmap(buf, off, 'u', d->subuid_base, d->subuid_size, &uid,
+			      j->shifted_user ? 0 : 1);
 	gids[ng++] = j->gid;
 	for (size_t i = 0; i < j->n_groups && ng < ELEMENTSOF(gids); i++)
 		if (j->groups[i] != 0)
 			gids[ng++] = j->groups[i];
-	r = r < 0 ? r : cfg_idmap(buf, off, 'g', d->subgid_base, d->subgid_size, gids, ng);
-	r = r < 0 ? r : cfg_add(buf, off, "lxc.net.0.type", "empty");
+	r = r < 0 ? r
+		  : cfg_idmap(buf, off, 'g', d->subgid_base, d->subgid_size, gids,
+			      j->shifted_user ? 0 : ng);
+	r = r < 0 ? r : cfg_net(d, j, buf, off);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.tty.max", "0");
 	/* terminals (devpts) only for -t jobs: a container with them is not dumpable */
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.pty.max", j->tty ? "16" : "0");
@@ -90,6 +153,7 @@ static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.entry", v);
 	snprintf(v, sizeof(v), "%s .xos/loader none bind,ro,create=file 0 0", d->cfg->loader_path);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.entry", v);
+	r = r < 0 ? r : cfg_volumes(d, j, buf, off);
 	snprintf(v, sizeof(v), "%s/jobs/%s/lxc.log", d->cfg->state_dir, j->id);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.log.file", v);
 	r = r < 0 ? r

@@ -18,10 +18,12 @@
 
 #include "hooks/hooks.h"
 #include "runtime/runtime-internal.h"
+#include "templates/templates.h"
 
 /* epoll data: the object pointer (malloc'ed, so 16-byte aligned) with the
  * kind of event source in its low bits. */
-#define EP_KIND_MASK 7ULL
+#define EP_KIND_MASK 15ULL
+_Static_assert(EP_CKPT <= EP_KIND_MASK, "more kinds of event source than the epoll data holds");
 
 int daemon_epoll_add(struct daemon *d, int fd, uint32_t events, int kind, void *ptr)
 {
@@ -276,7 +278,9 @@ void daemon_job_cleanup(struct daemon *d, struct job *j)
 	snprintf(p, sizeof(p), "%s/jobs/%s/xos/notify.sock", d->cfg->state_dir, j->id);
 	unlink(p);
 	container_release(j);
+	netsetup_job_release(d->net, j->id, &j->net);
 	rootfs_job_umount(d, j);
+	template_ops_job_gone(d, j);
 	container_remove_config(d, j);
 	j->cg_prune_tries = 50; /* LXC's monitor may still sit in its cgroup */
 	closep(&j->spoolfd);
@@ -407,6 +411,10 @@ static void adopt_job(struct daemon *d, struct job *j)
 {
 	int r = container_attach(d, j);
 
+	if (r >= 0 && (r = netsetup_job_adopt(d->net, j->id, &j->net)) < 0) {
+		log_warn("Failed to take over the network of job %s: %s", j->id, strerror(-r));
+		r = 0; /* it runs: it is re-adopted all the same */
+	}
 	if (r >= 0) {
 		if (j->state == JOB_STARTING) { /* xosd stopped while it was starting */
 			j->state = JOB_RUNNING;
@@ -513,6 +521,9 @@ static int setup_dirs(struct daemon *d)
 	d->jobs_fd = open_dir_at(d->state_fd, "jobs");
 	if (d->jobs_fd < 0)
 		return d->jobs_fd;
+	/* (also removes what interrupted imports left) */
+	if ((r = template_catalog_open(d->state_fd, &d->catalog_fd)) < 0)
+		return r;
 	d->lxcpath = xstrdup_printf("%s/lxc", c->state_dir);
 	d->skel_dir = xstrdup_printf("%s/skel", c->state_dir);
 	d->rootfs_mnt = xstrdup_printf("%s/rootfs-mnt", c->state_dir);
@@ -660,6 +671,9 @@ static void dispatch(struct daemon *d, struct epoll_event *ev, int sfd)
 	case EP_STARTER:
 		ops_start_done(d, j);
 		break;
+	case EP_TEMPLATE:
+		template_ops_event(d, ptr);
+		break;
 	case EP_PIDFD:
 		log_debug("Container of job %s ended", j->id);
 		if (!ckpt_container_gone(d, j))
@@ -714,6 +728,7 @@ static int setup_signals(struct daemon *d)
  * without touching what another daemon may use (the skeleton, sockets). */
 static void daemon_free(struct daemon *d)
 {
+	template_ops_stop(d);
 	conns_free_all(d);
 	for (struct job *j = d->jobs; j;) {
 		struct job *next = j->next;
@@ -723,6 +738,8 @@ static void daemon_free(struct daemon *d)
 		j = next;
 	}
 	d->jobs = NULL;
+	netsetup_free(d->net);
+	d->net = NULL;
 	free(d->lxcpath);
 	free(d->skel_dir);
 	free(d->rootfs_mnt);
@@ -731,6 +748,7 @@ static void daemon_free(struct daemon *d)
 	closep(&d->epfd);
 	closep(&d->inotify_fd);
 	closep(&d->jobs_fd);
+	closep(&d->catalog_fd);
 	closep(&d->state_fd);
 }
 
@@ -747,6 +765,7 @@ static void daemon_shutdown(struct daemon *d)
 	flusher_stop();
 	for (struct job *j = d->jobs; j; j = j->next)
 		live = live || job_is_live(j);
+	netsetup_shutdown(d->net); /* bridge and tables, unless jobs still use them */
 	if (!live) {
 		rootfs_host_skel_teardown(d->skel_dir);
 		container_remove_lock_dirs(d);
@@ -806,8 +825,15 @@ static int daemon_start(struct daemon *d, int *ret_lock, int *ret_sfd)
 				       d->skel_dir);
 	if ((r = daemon_epoll_add(d, d->inotify_fd, EPOLLIN, EP_INOTIFY, NULL)) < 0)
 		return log_error_errno(r, "Failed to watch job output: %m");
+	if ((r = netsetup_new(&cfg->net, d->state_fd, &d->net)) < 0)
+		return log_error_errno(r, "Failed to set up networking: %m");
 	load_jobs(d);
+	if ((r = netsetup_reconcile(d->net)) < 0)
+		log_error("Failed to restore the network of the re-adopted jobs (bridge %s, "
+			  "table %s): %s",
+			  cfg->net.bridge, cfg->net.table, strerror(-r));
 	prune_ended_jobs(d);
+	template_ops_start(d); /* removed templates no job uses go */
 	if ((r = setup_listen(d)) < 0)
 		return log_error_errno(r, "Failed to listen on %s: %m", cfg->socket_path);
 	if (cfg->detach && (r = detach(d)) < 0)
@@ -824,6 +850,7 @@ int runtime_run(struct runtime_config *cfg)
 			    .listen_fd = -EBADF,
 			    .state_fd = -EBADF,
 			    .jobs_fd = -EBADF,
+			    .catalog_fd = -EBADF,
 			    .epfd = -EBADF,
 			    .inotify_fd = -EBADF,
 			    .ckpt_fd = -EBADF };

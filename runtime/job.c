@@ -77,6 +77,7 @@ struct job *job_new(void)
 		return NULL;
 	j->pidfd = j->notify_fd = j->dirfd = j->spoolfd = j->starter_fd = -EBADF;
 	j->inotify_wd = -1;
+	netsetup_job_init(&j->net);
 	return j;
 }
 
@@ -89,6 +90,12 @@ void job_free(struct job *j)
 		free(j->units[i].reason);
 	}
 	free(j->units);
+	job_close_volume_fds(j);
+	for (size_t i = 0; i < j->n_volumes; i++) {
+		free(j->volumes[i].src);
+		free(j->volumes[i].dst);
+	}
+	free(j->volumes);
 	free(j->name);
 	free(j->user);
 	free(j->groups);
@@ -101,7 +108,30 @@ void job_free(struct job *j)
 	closep(&j->dirfd);
 	closep(&j->spoolfd);
 	closep(&j->starter_fd);
+	for (size_t i = 0; i < j->net.n_ports; i++)
+		closep(&j->net.port_fds[i]);
 	free(j);
+}
+
+int job_add_volume(struct job *j, const char *src, const char *dst, bool ro, bool home)
+{
+	struct job_volume *v = reallocarray(j->volumes, j->n_volumes + 1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	j->volumes = v;
+	v += j->n_volumes;
+	*v = (struct job_volume){
+		.src = strdup(src), .dst = strdup(dst), .ro = ro, .home = home, .fd = -EBADF
+	};
+	j->n_volumes++;
+	return v->src && v->dst ? 0 : -ENOMEM;
+}
+
+void job_close_volume_fds(struct job *j)
+{
+	for (size_t i = 0; i < j->n_volumes; i++)
+		closep(&j->volumes[i].fd);
 }
 
 struct unit *job_unit(struct job *j, unsigned n)
@@ -171,6 +201,58 @@ static void unit_to_json(const struct unit *u, yajl_gen g)
 	yajl_gen_map_close(g);
 }
 
+static void net_to_json(const struct netsetup_job *nj, yajl_gen g)
+{
+	char a[16];
+
+	json_gen_key(g, "net");
+	yajl_gen_map_open(g);
+	json_gen_kv_str(g, "mode", netsetup_mode_to_string(nj->mode));
+	if (nj->mode == NETSETUP_BRIDGE && nj->addr) {
+		netsetup_addr_format(nj->addr, a);
+		json_gen_kv_str(g, "address", a);
+	} else {
+		json_gen_kv_null(g, "address");
+	}
+	json_gen_kv_str(g, "group", nj->mode == NETSETUP_BRIDGE ? nj->group : NULL);
+	json_gen_key(g, "ports");
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < nj->n_ports; i++) {
+		char spec[32];
+
+		if (netsetup_port_format(&nj->ports[i], spec, sizeof(spec)) >= 0)
+			json_gen_str(g, spec);
+	}
+	yajl_gen_array_close(g);
+	yajl_gen_map_close(g);
+}
+
+/* The network of a job record; a record without one (older xosd) is "none". */
+static int net_from_json(yajl_val t, struct netsetup_job *nj)
+{
+	_cleanup_strv_free_ char **ports = NULL;
+	const char *s = NULL;
+
+	if (!YAJL_IS_OBJECT(t))
+		return 0;
+	if (json_get_string(t, "mode", &s) >= 0 &&
+	    (int)(nj->mode = netsetup_mode_from_string(s)) < 0)
+		return -EINVAL;
+	if (json_get_string(t, "address", &s) >= 0 && netsetup_addr_parse(s, &nj->addr) < 0)
+		return -EINVAL;
+	if (json_get_string(t, "group", &s) >= 0) {
+		if (!netsetup_group_valid(s))
+			return -EINVAL;
+		snprintf(nj->group, sizeof(nj->group), "%s", s);
+	}
+	if (json_get_strv(t, "ports", &ports) < 0)
+		return 0;
+	for (size_t i = 0; ports[i] && nj->n_ports < NETSETUP_PORTS_MAX; i++)
+		if (netsetup_port_parse(ports[i], &nj->ports[nj->n_ports]) >= 0)
+			nj->n_ports++;
+	return 0;
+}
+
 static void acct_to_json(const struct job *j, yajl_gen g)
 {
 	json_gen_key(g, "accounting");
@@ -236,11 +318,33 @@ void job_to_json(const struct job *j, yajl_gen g)
 	json_gen_kv_uint(g, "memory", j->limits.memory);
 	json_gen_kv_uint(g, "cpus", j->limits.millicpus);
 	json_gen_kv_uint(g, "pids", j->limits.pids);
+	json_gen_kv_uint(g, "disk", j->disk);
+	json_gen_kv_uint(g, "files", j->files);
 	yajl_gen_map_close(g);
+	json_gen_key(g, "volumes");
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < j->n_volumes; i++) {
+		yajl_gen_map_open(g);
+		json_gen_kv_str(g, "src", j->volumes[i].src);
+		json_gen_kv_str(g, "dst", j->volumes[i].dst);
+		json_gen_kv_bool(g, "ro", j->volumes[i].ro);
+		json_gen_kv_bool(g, "home", j->volumes[i].home);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+	if (j->have_usage && job_is_live(j)) {
+		json_gen_key(g, "usage");
+		yajl_gen_map_open(g);
+		json_gen_kv_uint(g, "disk", j->disk_used);
+		json_gen_kv_uint(g, "files", j->files_used);
+		yajl_gen_map_close(g);
+	}
 	json_gen_kv_uint(g, "idmap_base", j->idmap_base);
 	json_gen_kv_uint(g, "idmap_size", j->idmap_size);
 	json_gen_kv_bool(g, "closing", j->closing);
 	json_gen_kv_bool(g, "tty", j->tty);
+	net_to_json(&j->net, g);
+	json_gen_kv_bool(g, "shifted_user", j->shifted_user);
 	ckpt_policy_to_json(j, g);
 	json_gen_key(g, "units");
 	yajl_gen_array_open(g);
@@ -330,10 +434,28 @@ static int job_fields_from_json(yajl_val t, struct job *j)
 	j->idmap_size = (uint32_t)get_u(t, "idmap_size");
 	(void)json_get_bool(t, "closing", &j->closing);
 	(void)json_get_bool(t, "tty", &j->tty);
+	(void)json_get_bool(t, "shifted_user", &j->shifted_user);
 	v = get(t, "limits");
 	j->limits.memory = get_u(v, "memory");
 	j->limits.millicpus = get_u(v, "cpus");
 	j->limits.pids = get_u(v, "pids");
+	j->disk = get_u(v, "disk");
+	j->files = get_u(v, "files");
+	v = get(t, "volumes");
+	for (size_t i = 0; YAJL_IS_ARRAY(v) && i < v->u.array.len; i++) {
+		yajl_val o = v->u.array.values[i];
+		const char *src = NULL, *dst = NULL;
+		bool ro = false, home = false;
+
+		if (json_get_string(o, "src", &src) < 0 || json_get_string(o, "dst", &dst) < 0)
+			return -EINVAL;
+		(void)json_get_bool(o, "ro", &ro);
+		(void)json_get_bool(o, "home", &home);
+		if (job_add_volume(j, src, dst, ro, home) < 0)
+			return -ENOMEM;
+	}
+	if (net_from_json(get(t, "net"), &j->net) < 0)
+		return -EINVAL;
 	v = get(t, "checkpoint");
 	if (YAJL_IS_OBJECT(v)) {
 		const char *restart = NULL;

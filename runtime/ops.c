@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Client requests: parsed completely, validated, then authorised and run. */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <grp.h>
 #include <pwd.h>
@@ -12,12 +13,27 @@
 #include <yajl/yajl_tree.h>
 
 #include "runtime/runtime-internal.h"
+#include "templates/templates.h"
+
+#define RUN_MAX_VOLUMES 64
+
+struct run_volume {
+	const char *src, *dst;
+	bool ro;
+};
 
 struct run_req {
 	char **argv, **env;
-	const char *workdir, *name, *template, *user, *job;
+	const char *workdir, *name, *template, *user, *job, *cwd;
+	const char *net, *ip, *group;
+	char **ports;
 	struct runtime_limits limits; /* the node's defaults unless given; 0: none */
-	bool limits_given, attach, tty;
+	uint64_t disk, files;         /* 0: the node's defaults */
+	struct run_volume volumes[RUN_MAX_VOLUMES];
+	size_t n_volumes;
+	char *tpl_name;            /* the job's template (resolve_template) */
+	struct template_info *tpl; /* its metadata; NULL for host */
+	bool limits_given, attach, tty, no_home;
 	struct job_ckpt_policy ckpt;
 	bool ckpt_given;
 };
@@ -99,6 +115,38 @@ static int get_opt_bool(struct conn *c, yajl_val t, const char *k, bool *ret)
 	return r;
 }
 
+static int parse_volumes(struct conn *c, yajl_val t, struct run_req *q)
+{
+	const char *path[] = { "volumes", NULL };
+	yajl_val v = yajl_tree_get(t, path, yajl_t_any);
+
+	if (!v)
+		return 0;
+	if (!YAJL_IS_ARRAY(v) || v->u.array.len > RUN_MAX_VOLUMES) {
+		conn_reply_error(c, "bad_request", "Field 'volumes' must be a list of at most %d",
+				 RUN_MAX_VOLUMES);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < v->u.array.len; i++) {
+		static const char *const keys[] = { "src", "dst", "ro", NULL };
+		yajl_val o = v->u.array.values[i];
+		struct run_volume *rv = &q->volumes[q->n_volumes++];
+		const char *bad = NULL;
+		int r = YAJL_IS_OBJECT(o) ? json_check_keys(o, keys, &bad) : -EINVAL;
+
+		if (r >= 0 && json_get_bool(o, "ro", &rv->ro) == -EINVAL)
+			r = -EINVAL;
+		if (r < 0 || json_get_string(o, "src", &rv->src) < 0 ||
+		    json_get_string(o, "dst", &rv->dst) < 0) {
+			conn_reply_error(c, "bad_request",
+					 "Each volume must be {\"src\": PATH, \"dst\": PATH, "
+					 "\"ro\": BOOL}");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 /* The checkpoint settings of a new job (docs/PROTOCOL.md). */
 static int parse_run_ckpt(struct conn *c, yajl_val t, struct run_req *q)
 {
@@ -158,9 +206,92 @@ static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
 	    get_run_limit(c, t, "memory", &q->limits.memory, &q->limits_given) < 0 ||
 	    get_run_limit(c, t, "cpus", &q->limits.millicpus, &q->limits_given) < 0 ||
 	    get_run_limit(c, t, "pids", &q->limits.pids, &q->limits_given) < 0 ||
-	    get_opt_bool(c, t, "attach", &q->attach) < 0 || get_opt_bool(c, t, "tty", &q->tty) < 0)
+	    get_opt_bool(c, t, "attach", &q->attach) < 0 ||
+	    get_opt_bool(c, t, "tty", &q->tty) < 0 || get_opt_str(c, t, "cwd", &q->cwd) < 0 ||
+	    get_opt_bool(c, t, "no_home", &q->no_home) < 0 ||
+	    get_limit(c, t, "disk", &q->disk) < 0 || get_limit(c, t, "files", &q->files) < 0 ||
+	    parse_volumes(c, t, q) < 0 || get_opt_str(c, t, "net", &q->net) < 0 ||
+	    get_opt_str(c, t, "ip", &q->ip) < 0 || get_opt_str(c, t, "group", &q->group) < 0)
 		return -EINVAL;
+	r = json_get_strv(t, "ports", &q->ports);
+	if (r < 0 && r != -ENOENT) {
+		conn_reply_error(c, "bad_request", "Field 'ports' must be a list of strings");
+		return r;
+	}
 	return parse_run_ckpt(c, t, q);
+}
+
+/* The job's network from the request (checked; the lease and ports are
+ * taken later, by netsetup). */
+static int parse_net(struct daemon *d, struct conn *c, struct run_req *q, struct netsetup_job *nj)
+{
+	nj->mode = q->net ? netsetup_mode_from_string(q->net) : d->cfg->net.default_mode;
+	if ((int)nj->mode < 0)
+		return conn_reply_error(c, "invalid_argument",
+					"Unknown network mode '%s' (use none or bridge)", q->net),
+		       -EINVAL;
+	if (nj->mode != NETSETUP_BRIDGE && (q->ip || q->group || (q->ports && q->ports[0])))
+		return conn_reply_error(c, "invalid_argument",
+					"--ip, --publish and --group need --net bridge"),
+		       -EINVAL;
+	if (q->ip && (netsetup_addr_parse(q->ip, &nj->addr) < 0 || !nj->addr))
+		return conn_reply_error(c, "invalid_argument",
+					"Invalid address '%s': use a dotted IPv4 address", q->ip),
+		       -EINVAL;
+	if (q->group && !netsetup_group_valid(q->group))
+		return conn_reply_error(c, "invalid_argument",
+					"Invalid group '%s': use letters, digits, '_', '.', '-' "
+					"(at most %d)",
+					q->group, NETSETUP_GROUP_MAX),
+		       -EINVAL;
+	if (q->group)
+		snprintf(nj->group, sizeof(nj->group), "%s", q->group);
+	for (size_t i = 0; q->ports && q->ports[i]; i++) {
+		struct netsetup_port *p = &nj->ports[nj->n_ports];
+
+		if (nj->n_ports == NETSETUP_PORTS_MAX)
+			return conn_reply_error(c, "invalid_argument",
+						"At most %d ports can be published",
+						NETSETUP_PORTS_MAX),
+			       -E2BIG;
+		if (netsetup_port_parse(q->ports[i], p) < 0)
+			return conn_reply_error(c, "invalid_argument",
+						"Invalid port '%s': use HOSTPORT:PORT[/tcp|/udp] "
+						"with ports 1-65535",
+						q->ports[i]),
+			       -EINVAL;
+		if (p->host < 1024 && c->uid != 0)
+			return conn_reply_error(c, "permission_denied",
+						"Only root may publish port %u (below 1024); "
+						"use a host port of 1024 or above",
+						p->host),
+			       -EPERM;
+		for (size_t k = 0; k < nj->n_ports; k++)
+			if (nj->ports[k].host == p->host && nj->ports[k].proto == p->proto)
+				return conn_reply_error(c, "invalid_argument",
+							"Port %u is published twice", p->host),
+				       -EINVAL;
+		nj->n_ports++;
+	}
+	return 0;
+}
+
+/* Lease, ports, bridge and rules for the job, or a clear error and nothing. */
+static int setup_net(struct daemon *d, struct conn *c, struct job *j)
+{
+	_cleanup_free_ char *err = NULL;
+	int r = netsetup_job_setup(d->net, j->id, &j->net, &err);
+
+	if (r >= 0)
+		return 0;
+	if (r == -EADDRNOTAVAIL)
+		conn_reply_error(c, "invalid_argument", "%s", err ? err : strerror(-r));
+	else if (r == -EADDRINUSE || r == -EBUSY)
+		conn_reply_error(c, "conflict", "%s", err ? err : strerror(-r));
+	else
+		conn_reply_error(c, "internal", "Failed to set up the job's network: %s",
+				 err ? err : strerror(-r));
+	return r;
 }
 
 static int validate_run(struct daemon *d, struct conn *c, struct run_req *q)
@@ -197,10 +328,33 @@ static int validate_run(struct daemon *d, struct conn *c, struct run_req *q)
 				 "the checkpoint options");
 		return -EINVAL;
 	}
-	if (q->template && strcmp(q->template, "host") != 0) {
-		conn_reply_error(c, "not_found", "No such template: %s (available: host)",
-				 q->template);
-		return -ENOENT;
+	if (c->uid != 0 && (q->disk > d->cfg->max_disk || q->files > d->cfg->max_files)) {
+		conn_reply_error(c, "invalid_argument",
+				 "At most --disk %" PRIu64 " bytes and --files %" PRIu64
+				 " on this node",
+				 d->cfg->max_disk, d->cfg->max_files);
+		return -EINVAL;
+	}
+	if (q->disk && q->disk < (1ULL << 20)) {
+		conn_reply_error(c, "invalid_argument",
+				 "A job's writable layer needs at least 1 MiB (--disk)");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < q->n_volumes; i++) {
+		const char *why = NULL;
+
+		if (volume_check_target(q->volumes[i].dst, &why) < 0) {
+			conn_reply_error(c, "invalid_argument", "Volume %s:%s: %s",
+					 q->volumes[i].src, q->volumes[i].dst, why);
+			return -EINVAL;
+		}
+		for (size_t k = 0; k < i; k++)
+			if (!strcmp(q->volumes[k].dst, q->volumes[i].dst)) {
+				conn_reply_error(c, "invalid_argument",
+						 "Two volumes are mounted at %s",
+						 q->volumes[i].dst);
+				return -EINVAL;
+			}
 	}
 	if (q->name)
 		for (struct job *j = d->jobs; j; j = j->next)
@@ -249,6 +403,76 @@ static int resolve_user(struct daemon *d, struct conn *c, const char *name, stru
 	return j->user && j->home && j->groups ? 0 : -ENOMEM;
 }
 
+/* Find NAME (or a number) in the template's own /etc/passwd. */
+static int template_passwd(struct daemon *d, const char *tpl, const char *name, uid_t *ret_uid,
+			   gid_t *ret_gid, char **ret_name)
+{
+	_cleanup_close_ int root = -EBADF, etc = -EBADF;
+	_cleanup_free_ char *text = NULL;
+	char *line, *save = NULL;
+	uint64_t num = 0;
+	bool numeric = parse_uint64(name, &num) >= 0;
+	int r;
+
+	root = open_dir_at(d->catalog_fd, tpl);
+	if (root >= 0)
+		etc = open_dir_at(root, "rootfs/etc");
+	r = etc < 0 ? etc : read_file_at(etc, "passwd", 1 << 20, &text, NULL);
+	if (r < 0)
+		return numeric ? (*ret_uid = (uid_t)num, *ret_gid = (gid_t)num,
+				  *ret_name = xstrdup_printf("%" PRIu64, num), 0)
+			       : r;
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *f[7] = { 0 }, *p = line;
+		uint64_t u, g;
+
+		for (int i = 0; i < 7 && p; i++)
+			f[i] = strsep(&p, ":");
+		if (!f[3] || parse_uint64(f[2], &u) < 0 || parse_uint64(f[3], &g) < 0)
+			continue;
+		if (numeric ? u == num : !strcmp(f[0], name)) {
+			*ret_uid = (uid_t)u;
+			*ret_gid = (gid_t)g;
+			*ret_name = strdup(f[0]);
+			return *ret_name ? 0 : -ENOMEM;
+		}
+	}
+	if (numeric) {
+		*ret_uid = *ret_gid = (uid_t)num;
+		*ret_name = xstrdup_printf("%" PRIu64, num);
+		return *ret_name ? 0 : -ENOMEM;
+	}
+	return -ENOENT;
+}
+
+/* Root's job on a template that names its user: it runs as that user of the
+ * template, an id of the containers' own range (not a host account). */
+static int template_user(struct daemon *d, struct conn *c, struct run_req *q, struct job *j)
+{
+	uid_t uid = 0;
+	gid_t gid = 0;
+	int r = template_passwd(d, j->template, q->tpl->user, &uid, &gid, &j->user);
+
+	if (r < 0) {
+		conn_reply_error(c, "invalid_argument",
+				 "Template %s names user '%s', which its /etc/passwd does not have",
+				 j->template, q->tpl->user);
+		return r;
+	}
+	if (uid == 0 || uid >= d->subuid_size || gid >= d->subgid_size) {
+		conn_reply_error(c, "permission_denied",
+				 "Template %s names user '%s' (uid %u): jobs never run as root and "
+				 "need an id below %u; give --user",
+				 j->template, q->tpl->user, (unsigned)uid, d->subuid_size);
+		return -EPERM;
+	}
+	j->uid = uid;
+	j->gid = gid;
+	j->shifted_user = true;
+	j->groups = calloc(1, sizeof(gid_t));
+	return j->groups ? 0 : -ENOMEM;
+}
+
 static int make_job_dirs(struct daemon *d, struct job *j)
 {
 	_cleanup_close_ int xos = -EBADF;
@@ -278,6 +502,131 @@ static int make_job_dirs(struct daemon *d, struct job *j)
 	return 0;
 }
 
+/* The job's template: the one asked for, else the node's default; its
+ * metadata loaded and validated, its ids those of this node's containers. */
+static int resolve_template(struct daemon *d, struct conn *c, struct run_req *q)
+{
+	_cleanup_free_ char *name = NULL, *err = NULL;
+	int r = 0;
+
+	if (q->template)
+		name = strdup(q->template);
+	else if ((r = template_get_default(d->catalog_fd, &name)) < 0)
+		return conn_reply_error(c, "internal", "Cannot read the default template: %s",
+					strerror(-r)),
+		       r;
+	if (!name)
+		return conn_reply_error(c, "internal", "Out of memory"), -ENOMEM;
+	if (strcmp(name, TEMPLATE_HOST) != 0) {
+		r = template_name_valid(name) ? template_load(d->catalog_fd, name, &q->tpl, &err)
+					      : -ENOENT;
+		if (r == -ENOENT)
+			return conn_reply_error(c, "not_found",
+						"No such template: %s (xtemplate list shows this "
+						"node's; host is built in)",
+						name),
+			       r;
+		if (r < 0)
+			return conn_reply_error(c, "internal", "Template %s cannot be used: %s",
+						name, err ? err : strerror(-r)),
+			       r;
+		if (q->tpl->uid_base != d->subuid_base || q->tpl->gid_base != d->subgid_base)
+			return conn_reply_error(
+				       c, "conflict",
+				       "Template %s was stored for container root %u:%u, this "
+				       "node's is %u:%u; import it again",
+				       name, (unsigned)q->tpl->uid_base, (unsigned)q->tpl->gid_base,
+				       d->subuid_base, d->subgid_base),
+			       -EINVAL;
+	}
+	q->tpl_name = TAKE_PTR(name);
+	return 0;
+}
+
+/* The template's environment, then the user's items (which win). */
+static int template_env(const struct template_info *tpl, char **env, char ***ret)
+{
+	_cleanup_strv_free_ char **v = NULL;
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && tpl && tpl->env && tpl->env[i]; i++) {
+		size_t kl = strcspn(tpl->env[i], "=");
+		bool mine = false;
+
+		for (size_t k = 0; env && env[k] && !mine; k++)
+			mine = !strncmp(env[k], tpl->env[i], kl) && env[k][kl] == '=';
+		if (!mine)
+			r = strv_push(&v, strdup(tpl->env[i]));
+	}
+	for (size_t i = 0; r >= 0 && env && env[i]; i++)
+		r = strv_push(&v, strdup(env[i]));
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(v);
+	return 0;
+}
+
+/* Open the volumes as the submitter (root: as root), then the home directory
+ * of the job's account as that account (skipped when it cannot be opened). */
+static int open_volumes(struct daemon *d, struct conn *c, struct run_req *q, struct job *j)
+{
+	const gid_t *groups = c->uid == 0 ? NULL : j->groups;
+	size_t ng = c->uid == 0 ? 0 : j->n_groups;
+	/* (a home that is not there, as nobody's, costs no helper process) */
+	bool home = d->cfg->mount_home && !q->no_home && !j->shifted_user && j->home &&
+		    j->home[0] == '/' && access(j->home, F_OK) == 0 &&
+		    volume_check_target(j->home, &(const char *){ NULL }) >= 0;
+
+	for (size_t i = 0; home && i < q->n_volumes; i++)
+		home = strcmp(q->volumes[i].dst, j->home) != 0;
+	if (home) {
+		_cleanup_free_ char *path = NULL;
+		const char *why = NULL;
+		int fd = -EBADF;
+
+		if (volume_open_as(d, j->uid, j->gid, j->groups, j->n_groups, j->home, false, &fd,
+				   &path, &why) < 0)
+			log_debug("Job %.12s: home %s not mounted: %s", j->id, j->home, why);
+		else if (job_add_volume(j, path, j->home, false, true) < 0)
+			return close(fd), conn_reply_error(c, "internal", "Out of memory"), -ENOMEM;
+		else
+			j->volumes[j->n_volumes - 1].fd = fd;
+	}
+	for (size_t i = 0; i < q->n_volumes; i++) {
+		_cleanup_free_ char *path = NULL;
+		const char *why = NULL;
+		int fd = -EBADF, r;
+
+		r = volume_open_as(d, c->uid, j->gid, groups, ng, q->volumes[i].src,
+				   q->volumes[i].ro, &fd, &path, &why);
+		if (r < 0) {
+			conn_reply_error(c,
+					 r == -EPERM || r == -EACCES ? "permission_denied"
+								     : "invalid_argument",
+					 "Volume %s: %s", q->volumes[i].src, why);
+			return r;
+		}
+		if (job_add_volume(j, path, q->volumes[i].dst, q->volumes[i].ro, false) < 0)
+			return close(fd), conn_reply_error(c, "internal", "Out of memory"), -ENOMEM;
+		j->volumes[j->n_volumes - 1].fd = fd;
+	}
+	return 0;
+}
+
+/* The unit's working directory: asked for, else where xrun was run when that
+ * is inside a volume (cd project && xrun make), else the job's default. */
+static char *unit_cwd(const struct job *j, const struct run_req *q)
+{
+	char *cwd;
+
+	if (q->workdir)
+		return strdup(q->workdir);
+	cwd = volume_map_cwd(j, q->cwd);
+	if (!cwd && q->tpl && q->tpl->workdir)
+		cwd = strdup(q->tpl->workdir);
+	return cwd;
+}
+
 /* The job could not start: it fails, its xruns waiting for the start hear why. */
 static void start_failed(struct daemon *d, struct job *j, const char *what, int r)
 {
@@ -288,6 +637,7 @@ static void start_failed(struct daemon *d, struct job *j, const char *what, int 
 	else if (r == -ECHILD)
 		lxc_err = container_start_error(j);
 
+	job_close_volume_fds(j);
 	j->state = JOB_FAILED;
 	j->ended_us = now_usec();
 	free(j->reason);
@@ -299,14 +649,11 @@ static void start_failed(struct daemon *d, struct job *j, const char *what, int 
 	}
 	log_error("Failed to start job %s: %s", j->id, j->reason);
 	(void)daemon_persist_job(d, j);
-	for (struct conn *c = d->conns, *next; c; c = next) {
-		next = c->next;
+	for (struct conn *c = d->conns; c; c = c->next)
 		if (c->mode == CONN_STARTING && c->job == j) {
 			conn_reply_error(c, "internal", "Failed to start the job: %s", j->reason);
-			c->job = NULL;
-			conn_event(d, c, 0); /* flushes and may free c */
+			conn_kick(d, c); /* (this may be long after its request) */
 		}
-	}
 	daemon_job_gone(d, j);
 }
 
@@ -314,6 +661,8 @@ static void start_failed(struct daemon *d, struct job *j, const char *what, int 
  * happens when that child ends (ops_start_done): xosd serves others meanwhile. */
 static int start_job(struct daemon *d, struct run_req *q, struct job *j)
 {
+	_cleanup_strv_free_ char **env = NULL;
+	_cleanup_free_ char *cwd = NULL;
 	int r;
 
 	if ((r = make_job_dirs(d, j)) < 0)
@@ -322,9 +671,13 @@ static int start_job(struct daemon *d, struct run_req *q, struct job *j)
 		return start_failed(d, j, "persisting the job", r), r;
 	if ((r = rootfs_job_mount(d, j)) < 0)
 		return start_failed(d, j, "mounting the job's root", r), r;
+	if ((r = volume_stage(d, j)) < 0)
+		return start_failed(d, j, "mounting the job's volumes", r), r;
 	if ((r = container_create(d, j)) < 0)
 		return start_failed(d, j, "writing the container config", r), r;
-	if ((r = container_write_unit_spec(d, j, 1, q->argv, q->env, q->workdir, q->tty)) < 0)
+	cwd = unit_cwd(j, q);
+	if ((r = template_env(q->tpl, q->env, &env)) < 0 ||
+	    (r = container_write_unit_spec(d, j, 1, q->argv, env, cwd, q->tty)) < 0)
 		return start_failed(d, j, "writing the unit request", r), r;
 	/* listening before the loader runs: its first report needs no retry */
 	if ((r = notify_listen(d, j)) < 0)
@@ -403,16 +756,20 @@ static void reply_run(struct daemon *d, struct conn *c, struct job *j, unsigned 
 
 static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 {
+	_cleanup_strv_free_ char **env = NULL;
+	_cleanup_free_ char *cwd = NULL, *terr = NULL;
 	struct job *j = ops_lookup(d, c, q->job);
 	struct unit *u;
 	int r;
 
 	if (!j)
 		return;
-	if (q->name || q->template || q->limits_given || q->ckpt_given) {
-		conn_reply_error(c, "invalid_argument",
-				 "--name, --template, limits and checkpoint settings belong to the "
-				 "job; not allowed with --job");
+	if (q->name || q->template || q->limits_given || q->disk || q->files || q->n_volumes ||
+	    q->net || q->ip || q->group || q->ports || q->ckpt_given) {
+		conn_reply_error(
+			c, "invalid_argument",
+			"--name, --template, limits, disk limits, volumes, the network and "
+			"checkpoint settings belong to the job; not allowed with --job");
 		return;
 	}
 	if (j->state != JOB_RUNNING || j->closing) {
@@ -437,8 +794,11 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 	if (!u)
 		return conn_reply_error(c, "internal", "Out of memory");
 	u->started_us = now_usec();
-	if ((r = daemon_persist_job(d, j)) < 0 ||
-	    (r = container_write_unit_spec(d, j, u->n, u->argv, q->env, q->workdir, q->tty)) < 0) {
+	if (j->template && strcmp(j->template, TEMPLATE_HOST) != 0)
+		(void)template_load(d->catalog_fd, j->template, &q->tpl, &terr);
+	cwd = unit_cwd(j, q);
+	if ((r = template_env(q->tpl, q->env, &env)) < 0 || (r = daemon_persist_job(d, j)) < 0 ||
+	    (r = container_write_unit_spec(d, j, u->n, u->argv, env, cwd, q->tty)) < 0) {
 		u->state = UNIT_FAILED;
 		u->reason = xstrdup_printf("Failed to hand the unit to the loader: %s",
 					   strerror(-r));
@@ -460,6 +820,8 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 		add_unit(d, c, &q);
 		goto out;
 	}
+	if (resolve_template(d, c, &q) < 0)
+		goto out;
 	j = job_new();
 	if (!j || random_job_id(j->id) < 0) {
 		conn_reply_error(c, "internal", "Out of memory");
@@ -470,13 +832,32 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 	j->name = q.name ? strdup(q.name) : NULL;
 	j->tty = q.tty;
 	j->ckpt = q.ckpt;
-	j->template = strdup("host");
+	j->template = TAKE_PTR(q.tpl_name);
 	j->cgroup_parent = d->cfg->cgroup_parent ? strdup(d->cfg->cgroup_parent) : NULL;
 	j->state = JOB_STARTING;
 	j->created_us = now_usec();
 	j->idmap_base = d->subuid_base;
 	j->idmap_size = d->subuid_size;
-	if (resolve_user(d, c, q.user, j) < 0 || !job_add_unit(j, strv_copy(q.argv)))
+	j->disk = q.disk ? q.disk : d->cfg->layer_size;
+	j->files = q.files ? q.files : d->cfg->layer_inodes;
+	if ((c->uid == 0 && !q.user && q.tpl && q.tpl->user ? template_user(d, c, &q, j)
+							    : resolve_user(d, c, q.user, j)) < 0 ||
+	    parse_net(d, c, &q, &j->net) < 0)
+		goto out;
+	if (j->net.mode == NETSETUP_BRIDGE && !d->cfg->checkpoint_bridge &&
+	    (q.ckpt.every_us || q.ckpt.restart_on_failure)) {
+		conn_reply_error(c, "not_supported",
+				 "Jobs with --net bridge cannot be checkpointed on this node (CRIU "
+				 "cannot recreate their veth); drop --net bridge or the checkpoint "
+				 "options");
+		goto out;
+	}
+	if (!job_add_unit(j, strv_copy(q.argv))) {
+		conn_reply_error(c, "internal", "Out of memory");
+		goto out;
+	}
+	/* (volumes first: a refused one leaves no lease behind) */
+	if (open_volumes(d, c, &q, j) < 0 || setup_net(d, c, j) < 0)
 		goto out;
 	j->next = d->jobs;
 	d->jobs = TAKE_PTR(j);
@@ -489,6 +870,9 @@ out:
 	job_free(j);
 	strv_free(q.argv);
 	strv_free(q.env);
+	strv_free(q.ports);
+	free(q.tpl_name);
+	template_info_free(q.tpl);
 }
 
 static void op_ps(struct daemon *d, struct conn *c, yajl_val t)
@@ -519,8 +903,11 @@ static void op_ps(struct daemon *d, struct conn *c, yajl_val t)
 
 		for (size_t i = 0; i < n && !want; i++)
 			want = named[i] == j;
-		if (want && may_see(c, j))
-			job_to_json(j, g);
+		if (!want || !may_see(c, j))
+			continue;
+		j->have_usage = job_is_live(j) &&
+				rootfs_job_usage(d, j, &j->disk_used, &j->files_used) >= 0;
+		job_to_json(j, g);
 	}
 	yajl_gen_array_close(g);
 	conn_send_map(c, g);
@@ -678,7 +1065,7 @@ static void op_version(struct daemon *d, struct conn *c, yajl_val t)
 static const struct op {
 	const char *name;
 	void (*fn)(struct daemon *d, struct conn *c, yajl_val t);
-	const char *const keys[24];
+	const char *const keys[40];
 } ops[] = {
 	{ "run",
 	  op_run,
@@ -696,6 +1083,15 @@ static const struct op {
 	    "job",
 	    "attach",
 	    "tty",
+	    "cwd",
+	    "no_home",
+	    "disk",
+	    "files",
+	    "volumes",
+	    "net",
+	    "ip",
+	    "ports",
+	    "group",
 	    "checkpoint_every",
 	    "checkpoint_keep",
 	    "checkpoint_signal",
@@ -709,6 +1105,14 @@ static const struct op {
 	{ "logs", op_logs, { "v", "op", "job", "unit", "follow", NULL } },
 	{ "signal", op_signal, { "v", "op", "signal", NULL } },
 	{ "version", op_version, { "v", "op", NULL } },
+	/* the template catalogue: template-ops.c */
+	{ "template_import",
+	  ops_template_import,
+	  { "v", "op", "name", "env", "workdir", "user", "allow_devices", NULL } },
+	{ "template_list", ops_template_list, { "v", "op", NULL } },
+	{ "template_show", ops_template_show, { "v", "op", "name", NULL } },
+	{ "template_default", ops_template_default, { "v", "op", "name", NULL } },
+	{ "template_remove", ops_template_remove, { "v", "op", "name", "force", NULL } },
 	{ "checkpoint", ckpt_op_checkpoint, { "v", "op", "job", "stop", NULL } },
 	{ "checkpoints", ckpt_op_list, { "v", "op", "job", NULL } },
 	{ "checkpoint_delete", ckpt_op_delete, { "v", "op", "job", "version", NULL } },
@@ -722,8 +1126,8 @@ void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len)
 	const char *opname = NULL, *bad = NULL;
 	int64_t v = 0;
 
-	if (c->mode == CONN_WAIT || c->mode == CONN_STARTING || c->mode == CONN_CKPT ||
-	    (c->mode == CONN_ATTACHED && !c->follow))
+	if (c->mode == CONN_WAIT || c->mode == CONN_STARTING || c->mode == CONN_TEMPLATE ||
+	    c->mode == CONN_CKPT || (c->mode == CONN_ATTACHED && !c->follow))
 		return;
 	if (strlen(line) != len)
 		return conn_reply_error(c, "bad_request", "Request contains a NUL byte");

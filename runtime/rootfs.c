@@ -296,63 +296,150 @@ static int job_etc(int layer, uid_t ru, const char *skel)
 	return r < 0 ? r : copy_entry(host, etc, "group", ru, ru);
 }
 
+/* The overlay's lower layers: the host skeleton over / for "host", else the
+ * template's read-only tree in the catalogue. */
+static int job_lower(struct daemon *d, struct job *j, char *buf, size_t len)
+{
+	int r;
+
+	if (!j->template || !strcmp(j->template, "host"))
+		r = snprintf(buf, len, "%s:/", d->skel_dir);
+	else
+		r = snprintf(buf, len, "%s/templates/%s/rootfs", d->cfg->state_dir, j->template);
+	return r < 0 || (size_t)r >= len ? -ENAMETOOLONG : 0;
+}
+
+/* /tmp copied up in advance, so that --files counts the files a job makes in
+ * /tmp, not the directory's own copy. */
+static int job_tmp(const char *lower, int layer)
+{
+	_cleanup_close_ int lfd = -EBADF;
+	char first[4096];
+	struct stat st;
+
+	snprintf(first, sizeof(first), "%.*s", (int)strcspn(lower, ":"), lower);
+	lfd = open(first, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lfd < 0)
+		return -errno;
+	if (fstatat(lfd, "tmp", &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+		return 0;
+	if (mkdirat(layer, "upper/tmp", 0700) < 0 ||
+	    fchownat(layer, "upper/tmp", st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    fchmodat(layer, "upper/tmp", st.st_mode & 07777, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+/* The job's writable layer: its own tmpfs, of the job's size; inodes: what
+ * the overlay itself uses, plus the job's --files. */
+static int layer_limit_inodes(struct daemon *d, struct job *j, const char *layer)
+{
+	uint64_t files = j->files ? j->files : d->cfg->layer_inodes;
+	struct statfs sf;
+	char opts[128];
+
+	if (files == 0) /* no limit */
+		return 0;
+	if (statfs(layer, &sf) < 0)
+		return -errno;
+	snprintf(opts, sizeof(opts), "nr_inodes=%llu",
+		 (unsigned long long)(sf.f_files - sf.f_ffree + files));
+	if (mount(NULL, layer, NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV, opts) < 0)
+		return -errno;
+	return 0;
+}
+
+/* upper_from >= 0: a directory holding "upper", the writable layer of a
+ * checkpoint, which becomes the job's writable layer. */
+static int layer_prepare(struct daemon *d, struct job *j, const char *layer, const char *lower,
+			 int upper_from)
+{
+	_cleanup_close_ int lfd = open(layer, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	uid_t ru = j->idmap_base;
+	int r;
+
+	if (lfd < 0 || mkdirat(lfd, "work", 0700) < 0)
+		return -errno;
+	if (upper_from >= 0)
+		return copy_tree_at(upper_from, "upper", lfd, "upper", NULL);
+	if (mkdirat(lfd, "upper", 0755) < 0 || fchownat(lfd, "upper", ru, ru, 0) < 0)
+		return -errno;
+	r = job_tmp(lower, lfd);
+	if (r >= 0 && (!j->template || !strcmp(j->template, "host")))
+		r = job_etc(lfd, ru, d->skel_dir);
+	return r;
+}
+
 int rootfs_job_mount(struct daemon *d, struct job *j)
 {
 	return rootfs_job_mount_from(d, j, -EBADF);
 }
 
-/* upper_from >= 0: a directory holding "upper", the writable layer of a
- * checkpoint, which becomes the job's writable layer. */
+/* (after a restart, the --files limit counts from the restored layer) */
 int rootfs_job_mount_from(struct daemon *d, struct job *j, int upper_from)
 {
-	char layer[4096], rootfs[4096], opts[8192 + 256];
-	uid_t ru = j->idmap_base;
+	char layer[4096], rootfs[4096], lower[4096], opts[12288 + 256];
+	uint64_t size = j->disk ? j->disk : d->cfg->layer_size;
+	uint64_t files = j->files ? j->files : d->cfg->layer_inodes;
 	int r;
 
 	if (job_path(d, j, "layer", layer, sizeof(layer)) < 0 ||
-	    job_path(d, j, "rootfs", rootfs, sizeof(rootfs)) < 0)
+	    job_path(d, j, "rootfs", rootfs, sizeof(rootfs)) < 0 ||
+	    job_lower(d, j, lower, sizeof(lower)) < 0)
 		return -ENAMETOOLONG;
 	if (mkdirat(j->dirfd, "layer", 0700) < 0 || mkdirat(j->dirfd, "rootfs", 0755) < 0)
 		return -errno;
-	snprintf(opts, sizeof(opts), "size=%llu,nr_inodes=%llu,mode=0700",
-		 (unsigned long long)d->cfg->layer_size, (unsigned long long)d->cfg->layer_inodes);
+	/* (nr_inodes is set to the job's --files once the overlay is mounted) */
+	snprintf(opts, sizeof(opts), "size=%llu,nr_inodes=%llu,mode=0700", (unsigned long long)size,
+		 files ? (unsigned long long)files + 64 : 0ULL);
 	if (mount("xos-layer", layer, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
 		return -errno;
-	{
-		_cleanup_close_ int lfd = open(layer, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-		if (upper_from >= 0 && lfd >= 0)
-			r = copy_tree_at(upper_from, "upper", lfd, "upper", NULL);
-		else if (lfd < 0 || mkdirat(lfd, "upper", 0755) < 0 ||
-			 fchownat(lfd, "upper", ru, ru, 0) < 0)
-			r = -errno;
-		else
-			r = job_etc(lfd, ru, d->skel_dir);
-		if (r >= 0 && (lfd < 0 || mkdirat(lfd, "work", 0700) < 0))
-			r = -errno;
-		if (r < 0)
-			goto err_umount_layer;
-	}
-	r = snprintf(opts, sizeof(opts), "lowerdir=%s:/,upperdir=%s/upper,workdir=%s/work",
-		     d->skel_dir, layer, layer);
+	r = layer_prepare(d, j, layer, lower, upper_from);
+	if (r < 0)
+		goto err_umount_layer;
+	r = snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower,
+		     layer, layer);
 	if (r < 0 || (size_t)r >= sizeof(opts)) {
 		r = -ENAMETOOLONG;
 		goto err_umount_layer;
 	}
-	if (mount("xos-root", rootfs, "overlay", MS_NOSUID, opts) < 0) {
+	if (mount("xos-root", rootfs, "overlay", MS_NOSUID | MS_NODEV, opts) < 0) {
 		r = -errno;
 		goto err_umount_layer;
 	}
+	r = layer_limit_inodes(d, j, layer);
+	if (r < 0)
+		goto err_umount_root;
 	return 0;
+err_umount_root:
+	umount2(rootfs, MNT_DETACH);
 err_umount_layer:
 	umount2(layer, MNT_DETACH);
 	return r;
+}
+
+/* What the job's writable layer holds now (xps). */
+int rootfs_job_usage(struct daemon *d, struct job *j, uint64_t *ret_bytes, uint64_t *ret_files)
+{
+	char layer[4096];
+	struct statfs sf;
+
+	if (job_path(d, j, "layer", layer, sizeof(layer)) < 0)
+		return -ENAMETOOLONG;
+	if (statfs(layer, &sf) < 0)
+		return -errno;
+	if (sf.f_type != TMPFS_MAGIC)
+		return -ENOENT;
+	*ret_bytes = (uint64_t)(sf.f_blocks - sf.f_bfree) * (uint64_t)sf.f_bsize;
+	*ret_files = (uint64_t)(sf.f_files - sf.f_ffree);
+	return 0;
 }
 
 void rootfs_job_umount(struct daemon *d, struct job *j)
 {
 	char p[4096];
 
+	volume_unstage(d, j);
 	if (job_path(d, j, "rootfs", p, sizeof(p)) >= 0)
 		while (umount2(p, MNT_DETACH) == 0)
 			;

@@ -56,6 +56,15 @@ struct loader_status;
 /* xrun's exit code for a unit end: code, 128+signal, 125 on failure. */
 int unit_exit_code(enum unit_state s, int code, int sig);
 
+/* A host directory bind-mounted into the job (xrun -v, and the owner's home). */
+struct job_volume {
+	char *src; /* the host directory, as resolved when the job was submitted */
+	char *dst; /* absolute path inside the job */
+	bool ro;
+	bool home; /* the owner's home directory, mounted by default */
+	int fd;    /* runtime only: O_PATH fd of src, opened as the submitter, until started */
+};
+
 /* What xrun said about checkpoints (persisted with the job). */
 struct job_ckpt_policy {
 	uint64_t every_us;       /* periodic checkpoints (0: none) */
@@ -81,6 +90,10 @@ struct job {
 	enum job_state state;
 	char *reason;
 	struct runtime_limits limits;
+	uint64_t disk;  /* bytes of the writable layer (tmpfs size) */
+	uint64_t files; /* inodes the job may add to its writable layer */
+	struct job_volume *volumes;
+	size_t n_volumes;
 	uint64_t created_us, started_us, ended_us;
 	uint32_t idmap_base, idmap_size;
 	struct unit *units;
@@ -89,11 +102,15 @@ struct job {
 	struct runtime_accounting acct;
 	bool closing;                /* last unit reported: no unit can be added */
 	bool tty;                    /* made with -t: its container has terminals (devpts) */
+	bool shifted_user;           /* uid/gid are the template's, in the containers' range */
+	struct netsetup_job net;     /* mode, address, group, published ports */
 	struct job_ckpt_policy ckpt; /* checkpoint settings given to xrun */
 	unsigned ckpt_last;          /* number of the newest version made (0: none) */
 	unsigned restores;           /* restarts from a checkpoint so far */
 
 	/* runtime only */
+	bool have_usage; /* the writable layer's use, for xps */
+	uint64_t disk_used, files_used;
 	struct lxc_container *c;
 	pid_t init_pid;
 	int pidfd;
@@ -123,6 +140,25 @@ int job_from_json(const char *text, struct job **ret);
 bool job_record_status(struct job *j, const struct loader_status *st);
 /* Set the final job state from unit 1 and the accounting. */
 void job_finish(struct job *j);
+int job_add_volume(struct job *j, const char *src, const char *dst, bool ro, bool home);
+void job_close_volume_fds(struct job *j);
+
+/* ---- volume.c: host directories in jobs ---- */
+/* Check a volume target: absolute, normalised, not "/" nor a place xos uses. */
+int volume_check_target(const char *dst, const char **ret_why);
+/* Open SRC as the account uid/gid/groups would (uid 0: as root), for reading
+ * (and writing unless ro), without following a race: the returned O_PATH fd is
+ * what gets mounted. ret_path: the resolved path. -errno; ret_why on refusal. */
+int volume_open_as(const struct daemon *d, uid_t uid, gid_t gid, const gid_t *groups,
+		   size_t n_groups, const char *src, bool ro, int *ret_fd, char **ret_path,
+		   const char **ret_why);
+/* The job's working directory for a client working in host directory cwd:
+ * the matching place in the job's deepest volume, or NULL. */
+char *volume_map_cwd(const struct job *j, const char *cwd);
+/* Bind each volume at <job>/vol/N (closes the fds); undone by volume_unstage. */
+int volume_stage(struct daemon *d, struct job *j);
+void volume_unstage(struct daemon *d, struct job *j);
+int volume_restage(struct daemon *d, struct job *j, char **ret_error);
 
 /* ---- rootfs.c: the host template and per-job overlay ---- */
 int rootfs_host_skel_setup(const char *dir, uid_t root_uid, gid_t root_gid);
@@ -130,6 +166,7 @@ int rootfs_host_skel_teardown(const char *dir);
 int rootfs_job_mount(struct daemon *d, struct job *j);
 int rootfs_job_mount_from(struct daemon *d, struct job *j, int upper_from);
 void rootfs_job_umount(struct daemon *d, struct job *j);
+int rootfs_job_usage(struct daemon *d, struct job *j, uint64_t *ret_bytes, uint64_t *ret_files);
 
 /* ---- container.c: liblxc ---- */
 int container_create(struct daemon *d, struct job *j);
@@ -183,14 +220,17 @@ struct daemon {
 	int epfd;
 	int listen_fd;
 	int inotify_fd;
-	int state_fd; /* <state> */
-	int jobs_fd;  /* <state>/jobs */
+	int state_fd;               /* <state> */
+	int jobs_fd;                /* <state>/jobs */
+	int catalog_fd;             /* <state>/templates: the template catalogue */
+	struct template_state *tpl; /* imports and removals under way */
 	char *lxcpath;
 	char *skel_dir;
 	char *rootfs_mnt;
 	char *self_exe; /* this xosd binary: CRIU's action script */
 	int ckpt_fd;    /* the checkpoint store (checkpoint_dir) */
 	uint32_t subuid_base, subuid_size, subgid_base, subgid_size;
+	struct netsetup *net;
 	struct job *jobs;
 	struct conn *conns;
 	bool prune_ended; /* an ended job was tidied: keep at most keep_ended of them */
@@ -224,7 +264,8 @@ enum conn_mode {
 	CONN_ATTACHED,
 	CONN_WAIT,
 	CONN_CLOSING,
-	CONN_CKPT, /* waiting for a checkpoint or restore of c->job */
+	CONN_TEMPLATE, /* a template import runs for it (template-ops.c) */
+	CONN_CKPT,     /* waiting for a checkpoint or restore of c->job */
 };
 struct conn {
 	int fd;
@@ -243,6 +284,8 @@ struct conn {
 	int out_fd, err_fd;
 	/* waiting for jobs to end (xwait) */
 	char **wait_ids;
+	int passed_fd;                  /* an fd the client passed (SCM_RIGHTS), or -1 */
+	struct template_task *tpl_task; /* its template import */
 	struct conn *next;
 };
 void conn_send(struct conn *c, const char *text); /* one JSON line */
@@ -250,6 +293,9 @@ void conn_reply_error(struct conn *c, const char *code, const char *fmt, ...) _p
 void conn_send_map(struct conn *c, struct yajl_gen_t *g); /* closes g's open map, sends it */
 void conn_attach(struct daemon *d, struct conn *c, struct job *j, unsigned unit, bool follow);
 void conn_pump(struct daemon *d, struct conn *c);
+/* Send what is queued and wait for what comes next; never frees c (the
+ * event loop does, once a closing connection has said everything). */
+void conn_kick(struct daemon *d, struct conn *c);
 /* Pass a unit's terminal to the xrun attached to it; -ENOENT if none is. */
 int conns_pass_tty(struct daemon *d, struct job *j, unsigned unit, int fd);
 /* ops.c */
@@ -278,7 +324,26 @@ enum ep_kind {
 	EP_INOTIFY,
 	EP_SIGNAL,
 	EP_STARTER,
-	EP_CKPT
+	EP_TEMPLATE,
+	EP_CKPT, /* the last of 16 (4 bits of the epoll data) */
 };
+
+/* ---- template-ops.c: the template catalogue (xtemplate) ---- */
+struct template_task; /* an import or a removal, run by a helper process */
+struct template_state;
+/* After the jobs are loaded: delete removed templates no job uses. */
+void template_ops_start(struct daemon *d);
+/* Stop the helpers, free everything. */
+void template_ops_stop(struct daemon *d);
+void template_ops_event(struct daemon *d, struct template_task *t);
+/* A connection goes: an import it runs is cancelled. */
+void template_ops_conn_gone(struct daemon *d, struct conn *c);
+/* A job ended: storage of removed templates it held can go. */
+void template_ops_job_gone(struct daemon *d, struct job *j);
+void ops_template_import(struct daemon *d, struct conn *c, struct yajl_val_s *t);
+void ops_template_list(struct daemon *d, struct conn *c, struct yajl_val_s *t);
+void ops_template_show(struct daemon *d, struct conn *c, struct yajl_val_s *t);
+void ops_template_default(struct daemon *d, struct conn *c, struct yajl_val_s *t);
+void ops_template_remove(struct daemon *d, struct conn *c, struct yajl_val_s *t);
 
 #endif

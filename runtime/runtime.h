@@ -7,24 +7,32 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "netsetup/netsetup.h"
+
 /* ---- configuration (xosd.conf(5)) ---- */
 struct runtime_config {
-	char *state_dir;       /* default /var/lib/xos */
-	char *run_dir;         /* default /run/xos */
-	char *socket_path;     /* default <run_dir>/xosd.sock */
-	char *loader_path;     /* default LIBEXECDIR/xos-loader */
-	char *default_user;    /* account for jobs submitted by root: nobody */
-	char *socket_group;    /* group allowed to connect (mode 0660), NULL: everyone (0666) */
-	uint64_t layer_size;   /* bytes of each job's writable layer (tmpfs size=) */
-	uint64_t layer_inodes; /* inodes of each job's writable layer */
+	char *state_dir;          /* default /var/lib/xos */
+	char *run_dir;            /* default /run/xos */
+	char *socket_path;        /* default <run_dir>/xosd.sock */
+	char *loader_path;        /* default LIBEXECDIR/xos-loader */
+	char *default_user;       /* account for jobs submitted by root: nobody */
+	char *socket_group;       /* group allowed to connect (mode 0660), NULL: everyone (0666) */
+	uint64_t layer_size;      /* bytes of each job's writable layer (tmpfs size=) */
+	uint64_t layer_inodes;    /* inodes of each job's writable layer */
+	uint64_t max_disk;        /* most a non-root user may ask for with --disk */
+	uint64_t max_files;       /* most a non-root user may ask for with --files */
+	bool mount_home;          /* the owner's home directory is mounted in jobs */
+	bool volume_system_paths; /* volumes may expose root-owned system directories */
 	uint64_t default_memory, default_millicpus, default_pids;
 	bool sync_writes;            /* fdatasync state files */
 	uint64_t keep_ended;         /* ended jobs kept (record and output), oldest go first */
 	bool detach;                 /* once set up: become a daemon, log to <state_dir>/xosd.log */
 	char *cgroup_parent;         /* where job cgroups go (relative), NULL: LXC's default */
 	int log_level;               /* 0 err .. 3 debug */
+	struct netsetup_config net;  /* the net_* keys */
 	char *checkpoint_dir;        /* checkpoint store, default <state_dir>/checkpoints */
 	uint64_t checkpoint_keep;    /* versions kept per job unless xrun --keep (0: all) */
+	bool checkpoint_bridge;      /* try to checkpoint --net bridge jobs (see xosd.conf(5)) */
 	char *hooks_dir;             /* hooks, default SYSCONFDIR/xos/hooks.d */
 	uint64_t hook_timeout_us;    /* a hook running longer is killed and fails */
 	uint64_t restore_timeout_us; /* a restore running longer is killed and fails */
@@ -44,6 +52,9 @@ int runtime_ckpt_action(void);
 
 /* Run the daemon until SIGTERM/SIGINT. Jobs keep running when it stops. */
 int runtime_run(struct runtime_config *c);
+/* xosd --template-helper ARGS: the process xosd runs for a template import or
+ * removal (argv after that option); its exit status. */
+int runtime_template_helper(int argc, char **argv);
 
 /* ---- cgroup backends (pure translation, unit-tested) ---- */
 struct runtime_limits {

@@ -269,8 +269,12 @@ orig=
 for suite in "${SUITES[@]}"; do
 	write_src "$suite"
 	log "fetching the source index of $suite"
+	# (Check-Valid-Until=false: a mirror frozen in time serves Release files
+	# past their Valid-Until; their signatures are still checked, and so is the
+	# tarball against the signed Sources index.)
 	if ! "${APT[@]}" update -o Dir::Etc::sourcelist="$TMP_SRC" -o Dir::Etc::sourceparts=- \
-		-o APT::Get::List-Cleanup=0 </dev/null >"$WORK/update-$suite.log" 2>&1; then
+		-o APT::Get::List-Cleanup=0 -o Acquire::Check-Valid-Until=false \
+		</dev/null >"$WORK/update-$suite.log" 2>&1; then
 		warn "apt-get update for $suite failed:"
 		grep -E '^(E|W):' "$WORK/update-$suite.log" >&2 || tail -n 5 "$WORK/update-$suite.log" >&2
 		continue

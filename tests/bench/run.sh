@@ -14,6 +14,8 @@
 #   BENCH_TRACE=1        break down a few xrun with strace on xosd (0: skip)
 #   BENCH_TRACE_N=5      traced xrun runs
 #   BENCH_KEEP_LOGS=DIR  copy the daemons' logs and the traces there
+#   BENCH_NET=1          section 4: --net bridge against --net none (0: skip)
+#   BENCH_NET_ONLY=1     run only section 4 (after the machine lines)
 #
 # Everything it makes lives under one directory in /tmp and is torn down on
 # exit, also on failure or interruption: its xosd daemons, containers, mounts,
@@ -30,6 +32,8 @@ SUBMITTERS=${BENCH_SUBMITTERS:-4}
 PEER_JOBS=${BENCH_PEER_JOBS:-100}
 TRACE=${BENCH_TRACE:-1}
 TRACE_N=${BENCH_TRACE_N:-5}
+NET=${BENCH_NET:-1}
+NET_ONLY=${BENCH_NET_ONLY:-0}
 
 die() {
 	echo "bench: $*" >&2
@@ -195,6 +199,10 @@ cleanup() {
 		cp "$BT"/*.log "$BT"/trace.* "$BENCH_KEEP_LOGS"/ 2>/dev/null
 	fi
 	[ -e "/run/lxc/lock$BT" ] && left+="lxc lock files: /run/lxc/lock$BT"$'\n'
+	for c in "${NET_NAMES[@]}"; do
+		ip link show "$c" >/dev/null 2>&1 && left+="bridge $c"$'\n'
+		nft list tables 2>/dev/null | grep -qE " ${c}_t\$" && left+="nft table ${c}_t"$'\n'
+	done
 	[ -z "$left" ] && rm -rf "$BT"
 	[ -e "$BT" ] && [ -z "$left" ] && left+="directory $BT"$'\n'
 	p=$(comm -13 <(echo "$LINKS_BEFORE") \
@@ -221,7 +229,7 @@ RUNC_ROOT="$BT/runc-state"
 BUNDLE_U="$BT/bundle-u"
 ROOTFS="$BT/rootfs"
 ERRLOG="$BT/errors.log"
-DAEMON_PIDS=() DAEMON_DIRS=() BG_PIDS=() LXC_NAMES=()
+DAEMON_PIDS=() DAEMON_DIRS=() BG_PIDS=() LXC_NAMES=() NET_NAMES=()
 STRACE_PID='' LOCKS=0
 RUNC_SEQ=0
 : >"$ERRLOG"
@@ -411,6 +419,112 @@ echo "note:     xrun runs /bin/true (host's, dynamic) in its built-in 'host' tem
 echo "          plus the host /usr through overlayfs, on a fresh tmpfs upper layer per job;"
 echo "          lxc-execute and runc run busybox's /bin/true (static) from a busybox rootfs"
 echo
+
+# ---------------------------------------------------------------------------
+# 4. Networking: --net bridge against --net none (defined here, run at the
+# end, or alone with BENCH_NET_ONLY=1)
+
+# A daemon with a bridge, nftables table and pool of its own.
+start_net_daemon() { # NAME -> index in DAEMON_PIDS
+	local name="xb$$$1"
+	NET_NAMES+=("$name")
+	printf 'net_bridge = %s\nnet_table = %s_t\nnet_pool = 10.%d.0.0/16\n' "$name" "$name" \
+		$((128 + ${#NET_NAMES[@]} * 7 % 64)) >"$BT/net-$1.conf"
+	start_daemon "net-$1" "$BT/net-$1.conf"
+}
+
+v_net_none() { XOS_SOCKET=$NSOCK_W "$BUILD/xrun" --net none -- /bin/true; }
+v_net_warm() { XOS_SOCKET=$NSOCK_W "$BUILD/xrun" --net bridge -- /bin/true; }
+v_net_cold() { XOS_SOCKET=$NSOCK_C "$BUILD/xrun" --net bridge -- /bin/true; }
+
+# xrun -d --net MODE JOBS times from SUBMITTERS loops on a fresh daemon, then xwait
+net_throughput() { # MODE
+	local mode=$1 k n s sub e ids=() idx sock bad
+	start_net_daemon "t$mode"
+	idx=$((${#DAEMON_PIDS[@]} - 1))
+	sock="${DAEMON_DIRS[$idx]}/run/xosd.sock"
+	rm -f "$BT"/ids.*
+	s=${EPOCHREALTIME/./}
+	BG_PIDS=()
+	for k in $(seq 1 "$SUBMITTERS"); do
+		n=$((JOBS / SUBMITTERS + (k <= JOBS % SUBMITTERS ? 1 : 0)))
+		(
+			for _ in $(seq 1 "$n"); do
+				XOS_SOCKET=$sock "$BUILD/xrun" -d --net "$mode" -- /bin/true </dev/null \
+					2>>"$ERRLOG" || echo "(xrun -d --net $mode failed)" >>"$ERRLOG"
+			done >"$BT/ids.$k"
+		) &
+		BG_PIDS+=("$!")
+	done
+	for k in "${BG_PIDS[@]}"; do wait "$k"; done
+	BG_PIDS=()
+	sub=${EPOCHREALTIME/./}
+	mapfile -t ids < <(cat "$BT"/ids.*)
+	if [ ${#ids[@]} -gt 0 ]; then
+		XOS_SOCKET=$sock "$BUILD/xwait" "${ids[@]}" >/dev/null 2>>"$ERRLOG" || true
+	fi
+	e=${EPOCHREALTIME/./}
+	bad=0
+	if [ ${#ids[@]} -gt 0 ]; then
+		bad=$(XOS_SOCKET=$sock "$BUILD/xps" -a --json "${ids[@]}" |
+			jq '[.[] | select(.state != "EXITED" or .exit_code != 0)] | length') || bad=0
+	fi
+	bad=$((bad + JOBS - ${#ids[@]}))
+	awk -v n="${#ids[@]}" -v s="$s" -v su="$sub" -v e="$e" -v bad="$bad" -v l="--net $mode" \
+		'BEGIN { printf "   %-42s %8.1f %10.1f %8.2f %5d%s\n", "xrun -d " l " x" n ", '"$SUBMITTERS"' submitters + xwait",
+			n / ((e - s) / 1e6), n / ((su - s) / 1e6), (e - s) / 1e6, n, bad ? "  (" bad " not exited 0)" : "" }'
+	NTP[$mode]=$(awk -v n="${#ids[@]}" -v s="$s" -v e="$e" 'BEGIN { printf "%.1f", n / ((e - s) / 1e6) }')
+	stop_daemon "$idx"
+}
+
+declare -A NTP=()
+net_section() {
+	local idx keeper r v i
+	echo "== 4. networking: --net bridge against --net none (xrun -- /bin/true)"
+	start_net_daemon w
+	idx=$((${#DAEMON_PIDS[@]} - 1))
+	NSOCK_W="${DAEMON_DIRS[$idx]}/run/xosd.sock"
+	start_net_daemon c
+	NSOCK_C="${DAEMON_DIRS[$((idx + 1))]}/run/xosd.sock"
+	# warm: another bridge-mode job keeps the bridge and tables up
+	keeper=$(XOS_SOCKET=$NSOCK_W "$BUILD/xrun" -d --net bridge -- sleep 3600)
+	local netv=(v_net_none v_net_warm v_net_cold) m p mi me c
+	LABEL[v_net_none]="--net none"
+	LABEL[v_net_warm]="--net bridge (bridge up: another bridge job runs)"
+	LABEL[v_net_cold]="--net bridge (cold: makes and removes bridge and tables)"
+	for v in "${netv[@]}"; do
+		rm -f "$BT/lat.$v"
+		for _ in $(seq 1 "$WARMUP"); do "$v" </dev/null >/dev/null 2>>"$ERRLOG" || true; done
+	done
+	for r in $(seq 0 $((N - 1))); do
+		for i in 0 1 2; do timed "${netv[$(((r + i) % 3))]}"; done
+	done
+	echo "   ($N interleaved rounds, $WARMUP warm-up runs each; ms)"
+	printf '\n   %-58s %7s %7s %7s %7s %5s %8s\n' "" median p90 min mean runs "vs none"
+	local base
+	base=$(stats "$BT/lat.v_net_none" | cut -d' ' -f1)
+	for v in "${netv[@]}"; do
+		read -r m p mi me c < <(stats "$BT/lat.$v")
+		printf '   %-58s %7s %7s %7s %7s %5s %8s%s\n' "${LABEL[$v]}" "$m" "$p" "$mi" "$me" "$c" \
+			"$(ratio "$m" "$base")" "${FAILS[$v]:+  (${FAILS[$v]} failed)}"
+	done
+	XOS_SOCKET=$NSOCK_W "$BUILD/xkill" -s KILL "$keeper" >/dev/null 2>&1 || true
+	XOS_SOCKET=$NSOCK_W "$BUILD/xwait" "$keeper" >/dev/null 2>&1 || true
+	stop_daemon "$((idx + 1))"
+	stop_daemon "$idx"
+	echo
+	printf '   %-42s %8s %10s %8s %5s\n' "" "jobs/s" "submit/s" "total s" "jobs"
+	net_throughput none
+	net_throughput bridge
+	echo "   ratio of jobs/s: bridge / none = $(ratio "${NTP[bridge]}" "${NTP[none]}")"
+	echo "   (each throughput pass has a fresh xosd with a bridge, table and pool of its own)"
+	echo
+}
+
+if [ "$NET_ONLY" = 1 ]; then
+	net_section
+	exit 0
+fi
 
 # ---------------------------------------------------------------------------
 # 1. Start latency
@@ -690,6 +804,8 @@ if [ "$TRACE" = 1 ] && [ "$HAVE_STRACE" = 1 ] && [ "$TRACE_N" -gt 0 ]; then
 	fi
 	echo
 fi
+
+[ "$NET" = 1 ] && net_section
 
 if [ -s "$ERRLOG" ]; then
 	echo "== errors seen (last lines of $ERRLOG)"

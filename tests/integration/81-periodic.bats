@@ -67,7 +67,8 @@ wait_newest() {
 
 @test "without --restart on-failure a lost container is a failure; a job that ended while xosd was down is not restored" {
 	id=$(xrun -d -- sleep 100)
-	id2=$(xrun -d --restart on-failure -- sh -c 'sleep 1; exit 5')
+	# (long enough to outlive both checkpoints on a loaded machine)
+	id2=$(xrun -d --restart on-failure -- sh -c 'sleep 4; exit 5')
 	wait_state "$id" RUNNING
 	wait_state "$id2" RUNNING
 	xcheckpoint "$id" >/dev/null
@@ -77,7 +78,7 @@ wait_newest() {
 	wait "$XOSD_PID" 2>/dev/null || true
 	XOSD_PID=
 	kill -9 "$init"
-	sleep 2 # job 2 ends on its own meanwhile
+	sleep 5 # job 2 ends on its own meanwhile
 	xosd_launch
 	assert_equal "$(job_field "$id" .state)" FAILED
 	run xwait "$id2"

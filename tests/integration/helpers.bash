@@ -21,6 +21,14 @@ xos_start() {
 	xosd_launch "$@"
 }
 
+# Imported templates hold no host libraries: their jobs need a static loader.
+# The sanitizer build's loader is dynamic (ASan has no static runtime), so tests
+# of such templates take the plain build's (built first by tests/run-all.sh).
+XOS_STATIC_LOADER=${XOS_STATIC_LOADER:-$XOS_ROOT/build/xos-loader}
+xos_start_static() {
+	xos_start --loader "$XOS_STATIC_LOADER" "$@"
+}
+
 xosd_launch() {
 	"$XOS_BUILD/xosd" --foreground --config /dev/null --state-dir "$XOS_TMP/state" \
 		--run-dir "$XOS_TMP/run" --loader "$XOS_BUILD/xos-loader" "$@" \
@@ -72,6 +80,7 @@ xos_teardown() {
 	xos_force_cleanup
 	rm -rf "$XOS_TMP"
 	XOS_TMP=
+	unset XOS_NET_BRIDGE XOS_NET_TABLE
 	if [ -n "$leaks" ]; then
 		echo "teardown found leftovers of the daemon:" >&2
 		echo "$leaks" >&2
@@ -90,13 +99,32 @@ xos_leftovers() {
 	awk -v d="$XOS_TMP" '$5 ~ "^"d {print "mount " $5}' /proc/self/mountinfo
 	if [ -d "$XOS_TMP/state/jobs" ]; then
 		for id in "$XOS_TMP"/state/jobs/*; do
-			[ -e "$id" ] || continue # no job: the pattern itself
+			[ -d "$id" ] || continue # (no jobs: the pattern itself)
 			id=${id##*/}
 			find /sys/fs/cgroup -maxdepth 2 -name "*xos-$id" -printf 'cgroup %p\n' 2>/dev/null
 		done
 	fi
 	xos_loader_pids | sed 's/^/process /'
 	[ ! -e "/run/lxc/lock$XOS_TMP" ] || echo "lxc lock directory /run/lxc/lock$XOS_TMP"
+	xos_net_leftovers
+}
+
+# Networking of a daemon started with xos_net_start: its bridge, nftables
+# tables, job veths and leases.
+xos_net_leftovers() {
+	[ -n "${XOS_NET_BRIDGE:-}" ] || return 0
+	local id
+	if ip link show "$XOS_NET_BRIDGE" >/dev/null 2>&1; then echo "bridge $XOS_NET_BRIDGE"; fi
+	nft list tables 2>/dev/null | grep -E " $XOS_NET_TABLE\$" | sed 's/^/nft /'
+	if [ -d "$XOS_TMP/state/jobs" ]; then
+		for id in "$XOS_TMP"/state/jobs/*; do
+			id=${id##*/}
+			if ip link show "xv${id:0:12}" >/dev/null 2>&1; then echo "veth xv${id:0:12}"; fi
+		done
+	fi
+	if [ -d "$XOS_TMP/state/net/leases" ]; then
+		find "$XOS_TMP/state/net/leases" -type f -printf 'lease %f\n'
+	fi
 }
 
 xos_force_cleanup() {
@@ -114,14 +142,43 @@ xos_force_cleanup() {
 	awk -v d="$XOS_TMP" '$5 ~ "^"d {print $5}' /proc/self/mountinfo | sort -r |
 		while read -r m; do umount -l "$m" 2>/dev/null || true; done
 	rm -rf "/run/lxc/lock$XOS_TMP"
+	if [ -n "${XOS_NET_BRIDGE:-}" ]; then
+		if [ -d "$XOS_TMP/state/jobs" ]; then
+			for id in "$XOS_TMP"/state/jobs/*; do
+				id=${id##*/}
+				ip link del "xv${id:0:12}" 2>/dev/null || true
+			done
+		fi
+		ip link del "$XOS_NET_BRIDGE" 2>/dev/null || true
+		nft delete table inet "$XOS_NET_TABLE" 2>/dev/null || true
+		nft delete table bridge "$XOS_NET_TABLE" 2>/dev/null || true
+	fi
 	rmdir /run/lxc/lock/tmp 2>/dev/null || true
 	if [ -d "$XOS_TMP/state/jobs" ]; then
 		for id in "$XOS_TMP"/state/jobs/*; do
-			[ -e "$id" ] || continue # no job: the pattern itself
+			[ -d "$id" ] || continue
 			id=${id##*/}
 			find /sys/fs/cgroup -maxdepth 2 -name "*xos-$id" -exec rmdir {} + 2>/dev/null || true
 		done
 	fi
+}
+
+# Start a private daemon with networking of its own: bridge, nftables table
+# and address pool derived from the test's directory (several daemons, and
+# other suites, may run on this machine at once). Extra lines of xosd.conf
+# in XOS_NET_CONF.
+xos_net_start() {
+	XOS_TMP=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.XXXXXX")
+	chmod 0711 "$XOS_TMP"
+	export XOS_TMP
+	export XOS_SOCKET="$XOS_TMP/run/xosd.sock"
+	local sfx=${XOS_TMP##*.}
+	export XOS_NET_BRIDGE="xos$sfx" XOS_NET_TABLE="xos_$sfx"
+	export XOS_NET_PREFIX="10.$((64 + RANDOM % 64)).$((RANDOM % 256))"
+	export XOS_NET_POOL="$XOS_NET_PREFIX.0/24" XOS_NET_GATEWAY="$XOS_NET_PREFIX.1"
+	printf 'net_bridge = %s\nnet_table = %s\nnet_pool = %s\n%s\n' "$XOS_NET_BRIDGE" \
+		"$XOS_NET_TABLE" "$XOS_NET_POOL" "${XOS_NET_CONF:-}" >"$XOS_TMP/xosd.conf"
+	xosd_launch --config "$XOS_TMP/xosd.conf" "$@"
 }
 
 # A local non-root account for tests (uid 4242), removed again at teardown.
@@ -160,4 +217,15 @@ job_init_pid() {
 	local c
 	c="xos-$(xps -a --json "$1" | jq -r '.[0].id')"
 	lxc-info -P "$XOS_TMP/state/lxc" -n "$c" -p -H 2>/dev/null
+}
+
+# wait_lines FILE N: until FILE has at least N lines (20 s at most)
+wait_lines() {
+	local i
+	for i in $(seq 1 400); do
+		[ -e "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && return 0
+		sleep 0.05
+	done
+	echo "$1 has fewer than $2 lines" >&2
+	return 1
 }

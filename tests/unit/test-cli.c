@@ -164,10 +164,76 @@ static void test_run_request_minimal(void)
 	ok(run_request(4, argv, &req) >= 0 && strv_json_is(cli_json_get(req, "argv"), want_argv),
 	   "run request: -- ends the options");
 	ok(YAJL_IS_TRUE(cli_json_get(req, "attach")), "run request: attached by default");
-	ok(req && req->u.object.len == 4, "run request: only v, op, argv and attach by default");
+	ok(req && req->u.object.len == 5 && cli_json_string(req, "cwd") &&
+		   cli_json_string(req, "cwd")[0] == '/',
+	   "run request: only v, op, argv, attach and the current directory by default");
 	ok(run_request(5, argv_tty, &req_tty) >= 0 && YAJL_IS_TRUE(cli_json_get(req_tty, "tty")) &&
 		   str_is(req_tty, "job", "abc"),
 	   "run request: -t sends tty true, --job the job");
+}
+
+static void test_volumes(void)
+{
+	char *argv[] = { "xrun", "-v",      "/srv/a:/a", "-v",        "rel:/b:ro", "--disk",
+			 "64M",  "--files", "10",        "--no-home", "true",      NULL };
+	char *bad[][4] = {
+		{ "xrun", "-v", "/srv", NULL },  { "xrun", "-v", ":/x", NULL },
+		{ "xrun", "-v", "/a:", NULL },   { "xrun", "-v", "/a:/b:rx", NULL },
+		{ "xrun", "--disk", "0", NULL }, { "xrun", "--files", "-1", NULL },
+	};
+	_cleanup_json_ yajl_val req = NULL;
+	struct cli_volume v = { 0 };
+	yajl_val vols, v1;
+	char *cwd = getcwd(NULL, 0), *want = cwd ? xstrdup_printf("%s/rel", cwd) : NULL;
+
+	ok(run_request(11, argv, &req) >= 0, "volumes: request built");
+	vols = cli_json_get(req, "volumes");
+	v1 = YAJL_IS_ARRAY(vols) && vols->u.array.len == 2 ? vols->u.array.values[1] : NULL;
+	ok(v1 && str_is(vols->u.array.values[0], "src", "/srv/a") &&
+		   str_is(vols->u.array.values[0], "dst", "/a") &&
+		   YAJL_IS_FALSE(cli_json_get(vols->u.array.values[0], "ro")),
+	   "volumes: SRC:DST is read-write");
+	ok(v1 && want && str_is(v1, "src", want) && str_is(v1, "dst", "/b") &&
+		   YAJL_IS_TRUE(cli_json_get(v1, "ro")),
+	   "volumes: a relative SRC is taken from the current directory; :ro");
+	ok(int_is(req, "disk", 64 << 20) && int_is(req, "files", 10) &&
+		   YAJL_IS_TRUE(cli_json_get(req, "no_home")),
+	   "volumes: --disk, --files, --no-home");
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		_cleanup_json_ yajl_val r = NULL;
+		int rr;
+
+		quiet(true);
+		rr = run_request(3, bad[i], &r);
+		quiet(false);
+		ok(rr == -EINVAL, "volumes: '%s %s' is refused", bad[i][1], bad[i][2]);
+	}
+	ok(cli_parse_volume("/a:/b:rw", "/", &v) == 0 && !v.ro && !strcmp(v.dst, "/b"),
+	   "volumes: :rw is read-write");
+	free(v.src);
+	free(v.dst);
+	ok(cli_parse_volume("a:/b", "/", &v) == 0 && !strcmp(v.src, "/a"),
+	   "volumes: relative to /");
+	free(v.src);
+	free(v.dst);
+	free(cwd);
+	free(want);
+}
+
+static void test_sizes(void)
+{
+	static const struct {
+		uint64_t n;
+		const char *want;
+	} t[] = { { 0, "0B" },           { 1023, "1023B" },   { 1024, "1K" },
+		  { 1536, "1.5K" },      { 16 << 20, "16M" }, { (3 << 20) + 300000, "3.3M" },
+		  { 150 << 20, "150M" }, { 1ULL << 30, "1G" } };
+	char buf[32];
+
+	for (size_t i = 0; i < ELEMENTSOF(t); i++)
+		ok(cli_format_size(t[i].n, buf, sizeof(buf)) == 0 && !strcmp(buf, t[i].want),
+		   "size %llu is %s (got %s)", (unsigned long long)t[i].n, t[i].want, buf);
+	ok(cli_format_size(1ULL << 30, buf, 2) == -ENOBUFS, "size: a short buffer is an error");
 }
 
 static void test_run_parse_errors(void)
@@ -370,6 +436,8 @@ int main(void)
 	test_run_request_full();
 	test_run_request_minimal();
 	test_run_parse_errors();
+	test_volumes();
+	test_sizes();
 	test_relative();
 	test_state();
 	test_command();

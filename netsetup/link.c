@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Links of the node through rtnetlink: the bridge (create, address, up,
+ * delete), stray veths, per-interface sysctls, addresses in use. */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <sys/socket.h>
+
+#include "netsetup/netsetup-internal.h"
+
+struct nlreq {
+	struct nlmsghdr h;
+	char buf[512];
+};
+
+static struct rtattr *nl_attr(struct nlreq *q, unsigned short type, const void *data, size_t len)
+{
+	struct rtattr *a = (struct rtattr *)((char *)&q->h + NLMSG_ALIGN(q->h.nlmsg_len));
+	size_t need = NLMSG_ALIGN(q->h.nlmsg_len) + RTA_SPACE(len);
+
+	if (need > sizeof(*q))
+		return NULL;
+	a->rta_type = type;
+	a->rta_len = (unsigned short)RTA_LENGTH(len);
+	if (len)
+		memcpy(RTA_DATA(a), data, len);
+	q->h.nlmsg_len = (uint32_t)need;
+	return a;
+}
+
+static void nl_nest_end(struct nlreq *q, struct rtattr *nest)
+{
+	nest->rta_len = (unsigned short)((char *)&q->h + q->h.nlmsg_len - (char *)nest);
+}
+
+/* Send one request and read its ack: 0 or -errno from the kernel. */
+static int nl_call(struct nlreq *q)
+{
+	_cleanup_close_ int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	char buf[4096] __attribute__((aligned(4)));
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	q->h.nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+	q->h.nlmsg_seq = 1;
+	if (sendto(fd, q, q->h.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -errno;
+	for (;;) {
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
+		     h = NLMSG_NEXT(h, n))
+			if (h->nlmsg_type == NLMSG_ERROR)
+				return ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+	}
+}
+
+static void nl_init(struct nlreq *q, unsigned short type, unsigned short flags, size_t hdr)
+{
+	memset(q, 0, sizeof(*q));
+	q->h.nlmsg_len = (uint32_t)NLMSG_LENGTH(hdr);
+	q->h.nlmsg_type = type;
+	q->h.nlmsg_flags = flags;
+}
+
+int link_bridge_create(const char *name)
+{
+	struct nlreq q;
+	struct rtattr *info;
+
+	nl_init(&q, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, sizeof(struct ifinfomsg));
+	if (!nl_attr(&q, IFLA_IFNAME, name, strlen(name) + 1) ||
+	    !(info = nl_attr(&q, IFLA_LINKINFO, NULL, 0)) ||
+	    !nl_attr(&q, IFLA_INFO_KIND, "bridge", sizeof("bridge")))
+		return -E2BIG;
+	nl_nest_end(&q, info);
+	return nl_call(&q);
+}
+
+int link_set_up(const char *name)
+{
+	struct nlreq q;
+	struct ifinfomsg *ifi;
+	unsigned idx = if_nametoindex(name);
+
+	if (!idx)
+		return -ENODEV;
+	nl_init(&q, RTM_NEWLINK, 0, sizeof(*ifi));
+	ifi = NLMSG_DATA(&q.h);
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = (int)idx;
+	ifi->ifi_flags = IFF_UP;
+	ifi->ifi_change = IFF_UP;
+	return nl_call(&q);
+}
+
+int link_addr_add(const char *name, uint32_t addr, unsigned prefix)
+{
+	struct nlreq q;
+	struct ifaddrmsg *ifa;
+	uint32_t be = htonl(addr), brd = htonl(addr | ~(~0U << (32 - prefix)));
+	unsigned idx = if_nametoindex(name);
+	int r;
+
+	if (!idx)
+		return -ENODEV;
+	nl_init(&q, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, sizeof(*ifa));
+	ifa = NLMSG_DATA(&q.h);
+	ifa->ifa_family = AF_INET;
+	ifa->ifa_prefixlen = (unsigned char)prefix;
+	ifa->ifa_index = idx;
+	if (!nl_attr(&q, IFA_LOCAL, &be, 4) || !nl_attr(&q, IFA_ADDRESS, &be, 4) ||
+	    !nl_attr(&q, IFA_BROADCAST, &brd, 4))
+		return -E2BIG;
+	r = nl_call(&q);
+	return r == -EEXIST ? 0 : r;
+}
+
+int link_delete(const char *name)
+{
+	struct nlreq q;
+	struct ifinfomsg *ifi;
+	unsigned idx = if_nametoindex(name);
+	int r;
+
+	if (!idx)
+		return 0;
+	nl_init(&q, RTM_DELLINK, 0, sizeof(*ifi));
+	ifi = NLMSG_DATA(&q.h);
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = (int)idx;
+	r = nl_call(&q);
+	return r == -ENODEV ? 0 : r;
+}
+
+bool link_exists(const char *name)
+{
+	return if_nametoindex(name) != 0;
+}
+
+int link_sysctl(const char *ifname, const char *key, const char *value)
+{
+	char path[256];
+	_cleanup_close_ int fd = -EBADF;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/%s", ifname, key);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	return loop_write(fd, value, strlen(value)) < 0 ? -errno : 0;
+}
+
+bool link_addr_in_use(uint32_t addr)
+{
+	struct ifaddrs *ifs = NULL;
+	bool used = false;
+
+	if (getifaddrs(&ifs) < 0)
+		return false;
+	for (struct ifaddrs *i = ifs; i && !used; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET)
+			used = ntohl(((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr) == addr;
+	freeifaddrs(ifs);
+	return used;
+}
+
+/* Call fn for every port of the bridge (the names in /sys/class/net/BR/brif). */
+int link_bridge_ports(const char *bridge, void (*fn)(void *ud, const char *port), void *ud)
+{
+	char path[128];
+	DIR *d;
+	struct dirent *de;
+
+	snprintf(path, sizeof(path), "/sys/class/net/%s/brif", bridge);
+	d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			fn(ud, de->d_name);
+	closedir(d);
+	return 0;
+}

@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The daemon instance's nftables tables (libnftables): an inet table for
+ * published ports (DNAT), outbound masquerading, the node's input from jobs
+ * and routed traffic between jobs, and a bridge table that keeps isolation
+ * groups apart on the bridge itself. Per-job state is only set and map
+ * elements, so a job comes and goes without touching a rule. */
+#include <netinet/in.h>
+#include <nftables/libnftables.h>
+
+#include "netsetup/netsetup-internal.h"
+
+#define SCRIPT_MAX 8192
+
+int nftw_open(struct netsetup *n)
+{
+	n->nft = nft_ctx_new(NFT_CTX_DEFAULT);
+	if (!n->nft)
+		return -ENOMEM;
+	if (nft_ctx_buffer_output(n->nft) < 0 || nft_ctx_buffer_error(n->nft) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+void nftw_close(struct netsetup *n)
+{
+	if (n->nft)
+		nft_ctx_free(n->nft);
+	n->nft = NULL;
+}
+
+static int nft_run(struct netsetup *n, const char *script)
+{
+	int r = nft_run_cmd_from_buffer(n->nft, script);
+	const char *err = nft_ctx_get_error_buffer(n->nft);
+
+	if (r != 0) {
+		log_debug("nft failed: %s (script: %s)", err ? err : "", script);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int append(char *buf, size_t *off, const char *fmt, ...) _printf_(3, 4);
+static int append(char *buf, size_t *off, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vsnprintf(buf + *off, SCRIPT_MAX - *off, fmt, ap);
+	va_end(ap);
+	if (r < 0 || (size_t)r >= SCRIPT_MAX - *off)
+		return -E2BIG;
+	*off += (size_t)r;
+	return 0;
+}
+
+static int inet_table(struct netsetup *n, char *s, size_t *o)
+{
+	const char *t = n->cfg->table, *br = n->cfg->bridge;
+	char pool[16];
+	int r;
+
+	netsetup_addr_format(n->cfg->pool, pool);
+	r = append(
+		s, o,
+		"table inet %s {\n"
+		" map addr_group { type ipv4_addr : mark; }\n"
+		" set member { type ipv4_addr . mark; }\n"
+		" map tcp_ports { type inet_service : ipv4_addr . inet_service; }\n"
+		" map udp_ports { type inet_service : ipv4_addr . inet_service; }\n"
+		" chain prerouting { type nat hook prerouting priority dstnat; policy accept;\n"
+		"  fib daddr type local dnat ip to tcp dport map @tcp_ports\n"
+		"  fib daddr type local dnat ip to udp dport map @udp_ports\n }\n"
+		" chain output { type nat hook output priority -100; policy accept;\n"
+		"  fib daddr type local dnat ip to tcp dport map @tcp_ports\n"
+		"  fib daddr type local dnat ip to udp dport map @udp_ports\n }\n"
+		" chain postrouting { type nat hook postrouting priority srcnat; policy accept;\n"
+		"  ip saddr 127.0.0.0/8 oifname \"%s\" masquerade\n",
+		t, br);
+	if (r >= 0 && n->cfg->outbound)
+		r = append(s, o, "  ip saddr %s/%u oifname != \"%s\" masquerade\n", pool,
+			   n->cfg->pool_prefix, br);
+	if (r >= 0)
+		r = append(
+			s, o,
+			" }\n"
+			" chain forward { type filter hook forward priority filter; policy accept;\n"
+			"  iifname \"%s\" oifname \"%s\" ct status dnat accept\n"
+			"  iifname \"%s\" oifname \"%s\" meta mark set ip saddr map @addr_group\n"
+			"  iifname \"%s\" oifname \"%s\" ip daddr . meta mark @member accept\n"
+			"  iifname \"%s\" oifname \"%s\" drop\n"
+			"  iifname \"%s\" %s\n"
+			"  oifname \"%s\" ct state established,related accept\n"
+			"  oifname \"%s\" ct status dnat accept\n"
+			"  oifname \"%s\" drop\n }\n"
+			" chain input { type filter hook input priority filter; policy accept;\n"
+			"  iifname \"%s\" ct state established,related accept\n"
+			"  iifname \"%s\" icmp type echo-request accept\n"
+			"  iifname \"%s\" drop\n }\n"
+			"}\n",
+			br, br, br, br, br, br, br, br, br, n->cfg->outbound ? "accept" : "drop",
+			br, br, br, br, br, br);
+	return r;
+}
+
+static int bridge_table(struct netsetup *n, char *s, size_t *o)
+{
+	return append(s, o,
+		      "table bridge %s {\n"
+		      " set ports { type ifname; }\n"
+		      " map port_group { type ifname : mark; }\n"
+		      " set member { type ipv4_addr . mark; }\n"
+		      " chain forward { type filter hook forward priority filter; policy accept;\n"
+		      "  iifname @ports jump check\n }\n"
+		      " chain check {\n"
+		      "  ether type arp accept\n"
+		      "  meta mark set iifname map @port_group\n"
+		      "  ether type ip ip daddr . meta mark @member accept\n"
+		      "  drop\n }\n"
+		      "}\n",
+		      n->cfg->table);
+}
+
+/* One job's elements, for "add" or "delete". */
+static int job_elements(struct netsetup *n, const char *verb, const char *job_id,
+			const struct netsetup_job *nj, char *s, size_t *o)
+{
+	const char *t = n->cfg->table;
+	char a[16], veth[NETSETUP_IFNAME_MAX + 1];
+	uint32_t m = netsetup_group_mark(nj->group);
+	int r;
+
+	netsetup_addr_format(nj->addr, a);
+	r = netsetup_veth_name(job_id, veth);
+	if (r >= 0)
+		r = append(s, o,
+			   "%s element inet %s addr_group { %s : 0x%x }\n"
+			   "%s element inet %s member { %s . 0x%x }\n"
+			   "%s element bridge %s ports { \"%s\" }\n"
+			   "%s element bridge %s port_group { \"%s\" : 0x%x }\n"
+			   "%s element bridge %s member { %s . 0x%x }\n",
+			   verb, t, a, m, verb, t, a, m, verb, t, veth, verb, t, veth, m, verb, t,
+			   a, m);
+	for (size_t i = 0; r >= 0 && i < nj->n_ports; i++)
+		r = append(s, o, "%s element inet %s %s_ports { %u : %s . %u }\n", verb, t,
+			   nj->ports[i].proto == IPPROTO_UDP ? "udp" : "tcp", nj->ports[i].host, a,
+			   nj->ports[i].job);
+	return r;
+}
+
+/* Replace both tables with fresh ones holding the given jobs. */
+int nftw_tables_build(struct netsetup *n)
+{
+	_cleanup_free_ char *s = malloc(SCRIPT_MAX);
+	size_t o = 0;
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	r = append(s, &o, "add table inet %s\ndelete table inet %s\n", n->cfg->table,
+		   n->cfg->table);
+	if (r >= 0)
+		r = append(s, &o, "add table bridge %s\ndelete table bridge %s\n", n->cfg->table,
+			   n->cfg->table);
+	if (r >= 0)
+		r = inet_table(n, s, &o);
+	if (r >= 0)
+		r = bridge_table(n, s, &o);
+	if (r < 0)
+		return r;
+	r = nft_run(n, s);
+	for (struct nsjob *j = n->jobs; r >= 0 && j; j = j->next)
+		r = nftw_job(n, "add", j->id, j->nj);
+	return r;
+}
+
+int nftw_tables_delete(struct netsetup *n)
+{
+	char s[256];
+	int r;
+
+	snprintf(s, sizeof(s), "add table inet %s\ndelete table inet %s\n", n->cfg->table,
+		 n->cfg->table);
+	r = nft_run(n, s);
+	snprintf(s, sizeof(s), "add table bridge %s\ndelete table bridge %s\n", n->cfg->table,
+		 n->cfg->table);
+	return nft_run(n, s) < 0 ? -EIO : r;
+}
+
+int nftw_job(struct netsetup *n, const char *verb, const char *job_id,
+	     const struct netsetup_job *nj)
+{
+	_cleanup_free_ char *s = malloc(SCRIPT_MAX);
+	size_t o = 0;
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	r = job_elements(n, verb, job_id, nj, s, &o);
+	return r < 0 ? r : nft_run(n, s);
+}

@@ -1,0 +1,143 @@
+#!/usr/bin/env bats
+# Jobs on imported templates: the template is the overlay's read-only lower
+# layer (never copied per job), its files keep their owners as seen inside the
+# job, its environment and working directory apply.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup() { xos_start_static; }
+teardown() { xos_teardown; }
+
+# make_busybox_root DIR: a minimal root made of Debian's busybox-static.
+make_busybox_root() {
+	local d=$1 a
+	mkdir -p "$d/bin" "$d/etc" "$d/tmp" "$d/proc" "$d/sys" "$d/dev" "$d/work"
+	cp /bin/busybox "$d/bin/busybox"
+	for a in sh echo cat ls id stat pwd env dd md5sum touch sleep wc; do
+		ln -s busybox "$d/bin/$a"
+	done
+	chmod 1777 "$d/tmp"
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$d/etc/passwd"
+	printf 'root:x:0:\nnogroup:x:65534:\n' >"$d/etc/group"
+}
+
+@test "a job on an imported template runs in it, sees its files owned by root, and gets its env and workdir" {
+	make_busybox_root "$XOS_TMP/bb"
+	tar -C "$XOS_TMP/bb" --owner=0 --group=0 -czf "$XOS_TMP/bb.tar.gz" .
+	run xtemplate import --env GREETING=hello --workdir /work bb "$XOS_TMP/bb.tar.gz"
+	assert_success
+	run xrun --template bb -- busybox echo hi
+	assert_success
+	assert_output hi
+	# the host's programs are not there: this is the template's root
+	run xrun --template bb -- sh -c 'test -e /usr/bin/apt && echo host || echo template'
+	assert_output template
+	# root-owned in the archive: root-owned inside the job
+	run xrun --template bb -- stat -c '%u:%g' /bin/busybox /etc/passwd
+	assert_line --index 0 "0:0"
+	assert_line --index 1 "0:0"
+	run xrun --template bb -- sh -c 'echo "$GREETING"; pwd'
+	assert_line --index 0 hello
+	assert_line --index 1 /work
+	# the user's own environment and -w win over the template's
+	run xrun --template bb -e GREETING=bye -w /tmp -- sh -c 'echo "$GREETING"; pwd'
+	assert_line --index 0 bye
+	assert_line --index 1 /tmp
+	# the default template
+	run xtemplate default bb
+	assert_success
+	run xrun -- busybox echo default-hi
+	assert_output default-hi
+	assert_equal "$(xps -a --json | jq -r 'map(select(.units[0].argv[2] == "default-hi")) | .[0].template')" bb
+}
+
+@test "no copy of the template is made per job: the job layer stays empty, the files are the template's" {
+	make_busybox_root "$XOS_TMP/big"
+	dd if=/dev/urandom of="$XOS_TMP/big/blob" bs=1M count=32 status=none
+	sum=$(md5sum <"$XOS_TMP/big/blob" | cut -d' ' -f1)
+	tar -C "$XOS_TMP/big" --owner=0 --group=0 -cf "$XOS_TMP/big.tar" .
+	xtemplate import big "$XOS_TMP/big.tar"
+	id=$(xrun -d --template big -- sleep 100)
+	wait_state "$id" RUNNING
+	run xrun --job "$id" -- sh -c 'md5sum < /blob'
+	assert_output --partial "$sum"
+	# the job's writable layer holds nothing of the template
+	[ "$(job_field "$id" .usage.disk)" -lt $((1 << 20)) ]
+	# and nothing under the job's directory is a copy of it
+	run du -sxk "$XOS_TMP/state/jobs/$id"
+	[ "$(echo "$output" | cut -f1)" -lt 1024 ]
+	xkill "$id"
+	xwait "$id" || true
+}
+
+@test "a template that cannot be mounted as a root fails the job with a clear error, xrun does not hang" {
+	make_busybox_root "$XOS_TMP/broken"
+	rmdir "$XOS_TMP/broken/proc"
+	echo "not a directory" >"$XOS_TMP/broken/proc"
+	tar -C "$XOS_TMP/broken" --owner=0 --group=0 -cf "$XOS_TMP/broken.tar" .
+	xtemplate import broken "$XOS_TMP/broken.tar"
+	run timeout 30 xrun --template broken -- true
+	assert_equal "$status" 125
+	assert_output --partial "Failed to start the job"
+	run timeout 30 xrun -d --template broken -- true
+	assert_equal "$status" 125
+	# the daemon is fine and nothing of the jobs is left mounted
+	run xrun -- echo alive
+	assert_output alive
+	for _ in $(seq 1 100); do
+		grep -q "$XOS_TMP/state/jobs/" /proc/self/mountinfo || break
+		sleep 0.1
+	done
+	run grep "$XOS_TMP/state/jobs/" /proc/self/mountinfo
+	assert_output ""
+}
+
+@test "--template names a missing template: clear error naming the available ones" {
+	run xrun --template nosuch -- true
+	assert_equal "$status" 125
+	assert_output --partial "No such template: nosuch"
+}
+
+@test "a template naming its user: root's jobs run as that user of the template, in the containers' id range" {
+	make_busybox_root "$XOS_TMP/app"
+	printf 'app:x:1000:1000:app:/work:/bin/sh\n' >>"$XOS_TMP/app/etc/passwd"
+	chown 1000:1000 "$XOS_TMP/app/work"
+	tar -C "$XOS_TMP/app" --numeric-owner -cf "$XOS_TMP/app.tar" .
+	xtemplate import --user app --workdir /work app "$XOS_TMP/app.tar"
+	run xrun --template app -- sh -c 'id -u; id -g; echo w > /work/f; stat -c %u /work/f'
+	assert_success
+	assert_line --index 0 1000
+	assert_line --index 1 1000
+	assert_line --index 2 1000
+	assert_equal "$(xps -a --json | jq -r '.[0].user')" app
+	# on the host it is the containers' id 1000, not host uid 1000
+	id=$(xrun -d --template app -- sleep 100)
+	wait_state "$id" RUNNING
+	pid=$(pgrep -f "^sleep 100$" -P "$(job_init_pid "$id")" || true)
+	[ -n "$pid" ]
+	base=$(awk -F: '$1 == "root" {print $2; exit}' /etc/subuid)
+	assert_equal "$(stat -c %u "/proc/$pid")" $((base + 1000))
+	xkill "$id"
+	xwait "$id" || true
+	# --user still picks a host account instead
+	run xrun --template app --user nobody -- id -u
+	assert_output 65534
+}
+
+@test "a template whose job has checkpoint versions cannot be removed; --force says which job's checkpoints it breaks" {
+	make_busybox_root "$XOS_TMP/ck"
+	tar -C "$XOS_TMP/ck" --owner=0 --group=0 -cf "$XOS_TMP/ck.tar" .
+	xtemplate import ck "$XOS_TMP/ck.tar"
+	id=$(xrun -d --template ck -- sleep 100)
+	wait_state "$id" RUNNING
+	xcheckpoint "$id"
+	xkill -s KILL "$id"
+	xwait "$id" || true
+	run xtemplate remove ck
+	assert_failure
+	assert_output --partial "${id:0:12} (checkpoints)"
+	run xtemplate remove --force ck
+	assert_success
+	assert_output --partial "${id:0:12} (checkpoints)"
+}
