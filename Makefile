@@ -32,7 +32,7 @@ NFT_LIBS := $(shell $(PKG_CONFIG) --libs libnftables 2>/dev/null)
 ARCHIVE_LIBS := $(shell $(PKG_CONFIG) --libs libarchive 2>/dev/null)
 CRYPTO_LIBS := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
 
-MODULES = common netsetup loader templates runtime cli
+MODULES = common hooks netsetup loader templates runtime cli
 # every .c of a module except main.c goes into its static library
 lib_srcs = $(filter-out $(1)/main.c $(1)/main-%.c,$(wildcard $(1)/*.c))
 lib_objs = $(patsubst %.c,$(BUILD)/%.o,$(call lib_srcs,$(1)))
@@ -43,6 +43,7 @@ LIB_loader = $(BUILD)/libloader.a
 LIB_templates = $(BUILD)/libtemplates.a
 LIB_runtime = $(BUILD)/libruntime.a
 LIB_cli = $(BUILD)/libcli.a
+LIB_hooks = $(BUILD)/libhooks.a
 
 CLI_CMDS = xrun xps xlogs xwait xkill xcheckpoint xrestart
 # xtemplate is a binary of its own: it alone needs libarchive and libcrypto,
@@ -77,7 +78,7 @@ else
 	$(CC) $(LDHARDEN) -o $@ $^ $(SECCOMP_LIBS) $(CAP_LIBS)
 endif
 
-$(BUILD)/xosd: $(BUILD)/runtime/main.o $(LIB_runtime) $(LIB_templates) $(LIB_netsetup) $(LIB_loader) $(LIB_common)
+$(BUILD)/xosd: $(BUILD)/runtime/main.o $(LIB_runtime) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) $(LIB_loader) $(LIB_common)
 	$(CC) $(LDHARDEN) -o $@ $^ $(LXC_LIBS) $(YAJL_LIBS) $(NFT_LIBS) $(ARCHIVE_LIBS) $(CRYPTO_LIBS)
 
 $(BUILD)/xos: $(BUILD)/cli/main.o $(LIB_cli) $(LIB_common)
@@ -90,9 +91,9 @@ $(BUILD)/xtemplate: $(BUILD)/cli/main-xtemplate.o $(LIB_cli) $(LIB_templates) $(
 $(addprefix $(BUILD)/,$(CLI_CMDS)): $(BUILD)/xos
 	ln -sf xos $@
 
-$(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/tap.h $(LIB_runtime) $(LIB_templates) $(LIB_netsetup) $(LIB_loader) $(LIB_cli) $(LIB_common)
+$(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/tap.h $(LIB_runtime) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) $(LIB_loader) $(LIB_cli) $(LIB_common)
 	@mkdir -p $(dir $@)
-	$(CC) $(XCFLAGS) $(CFLAGS) $(LDHARDEN) -o $@ $< $(LIB_runtime) $(LIB_templates) $(LIB_netsetup) \
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LDHARDEN) -o $@ $< $(LIB_runtime) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) \
 		$(LIB_loader) $(LIB_cli) $(LIB_templates) $(LIB_common) $(LXC_LIBS) $(YAJL_LIBS) \
 		$(SECCOMP_LIBS) $(CAP_LIBS) $(NFT_LIBS) $(ARCHIVE_LIBS) $(CRYPTO_LIBS)
 
@@ -106,6 +107,9 @@ check: all $(UNIT_BINS)
 bench: all
 	tests/bench/run.sh
 	tests/bench/templates.sh
+
+bench-checkpoint: all
+	tests/bench/checkpoint.sh
 
 lint:
 	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) tests/unit/*.c
@@ -131,4 +135,4 @@ clean:
 	rm -rf $(BUILD)
 
 FORCE:
-.PHONY: all unit check bench lint install clean FORCE
+.PHONY: all unit check bench bench-checkpoint lint install clean FORCE

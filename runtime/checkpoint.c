@@ -15,6 +15,7 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
+#include "hooks/hooks.h"
 #include "runtime/ckpt-internal.h"
 
 enum ckpt_kind { CKPT_DUMP, CKPT_RESTORE };
@@ -22,7 +23,7 @@ enum ckpt_kind { CKPT_DUMP, CKPT_RESTORE };
 struct ckpt_run {
 	enum ckpt_kind kind;
 	unsigned version;
-	bool stop, ct_gone;
+	bool stop, ct_gone, timed_out;
 	enum job_state prev; /* where the job goes back to if it fails */
 	pid_t child;
 	int child_fd; /* its pidfd, in the event loop */
@@ -100,6 +101,15 @@ static _noreturn_ void dump_child(struct daemon *d, struct job *j, int errfd, bo
 	child_setup(errfd);
 	if (j->ckpt.signal)
 		wait_ready(d, j);
+	if (j->run->record) {
+		char *msg = NULL;
+
+		if (hook_run(d->cfg->hooks_dir, HOOK_PRECHECKPOINT, j->id, j->run->record,
+			     strlen(j->run->record), d->cfg->hook_timeout_us, &msg) < 0) {
+			dprintf(3, "the precheckpoint hook %s", msg ? msg : "failed");
+			_exit(1);
+		}
+	}
 	snprintf(dir, sizeof(dir), "%s/%s/.new-%u", d->cfg->checkpoint_dir, j->id, j->run->version);
 	snprintf(images, sizeof(images), "%s/images", dir);
 	if (criu_conf_path(d, path, sizeof(path)) < 0 || setenv("CRIU_CONFIG_FILE", path, 1) < 0)
@@ -131,6 +141,7 @@ static _noreturn_ void restore_child(struct daemon *d, struct job *j, int errfd)
 	struct lxc_container *c;
 
 	child_setup(errfd);
+	setpgid(0, 0); /* a restore past its deadline is killed as a group */
 	if (criu_conf_path(d, path, sizeof(path)) < 0 || setenv("CRIU_CONFIG_FILE", path, 1) < 0)
 		_exit(1);
 	snprintf(images, sizeof(images), "%s/%s/%u/images", d->cfg->checkpoint_dir, j->id,
@@ -293,8 +304,8 @@ static int begin_dump(struct daemon *d, struct job *j, bool stop, char **ret_msg
 	return 0;
 }
 
-static void gen_manifest(struct daemon *d, struct job *j, yajl_gen g, const struct ckpt_stats *st,
-			 uint64_t sizes[3])
+static void gen_manifest(struct daemon *d, struct job *j, int vfd, yajl_gen g,
+			 const struct ckpt_stats *st, uint64_t sizes[3])
 {
 	yajl_gen_map_open(g);
 	json_gen_kv_uint(g, "version", j->run->version);
@@ -312,6 +323,7 @@ static void gen_manifest(struct daemon *d, struct job *j, yajl_gen g, const stru
 	json_gen_kv_uint(g, "spool", sizes[2]);
 	yajl_gen_map_close(g);
 	ckpt_stats_to_json(st, g);
+	ckpt_gen_image_sizes(vfd, g);
 	json_gen_kv_uint(g, "checkpoint_duration", mono_usec() - j->run->begun_us);
 	json_gen_key(g, "record"); /* limits, units, owner: the job as it was */
 	job_to_json(j, g);
@@ -378,7 +390,7 @@ static int finish_version(struct daemon *d, struct job *j, int jfd, char **ret_m
 			   : -ENOMEM;
 	if (r < 0)
 		return r;
-	gen_manifest(d, j, g, &st, sizes);
+	gen_manifest(d, j, vfd, g, &st, sizes);
 	text = json_gen_take(g, true);
 	if (!text)
 		return -ENOMEM;
@@ -456,6 +468,8 @@ static void dump_done(struct daemon *d, struct job *j, bool ok, const char *why)
 
 		j->ckpt_last = run->version;
 		apply_retention(d, j, jfd);
+		(void)hook_run_detached(d->cfg->hooks_dir, HOOK_POSTCHECKPOINT, j->id, manifest,
+					strlen(manifest), d->cfg->hook_timeout_us);
 		j->state = run->stop ? JOB_CHECKPOINTED : JOB_RUNNING;
 		log_info("Job %s: version %u made%s", j->id, run->version,
 			 run->stop ? "; the job is stopped" : "");
@@ -604,6 +618,16 @@ static int begin_restore(struct daemon *d, struct job *j, unsigned version, char
 						 "--list)",
 						 j->id, version),
 		       -ENOENT;
+	{
+		_cleanup_free_ char *why = NULL;
+
+		if (ckpt_check_images(vfd, &why) < 0)
+			return *ret_msg = xstrdup_printf("Version %u of job %.12s is damaged: %s; "
+							 "restart refused (restart from another "
+							 "version, see xcheckpoint --list)",
+							 version, j->id, why ? why : "unreadable"),
+			       -EBADMSG;
+	}
 	j->run = calloc(1, sizeof(*j->run));
 	if (!j->run)
 		return *ret_msg = strdup("Out of memory"), -ENOMEM;
@@ -641,7 +665,10 @@ static void restore_done(struct daemon *d, struct job *j, bool ok, const char *w
 	if (r < 0) {
 		msg = xstrdup_printf("Restart of job %.12s from version %u failed: %s (see CRIU's "
 				     "log %s/%s/%u/images/restore.log)",
-				     j->id, run->version, ok ? strerror(-r) : why,
+				     j->id, run->version,
+				     run->timed_out ? "it took longer than restore_timeout"
+				     : ok           ? strerror(-r)
+						    : why,
 				     d->cfg->checkpoint_dir, j->id, run->version);
 		log_error("%s", msg ? msg : why);
 		undo_restore(d, j, run->prev);
@@ -664,6 +691,18 @@ static void restore_done(struct daemon *d, struct job *j, bool ok, const char *w
 	if (j->ckpt.restore_signal)
 		(void)container_signal(d, j, 0, j->ckpt.restore_signal);
 	log_info("Job %s restarted from version %u", j->id, run->version);
+	{
+		_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
+		_cleanup_free_ char *text = NULL;
+
+		if (g) {
+			job_to_json(j, g);
+			text = json_gen_take(g, true);
+		}
+		if (text)
+			(void)hook_run_detached(d->cfg->hooks_dir, HOOK_POSTRESTORE, j->id, text,
+						strlen(text), d->cfg->hook_timeout_us);
+	}
 	{
 		_cleanup_gen_ yajl_gen g = ops_reply_begin();
 
@@ -794,8 +833,11 @@ void ckpt_op_restart(struct daemon *d, struct conn *c, yajl_val t)
 	if (r < 0) {
 		c->mode = CONN_REQUEST;
 		c->job = NULL;
-		conn_reply_error(c, r == -ENOENT ? "not_found" : "restart_failed", "%s",
-				 msg ? msg : strerror(-r));
+		conn_reply_error(c,
+				 r == -ENOENT    ? "not_found"
+				 : r == -EBADMSG ? "damaged"
+						 : "restart_failed",
+				 "%s", msg ? msg : strerror(-r));
 	}
 }
 
@@ -955,6 +997,72 @@ bool ckpt_adopt(struct daemon *d, struct job *j)
 	return recover(d, j);
 }
 
+/* Every task in the job container's cgroup gets SIGKILL (a stuck restore). */
+static void kill_cgroup_tasks(struct job *j)
+{
+	static const char *const roots[] = { "/sys/fs/cgroup/pids", "/sys/fs/cgroup" };
+	struct runtime_cgroup_paths p;
+	char name[64];
+
+	container_name(j, name, sizeof(name));
+	if (runtime_cgroup_paths(j->cgroup_parent, name, &p) < 0)
+		return;
+	for (size_t i = 0; i < ELEMENTSOF(roots); i++) {
+		_cleanup_free_ char *path = xstrdup_printf("%s/%s/cgroup.procs", roots[i],
+							   p.payload);
+		_cleanup_free_ char *text = NULL;
+		char *save = NULL;
+
+		if (!path || read_file_at(AT_FDCWD, path, 1 << 20, &text, NULL) < 0)
+			continue;
+		for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+			int pid;
+
+			if (parse_int(l, &pid) >= 0 && pid > 1)
+				kill(pid, SIGKILL);
+		}
+	}
+}
+
+/* SIGKILL to pid and every descendant (children first listed, then killed). */
+static void kill_tree(pid_t pid, unsigned depth)
+{
+	_cleanup_free_ char *text = NULL;
+	char path[64], *save = NULL;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	kill(pid, SIGSTOP); /* no new children meanwhile */
+	if (depth < 32 && read_file_at(AT_FDCWD, path, 65536, &text, NULL) >= 0)
+		for (char *c = strtok_r(text, " \n", &save); c; c = strtok_r(NULL, " \n", &save)) {
+			int child;
+
+			if (parse_int(c, &child) >= 0 && child > 1)
+				kill_tree(child, depth + 1);
+		}
+	kill(pid, SIGKILL);
+}
+
+/* A restore that outlives restore_timeout is killed; it then fails as usual. */
+static int restore_deadline(struct daemon *d, struct job *j, uint64_t now)
+{
+	uint64_t end;
+
+	if (!j->run || j->run->kind != CKPT_RESTORE || j->run->child <= 0)
+		return -1;
+	end = j->run->begun_us + d->cfg->restore_timeout_us;
+	if (now < end)
+		return (int)((end - now + 999) / 1000);
+	if (!j->run->timed_out) {
+		log_error("Restart of job %s takes longer than %llu s: killing it", j->id,
+			  (unsigned long long)(d->cfg->restore_timeout_us / 1000000));
+		j->run->timed_out = true;
+		kill_tree(j->run->child, 0);
+		kill(-j->run->child, SIGKILL);
+		kill_cgroup_tasks(j);
+	}
+	return 1000;
+}
+
 static void tick_job(struct daemon *d, struct job *j, uint64_t now)
 {
 	_cleanup_free_ char *msg = NULL;
@@ -977,12 +1085,22 @@ int ckpt_tick(struct daemon *d)
 {
 	uint64_t now = mono_usec(), next = UINT64_MAX;
 
+	int timeout = -1;
+
 	for (struct job *j = d->jobs; j; j = j->next) {
+		int t = restore_deadline(d, j, now);
+
+		if (t >= 0 && (timeout < 0 || t < timeout))
+			timeout = t;
 		tick_job(d, j, now);
 		if (j->ckpt_due_us && j->ckpt_due_us < next)
 			next = j->ckpt_due_us;
 	}
-	if (next == UINT64_MAX)
-		return -1;
-	return next <= now ? 0 : (int)((next - now + 999) / 1000);
+	if (next != UINT64_MAX) {
+		int t = next <= now ? 0 : (int)((next - now + 999) / 1000);
+
+		if (timeout < 0 || t < timeout)
+			timeout = t;
+	}
+	return timeout;
 }

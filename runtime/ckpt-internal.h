@@ -21,4 +21,9 @@ int ckpt_chown_images(int vfd, uid_t ru, gid_t rg, uint64_t *ret_bytes);
 int ckpt_read_stats(int vfd, struct ckpt_stats *ret);
 void ckpt_stats_to_json(const struct ckpt_stats *s, struct yajl_gen_t *g);
 
+/* "images": {file: size} of a version, for its manifest. */
+void ckpt_gen_image_sizes(int vfd, struct yajl_gen_t *g);
+/* Every image the manifest lists is there with its size: 0, or -EBADMSG and why. */
+int ckpt_check_images(int vfd, char **ret_msg);
+
 #endif

@@ -4,7 +4,7 @@
  *                  CRIU's restore opens them from inside the user namespace)
  *   upper/         the job's writable layer, copied while the container was frozen
  *   spool/         the job's spool (output, unit status files), same instant
- *   manifest.json  what the version is (docs/PROTOCOL.md, section 3)
+ *   manifest.json  what the version is (docs/PROTOCOL.md, "The checkpoint store")
  * checkpoint_dir and every directory down to a version are root's, 0700: no
  * account on the host can read an image (a tampered one executes code).
  * Versions being made are ".new-N"; a failed dump's log is kept as
@@ -284,4 +284,62 @@ int runtime_ckpt_action(void)
 		r = d < 0 ? -errno : write_file_atomic_at(d, "sizes", sizes, (size_t)n, 0600, true);
 	}
 	return r < 0 ? 1 : 0;
+}
+
+/* ---- the images' sizes, recorded and checked before a restore ---- */
+void ckpt_gen_image_sizes(int vfd, struct yajl_gen_t *g)
+{
+	_cleanup_close_ int img = open_dir_at(vfd, "images");
+	DIR *dir = img >= 0 ? fdopendir(fcntl(img, F_DUPFD_CLOEXEC, 3)) : NULL;
+	struct dirent *de;
+
+	json_gen_key(g, "images");
+	yajl_gen_map_open(g);
+	if (dir) {
+		rewinddir(dir);
+		while ((de = readdir(dir))) {
+			struct stat st;
+
+			/* CRIU's logs are not images: restore.log is added later */
+			if (!str_has_prefix(de->d_name, ".") && !strstr(de->d_name, ".log") &&
+			    fstatat(img, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISREG(st.st_mode))
+				json_gen_kv_uint(g, de->d_name, (uint64_t)st.st_size);
+		}
+		closedir(dir);
+	}
+	yajl_gen_map_close(g);
+}
+
+int ckpt_check_images(int vfd, char **ret_msg)
+{
+	_cleanup_free_ char *text = NULL;
+	_cleanup_json_ yajl_val m = NULL;
+	_cleanup_close_ int img = open_dir_at(vfd, "images");
+	yajl_val files;
+	int r = read_file_at(vfd, "manifest.json", 16 << 20, &text, NULL);
+
+	if (r < 0 || img < 0)
+		return *ret_msg = strdup("its manifest or images are missing"), -EBADMSG;
+	m = yajl_tree_parse(text, NULL, 0);
+	files = json_get(m, "images");
+	if (!YAJL_IS_OBJECT(files) || files->u.object.len == 0)
+		return *ret_msg = strdup("its manifest lists no images"), -EBADMSG;
+	for (size_t i = 0; i < files->u.object.len; i++) {
+		const char *name = files->u.object.keys[i];
+		yajl_val v = files->u.object.values[i];
+		struct stat st;
+
+		if (strchr(name, '/') || !YAJL_IS_INTEGER(v))
+			return *ret_msg = strdup("its manifest is malformed"), -EBADMSG;
+		if (fstatat(img, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+			return *ret_msg = xstrdup_printf("image %s is missing", name), -EBADMSG;
+		if ((long long)st.st_size != v->u.number.i)
+			return *ret_msg = xstrdup_printf(
+				       "image %s has %lld bytes, %lld when it was "
+				       "made (truncated or altered)",
+				       name, (long long)st.st_size, v->u.number.i),
+			       -EBADMSG;
+	}
+	return 0;
 }

@@ -17,6 +17,7 @@ void runtime_config_init(struct runtime_config *c)
 		.keep_ended = 1000,
 		.checkpoint_keep = 5,
 		.hook_timeout_us = 30000000,
+		.restore_timeout_us = 300000000,
 		.log_level = LOG_LVL_INFO,
 	};
 	netsetup_config_init(&c->net);
@@ -115,6 +116,10 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 		return parse_uint64(v, &c->checkpoint_keep);
 	if (!strcmp(k, "hooks_dir"))
 		return set_abs_path(&c->hooks_dir, v);
+	if (!strcmp(k, "restore_timeout"))
+		return parse_duration(v, &c->restore_timeout_us) < 0 || !c->restore_timeout_us
+			       ? -EINVAL
+			       : 0;
 	if (!strcmp(k, "hook_timeout")) {
 		uint64_t s;
 		int r = parse_uint64(v, &s);

@@ -6,7 +6,9 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <yajl/yajl_gen.h>
 
+#include "hooks/hooks.h"
 #include "loader/loader.h"
 #include "runtime/runtime-internal.h"
 
@@ -229,7 +231,7 @@ static int open_pidfd(struct job *j)
  * xosd calls it, and xosd itself stays where it is. The child first closes
  * every fd it inherited (liblxc would close them one by one, rescanning
  * /proc/self/fd each time) and takes a handle of its own. */
-static _noreturn_ void start_child(struct daemon *d, struct job *j)
+static _noreturn_ void start_child(struct daemon *d, struct job *j, const char *record)
 {
 	char *argv[] = { "/.xos/loader", j->id, NULL };
 	struct lxc_container *c;
@@ -239,6 +241,17 @@ static _noreturn_ void start_child(struct daemon *d, struct job *j)
 	sigemptyset(&none);
 	signal(SIGPIPE, SIG_DFL);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (record) { /* a failing prestart hook aborts the start with its message */
+		char *msg = NULL;
+
+		if (hook_run(d->cfg->hooks_dir, HOOK_PRESTART, j->id, record, strlen(record),
+			     d->cfg->hook_timeout_us, &msg) < 0) {
+			if (msg)
+				(void)write_file_atomic_at(j->dirfd, "prestart.err", msg,
+							   strlen(msg), 0600, false);
+			_exit(CONTAINER_START_HOOK_FAILED);
+		}
+	}
 	close_range(3, ~0U, 0);
 	container_name(j, name, sizeof(name));
 	c = lxc_container_new(name, d->lxcpath);
@@ -251,12 +264,19 @@ static _noreturn_ void start_child(struct daemon *d, struct job *j)
 
 int container_start(struct daemon *d, struct job *j, pid_t *ret_pid)
 {
-	pid_t pid = fork();
+	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
+	_cleanup_free_ char *record = NULL;
+	pid_t pid;
 
+	if (g) {
+		job_to_json(j, g);
+		record = json_gen_take(g, true);
+	}
+	pid = fork();
 	if (pid < 0)
 		return -errno;
 	if (pid == 0)
-		start_child(d, j);
+		start_child(d, j, record);
 	*ret_pid = pid;
 	return 0;
 }

@@ -16,6 +16,7 @@
 #include <sys/xattr.h>
 #include <yajl/yajl_gen.h>
 
+#include "hooks/hooks.h"
 #include "runtime/runtime-internal.h"
 #include "templates/templates.h"
 
@@ -245,10 +246,27 @@ void daemon_unit_ended(struct daemon *d, struct job *j, unsigned unit)
 }
 
 /* The container is gone (or never came up): tidy every trace of it. */
+/* The node owner's poststop hooks, once a job's container is gone. */
+static void poststop_hooks(struct daemon *d, struct job *j)
+{
+	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
+	_cleanup_free_ char *text = NULL;
+
+	if (!g || j->starter > 0)
+		return;
+	job_to_json(j, g);
+	text = json_gen_take(g, true);
+	if (text)
+		(void)hook_run_detached(d->cfg->hooks_dir, HOOK_POSTSTOP, j->id, text, strlen(text),
+					d->cfg->hook_timeout_us);
+}
+
 void daemon_job_cleanup(struct daemon *d, struct job *j)
 {
 	char p[4096];
 
+	if (j->pidfd >= 0 || j->c)
+		poststop_hooks(d, j);
 	if (j->inotify_wd >= 0)
 		inotify_rm_watch(d->inotify_fd, j->inotify_wd);
 	j->inotify_wd = -1;

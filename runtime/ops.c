@@ -641,7 +641,12 @@ static char *unit_cwd(const struct job *j, const struct run_req *q)
 /* The job could not start: it fails, its xruns waiting for the start hear why. */
 static void start_failed(struct daemon *d, struct job *j, const char *what, int r)
 {
-	_cleanup_free_ char *lxc_err = r == -ECHILD ? container_start_error(j) : NULL;
+	_cleanup_free_ char *lxc_err = NULL;
+
+	if (r == -ECANCELED && read_file_at(j->dirfd, "prestart.err", 4096, &lxc_err, NULL) < 0)
+		lxc_err = strdup("failed");
+	else if (r == -ECHILD)
+		lxc_err = container_start_error(j);
 
 	job_close_volume_fds(j);
 	j->state = JOB_FAILED;
@@ -708,6 +713,8 @@ void ops_start_done(struct daemon *d, struct job *j)
 	j->starter = 0;
 	/* liblxc may call a start failed whose container already ran and ended
 	 * (it saw STOPPED, not RUNNING): the loader having spoken proves it ran */
+	if (WIFEXITED(status) && WEXITSTATUS(status) == CONTAINER_START_HOOK_FAILED)
+		return start_failed(d, j, "a prestart hook", -ECANCELED);
 	if ((!WIFEXITED(status) || WEXITSTATUS(status) != 0) && j->init_pid <= 0 && job_is_live(j))
 		return start_failed(d, j, "starting the container", -ECHILD);
 	r = container_started(d, j);

@@ -173,6 +173,9 @@ int container_create(struct daemon *d, struct job *j);
 /* Fork the child that starts the container; it ends when the container runs
  * (status 0) or failed to start. */
 int container_start(struct daemon *d, struct job *j, pid_t *ret_pid);
+/* The starter's exit status when a prestart hook failed (its message is in
+ * the job directory's prestart.err). */
+#define CONTAINER_START_HOOK_FAILED 3
 /* After the starter ended well: the init pid and its pidfd. */
 int container_started(struct daemon *d, struct job *j);
 int container_attach(struct daemon *d, struct job *j); /* re-adopt: lxc handle, pidfd */

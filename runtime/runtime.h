@@ -24,17 +24,18 @@ struct runtime_config {
 	bool mount_home;          /* the owner's home directory is mounted in jobs */
 	bool volume_system_paths; /* volumes may expose root-owned system directories */
 	uint64_t default_memory, default_millicpus, default_pids;
-	bool sync_writes;           /* fdatasync state files */
-	uint64_t keep_ended;        /* ended jobs kept (record and output), oldest go first */
-	bool detach;                /* once set up: become a daemon, log to <state_dir>/xosd.log */
-	char *cgroup_parent;        /* where job cgroups go (relative), NULL: LXC's default */
-	int log_level;              /* 0 err .. 3 debug */
-	struct netsetup_config net; /* the net_* keys */
-	char *checkpoint_dir;       /* checkpoint store, default <state_dir>/checkpoints */
-	uint64_t checkpoint_keep;   /* versions kept per job unless xrun --keep (0: all) */
-	bool checkpoint_bridge;     /* try to checkpoint --net bridge jobs (see xosd.conf(5)) */
-	char *hooks_dir;            /* hooks, default SYSCONFDIR/xos/hooks.d */
-	uint64_t hook_timeout_us;   /* a hook running longer is killed and fails */
+	bool sync_writes;            /* fdatasync state files */
+	uint64_t keep_ended;         /* ended jobs kept (record and output), oldest go first */
+	bool detach;                 /* once set up: become a daemon, log to <state_dir>/xosd.log */
+	char *cgroup_parent;         /* where job cgroups go (relative), NULL: LXC's default */
+	int log_level;               /* 0 err .. 3 debug */
+	struct netsetup_config net;  /* the net_* keys */
+	char *checkpoint_dir;        /* checkpoint store, default <state_dir>/checkpoints */
+	uint64_t checkpoint_keep;    /* versions kept per job unless xrun --keep (0: all) */
+	bool checkpoint_bridge;      /* try to checkpoint --net bridge jobs (see xosd.conf(5)) */
+	char *hooks_dir;             /* hooks, default SYSCONFDIR/xos/hooks.d */
+	uint64_t hook_timeout_us;    /* a hook running longer is killed and fails */
+	uint64_t restore_timeout_us; /* a restore running longer is killed and fails */
 };
 
 void runtime_config_init(struct runtime_config *c);

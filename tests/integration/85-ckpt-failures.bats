@@ -1,0 +1,198 @@
+#!/usr/bin/env bats
+# Failures leave things whole (issue 4, acceptance 5): CRIU failing mid-dump,
+# a full checkpoint store, a truncated image on restore.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup() { xos_start; }
+teardown() {
+	if [ -n "${SMALL_STORE:-}" ]; then
+		umount -l "$SMALL_STORE" 2>/dev/null || true
+		SMALL_STORE=
+	fi
+	xos_teardown
+}
+
+COUNTER='i=0; while :; do i=$((i+1)); echo $i >>/tmp/count; sleep 0.1; done'
+
+count_of() { wc -l <"$XOS_TMP/state/jobs/$1/rootfs/tmp/count"; }
+
+# the job runs (it counts on) and its container is not frozen
+assert_running_thawed() {
+	local id=$1 a b f
+	assert_equal "$(job_field "$id" .state)" RUNNING
+	a=$(count_of "$id")
+	sleep 0.5
+	b=$(count_of "$id")
+	[ "$b" -gt "$a" ] || fail "job $id does not count on ($a, then $b)"
+	while read -r f; do
+		[ -z "$f" ] || assert_equal "$(cat "$f")" THAWED
+	done < <(find /sys/fs/cgroup/freezer -path "*xos-$id*" -name freezer.state 2>/dev/null)
+}
+
+# nothing of a version being made is left; version 1 is whole
+assert_store_whole() {
+	local st=$1 id=$2
+	[ -z "$(find "$st/$id" -maxdepth 1 -name '.new-*')" ] || fail "a partial version is left"
+	run xcheckpoint --list --json "$id"
+	assert_equal "$(echo "$output" | jq -c '[.[].version]')" "[1]"
+	jq -e '.version == 1' "$st/$id/1/manifest.json" >/dev/null
+	[ -s "$st/$id/1/upper/tmp/count" ]
+}
+
+# restart from version 1 works: the earlier version is intact
+assert_v1_restores() {
+	local id=$1
+	xkill -s KILL "$id"
+	xwait "$id" || true
+	run xrestart "$id" 1
+	assert_success
+	assert_running_thawed "$id"
+}
+
+@test "CRIU made to fail mid-dump (CRIU_FAULT): clear error naming CRIU's log; the job runs on, thawed; version 1 intact" {
+	id=$(xrun -d -- sh -c "$COUNTER")
+	wait_state "$id" RUNNING
+	xcheckpoint "$id" >/dev/null
+	xosd_stop
+	# fault 3: CRIU fails while it dumps the tasks' memory pages
+	CRIU_FAULT=3 xosd_launch
+	run xcheckpoint "$id"
+	assert_failure 1
+	assert_output --partial "Checkpoint of job ${id:0:12} failed"
+	assert_output --regexp "see CRIU's log [^ ]*failed-2.dump.log"
+	log=$(echo "$output" | grep -o "/[^ ]*failed-2.dump.log")
+	grep -q Error "$log"
+	assert_running_thawed "$id"
+	assert_store_whole "$XOS_TMP/state/checkpoints" "$id"
+	# fault 5: CRIU cannot talk to its parasite in a task, with --stop: the same
+	xosd_stop
+	CRIU_FAULT=5 xosd_launch
+	run xcheckpoint --stop "$id"
+	assert_failure 1
+	assert_output --partial "see CRIU's log"
+	assert_running_thawed "$id"
+	assert_store_whole "$XOS_TMP/state/checkpoints" "$id"
+	xosd_stop
+	xosd_launch
+	assert_v1_restores "$id"
+}
+
+@test "the checkpoint store's filesystem full: clear error; the job runs on; version 1 intact and restorable" {
+	SMALL_STORE="$XOS_TMP/small-store"
+	mkdir "$SMALL_STORE"
+	mount -t tmpfs -o size=8m,mode=0700 xos-test-store "$SMALL_STORE"
+	xosd_stop
+	printf 'checkpoint_dir = %s\n' "$SMALL_STORE" >"$XOS_TMP/xosd.conf"
+	xosd_launch --config "$XOS_TMP/xosd.conf"
+	id=$(xrun -d -- sh -c "$COUNTER")
+	wait_state "$id" RUNNING
+	xcheckpoint "$id" >/dev/null
+	[ -d "$SMALL_STORE/$id/1" ]
+	dd if=/dev/zero of="$SMALL_STORE/filler" bs=64k 2>/dev/null || true
+	run xcheckpoint "$id"
+	assert_failure 1
+	assert_output --partial "Checkpoint of job ${id:0:12} failed"
+	assert_running_thawed "$id"
+	rm -f "$SMALL_STORE/filler"
+	assert_store_whole "$SMALL_STORE" "$id"
+	# --stop into a full store: the job is not stopped
+	dd if=/dev/zero of="$SMALL_STORE/filler" bs=64k 2>/dev/null || true
+	run xcheckpoint --stop "$id"
+	assert_failure 1
+	assert_running_thawed "$id"
+	rm -f "$SMALL_STORE/filler"
+	assert_store_whole "$SMALL_STORE" "$id"
+	assert_v1_restores "$id"
+	xkill -s KILL "$id"
+	xwait "$id" || true
+	xosd_stop
+	umount "$SMALL_STORE"
+	SMALL_STORE=
+}
+
+# nothing of a failed restart is left: no process, mount, container config or cgroup
+assert_nothing_left() {
+	local id=$1
+	assert_equal "$(job_field "$id" .state)" CHECKPOINTED
+	[ -z "$(xos_loader_pids)" ] || fail "loaders left: $(xos_loader_pids)"
+	[ -z "$(awk -v d="$XOS_TMP/state/jobs" '$5 ~ "^"d' /proc/self/mountinfo)" ] || fail "mounts left"
+	[ -z "$(ls "$XOS_TMP/state/lxc")" ] || fail "container config left"
+	for _ in $(seq 1 100); do
+		[ -z "$(find /sys/fs/cgroup -maxdepth 2 -name "*xos-$id")" ] && break
+		sleep 0.1
+	done
+	[ -z "$(find /sys/fs/cgroup -maxdepth 2 -name "*xos-$id")" ] ||
+		fail "cgroups left: $(find /sys/fs/cgroup -maxdepth 2 -name "*xos-$id")"
+	for _ in $(seq 1 100); do
+		[ -z "$(job_tasks "$id")" ] && break
+		sleep 0.1
+	done
+	[ -z "$(job_tasks "$id")" ] || fail "processes left: $(job_tasks "$id")"
+}
+
+# processes in any cgroup of the job's container
+job_tasks() {
+	grep -l "xos-$1" /proc/[0-9]*/cgroup 2>/dev/null | cut -d/ -f3 | while read -r p; do
+		[ -e "/proc/$p" ] && ps -o pid=,user=,comm= -p "$p"
+	done
+}
+
+@test "a truncated image on restore: refused with a clear error; the job stays restorable; nothing is left" {
+	id=$(xrun -d -- sh -c "$COUNTER")
+	wait_state "$id" RUNNING
+	xcheckpoint "$id" >/dev/null
+	xcheckpoint --stop "$id" >/dev/null
+	st="$XOS_TMP/state/checkpoints/$id"
+	for f in "$st"/2/images/pages-*.img; do
+		truncate -s $(($(stat -c %s "$f") / 2)) "$f"
+	done
+	run xrestart "$id" 2
+	assert_failure 1
+	assert_output --partial "Version 2 of job ${id:0:12} is damaged: image pages-"
+	assert_output --partial "truncated or altered"
+	assert_nothing_left "$id"
+	# the earlier version is intact, and the job restorable from it
+	run xrestart "$id" 1
+	assert_success
+	assert_running_thawed "$id"
+}
+
+@test "CRIU failing on restore (CRIU_FAULT), or stuck on a forged image past restore_timeout: error naming CRIU's log; nothing half-restored is left" {
+	id=$(xrun -d -- sh -c "$COUNTER")
+	wait_state "$id" RUNNING
+	xcheckpoint "$id" >/dev/null
+	xcheckpoint --stop "$id" >/dev/null
+	st="$XOS_TMP/state/checkpoints/$id"
+	xosd_stop
+	# fault 6: CRIU fails after it restored the tasks (and kills them)
+	CRIU_FAULT=6 xosd_launch
+	run xrestart "$id" 2
+	assert_failure 1
+	assert_output --partial "Restart of job ${id:0:12} from version 2 failed"
+	assert_output --partial "see CRIU's log $st/2/images/restore.log"
+	grep -q Error "$st/2/images/restore.log"
+	assert_nothing_left "$id"
+	# pages cut short with a manifest forged to match: CRIU hangs; the deadline ends it
+	xosd_stop
+	printf 'restore_timeout = 5s\n' >"$XOS_TMP/xosd.conf"
+	xosd_launch --config "$XOS_TMP/xosd.conf"
+	for f in "$st"/2/images/pages-*.img; do
+		truncate -s $(($(stat -c %s "$f") / 2)) "$f"
+		jq --arg n "${f##*/}" --argjson s "$(stat -c %s "$f")" '.images[$n] = $s' \
+			"$st/2/manifest.json" >"$st/2/manifest.new" && mv "$st/2/manifest.new" "$st/2/manifest.json"
+	done
+	run xrestart "$id" 2
+	assert_failure 1
+	assert_output --partial "longer than restore_timeout"
+	assert_output --partial "see CRIU's log $st/2/images/restore.log"
+	assert_nothing_left "$id"
+	run xrestart "$id" 2
+	assert_failure 1
+	assert_nothing_left "$id"
+	# the earlier version is intact, and the job restorable from it
+	run xrestart "$id" 1
+	assert_success
+	assert_running_thawed "$id"
+}
