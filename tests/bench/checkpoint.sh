@@ -152,7 +152,8 @@ done
 unset CRIU_CONFIG_FILE
 start_xosd
 if command -v podman >/dev/null; then
-	echo "# podman is installed but not benchmarked by this script yet"
+	echo "# podman: installed, not benchmarked: on these machines it cannot start a container" \
+		"(root lacks CAP_SYS_RESOURCE and podman sets rlimits; see docs/PERFORMANCE.md)"
 else
 	echo "# podman: not installed (scripts/setup.sh --with-podman installs it)"
 fi
