@@ -429,11 +429,10 @@ static int template_passwd(struct daemon *d, const char *tpl, const char *name, 
 	if (root >= 0)
 		etc = open_dir_at(root, "rootfs/etc");
 	r = etc < 0 ? etc : read_file_at(etc, "passwd", 1 << 20, &text, NULL);
-	if (r < 0)
-		return numeric ? (*ret_uid = (uid_t)num, *ret_gid = (gid_t)num,
-				  *ret_name = xstrdup_printf("%" PRIu64, num), 0)
-			       : r;
-	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+	if (r < 0 && !numeric)
+		return r;
+	for (line = r < 0 ? NULL : strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
 		char *f[7] = { 0 }, *p = line;
 		uint64_t u, g;
 
@@ -448,12 +447,12 @@ static int template_passwd(struct daemon *d, const char *tpl, const char *name, 
 			return *ret_name ? 0 : -ENOMEM;
 		}
 	}
-	if (numeric) {
-		*ret_uid = *ret_gid = (uid_t)num;
-		*ret_name = xstrdup_printf("%" PRIu64, num);
-		return *ret_name ? 0 : -ENOMEM;
-	}
-	return -ENOENT;
+	if (!numeric)
+		return -ENOENT;
+	/* a number the template's passwd lacks (or no passwd): uid = gid = it */
+	*ret_uid = *ret_gid = (uid_t)num;
+	*ret_name = xstrdup_printf("%" PRIu64, num);
+	return *ret_name ? 0 : -ENOMEM;
 }
 
 /* Root's job on a template that names its user: it runs as that user of the
@@ -583,10 +582,10 @@ static int open_volumes(struct daemon *d, struct conn *c, struct run_req *q, str
 {
 	const gid_t *groups = c->uid == 0 ? NULL : j->groups;
 	size_t ng = c->uid == 0 ? 0 : j->n_groups;
+	const char *bad = NULL;
 	/* (a home that is not there, as nobody's, costs no helper process) */
 	bool home = d->cfg->mount_home && !q->no_home && !j->shifted_user && j->home &&
-		    j->home[0] == '/' && access(j->home, F_OK) == 0 &&
-		    volume_check_target(j->home, &(const char *){ NULL }) >= 0;
+		    access(j->home, F_OK) == 0 && volume_check_target(j->home, &bad) >= 0;
 
 	for (size_t i = 0; home && i < q->n_volumes; i++)
 		home = strcmp(q->volumes[i].dst, j->home) != 0;

@@ -21,17 +21,6 @@ wait_file() {
 	return 1
 }
 
-# wait_lines FILE N: until FILE has at least N lines
-wait_lines() {
-	local i
-	for i in $(seq 1 400); do
-		[ -e "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && return 0
-		sleep 0.05
-	done
-	echo "$1 has fewer than $2 lines" >&2
-	return 1
-}
-
 as_user() { # run a command as the test account (uid 4242)
 	setpriv --reuid 4242 --regid 4242 --clear-groups env XOS_SOCKET="$XOS_SOCKET" "$@"
 }
