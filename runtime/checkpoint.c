@@ -230,6 +230,7 @@ static unsigned next_version(struct daemon *d, struct job *j, int jfd)
 static int begin_dump(struct daemon *d, struct job *j, bool stop, char **ret_msg)
 {
 	_cleanup_close_ int jfd = -EBADF;
+	const char *why;
 	char name[32];
 	int r;
 
@@ -245,13 +246,11 @@ static int begin_dump(struct daemon *d, struct job *j, bool stop, char **ret_msg
 						 "without -t",
 						 j->id),
 		       -EOPNOTSUPP;
-	if (j->net.mode == NETSETUP_BRIDGE && !d->cfg->checkpoint_bridge)
+	if (j->net.mode == NETSETUP_BRIDGE && ckpt_bridge_allowed(d, &why) < 0)
 		return *ret_msg = xstrdup_printf(
-			       "Job %.12s uses --net bridge: CRIU cannot recreate its veth in the "
-			       "job's user namespace on this kernel (restore fails with "
-			       "EOPNOTSUPP), so it is not checkpointed; run it with --net none, or "
-			       "set checkpoint_bridge = true in xosd.conf once CRIU can",
-			       j->id),
+			       "Job %.12s uses --net bridge and cannot be "
+			       "checkpointed on this node: %s; run it with --net none",
+			       j->id, why),
 		       -EOPNOTSUPP;
 	if (!d->self_exe || strpbrk(d->self_exe, " \t\n'\"\\$`;&|<>*?()[]{}!#~"))
 		return *ret_msg = strdup("xosd's own path cannot serve as CRIU's action script"),
@@ -825,6 +824,13 @@ void ckpt_op_restart(struct daemon *d, struct conn *c, yajl_val t)
 	jfd = ckpt_job_store(d, j, false);
 	if (jfd < 0 || ckpt_list_versions(jfd, &v, &n) < 0 || n == 0)
 		return conn_reply_error(c, "not_found", "Job %.12s has no checkpoint", j->id);
+	/* an ended job's container may still be going away (its network and
+	 * mounts go with it): the restore must not meet it */
+	if (!job_is_live(j) && j->pidfd >= 0 && daemon_job_settle(d, j) < 0)
+		return conn_reply_error(c, "conflict",
+					"The last container of job %.12s is still going away; "
+					"try xrestart again in a moment",
+					j->id);
 	if (!version)
 		version = v[n - 1];
 	c->mode = CONN_CKPT;

@@ -11,7 +11,10 @@
  * failed-N.dump.log beside the versions. Also CRIU's action script. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
@@ -342,4 +345,127 @@ int ckpt_check_images(int vfd, char **ret_msg)
 			       -EBADMSG;
 	}
 	return 0;
+}
+
+/* ---- may --net bridge jobs be checkpointed here? ---- */
+
+/* What scripts/build-criu.sh puts in the GitID of the CRIU it builds:
+ * "+xos" and the level of xos's patches (scripts/criu-patches/). Level 1
+ * holds the fix that lets CRIU recreate a job's veth in its user namespace. */
+#define CRIU_XOS_MARK "+xos"
+#define CRIU_VETH_FIX_LEVEL 1
+#define CRIU_PROBE_TIMEOUT_MS 5000
+
+/* The first executable "criu" on xosd's PATH, the one liblxc runs. */
+static char *criu_on_path(void)
+{
+	const char *path = getenv("PATH");
+	const char *p = path && *path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin";
+
+	for (;;) {
+		size_t len = strcspn(p, ":");
+		char *bin = len ? xstrdup_printf("%.*s/criu", (int)len, p) : NULL;
+
+		if (bin && bin[0] == '/' && access(bin, X_OK) == 0)
+			return bin;
+		free(bin);
+		if (!p[len])
+			return NULL;
+		p += len + 1;
+	}
+}
+
+/* Read the output of `BIN --version` (at most len - 1 bytes, NUL-ended). */
+static int criu_version_output(const char *bin, char *buf, size_t len)
+{
+	_cleanup_close_ int devnull = -EBADF, rd = -EBADF;
+	uint64_t deadline = mono_usec() + CRIU_PROBE_TIMEOUT_MS * 1000ULL;
+	size_t n = 0;
+	int p[2];
+	pid_t pid;
+
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull < 0 || pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	rd = p[0];
+	pid = fork();
+	if (pid < 0) {
+		int r = -errno;
+
+		close(p[1]);
+		return r;
+	}
+	if (pid == 0) {
+		if (dup2(devnull, 0) >= 0 && dup2(p[1], 1) >= 0 && dup2(devnull, 2) >= 0)
+			execl(bin, "criu", "--version", (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	while (n < len - 1) {
+		uint64_t now = mono_usec();
+		struct pollfd pfd = { .fd = rd, .events = POLLIN };
+		ssize_t k;
+
+		if (now >= deadline || poll(&pfd, 1, (int)((deadline - now) / 1000) + 1) == 0)
+			break;
+		k = read(rd, buf + n, len - 1 - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+	}
+	buf[n] = '\0';
+	/* (still a child until reaped: the pid cannot have been reused) */
+	kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	return 0;
+}
+
+/* The patch level in "GitID: ...+xosN" of CRIU's --version output, or 0. */
+static unsigned criu_xos_level(const char *out)
+{
+	const char *g = strstr(out, "GitID: ");
+	const char *m;
+	unsigned long level;
+	char *end;
+
+	if (!g)
+		return 0;
+	m = strstr(g, CRIU_XOS_MARK);
+	if (!m || memchr(g, '\n', (size_t)(m - g)))
+		return 0;
+	errno = 0;
+	level = strtoul(m + strlen(CRIU_XOS_MARK), &end, 10);
+	return errno || end == m + strlen(CRIU_XOS_MARK) || level > 1000 ? 0 : (unsigned)level;
+}
+
+int ckpt_bridge_allowed(struct daemon *d, const char **ret_why)
+{
+	switch (d->cfg->checkpoint_bridge) {
+	case CKPT_BRIDGE_YES:
+		return 0;
+	case CKPT_BRIDGE_NO:
+		*ret_why =
+			"the node owner has turned it off (checkpoint_bridge = false in xosd.conf)";
+		return -EOPNOTSUPP;
+	default:
+		break;
+	}
+	if (d->criu_veth_fix < 0) {
+		_cleanup_free_ char *bin = criu_on_path();
+		char out[1024];
+
+		d->criu_veth_fix = bin && criu_version_output(bin, out, sizeof(out)) >= 0 &&
+				   criu_xos_level(out) >= CRIU_VETH_FIX_LEVEL;
+		log_info("CRIU %s %s restore a --net bridge job's veth (checkpoint_bridge = auto)",
+			 bin ? bin : "(none on PATH)", d->criu_veth_fix ? "can" : "cannot");
+	}
+	if (d->criu_veth_fix)
+		return 0;
+	*ret_why = "the CRIU on xosd's PATH cannot recreate a job's veth in its user namespace "
+		   "(scripts/build-criu.sh builds one that can; a node owner whose CRIU can sets "
+		   "checkpoint_bridge = true)";
+	return -EOPNOTSUPP;
 }

@@ -65,6 +65,28 @@ static int set_bool(bool *field, const char *v)
 	return 0;
 }
 
+static const char *const ckpt_bridge_names[_CKPT_BRIDGE_MAX] = {
+	[CKPT_BRIDGE_AUTO] = "auto",
+	[CKPT_BRIDGE_NO] = "false",
+	[CKPT_BRIDGE_YES] = "true",
+};
+
+const char *ckpt_bridge_to_string(enum ckpt_bridge b)
+{
+	return b >= 0 && b < _CKPT_BRIDGE_MAX ? ckpt_bridge_names[b] : NULL;
+}
+
+enum ckpt_bridge ckpt_bridge_from_string(const char *s)
+{
+	bool v;
+
+	if (!strcmp(s, "auto"))
+		return CKPT_BRIDGE_AUTO;
+	if (set_bool(&v, s) < 0)
+		return _CKPT_BRIDGE_INVALID;
+	return v ? CKPT_BRIDGE_YES : CKPT_BRIDGE_NO;
+}
+
 static int apply(struct runtime_config *c, const char *k, const char *v)
 {
 	if (!strcmp(k, "state_dir"))
@@ -110,8 +132,14 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 		return parse_uint64(v, &c->keep_ended);
 	if (!strcmp(k, "checkpoint_dir"))
 		return set_abs_path(&c->checkpoint_dir, v);
-	if (!strcmp(k, "checkpoint_bridge"))
-		return set_bool(&c->checkpoint_bridge, v);
+	if (!strcmp(k, "checkpoint_bridge")) {
+		enum ckpt_bridge b = ckpt_bridge_from_string(v);
+
+		if (b < 0)
+			return b;
+		c->checkpoint_bridge = b;
+		return 0;
+	}
 	if (!strcmp(k, "checkpoint_keep"))
 		return parse_uint64(v, &c->checkpoint_keep);
 	if (!strcmp(k, "hooks_dir"))

@@ -384,13 +384,13 @@ void daemon_job_gone(struct daemon *d, struct job *j)
 
 /* Wait (briefly) for the container of an ended job to go, answering its
  * loader's last report meanwhile: the loader leaves only after its ack. */
-static void finish_cleanup(struct daemon *d, struct job *j)
+int daemon_job_settle(struct daemon *d, struct job *j)
 {
 	uint64_t deadline = mono_usec() + 3000000;
 
 	if (j->pidfd < 0 && container_attach(d, j) < 0) {
 		daemon_job_cleanup(d, j); /* already gone */
-		return;
+		return 0;
 	}
 	if (j->notify_fd < 0)
 		(void)notify_listen(d, j);
@@ -402,12 +402,13 @@ static void finish_cleanup(struct daemon *d, struct job *j)
 			break;
 		if (p[0].revents) {
 			daemon_job_cleanup(d, j);
-			return;
+			return 0;
 		}
 		if (p[1].revents)
 			notify_accept(d, j);
 	}
 	log_warn("Container of ended job %s is still running", j->id);
+	return -EBUSY;
 }
 
 static void adopt_job(struct daemon *d, struct job *j)
@@ -468,7 +469,7 @@ static int load_job(struct daemon *d, const char *id)
 	if (job_is_live(j))
 		adopt_job(d, j);
 	else if (faccessat(j->dirfd, "rootfs", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-		finish_cleanup(d, j); /* ended, but xosd stopped before tidying up */
+		(void)daemon_job_settle(d, j); /* ended, but xosd stopped before tidying up */
 	else
 		closep(&j->dirfd);
 	return 0;
@@ -762,7 +763,7 @@ static void daemon_shutdown(struct daemon *d)
 	/* jobs whose last report was acknowledged: let their containers go first */
 	for (struct job *j = d->jobs; j; j = j->next)
 		if (!job_is_live(j) && j->pidfd >= 0)
-			finish_cleanup(d, j);
+			(void)daemon_job_settle(d, j);
 	for (int i = 0; i < 60 && prune_cgroups(d) >= 0; i++)
 		usleep(50000);
 	flusher_stop();
@@ -856,7 +857,8 @@ int runtime_run(struct runtime_config *cfg)
 			    .catalog_fd = -EBADF,
 			    .epfd = -EBADF,
 			    .inotify_fd = -EBADF,
-			    .ckpt_fd = -EBADF };
+			    .ckpt_fd = -EBADF,
+			    .criu_veth_fix = -1 };
 	_cleanup_close_ int lock = -EBADF, sfd = -EBADF;
 	int r = daemon_start(&d, &lock, &sfd);
 

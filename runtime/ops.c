@@ -823,6 +823,7 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 	struct run_req q = { .limits = { d->cfg->default_memory, d->cfg->default_millicpus,
 					 d->cfg->default_pids } };
 	struct job *j = NULL;
+	const char *why;
 
 	if (parse_run(c, t, &q) < 0 || validate_run(d, c, &q) < 0)
 		goto out;
@@ -854,12 +855,12 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 							    : resolve_user(d, c, q.user, j)) < 0 ||
 	    parse_net(d, c, &q, &j->net) < 0)
 		goto out;
-	if (j->net.mode == NETSETUP_BRIDGE && !d->cfg->checkpoint_bridge &&
-	    (q.ckpt.every_us || q.ckpt.restart_on_failure)) {
+	if (j->net.mode == NETSETUP_BRIDGE && (q.ckpt.every_us || q.ckpt.restart_on_failure) &&
+	    ckpt_bridge_allowed(d, &why) < 0) {
 		conn_reply_error(c, "not_supported",
-				 "Jobs with --net bridge cannot be checkpointed on this node (CRIU "
-				 "cannot recreate their veth); drop --net bridge or the checkpoint "
-				 "options");
+				 "Jobs with --net bridge cannot be checkpointed on this node: %s; "
+				 "drop --net bridge or the checkpoint options",
+				 why);
 		goto out;
 	}
 	if (!job_add_unit(j, strv_copy(q.argv))) {

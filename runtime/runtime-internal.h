@@ -210,6 +210,10 @@ void ckpt_forget(struct daemon *d, struct job *j);
 /* At start-up: a job found in a checkpoint state, or whose container is gone
  * and that asked to be restarted on failure. true if checkpoint.c took it. */
 bool ckpt_adopt(struct daemon *d, struct job *j);
+/* Whether --net bridge jobs may be checkpointed on this node (checkpoint_bridge;
+ * auto: the CRIU on PATH is built with xos's veth restore fix, probed once):
+ * 0, or -EOPNOTSUPP and *ret_why, a static text saying why not. */
+int ckpt_bridge_allowed(struct daemon *d, const char **ret_why);
 /* Periodic checkpoints: start the due ones; the next timeout (ms) or -1. */
 int ckpt_tick(struct daemon *d);
 
@@ -233,7 +237,8 @@ struct daemon {
 	struct netsetup *net;
 	struct job *jobs;
 	struct conn *conns;
-	bool prune_ended; /* an ended job was tidied: keep at most keep_ended of them */
+	bool prune_ended;  /* an ended job was tidied: keep at most keep_ended of them */
+	int criu_veth_fix; /* checkpoint_bridge = auto: -1 not probed yet, 0 or 1 */
 	bool quit;
 };
 
@@ -248,6 +253,9 @@ int daemon_lookup_job(struct daemon *d, const char *name, struct job **ret);
 int daemon_watch_job(struct daemon *d, struct job *j);
 void daemon_unit_ended(struct daemon *d, struct job *j, unsigned unit);
 void daemon_job_gone(struct daemon *d, struct job *j);
+/* An ended job whose container may not have gone yet: wait (at most 3 s) for
+ * it and tidy up (daemon_job_cleanup); 0, or -EBUSY if it is still there. */
+int daemon_job_settle(struct daemon *d, struct job *j);
 /* Tidy every trace of a job's container (mounts, config, fds); the record stays. */
 void daemon_job_cleanup(struct daemon *d, struct job *j);
 int daemon_epoll_add(struct daemon *d, int fd, uint32_t events, int kind, void *ptr);

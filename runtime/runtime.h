@@ -3,6 +3,7 @@
 #ifndef XOS_RUNTIME_H
 #define XOS_RUNTIME_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -10,6 +11,17 @@
 #include "netsetup/netsetup.h"
 
 /* ---- configuration (xosd.conf(5)) ---- */
+/* checkpoint_bridge: whether --net bridge jobs may be checkpointed */
+enum ckpt_bridge {
+	CKPT_BRIDGE_AUTO, /* when the CRIU on PATH carries xos's veth restore fix */
+	CKPT_BRIDGE_NO,
+	CKPT_BRIDGE_YES,
+	_CKPT_BRIDGE_MAX,
+	_CKPT_BRIDGE_INVALID = -EINVAL,
+};
+const char *ckpt_bridge_to_string(enum ckpt_bridge b);
+enum ckpt_bridge ckpt_bridge_from_string(const char *s);
+
 struct runtime_config {
 	char *state_dir;          /* default /var/lib/xos */
 	char *run_dir;            /* default /run/xos */
@@ -24,18 +36,18 @@ struct runtime_config {
 	bool mount_home;          /* the owner's home directory is mounted in jobs */
 	bool volume_system_paths; /* volumes may expose root-owned system directories */
 	uint64_t default_memory, default_millicpus, default_pids;
-	bool sync_writes;            /* fdatasync state files */
-	uint64_t keep_ended;         /* ended jobs kept (record and output), oldest go first */
-	bool detach;                 /* once set up: become a daemon, log to <state_dir>/xosd.log */
-	char *cgroup_parent;         /* where job cgroups go (relative), NULL: LXC's default */
-	int log_level;               /* 0 err .. 3 debug */
-	struct netsetup_config net;  /* the net_* keys */
-	char *checkpoint_dir;        /* checkpoint store, default <state_dir>/checkpoints */
-	uint64_t checkpoint_keep;    /* versions kept per job unless xrun --keep (0: all) */
-	bool checkpoint_bridge;      /* try to checkpoint --net bridge jobs (see xosd.conf(5)) */
-	char *hooks_dir;             /* hooks, default SYSCONFDIR/xos/hooks.d */
-	uint64_t hook_timeout_us;    /* a hook running longer is killed and fails */
-	uint64_t restore_timeout_us; /* a restore running longer is killed and fails */
+	bool sync_writes;           /* fdatasync state files */
+	uint64_t keep_ended;        /* ended jobs kept (record and output), oldest go first */
+	bool detach;                /* once set up: become a daemon, log to <state_dir>/xosd.log */
+	char *cgroup_parent;        /* where job cgroups go (relative), NULL: LXC's default */
+	int log_level;              /* 0 err .. 3 debug */
+	struct netsetup_config net; /* the net_* keys */
+	char *checkpoint_dir;       /* checkpoint store, default <state_dir>/checkpoints */
+	uint64_t checkpoint_keep;   /* versions kept per job unless xrun --keep (0: all) */
+	enum ckpt_bridge checkpoint_bridge; /* --net bridge jobs (see xosd.conf(5)) */
+	char *hooks_dir;                    /* hooks, default SYSCONFDIR/xos/hooks.d */
+	uint64_t hook_timeout_us;           /* a hook running longer is killed and fails */
+	uint64_t restore_timeout_us;        /* a restore running longer is killed and fails */
 };
 
 void runtime_config_init(struct runtime_config *c);

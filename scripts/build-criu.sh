@@ -9,14 +9,17 @@
 #      archive URI taken from the machine's existing apt sources;
 #   3. `apt-get source --download-only criu` (apt checks the tarball against
 #      the signed Sources index), then remove the entry again at once;
-#   4. `make criu` from the upstream tarball and install the binary.
+#   4. apply xos's patches (scripts/criu-patches/*.patch), `make criu` from
+#      the upstream tarball and install the binary. Its GitID says it is ours
+#      and at which patch level ("v4.2.1+xos1"); xosd reads it (checkpoint_bridge
+#      = auto) and an installed CRIU without the current level is rebuilt.
 # Nothing is installed from forky/sid: only a source tarball is fetched.
 #
 # The upstream tarball is kept in XOS_CACHE_DIR (default /var/cache/xos) for
 # scripts/build-zdtm.sh, which builds CRIU's own test programs from it.
 #
 # Usage: scripts/build-criu.sh [--force] [--check] [--source-only]
-#   --force        rebuild even if a working CRIU >= 4.2 is installed
+#   --force        rebuild even if a working, patched CRIU >= 4.2 is installed
 #   --check        only report whether the installed CRIU is usable (exit 0/1)
 #   --source-only  only make sure the source tarball is in the cache; print its path
 # Environment:
@@ -27,10 +30,14 @@
 set -euo pipefail
 
 MIN_VERSION=4.2
+# Bump with every change to scripts/criu-patches/ (runtime/ckpt-store.c knows
+# which level holds which fix).
+PATCH_LEVEL=1
+PATCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/criu-patches
 DEST=/usr/local/sbin/criu
 read -r -a SUITES <<<"${XOS_CRIU_SUITES:-forky sid}"
 TMP_SRC=/etc/apt/sources.list.d/xos-criu-src.sources
-BUILD_DEPS=(build-essential pkgconf xz-utils libprotobuf-c-dev protobuf-c-compiler
+BUILD_DEPS=(build-essential patch pkgconf xz-utils libprotobuf-c-dev protobuf-c-compiler
 	libprotobuf-dev protobuf-compiler libnl-3-dev libnet1-dev libbsd-dev libcap-dev
 	libgnutls28-dev libnftables-dev uuid-dev)
 
@@ -60,12 +67,21 @@ criu_version() {
 	"$1" --version 2>/dev/null </dev/null | sed -n 's/^Version: *//p' | head -n 1
 }
 
-# criu_usable BIN: BIN is CRIU >= MIN_VERSION and `criu check` passes.
+# criu_level BIN: the xos patch level in BIN's GitID ("...+xos1" -> 1), or 0.
+criu_level() {
+	local l
+	l=$("$1" --version 2>/dev/null </dev/null | sed -n 's/^GitID: .*+xos\([0-9][0-9]*\)$/\1/p' | head -n 1)
+	printf '%s\n' "${l:-0}"
+}
+
+# criu_usable BIN: BIN is CRIU >= MIN_VERSION with xos's patches at
+# PATCH_LEVEL or later, and `criu check` passes.
 criu_usable() {
 	local bin=$1 ver out
 	ver=$(criu_version "$bin")
 	[ -n "$ver" ] || return 1
 	dpkg --compare-versions "$ver" ge "$MIN_VERSION" || return 1
+	[ "$(criu_level "$bin")" -ge "$PATCH_LEVEL" ] || return 1
 	out=$("$bin" check 2>&1 </dev/null) || return 1
 	grep -q 'Looks good' <<<"$out"
 }
@@ -87,19 +103,20 @@ fi
 
 current=$(command -v criu || true)
 if [ "$source_only" = 0 ] && [ -n "$current" ] && [ "$force" = 0 ] && criu_usable "$current"; then
-	log "$current $(criu_version "$current") is usable (criu check: Looks good.); nothing to do"
+	log "$current $(criu_version "$current") (xos patch level $(criu_level "$current")) is usable (criu check: Looks good.); nothing to do"
 	exit 0
 fi
 # Our own binary is new enough but `criu check` fails: a rebuild would not
 # help (it is the kernel or the environment), so say why and stop.
 if [ "$source_only" = 0 ] && [ "$force" = 0 ] && [ -x "$DEST" ] && ver=$(criu_version "$DEST") && [ -n "$ver" ] &&
-	dpkg --compare-versions "$ver" ge "$MIN_VERSION" && [ "$current" = "$DEST" ]; then
+	dpkg --compare-versions "$ver" ge "$MIN_VERSION" && [ "$current" = "$DEST" ] &&
+	[ "$(criu_level "$DEST")" -ge "$PATCH_LEVEL" ]; then
 	"$DEST" check </dev/null >&2 || true
 	die "$DEST $ver is installed but 'criu check' fails (see above): fix the kernel or environment; --force rebuilds"
 fi
 if [ "$check_only" = 1 ] && [ "$source_only" = 0 ]; then
 	if [ -n "$current" ]; then
-		log "$current (version $(criu_version "$current")) is not usable: need >= $MIN_VERSION and a passing 'criu check'"
+		log "$current (version $(criu_version "$current"), xos patch level $(criu_level "$current")) is not usable: need >= $MIN_VERSION, patch level $PATCH_LEVEL and a passing 'criu check'"
 	else
 		log "no criu on PATH"
 	fi
@@ -327,10 +344,17 @@ SRC=$WORK/src
 mkdir -p "$SRC"
 tar -xf "$orig" -C "$SRC" --strip-components=1
 [ -f "$SRC/Makefile" ] || die "unexpected tarball layout: $orig"
+for p in "$PATCH_DIR"/*.patch; do
+	[ -f "$p" ] || continue
+	log "applying ${p##*/}"
+	patch -d "$SRC" -p1 --forward --batch <"$p" >"$WORK/patch.log" 2>&1 ||
+		die "patch ${p##*/} does not apply to criu $upstream: $(tail -n 5 "$WORK/patch.log")"
+done
 jobs=$(nproc 2>/dev/null || echo 2)
 log "building criu $upstream (make -j$jobs criu; log: $WORK/build.log)"
 bstart=$SECONDS
-if ! env -u CFLAGS -u LDFLAGS -u CPPFLAGS make -C "$SRC" -j"$jobs" criu </dev/null >"$WORK/build.log" 2>&1; then
+if ! env -u CFLAGS -u LDFLAGS -u CPPFLAGS make -C "$SRC" -j"$jobs" criu GITID="v$upstream+xos$PATCH_LEVEL" \
+	</dev/null >"$WORK/build.log" 2>&1; then
 	tail -n 40 "$WORK/build.log" >&2
 	die "building criu failed"
 fi
@@ -354,4 +378,5 @@ first=$(command -v criu || true)
 if [ "$first" != "$DEST" ]; then
 	warn "criu on PATH is $first, not $DEST: put /usr/local/sbin first in PATH"
 fi
-log "installed $DEST $got (criu check: Looks good.) in $((SECONDS - start)) s"
+[ "$(criu_level "$DEST")" = "$PATCH_LEVEL" ] || die "$DEST does not carry xos patch level $PATCH_LEVEL in its GitID"
+log "installed $DEST $got, xos patch level $PATCH_LEVEL (criu check: Looks good.) in $((SECONDS - start)) s"

@@ -27,6 +27,13 @@ try:
 except Exception: r.append("icmp fail")
 print(" ".join(r))'
 
+# A counting TCP server: the Nth connection gets "N" (its memory survives a restore).
+COUNTER='import socket,sys
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+s.bind(("0.0.0.0",int(sys.argv[1]))); s.listen(64); n=0
+while True:
+    c,a=s.accept(); n+=1; c.sendall(b"%d\n"%n); c.close()'
+
 # A client: prints what the server at HOST PORT says.
 CLIENT='import socket,sys
 s=socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=3); print(s.recv(200).decode().strip())'
@@ -57,16 +64,20 @@ node_get() {
 	timeout 5 /usr/bin/python3 -c "$CLIENT" "$1" "$2" 2>/dev/null
 }
 
-# Wait until a job's server answers on the node at HOST PORT.
-wait_serving() {
+# What a job's server says at HOST PORT on the node, once it answers (refused
+# connections are retried; they reach no server).
+serving_get() {
 	local i
 	for i in $(seq 1 60); do
-		node_get "$1" "$2" >/dev/null && return 0
+		node_get "$1" "$2" && return 0
 		sleep 0.1
 	done
 	echo "nothing answers on $1:$2" >&2
 	return 1
 }
+
+# Wait until a job's server answers on the node at HOST PORT.
+wait_serving() { serving_get "$@" >/dev/null; }
 
 lease_count() { find "$XOS_TMP/state/net/leases" -type f | wc -l; }
 
@@ -341,46 +352,84 @@ sys.exit(1)'
 		"$XOS_TMP/state/lxc/xos-$(job_field "$id" .id)/config"
 }
 
-@test "net 6c: a bridge job is not checkpointed by default (CRIU cannot restore its veth here); with checkpoint_bridge it keeps its address and port across a restart" {
-	id=$(xrun -d --net bridge -p 18084:8080 -- python3 -c "$SRV" 8080)
-	wait_state "$id" RUNNING
-	run xcheckpoint "$id"
-	assert_failure
-	assert_output --partial "uses --net bridge"
-	assert_equal "$(job_field "$id" .state)" RUNNING
-	run xrun -d --net bridge --restart on-failure -- true
-	assert_failure
-	assert_output --partial "cannot be checkpointed"
-	xkill "$id"
-	xwait "$id" || true
-	# the node owner allows trying
-	xosd_stop
-	echo "checkpoint_bridge = true" >>"$XOS_TMP/xosd.conf"
-	xosd_launch --config "$XOS_TMP/xosd.conf"
-	id=$(xrun -d --net bridge -p 18084:8080 -- python3 -c "$SRV" 8080)
+@test "net 6c: a bridge job checkpointed and restarted keeps its address, published port, group and memory; a reconnecting client is answered" {
+	id=$(xrun -d --net bridge --group g1 -p 18084:8080 -- python3 -c "$COUNTER" 8080)
 	wait_state "$id" RUNNING
 	addr=$(net_addr "$id")
-	wait_serving 127.0.0.1 18084
+	assert_equal "$(serving_get 127.0.0.1 18084)" 1
+	assert_equal "$(node_get "$addr" 8080)" 2
 	xcheckpoint --stop "$id"
-	# stopped, the job keeps its address and its port
+	assert_equal "$(job_field "$id" .state)" CHECKPOINTED
+	# stopped, the job keeps its address and its port, and nothing answers
 	[ -e "$XOS_TMP/state/net/leases/$addr" ]
 	run xrun --net bridge --ip "$addr" -- true
 	assert_failure 125
 	run xrun --net bridge -p 18084:80 -- true
 	assert_failure 125
-	run xrestart "$id"
-	if [ "$status" -ne 0 ] &&
-		grep -qs "couldn't restore veth" "$XOS_TMP"/state/checkpoints/*/1/images/restore.log; then
-		# the failed restart leaves the job restorable and nothing half-made
-		assert_equal "$(job_field "$id" .state)" CHECKPOINTED
-		run ip link show "xv${id:0:12}"
-		assert_failure
-		skip "CRIU 4.2 cannot recreate a veth in a user namespace on this kernel (EOPNOTSUPP)"
-	fi
-	assert_success
+	run -1 node_get 127.0.0.1 18084
+	run ip link show "xv${id:0:12}"
+	assert_failure
+	xrestart "$id"
 	wait_state "$id" RUNNING
 	assert_equal "$(net_addr "$id")" "$addr"
-	wait_serving 127.0.0.1 18084
+	# the same process (its count goes on), at the same address and port
+	assert_equal "$(serving_get 127.0.0.1 18084)" 3
+	assert_equal "$(node_get "$addr" 8080)" 4
+	# its veth is back on the bridge, in its group
+	ip link show "xv${id:0:12}" | grep -q "master $XOS_NET_BRIDGE"
+	run xrun --net bridge --group g1 -- python3 -c "$PROBE" "$addr" 8080
+	assert_output "tcp ok icmp ok"
+	run xrun --net bridge --group g2 -- python3 -c "$PROBE" "$addr" 8080
+	assert_output "tcp fail icmp fail"
+	assert_equal "$(node_get 127.0.0.1 18084)" 6
+	# and again: a second round trip from the restored job
+	xcheckpoint "$id"
+	assert_equal "$(job_field "$id" .state)" RUNNING
+	assert_equal "$(node_get 127.0.0.1 18084)" 7
+	xkill -s KILL "$id"
+	xwait "$id" || true
+	xrestart "$id" 2
+	wait_state "$id" RUNNING
+	assert_equal "$(serving_get 127.0.0.1 18084)" 7
+	assert_equal "$(net_addr "$id")" "$addr"
+}
+
+@test "net 6e: checkpoint_bridge = false, or auto with a CRIU that lacks xos's veth fix, refuses bridge checkpoints up front" {
+	xosd_stop
+	# a criu first on xosd's PATH that is not built by scripts/build-criu.sh
+	mkdir "$XOS_TMP/fakebin"
+	printf '#!/bin/sh\nprintf "Version: 4.2.1\\nGitID: v4.2.1\\n"\n' >"$XOS_TMP/fakebin/criu"
+	chmod 0755 "$XOS_TMP/fakebin/criu"
+	PATH="$XOS_TMP/fakebin:$PATH" xosd_launch --config "$XOS_TMP/xosd.conf"
+	id=$(xrun -d --net bridge -- sleep 60)
+	wait_state "$id" RUNNING
+	run xcheckpoint "$id"
+	assert_failure
+	assert_output --partial "uses --net bridge and cannot be checkpointed on this node: the CRIU on xosd's PATH cannot recreate a job's veth"
+	assert_equal "$(job_field "$id" .state)" RUNNING
+	run xrun -d --net bridge --restart on-failure -- true
+	assert_failure
+	assert_output --partial "cannot be checkpointed on this node"
+	grep -q "CRIU $XOS_TMP/fakebin/criu cannot restore a --net bridge job's veth" "$XOS_TMP/xosd.log"
+	# none-mode jobs are not affected
+	run xrun -d --restart on-failure -- true
+	assert_success
+	xosd_stop
+	echo "checkpoint_bridge = false" >>"$XOS_TMP/xosd.conf"
+	xosd_launch --config "$XOS_TMP/xosd.conf"
+	run xcheckpoint "$id"
+	assert_failure
+	assert_output --partial "the node owner has turned it off (checkpoint_bridge = false"
+	run xrun -d --net bridge --checkpoint-every 1m -- true
+	assert_failure
+	assert_output --partial "checkpoint_bridge = false"
+	assert_equal "$(job_field "$id" .state)" RUNNING
+	# a bad value is refused with the key named
+	echo "checkpoint_bridge = maybe" >"$XOS_TMP/bad.conf"
+	run "$XOS_BUILD/xosd" --foreground --config "$XOS_TMP/bad.conf" --state-dir "$XOS_TMP/state2" \
+		--run-dir "$XOS_TMP/run2"
+	assert_failure
+	assert_output --partial "checkpoint_bridge"
 }
 
 @test "net 7: bad input is a clear error and leaves nothing half-configured" {

@@ -262,6 +262,14 @@ static void test_config(void)
 	ok(c.state_dir && !strcmp(c.state_dir, "/srv/xos") && c.layer_size == 2ULL << 30 &&
 		   c.default_millicpus == 1500,
 	   "config values");
+	ok(c.checkpoint_bridge == CKPT_BRIDGE_AUTO, "checkpoint_bridge defaults to auto");
+	ok(ckpt_bridge_from_string("auto") == CKPT_BRIDGE_AUTO &&
+		   ckpt_bridge_from_string("true") == CKPT_BRIDGE_YES &&
+		   ckpt_bridge_from_string("no") == CKPT_BRIDGE_NO &&
+		   ckpt_bridge_from_string("maybe") == _CKPT_BRIDGE_INVALID &&
+		   !strcmp(ckpt_bridge_to_string(CKPT_BRIDGE_AUTO), "auto") &&
+		   !ckpt_bridge_to_string(_CKPT_BRIDGE_MAX),
+	   "checkpoint_bridge values");
 	ok(ftruncate(fd, 0) == 0 && pwrite(fd, bad, sizeof(bad) - 1, 0) > 0, "bad config written");
 	ok(runtime_config_load(&c, path, &err) < 0 && err && strstr(err, ":2: unknown key 'bogus'"),
 	   "error names line 2 (%s)", err ? err : "");
