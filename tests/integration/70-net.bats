@@ -432,6 +432,35 @@ sys.exit(1)'
 	assert_output --partial "checkpoint_bridge"
 }
 
+@test "net 6f: a --net bridge --restart on-failure job whose container dies while xosd is down comes back with its address and port" {
+	id=$(xrun -d --net bridge -p 18090:8080 --restart on-failure -- python3 -c "$COUNTER" 8080)
+	wait_state "$id" RUNNING
+	addr=$(net_addr "$id")
+	assert_equal "$(serving_get 127.0.0.1 18090)" 1
+	xcheckpoint "$id" >/dev/null
+	assert_equal "$(node_get 127.0.0.1 18090)" 2
+	init=$(job_init_pid "$id")
+	[ -n "$init" ]
+	kill -9 "$XOSD_PID"
+	wait "$XOSD_PID" 2>/dev/null || true
+	XOSD_PID=
+	# the node "fails": the container's init dies, and with it every process in it
+	kill -9 "$init"
+	for _ in $(seq 1 100); do
+		[ -z "$(xos_loader_pids)" ] && break
+		sleep 0.05
+	done
+	[ -z "$(xos_loader_pids)" ]
+	xosd_launch --config "$XOS_TMP/xosd.conf"
+	wait_state "$id" RUNNING
+	assert_equal "$(job_field "$id" .checkpoint.restores)" 1
+	assert_equal "$(net_addr "$id")" "$addr"
+	# restored from the checkpoint: the count goes on from there
+	assert_equal "$(serving_get 127.0.0.1 18090)" 2
+	assert_equal "$(node_get "$addr" 8080)" 3
+	[ -e "$XOS_TMP/state/net/leases/$addr" ]
+}
+
 @test "net 7: bad input is a clear error and leaves nothing half-configured" {
 	run xrun --net bridge --ip 192.168.77.5 -- true
 	assert_failure 125
