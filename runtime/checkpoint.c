@@ -92,6 +92,24 @@ static void wait_ready(struct daemon *d, struct job *j)
 	}
 }
 
+/* A dump that failed only because a task changed under CRIU as it seized the
+ * tree (one exiting or forking at that instant: "Unseizable non-zombie ...",
+ * "Task pid reused while suspending") is tried again, from empty images. */
+#define DUMP_ATTEMPTS 3
+
+static bool dump_met_moving_task(const char *dir)
+{
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int img = dfd >= 0 ? open_dir_at(dfd, "images") : -EBADF;
+	_cleanup_free_ char *log = NULL;
+	bool moving;
+
+	if (img < 0 || read_file_at(img, "dump.log", 4 << 20, &log, NULL) < 0)
+		return false;
+	moving = strstr(log, "Unseizable non-zombie") || strstr(log, "pid reused while suspending");
+	return moving && rm_rf_at(dfd, "images") >= 0;
+}
+
 static _noreturn_ void dump_child(struct daemon *d, struct job *j, int errfd, bool stop)
 {
 	char dir[4096], images[4200], path[4096], name[64];
@@ -125,11 +143,16 @@ static _noreturn_ void dump_child(struct daemon *d, struct job *j, int errfd, bo
 		_exit(1);
 	o.directory = images;
 	o.action_script = d->self_exe;
-	if (c->migrate(c, MIGRATE_DUMP, &o, sizeof(o)) == 0)
-		_exit(0);
-	/* CRIU thaws what it froze, unless it died: never leave the job frozen */
-	if (c->is_running(c) && !strcmp(c->state(c), "FROZEN"))
-		c->unfreeze(c);
+	for (unsigned attempt = 1;; attempt++) {
+		if (c->migrate(c, MIGRATE_DUMP, &o, sizeof(o)) == 0)
+			_exit(0);
+		/* CRIU thaws what it froze, unless it died: never leave the job frozen */
+		if (c->is_running(c) && !strcmp(c->state(c), "FROZEN"))
+			c->unfreeze(c);
+		if (attempt == DUMP_ATTEMPTS || !dump_met_moving_task(dir))
+			break;
+		usleep(attempt * 200000);
+	}
 	dprintf(3, "CRIU could not dump the container");
 	_exit(1);
 }

@@ -51,6 +51,68 @@ assert_v1_restores() {
 	assert_running_thawed "$id"
 }
 
+# A criu first on xosd's PATH whose first FAILS dumps fail with MSG in their
+# log, as CRIU fails when a task moves under it; it counts dumps in
+# $XOS_TMP/dumps and runs the real CRIU otherwise.
+fake_criu() {
+	local fails=$1 msg=$2 real
+	real=$(command -v criu)
+	mkdir -p "$XOS_TMP/fakebin"
+	cat >"$XOS_TMP/fakebin/criu" <<-EOF
+		#!/bin/sh
+		if [ "\$1" = dump ]; then
+			n=\$(( \$(cat "$XOS_TMP/dumps" 2>/dev/null || echo 0) + 1 ))
+			echo \$n >"$XOS_TMP/dumps"
+			if [ \$n -le $fails ]; then
+				dir= log= prev=
+				for a; do
+					case \$prev in -D) dir=\$a ;; -o) log=\$a ;; esac
+					prev=\$a
+				done
+				case \$log in /*) ;; *) log=\$dir/\$log ;; esac
+				mkdir -p "\$dir"
+				echo "Error (compel/src/lib/infect.c:262): $msg" >>"\$log"
+				exit 1
+			fi
+		fi
+		exec $real "\$@"
+	EOF
+	chmod 0755 "$XOS_TMP/fakebin/criu"
+}
+
+@test "a dump that meets a task moving under CRIU (Unseizable) is tried again; other failures and a third such one are not" {
+	id=$(xrun -d -- sh -c "$COUNTER")
+	wait_state "$id" RUNNING
+	xosd_stop
+	fake_criu 1 "Unseizable non-zombie 4242 found, state D, err -1/10"
+	PATH="$XOS_TMP/fakebin:$PATH" xosd_launch
+	run xcheckpoint "$id"
+	assert_success
+	assert_equal "$(cat "$XOS_TMP/dumps")" 2
+	assert_running_thawed "$id"
+	assert_store_whole "$XOS_TMP/state/checkpoints" "$id"
+	# always moving: three tries, then the error, and the job runs on
+	xosd_stop
+	rm "$XOS_TMP/dumps"
+	fake_criu 9 "Unseizable non-zombie 4242 found, state D, err -1/10"
+	PATH="$XOS_TMP/fakebin:$PATH" xosd_launch
+	run xcheckpoint "$id"
+	assert_failure 1
+	assert_output --partial "see CRIU's log"
+	assert_equal "$(cat "$XOS_TMP/dumps")" 3
+	assert_running_thawed "$id"
+	assert_store_whole "$XOS_TMP/state/checkpoints" "$id"
+	# any other failure: one try
+	xosd_stop
+	rm "$XOS_TMP/dumps"
+	fake_criu 9 "Can't dump ghost file"
+	PATH="$XOS_TMP/fakebin:$PATH" xosd_launch
+	run xcheckpoint "$id"
+	assert_failure 1
+	assert_equal "$(cat "$XOS_TMP/dumps")" 1
+	assert_running_thawed "$id"
+}
+
 @test "CRIU made to fail mid-dump (CRIU_FAULT): clear error naming CRIU's log; the job runs on, thawed; version 1 intact" {
 	id=$(xrun -d -- sh -c "$COUNTER")
 	wait_state "$id" RUNNING
