@@ -3,7 +3,10 @@
 # (left running, and --stop) and xrestart wall time and CRIU's frozen time,
 # side by side in one run with lxc-checkpoint on the very same container
 # (dump with -s, restore with -r, while xosd is stopped), and podman's
-# checkpoint/restore when podman is installed. Reports only; asserts no timing.
+# checkpoint/restore when podman is installed. Then a small job with --net
+# bridge against the same job with --net none (what the veth, address and
+# published port add to a checkpoint and a restart). Reports only; asserts no
+# timing.
 #
 #   make bench-checkpoint      (as root, from the repository root)
 #
@@ -27,8 +30,11 @@ chmod 0711 "$T"
 export XOS_SOCKET="$T/run/xosd.sock"
 XOSD_PID=
 
+sfx=${T##*.}
+printf 'net_bridge = xb%s\nnet_table = xos_b%s\nnet_pool = 10.%s.%s.0/24\n' "$sfx" "$sfx" \
+	$((64 + RANDOM % 64)) $((RANDOM % 256)) >"$T/xosd.conf"
 start_xosd() {
-	"$BUILD/xosd" --foreground --config /dev/null --state-dir "$T/state" --run-dir "$T/run" \
+	"$BUILD/xosd" --foreground --config "$T/xosd.conf" --state-dir "$T/state" --run-dir "$T/run" \
 		--loader "$BUILD/xos-loader" </dev/null >>"$T/xosd.log" 2>&1 3>&- &
 	XOSD_PID=$!
 	for _ in $(seq 1 100); do
@@ -157,3 +163,28 @@ if command -v podman >/dev/null; then
 else
 	echo "# podman: not installed (scripts/setup.sh --with-podman installs it)"
 fi
+
+# --net bridge against --net none: a small job, xcheckpoint --stop and xrestart
+# (the bridge job also publishes a port), interleaved
+xkill -s KILL "$id" >/dev/null
+xwait "$id" >/dev/null || true
+small='import time
+while True: time.sleep(1)'
+none=$(xrun -d -- python3 -c "$small")
+bridge=$(xrun -d --net bridge -p 18199:8080 -- python3 -c "$small")
+sleep 1
+echo "# a small job (python3 sleeping), --net none against --net bridge -p; $N rounds"
+printf '%-28s %10s %10s\n' "operation" "none ms" "bridge ms"
+for r in $(seq 1 "$N"); do
+	for what in "xcheckpoint --stop" xrestart; do
+		row=()
+		for j in "$none" "$bridge"; do
+			a=$(now)
+			# shellcheck disable=SC2086
+			$what "$j" >/dev/null
+			b=$(now)
+			row+=("$(ms "$a" "$b")")
+		done
+		printf '%-28s %10s %10s\n' "$what #$r" "${row[0]}" "${row[1]}"
+	done
+done
