@@ -186,3 +186,74 @@ int link_bridge_ports(const char *bridge, void (*fn)(void *ud, const char *port)
 	closedir(d);
 	return 0;
 }
+
+/* word is one of the space-separated words of list */
+static bool has_word(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = list; (p = strstr(p, word)); p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+int netsetup_default_route_ifaces(const char *route_text, char *ret, size_t len)
+{
+	const char *line = route_text;
+	size_t used = 0;
+	int n = 0;
+
+	if (len)
+		ret[0] = '\0';
+	/* Iface Destination Gateway Flags RefCnt Use Metric Mask ...; a header first */
+	while (line && *line) {
+		char iface[NETSETUP_IFNAME_MAX + 2], dest[16], mask[16];
+		const char *next = strchr(line, '\n');
+		unsigned flags;
+
+		if (sscanf(line, "%16s %15s %*s %x %*s %*s %*s %15s", iface, dest, &flags, mask) ==
+			    4 &&
+		    !strcmp(dest, "00000000") && !strcmp(mask, "00000000") &&
+		    (flags & 1) /* RTF_UP */ && strlen(iface) <= NETSETUP_IFNAME_MAX &&
+		    !strchr(iface, '/') && !has_word(ret, iface)) {
+			int k = snprintf(ret + used, len - used, "%s%s", n ? " " : "", iface);
+
+			if (k < 0 || (size_t)k >= len - used)
+				return -ENAMETOOLONG;
+			used += (size_t)k;
+			n++;
+		}
+		line = next ? next + 1 : NULL;
+	}
+	return n;
+}
+
+int netsetup_uplinks_not_forwarding(char *ret, size_t len)
+{
+	_cleanup_free_ char *routes = NULL;
+	char ifaces[256], *save = NULL;
+	size_t used = 0;
+	int n = 0;
+
+	if (len)
+		ret[0] = '\0';
+	if (read_file_at(AT_FDCWD, "/proc/net/route", 1 << 20, &routes, NULL) < 0 ||
+	    netsetup_default_route_ifaces(routes, ifaces, sizeof(ifaces)) <= 0)
+		return 0;
+	for (char *i = strtok_r(ifaces, " ", &save); i; i = strtok_r(NULL, " ", &save)) {
+		_cleanup_free_ char *v = NULL;
+		char path[96];
+		int k;
+
+		snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/forwarding", i);
+		if (read_file_at(AT_FDCWD, path, 64, &v, NULL) < 0 || v[0] != '0')
+			continue;
+		k = snprintf(ret + used, len - used, "%s%s", n ? " " : "", i);
+		if (k < 0 || (size_t)k >= len - used)
+			break;
+		used += (size_t)k;
+		n++;
+	}
+	return n;
+}

@@ -73,6 +73,14 @@ bool netsetup_group_valid(const char *s);
 uint32_t netsetup_group_mark(const char *group);
 /* The host side of a job's veth: "xv" + the first 12 hex digits of its id. */
 int netsetup_veth_name(const char *job_id, char ret[NETSETUP_IFNAME_MAX + 1]);
+/* The interfaces of the IPv4 default routes in route_text (the format of
+ * /proc/net/route), space-separated into ret; how many (0: none), or
+ * -ENAMETOOLONG if ret is too small. */
+int netsetup_default_route_ifaces(const char *route_text, char *ret, size_t len);
+/* The node's default-route interfaces that do not forward IPv4, space-
+ * separated into ret: the replies to bridge-mode jobs' outbound traffic are
+ * forwarded from them. How many (0: all forward, or no default route). */
+int netsetup_uplinks_not_forwarding(char *ret, size_t len);
 
 /* ---- a job's network (part of its record) ---- */
 struct netsetup_job {

@@ -288,13 +288,31 @@ static int parse_net(struct daemon *d, struct conn *c, struct run_req *q, struct
 }
 
 /* Lease, ports, bridge and rules for the job, or a clear error and nothing. */
+/* Once, at the first bridge-mode job: say so if the node would drop the
+ * replies to its outbound traffic (forwarding off on the uplink). */
+static void check_uplink(struct daemon *d, struct job *j)
+{
+	char ifaces[256];
+
+	if (d->uplink_checked || j->net.mode != NETSETUP_BRIDGE || !d->cfg->net.outbound)
+		return;
+	d->uplink_checked = true;
+	if (netsetup_uplinks_not_forwarding(ifaces, sizeof(ifaces)) > 0)
+		log_warn("Bridge-mode jobs cannot reach the outside: IPv4 forwarding is off on %s, "
+			 "which must forward the replies (sysctl net.ipv4.ip_forward=1, or "
+			 "net.ipv4.conf.IFACE.forwarding=1; net_outbound in xosd.conf(5))",
+			 ifaces);
+}
+
 static int setup_net(struct daemon *d, struct conn *c, struct job *j)
 {
 	_cleanup_free_ char *err = NULL;
 	int r = netsetup_job_setup(d->net, j->id, &j->net, &err);
 
-	if (r >= 0)
+	if (r >= 0) {
+		check_uplink(d, j);
 		return 0;
+	}
 	if (r == -EADDRNOTAVAIL)
 		conn_reply_error(c, "invalid_argument", "%s", err ? err : strerror(-r));
 	else if (r == -EADDRINUSE || r == -EBUSY)

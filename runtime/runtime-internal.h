@@ -237,8 +237,9 @@ struct daemon {
 	struct netsetup *net;
 	struct job *jobs;
 	struct conn *conns;
-	bool prune_ended;  /* an ended job was tidied: keep at most keep_ended of them */
-	int criu_veth_fix; /* checkpoint_bridge = auto: -1 not probed yet, 0 or 1 */
+	bool prune_ended;    /* an ended job was tidied: keep at most keep_ended of them */
+	int criu_veth_fix;   /* checkpoint_bridge = auto: -1 not probed yet, 0 or 1 */
+	bool uplink_checked; /* the first bridge job looked at the uplink's forwarding */
 	bool quit;
 };
 

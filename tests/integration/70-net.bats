@@ -130,6 +130,19 @@ wait_released() {
 	run xrun --net none -- ls /sys/class/net
 	assert_output "lo"
 	assert_equal "$(job_field "$(xps -aq | head -1)" .net.mode)" "none"
+	# the first bridge job made xosd look at the uplinks: it warns, once, of
+	# each default-route interface that does not forward (replies to outbound
+	# traffic would be dropped), and of none that does
+	local dev off=
+	while read -r dev; do
+		[ "$(cat "/proc/sys/net/ipv4/conf/$dev/forwarding")" = 0 ] && off="$off $dev"
+	done < <(awk 'NR > 1 && $2 == "00000000" && $8 == "00000000" && substr($4, length($4)) ~ /[13579bdfBDF]/ {print $1}' /proc/net/route | sort -u)
+	if [ -n "$off" ]; then
+		assert_equal "$(grep -c "IPv4 forwarding is off on" "$XOS_TMP/xosd.log")" 1
+		for dev in $off; do grep -q "forwarding is off on.*\b$dev\b" "$XOS_TMP/xosd.log"; done
+	else
+		run ! grep -q "IPv4 forwarding is off" "$XOS_TMP/xosd.log"
+	fi
 }
 
 @test "net 2: a published port answers clients on the node; it closes and no rule remains when the job ends" {

@@ -204,6 +204,25 @@ static void test_record(void)
 	yajl_gen_free(g);
 }
 
+static void test_default_routes(void)
+{
+	const char routes[] =
+		"Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+		"eth0\t00000000\t0101A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n"
+		"eth0\t0001A8C0\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0\n"
+		"eth01\t00000000\t00000000\t0001\t0\t0\t200\t00000000\t0\t0\t0\n"
+		"eth0\t00000000\t0201A8C0\t0003\t0\t0\t300\t00000000\t0\t0\t0\n"
+		"down0\t00000000\t00000000\t0000\t0\t0\t0\t00000000\t0\t0\t0\n";
+	char buf[64];
+
+	ok(netsetup_default_route_ifaces(routes, buf, sizeof(buf)) == 2 &&
+		   !strcmp(buf, "eth0 eth01"),
+	   "default routes: eth0 and eth01, once each, not the down one (%s)", buf);
+	ok(netsetup_default_route_ifaces("Iface\tDestination\n", buf, sizeof(buf)) == 0 && !buf[0],
+	   "no default route");
+	ok(netsetup_default_route_ifaces(routes, buf, 6) == -ENAMETOOLONG, "too small a buffer");
+}
+
 int main(void)
 {
 	test_modes();
@@ -213,5 +232,6 @@ int main(void)
 	test_names();
 	test_config();
 	test_record();
+	test_default_routes();
 	return tap_done();
 }
