@@ -9,7 +9,6 @@
 #include <locale.h>
 #include <signal.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -120,49 +119,22 @@ static size_t template_users(struct daemon *d, const char *name, const struct co
 /* ---- helper processes ---- */
 
 /* Fork and execute xosd as a helper with fds src (or none), the catalogue
- * and the report pipe at FD_SRC, FD_CATALOG, FD_REPORT. Only async-signal-
- * safe calls between fork and exec. */
+ * and the report pipe at FD_SRC, FD_CATALOG, FD_REPORT. */
 static int spawn(struct daemon *d, char **argv, int src, struct template_task *t)
 {
-	int p[2], r;
-	pid_t parent = getpid(), pid;
-	sigset_t none;
+	struct spawn_opts o = { .path = "/proc/self/exe",
+				.argv = argv,
+				.first_fd = FD_SRC,
+				.fds = { src, d->catalog_fd, SPAWN_REPORT },
+				.n_fds = 3,
+				.flags = SPAWN_PDEATHSIG };
+	int r = spawn_program(&o, &t->pid, &t->fd);
 
-	sigemptyset(&none);
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		r = -errno;
-		close(p[0]);
-		close(p[1]);
+	if (r < 0)
 		return r;
-	}
-	if (pid == 0) {
-		int a = src >= 0 ? fcntl(src, F_DUPFD, 10) : -1;
-		int b = fcntl(d->catalog_fd, F_DUPFD, 10), c = fcntl(p[1], F_DUPFD, 10);
-
-		if (b < 0 || c < 0 || (src >= 0 && a < 0) || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 ||
-		    getppid() != parent)
-			_exit(127);
-		if ((a >= 0 && dup2(a, FD_SRC) < 0) || dup2(b, FD_CATALOG) < 0 ||
-		    dup2(c, FD_REPORT) < 0)
-			_exit(127);
-		if (a < 0)
-			close(FD_SRC);
-		close_range(FD_REPORT + 1, ~0U, 0);
-		sigprocmask(SIG_SETMASK, &none, NULL); /* xosd blocks its stop signals */
-		execv("/proc/self/exe", argv);
-		_exit(127);
-	}
-	close(p[1]);
-	t->pid = pid;
-	t->fd = p[0];
-	if (fcntl(t->fd, F_SETFL, O_NONBLOCK) < 0 ||
-	    (r = daemon_epoll_add(d, t->fd, EPOLLIN, EP_TEMPLATE, t)) < 0) {
-		r = -errno;
-		kill(pid, SIGKILL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+	if ((r = daemon_epoll_add(d, t->fd, EPOLLIN, EP_TEMPLATE, t)) < 0) {
+		kill(t->pid, SIGKILL);
+		while (waitpid(t->pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		return r;
 	}
