@@ -576,51 +576,33 @@ static int template_env(const struct template_info *tpl, char **env, char ***ret
 	return 0;
 }
 
-/* Open the volumes as the submitter (root: as root), then the home directory
- * of the job's account as that account (skipped when it cannot be opened). */
+/* The home directory of the job's account (unless a volume is mounted there
+ * or it is not there), then the volumes asked for: opened as the submitter
+ * (root: as root), the home as that account (left out when it cannot be). */
 static int open_volumes(struct daemon *d, struct conn *c, struct run_req *q, struct job *j)
 {
-	const gid_t *groups = c->uid == 0 ? NULL : j->groups;
-	size_t ng = c->uid == 0 ? 0 : j->n_groups;
+	_cleanup_free_ char *err = NULL;
 	const char *bad = NULL;
 	/* (a home that is not there, as nobody's, costs no helper process) */
 	bool home = d->cfg->mount_home && !q->no_home && !j->shifted_user && j->home &&
 		    access(j->home, F_OK) == 0 && volume_check_target(j->home, &bad) >= 0;
+	int r = 0;
 
 	for (size_t i = 0; home && i < q->n_volumes; i++)
 		home = strcmp(q->volumes[i].dst, j->home) != 0;
-	if (home) {
-		_cleanup_free_ char *path = NULL;
-		const char *why = NULL;
-		int fd = -EBADF;
-
-		if (volume_open_as(d, j->uid, j->gid, j->groups, j->n_groups, j->home, false, &fd,
-				   &path, &why) < 0)
-			log_debug("Job %.12s: home %s not mounted: %s", j->id, j->home, why);
-		else if (job_add_volume(j, path, j->home, false, true) < 0)
-			return close(fd), conn_reply_error(c, "internal", "Out of memory"), -ENOMEM;
-		else
-			j->volumes[j->n_volumes - 1].fd = fd;
-	}
-	for (size_t i = 0; i < q->n_volumes; i++) {
-		_cleanup_free_ char *path = NULL;
-		const char *why = NULL;
-		int fd = -EBADF, r;
-
-		r = volume_open_as(d, c->uid, j->gid, groups, ng, q->volumes[i].src,
-				   q->volumes[i].ro, &fd, &path, &why);
-		if (r < 0) {
-			conn_reply_error(c,
-					 r == -EPERM || r == -EACCES ? "permission_denied"
-								     : "invalid_argument",
-					 "Volume %s: %s", q->volumes[i].src, why);
-			return r;
-		}
-		if (job_add_volume(j, path, q->volumes[i].dst, q->volumes[i].ro, false) < 0)
-			return close(fd), conn_reply_error(c, "internal", "Out of memory"), -ENOMEM;
-		j->volumes[j->n_volumes - 1].fd = fd;
-	}
-	return 0;
+	if (home)
+		r = job_add_volume(j, j->home, j->home, false, true);
+	for (size_t i = 0; r >= 0 && i < q->n_volumes; i++)
+		r = job_add_volume(j, q->volumes[i].src, q->volumes[i].dst, q->volumes[i].ro,
+				   false);
+	if (r < 0)
+		return conn_reply_error(c, "internal", "Out of memory"), -ENOMEM;
+	r = volume_open_job(d, j, false, &err);
+	if (r < 0)
+		conn_reply_error(
+			c, r == -EPERM || r == -EACCES ? "permission_denied" : "invalid_argument",
+			"%s", err ? err : strerror(-r));
+	return r;
 }
 
 /* The unit's working directory: asked for, else where xrun was run when that
