@@ -53,18 +53,6 @@ static struct template_state *state(struct daemon *d)
 	return d->tpl;
 }
 
-static yajl_gen reply_begin(void)
-{
-	yajl_gen g = yajl_gen_alloc(NULL);
-
-	if (!g)
-		return NULL;
-	yajl_gen_map_open(g);
-	json_gen_kv_int(g, "v", XOS_PROTO_VERSION);
-	json_gen_kv_bool(g, "ok", true);
-	return g;
-}
-
 static void task_free(struct template_task *t)
 {
 	closep(&t->fd);
@@ -269,7 +257,7 @@ static void import_done(struct daemon *d, struct template_task *t, int status)
 				 : err    ? err
 					  : "the import process failed (see xosd's log)");
 	} else {
-		_cleanup_gen_ yajl_gen g = reply_begin();
+		_cleanup_gen_ yajl_gen g = ops_reply_begin();
 
 		if (g && template_get_default(d->catalog_fd, &def) >= 0) {
 			json_gen_key(g, "template");
@@ -432,7 +420,7 @@ void ops_template_list(struct daemon *d, struct conn *c, yajl_val v)
 	    (r = template_get_default(d->catalog_fd, &def)) < 0)
 		return conn_reply_error(c, "internal", "Cannot read the template catalogue: %s",
 					strerror(-r));
-	g = reply_begin();
+	g = ops_reply_begin();
 	if (!g)
 		return;
 	json_gen_key(g, "templates");
@@ -466,7 +454,7 @@ void ops_template_show(struct daemon *d, struct conn *c, yajl_val v)
 	if ((r = template_get_default(d->catalog_fd, &def)) < 0)
 		return conn_reply_error(c, "internal", "Cannot read the default template: %s",
 					strerror(-r));
-	g = reply_begin();
+	g = ops_reply_begin();
 	if (!g)
 		return;
 	json_gen_key(g, "template");
@@ -494,7 +482,7 @@ void ops_template_default(struct daemon *d, struct conn *c, yajl_val v)
 		return conn_reply_error(c, "internal", "Cannot set the default template: %s",
 					strerror(-r));
 	log_info("Default template is now %s", name);
-	g = reply_begin();
+	g = ops_reply_begin();
 	if (!g)
 		return;
 	json_gen_kv_str(g, "default", name);
@@ -523,7 +511,7 @@ static char *join_ids(char **ids, size_t n)
 /* Reply to a removal: which jobs still use it (they keep running). */
 static void reply_removed(struct conn *c, const char *name, char **ids, size_t n, bool was_def)
 {
-	_cleanup_gen_ yajl_gen g = reply_begin();
+	_cleanup_gen_ yajl_gen g = ops_reply_begin();
 
 	if (!g)
 		return;
