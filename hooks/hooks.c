@@ -63,7 +63,7 @@ static int list_hooks(int evfd, char ***ret)
 
 /* The caller's environment with XOS_HOOK_EVENT and XOS_JOB_ID set (made
  * before the fork: the child only executes). */
-static int hook_env(enum hook_event e, const char *job_id, char ***ret)
+static int hook_env(const char *event, const char *job_id, char ***ret)
 {
 	_cleanup_strv_free_ char **v = NULL;
 	int r = 0;
@@ -71,7 +71,7 @@ static int hook_env(enum hook_event e, const char *job_id, char ***ret)
 	for (char **p = environ; r >= 0 && p && *p; p++)
 		if (!str_has_prefix(*p, "XOS_HOOK_EVENT=") && !str_has_prefix(*p, "XOS_JOB_ID="))
 			r = strv_push(&v, strdup(*p));
-	r = r ?: strv_push(&v, xstrdup_printf("XOS_HOOK_EVENT=%s", hook_event_to_string(e)));
+	r = r ?: strv_push(&v, xstrdup_printf("XOS_HOOK_EVENT=%s", event));
 	r = r ?: strv_push(&v, xstrdup_printf("XOS_JOB_ID=%s", job_id));
 	if (r < 0)
 		return r;
@@ -95,11 +95,12 @@ static char *hook_failure(const char *name, int r, int status, const char *err, 
 static int run_one(const char *dir, const char *name, enum hook_event e, const char *job_id,
 		   const char *input, size_t len, uint64_t timeout_us, char **ret_msg)
 {
-	_cleanup_free_ char *path = xstrdup_printf("%s/%s/%s", dir, hook_event_to_string(e), name);
+	const char *event = hook_event_to_string(e);
+	_cleanup_free_ char *path = event ? xstrdup_printf("%s/%s/%s", dir, event, name) : NULL;
 	_cleanup_close_ int in = memfd_create("xos-hook-input", MFD_CLOEXEC), err_fd = -EBADF;
 	_cleanup_close_ int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	_cleanup_strv_free_ char **env = NULL;
-	char *argv[] = { (char *)name, (char *)hook_event_to_string(e), (char *)job_id, NULL };
+	char *argv[] = { (char *)name, (char *)event, (char *)job_id, NULL };
 	struct spawn_opts o = { .argv = argv,
 				.first_fd = 0,
 				.fds = { in, null, SPAWN_REPORT },
@@ -115,7 +116,7 @@ static int run_one(const char *dir, const char *name, enum hook_event e, const c
 		return -ENOMEM;
 	if (in < 0 || null < 0 || loop_write(in, input, len) < 0 || lseek(in, 0, SEEK_SET) < 0)
 		return -errno;
-	if ((r = hook_env(e, job_id, &env)) < 0)
+	if ((r = hook_env(event, job_id, &env)) < 0)
 		return r;
 	/* by path: a script run through execveat(dirfd) would get /dev/fd/N,
 	 * closed on exec, as its name */
