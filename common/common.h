@@ -143,6 +143,35 @@ ssize_t recv_with_fd(int sock, void *buf, size_t len, int flags, int *ret_fd);
 /* send(2) of buf with fd attached to its first byte (MSG_NOSIGNAL). */
 ssize_t send_with_fd(int sock, const void *buf, size_t len, int fd);
 
+/* ---- running programs (spawn.c) ---- */
+#define SPAWN_FDS_MAX 8
+#define SPAWN_REPORT (-2) /* in spawn_opts.fds: the report pipe's write end */
+enum {
+	SPAWN_SETSID = 1 << 0,          /* a session (and process group) of its own */
+	SPAWN_PDEATHSIG = 1 << 1,       /* killed when the caller dies */
+	SPAWN_SIGPIPE_DEFAULT = 1 << 2, /* SIGPIPE back to its default (not inherited ignored) */
+	SPAWN_REPORT_NONBLOCK = 1 << 3, /* its end of the report pipe is non-blocking too */
+};
+struct spawn_opts {
+	const char *path; /* executed as is */
+	char *const *argv;
+	char *const *envp; /* NULL: the caller's environ */
+	/* the child's fds first_fd, first_fd + 1, ...: an fd of the caller, SPAWN_REPORT
+	 * or -EBADF (closed); fds below first_fd are inherited, those above closed */
+	int first_fd;
+	int fds[SPAWN_FDS_MAX];
+	size_t n_fds;
+	unsigned flags;
+};
+/* Fork and execute o->path with a clean signal mask, its fds placed as o says
+ * and a pipe to report on (fds is where it goes). Only async-signal-safe
+ * calls between fork and exec; a child that cannot exec exits with 127.
+ * *ret_report: the pipe's read end (O_CLOEXEC, O_NONBLOCK). */
+int spawn_program(const struct spawn_opts *o, pid_t *ret_pid, int *ret_report);
+/* Reap pid, waiting at most timeout_us: -ETIME after killing it (and its
+ * process group) when it took longer. */
+int spawn_wait(pid_t pid, uint64_t timeout_us, int *ret_status);
+
 /* ---- time ---- */
 uint64_t now_usec(void);  /* CLOCK_REALTIME */
 uint64_t mono_usec(void); /* CLOCK_MONOTONIC */

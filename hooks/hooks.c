@@ -2,11 +2,9 @@
 /* Running the node owner's hooks (hooks.h). */
 #include <dirent.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "common/common.h"
@@ -63,97 +61,76 @@ static int list_hooks(int evfd, char ***ret)
 	return 0;
 }
 
-static _noreturn_ void exec_hook(const char *path, const char *name, int in, int err,
-				 enum hook_event e, const char *job_id)
+/* The caller's environment with XOS_HOOK_EVENT and XOS_JOB_ID set (made
+ * before the fork: the child only executes). */
+static int hook_env(const char *event, const char *job_id, char ***ret)
 {
-	char *argv[] = { (char *)name, (char *)hook_event_to_string(e), (char *)job_id, NULL };
-	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-
-	sigset_t none;
-
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_DFL);
-	if (dup2(in, 0) < 0 || dup2(null, 1) < 0 || dup2(err, 2) < 0)
-		_exit(127);
-	setenv("XOS_HOOK_EVENT", hook_event_to_string(e), 1);
-	setenv("XOS_JOB_ID", job_id, 1);
-	setsid();
-	/* by path: a script run through execveat(dirfd) would get /dev/fd/N,
-	 * closed on exec, as its name */
-	execve(path, argv, environ);
-	_exit(127);
-}
-
-/* Wait for the hook, at most timeout_us; -ETIME after killing it. */
-static int wait_hook(pid_t pid, uint64_t timeout_us, int *ret_status)
-{
-	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	uint64_t end = mono_usec() + timeout_us;
+	_cleanup_strv_free_ char **v = NULL;
 	int r = 0;
 
-	while (pfd >= 0) {
-		uint64_t now = mono_usec();
-		struct pollfd p = { .fd = pfd, .events = POLLIN };
+	for (char **p = environ; r >= 0 && p && *p; p++)
+		if (!str_has_prefix(*p, "XOS_HOOK_EVENT=") && !str_has_prefix(*p, "XOS_JOB_ID="))
+			r = strv_push(&v, strdup(*p));
+	r = r ?: strv_push(&v, xstrdup_printf("XOS_HOOK_EVENT=%s", event));
+	r = r ?: strv_push(&v, xstrdup_printf("XOS_JOB_ID=%s", job_id));
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(v);
+	return 0;
+}
 
-		if (now >= end) {
-			kill(-pid, SIGKILL);
-			kill(pid, SIGKILL);
-			r = -ETIME;
-			break;
-		}
-		if (poll(&p, 1, (int)((end - now) / 1000) + 1) > 0)
-			break;
-	}
-	if (pfd >= 0)
-		close(pfd);
-	while (waitpid(pid, ret_status, 0) < 0 && errno == EINTR)
-		;
-	return r;
+/* How a hook that failed ended (r: spawn_wait's), for *ret_msg. */
+static char *hook_failure(const char *name, int r, int status, const char *err, uint64_t timeout_us)
+{
+	if (r == -ETIME)
+		return xstrdup_printf("%s: killed after %llu s (the time limit)", name,
+				      (unsigned long long)(timeout_us / 1000000));
+	if (err[0])
+		return xstrdup_printf("%s: %s", name, err);
+	if (WIFEXITED(status))
+		return xstrdup_printf("%s: exited with status %d", name, WEXITSTATUS(status));
+	return xstrdup_printf("%s: killed by signal %d", name, WTERMSIG(status));
 }
 
 static int run_one(const char *dir, const char *name, enum hook_event e, const char *job_id,
 		   const char *input, size_t len, uint64_t timeout_us, char **ret_msg)
 {
-	_cleanup_free_ char *path = xstrdup_printf("%s/%s/%s", dir, hook_event_to_string(e), name);
-	_cleanup_close_ int in = memfd_create("xos-hook-input", MFD_CLOEXEC);
-	int p[2], status = 0, r;
+	const char *event = hook_event_to_string(e);
+	_cleanup_free_ char *path = event ? xstrdup_printf("%s/%s/%s", dir, event, name) : NULL;
+	_cleanup_close_ int in = memfd_create("xos-hook-input", MFD_CLOEXEC), err_fd = -EBADF;
+	_cleanup_close_ int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	_cleanup_strv_free_ char **env = NULL;
+	char *argv[] = { (char *)name, (char *)event, (char *)job_id, NULL };
+	struct spawn_opts o = { .argv = argv,
+				.first_fd = 0,
+				.fds = { in, null, SPAWN_REPORT },
+				.n_fds = 3,
+				.flags = SPAWN_SETSID | SPAWN_SIGPIPE_DEFAULT |
+					 SPAWN_REPORT_NONBLOCK };
+	int status = 0, r;
 	char err[1024] = "";
 	ssize_t n;
 	pid_t pid;
 
 	if (!path)
 		return -ENOMEM;
-	if (in < 0 || loop_write(in, input, len) < 0 || lseek(in, 0, SEEK_SET) < 0)
+	if (in < 0 || null < 0 || loop_write(in, input, len) < 0 || lseek(in, 0, SEEK_SET) < 0)
 		return -errno;
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		r = -errno;
-		close(p[0]);
-		close(p[1]);
+	if ((r = hook_env(event, job_id, &env)) < 0)
 		return r;
-	}
-	if (pid == 0)
-		exec_hook(path, name, in, p[1], e, job_id);
-	close(p[1]);
-	r = wait_hook(pid, timeout_us, &status);
-	n = read(p[0], err, sizeof(err) - 1);
-	close(p[0]);
+	/* by path: a script run through execveat(dirfd) would get /dev/fd/N,
+	 * closed on exec, as its name */
+	o.path = path;
+	o.envp = env;
+	if ((r = spawn_program(&o, &pid, &err_fd)) < 0)
+		return r;
+	r = spawn_wait(pid, timeout_us, &status);
+	n = read(err_fd, err, sizeof(err) - 1);
 	err[n > 0 ? n : 0] = 0;
 	err[strcspn(err, "\n")] = 0;
-	if (r == -ETIME)
-		*ret_msg = xstrdup_printf("%s: killed after %llu s (the time limit)", name,
-					  (unsigned long long)(timeout_us / 1000000));
-	else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+	if (r != -ETIME && WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
-	else if (err[0])
-		*ret_msg = xstrdup_printf("%s: %s", name, err);
-	else if (WIFEXITED(status))
-		*ret_msg = xstrdup_printf("%s: exited with status %d", name, WEXITSTATUS(status));
-	else
-		*ret_msg = xstrdup_printf("%s: killed by signal %d", name, WTERMSIG(status));
+	*ret_msg = hook_failure(name, r, status, err, timeout_us);
 	return r == -ETIME ? r : -EPERM;
 }
 

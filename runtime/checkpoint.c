@@ -801,41 +801,51 @@ static struct job *request_job(struct daemon *d, struct conn *c, yajl_val t)
 	return ops_lookup(d, c, name);
 }
 
-void ckpt_op_checkpoint(struct daemon *d, struct conn *c, yajl_val t)
+/* The error code of a refused dump or restore. */
+static const char *refusal_code(enum ckpt_kind kind, int r)
+{
+	if (kind == CKPT_DUMP)
+		return r == -EBUSY ? "conflict" : r == -EOPNOTSUPP ? "not_supported" : "internal";
+	return r == -ENOENT ? "not_found" : r == -EBADMSG ? "damaged" : "restart_failed";
+}
+
+/* Begin a dump (with stop) or a restore (of version) of j for c, which is
+ * answered when it has ended, or at once when it cannot begin. */
+static void begin_for(struct daemon *d, struct conn *c, struct job *j, enum ckpt_kind kind,
+		      bool stop, unsigned version)
 {
 	_cleanup_free_ char *msg = NULL;
+	int r;
+
+	c->mode = CONN_CKPT;
+	c->job = j;
+	r = kind == CKPT_DUMP ? begin_dump(d, j, stop, &msg) : begin_restore(d, j, version, &msg);
+	if (r < 0) {
+		c->mode = CONN_REQUEST;
+		c->job = NULL;
+		conn_reply_error(c, refusal_code(kind, r), "%s", msg ? msg : strerror(-r));
+	}
+}
+
+void ckpt_op_checkpoint(struct daemon *d, struct conn *c, yajl_val t)
+{
 	struct job *j;
 	bool stop = false;
-	int r;
 
 	if (json_get_bool(t, "stop", &stop) == -EINVAL)
 		return conn_reply_error(c, "bad_request", "Field 'stop' must be true or false");
 	j = request_job(d, c, t);
-	if (!j)
-		return;
-	c->mode = CONN_CKPT; /* answered when the dump has ended */
-	c->job = j;
-	r = begin_dump(d, j, stop, &msg);
-	if (r < 0) {
-		c->mode = CONN_REQUEST;
-		c->job = NULL;
-		conn_reply_error(c,
-				 r == -EBUSY        ? "conflict"
-				 : r == -EOPNOTSUPP ? "not_supported"
-						    : "internal",
-				 "%s", msg ? msg : strerror(-r));
-	}
+	if (j)
+		begin_for(d, c, j, CKPT_DUMP, stop, 0);
 }
 
 void ckpt_op_restart(struct daemon *d, struct conn *c, yajl_val t)
 {
-	_cleanup_free_ char *msg = NULL;
 	_cleanup_free_ unsigned *v = NULL;
 	_cleanup_close_ int jfd = -EBADF;
 	unsigned version;
 	size_t n = 0;
 	struct job *j;
-	int r;
 
 	if (get_version(c, t, &version) < 0 || !(j = request_job(d, c, t)))
 		return;
@@ -854,20 +864,7 @@ void ckpt_op_restart(struct daemon *d, struct conn *c, yajl_val t)
 					"The last container of job %.12s is still going away; "
 					"try xrestart again in a moment",
 					j->id);
-	if (!version)
-		version = v[n - 1];
-	c->mode = CONN_CKPT;
-	c->job = j;
-	r = begin_restore(d, j, version, &msg);
-	if (r < 0) {
-		c->mode = CONN_REQUEST;
-		c->job = NULL;
-		conn_reply_error(c,
-				 r == -ENOENT    ? "not_found"
-				 : r == -EBADMSG ? "damaged"
-						 : "restart_failed",
-				 "%s", msg ? msg : strerror(-r));
-	}
+	begin_for(d, c, j, CKPT_RESTORE, false, version ? version : v[n - 1]);
 }
 
 static void gen_version(yajl_gen g, int jfd, unsigned version)

@@ -22,18 +22,31 @@ struct run_volume {
 	bool ro;
 };
 
-struct run_req {
-	char **argv, **env;
-	const char *workdir, *name, *template, *user, *job, *cwd;
-	const char *net, *ip, *group;
-	char **ports;
-	struct runtime_limits limits; /* the node's defaults unless given; 0: none */
-	uint64_t disk, files;         /* 0: the node's defaults */
-	struct run_volume volumes[RUN_MAX_VOLUMES];
-	size_t n_volumes;
+/* The request's filesystem: template, writable layer, volumes. */
+struct run_fs {
+	const char *template;      /* asked for (NULL: the node's default) */
 	char *tpl_name;            /* the job's template (resolve_template) */
 	struct template_info *tpl; /* its metadata; NULL for host */
-	bool limits_given, attach, tty, no_home;
+	uint64_t disk, files;      /* 0: the node's defaults */
+	struct run_volume volumes[RUN_MAX_VOLUMES];
+	size_t n_volumes;
+	const char *cwd; /* where xrun was run (unit_cwd) */
+	bool no_home;
+};
+
+/* The request's network (checked by parse_net). */
+struct run_net {
+	const char *mode, *ip, *group;
+	char **ports;
+};
+
+struct run_req {
+	char **argv, **env;
+	const char *workdir, *name, *user, *job;
+	struct runtime_limits limits; /* the node's defaults unless given; 0: none */
+	bool limits_given, attach, tty;
+	struct run_fs fs;
+	struct run_net net;
 	struct job_ckpt_policy ckpt;
 	bool ckpt_given;
 };
@@ -130,7 +143,7 @@ static int parse_volumes(struct conn *c, yajl_val t, struct run_req *q)
 	for (size_t i = 0; i < v->u.array.len; i++) {
 		static const char *const keys[] = { "src", "dst", "ro", NULL };
 		yajl_val o = v->u.array.values[i];
-		struct run_volume *rv = &q->volumes[q->n_volumes++];
+		struct run_volume *rv = &q->fs.volumes[q->fs.n_volumes++];
 		const char *bad = NULL;
 		int r = YAJL_IS_OBJECT(o) ? json_check_keys(o, keys, &bad) : -EINVAL;
 
@@ -201,19 +214,20 @@ static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
 		}
 	if (get_opt_str(c, t, "workdir", &q->workdir) < 0 ||
 	    get_opt_str(c, t, "name", &q->name) < 0 ||
-	    get_opt_str(c, t, "template", &q->template) < 0 ||
+	    get_opt_str(c, t, "template", &q->fs.template) < 0 ||
 	    get_opt_str(c, t, "user", &q->user) < 0 || get_opt_str(c, t, "job", &q->job) < 0 ||
 	    get_run_limit(c, t, "memory", &q->limits.memory, &q->limits_given) < 0 ||
 	    get_run_limit(c, t, "cpus", &q->limits.millicpus, &q->limits_given) < 0 ||
 	    get_run_limit(c, t, "pids", &q->limits.pids, &q->limits_given) < 0 ||
 	    get_opt_bool(c, t, "attach", &q->attach) < 0 ||
-	    get_opt_bool(c, t, "tty", &q->tty) < 0 || get_opt_str(c, t, "cwd", &q->cwd) < 0 ||
-	    get_opt_bool(c, t, "no_home", &q->no_home) < 0 ||
-	    get_limit(c, t, "disk", &q->disk) < 0 || get_limit(c, t, "files", &q->files) < 0 ||
-	    parse_volumes(c, t, q) < 0 || get_opt_str(c, t, "net", &q->net) < 0 ||
-	    get_opt_str(c, t, "ip", &q->ip) < 0 || get_opt_str(c, t, "group", &q->group) < 0)
+	    get_opt_bool(c, t, "tty", &q->tty) < 0 || get_opt_str(c, t, "cwd", &q->fs.cwd) < 0 ||
+	    get_opt_bool(c, t, "no_home", &q->fs.no_home) < 0 ||
+	    get_limit(c, t, "disk", &q->fs.disk) < 0 ||
+	    get_limit(c, t, "files", &q->fs.files) < 0 || parse_volumes(c, t, q) < 0 ||
+	    get_opt_str(c, t, "net", &q->net.mode) < 0 || get_opt_str(c, t, "ip", &q->net.ip) < 0 ||
+	    get_opt_str(c, t, "group", &q->net.group) < 0)
 		return -EINVAL;
-	r = json_get_strv(t, "ports", &q->ports);
+	r = json_get_strv(t, "ports", &q->net.ports);
 	if (r < 0 && r != -ENOENT) {
 		conn_reply_error(c, "bad_request", "Field 'ports' must be a list of strings");
 		return r;
@@ -224,7 +238,7 @@ static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
 /* The published ports of the request: checked, not yet held. */
 static int parse_ports(struct conn *c, struct run_req *q, struct netsetup_job *nj)
 {
-	for (size_t i = 0; q->ports && q->ports[i]; i++) {
+	for (size_t i = 0; q->net.ports && q->net.ports[i]; i++) {
 		struct netsetup_port *p = &nj->ports[nj->n_ports];
 
 		if (nj->n_ports == NETSETUP_PORTS_MAX)
@@ -232,11 +246,11 @@ static int parse_ports(struct conn *c, struct run_req *q, struct netsetup_job *n
 						"At most %d ports can be published",
 						NETSETUP_PORTS_MAX),
 			       -E2BIG;
-		if (netsetup_port_parse(q->ports[i], p) < 0)
+		if (netsetup_port_parse(q->net.ports[i], p) < 0)
 			return conn_reply_error(c, "invalid_argument",
 						"Invalid port '%s': use HOSTPORT:PORT[/tcp|/udp] "
 						"with ports 1-65535",
-						q->ports[i]),
+						q->net.ports[i]),
 			       -EINVAL;
 		if (p->host < 1024 && c->uid != 0)
 			return conn_reply_error(c, "permission_denied",
@@ -258,32 +272,34 @@ static int parse_ports(struct conn *c, struct run_req *q, struct netsetup_job *n
  * taken later, by netsetup). */
 static int parse_net(struct daemon *d, struct conn *c, struct run_req *q, struct netsetup_job *nj)
 {
-	bool wants_bridge = q->ip || q->group || (q->ports && q->ports[0]);
+	bool wants_bridge = q->net.ip || q->net.group || (q->net.ports && q->net.ports[0]);
 
 	/* an address, a port or a group asks for the bridge unless --net says otherwise */
-	nj->mode = q->net         ? netsetup_mode_from_string(q->net)
+	nj->mode = q->net.mode    ? netsetup_mode_from_string(q->net.mode)
 		   : wants_bridge ? NETSETUP_BRIDGE
 				  : d->cfg->net.default_mode;
 	if ((int)nj->mode < 0)
 		return conn_reply_error(c, "invalid_argument",
-					"Unknown network mode '%s' (use none or bridge)", q->net),
+					"Unknown network mode '%s' (use none or bridge)",
+					q->net.mode),
 		       -EINVAL;
 	if (nj->mode != NETSETUP_BRIDGE && wants_bridge)
 		return conn_reply_error(c, "invalid_argument",
 					"--ip, --publish and --group need --net bridge"),
 		       -EINVAL;
-	if (q->ip && (netsetup_addr_parse(q->ip, &nj->addr) < 0 || !nj->addr))
+	if (q->net.ip && (netsetup_addr_parse(q->net.ip, &nj->addr) < 0 || !nj->addr))
 		return conn_reply_error(c, "invalid_argument",
-					"Invalid address '%s': use a dotted IPv4 address", q->ip),
+					"Invalid address '%s': use a dotted IPv4 address",
+					q->net.ip),
 		       -EINVAL;
-	if (q->group && !netsetup_group_valid(q->group))
+	if (q->net.group && !netsetup_group_valid(q->net.group))
 		return conn_reply_error(c, "invalid_argument",
 					"Invalid group '%s': use letters, digits, '_', '.', '-' "
 					"(at most %d)",
-					q->group, NETSETUP_GROUP_MAX),
+					q->net.group, NETSETUP_GROUP_MAX),
 		       -EINVAL;
-	if (q->group)
-		snprintf(nj->group, sizeof(nj->group), "%s", q->group);
+	if (q->net.group)
+		snprintf(nj->group, sizeof(nj->group), "%s", q->net.group);
 	return parse_ports(c, q, nj);
 }
 
@@ -323,7 +339,8 @@ static int setup_net(struct daemon *d, struct conn *c, struct job *j)
 	return r;
 }
 
-static int validate_run(struct daemon *d, struct conn *c, struct run_req *q)
+/* The unit's own settings: terminal, working directory, the job's name. */
+static int validate_unit(struct conn *c, const struct run_req *q)
 {
 	if (q->tty && !q->attach) {
 		conn_reply_error(c, "invalid_argument",
@@ -342,6 +359,11 @@ static int validate_run(struct daemon *d, struct conn *c, struct run_req *q)
 			q->name);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+static int validate_limits(struct conn *c, const struct run_req *q)
+{
 	if (q->limits.memory && q->limits.memory < (4ULL << 20)) {
 		conn_reply_error(c, "invalid_argument",
 				 "Memory limit below 4 MiB cannot run a job");
@@ -351,48 +373,75 @@ static int validate_run(struct daemon *d, struct conn *c, struct run_req *q)
 		conn_reply_error(c, "invalid_argument", "Invalid cpus or pids limit");
 		return -EINVAL;
 	}
+	return 0;
+}
+
+static int validate_ckpt(struct conn *c, const struct run_req *q)
+{
 	if (q->tty && (q->ckpt.every_us || q->ckpt.restart_on_failure)) {
 		conn_reply_error(c, "invalid_argument",
 				 "A job with a terminal (-t) cannot be checkpointed: drop -t or "
 				 "the checkpoint options");
 		return -EINVAL;
 	}
-	if (c->uid != 0 && (q->disk > d->cfg->max_disk || q->files > d->cfg->max_files)) {
+	return 0;
+}
+
+static int validate_volumes(struct conn *c, const struct run_fs *fs)
+{
+	for (size_t i = 0; i < fs->n_volumes; i++) {
+		const char *why = NULL;
+
+		if (volume_check_target(fs->volumes[i].dst, &why) < 0) {
+			conn_reply_error(c, "invalid_argument", "Volume %s:%s: %s",
+					 fs->volumes[i].src, fs->volumes[i].dst, why);
+			return -EINVAL;
+		}
+		for (size_t k = 0; k < i; k++)
+			if (!strcmp(fs->volumes[k].dst, fs->volumes[i].dst)) {
+				conn_reply_error(c, "invalid_argument",
+						 "Two volumes are mounted at %s",
+						 fs->volumes[i].dst);
+				return -EINVAL;
+			}
+	}
+	return 0;
+}
+
+/* The writable layer's size (the node's bounds) and the volumes' targets. */
+static int validate_fs(struct daemon *d, struct conn *c, const struct run_fs *fs)
+{
+	if (c->uid != 0 && (fs->disk > d->cfg->max_disk || fs->files > d->cfg->max_files)) {
 		conn_reply_error(c, "invalid_argument",
 				 "At most --disk %" PRIu64 " bytes and --files %" PRIu64
 				 " on this node",
 				 d->cfg->max_disk, d->cfg->max_files);
 		return -EINVAL;
 	}
-	if (q->disk && q->disk < (1ULL << 20)) {
+	if (fs->disk && fs->disk < (1ULL << 20)) {
 		conn_reply_error(c, "invalid_argument",
 				 "A job's writable layer needs at least 1 MiB (--disk)");
 		return -EINVAL;
 	}
-	for (size_t i = 0; i < q->n_volumes; i++) {
-		const char *why = NULL;
+	return validate_volumes(c, fs);
+}
 
-		if (volume_check_target(q->volumes[i].dst, &why) < 0) {
-			conn_reply_error(c, "invalid_argument", "Volume %s:%s: %s",
-					 q->volumes[i].src, q->volumes[i].dst, why);
-			return -EINVAL;
+static int validate_name_free(struct daemon *d, struct conn *c, const char *name)
+{
+	for (struct job *j = d->jobs; name && j; j = j->next)
+		if (j->name && job_is_live(j) && !strcmp(j->name, name)) {
+			conn_reply_error(c, "conflict", "A running job is already named '%s'",
+					 name);
+			return -EEXIST;
 		}
-		for (size_t k = 0; k < i; k++)
-			if (!strcmp(q->volumes[k].dst, q->volumes[i].dst)) {
-				conn_reply_error(c, "invalid_argument",
-						 "Two volumes are mounted at %s",
-						 q->volumes[i].dst);
-				return -EINVAL;
-			}
-	}
-	if (q->name)
-		for (struct job *j = d->jobs; j; j = j->next)
-			if (j->name && job_is_live(j) && !strcmp(j->name, q->name)) {
-				conn_reply_error(c, "conflict",
-						 "A running job is already named '%s'", q->name);
-				return -EEXIST;
-			}
 	return 0;
+}
+
+/* Each part in turn: the first error found is the one answered. */
+static int validate_run(struct daemon *d, struct conn *c, const struct run_req *q)
+{
+	return validate_unit(c, q) ?: validate_limits(c, q) ?: validate_ckpt(c, q)
+		?: validate_fs(d, c, &q->fs) ?: validate_name_free(d, c, q->name);
 }
 
 static int resolve_user(struct daemon *d, struct conn *c, const char *name, struct job *j)
@@ -479,19 +528,19 @@ static int template_user(struct daemon *d, struct conn *c, struct run_req *q, st
 {
 	uid_t uid = 0;
 	gid_t gid = 0;
-	int r = template_passwd(d, j->template, q->tpl->user, &uid, &gid, &j->user);
+	int r = template_passwd(d, j->template, q->fs.tpl->user, &uid, &gid, &j->user);
 
 	if (r < 0) {
 		conn_reply_error(c, "invalid_argument",
 				 "Template %s names user '%s', which its /etc/passwd does not have",
-				 j->template, q->tpl->user);
+				 j->template, q->fs.tpl->user);
 		return r;
 	}
 	if (uid == 0 || uid >= d->subuid_size || gid >= d->subgid_size) {
 		conn_reply_error(c, "permission_denied",
 				 "Template %s names user '%s' (uid %u): jobs never run as root and "
 				 "need an id below %u; give --user",
-				 j->template, q->tpl->user, (unsigned)uid, d->subuid_size);
+				 j->template, q->fs.tpl->user, (unsigned)uid, d->subuid_size);
 		return -EPERM;
 	}
 	j->uid = uid;
@@ -537,8 +586,8 @@ static int resolve_template(struct daemon *d, struct conn *c, struct run_req *q)
 	_cleanup_free_ char *name = NULL, *err = NULL;
 	int r = 0;
 
-	if (q->template)
-		name = strdup(q->template);
+	if (q->fs.template)
+		name = strdup(q->fs.template);
 	else if ((r = template_get_default(d->catalog_fd, &name)) < 0)
 		return conn_reply_error(c, "internal", "Cannot read the default template: %s",
 					strerror(-r)),
@@ -546,7 +595,7 @@ static int resolve_template(struct daemon *d, struct conn *c, struct run_req *q)
 	if (!name)
 		return conn_reply_error(c, "internal", "Out of memory"), -ENOMEM;
 	if (strcmp(name, TEMPLATE_HOST) != 0) {
-		r = template_name_valid(name) ? template_load(d->catalog_fd, name, &q->tpl, &err)
+		r = template_name_valid(name) ? template_load(d->catalog_fd, name, &q->fs.tpl, &err)
 					      : -ENOENT;
 		if (r == -ENOENT)
 			return conn_reply_error(c, "not_found",
@@ -558,16 +607,17 @@ static int resolve_template(struct daemon *d, struct conn *c, struct run_req *q)
 			return conn_reply_error(c, "internal", "Template %s cannot be used: %s",
 						name, err ? err : strerror(-r)),
 			       r;
-		if (q->tpl->uid_base != d->subuid_base || q->tpl->gid_base != d->subgid_base)
+		if (q->fs.tpl->uid_base != d->subuid_base || q->fs.tpl->gid_base != d->subgid_base)
 			return conn_reply_error(
 				       c, "conflict",
 				       "Template %s was stored for container root %u:%u, this "
 				       "node's is %u:%u; import it again",
-				       name, (unsigned)q->tpl->uid_base, (unsigned)q->tpl->gid_base,
-				       d->subuid_base, d->subgid_base),
+				       name, (unsigned)q->fs.tpl->uid_base,
+				       (unsigned)q->fs.tpl->gid_base, d->subuid_base,
+				       d->subgid_base),
 			       -EINVAL;
 	}
-	q->tpl_name = TAKE_PTR(name);
+	q->fs.tpl_name = TAKE_PTR(name);
 	return 0;
 }
 
@@ -594,51 +644,33 @@ static int template_env(const struct template_info *tpl, char **env, char ***ret
 	return 0;
 }
 
-/* Open the volumes as the submitter (root: as root), then the home directory
- * of the job's account as that account (skipped when it cannot be opened). */
+/* The home directory of the job's account (unless a volume is mounted there
+ * or it is not there), then the volumes asked for: opened as the submitter
+ * (root: as root), the home as that account (left out when it cannot be). */
 static int open_volumes(struct daemon *d, struct conn *c, struct run_req *q, struct job *j)
 {
-	const gid_t *groups = c->uid == 0 ? NULL : j->groups;
-	size_t ng = c->uid == 0 ? 0 : j->n_groups;
+	_cleanup_free_ char *err = NULL;
 	const char *bad = NULL;
 	/* (a home that is not there, as nobody's, costs no helper process) */
-	bool home = d->cfg->mount_home && !q->no_home && !j->shifted_user && j->home &&
+	bool home = d->cfg->mount_home && !q->fs.no_home && !j->shifted_user && j->home &&
 		    access(j->home, F_OK) == 0 && volume_check_target(j->home, &bad) >= 0;
+	int r = 0;
 
-	for (size_t i = 0; home && i < q->n_volumes; i++)
-		home = strcmp(q->volumes[i].dst, j->home) != 0;
-	if (home) {
-		_cleanup_free_ char *path = NULL;
-		const char *why = NULL;
-		int fd = -EBADF;
-
-		if (volume_open_as(d, j->uid, j->gid, j->groups, j->n_groups, j->home, false, &fd,
-				   &path, &why) < 0)
-			log_debug("Job %.12s: home %s not mounted: %s", j->id, j->home, why);
-		else if (job_add_volume(j, path, j->home, false, true) < 0)
-			return close(fd), conn_reply_error(c, "internal", "Out of memory"), -ENOMEM;
-		else
-			j->volumes[j->n_volumes - 1].fd = fd;
-	}
-	for (size_t i = 0; i < q->n_volumes; i++) {
-		_cleanup_free_ char *path = NULL;
-		const char *why = NULL;
-		int fd = -EBADF, r;
-
-		r = volume_open_as(d, c->uid, j->gid, groups, ng, q->volumes[i].src,
-				   q->volumes[i].ro, &fd, &path, &why);
-		if (r < 0) {
-			conn_reply_error(c,
-					 r == -EPERM || r == -EACCES ? "permission_denied"
-								     : "invalid_argument",
-					 "Volume %s: %s", q->volumes[i].src, why);
-			return r;
-		}
-		if (job_add_volume(j, path, q->volumes[i].dst, q->volumes[i].ro, false) < 0)
-			return close(fd), conn_reply_error(c, "internal", "Out of memory"), -ENOMEM;
-		j->volumes[j->n_volumes - 1].fd = fd;
-	}
-	return 0;
+	for (size_t i = 0; home && i < q->fs.n_volumes; i++)
+		home = strcmp(q->fs.volumes[i].dst, j->home) != 0;
+	if (home)
+		r = job_add_volume(j, j->home, j->home, false, true);
+	for (size_t i = 0; r >= 0 && i < q->fs.n_volumes; i++)
+		r = job_add_volume(j, q->fs.volumes[i].src, q->fs.volumes[i].dst,
+				   q->fs.volumes[i].ro, false);
+	if (r < 0)
+		return conn_reply_error(c, "internal", "Out of memory"), -ENOMEM;
+	r = volume_open_job(d, j, false, &err);
+	if (r < 0)
+		conn_reply_error(
+			c, r == -EPERM || r == -EACCES ? "permission_denied" : "invalid_argument",
+			"%s", err ? err : strerror(-r));
+	return r;
 }
 
 /* The unit's working directory: asked for, else where xrun was run when that
@@ -649,9 +681,9 @@ static char *unit_cwd(const struct job *j, const struct run_req *q)
 
 	if (q->workdir)
 		return strdup(q->workdir);
-	cwd = volume_map_cwd(j, q->cwd);
-	if (!cwd && q->tpl && q->tpl->workdir)
-		cwd = strdup(q->tpl->workdir);
+	cwd = volume_map_cwd(j, q->fs.cwd);
+	if (!cwd && q->fs.tpl && q->fs.tpl->workdir)
+		cwd = strdup(q->fs.tpl->workdir);
 	return cwd;
 }
 
@@ -704,7 +736,7 @@ static int start_job(struct daemon *d, struct run_req *q, struct job *j)
 	if ((r = container_create(d, j)) < 0)
 		return start_failed(d, j, "writing the container config", r), r;
 	cwd = unit_cwd(j, q);
-	if ((r = template_env(q->tpl, q->env, &env)) < 0 ||
+	if ((r = template_env(q->fs.tpl, q->env, &env)) < 0 ||
 	    (r = container_write_unit_spec(d, j, 1, q->argv, env, cwd, q->tty)) < 0)
 		return start_failed(d, j, "writing the unit request", r), r;
 	/* listening before the loader runs: its first report needs no retry */
@@ -792,8 +824,9 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 
 	if (!j)
 		return;
-	if (q->name || q->template || q->limits_given || q->disk || q->files || q->n_volumes ||
-	    q->net || q->ip || q->group || q->ports || q->ckpt_given) {
+	if (q->name || q->fs.template || q->limits_given || q->fs.disk || q->fs.files ||
+	    q->fs.n_volumes || q->net.mode || q->net.ip || q->net.group || q->net.ports ||
+	    q->ckpt_given) {
 		conn_reply_error(
 			c, "invalid_argument",
 			"--name, --template, limits, disk limits, volumes, the network and "
@@ -823,9 +856,9 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 		return conn_reply_error(c, "internal", "Out of memory");
 	u->started_us = now_usec();
 	if (j->template && strcmp(j->template, TEMPLATE_HOST) != 0)
-		(void)template_load(d->catalog_fd, j->template, &q->tpl, &terr);
+		(void)template_load(d->catalog_fd, j->template, &q->fs.tpl, &terr);
 	cwd = unit_cwd(j, q);
-	if ((r = template_env(q->tpl, q->env, &env)) < 0 || (r = daemon_persist_job(d, j)) < 0 ||
+	if ((r = template_env(q->fs.tpl, q->env, &env)) < 0 || (r = daemon_persist_job(d, j)) < 0 ||
 	    (r = container_write_unit_spec(d, j, u->n, u->argv, env, cwd, q->tty)) < 0) {
 		u->state = UNIT_FAILED;
 		u->reason = xstrdup_printf("Failed to hand the unit to the loader: %s",
@@ -836,72 +869,114 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 	reply_run(d, c, j, u->n, q->attach, q->tty);
 }
 
-static void op_run(struct daemon *d, struct conn *c, yajl_val t)
+/* The new job's record from the request (its template resolved). */
+static struct job *new_job(struct daemon *d, struct conn *c, struct run_req *q)
 {
-	struct run_req q = { .limits = { d->cfg->default_memory, d->cfg->default_millicpus,
-					 d->cfg->default_pids } };
-	struct job *j = NULL;
-	const char *why;
+	struct job *j = job_new();
 
-	if (parse_run(c, t, &q) < 0 || validate_run(d, c, &q) < 0)
-		goto out;
-	if (q.job) {
-		add_unit(d, c, &q);
-		goto out;
-	}
-	if (resolve_template(d, c, &q) < 0)
-		goto out;
-	j = job_new();
 	if (!j || random_job_id(j->id) < 0) {
 		conn_reply_error(c, "internal", "Out of memory");
-		goto out;
+		job_free(j);
+		return NULL;
 	}
 	j->owner_uid = c->uid;
-	j->limits = q.limits;
-	j->name = q.name ? strdup(q.name) : NULL;
-	j->tty = q.tty;
-	j->ckpt = q.ckpt;
-	j->template = TAKE_PTR(q.tpl_name);
+	j->limits = q->limits;
+	j->name = q->name ? strdup(q->name) : NULL;
+	j->tty = q->tty;
+	j->ckpt = q->ckpt;
+	j->template = TAKE_PTR(q->fs.tpl_name);
 	j->cgroup_parent = d->cfg->cgroup_parent ? strdup(d->cfg->cgroup_parent) : NULL;
 	j->state = JOB_STARTING;
 	j->created_us = now_usec();
 	j->idmap_base = d->subuid_base;
 	j->idmap_size = d->subuid_size;
-	j->disk = q.disk ? q.disk : d->cfg->layer_size;
-	j->files = q.files ? q.files : d->cfg->layer_inodes;
-	if ((c->uid == 0 && !q.user && q.tpl && q.tpl->user ? template_user(d, c, &q, j)
-							    : resolve_user(d, c, q.user, j)) < 0 ||
-	    parse_net(d, c, &q, &j->net) < 0)
-		goto out;
-	if (j->net.mode == NETSETUP_BRIDGE && (q.ckpt.every_us || q.ckpt.restart_on_failure) &&
+	j->disk = q->fs.disk ? q->fs.disk : d->cfg->layer_size;
+	j->files = q->fs.files ? q->fs.files : d->cfg->layer_inodes;
+	return j;
+}
+
+/* Root's job on a template that names its user runs as that user; any other
+ * as --user or the caller. */
+static int job_account(struct daemon *d, struct conn *c, struct run_req *q, struct job *j)
+{
+	if (c->uid == 0 && !q->user && q->fs.tpl && q->fs.tpl->user)
+		return template_user(d, c, q, j);
+	return resolve_user(d, c, q->user, j);
+}
+
+static int check_ckpt_net(struct daemon *d, struct conn *c, const struct run_req *q,
+			  const struct job *j)
+{
+	const char *why;
+
+	if (j->net.mode == NETSETUP_BRIDGE && (q->ckpt.every_us || q->ckpt.restart_on_failure) &&
 	    ckpt_bridge_allowed(d, &why) < 0) {
 		conn_reply_error(c, "not_supported",
 				 "Jobs with --net bridge cannot be checkpointed on this node: %s; "
 				 "drop --net bridge or the checkpoint options",
 				 why);
-		goto out;
+		return -EOPNOTSUPP;
 	}
-	if (!job_add_unit(j, strv_copy(q.argv))) {
+	return 0;
+}
+
+static int add_first_unit(struct conn *c, const struct run_req *q, struct job *j)
+{
+	if (!job_add_unit(j, strv_copy(q->argv))) {
 		conn_reply_error(c, "internal", "Out of memory");
-		goto out;
+		return -ENOMEM;
 	}
-	/* (volumes first: a refused one leaves no lease behind) */
-	if (open_volumes(d, c, &q, j) < 0 || setup_net(d, c, j) < 0)
-		goto out;
+	return 0;
+}
+
+/* The job of a new request: template, account, network, first unit and
+ * volumes; NULL when it cannot run (answered). */
+static struct job *prepare_job(struct daemon *d, struct conn *c, struct run_req *q)
+{
+	struct job *j;
+
+	if (resolve_template(d, c, q) < 0 || !(j = new_job(d, c, q)))
+		return NULL;
+	/* (volumes before the network: a refused one leaves no lease behind) */
+	if (job_account(d, c, q, j) < 0 || parse_net(d, c, q, &j->net) < 0 ||
+	    check_ckpt_net(d, c, q, j) < 0 || add_first_unit(c, q, j) < 0 ||
+	    open_volumes(d, c, q, j) < 0 || setup_net(d, c, j) < 0) {
+		job_free(j);
+		return NULL;
+	}
+	return j;
+}
+
+static void run_req_done(struct run_req *q)
+{
+	strv_free(q->argv);
+	strv_free(q->env);
+	strv_free(q->net.ports);
+	free(q->fs.tpl_name);
+	template_info_free(q->fs.tpl);
+}
+
+static void op_run(struct daemon *d, struct conn *c, yajl_val t)
+{
+	_cleanup_(run_req_done) struct run_req q = { .limits = { d->cfg->default_memory,
+								 d->cfg->default_millicpus,
+								 d->cfg->default_pids } };
+	struct job *j;
+
+	if (parse_run(c, t, &q) < 0 || validate_run(d, c, &q) < 0)
+		return;
+	if (q.job)
+		return add_unit(d, c, &q);
+	j = prepare_job(d, c, &q);
+	if (!j)
+		return;
 	j->next = d->jobs;
-	d->jobs = TAKE_PTR(j);
+	d->jobs = j;
 	c->mode = CONN_STARTING; /* answered once the container runs */
-	c->job = d->jobs;
+	c->job = j;
 	c->attach_when_started = q.attach;
 	c->wants_tty = q.tty;
-	(void)start_job(d, &q, d->jobs);
-out:
-	job_free(j);
-	strv_free(q.argv);
-	strv_free(q.env);
-	strv_free(q.ports);
-	free(q.tpl_name);
-	template_info_free(q.tpl);
+	(void)start_job(d, &q, j);
 }
 
 static void op_ps(struct daemon *d, struct conn *c, yajl_val t)

@@ -158,6 +158,15 @@ char *volume_map_cwd(const struct job *j, const char *cwd);
 /* Bind each volume at <job>/vol/N (closes the fds); undone by volume_unstage. */
 int volume_stage(struct daemon *d, struct job *j);
 void volume_unstage(struct daemon *d, struct job *j);
+/* Open each of the job's volumes (closing the fds it had) with the
+ * credentials of its submission: the owner's (root's when root submitted
+ * it), the job account's for its home. At submission (again false) a
+ * volume's src becomes the directory it resolves to, and a home that cannot
+ * be opened is left out; before a restart from a checkpoint (again true)
+ * each must open and resolve to the same directory as then. On failure:
+ * "Volume SRC: why" in *ret_error, no volume fd open. */
+int volume_open_job(struct daemon *d, struct job *j, bool again, char **ret_error);
+/* volume_open_job(again) and volume_stage, before a restart. */
 int volume_restage(struct daemon *d, struct job *j, char **ret_error);
 
 /* ---- rootfs.c: the host template and per-job overlay ---- */

@@ -9,7 +9,6 @@
 #include <locale.h>
 #include <signal.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -52,18 +51,6 @@ static struct template_state *state(struct daemon *d)
 	if (!d->tpl)
 		d->tpl = calloc(1, sizeof(*d->tpl));
 	return d->tpl;
-}
-
-static yajl_gen reply_begin(void)
-{
-	yajl_gen g = yajl_gen_alloc(NULL);
-
-	if (!g)
-		return NULL;
-	yajl_gen_map_open(g);
-	json_gen_kv_int(g, "v", XOS_PROTO_VERSION);
-	json_gen_kv_bool(g, "ok", true);
-	return g;
 }
 
 static void task_free(struct template_task *t)
@@ -120,49 +107,22 @@ static size_t template_users(struct daemon *d, const char *name, const struct co
 /* ---- helper processes ---- */
 
 /* Fork and execute xosd as a helper with fds src (or none), the catalogue
- * and the report pipe at FD_SRC, FD_CATALOG, FD_REPORT. Only async-signal-
- * safe calls between fork and exec. */
+ * and the report pipe at FD_SRC, FD_CATALOG, FD_REPORT. */
 static int spawn(struct daemon *d, char **argv, int src, struct template_task *t)
 {
-	int p[2], r;
-	pid_t parent = getpid(), pid;
-	sigset_t none;
+	struct spawn_opts o = { .path = "/proc/self/exe",
+				.argv = argv,
+				.first_fd = FD_SRC,
+				.fds = { src, d->catalog_fd, SPAWN_REPORT },
+				.n_fds = 3,
+				.flags = SPAWN_PDEATHSIG };
+	int r = spawn_program(&o, &t->pid, &t->fd);
 
-	sigemptyset(&none);
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		r = -errno;
-		close(p[0]);
-		close(p[1]);
+	if (r < 0)
 		return r;
-	}
-	if (pid == 0) {
-		int a = src >= 0 ? fcntl(src, F_DUPFD, 10) : -1;
-		int b = fcntl(d->catalog_fd, F_DUPFD, 10), c = fcntl(p[1], F_DUPFD, 10);
-
-		if (b < 0 || c < 0 || (src >= 0 && a < 0) || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 ||
-		    getppid() != parent)
-			_exit(127);
-		if ((a >= 0 && dup2(a, FD_SRC) < 0) || dup2(b, FD_CATALOG) < 0 ||
-		    dup2(c, FD_REPORT) < 0)
-			_exit(127);
-		if (a < 0)
-			close(FD_SRC);
-		close_range(FD_REPORT + 1, ~0U, 0);
-		sigprocmask(SIG_SETMASK, &none, NULL); /* xosd blocks its stop signals */
-		execv("/proc/self/exe", argv);
-		_exit(127);
-	}
-	close(p[1]);
-	t->pid = pid;
-	t->fd = p[0];
-	if (fcntl(t->fd, F_SETFL, O_NONBLOCK) < 0 ||
-	    (r = daemon_epoll_add(d, t->fd, EPOLLIN, EP_TEMPLATE, t)) < 0) {
-		r = -errno;
-		kill(pid, SIGKILL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+	if ((r = daemon_epoll_add(d, t->fd, EPOLLIN, EP_TEMPLATE, t)) < 0) {
+		kill(t->pid, SIGKILL);
+		while (waitpid(t->pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		return r;
 	}
@@ -297,7 +257,7 @@ static void import_done(struct daemon *d, struct template_task *t, int status)
 				 : err    ? err
 					  : "the import process failed (see xosd's log)");
 	} else {
-		_cleanup_gen_ yajl_gen g = reply_begin();
+		_cleanup_gen_ yajl_gen g = ops_reply_begin();
 
 		if (g && template_get_default(d->catalog_fd, &def) >= 0) {
 			json_gen_key(g, "template");
@@ -460,7 +420,7 @@ void ops_template_list(struct daemon *d, struct conn *c, yajl_val v)
 	    (r = template_get_default(d->catalog_fd, &def)) < 0)
 		return conn_reply_error(c, "internal", "Cannot read the template catalogue: %s",
 					strerror(-r));
-	g = reply_begin();
+	g = ops_reply_begin();
 	if (!g)
 		return;
 	json_gen_key(g, "templates");
@@ -494,7 +454,7 @@ void ops_template_show(struct daemon *d, struct conn *c, yajl_val v)
 	if ((r = template_get_default(d->catalog_fd, &def)) < 0)
 		return conn_reply_error(c, "internal", "Cannot read the default template: %s",
 					strerror(-r));
-	g = reply_begin();
+	g = ops_reply_begin();
 	if (!g)
 		return;
 	json_gen_key(g, "template");
@@ -522,7 +482,7 @@ void ops_template_default(struct daemon *d, struct conn *c, yajl_val v)
 		return conn_reply_error(c, "internal", "Cannot set the default template: %s",
 					strerror(-r));
 	log_info("Default template is now %s", name);
-	g = reply_begin();
+	g = ops_reply_begin();
 	if (!g)
 		return;
 	json_gen_kv_str(g, "default", name);
@@ -551,7 +511,7 @@ static char *join_ids(char **ids, size_t n)
 /* Reply to a removal: which jobs still use it (they keep running). */
 static void reply_removed(struct conn *c, const char *name, char **ids, size_t n, bool was_def)
 {
-	_cleanup_gen_ yajl_gen g = reply_begin();
+	_cleanup_gen_ yajl_gen g = ops_reply_begin();
 
 	if (!g)
 		return;

@@ -245,29 +245,63 @@ void volume_unstage(struct daemon *d, struct job *j)
 	unlinkat(j->dirfd, "vol", AT_REMOVEDIR);
 }
 
-/* Before a restart from a checkpoint: each volume opened again, with the same
- * credentials as when the job was submitted (the owner's; the job account's
- * for its home), and staged. The user's access is checked anew. */
-int volume_restage(struct daemon *d, struct job *j, char **ret_error)
+static void drop_volume(struct job *j, size_t i)
 {
-	for (size_t i = 0; i < j->n_volumes; i++) {
+	closep(&j->volumes[i].fd);
+	free(j->volumes[i].src);
+	free(j->volumes[i].dst);
+	memmove(&j->volumes[i], &j->volumes[i + 1], (j->n_volumes - i - 1) * sizeof(*j->volumes));
+	j->n_volumes--;
+}
+
+/* Open volume v of job j with the credentials it was submitted with: the
+ * owner's (root's when root submitted the job), the job account's for its
+ * home. *ret_path: the directory it resolves to. */
+static int open_volume(struct daemon *d, const struct job *j, struct job_volume *v, char **ret_path,
+		       const char **ret_why)
+{
+	bool as_root = !v->home && j->owner_uid == 0;
+
+	closep(&v->fd);
+	return volume_open_as(d, as_root ? 0 : j->uid, j->gid, as_root ? NULL : j->groups,
+			      as_root ? 0 : j->n_groups, v->src, v->ro, &v->fd, ret_path, ret_why);
+}
+
+int volume_open_job(struct daemon *d, struct job *j, bool again, char **ret_error)
+{
+	size_t i = 0;
+
+	while (i < j->n_volumes) {
 		struct job_volume *v = &j->volumes[i];
-		bool as_root = !v->home && j->owner_uid == 0;
 		_cleanup_free_ char *path = NULL;
 		const char *why = NULL;
-		int r;
+		int r = open_volume(d, j, v, &path, &why);
 
-		closep(&v->fd);
-		r = volume_open_as(d, as_root ? 0 : j->uid, j->gid, as_root ? NULL : j->groups,
-				   as_root ? 0 : j->n_groups, v->src, v->ro, &v->fd, &path, &why);
-		if (r >= 0 && strcmp(path, v->src) != 0)
+		if (r >= 0 && again && strcmp(path, v->src) != 0)
 			r = -ESTALE, why = "it now resolves to another directory";
-		if (r < 0) {
+		if (r >= 0) {
+			if (!again) {
+				free(v->src);
+				v->src = TAKE_PTR(path);
+			}
+			i++;
+		} else if (v->home && !again) {
+			log_debug("Job %.12s: home %s not mounted: %s", j->id, v->src,
+				  why ? why : strerror(-r));
+			drop_volume(j, i);
+		} else {
 			*ret_error = xstrdup_printf("Volume %s: %s", v->src,
 						    why ? why : strerror(-r));
 			job_close_volume_fds(j);
 			return r;
 		}
 	}
-	return volume_stage(d, j);
+	return 0;
+}
+
+int volume_restage(struct daemon *d, struct job *j, char **ret_error)
+{
+	int r = volume_open_job(d, j, true, ret_error);
+
+	return r < 0 ? r : volume_stage(d, j);
 }
