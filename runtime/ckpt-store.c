@@ -12,9 +12,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
@@ -378,49 +376,39 @@ static char *criu_on_path(void)
 /* Read the output of `BIN --version` (at most len - 1 bytes, NUL-ended). */
 static int criu_version_output(const char *bin, char *buf, size_t len)
 {
-	_cleanup_close_ int devnull = -EBADF, rd = -EBADF;
-	uint64_t deadline = mono_usec() + CRIU_PROBE_TIMEOUT_MS * 1000ULL;
+	_cleanup_close_ int devnull = open("/dev/null", O_RDWR | O_CLOEXEC), rd = -EBADF;
+	char *argv[] = { (char *)"criu", (char *)"--version", NULL };
+	struct spawn_opts o = { .path = bin,
+				.argv = argv,
+				.fds = { devnull, SPAWN_REPORT, devnull },
+				.n_fds = 3,
+				.flags = SPAWN_SETSID };
+	uint64_t deadline = mono_usec() + CRIU_PROBE_TIMEOUT_MS * 1000ULL, now;
 	size_t n = 0;
-	int p[2];
 	pid_t pid;
+	int r;
 
-	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (devnull < 0 || pipe2(p, O_CLOEXEC) < 0)
+	if (devnull < 0)
 		return -errno;
-	rd = p[0];
-	pid = fork();
-	if (pid < 0) {
-		int r = -errno;
-
-		close(p[1]);
+	r = spawn_program(&o, &pid, &rd);
+	if (r < 0)
 		return r;
-	}
-	if (pid == 0) {
-		if (dup2(devnull, 0) >= 0 && dup2(p[1], 1) >= 0 && dup2(devnull, 2) >= 0)
-			execl(bin, "criu", "--version", (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	while (n < len - 1) {
-		uint64_t now = mono_usec();
+	while (n < len - 1 && (now = mono_usec()) < deadline) {
 		struct pollfd pfd = { .fd = rd, .events = POLLIN };
 		ssize_t k;
 
-		if (now >= deadline || poll(&pfd, 1, (int)((deadline - now) / 1000) + 1) == 0)
+		if (poll(&pfd, 1, (int)((deadline - now) / 1000) + 1) == 0)
 			break;
 		k = read(rd, buf + n, len - 1 - n);
-		if (k < 0 && errno == EINTR)
+		if (k < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (k <= 0)
 			break;
 		n += (size_t)k;
 	}
 	buf[n] = '\0';
-	/* (still a child until reaped: the pid cannot have been reused) */
-	kill(pid, SIGKILL);
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
-	return 0;
+	now = mono_usec();
+	return spawn_wait(pid, deadline > now ? deadline - now : 0, NULL);
 }
 
 /* The patch level in "GitID: ...+xosN" of CRIU's --version output, or 0. */

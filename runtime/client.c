@@ -52,6 +52,8 @@ struct conn *conn_new(struct daemon *d, int fd)
 	return c;
 }
 
+/* Close c now; its memory goes after the current batch of events, which may
+ * still hold an event for it (conns_reap). */
 static void conn_free(struct daemon *d, struct conn *c)
 {
 	for (struct conn **p = &d->conns; *p; p = &(*p)->next)
@@ -60,21 +62,34 @@ static void conn_free(struct daemon *d, struct conn *c)
 			break;
 		}
 	epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-	close(c->fd);
+	closep(&c->fd);
 	closep(&c->out_fd);
 	closep(&c->err_fd);
 	closep(&c->passed_fd);
 	template_ops_conn_gone(d, c);
-	strv_free(c->wait_ids);
-	free(c->in);
-	free(c->out);
-	free(c);
+	c->closed = true;
+	c->next = d->closed_conns;
+	d->closed_conns = c;
+}
+
+void conns_reap(struct daemon *d)
+{
+	while (d->closed_conns) {
+		struct conn *c = d->closed_conns;
+
+		d->closed_conns = c->next;
+		strv_free(c->wait_ids);
+		free(c->in);
+		free(c->out);
+		free(c);
+	}
 }
 
 void conns_free_all(struct daemon *d)
 {
 	while (d->conns)
 		conn_free(d, d->conns);
+	conns_reap(d);
 }
 
 static void queue(struct conn *c, const char *data, size_t len)
@@ -362,6 +377,8 @@ static void conn_flush(struct conn *c)
 
 void conn_event(struct daemon *d, struct conn *c, uint32_t events)
 {
+	if (c->closed)
+		return; /* closed earlier in this batch of events */
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR))
 		conn_read(d, c);
 	conn_flush(c);

@@ -882,6 +882,7 @@ int runtime_run(struct runtime_config *cfg)
 		}
 		for (int i = 0; i < n && !d.quit; i++)
 			dispatch(&d, &evs[i], sfd);
+		conns_reap(&d);
 		if (d.prune_ended && !d.quit)
 			prune_ended_jobs(&d);
 	}

@@ -246,9 +246,10 @@ struct daemon {
 	struct netsetup *net;
 	struct job *jobs;
 	struct conn *conns;
-	bool prune_ended;    /* an ended job was tidied: keep at most keep_ended of them */
-	int criu_veth_fix;   /* checkpoint_bridge = auto: -1 not probed yet, 0 or 1 */
-	bool uplink_checked; /* the first bridge job looked at the uplink's forwarding */
+	struct conn *closed_conns; /* closed in this batch of events, freed after it */
+	bool prune_ended;          /* an ended job was tidied: keep at most keep_ended of them */
+	int criu_veth_fix;         /* checkpoint_bridge = auto: -1 not probed yet, 0 or 1 */
+	bool uplink_checked;       /* the first bridge job looked at the uplink's forwarding */
 	bool quit;
 };
 
@@ -304,6 +305,7 @@ struct conn {
 	char **wait_ids;
 	int passed_fd;                  /* an fd the client passed (SCM_RIGHTS), or -1 */
 	struct template_task *tpl_task; /* its template import */
+	bool closed; /* gone: waits in d->closed_conns for the end of the event batch */
 	struct conn *next;
 };
 void conn_send(struct conn *c, const char *text); /* one JSON line */
@@ -333,6 +335,9 @@ void conns_job_output(struct daemon *d, struct job *j);
 void conns_unit_ended(struct daemon *d, struct job *j, unsigned unit);
 void conns_job_ended(struct daemon *d, struct job *j);
 void conns_free_all(struct daemon *d);
+/* Free the connections closed during the last batch of events (a later
+ * event of the same batch may still name one: conn_event ignores it). */
+void conns_reap(struct daemon *d);
 
 enum ep_kind {
 	EP_LISTEN,

@@ -77,6 +77,11 @@ xos_teardown() {
 		XOS_MADE_USER=
 	fi
 	leaks=$(xos_leftovers)
+	# a failed test shows what its daemon said last
+	if [ -z "${BATS_TEST_COMPLETED:-}" ] && [ -s "$XOS_TMP/xosd.log" ]; then
+		echo "--- the end of xosd.log:" >&2
+		tail -n 40 "$XOS_TMP/xosd.log" >&2
+	fi
 	xos_force_cleanup
 	rm -rf "$XOS_TMP"
 	XOS_TMP=

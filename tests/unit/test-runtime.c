@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Unit tests of runtime's pure logic: cgroup v1/v2 translation, id maps,
  * completion reports, the job record, the config file. */
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <string.h>
 #include <unistd.h>
 #include <yajl/yajl_gen.h>
@@ -298,6 +301,53 @@ static void test_common_parsers(void)
 	   "job names");
 }
 
+/* Run /bin/sh -c script with stdout on the report pipe; its output and status. */
+static int run_sh(const char *script, uint64_t timeout_us, char *out, size_t len, int *status)
+{
+	char *argv[] = { (char *)"sh", (char *)"-c", (char *)script, NULL };
+	struct spawn_opts o = { .path = "/bin/sh",
+				.argv = argv,
+				.fds = { -EBADF, SPAWN_REPORT },
+				.n_fds = 2,
+				.flags = SPAWN_SETSID };
+	int rd = -EBADF, r;
+	size_t n = 0;
+	pid_t pid;
+
+	r = spawn_program(&o, &pid, &rd);
+	if (r < 0)
+		return r;
+	r = spawn_wait(pid, timeout_us, status);
+	for (ssize_t k; n < len - 1 && (k = read(rd, out + n, len - 1 - n)) > 0;)
+		n += (size_t)k;
+	out[n] = '\0';
+	close(rd);
+	return r;
+}
+
+static void test_spawn(void)
+{
+	char out[256];
+	int status = 0,
+	    leak = open("/dev/null", O_RDONLY); /* no CLOEXEC: must not reach the child */
+
+	ok(run_sh("echo hi; exit 3", 5000000, out, sizeof(out), &status) == 0 &&
+		   !strcmp(out, "hi\n") && WIFEXITED(status) && WEXITSTATUS(status) == 3,
+	   "spawn: output on the report pipe, exit status 3 (%s)", out);
+	ok(run_sh("ls /proc/self/fd | tr '\\n' ' '", 5000000, out, sizeof(out), &status) == 0 &&
+		   !strcmp(out, "0 1 "),
+	   "spawn: only the placed fds, nothing inherited above them (ls sees its dir as 0: %s)",
+	   out);
+	ok(run_sh("cat <&0 2>/dev/null && echo open || echo closed", 5000000, out, sizeof(out),
+		  &status) == 0 &&
+		   !strcmp(out, "closed\n"),
+	   "spawn: an -EBADF slot is closed (%s)", out);
+	ok(run_sh("sleep 5 & sleep 5", 100000, out, sizeof(out), &status) == -ETIME &&
+		   WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+	   "spawn: past its time limit the child is killed, with its process group");
+	close(leak);
+}
+
 int main(void)
 {
 	test_cgroup_limits();
@@ -309,5 +359,6 @@ int main(void)
 	test_job_roundtrip();
 	test_config();
 	test_common_parsers();
+	test_spawn();
 	return tap_done();
 }
