@@ -284,9 +284,11 @@ static void import_done(struct daemon *d, struct template_task *t, int status)
 			 t->error              ? t->error
 			 : WIFSIGNALED(status) ? "the import was stopped"
 					       : "the import process failed");
-	} else
+	} else {
+		template_cache_drop(d);
 		log_info("Imported template %s (%llu files, %llu bytes)", t->name,
 			 (unsigned long long)info->files, (unsigned long long)info->size);
+	}
 	if (!c)
 		return;
 	t->conn = NULL;
@@ -371,6 +373,7 @@ void template_ops_conn_gone(struct daemon *d, struct conn *c)
 
 void template_ops_stop(struct daemon *d)
 {
+	template_cache_free(d);
 	if (!d->tpl)
 		return;
 	while (d->tpl->tasks) {
@@ -518,7 +521,9 @@ void ops_template_default(struct daemon *d, struct conn *c, yajl_val v)
 		return r == -ENOENT
 			       ? conn_reply_error(c, "not_found", "No such template: %s", name)
 			       : conn_reply_error(c, "conflict", "%s", err ? err : "Bad template");
-	if ((r = template_set_default(d->catalog_fd, name)) < 0)
+	r = template_set_default(d->catalog_fd, name);
+	template_cache_drop(d);
+	if (r < 0)
 		return conn_reply_error(c, "internal", "Cannot set the default template: %s",
 					strerror(-r));
 	log_info("Default template is now %s", name);
@@ -596,6 +601,7 @@ void ops_template_remove(struct daemon *d, struct conn *c, yajl_val v)
 	was_def = template_get_default(d->catalog_fd, &def) >= 0 && !strcmp(def, name);
 	if (was_def && (r = template_set_default(d->catalog_fd, TEMPLATE_HOST)) < 0)
 		log_warn("Failed to reset the default template: %s", strerror(-r));
+	template_cache_drop(d);
 	log_info("Removed template %s%s%s", name, n ? "; still used by " : "", n ? list : "");
 	if (n == 0)
 		start_removal(d, dir);
