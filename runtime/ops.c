@@ -806,7 +806,8 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 	u->started_us = now_usec();
 	r = template_cache_job_info(d, j, &q->tpl);
 	cwd = unit_cwd(j, q);
-	if (r < 0 || (r = template_env(q->tpl, q->env, &env)) < 0 || (r = daemon_persist_job(d, j)) < 0 ||
+	if (r < 0 || (r = template_env(q->tpl, q->env, &env)) < 0 ||
+	    (r = daemon_persist_job(d, j)) < 0 ||
 	    (r = container_write_unit_spec(d, j, u->n, u->argv, env, cwd, q->tty)) < 0) {
 		u->state = UNIT_FAILED;
 		u->reason = xstrdup_printf("Failed to hand the unit to the loader: %s",

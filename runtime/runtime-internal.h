@@ -225,16 +225,17 @@ struct daemon {
 	int epfd;
 	int listen_fd;
 	int inotify_fd;
-	int state_fd;               /* <state> */
-	int jobs_fd;                /* <state>/jobs */
-	int catalog_fd;             /* <state>/templates: the template catalogue */
-	struct template_state *tpl; /* imports and removals under way */
+	int state_fd;                  /* <state> */
+	int jobs_fd;                   /* <state>/jobs */
+	int catalog_fd;                /* <state>/templates: the template catalogue */
+	struct template_state *tpl;    /* imports and removals under way */
 	struct template_cache *tcache; /* what job starts read of the catalogue */
 	char *lxcpath;
 	char *skel_dir;
 	char *rootfs_mnt;
-	char *self_exe; /* this xosd binary: CRIU's action script */
-	int ckpt_fd;    /* the checkpoint store (checkpoint_dir) */
+	char *self_exe;        /* this xosd binary: CRIU's action script */
+	char *template_helper; /* xos-template-helper: beside xosd, else in libexec */
+	int ckpt_fd;           /* the checkpoint store (checkpoint_dir) */
 	uint32_t subuid_base, subuid_size, subgid_base, subgid_size;
 	struct netsetup *net;
 	struct job *jobs;

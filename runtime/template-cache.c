@@ -52,10 +52,9 @@ static int read_lower_tmp(const char *lower_dir, struct lower_tmp *ret)
 	*ret = (struct lower_tmp){ .dir = false };
 	if (fstatat(lfd, "tmp", &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
 		return 0;
-	*ret = (struct lower_tmp){ .dir = true,
-				   .uid = st.st_uid,
-				   .gid = st.st_gid,
-				   .mode = st.st_mode & 07777 };
+	*ret = (struct lower_tmp){
+		.dir = true, .uid = st.st_uid, .gid = st.st_gid, .mode = st.st_mode & 07777
+	};
 	return 0;
 }
 
