@@ -79,7 +79,7 @@ else
 endif
 
 $(BUILD)/xosd: $(BUILD)/runtime/main.o $(LIB_runtime) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) $(LIB_loader) $(LIB_common)
-	$(CC) $(LDHARDEN) -o $@ $^ $(LXC_LIBS) $(YAJL_LIBS) $(NFT_LIBS)
+	$(CC) $(LDHARDEN) -o $@ $^ $(LXC_LIBS) $(YAJL_LIBS) -ldl
 
 # Template imports and removals run in a helper of their own: xosd does not link
 # libarchive and libcrypto (with their dependencies they tripled the mappings
