@@ -152,12 +152,27 @@ int hook_run(const char *dir, enum hook_event e, const char *job_id, const char 
 	return r;
 }
 
+bool hook_event_has_dir(const char *dir, enum hook_event e)
+{
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct stat st;
+
+	/* (anything but a clear "not there" lets hook_run look and say) */
+	if (dfd < 0)
+		return errno != ENOENT;
+	return fstatat(dfd, hook_event_to_string(e), &st, 0) < 0 ? errno != ENOENT : true;
+}
+
 int hook_run_detached(const char *dir, enum hook_event e, const char *job_id, const char *input,
 		      size_t len, uint64_t timeout_us)
 {
 	int status = 0;
-	pid_t pid = fork();
+	pid_t pid;
 
+	/* most nodes have no hooks: no two forks of xosd per job for nothing */
+	if (!hook_event_has_dir(dir, e))
+		return 0;
+	pid = fork();
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {

@@ -7,6 +7,7 @@
 #define XOS_HOOKS_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,8 +31,13 @@ enum hook_event hook_event_from_string(const char *s);
 int hook_run(const char *dir, enum hook_event e, const char *job_id, const char *input, size_t len,
 	     uint64_t timeout_us, char **ret_msg);
 
+/* Whether DIR/EVENT may hold hooks: false only when DIR or DIR/EVENT is
+ * not there (hook_run would run none). Cheap: two syscalls. */
+bool hook_event_has_dir(const char *dir, enum hook_event e);
+
 /* The same in a detached grandchild, for events whose outcome changes
- * nothing (post*): returns once it is on its way. */
+ * nothing (post*): returns once it is on its way; no process at all when
+ * the event has no directory. */
 int hook_run_detached(const char *dir, enum hook_event e, const char *job_id, const char *input,
 		      size_t len, uint64_t timeout_us);
 

@@ -4,35 +4,101 @@
  * and routed traffic between jobs, and a bridge table that keeps isolation
  * groups apart on the bridge itself. Per-job state is only set and map
  * elements, so a job comes and goes without touching a rule. */
+#include <dlfcn.h>
 #include <netinet/in.h>
 #include <nftables/libnftables.h>
 
 #include "netsetup/netsetup-internal.h"
 
 #define SCRIPT_MAX 8192
+/* libnftables is loaded when the tables are first needed (a bridge-mode job,
+ * or tables an earlier run left), not linked: with what it pulls in
+ * (libxtables, jansson, gmp, libnftnl, libmnl) it added a third to xosd's
+ * mappings, which every fork of xosd copies (each job start forks several
+ * times), and many nodes only run --net none jobs. */
+#define NFT_SONAME "libnftables.so.1"
+
+static struct {
+	void *handle;
+	__typeof__(nft_ctx_new) *ctx_new;
+	__typeof__(nft_ctx_free) *ctx_free;
+	__typeof__(nft_ctx_buffer_output) *ctx_buffer_output;
+	__typeof__(nft_ctx_buffer_error) *ctx_buffer_error;
+	__typeof__(nft_ctx_get_error_buffer) *ctx_get_error_buffer;
+	__typeof__(nft_run_cmd_from_buffer) *run_cmd_from_buffer;
+} lib;
+
+static int load_lib(struct netsetup *n)
+{
+	void *h;
+
+	if (lib.handle)
+		return 0;
+	h = dlopen(NFT_SONAME, RTLD_NOW | RTLD_LOCAL);
+	if (h) {
+		lib.ctx_new = dlsym(h, "nft_ctx_new");
+		lib.ctx_free = dlsym(h, "nft_ctx_free");
+		lib.ctx_buffer_output = dlsym(h, "nft_ctx_buffer_output");
+		lib.ctx_buffer_error = dlsym(h, "nft_ctx_buffer_error");
+		lib.ctx_get_error_buffer = dlsym(h, "nft_ctx_get_error_buffer");
+		lib.run_cmd_from_buffer = dlsym(h, "nft_run_cmd_from_buffer");
+	}
+	if (!h || !lib.ctx_new || !lib.ctx_free || !lib.ctx_buffer_output ||
+	    !lib.ctx_buffer_error || !lib.ctx_get_error_buffer || !lib.run_cmd_from_buffer) {
+		snprintf(n->nft_error, sizeof(n->nft_error), "Cannot load %s: %s", NFT_SONAME,
+			 dlerror() ?: "a function is missing");
+		if (h)
+			dlclose(h);
+		return -ENOPKG;
+	}
+	lib.handle = h;
+	return 0;
+}
+
+/* The context, made on first use. */
+static int nft_ctx(struct netsetup *n)
+{
+	int r;
+
+	if (n->nft)
+		return 0;
+	if ((r = load_lib(n)) < 0)
+		return r;
+	n->nft = lib.ctx_new(NFT_CTX_DEFAULT);
+	if (!n->nft)
+		return -ENOMEM;
+	if (lib.ctx_buffer_output(n->nft) < 0 || lib.ctx_buffer_error(n->nft) < 0) {
+		nftw_close(n);
+		return -ENOMEM;
+	}
+	return 0;
+}
 
 int nftw_open(struct netsetup *n)
 {
-	n->nft = nft_ctx_new(NFT_CTX_DEFAULT);
-	if (!n->nft)
-		return -ENOMEM;
-	if (nft_ctx_buffer_output(n->nft) < 0 || nft_ctx_buffer_error(n->nft) < 0)
-		return -ENOMEM;
+	n->nft = NULL; /* (made when first needed: nft_ctx) */
 	return 0;
 }
 
 void nftw_close(struct netsetup *n)
 {
 	if (n->nft)
-		nft_ctx_free(n->nft);
+		lib.ctx_free(n->nft);
 	n->nft = NULL;
 }
 
 static int nft_run(struct netsetup *n, const char *script)
 {
-	int r = nft_run_cmd_from_buffer(n->nft, script);
-	const char *err = nft_ctx_get_error_buffer(n->nft);
+	const char *err;
+	int r = nft_ctx(n);
 
+	if (r < 0) {
+		if (r == -ENOMEM)
+			snprintf(n->nft_error, sizeof(n->nft_error), "%s", strerror(-r));
+		return -EIO;
+	}
+	r = lib.run_cmd_from_buffer(n->nft, script);
+	err = lib.ctx_get_error_buffer(n->nft);
 	if (r != 0) {
 		log_debug("nft failed: %s (script: %s)", err ? err : "", script);
 		snprintf(n->nft_error, sizeof(n->nft_error), "%.*s",

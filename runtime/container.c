@@ -268,7 +268,7 @@ int container_start(struct daemon *d, struct job *j, pid_t *ret_pid)
 	_cleanup_free_ char *record = NULL;
 	pid_t pid;
 
-	if (g) {
+	if (g && hook_event_has_dir(d->cfg->hooks_dir, HOOK_PRESTART)) {
 		job_to_json(j, g);
 		record = json_gen_take(g, true);
 	}

@@ -503,6 +503,21 @@ static int make_dir(const char *path, mode_t mode)
 	return chmod(path, mode) < 0 ? -errno : 0;
 }
 
+/* xos-template-helper beside this xosd (a build tree, or both installed in
+ * one directory), else the installed one. */
+static char *template_helper_path(const char *self_exe)
+{
+	const char *slash = self_exe ? strrchr(self_exe, '/') : NULL;
+	_cleanup_free_ char *beside = NULL;
+
+	if (slash)
+		beside = xstrdup_printf("%.*s/" TEMPLATE_HELPER_BIN, (int)(slash - self_exe),
+					self_exe);
+	if (beside && access(beside, X_OK) == 0)
+		return TAKE_PTR(beside);
+	return strdup(XOS_LIBEXECDIR "/" TEMPLATE_HELPER_BIN);
+}
+
 static int setup_dirs(struct daemon *d)
 {
 	struct runtime_config *c = d->cfg;
@@ -532,7 +547,8 @@ static int setup_dirs(struct daemon *d)
 	d->skel_dir = xstrdup_printf("%s/skel", c->state_dir);
 	d->rootfs_mnt = xstrdup_printf("%s/rootfs-mnt", c->state_dir);
 	d->self_exe = realpath("/proc/self/exe", NULL);
-	return d->lxcpath && d->skel_dir && d->rootfs_mnt ? 0 : -ENOMEM;
+	d->template_helper = template_helper_path(d->self_exe);
+	return d->lxcpath && d->skel_dir && d->rootfs_mnt && d->template_helper ? 0 : -ENOMEM;
 }
 
 static int lock_state(struct daemon *d)
@@ -748,6 +764,7 @@ static void daemon_free(struct daemon *d)
 	free(d->skel_dir);
 	free(d->rootfs_mnt);
 	free(d->self_exe);
+	free(d->template_helper);
 	closep(&d->ckpt_fd);
 	closep(&d->epfd);
 	closep(&d->inotify_fd);

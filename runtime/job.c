@@ -101,6 +101,8 @@ void job_free(struct job *j)
 	free(j->groups);
 	free(j->home);
 	free(j->template);
+	strv_free(j->template_env);
+	free(j->template_workdir);
 	free(j->cgroup_parent);
 	free(j->reason);
 	closep(&j->pidfd);
@@ -309,6 +311,10 @@ void job_to_json(const struct job *j, yajl_gen g)
 	gen_opt_int(g, "exit_code", final, job_exit_code(j));
 	gen_opt_int(g, "signal", final && j->state == JOB_KILLED && u1, u1 ? u1->sig : 0);
 	json_gen_kv_str(g, "template", j->template);
+	if (j->template_env) {
+		json_gen_kv_strv(g, "template_env", j->template_env);
+		json_gen_kv_str(g, "template_workdir", j->template_workdir);
+	}
 	json_gen_kv_str(g, "cgroup_parent", j->cgroup_parent);
 	json_gen_kv_uint(g, "created_us", j->created_us);
 	gen_opt_int(g, "started_us", j->started_us != 0, (int64_t)j->started_us);
@@ -422,6 +428,9 @@ static int job_fields_from_json(yajl_val t, struct job *j)
 	j->user = dup_opt(t, "user");
 	j->home = dup_opt(t, "home");
 	j->template = dup_opt(t, "template");
+	if (json_get_strv(t, "template_env", &j->template_env) == -ENOMEM)
+		return -ENOMEM;
+	j->template_workdir = dup_opt(t, "template_workdir");
 	j->cgroup_parent = dup_opt(t, "cgroup_parent");
 	j->reason = dup_opt(t, "reason");
 	j->owner_uid = (uid_t)get_u(t, "owner_uid");

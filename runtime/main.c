@@ -129,8 +129,6 @@ int main(int argc, char **argv)
 	struct runtime_config cfg;
 	int r;
 
-	if (argc > 1 && !strcmp(argv[1], "--template-helper")) /* (xosd runs it) */
-		return runtime_template_helper(argc - 2, argv + 2);
 	if (getenv("CRTOOLS_SCRIPT_ACTION") && getenv("XOS_CKPT_DEST"))
 		return runtime_ckpt_action(); /* CRIU runs xosd as its action script */
 	runtime_config_init(&cfg);

@@ -584,14 +584,14 @@ static int make_job_dirs(struct daemon *d, struct job *j)
 static int resolve_template(struct daemon *d, struct conn *c, struct run_req *q)
 {
 	_cleanup_free_ char *name = NULL, *err = NULL;
+	const char *def = NULL;
 	int r = 0;
 
-	if (q->fs.template)
-		name = strdup(q->fs.template);
-	else if ((r = template_get_default(d->catalog_fd, &name)) < 0)
+	if (!q->fs.template && (r = template_cache_default(d, &def)) < 0)
 		return conn_reply_error(c, "internal", "Cannot read the default template: %s",
 					strerror(-r)),
 		       r;
+	name = strdup(q->fs.template ? q->fs.template : def);
 	if (!name)
 		return conn_reply_error(c, "internal", "Out of memory"), -ENOMEM;
 	if (strcmp(name, TEMPLATE_HOST) != 0) {
@@ -817,7 +817,7 @@ static void reply_run(struct daemon *d, struct conn *c, struct job *j, unsigned 
 static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 {
 	_cleanup_strv_free_ char **env = NULL;
-	_cleanup_free_ char *cwd = NULL, *terr = NULL;
+	_cleanup_free_ char *cwd = NULL;
 	struct job *j = ops_lookup(d, c, q->job);
 	struct unit *u;
 	int r;
@@ -855,10 +855,10 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 	if (!u)
 		return conn_reply_error(c, "internal", "Out of memory");
 	u->started_us = now_usec();
-	if (j->template && strcmp(j->template, TEMPLATE_HOST) != 0)
-		(void)template_load(d->catalog_fd, j->template, &q->fs.tpl, &terr);
+	r = template_cache_job_info(d, j, &q->fs.tpl);
 	cwd = unit_cwd(j, q);
-	if ((r = template_env(q->fs.tpl, q->env, &env)) < 0 || (r = daemon_persist_job(d, j)) < 0 ||
+	if (r < 0 || (r = template_env(q->fs.tpl, q->env, &env)) < 0 ||
+	    (r = daemon_persist_job(d, j)) < 0 ||
 	    (r = container_write_unit_spec(d, j, u->n, u->argv, env, cwd, q->tty)) < 0) {
 		u->state = UNIT_FAILED;
 		u->reason = xstrdup_printf("Failed to hand the unit to the loader: %s",
@@ -922,7 +922,7 @@ static int check_ckpt_net(struct daemon *d, struct conn *c, const struct run_req
 
 static int add_first_unit(struct conn *c, const struct run_req *q, struct job *j)
 {
-	if (!job_add_unit(j, strv_copy(q->argv))) {
+	if (!job_add_unit(j, strv_copy(q->argv)) || template_cache_keep_on_job(j, q->fs.tpl) < 0) {
 		conn_reply_error(c, "internal", "Out of memory");
 		return -ENOMEM;
 	}

@@ -18,6 +18,7 @@
 #include <sys/xattr.h>
 
 #include "runtime/runtime-internal.h"
+#include "templates/templates.h"
 
 #define SKEL_STAMP "trusted.xos.skel" /* xattr on the skeleton's root: built, version 1 */
 
@@ -310,22 +311,21 @@ static int job_lower(struct daemon *d, struct job *j, char *buf, size_t len)
 }
 
 /* /tmp copied up in advance, so that --files counts the files a job makes in
- * /tmp, not the directory's own copy. */
-static int job_tmp(const char *lower, int layer)
+ * /tmp, not the directory's own copy. What the lower layer's /tmp is comes
+ * from the template cache: lower layers never change. */
+static int job_tmp(struct daemon *d, struct job *j, const char *lower, int layer)
 {
-	_cleanup_close_ int lfd = -EBADF;
+	struct lower_tmp t;
 	char first[4096];
-	struct stat st;
+	int r;
 
 	snprintf(first, sizeof(first), "%.*s", (int)strcspn(lower, ":"), lower);
-	lfd = open(first, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (lfd < 0)
-		return -errno;
-	if (fstatat(lfd, "tmp", &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
-		return 0;
+	r = template_cache_lower_tmp(d, j->template ? j->template : TEMPLATE_HOST, first, &t);
+	if (r < 0 || !t.dir)
+		return r;
 	if (mkdirat(layer, "upper/tmp", 0700) < 0 ||
-	    fchownat(layer, "upper/tmp", st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    fchmodat(layer, "upper/tmp", st.st_mode & 07777, 0) < 0)
+	    fchownat(layer, "upper/tmp", t.uid, t.gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    fchmodat(layer, "upper/tmp", t.mode, 0) < 0)
 		return -errno;
 	return 0;
 }
@@ -364,7 +364,7 @@ static int layer_prepare(struct daemon *d, struct job *j, const char *layer, con
 		return copy_tree_at(upper_from, "upper", lfd, "upper", NULL);
 	if (mkdirat(lfd, "upper", 0755) < 0 || fchownat(lfd, "upper", ru, ru, 0) < 0)
 		return -errno;
-	r = job_tmp(lower, lfd);
+	r = job_tmp(d, j, lower, lfd);
 	if (r >= 0 && (!j->template || !strcmp(j->template, "host")))
 		r = job_etc(lfd, ru, d->skel_dir);
 	return r;

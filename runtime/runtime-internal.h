@@ -86,6 +86,11 @@ struct job {
 	size_t n_groups;
 	char *home;
 	char *template;
+	/* its template's environment and working directory, kept from the start
+	 * for the units added later (NULL env: a record from before they were
+	 * kept, which the template's template.json gives) */
+	char **template_env;
+	char *template_workdir;
 	char *cgroup_parent; /* where its cgroups go (NULL: LXC's default place) */
 	enum job_state state;
 	char *reason;
@@ -233,15 +238,17 @@ struct daemon {
 	int epfd;
 	int listen_fd;
 	int inotify_fd;
-	int state_fd;               /* <state> */
-	int jobs_fd;                /* <state>/jobs */
-	int catalog_fd;             /* <state>/templates: the template catalogue */
-	struct template_state *tpl; /* imports and removals under way */
+	int state_fd;                  /* <state> */
+	int jobs_fd;                   /* <state>/jobs */
+	int catalog_fd;                /* <state>/templates: the template catalogue */
+	struct template_state *tpl;    /* imports and removals under way */
+	struct template_cache *tcache; /* what job starts read of the catalogue */
 	char *lxcpath;
 	char *skel_dir;
 	char *rootfs_mnt;
-	char *self_exe; /* this xosd binary: CRIU's action script */
-	int ckpt_fd;    /* the checkpoint store (checkpoint_dir) */
+	char *self_exe;        /* this xosd binary: CRIU's action script */
+	char *template_helper; /* xos-template-helper: beside xosd, else in libexec */
+	int ckpt_fd;           /* the checkpoint store (checkpoint_dir) */
 	uint32_t subuid_base, subuid_size, subgid_base, subgid_size;
 	struct netsetup *net;
 	struct job *jobs;
@@ -350,6 +357,32 @@ enum ep_kind {
 	EP_TEMPLATE,
 	EP_CKPT, /* the last of 16 (4 bits of the epoll data) */
 };
+
+/* ---- template-cache.c: what job starts need of the catalogue, kept ---- */
+/* A lower layer's /tmp, which a job's layer copies up in advance. */
+struct lower_tmp {
+	bool dir; /* false: no /tmp directory there (nothing to copy up) */
+	uid_t uid;
+	gid_t gid;
+	mode_t mode;
+};
+struct template_cache;
+struct template_info;
+/* The node's default template (read from the catalogue once, then kept). */
+int template_cache_default(struct daemon *d, const char **ret_name);
+/* The /tmp of the lower layer of template name (host: the skeleton), looked
+ * up at lower_dir on the first use, then kept. */
+int template_cache_lower_tmp(struct daemon *d, const char *name, const char *lower_dir,
+			     struct lower_tmp *ret);
+/* The catalogue changed (default set, template removed or imported). */
+void template_cache_drop(struct daemon *d);
+void template_cache_free(struct daemon *d);
+/* The template environment and working directory of job j, for a unit
+ * added later: from its record, else (older records) its template.json.
+ * *ret NULL: none (host, or the template is gone). */
+int template_cache_job_info(struct daemon *d, const struct job *j, struct template_info **ret);
+/* Keep tpl's (NULL: host's, none) environment and working directory on j. */
+int template_cache_keep_on_job(struct job *j, const struct template_info *tpl);
 
 /* ---- template-ops.c: the template catalogue (xtemplate) ---- */
 struct template_task; /* an import or a removal, run by a helper process */

@@ -64,9 +64,6 @@ int runtime_ckpt_action(void);
 
 /* Run the daemon until SIGTERM/SIGINT. Jobs keep running when it stops. */
 int runtime_run(struct runtime_config *c);
-/* xosd --template-helper ARGS: the process xosd runs for a template import or
- * removal (argv after that option); its exit status. */
-int runtime_template_helper(int argc, char **argv);
 
 /* ---- cgroup backends (pure translation, unit-tested) ---- */
 struct runtime_limits {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The template catalogue in xosd: the template_* requests of xtemplate.
- * Imports and removals run in a helper process (xosd itself, executed again
- * with --template-helper) that reports over a pipe, so the event loop never
+ * Imports and removals run in a helper process (xos-template-helper, see
+ * templates/helper.c) that reports over a pipe, so the event loop never
  * waits for an archive or a disk, and a crash in an archive reader is the
  * helper's alone. The helper dies with xosd (PDEATHSIG); what an interrupted
  * import left is removed at the next start (template_catalog_open). */
@@ -19,10 +19,10 @@
 #include "runtime/runtime-internal.h"
 #include "templates/templates.h"
 
-#define HELPER_ARG "--template-helper"
-#define FD_SRC 3
-#define FD_CATALOG 4
-#define FD_REPORT 5
+#define HELPER_ARG TEMPLATE_HELPER_ARG
+#define FD_SRC TEMPLATE_HELPER_FD_SRC
+#define FD_CATALOG TEMPLATE_HELPER_FD_CATALOG
+#define FD_REPORT TEMPLATE_HELPER_FD_REPORT
 #define LINE_MAX_LEN 4096
 
 enum task_kind { TASK_IMPORT, TASK_REMOVE };
@@ -106,11 +106,11 @@ static size_t template_users(struct daemon *d, const char *name, const struct co
 
 /* ---- helper processes ---- */
 
-/* Fork and execute xosd as a helper with fds src (or none), the catalogue
- * and the report pipe at FD_SRC, FD_CATALOG, FD_REPORT. */
+/* Fork and execute the helper (xos-template-helper) with fds src (or none),
+ * the catalogue and the report pipe at FD_SRC, FD_CATALOG, FD_REPORT. */
 static int spawn(struct daemon *d, char **argv, int src, struct template_task *t)
 {
-	struct spawn_opts o = { .path = "/proc/self/exe",
+	struct spawn_opts o = { .path = d->template_helper,
 				.argv = argv,
 				.first_fd = FD_SRC,
 				.fds = { src, d->catalog_fd, SPAWN_REPORT },
@@ -244,9 +244,11 @@ static void import_done(struct daemon *d, struct template_task *t, int status)
 			 t->error              ? t->error
 			 : WIFSIGNALED(status) ? "the import was stopped"
 					       : "the import process failed");
-	} else
+	} else {
+		template_cache_drop(d);
 		log_info("Imported template %s (%llu files, %llu bytes)", t->name,
 			 (unsigned long long)info->files, (unsigned long long)info->size);
+	}
 	if (!c)
 		return;
 	t->conn = NULL;
@@ -331,6 +333,7 @@ void template_ops_conn_gone(struct daemon *d, struct conn *c)
 
 void template_ops_stop(struct daemon *d)
 {
+	template_cache_free(d);
 	if (!d->tpl)
 		return;
 	while (d->tpl->tasks) {
@@ -478,7 +481,9 @@ void ops_template_default(struct daemon *d, struct conn *c, yajl_val v)
 		return r == -ENOENT
 			       ? conn_reply_error(c, "not_found", "No such template: %s", name)
 			       : conn_reply_error(c, "conflict", "%s", err ? err : "Bad template");
-	if ((r = template_set_default(d->catalog_fd, name)) < 0)
+	r = template_set_default(d->catalog_fd, name);
+	template_cache_drop(d);
+	if (r < 0)
 		return conn_reply_error(c, "internal", "Cannot set the default template: %s",
 					strerror(-r));
 	log_info("Default template is now %s", name);
@@ -556,6 +561,7 @@ void ops_template_remove(struct daemon *d, struct conn *c, yajl_val v)
 	was_def = template_get_default(d->catalog_fd, &def) >= 0 && !strcmp(def, name);
 	if (was_def && (r = template_set_default(d->catalog_fd, TEMPLATE_HOST)) < 0)
 		log_warn("Failed to reset the default template: %s", strerror(-r));
+	template_cache_drop(d);
 	log_info("Removed template %s%s%s", name, n ? "; still used by " : "", n ? list : "");
 	if (n == 0)
 		start_removal(d, dir);
@@ -654,7 +660,7 @@ static uint64_t free_bytes(struct daemon *d)
 	return (uint64_t)s.f_bavail * s.f_frsize;
 }
 
-/* argv of the import helper (see runtime_template_helper). */
+/* argv of the import helper (see template_helper_main). */
 static char **import_argv(struct daemon *d, const struct import_req *q, const char *staging)
 {
 	uint32_t count = d->subuid_size < d->subgid_size ? d->subuid_size : d->subgid_size;
@@ -728,66 +734,4 @@ void ops_template_import(struct daemon *d, struct conn *c, yajl_val v)
 		conn_reply_error(c, "internal", "Cannot start the import: %s", strerror(-r));
 out:
 	strv_free(q.env);
-}
-
-/* ---- the helper (a process of its own: xosd --template-helper ...) ---- */
-
-static void helper_progress(void *userdata, const struct template_progress *p)
-{
-	(void)userdata;
-	dprintf(FD_REPORT, "progress %llu %llu %llu %llu\n", (unsigned long long)p->read,
-		(unsigned long long)p->total, (unsigned long long)p->entries,
-		(unsigned long long)p->bytes);
-}
-
-static int helper_error(const char *err, int r)
-{
-	_cleanup_free_ char *msg = err ? strdup(err) : NULL;
-
-	for (char *p = msg; p && *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
-	dprintf(FD_REPORT, "error %s\n", msg ? msg : strerror(r < 0 ? -r : r));
-	return 1;
-}
-
-static int helper_import(int argc, char **argv)
-{
-	uint64_t ub, gb, count, max;
-	struct template_import_opts o = { .progress = helper_progress };
-	_cleanup_free_ char *err = NULL;
-	int r;
-
-	if (argc < 10 || parse_uint64(argv[3], &ub) < 0 || parse_uint64(argv[4], &gb) < 0 ||
-	    parse_uint64(argv[5], &count) < 0 || parse_uint64(argv[6], &max) < 0 || count == 0 ||
-	    count > UINT32_MAX || ub + count > UINT32_MAX || gb + count > UINT32_MAX)
-		return helper_error("bad helper arguments", -EINVAL);
-	o.uid_base = (uid_t)ub;
-	o.gid_base = (gid_t)gb;
-	o.id_count = (uint32_t)count;
-	o.max_bytes = max;
-	o.allow_devices = !strcmp(argv[7], "1");
-	o.workdir = argv[8][0] ? argv[8] : NULL;
-	o.user = argv[9][0] ? argv[9] : NULL;
-	o.env = argv + 10;
-	r = template_import(FD_CATALOG, argv[1], argv[2], FD_SRC, &o, &err);
-	if (r < 0)
-		return helper_error(err, r);
-	dprintf(FD_REPORT, "ok\n");
-	return 0;
-}
-
-int runtime_template_helper(int argc, char **argv)
-{
-	int r;
-
-	/* pax headers carry UTF-8 names: read them as such */
-	setlocale(LC_CTYPE, "C.UTF-8");
-	if (argc >= 1 && !strcmp(argv[0], "import"))
-		return helper_import(argc, argv);
-	if (argc == 2 && !strcmp(argv[0], "remove")) {
-		r = template_rm_tree(FD_CATALOG, argv[1]);
-		return r < 0 ? helper_error(NULL, r) : 0;
-	}
-	return helper_error("bad helper arguments", -EINVAL);
 }

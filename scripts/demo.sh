@@ -48,7 +48,7 @@ if ! make -C "$REPO_ROOT" install PREFIX="$PREFIX" </dev/null >"$instlog" 2>&1; 
 fi
 rm -f "$instlog"
 log "install: xrun xps xlogs xwait xkill xos in $PREFIX/bin, xosd in $PREFIX/sbin," \
-	"xos-loader in $PREFIX/libexec/xos, man pages in $PREFIX/share/man"
+	"xos-loader and xos-template-helper in $PREFIX/libexec/xos, man pages in $PREFIX/share/man"
 
 # ---------------------------------------------------------------------- xosd
 answers() { xps >/dev/null 2>&1; }

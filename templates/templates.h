@@ -100,6 +100,18 @@ int template_detach(int catalog_dfd, const char *name, char **ret_dir);
  * nor crossing a mount point. Missing is not an error. */
 int template_rm_tree(int dfd, const char *name);
 
+/* ---- the helper process ---- */
+/* xosd runs xos-template-helper --template-helper import|remove ARGS with the
+ * archive, the catalogue and a report pipe at these fds; the helper writes
+ * "progress R T E B", "error MSG" and "ok" lines to the pipe. */
+#define TEMPLATE_HELPER_ARG "--template-helper"
+#define TEMPLATE_HELPER_BIN "xos-template-helper"
+#define TEMPLATE_HELPER_FD_SRC 3
+#define TEMPLATE_HELPER_FD_CATALOG 4
+#define TEMPLATE_HELPER_FD_REPORT 5
+/* The helper's work (argv after TEMPLATE_HELPER_ARG); its exit status. */
+int template_helper_main(int argc, char **argv);
+
 /* ---- the commands' side ---- */
 /* Write the directory dir as a tar (pax) stream to out_fd: what `xtemplate
  * import NAME DIR` passes to xosd. No xattrs, ACLs or file flags; symlinks

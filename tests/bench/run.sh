@@ -243,7 +243,7 @@ trap 'exit 129' HUP
 # A private copy of the binaries: a rebuild of build/ during the run must not
 # change what is measured (nor remove it).
 mkdir "$BT/bin"
-cp "$BUILD/xosd" "$BUILD/xos-loader" "$BUILD/xos" "$BT/bin/"
+cp "$BUILD/xosd" "$BUILD/xos-loader" "$BUILD/xos" "$BUILD/xos-template-helper" "$BT/bin/"
 for b in xrun xps xwait xkill xlogs; do ln -s xos "$BT/bin/$b"; done
 SANITIZED=""
 grep -qs __asan_init "$BT/bin/xosd" && SANITIZED=" (a sanitizer build: figures are not representative)"

@@ -141,3 +141,58 @@ make_busybox_root() {
 	assert_success
 	assert_output --partial "${id:0:12} (checkpoints)"
 }
+
+@test "xosd keeps the default template and each template's /tmp between jobs: xtemplate default, remove and import change them at once" {
+	make_busybox_root "$XOS_TMP/bb"
+	tar -C "$XOS_TMP/bb" --owner=0 --group=0 -cf "$XOS_TMP/bb.tar" .
+	run xtemplate import bb "$XOS_TMP/bb.tar"
+	assert_success
+	# a job on the default (host) first: xosd has read the default now
+	run xrun -- /bin/true
+	assert_success
+	template_of() { xps -a --json | jq -r --arg m "$1" 'map(select(.units[0].argv[-1] == $m)) | .[0].template'; }
+	xtemplate default bb
+	xrun -- busybox echo on-bb >/dev/null
+	assert_equal "$(template_of on-bb)" bb
+	xtemplate default host
+	xrun -- /bin/echo on-host >/dev/null
+	assert_equal "$(template_of on-host)" host
+	xtemplate default bb
+	run xrun -- stat -c '%a %u' /tmp
+	assert_output "1777 0"
+	# removing the default template makes host the default again
+	run xtemplate remove bb
+	assert_success
+	xrun -- /bin/echo after-remove >/dev/null
+	assert_equal "$(template_of after-remove)" host
+	# the same name imported again with another /tmp: its jobs see the new one
+	# (the job layer's copy of /tmp follows the template)
+	chmod 0777 "$XOS_TMP/bb/tmp"
+	tar -C "$XOS_TMP/bb" --owner=0 --group=0 -cf "$XOS_TMP/bb2.tar" .
+	run xtemplate import bb "$XOS_TMP/bb2.tar"
+	assert_success
+	run xrun --template bb -- stat -c '%a %u' /tmp
+	assert_output "777 0"
+}
+
+@test "a unit added with --job gets the template's environment and working directory, also after xosd restarts" {
+	make_busybox_root "$XOS_TMP/bb"
+	tar -C "$XOS_TMP/bb" --owner=0 --group=0 -cf "$XOS_TMP/bb.tar" .
+	run xtemplate import --env GREETING=hello --workdir /work bb "$XOS_TMP/bb.tar"
+	assert_success
+	id=$(xrun -d --template bb -- busybox sleep 100)
+	wait_state "$id" RUNNING
+	assert_equal "$(jq -r '.template_env | join(",")' "$XOS_TMP/state/jobs/$id/job.json")" GREETING=hello
+	run xrun --job "$id" -- sh -c 'echo "$GREETING"; pwd'
+	assert_success
+	assert_line --index 0 hello
+	assert_line --index 1 /work
+	xosd_stop
+	xosd_launch --loader "$XOS_STATIC_LOADER"
+	run xrun --job "$id" -e GREETING=mine -- sh -c 'echo "$GREETING"; pwd'
+	assert_success
+	assert_line --index 0 mine
+	assert_line --index 1 /work
+	xkill -s KILL "$id"
+	xwait "$id" || true
+}
