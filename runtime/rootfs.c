@@ -330,20 +330,82 @@ static int job_tmp(struct daemon *d, struct job *j, const char *lower, int layer
 	return 0;
 }
 
+/* The mount targets LXC creates in a job's root when they are missing: its
+ * /.xos, /proc, /sys, /dev, its volumes and, in bridge mode, resolv.conf. */
+#define MOUNT_TARGETS_MAX 80 /* 4 of xos, resolv.conf, at most 64 volumes and the home */
+
+static size_t mount_targets(const struct job *j, const char **t)
+{
+	size_t n = 0;
+
+	t[n++] = ".xos";
+	t[n++] = "proc";
+	t[n++] = "sys";
+	t[n++] = "dev";
+	if (j->net.mode == NETSETUP_BRIDGE)
+		t[n++] = "etc/resolv.conf";
+	for (size_t i = 0; i < j->n_volumes && n < MOUNT_TARGETS_MAX; i++)
+		t[n++] = j->volumes[i].dst + 1;
+	return n;
+}
+
+/* How many inodes LXC will make in the job's root for its mount targets:
+ * each missing path component once (a symlink on the way counts the rest as
+ * missing: a little slack, never too few). */
+static uint64_t mount_target_inodes(const struct job *j, int root)
+{
+	const char *t[MOUNT_TARGETS_MAX];
+	char seen[64][256]; /* missing prefixes counted (more: counted again, slack) */
+	size_t nt = mount_targets(j, t), ns = 0;
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < nt; i++) {
+		char prefix[256];
+
+		for (size_t len = 0; t[i][len];) {
+			_cleanup_close_ int fd = -EBADF;
+			bool counted = false;
+
+			len += strcspn(t[i] + len, "/");
+			if (len >= sizeof(prefix))
+				break;
+			snprintf(prefix, sizeof(prefix), "%.*s", (int)len, t[i]);
+			if (t[i][len] == '/')
+				len++;
+			fd = openat(root, prefix, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+			if (fd >= 0)
+				continue;
+			for (size_t k = 0; k < ns && !counted; k++)
+				counted = !strcmp(seen[k], prefix);
+			if (counted)
+				continue;
+			n++;
+			if (ns < ELEMENTSOF(seen))
+				snprintf(seen[ns++], sizeof(seen[0]), "%s", prefix);
+		}
+	}
+	return n;
+}
+
 /* The job's writable layer: its own tmpfs, of the job's size; inodes: what
- * the overlay itself uses, plus the job's --files. */
-static int layer_limit_inodes(struct daemon *d, struct job *j, const char *layer)
+ * the overlay itself uses, what LXC's mount targets will take, plus the
+ * job's --files. */
+static int layer_limit_inodes(struct daemon *d, struct job *j, const char *layer,
+			      const char *rootfs)
 {
 	uint64_t files = j->files ? j->files : d->cfg->layer_inodes;
+	_cleanup_close_ int root = -EBADF;
 	struct statfs sf;
 	char opts[128];
 
 	if (files == 0) /* no limit */
 		return 0;
-	if (statfs(layer, &sf) < 0)
+	root = open(rootfs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (root < 0 || statfs(layer, &sf) < 0)
 		return -errno;
 	snprintf(opts, sizeof(opts), "nr_inodes=%llu",
-		 (unsigned long long)(sf.f_files - sf.f_ffree + files));
+		 (unsigned long long)(sf.f_files - sf.f_ffree + mount_target_inodes(j, root) +
+				      files));
 	if (mount(NULL, layer, NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV, opts) < 0)
 		return -errno;
 	return 0;
@@ -407,7 +469,7 @@ int rootfs_job_mount_from(struct daemon *d, struct job *j, int upper_from)
 		r = -errno;
 		goto err_umount_layer;
 	}
-	r = layer_limit_inodes(d, j, layer);
+	r = layer_limit_inodes(d, j, layer, rootfs);
 	if (r < 0)
 		goto err_umount_root;
 	return 0;

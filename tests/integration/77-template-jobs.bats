@@ -196,3 +196,17 @@ make_busybox_root() {
 	xkill -s KILL "$id"
 	xwait "$id" || true
 }
+
+@test "--files 4 on a template missing LXC's mount targets (/.xos, a volume's path): still exactly 4 files" {
+	make_busybox_root "$XOS_TMP/bb"
+	rmdir "$XOS_TMP/bb/proc" "$XOS_TMP/bb/sys"
+	xtemplate import bb "$XOS_TMP/bb" >/dev/null
+	mkdir -p "$XOS_TMP/vol"
+	chmod 0777 "$XOS_TMP/vol"
+	run xrun --template bb --files 4 -v "$XOS_TMP/vol:/data/in/here" -- sh -c \
+		'for i in 1 2 3 4 5; do touch /tmp/f$i 2>&1 || echo "no file $i"; done; echo went-on'
+	assert_success
+	assert_output --partial "no file 5"
+	refute_output --partial "no file 4"
+	assert_output --partial "went-on"
+}
