@@ -307,11 +307,16 @@ static int begin_dump(struct daemon *d, struct job *j, bool stop, char **ret_msg
 	set_state(d, j, JOB_CHECKPOINTING);
 	{
 		_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
+		struct runtime_accounting base = j->acct_base, now;
 
+		/* a restore of this version goes on counting from what was used so far */
+		if (container_accounting(d, j, &now) >= 0)
+			job_acct_add(&j->acct_base, &now);
 		if (g) {
 			job_to_json(j, g);
 			j->run->record = json_gen_take(g, true);
 		}
+		j->acct_base = base; /* (this container goes on counting for itself) */
 	}
 	r = run_fork(d, j, stop);
 	if (r < 0) {
@@ -542,6 +547,7 @@ static int take_units(struct job *j, int vfd)
 	j->n_units = old->n_units;
 	old->n_units = 0;
 	j->closing = old->closing;
+	j->acct_base = old->acct_base;
 	job_free(old);
 	return 0;
 }

@@ -255,20 +255,39 @@ static int net_from_json(yajl_val t, struct netsetup_job *nj)
 	return 0;
 }
 
+void job_acct_add(struct runtime_accounting *a, const struct runtime_accounting *b)
+{
+	a->cpu_user_us += b->cpu_user_us;
+	a->cpu_system_us += b->cpu_system_us;
+	if (b->memory_peak > a->memory_peak)
+		a->memory_peak = b->memory_peak;
+	a->oom_kills += b->oom_kills;
+}
+
+static void acct_fields_to_json(const struct runtime_accounting *a, yajl_gen g)
+{
+	yajl_gen_map_open(g);
+	json_gen_kv_uint(g, "cpu_user_us", a->cpu_user_us);
+	json_gen_kv_uint(g, "cpu_system_us", a->cpu_system_us);
+	json_gen_kv_uint(g, "memory_peak", a->memory_peak);
+	json_gen_kv_uint(g, "wall_us", a->wall_us);
+	json_gen_kv_uint(g, "oom_kills", a->oom_kills);
+	yajl_gen_map_close(g);
+}
+
 static void acct_to_json(const struct job *j, yajl_gen g)
 {
+	static const struct runtime_accounting zero;
+
 	json_gen_key(g, "accounting");
-	if (!j->have_acct) {
+	if (j->have_acct)
+		acct_fields_to_json(&j->acct, g);
+	else
 		yajl_gen_null(g);
-		return;
+	if (memcmp(&j->acct_base, &zero, sizeof(zero)) != 0) {
+		json_gen_key(g, "accounting_base");
+		acct_fields_to_json(&j->acct_base, g);
 	}
-	yajl_gen_map_open(g);
-	json_gen_kv_uint(g, "cpu_user_us", j->acct.cpu_user_us);
-	json_gen_kv_uint(g, "cpu_system_us", j->acct.cpu_system_us);
-	json_gen_kv_uint(g, "memory_peak", j->acct.memory_peak);
-	json_gen_kv_uint(g, "wall_us", j->acct.wall_us);
-	json_gen_kv_uint(g, "oom_kills", j->acct.oom_kills);
-	yajl_gen_map_close(g);
 }
 
 static void ckpt_policy_to_json(const struct job *j, yajl_gen g)
@@ -383,6 +402,15 @@ static uint64_t get_u(yajl_val o, const char *k)
 	return v;
 }
 
+static void acct_from_json(yajl_val v, struct runtime_accounting *a)
+{
+	a->cpu_user_us = get_u(v, "cpu_user_us");
+	a->cpu_system_us = get_u(v, "cpu_system_us");
+	a->memory_peak = get_u(v, "memory_peak");
+	a->wall_us = get_u(v, "wall_us");
+	a->oom_kills = get_u(v, "oom_kills");
+}
+
 static int unit_from_json(yajl_val o, struct job *j)
 {
 	char **argv = NULL;
@@ -486,12 +514,11 @@ static int job_fields_from_json(yajl_val t, struct job *j)
 	v = get(t, "accounting");
 	if (YAJL_IS_OBJECT(v)) {
 		j->have_acct = true;
-		j->acct.cpu_user_us = get_u(v, "cpu_user_us");
-		j->acct.cpu_system_us = get_u(v, "cpu_system_us");
-		j->acct.memory_peak = get_u(v, "memory_peak");
-		j->acct.wall_us = get_u(v, "wall_us");
-		j->acct.oom_kills = get_u(v, "oom_kills");
+		acct_from_json(v, &j->acct);
 	}
+	v = get(t, "accounting_base");
+	if (YAJL_IS_OBJECT(v))
+		acct_from_json(v, &j->acct_base);
 	return 0;
 }
 

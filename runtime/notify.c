@@ -77,9 +77,10 @@ static const char *apply_status(struct daemon *d, struct job *j, const struct lo
 		return "ok";
 	if (st->remaining == 0 && all_units_ended(j) && !j->closing) {
 		j->closing = true;
-		if (container_accounting(d, j, &j->acct) >= 0)
+		if (container_accounting(d, j, &j->acct) >= 0) {
 			j->have_acct = true;
-		else
+			job_acct_add(&j->acct, &j->acct_base); /* containers before a restore */
+		} else
 			acct_from_units(j);
 		job_finish(j);
 	}

@@ -105,7 +105,8 @@ struct job {
 	size_t n_units;
 	bool have_acct;
 	struct runtime_accounting acct;
-	bool closing;                /* last unit reported: no unit can be added */
+	struct runtime_accounting acct_base; /* used by its containers before a restore */
+	bool closing;                        /* last unit reported: no unit can be added */
 	bool tty;                    /* made with -t: its container has terminals (devpts) */
 	bool shifted_user;           /* uid/gid are the template's, in the containers' range */
 	struct netsetup_job net;     /* mode, address, group, published ports */
@@ -143,6 +144,8 @@ void job_to_json(const struct job *j, struct yajl_gen_t *g);
 int job_from_json(const char *text, struct job **ret);
 /* Apply a unit status to the job; false if already recorded (duplicate). */
 bool job_record_status(struct job *j, const struct loader_status *st);
+/* a += b: times and OOM kills add up, the memory peak is the larger one */
+void job_acct_add(struct runtime_accounting *a, const struct runtime_accounting *b);
 /* Set the final job state from unit 1 and the accounting. */
 void job_finish(struct job *j);
 int job_add_volume(struct job *j, const char *src, const char *dst, bool ro, bool home);

@@ -92,6 +92,27 @@ COUNTER='i=0; while :; do i=$((i+1)); echo $i >>/tmp/count; echo $i; sleep 0.1; 
 	assert_equal "$(job_field "$id" .state)" RUNNING
 }
 
+@test "a restored job's accounting counts the CPU its containers used before the checkpoint" {
+	# a second of CPU, then waits: it is stopped at a checkpoint while waiting
+	id=$(xrun -d -- sh -c 'end=$(($(date +%s) + 2)); while [ "$(date +%s)" -lt "$end" ]; do :; done
+		touch /tmp/burned; sleep 4')
+	for _ in $(seq 1 100); do
+		[ -e "$(jobroot "$id")/tmp/burned" ] && break
+		sleep 0.1
+	done
+	[ -e "$(jobroot "$id")/tmp/burned" ]
+	xcheckpoint --stop "$id" >/dev/null
+	jq -e '.accounting_base.cpu_user_us + .accounting_base.cpu_system_us >= 500000' \
+		"$(store)/$id/1/record.json" >/dev/null
+	xrestart "$id" >/dev/null
+	run xwait "$id"
+	assert_equal "$status" 0
+	# what it burned before the checkpoint is in its accounting
+	xps -a --json | jq -e --arg id "$id" \
+		'.[] | select(.id == $id) | .accounting.cpu_user_us + .accounting.cpu_system_us >= 500000' \
+		>/dev/null
+}
+
 @test "xrestart is refused while the job runs; a -t job is not checkpointable; unknown versions" {
 	id=$(xrun -d -- sleep 100)
 	wait_state "$id" RUNNING
