@@ -600,7 +600,8 @@ static int setup_volatile(struct daemon *d)
 	if (fd < 0)
 		return -errno;
 	if ((mkdirat(fd, "lxc", 0711) < 0 && errno != EEXIST) ||
-	    (mkdirat(fd, "jobs", 0711) < 0 && errno != EEXIST))
+	    (mkdirat(fd, "jobs", 0711) < 0 && errno != EEXIST) ||
+	    fchmodat(fd, "lxc", 0711, 0) < 0 || fchmodat(fd, "jobs", 0711, 0) < 0)
 		return -errno;
 	d->vjobs_fd = open_dir_at(fd, "jobs");
 	return d->vjobs_fd < 0 ? d->vjobs_fd : 0;
