@@ -79,7 +79,8 @@ static void wait_ready(struct daemon *d, struct job *j)
 	uint64_t deadline = mono_usec() + j->ckpt.grace_us;
 	char p[4096];
 
-	snprintf(p, sizeof(p), "%s/jobs/%s/rootfs/tmp", d->cfg->state_dir, j->id);
+	if (daemon_job_runpath(d, j, "rootfs/tmp", p, sizeof(p)) < 0)
+		return;
 	while (mono_usec() < deadline) {
 		_cleanup_close_ int tmp = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
@@ -133,7 +134,8 @@ static _noreturn_ void dump_child(struct daemon *d, struct job *j, int errfd, bo
 	if (criu_conf_path(d, path, sizeof(path)) < 0 || setenv("CRIU_CONFIG_FILE", path, 1) < 0)
 		_exit(1);
 	setenv("XOS_CKPT_DEST", dir, 1);
-	snprintf(path, sizeof(path), "%s/jobs/%s/layer/upper", d->cfg->state_dir, j->id);
+	if (daemon_job_runpath(d, j, "layer/upper", path, sizeof(path)) < 0)
+		_exit(1);
 	setenv("XOS_CKPT_UPPER", path, 1);
 	snprintf(path, sizeof(path), "%s/jobs/%s/xos/spool", d->cfg->state_dir, j->id);
 	setenv("XOS_CKPT_SPOOL", path, 1);

@@ -66,10 +66,12 @@ static int cfg_volumes(struct daemon *d, struct job *j, char *buf, size_t *off)
 
 	for (size_t i = 0; r >= 0 && i < j->n_volumes; i++) {
 		const struct job_volume *v = &j->volumes[i];
-		char e[8400];
+		char e[8400], run[4096];
 
-		r = snprintf(e, sizeof(e), "%s/jobs/%s/vol/%zu %s none bind,create=dir%s 0 0",
-			     d->cfg->state_dir, j->id, i, v->dst + 1, v->ro ? ",ro" : "");
+		if (daemon_job_runpath(d, j, NULL, run, sizeof(run)) < 0)
+			return -ENAMETOOLONG;
+		r = snprintf(e, sizeof(e), "%s/vol/%zu %s none bind,create=dir%s 0 0", run, i,
+			     v->dst + 1, v->ro ? ",ro" : "");
 		if (r < 0 || (size_t)r >= sizeof(e))
 			return -ENAMETOOLONG;
 		r = cfg_add(buf, off, "lxc.mount.entry", e);
@@ -95,23 +97,29 @@ static int cfg_net(struct daemon *d, struct job *j, char *buf, size_t *off)
 {
 	struct cfg_buf b = { buf, off };
 	_cleanup_free_ char *resolv = netsetup_resolv_conf(d->net, &j->net);
-	char v[4096];
+	_cleanup_close_ int run = -EBADF;
+	char v[4096], p[4096];
 	int r = netsetup_job_lxc_config(d->net, j->id, &j->net, cfg_add_net, &b);
 
 	if (r < 0 || !resolv)
 		return r;
+	if (daemon_job_runpath(d, j, "resolv.conf", p, sizeof(p)) < 0)
+		return -ENAMETOOLONG;
+	run = daemon_job_rundir(d, j, true);
+	if (run < 0)
+		return run;
 	/* ICMP echo (ping) without privileges for the job's group, as docker
 	 * allows it (the range must be mapped in the container) */
 	snprintf(v, sizeof(v), "%u %u", (unsigned)j->gid, (unsigned)j->gid);
 	r = cfg_add(buf, off, "lxc.sysctl.net.ipv4.ping_group_range", v);
 	if (r < 0)
 		return r;
-	r = write_file_atomic_at(j->dirfd, "resolv.conf", resolv, strlen(resolv), 0644, false);
+	r = write_file_atomic_at(run, "resolv.conf", resolv, strlen(resolv), 0644, false);
 	if (r < 0)
 		return r;
-	snprintf(v, sizeof(v),
-		 "%s/jobs/%s/resolv.conf etc/resolv.conf none bind,ro,create=file 0 0",
-		 d->cfg->state_dir, j->id);
+	r = snprintf(v, sizeof(v), "%s etc/resolv.conf none bind,ro,create=file 0 0", p);
+	if (r < 0 || (size_t)r >= sizeof(v))
+		return -ENAMETOOLONG;
 	return cfg_add(buf, off, "lxc.mount.entry", v);
 }
 
@@ -127,7 +135,9 @@ static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 	memcpy(v, j->id, XOS_JOB_ID_SHORT);
 	v[XOS_JOB_ID_SHORT] = 0;
 	r = cfg_add(buf, off, "lxc.uts.name", j->name ? j->name : v);
-	snprintf(v, sizeof(v), "dir:%s/jobs/%s/rootfs", d->cfg->state_dir, j->id);
+	memcpy(v, "dir:", 4);
+	if (r >= 0 && daemon_job_runpath(d, j, "rootfs", v + 4, sizeof(v) - 4) < 0)
+		r = -ENAMETOOLONG;
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.rootfs.path", v);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.rootfs.mount", d->rootfs_mnt);
 	/* the job's own ids map to themselves, unless they are a template's */
@@ -154,7 +164,7 @@ static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 	snprintf(v, sizeof(v), "%s .xos/loader none bind,ro,create=file 0 0", d->cfg->loader_path);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.entry", v);
 	r = r < 0 ? r : cfg_volumes(d, j, buf, off);
-	snprintf(v, sizeof(v), "%s/jobs/%s/lxc.log", d->cfg->state_dir, j->id);
+	snprintf(v, sizeof(v), "%s/xos-%s/lxc.log", d->lxcpath, j->id);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.log.file", v);
 	r = r < 0 ? r
 		  : cfg_add(buf, off, "lxc.log.level",
@@ -289,12 +299,16 @@ int container_started(struct daemon *d, struct job *j)
 }
 
 /* The first error LXC logged for the job: usually the cause. */
-char *container_start_error(struct job *j)
+char *container_start_error(struct daemon *d, struct job *j)
 {
+	_cleanup_close_ int lxc = open(d->lxcpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int dir = -EBADF;
 	_cleanup_free_ char *log = NULL;
-	char *line, *save = NULL;
+	char *line, *save = NULL, name[64];
 
-	if (read_file_at(j->dirfd, "lxc.log", 1 << 20, &log, NULL) < 0)
+	container_name(j, name, sizeof(name));
+	dir = lxc >= 0 ? open_dir_at(lxc, name) : -EBADF;
+	if (dir < 0 || read_file_at(dir, "lxc.log", 1 << 20, &log, NULL) < 0)
 		return NULL;
 	for (line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *msg = strstr(line, " ERROR ");

@@ -40,6 +40,33 @@ int daemon_job_dir(struct daemon *d, struct job *j)
 	return j->dirfd;
 }
 
+int daemon_job_rundir(struct daemon *d, struct job *j, bool create)
+{
+	if (create && mkdirat(d->vjobs_fd, j->id, 0711) < 0 && errno != EEXIST)
+		return -errno;
+	return open_dir_at(d->vjobs_fd, j->id);
+}
+
+int daemon_job_runpath(struct daemon *d, const struct job *j, const char *sub, char *buf,
+		       size_t len)
+{
+	int r = snprintf(buf, len, "%s/jobs/%s%s%s", d->volatile_dir, j->id, sub ? "/" : "",
+			 sub ? sub : "");
+
+	return r < 0 || (size_t)r >= len ? -ENAMETOOLONG : 0;
+}
+
+/* What is left of the job's volatile directory once its mounts are gone. */
+static void job_rundir_remove(struct daemon *d, struct job *j)
+{
+	_cleanup_close_ int run = daemon_job_rundir(d, j, false);
+
+	if (run < 0)
+		return;
+	unlinkat(run, "resolv.conf", 0);
+	unlinkat(d->vjobs_fd, j->id, AT_REMOVEDIR);
+}
+
 int daemon_open_spool_file(struct daemon *d, struct job *j, const char *name)
 {
 	_cleanup_close_ int spool = -EBADF;
@@ -285,6 +312,7 @@ void daemon_job_cleanup(struct daemon *d, struct job *j)
 	rootfs_job_umount(d, j);
 	template_ops_job_gone(d, j);
 	container_remove_config(d, j);
+	job_rundir_remove(d, j);
 	j->cg_prune_tries = 50; /* LXC's monitor may still sit in its cgroup */
 	closep(&j->spoolfd);
 	closep(&j->dirfd); /* an ended job holds no fd: xosd may keep thousands */
@@ -438,6 +466,13 @@ static void adopt_job(struct daemon *d, struct job *j)
 	daemon_job_gone(d, j);
 }
 
+static bool job_has_rundir(struct daemon *d, struct job *j)
+{
+	_cleanup_close_ int run = daemon_job_rundir(d, j, false);
+
+	return run >= 0;
+}
+
 static int load_job(struct daemon *d, const char *id)
 {
 	_cleanup_free_ char *text = NULL;
@@ -468,7 +503,7 @@ static int load_job(struct daemon *d, const char *id)
 		return 0;
 	if (job_is_live(j))
 		adopt_job(d, j);
-	else if (faccessat(j->dirfd, "rootfs", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+	else if (job_has_rundir(d, j))
 		(void)daemon_job_settle(d, j); /* ended, but xosd stopped before tidying up */
 	else
 		closep(&j->dirfd);
@@ -530,12 +565,10 @@ static int setup_dirs(struct daemon *d)
 		return -errno;
 	if (mkdirat(d->state_fd, "jobs", 0711) < 0 && errno != EEXIST)
 		return -errno;
-	if (mkdirat(d->state_fd, "lxc", 0711) < 0 && errno != EEXIST)
-		return -errno;
 	if (mkdirat(d->state_fd, "rootfs-mnt", 0755) < 0 && errno != EEXIST)
 		return -errno;
 	/* container root must traverse these to reach its rootfs and mounts */
-	if (fchmodat(d->state_fd, "lxc", 0711, 0) < 0 || fchmodat(d->state_fd, "jobs", 0711, 0) < 0)
+	if (fchmodat(d->state_fd, "jobs", 0711, 0) < 0)
 		return -errno;
 	d->jobs_fd = open_dir_at(d->state_fd, "jobs");
 	if (d->jobs_fd < 0)
@@ -543,12 +576,35 @@ static int setup_dirs(struct daemon *d)
 	/* (also removes what interrupted imports left) */
 	if ((r = template_catalog_open(d->state_fd, &d->catalog_fd)) < 0)
 		return r;
-	d->lxcpath = xstrdup_printf("%s/lxc", c->state_dir);
+	d->volatile_dir = xstrdup_printf("%s/volatile", c->state_dir);
+	d->lxcpath = xstrdup_printf("%s/volatile/lxc", c->state_dir);
 	d->skel_dir = xstrdup_printf("%s/skel", c->state_dir);
 	d->rootfs_mnt = xstrdup_printf("%s/rootfs-mnt", c->state_dir);
 	d->self_exe = realpath("/proc/self/exe", NULL);
 	d->template_helper = template_helper_path(d->self_exe);
-	return d->lxcpath && d->skel_dir && d->rootfs_mnt && d->template_helper ? 0 : -ENOMEM;
+	return d->volatile_dir && d->lxcpath && d->skel_dir && d->rootfs_mnt && d->template_helper
+		       ? 0
+		       : -ENOMEM;
+}
+
+/* The volatile tmpfs and its lxc and jobs directories (0711: container root
+ * traverses them to reach its rootfs and mounts). */
+static int setup_volatile(struct daemon *d)
+{
+	_cleanup_close_ int fd = -EBADF;
+	int r = rootfs_volatile_setup(d->volatile_dir);
+
+	if (r < 0)
+		return r;
+	fd = open(d->volatile_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if ((mkdirat(fd, "lxc", 0711) < 0 && errno != EEXIST) ||
+	    (mkdirat(fd, "jobs", 0711) < 0 && errno != EEXIST) ||
+	    fchmodat(fd, "lxc", 0711, 0) < 0 || fchmodat(fd, "jobs", 0711, 0) < 0)
+		return -errno;
+	d->vjobs_fd = open_dir_at(fd, "jobs");
+	return d->vjobs_fd < 0 ? d->vjobs_fd : 0;
 }
 
 static int lock_state(struct daemon *d)
@@ -761,6 +817,8 @@ static void daemon_free(struct daemon *d)
 	netsetup_free(d->net);
 	d->net = NULL;
 	free(d->lxcpath);
+	free(d->volatile_dir);
+	closep(&d->vjobs_fd);
 	free(d->skel_dir);
 	free(d->rootfs_mnt);
 	free(d->self_exe);
@@ -789,6 +847,8 @@ static void daemon_shutdown(struct daemon *d)
 	netsetup_shutdown(d->net); /* bridge and tables, unless jobs still use them */
 	if (!live) {
 		rootfs_host_skel_teardown(d->skel_dir);
+		closep(&d->vjobs_fd);
+		rootfs_volatile_teardown(d->volatile_dir);
 		container_remove_lock_dirs(d);
 	}
 	if (d->listen_fd >= 0)
@@ -840,6 +900,9 @@ static int daemon_start(struct daemon *d, int *ret_lock, int *ret_sfd)
 	if (*ret_lock < 0)
 		return log_error_errno(*ret_lock, "Another xosd uses state directory %s",
 				       cfg->state_dir);
+	if ((r = setup_volatile(d)) < 0)
+		return log_error_errno(r, "Failed to set up the volatile tmpfs %s: %m",
+				       d->volatile_dir);
 	r = rootfs_host_skel_setup(d->skel_dir, d->subuid_base, d->subgid_base);
 	if (r < 0)
 		return log_error_errno(r, "Failed to build the host template in %s: %m",
@@ -875,6 +938,7 @@ int runtime_run(struct runtime_config *cfg)
 			    .epfd = -EBADF,
 			    .inotify_fd = -EBADF,
 			    .ckpt_fd = -EBADF,
+			    .vjobs_fd = -EBADF,
 			    .criu_veth_fix = -1 };
 	_cleanup_close_ int lock = -EBADF, sfd = -EBADF;
 	int r = daemon_start(&d, &lock, &sfd);

@@ -695,7 +695,7 @@ static void start_failed(struct daemon *d, struct job *j, const char *what, int 
 	if (r == -ECANCELED && read_file_at(j->dirfd, "prestart.err", 4096, &lxc_err, NULL) < 0)
 		lxc_err = strdup("failed");
 	else if (r == -ECHILD)
-		lxc_err = container_start_error(j);
+		lxc_err = container_start_error(d, j);
 
 	job_close_volume_fds(j);
 	j->state = JOB_FAILED;

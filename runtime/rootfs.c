@@ -20,7 +20,8 @@
 #include "runtime/runtime-internal.h"
 #include "templates/templates.h"
 
-#define SKEL_STAMP "trusted.xos.skel" /* xattr on the skeleton's root: built, version 1 */
+#define SKEL_STAMP "trusted.xos.skel"         /* xattr on the skeleton's root: built, version 1 */
+#define VOLATILE_STAMP "trusted.xos.volatile" /* on the volatile tmpfs's root: version 1 */
 
 static const char *const show_from_host[] = { "usr",   "bin",   "sbin",   "lib",
 					      "lib32", "lib64", "libx32", NULL };
@@ -246,11 +247,43 @@ int rootfs_host_skel_teardown(const char *dir)
 	return 0;
 }
 
+/* The volatile tmpfs: what a job start creates and removes again (LXC's
+ * configuration and log, mount points, resolv.conf), kept off the state file
+ * system, whose inode allocation is slow under churn (ext4 without a journal
+ * scans for inodes freed in the last 30 s). Kept while jobs run, so that the
+ * next xosd finds their files. */
+int rootfs_volatile_setup(const char *dir)
+{
+	_cleanup_close_ int fd = -EBADF;
+	struct statfs fs;
+	char v[8];
+	int r;
+
+	if (statfs(dir, &fs) == 0 && fs.f_type == TMPFS_MAGIC &&
+	    lgetxattr(dir, VOLATILE_STAMP, v, sizeof(v)) == 1 && v[0] == '1')
+		return 0; /* kept across daemon restarts: running jobs use it */
+	if (mkdir(dir, 0711) < 0 && errno != EEXIST)
+		return -errno;
+	if (mount("xos-volatile", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  "size=256m,mode=0711") < 0)
+		return -errno;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	r = fd < 0 ? -errno : fsetxattr(fd, VOLATILE_STAMP, "1", 1, 0) < 0 ? -errno : 0;
+	if (r < 0) {
+		closep(&fd);
+		umount2(dir, MNT_DETACH);
+	}
+	return r;
+}
+
+int rootfs_volatile_teardown(const char *dir)
+{
+	return rootfs_host_skel_teardown(dir);
+}
+
 static int job_path(struct daemon *d, struct job *j, const char *sub, char *buf, size_t len)
 {
-	int r = snprintf(buf, len, "%s/jobs/%s/%s", d->cfg->state_dir, j->id, sub);
-
-	return r < 0 || (size_t)r >= len ? -ENAMETOOLONG : 0;
+	return daemon_job_runpath(d, j, sub, buf, len);
 }
 
 /* Whether the host's account files still are what the skeleton copied. */
@@ -443,13 +476,17 @@ int rootfs_job_mount_from(struct daemon *d, struct job *j, int upper_from)
 	char layer[4096], rootfs[4096], lower[4096], opts[12288 + 256];
 	uint64_t size = j->disk ? j->disk : d->cfg->layer_size;
 	uint64_t files = j->files ? j->files : d->cfg->layer_inodes;
+	_cleanup_close_ int run = -EBADF;
 	int r;
 
 	if (job_path(d, j, "layer", layer, sizeof(layer)) < 0 ||
 	    job_path(d, j, "rootfs", rootfs, sizeof(rootfs)) < 0 ||
 	    job_lower(d, j, lower, sizeof(lower)) < 0)
 		return -ENAMETOOLONG;
-	if (mkdirat(j->dirfd, "layer", 0700) < 0 || mkdirat(j->dirfd, "rootfs", 0755) < 0)
+	run = daemon_job_rundir(d, j, true);
+	if (run < 0)
+		return run;
+	if (mkdirat(run, "layer", 0700) < 0 || mkdirat(run, "rootfs", 0755) < 0)
 		return -errno;
 	/* (nr_inodes is set to the job's --files once the overlay is mounted) */
 	snprintf(opts, sizeof(opts), "size=%llu,nr_inodes=%llu,mode=0700", (unsigned long long)size,
@@ -499,6 +536,7 @@ int rootfs_job_usage(struct daemon *d, struct job *j, uint64_t *ret_bytes, uint6
 
 void rootfs_job_umount(struct daemon *d, struct job *j)
 {
+	_cleanup_close_ int run = -EBADF;
 	char p[4096];
 
 	volume_unstage(d, j);
@@ -508,6 +546,9 @@ void rootfs_job_umount(struct daemon *d, struct job *j)
 	if (job_path(d, j, "layer", p, sizeof(p)) >= 0)
 		while (umount2(p, MNT_DETACH) == 0)
 			;
-	unlinkat(j->dirfd, "rootfs", AT_REMOVEDIR);
-	unlinkat(j->dirfd, "layer", AT_REMOVEDIR);
+	run = daemon_job_rundir(d, j, false);
+	if (run < 0)
+		return;
+	unlinkat(run, "rootfs", AT_REMOVEDIR);
+	unlinkat(run, "layer", AT_REMOVEDIR);
 }

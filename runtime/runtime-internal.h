@@ -180,6 +180,9 @@ int volume_restage(struct daemon *d, struct job *j, char **ret_error);
 /* ---- rootfs.c: the host template and per-job overlay ---- */
 int rootfs_host_skel_setup(const char *dir, uid_t root_uid, gid_t root_gid);
 int rootfs_host_skel_teardown(const char *dir);
+/* The volatile tmpfs (<state>/volatile): mounted unless a daemon before left it. */
+int rootfs_volatile_setup(const char *dir);
+int rootfs_volatile_teardown(const char *dir);
 int rootfs_job_mount(struct daemon *d, struct job *j);
 int rootfs_job_mount_from(struct daemon *d, struct job *j, int upper_from);
 void rootfs_job_umount(struct daemon *d, struct job *j);
@@ -196,7 +199,7 @@ int container_start(struct daemon *d, struct job *j, pid_t *ret_pid);
 /* After the starter ended well: the init pid and its pidfd. */
 int container_started(struct daemon *d, struct job *j);
 int container_attach(struct daemon *d, struct job *j); /* re-adopt: lxc handle, pidfd */
-char *container_start_error(struct job *j);
+char *container_start_error(struct daemon *d, struct job *j);
 bool container_running(struct job *j);
 int container_accounting(struct daemon *d, struct job *j, struct runtime_accounting *ret);
 int container_signal(struct daemon *d, struct job *j, unsigned unit, int sig);
@@ -246,7 +249,9 @@ struct daemon {
 	int catalog_fd;                /* <state>/templates: the template catalogue */
 	struct template_state *tpl;    /* imports and removals under way */
 	struct template_cache *tcache; /* what job starts read of the catalogue */
-	char *lxcpath;
+	char *lxcpath;                 /* <volatile>/lxc */
+	char *volatile_dir;            /* <state>/volatile, a tmpfs: files a job start creates */
+	int vjobs_fd;                  /* <volatile>/jobs */
 	char *skel_dir;
 	char *rootfs_mnt;
 	char *self_exe;        /* this xosd binary: CRIU's action script */
@@ -266,6 +271,11 @@ struct daemon {
 int daemon_persist_job(struct daemon *d, struct job *j);
 /* The job's directory fd, opened again if it was closed (ended jobs keep none). */
 int daemon_job_dir(struct daemon *d, struct job *j);
+/* The job's directory on the volatile tmpfs, <volatile>/jobs/<id> (mount
+ * points, resolv.conf), made if create; its path (sub NULL) or that of sub. */
+int daemon_job_rundir(struct daemon *d, struct job *j, bool create);
+int daemon_job_runpath(struct daemon *d, const struct job *j, const char *sub, char *buf,
+		       size_t len);
 /* Open a file of the job's spool read-only (for xlogs and attached xrun). */
 int daemon_open_spool_file(struct daemon *d, struct job *j, const char *name);
 struct job *daemon_find_job(struct daemon *d, const char *id);

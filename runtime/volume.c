@@ -196,13 +196,16 @@ char *volume_map_cwd(const struct job *j, const char *cwd)
  * LXC binds it from there into the container. */
 int volume_stage(struct daemon *d, struct job *j)
 {
-	_cleanup_close_ int vol = -EBADF;
+	_cleanup_close_ int run = -EBADF, vol = -EBADF;
 
 	if (!j->n_volumes)
 		return 0;
-	if (mkdirat(j->dirfd, "vol", 0711) < 0 && errno != EEXIST)
+	run = daemon_job_rundir(d, j, true);
+	if (run < 0)
+		return run;
+	if (mkdirat(run, "vol", 0711) < 0 && errno != EEXIST)
 		return -errno;
-	vol = open_dir_at(j->dirfd, "vol");
+	vol = open_dir_at(run, "vol");
 	if (vol < 0)
 		return vol;
 	for (size_t i = 0; i < j->n_volumes; i++) {
@@ -211,7 +214,10 @@ int volume_stage(struct daemon *d, struct job *j)
 
 		snprintf(name, sizeof(name), "%zu", i);
 		snprintf(src, sizeof(src), "/proc/self/fd/%d", v->fd);
-		snprintf(dst, sizeof(dst), "%s/jobs/%s/vol/%zu", d->cfg->state_dir, j->id, i);
+		snprintf(name, sizeof(name), "vol/%zu", i);
+		if (daemon_job_runpath(d, j, name, dst, sizeof(dst)) < 0)
+			return -ENAMETOOLONG;
+		snprintf(name, sizeof(name), "%zu", i);
 		if (v->fd < 0)
 			return -EBADF;
 		if (mkdirat(vol, name, 0711) < 0 && errno != EEXIST)
@@ -229,20 +235,20 @@ int volume_stage(struct daemon *d, struct job *j)
 
 void volume_unstage(struct daemon *d, struct job *j)
 {
-	_cleanup_close_ int vol = -EBADF;
+	_cleanup_close_ int run = daemon_job_rundir(d, j, false), vol = -EBADF;
 
-	if (j->dirfd < 0 || (vol = open_dir_at(j->dirfd, "vol")) < 0)
+	if (run < 0 || (vol = open_dir_at(run, "vol")) < 0)
 		return;
 	for (size_t i = 0; i < j->n_volumes; i++) {
 		char name[32], p[4096];
 
-		snprintf(name, sizeof(name), "%zu", i);
-		snprintf(p, sizeof(p), "%s/jobs/%s/vol/%zu", d->cfg->state_dir, j->id, i);
-		while (umount2(p, MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
-			;
-		unlinkat(vol, name, AT_REMOVEDIR);
+		snprintf(name, sizeof(name), "vol/%zu", i);
+		if (daemon_job_runpath(d, j, name, p, sizeof(p)) >= 0)
+			while (umount2(p, MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
+				;
+		unlinkat(vol, name + 4, AT_REMOVEDIR);
 	}
-	unlinkat(j->dirfd, "vol", AT_REMOVEDIR);
+	unlinkat(run, "vol", AT_REMOVEDIR);
 }
 
 static void drop_volume(struct job *j, size_t i)

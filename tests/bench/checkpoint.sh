@@ -59,9 +59,9 @@ cleanup() {
 		sleep 1
 	fi
 	stop_xosd
-	for c in "$T"/state/lxc/*/; do
+	for c in "$T"/state/volatile/lxc/*/; do
 		[ -d "$c" ] || continue
-		lxc-stop -P "$T/state/lxc" -n "$(basename "$c")" -k >/dev/null 2>&1 || true
+		lxc-stop -P "$T/state/volatile/lxc" -n "$(basename "$c")" -k >/dev/null 2>&1 || true
 	done
 	awk -v d="$T" '$5 ~ "^"d {print $5}' /proc/self/mountinfo | sort -r |
 		while read -r m; do umount -l "$m" 2>/dev/null || true; done
@@ -115,7 +115,7 @@ open('/tmp/ready', 'w').write('1')
 while True:
     time.sleep(1)")
 for _ in $(seq 1 600); do
-	[ -s "$T/state/jobs/$id/rootfs/tmp/ready" ] && break
+	[ -s "$T/state/volatile/jobs/$id/rootfs/tmp/ready" ] && break
 	sleep 0.1
 done
 echo "# job $id holds $MIB MiB of touched memory; $N rounds"
@@ -144,14 +144,14 @@ export CRIU_CONFIG_FILE="$T/criu.conf"
 for r in $(seq 1 "$N"); do
 	d="$T/lxc-ckpt-$r"
 	a=$(now)
-	lxc-checkpoint -P "$T/state/lxc" -n "xos-$id" -D "$d" -s
+	lxc-checkpoint -P "$T/state/volatile/lxc" -n "xos-$id" -D "$d" -s
 	b=$(now)
 	fr=$(frozen_ms "$d/stats-dump")
 	printf '%-28s %10s %10s\n' "lxc-checkpoint -s #$r" "$(ms "$a" "$b")" "${fr:--}"
 	chown -R "$(stat -c %u:%g "$T/state/jobs/$id/xos")" "$d"
 	chmod 0755 "$d"
 	a=$(now)
-	lxc-checkpoint -P "$T/state/lxc" -n "xos-$id" -D "$d" -r
+	lxc-checkpoint -P "$T/state/volatile/lxc" -n "xos-$id" -D "$d" -r
 	b=$(now)
 	printf '%-28s %10s %10s\n' "lxc-checkpoint -r #$r" "$(ms "$a" "$b")" "-"
 done

@@ -146,9 +146,9 @@ cleanup() {
 		done
 		# containers a killed xosd left behind
 		for i in "${!DAEMON_DIRS[@]}"; do
-			for c in "${DAEMON_DIRS[$i]}"/state/lxc/*/; do
+			for c in "${DAEMON_DIRS[$i]}"/state/volatile/lxc/*/; do
 				[ -d "$c" ] || continue
-				timeout 20 lxc-stop -P "${DAEMON_DIRS[$i]}/state/lxc" -n "$(basename "$c")" -k \
+				timeout 20 lxc-stop -P "${DAEMON_DIRS[$i]}/state/volatile/lxc" -n "$(basename "$c")" -k \
 					>/dev/null 2>&1
 			done
 		done
@@ -184,7 +184,7 @@ cleanup() {
 	p=$(our_processes)
 	[ -n "$p" ] && left+="processes:"$'\n'"$(ps -o pid=,args= -p "$(echo "$p" | paste -sd,)")"$'\n'
 	if [ "$HAVE_LXC" = 1 ]; then
-		for c in "$LXCPATH" "${DAEMON_DIRS[@]/%//state/lxc}"; do
+		for c in "$LXCPATH" "${DAEMON_DIRS[@]/%//state/volatile/lxc}"; do
 			[ -d "$c" ] || continue
 			id=$(lxc-ls -P "$c" --active 2>/dev/null)
 			[ -n "$id" ] && left+="lxc containers in $c: $id"$'\n'

@@ -362,7 +362,7 @@ sys.exit(1)'
 	run jq -c '.net' "$XOS_TMP/state/jobs/$(job_field "$id" .id)/job.json"
 	assert_output "{\"mode\":\"bridge\",\"address\":\"$XOS_NET_PREFIX.77\",\"group\":\"g1\",\"ports\":[\"18083:8080/tcp\"]}"
 	grep -q "lxc.net.0.ipv4.address = $XOS_NET_PREFIX.77/24" \
-		"$XOS_TMP/state/lxc/xos-$(job_field "$id" .id)/config"
+		"$XOS_TMP/state/volatile/lxc/xos-$(job_field "$id" .id)/config"
 }
 
 @test "net 6c: a bridge job checkpointed and restarted keeps its address, published port, group and memory; a reconnecting client is answered" {

@@ -169,7 +169,7 @@ as_user() {
 
 @test "volumes are unmounted when the job ends" {
 	id=$(xrun -d -v "$XOS_TMP:/data" -- sleep 100)
-	grep -q " $XOS_TMP/state/jobs/$id/vol/0 " /proc/self/mountinfo
+	grep -q " $XOS_TMP/state/volatile/jobs/$id/vol/0 " /proc/self/mountinfo
 	xkill "$id"
 	xwait "$id" || true
 	for _ in $(seq 1 50); do

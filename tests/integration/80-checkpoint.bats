@@ -8,7 +8,7 @@ setup() { xos_start; }
 teardown() { xos_teardown; }
 
 store() { echo "$XOS_TMP/state/checkpoints"; }
-jobroot() { echo "$XOS_TMP/state/jobs/$(job_field "$1" .id)/rootfs"; }
+jobroot() { echo "$XOS_TMP/state/volatile/jobs/$(job_field "$1" .id)/rootfs"; }
 
 # wait_file FILE [TIMEOUT_S]: until FILE exists and is not empty
 wait_file() {

@@ -42,7 +42,7 @@ cat $w/$n.out"
 		xrun -d --job "$id" -- sh -c "$(unit_script "$n" "$args")" >/dev/null
 	done
 	# every program is up (its pid file written) before the first checkpoint
-	root="$XOS_TMP/state/jobs/$id/rootfs/tmp/zdtm"
+	root="$XOS_TMP/state/volatile/jobs/$id/rootfs/tmp/zdtm"
 	for n in "${names[@]}"; do
 		for _ in $(seq 1 200); do
 			[ -s "$root/$n.pid" ] && break

@@ -16,7 +16,7 @@ teardown() {
 
 COUNTER='i=0; while :; do i=$((i+1)); echo $i >>/tmp/count; sleep 0.1; done'
 
-count_of() { wc -l <"$XOS_TMP/state/jobs/$1/rootfs/tmp/count"; }
+count_of() { wc -l <"$XOS_TMP/state/volatile/jobs/$1/rootfs/tmp/count"; }
 
 # the job runs (it counts on) and its container is not frozen
 assert_running_thawed() {
@@ -180,7 +180,7 @@ assert_nothing_left() {
 	assert_equal "$(job_field "$id" .state)" CHECKPOINTED
 	[ -z "$(xos_loader_pids)" ] || fail "loaders left: $(xos_loader_pids)"
 	[ -z "$(awk -v d="$XOS_TMP/state/jobs" '$5 ~ "^"d' /proc/self/mountinfo)" ] || fail "mounts left"
-	[ -z "$(ls "$XOS_TMP/state/lxc")" ] || fail "container config left"
+	[ -z "$(ls "$XOS_TMP/state/volatile/lxc")" ] || fail "container config left"
 	for _ in $(seq 1 100); do
 		[ -z "$(find /sys/fs/cgroup -maxdepth 2 -name "*xos-$id")" ] && break
 		sleep 0.1

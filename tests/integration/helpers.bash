@@ -95,7 +95,7 @@ xos_teardown() {
 
 # What this test's daemon left behind: containers, mounts, cgroups, loaders.
 xos_leftovers() {
-	local lxcpath="$XOS_TMP/state/lxc" c id
+	local lxcpath="$XOS_TMP/state/volatile/lxc" c id
 	if [ -d "$lxcpath" ]; then
 		for c in "$lxcpath"/*/; do
 			[ -d "$c" ] && echo "container $(basename "$c")"
@@ -134,7 +134,7 @@ xos_net_leftovers() {
 }
 
 xos_force_cleanup() {
-	local lxcpath="$XOS_TMP/state/lxc" c id i
+	local lxcpath="$XOS_TMP/state/volatile/lxc" c id i
 	if [ -d "$lxcpath" ]; then
 		for c in "$lxcpath"/*/; do
 			[ -d "$c" ] || continue
@@ -225,7 +225,7 @@ wait_state() { # JOB STATE [TIMEOUT_S]
 job_init_pid() {
 	local c
 	c="xos-$(xps -a --json "$1" | jq -r '.[0].id')"
-	lxc-info -P "$XOS_TMP/state/lxc" -n "$c" -p -H 2>/dev/null
+	lxc-info -P "$XOS_TMP/state/volatile/lxc" -n "$c" -p -H 2>/dev/null
 }
 
 # wait_lines FILE N: until FILE has at least N lines (20 s at most)
