@@ -115,18 +115,26 @@ bool str_has_prefix(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* The decimal number s starts with (a digit first: no sign, no space) and
+ * where it ends; -EINVAL, -ERANGE. */
+static int leading_u64(const char *s, unsigned long long *ret, char **ret_end)
+{
+	if (!s || !isdigit((unsigned char)s[0]))
+		return -EINVAL;
+	errno = 0;
+	*ret = strtoull(s, ret_end, 10);
+	return errno ? -errno : 0;
+}
+
 int parse_uint64(const char *s, uint64_t *ret)
 {
 	char *end = NULL;
 	unsigned long long v;
+	int r = leading_u64(s, &v, &end);
 
-	if (!s || !isdigit((unsigned char)s[0]))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno == ERANGE)
-		return -ERANGE;
-	if (errno || end == s || *end)
+	if (r < 0)
+		return r == -ERANGE ? r : -EINVAL;
+	if (*end)
 		return -EINVAL;
 	*ret = v;
 	return 0;
@@ -171,13 +179,10 @@ int parse_duration(const char *s, uint64_t *ret_us)
 		      { "m", 60000000ULL }, { "h", 3600000000ULL }, { "d", 86400000000ULL } };
 	char *end = NULL;
 	unsigned long long v;
+	int r = leading_u64(s, &v, &end);
 
-	if (!s || !isdigit((unsigned char)s[0]))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -errno;
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < ELEMENTSOF(units); i++)
 		if (!strcmp(end, units[i].suffix)) {
 			if (v > UINT64_MAX / units[i].us)
@@ -193,13 +198,10 @@ int parse_size(const char *s, uint64_t *ret)
 	char *end = NULL;
 	unsigned long long v;
 	uint64_t mul = 1;
+	int r = leading_u64(s, &v, &end);
 
-	if (!s || !isdigit((unsigned char)s[0]))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -errno;
+	if (r < 0)
+		return r;
 	if (*end) {
 		switch (toupper((unsigned char)*end)) {
 		case 'K':

@@ -113,7 +113,7 @@ static bool dump_met_moving_task(const char *dir)
 
 static _noreturn_ void dump_child(struct daemon *d, struct job *j, int errfd, bool stop)
 {
-	char dir[4096], images[4200], path[4096], name[64];
+	char dir[4096], images[4200], path[4096];
 	struct migrate_opts o = { .stop = stop };
 	struct lxc_container *c;
 
@@ -139,8 +139,7 @@ static _noreturn_ void dump_child(struct daemon *d, struct job *j, int errfd, bo
 	setenv("XOS_CKPT_UPPER", path, 1);
 	snprintf(path, sizeof(path), "%s/jobs/%s/xos/spool", d->cfg->state_dir, j->id);
 	setenv("XOS_CKPT_SPOOL", path, 1);
-	container_name(j, name, sizeof(name));
-	c = lxc_container_new(name, d->lxcpath);
+	c = container_handle(d, j, false);
 	if (!c)
 		_exit(1);
 	o.directory = images;
@@ -161,7 +160,7 @@ static _noreturn_ void dump_child(struct daemon *d, struct job *j, int errfd, bo
 
 static _noreturn_ void restore_child(struct daemon *d, struct job *j, int errfd)
 {
-	char images[4200], path[4096], name[64];
+	char images[4200], path[4096];
 	struct migrate_opts o = { 0 };
 	struct lxc_container *c;
 
@@ -171,12 +170,9 @@ static _noreturn_ void restore_child(struct daemon *d, struct job *j, int errfd)
 		_exit(1);
 	snprintf(images, sizeof(images), "%s/%s/%u/images", d->cfg->checkpoint_dir, j->id,
 		 j->run->version);
-	container_name(j, name, sizeof(name));
-	c = lxc_container_new(name, d->lxcpath);
+	c = container_handle(d, j, true);
 	if (!c)
 		_exit(1);
-	c->want_daemonize(c, true);
-	c->want_close_all_fds(c, true);
 	o.directory = images;
 	if (c->migrate(c, MIGRATE_RESTORE, &o, sizeof(o)) == 0)
 		_exit(0);

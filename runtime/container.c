@@ -210,14 +210,24 @@ int container_create(struct daemon *d, struct job *j)
 	return write_file_atomic_at(dir, "config", buf, off, 0600, false);
 }
 
-static int open_handle(struct daemon *d, struct job *j)
+struct lxc_container *container_handle(struct daemon *d, struct job *j, bool detach)
 {
+	struct lxc_container *c;
 	char name[64];
 
-	if (j->c)
-		return 0;
 	container_name(j, name, sizeof(name));
-	j->c = lxc_container_new(name, d->lxcpath);
+	c = lxc_container_new(name, d->lxcpath);
+	if (c && detach) {
+		c->want_daemonize(c, true);
+		c->want_close_all_fds(c, true);
+	}
+	return c;
+}
+
+static int open_handle(struct daemon *d, struct job *j)
+{
+	if (!j->c)
+		j->c = container_handle(d, j, false);
 	return j->c ? 0 : -ENOMEM;
 }
 
@@ -246,7 +256,6 @@ static _noreturn_ void start_child(struct daemon *d, struct job *j, const char *
 	char *argv[] = { "/.xos/loader", j->id, NULL };
 	struct lxc_container *c;
 	sigset_t none;
-	char name[64];
 
 	sigemptyset(&none);
 	signal(SIGPIPE, SIG_DFL);
@@ -263,13 +272,8 @@ static _noreturn_ void start_child(struct daemon *d, struct job *j, const char *
 		}
 	}
 	close_range(3, ~0U, 0);
-	container_name(j, name, sizeof(name));
-	c = lxc_container_new(name, d->lxcpath);
-	if (!c)
-		_exit(1);
-	c->want_daemonize(c, true);
-	c->want_close_all_fds(c, true);
-	_exit(c->start(c, 0, argv) ? 0 : 1);
+	c = container_handle(d, j, true);
+	_exit(c && c->start(c, 0, argv) ? 0 : 1);
 }
 
 int container_start(struct daemon *d, struct job *j, pid_t *ret_pid)

@@ -211,6 +211,9 @@ int container_write_unit_spec(struct daemon *d, struct job *j, unsigned n, char 
 
 /* liblxc handle of a job's container and its name xos-<id>. */
 int container_name(struct job *j, char *buf, size_t len);
+/* A new liblxc handle of the job's container (NULL on OOM); detach: its start
+ * or restore daemonizes and closes every inherited fd. */
+struct lxc_container *container_handle(struct daemon *d, struct job *j, bool detach);
 
 /* ---- checkpoint.c: versions, checkpoint and restore ---- */
 struct ckpt_run;

@@ -452,18 +452,7 @@ sys.exit(1)'
 	assert_equal "$(serving_get 127.0.0.1 18090)" 1
 	xcheckpoint "$id" >/dev/null
 	assert_equal "$(node_get 127.0.0.1 18090)" 2
-	init=$(job_init_pid "$id")
-	[ -n "$init" ]
-	kill -9 "$XOSD_PID"
-	wait "$XOSD_PID" 2>/dev/null || true
-	XOSD_PID=
-	# the node "fails": the container's init dies, and with it every process in it
-	kill -9 "$init"
-	for _ in $(seq 1 100); do
-		[ -z "$(xos_loader_pids)" ] && break
-		sleep 0.05
-	done
-	[ -z "$(xos_loader_pids)" ]
+	xos_node_fails "$id"
 	xosd_launch --config "$XOS_TMP/xosd.conf"
 	wait_state "$id" RUNNING
 	assert_equal "$(job_field "$id" .checkpoint.restores)" 1

@@ -43,18 +43,7 @@ wait_newest() {
 		sleep 0.05
 	done
 	xcheckpoint "$id" >/dev/null
-	init=$(job_init_pid "$id")
-	[ -n "$init" ]
-	kill -9 "$XOSD_PID"
-	wait "$XOSD_PID" 2>/dev/null || true
-	XOSD_PID=
-	# the node "fails": the container's init dies, and with it every process in it
-	kill -9 "$init"
-	for _ in $(seq 1 100); do
-		[ -z "$(xos_loader_pids)" ] && break
-		sleep 0.05
-	done
-	[ -z "$(xos_loader_pids)" ]
+	xos_node_fails "$id"
 	xosd_launch
 	run xwait "$id"
 	assert_equal "$status" 3

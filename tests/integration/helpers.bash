@@ -228,6 +228,24 @@ job_init_pid() {
 	lxc-info -P "$XOS_TMP/state/volatile/lxc" -n "$c" -p -H 2>/dev/null
 }
 
+# The node "fails" under job ID: xosd is killed (-9), then the job's
+# container init, and with it every process in the container.
+xos_node_fails() {
+	local init
+	init=$(job_init_pid "$1")
+	[ -n "$init" ] || return 1
+	kill -9 "$XOSD_PID"
+	wait "$XOSD_PID" 2>/dev/null || true
+	XOSD_PID=
+	kill -9 "$init"
+	for _ in $(seq 1 100); do
+		[ -z "$(xos_loader_pids)" ] && return 0
+		sleep 0.05
+	done
+	echo "loaders left after the node failed: $(xos_loader_pids)" >&2
+	return 1
+}
+
 # wait_lines FILE N: until FILE has at least N lines (20 s at most)
 wait_lines() {
 	local i
