@@ -494,11 +494,16 @@ static char *abort_reason(struct daemon *d, struct job *j)
 		return xstrdup_printf("it was aborted by xkill (signal %d); the job was thawed "
 				      "and got the signal",
 				      j->run->kill_sig);
-	if (j->run->timed_out)
-		return xstrdup_printf("it took longer than dump_timeout (%llu s) and was aborted; "
+	if (j->run->timed_out) {
+		uint64_t t = d->cfg->dump_timeout_us;
+		bool ms = t % 1000000 != 0;
+
+		return xstrdup_printf("it took longer than dump_timeout (%llu %s) and was aborted; "
 				      "the job was thawed and runs on (raise dump_timeout in "
 				      "xosd.conf if the job needs longer)",
-				      (unsigned long long)(d->cfg->dump_timeout_us / 1000000));
+				      (unsigned long long)(ms ? t / 1000 : t / 1000000),
+				      ms ? "ms" : "s");
+	}
 	return NULL;
 }
 
@@ -1185,10 +1190,8 @@ static int run_deadline(struct daemon *d, struct job *j, uint64_t now)
 		end += j->ckpt.grace_us;
 	if (now < end)
 		return (int)((end - now + 999) / 1000);
-	log_error("%s of job %s takes longer than %llu s: aborting it",
-		  dump ? "Checkpoint" : "Restart", j->id,
-		  (unsigned long long)((dump ? d->cfg->dump_timeout_us : d->cfg->restore_timeout_us) /
-				       1000000));
+	log_error("%s of job %s takes longer than %s: aborting it", dump ? "Checkpoint" : "Restart",
+		  j->id, dump ? "dump_timeout" : "restore_timeout");
 	run->timed_out = true;
 	abort_step(j, now);
 	return 1000;
