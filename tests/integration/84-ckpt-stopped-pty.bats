@@ -196,3 +196,162 @@ assert_no_hanging_criu() {
 	run xcheckpoint --list --json "$id"
 	assert_equal "$(echo "$output" | jq -c '[.[].version]')" "[1]"
 }
+
+# The shell of a unit (as in 82-zdtm.bats): start the zdtm program (it
+# daemonizes once ready), pass SIGTERM on, wait for it, print its verdict.
+zdtm_unit() {
+	local n=$1 w=/tmp/zdtm
+	printf '%s' "mkdir -p $w && cd $w || exit 1
+$ZDTM_DIR/$n --pidfile=$w/$n.pid --outfile=$w/$n.out || { cat $w/$n.out; exit 1; }
+p=\$(cat $w/$n.pid)
+trap 'kill -TERM \$p 2>/dev/null' TERM
+while kill -0 \$p 2>/dev/null; do sleep 2; done
+cat $w/$n.out"
+}
+
+# zdtm_job NAME...: one job, each program a unit; every one has started
+zdtm_job() {
+	local n
+	id=$(xrun -d -- sleep 100000)
+	wait_state "$id" RUNNING
+	for n in "$@"; do
+		xrun -d --job "$id" -- sh -c "$(zdtm_unit "$n")" >/dev/null
+	done
+	for n in "$@"; do
+		wait_file "$(root_of "$id")/tmp/zdtm/$n.pid" 20 || fail "zdtm $n did not start"
+	done
+}
+
+# checkpoint left running, then --stop, restart, SIGTERM: each says PASS
+zdtm_cycle() {
+	local names=("$@") i failed=()
+	run timeout 120 xcheckpoint "$id"
+	assert_success
+	run timeout 120 xcheckpoint --stop "$id"
+	assert_success
+	run timeout 120 xrestart "$id"
+	assert_success
+	assert_equal "$(xps -a --json "$id" | jq '[.[0].units[] | select(.state == "RUNNING")] | length')" \
+		$((${#names[@]} + 1))
+	xkill "$id"
+	run xwait "$id"
+	for i in "${!names[@]}"; do
+		if ! xlogs --unit $((i + 2)) "$id" | grep -q PASS; then
+			failed+=("${names[$i]}: $(xlogs --unit $((i + 2)) "$id" | tail -n 3 | tr '\n' ' ')")
+		fi
+	done
+	if [ "${#failed[@]}" -gt 0 ]; then
+		printf 'not PASS: %s\n' "${failed[@]}" >&2
+		false
+	fi
+}
+
+@test "zdtm stopped, stopped01, stopped02, stopped12, vdso02 as units: checkpoint, --stop, restart, PASS" {
+	[ -x "$ZDTM_DIR/stopped12" ] || fail "no zdtm stopped12 in $ZDTM_DIR: run scripts/build-zdtm.sh"
+	zdtm_job stopped stopped01 stopped02 stopped12 vdso02
+	zdtm_cycle stopped stopped01 stopped02 stopped12 vdso02
+}
+
+@test "zdtm pty00, pty02, pty03, pty04 and tty00 as units: checkpoint, --stop, restart, PASS" {
+	[ -x "$ZDTM_DIR/tty00" ] || fail "no zdtm tty00 in $ZDTM_DIR: run scripts/build-zdtm.sh"
+	zdtm_job pty00 pty02 pty03 pty04 tty00
+	zdtm_cycle pty00 pty02 pty03 pty04 tty00
+}
+
+@test "every job has its own devpts: /dev/ptmx opens, /dev/pts is readable, script works, the tty group is mapped" {
+	run xrun -- sh -c 'stat -f -c %T /dev/pts; stat -L -c "%F %a" /dev/ptmx; ls /dev/pts >/dev/null && echo readable'
+	assert_success
+	assert_line --index 0 devpts
+	assert_line --index 1 "character special file 666"
+	assert_line --index 2 readable
+	run xrun -- script -qec 'tty; stat -c "%g %a" $(tty)' /dev/null
+	assert_success
+	assert_output --partial "/dev/pts/0"
+	assert_output --partial "5 620"
+	# python's pty.openpty() (the devpts is the job's own: its first pty is 0)
+	run xrun -- python3 -c 'import os, pty; m, s = pty.openpty(); os.write(m, b"hi\n"); print(os.ttyname(s), os.read(s, 10).decode().strip())'
+	assert_success
+	assert_output "/dev/pts/0 hi"
+	# two jobs: two instances, not the host's
+	id=$(xrun -d -- python3 -c 'import os, pty, time; m, s = pty.openpty(); time.sleep(300)')
+	wait_state "$id" RUNNING
+	run xrun -- python3 -c 'import os, pty; m, s = pty.openpty(); print(os.ttyname(s))'
+	assert_output /dev/pts/0
+}
+
+@test "a job on an imported template has its devpts too" {
+	local d=$XOS_TMP/bb a
+	xosd_stop
+	xosd_launch --loader "$XOS_STATIC_LOADER"
+	mkdir -p "$d/bin" "$d/etc" "$d/tmp" "$d/proc" "$d/sys" "$d/dev"
+	cp /bin/busybox "$d/bin/busybox"
+	for a in sh ls stat cat; do
+		ln -s busybox "$d/bin/$a"
+	done
+	chmod 1777 "$d/tmp"
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$d/etc/passwd"
+	printf 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n' >"$d/etc/group"
+	tar -C "$d" --owner=0 --group=0 -cf "$XOS_TMP/bb.tar" .
+	xtemplate import bb "$XOS_TMP/bb.tar"
+	# the master opens; its slave shows in /dev/pts, group tty
+	run xrun --template bb -- sh -c 'exec 3<>/dev/ptmx && ls /dev/pts && stat -c "%G %a" /dev/pts/0'
+	assert_success
+	assert_line --index 0 0
+	assert_line --index 1 ptmx
+	assert_line --index 2 "tty 620"
+}
+
+# A job holding a pty with state in it: a window size, ECHO off, and input
+# written to the master before the checkpoint that the slave reads only after
+# the restart (it waits for /tmp/pty.go).
+PTY_JOB='
+import fcntl, os, pty, struct, termios, time
+m, s = pty.openpty()
+fcntl.ioctl(s, termios.TIOCSWINSZ, struct.pack("HHHH", 42, 137, 0, 0))
+a = termios.tcgetattr(s); a[3] &= ~termios.ECHO; termios.tcsetattr(s, termios.TCSANOW, a)
+os.write(m, b"before-checkpoint\n")
+open("/tmp/pty.ready", "w").write(os.ttyname(s))
+while not os.path.exists("/tmp/pty.go"):
+    time.sleep(0.1)
+data = os.read(s, 100).decode().strip()
+rows, cols = struct.unpack("HHHH", fcntl.ioctl(s, termios.TIOCGWINSZ, b"\0" * 8))[:2]
+echo = bool(termios.tcgetattr(s)[3] & termios.ECHO)
+os.write(m, b"after\n")
+print(os.ttyname(s), data, "%dx%d" % (rows, cols), "echo" if echo else "noecho", os.read(s, 100).decode().strip())
+'
+
+@test "a python pty.openpty() job keeps its terminal's state across xcheckpoint --stop and xrestart" {
+	id=$(xrun -d -- python3 -c "$PTY_JOB")
+	wait_state "$id" RUNNING
+	wait_file "$(root_of "$id")/tmp/pty.ready"
+	run timeout 60 xcheckpoint "$id"
+	assert_success
+	run timeout 60 xcheckpoint --stop "$id"
+	assert_success
+	assert_equal "$(job_field "$id" .state)" CHECKPOINTED
+	run timeout 60 xrestart "$id"
+	assert_success
+	xrun --job "$id" -- touch /tmp/pty.go
+	run timeout 30 xwait "$id"
+	assert_success
+	run xlogs "$id"
+	assert_output "/dev/pts/0 before-checkpoint 42x137 noecho after"
+}
+
+@test "a -t job is still refused a checkpoint, with the reason" {
+	script -qec "$XOS_BUILD/xrun -t -- sh -c 'echo up; sleep 300'" /dev/null \
+		</dev/null >"$XOS_TMP/script.out" 2>&1 &
+	local id script=$!
+	for _ in $(seq 1 200); do
+		id=$(xps -q | head -n 1)
+		[ -n "$id" ] && break
+		sleep 0.05
+	done
+	wait_state "$id" RUNNING
+	run xcheckpoint "$id"
+	assert_failure 1
+	assert_output --partial "has a terminal (xrun -t)"
+	xkill -s KILL "$id"
+	xwait "$id" || true
+	wait "$script" || true
+}
