@@ -24,8 +24,8 @@ struct ckpt_run {
 	enum ckpt_kind kind;
 	unsigned version;
 	bool stop, ct_gone, timed_out;
-	int kill_sig;	   /* xkill during the run: it was aborted, then this signal */
-	uint64_t abort_us; /* aborting: when SIGKILL follows (UINT64_MAX: sent) */
+	int kill_sig;        /* xkill during the run: it was aborted, then this signal */
+	uint64_t abort_us;   /* aborting: when SIGKILL follows (UINT64_MAX: sent) */
 	enum job_state prev; /* where the job goes back to if it fails */
 	pid_t child;
 	int child_fd; /* its pidfd, in the event loop */
@@ -772,7 +772,7 @@ static void restore_done(struct daemon *d, struct job *j, bool ok, const char *w
 	if ((r = daemon_watch_job(d, j)) < 0)
 		log_error("Failed to watch restored job %s: %s", j->id, strerror(-r));
 	kill(j->init_pid, SIGUSR1); /* the loader looks at its requests again */
-	if (run->kill_sig) /* xkill came as it ended */
+	if (run->kill_sig)          /* xkill came as it ended */
 		(void)container_signal(d, j, 0, run->kill_sig);
 	else if (j->ckpt.restore_signal)
 		(void)container_signal(d, j, 0, j->ckpt.restore_signal);
@@ -1134,9 +1134,9 @@ static void kill_tree(pid_t pid, unsigned depth)
 
 #define ABORT_GRACE_US 3000000
 
-/* Aborting a run: a dump's CRIU first gets SIGALRM, its own timeout (it lets
- * go of the tasks, cured of its parasite), and SIGKILL with everything under
- * it ABORT_GRACE_US later; a restore gets SIGKILL at once, and so does
+/* Aborting a run: a dump's CRIU first gets SIGALRM, its own timeout (the call
+ * it waits in fails and its clean-up lets go of the tasks), and SIGKILL with
+ * everything under it ABORT_GRACE_US later; a restore gets SIGKILL at once, and so does
  * every task of its container. The run then fails as usual. */
 static void abort_step(struct job *j, uint64_t now)
 {

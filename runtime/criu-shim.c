@@ -24,17 +24,11 @@ bool runtime_is_criu_shim(const char *argv0)
 	return base && !strcmp(base, "criu") && getenv(SHIM_ENV);
 }
 
-int runtime_criu_shim(int argc, char **argv)
+size_t runtime_criu_shim_argv(int argc, char **argv, const char *real, char **ret_args)
 {
-	const char *real = getenv(SHIM_ENV);
-	_cleanup_free_ char **args = calloc((size_t)argc + 1, sizeof(char *));
-	int n = 0;
+	size_t n = 0;
 
-	if (!real || real[0] != '/' || !args) {
-		fprintf(stderr, "xosd: No CRIU to run (" SHIM_ENV " is not an absolute path)\n");
-		return 127;
-	}
-	args[n++] = (char *)real;
+	ret_args[n++] = (char *)real;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--freeze-cgroup") && i + 1 < argc) {
 			i++;
@@ -42,9 +36,22 @@ int runtime_criu_shim(int argc, char **argv)
 		}
 		if (!strncmp(argv[i], "--freeze-cgroup=", 16))
 			continue;
-		args[n++] = argv[i];
+		ret_args[n++] = argv[i];
 	}
-	args[n] = NULL;
+	ret_args[n] = NULL;
+	return n;
+}
+
+int runtime_criu_shim(int argc, char **argv)
+{
+	const char *real = getenv(SHIM_ENV);
+	_cleanup_free_ char **args = calloc((size_t)argc + 1, sizeof(char *));
+
+	if (!real || real[0] != '/' || !args) {
+		fprintf(stderr, "xosd: No CRIU to run (" SHIM_ENV " is not an absolute path)\n");
+		return 127;
+	}
+	runtime_criu_shim_argv(argc, argv, real, args);
 	unsetenv(SHIM_ENV);
 	execv(real, args);
 	fprintf(stderr, "xosd: Cannot run %s: %s\n", real, strerror(errno));
@@ -64,8 +71,7 @@ static int find_criu(const char *shim_dir, char *buf, size_t len)
 
 		bool shim = n == strlen(shim_dir) && !strncmp(p, shim_dir, n);
 
-		if (n && p[0] == '/' && r > 0 && (size_t)r < len && !shim &&
-		    access(buf, X_OK) == 0)
+		if (n && p[0] == '/' && r > 0 && (size_t)r < len && !shim && access(buf, X_OK) == 0)
 			return 0;
 		p += n;
 		if (*p == ':')

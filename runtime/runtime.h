@@ -68,6 +68,9 @@ int runtime_ckpt_action(void);
  * the exit status if it cannot. */
 bool runtime_is_criu_shim(const char *argv0);
 int runtime_criu_shim(int argc, char **argv);
+/* The shim's command line: real, then argv[1..] without --freeze-cgroup and
+ * its value, NULL-terminated in ret_args (argc + 1 slots); its length. */
+size_t runtime_criu_shim_argv(int argc, char **argv, const char *real, char **ret_args);
 
 /* Run the daemon until SIGTERM/SIGINT. Jobs keep running when it stops. */
 int runtime_run(struct runtime_config *c);
