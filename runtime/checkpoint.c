@@ -208,6 +208,7 @@ static int run_fork(struct daemon *d, struct job *j, bool stop)
 		restore_child(d, j, p[1]);
 	}
 	close(p[1]);
+	(void)setpgid(j->run->child, j->run->child); /* (as the child does: no race) */
 	j->run->err_fd = p[0];
 	j->run->child_fd = (int)syscall(SYS_pidfd_open, j->run->child, 0);
 	if (j->run->child_fd < 0 ||

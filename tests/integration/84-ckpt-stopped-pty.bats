@@ -273,8 +273,9 @@ zdtm_cycle() {
 	assert_success
 	assert_output "/dev/pts/0 hi"
 	# two jobs: two instances, not the host's
-	id=$(xrun -d -- python3 -c 'import os, pty, time; m, s = pty.openpty(); time.sleep(300)')
+	id=$(xrun -d -- python3 -c 'import os, pty, time; m, s = pty.openpty(); open("/tmp/up", "w"); time.sleep(300)')
 	wait_state "$id" RUNNING
+	wait_file "$(root_of "$id")/tmp/up"
 	run xrun -- python3 -c 'import os, pty; m, s = pty.openpty(); print(os.ttyname(s))'
 	assert_output /dev/pts/0
 }
