@@ -338,21 +338,3 @@ print(os.ttyname(s), data, "%dx%d" % (rows, cols), "echo" if echo else "noecho",
 	run xlogs "$id"
 	assert_output "/dev/pts/0 before-checkpoint 42x137 noecho after"
 }
-
-@test "a -t job is still refused a checkpoint, with the reason" {
-	script -qec "$XOS_BUILD/xrun -t -- sh -c 'echo up; sleep 300'" /dev/null \
-		</dev/null >"$XOS_TMP/script.out" 2>&1 &
-	local id script=$!
-	for _ in $(seq 1 200); do
-		id=$(xps -q | head -n 1)
-		[ -n "$id" ] && break
-		sleep 0.05
-	done
-	wait_state "$id" RUNNING
-	run xcheckpoint "$id"
-	assert_failure 1
-	assert_output --partial "has a terminal (xrun -t)"
-	xkill -s KILL "$id"
-	xwait "$id" || true
-	wait "$script" || true
-}
