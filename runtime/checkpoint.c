@@ -1137,8 +1137,8 @@ static void kill_tree(pid_t pid, unsigned depth)
 
 /* Aborting a run: a dump's CRIU first gets SIGALRM, its own timeout (the call
  * it waits in fails and its clean-up lets go of the tasks), and SIGKILL with
- * everything under it ABORT_GRACE_US later; a restore gets SIGKILL at once, and so does
- * every task of its container. The run then fails as usual. */
+ * everything under it ABORT_GRACE_US later; a restore gets SIGKILL at once,
+ * and so does every task of its container. The run then fails as usual. */
 static void abort_step(struct job *j, uint64_t now)
 {
 	struct ckpt_run *run = j->run;

@@ -142,12 +142,32 @@ assert_no_hanging_criu() {
 		fail "a partial version is left"
 	run xcheckpoint --list --json "$id"
 	assert_equal "$(echo "$output" | jq -c '[.[].version]')" "[]"
-	# the next dump (no longer hanging) works
+	# the next dump (no longer hanging, default dump_timeout) works
 	xosd_stop
-	xosd_launch --config "$XOS_TMP/xosd.conf"
+	xosd_launch
 	run timeout 60 xcheckpoint "$id"
 	assert_success
 	assert_running_thawed "$id"
+}
+
+@test "dump_timeout shorter than a real dump: wherever CRIU was, the job runs on, thawed; a whole version or none" {
+	xosd_stop
+	printf 'dump_timeout = 800ms\n' >"$XOS_TMP/xosd.conf"
+	xosd_launch --config "$XOS_TMP/xosd.conf"
+	id=$(xrun -d -- sh -c "$COUNTER")
+	wait_state "$id" RUNNING
+	wait_file "$(root_of "$id")/tmp/count"
+	# (a dump that ends within the grace after SIGALRM is kept: it is whole)
+	run timeout 60 xcheckpoint "$id"
+	if [ "$status" -ne 0 ]; then
+		assert_output --partial "took longer than dump_timeout (800 ms) and was aborted"
+	fi
+	assert_running_thawed "$id"
+	[ -z "$(find "$XOS_TMP/state/checkpoints/$id" -maxdepth 1 -name '.new-*')" ] ||
+		fail "a partial version is left"
+	if [ "$status" -eq 0 ]; then
+		jq -e '.version == 1' "$XOS_TMP/state/checkpoints/$id/1/manifest.json" >/dev/null
+	fi
 }
 
 @test "xkill of a CHECKPOINTING job aborts the dump; the job ends KILLED" {
