@@ -55,8 +55,9 @@ c.sendall(b\"lo-works\"); print(a.recv(16).decode())"'
 	init=$(job_init_pid "$id")
 	[ -n "$init" ]
 	# the unit is a child of the loader; on the host it has the job's uid
-	child=$(pgrep -P "$init" | head -1)
-	[ -n "$child" ]
+	# (once the loader's child has become the program)
+	wait_for 30 pgrep -f '^sleep 30$' -P "$init"
+	child=$(pgrep -f '^sleep 30$' -P "$init")
 	assert_equal "$(stat -c %u "/proc/$child")" "$(id -u nobody)"
 	# container root maps to a non-zero host range
 	read -r inside outside _ < <(head -1 "/proc/$init/uid_map")

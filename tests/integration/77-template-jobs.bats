@@ -85,12 +85,8 @@ make_busybox_root() {
 	# the daemon is fine and nothing of the jobs is left mounted
 	run xrun -- echo alive
 	assert_output alive
-	for _ in $(seq 1 100); do
-		grep -q "$XOS_TMP/state/jobs/" /proc/self/mountinfo || break
-		sleep 0.1
-	done
-	run grep "$XOS_TMP/state/jobs/" /proc/self/mountinfo
-	assert_output ""
+	wait_for 30 no_job_mounts
+	[ -z "$(job_mounts)" ]
 }
 
 @test "--template names a missing template: clear error naming the available ones" {
@@ -114,8 +110,10 @@ make_busybox_root() {
 	# on the host it is the containers' id 1000, not host uid 1000
 	id=$(xrun -d --template app -- sleep 100)
 	wait_state "$id" RUNNING
-	pid=$(pgrep -f "^sleep 100$" -P "$(job_init_pid "$id")" || true)
-	[ -n "$pid" ]
+	init=$(job_init_pid "$id")
+	# (the unit is running once the loader's child has become the program)
+	wait_for 30 pgrep -f "^sleep 100$" -P "$init"
+	pid=$(pgrep -f "^sleep 100$" -P "$init")
 	base=$(awk -F: '$1 == "root" {print $2; exit}' /etc/subuid)
 	assert_equal "$(stat -c %u "/proc/$pid")" $((base + 1000))
 	xkill "$id"

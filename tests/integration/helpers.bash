@@ -280,6 +280,15 @@ job_rootfs() { echo "$XOS_TMP/state/volatile/jobs/$1/rootfs"; }
 GATE='while [ ! -e /tmp/gate ]; do sleep 0.1; done'
 open_gate() { touch "$(job_rootfs "$1")/tmp/gate"; }
 
+# job_mounts [ID]: mount points below this test's job directories, those of
+# job ID or of every job: in the volatile tree (rootfs, layers, volume
+# staging) and in the state's own (where they were before)
+job_mounts() {
+	awk -v p="^$XOS_TMP/state/(volatile/)?jobs/${1:-[0-9a-f]+}/" '$5 ~ p {print $5}' \
+		/proc/self/mountinfo
+}
+no_job_mounts() { [ -z "$(job_mounts "$@")" ]; }
+
 # A unit's end status file (the loader writes it before it reports, even
 # with no daemon to report to): unit_ended ID [UNIT (1)]
 unit_ended() { [ -s "$XOS_TMP/state/jobs/$1/xos/spool/${2:-1}.status" ]; }
