@@ -58,7 +58,7 @@ xosd_stop() {
 	local rc=0
 	if [ -n "${XOSD_PID:-}" ]; then
 		kill "$XOSD_PID" 2>/dev/null || true
-		if ! wait_for 30 pid_gone "$XOSD_PID"; then
+		if ! xos_wait_for 30 pid_gone "$XOSD_PID"; then
 			echo "xosd ($XOSD_PID) did not stop within 30 s of SIGTERM: killed" >&2
 			kill -9 "$XOSD_PID" 2>/dev/null || true
 			rc=1
@@ -70,8 +70,10 @@ xosd_stop() {
 }
 
 # wait_for TIMEOUT_S CMD...: run CMD until it succeeds, for at most TIMEOUT_S
-# seconds (a deadline, whatever CMD costs); then fail, naming CMD.
-wait_for() {
+# seconds (a deadline, whatever CMD costs); then fail, naming CMD. (The
+# helpers here call it as xos_wait_for: a test file may define its own.)
+wait_for() { xos_wait_for "$@"; }
+xos_wait_for() {
 	local timeout=$1 end
 	shift
 	end=$((SECONDS + timeout))
@@ -192,7 +194,7 @@ xos_force_cleanup() {
 			timeout 20 lxc-stop -P "$lxcpath" -n "$(basename "$c")" -k >/dev/null 2>&1 || true
 		done
 	fi
-	wait_for 10 no_loaders 2>/dev/null || true
+	xos_wait_for 10 no_loaders 2>/dev/null || true
 	awk -v d="$XOS_TMP" '$5 ~ "^"d {print $5}' /proc/self/mountinfo | sort -r |
 		while read -r m; do umount -l "$m" 2>/dev/null || true; done
 	rm -rf "/run/lxc/lock$XOS_TMP"
@@ -259,14 +261,14 @@ job_state_is() {
 }
 
 wait_state() { # JOB STATE [TIMEOUT_S (30)]
-	wait_for "${3:-30}" job_state_is "$1" "$2" 2>/dev/null && return 0
+	xos_wait_for "${3:-30}" job_state_is "$1" "$2" 2>/dev/null && return 0
 	echo "job $1 did not reach $2 within ${3:-30} s; it is $(job_field "$1" .state)" >&2
 	return 1
 }
 
 # wait_field JOB JQ_FILTER VALUE [TIMEOUT_S (30)]: until the job's field is VALUE
 wait_field() {
-	wait_for "${4:-30}" job_field_is "$1" "$2" "$3" 2>/dev/null && return 0
+	xos_wait_for "${4:-30}" job_field_is "$1" "$2" "$3" 2>/dev/null && return 0
 	echo "job $1: $2 is not $3 within ${4:-30} s; it is $(job_field "$1" "$2")" >&2
 	return 1
 }
@@ -310,7 +312,7 @@ xos_node_fails() {
 	wait "$XOSD_PID" 2>/dev/null || true
 	XOSD_PID=
 	kill -9 "$init"
-	wait_for 30 no_loaders 2>/dev/null && return 0
+	xos_wait_for 30 no_loaders 2>/dev/null && return 0
 	echo "loaders left after the node failed: $(xos_loader_pids)" >&2
 	return 1
 }
@@ -320,7 +322,7 @@ no_loaders() { [ -z "$(xos_loader_pids)" ]; }
 
 # wait_lines FILE N [TIMEOUT_S (30)]: until FILE has at least N lines
 wait_lines() {
-	wait_for "${3:-30}" has_lines "$1" "$2" 2>/dev/null && return 0
+	xos_wait_for "${3:-30}" has_lines "$1" "$2" 2>/dev/null && return 0
 	echo "$1 has fewer than $2 lines after ${3:-30} s" >&2
 	return 1
 }
