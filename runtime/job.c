@@ -524,12 +524,12 @@ static int job_fields_from_json(yajl_val t, struct job *j)
 
 int job_from_json(const char *text, struct job **ret)
 {
-	_cleanup_json_ yajl_val t = yajl_tree_parse(text, NULL, 0);
+	_cleanup_json_ yajl_val t = NULL;
 	struct job *j;
 	yajl_val v;
 	int r;
 
-	if (!YAJL_IS_OBJECT(t))
+	if (json_parse(text, JSON_DEPTH_MAX, NULL, 0, &t) < 0 || !YAJL_IS_OBJECT(t))
 		return -EINVAL;
 	j = job_new();
 	if (!j)

@@ -1229,16 +1229,20 @@ void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len)
 	_cleanup_json_ yajl_val t = NULL;
 	const char *opname = NULL, *bad = NULL;
 	int64_t v = 0;
+	int r;
 
 	if (c->mode == CONN_WAIT || c->mode == CONN_STARTING || c->mode == CONN_TEMPLATE ||
 	    c->mode == CONN_CKPT || (c->mode == CONN_ATTACHED && !c->follow))
 		return;
 	if (strlen(line) != len)
 		return conn_reply_error(c, "bad_request", "Request contains a NUL byte");
-	t = yajl_tree_parse(line, err, sizeof(err));
-	if (!YAJL_IS_OBJECT(t))
+	r = json_parse(line, JSON_DEPTH_MAX, err, sizeof(err), &t);
+	if (r == -ELOOP)
+		return conn_reply_error(c, "bad_request", "Request nested too deeply (limit %d)",
+					JSON_DEPTH_MAX);
+	if (r < 0 || !YAJL_IS_OBJECT(t))
 		return conn_reply_error(c, "bad_request", "Malformed JSON request: %s",
-					err[0] ? strtok(err, "\n") : "not an object");
+					r < 0 ? err : "not an object");
 	if (json_get_int(t, "v", &v) < 0)
 		return conn_reply_error(c, "bad_request",
 					"Field 'v' (protocol version) is required");
