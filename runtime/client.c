@@ -29,16 +29,52 @@ void conn_kick(struct daemon *d, struct conn *c)
 	conn_update_events(d, c);
 }
 
+/* An error line sent on a connection that is closed at once (best effort:
+ * the socket buffer of a new connection holds it). */
+void conn_refuse(int fd, const char *code, const char *msg)
+{
+	_cleanup_free_ char *text = xstrdup_printf(
+		"{\"v\":%d,\"ok\":false,\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n",
+		XOS_PROTO_VERSION, code, msg);
+
+	if (text)
+		(void)send(fd, text, strlen(text), MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/* Whether uid may open one more connection (root always may). */
+static bool conn_allowed(struct daemon *d, uid_t uid)
+{
+	uint64_t n = 0;
+
+	if (uid == 0)
+		return true;
+	for (struct conn *c = d->conns; c; c = c->next)
+		n += c->uid == uid;
+	return n < d->cfg->max_connections_per_user;
+}
+
 struct conn *conn_new(struct daemon *d, int fd)
 {
-	struct conn *c = calloc(1, sizeof(*c));
+	struct conn *c = NULL;
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return NULL;
+	if (!conn_allowed(d, cred.uid)) {
+		_cleanup_free_ char *msg = xstrdup_printf(
+			"Too many connections from uid %u (limit %llu, max_connections_per_user "
+			"in xosd.conf); close some and try again",
+			(unsigned)cred.uid, (unsigned long long)d->cfg->max_connections_per_user);
+
+		conn_refuse(fd, "too_many_connections", msg ? msg : "Too many connections");
+		log_debug("Refused a connection of uid %u: it holds too many", (unsigned)cred.uid);
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-	    daemon_epoll_add(d, fd, EPOLLIN | EPOLLRDHUP, EP_CLIENT, c) < 0) {
+	if (daemon_epoll_add(d, fd, EPOLLIN | EPOLLRDHUP, EP_CLIENT, c) < 0) {
 		free(c);
 		return NULL;
 	}
@@ -47,9 +83,42 @@ struct conn *conn_new(struct daemon *d, int fd)
 	c->gid = cred.gid;
 	c->pid = cred.pid;
 	c->out_fd = c->err_fd = c->passed_fd = -EBADF;
+	c->deadline_us = mono_usec() + d->cfg->request_timeout_us;
+	if (!d->conn_deadline_next || c->deadline_us < d->conn_deadline_next)
+		d->conn_deadline_next = c->deadline_us;
 	c->next = d->conns;
 	d->conns = c;
 	return c;
+}
+
+int conns_expire(struct daemon *d)
+{
+	uint64_t now = mono_usec(), next = 0;
+
+	if (!d->conn_deadline_next)
+		return -1;
+	if (now < d->conn_deadline_next)
+		return (int)((d->conn_deadline_next - now + 999) / 1000);
+	for (struct conn *c = d->conns, *n; c; c = n) {
+		n = c->next;
+		if (c->mode != CONN_REQUEST)
+			continue;
+		if (c->deadline_us > now) {
+			if (!next || c->deadline_us < next)
+				next = c->deadline_us;
+			continue;
+		}
+		c->in_len = 0;
+		conn_reply_error(c, "timeout",
+				 "Request not complete within %llu ms (request_timeout in "
+				 "xosd.conf); closing the connection",
+				 (unsigned long long)(d->cfg->request_timeout_us / 1000));
+		conn_flush(c);           /* said if it can be said at once; then it goes */
+		c->out_off = c->out_len; /* (a client that sends nothing may read nothing) */
+		conn_event(d, c, 0);     /* frees c */
+	}
+	d->conn_deadline_next = next;
+	return next ? (int)((next - now + 999) / 1000) : -1;
 }
 
 /* Close c now; its memory goes after the current batch of events, which may

@@ -269,6 +269,9 @@ struct daemon {
 	int criu_veth_fix;         /* checkpoint_bridge = auto: -1 not probed yet, 0 or 1 */
 	bool uplink_checked;       /* the first bridge job looked at the uplink's forwarding */
 	bool quit;
+	uint64_t conn_deadline_next;  /* earliest request deadline of a connection (0: none) */
+	int reserve_fd;               /* given up to accept and refuse a client at EMFILE */
+	uint64_t listen_paused_until; /* monotonic: the listener is out of epoll until then */
 };
 
 int daemon_persist_job(struct daemon *d, struct job *j);
@@ -328,7 +331,8 @@ struct conn {
 	char **wait_ids;
 	int passed_fd;                  /* an fd the client passed (SCM_RIGHTS), or -1 */
 	struct template_task *tpl_task; /* its template import */
-	bool closed; /* gone: waits in d->closed_conns for the end of the event batch */
+	bool closed;          /* gone: waits in d->closed_conns for the end of the event batch */
+	uint64_t deadline_us; /* monotonic: closed if its request is not whole by then */
 	struct conn *next;
 };
 void conn_send(struct conn *c, const char *text); /* one JSON line */
@@ -352,7 +356,14 @@ void ops_start_done(struct daemon *d, struct job *j);
 /* Answer an xrun waiting for its job's start (the job runs). */
 void ops_reply_started(struct daemon *d, struct conn *c);
 
+/* A new connection, or NULL: out of memory, or refused (its uid holds
+ * max_connections_per_user connections; told so); the caller closes fd. */
 struct conn *conn_new(struct daemon *d, int fd);
+/* Send an error line on a new connection that is closed at once (best effort). */
+void conn_refuse(int fd, const char *code, const char *msg);
+/* Close the connections whose request did not arrive whole within
+ * request_timeout; the next deadline in ms (-1: none). */
+int conns_expire(struct daemon *d);
 void conn_event(struct daemon *d, struct conn *c, uint32_t events);
 void conns_job_output(struct daemon *d, struct job *j);
 void conns_unit_ended(struct daemon *d, struct job *j, unsigned unit);

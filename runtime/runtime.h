@@ -48,6 +48,8 @@ struct runtime_config {
 	char *hooks_dir;                    /* hooks, default SYSCONFDIR/xos/hooks.d */
 	uint64_t hook_timeout_us;           /* a hook running longer is killed and fails */
 	uint64_t restore_timeout_us;        /* a restore running longer is killed and fails */
+	uint64_t max_connections_per_user;  /* open connections of one uid (root: no limit) */
+	uint64_t request_timeout_us;        /* a request must arrive whole within this */
 };
 
 void runtime_config_init(struct runtime_config *c);

@@ -4,6 +4,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "common/common.h"
+#include "runtime/runtime.h"
 #include "templates/templates.h"
 #include "tests/unit/tap.h"
 
@@ -99,10 +100,55 @@ static void test_template_meta_depth(void)
 	template_info_free(t);
 }
 
+/* Load text as an xosd.conf: 0 or -errno (and the message in *ret_err). */
+static int load_conf(const char *text, struct runtime_config *c, char **ret_err)
+{
+	char path[] = "/tmp/test-limits-conf.XXXXXX";
+	int fd = mkstemp(path), r;
+
+	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+		abort();
+	close(fd);
+	runtime_config_init(c);
+	r = runtime_config_load(c, path, ret_err);
+	unlink(path);
+	return r;
+}
+
+static void test_conn_keys(void)
+{
+	struct runtime_config c;
+	char *err = NULL;
+	int r;
+
+	runtime_config_init(&c);
+	ok(c.max_connections_per_user == 256 && c.request_timeout_us == 10000000,
+	   "xosd.conf: defaults 256 connections per user, request_timeout 10 s");
+	runtime_config_free(&c);
+	r = load_conf("max_connections_per_user = 20\nrequest_timeout = 1500ms\n", &c, &err);
+	ok(r == 0 && c.max_connections_per_user == 20 && c.request_timeout_us == 1500000,
+	   "xosd.conf: max_connections_per_user and request_timeout are read");
+	runtime_config_free(&c);
+	free(err);
+	err = NULL;
+	r = load_conf("max_connections_per_user = 0\n", &c, &err);
+	ok(r < 0 && err && strstr(err, "invalid value '0' for max_connections_per_user"),
+	   "xosd.conf: max_connections_per_user = 0 is refused: %s", err ? err : "");
+	runtime_config_free(&c);
+	free(err);
+	err = NULL;
+	r = load_conf("request_timeout = 0\n", &c, &err);
+	ok(r < 0 && err && strstr(err, "for request_timeout"),
+	   "xosd.conf: request_timeout = 0 is refused: %s", err ? err : "");
+	runtime_config_free(&c);
+	free(err);
+}
+
 int main(void)
 {
 	test_check_depth();
 	test_parse();
 	test_template_meta_depth();
+	test_conn_keys();
 	return tap_done();
 }
