@@ -278,18 +278,55 @@ static void open_spool(struct daemon *d, struct conn *c)
 	}
 }
 
-/* Read what is new in one stream; true if it is drained (EOF for now). */
-static bool pump_fd(struct conn *c, int fd, const char *stream)
+/* "1 MiB", "64 KiB", or bytes: the largest unit that divides n. */
+static void format_size(uint64_t n, char *buf, size_t len)
+{
+	static const char *const units[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
+	size_t u = 0;
+
+	while (u + 1 < ELEMENTSOF(units) && n && n % 1024 == 0) {
+		n /= 1024;
+		u++;
+	}
+	snprintf(buf, len, "%llu %s", (unsigned long long)n, units[u]);
+}
+
+/* Say on stderr that n bytes of a stream were dropped (the job's log_size). */
+static void send_dropped(struct conn *c, const char *stream, uint64_t n, uint64_t cap)
+{
+	char size[32], line[160];
+
+	format_size(cap, size, sizeof(size));
+	snprintf(line, sizeof(line), "xos: %llu bytes of earlier %s dropped (log size limit %s)\n",
+		 (unsigned long long)n, strcmp(stream, "stdout") ? "error output" : "output", size);
+	send_output(c, "stderr", line, strlen(line));
+}
+
+/* Read what is new in one stream from *pos on; true if it is drained (EOF
+ * for now). The loader punches what is beyond the job's log_size out of the
+ * file's start: a hole where a reader is (found before or after reading it)
+ * is skipped, and said to be. */
+static bool pump_fd(struct conn *c, int fd, uint64_t *pos, const char *stream, uint64_t cap)
 {
 	char buf[CHUNK];
 
 	while (fd >= 0 && c->out_len - c->out_off < OUT_HIGH) {
-		ssize_t n = read(fd, buf, sizeof(buf));
+		ssize_t n = pread(fd, buf, sizeof(buf), (off_t)*pos);
+		off_t data;
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			return true;
+		data = lseek(fd, (off_t)*pos, SEEK_DATA);
+		if (data < 0 && errno == ENXIO) /* a hole up to the end */
+			data = (off_t)*pos + n;
+		if (data > (off_t)*pos) {
+			send_dropped(c, stream, (uint64_t)data - *pos, cap);
+			*pos = (uint64_t)data;
+			continue;
+		}
+		*pos += (uint64_t)n;
 		send_output(c, stream, buf, (size_t)n);
 	}
 	return fd < 0;
@@ -298,13 +335,15 @@ static bool pump_fd(struct conn *c, int fd, const char *stream)
 void conn_pump(struct daemon *d, struct conn *c)
 {
 	struct unit *u;
+	uint64_t cap;
 	bool drained;
 
 	if (c->mode != CONN_ATTACHED || !c->job)
 		return;
 	open_spool(d, c);
-	drained = pump_fd(c, c->out_fd, "stdout");
-	drained = pump_fd(c, c->err_fd, "stderr") && drained;
+	cap = c->job->log_size ? c->job->log_size : d->cfg->log_size_default;
+	drained = pump_fd(c, c->out_fd, &c->out_pos, "stdout", cap);
+	drained = pump_fd(c, c->err_fd, &c->err_pos, "stderr", cap) && drained;
 	u = job_unit(c->job, c->unit);
 	if (drained && u && !c->exit_sent) {
 		if (u->state != UNIT_RUNNING && c->follow)

@@ -20,6 +20,8 @@ void runtime_config_init(struct runtime_config *c)
 		.restore_timeout_us = 300000000,
 		.max_connections_per_user = 256,
 		.request_timeout_us = 10000000,
+		.log_size_default = 64ULL << 20,
+		.log_size_max = 1ULL << 30,
 		.log_level = LOG_LVL_INFO,
 	};
 	netsetup_config_init(&c->net);
@@ -178,6 +180,15 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 			       : 0;
 	if (!strcmp(k, "request_timeout"))
 		return parse_duration(v, &c->request_timeout_us) < 0 || !c->request_timeout_us
+			       ? -EINVAL
+			       : 0;
+	if (!strcmp(k, "log_size_default"))
+		return parse_size(v, &c->log_size_default) < 0 ||
+				       c->log_size_default < RUNTIME_LOG_SIZE_MIN
+			       ? -EINVAL
+			       : 0;
+	if (!strcmp(k, "log_size_max"))
+		return parse_size(v, &c->log_size_max) < 0 || c->log_size_max < RUNTIME_LOG_SIZE_MIN
 			       ? -EINVAL
 			       : 0;
 	return netsetup_config_set(&c->net, k, v);

@@ -95,8 +95,9 @@ struct job {
 	enum job_state state;
 	char *reason;
 	struct runtime_limits limits;
-	uint64_t disk;  /* bytes of the writable layer (tmpfs size) */
-	uint64_t files; /* inodes the job may add to its writable layer */
+	uint64_t disk;     /* bytes of the writable layer (tmpfs size) */
+	uint64_t files;    /* inodes the job may add to its writable layer */
+	uint64_t log_size; /* newest bytes kept of each unit's stdout and stderr (0: default) */
 	struct job_volume *volumes;
 	size_t n_volumes;
 	uint64_t created_us, started_us, ended_us;
@@ -327,6 +328,7 @@ struct conn {
 	unsigned unit;
 	bool follow, exit_sent, wants_tty, attach_when_started;
 	int out_fd, err_fd;
+	uint64_t out_pos, err_pos; /* offsets read so far in them (the streams' offsets) */
 	/* waiting for jobs to end (xwait) */
 	char **wait_ids;
 	int passed_fd;                  /* an fd the client passed (SCM_RIGHTS), or -1 */

@@ -160,3 +160,144 @@ flood() {
 	[ -n "$ok" ] || fail "xps is not served after the flood's deadline"
 	kill -0 "$XOSD_PID"
 }
+
+# Bytes a spool file takes on disk (not its apparent size).
+spool_disk_bytes() {
+	local f="$XOS_TMP/state/jobs/$1/xos/spool/$2"
+	echo $(($(stat -c '%b * %B' "$f")))
+}
+
+# Check a followed stream of `seq 1 LAST` (file $1) against its stderr ($2):
+# numbers in order, none twice, the last one there; a gap only where a
+# notice on stderr says output was dropped.
+check_seq_stream() {
+	python3 - "$1" "$2" "$3" <<'PY'
+import re, sys
+out, err, last = open(sys.argv[1]).read(), open(sys.argv[2]).read(), int(sys.argv[3])
+notices = re.findall(r"xos: (\d+) bytes of earlier output dropped \(log size limit [^)]*\)", err)
+nums = [int(l) for l in out.split("\n") if l.isdigit()]
+assert nums and nums[-1] == last, "the last line is %r, not %d" % (nums[-1:], last)
+gaps = 0
+for a, b in zip(nums, nums[1:]):
+    if b != a + 1:
+        gaps += 1
+# a line cut by a dropped stretch may read as any number once per notice
+assert gaps <= 2 * len(notices), "%d gaps but %d notices" % (gaps, len(notices))
+assert len(set(nums)) >= len(nums) - len(notices), "a line came twice"
+print("lines %d gaps %d notices %d" % (len(nums), gaps, len(notices)))
+PY
+}
+
+@test "a job's output is capped on disk at --log-size; xlogs gives the newest and says what was dropped" {
+	xos_start
+	local id
+	id=$(xrun -d --disk 1M --log-size 1M -- sh -c 'seq 1 3000000; seq 1 300000 >&2')
+	run timeout 120 xwait "$id"
+	assert_success
+	# 22.9 MB of stdout and 2 MB of stderr written: at most 1 MiB of each kept
+	# (plus a pipe's worth written before the next trim)
+	[ "$(spool_disk_bytes "$id" 1.out)" -le $(((1024 + 64) * 1024)) ] ||
+		fail "1.out takes $(spool_disk_bytes "$id" 1.out) bytes on disk"
+	[ "$(spool_disk_bytes "$id" 1.err)" -le $(((1024 + 64) * 1024)) ] ||
+		fail "1.err takes $(spool_disk_bytes "$id" 1.err) bytes on disk"
+	xlogs "$id" >"$XOS_TMP/out" 2>"$XOS_TMP/err"
+	# the newest output is kept, whole
+	run tail -n 1 "$XOS_TMP/out"
+	assert_output 3000000
+	[ "$(wc -c <"$XOS_TMP/out")" -le $((1024 * 1024)) ]
+	[ "$(wc -c <"$XOS_TMP/out")" -ge $((768 * 1024)) ]
+	run cat "$XOS_TMP/err"
+	assert_output --regexp 'xos: [0-9]{8} bytes of earlier output dropped \(log size limit 1 MiB\)'
+	assert_output --regexp 'xos: [0-9]+ bytes of earlier error output dropped \(log size limit 1 MiB\)'
+	assert_line 300000
+	# the counts add up: dropped + kept = all that was written
+	local dropped
+	dropped=$(sed -n 's/^xos: \([0-9]*\) bytes of earlier output dropped.*/\1/p' "$XOS_TMP/err")
+	[ $((dropped + $(wc -c <"$XOS_TMP/out"))) -eq "$(seq 1 3000000 | wc -c)" ]
+}
+
+@test "a job cannot grow its spool by truncating or seeking its stdout" {
+	xos_start
+	run xrun -- python3 -c 'import os; os.ftruncate(1, 3 << 30)'
+	assert_failure
+	assert_output --partial 'Invalid argument'
+	local id
+	id=$(xps -a -q | head -n 1)
+	[ "$(stat -c %s "$XOS_TMP/state/jobs/$id/xos/spool/1.out")" -lt 4096 ]
+	run xrun -- python3 -c 'import os; os.lseek(1, 1 << 30, 0)'
+	assert_failure
+	assert_output --partial 'Illegal seek'
+}
+
+@test "log_size_default and log_size_max of xosd.conf: the default applies, a user cannot go above the maximum" {
+	start_conf "log_size_default = 128K" "log_size_max = 256K"
+	dos_user xosdos1 4341
+	run as xosdos1 xrun --log-size 1M -- true
+	assert_failure
+	assert_output --partial 'At most --log-size 262144 bytes on this node (log_size_max)'
+	run as xosdos1 xrun --log-size 256K -- true
+	assert_success
+	run xrun --log-size 1M -- true # root may
+	assert_success
+	run xrun --log-size 1K -- true
+	assert_failure
+	assert_output --partial 'Invalid --log-size'
+	local id
+	id=$(xrun -d -- seq 1 1000000)
+	run timeout 60 xwait "$id"
+	[ "$(spool_disk_bytes "$id" 1.out)" -le $(((128 + 64) * 1024)) ]
+	run xps --json "$id"
+	assert_output --partial '"log_size": 131072'
+	run xlogs "$id"
+	assert_output --partial '(log size limit 128 KiB)'
+}
+
+@test "followers (attached xrun, xlogs -f) see the stream in order and never twice, and are told what they missed" {
+	xos_start
+	# far more output than the 64 KiB kept, as fast as seq writes it
+	xrun --log-size 64K -- seq 1 300000 >"$XOS_TMP/out" 2>"$XOS_TMP/err"
+	run check_seq_stream "$XOS_TMP/out" "$XOS_TMP/err" 300000
+	assert_success
+	local id
+	id=$(xrun -d --log-size 64K -- sh -c 'sleep 1; seq 1 300000')
+	timeout 60 xlogs -f "$id" >"$XOS_TMP/out" 2>"$XOS_TMP/err"
+	run check_seq_stream "$XOS_TMP/out" "$XOS_TMP/err" 300000
+	assert_success
+	# a follower that keeps up loses nothing, though more than 64 KiB passes
+	# shellcheck disable=SC2016
+	xrun --log-size 64K -- sh -c 'i=0; while [ $i -lt 300 ]; do i=$((i+1));
+		printf "%s %0500d\n" $i 0; sleep 0.01; done' >"$XOS_TMP/out" 2>"$XOS_TMP/err"
+	[ "$(wc -l <"$XOS_TMP/out")" -eq 300 ]
+	[ "$(cut -d' ' -f1 "$XOS_TMP/out" | sort -n | uniq | wc -l)" -eq 300 ]
+	run cat "$XOS_TMP/err"
+	refute_output --partial 'dropped'
+}
+
+@test "a job's output goes on in the same spool after a checkpoint and a restart" {
+	xos_start
+	local id
+	# shellcheck disable=SC2016
+	id=$(xrun -d --log-size 64K -- sh -c 'i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done')
+	for _ in $(seq 1 100); do
+		[ "$(xlogs "$id" 2>/dev/null | wc -l)" -ge 5 ] && break
+		sleep 0.1
+	done
+	run timeout 120 xcheckpoint --stop "$id"
+	assert_success
+	run timeout 120 xrestart "$id"
+	assert_success
+	local n
+	n=$(xlogs "$id" | tail -n 1)
+	for _ in $(seq 1 100); do
+		[ "$(xlogs "$id" | tail -n 1)" -ge $((n + 5)) ] && break
+		sleep 0.1
+	done
+	xlogs "$id" >"$XOS_TMP/out" 2>"$XOS_TMP/err"
+	# one stream, in order, counting on from where it stopped
+	python3 - "$XOS_TMP/out" "$n" <<'PY'
+import sys
+nums = [int(l) for l in open(sys.argv[1]).read().split()]
+assert nums == list(range(nums[0], nums[0] + len(nums))), "not one run of numbers"
+assert nums[-1] >= int(sys.argv[2]) + 5, "it did not go on"
+PY
+}
