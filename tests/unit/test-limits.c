@@ -3,7 +3,12 @@
  * TAP output. */
 #include <yajl/yajl_tree.h>
 
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+
 #include "common/common.h"
+#include "loader/loader-internal.h"
 #include "runtime/runtime.h"
 #include "templates/templates.h"
 #include "tests/unit/tap.h"
@@ -144,11 +149,136 @@ static void test_conn_keys(void)
 	free(err);
 }
 
+static void test_spec_log_size(void)
+{
+	static const char spec[] = "unit\0"
+				   "1\0"
+				   "uid\0"
+				   "1000\0"
+				   "gid\0"
+				   "100\0"
+				   "cwd\0"
+				   "/\0"
+				   "argv\0"
+				   "true\0"
+				   "log_size\0"
+				   "1048576";
+	_cleanup_loader_spec_ struct loader_spec *s = NULL, *t = NULL;
+	_cleanup_free_ char *text = NULL, *err = NULL;
+	size_t len = 0;
+	int r = loader_spec_parse(spec, sizeof(spec), &s, &err);
+
+	ok(r == 0 && s && s->log_size == 1048576, "spec: log_size is read (%s)",
+	   err ? err : "no error");
+	r = s ? loader_spec_format(s, &text, &len) : -EINVAL;
+	ok(r == 0 && loader_spec_parse(text, len, &t, NULL) == 0 && t->log_size == 1048576,
+	   "spec: log_size survives format and parse");
+	free(err);
+	err = NULL;
+	r = loader_spec_parse("unit\0"
+			      "1\0"
+			      "uid\0"
+			      "1\0"
+			      "gid\0"
+			      "1\0"
+			      "cwd\0"
+			      "/\0"
+			      "argv\0"
+			      "x\0"
+			      "log_size\0"
+			      "1M",
+			      sizeof("unit\0"
+				     "1\0"
+				     "uid\0"
+				     "1\0"
+				     "gid\0"
+				     "1\0"
+				     "cwd\0"
+				     "/\0"
+				     "argv\0"
+				     "x\0"
+				     "log_size\0"
+				     "1M"),
+			      &t, &err);
+	ok(r == -EINVAL && err && strstr(err, "bad log_size"),
+	   "spec: a bad log_size is refused: %s", err ? err : "");
+}
+
+static void test_punch_to(void)
+{
+	ok(loader_relay_punch_to(0, 1 << 20, 0) == 0, "punch: no limit, nothing goes");
+	ok(loader_relay_punch_to(0, 1 << 20, 1 << 20) == 0, "punch: exactly the limit stays");
+	ok(loader_relay_punch_to(0, (1 << 20) + 1, 1 << 20) == 262144,
+	   "punch: one byte over: a quarter goes (block-aligned)");
+	ok(loader_relay_punch_to(262144, (1 << 20) + 262144, 1 << 20) == 262144,
+	   "punch: within the limit again: nothing more");
+	for (uint64_t end = 65537; end < (8 << 20); end += 77777) {
+		uint64_t to = loader_relay_punch_to(4096, end, 65536);
+
+		if (to % 4096 || end - to > 65536 || to < 4096) {
+			ok(false, "punch: end %llu -> %llu breaks a bound", (unsigned long long)end,
+			   (unsigned long long)to);
+			return;
+		}
+	}
+	ok(true, "punch: always block-aligned, never backwards, at most the limit kept");
+}
+
+/* The relay on a real file: what is kept is the newest, the rest a hole. */
+static void test_relay_file(void)
+{
+	char dir[] = "/tmp/test-limits-relay.XXXXXX";
+	_cleanup_close_ int dfd = -EBADF, w = -EBADF, f = -EBADF;
+	struct relay rl;
+	char buf[4096], name[PATH_MAX];
+	uint64_t total = 0;
+	off_t data;
+	struct stat st;
+	int r;
+
+	if (!mkdtemp(dir) || (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		abort();
+	loader_relay_init(&rl);
+	r = loader_relay_open(&rl, dfd, "1.out", 65536, &w);
+	ok(r == 0, "relay: opened (%s)", strerror(-r));
+	memset(buf, 'x', sizeof(buf));
+	for (int i = 0; r == 0 && i < 256; i++) { /* 1 MiB through a 64 KiB cap */
+		buf[0] = (char)('a' + i % 26);
+		if (write(w, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+			abort();
+		total += sizeof(buf);
+		while (loader_relay_pump(&rl) == 0 && rl.off < total)
+			;
+	}
+	closep(&w);
+	ok(loader_relay_pump(&rl) == 1 && rl.pipe_fd < 0, "relay: EOF closes the pipe");
+	snprintf(name, sizeof(name), "%s/1.out", dir);
+	f = open(name, O_RDONLY | O_CLOEXEC);
+	data = f >= 0 ? lseek(f, 0, SEEK_DATA) : -1;
+	ok(f >= 0 && fstat(f, &st) == 0 && (uint64_t)st.st_size == total,
+	   "relay: the file's size is the stream's (%lld)", (long long)st.st_size);
+	ok(data > 0 && (uint64_t)data == rl.start && total - (uint64_t)data <= 65536 &&
+		   total - (uint64_t)data >= 49152,
+	   "relay: data starts at %lld: the newest 48-64 KiB are kept", (long long)data);
+	ok((uint64_t)st.st_blocks * 512 <= 65536 + 8192, "relay: %lld bytes on disk",
+	   (long long)st.st_blocks * 512);
+	ok(pread(f, buf, 1, (off_t)total - 4096) == 1 && buf[0] == (char)('a' + 255 % 26),
+	   "relay: the last block is the last written");
+	ok(loader_relay_write(&rl, "xos: end\n", 9) == 0 && rl.off == total + 9,
+	   "relay: the loader's own line goes at the end");
+	loader_relay_close(&rl);
+	unlinkat(dfd, "1.out", 0);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	test_check_depth();
 	test_parse();
 	test_template_meta_depth();
 	test_conn_keys();
+	test_spec_log_size();
+	test_punch_to();
+	test_relay_file();
 	return tap_done();
 }
