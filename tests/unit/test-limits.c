@@ -271,6 +271,44 @@ static void test_relay_file(void)
 	rmdir(dir);
 }
 
+/* A punched spool survives a copy (checkpoint, restore) with its holes. */
+static void test_copy_keeps_holes(void)
+{
+	char dir[] = "/tmp/test-limits-copy.XXXXXX";
+	_cleanup_close_ int dfd = -EBADF, f = -EBADF, g = -EBADF;
+	char buf[65536], back[65536];
+	uint64_t bytes = 0;
+	struct stat st;
+	int r;
+
+	if (!mkdtemp(dir) || (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    mkdirat(dfd, "a", 0700) < 0)
+		abort();
+	f = openat(dfd, "a/1.out", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	memset(buf, 'y', sizeof(buf));
+	for (int i = 0; f >= 0 && i < 64; i++) /* 4 MiB, then all but the last 64 KiB punched */
+		if (write(f, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+			abort();
+	if (f < 0 || fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 63 << 16) < 0) {
+		ok(true, "copy: # skip the file system of /tmp cannot punch holes");
+		goto out;
+	}
+	r = copy_tree_at(dfd, "a", dfd, "b", &bytes);
+	g = openat(dfd, "b/1.out", O_RDONLY | O_CLOEXEC);
+	ok(r == 0 && g >= 0 && fstat(g, &st) == 0 && st.st_size == 64 << 16,
+	   "copy: the copy has the file's size (%lld)", (long long)st.st_size);
+	ok(g >= 0 && lseek(g, 0, SEEK_DATA) == 63 << 16 && st.st_blocks * 512 <= (128 << 10),
+	   "copy: the hole stays a hole (%lld bytes on disk, %llu copied)",
+	   (long long)st.st_blocks * 512, (unsigned long long)bytes);
+	ok(g >= 0 && pread(g, back, sizeof(back), 63 << 16) == (ssize_t)sizeof(back) &&
+		   !memcmp(back, buf, sizeof(back)),
+	   "copy: the data is the same");
+out:
+	(void)rm_rf_at(dfd, "a");
+	(void)rm_rf_at(dfd, "b");
+	rmdir(dir);
+}
+
 int main(void)
 {
 	test_check_depth();
@@ -280,5 +318,6 @@ int main(void)
 	test_spec_log_size();
 	test_punch_to();
 	test_relay_file();
+	test_copy_keeps_holes();
 	return tap_done();
 }
