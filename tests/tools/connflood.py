@@ -61,11 +61,14 @@ def main():
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             s.connect(path)
-            s.sendall(b'{"v":1,"op":"ps"')  # no end of line: never whole
         except OSError:
             failed += 1
             s.close()
             continue
+        try:
+            s.sendall(b'{"v":1,"op":"ps"')  # no end of line: never whole
+        except OSError:
+            pass  # refused and closed already: classify() reads why
         socks.append(s)
     refused, text = classify(socks, expect_open, time.monotonic() + 10)
     line = "open %d refused %d failed %d first-refusal %s\n" % (
