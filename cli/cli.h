@@ -217,6 +217,7 @@ struct cli_run_opts {
 	char **ports; /* owned, "HOSTPORT:PORT[/PROTO]" */
 	const char *socket;
 	uint64_t memory, cpus, pids, disk, files;
+	uint64_t log_size; /* --log-size, 0: the node's default */
 	bool has_memory, has_cpus, has_pids;
 	bool detach, tty, no_home;
 	struct cli_volume volumes[CLI_MAX_VOLUMES];

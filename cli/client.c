@@ -178,8 +178,13 @@ int cli_conn_call(struct cli_conn *c, const char *req, size_t len, yajl_val *ret
 	int r;
 
 	r = cli_conn_send(c, req, len);
-	if (r < 0)
+	if (r < 0) {
+		/* xosd may have refused the connection at once (too many of
+		 * this user's, or no fd left): its reason is there to read */
+		if (r == -ECONNRESET && cli_conn_recv(c, &resp) > 0 && cli_conn_check(c, resp) < 0)
+			return -EREMOTEIO;
 		return r;
+	}
 	r = cli_conn_recv(c, &resp);
 	if (r < 0)
 		return r;

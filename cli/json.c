@@ -29,11 +29,9 @@ bool cli_json_true(yajl_val obj, const char *key)
 
 int cli_json_parse(const char *text, yajl_val *ret)
 {
-	char err[128];
-	yajl_val v;
+	yajl_val v = NULL;
 
-	v = yajl_tree_parse(text, err, sizeof(err));
-	if (!v)
+	if (json_parse(text, JSON_DEPTH_MAX, NULL, 0, &v) < 0)
 		return -EBADMSG;
 	if (!YAJL_IS_OBJECT(v)) {
 		yajl_tree_free(v);

@@ -26,6 +26,7 @@ enum {
 	OPT_CKPT_GRACE,
 	OPT_RESTORE_SIGNAL,
 	OPT_RESTART,
+	OPT_LOG_SIZE,
 };
 
 static const struct option run_options[] = {
@@ -54,6 +55,7 @@ static const struct option run_options[] = {
 	{ "checkpoint-grace", required_argument, NULL, OPT_CKPT_GRACE },
 	{ "restore-signal", required_argument, NULL, OPT_RESTORE_SIGNAL },
 	{ "restart", required_argument, NULL, OPT_RESTART },
+	{ "log-size", required_argument, NULL, OPT_LOG_SIZE },
 	CLI_COMMON_OPTIONS,
 	{},
 };
@@ -173,6 +175,15 @@ static int run_limit(const char *prog, int opt, const char *arg, struct cli_run_
 			return -EINVAL;
 		}
 		return 0;
+	case OPT_LOG_SIZE:
+		if (parse_size(arg, &o->log_size) < 0 || o->log_size < (64 << 10)) {
+			cli_errorf(prog,
+				   "Invalid --log-size value '%s': use a size of at least 64K, "
+				   "such as 1M or 100M",
+				   arg);
+			return -EINVAL;
+		}
+		return 0;
 	case OPT_FILES:
 		if (parse_uint64(arg, &o->files) < 0 || o->files == 0) {
 			cli_errorf(prog, "Invalid --files value '%s': use a positive whole number",
@@ -286,7 +297,7 @@ static int run_option(const char *prog, int opt, const char *arg, void *opts)
 	case OPT_RESTORE_SIGNAL:
 	case OPT_RESTART:
 		return run_ckpt_option(prog, opt, arg, o);
-	default: /* --memory, --cpus, --pids, --disk, --files */
+	default: /* --memory, --cpus, --pids, --disk, --files, --log-size */
 		return run_limit(prog, opt, arg, o);
 	}
 }
@@ -315,6 +326,8 @@ static const struct cli_command run_command = {
 		"      --pids N         Limit on the number of tasks (0: no limit)\n"
 		"      --disk SIZE      Size of the job's writable layer, e.g. 64M\n"
 		"      --files N        Files the job may create in its writable layer\n"
+		"      --log-size SIZE  Output kept of each unit's stdout and of its stderr,\n"
+		"                       the newest (default and maximum: the node's)\n"
 		"      --user NAME      Local account to run as\n"
 		"      --job JOB        Add COMMAND as a new unit to job JOB\n"
 		"      --net MODE       Network: none (loopback only) or bridge (an address\n"
@@ -424,6 +437,8 @@ static int run_gen_fields(yajl_gen g, const struct cli_run_opts *o)
 		r = cli_gen_int(g, "disk", (int64_t)o->disk);
 	if (r >= 0 && o->files)
 		r = cli_gen_int(g, "files", (int64_t)o->files);
+	if (r >= 0 && o->log_size)
+		r = cli_gen_int(g, "log_size", (int64_t)o->log_size);
 	if (r >= 0 && o->cwd)
 		r = cli_gen_str(g, "cwd", o->cwd);
 	if (r >= 0 && o->no_home)
@@ -445,7 +460,7 @@ int cli_run_request(const struct cli_run_opts *o, char **ret, size_t *ret_len)
 	if (!o->argv || !o->argv[0])
 		return -EINVAL;
 	if ((o->has_memory && o->memory > INT64_MAX) || (o->has_pids && o->pids > INT64_MAX) ||
-	    o->disk > INT64_MAX || o->files > INT64_MAX)
+	    o->disk > INT64_MAX || o->files > INT64_MAX || o->log_size > INT64_MAX)
 		return -ERANGE;
 	r = cli_request_begin("run", &g);
 	if (r < 0)

@@ -184,6 +184,19 @@ int base64_decode(const char *s, size_t len, char **ret, size_t *ret_len);
 struct yajl_val_s;
 struct yajl_gen_t;
 /* The value of key in object obj, or NULL. */
+/* How deep any JSON xos reads may nest arrays and objects: yajl's tree parser
+ * recurses once a level, and requests come from every local user. */
+#define JSON_DEPTH_MAX 64
+/* Whether the first len bytes of text (up to a NUL) nest arrays and objects
+ * at most max_depth deep, scanned as JSON (strings and escapes honoured,
+ * nothing else checked): 0, or -ELOOP. Pure, linear, no recursion. */
+int json_check_depth(const char *text, size_t len, unsigned max_depth);
+/* Parse the NUL-terminated text into a yajl tree (*ret, free with
+ * yajl_tree_free) after json_check_depth: 0, -ELOOP (too deep) or -EBADMSG
+ * (not JSON); on failure err (if given) holds a lower-case reason. Pure: the
+ * one entry point for JSON a user or a job controls. */
+int json_parse(const char *text, unsigned max_depth, char *err, size_t err_len,
+	       struct yajl_val_s **ret);
 struct yajl_val_s *json_get(struct yajl_val_s *obj, const char *key);
 /* Look up key in object obj; -ENOENT if absent, -EINVAL if of the wrong type. */
 int json_get_string(struct yajl_val_s *obj, const char *key, const char **ret);

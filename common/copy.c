@@ -30,26 +30,61 @@ static int copy_xattrs(int from, int to)
 	return 0;
 }
 
-static int copy_data(int from, int to, off_t size, uint64_t *bytes)
+/* Copy [off, off + len) of from to the same place in to; bytes copied, less
+ * than len if from shrank meanwhile. */
+static off_t copy_range(int from, int to, off_t off, off_t len)
 {
-	off_t left = size;
+	off_t done = 0;
 
-	while (left > 0) {
-		ssize_t n = copy_file_range(from, NULL, to, NULL, (size_t)left, 0);
+	while (done < len) {
+		loff_t in = off + done, out = off + done;
+		ssize_t n = copy_file_range(from, &in, to, &out, (size_t)(len - done), 0);
 
-		if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS))
-			n = sendfile(to, from, NULL, (size_t)left);
+		if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS)) {
+			off_t o = off + done;
+
+			n = lseek(to, o, SEEK_SET) < 0
+				    ? -1
+				    : sendfile(to, from, &o, (size_t)(len - done));
+		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
 		if (n == 0)
 			break; /* shrank meanwhile */
-		left -= n;
+		done += n;
 	}
-	if (bytes)
-		*bytes += (uint64_t)(size - left);
-	return 0;
+	return done;
+}
+
+/* The data of a file, holes kept as holes (SEEK_DATA/SEEK_HOLE): a job's
+ * spool has its oldest output punched out (loader/relay.c). */
+static int copy_data(int from, int to, off_t size, uint64_t *bytes)
+{
+	off_t pos = 0;
+
+	while (pos < size) {
+		off_t data = lseek(from, pos, SEEK_DATA), hole, n;
+
+		if (data < 0 && errno == ENXIO)
+			break; /* a hole up to the end */
+		if (data < 0)  /* no SEEK_DATA here: all data */
+			data = pos, hole = size;
+		else if ((hole = lseek(from, data, SEEK_HOLE)) < 0 || hole > size)
+			hole = size;
+		if (data >= size)
+			break;
+		n = copy_range(from, to, data, hole - data);
+		if (n < 0)
+			return (int)n;
+		if (bytes)
+			*bytes += (uint64_t)n;
+		if (n < hole - data)
+			return 0; /* shrank meanwhile */
+		pos = hole;
+	}
+	return ftruncate(to, size) < 0 ? -errno : 0; /* a hole at the end */
 }
 
 /* Owner, mode and times of an entry that was just made (fd open on it). */

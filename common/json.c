@@ -21,6 +21,55 @@ void yajl_gen_freep(struct yajl_gen_t **g)
 	errno = saved;
 }
 
+int json_check_depth(const char *text, size_t len, unsigned max_depth)
+{
+	unsigned depth = 0;
+	bool in_string = false;
+
+	for (size_t i = 0; i < len && text[i]; i++) {
+		char ch = text[i];
+
+		if (in_string) {
+			if (ch == '\\' && i + 1 < len && text[i + 1])
+				i++; /* the escaped character, whatever it is */
+			else if (ch == '"')
+				in_string = false;
+		} else if (ch == '"') {
+			in_string = true;
+		} else if (ch == '[' || ch == '{') {
+			if (++depth > max_depth)
+				return -ELOOP;
+		} else if ((ch == ']' || ch == '}') && depth > 0) {
+			depth--;
+		}
+	}
+	return 0;
+}
+
+int json_parse(const char *text, unsigned max_depth, char *err, size_t err_len, yajl_val *ret)
+{
+	char buf[256] = "";
+	yajl_val v;
+
+	if (json_check_depth(text, SIZE_MAX, max_depth) < 0) {
+		if (err && err_len)
+			snprintf(err, err_len, "nested too deeply (limit %u)", max_depth);
+		return -ELOOP;
+	}
+	v = yajl_tree_parse(text, buf, sizeof(buf));
+	if (!v) {
+		char *nl = strchr(buf, '\n');
+
+		if (nl)
+			*nl = 0;
+		if (err && err_len)
+			snprintf(err, err_len, "%s", buf[0] ? buf : "parse error");
+		return -EBADMSG;
+	}
+	*ret = v;
+	return 0;
+}
+
 yajl_val json_get(yajl_val obj, const char *key)
 {
 	if (!YAJL_IS_OBJECT(obj))

@@ -9,12 +9,23 @@
 
 #include "loader/loader.h"
 
+/* One output stream of a unit: a pipe from the unit, a spool file (relay.c). */
+struct relay {
+	int pipe_fd;    /* read end, non-blocking; -EBADF once every writer is gone */
+	int file_fd;    /* spool/<N>.out or <N>.err, written at off */
+	uint64_t off;   /* bytes of the stream so far: the file's size */
+	uint64_t start; /* bytes before this were punched out (dropped) */
+	uint64_t cap;   /* newest bytes kept (log_size); 0: all */
+	bool discard;   /* the file cannot take more (no hole punching, disk full) */
+};
+
 /* One unit ever seen by this loader (kept after its end to refuse a second
  * unit.<N> with the same N). */
 struct unit {
 	unsigned id;
 	pid_t pid; /* leader = process group; 0 once ended */
 	uint64_t started_us;
+	struct relay out, err; /* unused (fds -EBADF) for a unit on a terminal */
 	struct unit *next;
 };
 
@@ -83,6 +94,25 @@ void loader_unit_ended(struct loader *l, struct unit *u, int wstatus, const stru
 void loader_unit_failed(struct loader *l, unsigned id, uint64_t started_us, const char *reason,
 			const struct rusage *ru);
 void loader_forward_signal(struct loader *l, unsigned id, int sig);
+/* Move what the unit's pipes hold to its spool files now. */
+void loader_unit_drain(struct unit *u);
+
+/* relay.c */
+/* Where the punched-out part of a stream of end bytes, of which those before
+ * start are already gone, should end so that at most cap are kept (cap 0:
+ * no limit); start if nothing is to go. Pure. */
+uint64_t loader_relay_punch_to(uint64_t start, uint64_t end, uint64_t cap);
+void loader_relay_init(struct relay *r);
+void loader_relay_close(struct relay *r);
+/* Open (create) spool file name and a pipe to it; *ret_write_end is the
+ * unit's end (blocking, close-on-exec: the child dup2()s it). */
+int loader_relay_open(struct relay *r, int spool_fd, const char *name, uint64_t cap,
+		      int *ret_write_end);
+/* Move what the pipe holds to the file; 1 once every writer is gone (the
+ * pipe is closed then), else 0. Bounded work per call. */
+int loader_relay_pump(struct relay *r);
+/* Append a line of the loader's own ("xos: ...") to the stream's file. */
+int loader_relay_write(struct relay *r, const char *text, size_t len);
 
 /* notify.c */
 void loader_notify_init(struct notify *n);

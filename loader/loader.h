@@ -29,10 +29,11 @@ struct loader_spec {
 	gid_t gid;
 	gid_t *groups; /* supplementary groups, n_groups of them (may be 0) */
 	size_t n_groups;
-	char *cwd;   /* absolute */
-	char **argv; /* NULL-terminated, at least one non-empty item */
-	char **env;  /* NULL-terminated "K=V" items, may be empty */
-	bool tty;    /* stdio on a new terminal whose master goes to xosd */
+	char *cwd;         /* absolute */
+	char **argv;       /* NULL-terminated, at least one non-empty item */
+	char **env;        /* NULL-terminated "K=V" items, may be empty */
+	bool tty;          /* stdio on a new terminal whose master goes to xosd */
+	uint64_t log_size; /* newest bytes of stdout and of stderr kept (0: all) */
 };
 
 /* Parse a spec. On a bad spec returns -EINVAL and, if ret_error is not NULL,

@@ -13,6 +13,8 @@ static void loader_free(struct loader *l)
 
 	while ((u = l->units)) {
 		l->units = u->next;
+		loader_relay_close(&u->out);
+		loader_relay_close(&u->err);
 		free(u);
 	}
 	loader_notify_done(&l->notify);
@@ -147,19 +149,64 @@ static void read_signals(struct loader *l, bool *reap_needed, bool *scan_needed)
 	}
 }
 
+/* The units' output pipes to poll, in p (NULL: only count them); how many. */
+static size_t poll_relays(struct loader *l, struct pollfd *p)
+{
+	size_t n = 0;
+
+	for (struct unit *u = l->units; u; u = u->next) {
+		if (!p) {
+			n += (u->out.pipe_fd >= 0) + (u->err.pipe_fd >= 0);
+			continue;
+		}
+		if (u->out.pipe_fd >= 0)
+			p[n++] = (struct pollfd){ .fd = u->out.pipe_fd, .events = POLLIN };
+		if (u->err.pipe_fd >= 0)
+			p[n++] = (struct pollfd){ .fd = u->err.pipe_fd, .events = POLLIN };
+	}
+	return n;
+}
+
+static void pump_relays(struct loader *l, const struct pollfd *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!p[i].revents)
+			continue;
+		for (struct unit *u = l->units; u; u = u->next) {
+			if (u->out.pipe_fd == p[i].fd)
+				(void)loader_relay_pump(&u->out);
+			else if (u->err.pipe_fd == p[i].fd)
+				(void)loader_relay_pump(&u->err);
+			else
+				continue;
+			break;
+		}
+	}
+}
+
 /* Wait for something to do and do it. Returns -errno only if poll fails. */
 static int loop_once(struct loader *l)
 {
-	struct pollfd p[2] = { { .fd = l->sig_fd, .events = POLLIN } };
+	size_t n_relays = poll_relays(l, NULL);
+	_cleanup_free_ struct pollfd *p = calloc(2 + n_relays, sizeof(*p));
 	bool reap_needed = false, scan_needed = false;
 	int timeout, r;
 
+	if (!p) { /* out of memory: try again in a moment rather than end the job */
+		usleep(10000);
+		return 0;
+	}
+	p[0] = (struct pollfd){ .fd = l->sig_fd, .events = POLLIN };
+	/* p[1] is the notify connection, or nothing (fd -1 is ignored by poll) */
 	p[1].fd = loader_notify_poll(&l->notify, &p[1].events, &timeout);
-	if (poll(p, p[1].fd >= 0 ? 2 : 1, timeout) < 0) {
+	n_relays = poll_relays(l, p + 2);
+	if (poll(p, 2 + n_relays, timeout) < 0) {
 		if (errno == EINTR)
 			return 0;
 		return log_error_errno(errno, "Failed to wait for events: %m");
 	}
+	/* output first: a unit's end is reported after what it wrote */
+	pump_relays(l, p + 2, n_relays);
 	if (p[0].revents)
 		read_signals(l, &reap_needed, &scan_needed);
 	if (reap_needed)

@@ -96,12 +96,14 @@ enum spec_key {
 	KEY_ARGV,
 	KEY_ENV,
 	KEY_TTY,
+	KEY_LOG_SIZE,
 	_KEY_MAX,
 };
 
 static const char *const key_names[_KEY_MAX] = {
-	[KEY_UNIT] = "unit", [KEY_UID] = "uid",   [KEY_GID] = "gid", [KEY_GROUPS] = "groups",
-	[KEY_CWD] = "cwd",   [KEY_ARGV] = "argv", [KEY_ENV] = "env", [KEY_TTY] = "tty",
+	[KEY_UNIT] = "unit",     [KEY_UID] = "uid", [KEY_GID] = "gid",
+	[KEY_GROUPS] = "groups", [KEY_CWD] = "cwd", [KEY_ARGV] = "argv",
+	[KEY_ENV] = "env",       [KEY_TTY] = "tty", [KEY_LOG_SIZE] = "log_size",
 };
 
 static int key_from_string(const char *s)
@@ -178,6 +180,11 @@ static int spec_set(struct spec_parser *p, int key, const char *val)
 		if (strcmp(val, "0") != 0 && strcmp(val, "1") != 0)
 			return spec_error(ret_error, "bad tty \"%.16s\" (want 0 or 1)", val);
 		spec->tty = val[0] == '1';
+		return 0;
+	case KEY_LOG_SIZE:
+		if (parse_uint64(val, &u) < 0)
+			return spec_error(ret_error, "bad log_size \"%.32s\"", val);
+		spec->log_size = u;
 		return 0;
 	}
 	return -EINVAL;
@@ -314,7 +321,7 @@ static int format_groups(const struct loader_spec *spec, char **ret)
 int loader_spec_format(const struct loader_spec *spec, char **ret, size_t *ret_len)
 {
 	_cleanup_free_ char *buf = NULL, *groups = NULL;
-	char num[3][16];
+	char num[4][24];
 	size_t len = 0, cap = 0;
 	int r;
 
@@ -328,12 +335,14 @@ int loader_spec_format(const struct loader_spec *spec, char **ret, size_t *ret_l
 	snprintf(num[0], sizeof(num[0]), "%u", spec->unit);
 	snprintf(num[1], sizeof(num[1]), "%u", (unsigned)spec->uid);
 	snprintf(num[2], sizeof(num[2]), "%u", (unsigned)spec->gid);
+	snprintf(num[3], sizeof(num[3]), "%llu", (unsigned long long)spec->log_size);
 	if ((r = buf_add(&buf, &len, &cap, "unit", num[0])) < 0 ||
 	    (r = buf_add(&buf, &len, &cap, "uid", num[1])) < 0 ||
 	    (r = buf_add(&buf, &len, &cap, "gid", num[2])) < 0 ||
 	    (r = buf_add(&buf, &len, &cap, "groups", groups)) < 0 ||
 	    (r = buf_add(&buf, &len, &cap, "cwd", spec->cwd)) < 0 ||
-	    (spec->tty && (r = buf_add(&buf, &len, &cap, "tty", "1")) < 0))
+	    (spec->tty && (r = buf_add(&buf, &len, &cap, "tty", "1")) < 0) ||
+	    (spec->log_size && (r = buf_add(&buf, &len, &cap, "log_size", num[3])) < 0))
 		return r;
 	for (char **a = spec->argv; *a; a++)
 		if ((r = buf_add(&buf, &len, &cap, "argv", *a)) < 0)

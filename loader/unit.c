@@ -81,6 +81,8 @@ static struct unit *unit_new(struct loader *l, unsigned id)
 	if (!u)
 		return NULL;
 	u->id = id;
+	loader_relay_init(&u->out);
+	loader_relay_init(&u->err);
 	u->next = l->units;
 	l->units = u;
 	return u;
@@ -142,6 +144,15 @@ static void write_err_line(int fd, const char *reason)
 
 	if (fd >= 0 && line)
 		(void)loop_write(fd, line, strlen(line));
+}
+
+/* The same at the end of the unit's stderr stream (relay.c). */
+static void unit_err_line(struct unit *u, const char *reason)
+{
+	_cleanup_free_ char *line = xstrdup_printf("xos: %s\n", reason);
+
+	if (line)
+		(void)loader_relay_write(&u->err, line, strlen(line));
 }
 
 void loader_unit_failed(struct loader *l, unsigned id, uint64_t started_us, const char *reason,
@@ -231,7 +242,7 @@ static _noreturn_ void child_run(const struct child_args *a)
 
 /* The child failed before exec: reap it at once and report. */
 static void unit_spawn_failed(struct loader *l, struct unit *u, const struct loader_spec *spec,
-			      const struct child_error *ce, int err_fd)
+			      const struct child_error *ce)
 {
 	struct loader_status st = { .unit = u->id, .started_us = u->started_us };
 	int stage = ce->stage >= 0 && ce->stage < _STAGE_MAX ? ce->stage : STAGE_EXEC;
@@ -263,7 +274,7 @@ static void unit_spawn_failed(struct loader *l, struct unit *u, const struct loa
 		st.state = LOADER_STATE_FAILED;
 		log_error("Unit %u failed: %s", u->id, st.reason);
 	}
-	write_err_line(err_fd, st.reason);
+	unit_err_line(u, st.reason);
 	unit_report(l, &st, &ru);
 }
 
@@ -300,27 +311,48 @@ static int unit_tty(struct loader *l, const struct loader_spec *spec, int *ret_s
 	return 0;
 }
 
+/* The unit's stdout and stderr: pipes to the loader, which writes the spool
+ * files (relay.c). A unit on a terminal writes there instead; its files stay
+ * empty but for the loader's own lines. */
+static int unit_stdio(struct loader *l, struct unit *u, const struct loader_spec *spec,
+		      int *ret_out, int *ret_err)
+{
+	char name[2][32];
+	int r;
+
+	snprintf(name[0], sizeof(name[0]), "%u.out", u->id);
+	snprintf(name[1], sizeof(name[1]), "%u.err", u->id);
+	if (spec->tty) {
+		_cleanup_close_ int out = open_output(l, u->id, "out");
+
+		if (out < 0)
+			return out;
+		u->err.file_fd = open_output(l, u->id, "err");
+		return u->err.file_fd < 0 ? u->err.file_fd : 0;
+	}
+	if ((r = loader_relay_open(&u->out, l->spool_fd, name[0], spec->log_size, ret_out)) < 0)
+		return r;
+	r = loader_relay_open(&u->err, l->spool_fd, name[1], spec->log_size, ret_err);
+	if (r < 0) {
+		closep(ret_out);
+		loader_relay_close(&u->out);
+	}
+	return r;
+}
+
 static int unit_spawn(struct loader *l, struct unit *u, const struct loader_spec *spec)
 {
 	_cleanup_close_ int out_fd = -EBADF, err_fd = -EBADF, tty_fd = -EBADF;
 	_cleanup_close_ int pipe_r = -EBADF, pipe_w = -EBADF;
 	struct child_error ce;
-	int fds[2];
+	int fds[2], r;
 	ssize_t n;
 
-	out_fd = open_output(l, u->id, "out");
-	if (out_fd < 0)
-		return out_fd;
-	err_fd = open_output(l, u->id, "err");
-	if (err_fd < 0)
-		return err_fd;
-	if (spec->tty) {
-		int r = unit_tty(l, spec, &tty_fd);
-
-		if (r < 0) {
-			write_err_line(err_fd, "cannot give the unit a terminal");
-			return r;
-		}
+	if ((r = unit_stdio(l, u, spec, &out_fd, &err_fd)) < 0)
+		return r;
+	if (spec->tty && (r = unit_tty(l, spec, &tty_fd)) < 0) {
+		unit_err_line(u, "cannot give the unit a terminal");
+		return r;
 	}
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return -errno;
@@ -343,10 +375,12 @@ static int unit_spawn(struct loader *l, struct unit *u, const struct loader_spec
 		child_run(&a);
 	}
 	close(TAKE_FD(pipe_w));
+	closep(&out_fd); /* the unit's ends of its pipes are the unit's alone */
+	closep(&err_fd);
 	/* EOF: exec succeeded (the pipe is close-on-exec) or the child died */
 	n = loop_read(pipe_r, &ce, sizeof(ce));
 	if (n == (ssize_t)sizeof(ce)) {
-		unit_spawn_failed(l, u, spec, &ce, err_fd);
+		unit_spawn_failed(l, u, spec, &ce);
 		return 0;
 	}
 	l->running++;
@@ -392,12 +426,31 @@ void loader_unit_ended(struct loader *l, struct unit *u, int wstatus, const stru
 		log_warn("Failed to kill the rest of unit %u: %m", u->id);
 	u->pid = 0;
 	l->running--;
+	/* what the unit wrote before it ended is in the files before its end is */
+	loader_unit_drain(u);
 	loader_status_set_wait(&st, wstatus);
 	if (st.state == LOADER_STATE_KILLED)
 		log_info("Unit %u killed by signal %d", u->id, st.signal);
 	else
 		log_info("Unit %u exited with code %d", u->id, st.code);
 	unit_report(l, &st, ru);
+}
+
+/* Until the pipe is empty or closed (bounded: a process the unit left
+ * behind may go on writing). */
+static void relay_drain(struct relay *r)
+{
+	int avail = 1;
+
+	for (int i = 0; i < 16 && avail > 0 && r->pipe_fd >= 0; i++)
+		if (loader_relay_pump(r) != 0 || ioctl(r->pipe_fd, FIONREAD, &avail) < 0)
+			break;
+}
+
+void loader_unit_drain(struct unit *u)
+{
+	relay_drain(&u->out);
+	relay_drain(&u->err);
 }
 
 void loader_forward_signal(struct loader *l, unsigned id, int sig)

@@ -540,9 +540,10 @@ static void dump_done(struct daemon *d, struct job *j, bool ok, const char *why)
 		if (run->stop && !run->ct_gone && !container_running(j)) /* killed after all */
 			run->ct_gone = true;
 	} else {
-		_cleanup_json_ yajl_val t = yajl_tree_parse(manifest, NULL, 0);
+		_cleanup_json_ yajl_val t = NULL;
 		_cleanup_gen_ yajl_gen g = ops_reply_begin();
 
+		(void)json_parse(manifest, JSON_DEPTH_MAX, NULL, 0, &t);
 		j->ckpt_last = run->version;
 		apply_retention(d, j, jfd);
 		(void)hook_run_detached(d->cfg->hooks_dir, HOOK_POSTCHECKPOINT, j->id, manifest,
@@ -942,7 +943,7 @@ static void gen_version(yajl_gen g, int jfd, unsigned version)
 	snprintf(name, sizeof(name), "%u", version);
 	vfd = open_dir_at(jfd, name);
 	if (vfd >= 0 && read_file_at(vfd, "manifest.json", 16 << 20, &text, NULL) >= 0)
-		m = yajl_tree_parse(text, NULL, 0);
+		(void)json_parse(text, JSON_DEPTH_MAX, NULL, 0, &m);
 	if (!m) { /* unreadable: listed as such, so that it can be deleted */
 		yajl_gen_map_open(g);
 		json_gen_kv_uint(g, "version", version);

@@ -322,7 +322,7 @@ int ckpt_check_images(int vfd, char **ret_msg)
 
 	if (r < 0 || img < 0)
 		return *ret_msg = strdup("its manifest or images are missing"), -EBADMSG;
-	m = yajl_tree_parse(text, NULL, 0);
+	(void)json_parse(text, JSON_DEPTH_MAX, NULL, 0, &m);
 	files = json_get(m, "images");
 	if (!YAJL_IS_OBJECT(files) || files->u.object.len == 0)
 		return *ret_msg = strdup("its manifest lists no images"), -EBADMSG;

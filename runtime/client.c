@@ -29,16 +29,52 @@ void conn_kick(struct daemon *d, struct conn *c)
 	conn_update_events(d, c);
 }
 
+/* An error line sent on a connection that is closed at once (best effort:
+ * the socket buffer of a new connection holds it). */
+void conn_refuse(int fd, const char *code, const char *msg)
+{
+	_cleanup_free_ char *text = xstrdup_printf(
+		"{\"v\":%d,\"ok\":false,\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n",
+		XOS_PROTO_VERSION, code, msg);
+
+	if (text)
+		(void)send(fd, text, strlen(text), MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/* Whether uid may open one more connection (root always may). */
+static bool conn_allowed(struct daemon *d, uid_t uid)
+{
+	uint64_t n = 0;
+
+	if (uid == 0)
+		return true;
+	for (struct conn *c = d->conns; c; c = c->next)
+		n += c->uid == uid;
+	return n < d->cfg->max_connections_per_user;
+}
+
 struct conn *conn_new(struct daemon *d, int fd)
 {
-	struct conn *c = calloc(1, sizeof(*c));
+	struct conn *c = NULL;
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return NULL;
+	if (!conn_allowed(d, cred.uid)) {
+		_cleanup_free_ char *msg = xstrdup_printf(
+			"Too many connections from uid %u (limit %llu, max_connections_per_user "
+			"in xosd.conf); close some and try again",
+			(unsigned)cred.uid, (unsigned long long)d->cfg->max_connections_per_user);
+
+		conn_refuse(fd, "too_many_connections", msg ? msg : "Too many connections");
+		log_debug("Refused a connection of uid %u: it holds too many", (unsigned)cred.uid);
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-	    daemon_epoll_add(d, fd, EPOLLIN | EPOLLRDHUP, EP_CLIENT, c) < 0) {
+	if (daemon_epoll_add(d, fd, EPOLLIN | EPOLLRDHUP, EP_CLIENT, c) < 0) {
 		free(c);
 		return NULL;
 	}
@@ -47,9 +83,42 @@ struct conn *conn_new(struct daemon *d, int fd)
 	c->gid = cred.gid;
 	c->pid = cred.pid;
 	c->out_fd = c->err_fd = c->passed_fd = -EBADF;
+	c->deadline_us = mono_usec() + d->cfg->request_timeout_us;
+	if (!d->conn_deadline_next || c->deadline_us < d->conn_deadline_next)
+		d->conn_deadline_next = c->deadline_us;
 	c->next = d->conns;
 	d->conns = c;
 	return c;
+}
+
+int conns_expire(struct daemon *d)
+{
+	uint64_t now = mono_usec(), next = 0;
+
+	if (!d->conn_deadline_next)
+		return -1;
+	if (now < d->conn_deadline_next)
+		return (int)((d->conn_deadline_next - now + 999) / 1000);
+	for (struct conn *c = d->conns, *n; c; c = n) {
+		n = c->next;
+		if (c->mode != CONN_REQUEST)
+			continue;
+		if (c->deadline_us > now) {
+			if (!next || c->deadline_us < next)
+				next = c->deadline_us;
+			continue;
+		}
+		c->in_len = 0;
+		conn_reply_error(c, "timeout",
+				 "Request not complete within %llu ms (request_timeout in "
+				 "xosd.conf); closing the connection",
+				 (unsigned long long)(d->cfg->request_timeout_us / 1000));
+		conn_flush(c);           /* said if it can be said at once; then it goes */
+		c->out_off = c->out_len; /* (a client that sends nothing may read nothing) */
+		conn_event(d, c, 0);     /* frees c */
+	}
+	d->conn_deadline_next = next;
+	return next ? (int)((next - now + 999) / 1000) : -1;
 }
 
 /* Close c now; its memory goes after the current batch of events, which may
@@ -209,18 +278,55 @@ static void open_spool(struct daemon *d, struct conn *c)
 	}
 }
 
-/* Read what is new in one stream; true if it is drained (EOF for now). */
-static bool pump_fd(struct conn *c, int fd, const char *stream)
+/* "1 MiB", "64 KiB", or bytes: the largest unit that divides n. */
+static void format_size(uint64_t n, char *buf, size_t len)
+{
+	static const char *const units[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
+	size_t u = 0;
+
+	while (u + 1 < ELEMENTSOF(units) && n && n % 1024 == 0) {
+		n /= 1024;
+		u++;
+	}
+	snprintf(buf, len, "%llu %s", (unsigned long long)n, units[u]);
+}
+
+/* Say on stderr that n bytes of a stream were dropped (the job's log_size). */
+static void send_dropped(struct conn *c, const char *stream, uint64_t n, uint64_t cap)
+{
+	char size[32], line[160];
+
+	format_size(cap, size, sizeof(size));
+	snprintf(line, sizeof(line), "xos: %llu bytes of earlier %s dropped (log size limit %s)\n",
+		 (unsigned long long)n, strcmp(stream, "stdout") ? "error output" : "output", size);
+	send_output(c, "stderr", line, strlen(line));
+}
+
+/* Read what is new in one stream from *pos on; true if it is drained (EOF
+ * for now). The loader punches what is beyond the job's log_size out of the
+ * file's start: a hole where a reader is (found before or after reading it)
+ * is skipped, and said to be. */
+static bool pump_fd(struct conn *c, int fd, uint64_t *pos, const char *stream, uint64_t cap)
 {
 	char buf[CHUNK];
 
 	while (fd >= 0 && c->out_len - c->out_off < OUT_HIGH) {
-		ssize_t n = read(fd, buf, sizeof(buf));
+		ssize_t n = pread(fd, buf, sizeof(buf), (off_t)*pos);
+		off_t data;
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			return true;
+		data = lseek(fd, (off_t)*pos, SEEK_DATA);
+		if (data < 0 && errno == ENXIO) /* a hole up to the end */
+			data = (off_t)*pos + n;
+		if (data > (off_t)*pos) {
+			send_dropped(c, stream, (uint64_t)data - *pos, cap);
+			*pos = (uint64_t)data;
+			continue;
+		}
+		*pos += (uint64_t)n;
 		send_output(c, stream, buf, (size_t)n);
 	}
 	return fd < 0;
@@ -229,13 +335,15 @@ static bool pump_fd(struct conn *c, int fd, const char *stream)
 void conn_pump(struct daemon *d, struct conn *c)
 {
 	struct unit *u;
+	uint64_t cap;
 	bool drained;
 
 	if (c->mode != CONN_ATTACHED || !c->job)
 		return;
 	open_spool(d, c);
-	drained = pump_fd(c, c->out_fd, "stdout");
-	drained = pump_fd(c, c->err_fd, "stderr") && drained;
+	cap = c->job->log_size ? c->job->log_size : d->cfg->log_size_default;
+	drained = pump_fd(c, c->out_fd, &c->out_pos, "stdout", cap);
+	drained = pump_fd(c, c->err_fd, &c->err_pos, "stderr", cap) && drained;
 	u = job_unit(c->job, c->unit);
 	if (drained && u && !c->exit_sent) {
 		if (u->state != UNIT_RUNNING && c->follow)

@@ -19,6 +19,10 @@ void runtime_config_init(struct runtime_config *c)
 		.hook_timeout_us = 30000000,
 		.restore_timeout_us = 300000000,
 		.dump_timeout_us = 120000000,
+		.max_connections_per_user = 256,
+		.request_timeout_us = 10000000,
+		.log_size_default = 64ULL << 20,
+		.log_size_max = 1ULL << 30,
 		.log_level = LOG_LVL_INFO,
 	};
 	netsetup_config_init(&c->net);
@@ -173,6 +177,24 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 			}
 		return -EINVAL;
 	}
+	if (!strcmp(k, "max_connections_per_user"))
+		return parse_uint64(v, &c->max_connections_per_user) < 0 ||
+				       !c->max_connections_per_user
+			       ? -EINVAL
+			       : 0;
+	if (!strcmp(k, "request_timeout"))
+		return parse_duration(v, &c->request_timeout_us) < 0 || !c->request_timeout_us
+			       ? -EINVAL
+			       : 0;
+	if (!strcmp(k, "log_size_default"))
+		return parse_size(v, &c->log_size_default) < 0 ||
+				       c->log_size_default < RUNTIME_LOG_SIZE_MIN
+			       ? -EINVAL
+			       : 0;
+	if (!strcmp(k, "log_size_max"))
+		return parse_size(v, &c->log_size_max) < 0 || c->log_size_max < RUNTIME_LOG_SIZE_MIN
+			       ? -EINVAL
+			       : 0;
 	return netsetup_config_set(&c->net, k, v);
 }
 

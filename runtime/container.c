@@ -543,12 +543,12 @@ int container_write_unit_spec(struct daemon *d, struct job *j, unsigned n, char 
 		.cwd = (char *)(cwd ? cwd : "/"),
 		.argv = argv,
 		.tty = tty,
+		.log_size = j->log_size ? j->log_size : d->cfg->log_size_default,
 	};
 	char name[32];
 	size_t len;
 	int r;
 
-	(void)d;
 	r = unit_env(j, env, &full_env);
 	if (r < 0)
 		return r;

@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -714,15 +715,76 @@ static void handle_inotify(struct daemon *d)
 	}
 }
 
+/* Out of fds (EMFILE, ENFILE): a pending client would wake epoll again and
+ * again. Give up the reserve fd to accept it and refuse it, so that the
+ * queue moves; if even that fails, stop listening for a moment. */
+#define LISTEN_PAUSE_USEC 100000
+
+static void listen_exhausted(struct daemon *d)
+{
+	int fd = -EBADF;
+
+	if (d->reserve_fd >= 0) {
+		closep(&d->reserve_fd);
+		fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd >= 0) {
+			conn_refuse(fd, "busy",
+				    "xosd has no file descriptor left; try again later");
+			close(fd);
+		}
+		d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0 || d->reserve_fd < 0) {
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->listen_fd, NULL);
+		d->listen_paused_until = mono_usec() + LISTEN_PAUSE_USEC;
+	}
+	log_warn("Out of file descriptors: refusing new clients for now "
+		 "(raise xosd's RLIMIT_NOFILE, or lower max_connections_per_user)");
+}
+
+/* The listener back in epoll once its pause is over; the next timeout (ms) or -1. */
+static int listen_resume(struct daemon *d)
+{
+	uint64_t now = mono_usec();
+
+	if (!d->listen_paused_until)
+		return -1;
+	if (now < d->listen_paused_until)
+		return (int)((d->listen_paused_until - now + 999) / 1000);
+	d->listen_paused_until = 0;
+	if (d->reserve_fd < 0)
+		d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (daemon_epoll_add(d, d->listen_fd, EPOLLIN, EP_LISTEN, NULL) < 0)
+		log_error("Failed to listen again: %m");
+	return -1;
+}
+
 static void handle_listen(struct daemon *d)
 {
 	for (;;) {
 		int fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+			listen_exhausted(d);
+			if (d->listen_paused_until)
+				return;
+			continue;
+		}
 		if (fd < 0)
 			return;
 		if (!conn_new(d, fd))
 			close(fd);
+	}
+}
+
+/* The soft fd limit up to the hard one: every client holds one. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
 }
 
@@ -854,6 +916,7 @@ static void daemon_shutdown(struct daemon *d)
 	if (d->listen_fd >= 0)
 		unlink(d->cfg->socket_path);
 	closep(&d->listen_fd);
+	closep(&d->reserve_fd);
 	daemon_free(d);
 }
 
@@ -920,12 +983,20 @@ static int daemon_start(struct daemon *d, int *ret_lock, int *ret_sfd)
 	template_ops_start(d); /* removed templates no job uses go */
 	if ((r = setup_listen(d)) < 0)
 		return log_error_errno(r, "Failed to listen on %s: %m", cfg->socket_path);
+	raise_nofile();
+	d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (cfg->detach && (r = detach(d)) < 0)
 		return log_error_errno(r, "Failed to detach: %m");
 	/* after detaching: a signalfd wakes epoll only in the process that added it */
 	if ((*ret_sfd = setup_signals(d)) < 0)
 		return log_error_errno(*ret_sfd, "Failed to set up signals: %m");
 	return 0;
+}
+
+/* The nearer of two timeouts in ms, -1 meaning none. */
+static int min_timeout(int a, int b)
+{
+	return a < 0 ? b : b < 0 ? a : a < b ? a : b;
 }
 
 int runtime_run(struct runtime_config *cfg)
@@ -939,6 +1010,7 @@ int runtime_run(struct runtime_config *cfg)
 			    .inotify_fd = -EBADF,
 			    .ckpt_fd = -EBADF,
 			    .vjobs_fd = -EBADF,
+			    .reserve_fd = -EBADF,
 			    .criu_veth_fix = -1 };
 	_cleanup_close_ int lock = -EBADF, sfd = -EBADF;
 	int r = daemon_start(&d, &lock, &sfd);
@@ -952,10 +1024,9 @@ int runtime_run(struct runtime_config *cfg)
 	while (!d.quit) {
 		struct epoll_event evs[64];
 		int t1 = prune_cgroups(&d), t2 = ckpt_tick(&d);
+		int t3 = min_timeout(conns_expire(&d), listen_resume(&d));
 		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs),
-				   t1 < 0   ? t2
-				   : t2 < 0 ? t1
-					    : (t1 < t2 ? t1 : t2));
+				   min_timeout(min_timeout(t1, t2), t3));
 
 		if (n < 0 && errno != EINTR) {
 			r = log_error_errno(errno, "epoll_wait failed: %m");

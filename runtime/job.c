@@ -345,6 +345,7 @@ void job_to_json(const struct job *j, yajl_gen g)
 	json_gen_kv_uint(g, "pids", j->limits.pids);
 	json_gen_kv_uint(g, "disk", j->disk);
 	json_gen_kv_uint(g, "files", j->files);
+	json_gen_kv_uint(g, "log_size", j->log_size);
 	yajl_gen_map_close(g);
 	json_gen_key(g, "volumes");
 	yajl_gen_array_open(g);
@@ -478,6 +479,7 @@ static int job_fields_from_json(yajl_val t, struct job *j)
 	j->limits.pids = get_u(v, "pids");
 	j->disk = get_u(v, "disk");
 	j->files = get_u(v, "files");
+	j->log_size = get_u(v, "log_size"); /* 0 in older records: the node's default */
 	v = get(t, "volumes");
 	for (size_t i = 0; YAJL_IS_ARRAY(v) && i < v->u.array.len; i++) {
 		yajl_val o = v->u.array.values[i];
@@ -524,12 +526,12 @@ static int job_fields_from_json(yajl_val t, struct job *j)
 
 int job_from_json(const char *text, struct job **ret)
 {
-	_cleanup_json_ yajl_val t = yajl_tree_parse(text, NULL, 0);
+	_cleanup_json_ yajl_val t = NULL;
 	struct job *j;
 	yajl_val v;
 	int r;
 
-	if (!YAJL_IS_OBJECT(t))
+	if (json_parse(text, JSON_DEPTH_MAX, NULL, 0, &t) < 0 || !YAJL_IS_OBJECT(t))
 		return -EINVAL;
 	j = job_new();
 	if (!j)

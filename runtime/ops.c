@@ -28,6 +28,7 @@ struct run_fs {
 	char *tpl_name;            /* the job's template (resolve_template) */
 	struct template_info *tpl; /* its metadata; NULL for host */
 	uint64_t disk, files;      /* 0: the node's defaults */
+	uint64_t log_size;         /* spool kept per stream of a unit; 0: the node's default */
 	struct run_volume volumes[RUN_MAX_VOLUMES];
 	size_t n_volumes;
 	const char *cwd; /* where xrun was run (unit_cwd) */
@@ -223,7 +224,8 @@ static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
 	    get_opt_bool(c, t, "tty", &q->tty) < 0 || get_opt_str(c, t, "cwd", &q->fs.cwd) < 0 ||
 	    get_opt_bool(c, t, "no_home", &q->fs.no_home) < 0 ||
 	    get_limit(c, t, "disk", &q->fs.disk) < 0 ||
-	    get_limit(c, t, "files", &q->fs.files) < 0 || parse_volumes(c, t, q) < 0 ||
+	    get_limit(c, t, "files", &q->fs.files) < 0 ||
+	    get_limit(c, t, "log_size", &q->fs.log_size) < 0 || parse_volumes(c, t, q) < 0 ||
 	    get_opt_str(c, t, "net", &q->net.mode) < 0 || get_opt_str(c, t, "ip", &q->net.ip) < 0 ||
 	    get_opt_str(c, t, "group", &q->net.group) < 0)
 		return -EINVAL;
@@ -421,6 +423,16 @@ static int validate_fs(struct daemon *d, struct conn *c, const struct run_fs *fs
 	if (fs->disk && fs->disk < (1ULL << 20)) {
 		conn_reply_error(c, "invalid_argument",
 				 "A job's writable layer needs at least 1 MiB (--disk)");
+		return -EINVAL;
+	}
+	if (c->uid != 0 && fs->log_size > d->cfg->log_size_max) {
+		conn_reply_error(c, "invalid_argument",
+				 "At most --log-size %" PRIu64 " bytes on this node (log_size_max)",
+				 d->cfg->log_size_max);
+		return -EINVAL;
+	}
+	if (fs->log_size && fs->log_size < RUNTIME_LOG_SIZE_MIN) {
+		conn_reply_error(c, "invalid_argument", "--log-size must be at least 64 KiB");
 		return -EINVAL;
 	}
 	return validate_volumes(c, fs);
@@ -825,12 +837,12 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 	if (!j)
 		return;
 	if (q->name || q->fs.template || q->limits_given || q->fs.disk || q->fs.files ||
-	    q->fs.n_volumes || q->net.mode || q->net.ip || q->net.group || q->net.ports ||
-	    q->ckpt_given) {
+	    q->fs.log_size || q->fs.n_volumes || q->net.mode || q->net.ip || q->net.group ||
+	    q->net.ports || q->ckpt_given) {
 		conn_reply_error(
 			c, "invalid_argument",
-			"--name, --template, limits, disk limits, volumes, the network and "
-			"checkpoint settings belong to the job; not allowed with --job");
+			"--name, --template, limits, disk and log limits, volumes, the network "
+			"and checkpoint settings belong to the job; not allowed with --job");
 		return;
 	}
 	if (j->state != JOB_RUNNING || j->closing) {
@@ -892,6 +904,7 @@ static struct job *new_job(struct daemon *d, struct conn *c, struct run_req *q)
 	j->idmap_size = d->subuid_size;
 	j->disk = q->fs.disk ? q->fs.disk : d->cfg->layer_size;
 	j->files = q->fs.files ? q->fs.files : d->cfg->layer_inodes;
+	j->log_size = q->fs.log_size ? q->fs.log_size : d->cfg->log_size_default;
 	return j;
 }
 
@@ -1195,6 +1208,7 @@ static const struct op {
 	    "no_home",
 	    "disk",
 	    "files",
+	    "log_size",
 	    "volumes",
 	    "net",
 	    "ip",
@@ -1233,16 +1247,20 @@ void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len)
 	_cleanup_json_ yajl_val t = NULL;
 	const char *opname = NULL, *bad = NULL;
 	int64_t v = 0;
+	int r;
 
 	if (c->mode == CONN_WAIT || c->mode == CONN_STARTING || c->mode == CONN_TEMPLATE ||
 	    c->mode == CONN_CKPT || (c->mode == CONN_ATTACHED && !c->follow))
 		return;
 	if (strlen(line) != len)
 		return conn_reply_error(c, "bad_request", "Request contains a NUL byte");
-	t = yajl_tree_parse(line, err, sizeof(err));
-	if (!YAJL_IS_OBJECT(t))
+	r = json_parse(line, JSON_DEPTH_MAX, err, sizeof(err), &t);
+	if (r == -ELOOP)
+		return conn_reply_error(c, "bad_request", "Request nested too deeply (limit %d)",
+					JSON_DEPTH_MAX);
+	if (r < 0 || !YAJL_IS_OBJECT(t))
 		return conn_reply_error(c, "bad_request", "Malformed JSON request: %s",
-					err[0] ? strtok(err, "\n") : "not an object");
+					r < 0 ? err : "not an object");
 	if (json_get_int(t, "v", &v) < 0)
 		return conn_reply_error(c, "bad_request",
 					"Field 'v' (protocol version) is required");

@@ -95,8 +95,9 @@ struct job {
 	enum job_state state;
 	char *reason;
 	struct runtime_limits limits;
-	uint64_t disk;  /* bytes of the writable layer (tmpfs size) */
-	uint64_t files; /* inodes the job may add to its writable layer */
+	uint64_t disk;     /* bytes of the writable layer (tmpfs size) */
+	uint64_t files;    /* inodes the job may add to its writable layer */
+	uint64_t log_size; /* newest bytes kept of each unit's stdout and stderr (0: default) */
 	struct job_volume *volumes;
 	size_t n_volumes;
 	uint64_t created_us, started_us, ended_us;
@@ -272,6 +273,9 @@ struct daemon {
 	int criu_veth_fix;         /* checkpoint_bridge = auto: -1 not probed yet, 0 or 1 */
 	bool uplink_checked;       /* the first bridge job looked at the uplink's forwarding */
 	bool quit;
+	uint64_t conn_deadline_next;  /* earliest request deadline of a connection (0: none) */
+	int reserve_fd;               /* given up to accept and refuse a client at EMFILE */
+	uint64_t listen_paused_until; /* monotonic: the listener is out of epoll until then */
 };
 
 int daemon_persist_job(struct daemon *d, struct job *j);
@@ -327,11 +331,13 @@ struct conn {
 	unsigned unit;
 	bool follow, exit_sent, wants_tty, attach_when_started;
 	int out_fd, err_fd;
+	uint64_t out_pos, err_pos; /* offsets read so far in them (the streams' offsets) */
 	/* waiting for jobs to end (xwait) */
 	char **wait_ids;
 	int passed_fd;                  /* an fd the client passed (SCM_RIGHTS), or -1 */
 	struct template_task *tpl_task; /* its template import */
-	bool closed; /* gone: waits in d->closed_conns for the end of the event batch */
+	bool closed;          /* gone: waits in d->closed_conns for the end of the event batch */
+	uint64_t deadline_us; /* monotonic: closed if its request is not whole by then */
 	struct conn *next;
 };
 void conn_send(struct conn *c, const char *text); /* one JSON line */
@@ -355,7 +361,14 @@ void ops_start_done(struct daemon *d, struct job *j);
 /* Answer an xrun waiting for its job's start (the job runs). */
 void ops_reply_started(struct daemon *d, struct conn *c);
 
+/* A new connection, or NULL: out of memory, or refused (its uid holds
+ * max_connections_per_user connections; told so); the caller closes fd. */
 struct conn *conn_new(struct daemon *d, int fd);
+/* Send an error line on a new connection that is closed at once (best effort). */
+void conn_refuse(int fd, const char *code, const char *msg);
+/* Close the connections whose request did not arrive whole within
+ * request_timeout; the next deadline in ms (-1: none). */
+int conns_expire(struct daemon *d);
 void conn_event(struct daemon *d, struct conn *c, uint32_t events);
 void conns_job_output(struct daemon *d, struct job *j);
 void conns_unit_ended(struct daemon *d, struct job *j, unsigned unit);

@@ -49,7 +49,12 @@ struct runtime_config {
 	uint64_t hook_timeout_us;           /* a hook running longer is killed and fails */
 	uint64_t restore_timeout_us;        /* a restore running longer is killed and fails */
 	uint64_t dump_timeout_us;           /* a dump running longer is aborted, the job thawed */
+	uint64_t max_connections_per_user;  /* open connections of one uid (root: no limit) */
+	uint64_t request_timeout_us;        /* a request must arrive whole within this */
+	uint64_t log_size_default;          /* newest bytes of a unit's stdout (stderr) kept */
+	uint64_t log_size_max;              /* most a non-root user may ask for (--log-size) */
 };
+#define RUNTIME_LOG_SIZE_MIN (64ULL << 10) /* --log-size, log_size_* at least */
 
 void runtime_config_init(struct runtime_config *c);
 void runtime_config_free(struct runtime_config *c);

@@ -145,9 +145,11 @@ int template_info_parse(const char *text, const char *name, struct template_info
 
 	if (ret_err)
 		*ret_err = NULL;
-	v = yajl_tree_parse(text, err, sizeof(err));
-	if (!v)
-		return fail(ret_err, "not JSON: %s", err[0] ? strtok(err, "\n") : "parse error");
+	r = json_parse(text, JSON_DEPTH_MAX, err, sizeof(err), &v);
+	if (r == -ELOOP)
+		return fail(ret_err, "%s", err);
+	if (r < 0)
+		return fail(ret_err, "not JSON: %s", err);
 	if (!YAJL_IS_OBJECT(v))
 		return fail(ret_err, "not a JSON object");
 	if (json_check_keys(v, keys, &bad) < 0)
