@@ -417,6 +417,23 @@ int container_accounting(struct daemon *d, struct job *j, struct runtime_account
 	return r;
 }
 
+int container_dump_memory(struct daemon *d, struct job *j, uint64_t *ret_anon, uint64_t *ret_shmem)
+{
+	struct cg_reader cr = { .v2 = d->cg == &runtime_cgroup_v2 };
+	char p[64];
+	int r;
+
+	if (j->init_pid <= 0)
+		return -ESRCH;
+	snprintf(p, sizeof(p), "/proc/%d/cgroup", (int)j->init_pid);
+	r = read_file_at(AT_FDCWD, p, 65536, &cr.self, NULL);
+	if (r < 0)
+		return r;
+	r = d->cg->dump_memory(cg_read, &cr, ret_anon, ret_shmem);
+	free(cr.self);
+	return r;
+}
+
 void container_release(struct job *j)
 {
 	if (j->c)

@@ -48,6 +48,10 @@ struct runtime_config {
 	char *hooks_dir;                    /* hooks, default SYSCONFDIR/xos/hooks.d */
 	uint64_t hook_timeout_us;           /* a hook running longer is killed and fails */
 	uint64_t restore_timeout_us;        /* a restore running longer is killed and fails */
+	uint64_t checkpoint_keep_max;       /* most versions a non-root user's job keeps */
+	uint64_t checkpoint_every_min_us;   /* shortest --checkpoint-every of a non-root user */
+	uint64_t checkpoint_quota;          /* bytes of versions per user but root (0: none) */
+	uint64_t checkpoint_quota_root;     /* the same for root's jobs (0: none) */
 };
 
 void runtime_config_init(struct runtime_config *c);
@@ -86,6 +90,10 @@ struct runtime_cgroup_ops {
 	/* Fill items (at most max) for the limits; return how many. */
 	int (*limits)(const struct runtime_limits *l, struct runtime_cg_item *items, size_t max);
 	int (*accounting)(runtime_cg_reader read, void *userdata, struct runtime_accounting *ret);
+	/* What of the container's memory a checkpoint writes: anonymous memory
+	 * and shared memory (shmem: SysV, shared mappings, tmpfs files). */
+	int (*dump_memory)(runtime_cg_reader read, void *userdata, uint64_t *ret_anon,
+			   uint64_t *ret_shmem);
 };
 extern const struct runtime_cgroup_ops runtime_cgroup_v1, runtime_cgroup_v2;
 /* The backend for this machine: v2 if /sys/fs/cgroup is a cgroup2 mount, else v1. */
