@@ -490,6 +490,15 @@ static int run_finish(const char *prog, const char *id, struct cli_stream *s)
 	return s->exit_code;
 }
 
+/* What xosd says the user should know about the new job (its DNS cannot work). */
+static void print_warning(const char *prog, yajl_val resp)
+{
+	const char *w = cli_json_string(resp, "warning");
+
+	if (w)
+		fprintf(stderr, "%s: warning: %s\n", prog, w);
+}
+
 static int run_attached(const char *prog, struct cli_conn *c, int sigfd, const char *req,
 			size_t len)
 {
@@ -515,6 +524,7 @@ static int run_attached(const char *prog, struct cli_conn *c, int sigfd, const c
 		cli_report(prog, c, -EBADMSG);
 		return CLI_EXIT_XOS;
 	}
+	print_warning(prog, s.response);
 	r = cli_stream_run(c, &s, &end);
 	if (r == -ECONNRESET) {
 		cli_errorf(prog, "Lost connection to xosd; the job goes on: see 'xps %.*s'",
@@ -547,6 +557,7 @@ static int run_detached(const char *prog, struct cli_conn *c, const char *req, s
 		cli_report(prog, c, -EBADMSG);
 		return CLI_EXIT_XOS;
 	}
+	print_warning(prog, resp);
 	printf("%s\n", id);
 	return fflush(stdout) == 0 ? 0 : CLI_EXIT_XOS;
 }

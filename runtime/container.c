@@ -96,13 +96,16 @@ static int cfg_add_net(void *ud, const char *k, const char *v)
 static int cfg_net(struct daemon *d, struct job *j, char *buf, size_t *off)
 {
 	struct cfg_buf b = { buf, off };
-	_cleanup_free_ char *resolv = netsetup_resolv_conf(d->net, &j->net);
+	_cleanup_free_ char *warning = NULL;
+	_cleanup_free_ char *resolv = netsetup_resolv_conf(d->net, &j->net, &warning);
 	_cleanup_close_ int run = -EBADF;
 	char v[4096], p[4096];
 	int r = netsetup_job_lxc_config(d->net, j->id, &j->net, cfg_add_net, &b);
 
 	if (r < 0 || !resolv)
 		return r;
+	free(j->start_warning); /* told to the xrun that starts it */
+	j->start_warning = TAKE_PTR(warning);
 	if (daemon_job_runpath(d, j, "resolv.conf", p, sizeof(p)) < 0)
 		return -ENAMETOOLONG;
 	run = daemon_job_rundir(d, j, true);

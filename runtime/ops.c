@@ -327,6 +327,11 @@ static int setup_net(struct daemon *d, struct conn *c, struct job *j)
 	int r = netsetup_job_setup(d->net, j->id, &j->net, &err);
 
 	if (r >= 0) {
+		if (netsetup_take_forwarding_turned_on(d->net))
+			log_info(
+				"Turned on IPv4 forwarding (net.ipv4.ip_forward = 1) for the "
+				"outbound traffic of bridge-mode jobs, as Docker does; it stays on "
+				"(net_ip_forward = leave in xosd.conf keeps xosd from it)");
 		check_uplink(d, j);
 		return 0;
 	}
@@ -819,6 +824,8 @@ static void reply_run(struct daemon *d, struct conn *c, struct job *j, unsigned 
 		return;
 	json_gen_kv_str(g, "job", j->id);
 	json_gen_kv_uint(g, "unit", unit);
+	if (unit == 1 && j->start_warning)
+		json_gen_kv_str(g, "warning", j->start_warning);
 	conn_send_map(c, g);
 	c->wants_tty = tty;
 	if (attach)
