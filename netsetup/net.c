@@ -541,7 +541,9 @@ char *netsetup_resolv_conf(struct netsetup *n, const struct netsetup_job *nj, ch
 	out = netsetup_resolv_filter(n->cfg->dns ? n->cfg->dns : src, n->cfg->dns != NULL,
 				     n->cfg->pool, n->cfg->pool_prefix, unreachable, n, dropped,
 				     &why);
-	if (out && why && ret_warning)
+	/* (without net_outbound, jobs reach nothing off the node by the node
+	 * owner's choice: no warning each time) */
+	if (out && why && ret_warning && n->cfg->outbound)
 		*ret_warning = xstrdup_printf("The job's DNS cannot work: the node's resolver %s "
 					      "is not reachable from it (%s), so the job has "
 					      "none; names resolve only through /etc/hosts",

@@ -149,7 +149,8 @@ int netsetup_job_lxc_config(struct netsetup *n, const char *job_id, const struct
 			    netsetup_config_add_fn add, void *userdata);
 /* The resolv.conf for a bridge-mode job (NULL for other modes or on OOM):
  * only resolvers the job can reach. *ret_warning (may be NULL) says, for
- * the user, why a resolver was left out (else NULL). */
+ * the user, why a resolver was left out (else NULL; also with net_outbound
+ * false, where that is the node owner's choice). */
 char *netsetup_resolv_conf(struct netsetup *n, const struct netsetup_job *nj, char **ret_warning);
 /* Whether the bridge's set-up turned on the node's IPv4 forwarding
  * (net_ip_forward = auto with net_outbound, as Docker does); the flag is

@@ -32,8 +32,7 @@ xosd_with_conf() {
 
 # wait_file FILE [TIMEOUT_S]: until FILE exists
 wait_file() {
-	local i
-	for i in $(seq 1 $((${2:-20} * 20))); do
+	for _ in $(seq 1 $((${2:-20} * 20))); do
 		[ -e "$1" ] && return 0
 		sleep 0.05
 	done
@@ -174,8 +173,8 @@ BIG='python3 -c "import time; b = b\"x\" * (96 << 20); open(\"/tmp/ready\", \"w\
 		[ "$(xcheckpoint --list --json "$id" | jq length)" -ge 2 ] && break
 		sleep 0.1
 	done
+	newest=$(xcheckpoint --list --json "$id" | jq '.[-1].version')
 	xosd_stop # (the job runs on)
-	newest=$(ls "$(store)/$id" | grep -E '^[0-9]+$' | sort -n | tail -n 1)
 	one=$(du -sB1 "$(store)/$id/$newest" | cut -f1)
 	# room for two versions and a half: a third fits once the oldest is gone
 	xosd_with_conf "checkpoint_quota_root = $((one * 5 / 2))"
@@ -201,6 +200,7 @@ BIG='python3 -c "import time; b = b\"x\" * (96 << 20); open(\"/tmp/ready\", \"w\
 	xosd_with_conf "checkpoint_dir = $SMALL_STORE"
 	# the job says when it got the checkpoint signal; the test then fills the
 	# store (after the up-front check) and lets the dump go on
+	# shellcheck disable=SC2016 # (the job's shell expands it)
 	id=$(xrun -d --checkpoint-signal USR1 --checkpoint-grace 60s -- sh -c \
 		'trap "touch /tmp/signalled" USR1; i=0; while :; do i=$((i+1)); echo $i >>/tmp/count; sleep 0.1; done')
 	wait_state "$id" RUNNING
