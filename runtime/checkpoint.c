@@ -481,10 +481,12 @@ static void dump_failed(struct daemon *d, struct job *j, int jfd, const char *wh
 static void dump_done(struct daemon *d, struct job *j, bool ok, const char *why)
 {
 	_cleanup_close_ int jfd = ckpt_job_store(d, j, false);
-	_cleanup_free_ char *manifest = NULL;
+	_cleanup_free_ char *manifest = NULL, *over = NULL;
 	struct ckpt_run *run = j->run;
 	int r = -EIO;
 
+	if (ok && !run->stop && (over = ckpt_space_over_quota(d, j, jfd, run->version)))
+		ok = false, why = over;
 	if (ok && jfd >= 0 && (r = finish_version(d, j, jfd, &manifest)) < 0)
 		why = "could not finish the version (the store may be full)";
 	if (!ok || r < 0) {

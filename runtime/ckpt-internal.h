@@ -55,6 +55,10 @@ int ckpt_space_check(struct daemon *d, struct job *j, char **ret_msg);
 void ckpt_space_changed(struct job *j, bool made);
 void ckpt_space_make_room(struct daemon *d, struct job *j);
 void ckpt_space_skipped(struct daemon *d, struct job *j, const char *why);
+/* After a dump (not --stop: that job's processes are gone), before its
+ * version is finished: the version makes its owner exceed the quota after
+ * retention (the estimate was short); the reason it is discarded, or NULL. */
+char *ckpt_space_over_quota(struct daemon *d, struct job *j, int jfd, unsigned version);
 /* The reason of a dump that failed for want of space (NULL: not that). */
 char *ckpt_space_dump_failure(struct daemon *d, struct job *j, int jfd, unsigned version);
 void ckpt_space_gen_list(struct daemon *d, struct job *j, struct yajl_gen_t *g);

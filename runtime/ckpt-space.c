@@ -325,6 +325,55 @@ char *ckpt_space_dump_failure(struct daemon *d, struct job *j, int jfd, unsigned
 			      avail, version, j->id);
 }
 
+/* Bytes of the versions that retention removes once the new one is in. */
+static uint64_t retention_frees(struct daemon *d, struct job *j, int jfd)
+{
+	_cleanup_free_ unsigned *v = NULL;
+	unsigned keep = ckpt_keep_of(d->cfg, j);
+	uint64_t sum = 0;
+	size_t n = 0;
+
+	if (keep == 0 || ckpt_list_versions(jfd, &v, &n) < 0 || n < keep)
+		return 0;
+	for (size_t i = 0; i < n - keep + 1; i++) {
+		_cleanup_close_ int vfd = -EBADF;
+		char name[32];
+
+		snprintf(name, sizeof(name), "%u", v[i]);
+		vfd = open_dir_at(jfd, name);
+		sum += vfd >= 0 ? ckpt_tree_disk(vfd) : 0;
+	}
+	return sum;
+}
+
+char *ckpt_space_over_quota(struct daemon *d, struct job *j, int jfd, unsigned version)
+{
+	uint64_t quota = ckpt_quota_of(d->cfg, j->owner_uid), total, made, freed;
+	_cleanup_close_ int vfd = -EBADF;
+	char name[32], took[32], sum[32], q[32];
+
+	if (!quota || jfd < 0)
+		return NULL;
+	snprintf(name, sizeof(name), ".new-%u", version);
+	vfd = open_dir_at(jfd, name);
+	made = vfd >= 0 ? ckpt_tree_disk(vfd) : 0;
+	j->ckpt_measured = false; /* (measured with the new version in) */
+	total = user_bytes(d, j->owner_uid);
+	j->ckpt_measured = false;
+	freed = retention_frees(d, j, jfd);
+	if (total - (freed < total ? freed : total) <= quota)
+		return NULL;
+	ckpt_format_size(made, took, sizeof(took));
+	ckpt_format_size(total - (freed < total ? freed : total), sum, sizeof(sum));
+	ckpt_format_size(quota, q, sizeof(q));
+	return xstrdup_printf(
+		"the version took %s, more than estimated before the job was "
+		"frozen, and with it the checkpoints of its owner (uid %u) would take "
+		"%s of a %s quota (checkpoint_quota); version %u was discarded and "
+		"job %.12s runs on",
+		took, (unsigned)j->owner_uid, sum, q, version, j->id);
+}
+
 /* "storage" of a checkpoints answer: what the job's and its owner's versions
  * take, the owner's quota (0: none), the store's free space; and why the
  * last periodic checkpoint was skipped. */
