@@ -107,8 +107,9 @@ int ckpt_prune_plan(const uint64_t *sizes, size_t n, unsigned keep, uint64_t nee
 
 /* ---- measuring ---- */
 
-/* Disk blocks taken by a directory's tree (not following links). */
-uint64_t ckpt_tree_disk(int dfd)
+/* Disk blocks taken by a directory's tree (not following links; copies
+ * are at most 256 levels deep, and so is what is counted). */
+static uint64_t tree_disk(int dfd, unsigned depth)
 {
 	DIR *dir = fdopendir(fcntl(dfd, F_DUPFD_CLOEXEC, 3));
 	struct dirent *de;
@@ -124,15 +125,20 @@ uint64_t ckpt_tree_disk(int dfd)
 		    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		sum += (uint64_t)st.st_blocks * 512;
-		if (S_ISDIR(st.st_mode)) {
+		if (S_ISDIR(st.st_mode) && depth < 256) {
 			_cleanup_close_ int sub = open_dir_at(dfd, de->d_name);
 
 			if (sub >= 0)
-				sum += ckpt_tree_disk(sub);
+				sum += tree_disk(sub, depth + 1);
 		}
 	}
 	closedir(dir);
 	return sum;
+}
+
+uint64_t ckpt_tree_disk(int dfd)
+{
+	return tree_disk(dfd, 0);
 }
 
 uint64_t ckpt_space_job_bytes(struct daemon *d, struct job *j)
