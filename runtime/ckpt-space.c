@@ -82,6 +82,11 @@ unsigned ckpt_keep_of(const struct runtime_config *cfg, const struct job *j)
 	return keep > 1000000 ? 1000000 : (unsigned)keep;
 }
 
+static const char *quota_key(uid_t uid)
+{
+	return uid == 0 ? "checkpoint_quota_root" : "checkpoint_quota";
+}
+
 uint64_t ckpt_quota_of(const struct runtime_config *cfg, uid_t uid)
 {
 	return uid == 0 ? cfg->checkpoint_quota_root : cfg->checkpoint_quota;
@@ -227,9 +232,9 @@ int ckpt_space_check(struct daemon *d, struct job *j, char **ret_msg)
 		*ret_msg = xstrdup_printf(
 			"Checkpoint of job %.12s failed before the job was frozen (it runs "
 			"on): the version would take about %s, and the checkpoints of its "
-			"owner (uid %u) already take %s of a %s quota (checkpoint_quota); "
+			"owner (uid %u) already take %s of a %s quota (%s); "
 			"delete versions (xcheckpoint --list, --delete) or keep fewer (--keep)",
-			j->id, need, (unsigned)j->owner_uid, used, quota);
+			j->id, need, (unsigned)j->owner_uid, used, quota, quota_key(j->owner_uid));
 		return -EDQUOT;
 	}
 	if (r.need > r.free) {
@@ -375,9 +380,9 @@ char *ckpt_space_over_quota(struct daemon *d, struct job *j, int jfd, unsigned v
 	return xstrdup_printf(
 		"the version took %s, more than estimated before the job was "
 		"frozen, and with it the checkpoints of its owner (uid %u) would take "
-		"%s of a %s quota (checkpoint_quota); version %u was discarded and "
+		"%s of a %s quota (%s); version %u was discarded and "
 		"job %.12s runs on",
-		took, (unsigned)j->owner_uid, sum, q, version, j->id);
+		took, (unsigned)j->owner_uid, sum, q, quota_key(j->owner_uid), version, j->id);
 }
 
 /* "storage" of a checkpoints answer: what the job's and its owner's versions
