@@ -518,9 +518,9 @@ static const char *unreachable(void *userdata, uint32_t a)
 		return "the node has no route to it";
 	if (!link_forwards(iface))
 		return n->cfg->ip_forward_leave
-			       ? "IPv4 forwarding is off on the node's interface towards it, and "
-				 "xosd leaves it so (net_ip_forward = leave); the node's owner can "
-				 "turn it on (sysctl net.ipv4.ip_forward=1)"
+			       ? "IPv4 forwarding is off on the node's interface towards it and "
+				 "xosd leaves it so (net_ip_forward = leave; the node's owner can "
+				 "turn it on: sysctl net.ipv4.ip_forward=1)"
 			       : "IPv4 forwarding is off on the node's interface towards it";
 	return NULL;
 }
@@ -545,8 +545,9 @@ char *netsetup_resolv_conf(struct netsetup *n, const struct netsetup_job *nj, ch
 	 * owner's choice: no warning each time) */
 	if (out && why && ret_warning && n->cfg->outbound)
 		*ret_warning = xstrdup_printf("The job's DNS cannot work: the node's resolver %s "
-					      "is not reachable from it (%s), so the job has "
-					      "none; names resolve only through /etc/hosts",
+					      "is not reachable from it, as %s; the job has no "
+					      "nameserver, so names resolve only through "
+					      "/etc/hosts",
 					      dropped, why);
 	return out;
 }
