@@ -1116,10 +1116,10 @@ static void tick_job(struct daemon *d, struct job *j, uint64_t now)
 		return;
 	}
 	if (!j->ckpt_due_us)
-		j->ckpt_due_us = now + j->ckpt.every_us;
+		j->ckpt_due_us = now + ckpt_every_of(d->cfg, j);
 	if (now < j->ckpt_due_us)
 		return;
-	j->ckpt_due_us = now + j->ckpt.every_us;
+	j->ckpt_due_us = now + ckpt_every_of(d->cfg, j);
 	ckpt_space_make_room(d, j); /* versions beyond --keep go first */
 	r = begin_dump(d, j, false, &msg);
 	if ((r == -EDQUOT || r == -ENOSPC) && msg)

@@ -36,6 +36,10 @@ int ckpt_policy_check(const struct runtime_config *cfg, uid_t uid, const struct 
 /* The versions j keeps (0: all): --keep, else checkpoint_keep, at most
  * checkpoint_keep_max for a job of a user other than root. */
 unsigned ckpt_keep_of(const struct runtime_config *cfg, const struct job *j);
+/* Its interval of periodic checkpoints: --checkpoint-every, for a job of a
+ * user other than root at least checkpoint_interval_min (a job made before
+ * the node raised it). */
+uint64_t ckpt_every_of(const struct runtime_config *cfg, const struct job *j);
 /* The checkpoint quota of a user (0: none). */
 uint64_t ckpt_quota_of(const struct runtime_config *cfg, uid_t uid);
 /* How many of the oldest versions (sizes: oldest first) a periodic

@@ -82,6 +82,15 @@ unsigned ckpt_keep_of(const struct runtime_config *cfg, const struct job *j)
 	return keep > 1000000 ? 1000000 : (unsigned)keep;
 }
 
+uint64_t ckpt_every_of(const struct runtime_config *cfg, const struct job *j)
+{
+	uint64_t every = j->ckpt.every_us;
+
+	if (every && j->owner_uid != 0 && every < cfg->checkpoint_every_min_us)
+		every = cfg->checkpoint_every_min_us;
+	return every;
+}
+
 static const char *quota_key(uid_t uid)
 {
 	return uid == 0 ? "checkpoint_quota_root" : "checkpoint_quota";

@@ -148,6 +148,14 @@ static void test_policy(void)
 	ok(ckpt_keep_of(&cfg, &j) == 7, "root's job: its --keep");
 	j.ckpt.keep = 0;
 	ok(ckpt_keep_of(&cfg, &j) == 0, "root's job on a node that keeps all: all");
+	j.owner_uid = 1000;
+	j.ckpt.every_us = 2000000;
+	ok(ckpt_every_of(&cfg, &j) == 60000000,
+	   "a user's job made with --checkpoint-every 2s before the node's 1m minimum: 1m");
+	j.owner_uid = 0;
+	ok(ckpt_every_of(&cfg, &j) == 2000000, "root's: 2s");
+	j.ckpt.every_us = 0;
+	ok(ckpt_every_of(&cfg, &j) == 0, "none stays none");
 	cfg.checkpoint_quota = 5;
 	cfg.checkpoint_quota_root = 0;
 	ok(ckpt_quota_of(&cfg, 1000) == 5 && ckpt_quota_of(&cfg, 0) == 0,
