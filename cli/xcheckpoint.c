@@ -78,12 +78,45 @@ static double mib(yajl_val o, const char *k)
 	return (double)v / 1048576.0;
 }
 
+static void size_of(yajl_val o, const char *k, char *buf, size_t len)
+{
+	int64_t v = 0;
+
+	(void)cli_json_int(o, k, &v);
+	(void)cli_format_size(v > 0 ? (uint64_t)v : 0, buf, len);
+}
+
+/* After the list: the owner's quota, and why periodic checkpoints are skipped. */
+static void print_storage(yajl_val resp)
+{
+	yajl_val st = cli_json_get(resp, "storage");
+	const char *skipped = cli_json_string(resp, "skipped");
+	char job[16], user[16], quota[16], avail[16], when[32] = "-";
+	int64_t q = 0, t = 0;
+
+	(void)cli_json_int(st, "quota", &q);
+	if (q > 0) {
+		size_of(st, "job", job, sizeof(job));
+		size_of(st, "user", user, sizeof(user));
+		size_of(st, "quota", quota, sizeof(quota));
+		size_of(st, "free", avail, sizeof(avail));
+		printf("Storage: %s for this job; its owner's checkpoints take %s of a %s quota; "
+		       "%s free in the store\n",
+		       job, user, quota, avail);
+	}
+	if (skipped) {
+		if (cli_json_int(resp, "skipped_us", &t) >= 0)
+			cli_format_relative(now_usec(), (uint64_t)t, when, sizeof(when));
+		printf("Last periodic checkpoint skipped (%s): %s\n", when, skipped);
+	}
+}
+
 static void print_list(yajl_val versions)
 {
 	uint64_t now = now_usec();
 
-	printf("%-8s %-10s %-8s %10s %10s %10s\n", "VERSION", "CREATED", "STOPPED", "IMAGES",
-	       "LAYER", "FROZEN");
+	printf("%-8s %-10s %-8s %10s %10s %10s %10s\n", "VERSION", "CREATED", "STOPPED", "IMAGES",
+	       "LAYER", "FROZEN", "DISK");
 	for (size_t i = 0; YAJL_IS_ARRAY(versions) && i < versions->u.array.len; i++) {
 		yajl_val v = versions->u.array.values[i];
 		yajl_val sz = cli_json_get(v, "sizes"), st = cli_json_get(v, "criu_statistics");
@@ -97,9 +130,9 @@ static void print_list(yajl_val versions)
 		}
 		if (cli_json_int(v, "time_us", &t) >= 0)
 			cli_format_relative(now, (uint64_t)t, when, sizeof(when));
-		printf("%-8lld %-10s %-8s %9.1fM %9.1fM %8.0fms\n", (long long)n, when,
+		printf("%-8lld %-10s %-8s %9.1fM %9.1fM %8.0fms %9.1fM\n", (long long)n, when,
 		       cli_json_true(v, "stopped") ? "yes" : "no", mib(sz, "images"),
-		       mib(sz, "layer"), ms(st, "frozen_time"));
+		       mib(sz, "layer"), ms(st, "frozen_time"), mib(sz, "disk"));
 	}
 }
 
@@ -145,11 +178,13 @@ int cli_xcheckpoint_main(const char *prog, int argc, char **argv)
 		return CLI_EXIT_FAILURE;
 	if (o.delete)
 		return 0;
-	if (o.json)
+	if (o.json) {
 		cli_json_print(stdout, cli_json_get(resp, o.list ? "versions" : "checkpoint"));
-	else if (o.list)
+	} else if (o.list) {
 		print_list(cli_json_get(resp, "versions"));
-	else
+		print_storage(resp);
+	} else {
 		print_made(resp);
+	}
 	return 0;
 }

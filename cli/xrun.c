@@ -339,8 +339,10 @@ static const struct cli_command run_command = {
 		"                       (repeatable; below 1024 only for root)\n"
 		"      --group NAME     Isolation group (default: default); jobs of other\n"
 		"                       groups cannot reach this one\n"
-		"      --checkpoint-every DURATION  Checkpoint the job periodically (30s, 10m, 1h)\n"
-		"      --keep N         Keep the newest N versions (default: the node's)\n"
+		"      --checkpoint-every DURATION  Checkpoint the job periodically (30s, 10m, 1h;\n"
+		"                       the node sets a minimum, checkpoint_interval_min)\n"
+		"      --keep N         Keep the newest N versions (default: the node's; at\n"
+		"                       most its checkpoint_keep_max)\n"
 		"      --checkpoint-signal SIG  Signal the job before each checkpoint\n"
 		"      --checkpoint-grace DURATION  Then wait at most this long (default 5s) for\n"
 		"                       it to create the file $XOS_CHECKPOINT_READY\n"
@@ -505,6 +507,15 @@ static int run_finish(const char *prog, const char *id, struct cli_stream *s)
 	return s->exit_code;
 }
 
+/* What xosd says the user should know about the new job (its DNS cannot work). */
+static void print_warning(const char *prog, yajl_val resp)
+{
+	const char *w = cli_json_string(resp, "warning");
+
+	if (w)
+		fprintf(stderr, "%s: warning: %s\n", prog, w);
+}
+
 static int run_attached(const char *prog, struct cli_conn *c, int sigfd, const char *req,
 			size_t len)
 {
@@ -530,6 +541,7 @@ static int run_attached(const char *prog, struct cli_conn *c, int sigfd, const c
 		cli_report(prog, c, -EBADMSG);
 		return CLI_EXIT_XOS;
 	}
+	print_warning(prog, s.response);
 	r = cli_stream_run(c, &s, &end);
 	if (r == -ECONNRESET) {
 		cli_errorf(prog, "Lost connection to xosd; the job goes on: see 'xps %.*s'",
@@ -562,6 +574,7 @@ static int run_detached(const char *prog, struct cli_conn *c, const char *req, s
 		cli_report(prog, c, -EBADMSG);
 		return CLI_EXIT_XOS;
 	}
+	print_warning(prog, resp);
 	printf("%s\n", id);
 	return fflush(stdout) == 0 ? 0 : CLI_EXIT_XOS;
 }

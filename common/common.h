@@ -131,8 +131,9 @@ int mkdir_p_at(int dirfd, const char *path, mode_t mode);
 int rm_rf_at(int dirfd, const char *name);
 int open_dir_at(int dirfd, const char *name); /* O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC */
 /* Copy directory from/name to the new directory to/to_name exactly (owners,
- * modes, times, xattrs, device nodes, links; hard links become copies).
- * *ret_bytes: bytes of file data copied (may be NULL). A failed copy leaves
+ * modes, times, xattrs, device nodes, links; hard links become copies;
+ * holes stay holes). *ret_bytes: bytes of file data copied, holes not
+ * counted (may be NULL). A failed copy leaves
  * what it made: the caller removes it. */
 int copy_tree_at(int from, const char *name, int to, const char *to_name, uint64_t *ret_bytes);
 

@@ -3,7 +3,9 @@
  * attributes (overlayfs's trusted.overlay.* included), device nodes
  * (overlayfs whiteouts are 0:0 character devices), fifos and symlinks. Every
  * step goes through dirfds and never follows a link. Hard links become
- * separate copies; sockets are skipped (nothing can use a copied socket). */
+ * separate copies; sockets are skipped (nothing can use a copied socket).
+ * Holes are kept: a sparse file costs its data blocks only, in the copy as
+ * in the original. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/sendfile.h>
@@ -30,22 +32,21 @@ static int copy_xattrs(int from, int to)
 	return 0;
 }
 
-/* Copy [off, off + len) of from to the same place in to; bytes copied, less
- * than len if from shrank meanwhile. */
-static off_t copy_range(int from, int to, off_t off, off_t len)
+/* Copy len bytes at off from one file to the other (same offsets). */
+static int copy_range(int from, int to, off_t off, off_t len, off_t *ret_done)
 {
-	off_t done = 0;
+	off_t in = off, out = off, left = len;
 
-	while (done < len) {
-		loff_t in = off + done, out = off + done;
-		ssize_t n = copy_file_range(from, &in, to, &out, (size_t)(len - done), 0);
+	while (left > 0) {
+		ssize_t n = copy_file_range(from, &in, to, &out, (size_t)left, 0);
 
-		if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS)) {
-			off_t o = off + done;
-
-			n = lseek(to, o, SEEK_SET) < 0
-				    ? -1
-				    : sendfile(to, from, &o, (size_t)(len - done));
+		if (n < 0 &&
+		    (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+			if (lseek(from, in, SEEK_SET) < 0 || lseek(to, out, SEEK_SET) < 0)
+				return -errno;
+			n = sendfile(to, from, NULL, (size_t)left);
+			if (n > 0)
+				in += n, out += n;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -53,38 +54,51 @@ static off_t copy_range(int from, int to, off_t off, off_t len)
 			return -errno;
 		if (n == 0)
 			break; /* shrank meanwhile */
-		done += n;
+		left -= n;
 	}
-	return done;
+	*ret_done = len - left;
+	return 0;
 }
 
-/* The data of a file, holes kept as holes (SEEK_DATA/SEEK_HOLE): a job's
- * spool has its oldest output punched out (loader/relay.c). */
+/* The data of a file, its holes kept: only the extents SEEK_DATA finds are
+ * copied (a sparse file of 4 GiB with 1 MiB of data costs 1 MiB), and the
+ * copy gets the source's size. Without SEEK_DATA, everything is copied. */
 static int copy_data(int from, int to, off_t size, uint64_t *bytes)
 {
-	off_t pos = 0;
+	off_t pos = 0, copied = 0;
+	int r;
 
 	while (pos < size) {
-		off_t data = lseek(from, pos, SEEK_DATA), hole, n;
+		off_t data = lseek(from, pos, SEEK_DATA), hole, done = 0;
 
+		if (data < 0 && errno != ENXIO && errno != EINVAL && errno != EOPNOTSUPP)
+			return -errno;
 		if (data < 0 && errno == ENXIO)
-			break; /* a hole up to the end */
-		if (data < 0)  /* no SEEK_DATA here: all data */
+			data = size; /* only a hole is left */
+		else if (data < 0)   /* no SEEK_DATA here: all of it */
 			data = pos, hole = size;
-		else if ((hole = lseek(from, data, SEEK_HOLE)) < 0 || hole > size)
-			hole = size;
-		if (data >= size)
+		else if ((hole = lseek(from, data, SEEK_HOLE)) < 0)
+			return -errno;
+		if (data >= size) {
+			pos = size;
 			break;
-		n = copy_range(from, to, data, hole - data);
-		if (n < 0)
-			return (int)n;
-		if (bytes)
-			*bytes += (uint64_t)n;
-		if (n < hole - data)
-			return 0; /* shrank meanwhile */
-		pos = hole;
+		}
+		if (hole > size)
+			hole = size;
+		r = copy_range(from, to, data, hole - data, &done);
+		if (r < 0)
+			return r;
+		copied += done;
+		pos = data + done;
+		if (done < hole - data)
+			break; /* shrank meanwhile */
 	}
-	return ftruncate(to, size) < 0 ? -errno : 0; /* a hole at the end */
+	/* the size, a hole at the end included */
+	if (ftruncate(to, pos) < 0)
+		return -errno;
+	if (bytes)
+		*bytes += (uint64_t)copied;
+	return 0;
 }
 
 /* Owner, mode and times of an entry that was just made (fd open on it). */

@@ -105,6 +105,12 @@ int netsetup_config_set(struct netsetup_config *c, const char *key, const char *
 		return netsetup_cidr_parse(value, &c->pool, &c->pool_prefix);
 	if (!strcmp(key, "net_dns"))
 		return set_dns(c, value);
+	if (!strcmp(key, "net_ip_forward")) {
+		if (strcmp(value, "auto") && strcmp(value, "leave"))
+			return -EINVAL;
+		c->ip_forward_leave = !strcmp(value, "leave");
+		return 0;
+	}
 	if (!strcmp(key, "net_outbound")) {
 		if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1"))
 			c->outbound = true;

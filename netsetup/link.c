@@ -155,6 +155,33 @@ int link_sysctl(const char *ifname, const char *key, const char *value)
 	return loop_write(fd, value, strlen(value)) < 0 ? -errno : 0;
 }
 
+int link_ip_forward_on(void)
+{
+	_cleanup_free_ char *v = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	int r = read_file_at(AT_FDCWD, "/proc/sys/net/ipv4/ip_forward", 64, &v, NULL);
+
+	if (r < 0)
+		return r;
+	if (v[0] != '0')
+		return 0;
+	fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	return loop_write(fd, "1", 1) < 0 ? -errno : 1;
+}
+
+bool link_forwards(const char *ifname)
+{
+	_cleanup_free_ char *v = NULL;
+	char path[96];
+
+	if (strchr(ifname, '/') || strlen(ifname) > NETSETUP_IFNAME_MAX)
+		return false;
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/forwarding", ifname);
+	return read_file_at(AT_FDCWD, path, 64, &v, NULL) >= 0 && v[0] == '1';
+}
+
 bool link_addr_in_use(uint32_t addr)
 {
 	struct ifaddrs *ifs = NULL;
@@ -227,6 +254,36 @@ int netsetup_default_route_ifaces(const char *route_text, char *ret, size_t len)
 		line = next ? next + 1 : NULL;
 	}
 	return n;
+}
+
+int netsetup_route_iface(const char *route_text, uint32_t addr, char ret[NETSETUP_IFNAME_MAX + 1])
+{
+	const char *line = route_text;
+	int best_len = -1;
+	unsigned best_metric = 0;
+
+	/* Iface Destination Gateway Flags RefCnt Use Metric Mask ...; hex of
+	 * the addresses as they lie in memory (network order) */
+	while (line && *line) {
+		char iface[NETSETUP_IFNAME_MAX + 2];
+		unsigned dest, mask, flags, metric;
+		const char *next = strchr(line, '\n');
+
+		if (sscanf(line, "%16s %x %*s %x %*s %*s %u %x", iface, &dest, &flags, &metric,
+			   &mask) == 5 &&
+		    (flags & 1) /* RTF_UP */ && strlen(iface) <= NETSETUP_IFNAME_MAX &&
+		    (addr & ntohl(mask)) == ntohl(dest)) {
+			int plen = __builtin_popcount(mask);
+
+			if (plen > best_len || (plen == best_len && metric < best_metric)) {
+				best_len = plen;
+				best_metric = metric;
+				memcpy(ret, iface, strlen(iface) + 1);
+			}
+		}
+		line = next ? next + 1 : NULL;
+	}
+	return best_len < 0 ? -ENOENT : 0;
 }
 
 int netsetup_uplinks_not_forwarding(char *ret, size_t len)

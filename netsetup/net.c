@@ -213,6 +213,10 @@ static int bridge_up(struct netsetup *n)
 		goto err_bridge;
 	/* routed from the bridge (outbound, DNAT); 127.0.0.1 DNAT'ed to a job */
 	(void)link_sysctl(br, "forwarding", n->cfg->outbound ? "1" : "0");
+	/* the replies come in on the uplink: the node must forward (as Docker,
+	 * xosd turns it on unless told to leave it) */
+	if (n->cfg->outbound && !n->cfg->ip_forward_leave && link_ip_forward_on() > 0)
+		n->fwd_turned_on = true;
 	(void)link_sysctl(br, "route_localnet", "1");
 	if ((r = nftw_tables_build(n)) < 0 || (r = mark_up(n)) < 0)
 		goto err_bridge;
@@ -452,35 +456,107 @@ void netsetup_shutdown(struct netsetup *n)
 		bridge_down(n);
 }
 
-char *netsetup_resolv_conf(struct netsetup *n, const struct netsetup_job *nj)
+static bool in_pool(uint32_t pool, unsigned prefix, uint32_t a)
 {
-	_cleanup_free_ char *src = NULL, *out = NULL;
-	bool host = !n->cfg->dns;
-	const char *sep = host ? "\n" : " \t,";
+	uint32_t mask = prefix ? ~0U << (32 - prefix) : 0;
+
+	return (a & mask) == (pool & mask);
+}
+
+char *netsetup_resolv_filter(const char *resolv_text, bool plain, uint32_t pool,
+			     unsigned pool_prefix, netsetup_reachable_fn reachable, void *userdata,
+			     char ret_dropped[16], const char **ret_why)
+{
+	_cleanup_free_ char *src = strdup(resolv_text ? resolv_text : "");
+	_cleanup_free_ char *out = strdup("# written by xosd for this job\n");
+	const char *sep = plain ? " \t,\n" : "\n";
 	char *save = NULL;
 
-	if (nj->mode != NETSETUP_BRIDGE)
+	ret_dropped[0] = '\0';
+	*ret_why = NULL;
+	if (!src || !out)
 		return NULL;
-	if (host)
-		(void)read_file_at(AT_FDCWD, "/etc/resolv.conf", 65536, &src, NULL);
-	else
-		src = strdup(n->cfg->dns);
-	out = strdup("# written by xosd for this job\n");
-	for (char *line = src ? strtok_r(src, sep, &save) : NULL; out && line;
-	     line = strtok_r(NULL, sep, &save)) {
+	for (char *line = strtok_r(src, sep, &save); line; line = strtok_r(NULL, sep, &save)) {
+		const char *why = NULL;
 		char ns[64], *more;
 		uint32_t a;
 
-		if (host && sscanf(line, " nameserver %63s", ns) != 1)
+		if (!plain && sscanf(line, " nameserver %63s", ns) != 1)
 			continue;
-		if (!host)
+		if (plain)
 			snprintf(ns, sizeof(ns), "%s", line);
 		/* loopback resolvers of the node are not reachable from a job */
 		if (netsetup_addr_parse(ns, &a) < 0 || (a >> 24) == 127)
 			continue;
+		if (!in_pool(pool, pool_prefix, a) && (why = reachable(userdata, a))) {
+			if (!ret_dropped[0]) {
+				netsetup_addr_format(a, ret_dropped);
+				*ret_why = why;
+			}
+			continue;
+		}
 		more = xstrdup_printf("%snameserver %s\n", out, ns);
 		free(out);
 		out = more;
+		if (!out)
+			return NULL;
 	}
 	return TAKE_PTR(out);
+}
+
+/* Why the node does not route a job's traffic to a (NULL: it does). */
+static const char *unreachable(void *userdata, uint32_t a)
+{
+	struct netsetup *n = userdata;
+	_cleanup_free_ char *routes = NULL;
+	char iface[NETSETUP_IFNAME_MAX + 1];
+
+	if (!n->cfg->outbound)
+		return "xosd does not route jobs' traffic off the node (net_outbound = false)";
+	if (read_file_at(AT_FDCWD, "/proc/net/route", 1 << 20, &routes, NULL) < 0 ||
+	    netsetup_route_iface(routes, a, iface) < 0)
+		return "the node has no route to it";
+	if (!link_forwards(iface))
+		return n->cfg->ip_forward_leave
+			       ? "IPv4 forwarding is off on the node's interface towards it and "
+				 "xosd leaves it so (net_ip_forward = leave; the node's owner can "
+				 "turn it on: sysctl net.ipv4.ip_forward=1)"
+			       : "IPv4 forwarding is off on the node's interface towards it";
+	return NULL;
+}
+
+char *netsetup_resolv_conf(struct netsetup *n, const struct netsetup_job *nj, char **ret_warning)
+{
+	_cleanup_free_ char *src = NULL;
+	const char *why = NULL;
+	char dropped[16];
+	char *out;
+
+	if (ret_warning)
+		*ret_warning = NULL;
+	if (nj->mode != NETSETUP_BRIDGE)
+		return NULL;
+	if (!n->cfg->dns)
+		(void)read_file_at(AT_FDCWD, "/etc/resolv.conf", 65536, &src, NULL);
+	out = netsetup_resolv_filter(n->cfg->dns ? n->cfg->dns : src, n->cfg->dns != NULL,
+				     n->cfg->pool, n->cfg->pool_prefix, unreachable, n, dropped,
+				     &why);
+	/* (without net_outbound, jobs reach nothing off the node by the node
+	 * owner's choice: no warning each time) */
+	if (out && why && ret_warning && n->cfg->outbound)
+		*ret_warning = xstrdup_printf("The job's DNS cannot work: the node's resolver %s "
+					      "is not reachable from it, as %s; the job has no "
+					      "nameserver, so names resolve only through "
+					      "/etc/hosts",
+					      dropped, why);
+	return out;
+}
+
+bool netsetup_take_forwarding_turned_on(struct netsetup *n)
+{
+	bool v = n && n->fwd_turned_on;
+
+	if (n)
+		n->fwd_turned_on = false;
+	return v;
 }

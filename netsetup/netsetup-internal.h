@@ -21,6 +21,7 @@ struct netsetup {
 	struct nft_ctx *nft;
 	char nft_error[256]; /* the first line of nft's last error */
 	bool up;             /* bridge and tables are in place */
+	bool fwd_turned_on;  /* bridge_up turned on net.ipv4.ip_forward */
 	struct nsjob *jobs;
 	size_t n_bridge_jobs;
 };
@@ -42,6 +43,10 @@ int link_set_up(const char *name);
 int link_addr_add(const char *name, uint32_t addr, unsigned prefix);
 int link_delete(const char *name);
 int link_sysctl(const char *ifname, const char *key, const char *value);
+/* net.ipv4.ip_forward on: 1 if it was off (turned on now), 0, -errno. */
+int link_ip_forward_on(void);
+/* Whether the interface forwards IPv4 (conf/IFACE/forwarding). */
+bool link_forwards(const char *ifname);
 bool link_addr_in_use(uint32_t addr);
 int link_bridge_ports(const char *bridge, void (*fn)(void *ud, const char *port), void *ud);
 

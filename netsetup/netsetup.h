@@ -33,8 +33,9 @@ struct netsetup_config {
 	char *table;                     /* net_table: xos (nftables, inet and bridge) */
 	uint32_t pool;                   /* net_pool: 10.88.0.0/16 (host byte order) */
 	unsigned pool_prefix;
-	bool outbound; /* net_outbound: masquerade jobs' traffic to the outside */
-	char *dns;     /* net_dns: nameservers, space separated; NULL: the host's */
+	bool outbound;         /* net_outbound: masquerade jobs' traffic to the outside */
+	char *dns;             /* net_dns: nameservers, space separated; NULL: the host's */
+	bool ip_forward_leave; /* net_ip_forward = leave: never turn on net.ipv4.ip_forward */
 };
 void netsetup_config_init(struct netsetup_config *c);
 void netsetup_config_free(struct netsetup_config *c);
@@ -81,6 +82,21 @@ int netsetup_default_route_ifaces(const char *route_text, char *ret, size_t len)
  * separated into ret: the replies to bridge-mode jobs' outbound traffic are
  * forwarded from them. How many (0: all forward, or no default route). */
 int netsetup_uplinks_not_forwarding(char *ret, size_t len);
+/* The interface of the best route to addr (host byte order) in route_text
+ * (the format of /proc/net/route): the longest prefix, then the lowest
+ * metric. 0, or -ENOENT when no route leads there. */
+int netsetup_route_iface(const char *route_text, uint32_t addr, char ret[NETSETUP_IFNAME_MAX + 1]);
+/* Which of the nameservers in resolv_text ("nameserver A" lines; with
+ * plain false, a list of addresses separated by blanks or commas) a
+ * bridge-mode job can reach: those in the pool (on the bridge), and the
+ * others only if reachable(addr) says the node routes the job's traffic
+ * there and the replies back; loopback ones never. Returns the job's
+ * resolv.conf text; *ret_dropped (may be NULL) gets the first address
+ * left out (or ""), *ret_why why (static text, or NULL). NULL on OOM. */
+typedef const char *(*netsetup_reachable_fn)(void *userdata, uint32_t addr);
+char *netsetup_resolv_filter(const char *resolv_text, bool plain, uint32_t pool,
+			     unsigned pool_prefix, netsetup_reachable_fn reachable, void *userdata,
+			     char ret_dropped[16], const char **ret_why);
 
 /* ---- a job's network (part of its record) ---- */
 struct netsetup_job {
@@ -131,8 +147,15 @@ void netsetup_shutdown(struct netsetup *n);
 typedef int (*netsetup_config_add_fn)(void *userdata, const char *key, const char *value);
 int netsetup_job_lxc_config(struct netsetup *n, const char *job_id, const struct netsetup_job *nj,
 			    netsetup_config_add_fn add, void *userdata);
-/* The resolv.conf for a bridge-mode job (NULL for other modes or on OOM). */
-char *netsetup_resolv_conf(struct netsetup *n, const struct netsetup_job *nj);
+/* The resolv.conf for a bridge-mode job (NULL for other modes or on OOM):
+ * only resolvers the job can reach. *ret_warning (may be NULL) says, for
+ * the user, why a resolver was left out (else NULL; also with net_outbound
+ * false, where that is the node owner's choice). */
+char *netsetup_resolv_conf(struct netsetup *n, const struct netsetup_job *nj, char **ret_warning);
+/* Whether the bridge's set-up turned on the node's IPv4 forwarding
+ * (net_ip_forward = auto with net_outbound, as Docker does); the flag is
+ * cleared by asking. */
+bool netsetup_take_forwarding_turned_on(struct netsetup *n);
 
 /* How many jobs use the bridge now (for tests and xosd's log). */
 size_t netsetup_bridge_jobs(const struct netsetup *n);

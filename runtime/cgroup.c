@@ -133,16 +133,45 @@ static int v2_accounting(runtime_cg_reader rd, void *ud, struct runtime_accounti
 	return 0;
 }
 
+/* v1: total_rss is anonymous memory (and swap cache), with the children's */
+static int v1_dump_memory(runtime_cg_reader rd, void *ud, uint64_t *ret_anon, uint64_t *ret_shmem)
+{
+	uint64_t anon = 0, shmem = 0;
+	int r = read_keyed(rd, ud, "memory.stat", "total_rss", &anon);
+
+	if (r < 0)
+		return r;
+	(void)read_keyed(rd, ud, "memory.stat", "total_shmem", &shmem);
+	*ret_anon = anon;
+	*ret_shmem = shmem;
+	return 0;
+}
+
+static int v2_dump_memory(runtime_cg_reader rd, void *ud, uint64_t *ret_anon, uint64_t *ret_shmem)
+{
+	uint64_t anon = 0, shmem = 0;
+	int r = read_keyed(rd, ud, "memory.stat", "anon", &anon);
+
+	if (r < 0)
+		return r;
+	(void)read_keyed(rd, ud, "memory.stat", "shmem", &shmem);
+	*ret_anon = anon;
+	*ret_shmem = shmem;
+	return 0;
+}
+
 const struct runtime_cgroup_ops runtime_cgroup_v1 = {
 	.name = "v1",
 	.limits = v1_limits,
 	.accounting = v1_accounting,
+	.dump_memory = v1_dump_memory,
 };
 
 const struct runtime_cgroup_ops runtime_cgroup_v2 = {
 	.name = "v2",
 	.limits = v2_limits,
 	.accounting = v2_accounting,
+	.dump_memory = v2_dump_memory,
 };
 
 const struct runtime_cgroup_ops *runtime_cgroup_detect(void)

@@ -286,6 +286,8 @@ static int begin_dump(struct daemon *d, struct job *j, bool stop, char **ret_msg
 	if (!d->self_exe || strpbrk(d->self_exe, " \t\n'\"\\$`;&|<>*?()[]{}!#~"))
 		return *ret_msg = strdup("xosd's own path cannot serve as CRIU's action script"),
 		       -EINVAL;
+	if ((r = ckpt_space_check(d, j, ret_msg)) < 0) /* before anything is frozen */
+		return r;
 	jfd = ckpt_job_store(d, j, true);
 	if (jfd < 0)
 		return *ret_msg = xstrdup_printf("Cannot open the checkpoint store %s: %s",
@@ -340,7 +342,7 @@ static int begin_dump(struct daemon *d, struct job *j, bool stop, char **ret_msg
 }
 
 static void gen_manifest(struct daemon *d, struct job *j, int vfd, yajl_gen g,
-			 const struct ckpt_stats *st, uint64_t sizes[3])
+			 const struct ckpt_stats *st, uint64_t sizes[4])
 {
 	yajl_gen_map_open(g);
 	json_gen_kv_uint(g, "version", j->run->version);
@@ -356,6 +358,7 @@ static void gen_manifest(struct daemon *d, struct job *j, int vfd, yajl_gen g,
 	json_gen_kv_uint(g, "images", sizes[0]);
 	json_gen_kv_uint(g, "layer", sizes[1]);
 	json_gen_kv_uint(g, "spool", sizes[2]);
+	json_gen_kv_uint(g, "disk", sizes[3]); /* what the version takes on disk */
 	yajl_gen_map_close(g);
 	ckpt_stats_to_json(st, g);
 	ckpt_gen_image_sizes(vfd, g);
@@ -402,7 +405,7 @@ static int finish_version(struct daemon *d, struct job *j, int jfd, char **ret_m
 	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
 	_cleanup_free_ char *sz = NULL, *text = NULL;
 	struct ckpt_stats st = { 0 };
-	uint64_t sizes[3] = { 0 };
+	uint64_t sizes[4] = { 0 };
 	unsigned long long ub = 0, sb = 0;
 	char tmp[32], final[32];
 	int r;
@@ -425,6 +428,7 @@ static int finish_version(struct daemon *d, struct job *j, int jfd, char **ret_m
 			   : -ENOMEM;
 	if (r < 0)
 		return r;
+	sizes[3] = ckpt_tree_disk(vfd);
 	gen_manifest(d, j, vfd, g, &st, sizes);
 	text = json_gen_take(g, true);
 	if (!text)
@@ -441,7 +445,7 @@ static int finish_version(struct daemon *d, struct job *j, int jfd, char **ret_m
 /* Keep the newest keep versions (0: all). */
 static void apply_retention(struct daemon *d, struct job *j, int jfd)
 {
-	unsigned keep = j->ckpt.keep ? j->ckpt.keep : (unsigned)d->cfg->checkpoint_keep;
+	unsigned keep = ckpt_keep_of(d->cfg, j);
 	_cleanup_free_ unsigned *v = NULL;
 	size_t n = 0;
 
@@ -529,14 +533,18 @@ static void dump_failed(struct daemon *d, struct job *j, int jfd, const char *wh
 static void dump_done(struct daemon *d, struct job *j, bool ok, const char *why)
 {
 	_cleanup_close_ int jfd = ckpt_job_store(d, j, false);
-	_cleanup_free_ char *manifest = NULL;
+	_cleanup_free_ char *manifest = NULL, *over = NULL;
 	struct ckpt_run *run = j->run;
 	int r = -EIO;
 
+	if (ok && !run->stop && (over = ckpt_space_over_quota(d, j, jfd, run->version)))
+		ok = false, why = over;
 	if (ok && jfd >= 0 && (r = finish_version(d, j, jfd, &manifest)) < 0)
 		why = "could not finish the version (the store may be full)";
 	if (!ok || r < 0) {
-		dump_failed(d, j, jfd, why);
+		_cleanup_free_ char *full = ckpt_space_dump_failure(d, j, jfd, run->version);
+
+		dump_failed(d, j, jfd, full ? full : why);
 		if (run->stop && !run->ct_gone && !container_running(j)) /* killed after all */
 			run->ct_gone = true;
 	} else {
@@ -546,6 +554,7 @@ static void dump_done(struct daemon *d, struct job *j, bool ok, const char *why)
 		(void)json_parse(manifest, JSON_DEPTH_MAX, NULL, 0, &t);
 		j->ckpt_last = run->version;
 		apply_retention(d, j, jfd);
+		ckpt_space_changed(j, true);
 		(void)hook_run_detached(d->cfg->hooks_dir, HOOK_POSTCHECKPOINT, j->id, manifest,
 					strlen(manifest), d->cfg->hook_timeout_us);
 		j->state = run->stop ? JOB_CHECKPOINTED : JOB_RUNNING;
@@ -870,6 +879,8 @@ static struct job *request_job(struct daemon *d, struct conn *c, yajl_val t)
 /* The error code of a refused dump or restore. */
 static const char *refusal_code(enum ckpt_kind kind, int r)
 {
+	if (kind == CKPT_DUMP && (r == -EDQUOT || r == -ENOSPC))
+		return r == -EDQUOT ? "quota_exceeded" : "no_space";
 	if (kind == CKPT_DUMP)
 		return r == -EBUSY ? "conflict" : r == -EOPNOTSUPP ? "not_supported" : "internal";
 	return r == -ENOENT ? "not_found" : r == -EBADMSG ? "damaged" : "restart_failed";
@@ -976,6 +987,7 @@ void ckpt_op_list(struct daemon *d, struct conn *c, yajl_val t)
 	for (size_t i = 0; i < n; i++)
 		gen_version(g, jfd, v[i]);
 	yajl_gen_array_close(g);
+	ckpt_space_gen_list(d, j, g);
 	conn_send_map(c, g);
 	c->mode = CONN_CLOSING;
 }
@@ -1001,6 +1013,7 @@ void ckpt_op_delete(struct daemon *d, struct conn *c, yajl_val t)
 		return conn_reply_error(c, "not_found", "Job %.12s has no version %u", j->id,
 					version);
 	r = rm_rf_at(jfd, name);
+	ckpt_space_changed(j, false);
 	if (r < 0)
 		return conn_reply_error(c, "internal", "Failed to delete version %u: %s", version,
 					strerror(-r));
@@ -1202,17 +1215,22 @@ static int run_deadline(struct daemon *d, struct job *j, uint64_t now)
 static void tick_job(struct daemon *d, struct job *j, uint64_t now)
 {
 	_cleanup_free_ char *msg = NULL;
+	int r;
 
 	if (!j->ckpt.every_us || j->state != JOB_RUNNING || j->run || j->closing) {
 		j->ckpt_due_us = 0;
 		return;
 	}
 	if (!j->ckpt_due_us)
-		j->ckpt_due_us = now + j->ckpt.every_us;
+		j->ckpt_due_us = now + ckpt_every_of(d->cfg, j);
 	if (now < j->ckpt_due_us)
 		return;
-	j->ckpt_due_us = now + j->ckpt.every_us;
-	if (begin_dump(d, j, false, &msg) < 0)
+	j->ckpt_due_us = now + ckpt_every_of(d->cfg, j);
+	ckpt_space_make_room(d, j); /* versions beyond --keep go first */
+	r = begin_dump(d, j, false, &msg);
+	if ((r == -EDQUOT || r == -ENOSPC) && msg)
+		ckpt_space_skipped(d, j, msg);
+	else if (r < 0)
 		log_error("Periodic checkpoint of job %s failed: %s", j->id,
 			  msg ? msg : "out of memory");
 }

@@ -23,6 +23,8 @@ void runtime_config_init(struct runtime_config *c)
 		.request_timeout_us = 10000000,
 		.log_size_default = 64ULL << 20,
 		.log_size_max = 1ULL << 30,
+		.checkpoint_keep_max = 100,
+		.checkpoint_every_min_us = 60000000,
 		.log_level = LOG_LVL_INFO,
 	};
 	netsetup_config_init(&c->net);
@@ -165,6 +167,17 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 		c->hook_timeout_us = s * 1000000;
 		return 0;
 	}
+	if (!strcmp(k, "checkpoint_keep_max"))
+		return parse_uint64(v, &c->checkpoint_keep_max) < 0 || !c->checkpoint_keep_max ||
+				       c->checkpoint_keep_max > 1000
+			       ? -EINVAL
+			       : 0;
+	if (!strcmp(k, "checkpoint_interval_min"))
+		return parse_duration(v, &c->checkpoint_every_min_us);
+	if (!strcmp(k, "checkpoint_quota"))
+		return parse_size(v, &c->checkpoint_quota);
+	if (!strcmp(k, "checkpoint_quota_root"))
+		return parse_size(v, &c->checkpoint_quota_root);
 	if (!strcmp(k, "sync_writes"))
 		return set_bool(&c->sync_writes, v);
 	if (!strcmp(k, "log_level")) {

@@ -98,13 +98,16 @@ static int cfg_add_net(void *ud, const char *k, const char *v)
 static int cfg_net(struct daemon *d, struct job *j, char *buf, size_t *off)
 {
 	struct cfg_buf b = { buf, off };
-	_cleanup_free_ char *resolv = netsetup_resolv_conf(d->net, &j->net);
+	_cleanup_free_ char *warning = NULL;
+	_cleanup_free_ char *resolv = netsetup_resolv_conf(d->net, &j->net, &warning);
 	_cleanup_close_ int run = -EBADF;
 	char v[4096], p[4096];
 	int r = netsetup_job_lxc_config(d->net, j->id, &j->net, cfg_add_net, &b);
 
 	if (r < 0 || !resolv)
 		return r;
+	free(j->start_warning); /* told to the xrun that starts it */
+	j->start_warning = TAKE_PTR(warning);
 	if (daemon_job_runpath(d, j, "resolv.conf", p, sizeof(p)) < 0)
 		return -ENAMETOOLONG;
 	run = daemon_job_rundir(d, j, true);
@@ -418,6 +421,23 @@ int container_accounting(struct daemon *d, struct job *j, struct runtime_account
 	if (r < 0)
 		return r;
 	r = d->cg->accounting(cg_read, &cr, ret);
+	free(cr.self);
+	return r;
+}
+
+int container_dump_memory(struct daemon *d, struct job *j, uint64_t *ret_anon, uint64_t *ret_shmem)
+{
+	struct cg_reader cr = { .v2 = d->cg == &runtime_cgroup_v2 };
+	char p[64];
+	int r;
+
+	if (j->init_pid <= 0)
+		return -ESRCH;
+	snprintf(p, sizeof(p), "/proc/%d/cgroup", (int)j->init_pid);
+	r = read_file_at(AT_FDCWD, p, 65536, &cr.self, NULL);
+	if (r < 0)
+		return r;
+	r = d->cg->dump_memory(cg_read, &cr, ret_anon, ret_shmem);
 	free(cr.self);
 	return r;
 }

@@ -105,6 +105,8 @@ void job_free(struct job *j)
 	free(j->template_workdir);
 	free(j->cgroup_parent);
 	free(j->reason);
+	free(j->ckpt_skipped);
+	free(j->start_warning);
 	closep(&j->pidfd);
 	closep(&j->notify_fd);
 	closep(&j->dirfd);
@@ -304,6 +306,12 @@ static void ckpt_policy_to_json(const struct job *j, yajl_gen g)
 	json_gen_kv_str(g, "restart", p->restart_on_failure ? "on-failure" : "no");
 	json_gen_kv_uint(g, "last_version", j->ckpt_last);
 	json_gen_kv_uint(g, "restores", j->restores);
+	if (j->ckpt_measured) /* (runtime only: measured for ps) */
+		json_gen_kv_uint(g, "storage", j->ckpt_bytes);
+	if (j->ckpt_skipped) {
+		json_gen_kv_str(g, "skipped", j->ckpt_skipped);
+		json_gen_kv_uint(g, "skipped_us", j->ckpt_skipped_us);
+	}
 	yajl_gen_map_close(g);
 }
 
@@ -497,7 +505,7 @@ static int job_fields_from_json(yajl_val t, struct job *j)
 		return -EINVAL;
 	v = get(t, "checkpoint");
 	if (YAJL_IS_OBJECT(v)) {
-		const char *restart = NULL;
+		const char *restart = NULL, *skipped = NULL;
 		int64_t sig = 0;
 
 		j->ckpt.every_us = get_u(v, "every_us");
@@ -512,6 +520,10 @@ static int job_fields_from_json(yajl_val t, struct job *j)
 					     !strcmp(restart, "on-failure");
 		j->ckpt_last = (unsigned)get_u(v, "last_version");
 		j->restores = (unsigned)get_u(v, "restores");
+		if (json_get_string(v, "skipped", &skipped) >= 0 &&
+		    !(j->ckpt_skipped = strdup(skipped)))
+			return -ENOMEM;
+		j->ckpt_skipped_us = get_u(v, "skipped_us");
 	}
 	v = get(t, "accounting");
 	if (YAJL_IS_OBJECT(v)) {

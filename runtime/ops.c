@@ -12,6 +12,7 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
+#include "runtime/ckpt-internal.h"
 #include "runtime/runtime-internal.h"
 #include "templates/templates.h"
 
@@ -328,6 +329,11 @@ static int setup_net(struct daemon *d, struct conn *c, struct job *j)
 	int r = netsetup_job_setup(d->net, j->id, &j->net, &err);
 
 	if (r >= 0) {
+		if (netsetup_take_forwarding_turned_on(d->net))
+			log_info(
+				"Turned on IPv4 forwarding (net.ipv4.ip_forward = 1) for the "
+				"outbound traffic of bridge-mode jobs, as Docker does; it stays on "
+				"(net_ip_forward = leave in xosd.conf keeps xosd from it)");
 		check_uplink(d, j);
 		return 0;
 	}
@@ -387,6 +393,17 @@ static int validate_ckpt(struct conn *c, const struct run_req *q)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* A user's checkpoint settings within the node's bounds (root: any). */
+static int validate_ckpt_bounds(struct daemon *d, struct conn *c, const struct run_req *q)
+{
+	_cleanup_free_ char *msg = NULL;
+	int r = ckpt_policy_check(d->cfg, c->uid, &q->ckpt, &msg);
+
+	if (r < 0)
+		conn_reply_error(c, "invalid_argument", "%s", msg ? msg : "Out of memory");
+	return r;
 }
 
 static int validate_volumes(struct conn *c, const struct run_fs *fs)
@@ -453,7 +470,8 @@ static int validate_name_free(struct daemon *d, struct conn *c, const char *name
 static int validate_run(struct daemon *d, struct conn *c, const struct run_req *q)
 {
 	return validate_unit(c, q) ?: validate_limits(c, q) ?: validate_ckpt(c, q)
-		?: validate_fs(d, c, &q->fs) ?: validate_name_free(d, c, q->name);
+		?: validate_ckpt_bounds(d, c, q) ?: validate_fs(d, c, &q->fs)
+		?: validate_name_free(d, c, q->name);
 }
 
 static int resolve_user(struct daemon *d, struct conn *c, const char *name, struct job *j)
@@ -818,6 +836,8 @@ static void reply_run(struct daemon *d, struct conn *c, struct job *j, unsigned 
 		return;
 	json_gen_kv_str(g, "job", j->id);
 	json_gen_kv_uint(g, "unit", unit);
+	if (unit == 1 && j->start_warning)
+		json_gen_kv_str(g, "warning", j->start_warning);
 	conn_send_map(c, g);
 	c->wants_tty = tty;
 	if (attach)
@@ -1024,6 +1044,7 @@ static void op_ps(struct daemon *d, struct conn *c, yajl_val t)
 			continue;
 		j->have_usage = job_is_live(j) &&
 				rootfs_job_usage(d, j, &j->disk_used, &j->files_used) >= 0;
+		(void)ckpt_space_job_bytes(d, j); /* checkpoint.storage */
 		job_to_json(j, g);
 	}
 	yajl_gen_array_close(g);

@@ -114,6 +114,8 @@ struct job {
 	struct job_ckpt_policy ckpt; /* checkpoint settings given to xrun */
 	unsigned ckpt_last;          /* number of the newest version made (0: none) */
 	unsigned restores;           /* restarts from a checkpoint so far */
+	char *ckpt_skipped;          /* why the last periodic checkpoint was skipped (or NULL) */
+	uint64_t ckpt_skipped_us;    /* when */
 
 	/* runtime only */
 	bool have_usage; /* the writable layer's use, for xps */
@@ -131,6 +133,9 @@ struct job {
 	int starter_fd;       /* its pidfd, in the event loop */
 	struct ckpt_run *run; /* a checkpoint or restore under way (checkpoint.c) */
 	uint64_t ckpt_due_us; /* monotonic time of the next periodic checkpoint */
+	char *start_warning;  /* for the xrun that starts it (its DNS cannot work) */
+	bool ckpt_measured;   /* ckpt_bytes measured since its versions last changed */
+	uint64_t ckpt_bytes;  /* disk its checkpoint store takes (ckpt-space.c) */
 	struct job *next;
 };
 
@@ -203,6 +208,8 @@ int container_attach(struct daemon *d, struct job *j); /* re-adopt: lxc handle, 
 char *container_start_error(struct daemon *d, struct job *j);
 bool container_running(struct job *j);
 int container_accounting(struct daemon *d, struct job *j, struct runtime_accounting *ret);
+/* Anonymous and shared memory of the job's container (what a dump writes). */
+int container_dump_memory(struct daemon *d, struct job *j, uint64_t *ret_anon, uint64_t *ret_shmem);
 int container_signal(struct daemon *d, struct job *j, unsigned unit, int sig);
 void container_release(struct job *j);
 void container_remove_config(struct daemon *d, struct job *j);

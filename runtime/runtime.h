@@ -53,6 +53,10 @@ struct runtime_config {
 	uint64_t request_timeout_us;        /* a request must arrive whole within this */
 	uint64_t log_size_default;          /* newest bytes of a unit's stdout (stderr) kept */
 	uint64_t log_size_max;              /* most a non-root user may ask for (--log-size) */
+	uint64_t checkpoint_keep_max;       /* most versions a non-root user's job keeps */
+	uint64_t checkpoint_every_min_us;   /* shortest --checkpoint-every of a non-root user */
+	uint64_t checkpoint_quota;          /* bytes of versions per user but root (0: none) */
+	uint64_t checkpoint_quota_root;     /* the same for root's jobs (0: none) */
 };
 #define RUNTIME_LOG_SIZE_MIN (64ULL << 10) /* --log-size, log_size_* at least */
 
@@ -101,6 +105,10 @@ struct runtime_cgroup_ops {
 	/* Fill items (at most max) for the limits; return how many. */
 	int (*limits)(const struct runtime_limits *l, struct runtime_cg_item *items, size_t max);
 	int (*accounting)(runtime_cg_reader read, void *userdata, struct runtime_accounting *ret);
+	/* What of the container's memory a checkpoint writes: anonymous memory
+	 * and shared memory (shmem: SysV, shared mappings, tmpfs files). */
+	int (*dump_memory)(runtime_cg_reader read, void *userdata, uint64_t *ret_anon,
+			   uint64_t *ret_shmem);
 };
 extern const struct runtime_cgroup_ops runtime_cgroup_v1, runtime_cgroup_v2;
 /* The backend for this machine: v2 if /sys/fs/cgroup is a cgroup2 mount, else v1. */
