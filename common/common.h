@@ -130,6 +130,21 @@ int mkdir_p_at(int dirfd, const char *path, mode_t mode);
  * crossing mount points. Missing is not an error. */
 int rm_rf_at(int dirfd, const char *name);
 int open_dir_at(int dirfd, const char *name); /* O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC */
+/* Below a directory that a container or a user controls: path is relative to
+ * dirfd, holds no "..", and is resolved without following any symlink and
+ * without leaving dirfd (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+ * RESOLVE_NO_MAGICLINKS; where openat2 is missing, a walk of O_NOFOLLOW opens).
+ * flags are open(2)'s (O_CLOEXEC is added). -ELOOP: a symlink on the way or at
+ * the end (with O_PATH|O_NOFOLLOW a final symlink itself is opened); -ENOTDIR:
+ * something else that is not a directory on the way. Only system calls, no
+ * allocation: usable in a forked child of a process with threads. */
+int openat_beneath(int dirfd, const char *path, int flags, mode_t mode);
+/* The directory path below dirfd (an O_PATH fd), resolved as by
+ * openat_beneath, its missing components created with mode (and given to
+ * uid:gid unless uid is (uid_t)-1). Same limits as openat_beneath. */
+int mkdirat_beneath(int dirfd, const char *path, mode_t mode, uid_t uid, gid_t gid);
+/* Tests: resolve as if openat2 were missing (the component walk). */
+void fs_beneath_force_walk(bool on);
 /* Copy directory from/name to the new directory to/to_name exactly (owners,
  * modes, times, xattrs, device nodes, links; hard links become copies).
  * *ret_bytes: bytes of file data copied (may be NULL). A failed copy leaves
