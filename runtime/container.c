@@ -59,7 +59,8 @@ static int cfg_cgroup_dirs(struct job *j, char *buf, size_t *off)
 
 /* Volumes: bound from their staging mounts (volume_stage), so what was
  * checked is what gets mounted; targets were checked (volume_check_target)
- * and are created in the job's own layer. */
+ * and made by xosd (rootfs_job_targets): no entry has LXC's create=, which
+ * would make them through symlinks on the host. */
 static int cfg_volumes(struct daemon *d, struct job *j, char *buf, size_t *off)
 {
 	int r = 0;
@@ -70,8 +71,8 @@ static int cfg_volumes(struct daemon *d, struct job *j, char *buf, size_t *off)
 
 		if (daemon_job_runpath(d, j, NULL, run, sizeof(run)) < 0)
 			return -ENAMETOOLONG;
-		r = snprintf(e, sizeof(e), "%s/vol/%zu %s none bind,create=dir%s 0 0", run, i,
-			     v->dst + 1, v->ro ? ",ro" : "");
+		r = snprintf(e, sizeof(e), "%s/vol/%zu %s none bind%s 0 0", run, i, v->dst + 1,
+			     v->ro ? ",ro" : "");
 		if (r < 0 || (size_t)r >= sizeof(e))
 			return -ENAMETOOLONG;
 		r = cfg_add(buf, off, "lxc.mount.entry", e);
@@ -117,7 +118,7 @@ static int cfg_net(struct daemon *d, struct job *j, char *buf, size_t *off)
 	r = write_file_atomic_at(run, "resolv.conf", resolv, strlen(resolv), 0644, false);
 	if (r < 0)
 		return r;
-	r = snprintf(v, sizeof(v), "%s etc/resolv.conf none bind,ro,create=file 0 0", p);
+	r = snprintf(v, sizeof(v), "%s etc/resolv.conf none bind,ro 0 0", p);
 	if (r < 0 || (size_t)r >= sizeof(v))
 		return -ENAMETOOLONG;
 	return cfg_add(buf, off, "lxc.mount.entry", v);
@@ -158,10 +159,9 @@ static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.console.path", "none");
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.autodev", "1");
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.auto", "proc:mixed sys:ro");
-	snprintf(v, sizeof(v), "%s/jobs/%s/xos .xos none bind,create=dir 0 0", d->cfg->state_dir,
-		 j->id);
+	snprintf(v, sizeof(v), "%s/jobs/%s/xos .xos none bind 0 0", d->cfg->state_dir, j->id);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.entry", v);
-	snprintf(v, sizeof(v), "%s .xos/loader none bind,ro,create=file 0 0", d->cfg->loader_path);
+	snprintf(v, sizeof(v), "%s .xos/loader none bind,ro 0 0", d->cfg->loader_path);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.entry", v);
 	r = r < 0 ? r : cfg_volumes(d, j, buf, off);
 	snprintf(v, sizeof(v), "%s/xos-%s/lxc.log", d->lxcpath, j->id);

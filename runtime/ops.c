@@ -687,7 +687,8 @@ static char *unit_cwd(const struct job *j, const struct run_req *q)
 	return cwd;
 }
 
-/* The job could not start: it fails, its xruns waiting for the start hear why. */
+/* The job could not start: it fails, its xruns waiting for the start hear why
+ * (what failed and the error; r 0: what says it all). */
 static void start_failed(struct daemon *d, struct job *j, const char *what, int r)
 {
 	_cleanup_free_ char *lxc_err = NULL;
@@ -701,8 +702,9 @@ static void start_failed(struct daemon *d, struct job *j, const char *what, int 
 	j->state = JOB_FAILED;
 	j->ended_us = now_usec();
 	free(j->reason);
-	j->reason = lxc_err ? xstrdup_printf("%s: %s", what, lxc_err)
-			    : xstrdup_printf("%s: %s", what, strerror(-r));
+	j->reason = lxc_err  ? xstrdup_printf("%s: %s", what, lxc_err)
+		    : r == 0 ? strdup(what)
+			     : xstrdup_printf("%s: %s", what, strerror(-r));
 	if (j->n_units) {
 		j->units[0].state = UNIT_FAILED;
 		j->units[0].ended_us = j->ended_us;
@@ -722,7 +724,7 @@ static void start_failed(struct daemon *d, struct job *j, const char *what, int 
 static int start_job(struct daemon *d, struct run_req *q, struct job *j)
 {
 	_cleanup_strv_free_ char **env = NULL;
-	_cleanup_free_ char *cwd = NULL;
+	_cleanup_free_ char *cwd = NULL, *err = NULL;
 	int r;
 
 	if ((r = make_job_dirs(d, j)) < 0)
@@ -731,8 +733,8 @@ static int start_job(struct daemon *d, struct run_req *q, struct job *j)
 		return start_failed(d, j, "persisting the job", r), r;
 	if ((r = rootfs_job_mount(d, j)) < 0)
 		return start_failed(d, j, "mounting the job's root", r), r;
-	if ((r = volume_stage(d, j)) < 0)
-		return start_failed(d, j, "mounting the job's volumes", r), r;
+	if ((r = volume_stage(d, j, &err)) < 0)
+		return start_failed(d, j, err ? err : "mounting the job's volumes", err ? 0 : r), r;
 	if ((r = container_create(d, j)) < 0)
 		return start_failed(d, j, "writing the container config", r), r;
 	cwd = unit_cwd(j, q);

@@ -163,9 +163,15 @@ int volume_open_as(const struct daemon *d, uid_t uid, gid_t gid, const gid_t *gr
 /* The job's working directory for a client working in host directory cwd:
  * the matching place in the job's deepest volume, or NULL. */
 char *volume_map_cwd(const struct job *j, const char *cwd);
-/* Bind each volume at <job>/vol/N (closes the fds); undone by volume_unstage. */
-int volume_stage(struct daemon *d, struct job *j);
+/* Bind each volume at <job>/vol/N (closes the fds), then make every mount
+ * target in the job's root (rootfs_job_targets); undone by volume_unstage.
+ * On failure: what went wrong, for the user, in *ret_error. */
+int volume_stage(struct daemon *d, struct job *j, char **ret_error);
 void volume_unstage(struct daemon *d, struct job *j);
+/* Make directory rel (relative, may be several components) below volume i's
+ * staged mount, as the account the volume was opened as, never through a
+ * symlink (mkdirat_beneath): a target of a later volume inside it. */
+int volume_mkdir_target(struct daemon *d, struct job *j, size_t i, const char *rel);
 /* Open each of the job's volumes (closing the fds it had) with the
  * credentials of its submission: the owner's (root's when root submitted
  * it), the job account's for its home. At submission (again false) a
@@ -186,6 +192,12 @@ int rootfs_volatile_teardown(const char *dir);
 int rootfs_job_mount(struct daemon *d, struct job *j);
 int rootfs_job_mount_from(struct daemon *d, struct job *j, int upper_from);
 void rootfs_job_umount(struct daemon *d, struct job *j);
+/* Make what LXC mounts on in the job's root (its /.xos, /proc, /sys, /dev, the
+ * loader's file, resolv.conf, each volume's target) before it starts: in the
+ * job's own layer, or inside an earlier volume as that volume's account, and
+ * never through a symlink (LXC's own create=dir follows them on the host).
+ * On failure: which target and why in *ret_error. */
+int rootfs_job_targets(struct daemon *d, struct job *j, char **ret_error);
 int rootfs_job_usage(struct daemon *d, struct job *j, uint64_t *ret_bytes, uint64_t *ret_files);
 
 /* ---- container.c: liblxc ---- */
