@@ -307,6 +307,11 @@ void daemon_job_cleanup(struct daemon *d, struct job *j);
 int daemon_epoll_add(struct daemon *d, int fd, uint32_t events, int kind, void *ptr);
 
 /* ---- notify.c: completion reports ---- */
+/* Open path below the job's xos/ directory, which its container's root owns:
+ * every access there goes through openat_beneath (no symlink followed,
+ * nothing outside reached). "." is xos/ itself. */
+int notify_xos_open(struct daemon *d, struct job *j, const char *path, int flags);
+void notify_unlink(struct daemon *d, struct job *j); /* its notify.sock */
 int notify_listen(struct daemon *d, struct job *j);
 void notify_accept(struct daemon *d, struct job *j);
 void notify_collect_spool(struct daemon *d, struct job *j);
