@@ -114,8 +114,9 @@ const char *signal_name(int sig);          /* "KILL", or NULL */
 
 /* ---- ids ---- */
 int random_job_id(char ret[XOS_JOB_ID_HEX + 1]);
-bool job_id_valid(const char *s);   /* exactly 16 lowercase hex */
-bool job_name_valid(const char *s); /* [A-Za-z0-9][A-Za-z0-9_.-]{0,62} */
+bool job_id_valid(const char *s); /* exactly 16 lowercase hex */
+/* [A-Za-z0-9][A-Za-z0-9_.-]{0,62}, not hex digits only (ids are) */
+bool job_name_valid(const char *s);
 
 /* ---- fd / fs helpers (all fds O_CLOEXEC, paths resolved with *at()) ---- */
 ssize_t loop_write(int fd, const void *buf, size_t n); /* EINTR-safe, all */

@@ -224,35 +224,45 @@ struct job *daemon_find_job(struct daemon *d, const char *id)
 	return NULL;
 }
 
-int daemon_lookup_job(struct daemon *d, const char *name, struct job **ret)
+enum lookup { LOOKUP_ID, LOOKUP_LIVE_NAME, LOOKUP_PREFIX, LOOKUP_NAME, _LOOKUP_MAX };
+
+static bool lookup_matches(const struct job *j, const char *name, size_t len, enum lookup how)
 {
-	struct job *found = NULL;
-	size_t n = 0, len = strlen(name);
+	switch (how) {
+	case LOOKUP_ID:
+		return !strcmp(j->id, name);
+	case LOOKUP_LIVE_NAME:
+		return j->name && job_is_live(j) && !strcmp(j->name, name);
+	case LOOKUP_PREFIX:
+		return !strncmp(j->id, name, len);
+	default:
+		return j->name && !strcmp(j->name, name);
+	}
+}
+
+int daemon_lookup_job(struct daemon *d, uid_t uid, const char *name, struct job **ret)
+{
+	size_t len = strlen(name);
 
 	if (len == 0)
 		return -ENOENT;
-	for (struct job *j = d->jobs; j; j = j->next)
-		if (j->name && !strcmp(j->name, name) && job_is_live(j)) {
-			*ret = j;
-			return 0;
-		}
-	for (struct job *j = d->jobs; j; j = j->next)
-		if (!strncmp(j->id, name, len)) {
-			found = j;
-			n++;
-		}
-	if (n == 0) /* a finished job's name */
+	for (enum lookup how = 0; how < _LOOKUP_MAX; how++) {
+		struct job *found = NULL;
+		size_t n = 0;
+
 		for (struct job *j = d->jobs; j; j = j->next)
-			if (j->name && !strcmp(j->name, name)) {
+			if (job_may_see(j, uid) && lookup_matches(j, name, len, how)) {
 				found = j;
 				n++;
 			}
-	if (n > 1)
-		return -ENOTUNIQ;
-	if (n == 0)
-		return -ENOENT;
-	*ret = found;
-	return 0;
+		if (n > 1)
+			return -ENOTUNIQ;
+		if (n == 1) {
+			*ret = found;
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 int daemon_watch_job(struct daemon *d, struct job *j)

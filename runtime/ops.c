@@ -65,18 +65,19 @@ yajl_gen ops_reply_begin(void)
 
 static bool may_see(const struct conn *c, const struct job *j)
 {
-	return c->uid == 0 || c->uid == j->owner_uid;
+	return job_may_see(j, c->uid);
 }
 
+/* (only the caller's jobs count: an answer never tells of another's) */
 struct job *ops_lookup(struct daemon *d, struct conn *c, const char *name)
 {
 	struct job *j = NULL;
-	int r = daemon_lookup_job(d, name, &j);
+	int r = daemon_lookup_job(d, c->uid, name, &j);
 
 	if (r == -ENOTUNIQ)
 		conn_reply_error(c, "ambiguous", "'%s' matches several jobs; give more of the id",
 				 name);
-	else if (r < 0 || !may_see(c, j))
+	else if (r < 0)
 		conn_reply_error(c, "not_found", "No such job: %s", name);
 	else
 		return j;
@@ -353,10 +354,10 @@ static int validate_unit(struct conn *c, const struct run_req *q)
 		return -EINVAL;
 	}
 	if (q->name && !job_name_valid(q->name)) {
-		conn_reply_error(
-			c, "invalid_argument",
-			"Invalid job name '%s': use letters, digits, '_', '.', '-' (at most 63)",
-			q->name);
+		conn_reply_error(c, "invalid_argument",
+				 "Invalid job name '%s': use letters, digits, '_', '.', '-' (at "
+				 "most 63), and not hex digits only (those name job ids)",
+				 q->name);
 		return -EINVAL;
 	}
 	return 0;
@@ -426,12 +427,15 @@ static int validate_fs(struct daemon *d, struct conn *c, const struct run_fs *fs
 	return validate_volumes(c, fs);
 }
 
+/* Names are unique among the live jobs of one owner (others' are not seen). */
 static int validate_name_free(struct daemon *d, struct conn *c, const char *name)
 {
 	for (struct job *j = d->jobs; name && j; j = j->next)
-		if (j->name && job_is_live(j) && !strcmp(j->name, name)) {
-			conn_reply_error(c, "conflict", "A running job is already named '%s'",
-					 name);
+		if (j->name && job_is_live(j) && j->owner_uid == c->uid && !strcmp(j->name, name)) {
+			conn_reply_error(
+				c, "conflict",
+				"Your job %.12s is already named '%s'; choose another name", j->id,
+				name);
 			return -EEXIST;
 		}
 	return 0;

@@ -138,6 +138,8 @@ void job_free(struct job *j);
 struct unit *job_unit(struct job *j, unsigned n);
 struct unit *job_add_unit(struct job *j, char **argv); /* takes argv */
 bool job_is_live(const struct job *j);
+/* Whether the caller uid may see and act on the job: root, or its owner. */
+bool job_may_see(const struct job *j, uid_t uid);
 int job_exit_code(const struct job *j);
 /* Serialise for job.json (full=true) or for xps. Returns yajl-generated text. */
 void job_to_json(const struct job *j, struct yajl_gen_t *g);
@@ -294,8 +296,11 @@ int daemon_job_runpath(struct daemon *d, const struct job *j, const char *sub, c
 /* Open a file of the job's spool read-only (for xlogs and attached xrun). */
 int daemon_open_spool_file(struct daemon *d, struct job *j, const char *name);
 struct job *daemon_find_job(struct daemon *d, const char *id);
-/* Resolve id, unique id prefix or name; -ENOENT, -ENOTUNIQ. */
-int daemon_lookup_job(struct daemon *d, const char *name, struct job **ret);
+/* Resolve what caller uid names, only among the jobs it may see: an exact id
+ * first, then the name of a live job (unique per owner), then a unique id
+ * prefix, then the name of an ended job. -ENOENT, or -ENOTUNIQ when several
+ * of those jobs match. */
+int daemon_lookup_job(struct daemon *d, uid_t uid, const char *name, struct job **ret);
 int daemon_watch_job(struct daemon *d, struct job *j);
 void daemon_unit_ended(struct daemon *d, struct job *j, unsigned unit);
 void daemon_job_gone(struct daemon *d, struct job *j);
