@@ -452,17 +452,18 @@ void container_remove_lock_dirs(struct daemon *d)
 		*slash = 0;
 }
 
-/* Drop a request file into <job>/xos/in and poke the loader. */
+/* Drop a request file into <job>/xos/in and poke the loader (xos/ is the
+ * container root's: opened as every path below it, openat_beneath). */
 static int drop_request(struct job *j, const char *name, const void *data, size_t len)
 {
-	_cleanup_close_ int xos = open_dir_at(j->dirfd, "xos");
+	_cleanup_close_ int xos = openat_beneath(j->dirfd, "xos", O_PATH | O_DIRECTORY, 0);
 	_cleanup_close_ int in = -EBADF;
 	char tmp[128];
 	int r;
 
 	if (xos < 0)
 		return xos;
-	in = open_dir_at(xos, "in");
+	in = openat_beneath(xos, "in", O_PATH | O_DIRECTORY, 0);
 	if (in < 0)
 		return in;
 	snprintf(tmp, sizeof(tmp), ".new.%s", name);
