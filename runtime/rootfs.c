@@ -586,6 +586,7 @@ static uint64_t mount_target_inodes(const struct job *j, int root)
 	const char *t[MOUNT_TARGETS_MAX];
 	char seen[64][256]; /* missing prefixes counted (more: counted again, slack) */
 	size_t nt = mount_targets(j, t), ns = 0;
+	struct stat st;
 	uint64_t n = 0;
 
 	for (size_t i = 0; i < nt; i++) {
@@ -613,6 +614,10 @@ static uint64_t mount_target_inodes(const struct job *j, int root)
 				snprintf(seen[ns++], sizeof(seen[0]), "%s", prefix);
 		}
 	}
+	/* a template's resolv.conf link gives way to a file (and /etc is copied up) */
+	if (j->net.mode == NETSETUP_BRIDGE &&
+	    fstatat(root, "etc/resolv.conf", &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+		n += 2;
 	return n;
 }
 

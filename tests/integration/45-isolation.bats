@@ -23,7 +23,11 @@ make_account() { # NAME UID HOME
 }
 
 setup() {
-	xos_start
+	if [[ "$BATS_TEST_DESCRIPTION" == bridge:* ]]; then
+		xos_net_start
+	else
+		xos_start
+	fi
 	mkdir -p "$XOS_TMP/home"
 	chmod 0711 "$XOS_TMP/home"
 	AHOME="$XOS_TMP/home/$ALICE"
@@ -41,6 +45,19 @@ teardown() {
 		userdel "$u" 2>/dev/null || true
 	done
 	MADE_ACCOUNTS=
+}
+
+# make_busybox_root DIR: a minimal root made of Debian's busybox-static.
+make_busybox_root() {
+	local d=$1 a
+	mkdir -p "$d/bin" "$d/etc" "$d/tmp" "$d/proc" "$d/sys" "$d/dev"
+	cp /bin/busybox "$d/bin/busybox"
+	for a in sh cat test; do
+		ln -s busybox "$d/bin/$a"
+	done
+	chmod 1777 "$d/tmp"
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$d/etc/passwd"
+	printf 'root:x:0:\nnogroup:x:65534:\n' >"$d/etc/group"
 }
 
 # as UID HOME DIR CMD...: run CMD as that account, in DIR
@@ -229,4 +246,20 @@ wait_no_live() { # UID HOME
 	assert_equal "$(jq -r '.[] | select(.name == "host") | .jobs' <<<"$output")" 1
 	run xtemplate list --json
 	assert_equal "$(jq -r '.[] | select(.name == "host") | .jobs' <<<"$output")" 1
+}
+
+@test "bridge: a template's resolv.conf symlink gives way to xos's file in the job; nothing is made on the host" {
+	run_dir="/run/xos-isol-resolv-$$"
+	make_busybox_root "$XOS_TMP/bb"
+	ln -s "$run_dir/resolv.conf" "$XOS_TMP/bb/etc/resolv.conf"
+	tar -C "$XOS_TMP/bb" --owner=0 --group=0 -cf "$XOS_TMP/bb.tar" .
+	xtemplate import bb "$XOS_TMP/bb.tar" >/dev/null
+	run xrun --net bridge --template bb -- sh -c \
+		'test -f /etc/resolv.conf && ! test -L /etc/resolv.conf && echo file'
+	made=no
+	[ ! -e "$run_dir" ] || made=yes
+	rm -rf "$run_dir"
+	assert_equal "$made" no
+	assert_success
+	assert_output file
 }
