@@ -58,7 +58,7 @@ EOF
 	assert_line "/proc/1/exe refused EACCES"
 	assert_line --regexp "^/.xos/loader refused (EACCES|EROFS)$"
 	assert_line --regexp "^exec /.xos/loader refused"
-	assert_line done
+	assert_line "done"
 	refute_output --partial WROTE
 	assert_equal "$(sha256sum <"$XOS_BUILD/xos-loader")" "$before"
 }
