@@ -319,7 +319,7 @@ static const struct cli_command run_command = {
 		"                       Mount host directory SRC at DST in the job\n"
 		"                       (repeatable; SRC must be yours to access)\n"
 		"      --no-home        Do not mount your home directory in the job\n"
-		"      --name NAME      Name the job (unique among live jobs)\n"
+		"      --name NAME      Name the job (unique among your live jobs; not hex only)\n"
 		"      --template NAME  Root filesystem template (default: the node's)\n"
 		"      --memory SIZE    Memory limit, e.g. 512M or 2G (0: no limit)\n"
 		"      --cpus N         CPU limit in CPUs, e.g. 0.5 or 2 (0: no limit)\n"

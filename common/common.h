@@ -114,8 +114,9 @@ const char *signal_name(int sig);          /* "KILL", or NULL */
 
 /* ---- ids ---- */
 int random_job_id(char ret[XOS_JOB_ID_HEX + 1]);
-bool job_id_valid(const char *s);   /* exactly 16 lowercase hex */
-bool job_name_valid(const char *s); /* [A-Za-z0-9][A-Za-z0-9_.-]{0,62} */
+bool job_id_valid(const char *s); /* exactly 16 lowercase hex */
+/* [A-Za-z0-9][A-Za-z0-9_.-]{0,62}, not hex digits only (ids are) */
+bool job_name_valid(const char *s);
 
 /* ---- fd / fs helpers (all fds O_CLOEXEC, paths resolved with *at()) ---- */
 ssize_t loop_write(int fd, const void *buf, size_t n); /* EINTR-safe, all */
@@ -130,6 +131,21 @@ int mkdir_p_at(int dirfd, const char *path, mode_t mode);
  * crossing mount points. Missing is not an error. */
 int rm_rf_at(int dirfd, const char *name);
 int open_dir_at(int dirfd, const char *name); /* O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC */
+/* Below a directory that a container or a user controls: path is relative to
+ * dirfd, holds no "..", and is resolved without following any symlink and
+ * without leaving dirfd (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+ * RESOLVE_NO_MAGICLINKS; where openat2 is missing, a walk of O_NOFOLLOW opens).
+ * flags are open(2)'s (O_CLOEXEC is added). -ELOOP: a symlink on the way or at
+ * the end (with O_PATH|O_NOFOLLOW a final symlink itself is opened); -ENOTDIR:
+ * something else that is not a directory on the way. Only system calls, no
+ * allocation: usable in a forked child of a process with threads. */
+int openat_beneath(int dirfd, const char *path, int flags, mode_t mode);
+/* The directory path below dirfd (an O_PATH fd), resolved as by
+ * openat_beneath, its missing components created with mode (and given to
+ * uid:gid unless uid is (uid_t)-1). Same limits as openat_beneath. */
+int mkdirat_beneath(int dirfd, const char *path, mode_t mode, uid_t uid, gid_t gid);
+/* Tests: resolve as if openat2 were missing (the component walk). */
+void fs_beneath_force_walk(bool on);
 /* Copy directory from/name to the new directory to/to_name exactly (owners,
  * modes, times, xattrs, device nodes, links; hard links become copies;
  * holes stay holes). *ret_bytes: bytes of file data copied, holes not

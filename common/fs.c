@@ -2,8 +2,11 @@
 /* fd and filesystem helpers: EINTR-safe I/O, atomic writes, *at() walking. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include "common/common.h"
 
@@ -138,6 +141,179 @@ int open_dir_at(int dirfd, const char *name)
 	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 	return fd < 0 ? -errno : fd;
+}
+
+/* ---- below a directory that a container or a user controls ---- */
+
+static bool beneath_walk_only;
+static int have_openat2 = -1; /* -1: not probed yet */
+
+void fs_beneath_force_walk(bool on)
+{
+	beneath_walk_only = on;
+}
+
+static bool openat2_usable(void)
+{
+	struct open_how how = { .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC };
+	int fd;
+
+	if (beneath_walk_only)
+		return false;
+	if (have_openat2 < 0) { /* (seccomp profiles of other runtimes answer EPERM) */
+		fd = (int)syscall(SYS_openat2, AT_FDCWD, "/", &how, sizeof(how));
+		have_openat2 = fd >= 0 || (errno != ENOSYS && errno != EPERM);
+		if (fd >= 0)
+			close(fd);
+	}
+	return have_openat2 > 0;
+}
+
+/* Relative, no "..", shorter than PATH_MAX, components within NAME_MAX. */
+static int beneath_check(const char *path)
+{
+	size_t len = strlen(path);
+
+	if (len == 0 || path[0] == '/')
+		return -EINVAL;
+	if (len >= PATH_MAX)
+		return -ENAMETOOLONG;
+	for (const char *p = path; *p;) {
+		size_t n = strcspn(p, "/");
+
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return -EINVAL;
+		if (n > NAME_MAX)
+			return -ENAMETOOLONG;
+		p += n;
+		p += strspn(p, "/");
+	}
+	return 0;
+}
+
+/* The error of a failed open of comp below dir: a symlink there (which an
+ * O_DIRECTORY|O_NOFOLLOW open reports as ENOTDIR) is -ELOOP. */
+static int beneath_errno(int err, int dir, const char *comp)
+{
+	struct stat st;
+
+	if (err == ENOTDIR && fstatat(dir, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISLNK(st.st_mode))
+		return -ELOOP;
+	return -err;
+}
+
+/* The next component of *p into comp (checked by beneath_check); true if it
+ * is the last one. */
+static bool next_component(const char **p, char comp[NAME_MAX + 1])
+{
+	size_t n = strcspn(*p, "/");
+
+	memcpy(comp, *p, n);
+	comp[n] = 0;
+	*p += n;
+	*p += strspn(*p, "/");
+	return **p == 0;
+}
+
+/* A final symlink opened with O_PATH is refused unless the caller asked for
+ * the link itself (O_PATH|O_NOFOLLOW). */
+static int beneath_final(int fd, int flags)
+{
+	struct stat st;
+
+	if (fd < 0 || !(flags & O_PATH) || (flags & O_NOFOLLOW))
+		return fd;
+	if (fstat(fd, &st) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		close(fd);
+		return -ELOOP;
+	}
+	return fd;
+}
+
+static int beneath_walk(int dirfd, const char *path, int flags, mode_t mode)
+{
+	_cleanup_close_ int cur = -EBADF;
+	const char *p = path;
+
+	for (;;) {
+		char comp[NAME_MAX + 1];
+		bool last = next_component(&p, comp);
+		int at = cur >= 0 ? cur : dirfd, fd;
+
+		if (last)
+			fd = openat(at, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+		else
+			fd = openat(at, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return beneath_errno(errno, at, comp);
+		if (last)
+			return beneath_final(fd, flags);
+		closep(&cur);
+		cur = fd;
+	}
+}
+
+int openat_beneath(int dirfd, const char *path, int flags, mode_t mode)
+{
+	struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC),
+				.mode = (flags & O_CREAT) ? mode : 0,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+					   RESOLVE_NO_MAGICLINKS };
+	int r = beneath_check(path);
+
+	if (r < 0)
+		return r;
+	for (int tries = 0; openat2_usable(); tries++) {
+		int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+
+		if (fd >= 0)
+			return fd;
+		if (errno == EAGAIN && tries < 8) /* a rename raced with the lookup */
+			continue;
+		if (errno != ENOSYS)
+			return -errno;
+		have_openat2 = 0;
+	}
+	return beneath_walk(dirfd, path, flags, mode);
+}
+
+int mkdirat_beneath(int dirfd, const char *path, mode_t mode, uid_t uid, gid_t gid)
+{
+	_cleanup_close_ int cur = -EBADF;
+	const char *p = path;
+	int fd = openat_beneath(dirfd, path, O_PATH | O_DIRECTORY, 0);
+
+	if (fd != -ENOENT)
+		return fd;
+	for (;;) { /* some are missing: one component at a time */
+		char comp[NAME_MAX + 1];
+		bool last = next_component(&p, comp), made = false;
+		int at = cur >= 0 ? cur : dirfd;
+
+		fd = openat(at, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT) {
+			if (mkdirat(at, comp, mode) == 0)
+				made = true;
+			else if (errno != EEXIST)
+				return -errno;
+			fd = openat(at, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		}
+		if (fd < 0)
+			return beneath_errno(errno, at, comp);
+		closep(&cur);
+		cur = fd;
+		if (made && uid != (uid_t)-1 && fchownat(cur, "", uid, gid, AT_EMPTY_PATH) < 0)
+			return -errno;
+		if (last)
+			return TAKE_FD(cur);
+	}
 }
 
 int mkdir_p_at(int dirfd, const char *path, mode_t mode)

@@ -345,7 +345,8 @@ bool job_name_valid(const char *s)
 	for (i = 1; s[i]; i++)
 		if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i]))
 			return false;
-	return i <= 63;
+	/* hex digits only could be taken for a job id or a prefix of one */
+	return i <= 63 && strspn(s, "0123456789abcdefABCDEF") < i;
 }
 
 uint64_t now_usec(void)

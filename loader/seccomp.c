@@ -2,6 +2,7 @@
 /* The default seccomp profile of job units: allow by default, deny what a
  * job has no business doing inside its container, on every native ABI. */
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -61,6 +62,11 @@ static const uint64_t clone_ns_flags[] = {
 	CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,    CLONE_NEWUSER,
 	CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP,
 };
+
+/* ioctl(2) requests denied with EPERM: pushing input into a terminal
+ * (TIOCSTI; a job's terminal is its own, but whatever a terminal it ever
+ * reaches) and the virtual console's TIOCLINUX (selection paste). */
+static const unsigned long deny_ioctls[] = { TIOCSTI, TIOCLINUX };
 
 /* personality(2) values a job may use: PER_LINUX, PER_LINUX32, UNAME26,
  * PER_LINUX32|UNAME26 and the 0xffffffff query. */
@@ -142,6 +148,20 @@ static int add_clone_rules(scmp_filter_ctx ctx, const struct arch_info *ai)
 	return rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL);
 }
 
+/* The kernel takes an ioctl request as an unsigned int: compare the low 32
+ * bits only, or 0x100005412 would slip past a rule for TIOCSTI. */
+static int add_ioctl_rules(scmp_filter_ctx ctx)
+{
+	for (size_t i = 0; i < ELEMENTSOF(deny_ioctls); i++) {
+		struct scmp_arg_cmp c = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffULL, deny_ioctls[i]);
+		int r = rule_add(ctx, SCMP_ACT_ERRNO(EPERM), "ioctl", 1, &c);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* personality(v) is denied unless v is one of the allowed values. libseccomp
  * takes one comparison per argument and rule, and rules are or'ed, so cover
  * the complement with rules "bit b set and bit c clear": a value other than
@@ -195,6 +215,9 @@ int loader_seccomp_build(scmp_filter_ctx *ret)
 	if (r < 0)
 		return r;
 	r = add_personality_rules(ctx);
+	if (r < 0)
+		return r;
+	r = add_ioctl_rules(ctx);
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(ctx);

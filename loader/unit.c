@@ -178,11 +178,11 @@ static _noreturn_ void child_fail(int fd, int stage)
 	_exit(125);
 }
 
+/* Every fd but the error pipe (closed by exec) goes before the unit's
+ * credentials and working directory are set: no fd of the loader is left
+ * for a chdir("/proc/self/fd/N") to leave the job's root by (CVE-2024-21626). */
 static void child_close_fds(int keep)
 {
-	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
-		return;
-	/* old kernel: close everything but the error pipe (closed by exec) */
 	if (keep > 3)
 		close_range(3, (unsigned)keep - 1, 0);
 	close_range((unsigned)keep + 1, ~0U, 0);
@@ -217,6 +217,7 @@ static _noreturn_ void child_run(const struct child_args *a)
 		   dup2(a->err_fd, STDERR_FILENO) < 0) {
 		child_fail(a->pipe_fd, STAGE_STDIO);
 	}
+	child_close_fds(a->pipe_fd);
 	child_drop_caps(a);
 	if (setgroups(s->n_groups, s->groups) < 0)
 		child_fail(a->pipe_fd, STAGE_SETGROUPS);
@@ -233,7 +234,6 @@ static _noreturn_ void child_run(const struct child_args *a)
 		errno = -r;
 		child_fail(a->pipe_fd, STAGE_SECCOMP);
 	}
-	child_close_fds(a->pipe_fd);
 	environ = s->env;
 	loader_signals_reset_child(&a->l->handled);
 	execvp(s->argv[0], s->argv);

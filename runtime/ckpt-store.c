@@ -248,7 +248,9 @@ void ckpt_stats_to_json(const struct ckpt_stats *s, struct yajl_gen_t *g)
 /* ---- the action script: copies made while the container is frozen ---- */
 static int action_copy(const char *src, const char *dest, const char *name, uint64_t *bytes)
 {
-	_cleanup_close_ int s = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* (src's last component, the spool or upper directory, is the container
+	 * root's to replace: never followed) */
+	_cleanup_close_ int s = open(src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	_cleanup_close_ int d = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (s < 0 || d < 0)

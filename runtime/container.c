@@ -61,7 +61,8 @@ static int cfg_cgroup_dirs(struct job *j, char *buf, size_t *off)
 
 /* Volumes: bound from their staging mounts (volume_stage), so what was
  * checked is what gets mounted; targets were checked (volume_check_target)
- * and are created in the job's own layer. */
+ * and made by xosd (rootfs_job_targets): no entry has LXC's create=, which
+ * would make them through symlinks on the host. */
 static int cfg_volumes(struct daemon *d, struct job *j, char *buf, size_t *off)
 {
 	int r = 0;
@@ -72,8 +73,8 @@ static int cfg_volumes(struct daemon *d, struct job *j, char *buf, size_t *off)
 
 		if (daemon_job_runpath(d, j, NULL, run, sizeof(run)) < 0)
 			return -ENAMETOOLONG;
-		r = snprintf(e, sizeof(e), "%s/vol/%zu %s none bind,create=dir%s 0 0", run, i,
-			     v->dst + 1, v->ro ? ",ro" : "");
+		r = snprintf(e, sizeof(e), "%s/vol/%zu %s none bind%s 0 0", run, i, v->dst + 1,
+			     v->ro ? ",ro" : "");
 		if (r < 0 || (size_t)r >= sizeof(e))
 			return -ENAMETOOLONG;
 		r = cfg_add(buf, off, "lxc.mount.entry", e);
@@ -122,7 +123,7 @@ static int cfg_net(struct daemon *d, struct job *j, char *buf, size_t *off)
 	r = write_file_atomic_at(run, "resolv.conf", resolv, strlen(resolv), 0644, false);
 	if (r < 0)
 		return r;
-	r = snprintf(v, sizeof(v), "%s etc/resolv.conf none bind,ro,create=file 0 0", p);
+	r = snprintf(v, sizeof(v), "%s etc/resolv.conf none bind,ro 0 0", p);
 	if (r < 0 || (size_t)r >= sizeof(v))
 		return -ENAMETOOLONG;
 	return cfg_add(buf, off, "lxc.mount.entry", v);
@@ -166,10 +167,9 @@ static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.console.path", "none");
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.autodev", "1");
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.auto", "proc:mixed sys:ro");
-	snprintf(v, sizeof(v), "%s/jobs/%s/xos .xos none bind,create=dir 0 0", d->cfg->state_dir,
-		 j->id);
+	snprintf(v, sizeof(v), "%s/jobs/%s/xos .xos none bind 0 0", d->cfg->state_dir, j->id);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.entry", v);
-	snprintf(v, sizeof(v), "%s .xos/loader none bind,ro,create=file 0 0", d->cfg->loader_path);
+	snprintf(v, sizeof(v), "%s .xos/loader none bind,ro 0 0", d->cfg->loader_path);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.entry", v);
 	r = r < 0 ? r : cfg_volumes(d, j, buf, off);
 	snprintf(v, sizeof(v), "%s/xos-%s/lxc.log", d->lxcpath, j->id);
@@ -477,17 +477,18 @@ void container_remove_lock_dirs(struct daemon *d)
 		*slash = 0;
 }
 
-/* Drop a request file into <job>/xos/in and poke the loader. */
+/* Drop a request file into <job>/xos/in and poke the loader (xos/ is the
+ * container root's: opened as every path below it, openat_beneath). */
 static int drop_request(struct job *j, const char *name, const void *data, size_t len)
 {
-	_cleanup_close_ int xos = open_dir_at(j->dirfd, "xos");
+	_cleanup_close_ int xos = openat_beneath(j->dirfd, "xos", O_PATH | O_DIRECTORY, 0);
 	_cleanup_close_ int in = -EBADF;
 	char tmp[128];
 	int r;
 
 	if (xos < 0)
 		return xos;
-	in = open_dir_at(xos, "in");
+	in = openat_beneath(xos, "in", O_PATH | O_DIRECTORY, 0);
 	if (in < 0)
 		return in;
 	snprintf(tmp, sizeof(tmp), ".new.%s", name);

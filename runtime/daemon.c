@@ -68,18 +68,33 @@ static void job_rundir_remove(struct daemon *d, struct job *j)
 	unlinkat(d->vjobs_fd, j->id, AT_REMOVEDIR);
 }
 
+/* A regular file of the spool, never anything the container's root planted in
+ * its place (a symlink, a fifo that would block xosd). */
+static int open_spool_file_at(int spool, const char *name)
+{
+	_cleanup_close_ int fd = openat_beneath(spool, name, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
+	struct stat st;
+
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EBADFD;
+	return TAKE_FD(fd);
+}
+
 int daemon_open_spool_file(struct daemon *d, struct job *j, const char *name)
 {
 	_cleanup_close_ int spool = -EBADF;
-	int dir, fd;
+	int fd;
 
 	if (j->spoolfd >= 0)
-		return openat(j->spoolfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	dir = daemon_job_dir(d, j);
-	spool = dir >= 0 ? openat(dir, "xos/spool", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -EBADF;
+		return open_spool_file_at(j->spoolfd, name);
+	spool = notify_xos_open(d, j, "spool", O_PATH | O_DIRECTORY);
 	if (spool < 0)
 		return -ENOENT;
-	fd = openat(spool, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = open_spool_file_at(spool, name);
 	if (!job_is_live(j))
 		closep(&j->dirfd); /* ended jobs hold no fds */
 	return fd;
@@ -210,35 +225,45 @@ struct job *daemon_find_job(struct daemon *d, const char *id)
 	return NULL;
 }
 
-int daemon_lookup_job(struct daemon *d, const char *name, struct job **ret)
+enum lookup { LOOKUP_ID, LOOKUP_LIVE_NAME, LOOKUP_PREFIX, LOOKUP_NAME, _LOOKUP_MAX };
+
+static bool lookup_matches(const struct job *j, const char *name, size_t len, enum lookup how)
 {
-	struct job *found = NULL;
-	size_t n = 0, len = strlen(name);
+	switch (how) {
+	case LOOKUP_ID:
+		return !strcmp(j->id, name);
+	case LOOKUP_LIVE_NAME:
+		return j->name && job_is_live(j) && !strcmp(j->name, name);
+	case LOOKUP_PREFIX:
+		return !strncmp(j->id, name, len);
+	default:
+		return j->name && !strcmp(j->name, name);
+	}
+}
+
+int daemon_lookup_job(struct daemon *d, uid_t uid, const char *name, struct job **ret)
+{
+	size_t len = strlen(name);
 
 	if (len == 0)
 		return -ENOENT;
-	for (struct job *j = d->jobs; j; j = j->next)
-		if (j->name && !strcmp(j->name, name) && job_is_live(j)) {
-			*ret = j;
-			return 0;
-		}
-	for (struct job *j = d->jobs; j; j = j->next)
-		if (!strncmp(j->id, name, len)) {
-			found = j;
-			n++;
-		}
-	if (n == 0) /* a finished job's name */
+	for (enum lookup how = 0; how < _LOOKUP_MAX; how++) {
+		struct job *found = NULL;
+		size_t n = 0;
+
 		for (struct job *j = d->jobs; j; j = j->next)
-			if (j->name && !strcmp(j->name, name)) {
+			if (job_may_see(j, uid) && lookup_matches(j, name, len, how)) {
 				found = j;
 				n++;
 			}
-	if (n > 1)
-		return -ENOTUNIQ;
-	if (n == 0)
-		return -ENOENT;
-	*ret = found;
-	return 0;
+		if (n > 1)
+			return -ENOTUNIQ;
+		if (n == 1) {
+			*ret = found;
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 int daemon_watch_job(struct daemon *d, struct job *j)
@@ -247,16 +272,15 @@ int daemon_watch_job(struct daemon *d, struct job *j)
 	int r = 0;
 
 	if (j->spoolfd < 0) {
-		_cleanup_close_ int xos = open_dir_at(j->dirfd, "xos");
-
-		if (xos < 0)
-			return xos;
-		j->spoolfd = open_dir_at(xos, "spool");
+		j->spoolfd = notify_xos_open(d, j, "spool", O_RDONLY | O_DIRECTORY);
 		if (j->spoolfd < 0)
 			return j->spoolfd;
 	}
-	snprintf(p, sizeof(p), "%s/jobs/%s/xos/spool", d->cfg->state_dir, j->id);
-	j->inotify_wd = inotify_add_watch(d->inotify_fd, p, IN_MODIFY | IN_CREATE | IN_MOVED_TO);
+	/* the directory of that fd: its magic link, followed as a parent ("N/") */
+	snprintf(p, sizeof(p), "/proc/self/fd/%d/", j->spoolfd);
+	j->inotify_wd = inotify_add_watch(d->inotify_fd, p,
+					  IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_DONT_FOLLOW |
+						  IN_ONLYDIR);
 	if (j->inotify_wd < 0)
 		return -errno;
 	if (j->notify_fd < 0 && (r = notify_listen(d, j)) < 0)
@@ -291,8 +315,6 @@ static void poststop_hooks(struct daemon *d, struct job *j)
 
 void daemon_job_cleanup(struct daemon *d, struct job *j)
 {
-	char p[4096];
-
 	if (j->pidfd >= 0 || j->c)
 		poststop_hooks(d, j);
 	if (j->inotify_wd >= 0)
@@ -303,8 +325,7 @@ void daemon_job_cleanup(struct daemon *d, struct job *j)
 	if (j->notify_fd >= 0)
 		epoll_ctl(d->epfd, EPOLL_CTL_DEL, j->notify_fd, NULL);
 	closep(&j->notify_fd);
-	snprintf(p, sizeof(p), "%s/jobs/%s/xos/notify.sock", d->cfg->state_dir, j->id);
-	unlink(p);
+	notify_unlink(d, j);
 	container_release(j);
 	/* the network goes with the job; a job stopped at a checkpoint keeps its
 	 * address, ports and rules for its restore */
@@ -457,12 +478,7 @@ static void adopt_job(struct daemon *d, struct job *j)
 		log_info("Re-adopted running job %s", j->id);
 		return;
 	}
-	{
-		_cleanup_close_ int xos = open_dir_at(j->dirfd, "xos");
-
-		if (xos >= 0)
-			j->spoolfd = open_dir_at(xos, "spool");
-	}
+	j->spoolfd = notify_xos_open(d, j, "spool", O_RDONLY | O_DIRECTORY);
 	log_info("Job %s ended while xosd was down; collecting its reports", j->id);
 	daemon_job_gone(d, j);
 }

@@ -166,6 +166,11 @@ bool job_is_live(const struct job *j)
 	return !job_state_is_final(j->state);
 }
 
+bool job_may_see(const struct job *j, uid_t uid)
+{
+	return uid == 0 || uid == j->owner_uid;
+}
+
 int job_exit_code(const struct job *j)
 {
 	const struct unit *u = j->n_units ? &j->units[0] : NULL;

@@ -15,24 +15,54 @@
 
 #define NOTIFY_MAX 4096
 
+int notify_xos_open(struct daemon *d, struct job *j, const char *path, int flags)
+{
+	char p[64];
+	int dir = daemon_job_dir(d, j);
+	int r = snprintf(p, sizeof(p), "xos/%s", path);
+
+	if (dir < 0)
+		return dir;
+	if (r < 0 || (size_t)r >= sizeof(p))
+		return -ENAMETOOLONG;
+	return openat_beneath(dir, p, flags, 0);
+}
+
+void notify_unlink(struct daemon *d, struct job *j)
+{
+	_cleanup_close_ int xos = notify_xos_open(d, j, ".", O_PATH | O_DIRECTORY);
+
+	if (xos >= 0)
+		unlinkat(xos, "notify.sock", 0);
+}
+
+/* The socket is bound in the job's directory, which is root's, given to the
+ * container's root and made private there, then moved into xos/ (the
+ * container root's: nothing is done there by name but the rename). */
 int notify_listen(struct daemon *d, struct job *j)
 {
+	static const char tmp[] = ".notify.sock";
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	_cleanup_close_ int fd = -EBADF;
-	int r;
+	_cleanup_close_ int fd = -EBADF, xos = notify_xos_open(d, j, ".", O_PATH | O_DIRECTORY);
+	int dir = daemon_job_dir(d, j), r;
 
-	r = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/jobs/%s/xos/notify.sock",
-		     d->cfg->state_dir, j->id);
+	if (xos < 0 || dir < 0)
+		return xos < 0 ? xos : dir;
+	r = snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", dir, tmp);
 	if (r < 0 || (size_t)r >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	unlink(sa.sun_path);
+	unlinkat(dir, tmp, 0);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return -errno;
-	if (chown(sa.sun_path, j->idmap_base, j->idmap_base) < 0 || chmod(sa.sun_path, 0600) < 0)
-		return -errno;
+	if (fchownat(dir, tmp, j->idmap_base, j->idmap_base, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    fchmodat(dir, tmp, 0600, 0) < 0 || renameat(dir, tmp, xos, "notify.sock") < 0) {
+		r = -errno;
+		unlinkat(dir, tmp, 0);
+		return r;
+	}
 	if (listen(fd, 64) < 0)
 		return -errno;
 	r = daemon_epoll_add(d, fd, EPOLLIN, EP_NOTIFY, j);

@@ -67,18 +67,19 @@ yajl_gen ops_reply_begin(void)
 
 static bool may_see(const struct conn *c, const struct job *j)
 {
-	return c->uid == 0 || c->uid == j->owner_uid;
+	return job_may_see(j, c->uid);
 }
 
+/* (only the caller's jobs count: an answer never tells of another's) */
 struct job *ops_lookup(struct daemon *d, struct conn *c, const char *name)
 {
 	struct job *j = NULL;
-	int r = daemon_lookup_job(d, name, &j);
+	int r = daemon_lookup_job(d, c->uid, name, &j);
 
 	if (r == -ENOTUNIQ)
 		conn_reply_error(c, "ambiguous", "'%s' matches several jobs; give more of the id",
 				 name);
-	else if (r < 0 || !may_see(c, j))
+	else if (r < 0)
 		conn_reply_error(c, "not_found", "No such job: %s", name);
 	else
 		return j;
@@ -361,10 +362,10 @@ static int validate_unit(struct conn *c, const struct run_req *q)
 		return -EINVAL;
 	}
 	if (q->name && !job_name_valid(q->name)) {
-		conn_reply_error(
-			c, "invalid_argument",
-			"Invalid job name '%s': use letters, digits, '_', '.', '-' (at most 63)",
-			q->name);
+		conn_reply_error(c, "invalid_argument",
+				 "Invalid job name '%s': use letters, digits, '_', '.', '-' (at "
+				 "most 63), and not hex digits only (those name job ids)",
+				 q->name);
 		return -EINVAL;
 	}
 	return 0;
@@ -455,12 +456,15 @@ static int validate_fs(struct daemon *d, struct conn *c, const struct run_fs *fs
 	return validate_volumes(c, fs);
 }
 
+/* Names are unique among the live jobs of one owner (others' are not seen). */
 static int validate_name_free(struct daemon *d, struct conn *c, const char *name)
 {
 	for (struct job *j = d->jobs; name && j; j = j->next)
-		if (j->name && job_is_live(j) && !strcmp(j->name, name)) {
-			conn_reply_error(c, "conflict", "A running job is already named '%s'",
-					 name);
+		if (j->name && job_is_live(j) && j->owner_uid == c->uid && !strcmp(j->name, name)) {
+			conn_reply_error(
+				c, "conflict",
+				"Your job %.12s is already named '%s'; choose another name", j->id,
+				name);
 			return -EEXIST;
 		}
 	return 0;
@@ -717,7 +721,8 @@ static char *unit_cwd(const struct job *j, const struct run_req *q)
 	return cwd;
 }
 
-/* The job could not start: it fails, its xruns waiting for the start hear why. */
+/* The job could not start: it fails, its xruns waiting for the start hear why
+ * (what failed and the error; r 0: what says it all). */
 static void start_failed(struct daemon *d, struct job *j, const char *what, int r)
 {
 	_cleanup_free_ char *lxc_err = NULL;
@@ -731,8 +736,9 @@ static void start_failed(struct daemon *d, struct job *j, const char *what, int 
 	j->state = JOB_FAILED;
 	j->ended_us = now_usec();
 	free(j->reason);
-	j->reason = lxc_err ? xstrdup_printf("%s: %s", what, lxc_err)
-			    : xstrdup_printf("%s: %s", what, strerror(-r));
+	j->reason = lxc_err  ? xstrdup_printf("%s: %s", what, lxc_err)
+		    : r == 0 ? strdup(what)
+			     : xstrdup_printf("%s: %s", what, strerror(-r));
 	if (j->n_units) {
 		j->units[0].state = UNIT_FAILED;
 		j->units[0].ended_us = j->ended_us;
@@ -752,7 +758,7 @@ static void start_failed(struct daemon *d, struct job *j, const char *what, int 
 static int start_job(struct daemon *d, struct run_req *q, struct job *j)
 {
 	_cleanup_strv_free_ char **env = NULL;
-	_cleanup_free_ char *cwd = NULL;
+	_cleanup_free_ char *cwd = NULL, *err = NULL;
 	int r;
 
 	if ((r = make_job_dirs(d, j)) < 0)
@@ -761,8 +767,8 @@ static int start_job(struct daemon *d, struct run_req *q, struct job *j)
 		return start_failed(d, j, "persisting the job", r), r;
 	if ((r = rootfs_job_mount(d, j)) < 0)
 		return start_failed(d, j, "mounting the job's root", r), r;
-	if ((r = volume_stage(d, j)) < 0)
-		return start_failed(d, j, "mounting the job's volumes", r), r;
+	if ((r = volume_stage(d, j, &err)) < 0)
+		return start_failed(d, j, err ? err : "mounting the job's volumes", err ? 0 : r), r;
 	if ((r = container_create(d, j)) < 0)
 		return start_failed(d, j, "writing the container config", r), r;
 	cwd = unit_cwd(j, q);

@@ -10,6 +10,7 @@
  * and nr_inodes= are the job's block and inode quota. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/magic.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -363,7 +364,7 @@ static int job_tmp(struct daemon *d, struct job *j, const char *lower, int layer
 	return 0;
 }
 
-/* The mount targets LXC creates in a job's root when they are missing: its
+/* The mount targets made in a job's root when they are missing: its
  * /.xos, /proc, /sys, /dev, its volumes and, in bridge mode, resolv.conf. */
 #define MOUNT_TARGETS_MAX 80 /* 4 of xos, resolv.conf, at most 64 volumes and the home */
 
@@ -382,7 +383,202 @@ static size_t mount_targets(const struct job *j, const char **t)
 	return n;
 }
 
-/* How many inodes LXC will make in the job's root for its mount targets:
+/* ---- mount targets: made by xosd in the job's own root, never through a
+ * symlink. LXC's create=dir and create=file would make them with mkdir(2) on
+ * host paths, following any symlink on the way (out of the job's root: the
+ * mount after it refuses the symlink, the directory stays made), so xos's
+ * mount entries have no create= option and everything is made here first. */
+
+/* What is left of path after top, when path is top or below it (component by
+ * component: repeated slashes do not count); else NULL. */
+static const char *path_rest(const char *path, const char *top)
+{
+	for (;;) {
+		size_t n;
+
+		path += strspn(path, "/");
+		top += strspn(top, "/");
+		if (!*top)
+			return path;
+		n = strcspn(top, "/");
+		if (strncmp(path, top, n) != 0 || (path[n] != '/' && path[n] != 0))
+			return NULL;
+		path += n;
+		top += n;
+	}
+}
+
+/* The first symlink on rel below base, as a path in the job (top: base's), for
+ * the message. */
+static void first_symlink(int base, const char *top, const char *rel, char *buf, size_t len)
+{
+	char prefix[PATH_MAX];
+	size_t i = 0;
+
+	snprintf(buf, len, "a directory on its path");
+	while (rel[i]) {
+		struct stat st;
+
+		i += strcspn(rel + i, "/");
+		if (i >= sizeof(prefix))
+			return;
+		memcpy(prefix, rel, i);
+		prefix[i] = 0;
+		if (base < 0 || fstatat(base, prefix, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return;
+		if (S_ISLNK(st.st_mode)) {
+			snprintf(buf, len, "%s/%s", top, prefix);
+			return;
+		}
+		i += strspn(rel + i, "/");
+	}
+}
+
+static int target_error(char **ret_error, const char *dst, int r, int base, const char *top,
+			const char *rel)
+{
+	char link[PATH_MAX + 256];
+
+	if (r == -ELOOP) {
+		first_symlink(base, top, rel, link, sizeof(link));
+		*ret_error = xstrdup_printf(
+			"Mount target %s: %s is a symlink, and xos never follows one to a mount "
+			"target; give the path it points to",
+			dst, link);
+	} else if (r == -ENOTDIR)
+		*ret_error = xstrdup_printf(
+			"Mount target %s: its path goes through something that is not a directory",
+			dst);
+	else if (r == -EROFS)
+		*ret_error = xstrdup_printf("Mount target %s is missing in the read-only volume at "
+					    "%s; create it there first",
+					    dst, top);
+	else if (r == -EACCES || r == -EPERM)
+		*ret_error = xstrdup_printf("Mount target %s is missing, and you may not create "
+					    "it in the volume at %s",
+					    dst, top);
+	else
+		*ret_error = xstrdup_printf("Mount target %s cannot be made: %s", dst,
+					    strerror(-r));
+	return r;
+}
+
+/* A directory in the job's own layer, owned by the container's root. */
+static int layer_dir(int root, const char *rel, uid_t ru)
+{
+	int fd = mkdirat_beneath(root, rel, 0755, ru, ru);
+
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
+}
+
+/* The loader is bound on <job>/xos/loader, made with the job's directories. */
+static int loader_target(struct daemon *d, struct job *j)
+{
+	_cleanup_close_ int fd = -EBADF;
+	int dir = daemon_job_dir(d, j);
+	struct stat st;
+
+	if (dir < 0)
+		return dir;
+	fd = openat_beneath(dir, "xos/loader", O_PATH, 0);
+	if (fd == -ENOENT)
+		fd = openat_beneath(dir, "xos/loader", O_WRONLY | O_CREAT | O_EXCL, 0755);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	return S_ISREG(st.st_mode) ? 0 : -EEXIST;
+}
+
+/* /etc/resolv.conf, a file: a template's symlink there (to a resolver's file
+ * of its own) gives way, in the job's layer, to the file xos binds. */
+static int resolv_target(int root, uid_t ru)
+{
+	_cleanup_close_ int etc = mkdirat_beneath(root, "etc", 0755, ru, ru), fd = -EBADF;
+	struct stat st;
+
+	if (etc < 0)
+		return etc;
+	if (fstatat(etc, "resolv.conf", &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (S_ISREG(st.st_mode))
+			return 0;
+		if (!S_ISLNK(st.st_mode))
+			return -EEXIST;
+		if (unlinkat(etc, "resolv.conf", 0) < 0)
+			return -errno;
+	} else if (errno != ENOENT)
+		return -errno;
+	fd = openat(etc, "resolv.conf", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0 || fchown(fd, ru, ru) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Volume k's target: in the job's layer, or inside the volume mounted last
+ * above it (LXC mounts them in order), as that volume's account. */
+static int volume_target(struct daemon *d, struct job *j, int root, size_t k, char **ret_error)
+{
+	const char *dst = j->volumes[k].dst, *rel = NULL, *top = "";
+	_cleanup_close_ int run = -EBADF, base = -EBADF;
+	size_t in = k;
+	char name[32];
+	int r;
+
+	for (size_t i = 0; i < k; i++) {
+		const char *rest = path_rest(dst, j->volumes[i].dst);
+
+		if (rest) {
+			in = i;
+			rel = rest;
+		}
+	}
+	if (in == k) {
+		rel = dst + strspn(dst, "/");
+		r = layer_dir(root, rel, j->idmap_base);
+		return r < 0 ? target_error(ret_error, dst, r, root, "", rel) : 0;
+	}
+	if (!*rel) /* mounted on the root of that volume */
+		return 0;
+	top = j->volumes[in].dst;
+	r = volume_mkdir_target(d, j, in, rel);
+	if (r >= 0)
+		return 0;
+	snprintf(name, sizeof(name), "vol/%zu", in);
+	run = daemon_job_rundir(d, j, false);
+	base = run < 0 ? -EBADF : openat(run, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return target_error(ret_error, dst, r, base, top, rel);
+}
+
+int rootfs_job_targets(struct daemon *d, struct job *j, char **ret_error)
+{
+	static const char *const own[] = { "/.xos", "/proc", "/sys", "/dev" };
+	_cleanup_close_ int run = daemon_job_rundir(d, j, false), root = -EBADF;
+	uid_t ru = j->idmap_base;
+	int r = 0;
+
+	if (run < 0)
+		return target_error(ret_error, "/", run, -EBADF, "", "");
+	root = openat(run, "rootfs", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (root < 0)
+		return target_error(ret_error, "/", -errno, -EBADF, "", "");
+	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(own); i++)
+		if ((r = layer_dir(root, own[i] + 1, ru)) < 0)
+			return target_error(ret_error, own[i], r, root, "", own[i] + 1);
+	if ((r = loader_target(d, j)) < 0)
+		return target_error(ret_error, "/.xos/loader", r, -EBADF, "", "");
+	if (j->net.mode == NETSETUP_BRIDGE && (r = resolv_target(root, ru)) < 0)
+		return target_error(ret_error, "/etc/resolv.conf", r, root, "", "etc/resolv.conf");
+	for (size_t k = 0; k < j->n_volumes; k++)
+		if ((r = volume_target(d, j, root, k, ret_error)) < 0)
+			return r;
+	return 0;
+}
+
+/* How many inodes the job's mount targets will take in its root (made by
+ * rootfs_job_targets):
  * each missing path component once (a symlink on the way counts the rest as
  * missing: a little slack, never too few). */
 static uint64_t mount_target_inodes(const struct job *j, int root)
@@ -390,6 +586,7 @@ static uint64_t mount_target_inodes(const struct job *j, int root)
 	const char *t[MOUNT_TARGETS_MAX];
 	char seen[64][256]; /* missing prefixes counted (more: counted again, slack) */
 	size_t nt = mount_targets(j, t), ns = 0;
+	struct stat st;
 	uint64_t n = 0;
 
 	for (size_t i = 0; i < nt; i++) {
@@ -417,6 +614,10 @@ static uint64_t mount_target_inodes(const struct job *j, int root)
 				snprintf(seen[ns++], sizeof(seen[0]), "%s", prefix);
 		}
 	}
+	/* a template's resolv.conf link gives way to a file (and /etc is copied up) */
+	if (j->net.mode == NETSETUP_BRIDGE &&
+	    fstatat(root, "etc/resolv.conf", &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+		n += 2;
 	return n;
 }
 

@@ -144,6 +144,8 @@ void job_free(struct job *j);
 struct unit *job_unit(struct job *j, unsigned n);
 struct unit *job_add_unit(struct job *j, char **argv); /* takes argv */
 bool job_is_live(const struct job *j);
+/* Whether the caller uid may see and act on the job: root, or its owner. */
+bool job_may_see(const struct job *j, uid_t uid);
 int job_exit_code(const struct job *j);
 /* Serialise for job.json (full=true) or for xps. Returns yajl-generated text. */
 void job_to_json(const struct job *j, struct yajl_gen_t *g);
@@ -169,9 +171,15 @@ int volume_open_as(const struct daemon *d, uid_t uid, gid_t gid, const gid_t *gr
 /* The job's working directory for a client working in host directory cwd:
  * the matching place in the job's deepest volume, or NULL. */
 char *volume_map_cwd(const struct job *j, const char *cwd);
-/* Bind each volume at <job>/vol/N (closes the fds); undone by volume_unstage. */
-int volume_stage(struct daemon *d, struct job *j);
+/* Bind each volume at <job>/vol/N (closes the fds), then make every mount
+ * target in the job's root (rootfs_job_targets); undone by volume_unstage.
+ * On failure: what went wrong, for the user, in *ret_error. */
+int volume_stage(struct daemon *d, struct job *j, char **ret_error);
 void volume_unstage(struct daemon *d, struct job *j);
+/* Make directory rel (relative, may be several components) below volume i's
+ * staged mount, as the account the volume was opened as, never through a
+ * symlink (mkdirat_beneath): a target of a later volume inside it. */
+int volume_mkdir_target(struct daemon *d, struct job *j, size_t i, const char *rel);
 /* Open each of the job's volumes (closing the fds it had) with the
  * credentials of its submission: the owner's (root's when root submitted
  * it), the job account's for its home. At submission (again false) a
@@ -192,6 +200,12 @@ int rootfs_volatile_teardown(const char *dir);
 int rootfs_job_mount(struct daemon *d, struct job *j);
 int rootfs_job_mount_from(struct daemon *d, struct job *j, int upper_from);
 void rootfs_job_umount(struct daemon *d, struct job *j);
+/* Make what LXC mounts on in the job's root (its /.xos, /proc, /sys, /dev, the
+ * loader's file, resolv.conf, each volume's target) before it starts: in the
+ * job's own layer, or inside an earlier volume as that volume's account, and
+ * never through a symlink (LXC's own create=dir follows them on the host).
+ * On failure: which target and why in *ret_error. */
+int rootfs_job_targets(struct daemon *d, struct job *j, char **ret_error);
 int rootfs_job_usage(struct daemon *d, struct job *j, uint64_t *ret_bytes, uint64_t *ret_files);
 
 /* ---- container.c: liblxc ---- */
@@ -296,8 +310,11 @@ int daemon_job_runpath(struct daemon *d, const struct job *j, const char *sub, c
 /* Open a file of the job's spool read-only (for xlogs and attached xrun). */
 int daemon_open_spool_file(struct daemon *d, struct job *j, const char *name);
 struct job *daemon_find_job(struct daemon *d, const char *id);
-/* Resolve id, unique id prefix or name; -ENOENT, -ENOTUNIQ. */
-int daemon_lookup_job(struct daemon *d, const char *name, struct job **ret);
+/* Resolve what caller uid names, only among the jobs it may see: an exact id
+ * first, then the name of a live job (unique per owner), then a unique id
+ * prefix, then the name of an ended job. -ENOENT, or -ENOTUNIQ when several
+ * of those jobs match. */
+int daemon_lookup_job(struct daemon *d, uid_t uid, const char *name, struct job **ret);
 int daemon_watch_job(struct daemon *d, struct job *j);
 void daemon_unit_ended(struct daemon *d, struct job *j, unsigned unit);
 void daemon_job_gone(struct daemon *d, struct job *j);
@@ -309,6 +326,11 @@ void daemon_job_cleanup(struct daemon *d, struct job *j);
 int daemon_epoll_add(struct daemon *d, int fd, uint32_t events, int kind, void *ptr);
 
 /* ---- notify.c: completion reports ---- */
+/* Open path below the job's xos/ directory, which its container's root owns:
+ * every access there goes through openat_beneath (no symlink followed,
+ * nothing outside reached). "." is xos/ itself. */
+int notify_xos_open(struct daemon *d, struct job *j, const char *path, int flags);
+void notify_unlink(struct daemon *d, struct job *j); /* its notify.sock */
 int notify_listen(struct daemon *d, struct job *j);
 void notify_accept(struct daemon *d, struct job *j);
 void notify_collect_spool(struct daemon *d, struct job *j);

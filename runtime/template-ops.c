@@ -78,27 +78,31 @@ static size_t checkpoint_users(struct daemon *d, const char *name, const struct 
 
 		if (job_is_live(j) || !j->template || strcmp(j->template, name) != 0)
 			continue;
+		if (c && !job_may_see(j, c->uid)) /* others' jobs are not counted */
+			continue;
 		jfd = ckpt_job_store(d, j, false);
 		if (jfd < 0 || ckpt_list_versions(jfd, &versions, &nv) < 0 || nv == 0)
 			continue;
 		n++;
-		if (ids && (!c || c->uid == 0 || c->uid == j->owner_uid))
+		if (ids)
 			(void)strv_push(
 				ids, xstrdup_printf("%.*s (checkpoints)", XOS_JOB_ID_SHORT, j->id));
 	}
 	return n;
 }
 
-/* Ids of the live jobs on template name (all of them if ids is NULL: count). */
+/* How many live jobs (and checkpointed ones) use template name, of those c may
+ * see (c NULL: all), and their ids in *ids unless ids is NULL. */
 static size_t template_users(struct daemon *d, const char *name, const struct conn *c, char ***ids)
 {
 	size_t n = 0;
 
 	for (struct job *j = d->jobs; j; j = j->next) {
-		if (!job_is_live(j) || !j->template || strcmp(j->template, name) != 0)
+		if (!job_is_live(j) || !j->template || strcmp(j->template, name) != 0 ||
+		    (c && !job_may_see(j, c->uid)))
 			continue;
 		n++;
-		if (ids && (!c || c->uid == 0 || c->uid == j->owner_uid))
+		if (ids)
 			(void)strv_push(ids, strndup(j->id, XOS_JOB_ID_SHORT));
 	}
 	return n + checkpoint_users(d, name, c, ids);

@@ -65,17 +65,24 @@ int volume_check_target(const char *dst, const char **ret_why)
 	return 0;
 }
 
-/* In the child: become the account, open src, check access, send the fd back
- * (or an errno). Only system calls: xosd has threads. */
-static _noreturn_ void open_child(int sock, uid_t uid, gid_t gid, const gid_t *groups, size_t ng,
-				  const char *src, bool ro)
+/* In a child: become the account (uid 0: stay root). 0 or an errno. Only
+ * system calls: xosd has threads. */
+static int become(uid_t uid, gid_t gid, const gid_t *groups, size_t ng)
 {
-	int err = 0, fd;
-
 	if (uid != 0 &&
 	    (syscall(SYS_setgroups, ng, groups) < 0 || syscall(SYS_setresgid, gid, gid, gid) < 0 ||
 	     syscall(SYS_setresuid, uid, uid, uid) < 0))
-		err = errno;
+		return errno;
+	return 0;
+}
+
+/* In the child: become the account, open src, check access, send the fd back
+ * (or an errno). */
+static _noreturn_ void open_child(int sock, uid_t uid, gid_t gid, const gid_t *groups, size_t ng,
+				  const char *src, bool ro)
+{
+	int err = become(uid, gid, groups, ng), fd;
+
 	fd = err ? -1 : open(src, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (!err && fd < 0)
 		err = errno;
@@ -194,7 +201,7 @@ char *volume_map_cwd(const struct job *j, const char *cwd)
 /* Each volume's directory, bound at <job>/vol/N from the fd that was checked
  * (in xosd's mount namespace, where that fd's mount is), read-only if asked;
  * LXC binds it from there into the container. */
-int volume_stage(struct daemon *d, struct job *j)
+static int stage(struct daemon *d, struct job *j)
 {
 	_cleanup_close_ int run = -EBADF, vol = -EBADF;
 
@@ -233,6 +240,77 @@ int volume_stage(struct daemon *d, struct job *j)
 	return 0;
 }
 
+int volume_stage(struct daemon *d, struct job *j, char **ret_error)
+{
+	int r = stage(d, j);
+
+	if (r < 0) {
+		*ret_error = xstrdup_printf("Cannot mount the job's volumes: %s", strerror(-r));
+		return r;
+	}
+	return rootfs_job_targets(d, j, ret_error);
+}
+
+/* The credentials volume v of job j is opened (and targets in it are made)
+ * with: the owner's (root's when root submitted the job), the job account's
+ * for its home. */
+struct creds {
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups;
+	size_t n_groups;
+};
+
+static struct creds volume_creds(const struct job *j, const struct job_volume *v)
+{
+	bool as_root = !v->home && j->owner_uid == 0;
+
+	return (struct creds){ .uid = as_root ? 0 : j->uid,
+			       .gid = j->gid,
+			       .groups = as_root ? NULL : j->groups,
+			       .n_groups = as_root ? 0 : j->n_groups };
+}
+
+int volume_mkdir_target(struct daemon *d, struct job *j, size_t i, const char *rel)
+{
+	struct creds cr = volume_creds(j, &j->volumes[i]);
+	_cleanup_close_ int run = daemon_job_rundir(d, j, false), base = -EBADF;
+	_cleanup_close_ int p0 = -EBADF, p1 = -EBADF;
+	int p[2], err = 0, status;
+	char name[32];
+	ssize_t n;
+	pid_t pid;
+
+	if (run < 0)
+		return run;
+	snprintf(name, sizeof(name), "vol/%zu", i);
+	base = openat(run, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (base < 0 || pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	p0 = p[0];
+	p1 = p[1];
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) { /* as the account: its rights decide, as they did for the source */
+		int fd;
+
+		err = become(cr.uid, cr.gid, cr.groups, cr.n_groups);
+		fd = err ? -1 : mkdirat_beneath(base, rel, 0755, (uid_t)-1, (gid_t)-1);
+		if (!err && fd < 0)
+			err = -fd;
+		(void)!write(p1, &err, sizeof(err));
+		_exit(0);
+	}
+	closep(&p1);
+	n = loop_read(p0, &err, sizeof(err));
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (n != sizeof(err))
+		return n < 0 ? (int)n : -EIO;
+	return -err;
+}
+
 void volume_unstage(struct daemon *d, struct job *j)
 {
 	_cleanup_close_ int run = daemon_job_rundir(d, j, false), vol = -EBADF;
@@ -266,11 +344,11 @@ static void drop_volume(struct job *j, size_t i)
 static int open_volume(struct daemon *d, const struct job *j, struct job_volume *v, char **ret_path,
 		       const char **ret_why)
 {
-	bool as_root = !v->home && j->owner_uid == 0;
+	struct creds cr = volume_creds(j, v);
 
 	closep(&v->fd);
-	return volume_open_as(d, as_root ? 0 : j->uid, j->gid, as_root ? NULL : j->groups,
-			      as_root ? 0 : j->n_groups, v->src, v->ro, &v->fd, ret_path, ret_why);
+	return volume_open_as(d, cr.uid, cr.gid, cr.groups, cr.n_groups, v->src, v->ro, &v->fd,
+			      ret_path, ret_why);
 }
 
 int volume_open_job(struct daemon *d, struct job *j, bool again, char **ret_error)
@@ -309,5 +387,5 @@ int volume_restage(struct daemon *d, struct job *j, char **ret_error)
 {
 	int r = volume_open_job(d, j, true, ret_error);
 
-	return r < 0 ? r : volume_stage(d, j);
+	return r < 0 ? r : volume_stage(d, j, ret_error);
 }

@@ -1,27 +1,23 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Safe extraction of archive entries below a root directory. libarchive is
  * only the reader: every name is checked, every parent directory is opened
- * beneath the root without following a symlink (openat2 RESOLVE_BENEATH |
- * RESOLVE_NO_SYMLINKS, or a component walk with O_NOFOLLOW), files are
+ * beneath the root without following a symlink (mkdirat_beneath of common/:
+ * openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, or a component walk with
+ * O_NOFOLLOW), files are
  * created O_EXCL|O_NOFOLLOW, and owners are shifted into the containers' range.
  * Nothing recurses: a tree of any depth is handled with one cached parent fd. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 
 #include "templates/templates-internal.h"
 
-static bool force_fallback;
-static int have_openat2 = -1; /* -1: not probed yet */
-
 void template_extract_force_fallback(bool on)
 {
-	force_fallback = on;
+	fs_beneath_force_walk(on);
 }
 
 struct ex {
@@ -64,83 +60,24 @@ static void cache_set(struct ex *x, const char *path, size_t len, int fd)
 	x->cache_fd = fd;
 }
 
-/* The message for a failed open of directory comp below dir. */
-static int walk_error(struct ex *x, int err, int dir, const char *comp)
+/* The message for a failed open of a parent directory. */
+static int walk_error(struct ex *x, int err)
 {
-	struct stat st;
-
-	if (err == ELOOP || (err == ENOTDIR && fstatat(dir, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-			     S_ISLNK(st.st_mode)))
+	if (err == ELOOP)
 		return why(x, -ELOOP, "its path goes through a symlink");
 	if (err == ENOTDIR)
 		return why(x, -ENOTDIR, "its path goes through something that is not a directory");
-	return why(x, -err, "cannot open its parent directory: %s", strerror(err));
+	return why(x, -err, "cannot open or create its parent directory: %s", strerror(err));
 }
 
-/* Open (creating what is missing, owned by the containers' root) the
- * directory rel below from, one component at a time, never following. */
-static int walk(struct ex *x, int from, const char *rel, size_t len, int *ret)
-{
-	_cleanup_close_ int cur = fcntl(from, F_DUPFD_CLOEXEC, 3);
-	size_t i = 0;
-
-	if (cur < 0)
-		return why(x, -errno, "cannot open its parent directory: %m");
-	while (i < len) {
-		char comp[NAME_MAX + 1];
-		size_t n = strcspn(rel + i, "/");
-		int fd;
-
-		if (n > len - i)
-			n = len - i;
-		memcpy(comp, rel + i, n); /* n <= NAME_MAX: names are normalised */
-		comp[n] = 0;
-		fd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0 && errno == ENOENT) {
-			if (mkdirat(cur, comp, 0755) < 0 && errno != EEXIST)
-				return why(x, -errno, "cannot create its parent directory: %m");
-			fd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (fd >= 0 && fchown(fd, x->o->uid_base, x->o->gid_base) < 0) {
-				close(fd);
-				return why(x, -errno, "cannot chown its parent directory: %m");
-			}
-		}
-		if (fd < 0)
-			return walk_error(x, errno, cur, comp);
-		closep(&cur);
-		cur = fd;
-		i += n + 1;
-	}
-	*ret = TAKE_FD(cur);
-	return 0;
-}
-
-static int probe_openat2(void)
-{
-	struct open_how how = { .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC };
-	int fd;
-
-	if (have_openat2 >= 0)
-		return have_openat2;
-	fd = (int)syscall(SYS_openat2, AT_FDCWD, "/", &how, sizeof(how));
-	have_openat2 = fd >= 0 || (errno != ENOSYS && errno != EPERM);
-	if (fd >= 0)
-		close(fd);
-	return have_openat2;
-}
-
-/* Open existing directory rel below from with openat2, in chunks shorter
- * than PATH_MAX (a deep tree's names are longer). -ENOENT: use walk(). */
+/* Open directory rel below from, creating what is missing (owned by the
+ * containers' root), never through a symlink (mkdirat_beneath), in chunks
+ * shorter than PATH_MAX (a deep tree's names are longer). */
 static int open_beneath(struct ex *x, int from, const char *rel, size_t len, int *ret)
 {
-	struct open_how how = { .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
-				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-					   RESOLVE_NO_MAGICLINKS };
 	_cleanup_close_ int cur = -EBADF;
 	size_t i = 0;
 
-	if (force_fallback || !probe_openat2())
-		return -ENOENT;
 	while (i < len) {
 		char chunk[PATH_MAX];
 		size_t n = len - i;
@@ -153,11 +90,10 @@ static int open_beneath(struct ex *x, int from, const char *rel, size_t len, int
 		}
 		memcpy(chunk, rel + i, n);
 		chunk[n] = 0;
-		fd = (int)syscall(SYS_openat2, cur >= 0 ? cur : from, chunk, &how, sizeof(how));
-		if (fd < 0 && (errno == ENOENT || errno == EAGAIN || errno == ENOSYS))
-			return -ENOENT;
+		fd = mkdirat_beneath(cur >= 0 ? cur : from, chunk, 0755, x->o->uid_base,
+				     x->o->gid_base);
 		if (fd < 0)
-			return walk_error(x, errno, cur >= 0 ? cur : from, chunk);
+			return walk_error(x, -fd);
 		closep(&cur);
 		cur = fd;
 		i += n + 1;
@@ -190,8 +126,6 @@ static int open_parent(struct ex *x, const char *path, int *ret_fd, const char *
 		rel = path + clen + 1;
 	}
 	r = open_beneath(x, from, rel, (size_t)(path + len - rel), &fd);
-	if (r == -ENOENT)
-		r = walk(x, from, rel, (size_t)(path + len - rel), &fd);
 	if (r < 0)
 		return r;
 	cache_set(x, path, len, fd);
