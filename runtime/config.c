@@ -18,6 +18,7 @@ void runtime_config_init(struct runtime_config *c)
 		.checkpoint_keep = 5,
 		.hook_timeout_us = 30000000,
 		.restore_timeout_us = 300000000,
+		.idmap_slice = 65536,
 		.log_level = LOG_LVL_INFO,
 	};
 	netsetup_config_init(&c->net);
@@ -157,6 +158,11 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 		c->hook_timeout_us = s * 1000000;
 		return 0;
 	}
+	if (!strcmp(k, "idmap_slice")) /* templates' ids 0-65535 fit in any slice */
+		return parse_uint64(v, &c->idmap_slice) < 0 || c->idmap_slice < 65536 ||
+				       c->idmap_slice > (1ULL << 31)
+			       ? -EINVAL
+			       : 0;
 	if (!strcmp(k, "sync_writes"))
 		return set_bool(&c->sync_writes, v);
 	if (!strcmp(k, "log_level")) {

@@ -116,7 +116,8 @@ make_busybox_root() {
 	wait_state "$id" RUNNING
 	pid=$(pgrep -f "^sleep 100$" -P "$(job_init_pid "$id")" || true)
 	[ -n "$pid" ]
-	base=$(awk -F: '$1 == "root" {print $2; exit}' /etc/subuid)
+	# (container id 0 is the first of the job's own slice of root's range)
+	base=$(awk '$1 == 0 { print $2 }' "/proc/$(job_init_pid "$id")/uid_map")
 	assert_equal "$(stat -c %u "/proc/$pid")" $((base + 1000))
 	xkill "$id"
 	xwait "$id" || true
