@@ -532,10 +532,16 @@ static int take_units(struct job *j, int vfd)
 	r = job_from_json(rec, &old);
 	if (r < 0)
 		return r;
+	if (strcmp(old->id, j->id) != 0) {
+		job_free(old);
+		return -EBADMSG;
+	}
 	/* (a job keeps its ids while it has versions: the images and the layer
 	 * copy hold them) */
-	if (strcmp(old->id, j->id) != 0 || old->idmap_base != j->idmap_base ||
-	    old->idmap_size != j->idmap_size) {
+	if (old->idmap_base != j->idmap_base || old->idmap_size != j->idmap_size) {
+		j->run->detail = xstrdup_printf("the version was made on container ids from %u, "
+						"the job has ids from %u",
+						old->idmap_base, j->idmap_base);
 		job_free(old);
 		return -EBADMSG;
 	}

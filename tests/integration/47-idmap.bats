@@ -264,13 +264,15 @@ start_one_slice() {
 # (a root like 77-template-jobs.bats makes: Debian's busybox-static)
 make_busybox_root() {
 	local d=$1 a
-	mkdir -p "$d/bin" "$d/etc" "$d/tmp" "$d/proc" "$d/sys" "$d/dev" "$d/home/app"
+	mkdir -p "$d/bin" "$d/etc" "$d/tmp" "$d/proc" "$d/sys" "$d/dev" "$d/home/app" "$d/home/u"
 	cp /bin/busybox "$d/bin/busybox"
 	for a in sh echo cat ls id stat touch sleep awk wc; do
 		ln -s busybox "$d/bin/$a"
 	done
 	chmod 1777 "$d/tmp"
 	chown 1000:1000 "$d/home/app"
+	echo first >"$d/home/u/f"
+	chown -R 4242:4242 "$d/home/u"
 	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$d/etc/passwd"
 	printf 'root:x:0:\nnogroup:x:65534:\n' >"$d/etc/group"
 }
@@ -300,4 +302,14 @@ make_busybox_root() {
 	assert_output 0
 	run xrun --job "$b" -- stat -c %u /bin/busybox
 	assert_output 0
+	# a file of the uid a job runs as is that user's: it may change it (its
+	# job's own copy), the template's stays as it was
+	xos_test_user
+	run setpriv --reuid 4242 --regid 4242 --clear-groups env XOS_SOCKET="$XOS_SOCKET" \
+		xrun --template bb -- sh -c 'stat -c %u:%g /home/u/f; echo more >>/home/u/f; cat /home/u/f'
+	assert_success
+	assert_line --index 0 4242:4242
+	assert_line --index 1 first
+	assert_line --index 2 more
+	assert_equal "$(cat "$XOS_TMP/state/templates/bb/rootfs/home/u/f")" first
 }
