@@ -153,7 +153,7 @@ int slice_claim(struct daemon *d, struct job *j)
 		if (used(d, k))
 			continue;
 		r = lease_create(d, base, j->id);
-		if (r == -EEXIST) { /* (not ours: another daemon's, or left over) */
+		if (r == -EEXIST) { /* (a lease the bitmap did not know of: taken) */
 			mark(d, k);
 			continue;
 		}
