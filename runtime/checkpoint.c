@@ -419,7 +419,7 @@ static int finish_version(struct daemon *d, struct job *j, int jfd, char **ret_m
 		return -EBADMSG; /* the action script did not copy the files */
 	sizes[1] = ub;
 	sizes[2] = sb;
-	r = ckpt_chown_images(vfd, j->idmap_base, d->subgid_base, &sizes[0]);
+	r = ckpt_chown_images(vfd, j->idmap_base, j->idmap_gid_base, &sizes[0]);
 	if (r < 0)
 		return r;
 	(void)ckpt_read_stats(vfd, &st);
@@ -602,6 +602,15 @@ static int take_units(struct job *j, int vfd)
 		job_free(old);
 		return -EBADMSG;
 	}
+	/* (a job keeps its ids while it has versions: the images and the layer
+	 * copy hold them) */
+	if (old->idmap_base != j->idmap_base || old->idmap_size != j->idmap_size) {
+		j->run->detail = xstrdup_printf("the version was made on container ids from %u, "
+						"the job has ids from %u",
+						old->idmap_base, j->idmap_base);
+		job_free(old);
+		return -EBADMSG;
+	}
 	for (size_t i = 0; i < j->n_units; i++) {
 		strv_free(j->units[i].argv);
 		free(j->units[i].reason);
@@ -631,7 +640,7 @@ static int restore_spool(struct daemon *d, struct job *j, int vfd)
 	if (r < 0)
 		return r;
 	if (mkdirat(xos, "in", 0700) < 0 ||
-	    fchownat(xos, "in", d->subuid_base, d->subgid_base, 0) < 0)
+	    fchownat(xos, "in", j->idmap_base, j->idmap_gid_base, 0) < 0)
 		return -errno;
 	return 0;
 }
@@ -1017,6 +1026,7 @@ void ckpt_op_delete(struct daemon *d, struct conn *c, yajl_val t)
 	if (r < 0)
 		return conn_reply_error(c, "internal", "Failed to delete version %u: %s", version,
 					strerror(-r));
+	slice_job_check(d, j); /* an ended job's last version: its ids go */
 	g = ops_reply_begin();
 	if (g) {
 		json_gen_kv_str(g, "job", j->id);
@@ -1044,6 +1054,7 @@ void ckpt_discard(struct daemon *d, struct job *j, int sig)
 		conns_unit_ended(d, j, j->units[i].n);
 	conns_job_ended(d, j);
 	closep(&j->dirfd);
+	slice_job_check(d, j); /* (its ids stay while it has versions) */
 	d->prune_ended = true;
 }
 

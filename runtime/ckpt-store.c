@@ -459,3 +459,15 @@ int ckpt_bridge_allowed(struct daemon *d, const char **ret_why)
 		   "checkpoint_bridge = true)";
 	return -EOPNOTSUPP;
 }
+
+bool ckpt_has_versions(struct daemon *d, struct job *j)
+{
+	_cleanup_free_ unsigned *v = NULL;
+	_cleanup_close_ int jfd = -EBADF;
+	size_t n = 0;
+
+	if (d->ckpt_fd < 0 && access(d->cfg->checkpoint_dir, F_OK) < 0)
+		return false; /* (no store: not made for this question) */
+	jfd = ckpt_job_store(d, j, false);
+	return jfd >= 0 && ckpt_list_versions(jfd, &v, &n) >= 0 && n > 0;
+}

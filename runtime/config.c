@@ -25,6 +25,7 @@ void runtime_config_init(struct runtime_config *c)
 		.log_size_max = 1ULL << 30,
 		.checkpoint_keep_max = 100,
 		.checkpoint_every_min_us = 60000000,
+		.idmap_slice = 65536,
 		.log_level = LOG_LVL_INFO,
 	};
 	netsetup_config_init(&c->net);
@@ -178,6 +179,11 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 		return parse_size(v, &c->checkpoint_quota);
 	if (!strcmp(k, "checkpoint_quota_root"))
 		return parse_size(v, &c->checkpoint_quota_root);
+	if (!strcmp(k, "idmap_slice")) /* templates' ids 0-65535 fit in any slice */
+		return parse_uint64(v, &c->idmap_slice) < 0 || c->idmap_slice < 65536 ||
+				       c->idmap_slice > (1ULL << 31)
+			       ? -EINVAL
+			       : 0;
 	if (!strcmp(k, "sync_writes"))
 		return set_bool(&c->sync_writes, v);
 	if (!strcmp(k, "log_level")) {

@@ -26,17 +26,19 @@ static int cfg_add(char *buf, size_t *off, const char *k, const char *v)
 	return 0;
 }
 
-static int cfg_idmap(char *buf, size_t *off, char kind, uint32_t base, uint32_t size,
-		     const uint32_t *ids, size_t n_ids)
+/* The job's slice of root's ids, its own ids mapped to themselves. */
+static int cfg_idmap(const struct job *j, char *buf, size_t *off)
 {
-	struct runtime_idmap_entry e[80];
-	size_t n = 0;
-	int r = runtime_idmap_build(base, size, ids, n_ids, e, ELEMENTSOF(e), &n);
+	struct runtime_idmap_entry u[80], g[80];
+	size_t nu = 0, ng = 0;
+	int r = slice_job_maps(j, u, &nu, g, &ng, ELEMENTSOF(u));
 
-	for (size_t i = 0; r >= 0 && i < n; i++) {
+	for (size_t i = 0; r >= 0 && i < nu + ng; i++) {
+		const struct runtime_idmap_entry *e = i < nu ? &u[i] : &g[i - nu];
 		char v[96];
 
-		snprintf(v, sizeof(v), "%c %u %u %u", kind, e[i].inside, e[i].outside, e[i].count);
+		snprintf(v, sizeof(v), "%c %u %u %u", i < nu ? 'u' : 'g', e->inside, e->outside,
+			 e->count);
 		r = cfg_add(buf, off, "lxc.idmap", v);
 	}
 	return r;
@@ -133,9 +135,6 @@ static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 {
 	char v[4096];
 	struct runtime_cg_item items[8];
-	uint32_t gids[64];
-	uint32_t uid = j->uid;
-	size_t ng = 0;
 	int r, n;
 
 	memcpy(v, j->id, XOS_JOB_ID_SHORT);
@@ -147,16 +146,7 @@ static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.rootfs.path", v);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.rootfs.mount", d->rootfs_mnt);
 	/* the job's own ids map to themselves, unless they are a template's */
-	r = r < 0 ? r
-		  : cfg_idmap(buf, off, 'u', d->subuid_base, d->subuid_size, &uid,
-			      j->shifted_user ? 0 : 1);
-	gids[ng++] = j->gid;
-	for (size_t i = 0; i < j->n_groups && ng < ELEMENTSOF(gids); i++)
-		if (j->groups[i] != 0)
-			gids[ng++] = j->groups[i];
-	r = r < 0 ? r
-		  : cfg_idmap(buf, off, 'g', d->subgid_base, d->subgid_size, gids,
-			      j->shifted_user ? 0 : ng);
+	r = r < 0 ? r : cfg_idmap(j, buf, off);
 	r = r < 0 ? r : cfg_net(d, j, buf, off);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.tty.max", "0");
 	/* every job has a devpts instance of its own (gid=5, ptmxmode=0666, and

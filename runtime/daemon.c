@@ -338,6 +338,8 @@ void daemon_job_cleanup(struct daemon *d, struct job *j)
 	j->cg_prune_tries = 50; /* LXC's monitor may still sit in its cgroup */
 	closep(&j->spoolfd);
 	closep(&j->dirfd); /* an ended job holds no fd: xosd may keep thousands */
+	/* ended, with no checkpoint version: its ids go */
+	slice_job_check(d, j);
 	d->prune_ended = true;
 }
 
@@ -369,8 +371,10 @@ static void prune_ended_jobs(struct daemon *d)
 			return;
 		j = *oldest;
 		r = rm_rf_at(d->jobs_fd, j->id);
-		if (r >= 0)
+		if (r >= 0) {
 			ckpt_forget(d, j);
+			slice_release(d, j);
+		}
 		if (r < 0) {
 			log_warn("Failed to remove ended job %s: %s", j->id, strerror(-r));
 			return;
@@ -512,6 +516,7 @@ static int load_job(struct daemon *d, const char *id)
 	j->dirfd = TAKE_FD(dfd);
 	j->next = d->jobs;
 	d->jobs = j;
+	slice_adopt(d, j); /* (reconciled once every job is loaded) */
 	/* a live job's network is its own again (lease, ports; the rules come
 	 * with netsetup_reconcile); if its container is gone, it goes with it */
 	if (job_is_live(j) && (r = netsetup_job_adopt(d->net, j->id, &j->net)) < 0)
@@ -697,18 +702,43 @@ static void warn_newuidmap(void)
 	}
 }
 
-static int setup_ids(struct daemon *d)
+/* Root's ranges (their sizes in ret_ranges); subuid_size and subgid_size
+ * become the size of one job's slice. */
+static int setup_ids(struct daemon *d, uint32_t ret_ranges[2])
 {
-	int r = runtime_subid_lookup("/etc/subuid", "root", 0, &d->subuid_base, &d->subuid_size);
+	int r = runtime_subid_lookup("/etc/subuid", "root", 0, &d->subuid_base, &ret_ranges[0]);
 
 	warn_newuidmap();
 	if (r < 0)
-		return log_error_errno(r, "No subordinate uid range for root in /etc/subuid "
-					  "(add e.g. 'root:100000:65536'; scripts/setup.sh does)");
-	r = runtime_subid_lookup("/etc/subgid", "root", 0, &d->subgid_base, &d->subgid_size);
+		return log_error_errno(
+			r, "No subordinate uid range for root in /etc/subuid "
+			   "(add e.g. 'root:1000000:1000000000'; scripts/setup.sh does)");
+	r = runtime_subid_lookup("/etc/subgid", "root", 0, &d->subgid_base, &ret_ranges[1]);
 	if (r < 0)
-		return log_error_errno(r, "No subordinate gid range for root in /etc/subgid "
-					  "(add e.g. 'root:100000:65536'; scripts/setup.sh does)");
+		return log_error_errno(
+			r, "No subordinate gid range for root in /etc/subgid "
+			   "(add e.g. 'root:1000000:1000000000'; scripts/setup.sh does)");
+	d->subuid_size = d->subgid_size = (uint32_t)d->cfg->idmap_slice;
+	return 0;
+}
+
+/* Each job's slice of root's ids: the leases, reconciled once the jobs are loaded. */
+static int setup_slices(struct daemon *d, const uint32_t ranges[2])
+{
+	int r = slice_setup(d, ranges[0], ranges[1]);
+
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the container id leases: %m");
+	if (d->n_slices < 2)
+		log_warn("Root's subordinate ranges (%u ids of uids from %u, %u of gids from %u) "
+			 "hold no slice of %u ids for jobs besides the shared one: every job "
+			 "start will fail; give root a larger range (scripts/setup.sh adds "
+			 "one, see xosd(8))",
+			 ranges[0], d->subuid_base, ranges[1], d->subgid_base, d->subuid_size);
+	else
+		log_info("Container ids: %u slices of %u ids for jobs, uids from %u, gids from %u",
+			 d->n_slices - 1, d->subuid_size, d->subuid_base + d->subuid_size,
+			 d->subgid_base + d->subgid_size);
 	return 0;
 }
 
@@ -894,6 +924,7 @@ static void daemon_free(struct daemon *d)
 	d->jobs = NULL;
 	netsetup_free(d->net);
 	d->net = NULL;
+	slice_free_all(d);
 	free(d->lxcpath);
 	free(d->volatile_dir);
 	closep(&d->vjobs_fd);
@@ -958,10 +989,35 @@ static int detach(struct daemon *d)
 	return 0;
 }
 
+/* Job roots of idmapped lower layers (the skeleton, /, the catalogue's
+ * templates): each job sees their files with its own ids. Where the kernel or
+ * a file system cannot, lower layers are mounted as they are (host root's
+ * files and templates' show as nobody in jobs). */
+static void probe_idmapped_mounts(struct daemon *d)
+{
+	_cleanup_free_ char *scratch = xstrdup_printf("%s/idmap-probe", d->volatile_dir);
+	_cleanup_free_ char *catalog = xstrdup_printf("%s/templates", d->cfg->state_dir);
+	const char *host[] = { d->skel_dir, "/" };
+	int r = scratch && catalog ? idmount_probe(host, ELEMENTSOF(host), scratch, d->subuid_base,
+						   d->subgid_base)
+				   : -ENOMEM;
+
+	if (r >= 0) /* (a layer of its own: / holds it) */
+		r = idmount_probe((const char *[]){ catalog }, 1, scratch, d->subuid_base,
+				  d->subgid_base);
+
+	d->idmapped_mounts = r >= 0;
+	if (r < 0)
+		log_warn("Idmapped lower layers do not work here (%s): job roots use them as "
+			 "they are, and files of host root and of templates show as nobody in jobs",
+			 strerror(-r));
+}
+
 /* Everything before the loop; on failure nothing is left to undo but memory. */
 static int daemon_start(struct daemon *d, int *ret_lock, int *ret_sfd)
 {
 	struct runtime_config *cfg = d->cfg;
+	uint32_t ranges[2];
 	int r;
 
 	if ((r = block_signals()) < 0)
@@ -971,7 +1027,7 @@ static int daemon_start(struct daemon *d, int *ret_lock, int *ret_sfd)
 	d->inotify_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	if (d->epfd < 0 || d->inotify_fd < 0)
 		return log_error_errno(errno, "Failed to set up the event loop: %m");
-	if ((r = setup_ids(d)) < 0)
+	if ((r = setup_ids(d, ranges)) < 0)
 		return r;
 	if ((r = setup_dirs(d)) < 0)
 		return log_error_errno(r, "Failed to create %s: %m", cfg->state_dir);
@@ -982,15 +1038,21 @@ static int daemon_start(struct daemon *d, int *ret_lock, int *ret_sfd)
 	if ((r = setup_volatile(d)) < 0)
 		return log_error_errno(r, "Failed to set up the volatile tmpfs %s: %m",
 				       d->volatile_dir);
-	r = rootfs_host_skel_setup(d->skel_dir, d->subuid_base, d->subgid_base);
+	if ((r = setup_slices(d, ranges)) < 0)
+		return r;
+	/* (host root's: each job sees it as its own root's through an idmapped mount) */
+	r = rootfs_host_skel_setup(d->skel_dir, 0, 0);
 	if (r < 0)
 		return log_error_errno(r, "Failed to build the host template in %s: %m",
 				       d->skel_dir);
+	probe_idmapped_mounts(d);
 	if ((r = daemon_epoll_add(d, d->inotify_fd, EPOLLIN, EP_INOTIFY, NULL)) < 0)
 		return log_error_errno(r, "Failed to watch job output: %m");
 	if ((r = netsetup_new(&cfg->net, d->state_fd, &d->net)) < 0)
 		return log_error_errno(r, "Failed to set up networking: %m");
 	load_jobs(d);
+	if ((r = slice_reconcile(d)) < 0)
+		log_error("Failed to reconcile the container id leases: %s", strerror(-r));
 	if ((r = netsetup_reconcile(d->net)) < 0)
 		log_error("Failed to restore the network of the re-adopted jobs (bridge %s, "
 			  "table %s): %s",
@@ -1027,6 +1089,8 @@ int runtime_run(struct runtime_config *cfg)
 			    .ckpt_fd = -EBADF,
 			    .vjobs_fd = -EBADF,
 			    .reserve_fd = -EBADF,
+			    .idmap_fd = -EBADF,
+			    .idmapped_mounts = -1,
 			    .criu_veth_fix = -1 };
 	_cleanup_close_ int lock = -EBADF, sfd = -EBADF;
 	int r = daemon_start(&d, &lock, &sfd);

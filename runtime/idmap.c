@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* User-namespace id maps: container root on a subordinate range, the job's own
- * ids mapped to themselves so its files belong to the user. */
+/* User-namespace id maps: container root on a subordinate range (each job its
+ * own slice of root's range), the job's own ids mapped to themselves so its
+ * files belong to the user; the maps of idmapped template mounts. */
 #include "common/common.h"
 #include "runtime/runtime.h"
 
@@ -102,7 +103,36 @@ int runtime_subid_lookup(const char *path, const char *name, uid_t uid, uint32_t
 			continue;
 		best = size;
 		*ret_base = (uint32_t)base;
-		*ret_size = (uint32_t)(size > 65536 ? 65536 : size);
+		*ret_size = (uint32_t)size;
 	}
 	return best ? 0 : -ENOENT;
+}
+
+int runtime_idmap_shift(const struct runtime_idmap_entry *e, size_t n, uint32_t shift,
+			struct runtime_idmap_entry *ret)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((uint64_t)e[i].inside + e[i].count + shift > UINT32_MAX)
+			return -ERANGE;
+	for (size_t i = 0; i < n; i++)
+		ret[i] = (struct runtime_idmap_entry){ e[i].inside + shift, e[i].outside,
+						       e[i].count };
+	return 0;
+}
+
+int runtime_idmap_lookup(const struct runtime_idmap_entry *e, size_t n, uint32_t id, uint32_t *ret)
+{
+	for (size_t i = 0; i < n; i++)
+		if (id >= e[i].inside && id - e[i].inside < e[i].count) {
+			*ret = e[i].outside + (id - e[i].inside);
+			return 0;
+		}
+	return -ENOENT;
+}
+
+uint32_t runtime_idmap_slices(uint32_t uid_size, uint32_t gid_size, uint32_t slice)
+{
+	uint32_t size = uid_size < gid_size ? uid_size : gid_size;
+
+	return slice ? size / slice : 0;
 }

@@ -380,6 +380,7 @@ void job_to_json(const struct job *j, yajl_gen g)
 	}
 	json_gen_kv_uint(g, "idmap_base", j->idmap_base);
 	json_gen_kv_uint(g, "idmap_size", j->idmap_size);
+	json_gen_kv_uint(g, "idmap_gid_base", j->idmap_gid_base);
 	json_gen_kv_bool(g, "closing", j->closing);
 	json_gen_kv_bool(g, "tty", j->tty);
 	net_to_json(&j->net, g);
@@ -483,6 +484,7 @@ static int job_fields_from_json(yajl_val t, struct job *j)
 	j->ended_us = get_u(t, "ended_us");
 	j->idmap_base = (uint32_t)get_u(t, "idmap_base");
 	j->idmap_size = (uint32_t)get_u(t, "idmap_size");
+	j->idmap_gid_base = (uint32_t)get_u(t, "idmap_gid_base");
 	(void)json_get_bool(t, "closing", &j->closing);
 	(void)json_get_bool(t, "tty", &j->tty);
 	(void)json_get_bool(t, "shifted_user", &j->shifted_user);

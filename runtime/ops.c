@@ -587,8 +587,8 @@ static int template_user(struct daemon *d, struct conn *c, struct run_req *q, st
 static int make_job_dirs(struct daemon *d, struct job *j)
 {
 	_cleanup_close_ int xos = -EBADF;
-	uid_t ru = d->subuid_base;
-	gid_t rg = d->subgid_base;
+	uid_t ru = j->idmap_base; /* the job's own root */
+	gid_t rg = j->idmap_gid_base;
 
 	if (mkdirat(d->jobs_fd, j->id, 0711) < 0)
 		return -errno;
@@ -641,15 +641,6 @@ static int resolve_template(struct daemon *d, struct conn *c, struct run_req *q)
 			return conn_reply_error(c, "internal", "Template %s cannot be used: %s",
 						name, err ? err : strerror(-r)),
 			       r;
-		if (q->fs.tpl->uid_base != d->subuid_base || q->fs.tpl->gid_base != d->subgid_base)
-			return conn_reply_error(
-				       c, "conflict",
-				       "Template %s was stored for container root %u:%u, this "
-				       "node's is %u:%u; import it again",
-				       name, (unsigned)q->fs.tpl->uid_base,
-				       (unsigned)q->fs.tpl->gid_base, d->subuid_base,
-				       d->subgid_base),
-			       -EINVAL;
 	}
 	q->fs.tpl_name = TAKE_PTR(name);
 	return 0;
@@ -926,8 +917,6 @@ static struct job *new_job(struct daemon *d, struct conn *c, struct run_req *q)
 	j->cgroup_parent = d->cfg->cgroup_parent ? strdup(d->cfg->cgroup_parent) : NULL;
 	j->state = JOB_STARTING;
 	j->created_us = now_usec();
-	j->idmap_base = d->subuid_base;
-	j->idmap_size = d->subuid_size;
 	j->disk = q->fs.disk ? q->fs.disk : d->cfg->layer_size;
 	j->files = q->fs.files ? q->fs.files : d->cfg->layer_inodes;
 	j->log_size = q->fs.log_size ? q->fs.log_size : d->cfg->log_size_default;
@@ -968,18 +957,42 @@ static int add_first_unit(struct conn *c, const struct run_req *q, struct job *j
 	return 0;
 }
 
-/* The job of a new request: template, account, network, first unit and
- * volumes; NULL when it cannot run (answered). */
+/* The job's own slice of root's subordinate ids. */
+static int claim_ids(struct daemon *d, struct conn *c, struct job *j)
+{
+	int r = slice_claim(d, j);
+
+	if (r == -ENOSPC && d->n_slices < 2)
+		conn_reply_error(c, "conflict",
+				 "No container ids for jobs: root's ranges in /etc/subuid and "
+				 "/etc/subgid hold no slice of %u ids besides the shared one; give "
+				 "root a larger range (scripts/setup.sh adds one, see xosd(8))",
+				 d->subuid_size);
+	else if (r == -ENOSPC)
+		conn_reply_error(c, "conflict",
+				 "No free slice of container ids: all %u are in use (by running "
+				 "jobs and by jobs with checkpoint versions); try again when a job "
+				 "has ended, delete checkpoint versions (xcheckpoint --delete), or "
+				 "give root a larger range in /etc/subuid and /etc/subgid",
+				 d->n_slices - 1);
+	else if (r < 0)
+		conn_reply_error(c, "internal", "Cannot lease container ids: %s", strerror(-r));
+	return r;
+}
+
+/* The job of a new request: template, account, network, first unit,
+ * volumes and ids; NULL when it cannot run (answered). */
 static struct job *prepare_job(struct daemon *d, struct conn *c, struct run_req *q)
 {
 	struct job *j;
 
 	if (resolve_template(d, c, q) < 0 || !(j = new_job(d, c, q)))
 		return NULL;
-	/* (volumes before the network: a refused one leaves no lease behind) */
+	/* (volumes and ids before the network: a refused one leaves no lease behind) */
 	if (job_account(d, c, q, j) < 0 || parse_net(d, c, q, &j->net) < 0 ||
 	    check_ckpt_net(d, c, q, j) < 0 || add_first_unit(c, q, j) < 0 ||
-	    open_volumes(d, c, q, j) < 0 || setup_net(d, c, j) < 0) {
+	    open_volumes(d, c, q, j) < 0 || claim_ids(d, c, j) < 0 || setup_net(d, c, j) < 0) {
+		slice_release(d, j);
 		job_free(j);
 		return NULL;
 	}

@@ -21,7 +21,8 @@
 #include "runtime/runtime-internal.h"
 #include "templates/templates.h"
 
-#define SKEL_STAMP "trusted.xos.skel"         /* xattr on the skeleton's root: built, version 1 */
+/* xattr on the skeleton's root: built, version 2 (owned by host root, idmapped per job) */
+#define SKEL_STAMP "trusted.xos.skel"
 #define VOLATILE_STAMP "trusted.xos.volatile" /* on the volatile tmpfs's root: version 1 */
 
 static const char *const show_from_host[] = { "usr",   "bin",   "sbin",   "lib",
@@ -196,7 +197,7 @@ static bool skel_ready(const char *dir)
 
 	if (statfs(dir, &fs) < 0 || fs.f_type != TMPFS_MAGIC)
 		return false;
-	return lgetxattr(dir, SKEL_STAMP, v, sizeof(v)) == 1 && v[0] == '1';
+	return lgetxattr(dir, SKEL_STAMP, v, sizeof(v)) == 1 && v[0] == '2';
 }
 
 int rootfs_host_skel_setup(const char *dir, uid_t ru, gid_t rg)
@@ -225,7 +226,7 @@ int rootfs_host_skel_setup(const char *dir, uid_t ru, gid_t rg)
 	if (r >= 0)
 		r = make_etc(skel, ru, rg);
 	if (r >= 0)
-		r = fsetxattr(skel, SKEL_STAMP, "1", 1, 0) < 0 ? -errno : 0;
+		r = fsetxattr(skel, SKEL_STAMP, "2", 1, 0) < 0 ? -errno : 0;
 	if (r < 0)
 		goto err_umount;
 	/* read-only from now on: lower layers must not change under overlays */
@@ -242,7 +243,10 @@ err_umount:
 
 int rootfs_host_skel_teardown(const char *dir)
 {
-	if (umount2(dir, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+	/* (an older version's skeleton may lie below: its jobs used it) */
+	while (umount2(dir, MNT_DETACH) == 0)
+		;
+	if (errno != EINVAL && errno != ENOENT)
 		return -errno;
 	rmdir(dir);
 	return 0;
@@ -311,7 +315,7 @@ static bool accounts_unchanged(const char *skel)
 
 /* The accounts as they are now: when they changed since the skeleton was
  * made, the job gets fresh copies in its own layer. */
-static int job_etc(int layer, uid_t ru, const char *skel)
+static int job_etc(int layer, uid_t ru, gid_t rg, const char *skel)
 {
 	_cleanup_close_ int host = -EBADF;
 	_cleanup_close_ int etc = -EBADF;
@@ -322,44 +326,120 @@ static int job_etc(int layer, uid_t ru, const char *skel)
 	host = open("/etc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (host < 0)
 		return -errno;
-	if (mkdirat(layer, "upper/etc", 0755) < 0 || fchownat(layer, "upper/etc", ru, ru, 0) < 0)
+	if (mkdirat(layer, "upper/etc", 0755) < 0 || fchownat(layer, "upper/etc", ru, rg, 0) < 0)
 		return -errno;
 	etc = open_dir_at(layer, "upper/etc");
 	if (etc < 0)
 		return etc;
-	r = copy_entry(host, etc, "passwd", ru, ru);
-	return r < 0 ? r : copy_entry(host, etc, "group", ru, ru);
+	r = copy_entry(host, etc, "passwd", ru, rg);
+	return r < 0 ? r : copy_entry(host, etc, "group", ru, rg);
 }
 
-/* The overlay's lower layers: the host skeleton over / for "host", else the
- * template's read-only tree in the catalogue. */
-static int job_lower(struct daemon *d, struct job *j, char *buf, size_t len)
+/* The overlay's lower layers, top first: the host skeleton over / for
+ * "host", else the template's read-only tree in the catalogue. Where
+ * idmapped mounts work (idmount_probe), each is a clone shown with the job's
+ * ids: a stored id is the container id it is shifted from (host: the same),
+ * which the job's map takes to its host id. */
+struct lowers {
+	char path[2][4096];
+	size_t n;
+	struct lower_tmp info;                   /* the top layer's /tmp; its stored ids' shift */
+	struct runtime_idmap_entry u[80], g[80]; /* the mount's maps: stored -> host ids */
+	size_t nu, ng;
+	int fd[2]; /* the idmapped clones; -EBADF: plain lower layers */
+};
+
+static void lowers_done(struct lowers *lw)
+{
+	for (size_t i = 0; i < ELEMENTSOF(lw->fd); i++)
+		closep(&lw->fd[i]);
+}
+
+static int lowers_paths(struct daemon *d, struct job *j, struct lowers *lw)
 {
 	int r;
 
-	if (!j->template || !strcmp(j->template, "host"))
-		r = snprintf(buf, len, "%s:/", d->skel_dir);
-	else
-		r = snprintf(buf, len, "%s/templates/%s/rootfs", d->cfg->state_dir, j->template);
-	return r < 0 || (size_t)r >= len ? -ENAMETOOLONG : 0;
+	if (!j->template || !strcmp(j->template, "host")) {
+		lw->n = 2;
+		snprintf(lw->path[1], sizeof(lw->path[1]), "/");
+		r = snprintf(lw->path[0], sizeof(lw->path[0]), "%s", d->skel_dir);
+	} else {
+		lw->n = 1;
+		r = snprintf(lw->path[0], sizeof(lw->path[0]), "%s/templates/%s/rootfs",
+			     d->cfg->state_dir, j->template);
+	}
+	return r < 0 || (size_t)r >= sizeof(lw->path[0]) ? -ENAMETOOLONG : 0;
+}
+
+static int lowers_open(struct daemon *d, struct job *j, struct lowers *lw)
+{
+	struct runtime_idmap_entry u[80], g[80];
+	_cleanup_close_ int ns = -EBADF;
+	int r = lowers_paths(d, j, lw);
+
+	if (r < 0)
+		return r;
+	/* what the lower layer's /tmp is comes from the template cache: lower
+	 * layers never change */
+	r = template_cache_lower_tmp(d, j->template ? j->template : TEMPLATE_HOST, lw->path[0],
+				     &lw->info);
+	if (r < 0 || d->idmapped_mounts <= 0)
+		return r;
+	r = slice_job_maps(j, u, &lw->nu, g, &lw->ng, ELEMENTSOF(u));
+	if (r >= 0)
+		r = runtime_idmap_shift(u, lw->nu, lw->info.shift_uid, lw->u);
+	if (r >= 0)
+		r = runtime_idmap_shift(g, lw->ng, lw->info.shift_gid, lw->g);
+	ns = r < 0 ? r : idmount_userns(lw->u, lw->nu, lw->g, lw->ng);
+	if (ns < 0)
+		return ns;
+	for (size_t i = 0; i < lw->n; i++) {
+		lw->fd[i] = idmount_clone(lw->path[i], ns);
+		if (lw->fd[i] < 0)
+			return lw->fd[i];
+	}
+	return 0;
+}
+
+/* The host id a stored id of the lower layers shows as in the job. */
+static uint32_t lowers_host_id(const struct lowers *lw, uint32_t id, bool gid)
+{
+	uint32_t host = 65534; /* (unmapped ids show as the overflow id) */
+
+	if (lw->fd[0] < 0)
+		return id;
+	(void)runtime_idmap_lookup(gid ? lw->g : lw->u, gid ? lw->ng : lw->nu, id, &host);
+	return host;
+}
+
+static int lowers_mount(const struct lowers *lw, const char *layer, const char *rootfs)
+{
+	char opts[12288 + 256], upper[4200], work[4200];
+	int r;
+
+	snprintf(upper, sizeof(upper), "%s/upper", layer);
+	snprintf(work, sizeof(work), "%s/work", layer);
+	if (lw->fd[0] >= 0)
+		return idmount_overlay(rootfs, lw->fd, lw->n, upper, work);
+	r = snprintf(opts, sizeof(opts), "lowerdir=%s%s%s,upperdir=%s,workdir=%s", lw->path[0],
+		     lw->n > 1 ? ":" : "", lw->n > 1 ? lw->path[1] : "", upper, work);
+	if (r < 0 || (size_t)r >= sizeof(opts))
+		return -ENAMETOOLONG;
+	return mount("xos-root", rootfs, "overlay", MS_NOSUID | MS_NODEV, opts) < 0 ? -errno : 0;
 }
 
 /* /tmp copied up in advance, so that --files counts the files a job makes in
- * /tmp, not the directory's own copy. What the lower layer's /tmp is comes
- * from the template cache: lower layers never change. */
-static int job_tmp(struct daemon *d, struct job *j, const char *lower, int layer)
+ * /tmp, not the directory's own copy; owned as the job sees the lower one. */
+static int job_tmp(const struct lowers *lw, int layer)
 {
-	struct lower_tmp t;
-	char first[4096];
-	int r;
+	const struct lower_tmp *t = &lw->info;
 
-	snprintf(first, sizeof(first), "%.*s", (int)strcspn(lower, ":"), lower);
-	r = template_cache_lower_tmp(d, j->template ? j->template : TEMPLATE_HOST, first, &t);
-	if (r < 0 || !t.dir)
-		return r;
+	if (!t->dir)
+		return 0;
 	if (mkdirat(layer, "upper/tmp", 0700) < 0 ||
-	    fchownat(layer, "upper/tmp", t.uid, t.gid, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    fchmodat(layer, "upper/tmp", t.mode, 0) < 0)
+	    fchownat(layer, "upper/tmp", lowers_host_id(lw, t->uid, false),
+		     lowers_host_id(lw, t->gid, true), AT_SYMLINK_NOFOLLOW) < 0 ||
+	    fchmodat(layer, "upper/tmp", t->mode, 0) < 0)
 		return -errno;
 	return 0;
 }
@@ -647,22 +727,23 @@ static int layer_limit_inodes(struct daemon *d, struct job *j, const char *layer
 
 /* upper_from >= 0: a directory holding "upper", the writable layer of a
  * checkpoint, which becomes the job's writable layer. */
-static int layer_prepare(struct daemon *d, struct job *j, const char *layer, const char *lower,
-			 int upper_from)
+static int layer_prepare(struct daemon *d, struct job *j, const char *layer,
+			 const struct lowers *lw, int upper_from)
 {
 	_cleanup_close_ int lfd = open(layer, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	uid_t ru = j->idmap_base;
+	gid_t rg = j->idmap_gid_base;
 	int r;
 
 	if (lfd < 0 || mkdirat(lfd, "work", 0700) < 0)
 		return -errno;
 	if (upper_from >= 0)
 		return copy_tree_at(upper_from, "upper", lfd, "upper", NULL);
-	if (mkdirat(lfd, "upper", 0755) < 0 || fchownat(lfd, "upper", ru, ru, 0) < 0)
+	if (mkdirat(lfd, "upper", 0755) < 0 || fchownat(lfd, "upper", ru, rg, 0) < 0)
 		return -errno;
-	r = job_tmp(d, j, lower, lfd);
+	r = job_tmp(lw, lfd);
 	if (r >= 0 && (!j->template || !strcmp(j->template, "host")))
-		r = job_etc(lfd, ru, d->skel_dir);
+		r = job_etc(lfd, ru, rg, d->skel_dir);
 	return r;
 }
 
@@ -674,16 +755,19 @@ int rootfs_job_mount(struct daemon *d, struct job *j)
 /* (after a restart, the --files limit counts from the restored layer) */
 int rootfs_job_mount_from(struct daemon *d, struct job *j, int upper_from)
 {
-	char layer[4096], rootfs[4096], lower[4096], opts[12288 + 256];
+	_cleanup_(lowers_done) struct lowers lw = { .fd = { -EBADF, -EBADF } };
+	char layer[4096], rootfs[4096], opts[256];
 	uint64_t size = j->disk ? j->disk : d->cfg->layer_size;
 	uint64_t files = j->files ? j->files : d->cfg->layer_inodes;
 	_cleanup_close_ int run = -EBADF;
 	int r;
 
 	if (job_path(d, j, "layer", layer, sizeof(layer)) < 0 ||
-	    job_path(d, j, "rootfs", rootfs, sizeof(rootfs)) < 0 ||
-	    job_lower(d, j, lower, sizeof(lower)) < 0)
+	    job_path(d, j, "rootfs", rootfs, sizeof(rootfs)) < 0)
 		return -ENAMETOOLONG;
+	r = lowers_open(d, j, &lw);
+	if (r < 0)
+		return r;
 	run = daemon_job_rundir(d, j, true);
 	if (run < 0)
 		return run;
@@ -694,19 +778,12 @@ int rootfs_job_mount_from(struct daemon *d, struct job *j, int upper_from)
 		 files ? (unsigned long long)files + 64 : 0ULL);
 	if (mount("xos-layer", layer, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
 		return -errno;
-	r = layer_prepare(d, j, layer, lower, upper_from);
+	r = layer_prepare(d, j, layer, &lw, upper_from);
 	if (r < 0)
 		goto err_umount_layer;
-	r = snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower,
-		     layer, layer);
-	if (r < 0 || (size_t)r >= sizeof(opts)) {
-		r = -ENAMETOOLONG;
+	r = lowers_mount(&lw, layer, rootfs);
+	if (r < 0)
 		goto err_umount_layer;
-	}
-	if (mount("xos-root", rootfs, "overlay", MS_NOSUID | MS_NODEV, opts) < 0) {
-		r = -errno;
-		goto err_umount_layer;
-	}
 	r = layer_limit_inodes(d, j, layer, rootfs);
 	if (r < 0)
 		goto err_umount_root;
@@ -717,7 +794,6 @@ err_umount_layer:
 	umount2(layer, MNT_DETACH);
 	return r;
 }
-
 /* What the job's writable layer holds now (xps). */
 int rootfs_job_usage(struct daemon *d, struct job *j, uint64_t *ret_bytes, uint64_t *ret_files)
 {

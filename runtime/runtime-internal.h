@@ -101,7 +101,8 @@ struct job {
 	struct job_volume *volumes;
 	size_t n_volumes;
 	uint64_t created_us, started_us, ended_us;
-	uint32_t idmap_base, idmap_size;
+	uint32_t idmap_base, idmap_size; /* its slice of root's uids (slice.c) */
+	uint32_t idmap_gid_base;         /* ... and gids */
 	struct unit *units;
 	size_t n_units;
 	bool have_acct;
@@ -118,6 +119,7 @@ struct job {
 	uint64_t ckpt_skipped_us;    /* when */
 
 	/* runtime only */
+	bool slice_held; /* its ids are leased to it (slice.c) */
 	bool have_usage; /* the writable layer's use, for xps */
 	uint64_t disk_used, files_used;
 	struct lxc_container *c;
@@ -208,6 +210,39 @@ void rootfs_job_umount(struct daemon *d, struct job *j);
 int rootfs_job_targets(struct daemon *d, struct job *j, char **ret_error);
 int rootfs_job_usage(struct daemon *d, struct job *j, uint64_t *ret_bytes, uint64_t *ret_files);
 
+/* ---- slice.c: each job's own slice of root's subordinate ids ---- */
+/* The lease store (<volatile>/idmap) and the slices of root's ranges. */
+int slice_setup(struct daemon *d, uint32_t uid_range, uint32_t gid_range);
+void slice_free_all(struct daemon *d);
+/* A free slice for j (its idmap_* fields): 0, or -ENOSPC when none is free. */
+int slice_claim(struct daemon *d, struct job *j);
+/* j lets its slice go (its xos/ directory becomes host root's first). */
+void slice_release(struct daemon *d, struct job *j);
+/* ... if it has ended and has no checkpoint version left. */
+void slice_job_check(struct daemon *d, struct job *j);
+/* A job loaded from its record holds the slice the record names. */
+void slice_adopt(struct daemon *d, struct job *j);
+/* After the jobs are loaded: leases as the jobs want them; how many went. */
+int slice_reconcile(struct daemon *d);
+uint32_t slice_free_count(const struct daemon *d);
+/* The job's uid and gid maps (at most max entries each). */
+int slice_job_maps(const struct job *j, struct runtime_idmap_entry *u, size_t *nu,
+		   struct runtime_idmap_entry *g, size_t *ng, size_t max);
+
+/* ---- idmount.c: idmapped lower layers ---- */
+/* A user namespace with these maps, for mount_setattr; its fd. */
+int idmount_userns(const struct runtime_idmap_entry *u, size_t nu,
+		   const struct runtime_idmap_entry *g, size_t ng);
+/* A detached clone of the mount at path, idmapped through userns_fd. */
+int idmount_clone(const char *path, int userns_fd);
+/* An overlay at target (nosuid, nodev) of lower layer fds, top first. */
+int idmount_overlay(const char *target, const int *lower, size_t n_lower, const char *upper,
+		    const char *work);
+/* Whether overlays of idmapped clones of these directories work here (a
+ * trial in scratch, a new directory on a tmpfs): 0 or -errno. */
+int idmount_probe(const char *const *lowers, size_t n, const char *scratch, uint32_t root_uid,
+		  uint32_t root_gid);
+
 /* ---- container.c: liblxc ---- */
 int container_create(struct daemon *d, struct job *j);
 /* Fork the child that starts the container; it ends when the container runs
@@ -255,6 +290,8 @@ void ckpt_discard(struct daemon *d, struct job *j, int sig);
 void ckpt_abort(struct daemon *d, struct job *j, int sig);
 /* Remove every version of a job that is forgotten. */
 void ckpt_forget(struct daemon *d, struct job *j);
+/* Whether the job has a checkpoint version (ckpt-store.c). */
+bool ckpt_has_versions(struct daemon *d, struct job *j);
 /* At start-up: a job found in a checkpoint state, or whose container is gone
  * and that asked to be restarted on failure. true if checkpoint.c took it. */
 bool ckpt_adopt(struct daemon *d, struct job *j);
@@ -285,7 +322,12 @@ struct daemon {
 	char *self_exe;        /* this xosd binary: CRIU's action script */
 	char *template_helper; /* xos-template-helper: beside xosd, else in libexec */
 	int ckpt_fd;           /* the checkpoint store (checkpoint_dir) */
+	/* root's subordinate ids: where they start, and the size of a slice */
 	uint32_t subuid_base, subuid_size, subgid_base, subgid_size;
+	uint32_t n_slices;    /* slices in root's ranges (0: the shared one) */
+	uint8_t *slices_used; /* bitmap of the slices leased */
+	int idmap_fd;         /* <volatile>/idmap: the leases */
+	int idmapped_mounts;  /* lower layers idmapped: -1 not tried yet, 0 no, 1 yes */
 	struct netsetup *net;
 	struct job *jobs;
 	struct conn *conns;
@@ -426,6 +468,10 @@ struct lower_tmp {
 	uid_t uid;
 	gid_t gid;
 	mode_t mode;
+	/* the stored ids of the layer's root: its files' ids are stored shifted
+	 * by them (an imported template's: the shared slice's; host: 0) */
+	uid_t shift_uid;
+	gid_t shift_gid;
 };
 struct template_cache;
 struct template_info;

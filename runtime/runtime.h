@@ -57,6 +57,7 @@ struct runtime_config {
 	uint64_t checkpoint_every_min_us;   /* shortest --checkpoint-every of a non-root user */
 	uint64_t checkpoint_quota;          /* bytes of versions per user but root (0: none) */
 	uint64_t checkpoint_quota_root;     /* the same for root's jobs (0: none) */
+	uint64_t idmap_slice; /* ids of root's subordinate range each job gets (65536) */
 };
 #define RUNTIME_LOG_SIZE_MIN (64ULL << 10) /* --log-size, log_size_* at least */
 
@@ -134,8 +135,19 @@ struct runtime_idmap_entry {
  * in the host range, -E2BIG if too many entries. */
 int runtime_idmap_build(uint32_t base, uint32_t size, const uint32_t *identity, size_t n_identity,
 			struct runtime_idmap_entry *ret, size_t max, size_t *ret_n);
-/* Find the subordinate range of user name (or uid) in a subuid/subgid file. */
+/* Find the largest subordinate range of user name (or uid) in a subuid/subgid
+ * file: its start and its whole size. */
 int runtime_subid_lookup(const char *path, const char *name, uid_t uid, uint32_t *ret_base,
 			 uint32_t *ret_size);
+/* The map of an idmapped mount of files stored shifted by shift (stored id
+ * shift+N is container id N): e's entries with each inside id moved up by
+ * shift, into ret (n entries). -ERANGE if that leaves the 32-bit ids. */
+int runtime_idmap_shift(const struct runtime_idmap_entry *e, size_t n, uint32_t shift,
+			struct runtime_idmap_entry *ret);
+/* The host id that id maps to through e; -ENOENT if it is not mapped. */
+int runtime_idmap_lookup(const struct runtime_idmap_entry *e, size_t n, uint32_t id, uint32_t *ret);
+/* How many slices of slice ids root's uid and gid ranges hold (slice 0 is the
+ * shared one: templates are stored on it; jobs get slices 1 and up). */
+uint32_t runtime_idmap_slices(uint32_t uid_size, uint32_t gid_size, uint32_t slice);
 
 #endif

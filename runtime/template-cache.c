@@ -74,6 +74,16 @@ int template_cache_lower_tmp(struct daemon *d, const char *name, const char *low
 	r = read_lower_tmp(lower_dir, &t);
 	if (r < 0)
 		return r;
+	if (strcmp(name, TEMPLATE_HOST) != 0) { /* (the host's files are stored as they are) */
+		_cleanup_template_info_ struct template_info *info = NULL;
+		_cleanup_free_ char *err = NULL;
+
+		r = template_load(d->catalog_fd, name, &info, &err);
+		if (r < 0)
+			return r;
+		t.shift_uid = info->uid_base;
+		t.shift_gid = info->gid_base;
+	}
 	e = c ? calloc(1, sizeof(*e)) : NULL;
 	if (e && (e->name = strdup(name))) { /* (not kept when out of memory) */
 		e->tmp = t;

@@ -13,6 +13,7 @@
 #   2. CRIU >= 4.2 as /usr/local/sbin/criu (scripts/build-criu.sh), and CRIU's
 #      zdtm test programs for the test suite (scripts/build-zdtm.sh)
 #   3. a subordinate uid/gid range for root in /etc/subuid and /etc/subgid
+#      (1000000000 ids, cut into one slice per job)
 #   4. kernel: the overlay filesystem
 #   5. make
 set -euo pipefail
@@ -20,8 +21,12 @@ set -euo pipefail
 PACKAGES=(build-essential pkgconf git lxc lxc-dev libseccomp-dev libcap-dev libyajl-dev
 	libarchive-dev libssl-dev xz-utils bats bats-assert bats-support iproute2 nftables libnftables-dev
 	busybox-static procps psmisc jq mandoc shellcheck clang-format runc python3)
-SUBID_COUNT=65536
-SUBID_START=100000
+# root's subordinate ids: each job gets a slice of 65536 of them (xosd.conf
+# idmap_slice), so this range bounds the jobs (and jobs with checkpoint
+# versions) a node holds at once: 15258 (the first slice is shared); the
+# range Incus uses for its containers by default
+SUBID_COUNT=1000000000
+SUBID_START=1000000
 
 XOS_LOG_PREFIX=setup
 # shellcheck source=scripts/common.sh

@@ -734,7 +734,7 @@ trace_breakdown() {
 	for i in $(seq 1 "$TRACE_N"); do
 		t="$BT/trace.$i"
 		strace -ttt -p "$XOSD1_PID" -o "$t" -e signal=none \
-			-e trace=accept4,mount,clone,clone3,wait4,pidfd_open,fdatasync,connect,write,epoll_wait \
+			-e trace=accept4,mount,fsopen,clone,clone3,wait4,pidfd_open,fdatasync,connect,write,epoll_wait \
 			2>/dev/null &
 		STRACE_PID=$!
 		sleep 0.3 # attached
@@ -751,8 +751,8 @@ function mark(k) { if (!(k in T)) T[k] = $1 }
 $1 < s { next }
 /^[0-9.]+ accept4\(.*SOCK_NONBLOCK\) = [0-9]/ { mark("accept") }
 /mount\("xos-layer"/ { mark("layer") }
-/mount\("xos-root"/ { mark("root") }
-/ clone\(/ && ("root" in T) { mark("fork") }
+/mount\("xos-root"/ || /fsopen\("overlay"/ { mark("root") }
+/ clone\(/ && ("root" in T) && !/CLONE_NEWUSER/ { mark("fork") }
 /connect\(.*\/command"/ && ("fork" in T) && !("pidfd" in T) { mark("started") }
 /pidfd_open\(/ && ("started" in T) { mark("pidfd") }
 /epoll_wait\(/ && ("pidfd" in T) && !("loop" in T) { mark("loop") }

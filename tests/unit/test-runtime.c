@@ -154,8 +154,8 @@ static void test_subid(void)
 
 	ok(fd >= 0 && write(fd, text, sizeof(text) - 1) == (ssize_t)sizeof(text) - 1, "subid file");
 	close(fd);
-	ok(runtime_subid_lookup(path, "root", 0, &b, &s) == 0 && b == 300000 && s == 65536,
-	   "root's range, size capped at 65536");
+	ok(runtime_subid_lookup(path, "root", 0, &b, &s) == 0 && b == 300000 && s == 1000000,
+	   "root's range, all of it (jobs get slices of it)");
 	ok(runtime_subid_lookup(path, "bob", 1001, &b, &s) == -ENOENT, "no range for bob");
 	unlink(path);
 }
