@@ -33,18 +33,31 @@ mirror=$(apt-cache policy | awk -v want="$codename/main" -v a="$arch" \
 WORK=$(mktemp -d /tmp/xos-debtest.XXXXXX)
 ROOT=$WORK/root
 LISTENER=
+HOLDER=
+JOB_CMD="sleep 4242.5" # (a command line no one else runs)
 cleanup() {
+	local ns p
 	[ -z "$LISTENER" ] || kill "$LISTENER" 2>/dev/null || true
-	# an xosd or job left in the tree by a failure: by the tree's root
-	for p in /proc/[0-9]*; do
-		if [ "$(readlink "$p/root" 2>/dev/null)" = "$ROOT" ]; then kill -9 "${p#/proc/}" 2>/dev/null || true; fi
-	done
+	# an xosd, monitor or job left by a failure: every process of the tree's
+	# mount namespace, and the job's own
+	if [ -n "$HOLDER" ]; then
+		ns=$(readlink "/proc/$HOLDER/ns/mnt")
+		for p in /proc/[0-9]*; do
+			if [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$ns" ]; then
+				kill -9 "${p#/proc/}" 2>/dev/null || true
+			fi
+		done
+	fi
+	pkill -9 -xf "$JOB_CMD" 2>/dev/null || true
 	findmnt -rn -o TARGET | awk -v r="$ROOT" 'index($0, r) == 1' | sort -r |
 		while read -r m; do umount -l "$m" 2>/dev/null || true; done
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
-in_root() { chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 "$@"; }
+# CMD... in the tree. Its root is the root of a mount namespace of its own
+# (pivot_root, held by HOLDER), not a chroot: a chrooted process may not create
+# the user namespaces of job containers.
+in_root() { "${IN_ROOT[@]}" "$@"; }
 
 # ---------------------------------------------------------------- 1. tree
 tarball=$DEBDIR/debootstrap-$codename-minbase.tgz
@@ -63,6 +76,15 @@ mount --rbind /dev "$ROOT/dev" && mount --make-rslave "$ROOT/dev"
 mount -t tmpfs -o mode=0755 tmpfs "$ROOT/run"
 mkdir -p "$DEBDIR/apt-archives/partial"
 mount --bind "$DEBDIR/apt-archives" "$ROOT/var/cache/apt/archives"
+# shellcheck disable=SC2016 # (the inner script's $1)
+unshare -m --propagation private sh -c 'mount --rbind "$1" "$1" && cd "$1" && pivot_root . mnt &&
+	umount -l /mnt && touch /run/ns-ready && exec sleep infinity' sh "$ROOT" &
+HOLDER=$!
+disown "$HOLDER" # (its end is cleanup's business, and quiet)
+for _ in $(seq 100); do [ -e "$ROOT/run/ns-ready" ] && break; sleep 0.1; done
+[ -e "$ROOT/run/ns-ready" ] || die "could not make the tree the root of a mount namespace"
+rm "$ROOT/run/ns-ready"
+IN_ROOT=(nsenter -t "$HOLDER" -m -r -w /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8)
 
 # ---------------------------------------------------- 2. dependencies first
 in_root apt-get -q update >"$WORK/apt.log" 2>&1 || { tail "$WORK/apt.log" >&2; die "apt-get update failed"; }
@@ -86,9 +108,14 @@ cp "$deb" "$ROOT/tmp/"
 log "apt-get install ./$(basename "$deb")"
 in_root sh -c "cd /tmp && apt-get -q -y --no-install-recommends install ./$(basename "$deb")" \
 	>>"$WORK/apt.log" 2>&1 || { tail -n 20 "$WORK/apt.log" >&2; die "the package does not install"; }
+rm "$ROOT/tmp/$(basename "$deb")"
 grep -q '^root:' "$ROOT/etc/subuid" || die "no subuid range for root after the install"
 if command -v systemd-analyze >/dev/null; then
-	if out=$(systemd-analyze verify --man=no --root="$ROOT" /lib/systemd/system/xosd.service 2>&1); then
+	# (this machine's units, the tree has none: ExecStart pointed into the tree)
+	mkdir -p "$WORK/unit"
+	sed "s|^ExecStart=|ExecStart=$ROOT|" "$ROOT/lib/systemd/system/xosd.service" \
+		>"$WORK/unit/xosd.service"
+	if out=$(systemd-analyze verify --man=no "$WORK/unit/xosd.service" 2>&1); then
 		log "systemd-analyze verify: the unit is clean"
 	else
 		printf '%s\n' "$out" >&2
@@ -114,8 +141,8 @@ while True:
 LISTENER=$!
 for _ in $(seq 100); do [ -e "$ROOT/run/notify.sock.ready" ] && break; sleep 0.1; done
 # shellcheck disable=SC2086 # ExecStart's words
-chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin NOTIFY_SOCKET=/run/notify.sock \
-	$execstart </dev/null >"$WORK/xosd.log" 2>&1 &
+# (not through a function: $! must be xosd's pid)
+"${IN_ROOT[@]}" NOTIFY_SOCKET=/run/notify.sock $execstart </dev/null >"$WORK/xosd.log" 2>&1 &
 xosd=$!
 wait_msg() { # MSG: it arrives within 60 s
 	for _ in $(seq 600); do
@@ -126,27 +153,45 @@ wait_msg() { # MSG: it arrives within 60 s
 	cat "$WORK/xosd.log" >&2
 	die "xosd did not say $1"
 }
+job_running() { # ID: xps lists it as RUNNING
+	for _ in $(seq 300); do
+		in_root xps 2>/dev/null | grep -q "^${1:0:12} .* RUNNING " && return 0
+		sleep 0.1
+	done
+	return 1
+}
 wait_msg READY=1
 log "READY=1 arrived"
 in_root xps >/dev/null || die "xps does not answer"
-if out=$(in_root xrun -- echo hello from a job 2>&1) && [ "$out" = "hello from a job" ]; then
-	log "a job ran: $out"
-else
-	log "warning: a job did not run in the tree: $out"
-	job_failed=1
-fi
+out=$(in_root xrun -- echo hello from a job 2>&1) || true
+[ "$out" = "hello from a job" ] || die "a job did not run in the tree: $out"
+log "a job ran: $out"
+# shellcheck disable=SC2086
+id=$(in_root xrun -d -- $JOB_CMD) || die "xrun -d failed"
+job_running "$id" || die "job $id does not run"
 kill -TERM "$xosd"
 wait_msg STOPPING=1
-wait "$xosd" || die "xosd exited with status $? after SIGTERM"
+st=0
+wait "$xosd" || st=$?
+[ "$st" -eq 0 ] || die "xosd exited with status $st after SIGTERM"
 log "SIGTERM: STOPPING=1 and a clean exit"
+pgrep -xf "$JOB_CMD" >/dev/null || die "job $id did not survive xosd's SIGTERM"
 kill "$LISTENER" 2>/dev/null || true
 wait "$LISTENER" 2>/dev/null || true
 LISTENER=
 rm -f "$ROOT/run/notify.sock" "$ROOT/run/notify.sock.ready"
+# shellcheck disable=SC2086
+"${IN_ROOT[@]}" $execstart </dev/null >>"$WORK/xosd.log" 2>&1 &
+xosd=$!
+job_running "$id" || { cat "$WORK/xosd.log" >&2; die "the next xosd did not re-adopt job $id"; }
+log "job $id survived xosd's stop and was re-adopted"
 
 # ------------------------------------------------------------ 5. purge
-log "dpkg --purge xos"
+log "dpkg --purge xos (xosd and job $id running)"
 in_root dpkg --purge xos >>"$WORK/apt.log" 2>&1 || { tail "$WORK/apt.log" >&2; die "purge failed"; }
+st=0
+wait "$xosd" || st=$?
+log "xosd stopped by the purge (status $st)"
 snapshot >"$WORK/after"
 left=$(comm -13 "$WORK/before" "$WORK/after")
 named=$(in_root find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /var/cache \) -prune \
@@ -160,6 +205,20 @@ if [ -n "$named" ]; then
 	printf 'deb-test: named *xos* after purge: %s\n' "$named" >&2
 	fail=1
 fi
+if pgrep -xf "$JOB_CMD" >/dev/null; then
+	echo "deb-test: job $id still runs after purge" >&2
+	fail=1
+fi
+cgroups=$(find /sys/fs/cgroup -maxdepth 2 -name "*xos-${id}*")
+if [ -n "$cgroups" ]; then
+	printf 'deb-test: cgroups left after purge: %s\n' "$cgroups" >&2
+	fail=1
+fi
+mounts=$(in_root cat /proc/self/mountinfo | awk '$5 ~ /xos/ { print $5 }')
+if [ -n "$mounts" ]; then
+	printf 'deb-test: mounts left after purge: %s\n' "$mounts" >&2
+	fail=1
+fi
 for f in subuid subgid; do
 	if ! content "$ROOT/etc/$f" | cmp -s "$WORK/$f.before" -; then
 		echo "deb-test: /etc/$f differs from before the install" >&2
@@ -168,5 +227,4 @@ for f in subuid subgid; do
 done
 [ "$fail" -eq 0 ] || die "purge left traces of xos"
 log "purge: nothing of xos is left"
-[ -z "${job_failed:-}" ] || die "the package installs and purges, but a job did not run in the tree"
 log "ok"
