@@ -128,7 +128,7 @@ fi
 # ---------------------------------------------------------- 4. ExecStart
 execstart=$(sed -n 's/^ExecStart=//p' "$ROOT/lib/systemd/system/xosd.service")
 log "running ExecStart in the tree: $execstart"
-python3 -c '
+"$(command -v /usr/bin/python3 || command -v python3)" -c '
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])

@@ -7,7 +7,13 @@ bats_require_minimum_version 1.5.0
 
 DEB_DIR=$XOS_ROOT/build-deb
 
-teardown() { xos_teardown; }
+teardown() {
+	if [ -n "${NOTIFY_PY_PID:-}" ]; then
+		kill "$NOTIFY_PY_PID" 2>/dev/null || true
+		wait "$NOTIFY_PY_PID" 2>/dev/null || true
+	fi
+	xos_teardown
+}
 
 # The package is built once per build tree (make deb is incremental); the
 # sanitizer pass of run-all.sh builds the same package: it checks it once.
@@ -76,7 +82,7 @@ deb_tests() {
 # notify_listen FILE: a datagram socket FILE.sock whose messages are appended to FILE
 notify_listen() {
 	NOTIFY_PY_SOCK="$1.sock"
-	python3 -c '
+	"$(command -v /usr/bin/python3 || command -v python3)" -c '
 import os, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
@@ -118,8 +124,6 @@ has_msg() { [ -e "$1" ] && grep -qx -- "$2" "$1"; }
 	xkill -s KILL "$id"
 	run xwait "$id"
 	assert_equal "$status" 137
-	kill "$NOTIFY_PY_PID"
-	wait "$NOTIFY_PY_PID" 2>/dev/null || true
 }
 
 @test "xosd writes syslog priorities and no timestamps when stderr is the journal's stream" {
