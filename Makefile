@@ -4,6 +4,7 @@ BINDIR ?= $(PREFIX)/bin
 SBINDIR ?= $(PREFIX)/sbin
 LIBEXECDIR ?= $(PREFIX)/libexec/xos
 MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 SYSCONFDIR ?= /etc
 DESTDIR ?=
 
@@ -120,6 +121,8 @@ bench-checkpoint: all
 lint:
 	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) tests/unit/*.c
 	shellcheck -x scripts/*.sh tests/*.sh tests/bench/*.sh .ci/run
+	shellcheck -s sh dist/debian/postinst dist/debian/prerm dist/debian/postrm
+	shellcheck -s bash dist/bash-completion
 	shellcheck -s bash -e SC2154,SC2034,SC1091,SC2030,SC2031,SC2016 tests/integration/*.bats tests/integration/*.bash
 	for m in man/*.[158]; do mandoc -Tlint -Wwarning $$m || exit 1; done
 
@@ -135,11 +138,27 @@ install: all
 	for m in man/*.1; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man1/ || true; done
 	for m in man/*.5; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man5/ || true; done
 	for m in man/*.8; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man8/ || true; done
+	install -d $(DESTDIR)$(BASHCOMPDIR)
+	install -m 0644 dist/bash-completion $(DESTDIR)$(BASHCOMPDIR)/xos
+	for c in $(CLI_CMDS) xtemplate; do ln -sf xos $(DESTDIR)$(BASHCOMPDIR)/$$c; done
 	install -d $(DESTDIR)$(SYSCONFDIR)/xos
 	[ -e $(DESTDIR)$(SYSCONFDIR)/xos/xosd.conf ] || install -m 0644 docs/xosd.conf.example $(DESTDIR)$(SYSCONFDIR)/xos/xosd.conf
 
+# The Debian package (scripts/build-deb.sh): build-deb/xos_VERSION_ARCH.deb,
+# checked with lintian where it is installed
+deb:
+	scripts/build-deb.sh build-deb
+	if command -v lintian >/dev/null; then \
+		lintian --fail-on error,warning build-deb/xos_*.deb && echo "lintian: no errors or warnings"; \
+	else echo "lintian is not installed: the package was not checked"; fi
+
+# Install the package in a fresh debootstrap tree, run xosd there, purge it
+# (slow, needs debootstrap and the archive: not part of make check)
+deb-test: deb
+	tests/deb-test.sh build-deb
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-deb
 
 FORCE:
-.PHONY: all unit check bench bench-checkpoint lint install clean FORCE
+.PHONY: all unit check bench bench-checkpoint lint install deb deb-test clean FORCE

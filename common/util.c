@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <signal.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "common/common.h"
@@ -10,12 +11,32 @@
 static const char *log_ident = "xos";
 static enum log_level log_max = LOG_LVL_INFO;
 static bool log_timestamps;
+static dev_t journal_dev;
+static ino_t journal_ino;
 
 void log_setup(const char *ident, enum log_level max, bool timestamps)
 {
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+
 	log_ident = ident;
 	log_max = max;
 	log_timestamps = timestamps;
+	/* systemd(1) names the journal stream it connected to stderr */
+	if (js && sscanf(js, "%llu:%llu", &dev, &ino) == 2) {
+		journal_dev = (dev_t)dev;
+		journal_ino = (ino_t)ino;
+	}
+}
+
+/* stderr is the journal's stream (still: a daemon may have redirected it
+ * since): its lines then carry a syslog priority prefix and no timestamp. */
+static bool log_to_journal(void)
+{
+	struct stat st;
+
+	return journal_ino != 0 && fstat(STDERR_FILENO, &st) == 0 && st.st_dev == journal_dev &&
+	       st.st_ino == journal_ino;
 }
 
 void log_msg(enum log_level lvl, const char *fmt, ...)
@@ -31,7 +52,11 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	errno = saved; /* keep %m working */
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	if (log_timestamps) {
+	if (log_to_journal()) {
+		static const int prio[] = { 3, 4, 6, 7 }; /* err, warning, info, debug */
+
+		snprintf(ts, sizeof(ts), "<%d>", prio[lvl]);
+	} else if (log_timestamps) {
 		struct timespec t;
 		struct tm tm;
 

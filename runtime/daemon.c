@@ -1093,14 +1093,18 @@ int runtime_run(struct runtime_config *cfg)
 			    .idmapped_mounts = -1,
 			    .criu_veth_fix = -1 };
 	_cleanup_close_ int lock = -EBADF, sfd = -EBADF;
-	int r = daemon_start(&d, &lock, &sfd);
+	int r;
 
+	sdnotify_init();
+	r = daemon_start(&d, &lock, &sfd);
 	if (r < 0) {
 		daemon_free(&d);
 		return r;
 	}
 	log_info("Listening on %s (state %s, cgroup %s)", cfg->socket_path, cfg->state_dir,
 		 d.cg->name);
+	(void)sdnotify("READY=1\nMAINPID=%d\nSTATUS=Listening on %s", (int)getpid(),
+		       cfg->socket_path);
 	while (!d.quit) {
 		struct epoll_event evs[64];
 		int t1 = prune_cgroups(&d), t2 = ckpt_tick(&d);
@@ -1118,6 +1122,7 @@ int runtime_run(struct runtime_config *cfg)
 		if (d.prune_ended && !d.quit)
 			prune_ended_jobs(&d);
 	}
+	(void)sdnotify("STOPPING=1\nSTATUS=Stopping; jobs keep running");
 	log_info("Stopping; jobs keep running");
 	daemon_shutdown(&d);
 	return r < 0 ? r : 0;

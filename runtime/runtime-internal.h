@@ -509,4 +509,8 @@ void ops_template_show(struct daemon *d, struct conn *c, struct yajl_val_s *t);
 void ops_template_default(struct daemon *d, struct conn *c, struct yajl_val_s *t);
 void ops_template_remove(struct daemon *d, struct conn *c, struct yajl_val_s *t);
 
+/* sdnotify.c: the service manager's readiness protocol */
+void sdnotify_init(void);
+int sdnotify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif
