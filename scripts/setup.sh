@@ -19,7 +19,8 @@ set -euo pipefail
 
 PACKAGES=(build-essential pkgconf git lxc lxc-dev libseccomp-dev libcap-dev libyajl-dev
 	libarchive-dev libssl-dev xz-utils bats bats-assert bats-support iproute2 nftables libnftables-dev
-	busybox-static procps psmisc jq mandoc shellcheck clang-format runc python3)
+	busybox-static procps psmisc jq mandoc shellcheck clang-format runc python3
+	clang libclang-rt-14-dev)
 SUBID_COUNT=65536
 SUBID_START=100000
 
