@@ -120,3 +120,23 @@ node_reboots() {
 	# the volatile tmpfs is back (a tmpfs again, not the state's file system)
 	assert_equal "$(stat -f -c %T "$XOS_TMP/state/volatile")" tmpfs
 }
+
+@test "node reboot: a job stopped by xcheckpoint --stop stays CHECKPOINTED and xrestart resumes it after the reboot" {
+	id=$(xrun -d -- sh -c 'i=0; while [ $i -lt 600 ]; do i=$((i+1)); echo $i; sleep 0.1; done')
+	wait_state "$id" RUNNING
+	wait_lines "$XOS_TMP/state/jobs/$id/xos/spool/1.out" 3
+	xcheckpoint --stop "$id" >/dev/null
+	wait_state "$id" CHECKPOINTED
+	n=$(xlogs "$id" | wc -l)
+	node_reboots
+	xosd_launch
+	assert_equal "$(job_field "$id" .state)" CHECKPOINTED
+	xrestart "$id" >/dev/null
+	wait_state "$id" RUNNING 60
+	wait_lines "$XOS_TMP/state/jobs/$id/xos/spool/1.out" $((n + 3))
+	run bash -c "xlogs $id | sort -n | uniq -d"
+	assert_output ""
+	xkill -s KILL "$id"
+	run xwait "$id"
+	assert_equal "$status" 137
+}
