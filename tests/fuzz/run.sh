@@ -13,7 +13,8 @@
 # DIR/fuzz/artifacts/ and the log in DIR/fuzz/logs/TARGET.log; put the input
 # into tests/fuzz/corpus/TARGET once fixed: the check replays it for ever.
 # Prints TAP, one line per target:
-#   ok N - fuzz TARGET (EXECS runs, 600 s, cov C ft F)
+#   ok N - fuzz TARGET (EXECS runs, 600 s, cpu S s, cov C ft F)
+# (wall seconds as libFuzzer counts them; cpu: the CPU time it really got)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
 
@@ -43,6 +44,19 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 [ -n "$time" ] || time=$([ "$check" = 1 ] && echo 3 || echo 600)
 
+# CPU seconds (user + system) used by this script's ended children so far,
+# into CPU (`times` in this shell: a subshell would count only its own)
+children_cpu() {
+	times >"$build/fuzz/.times"
+	CPU=$(tail -1 "$build/fuzz/.times" | awk '{
+		s = 0
+		for (i = 1; i <= NF; i++) {
+			split($i, p, "m"); sub("s", "", p[2]); s += p[1] * 60 + p[2]
+		}
+		printf "%d\n", s
+	}')
+}
+
 mkdir -p "$build/fuzz/logs" "$build/fuzz/artifacts"
 echo "1..${#targets[@]}"
 n=0
@@ -63,16 +77,20 @@ for t in "${targets[@]}"; do
 		work=$build/fuzz/corpus/$t
 		mkdir -p "$work"
 	fi
+	children_cpu
+	cpu0=$CPU
 	# -timeout: one input may take that long; -rss_limit_mb: memory of the whole run
 	"$bin" -max_total_time="$time" -print_final_stats=1 -timeout=25 -rss_limit_mb=2048 \
 		-artifact_prefix="$build/fuzz/artifacts/$t-" "$work" "$seeds" </dev/null >"$log" 2>&1
 	rc=$?
+	children_cpu
+	cpu=$((CPU - cpu0))
 	[ "$check" = 0 ] || rm -rf "$work"
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 	secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
 	cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -1 | sed 's/: / /g')
 	if [ "$rc" -eq 0 ] && [ -n "$execs" ]; then
-		echo "ok $n - fuzz $t (${execs} runs, ${secs:-?} s, ${cov:-no coverage figure})"
+		echo "ok $n - fuzz $t (${execs} runs, ${secs:-?} s, cpu ${cpu} s, ${cov:-no coverage figure})"
 	else
 		echo "not ok $n - fuzz $t: exit status $rc (log: $log)"
 		grep -E '^(==[0-9]+==|SUMMARY|.*runtime error|artifact_prefix|Test unit written)' "$log" |
