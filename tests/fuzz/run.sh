@@ -10,7 +10,8 @@
 # Each target reads its seeds from tests/fuzz/corpus/TARGET (never written)
 # and, unless --check, keeps what it finds in DIR/fuzz/corpus/TARGET, so a
 # later run goes on from there. A crash leaves its input in
-# DIR/fuzz/artifacts/ and the log in DIR/fuzz/logs/TARGET.log; put the input
+# DIR/fuzz/artifacts/ and the log in DIR/fuzz/logs/TARGET.log (TARGET.check.log
+# with --check); put the input
 # into tests/fuzz/corpus/TARGET once fixed: the check replays it for ever.
 # Prints TAP, one line per target:
 #   ok N - fuzz TARGET (EXECS runs, 600 s, cpu S s, cov C ft F)
@@ -66,6 +67,7 @@ for t in "${targets[@]}"; do
 	bin=$build/fuzz/fuzz-$t
 	seeds=$(pwd)/tests/fuzz/corpus/$t
 	log=$build/fuzz/logs/$t.log
+	[ "$check" = 0 ] || log=$build/fuzz/logs/$t.check.log # (a long run may be going on)
 	if [ ! -x "$bin" ] || [ ! -d "$seeds" ]; then
 		echo "not ok $n - fuzz $t: no $bin or no $seeds (make fuzz-build)"
 		fail=1
@@ -86,14 +88,14 @@ for t in "${targets[@]}"; do
 	children_cpu
 	cpu=$((CPU - cpu0))
 	[ "$check" = 0 ] || rm -rf "$work"
-	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-	secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
-	cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -1 | sed 's/: / /g')
+	execs=$(grep -a '^stat::number_of_executed_units:' "$log" | tail -1 | tr -dc 0-9)
+	secs=$(grep -a '^Done [0-9]* runs in' "$log" | tail -1 | sed 's/.* in \([0-9]*\) second.*/\1/')
+	cov=$(grep -ao 'cov: [0-9]* ft: [0-9]*' "$log" | tail -1 | sed 's/: / /g')
 	if [ "$rc" -eq 0 ] && [ -n "$execs" ]; then
 		echo "ok $n - fuzz $t (${execs} runs, ${secs:-?} s, cpu ${cpu} s, ${cov:-no coverage figure})"
 	else
 		echo "not ok $n - fuzz $t: exit status $rc (log: $log)"
-		grep -E '^(==[0-9]+==|SUMMARY|.*runtime error|artifact_prefix|Test unit written)' "$log" |
+		grep -aE '^(==[0-9]+==|SUMMARY|.*runtime error|artifact_prefix|Test unit written)' "$log" |
 			head -20 | sed 's/^/#   /'
 		fail=1
 	fi
