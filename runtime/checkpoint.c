@@ -24,6 +24,8 @@ struct ckpt_run {
 	enum ckpt_kind kind;
 	unsigned version;
 	bool stop, ct_gone, timed_out;
+	int kill_sig;        /* xkill during the run: it was aborted, then this signal */
+	uint64_t abort_us;   /* aborting: when SIGKILL follows (UINT64_MAX: sent) */
 	enum job_state prev; /* where the job goes back to if it fails */
 	pid_t child;
 	int child_fd; /* its pidfd, in the event loop */
@@ -65,6 +67,7 @@ static void child_setup(int errfd)
 	sigset_t none;
 
 	sigemptyset(&none);
+	setpgid(0, 0); /* an aborted dump or restore is killed as a group */
 	signal(SIGPIPE, SIG_DFL);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (dup2(errfd, 3) < 0)
@@ -118,6 +121,9 @@ static _noreturn_ void dump_child(struct daemon *d, struct job *j, int errfd, bo
 	struct lxc_container *c;
 
 	child_setup(errfd);
+	/* an abort asks CRIU to let go first with SIGALRM, its own timeout;
+	 * ignored here, not in CRIU, which sets its handler */
+	signal(SIGALRM, SIG_IGN);
 	if (j->ckpt.signal)
 		wait_ready(d, j);
 	if (j->run->record) {
@@ -133,6 +139,10 @@ static _noreturn_ void dump_child(struct daemon *d, struct job *j, int errfd, bo
 	snprintf(images, sizeof(images), "%s/images", dir);
 	if (criu_conf_path(d, path, sizeof(path)) < 0 || setenv("CRIU_CONFIG_FILE", path, 1) < 0)
 		_exit(1);
+	if (ckpt_criu_shim_setup(d) < 0) {
+		dprintf(3, "CRIU was not found on xosd's PATH");
+		_exit(1);
+	}
 	setenv("XOS_CKPT_DEST", dir, 1);
 	if (daemon_job_runpath(d, j, "layer/upper", path, sizeof(path)) < 0)
 		_exit(1);
@@ -165,7 +175,6 @@ static _noreturn_ void restore_child(struct daemon *d, struct job *j, int errfd)
 	struct lxc_container *c;
 
 	child_setup(errfd);
-	setpgid(0, 0); /* a restore past its deadline is killed as a group */
 	if (criu_conf_path(d, path, sizeof(path)) < 0 || setenv("CRIU_CONFIG_FILE", path, 1) < 0)
 		_exit(1);
 	snprintf(images, sizeof(images), "%s/%s/%u/images", d->cfg->checkpoint_dir, j->id,
@@ -199,6 +208,7 @@ static int run_fork(struct daemon *d, struct job *j, bool stop)
 		restore_child(d, j, p[1]);
 	}
 	close(p[1]);
+	(void)setpgid(j->run->child, j->run->child); /* (as the child does: no race) */
 	j->run->err_fd = p[0];
 	j->run->child_fd = (int)syscall(SYS_pidfd_open, j->run->child, 0);
 	if (j->run->child_fd < 0 ||
@@ -458,16 +468,58 @@ static char *keep_failed_log(struct daemon *d, struct job *j, int jfd)
 	return xstrdup_printf("%s/%s/%s", d->cfg->checkpoint_dir, j->id, to);
 }
 
+/* A failed dump never leaves the container frozen, whoever froze it (CRIU
+ * killed while it held the freezer cannot thaw it). */
+static void thaw_container(struct daemon *d, struct job *j)
+{
+	bool v2 = d->cg == &runtime_cgroup_v2;
+	struct runtime_cgroup_paths p;
+	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	char name[64];
+
+	container_name(j, name, sizeof(name));
+	if (runtime_cgroup_paths(j->cgroup_parent, name, &p) < 0)
+		return;
+	path = v2 ? xstrdup_printf("/sys/fs/cgroup/%s/cgroup.freeze", p.payload)
+		  : xstrdup_printf("/sys/fs/cgroup/freezer/%s/freezer.state", p.payload);
+	fd = path ? open(path, O_WRONLY | O_CLOEXEC) : -EBADF;
+	if (fd >= 0 && write(fd, v2 ? "0" : "THAWED", v2 ? 1 : 6) < 0)
+		log_warn("Failed to thaw the container of job %s: %s", j->id, strerror(errno));
+}
+
+/* Why a dump was aborted, for the user; NULL if it was not. */
+static char *abort_reason(struct daemon *d, struct job *j)
+{
+	if (j->run->kill_sig)
+		return xstrdup_printf("it was aborted by xkill (signal %d); the job was thawed "
+				      "and got the signal",
+				      j->run->kill_sig);
+	if (j->run->timed_out) {
+		uint64_t t = d->cfg->dump_timeout_us;
+		bool ms = t % 1000000 != 0;
+
+		return xstrdup_printf("it took longer than dump_timeout (%llu %s) and was aborted; "
+				      "the job was thawed and runs on (raise dump_timeout in "
+				      "xosd.conf if the job needs longer)",
+				      (unsigned long long)(ms ? t / 1000 : t / 1000000),
+				      ms ? "ms" : "s");
+	}
+	return NULL;
+}
+
 static void dump_failed(struct daemon *d, struct job *j, int jfd, const char *why)
 {
 	_cleanup_free_ char *log = jfd >= 0 ? keep_failed_log(d, j, jfd) : NULL;
-	_cleanup_free_ char *msg = NULL;
+	_cleanup_free_ char *msg = NULL, *aborted = abort_reason(d, j);
 	char name[32];
 
 	snprintf(name, sizeof(name), ".new-%u", j->run->version);
 	if (jfd >= 0)
 		(void)rm_rf_at(jfd, name);
-	msg = xstrdup_printf("Checkpoint of job %.12s failed: %s%s%s%s", j->id, why,
+	thaw_container(d, j);
+	msg = xstrdup_printf("Checkpoint of job %.12s failed: %s; version %u was discarded%s%s%s",
+			     j->id, aborted ? aborted : why, j->run->version,
 			     log ? " (see CRIU's log " : "", log ? log : "", log ? ")" : "");
 	log_error("%s", msg ? msg : why);
 	j->state = JOB_RUNNING;
@@ -514,6 +566,10 @@ static void dump_done(struct daemon *d, struct job *j, bool ok, const char *why)
 		if (run->ct_gone)
 			daemon_job_gone(d, j);
 	}
+	if (run->kill_sig && j->state == JOB_CHECKPOINTED) /* the dump won the race */
+		ckpt_discard(d, j, run->kill_sig);
+	else if (run->kill_sig && j->init_pid > 0) /* its request is waiting */
+		kill(j->init_pid, SIGUSR1);
 	run_free(run);
 }
 
@@ -692,9 +748,10 @@ static void restore_done(struct daemon *d, struct job *j, bool ok, const char *w
 		msg = xstrdup_printf("Restart of job %.12s from version %u failed: %s (see CRIU's "
 				     "log %s/%s/%u/images/restore.log)",
 				     j->id, run->version,
-				     run->timed_out ? "it took longer than restore_timeout"
-				     : ok           ? strerror(-r)
-						    : why,
+				     run->kill_sig    ? "it was aborted by xkill"
+				     : run->timed_out ? "it took longer than restore_timeout"
+				     : ok             ? strerror(-r)
+						      : why,
 				     d->cfg->checkpoint_dir, j->id, run->version);
 		log_error("%s", msg ? msg : why);
 		undo_restore(d, j, run->prev);
@@ -702,6 +759,8 @@ static void restore_done(struct daemon *d, struct job *j, bool ok, const char *w
 		if (!job_is_live(j))
 			closep(&j->dirfd);
 		reply_conns(d, j, NULL, "restart_failed", msg ? msg : why);
+		if (run->kill_sig && job_is_live(j)) /* killed: it ends here */
+			ckpt_discard(d, j, run->kill_sig);
 		run_free(run);
 		return;
 	}
@@ -714,7 +773,9 @@ static void restore_done(struct daemon *d, struct job *j, bool ok, const char *w
 	if ((r = daemon_watch_job(d, j)) < 0)
 		log_error("Failed to watch restored job %s: %s", j->id, strerror(-r));
 	kill(j->init_pid, SIGUSR1); /* the loader looks at its requests again */
-	if (j->ckpt.restore_signal)
+	if (run->kill_sig)          /* xkill came as it ended */
+		(void)container_signal(d, j, 0, run->kill_sig);
+	else if (j->ckpt.restore_signal)
 		(void)container_signal(d, j, 0, j->ckpt.restore_signal);
 	log_info("Job %s restarted from version %u", j->id, run->version);
 	{
@@ -1072,24 +1133,68 @@ static void kill_tree(pid_t pid, unsigned depth)
 	kill(pid, SIGKILL);
 }
 
-/* A restore that outlives restore_timeout is killed; it then fails as usual. */
-static int restore_deadline(struct daemon *d, struct job *j, uint64_t now)
+#define ABORT_GRACE_US 3000000
+
+/* Aborting a run: a dump's CRIU first gets SIGALRM, its own timeout (the call
+ * it waits in fails and its clean-up lets go of the tasks), and SIGKILL with
+ * everything under it ABORT_GRACE_US later; a restore gets SIGKILL at once,
+ * and so does every task of its container. The run then fails as usual. */
+static void abort_step(struct job *j, uint64_t now)
 {
+	struct ckpt_run *run = j->run;
+
+	if (run->abort_us == UINT64_MAX)
+		return;
+	if (run->kind == CKPT_DUMP && !run->abort_us) {
+		kill(-run->child, SIGALRM);
+		run->abort_us = now + ABORT_GRACE_US;
+		return;
+	}
+	if (now < run->abort_us)
+		return;
+	kill_tree(run->child, 0);
+	kill(-run->child, SIGKILL);
+	if (run->kind == CKPT_RESTORE)
+		kill_cgroup_tasks(j);
+	run->abort_us = UINT64_MAX;
+}
+
+void ckpt_abort(struct daemon *d, struct job *j, int sig)
+{
+	(void)d;
+	if (!j->run || j->run->child <= 0 || j->run->kill_sig)
+		return;
+	log_info("Job %s: %s aborted by xkill", j->id,
+		 j->run->kind == CKPT_DUMP ? "checkpoint" : "restart");
+	j->run->kill_sig = sig;
+	abort_step(j, mono_usec());
+}
+
+/* A dump that outlives dump_timeout (besides the job's --checkpoint-grace)
+ * or a restore that outlives restore_timeout is aborted; ms to the next step. */
+static int run_deadline(struct daemon *d, struct job *j, uint64_t now)
+{
+	struct ckpt_run *run = j->run;
+	bool dump = run && run->kind == CKPT_DUMP;
 	uint64_t end;
 
-	if (!j->run || j->run->kind != CKPT_RESTORE || j->run->child <= 0)
+	if (!run || run->child <= 0)
 		return -1;
-	end = j->run->begun_us + d->cfg->restore_timeout_us;
+	if (run->abort_us) {
+		abort_step(j, now);
+		return run->abort_us == UINT64_MAX || now >= run->abort_us
+			       ? 1000
+			       : (int)((run->abort_us - now + 999) / 1000);
+	}
+	end = run->begun_us + (dump ? d->cfg->dump_timeout_us : d->cfg->restore_timeout_us);
+	if (dump && j->ckpt.signal)
+		end += j->ckpt.grace_us;
 	if (now < end)
 		return (int)((end - now + 999) / 1000);
-	if (!j->run->timed_out) {
-		log_error("Restart of job %s takes longer than %llu s: killing it", j->id,
-			  (unsigned long long)(d->cfg->restore_timeout_us / 1000000));
-		j->run->timed_out = true;
-		kill_tree(j->run->child, 0);
-		kill(-j->run->child, SIGKILL);
-		kill_cgroup_tasks(j);
-	}
+	log_error("%s of job %s takes longer than %s: aborting it", dump ? "Checkpoint" : "Restart",
+		  j->id, dump ? "dump_timeout" : "restore_timeout");
+	run->timed_out = true;
+	abort_step(j, now);
 	return 1000;
 }
 
@@ -1118,7 +1223,7 @@ int ckpt_tick(struct daemon *d)
 	int timeout = -1;
 
 	for (struct job *j = d->jobs; j; j = j->next) {
-		int t = restore_deadline(d, j, now);
+		int t = run_deadline(d, j, now);
 
 		if (t >= 0 && (timeout < 0 || t < timeout))
 			timeout = t;

@@ -26,4 +26,7 @@ void ckpt_gen_image_sizes(int vfd, struct yajl_gen_t *g);
 /* Every image the manifest lists is there with its size: 0, or -EBADMSG and why. */
 int ckpt_check_images(int vfd, char **ret_msg);
 
+/* A dump's child: liblxc's CRIU becomes xosd's shim (criu-shim.c). */
+int ckpt_criu_shim_setup(struct daemon *d);
+
 #endif

@@ -132,7 +132,7 @@ static uint64_t dir_bytes(int fd)
 	return sum;
 }
 
-/* Images to the container's mapped root, the directory 0755 (PLATFORM.md). */
+/* Images to the container's mapped root, the directory 0755 (docs/ARCHITECTURE.md, platform facts). */
 int ckpt_chown_images(int vfd, uid_t ru, gid_t rg, uint64_t *ret_bytes)
 {
 	_cleanup_close_ int img = open_dir_at(vfd, "images");

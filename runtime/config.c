@@ -18,6 +18,7 @@ void runtime_config_init(struct runtime_config *c)
 		.checkpoint_keep = 5,
 		.hook_timeout_us = 30000000,
 		.restore_timeout_us = 300000000,
+		.dump_timeout_us = 120000000,
 		.log_level = LOG_LVL_INFO,
 	};
 	netsetup_config_init(&c->net);
@@ -148,6 +149,9 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 		return parse_duration(v, &c->restore_timeout_us) < 0 || !c->restore_timeout_us
 			       ? -EINVAL
 			       : 0;
+	if (!strcmp(k, "dump_timeout"))
+		return parse_duration(v, &c->dump_timeout_us) < 0 || !c->dump_timeout_us ? -EINVAL
+											 : 0;
 	if (!strcmp(k, "hook_timeout")) {
 		uint64_t s;
 		int r = parse_uint64(v, &s);

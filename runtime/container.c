@@ -13,6 +13,8 @@
 #include "runtime/runtime-internal.h"
 
 #define CONFIG_MAX 16384
+/* pseudo-terminals a job may hold at once (its devpts' max=) */
+#define JOB_PTY_MAX "256"
 
 static int cfg_add(char *buf, size_t *off, const char *k, const char *v)
 {
@@ -153,8 +155,11 @@ static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 			      j->shifted_user ? 0 : ng);
 	r = r < 0 ? r : cfg_net(d, j, buf, off);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.tty.max", "0");
-	/* terminals (devpts) only for -t jobs: a container with them is not dumpable */
-	r = r < 0 ? r : cfg_add(buf, off, "lxc.pty.max", j->tty ? "16" : "0");
+	/* every job has a devpts instance of its own (gid=5, ptmxmode=0666, and
+	 * /dev/ptmx bound to pts/ptmx: LXC's pty.max semantics): script, tmux,
+	 * pty.openpty() work, and CRIU dumps and restores it with the mount
+	 * namespace, ptys included (no LXC console, no LXC ttys) */
+	r = r < 0 ? r : cfg_add(buf, off, "lxc.pty.max", JOB_PTY_MAX);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.console.path", "none");
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.autodev", "1");
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.auto", "proc:mixed sys:ro");

@@ -131,6 +131,8 @@ int main(int argc, char **argv)
 
 	if (getenv("CRTOOLS_SCRIPT_ACTION") && getenv("XOS_CKPT_DEST"))
 		return runtime_ckpt_action(); /* CRIU runs xosd as its action script */
+	if (runtime_is_criu_shim(argv[0]))
+		return runtime_criu_shim(argc, argv); /* liblxc runs xosd as CRIU */
 	runtime_config_init(&cfg);
 	r = parse_args(argc, argv, &a);
 	if (r > 0)

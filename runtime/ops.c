@@ -1107,8 +1107,12 @@ static void op_kill(struct daemon *d, struct conn *c, yajl_val t)
 					(unsigned long long)unit);
 	if (j->state == JOB_CHECKPOINTED) /* no container: the job ends, its versions stay */
 		ckpt_discard(d, j, (int)sig);
+	else if (j->state == JOB_RESTORING) /* the restore ends, then so does the job */
+		ckpt_abort(d, j, (int)sig);
 	else if (signal_unit(d, c, j, (unsigned)unit, (int)sig) < 0)
 		return;
+	else if (j->state == JOB_CHECKPOINTING) /* it takes the signal once thawed */
+		ckpt_abort(d, j, (int)sig);
 	{
 		_cleanup_gen_ yajl_gen g = ops_reply_begin();
 

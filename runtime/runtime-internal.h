@@ -230,6 +230,9 @@ void ckpt_child_done(struct daemon *d, struct job *j);
 bool ckpt_container_gone(struct daemon *d, struct job *j);
 /* A checkpointed job (no container) is killed: it ends, its versions stay. */
 void ckpt_discard(struct daemon *d, struct job *j, int sig);
+/* xkill of a CHECKPOINTING or RESTORING job: the run is aborted, then the job
+ * gets sig (a restore that fails so ends the job, killed). */
+void ckpt_abort(struct daemon *d, struct job *j, int sig);
 /* Remove every version of a job that is forgotten. */
 void ckpt_forget(struct daemon *d, struct job *j);
 /* At start-up: a job found in a checkpoint state, or whose container is gone

@@ -48,6 +48,7 @@ struct runtime_config {
 	char *hooks_dir;                    /* hooks, default SYSCONFDIR/xos/hooks.d */
 	uint64_t hook_timeout_us;           /* a hook running longer is killed and fails */
 	uint64_t restore_timeout_us;        /* a restore running longer is killed and fails */
+	uint64_t dump_timeout_us;           /* a dump running longer is aborted, the job thawed */
 };
 
 void runtime_config_init(struct runtime_config *c);
@@ -61,6 +62,15 @@ int runtime_config_finish(struct runtime_config *c);
  * CRTOOLS_SCRIPT_ACTION); copies the job's writable layer and spool while
  * the container is frozen. Returns the exit status. */
 int runtime_ckpt_action(void);
+
+/* The CRIU liblxc runs for a dump is xosd (argv[0] "criu", XOS_CRIU set):
+ * it runs the real CRIU without --freeze-cgroup (see criu-shim.c). Returns
+ * the exit status if it cannot. */
+bool runtime_is_criu_shim(const char *argv0);
+int runtime_criu_shim(int argc, char **argv);
+/* The shim's command line: real, then argv[1..] without --freeze-cgroup and
+ * its value, NULL-terminated in ret_args (argc + 1 slots); its length. */
+size_t runtime_criu_shim_argv(int argc, char **argv, const char *real, char **ret_args);
 
 /* Run the daemon until SIGTERM/SIGINT. Jobs keep running when it stops. */
 int runtime_run(struct runtime_config *c);

@@ -9,16 +9,18 @@ teardown() { xos_teardown; }
 
 @test "kill -9 of xosd while 20 jobs run and some end: all accounted for after restart" {
 	declare -A code
+	short=()
+	# the short ones wait at their gate: they end when the test says so
 	for i in $(seq 1 10); do
-		id=$(xrun -d -- sh -c "sleep 3; exit $i")
+		id=$(xrun -d -- sh -c "$GATE; exit $i")
 		code[$id]=$i
+		short+=("$id")
 	done
 	long=()
 	for i in $(seq 1 10); do
 		long+=("$(xrun -d -- sleep 120)")
 	done
-	for id in "${long[@]}"; do wait_state "$id" RUNNING; done
-	# none of the short ones has ended yet: they end while no daemon runs
+	for id in "${short[@]}" "${long[@]}"; do wait_state "$id" RUNNING; done
 	assert_equal "$(xps -a --json | jq '[.[] | select(.state == "RUNNING")] | length')" 20
 	declare -A init
 	for id in "${long[@]}"; do init[$id]=$(job_init_pid "$id"); done
@@ -26,7 +28,9 @@ teardown() { xos_teardown; }
 	kill -9 "$XOSD_PID"
 	wait "$XOSD_PID" 2>/dev/null || true
 	XOSD_PID=
-	sleep 4 # the short jobs end while no daemon runs
+	# the short jobs end while no daemon runs
+	for id in "${short[@]}"; do open_gate "$id"; done
+	for id in "${short[@]}"; do wait_for 30 unit_ended "$id"; done
 	xosd_launch
 
 	# every job is there exactly once
@@ -55,10 +59,12 @@ teardown() { xos_teardown; }
 }
 
 @test "a job that ends while xosd is stopped (SIGTERM) is collected at restart; xlogs still works" {
-	id=$(xrun -d -- sh -c 'echo before; sleep 1; echo after; exit 9')
+	id=$(xrun -d -- sh -c "echo before; $GATE; echo after; exit 9")
 	wait_state "$id" RUNNING
+	wait_for 30 grep -qs before "$XOS_TMP/state/jobs/$id/xos/spool/1.out"
 	xosd_stop
-	sleep 2
+	open_gate "$id"
+	wait_for 30 unit_ended "$id"
 	xosd_launch
 	run xwait "$id"
 	assert_equal "$status" 9
@@ -67,16 +73,20 @@ teardown() { xos_teardown; }
 }
 
 @test "xrun attached across a daemon restart says the job goes on" {
-	xrun -- sh -c 'sleep 2; exit 3' >"$XOS_TMP/out" 2>&1 &
+	xrun -- sh -c "echo attached; $GATE; exit 3" >"$XOS_TMP/out" 2>&1 &
 	pid=$!
-	sleep 0.5
+	# xrun is attached once the job's first output came through it
+	wait_for 30 grep -q attached "$XOS_TMP/out"
 	id=$(xps -q | head -1)
+	[ -n "$id" ]
+	id=$(job_field "$id" .id)
 	kill -9 "$XOSD_PID"
 	wait "$XOSD_PID" 2>/dev/null || true
 	rc=0
 	wait "$pid" || rc=$?
 	assert_equal "$rc" 125
 	grep -q "the job goes on" "$XOS_TMP/out"
+	open_gate "$id"
 	xosd_launch
 	run xwait "$id"
 	assert_equal "$status" 3
@@ -93,9 +103,7 @@ teardown() { xos_teardown; }
 	assert_output detached
 	grep -q "Listening on $XOS_SOCKET" "$XOS_TMP/state/xosd.log"
 	kill "$XOSD_PID"
-	for _ in $(seq 1 50); do kill -0 "$XOSD_PID" 2>/dev/null || break; sleep 0.1; done
-	run kill -0 "$XOSD_PID"
-	assert_failure
+	wait_for 30 pid_gone "$XOSD_PID"
 	XOSD_PID=
 	grep -q "Stopping; jobs keep running" "$XOS_TMP/state/xosd.log"
 	# a start-up error is still reported on stderr with status 1 (a second daemon)

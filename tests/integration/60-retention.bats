@@ -12,6 +12,8 @@ setup() {
 }
 teardown() { xos_teardown; }
 
+job_count_is() { [ "$(xps -a -q | wc -l)" -eq "$1" ]; }
+
 @test "keep_ended: only the newest ended jobs stay, record and output; running ones are never dropped" {
 	live=$(xrun -d -- sleep 30)
 	ids=()
@@ -19,9 +21,9 @@ teardown() { xos_teardown; }
 		ids+=("$(xrun -d -- sh -c "echo out-$i; exit $i")")
 		xwait "${ids[-1]}" || true
 	done
-	sleep 0.5
+	# the running one and the 2 newest ended (the oldest go once a job ended)
+	wait_for 30 job_count_is 3
 	run xps -a -q
-	assert_equal "$(echo "$output" | wc -l)" 3 # the running one and the 2 newest ended
 	assert_output --partial "$live"
 	assert_output --partial "${ids[2]}"
 	assert_output --partial "${ids[3]}"

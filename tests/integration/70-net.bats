@@ -59,6 +59,11 @@ teardown() {
 
 net_addr() { job_field "$1" .net.address; }
 
+net_released() {
+	[ "$(lease_count)" -eq 0 ] && ! ip link show "$XOS_NET_BRIDGE" >/dev/null 2>&1 &&
+		! nft list tables | grep -qE " $XOS_NET_TABLE\$"
+}
+
 # Read one line from HOST PORT on the node (as a client of the node).
 node_get() {
 	timeout 5 /usr/bin/python3 -c "$CLIENT" "$1" "$2" 2>/dev/null
@@ -67,17 +72,23 @@ node_get() {
 # What a job's server says at HOST PORT on the node, once it answers (refused
 # connections are retried; they reach no server).
 serving_get() {
-	local i
-	for i in $(seq 1 60); do
+	local end=$((SECONDS + 30))
+	while [ "$SECONDS" -lt "$end" ]; do
 		node_get "$1" "$2" && return 0
 		sleep 0.1
 	done
-	echo "nothing answers on $1:$2" >&2
+	echo "nothing answers on $1:$2 within 30 s" >&2
 	return 1
 }
 
 # Wait until a job's server answers on the node at HOST PORT.
 wait_serving() { serving_get "$@" >/dev/null; }
+
+# node_listens PORT: a program on the node listens on TCP PORT
+node_listens() { [ -n "$(ss -Hltn "sport = :$1")" ]; }
+
+# probe_says JOB HOST PORT WANT: the probe run in JOB says WANT
+probe_says() { [ "$(xrun --job "$1" -- python3 -c "$PROBE" "$2" "$3")" = "$4" ]; }
 
 lease_count() { find "$XOS_TMP/state/net/leases" -type f | wc -l; }
 
@@ -92,24 +103,19 @@ member_count() { set_count member; }
 # loader reported; its container, and so its network, go a moment later)
 # until no lease, table or bridge of the daemon is left.
 wait_released() {
-	local i
-	for i in $(seq 1 200); do
-		if [ "$(lease_count)" -eq 0 ] && ! ip link show "$XOS_NET_BRIDGE" >/dev/null 2>&1 &&
-			! nft list tables | grep -qE " $XOS_NET_TABLE\$"; then
-			return 0
-		fi
-		sleep 0.1
-	done
+	wait_for 60 net_released 2>/dev/null && return 0
 	echo "network not released: $(lease_count) leases; $(nft list tables | grep -E " $XOS_NET_TABLE\$")" >&2
 	return 1
 }
 
 @test "net 1: --net bridge gives eth0 with a pool address, a gateway and resolv.conf; --net none only lo" {
-	run xrun --net bridge -- sh -c 'ls /sys/class/net | tr "\n" " "; echo; grep -c nameserver /etc/resolv.conf; cat /proc/net/route | awk "NR>1 && \$2==\"00000000\" {print \$1}"'
+	run xrun --net bridge -- sh -c 'ls /sys/class/net | tr "\n" " "; echo; cat /proc/net/route | awk "NR>1 && \$2==\"00000000\" {print \$1}"; grep "^nameserver" /etc/resolv.conf'
 	assert_success
 	assert_equal "${lines[0]}" "eth0 lo "
-	[ "${lines[1]}" -ge 0 ]
-	assert_equal "${lines[2]}" "eth0"
+	assert_equal "${lines[1]}" "eth0"
+	# the node's resolvers, but for those on its loopback (out of a job's reach)
+	assert_equal "$(printf '%s\n' "${lines[@]:2}")" \
+		"$(grep '^nameserver' /etc/resolv.conf | grep -Ev '^nameserver[[:space:]]+127\.')"
 	# the address is the pool's, the gateway answers
 	id=$(xrun -d --net bridge -- sleep 60)
 	wait_state "$id" RUNNING
@@ -123,10 +129,11 @@ wait_released() {
 	assert_output --partial "$addr"
 	xkill -s KILL "$id"
 	xwait "$id" || true
-	# none (the default): loopback only, and up
-	run xrun -- sh -c 'ls /sys/class/net; cat /sys/class/net/lo/flags'
+	# none (the default): loopback only, and up (IFF_UP in its flags)
+	run xrun -- sh -c 'ls /sys/class/net; echo $(( $(cat /sys/class/net/lo/flags) & 1 ))'
 	assert_success
 	assert_equal "${lines[0]}" "lo"
+	assert_equal "${lines[1]}" 1
 	run xrun --net none -- ls /sys/class/net
 	assert_output "lo"
 	assert_equal "$(job_field "$(xps -aq | head -1)" .net.mode)" "none"
@@ -189,7 +196,7 @@ sys.exit(1)'
 	assert_output --partial "Port 18080/tcp of the node is taken"
 	/usr/bin/python3 -c 'import socket,time; s=socket.socket(); s.bind(("0.0.0.0",18081)); s.listen(); time.sleep(60)' &
 	HOST_PID=$!
-	sleep 0.3
+	wait_for 30 node_listens 18081
 	run xrun --net bridge -p 18081:80 -- true
 	assert_failure 125
 	assert_output --partial "Port 18081/tcp of the node is taken"
@@ -219,10 +226,7 @@ sys.exit(1)'
 	ip -n "$OUT_NS" link set lo up
 	ip netns exec "$OUT_NS" /usr/bin/python3 -c "$SRV" 8000 &
 	OUT_PID=$!
-	for _ in $(seq 1 50); do
-		ip netns exec "$OUT_NS" /usr/bin/python3 -c "$CLIENT" 127.0.0.1 8000 >/dev/null 2>&1 && break
-		sleep 0.1
-	done
+	wait_for 30 ip netns exec "$OUT_NS" timeout 5 /usr/bin/python3 -c "$CLIENT" 127.0.0.1 8000
 	run xrun --net bridge -- python3 -c "$CLIENT" "172.31.$n.2" 8000
 	assert_success
 	assert_output --regexp "^hello from .* to 172\\.31\\.$n\\.1\$"
@@ -242,10 +246,9 @@ sys.exit(1)'
 	for j in "$a1" "$a2" "$b1"; do wait_state "$j" RUNNING; done
 	A1=$(net_addr "$a1") A2=$(net_addr "$a2") B1=$(net_addr "$b1")
 	assert_equal "$(job_field "$b1" .net.group)" "b"
-	for _ in $(seq 1 50); do # the servers are up
-		[ "$(xrun --job "$a1" -- python3 -c "$PROBE" "$A2" 8080)" = "tcp ok icmp ok" ] && break
-		sleep 0.1
-	done
+	wait_for 60 probe_says "$a1" "$A2" 8080 "tcp ok icmp ok" # the servers are up
+	wait_for 60 probe_says "$a2" "$A1" 8080 "tcp ok icmp ok"
+	wait_for 60 probe_says "$b1" "$B1" 8080 "tcp ok icmp ok"
 	run xrun --job "$a1" -- python3 -c "$PROBE" "$A2" 8080
 	assert_output "tcp ok icmp ok"
 	run xrun --job "$a2" -- python3 -c "$PROBE" "$A1" 8080
@@ -260,7 +263,7 @@ sys.exit(1)'
 	# the node: a program listening on it is out of the jobs' reach
 	/usr/bin/python3 -c "$SRV" 18093 &
 	HOST_PID=$!
-	for _ in $(seq 1 50); do node_get 127.0.0.1 18093 >/dev/null && break; sleep 0.1; done
+	wait_for 30 node_get 127.0.0.1 18093
 	run xrun --job "$a1" -- python3 -c "$PROBE" "$XOS_NET_GATEWAY" 18093
 	assert_output "tcp fail icmp ok"
 }
@@ -308,7 +311,7 @@ sys.exit(1)'
 	for j in "${keep[@]}" "${gone[@]}"; do ad[$j]=$(net_addr "$j"); done
 	xosd_stop
 	kill -KILL "${pids[@]}"
-	for _ in $(seq 1 50); do kill -0 "${pids[@]}" 2>/dev/null || break; sleep 0.1; done
+	for j in "${pids[@]}"; do wait_for 30 pid_gone "$j"; done
 	xosd_launch --config "$XOS_TMP/xosd.conf"
 	for j in "${gone[@]}"; do
 		wait_state "$j" FAILED
@@ -338,7 +341,7 @@ sys.exit(1)'
 	wait "$XOSD_PID" 2>/dev/null || true
 	XOSD_PID=''
 	kill -KILL "$pid"
-	for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	wait_for 30 pid_gone "$pid"
 	ip link show "$XOS_NET_BRIDGE" >/dev/null # still there: nobody took it down
 	xosd_launch --config "$XOS_TMP/xosd.conf"
 	wait_state "$id" FAILED

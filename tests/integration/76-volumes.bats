@@ -30,6 +30,9 @@ teardown() {
 }
 
 # as_user DIR CMD...: run an xos command as the test account, in DIR.
+# disk_usage_at_least JOB BYTES: xps shows at least BYTES in the job's layer
+disk_usage_at_least() { [ "$(job_field "$1" .usage.disk)" -ge "$2" ] 2>/dev/null; }
+
 as_user() {
 	local dir=$1
 	shift
@@ -78,11 +81,7 @@ as_user() {
 
 @test "xps shows how much of its writable layer a job uses" {
 	id=$(xrun -d --disk 16M -- sh -c 'dd if=/dev/zero of=/tmp/x bs=1M count=3 2>/dev/null; sleep 100')
-	for _ in $(seq 1 50); do
-		[ "$(job_field "$id" .usage.disk)" -ge $((3 << 20)) ] 2>/dev/null && break
-		sleep 0.1
-	done
-	[ "$(job_field "$id" .usage.disk)" -ge $((3 << 20)) ]
+	wait_for 30 disk_usage_at_least "$id" $((3 << 20))
 	[ "$(job_field "$id" .usage.files)" -ge 1 ]
 	assert_equal "$(job_field "$id" .limits.disk)" $((16 << 20))
 	run xps
@@ -172,10 +171,5 @@ as_user() {
 	grep -q " $XOS_TMP/state/volatile/jobs/$id/vol/0 " /proc/self/mountinfo
 	xkill "$id"
 	xwait "$id" || true
-	for _ in $(seq 1 50); do
-		grep -q "/jobs/$id/" /proc/self/mountinfo || break
-		sleep 0.1
-	done
-	run grep "/jobs/$id/" /proc/self/mountinfo
-	assert_failure
+	wait_for 30 no_job_mounts "$id"
 }

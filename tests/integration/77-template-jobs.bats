@@ -85,12 +85,8 @@ make_busybox_root() {
 	# the daemon is fine and nothing of the jobs is left mounted
 	run xrun -- echo alive
 	assert_output alive
-	for _ in $(seq 1 100); do
-		grep -q "$XOS_TMP/state/jobs/" /proc/self/mountinfo || break
-		sleep 0.1
-	done
-	run grep "$XOS_TMP/state/jobs/" /proc/self/mountinfo
-	assert_output ""
+	wait_for 30 no_job_mounts
+	[ -z "$(job_mounts)" ]
 }
 
 @test "--template names a missing template: clear error naming the available ones" {
@@ -114,10 +110,16 @@ make_busybox_root() {
 	# on the host it is the containers' id 1000, not host uid 1000
 	id=$(xrun -d --template app -- sleep 100)
 	wait_state "$id" RUNNING
-	pid=$(pgrep -f "^sleep 100$" -P "$(job_init_pid "$id")" || true)
-	[ -n "$pid" ]
-	base=$(awk -F: '$1 == "root" {print $2; exit}' /etc/subuid)
-	assert_equal "$(stat -c %u "/proc/$pid")" $((base + 1000))
+	init=$(job_init_pid "$id")
+	# (the unit is running once the loader's child has become the program)
+	wait_for 30 pgrep -f "^sleep 100$" -P "$init"
+	pid=$(pgrep -f "^sleep 100$" -P "$init")
+	# (where the job's ids are on the host: its container's uid map says)
+	host1000=$(awk '$1 <= 1000 && 1000 < $1 + $3 {print $2 + 1000 - $1}' "/proc/$init/uid_map")
+	[ "$host1000" -ge 65536 ]
+	# in a range /etc/subuid gives root for the containers
+	awk -F: -v u="$host1000" '$1 == "root" && $2 <= u && u < $2 + $3 {f = 1} END {exit !f}' /etc/subuid
+	assert_equal "$(stat -c %u "/proc/$pid")" "$host1000"
 	xkill "$id"
 	xwait "$id" || true
 	# --user still picks a host account instead

@@ -10,15 +10,18 @@ teardown() { xos_teardown; }
 store() { echo "$XOS_TMP/state/checkpoints"; }
 jobroot() { echo "$XOS_TMP/state/volatile/jobs/$(job_field "$1" .id)/rootfs"; }
 
-# wait_file FILE [TIMEOUT_S]: until FILE exists and is not empty
+# wait_file FILE [TIMEOUT_S (30)]: until FILE exists and is not empty
 wait_file() {
-	local i
-	for i in $(seq 1 $((${2:-10} * 20))); do
-		[ -s "$1" ] && return 0
-		sleep 0.05
-	done
-	echo "$1 did not appear" >&2
+	wait_for "${2:-30}" test -s "$1" 2>/dev/null && return 0
+	echo "$1 did not appear within ${2:-30} s" >&2
 	return 1
+}
+
+# other_job ID: a live job other than ID (its short id), if there is one
+other_job() {
+	local t
+	t=$(xps -q | grep -v "^${1:0:12}" | head -n1)
+	[ -n "$t" ] && echo "$t"
 }
 
 as_user() { # run a command as the test account (uid 4242)
@@ -71,7 +74,7 @@ COUNTER='i=0; while :; do i=$((i+1)); echo $i >>/tmp/count; echo $i; sleep 0.1; 
 	assert_equal "$(job_field "$id" .state)" CHECKPOINTED
 	[ -z "$(xos_loader_pids)" ]
 	# nothing of the container is left while it is checkpointed
-	[ -z "$(awk -v d="$XOS_TMP/state/jobs" '$5 ~ "^"d' /proc/self/mountinfo)" ]
+	[ -z "$(job_mounts "$id")" ]
 	n=$(wc -l <"$(store)/$id/1/upper/tmp/count")
 	run xrestart "$id"
 	assert_success
@@ -93,18 +96,16 @@ COUNTER='i=0; while :; do i=$((i+1)); echo $i >>/tmp/count; echo $i; sleep 0.1; 
 }
 
 @test "a restored job's accounting counts the CPU its containers used before the checkpoint" {
-	# a second of CPU, then waits: it is stopped at a checkpoint while waiting
-	id=$(xrun -d -- sh -c 'end=$(($(date +%s) + 2)); while [ "$(date +%s)" -lt "$end" ]; do :; done
-		touch /tmp/burned; sleep 4')
-	for _ in $(seq 1 100); do
-		[ -e "$(jobroot "$id")/tmp/burned" ] && break
-		sleep 0.1
-	done
-	[ -e "$(jobroot "$id")/tmp/burned" ]
+	# a second of CPU (its own clock ticks, however busy the machine is),
+	# then it waits at its gate: it is stopped at a checkpoint while waiting
+	id=$(xrun -d -- sh -c 'while :; do read -r s </proc/$$/stat; set -- $s
+		[ $((${14} + ${15})) -ge 100 ] && break; done; touch /tmp/burned; '"$GATE")
+	wait_for 60 test -e "$(jobroot "$id")/tmp/burned"
 	xcheckpoint --stop "$id" >/dev/null
 	jq -e '.accounting_base.cpu_user_us + .accounting_base.cpu_system_us >= 500000' \
 		"$(store)/$id/1/record.json" >/dev/null
 	xrestart "$id" >/dev/null
+	open_gate "$id"
 	run xwait "$id"
 	assert_equal "$status" 0
 	# what it burned before the checkpoint is in its accounting
@@ -132,19 +133,16 @@ COUNTER='i=0; while :; do i=$((i+1)); echo $i >>/tmp/count; echo $i; sleep 0.1; 
 	assert_failure 1
 	assert_output --partial "no version 9"
 	# a job with a terminal
-	script -qec "$XOS_BUILD/xrun -t -- sleep 3" /dev/null >/dev/null &
-	local spid=$! i tid=
-	for i in $(seq 1 100); do
-		tid=$(xps -q | grep -v "^${id:0:12}" | head -n1)
-		[ -n "$tid" ] && break
-		sleep 0.05
-	done
-	[ -n "$tid" ]
+	script -qec "$XOS_BUILD/xrun -t -- sleep 100" /dev/null >/dev/null &
+	local spid=$! tid=
+	wait_for 30 other_job "$id"
+	tid=$(other_job "$id")
 	wait_state "$tid" RUNNING
 	run xcheckpoint "$tid"
 	assert_failure 1
 	assert_output --partial "cannot be checkpointed"
 	assert_equal "$(job_field "$tid" .state)" RUNNING
+	xkill -s KILL "$tid"
 	wait "$spid" || true
 	run xrun -t --checkpoint-every 1m -- true
 	assert_failure 125
@@ -159,10 +157,12 @@ COUNTER='i=0; while :; do i=$((i+1)); echo $i >>/tmp/count; echo $i; sleep 0.1; 
 	run xcheckpoint --json "$id"
 	assert_success
 	assert_equal "$(echo "$output" | jq .version)" 1
+	# CRIU's figures: times in microseconds and page counts, all of them
+	# above 0 for a running shell, and no more pages written than scanned
 	for k in freezing_time frozen_time memdump_time memwrite_time pages_scanned pages_written; do
-		[ "$(echo "$output" | jq ".criu_statistics.$k")" -ge 0 ]
+		[ "$(echo "$output" | jq ".criu_statistics.$k")" -gt 0 ]
 	done
-	[ "$(echo "$output" | jq .criu_statistics.pages_written)" -gt 0 ]
+	echo "$output" | jq -e '.criu_statistics | .pages_written <= .pages_scanned' >/dev/null
 	[ "$(echo "$output" | jq .sizes.images)" -gt 0 ]
 	xcheckpoint "$id" >/dev/null
 	xcheckpoint "$id" >/dev/null
@@ -198,6 +198,11 @@ fifo = open("/tmp/fifo", "w", buffering=1)
 for i in range(1, 61):
     fifo.write("%d\n" % i)
     conn.sendall(b"%d\n" % (i * 2))
+    if i == 20:
+        # halfway, with an answer on its way: the test checkpoints here
+        open("/tmp/paused", "w").write("1")
+        while not os.path.exists("/tmp/gate"):
+            time.sleep(0.05)
     ack = conn.recv(16)
     if int(ack) != i * 3:
         sys.exit(90)
@@ -221,12 +226,13 @@ sys.exit(9 if total == 1830 else 92)'
 	id=$(xrun -d -- python3 -c "$producer")
 	wait_file "$(jobroot "$id")/tmp/ready"
 	xrun -d --job "$id" -- python3 -c "$consumer" >/dev/null
-	sleep 1
+	wait_file "$(jobroot "$id")/tmp/paused" 30
 	run xcheckpoint --stop "$id"
 	assert_success
 	assert_equal "$(job_field "$id" .state)" CHECKPOINTED
 	run xrestart "$id"
 	assert_success
+	open_gate "$id"
 	run xwait "$id"
 	assert_equal "$status" 7
 	assert_equal "$(job_field "$id" '.units[0].exit_code')" 7
@@ -235,11 +241,12 @@ sys.exit(9 if total == 1830 else 92)'
 	id=$(xrun -d -- python3 -c "$producer")
 	wait_file "$(jobroot "$id")/tmp/ready"
 	xrun -d --job "$id" -- python3 -c "$consumer" >/dev/null
-	sleep 1
+	wait_file "$(jobroot "$id")/tmp/paused" 30
 	xcheckpoint "$id" >/dev/null
 	xkill -s KILL "$id"
 	xwait "$id" || true
 	xrestart "$id" >/dev/null
+	open_gate "$id"
 	run xwait "$id"
 	assert_equal "$status" 7
 	assert_equal "$(job_field "$id" '.units[1].exit_code')" 9

@@ -44,11 +44,7 @@ cat $w/$n.out"
 	# every program is up (its pid file written) before the first checkpoint
 	root="$XOS_TMP/state/volatile/jobs/$id/rootfs/tmp/zdtm"
 	for n in "${names[@]}"; do
-		for _ in $(seq 1 200); do
-			[ -s "$root/$n.pid" ] && break
-			sleep 0.05
-		done
-		[ -s "$root/$n.pid" ] || fail "zdtm $n did not start"
+		wait_for 60 test -s "$root/$n.pid" || fail "zdtm $n did not start"
 	done
 	run xcheckpoint "$id"
 	assert_success

@@ -17,15 +17,14 @@ teardown() {
 COUNTER='i=0; while :; do i=$((i+1)); echo $i >>/tmp/count; sleep 0.1; done'
 
 count_of() { wc -l <"$XOS_TMP/state/volatile/jobs/$1/rootfs/tmp/count"; }
+counts_past() { [ "$(count_of "$1")" -gt "$2" ]; }
 
 # the job runs (it counts on) and its container is not frozen
 assert_running_thawed() {
-	local id=$1 a b f
+	local id=$1 a f
 	assert_equal "$(job_field "$id" .state)" RUNNING
 	a=$(count_of "$id")
-	sleep 0.5
-	b=$(count_of "$id")
-	[ "$b" -gt "$a" ] || fail "job $id does not count on ($a, then $b)"
+	wait_for 30 counts_past "$id" "$a" || fail "job $id does not count on past $a"
 	while read -r f; do
 		[ -z "$f" ] || assert_equal "$(cat "$f")" THAWED
 	done < <(find /sys/fs/cgroup/freezer -path "*xos-$id*" -name freezer.state 2>/dev/null)
@@ -179,20 +178,15 @@ assert_nothing_left() {
 	local id=$1
 	assert_equal "$(job_field "$id" .state)" CHECKPOINTED
 	[ -z "$(xos_loader_pids)" ] || fail "loaders left: $(xos_loader_pids)"
-	[ -z "$(awk -v d="$XOS_TMP/state/jobs" '$5 ~ "^"d' /proc/self/mountinfo)" ] || fail "mounts left"
+	[ -z "$(job_mounts "$id")" ] || fail "mounts left: $(job_mounts "$id")"
 	[ -z "$(ls "$XOS_TMP/state/volatile/lxc")" ] || fail "container config left"
-	for _ in $(seq 1 100); do
-		[ -z "$(find /sys/fs/cgroup -maxdepth 2 -name "*xos-$id")" ] && break
-		sleep 0.1
-	done
-	[ -z "$(find /sys/fs/cgroup -maxdepth 2 -name "*xos-$id")" ] ||
+	wait_for 30 no_cgroups_of "$id" ||
 		fail "cgroups left: $(find /sys/fs/cgroup -maxdepth 2 -name "*xos-$id")"
-	for _ in $(seq 1 100); do
-		[ -z "$(job_tasks "$id")" ] && break
-		sleep 0.1
-	done
-	[ -z "$(job_tasks "$id")" ] || fail "processes left: $(job_tasks "$id")"
+	wait_for 30 no_tasks_of "$id" || fail "processes left: $(job_tasks "$id")"
 }
+
+no_cgroups_of() { [ -z "$(find /sys/fs/cgroup -maxdepth 2 -name "*xos-$1")" ]; }
+no_tasks_of() { [ -z "$(job_tasks "$1")" ]; }
 
 # processes in any cgroup of the job's container
 job_tasks() {

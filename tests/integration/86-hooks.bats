@@ -29,12 +29,8 @@ recorder() {
 }
 
 wait_file() {
-	local i
-	for i in $(seq 1 200); do
-		[ -s "$1" ] && return 0
-		sleep 0.05
-	done
-	echo "$1 did not appear" >&2
+	wait_for 30 test -s "$1" 2>/dev/null && return 0
+	echo "$1 did not appear within 30 s" >&2
 	return 1
 }
 
