@@ -24,6 +24,15 @@ ifneq ($(SANITIZE),)
 XCFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
 LDHARDEN += -fsanitize=address,undefined
 endif
+# FUZZ=1 (with CC=clang): the libraries instrumented for libFuzzer (make fuzz)
+FUZZ ?=
+FUZZ_SAN = address,undefined
+ifneq ($(FUZZ),)
+XCFLAGS += -fsanitize=fuzzer-no-link,$(FUZZ_SAN) -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+# (clang calls a variable that is there for its cleanup attribute unused, and
+# wants every field of libseccomp's SCMP_A0 compound literals)
+XCFLAGS += -Wno-unused-variable -Wno-missing-field-initializers
+endif
 
 LXC_LIBS := $(shell $(PKG_CONFIG) --libs lxc 2>/dev/null)
 YAJL_LIBS := $(shell $(PKG_CONFIG) --libs yajl 2>/dev/null)
@@ -104,6 +113,31 @@ $(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/tap.h $(LIB_runtime) $(LIB
 		$(LIB_loader) $(LIB_cli) $(LIB_templates) $(LIB_common) $(LXC_LIBS) $(YAJL_LIBS) \
 		$(SECCOMP_LIBS) $(CAP_LIBS) $(NFT_LIBS) $(ARCHIVE_LIBS) $(CRYPTO_LIBS)
 
+# ---- fuzzing (tests/fuzz): libFuzzer targets, built with clang into build-fuzz
+FUZZ_BUILD ?= build-fuzz
+FUZZ_TIME ?= 600
+FUZZ_TARGETS = $(patsubst tests/fuzz/fuzz-%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
+FUZZ_BINS = $(patsubst %,$(BUILD)/fuzz/fuzz-%,$(FUZZ_TARGETS))
+FUZZ_LIBS = $(LIB_runtime) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) $(LIB_loader) $(LIB_common)
+
+$(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(FUZZ_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(XCFLAGS) $(CFLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) $(LDHARDEN) -o $@ $< $(FUZZ_LIBS) \
+		$(LXC_LIBS) $(YAJL_LIBS) $(SECCOMP_LIBS) $(CAP_LIBS) $(NFT_LIBS) $(ARCHIVE_LIBS) \
+		$(CRYPTO_LIBS) -ldl
+
+fuzz-build:
+	$(MAKE) BUILD=$(FUZZ_BUILD) FUZZ=1 CC=clang fuzz-bins
+fuzz-bins: $(FUZZ_BINS)
+
+# every target for FUZZ_TIME seconds (FUZZ_TARGETS to choose), seeds from tests/fuzz/corpus
+fuzz: fuzz-build
+	tests/fuzz/run.sh --build $(FUZZ_BUILD) --time $(FUZZ_TIME) $(FUZZ_TARGETS)
+
+# SOAK_JOBS jobs (default 1000) while xosd is killed now and then (tests/soak/soak.sh)
+soak: all
+	tests/soak/soak.sh
+
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "# $$t"; $$t || fail=1; done; exit $$fail
 
@@ -119,8 +153,9 @@ bench-checkpoint: all
 	tests/bench/checkpoint.sh
 
 lint:
-	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) tests/unit/*.c
-	shellcheck -x scripts/*.sh tests/*.sh tests/bench/*.sh .ci/run
+	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) tests/unit/*.c \
+		$(wildcard tests/fuzz/*.c)
+	shellcheck -x scripts/*.sh tests/*.sh tests/bench/*.sh $(wildcard tests/fuzz/*.sh tests/soak/*.sh) .ci/run
 	shellcheck -s sh dist/debian/postinst dist/debian/prerm dist/debian/postrm
 	shellcheck -s bash dist/bash-completion
 	shellcheck -s bash -e SC2154,SC2034,SC1091,SC2030,SC2031,SC2016 tests/integration/*.bats tests/integration/*.bash
@@ -161,4 +196,6 @@ clean:
 	rm -rf $(BUILD) build-deb
 
 FORCE:
+
+.PHONY: fuzz fuzz-build fuzz-bins soak
 .PHONY: all unit check bench bench-checkpoint lint install deb deb-test clean FORCE

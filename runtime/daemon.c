@@ -409,7 +409,10 @@ static int prune_cgroups(struct daemon *d)
 	return timeout;
 }
 
-void daemon_job_gone(struct daemon *d, struct job *j)
+/* The container of live job j is gone: what its units reported is taken,
+ * the others failed with unit_reason, the job with job_reason. */
+static void job_lost(struct daemon *d, struct job *j, const char *unit_reason,
+		     const char *job_reason)
 {
 	if (job_is_live(j)) {
 		notify_collect_spool(d, j);
@@ -418,13 +421,13 @@ void daemon_job_gone(struct daemon *d, struct job *j)
 				if (j->units[i].state == UNIT_RUNNING) {
 					struct unit *u = &j->units[i];
 
+					free(u->reason);
 					u->state = UNIT_FAILED;
-					u->reason = strdup(
-						"lost: the container ended without a report");
+					u->reason = strdup(unit_reason);
 					u->ended_us = now_usec();
 				}
 			free(j->reason);
-			j->reason = strdup("the job's container ended unexpectedly");
+			j->reason = strdup(job_reason);
 			job_finish(j);
 			if (daemon_persist_job(d, j) < 0)
 				log_warn("Failed to persist job %s: %m", j->id);
@@ -434,6 +437,33 @@ void daemon_job_gone(struct daemon *d, struct job *j)
 		}
 	}
 	daemon_job_cleanup(d, j);
+}
+
+void daemon_job_gone(struct daemon *d, struct job *j)
+{
+	job_lost(d, j, "lost: the container ended without a report",
+		 "the job's container ended unexpectedly");
+}
+
+/* The node rebooted under live job j (its container went with the volatile
+ * tmpfs) and ckpt_adopt did not restore it: it is lost. */
+static void job_lost_reboot(struct daemon *d, struct job *j)
+{
+	static const char unit_reason[] = "lost: the node rebooted while it ran";
+	_cleanup_free_ char *why = NULL;
+
+	if (!j->ckpt.restart_on_failure)
+		why = strdup(unit_reason);
+	else if (!j->ckpt_last)
+		why = strdup("lost: the node rebooted while it ran, and it had no checkpoint "
+			     "to restart from");
+	else
+		why = xstrdup_printf("lost: the node rebooted while it ran, and restoring its "
+				     "newest version failed (version %u; see xosd's log)",
+				     j->ckpt_last);
+	log_warn("Job %s was lost with the node's reboot%s", j->id,
+		 j->ckpt.restart_on_failure ? " (not restored)" : "");
+	job_lost(d, j, unit_reason, why ? why : unit_reason);
 }
 
 /* Wait (briefly) for the container of an ended job to go, answering its
@@ -483,6 +513,8 @@ static void adopt_job(struct daemon *d, struct job *j)
 		return;
 	}
 	j->spoolfd = notify_xos_open(d, j, "spool", O_RDONLY | O_DIRECTORY);
+	if (d->rebooted)
+		return job_lost_reboot(d, j);
 	log_info("Job %s ended while xosd was down; collecting its reports", j->id);
 	daemon_job_gone(d, j);
 }
@@ -618,6 +650,7 @@ static int setup_volatile(struct daemon *d)
 
 	if (r < 0)
 		return r;
+	d->rebooted = r > 0;
 	fd = open(d->volatile_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;

@@ -433,7 +433,8 @@ static int unit_from_json(yajl_val o, struct job *j)
 	struct unit *u;
 	int64_t code = 0, sig = 0;
 
-	if (json_get_strv(o, "argv", &argv) < 0 || json_get_string(o, "state", &st) < 0)
+	/* (the state first: argv is ours once read) */
+	if (json_get_string(o, "state", &st) < 0 || json_get_strv(o, "argv", &argv) < 0)
 		return -EINVAL;
 	u = job_add_unit(j, argv);
 	if (!u)

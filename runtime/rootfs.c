@@ -273,7 +273,7 @@ int rootfs_volatile_setup(const char *dir)
 		  "size=256m,mode=0711") < 0)
 		return -errno;
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	r = fd < 0 ? -errno : fsetxattr(fd, VOLATILE_STAMP, "1", 1, 0) < 0 ? -errno : 0;
+	r = fd < 0 ? -errno : fsetxattr(fd, VOLATILE_STAMP, "1", 1, 0) < 0 ? -errno : 1;
 	if (r < 0) {
 		closep(&fd);
 		umount2(dir, MNT_DETACH);

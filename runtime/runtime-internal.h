@@ -197,6 +197,8 @@ int volume_restage(struct daemon *d, struct job *j, char **ret_error);
 int rootfs_host_skel_setup(const char *dir, uid_t root_uid, gid_t root_gid);
 int rootfs_host_skel_teardown(const char *dir);
 /* The volatile tmpfs (<state>/volatile): mounted unless a daemon before left it. */
+/* 1 if it mounted a new tmpfs (the node rebooted, or none was there), 0 if
+ * it kept the one a previous xosd left for running jobs. */
 int rootfs_volatile_setup(const char *dir);
 int rootfs_volatile_teardown(const char *dir);
 int rootfs_job_mount(struct daemon *d, struct job *j);
@@ -335,6 +337,9 @@ struct daemon {
 	bool prune_ended;          /* an ended job was tidied: keep at most keep_ended of them */
 	int criu_veth_fix;         /* checkpoint_bridge = auto: -1 not probed yet, 0 or 1 */
 	bool uplink_checked;       /* the first bridge job looked at the uplink's forwarding */
+	/* the volatile tmpfs was new at start-up: the containers of jobs the
+	 * records call live went with a reboot of the node (or an unmount) */
+	bool rebooted;
 	bool quit;
 	uint64_t conn_deadline_next;  /* earliest request deadline of a connection (0: none) */
 	int reserve_fd;               /* given up to accept and refuse a client at EMFILE */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole xos test suite (as root: integration tests need it).
 #   1. build: make all and the unit test binaries (build/tests/test-*)
-#   2. every unit test binary (TAP)
+#   2. every unit test binary (TAP), then each fuzz target briefly (tests/fuzz)
 #   3. bats --tap tests/integration (if it holds .bats files)
 #   4. unless XOS_SANITIZE=0: unit and integration tests again, built with
 #      ASan+UBSan into build-asan (make BUILD=build-asan SANITIZE=1)
@@ -134,6 +134,25 @@ rm -f /tmp/xos-lint.$$
 
 # ----------------------------------------------------------- unit tests
 run_units build
+
+# ------------------------------------------------------------ fuzz targets
+# Each libFuzzer target of tests/fuzz (clang, ASan+UBSan, build-fuzz) runs a
+# few seconds from its seed corpus, crash inputs found before included: a
+# target that no longer builds or crashes fails. One TAP line per target.
+# XOS_FUZZ_TIME: seconds per target (default 3); `make fuzz` is the long run.
+run_fuzz_check() {
+	echo "# build: make fuzz-build (clang, build-fuzz)"
+	if ! make -j"$jobs" fuzz-build </dev/null >/tmp/xos-fuzz-build.$$ 2>&1; then
+		echo "not ok - fuzz targets: build failed (make fuzz-build)"
+		tail -20 /tmp/xos-fuzz-build.$$ | sed 's/^/#   /'
+		failed=$((failed + 1))
+	else
+		count_tap "fuzz targets (tests/fuzz/run.sh --check)" \
+			tests/fuzz/run.sh --check --time "${XOS_FUZZ_TIME:-3}"
+	fi
+	rm -f /tmp/xos-fuzz-build.$$
+}
+run_fuzz_check
 
 # ---------------------------------------------------- integration tests
 if compgen -G 'tests/integration/*.bats' >/dev/null; then
