@@ -4,6 +4,7 @@
 #ifndef XOS_COMMON_H
 #define XOS_COMMON_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -131,6 +132,10 @@ int mkdir_p_at(int dirfd, const char *path, mode_t mode);
  * crossing mount points. Missing is not an error. */
 int rm_rf_at(int dirfd, const char *name);
 int open_dir_at(int dirfd, const char *name); /* O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC */
+/* A stream over the directory fd refers to, from its start, on a close-on-exec
+ * duplicate (fd stays the caller's): closedir() it. NULL and errno on failure,
+ * the duplicate closed (fdopendir(fcntl(F_DUPFD_CLOEXEC)) leaked it). */
+DIR *opendir_dup(int fd);
 /* Below a directory that a container or a user controls: path is relative to
  * dirfd, holds no "..", and is resolved without following any symlink and
  * without leaving dirfd (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |

@@ -170,7 +170,7 @@ static int copy_dir(int from, const char *name, int to, const char *to_name, con
 	d = open_dir_at(to, to_name);
 	if (d < 0)
 		return d;
-	dir = fdopendir(fcntl(s, F_DUPFD_CLOEXEC, 3));
+	dir = opendir_dup(s);
 	if (!dir)
 		return -errno;
 	while (r >= 0 && (errno = 0, de = readdir(dir))) {

@@ -348,6 +348,25 @@ int mkdir_p_at(int dirfd, const char *path, mode_t mode)
 	return 0;
 }
 
+DIR *opendir_dup(int fd)
+{
+	int dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	DIR *dir;
+
+	if (dup < 0)
+		return NULL;
+	dir = fdopendir(dup);
+	if (!dir) {
+		int e = errno;
+
+		close(dup);
+		errno = e;
+		return NULL;
+	}
+	rewinddir(dir); /* (the duplicate shares fd's offset) */
+	return dir;
+}
+
 static int rm_rf_children(int fd, dev_t dev)
 {
 	DIR *d;

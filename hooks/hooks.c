@@ -37,7 +37,7 @@ static int cmp_str(const void *a, const void *b)
 /* The executables of dir/event, sorted; an absent directory has none. */
 static int list_hooks(int evfd, char ***ret)
 {
-	DIR *d = fdopendir(fcntl(evfd, F_DUPFD_CLOEXEC, 3));
+	DIR *d = opendir_dup(evfd);
 	_cleanup_strv_free_ char **v = NULL;
 	struct dirent *de;
 	int r = 0;

@@ -58,7 +58,7 @@ static bool lease_wanted(struct netsetup *n, const char *name, const char *owner
 /* Leases of jobs not registered (ended, unknown) are freed. */
 int lease_reconcile(struct netsetup *n)
 {
-	DIR *d = fdopendir(fcntl(n->lease_fd, F_DUPFD_CLOEXEC, 3));
+	DIR *d = opendir_dup(n->lease_fd);
 	struct dirent *de;
 	int freed = 0;
 

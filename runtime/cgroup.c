@@ -223,7 +223,7 @@ int runtime_cgroup_prune(const struct runtime_cgroup_paths *name)
 	if (root < 0)
 		return -errno;
 	r = prune_in(root, name); /* pure cgroup2 */
-	d = fdopendir(fcntl(root, F_DUPFD_CLOEXEC, 3));
+	d = opendir_dup(root);
 	if (!d)
 		return -errno;
 	while ((de = readdir(d))) {

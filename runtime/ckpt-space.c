@@ -125,7 +125,7 @@ int ckpt_prune_plan(const uint64_t *sizes, size_t n, unsigned keep, uint64_t nee
  * are at most 256 levels deep, and so is what is counted). */
 static uint64_t tree_disk(int dfd, unsigned depth)
 {
-	DIR *dir = fdopendir(fcntl(dfd, F_DUPFD_CLOEXEC, 3));
+	DIR *dir = opendir_dup(dfd);
 	struct dirent *de;
 	uint64_t sum = 0;
 

@@ -66,7 +66,7 @@ static int cmp_unsigned(const void *a, const void *b)
 
 int ckpt_list_versions(int jfd, unsigned **ret, size_t *ret_n)
 {
-	DIR *dir = fdopendir(fcntl(jfd, F_DUPFD_CLOEXEC, 3));
+	DIR *dir = opendir_dup(jfd);
 	_cleanup_free_ unsigned *v = NULL;
 	size_t n = 0, cap = 0;
 	struct dirent *de;
@@ -101,7 +101,7 @@ int ckpt_list_versions(int jfd, unsigned **ret, size_t *ret_n)
 /* Remove what a failed or interrupted dump left: every .new-N directory. */
 void ckpt_remove_partial(int jfd)
 {
-	DIR *dir = fdopendir(fcntl(jfd, F_DUPFD_CLOEXEC, 3));
+	DIR *dir = opendir_dup(jfd);
 	struct dirent *de;
 
 	if (!dir)
@@ -115,7 +115,7 @@ void ckpt_remove_partial(int jfd)
 
 static uint64_t dir_bytes(int fd)
 {
-	DIR *dir = fdopendir(fcntl(fd, F_DUPFD_CLOEXEC, 3));
+	DIR *dir = opendir_dup(fd);
 	struct dirent *de;
 	uint64_t sum = 0;
 
@@ -142,7 +142,7 @@ int ckpt_chown_images(int vfd, uid_t ru, gid_t rg, uint64_t *ret_bytes)
 
 	if (img < 0)
 		return img;
-	dir = fdopendir(fcntl(img, F_DUPFD_CLOEXEC, 3));
+	dir = opendir_dup(img);
 	if (!dir)
 		return -errno;
 	rewinddir(dir);
@@ -293,7 +293,7 @@ int runtime_ckpt_action(void)
 void ckpt_gen_image_sizes(int vfd, struct yajl_gen_t *g)
 {
 	_cleanup_close_ int img = open_dir_at(vfd, "images");
-	DIR *dir = img >= 0 ? fdopendir(fcntl(img, F_DUPFD_CLOEXEC, 3)) : NULL;
+	DIR *dir = img >= 0 ? opendir_dup(img) : NULL;
 	struct dirent *de;
 
 	json_gen_key(g, "images");

@@ -398,16 +398,23 @@ static int cg_read(void *ud, const char *file, char *buf, size_t len)
 	return 0;
 }
 
-int container_accounting(struct daemon *d, struct job *j, struct runtime_accounting *ret)
+/* A reader of the cgroup files of j's container (its init's /proc/PID/cgroup). */
+static int cg_reader_of(struct daemon *d, struct job *j, struct cg_reader *ret)
 {
-	struct cg_reader cr = { .v2 = d->cg == &runtime_cgroup_v2 };
 	char p[64];
-	int r;
 
+	*ret = (struct cg_reader){ .v2 = d->cg == &runtime_cgroup_v2 };
 	if (j->init_pid <= 0)
 		return -ESRCH;
 	snprintf(p, sizeof(p), "/proc/%d/cgroup", (int)j->init_pid);
-	r = read_file_at(AT_FDCWD, p, 65536, &cr.self, NULL);
+	return read_file_at(AT_FDCWD, p, 65536, &ret->self, NULL);
+}
+
+int container_accounting(struct daemon *d, struct job *j, struct runtime_accounting *ret)
+{
+	struct cg_reader cr;
+	int r = cg_reader_of(d, j, &cr);
+
 	if (r < 0)
 		return r;
 	r = d->cg->accounting(cg_read, &cr, ret);
@@ -417,14 +424,9 @@ int container_accounting(struct daemon *d, struct job *j, struct runtime_account
 
 int container_dump_memory(struct daemon *d, struct job *j, uint64_t *ret_anon, uint64_t *ret_shmem)
 {
-	struct cg_reader cr = { .v2 = d->cg == &runtime_cgroup_v2 };
-	char p[64];
-	int r;
+	struct cg_reader cr;
+	int r = cg_reader_of(d, j, &cr);
 
-	if (j->init_pid <= 0)
-		return -ESRCH;
-	snprintf(p, sizeof(p), "/proc/%d/cgroup", (int)j->init_pid);
-	r = read_file_at(AT_FDCWD, p, 65536, &cr.self, NULL);
 	if (r < 0)
 		return r;
 	r = d->cg->dump_memory(cg_read, &cr, ret_anon, ret_shmem);

@@ -566,7 +566,7 @@ static int load_job(struct daemon *d, const char *id)
 
 static void load_jobs(struct daemon *d)
 {
-	DIR *dir = fdopendir(fcntl(d->jobs_fd, F_DUPFD_CLOEXEC, 3));
+	DIR *dir = opendir_dup(d->jobs_fd);
 	struct dirent *de;
 
 	if (!dir)

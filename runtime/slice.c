@@ -249,7 +249,7 @@ int slice_reconcile(struct daemon *d)
 			log_error("Jobs %s and %s both hold container ids %u and up", j->id, owner,
 				  j->idmap_base);
 	}
-	dir = fdopendir(fcntl(d->idmap_fd, F_DUPFD_CLOEXEC, 3));
+	dir = opendir_dup(d->idmap_fd);
 	if (!dir)
 		return -errno;
 	while ((de = readdir(dir))) {

@@ -48,7 +48,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* Nothing but "root" may be in the sandbox. */
 static void check_sandbox(void)
 {
-	DIR *dir = fdopendir(fcntl(sandbox_fd, F_DUPFD_CLOEXEC, 3));
+	DIR *dir = opendir_dup(sandbox_fd);
 	struct dirent *de;
 
 	if (!dir)

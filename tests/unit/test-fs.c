@@ -185,6 +185,41 @@ static void test_race(int root, const char *how)
 	rm_rf_at(root, "l");
 }
 
+/* The lowest free descriptor: what a leaked one would move up. */
+static int lowest_free_fd(void)
+{
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0)
+		close(fd);
+	return fd;
+}
+
+static void test_opendir_dup(int root)
+{
+	int file = openat(root, "opendir-dup.file", O_RDWR | O_CREAT | O_CLOEXEC, 0600), before;
+	struct dirent *de;
+	DIR *dir;
+	bool dot = false;
+
+	ok(file >= 0, "opendir_dup: a plain file to fail on");
+	before = lowest_free_fd();
+	errno = 0;
+	dir = opendir_dup(file);
+	ok(!dir && errno == ENOTDIR, "opendir_dup of a file fails with ENOTDIR (errno %d)", errno);
+	ok(lowest_free_fd() == before, "... and leaks no descriptor (lowest free %d, was %d)",
+	   lowest_free_fd(), before);
+	close(file);
+	(void)unlinkat(root, "opendir-dup.file", 0);
+	dir = opendir_dup(root);
+	ok(dir && dirfd(dir) != root, "opendir_dup of a directory: a stream on a duplicate");
+	while (dir && (de = readdir(dir)))
+		dot = dot || !strcmp(de->d_name, ".");
+	if (dir)
+		closedir(dir);
+	ok(dot && fcntl(root, F_GETFD) >= 0, "it lists the directory; the caller's fd stays open");
+}
+
 int main(void)
 {
 	int root = make_tree();
@@ -201,6 +236,7 @@ int main(void)
 		test_race(root, how);
 	}
 	fs_beneath_force_walk(false);
+	test_opendir_dup(root);
 	close(root);
 	{
 		int t = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
