@@ -114,6 +114,18 @@ static bool dump_met_moving_task(const char *dir)
 	return moving && rm_rf_at(dfd, "images") >= 0;
 }
 
+/* The dump failed: say why if CRIU's log tells (ckpt-log.c). */
+static void dump_fail_reason(const char *dir, uint64_t ghost_limit)
+{
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int img = dfd >= 0 ? open_dir_at(dfd, "images") : -EBADF;
+	_cleanup_free_ char *log = NULL, *why = NULL;
+
+	if (img >= 0 && read_file_at(img, "dump.log", 4 << 20, &log, NULL) >= 0)
+		why = ckpt_dump_log_reason(log, ghost_limit);
+	dprintf(3, "%s", why ? why : "CRIU could not dump the container");
+}
+
 static _noreturn_ void dump_child(struct daemon *d, struct job *j, int errfd, bool stop)
 {
 	char dir[4096], images[4200], path[4096];
@@ -154,6 +166,9 @@ static _noreturn_ void dump_child(struct daemon *d, struct job *j, int errfd, bo
 		_exit(1);
 	o.directory = images;
 	o.action_script = d->self_exe;
+	/* a deleted file still open is kept in the images up to what the
+	 * job's layer can hold (CRIU's own default is 1 MiB) */
+	o.ghost_limit = j->disk ? j->disk : d->cfg->layer_size;
 	for (unsigned attempt = 1;; attempt++) {
 		if (c->migrate(c, MIGRATE_DUMP, &o, sizeof(o)) == 0)
 			_exit(0);
@@ -164,7 +179,7 @@ static _noreturn_ void dump_child(struct daemon *d, struct job *j, int errfd, bo
 			break;
 		usleep(attempt * 200000);
 	}
-	dprintf(3, "CRIU could not dump the container");
+	dump_fail_reason(dir, o.ghost_limit);
 	_exit(1);
 }
 
