@@ -35,7 +35,10 @@ struct ckpt_run {
 	char *detail; /* restore: why preparing it failed, for the user (or NULL) */
 };
 
-#define CRIU_CONF "network-lock skip\n"
+/* link-remap: a file still open under a name that was removed while another
+ * link to it remains is kept as a hidden link (link_remap.N) in its
+ * directory until the restore, as CRIU's own test runner does */
+#define CRIU_CONF "network-lock skip\nlink-remap\n"
 
 static void run_free(struct ckpt_run *run)
 {
