@@ -38,7 +38,16 @@ struct ckpt_run {
 /* link-remap: a file still open under a name that was removed while another
  * link to it remains is kept as a hidden link (link_remap.N) in its
  * directory until the restore, as CRIU's own test runner does */
-#define CRIU_CONF "network-lock skip\nlink-remap\n"
+#define CRIU_CONF "network-lock skip\nlink-remap\n" IRMAP_CONF
+/* An inotify watch on a file of the job's root (an overlay: its file handles
+ * cannot be opened, overlayfs decodes them only with nfs_export=on) is dumped
+ * by path, found by CRIU's inode scan ("irmap") of these directories besides
+ * its own few (/etc, /var/log...): the places a job writes. (Watches on
+ * volumes open by handle.) */
+#define IRMAP_CONF                                                               \
+	"irmap-scan-path /tmp\nirmap-scan-path /var/tmp\nirmap-scan-path /run\n" \
+	"irmap-scan-path /home\nirmap-scan-path /root\nirmap-scan-path /srv\n"   \
+	"irmap-scan-path /opt\nirmap-scan-path /var/lib\n"
 
 static void run_free(struct ckpt_run *run)
 {

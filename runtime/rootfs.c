@@ -470,6 +470,20 @@ int rootfs_job_mount(struct daemon *d, struct job *j)
 	return rootfs_job_mount_from(d, j, -EBADF);
 }
 
+/* The job's root overlay, with xino=on (OPTS ends with it); a kernel that
+ * refuses xino (EINVAL) gets it without. */
+static int mount_root_overlay(const char *rootfs, char *opts, size_t xino_at)
+{
+	if (mount("xos-root", rootfs, "overlay", MS_NOSUID | MS_NODEV, opts) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -errno;
+	opts[xino_at] = 0;
+	if (mount("xos-root", rootfs, "overlay", MS_NOSUID | MS_NODEV, opts) < 0)
+		return -errno;
+	return 0;
+}
+
 /* (after a restart, the --files limit counts from the restored layer) */
 int rootfs_job_mount_from(struct daemon *d, struct job *j, int upper_from)
 {
@@ -496,16 +510,17 @@ int rootfs_job_mount_from(struct daemon *d, struct job *j, int upper_from)
 	r = layer_prepare(d, j, layer, lower, upper_from);
 	if (r < 0)
 		goto err_umount_layer;
-	r = snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower,
-		     layer, layer);
+	/* xino=on: every file has the overlay's device and one inode number,
+	 * which CRIU's inotify dump needs (docs/DECISIONS.md (t)) */
+	r = snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s/upper,workdir=%s/work,xino=on",
+		     lower, layer, layer);
 	if (r < 0 || (size_t)r >= sizeof(opts)) {
 		r = -ENAMETOOLONG;
 		goto err_umount_layer;
 	}
-	if (mount("xos-root", rootfs, "overlay", MS_NOSUID | MS_NODEV, opts) < 0) {
-		r = -errno;
+	r = mount_root_overlay(rootfs, opts, (size_t)r - strlen(",xino=on"));
+	if (r < 0)
 		goto err_umount_layer;
-	}
 	r = layer_limit_inodes(d, j, layer, rootfs);
 	if (r < 0)
 		goto err_umount_root;
