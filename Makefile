@@ -110,6 +110,12 @@ unit: $(UNIT_BINS)
 check: all $(UNIT_BINS)
 	tests/run-all.sh
 
+# CRIU's whole zdtm static suite, each program a job of its own (root; long:
+# not part of check). Results also in $(BUILD)/zdtm-results.txt
+zdtm: all
+	scripts/build-zdtm.sh --all
+	XOS_BUILD=$(abspath $(BUILD)) tests/zdtm/run.sh -o $(BUILD)/zdtm-results.txt
+
 bench: all
 	tests/bench/run.sh
 	tests/bench/templates.sh
@@ -142,4 +148,4 @@ clean:
 	rm -rf $(BUILD)
 
 FORCE:
-.PHONY: all unit check bench bench-checkpoint lint install clean FORCE
+.PHONY: all unit check zdtm bench bench-checkpoint lint install clean FORCE

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Build CRIU's zdtm static test programs named in tests/integration/zdtm.list
+# and zdtm-jobs.list (88-zdtm-jobs.bats)
 # from the CRIU source tarball (fetched and cached by scripts/build-criu.sh
 # --source-only) and install them into XOS_ZDTM_DIR (default
 # /usr/local/lib/xos/zdtm): below /usr, so every job of the built-in host
@@ -21,6 +22,7 @@ XOS_LOG_PREFIX=build-zdtm
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LIST=$REPO_ROOT/tests/integration/zdtm.list
+JOBS_LIST=$REPO_ROOT/tests/integration/zdtm-jobs.list
 DEST=${XOS_ZDTM_DIR:-/usr/local/lib/xos/zdtm}
 CACHE=${XOS_CACHE_DIR:-/var/cache/xos}
 force=0
@@ -48,8 +50,11 @@ print:
 	@for t in $(TST_FILE); do echo "FILE $$t"; done
 	@for t in $(TST_DIR); do echo "DIR $$t"; done
 	@for t in $(TST_DIR_FILE); do echo "DIR_FILE $$t"; done
+	@for t in $(TST); do echo "OTHER $$t"; done
 MK
+	# (TST has them all, and some of its own: env00, umask00...)
 	make -s -C "$src" -f Makefile -f "$WORK/print.mk" print </dev/null 2>/dev/null |
+		awk '!seen[$2]++' |
 		while read -r var n; do
 			case $var in
 			FILE) args="--filename=@.test" ;;
@@ -104,9 +109,12 @@ build_all() {
 		"$(wc -l <"$dest/build-failed.list") did not build (see $dest/build-failed.list)"
 }
 
-mapfile -t names < <(grep -v '^[[:space:]]*\(#\|$\)' "$LIST" | awk '{print $1}')
+mapfile -t names < <({
+	grep -v '^[[:space:]]*\(#\|$\)' "$LIST" | awk '{print $1}'
+	grep -v '^[[:space:]]*\(#\|$\)' "$JOBS_LIST" | awk '{print $2}'
+} | sort -u)
 [ "${#names[@]}" -gt 0 ] || die "no test in $LIST"
-stamp=$(sha256sum <"$LIST" | cut -d' ' -f1)
+stamp=$(cat "$LIST" "$JOBS_LIST" | sha256sum | cut -d' ' -f1)
 if [ "$all" = 1 ] && [ "$force" = 0 ] && [ -s "$DEST/all/all.list" ] &&
 	[ -n "$(cat "$DEST/all/.stamp" 2>/dev/null || true)" ]; then
 	log "$(wc -l <"$DEST/all/all.list") zdtm programs in $DEST/all are built; nothing to do"

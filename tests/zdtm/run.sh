@@ -105,8 +105,10 @@ total=$(wc -l <"$results")
 	for k in PASS FAIL CANNOT-RUN-UNPRIVILEGED; do
 		echo "$k: $(grep -c "^$k " "$results")"
 	done
-	echo "programs: $total (did not build: $(wc -l <"$XOS_ZDTM_DIR/build-failed.list" 2>/dev/null || echo 0))"
+	nb=0
+	[ ! -f "$XOS_ZDTM_DIR/build-failed.list" ] || nb=$(wc -l <"$XOS_ZDTM_DIR/build-failed.list")
+	echo "programs: $total (did not build: $nb)"
 	echo "time: $(($(date +%s) - begun)) s"
 } | tee -a "$results"
-[ -z "$out" ] || sort -k2 "$results" >"$out"
+[ -z "$out" ] || { grep -v '^[A-Za-z-]*: \|^---' "$results" | sort -k2; sed -n '/^---/,$p' "$results"; } >"$out"
 ! grep -q '^FAIL ' "$results"
