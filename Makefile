@@ -125,7 +125,7 @@ bench-checkpoint: all
 
 lint:
 	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) tests/unit/*.c
-	shellcheck -x scripts/*.sh tests/*.sh tests/bench/*.sh .ci/run
+	shellcheck -x scripts/*.sh tests/*.sh tests/bench/*.sh tests/zdtm/*.sh .ci/run
 	shellcheck -s bash -e SC2154,SC2034,SC1091,SC2030,SC2031,SC2016 tests/integration/*.bats tests/integration/*.bash
 	for m in man/*.[158]; do mandoc -Tlint -Wwarning $$m || exit 1; done
 
