@@ -69,11 +69,13 @@ zdtm_wait_end() {
 # The last lines the job printed, on one line.
 zdtm_tail() { xlogs "$1" 2>/dev/null | tail -n "${2:-3}" | tr '\n' ' ' | cut -c1-300; }
 
-# zdtm_finish ID: SIGTERM, the job ends, the program said PASS; else prints
-# the step and why, and fails
+# zdtm_finish ID NAME: SIGTERM to the program alone (as CRIU's runner sends
+# it: its helper processes must live on until it checks), the job ends, the
+# program said PASS; else prints the step and why, and fails
 zdtm_finish() {
 	local id=$1
-	xkill "$id" >/dev/null 2>&1
+	xrun --job "$id" -- sh -c "kill -TERM \$(cat /tmp/zdtm/$2.pid)" >/dev/null 2>&1 ||
+		xkill "$id" >/dev/null 2>&1
 	if ! zdtm_wait_end "$id" "$ZDTM_END_S"; then
 		echo "sigterm: the job did not end within ${ZDTM_END_S}s"
 		return 1
@@ -106,7 +108,7 @@ zdtm_control() {
 	if ! zdtm_wait_started "$id" "$n"; then
 		echo "start: $(zdtm_tail "$id")"
 		r=1
-	elif ! zdtm_finish "$id"; then
+	elif ! zdtm_finish "$id" "$n"; then
 		r=1
 	fi
 	zdtm_cleanup "$id"
@@ -138,7 +140,7 @@ zdtm_cr() {
 		:
 	elif [ "$mode" != running ] && ! zdtm_cr_stop "$id"; then
 		:
-	elif zdtm_finish "$id"; then
+	elif zdtm_finish "$id" "$n"; then
 		r=0
 	fi
 	zdtm_cleanup "$id"
