@@ -145,6 +145,12 @@ unit: $(UNIT_BINS)
 check: all $(UNIT_BINS)
 	tests/run-all.sh
 
+# CRIU's whole zdtm static suite, each program a job of its own (root; long:
+# not part of check). Results also in $(BUILD)/zdtm-results.txt
+zdtm: all
+	scripts/build-zdtm.sh --all
+	XOS_BUILD=$(abspath $(BUILD)) tests/zdtm/run.sh -o $(BUILD)/zdtm-results.txt
+
 bench: all
 	tests/bench/run.sh
 	tests/bench/templates.sh
@@ -155,7 +161,7 @@ bench-checkpoint: all
 lint:
 	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) tests/unit/*.c \
 		$(wildcard tests/fuzz/*.c)
-	shellcheck -x scripts/*.sh tests/*.sh tests/bench/*.sh $(wildcard tests/fuzz/*.sh tests/soak/*.sh) .ci/run
+	shellcheck -x scripts/*.sh tests/*.sh tests/bench/*.sh $(wildcard tests/fuzz/*.sh tests/soak/*.sh tests/zdtm/*.sh) .ci/run
 	shellcheck -s sh dist/debian/postinst dist/debian/prerm dist/debian/postrm
 	shellcheck -s bash dist/bash-completion
 	shellcheck -s bash -e SC2154,SC2034,SC1091,SC2030,SC2031,SC2016 tests/integration/*.bats tests/integration/*.bash
@@ -198,4 +204,4 @@ clean:
 FORCE:
 
 .PHONY: fuzz fuzz-build fuzz-bins soak
-.PHONY: all unit check bench bench-checkpoint lint install deb deb-test clean FORCE
+.PHONY: all unit check zdtm bench bench-checkpoint lint install deb deb-test clean FORCE

@@ -35,7 +35,19 @@ struct ckpt_run {
 	char *detail; /* restore: why preparing it failed, for the user (or NULL) */
 };
 
-#define CRIU_CONF "network-lock skip\n"
+/* link-remap: a file still open under a name that was removed while another
+ * link to it remains is kept as a hidden link (link_remap.N) in its
+ * directory until the restore, as CRIU's own test runner does */
+#define CRIU_CONF "network-lock skip\nlink-remap\n" IRMAP_CONF
+/* An inotify watch on a file of the job's root (an overlay: its file handles
+ * cannot be opened, overlayfs decodes them only with nfs_export=on) is dumped
+ * by path, found by CRIU's inode scan ("irmap") of these directories besides
+ * its own few (/etc, /var/log...): the places a job writes. (Watches on
+ * volumes open by handle.) */
+#define IRMAP_CONF                                                               \
+	"irmap-scan-path /tmp\nirmap-scan-path /var/tmp\nirmap-scan-path /run\n" \
+	"irmap-scan-path /home\nirmap-scan-path /root\nirmap-scan-path /srv\n"   \
+	"irmap-scan-path /opt\nirmap-scan-path /var/lib\n"
 
 static void run_free(struct ckpt_run *run)
 {
@@ -114,6 +126,18 @@ static bool dump_met_moving_task(const char *dir)
 	return moving && rm_rf_at(dfd, "images") >= 0;
 }
 
+/* The dump failed: say why if CRIU's log tells (ckpt-log.c). */
+static void dump_fail_reason(const char *dir, uint64_t ghost_limit)
+{
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int img = dfd >= 0 ? open_dir_at(dfd, "images") : -EBADF;
+	_cleanup_free_ char *log = NULL, *why = NULL;
+
+	if (img >= 0 && read_file_at(img, "dump.log", 4 << 20, &log, NULL) >= 0)
+		why = ckpt_dump_log_reason(log, ghost_limit);
+	dprintf(3, "%s", why ? why : "CRIU could not dump the container");
+}
+
 static _noreturn_ void dump_child(struct daemon *d, struct job *j, int errfd, bool stop)
 {
 	char dir[4096], images[4200], path[4096];
@@ -154,6 +178,9 @@ static _noreturn_ void dump_child(struct daemon *d, struct job *j, int errfd, bo
 		_exit(1);
 	o.directory = images;
 	o.action_script = d->self_exe;
+	/* a deleted file still open is kept in the images up to what the
+	 * job's layer can hold (CRIU's own default is 1 MiB) */
+	o.ghost_limit = j->disk ? j->disk : d->cfg->layer_size;
 	for (unsigned attempt = 1;; attempt++) {
 		if (c->migrate(c, MIGRATE_DUMP, &o, sizeof(o)) == 0)
 			_exit(0);
@@ -164,7 +191,7 @@ static _noreturn_ void dump_child(struct daemon *d, struct job *j, int errfd, bo
 			break;
 		usleep(attempt * 200000);
 	}
-	dprintf(3, "CRIU could not dump the container");
+	dump_fail_reason(dir, o.ghost_limit);
 	_exit(1);
 }
 

@@ -26,6 +26,10 @@ void ckpt_gen_image_sizes(int vfd, struct yajl_gen_t *g);
 /* Every image the manifest lists is there with its size: 0, or -EBADMSG and why. */
 int ckpt_check_images(int vfd, char **ret_msg);
 
+/* Why CRIU's dump failed, from its log, for the user (NULL: nothing
+ * recognised); ghost_limit: the limit the dump ran with. */
+char *ckpt_dump_log_reason(const char *log, uint64_t ghost_limit);
+
 /* A dump's child: liblxc's CRIU becomes xosd's shim (criu-shim.c). */
 int ckpt_criu_shim_setup(struct daemon *d);
 /* ---- ckpt-space.c: what checkpoints take and may take ---- */

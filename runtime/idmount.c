@@ -99,7 +99,7 @@ static int fs_set(int fs, unsigned cmd, const char *key, const void *value, int 
 }
 
 int idmount_overlay(const char *target, const int *lower, size_t n_lower, const char *upper,
-		    const char *work)
+		    const char *work, bool xino)
 {
 	_cleanup_close_ int fs = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
 	_cleanup_close_ int mnt = -EBADF;
@@ -112,6 +112,8 @@ int idmount_overlay(const char *target, const int *lower, size_t n_lower, const 
 		r = fs_set(fs, FSCONFIG_SET_FD, "lowerdir+", NULL, lower[i]);
 	r = r < 0 ? r : fs_set(fs, FSCONFIG_SET_STRING, "upperdir", upper, 0);
 	r = r < 0 ? r : fs_set(fs, FSCONFIG_SET_STRING, "workdir", work, 0);
+	if (xino)
+		r = r < 0 ? r : fs_set(fs, FSCONFIG_SET_STRING, "xino", "on", 0);
 	r = r < 0 ? r : fs_set(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0);
 	if (r < 0)
 		return r;
@@ -149,7 +151,7 @@ int idmount_probe(const char *const *lowers, size_t n, const char *scratch, uint
 	for (size_t i = 0; r >= 0 && i < n; i++)
 		if ((fd[i] = idmount_clone(lowers[i], ns)) < 0)
 			r = fd[i];
-	if (r >= 0 && (r = idmount_overlay(mnt, fd, n, upper, work)) >= 0)
+	if (r >= 0 && (r = idmount_overlay(mnt, fd, n, upper, work, false)) >= 0)
 		umount2(mnt, MNT_DETACH);
 	for (size_t i = 0; i < n; i++)
 		closep(&fd[i]);

@@ -412,6 +412,22 @@ static uint32_t lowers_host_id(const struct lowers *lw, uint32_t id, bool gid)
 	return host;
 }
 
+/* The job's root overlay, with xino=on (OPTS ends with it); a kernel that
+ * refuses xino (EINVAL) gets it without. */
+static int mount_root_overlay(const char *rootfs, char *opts, size_t xino_at)
+{
+	if (mount("xos-root", rootfs, "overlay", MS_NOSUID | MS_NODEV, opts) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -errno;
+	opts[xino_at] = 0;
+	if (mount("xos-root", rootfs, "overlay", MS_NOSUID | MS_NODEV, opts) < 0)
+		return -errno;
+	return 0;
+}
+
+/* xino=on: every file has the overlay's device and one inode number, which
+ * CRIU's inotify dump needs (docs/DECISIONS.md (aa)) */
 static int lowers_mount(const struct lowers *lw, const char *layer, const char *rootfs)
 {
 	char opts[12288 + 256], upper[4200], work[4200];
@@ -419,13 +435,16 @@ static int lowers_mount(const struct lowers *lw, const char *layer, const char *
 
 	snprintf(upper, sizeof(upper), "%s/upper", layer);
 	snprintf(work, sizeof(work), "%s/work", layer);
-	if (lw->fd[0] >= 0)
-		return idmount_overlay(rootfs, lw->fd, lw->n, upper, work);
-	r = snprintf(opts, sizeof(opts), "lowerdir=%s%s%s,upperdir=%s,workdir=%s", lw->path[0],
-		     lw->n > 1 ? ":" : "", lw->n > 1 ? lw->path[1] : "", upper, work);
+	if (lw->fd[0] >= 0) {
+		r = idmount_overlay(rootfs, lw->fd, lw->n, upper, work, true);
+		return r == -EINVAL ? idmount_overlay(rootfs, lw->fd, lw->n, upper, work, false)
+				    : r;
+	}
+	r = snprintf(opts, sizeof(opts), "lowerdir=%s%s%s,upperdir=%s,workdir=%s,xino=on",
+		     lw->path[0], lw->n > 1 ? ":" : "", lw->n > 1 ? lw->path[1] : "", upper, work);
 	if (r < 0 || (size_t)r >= sizeof(opts))
 		return -ENAMETOOLONG;
-	return mount("xos-root", rootfs, "overlay", MS_NOSUID | MS_NODEV, opts) < 0 ? -errno : 0;
+	return mount_root_overlay(rootfs, opts, (size_t)r - strlen(",xino=on"));
 }
 
 /* /tmp copied up in advance, so that --files counts the files a job makes in

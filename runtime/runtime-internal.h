@@ -239,7 +239,7 @@ int idmount_userns(const struct runtime_idmap_entry *u, size_t nu,
 int idmount_clone(const char *path, int userns_fd);
 /* An overlay at target (nosuid, nodev) of lower layer fds, top first. */
 int idmount_overlay(const char *target, const int *lower, size_t n_lower, const char *upper,
-		    const char *work);
+		    const char *work, bool xino);
 /* Whether overlays of idmapped clones of these directories work here (a
  * trial in scratch, a new directory on a tmpfs): 0 or -errno. */
 int idmount_probe(const char *const *lowers, size_t n, const char *scratch, uint32_t root_uid,
