@@ -24,7 +24,9 @@ make_account() { # NAME UID HOME
 
 setup() {
 	if [[ "$BATS_TEST_DESCRIPTION" == bridge:* ]]; then
-		xos_net_start
+		# (its job runs on an imported template: the static loader, see
+		# xos_start_static)
+		xos_net_start --loader "$XOS_STATIC_LOADER"
 	else
 		xos_start
 	fi
