@@ -133,31 +133,31 @@ static int v2_accounting(runtime_cg_reader rd, void *ud, struct runtime_accounti
 	return 0;
 }
 
-/* v1: total_rss is anonymous memory (and swap cache), with the children's */
-static int v1_dump_memory(runtime_cg_reader rd, void *ud, uint64_t *ret_anon, uint64_t *ret_shmem)
+/* What a dump will write of memory: anonymous memory and shared memory, by
+ * the keys of memory.stat that name them. */
+static int dump_memory(runtime_cg_reader rd, void *ud, const char *anon_key, const char *shmem_key,
+		       uint64_t *ret_anon, uint64_t *ret_shmem)
 {
 	uint64_t anon = 0, shmem = 0;
-	int r = read_keyed(rd, ud, "memory.stat", "total_rss", &anon);
+	int r = read_keyed(rd, ud, "memory.stat", anon_key, &anon);
 
 	if (r < 0)
 		return r;
-	(void)read_keyed(rd, ud, "memory.stat", "total_shmem", &shmem);
+	(void)read_keyed(rd, ud, "memory.stat", shmem_key, &shmem);
 	*ret_anon = anon;
 	*ret_shmem = shmem;
 	return 0;
 }
 
+/* v1: total_rss is anonymous memory (and swap cache), with the children's */
+static int v1_dump_memory(runtime_cg_reader rd, void *ud, uint64_t *ret_anon, uint64_t *ret_shmem)
+{
+	return dump_memory(rd, ud, "total_rss", "total_shmem", ret_anon, ret_shmem);
+}
+
 static int v2_dump_memory(runtime_cg_reader rd, void *ud, uint64_t *ret_anon, uint64_t *ret_shmem)
 {
-	uint64_t anon = 0, shmem = 0;
-	int r = read_keyed(rd, ud, "memory.stat", "anon", &anon);
-
-	if (r < 0)
-		return r;
-	(void)read_keyed(rd, ud, "memory.stat", "shmem", &shmem);
-	*ret_anon = anon;
-	*ret_shmem = shmem;
-	return 0;
+	return dump_memory(rd, ud, "anon", "shmem", ret_anon, ret_shmem);
 }
 
 const struct runtime_cgroup_ops runtime_cgroup_v1 = {

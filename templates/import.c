@@ -77,7 +77,7 @@ static void archive_freep(struct archive **a)
 		archive_read_free(*a);
 }
 
-static struct archive *reader_new(void)
+struct archive *template_archive_reader(void)
 {
 	struct archive *a = archive_read_new();
 
@@ -96,7 +96,7 @@ static struct archive *reader_new(void)
 
 static int extract(int root_fd, struct source *s, char **ret_err)
 {
-	_cleanup_(archive_freep) struct archive *a = reader_new();
+	_cleanup_(archive_freep) struct archive *a = template_archive_reader();
 	int r;
 
 	if (!a)

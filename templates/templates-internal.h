@@ -19,7 +19,9 @@ char *template_entry_display(const char *name);
 
 /* ---- extract.c ---- */
 struct archive;
-/* Extract every entry of a (opened) archive below root_fd. */
+/* A libarchive reader of what an import accepts: tar, and only the compression
+ * filters built into libarchive (none that runs a program). NULL: no memory. */
+struct archive *template_archive_reader(void);
 /* Extract every entry of an opened archive below root_fd; p->entries and
  * p->bytes count what was extracted. *ret_err names the entry that failed. */
 int template_extract_all(struct archive *a, int root_fd, const struct template_import_opts *o,

@@ -65,16 +65,11 @@ static void check_sandbox(void)
 
 static struct archive *reader_new(const uint8_t *data, size_t size)
 {
-	struct archive *a = archive_read_new();
+	/* (the reader an import uses: the same formats and filters) */
+	struct archive *a = template_archive_reader();
 
 	if (!a)
 		abort();
-	archive_read_support_format_tar(a);
-	archive_read_support_filter_gzip(a);
-	archive_read_support_filter_xz(a);
-	archive_read_support_filter_lzma(a);
-	archive_read_support_filter_bzip2(a);
-	archive_read_support_filter_zstd(a);
 	if (archive_read_open_memory(a, data, size) != ARCHIVE_OK) {
 		archive_read_free(a);
 		return NULL;
