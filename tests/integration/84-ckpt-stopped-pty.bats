@@ -11,18 +11,7 @@ teardown() { xos_teardown; }
 
 ZDTM_DIR=${XOS_ZDTM_DIR:-/usr/local/lib/xos/zdtm}
 
-root_of() { echo "$XOS_TMP/state/volatile/jobs/$1/rootfs"; }
 
-# wait_file FILE [TIMEOUT_S]: until FILE exists
-wait_file() {
-	local i
-	for i in $(seq 1 $((${2:-20} * 20))); do
-		[ -e "$1" ] && return 0
-		sleep 0.05
-	done
-	echo "$1 did not appear" >&2
-	return 1
-}
 
 # the state letter (R, S, T...) of the process whose pid (in the job) is in
 # the job's /tmp/FILE, as a unit of the job sees it
@@ -36,7 +25,7 @@ STOPPED='sh -c "kill -STOP \$\$; echo resumed >/tmp/resumed; exec sleep 300" & e
 @test "a job with a stopped process is checkpointed, and restored stopped; SIGCONT resumes it" {
 	id=$(xrun -d -- sh -c "$STOPPED")
 	wait_state "$id" RUNNING
-	wait_file "$(root_of "$id")/tmp/stopped.pid"
+	wait_file "$(job_rootfs "$id")/tmp/stopped.pid"
 	for _ in $(seq 1 100); do
 		[ "$(state_in_job "$id" stopped.pid)" = T ] && break
 		sleep 0.05
@@ -54,15 +43,15 @@ STOPPED='sh -c "kill -STOP \$\$; echo resumed >/tmp/resumed; exec sleep 300" & e
 	assert_success
 	assert_equal "$(job_field "$id" .state)" RUNNING
 	assert_equal "$(state_in_job "$id" stopped.pid)" T
-	[ ! -e "$(root_of "$id")/tmp/resumed" ] || fail "the stopped process ran before SIGCONT"
+	[ ! -e "$(job_rootfs "$id")/tmp/resumed" ] || fail "the stopped process ran before SIGCONT"
 	xrun --job "$id" -- sh -c 'kill -CONT $(cat /tmp/stopped.pid)'
-	wait_file "$(root_of "$id")/tmp/resumed"
-	assert_equal "$(cat "$(root_of "$id")/tmp/resumed")" resumed
+	wait_file "$(job_rootfs "$id")/tmp/resumed"
+	assert_equal "$(cat "$(job_rootfs "$id")/tmp/resumed")" resumed
 }
 
 COUNTER='i=0; while :; do i=$((i+1)); echo $i >>/tmp/count; sleep 0.1; done'
 
-count_of() { wc -l <"$(root_of "$1")/tmp/count"; }
+count_of() { wc -l <"$(job_rootfs "$1")/tmp/count"; }
 
 # the job runs (it counts on) and its container is not frozen
 assert_running_thawed() {
@@ -125,7 +114,7 @@ assert_no_hanging_criu() {
 	PATH="$XOS_TMP/fakebin:$PATH" xosd_launch --config "$XOS_TMP/xosd.conf"
 	id=$(xrun -d -- sh -c "$COUNTER")
 	wait_state "$id" RUNNING
-	wait_file "$(root_of "$id")/tmp/count"
+	wait_file "$(job_rootfs "$id")/tmp/count"
 	run timeout 60 xcheckpoint "$id"
 	assert_failure 1
 	assert_output --partial "took longer than dump_timeout (2 s) and was aborted"
@@ -156,7 +145,7 @@ assert_no_hanging_criu() {
 	xosd_launch --config "$XOS_TMP/xosd.conf"
 	id=$(xrun -d -- sh -c "$COUNTER")
 	wait_state "$id" RUNNING
-	wait_file "$(root_of "$id")/tmp/count"
+	wait_file "$(job_rootfs "$id")/tmp/count"
 	# (a dump that ends within the grace after SIGALRM is kept: it is whole)
 	run timeout 60 xcheckpoint "$id"
 	if [ "$status" -ne 0 ]; then
@@ -238,7 +227,7 @@ zdtm_job() {
 		xrun -d --job "$id" -- sh -c "$(zdtm_unit "$n")" >/dev/null
 	done
 	for n in "$@"; do
-		wait_file "$(root_of "$id")/tmp/zdtm/$n.pid" 20 || fail "zdtm $n did not start"
+		wait_file "$(job_rootfs "$id")/tmp/zdtm/$n.pid" 20 || fail "zdtm $n did not start"
 	done
 }
 
@@ -295,7 +284,7 @@ zdtm_cycle() {
 	# two jobs: two instances, not the host's
 	id=$(xrun -d -- python3 -c 'import os, pty, time; m, s = pty.openpty(); open("/tmp/up", "w"); time.sleep(300)')
 	wait_state "$id" RUNNING
-	wait_file "$(root_of "$id")/tmp/up"
+	wait_file "$(job_rootfs "$id")/tmp/up"
 	run xrun -- python3 -c 'import os, pty; m, s = pty.openpty(); print(os.ttyname(s))'
 	assert_output /dev/pts/0
 }
@@ -344,7 +333,7 @@ print(os.ttyname(s), data, "%dx%d" % (rows, cols), "echo" if echo else "noecho",
 @test "a python pty.openpty() job keeps its terminal's state across xcheckpoint --stop and xrestart" {
 	id=$(xrun -d -- python3 -c "$PTY_JOB")
 	wait_state "$id" RUNNING
-	wait_file "$(root_of "$id")/tmp/pty.ready"
+	wait_file "$(job_rootfs "$id")/tmp/pty.ready"
 	run timeout 60 xcheckpoint "$id"
 	assert_success
 	run timeout 60 xcheckpoint --stop "$id"

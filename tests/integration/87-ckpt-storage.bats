@@ -30,15 +30,6 @@ xosd_with_conf() {
 	xosd_launch --config "$XOS_TMP/xosd.conf"
 }
 
-# wait_file FILE [TIMEOUT_S]: until FILE exists
-wait_file() {
-	for _ in $(seq 1 $((${2:-20} * 20))); do
-		[ -e "$1" ] && return 0
-		sleep 0.05
-	done
-	echo "$1 did not appear" >&2
-	return 1
-}
 
 # the job's container is not frozen
 assert_thawed() {

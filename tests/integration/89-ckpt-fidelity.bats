@@ -12,18 +12,7 @@ teardown() {
 	[ -z "${VOL:-}" ] || rm -rf "$VOL"
 }
 
-root_of() { echo "$XOS_TMP/state/volatile/jobs/$1/rootfs"; }
 
-# wait_file FILE [TIMEOUT_S]: until FILE exists
-wait_file() {
-	local i
-	for i in $(seq 1 $((${2:-30} * 20))); do
-		[ -e "$1" ] && return 0
-		sleep 0.05
-	done
-	echo "$1 did not appear" >&2
-	return 1
-}
 
 # A job holding /tmp/big, 64 MiB of random bytes, open on fd 5 and deleted;
 # on SIGUSR1 it writes the checksum of what it reads through /proc/self/fd/5.
@@ -37,7 +26,7 @@ while :; do sleep 1; done'
 
 @test "a job holding a 64 MiB deleted-open file is checkpointed within its --disk (128M) and restored with the file intact" {
 	id=$(xrun -d --disk 128M -- sh -c "$GHOST")
-	wait_file "$(root_of "$id")/tmp/ready"
+	wait_file "$(job_rootfs "$id")/tmp/ready"
 	# (before: refused, CRIU's default ghost limit is 1 MiB)
 	run timeout 120 xcheckpoint "$id"
 	assert_success
@@ -51,10 +40,10 @@ while :; do sleep 1; done'
 	assert_success
 	run timeout 120 xrestart "$id"
 	assert_success
-	[ ! -e "$(root_of "$id")/tmp/big" ] || fail "the deleted file came back as a name"
+	[ ! -e "$(job_rootfs "$id")/tmp/big" ] || fail "the deleted file came back as a name"
 	xkill -s USR1 "$id"
-	wait_file "$(root_of "$id")/tmp/after"
-	assert_equal "$(cat "$(root_of "$id")/tmp/after")" "$(cat "$(root_of "$id")/tmp/before")"
+	wait_file "$(job_rootfs "$id")/tmp/after"
+	assert_equal "$(cat "$(job_rootfs "$id")/tmp/after")" "$(cat "$(job_rootfs "$id")/tmp/before")"
 }
 
 @test "a deleted-open file larger than the job's --disk (on a volume) is refused, naming the file; the job runs on" {
@@ -63,7 +52,7 @@ while :; do sleep 1; done'
 	id=$(xrun -d --disk 32M -v "$VOL:/data" -- sh -c \
 		'dd if=/dev/zero of=/data/big bs=1M count=64 2>/dev/null; exec 5</data/big; rm /data/big
 		touch /tmp/ready; while :; do sleep 1; done')
-	wait_file "$(root_of "$id")/tmp/ready"
+	wait_file "$(job_rootfs "$id")/tmp/ready"
 	run timeout 120 xcheckpoint "$id"
 	assert_failure
 	assert_output --partial "deleted file that is still open, /data/big (64.0 MiB)"
@@ -108,7 +97,7 @@ while True:
 # the events the job saw, once LINE is among them
 wait_event() {
 	local f i
-	f="$(root_of "$1")/tmp/events"
+	f="$(job_rootfs "$1")/tmp/events"
 	for i in $(seq 1 400); do
 		grep -qx "$2" "$f" 2>/dev/null && return 0
 		sleep 0.05
@@ -120,7 +109,7 @@ wait_event() {
 
 @test "a job holding inotify watches on its files is checkpointed and restored; the watches still deliver events" {
 	id=$(xrun -d -- /usr/bin/python3 -c "$INOTIFY")
-	wait_file "$(root_of "$id")/tmp/ready"
+	wait_file "$(job_rootfs "$id")/tmp/ready"
 	xrun --job "$id" -- sh -c 'touch /tmp/w/before'
 	wait_event "$id" "dir 0x100 before"
 	# (before: the dump failed, "fsnotify: Can't dump that handle")
@@ -167,7 +156,7 @@ sys.exit(1 if bad else 0)
 
 @test "a job holding an flock and an fcntl lock still holds both after a checkpoint and a restart on the same node" {
 	id=$(xrun -d -- /usr/bin/python3 -c "$LOCKS")
-	wait_file "$(root_of "$id")/tmp/ready"
+	wait_file "$(job_rootfs "$id")/tmp/ready"
 	run xrun --job "$id" -- /usr/bin/python3 -c "$TRY"
 	assert_success
 	assert_output "both held"

@@ -73,6 +73,8 @@ xosd_stop() {
 # seconds (a deadline, whatever CMD costs); then fail, naming CMD. (The
 # helpers here call it as xos_wait_for: a test file may define its own.)
 wait_for() { xos_wait_for "$@"; }
+# wait_file FILE [TIMEOUT_S]: until FILE exists (default 30 s)
+wait_file() { xos_wait_for "${2:-30}" test -e "$1"; }
 xos_wait_for() {
 	local timeout=$1 end
 	shift
