@@ -446,7 +446,9 @@ static int unit_from_json(yajl_val o, struct job *j)
 	(void)json_get_int(o, "code", &code);
 	(void)json_get_int(o, "signal", &sig);
 	u->code = (int)code;
-	u->sig = (int)sig;
+	/* a signal means something only for a unit a signal ended, and is one
+	 * the kernel has: what the record is written back as (fuzz-job) */
+	u->sig = u->state == UNIT_KILLED && sig > 0 && sig < 65 ? (int)sig : 0;
 	u->reason = dup_opt(o, "reason");
 	u->started_us = get_u(o, "started_us");
 	u->ended_us = get_u(o, "ended_us");

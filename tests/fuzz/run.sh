@@ -81,8 +81,11 @@ for t in "${targets[@]}"; do
 	fi
 	children_cpu
 	cpu0=$CPU
-	# -timeout: one input may take that long; -rss_limit_mb: memory of the whole run
-	"$bin" -max_total_time="$time" -print_final_stats=1 -timeout=25 -rss_limit_mb=2048 \
+	# -timeout: one input may take that long (FUZZ_TIMEOUT: a fuzzer at the
+	# lowest priority on a loaded machine may wait longer than 25 s for a
+	# core: a "timeout" there is replayed by hand before it is believed);
+	# -rss_limit_mb: memory of the whole run
+	"$bin" -max_total_time="$time" -print_final_stats=1 -timeout="${FUZZ_TIMEOUT:-25}" -rss_limit_mb=2048 \
 		-artifact_prefix="$build/fuzz/artifacts/$t-" "$work" "$seeds" </dev/null >"$log" 2>&1
 	rc=$?
 	children_cpu
@@ -102,7 +105,7 @@ for t in "${targets[@]}"; do
 	if [ "$rc" -eq 0 ] && [ -n "$execs" ]; then
 		echo "ok $n - fuzz $t (${execs} runs, ${secs:-?} s, cpu ${cpu} s, ${cov:-no coverage figure})"
 	else
-		echo "not ok $n - fuzz $t: exit status $rc (log: $log)"
+		echo "not ok $n - fuzz $t: exit status $rc after cpu ${cpu} s (log: $log)"
 		grep -aE '^(==[0-9]+==|SUMMARY|.*runtime error|artifact_prefix|Test unit written)' "$log" |
 			head -20 | sed 's/^/#   /'
 		fail=1

@@ -5,6 +5,7 @@
  * mallinfo2 in the plain build; the sanitizer build's LeakSanitizer sees
  * them too. */
 #include <malloc.h>
+#include <yajl/yajl_gen.h>
 
 #include "runtime/runtime-internal.h"
 #include "tests/unit/tap.h"
@@ -37,8 +38,41 @@ static void test_job_unit_without_state(void)
 	   after > before ? after - before : 0);
 }
 
+static char *record_json(const struct job *j)
+{
+	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
+
+	if (!g)
+		return NULL;
+	job_to_json(j, g);
+	return json_gen_take(g, false);
+}
+
+/* fuzz-job: a KILLED job whose first unit EXITED with a "signal" (347) was
+ * written back with the job's signal 347 and the unit's null, so the record
+ * read back changed (the job's signal became 0) */
+static void test_job_signal_of_exited_unit(void)
+{
+	static const char rec[] =
+		"{\"id\":\"58ae801dbc1b71a7\",\"state\":\"KILLED\",\"units\":[{\"unit\":1,"
+		"\"argv\":[\"sleep\",\"30\"],\"state\":\"EXITED\",\"code\":0,\"signal\":347}]}";
+	struct job *j = NULL, *j2 = NULL;
+	_cleanup_free_ char *out = NULL, *out2 = NULL;
+
+	ok(job_from_json(rec, &j) == 0,
+	   "fuzz-job: a KILLED job whose unit EXITED with a signal is read");
+	out = j ? record_json(j) : NULL;
+	ok(out && job_from_json(out, &j2) == 0, "fuzz-job: ... written back, it is read again");
+	out2 = j2 ? record_json(j2) : NULL;
+	ok(out && out2 && !strcmp(out, out2), "fuzz-job: ... and written back the same");
+	ok(out && !strstr(out, "347"), "fuzz-job: ... without the signal no signal ended");
+	job_free(j);
+	job_free(j2);
+}
+
 int main(void)
 {
 	test_job_unit_without_state();
+	test_job_signal_of_exited_unit();
 	return tap_done();
 }
