@@ -15,7 +15,7 @@
 #include "nodes/nodes-internal.h"
 
 #define DIAL_BACKOFF_MIN_US 1000000ULL
-#define HEADER_DEPTH_MAX 8 /* JSON nesting of a header */
+#define HEADER_DEPTH_MAX 8     /* JSON nesting of a header */
 #define READ_BUDGET (1u << 20) /* bytes read from one connection per event */
 
 static const char *const peer_state_names[_NODES_PEER_STATE_MAX] = {
@@ -176,7 +176,8 @@ static void conn_close(struct nodes_conn *c, bool refused, const char *fmt, ...)
 	}
 	if (p && !peer_has_channel(n, p, c)) {
 		if (!c->outbound && refused) /* (its name, unverified: say from where) */
-			snprintf(why + strlen(why), sizeof(why) - strlen(why), " (from %s)", c->addr);
+			snprintf(why + strlen(why), sizeof(why) - strlen(why), " (from %s)",
+				 c->addr);
 		peer_set(n, p, refused ? NODES_PEER_REFUSED : NODES_PEER_DOWN, why);
 	}
 	/* unlinked now, freed after this batch of events (which may name it) */
@@ -278,7 +279,8 @@ static void conn_flush(struct nodes_conn *c)
 		int r;
 
 		nodes_tls_clear();
-		r = SSL_write(c->ssl, c->out + c->out_off, left > INT32_MAX ? INT32_MAX : (int)left);
+		r = SSL_write(c->ssl, c->out + c->out_off,
+			      left > INT32_MAX ? INT32_MAX : (int)left);
 		if (r > 0) {
 			c->out_off += (size_t)r;
 			continue;
@@ -330,8 +332,7 @@ static int send_message(struct nodes *n, struct nodes_conn *c, const char *type)
 
 static void on_hello(struct nodes_conn *c, yajl_val h)
 {
-	static const char *const keys[] = { "type", "node", "version", "proto", "capacity",
-					    NULL };
+	static const char *const keys[] = { "type", "node", "version", "proto", "capacity", NULL };
 	struct nodes_peer *p = c->peer;
 	const char *node = NULL, *version = NULL, *bad = NULL;
 	struct nodes_capacity cap;
@@ -406,9 +407,10 @@ static void feed(struct nodes_conn *c, const char *buf, size_t len)
 		ssize_t used = nodes_parser_feed(&c->parser, buf, len, &ev, &data, &dlen);
 
 		if (used < 0)
-			return conn_violation(c, used == -EMSGSIZE
-							 ? "a message header or chunk larger than allowed"
-							 : "a malformed frame");
+			return conn_violation(
+				c, used == -EMSGSIZE
+					   ? "a message header or chunk larger than allowed"
+					   : "a malformed frame");
 		buf += used;
 		len -= (size_t)used;
 		if (ev == NODES_FRAME_HEADER)
@@ -443,7 +445,8 @@ static void conn_read(struct nodes_conn *c)
 		case SSL_ERROR_SSL:
 			/* before its hello: the other end refused this node's certificate */
 			if (!c->hello_seen)
-				return conn_close(c, true, "it refused this node's certificate (%s)",
+				return conn_close(c, true,
+						  "it refused this node's certificate (%s)",
 						  nodes_tls_error());
 			return conn_close(c, false, "TLS error: %s", nodes_tls_error());
 		default:
@@ -594,8 +597,7 @@ static int setup_listen(struct nodes *n, char **ret_error)
 	if (n->listen_fd < 0)
 		return -errno;
 	(void)setsockopt(n->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(n->listen_fd, (struct sockaddr *)&sa, salen) < 0 ||
-	    listen(n->listen_fd, 64) < 0) {
+	if (bind(n->listen_fd, (struct sockaddr *)&sa, salen) < 0 || listen(n->listen_fd, 64) < 0) {
 		r = -errno;
 		*ret_error = xstrdup_printf("Cannot listen on node_listen %s: %s", n->cfg->listen,
 					    strerror(errno));
@@ -649,11 +651,11 @@ static int load_peers(struct nodes *n, char **ret_error)
 
 static int check_config(const struct nodes_config *cfg, char **ret_error)
 {
-	const char *missing = !cfg->name ? "node_name"
-			      : !cfg->key ? "node_key"
+	const char *missing = !cfg->name   ? "node_name"
+			      : !cfg->key  ? "node_key"
 			      : !cfg->cert ? "node_cert"
-			      : !cfg->ca ? "node_ca"
-					 : NULL;
+			      : !cfg->ca   ? "node_ca"
+					   : NULL;
 
 	if (missing) {
 		*ret_error = xstrdup_printf("The node channel needs %s in xosd.conf (see "

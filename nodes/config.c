@@ -148,8 +148,8 @@ static int peer_add(struct nodes_peer_spec **peers, size_t *n, const struct node
 	return 0;
 }
 
-int nodes_peers_parse(const char *text, struct nodes_peer_spec **peers, size_t *n,
-		      char *ret_error, size_t error_len)
+int nodes_peers_parse(const char *text, struct nodes_peer_spec **peers, size_t *n, char *ret_error,
+		      size_t error_len)
 {
 	_cleanup_free_ char *copy = strdup(text);
 	char *line, *save = NULL;
@@ -240,7 +240,7 @@ int nodes_config_set(struct nodes_config *c, const char *key, const char *value)
 			return parse_duration(value, num) < 0 || *num < 100000 ? -EINVAL : 0;
 		if (k->kind == K_COUNT)
 			return parse_uint64(value, num) < 0 || *num < 1 || *num > 4096 ? -EINVAL
-											: 0;
+										       : 0;
 		if ((r = check_value(k->kind, value)) < 0)
 			return r;
 		if (!(s = strdup(value)))

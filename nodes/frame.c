@@ -84,8 +84,7 @@ static int header_start(struct nodes_parser *p)
 }
 
 ssize_t nodes_parser_feed(struct nodes_parser *p, const void *data, size_t len,
-			  enum nodes_frame_event *ret_event, const char **ret_data,
-			  size_t *ret_len)
+			  enum nodes_frame_event *ret_event, const char **ret_data, size_t *ret_len)
 {
 	const uint8_t *d = data;
 	size_t used = 0, n;

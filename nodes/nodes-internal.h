@@ -53,10 +53,10 @@ struct nodes_conn {
 	struct nodes_parser parser;
 	uint8_t *out;
 	size_t out_len, out_off;
-	uint64_t deadline;  /* monotonic: handshake and hello, then silence */
+	uint64_t deadline; /* monotonic: handshake and hello, then silence */
 	bool hello_seen;
-	bool want_write;    /* TLS wants the socket writable */
-	uint32_t events;    /* in the epoll set */
+	bool want_write; /* TLS wants the socket writable */
+	uint32_t events; /* in the epoll set */
 	struct nodes_conn *next;
 };
 

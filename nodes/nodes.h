@@ -15,11 +15,11 @@
 
 struct yajl_gen_t;
 
-#define NODES_NAME_MAX 63        /* characters of a node name */
-#define NODES_PEERS_MAX 256      /* peers a node knows */
-#define NODES_HEADER_MAX 65536   /* bytes of a frame's JSON header */
-#define NODES_CHUNK_MAX 1048576  /* bytes of one payload chunk */
-#define NODES_PROTO_VERSION 1    /* the channel's protocol ("proto" of hello) */
+#define NODES_NAME_MAX 63         /* characters of a node name */
+#define NODES_PEERS_MAX 256       /* peers a node knows */
+#define NODES_HEADER_MAX 65536    /* bytes of a frame's JSON header */
+#define NODES_CHUNK_MAX 1048576   /* bytes of one payload chunk */
+#define NODES_PROTO_VERSION 1     /* the channel's protocol ("proto" of hello) */
 #define NODES_DEFAULT_PORT "7390" /* node_listen without a port */
 
 /* ---- configuration (the node_* keys of xosd.conf(5)) ---- */
@@ -60,8 +60,8 @@ struct nodes_peer_spec {
  * each "NAME ADDRESS:PORT", '#' starting a comment to the end of its line),
  * appended to *peers (*n of them, at most NODES_PEERS_MAX). -EINVAL with the
  * offending entry (or why) in ret_error (at least 128 bytes), -E2BIG. */
-int nodes_peers_parse(const char *text, struct nodes_peer_spec **peers, size_t *n,
-		      char *ret_error, size_t error_len);
+int nodes_peers_parse(const char *text, struct nodes_peer_spec **peers, size_t *n, char *ret_error,
+		      size_t error_len);
 
 /* Frames (docs/NODES.md): a 4-byte big-endian length (1..NODES_HEADER_MAX)
  * and that many bytes of a JSON object; if the header says "payload": true,

@@ -55,8 +55,8 @@ static int feed_all(struct nodes_parser *p, const uint8_t *buf, size_t len, size
 			enum nodes_frame_event ev;
 			const char *data;
 			size_t dlen;
-			ssize_t r = nodes_parser_feed(p, buf + off + used_here, piece - used_here, &ev,
-						      &data, &dlen);
+			ssize_t r = nodes_parser_feed(p, buf + off + used_here, piece - used_here,
+						      &ev, &data, &dlen);
 
 			if (r < 0)
 				return (int)r;
@@ -160,8 +160,8 @@ static void test_frame_bounds(void)
 	   "three bytes of a length: no event");
 	ok(nodes_parser_feed(&p, buf + 3, 4, &ev, &data, &dlen) == 4 && ev == NODES_FRAME_NONE,
 	   "a header in part: no event");
-	ok(nodes_parser_feed(&p, buf + 7, 2, &ev, &data, &dlen) == 2 &&
-		   ev == NODES_FRAME_HEADER && dlen == 5,
+	ok(nodes_parser_feed(&p, buf + 7, 2, &ev, &data, &dlen) == 2 && ev == NODES_FRAME_HEADER &&
+		   dlen == 5,
 	   "the rest of it: the header");
 	nodes_parser_done(&p);
 }
@@ -201,8 +201,7 @@ static void test_peers(void)
 	size_t n = 0;
 	char err[256] = "";
 
-	ok(nodes_peers_parse("n1 10.0.0.1:7390, n2 10.0.0.2:7390", &p, &n, err, sizeof(err)) ==
-			   0 &&
+	ok(nodes_peers_parse("n1 10.0.0.1:7390, n2 10.0.0.2:7390", &p, &n, err, sizeof(err)) == 0 &&
 		   n == 2 && !strcmp(p[1].name, "n2") && !strcmp(p[1].addr, "10.0.0.2:7390"),
 	   "an inline list");
 	ok(nodes_peers_parse("# the site's nodes\n n3  10.0.0.3:7390 # rack 2\n\nn4 [fd00::4]:1\n",
