@@ -156,6 +156,10 @@ static void conn_close(struct nodes_conn *c, bool refused, const char *fmt, ...)
 
 	if (c->st == NC_CLOSED)
 		return;
+	if (!p && refused && c->cert_name[0]) /* a refused certificate claiming a peer's name */
+		for (size_t i = 0; i < n->n_peers; i++)
+			if (!strcmp(n->peers[i].spec.name, c->cert_name))
+				p = &n->peers[i];
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);

@@ -311,7 +311,7 @@ gen_huge_len() { printf '\xff\xff\xff\xff'; }
 	xos_wait_for 20 grep -q "Refused node connection from 10.213.0.2:[0-9]*: TLS handshake failed" "$log"
 	# TLS without a client certificate
 	tls_send 2 gen_zero
-	xos_wait_for 20 grep -q "Refused node connection from 10.213.0.2:[0-9]*: .*certificate" "$log"
+	xos_wait_for 20 grep -q "Refused node connection from 10.213.0.2:[0-9]*: TLS handshake failed: peer did not return a certificate" "$log"
 
 	# a verified peer sending bad frames: each is cut off, said in the log
 	tls_send 2 gen_oversized -cert "$CERTS/n2.pem" -key "$CERTS/n2.key"
@@ -336,6 +336,21 @@ gen_huge_len() { printf '\xff\xff\xff\xff'; }
 	run -0 xnodes
 	node_start 2 n2
 	xos_wait_for 30 peer_is 1 n2 up
+}
+
+@test "connections from the network are bounded (node_max_connections)" {
+	node_start 1 n1 "$(printf 'node_max_connections = 2\nnode_handshake_timeout = 60s')"
+	# two idle connections hold both slots; a third (accepted after them: the
+	# listen queue is FIFO) is closed at once (end of stream), not after the
+	# handshake timeout (the read's own timeout gives rc > 128)
+	run -0 timeout 30 nsenter "--net=/run/netns/${NS}n2" bash -c "
+		exec 3<>/dev/tcp/10.213.0.1/$PORT 4<>/dev/tcp/10.213.0.1/$PORT
+		exec 5<>/dev/tcp/10.213.0.1/$PORT
+		if read -r -t 20 -u 5 x; then echo data; else echo rc=\$?; fi"
+	assert_output "rc=1"
+	node_use 1
+	pid_gone "$XOSD_PID" && false
+	run -0 xnodes
 }
 
 @test "xnodes on a node without a channel says how to set one up" {
