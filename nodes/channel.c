@@ -307,15 +307,14 @@ static void conn_flush(struct nodes_conn *c)
 }
 
 /* ---- messages ---- */
-static int send_message(struct nodes *n, struct nodes_conn *c, const char *type)
+/* A hello or status header with this node's figures (NULL: out of memory). */
+static char *message_text(struct nodes *n, const char *type)
 {
 	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
 	struct nodes_capacity cap = { 0 };
-	const unsigned char *buf;
-	size_t len;
 
 	if (!g)
-		return -ENOMEM;
+		return NULL;
 	(void)nodes_capacity_local(&cap);
 	if (n->hooks.capacity)
 		n->hooks.capacity(n->hooks.userdata, &cap);
@@ -329,9 +328,14 @@ static int send_message(struct nodes *n, struct nodes_conn *c, const char *type)
 	json_gen_key(g, "capacity");
 	nodes_capacity_to_json(&cap, g);
 	yajl_gen_map_close(g);
-	if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok)
-		return -ENOMEM;
-	return conn_queue(c, (const char *)buf, len);
+	return json_gen_take(g, false);
+}
+
+static int send_message(struct nodes *n, struct nodes_conn *c, const char *type)
+{
+	_cleanup_free_ char *text = message_text(n, type);
+
+	return text ? conn_queue(c, text, strlen(text)) : -ENOMEM;
 }
 
 static void on_hello(struct nodes_conn *c, yajl_val h)
@@ -743,13 +747,19 @@ void nodes_process(struct nodes *n)
 	reap_closed(n);
 }
 
-/* Status to every peer that has had our hello, every heartbeat. */
+/* Status to every peer that has had our hello, every heartbeat (the host's
+ * figures read once for all of them). */
 static void send_status(struct nodes *n)
 {
-	for (struct nodes_conn *c = n->conns; c; c = c->next) {
+	_cleanup_free_ char *text = NULL;
+
+	for (struct nodes_conn *c = n->conns, *next; c; c = next) {
+		next = c->next; /* (a failed flush moves c to the closed list) */
 		if (c->st != NC_OPEN || !c->hello_seen)
 			continue;
-		if (send_message(n, c, "status") < 0)
+		if (!text && !(text = message_text(n, "status")))
+			return;
+		if (conn_queue(c, text, strlen(text)) < 0)
 			nodes_log(n, LOG_LVL_DEBUG, "Node %s takes no more messages for now",
 				  c->peer->spec.name);
 		conn_flush(c);
