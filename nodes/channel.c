@@ -538,6 +538,29 @@ static void conn_event(struct nodes_conn *c, uint32_t events)
 }
 
 /* ---- listening and dialling ---- */
+static bool same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET6)
+		return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+			       &((const struct sockaddr_in6 *)b)->sin6_addr,
+			       sizeof(struct in6_addr));
+	return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+	       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+}
+
+/* Connections from this address whose certificate is not verified yet: one
+ * host cannot take every slot of node_max_connections by itself. */
+static size_t unverified_from(struct nodes *n, const struct sockaddr_storage *sa)
+{
+	size_t k = 0;
+
+	for (struct nodes_conn *c = n->conns; c; c = c->next)
+		k += !c->outbound && !c->hello_seen && same_host(&c->sa, sa);
+	return k;
+}
+
 static void handle_listen(struct nodes *n)
 {
 	for (int i = 0; i < 64; i++) {
@@ -549,7 +572,8 @@ static void handle_listen(struct nodes *n)
 
 		if (fd < 0)
 			return;
-		if (n->n_inbound >= n->cfg->max_connections) {
+		if (n->n_inbound >= n->cfg->max_connections ||
+		    unverified_from(n, &sa) >= NODES_UNVERIFIED_PER_ADDR) {
 			nodes_log(n, LOG_LVL_DEBUG, "Node connection refused: %zu already open",
 				  n->n_inbound);
 			close(fd);
@@ -561,6 +585,7 @@ static void handle_listen(struct nodes *n)
 			continue;
 		}
 		n->n_inbound++;
+		c->sa = sa;
 		addr_format(&sa, c->addr, sizeof(c->addr));
 	}
 }

@@ -13,6 +13,7 @@ struct ssl_st;
 #define NODES_OUT_MAX (4u << 20) /* bytes queued for one connection */
 #define NODES_REFUSALS_KEPT 16   /* refused strangers xnodes shows */
 #define NODES_REASON_MAX 256
+#define NODES_UNVERIFIED_PER_ADDR 8 /* connections of one address not yet verified */
 
 struct nodes_conn;
 
@@ -46,8 +47,9 @@ struct nodes_conn {
 	struct ssl_st *ssl;
 	bool outbound;
 	enum conn_state st;
-	struct nodes_peer *peer; /* outbound: from the start; inbound: once verified */
-	char addr[64];           /* the other end, for messages */
+	struct nodes_peer *peer;    /* outbound: from the start; inbound: once verified */
+	char addr[64];              /* the other end, for messages */
+	struct sockaddr_storage sa; /* ... accepted: its address */
 	char cert_name[NODES_NAME_MAX + 1];
 	char verify_reason[NODES_REASON_MAX]; /* why this end refused the certificate */
 	struct nodes_parser parser;

@@ -353,6 +353,21 @@ gen_huge_len() { printf '\xff\xff\xff\xff'; }
 	run -0 xnodes
 }
 
+@test "one address holds at most 8 connections not yet verified" {
+	node_start 1 n1 "node_handshake_timeout = 60s"
+	# (node_max_connections is 64: the bound here is the one per address)
+	run -0 timeout 30 nsenter "--net=/run/netns/${NS}n2" bash -c "
+		for i in 1 2 3 4 5 6 7 8; do exec {fd}<>/dev/tcp/10.213.0.1/$PORT; done
+		exec 3<>/dev/tcp/10.213.0.1/$PORT
+		if read -r -t 20 -u 3 x; then echo data; else echo rc=\$?; fi"
+	assert_output "rc=1"
+	node_use 1
+	pid_gone "$XOSD_PID" && false
+	# a verified peer from that address is welcome once those are gone
+	node_start 2 n2
+	xos_wait_for 30 peer_is 1 n2 up
+}
+
 @test "xnodes on a node without a channel says how to set one up" {
 	xos_start
 	NODES+=(0)
