@@ -90,6 +90,7 @@ teardown_file() {
 setup() {
 	NS=xn$$r$RANDOM
 	NODES=()
+	EXTRA_TMP=
 	ip netns add "${NS}h"
 	ip -n "${NS}h" link add br0 type bridge
 	ip -n "${NS}h" link set br0 up
@@ -113,6 +114,7 @@ teardown() {
 	done
 	for i in 1 2; do ip netns del "${NS}n$i" 2>/dev/null || true; done
 	ip netns del "${NS}h" 2>/dev/null || true
+	[ -z "${EXTRA_TMP:-}" ] || rm -rf "$EXTRA_TMP"
 	return "$rc"
 }
 
@@ -153,9 +155,11 @@ EOC
 
 # node_launch I: (again) the daemon of node I, with its state
 node_launch() {
+	local rc=0
 	node_use "$1"
-	XOS_NETNS="${NS}n$1" xosd_launch --config "$XOS_TMP/xosd.conf"
-	printf -v "NODE_PID_$1" '%s' "$XOSD_PID"
+	XOS_NETNS="${NS}n$1" xosd_launch --config "$XOS_TMP/xosd.conf" || rc=$?
+	printf -v "NODE_PID_$1" '%s' "$XOSD_PID" # (stopped at teardown even if it failed)
+	return "$rc"
 }
 
 # peer_field I PEER FIELD: a field of PEER in node I's xnodes --json
@@ -369,10 +373,12 @@ gen_huge_len() { printf '\xff\xff\xff\xff'; }
 }
 
 @test "xnodes on a node without a channel says how to set one up" {
-	xos_start
+	local rc=0
+	xos_start || rc=$?
 	NODES+=(0)
 	NODE_TMP_0=$XOS_TMP
 	NODE_PID_0=$XOSD_PID
+	[ "$rc" = 0 ]
 	run -1 xnodes
 	assert_output --partial "This node has no node channel: set node_name"
 	run -0 xnodes --json
@@ -386,6 +392,7 @@ gen_huge_len() { printf '\xff\xff\xff\xff'; }
 	chmod 644 "$CERTS/n1-open.key"
 	local tmp
 	tmp=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.XXXXXX")
+	EXTRA_TMP=$tmp # (removed at teardown)
 	printf 'node_name = n1\nnode_key = %s\nnode_cert = %s\nnode_ca = %s\nnode_listen = 10.213.0.1:%s\n' \
 		"$CERTS/n1-open.key" "$CERTS/n1-open.pem" "$CERTS/ca/ca.pem" "$PORT" >"$tmp/xosd.conf"
 	run -1 timeout 30 nsenter "--net=/run/netns/${NS}n1" "$XOS_BUILD/xosd" --foreground --config "$tmp/xosd.conf" \
@@ -395,5 +402,4 @@ gen_huge_len() { printf '\xff\xff\xff\xff'; }
 	# (it stopped before anything that needs tidying: no container, no mount)
 	run -0 awk -v d="$tmp" '$5 ~ "^"d {print $5}' /proc/self/mountinfo
 	assert_output ""
-	rm -rf "$tmp"
 }
