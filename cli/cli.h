@@ -250,6 +250,7 @@ char *cli_format_command(yajl_val argv, size_t width);
 /* ---- the commands: each returns the process exit status ---- */
 int cli_xrun_main(const char *prog, int argc, char **argv);
 int cli_xps_main(const char *prog, int argc, char **argv);
+int cli_xnodes_main(const char *prog, int argc, char **argv);
 int cli_xlogs_main(const char *prog, int argc, char **argv);
 int cli_xwait_main(const char *prog, int argc, char **argv);
 int cli_xkill_main(const char *prog, int argc, char **argv);

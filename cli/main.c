@@ -41,6 +41,7 @@ static const struct command commands[] = {
 	{ "xtemplate", "template", exec_xtemplate, "Manage the node's templates" },
 	{ "xcheckpoint", "checkpoint", cli_xcheckpoint_main, "Checkpoint a job, list versions" },
 	{ "xrestart", "restart", cli_xrestart_main, "Restart a job from a version" },
+	{ "xnodes", "nodes", cli_xnodes_main, "List the peers of this node" },
 };
 
 static void usage(FILE *f)

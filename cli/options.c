@@ -45,7 +45,8 @@ static void print_help(const char *prog, const struct cli_command *cmd)
 {
 	int pad = cmd->help_pad;
 
-	printf("Usage: %s [OPTIONS] %s\n%s", prog, cmd->synopsis, cmd->help);
+	printf("Usage: %s [OPTIONS]%s%s\n%s", prog, *cmd->synopsis ? " " : "", cmd->synopsis,
+	       cmd->help);
 	printf("      --socket PATH %*sTalk to xosd at PATH (default: $XOS_SOCKET, else\n"
 	       "                    %*s" XOS_DEFAULT_SOCKET ")\n"
 	       "      --help        %*sShow this help and exit\n"
@@ -92,7 +93,8 @@ static int check_operands(const char *prog, const struct cli_command *cmd, int n
 		cli_errorf(prog, "No %s given", cmd->operand);
 	else
 		cli_errorf(prog, "Give exactly one %s", cmd->operand);
-	fprintf(stderr, "Usage: %s [OPTIONS] %s\n", prog, cmd->synopsis);
+	fprintf(stderr, "Usage: %s [OPTIONS]%s%s\n", prog, *cmd->synopsis ? " " : "",
+		cmd->synopsis);
 	return -EINVAL;
 }
 

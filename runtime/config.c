@@ -29,6 +29,7 @@ void runtime_config_init(struct runtime_config *c)
 		.log_level = LOG_LVL_INFO,
 	};
 	netsetup_config_init(&c->net);
+	nodes_config_init(&c->nodes);
 }
 
 void runtime_config_free(struct runtime_config *c)
@@ -41,6 +42,7 @@ void runtime_config_free(struct runtime_config *c)
 	free(c->socket_group);
 	free(c->cgroup_parent);
 	netsetup_config_free(&c->net);
+	nodes_config_free(&c->nodes);
 	free(c->checkpoint_dir);
 	free(c->hooks_dir);
 	*c = (struct runtime_config){ 0 };
@@ -214,6 +216,8 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 		return parse_size(v, &c->log_size_max) < 0 || c->log_size_max < RUNTIME_LOG_SIZE_MIN
 			       ? -EINVAL
 			       : 0;
+	if (str_has_prefix(k, "node_"))
+		return nodes_config_set(&c->nodes, k, v);
 	return netsetup_config_set(&c->net, k, v);
 }
 

@@ -24,7 +24,7 @@
 /* epoll data: the object pointer (malloc'ed, so 16-byte aligned) with the
  * kind of event source in its low bits. */
 #define EP_KIND_MASK 15ULL
-_Static_assert(EP_CKPT <= EP_KIND_MASK, "more kinds of event source than the epoll data holds");
+_Static_assert(EP_NODES <= EP_KIND_MASK, "more kinds of event source than the epoll data holds");
 
 int daemon_epoll_add(struct daemon *d, int fd, uint32_t events, int kind, void *ptr)
 {
@@ -899,6 +899,9 @@ static void dispatch(struct daemon *d, struct epoll_event *ev, int sfd)
 	case EP_CKPT:
 		ckpt_child_done(d, j);
 		break;
+	case EP_NODES:
+		nodes_process(d->nodes);
+		break;
 	case EP_SIGNAL: {
 		struct signalfd_siginfo si;
 
@@ -957,6 +960,8 @@ static void daemon_free(struct daemon *d)
 	d->jobs = NULL;
 	netsetup_free(d->net);
 	d->net = NULL;
+	nodes_free(d->nodes);
+	d->nodes = NULL;
 	slice_free_all(d);
 	free(d->lxcpath);
 	free(d->volatile_dir);
@@ -1068,6 +1073,10 @@ static int daemon_start(struct daemon *d, int *ret_lock, int *ret_sfd)
 	if (*ret_lock < 0)
 		return log_error_errno(*ret_lock, "Another xosd uses state directory %s",
 				       cfg->state_dir);
+	/* (before anything is mounted: a node key or certificate that does not
+	 * load leaves nothing behind) */
+	if ((r = daemon_nodes_start(d)) < 0)
+		return r;
 	if ((r = setup_volatile(d)) < 0)
 		return log_error_errno(r, "Failed to set up the volatile tmpfs %s: %m",
 				       d->volatile_dir);
@@ -1142,8 +1151,9 @@ int runtime_run(struct runtime_config *cfg)
 		struct epoll_event evs[64];
 		int t1 = prune_cgroups(&d), t2 = ckpt_tick(&d);
 		int t3 = min_timeout(conns_expire(&d), listen_resume(&d));
+		int t4 = d.nodes ? nodes_tick(d.nodes) : -1;
 		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs),
-				   min_timeout(min_timeout(t1, t2), t3));
+				   min_timeout(min_timeout(t1, t2), min_timeout(t3, t4)));
 
 		if (n < 0 && errno != EINTR) {
 			r = log_error_errno(errno, "epoll_wait failed: %m");

@@ -1279,6 +1279,7 @@ static const struct op {
 	{ "checkpoints", ckpt_op_list, { "v", "op", "job", NULL } },
 	{ "checkpoint_delete", ckpt_op_delete, { "v", "op", "job", "version", NULL } },
 	{ "restart", ckpt_op_restart, { "v", "op", "job", "version", NULL } },
+	{ "nodes", ops_nodes, { "v", "op", NULL } },
 };
 
 void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len)

@@ -331,6 +331,7 @@ struct daemon {
 	int idmap_fd;         /* <volatile>/idmap: the leases */
 	int idmapped_mounts;  /* lower layers idmapped: -1 not tried yet, 0 no, 1 yes */
 	struct netsetup *net;
+	struct nodes *nodes; /* the node channel (NULL: none configured) */
 	struct job *jobs;
 	struct conn *conns;
 	struct conn *closed_conns; /* closed in this batch of events, freed after it */
@@ -463,8 +464,13 @@ enum ep_kind {
 	EP_SIGNAL,
 	EP_STARTER,
 	EP_TEMPLATE,
-	EP_CKPT, /* the last of 16 (4 bits of the epoll data) */
+	EP_CKPT,
+	EP_NODES, /* the node channel's epoll set; the last of 16 (4 bits of the epoll data) */
 };
+
+/* ---- node.c: the node channel (nodes/) in xosd ---- */
+int daemon_nodes_start(struct daemon *d);
+void ops_nodes(struct daemon *d, struct conn *c, struct yajl_val_s *t);
 
 /* ---- template-cache.c: what job starts need of the catalogue, kept ---- */
 /* A lower layer's /tmp, which a job's layer copies up in advance. */

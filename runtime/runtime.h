@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "netsetup/netsetup.h"
+#include "nodes/nodes.h"
 
 /* ---- configuration (xosd.conf(5)) ---- */
 /* checkpoint_bridge: whether --net bridge jobs may be checkpointed */
@@ -58,6 +59,9 @@ struct runtime_config {
 	uint64_t checkpoint_quota;          /* bytes of versions per user but root (0: none) */
 	uint64_t checkpoint_quota_root;     /* the same for root's jobs (0: none) */
 	uint64_t idmap_slice; /* ids of root's subordinate range each job gets (65536) */
+
+	/* the node_* keys: the node channel (nodes/) */
+	struct nodes_config nodes;
 };
 #define RUNTIME_LOG_SIZE_MIN (64ULL << 10) /* --log-size, log_size_* at least */
 

@@ -20,7 +20,7 @@ set -euo pipefail
 
 PACKAGES=(build-essential pkgconf git lxc lxc-dev libseccomp-dev libcap-dev libyajl-dev
 	libarchive-dev libssl-dev xz-utils bats bats-assert bats-support iproute2 nftables libnftables-dev
-	busybox-static procps psmisc jq mandoc shellcheck clang-format runc python3
+	busybox-static procps psmisc jq openssl mandoc shellcheck clang-format runc python3
 	lintian debootstrap clang libclang-rt-14-dev)
 # root's subordinate ids: each job gets a slice of 65536 of them (xosd.conf
 # idmap_slice), so this range bounds the jobs (and jobs with checkpoint

@@ -29,8 +29,12 @@ xos_start_static() {
 	xos_start --loader "$XOS_STATIC_LOADER" "$@"
 }
 
+# XOS_NETNS: the daemon runs in that network namespace (/run/netns/NAME;
+# only the network: its mounts are the machine's, as the leak checks expect)
 xosd_launch() {
-	"$XOS_BUILD/xosd" --foreground --config /dev/null --state-dir "$XOS_TMP/state" \
+	local wrap=()
+	[ -z "${XOS_NETNS:-}" ] || wrap=(nsenter "--net=/run/netns/$XOS_NETNS")
+	"${wrap[@]}" "$XOS_BUILD/xosd" --foreground --config /dev/null --state-dir "$XOS_TMP/state" \
 		--run-dir "$XOS_TMP/run" --loader "$XOS_BUILD/xos-loader" "$@" \
 		</dev/null >>"$XOS_TMP/xosd.log" 2>&1 3>&- &
 	XOSD_PID=$!
