@@ -100,7 +100,9 @@ int read_file_at(int dirfd, const char *name, size_t max, char **ret, size_t *re
 		return -EBADFD;
 	if ((uint64_t)st.st_size > max)
 		return -EFBIG;
-	cap = (size_t)st.st_size + 1;
+	/* files of /proc and /sys say size 0; a sysctl answers only a read at
+	 * offset 0, so it must be read whole by the first read */
+	cap = st.st_size ? (size_t)st.st_size + 1 : (max < 4095 ? max : 4095) + 1;
 	buf = malloc(cap + 1);
 	if (!buf)
 		return -ENOMEM;

@@ -220,6 +220,32 @@ static void test_opendir_dup(int root)
 	ok(dot && fcntl(root, F_GETFD) >= 0, "it lists the directory; the caller's fd stays open");
 }
 
+/* files of /proc say size 0 and a sysctl answers only a read at offset 0:
+ * read_file_at must read them whole (it once got their first byte) */
+static void test_read_proc(void)
+{
+	_cleanup_free_ char *v = NULL, *m = NULL;
+	char want[64] = "";
+	int fd = open("/proc/sys/kernel/pid_max", O_RDONLY | O_CLOEXEC);
+	ssize_t k = fd >= 0 ? read(fd, want, sizeof(want) - 1) : -1;
+	size_t len = 0;
+	int r;
+
+	if (fd >= 0)
+		close(fd);
+	ok(k > 2, "pid_max read by hand: %s", want);
+	r = read_file_at(AT_FDCWD, "/proc/sys/kernel/pid_max", 64, &v, &len);
+	ok(r == 0 && v && !strcmp(v, want), "read_file_at reads a sysctl whole (%zu bytes: %s)",
+	   len, v ? v : "(none)");
+	ok(read_file_at(AT_FDCWD, "/proc/self/status", 1 << 20, &m, NULL) == 0 && m &&
+		   strstr(m, "\nVmRSS:"),
+	   "read_file_at reads /proc/self/status past its first page");
+	free(v);
+	v = NULL;
+	ok(read_file_at(AT_FDCWD, "/proc/self/status", 16, &v, NULL) == -EFBIG,
+	   "a size-0 file longer than max is refused with -EFBIG");
+}
+
 int main(void)
 {
 	int root = make_tree();
@@ -237,6 +263,7 @@ int main(void)
 	}
 	fs_beneath_force_walk(false);
 	test_opendir_dup(root);
+	test_read_proc();
 	close(root);
 	{
 		int t = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
