@@ -55,7 +55,10 @@ deb_tests() {
 		usr/share/doc/xos/README.Debian; do
 		assert_line --regexp " \./$f\$"
 	done
-	for c in xrun xps xlogs xwait xkill xcheckpoint xrestart; do
+	# every command the Makefile links to xos (CLI_CMDS), so a new one is not forgotten
+	cmds=$(sed -n 's/^CLI_CMDS *= *//p' "$XOS_ROOT/Makefile")
+	[ -n "$cmds" ]
+	for c in $cmds; do
 		assert_line --regexp " \./usr/bin/$c -> xos\$"
 		assert_line --regexp " \./usr/share/bash-completion/completions/$c -> xos\$"
 	done
