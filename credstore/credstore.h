@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 struct x509_store_st;
@@ -83,6 +84,64 @@ int credstore_check_signature(const char *pem, size_t len, const char *text, siz
 /* Sign text with the private key in key_pem (passphrase may be NULL). */
 int credstore_sign(const char *key_pem, size_t key_len, const char *passphrase, const char *text,
 		   size_t text_len, void **ret_sig, size_t *ret_sig_len, char **ret_error);
+
+/* A VO's name: [a-z0-9][a-z0-9._-]*, at most 24 characters (a pool
+ * account's name, xos-<vo>-NNN, then fits in 32). */
+#define CREDSTORE_VO_NAME_MAX 24
+bool credstore_vo_name_valid(const char *s);
+
+/* ---- xosd.conf keys (credential_*, pool_*) */
+struct credstore_config {
+	char *trust_dir;          /* credential_trust_dir: CA certificates and CRLs */
+	char **vos;               /* credential_vos: the VOs served (none: no grid logins) */
+	bool proxies;             /* credential_proxies */
+	bool crl_required;        /* credential_crl_required */
+	char *gridmap;            /* credential_gridmap: static DN / VO[/role] -> account */
+	uid_t pool_min, pool_max; /* pool_uids: ids of pool accounts and VO groups (0: none) */
+	char *pool_home;          /* pool_home: homes go to <pool_home>/<vo>/<account> */
+	uint64_t pool_idle_us;    /* pool_idle: an unused lease is released after this */
+};
+void credstore_config_init(struct credstore_config *c);
+void credstore_config_free(struct credstore_config *c);
+/* One key: 0, -ENOKEY (not ours), -EINVAL (bad value), -ENOMEM. */
+int credstore_config_set(struct credstore_config *c, const char *k, const char *v);
+int credstore_config_finish(struct credstore_config *c);
+
+/* ---- account mapping: the grid-map file and pool accounts leased per VO */
+struct credstore_account {
+	char *name; /* local account (pool: xos-<vo>-NNN) */
+	uid_t uid;  /* pool accounts only; a static entry is resolved by name */
+	gid_t gid;  /* the VO's group */
+	char *home; /* <pool_home>/<vo>/<name> */
+	char *vo;
+	char *dn;
+	uint64_t last_used_us;
+	bool pool;
+};
+void credstore_account_done(struct credstore_account *a);
+
+struct credstore_accounts;
+/* Read the lease state (state_dir/FILE, FILE = CREDSTORE_ACCOUNTS_FILE; a
+ * missing one is empty). -EBADMSG: a damaged file (ret_error says where). */
+#define CREDSTORE_ACCOUNTS_FILE "accounts"
+int credstore_accounts_open(int state_dirfd, const struct credstore_config *cfg, bool sync,
+			    struct credstore_accounts **ret, char **ret_error);
+void credstore_accounts_free(struct credstore_accounts *a);
+/* Is uid still holding something (a job, a checkpoint)? Supplied by xosd. */
+typedef bool (*credstore_in_use_fn)(uid_t uid, void *userdata);
+/* The account of an identity: a grid-map entry (DN first, then VO/role, then
+ * VO), else its pool lease (reused, or a new one leased and persisted, its
+ * home made). -EACCES/-ENOSPC with a reason when there is none. */
+int credstore_map(struct credstore_accounts *a, const struct credstore_identity *id,
+		  uint64_t now_us, struct credstore_account *ret, char **ret_error);
+/* Release pool leases unused for pool_idle whose uid is not in use and whose
+ * home holds nothing; returns how many. */
+int credstore_accounts_sweep(struct credstore_accounts *a, uint64_t now_us,
+			     credstore_in_use_fn in_use, void *userdata);
+/* The pool account of uid, or NULL. */
+const struct credstore_account *credstore_accounts_by_uid(const struct credstore_accounts *a,
+							  uid_t uid);
+size_t credstore_accounts_count(const struct credstore_accounts *a);
 
 /* The same in steps, for a holder of a key (the login agent). */
 struct evp_pkey_st;

@@ -209,15 +209,6 @@ static int verify_chain(const struct credstore_trust *t, STACK_OF(X509) * sk,
 	return *ret_chain ? 0 : -ENOMEM;
 }
 
-static bool vo_name_valid(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n < 1 || n > 32 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
-		return false;
-	return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789._-") == n;
-}
-
 static bool vo_served(const struct credstore_policy *p, const char *vo)
 {
 	if (!p->vos)
@@ -285,7 +276,7 @@ static int read_membership(STACK_OF(X509) * chain, const struct credstore_policy
 	role = credstore_name_entry(X509_get_subject_name(member), NID_title);
 	if (!id->dn)
 		return -ENOMEM;
-	if (!id->vo || !ca_vo || strcmp(id->vo, ca_vo) != 0 || !vo_name_valid(id->vo)) {
+	if (!id->vo || !ca_vo || strcmp(id->vo, ca_vo) != 0 || !credstore_vo_name_valid(id->vo)) {
 		*ret_error = xstrdup_printf("Certificate %s names VO %s, but its CA is that of VO "
 					    "%s: a VO's CA issues certificates of that VO only",
 					    id->dn, id->vo ? id->vo : "(none)",

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +26,18 @@ static char *slurp(const char *name, size_t *ret_len)
 	if (read_file_at(AT_FDCWD, path, 1 << 20, &text, ret_len) < 0)
 		return NULL;
 	return text;
+}
+
+/* write DIR/sub/name */
+static void write_in(const char *sub, const char *name, const char *text)
+{
+	char path[512];
+	_cleanup_close_ int fd = -EBADF;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, sub);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || write_file_atomic_at(fd, name, text, strlen(text), 0644, false) < 0)
+		fprintf(stderr, "# cannot write %s/%s\n", path, name);
 }
 
 static int make_certs(void)
@@ -115,12 +128,12 @@ static void test_trust(void)
 	ok(r == -ENOENT && err && strstr(err, "trust directory"), "a missing trust.d: %s",
 	   err ? err : "-");
 	free(err), err = NULL;
-	snprintf(path, sizeof(path), "%s/ca-biomed/garbage.pem", dir);
-	write_file_atomic_at(AT_FDCWD, path, "no pem\n", 7, 0600, false);
-	snprintf(path, sizeof(path), "%s/ca-biomed", dir);
+	mkdir_p_at(AT_FDCWD, "/tmp/xos-test-credstore-empty", 0700);
+	write_in("ca-biomed/new", "garbage.pem", "no pem\n");
+	snprintf(path, sizeof(path), "%s/ca-biomed/new", dir);
 	r = credstore_trust_load(path, &t, &err);
-	ok(r == -EINVAL && err && strstr(err, "no PEM block"), "a file that is no PEM: %s",
-	   err ? err : "-");
+	ok(r == -EINVAL && err && strstr(err, "garbage.pem: no PEM block"),
+	   "a file that is no PEM: %s", err ? err : "-");
 	free(err), err = NULL;
 	mkdir_p_at(AT_FDCWD, "/tmp/xos-test-credstore-empty", 0700);
 	r = credstore_trust_load("/tmp/xos-test-credstore-empty", &t, &err);
@@ -210,6 +223,167 @@ static void test_pop(void)
 		   "a proxy is checked against the proxy's key, not the member's");
 }
 
+static struct credstore_identity ident(const char *cert)
+{
+	struct credstore_identity id = { 0 };
+	_cleanup_free_ char *reason = NULL;
+
+	if (verify(cert, true, false, &id, &reason) < 0)
+		fprintf(stderr, "# %s: %s\n", cert, reason ? reason : "?");
+	return id;
+}
+
+static bool in_use_first(uid_t uid, void *userdata)
+{
+	return uid == *(uid_t *)userdata;
+}
+
+static int map(struct credstore_accounts *a, const char *cert, uint64_t now,
+	       struct credstore_account *acc, char **err)
+{
+	struct credstore_identity id = ident(cert);
+	int r;
+
+	*err = NULL;
+	r = id.dn ? credstore_map(a, &id, now, acc, err) : -EINVAL;
+	credstore_identity_done(&id);
+	return r;
+}
+
+static void test_map_pool(struct credstore_config *cfg, int sfd)
+{
+	struct credstore_accounts *a = NULL;
+	struct credstore_account al = { 0 }, al2 = { 0 }, dv = { 0 }, ca = { 0 }, bo = { 0 };
+	_cleanup_free_ char *err = NULL;
+	uint64_t t0 = 1000000000ULL * 1000000;
+	struct stat st;
+	char path[512];
+	uid_t keep;
+	int r;
+
+	r = credstore_accounts_open(sfd, cfg, false, &a, &err);
+	ok(r == 0 && credstore_accounts_count(a) == 0, "no state file: no leases");
+	r = map(a, "alice.pem", t0, &al, &err);
+	ok(r == 0 && al.pool && !strcmp(al.name, "xos-biomed-001") && al.uid == cfg->pool_min &&
+		   al.gid >= cfg->pool_min && al.gid <= cfg->pool_max,
+	   "alice gets pool account xos-biomed-001, uid %u gid %u (%s)", al.uid, al.gid,
+	   err ? err : "ok");
+	snprintf(path, sizeof(path), "%s/homes/biomed/xos-biomed-001", dir);
+	ok(stat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == al.uid &&
+		   st.st_gid == al.gid && (st.st_mode & 07777) == 0700,
+	   "her home %s is made, hers, 0700", path);
+	free(err), err = NULL;
+	r = map(a, "alice-proxy.pem", t0 + 1, &al2, &err);
+	ok(r == 0 && !strcmp(al2.name, al.name) && al2.uid == al.uid,
+	   "the same identity (through a proxy) gets the same account");
+	free(err), err = NULL;
+	r = map(a, "dave.pem", t0, &dv, &err);
+	ok(r == 0 && !strcmp(dv.name, "xos-biomed-002") && dv.gid == al.gid && dv.uid != al.uid,
+	   "another biomed member gets xos-biomed-002 in the same VO group");
+	free(err), err = NULL;
+	r = map(a, "carol.pem", t0, &ca, &err);
+	ok(r == 0 && !strcmp(ca.name, "xos-physics-001") && ca.gid != al.gid,
+	   "a physics member gets xos-physics-001 and the physics group");
+	free(err), err = NULL;
+	r = map(a, "bob.pem", t0, &bo, &err);
+	ok(r == 0 && !bo.pool && !strcmp(bo.name, "daemon"),
+	   "bob's DN in the grid-map file maps to its account, not to the pool (%s)",
+	   err ? err : bo.name);
+	credstore_accounts_free(a);
+	a = NULL;
+	free(err), err = NULL;
+
+	r = credstore_accounts_open(sfd, cfg, false, &a, &err);
+	ok(r == 0 && credstore_accounts_count(a) == 3 && credstore_accounts_by_uid(a, al.uid) &&
+		   !strcmp(credstore_accounts_by_uid(a, al.uid)->name, al.name),
+	   "the leases are read back (they survive a restart of xosd)");
+	write_in("homes/biomed/xos-biomed-002", "file", "x");
+	keep = al.uid;
+	r = credstore_accounts_sweep(a, t0 + cfg->pool_idle_us - 1, NULL, NULL);
+	ok(r == 0 && credstore_accounts_count(a) == 3, "no lease goes before its idle time");
+	r = credstore_accounts_sweep(a, t0 + cfg->pool_idle_us + 10, in_use_first, &keep);
+	ok(r == 1 && credstore_accounts_count(a) == 2 && !credstore_accounts_by_uid(a, ca.uid),
+	   "after the idle time carol's lease goes; alice's (in use) and dave's (a file in "
+	   "his home) stay");
+	snprintf(path, sizeof(path), "%s/homes/physics/xos-physics-001", dir);
+	ok(stat(path, &st) < 0 && errno == ENOENT, "the released account's empty home is removed");
+	credstore_accounts_free(a);
+	a = NULL;
+	r = credstore_accounts_open(sfd, cfg, false, &a, &err);
+	ok(r == 0 && credstore_accounts_count(a) == 2, "the release is persisted");
+	credstore_accounts_free(a);
+	credstore_account_done(&al), credstore_account_done(&al2), credstore_account_done(&dv);
+	credstore_account_done(&ca), credstore_account_done(&bo);
+}
+
+static void test_map_refusals(struct credstore_config *cfg, int sfd)
+{
+	struct credstore_accounts *a = NULL;
+	struct credstore_account acc = { 0 };
+	_cleanup_free_ char *err = NULL;
+	int r;
+
+	write_file_atomic_at(sfd, CREDSTORE_ACCOUNTS_FILE, "group biomed x\n", 15, 0644, false);
+	r = credstore_accounts_open(sfd, cfg, false, &a, &err);
+	ok(r == -EBADMSG && err && strstr(err, "line 1"), "a damaged state file is refused: %s",
+	   err ? err : "-");
+	free(err), err = NULL;
+	unlinkat(sfd, CREDSTORE_ACCOUNTS_FILE, 0);
+	cfg->pool_max = cfg->pool_min + 1; /* one uid for an account, one gid for a group */
+	credstore_accounts_open(sfd, cfg, false, &a, &err);
+	r = map(a, "alice.pem", 1, &acc, &err);
+	credstore_account_done(&acc);
+	free(err), err = NULL;
+	r = r ?: map(a, "dave.pem", 1, &acc, &err);
+	credstore_account_done(&acc);
+	ok(r == 0, "a pool of two ids holds two accounts");
+	free(err), err = NULL;
+	r = map(a, "carol.pem", 1, &acc, &err);
+	ok(r == -ENOSPC && err && strstr(err, "No free pool account"), "a third is refused: %s",
+	   err ? err : "-");
+	free(err), err = NULL;
+	credstore_accounts_free(a);
+	a = NULL;
+	unlinkat(sfd, CREDSTORE_ACCOUNTS_FILE, 0);
+	cfg->pool_min = cfg->pool_max = 0;
+	credstore_accounts_open(sfd, cfg, false, &a, &err);
+	r = map(a, "alice.pem", 1, &acc, &err);
+	ok(r == -EACCES && err && strstr(err, "pool_uids"),
+	   "no pool and no grid-map entry: refused, %s", err ? err : "-");
+	credstore_accounts_free(a);
+}
+
+static void test_map(void)
+{
+	struct credstore_config cfg;
+	char path[512];
+	_cleanup_close_ int sfd = -EBADF;
+	_cleanup_free_ char *bob = NULL, *map_text = NULL;
+	struct credstore_identity id = ident("bob.pem");
+
+	credstore_config_init(&cfg);
+	snprintf(path, sizeof(path), "%s/state", dir);
+	mkdir(path, 0700);
+	sfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	cfg.pool_home = xstrdup_printf("%s/homes", dir);
+	cfg.gridmap = xstrdup_printf("%s/grid-mapfile", dir);
+	map_text = xstrdup_printf("# node owner's map\n\"%s\" daemon\nvo:physics/admin nobody\n",
+				  id.dn ? id.dn : "?");
+	credstore_identity_done(&id);
+	write_in("", "grid-mapfile", map_text);
+	ok(credstore_config_set(&cfg, "pool_uids", "3900000-3900009") == 0 &&
+		   credstore_config_set(&cfg, "pool_uids", "10-20") == -EINVAL &&
+		   credstore_config_set(&cfg, "pool_idle", "1d") == 0 &&
+		   credstore_config_set(&cfg, "credential_vos", "biomed, physics") == 0 &&
+		   credstore_config_set(&cfg, "credential_vos", "Bad") == -EINVAL &&
+		   credstore_config_set(&cfg, "nonsense", "1") == -ENOKEY &&
+		   strv_length(cfg.vos) == 2,
+	   "xosd.conf keys: pool_uids, pool_idle, credential_vos; bad values refused");
+	test_map_pool(&cfg, sfd);
+	test_map_refusals(&cfg, sfd);
+	credstore_config_free(&cfg);
+}
+
 int main(void)
 {
 	int r = make_certs();
@@ -223,6 +397,7 @@ int main(void)
 	if (trust) {
 		test_verify();
 		test_proxy_flag();
+		test_map();
 	}
 	test_pop();
 	credstore_trust_free(trust);
