@@ -60,7 +60,7 @@ CLI_CMDS = xrun xps xlogs xwait xkill xcheckpoint xrestart
 # xtemplate is a binary of its own: it alone needs libarchive and libcrypto,
 # whose loading would cost every xrun about 3 ms
 BINS = $(BUILD)/xosd $(BUILD)/xos-loader $(BUILD)/xos $(BUILD)/xtemplate $(BUILD)/xos-template-helper \
-       $(addprefix $(BUILD)/,$(CLI_CMDS))
+       $(addprefix $(BUILD)/,$(CLI_CMDS)) $(BUILD)/xlogin $(BUILD)/xlogout
 
 UNIT_SRCS = $(wildcard tests/unit/test-*.c)
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -89,8 +89,9 @@ else
 	$(CC) $(LDHARDEN) -o $@ $^ $(SECCOMP_LIBS) $(CAP_LIBS)
 endif
 
-$(BUILD)/xosd: $(BUILD)/runtime/main.o $(LIB_runtime) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) $(LIB_loader) $(LIB_common)
-	$(CC) $(LDHARDEN) -o $@ $^ $(LXC_LIBS) $(YAJL_LIBS) -ldl
+# (libcredstore: grid logins check X.509 chains and signatures, DECISIONS (af))
+$(BUILD)/xosd: $(BUILD)/runtime/main.o $(LIB_runtime) $(LIB_credstore) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) $(LIB_loader) $(LIB_common)
+	$(CC) $(LDHARDEN) -o $@ $^ $(LXC_LIBS) $(YAJL_LIBS) $(CRYPTO_LIBS) -ldl
 
 # Template imports and removals run in a helper of their own: xosd does not link
 # libarchive and libcrypto (with their dependencies they tripled the mappings
@@ -104,6 +105,13 @@ $(BUILD)/xos: $(BUILD)/cli/main.o $(LIB_cli) $(LIB_common)
 $(BUILD)/xtemplate: $(BUILD)/cli/main-xtemplate.o $(LIB_cli) $(LIB_templates) $(LIB_common)
 	rm -f $@ # (a symlink to xos in older trees)
 	$(CC) $(LDHARDEN) -o $@ $^ $(YAJL_LIBS) $(ARCHIVE_LIBS) $(CRYPTO_LIBS) -lpthread
+
+# xlogin holds grid credentials (libcrypto); xlogout is a link to it
+$(BUILD)/xlogin: $(BUILD)/cli/main-xlogin.o $(LIB_cli) $(LIB_credstore) $(LIB_common)
+	$(CC) $(LDHARDEN) -o $@ $^ $(YAJL_LIBS) $(CRYPTO_LIBS)
+
+$(BUILD)/xlogout: $(BUILD)/xlogin
+	ln -sf xlogin $@
 
 $(addprefix $(BUILD)/,$(CLI_CMDS)): $(BUILD)/xos
 	ln -sf xos $@

@@ -69,6 +69,13 @@ int credstore_verify(const struct credstore_trust *t, const char *pem, size_t le
 		     const struct credstore_policy *p, struct credstore_identity *ret,
 		     char **ret_error);
 
+/* What a chain says about itself, unverified (xlogin --status): the member
+ * certificate's DN, VO and role, proxy, the earliest end of validity. */
+int credstore_chain_describe(const char *pem, size_t len, struct credstore_identity *ret);
+
+/* The certificates of a PEM text alone (private keys left out), as PEM. */
+int credstore_chain_pem(const char *pem, size_t len, char **ret, size_t *ret_len);
+
 /* ---- proof of possession */
 #define CREDSTORE_CHALLENGE_BYTES 32
 #define CREDSTORE_SIG_MAX 1024

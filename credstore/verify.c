@@ -344,3 +344,54 @@ int credstore_verify(const struct credstore_trust *t, const char *pem, size_t le
 	*ret = id;
 	return 0;
 }
+
+int credstore_chain_describe(const char *pem, size_t len, struct credstore_identity *ret)
+{
+	_cleanup_x509_stack_ STACK_OF(X509) *sk = NULL;
+	struct credstore_identity id = { 0 };
+	_cleanup_free_ char *role = NULL;
+	X509 *member = NULL;
+	int r = credstore_read_chain(pem, len, CREDSTORE_CHAIN_DEPTH_MAX, &sk);
+
+	if (r < 0)
+		return r;
+	for (int i = 0; i < sk_X509_num(sk); i++) {
+		member = sk_X509_value(sk, i);
+		if (!(X509_get_extension_flags(member) & EXFLAG_PROXY))
+			break;
+		id.proxy = true;
+	}
+	id.dn = name_text(X509_get_subject_name(member));
+	id.vo = credstore_name_entry(X509_get_subject_name(member), NID_organizationName);
+	role = credstore_name_entry(X509_get_subject_name(member), NID_title);
+	id.role = role ? credstore_role_from_string(role) : CREDSTORE_ROLE_MEMBER;
+	id.not_after = chain_not_after(sk);
+	if (!id.dn || !id.vo || fingerprint(member, id.fingerprint) < 0) {
+		credstore_identity_done(&id);
+		return -EINVAL;
+	}
+	*ret = id;
+	return 0;
+}
+
+int credstore_chain_pem(const char *pem, size_t len, char **ret, size_t *ret_len)
+{
+	_cleanup_x509_stack_ STACK_OF(X509) *sk = NULL;
+	_cleanup_bio_ BIO *b = BIO_new(BIO_s_mem());
+	char *data;
+	long n;
+	int r = credstore_read_chain(pem, len, CREDSTORE_CHAIN_DEPTH_MAX, &sk);
+
+	if (r < 0)
+		return r;
+	if (!b)
+		return -ENOMEM;
+	for (int i = 0; i < sk_X509_num(sk); i++)
+		if (!PEM_write_bio_X509(b, sk_X509_value(sk, i)))
+			return -ENOMEM;
+	n = BIO_get_mem_data(b, &data);
+	if (n <= 0 || !(*ret = strndup(data, (size_t)n)))
+		return -ENOMEM;
+	*ret_len = (size_t)n;
+	return 0;
+}

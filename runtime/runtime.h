@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "credstore/credstore.h"
 #include "netsetup/netsetup.h"
 
 /* ---- configuration (xosd.conf(5)) ---- */
@@ -58,6 +59,8 @@ struct runtime_config {
 	uint64_t checkpoint_quota;          /* bytes of versions per user but root (0: none) */
 	uint64_t checkpoint_quota_root;     /* the same for root's jobs (0: none) */
 	uint64_t idmap_slice; /* ids of root's subordinate range each job gets (65536) */
+	/* grid logins: the credential_* and pool_* keys */
+	struct credstore_config cred;
 };
 #define RUNTIME_LOG_SIZE_MIN (64ULL << 10) /* --log-size, log_size_* at least */
 
