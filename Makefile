@@ -181,6 +181,8 @@ install: all
 	install -m 0755 $(BUILD)/xos $(DESTDIR)$(BINDIR)/xos
 	for c in $(CLI_CMDS); do ln -sf xos $(DESTDIR)$(BINDIR)/$$c; done
 	install -m 0755 $(BUILD)/xtemplate $(DESTDIR)$(BINDIR)/xtemplate
+	install -m 0755 $(BUILD)/xlogin $(DESTDIR)$(BINDIR)/xlogin
+	ln -sf xlogin $(DESTDIR)$(BINDIR)/xlogout
 	install -m 0755 $(BUILD)/xosd $(DESTDIR)$(SBINDIR)/xosd
 	install -m 0755 $(BUILD)/xos-loader $(DESTDIR)$(LIBEXECDIR)/xos-loader
 	install -m 0755 $(BUILD)/xos-template-helper $(DESTDIR)$(LIBEXECDIR)/xos-template-helper

@@ -165,22 +165,25 @@ int cli_agent_run(struct agent *a, int lfd)
 	return 0;
 }
 
-/* Become the agent: a session of our own, no terminal, not dumpable. */
-void cli_agent_detach(void)
+/* Become the agent: a session of our own, no terminal, not dumpable, no fd
+ * but the listening socket (now 3) inherited from whoever ran xlogin. */
+int cli_agent_detach(int lfd)
 {
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	int null;
 
+	if (lfd != 3 && dup3(lfd, 3, O_CLOEXEC) < 0)
+		return -errno;
+	if (close_range(4, ~0U, 0) < 0)
+		return -errno;
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0 ||
+	    dup2(null, STDERR_FILENO) < 0)
+		return -EBADF;
+	if (null > 3)
+		close(null);
 	(void)setsid();
 	(void)prctl(PR_SET_DUMPABLE, 0);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
-	if (chdir("/") < 0)
-		return;
-	if (null >= 0) {
-		dup2(null, STDIN_FILENO);
-		dup2(null, STDOUT_FILENO);
-		dup2(null, STDERR_FILENO);
-		if (null > STDERR_FILENO)
-			close(null);
-	}
+	return chdir("/") < 0 ? -errno : 3;
 }

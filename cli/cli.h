@@ -111,8 +111,12 @@ int cli_agent_call(const char *request, char **ret_reply);
 /* Log connection c in with this session's grid login, if there is one (0
  * without); errors are printed. cli_open() calls it. */
 int cli_grid_login(const char *prog, struct cli_conn *c);
-/* The same, with xosd's answer to the login (NULL when not logged in). */
-int cli_grid_login_resp(const char *prog, struct cli_conn *c, yajl_val *ret);
+/* Log c in with a signer of challenges (the agent, or xlogin's own key):
+ * 0 and xosd's answer in *ret (if ret), or -errno, printed. */
+typedef int (*cli_signer_fn)(const char *prog, const char *node, const char *nonce,
+			     void *userdata, char **ret_sig64, char **ret_chain);
+int cli_grid_login_with(const char *prog, struct cli_conn *c, cli_signer_fn sign,
+			void *userdata, yajl_val *ret);
 
 /* ---- option parsing (options.c) ---- */
 /* getopt_long values of the options every command takes; a command's own

@@ -17,7 +17,8 @@ struct agent {
 	time_t not_after;
 	char path[108];
 };
-void cli_agent_detach(void);
+/* -> the listening socket's new fd, or -errno */
+int cli_agent_detach(int lfd);
 int cli_agent_run(struct agent *a, int lfd);
 int cli_xlogin_main(const char *prog, int argc, char **argv);
 

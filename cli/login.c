@@ -129,7 +129,9 @@ int cli_agent_call(const char *request, char **ret_reply)
 
 static bool no_agent(int r)
 {
-	return r == -ENOENT || r == -ECONNREFUSED || r == -ENOTDIR;
+	/* (a directory that is not ours is not our agent's either) */
+	return r == -ENOENT || r == -ECONNREFUSED || r == -ENOTDIR || r == -EPERM ||
+	       r == -EACCES;
 }
 
 /* Ask the agent to sign the challenge; its reply: "SIG64 CHAIN64". */
@@ -188,19 +190,23 @@ static int send_auth(const char *prog, struct cli_conn *c, const char *sig, cons
 	return r;
 }
 
-int cli_grid_login_resp(const char *prog, struct cli_conn *c, yajl_val *ret)
+/* The agent of this session as a signer. */
+static int agent_signer(const char *prog, const char *node, const char *nonce, void *userdata,
+			char **ret_sig, char **ret_chain)
+{
+	return agent_sign(prog, node, nonce, ret_sig, ret_chain);
+}
+
+int cli_grid_login_with(const char *prog, struct cli_conn *c, cli_signer_fn sign,
+			void *userdata, yajl_val *ret)
 {
 	_cleanup_gen_ yajl_gen g = NULL;
 	_cleanup_json_ yajl_val resp = NULL;
-	_cleanup_free_ char *req = NULL, *sig = NULL, *chain = NULL, *probe = NULL;
+	_cleanup_free_ char *req = NULL, *sig = NULL, *chain = NULL;
 	const char *nonce, *node;
 	size_t len;
-	int r;
+	int r = cli_request_begin("auth_challenge", &g);
 
-	r = cli_agent_call("ping\n", &probe);
-	if (no_agent(r))
-		return 0; /* not logged in: the local user */
-	r = cli_request_begin("auth_challenge", &g);
 	if (r >= 0)
 		r = cli_request_end(g, &req, &len);
 	if (r >= 0)
@@ -217,7 +223,7 @@ int cli_grid_login_resp(const char *prog, struct cli_conn *c, yajl_val *ret)
 		cli_report(prog, c, -EBADMSG);
 		return -EBADMSG;
 	}
-	r = agent_sign(prog, node, nonce, &sig, &chain);
+	r = sign(prog, node, nonce, userdata, &sig, &chain);
 	if (r < 0)
 		return r;
 	return send_auth(prog, c, sig, chain, ret);
@@ -225,5 +231,10 @@ int cli_grid_login_resp(const char *prog, struct cli_conn *c, yajl_val *ret)
 
 int cli_grid_login(const char *prog, struct cli_conn *c)
 {
-	return cli_grid_login_resp(prog, c, NULL);
+	_cleanup_free_ char *probe = NULL;
+	int r = cli_agent_call("ping\n", &probe);
+
+	if (no_agent(r))
+		return 0; /* not logged in: the local user */
+	return cli_grid_login_with(prog, c, agent_signer, NULL, NULL);
 }

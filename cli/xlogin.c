@@ -219,8 +219,28 @@ static void print_time(FILE *f, time_t t)
 		fprintf(f, "%lld", (long long)t);
 }
 
-/* Check the login with xosd at once: a refused credential fails here. */
-static int check_with_xosd(const char *prog, const char *socket)
+/* xlogin signs its own challenge: the agent starts only once xosd has
+ * accepted the credential. */
+static int self_signer(const char *prog, const char *node, const char *nonce, void *userdata,
+		       char **ret_sig, char **ret_chain)
+{
+	const struct agent *a = userdata;
+	_cleanup_free_ void *sig = NULL;
+	char text[512];
+	size_t len = 0;
+	int n = credstore_challenge_text(node, nonce, text, sizeof(text));
+
+	if (n < 0 || credstore_sign_key(a->key, text, (size_t)n, &sig, &len) < 0) {
+		cli_errorf(prog, "Cannot sign xosd's challenge");
+		return -EIO;
+	}
+	*ret_sig = base64_encode(sig, len);
+	*ret_chain = strndup(a->chain, a->chain_len);
+	return *ret_sig && *ret_chain ? 0 : -ENOMEM;
+}
+
+/* Log in with xosd: a refused credential fails here. */
+static int check_with_xosd(const char *prog, const char *socket, struct agent *a)
 {
 	_cleanup_cli_conn_ struct cli_conn c = CLI_CONN_INIT;
 	_cleanup_json_ yajl_val resp = NULL;
@@ -232,13 +252,9 @@ static int check_with_xosd(const char *prog, const char *socket)
 			   strerror(-r));
 		return r;
 	}
-	r = cli_grid_login_resp(prog, &c, &resp);
+	r = cli_grid_login_with(prog, &c, self_signer, a, &resp);
 	if (r < 0)
 		return r;
-	if (!resp) {
-		cli_errorf(prog, "The login agent did not start");
-		return -ESRCH;
-	}
 	printf("Logged in as %s (VO %s, %s%s), account %s\n", cli_json_string(resp, "dn"),
 	       cli_json_string(resp, "vo"), cli_json_string(resp, "role"),
 	       cli_json_true(resp, "proxy") ? ", proxy" : "", cli_json_string(resp, "user"));
@@ -259,8 +275,9 @@ static int start_agent(const char *prog, struct agent *a)
 		return -errno;
 	}
 	if (pid == 0) {
-		cli_agent_detach();
-		_exit(cli_agent_run(a, lfd) < 0 ? 1 : 0);
+		int fd = cli_agent_detach(lfd);
+
+		_exit(fd < 0 || cli_agent_run(a, fd) < 0 ? 1 : 0);
 	}
 	return 0;
 }
@@ -282,16 +299,13 @@ static int do_login(const char *prog, const struct login_opts *o, const char *so
 	}
 	r = load_credential(prog, o, &a);
 	if (r >= 0)
+		r = check_with_xosd(prog, socket, &a);
+	if (r >= 0)
 		r = start_agent(prog, &a);
 	EVP_PKEY_free(a.key);
 	free(a.chain);
-	if (r >= 0)
-		r = check_with_xosd(prog, socket);
-	if (r < 0) {
-		free(reply), reply = NULL;
-		(void)cli_agent_call("logout\n", &reply);
+	if (r < 0)
 		return CLI_EXIT_FAILURE;
-	}
 	printf("Valid until ");
 	print_time(stdout, a.not_after);
 	printf("; xlogout ends the login\n");

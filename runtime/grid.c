@@ -4,6 +4,7 @@
  * the credential's key, and from then on acts as the local account its
  * identity maps to (a grid-map entry or a pool account of its VO). */
 #include <grp.h>
+#include <inttypes.h>
 #include <pwd.h>
 #include <string.h>
 #include <sys/random.h>
@@ -30,6 +31,27 @@ void grid_conn_free(struct conn *c)
 	}
 }
 
+/* Pool ids must not be ids a container's root range maps to. */
+static int check_pool_ids(struct daemon *d)
+{
+	const struct credstore_config *cc = &d->cfg->cred;
+	uint64_t end_u = (uint64_t)d->subuid_base + (uint64_t)d->n_slices * d->subuid_size;
+	uint64_t end_g = (uint64_t)d->subgid_base + (uint64_t)d->n_slices * d->subgid_size;
+
+	if (!cc->pool_min)
+		return 0;
+	if ((cc->pool_max >= d->subuid_base && cc->pool_min < end_u) ||
+	    (cc->pool_max >= d->subgid_base && cc->pool_min < end_g)) {
+		log_error("pool_uids %u-%u overlaps root's subordinate ids (uids %u-%" PRIu64
+			  ", gids %u-%" PRIu64 ") that containers map to: choose a range "
+			  "outside them in xosd.conf",
+			  (unsigned)cc->pool_min, (unsigned)cc->pool_max, d->subuid_base,
+			  end_u - 1, d->subgid_base, end_g - 1);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int grid_setup(struct daemon *d)
 {
 	struct credstore_config *cc = &d->cfg->cred;
@@ -38,6 +60,8 @@ int grid_setup(struct daemon *d)
 
 	if (!cc->vos || !cc->vos[0])
 		return 0; /* no grid logins */
+	if ((r = check_pool_ids(d)) < 0)
+		return r;
 	if (gethostname(d->node_name, sizeof(d->node_name) - 1) < 0)
 		snprintf(d->node_name, sizeof(d->node_name), "localhost");
 	r = credstore_trust_load(cc->trust_dir, &d->trust, &err);

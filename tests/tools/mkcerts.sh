@@ -14,8 +14,12 @@
 # DIR/alice-proxy.pem  an RFC 3820 proxy of alice (certificate, key, alice's
 #                certificate: the file a proxy user hands over)
 # DIR/alice-enc.key    alice's key encrypted with the passphrase "secret"
+#
+#   mkcerts.sh DIR short NAME SECONDS
+# (after the first form) issues DIR/NAME.pem and .key, a biomed member valid
+# from now for SECONDS only.
 set -eu
-d=${1:?usage: mkcerts.sh DIR}
+d=${1:?usage: mkcerts.sh DIR [short NAME SECONDS]}
 mkdir -p "$d/trust" "$d/foreign"
 cd "$d"
 
@@ -86,6 +90,12 @@ issue() {
 		2>/dev/null
 	rm -f "$name.csr"
 }
+
+if [ "${2:-}" = short ]; then
+	end=$(date -u -d "+${4:?seconds} sec" +%Y%m%d%H%M%SZ)
+	issue biomed "${3:?name}" "/O=biomed/CN=$3/title=member" v3_user -enddate "$end"
+	exit 0
+fi
 
 mkca biomed biomed trust
 mkca physics physics trust
