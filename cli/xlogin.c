@@ -65,19 +65,19 @@ static int login_option(const char *prog, int opt, const char *arg, void *data)
 static const struct cli_command login_command = {
 	.shortopts = ":",
 	.options = login_options,
-	.synopsis = "",
+	.synopsis = "--cert FILE --key FILE | --proxy FILE | --status",
 	.help = "Log this session in with a grid credential: a certificate your VO's CA\n"
 		"issued and its key, or an RFC 3820 proxy file. The key's passphrase is\n"
 		"asked once; an agent of this session then logs in the connections of\n"
 		"xrun, xps, xkill, ... (they run as the account the node maps you to) until\n"
 		"xlogout, the credential's expiry or the end of the session.\n"
 		"\n"
-		"  --cert FILE           your certificate (PEM)\n"
-		"  --key FILE            its private key (PEM, encrypted or not)\n"
-		"  --proxy FILE          a proxy file: certificate, key and the chain\n"
-		"  --status              show the identity, VO, role and expiry\n"
-		"  --passphrase-fd N     read the passphrase from file descriptor N\n",
-	.help_pad = 10,
+		"      --cert FILE            Your certificate (PEM)\n"
+		"      --key FILE             Its private key (PEM, encrypted or not)\n"
+		"      --proxy FILE           A proxy file: certificate, key and chain\n"
+		"      --status               Show the identity, VO, role and expiry\n"
+		"      --passphrase-fd N      Read the passphrase from file descriptor N\n",
+	.help_pad = 9,
 	.help_end = "\nxlogout ends the login.\n",
 	.operand = NULL,
 	.option = login_option,
@@ -360,6 +360,8 @@ static const struct cli_command logout_command = {
 	.options = logout_options,
 	.synopsis = "",
 	.help = "End this session's grid login (xlogin): its agent forgets the key.\n\n",
+	.help_pad = 8,
+	.help_end = "",
 };
 
 int cli_xlogin_main(const char *prog, int argc, char **argv)
