@@ -3,6 +3,7 @@ PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 SBINDIR ?= $(PREFIX)/sbin
 LIBEXECDIR ?= $(PREFIX)/libexec/xos
+LIBDIR ?= $(PREFIX)/lib/$(shell $(CC) -dumpmachine 2>/dev/null)
 MANDIR ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 SYSCONFDIR ?= /etc
@@ -60,7 +61,7 @@ CLI_CMDS = xrun xps xlogs xwait xkill xcheckpoint xrestart
 # xtemplate is a binary of its own: it alone needs libarchive and libcrypto,
 # whose loading would cost every xrun about 3 ms
 BINS = $(BUILD)/xosd $(BUILD)/xos-loader $(BUILD)/xos $(BUILD)/xtemplate $(BUILD)/xos-template-helper \
-       $(addprefix $(BUILD)/,$(CLI_CMDS)) $(BUILD)/xlogin $(BUILD)/xlogout
+       $(addprefix $(BUILD)/,$(CLI_CMDS)) $(BUILD)/xlogin $(BUILD)/xlogout $(BUILD)/libnss_xos.so.2
 
 UNIT_SRCS = $(wildcard tests/unit/test-*.c)
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -112,6 +113,12 @@ $(BUILD)/xlogin: $(BUILD)/cli/main-xlogin.o $(LIB_cli) $(LIB_credstore) $(LIB_co
 
 $(BUILD)/xlogout: $(BUILD)/xlogin
 	ln -sf xlogin $@
+
+# libnss_xos: pool accounts' names for getent, id, ls (nss/nss-xos.c)
+$(BUILD)/libnss_xos.so.2: nss/nss-xos.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -fPIE,$(XCFLAGS)) $(CFLAGS) -fPIC -shared -Wl,-soname,libnss_xos.so.2 \
+		-Wl,-z,relro,-z,now -o $@ $<
 
 $(addprefix $(BUILD)/,$(CLI_CMDS)): $(BUILD)/xos
 	ln -sf xos $@
@@ -168,7 +175,7 @@ bench-checkpoint: all
 	tests/bench/checkpoint.sh
 
 lint:
-	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) tests/unit/*.c \
+	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) nss/*.c tests/unit/*.c \
 		$(wildcard tests/fuzz/*.c)
 	shellcheck -x scripts/*.sh tests/*.sh tests/bench/*.sh $(wildcard tests/fuzz/*.sh tests/soak/*.sh tests/zdtm/*.sh) .ci/run
 	shellcheck -s sh dist/debian/postinst dist/debian/prerm dist/debian/postrm
@@ -186,6 +193,8 @@ install: all
 	install -m 0755 $(BUILD)/xosd $(DESTDIR)$(SBINDIR)/xosd
 	install -m 0755 $(BUILD)/xos-loader $(DESTDIR)$(LIBEXECDIR)/xos-loader
 	install -m 0755 $(BUILD)/xos-template-helper $(DESTDIR)$(LIBEXECDIR)/xos-template-helper
+	install -d $(DESTDIR)$(LIBDIR)
+	install -m 0644 $(BUILD)/libnss_xos.so.2 $(DESTDIR)$(LIBDIR)/libnss_xos.so.2
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	for m in man/*.1; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man1/ || true; done
 	for m in man/*.5; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man5/ || true; done

@@ -225,3 +225,45 @@ not_logged_in() { ! xlogin --status >/dev/null 2>&1; }
 	wait_for 30 no_agent
 	[ -z "$(vo_agent_pids)" ]
 }
+
+# nss CMD...: CMD with libnss_xos after files (nsswitch.conf bound over in a
+# mount namespace of its own, gone with it), reading NSS_ACCOUNTS
+nss() {
+	unshare -m sh -c 'mount --bind "$1" /etc/nsswitch.conf && shift && exec "$@"' sh \
+		"$BATS_TEST_TMPDIR/nsswitch.conf" env LD_LIBRARY_PATH="$XOS_BUILD" \
+		XOS_NSS_ACCOUNTS="$NSS_ACCOUNTS" "$@"
+}
+
+@test "libnss_xos: getent, id and ls -l on the node show the pool account's names; a damaged or missing state file gives no answer" {
+	vo_start
+	vo_login --cert alice.pem --key alice.key
+	uid=$(account_field xos-biomed-001 3)
+	gid=$(account_field xos-biomed-001 4)
+	home="$VO_HOMES/biomed/xos-biomed-001"
+	xrun -- touch "$home/f"
+	sed -E 's/^(passwd|group):.*/& xos/' /etc/nsswitch.conf >"$BATS_TEST_TMPDIR/nsswitch.conf"
+	NSS_ACCOUNTS="$XOS_TMP/state/accounts"
+	line="xos-biomed-001:x:$uid:$gid:/O=biomed/CN=alice/title=member:$home:/usr/sbin/nologin"
+	run nss getent passwd xos-biomed-001
+	[ "$status" -eq 0 ] && [ "$output" = "$line" ]
+	run nss getent passwd "$uid"
+	[ "$output" = "$line" ]
+	run nss getent group xos-biomed
+	[ "$output" = "xos-biomed:x:$gid:xos-biomed-001" ]
+	run nss id xos-biomed-001
+	[ "$output" = "uid=$uid(xos-biomed-001) gid=$gid(xos-biomed) groups=$gid(xos-biomed)" ]
+	run nss ls -l "$home/f"
+	[[ "$output" == *" xos-biomed-001 xos-biomed "* ]]
+	# without the module: numbers only (the accounts are in no /etc file)
+	run ls -l "$home/f"
+	[[ "$output" == *" $uid $gid "* ]]
+	# a damaged file: no answer rather than a wrong one
+	cp "$NSS_ACCOUNTS" "$BATS_TEST_TMPDIR/damaged"
+	echo "account xos-biomed-009 notanumber" >>"$BATS_TEST_TMPDIR/damaged"
+	NSS_ACCOUNTS="$BATS_TEST_TMPDIR/damaged"
+	run nss getent passwd xos-biomed-001
+	[ "$status" -eq 2 ] && [ -z "$output" ]
+	NSS_ACCOUNTS="$BATS_TEST_TMPDIR/missing"
+	run nss getent passwd xos-biomed-001
+	[ "$status" -eq 2 ] && [ -z "$output" ]
+}
