@@ -16,6 +16,7 @@
 #include <time.h>
 
 struct x509_store_st;
+struct evp_pkey_st;
 
 /* ---- trust: the CA certificates and CRLs of a directory (trust.d) */
 struct credstore_trust;
@@ -88,6 +89,12 @@ int credstore_challenge_text(const char *node, const char *nonce_hex, char *buf,
  * pem. -EACCES: it does not verify (ret_error says so). */
 int credstore_check_signature(const char *pem, size_t len, const char *text, size_t text_len,
 			      const void *sig, size_t sig_len, char **ret_error);
+/* The same in steps, for a verifier that keeps the end certificate's public
+ * key of a chain it has verified (its cache). */
+int credstore_chain_pubkey(const char *pem, size_t len, struct evp_pkey_st **ret);
+int credstore_check_signature_key(struct evp_pkey_st *key, const char *text, size_t text_len,
+				  const void *sig, size_t sig_len, char **ret_error);
+void credstore_pubkey_free(struct evp_pkey_st *key);
 /* Sign text with the private key in key_pem (passphrase may be NULL). */
 int credstore_sign(const char *key_pem, size_t key_len, const char *passphrase, const char *text,
 		   size_t text_len, void **ret_sig, size_t *ret_sig_len, char **ret_error);
@@ -151,7 +158,6 @@ const struct credstore_account *credstore_accounts_by_uid(const struct credstore
 size_t credstore_accounts_count(const struct credstore_accounts *a);
 
 /* The same in steps, for a holder of a key (the login agent). */
-struct evp_pkey_st;
 int credstore_load_key(const char *key_pem, size_t key_len, const char *passphrase,
 		       struct evp_pkey_st **ret, char **ret_error);
 int credstore_sign_key(struct evp_pkey_st *key, const char *text, size_t text_len, void **ret_sig,

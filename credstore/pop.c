@@ -26,23 +26,34 @@ static void md_ctx_freep(EVP_MD_CTX **p)
 	EVP_MD_CTX_free(*p);
 }
 
-int credstore_check_signature(const char *pem, size_t len, const char *text, size_t text_len,
-			      const void *sig, size_t sig_len, char **ret_error)
+int credstore_chain_pubkey(const char *pem, size_t len, EVP_PKEY **ret)
 {
 	_cleanup_x509_stack_ STACK_OF(X509) *sk = NULL;
-	_cleanup_(md_ctx_freep) EVP_MD_CTX *md = EVP_MD_CTX_new();
 	EVP_PKEY *key;
-	int r;
+	int r = credstore_read_chain(pem, len, CREDSTORE_CHAIN_DEPTH_MAX, &sk);
+
+	if (r < 0)
+		return r;
+	key = X509_get_pubkey(sk_X509_value(sk, 0));
+	if (!key)
+		return -EINVAL;
+	*ret = key;
+	return 0;
+}
+
+void credstore_pubkey_free(EVP_PKEY *key)
+{
+	EVP_PKEY_free(key);
+}
+
+int credstore_check_signature_key(EVP_PKEY *key, const char *text, size_t text_len, const void *sig,
+				  size_t sig_len, char **ret_error)
+{
+	_cleanup_(md_ctx_freep) EVP_MD_CTX *md = EVP_MD_CTX_new();
 
 	if (!md)
 		return -ENOMEM;
-	r = credstore_read_chain(pem, len, CREDSTORE_CHAIN_DEPTH_MAX, &sk);
-	if (r < 0) {
-		*ret_error = strdup("No certificate in the credential (PEM expected)");
-		return -EINVAL;
-	}
-	key = X509_get0_pubkey(sk_X509_value(sk, 0));
-	if (!key || sig_len == 0 || sig_len > CREDSTORE_SIG_MAX ||
+	if (sig_len == 0 || sig_len > CREDSTORE_SIG_MAX ||
 	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
 	    EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)text, text_len) != 1) {
 		ERR_clear_error();
@@ -51,6 +62,19 @@ int credstore_check_signature(const char *pem, size_t len, const char *text, siz
 		return -EACCES;
 	}
 	return 0;
+}
+
+int credstore_check_signature(const char *pem, size_t len, const char *text, size_t text_len,
+			      const void *sig, size_t sig_len, char **ret_error)
+{
+	_cleanup_pkey_ EVP_PKEY *key = NULL;
+	int r = credstore_chain_pubkey(pem, len, &key);
+
+	if (r < 0) {
+		*ret_error = strdup("No certificate in the credential (PEM expected)");
+		return -EINVAL;
+	}
+	return credstore_check_signature_key(key, text, text_len, sig, sig_len, ret_error);
 }
 
 static int pass_cb(char *buf, int size, int rwflag, void *u)

@@ -19,6 +19,80 @@ struct conn_grid {
 	struct credstore_account acc;
 };
 
+/* Chains verified lately, so that each command's login costs a signature
+ * check only: a chain is verified again after GRID_VERIFIED_US or at its
+ * expiry, whichever comes first (the trust is read at start-up only). */
+#define GRID_VERIFIED_MAX 16
+#define GRID_VERIFIED_US (300ULL * 1000000)
+struct grid_verified {
+	char *chain;
+	struct credstore_identity id;
+	struct evp_pkey_st *key;
+	uint64_t until_us;
+	uint64_t used_us;
+};
+
+static void verified_done(struct grid_verified *v)
+{
+	free(v->chain);
+	credstore_identity_done(&v->id);
+	credstore_pubkey_free(v->key);
+	*v = (struct grid_verified){ 0 };
+}
+
+static int identity_copy(const struct credstore_identity *from, struct credstore_identity *ret)
+{
+	*ret = *from;
+	ret->dn = strdup(from->dn);
+	ret->vo = strdup(from->vo);
+	if (ret->dn && ret->vo)
+		return 0;
+	credstore_identity_done(ret);
+	return -ENOMEM;
+}
+
+/* The entry of chain, verified now if it is not (or no longer) there. */
+static struct grid_verified *verified_chain(struct daemon *d, const char *chain, uint64_t now,
+					    char **ret_error)
+{
+	struct credstore_config *cc = &d->cfg->cred;
+	struct credstore_policy p = { .allow_proxy = cc->proxies,
+				      .crl_required = cc->crl_required,
+				      .vos = (const char *const *)cc->vos };
+	struct grid_verified *v, *unused = NULL, *oldest = NULL, fresh = { 0 };
+	size_t len = strlen(chain);
+	int r;
+
+	for (size_t i = 0; i < GRID_VERIFIED_MAX; i++) {
+		struct grid_verified *e = &d->verified[i];
+
+		if (e->chain && e->until_us > now && !strcmp(e->chain, chain)) {
+			e->used_us = now;
+			return e;
+		}
+		if (!e->chain || e->until_us <= now)
+			unused = unused ? unused : e;
+		else if (!oldest || e->used_us < oldest->used_us)
+			oldest = e;
+	}
+	v = unused ? unused : oldest;
+	r = credstore_verify(d->trust, chain, len, &p, &fresh.id, ret_error);
+	if (r == 0 && credstore_chain_pubkey(chain, len, &fresh.key) < 0)
+		r = -EINVAL;
+	fresh.chain = r == 0 ? strdup(chain) : NULL;
+	if (!fresh.chain) {
+		verified_done(&fresh);
+		return NULL;
+	}
+	fresh.until_us = now + GRID_VERIFIED_US;
+	if ((uint64_t)fresh.id.not_after * 1000000 < fresh.until_us)
+		fresh.until_us = (uint64_t)fresh.id.not_after * 1000000;
+	fresh.used_us = now;
+	verified_done(v);
+	*v = fresh;
+	return v;
+}
+
 void grid_conn_free(struct conn *c)
 {
 	free(c->nonce);
@@ -45,8 +119,8 @@ static int check_pool_ids(struct daemon *d)
 		log_error("pool_uids %u-%u overlaps root's subordinate ids (uids %u-%" PRIu64
 			  ", gids %u-%" PRIu64 ") that containers map to: choose a range "
 			  "outside them in xosd.conf",
-			  (unsigned)cc->pool_min, (unsigned)cc->pool_max, d->subuid_base,
-			  end_u - 1, d->subgid_base, end_g - 1);
+			  (unsigned)cc->pool_min, (unsigned)cc->pool_max, d->subuid_base, end_u - 1,
+			  d->subgid_base, end_g - 1);
 		return -EINVAL;
 	}
 	return 0;
@@ -64,6 +138,9 @@ int grid_setup(struct daemon *d)
 		return r;
 	if (gethostname(d->node_name, sizeof(d->node_name) - 1) < 0)
 		snprintf(d->node_name, sizeof(d->node_name), "localhost");
+	d->verified = calloc(GRID_VERIFIED_MAX, sizeof(*d->verified));
+	if (!d->verified)
+		return log_error_errno(-ENOMEM, "Out of memory");
 	r = credstore_trust_load(cc->trust_dir, &d->trust, &err);
 	if (r < 0)
 		return log_error_errno(r, "%s (xosd.conf credential_trust_dir)",
@@ -80,6 +157,10 @@ int grid_setup(struct daemon *d)
 
 void grid_free(struct daemon *d)
 {
+	for (size_t i = 0; d->verified && i < GRID_VERIFIED_MAX; i++)
+		verified_done(&d->verified[i]);
+	free(d->verified);
+	d->verified = NULL;
 	credstore_trust_free(d->trust);
 	d->trust = NULL;
 	credstore_accounts_free(d->accounts);
@@ -165,10 +246,7 @@ static void reply_auth(struct conn *c)
 /* Check chain and signature against the connection's challenge (used up). */
 static int check_answer(struct daemon *d, struct conn *c, yajl_val t, struct conn_grid *gr)
 {
-	struct credstore_config *cc = &d->cfg->cred;
-	struct credstore_policy p = { .allow_proxy = cc->proxies,
-				      .crl_required = cc->crl_required,
-				      .vos = (const char *const *)cc->vos };
+	struct grid_verified *v;
 	_cleanup_free_ char *nonce = TAKE_PTR(c->nonce), *sig = NULL, *err = NULL;
 	const char *chain = NULL, *sig64 = NULL;
 	char text[512];
@@ -191,10 +269,11 @@ static int check_answer(struct daemon *d, struct conn *c, yajl_val t, struct con
 		conn_reply_error(c, "bad_request", "The signature is not base64");
 		return -EINVAL;
 	}
-	r = credstore_verify(d->trust, chain, strlen(chain), &p, &gr->id, &err);
+	v = verified_chain(d, chain, now_usec(), &err);
+	r = v ? credstore_check_signature_key(v->key, text, (size_t)n, sig, sig_len, &err)
+	      : -EACCES;
 	if (r == 0)
-		r = credstore_check_signature(chain, strlen(chain), text, (size_t)n, sig, sig_len,
-					      &err);
+		r = identity_copy(&v->id, &gr->id);
 	if (r < 0) {
 		log_info("Refused a grid login (uid %u): %s", (unsigned)c->uid, err ? err : "?");
 		conn_reply_error(c, "permission_denied", "%s", err ? err : "Credential refused");

@@ -350,6 +350,7 @@ struct daemon {
 	struct credstore_trust *trust;
 	struct credstore_accounts *accounts;
 	char node_name[256];
+	struct grid_verified *verified; /* chains verified lately (GRID_VERIFIED_MAX) */
 };
 
 int daemon_persist_job(struct daemon *d, struct job *j);
