@@ -103,7 +103,13 @@ static char *name_text(const X509_NAME *name)
 		OPENSSL_free(utf8);
 	}
 	n = BIO_get_mem_data(b, &data);
-	return n >= 0 ? strndup(data, (size_t)n) : NULL;
+	if (n < 0)
+		return NULL;
+	/* (no control characters: a DN goes into line-based files and logs) */
+	for (long i = 0; i < n; i++)
+		if ((unsigned char)data[i] < 0x20 || data[i] == 0x7f)
+			data[i] = '?';
+	return strndup(data, (size_t)n);
 }
 
 static char *time_text(const ASN1_TIME *t)

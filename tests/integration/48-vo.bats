@@ -234,13 +234,21 @@ nss() {
 		XOS_NSS_ACCOUNTS="$NSS_ACCOUNTS" "$@"
 }
 
-@test "libnss_xos: getent, id and ls -l on the node show the pool account's names; a damaged or missing state file gives no answer" {
+@test "pool accounts' names: id and ls -l in the job; getent, id and ls -l on the node through libnss_xos; a damaged or missing state file gives no answer" {
 	vo_start
 	vo_login --cert alice.pem --key alice.key
 	uid=$(account_field xos-biomed-001 3)
 	gid=$(account_field xos-biomed-001 4)
 	home="$VO_HOMES/biomed/xos-biomed-001"
 	xrun -- touch "$home/f"
+	# in the job (the host template): its own account files name the account
+	run xrun -- id
+	[ "$output" = "uid=$uid(xos-biomed-001) gid=$gid(xos-biomed) groups=$gid(xos-biomed)" ]
+	run xrun -- ls -l "$home/f"
+	[[ "$output" == *" xos-biomed-001 xos-biomed "* ]]
+	run xrun -- sh -c "grep -c xos-biomed /etc/passwd /etc/group"
+	[ "$output" = "$(printf '/etc/passwd:1\n/etc/group:1')" ]
+	# on the node
 	sed -E 's/^(passwd|group):.*/& xos/' /etc/nsswitch.conf >"$BATS_TEST_TMPDIR/nsswitch.conf"
 	NSS_ACCOUNTS="$XOS_TMP/state/accounts"
 	line="xos-biomed-001:x:$uid:$gid:/O=biomed/CN=alice/title=member:$home:/usr/sbin/nologin"
