@@ -113,10 +113,10 @@ int cli_agent_call(const char *request, char **ret_reply);
 int cli_grid_login(const char *prog, struct cli_conn *c);
 /* Log c in with a signer of challenges (the agent, or xlogin's own key):
  * 0 and xosd's answer in *ret (if ret), or -errno, printed. */
-typedef int (*cli_signer_fn)(const char *prog, const char *node, const char *nonce,
-			     void *userdata, char **ret_sig64, char **ret_chain);
-int cli_grid_login_with(const char *prog, struct cli_conn *c, cli_signer_fn sign,
-			void *userdata, yajl_val *ret);
+typedef int (*cli_signer_fn)(const char *prog, const char *node, const char *nonce, void *userdata,
+			     char **ret_sig64, char **ret_chain);
+int cli_grid_login_with(const char *prog, struct cli_conn *c, cli_signer_fn sign, void *userdata,
+			yajl_val *ret);
 
 /* ---- option parsing (options.c) ---- */
 /* getopt_long values of the options every command takes; a command's own

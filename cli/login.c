@@ -130,8 +130,7 @@ int cli_agent_call(const char *request, char **ret_reply)
 static bool no_agent(int r)
 {
 	/* (a directory that is not ours is not our agent's either) */
-	return r == -ENOENT || r == -ECONNREFUSED || r == -ENOTDIR || r == -EPERM ||
-	       r == -EACCES;
+	return r == -ENOENT || r == -ECONNREFUSED || r == -ENOTDIR || r == -EPERM || r == -EACCES;
 }
 
 /* Ask the agent to sign the challenge; its reply: "SIG64 CHAIN64". */
@@ -197,8 +196,8 @@ static int agent_signer(const char *prog, const char *node, const char *nonce, v
 	return agent_sign(prog, node, nonce, ret_sig, ret_chain);
 }
 
-int cli_grid_login_with(const char *prog, struct cli_conn *c, cli_signer_fn sign,
-			void *userdata, yajl_val *ret)
+int cli_grid_login_with(const char *prog, struct cli_conn *c, cli_signer_fn sign, void *userdata,
+			yajl_val *ret)
 {
 	_cleanup_gen_ yajl_gen g = NULL;
 	_cleanup_json_ yajl_val resp = NULL;
