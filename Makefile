@@ -3,6 +3,7 @@ PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 SBINDIR ?= $(PREFIX)/sbin
 LIBEXECDIR ?= $(PREFIX)/libexec/xos
+LIBDIR ?= $(PREFIX)/lib/$(shell $(CC) -dumpmachine 2>/dev/null)
 MANDIR ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 SYSCONFDIR ?= /etc
@@ -43,7 +44,7 @@ ARCHIVE_LIBS := $(shell $(PKG_CONFIG) --libs libarchive 2>/dev/null)
 CRYPTO_LIBS := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
 SSL_LIBS := $(shell $(PKG_CONFIG) --libs openssl 2>/dev/null)
 
-MODULES = common hooks netsetup nodes loader templates runtime cli
+MODULES = common hooks netsetup nodes loader templates credstore runtime cli
 # every .c of a module except main.c goes into its static library
 lib_srcs = $(filter-out $(1)/main.c $(1)/main-%.c,$(wildcard $(1)/*.c))
 lib_objs = $(patsubst %.c,$(BUILD)/%.o,$(call lib_srcs,$(1)))
@@ -56,12 +57,13 @@ LIB_templates = $(BUILD)/libtemplates.a
 LIB_runtime = $(BUILD)/libruntime.a
 LIB_cli = $(BUILD)/libcli.a
 LIB_hooks = $(BUILD)/libhooks.a
+LIB_credstore = $(BUILD)/libcredstore.a
 
 CLI_CMDS = xrun xps xlogs xwait xkill xcheckpoint xrestart xnodes
 # xtemplate is a binary of its own: it alone needs libarchive and libcrypto,
 # whose loading would cost every xrun about 3 ms
 BINS = $(BUILD)/xosd $(BUILD)/xos-loader $(BUILD)/xos $(BUILD)/xtemplate $(BUILD)/xos-template-helper \
-       $(addprefix $(BUILD)/,$(CLI_CMDS))
+       $(addprefix $(BUILD)/,$(CLI_CMDS)) $(BUILD)/xlogin $(BUILD)/xlogout $(BUILD)/libnss_xos.so.2
 
 UNIT_SRCS = $(wildcard tests/unit/test-*.c)
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -90,8 +92,9 @@ else
 	$(CC) $(LDHARDEN) -o $@ $^ $(SECCOMP_LIBS) $(CAP_LIBS)
 endif
 
-# (libssl for the node channel, nodes/: see docs/DECISIONS.md (ad))
-$(BUILD)/xosd: $(BUILD)/runtime/main.o $(LIB_runtime) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) $(LIB_nodes) $(LIB_loader) $(LIB_common)
+# (libssl for the node channel, nodes/: see docs/DECISIONS.md (ad);
+# libcredstore: grid logins check X.509 chains and signatures, DECISIONS (af))
+$(BUILD)/xosd: $(BUILD)/runtime/main.o $(LIB_runtime) $(LIB_credstore) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) $(LIB_nodes) $(LIB_loader) $(LIB_common)
 	$(CC) $(LDHARDEN) -o $@ $^ $(LXC_LIBS) $(YAJL_LIBS) $(SSL_LIBS) -ldl
 
 # Template imports and removals run in a helper of their own: xosd does not link
@@ -107,12 +110,25 @@ $(BUILD)/xtemplate: $(BUILD)/cli/main-xtemplate.o $(LIB_cli) $(LIB_templates) $(
 	rm -f $@ # (a symlink to xos in older trees)
 	$(CC) $(LDHARDEN) -o $@ $^ $(YAJL_LIBS) $(ARCHIVE_LIBS) $(CRYPTO_LIBS) -lpthread
 
+# xlogin holds grid credentials (libcrypto); xlogout is a link to it
+$(BUILD)/xlogin: $(BUILD)/cli/main-xlogin.o $(LIB_cli) $(LIB_credstore) $(LIB_common)
+	$(CC) $(LDHARDEN) -o $@ $^ $(YAJL_LIBS) $(CRYPTO_LIBS)
+
+$(BUILD)/xlogout: $(BUILD)/xlogin
+	ln -sf xlogin $@
+
+# libnss_xos: pool accounts' names for getent, id, ls (nss/nss-xos.c)
+$(BUILD)/libnss_xos.so.2: nss/nss-xos.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -fPIE,$(XCFLAGS)) $(CFLAGS) -fPIC -shared -Wl,-soname,libnss_xos.so.2 \
+		-Wl,-z,relro,-z,now -o $@ $<
+
 $(addprefix $(BUILD)/,$(CLI_CMDS)): $(BUILD)/xos
 	ln -sf xos $@
 
-$(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/tap.h $(LIB_runtime) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) $(LIB_nodes) $(LIB_loader) $(LIB_cli) $(LIB_common)
+$(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/tap.h $(LIB_runtime) $(LIB_credstore) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) $(LIB_nodes) $(LIB_loader) $(LIB_cli) $(LIB_common)
 	@mkdir -p $(dir $@)
-	$(CC) $(XCFLAGS) $(CFLAGS) $(LDHARDEN) -o $@ $< $(LIB_runtime) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) \
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LDHARDEN) -o $@ $< $(LIB_runtime) $(LIB_credstore) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) \
 		$(LIB_nodes) $(LIB_loader) $(LIB_cli) $(LIB_templates) $(LIB_common) $(LXC_LIBS) $(YAJL_LIBS) \
 		$(SECCOMP_LIBS) $(CAP_LIBS) $(NFT_LIBS) $(ARCHIVE_LIBS) $(SSL_LIBS) $(CRYPTO_LIBS)
 
@@ -121,7 +137,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_TIME ?= 600
 FUZZ_TARGETS = $(patsubst tests/fuzz/fuzz-%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
 FUZZ_BINS = $(patsubst %,$(BUILD)/fuzz/fuzz-%,$(FUZZ_TARGETS))
-FUZZ_LIBS = $(LIB_runtime) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) $(LIB_nodes) $(LIB_loader) $(LIB_common)
+FUZZ_LIBS = $(LIB_runtime) $(LIB_credstore) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) $(LIB_nodes) $(LIB_loader) $(LIB_common)
 
 $(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(FUZZ_LIBS)
 	@mkdir -p $(dir $@)
@@ -162,7 +178,7 @@ bench-checkpoint: all
 	tests/bench/checkpoint.sh
 
 lint:
-	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) tests/unit/*.c \
+	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) nss/*.c tests/unit/*.c \
 		$(wildcard tests/fuzz/*.c)
 	shellcheck -x scripts/*.sh tests/*.sh tests/bench/*.sh $(wildcard tests/fuzz/*.sh tests/soak/*.sh tests/zdtm/*.sh) .ci/run
 	shellcheck -s sh dist/debian/postinst dist/debian/prerm dist/debian/postrm
@@ -175,9 +191,13 @@ install: all
 	install -m 0755 $(BUILD)/xos $(DESTDIR)$(BINDIR)/xos
 	for c in $(CLI_CMDS); do ln -sf xos $(DESTDIR)$(BINDIR)/$$c; done
 	install -m 0755 $(BUILD)/xtemplate $(DESTDIR)$(BINDIR)/xtemplate
+	install -m 0755 $(BUILD)/xlogin $(DESTDIR)$(BINDIR)/xlogin
+	ln -sf xlogin $(DESTDIR)$(BINDIR)/xlogout
 	install -m 0755 $(BUILD)/xosd $(DESTDIR)$(SBINDIR)/xosd
 	install -m 0755 $(BUILD)/xos-loader $(DESTDIR)$(LIBEXECDIR)/xos-loader
 	install -m 0755 $(BUILD)/xos-template-helper $(DESTDIR)$(LIBEXECDIR)/xos-template-helper
+	install -d $(DESTDIR)$(LIBDIR)
+	install -m 0644 $(BUILD)/libnss_xos.so.2 $(DESTDIR)$(LIBDIR)/libnss_xos.so.2
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	for m in man/*.1; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man1/ || true; done
 	for m in man/*.5; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man5/ || true; done

@@ -100,6 +100,24 @@ void cli_report(const char *prog, const struct cli_conn *c, int r);
 int cli_request_call(const char *prog, const char *socket_opt, yajl_gen g, int build,
 		     struct cli_conn *c, yajl_val *ret);
 
+/* ---- grid logins (login.c) ---- */
+/* Where the login agent of session sid listens: $XDG_RUNTIME_DIR/xos, else
+ * /tmp/xos-UID (the user's own, 0700), agent-SID.sock. */
+int cli_agent_dir(char *buf, size_t len);
+int cli_agent_path(pid_t sid, char *buf, size_t len);
+/* One request line to this session's agent: 0 and the text after "ok ",
+ * -EACCES and the text after "err ", -ENOENT/-ECONNREFUSED: no agent. */
+int cli_agent_call(const char *request, char **ret_reply);
+/* Log connection c in with this session's grid login, if there is one (0
+ * without); errors are printed. cli_open() calls it. */
+int cli_grid_login(const char *prog, struct cli_conn *c);
+/* Log c in with a signer of challenges (the agent, or xlogin's own key):
+ * 0 and xosd's answer in *ret (if ret), or -errno, printed. */
+typedef int (*cli_signer_fn)(const char *prog, const char *node, const char *nonce, void *userdata,
+			     char **ret_sig64, char **ret_chain);
+int cli_grid_login_with(const char *prog, struct cli_conn *c, cli_signer_fn sign, void *userdata,
+			yajl_val *ret);
+
 /* ---- option parsing (options.c) ---- */
 /* getopt_long values of the options every command takes; a command's own
  * long-only options start at CLI_OPT_MAX. */

@@ -252,10 +252,12 @@ int cli_open(const char *prog, const char *socket_opt, struct cli_conn *c)
 	const char *path = cli_socket_path(socket_opt);
 	int r = cli_conn_open(path, c);
 
-	if (r < 0)
+	if (r < 0) {
 		cli_errorf(prog, "Cannot connect to xosd at %s: %s; is xosd running?", path,
 			   strerror(-r));
-	return r;
+		return r;
+	}
+	return cli_grid_login(prog, c);
 }
 
 int cli_call(const char *prog, struct cli_conn *c, const char *req, size_t len, yajl_val *ret)

@@ -9,6 +9,8 @@ enum {
 	COL_ID,
 	COL_NAME,
 	COL_USER,
+	COL_VO, /* VO and IDENTITY: only when a job listed came from a grid login */
+	COL_IDENTITY,
 	COL_STATE,
 	COL_UNITS,
 	COL_DISK,
@@ -20,7 +22,8 @@ enum {
 };
 
 static const char *const col_titles[COL_MAX] = {
-	"ID", "NAME", "USER", "STATE", "UNITS", "DISK", "CREATED", "ADDRESS", "PORTS", "COMMAND",
+	"ID",    "NAME", "USER",    "VO",      "IDENTITY", "STATE",
+	"UNITS", "DISK", "CREATED", "ADDRESS", "PORTS",    "COMMAND",
 };
 
 /* "used/size" of the job's writable layer while it runs, else "-". */
@@ -110,6 +113,12 @@ static char *ps_cell(yajl_val job, int col, uint64_t now)
 	case COL_USER:
 		s = cli_json_string(job, "user");
 		return strdup(s ? s : "?");
+	case COL_VO:
+		s = cli_json_string(cli_json_get(job, "grid"), "vo");
+		return strdup(s ? s : "-");
+	case COL_IDENTITY:
+		s = cli_json_string(cli_json_get(job, "grid"), "dn");
+		return strdup(s ? s : "-");
 	case COL_STATE:
 		if (cli_format_job_state(job, buf, sizeof(buf)) < 0)
 			return strdup("?");
@@ -146,7 +155,7 @@ static void ps_table_free(char **cells, size_t n)
 	free(cells);
 }
 
-static int ps_table_print(char **cells, size_t rows)
+static int ps_table_print(char **cells, size_t rows, bool grid)
 {
 	size_t width[COL_MAX] = { 0 };
 
@@ -160,6 +169,8 @@ static int ps_table_print(char **cells, size_t rows)
 		for (int col = 0; col < COL_MAX; col++) {
 			const char *cell = cells[row * COL_MAX + col];
 
+			if (!grid && (col == COL_VO || col == COL_IDENTITY))
+				continue;
 			if (col == COL_MAX - 1)
 				printf("%s\n", cell);
 			else
@@ -172,8 +183,12 @@ static int ps_print_table(yajl_val jobs)
 {
 	size_t rows = jobs->u.array.len + 1;
 	uint64_t now = now_usec();
+	bool grid = false;
 	char **cells;
 	int r;
+
+	for (size_t i = 0; i < jobs->u.array.len; i++)
+		grid = grid || cli_json_get(jobs->u.array.values[i], "grid");
 
 	cells = calloc(rows * COL_MAX, sizeof(char *));
 	if (!cells)
@@ -189,7 +204,7 @@ static int ps_print_table(yajl_val jobs)
 		if (!cells[i])
 			r = -ENOMEM;
 	if (r >= 0)
-		r = ps_table_print(cells, rows);
+		r = ps_table_print(cells, rows, grid);
 	ps_table_free(cells, rows * COL_MAX);
 	return r;
 }

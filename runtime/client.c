@@ -136,6 +136,7 @@ static void conn_free(struct daemon *d, struct conn *c)
 	closep(&c->err_fd);
 	closep(&c->passed_fd);
 	template_ops_conn_gone(d, c);
+	grid_conn_free(c);
 	c->closed = true;
 	c->next = d->closed_conns;
 	d->closed_conns = c;

@@ -30,6 +30,7 @@ void runtime_config_init(struct runtime_config *c)
 	};
 	netsetup_config_init(&c->net);
 	nodes_config_init(&c->nodes);
+	credstore_config_init(&c->cred);
 }
 
 void runtime_config_free(struct runtime_config *c)
@@ -45,6 +46,7 @@ void runtime_config_free(struct runtime_config *c)
 	nodes_config_free(&c->nodes);
 	free(c->checkpoint_dir);
 	free(c->hooks_dir);
+	credstore_config_free(&c->cred);
 	*c = (struct runtime_config){ 0 };
 }
 
@@ -95,6 +97,14 @@ enum ckpt_bridge ckpt_bridge_from_string(const char *s)
 	if (set_bool(&v, s) < 0)
 		return _CKPT_BRIDGE_INVALID;
 	return v ? CKPT_BRIDGE_YES : CKPT_BRIDGE_NO;
+}
+
+/* The keys of the modules: credstore's, then netsetup's. */
+static int apply_module(struct runtime_config *c, const char *k, const char *v)
+{
+	int r = credstore_config_set(&c->cred, k, v);
+
+	return r != -ENOKEY ? r : netsetup_config_set(&c->net, k, v);
 }
 
 static int apply(struct runtime_config *c, const char *k, const char *v)
@@ -218,7 +228,7 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 			       : 0;
 	if (str_has_prefix(k, "node_"))
 		return nodes_config_set(&c->nodes, k, v);
-	return netsetup_config_set(&c->net, k, v);
+	return apply_module(c, k, v);
 }
 
 static char *strip(char *s)
@@ -291,6 +301,8 @@ int runtime_config_finish(struct runtime_config *c)
 	    !(c->checkpoint_dir = xstrdup_printf("%s/checkpoints", c->state_dir)))
 		return -ENOMEM;
 	if (!c->hooks_dir && set_str(&c->hooks_dir, XOS_SYSCONFDIR "/xos/hooks.d") < 0)
+		return -ENOMEM;
+	if (credstore_config_finish(&c->cred) < 0)
 		return -ENOMEM;
 	return netsetup_config_finish(&c->net);
 }

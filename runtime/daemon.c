@@ -962,6 +962,7 @@ static void daemon_free(struct daemon *d)
 	d->net = NULL;
 	nodes_free(d->nodes);
 	d->nodes = NULL;
+	grid_free(d);
 	slice_free_all(d);
 	free(d->lxcpath);
 	free(d->volatile_dir);
@@ -1092,6 +1093,8 @@ static int daemon_start(struct daemon *d, int *ret_lock, int *ret_sfd)
 		return log_error_errno(r, "Failed to watch job output: %m");
 	if ((r = netsetup_new(&cfg->net, d->state_fd, &d->net)) < 0)
 		return log_error_errno(r, "Failed to set up networking: %m");
+	if ((r = grid_setup(d)) < 0)
+		return r;
 	load_jobs(d);
 	if ((r = slice_reconcile(d)) < 0)
 		log_error("Failed to reconcile the container id leases: %s", strerror(-r));

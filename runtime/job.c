@@ -100,6 +100,9 @@ void job_free(struct job *j)
 	free(j->user);
 	free(j->groups);
 	free(j->home);
+	free(j->grid_dn);
+	free(j->grid_vo);
+	free(j->grid_role);
 	free(j->template);
 	strv_free(j->template_env);
 	free(j->template_workdir);
@@ -338,6 +341,14 @@ void job_to_json(const struct job *j, yajl_gen g)
 		yajl_gen_integer(g, j->groups[i]);
 	yajl_gen_array_close(g);
 	json_gen_kv_str(g, "home", j->home);
+	if (j->grid_dn) {
+		json_gen_key(g, "grid");
+		yajl_gen_map_open(g);
+		json_gen_kv_str(g, "dn", j->grid_dn);
+		json_gen_kv_str(g, "vo", j->grid_vo);
+		json_gen_kv_str(g, "role", j->grid_role);
+		yajl_gen_map_close(g);
+	}
 	json_gen_kv_str(g, "state", job_state_to_string(j->state));
 	json_gen_kv_str(g, "reason", j->reason);
 	gen_opt_int(g, "exit_code", final, job_exit_code(j));
@@ -473,6 +484,11 @@ static int job_fields_from_json(yajl_val t, struct job *j)
 	j->name = dup_opt(t, "name");
 	j->user = dup_opt(t, "user");
 	j->home = dup_opt(t, "home");
+	if ((v = json_get(t, "grid")) && YAJL_IS_OBJECT(v)) {
+		j->grid_dn = dup_opt(v, "dn");
+		j->grid_vo = dup_opt(v, "vo");
+		j->grid_role = dup_opt(v, "role");
+	}
 	j->template = dup_opt(t, "template");
 	if (json_get_strv(t, "template_env", &j->template_env) == -ENOMEM)
 		return -ENOMEM;

@@ -927,6 +927,8 @@ static struct job *new_job(struct daemon *d, struct conn *c, struct run_req *q)
  * as --user or the caller. */
 static int job_account(struct daemon *d, struct conn *c, struct run_req *q, struct job *j)
 {
+	if (c->grid)
+		return grid_job_account(d, c, q->user, j);
 	if (c->uid == 0 && !q->user && q->fs.tpl && q->fs.tpl->user)
 		return template_user(d, c, q, j);
 	return resolve_user(d, c, q->user, j);
@@ -1280,6 +1282,9 @@ static const struct op {
 	{ "checkpoint_delete", ckpt_op_delete, { "v", "op", "job", "version", NULL } },
 	{ "restart", ckpt_op_restart, { "v", "op", "job", "version", NULL } },
 	{ "nodes", ops_nodes, { "v", "op", NULL } },
+	/* grid logins: grid.c */
+	{ "auth_challenge", ops_auth_challenge, { "v", "op", NULL } },
+	{ "auth", ops_auth, { "v", "op", "chain", "signature", NULL } },
 };
 
 void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len)

@@ -10,6 +10,7 @@
  * and nr_inodes= are the job's block and inode quota. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <limits.h>
 #include <linux/magic.h>
 #include <sys/mount.h>
@@ -313,15 +314,55 @@ static bool accounts_unchanged(const char *skel)
 	return true;
 }
 
+/* Add line to the job's copy of etc/name. */
+static int append_entry(int etc, const char *name, const char *line, uid_t ru, gid_t rg)
+{
+	_cleanup_free_ char *text = NULL, *more = NULL;
+	size_t len = 0;
+	int r = read_file_at(etc, name, 64 << 20, &text, &len);
+
+	if (r < 0)
+		return r;
+	more = xstrdup_printf("%s%s%s\n", text, len && text[len - 1] != '\n' ? "\n" : "", line);
+	if (!more)
+		return -ENOMEM;
+	r = write_file_atomic_at(etc, name, more, strlen(more), 0644, false);
+	return r < 0 ? r : fchownat(etc, name, ru, rg, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+/* A pool account (grid login, DECISIONS (af)) is in no host file: its job's
+ * copies name it and its VO's group, for id and ls in the job. */
+static int job_etc_grid(int etc, const struct job *j, uid_t ru, gid_t rg)
+{
+	_cleanup_free_ char *gecos = strdup(j->grid_dn ? j->grid_dn : "");
+	_cleanup_free_ char *pw = NULL;
+	_cleanup_free_ char *gr = xstrdup_printf("xos-%s:x:%u:%s", j->grid_vo, (unsigned)j->gid,
+						 j->user);
+	int r;
+
+	for (char *c = gecos; c && *c; c++)
+		if (*c == ':' || *c == '\n')
+			*c = ';';
+	pw = gecos ? xstrdup_printf("%s:x:%u:%u:%s:%s:/bin/sh", j->user, (unsigned)j->uid,
+				    (unsigned)j->gid, gecos, j->home ? j->home : "/")
+		   : NULL;
+	if (!pw || !gr)
+		return -ENOMEM;
+	r = append_entry(etc, "passwd", pw, ru, rg);
+	return r < 0 ? r : append_entry(etc, "group", gr, ru, rg);
+}
+
 /* The accounts as they are now: when they changed since the skeleton was
- * made, the job gets fresh copies in its own layer. */
-static int job_etc(int layer, uid_t ru, gid_t rg, const char *skel)
+ * made, or the job's account is a pool account, the job gets fresh copies in
+ * its own layer. */
+static int job_etc(int layer, const struct job *j, uid_t ru, gid_t rg, const char *skel)
 {
 	_cleanup_close_ int host = -EBADF;
 	_cleanup_close_ int etc = -EBADF;
+	bool pool = j->grid_vo && j->user && !getpwuid(j->uid);
 	int r;
 
-	if (accounts_unchanged(skel))
+	if (!pool && accounts_unchanged(skel))
 		return 0;
 	host = open("/etc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (host < 0)
@@ -332,7 +373,9 @@ static int job_etc(int layer, uid_t ru, gid_t rg, const char *skel)
 	if (etc < 0)
 		return etc;
 	r = copy_entry(host, etc, "passwd", ru, rg);
-	return r < 0 ? r : copy_entry(host, etc, "group", ru, rg);
+	if (r >= 0)
+		r = copy_entry(host, etc, "group", ru, rg);
+	return r < 0 || !pool ? r : job_etc_grid(etc, j, ru, rg);
 }
 
 /* The overlay's lower layers, top first: the host skeleton over / for
@@ -762,7 +805,7 @@ static int layer_prepare(struct daemon *d, struct job *j, const char *layer,
 		return -errno;
 	r = job_tmp(lw, lfd);
 	if (r >= 0 && (!j->template || !strcmp(j->template, "host")))
-		r = job_etc(lfd, ru, rg, d->skel_dir);
+		r = job_etc(lfd, j, ru, rg, d->skel_dir);
 	return r;
 }
 

@@ -117,6 +117,7 @@ struct job {
 	unsigned restores;           /* restarts from a checkpoint so far */
 	char *ckpt_skipped;          /* why the last periodic checkpoint was skipped (or NULL) */
 	uint64_t ckpt_skipped_us;    /* when */
+	char *grid_dn, *grid_vo, *grid_role; /* submitted by a grid login (grid.c), else NULL */
 
 	/* runtime only */
 	bool slice_held; /* its ids are leased to it (slice.c) */
@@ -345,6 +346,12 @@ struct daemon {
 	uint64_t conn_deadline_next;  /* earliest request deadline of a connection (0: none) */
 	int reserve_fd;               /* given up to accept and refuse a client at EMFILE */
 	uint64_t listen_paused_until; /* monotonic: the listener is out of epoll until then */
+	/* grid logins (grid.c): the trust (NULL: the node takes none), the pool
+	 * account leases, the node's name in challenges */
+	struct credstore_trust *trust;
+	struct credstore_accounts *accounts;
+	char node_name[256];
+	struct grid_verified *verified; /* chains verified lately (GRID_VERIFIED_MAX) */
 };
 
 int daemon_persist_job(struct daemon *d, struct job *j);
@@ -415,6 +422,10 @@ struct conn {
 	struct template_task *tpl_task; /* its template import */
 	bool closed;          /* gone: waits in d->closed_conns for the end of the event batch */
 	uint64_t deadline_us; /* monotonic: closed if its request is not whole by then */
+	/* grid.c: the challenge it was given; its grid login (uid and gid are
+	 * then the mapped account's) */
+	char *nonce;
+	struct conn_grid *grid;
 	struct conn *next;
 };
 void conn_send(struct conn *c, const char *text); /* one JSON line */
@@ -427,6 +438,13 @@ void conn_pump(struct daemon *d, struct conn *c);
 void conn_kick(struct daemon *d, struct conn *c);
 /* Pass a unit's terminal to the xrun attached to it; -ENOENT if none is. */
 int conns_pass_tty(struct daemon *d, struct job *j, unsigned unit, int fd);
+/* grid.c */
+int grid_setup(struct daemon *d);
+void grid_free(struct daemon *d);
+void grid_conn_free(struct conn *c);
+void ops_auth_challenge(struct daemon *d, struct conn *c, struct yajl_val_s *t);
+void ops_auth(struct daemon *d, struct conn *c, struct yajl_val_s *t);
+int grid_job_account(struct daemon *d, struct conn *c, const char *user, struct job *j);
 /* ops.c */
 struct yajl_gen_t *ops_reply_begin(void); /* {"v":..,"ok":true */
 /* The job a request names, if the caller may act on it; else answered. */

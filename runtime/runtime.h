@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "credstore/credstore.h"
 #include "netsetup/netsetup.h"
 #include "nodes/nodes.h"
 
@@ -62,6 +63,9 @@ struct runtime_config {
 
 	/* the node_* keys: the node channel (nodes/) */
 	struct nodes_config nodes;
+
+	/* grid logins: the credential_* and pool_* keys */
+	struct credstore_config cred;
 };
 #define RUNTIME_LOG_SIZE_MIN (64ULL << 10) /* --log-size, log_size_* at least */
 

@@ -41,7 +41,7 @@ make -C "$REPO_ROOT" "${MAKEVARS[@]}" DESTDIR="$STAGE" install >>"$OUT.make.log"
 mv "$OUT.make.log" "$OUT/make.log"
 
 # --- what make install does not do for a package
-find "$STAGE" -type f -perm -u+x -exec file {} + | awk -F: '/ELF/ { print $1 }' |
+find "$STAGE" -type f \( -perm -u+x -o -name '*.so*' \) -exec file {} + | awk -F: '/ELF/ { print $1 }' |
 	while read -r f; do
 		strip --remove-section=.comment --remove-section=.note --strip-unneeded "$f"
 	done
@@ -71,6 +71,8 @@ sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$ARCH/" -e "s/@SIZE@/$size/" \
 for s in postinst prerm postrm; do
 	install -m 0755 "$DIST/debian/$s" "$STAGE/DEBIAN/$s"
 done
+# libnss_xos is a shared library in the library directory
+printf 'activate-noawait ldconfig\n' >"$STAGE/DEBIAN/triggers"
 (cd "$STAGE" && find . -path ./DEBIAN -prune -o -type f -print | sed 's|^\./||' | LC_ALL=C sort |
 	xargs md5sum) >"$STAGE/DEBIAN/md5sums"
 
