@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime/ckpt-internal.h"
+#include "ckpt/ckpt-internal.h"
 #include "tests/unit/tap.h"
 
 /* ---- copies keep holes ---- */

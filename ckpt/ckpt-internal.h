@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Shared by checkpoint.c and ckpt-store.c only. */
-#ifndef XOS_RUNTIME_CKPT_INTERNAL_H
-#define XOS_RUNTIME_CKPT_INTERNAL_H
+#ifndef XOS_CKPT_INTERNAL_H
+#define XOS_CKPT_INTERNAL_H
 
 #include "runtime/runtime-internal.h"
 

@@ -14,7 +14,7 @@
 #include <sys/statvfs.h>
 #include <yajl/yajl_gen.h>
 
-#include "runtime/ckpt-internal.h"
+#include "ckpt/ckpt-internal.h"
 
 /* CRIU's images besides memory (cores, fds, mounts...), and the manifest */
 #define CKPT_IMAGE_OVERHEAD (1ULL << 20)

@@ -11,7 +11,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include "runtime/ckpt-internal.h"
+#include "ckpt/ckpt-internal.h"
 
 #define SHIM_ENV "XOS_CRIU"
 #define SHIM_DIR "criu-shim"

@@ -16,7 +16,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "hooks/hooks.h"
-#include "runtime/ckpt-internal.h"
+#include "ckpt/ckpt-internal.h"
 
 enum ckpt_kind { CKPT_DUMP, CKPT_RESTORE };
 

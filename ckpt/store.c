@@ -17,7 +17,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "runtime/runtime-internal.h"
-#include "runtime/ckpt-internal.h"
+#include "ckpt/ckpt-internal.h"
 
 int ckpt_store_fd(struct daemon *d)
 {
