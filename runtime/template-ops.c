@@ -15,7 +15,6 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
-#include "ckpt/ckpt-internal.h"
 #include "runtime/runtime-internal.h"
 #include "templates/templates.h"
 
@@ -73,15 +72,13 @@ static size_t checkpoint_users(struct daemon *d, const char *name, const struct 
 
 	for (struct job *j = d->jobs; j; j = j->next) {
 		_cleanup_free_ unsigned *versions = NULL;
-		_cleanup_close_ int jfd = -EBADF;
 		size_t nv = 0;
 
 		if (job_is_live(j) || !j->template || strcmp(j->template, name) != 0)
 			continue;
 		if (c && !job_may_see(j, c->uid)) /* others' jobs are not counted */
 			continue;
-		jfd = ckpt_job_store(d, j, false);
-		if (jfd < 0 || ckpt_list_versions(jfd, &versions, &nv) < 0 || nv == 0)
+		if (ckpt_job_versions(d->ckpt, j, &versions, &nv) < 0 || nv == 0)
 			continue;
 		n++;
 		if (ids)
