@@ -126,7 +126,9 @@ FUZZ_LIBS = $(LIB_runtime) $(LIB_ckpt) $(LIB_hooks) $(LIB_templates) $(LIB_netse
 
 $(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(FUZZ_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(XCFLAGS) $(CFLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) $(LDHARDEN) -o $@ $< $(FUZZ_LIBS) \
+	$(CC) $(XCFLAGS) $(CFLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) $(LDHARDEN) -o $@ $< \
+		-Wl,--start-group $(LIB_runtime) $(LIB_ckpt) -Wl,--end-group \
+		$(filter-out $(LIB_runtime) $(LIB_ckpt),$(FUZZ_LIBS)) \
 		$(LXC_LIBS) $(YAJL_LIBS) $(SECCOMP_LIBS) $(CAP_LIBS) $(NFT_LIBS) $(ARCHIVE_LIBS) \
 		$(CRYPTO_LIBS) -ldl
 

@@ -126,7 +126,7 @@ static bool dump_met_moving_task(const char *dir)
 	return moving && rm_rf_at(dfd, "images") >= 0;
 }
 
-/* The dump failed: say why if CRIU's log tells (ckpt-log.c). */
+/* The dump failed: say why if CRIU's log tells (log.c). */
 static void dump_fail_reason(const char *dir, uint64_t ghost_limit)
 {
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -46,7 +46,7 @@ char *ckpt_dump_log_reason(const char *log, uint64_t ghost_limit);
 
 /* A dump's child: liblxc's CRIU becomes xosd's shim (criu-shim.c). */
 int ckpt_criu_shim_setup(struct ckpt *ck);
-/* ---- ckpt-space.c: what checkpoints take and may take ---- */
+/* ---- space.c: what checkpoints take and may take ---- */
 /* "310.2 MiB" */
 void ckpt_format_size(uint64_t bytes, char *buf, size_t len);
 /* The versions j keeps (0: all): --keep, else checkpoint_keep, at most

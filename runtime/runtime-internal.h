@@ -134,11 +134,11 @@ struct job {
 	int cg_prune_tries;   /* > 0: LXC's cgroups still to remove */
 	pid_t starter;        /* the child starting its container, while it does */
 	int starter_fd;       /* its pidfd, in the event loop */
-	struct ckpt_run *run; /* a checkpoint or restore under way (checkpoint.c) */
+	struct ckpt_run *run; /* a checkpoint or restore under way (ckpt/checkpoint.c) */
 	uint64_t ckpt_due_us; /* monotonic time of the next periodic checkpoint */
 	char *start_warning;  /* for the xrun that starts it (its DNS cannot work) */
 	bool ckpt_measured;   /* ckpt_bytes measured since its versions last changed */
-	uint64_t ckpt_bytes;  /* disk its checkpoint store takes (ckpt-space.c) */
+	uint64_t ckpt_bytes;  /* disk its checkpoint store takes (ckpt/space.c) */
 	struct job *next;
 };
 
