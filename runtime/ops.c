@@ -1235,21 +1235,6 @@ static int op_version(struct daemon *d, struct conn *c, yajl_val t, struct xerr 
 	return 0;
 }
 
-/* The template requests (template-ops.c) still answer their errors
- * themselves; to be moved onto struct xerr like the others. */
-#define TEMPLATE_OP(name)                                                           \
-	static int op_template_##name(struct daemon *d, struct conn *c, yajl_val t, \
-				      struct xerr *err)                             \
-	{                                                                           \
-		ops_template_##name(d, c, t);                                       \
-		return 0;                                                           \
-	}
-TEMPLATE_OP(import)
-TEMPLATE_OP(list)
-TEMPLATE_OP(show)
-TEMPLATE_OP(default)
-TEMPLATE_OP(remove)
-
 static const struct op {
 	const char *name;
 	/* 0: answered (or to be answered later); else the error, which
@@ -1298,12 +1283,12 @@ static const struct op {
 	{ "version", op_version, { "v", "op", NULL } },
 	/* the template catalogue: template-ops.c */
 	{ "template_import",
-	  op_template_import,
+	  ops_template_import,
 	  { "v", "op", "name", "env", "workdir", "user", "allow_devices", NULL } },
-	{ "template_list", op_template_list, { "v", "op", NULL } },
-	{ "template_show", op_template_show, { "v", "op", "name", NULL } },
-	{ "template_default", op_template_default, { "v", "op", "name", NULL } },
-	{ "template_remove", op_template_remove, { "v", "op", "name", "force", NULL } },
+	{ "template_list", ops_template_list, { "v", "op", NULL } },
+	{ "template_show", ops_template_show, { "v", "op", "name", NULL } },
+	{ "template_default", ops_template_default, { "v", "op", "name", NULL } },
+	{ "template_remove", ops_template_remove, { "v", "op", "name", "force", NULL } },
 	/* checkpoints: ckpt-host.c */
 	{ "checkpoint", ops_checkpoint, { "v", "op", "job", "stop", NULL } },
 	{ "checkpoints", ops_checkpoints, { "v", "op", "job", NULL } },

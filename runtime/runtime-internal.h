@@ -501,12 +501,11 @@ void template_ops_event(struct daemon *d, struct template_task *t);
 void template_ops_conn_gone(struct daemon *d, struct conn *c);
 /* A job ended: storage of removed templates it held can go. */
 void template_ops_job_gone(struct daemon *d, struct job *j);
-/* (these still answer their errors themselves: not yet on struct xerr) */
-void ops_template_import(struct daemon *d, struct conn *c, struct yajl_val_s *t);
-void ops_template_list(struct daemon *d, struct conn *c, struct yajl_val_s *t);
-void ops_template_show(struct daemon *d, struct conn *c, struct yajl_val_s *t);
-void ops_template_default(struct daemon *d, struct conn *c, struct yajl_val_s *t);
-void ops_template_remove(struct daemon *d, struct conn *c, struct yajl_val_s *t);
+int ops_template_import(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+int ops_template_list(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+int ops_template_show(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+int ops_template_default(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+int ops_template_remove(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
 
 /* sdnotify.c: the service manager's readiness protocol */
 void sdnotify_init(void);

@@ -17,9 +17,10 @@ struct answer {
 	enum conn_mode mode;
 };
 
-static struct answer ask(struct daemon *d, const char *line)
+static struct answer ask_as(struct daemon *d, uid_t uid, const char *line)
 {
 	struct conn c = { .fd = -EBADF,
+			  .uid = uid,
 			  .mode = CONN_REQUEST,
 			  .out_fd = -EBADF,
 			  .err_fd = -EBADF,
@@ -48,13 +49,24 @@ static struct answer ask(struct daemon *d, const char *line)
 	return a;
 }
 
-static void expect(struct daemon *d, const char *line, const char *code, const char *message)
+static struct answer ask(struct daemon *d, const char *line)
 {
-	struct answer a = ask(d, line);
+	return ask_as(d, 0, line);
+}
+
+static void expect_as(struct daemon *d, uid_t uid, const char *line, const char *code,
+		      const char *message)
+{
+	struct answer a = ask_as(d, uid, line);
 
 	ok(a.lines == 1 && !a.ok && !strcmp(a.code, code) && !strcmp(a.message, message) &&
 		   a.mode == CONN_CLOSING,
 	   "%s: one answer (%zu lines), %s: %s", line, a.lines, a.code, a.message);
+}
+
+static void expect(struct daemon *d, const char *line, const char *code, const char *message)
+{
+	expect_as(d, 0, line, code, message);
 }
 
 int main(void)
@@ -90,6 +102,15 @@ int main(void)
 	       "bad_request", "Field 'version' must be a positive integer");
 	expect(&d, "{\"v\":1,\"op\":\"checkpoint\",\"job\":\"x\",\"stop\":1}", "bad_request",
 	       "Field 'stop' must be true or false");
+	/* the template requests (template-ops.c) */
+	expect(&d, "{\"v\":1,\"op\":\"template_show\"}", "bad_request",
+	       "Field 'name' (string) is required");
+	expect_as(&d, 1000, "{\"v\":1,\"op\":\"template_default\",\"name\":\"x\"}",
+		  "permission_denied", "Only root (the node owner) may set the default template");
+	expect_as(&d, 1000, "{\"v\":1,\"op\":\"template_remove\",\"name\":\"x\",\"force\":1}",
+		  "bad_request", "Field 'force' must be true or false");
+	expect(&d, "{\"v\":1,\"op\":\"template_remove\",\"name\":\"host\"}", "invalid_argument",
+	       "The built-in template host cannot be removed");
 	/* the request itself */
 	expect(&d, "{\"v\":1,\"op\":\"frob\"}", "unknown_op", "Unknown operation 'frob'");
 	expect(&d, "{\"v\":2,\"op\":\"ps\"}", "unsupported_version",
