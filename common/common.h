@@ -16,6 +16,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "common/error.h" /* struct xerr: how errors travel */
+
 #define XOS_VERSION "0.1.0"
 #define XOS_PROTO_VERSION 1
 #define XOS_REQUEST_MAX (1024 * 1024) /* bytes, one request line */

@@ -135,10 +135,11 @@ static int run_one(const char *dir, const char *name, enum hook_event e, const c
 }
 
 int hook_run(const char *dir, enum hook_event e, const char *job_id, const char *input, size_t len,
-	     uint64_t timeout_us, char **ret_msg)
+	     uint64_t timeout_us, struct xerr *err)
 {
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), evfd = -EBADF;
 	_cleanup_strv_free_ char **names = NULL;
+	_cleanup_free_ char *msg = NULL;
 	int r;
 
 	if (dfd < 0)
@@ -148,7 +149,9 @@ int hook_run(const char *dir, enum hook_event e, const char *job_id, const char 
 		return errno == ENOENT ? 0 : -errno;
 	r = list_hooks(evfd, &names);
 	for (size_t i = 0; r >= 0 && names && names[i]; i++)
-		r = run_one(dir, names[i], e, job_id, input, len, timeout_us, ret_msg);
+		r = run_one(dir, names[i], e, job_id, input, len, timeout_us, &msg);
+	if (r < 0)
+		return xerr_set_msg(err, r, NULL, msg);
 	return r;
 }
 
@@ -179,11 +182,7 @@ int hook_run_detached(const char *dir, enum hook_event e, const char *job_id, co
 		if (fork() != 0)
 			_exit(0);
 		close_range(3, ~0U, 0);
-		{
-			char *msg = NULL;
-
-			_exit(hook_run(dir, e, job_id, input, len, timeout_us, &msg) < 0);
-		}
+		_exit(hook_run(dir, e, job_id, input, len, timeout_us, NULL) < 0);
 	}
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;

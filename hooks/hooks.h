@@ -25,11 +25,13 @@ enum hook_event hook_event_from_string(const char *s);
 
 /* Run the hooks of event e one after the other, stopping at the first that
  * fails (exits non-zero, is killed, or outlives timeout_us): -EPERM (failed)
- * or -ETIME (timed out) and, in *ret_msg, "NAME: " and the first line of its
- * standard error (or how it ended). 0 when all succeeded or there are none.
+ * or -ETIME (timed out) and, in err (struct xerr, common/error.h; may be
+ * NULL), "NAME: " and the first line of its standard error (or how it
+ * ended). 0 when all succeeded or there are none.
  * Blocks: call it from a child of xosd, never from its event loop. */
+struct xerr;
 int hook_run(const char *dir, enum hook_event e, const char *job_id, const char *input, size_t len,
-	     uint64_t timeout_us, char **ret_msg);
+	     uint64_t timeout_us, struct xerr *err);
 
 /* Whether DIR/EVENT may hold hooks: false only when DIR or DIR/EVENT is
  * not there (hook_run would run none). Cheap: two syscalls. */

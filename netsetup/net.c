@@ -97,22 +97,28 @@ static void do_unregister(struct netsetup *n, struct netsetup_job *nj)
 	nj->active = false;
 }
 
+/* The protocol's code of a set-up that failed with r. */
+static const char *setup_code(int r)
+{
+	if (r == -EADDRNOTAVAIL)
+		return "invalid_argument";
+	return r == -EADDRINUSE || r == -EBUSY ? "conflict" : "internal";
+}
+
 int netsetup_job_setup(struct netsetup *n, const char *job_id, struct netsetup_job *nj,
-		       char **ret_error)
+		       struct xerr *err)
 {
 	const struct netsetup_backend *b = backend(nj);
-	char *err = NULL;
+	_cleanup_free_ char *why = NULL;
 	int r;
 
 	if (!b)
-		return -EINVAL;
-	r = b->setup(n, job_id, nj, &err);
+		return xerr_set_msg(err, -EINVAL, NULL, NULL);
+	r = b->setup(n, job_id, nj, &why);
 	if (r >= 0 && (r = do_register(n, job_id, nj)) < 0)
 		b->release(n, job_id, nj);
-	if (ret_error)
-		*ret_error = err;
-	else
-		free(err);
+	if (r < 0)
+		return xerr_set_msg(err, r, setup_code(r), why);
 	return r;
 }
 

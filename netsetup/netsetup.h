@@ -120,13 +120,15 @@ void netsetup_free(struct netsetup *n);
 
 /* Set up a new job's network before its container starts: the lease (nj->addr,
  * or a random free one if 0), the host ports, the bridge and rules. On failure
- * nothing is left set up, and *ret_error (may be NULL) says why for the user:
- *   -EADDRNOTAVAIL  address outside the pool, or the pool is full
- *   -EADDRINUSE     address taken (lease or a local interface)
- *   -EBUSY          a host port is taken (by a job or a program of the node)
- * Other errors: the system's. */
+ * nothing is left set up, and err (struct xerr, common/error.h; may be NULL)
+ * says why for the user, with the protocol's code:
+ *   -EADDRNOTAVAIL  address outside the pool, or the pool is full (invalid_argument)
+ *   -EADDRINUSE     address taken (lease or a local interface) (conflict)
+ *   -EBUSY          a host port is taken (by a job or a program of the node) (conflict)
+ * Other errors: the system's (internal). */
+struct xerr;
 int netsetup_job_setup(struct netsetup *n, const char *job_id, struct netsetup_job *nj,
-		       char **ret_error);
+		       struct xerr *err);
 /* (A job keeps its network while it is stopped at a checkpoint. Should a
  * restore find it released, it calls this again with the recorded nj: that
  * claims the same address and host ports, or fails with -EADDRINUSE/-EBUSY

@@ -210,6 +210,11 @@ void conn_reply_error(struct conn *c, const char *code, const char *fmt, ...)
 	c->mode = CONN_CLOSING;
 }
 
+void conn_reply_xerr(struct conn *c, const struct xerr *err)
+{
+	conn_reply_error(c, xerr_code(err), "%s", xerr_message(err));
+}
+
 void conn_send_map(struct conn *c, yajl_gen g)
 {
 	_cleanup_free_ char *text = NULL;

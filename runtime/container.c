@@ -259,13 +259,13 @@ static _noreturn_ void start_child(struct daemon *d, struct job *j, const char *
 	signal(SIGPIPE, SIG_DFL);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (record) { /* a failing prestart hook aborts the start with its message */
-		char *msg = NULL;
+		struct xerr err = XERR_INIT;
 
 		if (hook_run(d->cfg->hooks_dir, HOOK_PRESTART, j->id, record, strlen(record),
-			     d->cfg->hook_timeout_us, &msg) < 0) {
-			if (msg)
-				(void)write_file_atomic_at(j->dirfd, "prestart.err", msg,
-							   strlen(msg), 0600, false);
+			     d->cfg->hook_timeout_us, &err) < 0) {
+			if (err.msg)
+				(void)write_file_atomic_at(j->dirfd, "prestart.err", err.msg,
+							   strlen(err.msg), 0600, false);
 			_exit(CONTAINER_START_HOOK_FAILED);
 		}
 	}

@@ -372,7 +372,7 @@ static void prune_ended_jobs(struct daemon *d)
 		j = *oldest;
 		r = rm_rf_at(d->jobs_fd, j->id);
 		if (r >= 0) {
-			ckpt_forget(d, j);
+			ckpt_forget(d->ckpt, j);
 			slice_release(d, j);
 		}
 		if (r < 0) {
@@ -553,7 +553,7 @@ static int load_job(struct daemon *d, const char *id)
 	 * with netsetup_reconcile); if its container is gone, it goes with it */
 	if (job_is_live(j) && (r = netsetup_job_adopt(d->net, j->id, &j->net)) < 0)
 		log_warn("Failed to take over the network of job %s: %s", j->id, strerror(-r));
-	if (ckpt_adopt(d, j))
+	if (ckpt_adopt(d->ckpt, j) || daemon_job_recover(d, j))
 		return 0;
 	if (job_is_live(j))
 		adopt_job(d, j);
@@ -893,11 +893,11 @@ static void dispatch(struct daemon *d, struct epoll_event *ev, int sfd)
 		break;
 	case EP_PIDFD:
 		log_debug("Container of job %s ended", j->id);
-		if (!ckpt_container_gone(d, j))
+		if (!ckpt_container_gone(d->ckpt, j))
 			daemon_job_gone(d, j);
 		break;
 	case EP_CKPT:
-		ckpt_child_done(d, j);
+		ckpt_child_done(d->ckpt, j);
 		break;
 	case EP_NODES:
 		nodes_process(d->nodes);
@@ -971,7 +971,8 @@ static void daemon_free(struct daemon *d)
 	free(d->rootfs_mnt);
 	free(d->self_exe);
 	free(d->template_helper);
-	closep(&d->ckpt_fd);
+	ckpt_free(d->ckpt);
+	d->ckpt = NULL;
 	closep(&d->epfd);
 	closep(&d->inotify_fd);
 	closep(&d->jobs_fd);
@@ -1093,6 +1094,8 @@ static int daemon_start(struct daemon *d, int *ret_lock, int *ret_sfd)
 		return log_error_errno(r, "Failed to watch job output: %m");
 	if ((r = netsetup_new(&cfg->net, d->state_fd, &d->net)) < 0)
 		return log_error_errno(r, "Failed to set up networking: %m");
+	if ((r = daemon_ckpt_setup(d)) < 0)
+		return log_error_errno(r, "Failed to set up checkpoints: %m");
 	if ((r = grid_setup(d)) < 0)
 		return r;
 	load_jobs(d);
@@ -1131,12 +1134,10 @@ int runtime_run(struct runtime_config *cfg)
 			    .catalog_fd = -EBADF,
 			    .epfd = -EBADF,
 			    .inotify_fd = -EBADF,
-			    .ckpt_fd = -EBADF,
 			    .vjobs_fd = -EBADF,
 			    .reserve_fd = -EBADF,
 			    .idmap_fd = -EBADF,
-			    .idmapped_mounts = -1,
-			    .criu_veth_fix = -1 };
+			    .idmapped_mounts = -1 };
 	_cleanup_close_ int lock = -EBADF, sfd = -EBADF;
 	int r;
 
@@ -1152,7 +1153,7 @@ int runtime_run(struct runtime_config *cfg)
 		       cfg->socket_path);
 	while (!d.quit) {
 		struct epoll_event evs[64];
-		int t1 = prune_cgroups(&d), t2 = ckpt_tick(&d);
+		int t1 = prune_cgroups(&d), t2 = ckpt_tick(d.ckpt);
 		int t3 = min_timeout(conns_expire(&d), listen_resume(&d));
 		int t4 = d.nodes ? nodes_tick(d.nodes) : -1;
 		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs),

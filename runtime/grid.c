@@ -177,35 +177,36 @@ static bool uid_in_use(uid_t uid, void *userdata)
 	return false;
 }
 
-void ops_auth_challenge(struct daemon *d, struct conn *c, yajl_val t)
+int ops_auth_challenge(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 {
 	_cleanup_gen_ yajl_gen g = NULL;
 	unsigned char raw[CREDSTORE_CHALLENGE_BYTES];
 	char hex[2 * CREDSTORE_CHALLENGE_BYTES + 1];
 
 	if (!d->trust)
-		return conn_reply_error(c, "not_supported",
-					"This node accepts no grid credentials (the node owner "
-					"has set no credential_vos in xosd.conf); run jobs as a "
-					"local user");
+		return xerr_set(err, -EOPNOTSUPP, "not_supported",
+				"This node accepts no grid credentials (the node owner "
+				"has set no credential_vos in xosd.conf); run jobs as a "
+				"local user");
 	if (c->grid)
-		return conn_reply_error(c, "conflict", "This connection has logged in already");
+		return xerr_set(err, -EEXIST, "conflict", "This connection has logged in already");
 	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
-		return conn_reply_error(c, "internal", "No random bytes for a challenge");
+		return xerr_set(err, -ENOMEM, "internal", "No random bytes for a challenge");
 	for (size_t i = 0; i < sizeof(raw); i++)
 		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
 	free(c->nonce);
 	c->nonce = strdup(hex);
 	g = ops_reply_begin();
 	if (!c->nonce || !g)
-		return conn_reply_error(c, "internal", "Out of memory");
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	json_gen_kv_str(g, "nonce", hex);
 	json_gen_kv_str(g, "node", d->node_name);
 	conn_send_map(c, g);
+	return 0;
 }
 
 /* The uid and gid the account gives the connection. */
-static int account_ids(struct conn *c, struct credstore_account *acc)
+static int account_ids(struct conn *c, struct credstore_account *acc, struct xerr *err)
 {
 	struct passwd *pw;
 
@@ -213,11 +214,11 @@ static int account_ids(struct conn *c, struct credstore_account *acc)
 		return 0;
 	pw = getpwnam(acc->name);
 	if (!pw || pw->pw_uid == 0) {
-		conn_reply_error(c, "permission_denied",
-				 "The grid-map file maps %s to '%s', %s: ask the node owner to "
-				 "fix the grid-map file",
-				 acc->dn, acc->name,
-				 pw ? "root, which never runs jobs" : "which is no local account");
+		xerr_set(err, -EACCES, "permission_denied",
+			 "The grid-map file maps %s to '%s', %s: ask the node owner to "
+			 "fix the grid-map file",
+			 acc->dn, acc->name,
+			 pw ? "root, which never runs jobs" : "which is no local account");
 		return -EACCES;
 	}
 	acc->uid = pw->pw_uid;
@@ -225,13 +226,13 @@ static int account_ids(struct conn *c, struct credstore_account *acc)
 	return 0;
 }
 
-static void reply_auth(struct conn *c)
+static int reply_auth(struct conn *c, struct xerr *err)
 {
 	_cleanup_gen_ yajl_gen g = ops_reply_begin();
 	const struct conn_grid *gr = c->grid;
 
 	if (!g)
-		return conn_reply_error(c, "internal", "Out of memory");
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	json_gen_kv_str(g, "dn", gr->id.dn);
 	json_gen_kv_str(g, "vo", gr->id.vo);
 	json_gen_kv_str(g, "role", credstore_role_to_string(gr->id.role));
@@ -241,13 +242,15 @@ static void reply_auth(struct conn *c)
 	json_gen_kv_uint(g, "uid", gr->acc.uid);
 	json_gen_kv_bool(g, "pool", gr->acc.pool);
 	conn_send_map(c, g);
+	return 0;
 }
 
 /* Check chain and signature against the connection's challenge (used up). */
-static int check_answer(struct daemon *d, struct conn *c, yajl_val t, struct conn_grid *gr)
+static int check_answer(struct daemon *d, struct conn *c, yajl_val t, struct conn_grid *gr,
+			struct xerr *err)
 {
 	struct grid_verified *v;
-	_cleanup_free_ char *nonce = TAKE_PTR(c->nonce), *sig = NULL, *err = NULL;
+	_cleanup_free_ char *nonce = TAKE_PTR(c->nonce), *sig = NULL, *why = NULL;
 	const char *chain = NULL, *sig64 = NULL;
 	char text[512];
 	size_t sig_len = 0;
@@ -255,57 +258,61 @@ static int check_answer(struct daemon *d, struct conn *c, yajl_val t, struct con
 
 	if (json_get_string(t, "chain", &chain) < 0 ||
 	    json_get_string(t, "signature", &sig64) < 0) {
-		conn_reply_error(c, "bad_request", "Fields 'chain' and 'signature' are required");
+		xerr_set(err, -EINVAL, "bad_request",
+			 "Fields 'chain' and 'signature' are required");
 		return -EINVAL;
 	}
 	if (!nonce) {
-		conn_reply_error(c, "bad_request",
-				 "No challenge on this connection: ask for one (auth_challenge) "
-				 "and sign it; an answer is good for its own challenge only");
+		xerr_set(err, -EINVAL, "bad_request",
+			 "No challenge on this connection: ask for one (auth_challenge) "
+			 "and sign it; an answer is good for its own challenge only");
 		return -EINVAL;
 	}
 	n = credstore_challenge_text(d->node_name, nonce, text, sizeof(text));
 	if (n < 0 || base64_decode(sig64, strlen(sig64), &sig, &sig_len) < 0) {
-		conn_reply_error(c, "bad_request", "The signature is not base64");
+		xerr_set(err, -EINVAL, "bad_request", "The signature is not base64");
 		return -EINVAL;
 	}
-	v = verified_chain(d, chain, now_usec(), &err);
-	r = v ? credstore_check_signature_key(v->key, text, (size_t)n, sig, sig_len, &err)
+	v = verified_chain(d, chain, now_usec(), &why);
+	r = v ? credstore_check_signature_key(v->key, text, (size_t)n, sig, sig_len, &why)
 	      : -EACCES;
 	if (r == 0)
 		r = identity_copy(&v->id, &gr->id);
 	if (r < 0) {
-		log_info("Refused a grid login (uid %u): %s", (unsigned)c->uid, err ? err : "?");
-		conn_reply_error(c, "permission_denied", "%s", err ? err : "Credential refused");
+		log_info("Refused a grid login (uid %u): %s", (unsigned)c->uid, why ? why : "?");
+		xerr_set(err, -EACCES, "permission_denied", "%s", why ? why : "Credential refused");
 		return r;
 	}
 	return 0;
 }
 
-void ops_auth(struct daemon *d, struct conn *c, yajl_val t)
+int ops_auth(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 {
 	_cleanup_free_ struct conn_grid *gr = calloc(1, sizeof(*gr));
-	_cleanup_free_ char *err = NULL;
+	_cleanup_free_ char *why = NULL;
 	uint64_t now = now_usec();
 	int r;
 
 	if (!gr)
-		return conn_reply_error(c, "internal", "Out of memory");
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	if (!d->trust)
-		return conn_reply_error(c, "not_supported",
-					"This node accepts no grid credentials");
+		return xerr_set(err, -EOPNOTSUPP, "not_supported",
+				"This node accepts no grid credentials");
 	if (c->grid)
-		return conn_reply_error(c, "conflict", "This connection has logged in already");
-	if (check_answer(d, c, t, gr) < 0)
-		return credstore_identity_done(&gr->id);
+		return xerr_set(err, -EEXIST, "conflict", "This connection has logged in already");
+	if ((r = check_answer(d, c, t, gr, err)) < 0) {
+		credstore_identity_done(&gr->id);
+		return r;
+	}
 	(void)credstore_accounts_sweep(d->accounts, now, uid_in_use, d);
-	r = credstore_map(d->accounts, &gr->id, now, &gr->acc, &err);
-	if (r < 0 || account_ids(c, &gr->acc) < 0) {
+	r = credstore_map(d->accounts, &gr->id, now, &gr->acc, &why);
+	if (r < 0 || (r = account_ids(c, &gr->acc, err)) < 0) {
 		if (r < 0)
-			conn_reply_error(c, r == -ENOSPC ? "conflict" : "permission_denied", "%s",
-					 err ? err : "No local account for this identity");
+			xerr_set(err, r, r == -ENOSPC ? "conflict" : "permission_denied", "%s",
+				 why ? why : "No local account for this identity");
 		credstore_account_done(&gr->acc);
-		return credstore_identity_done(&gr->id);
+		credstore_identity_done(&gr->id);
+		return r;
 	}
 	log_info("Grid login of %s (VO %s, %s) from uid %u as %s (uid %u)", gr->id.dn, gr->id.vo,
 		 credstore_role_to_string(gr->id.role), (unsigned)c->uid, gr->acc.name,
@@ -313,7 +320,7 @@ void ops_auth(struct daemon *d, struct conn *c, yajl_val t)
 	c->uid = gr->acc.uid;
 	c->gid = gr->acc.gid;
 	c->grid = TAKE_PTR(gr);
-	reply_auth(c);
+	return reply_auth(c, err);
 }
 
 static int job_grid(struct job *j, const struct conn_grid *gr)
@@ -326,16 +333,16 @@ static int job_grid(struct job *j, const struct conn_grid *gr)
 
 /* A logged-in connection's job runs as its account: a pool account's
  * group is its VO's; a grid-map account has its own groups. */
-int grid_job_account(struct daemon *d, struct conn *c, const char *user, struct job *j)
+int grid_job_account(struct daemon *d, struct conn *c, const char *user, struct job *j,
+		     struct xerr *err)
 {
 	const struct credstore_account *acc = &c->grid->acc;
 	gid_t groups[64];
 	int ng = ELEMENTSOF(groups);
 
 	if (user && strcmp(user, acc->name) != 0) {
-		conn_reply_error(c, "permission_denied",
-				 "A grid login runs jobs as its mapped account %s; drop --user",
-				 acc->name);
+		xerr_set(err, -EACCES, "permission_denied",
+			 "A grid login runs jobs as its mapped account %s; drop --user", acc->name);
 		return -EPERM;
 	}
 	j->uid = acc->uid;
@@ -357,7 +364,7 @@ int grid_job_account(struct daemon *d, struct conn *c, const char *user, struct 
 		if (groups[i] != 0)
 			j->groups[j->n_groups++] = groups[i];
 	if (!j->user || !j->home || !j->groups || job_grid(j, c->grid) < 0) {
-		conn_reply_error(c, "internal", "Out of memory");
+		xerr_set(err, -ENOMEM, "internal", "Out of memory");
 		return -ENOMEM;
 	}
 	return 0;

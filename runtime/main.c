@@ -2,6 +2,7 @@
 /* xosd(8): argument parsing; the daemon lives in libruntime. */
 #include <getopt.h>
 
+#include "ckpt/ckpt.h"
 #include "runtime/runtime.h"
 #include "common/common.h"
 
@@ -130,9 +131,9 @@ int main(int argc, char **argv)
 	int r;
 
 	if (getenv("CRTOOLS_SCRIPT_ACTION") && getenv("XOS_CKPT_DEST"))
-		return runtime_ckpt_action(); /* CRIU runs xosd as its action script */
-	if (runtime_is_criu_shim(argv[0]))
-		return runtime_criu_shim(argc, argv); /* liblxc runs xosd as CRIU */
+		return ckpt_action(); /* CRIU runs xosd as its action script */
+	if (ckpt_is_criu_shim(argv[0]))
+		return ckpt_criu_shim(argc, argv); /* liblxc runs xosd as CRIU */
 	runtime_config_init(&cfg);
 	r = parse_args(argc, argv, &a);
 	if (r > 0)

@@ -54,15 +54,16 @@ int daemon_nodes_start(struct daemon *d)
 
 /* Any local user may list the peers: their names, addresses and figures are
  * the node's, not another user's. */
-void ops_nodes(struct daemon *d, struct conn *c, struct yajl_val_s *t)
+int ops_nodes(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err)
 {
 	_cleanup_gen_ yajl_gen g = ops_reply_begin();
 
 	(void)t;
 	if (!g)
-		return conn_reply_error(c, "internal", "Out of memory");
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	json_gen_kv_bool(g, "enabled", d->nodes != NULL);
 	if (d->nodes)
 		nodes_list_json(d->nodes, g);
 	conn_send_map(c, g);
+	return 0;
 }

@@ -12,7 +12,7 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
-#include "runtime/ckpt-internal.h"
+#include "ckpt/ckpt-internal.h"
 #include "runtime/runtime-internal.h"
 #include "templates/templates.h"
 
@@ -71,36 +71,38 @@ static bool may_see(const struct conn *c, const struct job *j)
 }
 
 /* (only the caller's jobs count: an answer never tells of another's) */
-struct job *ops_lookup(struct daemon *d, struct conn *c, const char *name)
+int ops_lookup(struct daemon *d, struct conn *c, const char *name, struct job **ret,
+	       struct xerr *err)
 {
 	struct job *j = NULL;
 	int r = daemon_lookup_job(d, c->uid, name, &j);
 
 	if (r == -ENOTUNIQ)
-		conn_reply_error(c, "ambiguous", "'%s' matches several jobs; give more of the id",
-				 name);
-	else if (r < 0)
-		conn_reply_error(c, "not_found", "No such job: %s", name);
-	else
-		return j;
-	return NULL;
+		return xerr_set(err, r, "ambiguous",
+				"'%s' matches several jobs; give more of the id", name);
+	if (r < 0)
+		return xerr_set(err, -ENOENT, "not_found", "No such job: %s", name);
+	*ret = j;
+	return 0;
 }
 
-static int get_limit(struct conn *c, yajl_val t, const char *k, uint64_t *ret)
+static int get_limit(struct conn *c, yajl_val t, const char *k, uint64_t *ret, struct xerr *err)
 {
 	int r = json_get_uint(t, k, ret);
 
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
-		conn_reply_error(c, "bad_request", "Field '%s' must be a non-negative integer", k);
+		xerr_set(err, -EINVAL, "bad_request", "Field '%s' must be a non-negative integer",
+			 k);
 	return r;
 }
 
-static int get_run_limit(struct conn *c, yajl_val t, const char *k, uint64_t *ret, bool *given)
+static int get_run_limit(struct conn *c, yajl_val t, const char *k, uint64_t *ret, bool *given,
+			 struct xerr *err)
 {
 	uint64_t v;
-	int r = get_limit(c, t, k, &v);
+	int r = get_limit(c, t, k, &v, err);
 
 	if (r < 0 || json_get_uint(t, k, &v) < 0)
 		return r;
@@ -109,29 +111,30 @@ static int get_run_limit(struct conn *c, yajl_val t, const char *k, uint64_t *re
 	return 0;
 }
 
-static int get_opt_str(struct conn *c, yajl_val t, const char *k, const char **ret)
+static int get_opt_str(struct conn *c, yajl_val t, const char *k, const char **ret,
+		       struct xerr *err)
 {
 	int r = json_get_string(t, k, ret);
 
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
-		conn_reply_error(c, "bad_request", "Field '%s' must be a string", k);
+		xerr_set(err, -EINVAL, "bad_request", "Field '%s' must be a string", k);
 	return r;
 }
 
-static int get_opt_bool(struct conn *c, yajl_val t, const char *k, bool *ret)
+static int get_opt_bool(struct conn *c, yajl_val t, const char *k, bool *ret, struct xerr *err)
 {
 	int r = json_get_bool(t, k, ret);
 
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
-		conn_reply_error(c, "bad_request", "Field '%s' must be true or false", k);
+		xerr_set(err, -EINVAL, "bad_request", "Field '%s' must be true or false", k);
 	return r;
 }
 
-static int parse_volumes(struct conn *c, yajl_val t, struct run_req *q)
+static int parse_volumes(struct conn *c, yajl_val t, struct run_req *q, struct xerr *err)
 {
 	const char *path[] = { "volumes", NULL };
 	yajl_val v = yajl_tree_get(t, path, yajl_t_any);
@@ -139,8 +142,8 @@ static int parse_volumes(struct conn *c, yajl_val t, struct run_req *q)
 	if (!v)
 		return 0;
 	if (!YAJL_IS_ARRAY(v) || v->u.array.len > RUN_MAX_VOLUMES) {
-		conn_reply_error(c, "bad_request", "Field 'volumes' must be a list of at most %d",
-				 RUN_MAX_VOLUMES);
+		xerr_set(err, -EINVAL, "bad_request",
+			 "Field 'volumes' must be a list of at most %d", RUN_MAX_VOLUMES);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < v->u.array.len; i++) {
@@ -154,9 +157,9 @@ static int parse_volumes(struct conn *c, yajl_val t, struct run_req *q)
 			r = -EINVAL;
 		if (r < 0 || json_get_string(o, "src", &rv->src) < 0 ||
 		    json_get_string(o, "dst", &rv->dst) < 0) {
-			conn_reply_error(c, "bad_request",
-					 "Each volume must be {\"src\": PATH, \"dst\": PATH, "
-					 "\"ro\": BOOL}");
+			xerr_set(err, -EINVAL, "bad_request",
+				 "Each volume must be {\"src\": PATH, \"dst\": PATH, "
+				 "\"ro\": BOOL}");
 			return -EINVAL;
 		}
 	}
@@ -164,7 +167,7 @@ static int parse_volumes(struct conn *c, yajl_val t, struct run_req *q)
 }
 
 /* The checkpoint settings of a new job (docs/PROTOCOL.md). */
-static int parse_run_ckpt(struct conn *c, yajl_val t, struct run_req *q)
+static int parse_run_ckpt(struct conn *c, yajl_val t, struct run_req *q, struct xerr *err)
 {
 	struct job_ckpt_policy *p = &q->ckpt;
 	uint64_t keep = 0, sig = 0, rsig = 0;
@@ -172,19 +175,19 @@ static int parse_run_ckpt(struct conn *c, yajl_val t, struct run_req *q)
 	bool given = false;
 
 	p->grace_us = 5000000;
-	if (get_run_limit(c, t, "checkpoint_every", &p->every_us, &given) < 0 ||
-	    get_run_limit(c, t, "checkpoint_keep", &keep, &given) < 0 ||
-	    get_run_limit(c, t, "checkpoint_signal", &sig, &given) < 0 ||
-	    get_run_limit(c, t, "checkpoint_grace", &p->grace_us, &given) < 0 ||
-	    get_run_limit(c, t, "restore_signal", &rsig, &given) < 0 ||
-	    get_opt_str(c, t, "restart", &restart) < 0)
+	if (get_run_limit(c, t, "checkpoint_every", &p->every_us, &given, err) < 0 ||
+	    get_run_limit(c, t, "checkpoint_keep", &keep, &given, err) < 0 ||
+	    get_run_limit(c, t, "checkpoint_signal", &sig, &given, err) < 0 ||
+	    get_run_limit(c, t, "checkpoint_grace", &p->grace_us, &given, err) < 0 ||
+	    get_run_limit(c, t, "restore_signal", &rsig, &given, err) < 0 ||
+	    get_opt_str(c, t, "restart", &restart, err) < 0)
 		return -EINVAL;
 	if ((p->every_us && p->every_us < 1000000) || keep > 1000 || sig > 64 || rsig > 64 ||
 	    p->grace_us > 3600000000ULL ||
 	    (restart && strcmp(restart, "on-failure") && strcmp(restart, "no"))) {
-		conn_reply_error(c, "invalid_argument",
-				 "Invalid checkpoint settings (every >= 1s, keep <= 1000, signals "
-				 "1-64, grace <= 1h, restart on-failure or no)");
+		xerr_set(err, -EINVAL, "invalid_argument",
+			 "Invalid checkpoint settings (every >= 1s, keep <= 1000, signals "
+			 "1-64, grace <= 1h, restart on-failure or no)");
 		return -EINVAL;
 	}
 	p->keep = (unsigned)keep;
@@ -195,77 +198,79 @@ static int parse_run_ckpt(struct conn *c, yajl_val t, struct run_req *q)
 	return 0;
 }
 
-static int parse_run(struct conn *c, yajl_val t, struct run_req *q)
+static int parse_run(struct conn *c, yajl_val t, struct run_req *q, struct xerr *err)
 {
 	int r = json_get_strv(t, "argv", &q->argv);
 
 	if (r < 0 || !q->argv[0] || !q->argv[0][0]) {
-		conn_reply_error(c, "bad_request",
-				 "Field 'argv' must be a non-empty list of strings");
+		xerr_set(err, -EINVAL, "bad_request",
+			 "Field 'argv' must be a non-empty list of strings");
 		return -EINVAL;
 	}
 	r = json_get_strv(t, "env", &q->env);
 	if (r < 0 && r != -ENOENT) {
-		conn_reply_error(c, "bad_request", "Field 'env' must be a list of strings");
+		xerr_set(err, -EINVAL, "bad_request", "Field 'env' must be a list of strings");
 		return r;
 	}
 	for (size_t i = 0; q->env && q->env[i]; i++)
 		if (!strchr(q->env[i], '=') || q->env[i][0] == '=') {
-			conn_reply_error(c, "invalid_argument", "Environment item '%s' is not K=V",
-					 q->env[i]);
+			xerr_set(err, -EINVAL, "invalid_argument",
+				 "Environment item '%s' is not K=V", q->env[i]);
 			return -EINVAL;
 		}
-	if (get_opt_str(c, t, "workdir", &q->workdir) < 0 ||
-	    get_opt_str(c, t, "name", &q->name) < 0 ||
-	    get_opt_str(c, t, "template", &q->fs.template) < 0 ||
-	    get_opt_str(c, t, "user", &q->user) < 0 || get_opt_str(c, t, "job", &q->job) < 0 ||
-	    get_run_limit(c, t, "memory", &q->limits.memory, &q->limits_given) < 0 ||
-	    get_run_limit(c, t, "cpus", &q->limits.millicpus, &q->limits_given) < 0 ||
-	    get_run_limit(c, t, "pids", &q->limits.pids, &q->limits_given) < 0 ||
-	    get_opt_bool(c, t, "attach", &q->attach) < 0 ||
-	    get_opt_bool(c, t, "tty", &q->tty) < 0 || get_opt_str(c, t, "cwd", &q->fs.cwd) < 0 ||
-	    get_opt_bool(c, t, "no_home", &q->fs.no_home) < 0 ||
-	    get_limit(c, t, "disk", &q->fs.disk) < 0 ||
-	    get_limit(c, t, "files", &q->fs.files) < 0 ||
-	    get_limit(c, t, "log_size", &q->fs.log_size) < 0 || parse_volumes(c, t, q) < 0 ||
-	    get_opt_str(c, t, "net", &q->net.mode) < 0 || get_opt_str(c, t, "ip", &q->net.ip) < 0 ||
-	    get_opt_str(c, t, "group", &q->net.group) < 0)
+	if (get_opt_str(c, t, "workdir", &q->workdir, err) < 0 ||
+	    get_opt_str(c, t, "name", &q->name, err) < 0 ||
+	    get_opt_str(c, t, "template", &q->fs.template, err) < 0 ||
+	    get_opt_str(c, t, "user", &q->user, err) < 0 ||
+	    get_opt_str(c, t, "job", &q->job, err) < 0 ||
+	    get_run_limit(c, t, "memory", &q->limits.memory, &q->limits_given, err) < 0 ||
+	    get_run_limit(c, t, "cpus", &q->limits.millicpus, &q->limits_given, err) < 0 ||
+	    get_run_limit(c, t, "pids", &q->limits.pids, &q->limits_given, err) < 0 ||
+	    get_opt_bool(c, t, "attach", &q->attach, err) < 0 ||
+	    get_opt_bool(c, t, "tty", &q->tty, err) < 0 ||
+	    get_opt_str(c, t, "cwd", &q->fs.cwd, err) < 0 ||
+	    get_opt_bool(c, t, "no_home", &q->fs.no_home, err) < 0 ||
+	    get_limit(c, t, "disk", &q->fs.disk, err) < 0 ||
+	    get_limit(c, t, "files", &q->fs.files, err) < 0 ||
+	    get_limit(c, t, "log_size", &q->fs.log_size, err) < 0 ||
+	    parse_volumes(c, t, q, err) < 0 || get_opt_str(c, t, "net", &q->net.mode, err) < 0 ||
+	    get_opt_str(c, t, "ip", &q->net.ip, err) < 0 ||
+	    get_opt_str(c, t, "group", &q->net.group, err) < 0)
 		return -EINVAL;
 	r = json_get_strv(t, "ports", &q->net.ports);
 	if (r < 0 && r != -ENOENT) {
-		conn_reply_error(c, "bad_request", "Field 'ports' must be a list of strings");
+		xerr_set(err, -EINVAL, "bad_request", "Field 'ports' must be a list of strings");
 		return r;
 	}
-	return parse_run_ckpt(c, t, q);
+	return parse_run_ckpt(c, t, q, err);
 }
 
 /* The published ports of the request: checked, not yet held. */
-static int parse_ports(struct conn *c, struct run_req *q, struct netsetup_job *nj)
+static int parse_ports(struct conn *c, struct run_req *q, struct netsetup_job *nj, struct xerr *err)
 {
 	for (size_t i = 0; q->net.ports && q->net.ports[i]; i++) {
 		struct netsetup_port *p = &nj->ports[nj->n_ports];
 
 		if (nj->n_ports == NETSETUP_PORTS_MAX)
-			return conn_reply_error(c, "invalid_argument",
-						"At most %d ports can be published",
-						NETSETUP_PORTS_MAX),
+			return xerr_set(err, -EINVAL, "invalid_argument",
+					"At most %d ports can be published", NETSETUP_PORTS_MAX),
 			       -E2BIG;
 		if (netsetup_port_parse(q->net.ports[i], p) < 0)
-			return conn_reply_error(c, "invalid_argument",
-						"Invalid port '%s': use HOSTPORT:PORT[/tcp|/udp] "
-						"with ports 1-65535",
-						q->net.ports[i]),
+			return xerr_set(err, -EINVAL, "invalid_argument",
+					"Invalid port '%s': use HOSTPORT:PORT[/tcp|/udp] "
+					"with ports 1-65535",
+					q->net.ports[i]),
 			       -EINVAL;
 		if (p->host < 1024 && c->uid != 0)
-			return conn_reply_error(c, "permission_denied",
-						"Only root may publish port %u (below 1024); "
-						"use a host port of 1024 or above",
-						p->host),
+			return xerr_set(err, -EPERM, "permission_denied",
+					"Only root may publish port %u (below 1024); "
+					"use a host port of 1024 or above",
+					p->host),
 			       -EPERM;
 		for (size_t k = 0; k < nj->n_ports; k++)
 			if (nj->ports[k].host == p->host && nj->ports[k].proto == p->proto)
-				return conn_reply_error(c, "invalid_argument",
-							"Port %u is published twice", p->host),
+				return xerr_set(err, -EINVAL, "invalid_argument",
+						"Port %u is published twice", p->host),
 				       -EINVAL;
 		nj->n_ports++;
 	}
@@ -274,7 +279,8 @@ static int parse_ports(struct conn *c, struct run_req *q, struct netsetup_job *n
 
 /* The job's network from the request (checked; the lease and ports are
  * taken later, by netsetup). */
-static int parse_net(struct daemon *d, struct conn *c, struct run_req *q, struct netsetup_job *nj)
+static int parse_net(struct daemon *d, struct conn *c, struct run_req *q, struct netsetup_job *nj,
+		     struct xerr *err)
 {
 	bool wants_bridge = q->net.ip || q->net.group || (q->net.ports && q->net.ports[0]);
 
@@ -283,28 +289,26 @@ static int parse_net(struct daemon *d, struct conn *c, struct run_req *q, struct
 		   : wants_bridge ? NETSETUP_BRIDGE
 				  : d->cfg->net.default_mode;
 	if ((int)nj->mode < 0)
-		return conn_reply_error(c, "invalid_argument",
-					"Unknown network mode '%s' (use none or bridge)",
-					q->net.mode),
+		return xerr_set(err, -EINVAL, "invalid_argument",
+				"Unknown network mode '%s' (use none or bridge)", q->net.mode),
 		       -EINVAL;
 	if (nj->mode != NETSETUP_BRIDGE && wants_bridge)
-		return conn_reply_error(c, "invalid_argument",
-					"--ip, --publish and --group need --net bridge"),
+		return xerr_set(err, -EINVAL, "invalid_argument",
+				"--ip, --publish and --group need --net bridge"),
 		       -EINVAL;
 	if (q->net.ip && (netsetup_addr_parse(q->net.ip, &nj->addr) < 0 || !nj->addr))
-		return conn_reply_error(c, "invalid_argument",
-					"Invalid address '%s': use a dotted IPv4 address",
-					q->net.ip),
+		return xerr_set(err, -EINVAL, "invalid_argument",
+				"Invalid address '%s': use a dotted IPv4 address", q->net.ip),
 		       -EINVAL;
 	if (q->net.group && !netsetup_group_valid(q->net.group))
-		return conn_reply_error(c, "invalid_argument",
-					"Invalid group '%s': use letters, digits, '_', '.', '-' "
-					"(at most %d)",
-					q->net.group, NETSETUP_GROUP_MAX),
+		return xerr_set(err, -EINVAL, "invalid_argument",
+				"Invalid group '%s': use letters, digits, '_', '.', '-' "
+				"(at most %d)",
+				q->net.group, NETSETUP_GROUP_MAX),
 		       -EINVAL;
 	if (q->net.group)
 		snprintf(nj->group, sizeof(nj->group), "%s", q->net.group);
-	return parse_ports(c, q, nj);
+	return parse_ports(c, q, nj, err);
 }
 
 /* Lease, ports, bridge and rules for the job, or a clear error and nothing. */
@@ -324,10 +328,9 @@ static void check_uplink(struct daemon *d, struct job *j)
 			 ifaces);
 }
 
-static int setup_net(struct daemon *d, struct conn *c, struct job *j)
+static int setup_net(struct daemon *d, struct conn *c, struct job *j, struct xerr *err)
 {
-	_cleanup_free_ char *err = NULL;
-	int r = netsetup_job_setup(d->net, j->id, &j->net, &err);
+	int r = netsetup_job_setup(d->net, j->id, &j->net, err);
 
 	if (r >= 0) {
 		if (netsetup_take_forwarding_turned_on(d->net))
@@ -338,90 +341,80 @@ static int setup_net(struct daemon *d, struct conn *c, struct job *j)
 		check_uplink(d, j);
 		return 0;
 	}
-	if (r == -EADDRNOTAVAIL)
-		conn_reply_error(c, "invalid_argument", "%s", err ? err : strerror(-r));
-	else if (r == -EADDRINUSE || r == -EBUSY)
-		conn_reply_error(c, "conflict", "%s", err ? err : strerror(-r));
-	else
-		conn_reply_error(c, "internal", "Failed to set up the job's network: %s",
-				 err ? err : strerror(-r));
+	if (!strcmp(xerr_code(err), "internal"))
+		xerr_prefix(err, "Failed to set up the job's network: ");
 	return r;
 }
 
 /* The unit's own settings: terminal, working directory, the job's name. */
-static int validate_unit(struct conn *c, const struct run_req *q)
+static int validate_unit(struct conn *c, const struct run_req *q, struct xerr *err)
 {
 	if (q->tty && !q->attach) {
-		conn_reply_error(c, "invalid_argument",
-				 "A terminal (-t) needs an attached xrun; drop -d or -t");
+		xerr_set(err, -EINVAL, "invalid_argument",
+			 "A terminal (-t) needs an attached xrun; drop -d or -t");
 		return -EINVAL;
 	}
 	if (q->workdir && q->workdir[0] != '/') {
-		conn_reply_error(c, "invalid_argument", "Working directory '%s' is not absolute",
-				 q->workdir);
+		xerr_set(err, -EINVAL, "invalid_argument", "Working directory '%s' is not absolute",
+			 q->workdir);
 		return -EINVAL;
 	}
 	if (q->name && !job_name_valid(q->name)) {
-		conn_reply_error(c, "invalid_argument",
-				 "Invalid job name '%s': use letters, digits, '_', '.', '-' (at "
-				 "most 63), and not hex digits only (those name job ids)",
-				 q->name);
+		xerr_set(err, -EINVAL, "invalid_argument",
+			 "Invalid job name '%s': use letters, digits, '_', '.', '-' (at "
+			 "most 63), and not hex digits only (those name job ids)",
+			 q->name);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-static int validate_limits(struct conn *c, const struct run_req *q)
+static int validate_limits(struct conn *c, const struct run_req *q, struct xerr *err)
 {
 	if (q->limits.memory && q->limits.memory < (4ULL << 20)) {
-		conn_reply_error(c, "invalid_argument",
-				 "Memory limit below 4 MiB cannot run a job");
+		xerr_set(err, -EINVAL, "invalid_argument",
+			 "Memory limit below 4 MiB cannot run a job");
 		return -EINVAL;
 	}
 	if (q->limits.millicpus > 1024000 || (q->limits.pids && q->limits.pids < 2)) {
-		conn_reply_error(c, "invalid_argument", "Invalid cpus or pids limit");
+		xerr_set(err, -EINVAL, "invalid_argument", "Invalid cpus or pids limit");
 		return -EINVAL;
 	}
 	return 0;
 }
 
-static int validate_ckpt(struct conn *c, const struct run_req *q)
+static int validate_ckpt(struct conn *c, const struct run_req *q, struct xerr *err)
 {
 	if (q->tty && (q->ckpt.every_us || q->ckpt.restart_on_failure)) {
-		conn_reply_error(c, "invalid_argument",
-				 "A job with a terminal (-t) cannot be checkpointed: drop -t or "
-				 "the checkpoint options");
+		xerr_set(err, -EINVAL, "invalid_argument",
+			 "A job with a terminal (-t) cannot be checkpointed: drop -t or "
+			 "the checkpoint options");
 		return -EINVAL;
 	}
 	return 0;
 }
 
 /* A user's checkpoint settings within the node's bounds (root: any). */
-static int validate_ckpt_bounds(struct daemon *d, struct conn *c, const struct run_req *q)
+static int validate_ckpt_bounds(struct daemon *d, struct conn *c, const struct run_req *q,
+				struct xerr *err)
 {
-	_cleanup_free_ char *msg = NULL;
-	int r = ckpt_policy_check(d->cfg, c->uid, &q->ckpt, &msg);
-
-	if (r < 0)
-		conn_reply_error(c, "invalid_argument", "%s", msg ? msg : "Out of memory");
-	return r;
+	return ckpt_policy_check(d->cfg, c->uid, &q->ckpt, err);
 }
 
-static int validate_volumes(struct conn *c, const struct run_fs *fs)
+static int validate_volumes(struct conn *c, const struct run_fs *fs, struct xerr *err)
 {
 	for (size_t i = 0; i < fs->n_volumes; i++) {
 		const char *why = NULL;
 
 		if (volume_check_target(fs->volumes[i].dst, &why) < 0) {
-			conn_reply_error(c, "invalid_argument", "Volume %s:%s: %s",
-					 fs->volumes[i].src, fs->volumes[i].dst, why);
+			xerr_set(err, -EINVAL, "invalid_argument", "Volume %s:%s: %s",
+				 fs->volumes[i].src, fs->volumes[i].dst, why);
 			return -EINVAL;
 		}
 		for (size_t k = 0; k < i; k++)
 			if (!strcmp(fs->volumes[k].dst, fs->volumes[i].dst)) {
-				conn_reply_error(c, "invalid_argument",
-						 "Two volumes are mounted at %s",
-						 fs->volumes[i].dst);
+				xerr_set(err, -EINVAL, "invalid_argument",
+					 "Two volumes are mounted at %s", fs->volumes[i].dst);
 				return -EINVAL;
 			}
 	}
@@ -429,56 +422,55 @@ static int validate_volumes(struct conn *c, const struct run_fs *fs)
 }
 
 /* The writable layer's size (the node's bounds) and the volumes' targets. */
-static int validate_fs(struct daemon *d, struct conn *c, const struct run_fs *fs)
+static int validate_fs(struct daemon *d, struct conn *c, const struct run_fs *fs, struct xerr *err)
 {
 	if (c->uid != 0 && (fs->disk > d->cfg->max_disk || fs->files > d->cfg->max_files)) {
-		conn_reply_error(c, "invalid_argument",
-				 "At most --disk %" PRIu64 " bytes and --files %" PRIu64
-				 " on this node",
-				 d->cfg->max_disk, d->cfg->max_files);
+		xerr_set(err, -EINVAL, "invalid_argument",
+			 "At most --disk %" PRIu64 " bytes and --files %" PRIu64 " on this node",
+			 d->cfg->max_disk, d->cfg->max_files);
 		return -EINVAL;
 	}
 	if (fs->disk && fs->disk < (1ULL << 20)) {
-		conn_reply_error(c, "invalid_argument",
-				 "A job's writable layer needs at least 1 MiB (--disk)");
+		xerr_set(err, -EINVAL, "invalid_argument",
+			 "A job's writable layer needs at least 1 MiB (--disk)");
 		return -EINVAL;
 	}
 	if (c->uid != 0 && fs->log_size > d->cfg->log_size_max) {
-		conn_reply_error(c, "invalid_argument",
-				 "At most --log-size %" PRIu64 " bytes on this node (log_size_max)",
-				 d->cfg->log_size_max);
+		xerr_set(err, -EINVAL, "invalid_argument",
+			 "At most --log-size %" PRIu64 " bytes on this node (log_size_max)",
+			 d->cfg->log_size_max);
 		return -EINVAL;
 	}
 	if (fs->log_size && fs->log_size < RUNTIME_LOG_SIZE_MIN) {
-		conn_reply_error(c, "invalid_argument", "--log-size must be at least 64 KiB");
+		xerr_set(err, -EINVAL, "invalid_argument", "--log-size must be at least 64 KiB");
 		return -EINVAL;
 	}
-	return validate_volumes(c, fs);
+	return validate_volumes(c, fs, err);
 }
 
 /* Names are unique among the live jobs of one owner (others' are not seen). */
-static int validate_name_free(struct daemon *d, struct conn *c, const char *name)
+static int validate_name_free(struct daemon *d, struct conn *c, const char *name, struct xerr *err)
 {
 	for (struct job *j = d->jobs; name && j; j = j->next)
 		if (j->name && job_is_live(j) && j->owner_uid == c->uid && !strcmp(j->name, name)) {
-			conn_reply_error(
-				c, "conflict",
-				"Your job %.12s is already named '%s'; choose another name", j->id,
-				name);
+			xerr_set(err, -EBUSY, "conflict",
+				 "Your job %.12s is already named '%s'; choose another name", j->id,
+				 name);
 			return -EEXIST;
 		}
 	return 0;
 }
 
 /* Each part in turn: the first error found is the one answered. */
-static int validate_run(struct daemon *d, struct conn *c, const struct run_req *q)
+static int validate_run(struct daemon *d, struct conn *c, const struct run_req *q, struct xerr *err)
 {
-	return validate_unit(c, q) ?: validate_limits(c, q) ?: validate_ckpt(c, q)
-		?: validate_ckpt_bounds(d, c, q) ?: validate_fs(d, c, &q->fs)
-		?: validate_name_free(d, c, q->name);
+	return validate_unit(c, q, err) ?: validate_limits(c, q, err) ?: validate_ckpt(c, q, err)
+		?: validate_ckpt_bounds(d, c, q, err) ?: validate_fs(d, c, &q->fs, err)
+		?: validate_name_free(d, c, q->name, err);
 }
 
-static int resolve_user(struct daemon *d, struct conn *c, const char *name, struct job *j)
+static int resolve_user(struct daemon *d, struct conn *c, const char *name, struct job *j,
+			struct xerr *err)
 {
 	struct passwd *pw = name          ? getpwnam(name)
 			    : c->uid == 0 ? getpwnam(d->cfg->default_user)
@@ -487,19 +479,19 @@ static int resolve_user(struct daemon *d, struct conn *c, const char *name, stru
 	int ng = ELEMENTSOF(groups);
 
 	if (!pw) {
-		conn_reply_error(c, "not_found", "No such local account: %s",
-				 name          ? name
-				 : c->uid == 0 ? d->cfg->default_user
-					       : "(caller)");
+		xerr_set(err, -ENOENT, "not_found", "No such local account: %s",
+			 name          ? name
+			 : c->uid == 0 ? d->cfg->default_user
+				       : "(caller)");
 		return -ENOENT;
 	}
 	if (pw->pw_uid == 0) {
-		conn_reply_error(c, "permission_denied",
-				 "Jobs never run as root; name a non-root account with --user");
+		xerr_set(err, -EPERM, "permission_denied",
+			 "Jobs never run as root; name a non-root account with --user");
 		return -EPERM;
 	}
 	if (c->uid != 0 && pw->pw_uid != c->uid) {
-		conn_reply_error(c, "permission_denied", "You may only run jobs as yourself");
+		xerr_set(err, -EPERM, "permission_denied", "You may only run jobs as yourself");
 		return -EPERM;
 	}
 	if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ng) < 0)
@@ -558,23 +550,24 @@ static int template_passwd(struct daemon *d, const char *tpl, const char *name, 
 
 /* Root's job on a template that names its user: it runs as that user of the
  * template, an id of the containers' own range (not a host account). */
-static int template_user(struct daemon *d, struct conn *c, struct run_req *q, struct job *j)
+static int template_user(struct daemon *d, struct conn *c, struct run_req *q, struct job *j,
+			 struct xerr *err)
 {
 	uid_t uid = 0;
 	gid_t gid = 0;
 	int r = template_passwd(d, j->template, q->fs.tpl->user, &uid, &gid, &j->user);
 
 	if (r < 0) {
-		conn_reply_error(c, "invalid_argument",
-				 "Template %s names user '%s', which its /etc/passwd does not have",
-				 j->template, q->fs.tpl->user);
+		xerr_set(err, -EINVAL, "invalid_argument",
+			 "Template %s names user '%s', which its /etc/passwd does not have",
+			 j->template, q->fs.tpl->user);
 		return r;
 	}
 	if (uid == 0 || uid >= d->subuid_size || gid >= d->subgid_size) {
-		conn_reply_error(c, "permission_denied",
-				 "Template %s names user '%s' (uid %u): jobs never run as root and "
-				 "need an id below %u; give --user",
-				 j->template, q->fs.tpl->user, (unsigned)uid, d->subuid_size);
+		xerr_set(err, -EPERM, "permission_denied",
+			 "Template %s names user '%s' (uid %u): jobs never run as root and "
+			 "need an id below %u; give --user",
+			 j->template, q->fs.tpl->user, (unsigned)uid, d->subuid_size);
 		return -EPERM;
 	}
 	j->uid = uid;
@@ -615,31 +608,31 @@ static int make_job_dirs(struct daemon *d, struct job *j)
 
 /* The job's template: the one asked for, else the node's default; its
  * metadata loaded and validated, its ids those of this node's containers. */
-static int resolve_template(struct daemon *d, struct conn *c, struct run_req *q)
+static int resolve_template(struct daemon *d, struct conn *c, struct run_req *q, struct xerr *err)
 {
-	_cleanup_free_ char *name = NULL, *err = NULL;
+	_cleanup_free_ char *name = NULL, *why = NULL;
 	const char *def = NULL;
 	int r = 0;
 
 	if (!q->fs.template && (r = template_cache_default(d, &def)) < 0)
-		return conn_reply_error(c, "internal", "Cannot read the default template: %s",
-					strerror(-r)),
+		return xerr_set(err, -EIO, "internal", "Cannot read the default template: %s",
+				strerror(-r)),
 		       r;
 	name = strdup(q->fs.template ? q->fs.template : def);
 	if (!name)
-		return conn_reply_error(c, "internal", "Out of memory"), -ENOMEM;
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory"), -ENOMEM;
 	if (strcmp(name, TEMPLATE_HOST) != 0) {
-		r = template_name_valid(name) ? template_load(d->catalog_fd, name, &q->fs.tpl, &err)
+		r = template_name_valid(name) ? template_load(d->catalog_fd, name, &q->fs.tpl, &why)
 					      : -ENOENT;
 		if (r == -ENOENT)
-			return conn_reply_error(c, "not_found",
-						"No such template: %s (xtemplate list shows this "
-						"node's; host is built in)",
-						name),
+			return xerr_set(err, -ENOENT, "not_found",
+					"No such template: %s (xtemplate list shows this "
+					"node's; host is built in)",
+					name),
 			       r;
 		if (r < 0)
-			return conn_reply_error(c, "internal", "Template %s cannot be used: %s",
-						name, err ? err : strerror(-r)),
+			return xerr_set(err, -EIO, "internal", "Template %s cannot be used: %s",
+					name, why ? why : strerror(-r)),
 			       r;
 	}
 	q->fs.tpl_name = TAKE_PTR(name);
@@ -672,9 +665,10 @@ static int template_env(const struct template_info *tpl, char **env, char ***ret
 /* The home directory of the job's account (unless a volume is mounted there
  * or it is not there), then the volumes asked for: opened as the submitter
  * (root: as root), the home as that account (left out when it cannot be). */
-static int open_volumes(struct daemon *d, struct conn *c, struct run_req *q, struct job *j)
+static int open_volumes(struct daemon *d, struct conn *c, struct run_req *q, struct job *j,
+			struct xerr *err)
 {
-	_cleanup_free_ char *err = NULL;
+	_cleanup_free_ char *why = NULL;
 	const char *bad = NULL;
 	/* (a home that is not there, as nobody's, costs no helper process) */
 	bool home = d->cfg->mount_home && !q->fs.no_home && !j->shifted_user && j->home &&
@@ -689,12 +683,12 @@ static int open_volumes(struct daemon *d, struct conn *c, struct run_req *q, str
 		r = job_add_volume(j, q->fs.volumes[i].src, q->fs.volumes[i].dst,
 				   q->fs.volumes[i].ro, false);
 	if (r < 0)
-		return conn_reply_error(c, "internal", "Out of memory"), -ENOMEM;
-	r = volume_open_job(d, j, false, &err);
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory"), -ENOMEM;
+	r = volume_open_job(d, j, false, &why);
 	if (r < 0)
-		conn_reply_error(
-			c, r == -EPERM || r == -EACCES ? "permission_denied" : "invalid_argument",
-			"%s", err ? err : strerror(-r));
+		xerr_set(err, r,
+			 r == -EPERM || r == -EACCES ? "permission_denied" : "invalid_argument",
+			 "%s", why ? why : strerror(-r));
 	return r;
 }
 
@@ -843,46 +837,43 @@ static void reply_run(struct daemon *d, struct conn *c, struct job *j, unsigned 
 		c->mode = CONN_CLOSING;
 }
 
-static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
+static int add_unit(struct daemon *d, struct conn *c, struct run_req *q, struct xerr *err)
 {
 	_cleanup_strv_free_ char **env = NULL;
 	_cleanup_free_ char *cwd = NULL;
-	struct job *j = ops_lookup(d, c, q->job);
+	struct job *j;
 	struct unit *u;
 	int r;
 
-	if (!j)
-		return;
+	if ((r = ops_lookup(d, c, q->job, &j, err)) < 0)
+		return r;
 	if (q->name || q->fs.template || q->limits_given || q->fs.disk || q->fs.files ||
 	    q->fs.log_size || q->fs.n_volumes || q->net.mode || q->net.ip || q->net.group ||
 	    q->net.ports || q->ckpt_given) {
-		conn_reply_error(
-			c, "invalid_argument",
+		return xerr_set(
+			err, -EINVAL, "invalid_argument",
 			"--name, --template, limits, disk and log limits, volumes, the network "
 			"and checkpoint settings belong to the job; not allowed with --job");
-		return;
 	}
 	if (j->state != JOB_RUNNING || j->closing) {
-		conn_reply_error(c, "conflict",
-				 "Job %.12s is %s; units can only be added to a running job", j->id,
-				 job_state_to_string(j->state));
-		return;
+		return xerr_set(err, -EBUSY, "conflict",
+				"Job %.12s is %s; units can only be added to a running job", j->id,
+				job_state_to_string(j->state));
 	}
 	if (q->tty && !j->tty) {
-		conn_reply_error(
-			c, "invalid_argument",
+		return xerr_set(
+			err, -EINVAL, "invalid_argument",
 			"Job %.12s has no terminals: only a job started with -t can add units "
 			"with -t",
 			j->id);
-		return;
 	}
 	if (q->user && strcmp(q->user, j->user) != 0) {
-		conn_reply_error(c, "invalid_argument", "All units of a job run as %s", j->user);
-		return;
+		return xerr_set(err, -EINVAL, "invalid_argument", "All units of a job run as %s",
+				j->user);
 	}
 	u = job_add_unit(j, TAKE_PTR(q->argv));
 	if (!u)
-		return conn_reply_error(c, "internal", "Out of memory");
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	u->started_us = now_usec();
 	r = template_cache_job_info(d, j, &q->fs.tpl);
 	cwd = unit_cwd(j, q);
@@ -893,18 +884,19 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 		u->reason = xstrdup_printf("Failed to hand the unit to the loader: %s",
 					   strerror(-r));
 		(void)daemon_persist_job(d, j);
-		return conn_reply_error(c, "internal", "%s", u->reason);
+		return xerr_set(err, -EIO, "internal", "%s", u->reason);
 	}
 	reply_run(d, c, j, u->n, q->attach, q->tty);
+	return 0;
 }
 
 /* The new job's record from the request (its template resolved). */
-static struct job *new_job(struct daemon *d, struct conn *c, struct run_req *q)
+static struct job *new_job(struct daemon *d, struct conn *c, struct run_req *q, struct xerr *err)
 {
 	struct job *j = job_new();
 
 	if (!j || random_job_id(j->id) < 0) {
-		conn_reply_error(c, "internal", "Out of memory");
+		xerr_set(err, -ENOMEM, "internal", "Out of memory");
 		job_free(j);
 		return NULL;
 	}
@@ -925,75 +917,78 @@ static struct job *new_job(struct daemon *d, struct conn *c, struct run_req *q)
 
 /* Root's job on a template that names its user runs as that user; any other
  * as --user or the caller. */
-static int job_account(struct daemon *d, struct conn *c, struct run_req *q, struct job *j)
+static int job_account(struct daemon *d, struct conn *c, struct run_req *q, struct job *j,
+		       struct xerr *err)
 {
 	if (c->grid)
-		return grid_job_account(d, c, q->user, j);
+		return grid_job_account(d, c, q->user, j, err);
 	if (c->uid == 0 && !q->user && q->fs.tpl && q->fs.tpl->user)
-		return template_user(d, c, q, j);
-	return resolve_user(d, c, q->user, j);
+		return template_user(d, c, q, j, err);
+	return resolve_user(d, c, q->user, j, err);
 }
 
 static int check_ckpt_net(struct daemon *d, struct conn *c, const struct run_req *q,
-			  const struct job *j)
+			  const struct job *j, struct xerr *err)
 {
 	const char *why;
 
 	if (j->net.mode == NETSETUP_BRIDGE && (q->ckpt.every_us || q->ckpt.restart_on_failure) &&
-	    ckpt_bridge_allowed(d, &why) < 0) {
-		conn_reply_error(c, "not_supported",
-				 "Jobs with --net bridge cannot be checkpointed on this node: %s; "
-				 "drop --net bridge or the checkpoint options",
-				 why);
+	    ckpt_bridge_allowed(d->ckpt, &why) < 0) {
+		xerr_set(err, -EOPNOTSUPP, "not_supported",
+			 "Jobs with --net bridge cannot be checkpointed on this node: %s; "
+			 "drop --net bridge or the checkpoint options",
+			 why);
 		return -EOPNOTSUPP;
 	}
 	return 0;
 }
 
-static int add_first_unit(struct conn *c, const struct run_req *q, struct job *j)
+static int add_first_unit(struct conn *c, const struct run_req *q, struct job *j, struct xerr *err)
 {
 	if (!job_add_unit(j, strv_copy(q->argv)) || template_cache_keep_on_job(j, q->fs.tpl) < 0) {
-		conn_reply_error(c, "internal", "Out of memory");
+		xerr_set(err, -ENOMEM, "internal", "Out of memory");
 		return -ENOMEM;
 	}
 	return 0;
 }
 
 /* The job's own slice of root's subordinate ids. */
-static int claim_ids(struct daemon *d, struct conn *c, struct job *j)
+static int claim_ids(struct daemon *d, struct conn *c, struct job *j, struct xerr *err)
 {
 	int r = slice_claim(d, j);
 
 	if (r == -ENOSPC && d->n_slices < 2)
-		conn_reply_error(c, "conflict",
-				 "No container ids for jobs: root's ranges in /etc/subuid and "
-				 "/etc/subgid hold no slice of %u ids besides the shared one; give "
-				 "root a larger range (scripts/setup.sh adds one, see xosd(8))",
-				 d->subuid_size);
+		xerr_set(err, -EBUSY, "conflict",
+			 "No container ids for jobs: root's ranges in /etc/subuid and "
+			 "/etc/subgid hold no slice of %u ids besides the shared one; give "
+			 "root a larger range (scripts/setup.sh adds one, see xosd(8))",
+			 d->subuid_size);
 	else if (r == -ENOSPC)
-		conn_reply_error(c, "conflict",
-				 "No free slice of container ids: all %u are in use (by running "
-				 "jobs and by jobs with checkpoint versions); try again when a job "
-				 "has ended, delete checkpoint versions (xcheckpoint --delete), or "
-				 "give root a larger range in /etc/subuid and /etc/subgid",
-				 d->n_slices - 1);
+		xerr_set(err, -EBUSY, "conflict",
+			 "No free slice of container ids: all %u are in use (by running "
+			 "jobs and by jobs with checkpoint versions); try again when a job "
+			 "has ended, delete checkpoint versions (xcheckpoint --delete), or "
+			 "give root a larger range in /etc/subuid and /etc/subgid",
+			 d->n_slices - 1);
 	else if (r < 0)
-		conn_reply_error(c, "internal", "Cannot lease container ids: %s", strerror(-r));
+		xerr_set(err, -EIO, "internal", "Cannot lease container ids: %s", strerror(-r));
 	return r;
 }
 
 /* The job of a new request: template, account, network, first unit,
  * volumes and ids; NULL when it cannot run (answered). */
-static struct job *prepare_job(struct daemon *d, struct conn *c, struct run_req *q)
+static struct job *prepare_job(struct daemon *d, struct conn *c, struct run_req *q,
+			       struct xerr *err)
 {
 	struct job *j;
 
-	if (resolve_template(d, c, q) < 0 || !(j = new_job(d, c, q)))
+	if (resolve_template(d, c, q, err) < 0 || !(j = new_job(d, c, q, err)))
 		return NULL;
 	/* (volumes and ids before the network: a refused one leaves no lease behind) */
-	if (job_account(d, c, q, j) < 0 || parse_net(d, c, q, &j->net) < 0 ||
-	    check_ckpt_net(d, c, q, j) < 0 || add_first_unit(c, q, j) < 0 ||
-	    open_volumes(d, c, q, j) < 0 || claim_ids(d, c, j) < 0 || setup_net(d, c, j) < 0) {
+	if (job_account(d, c, q, j, err) < 0 || parse_net(d, c, q, &j->net, err) < 0 ||
+	    check_ckpt_net(d, c, q, j, err) < 0 || add_first_unit(c, q, j, err) < 0 ||
+	    open_volumes(d, c, q, j, err) < 0 || claim_ids(d, c, j, err) < 0 ||
+	    setup_net(d, c, j, err) < 0) {
 		slice_release(d, j);
 		job_free(j);
 		return NULL;
@@ -1010,20 +1005,22 @@ static void run_req_done(struct run_req *q)
 	template_info_free(q->fs.tpl);
 }
 
-static void op_run(struct daemon *d, struct conn *c, yajl_val t)
+static int op_run(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 {
 	_cleanup_(run_req_done) struct run_req q = { .limits = { d->cfg->default_memory,
 								 d->cfg->default_millicpus,
 								 d->cfg->default_pids } };
 	struct job *j;
+	int r;
 
-	if (parse_run(c, t, &q) < 0 || validate_run(d, c, &q) < 0)
-		return;
+	if ((r = parse_run(c, t, &q, err)) < 0 || (r = validate_run(d, c, &q, err)) < 0)
+		return r;
 	if (q.job)
-		return add_unit(d, c, &q);
-	j = prepare_job(d, c, &q);
+		return add_unit(d, c, &q, err);
+	j = prepare_job(d, c, &q, err);
 	if (!j)
-		return;
+		return xerr_is_set(err) ? err->error
+					: xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	j->next = d->jobs;
 	d->jobs = j;
 	c->mode = CONN_STARTING; /* answered once the container runs */
@@ -1031,9 +1028,10 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 	c->attach_when_started = q.attach;
 	c->wants_tty = q.tty;
 	(void)start_job(d, &q, j);
+	return 0;
 }
 
-static void op_ps(struct daemon *d, struct conn *c, yajl_val t)
+static int op_ps(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 {
 	_cleanup_strv_free_ char **names = NULL;
 	_cleanup_free_ struct job **named = NULL;
@@ -1042,18 +1040,21 @@ static void op_ps(struct daemon *d, struct conn *c, yajl_val t)
 	bool all = false;
 	int r = json_get_strv(t, "jobs", &names);
 
-	if ((r < 0 && r != -ENOENT) || get_opt_bool(c, t, "all", &all) < 0)
-		return conn_reply_error(c, "bad_request", "Field 'jobs' must be a list of strings");
+	if (r < 0 && r != -ENOENT)
+		return xerr_set(err, -EINVAL, "bad_request",
+				"Field 'jobs' must be a list of strings");
+	if ((r = get_opt_bool(c, t, "all", &all, err)) < 0)
+		return r;
 	n = strv_length(names);
 	named = calloc(n + 1, sizeof(*named));
 	if (!named)
-		return conn_reply_error(c, "internal", "Out of memory");
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	for (size_t i = 0; i < n; i++) /* each name resolved once, in the request's order */
-		if (!(named[i] = ops_lookup(d, c, names[i])))
-			return;
+		if ((r = ops_lookup(d, c, names[i], &named[i], err)) < 0)
+			return r;
 	g = ops_reply_begin();
 	if (!g)
-		return;
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	json_gen_key(g, "jobs");
 	yajl_gen_array_open(g);
 	for (struct job *j = d->jobs; j; j = j->next) {
@@ -1065,12 +1066,13 @@ static void op_ps(struct daemon *d, struct conn *c, yajl_val t)
 			continue;
 		j->have_usage = job_is_live(j) &&
 				rootfs_job_usage(d, j, &j->disk_used, &j->files_used) >= 0;
-		(void)ckpt_space_job_bytes(d, j); /* checkpoint.storage */
+		(void)ckpt_space_job_bytes(d->ckpt, j); /* checkpoint.storage */
 		job_to_json(j, g);
 	}
 	yajl_gen_array_close(g);
 	conn_send_map(c, g);
 	c->mode = CONN_CLOSING;
+	return 0;
 }
 
 bool ops_wait_check(struct daemon *d, struct conn *c)
@@ -1105,69 +1107,73 @@ bool ops_wait_check(struct daemon *d, struct conn *c)
 	return true;
 }
 
-static void op_wait(struct daemon *d, struct conn *c, yajl_val t)
+static int op_wait(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 {
 	_cleanup_strv_free_ char **names = NULL;
 	int r = json_get_strv(t, "jobs", &names);
 
 	if (r < 0 || !names[0])
-		return conn_reply_error(c, "bad_request", "Field 'jobs' must be a non-empty list");
+		return xerr_set(err, -EINVAL, "bad_request",
+				"Field 'jobs' must be a non-empty list");
 	for (size_t i = 0; names[i]; i++) {
-		struct job *j = ops_lookup(d, c, names[i]);
+		struct job *j;
 
-		if (!j)
-			return;
+		if ((r = ops_lookup(d, c, names[i], &j, err)) < 0)
+			return r;
 		if (strv_push(&c->wait_ids, strdup(j->id)) < 0)
-			return conn_reply_error(c, "internal", "Out of memory");
+			return xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	}
 	c->mode = CONN_WAIT;
 	(void)ops_wait_check(d, c); /* the caller flushes */
+	return 0;
 }
 
-static int signal_unit(struct daemon *d, struct conn *c, struct job *j, unsigned unit, int sig)
+static int signal_unit(struct daemon *d, struct conn *c, struct job *j, unsigned unit, int sig,
+		       struct xerr *err)
 {
 	int r;
 
 	if (!job_is_live(j)) { /* (a starting job takes it once its loader runs) */
-		conn_reply_error(c, "conflict", "Job %.12s is not running (%s)", j->id,
-				 job_state_to_string(j->state));
+		xerr_set(err, -EBUSY, "conflict", "Job %.12s is not running (%s)", j->id,
+			 job_state_to_string(j->state));
 		return -ESRCH;
 	}
 	r = container_signal(d, j, unit, sig);
 	if (r < 0)
-		conn_reply_error(c, "internal", "Failed to signal job %.12s: %s", j->id,
-				 strerror(-r));
+		xerr_set(err, -EIO, "internal", "Failed to signal job %.12s: %s", j->id,
+			 strerror(-r));
 	return r;
 }
 
-static void op_kill(struct daemon *d, struct conn *c, yajl_val t)
+static int op_kill(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 {
 	const char *name = NULL;
 	uint64_t sig = 0, unit = 0;
 	struct job *j;
+	int r;
 
-	if (json_get_string(t, "job", &name) < 0 || json_get_uint(t, "signal", &sig) < 0 ||
-	    get_limit(c, t, "unit", &unit) < 0)
-		return conn_reply_error(c, "bad_request",
-					"Fields 'job' (string) and 'signal' "
-					"(integer) are required");
+	if (json_get_string(t, "job", &name) < 0 || json_get_uint(t, "signal", &sig) < 0)
+		return xerr_set(err, -EINVAL, "bad_request",
+				"Fields 'job' (string) and 'signal' "
+				"(integer) are required");
+	if ((r = get_limit(c, t, "unit", &unit, err)) < 0)
+		return r;
 	if (sig < 1 || sig > 64)
-		return conn_reply_error(c, "invalid_argument", "Invalid signal %llu",
-					(unsigned long long)sig);
-	j = ops_lookup(d, c, name);
-	if (!j)
-		return;
+		return xerr_set(err, -EINVAL, "invalid_argument", "Invalid signal %llu",
+				(unsigned long long)sig);
+	if ((r = ops_lookup(d, c, name, &j, err)) < 0)
+		return r;
 	if (unit && !job_unit(j, (unsigned)unit))
-		return conn_reply_error(c, "not_found", "Job %.12s has no unit %llu", j->id,
-					(unsigned long long)unit);
+		return xerr_set(err, -ENOENT, "not_found", "Job %.12s has no unit %llu", j->id,
+				(unsigned long long)unit);
 	if (j->state == JOB_CHECKPOINTED) /* no container: the job ends, its versions stay */
-		ckpt_discard(d, j, (int)sig);
+		daemon_job_discard(d, j, (int)sig);
 	else if (j->state == JOB_RESTORING) /* the restore ends, then so does the job */
-		ckpt_abort(d, j, (int)sig);
-	else if (signal_unit(d, c, j, (unsigned)unit, (int)sig) < 0)
-		return;
+		ckpt_abort(d->ckpt, j, (int)sig);
+	else if ((r = signal_unit(d, c, j, (unsigned)unit, (int)sig, err)) < 0)
+		return r;
 	else if (j->state == JOB_CHECKPOINTING) /* it takes the signal once thawed */
-		ckpt_abort(d, j, (int)sig);
+		ckpt_abort(d->ckpt, j, (int)sig);
 	{
 		_cleanup_gen_ yajl_gen g = ops_reply_begin();
 
@@ -1175,59 +1181,67 @@ static void op_kill(struct daemon *d, struct conn *c, yajl_val t)
 			conn_send_map(c, g);
 		c->mode = CONN_CLOSING;
 	}
+	return 0;
 }
 
-static void op_logs(struct daemon *d, struct conn *c, yajl_val t)
+static int op_logs(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 {
 	const char *name = NULL;
 	uint64_t unit = 1;
 	bool follow = false;
 	struct job *j;
 	_cleanup_gen_ yajl_gen g = NULL;
+	int r;
 
-	if (json_get_string(t, "job", &name) < 0 || get_limit(c, t, "unit", &unit) < 0 ||
-	    get_opt_bool(c, t, "follow", &follow) < 0)
-		return conn_reply_error(c, "bad_request", "Field 'job' (string) is required");
-	j = ops_lookup(d, c, name);
-	if (!j)
-		return;
+	if (json_get_string(t, "job", &name) < 0)
+		return xerr_set(err, -EINVAL, "bad_request", "Field 'job' (string) is required");
+	if ((r = get_limit(c, t, "unit", &unit, err)) < 0 ||
+	    (r = get_opt_bool(c, t, "follow", &follow, err)) < 0 ||
+	    (r = ops_lookup(d, c, name, &j, err)) < 0)
+		return r;
 	if (!job_unit(j, (unsigned)unit))
-		return conn_reply_error(c, "not_found", "Job %.12s has no unit %llu", j->id,
-					(unsigned long long)unit);
+		return xerr_set(err, -ENOENT, "not_found", "Job %.12s has no unit %llu", j->id,
+				(unsigned long long)unit);
 	g = ops_reply_begin();
 	if (!g)
-		return;
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	conn_send_map(c, g);
 	conn_attach(d, c, j, (unsigned)unit, follow);
+	return 0;
 }
 
-static void op_signal(struct daemon *d, struct conn *c, yajl_val t)
+static int op_signal(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 {
 	uint64_t sig = 0;
 
 	if (c->mode != CONN_ATTACHED || !c->follow)
-		return conn_reply_error(c, "bad_request", "'signal' is only valid while attached");
+		return xerr_set(err, -EINVAL, "bad_request",
+				"'signal' is only valid while attached");
 	if (json_get_uint(t, "signal", &sig) < 0 || sig < 1 || sig > 64)
-		return; /* no response for signal; ignore a bad one */
+		return 0; /* no response for signal; ignore a bad one */
 	if (job_is_live(c->job) && c->job->init_pid > 0)
 		(void)container_signal(d, c->job, c->unit, (int)sig);
+	return 0;
 }
 
-static void op_version(struct daemon *d, struct conn *c, yajl_val t)
+static int op_version(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 {
 	_cleanup_gen_ yajl_gen g = ops_reply_begin();
 
 	if (!g)
-		return;
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	json_gen_kv_str(g, "version", XOS_VERSION);
 	json_gen_kv_int(g, "proto", XOS_PROTO_VERSION);
 	conn_send_map(c, g);
 	c->mode = CONN_CLOSING;
+	return 0;
 }
 
 static const struct op {
 	const char *name;
-	void (*fn)(struct daemon *d, struct conn *c, yajl_val t);
+	/* 0: answered (or to be answered later); else the error, which
+	 * ops_handle answers */
+	int (*fn)(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err);
 	const char *const keys[40];
 } ops[] = {
 	{ "run",
@@ -1277,55 +1291,76 @@ static const struct op {
 	{ "template_show", ops_template_show, { "v", "op", "name", NULL } },
 	{ "template_default", ops_template_default, { "v", "op", "name", NULL } },
 	{ "template_remove", ops_template_remove, { "v", "op", "name", "force", NULL } },
-	{ "checkpoint", ckpt_op_checkpoint, { "v", "op", "job", "stop", NULL } },
-	{ "checkpoints", ckpt_op_list, { "v", "op", "job", NULL } },
-	{ "checkpoint_delete", ckpt_op_delete, { "v", "op", "job", "version", NULL } },
-	{ "restart", ckpt_op_restart, { "v", "op", "job", "version", NULL } },
+	/* checkpoints: ckpt-host.c */
+	{ "checkpoint", ops_checkpoint, { "v", "op", "job", "stop", NULL } },
+	{ "checkpoints", ops_checkpoints, { "v", "op", "job", NULL } },
+	{ "checkpoint_delete", ops_checkpoint_delete, { "v", "op", "job", "version", NULL } },
+	{ "restart", ops_restart, { "v", "op", "job", "version", NULL } },
 	{ "nodes", ops_nodes, { "v", "op", NULL } },
 	/* grid logins: grid.c */
 	{ "auth_challenge", ops_auth_challenge, { "v", "op", NULL } },
 	{ "auth", ops_auth, { "v", "op", "chain", "signature", NULL } },
 };
 
-void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len)
+/* Parse and check a request line: the op it names, or the error. */
+static int request_parse(const char *line, size_t len, yajl_val *ret, const struct op **ret_op,
+			 struct xerr *err)
 {
-	char err[256] = "";
+	char why[256] = "";
 	_cleanup_json_ yajl_val t = NULL;
 	const char *opname = NULL, *bad = NULL;
 	int64_t v = 0;
 	int r;
 
-	if (c->mode == CONN_WAIT || c->mode == CONN_STARTING || c->mode == CONN_TEMPLATE ||
-	    c->mode == CONN_CKPT || (c->mode == CONN_ATTACHED && !c->follow))
-		return;
 	if (strlen(line) != len)
-		return conn_reply_error(c, "bad_request", "Request contains a NUL byte");
-	r = json_parse(line, JSON_DEPTH_MAX, err, sizeof(err), &t);
+		return xerr_set(err, -EINVAL, "bad_request", "Request contains a NUL byte");
+	r = json_parse(line, JSON_DEPTH_MAX, why, sizeof(why), &t);
 	if (r == -ELOOP)
-		return conn_reply_error(c, "bad_request", "Request nested too deeply (limit %d)",
-					JSON_DEPTH_MAX);
+		return xerr_set(err, -EINVAL, "bad_request", "Request nested too deeply (limit %d)",
+				JSON_DEPTH_MAX);
 	if (r < 0 || !YAJL_IS_OBJECT(t))
-		return conn_reply_error(c, "bad_request", "Malformed JSON request: %s",
-					r < 0 ? err : "not an object");
+		return xerr_set(err, -EINVAL, "bad_request", "Malformed JSON request: %s",
+				r < 0 ? why : "not an object");
 	if (json_get_int(t, "v", &v) < 0)
-		return conn_reply_error(c, "bad_request",
-					"Field 'v' (protocol version) is required");
+		return xerr_set(err, -EINVAL, "bad_request",
+				"Field 'v' (protocol version) is required");
 	if (v != XOS_PROTO_VERSION)
-		return conn_reply_error(
-			c, "unsupported_version",
-			"Protocol version %lld is not supported (this xosd speaks %d)",
-			(long long)v, XOS_PROTO_VERSION);
+		return xerr_set(err, -EPROTO, "unsupported_version",
+				"Protocol version %lld is not supported (this xosd speaks %d)",
+				(long long)v, XOS_PROTO_VERSION);
 	if (json_get_string(t, "op", &opname) < 0)
-		return conn_reply_error(c, "bad_request", "Field 'op' is required");
+		return xerr_set(err, -EINVAL, "bad_request", "Field 'op' is required");
 	for (size_t i = 0; i < ELEMENTSOF(ops); i++) {
 		if (strcmp(ops[i].name, opname) != 0)
 			continue;
 		if (json_check_keys(t, ops[i].keys, &bad) < 0)
-			return conn_reply_error(c, "bad_request",
-						"Unknown field '%s' in '%s' request", bad, opname);
-		if (c->mode == CONN_ATTACHED && ops[i].fn != op_signal)
-			return;
-		return ops[i].fn(d, c, t);
+			return xerr_set(err, -EINVAL, "bad_request",
+					"Unknown field '%s' in '%s' request", bad, opname);
+		*ret_op = &ops[i];
+		*ret = TAKE_PTR(t);
+		return 0;
 	}
-	conn_reply_error(c, "unknown_op", "Unknown operation '%s'", opname);
+	return xerr_set(err, -EINVAL, "unknown_op", "Unknown operation '%s'", opname);
+}
+
+/* The one place where a request's error becomes the client's answer. */
+void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len)
+{
+	_cleanup_xerr_ struct xerr err = XERR_INIT;
+	_cleanup_json_ yajl_val t = NULL;
+	const struct op *op = NULL;
+	int r;
+
+	if (c->mode == CONN_WAIT || c->mode == CONN_STARTING || c->mode == CONN_TEMPLATE ||
+	    c->mode == CONN_CKPT || (c->mode == CONN_ATTACHED && !c->follow))
+		return;
+	r = request_parse(line, len, &t, &op, &err);
+	if (r >= 0 && c->mode == CONN_ATTACHED && op->fn != op_signal)
+		return;
+	if (r >= 0)
+		r = op->fn(d, c, t, &err);
+	if (r < 0 && !xerr_is_set(&err)) /* (a helper that gave no reason) */
+		xerr_set_msg(&err, r, NULL, NULL);
+	if (r < 0)
+		conn_reply_xerr(c, &err);
 }

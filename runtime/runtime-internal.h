@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include "common/common.h"
+#include "ckpt/ckpt.h"
 #include "runtime/runtime.h"
 
 struct lxc_container;
@@ -134,11 +135,11 @@ struct job {
 	int cg_prune_tries;   /* > 0: LXC's cgroups still to remove */
 	pid_t starter;        /* the child starting its container, while it does */
 	int starter_fd;       /* its pidfd, in the event loop */
-	struct ckpt_run *run; /* a checkpoint or restore under way (checkpoint.c) */
+	struct ckpt_run *run; /* a checkpoint or restore under way (ckpt/checkpoint.c) */
 	uint64_t ckpt_due_us; /* monotonic time of the next periodic checkpoint */
 	char *start_warning;  /* for the xrun that starts it (its DNS cannot work) */
 	bool ckpt_measured;   /* ckpt_bytes measured since its versions last changed */
-	uint64_t ckpt_bytes;  /* disk its checkpoint store takes (ckpt-space.c) */
+	uint64_t ckpt_bytes;  /* disk its checkpoint store takes (ckpt/space.c) */
 	struct job *next;
 };
 
@@ -275,35 +276,24 @@ int container_name(struct job *j, char *buf, size_t len);
  * or restore daemonizes and closes every inherited fd. */
 struct lxc_container *container_handle(struct daemon *d, struct job *j, bool detach);
 
-/* ---- checkpoint.c: versions, checkpoint and restore ---- */
-struct ckpt_run;
-/* Requests (ops.c dispatches them here). */
-void ckpt_op_checkpoint(struct daemon *d, struct conn *c, struct yajl_val_s *t);
-void ckpt_op_list(struct daemon *d, struct conn *c, struct yajl_val_s *t);
-void ckpt_op_delete(struct daemon *d, struct conn *c, struct yajl_val_s *t);
-void ckpt_op_restart(struct daemon *d, struct conn *c, struct yajl_val_s *t);
-/* The child of a checkpoint or restore of j ended. */
-void ckpt_child_done(struct daemon *d, struct job *j);
-/* The container of j ended while a checkpoint ran: true if checkpoint.c takes it. */
-bool ckpt_container_gone(struct daemon *d, struct job *j);
-/* A checkpointed job (no container) is killed: it ends, its versions stay. */
-void ckpt_discard(struct daemon *d, struct job *j, int sig);
-/* xkill of a CHECKPOINTING or RESTORING job: the run is aborted, then the job
- * gets sig (a restore that fails so ends the job, killed). */
-void ckpt_abort(struct daemon *d, struct job *j, int sig);
-/* Remove every version of a job that is forgotten. */
-void ckpt_forget(struct daemon *d, struct job *j);
-/* Whether the job has a checkpoint version (ckpt-store.c). */
-bool ckpt_has_versions(struct daemon *d, struct job *j);
-/* At start-up: a job found in a checkpoint state, or whose container is gone
- * and that asked to be restarted on failure. true if checkpoint.c took it. */
-bool ckpt_adopt(struct daemon *d, struct job *j);
-/* Whether --net bridge jobs may be checkpointed on this node (checkpoint_bridge;
- * auto: the CRIU on PATH is built with xos's veth restore fix, probed once):
- * 0, or -EOPNOTSUPP and *ret_why, a static text saying why not. */
-int ckpt_bridge_allowed(struct daemon *d, const char **ret_why);
-/* Periodic checkpoints: start the due ones; the next timeout (ms) or -1. */
-int ckpt_tick(struct daemon *d);
+/* ---- ckpt-host.c: the checkpoint module (ckpt/ckpt.h) in the daemon ---- */
+struct ckpt_run; /* a checkpoint or restore under way (ckpt/) */
+/* d->ckpt, whose calls to the daemon (struct ckpt_host) land here */
+int daemon_ckpt_setup(struct daemon *d);
+/* A job without a container (stopped at a checkpoint) is killed: it ends
+ * with sig, its versions stay. */
+void daemon_job_discard(struct daemon *d, struct job *j, int sig);
+/* At start-up: a live job whose container is gone and that asked to be
+ * restarted on failure is restored from its newest version (true). */
+bool daemon_job_recover(struct daemon *d, struct job *j);
+/* The clients waiting for a checkpoint or restore of j (CONN_CKPT) are
+ * answered: err, or the reply map g. */
+void daemon_ckpt_answer(struct daemon *d, struct job *j, const struct xerr *err,
+			struct yajl_gen_t *g);
+int ops_checkpoint(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+int ops_checkpoints(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+int ops_checkpoint_delete(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+int ops_restart(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
 
 /* ---- daemon.c ---- */
 struct daemon {
@@ -324,7 +314,7 @@ struct daemon {
 	char *rootfs_mnt;
 	char *self_exe;        /* this xosd binary: CRIU's action script */
 	char *template_helper; /* xos-template-helper: beside xosd, else in libexec */
-	int ckpt_fd;           /* the checkpoint store (checkpoint_dir) */
+	struct ckpt *ckpt;     /* checkpoints and restores (ckpt/ckpt.h) */
 	/* root's subordinate ids: where they start, and the size of a slice */
 	uint32_t subuid_base, subuid_size, subgid_base, subgid_size;
 	uint32_t n_slices;    /* slices in root's ranges (0: the shared one) */
@@ -337,7 +327,6 @@ struct daemon {
 	struct conn *conns;
 	struct conn *closed_conns; /* closed in this batch of events, freed after it */
 	bool prune_ended;          /* an ended job was tidied: keep at most keep_ended of them */
-	int criu_veth_fix;         /* checkpoint_bridge = auto: -1 not probed yet, 0 or 1 */
 	bool uplink_checked;       /* the first bridge job looked at the uplink's forwarding */
 	/* the volatile tmpfs was new at start-up: the containers of jobs the
 	 * records call live went with a reboot of the node (or an unmount) */
@@ -430,6 +419,8 @@ struct conn {
 };
 void conn_send(struct conn *c, const char *text); /* one JSON line */
 void conn_reply_error(struct conn *c, const char *code, const char *fmt, ...) _printf_(3, 4);
+/* The error reply of err: {"ok":false,"error":{"code":..,"message":..}}. */
+void conn_reply_xerr(struct conn *c, const struct xerr *err);
 void conn_send_map(struct conn *c, struct yajl_gen_t *g); /* closes g's open map, sends it */
 void conn_attach(struct daemon *d, struct conn *c, struct job *j, unsigned unit, bool follow);
 void conn_pump(struct daemon *d, struct conn *c);
@@ -442,13 +433,16 @@ int conns_pass_tty(struct daemon *d, struct job *j, unsigned unit, int fd);
 int grid_setup(struct daemon *d);
 void grid_free(struct daemon *d);
 void grid_conn_free(struct conn *c);
-void ops_auth_challenge(struct daemon *d, struct conn *c, struct yajl_val_s *t);
-void ops_auth(struct daemon *d, struct conn *c, struct yajl_val_s *t);
-int grid_job_account(struct daemon *d, struct conn *c, const char *user, struct job *j);
+int ops_auth_challenge(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+int ops_auth(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+int grid_job_account(struct daemon *d, struct conn *c, const char *user, struct job *j,
+		     struct xerr *err);
 /* ops.c */
 struct yajl_gen_t *ops_reply_begin(void); /* {"v":..,"ok":true */
-/* The job a request names, if the caller may act on it; else answered. */
-struct job *ops_lookup(struct daemon *d, struct conn *c, const char *name);
+/* The job a request names, if the caller may act on it: 0, or -ENOENT
+ * (-ENOTUNIQ) and why. */
+int ops_lookup(struct daemon *d, struct conn *c, const char *name, struct job **ret,
+	       struct xerr *err);
 void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len);
 bool ops_wait_check(struct daemon *d, struct conn *c); /* true: answered */
 /* The starter of job j ended: finish the start and answer the waiting xruns. */
@@ -488,7 +482,7 @@ enum ep_kind {
 
 /* ---- node.c: the node channel (nodes/) in xosd ---- */
 int daemon_nodes_start(struct daemon *d);
-void ops_nodes(struct daemon *d, struct conn *c, struct yajl_val_s *t);
+int ops_nodes(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
 
 /* ---- template-cache.c: what job starts need of the catalogue, kept ---- */
 /* A lower layer's /tmp, which a job's layer copies up in advance. */
@@ -532,11 +526,11 @@ void template_ops_event(struct daemon *d, struct template_task *t);
 void template_ops_conn_gone(struct daemon *d, struct conn *c);
 /* A job ended: storage of removed templates it held can go. */
 void template_ops_job_gone(struct daemon *d, struct job *j);
-void ops_template_import(struct daemon *d, struct conn *c, struct yajl_val_s *t);
-void ops_template_list(struct daemon *d, struct conn *c, struct yajl_val_s *t);
-void ops_template_show(struct daemon *d, struct conn *c, struct yajl_val_s *t);
-void ops_template_default(struct daemon *d, struct conn *c, struct yajl_val_s *t);
-void ops_template_remove(struct daemon *d, struct conn *c, struct yajl_val_s *t);
+int ops_template_import(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+int ops_template_list(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+int ops_template_show(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+int ops_template_default(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+int ops_template_remove(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
 
 /* sdnotify.c: the service manager's readiness protocol */
 void sdnotify_init(void);

@@ -76,20 +76,6 @@ int runtime_config_load(struct runtime_config *c, const char *path, char **ret_e
 /* Fill in derived defaults (socket path from run dir...). */
 int runtime_config_finish(struct runtime_config *c);
 
-/* CRIU's action script during a checkpoint: xosd runs as it (main() checks
- * CRTOOLS_SCRIPT_ACTION); copies the job's writable layer and spool while
- * the container is frozen. Returns the exit status. */
-int runtime_ckpt_action(void);
-
-/* The CRIU liblxc runs for a dump is xosd (argv[0] "criu", XOS_CRIU set):
- * it runs the real CRIU without --freeze-cgroup (see criu-shim.c). Returns
- * the exit status if it cannot. */
-bool runtime_is_criu_shim(const char *argv0);
-int runtime_criu_shim(int argc, char **argv);
-/* The shim's command line: real, then argv[1..] without --freeze-cgroup and
- * its value, NULL-terminated in ret_args (argc + 1 slots); its length. */
-size_t runtime_criu_shim_argv(int argc, char **argv, const char *real, char **ret_args);
-
 /* Run the daemon until SIGTERM/SIGINT. Jobs keep running when it stops. */
 int runtime_run(struct runtime_config *c);
 

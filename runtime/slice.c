@@ -202,7 +202,7 @@ void slice_job_check(struct daemon *d, struct job *j)
 	/* (an ended job's container may still be going away: its cleanup asks again) */
 	if (!j->slice_held || job_is_live(j) || j->pidfd >= 0 || j->starter > 0 || j->run)
 		return;
-	if (!ckpt_has_versions(d, j))
+	if (!d->ckpt || !ckpt_has_versions(d->ckpt, j))
 		slice_release(d, j);
 }
 

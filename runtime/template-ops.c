@@ -15,7 +15,6 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
-#include "runtime/ckpt-internal.h"
 #include "runtime/runtime-internal.h"
 #include "templates/templates.h"
 
@@ -73,15 +72,13 @@ static size_t checkpoint_users(struct daemon *d, const char *name, const struct 
 
 	for (struct job *j = d->jobs; j; j = j->next) {
 		_cleanup_free_ unsigned *versions = NULL;
-		_cleanup_close_ int jfd = -EBADF;
 		size_t nv = 0;
 
 		if (job_is_live(j) || !j->template || strcmp(j->template, name) != 0)
 			continue;
 		if (c && !job_may_see(j, c->uid)) /* others' jobs are not counted */
 			continue;
-		jfd = ckpt_job_store(d, j, false);
-		if (jfd < 0 || ckpt_list_versions(jfd, &versions, &nv) < 0 || nv == 0)
+		if (ckpt_job_versions(d->ckpt, j, &versions, &nv) < 0 || nv == 0)
 			continue;
 		n++;
 		if (ids)
@@ -358,21 +355,19 @@ void template_ops_stop(struct daemon *d)
 
 /* ---- requests ---- */
 
-static int get_name(struct conn *c, yajl_val v, const char **ret)
+static int get_name(struct conn *c, yajl_val v, const char **ret, struct xerr *err)
 {
-	if (json_get_string(v, "name", ret) < 0) {
-		conn_reply_error(c, "bad_request", "Field 'name' (string) is required");
-		return -EINVAL;
-	}
+	if (json_get_string(v, "name", ret) < 0)
+		return xerr_set(err, -EINVAL, "bad_request", "Field 'name' (string) is required");
 	return 0;
 }
 
-static bool is_root(struct conn *c, const char *what)
+static int need_root(struct conn *c, const char *what, struct xerr *err)
 {
 	if (c->uid == 0)
-		return true;
-	conn_reply_error(c, "permission_denied", "Only root (the node owner) may %s", what);
-	return false;
+		return 0;
+	return xerr_set(err, -EPERM, "permission_denied", "Only root (the node owner) may %s",
+			what);
 }
 
 static void gen_template(struct daemon *d, const struct conn *c, yajl_gen g, const char *name,
@@ -416,7 +411,7 @@ static void gen_named(struct daemon *d, struct conn *c, yajl_gen g, const char *
 	gen_template(d, c, g, name, t, err, def);
 }
 
-void ops_template_list(struct daemon *d, struct conn *c, yajl_val v)
+int ops_template_list(struct daemon *d, struct conn *c, yajl_val v, struct xerr *err)
 {
 	_cleanup_strv_free_ char **names = NULL;
 	_cleanup_free_ char *def = NULL;
@@ -425,11 +420,11 @@ void ops_template_list(struct daemon *d, struct conn *c, yajl_val v)
 
 	if ((r = template_list(d->catalog_fd, &names)) < 0 ||
 	    (r = template_get_default(d->catalog_fd, &def)) < 0)
-		return conn_reply_error(c, "internal", "Cannot read the template catalogue: %s",
-					strerror(-r));
+		return xerr_set(err, -EIO, "internal", "Cannot read the template catalogue: %s",
+				strerror(-r));
 	g = ops_reply_begin();
 	if (!g)
-		return;
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	json_gen_key(g, "templates");
 	yajl_gen_array_open(g);
 	gen_named(d, c, g, TEMPLATE_HOST, def);
@@ -438,6 +433,7 @@ void ops_template_list(struct daemon *d, struct conn *c, yajl_val v)
 	yajl_gen_array_close(g);
 	conn_send_map(c, g);
 	c->mode = CONN_CLOSING;
+	return 0;
 }
 
 static bool exists(struct daemon *d, const char *name)
@@ -447,56 +443,59 @@ static bool exists(struct daemon *d, const char *name)
 		faccessat(d->catalog_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0);
 }
 
-void ops_template_show(struct daemon *d, struct conn *c, yajl_val v)
+int ops_template_show(struct daemon *d, struct conn *c, yajl_val v, struct xerr *err)
 {
 	_cleanup_free_ char *def = NULL;
 	_cleanup_gen_ yajl_gen g = NULL;
 	const char *name;
 	int r;
 
-	if (get_name(c, v, &name) < 0)
-		return;
+	if ((r = get_name(c, v, &name, err)) < 0)
+		return r;
 	if (!exists(d, name))
-		return conn_reply_error(c, "not_found", "No such template: %s", name);
+		return xerr_set(err, -ENOENT, "not_found", "No such template: %s", name);
 	if ((r = template_get_default(d->catalog_fd, &def)) < 0)
-		return conn_reply_error(c, "internal", "Cannot read the default template: %s",
-					strerror(-r));
+		return xerr_set(err, -EIO, "internal", "Cannot read the default template: %s",
+				strerror(-r));
 	g = ops_reply_begin();
 	if (!g)
-		return;
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	json_gen_key(g, "template");
 	gen_named(d, c, g, name, def);
 	conn_send_map(c, g);
 	c->mode = CONN_CLOSING;
+	return 0;
 }
 
-void ops_template_default(struct daemon *d, struct conn *c, yajl_val v)
+int ops_template_default(struct daemon *d, struct conn *c, yajl_val v, struct xerr *err)
 {
 	_cleanup_template_info_ struct template_info *t = NULL;
-	_cleanup_free_ char *err = NULL;
+	_cleanup_free_ char *why = NULL;
 	_cleanup_gen_ yajl_gen g = NULL;
 	const char *name;
 	int r;
 
-	if (get_name(c, v, &name) < 0 || !is_root(c, "set the default template"))
-		return;
+	if ((r = get_name(c, v, &name, err)) < 0 ||
+	    (r = need_root(c, "set the default template", err)) < 0)
+		return r;
 	if (strcmp(name, TEMPLATE_HOST) != 0 &&
-	    (r = template_load(d->catalog_fd, name, &t, &err)) < 0)
+	    (r = template_load(d->catalog_fd, name, &t, &why)) < 0)
 		return r == -ENOENT
-			       ? conn_reply_error(c, "not_found", "No such template: %s", name)
-			       : conn_reply_error(c, "conflict", "%s", err ? err : "Bad template");
+			       ? xerr_set(err, r, "not_found", "No such template: %s", name)
+			       : xerr_set(err, r, "conflict", "%s", why ? why : "Bad template");
 	r = template_set_default(d->catalog_fd, name);
 	template_cache_drop(d);
 	if (r < 0)
-		return conn_reply_error(c, "internal", "Cannot set the default template: %s",
-					strerror(-r));
+		return xerr_set(err, -EIO, "internal", "Cannot set the default template: %s",
+				strerror(-r));
 	log_info("Default template is now %s", name);
 	g = ops_reply_begin();
 	if (!g)
-		return;
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	json_gen_kv_str(g, "default", name);
 	conn_send_map(c, g);
 	c->mode = CONN_CLOSING;
+	return 0;
 }
 
 static char *join_ids(char **ids, size_t n)
@@ -532,7 +531,7 @@ static void reply_removed(struct conn *c, const char *name, char **ids, size_t n
 	c->mode = CONN_CLOSING;
 }
 
-void ops_template_remove(struct daemon *d, struct conn *c, yajl_val v)
+int ops_template_remove(struct daemon *d, struct conn *c, yajl_val v, struct xerr *err)
 {
 	_cleanup_strv_free_ char **ids = calloc(1, sizeof(char *));
 	_cleanup_free_ char *dir = NULL, *def = NULL, *list = NULL;
@@ -541,27 +540,27 @@ void ops_template_remove(struct daemon *d, struct conn *c, yajl_val v)
 	size_t n;
 	int r;
 
-	if (get_name(c, v, &name) < 0)
-		return;
+	if ((r = get_name(c, v, &name, err)) < 0)
+		return r;
 	if (json_get_bool(v, "force", &force) == -EINVAL)
-		return conn_reply_error(c, "bad_request", "Field 'force' must be true or false");
-	if (!is_root(c, "remove templates"))
-		return;
+		return xerr_set(err, -EINVAL, "bad_request", "Field 'force' must be true or false");
+	if ((r = need_root(c, "remove templates", err)) < 0)
+		return r;
 	if (!strcmp(name, TEMPLATE_HOST))
-		return conn_reply_error(c, "invalid_argument",
-					"The built-in template host cannot be removed");
+		return xerr_set(err, -EINVAL, "invalid_argument",
+				"The built-in template host cannot be removed");
 	if (!exists(d, name))
-		return conn_reply_error(c, "not_found", "No such template: %s", name);
+		return xerr_set(err, -ENOENT, "not_found", "No such template: %s", name);
 	n = template_users(d, name, c, &ids);
 	list = join_ids(ids, n);
 	if (n > 0 && !force)
-		return conn_reply_error(c, "conflict",
-					"Template %s is used by %zu job%s (%s); stop them first, "
-					"or remove it anyway with --force (they keep running)",
-					name, n, n == 1 ? "" : "s", list ? list : "");
+		return xerr_set(err, -EBUSY, "conflict",
+				"Template %s is used by %zu job%s (%s); stop them first, "
+				"or remove it anyway with --force (they keep running)",
+				name, n, n == 1 ? "" : "s", list ? list : "");
 	if ((r = template_detach(d->catalog_fd, name, &dir)) < 0)
-		return conn_reply_error(c, "internal", "Cannot remove template %s: %s", name,
-					strerror(-r));
+		return xerr_set(err, -EIO, "internal", "Cannot remove template %s: %s", name,
+				strerror(-r));
 	was_def = template_get_default(d->catalog_fd, &def) >= 0 && !strcmp(def, name);
 	if (was_def && (r = template_set_default(d->catalog_fd, TEMPLATE_HOST)) < 0)
 		log_warn("Failed to reset the default template: %s", strerror(-r));
@@ -570,6 +569,7 @@ void ops_template_remove(struct daemon *d, struct conn *c, yajl_val v)
 	if (n == 0)
 		start_removal(d, dir);
 	reply_removed(c, name, ids, n, was_def);
+	return 0;
 }
 
 /* ---- import ---- */
@@ -590,60 +590,48 @@ static bool user_ok(const char *s)
 	return n > 0 && n <= 64;
 }
 
-static int parse_import(struct conn *c, yajl_val v, struct import_req *q)
+static int parse_import(struct conn *c, yajl_val v, struct import_req *q, struct xerr *err)
 {
 	int r;
 
-	if (get_name(c, v, &q->name) < 0)
-		return -EINVAL;
+	if ((r = get_name(c, v, &q->name, err)) < 0)
+		return r;
 	r = json_get_strv(v, "env", &q->env);
 	if ((r < 0 && r != -ENOENT) ||
 	    json_get_bool(v, "allow_devices", &q->allow_devices) == -EINVAL ||
 	    json_get_string(v, "workdir", &q->workdir) == -EINVAL ||
-	    json_get_string(v, "user", &q->user) == -EINVAL) {
-		conn_reply_error(c, "bad_request",
-				 "Fields 'env' (strings), 'workdir', 'user' (strings) and "
-				 "'allow_devices' (boolean) have the wrong type");
-		return -EINVAL;
-	}
+	    json_get_string(v, "user", &q->user) == -EINVAL)
+		return xerr_set(err, -EINVAL, "bad_request",
+				"Fields 'env' (strings), 'workdir', 'user' (strings) and "
+				"'allow_devices' (boolean) have the wrong type");
 	return 0;
 }
 
-static int validate_import(struct daemon *d, struct conn *c, struct import_req *q)
+static int validate_import(struct daemon *d, struct conn *c, struct import_req *q, struct xerr *err)
 {
 	struct stat st;
 
-	if (!template_name_valid(q->name)) {
-		conn_reply_error(c, "invalid_argument",
-				 "Invalid template name '%s': use a-z, 0-9, '.', '_', '-' (at most "
-				 "64, starting with a letter or digit; 'host' and 'default' are "
-				 "reserved)",
-				 q->name);
-		return -EINVAL;
-	}
+	if (!template_name_valid(q->name))
+		return xerr_set(err, -EINVAL, "invalid_argument",
+				"Invalid template name '%s': use a-z, 0-9, '.', '_', '-' (at most "
+				"64, starting with a letter or digit; 'host' and 'default' are "
+				"reserved)",
+				q->name);
 	for (size_t i = 0; q->env && q->env[i]; i++)
-		if (!strchr(q->env[i], '=') || q->env[i][0] == '=') {
-			conn_reply_error(c, "invalid_argument", "Environment item '%s' is not K=V",
-					 q->env[i]);
-			return -EINVAL;
-		}
-	if ((q->workdir && q->workdir[0] != '/') || (q->user && !user_ok(q->user))) {
-		conn_reply_error(c, "invalid_argument",
-				 "The working directory must be absolute, the user an account "
-				 "name or uid");
-		return -EINVAL;
-	}
-	if (c->passed_fd < 0 || fstat(c->passed_fd, &st) < 0) {
-		conn_reply_error(c, "bad_request",
-				 "No archive came with the request: xtemplate passes an open file "
-				 "or pipe (SCM_RIGHTS)");
-		return -EINVAL;
-	}
-	if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode)) {
-		conn_reply_error(c, "invalid_argument",
-				 "The archive must be a regular file or a pipe");
-		return -EINVAL;
-	}
+		if (!strchr(q->env[i], '=') || q->env[i][0] == '=')
+			return xerr_set(err, -EINVAL, "invalid_argument",
+					"Environment item '%s' is not K=V", q->env[i]);
+	if ((q->workdir && q->workdir[0] != '/') || (q->user && !user_ok(q->user)))
+		return xerr_set(err, -EINVAL, "invalid_argument",
+				"The working directory must be absolute, the user an account "
+				"name or uid");
+	if (c->passed_fd < 0 || fstat(c->passed_fd, &st) < 0)
+		return xerr_set(err, -EINVAL, "bad_request",
+				"No archive came with the request: xtemplate passes an open file "
+				"or pipe (SCM_RIGHTS)");
+	if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode))
+		return xerr_set(err, -EINVAL, "invalid_argument",
+				"The archive must be a regular file or a pipe");
 	return 0;
 }
 
@@ -719,23 +707,23 @@ static int start_import(struct daemon *d, struct conn *c, const struct import_re
 	return 0;
 }
 
-void ops_template_import(struct daemon *d, struct conn *c, yajl_val v)
+int ops_template_import(struct daemon *d, struct conn *c, yajl_val v, struct xerr *err)
 {
 	struct import_req q = { 0 };
 	int r;
 
-	if (parse_import(c, v, &q) < 0 || validate_import(d, c, &q) < 0 ||
-	    !is_root(c, "import templates"))
+	if ((r = parse_import(c, v, &q, err)) < 0 || (r = validate_import(d, c, &q, err)) < 0 ||
+	    (r = need_root(c, "import templates", err)) < 0)
 		goto out;
 	if (exists(d, q.name) || import_running(d, q.name)) {
-		conn_reply_error(
-			c, "conflict",
-			"Template %s already exists%s; remove it first (xtemplate remove %s)",
-			q.name, import_running(d, q.name) ? " (being imported)" : "", q.name);
+		r = xerr_set(err, -EEXIST, "conflict",
+			     "Template %s already exists%s; remove it first (xtemplate remove %s)",
+			     q.name, import_running(d, q.name) ? " (being imported)" : "", q.name);
 		goto out;
 	}
 	if ((r = start_import(d, c, &q)) < 0)
-		conn_reply_error(c, "internal", "Cannot start the import: %s", strerror(-r));
+		xerr_set(err, r, "internal", "Cannot start the import: %s", strerror(-r));
 out:
 	strv_free(q.env);
+	return r;
 }

@@ -30,7 +30,7 @@
 set -euo pipefail
 
 MIN_VERSION=4.2
-# Bump with every change to scripts/criu-patches/ (runtime/ckpt-store.c knows
+# Bump with every change to scripts/criu-patches/ (ckpt/store.c knows
 # which level holds which fix).
 PATCH_LEVEL=1
 PATCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/criu-patches

@@ -49,11 +49,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    .jobs_fd = -EBADF,
 			    .catalog_fd = -EBADF,
 			    .vjobs_fd = -EBADF,
-			    .ckpt_fd = -EBADF,
 			    .reserve_fd = -EBADF,
 			    .idmap_fd = -EBADF,
-			    .idmapped_mounts = -1,
-			    .criu_veth_fix = -1 };
+			    .idmapped_mounts = -1 };
 	struct job *ended = job_new();
 	_cleanup_free_ char *line = NULL;
 	struct conn c;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Reasons read from CRIU's dump log (runtime/ckpt-log.c). */
-#include "runtime/ckpt-internal.h"
+/* Reasons read from CRIU's dump log (ckpt/log.c). */
+#include "ckpt/ckpt-internal.h"
 #include "tests/unit/tap.h"
 
 static void test_ghost(void)

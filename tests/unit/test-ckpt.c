@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ckpt/ckpt.h"
 #include "runtime/runtime-internal.h"
 #include "tests/unit/tap.h"
 
@@ -59,7 +60,7 @@ static void test_shim_argv(void)
 			 "--leave-running",
 			 NULL };
 	char *out[9];
-	size_t n = runtime_criu_shim_argv(8, argv, "/usr/local/sbin/criu", out);
+	size_t n = ckpt_criu_shim_argv(8, argv, "/usr/local/sbin/criu", out);
 
 	ok(n == 5 && !strcmp(out[0], "/usr/local/sbin/criu") && !strcmp(out[1], "dump") &&
 		   !strcmp(out[2], "-t") && !strcmp(out[3], "42") &&
@@ -69,17 +70,16 @@ static void test_shim_argv(void)
 		char *last[] = { "criu", "dump", "--freeze-cgroup", NULL };
 		char *o2[4];
 
-		ok(runtime_criu_shim_argv(3, last, "/c", o2) == 3 &&
+		ok(ckpt_criu_shim_argv(3, last, "/c", o2) == 3 &&
 			   !strcmp(o2[2], "--freeze-cgroup") && !o2[3],
 		   "a trailing --freeze-cgroup without a value is passed on (CRIU refuses it)");
 	}
 	setenv("XOS_CRIU", "/usr/local/sbin/criu", 1);
-	ok(runtime_is_criu_shim("/run/xos/criu-shim/criu") && runtime_is_criu_shim("criu") &&
-		   !runtime_is_criu_shim("/usr/local/sbin/xosd") &&
-		   !runtime_is_criu_shim("/x/notcriu"),
+	ok(ckpt_is_criu_shim("/run/xos/criu-shim/criu") && ckpt_is_criu_shim("criu") &&
+		   !ckpt_is_criu_shim("/usr/local/sbin/xosd") && !ckpt_is_criu_shim("/x/notcriu"),
 	   "xosd is the shim when started as criu with XOS_CRIU set");
 	unsetenv("XOS_CRIU");
-	ok(!runtime_is_criu_shim("criu"), "not without XOS_CRIU");
+	ok(!ckpt_is_criu_shim("criu"), "not without XOS_CRIU");
 }
 
 int main(void)

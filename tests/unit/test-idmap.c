@@ -118,7 +118,7 @@ static int scratch_open(struct scratch *s)
 	s->cfg.checkpoint_dir = strdup(p);
 	snprintf(p, sizeof(p), "%s/jobs", s->dir);
 	mkdir(p, 0711);
-	s->d = (struct daemon){ .cfg = &s->cfg, .ckpt_fd = -EBADF, .idmap_fd = -EBADF };
+	s->d = (struct daemon){ .cfg = &s->cfg, .idmap_fd = -EBADF };
 	s->d.jobs_fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	s->d.volatile_dir = s->dir;
 	s->d.subuid_base = s->d.subgid_base = 2000000;

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime/ckpt-internal.h"
+#include "ckpt/ckpt-internal.h"
 #include "tests/unit/tap.h"
 
 /* ---- copies keep holes ---- */
@@ -111,31 +111,30 @@ static void test_policy(void)
 	struct runtime_config cfg;
 	struct job_ckpt_policy p = { 0 };
 	struct job j = { 0 };
-	char *msg = NULL;
+	_cleanup_xerr_ struct xerr err = XERR_INIT;
 
 	runtime_config_init(&cfg);
 	ok(cfg.checkpoint_keep_max == 100 && cfg.checkpoint_every_min_us == 60000000 &&
 		   cfg.checkpoint_quota == 0 && cfg.checkpoint_quota_root == 0,
 	   "defaults: keep_max 100, interval_min 1m, no quota");
 	p.every_us = 30000000;
-	ok(ckpt_policy_check(&cfg, 1000, &p, &msg) == -EINVAL && msg &&
-		   strstr(msg, "at most every 1m on this node (checkpoint_interval_min)") &&
-		   strstr(msg, "--checkpoint-every 1m"),
-	   "a user's --checkpoint-every 30s under a 1m minimum: refused (%s)", msg);
-	free(msg);
-	msg = NULL;
-	ok(ckpt_policy_check(&cfg, 0, &p, &msg) == 0, "root's: accepted");
+	ok(ckpt_policy_check(&cfg, 1000, &p, &err) == -EINVAL && err.msg &&
+		   strstr(err.msg, "at most every 1m on this node (checkpoint_interval_min)") &&
+		   strstr(err.msg, "--checkpoint-every 1m") &&
+		   !strcmp(xerr_code(&err), "invalid_argument"),
+	   "a user's --checkpoint-every 30s under a 1m minimum: refused (%s)", xerr_message(&err));
+	xerr_clear(&err);
+	ok(ckpt_policy_check(&cfg, 0, &p, &err) == 0 && !xerr_is_set(&err), "root's: accepted");
 	p.every_us = 60000000;
-	ok(ckpt_policy_check(&cfg, 1000, &p, &msg) == 0,
+	ok(ckpt_policy_check(&cfg, 1000, &p, &err) == 0,
 	   "a user's --checkpoint-every 1m: accepted");
 	p.keep = 101;
-	ok(ckpt_policy_check(&cfg, 1000, &p, &msg) == -EINVAL && msg &&
-		   strstr(msg, "at most 100 versions") && strstr(msg, "--keep 100"),
-	   "a user's --keep 101: refused (%s)", msg);
-	free(msg);
-	msg = NULL;
+	ok(ckpt_policy_check(&cfg, 1000, &p, &err) == -EINVAL && err.msg &&
+		   strstr(err.msg, "at most 100 versions") && strstr(err.msg, "--keep 100"),
+	   "a user's --keep 101: refused (%s)", xerr_message(&err));
+	xerr_clear(&err);
 	p.keep = 100;
-	ok(ckpt_policy_check(&cfg, 1000, &p, &msg) == 0, "--keep 100: accepted");
+	ok(ckpt_policy_check(&cfg, 1000, &p, &err) == 0, "--keep 100: accepted");
 
 	j.owner_uid = 1000;
 	cfg.checkpoint_keep = 0;

@@ -11,12 +11,12 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include "runtime/ckpt-internal.h"
+#include "ckpt/ckpt-internal.h"
 
 #define SHIM_ENV "XOS_CRIU"
 #define SHIM_DIR "criu-shim"
 
-bool runtime_is_criu_shim(const char *argv0)
+bool ckpt_is_criu_shim(const char *argv0)
 {
 	const char *base = argv0 ? strrchr(argv0, '/') : NULL;
 
@@ -24,7 +24,7 @@ bool runtime_is_criu_shim(const char *argv0)
 	return base && !strcmp(base, "criu") && getenv(SHIM_ENV);
 }
 
-size_t runtime_criu_shim_argv(int argc, char **argv, const char *real, char **ret_args)
+size_t ckpt_criu_shim_argv(int argc, char **argv, const char *real, char **ret_args)
 {
 	size_t n = 0;
 
@@ -42,7 +42,7 @@ size_t runtime_criu_shim_argv(int argc, char **argv, const char *real, char **re
 	return n;
 }
 
-int runtime_criu_shim(int argc, char **argv)
+int ckpt_criu_shim(int argc, char **argv)
 {
 	const char *real = getenv(SHIM_ENV);
 	_cleanup_free_ char **args = calloc((size_t)argc + 1, sizeof(char *));
@@ -51,7 +51,7 @@ int runtime_criu_shim(int argc, char **argv)
 		fprintf(stderr, "xosd: No CRIU to run (" SHIM_ENV " is not an absolute path)\n");
 		return 127;
 	}
-	runtime_criu_shim_argv(argc, argv, real, args);
+	ckpt_criu_shim_argv(argc, argv, real, args);
 	unsetenv(SHIM_ENV);
 	execv(real, args);
 	fprintf(stderr, "xosd: Cannot run %s: %s\n", real, strerror(errno));
@@ -85,13 +85,13 @@ static int find_criu(const char *shim_dir, char *buf, size_t len)
 
 /* In a dump's child, before liblxc runs CRIU: <run_dir>/criu-shim/criu is
  * a link to xosd, first on PATH; XOS_CRIU names the real CRIU. */
-int ckpt_criu_shim_setup(struct daemon *d)
+int ckpt_criu_shim_setup(struct ckpt *ck)
 {
-	_cleanup_close_ int run = open(d->cfg->run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int run = open(ck->cfg->run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	_cleanup_close_ int dir = -EBADF;
 	_cleanup_free_ char *path = NULL;
 	char shim[4096], real[4096], tmp[64];
-	int r = snprintf(shim, sizeof(shim), "%s/" SHIM_DIR, d->cfg->run_dir);
+	int r = snprintf(shim, sizeof(shim), "%s/" SHIM_DIR, ck->cfg->run_dir);
 
 	if (r < 0 || (size_t)r >= sizeof(shim))
 		return -ENAMETOOLONG;
@@ -107,7 +107,7 @@ int ckpt_criu_shim_setup(struct daemon *d)
 	/* (several dumps may set it up at once: each renames its own link over) */
 	snprintf(tmp, sizeof(tmp), ".criu.%d", (int)getpid());
 	(void)unlinkat(dir, tmp, 0);
-	if (symlinkat(d->self_exe, dir, tmp) < 0 || renameat(dir, tmp, dir, "criu") < 0)
+	if (symlinkat(ck->self_exe, dir, tmp) < 0 || renameat(dir, tmp, dir, "criu") < 0)
 		return -errno;
 	path = xstrdup_printf("%s:%s", shim, getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
 	if (!path || setenv(SHIM_ENV, real, 1) < 0 || setenv("PATH", path, 1) < 0)

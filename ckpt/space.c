@@ -14,7 +14,7 @@
 #include <sys/statvfs.h>
 #include <yajl/yajl_gen.h>
 
-#include "runtime/ckpt-internal.h"
+#include "ckpt/ckpt-internal.h"
 
 /* CRIU's images besides memory (cores, fds, mounts...), and the manifest */
 #define CKPT_IMAGE_OVERHEAD (1ULL << 20)
@@ -50,7 +50,7 @@ static void format_duration(uint64_t us, char *buf, size_t len)
 }
 
 int ckpt_policy_check(const struct runtime_config *cfg, uid_t uid, const struct job_ckpt_policy *p,
-		      char **ret_msg)
+		      struct xerr *err)
 {
 	char min[32];
 
@@ -58,17 +58,16 @@ int ckpt_policy_check(const struct runtime_config *cfg, uid_t uid, const struct 
 		return 0;
 	if (p->every_us && p->every_us < cfg->checkpoint_every_min_us) {
 		format_duration(cfg->checkpoint_every_min_us, min, sizeof(min));
-		*ret_msg = xstrdup_printf("Periodic checkpoints are at most every %s on this node "
-					  "(checkpoint_interval_min): use --checkpoint-every %s "
-					  "or longer",
-					  min, min);
-		return -EINVAL;
+		return xerr_set(err, -EINVAL, "invalid_argument",
+				"Periodic checkpoints are at most every %s on this node "
+				"(checkpoint_interval_min): use --checkpoint-every %s or longer",
+				min, min);
 	}
 	if (p->keep > cfg->checkpoint_keep_max) {
-		*ret_msg = xstrdup_printf("A job keeps at most %" PRIu64 " versions on this node "
-					  "(checkpoint_keep_max): use --keep %" PRIu64 " or fewer",
-					  cfg->checkpoint_keep_max, cfg->checkpoint_keep_max);
-		return -EINVAL;
+		return xerr_set(err, -EINVAL, "invalid_argument",
+				"A job keeps at most %" PRIu64 " versions on this node "
+				"(checkpoint_keep_max): use --keep %" PRIu64 " or fewer",
+				cfg->checkpoint_keep_max, cfg->checkpoint_keep_max);
 	}
 	return 0;
 }
@@ -155,32 +154,32 @@ uint64_t ckpt_tree_disk(int dfd)
 	return tree_disk(dfd, 0);
 }
 
-uint64_t ckpt_space_job_bytes(struct daemon *d, struct job *j)
+uint64_t ckpt_space_job_bytes(struct ckpt *ck, struct job *j)
 {
 	_cleanup_close_ int jfd = -EBADF;
 
 	if (j->ckpt_measured)
 		return j->ckpt_bytes;
-	jfd = ckpt_job_store(d, j, false);
+	jfd = ckpt_job_store(ck, j, false);
 	j->ckpt_bytes = jfd >= 0 ? ckpt_tree_disk(jfd) : 0;
 	j->ckpt_measured = true;
 	return j->ckpt_bytes;
 }
 
-static uint64_t user_bytes(struct daemon *d, uid_t uid)
+static uint64_t user_bytes(struct ckpt *ck, uid_t uid)
 {
 	uint64_t sum = 0;
 
-	for (struct job *j = d->jobs; j; j = j->next)
+	for (struct job *j = *ck->jobs; j; j = j->next)
 		if (j->owner_uid == uid)
-			sum += ckpt_space_job_bytes(d, j);
+			sum += ckpt_space_job_bytes(ck, j);
 	return sum;
 }
 
-static uint64_t store_free(struct daemon *d)
+static uint64_t store_free(struct ckpt *ck)
 {
 	struct statvfs sv;
-	int fd = ckpt_store_fd(d);
+	int fd = ckpt_store_fd(ck);
 
 	/* f_bavail: what is free for others than root (the file system's
 	 * reserve stays for the node) */
@@ -192,15 +191,15 @@ static uint64_t store_free(struct daemon *d)
 /* What the next version of j would take on disk: its memory (anonymous, and
  * shared beyond the layer's files, which are shmem too), the data blocks of
  * its writable layer and of its spool (copies keep holes), CRIU's other images. */
-static uint64_t estimate(struct daemon *d, struct job *j)
+static uint64_t estimate(struct ckpt *ck, struct job *j)
 {
 	uint64_t anon = 0, shmem = 0, layer = 0, files = 0, spool = 0;
 	_cleanup_close_ int xos = j->dirfd >= 0 ? open_dir_at(j->dirfd, "xos") : -EBADF;
 	_cleanup_close_ int sp = xos >= 0 ? open_dir_at(xos, "spool") : -EBADF;
 
-	if (container_dump_memory(d, j, &anon, &shmem) < 0)
+	if (HOST(ck, dump_memory, j, &anon, &shmem) < 0)
 		anon = shmem = 0;
-	if (rootfs_job_usage(d, j, &layer, &files) < 0)
+	if (HOST(ck, layer_usage, j, &layer, &files) < 0)
 		layer = 0;
 	if (sp >= 0)
 		spool = ckpt_tree_disk(sp);
@@ -211,13 +210,13 @@ struct room {
 	uint64_t need, quota, used, free;
 };
 
-static void measure(struct daemon *d, struct job *j, struct room *r)
+static void measure(struct ckpt *ck, struct job *j, struct room *r)
 {
-	*r = (struct room){ .need = estimate(d, j),
-			    .quota = ckpt_quota_of(d->cfg, j->owner_uid),
-			    .free = store_free(d) };
+	*r = (struct room){ .need = estimate(ck, j),
+			    .quota = ckpt_quota_of(ck->cfg, j->owner_uid),
+			    .free = store_free(ck) };
 	if (r->quota)
-		r->used = user_bytes(d, j->owner_uid);
+		r->used = user_bytes(ck, j->owner_uid);
 }
 
 static uint64_t room_left(const struct room *r)
@@ -227,33 +226,32 @@ static uint64_t room_left(const struct room *r)
 	return q < r->free ? q : r->free;
 }
 
-int ckpt_space_check(struct daemon *d, struct job *j, char **ret_msg)
+int ckpt_space_check(struct ckpt *ck, struct job *j, struct xerr *err)
 {
 	char need[32], used[32], quota[32], avail[32];
 	struct room r;
 
-	measure(d, j, &r);
+	measure(ck, j, &r);
 	ckpt_format_size(r.need, need, sizeof(need));
 	ckpt_format_size(r.used, used, sizeof(used));
 	ckpt_format_size(r.quota, quota, sizeof(quota));
 	ckpt_format_size(r.free, avail, sizeof(avail));
 	if (r.quota && r.used + r.need > r.quota) {
-		*ret_msg = xstrdup_printf(
+		return xerr_set(
+			err, -EDQUOT, "quota_exceeded",
 			"Checkpoint of job %.12s failed before the job was frozen (it runs "
 			"on): the version would take about %s, and the checkpoints of its "
 			"owner (uid %u) already take %s of a %s quota (%s); "
 			"delete versions (xcheckpoint --list, --delete) or keep fewer (--keep)",
 			j->id, need, (unsigned)j->owner_uid, used, quota, quota_key(j->owner_uid));
-		return -EDQUOT;
 	}
 	if (r.need > r.free) {
-		*ret_msg = xstrdup_printf("Checkpoint of job %.12s failed before the job was "
-					  "frozen (it runs on): the version would take about %s, "
-					  "and the checkpoint store has %s free; delete versions "
-					  "(xcheckpoint --list, --delete) or ask the node's owner "
-					  "for space",
-					  j->id, need, avail);
-		return -ENOSPC;
+		return xerr_set(err, -ENOSPC, "no_space",
+				"Checkpoint of job %.12s failed before the job was frozen (it "
+				"runs on): the version would take about %s, and the checkpoint "
+				"store has %s free; delete versions (xcheckpoint --list, "
+				"--delete) or ask the node's owner for space",
+				j->id, need, avail);
 	}
 	return 0;
 }
@@ -270,7 +268,7 @@ void ckpt_space_changed(struct job *j, bool made)
 
 /* Before a periodic checkpoint that would not fit: the oldest versions that
  * retention removes after it anyway go first, if that makes it fit. */
-void ckpt_space_make_room(struct daemon *d, struct job *j)
+void ckpt_space_make_room(struct ckpt *ck, struct job *j)
 {
 	_cleanup_close_ int jfd = -EBADF;
 	_cleanup_free_ unsigned *v = NULL;
@@ -278,10 +276,10 @@ void ckpt_space_make_room(struct daemon *d, struct job *j)
 	size_t n = 0, k = 0;
 	struct room r;
 
-	measure(d, j, &r);
+	measure(ck, j, &r);
 	if (r.need <= room_left(&r))
 		return;
-	jfd = ckpt_job_store(d, j, false);
+	jfd = ckpt_job_store(ck, j, false);
 	if (jfd < 0 || ckpt_list_versions(jfd, &v, &n) < 0 || n == 0 ||
 	    !(sizes = calloc(n, sizeof(*sizes))))
 		return;
@@ -293,7 +291,7 @@ void ckpt_space_make_room(struct daemon *d, struct job *j)
 		vfd = open_dir_at(jfd, name);
 		sizes[i] = vfd >= 0 ? ckpt_tree_disk(vfd) : 0;
 	}
-	if (ckpt_prune_plan(sizes, n, ckpt_keep_of(d->cfg, j), r.need, room_left(&r), &k) < 0)
+	if (ckpt_prune_plan(sizes, n, ckpt_keep_of(ck->cfg, j), r.need, room_left(&r), &k) < 0)
 		return; /* it will not fit: the check refuses, and nothing is lost */
 	for (size_t i = 0; i < k; i++) {
 		char name[32];
@@ -309,7 +307,7 @@ void ckpt_space_make_room(struct daemon *d, struct job *j)
 	ckpt_space_changed(j, false);
 }
 
-void ckpt_space_skipped(struct daemon *d, struct job *j, const char *why)
+void ckpt_space_skipped(struct ckpt *ck, struct job *j, const char *why)
 {
 	char *s = strdup(why);
 	int r;
@@ -320,17 +318,17 @@ void ckpt_space_skipped(struct daemon *d, struct job *j, const char *why)
 	free(j->ckpt_skipped);
 	j->ckpt_skipped = s;
 	j->ckpt_skipped_us = now_usec();
-	if ((r = daemon_persist_job(d, j)) < 0)
+	if ((r = HOST(ck, persist, j)) < 0)
 		log_warn("Failed to persist job %s: %s", j->id, strerror(-r));
 }
 
 /* Why a dump failed, if the store ran out of space during it (its images
  * or the copies): the log says so, or the store is (nearly) full. */
-char *ckpt_space_dump_failure(struct daemon *d, struct job *j, int jfd, unsigned version)
+char *ckpt_space_dump_failure(struct ckpt *ck, struct job *j, int jfd, unsigned version)
 {
 	_cleanup_free_ char *log = NULL;
 	char path[64], avail[32];
-	uint64_t free_now = store_free(d);
+	uint64_t free_now = store_free(ck);
 	bool full = free_now < CKPT_FULL_MARGIN;
 
 	snprintf(path, sizeof(path), ".new-%u/images/dump.log", version);
@@ -346,10 +344,10 @@ char *ckpt_space_dump_failure(struct daemon *d, struct job *j, int jfd, unsigned
 }
 
 /* Bytes of the versions that retention removes once the new one is in. */
-static uint64_t retention_frees(struct daemon *d, struct job *j, int jfd)
+static uint64_t retention_frees(struct ckpt *ck, struct job *j, int jfd)
 {
 	_cleanup_free_ unsigned *v = NULL;
-	unsigned keep = ckpt_keep_of(d->cfg, j);
+	unsigned keep = ckpt_keep_of(ck->cfg, j);
 	uint64_t sum = 0;
 	size_t n = 0;
 
@@ -366,9 +364,9 @@ static uint64_t retention_frees(struct daemon *d, struct job *j, int jfd)
 	return sum;
 }
 
-char *ckpt_space_over_quota(struct daemon *d, struct job *j, int jfd, unsigned version)
+char *ckpt_space_over_quota(struct ckpt *ck, struct job *j, int jfd, unsigned version)
 {
-	uint64_t quota = ckpt_quota_of(d->cfg, j->owner_uid), total, made, freed;
+	uint64_t quota = ckpt_quota_of(ck->cfg, j->owner_uid), total, made, freed;
 	_cleanup_close_ int vfd = -EBADF;
 	char name[32], took[32], sum[32], q[32];
 
@@ -378,9 +376,9 @@ char *ckpt_space_over_quota(struct daemon *d, struct job *j, int jfd, unsigned v
 	vfd = open_dir_at(jfd, name);
 	made = vfd >= 0 ? ckpt_tree_disk(vfd) : 0;
 	j->ckpt_measured = false; /* (measured with the new version in) */
-	total = user_bytes(d, j->owner_uid);
+	total = user_bytes(ck, j->owner_uid);
 	j->ckpt_measured = false;
-	freed = retention_frees(d, j, jfd);
+	freed = retention_frees(ck, j, jfd);
 	if (total - (freed < total ? freed : total) <= quota)
 		return NULL;
 	ckpt_format_size(made, took, sizeof(took));
@@ -397,15 +395,15 @@ char *ckpt_space_over_quota(struct daemon *d, struct job *j, int jfd, unsigned v
 /* "storage" of a checkpoints answer: what the job's and its owner's versions
  * take, the owner's quota (0: none), the store's free space; and why the
  * last periodic checkpoint was skipped. */
-void ckpt_space_gen_list(struct daemon *d, struct job *j, struct yajl_gen_t *g)
+void ckpt_space_gen_list(struct ckpt *ck, struct job *j, struct yajl_gen_t *g)
 {
-	uint64_t free_now = store_free(d);
+	uint64_t free_now = store_free(ck);
 
 	json_gen_key(g, "storage");
 	yajl_gen_map_open(g);
-	json_gen_kv_uint(g, "job", ckpt_space_job_bytes(d, j));
-	json_gen_kv_uint(g, "user", user_bytes(d, j->owner_uid));
-	json_gen_kv_uint(g, "quota", ckpt_quota_of(d->cfg, j->owner_uid));
+	json_gen_kv_uint(g, "job", ckpt_space_job_bytes(ck, j));
+	json_gen_kv_uint(g, "user", user_bytes(ck, j->owner_uid));
+	json_gen_kv_uint(g, "quota", ckpt_quota_of(ck->cfg, j->owner_uid));
 	json_gen_kv_uint(g, "free", free_now == UINT64_MAX ? 0 : free_now);
 	yajl_gen_map_close(g);
 	if (j->ckpt_skipped) {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* What CRIU's dump log says went wrong, in words for the job's owner. */
-#include "runtime/ckpt-internal.h"
+#include "ckpt/ckpt-internal.h"
 
 #define GHOST_ERR "Can't dump ghost file "
 

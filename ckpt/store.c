@@ -17,26 +17,26 @@
 #include <yajl/yajl_tree.h>
 
 #include "runtime/runtime-internal.h"
-#include "runtime/ckpt-internal.h"
+#include "ckpt/ckpt-internal.h"
 
-int ckpt_store_fd(struct daemon *d)
+int ckpt_store_fd(struct ckpt *ck)
 {
 	int r;
 
-	if (d->ckpt_fd >= 0)
-		return d->ckpt_fd;
-	r = mkdir_p_at(AT_FDCWD, d->cfg->checkpoint_dir, 0700);
+	if (ck->store_fd >= 0)
+		return ck->store_fd;
+	r = mkdir_p_at(AT_FDCWD, ck->cfg->checkpoint_dir, 0700);
 	if (r < 0)
 		return r;
-	if (chown(d->cfg->checkpoint_dir, 0, 0) < 0 || chmod(d->cfg->checkpoint_dir, 0700) < 0)
+	if (chown(ck->cfg->checkpoint_dir, 0, 0) < 0 || chmod(ck->cfg->checkpoint_dir, 0700) < 0)
 		return -errno;
-	d->ckpt_fd = open(d->cfg->checkpoint_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return d->ckpt_fd < 0 ? -errno : d->ckpt_fd;
+	ck->store_fd = open(ck->cfg->checkpoint_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return ck->store_fd < 0 ? -errno : ck->store_fd;
 }
 
-int ckpt_job_store(struct daemon *d, struct job *j, bool create)
+int ckpt_job_store(struct ckpt *ck, struct job *j, bool create)
 {
-	int s = ckpt_store_fd(d);
+	int s = ckpt_store_fd(ck);
 
 	if (s < 0)
 		return s;
@@ -258,7 +258,7 @@ static int action_copy(const char *src, const char *dest, const char *name, uint
 	return copy_tree_at(s, ".", d, name, bytes);
 }
 
-int runtime_ckpt_action(void)
+int ckpt_action(void)
 {
 	const char *action = getenv("CRTOOLS_SCRIPT_ACTION");
 	const char *dest = getenv("XOS_CKPT_DEST"), *upper = getenv("XOS_CKPT_UPPER");
@@ -431,9 +431,9 @@ static unsigned criu_xos_level(const char *out)
 	return errno || end == m + strlen(CRIU_XOS_MARK) || level > 1000 ? 0 : (unsigned)level;
 }
 
-int ckpt_bridge_allowed(struct daemon *d, const char **ret_why)
+int ckpt_bridge_allowed(struct ckpt *ck, const char **ret_why)
 {
-	switch (d->cfg->checkpoint_bridge) {
+	switch (ck->cfg->checkpoint_bridge) {
 	case CKPT_BRIDGE_YES:
 		return 0;
 	case CKPT_BRIDGE_NO:
@@ -443,16 +443,16 @@ int ckpt_bridge_allowed(struct daemon *d, const char **ret_why)
 	default:
 		break;
 	}
-	if (d->criu_veth_fix < 0) {
+	if (ck->criu_veth_fix < 0) {
 		_cleanup_free_ char *bin = criu_on_path();
 		char out[1024];
 
-		d->criu_veth_fix = bin && criu_version_output(bin, out, sizeof(out)) >= 0 &&
-				   criu_xos_level(out) >= CRIU_VETH_FIX_LEVEL;
+		ck->criu_veth_fix = bin && criu_version_output(bin, out, sizeof(out)) >= 0 &&
+				    criu_xos_level(out) >= CRIU_VETH_FIX_LEVEL;
 		log_info("CRIU %s %s restore a --net bridge job's veth (checkpoint_bridge = auto)",
-			 bin ? bin : "(none on PATH)", d->criu_veth_fix ? "can" : "cannot");
+			 bin ? bin : "(none on PATH)", ck->criu_veth_fix ? "can" : "cannot");
 	}
-	if (d->criu_veth_fix)
+	if (ck->criu_veth_fix)
 		return 0;
 	*ret_why = "the CRIU on xosd's PATH cannot recreate a job's veth in its user namespace "
 		   "(scripts/build-criu.sh builds one that can; a node owner whose CRIU can sets "
@@ -460,14 +460,57 @@ int ckpt_bridge_allowed(struct daemon *d, const char **ret_why)
 	return -EOPNOTSUPP;
 }
 
-bool ckpt_has_versions(struct daemon *d, struct job *j)
+bool ckpt_has_versions(struct ckpt *ck, struct job *j)
 {
 	_cleanup_free_ unsigned *v = NULL;
 	_cleanup_close_ int jfd = -EBADF;
 	size_t n = 0;
 
-	if (d->ckpt_fd < 0 && access(d->cfg->checkpoint_dir, F_OK) < 0)
+	if (ck->store_fd < 0 && access(ck->cfg->checkpoint_dir, F_OK) < 0)
 		return false; /* (no store: not made for this question) */
-	jfd = ckpt_job_store(d, j, false);
+	jfd = ckpt_job_store(ck, j, false);
 	return jfd >= 0 && ckpt_list_versions(jfd, &v, &n) >= 0 && n > 0;
+}
+
+int ckpt_job_versions(struct ckpt *ck, struct job *j, unsigned **ret, size_t *ret_n)
+{
+	_cleanup_close_ int jfd = ckpt_job_store(ck, j, false);
+
+	if (jfd < 0) {
+		*ret = NULL;
+		*ret_n = 0;
+		return 0;
+	}
+	return ckpt_list_versions(jfd, ret, ret_n);
+}
+
+int ckpt_new(const struct ckpt_setup *s, struct ckpt **ret)
+{
+	struct ckpt *ck = calloc(1, sizeof(*ck));
+
+	if (!ck)
+		return -ENOMEM;
+	*ck = (struct ckpt){ .cfg = s->cfg,
+			     .host = s->host,
+			     .data = s->data,
+			     .jobs = s->jobs,
+			     .self_exe = s->self_exe ? strdup(s->self_exe) : NULL,
+			     .cgroup_v2 = s->cgroup_v2,
+			     .store_fd = -EBADF,
+			     .criu_veth_fix = -1 };
+	if (s->self_exe && !ck->self_exe) {
+		free(ck);
+		return -ENOMEM;
+	}
+	*ret = ck;
+	return 0;
+}
+
+void ckpt_free(struct ckpt *ck)
+{
+	if (!ck)
+		return;
+	closep(&ck->store_fd);
+	free(ck->self_exe);
+	free(ck);
 }

@@ -2,13 +2,13 @@
 /* Checkpoint and restart of whole job containers through liblxc's migrate
  * API (CRIU). As with starts, a forked child of xosd calls liblxc (a restore
  * makes the caller a monitor's parent and may take long); xosd's loop goes
- * on serving and finishes the operation when that child ends (EP_CKPT).
+ * on serving and finishes the operation when that child ends (its pidfd is
+ * watched through host->watch_child).
  * The writable layer and spool are copied by CRIU's post-dump action script
  * (xosd itself, see runtime_ckpt_action), while the container is frozen. */
 #include <fcntl.h>
 #include <lxc/lxccontainer.h>
 #include <signal.h>
-#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -16,7 +16,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "hooks/hooks.h"
-#include "runtime/ckpt-internal.h"
+#include "ckpt/ckpt-internal.h"
 
 enum ckpt_kind { CKPT_DUMP, CKPT_RESTORE };
 
@@ -62,10 +62,10 @@ static void run_free(struct ckpt_run *run)
 
 /* The options every CRIU run of xos gets besides liblxc's (the job's
  * network namespace has nothing for CRIU to lock). */
-static int criu_conf_path(struct daemon *d, char *buf, size_t len)
+static int criu_conf_path(struct ckpt *ck, char *buf, size_t len)
 {
-	_cleanup_close_ int run = open(d->cfg->run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int r = snprintf(buf, len, "%s/criu.conf", d->cfg->run_dir);
+	_cleanup_close_ int run = open(ck->cfg->run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = snprintf(buf, len, "%s/criu.conf", ck->cfg->run_dir);
 
 	if (r < 0 || (size_t)r >= len)
 		return -ENAMETOOLONG;
@@ -89,12 +89,12 @@ static void child_setup(int errfd)
 
 /* Before a dump: the job was sent its checkpoint signal; wait (at most the
  * grace period) for it to create the file XOS_CHECKPOINT_READY names. */
-static void wait_ready(struct daemon *d, struct job *j)
+static void wait_ready(struct ckpt *ck, struct job *j)
 {
 	uint64_t deadline = mono_usec() + j->ckpt.grace_us;
 	char p[4096];
 
-	if (daemon_job_runpath(d, j, "rootfs/tmp", p, sizeof(p)) < 0)
+	if (HOST(ck, runpath, j, "rootfs/tmp", p, sizeof(p)) < 0)
 		return;
 	while (mono_usec() < deadline) {
 		_cleanup_close_ int tmp = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -126,7 +126,7 @@ static bool dump_met_moving_task(const char *dir)
 	return moving && rm_rf_at(dfd, "images") >= 0;
 }
 
-/* The dump failed: say why if CRIU's log tells (ckpt-log.c). */
+/* The dump failed: say why if CRIU's log tells (log.c). */
 static void dump_fail_reason(const char *dir, uint64_t ghost_limit)
 {
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -138,7 +138,7 @@ static void dump_fail_reason(const char *dir, uint64_t ghost_limit)
 	dprintf(3, "%s", why ? why : "CRIU could not dump the container");
 }
 
-static _noreturn_ void dump_child(struct daemon *d, struct job *j, int errfd, bool stop)
+static _noreturn_ void dump_child(struct ckpt *ck, struct job *j, int errfd, bool stop)
 {
 	char dir[4096], images[4200], path[4096];
 	struct migrate_opts o = { .stop = stop };
@@ -149,38 +149,39 @@ static _noreturn_ void dump_child(struct daemon *d, struct job *j, int errfd, bo
 	 * ignored here, not in CRIU, which sets its handler */
 	signal(SIGALRM, SIG_IGN);
 	if (j->ckpt.signal)
-		wait_ready(d, j);
+		wait_ready(ck, j);
 	if (j->run->record) {
-		char *msg = NULL;
+		struct xerr err = XERR_INIT;
 
-		if (hook_run(d->cfg->hooks_dir, HOOK_PRECHECKPOINT, j->id, j->run->record,
-			     strlen(j->run->record), d->cfg->hook_timeout_us, &msg) < 0) {
-			dprintf(3, "the precheckpoint hook %s", msg ? msg : "failed");
+		if (hook_run(ck->cfg->hooks_dir, HOOK_PRECHECKPOINT, j->id, j->run->record,
+			     strlen(j->run->record), ck->cfg->hook_timeout_us, &err) < 0) {
+			dprintf(3, "the precheckpoint hook %s", err.msg ? err.msg : "failed");
 			_exit(1);
 		}
 	}
-	snprintf(dir, sizeof(dir), "%s/%s/.new-%u", d->cfg->checkpoint_dir, j->id, j->run->version);
+	snprintf(dir, sizeof(dir), "%s/%s/.new-%u", ck->cfg->checkpoint_dir, j->id,
+		 j->run->version);
 	snprintf(images, sizeof(images), "%s/images", dir);
-	if (criu_conf_path(d, path, sizeof(path)) < 0 || setenv("CRIU_CONFIG_FILE", path, 1) < 0)
+	if (criu_conf_path(ck, path, sizeof(path)) < 0 || setenv("CRIU_CONFIG_FILE", path, 1) < 0)
 		_exit(1);
-	if (ckpt_criu_shim_setup(d) < 0) {
+	if (ckpt_criu_shim_setup(ck) < 0) {
 		dprintf(3, "CRIU was not found on xosd's PATH");
 		_exit(1);
 	}
 	setenv("XOS_CKPT_DEST", dir, 1);
-	if (daemon_job_runpath(d, j, "layer/upper", path, sizeof(path)) < 0)
+	if (HOST(ck, runpath, j, "layer/upper", path, sizeof(path)) < 0)
 		_exit(1);
 	setenv("XOS_CKPT_UPPER", path, 1);
-	snprintf(path, sizeof(path), "%s/jobs/%s/xos/spool", d->cfg->state_dir, j->id);
+	snprintf(path, sizeof(path), "%s/jobs/%s/xos/spool", ck->cfg->state_dir, j->id);
 	setenv("XOS_CKPT_SPOOL", path, 1);
-	c = container_handle(d, j, false);
+	c = HOST(ck, handle, j, false);
 	if (!c)
 		_exit(1);
 	o.directory = images;
-	o.action_script = d->self_exe;
+	o.action_script = ck->self_exe;
 	/* a deleted file still open is kept in the images up to what the
 	 * job's layer can hold (CRIU's own default is 1 MiB) */
-	o.ghost_limit = j->disk ? j->disk : d->cfg->layer_size;
+	o.ghost_limit = j->disk ? j->disk : ck->cfg->layer_size;
 	for (unsigned attempt = 1;; attempt++) {
 		if (c->migrate(c, MIGRATE_DUMP, &o, sizeof(o)) == 0)
 			_exit(0);
@@ -195,18 +196,18 @@ static _noreturn_ void dump_child(struct daemon *d, struct job *j, int errfd, bo
 	_exit(1);
 }
 
-static _noreturn_ void restore_child(struct daemon *d, struct job *j, int errfd)
+static _noreturn_ void restore_child(struct ckpt *ck, struct job *j, int errfd)
 {
 	char images[4200], path[4096];
 	struct migrate_opts o = { 0 };
 	struct lxc_container *c;
 
 	child_setup(errfd);
-	if (criu_conf_path(d, path, sizeof(path)) < 0 || setenv("CRIU_CONFIG_FILE", path, 1) < 0)
+	if (criu_conf_path(ck, path, sizeof(path)) < 0 || setenv("CRIU_CONFIG_FILE", path, 1) < 0)
 		_exit(1);
-	snprintf(images, sizeof(images), "%s/%s/%u/images", d->cfg->checkpoint_dir, j->id,
+	snprintf(images, sizeof(images), "%s/%s/%u/images", ck->cfg->checkpoint_dir, j->id,
 		 j->run->version);
-	c = container_handle(d, j, true);
+	c = HOST(ck, handle, j, true);
 	if (!c)
 		_exit(1);
 	o.directory = images;
@@ -216,7 +217,7 @@ static _noreturn_ void restore_child(struct daemon *d, struct job *j, int errfd)
 	_exit(1);
 }
 
-static int run_fork(struct daemon *d, struct job *j, bool stop)
+static int run_fork(struct ckpt *ck, struct job *j, bool stop)
 {
 	int p[2], r;
 
@@ -231,50 +232,39 @@ static int run_fork(struct daemon *d, struct job *j, bool stop)
 	}
 	if (j->run->child == 0) {
 		if (j->run->kind == CKPT_DUMP)
-			dump_child(d, j, p[1], stop);
-		restore_child(d, j, p[1]);
+			dump_child(ck, j, p[1], stop);
+		restore_child(ck, j, p[1]);
 	}
 	close(p[1]);
 	(void)setpgid(j->run->child, j->run->child); /* (as the child does: no race) */
 	j->run->err_fd = p[0];
 	j->run->child_fd = (int)syscall(SYS_pidfd_open, j->run->child, 0);
-	if (j->run->child_fd < 0 ||
-	    (r = daemon_epoll_add(d, j->run->child_fd, EPOLLIN, EP_CKPT, j)) < 0) {
+	if (j->run->child_fd < 0 || (r = HOST(ck, watch_child, j, j->run->child_fd)) < 0) {
 		closep(&j->run->child_fd);
 		return 0; /* finished synchronously by the caller */
 	}
 	return 1;
 }
 
-static void reply_conns(struct daemon *d, struct job *j, struct yajl_gen_t *g, const char *code,
-			const char *msg)
+/* The clients waiting for the run of j are told why it failed. */
+static void answer_error(struct ckpt *ck, struct job *j, const char *code, const char *msg)
 {
-	for (struct conn *c = d->conns, *next; c; c = next) {
-		next = c->next;
-		if (c->mode != CONN_CKPT || c->job != j)
-			continue;
-		c->mode = CONN_REQUEST;
-		if (code)
-			conn_reply_error(c, code, "%s", msg);
-		else if (g)
-			conn_send_map(c, g);
-		g = NULL; /* one answer per generator */
-		c->job = NULL;
-		c->mode = CONN_CLOSING;
-		conn_event(d, c, 0);
-	}
+	_cleanup_xerr_ struct xerr err = XERR_INIT;
+
+	xerr_set_msg(&err, -EIO, code, msg);
+	HOST(ck, answer, j, &err, NULL);
 }
 
-static void set_state(struct daemon *d, struct job *j, enum job_state s)
+static void set_state(struct ckpt *ck, struct job *j, enum job_state s)
 {
 	int r;
 
 	j->state = s;
-	if ((r = daemon_persist_job(d, j)) < 0)
+	if ((r = HOST(ck, persist, j)) < 0)
 		log_warn("Failed to persist job %s: %s", j->id, strerror(-r));
 }
 
-static unsigned next_version(struct daemon *d, struct job *j, int jfd)
+static unsigned next_version(struct ckpt *ck, struct job *j, int jfd)
 {
 	_cleanup_free_ unsigned *v = NULL;
 	size_t n = 0;
@@ -285,46 +275,48 @@ static unsigned next_version(struct daemon *d, struct job *j, int jfd)
 	return next;
 }
 
-static int begin_dump(struct daemon *d, struct job *j, bool stop, char **ret_msg)
+/* Whether j may be dumped now: 0, or the refusal. */
+static int dump_refused(struct ckpt *ck, struct job *j, struct xerr *err)
+{
+	const char *why;
+
+	if (j->state != JOB_RUNNING || j->closing || j->run)
+		return xerr_set(err, -EBUSY, "conflict",
+				"Job %.12s is %s; only a running job can be checkpointed", j->id,
+				j->run ? "busy" : job_state_to_string(j->state));
+	if (j->tty)
+		return xerr_set(err, -EOPNOTSUPP, "not_supported",
+				"Job %.12s has a terminal (xrun -t): jobs with terminals cannot be "
+				"checkpointed; run it without -t",
+				j->id);
+	if (j->net.mode == NETSETUP_BRIDGE && ckpt_bridge_allowed(ck, &why) < 0)
+		return xerr_set(err, -EOPNOTSUPP, "not_supported",
+				"Job %.12s uses --net bridge and cannot be checkpointed on this "
+				"node: %s; run it with --net none",
+				j->id, why);
+	if (!ck->self_exe || strpbrk(ck->self_exe, " \t\n'\"\\$`;&|<>*?()[]{}!#~"))
+		return xerr_set(err, -EINVAL, "internal",
+				"xosd's own path cannot serve as CRIU's action script");
+	return ckpt_space_check(ck, j, err); /* before anything is frozen */
+}
+
+static int begin_dump(struct ckpt *ck, struct job *j, bool stop, struct xerr *err)
 {
 	_cleanup_close_ int jfd = -EBADF;
-	const char *why;
 	char name[32];
 	int r;
 
-	if (j->state != JOB_RUNNING || j->closing || j->run)
-		return *ret_msg = xstrdup_printf("Job %.12s is %s; only a running job can be "
-						 "checkpointed",
-						 j->id,
-						 j->run ? "busy" : job_state_to_string(j->state)),
-		       -EBUSY;
-	if (j->tty)
-		return *ret_msg = xstrdup_printf("Job %.12s has a terminal (xrun -t): jobs with "
-						 "terminals cannot be checkpointed; run it "
-						 "without -t",
-						 j->id),
-		       -EOPNOTSUPP;
-	if (j->net.mode == NETSETUP_BRIDGE && ckpt_bridge_allowed(d, &why) < 0)
-		return *ret_msg = xstrdup_printf(
-			       "Job %.12s uses --net bridge and cannot be "
-			       "checkpointed on this node: %s; run it with --net none",
-			       j->id, why),
-		       -EOPNOTSUPP;
-	if (!d->self_exe || strpbrk(d->self_exe, " \t\n'\"\\$`;&|<>*?()[]{}!#~"))
-		return *ret_msg = strdup("xosd's own path cannot serve as CRIU's action script"),
-		       -EINVAL;
-	if ((r = ckpt_space_check(d, j, ret_msg)) < 0) /* before anything is frozen */
+	if ((r = dump_refused(ck, j, err)) < 0)
 		return r;
-	jfd = ckpt_job_store(d, j, true);
+	jfd = ckpt_job_store(ck, j, true);
 	if (jfd < 0)
-		return *ret_msg = xstrdup_printf("Cannot open the checkpoint store %s: %s",
-						 d->cfg->checkpoint_dir, strerror(-jfd)),
-		       jfd;
+		return xerr_set(err, jfd, "internal", "Cannot open the checkpoint store %s: %s",
+				ck->cfg->checkpoint_dir, strerror(-jfd));
 	j->run = calloc(1, sizeof(*j->run));
 	if (!j->run)
-		return *ret_msg = strdup("Out of memory"), -ENOMEM;
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	*j->run = (struct ckpt_run){ .kind = CKPT_DUMP,
-				     .version = next_version(d, j, jfd),
+				     .version = next_version(ck, j, jfd),
 				     .stop = stop,
 				     .prev = j->state,
 				     .child_fd = -EBADF,
@@ -333,21 +325,20 @@ static int begin_dump(struct daemon *d, struct job *j, bool stop, char **ret_msg
 	snprintf(name, sizeof(name), ".new-%u", j->run->version);
 	(void)rm_rf_at(jfd, name);
 	if (mkdirat(jfd, name, 0700) < 0) {
-		r = -errno;
-		*ret_msg = xstrdup_printf("Cannot make a version in %s: %s", d->cfg->checkpoint_dir,
-					  strerror(-r));
+		r = xerr_set(err, -errno, "internal", "Cannot make a version in %s: %s",
+			     ck->cfg->checkpoint_dir, strerror(errno));
 		run_free(TAKE_PTR(j->run));
 		return r;
 	}
 	if (j->ckpt.signal)
-		(void)container_signal(d, j, 0, j->ckpt.signal);
-	set_state(d, j, JOB_CHECKPOINTING);
+		(void)HOST(ck, signal, j, j->ckpt.signal);
+	set_state(ck, j, JOB_CHECKPOINTING);
 	{
 		_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
 		struct runtime_accounting base = j->acct_base, now;
 
 		/* a restore of this version goes on counting from what was used so far */
-		if (container_accounting(d, j, &now) >= 0)
+		if (HOST(ck, accounting, j, &now) >= 0)
 			job_acct_add(&j->acct_base, &now);
 		if (g) {
 			job_to_json(j, g);
@@ -355,20 +346,20 @@ static int begin_dump(struct daemon *d, struct job *j, bool stop, char **ret_msg
 		}
 		j->acct_base = base; /* (this container goes on counting for itself) */
 	}
-	r = run_fork(d, j, stop);
+	r = run_fork(ck, j, stop);
 	if (r < 0) {
-		*ret_msg = xstrdup_printf("Cannot fork: %s", strerror(-r));
+		xerr_set(err, r, "internal", "Cannot fork: %s", strerror(-r));
 		(void)rm_rf_at(jfd, name);
 		run_free(TAKE_PTR(j->run));
-		set_state(d, j, JOB_RUNNING);
+		set_state(ck, j, JOB_RUNNING);
 		return r;
 	}
 	if (r == 0)
-		ckpt_child_done(d, j);
+		ckpt_child_done(ck, j);
 	return 0;
 }
 
-static void gen_manifest(struct daemon *d, struct job *j, int vfd, yajl_gen g,
+static void gen_manifest(struct ckpt *ck, struct job *j, int vfd, yajl_gen g,
 			 const struct ckpt_stats *st, uint64_t sizes[4])
 {
 	yajl_gen_map_open(g);
@@ -426,7 +417,7 @@ static void ckpt_gen_summary(yajl_gen g, yajl_val m)
 }
 
 /* Images to the mapped root, the manifest, then the version is renamed into place. */
-static int finish_version(struct daemon *d, struct job *j, int jfd, char **ret_manifest)
+static int finish_version(struct ckpt *ck, struct job *j, int jfd, char **ret_manifest)
 {
 	_cleanup_close_ int vfd = -EBADF;
 	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
@@ -456,7 +447,7 @@ static int finish_version(struct daemon *d, struct job *j, int jfd, char **ret_m
 	if (r < 0)
 		return r;
 	sizes[3] = ckpt_tree_disk(vfd);
-	gen_manifest(d, j, vfd, g, &st, sizes);
+	gen_manifest(ck, j, vfd, g, &st, sizes);
 	text = json_gen_take(g, true);
 	if (!text)
 		return -ENOMEM;
@@ -470,9 +461,9 @@ static int finish_version(struct daemon *d, struct job *j, int jfd, char **ret_m
 }
 
 /* Keep the newest keep versions (0: all). */
-static void apply_retention(struct daemon *d, struct job *j, int jfd)
+static void apply_retention(struct ckpt *ck, struct job *j, int jfd)
 {
-	unsigned keep = ckpt_keep_of(d->cfg, j);
+	unsigned keep = ckpt_keep_of(ck->cfg, j);
 	_cleanup_free_ unsigned *v = NULL;
 	size_t n = 0;
 
@@ -488,7 +479,7 @@ static void apply_retention(struct daemon *d, struct job *j, int jfd)
 }
 
 /* Keep the log of a failed dump beside the versions; its path. */
-static char *keep_failed_log(struct daemon *d, struct job *j, int jfd)
+static char *keep_failed_log(struct ckpt *ck, struct job *j, int jfd)
 {
 	char from[64], to[64];
 
@@ -496,21 +487,19 @@ static char *keep_failed_log(struct daemon *d, struct job *j, int jfd)
 	snprintf(to, sizeof(to), "failed-%u.dump.log", j->run->version);
 	if (renameat(jfd, from, jfd, to) < 0)
 		return NULL;
-	return xstrdup_printf("%s/%s/%s", d->cfg->checkpoint_dir, j->id, to);
+	return xstrdup_printf("%s/%s/%s", ck->cfg->checkpoint_dir, j->id, to);
 }
 
 /* A failed dump never leaves the container frozen, whoever froze it (CRIU
  * killed while it held the freezer cannot thaw it). */
-static void thaw_container(struct daemon *d, struct job *j)
+static void thaw_container(struct ckpt *ck, struct job *j)
 {
-	bool v2 = d->cg == &runtime_cgroup_v2;
+	bool v2 = ck->cgroup_v2;
 	struct runtime_cgroup_paths p;
 	_cleanup_free_ char *path = NULL;
 	_cleanup_close_ int fd = -EBADF;
-	char name[64];
 
-	container_name(j, name, sizeof(name));
-	if (runtime_cgroup_paths(j->cgroup_parent, name, &p) < 0)
+	if (HOST(ck, cgroup_paths, j, &p) < 0)
 		return;
 	path = v2 ? xstrdup_printf("/sys/fs/cgroup/%s/cgroup.freeze", p.payload)
 		  : xstrdup_printf("/sys/fs/cgroup/freezer/%s/freezer.state", p.payload);
@@ -520,14 +509,14 @@ static void thaw_container(struct daemon *d, struct job *j)
 }
 
 /* Why a dump was aborted, for the user; NULL if it was not. */
-static char *abort_reason(struct daemon *d, struct job *j)
+static char *abort_reason(struct ckpt *ck, struct job *j)
 {
 	if (j->run->kill_sig)
 		return xstrdup_printf("it was aborted by xkill (signal %d); the job was thawed "
 				      "and got the signal",
 				      j->run->kill_sig);
 	if (j->run->timed_out) {
-		uint64_t t = d->cfg->dump_timeout_us;
+		uint64_t t = ck->cfg->dump_timeout_us;
 		bool ms = t % 1000000 != 0;
 
 		return xstrdup_printf("it took longer than dump_timeout (%llu %s) and was aborted; "
@@ -539,51 +528,51 @@ static char *abort_reason(struct daemon *d, struct job *j)
 	return NULL;
 }
 
-static void dump_failed(struct daemon *d, struct job *j, int jfd, const char *why)
+static void dump_failed(struct ckpt *ck, struct job *j, int jfd, const char *why)
 {
-	_cleanup_free_ char *log = jfd >= 0 ? keep_failed_log(d, j, jfd) : NULL;
-	_cleanup_free_ char *msg = NULL, *aborted = abort_reason(d, j);
+	_cleanup_free_ char *log = jfd >= 0 ? keep_failed_log(ck, j, jfd) : NULL;
+	_cleanup_free_ char *msg = NULL, *aborted = abort_reason(ck, j);
 	char name[32];
 
 	snprintf(name, sizeof(name), ".new-%u", j->run->version);
 	if (jfd >= 0)
 		(void)rm_rf_at(jfd, name);
-	thaw_container(d, j);
+	thaw_container(ck, j);
 	msg = xstrdup_printf("Checkpoint of job %.12s failed: %s; version %u was discarded%s%s%s",
 			     j->id, aborted ? aborted : why, j->run->version,
 			     log ? " (see CRIU's log " : "", log ? log : "", log ? ")" : "");
 	log_error("%s", msg ? msg : why);
 	j->state = JOB_RUNNING;
-	reply_conns(d, j, NULL, "checkpoint_failed", msg ? msg : why);
+	answer_error(ck, j, "checkpoint_failed", msg ? msg : why);
 }
 
-static void dump_done(struct daemon *d, struct job *j, bool ok, const char *why)
+static void dump_done(struct ckpt *ck, struct job *j, bool ok, const char *why)
 {
-	_cleanup_close_ int jfd = ckpt_job_store(d, j, false);
+	_cleanup_close_ int jfd = ckpt_job_store(ck, j, false);
 	_cleanup_free_ char *manifest = NULL, *over = NULL;
 	struct ckpt_run *run = j->run;
 	int r = -EIO;
 
-	if (ok && !run->stop && (over = ckpt_space_over_quota(d, j, jfd, run->version)))
+	if (ok && !run->stop && (over = ckpt_space_over_quota(ck, j, jfd, run->version)))
 		ok = false, why = over;
-	if (ok && jfd >= 0 && (r = finish_version(d, j, jfd, &manifest)) < 0)
+	if (ok && jfd >= 0 && (r = finish_version(ck, j, jfd, &manifest)) < 0)
 		why = "could not finish the version (the store may be full)";
 	if (!ok || r < 0) {
-		_cleanup_free_ char *full = ckpt_space_dump_failure(d, j, jfd, run->version);
+		_cleanup_free_ char *full = ckpt_space_dump_failure(ck, j, jfd, run->version);
 
-		dump_failed(d, j, jfd, full ? full : why);
-		if (run->stop && !run->ct_gone && !container_running(j)) /* killed after all */
+		dump_failed(ck, j, jfd, full ? full : why);
+		if (run->stop && !run->ct_gone && !HOST(ck, running, j)) /* killed after all */
 			run->ct_gone = true;
 	} else {
 		_cleanup_json_ yajl_val t = NULL;
-		_cleanup_gen_ yajl_gen g = ops_reply_begin();
+		_cleanup_gen_ yajl_gen g = HOST(ck, reply_begin);
 
 		(void)json_parse(manifest, JSON_DEPTH_MAX, NULL, 0, &t);
 		j->ckpt_last = run->version;
-		apply_retention(d, j, jfd);
+		apply_retention(ck, j, jfd);
 		ckpt_space_changed(j, true);
-		(void)hook_run_detached(d->cfg->hooks_dir, HOOK_POSTCHECKPOINT, j->id, manifest,
-					strlen(manifest), d->cfg->hook_timeout_us);
+		(void)hook_run_detached(ck->cfg->hooks_dir, HOOK_POSTCHECKPOINT, j->id, manifest,
+					strlen(manifest), ck->cfg->hook_timeout_us);
 		j->state = run->stop ? JOB_CHECKPOINTED : JOB_RUNNING;
 		log_info("Job %s: version %u made%s", j->id, run->version,
 			 run->stop ? "; the job is stopped" : "");
@@ -591,20 +580,20 @@ static void dump_done(struct daemon *d, struct job *j, bool ok, const char *why)
 			json_gen_kv_str(g, "job", j->id);
 			json_gen_key(g, "checkpoint");
 			ckpt_gen_summary(g, t);
-			reply_conns(d, j, g, NULL, NULL);
+			HOST(ck, answer, j, NULL, g);
 		}
 	}
 	j->run = NULL;
 	if (j->state == JOB_CHECKPOINTED) {
-		(void)daemon_persist_job(d, j);
-		daemon_job_cleanup(d, j); /* container, mounts, config; the record stays */
+		(void)HOST(ck, persist, j);
+		HOST(ck, stopped, j); /* container, mounts, config; the record stays */
 	} else {
-		(void)daemon_persist_job(d, j);
+		(void)HOST(ck, persist, j);
 		if (run->ct_gone)
-			daemon_job_gone(d, j);
+			HOST(ck, gone, j);
 	}
 	if (run->kill_sig && j->state == JOB_CHECKPOINTED) /* the dump won the race */
-		ckpt_discard(d, j, run->kill_sig);
+		HOST(ck, discard, j, run->kill_sig);
 	else if (run->kill_sig && j->init_pid > 0) /* its request is waiting */
 		kill(j->init_pid, SIGUSR1);
 	run_free(run);
@@ -652,142 +641,73 @@ static int take_units(struct job *j, int vfd)
 	return 0;
 }
 
-/* The spool as it was at the version; no request left for the loader. */
-static int restore_spool(struct daemon *d, struct job *j, int vfd)
+/* The version's units, then the daemon's part (host->restore_prepare). */
+static int prepare_restore(struct ckpt *ck, struct job *j, int vfd, struct xerr *err)
 {
-	_cleanup_close_ int xos = open_dir_at(j->dirfd, "xos");
-	int r;
+	int r = take_units(j, vfd);
 
-	if (xos < 0)
-		return xos;
-	closep(&j->spoolfd);
-	if ((r = rm_rf_at(xos, "spool")) < 0 || (r = rm_rf_at(xos, "in")) < 0)
-		return r;
-	r = copy_tree_at(vfd, "spool", xos, "spool", NULL);
 	if (r < 0)
-		return r;
-	if (mkdirat(xos, "in", 0700) < 0 ||
-	    fchownat(xos, "in", j->idmap_base, j->idmap_gid_base, 0) < 0)
-		return -errno;
-	return 0;
+		return xerr_set(err, r, "restart_failed", "reading the version's record: %s",
+				j->run->detail ? j->run->detail : strerror(-r));
+	r = HOST(ck, restore_prepare, j, vfd, err);
+	if (r < 0 && !err->msg) /* (out of memory: what failed is lost) */
+		return xerr_set_msg(err, r, "restart_failed", NULL);
+	return r;
 }
 
-/* LXC's cgroups of the job's last container must be gone before it makes new ones. */
-static int prune_cgroups_now(struct job *j)
+static int begin_restore(struct ckpt *ck, struct job *j, unsigned version, struct xerr *err)
 {
-	struct runtime_cgroup_paths p;
-	char name[64];
-	int r = -EBUSY;
-
-	container_name(j, name, sizeof(name));
-	if (runtime_cgroup_paths(j->cgroup_parent, name, &p) < 0)
-		return 0;
-	for (int i = 0; i < 100 && (r = runtime_cgroup_prune(&p)) == -EBUSY; i++)
-		usleep(20000);
-	j->cg_prune_tries = 0;
-	return r == -EBUSY ? r : 0;
-}
-
-/* prev: the state the job goes back to; one stopped at a checkpoint keeps
- * its network for the next try. */
-static void undo_restore(struct daemon *d, struct job *j, enum job_state prev)
-{
-	if (j->notify_fd >= 0)
-		epoll_ctl(d->epfd, EPOLL_CTL_DEL, j->notify_fd, NULL);
-	closep(&j->notify_fd);
-	container_release(j);
-	if (prev != JOB_CHECKPOINTED)
-		netsetup_job_release(d->net, j->id, &j->net);
-	rootfs_job_umount(d, j);
-	container_remove_config(d, j);
-	j->cg_prune_tries = 50;
-}
-
-static int prepare_restore(struct daemon *d, struct job *j, int vfd, const char **ret_what)
-{
-	int r;
-
-	if ((r = daemon_job_dir(d, j)) < 0)
-		return *ret_what = "opening the job's directory", r;
-	if ((r = take_units(j, vfd)) < 0)
-		return *ret_what = "reading the version's record", r;
-	if ((r = restore_spool(d, j, vfd)) < 0)
-		return *ret_what = "restoring the spool", r;
-	rootfs_job_umount(d, j);
-	if ((r = rootfs_job_mount_from(d, j, vfd)) < 0)
-		return *ret_what = "restoring the writable layer", r;
-	free(j->run->detail);
-	j->run->detail = NULL;
-	if ((r = volume_restage(d, j, &j->run->detail)) < 0)
-		return *ret_what = "mounting the job's volumes", r;
-	/* the same address and ports as before (the record keeps them) */
-	if (!j->net.active && (r = netsetup_job_setup(d->net, j->id, &j->net, &j->run->detail)) < 0)
-		return *ret_what = "setting up the job's network again", r;
-	if ((r = container_create(d, j)) < 0)
-		return *ret_what = "writing the container config", r;
-	if ((r = prune_cgroups_now(j)) < 0)
-		return *ret_what = "removing the cgroups of the job's last container", r;
-	if (j->notify_fd < 0 && (r = notify_listen(d, j)) < 0)
-		return *ret_what = "creating the job's notify socket", r;
-	return 0;
-}
-
-static int begin_restore(struct daemon *d, struct job *j, unsigned version, char **ret_msg)
-{
-	_cleanup_close_ int jfd = ckpt_job_store(d, j, false), vfd = -EBADF;
-	const char *what = NULL;
+	_cleanup_close_ int jfd = ckpt_job_store(ck, j, false), vfd = -EBADF;
+	_cleanup_xerr_ struct xerr why = XERR_INIT;
 	char name[32];
 	int r;
 
 	snprintf(name, sizeof(name), "%u", version);
 	vfd = jfd >= 0 ? open_dir_at(jfd, name) : -ENOENT;
 	if (vfd < 0)
-		return *ret_msg = xstrdup_printf("Job %.12s has no version %u (see xcheckpoint "
-						 "--list)",
-						 j->id, version),
-		       -ENOENT;
+		return xerr_set(err, -ENOENT, "not_found",
+				"Job %.12s has no version %u (see xcheckpoint --list)", j->id,
+				version);
 	{
-		_cleanup_free_ char *why = NULL;
+		_cleanup_free_ char *damage = NULL;
 
-		if (ckpt_check_images(vfd, &why) < 0)
-			return *ret_msg = xstrdup_printf("Version %u of job %.12s is damaged: %s; "
-							 "restart refused (restart from another "
-							 "version, see xcheckpoint --list)",
-							 version, j->id, why ? why : "unreadable"),
-			       -EBADMSG;
+		if (ckpt_check_images(vfd, &damage) < 0)
+			return xerr_set(err, -EBADMSG, "damaged",
+					"Version %u of job %.12s is damaged: %s; restart refused "
+					"(restart from another version, see xcheckpoint --list)",
+					version, j->id, damage ? damage : "unreadable");
 	}
 	j->run = calloc(1, sizeof(*j->run));
 	if (!j->run)
-		return *ret_msg = strdup("Out of memory"), -ENOMEM;
+		return xerr_set(err, -ENOMEM, "restart_failed", "Out of memory");
 	*j->run = (struct ckpt_run){ .kind = CKPT_RESTORE,
 				     .version = version,
 				     .prev = j->state,
 				     .child_fd = -EBADF,
 				     .err_fd = -EBADF,
 				     .begun_us = mono_usec() };
-	set_state(d, j, JOB_RESTORING);
-	r = prepare_restore(d, j, vfd, &what);
-	if (r >= 0)
-		r = run_fork(d, j, false);
+	set_state(ck, j, JOB_RESTORING);
+	r = prepare_restore(ck, j, vfd, &why);
+	if (r >= 0 && (r = run_fork(ck, j, false)) < 0)
+		xerr_set(&why, r, "restart_failed", "forking: %s", strerror(-r));
 	if (r < 0) {
-		*ret_msg = xstrdup_printf("Restart of job %.12s failed while %s: %s", j->id,
-					  what ? what : "forking",
-					  j->run->detail ? j->run->detail : strerror(-r));
-		undo_restore(d, j, j->run->prev);
-		set_state(d, j, j->run->prev);
+		xerr_set(err, r, "restart_failed", "Restart of job %.12s failed while %s", j->id,
+			 xerr_message(&why));
+		HOST(ck, restore_undo, j, j->run->prev == JOB_CHECKPOINTED);
+		set_state(ck, j, j->run->prev);
 		run_free(TAKE_PTR(j->run));
 		return r;
 	}
 	if (r == 0)
-		ckpt_child_done(d, j);
+		ckpt_child_done(ck, j);
 	return 0;
 }
 
-static void restore_done(struct daemon *d, struct job *j, bool ok, const char *why)
+static void restore_done(struct ckpt *ck, struct job *j, bool ok, const char *why)
 {
 	struct ckpt_run *run = j->run;
 	_cleanup_free_ char *msg = NULL;
-	int r = ok ? container_started(d, j) : -ECHILD;
+	int r = ok ? HOST(ck, restored, j) : -ECHILD;
 
 	j->run = NULL;
 	if (r < 0) {
@@ -798,15 +718,15 @@ static void restore_done(struct daemon *d, struct job *j, bool ok, const char *w
 				     : run->timed_out ? "it took longer than restore_timeout"
 				     : ok             ? strerror(-r)
 						      : why,
-				     d->cfg->checkpoint_dir, j->id, run->version);
+				     ck->cfg->checkpoint_dir, j->id, run->version);
 		log_error("%s", msg ? msg : why);
-		undo_restore(d, j, run->prev);
-		set_state(d, j, run->prev);
+		HOST(ck, restore_undo, j, run->prev == JOB_CHECKPOINTED);
+		set_state(ck, j, run->prev);
 		if (!job_is_live(j))
 			closep(&j->dirfd);
-		reply_conns(d, j, NULL, "restart_failed", msg ? msg : why);
+		answer_error(ck, j, "restart_failed", msg ? msg : why);
 		if (run->kill_sig && job_is_live(j)) /* killed: it ends here */
-			ckpt_discard(d, j, run->kill_sig);
+			HOST(ck, discard, j, run->kill_sig);
 		run_free(run);
 		return;
 	}
@@ -815,14 +735,14 @@ static void restore_done(struct daemon *d, struct job *j, bool ok, const char *w
 	j->ended_us = 0;
 	j->have_acct = false;
 	j->restores++;
-	set_state(d, j, JOB_RUNNING);
-	if ((r = daemon_watch_job(d, j)) < 0)
+	set_state(ck, j, JOB_RUNNING);
+	if ((r = HOST(ck, watch, j)) < 0)
 		log_error("Failed to watch restored job %s: %s", j->id, strerror(-r));
 	kill(j->init_pid, SIGUSR1); /* the loader looks at its requests again */
 	if (run->kill_sig)          /* xkill came as it ended */
-		(void)container_signal(d, j, 0, run->kill_sig);
+		(void)HOST(ck, signal, j, run->kill_sig);
 	else if (j->ckpt.restore_signal)
-		(void)container_signal(d, j, 0, j->ckpt.restore_signal);
+		(void)HOST(ck, signal, j, j->ckpt.restore_signal);
 	log_info("Job %s restarted from version %u", j->id, run->version);
 	{
 		_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
@@ -833,24 +753,24 @@ static void restore_done(struct daemon *d, struct job *j, bool ok, const char *w
 			text = json_gen_take(g, true);
 		}
 		if (text)
-			(void)hook_run_detached(d->cfg->hooks_dir, HOOK_POSTRESTORE, j->id, text,
-						strlen(text), d->cfg->hook_timeout_us);
+			(void)hook_run_detached(ck->cfg->hooks_dir, HOOK_POSTRESTORE, j->id, text,
+						strlen(text), ck->cfg->hook_timeout_us);
 	}
 	{
-		_cleanup_gen_ yajl_gen g = ops_reply_begin();
+		_cleanup_gen_ yajl_gen g = HOST(ck, reply_begin);
 
 		if (g) {
 			json_gen_kv_str(g, "job", j->id);
 			json_gen_kv_uint(g, "version", run->version);
 			json_gen_kv_uint(g, "restore_duration", mono_usec() - run->begun_us);
-			reply_conns(d, j, g, NULL, NULL);
+			HOST(ck, answer, j, NULL, g);
 		}
 	}
 	run_free(run);
-	notify_collect_spool(d, j);
+	HOST(ck, collect_spool, j);
 }
 
-void ckpt_child_done(struct daemon *d, struct job *j)
+void ckpt_child_done(struct ckpt *ck, struct job *j)
 {
 	struct ckpt_run *run = j->run;
 	char msg[1024] = "";
@@ -858,7 +778,7 @@ void ckpt_child_done(struct daemon *d, struct job *j)
 	ssize_t n;
 
 	if (run->child_fd >= 0)
-		epoll_ctl(d->epfd, EPOLL_CTL_DEL, run->child_fd, NULL);
+		HOST(ck, unwatch, run->child_fd);
 	closep(&run->child_fd);
 	while (waitpid(run->child, &status, 0) < 0 && errno == EINTR)
 		;
@@ -869,115 +789,50 @@ void ckpt_child_done(struct daemon *d, struct job *j)
 			 run->kind == CKPT_DUMP ? "CRIU could not dump the container"
 						: "CRIU could not restore the container");
 	if (run->kind == CKPT_DUMP)
-		dump_done(d, j, WIFEXITED(status) && WEXITSTATUS(status) == 0, msg);
+		dump_done(ck, j, WIFEXITED(status) && WEXITSTATUS(status) == 0, msg);
 	else
-		restore_done(d, j, WIFEXITED(status) && WEXITSTATUS(status) == 0, msg);
+		restore_done(ck, j, WIFEXITED(status) && WEXITSTATUS(status) == 0, msg);
 }
 
-bool ckpt_container_gone(struct daemon *d, struct job *j)
+bool ckpt_container_gone(struct ckpt *ck, struct job *j)
 {
 	if (!j->run || j->run->kind != CKPT_DUMP)
 		return false;
 	if (j->pidfd >= 0)
-		epoll_ctl(d->epfd, EPOLL_CTL_DEL, j->pidfd, NULL);
+		HOST(ck, unwatch, j->pidfd);
 	j->run->ct_gone = true;
 	return true;
 }
 
 /* ---- requests ---- */
 
-static int get_version(struct conn *c, yajl_val t, unsigned *ret)
+int ckpt_checkpoint(struct ckpt *ck, struct job *j, bool stop, struct xerr *err)
 {
-	uint64_t v = 0;
-	int r = json_get_uint(t, "version", &v);
-
-	if (r == -ENOENT)
-		return *ret = 0, 0;
-	if (r < 0 || v == 0 || v > 1000000000) {
-		conn_reply_error(c, "bad_request", "Field 'version' must be a positive integer");
-		return -EINVAL;
-	}
-	*ret = (unsigned)v;
-	return 0;
+	return begin_dump(ck, j, stop, err);
 }
 
-static struct job *request_job(struct daemon *d, struct conn *c, yajl_val t)
-{
-	const char *name = NULL;
-
-	if (json_get_string(t, "job", &name) < 0) {
-		conn_reply_error(c, "bad_request", "Field 'job' (string) is required");
-		return NULL;
-	}
-	return ops_lookup(d, c, name);
-}
-
-/* The error code of a refused dump or restore. */
-static const char *refusal_code(enum ckpt_kind kind, int r)
-{
-	if (kind == CKPT_DUMP && (r == -EDQUOT || r == -ENOSPC))
-		return r == -EDQUOT ? "quota_exceeded" : "no_space";
-	if (kind == CKPT_DUMP)
-		return r == -EBUSY ? "conflict" : r == -EOPNOTSUPP ? "not_supported" : "internal";
-	return r == -ENOENT ? "not_found" : r == -EBADMSG ? "damaged" : "restart_failed";
-}
-
-/* Begin a dump (with stop) or a restore (of version) of j for c, which is
- * answered when it has ended, or at once when it cannot begin. */
-static void begin_for(struct daemon *d, struct conn *c, struct job *j, enum ckpt_kind kind,
-		      bool stop, unsigned version)
-{
-	_cleanup_free_ char *msg = NULL;
-	int r;
-
-	c->mode = CONN_CKPT;
-	c->job = j;
-	r = kind == CKPT_DUMP ? begin_dump(d, j, stop, &msg) : begin_restore(d, j, version, &msg);
-	if (r < 0) {
-		c->mode = CONN_REQUEST;
-		c->job = NULL;
-		conn_reply_error(c, refusal_code(kind, r), "%s", msg ? msg : strerror(-r));
-	}
-}
-
-void ckpt_op_checkpoint(struct daemon *d, struct conn *c, yajl_val t)
-{
-	struct job *j;
-	bool stop = false;
-
-	if (json_get_bool(t, "stop", &stop) == -EINVAL)
-		return conn_reply_error(c, "bad_request", "Field 'stop' must be true or false");
-	j = request_job(d, c, t);
-	if (j)
-		begin_for(d, c, j, CKPT_DUMP, stop, 0);
-}
-
-void ckpt_op_restart(struct daemon *d, struct conn *c, yajl_val t)
+int ckpt_restart(struct ckpt *ck, struct job *j, unsigned version, struct xerr *err)
 {
 	_cleanup_free_ unsigned *v = NULL;
 	_cleanup_close_ int jfd = -EBADF;
-	unsigned version;
 	size_t n = 0;
-	struct job *j;
 
-	if (get_version(c, t, &version) < 0 || !(j = request_job(d, c, t)))
-		return;
 	if (j->run || (job_is_live(j) && j->state != JOB_CHECKPOINTED))
-		return conn_reply_error(c, "conflict",
-					"Job %.12s is %s: xrestart is refused while it runs "
-					"(xcheckpoint --stop it, or xkill it, first)",
-					j->id, job_state_to_string(j->state));
-	jfd = ckpt_job_store(d, j, false);
+		return xerr_set(err, -EBUSY, "conflict",
+				"Job %.12s is %s: xrestart is refused while it runs "
+				"(xcheckpoint --stop it, or xkill it, first)",
+				j->id, job_state_to_string(j->state));
+	jfd = ckpt_job_store(ck, j, false);
 	if (jfd < 0 || ckpt_list_versions(jfd, &v, &n) < 0 || n == 0)
-		return conn_reply_error(c, "not_found", "Job %.12s has no checkpoint", j->id);
+		return xerr_set(err, -ENOENT, "not_found", "Job %.12s has no checkpoint", j->id);
 	/* an ended job's container may still be going away (its network and
 	 * mounts go with it): the restore must not meet it */
-	if (!job_is_live(j) && j->pidfd >= 0 && daemon_job_settle(d, j) < 0)
-		return conn_reply_error(c, "conflict",
-					"The last container of job %.12s is still going away; "
-					"try xrestart again in a moment",
-					j->id);
-	begin_for(d, c, j, CKPT_RESTORE, false, version ? version : v[n - 1]);
+	if (!job_is_live(j) && j->pidfd >= 0 && HOST(ck, settle, j) < 0)
+		return xerr_set(err, -EBUSY, "conflict",
+				"The last container of job %.12s is still going away; "
+				"try xrestart again in a moment",
+				j->id);
+	return begin_restore(ck, j, version ? version : v[n - 1], err);
 }
 
 static void gen_version(yajl_gen g, int jfd, unsigned version)
@@ -1001,128 +856,75 @@ static void gen_version(yajl_gen g, int jfd, unsigned version)
 	ckpt_gen_summary(g, m);
 }
 
-void ckpt_op_list(struct daemon *d, struct conn *c, yajl_val t)
+int ckpt_list(struct ckpt *ck, struct job *j, yajl_gen g, struct xerr *err)
 {
 	_cleanup_free_ unsigned *v = NULL;
-	_cleanup_close_ int jfd = -EBADF;
-	_cleanup_gen_ yajl_gen g = NULL;
+	_cleanup_close_ int jfd = ckpt_job_store(ck, j, false);
 	size_t n = 0;
-	struct job *j = request_job(d, c, t);
 
-	if (!j)
-		return;
-	jfd = ckpt_job_store(d, j, false);
 	if (jfd >= 0 && ckpt_list_versions(jfd, &v, &n) < 0)
-		return conn_reply_error(c, "internal", "Cannot read the checkpoint store");
-	g = ops_reply_begin();
-	if (!g)
-		return;
+		return xerr_set(err, -EIO, "internal", "Cannot read the checkpoint store");
 	json_gen_kv_str(g, "job", j->id);
 	json_gen_key(g, "versions");
 	yajl_gen_array_open(g);
 	for (size_t i = 0; i < n; i++)
 		gen_version(g, jfd, v[i]);
 	yajl_gen_array_close(g);
-	ckpt_space_gen_list(d, j, g);
-	conn_send_map(c, g);
-	c->mode = CONN_CLOSING;
+	ckpt_space_gen_list(ck, j, g);
+	return 0;
 }
 
-void ckpt_op_delete(struct daemon *d, struct conn *c, yajl_val t)
+int ckpt_delete(struct ckpt *ck, struct job *j, unsigned version, struct xerr *err)
 {
 	_cleanup_close_ int jfd = -EBADF;
-	_cleanup_gen_ yajl_gen g = NULL;
-	unsigned version;
 	char name[32];
-	struct job *j;
 	int r;
 
-	if (get_version(c, t, &version) < 0 || !(j = request_job(d, c, t)))
-		return;
-	if (!version)
-		return conn_reply_error(c, "bad_request", "Field 'version' is required");
 	if (j->run && j->run->kind == CKPT_RESTORE && j->run->version == version)
-		return conn_reply_error(c, "conflict", "Version %u is being restored", version);
+		return xerr_set(err, -EBUSY, "conflict", "Version %u is being restored", version);
 	snprintf(name, sizeof(name), "%u", version);
-	jfd = ckpt_job_store(d, j, false);
+	jfd = ckpt_job_store(ck, j, false);
 	if (jfd < 0 || faccessat(jfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
-		return conn_reply_error(c, "not_found", "Job %.12s has no version %u", j->id,
-					version);
+		return xerr_set(err, -ENOENT, "not_found", "Job %.12s has no version %u", j->id,
+				version);
 	r = rm_rf_at(jfd, name);
 	ckpt_space_changed(j, false);
 	if (r < 0)
-		return conn_reply_error(c, "internal", "Failed to delete version %u: %s", version,
-					strerror(-r));
-	slice_job_check(d, j); /* an ended job's last version: its ids go */
-	g = ops_reply_begin();
-	if (g) {
-		json_gen_kv_str(g, "job", j->id);
-		json_gen_kv_uint(g, "deleted", version);
-		conn_send_map(c, g);
-	}
-	c->mode = CONN_CLOSING;
+		return xerr_set(err, r, "internal", "Failed to delete version %u: %s", version,
+				strerror(-r));
+	HOST(ck, versions_changed, j); /* an ended job's last version: its ids go */
+	return 0;
 }
 
 /* ---- the job's life around checkpoints ---- */
 
-void ckpt_discard(struct daemon *d, struct job *j, int sig)
+void ckpt_forget(struct ckpt *ck, struct job *j)
 {
-	for (size_t i = 0; i < j->n_units; i++)
-		if (j->units[i].state == UNIT_RUNNING) {
-			j->units[i].state = UNIT_KILLED;
-			j->units[i].sig = sig;
-			j->units[i].ended_us = now_usec();
-		}
-	job_finish(j);
-	/* a stopped job keeps its network (address, ports) until it ends: now */
-	netsetup_job_release(d->net, j->id, &j->net);
-	(void)daemon_persist_job(d, j);
-	for (size_t i = 0; i < j->n_units; i++)
-		conns_unit_ended(d, j, j->units[i].n);
-	conns_job_ended(d, j);
-	closep(&j->dirfd);
-	slice_job_check(d, j); /* (its ids stay while it has versions) */
-	d->prune_ended = true;
-}
-
-void ckpt_forget(struct daemon *d, struct job *j)
-{
-	int s = ckpt_store_fd(d);
+	int s = ckpt_store_fd(ck);
 
 	if (s >= 0)
 		(void)rm_rf_at(s, j->id);
 }
 
-/* The container of a job that asked for it is gone without the job having
- * ended (the node or xosd failed): restore it from its newest version. */
-static bool recover(struct daemon *d, struct job *j)
+bool ckpt_recover(struct ckpt *ck, struct job *j)
 {
 	_cleanup_free_ unsigned *v = NULL;
-	_cleanup_free_ char *msg = NULL;
-	_cleanup_close_ int jfd = -EBADF, xos = -EBADF;
+	_cleanup_xerr_ struct xerr err = XERR_INIT;
+	_cleanup_close_ int jfd = ckpt_job_store(ck, j, false);
 	size_t n = 0;
 
-	if (!j->ckpt.restart_on_failure || j->state != JOB_RUNNING || container_attach(d, j) >= 0)
-		return false;
-	container_release(j);
-	xos = open_dir_at(j->dirfd, "xos");
-	if (xos >= 0 && j->spoolfd < 0)
-		j->spoolfd = open_dir_at(xos, "spool");
-	notify_collect_spool(d, j); /* it may have ended on its own */
-	closep(&j->spoolfd);
-	jfd = ckpt_job_store(d, j, false);
-	if (!job_is_live(j) || jfd < 0 || ckpt_list_versions(jfd, &v, &n) < 0 || n == 0)
+	if (jfd < 0 || ckpt_list_versions(jfd, &v, &n) < 0 || n == 0)
 		return false;
 	log_info("Job %s lost its container while xosd was down; restoring version %u", j->id,
 		 v[n - 1]);
-	if (begin_restore(d, j, v[n - 1], &msg) < 0) {
-		log_error("%s", msg ? msg : "Failed to restore");
+	if (begin_restore(ck, j, v[n - 1], &err) < 0) {
+		log_error("%s", xerr_message(&err));
 		return false;
 	}
 	return true;
 }
 
-bool ckpt_adopt(struct daemon *d, struct job *j)
+bool ckpt_adopt(struct ckpt *ck, struct job *j)
 {
 	_cleanup_close_ int jfd = -EBADF;
 
@@ -1132,23 +934,21 @@ bool ckpt_adopt(struct daemon *d, struct job *j)
 	}
 	if (j->state == JOB_CHECKPOINTING || j->state == JOB_RESTORING) {
 		/* xosd stopped in the middle: what is running runs on */
-		jfd = ckpt_job_store(d, j, false);
+		jfd = ckpt_job_store(ck, j, false);
 		if (jfd >= 0)
 			ckpt_remove_partial(jfd);
 		j->state = JOB_RUNNING;
 	}
-	return recover(d, j);
+	return false;
 }
 
 /* Every task in the job container's cgroup gets SIGKILL (a stuck restore). */
-static void kill_cgroup_tasks(struct job *j)
+static void kill_cgroup_tasks(struct ckpt *ck, struct job *j)
 {
 	static const char *const roots[] = { "/sys/fs/cgroup/pids", "/sys/fs/cgroup" };
 	struct runtime_cgroup_paths p;
-	char name[64];
 
-	container_name(j, name, sizeof(name));
-	if (runtime_cgroup_paths(j->cgroup_parent, name, &p) < 0)
+	if (HOST(ck, cgroup_paths, j, &p) < 0)
 		return;
 	for (size_t i = 0; i < ELEMENTSOF(roots); i++) {
 		_cleanup_free_ char *path = xstrdup_printf("%s/%s/cgroup.procs", roots[i],
@@ -1191,7 +991,7 @@ static void kill_tree(pid_t pid, unsigned depth)
  * it waits in fails and its clean-up lets go of the tasks), and SIGKILL with
  * everything under it ABORT_GRACE_US later; a restore gets SIGKILL at once,
  * and so does every task of its container. The run then fails as usual. */
-static void abort_step(struct job *j, uint64_t now)
+static void abort_step(struct ckpt *ck, struct job *j, uint64_t now)
 {
 	struct ckpt_run *run = j->run;
 
@@ -1207,24 +1007,23 @@ static void abort_step(struct job *j, uint64_t now)
 	kill_tree(run->child, 0);
 	kill(-run->child, SIGKILL);
 	if (run->kind == CKPT_RESTORE)
-		kill_cgroup_tasks(j);
+		kill_cgroup_tasks(ck, j);
 	run->abort_us = UINT64_MAX;
 }
 
-void ckpt_abort(struct daemon *d, struct job *j, int sig)
+void ckpt_abort(struct ckpt *ck, struct job *j, int sig)
 {
-	(void)d;
 	if (!j->run || j->run->child <= 0 || j->run->kill_sig)
 		return;
 	log_info("Job %s: %s aborted by xkill", j->id,
 		 j->run->kind == CKPT_DUMP ? "checkpoint" : "restart");
 	j->run->kill_sig = sig;
-	abort_step(j, mono_usec());
+	abort_step(ck, j, mono_usec());
 }
 
 /* A dump that outlives dump_timeout (besides the job's --checkpoint-grace)
  * or a restore that outlives restore_timeout is aborted; ms to the next step. */
-static int run_deadline(struct daemon *d, struct job *j, uint64_t now)
+static int run_deadline(struct ckpt *ck, struct job *j, uint64_t now)
 {
 	struct ckpt_run *run = j->run;
 	bool dump = run && run->kind == CKPT_DUMP;
@@ -1233,12 +1032,12 @@ static int run_deadline(struct daemon *d, struct job *j, uint64_t now)
 	if (!run || run->child <= 0)
 		return -1;
 	if (run->abort_us) {
-		abort_step(j, now);
+		abort_step(ck, j, now);
 		return run->abort_us == UINT64_MAX || now >= run->abort_us
 			       ? 1000
 			       : (int)((run->abort_us - now + 999) / 1000);
 	}
-	end = run->begun_us + (dump ? d->cfg->dump_timeout_us : d->cfg->restore_timeout_us);
+	end = run->begun_us + (dump ? ck->cfg->dump_timeout_us : ck->cfg->restore_timeout_us);
 	if (dump && j->ckpt.signal)
 		end += j->ckpt.grace_us;
 	if (now < end)
@@ -1246,13 +1045,13 @@ static int run_deadline(struct daemon *d, struct job *j, uint64_t now)
 	log_error("%s of job %s takes longer than %s: aborting it", dump ? "Checkpoint" : "Restart",
 		  j->id, dump ? "dump_timeout" : "restore_timeout");
 	run->timed_out = true;
-	abort_step(j, now);
+	abort_step(ck, j, now);
 	return 1000;
 }
 
-static void tick_job(struct daemon *d, struct job *j, uint64_t now)
+static void tick_job(struct ckpt *ck, struct job *j, uint64_t now)
 {
-	_cleanup_free_ char *msg = NULL;
+	_cleanup_xerr_ struct xerr err = XERR_INIT;
 	int r;
 
 	if (!j->ckpt.every_us || j->state != JOB_RUNNING || j->run || j->closing) {
@@ -1260,31 +1059,30 @@ static void tick_job(struct daemon *d, struct job *j, uint64_t now)
 		return;
 	}
 	if (!j->ckpt_due_us)
-		j->ckpt_due_us = now + ckpt_every_of(d->cfg, j);
+		j->ckpt_due_us = now + ckpt_every_of(ck->cfg, j);
 	if (now < j->ckpt_due_us)
 		return;
-	j->ckpt_due_us = now + ckpt_every_of(d->cfg, j);
-	ckpt_space_make_room(d, j); /* versions beyond --keep go first */
-	r = begin_dump(d, j, false, &msg);
-	if ((r == -EDQUOT || r == -ENOSPC) && msg)
-		ckpt_space_skipped(d, j, msg);
+	j->ckpt_due_us = now + ckpt_every_of(ck->cfg, j);
+	ckpt_space_make_room(ck, j); /* versions beyond --keep go first */
+	r = begin_dump(ck, j, false, &err);
+	if ((r == -EDQUOT || r == -ENOSPC) && err.msg)
+		ckpt_space_skipped(ck, j, err.msg);
 	else if (r < 0)
-		log_error("Periodic checkpoint of job %s failed: %s", j->id,
-			  msg ? msg : "out of memory");
+		log_error("Periodic checkpoint of job %s failed: %s", j->id, xerr_message(&err));
 }
 
-int ckpt_tick(struct daemon *d)
+int ckpt_tick(struct ckpt *ck)
 {
 	uint64_t now = mono_usec(), next = UINT64_MAX;
 
 	int timeout = -1;
 
-	for (struct job *j = d->jobs; j; j = j->next) {
-		int t = run_deadline(d, j, now);
+	for (struct job *j = *ck->jobs; j; j = j->next) {
+		int t = run_deadline(ck, j, now);
 
 		if (t >= 0 && (timeout < 0 || t < timeout))
 			timeout = t;
-		tick_job(d, j, now);
+		tick_job(ck, j, now);
 		if (j->ckpt_due_us && j->ckpt_due_us < next)
 			next = j->ckpt_due_us;
 	}

@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* ckpt: checkpoint and restart of whole job containers (CRIU through
+ * liblxc's migrate API), the store of versions, the space they take,
+ * periodic checkpoints, CRIU's action script and shim; migration is to be
+ * built here too. The one public header of ckpt/.
+ *
+ * runtime/ (xosd) calls ckpt, never the other way round: what ckpt needs of
+ * the daemon (persisting a job, the job's container, its root and network
+ * for a restore, the event loop, answering the clients that wait for a run)
+ * it asks through struct ckpt_host, which runtime fills in. ckpt answers no
+ * client itself: a request's refusal comes back as -errno and a struct xerr
+ * (common/error.h), and a run that ends later hands its outcome to
+ * host->answer. ckpt reads and writes the job record (struct job, job.json)
+ * and the node's configuration (struct runtime_config) as data. */
+#ifndef XOS_CKPT_H
+#define XOS_CKPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct job;
+struct job_ckpt_policy;
+struct lxc_container;
+struct runtime_accounting;
+struct runtime_cgroup_paths;
+struct runtime_config;
+struct xerr;
+struct yajl_gen_t;
+
+/* What ckpt asks of the daemon; every call gets ckpt_setup.data first. */
+struct ckpt_host {
+	/* the job's record changed: write its job.json */
+	int (*persist)(void *data, struct job *j);
+	/* the path of sub below the job's volatile directory (its root's mounts) */
+	int (*runpath)(void *data, const struct job *j, const char *sub, char *buf, size_t len);
+	/* a new liblxc handle of the job's container (called in a forked child);
+	 * detach: its restore daemonizes and closes every inherited fd */
+	struct lxc_container *(*handle)(void *data, struct job *j, bool detach);
+	/* sig to every unit of the job */
+	int (*signal)(void *data, struct job *j, int sig);
+	bool (*running)(void *data, struct job *j);
+	int (*accounting)(void *data, struct job *j, struct runtime_accounting *ret);
+	/* anonymous and shared memory of the container (what a dump writes) */
+	int (*dump_memory)(void *data, struct job *j, uint64_t *ret_anon, uint64_t *ret_shmem);
+	/* what the job's writable layer holds */
+	int (*layer_usage)(void *data, struct job *j, uint64_t *ret_bytes, uint64_t *ret_files);
+	/* the cgroup paths of the job's container (its freezer, its tasks) */
+	int (*cgroup_paths)(void *data, struct job *j, struct runtime_cgroup_paths *ret);
+	/* watch the pidfd of a run's child: ckpt_child_done when it ends */
+	int (*watch_child)(void *data, struct job *j, int pidfd);
+	/* stop watching fd (a run's child, or the job's container) */
+	void (*unwatch)(void *data, int fd);
+	/* A restore of j from the version in vfd: the job's spool as the
+	 * version has it, a root from its layer copy, volumes, the network
+	 * (the same address and ports), the container's config and notify
+	 * socket. On failure err says "what: why" ("restoring the spool:
+	 * Permission denied"), and restore_undo follows. */
+	int (*restore_prepare)(void *data, struct job *j, int vfd, struct xerr *err);
+	/* undo it; keep_net: the job stays stopped at a checkpoint and keeps
+	 * its network for the next try */
+	void (*restore_undo)(void *data, struct job *j, bool keep_net);
+	/* CRIU restored the container: adopt its init (pidfd) */
+	int (*restored)(void *data, struct job *j);
+	/* watch the job again (its init's pidfd, its notify socket) */
+	int (*watch)(void *data, struct job *j);
+	/* read the units' status files of the spool (units that ended) */
+	void (*collect_spool)(void *data, struct job *j);
+	/* dumped with stop: the container is gone, tidy its traces (mounts,
+	 * config, fds); the record stays */
+	void (*stopped)(void *data, struct job *j);
+	/* the container ended during a dump (ckpt_container_gone), which is over */
+	void (*gone)(void *data, struct job *j);
+	/* a job without a container (stopped at a checkpoint) is killed: it ends
+	 * with sig, its versions stay */
+	void (*discard)(void *data, struct job *j, int sig);
+	/* an ended job's container may still be going away: wait (briefly) for it;
+	 * 0, or -EBUSY while it is still there */
+	int (*settle)(void *data, struct job *j);
+	/* the job's versions changed (an ended job's ids go with its last one) */
+	void (*versions_changed)(void *data, struct job *j);
+	/* a run of j ended: answer the clients that wait for it, err (set) or
+	 * the reply map g (opened by the host's reply_begin, not closed) */
+	void (*answer)(void *data, struct job *j, const struct xerr *err, struct yajl_gen_t *g);
+	/* a reply map, {"v":..,"ok":true, still open (NULL on OOM) */
+	struct yajl_gen_t *(*reply_begin)(void *data);
+};
+
+struct ckpt_setup {
+	const struct runtime_config *cfg;
+	const struct ckpt_host *host;
+	void *data;           /* the host's (the daemon) */
+	struct job **jobs;    /* the daemon's list of jobs (quotas, periodic checkpoints) */
+	const char *self_exe; /* xosd: CRIU's action script and shim */
+	bool cgroup_v2;       /* where the freezer is */
+};
+struct ckpt;
+int ckpt_new(const struct ckpt_setup *s, struct ckpt **ret);
+void ckpt_free(struct ckpt *ck);
+
+/* ---- requests (the caller has checked that the client may act on j) ---- */
+/* Begin a dump of j (stop: the job stops after it). 0: the outcome goes to
+ * host->answer when the run ends; else the refusal in err. */
+int ckpt_checkpoint(struct ckpt *ck, struct job *j, bool stop, struct xerr *err);
+/* Begin a restore of version (0: the newest); as ckpt_checkpoint. */
+int ckpt_restart(struct ckpt *ck, struct job *j, unsigned version, struct xerr *err);
+/* "job", "versions" and the storage figures of j into the open reply map g. */
+int ckpt_list(struct ckpt *ck, struct job *j, struct yajl_gen_t *g, struct xerr *err);
+int ckpt_delete(struct ckpt *ck, struct job *j, unsigned version, struct xerr *err);
+
+/* ---- the job's life ---- */
+/* The child of a run of j ended (its pidfd, see host->watch_child). */
+void ckpt_child_done(struct ckpt *ck, struct job *j);
+/* The container of j ended while a run held it: true if ckpt takes it. */
+bool ckpt_container_gone(struct ckpt *ck, struct job *j);
+/* xkill of a CHECKPOINTING or RESTORING job: the run is aborted, then the
+ * job gets sig (a restore that fails so ends the job, killed). */
+void ckpt_abort(struct ckpt *ck, struct job *j, int sig);
+/* Periodic checkpoints and run deadlines: the next timeout (ms) or -1. */
+int ckpt_tick(struct ckpt *ck);
+/* At start-up, a job loaded from its record: one stopped at a checkpoint
+ * is taken (true); one found in the middle of a run runs on. */
+bool ckpt_adopt(struct ckpt *ck, struct job *j);
+/* At start-up, a live job whose container is gone (the node or xosd
+ * failed) and that asked to be restarted on failure: restore its newest
+ * version. true if a restore began. */
+bool ckpt_recover(struct ckpt *ck, struct job *j);
+/* Remove every version of a job that is forgotten. */
+void ckpt_forget(struct ckpt *ck, struct job *j);
+bool ckpt_has_versions(struct ckpt *ck, struct job *j);
+/* The job's versions, ascending (*ret_n 0: none, or no store). */
+int ckpt_job_versions(struct ckpt *ck, struct job *j, unsigned **ret, size_t *ret_n);
+/* Whether --net bridge jobs may be checkpointed on this node
+ * (checkpoint_bridge; auto: the CRIU on PATH is built with xos's veth
+ * restore fix, probed once): 0, or -EOPNOTSUPP and *ret_why, a static text
+ * saying why not. */
+int ckpt_bridge_allowed(struct ckpt *ck, const char **ret_why);
+/* What the job's checkpoint store takes (measured once after each change). */
+uint64_t ckpt_space_job_bytes(struct ckpt *ck, struct job *j);
+/* A non-root user's checkpoint settings within the node's bounds
+ * (checkpoint_interval_min, checkpoint_keep_max): 0, or -EINVAL and why. */
+int ckpt_policy_check(const struct runtime_config *cfg, uid_t uid, const struct job_ckpt_policy *p,
+		      struct xerr *err);
+
+/* ---- xosd as CRIU's helper ---- */
+/* CRIU's action script during a checkpoint: xosd runs as it (main() checks
+ * CRTOOLS_SCRIPT_ACTION); copies the job's writable layer and spool while
+ * the container is frozen. Returns the exit status. */
+int ckpt_action(void);
+/* The CRIU liblxc runs for a dump is xosd (argv[0] "criu", XOS_CRIU set):
+ * it runs the real CRIU without --freeze-cgroup (see criu-shim.c). Returns
+ * the exit status if it cannot. */
+bool ckpt_is_criu_shim(const char *argv0);
+int ckpt_criu_shim(int argc, char **argv);
+/* The shim's command line: real, then argv[1..] without --freeze-cgroup and
+ * its value, NULL-terminated in ret_args (argc + 1 slots); its length. */
+size_t ckpt_criu_shim_argv(int argc, char **argv, const char *real, char **ret_args);
+
+#endif
