@@ -113,6 +113,7 @@ int parse_duration(const char *s, uint64_t *ret_us);
 /* "0.5", "2", "1.25": returns milli-CPUs (1..1024000). */
 int parse_cpus(const char *s, uint64_t *ret_millicpus);
 int parse_signal(const char *s, int *ret); /* "KILL", "SIGKILL", "9" */
+int parse_bool(const char *s, bool *ret);  /* true/yes/1, false/no/0 (config files) */
 const char *signal_name(int sig);          /* "KILL", or NULL */
 
 /* ---- ids ---- */

@@ -315,6 +315,17 @@ const char *signal_name(int sig)
 	return NULL;
 }
 
+int parse_bool(const char *s, bool *ret)
+{
+	if (!strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "1"))
+		*ret = true;
+	else if (!strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "0"))
+		*ret = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 int parse_signal(const char *s, int *ret)
 {
 	int n;

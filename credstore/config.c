@@ -36,17 +36,6 @@ static int set_path(char **field, const char *v)
 	return 0;
 }
 
-static int set_bool(bool *field, const char *v)
-{
-	if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1"))
-		*field = true;
-	else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0"))
-		*field = false;
-	else
-		return -EINVAL;
-	return 0;
-}
-
 bool credstore_vo_name_valid(const char *s)
 {
 	size_t n = strlen(s);
@@ -112,9 +101,9 @@ int credstore_config_set(struct credstore_config *c, const char *k, const char *
 	if (!strcmp(k, "credential_vos"))
 		return set_vos(&c->vos, v);
 	if (!strcmp(k, "credential_proxies"))
-		return set_bool(&c->proxies, v);
+		return parse_bool(v, &c->proxies);
 	if (!strcmp(k, "credential_crl_required"))
-		return set_bool(&c->crl_required, v);
+		return parse_bool(v, &c->crl_required);
 	if (!strcmp(k, "credential_gridmap"))
 		return set_path(&c->gridmap, v);
 	if (!strcmp(k, "pool_uids"))

@@ -111,15 +111,8 @@ int netsetup_config_set(struct netsetup_config *c, const char *key, const char *
 		c->ip_forward_leave = !strcmp(value, "leave");
 		return 0;
 	}
-	if (!strcmp(key, "net_outbound")) {
-		if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1"))
-			c->outbound = true;
-		else if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0"))
-			c->outbound = false;
-		else
-			return -EINVAL;
-		return 0;
-	}
+	if (!strcmp(key, "net_outbound"))
+		return parse_bool(value, &c->outbound);
 	return -ENOKEY;
 }
 

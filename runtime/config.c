@@ -66,17 +66,6 @@ static int set_abs_path(char **field, const char *v)
 	return v[0] == '/' ? set_str(field, v) : -EINVAL;
 }
 
-static int set_bool(bool *field, const char *v)
-{
-	if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1"))
-		*field = true;
-	else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0"))
-		*field = false;
-	else
-		return -EINVAL;
-	return 0;
-}
-
 static const char *const ckpt_bridge_names[_CKPT_BRIDGE_MAX] = {
 	[CKPT_BRIDGE_AUTO] = "auto",
 	[CKPT_BRIDGE_NO] = "false",
@@ -94,7 +83,7 @@ enum ckpt_bridge ckpt_bridge_from_string(const char *s)
 
 	if (!strcmp(s, "auto"))
 		return CKPT_BRIDGE_AUTO;
-	if (set_bool(&v, s) < 0)
+	if (parse_bool(s, &v) < 0)
 		return _CKPT_BRIDGE_INVALID;
 	return v ? CKPT_BRIDGE_YES : CKPT_BRIDGE_NO;
 }
@@ -137,9 +126,9 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 	if (!strcmp(k, "max_files"))
 		return parse_uint64(v, &c->max_files);
 	if (!strcmp(k, "mount_home"))
-		return set_bool(&c->mount_home, v);
+		return parse_bool(v, &c->mount_home);
 	if (!strcmp(k, "volume_system_paths"))
-		return set_bool(&c->volume_system_paths, v);
+		return parse_bool(v, &c->volume_system_paths);
 	if (!strcmp(k, "default_memory"))
 		return parse_size(v, &c->default_memory);
 	if (!strcmp(k, "default_cpus")) {
@@ -197,7 +186,7 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 			       ? -EINVAL
 			       : 0;
 	if (!strcmp(k, "sync_writes"))
-		return set_bool(&c->sync_writes, v);
+		return parse_bool(v, &c->sync_writes);
 	if (!strcmp(k, "log_level")) {
 		static const char *const lv[] = { "error", "warning", "info", "debug" };
 

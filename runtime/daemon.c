@@ -1127,20 +1127,11 @@ static int min_timeout(int a, int b)
 
 int runtime_run(struct runtime_config *cfg)
 {
-	struct daemon d = { .cfg = cfg,
-			    .listen_fd = -EBADF,
-			    .state_fd = -EBADF,
-			    .jobs_fd = -EBADF,
-			    .catalog_fd = -EBADF,
-			    .epfd = -EBADF,
-			    .inotify_fd = -EBADF,
-			    .vjobs_fd = -EBADF,
-			    .reserve_fd = -EBADF,
-			    .idmap_fd = -EBADF,
-			    .idmapped_mounts = -1 };
+	struct daemon d = DAEMON_EMPTY;
 	_cleanup_close_ int lock = -EBADF, sfd = -EBADF;
 	int r;
 
+	d.cfg = cfg;
 	sdnotify_init();
 	r = daemon_start(&d, &lock, &sfd);
 	if (r < 0) {

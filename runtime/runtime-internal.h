@@ -342,6 +342,14 @@ struct daemon {
 	char node_name[256];
 	struct grid_verified *verified; /* chains verified lately (GRID_VERIFIED_MAX) */
 };
+/* A daemon with nothing open yet: what runtime_run starts from (and tests
+ * and fuzz targets that drive the request handlers without a daemon) */
+#define DAEMON_EMPTY                                                                              \
+	{                                                                                         \
+		.listen_fd = -EBADF, .state_fd = -EBADF, .jobs_fd = -EBADF, .catalog_fd = -EBADF, \
+		.epfd = -EBADF, .inotify_fd = -EBADF, .vjobs_fd = -EBADF, .reserve_fd = -EBADF,   \
+		.idmap_fd = -EBADF, .idmapped_mounts = -1                                         \
+	}
 
 int daemon_persist_job(struct daemon *d, struct job *j);
 /* The job's directory fd, opened again if it was closed (ended jobs keep none). */

@@ -42,16 +42,7 @@ static void conn_done(struct conn *c)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct daemon d = { .epfd = -EBADF,
-			    .listen_fd = -EBADF,
-			    .inotify_fd = -EBADF,
-			    .state_fd = -EBADF,
-			    .jobs_fd = -EBADF,
-			    .catalog_fd = -EBADF,
-			    .vjobs_fd = -EBADF,
-			    .reserve_fd = -EBADF,
-			    .idmap_fd = -EBADF,
-			    .idmapped_mounts = -1 };
+	struct daemon d = DAEMON_EMPTY;
 	struct job *ended = job_new();
 	_cleanup_free_ char *line = NULL;
 	struct conn c;

@@ -71,16 +71,7 @@ static void expect(struct daemon *d, const char *line, const char *code, const c
 
 int main(void)
 {
-	struct daemon d = { .epfd = -EBADF,
-			    .listen_fd = -EBADF,
-			    .inotify_fd = -EBADF,
-			    .state_fd = -EBADF,
-			    .jobs_fd = -EBADF,
-			    .catalog_fd = -EBADF,
-			    .vjobs_fd = -EBADF,
-			    .reserve_fd = -EBADF,
-			    .idmap_fd = -EBADF,
-			    .idmapped_mounts = -1 };
+	struct daemon d = DAEMON_EMPTY;
 	struct answer a;
 
 	/* a helper's field check, then its caller's: one answer, the first */
