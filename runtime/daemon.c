@@ -405,8 +405,16 @@ static int prune_cgroups(struct daemon *d)
 			timeout = 100;
 		else
 			j->cg_prune_tries = 0;
+		if (j->cg_caller && j->cg_prune_tries == 0)
+			for (size_t i = 0; i < j->n_units; i++) /* the held exits */
+				conns_unit_ended(d, j, j->units[i].n);
 	}
 	return timeout;
+}
+
+bool job_cgroups_held(const struct job *j)
+{
+	return j->cg_caller && (job_is_live(j) || j->pidfd >= 0 || j->cg_prune_tries > 0);
 }
 
 /* The container of live job j is gone: what its units reported is taken,

@@ -898,6 +898,33 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 	reply_run(d, c, j, u->n, q->attach, q->tty);
 }
 
+/* xosd.conf's cgroup_parent; for "caller" the caller's own cgroup where
+ * DECISIONS.md (ag) accepts it, else LXC's default place (NULL). */
+static char *job_cgroup_parent(struct daemon *d, struct conn *c, bool *ret_caller)
+{
+	const char *p = d->cfg->cgroup_parent;
+	char *parent = NULL;
+	bool slurm = false;
+	int r;
+
+	if (!p || strcmp(p, RUNTIME_CGROUP_PARENT_CALLER) != 0)
+		return p ? strdup(p) : NULL;
+	r = runtime_cgroup_caller(c->pid, c->uid, d->cg == &runtime_cgroup_v2, &parent, &slurm);
+	if (r < 0) {
+		log_info("Job of uid %u (pid %d) goes to the default cgroup: its caller's cgroup "
+			 "cannot hold it (%s)",
+			 (unsigned)c->uid, (int)c->pid,
+			 r == -ENOENT  ? "a root cgroup"
+			 : r == -EPERM ? "neither a Slurm step's nor delegated to the caller"
+				       : strerror(-r));
+		return NULL;
+	}
+	log_debug("Job of uid %u (pid %d) nests under its caller's cgroup %s%s", (unsigned)c->uid,
+		  (int)c->pid, parent, slurm ? " (a Slurm step)" : " (delegated)");
+	*ret_caller = true;
+	return parent;
+}
+
 /* The new job's record from the request (its template resolved). */
 static struct job *new_job(struct daemon *d, struct conn *c, struct run_req *q)
 {
@@ -914,7 +941,7 @@ static struct job *new_job(struct daemon *d, struct conn *c, struct run_req *q)
 	j->tty = q->tty;
 	j->ckpt = q->ckpt;
 	j->template = TAKE_PTR(q->fs.tpl_name);
-	j->cgroup_parent = d->cfg->cgroup_parent ? strdup(d->cfg->cgroup_parent) : NULL;
+	j->cgroup_parent = job_cgroup_parent(d, c, &j->cg_caller);
 	j->state = JOB_STARTING;
 	j->created_us = now_usec();
 	j->disk = q->fs.disk ? q->fs.disk : d->cfg->layer_size;
@@ -1027,6 +1054,7 @@ static void op_run(struct daemon *d, struct conn *c, yajl_val t)
 	c->mode = CONN_STARTING; /* answered once the container runs */
 	c->job = j;
 	c->attach_when_started = q.attach;
+	c->kill_job_on_close = j->cg_caller && q.attach;
 	c->wants_tty = q.tty;
 	(void)start_job(d, &q, j);
 }

@@ -131,6 +131,7 @@ struct job {
 	int inotify_wd;
 	unsigned signal_seq;
 	int cg_prune_tries;   /* > 0: LXC's cgroups still to remove */
+	bool cg_caller;       /* its cgroups are below its caller's (cgroup_parent = caller) */
 	pid_t starter;        /* the child starting its container, while it does */
 	int starter_fd;       /* its pidfd, in the event loop */
 	struct ckpt_run *run; /* a checkpoint or restore under way (checkpoint.c) */
@@ -146,6 +147,10 @@ void job_free(struct job *j);
 struct unit *job_unit(struct job *j, unsigned n);
 struct unit *job_add_unit(struct job *j, char **argv); /* takes argv */
 bool job_is_live(const struct job *j);
+/* A job below its caller's cgroup holds back its units' exit events until its
+ * cgroups are gone: the caller (a Slurm task) ends with it, and the batch
+ * system then removes its own cgroups, which must be empty by then. */
+bool job_cgroups_held(const struct job *j);
 /* Whether the caller uid may see and act on the job: root, or its owner. */
 bool job_may_see(const struct job *j, uid_t uid);
 int job_exit_code(const struct job *j);
@@ -406,6 +411,9 @@ struct conn {
 	struct job *job;
 	unsigned unit;
 	bool follow, exit_sent, wants_tty, attach_when_started;
+	/* the xrun of a job below its cgroup (cgroup_parent = caller): when it
+	 * goes before the job (a Slurm step's kill), so does the job */
+	bool kill_job_on_close;
 	int out_fd, err_fd;
 	uint64_t out_pos, err_pos; /* offsets read so far in them (the streams' offsets) */
 	/* waiting for jobs to end (xwait) */
