@@ -61,6 +61,13 @@ CLI_CMDS = xrun xps xlogs xwait xkill xcheckpoint xrestart
 BINS = $(BUILD)/xosd $(BUILD)/xos-loader $(BUILD)/xos $(BUILD)/xtemplate $(BUILD)/xos-template-helper \
        $(addprefix $(BUILD)/,$(CLI_CMDS))
 
+# The Slurm SPANK plugin (slurm/, docs/SLURM.md), where libslurm-dev's
+# spank.h is installed; slurmstepd loads it, so no sanitizer
+SPANK_H := $(wildcard /usr/include/slurm/spank.h)
+ifneq ($(SPANK_H),)
+BINS += $(BUILD)/xos-spank.so
+endif
+
 UNIT_SRCS = $(wildcard tests/unit/test-*.c)
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
@@ -103,6 +110,10 @@ $(BUILD)/xos: $(BUILD)/cli/main.o $(LIB_cli) $(LIB_common)
 $(BUILD)/xtemplate: $(BUILD)/cli/main-xtemplate.o $(LIB_cli) $(LIB_templates) $(LIB_common)
 	rm -f $@ # (a symlink to xos in older trees)
 	$(CC) $(LDHARDEN) -o $@ $^ $(YAJL_LIBS) $(ARCHIVE_LIBS) $(CRYPTO_LIBS) -lpthread
+
+$(BUILD)/xos-spank.so: slurm/xos-spank.c
+	$(CC) -std=gnu11 $(WARN) -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIC \
+		-DXOS_LIBEXECDIR=\"$(LIBEXECDIR)\" $(CFLAGS) -shared -Wl,-z,relro,-z,now -o $@ $<
 
 $(addprefix $(BUILD)/,$(CLI_CMDS)): $(BUILD)/xos
 	ln -sf xos $@
@@ -160,10 +171,11 @@ bench-checkpoint: all
 
 lint:
 	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) tests/unit/*.c \
-		$(wildcard tests/fuzz/*.c)
+		$(wildcard tests/fuzz/*.c) slurm/*.c
 	shellcheck -x scripts/*.sh tests/*.sh tests/bench/*.sh $(wildcard tests/fuzz/*.sh tests/soak/*.sh tests/zdtm/*.sh) .ci/run
 	shellcheck -s sh dist/debian/postinst dist/debian/prerm dist/debian/postrm
 	shellcheck -s bash dist/bash-completion
+	shellcheck -s sh slurm/xos-spank-exec
 	shellcheck -s bash -e SC2154,SC2034,SC1091,SC2030,SC2031,SC2016 tests/integration/*.bats tests/integration/*.bash
 	for m in man/*.[158]; do mandoc -Tlint -Wwarning $$m || exit 1; done
 
