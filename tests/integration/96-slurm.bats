@@ -1,0 +1,261 @@
+#!/usr/bin/env bats
+# Slurm (issue 15): a three-node cluster on this machine (three slurmd with
+# MULTIPLE_SLURMD, as Debian builds it, one slurmctld, a munged of its own),
+# started for this file and torn down with everything it made; xosd with
+# cgroup_parent = caller, so each job's container sits in its Slurm step's
+# cgroups: Slurm's accounting, memory limit and kill cover it.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+SL_NODES=(xsn1 xsn2 xsn3)
+
+# sl_pid_stop PIDFILE: stop the daemon of PIDFILE (ours), SIGKILL after 20 s
+sl_pid_stop() {
+	local pid
+	[ -s "$1" ] || return 0
+	pid=$(cat "$1")
+	kill "$pid" 2>/dev/null || return 0
+	xos_wait_for 20 pid_gone "$pid" 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
+}
+
+# The cgroups Slurm (and LXC below its steps) made for the test's nodes
+sl_cgroups() {
+	local n
+	for n in "${SL_NODES[@]}"; do
+		find /sys/fs/cgroup/*/"slurm_$n" -depth -type d 2>/dev/null || true
+	done
+}
+
+sl_stop() {
+	local n
+	[ -n "${SL_DIR:-}" ] || return 0
+	if [ -s "$SL_DIR/slurmctld.pid" ]; then
+		timeout 10 scancel --full --quiet "$(squeue -h -o %i | head -n 50)" 2>/dev/null || true
+	fi
+	for n in "${SL_NODES[@]}"; do sl_pid_stop "$SL_DIR/slurmd-$n.pid"; done
+	sl_pid_stop "$SL_DIR/slurmctld.pid"
+	sl_pid_stop "$SL_DIR/munge/pid"
+	sl_cgroups | while read -r c; do rmdir "$c" 2>/dev/null || true; done
+	rm -rf "$SL_DIR"
+}
+
+sl_config() {
+	local host port=$1
+	host=$(hostname)
+	cat >"$SL_DIR/slurm.conf" <<-EOF
+		ClusterName=xostest
+		SlurmctldHost=$host(127.0.0.1)
+		SlurmctldPort=$port
+		SlurmUser=root
+		SlurmdUser=root
+		AuthType=auth/munge
+		AuthInfo=socket=$SL_DIR/munge/sock
+		CredType=cred/munge
+		StateSaveLocation=$SL_DIR/state
+		SlurmdSpoolDir=$SL_DIR/spool/%n
+		SlurmctldPidFile=$SL_DIR/slurmctld.pid
+		SlurmdPidFile=$SL_DIR/slurmd-%n.pid
+		SlurmctldLogFile=$SL_DIR/log/slurmctld.log
+		SlurmdLogFile=$SL_DIR/log/slurmd-%n.log
+		ProctrackType=proctrack/cgroup
+		TaskPlugin=task/cgroup
+		JobAcctGatherType=jobacct_gather/cgroup
+		JobAcctGatherFrequency=1
+		AccountingStorageType=accounting_storage/none
+		SchedulerType=sched/builtin
+		SelectType=select/cons_tres
+		SelectTypeParameters=CR_Core_Memory
+		ReturnToService=2
+		MpiDefault=none
+		KillWait=5
+		PlugStackConfig=$SL_DIR/plugstack.conf
+		NodeName=xsn[1-3] NodeHostname=$host NodeAddr=127.0.0.1 Port=[$((port + 1))-$((port + 3))] CPUs=2 RealMemory=2048
+		PartitionName=debug Nodes=xsn[1-3] Default=YES MaxTime=10 State=UP OverSubscribe=YES
+	EOF
+	printf '%s\n' CgroupPlugin=cgroup/v1 CgroupMountpoint=/sys/fs/cgroup ConstrainRAMSpace=yes \
+		ConstrainSwapSpace=yes AllowedSwapSpace=0 >"$SL_DIR/cgroup.conf"
+	# the SPANK plugin, where it was built (libslurm-dev installed)
+	if [ -f "$XOS_BUILD/xos-spank.so" ]; then
+		echo "required $XOS_BUILD/xos-spank.so exec=$XOS_ROOT/slurm/xos-spank-exec" \
+			"xrun=$XOS_BUILD/xrun" >"$SL_DIR/plugstack.conf"
+	else
+		: >"$SL_DIR/plugstack.conf"
+	fi
+}
+
+sl_nodes_idle() { [ "$(sinfo -h -o %T -t idle -N | grep -c idle)" -eq 3 ]; }
+
+setup_file() {
+	local n c
+	for c in slurmd slurmctld srun sinfo squeue scancel sstat munged; do
+		command -v "$c" >/dev/null ||
+			skip "$c not installed (scripts/setup.sh installs Slurm and munge)"
+	done
+	[ -d /sys/fs/cgroup/memory ] || skip "Slurm's cgroup/v1 needs the v1 memory hierarchy"
+	SL_DIR=$(mktemp -d "/tmp/$XOS_TEST_PREFIX-slurm.XXXXXX")
+	export SL_DIR SLURM_CONF="$SL_DIR/slurm.conf"
+	mkdir -p "$SL_DIR"/{munge,state,log} "$SL_DIR"/spool/xsn{1,2,3}
+	chmod 0711 "$SL_DIR" "$SL_DIR/munge"
+	head -c 1024 /dev/urandom >"$SL_DIR/munge/key"
+	chmod 0400 "$SL_DIR/munge/key"
+	munged --force --socket="$SL_DIR/munge/sock" --key-file="$SL_DIR/munge/key" \
+		--pid-file="$SL_DIR/munge/pid" --seed-file="$SL_DIR/munge/seed" \
+		--log-file="$SL_DIR/munge/log"
+	# ports from this run's pid: two suites on one machine do not collide
+	sl_config "$((20000 + ($$ % 2000) * 4))"
+	slurmctld -i
+	for n in "${SL_NODES[@]}"; do slurmd -N "$n"; done
+	xos_wait_for 60 sl_nodes_idle
+}
+
+teardown_file() {
+	sl_stop
+}
+
+setup() {
+	xos_start_caller
+}
+
+xos_start_caller() {
+	XOS_TMP=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.XXXXXX")
+	chmod 0711 "$XOS_TMP"
+	export XOS_TMP XOS_SOCKET="$XOS_TMP/run/xosd.sock"
+	echo "cgroup_parent = caller" >"$XOS_TMP/xosd.conf"
+	xosd_launch --config "$XOS_TMP/xosd.conf"
+}
+
+sl_queue_empty() { [ -z "$(squeue -h -o %i)" ]; }
+
+# No cgroup of an xos job is left in the Slurm tree, and Slurm removed its
+# jobs' cgroups (only the node and uid levels stay between jobs)
+sl_tree_clean() { ! sl_cgroups | grep -qE '/job_[0-9]+'; }
+
+teardown() {
+	local left=""
+	squeue -h -o %i | while read -r j; do scancel "$j" 2>/dev/null || true; done
+	xos_wait_for 30 sl_queue_empty || true
+	xos_teardown
+	if ! xos_wait_for 20 sl_tree_clean; then
+		left=$(sl_cgroups | grep -E '/job_[0-9]+')
+		sl_cgroups | grep -E '/job_[0-9]+' | while read -r c; do rmdir "$c" 2>/dev/null || true; done
+		echo "cgroups left in the Slurm tree:" >&2
+		echo "$left" >&2
+		return 1
+	fi
+}
+
+# sl_job NAME: the Slurm job id of the job named NAME (queued or running)
+sl_job() { squeue -h -o %i -n "$1" | head -n 1; }
+sl_running() { [ "$(squeue -h -o %T -n "$1")" = RUNNING ]; }
+live_jobs() { [ "$(xps -q | wc -l)" -ge "$1" ]; }
+no_live_jobs() { [ -z "$(xps -q)" ]; }
+
+@test "srun -N3 xrun hostname runs three containers, each below its Slurm task's cgroup" {
+	run timeout 120 srun -N3 xrun -- hostname
+	assert_success
+	hosts=$output
+	[ "${#lines[@]}" -eq 3 ]
+	run xps -a --json
+	mapfile -t ids < <(jq -r '.[].id' <<<"$output")
+	[ "${#ids[@]}" -eq 3 ]
+	local nodes="" id parent
+	for id in "${ids[@]}"; do
+		# a container's hostname is its job's id
+		grep -qx "${id:0:12}" <<<"$hosts" || fail "no container of job $id ran: $hosts"
+		parent=$(jq -r .cgroup_parent "$XOS_TMP/state/jobs/$id/job.json")
+		[[ "$parent" =~ ^slurm_(xsn[123])/uid_0/job_[0-9]+/step_0/task_[0-9]+$ ]] ||
+			fail "job $id is not below a Slurm task: cgroup_parent '$parent'"
+		nodes+="${BASH_REMATCH[1]} "
+	done
+	assert_equal "$(tr ' ' '\n' <<<"$nodes" | grep . | sort -u | wc -l)" 3
+}
+
+@test "scancel of srun xrun leaves no container, even of a job that ignores SIGTERM" {
+	srun -N1 -J xos-cancel xrun -- sh -c 'trap "" TERM; while :; do sleep 1; done' \
+		>"$XOS_TMP/srun.out" 2>&1 &
+	SRUN_PID=$!
+	xos_wait_for 60 live_jobs 1
+	id=$(job_field "$(xps -q)" .id)
+	wait_state "$id" RUNNING
+	# the container is in the step's memory cgroup (Slurm's limits and kill)
+	init=$(job_init_pid "$id")
+	grep -qE "memory:/slurm_xsn1/uid_0/job_[0-9]+/step_0/task_0/xos-$id" "/proc/$init/cgroup"
+	scancel "$(sl_job xos-cancel)"
+	# Slurm's TERM (forwarded by xrun) is ignored; its KILL after KillWait
+	# ends xrun, and with it the job
+	xos_wait_for 60 no_live_jobs
+	xos_wait_for 30 pid_gone "$SRUN_PID"
+	wait "$SRUN_PID" || true
+	run job_field "$id" .state
+	assert_output KILLED
+	grep -q "Killing job $id: its caller, whose cgroup holds it, went before it" "$XOS_TMP/xosd.log"
+	run lxc-ls -P "$XOS_TMP/state/volatile/lxc"
+	assert_output ""
+	xos_wait_for 30 sl_tree_clean
+}
+
+# sl_cpu_at_least JOB SECONDS: sstat shows at least SECONDS of cpu for step 0
+sl_cpu_at_least() {
+	local t
+	t=$(sstat -n -P -a -j "$1.0" -o AveCPU 2>/dev/null | head -n 1)
+	[ -n "$t" ] || return 1
+	# [D-]HH:MM:SS or MM:SS.mmm
+	awk -v t="$t" -v min="$2" 'BEGIN {
+		d = 0; if (index(t, "-")) { split(t, dd, "-"); d = dd[1]; t = dd[2] }
+		n = split(t, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]
+		exit !(d * 86400 + s >= min) }'
+}
+
+@test "Slurm's accounting (sstat; sacct needs slurmdbd) counts the container's cpu time" {
+	# a busy loop in the container, until the test opens its gate; xrun
+	# itself uses next to no cpu
+	srun -N1 -J xos-acct xrun -- sh -c 'while [ ! -e /tmp/gate ]; do :; done' \
+		>"$XOS_TMP/srun.out" 2>&1 &
+	SRUN_PID=$!
+	xos_wait_for 60 live_jobs 1
+	id=$(xps -q)
+	wait_state "$id" RUNNING
+	j=$(sl_job xos-acct)
+	xos_wait_for 120 sl_cpu_at_least "$j" 2
+	open_gate "$id"
+	xos_wait_for 60 pid_gone "$SRUN_PID"
+	wait "$SRUN_PID"
+}
+
+@test "a job over its Slurm --mem is killed by Slurm's memory limit" {
+	local hog='b = bytearray(200 << 20); print("survived")'
+	# the node itself lets it have 200 MiB
+	run xrun -- python3 -c "$hog"
+	assert_success
+	assert_output survived
+	run timeout 120 srun -N1 --mem=64M xrun -- python3 -c "$hog"
+	assert_failure
+	refute_output --partial survived
+	run xps -a
+	assert_line --regexp "KILLED\(KILL\) +OOM"
+	assert_line --regexp "EXITED\(0\)"
+}
+
+@test "srun --xos CMD runs every task of the step in a container of its own (SPANK plugin)" {
+	[ -f "$XOS_BUILD/xos-spank.so" ] || skip "the SPANK plugin was not built (no spank.h: libslurm-dev)"
+	run timeout 120 srun -N2 -n4 --xos hostname
+	assert_success
+	hosts=$output
+	[ "${#lines[@]}" -eq 4 ]
+	run xps -a --json
+	mapfile -t ids < <(jq -r '.[].id' <<<"$output")
+	[ "${#ids[@]}" -eq 4 ]
+	for id in "${ids[@]}"; do
+		grep -qx "${id:0:12}" <<<"$hosts" || fail "no container of job $id ran: $hosts"
+		[[ "$(jq -r .cgroup_parent "$XOS_TMP/state/jobs/$id/job.json")" =~ ^slurm_xsn[12]/ ]]
+	done
+	# a template named: the plugin passes it to xrun (an unknown one fails there)
+	run timeout 120 srun -N1 --xos=no-such-template true
+	assert_failure
+	assert_output --partial no-such-template
+	# srun without --xos runs tasks as before, on the host
+	run timeout 120 srun -N1 hostname
+	assert_success
+	assert_output "$(hostname)"
+}
