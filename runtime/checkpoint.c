@@ -960,7 +960,15 @@ void ckpt_op_restart(struct daemon *d, struct conn *c, yajl_val t)
 	size_t n = 0;
 	struct job *j;
 
-	if (get_version(c, t, &version) < 0 || !(j = request_job(d, c, t)))
+	if (get_version(c, t, &version) < 0)
+		return;
+	{
+		const char *id = NULL; /* a job another node checkpointed, shared store */
+
+		if (json_get_string(t, "job", &id) >= 0 && ckpt_adopt_from_store(d, c, id) < 0)
+			return;
+	}
+	if (!(j = request_job(d, c, t)))
 		return;
 	if (j->run || (job_is_live(j) && j->state != JOB_CHECKPOINTED))
 		return conn_reply_error(c, "conflict",
@@ -977,6 +985,7 @@ void ckpt_op_restart(struct daemon *d, struct conn *c, yajl_val t)
 					"The last container of job %.12s is still going away; "
 					"try xrestart again in a moment",
 					j->id);
+	ckpt_adopt_cgroup(d, c, j); /* below the restoring client's cgroup, as a new job */
 	begin_for(d, c, j, CKPT_RESTORE, false, version ? version : v[n - 1]);
 }
 

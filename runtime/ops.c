@@ -584,7 +584,7 @@ static int template_user(struct daemon *d, struct conn *c, struct run_req *q, st
 	return j->groups ? 0 : -ENOMEM;
 }
 
-static int make_job_dirs(struct daemon *d, struct job *j)
+int ops_make_job_dirs(struct daemon *d, struct job *j)
 {
 	_cleanup_close_ int xos = -EBADF;
 	uid_t ru = j->idmap_base; /* the job's own root */
@@ -752,7 +752,7 @@ static int start_job(struct daemon *d, struct run_req *q, struct job *j)
 	_cleanup_free_ char *cwd = NULL, *err = NULL;
 	int r;
 
-	if ((r = make_job_dirs(d, j)) < 0)
+	if ((r = ops_make_job_dirs(d, j)) < 0)
 		return start_failed(d, j, "creating the job directory", r), r;
 	if ((r = daemon_persist_job(d, j)) < 0)
 		return start_failed(d, j, "persisting the job", r), r;
@@ -900,7 +900,7 @@ static void add_unit(struct daemon *d, struct conn *c, struct run_req *q)
 
 /* xosd.conf's cgroup_parent; for "caller" the caller's own cgroup where
  * DECISIONS.md (ag) accepts it, else LXC's default place (NULL). */
-static char *job_cgroup_parent(struct daemon *d, struct conn *c, bool *ret_caller)
+char *ops_cgroup_parent(struct daemon *d, struct conn *c, bool *ret_caller)
 {
 	const char *p = d->cfg->cgroup_parent;
 	char *parent = NULL;
@@ -941,7 +941,7 @@ static struct job *new_job(struct daemon *d, struct conn *c, struct run_req *q)
 	j->tty = q->tty;
 	j->ckpt = q->ckpt;
 	j->template = TAKE_PTR(q->fs.tpl_name);
-	j->cgroup_parent = job_cgroup_parent(d, c, &j->cg_caller);
+	j->cgroup_parent = ops_cgroup_parent(d, c, &j->cg_caller);
 	j->state = JOB_STARTING;
 	j->created_us = now_usec();
 	j->disk = q->fs.disk ? q->fs.disk : d->cfg->layer_size;
@@ -1106,7 +1106,7 @@ bool ops_wait_check(struct daemon *d, struct conn *c)
 	for (size_t i = 0; c->wait_ids && c->wait_ids[i]; i++) {
 		struct job *j = daemon_find_job(d, c->wait_ids[i]);
 
-		if (j && job_is_live(j))
+		if (j && (job_is_live(j) || job_cgroups_held(j)))
 			return false;
 	}
 	g = ops_reply_begin();
