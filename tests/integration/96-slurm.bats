@@ -43,6 +43,8 @@ sl_stop() {
 sl_config() {
 	local host port=$1
 	host=$(hostname)
+	# (cred_expire: a requeued batch job waits that long, 120 s by default,
+	# before it may start again)
 	cat >"$SL_DIR/slurm.conf" <<-EOF
 		ClusterName=xostest
 		SlurmctldHost=$host(127.0.0.1)
@@ -50,7 +52,7 @@ sl_config() {
 		SlurmUser=root
 		SlurmdUser=root
 		AuthType=auth/munge
-		AuthInfo=socket=$SL_DIR/munge/sock
+		AuthInfo=socket=$SL_DIR/munge/sock,cred_expire=10
 		CredType=cred/munge
 		StateSaveLocation=$SL_DIR/state
 		SlurmdSpoolDir=$SL_DIR/spool/%n
@@ -132,10 +134,14 @@ sl_queue_empty() { [ -z "$(squeue -h -o %i)" ]; }
 sl_tree_clean() { ! sl_cgroups | grep -qE '/job_[0-9]+'; }
 
 teardown() {
-	local left=""
+	local left="" rc=0
 	squeue -h -o %i | while read -r j; do scancel "$j" 2>/dev/null || true; done
 	xos_wait_for 30 sl_queue_empty || true
-	xos_teardown
+	scontrol update NodeName=xsn1 State=RESUME >/dev/null 2>&1 || true
+	xos_b_teardown || rc=1
+	xos_teardown || rc=1
+	[ -z "${SL_CKPT:-}" ] || rm -rf "$SL_CKPT"
+	SL_CKPT=
 	if ! xos_wait_for 20 sl_tree_clean; then
 		left=$(sl_cgroups | grep -E '/job_[0-9]+')
 		sl_cgroups | grep -E '/job_[0-9]+' | while read -r c; do rmdir "$c" 2>/dev/null || true; done
@@ -143,6 +149,30 @@ teardown() {
 		echo "$left" >&2
 		return 1
 	fi
+	return "$rc"
+}
+
+# A second node's xosd ("B", for xsn2), sharing checkpoint_dir with the first
+xos_b_start() {
+	XOS_TMP_B=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.XXXXXX")
+	chmod 0711 "$XOS_TMP_B"
+	printf 'cgroup_parent = caller\ncheckpoint_dir = %s\n' "$SL_CKPT" >"$XOS_TMP_B/xosd.conf"
+	"$XOS_BUILD/xosd" --foreground --config "$XOS_TMP_B/xosd.conf" --state-dir "$XOS_TMP_B/state" \
+		--run-dir "$XOS_TMP_B/run" --loader "$XOS_BUILD/xos-loader" \
+		</dev/null >>"$XOS_TMP_B/xosd.log" 2>&1 3>&- &
+	XOSD_B_PID=$!
+	xos_wait_for 30 xps_b
+}
+xps_b() { XOS_SOCKET="$XOS_TMP_B/run/xosd.sock" xps "$@" >/dev/null 2>&1; }
+
+# B goes the way the test's own daemon goes (xos_teardown, on B's variables)
+xos_b_teardown() {
+	[ -n "${XOS_TMP_B:-}" ] || return 0
+	local a_tmp=$XOS_TMP a_pid=$XOSD_PID a_sock=$XOS_SOCKET rc=0
+	XOS_TMP=$XOS_TMP_B XOSD_PID=$XOSD_B_PID XOS_SOCKET="$XOS_TMP_B/run/xosd.sock"
+	xos_teardown || rc=1
+	XOS_TMP=$a_tmp XOSD_PID=$a_pid XOS_SOCKET=$a_sock XOS_TMP_B=
+	return "$rc"
 }
 
 # sl_job NAME: the Slurm job id of the job named NAME (queued or running)
@@ -258,4 +288,56 @@ sl_cpu_at_least() {
 	run timeout 120 srun -N1 hostname
 	assert_success
 	assert_output "$(hostname)"
+}
+
+sl_job_on() { [ "$(squeue -h -o '%T %N' -j "$1")" = "RUNNING $2" ]; }
+has_lines_b() { [ "$(XOS_SOCKET="$1" xlogs "$2" 2>/dev/null | wc -l)" -ge "$3" ]; }
+job_checkpointed() { [ "$(xps -a --json "$1" | jq -r '.[0].state')" = CHECKPOINTED ]; }
+ended_on_b() {
+	[ "$(XOS_SOCKET="$XOS_TMP_B/run/xosd.sock" xps -a --json "$1" 2>/dev/null |
+		jq -r '.[0].state')" = EXITED ]
+}
+sl_completed() { scontrol show job "$1" | grep -q "JobState=COMPLETED"; }
+
+@test "a counting batch job signalled on node 1 is checkpointed, requeued and finishes on node 2, every count once" {
+	SL_CKPT="$SL_DIR/ckpt-$BATS_TEST_NUMBER"
+	# node 1's xosd (this test's) and node 2's share the checkpoint store
+	xosd_stop
+	printf 'cgroup_parent = caller\ncheckpoint_dir = %s\n' "$SL_CKPT" >"$XOS_TMP/xosd.conf"
+	xosd_launch --config "$XOS_TMP/xosd.conf"
+	xos_b_start
+	mkdir -p "$SL_DIR/sock"
+	ln -sfn "$XOS_SOCKET" "$SL_DIR/sock/xsn1"
+	ln -sfn "$XOS_TMP_B/run/xosd.sock" "$SL_DIR/sock/xsn2"
+	cat >"$SL_DIR/count.sh" <<-EOF
+		#!/bin/bash
+		export XOS_SOCKET=$SL_DIR/sock/\$SLURMD_NODENAME PATH=$XOS_BUILD:\$PATH
+		exec $XOS_ROOT/slurm/xos-slurm-job --state $SL_CKPT/state -- \\
+			sh -c 'i=0; while [ \$i -lt 40 ]; do i=\$((i + 1)); echo \$i; sleep 0.25; done'
+	EOF
+	chmod 0755 "$SL_DIR/count.sh"
+	# node 3 out, so the requeued job goes to node 2 once node 1 is drained
+	run sbatch --parsable -J xos-count -x xsn3 --requeue --open-mode=append \
+		-o "$SL_DIR/count-%j.out" "$SL_DIR/count.sh"
+	assert_success
+	j=$output
+	xos_wait_for 60 sl_job_on "$j" xsn1
+	xos_wait_for 60 test -s "$SL_CKPT/state/job"
+	id=$(cat "$SL_CKPT/state/job")
+	xos_wait_for 60 has_lines_b "$XOS_SOCKET" "$id" 5
+	# node 1 goes away (drained); Slurm's warning signal reaches the batch
+	# script, as --signal=B:USR1@T sends it
+	scontrol update NodeName=xsn1 State=DRAIN Reason=xos-test
+	scancel --batch --signal=USR1 "$j"
+	xos_wait_for 60 job_checkpointed "$id"
+	xos_wait_for 120 sl_job_on "$j" xsn2
+	xos_wait_for 120 ended_on_b "$id"
+	xos_wait_for 60 sl_completed "$j"
+	run env XOS_SOCKET="$XOS_TMP_B/run/xosd.sock" xlogs "$id"
+	assert_success
+	assert_equal "$output" "$(seq 1 40)"
+	run scontrol show job "$j"
+	assert_output --partial "Restarts=1"
+	assert_output --partial "NodeList=xsn2"
+	grep -q "restoring xos job $id" "$SL_DIR/count-$j.out"
 }
