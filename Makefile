@@ -176,6 +176,7 @@ lint:
 	shellcheck -s sh dist/debian/postinst dist/debian/prerm dist/debian/postrm
 	shellcheck -s bash dist/bash-completion
 	shellcheck -s sh slurm/xos-spank-exec
+	shellcheck slurm/xos-slurm-job
 	shellcheck -s bash -e SC2154,SC2034,SC1091,SC2030,SC2031,SC2016 tests/integration/*.bats tests/integration/*.bash
 	for m in man/*.[158]; do mandoc -Tlint -Wwarning $$m || exit 1; done
 
