@@ -7,8 +7,11 @@
  * xos-spank-exec, the command's own argv[0] and the template travel in the
  * task's environment, and the helper execs `xrun [--template T] -- CMD...`.
  * With xosd's cgroup_parent = caller, the container then sits in the task's
- * cgroup. plugstack.conf arguments: exec=PATH (the helper, default
- * LIBEXECDIR/xos-spank-exec) and xrun=PATH (default: xrun from PATH). */
+ * cgroup. With --xos-checkpoint=DIR the helper runs the task through
+ * xos-slurm-job instead (checkpoint on Slurm's signal, requeue, restore).
+ * plugstack.conf arguments: exec=PATH (the helper, default
+ * LIBEXECDIR/xos-spank-exec), xrun=PATH (default: xrun from PATH) and
+ * job=PATH (default LIBEXECDIR/xos-slurm-job). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +27,10 @@ SPANK_PLUGIN(xos, 1);
 
 static int opt_xos;
 static char opt_template[256];
+static char opt_checkpoint[4096];
 static char exec_path[4096] = XOS_LIBEXECDIR "/xos-spank-exec";
 static char xrun_path[4096] = "xrun";
+static char job_path[4096] = XOS_LIBEXECDIR "/xos-slurm-job";
 
 static int template_valid(const char *s)
 {
@@ -51,11 +56,31 @@ static int xos_opt(int val, const char *optarg, int remote)
 	return 0;
 }
 
+static int checkpoint_opt(int val, const char *optarg, int remote)
+{
+	(void)val;
+	(void)remote;
+	if (!optarg || optarg[0] != '/' ||
+	    (size_t)snprintf(opt_checkpoint, sizeof(opt_checkpoint), "%s", optarg) >=
+		    sizeof(opt_checkpoint)) {
+		slurm_error("xos: --xos-checkpoint needs an absolute directory that every node "
+			    "sees, e.g. --xos-checkpoint=/shared/xos/$SLURM_JOB_ID");
+		return -1;
+	}
+	opt_xos = 1;
+	return 0;
+}
+
 struct spank_option spank_options[] = {
 	{ "xos", "[template]",
 	  "Run each task in an xos container (xrun), on the node's default "
 	  "template or TEMPLATE",
 	  2, 0, xos_opt },
+	{ "xos-checkpoint", "dir",
+	  "Run each task in an xos container that is checkpointed on Slurm's "
+	  "signal (USR1, TERM), the job requeued, and restored where it runs "
+	  "next; DIR (seen by every node) keeps each task's job id",
+	  1, 1, checkpoint_opt },
 	SPANK_OPTIONS_TABLE_END
 };
 
@@ -81,11 +106,13 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 
 		if (r == 0)
 			r = set_path(xrun_path, sizeof(xrun_path), av[i], "xrun");
+		if (r == 0)
+			r = set_path(job_path, sizeof(job_path), av[i], "job");
 		if (r < 0)
 			return -1;
 		if (r == 0) {
 			slurm_error("xos: Unknown plugstack.conf argument '%s' (known: exec=PATH, "
-				    "xrun=PATH)",
+				    "xrun=PATH, job=PATH)",
 				    av[i]);
 			return -1;
 		}
@@ -111,7 +138,9 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 	}
 	if (spank_setenv(sp, "XOS_SPANK_ARGV0", argv[0], 1) != ESPANK_SUCCESS ||
 	    spank_setenv(sp, "XOS_SPANK_TEMPLATE", opt_template, 1) != ESPANK_SUCCESS ||
-	    spank_setenv(sp, "XOS_SPANK_XRUN", xrun_path, 1) != ESPANK_SUCCESS) {
+	    spank_setenv(sp, "XOS_SPANK_XRUN", xrun_path, 1) != ESPANK_SUCCESS ||
+	    spank_setenv(sp, "XOS_SPANK_CHECKPOINT", opt_checkpoint, 1) != ESPANK_SUCCESS ||
+	    spank_setenv(sp, "XOS_SPANK_JOB", job_path, 1) != ESPANK_SUCCESS) {
 		slurm_error("xos: Cannot set the task's environment");
 		return -1;
 	}

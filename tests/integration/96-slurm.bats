@@ -80,7 +80,7 @@ sl_config() {
 	# the SPANK plugin, where it was built (libslurm-dev installed)
 	if [ -f "$XOS_BUILD/xos-spank.so" ]; then
 		echo "required $XOS_BUILD/xos-spank.so exec=$XOS_ROOT/slurm/xos-spank-exec" \
-			"xrun=$XOS_BUILD/xrun" >"$SL_DIR/plugstack.conf"
+			"xrun=$XOS_BUILD/xrun job=$XOS_ROOT/slurm/xos-slurm-job" >"$SL_DIR/plugstack.conf"
 	else
 		: >"$SL_DIR/plugstack.conf"
 	fi
@@ -299,9 +299,10 @@ ended_on_b() {
 }
 sl_completed() { scontrol show job "$1" | grep -q "JobState=COMPLETED"; }
 
-@test "a counting batch job signalled on node 1 is checkpointed, requeued and finishes on node 2, every count once" {
+# Node 1's xosd (the test's) and node 2's share a checkpoint store; each
+# node's jobs talk to their own (XOS_SOCKET from $SL_DIR/sock/NODE)
+two_nodes_shared_store() {
 	SL_CKPT="$SL_DIR/ckpt-$BATS_TEST_NUMBER"
-	# node 1's xosd (this test's) and node 2's share the checkpoint store
 	xosd_stop
 	printf 'cgroup_parent = caller\ncheckpoint_dir = %s\n' "$SL_CKPT" >"$XOS_TMP/xosd.conf"
 	xosd_launch --config "$XOS_TMP/xosd.conf"
@@ -309,26 +310,19 @@ sl_completed() { scontrol show job "$1" | grep -q "JobState=COMPLETED"; }
 	mkdir -p "$SL_DIR/sock"
 	ln -sfn "$XOS_SOCKET" "$SL_DIR/sock/xsn1"
 	ln -sfn "$XOS_TMP_B/run/xosd.sock" "$SL_DIR/sock/xsn2"
-	cat >"$SL_DIR/count.sh" <<-EOF
-		#!/bin/bash
-		export XOS_SOCKET=$SL_DIR/sock/\$SLURMD_NODENAME PATH=$XOS_BUILD:\$PATH
-		exec $XOS_ROOT/slurm/xos-slurm-job --state $SL_CKPT/state -- \\
-			sh -c 'i=0; while [ \$i -lt 40 ]; do i=\$((i + 1)); echo \$i; sleep 0.25; done'
-	EOF
-	chmod 0755 "$SL_DIR/count.sh"
-	# node 3 out, so the requeued job goes to node 2 once node 1 is drained
-	run sbatch --parsable -J xos-count -x xsn3 --requeue --open-mode=append \
-		-o "$SL_DIR/count-%j.out" "$SL_DIR/count.sh"
-	assert_success
-	j=$output
-	xos_wait_for 60 sl_job_on "$j" xsn1
-	xos_wait_for 60 test -s "$SL_CKPT/state/job"
-	id=$(cat "$SL_CKPT/state/job")
+}
+
+COUNT_CMD='i=0; while [ $i -lt 40 ]; do i=$((i + 1)); echo $i; sleep 0.25; done'
+
+# sl_move_job J ID SIGNAL_ARGS...: J runs on node 1 as xos job ID (counting);
+# node 1 is drained and J signalled; ID is checkpointed there, J requeued,
+# and ID restored on node 2, where it ends, with J COMPLETED
+sl_move_job() {
+	local j=$1 id=$2
+	shift 2
 	xos_wait_for 60 has_lines_b "$XOS_SOCKET" "$id" 5
-	# node 1 goes away (drained); Slurm's warning signal reaches the batch
-	# script, as --signal=B:USR1@T sends it
 	scontrol update NodeName=xsn1 State=DRAIN Reason=xos-test
-	scancel --batch --signal=USR1 "$j"
+	scancel "$@" "$j"
 	xos_wait_for 60 job_checkpointed "$id"
 	xos_wait_for 120 sl_job_on "$j" xsn2
 	xos_wait_for 120 ended_on_b "$id"
@@ -339,5 +333,46 @@ sl_completed() { scontrol show job "$1" | grep -q "JobState=COMPLETED"; }
 	run scontrol show job "$j"
 	assert_output --partial "Restarts=1"
 	assert_output --partial "NodeList=xsn2"
+}
+
+@test "a counting batch job signalled on node 1 is checkpointed, requeued and finishes on node 2, every count once" {
+	two_nodes_shared_store
+	cat >"$SL_DIR/count.sh" <<-EOF
+		#!/bin/bash
+		export XOS_SOCKET=$SL_DIR/sock/\$SLURMD_NODENAME PATH=$XOS_BUILD:\$PATH
+		exec $XOS_ROOT/slurm/xos-slurm-job --state $SL_CKPT/state -- sh -c '$COUNT_CMD'
+	EOF
+	chmod 0755 "$SL_DIR/count.sh"
+	# node 3 out, so the requeued job goes to node 2 once node 1 is drained
+	run sbatch --parsable -J xos-count -x xsn3 --requeue --open-mode=append \
+		-o "$SL_DIR/count-%j.out" "$SL_DIR/count.sh"
+	assert_success
+	j=$output
+	xos_wait_for 60 sl_job_on "$j" xsn1
+	xos_wait_for 60 test -s "$SL_CKPT/state/job"
+	id=$(cat "$SL_CKPT/state/job")
+	# Slurm's warning signal reaches the batch script, as --signal=B:USR1@T
+	# sends it
+	sl_move_job "$j" "$id" --batch --signal=USR1
 	grep -q "restoring xos job $id" "$SL_DIR/count-$j.out"
+}
+
+@test "srun --xos-checkpoint=DIR: the step's task is checkpointed on Slurm's signal and restored on node 2" {
+	[ -f "$XOS_BUILD/xos-spank.so" ] || skip "the SPANK plugin was not built (no spank.h: libslurm-dev)"
+	two_nodes_shared_store
+	cat >"$SL_DIR/count-step.sh" <<-EOF
+		#!/bin/bash
+		export XOS_SOCKET=$SL_DIR/sock/\$SLURMD_NODENAME PATH=$XOS_BUILD:\$PATH
+		srun --xos-checkpoint=$SL_CKPT/state sh -c '$COUNT_CMD'
+	EOF
+	chmod 0755 "$SL_DIR/count-step.sh"
+	run sbatch --parsable -J xos-count-step -x xsn3 --requeue --open-mode=append \
+		-o "$SL_DIR/count-%j.out" "$SL_DIR/count-step.sh"
+	assert_success
+	j=$output
+	xos_wait_for 60 sl_job_on "$j" xsn1
+	xos_wait_for 60 test -s "$SL_CKPT/state/task-0/job"
+	id=$(cat "$SL_CKPT/state/task-0/job")
+	# --signal=USR1@T (no B:) signals the steps' tasks
+	sl_move_job "$j" "$id" --signal=USR1
 }
