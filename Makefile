@@ -203,7 +203,8 @@ install: all
 deb:
 	scripts/build-deb.sh build-deb
 	if command -v lintian >/dev/null; then \
-		lintian --fail-on error,warning build-deb/xos_*.deb && echo "lintian: no errors or warnings"; \
+		lintian --fail-on error,warning build-deb/xos_*.deb $$(ls build-deb/xos-slurm_*.deb 2>/dev/null) && \
+			echo "lintian: no errors or warnings"; \
 	else echo "lintian is not installed: the package was not checked"; fi
 
 # Install the package in a fresh debootstrap tree, run xosd there, purge it

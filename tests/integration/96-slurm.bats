@@ -376,3 +376,20 @@ sl_move_job() {
 	# --signal=USR1@T (no B:) signals the steps' tasks
 	sl_move_job "$j" "$id" --signal=USR1
 }
+
+@test "make deb's xos-slurm package holds the plugin, its helpers and the plugstack.conf.d file" {
+	# (95-package.bats runs make deb in the plain build's pass)
+	deb=$(compgen -G "$XOS_ROOT/build-deb/xos-slurm_*.deb" | head -n 1)
+	[ -n "$deb" ] || skip "no xos-slurm package (make deb, with libslurm-dev installed)"
+	run dpkg-deb -c "$deb"
+	assert_success
+	for f in usr/lib/xos/xos-spank.so usr/libexec/xos/xos-spank-exec \
+		usr/libexec/xos/xos-slurm-job etc/slurm/plugstack.conf.d/xos.conf \
+		usr/share/doc/xos-slurm/copyright; do
+		assert_line --regexp " \./$f\$"
+	done
+	run dpkg-deb -f "$deb" Depends
+	assert_output --regexp "xos \(= "
+	run sh -c "dpkg-deb --info '$deb' conffiles"
+	assert_output "/etc/slurm/plugstack.conf.d/xos.conf"
+}
