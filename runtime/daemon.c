@@ -566,6 +566,9 @@ static int load_job(struct daemon *d, const char *id)
 	j->dirfd = TAKE_FD(dfd);
 	j->next = d->jobs;
 	d->jobs = j;
+	/* (not in the record: a node placing jobs below their callers placed this one so) */
+	j->cg_caller = j->cgroup_parent && d->cfg->cgroup_parent &&
+		       !strcmp(d->cfg->cgroup_parent, RUNTIME_CGROUP_PARENT_CALLER);
 	slice_adopt(d, j); /* (reconciled once every job is loaded) */
 	/* a live job's network is its own again (lease, ports; the rules come
 	 * with netsetup_reconcile); if its container is gone, it goes with it */
