@@ -78,7 +78,7 @@ bool runtime_cgroup_is_slurm_step(const char *path, bool v2, uid_t uid)
 		    !comp_is(c.s[i + 1], c.len[i + 1], "step_", false))
 			continue;
 		if (v2) {
-			const char *sc = ".slurmstepd.scope" + 1;
+			const char *sc = "slurmstepd.scope";
 			size_t l = c.len[i - 1], n = strlen(sc);
 
 			if (l >= n && strncmp(c.s[i - 1] + l - n, sc, n) == 0 &&
