@@ -142,6 +142,19 @@ teardown() {
 	xos_teardown || rc=1
 	[ -z "${SL_CKPT:-}" ] || rm -rf "$SL_CKPT"
 	SL_CKPT=
+	# the caller-cgroup test's cgroups (their jobs' are gone with xosd)
+	local c
+	for c in ${SL_TEST_CGROUPS:-}; do
+		[ ! -d "$c" ] || rmdir "$c" 2>/dev/null || rc=1
+	done
+	if [ -n "${SL_DELEG:-}" ]; then
+		# (LXC made the delegated parent in the other hierarchies: a
+		# parent is the node owner's to remove, xosd leaves it)
+		for c in /sys/fs/cgroup/*/"$SL_DELEG"; do
+			[ ! -d "$c" ] || rmdir "$c" 2>/dev/null || rc=1
+		done
+	fi
+	SL_TEST_CGROUPS='' SL_DELEG=''
 	if ! xos_wait_for 20 sl_tree_clean; then
 		left=$(sl_cgroups | grep -E '/job_[0-9]+')
 		sl_cgroups | grep -E '/job_[0-9]+' | while read -r c; do rmdir "$c" 2>/dev/null || true; done
@@ -392,4 +405,38 @@ sl_move_job() {
 	assert_output --regexp "xos \(= "
 	run sh -c "dpkg-deb --info '$deb' conffiles"
 	assert_output "/etc/slurm/plugstack.conf.d/xos.conf"
+}
+
+# as_user_in CGROUP CMD...: CMD as xostest, in the cpuacct cgroup CGROUP (the
+# reference hierarchy on v1), put there by root first
+as_user_in() {
+	local cg=/sys/fs/cgroup/cpuacct/$1
+	shift
+	sh -c 'echo $$ >"$0/cgroup.procs" && exec setpriv --reuid=4242 --regid=4242 --clear-groups "$@"' \
+		"$cg" "$@"
+}
+
+@test "a caller's cgroup holds its job only if it is the caller's own Slurm step or delegated to it" {
+	[ -d /sys/fs/cgroup/cpuacct ] || skip "no v1 cpuacct hierarchy"
+	xos_test_user
+	local fake="slurm_xsfake$$/uid_0/job_1/step_0" deleg="$XOS_TEST_PREFIX-deleg-$$"
+	mkdir -p "/sys/fs/cgroup/cpuacct/$fake" "/sys/fs/cgroup/cpuacct/$deleg"
+	SL_TEST_CGROUPS="/sys/fs/cgroup/cpuacct/$fake /sys/fs/cgroup/cpuacct/slurm_xsfake$$/uid_0/job_1"
+	SL_TEST_CGROUPS+=" /sys/fs/cgroup/cpuacct/slurm_xsfake$$/uid_0 /sys/fs/cgroup/cpuacct/slurm_xsfake$$"
+	SL_DELEG=$deleg
+	chown 4242:4242 "/sys/fs/cgroup/cpuacct/$deleg"
+	# a step of root's (uid_0), not xostest's: not used
+	id=$(as_user_in "$fake" xrun -d -- sleep 60)
+	assert_equal "$(jq -r .cgroup_parent "$XOS_TMP/state/jobs/$id/job.json")" null
+	grep -q "Job of uid 4242 .* goes to the default cgroup: its caller's cgroup cannot hold it" \
+		"$XOS_TMP/xosd.log"
+	# a cgroup delegated to xostest (owned by it): used
+	id2=$(as_user_in "$deleg" xrun -d -- sleep 60)
+	assert_equal "$(jq -r .cgroup_parent "$XOS_TMP/state/jobs/$id2/job.json")" "$deleg"
+	wait_state "$id2" RUNNING
+	grep -q "cpuacct:/$deleg/xos-$id2" "/proc/$(job_init_pid "$id2")/cgroup"
+	# a step shaped cgroup of xostest's own uid would be its own step's: the
+	# unit tests check the shapes (test-cgroup-caller)
+	xkill -s KILL "$id" "$id2"
+	run xwait "$id" "$id2"
 }
