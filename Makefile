@@ -66,6 +66,13 @@ CLI_CMDS = xrun xps xlogs xwait xkill xcheckpoint xrestart xnodes
 BINS = $(BUILD)/xosd $(BUILD)/xos-loader $(BUILD)/xos $(BUILD)/xtemplate $(BUILD)/xos-template-helper \
        $(addprefix $(BUILD)/,$(CLI_CMDS)) $(BUILD)/xlogin $(BUILD)/xlogout $(BUILD)/libnss_xos.so.2
 
+# The Slurm SPANK plugin (slurm/, docs/SLURM.md), where libslurm-dev's
+# spank.h is installed; slurmstepd loads it, so no sanitizer
+SPANK_H := $(wildcard /usr/include/slurm/spank.h)
+ifneq ($(SPANK_H),)
+BINS += $(BUILD)/xos-spank.so
+endif
+
 UNIT_SRCS = $(wildcard tests/unit/test-*.c)
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
@@ -127,6 +134,10 @@ $(BUILD)/libnss_xos.so.2: nss/nss-xos.c
 	$(CC) $(filter-out -fPIE,$(XCFLAGS)) $(CFLAGS) -fPIC -shared -Wl,-soname,libnss_xos.so.2 \
 		-Wl,-z,relro,-z,now -o $@ $<
 
+$(BUILD)/xos-spank.so: slurm/xos-spank.c
+	$(CC) -std=gnu11 $(WARN) -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIC \
+		-DXOS_LIBEXECDIR=\"$(LIBEXECDIR)\" $(CFLAGS) -shared -Wl,-z,relro,-z,now -o $@ $<
+
 $(addprefix $(BUILD)/,$(CLI_CMDS)): $(BUILD)/xos
 	ln -sf xos $@
 
@@ -185,10 +196,12 @@ bench-checkpoint: all
 
 lint:
 	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) nss/*.c tests/unit/*.c \
-		$(wildcard tests/fuzz/*.c)
+		$(wildcard tests/fuzz/*.c) slurm/*.c
 	shellcheck -x scripts/*.sh tests/*.sh tests/bench/*.sh $(wildcard tests/fuzz/*.sh tests/soak/*.sh tests/zdtm/*.sh) .ci/run
 	shellcheck -s sh dist/debian/postinst dist/debian/prerm dist/debian/postrm
 	shellcheck -s bash dist/bash-completion
+	shellcheck -s sh slurm/xos-spank-exec
+	shellcheck slurm/xos-slurm-job
 	shellcheck -s bash -e SC2154,SC2034,SC1091,SC2030,SC2031,SC2016 tests/integration/*.bats tests/integration/*.bash
 	for m in man/*.[158]; do mandoc -Tlint -Wwarning $$m || exit 1; done
 
@@ -219,7 +232,8 @@ install: all
 deb:
 	scripts/build-deb.sh build-deb
 	if command -v lintian >/dev/null; then \
-		lintian --fail-on error,warning build-deb/xos_*.deb && echo "lintian: no errors or warnings"; \
+		lintian --fail-on error,warning build-deb/xos_*.deb $$(ls build-deb/xos-slurm_*.deb 2>/dev/null) && \
+			echo "lintian: no errors or warnings"; \
 	else echo "lintian is not installed: the package was not checked"; fi
 
 # Install the package in a fresh debootstrap tree, run xosd there, purge it

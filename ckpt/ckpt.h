@@ -131,6 +131,9 @@ void ckpt_forget(struct ckpt *ck, struct job *j);
 bool ckpt_has_versions(struct ckpt *ck, struct job *j);
 /* The job's versions, ascending (*ret_n 0: none, or no store). */
 int ckpt_job_versions(struct ckpt *ck, struct job *j, unsigned **ret, size_t *ret_n);
+/* The record of job id's newest version in the store, and that version (a
+ * job another node checkpointed into a store both see: xrestart takes it over) */
+int ckpt_newest_record(struct ckpt *ck, const char *id, struct job **ret, unsigned *ret_version);
 /* Whether --net bridge jobs may be checkpointed on this node
  * (checkpoint_bridge; auto: the CRIU on PATH is built with xos's veth
  * restore fix, probed once): 0, or -EOPNOTSUPP and *ret_why, a static text

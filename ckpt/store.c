@@ -514,3 +514,43 @@ void ckpt_free(struct ckpt *ck)
 	free(ck->self_exe);
 	free(ck);
 }
+
+/* The record of job id's newest version in the store (a job another node
+ * checkpointed into a store both see), and that version. */
+int ckpt_newest_record(struct ckpt *ck, const char *id, struct job **ret, unsigned *ret_version)
+{
+	_cleanup_free_ unsigned *v = NULL;
+	_cleanup_free_ char *rec = NULL;
+	_cleanup_close_ int jfd = -EBADF, vfd = -EBADF;
+	struct job *j = NULL;
+	char name[32];
+	size_t n = 0;
+	int s = ckpt_store_fd(ck), r;
+
+	if (s < 0)
+		return s;
+	jfd = open_dir_at(s, id);
+	if (jfd < 0)
+		return jfd;
+	r = ckpt_list_versions(jfd, &v, &n);
+	if (r < 0)
+		return r;
+	if (n == 0)
+		return -ENOENT;
+	snprintf(name, sizeof(name), "%u", v[n - 1]);
+	vfd = open_dir_at(jfd, name);
+	if (vfd < 0)
+		return vfd;
+	r = read_file_at(vfd, "record.json", 16 << 20, &rec, NULL);
+	if (r >= 0)
+		r = job_from_json(rec, &j);
+	if (r < 0)
+		return r;
+	if (strcmp(j->id, id) != 0) {
+		job_free(j);
+		return -EBADMSG;
+	}
+	*ret = j;
+	*ret_version = v[n - 1];
+	return 0;
+}

@@ -13,7 +13,9 @@ static const struct cli_command restart_command = {
 	.synopsis = "JOB [VERSION]",
 	.help = "Restart a job from a version made by xcheckpoint (the newest by default):\n"
 		"its files, then every unit, under the same job id, limits and owner.\n"
-		"Refused while the job runs.\n"
+		"Refused while the job runs. A full job id this node does not know, whose\n"
+		"versions are in a checkpoint_dir shared with the node that made them:\n"
+		"the job is taken over and restored here.\n"
 		"\n",
 	.help_end = "\n"
 		    "Exit status: 0 once the job runs again, 1 on failure, 2 for a usage error.\n",

@@ -183,6 +183,25 @@ const struct runtime_cgroup_ops *runtime_cgroup_detect(void)
 	return &runtime_cgroup_v1;
 }
 
+/* The components of path from its first "job_J/step_S" pair on: 0 if none */
+static unsigned slurm_levels(const char *path)
+{
+	unsigned n = 0;
+	bool in_job = false;
+
+	for (const char *p = path; *p;) {
+		size_t len = strcspn(p, "/");
+
+		if (!in_job && len > 4 && strncmp(p, "job_", 4) == 0 &&
+		    strspn(p + 4, "0123456789") == len - 4 && strncmp(p + len, "/step_", 6) == 0)
+			in_job = true;
+		n += in_job && len;
+		p += len;
+		p += *p == '/';
+	}
+	return n;
+}
+
 int runtime_cgroup_paths(const char *parent, const char *name, struct runtime_cgroup_paths *ret)
 {
 	int a, b;
@@ -199,6 +218,10 @@ int runtime_cgroup_paths(const char *parent, const char *name, struct runtime_cg
 	if (a < 0 || b < 0 || (size_t)a >= sizeof(ret->payload) ||
 	    (size_t)b >= sizeof(ret->monitor))
 		return -ENAMETOOLONG;
+	ret->slurm[0] = 0;
+	ret->slurm_levels = parent && parent[0] ? slurm_levels(parent) : 0;
+	if (ret->slurm_levels)
+		snprintf(ret->slurm, sizeof(ret->slurm), "%s", parent);
 	return 0;
 }
 
@@ -210,6 +233,18 @@ static int prune_in(int hfd, const struct runtime_cgroup_paths *p)
 	for (size_t i = 0; i < ELEMENTSOF(dirs); i++)
 		if (unlinkat(hfd, dirs[i], AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
 			r = -errno;
+	if (r == 0 && p->slurm_levels) {
+		char dir[sizeof(p->slurm)];
+
+		memcpy(dir, p->slurm, sizeof(dir));
+		for (unsigned i = 0; i < p->slurm_levels; i++) {
+			char *slash = strrchr(dir, '/');
+
+			if (unlinkat(hfd, dir, AT_REMOVEDIR) < 0 || !slash)
+				break; /* in use (Slurm's), or not empty: it stays */
+			*slash = 0;
+		}
+	}
 	return r;
 }
 

@@ -62,6 +62,8 @@ static int host_restore_prepare(void *data, struct job *j, int vfd, struct xerr 
 	_cleanup_free_ char *detail = NULL;
 	int r;
 
+	if (d->restore_caller) /* below the restoring client's cgroup, as a new job */
+		daemon_restore_cgroup(d, d->restore_caller, j);
 	if ((r = daemon_job_dir(d, j)) < 0)
 		return restore_failed(err, r, "opening the job's directory", NULL);
 	if ((r = restore_spool(j, vfd)) < 0)
@@ -358,15 +360,24 @@ int ops_checkpoint(struct daemon *d, struct conn *c, yajl_val t, struct xerr *er
 
 int ops_restart(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 {
+	const char *id = NULL;
 	unsigned version;
 	struct job *j;
 	int r;
 
-	if ((r = get_version(t, &version, err)) < 0 || (r = request_job(d, c, t, &j, err)) < 0)
+	if ((r = get_version(t, &version, err)) < 0)
+		return r;
+	/* a job another node checkpointed into a store both see */
+	if (json_get_string(t, "job", &id) >= 0 && (r = daemon_adopt_from_store(d, c, id, err)) < 0)
+		return r;
+	if ((r = request_job(d, c, t, &j, err)) < 0)
 		return r;
 	c->mode = CONN_CKPT;
 	c->job = j;
-	return wait_for_run(c, j, ckpt_restart(d->ckpt, j, version, err));
+	d->restore_caller = c;
+	r = ckpt_restart(d->ckpt, j, version, err);
+	d->restore_caller = NULL;
+	return wait_for_run(c, j, r);
 }
 
 int ops_checkpoints(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)

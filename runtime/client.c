@@ -2,6 +2,7 @@
 /* Client connections: size-capped JSON lines in, responses and streamed
  * events out (non-blocking, with back-pressure). */
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <yajl/yajl_gen.h>
@@ -125,6 +126,11 @@ int conns_expire(struct daemon *d)
  * still hold an event for it (conns_reap). */
 static void conn_free(struct daemon *d, struct conn *c)
 {
+	if (c->kill_job_on_close && c->job && !c->exit_sent && job_is_live(c->job)) {
+		log_info("Killing job %s: its caller, whose cgroup holds it, went before it",
+			 c->job->id);
+		(void)container_signal(d, c->job, 0, SIGKILL);
+	}
 	for (struct conn **p = &d->conns; *p; p = &(*p)->next)
 		if (*p == c) {
 			*p = c->next;
@@ -157,6 +163,8 @@ void conns_reap(struct daemon *d)
 
 void conns_free_all(struct daemon *d)
 {
+	for (struct conn *c = d->conns; c; c = c->next)
+		c->kill_job_on_close = false; /* xosd stops: jobs stay */
 	while (d->conns)
 		conn_free(d, d->conns);
 	conns_reap(d);
@@ -352,9 +360,10 @@ void conn_pump(struct daemon *d, struct conn *c)
 	drained = pump_fd(c, c->err_fd, &c->err_pos, "stderr", cap) && drained;
 	u = job_unit(c->job, c->unit);
 	if (drained && u && !c->exit_sent) {
-		if (u->state != UNIT_RUNNING && c->follow)
-			send_exit(c, u);
-		else if (!c->follow) {
+		if (u->state != UNIT_RUNNING && c->follow) {
+			if (!job_cgroups_held(c->job))
+				send_exit(c, u);
+		} else if (!c->follow) {
 			conn_send(c, "{\"v\":1,\"ev\":\"eof\"}\n");
 			c->mode = CONN_CLOSING;
 		}

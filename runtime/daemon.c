@@ -335,7 +335,9 @@ void daemon_job_cleanup(struct daemon *d, struct job *j)
 	template_ops_job_gone(d, j);
 	container_remove_config(d, j);
 	job_rundir_remove(d, j);
-	j->cg_prune_tries = 50; /* LXC's monitor may still sit in its cgroup */
+	/* LXC's monitor may still sit in its cgroup; below a Slurm task's, a
+	 * leftover would keep Slurm from removing the task's: longer */
+	j->cg_prune_tries = j->cg_caller ? 300 : 50;
 	closep(&j->spoolfd);
 	closep(&j->dirfd); /* an ended job holds no fd: xosd may keep thousands */
 	/* ended, with no checkpoint version: its ids go */
@@ -405,8 +407,24 @@ static int prune_cgroups(struct daemon *d)
 			timeout = 100;
 		else
 			j->cg_prune_tries = 0;
+		if (j->cg_prune_tries == 0 && j->cgroup_parent_prev &&
+		    runtime_cgroup_paths(j->cgroup_parent_prev, name, &p) >= 0) {
+			(void)runtime_cgroup_prune(&p); /* what CRIU re-made of the old place */
+			free(j->cgroup_parent_prev);
+			j->cgroup_parent_prev = NULL;
+		}
+		if (j->cg_caller && j->cg_prune_tries == 0) {
+			for (size_t i = 0; i < j->n_units; i++) /* the held exits */
+				conns_unit_ended(d, j, j->units[i].n);
+			conns_job_ended(d, j); /* and xwait's answer */
+		}
 	}
 	return timeout;
+}
+
+bool job_cgroups_held(const struct job *j)
+{
+	return j->cg_caller && (job_is_live(j) || j->pidfd >= 0 || j->cg_prune_tries > 0);
 }
 
 /* The container of live job j is gone: what its units reported is taken,
@@ -548,6 +566,9 @@ static int load_job(struct daemon *d, const char *id)
 	j->dirfd = TAKE_FD(dfd);
 	j->next = d->jobs;
 	d->jobs = j;
+	/* (not in the record: a node placing jobs below their callers placed this one so) */
+	j->cg_caller = j->cgroup_parent && d->cfg->cgroup_parent &&
+		       !strcmp(d->cfg->cgroup_parent, RUNTIME_CGROUP_PARENT_CALLER);
 	slice_adopt(d, j); /* (reconciled once every job is loaded) */
 	/* a live job's network is its own again (lease, ports; the rules come
 	 * with netsetup_reconcile); if its container is gone, it goes with it */

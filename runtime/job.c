@@ -107,6 +107,7 @@ void job_free(struct job *j)
 	strv_free(j->template_env);
 	free(j->template_workdir);
 	free(j->cgroup_parent);
+	free(j->cgroup_parent_prev);
 	free(j->reason);
 	free(j->ckpt_skipped);
 	free(j->start_warning);

@@ -12,7 +12,7 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
-#include "ckpt/ckpt-internal.h"
+#include "ckpt/ckpt.h"
 #include "runtime/runtime-internal.h"
 #include "templates/templates.h"
 
@@ -577,7 +577,7 @@ static int template_user(struct daemon *d, struct conn *c, struct run_req *q, st
 	return j->groups ? 0 : -ENOMEM;
 }
 
-static int make_job_dirs(struct daemon *d, struct job *j)
+int ops_make_job_dirs(struct daemon *d, struct job *j)
 {
 	_cleanup_close_ int xos = -EBADF;
 	uid_t ru = j->idmap_base; /* the job's own root */
@@ -746,7 +746,7 @@ static int start_job(struct daemon *d, struct run_req *q, struct job *j)
 	_cleanup_free_ char *cwd = NULL, *err = NULL;
 	int r;
 
-	if ((r = make_job_dirs(d, j)) < 0)
+	if ((r = ops_make_job_dirs(d, j)) < 0)
 		return start_failed(d, j, "creating the job directory", r), r;
 	if ((r = daemon_persist_job(d, j)) < 0)
 		return start_failed(d, j, "persisting the job", r), r;
@@ -890,6 +890,33 @@ static int add_unit(struct daemon *d, struct conn *c, struct run_req *q, struct 
 	return 0;
 }
 
+/* xosd.conf's cgroup_parent; for "caller" the caller's own cgroup where
+ * DECISIONS.md (ag) accepts it, else LXC's default place (NULL). */
+char *ops_cgroup_parent(struct daemon *d, struct conn *c, bool *ret_caller)
+{
+	const char *p = d->cfg->cgroup_parent;
+	char *parent = NULL;
+	bool slurm = false;
+	int r;
+
+	if (!p || strcmp(p, RUNTIME_CGROUP_PARENT_CALLER) != 0)
+		return p ? strdup(p) : NULL;
+	r = runtime_cgroup_caller(c->pid, c->uid, d->cg == &runtime_cgroup_v2, &parent, &slurm);
+	if (r < 0) {
+		log_info("Job of uid %u (pid %d) goes to the default cgroup: its caller's cgroup "
+			 "cannot hold it (%s)",
+			 (unsigned)c->uid, (int)c->pid,
+			 r == -ENOENT  ? "a root cgroup"
+			 : r == -EPERM ? "neither a Slurm step's nor delegated to the caller"
+				       : strerror(-r));
+		return NULL;
+	}
+	log_debug("Job of uid %u (pid %d) nests under its caller's cgroup %s%s", (unsigned)c->uid,
+		  (int)c->pid, parent, slurm ? " (a Slurm step)" : " (delegated)");
+	*ret_caller = true;
+	return parent;
+}
+
 /* The new job's record from the request (its template resolved). */
 static struct job *new_job(struct daemon *d, struct conn *c, struct run_req *q, struct xerr *err)
 {
@@ -906,7 +933,7 @@ static struct job *new_job(struct daemon *d, struct conn *c, struct run_req *q, 
 	j->tty = q->tty;
 	j->ckpt = q->ckpt;
 	j->template = TAKE_PTR(q->fs.tpl_name);
-	j->cgroup_parent = d->cfg->cgroup_parent ? strdup(d->cfg->cgroup_parent) : NULL;
+	j->cgroup_parent = ops_cgroup_parent(d, c, &j->cg_caller);
 	j->state = JOB_STARTING;
 	j->created_us = now_usec();
 	j->disk = q->fs.disk ? q->fs.disk : d->cfg->layer_size;
@@ -1026,6 +1053,7 @@ static int op_run(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err
 	c->mode = CONN_STARTING; /* answered once the container runs */
 	c->job = j;
 	c->attach_when_started = q.attach;
+	c->kill_job_on_close = j->cg_caller && q.attach;
 	c->wants_tty = q.tty;
 	(void)start_job(d, &q, j);
 	return 0;
@@ -1082,7 +1110,7 @@ bool ops_wait_check(struct daemon *d, struct conn *c)
 	for (size_t i = 0; c->wait_ids && c->wait_ids[i]; i++) {
 		struct job *j = daemon_find_job(d, c->wait_ids[i]);
 
-		if (j && job_is_live(j))
+		if (j && (job_is_live(j) || job_cgroups_held(j)))
 			return false;
 	}
 	g = ops_reply_begin();

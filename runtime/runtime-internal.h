@@ -132,7 +132,11 @@ struct job {
 	int spoolfd; /* <state>/jobs/<id>/xos/spool */
 	int inotify_wd;
 	unsigned signal_seq;
-	int cg_prune_tries;   /* > 0: LXC's cgroups still to remove */
+	int cg_prune_tries; /* > 0: LXC's cgroups still to remove */
+	bool cg_caller;     /* its cgroups are below its caller's (cgroup_parent = caller) */
+	/* the parent its last version was made under, when a restore moved it
+	 * (CRIU re-makes that path in the hierarchies LXC names no root for) */
+	char *cgroup_parent_prev;
 	pid_t starter;        /* the child starting its container, while it does */
 	int starter_fd;       /* its pidfd, in the event loop */
 	struct ckpt_run *run; /* a checkpoint or restore under way (ckpt/checkpoint.c) */
@@ -148,6 +152,24 @@ void job_free(struct job *j);
 struct unit *job_unit(struct job *j, unsigned n);
 struct unit *job_add_unit(struct job *j, char **argv); /* takes argv */
 bool job_is_live(const struct job *j);
+/* A job below its caller's cgroup holds back its units' exit events until its
+ * cgroups are gone: the caller (a Slurm task) ends with it, and the batch
+ * system then removes its own cgroups, which must be empty by then. */
+bool job_cgroups_held(const struct job *j);
+/* The cgroup parent of a job c asks for (xosd.conf's cgroup_parent; for
+ * "caller", c's own cgroup where (ag) accepts it, *ret_caller set). */
+char *ops_cgroup_parent(struct daemon *d, struct conn *c, bool *ret_caller);
+/* A new job's directory: jobs/<id>/xos/{in,spool,loader}, xos owned by its root. */
+int ops_make_job_dirs(struct daemon *d, struct job *j);
+/* xrestart of a full job id this node does not know but the (shared)
+ * checkpoint store holds: the job taken over (1), not for here (0), or
+ * refused (< 0, err set). ckpt-adopt.c */
+int daemon_adopt_from_store(struct daemon *d, struct conn *c, const char *name, struct xerr *err);
+/* Before a restore of a caller-placed job: its cgroups go below the cgroup of
+ * c, the restoring client (a new Slurm step), the old parent kept to prune. */
+void daemon_restore_cgroup(struct daemon *d, struct conn *c, struct job *j);
+/* Lease exactly the slice j's record names: -EBUSY if in use here. */
+int slice_claim_base(struct daemon *d, struct job *j);
 /* Whether the caller uid may see and act on the job: root, or its owner. */
 bool job_may_see(const struct job *j, uid_t uid);
 int job_exit_code(const struct job *j);
@@ -341,6 +363,9 @@ struct daemon {
 	struct credstore_accounts *accounts;
 	char node_name[256];
 	struct grid_verified *verified; /* chains verified lately (GRID_VERIFIED_MAX) */
+	/* the client of the xrestart being begun (ops_restart), NULL otherwise:
+	 * a caller-placed job is restored below its cgroup (restore_prepare) */
+	struct conn *restore_caller;
 };
 /* A daemon with nothing open yet: what runtime_run starts from (and tests
  * and fuzz targets that drive the request handlers without a daemon) */
@@ -411,6 +436,9 @@ struct conn {
 	struct job *job;
 	unsigned unit;
 	bool follow, exit_sent, wants_tty, attach_when_started;
+	/* the xrun of a job below its cgroup (cgroup_parent = caller): when it
+	 * goes before the job (a Slurm step's kill), so does the job */
+	bool kill_job_on_close;
 	int out_fd, err_fd;
 	uint64_t out_pos, err_pos; /* offsets read so far in them (the streams' offsets) */
 	/* waiting for jobs to end (xwait) */

@@ -38,14 +38,15 @@ struct runtime_config {
 	bool mount_home;          /* the owner's home directory is mounted in jobs */
 	bool volume_system_paths; /* volumes may expose root-owned system directories */
 	uint64_t default_memory, default_millicpus, default_pids;
-	bool sync_writes;           /* fdatasync state files */
-	uint64_t keep_ended;        /* ended jobs kept (record and output), oldest go first */
-	bool detach;                /* once set up: become a daemon, log to <state_dir>/xosd.log */
-	char *cgroup_parent;        /* where job cgroups go (relative), NULL: LXC's default */
-	int log_level;              /* 0 err .. 3 debug */
-	struct netsetup_config net; /* the net_* keys */
-	char *checkpoint_dir;       /* checkpoint store, default <state_dir>/checkpoints */
-	uint64_t checkpoint_keep;   /* versions kept per job unless xrun --keep (0: all) */
+	bool sync_writes;    /* fdatasync state files */
+	uint64_t keep_ended; /* ended jobs kept (record and output), oldest go first */
+	bool detach;         /* once set up: become a daemon, log to <state_dir>/xosd.log */
+	char *cgroup_parent; /* where job cgroups go (relative), NULL: LXC's default */
+#define RUNTIME_CGROUP_PARENT_CALLER "caller" /* cgroup_parent: the client's own (ag) */
+	int log_level;                        /* 0 err .. 3 debug */
+	struct netsetup_config net;           /* the net_* keys */
+	char *checkpoint_dir;               /* checkpoint store, default <state_dir>/checkpoints */
+	uint64_t checkpoint_keep;           /* versions kept per job unless xrun --keep (0: all) */
 	enum ckpt_bridge checkpoint_bridge; /* --net bridge jobs (see xosd.conf(5)) */
 	char *hooks_dir;                    /* hooks, default SYSCONFDIR/xos/hooks.d */
 	uint64_t hook_timeout_us;           /* a hook running longer is killed and fails */
@@ -114,11 +115,27 @@ const struct runtime_cgroup_ops *runtime_cgroup_detect(void);
  * its own) or, without one, where LXC puts them by default. */
 struct runtime_cgroup_paths {
 	char payload[512], monitor[512];
+	/* a parent in a Slurm job (.../job_J/step_S[/...]): LXC makes those
+	 * levels in the hierarchies where Slurm made none, so pruning tries
+	 * them too, the deepest first (one in use stays, and those above it) */
+	char slurm[512];
+	unsigned slurm_levels;
 };
 int runtime_cgroup_paths(const char *parent, const char *name, struct runtime_cgroup_paths *ret);
 /* Remove the (empty) cgroups LXC left for a container in every hierarchy;
  * -EBUSY while a process is still in one of them. */
 int runtime_cgroup_prune(const struct runtime_cgroup_paths *p);
+
+/* cgroup_parent = caller (DECISIONS.md (ag)): the cgroup of the client
+ * process pid of uid (SO_PEERCRED) in the reference hierarchy (v2: the
+ * unified one; v1: cpuacct's), relative, if pid is still that process and the
+ * cgroup is a Slurm step's (ret_slurm) or owned by uid (delegated).
+ * -ENOENT: the caller sits in a root cgroup; -EPERM: neither a step nor
+ * delegated, or the pid is another's now. */
+int runtime_cgroup_caller(pid_t pid, uid_t uid, bool v2, char **ret_parent, bool *ret_slurm);
+/* pure parts, unit-tested */
+int runtime_cgroup_caller_parse(const char *proc_cgroup, bool v2, char **ret_hier, char **ret_path);
+bool runtime_cgroup_is_slurm_step(const char *path, bool v2, uid_t uid);
 
 /* ---- id mapping (pure, unit-tested) ---- */
 struct runtime_idmap_entry {

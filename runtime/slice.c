@@ -169,6 +169,30 @@ int slice_claim(struct daemon *d, struct job *j)
 	return -ENOSPC;
 }
 
+/* The slice j's record names (a job taken over from another node's
+ * checkpoint: its images hold those ids): -EBUSY if this node uses it. */
+int slice_claim_base(struct daemon *d, struct job *j)
+{
+	uint32_t k;
+	int r;
+
+	if (!d->slices_used || j->idmap_base < d->subuid_base ||
+	    (j->idmap_base - d->subuid_base) % d->subuid_size != 0 ||
+	    j->idmap_size != d->subuid_size)
+		return -ERANGE;
+	k = (j->idmap_base - d->subuid_base) / d->subuid_size;
+	if (k == 0 || k >= d->n_slices || j->idmap_gid_base != d->subgid_base + k * d->subgid_size)
+		return -ERANGE;
+	if (used(d, k))
+		return -EBUSY;
+	r = lease_create(d, j->idmap_base, j->id);
+	if (r < 0)
+		return r == -EEXIST ? -EBUSY : r;
+	mark(d, k);
+	j->slice_held = true;
+	return 0;
+}
+
 /* What the job's root owned on the state file system goes to host root: its
  * xos/ directory (0700), and with it everything below, which no other id can
  * reach. The directory is the last thing changed, so one owned by root has

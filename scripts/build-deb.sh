@@ -81,3 +81,41 @@ find "$STAGE" -type d -exec chmod 0755 {} +
 deb=$OUT/xos_${VERSION}_${ARCH}.deb
 dpkg-deb --root-owner-group -Zxz --build "$STAGE" "$deb" >/dev/null
 log "built $deb"
+
+# --- xos-slurm: the SPANK plugin and the Slurm scripts, a package of their own
+# (built where libslurm-dev's spank.h is: make all builds the plugin there)
+if [ -f "$OUT/build/xos-spank.so" ]; then
+	SSTAGE=$OUT/stage-slurm
+	SDOC=$SSTAGE/usr/share/doc/xos-slurm
+	rm -rf "$SSTAGE"
+	install -D -m 0644 "$OUT/build/xos-spank.so" "$SSTAGE/usr/lib/xos/xos-spank.so"
+	strip --remove-section=.comment --remove-section=.note --strip-unneeded \
+		"$SSTAGE/usr/lib/xos/xos-spank.so"
+	install -D -m 0755 "$REPO_ROOT/slurm/xos-spank-exec" "$SSTAGE/usr/libexec/xos/xos-spank-exec"
+	install -m 0755 "$REPO_ROOT/slurm/xos-slurm-job" "$SSTAGE/usr/libexec/xos/xos-slurm-job"
+	install -d "$SSTAGE/etc/slurm/plugstack.conf.d"
+	printf '%s\n' "# xos: srun --xos[=TEMPLATE], srun --xos-checkpoint=DIR (docs: /usr/share/doc/xos-slurm)" \
+		"optional /usr/lib/xos/xos-spank.so" >"$SSTAGE/etc/slurm/plugstack.conf.d/xos.conf"
+	install -D -m 0644 "$DIST/debian/copyright" "$SDOC/copyright"
+	gzip -9n <"$REPO_ROOT/docs/SLURM.md" >"$SDOC/SLURM.md.gz"
+	printf 'xos (%s) unstable; urgency=medium\n\n  * Built from the xos source tree (commit %s).\n\n -- %s  %s\n' \
+		"$VERSION" "$commit" "$MAINTAINER" "$(date -R -u -d "@$SOURCE_DATE_EPOCH")" |
+		gzip -9n >"$SDOC/changelog.gz"
+	mkdir -p "$SSTAGE/DEBIAN"
+	sdepends=$(cd "$OUT/shlibs" && dpkg-shlibdeps -O "$SSTAGE/usr/lib/xos/xos-spank.so" 2>/dev/null |
+		sed -n 's/^shlibs:Depends=//p')
+	[ -n "$sdepends" ] || die "dpkg-shlibdeps found no library dependencies of the SPANK plugin"
+	size=$(du -sk --exclude=DEBIAN "$SSTAGE" | cut -f1)
+	sed -e "s/@VERSION@/$VERSION/g" -e "s/@ARCH@/$ARCH/" -e "s/@SIZE@/$size/" \
+		-e "s/@DEPENDS@/$sdepends/" -e "s/@MAINTAINER_EMAIL@/${MAINTAINER//\//\\/}/" \
+		"$DIST/debian/control-slurm.in" >"$SSTAGE/DEBIAN/control"
+	echo /etc/slurm/plugstack.conf.d/xos.conf >"$SSTAGE/DEBIAN/conffiles"
+	(cd "$SSTAGE" && find . -path ./DEBIAN -prune -o -type f -print | sed 's|^\./||' |
+		LC_ALL=C sort | xargs md5sum) >"$SSTAGE/DEBIAN/md5sums"
+	find "$SSTAGE" -type d -exec chmod 0755 {} +
+	sdeb=$OUT/xos-slurm_${VERSION}_${ARCH}.deb
+	dpkg-deb --root-owner-group -Zxz --build "$SSTAGE" "$sdeb" >/dev/null
+	log "built $sdeb"
+else
+	log "no SPANK plugin built (libslurm-dev missing): no xos-slurm package"
+fi

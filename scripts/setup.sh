@@ -21,7 +21,8 @@ set -euo pipefail
 PACKAGES=(build-essential pkgconf git lxc lxc-dev libseccomp-dev libcap-dev libyajl-dev
 	libarchive-dev libssl-dev xz-utils bats bats-assert bats-support iproute2 nftables libnftables-dev
 	busybox-static procps psmisc jq openssl mandoc shellcheck clang-format runc python3
-	lintian debootstrap clang libclang-rt-14-dev)
+	lintian debootstrap clang libclang-rt-14-dev
+	slurmd slurmctld slurm-client munge libslurm-dev)
 # root's subordinate ids: each job gets a slice of 65536 of them (xosd.conf
 # idmap_slice), so this range bounds the jobs (and jobs with checkpoint
 # versions) a node holds at once: 15258 (the first slice is shared); the
@@ -60,6 +61,12 @@ if [ -r /etc/os-release ]; then
 fi
 
 # ------------------------------------------------------------------ packages
+# slurmd, slurmctld, munge: the Slurm cluster tests/integration/96-slurm.bats
+# starts (and stops) itself, with its own munge; libslurm-dev: spank.h for
+# the SPANK plugin (slurm/). They add about 27 s here. Their services are
+# not used: the test runs its own munged and Slurm daemons on a socket and
+# ports of their own (and slurmd, slurmctld do not start without
+# /etc/slurm/slurm.conf).
 [ "$podman" = 0 ] || PACKAGES+=(podman)
 missing=()
 for p in "${PACKAGES[@]}"; do

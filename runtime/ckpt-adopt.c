@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* xrestart of a job this node does not know, from a checkpoint_dir it shares
+ * with the node that made the job's versions (a Slurm job requeued on
+ * another node, docs/SLURM.md): the job's record comes from its newest
+ * version's record.json, and it is taken over as a checkpointed job of this
+ * node, on the same container ids (its images and layer copy hold them).
+ * DECISIONS.md (ag). */
+#include <fcntl.h>
+
+#include "runtime/runtime-internal.h"
+#include "ckpt/ckpt.h"
+
+static bool full_id(const char *s)
+{
+	return strlen(s) == 16 && strspn(s, "0123456789abcdef") == 16;
+}
+
+/* Make j one of this node's jobs: its slice, its directory, its record. */
+static int take_over(struct daemon *d, struct conn *c, struct job *j, unsigned version)
+{
+	int r;
+
+	j->state = JOB_CHECKPOINTED;
+	j->ckpt_last = version;
+	free(j->reason);
+	j->reason = NULL;
+	j->cg_caller = true; /* (its parent was a caller's, or none, on the other node) */
+	daemon_restore_cgroup(d, c, j);
+	j->net.active = false; /* (made again by the restore, here) */
+	r = slice_claim_base(d, j);
+	if (r < 0)
+		return r;
+	r = ops_make_job_dirs(d, j);
+	if (r < 0) {
+		(void)rm_rf_at(d->jobs_fd, j->id);
+		slice_release(d, j);
+		return r;
+	}
+	j->next = d->jobs;
+	d->jobs = j;
+	r = daemon_persist_job(d, j);
+	if (r < 0)
+		log_warn("Failed to persist job %s: %s", j->id, strerror(-r));
+	return 0;
+}
+
+int daemon_adopt_from_store(struct daemon *d, struct conn *c, const char *name, struct xerr *err)
+{
+	struct job *j = NULL, *known = NULL;
+	unsigned version = 0;
+	int r;
+
+	if (!full_id(name) || daemon_lookup_job(d, 0, name, &known) >= 0)
+		return 0; /* not for here: the usual lookup answers */
+	r = ckpt_newest_record(d->ckpt, name, &j, &version);
+	if (r < 0)
+		return 0;
+	if (c->uid != 0 && j->owner_uid != c->uid) {
+		job_free(j);
+		return 0; /* another's: "No such job", as for any other */
+	}
+	r = take_over(d, c, j, version);
+	if (r < 0) {
+		if (r == -EBUSY)
+			xerr_set(err, r, "conflict",
+				 "Cannot take over job %.12s: its container ids (from %u) are "
+				 "in use on this node; restart it on another node",
+				 j->id, j->idmap_base);
+		else
+			xerr_set(err, r, "internal", "Cannot take over job %.12s: %s", j->id,
+				 strerror(-r));
+		job_free(j);
+		return r;
+	}
+	log_info("Job %s taken over from the checkpoint store (version %u, made on another "
+		 "node) for its restart",
+		 j->id, version);
+	return 1;
+}
+
+void daemon_restore_cgroup(struct daemon *d, struct conn *c, struct job *j)
+{
+	char *parent;
+	bool caller = false;
+
+	if (!j->cg_caller)
+		return;
+	parent = ops_cgroup_parent(d, c, &caller);
+	if (j->cgroup_parent && (!parent || strcmp(parent, j->cgroup_parent) != 0)) {
+		free(j->cgroup_parent_prev);
+		j->cgroup_parent_prev = TAKE_PTR(j->cgroup_parent);
+	}
+	free(j->cgroup_parent);
+	j->cgroup_parent = parent;
+	j->cg_caller = caller;
+}
