@@ -56,7 +56,7 @@ LIB_cli = $(BUILD)/libcli.a
 LIB_hooks = $(BUILD)/libhooks.a
 LIB_scheduler = $(BUILD)/libscheduler.a
 
-CLI_CMDS = xrun xps xlogs xwait xkill xcheckpoint xrestart
+CLI_CMDS = xrun xps xlogs xwait xkill xcheckpoint xrestart xqueue xrelease
 # xtemplate is a binary of its own: it alone needs libarchive and libcrypto,
 # whose loading would cost every xrun about 3 ms
 BINS = $(BUILD)/xosd $(BUILD)/xos-loader $(BUILD)/xos $(BUILD)/xtemplate $(BUILD)/xos-template-helper \

@@ -41,6 +41,8 @@ static const struct command commands[] = {
 	{ "xtemplate", "template", exec_xtemplate, "Manage the node's templates" },
 	{ "xcheckpoint", "checkpoint", cli_xcheckpoint_main, "Checkpoint a job, list versions" },
 	{ "xrestart", "restart", cli_xrestart_main, "Restart a job from a version" },
+	{ "xqueue", "queue", cli_xqueue_main, "Show the queue: order, reasons, estimated starts" },
+	{ "xrelease", "release", cli_xrelease_main, "Let held jobs start" },
 };
 
 static void usage(FILE *f)

@@ -303,10 +303,17 @@ static enum scheduler_action deps_check(const struct scheduler_queued *q, char *
 			snprintf(why, len, "dependency %s: no such job (any more)", d->id);
 			return SCHEDULER_NEVER;
 		}
-		if ((d->state == SCHEDULER_DEP_SUCCEEDED && d->mode == SCHEDULER_DEP_FAIL) ||
-		    (d->state == SCHEDULER_DEP_FAILED && d->mode == SCHEDULER_DEP_OK)) {
-			snprintf(why, len, "dependency %s ended %s, not as --after %s:%s asks",
-				 d->id, d->ended_as ? d->ended_as : "", d->id, mode);
+		if (d->state == SCHEDULER_DEP_SUCCEEDED && d->mode == SCHEDULER_DEP_FAIL) {
+			snprintf(why, len,
+				 "dependency %s succeeded (%s); --after %s:fail needs it to fail",
+				 d->id, d->ended_as ? d->ended_as : "EXITED", d->id);
+			return SCHEDULER_NEVER;
+		}
+		if (d->state == SCHEDULER_DEP_FAILED && d->mode == SCHEDULER_DEP_OK) {
+			snprintf(
+				why, len,
+				"dependency %s ended %s; --after %s:ok needs it to exit with code 0",
+				d->id, d->ended_as ? d->ended_as : "unsuccessfully", d->id);
 			return SCHEDULER_NEVER;
 		}
 		if (d->state == SCHEDULER_DEP_PENDING && a == SCHEDULER_START) {

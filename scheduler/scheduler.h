@@ -16,9 +16,10 @@
 
 /* No limit on a resource of the node. */
 #define SCHEDULER_UNLIMITED UINT64_MAX
-/* Priorities a job may have (xrun --priority); 0 is the default. */
-#define SCHEDULER_PRIORITY_MIN (-1000000)
+/* Priorities a job may have (xrun --priority); higher goes first. */
+#define SCHEDULER_PRIORITY_MIN 0
 #define SCHEDULER_PRIORITY_MAX 1000000
+#define SCHEDULER_PRIORITY_DEFAULT 1000
 /* A reason's length, with its NUL. */
 #define SCHEDULER_REASON_MAX 192
 
