@@ -1115,6 +1115,7 @@ static void op_ps(struct daemon *d, struct conn *c, yajl_val t)
 	for (size_t i = 0; i < n; i++) /* each name resolved once, in the request's order */
 		if (!(named[i] = ops_lookup(d, c, names[i])))
 			return;
+	queue_refresh(d); /* queued jobs' places and reasons as of now */
 	g = ops_reply_begin();
 	if (!g)
 		return;

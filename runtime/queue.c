@@ -29,6 +29,7 @@ struct usage_entry {
 struct queue_state {
 	struct scheduler_resources capacity; /* for jobs: the node's minus the reserve */
 	bool dirty;                          /* decide again */
+	bool stale; /* a job was queued: the others' places and reasons may have moved */
 	struct usage_entry *usage;
 	size_t n_usage;
 };
@@ -791,6 +792,7 @@ int queue_submit(struct daemon *d, struct conn *c, struct job *j)
 		return r;
 	}
 	closep(&j->dirfd); /* a queued job holds no fd: a queue may be long */
+	d->queue->stale = true;
 	log_info("Queued job %s: %s", j->id, j->reason ? j->reason : "");
 	return 0;
 }
@@ -837,6 +839,14 @@ static int time_limit(struct daemon *d, struct job *j, uint64_t now)
 static int min_ms(int a, int b)
 {
 	return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
+void queue_refresh(struct daemon *d)
+{
+	if (d->queue && (d->queue->dirty || d->queue->stale)) {
+		d->queue->dirty = d->queue->stale = false;
+		schedule(d);
+	}
 }
 
 int queue_tick(struct daemon *d)
@@ -904,10 +914,9 @@ void queue_op_queue(struct daemon *d, struct conn *c, yajl_val t)
 	_cleanup_gen_ yajl_gen g = NULL;
 	size_t n = 0, cap = 0;
 
-	if (d->queue->dirty) { /* the order as of now */
-		d->queue->dirty = false;
-		schedule(d);
-	}
+	if (!d->queue)
+		return conn_reply_error(c, "internal", "The queue is not set up");
+	queue_refresh(d);
 	for (struct job *j = d->jobs; j; j = j->next)
 		cap += j->state == JOB_QUEUED;
 	v = calloc(cap + 1, sizeof(*v));

@@ -351,6 +351,9 @@ int queue_admit(struct daemon *d, struct job *j);
 int queue_submit(struct daemon *d, struct conn *c, struct job *j);
 /* A job loaded in state QUEUED at start-up. */
 void queue_adopt(struct daemon *d, struct job *j);
+/* Places, reasons and estimates as of now, for xps and xqueue (a job queued
+ * since the last pass may have moved the others). */
+void queue_refresh(struct daemon *d);
 /* Decide if something changed; enforce time limits. Next timeout (ms) or -1. */
 int queue_tick(struct daemon *d);
 /* Something that frees or asks for resources happened: decide again soon. */
