@@ -133,7 +133,8 @@ static const struct cli_command release_command = {
 	.shortopts = ":",
 	.options = release_options,
 	.synopsis = "JOB...",
-	.help = "Release held jobs (xrun --hold): they start when the scheduler lets them.\n",
+	.help = "Release held jobs (xrun --hold): they start when the scheduler lets them.\n"
+		"\n",
 	.help_end = "\n"
 		    "Exit status: 0 if every job was released, 1 otherwise, 2 for a usage\n"
 		    "error.\n",
