@@ -4,7 +4,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <yajl/yajl_gen.h>
 
+#include "runtime/runtime-internal.h"
 #include "scheduler/scheduler.h"
 #include "tests/unit/tap.h"
 
@@ -315,6 +317,59 @@ static void test_too_big(void)
 	free(d);
 }
 
+/* runtime/queue.c: what a queued job's record keeps survives a restart */
+static void test_record(void)
+{
+	struct job *j = job_new(), *k = NULL;
+	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
+	_cleanup_free_ char *text = NULL;
+	struct job_dep dep[2] = {
+		{ strdup("0123456789abcdef"), strdup("build"), SCHEDULER_DEP_FAIL },
+		{ strdup("fedcba9876543210"), strdup("fedc"), SCHEDULER_DEP_ANY }
+	};
+
+	if (!j || !g || random_job_id(j->id) < 0)
+		abort();
+	j->state = JOB_QUEUED;
+	j->sched = (struct job_sched){ .millicpus = 1500,
+				       .memory = 1ULL << 30,
+				       .priority = 7,
+				       .held = true,
+				       .time_us = 90 * S,
+				       .n_deps = 2 };
+	j->sched.deps = calloc(2, sizeof(*j->sched.deps));
+	memcpy(j->sched.deps, dep, sizeof(dep));
+	j->sched.start_env = calloc(2, sizeof(char *));
+	j->sched.start_env[0] = strdup("A=b");
+	j->sched.start_cwd = strdup("/work");
+	job_to_json(j, g);
+	text = json_gen_take(g, false);
+	ok(text && job_from_json(text, &k) == 0, "a queued job's record parses back");
+	ok(k && k->state == JOB_QUEUED && k->sched.millicpus == 1500 &&
+		   k->sched.memory == (1ULL << 30) && k->sched.priority == 7 && k->sched.held &&
+		   k->sched.time_us == 90 * S,
+	   "request, priority, hold and time limit kept");
+	ok(k && k->sched.n_deps == 2 && !strcmp(k->sched.deps[0].id, "0123456789abcdef") &&
+		   !strcmp(k->sched.deps[0].as, "build") &&
+		   k->sched.deps[0].mode == SCHEDULER_DEP_FAIL &&
+		   k->sched.deps[1].mode == SCHEDULER_DEP_ANY,
+	   "dependencies kept, with their modes");
+	ok(k && k->sched.start_env && !strcmp(k->sched.start_env[0], "A=b") &&
+		   !k->sched.start_env[1] && k->sched.start_cwd &&
+		   !strcmp(k->sched.start_cwd, "/work"),
+	   "the first unit's environment and working directory kept");
+	ok(job_state_from_string("DEPENDENCY_NEVER_SATISFIED") == JOB_DEPENDENCY_NEVER_SATISFIED &&
+		   job_state_is_final(JOB_TIMEOUT) &&
+		   job_state_is_final(JOB_DEPENDENCY_NEVER_SATISFIED),
+	   "TIMEOUT and DEPENDENCY_NEVER_SATISFIED are final states");
+	job_free(j);
+	job_free(k);
+	ok(job_from_json("{\"id\":\"0123456789abcdef\",\"state\":\"RUNNING\"}", &k) == 0 &&
+		   k->sched.priority == SCHEDULER_PRIORITY_DEFAULT && k->sched.n_deps == 0,
+	   "a record from before the scheduler: default priority, no request");
+	job_free(k);
+}
+
 int main(void)
 {
 	test_admission();
@@ -331,5 +386,6 @@ int main(void)
 	test_deps();
 	test_parse_dep();
 	test_too_big();
+	test_record();
 	return tap_done();
 }
