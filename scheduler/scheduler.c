@@ -81,15 +81,20 @@ void scheduler_format_cpus(uint64_t millicpus, char *buf, size_t len)
 
 void scheduler_format_memory(uint64_t bytes, char *buf, size_t len)
 {
-	static const char *const units[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
+	static const char *const units[] = { "bytes", "KiB", "MiB", "GiB", "TiB", "PiB" };
 	unsigned u = 0;
-	double v = (double)bytes;
+	uint64_t scale = 1;
 
-	while (v >= 1024.0 && u + 1 < sizeof(units) / sizeof(units[0])) {
-		v /= 1024.0;
+	while (u + 1 < sizeof(units) / sizeof(units[0]) && bytes / scale >= 1024) {
+		scale *= 1024;
 		u++;
 	}
-	snprintf(buf, len, u ? "%.4g %s of memory" : "%.0f %s of memory", v, units[u]);
+	/* whole units, else two decimals (cut, not rounded: never more than asked) */
+	if (bytes % scale == 0)
+		snprintf(buf, len, "%" PRIu64 " %s of memory", bytes / scale, units[u]);
+	else
+		snprintf(buf, len, "%" PRIu64 ".%02" PRIu64 " %s of memory", bytes / scale,
+			 (bytes % scale) * 100 / scale, units[u]);
 }
 
 /* ---- resources ---- */
