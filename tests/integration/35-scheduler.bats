@@ -233,6 +233,40 @@ ended() { # JOB...: every one has ended
 	assert_equal "$(xps -a --json | jq '[.[] | select(.state == "EXITED")] | length')" "$((n + 1))"
 }
 
+@test "priorities, holds, dependencies and users' usage survive kill -9 of xosd" {
+	sched_start 'node_cpus = 1'
+	xos_test_user
+	# user P (nobody) has used the node before; user Q (xostest) has not
+	as_user 65534 xrun --cpus 1 -- true
+	xrun -d --cpus 1 --name blocker -- sh -c "$GATE" >/dev/null
+	wait_state blocker RUNNING
+	as_user 65534 xrun -d --cpus 1 --name p1 -- true 2>/dev/null
+	as_user 4242 xrun -d --cpus 1 --name q1 -- true 2>/dev/null
+	xrun -d --cpus 1 --priority 2000 --name urgent -- true 2>/dev/null
+	xrun -d --cpus 1 --hold --name held -- true 2>/dev/null
+	xrun -d --cpus 1 --after blocker --name after -- true 2>/dev/null
+	before=$(xqueue --json | jq -c '[.jobs[] | [.name, .position, .reason]]')
+
+	kill -9 "$XOSD_PID"
+	wait "$XOSD_PID" 2>/dev/null || true
+	XOSD_PID=
+	xosd_launch --config "$XOS_TMP/xosd.conf"
+	run xqueue --json
+	assert_equal "$(jq -c '[.jobs[] | [.name, .position, .reason]]' <<<"$output")" "$before"
+	# the order: priority, then the users who have used nothing yet (Q and
+	# root) in submission order, then P, whose usage was kept
+	assert_equal "$(jq -r '[.jobs[] | .name] | join(" ")' <<<"$output")" "urgent q1 held after p1"
+	assert_equal "$(jq -r '.jobs[2].reason' <<<"$output")" "held (xrelease held lets it start)"
+	assert_equal "$(jq -r '.jobs[3].reason' <<<"$output")" \
+		"waiting for job blocker to end (--after blocker:ok)"
+	open_gate "$(job_field blocker .id)"
+	wait_for 60 ended urgent q1 p1 after
+	assert_equal "$(start_order urgent q1 p1)" "urgent q1 p1"
+	assert_equal "$(job_field held .state)" QUEUED
+	xrelease held
+	wait_state held EXITED
+}
+
 @test "bad input at submission: a clear error, nothing queued" {
 	sched_start 'node_cpus = 2' 'node_memory = 1G'
 	run xrun -d --after nosuchjob -- true
