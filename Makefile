@@ -44,7 +44,7 @@ ARCHIVE_LIBS := $(shell $(PKG_CONFIG) --libs libarchive 2>/dev/null)
 CRYPTO_LIBS := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
 SSL_LIBS := $(shell $(PKG_CONFIG) --libs openssl 2>/dev/null)
 
-MODULES = common hooks netsetup nodes loader templates credstore ckpt runtime cli
+MODULES = common hooks netsetup nodes loader templates credstore scheduler ckpt runtime cli
 # every .c of a module except main.c goes into its static library
 lib_srcs = $(filter-out $(1)/main.c $(1)/main-%.c,$(wildcard $(1)/*.c))
 lib_objs = $(patsubst %.c,$(BUILD)/%.o,$(call lib_srcs,$(1)))
@@ -59,8 +59,9 @@ LIB_ckpt = $(BUILD)/libckpt.a
 LIB_cli = $(BUILD)/libcli.a
 LIB_hooks = $(BUILD)/libhooks.a
 LIB_credstore = $(BUILD)/libcredstore.a
+LIB_scheduler = $(BUILD)/libscheduler.a
 
-CLI_CMDS = xrun xps xlogs xwait xkill xcheckpoint xrestart xnodes
+CLI_CMDS = xrun xps xlogs xwait xkill xcheckpoint xrestart xnodes xqueue xrelease
 # xtemplate is a binary of its own: it alone needs libarchive and libcrypto,
 # whose loading would cost every xrun about 3 ms
 BINS = $(BUILD)/xosd $(BUILD)/xos-loader $(BUILD)/xos $(BUILD)/xtemplate $(BUILD)/xos-template-helper \
@@ -104,9 +105,9 @@ endif
 # libcredstore: grid logins check X.509 chains and signatures, DECISIONS (af);
 # ckpt/ still reads the job record through runtime/job.c: the two
 # libraries are a link group until that moves into a module below both)
-$(BUILD)/xosd: $(BUILD)/runtime/main.o $(LIB_runtime) $(LIB_ckpt) $(LIB_credstore) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) $(LIB_nodes) $(LIB_loader) $(LIB_common)
+$(BUILD)/xosd: $(BUILD)/runtime/main.o $(LIB_runtime) $(LIB_ckpt) $(LIB_credstore) $(LIB_scheduler) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) $(LIB_nodes) $(LIB_loader) $(LIB_common)
 	$(CC) $(LDHARDEN) -o $@ $< -Wl,--start-group $(LIB_runtime) $(LIB_ckpt) -Wl,--end-group \
-		$(filter-out $< $(LIB_runtime) $(LIB_ckpt),$^) $(LXC_LIBS) $(YAJL_LIBS) $(SSL_LIBS) -ldl
+		$(filter-out $< $(LIB_runtime) $(LIB_ckpt),$^) $(LXC_LIBS) $(YAJL_LIBS) $(SSL_LIBS) -ldl -lm
 
 # Template imports and removals run in a helper of their own: xosd does not link
 # libarchive and libcrypto (with their dependencies they tripled the mappings
@@ -141,18 +142,18 @@ $(BUILD)/xos-spank.so: slurm/xos-spank.c
 $(addprefix $(BUILD)/,$(CLI_CMDS)): $(BUILD)/xos
 	ln -sf xos $@
 
-$(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/tap.h $(LIB_runtime) $(LIB_ckpt) $(LIB_credstore) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) $(LIB_nodes) $(LIB_loader) $(LIB_cli) $(LIB_common)
+$(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/tap.h $(LIB_runtime) $(LIB_ckpt) $(LIB_credstore) $(LIB_scheduler) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) $(LIB_nodes) $(LIB_loader) $(LIB_cli) $(LIB_common)
 	@mkdir -p $(dir $@)
-	$(CC) $(XCFLAGS) $(CFLAGS) $(LDHARDEN) -o $@ $< -Wl,--start-group $(LIB_runtime) $(LIB_ckpt) -Wl,--end-group $(LIB_credstore) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) \
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LDHARDEN) -o $@ $< -Wl,--start-group $(LIB_runtime) $(LIB_ckpt) -Wl,--end-group $(LIB_credstore) $(LIB_scheduler) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) \
 		$(LIB_nodes) $(LIB_loader) $(LIB_cli) $(LIB_templates) $(LIB_common) $(LXC_LIBS) $(YAJL_LIBS) \
-		$(SECCOMP_LIBS) $(CAP_LIBS) $(NFT_LIBS) $(ARCHIVE_LIBS) $(SSL_LIBS) $(CRYPTO_LIBS)
+		$(SECCOMP_LIBS) $(CAP_LIBS) $(NFT_LIBS) $(ARCHIVE_LIBS) $(SSL_LIBS) $(CRYPTO_LIBS) -lm
 
 # ---- fuzzing (tests/fuzz): libFuzzer targets, built with clang into build-fuzz
 FUZZ_BUILD ?= build-fuzz
 FUZZ_TIME ?= 600
 FUZZ_TARGETS = $(patsubst tests/fuzz/fuzz-%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
 FUZZ_BINS = $(patsubst %,$(BUILD)/fuzz/fuzz-%,$(FUZZ_TARGETS))
-FUZZ_LIBS = $(LIB_runtime) $(LIB_ckpt) $(LIB_credstore) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) $(LIB_nodes) $(LIB_loader) $(LIB_common)
+FUZZ_LIBS = $(LIB_runtime) $(LIB_ckpt) $(LIB_credstore) $(LIB_scheduler) $(LIB_hooks) $(LIB_templates) $(LIB_netsetup) $(LIB_nodes) $(LIB_loader) $(LIB_common)
 
 $(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(FUZZ_LIBS)
 	@mkdir -p $(dir $@)
@@ -160,7 +161,7 @@ $(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(FUZZ_LIBS)
 		-Wl,--start-group $(LIB_runtime) $(LIB_ckpt) -Wl,--end-group \
 		$(filter-out $(LIB_runtime) $(LIB_ckpt),$(FUZZ_LIBS)) \
 		$(LXC_LIBS) $(YAJL_LIBS) $(SECCOMP_LIBS) $(CAP_LIBS) $(NFT_LIBS) $(ARCHIVE_LIBS) \
-		$(SSL_LIBS) $(CRYPTO_LIBS) -ldl
+		$(SSL_LIBS) $(CRYPTO_LIBS) -ldl -lm
 
 fuzz-build:
 	$(MAKE) BUILD=$(FUZZ_BUILD) FUZZ=1 CC=clang fuzz-bins

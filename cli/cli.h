@@ -223,6 +223,10 @@ int cli_parse_volume(const char *spec, const char *cwd, struct cli_volume *ret);
 
 #define CLI_MAX_VOLUMES 64
 
+/* xrun --priority: the range and default (as scheduler/scheduler.h's) */
+#define CLI_PRIORITY_MAX 1000000
+#define CLI_PRIORITY_DEFAULT 1000
+
 struct cli_run_opts {
 	char **argv; /* borrowed from the command line */
 	char **env;  /* owned, K=V */
@@ -245,6 +249,11 @@ struct cli_run_opts {
 	uint64_t ckpt_every_us, ckpt_grace_us, ckpt_keep;
 	int ckpt_signal, restore_signal;
 	bool has_grace, restart_on_failure;
+	/* the scheduler: --priority, --hold, --after (owned), --time (0: none) */
+	uint64_t priority;
+	bool has_priority, hold;
+	char **after;
+	uint64_t time_us;
 };
 void cli_run_opts_done(struct cli_run_opts *o);
 #define _cleanup_cli_run_opts_ _cleanup_(cli_run_opts_done)
@@ -269,6 +278,8 @@ char *cli_format_command(yajl_val argv, size_t width);
 int cli_xrun_main(const char *prog, int argc, char **argv);
 int cli_xps_main(const char *prog, int argc, char **argv);
 int cli_xnodes_main(const char *prog, int argc, char **argv);
+int cli_xqueue_main(const char *prog, int argc, char **argv);
+int cli_xrelease_main(const char *prog, int argc, char **argv);
 int cli_xlogs_main(const char *prog, int argc, char **argv);
 int cli_xwait_main(const char *prog, int argc, char **argv);
 int cli_xkill_main(const char *prog, int argc, char **argv);

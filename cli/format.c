@@ -61,7 +61,8 @@ int cli_format_state(const char *state, int code, int sig, const char *reason, c
 			snprintf(detail, sizeof(detail), "(%d)", sig);
 	}
 	if (reason && *reason) {
-		why = text_cut(reason, REASON_WIDTH);
+		/* (a queued job's reason says what it waits for: more of it) */
+		why = text_cut(reason, strcmp(state, "QUEUED") ? REASON_WIDTH : 2 * REASON_WIDTH);
 		if (!why)
 			return -ENOMEM;
 	}

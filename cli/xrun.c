@@ -27,6 +27,10 @@ enum {
 	OPT_RESTORE_SIGNAL,
 	OPT_RESTART,
 	OPT_LOG_SIZE,
+	OPT_PRIORITY,
+	OPT_HOLD,
+	OPT_AFTER,
+	OPT_TIME,
 };
 
 static const struct option run_options[] = {
@@ -56,6 +60,10 @@ static const struct option run_options[] = {
 	{ "restore-signal", required_argument, NULL, OPT_RESTORE_SIGNAL },
 	{ "restart", required_argument, NULL, OPT_RESTART },
 	{ "log-size", required_argument, NULL, OPT_LOG_SIZE },
+	{ "priority", required_argument, NULL, OPT_PRIORITY },
+	{ "hold", no_argument, NULL, OPT_HOLD },
+	{ "after", required_argument, NULL, OPT_AFTER },
+	{ "time", required_argument, NULL, OPT_TIME },
 	CLI_COMMON_OPTIONS,
 	{},
 };
@@ -66,6 +74,8 @@ void cli_run_opts_done(struct cli_run_opts *o)
 	o->env = NULL;
 	strv_free(o->ports);
 	o->ports = NULL;
+	strv_free(o->after);
+	o->after = NULL;
 	for (size_t i = 0; i < o->n_volumes; i++) {
 		free(o->volumes[i].src);
 		free(o->volumes[i].dst);
@@ -243,6 +253,41 @@ static int run_ckpt_option(const char *prog, int opt, const char *arg, struct cl
 	return r < 0 ? -EINVAL : 0;
 }
 
+/* --priority, --hold, --after, --time */
+static int run_sched_option(const char *prog, int opt, const char *arg, struct cli_run_opts *o)
+{
+	char *s;
+
+	switch (opt) {
+	case OPT_PRIORITY:
+		if (parse_uint64(arg, &o->priority) < 0 || o->priority > CLI_PRIORITY_MAX) {
+			cli_errorf(prog,
+				   "Invalid --priority value '%s': use a whole number from 0 to "
+				   "%d (default %d; above it only for root)",
+				   arg, CLI_PRIORITY_MAX, CLI_PRIORITY_DEFAULT);
+			return -EINVAL;
+		}
+		o->has_priority = true;
+		return 0;
+	case OPT_HOLD:
+		o->hold = true;
+		return 0;
+	case OPT_TIME:
+		if (parse_duration(arg, &o->time_us) < 0 || o->time_us < 1000000 ||
+		    o->time_us > INT64_MAX) {
+			cli_errorf(prog,
+				   "Invalid --time value '%s': use a duration of at least 1s, "
+				   "such as 90s, 30m, 2h or 1d",
+				   arg);
+			return -EINVAL;
+		}
+		return 0;
+	default: /* --after */
+		s = strdup(arg);
+		return s ? strv_push(&o->after, s) : -ENOMEM;
+	}
+}
+
 static int run_option(const char *prog, int opt, const char *arg, void *opts)
 {
 	struct cli_run_opts *o = opts;
@@ -297,6 +342,11 @@ static int run_option(const char *prog, int opt, const char *arg, void *opts)
 	case OPT_RESTORE_SIGNAL:
 	case OPT_RESTART:
 		return run_ckpt_option(prog, opt, arg, o);
+	case OPT_PRIORITY:
+	case OPT_HOLD:
+	case OPT_AFTER:
+	case OPT_TIME:
+		return run_sched_option(prog, opt, arg, o);
 	default: /* --memory, --cpus, --pids, --disk, --files, --log-size */
 		return run_limit(prog, opt, arg, o);
 	}
@@ -348,7 +398,15 @@ static const struct cli_command run_command = {
 		"                       it to create the file $XOS_CHECKPOINT_READY\n"
 		"      --restore-signal SIG  Signal the job after each restart\n"
 		"      --restart on-failure  Restore it from its newest version when its\n"
-		"                       container was lost with the node or xosd\n",
+		"                       container was lost with the node or xosd\n"
+		"      --priority N     Queue priority, 0 to 1000000 (default 1000; higher\n"
+		"                       starts first; above 1000 only for root)\n"
+		"      --hold           Queue the job held: it starts after 'xrelease JOB'\n"
+		"      --after JOB[:ok|:fail|:any]\n"
+		"                       Start once JOB has ended (ok: with exit code 0, the\n"
+		"                       default; fail: otherwise; any); repeatable\n"
+		"      --time DURATION  Time limit (90s, 30m, 2h, 1d): then SIGTERM, SIGKILL\n"
+		"                       10s later, and the job ends as TIMEOUT\n",
 	.help_pad = 3,
 	.help_end = "\n"
 		    "Options end at COMMAND. Attached, output and exit code are the job's and\n"
@@ -411,6 +469,21 @@ static int run_gen_ckpt(yajl_gen g, const struct cli_run_opts *o)
 	return r;
 }
 
+static int run_gen_sched(yajl_gen g, const struct cli_run_opts *o)
+{
+	int r = 0;
+
+	if (o->has_priority)
+		r = cli_gen_int(g, "priority", (int64_t)o->priority);
+	if (r >= 0 && o->hold)
+		r = cli_gen_bool(g, "hold", true);
+	if (r >= 0 && o->after && o->after[0])
+		r = cli_gen_strv(g, "after", o->after);
+	if (r >= 0 && o->time_us)
+		r = cli_gen_int(g, "time", (int64_t)o->time_us);
+	return r;
+}
+
 static int run_gen_fields(yajl_gen g, const struct cli_run_opts *o)
 {
 	const struct {
@@ -451,6 +524,8 @@ static int run_gen_fields(yajl_gen g, const struct cli_run_opts *o)
 		r = cli_gen_bool(g, "attach", !o->detach);
 	if (r >= 0 && o->tty)
 		r = cli_gen_bool(g, "tty", true);
+	if (r >= 0)
+		r = run_gen_sched(g, o);
 	return r < 0 ? r : run_gen_ckpt(g, o);
 }
 
@@ -511,9 +586,14 @@ static int run_finish(const char *prog, const char *id, struct cli_stream *s)
 static void print_warning(const char *prog, yajl_val resp)
 {
 	const char *w = cli_json_string(resp, "warning");
+	const char *state = cli_json_string(resp, "state"), *id = cli_json_string(resp, "job");
+	const char *reason = cli_json_string(resp, "reason");
 
 	if (w)
 		fprintf(stderr, "%s: warning: %s\n", prog, w);
+	if (state && id && !strcmp(state, "QUEUED")) /* it starts when the node has room */
+		fprintf(stderr, "%s: job %.*s is queued: %s\n", prog, XOS_JOB_ID_SHORT, id,
+			reason ? reason : "waiting");
 }
 
 static int run_attached(const char *prog, struct cli_conn *c, int sigfd, const char *req,

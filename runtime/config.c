@@ -26,6 +26,8 @@ void runtime_config_init(struct runtime_config *c)
 		.checkpoint_keep_max = 100,
 		.checkpoint_every_min_us = 60000000,
 		.idmap_slice = 65536,
+		.fairshare_half_life_us = 7ULL * 24 * 3600 * 1000000,
+		.backfill = true,
 		.log_level = LOG_LVL_INFO,
 	};
 	netsetup_config_init(&c->net);
@@ -96,8 +98,42 @@ static int apply_module(struct runtime_config *c, const char *k, const char *v)
 	return r != -ENOKEY ? r : netsetup_config_set(&c->net, k, v);
 }
 
+static int set_cpus(uint64_t *field, const char *v)
+{
+	*field = 0;
+	return !strcmp(v, "0") ? 0 : parse_cpus(v, field);
+}
+
+/* The scheduler's keys (docs/SCHEDULING.md); -ENOKEY for others. */
+static int apply_sched(struct runtime_config *c, const char *k, const char *v)
+{
+	if (!strcmp(k, "node_cpus"))
+		return set_cpus(&c->node_millicpus, v);
+	if (!strcmp(k, "node_memory"))
+		return parse_size(v, &c->node_memory);
+	if (!strcmp(k, "node_jobs"))
+		return parse_uint64(v, &c->node_jobs);
+	if (!strcmp(k, "reserve_cpus"))
+		return set_cpus(&c->reserve_millicpus, v);
+	if (!strcmp(k, "reserve_memory"))
+		return parse_size(v, &c->reserve_memory);
+	if (!strcmp(k, "request_cpus"))
+		return set_cpus(&c->request_millicpus, v);
+	if (!strcmp(k, "request_memory"))
+		return parse_size(v, &c->request_memory);
+	if (!strcmp(k, "fairshare_half_life"))
+		return parse_duration(v, &c->fairshare_half_life_us);
+	if (!strcmp(k, "backfill"))
+		return parse_bool(v, &c->backfill);
+	return -ENOKEY;
+}
+
 static int apply(struct runtime_config *c, const char *k, const char *v)
 {
+	int sr = apply_sched(c, k, v);
+
+	if (sr != -ENOKEY)
+		return sr;
 	if (!strcmp(k, "state_dir"))
 		return set_abs_path(&c->state_dir, v);
 	if (!strcmp(k, "run_dir"))

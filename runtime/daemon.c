@@ -343,6 +343,7 @@ void daemon_job_cleanup(struct daemon *d, struct job *j)
 	/* ended, with no checkpoint version: its ids go */
 	slice_job_check(d, j);
 	d->prune_ended = true;
+	queue_job_gone(d, j); /* its resources are free: the queue moves */
 }
 
 static bool job_in_use(struct daemon *d, struct job *j)
@@ -569,6 +570,8 @@ static int load_job(struct daemon *d, const char *id)
 	/* (not in the record: a node placing jobs below their callers placed this one so) */
 	j->cg_caller = j->cgroup_parent && d->cfg->cgroup_parent &&
 		       !strcmp(d->cfg->cgroup_parent, RUNTIME_CGROUP_PARENT_CALLER);
+	if (j->state == JOB_QUEUED) /* no ids, network or container yet */
+		return queue_adopt(d, j), 0;
 	slice_adopt(d, j); /* (reconciled once every job is loaded) */
 	/* a live job's network is its own again (lease, ports; the rules come
 	 * with netsetup_reconcile); if its container is gone, it goes with it */
@@ -985,6 +988,7 @@ static void daemon_free(struct daemon *d)
 	d->nodes = NULL;
 	grid_free(d);
 	slice_free_all(d);
+	queue_free(d);
 	free(d->lxcpath);
 	free(d->volatile_dir);
 	closep(&d->vjobs_fd);
@@ -1119,6 +1123,8 @@ static int daemon_start(struct daemon *d, int *ret_lock, int *ret_sfd)
 		return log_error_errno(r, "Failed to set up checkpoints: %m");
 	if ((r = grid_setup(d)) < 0)
 		return r;
+	if ((r = queue_setup(d)) < 0)
+		return log_error_errno(r, "Failed to set up the queue: %m");
 	load_jobs(d);
 	if ((r = slice_reconcile(d)) < 0)
 		log_error("Failed to reconcile the container id leases: %s", strerror(-r));
@@ -1165,7 +1171,7 @@ int runtime_run(struct runtime_config *cfg)
 		       cfg->socket_path);
 	while (!d.quit) {
 		struct epoll_event evs[64];
-		int t1 = prune_cgroups(&d), t2 = ckpt_tick(d.ckpt);
+		int t1 = min_timeout(prune_cgroups(&d), queue_tick(&d)), t2 = ckpt_tick(d.ckpt);
 		int t3 = min_timeout(conns_expire(&d), listen_resume(&d));
 		int t4 = d.nodes ? nodes_tick(d.nodes) : -1;
 		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs),

@@ -18,6 +18,8 @@ static const char *const job_states[_JOB_STATE_MAX] = {
 	[JOB_EXITED] = "EXITED",
 	[JOB_KILLED] = "KILLED",
 	[JOB_FAILED] = "FAILED",
+	[JOB_TIMEOUT] = "TIMEOUT",
+	[JOB_DEPENDENCY_NEVER_SATISFIED] = "DEPENDENCY_NEVER_SATISFIED",
 };
 static const char *const unit_states[_UNIT_STATE_MAX] = {
 	[UNIT_RUNNING] = "RUNNING",
@@ -41,7 +43,8 @@ enum job_state job_state_from_string(const char *s)
 
 bool job_state_is_final(enum job_state s)
 {
-	return s == JOB_EXITED || s == JOB_KILLED || s == JOB_FAILED;
+	return s == JOB_EXITED || s == JOB_KILLED || s == JOB_FAILED || s == JOB_TIMEOUT ||
+	       s == JOB_DEPENDENCY_NEVER_SATISFIED;
 }
 
 const char *unit_state_to_string(enum unit_state s)
@@ -111,6 +114,7 @@ void job_free(struct job *j)
 	free(j->reason);
 	free(j->ckpt_skipped);
 	free(j->start_warning);
+	queue_job_free(j);
 	closep(&j->pidfd);
 	closep(&j->notify_fd);
 	closep(&j->dirfd);
@@ -404,6 +408,7 @@ void job_to_json(const struct job *j, yajl_gen g)
 		unit_to_json(&j->units[i], g);
 	yajl_gen_array_close(g);
 	acct_to_json(j, g);
+	queue_job_to_json(j, g);
 	yajl_gen_map_close(g);
 }
 
@@ -560,7 +565,7 @@ static int job_fields_from_json(yajl_val t, struct job *j)
 	v = get(t, "accounting_base");
 	if (YAJL_IS_OBJECT(v))
 		acct_from_json(v, &j->acct_base);
-	return 0;
+	return queue_job_from_json(t, j);
 }
 
 int job_from_json(const char *text, struct job **ret)
@@ -647,5 +652,11 @@ void job_finish(struct job *j)
 		}
 	} else {
 		j->state = JOB_EXITED;
+	}
+	if (j->sched.timed_out && j->state != JOB_FAILED) { /* ended by its --time */
+		j->state = JOB_TIMEOUT;
+		free(j->reason);
+		j->reason = xstrdup_printf("time limit reached (--time %llus)",
+					   (unsigned long long)(j->sched.time_us / 1000000));
 	}
 }

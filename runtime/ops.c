@@ -51,6 +51,8 @@ struct run_req {
 	struct run_net net;
 	struct job_ckpt_policy ckpt;
 	bool ckpt_given;
+	struct job_sched sched; /* request, priority, hold, --after, --time (queue.c) */
+	bool sched_given;
 };
 
 yajl_gen ops_reply_begin(void)
@@ -583,9 +585,11 @@ int ops_make_job_dirs(struct daemon *d, struct job *j)
 	uid_t ru = j->idmap_base; /* the job's own root */
 	gid_t rg = j->idmap_gid_base;
 
-	if (mkdirat(d->jobs_fd, j->id, 0711) < 0)
+	/* (a queued job has its directory, for its record, already) */
+	if (mkdirat(d->jobs_fd, j->id, 0711) < 0 && (errno != EEXIST || !j->sched.queued))
 		return -errno;
-	j->dirfd = open_dir_at(d->jobs_fd, j->id);
+	if (j->dirfd < 0)
+		j->dirfd = open_dir_at(d->jobs_fd, j->id);
 	if (j->dirfd < 0)
 		return j->dirfd;
 	if (mkdirat(j->dirfd, "xos", 0700) < 0 || fchownat(j->dirfd, "xos", ru, rg, 0) < 0)
@@ -740,10 +744,9 @@ static void start_failed(struct daemon *d, struct job *j, const char *what, int 
 
 /* Prepare the job and fork the child that starts its container; the rest
  * happens when that child ends (ops_start_done): xosd serves others meanwhile. */
-static int start_job(struct daemon *d, struct run_req *q, struct job *j)
+int ops_start_job(struct daemon *d, struct job *j, char **env, const char *cwd, bool tty)
 {
-	_cleanup_strv_free_ char **env = NULL;
-	_cleanup_free_ char *cwd = NULL, *err = NULL;
+	_cleanup_free_ char *err = NULL;
 	int r;
 
 	if ((r = ops_make_job_dirs(d, j)) < 0)
@@ -756,9 +759,7 @@ static int start_job(struct daemon *d, struct run_req *q, struct job *j)
 		return start_failed(d, j, err ? err : "mounting the job's volumes", err ? 0 : r), r;
 	if ((r = container_create(d, j)) < 0)
 		return start_failed(d, j, "writing the container config", r), r;
-	cwd = unit_cwd(j, q);
-	if ((r = template_env(q->fs.tpl, q->env, &env)) < 0 ||
-	    (r = container_write_unit_spec(d, j, 1, q->argv, env, cwd, q->tty)) < 0)
+	if ((r = container_write_unit_spec(d, j, 1, j->units[0].argv, env, cwd, tty)) < 0)
 		return start_failed(d, j, "writing the unit request", r), r;
 	/* listening before the loader runs: its first report needs no retry */
 	if ((r = notify_listen(d, j)) < 0)
@@ -769,6 +770,31 @@ static int start_job(struct daemon *d, struct run_req *q, struct job *j)
 	if (j->starter_fd < 0 || daemon_epoll_add(d, j->starter_fd, EPOLLIN, EP_STARTER, j) < 0)
 		ops_start_done(d, j); /* no pidfd: wait for the starter here */
 	return 0;
+}
+
+/* The first unit's environment (the template's, then the request's) and
+ * working directory. */
+static int start_spec(struct job *j, const struct run_req *q, char ***ret_env, char **ret_cwd)
+{
+	_cleanup_strv_free_ char **env = NULL;
+	int r = template_env(q->fs.tpl, q->env, &env);
+
+	if (r < 0)
+		return r;
+	*ret_cwd = unit_cwd(j, q);
+	*ret_env = TAKE_PTR(env);
+	return 0;
+}
+
+static int start_job(struct daemon *d, struct run_req *q, struct job *j)
+{
+	_cleanup_strv_free_ char **env = NULL;
+	_cleanup_free_ char *cwd = NULL;
+	int r = start_spec(j, q, &env, &cwd);
+
+	if (r < 0)
+		return start_failed(d, j, "writing the unit request", r), r;
+	return ops_start_job(d, j, env, cwd, q->tty);
 }
 
 void ops_start_done(struct daemon *d, struct job *j)
@@ -829,6 +855,10 @@ static void reply_run(struct daemon *d, struct conn *c, struct job *j, unsigned 
 	json_gen_kv_uint(g, "unit", unit);
 	if (unit == 1 && j->start_warning)
 		json_gen_kv_str(g, "warning", j->start_warning);
+	if (j->state == JOB_QUEUED) { /* it starts when the scheduler says */
+		json_gen_kv_str(g, "state", job_state_to_string(j->state));
+		json_gen_kv_str(g, "reason", j->reason);
+	}
 	conn_send_map(c, g);
 	c->wants_tty = tty;
 	if (attach)
@@ -849,11 +879,12 @@ static int add_unit(struct daemon *d, struct conn *c, struct run_req *q, struct 
 		return r;
 	if (q->name || q->fs.template || q->limits_given || q->fs.disk || q->fs.files ||
 	    q->fs.log_size || q->fs.n_volumes || q->net.mode || q->net.ip || q->net.group ||
-	    q->net.ports || q->ckpt_given) {
+	    q->net.ports || q->ckpt_given || q->sched_given) {
 		return xerr_set(
 			err, -EINVAL, "invalid_argument",
-			"--name, --template, limits, disk and log limits, volumes, the network "
-			"and checkpoint settings belong to the job; not allowed with --job");
+			"--name, --template, limits, disk and log limits, volumes, the network, "
+			"checkpoint and scheduling settings belong to the job; not allowed with "
+			"--job");
 	}
 	if (j->state != JOB_RUNNING || j->closing) {
 		return xerr_set(err, -EBUSY, "conflict",
@@ -1002,20 +1033,46 @@ static int claim_ids(struct daemon *d, struct conn *c, struct job *j, struct xer
 	return r;
 }
 
+/* Queue the new job with what its first unit gets when it starts. */
+static int queue_new(struct daemon *d, const struct run_req *q, struct job *j, struct xerr *err)
+{
+	int r = start_spec(j, q, &j->sched.start_env, &j->sched.start_cwd);
+
+	if (r < 0)
+		return xerr_set(err, r, "internal", "Out of memory");
+	return queue_submit(d, j, err);
+}
+
+/* Whether the scheduler lets the new job start at once (1), or queues it
+ * (0: ids and network are taken when it starts). */
+static int admit(struct daemon *d, struct job *j, struct xerr *err)
+{
+	int r = queue_admit(d, j);
+
+	if (r < 0)
+		return xerr_set(err, r, "internal", "Cannot schedule the job: %s", strerror(-r));
+	return r;
+}
+
 /* The job of a new request: template, account, network, first unit,
- * volumes and ids; NULL when it cannot run (answered). */
+ * volumes and, when it starts at once, ids; NULL when it cannot run
+ * (err set). A queued job's record is on disk before it is answered. */
 static struct job *prepare_job(struct daemon *d, struct conn *c, struct run_req *q,
 			       struct xerr *err)
 {
 	struct job *j;
+	int now = 0;
 
 	if (resolve_template(d, c, q, err) < 0 || !(j = new_job(d, c, q, err)))
 		return NULL;
+	j->sched = q->sched;
+	q->sched = (struct job_sched){ 0 };
 	/* (volumes and ids before the network: a refused one leaves no lease behind) */
 	if (job_account(d, c, q, j, err) < 0 || parse_net(d, c, q, &j->net, err) < 0 ||
 	    check_ckpt_net(d, c, q, j, err) < 0 || add_first_unit(c, q, j, err) < 0 ||
-	    open_volumes(d, c, q, j, err) < 0 || claim_ids(d, c, j, err) < 0 ||
-	    setup_net(d, c, j, err) < 0) {
+	    open_volumes(d, c, q, j, err) < 0 || (now = admit(d, j, err)) < 0 ||
+	    (now && (claim_ids(d, c, j, err) < 0 || setup_net(d, c, j, err) < 0)) ||
+	    (!now && queue_new(d, q, j, err) < 0)) {
 		slice_release(d, j);
 		job_free(j);
 		return NULL;
@@ -1025,6 +1082,9 @@ static struct job *prepare_job(struct daemon *d, struct conn *c, struct run_req 
 
 static void run_req_done(struct run_req *q)
 {
+	struct job tmp = { .sched = q->sched };
+
+	queue_job_free(&tmp);
 	strv_free(q->argv);
 	strv_free(q->env);
 	strv_free(q->net.ports);
@@ -1042,14 +1102,21 @@ static int op_run(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err
 
 	if ((r = parse_run(c, t, &q, err)) < 0 || (r = validate_run(d, c, &q, err)) < 0)
 		return r;
+	q.sched_given = queue_fields_given(t);
 	if (q.job)
 		return add_unit(d, c, &q, err);
+	if ((r = queue_parse_run(d, c, t, &q.sched, err)) < 0)
+		return r;
 	j = prepare_job(d, c, &q, err);
 	if (!j)
 		return xerr_is_set(err) ? err->error
 					: xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	j->next = d->jobs;
 	d->jobs = j;
+	if (j->state == JOB_QUEUED) { /* answered now; attached, it waits for the start */
+		reply_run(d, c, j, 1, q.attach, q.tty);
+		return 0;
+	}
 	c->mode = CONN_STARTING; /* answered once the container runs */
 	c->job = j;
 	c->attach_when_started = q.attach;
@@ -1080,6 +1147,7 @@ static int op_ps(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 	for (size_t i = 0; i < n; i++) /* each name resolved once, in the request's order */
 		if ((r = ops_lookup(d, c, names[i], &named[i], err)) < 0)
 			return r;
+	queue_refresh(d); /* queued jobs' places and reasons as of now */
 	g = ops_reply_begin();
 	if (!g)
 		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
@@ -1194,7 +1262,9 @@ static int op_kill(struct daemon *d, struct conn *c, yajl_val t, struct xerr *er
 	if (unit && !job_unit(j, (unsigned)unit))
 		return xerr_set(err, -ENOENT, "not_found", "Job %.12s has no unit %llu", j->id,
 				(unsigned long long)unit);
-	if (j->state == JOB_CHECKPOINTED) /* no container: the job ends, its versions stay */
+	if (j->state == JOB_QUEUED) /* it ends without running */
+		queue_kill(d, j, (int)sig);
+	else if (j->state == JOB_CHECKPOINTED) /* no container: the job ends, its versions stay */
 		daemon_job_discard(d, j, (int)sig);
 	else if (j->state == JOB_RESTORING) /* the restore ends, then so does the job */
 		ckpt_abort(d->ckpt, j, (int)sig);
@@ -1246,8 +1316,10 @@ static int op_signal(struct daemon *d, struct conn *c, yajl_val t, struct xerr *
 		return xerr_set(err, -EINVAL, "bad_request",
 				"'signal' is only valid while attached");
 	if (json_get_uint(t, "signal", &sig) < 0 || sig < 1 || sig > 64)
-		return 0; /* no response for signal; ignore a bad one */
-	if (job_is_live(c->job) && c->job->init_pid > 0)
+		return 0;                /* no response for signal; ignore a bad one */
+	if (c->job->state == JOB_QUEUED) /* (xrun interrupted while queued) */
+		queue_kill(d, c->job, (int)sig);
+	else if (job_is_live(c->job) && c->job->init_pid > 0)
 		(void)container_signal(d, c->job, c->unit, (int)sig);
 	return 0;
 }
@@ -1304,6 +1376,10 @@ static const struct op {
 	    "checkpoint_grace",
 	    "restore_signal",
 	    "restart",
+	    "priority",
+	    "hold",
+	    "after",
+	    "time",
 	    NULL } },
 	{ "ps", op_ps, { "v", "op", "jobs", "all", NULL } },
 	{ "wait", op_wait, { "v", "op", "jobs", NULL } },
@@ -1311,6 +1387,9 @@ static const struct op {
 	{ "logs", op_logs, { "v", "op", "job", "unit", "follow", NULL } },
 	{ "signal", op_signal, { "v", "op", "signal", NULL } },
 	{ "version", op_version, { "v", "op", NULL } },
+	/* the queue: queue.c */
+	{ "queue", queue_op_queue, { "v", "op", NULL } },
+	{ "release", queue_op_release, { "v", "op", "job", NULL } },
 	/* the template catalogue: template-ops.c */
 	{ "template_import",
 	  ops_template_import,

@@ -23,6 +23,8 @@ enum job_state {
 	JOB_EXITED,
 	JOB_KILLED,
 	JOB_FAILED,
+	JOB_TIMEOUT,                    /* ended by its --time (queue.c) */
+	JOB_DEPENDENCY_NEVER_SATISFIED, /* never started: an --after cannot be met */
 	_JOB_STATE_MAX,
 	_JOB_STATE_INVALID = -EINVAL,
 };
@@ -76,6 +78,33 @@ struct job_ckpt_policy {
 	bool restart_on_failure; /* restore from the newest version after a node failure */
 };
 
+/* xrun --after JOB[:MODE] */
+struct job_dep {
+	char *id; /* the job's full id, resolved at submission */
+	char *as; /* as the user named it */
+	int mode; /* enum scheduler_dep_mode */
+};
+
+/* What the scheduler needs of a job (queue.c; persisted as "sched"). */
+struct job_sched {
+	uint64_t millicpus, memory; /* its request (--cpus, --memory, else the node's) */
+	int64_t priority;           /* --priority (default 1000; above it only root) */
+	bool held;                  /* --hold, until xrelease */
+	uint64_t time_us;           /* --time (0: none): ended as TIMEOUT at it */
+	struct job_dep *deps;
+	size_t n_deps;
+	bool timed_out;           /* its time limit was reached: it ends as TIMEOUT */
+	uint64_t timeout_sent_us; /* when SIGTERM went (SIGKILL follows) */
+	/* the first unit's environment and working directory, until it starts */
+	char **start_env;
+	char *start_cwd;
+	/* runtime only: its place in the queue, and its estimated start (0: unknown) */
+	unsigned position;
+	uint64_t est_start_us;
+	bool charged; /* its usage is counted */
+	bool queued;  /* it was queued (its directory was made for its record) */
+};
+
 struct job {
 	char id[XOS_JOB_ID_HEX + 1];
 	char *name;
@@ -119,6 +148,7 @@ struct job {
 	char *ckpt_skipped;          /* why the last periodic checkpoint was skipped (or NULL) */
 	uint64_t ckpt_skipped_us;    /* when */
 	char *grid_dn, *grid_vo, *grid_role; /* submitted by a grid login (grid.c), else NULL */
+	struct job_sched sched;              /* request, priority, dependencies (queue.c) */
 
 	/* runtime only */
 	bool slice_held; /* its ids are leased to it (slice.c) */
@@ -317,6 +347,45 @@ int ops_checkpoints(struct daemon *d, struct conn *c, struct yajl_val_s *t, stru
 int ops_checkpoint_delete(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
 int ops_restart(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
 
+/* ---- queue.c: capacity, admission, the queue (scheduler/ decides) ---- */
+struct queue_state;
+/* Capacity (xosd.conf, else detected, minus the reserve) and usage.json. */
+int queue_setup(struct daemon *d);
+void queue_free(struct daemon *d);
+/* Parse and check what a run request asks of the scheduler: its request,
+ * --priority, --hold, --after, --time (answered on error). */
+int queue_parse_run(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct job_sched *ret,
+		    struct xerr *err);
+/* Whether the request has scheduler fields (not allowed with --job). */
+bool queue_fields_given(struct yajl_val_s *t);
+/* Whether new job j may start at once (1) or is queued (0; j->reason why). */
+int queue_admit(struct daemon *d, struct job *j);
+/* Queue new job j (its env and cwd kept): its record is on disk before the
+ * client hears of it. -errno (answered). */
+int queue_submit(struct daemon *d, struct job *j, struct xerr *err);
+/* A job loaded in state QUEUED at start-up. */
+void queue_adopt(struct daemon *d, struct job *j);
+/* Places, reasons and estimates as of now, for xps and xqueue (a job queued
+ * since the last pass may have moved the others). */
+void queue_refresh(struct daemon *d);
+/* Decide if something changed; enforce time limits. Next timeout (ms) or -1. */
+int queue_tick(struct daemon *d);
+/* Something that frees or asks for resources happened: decide again soon. */
+void queue_changed(struct daemon *d);
+/* Job j's container is gone: its usage is charged to its owner. */
+void queue_job_gone(struct daemon *d, struct job *j);
+/* xkill of a queued job: it ends KILLED by sig without running. */
+void queue_kill(struct daemon *d, struct job *j, int sig);
+void queue_job_to_json(const struct job *j, struct yajl_gen_t *g);
+int queue_job_from_json(struct yajl_val_s *t, struct job *j);
+void queue_job_free(struct job *j);
+int queue_op_queue(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+int queue_op_release(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+/* ops.c: start a job whose record and account are made (a queued job that
+ * the scheduler starts: ids and network taken); the first unit gets env and
+ * cwd. -errno: it failed (the job ended FAILED, its xruns told). */
+int ops_start_job(struct daemon *d, struct job *j, char **env, const char *cwd, bool tty);
+
 /* ---- daemon.c ---- */
 struct daemon {
 	struct runtime_config *cfg;
@@ -366,6 +435,7 @@ struct daemon {
 	/* the client of the xrestart being begun (ops_restart), NULL otherwise:
 	 * a caller-placed job is restored below its cgroup (restore_prepare) */
 	struct conn *restore_caller;
+	struct queue_state *queue; /* capacity, usage, the scheduler's last pass (queue.c) */
 };
 /* A daemon with nothing open yet: what runtime_run starts from (and tests
  * and fuzz targets that drive the request handlers without a daemon) */

@@ -61,6 +61,13 @@ struct runtime_config {
 	uint64_t checkpoint_quota;          /* bytes of versions per user but root (0: none) */
 	uint64_t checkpoint_quota_root;     /* the same for root's jobs (0: none) */
 	uint64_t idmap_slice; /* ids of root's subordinate range each job gets (65536) */
+	/* the scheduler (queue.c, docs/SCHEDULING.md) */
+	uint64_t node_millicpus, node_memory;       /* capacity (0: detected) */
+	uint64_t node_jobs;                         /* jobs running at once (0: no limit) */
+	uint64_t reserve_millicpus, reserve_memory; /* kept for the node itself */
+	uint64_t request_millicpus, request_memory; /* a job's request without --cpus, --memory */
+	uint64_t fairshare_half_life_us;            /* usage decays by half in this (0: never) */
+	bool backfill;                              /* short jobs may pass a waiting one */
 
 	/* the node_* keys: the node channel (nodes/) */
 	struct nodes_config nodes;

@@ -1,0 +1,977 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The node's queue: capacity and requests, admission and order decided by
+ * scheduler/, queued jobs' records, time limits (TIMEOUT), fair-share usage
+ * (usage.json), xqueue and xrelease. docs/SCHEDULING.md. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+#include "runtime/runtime-internal.h"
+#include "scheduler/scheduler.h"
+
+#define USAGE_FILE "usage.json"
+#define USAGE_MAX_USERS 65536
+#define AFTER_MAX 64
+/* SIGTERM at the time limit, SIGKILL this much later (as Slurm's KillWait) */
+#define TIMEOUT_KILL_AFTER_US 10000000ULL
+
+struct usage_entry {
+	uint32_t uid;
+	double usage;      /* cpu-seconds, as of stamp_us */
+	uint64_t stamp_us; /* wall clock */
+};
+
+struct queue_state {
+	struct scheduler_resources capacity; /* for jobs: the node's minus the reserve */
+	bool dirty;                          /* decide again */
+	bool stale; /* a job was queued: the others' places and reasons may have moved */
+	struct usage_entry *usage;
+	size_t n_usage;
+};
+
+/* ---- capacity and usage ---- */
+
+static uint64_t detect_memory(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+
+	return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : SCHEDULER_UNLIMITED;
+}
+
+static uint64_t minus_reserve(uint64_t have, uint64_t reserve)
+{
+	return have == SCHEDULER_UNLIMITED ? have : have > reserve ? have - reserve : 0;
+}
+
+static int usage_load(struct queue_state *q, int state_fd)
+{
+	_cleanup_free_ char *text = NULL;
+	_cleanup_json_ yajl_val t = NULL;
+	yajl_val users;
+	int r = read_file_at(state_fd, USAGE_FILE, 16 << 20, &text, NULL);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	if (json_parse(text, JSON_DEPTH_MAX, NULL, 0, &t) < 0)
+		return -EINVAL;
+	users = json_get(t, "users");
+	if (!YAJL_IS_ARRAY(users) || users->u.array.len > USAGE_MAX_USERS)
+		return -EINVAL;
+	q->usage = calloc(users->u.array.len + 1, sizeof(*q->usage));
+	if (!q->usage)
+		return -ENOMEM;
+	for (size_t i = 0; i < users->u.array.len; i++) {
+		yajl_val u = users->u.array.values[i], v = json_get(u, "usage");
+		uint64_t uid = 0, stamp = 0;
+
+		if (json_get_uint(u, "uid", &uid) < 0 || uid > UINT32_MAX ||
+		    json_get_uint(u, "stamp_us", &stamp) < 0 || !YAJL_IS_NUMBER(v))
+			return -EINVAL;
+		q->usage[q->n_usage++] = (struct usage_entry){ (uint32_t)uid, YAJL_GET_DOUBLE(v),
+							       stamp };
+	}
+	return 0;
+}
+
+/* usage.json: written whole, durably, when a job's usage is charged. */
+static int usage_save(struct daemon *d)
+{
+	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
+	_cleanup_free_ char *text = NULL;
+	struct queue_state *q = d->queue;
+
+	if (!g)
+		return -ENOMEM;
+	yajl_gen_map_open(g);
+	json_gen_key(g, "users");
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < q->n_usage; i++) {
+		yajl_gen_map_open(g);
+		json_gen_kv_uint(g, "uid", q->usage[i].uid);
+		json_gen_key(g, "usage");
+		yajl_gen_double(g, q->usage[i].usage);
+		json_gen_kv_uint(g, "stamp_us", q->usage[i].stamp_us);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+	yajl_gen_map_close(g);
+	text = json_gen_take(g, true);
+	if (!text)
+		return -ENOMEM;
+	return write_file_atomic_at(d->state_fd, USAGE_FILE, text, strlen(text), 0600,
+				    d->cfg->sync_writes);
+}
+
+int queue_setup(struct daemon *d)
+{
+	const struct runtime_config *c = d->cfg;
+	struct queue_state *q = calloc(1, sizeof(*q));
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int r;
+
+	if (!q)
+		return -ENOMEM;
+	d->queue = q;
+	q->capacity.millicpus = c->node_millicpus ? c->node_millicpus
+				: ncpu > 0        ? (uint64_t)ncpu * 1000
+						  : SCHEDULER_UNLIMITED;
+	q->capacity.memory = c->node_memory ? c->node_memory : detect_memory();
+	q->capacity.jobs = c->node_jobs ? c->node_jobs : SCHEDULER_UNLIMITED;
+	q->capacity.millicpus = minus_reserve(q->capacity.millicpus, c->reserve_millicpus);
+	q->capacity.memory = minus_reserve(q->capacity.memory, c->reserve_memory);
+	q->dirty = true;
+	r = usage_load(q, d->state_fd);
+	if (r < 0) { /* the order is then unfair for a while, not wrong */
+		log_warn("Ignoring %s in the state directory: %s", USAGE_FILE, strerror(-r));
+		free(q->usage);
+		q->usage = NULL;
+		q->n_usage = 0;
+	}
+	return 0;
+}
+
+void queue_free(struct daemon *d)
+{
+	if (!d->queue)
+		return;
+	free(d->queue->usage);
+	free(d->queue);
+	d->queue = NULL;
+}
+
+void queue_changed(struct daemon *d)
+{
+	if (d->queue)
+		d->queue->dirty = true;
+}
+
+static struct usage_entry *usage_of(struct queue_state *q, uint32_t uid, bool add)
+{
+	struct usage_entry *n;
+
+	for (size_t i = 0; i < q->n_usage; i++)
+		if (q->usage[i].uid == uid)
+			return &q->usage[i];
+	if (!add || q->n_usage >= USAGE_MAX_USERS ||
+	    !(n = realloc(q->usage, (q->n_usage + 1) * sizeof(*n))))
+		return NULL;
+	q->usage = n;
+	q->usage[q->n_usage] = (struct usage_entry){ .uid = uid };
+	return &q->usage[q->n_usage++];
+}
+
+void queue_job_gone(struct daemon *d, struct job *j)
+{
+	struct usage_entry *u;
+	uint64_t now = now_usec();
+	int r;
+
+	queue_changed(d);
+	if (!d->queue || j->sched.charged || !job_state_is_final(j->state) || !j->started_us)
+		return;
+	j->sched.charged = true;
+	u = usage_of(d->queue, j->owner_uid, true);
+	if (!u)
+		return;
+	u->usage = scheduler_decay(u->usage, now > u->stamp_us ? now - u->stamp_us : 0,
+				   d->cfg->fairshare_half_life_us) +
+		   scheduler_charge(j->sched.millicpus,
+				    (j->ended_us > j->started_us ? j->ended_us : now) -
+					    j->started_us);
+	u->stamp_us = now;
+	if ((r = usage_save(d)) < 0)
+		log_warn("Failed to save the users' usage: %s", strerror(-r));
+}
+
+/* ---- the job record's "sched" object ---- */
+
+void queue_job_free(struct job *j)
+{
+	for (size_t i = 0; i < j->sched.n_deps; i++) {
+		free(j->sched.deps[i].id);
+		free(j->sched.deps[i].as);
+	}
+	free(j->sched.deps);
+	strv_free(j->sched.start_env);
+	free(j->sched.start_cwd);
+	j->sched = (struct job_sched){ 0 };
+}
+
+void queue_job_to_json(const struct job *j, yajl_gen g)
+{
+	const struct job_sched *s = &j->sched;
+
+	json_gen_key(g, "sched");
+	yajl_gen_map_open(g);
+	json_gen_kv_uint(g, "cpus", s->millicpus);
+	json_gen_kv_uint(g, "memory", s->memory);
+	json_gen_kv_int(g, "priority", s->priority);
+	json_gen_kv_bool(g, "hold", s->held);
+	json_gen_kv_uint(g, "time_us", s->time_us);
+	json_gen_kv_bool(g, "timed_out", s->timed_out);
+	json_gen_key(g, "after");
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < s->n_deps; i++) {
+		yajl_gen_map_open(g);
+		json_gen_kv_str(g, "job", s->deps[i].id);
+		json_gen_kv_str(g, "as", s->deps[i].as);
+		json_gen_kv_str(g, "mode", scheduler_dep_mode_to_string(s->deps[i].mode));
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+	if (j->state == JOB_QUEUED) {
+		json_gen_kv_uint(g, "position", s->position);
+		if (s->est_start_us)
+			json_gen_kv_uint(g, "estimated_start_us", s->est_start_us);
+		else
+			json_gen_kv_null(g, "estimated_start_us");
+		json_gen_kv_strv(g, "start_env", s->start_env ? s->start_env : (char *[]){ NULL });
+		json_gen_kv_str(g, "start_cwd", s->start_cwd);
+	}
+	yajl_gen_map_close(g);
+}
+
+static int deps_from_json(yajl_val v, struct job_sched *s)
+{
+	if (!YAJL_IS_ARRAY(v))
+		return 0;
+	if (v->u.array.len > AFTER_MAX)
+		return -EINVAL;
+	s->deps = calloc(v->u.array.len + 1, sizeof(*s->deps));
+	if (!s->deps)
+		return -ENOMEM;
+	for (size_t i = 0; i < v->u.array.len; i++) {
+		yajl_val o = v->u.array.values[i];
+		const char *id = NULL, *as = NULL, *mode = NULL;
+		struct job_dep *dp = &s->deps[s->n_deps];
+
+		if (json_get_string(o, "job", &id) < 0 || json_get_string(o, "mode", &mode) < 0 ||
+		    (dp->mode = scheduler_dep_mode_from_string(mode)) < 0)
+			return -EINVAL;
+		(void)json_get_string(o, "as", &as);
+		dp->id = strdup(id);
+		dp->as = strdup(as ? as : id);
+		s->n_deps++;
+		if (!dp->id || !dp->as)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int queue_job_from_json(yajl_val t, struct job *j)
+{
+	yajl_val v = json_get(t, "sched");
+	struct job_sched *s = &j->sched;
+	const char *cwd = NULL;
+	int64_t prio = SCHEDULER_PRIORITY_DEFAULT;
+	int r;
+
+	s->priority = SCHEDULER_PRIORITY_DEFAULT;
+	if (!YAJL_IS_OBJECT(v)) /* a record from before the scheduler */
+		return 0;
+	(void)json_get_uint(v, "cpus", &s->millicpus);
+	(void)json_get_uint(v, "memory", &s->memory);
+	(void)json_get_int(v, "priority", &prio);
+	s->priority = prio;
+	(void)json_get_bool(v, "hold", &s->held);
+	(void)json_get_uint(v, "time_us", &s->time_us);
+	(void)json_get_bool(v, "timed_out", &s->timed_out);
+	r = deps_from_json(json_get(v, "after"), s);
+	if (r < 0)
+		return r;
+	if (json_get_strv(v, "start_env", &s->start_env) == -ENOMEM)
+		return -ENOMEM;
+	if (json_get_string(v, "start_cwd", &cwd) >= 0 && !(s->start_cwd = strdup(cwd)))
+		return -ENOMEM;
+	return 0;
+}
+
+/* ---- what a run request asks of the scheduler ---- */
+
+static const char *const sched_keys[] = { "priority", "hold", "after", "time" };
+
+bool queue_fields_given(yajl_val t)
+{
+	for (size_t i = 0; i < ELEMENTSOF(sched_keys); i++)
+		if (json_get(t, sched_keys[i]))
+			return true;
+	return false;
+}
+
+static int parse_priority(struct conn *c, yajl_val t, struct job_sched *s, struct xerr *err)
+{
+	int64_t p = SCHEDULER_PRIORITY_DEFAULT;
+	int r = json_get_int(t, "priority", &p);
+
+	if (r == -ENOENT)
+		p = SCHEDULER_PRIORITY_DEFAULT;
+	else if (r < 0 || p < SCHEDULER_PRIORITY_MIN || p > SCHEDULER_PRIORITY_MAX) {
+		xerr_set(err, -EINVAL, "invalid_argument",
+			 "Invalid priority: use a whole number from %d to %d (default %d)",
+			 SCHEDULER_PRIORITY_MIN, SCHEDULER_PRIORITY_MAX,
+			 SCHEDULER_PRIORITY_DEFAULT);
+		return -EINVAL;
+	}
+	if (p > SCHEDULER_PRIORITY_DEFAULT && c->uid != 0) {
+		xerr_set(err, -EPERM, "permission_denied",
+			 "Only root may raise a job's priority above %d; use a lower "
+			 "--priority or none",
+			 SCHEDULER_PRIORITY_DEFAULT);
+		return -EPERM;
+	}
+	s->priority = p;
+	return 0;
+}
+
+/* One --after: the job it names (one the caller may see) and the mode. */
+static int parse_dep(struct daemon *d, struct conn *c, const char *spec, struct job_dep *ret,
+		     struct xerr *err)
+{
+	_cleanup_free_ char *name = NULL;
+	enum scheduler_dep_mode mode;
+	struct job *dj = NULL;
+	size_t len;
+	int r;
+
+	if (scheduler_parse_dep(spec, &len, &mode) < 0 || !(name = strndup(spec, len))) {
+		xerr_set(err, -EINVAL, "invalid_argument",
+			 "Invalid dependency '%s': use JOB, JOB:ok, JOB:fail or JOB:any", spec);
+		return -EINVAL;
+	}
+	r = daemon_lookup_job(d, c->uid, name, &dj);
+	if (r == -ENOTUNIQ) {
+		xerr_set(err, -ENOTUNIQ, "ambiguous",
+			 "Dependency '%s' names several jobs; give more of its id", name);
+		return r;
+	}
+	if (r < 0) {
+		xerr_set(err, -ENOENT, "not_found",
+			 "Dependency '%s': no such job (xps --all lists yours)", name);
+		return r;
+	}
+	*ret = (struct job_dep){ strdup(dj->id), strdup(name), mode };
+	if (!ret->id || !ret->as) {
+		free(ret->id);
+		free(ret->as);
+		xerr_set(err, -ENOMEM, "internal", "Out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int parse_after(struct daemon *d, struct conn *c, yajl_val t, struct job_sched *s,
+		       struct xerr *err)
+{
+	_cleanup_strv_free_ char **after = NULL;
+	size_t n;
+	int r = json_get_strv(t, "after", &after);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0 || (n = strv_length(after)) > AFTER_MAX) {
+		xerr_set(err, -EINVAL, "bad_request",
+			 "Field 'after' must be a list of at most %d strings", AFTER_MAX);
+		return -EINVAL;
+	}
+	s->deps = calloc(n + 1, sizeof(*s->deps));
+	if (!s->deps)
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
+	for (size_t i = 0; i < n; i++) {
+		r = parse_dep(d, c, after[i], &s->deps[i], err);
+		if (r < 0)
+			return r;
+		s->n_deps++;
+	}
+	return 0;
+}
+
+/* The request must fit the node when it is empty: else it would wait forever. */
+static int check_fits(struct daemon *d, const struct job_sched *s, struct xerr *err)
+{
+	const struct scheduler_resources *cap = &d->queue->capacity;
+	char want[64], have[64];
+
+	if (s->millicpus > cap->millicpus) {
+		scheduler_format_cpus(s->millicpus, want, sizeof(want));
+		scheduler_format_cpus(cap->millicpus, have, sizeof(have));
+		xerr_set(err, -EINVAL, "invalid_argument",
+			 "The job asks for %s but this node has %s for jobs (node_cpus "
+			 "minus reserve_cpus); ask for at most that with --cpus",
+			 want, have);
+		return -E2BIG;
+	}
+	if (s->memory > cap->memory) {
+		scheduler_format_memory(s->memory, want, sizeof(want));
+		scheduler_format_memory(cap->memory, have, sizeof(have));
+		xerr_set(err, -EINVAL, "invalid_argument",
+			 "The job asks for %s but this node has %s for jobs (node_memory "
+			 "minus reserve_memory); ask for at most that with --memory",
+			 want, have);
+		return -E2BIG;
+	}
+	return 0;
+}
+
+int queue_parse_run(struct daemon *d, struct conn *c, yajl_val t, struct job_sched *ret,
+		    struct xerr *err)
+{
+	struct job_sched s = { .millicpus = d->cfg->request_millicpus,
+			       .memory = d->cfg->request_memory };
+	int r;
+
+	(void)json_get_uint(t, "cpus", &s.millicpus); /* (checked by parse_run) */
+	(void)json_get_uint(t, "memory", &s.memory);
+	r = json_get_bool(t, "hold", &s.held);
+	if (r < 0 && r != -ENOENT)
+		return xerr_set(err, -EINVAL, "bad_request", "Field 'hold' must be true or false");
+	r = json_get_uint(t, "time", &s.time_us);
+	if ((r < 0 && r != -ENOENT) || (r >= 0 && s.time_us < 1000000)) {
+		xerr_set(err, -EINVAL, "invalid_argument",
+			 "Invalid time limit: use at least one second (30s, 10m, 2h, 1d)");
+		return -EINVAL;
+	}
+	if ((r = parse_priority(c, t, &s, err)) < 0 || (r = check_fits(d, &s, err)) < 0 ||
+	    (r = parse_after(d, c, t, &s, err)) < 0) {
+		struct job tmp = { .sched = s };
+
+		queue_job_free(&tmp);
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
+
+/* ---- the scheduler's view of the node ---- */
+
+#define ENDED_MAX 48
+
+struct view {
+	struct scheduler_node node;
+	struct scheduler_running *running;
+	struct scheduler_queued *queue;
+	struct scheduler_dep *deps;
+	char (*ended)[ENDED_MAX]; /* each dependency's end, in words */
+	struct scheduler_usage *usage;
+	struct job **jobs; /* the job of each queue entry */
+};
+
+static void view_free(struct view *v)
+{
+	free(v->running);
+	free(v->queue);
+	free(v->deps);
+	free(v->ended);
+	free(v->usage);
+	free(v->jobs);
+}
+
+static bool holds_resources(const struct job *j)
+{
+	return j->state == JOB_STARTING || j->state == JOB_RUNNING ||
+	       j->state == JOB_CHECKPOINTING || j->state == JOB_RESTORING ||
+	       j->state == JOB_MIGRATING;
+}
+
+static void dep_state(struct daemon *d, const struct job_dep *jd, struct scheduler_dep *ret,
+		      char *ended)
+{
+	struct job *dj = daemon_find_job(d, jd->id);
+
+	*ret = (struct scheduler_dep){ .id = jd->as, .mode = jd->mode };
+	if (!dj)
+		ret->state = SCHEDULER_DEP_GONE;
+	else if (!job_state_is_final(dj->state))
+		ret->state = SCHEDULER_DEP_PENDING;
+	else
+		ret->state = dj->state == JOB_EXITED && job_exit_code(dj) == 0
+				     ? SCHEDULER_DEP_SUCCEEDED
+				     : SCHEDULER_DEP_FAILED;
+	if (dj && job_state_is_final(dj->state)) {
+		int code = job_exit_code(dj);
+
+		if (dj->state == JOB_EXITED && code >= 0)
+			snprintf(ended, ENDED_MAX, "EXITED(%d)", code);
+		else
+			snprintf(ended, ENDED_MAX, "%s", job_state_to_string(dj->state));
+		ret->ended_as = ended;
+	}
+}
+
+static void add_queued(struct daemon *d, struct view *v, struct job *j, size_t *nd)
+{
+	struct scheduler_queued *q = &v->queue[v->node.n_queue];
+
+	*q = (struct scheduler_queued){
+		.id = j->name ? j->name : j->id,
+		.uid = j->owner_uid,
+		.priority = j->sched.priority,
+		.submit_us = j->created_us,
+		.req = { j->sched.millicpus, j->sched.memory, 1 },
+		.time_us = j->sched.time_us,
+		.held = j->sched.held,
+		.deps = &v->deps[*nd],
+		.n_deps = j->sched.n_deps,
+	};
+	for (size_t k = 0; k < j->sched.n_deps; k++)
+		dep_state(d, &j->sched.deps[k], &v->deps[*nd], v->ended[*nd]), (*nd)++;
+	v->jobs[v->node.n_queue++] = j;
+}
+
+static int view_alloc(struct daemon *d, struct view *v, size_t n_run, size_t n_queue, size_t n_deps)
+{
+	v->running = calloc(n_run + 1, sizeof(*v->running));
+	v->queue = calloc(n_queue + 1, sizeof(*v->queue));
+	v->jobs = calloc(n_queue + 1, sizeof(*v->jobs));
+	v->deps = calloc(n_deps + 1, sizeof(*v->deps));
+	v->ended = calloc(n_deps + 1, sizeof(*v->ended));
+	v->usage = calloc(d->queue->n_usage + 1, sizeof(*v->usage));
+	return v->running && v->queue && v->jobs && v->deps && v->ended && v->usage ? 0 : -ENOMEM;
+}
+
+/* The node as the scheduler sees it; extra: a new job not yet in d->jobs. */
+static int view_build(struct daemon *d, struct job *extra, struct view *v)
+{
+	size_t n_run = 0, n_queue = extra ? 1 : 0, n_deps = extra ? extra->sched.n_deps : 0, nd = 0;
+	uint64_t now = now_usec();
+
+	*v = (struct view){ 0 };
+	for (struct job *j = d->jobs; j; j = j->next) {
+		n_run += holds_resources(j);
+		n_queue += j->state == JOB_QUEUED;
+		n_deps += j->state == JOB_QUEUED ? j->sched.n_deps : 0;
+	}
+	if (view_alloc(d, v, n_run, n_queue, n_deps) < 0)
+		return -ENOMEM;
+	v->node = (struct scheduler_node){ .capacity = d->queue->capacity,
+					   .now_us = now,
+					   .running = v->running,
+					   .queue = v->queue,
+					   .usage = v->usage,
+					   .no_backfill = !d->cfg->backfill };
+	for (struct job *j = d->jobs; j; j = j->next)
+		if (holds_resources(j))
+			v->running[v->node.n_running++] = (struct scheduler_running){
+				.req = { j->sched.millicpus, j->sched.memory, 1 },
+				.end_us = j->sched.time_us && j->started_us
+						  ? j->started_us + j->sched.time_us
+						  : 0,
+				.priority = j->sched.priority,
+			};
+		else if (j->state == JOB_QUEUED)
+			add_queued(d, v, j, &nd);
+	if (extra)
+		add_queued(d, v, extra, &nd);
+	for (size_t i = 0; i < d->queue->n_usage; i++) {
+		const struct usage_entry *u = &d->queue->usage[i];
+
+		v->usage[v->node.n_usage++] = (struct scheduler_usage){
+			u->uid, scheduler_decay(u->usage, now > u->stamp_us ? now - u->stamp_us : 0,
+						d->cfg->fairshare_half_life_us)
+		};
+	}
+	return 0;
+}
+
+/* The run's answer and an attached xrun hear a queued job's reason. */
+static void tell_reason(struct daemon *d, struct job *j)
+{
+	_cleanup_free_ char *line = NULL, *b64 = NULL, *ev = NULL;
+
+	line = xstrdup_printf("xos: job %.12s is queued: %s\n", j->id, j->reason);
+	b64 = line ? base64_encode(line, strlen(line)) : NULL;
+	ev = b64 ? xstrdup_printf("{\"v\":1,\"ev\":\"output\",\"unit\":1,\"stream\":\"stderr\","
+				  "\"data\":\"%s\"}\n",
+				  b64)
+		 : NULL;
+	for (struct conn *c = d->conns; ev && c; c = c->next)
+		if (c->mode == CONN_ATTACHED && c->job == j && c->unit == 1 && c->follow) {
+			conn_send(c, ev);
+			conn_kick(d, c);
+		}
+}
+
+static void set_reason(struct daemon *d, struct job *j, const char *reason)
+{
+	if (j->reason && !strcmp(j->reason, reason))
+		return;
+	free(j->reason);
+	j->reason = strdup(reason);
+	if (j->reason)
+		tell_reason(d, j);
+}
+
+/* ---- queued jobs that end or start ---- */
+
+/* A queued job ends without having run: killed, or it never can run. */
+static void end_unstarted(struct daemon *d, struct job *j, enum job_state st, enum unit_state us,
+			  int sig, const char *reason)
+{
+	struct unit *u = job_unit(j, 1);
+	int r;
+
+	j->state = st;
+	j->ended_us = now_usec();
+	free(j->reason);
+	j->reason = strdup(reason);
+	if (u) {
+		u->state = us;
+		u->sig = sig;
+		u->started_us = 0;
+		u->ended_us = j->ended_us;
+		free(u->reason);
+		u->reason = strdup(reason);
+	}
+	strv_free(j->sched.start_env);
+	j->sched.start_env = NULL;
+	log_info("Job %s ended %s without running: %s", j->id, job_state_to_string(st), reason);
+	if ((r = daemon_persist_job(d, j)) < 0)
+		log_warn("Failed to persist job %s: %s", j->id, strerror(-r));
+	conns_unit_ended(d, j, 1);
+	conns_job_ended(d, j);
+	daemon_job_cleanup(d, j);
+}
+
+void queue_kill(struct daemon *d, struct job *j, int sig)
+{
+	_cleanup_free_ char *why = xstrdup_printf("killed by SIG%s while queued",
+						  signal_name(sig) ? signal_name(sig) : "?");
+
+	end_unstarted(d, j, JOB_KILLED, UNIT_KILLED, sig, why ? why : "killed while queued");
+}
+
+static void fail_unstarted(struct daemon *d, struct job *j, const char *what, const char *err)
+{
+	_cleanup_free_ char *why = xstrdup_printf("%s: %s", what, err);
+
+	job_close_volume_fds(j);
+	slice_release(d, j);
+	end_unstarted(d, j, JOB_FAILED, UNIT_FAILED, 0, why ? why : what);
+}
+
+/* The scheduler chose queued job j: its ids, volumes and network are taken
+ * now (a submission that started at once took them before answering). */
+static void start_queued(struct daemon *d, struct job *j)
+{
+	_cleanup_free_ char *err = NULL, *cwd = NULL;
+	_cleanup_strv_free_ char **env = NULL;
+	int r = slice_claim(d, j);
+
+	if (r == -ENOSPC) {
+		set_reason(d, j,
+			   "waiting for free container ids (jobs with checkpoint versions hold "
+			   "some)");
+		return;
+	}
+	if (r < 0)
+		return fail_unstarted(d, j, "Cannot lease container ids", strerror(-r));
+	r = volume_open_job(d, j, true, &err);
+	if (r < 0)
+		return fail_unstarted(d, j, "Cannot open the job's volumes",
+				      err ? err : strerror(-r));
+	{
+		_cleanup_xerr_ struct xerr nerr = XERR_INIT;
+
+		r = netsetup_job_setup(d->net, j->id, &j->net, &nerr);
+		if (r < 0)
+			return fail_unstarted(d, j, "Cannot set up the job's network",
+					      xerr_message(&nerr));
+	}
+	log_info("Starting queued job %s", j->id);
+	j->state = JOB_STARTING;
+	free(j->reason);
+	j->reason = NULL;
+	env = TAKE_PTR(j->sched.start_env);
+	cwd = TAKE_PTR(j->sched.start_cwd);
+	if (ops_start_job(d, j, env, cwd, j->tty) < 0) { /* (it ended FAILED) */
+		conns_unit_ended(d, j, 1);
+		conns_job_ended(d, j);
+	}
+}
+
+static void apply(struct daemon *d, const struct view *v, const struct scheduler_decision *decs)
+{
+	for (size_t k = 0; k < v->node.n_queue; k++) {
+		const struct scheduler_decision *dec = &decs[k];
+		struct job *j = v->jobs[dec->index];
+
+		if (j->state != JOB_QUEUED) /* (ended meanwhile) */
+			continue;
+		j->sched.position = dec->position;
+		j->sched.est_start_us = dec->est_start_us;
+		if (dec->action == SCHEDULER_START)
+			start_queued(d, j);
+		else if (dec->action == SCHEDULER_NEVER && dec->dependency)
+			end_unstarted(d, j, JOB_DEPENDENCY_NEVER_SATISFIED, UNIT_FAILED, 0,
+				      dec->reason);
+		else if (dec->action == SCHEDULER_NEVER)
+			end_unstarted(d, j, JOB_FAILED, UNIT_FAILED, 0, dec->reason);
+		else
+			set_reason(d, j, dec->reason);
+	}
+}
+
+static void schedule(struct daemon *d)
+{
+	_cleanup_free_ struct scheduler_decision *decs = NULL;
+	struct view v;
+	int r = view_build(d, NULL, &v);
+
+	if (r >= 0 && v.node.n_queue)
+		r = scheduler_decide(&v.node, &decs);
+	if (r < 0) {
+		log_error("Failed to schedule the queue: %s", strerror(-r));
+		d->queue->dirty = true; /* tried again at the next event */
+	} else if (v.node.n_queue) {
+		apply(d, &v, decs);
+	}
+	view_free(&v);
+}
+
+int queue_admit(struct daemon *d, struct job *j)
+{
+	_cleanup_free_ struct scheduler_decision *decs = NULL;
+	struct view v;
+	int r = view_build(d, j, &v);
+	bool start = false;
+
+	if (r >= 0)
+		r = scheduler_decide(&v.node, &decs);
+	for (size_t k = 0; r >= 0 && k < v.node.n_queue; k++) {
+		if (v.jobs[decs[k].index] != j) {
+			if (decs[k].action != SCHEDULER_WAIT)
+				d->queue->dirty = true; /* (it is their turn too) */
+			continue;
+		}
+		start = decs[k].action == SCHEDULER_START;
+		j->sched.position = decs[k].position;
+		j->sched.est_start_us = decs[k].est_start_us;
+		free(j->reason);
+		j->reason = start ? NULL : strdup(decs[k].reason);
+	}
+	view_free(&v);
+	return r < 0 ? r : start;
+}
+
+/* The record of a queued job, durable (sync_writes) before it is answered. */
+static int persist_durably(struct daemon *d, struct job *j)
+{
+	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
+	_cleanup_free_ char *text = NULL;
+	int r;
+
+	if (!g)
+		return -ENOMEM;
+	job_to_json(j, g);
+	text = json_gen_take(g, true);
+	if (!text)
+		return -ENOMEM;
+	r = write_file_atomic_at(daemon_job_dir(d, j), "job.json", text, strlen(text), 0600,
+				 d->cfg->sync_writes);
+	if (r >= 0 && d->cfg->sync_writes && fsync(d->jobs_fd) < 0)
+		r = -errno;
+	return r;
+}
+
+int queue_submit(struct daemon *d, struct job *j, struct xerr *err)
+{
+	int r;
+
+	j->state = JOB_QUEUED;
+	j->sched.queued = true;
+	job_close_volume_fds(j); /* opened again, as then, when it starts */
+	if (mkdirat(d->jobs_fd, j->id, 0711) < 0)
+		r = -errno;
+	else if ((j->dirfd = open_dir_at(d->jobs_fd, j->id)) < 0)
+		r = j->dirfd;
+	else
+		r = persist_durably(d, j);
+	if (r < 0) {
+		xerr_set(err, r, "internal", "Failed to queue the job: %s", strerror(-r));
+		(void)rm_rf_at(d->jobs_fd, j->id);
+		return r;
+	}
+	closep(&j->dirfd); /* a queued job holds no fd: a queue may be long */
+	d->queue->stale = true;
+	log_info("Queued job %s: %s", j->id, j->reason ? j->reason : "");
+	return 0;
+}
+
+void queue_adopt(struct daemon *d, struct job *j)
+{
+	j->sched.queued = true;
+	closep(&j->dirfd);
+	queue_changed(d);
+	log_info("Job %s is queued", j->id);
+}
+
+/* ---- time limits ---- */
+
+/* SIGTERM at the limit, SIGKILL TIMEOUT_KILL_AFTER later; the next
+ * deadline (ms) or -1. */
+static int time_limit(struct daemon *d, struct job *j, uint64_t now)
+{
+	uint64_t at = j->started_us + j->sched.time_us;
+	int r;
+
+	if (!j->sched.timed_out) {
+		if (now < at)
+			return (int)((at - now + 999) / 1000 < INT32_MAX ? (at - now + 999) / 1000
+									 : INT32_MAX);
+		j->sched.timed_out = true;
+		j->sched.timeout_sent_us = now;
+		log_info("Job %s reached its time limit: SIGTERM", j->id);
+		if ((r = daemon_persist_job(d, j)) < 0)
+			log_warn("Failed to persist job %s: %s", j->id, strerror(-r));
+		(void)container_signal(d, j, 0, SIGTERM);
+		return (int)(TIMEOUT_KILL_AFTER_US / 1000);
+	}
+	if (j->sched.timeout_sent_us == UINT64_MAX)
+		return -1;
+	if (now < j->sched.timeout_sent_us + TIMEOUT_KILL_AFTER_US)
+		return (int)((j->sched.timeout_sent_us + TIMEOUT_KILL_AFTER_US - now + 999) / 1000);
+	j->sched.timeout_sent_us = UINT64_MAX;
+	log_info("Job %s is still running after its time limit: SIGKILL", j->id);
+	(void)container_signal(d, j, 0, SIGKILL);
+	return -1;
+}
+
+static int min_ms(int a, int b)
+{
+	return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
+void queue_refresh(struct daemon *d)
+{
+	if (d->queue && (d->queue->dirty || d->queue->stale)) {
+		d->queue->dirty = d->queue->stale = false;
+		schedule(d);
+	}
+}
+
+int queue_tick(struct daemon *d)
+{
+	uint64_t now = now_usec();
+	int timeout = -1;
+
+	for (struct job *j = d->jobs; j; j = j->next)
+		if (j->state == JOB_RUNNING && j->sched.time_us && j->started_us)
+			timeout = min_ms(timeout, time_limit(d, j, now));
+	if (d->queue && d->queue->dirty) {
+		d->queue->dirty = false;
+		schedule(d);
+	}
+	return timeout;
+}
+
+/* ---- xqueue and xrelease ---- */
+
+static int cmp_position(const void *a, const void *b)
+{
+	const struct job *ja = *(struct job *const *)a, *jb = *(struct job *const *)b;
+
+	return ja->sched.position < jb->sched.position ? -1
+						       : ja->sched.position > jb->sched.position;
+}
+
+static void gen_resources(yajl_gen g, const char *key, const struct scheduler_resources *r)
+{
+	json_gen_key(g, key);
+	yajl_gen_map_open(g);
+	json_gen_kv_uint(g, "cpus", r->millicpus == SCHEDULER_UNLIMITED ? 0 : r->millicpus);
+	json_gen_kv_uint(g, "memory", r->memory == SCHEDULER_UNLIMITED ? 0 : r->memory);
+	json_gen_kv_uint(g, "jobs", r->jobs == SCHEDULER_UNLIMITED ? 0 : r->jobs);
+	yajl_gen_map_close(g);
+}
+
+static void gen_queued(yajl_gen g, const struct job *j)
+{
+	yajl_gen_map_open(g);
+	json_gen_kv_str(g, "id", j->id);
+	json_gen_kv_str(g, "name", j->name);
+	json_gen_kv_str(g, "user", j->user);
+	json_gen_kv_uint(g, "owner_uid", j->owner_uid);
+	json_gen_kv_uint(g, "position", j->sched.position);
+	json_gen_kv_int(g, "priority", j->sched.priority);
+	json_gen_kv_bool(g, "hold", j->sched.held);
+	json_gen_kv_str(g, "reason", j->reason);
+	if (j->sched.est_start_us)
+		json_gen_kv_uint(g, "estimated_start_us", j->sched.est_start_us);
+	else
+		json_gen_kv_null(g, "estimated_start_us");
+	json_gen_kv_uint(g, "created_us", j->created_us);
+	json_gen_kv_uint(g, "cpus", j->sched.millicpus);
+	json_gen_kv_uint(g, "memory", j->sched.memory);
+	json_gen_kv_uint(g, "time_us", j->sched.time_us);
+	json_gen_kv_strv(g, "argv", j->n_units ? j->units[0].argv : (char *[]){ NULL });
+	yajl_gen_map_close(g);
+}
+
+/* {"capacity": {...}, "jobs": [queued jobs the caller may see, in order]} */
+int queue_op_queue(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
+{
+	_cleanup_free_ struct job **v = NULL;
+	_cleanup_gen_ yajl_gen g = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!d->queue)
+		return xerr_set(err, -ENOMEM, "internal", "The queue is not set up");
+	queue_refresh(d);
+	for (struct job *j = d->jobs; j; j = j->next)
+		cap += j->state == JOB_QUEUED;
+	v = calloc(cap + 1, sizeof(*v));
+	if (!v)
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
+	for (struct job *j = d->jobs; j; j = j->next)
+		if (j->state == JOB_QUEUED && job_may_see(j, c->uid))
+			v[n++] = j;
+	qsort(v, n, sizeof(*v), cmp_position);
+	g = ops_reply_begin();
+	if (!g)
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
+	gen_resources(g, "capacity", &d->queue->capacity);
+	json_gen_kv_uint(g, "queued", cap);
+	json_gen_key(g, "jobs");
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < n; i++)
+		gen_queued(g, v[i]);
+	yajl_gen_array_close(g);
+	conn_send_map(c, g);
+	c->mode = CONN_CLOSING;
+	return 0;
+}
+
+int queue_op_release(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
+{
+	_cleanup_gen_ yajl_gen g = NULL;
+	const char *name = NULL;
+	struct job *j;
+	int r;
+
+	if (json_get_string(t, "job", &name) < 0)
+		return xerr_set(err, -EINVAL, "bad_request", "Field 'job' (string) is required");
+	if ((r = ops_lookup(d, c, name, &j, err)) < 0)
+		return r;
+	if (j->state != JOB_QUEUED || !j->sched.held)
+		return xerr_set(err, -EBUSY, "conflict", "Job %.12s is not held (it is %s)", j->id,
+				job_state_to_string(j->state));
+	j->sched.held = false;
+	if ((r = persist_durably(d, j)) < 0) {
+		j->sched.held = true;
+		return xerr_set(err, r, "internal", "Failed to release job %.12s: %s", j->id,
+				strerror(-r));
+	}
+	queue_changed(d);
+	g = ops_reply_begin();
+	if (!g)
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
+	conn_send_map(c, g);
+	c->mode = CONN_CLOSING;
+	return 0;
+}

@@ -1,0 +1,520 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The scheduling policy: order (priority, fair share, submission), admission
+ * by capacity, EASY backfill, dependencies, estimated starts
+ * (docs/SCHEDULING.md). */
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scheduler/scheduler.h"
+
+static const char *const dep_modes[_SCHEDULER_DEP_MODE_MAX] = {
+	[SCHEDULER_DEP_OK] = "ok",
+	[SCHEDULER_DEP_FAIL] = "fail",
+	[SCHEDULER_DEP_ANY] = "any",
+};
+static const char *const actions[_SCHEDULER_ACTION_MAX] = {
+	[SCHEDULER_WAIT] = "wait",
+	[SCHEDULER_START] = "start",
+	[SCHEDULER_NEVER] = "never",
+	[SCHEDULER_PREEMPT] = "preempt",
+};
+
+const char *scheduler_dep_mode_to_string(enum scheduler_dep_mode m)
+{
+	return m >= 0 && m < _SCHEDULER_DEP_MODE_MAX ? dep_modes[m] : NULL;
+}
+
+enum scheduler_dep_mode scheduler_dep_mode_from_string(const char *s)
+{
+	for (int i = 0; s && i < _SCHEDULER_DEP_MODE_MAX; i++)
+		if (!strcmp(s, dep_modes[i]))
+			return (enum scheduler_dep_mode)i;
+	return _SCHEDULER_DEP_MODE_INVALID;
+}
+
+const char *scheduler_action_to_string(enum scheduler_action a)
+{
+	return a >= 0 && a < _SCHEDULER_ACTION_MAX ? actions[a] : NULL;
+}
+
+double scheduler_decay(double usage, uint64_t elapsed_us, uint64_t half_life_us)
+{
+	if (!half_life_us || !elapsed_us)
+		return usage;
+	return usage * exp2(-((double)elapsed_us / (double)half_life_us));
+}
+
+double scheduler_charge(uint64_t millicpus, uint64_t wall_us)
+{
+	uint64_t secs = (wall_us + 999999) / 1000000;
+	double cpus = (double)millicpus / 1000.0;
+
+	return (cpus < 1.0 ? 1.0 : cpus) * (double)(secs ? secs : 1);
+}
+
+int scheduler_parse_dep(const char *s, size_t *ret_id_len, enum scheduler_dep_mode *ret_mode)
+{
+	const char *colon = strchr(s, ':');
+	enum scheduler_dep_mode m = SCHEDULER_DEP_OK;
+
+	if (colon && (m = scheduler_dep_mode_from_string(colon + 1)) < 0)
+		return -EINVAL;
+	if ((colon ? (size_t)(colon - s) : strlen(s)) == 0)
+		return -EINVAL;
+	*ret_id_len = colon ? (size_t)(colon - s) : strlen(s);
+	*ret_mode = m;
+	return 0;
+}
+
+void scheduler_format_cpus(uint64_t millicpus, char *buf, size_t len)
+{
+	if (millicpus % 1000 == 0)
+		snprintf(buf, len, "%" PRIu64 " cpu%s", millicpus / 1000,
+			 millicpus == 1000 ? "" : "s");
+	else
+		snprintf(buf, len, "%.3g cpus", (double)millicpus / 1000.0);
+}
+
+void scheduler_format_memory(uint64_t bytes, char *buf, size_t len)
+{
+	static const char *const units[] = { "bytes", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	unsigned u = 0;
+	uint64_t scale = 1;
+
+	while (u + 1 < sizeof(units) / sizeof(units[0]) && bytes / scale >= 1024) {
+		scale *= 1024;
+		u++;
+	}
+	/* whole units, else two decimals (cut, not rounded: never more than asked) */
+	if (bytes % scale == 0)
+		snprintf(buf, len, "%" PRIu64 " %s of memory", bytes / scale, units[u]);
+	else
+		snprintf(buf, len, "%" PRIu64 ".%02" PRIu64 " %s of memory", bytes / scale,
+			 (bytes % scale) * 100 / scale, units[u]);
+}
+
+/* ---- resources ---- */
+
+static bool fits(const struct scheduler_resources *req, const struct scheduler_resources *free_)
+{
+	return req->millicpus <= free_->millicpus && req->memory <= free_->memory &&
+	       req->jobs <= free_->jobs;
+}
+
+static uint64_t sat_sub(uint64_t a, uint64_t b)
+{
+	return a == SCHEDULER_UNLIMITED ? a : a > b ? a - b : 0;
+}
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a == SCHEDULER_UNLIMITED || b > UINT64_MAX - 1 - a ? SCHEDULER_UNLIMITED - 1 : a + b;
+}
+
+static void res_sub(struct scheduler_resources *a, const struct scheduler_resources *b)
+{
+	a->millicpus = sat_sub(a->millicpus, b->millicpus);
+	a->memory = sat_sub(a->memory, b->memory);
+	a->jobs = sat_sub(a->jobs, b->jobs);
+}
+
+static void res_add(struct scheduler_resources *a, const struct scheduler_resources *b)
+{
+	if (a->millicpus != SCHEDULER_UNLIMITED)
+		a->millicpus = sat_add(a->millicpus, b->millicpus);
+	if (a->memory != SCHEDULER_UNLIMITED)
+		a->memory = sat_add(a->memory, b->memory);
+	if (a->jobs != SCHEDULER_UNLIMITED)
+		a->jobs = sat_add(a->jobs, b->jobs);
+}
+
+static struct scheduler_resources queued_req(const struct scheduler_queued *q)
+{
+	struct scheduler_resources r = q->req;
+
+	r.jobs = 1;
+	return r;
+}
+
+/* ---- ends of running jobs: a min-heap by time ---- */
+
+struct end {
+	uint64_t at;
+	struct scheduler_resources req;
+};
+
+struct ends {
+	struct end *v;
+	size_t n, cap;
+};
+
+static int ends_push(struct ends *h, uint64_t at, const struct scheduler_resources *req)
+{
+	size_t i;
+
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? 2 * h->cap : 16;
+		struct end *v = realloc(h->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		h->v = v;
+		h->cap = cap;
+	}
+	i = h->n++;
+	while (i > 0 && h->v[(i - 1) / 2].at > at) {
+		h->v[i] = h->v[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	h->v[i] = (struct end){ at, *req };
+	return 0;
+}
+
+static struct end ends_pop(struct ends *h)
+{
+	struct end top = h->v[0], last = h->v[--h->n];
+	size_t i = 0;
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= h->n)
+			break;
+		if (c + 1 < h->n && h->v[c + 1].at < h->v[c].at)
+			c++;
+		if (h->v[c].at >= last.at)
+			break;
+		h->v[i] = h->v[c];
+		i = c;
+	}
+	if (h->n)
+		h->v[i] = last;
+	return top;
+}
+
+static int ends_copy(struct ends *dst, const struct ends *src)
+{
+	dst->n = dst->cap = 0;
+	dst->v = NULL;
+	if (!src->n)
+		return 0;
+	dst->v = malloc(src->n * sizeof(*dst->v));
+	if (!dst->v)
+		return -ENOMEM;
+	memcpy(dst->v, src->v, src->n * sizeof(*dst->v));
+	dst->n = dst->cap = src->n;
+	return 0;
+}
+
+/* When free (now) plus what the ends give back first fits req: the time, or
+ * 0 if the known ends never make room; what is left free then in ret_left. */
+static uint64_t shadow_time(const struct ends *h, struct scheduler_resources free_,
+			    const struct scheduler_resources *req, uint64_t now,
+			    struct scheduler_resources *ret_left)
+{
+	struct ends c;
+	uint64_t at = now;
+
+	if (ends_copy(&c, h) < 0)
+		return 0;
+	while (!fits(req, &free_) && c.n) {
+		struct end e = ends_pop(&c);
+
+		at = e.at;
+		res_add(&free_, &e.req);
+	}
+	free(c.v);
+	if (!fits(req, &free_))
+		return 0;
+	res_sub(&free_, req);
+	*ret_left = free_;
+	return at;
+}
+
+/* ---- order ---- */
+
+struct order_ctx {
+	const struct scheduler_node *node;
+	double *usage; /* per queued job: its user's */
+};
+
+static double user_usage(const struct scheduler_node *n, uint32_t uid)
+{
+	for (size_t i = 0; i < n->n_usage; i++)
+		if (n->usage[i].uid == uid)
+			return n->usage[i].usage;
+	return 0.0;
+}
+
+static struct order_ctx *order_ctx_cur; /* qsort has no context argument */
+
+static int order_cmp(const void *pa, const void *pb)
+{
+	size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
+	const struct scheduler_queued *qa = &order_ctx_cur->node->queue[a];
+	const struct scheduler_queued *qb = &order_ctx_cur->node->queue[b];
+	double ua = order_ctx_cur->usage[a], ub = order_ctx_cur->usage[b];
+
+	if (qa->priority != qb->priority)
+		return qa->priority > qb->priority ? -1 : 1;
+	if (qa->uid != qb->uid && ua != ub)
+		return ua < ub ? -1 : 1;
+	if (qa->submit_us != qb->submit_us)
+		return qa->submit_us < qb->submit_us ? -1 : 1;
+	return strcmp(qa->id ? qa->id : "", qb->id ? qb->id : "");
+}
+
+/* The queue's indexes in order: priority (higher first), then the user's
+ * usage (lower first), then submission (earlier first). */
+static size_t *queue_order(const struct scheduler_node *n)
+{
+	size_t *idx = calloc(n->n_queue ? n->n_queue : 1, sizeof(*idx));
+	double *usage = calloc(n->n_queue ? n->n_queue : 1, sizeof(*usage));
+	struct order_ctx ctx = { n, usage };
+
+	if (!idx || !usage) {
+		free(idx);
+		free(usage);
+		return NULL;
+	}
+	for (size_t i = 0; i < n->n_queue; i++) {
+		idx[i] = i;
+		usage[i] = user_usage(n, n->queue[i].uid);
+	}
+	order_ctx_cur = &ctx;
+	qsort(idx, n->n_queue, sizeof(*idx), order_cmp);
+	order_ctx_cur = NULL;
+	free(usage);
+	return idx;
+}
+
+/* ---- reasons ---- */
+
+/* NEVER if a dependency cannot be satisfied any more, WAIT if one has not
+ * ended yet; START means the dependencies allow it. */
+static enum scheduler_action deps_check(const struct scheduler_queued *q, char *why, size_t len)
+{
+	enum scheduler_action a = SCHEDULER_START;
+
+	for (size_t i = 0; i < q->n_deps; i++) {
+		const struct scheduler_dep *d = &q->deps[i];
+		const char *mode = scheduler_dep_mode_to_string(d->mode);
+
+		if (d->state == SCHEDULER_DEP_GONE) {
+			snprintf(why, len, "dependency %s: no such job (any more)", d->id);
+			return SCHEDULER_NEVER;
+		}
+		if (d->state == SCHEDULER_DEP_SUCCEEDED && d->mode == SCHEDULER_DEP_FAIL) {
+			snprintf(why, len,
+				 "dependency %s succeeded (%s); --after %s:fail needs it to fail",
+				 d->id, d->ended_as ? d->ended_as : "EXITED", d->id);
+			return SCHEDULER_NEVER;
+		}
+		if (d->state == SCHEDULER_DEP_FAILED && d->mode == SCHEDULER_DEP_OK) {
+			snprintf(
+				why, len,
+				"dependency %s ended %s; --after %s:ok needs it to exit with code 0",
+				d->id, d->ended_as ? d->ended_as : "unsuccessfully", d->id);
+			return SCHEDULER_NEVER;
+		}
+		if (d->state == SCHEDULER_DEP_PENDING && a == SCHEDULER_START) {
+			snprintf(why, len, "waiting for job %s to end (--after %s:%s)", d->id,
+				 d->id, mode);
+			a = SCHEDULER_WAIT;
+		}
+	}
+	return a;
+}
+
+/* A reason (cut where it is longer than the room for it). */
+__attribute__((format(printf, 2, 3))) static void set_reason(struct scheduler_decision *dec,
+							     const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(dec->reason, sizeof(dec->reason), fmt, ap);
+	va_end(ap);
+}
+
+/* "waiting for 2 cpus and 1 GiB of memory; 3 jobs ahead" */
+static void reason_resources(struct scheduler_decision *dec, const struct scheduler_resources *req,
+			     const struct scheduler_resources *free_)
+{
+	char parts[3][64], ahead[48] = "";
+	const char *p[3];
+	size_t n = 0;
+
+	if (req->millicpus > free_->millicpus)
+		scheduler_format_cpus(req->millicpus, parts[n], sizeof(parts[n])), n++;
+	if (req->memory > free_->memory)
+		scheduler_format_memory(req->memory, parts[n], sizeof(parts[n])), n++;
+	if (req->jobs > free_->jobs)
+		snprintf(parts[n], sizeof(parts[n]), "a free job slot"), n++;
+	for (size_t i = 0; i < 3; i++)
+		p[i] = i < n ? parts[i] : "";
+	if (dec->ahead)
+		snprintf(ahead, sizeof(ahead), "; %u job%s ahead", dec->ahead,
+			 dec->ahead == 1 ? "" : "s");
+	if (n == 0)
+		snprintf(dec->reason, sizeof(dec->reason), "waiting for the jobs ahead to start%s",
+			 ahead);
+	else
+		set_reason(dec, "waiting for %s%s%s%s%s%s", p[0],
+			   n > 2   ? ", "
+			   : n > 1 ? " and "
+				   : "",
+			   p[1], n > 2 ? " and " : "", p[2], ahead);
+}
+
+/* ---- the decision ---- */
+
+struct pass {
+	const struct scheduler_node *node;
+	struct scheduler_resources free_;
+	struct ends ends;                 /* of the running jobs, and of those started now */
+	bool reserved;                    /* the first blocked job has its reservation */
+	uint64_t shadow;                  /* when it starts (0: unknown) */
+	struct scheduler_resources extra; /* free at shadow beyond its request */
+	unsigned waiting;                 /* eligible jobs found waiting so far */
+};
+
+static int start(struct pass *p, struct scheduler_decision *dec, const struct scheduler_queued *q)
+{
+	struct scheduler_resources req = queued_req(q);
+
+	dec->action = SCHEDULER_START;
+	dec->est_start_us = p->node->now_us;
+	res_sub(&p->free_, &req);
+	return q->time_us ? ends_push(&p->ends, p->node->now_us + q->time_us, &req) : 0;
+}
+
+/* Backfill: a job that fits now may pass the reserved one if it ends before
+ * that one's start, or fits in what is left over beside it then. */
+static bool may_backfill(struct pass *p, const struct scheduler_queued *q)
+{
+	struct scheduler_resources req = queued_req(q);
+
+	if (p->node->no_backfill || !p->shadow)
+		return false;
+	if (q->time_us && p->node->now_us + q->time_us <= p->shadow)
+		return true;
+	if (!fits(&req, &p->extra))
+		return false;
+	res_sub(&p->extra, &req);
+	return true;
+}
+
+static int decide_one(struct pass *p, struct scheduler_decision *dec,
+		      const struct scheduler_queued *q)
+{
+	struct scheduler_resources req = queued_req(q);
+	enum scheduler_action a;
+
+	if (q->held) {
+		set_reason(dec, "held (xrelease %.64s lets it start)", q->id);
+		return 0;
+	}
+	a = deps_check(q, dec->reason, sizeof(dec->reason));
+	dec->dependency = a == SCHEDULER_NEVER;
+	if (a != SCHEDULER_START)
+		return dec->action = a, 0;
+	if (!fits(&req, &p->node->capacity)) {
+		dec->action = SCHEDULER_NEVER;
+		snprintf(dec->reason, sizeof(dec->reason),
+			 "it asks for more than this node has (xqueue shows the node)");
+		return 0;
+	}
+	dec->ahead = p->waiting;
+	if (fits(&req, &p->free_) && (!p->reserved || may_backfill(p, q))) {
+		dec->backfilled = p->reserved;
+		return start(p, dec, q);
+	}
+	reason_resources(dec, &req, &p->free_);
+	p->waiting++;
+	if (!p->reserved) {
+		/* the first job that waits: when it can start (the ends of
+		 * running jobs by their --time); preemption would look here */
+		p->reserved = true;
+		p->shadow = shadow_time(&p->ends, p->free_, &req, p->node->now_us, &p->extra);
+	}
+	return 0;
+}
+
+/* Estimated starts of the jobs that wait, in order, none before the one
+ * ahead: each when the ends so far (by --time) leave room for it. */
+static int estimate(struct pass *p, const size_t *order, struct scheduler_decision *decs)
+{
+	struct scheduler_resources free_ = p->free_;
+	uint64_t at = p->node->now_us;
+	int r = 0;
+
+	for (size_t k = 0; k < p->node->n_queue && r >= 0; k++) {
+		struct scheduler_decision *dec = &decs[k];
+		const struct scheduler_queued *q = &p->node->queue[order[k]];
+		struct scheduler_resources req = queued_req(q);
+
+		if (dec->action != SCHEDULER_WAIT || q->held || q->n_deps)
+			continue; /* (a dependency's end is not known) */
+		while (!fits(&req, &free_) && p->ends.n) {
+			struct end e = ends_pop(&p->ends);
+
+			if (e.at > at)
+				at = e.at;
+			res_add(&free_, &e.req);
+		}
+		if (!fits(&req, &free_))
+			break; /* it and those after it: unknown */
+		dec->est_start_us = at;
+		res_sub(&free_, &req);
+		if (q->time_us)
+			r = ends_push(&p->ends, at + q->time_us, &req);
+		else
+			break; /* it never ends, as far as we know */
+	}
+	return r;
+}
+
+static int init_pass(struct pass *p, const struct scheduler_node *n)
+{
+	*p = (struct pass){ .node = n, .free_ = n->capacity };
+	for (size_t i = 0; i < n->n_running; i++) {
+		const struct scheduler_running *r = &n->running[i];
+		struct scheduler_resources req = r->req;
+
+		req.jobs = 1;
+		res_sub(&p->free_, &req);
+		if (r->end_us && ends_push(&p->ends, r->end_us, &req) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int scheduler_decide(const struct scheduler_node *node, struct scheduler_decision **ret)
+{
+	struct scheduler_decision *decs = calloc(node->n_queue ? node->n_queue : 1, sizeof(*decs));
+	size_t *order = queue_order(node);
+	struct pass p;
+	int r = decs && order ? init_pass(&p, node) : -ENOMEM;
+
+	for (size_t k = 0; r >= 0 && k < node->n_queue; k++) {
+		decs[k].index = order[k];
+		decs[k].position = (unsigned)k + 1;
+		r = decide_one(&p, &decs[k], &node->queue[order[k]]);
+	}
+	if (r >= 0)
+		r = estimate(&p, order, decs);
+	if (decs && order)
+		free(p.ends.v);
+	free(order);
+	if (r < 0) {
+		free(decs);
+		return r;
+	}
+	*ret = decs;
+	return 0;
+}

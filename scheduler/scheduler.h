@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* scheduler: which queued jobs of a node start now, and why the others wait.
+ *
+ * Pure policy, no dependency on runtime/ (nor on anything but libc): xosd
+ * hands it the node's state (capacity, the running jobs' requests and ends,
+ * the queue with priorities, submit times and dependencies' states, the
+ * users' decayed usage) and gets back a decision for every queued job. The
+ * policy and its formulas are in docs/SCHEDULING.md. */
+#ifndef XOS_SCHEDULER_H
+#define XOS_SCHEDULER_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* No limit on a resource of the node. */
+#define SCHEDULER_UNLIMITED UINT64_MAX
+/* Priorities a job may have (xrun --priority); higher goes first. */
+#define SCHEDULER_PRIORITY_MIN 0
+#define SCHEDULER_PRIORITY_MAX 1000000
+#define SCHEDULER_PRIORITY_DEFAULT 1000
+/* A reason's length, with its NUL. */
+#define SCHEDULER_REASON_MAX 192
+
+/* What a job asks for, and what a node has (after its reserve). */
+struct scheduler_resources {
+	uint64_t millicpus; /* 1000 = one cpu */
+	uint64_t memory;    /* bytes */
+	uint64_t jobs;      /* job slots (a job asks for 1) */
+};
+
+/* --after JOB:MODE */
+enum scheduler_dep_mode {
+	SCHEDULER_DEP_OK,   /* JOB ended with exit code 0 */
+	SCHEDULER_DEP_FAIL, /* JOB ended otherwise (code, signal, failure) */
+	SCHEDULER_DEP_ANY,  /* JOB ended */
+	_SCHEDULER_DEP_MODE_MAX,
+	_SCHEDULER_DEP_MODE_INVALID = -EINVAL,
+};
+const char *scheduler_dep_mode_to_string(enum scheduler_dep_mode m);
+enum scheduler_dep_mode scheduler_dep_mode_from_string(const char *s);
+
+/* What became of the job a dependency names. */
+enum scheduler_dep_state {
+	SCHEDULER_DEP_PENDING,   /* not ended yet (queued, running, checkpointed...) */
+	SCHEDULER_DEP_SUCCEEDED, /* ended with exit code 0 */
+	SCHEDULER_DEP_FAILED,    /* ended otherwise */
+	SCHEDULER_DEP_GONE,      /* no record of it is left */
+	_SCHEDULER_DEP_STATE_MAX,
+	_SCHEDULER_DEP_STATE_INVALID = -EINVAL,
+};
+
+struct scheduler_dep {
+	const char *id; /* as the user named it (for reasons) */
+	enum scheduler_dep_mode mode;
+	enum scheduler_dep_state state;
+	const char *ended_as; /* e.g. "FAILED", for the reason (may be NULL) */
+};
+
+/* A job that holds resources now (starting, running, checkpointing...). */
+struct scheduler_running {
+	struct scheduler_resources req;
+	uint64_t end_us; /* when its --time ends it; 0: no time limit */
+	/* Preemption hook (issue 14, "lossless preemption"): not used yet. A
+	 * later policy may choose preemptible jobs of lower priority than the
+	 * first blocked job (SCHEDULER_PREEMPT decisions); runtime fills these
+	 * already. */
+	bool preemptible;
+	int64_t priority;
+};
+
+struct scheduler_queued {
+	const char *id; /* for reasons and a stable order */
+	uint32_t uid;   /* the owner: fair share is per user */
+	int64_t priority;
+	uint64_t submit_us;
+	struct scheduler_resources req; /* req.jobs is taken as 1 */
+	uint64_t time_us;               /* --time (0: none): backfill needs it */
+	bool held;                      /* xrun --hold, until xrelease */
+	const struct scheduler_dep *deps;
+	size_t n_deps;
+};
+
+/* A user's recent usage (cpu-seconds), decayed to now (scheduler_decay). */
+struct scheduler_usage {
+	uint32_t uid;
+	double usage;
+};
+
+struct scheduler_node {
+	struct scheduler_resources capacity; /* SCHEDULER_UNLIMITED where none */
+	uint64_t now_us;
+	const struct scheduler_running *running;
+	size_t n_running;
+	const struct scheduler_queued *queue;
+	size_t n_queue;
+	const struct scheduler_usage *usage; /* users not listed: 0 */
+	size_t n_usage;
+	bool no_backfill; /* strict order only */
+};
+
+enum scheduler_action {
+	SCHEDULER_WAIT,  /* stays queued, for the reason given */
+	SCHEDULER_START, /* start it now */
+	SCHEDULER_NEVER, /* it can never start: end it (DEPENDENCY_NEVER_SATISFIED...) */
+	/* reserved for preemption (see struct scheduler_running); never returned yet */
+	SCHEDULER_PREEMPT,
+	_SCHEDULER_ACTION_MAX,
+	_SCHEDULER_ACTION_INVALID = -EINVAL,
+};
+const char *scheduler_action_to_string(enum scheduler_action a);
+
+struct scheduler_decision {
+	size_t index; /* into node->queue */
+	enum scheduler_action action;
+	unsigned position;                 /* 1-based place in the queue's order */
+	unsigned ahead;                    /* eligible jobs ahead of it that wait too */
+	uint64_t est_start_us;             /* estimated start (now for START); 0: unknown */
+	bool backfilled;                   /* START ahead of a job that waits (backfill) */
+	bool dependency;                   /* NEVER: because of a dependency */
+	char reason[SCHEDULER_REASON_MAX]; /* WAIT and NEVER: why, for people */
+};
+
+/* One decision per queued job, in the queue's order (priority, fair share,
+ * submission). ret: an array of n_queue decisions (free() it). -ENOMEM. */
+int scheduler_decide(const struct scheduler_node *node, struct scheduler_decision **ret);
+
+/* usage decayed over elapsed_us with a half-life: usage * 2^(-elapsed/half_life)
+ * (half_life 0: no decay). */
+double scheduler_decay(double usage, uint64_t elapsed_us, uint64_t half_life_us);
+/* What a job that ran wall_us with millicpus asked for adds to its user's
+ * usage: cpus (at least 1) times whole seconds (at least 1, rounded up). */
+double scheduler_charge(uint64_t millicpus, uint64_t wall_us);
+/* Parse a dependency "JOB[:ok|:fail|:any]" (default ok): the job part (a
+ * pointer into s, its length) and the mode. -EINVAL. */
+int scheduler_parse_dep(const char *s, size_t *ret_id_len, enum scheduler_dep_mode *ret_mode);
+/* A request in words: "2 cpus", "1.5 cpus", "512 MiB of memory" (buf, len). */
+void scheduler_format_cpus(uint64_t millicpus, char *buf, size_t len);
+void scheduler_format_memory(uint64_t bytes, char *buf, size_t len);
+
+#endif
