@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <stdarg.h>
 #include <sys/epoll.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
@@ -451,6 +452,11 @@ static void conn_read(struct nodes_conn *c)
 		case SSL_ERROR_ZERO_RETURN:
 			return conn_close(c, false, "the connection was closed");
 		case SSL_ERROR_SSL:
+			/* a peer whose process ended without its close_notify */
+			if (ERR_GET_REASON(ERR_peek_last_error()) ==
+				    SSL_R_UNEXPECTED_EOF_WHILE_READING &&
+			    c->hello_seen)
+				return conn_close(c, false, "the connection was closed");
 			/* before its hello: the other end refused this node's certificate */
 			if (!c->hello_seen)
 				return conn_close(c, true,
@@ -740,6 +746,10 @@ void nodes_free(struct nodes *n)
 		struct nodes_conn *c = n->conns;
 
 		n->conns = c->next;
+		/* a node going away says so (TLS close_notify, not waited for):
+		 * its peers log "closed", not a TLS error */
+		if (c->ssl && SSL_is_init_finished(c->ssl))
+			(void)SSL_shutdown(c->ssl);
 		conn_free(c);
 	}
 	reap_closed(n);
