@@ -37,8 +37,10 @@ struct ckpt_run {
 
 /* link-remap: a file still open under a name that was removed while another
  * link to it remains is kept as a hidden link (link_remap.N) in its
- * directory until the restore, as CRIU's own test runner does */
-#define CRIU_CONF "network-lock skip\nlink-remap\n" IRMAP_CONF
+ * directory until the restore, as CRIU's own test runner does; network-lock
+ * nftables: the job's network namespace is locked while its TCP connections
+ * are repaired, else one with unsent data fails its restore (DECISIONS (ab)) */
+#define CRIU_CONF "network-lock nftables\nlink-remap\n" IRMAP_CONF
 /* An inotify watch on a file of the job's root (an overlay: its file handles
  * cannot be opened, overlayfs decodes them only with nfs_export=on) is dumped
  * by path, found by CRIU's inode scan ("irmap") of these directories besides
