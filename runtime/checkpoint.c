@@ -599,7 +599,8 @@ static void dump_done(struct daemon *d, struct job *j, bool ok, const char *why)
 	j->run = NULL;
 	if (j->state == JOB_CHECKPOINTED) {
 		(void)daemon_persist_job(d, j);
-		daemon_job_cleanup(d, j); /* container, mounts, config; the record stays */
+		j->parked = j->ckpt_last; /* its layer is the version's: kept for the restart */
+		daemon_job_cleanup(d, j); /* container, volumes, config; the record stays */
 	} else {
 		(void)daemon_persist_job(d, j);
 		if (run->ct_gone)
@@ -715,9 +716,15 @@ static int prepare_restore(struct daemon *d, struct job *j, int vfd, const char 
 		return *ret_what = "reading the version's record", r;
 	if ((r = restore_spool(d, j, vfd)) < 0)
 		return *ret_what = "restoring the spool", r;
-	rootfs_job_umount(d, j);
-	if ((r = rootfs_job_mount_from(d, j, vfd)) < 0)
-		return *ret_what = "restoring the writable layer", r;
+	/* the restart of the version a job stopped at runs on its own layer and
+	 * root, still mounted: same device and inode numbers (DECISIONS (ab)) */
+	if (j->parked != j->run->version || j->run->prev != JOB_CHECKPOINTED ||
+	    !rootfs_job_kept(d, j)) {
+		rootfs_job_umount(d, j);
+		if ((r = rootfs_job_mount_from(d, j, vfd)) < 0)
+			return *ret_what = "restoring the writable layer", r;
+	}
+	j->parked = 0;
 	free(j->run->detail);
 	j->run->detail = NULL;
 	if ((r = volume_restage(d, j, &j->run->detail)) < 0)
@@ -1076,8 +1083,12 @@ void ckpt_discard(struct daemon *d, struct job *j, int sig)
 			j->units[i].ended_us = now_usec();
 		}
 	job_finish(j);
-	/* a stopped job keeps its network (address, ports) until it ends: now */
+	/* a stopped job keeps its network (address, ports), layer and root until
+	 * it ends: now */
 	netsetup_job_release(d->net, j->id, &j->net);
+	rootfs_job_umount(d, j);
+	unlinkat(d->vjobs_fd, j->id, AT_REMOVEDIR);
+	j->parked = 0;
 	(void)daemon_persist_job(d, j);
 	for (size_t i = 0; i < j->n_units; i++)
 		conns_unit_ended(d, j, j->units[i].n);
