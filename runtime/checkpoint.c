@@ -541,6 +541,23 @@ static char *abort_reason(struct daemon *d, struct job *j)
 	return NULL;
 }
 
+/* A CRIU killed mid-dump leaves its network lock in the job's namespace:
+ * the job would run on with every packet dropped, loopback too. */
+static void unlock_network(struct daemon *d, struct job *j)
+{
+	int r;
+
+	if (j->pidfd < 0 && j->init_pid <= 0)
+		return;
+	r = netsetup_drop_criu_lock(d->net, j->pidfd, j->init_pid);
+	if (r > 0)
+		log_warn("Job %s: removed the network lock its aborted checkpoint left", j->id);
+	else if (r < 0 && r != -ESRCH && r != -ENOENT)
+		log_warn(
+			"Job %s: could not look for a network lock its aborted checkpoint left: %s",
+			j->id, strerror(-r));
+}
+
 static void dump_failed(struct daemon *d, struct job *j, int jfd, const char *why)
 {
 	_cleanup_free_ char *log = jfd >= 0 ? keep_failed_log(d, j, jfd) : NULL;
@@ -550,6 +567,7 @@ static void dump_failed(struct daemon *d, struct job *j, int jfd, const char *wh
 	snprintf(name, sizeof(name), ".new-%u", j->run->version);
 	if (jfd >= 0)
 		(void)rm_rf_at(jfd, name);
+	unlock_network(d, j);
 	thaw_container(d, j);
 	msg = xstrdup_printf("Checkpoint of job %.12s failed: %s; version %u was discarded%s%s%s",
 			     j->id, aborted ? aborted : why, j->run->version,

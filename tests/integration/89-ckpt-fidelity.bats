@@ -193,3 +193,42 @@ awk "{ print \$2, \$4, \$6 }" /proc/locks | sort'
 	assert_success
 	assert_output "both held"
 }
+
+# exits 0 if a TCP connection over the job's loopback is made within 3 s
+LOOPBACK='
+import socket
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen()
+s = socket.socket(); s.settimeout(3); s.connect(l.getsockname())
+print("connected")
+'
+
+@test "a checkpoint that fails with CRIU's network lock left in the job's namespace: the lock goes, the job's network works" {
+	id=$(xrun -d -- sleep 600)
+	wait_state "$id" RUNNING
+	run xrun --job "$id" -- /usr/bin/python3 -c "$LOOPBACK"
+	assert_output connected
+	# what CRIU killed between locking and unlocking leaves behind: its
+	# table, every packet dropped but its own
+	init=$(job_init_pid "$id")
+	[ -n "$init" ]
+	nsenter -t "$init" -n nft -f - <<-'NFT'
+		add table inet CRIU-xostest
+		add chain inet CRIU-xostest output { type filter hook output priority 0; policy drop; }
+		add chain inet CRIU-xostest input { type filter hook input priority 0; policy drop; }
+	NFT
+	run xrun --job "$id" -- /usr/bin/python3 -c "$LOOPBACK"
+	assert_failure
+	# a dump that fails (CRIU's fault 3: while it dumps memory pages)
+	xosd_stop
+	CRIU_FAULT=3 xosd_launch
+	run timeout 120 xcheckpoint "$id"
+	assert_failure 1
+	assert_output --partial "Checkpoint of job ${id:0:12} failed"
+	# (before: the table stayed and the job ran on without a network)
+	run nsenter -t "$init" -n nft list tables inet
+	refute_output --partial CRIU-
+	run xrun --job "$id" -- /usr/bin/python3 -c "$LOOPBACK"
+	assert_success
+	assert_output connected
+	grep -q "removed the network lock its aborted checkpoint left" "$XOS_TMP/xosd.log"
+}
