@@ -71,7 +71,7 @@ if [ "${ZDTM_ONE:-}" = 1 ]; then
 		[ "$known" = any ] || [ "$known" = "$m" ] || kind=FAIL
 	done
 	if [ "$kind" = LIMIT ]; then
-		note=" [$(awk -v n="$n" '$1 == n { $1 = $2 = ""; print }' "$here/limits.list" | xargs)]$note"
+		note=" [$(awk -v n="$n" '$1 == n { $1 = $2 = ""; sub(/^ +/, ""); print }' "$here/limits.list")]$note"
 	fi
 	echo "$kind $n ${whys[*]}$note"
 	exit 0
