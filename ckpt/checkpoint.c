@@ -37,8 +37,10 @@ struct ckpt_run {
 
 /* link-remap: a file still open under a name that was removed while another
  * link to it remains is kept as a hidden link (link_remap.N) in its
- * directory until the restore, as CRIU's own test runner does */
-#define CRIU_CONF "network-lock skip\nlink-remap\n" IRMAP_CONF
+ * directory until the restore, as CRIU's own test runner does; network-lock
+ * nftables: the job's network namespace is locked while its TCP connections
+ * are repaired, else one with unsent data fails its restore (DECISIONS (ab)) */
+#define CRIU_CONF "network-lock nftables\nlink-remap\n" IRMAP_CONF
 /* An inotify watch on a file of the job's root (an overlay: its file handles
  * cannot be opened, overlayfs decodes them only with nfs_export=on) is dumped
  * by path, found by CRIU's inode scan ("irmap") of these directories besides
@@ -537,6 +539,7 @@ static void dump_failed(struct ckpt *ck, struct job *j, int jfd, const char *why
 	snprintf(name, sizeof(name), ".new-%u", j->run->version);
 	if (jfd >= 0)
 		(void)rm_rf_at(jfd, name);
+	HOST(ck, unlock_network, j); /* a CRIU killed mid-dump leaves its lock */
 	thaw_container(ck, j);
 	msg = xstrdup_printf("Checkpoint of job %.12s failed: %s; version %u was discarded%s%s%s",
 			     j->id, aborted ? aborted : why, j->run->version,
@@ -586,7 +589,8 @@ static void dump_done(struct ckpt *ck, struct job *j, bool ok, const char *why)
 	j->run = NULL;
 	if (j->state == JOB_CHECKPOINTED) {
 		(void)HOST(ck, persist, j);
-		HOST(ck, stopped, j); /* container, mounts, config; the record stays */
+		j->parked = j->ckpt_last; /* its layer is the version's: kept for the restart */
+		HOST(ck, stopped, j);     /* container, mounts, config; the record stays */
 	} else {
 		(void)HOST(ck, persist, j);
 		if (run->ct_gone)
@@ -649,6 +653,10 @@ static int prepare_restore(struct ckpt *ck, struct job *j, int vfd, struct xerr 
 	if (r < 0)
 		return xerr_set(err, r, "restart_failed", "reading the version's record: %s",
 				j->run->detail ? j->run->detail : strerror(-r));
+	/* only the restart of the version a job stopped at runs on its own
+	 * layer and root, still mounted (restore_prepare; DECISIONS (ab)) */
+	if (j->parked != j->run->version || j->run->prev != JOB_CHECKPOINTED)
+		j->parked = 0;
 	r = HOST(ck, restore_prepare, j, vfd, err);
 	if (r < 0 && !err->msg) /* (out of memory: what failed is lost) */
 		return xerr_set_msg(err, r, "restart_failed", NULL);

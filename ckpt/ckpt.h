@@ -55,9 +55,14 @@ struct ckpt_host {
 	/* A restore of j from the version in vfd: the job's spool as the
 	 * version has it, a root from its layer copy, volumes, the network
 	 * (the same address and ports), the container's config and notify
-	 * socket. On failure err says "what: why" ("restoring the spool:
+	 * socket. j->parked set: the job's layer and root, still mounted since
+	 * it stopped at this version, serve as they are (same device and inode
+	 * numbers). On failure err says "what: why" ("restoring the spool:
 	 * Permission denied"), and restore_undo follows. */
 	int (*restore_prepare)(void *data, struct job *j, int vfd, struct xerr *err);
+	/* a dump failed: remove the network lock a CRIU killed mid-dump left in
+	 * the job's namespace (else the job runs on with every packet dropped) */
+	void (*unlock_network)(void *data, struct job *j);
 	/* undo it; keep_net: the job stays stopped at a checkpoint and keeps
 	 * its network for the next try */
 	void (*restore_undo)(void *data, struct job *j, bool keep_net);

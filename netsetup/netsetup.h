@@ -139,6 +139,11 @@ int netsetup_job_adopt(struct netsetup *n, const char *job_id, struct netsetup_j
 /* The job's container is gone: its lease, ports, rules and veth go; the
  * bridge and tables too once no job uses them. */
 void netsetup_job_release(struct netsetup *n, const char *job_id, struct netsetup_job *nj);
+/* Delete the network lock CRIU left in a job's network namespace (the
+ * process of pidfd, or of pid when pidfd < 0) when it was killed between
+ * locking and unlocking: its nftables tables "inet CRIU-<run id>", which
+ * drop every packet but CRIU's own. How many it deleted, or -errno. */
+int netsetup_drop_criu_lock(struct netsetup *n, int pidfd, pid_t pid);
 /* After every live job was adopted: leases of other jobs, stray veths on the
  * bridge and the tables are brought in line with the adopted jobs. */
 int netsetup_reconcile(struct netsetup *n);

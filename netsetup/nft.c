@@ -5,7 +5,9 @@
  * groups apart on the bridge itself. Per-job state is only set and map
  * elements, so a job comes and goes without touching a rule. */
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <nftables/libnftables.h>
 
 #include "netsetup/netsetup-internal.h"
@@ -25,6 +27,7 @@ static struct {
 	__typeof__(nft_ctx_buffer_output) *ctx_buffer_output;
 	__typeof__(nft_ctx_buffer_error) *ctx_buffer_error;
 	__typeof__(nft_ctx_get_error_buffer) *ctx_get_error_buffer;
+	__typeof__(nft_ctx_get_output_buffer) *ctx_get_output_buffer;
 	__typeof__(nft_run_cmd_from_buffer) *run_cmd_from_buffer;
 } lib;
 
@@ -41,10 +44,12 @@ static int load_lib(struct netsetup *n)
 		lib.ctx_buffer_output = dlsym(h, "nft_ctx_buffer_output");
 		lib.ctx_buffer_error = dlsym(h, "nft_ctx_buffer_error");
 		lib.ctx_get_error_buffer = dlsym(h, "nft_ctx_get_error_buffer");
+		lib.ctx_get_output_buffer = dlsym(h, "nft_ctx_get_output_buffer");
 		lib.run_cmd_from_buffer = dlsym(h, "nft_run_cmd_from_buffer");
 	}
 	if (!h || !lib.ctx_new || !lib.ctx_free || !lib.ctx_buffer_output ||
-	    !lib.ctx_buffer_error || !lib.ctx_get_error_buffer || !lib.run_cmd_from_buffer) {
+	    !lib.ctx_buffer_error || !lib.ctx_get_error_buffer || !lib.ctx_get_output_buffer ||
+	    !lib.run_cmd_from_buffer) {
 		snprintf(n->nft_error, sizeof(n->nft_error), "Cannot load %s: %s", NFT_SONAME,
 			 dlerror() ?: "a function is missing");
 		if (h)
@@ -266,4 +271,64 @@ int nftw_job(struct netsetup *n, const char *verb, const char *job_id,
 		return -ENOMEM;
 	r = job_elements(n, verb, job_id, nj, s, &o);
 	return r < 0 ? r : nft_run(n, s);
+}
+
+/* ---- CRIU's network lock in a job's namespace ---- */
+
+#define CRIU_TABLES_MAX 8
+
+/* Delete every table "inet CRIU-..." of the context's namespace; how many. */
+static int drop_criu_tables(struct nft_ctx *ctx)
+{
+	char names[CRIU_TABLES_MAX][64], cmd[128];
+	const char *out, *p;
+	size_t n = 0;
+	int r = 0;
+
+	if (lib.ctx_buffer_output(ctx) < 0 || lib.ctx_buffer_error(ctx) < 0 ||
+	    lib.run_cmd_from_buffer(ctx, "list tables inet") != 0)
+		return -EIO;
+	out = lib.ctx_get_output_buffer(ctx);
+	for (p = out ? out : ""; *p && n < CRIU_TABLES_MAX; p += strcspn(p, "\n"), p += !!*p) {
+		size_t len = strcspn(p, "\n");
+
+		if (len > strlen("table inet CRIU-") && len < sizeof(names[0]) + 11 &&
+		    !strncmp(p, "table inet CRIU-", strlen("table inet CRIU-")))
+			snprintf(names[n++], sizeof(names[0]), "%.*s", (int)(len - 11), p + 11);
+	}
+	for (size_t i = 0; i < n; i++) {
+		snprintf(cmd, sizeof(cmd), "delete table inet %.63s", names[i]);
+		if (lib.run_cmd_from_buffer(ctx, cmd) != 0)
+			r = -EIO;
+	}
+	return r < 0 ? r : (int)n;
+}
+
+int netsetup_drop_criu_lock(struct netsetup *n, int pidfd, pid_t pid)
+{
+	_cleanup_close_ int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int ns = -EBADF;
+	struct nft_ctx *ctx;
+	char path[64];
+	int r;
+
+	if (self < 0)
+		return -errno;
+	if (pidfd < 0) {
+		snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+		ns = open(path, O_RDONLY | O_CLOEXEC);
+		if (ns < 0)
+			return -errno;
+	}
+	if ((r = load_lib(n)) < 0)
+		return r;
+	if (setns(pidfd >= 0 ? pidfd : ns, CLONE_NEWNET) < 0)
+		return -errno;
+	ctx = lib.ctx_new(NFT_CTX_DEFAULT); /* (its socket in the job's namespace) */
+	r = ctx ? drop_criu_tables(ctx) : -ENOMEM;
+	if (ctx)
+		lib.ctx_free(ctx);
+	if (setns(self, CLONE_NEWNET) < 0)
+		abort(); /* xosd never stays in a job's namespace */
+	return r;
 }

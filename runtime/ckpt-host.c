@@ -68,9 +68,14 @@ static int host_restore_prepare(void *data, struct job *j, int vfd, struct xerr 
 		return restore_failed(err, r, "opening the job's directory", NULL);
 	if ((r = restore_spool(j, vfd)) < 0)
 		return restore_failed(err, r, "restoring the spool", NULL);
-	rootfs_job_umount(d, j);
-	if ((r = rootfs_job_mount_from(d, j, vfd)) < 0)
-		return restore_failed(err, r, "restoring the writable layer", NULL);
+	/* the restart of the version a job stopped at runs on its own layer and
+	 * root, still mounted: same device and inode numbers (DECISIONS (ab)) */
+	if (!j->parked || !rootfs_job_kept(d, j)) {
+		rootfs_job_umount(d, j);
+		if ((r = rootfs_job_mount_from(d, j, vfd)) < 0)
+			return restore_failed(err, r, "restoring the writable layer", NULL);
+	}
+	j->parked = 0;
 	if ((r = volume_restage(d, j, &detail)) < 0)
 		return restore_failed(err, r, "mounting the job's volumes", detail);
 	/* the same address and ports as before (the record keeps them) */
@@ -112,8 +117,12 @@ void daemon_job_discard(struct daemon *d, struct job *j, int sig)
 			j->units[i].ended_us = now_usec();
 		}
 	job_finish(j);
-	/* a stopped job keeps its network (address, ports) until it ends: now */
+	/* a stopped job keeps its network (address, ports), layer and root until
+	 * it ends: now */
 	netsetup_job_release(d->net, j->id, &j->net);
+	rootfs_job_umount(d, j);
+	unlinkat(d->vjobs_fd, j->id, AT_REMOVEDIR);
+	j->parked = 0;
 	(void)daemon_persist_job(d, j);
 	for (size_t i = 0; i < j->n_units; i++)
 		conns_unit_ended(d, j, j->units[i].n);
@@ -233,6 +242,22 @@ static void host_collect_spool(void *data, struct job *j)
 	notify_collect_spool(data, j);
 }
 
+static void host_unlock_network(void *data, struct job *j)
+{
+	struct daemon *d = data;
+	int r;
+
+	if (j->pidfd < 0 && j->init_pid <= 0)
+		return;
+	r = netsetup_drop_criu_lock(d->net, j->pidfd, j->init_pid);
+	if (r > 0)
+		log_warn("Job %s: removed the network lock its aborted checkpoint left", j->id);
+	else if (r < 0 && r != -ESRCH && r != -ENOENT)
+		log_warn(
+			"Job %s: could not look for a network lock its aborted checkpoint left: %s",
+			j->id, strerror(-r));
+}
+
 static void host_stopped(void *data, struct job *j)
 {
 	daemon_job_cleanup(data, j);
@@ -281,6 +306,7 @@ static const struct ckpt_host daemon_ckpt_host = {
 	.watch_child = host_watch_child,
 	.unwatch = host_unwatch,
 	.restore_prepare = host_restore_prepare,
+	.unlock_network = host_unlock_network,
 	.restore_undo = host_restore_undo,
 	.restored = host_restored,
 	.watch = host_watch,

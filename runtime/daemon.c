@@ -331,7 +331,11 @@ void daemon_job_cleanup(struct daemon *d, struct job *j)
 	 * address, ports and rules for its restore */
 	if (j->state != JOB_CHECKPOINTED)
 		netsetup_job_release(d->net, j->id, &j->net);
-	rootfs_job_umount(d, j);
+	/* one stopped at a checkpoint keeps its layer and root for the restart */
+	if (j->state == JOB_CHECKPOINTED && j->parked)
+		rootfs_job_park(d, j);
+	else
+		rootfs_job_umount(d, j);
 	template_ops_job_gone(d, j);
 	container_remove_config(d, j);
 	job_rundir_remove(d, j);

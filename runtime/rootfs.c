@@ -873,6 +873,27 @@ int rootfs_job_usage(struct daemon *d, struct job *j, uint64_t *ret_bytes, uint6
 	return 0;
 }
 
+void rootfs_job_park(struct daemon *d, struct job *j)
+{
+	volume_unstage(d, j);
+}
+
+/* (the layer is its own tmpfs, on another device than the run directory) */
+bool rootfs_job_kept(struct daemon *d, struct job *j)
+{
+	_cleanup_close_ int run = daemon_job_rundir(d, j, false);
+	struct stat dir, layer;
+	struct statfs sf;
+	char p[4096];
+
+	if (run < 0 || fstat(run, &dir) < 0 ||
+	    fstatat(run, "layer", &layer, AT_SYMLINK_NOFOLLOW) < 0 || layer.st_dev == dir.st_dev)
+		return false;
+	if (job_path(d, j, "rootfs", p, sizeof(p)) < 0 || statfs(p, &sf) < 0)
+		return false;
+	return sf.f_type == OVERLAYFS_SUPER_MAGIC;
+}
+
 void rootfs_job_umount(struct daemon *d, struct job *j)
 {
 	_cleanup_close_ int run = -EBADF;

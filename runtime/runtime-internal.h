@@ -152,6 +152,7 @@ struct job {
 
 	/* runtime only */
 	bool slice_held; /* its ids are leased to it (slice.c) */
+	unsigned parked; /* stopped at this version with its layer and root kept (0: no) */
 	bool have_usage; /* the writable layer's use, for xps */
 	uint64_t disk_used, files_used;
 	struct lxc_container *c;
@@ -258,6 +259,11 @@ int rootfs_volatile_teardown(const char *dir);
 int rootfs_job_mount(struct daemon *d, struct job *j);
 int rootfs_job_mount_from(struct daemon *d, struct job *j, int upper_from);
 void rootfs_job_umount(struct daemon *d, struct job *j);
+/* A job stopped at a checkpoint: its volumes go, its writable layer and root
+ * stay mounted for its restart (rootfs_job_kept; docs/DECISIONS.md (ab)). */
+void rootfs_job_park(struct daemon *d, struct job *j);
+/* Whether the job's writable layer and root overlay are still mounted. */
+bool rootfs_job_kept(struct daemon *d, struct job *j);
 /* Make what LXC mounts on in the job's root (its /.xos, /proc, /sys, /dev, the
  * loader's file, resolv.conf, each volume's target) before it starts: in the
  * job's own layer, or inside an earlier volume as that volume's account, and

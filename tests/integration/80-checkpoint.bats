@@ -73,8 +73,10 @@ COUNTER='i=0; while :; do i=$((i+1)); echo $i >>/tmp/count; echo $i; sleep 0.1; 
 	assert_output --partial "job stopped"
 	assert_equal "$(job_field "$id" .state)" CHECKPOINTED
 	[ -z "$(xos_loader_pids)" ]
-	# nothing of the container is left while it is checkpointed
-	[ -z "$(job_mounts "$id")" ]
+	# nothing of the container is left while it is checkpointed but its
+	# writable layer and root, kept for its restart (docs/DECISIONS.md (ab))
+	run job_mounts "$id"
+	assert_equal "$(echo "$output" | sed 's|.*/||' | sort | xargs)" "layer rootfs"
 	n=$(wc -l <"$(store)/$id/1/upper/tmp/count")
 	run xrestart "$id"
 	assert_success
@@ -87,6 +89,7 @@ COUNTER='i=0; while :; do i=$((i+1)); echo $i >>/tmp/count; echo $i; sleep 0.1; 
 	run xwait "$id"
 	assert_equal "$status" 137
 	assert_equal "$(job_field "$id" .state)" KILLED
+	no_job_mounts "$id"
 	# its versions stay: it can be restarted from them
 	run xcheckpoint --list --json "$id"
 	assert_equal "$(echo "$output" | jq length)" 2
