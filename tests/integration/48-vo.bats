@@ -184,6 +184,7 @@ not_logged_in() { ! xlogin --status >/dev/null 2>&1; }
 		[ "$status" -eq 0 ] && [ "$output" = "$uid" ]
 	done
 	# another user: neither the agent nor its directory
+	xos_test_user
 	as4242() { setpriv --reuid 4242 --regid 4242 --clear-groups env XDG_RUNTIME_DIR="$XDG_RUNTIME_DIR" XOS_SOCKET="$XOS_SOCKET" "$@"; }
 	run as4242 "$XOS_BUILD/xlogin" --status
 	[ "$status" -ne 0 ] && [ "$output" = "Not logged in" ]
