@@ -130,9 +130,12 @@ $(BUILD)/xlogout: $(BUILD)/xlogin
 	ln -sf xlogin $@
 
 # libnss_xos: pool accounts' names for getent, id, ls (nss/nss-xos.c)
+# (never with a sanitizer: the C library loads it into any program, getent,
+# id, ls, which carry no sanitizer runtime)
 $(BUILD)/libnss_xos.so.2: nss/nss-xos.c
 	@mkdir -p $(dir $@)
-	$(CC) $(filter-out -fPIE,$(XCFLAGS)) $(CFLAGS) -fPIC -shared -Wl,-soname,libnss_xos.so.2 \
+	$(CC) $(filter-out -fPIE -fsanitize=% -fno-sanitize-recover=% -fno-omit-frame-pointer,$(XCFLAGS)) \
+		$(CFLAGS) -fPIC -shared -Wl,-soname,libnss_xos.so.2 \
 		-Wl,-z,relro,-z,now -o $@ $<
 
 $(BUILD)/xos-spank.so: slurm/xos-spank.c
