@@ -196,7 +196,9 @@ static void flusher_stop(void)
 	flusher.n = flusher.cap = 0;
 }
 
-int daemon_persist_job(struct daemon *d, struct job *j)
+/* The job's record; durable: written through and its directory entry synced
+ * before this returns (a queued job, answered only once its record holds). */
+static int write_record(struct daemon *d, struct job *j, bool durable)
 {
 	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
 	_cleanup_free_ char *text = NULL;
@@ -208,13 +210,28 @@ int daemon_persist_job(struct daemon *d, struct job *j)
 	text = json_gen_take(g, true);
 	if (!text)
 		return -ENOMEM;
-	r = write_file_atomic_at(daemon_job_dir(d, j), "job.json", text, strlen(text), 0600, false);
+	r = write_file_atomic_at(daemon_job_dir(d, j), "job.json", text, strlen(text), 0600,
+				 durable);
+	if (r >= 0 && durable && fsync(d->jobs_fd) < 0)
+		r = -errno;
+	return r;
+}
+
+int daemon_persist_job(struct daemon *d, struct job *j)
+{
+	int r = write_record(d, j, false);
+
 	/* Only the end of a job must survive a crash of the node (its container
 	 * dies with the node anyway); the flusher makes it durable within
 	 * SYNC_DELAY, off the path that answers the client. */
 	if (r >= 0 && d->cfg->sync_writes && job_state_is_final(j->state))
 		flusher_queue(d, j->id);
 	return r;
+}
+
+int daemon_persist_job_durably(struct daemon *d, struct job *j)
+{
+	return write_record(d, j, d->cfg->sync_writes);
 }
 
 struct job *daemon_find_job(struct daemon *d, const char *id)

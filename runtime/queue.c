@@ -759,26 +759,6 @@ int queue_admit(struct daemon *d, struct job *j)
 	return r < 0 ? r : start;
 }
 
-/* The record of a queued job, durable (sync_writes) before it is answered. */
-static int persist_durably(struct daemon *d, struct job *j)
-{
-	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
-	_cleanup_free_ char *text = NULL;
-	int r;
-
-	if (!g)
-		return -ENOMEM;
-	job_to_json(j, g);
-	text = json_gen_take(g, true);
-	if (!text)
-		return -ENOMEM;
-	r = write_file_atomic_at(daemon_job_dir(d, j), "job.json", text, strlen(text), 0600,
-				 d->cfg->sync_writes);
-	if (r >= 0 && d->cfg->sync_writes && fsync(d->jobs_fd) < 0)
-		r = -errno;
-	return r;
-}
-
 int queue_submit(struct daemon *d, struct job *j, struct xerr *err)
 {
 	int r;
@@ -791,7 +771,7 @@ int queue_submit(struct daemon *d, struct job *j, struct xerr *err)
 	else if ((j->dirfd = open_dir_at(d->jobs_fd, j->id)) < 0)
 		r = j->dirfd;
 	else
-		r = persist_durably(d, j);
+		r = daemon_persist_job_durably(d, j);
 	if (r < 0) {
 		xerr_set(err, r, "internal", "Failed to queue the job: %s", strerror(-r));
 		(void)rm_rf_at(d->jobs_fd, j->id);
@@ -962,7 +942,7 @@ int queue_op_release(struct daemon *d, struct conn *c, yajl_val t, struct xerr *
 		return xerr_set(err, -EBUSY, "conflict", "Job %.12s is not held (it is %s)", j->id,
 				job_state_to_string(j->state));
 	j->sched.held = false;
-	if ((r = persist_durably(d, j)) < 0) {
+	if ((r = daemon_persist_job_durably(d, j)) < 0) {
 		j->sched.held = true;
 		return xerr_set(err, r, "internal", "Failed to release job %.12s: %s", j->id,
 				strerror(-r));

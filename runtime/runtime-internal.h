@@ -453,6 +453,8 @@ struct daemon {
 	}
 
 int daemon_persist_job(struct daemon *d, struct job *j);
+/* ... written through (sync_writes) before it returns: a queued job's */
+int daemon_persist_job_durably(struct daemon *d, struct job *j);
 /* The job's directory fd, opened again if it was closed (ended jobs keep none). */
 int daemon_job_dir(struct daemon *d, struct job *j);
 /* The job's directory on the volatile tmpfs, <volatile>/jobs/<id> (mount
