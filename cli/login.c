@@ -59,6 +59,8 @@ static int agent_connect(int *ret_fd)
 
 	if (r < 0 || (r = check_dir(dir)) < 0)
 		return r;
+	if (getsid(0) <= 0) /* a leader outside our PID namespace: no session */
+		return -ESRCH;
 	r = cli_agent_path(getsid(0), sa.sun_path, sizeof(sa.sun_path));
 	if (r < 0)
 		return r;

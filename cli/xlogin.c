@@ -292,6 +292,13 @@ static int do_login(const char *prog, const struct login_opts *o, const char *so
 		cli_errorf(prog, "Give --cert FILE and --key FILE, or --proxy FILE");
 		return CLI_EXIT_USAGE;
 	}
+	if (a.sid <= 0) {
+		/* getsid gives 0 when the session's leader is outside our PID
+		 * namespace: no session to tie the login to, nor to watch end */
+		cli_errorf(prog, "This session's leader is outside this PID namespace, so a login "
+				 "cannot be tied to it; start a session of your own (setsid bash)");
+		return CLI_EXIT_FAILURE;
+	}
 	if (cli_agent_call("ping\n", &reply) == 0) {
 		cli_errorf(prog, "This session is logged in already (xlogin --status); run "
 				 "xlogout first");

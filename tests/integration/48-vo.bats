@@ -140,6 +140,11 @@ not_logged_in() { ! xlogin --status >/dev/null 2>&1; }
 	run vo_login --proxy alice-proxy.pem
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"does not accept proxies (xosd.conf credential_proxies)"* ]]
+	# a session whose leader is outside the PID namespace (getsid gives 0)
+	run unshare -fp --mount-proc sh -c 'cd "$1" && shift && exec "$@"' sh "$VO_CERTS" \
+		"$XOS_BUILD/xlogin" --cert alice.pem --key alice.key
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"session's leader is outside this PID namespace"* ]]
 	# nothing made: no agent, lease, home or job
 	no_agent
 	[ ! -e "$XOS_TMP/state/accounts" ]
