@@ -248,6 +248,54 @@ static int prune_in(int hfd, const struct runtime_cgroup_paths *p)
 	return r;
 }
 
+/* The cgroup of PID 1 in the hierarchy mounted at /sys/fs/cgroup/<dir>
+ * ("" for the root, or for cgroup2 at /sys/fs/cgroup itself), without the
+ * leading '/': LXC makes a container's cgroups below the cgroup of init, not
+ * below the hierarchy's root (in a PID namespace, or under a manager that put
+ * init in a cgroup of its own: seen on CI machines, memory:/process_api/..). */
+static void init_cgroup(const char *dir, char *buf, size_t len)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/1/cgroup", "re");
+	char line[1024];
+
+	buf[0] = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		char *ctl = strchr(line, ':'), *path = ctl ? strchr(ctl + 1, ':') : NULL;
+		bool match;
+
+		if (!path)
+			continue;
+		*path++ = 0;
+		ctl++;
+		path[strcspn(path, "\n")] = 0;
+		if (!strncmp(ctl, "name=", 5))
+			ctl += 5;
+		match = dir ? !strcmp(ctl, dir) || (!*ctl && !strcmp(dir, "unified")) : !*ctl;
+		if (match && path[0] == '/' && path[1] && !strstr(path, "..")) {
+			snprintf(buf, len, "%s", path + 1);
+			return;
+		}
+	}
+}
+
+/* Prune in the hierarchy hfd (mounted at dir, NULL: /sys/fs/cgroup itself),
+ * at its root and below init's cgroup there. */
+static int prune_hierarchy(int hfd, const char *dir, const struct runtime_cgroup_paths *p)
+{
+	char base[512];
+	int r = prune_in(hfd, p);
+
+	init_cgroup(dir, base, sizeof(base));
+	if (base[0]) {
+		_cleanup_close_ int b = open_dir_at(hfd, base);
+		int q = b >= 0 ? prune_in(b, p) : 0;
+
+		if (r == 0)
+			r = q;
+	}
+	return r;
+}
+
 int runtime_cgroup_prune(const struct runtime_cgroup_paths *name)
 {
 	_cleanup_close_ int root = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -257,7 +305,7 @@ int runtime_cgroup_prune(const struct runtime_cgroup_paths *name)
 
 	if (root < 0)
 		return -errno;
-	r = prune_in(root, name); /* pure cgroup2 */
+	r = prune_hierarchy(root, NULL, name); /* pure cgroup2 */
 	d = opendir_dup(root);
 	if (!d)
 		return -errno;
@@ -270,7 +318,7 @@ int runtime_cgroup_prune(const struct runtime_cgroup_paths *name)
 		h = open_dir_at(dirfd(d), de->d_name);
 		if (h < 0)
 			continue;
-		q = prune_in(h, name);
+		q = prune_hierarchy(h, de->d_name, name);
 		if (q < 0 && r == 0)
 			r = q;
 	}

@@ -9,8 +9,9 @@ teardown() {
 	xos_teardown
 	# the cgroup_parent test's parent cgroups, also when it failed half-way
 	if [ -n "${CG_PARENT:-}" ]; then
-		local d
-		for d in /sys/fs/cgroup/*/"$CG_PARENT"; do
+		local d base
+		base=$(awk -F: '$2 == "memory" { print $3 }' /proc/1/cgroup)
+		for d in /sys/fs/cgroup/*/"$CG_PARENT" "/sys/fs/cgroup/memory${base%/}/$CG_PARENT"; do
 			[ ! -d "$d" ] || rmdir "$d"
 		done
 		CG_PARENT=
@@ -99,16 +100,22 @@ cg_v1_file() { # JOB CONTROLLER FILE
 	xosd_launch --config "$XOS_TMP/xosd.conf"
 	id=$(xrun -d --memory 64M -- sleep 30)
 	wait_state "$id" RUNNING
-	assert_equal "$(cat "/sys/fs/cgroup/memory/$parent/xos-$id/memory.limit_in_bytes")" 67108864
+	# below the parent, itself below init's cgroup (as LXC places containers:
+	# init is in a cgroup of its own in a PID namespace or under a manager)
+	base=$(awk -F: '$2 == "memory" { print $3 }' /proc/1/cgroup)
+	base=${base%/}
+	assert_equal "$(cat "/sys/fs/cgroup/memory$base/$parent/xos-$id/memory.limit_in_bytes")" 67108864
 	init=$(job_init_pid "$id")
-	grep -q "memory:/$parent/xos-$id" "/proc/$init/cgroup"
+	grep -q "memory:$base/$parent/xos-$id\$" "/proc/$init/cgroup"
 	xkill -s KILL "$id"
 	run xwait "$id"
 	assert_equal "$status" 137
 	xosd_stop
 	# xosd removed the job's cgroups; the parent is the node owner's
-	run find /sys/fs/cgroup -maxdepth 3 -name "*xos-$id*"
+	run find /sys/fs/cgroup -maxdepth 6 -name "*xos-$id*"
 	assert_output ""
-	for d in /sys/fs/cgroup/*/"$parent"; do rmdir "$d"; done
+	for d in /sys/fs/cgroup/*/"$parent" "/sys/fs/cgroup/memory$base/$parent"; do
+		[ ! -d "$d" ] || rmdir "$d"
+	done
 	CG_PARENT=
 }

@@ -168,8 +168,9 @@ xos_job_cgroups() {
 	local ids
 	ids=$(find "$XOS_TMP/state/jobs" -mindepth 1 -maxdepth 1 -printf '%f|' 2>/dev/null)
 	[ -n "$ids" ] || return 0
-	# (a cgroup removed while find walks makes find fail: that is no leak)
-	find /sys/fs/cgroup -maxdepth 4 -type d -name '*xos-*' 2>/dev/null |
+	# (a cgroup removed while find walks makes find fail: that is no leak;
+	# deep enough for hierarchy/init's cgroup/Slurm's step/job)
+	find /sys/fs/cgroup -maxdepth 9 -type d -name '*xos-*' 2>/dev/null |
 		grep -E "xos-(${ids%|})\$" || true
 }
 
