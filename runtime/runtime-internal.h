@@ -165,6 +165,7 @@ struct job {
 	unsigned signal_seq;
 	int cg_prune_tries; /* > 0: LXC's cgroups still to remove */
 	bool cg_caller;     /* its cgroups are below its caller's (cgroup_parent = caller) */
+	bool caller_ended;  /* killed: the Slurm step that holds it ended (caller-watch.c) */
 	/* the parent its last version was made under, when a restore moved it
 	 * (CRIU re-makes that path in the hierarchies LXC names no root for) */
 	char *cgroup_parent_prev;
@@ -187,6 +188,13 @@ bool job_is_live(const struct job *j);
  * cgroups are gone: the caller (a Slurm task) ends with it, and the batch
  * system then removes its own cgroups, which must be empty by then. */
 bool job_cgroups_held(const struct job *j);
+/* A running job below a Slurm step's cgroup is killed once no process of the
+ * step is left in that cgroup (caller-watch.c, DECISIONS.md (am)); the next
+ * timeout (ms) or -1 */
+int daemon_caller_watch(struct daemon *d);
+/* 1: a process is in cgroup path (relative) of the reference hierarchy (v1:
+ * cpuacct's, v2: the unified one), 0: none, -errno (-ENOENT: gone) */
+int runtime_cgroup_has_procs(const char *path, bool v2);
 /* The cgroup parent of a job c asks for (xosd.conf's cgroup_parent; for
  * "caller", c's own cgroup where (ag) accepts it, *ret_caller set). */
 char *ops_cgroup_parent(struct daemon *d, struct conn *c, bool *ret_caller);
@@ -442,6 +450,8 @@ struct daemon {
 	 * a caller-placed job is restored below its cgroup (restore_prepare) */
 	struct conn *restore_caller;
 	struct queue_state *queue; /* capacity, usage, the scheduler's last pass (queue.c) */
+	/* monotonic: the next look at the Slurm steps' cgroups (caller-watch.c) */
+	uint64_t caller_watch_due_us;
 };
 /* A daemon with nothing open yet: what runtime_run starts from (and tests
  * and fuzz targets that drive the request handlers without a daemon) */

@@ -299,6 +299,41 @@ no_live_jobs() { [ -z "$(xps -q)" ]; }
 	xos_wait_for 30 sl_tree_clean
 }
 
+job_killed() { [ "$(job_field "$1" .state)" = KILLED ]; }
+
+@test "a detached job (xrun -d) in a Slurm step ends with the step: scancel of its batch job, or the step's own end" {
+	cat >"$XOS_TMP/detached.sh" <<-EOF
+		#!/bin/bash
+		xrun -d -- sh -c 'while :; do sleep 1; done' >"$XOS_TMP/detached.id" || exit 1
+		for _ in \$(seq 300); do sleep 1; done
+	EOF
+	chmod 0755 "$XOS_TMP/detached.sh"
+	run sbatch --parsable -J xos-detached -o "$XOS_TMP/detached-%j.out" "$XOS_TMP/detached.sh"
+	assert_success
+	j=$output
+	xos_wait_for 60 test -s "$XOS_TMP/detached.id"
+	id=$(cat "$XOS_TMP/detached.id")
+	wait_state "$id" RUNNING
+	grep -qE "cpuacct:/slurm_xsn[123]/uid_0/job_$j/step_batch/.*/xos-$id\$" \
+		"/proc/$(job_init_pid "$id")/cgroup"
+	# the batch script goes (TERM); its detached job, in a child cgroup of
+	# the step's, is no process Slurm signals: xosd ends it
+	scancel "$j"
+	xos_wait_for 60 job_killed "$id"
+	grep -q "Killing job $id: the Slurm step whose cgroup holds it (slurm_xsn[123]/uid_0/job_$j/" \
+		"$XOS_TMP/xosd.log"
+	# a step whose task is xrun -d ends as xrun returns, and its job with it
+	run timeout 120 srun -N1 xrun -d -- sleep 300
+	assert_success
+	id2=$output
+	xos_wait_for 60 job_killed "$id2"
+	grep -q "Killing job $id2: the Slurm step whose cgroup holds it" "$XOS_TMP/xosd.log"
+	xos_wait_for 60 no_live_jobs
+	run lxc-ls -P "$XOS_TMP/state/volatile/lxc"
+	assert_output ""
+	xos_wait_for 30 sl_tree_clean
+}
+
 # sl_time_at_least TIME SECONDS: Slurm's TIME ([D-]HH:MM:SS or MM:SS.mmm) is
 # at least SECONDS
 sl_time_at_least() {
