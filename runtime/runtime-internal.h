@@ -169,6 +169,9 @@ struct job {
 	/* the parent its last version was made under, when a restore moved it
 	 * (CRIU re-makes that path in the hierarchies LXC names no root for) */
 	char *cgroup_parent_prev;
+	/* its claim on its versions in a shared checkpoint store, where this
+	 * node took it over from another (ckpt_claim; NULL: made here) */
+	char *store_claim;
 	pid_t starter;        /* the child starting its container, while it does */
 	int starter_fd;       /* its pidfd, in the event loop */
 	struct ckpt_run *run; /* a checkpoint or restore under way (ckpt/checkpoint.c) */
@@ -204,6 +207,10 @@ int ops_make_job_dirs(struct daemon *d, struct job *j);
  * checkpoint store holds: the job taken over (1), not for here (0), or
  * refused (< 0, err set). ckpt-adopt.c */
 int daemon_adopt_from_store(struct daemon *d, struct conn *c, const char *name, struct xerr *err);
+/* Forget the jobs stopped at a checkpoint here that another node took over
+ * from the shared store since (ckpt_holder 0): record, kept layer, network
+ * go, their versions stay. Before each request. ckpt-adopt.c, DECISIONS (am) */
+void daemon_forget_moved(struct daemon *d);
 /* Before a restore of a caller-placed job: its cgroups go below the cgroup of
  * c, the restoring client (a new Slurm step), the old parent kept to prune. */
 void daemon_restore_cgroup(struct daemon *d, struct conn *c, struct job *j);

@@ -479,6 +479,19 @@ sl_move_job() {
 	# sends it
 	sl_move_job "$j" "$id" --batch --signal=USR1
 	grep -q "restoring xos job $id" "$SL_DIR/count-$j.out"
+	# node 1 forgets the job node 2 took over, but not its versions (node
+	# 2's now): not listed, not to be killed there, the versions stay
+	run xps -a --json
+	assert_success
+	assert_equal "$(jq --arg id "$id" '[.[] | select(.id == $id)] | length' <<<"$output")" 0
+	grep -q "Forgetting job $id: another node took it over" "$XOS_TMP/xosd.log"
+	run xkill "$id"
+	assert_failure
+	assert_output --partial "No such job"
+	[ -s "$SL_CKPT/$id/holder" ]
+	compgen -G "$SL_CKPT/$id/[0-9]*" >/dev/null
+	run env XOS_SOCKET="$XOS_TMP_B/run/xosd.sock" xcheckpoint --list "$id"
+	assert_success
 }
 
 @test "srun --xos-checkpoint=DIR: the step's task is checkpointed on Slurm's signal and restored on node 2" {
