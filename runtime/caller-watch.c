@@ -75,6 +75,8 @@ int daemon_caller_watch(struct daemon *d)
 		log_info("Killing job %s: the Slurm step whose cgroup holds it (%s) ended", j->id,
 			 j->cgroup_parent);
 		j->caller_ended = true;
+		free(j->reason); /* (xps shows it beside KILLED) */
+		j->reason = strdup("Slurm step ended");
 		(void)container_signal(d, j, 0, SIGKILL);
 	}
 	return CALLER_WATCH_US / 1000;

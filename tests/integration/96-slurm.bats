@@ -328,6 +328,9 @@ job_killed() { [ "$(job_field "$1" .state)" = KILLED ]; }
 	id2=$output
 	xos_wait_for 60 job_killed "$id2"
 	grep -q "Killing job $id2: the Slurm step whose cgroup holds it" "$XOS_TMP/xosd.log"
+	run xps -a
+	assert_line --regexp "^${id:0:12} .*KILLED\(KILL\) +Slurm step ended"
+	assert_line --regexp "^${id2:0:12} .*KILLED\(KILL\) +Slurm step ended"
 	xos_wait_for 60 no_live_jobs
 	run lxc-ls -P "$XOS_TMP/state/volatile/lxc"
 	assert_output ""
