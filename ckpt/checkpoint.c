@@ -830,6 +830,13 @@ int ckpt_restart(struct ckpt *ck, struct job *j, unsigned version, struct xerr *
 				"Job %.12s is %s: xrestart is refused while it runs "
 				"(xcheckpoint --stop it, or xkill it, first)",
 				j->id, job_state_to_string(j->state));
+	if (ckpt_holder(ck, j) == 0)
+		return xerr_set(
+			err, -EPERM, "conflict",
+			"Job %.12s was taken over by another node from the shared checkpoint "
+			"store: restart it there, or xrestart it again once this node has "
+			"forgotten it",
+			j->id);
 	jfd = ckpt_job_store(ck, j, false);
 	if (jfd < 0 || ckpt_list_versions(jfd, &v, &n) < 0 || n == 0)
 		return xerr_set(err, -ENOENT, "not_found", "Job %.12s has no checkpoint", j->id);
@@ -890,6 +897,12 @@ int ckpt_delete(struct ckpt *ck, struct job *j, unsigned version, struct xerr *e
 
 	if (j->run && j->run->kind == CKPT_RESTORE && j->run->version == version)
 		return xerr_set(err, -EBUSY, "conflict", "Version %u is being restored", version);
+	if (ckpt_holder(ck, j) == 0)
+		return xerr_set(
+			err, -EPERM, "conflict",
+			"Job %.12s was taken over by another node from the shared checkpoint "
+			"store: its versions are that node's; delete them there",
+			j->id);
 	snprintf(name, sizeof(name), "%u", version);
 	jfd = ckpt_job_store(ck, j, false);
 	if (jfd < 0 || faccessat(jfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
@@ -908,8 +921,11 @@ int ckpt_delete(struct ckpt *ck, struct job *j, unsigned version, struct xerr *e
 
 void ckpt_forget(struct ckpt *ck, struct job *j)
 {
-	int s = ckpt_store_fd(ck);
+	int s;
 
+	if (ckpt_holder(ck, j) != 1)
+		return; /* another node's now (or unknown): they stay */
+	s = ckpt_store_fd(ck);
 	if (s >= 0)
 		(void)rm_rf_at(s, j->id);
 }

@@ -139,6 +139,14 @@ int ckpt_job_versions(struct ckpt *ck, struct job *j, unsigned **ret, size_t *re
 /* The record of job id's newest version in the store, and that version (a
  * job another node checkpointed into a store both see: xrestart takes it over) */
 int ckpt_newest_record(struct ckpt *ck, const char *id, struct job **ret, unsigned *ret_version);
+/* Whether this node holds j's versions in a store shared with other nodes:
+ * 1 yes (also: no store, or no other node ever took the job over), 0 another
+ * node took it over since (its versions are that node's: never deleted,
+ * restored or counted here), -errno if that cannot be read. DECISIONS.md (am) */
+int ckpt_holder(struct ckpt *ck, const struct job *j);
+/* Take over j's versions: a new claim, written to the store (the holder
+ * file) and into j->store_claim (the caller persists j). */
+int ckpt_claim(struct ckpt *ck, struct job *j);
 /* Whether --net bridge jobs may be checkpointed on this node
  * (checkpoint_bridge; auto: the CRIU on PATH is built with xos's veth
  * restore fix, probed once): 0, or -EOPNOTSUPP and *ret_why, a static text

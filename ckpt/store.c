@@ -469,7 +469,8 @@ bool ckpt_has_versions(struct ckpt *ck, struct job *j)
 	if (ck->store_fd < 0 && access(ck->cfg->checkpoint_dir, F_OK) < 0)
 		return false; /* (no store: not made for this question) */
 	jfd = ckpt_job_store(ck, j, false);
-	return jfd >= 0 && ckpt_list_versions(jfd, &v, &n) >= 0 && n > 0;
+	/* (versions another node took over are not this node's) */
+	return jfd >= 0 && ckpt_list_versions(jfd, &v, &n) >= 0 && n > 0 && ckpt_holder(ck, j) != 0;
 }
 
 int ckpt_job_versions(struct ckpt *ck, struct job *j, unsigned **ret, size_t *ret_n)
@@ -552,5 +553,69 @@ int ckpt_newest_record(struct ckpt *ck, const char *id, struct job **ret, unsign
 	}
 	*ret = j;
 	*ret_version = v[n - 1];
+	return 0;
+}
+
+/* ---- who holds a job's versions (a store shared by several nodes) ----
+ * <checkpoint_dir>/<job id>/holder names the claim of the node that took the
+ * job over last (xrestart on another node, runtime/ckpt-adopt.c); the same
+ * claim is in that node's record of the job. No holder file: the node that
+ * made the job holds it. DECISIONS.md (am). */
+
+#define HOLDER_FILE "holder"
+
+int ckpt_holder(struct ckpt *ck, const struct job *j)
+{
+	_cleanup_close_ int jfd = -EBADF;
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	int s, r;
+
+	if (ck->store_fd < 0 && access(ck->cfg->checkpoint_dir, F_OK) < 0)
+		return 1; /* no store: nothing of another node's */
+	s = ckpt_store_fd(ck);
+	if (s < 0)
+		return s;
+	jfd = open_dir_at(s, j->id);
+	if (jfd == -ENOENT)
+		return 1;
+	if (jfd < 0)
+		return jfd;
+	r = read_file_at(jfd, HOLDER_FILE, 64, &text, &len);
+	if (r == -ENOENT)
+		return 1;
+	if (r < 0)
+		return r;
+	len = strcspn(text, "\n");
+	return j->store_claim && strlen(j->store_claim) == len &&
+	       strncmp(text, j->store_claim, len) == 0;
+}
+
+int ckpt_claim(struct ckpt *ck, struct job *j)
+{
+	_cleanup_close_ int jfd = -EBADF;
+	char claim[XOS_JOB_ID_HEX + 1], line[XOS_JOB_ID_HEX + 2];
+	char *dup;
+	int r;
+
+	r = random_job_id(claim);
+	if (r < 0)
+		return r;
+	dup = strdup(claim);
+	if (!dup)
+		return -ENOMEM;
+	jfd = ckpt_job_store(ck, j, false);
+	if (jfd < 0) {
+		free(dup);
+		return jfd;
+	}
+	snprintf(line, sizeof(line), "%s\n", claim);
+	r = write_file_atomic_at(jfd, HOLDER_FILE, line, strlen(line), 0600, true);
+	if (r < 0) {
+		free(dup);
+		return r;
+	}
+	free(j->store_claim);
+	j->store_claim = dup;
 	return 0;
 }

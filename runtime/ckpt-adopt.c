@@ -31,6 +31,10 @@ static int take_over(struct daemon *d, struct conn *c, struct job *j, unsigned v
 	if (r < 0)
 		return r;
 	r = ops_make_job_dirs(d, j);
+	/* the versions are this node's from now on: the node that held them
+	 * forgets the job (daemon_forget_moved) and never deletes them */
+	if (r >= 0)
+		r = ckpt_claim(d->ckpt, j);
 	if (r < 0) {
 		(void)rm_rf_at(d->jobs_fd, j->id);
 		slice_release(d, j);
@@ -76,6 +80,48 @@ int daemon_adopt_from_store(struct daemon *d, struct conn *c, const char *name, 
 		 "node) for its restart",
 		 j->id, version);
 	return 1;
+}
+
+/* j, stopped at a checkpoint, was taken over by another node: this node
+ * forgets it (its record, its kept layer, root and network), but not its
+ * versions, which are the other node's now */
+static void forget_moved(struct daemon *d, struct job *j)
+{
+	int r;
+
+	log_info("Forgetting job %s: another node took it over from the shared checkpoint "
+		 "store (its versions there are that node's, and stay)",
+		 j->id);
+	netsetup_job_release(d->net, j->id, &j->net);
+	rootfs_job_umount(d, j);
+	(void)unlinkat(d->vjobs_fd, j->id, AT_REMOVEDIR);
+	j->parked = 0;
+	closep(&j->dirfd);
+	r = rm_rf_at(d->jobs_fd, j->id);
+	if (r < 0)
+		log_warn("Failed to remove the record of job %s: %s", j->id, strerror(-r));
+	slice_release(d, j);
+}
+
+void daemon_forget_moved(struct daemon *d)
+{
+	if (!d->ckpt)
+		return;
+	for (struct job **p = &d->jobs; *p;) {
+		struct job *j = *p;
+		bool used = j->run || j->pidfd >= 0 || j->starter > 0;
+
+		for (struct conn *c = d->conns; c && !used; c = c->next)
+			used = c->job == j;
+		if (j->state != JOB_CHECKPOINTED || used || ckpt_holder(d->ckpt, j) != 0) {
+			p = &j->next;
+			continue;
+		}
+		forget_moved(d, j);
+		*p = j->next;
+		conns_job_ended(d, j); /* (xwait of it: answered without it) */
+		job_free(j);
+	}
 }
 
 void daemon_restore_cgroup(struct daemon *d, struct conn *c, struct job *j)

@@ -1194,7 +1194,7 @@ int runtime_run(struct runtime_config *cfg)
 		struct epoll_event evs[64];
 		int t1 = min_timeout(prune_cgroups(&d), queue_tick(&d)), t2 = ckpt_tick(d.ckpt);
 		int t3 = min_timeout(conns_expire(&d), listen_resume(&d));
-		int t4 = d.nodes ? nodes_tick(d.nodes) : -1;
+		int t4 = min_timeout(d.nodes ? nodes_tick(d.nodes) : -1, daemon_caller_watch(&d));
 		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs),
 				   min_timeout(min_timeout(t1, t2), min_timeout(t3, t4)));
 

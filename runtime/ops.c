@@ -1465,6 +1465,8 @@ void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len)
 	if (r >= 0 && c->mode == CONN_ATTACHED && op->fn != op_signal)
 		return;
 	if (r >= 0)
+		daemon_forget_moved(d); /* (jobs another node took over: not shown, not acted on) */
+	if (r >= 0)
 		r = op->fn(d, c, t, &err);
 	if (r < 0 && !xerr_is_set(&err)) /* (a helper that gave no reason) */
 		xerr_set_msg(&err, r, NULL, NULL);

@@ -165,9 +165,13 @@ struct job {
 	unsigned signal_seq;
 	int cg_prune_tries; /* > 0: LXC's cgroups still to remove */
 	bool cg_caller;     /* its cgroups are below its caller's (cgroup_parent = caller) */
+	bool caller_ended;  /* killed: the Slurm step that holds it ended (caller-watch.c) */
 	/* the parent its last version was made under, when a restore moved it
 	 * (CRIU re-makes that path in the hierarchies LXC names no root for) */
 	char *cgroup_parent_prev;
+	/* its claim on its versions in a shared checkpoint store, where this
+	 * node took it over from another (ckpt_claim; NULL: made here) */
+	char *store_claim;
 	pid_t starter;        /* the child starting its container, while it does */
 	int starter_fd;       /* its pidfd, in the event loop */
 	struct ckpt_run *run; /* a checkpoint or restore under way (ckpt/checkpoint.c) */
@@ -187,6 +191,13 @@ bool job_is_live(const struct job *j);
  * cgroups are gone: the caller (a Slurm task) ends with it, and the batch
  * system then removes its own cgroups, which must be empty by then. */
 bool job_cgroups_held(const struct job *j);
+/* A running job below a Slurm step's cgroup is killed once no process of the
+ * step is left in that cgroup (caller-watch.c, DECISIONS.md (am)); the next
+ * timeout (ms) or -1 */
+int daemon_caller_watch(struct daemon *d);
+/* 1: a process is in cgroup path (relative) of the reference hierarchy (v1:
+ * cpuacct's, v2: the unified one), 0: none, -errno (-ENOENT: gone) */
+int runtime_cgroup_has_procs(const char *path, bool v2);
 /* The cgroup parent of a job c asks for (xosd.conf's cgroup_parent; for
  * "caller", c's own cgroup where (ag) accepts it, *ret_caller set). */
 char *ops_cgroup_parent(struct daemon *d, struct conn *c, bool *ret_caller);
@@ -196,6 +207,10 @@ int ops_make_job_dirs(struct daemon *d, struct job *j);
  * checkpoint store holds: the job taken over (1), not for here (0), or
  * refused (< 0, err set). ckpt-adopt.c */
 int daemon_adopt_from_store(struct daemon *d, struct conn *c, const char *name, struct xerr *err);
+/* Forget the jobs stopped at a checkpoint here that another node took over
+ * from the shared store since (ckpt_holder 0): record, kept layer, network
+ * go, their versions stay. Before each request. ckpt-adopt.c, DECISIONS (am) */
+void daemon_forget_moved(struct daemon *d);
 /* Before a restore of a caller-placed job: its cgroups go below the cgroup of
  * c, the restoring client (a new Slurm step), the old parent kept to prune. */
 void daemon_restore_cgroup(struct daemon *d, struct conn *c, struct job *j);
@@ -442,6 +457,8 @@ struct daemon {
 	 * a caller-placed job is restored below its cgroup (restore_prepare) */
 	struct conn *restore_caller;
 	struct queue_state *queue; /* capacity, usage, the scheduler's last pass (queue.c) */
+	/* monotonic: the next look at the Slurm steps' cgroups (caller-watch.c) */
+	uint64_t caller_watch_due_us;
 };
 /* A daemon with nothing open yet: what runtime_run starts from (and tests
  * and fuzz targets that drive the request handlers without a daemon) */

@@ -22,7 +22,7 @@ PACKAGES=(build-essential pkgconf git lxc lxc-dev libseccomp-dev libcap-dev liby
 	libarchive-dev libssl-dev xz-utils bats bats-assert bats-support iproute2 nftables libnftables-dev
 	busybox-static procps psmisc jq openssl mandoc shellcheck clang-format runc python3
 	lintian debootstrap clang libclang-rt-14-dev
-	slurmd slurmctld slurm-client munge libslurm-dev)
+	slurmd slurmctld slurm-client munge libslurm-dev slurmdbd mariadb-server-core mariadb-client-core)
 # root's subordinate ids: each job gets a slice of 65536 of them (xosd.conf
 # idmap_slice), so this range bounds the jobs (and jobs with checkpoint
 # versions) a node holds at once: 15258 (the first slice is shared); the
@@ -66,7 +66,11 @@ fi
 # the SPANK plugin (slurm/). They add about 27 s here. Their services are
 # not used: the test runs its own munged and Slurm daemons on a socket and
 # ports of their own (and slurmd, slurmctld do not start without
-# /etc/slurm/slurm.conf).
+# /etc/slurm/slurm.conf). slurmdbd, mariadb-server-core (mariadbd and
+# mariadb-install-db) and mariadb-client-core (my_print_defaults, which
+# mariadb-install-db runs): the test's own accounting storage, for sacct, a
+# MariaDB server on a UNIX socket below the test's directory; the -core
+# packages carry no service (mariadb-server would start one on the machine).
 [ "$podman" = 0 ] || PACKAGES+=(podman)
 missing=()
 for p in "${PACKAGES[@]}"; do

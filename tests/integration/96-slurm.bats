@@ -3,7 +3,10 @@
 # MULTIPLE_SLURMD, as Debian builds it, one slurmctld, a munged of its own),
 # started for this file and torn down with everything it made; xosd with
 # cgroup_parent = caller, so each job's container sits in its Slurm step's
-# cgroups: Slurm's accounting, memory limit and kill cover it.
+# cgroups: Slurm's accounting, memory limit and kill cover it. Accounting
+# storage of its own too: a MariaDB server on a UNIX socket only (its data
+# directory made by mariadb-install-db below the file's directory) and a
+# slurmdbd using it, for sacct.
 
 load helpers
 bats_require_minimum_version 1.5.0
@@ -35,14 +38,17 @@ sl_stop() {
 	fi
 	for n in "${SL_NODES[@]}"; do sl_pid_stop "$SL_DIR/slurmd-$n.pid"; done
 	sl_pid_stop "$SL_DIR/slurmctld.pid"
+	sl_pid_stop "$SL_DIR/slurmdbd.pid"
+	sl_pid_stop "$SL_DIR/db/pid"
 	sl_pid_stop "$SL_DIR/munge/pid"
 	sl_cgroups | while read -r c; do rmdir "$c" 2>/dev/null || true; done
 	rm -rf "$SL_DIR"
 }
 
 sl_config() {
-	local host port=$1
+	local host port=$1 storage=accounting_storage/none
 	host=$(hostname)
+	[ "$SL_ACCT" = 0 ] || storage=accounting_storage/slurmdbd
 	# (cred_expire: a requeued batch job waits that long, 120 s by default,
 	# before it may start again)
 	cat >"$SL_DIR/slurm.conf" <<-EOF
@@ -64,7 +70,10 @@ sl_config() {
 		TaskPlugin=task/cgroup
 		JobAcctGatherType=jobacct_gather/cgroup
 		JobAcctGatherFrequency=1
-		AccountingStorageType=accounting_storage/none
+		AccountingStorageType=$storage
+		AccountingStorageHost=127.0.0.1
+		AccountingStoragePort=$((port + 4))
+		AccountingStoragePass=$SL_DIR/munge/sock
 		SchedulerType=sched/builtin
 		SelectType=select/cons_tres
 		SelectTypeParameters=CR_Core_Memory
@@ -77,6 +86,26 @@ sl_config() {
 	EOF
 	printf '%s\n' CgroupPlugin=cgroup/v1 CgroupMountpoint=/sys/fs/cgroup ConstrainRAMSpace=yes \
 		ConstrainSwapSpace=yes AllowedSwapSpace=0 >"$SL_DIR/cgroup.conf"
+	# slurmdbd reads slurmdbd.conf beside slurm.conf (SLURM_CONF), which must
+	# be its SlurmUser's and 0600; the database is reached on the server's
+	# UNIX socket (MYSQL_UNIX_PORT, as StorageHost=localhost connects). (The
+	# other daemons and the commands reach slurmdbd through the munged that
+	# AccountingStoragePass names, not AuthInfo's.)
+	install -m 0600 /dev/null "$SL_DIR/slurmdbd.conf"
+	cat >"$SL_DIR/slurmdbd.conf" <<-EOF
+		DbdHost=localhost
+		DbdAddr=127.0.0.1
+		DbdPort=$((port + 4))
+		SlurmUser=root
+		AuthType=auth/munge
+		AuthInfo=socket=$SL_DIR/munge/sock
+		PidFile=$SL_DIR/slurmdbd.pid
+		LogFile=$SL_DIR/log/slurmdbd.log
+		StorageType=accounting_storage/mysql
+		StorageHost=localhost
+		StorageUser=root
+		StorageLoc=xos_slurm_acct
+	EOF
 	# the SPANK plugin, where it was built (libslurm-dev installed)
 	if [ -f "$XOS_BUILD/xos-spank.so" ]; then
 		echo "required $XOS_BUILD/xos-spank.so exec=$XOS_ROOT/slurm/xos-spank-exec" \
@@ -87,6 +116,27 @@ sl_config() {
 }
 
 sl_nodes_idle() { [ "$(sinfo -h -o %T -t idle -N | grep -c idle)" -eq 3 ]; }
+sl_dbd_answers() { sacctmgr -n -P list cluster format=cluster >/dev/null 2>&1; }
+
+# Accounting storage: a MariaDB server of the file's own, on a UNIX socket
+# only (no TCP at all), then slurmdbd on it; the cluster registered
+sl_accounting_start() {
+	mkdir -p "$SL_DIR/db"
+	if ! mariadb-install-db --no-defaults --user=root --datadir="$SL_DIR/db/data" \
+		--auth-root-authentication-method=socket --skip-test-db \
+		>"$SL_DIR/log/mariadb-install-db.log" 2>&1; then
+		cat "$SL_DIR/log/mariadb-install-db.log" >&2
+		return 1
+	fi
+	mariadbd --no-defaults --user=root --datadir="$SL_DIR/db/data" --socket="$SL_DIR/db/sock" \
+		--skip-networking --pid-file="$SL_DIR/db/pid" --log-error="$SL_DIR/log/mariadb.log" \
+		--innodb-buffer-pool-size=32M --skip-name-resolve </dev/null >/dev/null 2>&1 3>&- &
+	xos_wait_for 60 test -S "$SL_DIR/db/sock"
+	xos_wait_for 30 test -s "$SL_DIR/db/pid"
+	MYSQL_UNIX_PORT="$SL_DIR/db/sock" slurmdbd
+	xos_wait_for 60 sl_dbd_answers
+	sacctmgr -i add cluster xostest >/dev/null
+}
 
 setup_file() {
 	local n c
@@ -94,6 +144,12 @@ setup_file() {
 		command -v "$c" >/dev/null ||
 			skip "$c not installed (scripts/setup.sh installs Slurm and munge)"
 	done
+	# accounting storage (sacct), where its packages are installed
+	SL_ACCT=1
+	for c in slurmdbd sacct sacctmgr mariadbd mariadb-install-db; do
+		command -v "$c" >/dev/null || SL_ACCT=0
+	done
+	export SL_ACCT
 	[ -d /sys/fs/cgroup/memory ] || skip "Slurm's cgroup/v1 needs the v1 memory hierarchy"
 	SL_DIR=$(mktemp -d "/tmp/$XOS_TEST_PREFIX-slurm.XXXXXX")
 	export SL_DIR SLURM_CONF="$SL_DIR/slurm.conf"
@@ -105,7 +161,12 @@ setup_file() {
 		--pid-file="$SL_DIR/munge/pid" --seed-file="$SL_DIR/munge/seed" \
 		--log-file="$SL_DIR/munge/log"
 	# ports from this run's pid: two suites on one machine do not collide
-	sl_config "$((20000 + ($$ % 2000) * 4))"
+	sl_config "$((20000 + ($$ % 2000) * 5))"
+	if [ "$SL_ACCT" = 1 ]; then
+		local t0=$SECONDS
+		sl_accounting_start
+		echo "# accounting storage (MariaDB, slurmdbd) started in $((SECONDS - t0)) s" >&3
+	fi
 	slurmctld -i
 	for n in "${SL_NODES[@]}"; do slurmd -N "$n"; done
 	xos_wait_for 60 sl_nodes_idle
@@ -238,21 +299,69 @@ no_live_jobs() { [ -z "$(xps -q)" ]; }
 	xos_wait_for 30 sl_tree_clean
 }
 
-# sl_cpu_at_least JOB SECONDS: sstat shows at least SECONDS of cpu for step 0
-sl_cpu_at_least() {
-	local t
-	t=$(sstat -n -P -a -j "$1.0" -o AveCPU 2>/dev/null | head -n 1)
-	[ -n "$t" ] || return 1
-	# [D-]HH:MM:SS or MM:SS.mmm
-	awk -v t="$t" -v min="$2" 'BEGIN {
+job_killed() { [ "$(job_field "$1" .state)" = KILLED ]; }
+
+@test "a detached job (xrun -d) in a Slurm step ends with the step: scancel of its batch job, or the step's own end" {
+	cat >"$XOS_TMP/detached.sh" <<-EOF
+		#!/bin/bash
+		xrun -d -- sh -c 'while :; do sleep 1; done' >"$XOS_TMP/detached.id" || exit 1
+		for _ in \$(seq 300); do sleep 1; done
+	EOF
+	chmod 0755 "$XOS_TMP/detached.sh"
+	run sbatch --parsable -J xos-detached -o "$XOS_TMP/detached-%j.out" "$XOS_TMP/detached.sh"
+	assert_success
+	j=$output
+	xos_wait_for 60 test -s "$XOS_TMP/detached.id"
+	id=$(cat "$XOS_TMP/detached.id")
+	wait_state "$id" RUNNING
+	grep -qE "cpuacct:/slurm_xsn[123]/uid_0/job_$j/step_batch/.*/xos-$id\$" \
+		"/proc/$(job_init_pid "$id")/cgroup"
+	# the batch script goes (TERM); its detached job, in a child cgroup of
+	# the step's, is no process Slurm signals: xosd ends it
+	scancel "$j"
+	xos_wait_for 60 job_killed "$id"
+	grep -q "Killing job $id: the Slurm step whose cgroup holds it (slurm_xsn[123]/uid_0/job_$j/" \
+		"$XOS_TMP/xosd.log"
+	# a step whose task is xrun -d ends as xrun returns, and its job with it
+	run timeout 120 srun -N1 xrun -d -- sleep 300
+	assert_success
+	id2=$output
+	xos_wait_for 60 job_killed "$id2"
+	grep -q "Killing job $id2: the Slurm step whose cgroup holds it" "$XOS_TMP/xosd.log"
+	run xps -a
+	assert_line --regexp "^${id:0:12} .*KILLED\(KILL\) +Slurm step ended"
+	assert_line --regexp "^${id2:0:12} .*KILLED\(KILL\) +Slurm step ended"
+	xos_wait_for 60 no_live_jobs
+	run lxc-ls -P "$XOS_TMP/state/volatile/lxc"
+	assert_output ""
+	xos_wait_for 30 sl_tree_clean
+}
+
+# sl_time_at_least TIME SECONDS: Slurm's TIME ([D-]HH:MM:SS or MM:SS.mmm) is
+# at least SECONDS
+sl_time_at_least() {
+	[ -n "$1" ] || return 1
+	awk -v t="$1" -v min="$2" 'BEGIN {
 		d = 0; if (index(t, "-")) { split(t, dd, "-"); d = dd[1]; t = dd[2] }
 		n = split(t, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]
 		exit !(d * 86400 + s >= min) }'
 }
+# sl_cpu_at_least JOB SECONDS: sstat shows at least SECONDS of cpu for step 0
+sl_cpu_at_least() {
+	sl_time_at_least "$(sstat -n -P -a -j "$1.0" -o AveCPU 2>/dev/null | head -n 1)" "$2"
+}
+# sl_sacct_cpu_at_least JOB SECONDS: sacct (slurmdbd's record) shows step 0
+# of JOB completed, with at least SECONDS of cpu
+sl_sacct_cpu_at_least() {
+	local st cpu
+	IFS='|' read -r st cpu < <(sacct -n -P -j "$1.0" -o State,TotalCPU 2>/dev/null | head -n 1)
+	[ "$st" = COMPLETED ] && sl_time_at_least "$cpu" "$2"
+}
 
-@test "Slurm's accounting (sstat; sacct needs slurmdbd) counts the container's cpu time" {
+@test "Slurm's accounting counts the container's cpu time: sstat while it runs, sacct after" {
+	[ "$SL_ACCT" = 1 ] || skip "no accounting storage (slurmdbd, MariaDB: scripts/setup.sh installs them)"
 	# a busy loop in the container, until the test opens its gate; xrun
-	# itself uses next to no cpu
+	# itself uses next to no cpu, so the step's cpu is the container's
 	srun -N1 -J xos-acct xrun -- sh -c 'while [ ! -e /tmp/gate ]; do :; done' \
 		>"$XOS_TMP/srun.out" 2>&1 &
 	SRUN_PID=$!
@@ -264,6 +373,11 @@ sl_cpu_at_least() {
 	open_gate "$id"
 	xos_wait_for 60 pid_gone "$SRUN_PID"
 	wait "$SRUN_PID"
+	# the step's record, as slurmctld sent it to slurmdbd and the database
+	# keeps it
+	xos_wait_for 60 sl_sacct_cpu_at_least "$j" 2
+	run sacct -n -P -j "$j.0" -o JobID,State,TotalCPU
+	echo "sacct: $output"
 }
 
 @test "a job over its Slurm --mem is killed by Slurm's memory limit" {
@@ -368,6 +482,19 @@ sl_move_job() {
 	# sends it
 	sl_move_job "$j" "$id" --batch --signal=USR1
 	grep -q "restoring xos job $id" "$SL_DIR/count-$j.out"
+	# node 1 forgets the job node 2 took over, but not its versions (node
+	# 2's now): not listed, not to be killed there, the versions stay
+	run xps -a --json
+	assert_success
+	assert_equal "$(jq --arg id "$id" '[.[] | select(.id == $id)] | length' <<<"$output")" 0
+	grep -q "Forgetting job $id: another node took it over" "$XOS_TMP/xosd.log"
+	run xkill "$id"
+	assert_failure
+	assert_output --partial "No such job"
+	[ -s "$SL_CKPT/$id/holder" ]
+	compgen -G "$SL_CKPT/$id/[0-9]*" >/dev/null
+	run env XOS_SOCKET="$XOS_TMP_B/run/xosd.sock" xcheckpoint --list "$id"
+	assert_success
 }
 
 @test "srun --xos-checkpoint=DIR: the step's task is checkpointed on Slurm's signal and restored on node 2" {
