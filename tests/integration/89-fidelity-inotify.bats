@@ -11,7 +11,8 @@ setup() { xos_start; }
 teardown() { xos_teardown; }
 
 # The CRIU liblxc runs (the first on PATH) carries xos's patch level 2
-# (scripts/criu-patches/0002-fsnotify-...): scripts/setup.sh installs it.
+# (scripts/criu-patches/0002-fsnotify-..., 0003-files-reg-...):
+# scripts/setup.sh installs it.
 need_criu_level_2() {
 	local v
 	v=$(criu --version 2>/dev/null | sed -n 's/^GitID: .*+xos\([0-9][0-9]*\)$/\1/p')
@@ -22,11 +23,9 @@ need_criu_level_2() {
 # A job's python3 watching the directory /tmp/w and the file /tmp/w/gone,
 # which it holds open for writing and removes before anything else (zdtm
 # inotify00); every event goes to /tmp/events as "WATCH MASK NAME". On
-# SIGUSR1 it writes to the removed file, on SIGUSR2 it closes it: the watch
-# on /tmp/w reports both (IN_MODIFY, IN_CLOSE_WRITE, name "gone"). The watch
-# on the removed file itself is dropped when CRIU removes its ghost copy at
-# the end of the restore (IN_DELETE_SELF, IN_IGNORED; so under CRIU's own
-# runner too): docs/CHECKPOINT.md, Known limits.
+# SIGUSR1 it writes to the removed file (IN_MODIFY, on both watches), on
+# SIGUSR2 it closes it (IN_CLOSE_WRITE on both, then IN_DELETE_SELF on the
+# file's: its last reference is gone).
 WATCHER='
 import ctypes, os, signal, struct
 libc = ctypes.CDLL(None, use_errno=True)
@@ -72,12 +71,14 @@ wait_event() {
 	return 1
 }
 
-@test "a job watching a file it removed and still holds open is checkpointed left running, killed, restarted, checkpointed --stop, restarted; its directory watch still reports the removed file" {
+@test "a job watching a file it removed and still holds open is checkpointed left running, killed, restarted, checkpointed --stop, restarted; both watches still deliver events" {
 	need_criu_level_2
 	id=$(xrun -d -- /usr/bin/python3 -c "$WATCHER")
 	wait_file "$(job_rootfs "$id")/tmp/ready"
 	wait_event "$id" "dir 0x200 gone"
-	# (before: refused, CRIU's "Can't dump that handle": no name to find it by)
+	# (before: refused, CRIU's "Can't dump that handle": no name to find it by;
+	# with CRIU's patch 0002 alone the watch on the removed file was dropped
+	# at the end of the restore, IN_DELETE_SELF and IN_IGNORED)
 	run timeout 120 xcheckpoint "$id"
 	assert_success
 	assert_equal "$(job_field "$id" .state)" RUNNING
@@ -89,6 +90,7 @@ wait_event() {
 	[ ! -e "$(job_rootfs "$id")/tmp/w/gone" ] || fail "the removed file came back as a name"
 	xkill -s USR1 "$id"
 	wait_event "$id" "dir 0x2 gone"
+	wait_event "$id" "gone 0x2 "
 	xrun --job "$id" -- sh -c 'touch /tmp/w/after1'
 	wait_event "$id" "dir 0x100 after1"
 
@@ -96,10 +98,34 @@ wait_event() {
 	assert_success
 	run timeout 120 xrestart "$id"
 	assert_success
+	[ ! -e "$(job_rootfs "$id")/tmp/w/gone" ] || fail "the removed file came back as a name"
 	xrun --job "$id" -- sh -c 'touch /tmp/w/after2'
 	wait_event "$id" "dir 0x100 after2"
 	xkill -s USR2 "$id"
 	wait_event "$id" "dir 0x8 gone"
+	wait_event "$id" "gone 0x8 "
+	wait_event "$id" "gone 0x400 "
+}
+
+@test "a removed file still open whose name another file took is restored; the other file keeps its name and contents" {
+	# (CRIU's patch 0003 removes the removed file's name at the end of the
+	# restore only if it is still that file's)
+	id=$(xrun -d -- sh -c 'echo old >/tmp/f; exec 5</tmp/f; rm /tmp/f; echo new >/tmp/f
+		touch /tmp/ready; while :; do sleep 1; done')
+	wait_file "$(job_rootfs "$id")/tmp/ready"
+	run timeout 120 xcheckpoint "$id"
+	assert_success
+	xkill -s KILL "$id"
+	run xwait "$id"
+	run timeout 120 xrestart "$id"
+	assert_success
+	assert_equal "$(cat "$(job_rootfs "$id")/tmp/f")" new
+	# shellcheck disable=SC2016 # (expanded in the job)
+	run xrun --job "$id" -- sh -c 'cat /proc/$(pgrep -o -x sh)/fd/5; ls /tmp'
+	assert_success
+	assert_line old
+	refute_output --partial cr_link
+	refute_output --partial ghost
 }
 
 @test "a watch on a file the checkpoint cannot find by name is refused in words; the job runs on" {
