@@ -351,7 +351,9 @@ int ckpt_check_images(int vfd, char **ret_msg)
 
 /* What scripts/build-criu.sh puts in the GitID of the CRIU it builds:
  * "+xos" and the level of xos's patches (scripts/criu-patches/). Level 1
- * holds the fix that lets CRIU recreate a job's veth in its user namespace. */
+ * holds the fix that lets CRIU recreate a job's veth in its user namespace;
+ * level 2 dumps an inotify watch on a deleted file still open and keeps
+ * it through the restore (0002, 0003). */
 #define CRIU_XOS_MARK "+xos"
 #define CRIU_VETH_FIX_LEVEL 1
 #define CRIU_PROBE_TIMEOUT_MS 5000

@@ -66,7 +66,7 @@ while :; do sleep 1; done'
 # A job's python3 holding inotify watches: on the directory /tmp/w, on
 # /tmp/w/doomed (removed after the restart) and on /tmp/kept; it writes every
 # event to /tmp/events as "WATCH MASK NAME". (A watch on a file removed before
-# the checkpoint, still open, cannot be dumped yet: docs/CHECKPOINT.md.)
+# the checkpoint, still open: 89-fidelity-inotify.bats.)
 INOTIFY='
 import ctypes, os, struct
 libc = ctypes.CDLL(None, use_errno=True)
