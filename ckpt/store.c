@@ -368,7 +368,12 @@ static char *criu_on_path(void)
 		size_t len = strcspn(p, ":");
 		char *bin = len ? xstrdup_printf("%.*s/criu", (int)len, p) : NULL;
 
-		if (bin && bin[0] == '/' && access(bin, X_OK) == 0)
+		struct stat st;
+
+		/* a regular file only: a directory named criu on PATH (a build
+		 * tree's) is searchable, so X_OK alone would take it */
+		if (bin && bin[0] == '/' && stat(bin, &st) == 0 && S_ISREG(st.st_mode) &&
+		    access(bin, X_OK) == 0)
 			return bin;
 		free(bin);
 		if (!p[len])
