@@ -345,7 +345,7 @@ static int parse_dep(struct daemon *d, struct conn *c, const char *spec, struct 
 			 "Invalid dependency '%s': use JOB, JOB:ok, JOB:fail or JOB:any", spec);
 		return -EINVAL;
 	}
-	r = daemon_lookup_job(d, c->uid, name, &dj);
+	r = daemon_lookup_job_for(d, c, name, &dj);
 	if (r == -ENOTUNIQ) {
 		xerr_set(err, -ENOTUNIQ, "ambiguous",
 			 "Dependency '%s' names several jobs; give more of its id", name);
