@@ -74,6 +74,7 @@ static int acct_option(const char *prog, int opt, const char *arg, void *opts)
 }
 
 static const struct cli_command acct_command = {
+	.shortopts = ":",
 	.options = acct_options,
 	.synopsis = "",
 	.help = "Sum the accounting of the jobs you may see, per VO and user: jobs, cpu time\n"
@@ -168,6 +169,7 @@ static int vo_option(const char *prog, int opt, const char *arg, void *opts)
 }
 
 static const struct cli_command vo_command = {
+	.shortopts = ":",
 	.options = vo_options,
 	.synopsis = "[KEY=VALUE...]",
 	.help = "Show the policy in force for your VO's jobs on this node (the node owner's\n"

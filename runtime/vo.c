@@ -434,6 +434,7 @@ static int tighten(struct daemon *d, struct conn *c, const char *vo, const char 
 {
 	struct credstore_vo_policy base = { 0 }, admin = { 0 }, merged = { 0 };
 	_cleanup_free_ char *why = NULL, *all = NULL;
+	_cleanup_close_ int dfd = -EBADF;
 	char path[PATH_MAX], name[64];
 	int r;
 
@@ -455,7 +456,10 @@ static int tighten(struct daemon *d, struct conn *c, const char *vo, const char 
 				why ? why : "Refused");
 	if (mkdirat(d->state_fd, VO_ADMIN_DIR, 0700) < 0 && errno != EEXIST)
 		return xerr_set(err, -errno, "internal", "Cannot make %s: %m", VO_ADMIN_DIR);
-	r = write_file_atomic_at(d->state_fd, name, all, strlen(all), 0600, d->cfg->sync_writes);
+	dfd = open_dir_at(d->state_fd, VO_ADMIN_DIR);
+	r = dfd < 0 ? dfd
+		    : write_file_atomic_at(dfd, name + strlen(VO_ADMIN_DIR) + 1, all, strlen(all),
+					   0600, d->cfg->sync_writes);
 	if (r < 0)
 		return xerr_set(err, r, "internal", "Cannot write %s: %s", name, strerror(-r));
 	log_info("VO %s's policy tightened by %s: %s", vo, c->grid ? "its administrator" : "root",
