@@ -404,6 +404,21 @@ bool grid_may_see(const struct conn *c, const struct job *j)
 	return gr->acc.pool || !j->grid_dn || !strcmp(j->grid_dn, gr->id.dn);
 }
 
+/* What only a job's owner (or root) does, not its VO's admin: run commands in
+ * it as the member's account, read its output. 0, or -EACCES with why. */
+int grid_owner_only(const struct conn *c, const struct job *j, const char *what,
+		    struct xerr *err)
+{
+	const struct conn_grid *gr = c->grid;
+
+	if (!gr || gr->id.role != CREDSTORE_ROLE_ADMIN || j->owner_uid == c->uid)
+		return 0;
+	return xerr_set(err, -EACCES, "permission_denied",
+			"Job %.12s is %s's: a VO administrator lists, signals, checkpoints and "
+			"restarts a member's job, but does not %s",
+			j->id, j->user ? j->user : "another member", what);
+}
+
 /* Before a restore: the connection's credential verified again, against the
  * trust directory as it is now (new CRLs), not the chains verified lately.
  * The fresh trust replaces the old one for every login after. */

@@ -877,7 +877,8 @@ static int add_unit(struct daemon *d, struct conn *c, struct run_req *q, struct 
 	struct unit *u;
 	int r;
 
-	if ((r = ops_lookup(d, c, q->job, &j, err)) < 0)
+	if ((r = ops_lookup(d, c, q->job, &j, err)) < 0 ||
+	    (r = grid_owner_only(c, j, "run commands in it", err)) < 0)
 		return r;
 	if (q->name || q->fs.template || q->limits_given || q->fs.disk || q->fs.files ||
 	    q->fs.log_size || q->fs.n_volumes || q->net.mode || q->net.ip || q->net.group ||
@@ -1301,7 +1302,8 @@ static int op_logs(struct daemon *d, struct conn *c, yajl_val t, struct xerr *er
 		return xerr_set(err, -EINVAL, "bad_request", "Field 'job' (string) is required");
 	if ((r = get_limit(c, t, "unit", &unit, err)) < 0 ||
 	    (r = get_opt_bool(c, t, "follow", &follow, err)) < 0 ||
-	    (r = ops_lookup(d, c, name, &j, err)) < 0)
+	    (r = ops_lookup(d, c, name, &j, err)) < 0 ||
+	    (r = grid_owner_only(c, j, "read its output", err)) < 0)
 		return r;
 	if (!job_unit(j, (unsigned)unit))
 		return xerr_set(err, -ENOENT, "not_found", "Job %.12s has no unit %llu", j->id,

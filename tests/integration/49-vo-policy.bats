@@ -338,6 +338,15 @@ arp() { in_job_net "$1" /usr/bin/python3 -c "$ARP" eth0 "$2"; }
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ "$(job_field "$a2" .checkpoint.last_version)" = 1 ]
+	# but runs nothing as the member and reads not its output
+	run xrun --job "$a2" -- true
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"a VO administrator lists, signals, checkpoints and restarts a member's job, but does not run commands in it"* ]]
+	run xlogs "$a2"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"but does not read its output"* ]]
 	run xkill -s KILL "$a1"
 	echo "$output"
 	[ "$status" -eq 0 ]
