@@ -406,8 +406,7 @@ bool grid_may_see(const struct conn *c, const struct job *j)
 
 /* What only a job's owner (or root) does, not its VO's admin: run commands in
  * it as the member's account, read its output. 0, or -EACCES with why. */
-int grid_owner_only(const struct conn *c, const struct job *j, const char *what,
-		    struct xerr *err)
+int grid_owner_only(const struct conn *c, const struct job *j, const char *what, struct xerr *err)
 {
 	const struct conn_grid *gr = c->grid;
 

@@ -561,8 +561,7 @@ bool grid_conn_admin(const struct conn *c);
 bool grid_may_see(const struct conn *c, const struct job *j);
 /* -EACCES (err set) when c sees j only as its VO's admin: what is not an
  * admin's ("run commands in it"). */
-int grid_owner_only(const struct conn *c, const struct job *j, const char *what,
-		    struct xerr *err);
+int grid_owner_only(const struct conn *c, const struct job *j, const char *what, struct xerr *err);
 /* The credential of c verified again against the trust as it is now. */
 int grid_recheck(struct daemon *d, struct conn *c, struct xerr *err);
 int grid_job_account(struct daemon *d, struct conn *c, const char *user, struct job *j,
