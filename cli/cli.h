@@ -279,6 +279,8 @@ int cli_xrun_main(const char *prog, int argc, char **argv);
 int cli_xps_main(const char *prog, int argc, char **argv);
 int cli_xnodes_main(const char *prog, int argc, char **argv);
 int cli_xqueue_main(const char *prog, int argc, char **argv);
+int cli_xacct_main(const char *prog, int argc, char **argv);
+int cli_xvo_main(const char *prog, int argc, char **argv);
 int cli_xrelease_main(const char *prog, int argc, char **argv);
 int cli_xlogs_main(const char *prog, int argc, char **argv);
 int cli_xwait_main(const char *prog, int argc, char **argv);

@@ -44,6 +44,8 @@ static const struct command commands[] = {
 	{ "xnodes", "nodes", cli_xnodes_main, "List the peers of this node" },
 	{ "xqueue", "queue", cli_xqueue_main, "Show the queue: order, reasons, estimated starts" },
 	{ "xrelease", "release", cli_xrelease_main, "Let held jobs start" },
+	{ "xacct", "acct", cli_xacct_main, "Sum jobs' accounting per VO and user" },
+	{ "xvo", "vo", cli_xvo_main, "Show or tighten a VO's policy" },
 };
 
 static void usage(FILE *f)

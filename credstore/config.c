@@ -19,6 +19,7 @@ void credstore_config_free(struct credstore_config *c)
 	strv_free(c->vos);
 	free(c->gridmap);
 	free(c->pool_home);
+	free(c->vo_dir);
 	*c = (struct credstore_config){ 0 };
 }
 
@@ -110,6 +111,8 @@ int credstore_config_set(struct credstore_config *c, const char *k, const char *
 		return set_range(&c->pool_min, &c->pool_max, v);
 	if (!strcmp(k, "pool_home"))
 		return set_path(&c->pool_home, v);
+	if (!strcmp(k, "vo_policy_dir"))
+		return set_path(&c->vo_dir, v);
 	if (!strcmp(k, "pool_idle"))
 		return parse_duration(v, &c->pool_idle_us) < 0 || !c->pool_idle_us ? -EINVAL : 0;
 	return -ENOKEY;
@@ -122,6 +125,8 @@ int credstore_config_finish(struct credstore_config *c)
 	if (!c->gridmap && !(c->gridmap = strdup(XOS_SYSCONFDIR "/xos/grid-mapfile")))
 		return -ENOMEM;
 	if (!c->pool_home && !(c->pool_home = strdup("/home/xos")))
+		return -ENOMEM;
+	if (!c->vo_dir && !(c->vo_dir = strdup(XOS_SYSCONFDIR "/xos/vo.d")))
 		return -ENOMEM;
 	return 0;
 }

@@ -114,6 +114,7 @@ struct credstore_config {
 	uid_t pool_min, pool_max; /* pool_uids: ids of pool accounts and VO groups (0: none) */
 	char *pool_home;          /* pool_home: homes go to <pool_home>/<vo>/<account> */
 	uint64_t pool_idle_us;    /* pool_idle: an unused lease is released after this */
+	char *vo_dir;             /* vo_policy_dir: VO.conf per VO (xos-vo.conf(5)) */
 };
 void credstore_config_init(struct credstore_config *c);
 void credstore_config_free(struct credstore_config *c);
@@ -164,5 +165,103 @@ int credstore_sign_key(struct evp_pkey_st *key, const char *text, size_t text_le
 		       size_t *ret_sig_len);
 /* 0 if key is that of the end certificate of pem, -EACCES if not. */
 int credstore_key_matches(struct evp_pkey_st *key, const char *pem, size_t len);
+
+/* ---- VO policies: vo.d/VO.conf of the node owner, tightened by the VO's
+ * administrators (DECISIONS (aj), xos-vo.conf(5)). Pure logic: the daemon
+ * reads the files and sums what a VO's jobs use. */
+enum credstore_vo_net {
+	CREDSTORE_VO_NET_NONE,     /* --net none only */
+	CREDSTORE_VO_NET_BRIDGE,   /* the bridge, within the VO's own group */
+	CREDSTORE_VO_NET_OUTBOUND, /* and traffic out of the node */
+	CREDSTORE_VO_NET_PORTS,    /* and published ports */
+	_CREDSTORE_VO_NET_MAX,
+	_CREDSTORE_VO_NET_INVALID = -22, /* -EINVAL */
+};
+const char *credstore_vo_net_to_string(enum credstore_vo_net n);
+enum credstore_vo_net credstore_vo_net_from_string(const char *s);
+
+/* The keys, in the order of xos-vo.conf(5). */
+enum credstore_vo_key {
+	CREDSTORE_VO_TEMPLATES,
+	CREDSTORE_VO_JOB_MEMORY,
+	CREDSTORE_VO_JOB_CPUS,
+	CREDSTORE_VO_JOB_PIDS,
+	CREDSTORE_VO_JOB_DISK,
+	CREDSTORE_VO_JOB_TIME,
+	CREDSTORE_VO_VO_MEMORY,
+	CREDSTORE_VO_VO_CPUS,
+	CREDSTORE_VO_VO_PIDS,
+	CREDSTORE_VO_VO_DISK,
+	CREDSTORE_VO_VO_JOBS,
+	CREDSTORE_VO_NETWORK,
+	CREDSTORE_VO_VOLUMES,
+	CREDSTORE_VO_CHECKPOINT,
+	CREDSTORE_VO_CHECKPOINT_QUOTA,
+	CREDSTORE_VO_MIGRATE,
+	CREDSTORE_VO_MIGRATE_NODES,
+	_CREDSTORE_VO_KEY_MAX,
+	_CREDSTORE_VO_KEY_INVALID = -22, /* -EINVAL */
+};
+const char *credstore_vo_key_to_string(enum credstore_vo_key k);
+enum credstore_vo_key credstore_vo_key_from_string(const char *s);
+
+/* Amounts of a job, or of all live jobs of a VO (0: none / no limit). */
+struct credstore_vo_amounts {
+	uint64_t memory, millicpus, pids, disk, jobs, time_us;
+};
+
+#define CREDSTORE_VO_FILE_MAX (64 * 1024) /* bytes of a policy file */
+#define CREDSTORE_VO_LIST_MAX 64          /* items of a list value */
+
+struct credstore_vo_policy {
+	char *files[2];   /* [0] the node owner's file, [1] the VO admin's (or NULL) */
+	char **templates; /* NULL: any */
+	struct credstore_vo_amounts job, vo;
+	enum credstore_vo_net net;
+	char **volumes;       /* roots jobs may mount below (NULL: none) */
+	bool checkpoint;      /* checkpoints and restarts allowed */
+	uint64_t ckpt_quota;  /* bytes of checkpoint storage for the VO (0: the node's) */
+	bool migrate;         /* migrations allowed */
+	char **migrate_nodes; /* NULL: any node */
+	/* which file set each key (0 or 1), -1: not set (the default) */
+	signed char from[_CREDSTORE_VO_KEY_MAX];
+};
+void credstore_vo_policy_done(struct credstore_vo_policy *p);
+/* Parse a policy file's text (file: its path, for messages). -EINVAL with
+ * "FILE line N: ..." in ret_error; -E2BIG past CREDSTORE_VO_FILE_MAX. */
+int credstore_vo_policy_parse(const char *text, size_t len, const char *file,
+			      struct credstore_vo_policy *ret, char **ret_error);
+/* The text of a policy (only the keys set), as a file has it. */
+char *credstore_vo_policy_format(const struct credstore_vo_policy *p);
+/* The policy in force: base (the node owner's) tightened by admin (may be
+ * NULL). strict: -EPERM when admin loosens a key of base (ret_error names
+ * it); else base's value stands for such a key (a file tightened since). */
+int credstore_vo_policy_tighten(const struct credstore_vo_policy *base,
+				const struct credstore_vo_policy *admin, bool strict,
+				struct credstore_vo_policy *ret, char **ret_error);
+
+/* A new job as the policy sees it. Limits of 0 in job are filled from the
+ * policy's per-job limits first (credstore_vo_fill). */
+struct credstore_vo_job {
+	const char *template;
+	struct credstore_vo_amounts amounts; /* jobs: unused */
+	enum credstore_vo_net net;           /* what it asks for */
+	bool ports;                          /* publishes ports */
+	const char *const *volumes;          /* sources of its volumes (the home left out) */
+	size_t n_volumes;
+	bool checkpoint; /* asks for periodic checkpoints or restarts on failure */
+};
+void credstore_vo_fill(const struct credstore_vo_policy *p, struct credstore_vo_amounts *job);
+/* 0, or -EACCES and "Refused by VO V's policy (FILE, KEY = VALUE): why"
+ * in ret_error. used: what the VO's live jobs hold now. */
+int credstore_vo_check_job(const struct credstore_vo_policy *p, const char *vo,
+			   const struct credstore_vo_job *job,
+			   const struct credstore_vo_amounts *used, char **ret_error);
+/* A checkpoint or restart of a job of the VO (ckpt_used: bytes its
+ * checkpoints take now); a migration to node. */
+int credstore_vo_check_checkpoint(const struct credstore_vo_policy *p, const char *vo,
+				  uint64_t ckpt_used, char **ret_error);
+int credstore_vo_check_migrate(const struct credstore_vo_policy *p, const char *vo,
+			       const char *node, char **ret_error);
 
 #endif

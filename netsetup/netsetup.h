@@ -105,6 +105,7 @@ struct netsetup_job {
 	uint32_t addr; /* bridge: the leased address (0: none yet) */
 	struct netsetup_port ports[NETSETUP_PORTS_MAX];
 	size_t n_ports;
+	bool no_outbound; /* bridge: nothing out of the node but replies (a VO's policy) */
 	/* runtime only */
 	int port_fds[NETSETUP_PORTS_MAX]; /* sockets holding the host ports */
 	bool active;                      /* set up: lease, ports and rules in place */

@@ -140,6 +140,7 @@ static int inet_table(struct netsetup *n, char *s, size_t *o)
 		"table inet %s {\n"
 		" map addr_group { type ipv4_addr : mark; }\n"
 		" set member { type ipv4_addr . mark; }\n"
+		" set no_out { type ipv4_addr; }\n"
 		" map tcp_ports { type inet_service : ipv4_addr . inet_service; }\n"
 		" map udp_ports { type inet_service : ipv4_addr . inet_service; }\n"
 		" chain prerouting { type nat hook prerouting priority dstnat; policy accept;\n"
@@ -163,6 +164,7 @@ static int inet_table(struct netsetup *n, char *s, size_t *o)
 			"  iifname \"%s\" oifname \"%s\" meta mark set ip saddr map @addr_group\n"
 			"  iifname \"%s\" oifname \"%s\" ip daddr . meta mark @member accept\n"
 			"  iifname \"%s\" oifname \"%s\" drop\n"
+			"  iifname \"%s\" ip saddr @no_out ct status & dnat == 0 drop\n"
 			"  iifname \"%s\" %s\n"
 			"  oifname \"%s\" ct state established,related accept\n"
 			"  oifname \"%s\" ct status dnat accept\n"
@@ -174,8 +176,8 @@ static int inet_table(struct netsetup *n, char *s, size_t *o)
 			"  iifname \"%s\" icmp type echo-request accept\n"
 			"  iifname \"%s\" drop\n }\n"
 			"}\n",
-			br, br, br, br, br, br, br, br, br, n->cfg->outbound ? "accept" : "drop",
-			br, br, br, br, br, br, br, br);
+			br, br, br, br, br, br, br, br, br, br,
+			n->cfg->outbound ? "accept" : "drop", br, br, br, br, br, br, br, br);
 	return r;
 }
 
@@ -216,6 +218,8 @@ static int job_elements(struct netsetup *n, const char *verb, const char *job_id
 			   "%s element bridge %s port_member { \"%s\" . 0x%x }\n",
 			   verb, t, a, m, verb, t, a, m, verb, t, veth, verb, t, veth, m, verb, t,
 			   veth, m);
+	if (r >= 0 && nj->no_outbound)
+		r = append(s, o, "%s element inet %s no_out { %s }\n", verb, t, a);
 	for (size_t i = 0; r >= 0 && i < nj->n_ports; i++)
 		r = append(s, o, "%s element inet %s %s_ports { %u : %s . %u }\n", verb, t,
 			   nj->ports[i].proto == IPPROTO_UDP ? "udp" : "tcp", nj->ports[i].host, a,

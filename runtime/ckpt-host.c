@@ -377,7 +377,7 @@ int ops_checkpoint(struct daemon *d, struct conn *c, yajl_val t, struct xerr *er
 
 	if (json_get_bool(t, "stop", &stop) == -EINVAL)
 		return xerr_set(err, -EINVAL, "bad_request", "Field 'stop' must be true or false");
-	if ((r = request_job(d, c, t, &j, err)) < 0)
+	if ((r = request_job(d, c, t, &j, err)) < 0 || (r = vo_check_checkpoint(d, j, err)) < 0)
 		return r;
 	c->mode = CONN_CKPT;
 	c->job = j;
@@ -396,7 +396,7 @@ int ops_restart(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 	/* a job another node checkpointed into a store both see */
 	if (json_get_string(t, "job", &id) >= 0 && (r = daemon_adopt_from_store(d, c, id, err)) < 0)
 		return r;
-	if ((r = request_job(d, c, t, &j, err)) < 0)
+	if ((r = request_job(d, c, t, &j, err)) < 0 || (r = vo_check_restore(d, c, j, err)) < 0)
 		return r;
 	c->mode = CONN_CKPT;
 	c->job = j;

@@ -258,7 +258,13 @@ static bool lookup_matches(const struct job *j, const char *name, size_t len, en
 	}
 }
 
-int daemon_lookup_job(struct daemon *d, uid_t uid, const char *name, struct job **ret)
+static bool sees(uid_t uid, const struct conn *c, const struct job *j)
+{
+	return c ? grid_may_see(c, j) : job_may_see(j, uid);
+}
+
+static int lookup_job(struct daemon *d, uid_t uid, const struct conn *c, const char *name,
+		      struct job **ret)
 {
 	size_t len = strlen(name);
 
@@ -269,7 +275,7 @@ int daemon_lookup_job(struct daemon *d, uid_t uid, const char *name, struct job 
 		size_t n = 0;
 
 		for (struct job *j = d->jobs; j; j = j->next)
-			if (job_may_see(j, uid) && lookup_matches(j, name, len, how)) {
+			if (sees(uid, c, j) && lookup_matches(j, name, len, how)) {
 				found = j;
 				n++;
 			}
@@ -281,6 +287,17 @@ int daemon_lookup_job(struct daemon *d, uid_t uid, const char *name, struct job 
 		}
 	}
 	return -ENOENT;
+}
+
+int daemon_lookup_job(struct daemon *d, uid_t uid, const char *name, struct job **ret)
+{
+	return lookup_job(d, uid, NULL, name, ret);
+}
+
+int daemon_lookup_job_for(struct daemon *d, const struct conn *c, const char *name,
+			  struct job **ret)
+{
+	return lookup_job(d, c->uid, c, name, ret);
 }
 
 int daemon_watch_job(struct daemon *d, struct job *j)

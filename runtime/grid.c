@@ -17,6 +17,7 @@
 struct conn_grid {
 	struct credstore_identity id;
 	struct credstore_account acc;
+	char *chain; /* as it logged in: a restore verifies it again */
 };
 
 /* Chains verified lately, so that each command's login costs a signature
@@ -100,6 +101,7 @@ void grid_conn_free(struct conn *c)
 	if (c->grid) {
 		credstore_identity_done(&c->grid->id);
 		credstore_account_done(&c->grid->acc);
+		free(c->grid->chain);
 		free(c->grid);
 		c->grid = NULL;
 	}
@@ -165,6 +167,7 @@ void grid_free(struct daemon *d)
 	d->trust = NULL;
 	credstore_accounts_free(d->accounts);
 	d->accounts = NULL;
+	vo_free(d);
 }
 
 static bool uid_in_use(uid_t uid, void *userdata)
@@ -278,6 +281,8 @@ static int check_answer(struct daemon *d, struct conn *c, yajl_val t, struct con
 	      : -EACCES;
 	if (r == 0)
 		r = identity_copy(&v->id, &gr->id);
+	if (r == 0 && !(gr->chain = strdup(chain)))
+		r = -ENOMEM;
 	if (r < 0) {
 		log_info("Refused a grid login (uid %u): %s", (unsigned)c->uid, why ? why : "?");
 		xerr_set(err, -EACCES, "permission_denied", "%s", why ? why : "Credential refused");
@@ -302,6 +307,7 @@ int ops_auth(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 		return xerr_set(err, -EEXIST, "conflict", "This connection has logged in already");
 	if ((r = check_answer(d, c, t, gr, err)) < 0) {
 		credstore_identity_done(&gr->id);
+		free(gr->chain);
 		return r;
 	}
 	(void)credstore_accounts_sweep(d->accounts, now, uid_in_use, d);
@@ -312,6 +318,7 @@ int ops_auth(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 				 why ? why : "No local account for this identity");
 		credstore_account_done(&gr->acc);
 		credstore_identity_done(&gr->id);
+		free(gr->chain);
 		return r;
 	}
 	log_info("Grid login of %s (VO %s, %s) from uid %u as %s (uid %u)", gr->id.dn, gr->id.vo,
@@ -366,6 +373,86 @@ int grid_job_account(struct daemon *d, struct conn *c, const char *user, struct 
 	if (!j->user || !j->home || !j->groups || job_grid(j, c->grid) < 0) {
 		xerr_set(err, -ENOMEM, "internal", "Out of memory");
 		return -ENOMEM;
+	}
+	return 0;
+}
+
+const char *grid_conn_vo(const struct conn *c)
+{
+	return c->grid ? c->grid->id.vo : NULL;
+}
+
+bool grid_conn_admin(const struct conn *c)
+{
+	return c->grid && c->grid->id.role == CREDSTORE_ROLE_ADMIN;
+}
+
+/* Whose jobs a connection sees (DECISIONS (aj)): root all; a VO's admin every
+ * job of its VO besides its account's; anyone else its account's jobs, and a
+ * grid login on an account several identities share (a grid-map entry) only
+ * the jobs of its own identity. */
+bool grid_may_see(const struct conn *c, const struct job *j)
+{
+	const struct conn_grid *gr = c->grid;
+
+	if (!gr)
+		return job_may_see(j, c->uid);
+	if (gr->id.role == CREDSTORE_ROLE_ADMIN && j->grid_vo && !strcmp(j->grid_vo, gr->id.vo))
+		return true;
+	if (j->owner_uid != c->uid)
+		return false;
+	return gr->acc.pool || !j->grid_dn || !strcmp(j->grid_dn, gr->id.dn);
+}
+
+/* What only a job's owner (or root) does, not its VO's admin: run commands in
+ * it as the member's account, read its output. 0, or -EACCES with why. */
+int grid_owner_only(const struct conn *c, const struct job *j, const char *what, struct xerr *err)
+{
+	const struct conn_grid *gr = c->grid;
+
+	if (!gr || gr->id.role != CREDSTORE_ROLE_ADMIN || j->owner_uid == c->uid)
+		return 0;
+	return xerr_set(err, -EACCES, "permission_denied",
+			"Job %.12s is %s's: a VO administrator lists, signals, checkpoints and "
+			"restarts a member's job, but does not %s",
+			j->id, j->user ? j->user : "another member", what);
+}
+
+/* Before a restore: the connection's credential verified again, against the
+ * trust directory as it is now (new CRLs), not the chains verified lately.
+ * The fresh trust replaces the old one for every login after. */
+int grid_recheck(struct daemon *d, struct conn *c, struct xerr *err)
+{
+	struct credstore_config *cc = &d->cfg->cred;
+	struct credstore_policy p = { .allow_proxy = cc->proxies,
+				      .crl_required = cc->crl_required,
+				      .vos = (const char *const *)cc->vos };
+	struct credstore_identity id = { 0 };
+	struct credstore_trust *fresh = NULL;
+	_cleanup_free_ char *why = NULL;
+	int r;
+
+	if (!c->grid)
+		return 0;
+	r = credstore_trust_load(cc->trust_dir, &fresh, &why);
+	if (r < 0) {
+		log_warn("Cannot read the trust directory again for a restore: %s",
+			 why ? why : strerror(-r));
+		return xerr_set(err, -EACCES, "permission_denied",
+				"The credential cannot be checked again: the node's trust "
+				"directory does not load; ask the node owner");
+	}
+	credstore_trust_free(d->trust);
+	d->trust = fresh;
+	for (size_t i = 0; d->verified && i < GRID_VERIFIED_MAX; i++)
+		verified_done(&d->verified[i]);
+	r = credstore_verify(d->trust, c->grid->chain, strlen(c->grid->chain), &p, &id, &why);
+	credstore_identity_done(&id);
+	if (r < 0) {
+		log_info("Refused a restore for %s: %s", c->grid->id.dn, why ? why : "?");
+		return xerr_set(err, -EACCES, "permission_denied",
+				"Restore refused, the credential no longer holds: %s",
+				why ? why : "refused");
 	}
 	return 0;
 }

@@ -233,6 +233,8 @@ static void net_to_json(const struct netsetup_job *nj, yajl_gen g)
 		json_gen_kv_null(g, "address");
 	}
 	json_gen_kv_str(g, "group", nj->mode == NETSETUP_BRIDGE ? nj->group : NULL);
+	if (nj->no_outbound)
+		json_gen_kv_bool(g, "outbound", false);
 	json_gen_key(g, "ports");
 	yajl_gen_array_open(g);
 	for (size_t i = 0; i < nj->n_ports; i++) {
@@ -250,6 +252,7 @@ static int net_from_json(yajl_val t, struct netsetup_job *nj)
 {
 	_cleanup_strv_free_ char **ports = NULL;
 	const char *s = NULL;
+	bool out = true;
 
 	if (!YAJL_IS_OBJECT(t))
 		return 0;
@@ -263,6 +266,8 @@ static int net_from_json(yajl_val t, struct netsetup_job *nj)
 			return -EINVAL;
 		snprintf(nj->group, sizeof(nj->group), "%s", s);
 	}
+	if (json_get_bool(t, "outbound", &out) >= 0)
+		nj->no_outbound = !out;
 	if (json_get_strv(t, "ports", &ports) < 0)
 		return 0;
 	for (size_t i = 0; ports[i] && nj->n_ports < NETSETUP_PORTS_MAX; i++)

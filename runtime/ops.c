@@ -69,7 +69,7 @@ yajl_gen ops_reply_begin(void)
 
 static bool may_see(const struct conn *c, const struct job *j)
 {
-	return job_may_see(j, c->uid);
+	return grid_may_see(c, j);
 }
 
 /* (only the caller's jobs count: an answer never tells of another's) */
@@ -77,7 +77,7 @@ int ops_lookup(struct daemon *d, struct conn *c, const char *name, struct job **
 	       struct xerr *err)
 {
 	struct job *j = NULL;
-	int r = daemon_lookup_job(d, c->uid, name, &j);
+	int r = daemon_lookup_job_for(d, c, name, &j);
 
 	if (r == -ENOTUNIQ)
 		return xerr_set(err, r, "ambiguous",
@@ -308,6 +308,8 @@ static int parse_net(struct daemon *d, struct conn *c, struct run_req *q, struct
 				"(at most %d)",
 				q->net.group, NETSETUP_GROUP_MAX),
 		       -EINVAL;
+	if (q->net.group && vo_check_group(c, q->net.group, err) < 0)
+		return -EPERM;
 	if (q->net.group)
 		snprintf(nj->group, sizeof(nj->group), "%s", q->net.group);
 	return parse_ports(c, q, nj, err);
@@ -875,7 +877,8 @@ static int add_unit(struct daemon *d, struct conn *c, struct run_req *q, struct 
 	struct unit *u;
 	int r;
 
-	if ((r = ops_lookup(d, c, q->job, &j, err)) < 0)
+	if ((r = ops_lookup(d, c, q->job, &j, err)) < 0 ||
+	    (r = grid_owner_only(c, j, "run commands in it", err)) < 0)
 		return r;
 	if (q->name || q->fs.template || q->limits_given || q->fs.disk || q->fs.files ||
 	    q->fs.log_size || q->fs.n_volumes || q->net.mode || q->net.ip || q->net.group ||
@@ -1060,6 +1063,9 @@ static int admit(struct daemon *d, struct job *j, struct xerr *err)
 static struct job *prepare_job(struct daemon *d, struct conn *c, struct run_req *q,
 			       struct xerr *err)
 {
+	const struct vo_run how = { .limits_given = q->limits_given,
+				    .disk_given = q->fs.disk != 0,
+				    .group_given = q->net.group != NULL };
 	struct job *j;
 	int now = 0;
 
@@ -1070,7 +1076,8 @@ static struct job *prepare_job(struct daemon *d, struct conn *c, struct run_req 
 	/* (volumes and ids before the network: a refused one leaves no lease behind) */
 	if (job_account(d, c, q, j, err) < 0 || parse_net(d, c, q, &j->net, err) < 0 ||
 	    check_ckpt_net(d, c, q, j, err) < 0 || add_first_unit(c, q, j, err) < 0 ||
-	    open_volumes(d, c, q, j, err) < 0 || (now = admit(d, j, err)) < 0 ||
+	    open_volumes(d, c, q, j, err) < 0 || vo_check_run(d, c, j, &how, err) < 0 ||
+	    (now = admit(d, j, err)) < 0 ||
 	    (now && (claim_ids(d, c, j, err) < 0 || setup_net(d, c, j, err) < 0)) ||
 	    (!now && queue_new(d, q, j, err) < 0)) {
 		slice_release(d, j);
@@ -1295,7 +1302,8 @@ static int op_logs(struct daemon *d, struct conn *c, yajl_val t, struct xerr *er
 		return xerr_set(err, -EINVAL, "bad_request", "Field 'job' (string) is required");
 	if ((r = get_limit(c, t, "unit", &unit, err)) < 0 ||
 	    (r = get_opt_bool(c, t, "follow", &follow, err)) < 0 ||
-	    (r = ops_lookup(d, c, name, &j, err)) < 0)
+	    (r = ops_lookup(d, c, name, &j, err)) < 0 ||
+	    (r = grid_owner_only(c, j, "read its output", err)) < 0)
 		return r;
 	if (!job_unit(j, (unsigned)unit))
 		return xerr_set(err, -ENOENT, "not_found", "Job %.12s has no unit %llu", j->id,
@@ -1407,6 +1415,8 @@ static const struct op {
 	/* grid logins: grid.c */
 	{ "auth_challenge", ops_auth_challenge, { "v", "op", NULL } },
 	{ "auth", ops_auth, { "v", "op", "chain", "signature", NULL } },
+	{ "vo_policy", ops_vo_policy, { "v", "op", "vo", "set", "reset", NULL } },
+	{ "acct", ops_acct, { "v", "op", "vo", "user", "since", NULL } },
 };
 
 /* Parse and check a request line: the op it names, or the error. */

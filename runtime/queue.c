@@ -345,7 +345,7 @@ static int parse_dep(struct daemon *d, struct conn *c, const char *spec, struct 
 			 "Invalid dependency '%s': use JOB, JOB:ok, JOB:fail or JOB:any", spec);
 		return -EINVAL;
 	}
-	r = daemon_lookup_job(d, c->uid, name, &dj);
+	r = daemon_lookup_job_for(d, c, name, &dj);
 	if (r == -ENOTUNIQ) {
 		xerr_set(err, -ENOTUNIQ, "ambiguous",
 			 "Dependency '%s' names several jobs; give more of its id", name);
@@ -909,7 +909,7 @@ int queue_op_queue(struct daemon *d, struct conn *c, yajl_val t, struct xerr *er
 	if (!v)
 		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	for (struct job *j = d->jobs; j; j = j->next)
-		if (j->state == JOB_QUEUED && job_may_see(j, c->uid))
+		if (j->state == JOB_QUEUED && grid_may_see(c, j))
 			v[n++] = j;
 	qsort(v, n, sizeof(*v), cmp_position);
 	g = ops_reply_begin();

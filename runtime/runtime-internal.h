@@ -453,6 +453,8 @@ struct daemon {
 	struct credstore_accounts *accounts;
 	char node_name[256];
 	struct grid_verified *verified; /* chains verified lately (GRID_VERIFIED_MAX) */
+	struct vo_entry *vo_entries;    /* VO policies as last read (vo.c) */
+	size_t n_vo_entries;
 	/* the client of the xrestart being begun (ops_restart), NULL otherwise:
 	 * a caller-placed job is restored below its cgroup (restore_prepare) */
 	struct conn *restore_caller;
@@ -487,6 +489,9 @@ struct job *daemon_find_job(struct daemon *d, const char *id);
  * prefix, then the name of an ended job. -ENOENT, or -ENOTUNIQ when several
  * of those jobs match. */
 int daemon_lookup_job(struct daemon *d, uid_t uid, const char *name, struct job **ret);
+/* The same for a connection: what grid_may_see lets it see (a VO's admin). */
+int daemon_lookup_job_for(struct daemon *d, const struct conn *c, const char *name,
+			  struct job **ret);
 int daemon_watch_job(struct daemon *d, struct job *j);
 void daemon_unit_ended(struct daemon *d, struct job *j, unsigned unit);
 void daemon_job_gone(struct daemon *d, struct job *j);
@@ -566,8 +571,36 @@ void grid_free(struct daemon *d);
 void grid_conn_free(struct conn *c);
 int ops_auth_challenge(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
 int ops_auth(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+/* The VO of a grid login (NULL: none); whether it has the VO's admin role. */
+const char *grid_conn_vo(const struct conn *c);
+bool grid_conn_admin(const struct conn *c);
+/* Whether c may see (and act on) j: its owner, root, the admin of j's VO. */
+bool grid_may_see(const struct conn *c, const struct job *j);
+/* -EACCES (err set) when c sees j only as its VO's admin: what is not an
+ * admin's ("run commands in it"). */
+int grid_owner_only(const struct conn *c, const struct job *j, const char *what, struct xerr *err);
+/* The credential of c verified again against the trust as it is now. */
+int grid_recheck(struct daemon *d, struct conn *c, struct xerr *err);
 int grid_job_account(struct daemon *d, struct conn *c, const char *user, struct job *j,
 		     struct xerr *err);
+/* vo.c: VO policies (DECISIONS (aj)) */
+struct credstore_vo_policy;
+void vo_free(struct daemon *d);
+int vo_policy(struct daemon *d, const char *vo, const struct credstore_vo_policy **ret,
+	      struct xerr *err);
+struct vo_run {
+	bool limits_given, disk_given, group_given; /* by the request */
+};
+/* A grid login's new job against its VO's policy (limits the request left
+ * to the node clamped to the policy's, network group and outbound set). */
+int vo_check_run(struct daemon *d, struct conn *c, struct job *j, const struct vo_run *how,
+		 struct xerr *err);
+/* A local user may not join a VO's network group (vo-*). */
+int vo_check_group(const struct conn *c, const char *group, struct xerr *err);
+int vo_check_checkpoint(struct daemon *d, struct job *j, struct xerr *err);
+int vo_check_restore(struct daemon *d, struct conn *c, struct job *j, struct xerr *err);
+int ops_vo_policy(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+int ops_acct(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
 /* ops.c */
 struct yajl_gen_t *ops_reply_begin(void); /* {"v":..,"ok":true */
 /* The job a request names, if the caller may act on it: 0, or -ENOENT

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # xrun -- /bin/true of a grid login against that of a local user, on one
 # private xosd, interleaved (issue 12's benchmark: within 1.1x).
-#   ROUNDS=40 tests/bench/grid-login.sh [BUILD_DIR]
+#   ROUNDS=40 [VO_POLICY=1] tests/bench/grid-login.sh [BUILD_DIR]
+# VO_POLICY=1: biomed has a policy file (vo.d, xos-vo.conf(5)) that every
+# grid xrun is checked against (VO_POLICY_TEXT: its lines, instead of
+# limits that give each job 256M of memory).
 # The logged-in runs find the agent through one XDG_RUNTIME_DIR, the local
 # ones look in another (empty): same session, same xosd. The first 3 rounds
 # are untimed. Prints the medians in ms and their ratio. Needs root and
@@ -26,6 +29,12 @@ credential_vos = biomed
 pool_uids = 700000-700099
 pool_home = $T/homes
 CONF
+if [ -n "${VO_POLICY:-}" ]; then
+	mkdir "$T/vo.d"
+	printf '%b\n' "${VO_POLICY_TEXT:-templates = host\njob_memory = 256M\nvo_jobs = 100\nvo_memory = 64G\nnetwork = bridge}" \
+		>"$T/vo.d/biomed.conf"
+	echo "vo_policy_dir = $T/vo.d" >>"$T/xosd.conf"
+fi
 "$B/xosd" --foreground --config "$T/xosd.conf" --state-dir "$T/state" --run-dir "$T/run" \
 	--loader "$B/xos-loader" </dev/null >"$T/xosd.log" 2>&1 &
 echo $! >"$T/pid"
