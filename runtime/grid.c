@@ -167,6 +167,13 @@ void grid_free(struct daemon *d)
 	d->accounts = NULL;
 }
 
+void grid_vo_session_limits(struct daemon *d, const char *vo, struct runtime_limits *ret)
+{
+	(void)d;
+	(void)vo;
+	*ret = (struct runtime_limits){ 0 }; /* VO policies: not on this branch yet */
+}
+
 static bool uid_in_use(uid_t uid, void *userdata)
 {
 	struct daemon *d = userdata;

@@ -1407,6 +1407,8 @@ static const struct op {
 	/* grid logins: grid.c */
 	{ "auth_challenge", ops_auth_challenge, { "v", "op", NULL } },
 	{ "auth", ops_auth, { "v", "op", "chain", "signature", NULL } },
+	/* pam_xos's sessions: session.c */
+	{ "session_open", ops_session_open, { "v", "op", "user", "vo", NULL } },
 };
 
 /* Parse and check a request line: the op it names, or the error. */

@@ -549,6 +549,11 @@ void grid_free(struct daemon *d);
 void grid_conn_free(struct conn *c);
 int ops_auth_challenge(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
 int ops_auth(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+/* The limits of a VO's login sessions as a whole (its policy's vo_*). */
+void grid_vo_session_limits(struct daemon *d, const char *vo, struct runtime_limits *ret);
+/* session.c: pam_xos's sessions in their VO's cgroup */
+int ops_session_open(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+void session_cgroups_prune(struct daemon *d);
 int grid_job_account(struct daemon *d, struct conn *c, const char *user, struct job *j,
 		     struct xerr *err);
 /* ops.c */
