@@ -45,8 +45,8 @@ teardown() {
 	done
 }
 
-# pam_start_xosd [CONF LINE...]: a private xosd serving biomed and physics,
-# sessions in SESSION_CG; biomed's policy caps the VO at 300 MiB and 150 pids
+# pam_start_xosd: a private xosd serving biomed and physics, sessions in
+# SESSION_CG; biomed's policy caps the VO at 300 MiB and 150 pids
 pam_start_xosd() {
 	printf 'vo_memory = 300M\nvo_pids = 150\n' >"$VO_DIR/biomed.conf"
 	{
@@ -56,7 +56,6 @@ pam_start_xosd() {
 		echo "pool_home = $VO_HOMES"
 		echo "vo_policy_dir = $VO_DIR"
 		echo "session_cgroup = $SESSION_CG"
-		printf '%s\n' "$@"
 	} >"$VO_CONF"
 	xos_start --config "$VO_CONF"
 	# the service: pam_xos, then a "shell" recording where it was born
