@@ -67,6 +67,13 @@ CLI_CMDS = xrun xps xlogs xwait xkill xcheckpoint xrestart xnodes xqueue xreleas
 BINS = $(BUILD)/xosd $(BUILD)/xos-loader $(BUILD)/xos $(BUILD)/xtemplate $(BUILD)/xos-template-helper \
        $(addprefix $(BUILD)/,$(CLI_CMDS)) $(BUILD)/xlogin $(BUILD)/xlogout $(BUILD)/libnss_xos.so.2
 
+# pam_xos (pam/, pam_xos(8)), where libpam0g-dev is installed; login
+# programs load it, so no sanitizer either
+PAM_H := $(wildcard /usr/include/security/pam_modules.h)
+ifneq ($(PAM_H),)
+BINS += $(BUILD)/pam_xos.so
+endif
+
 # The Slurm SPANK plugin (slurm/, docs/SLURM.md), where libslurm-dev's
 # spank.h is installed; slurmstepd loads it, so no sanitizer
 SPANK_H := $(wildcard /usr/include/slurm/spank.h)
@@ -138,6 +145,11 @@ $(BUILD)/libnss_xos.so.2: nss/nss-xos.c
 		$(CFLAGS) -fPIC -shared -Wl,-soname,libnss_xos.so.2 \
 		-Wl,-z,relro,-z,now -o $@ $<
 
+$(BUILD)/pam_xos.so: pam/pam-xos.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIC $(CFLAGS) \
+		-shared -Wl,-z,relro,-z,now -o $@ $< -lpam $(YAJL_LIBS)
+
 $(BUILD)/xos-spank.so: slurm/xos-spank.c
 	$(CC) -std=gnu11 $(WARN) -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIC \
 		-DXOS_LIBEXECDIR=\"$(LIBEXECDIR)\" $(CFLAGS) -shared -Wl,-z,relro,-z,now -o $@ $<
@@ -199,7 +211,7 @@ bench-checkpoint: all
 	tests/bench/checkpoint.sh
 
 lint:
-	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) nss/*.c tests/unit/*.c \
+	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) nss/*.c pam/*.c tests/unit/*.c \
 		$(wildcard tests/fuzz/*.c) slurm/*.c
 	shellcheck -x scripts/*.sh tests/*.sh tests/bench/*.sh $(wildcard tests/fuzz/*.sh tests/soak/*.sh tests/zdtm/*.sh) .ci/run
 	shellcheck -s sh dist/debian/postinst dist/debian/prerm dist/debian/postrm
@@ -221,6 +233,8 @@ install: all
 	install -m 0755 $(BUILD)/xos-template-helper $(DESTDIR)$(LIBEXECDIR)/xos-template-helper
 	install -d $(DESTDIR)$(LIBDIR)
 	install -m 0644 $(BUILD)/libnss_xos.so.2 $(DESTDIR)$(LIBDIR)/libnss_xos.so.2
+	if [ -e $(BUILD)/pam_xos.so ]; then install -d $(DESTDIR)$(LIBDIR)/security && \
+		install -m 0644 $(BUILD)/pam_xos.so $(DESTDIR)$(LIBDIR)/security/pam_xos.so; fi
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	for m in man/*.1; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man1/ || true; done
 	for m in man/*.5; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man5/ || true; done

@@ -80,6 +80,15 @@ const struct credstore_account *credstore_accounts_by_uid(const struct credstore
 	return NULL;
 }
 
+const struct credstore_account *credstore_accounts_by_name(const struct credstore_accounts *a,
+							   const char *name)
+{
+	for (size_t i = 0; a && i < a->n_acc; i++)
+		if (!strcmp(a->acc[i].name, name))
+			return &a->acc[i];
+	return NULL;
+}
+
 static int add_group(struct credstore_accounts *a, const char *vo, gid_t gid)
 {
 	struct vo_group *g = realloc(a->groups, (a->n_groups + 1) * sizeof(*g));

@@ -156,6 +156,9 @@ int credstore_accounts_sweep(struct credstore_accounts *a, uint64_t now_us,
 /* The pool account of uid, or NULL. */
 const struct credstore_account *credstore_accounts_by_uid(const struct credstore_accounts *a,
 							  uid_t uid);
+/* The pool account named name, or NULL. */
+const struct credstore_account *credstore_accounts_by_name(const struct credstore_accounts *a,
+							   const char *name);
 size_t credstore_accounts_count(const struct credstore_accounts *a);
 
 /* The same in steps, for a holder of a key (the login agent). */

@@ -44,6 +44,7 @@ void runtime_config_free(struct runtime_config *c)
 	free(c->default_user);
 	free(c->socket_group);
 	free(c->cgroup_parent);
+	free(c->session_cgroup);
 	netsetup_config_free(&c->net);
 	nodes_config_free(&c->nodes);
 	free(c->checkpoint_dir);
@@ -146,12 +147,12 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 		return set_str(&c->default_user, v);
 	if (!strcmp(k, "socket_group"))
 		return set_str(&c->socket_group, v);
-	if (!strcmp(k, "cgroup_parent")) {
-		if (v[0] == '/' || strstr(v, "..") ||
+	if (!strcmp(k, "cgroup_parent") || !strcmp(k, "session_cgroup")) {
+		if (!v[0] || v[0] == '/' || strstr(v, "..") ||
 		    strspn(v, "abcdefghijklmnopqrstuvwxyz"
 			      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/@") != strlen(v))
 			return -EINVAL;
-		return set_str(&c->cgroup_parent, v);
+		return set_str(k[0] == 'c' ? &c->cgroup_parent : &c->session_cgroup, v);
 	}
 	if (!strcmp(k, "layer_size"))
 		return parse_size(v, &c->layer_size);
@@ -326,6 +327,8 @@ int runtime_config_finish(struct runtime_config *c)
 	    !(c->checkpoint_dir = xstrdup_printf("%s/checkpoints", c->state_dir)))
 		return -ENOMEM;
 	if (!c->hooks_dir && set_str(&c->hooks_dir, XOS_SYSCONFDIR "/xos/hooks.d") < 0)
+		return -ENOMEM;
+	if (!c->session_cgroup && set_str(&c->session_cgroup, "xos-sessions") < 0)
 		return -ENOMEM;
 	if (credstore_config_finish(&c->cred) < 0)
 		return -ENOMEM;

@@ -1024,6 +1024,8 @@ static void daemon_free(struct daemon *d)
 	d->net = NULL;
 	nodes_free(d->nodes);
 	d->nodes = NULL;
+	if (d->trust)
+		session_cgroups_prune(d);
 	grid_free(d);
 	slice_free_all(d);
 	queue_free(d);

@@ -1417,6 +1417,8 @@ static const struct op {
 	{ "auth", ops_auth, { "v", "op", "chain", "signature", NULL } },
 	{ "vo_policy", ops_vo_policy, { "v", "op", "vo", "set", "reset", NULL } },
 	{ "acct", ops_acct, { "v", "op", "vo", "user", "since", NULL } },
+	/* pam_xos's sessions: session.c */
+	{ "session_open", ops_session_open, { "v", "op", "user", "vo", NULL } },
 };
 
 /* Parse and check a request line: the op it names, or the error. */

@@ -581,6 +581,9 @@ bool grid_may_see(const struct conn *c, const struct job *j);
 int grid_owner_only(const struct conn *c, const struct job *j, const char *what, struct xerr *err);
 /* The credential of c verified again against the trust as it is now. */
 int grid_recheck(struct daemon *d, struct conn *c, struct xerr *err);
+/* session.c: pam_xos's sessions in their VO's cgroup */
+int ops_session_open(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+void session_cgroups_prune(struct daemon *d);
 int grid_job_account(struct daemon *d, struct conn *c, const char *user, struct job *j,
 		     struct xerr *err);
 /* vo.c: VO policies (DECISIONS (aj)) */

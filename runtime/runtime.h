@@ -38,10 +38,11 @@ struct runtime_config {
 	bool mount_home;          /* the owner's home directory is mounted in jobs */
 	bool volume_system_paths; /* volumes may expose root-owned system directories */
 	uint64_t default_memory, default_millicpus, default_pids;
-	bool sync_writes;    /* fdatasync state files */
-	uint64_t keep_ended; /* ended jobs kept (record and output), oldest go first */
-	bool detach;         /* once set up: become a daemon, log to <state_dir>/xosd.log */
-	char *cgroup_parent; /* where job cgroups go (relative), NULL: LXC's default */
+	bool sync_writes;     /* fdatasync state files */
+	uint64_t keep_ended;  /* ended jobs kept (record and output), oldest go first */
+	bool detach;          /* once set up: become a daemon, log to <state_dir>/xosd.log */
+	char *cgroup_parent;  /* where job cgroups go (relative), NULL: LXC's default */
+	char *session_cgroup; /* pam_xos sessions go to <it>/vo-<VO> (relative) */
 #define RUNTIME_CGROUP_PARENT_CALLER "caller" /* cgroup_parent: the client's own (ag) */
 	int log_level;                        /* 0 err .. 3 debug */
 	struct netsetup_config net;           /* the net_* keys */

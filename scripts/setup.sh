@@ -22,7 +22,8 @@ PACKAGES=(build-essential pkgconf git lxc lxc-dev libseccomp-dev libcap-dev liby
 	libarchive-dev libssl-dev xz-utils bats bats-assert bats-support iproute2 nftables libnftables-dev
 	busybox-static procps psmisc jq openssl mandoc shellcheck clang-format runc python3
 	lintian debootstrap clang libclang-rt-14-dev
-	slurmd slurmctld slurm-client munge libslurm-dev slurmdbd mariadb-server-core mariadb-client-core)
+	slurmd slurmctld slurm-client munge libslurm-dev slurmdbd mariadb-server-core mariadb-client-core
+	libpam0g-dev pamtester)
 # root's subordinate ids: each job gets a slice of 65536 of them (xosd.conf
 # idmap_slice), so this range bounds the jobs (and jobs with checkpoint
 # versions) a node holds at once: 15258 (the first slice is shared); the
@@ -61,6 +62,7 @@ if [ -r /etc/os-release ]; then
 fi
 
 # ------------------------------------------------------------------ packages
+# libpam0g-dev: pam_xos (pam/); pamtester: its test (48-vo-pam.bats).
 # slurmd, slurmctld, munge: the Slurm cluster tests/integration/96-slurm.bats
 # starts (and stops) itself, with its own munge; libslurm-dev: spank.h for
 # the SPANK plugin (slurm/). They add about 27 s here. Their services are
