@@ -293,10 +293,12 @@ static int do_login(const char *prog, const struct login_opts *o, const char *so
 		return CLI_EXIT_USAGE;
 	}
 	if (a.sid <= 0) {
-		/* getsid gives 0 when the session's leader is outside our PID
+		/* getsid gives 0 for a process of no session (its ancestors back
+		 * to init never called setsid, as under some sandboxes and service
+		 * managers) or of a session whose leader is outside our PID
 		 * namespace: no session to tie the login to, nor to watch end */
-		cli_errorf(prog, "This session's leader is outside this PID namespace, so a login "
-				 "cannot be tied to it; start a session of your own (setsid bash)");
+		cli_errorf(prog, "This process belongs to no session this login could be tied to "
+				 "(session id 0); start a session of your own (setsid bash)");
 		return CLI_EXIT_FAILURE;
 	}
 	if (cli_agent_call("ping\n", &reply) == 0) {

@@ -44,8 +44,9 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 
-# A session of our own when ours has its leader outside this PID namespace
-# (getsid gives 0; seen on CI machines): grid logins are per session.
+# A session of our own when we belong to none (session id 0: no ancestor
+# called setsid, as on CI machines, or the leader is outside this PID
+# namespace): grid logins are per session.
 if [ "$(ps -o sid= -p $$ | tr -d ' ')" = 0 ] && [ -z "${XOS_RUN_ALL_SETSID:-}" ]; then
 	XOS_RUN_ALL_SETSID=1 exec setsid -w "$0" "$@"
 fi

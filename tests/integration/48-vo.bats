@@ -140,11 +140,12 @@ not_logged_in() { ! xlogin --status >/dev/null 2>&1; }
 	run vo_login --proxy alice-proxy.pem
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"does not accept proxies (xosd.conf credential_proxies)"* ]]
-	# a session whose leader is outside the PID namespace (getsid gives 0)
+	# a session whose leader is outside the PID namespace (getsid gives 0,
+	# as for a process of no session)
 	run unshare -fp --mount-proc sh -c 'cd "$1" && shift && exec "$@"' sh "$VO_CERTS" \
 		"$XOS_BUILD/xlogin" --cert alice.pem --key alice.key
 	[ "$status" -ne 0 ]
-	[[ "$output" == *"session's leader is outside this PID namespace"* ]]
+	[[ "$output" == *"belongs to no session this login could be tied to (session id 0)"* ]]
 	# nothing made: no agent, lease, home or job
 	no_agent
 	[ ! -e "$XOS_TMP/state/accounts" ]
