@@ -44,6 +44,7 @@ static const struct command commands[] = {
 	{ "xnodes", "nodes", cli_xnodes_main, "List the peers of this node" },
 	{ "xqueue", "queue", cli_xqueue_main, "Show the queue: order, reasons, estimated starts" },
 	{ "xrelease", "release", cli_xrelease_main, "Let held jobs start" },
+	{ "xevents", "events", cli_xevents_main, "Stream job events as they happen" },
 };
 
 static void usage(FILE *f)
