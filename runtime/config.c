@@ -30,6 +30,7 @@ void runtime_config_init(struct runtime_config *c)
 		.fairshare_half_life_us = 7ULL * 24 * 3600 * 1000000,
 		.backfill = true,
 		.log_level = LOG_LVL_INFO,
+		.events_buffer = 64 << 10,
 	};
 	netsetup_config_init(&c->net);
 	nodes_config_init(&c->nodes);
@@ -275,6 +276,11 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 			       : 0;
 	if (!strcmp(k, "metrics_socket") || !strcmp(k, "metrics_listen"))
 		return set_metrics(c, k, v);
+	if (!strcmp(k, "events_buffer"))
+		return parse_size(v, &c->events_buffer) < 0 || c->events_buffer < 4096 ||
+				       c->events_buffer > (16 << 20)
+			       ? -EINVAL
+			       : 0;
 	if (str_has_prefix(k, "node_"))
 		return nodes_config_set(&c->nodes, k, v);
 	return apply_module(c, k, v);

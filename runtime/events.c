@@ -5,6 +5,7 @@
  * (its state, its newest version, its restores). Each subscriber has a
  * bounded buffer: a reader that falls behind misses events and is told how
  * many, it never holds xosd back or makes it grow. DECISIONS.md (ak). */
+#include <sys/socket.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
@@ -12,8 +13,6 @@
 
 /* Recent events kept for --since and for a --job subscriber that comes late. */
 #define EVENTS_RING 1024
-/* Bytes queued on a subscriber beyond which its events are dropped (missed). */
-#define EVENTS_CONN_BUFFER (64U * 1024)
 
 const double events_bucket_bounds[EVENTS_BUCKETS] = { 0.05, 0.1, 0.25, 0.5, 1,   2.5,
 						      5,    10,  30,   60,  120, 300 };
@@ -85,12 +84,12 @@ static bool sub_wants(const struct conn *c, const struct event *e)
 
 /* Append text to c's output if it fits in the subscriber's buffer; the
  * buffer is compacted first, so memory stays within the bound. */
-static bool sub_queue(struct conn *c, const char *text)
+static bool sub_queue(struct daemon *d, struct conn *c, const char *text)
 {
 	size_t len = strlen(text), pending = c->out_len - c->out_off;
 	char *n;
 
-	if (pending + len > EVENTS_CONN_BUFFER)
+	if (pending + len > d->cfg->events_buffer)
 		return false;
 	if (c->out_off) {
 		memmove(c->out, c->out + c->out_off, pending);
@@ -115,7 +114,7 @@ static bool sub_say_missed(struct daemon *d, struct conn *c)
 		return true;
 	snprintf(line, sizeof(line), "{\"v\":%d,\"ev\":\"missed\",\"count\":%llu}\n",
 		 XOS_PROTO_VERSION, (unsigned long long)c->ev_missed);
-	if (!sub_queue(c, line))
+	if (!sub_queue(d, c, line))
 		return false;
 	c->ev_missed = 0;
 	return true;
@@ -123,7 +122,7 @@ static bool sub_say_missed(struct daemon *d, struct conn *c)
 
 static void sub_send(struct daemon *d, struct conn *c, const struct event *e)
 {
-	if (!sub_say_missed(d, c) || !sub_queue(c, e->line)) {
+	if (!sub_say_missed(d, c) || !sub_queue(d, c, e->line)) {
 		c->ev_missed++;
 		d->events->counters.dropped++;
 		if (e->end && c->ev_job[0])
@@ -144,7 +143,7 @@ static void sub_say_end(struct daemon *d, struct conn *c)
 	_cleanup_free_ char *line = j && !job_is_live(j) ? event_line(j, "ended", j->ended_us)
 							 : NULL;
 
-	if (line && !sub_queue(c, line))
+	if (line && !sub_queue(d, c, line))
 		return; /* (the buffer drains first) */
 	c->ev_end_missed = false;
 	c->mode = CONN_CLOSING;
@@ -355,7 +354,7 @@ static bool replay(struct daemon *d, struct conn *c, uint64_t since_us, bool hav
 			continue;
 		if (!sub_wants(c, e))
 			continue;
-		if (!sub_say_missed(d, c) || !sub_queue(c, e->line)) {
+		if (!sub_say_missed(d, c) || !sub_queue(d, c, e->line)) {
 			c->ev_missed++;
 			continue;
 		}
@@ -383,12 +382,15 @@ int ops_events(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 		return xerr_set(err, -EINVAL, "bad_request", "Field 'job' must be a string");
 	if (name && (r = ops_lookup(d, c, name, &j, err)) < 0)
 		return r;
+	/* what the kernel holds for it is bounded too (it doubles the figure) */
+	(void)setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &(int){ (int)(d->cfg->events_buffer / 2) },
+			 sizeof(int));
 	conn_send(c, "{\"v\":1,\"ok\":true}\n");
 	c->mode = CONN_EVENTS;
 	if (j)
 		memcpy(c->ev_job, j->id, sizeof(c->ev_job));
 	/* a job that has ended: its events as far as they are kept, then its end */
-	if (replay(d, c, since, have_since))
+	if (replay(d, c, since, have_since) && c->ev_job[0])
 		c->mode = CONN_CLOSING;
 	else if (j && !job_is_live(j)) {
 		c->ev_end_missed = true;

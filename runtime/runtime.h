@@ -71,7 +71,8 @@ struct runtime_config {
 	/* the metrics endpoint (docs/METRICS.md): a UNIX socket (root's, 0600)
 	 * and a TCP address on loopback, each NULL: none */
 	char *metrics_socket;
-	char *metrics_listen; /* "127.0.0.1:PORT" or "[::1]:PORT" */
+	char *metrics_listen;   /* "127.0.0.1:PORT" or "[::1]:PORT" */
+	uint64_t events_buffer; /* bytes held for an event subscriber (and its socket) */
 
 	/* the node_* keys: the node channel (nodes/) */
 	struct nodes_config nodes;
