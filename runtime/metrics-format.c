@@ -162,7 +162,8 @@ int metrics_http_request(const char *req, size_t len, bool *ret_head)
 	const char *end = head_end(req, len), *sp1, *sp2, *eol;
 	size_t tlen;
 
-	if (memchr(req, 0, len))
+	/* (only the head counts: what follows it is never read) */
+	if (memchr(req, 0, end ? (size_t)(end - req) : len))
 		return 400;
 	if (!end)
 		return -EAGAIN;

@@ -83,6 +83,8 @@ static void test_http(void)
 	ok(req("garbage\r\n\r\n", &head) == 400, "garbage: 400");
 	ok(metrics_http_request("GET /metrics HTTP/1.0\r\n\0\r\n\r\n", 28, &head) == 400,
 	   "a NUL byte: 400");
+	ok(metrics_http_request("GET /metrics HTTP/1.0\r\n\r\n\0x", 27, &head) == 200,
+	   "a NUL byte after the head (never read): no matter");
 
 	metrics_http_response(&b, 200, "a 1\n", 4, false);
 	ok(has(&b, "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; "
