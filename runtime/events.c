@@ -367,7 +367,7 @@ int ops_events(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 {
 	const char *name = NULL;
 	uint64_t since = 0;
-	bool have_since = false;
+	bool have_since = false, end;
 	struct job *j = NULL;
 	int r;
 
@@ -389,8 +389,10 @@ int ops_events(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 	c->mode = CONN_EVENTS;
 	if (j)
 		memcpy(c->ev_job, j->id, sizeof(c->ev_job));
-	/* a job that has ended: its events as far as they are kept, then its end */
-	if (replay(d, c, since, have_since) && c->ev_job[0])
+	/* a job that has ended: its events as far as they are kept, then its
+	 * end (from the record if it is not among them) */
+	end = replay(d, c, since, have_since);
+	if (j && !job_is_live(j) && end)
 		c->mode = CONN_CLOSING;
 	else if (j && !job_is_live(j)) {
 		c->ev_end_missed = true;
