@@ -9,8 +9,8 @@ bats_require_minimum_version 1.5.0
 TOOLS="$XOS_ROOT/tests/tools"
 
 # A private xosd with both metrics endpoints: its UNIX socket and a free
-# loopback port. (The slow subscriber's test gives subscribers the smallest
-# buffer, so that a few events fill it.)
+# loopback port. (The slow subscriber's test gives subscribers a small
+# buffer, so that a few hundred events fill it.)
 setup() {
 	XOS_TMP=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.XXXXXX")
 	chmod 0711 "$XOS_TMP"
@@ -21,7 +21,7 @@ setup() {
 	printf 'metrics_socket = %s\nmetrics_listen = 127.0.0.1:%s\n' "$METRICS_SOCK" \
 		"$METRICS_PORT" >"$XOS_TMP/xosd.conf"
 	if [[ "$BATS_TEST_DESCRIPTION" == *"does not read"* ]]; then
-		echo "events_buffer = 4K" >>"$XOS_TMP/xosd.conf"
+		echo "events_buffer = 16K" >>"$XOS_TMP/xosd.conf"
 	fi
 	BG_PIDS=()
 	xosd_launch --config "$XOS_TMP/xosd.conf"
@@ -147,16 +147,18 @@ event() { jq -r --arg j "$2" --arg e "$3" "select(.job == \$j and .event == \$e)
 	wait_file "$XOS_TMP/slow.json.ready" 10
 	bg xevents --json >"$ev" 2>"$XOS_TMP/fast.err"
 	wait_for 10 metric_is xos_event_subscribers 2
-	# 60 held jobs and their kill: 180 events, more than the slow one's
-	# buffers (xosd's 4 KiB, events_buffer, and about as much in its socket) hold
+	# 80 held jobs and their kill: 240 events of about 150 bytes, more than
+	# the slow one's buffers hold (xosd's 16 KiB, events_buffer, and about as
+	# much in its socket), while a reader that falls behind by less than
+	# about 100 events misses none
 	ids=()
-	for i in $(seq 60); do ids+=("$(xrun -d --hold -- true 2>/dev/null)"); done
+	for i in $(seq 80); do ids+=("$(xrun -d --hold -- true 2>/dev/null)"); done
 	xkill "${ids[@]}" >/dev/null
 	# xosd went on: the reading subscriber has every event, requests answer
-	wait_for 60 has_lines "$ev" 180
+	wait_for 60 has_lines "$ev" 240
 	run timeout 10 xps -a -q
 	assert_success
-	assert_equal "${#lines[@]}" 60
+	assert_equal "${#lines[@]}" 80
 	[ "$(metric xos_events_dropped_total)" -gt 0 ]
 	# a job runs and ends as ever while the slow one still reads nothing
 	id=$(xrun -d -- true)
@@ -167,7 +169,7 @@ event() { jq -r --arg j "$2" --arg e "$3" "select(.job == \$j and .event == \$e)
 	missed=$(jq -r 'select(.ev == "missed") | .count' "$XOS_TMP/slow.json" | head -n1)
 	[ "$missed" -gt 0 ]
 	got=$(grep -c '"ev":"job"' "$XOS_TMP/slow.json")
-	[ "$((got + missed))" -le 183 ]
+	[ "$((got + missed))" -le 243 ]
 	last=$(xrun -d --name after-gate -- true)
 	wait_for 30 has_event "$XOS_TMP/slow.json" "$last" ended
 }
