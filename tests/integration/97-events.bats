@@ -236,3 +236,37 @@ event() { jq -r --arg j "$2" --arg e "$3" "select(.job == \$j and .event == \$e)
 	run scrape
 	assert_success
 }
+
+@test "a failed checkpoint and a failed restore are events and counted; a job re-adopted by a restarted xosd makes none" {
+	id=$(xrun -d -- sh -c "$GATE")
+	wait_state "$id" RUNNING
+	# fault 3: CRIU fails while it dumps the tasks' memory pages
+	xosd_stop
+	CRIU_FAULT=3 xosd_launch --config "$XOS_TMP/xosd.conf"
+	ev="$XOS_TMP/events1.json"
+	bg xevents --json >"$ev" 2>/dev/null
+	wait_for 10 metric_is xos_event_subscribers 1
+	run xcheckpoint "$id"
+	assert_failure
+	wait_for 30 has_event "$ev" "$id" checkpoint_failed
+	assert_equal "$(events "$ev" "$id")" checkpoint_failed # (re-adopted: no event)
+	assert_equal "$(event "$ev" "$id" checkpoint_failed .state)" RUNNING
+	assert_equal "$(metric xos_checkpoint_failures_total)" 1
+	assert_equal "$(metric xos_checkpoints_total)" 0
+	# fault 6: CRIU fails after it restored the tasks (and kills them)
+	xosd_stop
+	xosd_launch --config "$XOS_TMP/xosd.conf"
+	xcheckpoint --stop "$id" >/dev/null
+	xosd_stop
+	CRIU_FAULT=6 xosd_launch --config "$XOS_TMP/xosd.conf"
+	ev="$XOS_TMP/events2.json"
+	bg xevents --json >"$ev" 2>/dev/null
+	wait_for 10 metric_is xos_event_subscribers 1
+	run xrestart "$id"
+	assert_failure
+	wait_for 30 has_event "$ev" "$id" restore_failed
+	assert_equal "$(events "$ev" "$id")" restore_failed
+	assert_equal "$(event "$ev" "$id" restore_failed .state)" CHECKPOINTED
+	assert_equal "$(metric xos_restore_failures_total)" 1
+	assert_equal "$(metric xos_restores_total)" 0
+}
