@@ -549,6 +549,23 @@ static void dump_failed(struct ckpt *ck, struct job *j, int jfd, const char *why
 	answer_error(ck, j, "checkpoint_failed", msg ? msg : why);
 }
 
+/* The figures of the version just made, for its event (runtime's events.c). */
+static void version_figures(struct job *j, yajl_val m)
+{
+	static const char *const parts[] = { "images", "layer", "spool" };
+	yajl_val sizes = m ? yajl_tree_get(m, (const char *[]){ "sizes", NULL }, yajl_t_object)
+			   : NULL;
+	uint64_t v = 0;
+
+	j->ev.ckpt_duration_us = 0;
+	j->ev.ckpt_bytes = 0;
+	if (m && json_get_uint(m, "checkpoint_duration", &v) >= 0)
+		j->ev.ckpt_duration_us = v;
+	for (size_t i = 0; sizes && i < ELEMENTSOF(parts); i++)
+		if (json_get_uint(sizes, parts[i], &v) >= 0)
+			j->ev.ckpt_bytes += v;
+}
+
 static void dump_done(struct ckpt *ck, struct job *j, bool ok, const char *why)
 {
 	_cleanup_close_ int jfd = ckpt_job_store(ck, j, false);
@@ -571,6 +588,7 @@ static void dump_done(struct ckpt *ck, struct job *j, bool ok, const char *why)
 		_cleanup_gen_ yajl_gen g = HOST(ck, reply_begin);
 
 		(void)json_parse(manifest, JSON_DEPTH_MAX, NULL, 0, &t);
+		version_figures(j, t);
 		j->ckpt_last = run->version;
 		apply_retention(ck, j, jfd);
 		ckpt_space_changed(j, true);
@@ -743,6 +761,8 @@ static void restore_done(struct ckpt *ck, struct job *j, bool ok, const char *wh
 	j->ended_us = 0;
 	j->have_acct = false;
 	j->restores++;
+	j->ev.restore_duration_us = mono_usec() - run->begun_us; /* (for its event) */
+	j->ev.restore_version = run->version;
 	set_state(ck, j, JOB_RUNNING);
 	if ((r = HOST(ck, watch, j)) < 0)
 		log_error("Failed to watch restored job %s: %s", j->id, strerror(-r));

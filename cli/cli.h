@@ -288,5 +288,6 @@ int cli_xkill_main(const char *prog, int argc, char **argv);
 int cli_xtemplate_main(const char *prog, int argc, char **argv);
 int cli_xcheckpoint_main(const char *prog, int argc, char **argv);
 int cli_xrestart_main(const char *prog, int argc, char **argv);
+int cli_xevents_main(const char *prog, int argc, char **argv);
 
 #endif

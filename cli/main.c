@@ -46,6 +46,7 @@ static const struct command commands[] = {
 	{ "xrelease", "release", cli_xrelease_main, "Let held jobs start" },
 	{ "xacct", "acct", cli_xacct_main, "Sum jobs' accounting per VO and user" },
 	{ "xvo", "vo", cli_xvo_main, "Show or tighten a VO's policy" },
+	{ "xevents", "events", cli_xevents_main, "Stream job events as they happen" },
 };
 
 static void usage(FILE *f)

@@ -454,7 +454,7 @@ static void conn_read(struct daemon *d, struct conn *c)
 				c->mode = CONN_CLOSING, c->out_off = c->out_len;
 			return;
 		}
-		if (c->mode == CONN_CLOSING || c->mode == CONN_WAIT)
+		if (c->mode == CONN_CLOSING || c->mode == CONN_WAIT || c->mode == CONN_EVENTS)
 			continue; /* nothing more is expected */
 		if (c->in_len + (size_t)n > XOS_REQUEST_MAX) {
 			c->in_len = 0;
@@ -507,6 +507,8 @@ void conn_event(struct daemon *d, struct conn *c, uint32_t events)
 	conn_flush(c);
 	if (c->mode == CONN_ATTACHED && c->out_off == c->out_len)
 		conn_pump(d, c); /* back-pressure released */
+	if (c->mode == CONN_EVENTS && c->out_off == c->out_len)
+		events_conn_drained(d, c); /* what it missed meanwhile */
 	conn_flush(c);
 	if (c->mode == CONN_CLOSING && c->out_off >= c->out_len) {
 		conn_free(d, c);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* xosd.conf(5): "key = value" lines, '#' comments, every error with its line. */
 #include <ctype.h>
+#include <sys/socket.h>
 
 #include "common/common.h"
 #include "runtime/runtime.h"
@@ -29,6 +30,7 @@ void runtime_config_init(struct runtime_config *c)
 		.fairshare_half_life_us = 7ULL * 24 * 3600 * 1000000,
 		.backfill = true,
 		.log_level = LOG_LVL_INFO,
+		.events_buffer = 64 << 10,
 	};
 	netsetup_config_init(&c->net);
 	nodes_config_init(&c->nodes);
@@ -49,6 +51,8 @@ void runtime_config_free(struct runtime_config *c)
 	nodes_config_free(&c->nodes);
 	free(c->checkpoint_dir);
 	free(c->hooks_dir);
+	free(c->metrics_socket);
+	free(c->metrics_listen);
 	credstore_config_free(&c->cred);
 	*c = (struct runtime_config){ 0 };
 }
@@ -127,6 +131,25 @@ static int apply_sched(struct runtime_config *c, const char *k, const char *v)
 	if (!strcmp(k, "backfill"))
 		return parse_bool(v, &c->backfill);
 	return -ENOKEY;
+}
+
+/* metrics_socket, metrics_listen: an empty value is none */
+static int set_metrics(struct runtime_config *c, const char *k, const char *v)
+{
+	char **field = !strcmp(k, "metrics_socket") ? &c->metrics_socket : &c->metrics_listen;
+	struct sockaddr_storage sa;
+	unsigned len;
+
+	if (!*v) {
+		free(*field);
+		*field = NULL;
+		return 0;
+	}
+	if (field == &c->metrics_socket)
+		return set_abs_path(field, v);
+	if (runtime_parse_metrics_listen(v, &sa, &len) < 0)
+		return -EINVAL;
+	return set_str(field, v);
 }
 
 static int apply(struct runtime_config *c, const char *k, const char *v)
@@ -250,6 +273,13 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 			       : 0;
 	if (!strcmp(k, "log_size_max"))
 		return parse_size(v, &c->log_size_max) < 0 || c->log_size_max < RUNTIME_LOG_SIZE_MIN
+			       ? -EINVAL
+			       : 0;
+	if (!strcmp(k, "metrics_socket") || !strcmp(k, "metrics_listen"))
+		return set_metrics(c, k, v);
+	if (!strcmp(k, "events_buffer"))
+		return parse_size(v, &c->events_buffer) < 0 || c->events_buffer < 4096 ||
+				       c->events_buffer > (16 << 20)
 			       ? -EINVAL
 			       : 0;
 	if (str_has_prefix(k, "node_"))

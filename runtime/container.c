@@ -422,6 +422,22 @@ int container_accounting(struct daemon *d, struct job *j, struct runtime_account
 	return r;
 }
 
+int container_memory_current(struct daemon *d, struct job *j, uint64_t *ret)
+{
+	struct cg_reader cr;
+	char buf[64];
+	int r = cg_reader_of(d, j, &cr);
+
+	if (r < 0)
+		return r;
+	r = cg_read(&cr, cr.v2 ? "memory.current" : "memory.usage_in_bytes", buf, sizeof(buf));
+	free(cr.self);
+	if (r < 0)
+		return r;
+	buf[strcspn(buf, "\n")] = 0;
+	return parse_uint64(buf, ret);
+}
+
 int container_dump_memory(struct daemon *d, struct job *j, uint64_t *ret_anon, uint64_t *ret_shmem)
 {
 	struct cg_reader cr;

@@ -221,6 +221,8 @@ int daemon_persist_job(struct daemon *d, struct job *j)
 {
 	int r = write_record(d, j, false);
 
+	events_job_persisted(d, j);
+
 	/* Only the end of a job must survive a crash of the node (its container
 	 * dies with the node anyway); the flusher makes it durable within
 	 * SYNC_DELAY, off the path that answers the client. */
@@ -231,7 +233,10 @@ int daemon_persist_job(struct daemon *d, struct job *j)
 
 int daemon_persist_job_durably(struct daemon *d, struct job *j)
 {
-	return write_record(d, j, d->cfg->sync_writes);
+	int r = write_record(d, j, d->cfg->sync_writes);
+
+	events_job_persisted(d, j);
+	return r;
 }
 
 struct job *daemon_find_job(struct daemon *d, const char *id)
@@ -605,6 +610,7 @@ static int load_job(struct daemon *d, const char *id)
 	j->dirfd = TAKE_FD(dfd);
 	j->next = d->jobs;
 	d->jobs = j;
+	events_job_loaded(j); /* (what it is now is no event; what happens next is) */
 	/* (not in the record: a node placing jobs below their callers placed this one so) */
 	j->cg_caller = j->cgroup_parent && d->cfg->cgroup_parent &&
 		       !strcmp(d->cfg->cgroup_parent, RUNTIME_CGROUP_PARENT_CALLER);
@@ -964,6 +970,12 @@ static void dispatch(struct daemon *d, struct epoll_event *ev, int sfd)
 	case EP_NODES:
 		nodes_process(d->nodes);
 		break;
+	case EP_METRICS:
+		metrics_listen_event(d, ptr);
+		break;
+	case EP_METRICS_CONN:
+		metrics_conn_event(d, ptr, ev->events);
+		break;
 	case EP_SIGNAL: {
 		struct signalfd_siginfo si;
 
@@ -1012,6 +1024,8 @@ static void daemon_free(struct daemon *d)
 {
 	template_ops_stop(d);
 	conns_free_all(d);
+	metrics_free(d);
+	events_free(d);
 	for (struct job *j = d->jobs; j;) {
 		struct job *next = j->next;
 
@@ -1067,6 +1081,7 @@ static void daemon_shutdown(struct daemon *d)
 	}
 	if (d->listen_fd >= 0)
 		unlink(d->cfg->socket_path);
+	metrics_unlink(d);
 	closep(&d->listen_fd);
 	closep(&d->reserve_fd);
 	daemon_free(d);
@@ -1165,6 +1180,8 @@ static int daemon_start(struct daemon *d, int *ret_lock, int *ret_sfd)
 		return r;
 	if ((r = queue_setup(d)) < 0)
 		return log_error_errno(r, "Failed to set up the queue: %m");
+	if ((r = events_setup(d)) < 0)
+		return log_error_errno(r, "Failed to set up the event stream: %m");
 	load_jobs(d);
 	if ((r = slice_reconcile(d)) < 0)
 		log_error("Failed to reconcile the container id leases: %s", strerror(-r));
@@ -1176,6 +1193,8 @@ static int daemon_start(struct daemon *d, int *ret_lock, int *ret_sfd)
 	template_ops_start(d); /* removed templates no job uses go */
 	if ((r = setup_listen(d)) < 0)
 		return log_error_errno(r, "Failed to listen on %s: %m", cfg->socket_path);
+	if ((r = metrics_setup(d)) < 0)
+		return r;
 	raise_nofile();
 	d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (cfg->detach && (r = detach(d)) < 0)
@@ -1213,7 +1232,9 @@ int runtime_run(struct runtime_config *cfg)
 		struct epoll_event evs[64];
 		int t1 = min_timeout(prune_cgroups(&d), queue_tick(&d)), t2 = ckpt_tick(d.ckpt);
 		int t3 = min_timeout(conns_expire(&d), listen_resume(&d));
-		int t4 = min_timeout(d.nodes ? nodes_tick(d.nodes) : -1, daemon_caller_watch(&d));
+		int t4 = min_timeout(
+			min_timeout(d.nodes ? nodes_tick(d.nodes) : -1, metrics_tick(&d)),
+			daemon_caller_watch(&d));
 		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs),
 				   min_timeout(min_timeout(t1, t2), min_timeout(t3, t4)));
 

@@ -1412,6 +1412,8 @@ static const struct op {
 	{ "checkpoint_delete", ops_checkpoint_delete, { "v", "op", "job", "version", NULL } },
 	{ "restart", ops_restart, { "v", "op", "job", "version", NULL } },
 	{ "nodes", ops_nodes, { "v", "op", NULL } },
+	/* the job event stream: events.c */
+	{ "events", ops_events, { "v", "op", "job", "since", NULL } },
 	/* grid logins: grid.c */
 	{ "auth_challenge", ops_auth_challenge, { "v", "op", NULL } },
 	{ "auth", ops_auth, { "v", "op", "chain", "signature", NULL } },

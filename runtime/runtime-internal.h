@@ -105,6 +105,17 @@ struct job_sched {
 	bool queued;  /* it was queued (its directory was made for its record) */
 };
 
+/* runtime only: what the job's events (events.c) last saw of it, and the
+ * figures of its last checkpoint and restore (set by ckpt/ before it persists) */
+struct job_ev {
+	bool seen; /* an event was made of it (or it was loaded at start-up) */
+	enum job_state state;
+	unsigned ckpt_last, restores;
+	uint64_t ckpt_duration_us, ckpt_bytes; /* the last version made */
+	uint64_t restore_duration_us;          /* the last restore */
+	unsigned restore_version;
+};
+
 struct job {
 	char id[XOS_JOB_ID_HEX + 1];
 	char *name;
@@ -179,6 +190,7 @@ struct job {
 	char *start_warning;  /* for the xrun that starts it (its DNS cannot work) */
 	bool ckpt_measured;   /* ckpt_bytes measured since its versions last changed */
 	uint64_t ckpt_bytes;  /* disk its checkpoint store takes (ckpt/space.c) */
+	struct job_ev ev;     /* what its last event saw (events.c) */
 	struct job *next;
 };
 
@@ -461,6 +473,8 @@ struct daemon {
 	struct queue_state *queue; /* capacity, usage, the scheduler's last pass (queue.c) */
 	/* monotonic: the next look at the Slurm steps' cgroups (caller-watch.c) */
 	uint64_t caller_watch_due_us;
+	struct events *events;   /* recent events and counters (events.c) */
+	struct metrics *metrics; /* the metrics endpoint (metrics.c), NULL: none */
 };
 /* A daemon with nothing open yet: what runtime_run starts from (and tests
  * and fuzz targets that drive the request handlers without a daemon) */
@@ -521,6 +535,7 @@ enum conn_mode {
 	CONN_CLOSING,
 	CONN_TEMPLATE, /* a template import runs for it (template-ops.c) */
 	CONN_CKPT,     /* waiting for a checkpoint or restore of c->job */
+	CONN_EVENTS,   /* subscribed to job events (events.c) */
 };
 struct conn {
 	int fd;
@@ -551,6 +566,11 @@ struct conn {
 	 * then the mapped account's) */
 	char *nonce;
 	struct conn_grid *grid;
+	/* events.c: a subscriber's filter (ev_job: a job id, or empty: all it
+	 * may see) and the events it missed while its buffer was full */
+	char ev_job[XOS_JOB_ID_HEX + 1];
+	uint64_t ev_missed;
+	bool ev_end_missed; /* the end of ev_job was among them */
 	struct conn *next;
 };
 void conn_send(struct conn *c, const char *text); /* one JSON line */
@@ -644,7 +664,9 @@ enum ep_kind {
 	EP_STARTER,
 	EP_TEMPLATE,
 	EP_CKPT,
-	EP_NODES, /* the node channel's epoll set; the last of 16 (4 bits of the epoll data) */
+	EP_NODES,        /* the node channel's epoll set */
+	EP_METRICS,      /* a listener of the metrics endpoint (metrics.c) */
+	EP_METRICS_CONN, /* a client of it; the last of 16 (4 bits of the epoll data) */
 };
 
 /* ---- node.c: the node channel (nodes/) in xosd ---- */
@@ -698,6 +720,74 @@ int ops_template_list(struct daemon *d, struct conn *c, struct yajl_val_s *t, st
 int ops_template_show(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
 int ops_template_default(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
 int ops_template_remove(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+
+/* ---- events.c: the job event stream (xevents) and the counters of metrics ---- */
+int events_setup(struct daemon *d);
+void events_free(struct daemon *d);
+/* Job j's record was written: the events of what changed since the last
+ * one (submitted, queued, started, checkpointed, restored, migrated, ended
+ * ...) go to the subscribers and the counters. */
+void events_job_persisted(struct daemon *d, struct job *j);
+/* Job j was loaded from its record at start-up: no event for what it is. */
+void events_job_loaded(struct job *j);
+/* A subscriber's buffer drained: what it missed is said. */
+void events_conn_drained(struct daemon *d, struct conn *c);
+int ops_events(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+/* The counters, for the metrics endpoint. */
+#define EVENTS_BUCKETS 12
+struct events_histogram {
+	uint64_t count, sum_us;
+	uint64_t buckets[EVENTS_BUCKETS]; /* not cumulative: events_bucket_bounds */
+};
+extern const double events_bucket_bounds[EVENTS_BUCKETS]; /* seconds */
+struct events_counters {
+	uint64_t submitted, started, ended[_JOB_STATE_MAX];
+	uint64_t checkpoints, checkpoint_failures, checkpoint_bytes;
+	uint64_t restores, restore_failures, migrated;
+	struct events_histogram checkpoint_duration, restore_duration;
+	uint64_t events, dropped; /* events made; lines subscribers missed */
+};
+const struct events_counters *events_counters(struct daemon *d);
+
+/* ---- metrics-format.c: Prometheus text exposition format (pure) ---- */
+struct metrics_buf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+void metrics_buf_free(struct metrics_buf *b);
+void metrics_printf(struct metrics_buf *b, const char *fmt, ...) _printf_(2, 3);
+/* # HELP and # TYPE lines of a family (help escaped) */
+void metrics_family(struct metrics_buf *b, const char *name, const char *type, const char *help);
+/* one sample: name{k="v",...} value; labels: NULL-terminated k, v pairs
+ * (values escaped; a NULL value leaves its label out) */
+void metrics_sample(struct metrics_buf *b, const char *name, const char *const *labels,
+		    double value);
+/* a histogram family from non-cumulative bucket counts (le bounds in
+ * seconds), the sum (seconds) and the count */
+void metrics_histogram(struct metrics_buf *b, const char *name, const char *help,
+		       const double *bounds, const uint64_t *counts, size_t n, double sum,
+		       uint64_t count);
+/* The HTTP/1.0 request read so far (len bytes): -EAGAIN while its head is
+ * incomplete, else the status to answer (200 for GET or HEAD /metrics, 400,
+ * 404, 405); *ret_head for HEAD. */
+int metrics_http_request(const char *req, size_t len, bool *ret_head);
+/* The response: status line, headers, then body (200; others say where the
+ * metrics are), unless head. */
+void metrics_http_response(struct metrics_buf *b, int status, const char *body, size_t body_len,
+			   bool head);
+
+/* ---- metrics.c: the endpoint (metrics_socket, metrics_listen) ---- */
+int metrics_setup(struct daemon *d);
+void metrics_free(struct daemon *d);
+void metrics_unlink(struct daemon *d); /* its UNIX socket, at a clean stop */
+void metrics_listen_event(struct daemon *d, void *listener);
+void metrics_conn_event(struct daemon *d, void *conn, uint32_t events);
+int metrics_tick(struct daemon *d); /* deadlines: the next timeout (ms) or -1 */
+/* The body of /metrics as of now. */
+int metrics_collect(struct daemon *d, struct metrics_buf *b);
+/* container.c: the memory the job's container uses now */
+int container_memory_current(struct daemon *d, struct job *j, uint64_t *ret);
 
 /* sdnotify.c: the service manager's readiness protocol */
 void sdnotify_init(void);

@@ -69,6 +69,11 @@ struct runtime_config {
 	uint64_t request_millicpus, request_memory; /* a job's request without --cpus, --memory */
 	uint64_t fairshare_half_life_us;            /* usage decays by half in this (0: never) */
 	bool backfill;                              /* short jobs may pass a waiting one */
+	/* the metrics endpoint (docs/METRICS.md): a UNIX socket (root's, 0600)
+	 * and a TCP address on loopback, each NULL: none */
+	char *metrics_socket;
+	char *metrics_listen;   /* "127.0.0.1:PORT" or "[::1]:PORT" */
+	uint64_t events_buffer; /* bytes held for an event subscriber (and its socket) */
 
 	/* the node_* keys: the node channel (nodes/) */
 	struct nodes_config nodes;
@@ -84,6 +89,11 @@ void runtime_config_free(struct runtime_config *c);
 int runtime_config_load(struct runtime_config *c, const char *path, char **ret_error);
 /* Fill in derived defaults (socket path from run dir...). */
 int runtime_config_finish(struct runtime_config *c);
+
+/* metrics_listen: "127.0.0.1:PORT" (any 127/8 address) or "[::1]:PORT",
+ * a loopback address only; 0 and the address, or -EINVAL. */
+struct sockaddr_storage;
+int runtime_parse_metrics_listen(const char *s, struct sockaddr_storage *ret, unsigned *ret_len);
 
 /* Run the daemon until SIGTERM/SIGINT. Jobs keep running when it stops. */
 int runtime_run(struct runtime_config *c);
