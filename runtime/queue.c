@@ -119,11 +119,16 @@ int queue_setup(struct daemon *d)
 	if (!q)
 		return -ENOMEM;
 	d->queue = q;
-	q->capacity.millicpus = c->node_millicpus ? c->node_millicpus
-				: ncpu > 0        ? (uint64_t)ncpu * 1000
-						  : SCHEDULER_UNLIMITED;
-	q->capacity.memory = c->node_memory ? c->node_memory : detect_memory();
-	q->capacity.jobs = c->node_jobs ? c->node_jobs : SCHEDULER_UNLIMITED;
+	for (size_t i = 0; i < ELEMENTSOF(runtime_capacity_old_keys); i++)
+		if (c->capacity_old_keys & (1U << i))
+			log_warn("xosd.conf: %s is the old name of %s; rename it (the old name "
+				 "may go in a later release)",
+				 runtime_capacity_old_keys[i][0], runtime_capacity_old_keys[i][1]);
+	q->capacity.millicpus = c->capacity_millicpus ? c->capacity_millicpus
+				: ncpu > 0            ? (uint64_t)ncpu * 1000
+						      : SCHEDULER_UNLIMITED;
+	q->capacity.memory = c->capacity_memory ? c->capacity_memory : detect_memory();
+	q->capacity.jobs = c->capacity_jobs ? c->capacity_jobs : SCHEDULER_UNLIMITED;
 	q->capacity.millicpus = minus_reserve(q->capacity.millicpus, c->reserve_millicpus);
 	q->capacity.memory = minus_reserve(q->capacity.memory, c->reserve_memory);
 	q->dirty = true;
@@ -402,7 +407,7 @@ static int check_fits(struct daemon *d, const struct job_sched *s, struct xerr *
 		scheduler_format_cpus(s->millicpus, want, sizeof(want));
 		scheduler_format_cpus(cap->millicpus, have, sizeof(have));
 		xerr_set(err, -EINVAL, "invalid_argument",
-			 "The job asks for %s but this node has %s for jobs (node_cpus "
+			 "The job asks for %s but this node has %s for jobs (capacity_cpus "
 			 "minus reserve_cpus); ask for at most that with --cpus",
 			 want, have);
 		return -E2BIG;
@@ -411,7 +416,7 @@ static int check_fits(struct daemon *d, const struct job_sched *s, struct xerr *
 		scheduler_format_memory(s->memory, want, sizeof(want));
 		scheduler_format_memory(cap->memory, have, sizeof(have));
 		xerr_set(err, -EINVAL, "invalid_argument",
-			 "The job asks for %s but this node has %s for jobs (node_memory "
+			 "The job asks for %s but this node has %s for jobs (capacity_memory "
 			 "minus reserve_memory); ask for at most that with --memory",
 			 want, have);
 		return -E2BIG;
