@@ -1193,7 +1193,7 @@ bool ops_wait_check(struct daemon *d, struct conn *c)
 			continue;
 		yajl_gen_map_open(g);
 		json_gen_kv_str(g, "id", j->id);
-		json_gen_kv_str(g, "state", job_state_to_string(j->state));
+		json_gen_kv_str(g, "state", queue_job_state_name(j));
 		json_gen_kv_int(g, "exit_code", job_exit_code(j));
 		yajl_gen_map_close(g);
 	}
@@ -1378,6 +1378,7 @@ static const struct op {
 	    "restart",
 	    "priority",
 	    "hold",
+	    "preemptible",
 	    "after",
 	    "time",
 	    NULL } },
