@@ -1034,13 +1034,14 @@ static int claim_ids(struct daemon *d, struct conn *c, struct job *j, struct xer
 }
 
 /* Queue the new job with what its first unit gets when it starts. */
-static int queue_new(struct daemon *d, const struct run_req *q, struct job *j, struct xerr *err)
+static int queue_new(struct daemon *d, struct conn *c, const struct run_req *q, struct job *j,
+		     struct xerr *err)
 {
 	int r = start_spec(j, q, &j->sched.start_env, &j->sched.start_cwd);
 
 	if (r < 0)
 		return xerr_set(err, r, "internal", "Out of memory");
-	return queue_submit(d, j, err);
+	return queue_submit(d, c, j, err);
 }
 
 /* Whether the scheduler lets the new job start at once (1), or queues it
@@ -1072,7 +1073,7 @@ static struct job *prepare_job(struct daemon *d, struct conn *c, struct run_req 
 	    check_ckpt_net(d, c, q, j, err) < 0 || add_first_unit(c, q, j, err) < 0 ||
 	    open_volumes(d, c, q, j, err) < 0 || (now = admit(d, j, err)) < 0 ||
 	    (now && (claim_ids(d, c, j, err) < 0 || setup_net(d, c, j, err) < 0)) ||
-	    (!now && queue_new(d, q, j, err) < 0)) {
+	    (!now && queue_new(d, c, q, j, err) < 0)) {
 		slice_release(d, j);
 		job_free(j);
 		return NULL;
@@ -1160,6 +1161,10 @@ static int op_ps(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 			want = named[i] == j;
 		if (!want || !may_see(c, j))
 			continue;
+		if (j->state == JOB_QUEUED) { /* (no root, no versions: nothing to measure) */
+			job_to_json(j, g);
+			continue;
+		}
 		j->have_usage = job_is_live(j) &&
 				rootfs_job_usage(d, j, &j->disk_used, &j->files_used) >= 0;
 		(void)ckpt_space_job_bytes(d->ckpt, j); /* checkpoint.storage */

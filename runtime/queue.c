@@ -42,7 +42,9 @@ struct view {
 	struct scheduler_dep *deps;
 	char (*ended)[ENDED_MAX]; /* each dependency's end, in words */
 	struct scheduler_usage *usage;
+	size_t *hint, *slot; /* the last pass's order (node.order_hint), and its making */
 	size_t cap_run, cap_run_jobs, cap_queue, cap_jobs, cap_decs, cap_deps, cap_ended, cap_usage;
+	size_t cap_hint, cap_slot;
 };
 
 struct queue_state {
@@ -56,6 +58,9 @@ struct queue_state {
 	struct view view;
 	/* passes of the scheduler (xqueue --json "passes"; tests/bench/scheduler.sh) */
 	uint64_t passes, pass_us_total, pass_us_max, pass_us_last, fast_admits;
+	/* group commit of queued jobs' records (queue_submit, group_commit) */
+	bool sync_pending;
+	uint64_t commits, committed;
 };
 
 static void view_free(struct view *v);
@@ -535,6 +540,8 @@ static void view_free(struct view *v)
 	free(v->usage);
 	free(v->jobs);
 	free(v->decs);
+	free(v->hint);
+	free(v->slot);
 	*v = (struct view){ 0 };
 }
 
@@ -596,7 +603,10 @@ static void add_queued(struct daemon *d, struct view *v, struct job *j, size_t *
 		.n_deps = n_deps,
 		.want_reason = j->sched.want_reason,
 	};
-	j->sched.want_reason = false; /* (set for this pass only) */
+	if (j->sched.want_reason) /* (set for this pass only; written only if set:
+				   * a page of every job written per pass costs a
+				   * copy-on-write fault each while xosd has a child) */
+		j->sched.want_reason = false;
 	for (size_t k = 0; k < n_deps; k++)
 		dep_state(d, &j->sched.deps[k], &v->deps[*nd], v->ended[*nd]), (*nd)++;
 	v->jobs[v->node.n_queue++] = j;
@@ -604,9 +614,11 @@ static void add_queued(struct daemon *d, struct view *v, struct job *j, size_t *
 
 static void add_running(struct view *v, struct job *j, uint64_t now)
 {
-	const struct job_sched *s = &j->sched;
+	struct job_sched *s = &j->sched;
 	bool retry = !s->preempt_failed_us || now - s->preempt_failed_us >= PREEMPT_RETRY_US;
 
+	if (s->resume && !s->resuming && j->state == JOB_RUNNING && !j->run)
+		s->resume = s->preempted = false; /* (restored while xosd was down) */
 	v->run_jobs[v->node.n_running] = j;
 	v->running[v->node.n_running++] = (struct scheduler_running){
 		.req = { s->millicpus, s->memory, 1 },
@@ -644,9 +656,37 @@ static int view_alloc(struct daemon *d, struct view *v, size_t n_run, size_t n_q
 	    grow(&v->decs, &v->cap_decs, n_queue, sizeof(*v->decs)) < 0 ||
 	    grow(&v->deps, &v->cap_deps, n_deps, sizeof(*v->deps)) < 0 ||
 	    grow(&v->ended, &v->cap_ended, n_deps, sizeof(*v->ended)) < 0 ||
-	    grow(&v->usage, &v->cap_usage, d->queue->n_usage, sizeof(*v->usage)) < 0)
+	    grow(&v->usage, &v->cap_usage, d->queue->n_usage, sizeof(*v->usage)) < 0 ||
+	    grow(&v->hint, &v->cap_hint, n_queue, sizeof(*v->hint)) < 0 ||
+	    grow(&v->slot, &v->cap_slot, n_queue, sizeof(*v->slot)) < 0)
 		return -ENOMEM;
 	return 0;
+}
+
+/* The queue in the last pass's order (each job's position), jobs without
+ * one (new) after: nearly sorted, which the scheduler sorts in O(n). */
+static void view_hint(struct view *v)
+{
+	size_t n = v->node.n_queue, k = 0;
+
+	for (size_t p = 0; p <= n; p++)
+		v->slot[p] = SIZE_MAX;
+	for (size_t i = 0; i < n; i++) {
+		size_t p = v->jobs[i]->sched.position;
+
+		if (p >= 1 && p <= n && v->slot[p] == SIZE_MAX)
+			v->slot[p] = i;
+	}
+	for (size_t p = 1; p <= n; p++)
+		if (v->slot[p] != SIZE_MAX)
+			v->hint[k++] = v->slot[p];
+	for (size_t i = 0; i < n; i++) {
+		size_t p = v->jobs[i]->sched.position;
+
+		if (!(p >= 1 && p <= n && v->slot[p] == i))
+			v->hint[k++] = i;
+	}
+	v->node.order_hint = v->hint;
 }
 
 /* The node as the scheduler sees it, in d->queue->view; extra: a new job not
@@ -681,6 +721,7 @@ static int view_build(struct daemon *d, struct job *extra, bool lazy, struct vie
 			add_queued(d, v, j, &nd);
 	if (extra)
 		add_queued(d, v, extra, &nd);
+	view_hint(v);
 	for (size_t i = 0; i < d->queue->n_usage; i++) {
 		const struct usage_entry *u = &d->queue->usage[i];
 
@@ -842,8 +883,11 @@ static void apply_one(struct daemon *d, const struct view *v, const struct sched
 
 	if (!in_queue(j)) /* (ended, or started, meanwhile) */
 		return;
-	j->sched.position = dec->position;
-	j->sched.est_start_us = dec->est_start_us;
+	if (j->sched.position != dec->position) /* (written only when changed, see add_queued) */
+		j->sched.position = dec->position;
+	if (j->sched.est_start_us != dec->est_start_us &&
+	    (!v->node.only_wanted_reasons || v->queue[dec->index].want_reason))
+		j->sched.est_start_us = dec->est_start_us; /* (a lazy pass makes none) */
 	switch (dec->action) {
 	case SCHEDULER_START:
 		if (j->state == JOB_QUEUED)
@@ -1022,7 +1066,33 @@ int queue_admit_restore(struct daemon *d, struct job *j, unsigned version)
 	return 0;
 }
 
-int queue_submit(struct daemon *d, struct job *j, struct xerr *err)
+/* The records written since the last commit are made durable at once (one
+ * syncfs for a batch of submissions); their submitters' answers, held until
+ * then, go. If it fails they get none (their connections close). */
+static void group_commit(struct daemon *d)
+{
+	int r = syncfs(d->state_fd) < 0 ? -errno : 0;
+
+	d->queue->sync_pending = false;
+	d->queue->commits++;
+	if (r < 0)
+		log_error("Failed to sync the queued jobs' records: %s; their submitters get no "
+			  "answer",
+			  strerror(-r));
+	for (struct conn *c = d->conns, *next; c; c = next) {
+		next = c->next;
+		if (!c->hold_out || c->closed)
+			continue;
+		c->hold_out = false;
+		if (r < 0) {
+			c->out_off = c->out_len;
+			c->mode = CONN_CLOSING;
+		}
+		conn_event(d, c, 0);
+	}
+}
+
+int queue_submit(struct daemon *d, struct conn *c, struct job *j, struct xerr *err)
 {
 	int r;
 
@@ -1033,14 +1103,19 @@ int queue_submit(struct daemon *d, struct job *j, struct xerr *err)
 		r = -errno;
 	else if ((j->dirfd = open_dir_at(d->jobs_fd, j->id)) < 0)
 		r = j->dirfd;
-	else
-		r = daemon_persist_job_durably(d, j);
+	else /* durable before the answer: group_commit, before the next wait */
+		r = daemon_persist_job(d, j);
 	if (r < 0) {
 		xerr_set(err, r, "internal", "Failed to queue the job: %s", strerror(-r));
 		(void)rm_rf_at(d->jobs_fd, j->id);
 		return r;
 	}
 	closep(&j->dirfd); /* a queued job holds no fd: a queue may be long */
+	if (d->cfg->sync_writes) {
+		c->hold_out = true;
+		d->queue->sync_pending = true;
+		d->queue->committed++;
+	}
 	d->queue->stale = true;
 	log_info("Queued job %s: %s", j->id, j->reason ? j->reason : "");
 	return 0;
@@ -1103,6 +1178,8 @@ int queue_tick(struct daemon *d)
 	uint64_t now = now_usec();
 	int timeout = -1;
 
+	if (d->queue && d->queue->sync_pending)
+		group_commit(d);
 	for (struct job *j = d->jobs; j; j = j->next)
 		if (j->state == JOB_RUNNING && j->sched.time_us && j->started_us)
 			timeout = min_ms(timeout, time_limit(d, j, now));
@@ -1188,6 +1265,8 @@ int queue_op_queue(struct daemon *d, struct conn *c, yajl_val t, struct xerr *er
 	json_gen_kv_uint(g, "total_us", d->queue->pass_us_total);
 	json_gen_kv_uint(g, "max_us", d->queue->pass_us_max);
 	json_gen_kv_uint(g, "last_us", d->queue->pass_us_last);
+	json_gen_kv_uint(g, "commits", d->queue->commits);
+	json_gen_kv_uint(g, "committed", d->queue->committed);
 	yajl_gen_map_close(g);
 	json_gen_key(g, "jobs");
 	yajl_gen_array_open(g);

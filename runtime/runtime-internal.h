@@ -385,7 +385,7 @@ int queue_admit(struct daemon *d, struct job *j);
 int queue_admit_restore(struct daemon *d, struct job *j, unsigned version);
 /* Queue new job j (its env and cwd kept): its record is on disk before the
  * client hears of it. -errno (answered). */
-int queue_submit(struct daemon *d, struct job *j, struct xerr *err);
+int queue_submit(struct daemon *d, struct conn *c, struct job *j, struct xerr *err);
 /* A job loaded in state QUEUED at start-up. */
 void queue_adopt(struct daemon *d, struct job *j);
 /* Places, reasons and estimates as of now, for xps and xqueue (a job queued
@@ -550,6 +550,7 @@ struct conn {
 	int passed_fd;                  /* an fd the client passed (SCM_RIGHTS), or -1 */
 	struct template_task *tpl_task; /* its template import */
 	bool closed;          /* gone: waits in d->closed_conns for the end of the event batch */
+	bool hold_out;        /* its output waits for the queue's group commit (queue.c) */
 	uint64_t deadline_us; /* monotonic: closed if its request is not whole by then */
 	/* grid.c: the challenge it was given; its grid login (uid and gid are
 	 * then the mapped account's) */

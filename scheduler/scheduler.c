@@ -272,6 +272,28 @@ static int order_cmp(const void *pa, const void *pb)
 				 &order_ctx_cur->node->queue[b], order_ctx_cur->usage[b]);
 }
 
+/* Insertion sort of idx, for a queue nearly in order (the last pass's, a
+ * few jobs added or moved); false if it takes too many moves (then qsort). */
+static bool insertion_sort(size_t *idx, size_t n)
+{
+	size_t budget = 8 * n + 64;
+
+	for (size_t i = 1; i < n; i++) {
+		size_t x = idx[i], k = i;
+
+		while (k > 0 && order_cmp(&idx[k - 1], &x) > 0) {
+			idx[k] = idx[k - 1];
+			k--;
+			if (--budget == 0) {
+				idx[k] = x;
+				return false;
+			}
+		}
+		idx[k] = x;
+	}
+	return true;
+}
+
 /* The queue's indexes in order: priority (higher first), then the user's
  * usage (lower first), then submission (earlier first). */
 static size_t *queue_order(const struct scheduler_node *n)
@@ -286,15 +308,16 @@ static size_t *queue_order(const struct scheduler_node *n)
 		return NULL;
 	}
 	for (size_t i = 0; i < n->n_queue; i++) {
-		idx[i] = i;
-		usage[i] = n->sorted ? 0.0 : user_usage(n, n->queue[i].uid);
+		idx[i] = n->order_hint && !n->sorted ? n->order_hint[i] : i;
+		usage[i] = n->sorted || !n->n_usage ? 0.0 : user_usage(n, n->queue[i].uid);
 	}
 	if (n->sorted) {
 		free(usage);
 		return idx;
 	}
 	order_ctx_cur = &ctx;
-	qsort(idx, n->n_queue, sizeof(*idx), order_cmp);
+	if (!insertion_sort(idx, n->n_queue))
+		qsort(idx, n->n_queue, sizeof(*idx), order_cmp);
 	order_ctx_cur = NULL;
 	free(usage);
 	return idx;

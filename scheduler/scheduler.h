@@ -106,6 +106,9 @@ struct scheduler_node {
 	/* The queue is already in order (priority, fair share, submission):
 	 * scheduler_decide does not sort it. */
 	bool sorted;
+	/* Else a likely order (indexes into queue, each once: the last pass's
+	 * order), or NULL: a queue nearly in order is sorted in O(n). */
+	const size_t *order_hint;
 	/* Reasons and estimated starts only for the queued jobs with
 	 * want_reason set (else for every job: xps, xqueue). */
 	bool only_wanted_reasons;
