@@ -51,15 +51,12 @@ XOSD_PID=
 
 stop_xosd() {
 	[ -n "$XOSD_PID" ] || return 0
-	local ids
-	ids=$("$BUILD/xps" -q 2>/dev/null | head -n 50 || true)
-	# the queued jobs hold nothing (no container, id or fd): only the running ones are killed
-	for id in $ids; do
-		if [ "$("$BUILD/xps" -a --json "$id" | jq -r '.[0].state')" != QUEUED ]; then
-			"$BUILD/xkill" -s KILL "$id" >/dev/null 2>&1 || true
-			timeout 30 "$BUILD/xwait" "$id" >/dev/null 2>&1 || true
-		fi
-	done
+	# the queued jobs hold nothing (no container, id or fd): only the one
+	# running job is killed (released jobs run true and end)
+	if "$BUILD/xps" -a --json filler 2>/dev/null | jq -e '.[0].state == "RUNNING"' >/dev/null; then
+		"$BUILD/xkill" -s KILL filler >/dev/null 2>&1 || true
+		timeout 30 "$BUILD/xwait" filler >/dev/null 2>&1 || true
+	fi
 	kill "$XOSD_PID" 2>/dev/null || true
 	for _ in $(seq 300); do
 		kill -0 "$XOSD_PID" 2>/dev/null || break
@@ -176,9 +173,10 @@ run_mode() {
 	t0=$EPOCHREALTIME
 	for i in $(seq "$EVENTS"); do
 		if [ "$mode" = held ]; then
-			"$BUILD/xrelease" "q$i" >/dev/null
+			"$BUILD/xrelease" "q$i" >/dev/null || die "xrelease q$i failed"
 		else
-			"$BUILD/xrun" -d --cpus 1 --name "e$i" -- true >/dev/null 2>&1
+			"$BUILD/xrun" -d --cpus 1 --name "e$i" -- true >/dev/null 2>&1 ||
+				die "xrun e$i failed (status $?)"
 		fi
 	done
 	p1=$(passes)
