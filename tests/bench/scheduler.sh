@@ -175,8 +175,8 @@ run_mode() {
 		if [ "$mode" = held ]; then
 			"$BUILD/xrelease" "q$i" >/dev/null || die "xrelease q$i failed"
 		else
-			"$BUILD/xrun" -d --cpus 1 --name "e$i" -- true >/dev/null 2>&1 ||
-				die "xrun e$i failed (status $?)"
+			"$BUILD/xrun" -d --cpus 1 --name "ev$i" -- true >/dev/null 2>&1 ||
+				die "xrun ev$i failed (status $?)"
 		fi
 	done
 	p1=$(passes)
