@@ -206,6 +206,7 @@ zdtm: all
 bench: all
 	tests/bench/run.sh
 	tests/bench/templates.sh
+	tests/bench/scheduler.sh
 
 bench-checkpoint: all
 	tests/bench/checkpoint.sh

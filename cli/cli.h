@@ -252,6 +252,7 @@ struct cli_run_opts {
 	/* the scheduler: --priority, --hold, --after (owned), --time (0: none) */
 	uint64_t priority;
 	bool has_priority, hold;
+	bool preemptible; /* --preemptible */
 	char **after;
 	uint64_t time_us;
 };

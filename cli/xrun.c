@@ -31,6 +31,7 @@ enum {
 	OPT_HOLD,
 	OPT_AFTER,
 	OPT_TIME,
+	OPT_PREEMPTIBLE,
 };
 
 static const struct option run_options[] = {
@@ -62,6 +63,7 @@ static const struct option run_options[] = {
 	{ "log-size", required_argument, NULL, OPT_LOG_SIZE },
 	{ "priority", required_argument, NULL, OPT_PRIORITY },
 	{ "hold", no_argument, NULL, OPT_HOLD },
+	{ "preemptible", no_argument, NULL, OPT_PREEMPTIBLE },
 	{ "after", required_argument, NULL, OPT_AFTER },
 	{ "time", required_argument, NULL, OPT_TIME },
 	CLI_COMMON_OPTIONS,
@@ -272,6 +274,9 @@ static int run_sched_option(const char *prog, int opt, const char *arg, struct c
 	case OPT_HOLD:
 		o->hold = true;
 		return 0;
+	case OPT_PREEMPTIBLE:
+		o->preemptible = true;
+		return 0;
 	case OPT_TIME:
 		if (parse_duration(arg, &o->time_us) < 0 || o->time_us < 1000000 ||
 		    o->time_us > INT64_MAX) {
@@ -344,6 +349,7 @@ static int run_option(const char *prog, int opt, const char *arg, void *opts)
 		return run_ckpt_option(prog, opt, arg, o);
 	case OPT_PRIORITY:
 	case OPT_HOLD:
+	case OPT_PREEMPTIBLE:
 	case OPT_AFTER:
 	case OPT_TIME:
 		return run_sched_option(prog, opt, arg, o);
@@ -406,7 +412,9 @@ static const struct cli_command run_command = {
 		"                       Start once JOB has ended (ok: with exit code 0, the\n"
 		"                       default; fail: otherwise; any); repeatable\n"
 		"      --time DURATION  Time limit (90s, 30m, 2h, 1d): then SIGTERM, SIGKILL\n"
-		"                       10s later, and the job ends as TIMEOUT\n",
+		"                       10s later, and the job ends as TIMEOUT\n"
+		"      --preemptible    A job of higher priority may stop it at a checkpoint\n"
+		"                       (PREEMPTED); it is restored when there is room again\n",
 	.help_pad = 3,
 	.help_end = "\n"
 		    "Options end at COMMAND. Attached, output and exit code are the job's and\n"
@@ -477,6 +485,8 @@ static int run_gen_sched(yajl_gen g, const struct cli_run_opts *o)
 		r = cli_gen_int(g, "priority", (int64_t)o->priority);
 	if (r >= 0 && o->hold)
 		r = cli_gen_bool(g, "hold", true);
+	if (r >= 0 && o->preemptible)
+		r = cli_gen_bool(g, "preemptible", true);
 	if (r >= 0 && o->after && o->after[0])
 		r = cli_gen_strv(g, "after", o->after);
 	if (r >= 0 && o->time_us)

@@ -149,6 +149,7 @@ bool daemon_job_recover(struct daemon *d, struct job *j)
 
 void daemon_ckpt_answer(struct daemon *d, struct job *j, const struct xerr *err, yajl_gen g)
 {
+	queue_ckpt_done(d, j, err); /* (a preemption's checkpoint or restore) */
 	for (struct conn *c = d->conns, *next; c; c = next) {
 		next = c->next;
 		if (c->mode != CONN_CKPT || c->job != j)
@@ -400,6 +401,8 @@ int ops_restart(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 		return r;
 	c->mode = CONN_CKPT;
 	c->job = j;
+	if (!queue_admit_restore(d, j, version))
+		return 0; /* answered when the scheduler restores it */
 	d->restore_caller = c;
 	r = ckpt_restart(d->ckpt, j, version, err);
 	d->restore_caller = NULL;

@@ -18,7 +18,7 @@ static void conn_update_events(struct daemon *d, struct conn *c)
 {
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
 
-	if (c->out_len > c->out_off)
+	if (c->out_len > c->out_off && !c->hold_out)
 		ev.events |= EPOLLOUT;
 	ev.data.u64 = (uint64_t)(uintptr_t)c | EP_CLIENT;
 	epoll_ctl(d->epfd, EPOLL_CTL_MOD, c->fd, &ev);
@@ -482,6 +482,8 @@ static void conn_read(struct daemon *d, struct conn *c)
 
 static void conn_flush(struct conn *c)
 {
+	if (c->hold_out) /* (its answer waits for the queue's group commit) */
+		return;
 	while (c->out_off < c->out_len) {
 		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
 

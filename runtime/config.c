@@ -109,15 +109,29 @@ static int set_cpus(uint64_t *field, const char *v)
 	return !strcmp(v, "0") ? 0 : parse_cpus(v, field);
 }
 
+/* The capacity keys' names before the node channel's node_* keys came:
+ * accepted, with a warning in xosd.log (runtime_config_warn_old). */
+const char *const runtime_capacity_old_keys[3][2] = {
+	{ "node_cpus", "capacity_cpus" },
+	{ "node_memory", "capacity_memory" },
+	{ "node_jobs", "capacity_jobs" },
+};
+
 /* The scheduler's keys (docs/SCHEDULING.md); -ENOKEY for others. */
 static int apply_sched(struct runtime_config *c, const char *k, const char *v)
 {
-	if (!strcmp(k, "node_cpus"))
-		return set_cpus(&c->node_millicpus, v);
-	if (!strcmp(k, "node_memory"))
-		return parse_size(v, &c->node_memory);
-	if (!strcmp(k, "node_jobs"))
-		return parse_uint64(v, &c->node_jobs);
+	for (size_t i = 0; i < ELEMENTSOF(runtime_capacity_old_keys); i++)
+		if (!strcmp(k, runtime_capacity_old_keys[i][0])) {
+			c->capacity_old_keys |= 1U << i;
+			k = runtime_capacity_old_keys[i][1];
+			break;
+		}
+	if (!strcmp(k, "capacity_cpus"))
+		return set_cpus(&c->capacity_millicpus, v);
+	if (!strcmp(k, "capacity_memory"))
+		return parse_size(v, &c->capacity_memory);
+	if (!strcmp(k, "capacity_jobs"))
+		return parse_uint64(v, &c->capacity_jobs);
 	if (!strcmp(k, "reserve_cpus"))
 		return set_cpus(&c->reserve_millicpus, v);
 	if (!strcmp(k, "reserve_memory"))

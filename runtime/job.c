@@ -360,7 +360,7 @@ void job_to_json(const struct job *j, yajl_gen g)
 		json_gen_kv_str(g, "role", j->grid_role);
 		yajl_gen_map_close(g);
 	}
-	json_gen_kv_str(g, "state", job_state_to_string(j->state));
+	json_gen_kv_str(g, "state", queue_job_state_name(j));
 	json_gen_kv_str(g, "reason", j->reason);
 	gen_opt_int(g, "exit_code", final, job_exit_code(j));
 	gen_opt_int(g, "signal", final && j->state == JOB_KILLED && u1, u1 ? u1->sig : 0);
@@ -492,7 +492,8 @@ static int job_fields_from_json(yajl_val t, struct job *j)
 	    json_get_string(t, "state", &st) < 0)
 		return -EINVAL;
 	memcpy(j->id, id, sizeof(j->id));
-	j->state = job_state_from_string(st);
+	/* PREEMPTED: stopped at a checkpoint by a preemption (its "sched" says so) */
+	j->state = !strcmp(st, "PREEMPTED") ? JOB_CHECKPOINTED : job_state_from_string(st);
 	if ((int)j->state < 0)
 		return -EINVAL;
 	j->name = dup_opt(t, "name");

@@ -1037,13 +1037,14 @@ static int claim_ids(struct daemon *d, struct conn *c, struct job *j, struct xer
 }
 
 /* Queue the new job with what its first unit gets when it starts. */
-static int queue_new(struct daemon *d, const struct run_req *q, struct job *j, struct xerr *err)
+static int queue_new(struct daemon *d, struct conn *c, const struct run_req *q, struct job *j,
+		     struct xerr *err)
 {
 	int r = start_spec(j, q, &j->sched.start_env, &j->sched.start_cwd);
 
 	if (r < 0)
 		return xerr_set(err, r, "internal", "Out of memory");
-	return queue_submit(d, j, err);
+	return queue_submit(d, c, j, err);
 }
 
 /* Whether the scheduler lets the new job start at once (1), or queues it
@@ -1079,7 +1080,7 @@ static struct job *prepare_job(struct daemon *d, struct conn *c, struct run_req 
 	    open_volumes(d, c, q, j, err) < 0 || vo_check_run(d, c, j, &how, err) < 0 ||
 	    (now = admit(d, j, err)) < 0 ||
 	    (now && (claim_ids(d, c, j, err) < 0 || setup_net(d, c, j, err) < 0)) ||
-	    (!now && queue_new(d, q, j, err) < 0)) {
+	    (!now && queue_new(d, c, q, j, err) < 0)) {
 		slice_release(d, j);
 		job_free(j);
 		return NULL;
@@ -1167,6 +1168,10 @@ static int op_ps(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 			want = named[i] == j;
 		if (!want || !may_see(c, j))
 			continue;
+		if (j->state == JOB_QUEUED) { /* (no root, no versions: nothing to measure) */
+			job_to_json(j, g);
+			continue;
+		}
 		j->have_usage = job_is_live(j) &&
 				rootfs_job_usage(d, j, &j->disk_used, &j->files_used) >= 0;
 		(void)ckpt_space_job_bytes(d->ckpt, j); /* checkpoint.storage */
@@ -1200,7 +1205,7 @@ bool ops_wait_check(struct daemon *d, struct conn *c)
 			continue;
 		yajl_gen_map_open(g);
 		json_gen_kv_str(g, "id", j->id);
-		json_gen_kv_str(g, "state", job_state_to_string(j->state));
+		json_gen_kv_str(g, "state", queue_job_state_name(j));
 		json_gen_kv_int(g, "exit_code", job_exit_code(j));
 		yajl_gen_map_close(g);
 	}
@@ -1386,6 +1391,7 @@ static const struct op {
 	    "restart",
 	    "priority",
 	    "hold",
+	    "preemptible",
 	    "after",
 	    "time",
 	    NULL } },

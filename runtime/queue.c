@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yajl/yajl_gen.h>
@@ -26,15 +27,63 @@ struct usage_entry {
 	uint64_t stamp_us; /* wall clock */
 };
 
+#define ENDED_MAX 48
+/* a victim whose checkpoint failed is not preempted again for this long */
+#define PREEMPT_RETRY_US (600ULL * 1000000)
+
+/* What scheduler_decide is given and gives back; its buffers are kept from
+ * pass to pass (a queue of 10,000 would allocate megabytes at each event). */
+struct view {
+	struct scheduler_node node;
+	struct scheduler_running *running;
+	struct job **run_jobs; /* the job of each running entry */
+	struct scheduler_queued *queue;
+	struct job **jobs; /* the job of each queue entry */
+	struct scheduler_decision *decs;
+	struct scheduler_dep *deps;
+	char (*ended)[ENDED_MAX]; /* each dependency's end, in words */
+	struct scheduler_usage *usage;
+	size_t *hint, *slot; /* the last pass's order (node.order_hint), and its making */
+	size_t cap_run, cap_run_jobs, cap_queue, cap_jobs, cap_decs, cap_deps, cap_ended, cap_usage;
+	size_t cap_hint, cap_slot;
+};
+
 struct queue_state {
 	struct scheduler_resources capacity; /* for jobs: the node's minus the reserve */
 	bool dirty;                          /* decide again */
-	bool stale; /* a job was queued: the others' places and reasons may have moved */
+	/* places, reasons and estimates may have moved since the last full
+	 * pass (a job was queued, or passes made them only where wanted) */
+	bool stale;
 	struct usage_entry *usage;
 	size_t n_usage;
+	struct view view;
+	/* passes of the scheduler (xqueue --json "passes"; tests/bench/scheduler.sh) */
+	uint64_t passes, pass_us_total, pass_us_max, pass_us_last, fast_admits;
+	/* group commit of queued jobs' records (queue_submit, group_commit) */
+	bool sync_pending;
+	uint64_t commits, committed;
 };
 
+static void view_free(struct view *v);
+
 /* ---- capacity and usage ---- */
+
+static bool res_fits(const struct scheduler_resources *req, const struct scheduler_resources *f)
+{
+	return req->millicpus <= f->millicpus && req->memory <= f->memory && req->jobs <= f->jobs;
+}
+
+static uint64_t sat_sub(uint64_t a, uint64_t b)
+{
+	return a == SCHEDULER_UNLIMITED ? a : a > b ? a - b : 0;
+}
+
+static void res_take(struct scheduler_resources *f, const struct scheduler_resources *r)
+{
+	f->millicpus = sat_sub(f->millicpus, r->millicpus);
+	f->memory = sat_sub(f->memory, r->memory);
+	f->jobs = sat_sub(f->jobs, r->jobs);
+}
 
 static uint64_t detect_memory(void)
 {
@@ -119,11 +168,16 @@ int queue_setup(struct daemon *d)
 	if (!q)
 		return -ENOMEM;
 	d->queue = q;
-	q->capacity.millicpus = c->node_millicpus ? c->node_millicpus
-				: ncpu > 0        ? (uint64_t)ncpu * 1000
-						  : SCHEDULER_UNLIMITED;
-	q->capacity.memory = c->node_memory ? c->node_memory : detect_memory();
-	q->capacity.jobs = c->node_jobs ? c->node_jobs : SCHEDULER_UNLIMITED;
+	for (size_t i = 0; i < ELEMENTSOF(runtime_capacity_old_keys); i++)
+		if (c->capacity_old_keys & (1U << i))
+			log_warn("xosd.conf: %s is the old name of %s; rename it (the old name "
+				 "may go in a later release)",
+				 runtime_capacity_old_keys[i][0], runtime_capacity_old_keys[i][1]);
+	q->capacity.millicpus = c->capacity_millicpus ? c->capacity_millicpus
+				: ncpu > 0            ? (uint64_t)ncpu * 1000
+						      : SCHEDULER_UNLIMITED;
+	q->capacity.memory = c->capacity_memory ? c->capacity_memory : detect_memory();
+	q->capacity.jobs = c->capacity_jobs ? c->capacity_jobs : SCHEDULER_UNLIMITED;
 	q->capacity.millicpus = minus_reserve(q->capacity.millicpus, c->reserve_millicpus);
 	q->capacity.memory = minus_reserve(q->capacity.memory, c->reserve_memory);
 	q->dirty = true;
@@ -142,6 +196,7 @@ void queue_free(struct daemon *d)
 	if (!d->queue)
 		return;
 	free(d->queue->usage);
+	view_free(&d->queue->view);
 	free(d->queue);
 	d->queue = NULL;
 }
@@ -201,6 +256,8 @@ void queue_job_free(struct job *j)
 	free(j->sched.deps);
 	strv_free(j->sched.start_env);
 	free(j->sched.start_cwd);
+	free(j->sched.preempted_by);
+	free(j->sched.preempt_note);
 	j->sched = (struct job_sched){ 0 };
 }
 
@@ -216,6 +273,14 @@ void queue_job_to_json(const struct job *j, yajl_gen g)
 	json_gen_kv_bool(g, "hold", s->held);
 	json_gen_kv_uint(g, "time_us", s->time_us);
 	json_gen_kv_bool(g, "timed_out", s->timed_out);
+	json_gen_kv_bool(g, "preemptible", s->preemptible);
+	if (s->resume) {
+		json_gen_kv_bool(g, "resume", true);
+		json_gen_kv_bool(g, "preempted", s->preempted);
+		json_gen_kv_uint(g, "resume_version", s->resume_version);
+	}
+	if (s->preempted_by)
+		json_gen_kv_str(g, "preempted_by", s->preempted_by);
 	json_gen_key(g, "after");
 	yajl_gen_array_open(g);
 	for (size_t i = 0; i < s->n_deps; i++) {
@@ -283,6 +348,18 @@ int queue_job_from_json(yajl_val t, struct job *j)
 	(void)json_get_bool(v, "hold", &s->held);
 	(void)json_get_uint(v, "time_us", &s->time_us);
 	(void)json_get_bool(v, "timed_out", &s->timed_out);
+	(void)json_get_bool(v, "preemptible", &s->preemptible);
+	(void)json_get_bool(v, "resume", &s->resume);
+	(void)json_get_bool(v, "preempted", &s->preempted);
+	{
+		uint64_t ver = 0;
+		const char *by = NULL;
+
+		if (json_get_uint(v, "resume_version", &ver) >= 0 && ver <= UINT32_MAX)
+			s->resume_version = (unsigned)ver;
+		if (json_get_string(v, "preempted_by", &by) >= 0 && !(s->preempted_by = strdup(by)))
+			return -ENOMEM;
+	}
 	r = deps_from_json(json_get(v, "after"), s);
 	if (r < 0)
 		return r;
@@ -295,7 +372,7 @@ int queue_job_from_json(yajl_val t, struct job *j)
 
 /* ---- what a run request asks of the scheduler ---- */
 
-static const char *const sched_keys[] = { "priority", "hold", "after", "time" };
+static const char *const sched_keys[] = { "priority", "hold", "after", "time", "preemptible" };
 
 bool queue_fields_given(yajl_val t)
 {
@@ -402,7 +479,7 @@ static int check_fits(struct daemon *d, const struct job_sched *s, struct xerr *
 		scheduler_format_cpus(s->millicpus, want, sizeof(want));
 		scheduler_format_cpus(cap->millicpus, have, sizeof(have));
 		xerr_set(err, -EINVAL, "invalid_argument",
-			 "The job asks for %s but this node has %s for jobs (node_cpus "
+			 "The job asks for %s but this node has %s for jobs (capacity_cpus "
 			 "minus reserve_cpus); ask for at most that with --cpus",
 			 want, have);
 		return -E2BIG;
@@ -411,7 +488,7 @@ static int check_fits(struct daemon *d, const struct job_sched *s, struct xerr *
 		scheduler_format_memory(s->memory, want, sizeof(want));
 		scheduler_format_memory(cap->memory, have, sizeof(have));
 		xerr_set(err, -EINVAL, "invalid_argument",
-			 "The job asks for %s but this node has %s for jobs (node_memory "
+			 "The job asks for %s but this node has %s for jobs (capacity_memory "
 			 "minus reserve_memory); ask for at most that with --memory",
 			 want, have);
 		return -E2BIG;
@@ -431,6 +508,10 @@ int queue_parse_run(struct daemon *d, struct conn *c, yajl_val t, struct job_sch
 	r = json_get_bool(t, "hold", &s.held);
 	if (r < 0 && r != -ENOENT)
 		return xerr_set(err, -EINVAL, "bad_request", "Field 'hold' must be true or false");
+	r = json_get_bool(t, "preemptible", &s.preemptible);
+	if (r < 0 && r != -ENOENT)
+		return xerr_set(err, -EINVAL, "bad_request",
+				"Field 'preemptible' must be true or false");
 	r = json_get_uint(t, "time", &s.time_us);
 	if ((r < 0 && r != -ENOENT) || (r >= 0 && s.time_us < 1000000)) {
 		xerr_set(err, -EINVAL, "invalid_argument",
@@ -450,26 +531,60 @@ int queue_parse_run(struct daemon *d, struct conn *c, yajl_val t, struct job_sch
 
 /* ---- the scheduler's view of the node ---- */
 
-#define ENDED_MAX 48
+static size_t map_bytes(size_t cap, size_t size)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 
-struct view {
-	struct scheduler_node node;
-	struct scheduler_running *running;
-	struct scheduler_queued *queue;
-	struct scheduler_dep *deps;
-	char (*ended)[ENDED_MAX]; /* each dependency's end, in words */
-	struct scheduler_usage *usage;
-	struct job **jobs; /* the job of each queue entry */
-};
+	return (cap * size + page - 1) / page * page;
+}
+
+/* *buf holds at least n + 1 elements of size (kept from pass to pass). Its
+ * pages are mapped apart and not inherited by xosd's children
+ * (MADV_DONTFORK): a pass writes them all, and each page shared with a
+ * child (xosd forks to start a job) would cost a copy-on-write fault and a
+ * TLB shootdown, some 50 ms a pass for 10,000 queued jobs. */
+static int grow(void *buf, size_t *cap, size_t n, size_t size)
+{
+	void **p = buf, *nv;
+	size_t want = n + 1 > 2 * *cap ? n + 1 : 2 * *cap, bytes;
+
+	if (n + 1 <= *cap)
+		return 0;
+	if (want > SIZE_MAX / size / 2)
+		return -ENOMEM;
+	bytes = map_bytes(want, size);
+	nv = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (nv == MAP_FAILED)
+		return -ENOMEM;
+	(void)madvise(nv, bytes, MADV_DONTFORK);
+	if (*p) {
+		memcpy(nv, *p, *cap * size);
+		munmap(*p, map_bytes(*cap, size));
+	}
+	*p = nv;
+	*cap = bytes / size;
+	return 0;
+}
+
+static void unmap(void *buf, size_t cap, size_t size)
+{
+	if (buf)
+		munmap(buf, map_bytes(cap, size));
+}
 
 static void view_free(struct view *v)
 {
-	free(v->running);
-	free(v->queue);
-	free(v->deps);
-	free(v->ended);
-	free(v->usage);
-	free(v->jobs);
+	unmap(v->running, v->cap_run, sizeof(*v->running));
+	unmap(v->run_jobs, v->cap_run_jobs, sizeof(*v->run_jobs));
+	unmap(v->queue, v->cap_queue, sizeof(*v->queue));
+	unmap(v->deps, v->cap_deps, sizeof(*v->deps));
+	unmap(v->ended, v->cap_ended, sizeof(*v->ended));
+	unmap(v->usage, v->cap_usage, sizeof(*v->usage));
+	unmap(v->jobs, v->cap_jobs, sizeof(*v->jobs));
+	unmap(v->decs, v->cap_decs, sizeof(*v->decs));
+	unmap(v->hint, v->cap_hint, sizeof(*v->hint));
+	unmap(v->slot, v->cap_slot, sizeof(*v->slot));
+	*v = (struct view){ 0 };
 }
 
 static bool holds_resources(const struct job *j)
@@ -477,6 +592,14 @@ static bool holds_resources(const struct job *j)
 	return j->state == JOB_STARTING || j->state == JOB_RUNNING ||
 	       j->state == JOB_CHECKPOINTING || j->state == JOB_RESTORING ||
 	       j->state == JOB_MIGRATING;
+}
+
+/* In the queue: QUEUED jobs, and jobs stopped at a checkpoint that wait
+ * there for their restore (preempted, or an xrestart that waits for room). */
+static bool in_queue(const struct job *j)
+{
+	return j->state == JOB_QUEUED ||
+	       (j->state == JOB_CHECKPOINTED && j->sched.resume && !j->run);
 }
 
 static void dep_state(struct daemon *d, const struct job_dep *jd, struct scheduler_dep *ret,
@@ -507,6 +630,8 @@ static void dep_state(struct daemon *d, const struct job_dep *jd, struct schedul
 static void add_queued(struct daemon *d, struct view *v, struct job *j, size_t *nd)
 {
 	struct scheduler_queued *q = &v->queue[v->node.n_queue];
+	bool resume = j->state == JOB_CHECKPOINTED; /* (its dependencies were met) */
+	size_t n_deps = resume ? 0 : j->sched.n_deps;
 
 	*q = (struct scheduler_queued){
 		.id = j->name ? j->name : j->id,
@@ -515,36 +640,92 @@ static void add_queued(struct daemon *d, struct view *v, struct job *j, size_t *
 		.submit_us = j->created_us,
 		.req = { j->sched.millicpus, j->sched.memory, 1 },
 		.time_us = j->sched.time_us,
-		.held = j->sched.held,
+		.held = !resume && j->sched.held,
 		.deps = &v->deps[*nd],
-		.n_deps = j->sched.n_deps,
+		.n_deps = n_deps,
+		.want_reason = j->sched.want_reason,
 	};
-	for (size_t k = 0; k < j->sched.n_deps; k++)
+	if (j->sched.want_reason) /* (set for this pass only; written only if set:
+				   * a page of every job written per pass costs a
+				   * copy-on-write fault each while xosd has a child) */
+		j->sched.want_reason = false;
+	for (size_t k = 0; k < n_deps; k++)
 		dep_state(d, &j->sched.deps[k], &v->deps[*nd], v->ended[*nd]), (*nd)++;
 	v->jobs[v->node.n_queue++] = j;
 }
 
-static int view_alloc(struct daemon *d, struct view *v, size_t n_run, size_t n_queue, size_t n_deps)
+static void add_running(struct view *v, struct job *j, uint64_t now)
 {
-	v->running = calloc(n_run + 1, sizeof(*v->running));
-	v->queue = calloc(n_queue + 1, sizeof(*v->queue));
-	v->jobs = calloc(n_queue + 1, sizeof(*v->jobs));
-	v->deps = calloc(n_deps + 1, sizeof(*v->deps));
-	v->ended = calloc(n_deps + 1, sizeof(*v->ended));
-	v->usage = calloc(d->queue->n_usage + 1, sizeof(*v->usage));
-	return v->running && v->queue && v->jobs && v->deps && v->ended && v->usage ? 0 : -ENOMEM;
+	struct job_sched *s = &j->sched;
+	bool retry = !s->preempt_failed_us || now - s->preempt_failed_us >= PREEMPT_RETRY_US;
+
+	if (s->resume && !s->resuming && j->state == JOB_RUNNING && !j->run)
+		s->resume = s->preempted = false; /* (restored while xosd was down) */
+	v->run_jobs[v->node.n_running] = j;
+	v->running[v->node.n_running++] = (struct scheduler_running){
+		.req = { s->millicpus, s->memory, 1 },
+		.end_us = s->time_us && j->started_us ? j->started_us + s->time_us : 0,
+		.preemptible = s->preemptible && j->state == JOB_RUNNING && !j->run &&
+			       !s->preempting && retry,
+		.stopping = s->preempting,
+		.priority = s->priority,
+		.work_us = j->started_us && now > j->started_us ? now - j->started_us : 0,
+	};
 }
 
-/* The node as the scheduler sees it; extra: a new job not yet in d->jobs. */
-static int view_build(struct daemon *d, struct job *extra, struct view *v)
+static int view_alloc(struct daemon *d, struct view *v, size_t n_run, size_t n_queue, size_t n_deps)
 {
+	if (grow(&v->running, &v->cap_run, n_run, sizeof(*v->running)) < 0 ||
+	    grow(&v->run_jobs, &v->cap_run_jobs, n_run, sizeof(*v->run_jobs)) < 0 ||
+	    grow(&v->queue, &v->cap_queue, n_queue, sizeof(*v->queue)) < 0 ||
+	    grow(&v->jobs, &v->cap_jobs, n_queue, sizeof(*v->jobs)) < 0 ||
+	    grow(&v->decs, &v->cap_decs, n_queue, sizeof(*v->decs)) < 0 ||
+	    grow(&v->deps, &v->cap_deps, n_deps, sizeof(*v->deps)) < 0 ||
+	    grow(&v->ended, &v->cap_ended, n_deps, sizeof(*v->ended)) < 0 ||
+	    grow(&v->usage, &v->cap_usage, d->queue->n_usage, sizeof(*v->usage)) < 0 ||
+	    grow(&v->hint, &v->cap_hint, n_queue, sizeof(*v->hint)) < 0 ||
+	    grow(&v->slot, &v->cap_slot, n_queue, sizeof(*v->slot)) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* The queue in the last pass's order (each job's position), jobs without
+ * one (new) after: nearly sorted, which the scheduler sorts in O(n). */
+static void view_hint(struct view *v)
+{
+	size_t n = v->node.n_queue, k = 0;
+
+	for (size_t p = 0; p <= n; p++)
+		v->slot[p] = SIZE_MAX;
+	for (size_t i = 0; i < n; i++) {
+		size_t p = v->jobs[i]->sched.position;
+
+		if (p >= 1 && p <= n && v->slot[p] == SIZE_MAX)
+			v->slot[p] = i;
+	}
+	for (size_t p = 1; p <= n; p++)
+		if (v->slot[p] != SIZE_MAX)
+			v->hint[k++] = v->slot[p];
+	for (size_t i = 0; i < n; i++) {
+		size_t p = v->jobs[i]->sched.position;
+
+		if (!(p >= 1 && p <= n && v->slot[p] == i))
+			v->hint[k++] = i;
+	}
+	v->node.order_hint = v->hint;
+}
+
+/* The node as the scheduler sees it, in d->queue->view; extra: a new job not
+ * yet in d->jobs; lazy: reasons and estimates only where wanted. */
+static int view_build(struct daemon *d, struct job *extra, bool lazy, struct view **ret)
+{
+	struct view *v = &d->queue->view;
 	size_t n_run = 0, n_queue = extra ? 1 : 0, n_deps = extra ? extra->sched.n_deps : 0, nd = 0;
 	uint64_t now = now_usec();
 
-	*v = (struct view){ 0 };
 	for (struct job *j = d->jobs; j; j = j->next) {
 		n_run += holds_resources(j);
-		n_queue += j->state == JOB_QUEUED;
+		n_queue += in_queue(j);
 		n_deps += j->state == JOB_QUEUED ? j->sched.n_deps : 0;
 	}
 	if (view_alloc(d, v, n_run, n_queue, n_deps) < 0)
@@ -554,20 +735,19 @@ static int view_build(struct daemon *d, struct job *extra, struct view *v)
 					   .running = v->running,
 					   .queue = v->queue,
 					   .usage = v->usage,
-					   .no_backfill = !d->cfg->backfill };
+					   .no_backfill = !d->cfg->backfill,
+					   .only_wanted_reasons = lazy };
+	for (struct conn *c = d->conns; lazy && c; c = c->next)
+		if (c->mode == CONN_ATTACHED && c->job && c->follow)
+			c->job->sched.want_reason = true;
 	for (struct job *j = d->jobs; j; j = j->next)
 		if (holds_resources(j))
-			v->running[v->node.n_running++] = (struct scheduler_running){
-				.req = { j->sched.millicpus, j->sched.memory, 1 },
-				.end_us = j->sched.time_us && j->started_us
-						  ? j->started_us + j->sched.time_us
-						  : 0,
-				.priority = j->sched.priority,
-			};
-		else if (j->state == JOB_QUEUED)
+			add_running(v, j, now);
+		else if (in_queue(j))
 			add_queued(d, v, j, &nd);
 	if (extra)
 		add_queued(d, v, extra, &nd);
+	view_hint(v);
 	for (size_t i = 0; i < d->queue->n_usage; i++) {
 		const struct usage_entry *u = &d->queue->usage[i];
 
@@ -576,6 +756,7 @@ static int view_build(struct daemon *d, struct job *extra, struct view *v)
 						d->cfg->fairshare_half_life_us)
 		};
 	}
+	*ret = v;
 	return 0;
 }
 
@@ -603,8 +784,23 @@ static void set_reason(struct daemon *d, struct job *j, const char *reason)
 		return;
 	free(j->reason);
 	j->reason = strdup(reason);
-	if (j->reason)
+	if (j->reason && j->state == JOB_QUEUED)
 		tell_reason(d, j);
+}
+
+/* A waiting job's reason, with what preemption adds to it. */
+static void wait_reason(struct daemon *d, struct job *j, const char *why)
+{
+	_cleanup_free_ char *full = NULL;
+
+	if (j->sched.preempted)
+		full = xstrdup_printf("preempted by job %.12s (restored when there is room); %s",
+				      j->sched.preempted_by ? j->sched.preempted_by : "?", why);
+	else if (j->sched.resume)
+		full = xstrdup_printf("xrestart waits for room: %s", why);
+	else if (j->sched.preempt_note)
+		full = xstrdup_printf("%s; %s", why, j->sched.preempt_note);
+	set_reason(d, j, full ? full : why);
 }
 
 /* ---- queued jobs that end or start ---- */
@@ -695,71 +891,234 @@ static void start_queued(struct daemon *d, struct job *j)
 	}
 }
 
-static void apply(struct daemon *d, const struct view *v, const struct scheduler_decision *decs)
+/* A job waiting for its restore that can never get one here */
+static void resume_never(struct daemon *d, struct job *j, const char *why)
 {
-	for (size_t k = 0; k < v->node.n_queue; k++) {
-		const struct scheduler_decision *dec = &decs[k];
-		struct job *j = v->jobs[dec->index];
+	int r;
 
-		if (j->state != JOB_QUEUED) /* (ended meanwhile) */
-			continue;
-		j->sched.position = dec->position;
-		j->sched.est_start_us = dec->est_start_us;
-		if (dec->action == SCHEDULER_START)
-			start_queued(d, j);
-		else if (dec->action == SCHEDULER_NEVER && dec->dependency)
-			end_unstarted(d, j, JOB_DEPENDENCY_NEVER_SATISFIED, UNIT_FAILED, 0,
-				      dec->reason);
-		else if (dec->action == SCHEDULER_NEVER)
-			end_unstarted(d, j, JOB_FAILED, UNIT_FAILED, 0, dec->reason);
-		else
-			set_reason(d, j, dec->reason);
-	}
+	j->sched.resume = j->sched.preempted = false;
+	set_reason(d, j, why);
+	if ((r = daemon_persist_job(d, j)) < 0)
+		log_warn("Failed to persist job %s: %s", j->id, strerror(-r));
 }
 
-static void schedule(struct daemon *d)
+static void apply_one(struct daemon *d, const struct view *v, const struct scheduler_decision *dec)
 {
-	_cleanup_free_ struct scheduler_decision *decs = NULL;
-	struct view v;
-	int r = view_build(d, NULL, &v);
+	struct job *j = v->jobs[dec->index];
+	struct job *victims[SCHEDULER_VICTIMS_MAX];
 
-	if (r >= 0 && v.node.n_queue)
-		r = scheduler_decide(&v.node, &decs);
+	if (!in_queue(j)) /* (ended, or started, meanwhile) */
+		return;
+	if (j->sched.position != dec->position) /* (written only when changed, see add_queued) */
+		j->sched.position = dec->position;
+	if (j->sched.est_start_us != dec->est_start_us &&
+	    (!v->node.only_wanted_reasons || v->queue[dec->index].want_reason))
+		j->sched.est_start_us = dec->est_start_us; /* (a lazy pass makes none) */
+	switch (dec->action) {
+	case SCHEDULER_START:
+		if (j->state == JOB_QUEUED)
+			start_queued(d, j);
+		else
+			preempt_resume(d, j);
+		return;
+	case SCHEDULER_NEVER:
+		if (j->state != JOB_QUEUED)
+			resume_never(d, j, dec->reason);
+		else if (dec->dependency)
+			end_unstarted(d, j, JOB_DEPENDENCY_NEVER_SATISFIED, UNIT_FAILED, 0,
+				      dec->reason);
+		else
+			end_unstarted(d, j, JOB_FAILED, UNIT_FAILED, 0, dec->reason);
+		return;
+	case SCHEDULER_PREEMPT:
+		for (unsigned i = 0; i < dec->n_victims; i++)
+			victims[i] = v->run_jobs[dec->victims[i]];
+		preempt_jobs(d, j, victims, dec->n_victims);
+		break;
+	default:
+		break;
+	}
+	if (dec->reason[0]) /* (a lazy pass builds reasons only where wanted) */
+		wait_reason(d, j, dec->reason);
+}
+
+/* A pass over the queue; lazy: reasons only where an attached xrun wants
+ * them (xps and xqueue make the rest with queue_refresh). */
+static void pass_timed(struct queue_state *q, uint64_t begun)
+{
+	uint64_t us = mono_usec() - begun;
+
+	q->passes++;
+	q->pass_us_total += us;
+	q->pass_us_last = us;
+	if (us > q->pass_us_max)
+		q->pass_us_max = us;
+}
+
+static void schedule(struct daemon *d, bool lazy)
+{
+	uint64_t begun = mono_usec();
+	struct view *v = NULL;
+	int r = view_build(d, NULL, lazy, &v);
+
+	if (r >= 0 && v->node.n_queue)
+		r = scheduler_decide_into(&v->node, v->decs);
 	if (r < 0) {
 		log_error("Failed to schedule the queue: %s", strerror(-r));
 		d->queue->dirty = true; /* tried again at the next event */
-	} else if (v.node.n_queue) {
-		apply(d, &v, decs);
+	} else {
+		pass_timed(d->queue, begun); /* (the decision; applying it starts jobs) */
+		for (size_t k = 0; k < v->node.n_queue; k++)
+			apply_one(d, v, &v->decs[k]);
+		d->queue->stale = lazy;
 	}
-	view_free(&v);
+}
+
+/* The fast path of a submission: a held job waits; a job that fits what
+ * the running jobs leave while no queued job could start starts. 1: start,
+ * 0: queued, -EAGAIN: a full pass must decide. */
+static int admit_fast(struct daemon *d, struct job *j)
+{
+	struct scheduler_resources free_ = d->queue->capacity;
+	struct scheduler_resources req = { j->sched.millicpus, j->sched.memory, 1 };
+	_cleanup_free_ char *why = NULL;
+
+	if (j->sched.held) {
+		why = xstrdup_printf("held (xrelease %.64s lets it start)",
+				     j->name ? j->name : j->id);
+		if (!why)
+			return -EAGAIN;
+		free(j->reason);
+		j->reason = TAKE_PTR(why);
+		j->sched.position = 0; /* (xps and xqueue make it with a full pass) */
+		j->sched.est_start_us = 0;
+		return 0;
+	}
+	if (j->sched.n_deps)
+		return -EAGAIN;
+	for (struct job *o = d->jobs; o; o = o->next) {
+		if (in_queue(o) && !(o->state == JOB_QUEUED && o->sched.held))
+			return -EAGAIN; /* (it may come first) */
+		if (holds_resources(o)) {
+			struct scheduler_resources r = { o->sched.millicpus, o->sched.memory, 1 };
+
+			res_take(&free_, &r);
+		}
+	}
+	if (!res_fits(&req, &free_))
+		return -EAGAIN; /* (it waits, or preempts: the pass says which) */
+	free(j->reason);
+	j->reason = NULL;
+	j->sched.position = 0;
+	j->sched.est_start_us = now_usec();
+	return 1;
 }
 
 int queue_admit(struct daemon *d, struct job *j)
 {
-	_cleanup_free_ struct scheduler_decision *decs = NULL;
-	struct view v;
-	int r = view_build(d, j, &v);
+	uint64_t begun = mono_usec();
+	struct view *v = NULL;
 	bool start = false;
+	int r = admit_fast(d, j);
 
+	if (r != -EAGAIN) {
+		d->queue->fast_admits++;
+		pass_timed(d->queue, begun);
+		if (r == 0)
+			d->queue->stale = true;
+		return r;
+	}
+	j->sched.want_reason = true; /* (the answer says why it waits) */
+	r = view_build(d, j, true, &v);
 	if (r >= 0)
-		r = scheduler_decide(&v.node, &decs);
-	for (size_t k = 0; r >= 0 && k < v.node.n_queue; k++) {
-		if (v.jobs[decs[k].index] != j) {
-			if (decs[k].action != SCHEDULER_WAIT)
+		r = scheduler_decide_into(&v->node, v->decs);
+	if (r >= 0)
+		pass_timed(d->queue, begun);
+	for (size_t k = 0; r >= 0 && k < v->node.n_queue; k++) {
+		const struct scheduler_decision *dec = &v->decs[k];
+
+		if (v->jobs[dec->index] != j) {
+			if (dec->action != SCHEDULER_WAIT)
 				d->queue->dirty = true; /* (it is their turn too) */
 			continue;
 		}
-		start = decs[k].action == SCHEDULER_START;
-		j->sched.position = decs[k].position;
-		j->sched.est_start_us = decs[k].est_start_us;
+		start = dec->action == SCHEDULER_START;
+		if (dec->action == SCHEDULER_PREEMPT) /* (done by the next pass) */
+			d->queue->dirty = true;
+		j->sched.position = dec->position;
+		j->sched.est_start_us = dec->est_start_us;
 		free(j->reason);
-		j->reason = start ? NULL : strdup(decs[k].reason);
+		j->reason = start ? NULL : strdup(dec->reason);
 	}
-	view_free(&v);
 	return r < 0 ? r : start;
 }
 
-int queue_submit(struct daemon *d, struct job *j, struct xerr *err)
+/* xrestart of j, stopped at a checkpoint: 1 if it may be restored now, 0 if
+ * it waits in the queue for room (restored from version then; 0: newest). */
+int queue_admit_restore(struct daemon *d, struct job *j, unsigned version)
+{
+	struct view *v = NULL;
+	int r, start = 0;
+
+	if (j->state != JOB_CHECKPOINTED || j->run)
+		return 1; /* (ckpt_restart says what it thinks of it) */
+	j->sched.resume = true;
+	j->sched.want_reason = true;
+	r = view_build(d, NULL, true, &v);
+	if (r >= 0)
+		r = scheduler_decide_into(&v->node, v->decs);
+	for (size_t k = 0; r >= 0 && k < v->node.n_queue; k++) {
+		const struct scheduler_decision *dec = &v->decs[k];
+
+		if (v->jobs[dec->index] != j) {
+			if (dec->action != SCHEDULER_WAIT)
+				d->queue->dirty = true;
+			continue;
+		}
+		start = dec->action == SCHEDULER_START || dec->action == SCHEDULER_NEVER;
+		if (!start) {
+			j->sched.resume_version = version;
+			wait_reason(d, j, dec->reason);
+		}
+	}
+	if (r < 0 || start) { /* restored now (a failure is ckpt_restart's to tell) */
+		j->sched.resume = j->sched.preempted = false;
+		return 1;
+	}
+	log_info("Job %s waits in the queue for its restore: %s", j->id, j->reason);
+	if ((r = daemon_persist_job(d, j)) < 0)
+		log_warn("Failed to persist job %s: %s", j->id, strerror(-r));
+	d->queue->dirty = true; /* (its PREEMPT decision, if any, is the next pass's) */
+	return 0;
+}
+
+/* The records written since the last commit are made durable at once (one
+ * syncfs for a batch of submissions); their submitters' answers, held until
+ * then, go. If it fails they get none (their connections close). */
+static void group_commit(struct daemon *d)
+{
+	int r = syncfs(d->state_fd) < 0 ? -errno : 0;
+
+	d->queue->sync_pending = false;
+	d->queue->commits++;
+	if (r < 0)
+		log_error("Failed to sync the queued jobs' records: %s; their submitters get no "
+			  "answer",
+			  strerror(-r));
+	for (struct conn *c = d->conns, *next; c; c = next) {
+		next = c->next;
+		if (!c->hold_out || c->closed)
+			continue;
+		c->hold_out = false;
+		if (r < 0) {
+			c->out_off = c->out_len;
+			c->mode = CONN_CLOSING;
+		}
+		conn_event(d, c, 0);
+	}
+}
+
+int queue_submit(struct daemon *d, struct conn *c, struct job *j, struct xerr *err)
 {
 	int r;
 
@@ -770,14 +1129,19 @@ int queue_submit(struct daemon *d, struct job *j, struct xerr *err)
 		r = -errno;
 	else if ((j->dirfd = open_dir_at(d->jobs_fd, j->id)) < 0)
 		r = j->dirfd;
-	else
-		r = daemon_persist_job_durably(d, j);
+	else /* durable before the answer: group_commit, before the next wait */
+		r = daemon_persist_job(d, j);
 	if (r < 0) {
 		xerr_set(err, r, "internal", "Failed to queue the job: %s", strerror(-r));
 		(void)rm_rf_at(d->jobs_fd, j->id);
 		return r;
 	}
 	closep(&j->dirfd); /* a queued job holds no fd: a queue may be long */
+	if (d->cfg->sync_writes) {
+		c->hold_out = true;
+		d->queue->sync_pending = true;
+		d->queue->committed++;
+	}
 	d->queue->stale = true;
 	log_info("Queued job %s: %s", j->id, j->reason ? j->reason : "");
 	return 0;
@@ -830,8 +1194,8 @@ static int min_ms(int a, int b)
 void queue_refresh(struct daemon *d)
 {
 	if (d->queue && (d->queue->dirty || d->queue->stale)) {
-		d->queue->dirty = d->queue->stale = false;
-		schedule(d);
+		d->queue->dirty = false;
+		schedule(d, false);
 	}
 }
 
@@ -840,12 +1204,14 @@ int queue_tick(struct daemon *d)
 	uint64_t now = now_usec();
 	int timeout = -1;
 
+	if (d->queue && d->queue->sync_pending)
+		group_commit(d);
 	for (struct job *j = d->jobs; j; j = j->next)
 		if (j->state == JOB_RUNNING && j->sched.time_us && j->started_us)
 			timeout = min_ms(timeout, time_limit(d, j, now));
 	if (d->queue && d->queue->dirty) {
 		d->queue->dirty = false;
-		schedule(d);
+		schedule(d, true);
 	}
 	return timeout;
 }
@@ -876,6 +1242,7 @@ static void gen_queued(yajl_gen g, const struct job *j)
 	json_gen_kv_str(g, "id", j->id);
 	json_gen_kv_str(g, "name", j->name);
 	json_gen_kv_str(g, "user", j->user);
+	json_gen_kv_str(g, "state", queue_job_state_name(j));
 	json_gen_kv_uint(g, "owner_uid", j->owner_uid);
 	json_gen_kv_uint(g, "position", j->sched.position);
 	json_gen_kv_int(g, "priority", j->sched.priority);
@@ -904,12 +1271,12 @@ int queue_op_queue(struct daemon *d, struct conn *c, yajl_val t, struct xerr *er
 		return xerr_set(err, -ENOMEM, "internal", "The queue is not set up");
 	queue_refresh(d);
 	for (struct job *j = d->jobs; j; j = j->next)
-		cap += j->state == JOB_QUEUED;
+		cap += in_queue(j);
 	v = calloc(cap + 1, sizeof(*v));
 	if (!v)
 		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	for (struct job *j = d->jobs; j; j = j->next)
-		if (j->state == JOB_QUEUED && grid_may_see(c, j))
+		if (in_queue(j) && grid_may_see(c, j))
 			v[n++] = j;
 	qsort(v, n, sizeof(*v), cmp_position);
 	g = ops_reply_begin();
@@ -917,6 +1284,16 @@ int queue_op_queue(struct daemon *d, struct conn *c, yajl_val t, struct xerr *er
 		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	gen_resources(g, "capacity", &d->queue->capacity);
 	json_gen_kv_uint(g, "queued", cap);
+	json_gen_key(g, "passes"); /* the scheduler's decisions: how many, how long */
+	yajl_gen_map_open(g);
+	json_gen_kv_uint(g, "count", d->queue->passes);
+	json_gen_kv_uint(g, "fast", d->queue->fast_admits);
+	json_gen_kv_uint(g, "total_us", d->queue->pass_us_total);
+	json_gen_kv_uint(g, "max_us", d->queue->pass_us_max);
+	json_gen_kv_uint(g, "last_us", d->queue->pass_us_last);
+	json_gen_kv_uint(g, "commits", d->queue->commits);
+	json_gen_kv_uint(g, "committed", d->queue->committed);
+	yajl_gen_map_close(g);
 	json_gen_key(g, "jobs");
 	yajl_gen_array_open(g);
 	for (size_t i = 0; i < n; i++)

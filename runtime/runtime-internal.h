@@ -103,6 +103,19 @@ struct job_sched {
 	uint64_t est_start_us;
 	bool charged; /* its usage is counted */
 	bool queued;  /* it was queued (its directory was made for its record) */
+	/* preemption (docs/SCHEDULING.md): xrun --preemptible */
+	bool preemptible;
+	/* stopped at a checkpoint, it waits in the queue to be restored from
+	 * resume_version; preempted: it was stopped so (shown as PREEMPTED) */
+	bool resume, preempted;
+	unsigned resume_version;
+	char *preempted_by; /* the job it was (or is being) preempted for */
+	/* runtime only */
+	bool preempting;            /* its checkpoint for a preemption is under way */
+	bool resuming;              /* its restore from the queue is under way */
+	bool want_reason;           /* an attached xrun follows it: its reason is wanted */
+	uint64_t preempt_failed_us; /* when a checkpoint for a preemption of it failed */
+	char *preempt_note;         /* (a preempting job) why a preemption failed */
 };
 
 /* runtime only: what the job's events (events.c) last saw of it, and the
@@ -393,14 +406,27 @@ int queue_parse_run(struct daemon *d, struct conn *c, struct yajl_val_s *t, stru
 bool queue_fields_given(struct yajl_val_s *t);
 /* Whether new job j may start at once (1) or is queued (0; j->reason why). */
 int queue_admit(struct daemon *d, struct job *j);
+/* xrestart of j (stopped at a checkpoint) through admission: 1 if it may be
+ * restored now, 0 if it waits in the queue (xps says why; the restore's
+ * outcome answers the client then). */
+int queue_admit_restore(struct daemon *d, struct job *j, unsigned version);
 /* Queue new job j (its env and cwd kept): its record is on disk before the
  * client hears of it. -errno (answered). */
-int queue_submit(struct daemon *d, struct job *j, struct xerr *err);
+int queue_submit(struct daemon *d, struct conn *c, struct job *j, struct xerr *err);
 /* A job loaded in state QUEUED at start-up. */
 void queue_adopt(struct daemon *d, struct job *j);
 /* Places, reasons and estimates as of now, for xps and xqueue (a job queued
  * since the last pass may have moved the others). */
 void queue_refresh(struct daemon *d);
+/* A checkpoint or restore of j ended (err set: it failed): preemption's
+ * part of it (ckpt-host.c's answer). */
+void queue_ckpt_done(struct daemon *d, struct job *j, const struct xerr *err);
+/* "PREEMPTED" for a job stopped by a preemption, else its state's name. */
+const char *queue_job_state_name(const struct job *j);
+/* preempt.c: stop the victims at a checkpoint for job j (the scheduler's
+ * choice), restore a job that waited in the queue for it. */
+void preempt_jobs(struct daemon *d, struct job *j, struct job **victims, size_t n);
+void preempt_resume(struct daemon *d, struct job *j);
 /* Decide if something changed; enforce time limits. Next timeout (ms) or -1. */
 int queue_tick(struct daemon *d);
 /* Something that frees or asks for resources happened: decide again soon. */
@@ -561,6 +587,7 @@ struct conn {
 	int passed_fd;                  /* an fd the client passed (SCM_RIGHTS), or -1 */
 	struct template_task *tpl_task; /* its template import */
 	bool closed;          /* gone: waits in d->closed_conns for the end of the event batch */
+	bool hold_out;        /* its output waits for the queue's group commit (queue.c) */
 	uint64_t deadline_us; /* monotonic: closed if its request is not whole by then */
 	/* grid.c: the challenge it was given; its grid login (uid and gid are
 	 * then the mapped account's) */

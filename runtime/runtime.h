@@ -63,8 +63,11 @@ struct runtime_config {
 	uint64_t checkpoint_quota_root;     /* the same for root's jobs (0: none) */
 	uint64_t idmap_slice; /* ids of root's subordinate range each job gets (65536) */
 	/* the scheduler (queue.c, docs/SCHEDULING.md) */
-	uint64_t node_millicpus, node_memory;       /* capacity (0: detected) */
-	uint64_t node_jobs;                         /* jobs running at once (0: no limit) */
+	uint64_t capacity_millicpus, capacity_memory; /* capacity (0: detected) */
+	uint64_t capacity_jobs;                       /* jobs running at once (0: no limit) */
+	/* node_cpus, node_memory, node_jobs (bits 0-2) were used: the old
+	 * names of capacity_*, accepted with a warning in xosd.log */
+	unsigned capacity_old_keys;
 	uint64_t reserve_millicpus, reserve_memory; /* kept for the node itself */
 	uint64_t request_millicpus, request_memory; /* a job's request without --cpus, --memory */
 	uint64_t fairshare_half_life_us;            /* usage decays by half in this (0: never) */
@@ -89,6 +92,8 @@ void runtime_config_free(struct runtime_config *c);
 int runtime_config_load(struct runtime_config *c, const char *path, char **ret_error);
 /* Fill in derived defaults (socket path from run dir...). */
 int runtime_config_finish(struct runtime_config *c);
+/* node_cpus, node_memory, node_jobs: {old, new} (capacity_old_keys' bits) */
+extern const char *const runtime_capacity_old_keys[3][2];
 
 /* metrics_listen: "127.0.0.1:PORT" (any 127/8 address) or "[::1]:PORT",
  * a loopback address only; 0 and the address, or -EINVAL. */

@@ -252,13 +252,9 @@ static double user_usage(const struct scheduler_node *n, uint32_t uid)
 
 static struct order_ctx *order_ctx_cur; /* qsort has no context argument */
 
-static int order_cmp(const void *pa, const void *pb)
+int scheduler_compare(const struct scheduler_queued *qa, double ua,
+		      const struct scheduler_queued *qb, double ub)
 {
-	size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
-	const struct scheduler_queued *qa = &order_ctx_cur->node->queue[a];
-	const struct scheduler_queued *qb = &order_ctx_cur->node->queue[b];
-	double ua = order_ctx_cur->usage[a], ub = order_ctx_cur->usage[b];
-
 	if (qa->priority != qb->priority)
 		return qa->priority > qb->priority ? -1 : 1;
 	if (qa->uid != qb->uid && ua != ub)
@@ -266,6 +262,36 @@ static int order_cmp(const void *pa, const void *pb)
 	if (qa->submit_us != qb->submit_us)
 		return qa->submit_us < qb->submit_us ? -1 : 1;
 	return strcmp(qa->id ? qa->id : "", qb->id ? qb->id : "");
+}
+
+static int order_cmp(const void *pa, const void *pb)
+{
+	size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
+
+	return scheduler_compare(&order_ctx_cur->node->queue[a], order_ctx_cur->usage[a],
+				 &order_ctx_cur->node->queue[b], order_ctx_cur->usage[b]);
+}
+
+/* Insertion sort of idx, for a queue nearly in order (the last pass's, a
+ * few jobs added or moved); false if it takes too many moves (then qsort). */
+static bool insertion_sort(size_t *idx, size_t n)
+{
+	size_t budget = 8 * n + 64;
+
+	for (size_t i = 1; i < n; i++) {
+		size_t x = idx[i], k = i;
+
+		while (k > 0 && order_cmp(&idx[k - 1], &x) > 0) {
+			idx[k] = idx[k - 1];
+			k--;
+			if (--budget == 0) {
+				idx[k] = x;
+				return false;
+			}
+		}
+		idx[k] = x;
+	}
+	return true;
 }
 
 /* The queue's indexes in order: priority (higher first), then the user's
@@ -282,11 +308,16 @@ static size_t *queue_order(const struct scheduler_node *n)
 		return NULL;
 	}
 	for (size_t i = 0; i < n->n_queue; i++) {
-		idx[i] = i;
-		usage[i] = user_usage(n, n->queue[i].uid);
+		idx[i] = n->order_hint && !n->sorted ? n->order_hint[i] : i;
+		usage[i] = n->sorted || !n->n_usage ? 0.0 : user_usage(n, n->queue[i].uid);
+	}
+	if (n->sorted) {
+		free(usage);
+		return idx;
 	}
 	order_ctx_cur = &ctx;
-	qsort(idx, n->n_queue, sizeof(*idx), order_cmp);
+	if (!insertion_sort(idx, n->n_queue))
+		qsort(idx, n->n_queue, sizeof(*idx), order_cmp);
 	order_ctx_cur = NULL;
 	free(usage);
 	return idx;
@@ -295,7 +326,8 @@ static size_t *queue_order(const struct scheduler_node *n)
 /* ---- reasons ---- */
 
 /* NEVER if a dependency cannot be satisfied any more, WAIT if one has not
- * ended yet; START means the dependencies allow it. */
+ * ended yet; START means the dependencies allow it. why: NULL (len 0) when
+ * no reason is wanted. */
 static enum scheduler_action deps_check(const struct scheduler_queued *q, char *why, size_t len)
 {
 	enum scheduler_action a = SCHEDULER_START;
@@ -381,7 +413,13 @@ struct pass {
 	uint64_t shadow;                  /* when it starts (0: unknown) */
 	struct scheduler_resources extra; /* free at shadow beyond its request */
 	unsigned waiting;                 /* eligible jobs found waiting so far */
+	size_t *cand;                     /* room for n_running preemption candidates */
 };
+
+static bool want(const struct pass *p, const struct scheduler_queued *q)
+{
+	return !p->node->only_wanted_reasons || q->want_reason;
+}
 
 static int start(struct pass *p, struct scheduler_decision *dec, const struct scheduler_queued *q)
 {
@@ -409,6 +447,98 @@ static bool may_backfill(struct pass *p, const struct scheduler_queued *q)
 	return true;
 }
 
+/* Victims are taken in this order: lower priority, then less work done
+ * since their start or restore, then as listed. */
+static bool victim_before(const struct scheduler_running *a, size_t ia,
+			  const struct scheduler_running *b, size_t ib)
+{
+	if (a->priority != b->priority)
+		return a->priority < b->priority;
+	if (a->work_us != b->work_us)
+		return a->work_us < b->work_us;
+	return ia < ib;
+}
+
+/* The preemptible running jobs of lower priority than q, in victim order. */
+static size_t candidates(struct pass *p, const struct scheduler_queued *q)
+{
+	const struct scheduler_running *run = p->node->running;
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->node->n_running; i++) {
+		size_t k = n++;
+
+		if (!run[i].preemptible || run[i].stopping || run[i].priority >= q->priority) {
+			n--;
+			continue;
+		}
+		while (k > 0 && victim_before(&run[i], i, &run[p->cand[k - 1]], p->cand[k - 1])) {
+			p->cand[k] = p->cand[k - 1];
+			k--;
+		}
+		p->cand[k] = i;
+	}
+	return n;
+}
+
+/* The fewest victims, in victim order, whose resources with free_ fit req:
+ * taken in order until it fits, then each one not needed given back (the
+ * least preferred victims first). Their number, 0 if none do. */
+static size_t choose_victims(struct pass *p, const struct scheduler_queued *q,
+			     const struct scheduler_resources *req,
+			     struct scheduler_resources avail)
+{
+	const struct scheduler_running *run = p->node->running;
+	size_t n = candidates(p, q), k = 0;
+
+	while (k < n && !fits(req, &avail))
+		res_add(&avail, &run[p->cand[k++]].req);
+	if (!fits(req, &avail))
+		return 0;
+	for (size_t i = k; i-- > 0;) {
+		struct scheduler_resources without = avail;
+
+		res_sub(&without, &run[p->cand[i]].req);
+		if (!fits(req, &without))
+			continue;
+		avail = without;
+		memmove(&p->cand[i], &p->cand[i + 1], (k - i - 1) * sizeof(*p->cand));
+		k--;
+	}
+	return k;
+}
+
+/* The first job that waits may have lower-priority preemptible jobs
+ * stopped at a checkpoint for it (docs/SCHEDULING.md, "Preemption"): true
+ * if it waits for that (PREEMPT, or jobs already stopping for it). */
+static bool preempt(struct pass *p, struct scheduler_decision *dec,
+		    const struct scheduler_queued *q, const struct scheduler_resources *req)
+{
+	struct scheduler_resources avail = p->free_;
+	size_t n;
+
+	for (size_t i = 0; i < p->node->n_running; i++)
+		if (p->node->running[i].stopping)
+			res_add(&avail, &p->node->running[i].req);
+	if (fits(req, &avail) && !fits(req, &p->free_)) {
+		if (want(p, q))
+			set_reason(dec, "waiting for preempted jobs to stop at a checkpoint");
+		return true;
+	}
+	n = choose_victims(p, q, req, avail);
+	if (n == 0 || n > SCHEDULER_VICTIMS_MAX)
+		return false;
+	dec->action = SCHEDULER_PREEMPT;
+	dec->n_victims = (unsigned)n;
+	for (size_t i = 0; i < n; i++)
+		dec->victims[i] = (uint32_t)p->cand[i];
+	set_reason(dec,
+		   "preempting %zu job%s of lower priority (stopped at a checkpoint, "
+		   "restored later)",
+		   n, n == 1 ? "" : "s");
+	return true;
+}
+
 static int decide_one(struct pass *p, struct scheduler_decision *dec,
 		      const struct scheduler_queued *q)
 {
@@ -416,17 +546,21 @@ static int decide_one(struct pass *p, struct scheduler_decision *dec,
 	enum scheduler_action a;
 
 	if (q->held) {
-		set_reason(dec, "held (xrelease %.64s lets it start)", q->id);
+		if (want(p, q))
+			set_reason(dec, "held (xrelease %.64s lets it start)", q->id);
 		return 0;
 	}
-	a = deps_check(q, dec->reason, sizeof(dec->reason));
+	a = q->n_deps ? deps_check(q, want(p, q) ? dec->reason : NULL,
+				   want(p, q) ? sizeof(dec->reason) : 0)
+		      : SCHEDULER_START;
+	if (a == SCHEDULER_NEVER && !want(p, q)) /* (the job ends with this reason) */
+		(void)deps_check(q, dec->reason, sizeof(dec->reason));
 	dec->dependency = a == SCHEDULER_NEVER;
 	if (a != SCHEDULER_START)
 		return dec->action = a, 0;
 	if (!fits(&req, &p->node->capacity)) {
 		dec->action = SCHEDULER_NEVER;
-		snprintf(dec->reason, sizeof(dec->reason),
-			 "it asks for more than this node has (xqueue shows the node)");
+		set_reason(dec, "it asks for more than this node has (xqueue shows the node)");
 		return 0;
 	}
 	dec->ahead = p->waiting;
@@ -434,13 +568,16 @@ static int decide_one(struct pass *p, struct scheduler_decision *dec,
 		dec->backfilled = p->reserved;
 		return start(p, dec, q);
 	}
-	reason_resources(dec, &req, &p->free_);
+	if (want(p, q))
+		reason_resources(dec, &req, &p->free_);
 	p->waiting++;
 	if (!p->reserved) {
-		/* the first job that waits: when it can start (the ends of
-		 * running jobs by their --time); preemption would look here */
+		/* the first job that waits: room made by preemption, else when
+		 * it can start (the ends of running jobs by their --time) */
 		p->reserved = true;
-		p->shadow = shadow_time(&p->ends, p->free_, &req, p->node->now_us, &p->extra);
+		if (!preempt(p, dec, q, &req))
+			p->shadow = shadow_time(&p->ends, p->free_, &req, p->node->now_us,
+						&p->extra);
 	}
 	return 0;
 }
@@ -482,6 +619,9 @@ static int estimate(struct pass *p, const size_t *order, struct scheduler_decisi
 static int init_pass(struct pass *p, const struct scheduler_node *n)
 {
 	*p = (struct pass){ .node = n, .free_ = n->capacity };
+	p->cand = calloc(n->n_running + 1, sizeof(*p->cand));
+	if (!p->cand)
+		return -ENOMEM;
 	for (size_t i = 0; i < n->n_running; i++) {
 		const struct scheduler_running *r = &n->running[i];
 		struct scheduler_resources req = r->req;
@@ -494,23 +634,50 @@ static int init_pass(struct pass *p, const struct scheduler_node *n)
 	return 0;
 }
 
+static bool any_wanted(const struct scheduler_node *node)
+{
+	if (!node->only_wanted_reasons)
+		return true;
+	for (size_t i = 0; i < node->n_queue; i++)
+		if (node->queue[i].want_reason)
+			return true;
+	return false;
+}
+
+int scheduler_decide_into(const struct scheduler_node *node, struct scheduler_decision *decs)
+{
+	size_t *order = queue_order(node);
+	struct pass p = { 0 };
+	int r = order ? init_pass(&p, node) : -ENOMEM;
+
+	for (size_t k = 0; r >= 0 && k < node->n_queue; k++) {
+		struct scheduler_decision *dec = &decs[k];
+
+		/* (not the whole decision: its reason stays unwritten where not wanted) */
+		dec->index = order[k];
+		dec->action = SCHEDULER_WAIT;
+		dec->position = (unsigned)k + 1;
+		dec->ahead = 0;
+		dec->est_start_us = 0;
+		dec->backfilled = dec->dependency = false;
+		dec->n_victims = 0;
+		dec->reason[0] = 0;
+		r = decide_one(&p, dec, &node->queue[order[k]]);
+	}
+	/* estimated starts are for people: only when a reason is wanted */
+	if (r >= 0 && any_wanted(node))
+		r = estimate(&p, order, decs);
+	free(p.ends.v);
+	free(p.cand);
+	free(order);
+	return r;
+}
+
 int scheduler_decide(const struct scheduler_node *node, struct scheduler_decision **ret)
 {
 	struct scheduler_decision *decs = calloc(node->n_queue ? node->n_queue : 1, sizeof(*decs));
-	size_t *order = queue_order(node);
-	struct pass p;
-	int r = decs && order ? init_pass(&p, node) : -ENOMEM;
+	int r = decs ? scheduler_decide_into(node, decs) : -ENOMEM;
 
-	for (size_t k = 0; r >= 0 && k < node->n_queue; k++) {
-		decs[k].index = order[k];
-		decs[k].position = (unsigned)k + 1;
-		r = decide_one(&p, &decs[k], &node->queue[order[k]]);
-	}
-	if (r >= 0)
-		r = estimate(&p, order, decs);
-	if (decs && order)
-		free(p.ends.v);
-	free(order);
 	if (r < 0) {
 		free(decs);
 		return r;

@@ -58,16 +58,20 @@ struct scheduler_dep {
 	const char *ended_as; /* e.g. "FAILED", for the reason (may be NULL) */
 };
 
+/* Most victims one preemption stops. */
+#define SCHEDULER_VICTIMS_MAX 8
+
 /* A job that holds resources now (starting, running, checkpointing...). */
 struct scheduler_running {
 	struct scheduler_resources req;
 	uint64_t end_us; /* when its --time ends it; 0: no time limit */
-	/* Preemption hook (issue 14, "lossless preemption"): not used yet. A
-	 * later policy may choose preemptible jobs of lower priority than the
-	 * first blocked job (SCHEDULER_PREEMPT decisions); runtime fills these
-	 * already. */
+	/* xrun --preemptible, and running now (a victim may be chosen) */
 	bool preemptible;
+	/* being stopped at a checkpoint for a preemption: its resources are
+	 * the preempting job's once it has stopped */
+	bool stopping;
 	int64_t priority;
+	uint64_t work_us; /* how long it has run since its start or restore */
 };
 
 struct scheduler_queued {
@@ -80,6 +84,7 @@ struct scheduler_queued {
 	bool held;                      /* xrun --hold, until xrelease */
 	const struct scheduler_dep *deps;
 	size_t n_deps;
+	bool want_reason; /* its reason is wanted even with node->only_wanted_reasons */
 };
 
 /* A user's recent usage (cpu-seconds), decayed to now (scheduler_decay). */
@@ -98,13 +103,23 @@ struct scheduler_node {
 	const struct scheduler_usage *usage; /* users not listed: 0 */
 	size_t n_usage;
 	bool no_backfill; /* strict order only */
+	/* The queue is already in order (priority, fair share, submission):
+	 * scheduler_decide does not sort it. */
+	bool sorted;
+	/* Else a likely order (indexes into queue, each once: the last pass's
+	 * order), or NULL: a queue nearly in order is sorted in O(n). */
+	const size_t *order_hint;
+	/* Reasons and estimated starts only for the queued jobs with
+	 * want_reason set (else for every job: xps, xqueue). */
+	bool only_wanted_reasons;
 };
 
 enum scheduler_action {
 	SCHEDULER_WAIT,  /* stays queued, for the reason given */
 	SCHEDULER_START, /* start it now */
 	SCHEDULER_NEVER, /* it can never start: end it (DEPENDENCY_NEVER_SATISFIED...) */
-	/* reserved for preemption (see struct scheduler_running); never returned yet */
+	/* it waits, and the victims (running preemptible jobs of lower
+	 * priority) are to be stopped at a checkpoint to make room for it */
 	SCHEDULER_PREEMPT,
 	_SCHEDULER_ACTION_MAX,
 	_SCHEDULER_ACTION_INVALID = -EINVAL,
@@ -114,17 +129,27 @@ const char *scheduler_action_to_string(enum scheduler_action a);
 struct scheduler_decision {
 	size_t index; /* into node->queue */
 	enum scheduler_action action;
-	unsigned position;                 /* 1-based place in the queue's order */
-	unsigned ahead;                    /* eligible jobs ahead of it that wait too */
-	uint64_t est_start_us;             /* estimated start (now for START); 0: unknown */
-	bool backfilled;                   /* START ahead of a job that waits (backfill) */
-	bool dependency;                   /* NEVER: because of a dependency */
-	char reason[SCHEDULER_REASON_MAX]; /* WAIT and NEVER: why, for people */
+	unsigned position;                       /* 1-based place in the queue's order */
+	unsigned ahead;                          /* eligible jobs ahead of it that wait too */
+	uint64_t est_start_us;                   /* estimated start (now for START); 0: unknown */
+	bool backfilled;                         /* START ahead of a job that waits (backfill) */
+	bool dependency;                         /* NEVER: because of a dependency */
+	unsigned n_victims;                      /* PREEMPT: the jobs to stop, */
+	uint32_t victims[SCHEDULER_VICTIMS_MAX]; /* indexes into node->running */
+	/* WAIT, PREEMPT and NEVER: why, for people ("" where not wanted) */
+	char reason[SCHEDULER_REASON_MAX];
 };
 
 /* One decision per queued job, in the queue's order (priority, fair share,
  * submission). ret: an array of n_queue decisions (free() it). -ENOMEM. */
 int scheduler_decide(const struct scheduler_node *node, struct scheduler_decision **ret);
+/* The same into decs, room for node->n_queue decisions (the caller's,
+ * reused from pass to pass). -ENOMEM. */
+int scheduler_decide_into(const struct scheduler_node *node, struct scheduler_decision *decs);
+/* The order of two queued jobs (<0: a first), their users' usage given:
+ * priority, fair share, submission, id. For a queue kept sorted. */
+int scheduler_compare(const struct scheduler_queued *a, double usage_a,
+		      const struct scheduler_queued *b, double usage_b);
 
 /* usage decayed over elapsed_us with a half-life: usage * 2^(-elapsed/half_life)
  * (half_life 0: no decay). */

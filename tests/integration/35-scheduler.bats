@@ -39,7 +39,7 @@ ended() { # JOB...: every one has ended
 }
 
 @test "capacity 2 cpus, five --cpus 1 jobs: two run, three QUEUED with reasons, then start in order" {
-	sched_start 'node_cpus = 2'
+	sched_start 'capacity_cpus = 2'
 	for i in 1 2 3 4 5; do
 		xrun -d --cpus 1 --name "j$i" -- sh -c "$GATE" >/dev/null 2>&1
 	done
@@ -89,7 +89,7 @@ ended() { # JOB...: every one has ended
 }
 
 @test "priority: higher first whatever the submission order; non-root only at or below the default" {
-	sched_start 'node_cpus = 1'
+	sched_start 'capacity_cpus = 1'
 	xrun -d --cpus 1 --name blocker -- sh -c "$GATE" >/dev/null
 	wait_state blocker RUNNING
 	xrun -d --cpus 1 --priority 10 --name low -- true 2>/dev/null
@@ -109,7 +109,7 @@ ended() { # JOB...: every one has ended
 }
 
 @test "fair share: a user who submitted first alternates with one who submitted later" {
-	sched_start 'node_cpus = 1'
+	sched_start 'capacity_cpus = 1'
 	xos_test_user
 	xrun -d --cpus 1 --name blocker -- sh -c "$GATE" >/dev/null
 	wait_state blocker RUNNING
@@ -131,7 +131,7 @@ ended() { # JOB...: every one has ended
 }
 
 @test "backfill: a short job runs ahead without delaying the first queued one" {
-	sched_start 'node_cpus = 2'
+	sched_start 'capacity_cpus = 2'
 	xrun -d --cpus 1 --time 1h --name running -- sh -c "$GATE" >/dev/null
 	wait_state running RUNNING
 	started=$(job_field running .started_us)
@@ -210,7 +210,7 @@ ended() { # JOB...: every one has ended
 
 @test "kill -9 of xosd with 100 queued jobs: after restart all 100 run exactly once, in order" {
 	local n=${SCHED_N:-100} # (SCHED_N: fewer, to try it out)
-	sched_start 'node_cpus = 1'
+	sched_start 'capacity_cpus = 1'
 	mkdir -m 0777 "$XOS_TMP/out" # (root's jobs run as nobody)
 	xrun -d --cpus 1 --name blocker -- sh -c "$GATE" >/dev/null
 	wait_state blocker RUNNING
@@ -234,7 +234,7 @@ ended() { # JOB...: every one has ended
 }
 
 @test "priorities, holds, dependencies and users' usage survive kill -9 of xosd" {
-	sched_start 'node_cpus = 1'
+	sched_start 'capacity_cpus = 1'
 	xos_test_user
 	# user P (nobody) has used the node before; user Q (xostest) has not
 	as_user 65534 xrun --cpus 1 -- true
@@ -268,7 +268,7 @@ ended() { # JOB...: every one has ended
 }
 
 @test "bad input at submission: a clear error, nothing queued" {
-	sched_start 'node_cpus = 2' 'node_memory = 1G'
+	sched_start 'capacity_cpus = 2' 'capacity_memory = 1G'
 	run xrun -d --after nosuchjob -- true
 	assert_failure 125
 	assert_output --partial "Dependency 'nosuchjob': no such job"
