@@ -160,7 +160,6 @@ int nodes_tick(struct nodes *n);
 /* {"node":..., "listen":..., "peers":[...], "refused":[...]} fields into an open map. */
 void nodes_list_json(const struct nodes *n, struct yajl_gen_t *g);
 
-
 /* ---- messages and streams to a peer (docs/NODES.md, "Messages") ----
  * A message is a JSON object with a "type" (header is its text); it goes on
  * the peer's channel (the connection this node dialled, else one it

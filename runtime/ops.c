@@ -1404,6 +1404,7 @@ static const struct op {
 	{ "checkpoint_delete", ops_checkpoint_delete, { "v", "op", "job", "version", NULL } },
 	{ "restart", ops_restart, { "v", "op", "job", "version", NULL } },
 	{ "nodes", ops_nodes, { "v", "op", NULL } },
+	{ "migrate", ops_migrate, { "v", "op", "job", "node", NULL } },
 	/* grid logins: grid.c */
 	{ "auth_challenge", ops_auth_challenge, { "v", "op", NULL } },
 	{ "auth", ops_auth, { "v", "op", "chain", "signature", NULL } },
