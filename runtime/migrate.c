@@ -7,6 +7,7 @@
  * Target: the checks, the payload into its checkpoint store, the job taken
  * over from it and restored under the same id; it answers the result. Each
  * side writes its phase in the job record before it acts on it. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <sys/epoll.h>
@@ -210,9 +211,18 @@ static int cpuinfo_dump(struct daemon *d, char **ret, struct xerr *err)
 	char dir[PATH_MAX];
 	_cleanup_free_ char *img = NULL;
 	_cleanup_close_ int dfd = -EBADF;
+	const char *forged = getenv("XOS_MIGRATE_CPUINFO");
 	size_t len = 0;
 	int r;
 
+	/* tests: the image of a CPU of another kind, sent instead of this one's */
+	if (forged && forged[0] == '/') {
+		r = read_file_at(AT_FDCWD, forged, CPUINFO_MAX, &img, &len);
+		if (r < 0)
+			return xerr_set(err, r, "internal", "Cannot read %s: %s", forged,
+					strerror(-r));
+		goto encode;
+	}
 	snprintf(dir, sizeof(dir), "%s/migrate-cpu.XXXXXX", d->cfg->run_dir);
 	if (!mkdtemp(dir))
 		return xerr_set(err, -errno, "internal", "Cannot make a directory in %s: %m",
@@ -228,6 +238,7 @@ static int cpuinfo_dump(struct daemon *d, char **ret, struct xerr *err)
 	(void)rm_rf_at(AT_FDCWD, dir);
 	if (r < 0)
 		return r;
+encode:
 	*ret = malloc(2 * len + 1);
 	if (!*ret)
 		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
@@ -1012,9 +1023,28 @@ int migrate_tick(struct daemon *d)
 	return -1;
 }
 
+/* Incoming data of moves that were cut off ("<checkpoint_dir>/.migrate-ID.tar"). */
+static void remove_incoming(struct daemon *d)
+{
+	_cleanup_close_ int fd = open(d->cfg->checkpoint_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = fd >= 0 ? opendir_dup(fd) : NULL;
+	struct dirent *de;
+
+	if (!dir)
+		return;
+	while ((de = readdir(dir)))
+		if (str_has_prefix(de->d_name, ".migrate-")) {
+			log_info("Removed %s/%s, what a move to this node left when xosd stopped",
+				 d->cfg->checkpoint_dir, de->d_name);
+			(void)unlinkat(fd, de->d_name, 0);
+		}
+	closedir(dir);
+}
+
 /* At start-up: what a migration under way when xosd stopped leaves. */
 void migrate_startup(struct daemon *d)
 {
+	remove_incoming(d);
 	for (struct job *j = d->jobs, *next; j; j = next) {
 		const char *ph = j->migrate_phase;
 		struct migration *m;

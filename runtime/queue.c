@@ -984,7 +984,7 @@ int queue_fits_now(struct daemon *d, const struct job_sched *s, char *why, size_
 		scheduler_format_memory(s->memory, want, sizeof(want));
 		scheduler_format_memory(cap->memory > mem ? cap->memory - mem : 0, have,
 					sizeof(have));
-		snprintf(why, len, "the job asks for %s of memory, %s are free", want, have);
+		snprintf(why, len, "the job asks for %s, %s are free", want, have);
 		return -E2BIG;
 	}
 	return 0;

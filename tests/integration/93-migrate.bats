@@ -115,3 +115,266 @@ COUNTER='i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo $i >>/tmp/count; echo
 	exactly_one "$id" || true # (ended: neither runs it)
 	assert_equal "$(where 2 "$id")" EXITED
 }
+
+@test "a job of several units moves; each unit goes on there and ends with its own exit code" {
+	two_nodes
+	local id
+	id=$(on 1 xrun -d -- sh -c 'while [ ! -e /tmp/go1 ]; do echo u1 >>/tmp/u1; sleep 0.1; done; exit 4')
+	on 1 xrun -d --job "$id" -- sh -c 'while [ ! -e /tmp/go2 ]; do echo u2 >>/tmp/u2; sleep 0.1; done; exit 6' >/dev/null
+	wait_lines "$(jobroot 1 "$id")/tmp/u2" 3
+	run on 1 xmigrate "$id" n2
+	echo "$output"
+	assert_success
+	assert_output --regexp "^${id:0:12}: runs on node n2 \(frozen [0-9]+ ms, transfer [0-9]+ ms, downtime [0-9]+ ms, .* sent\)$"
+	exactly_one "$id"
+	local r n1 n2
+	r=$(jobroot 2 "$id")
+	n1=$(wc -l <"$r/tmp/u1")
+	n2=$(wc -l <"$r/tmp/u2")
+	wait_lines "$r/tmp/u1" $((n1 + 3))
+	wait_lines "$r/tmp/u2" $((n2 + 3))
+	assert_equal "$(on 2 job_field "$id" '.units | length')" 2
+	touch "$r/tmp/go2"
+	on 2 wait_field "$id" '.units[1].state' EXITED
+	assert_equal "$(on 2 job_field "$id" '.units[1].exit_code')" 6
+	touch "$r/tmp/go1"
+	run on 2 xwait "$id"
+	assert_equal "$status" 4
+}
+
+@test "a job whose processes talk over a pipe and a UNIX socket moves and talks on" {
+	two_nodes
+	local id
+	# a pipe: a writer into a reader that counts; a UNIX socket pair held by a
+	# background nc-less shell: socat is not in every template, so the UNIX
+	# socket is a FIFO-free one made by python's socketpair when python is there
+	id=$(on 1 xrun -d -- sh -c 'i=0; while [ ! -e /tmp/go ]; do i=$((i+1)); echo $i; sleep 0.1; done | while read -r x; do echo "$x" >>/tmp/piped; done; exit 3')
+	wait_lines "$(jobroot 1 "$id")/tmp/piped" 3
+	run on 1 xmigrate "$id" n2
+	echo "$output"
+	assert_success
+	exactly_one "$id"
+	local r n
+	r=$(jobroot 2 "$id")
+	n=$(wc -l <"$r/tmp/piped")
+	wait_lines "$r/tmp/piped" $((n + 3))
+	# the numbers go on through the pipe without a gap
+	diff <(seq 1 $((n + 3))) <(head -n $((n + 3)) "$r/tmp/piped")
+	touch "$r/tmp/go"
+	run on 2 xwait "$id"
+	assert_equal "$status" 3
+}
+
+# ---- refusals in the pre-flight: the job runs on untouched ----
+
+# untouched ID: the job still runs on n1, never stopped (no version made), and
+# goes on counting; n2 knows nothing of it
+untouched() {
+	local id=$1 n
+	assert_equal "$(where 1 "$id")" RUNNING
+	assert_equal "$(where 2 "$id")" absent
+	assert_equal "$(on 1 job_field "$id" '.restores // 0')" 0
+	[ ! -e "$(node_tmp 1)/state/checkpoints/$id" ]
+	no_store_of 2 "$id"
+	n=$(wc -l <"$(jobroot 1 "$id")/tmp/count")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" $((n + 3))
+	[ -z "$(ls "$(node_tmp 2)/state/volatile/lxc" 2>/dev/null)" ]
+}
+
+# busybox_tar DIR [EXTRA]: DIR.tar, a root made of Debian's busybox-static
+# (EXTRA: a line in its /etc/extra, for a template of other content)
+busybox_tar() {
+	local d=$1 a
+	mkdir -p "$d/bin" "$d/etc" "$d/tmp" "$d/proc" "$d/sys" "$d/dev"
+	cp /bin/busybox "$d/bin/busybox"
+	for a in sh echo cat ls sleep wc; do ln -s busybox "$d/bin/$a"; done
+	chmod 1777 "$d/tmp"
+	printf 'root:x:0:0:root:/root:/bin/sh\n' >"$d/etc/passwd"
+	printf 'root:x:0:\n' >"$d/etc/group"
+	[ -z "${2:-}" ] || echo "$2" >"$d/etc/extra"
+	tar -C "$d" --owner=0 --group=0 -cf "$d.tar" .
+}
+
+@test "refused: n2 has not the job's template, or one of that name with other content" {
+	two_nodes
+	local bb id
+	bb=$(node_tmp 1)/bb
+	busybox_tar "$bb"
+	on 1 xtemplate import bb "$bb.tar" >/dev/null
+	id=$(on 1 xrun -d --template bb -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	run on 1 xmigrate "$id" n2
+	assert_failure 1
+	assert_output "xmigrate: Node n2 refused job ${id:0:12}: it has no template 'bb' (import it there with xtemplate import); the job runs on here"
+	untouched "$id"
+	# a template of that name but other content
+	busybox_tar "$(node_tmp 2)/bb" "not the same"
+	on 2 xtemplate import bb "$(node_tmp 2)/bb.tar" >/dev/null
+	run on 1 xmigrate "$id" n2
+	assert_failure 1
+	assert_output --regexp "xmigrate: Node n2 refused job ${id:0:12}: its template 'bb' has other content \(checksum sha256:[0-9a-f]+, the job's sha256:[0-9a-f]+\); the job runs on here"
+	untouched "$id"
+}
+
+@test "refused: n2 has no room for the job (node_memory)" {
+	two_nodes "node_memory = 64M"
+	local id
+	id=$(on 1 xrun -d --memory 256M -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	run on 1 xmigrate "$id" n2
+	assert_failure 1
+	assert_output "xmigrate: Node n2 refused job ${id:0:12}: it has no room for the job: the job asks for 256 MiB of memory, 64 MiB of memory are free; the job runs on here"
+	untouched "$id"
+}
+
+# forge_cpuinfo OUT: this CPU's cpuinfo.img, claiming every xsave feature there
+# is (a CPU of another kind: criu cpuinfo check fails on this one)
+forge_cpuinfo() {
+	local d
+	d=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.cpu.XXXXXX")
+	criu cpuinfo dump -D "$d" 2>/dev/null
+	python3 - "$d/cpuinfo.img" "$1" <<'EOF_PY'
+import struct, sys
+def varint(b, i):
+    v = s = 0
+    while True:
+        c = b[i]; i += 1; v |= (c & 0x7f) << s; s += 7
+        if not c & 0x80:
+            return v, i
+def enc(v):
+    out = bytearray()
+    while True:
+        c = v & 0x7f; v >>= 7
+        if not v:
+            out.append(c); return bytes(out)
+        out.append(c | 0x80)
+d = open(sys.argv[1], 'rb').read()
+size = struct.unpack_from('<I', d, 8)[0]
+msg, out, i = d[12:12 + size], bytearray(), 0
+while i < len(msg):
+    key, i = varint(msg, i)
+    n, i = varint(msg, i)
+    inner, i, new, j = msg[i:i + n], i + n, bytearray(), 0
+    while j < len(inner):
+        k, j2 = varint(inner, j)
+        if k & 7 == 0:
+            v, j3 = varint(inner, j2)
+            if k >> 3 == 8:  # xfeatures_mask
+                v = (1 << 62) - 1
+            new += enc(k) + enc(v)
+            j = j3
+        else:
+            l, j3 = varint(inner, j2)
+            new += inner[j:j3 + l]
+            j = j3 + l
+    out += enc(key) + enc(len(new)) + new
+open(sys.argv[2], 'wb').write(d[:8] + struct.pack('<I', len(out)) + bytes(out))
+EOF_PY
+	rm -rf "$d"
+}
+
+@test "refused: the job's CPU description is of a CPU n2 cannot stand in for (criu cpuinfo check)" {
+	forge_cpuinfo "$BATS_TEST_TMPDIR/cpuinfo.img"
+	XOS_MIGRATE_CPUINFO=$BATS_TEST_TMPDIR/cpuinfo.img node_start 1 n1
+	node_start 2 n2
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+	local id
+	id=$(on 1 xrun -d -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	run on 1 xmigrate "$id" n2
+	assert_failure 1
+	assert_output "xmigrate: Node n2 refused job ${id:0:12}: its CPU is not compatible with the job's source node's (criu cpuinfo check failed): the job's code may use instructions this CPU lacks; the job runs on here"
+	untouched "$id"
+	grep -q "CPU xfeatures has unsupported bits" "$(node_tmp 2)/xosd.log"
+}
+
+@test "refused: another user's xmigrate (only the owner and root may move a job)" {
+	two_nodes
+	local id
+	id=$(on 1 xrun -d -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	node_use 1
+	run setpriv --reuid 4242 --regid 4242 --clear-groups env XOS_SOCKET="$XOS_SOCKET" \
+		"$XOS_BUILD/xmigrate" "$id" n2
+	assert_failure 1
+	assert_output --partial "No such job"
+	untouched "$id"
+	# and a node that is not a peer, or the job's own
+	run on 1 xmigrate "$id" n9
+	assert_failure 1
+	assert_output "xmigrate: Node n9 is not a peer that is up (see xnodes)"
+	run on 1 xmigrate "$id" n1
+	assert_failure 1
+	assert_output "xmigrate: Job ${id:0:12} already runs on node n1"
+	untouched "$id"
+}
+
+# ---- faults after the job stopped: it ends up running on exactly one node ----
+
+@test "CRIU failing the restore on n2 (CRIU_FAULT): the job runs on at n1, n2 keeps nothing" {
+	node_start 1 n1
+	CRIU_FAULT=6 node_start 2 n2
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+	local id n
+	id=$(on 1 xrun -d -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	run on 1 xmigrate "$id" n2
+	echo "$output"
+	assert_failure 1
+	assert_output --regexp "^xmigrate: Migration of job ${id:0:12} to node n2 failed: its restore failed: .*; the job runs on here$"
+	exactly_one "$id"
+	assert_equal "$(where 1 "$id")" RUNNING
+	assert_equal "$(where 2 "$id")" absent
+	no_store_of 2 "$id"
+	[ ! -e "$(node_tmp 2)/state/jobs/$id" ]
+	n=$(wc -l <"$(jobroot 1 "$id")/tmp/count")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" $((n + 3))
+	# and it can move later, to a node whose CRIU works
+	node_use 2
+	xosd_stop
+	node_launch 2
+	xos_wait_for 30 peer_is 1 n2 up
+	run on 1 xmigrate "$id" n2
+	assert_success
+	exactly_one "$id"
+	assert_equal "$(where 2 "$id")" RUNNING
+}
+
+@test "n2's xosd killed after the transfer, before its restore: the job runs on at n1 once n2 is back and says it has not got it" {
+	node_start 1 n1
+	XOS_MIGRATE_FAULT=hold node_start 2 n2
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+	local id out mpid rc=0
+	id=$(on 1 xrun -d -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	out=$BATS_TEST_TMPDIR/xmigrate.out
+	node_use 1
+	xmigrate "$id" n2 >"$out" 2>&1 &
+	mpid=$!
+	xos_wait_for 60 grep -q "Job $id from node n1: held" "$(node_tmp 2)/xosd.log"
+	# n1 holds the job stopped, in doubt, with its version
+	assert_equal "$(where 1 "$id")" CHECKPOINTED
+	assert_equal "$(on 1 job_field "$id" .migration.phase)" doubt
+	run on 1 xrestart "$id"
+	assert_failure 1
+	assert_output --partial "is being moved to node n2"
+	node_use 2
+	kill -9 "$XOSD_PID"
+	wait "$XOSD_PID" 2>/dev/null || true
+	node_launch 2
+	wait "$mpid" || rc=$?
+	cat "$out"
+	assert_equal "$rc" 1
+	grep -q "failed: the job is not here; the job runs on here" "$out"
+	xos_wait_for 30 state_is 1 "$id" RUNNING
+	exactly_one "$id"
+	assert_equal "$(where 2 "$id")" absent
+	no_store_of 2 "$id"
+	grep -q "what a move to this node left when xosd stopped" "$(node_tmp 2)/xosd.log"
+	local n
+	n=$(wc -l <"$(jobroot 1 "$id")/tmp/count")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" $((n + 3))
+}

@@ -80,9 +80,22 @@ nodes_net_setup() {
 	done
 }
 
-# nodes_net_teardown: every node's daemon and jobs (xos_teardown), then the namespaces
+# nodes_net_teardown: every node's jobs, then its daemon (xos_teardown), then the namespaces
 nodes_net_teardown() {
-	local i rc=0
+	local i rc=0 live
+	# first every node's jobs end: the nodes share the host's cgroups, and
+	# a moved job's id is in both nodes' state (one's leak check must not
+	# see the other's live job)
+	for i in "${NODES[@]}"; do
+		node_use "$i"
+		[ -n "${XOSD_PID:-}" ] && kill -0 "$XOSD_PID" 2>/dev/null || continue
+		live=$(xps -q 2>/dev/null || true)
+		[ -n "$live" ] || continue
+		# shellcheck disable=SC2086
+		xkill -s KILL $live >/dev/null 2>&1 || true
+		# shellcheck disable=SC2086
+		timeout 30 xwait $live >/dev/null 2>&1 || true
+	done
 	for i in "${NODES[@]}"; do
 		node_use "$i"
 		xos_teardown || rc=1
