@@ -909,6 +909,13 @@ static void hook_message(void *userdata, const char *node, yajl_val h, bool payl
 	if (!strcmp(type, "migrate-checked") && m->phase == MP_CHECK)
 		return src_checked(d, m, j, ok, reason);
 	if (!strcmp(type, "migrate-result") && m->phase == MP_DOUBT) {
+		const char *fault = getenv("XOS_MIGRATE_FAULT");
+
+		if (ok && fault && !strcmp(fault, "die-before-let-go")) { /* tests */
+			log_warn("Job %s runs on node %s: xosd dies now (XOS_MIGRATE_FAULT)", id,
+				 node);
+			raise(SIGKILL);
+		}
 		if (ok)
 			return src_let_go(d, m, j);
 		return src_restore_local(d, m, j, reason ? reason : "it did not say why");

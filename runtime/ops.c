@@ -1194,7 +1194,10 @@ bool ops_wait_check(struct daemon *d, struct conn *c)
 		yajl_gen_map_open(g);
 		json_gen_kv_str(g, "id", j->id);
 		json_gen_kv_str(g, "state", job_state_to_string(j->state));
-		json_gen_kv_int(g, "exit_code", job_exit_code(j));
+		if (j->state == JOB_MIGRATED) /* (it ends on the node it moved to) */
+			json_gen_kv_str(g, "node", j->migrate_node);
+		else
+			json_gen_kv_int(g, "exit_code", job_exit_code(j));
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_array_close(g);

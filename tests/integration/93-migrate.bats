@@ -72,13 +72,13 @@ exactly_one() {
 	fi
 }
 
-# no_leftovers I ID: nothing of job ID in node I's checkpoint store or
-# volatile directory, no incoming copy
+# no_store_of I ID: nothing of job ID in node I's checkpoint store, no
+# incoming copy
 no_store_of() {
 	local t
 	t=$(node_tmp "$1")
 	[ ! -e "$t/state/checkpoints/$2" ]
-	[ -z "$(ls -A "$t/state/checkpoints" 2>/dev/null | grep -F ".migrate-$2")" ]
+	[ ! -e "$t/state/checkpoints/.migrate-$2.tar" ]
 }
 
 COUNTER='i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo $i >>/tmp/count; echo $i; sleep 0.1; done'
@@ -101,8 +101,13 @@ COUNTER='i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo $i >>/tmp/count; echo
 	run -0 on 1 xps -a
 	assert_output --regexp "${id:0:12} .*MIGRATED"
 	no_store_of 1 "$id"
+	assert_equal "$(on 1 job_field "$id" .migration.node)" n2
+	run on 1 xwait "$id"
+	assert_equal "$status" 125
+	assert_output "xwait: Job ${id:0:12} moved to node n2: wait for it there"
 	# n2 runs it under the same id and goes on counting where it was
 	assert_equal "$(where 2 "$id")" RUNNING
+	assert_equal "$(on 2 job_field "$id" .reason)" "moved here from node n1"
 	local n
 	n=$(wc -l <"$(jobroot 2 "$id")/tmp/count")
 	wait_lines "$(jobroot 2 "$id")/tmp/count" $((n + 3))
@@ -377,4 +382,31 @@ EOF_PY
 	local n
 	n=$(wc -l <"$(jobroot 1 "$id")/tmp/count")
 	wait_lines "$(jobroot 1 "$id")/tmp/count" $((n + 3))
+}
+
+@test "n1's xosd killed after n2 runs the job, before n1 let go: at its restart n1 asks n2 and lets go" {
+	XOS_MIGRATE_FAULT=die-before-let-go node_start 1 n1
+	node_start 2 n2
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+	local id
+	id=$(on 1 xrun -d -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	run on 1 xmigrate "$id" n2
+	assert_failure
+	node_use 1
+	xos_wait_for 30 pid_gone "$XOSD_PID"
+	wait "$XOSD_PID" 2>/dev/null || true
+	# n2 runs it; n1's record still says it is in doubt, stopped with its version
+	assert_equal "$(where 2 "$id")" RUNNING
+	grep -q "xosd dies now" "$(node_tmp 1)/xosd.log"
+	[ -d "$(node_tmp 1)/state/checkpoints/$id" ]
+	node_launch 1
+	xos_wait_for 30 state_is 1 "$id" MIGRATED
+	grep -q "its move to node n2 was in doubt when xosd stopped: asking that node" "$(node_tmp 1)/xosd.log"
+	exactly_one "$id"
+	no_store_of 1 "$id"
+	local n
+	n=$(wc -l <"$(jobroot 2 "$id")/tmp/count")
+	wait_lines "$(jobroot 2 "$id")/tmp/count" $((n + 3))
 }

@@ -88,7 +88,7 @@ nodes_net_teardown() {
 	# see the other's live job)
 	for i in "${NODES[@]}"; do
 		node_use "$i"
-		[ -n "${XOSD_PID:-}" ] && kill -0 "$XOSD_PID" 2>/dev/null || continue
+		if [ -z "${XOSD_PID:-}" ] || ! kill -0 "$XOSD_PID" 2>/dev/null; then continue; fi
 		live=$(xps -q 2>/dev/null || true)
 		[ -n "$live" ] || continue
 		# shellcheck disable=SC2086
