@@ -91,6 +91,7 @@ COUNTER='i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo $i >>/tmp/count; echo
 	run on 1 xmigrate --json "$id" n2
 	echo "$output"
 	assert_success
+	echo "# xmigrate --json: $(jq -c . <<<"$output")" >&3
 	assert_equal "$(jq -r .node <<<"$output")" n2
 	[ "$(jq -r .bytes <<<"$output")" -gt 0 ]
 	[ "$(jq -r .downtime_us <<<"$output")" -gt 0 ]
