@@ -81,6 +81,25 @@ no_store_of() {
 	[ ! -e "$t/state/checkpoints/.migrate-$2.tar" ]
 }
 
+# a counter writing into one end of a UNIX socket pair, a reader of the other
+# end appending to /tmp/sock, until /tmp/go appears
+SOCKPAIR='
+import os, socket, time
+a, b = socket.socketpair()
+if os.fork() == 0:
+    a.close()
+    i = 0
+    while not os.path.exists("/tmp/go"):
+        i += 1
+        b.sendall(b"%d\n" % i)
+        time.sleep(0.1)
+    os._exit(0)
+b.close()
+with open("/tmp/sock", "ab", 0) as f:
+    for line in a.makefile("rb"):
+        f.write(line)
+'
+
 COUNTER='i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo $i >>/tmp/count; echo $i; sleep 0.1; done'
 
 @test "a --net none job moves to n2 and finishes there with its output and exit code; n1 shows it MIGRATED" {
@@ -151,11 +170,12 @@ COUNTER='i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo $i >>/tmp/count; echo
 @test "a job whose processes talk over a pipe and a UNIX socket moves and talks on" {
 	two_nodes
 	local id
-	# a pipe: a writer into a reader that counts; a UNIX socket pair held by a
-	# background nc-less shell: socat is not in every template, so the UNIX
-	# socket is a FIFO-free one made by python's socketpair when python is there
+	# unit 1: a counter into a pipe, its reader appends to /tmp/piped; unit 2:
+	# a counter into a UNIX socket pair, the other end appends to /tmp/sock
 	id=$(on 1 xrun -d -- sh -c 'i=0; while [ ! -e /tmp/go ]; do i=$((i+1)); echo $i; sleep 0.1; done | while read -r x; do echo "$x" >>/tmp/piped; done; exit 3')
+	on 1 xrun -d --job "$id" -- python3 -c "$SOCKPAIR" >/dev/null
 	wait_lines "$(jobroot 1 "$id")/tmp/piped" 3
+	wait_lines "$(jobroot 1 "$id")/tmp/sock" 3
 	run on 1 xmigrate "$id" n2
 	echo "$output"
 	assert_success
@@ -164,11 +184,15 @@ COUNTER='i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo $i >>/tmp/count; echo
 	r=$(jobroot 2 "$id")
 	n=$(wc -l <"$r/tmp/piped")
 	wait_lines "$r/tmp/piped" $((n + 3))
-	# the numbers go on through the pipe without a gap
+	# the numbers go on through the pipe and the socket without a gap
 	diff <(seq 1 $((n + 3))) <(head -n $((n + 3)) "$r/tmp/piped")
+	n=$(wc -l <"$r/tmp/sock")
+	wait_lines "$r/tmp/sock" $((n + 3))
+	diff <(seq 1 $((n + 3))) <(head -n $((n + 3)) "$r/tmp/sock")
 	touch "$r/tmp/go"
 	run on 2 xwait "$id"
 	assert_equal "$status" 3
+	assert_equal "$(on 2 job_field "$id" '.units[1].exit_code')" 0
 }
 
 # ---- refusals in the pre-flight: the job runs on untouched ----
