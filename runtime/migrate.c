@@ -439,11 +439,23 @@ static void src_finish_send(struct daemon *d, struct migration *m, struct job *j
 	child_stop(d, m);
 }
 
+/* tests: the stream stops after its first bytes (a transfer cut mid-way) */
+static bool stalled(struct daemon *d, struct migration *m)
+{
+	const char *fault = getenv("XOS_MIGRATE_FAULT");
+
+	if (!fault || strcmp(fault, "stall-send") != 0 || m->bytes == 0)
+		return false;
+	if (m->pipe_fd >= 0)
+		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, m->pipe_fd, NULL);
+	return true;
+}
+
 static void src_pump(struct daemon *d, struct migration *m)
 {
 	struct job *j = daemon_find_job(d, m->id);
 
-	while (j && m->phase == MP_SEND) {
+	while (j && m->phase == MP_SEND && !stalled(d, m)) {
 		if (m->buf_off == m->buf_len && !m->tar_eof) {
 			ssize_t n = read(m->pipe_fd, m->buf, PUMP_BUF);
 

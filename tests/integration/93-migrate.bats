@@ -467,3 +467,58 @@ EOF_PY
 	n=$(wc -l <"$(jobroot 2 "$id")/tmp/count")
 	wait_lines "$(jobroot 2 "$id")/tmp/count" $((n + 3))
 }
+
+# cut_mid_transfer HOW: n1's stream stops after its first bytes
+# (XOS_MIGRATE_FAULT=stall-send), then HOW ends the link (kill: n2's xosd is
+# killed; link: the link between the nodes goes down); the job runs on at n1
+cut_mid_transfer() {
+	XOS_MIGRATE_FAULT=stall-send node_start 1 n1
+	node_start 2 n2
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+	local id out mpid rc=0 tar
+	id=$(on 1 xrun -d -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	out=$BATS_TEST_TMPDIR/xmigrate.out
+	tar="$(node_tmp 2)/state/checkpoints/.migrate-$id.tar"
+	node_use 1
+	xmigrate "$id" n2 >"$out" 2>&1 &
+	mpid=$!
+	xos_wait_for 60 test -s "$tar"
+	assert_equal "$(on 1 job_field "$id" .migration.phase)" send
+	if [ "$1" = kill ]; then
+		node_use 2
+		kill -9 "$XOSD_PID"
+		wait "$XOSD_PID" 2>/dev/null || true
+	else
+		ip -n "${NS}h" link set "${NS:0:11}e2" down
+	fi
+	wait "$mpid" || rc=$?
+	cat "$out"
+	assert_equal "$rc" 1
+	grep -q "failed: the link to it was lost mid-transfer; the job runs on here" "$out"
+	xos_wait_for 30 state_is 1 "$id" RUNNING
+	if [ "$1" = kill ]; then
+		node_launch 2
+		grep -q "what a move to this node left when xosd stopped" "$(node_tmp 2)/xosd.log"
+	else
+		# n2 saw the link go silent and dropped what had come
+		xos_wait_for 30 test ! -e "$tar"
+		ip -n "${NS}h" link set "${NS:0:11}e2" up
+		xos_wait_for 30 peer_is 1 n2 up
+	fi
+	exactly_one "$id"
+	assert_equal "$(where 2 "$id")" absent
+	no_store_of 2 "$id"
+	local n
+	n=$(wc -l <"$(jobroot 1 "$id")/tmp/count")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" $((n + 3))
+}
+
+@test "n2's xosd killed mid-transfer: the job runs on at n1; n2 removes the partial data at its start" {
+	cut_mid_transfer kill
+}
+
+@test "the link cut mid-transfer: the job runs on at n1; n2 drops the partial data" {
+	cut_mid_transfer link
+}
