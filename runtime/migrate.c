@@ -435,7 +435,10 @@ static void src_finish_send(struct daemon *d, struct migration *m, struct job *j
 		return src_restore_local(d, m, j, "the link to it was lost mid-transfer");
 	m->t_sent = mono_usec();
 	m->phase = MP_DOUBT;
-	m->query_sent = true; /* (its result comes by itself) */
+	/* Asked at once, behind the end on the same connection: a target that
+	 * unpacks or restores answers when it knows; one that has nothing of the
+	 * job (it lost the check while the job was dumped) says so. */
+	m->query_sent = false;
 	child_stop(d, m);
 }
 

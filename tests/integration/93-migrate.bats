@@ -522,3 +522,41 @@ cut_mid_transfer() {
 @test "the link cut mid-transfer: the job runs on at n1; n2 drops the partial data" {
 	cut_mid_transfer link
 }
+
+@test "its owner moves a job with a volume; a volume whose source n2 lacks is refused first" {
+	two_nodes
+	xos_test_user
+	local vol id n
+	vol=$(node_tmp 1)/vol
+	mkdir "$vol"
+	chown 4242:4242 "$vol"
+	node_use 1
+	id=$(setpriv --reuid 4242 --regid 4242 --clear-groups env XOS_SOCKET="$XOS_SOCKET" \
+		"$XOS_BUILD/xrun" -d --no-home -v "$vol:/data" -- \
+		sh -c 'i=0; while [ ! -e /data/go ]; do i=$((i+1)); echo $i >>/data/count; sleep 0.1; done; exit 5')
+	wait_lines "$vol/count" 3
+	# the volume's source is not where n2 looks (moved away on the host)
+	mv "$vol" "$vol.away"
+	node_use 1
+	run setpriv --reuid 4242 --regid 4242 --clear-groups env XOS_SOCKET="$XOS_SOCKET" \
+		"$XOS_BUILD/xmigrate" "$id" n2
+	assert_failure 1
+	assert_output "xmigrate: Node n2 refused job ${id:0:12}: it has no directory $vol (a volume of the job); the job runs on here"
+	assert_equal "$(where 1 "$id")" RUNNING
+	mv "$vol.away" "$vol"
+	# its owner moves it
+	node_use 1
+	run setpriv --reuid 4242 --regid 4242 --clear-groups env XOS_SOCKET="$XOS_SOCKET" \
+		"$XOS_BUILD/xmigrate" "$id" n2
+	echo "$output"
+	assert_success
+	exactly_one "$id"
+	assert_equal "$(on 2 job_field "$id" .owner_uid)" 4242
+	n=$(wc -l <"$vol/count")
+	wait_lines "$vol/count" $((n + 3))
+	diff <(seq 1 $((n + 3))) <(head -n $((n + 3)) "$vol/count")
+	touch "$vol/go"
+	run on 2 xwait "$id"
+	assert_equal "$status" 5
+	[ "$(stat -c %u "$vol/count")" = 4242 ]
+}
