@@ -1265,6 +1265,13 @@ static int op_kill(struct daemon *d, struct conn *c, yajl_val t, struct xerr *er
 	if (unit && !job_unit(j, (unsigned)unit))
 		return xerr_set(err, -ENOENT, "not_found", "Job %.12s has no unit %llu", j->id,
 				(unsigned long long)unit);
+	if (j->state == JOB_CHECKPOINTED && j->migrate_phase &&
+	    (!strcmp(j->migrate_phase, "send") || !strcmp(j->migrate_phase, "doubt")))
+		/* (its other node may run it: ending it here would not end it) */
+		return xerr_set(err, -EBUSY, "conflict",
+				"Job %.12s is being moved to node %s: kill it there once xmigrate "
+				"says it runs there, or here if the move fails",
+				j->id, j->migrate_node ? j->migrate_node : "?");
 	if (j->state == JOB_QUEUED) /* it ends without running */
 		queue_kill(d, j, (int)sig);
 	else if (j->state == JOB_CHECKPOINTED) /* no container: the job ends, its versions stay */

@@ -391,6 +391,9 @@ EOF_PY
 	run on 1 xrestart "$id"
 	assert_failure 1
 	assert_output --partial "is being moved to node n2"
+	run on 1 xkill "$id"
+	assert_failure
+	assert_output --partial "is being moved to node n2: kill it there once xmigrate says it runs there"
 	node_use 2
 	kill -9 "$XOSD_PID"
 	wait "$XOSD_PID" 2>/dev/null || true
