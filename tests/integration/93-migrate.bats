@@ -119,7 +119,7 @@ COUNTER='i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo $i >>/tmp/count; echo
 	# n1 lets go: MIGRATED with the node, no container, no version kept
 	assert_equal "$(where 1 "$id")" MIGRATED
 	run -0 on 1 xps -a
-	assert_output --regexp "${id:0:12} .*MIGRATED"
+	assert_output --regexp "${id:0:12} .*MIGRATED moved to node n2"
 	no_store_of 1 "$id"
 	assert_equal "$(on 1 job_field "$id" .migration.node)" n2
 	run on 1 xwait "$id"
@@ -128,6 +128,8 @@ COUNTER='i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo $i >>/tmp/count; echo
 	# n2 runs it under the same id and goes on counting where it was
 	assert_equal "$(where 2 "$id")" RUNNING
 	assert_equal "$(on 2 job_field "$id" .reason)" "moved here from node n1"
+	run -0 on 2 xps
+	assert_output --regexp "${id:0:12} .*RUNNING moved here from node n1"
 	local n
 	n=$(wc -l <"$(jobroot 2 "$id")/tmp/count")
 	wait_lines "$(jobroot 2 "$id")/tmp/count" $((n + 3))
