@@ -837,6 +837,12 @@ static void expire(struct nodes *n, uint64_t now)
 		next = c->next;
 		if (now < c->deadline)
 			continue;
+		/* what arrived while this node was busy counts (a long turn of
+		 * xosd's loop must not make a peer that spoke look silent) */
+		if (c->st == NC_OPEN && c->hello_seen)
+			conn_read(c);
+		if (c->st == NC_CLOSED || now < c->deadline)
+			continue;
 		if (c->st == NC_OPEN && c->hello_seen)
 			conn_close(c, false, "no message for %llu s",
 				   (unsigned long long)(3 * n->cfg->heartbeat_us / 1000000));
@@ -952,6 +958,22 @@ static struct nodes_conn *peer_conn(const struct nodes *n, const char *name)
 bool nodes_peer_up(const struct nodes *n, const char *peer)
 {
 	return peer_conn(n, peer) != NULL;
+}
+
+bool nodes_stream_open(const struct nodes *n, const char *peer)
+{
+	struct nodes_conn *c = peer_conn(n, peer);
+
+	return c && c->streaming;
+}
+
+bool nodes_receiving(const struct nodes *n, const char *peer)
+{
+	for (struct nodes_conn *c = n->conns; c; c = c->next)
+		if (c->peer && !strcmp(c->peer->spec.name, peer) && c->st == NC_OPEN &&
+		    c->in_payload)
+			return true;
+	return false;
 }
 
 int nodes_peer_capacity(const struct nodes *n, const char *peer, struct nodes_capacity *ret)

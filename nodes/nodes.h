@@ -181,6 +181,11 @@ int nodes_stream_end(struct nodes *n, const char *peer);
 void nodes_stream_abort(struct nodes *n, const char *peer);
 /* Whether peer is up (a channel with its hello). */
 bool nodes_peer_up(const struct nodes *n, const char *peer);
+/* Whether this node's stream to peer is still open (after a peer_lost hook:
+ * whether the connection that closed was another one). */
+bool nodes_stream_open(const struct nodes *n, const char *peer);
+/* Whether a payload from peer is being read. */
+bool nodes_receiving(const struct nodes *n, const char *peer);
 /* The figures of peer's last hello or status (-ENOENT: unknown, -EAGAIN: none yet). */
 int nodes_peer_capacity(const struct nodes *n, const char *peer, struct nodes_capacity *ret);
 

@@ -946,8 +946,9 @@ static void hook_lost(void *userdata, const char *node)
 
 		if (strcmp(m->node, node) != 0 || m->phase == MP_DONE)
 			continue;
-		if (!m->outgoing) {
-			if (m->phase == MP_CHECK || m->phase == MP_SEND)
+		if (!m->outgoing) { /* (another connection of the peer may have closed) */
+			if (m->phase == MP_CHECK ||
+			    (m->phase == MP_SEND && !nodes_receiving(d->nodes, node)))
 				tgt_drop(d, m);
 			continue;
 		}
@@ -956,7 +957,7 @@ static void hook_lost(void *userdata, const char *node)
 		if (m->phase == MP_CHECK)
 			src_done(d, m, j,
 				 "The node was lost before the job stopped; it runs on here");
-		else if (m->phase == MP_SEND)
+		else if (m->phase == MP_SEND && !nodes_stream_open(d->nodes, node))
 			src_restore_local(d, m, j, "the link to it was lost mid-transfer");
 		else if (m->phase == MP_DOUBT)
 			m->query_sent = false;
