@@ -228,7 +228,11 @@ busybox_tar() {
 }
 
 @test "refused: n2 has not the job's template, or one of that name with other content" {
-	two_nodes
+	# (a job of an imported template needs a static loader: helpers.bash)
+	node_start 1 n1 "" --loader "$XOS_STATIC_LOADER"
+	node_start 2 n2
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
 	local bb id
 	bb=$(node_tmp 1)/bb
 	busybox_tar "$bb"

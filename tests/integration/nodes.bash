@@ -119,8 +119,9 @@ node_use() {
 	export XOS_TMP XOS_SOCKET="${!t}/run/xosd.sock"
 }
 
-# node_start I CERT [xosd.conf lines]: node nI's xosd in its namespace, with
-# the certificate CERT (a name under $CERTS), peers n1..nNODE_COUNT, a heartbeat of 1 s
+# node_start I CERT [xosd.conf lines [xosd arguments]]: node nI's xosd in its
+# namespace, with the certificate CERT (a name under $CERTS), peers
+# n1..nNODE_COUNT, a heartbeat of 1 s
 node_start() {
 	local i=$1 cert=$2 extra=${3:-} tmp peers="" k
 	tmp=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.XXXXXX")
@@ -140,7 +141,7 @@ node_peers = $peers
 node_heartbeat = 1s
 $extra
 EOC
-	node_launch "$i"
+	node_launch "$i" "${@:4}"
 }
 
 # node_launch I [xosd arguments]: (again) the daemon of node I, with its state
