@@ -61,7 +61,7 @@ LIB_hooks = $(BUILD)/libhooks.a
 LIB_credstore = $(BUILD)/libcredstore.a
 LIB_scheduler = $(BUILD)/libscheduler.a
 
-CLI_CMDS = xrun xps xlogs xwait xkill xcheckpoint xrestart xnodes xqueue xrelease xacct xvo xevents
+CLI_CMDS = xrun xps xlogs xwait xkill xcheckpoint xrestart xnodes xqueue xrelease xacct xvo xevents xmigrate
 # xtemplate is a binary of its own: it alone needs libarchive and libcrypto,
 # whose loading would cost every xrun about 3 ms
 BINS = $(BUILD)/xosd $(BUILD)/xos-loader $(BUILD)/xos $(BUILD)/xtemplate $(BUILD)/xos-template-helper \

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ckpt: checkpoint and restart of whole job containers (CRIU through
  * liblxc's migrate API), the store of versions, the space they take,
- * periodic checkpoints, CRIU's action script and shim; migration is to be
- * built here too. The one public header of ckpt/.
+ * periodic checkpoints, CRIU's action script and shim. Migration
+ * (runtime/migrate.c) uses it as xcheckpoint and xrestart do. The one public
+ * header of ckpt/.
  *
  * runtime/ (xosd) calls ckpt, never the other way round: what ckpt needs of
  * the daemon (persisting a job, the job's container, its root and network

@@ -279,6 +279,7 @@ char *cli_format_command(yajl_val argv, size_t width);
 int cli_xrun_main(const char *prog, int argc, char **argv);
 int cli_xps_main(const char *prog, int argc, char **argv);
 int cli_xnodes_main(const char *prog, int argc, char **argv);
+int cli_xmigrate_main(const char *prog, int argc, char **argv);
 int cli_xqueue_main(const char *prog, int argc, char **argv);
 int cli_xacct_main(const char *prog, int argc, char **argv);
 int cli_xvo_main(const char *prog, int argc, char **argv);

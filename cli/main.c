@@ -42,6 +42,7 @@ static const struct command commands[] = {
 	{ "xcheckpoint", "checkpoint", cli_xcheckpoint_main, "Checkpoint a job, list versions" },
 	{ "xrestart", "restart", cli_xrestart_main, "Restart a job from a version" },
 	{ "xnodes", "nodes", cli_xnodes_main, "List the peers of this node" },
+	{ "xmigrate", "migrate", cli_xmigrate_main, "Move a running job to another node" },
 	{ "xqueue", "queue", cli_xqueue_main, "Show the queue: order, reasons, estimated starts" },
 	{ "xrelease", "release", cli_xrelease_main, "Let held jobs start" },
 	{ "xacct", "acct", cli_xacct_main, "Sum jobs' accounting per VO and user" },

@@ -193,6 +193,8 @@ static void conn_close(struct nodes_conn *c, bool refused, const char *fmt, ...)
 		}
 	c->next = n->closed;
 	n->closed = c;
+	if (p && c->hello_seen && n->hooks.peer_lost)
+		n->hooks.peer_lost(n->hooks.userdata, p->spec.name);
 }
 
 /* The other end broke the protocol (a verified peer: a bug, or a hostile
@@ -303,8 +305,16 @@ static void conn_flush(struct nodes_conn *c)
 			return;
 		}
 	}
-	if (c->st == NC_OPEN)
-		(void)conn_events(c);
+	if (c->st != NC_OPEN)
+		return;
+	(void)conn_events(c);
+	/* a stream's producer is told when half the queue is free */
+	if (c->streaming && !c->in_writable && c->out_len - c->out_off < NODES_OUT_MAX / 2 &&
+	    c->n->hooks.writable) {
+		c->in_writable = true;
+		c->n->hooks.writable(c->n->hooks.userdata, c->peer->spec.name);
+		c->in_writable = false;
+	}
 }
 
 /* ---- messages ---- */
@@ -395,7 +405,7 @@ static void on_header(struct nodes_conn *c, const char *text)
 	    json_get_bool(h, "payload", &payload) == -EINVAL)
 		return conn_violation(c, "malformed message header");
 	c->deadline = mono_usec() + 3 * c->n->cfg->heartbeat_us;
-	if (payload) /* (none of this version's messages has one: read and dropped) */
+	if (payload) /* (hello and status have none: read and dropped) */
 		nodes_parser_expect_payload(&c->parser);
 	if (!strcmp(type, "hello"))
 		return c->hello_seen ? conn_violation(c, "a second hello") : on_hello(c, h);
@@ -403,8 +413,21 @@ static void on_header(struct nodes_conn *c, const char *text)
 		return conn_violation(c, "a message before hello");
 	if (!strcmp(type, "status"))
 		return on_status(c, h);
+	if (c->n->hooks.message) {
+		c->in_payload = payload;
+		c->n->hooks.message(c->n->hooks.userdata, c->peer->spec.name, h, payload);
+		return;
+	}
 	nodes_log(c->n, LOG_LVL_DEBUG, "Ignored a '%.32s' message from node %s", type,
 		  c->peer->spec.name);
+}
+
+/* A piece of a payload: a stream's bytes keep the channel alive as messages do. */
+static void on_chunk(struct nodes_conn *c, const char *data, size_t len)
+{
+	c->deadline = mono_usec() + 3 * c->n->cfg->heartbeat_us;
+	if (c->in_payload && c->n->hooks.chunk)
+		c->n->hooks.chunk(c->n->hooks.userdata, c->peer->spec.name, data, len);
 }
 
 static void feed(struct nodes_conn *c, const char *buf, size_t len)
@@ -424,6 +447,13 @@ static void feed(struct nodes_conn *c, const char *buf, size_t len)
 		len -= (size_t)used;
 		if (ev == NODES_FRAME_HEADER)
 			on_header(c, data);
+		else if (ev == NODES_FRAME_CHUNK)
+			on_chunk(c, data, dlen);
+		else if (ev == NODES_FRAME_END && c->in_payload) {
+			c->in_payload = false;
+			if (c->n->hooks.payload_end)
+				c->n->hooks.payload_end(c->n->hooks.userdata, c->peer->spec.name);
+		}
 	}
 }
 
@@ -790,7 +820,7 @@ static void send_status(struct nodes *n)
 
 	for (struct nodes_conn *c = n->conns, *next; c; c = next) {
 		next = c->next; /* (a failed flush moves c to the closed list) */
-		if (c->st != NC_OPEN || !c->hello_seen)
+		if (c->st != NC_OPEN || !c->hello_seen || c->streaming)
 			continue;
 		if (!text && !(text = message_text(n, "status")))
 			return;
@@ -806,6 +836,12 @@ static void expire(struct nodes *n, uint64_t now)
 	for (struct nodes_conn *c = n->conns, *next; c; c = next) {
 		next = c->next;
 		if (now < c->deadline)
+			continue;
+		/* what arrived while this node was busy counts (a long turn of
+		 * xosd's loop must not make a peer that spoke look silent) */
+		if (c->st == NC_OPEN && c->hello_seen)
+			conn_read(c);
+		if (c->st == NC_CLOSED || now < c->deadline)
 			continue;
 		if (c->st == NC_OPEN && c->hello_seen)
 			conn_close(c, false, "no message for %llu s",
@@ -892,4 +928,170 @@ void nodes_list_json(const struct nodes *n, yajl_gen g)
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_array_close(g);
+}
+
+/* ---- messages and streams for the channel's users ---- */
+static struct nodes_peer *peer_by_name(const struct nodes *n, const char *name)
+{
+	for (size_t i = 0; i < n->n_peers; i++)
+		if (!strcmp(n->peers[i].spec.name, name))
+			return &n->peers[i];
+	return NULL;
+}
+
+/* The channel to peer: the connection this node dialled, else an accepted one. */
+static struct nodes_conn *peer_conn(const struct nodes *n, const char *name)
+{
+	struct nodes_peer *p = peer_by_name(n, name);
+	struct nodes_conn *found = NULL;
+
+	if (!p)
+		return NULL;
+	if (p->dial && p->dial->st == NC_OPEN && p->dial->hello_seen)
+		return p->dial;
+	for (struct nodes_conn *c = n->conns; c; c = c->next)
+		if (c->peer == p && c->st == NC_OPEN && c->hello_seen && !found)
+			found = c;
+	return found;
+}
+
+bool nodes_peer_up(const struct nodes *n, const char *peer)
+{
+	return peer_conn(n, peer) != NULL;
+}
+
+bool nodes_stream_open(const struct nodes *n, const char *peer)
+{
+	struct nodes_conn *c = peer_conn(n, peer);
+
+	return c && c->streaming;
+}
+
+bool nodes_receiving(const struct nodes *n, const char *peer)
+{
+	for (struct nodes_conn *c = n->conns; c; c = c->next)
+		if (c->peer && !strcmp(c->peer->spec.name, peer) && c->st == NC_OPEN &&
+		    c->in_payload)
+			return true;
+	return false;
+}
+
+int nodes_peer_capacity(const struct nodes *n, const char *peer, struct nodes_capacity *ret)
+{
+	struct nodes_peer *p = peer_by_name(n, peer);
+
+	if (!p)
+		return -ENOENT;
+	if (!p->have_cap)
+		return -EAGAIN;
+	*ret = p->cap;
+	return 0;
+}
+
+int nodes_send(struct nodes *n, const char *peer, const char *header)
+{
+	struct nodes_conn *c = peer_conn(n, peer);
+	int r;
+
+	if (!c)
+		return -ENOTCONN;
+	if (c->streaming)
+		return -EBUSY;
+	r = conn_queue(c, header, strlen(header));
+	if (r >= 0)
+		conn_flush(c);
+	return r;
+}
+
+int nodes_stream_begin(struct nodes *n, const char *peer, const char *header)
+{
+	struct nodes_conn *c = peer_conn(n, peer);
+	int r;
+
+	if (!c)
+		return -ENOTCONN;
+	if (c->streaming)
+		return -EBUSY;
+	r = conn_queue(c, header, strlen(header));
+	if (r < 0)
+		return r;
+	c->streaming = true;
+	(void)conn_events(c);
+	return 0;
+}
+
+static struct nodes_conn *stream_conn(const struct nodes *n, const char *peer)
+{
+	struct nodes_conn *c = peer_conn(n, peer);
+
+	return c && c->streaming ? c : NULL;
+}
+
+/* Queue one chunk's length and bytes (len 0: the end). */
+static int queue_chunk(struct nodes_conn *c, const void *data, size_t len)
+{
+	uint8_t *m;
+
+	if (c->out_off > 0) {
+		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+		c->out_len -= c->out_off;
+		c->out_off = 0;
+	}
+	m = realloc(c->out, c->out_len + len + 4);
+	if (!m)
+		return -ENOMEM;
+	c->out = m;
+	nodes_frame_len((uint32_t)len, c->out + c->out_len);
+	if (len)
+		memcpy(c->out + c->out_len + 4, data, len);
+	c->out_len += len + 4;
+	return 0;
+}
+
+ssize_t nodes_stream_write(struct nodes *n, const char *peer, const void *data, size_t len)
+{
+	struct nodes_conn *c = stream_conn(n, peer);
+	size_t queued, room;
+	int r;
+
+	if (!c)
+		return -ENOTCONN;
+	queued = c->out_len - c->out_off;
+	if (queued + 4 >= NODES_OUT_MAX)
+		return 0;
+	room = NODES_OUT_MAX - queued - 4;
+	if (len > room)
+		len = room;
+	if (len > NODES_CHUNK_MAX)
+		len = NODES_CHUNK_MAX;
+	if (len == 0)
+		return 0;
+	r = queue_chunk(c, data, len);
+	if (r < 0)
+		return r;
+	(void)conn_events(c); /* (flushed when the socket is writable) */
+	return (ssize_t)len;
+}
+
+int nodes_stream_end(struct nodes *n, const char *peer)
+{
+	struct nodes_conn *c = stream_conn(n, peer);
+	int r;
+
+	if (!c)
+		return -ENOTCONN;
+	r = queue_chunk(c, NULL, 0);
+	if (r < 0)
+		return r;
+	c->streaming = false;
+	conn_flush(c);
+	return 0;
+}
+
+void nodes_stream_abort(struct nodes *n, const char *peer)
+{
+	struct nodes_conn *c = stream_conn(n, peer);
+
+	if (c)
+		conn_close(c, false, "its stream was given up"); /* (freed after this batch) */
 }

@@ -57,8 +57,11 @@ struct nodes_conn {
 	size_t out_len, out_off;
 	uint64_t deadline; /* monotonic: handshake and hello, then silence */
 	bool hello_seen;
-	bool want_write; /* TLS wants the socket writable */
-	uint32_t events; /* in the epoll set */
+	bool want_write;  /* TLS wants the socket writable */
+	bool streaming;   /* this node's stream is open on it (nothing else goes) */
+	bool in_payload;  /* the other end's payload is being read (for the hooks) */
+	bool in_writable; /* the writable hook runs */
+	uint32_t events;  /* in the epoll set */
 	struct nodes_conn *next;
 };
 

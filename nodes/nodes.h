@@ -134,6 +134,15 @@ struct nodes_hooks {
 	void *userdata;
 	void (*log)(void *userdata, int level, const char *msg); /* enum log_level */
 	void (*capacity)(void *userdata, struct nodes_capacity *cap);
+	/* A message of a type the channel does not handle itself (hello and
+	 * status are its own), from peer; payload: chunks follow, then the end. */
+	void (*message)(void *userdata, const char *peer, struct yajl_val_s *header, bool payload);
+	void (*chunk)(void *userdata, const char *peer, const void *data, size_t len);
+	void (*payload_end)(void *userdata, const char *peer);
+	/* A channel with peer closed (a message or stream in flight may be lost). */
+	void (*peer_lost)(void *userdata, const char *peer);
+	/* The stream to peer has room again (see nodes_stream_write). */
+	void (*writable)(void *userdata, const char *peer);
 };
 
 struct nodes;
@@ -150,5 +159,34 @@ void nodes_process(struct nodes *n);
 int nodes_tick(struct nodes *n);
 /* {"node":..., "listen":..., "peers":[...], "refused":[...]} fields into an open map. */
 void nodes_list_json(const struct nodes *n, struct yajl_gen_t *g);
+
+/* ---- messages and streams to a peer (docs/NODES.md, "Messages") ----
+ * A message is a JSON object with a "type" (header is its text); it goes on
+ * the peer's channel (the connection this node dialled, else one it
+ * accepted). A stream is one message with "payload": true and its bytes in
+ * chunks; while it is open, that channel carries nothing else of this node's.
+ * Nothing blocks: bytes are queued (at most NODES_OUT_MAX per connection). */
+/* -ENOTCONN: no channel to peer; -EBUSY: a stream is open on it; -ENOBUFS:
+ * its queue is full; -EMSGSIZE. */
+int nodes_send(struct nodes *n, const char *peer, const char *header);
+/* Begin a stream (header holds "payload": true): as nodes_send. */
+int nodes_stream_begin(struct nodes *n, const char *peer, const char *header);
+/* Queue data of the open stream: the bytes taken (0: the queue is full, the
+ * writable hook says when it has room), -ENOTCONN (the stream is gone). */
+ssize_t nodes_stream_write(struct nodes *n, const char *peer, const void *data, size_t len);
+/* End the stream (its empty chunk). */
+int nodes_stream_end(struct nodes *n, const char *peer);
+/* Give up a stream that cannot end well: its connection is closed, and the
+ * other end sees a payload without its end. */
+void nodes_stream_abort(struct nodes *n, const char *peer);
+/* Whether peer is up (a channel with its hello). */
+bool nodes_peer_up(const struct nodes *n, const char *peer);
+/* Whether this node's stream to peer is still open (after a peer_lost hook:
+ * whether the connection that closed was another one). */
+bool nodes_stream_open(const struct nodes *n, const char *peer);
+/* Whether a payload from peer is being read. */
+bool nodes_receiving(const struct nodes *n, const char *peer);
+/* The figures of peer's last hello or status (-ENOENT: unknown, -EAGAIN: none yet). */
+int nodes_peer_capacity(const struct nodes *n, const char *peer, struct nodes_capacity *ret);
 
 #endif

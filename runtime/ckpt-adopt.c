@@ -24,8 +24,9 @@ static int take_over(struct daemon *d, struct conn *c, struct job *j, unsigned v
 	j->ckpt_last = version;
 	free(j->reason);
 	j->reason = NULL;
-	j->cg_caller = true; /* (its parent was a caller's, or none, on the other node) */
-	daemon_restore_cgroup(d, c, j);
+	j->cg_caller = c != NULL; /* (its parent was a caller's, or none, on the other node) */
+	if (c)
+		daemon_restore_cgroup(d, c, j);
 	j->net.active = false; /* (made again by the restore, here) */
 	r = slice_claim_base(d, j);
 	if (r < 0)
@@ -139,4 +140,21 @@ void daemon_restore_cgroup(struct daemon *d, struct conn *c, struct job *j)
 	free(j->cgroup_parent);
 	j->cgroup_parent = parent;
 	j->cg_caller = caller;
+}
+
+int daemon_adopt_migrated(struct daemon *d, const char *id, struct job **ret)
+{
+	struct job *j = NULL;
+	unsigned version = 0;
+	int r = ckpt_newest_record(d->ckpt, id, &j, &version);
+
+	if (r < 0)
+		return r;
+	r = take_over(d, NULL, j, version);
+	if (r < 0) {
+		job_free(j);
+		return r;
+	}
+	*ret = j;
+	return 0;
 }

@@ -286,6 +286,8 @@ static void host_versions_changed(void *data, struct job *j)
 
 static void host_answer(void *data, struct job *j, const struct xerr *err, yajl_gen g)
 {
+	if (migrate_answer(data, j, err)) /* a migration's dump or restore */
+		return;
 	daemon_ckpt_answer(data, j, err, g);
 }
 
@@ -399,6 +401,11 @@ int ops_restart(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 		return r;
 	if ((r = request_job(d, c, t, &j, err)) < 0 || (r = vo_check_restore(d, c, j, err)) < 0)
 		return r;
+	if (j->migrate_phase && strcmp(j->migrate_phase, "migrated") != 0)
+		return xerr_set(err, -EBUSY, "conflict",
+				"Job %.12s is being moved to node %s: it is restarted there, or "
+				"here if the move fails",
+				j->id, j->migrate_node ? j->migrate_node : "?");
 	c->mode = CONN_CKPT;
 	c->job = j;
 	if (!queue_admit_restore(d, j, version))

@@ -24,7 +24,7 @@
 /* epoll data: the object pointer (malloc'ed, so 16-byte aligned) with the
  * kind of event source in its low bits. */
 #define EP_KIND_MASK 15ULL
-_Static_assert(EP_NODES <= EP_KIND_MASK, "more kinds of event source than the epoll data holds");
+_Static_assert(EP_MIGRATE <= EP_KIND_MASK, "more kinds of event source than the epoll data holds");
 
 int daemon_epoll_add(struct daemon *d, int fd, uint32_t events, int kind, void *ptr)
 {
@@ -976,6 +976,9 @@ static void dispatch(struct daemon *d, struct epoll_event *ev, int sfd)
 	case EP_METRICS_CONN:
 		metrics_conn_event(d, ptr, ev->events);
 		break;
+	case EP_MIGRATE:
+		migrate_event(d, ptr);
+		break;
 	case EP_SIGNAL: {
 		struct signalfd_siginfo si;
 
@@ -1189,6 +1192,7 @@ static int daemon_start(struct daemon *d, int *ret_lock, int *ret_sfd)
 		log_error("Failed to restore the network of the re-adopted jobs (bridge %s, "
 			  "table %s): %s",
 			  cfg->net.bridge, cfg->net.table, strerror(-r));
+	migrate_startup(d); /* moves under way when xosd stopped */
 	prune_ended_jobs(d);
 	template_ops_start(d); /* removed templates no job uses go */
 	if ((r = setup_listen(d)) < 0)
@@ -1234,7 +1238,7 @@ int runtime_run(struct runtime_config *cfg)
 		int t3 = min_timeout(conns_expire(&d), listen_resume(&d));
 		int t4 = min_timeout(
 			min_timeout(d.nodes ? nodes_tick(d.nodes) : -1, metrics_tick(&d)),
-			daemon_caller_watch(&d));
+			min_timeout(daemon_caller_watch(&d), migrate_tick(&d)));
 		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs),
 				   min_timeout(min_timeout(t1, t2), min_timeout(t3, t4)));
 

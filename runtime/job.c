@@ -20,6 +20,7 @@ static const char *const job_states[_JOB_STATE_MAX] = {
 	[JOB_FAILED] = "FAILED",
 	[JOB_TIMEOUT] = "TIMEOUT",
 	[JOB_DEPENDENCY_NEVER_SATISFIED] = "DEPENDENCY_NEVER_SATISFIED",
+	[JOB_MIGRATED] = "MIGRATED",
 };
 static const char *const unit_states[_UNIT_STATE_MAX] = {
 	[UNIT_RUNNING] = "RUNNING",
@@ -44,7 +45,7 @@ enum job_state job_state_from_string(const char *s)
 bool job_state_is_final(enum job_state s)
 {
 	return s == JOB_EXITED || s == JOB_KILLED || s == JOB_FAILED || s == JOB_TIMEOUT ||
-	       s == JOB_DEPENDENCY_NEVER_SATISFIED;
+	       s == JOB_DEPENDENCY_NEVER_SATISFIED || s == JOB_MIGRATED;
 }
 
 const char *unit_state_to_string(enum unit_state s)
@@ -93,6 +94,8 @@ void job_free(struct job *j)
 		free(j->units[i].reason);
 	}
 	free(j->units);
+	free(j->migrate_node);
+	free(j->migrate_phase);
 	job_close_volume_fds(j);
 	for (size_t i = 0; i < j->n_volumes; i++) {
 		free(j->volumes[i].src);
@@ -417,6 +420,13 @@ void job_to_json(const struct job *j, yajl_gen g)
 	yajl_gen_array_close(g);
 	acct_to_json(j, g);
 	queue_job_to_json(j, g);
+	if (j->migrate_phase) {
+		json_gen_key(g, "migration");
+		yajl_gen_map_open(g);
+		json_gen_kv_str(g, "node", j->migrate_node);
+		json_gen_kv_str(g, "phase", j->migrate_phase);
+		yajl_gen_map_close(g);
+	}
 	yajl_gen_map_close(g);
 }
 
@@ -505,6 +515,10 @@ static int job_fields_from_json(yajl_val t, struct job *j)
 		j->grid_role = dup_opt(v, "role");
 	}
 	j->template = dup_opt(t, "template");
+	if ((v = json_get(t, "migration")) && YAJL_IS_OBJECT(v)) {
+		j->migrate_node = dup_opt(v, "node");
+		j->migrate_phase = dup_opt(v, "phase");
+	}
 	if (json_get_strv(t, "template_env", &j->template_env) == -ENOMEM)
 		return -ENOMEM;
 	j->template_workdir = dup_opt(t, "template_workdir");

@@ -26,7 +26,7 @@ static void nodes_capacity_hook(void *userdata, struct nodes_capacity *cap)
 
 int daemon_nodes_start(struct daemon *d)
 {
-	const struct nodes_hooks hooks = {
+	struct nodes_hooks hooks = {
 		.userdata = d,
 		.log = nodes_log_hook,
 		.capacity = nodes_capacity_hook,
@@ -36,6 +36,7 @@ int daemon_nodes_start(struct daemon *d)
 
 	if (!nodes_config_enabled(&d->cfg->nodes))
 		return 0;
+	migrate_hooks(&hooks);
 	r = nodes_new(&d->cfg->nodes, XOS_VERSION, &hooks, &d->nodes, &err);
 	if (r < 0) {
 		if (err)

@@ -1206,7 +1206,10 @@ bool ops_wait_check(struct daemon *d, struct conn *c)
 		yajl_gen_map_open(g);
 		json_gen_kv_str(g, "id", j->id);
 		json_gen_kv_str(g, "state", queue_job_state_name(j));
-		json_gen_kv_int(g, "exit_code", job_exit_code(j));
+		if (j->state == JOB_MIGRATED) /* (it ends on the node it moved to) */
+			json_gen_kv_str(g, "node", j->migrate_node);
+		else
+			json_gen_kv_int(g, "exit_code", job_exit_code(j));
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_array_close(g);
@@ -1274,6 +1277,13 @@ static int op_kill(struct daemon *d, struct conn *c, yajl_val t, struct xerr *er
 	if (unit && !job_unit(j, (unsigned)unit))
 		return xerr_set(err, -ENOENT, "not_found", "Job %.12s has no unit %llu", j->id,
 				(unsigned long long)unit);
+	if (j->state == JOB_CHECKPOINTED && j->migrate_phase &&
+	    (!strcmp(j->migrate_phase, "send") || !strcmp(j->migrate_phase, "doubt")))
+		/* (its other node may run it: ending it here would not end it) */
+		return xerr_set(err, -EBUSY, "conflict",
+				"Job %.12s is being moved to node %s: kill it there once xmigrate "
+				"says it runs there, or here if the move fails",
+				j->id, j->migrate_node ? j->migrate_node : "?");
 	if (j->state == JOB_QUEUED) /* it ends without running */
 		queue_kill(d, j, (int)sig);
 	else if (j->state == JOB_CHECKPOINTED) /* no container: the job ends, its versions stay */
@@ -1420,6 +1430,7 @@ static const struct op {
 	{ "nodes", ops_nodes, { "v", "op", NULL } },
 	/* the job event stream: events.c */
 	{ "events", ops_events, { "v", "op", "job", "since", NULL } },
+	{ "migrate", ops_migrate, { "v", "op", "job", "node", NULL } },
 	/* grid logins: grid.c */
 	{ "auth_challenge", ops_auth_challenge, { "v", "op", NULL } },
 	{ "auth", ops_auth, { "v", "op", "chain", "signature", NULL } },

@@ -1332,3 +1332,37 @@ int queue_op_release(struct daemon *d, struct conn *c, yajl_val t, struct xerr *
 	c->mode = CONN_CLOSING;
 	return 0;
 }
+
+int queue_fits_now(struct daemon *d, const struct job_sched *s, char *why, size_t len)
+{
+	const struct scheduler_resources *cap = &d->queue->capacity;
+	uint64_t cpus = 0, mem = 0, jobs = 0;
+	char want[64], have[64];
+
+	for (struct job *j = d->jobs; j; j = j->next)
+		if (holds_resources(j)) {
+			cpus += j->sched.millicpus;
+			mem += j->sched.memory;
+			jobs++;
+		}
+	if (cap->jobs != SCHEDULER_UNLIMITED && jobs + 1 > cap->jobs) {
+		snprintf(why, len, "%llu jobs run there (node_jobs %llu)", (unsigned long long)jobs,
+			 (unsigned long long)cap->jobs);
+		return -E2BIG;
+	}
+	if (cap->millicpus != SCHEDULER_UNLIMITED && cpus + s->millicpus > cap->millicpus) {
+		scheduler_format_cpus(s->millicpus, want, sizeof(want));
+		scheduler_format_cpus(cap->millicpus > cpus ? cap->millicpus - cpus : 0, have,
+				      sizeof(have));
+		snprintf(why, len, "the job asks for %s, %s are free", want, have);
+		return -E2BIG;
+	}
+	if (cap->memory != SCHEDULER_UNLIMITED && mem + s->memory > cap->memory) {
+		scheduler_format_memory(s->memory, want, sizeof(want));
+		scheduler_format_memory(cap->memory > mem ? cap->memory - mem : 0, have,
+					sizeof(have));
+		snprintf(why, len, "the job asks for %s, %s are free", want, have);
+		return -E2BIG;
+	}
+	return 0;
+}

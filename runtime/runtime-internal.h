@@ -25,6 +25,7 @@ enum job_state {
 	JOB_FAILED,
 	JOB_TIMEOUT,                    /* ended by its --time (queue.c) */
 	JOB_DEPENDENCY_NEVER_SATISFIED, /* never started: an --after cannot be met */
+	JOB_MIGRATED,                   /* moved to another node (migrate.c) */
 	_JOB_STATE_MAX,
 	_JOB_STATE_INVALID = -EINVAL,
 };
@@ -173,6 +174,8 @@ struct job {
 	uint64_t ckpt_skipped_us;    /* when */
 	char *grid_dn, *grid_vo, *grid_role; /* submitted by a grid login (grid.c), else NULL */
 	struct job_sched sched;              /* request, priority, dependencies (queue.c) */
+	char *migrate_node;                  /* the node of its move (migrate.c), or NULL */
+	char *migrate_phase; /* where the move was: check dump send doubt incoming migrated */
 
 	/* runtime only */
 	bool slice_held; /* its ids are leased to it (slice.c) */
@@ -472,7 +475,8 @@ struct daemon {
 	int idmap_fd;         /* <volatile>/idmap: the leases */
 	int idmapped_mounts;  /* lower layers idmapped: -1 not tried yet, 0 no, 1 yes */
 	struct netsetup *net;
-	struct nodes *nodes; /* the node channel (NULL: none configured) */
+	struct nodes *nodes;          /* the node channel (NULL: none configured) */
+	struct migration *migrations; /* moves to and from other nodes (migrate.c) */
 	struct job *jobs;
 	struct conn *conns;
 	struct conn *closed_conns; /* closed in this batch of events, freed after it */
@@ -693,12 +697,27 @@ enum ep_kind {
 	EP_CKPT,
 	EP_NODES,        /* the node channel's epoll set */
 	EP_METRICS,      /* a listener of the metrics endpoint (metrics.c) */
-	EP_METRICS_CONN, /* a client of it; the last of 16 (4 bits of the epoll data) */
+	EP_METRICS_CONN, /* a client of it */
+	EP_MIGRATE, /* a migration's child or pipe (migrate.c); at most 16 kinds (4 bits of the epoll data) */
 };
 
 /* ---- node.c: the node channel (nodes/) in xosd ---- */
 int daemon_nodes_start(struct daemon *d);
 int ops_nodes(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+
+/* ---- migrate.c: xmigrate over the node channel ---- */
+struct nodes_hooks;
+int ops_migrate(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
+void migrate_hooks(struct nodes_hooks *h);
+/* ckpt's answer for j: true if it is a migration's dump or restore */
+bool migrate_answer(struct daemon *d, struct job *j, const struct xerr *err);
+void migrate_event(struct daemon *d, void *ptr);
+int migrate_tick(struct daemon *d);
+void migrate_startup(struct daemon *d);
+/* ckpt-adopt.c: the job of a migration, from this node's store, made one of its jobs */
+int daemon_adopt_migrated(struct daemon *d, const char *id, struct job **ret);
+/* queue.c: whether a job asking s fits beside the live jobs now: 0, or -E2BIG and why */
+int queue_fits_now(struct daemon *d, const struct job_sched *s, char *why, size_t len);
 
 /* ---- template-cache.c: what job starts need of the catalogue, kept ---- */
 /* A lower layer's /tmp, which a job's layer copies up in advance. */

@@ -1,0 +1,1107 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* xmigrate: a running job moved to another node over the node channel,
+ * stop-and-copy, two-phase (docs/MIGRATION.md, DECISIONS (ah)).
+ * Source: pre-flight on the target, a dump with --stop (ckpt/), the version
+ * streamed (tar of its directory) as one payload, then in doubt until the
+ * target says the job runs there (MIGRATED here) or failed (restored here).
+ * Target: the checks, the payload into its checkpoint store, the job taken
+ * over from it and restored under the same id; it answers the result. Each
+ * side writes its phase in the job record before it acts on it. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+#include "nodes/nodes.h"
+#include "runtime/runtime-internal.h"
+#include "templates/templates.h"
+
+#define CPUINFO_MAX 65536
+#define PUMP_BUF (256u << 10)
+
+enum phase {
+	MP_CHECK,   /* source: asked the target; target: checked, awaiting the data */
+	MP_DUMP,    /* source: the dump (--stop) runs */
+	MP_SEND,    /* source: the version streams; target: it arrives */
+	MP_DOUBT,   /* source: all sent, the target's word awaited */
+	MP_LOCAL,   /* source: restoring here after a failure */
+	MP_EXTRACT, /* target: unpacking the version */
+	MP_RESTORE, /* target: the restore runs */
+	MP_DONE,    /* to be freed */
+};
+
+struct migration {
+	struct migration *next;
+	char id[XOS_JOB_ID_HEX + 1];
+	char node[NODES_NAME_MAX + 1];
+	bool outgoing;
+	enum phase phase;
+	unsigned version;
+	bool run_ended; /* the dump or restore ended (ckpt's answer came) */
+	char *run_error;
+	char *failure; /* source: why the move failed (the client's answer) */
+	bool query_sent;
+	uint64_t t0, t_stop, t_dumped, t_sent, bytes;
+	/* the tar child (source: creating; target: extracting) */
+	pid_t pid;
+	int pidfd, pipe_fd, file_fd;
+	bool tar_eof;
+	uint8_t *buf;
+	size_t buf_len, buf_off;
+};
+
+static struct migration *find(struct daemon *d, const char *id, bool outgoing)
+{
+	for (struct migration *m = d->migrations; m; m = m->next)
+		if (m->outgoing == outgoing && !strcmp(m->id, id) && m->phase != MP_DONE)
+			return m;
+	return NULL;
+}
+
+static struct migration *mig_new(struct daemon *d, const char *id, const char *node, bool out)
+{
+	struct migration *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	snprintf(m->id, sizeof(m->id), "%s", id);
+	snprintf(m->node, sizeof(m->node), "%s", node);
+	m->outgoing = out;
+	m->pidfd = m->pipe_fd = m->file_fd = -EBADF;
+	m->t0 = mono_usec();
+	m->next = d->migrations;
+	d->migrations = m;
+	return m;
+}
+
+static void child_stop(struct daemon *d, struct migration *m)
+{
+	if (m->pipe_fd >= 0)
+		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, m->pipe_fd, NULL);
+	if (m->pidfd >= 0)
+		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, m->pidfd, NULL);
+	if (m->pid > 0) {
+		kill(m->pid, SIGKILL);
+		(void)waitpid(m->pid, NULL, 0);
+		m->pid = 0;
+	}
+	closep(&m->pipe_fd);
+	closep(&m->pidfd);
+	closep(&m->file_fd);
+	free(m->buf);
+	m->buf = NULL;
+}
+
+static void mig_free_done(struct daemon *d)
+{
+	for (struct migration **pp = &d->migrations; *pp;) {
+		struct migration *m = *pp;
+
+		if (m->phase != MP_DONE) {
+			pp = &m->next;
+			continue;
+		}
+		*pp = m->next;
+		child_stop(d, m);
+		free(m->run_error);
+		free(m->failure);
+		free(m);
+	}
+}
+
+/* The job's migration phase, written (durably) before it is acted on. */
+static void set_phase(struct daemon *d, struct job *j, const char *node, const char *phase)
+{
+	int r;
+
+	free(j->migrate_node);
+	free(j->migrate_phase);
+	j->migrate_node = node ? strdup(node) : NULL;
+	j->migrate_phase = phase ? strdup(phase) : NULL;
+	r = daemon_persist_job_durably(d, j);
+	if (r < 0)
+		log_warn("Failed to persist job %s: %s", j->id, strerror(-r));
+}
+
+/* ---- messages ---- */
+static int send_msg(struct daemon *d, const char *node, const char *type, const char *id,
+		    const char *key, const char *val, bool ok)
+{
+	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
+	_cleanup_free_ char *text = NULL;
+
+	if (!g)
+		return -ENOMEM;
+	yajl_gen_map_open(g);
+	json_gen_kv_str(g, "type", type);
+	json_gen_kv_str(g, "job", id);
+	if (key)
+		json_gen_kv_str(g, key, val);
+	if (!strcmp(type, "migrate-result") || !strcmp(type, "migrate-checked"))
+		json_gen_kv_bool(g, "ok", ok);
+	yajl_gen_map_close(g);
+	text = json_gen_take(g, false);
+	return text ? nodes_send(d->nodes, node, text) : -ENOMEM;
+}
+
+static void hex_encode(const uint8_t *in, size_t n, char *out)
+{
+	static const char hx[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hx[in[i] >> 4];
+		out[2 * i + 1] = hx[in[i] & 15];
+	}
+	out[2 * n] = 0;
+}
+
+static int hex_decode(const char *in, uint8_t *out, size_t max, size_t *ret_n)
+{
+	size_t n = strlen(in);
+
+	if (n % 2 || n / 2 > max)
+		return -EINVAL;
+	for (size_t i = 0; i < n / 2; i++) {
+		unsigned v;
+
+		if (sscanf(in + 2 * i, "%2x", &v) != 1)
+			return -EINVAL;
+		out[i] = (uint8_t)v;
+	}
+	*ret_n = n / 2;
+	return 0;
+}
+
+/* ---- running criu and tar ---- */
+static int run_wait(char *const *argv, const char *what, struct xerr *err)
+{
+	/* (its output goes to xosd's log) */
+	struct spawn_opts o = { .path = argv[0],
+				.argv = argv,
+				.first_fd = 1,
+				.fds = { STDERR_FILENO, STDERR_FILENO },
+				.n_fds = 2 };
+	_cleanup_close_ int report = -EBADF;
+	pid_t pid;
+	int status = 0, r;
+
+	r = spawn_program(&o, &pid, &report);
+	if (r < 0)
+		return xerr_set(err, r, "internal", "Cannot run %s: %s", argv[0], strerror(-r));
+	r = spawn_wait(pid, 10000000, &status);
+	if (r < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return xerr_set(err, -EIO, "refused", "%s", what);
+	return 0;
+}
+
+static const char *criu_path(void)
+{
+	return access("/usr/local/sbin/criu", X_OK) == 0 ? "/usr/local/sbin/criu"
+							 : "/usr/sbin/criu";
+}
+
+/* This node's CPU as CRIU describes it (cpuinfo.img), hex-encoded. */
+static int cpuinfo_dump(struct daemon *d, char **ret, struct xerr *err)
+{
+	char dir[PATH_MAX];
+	_cleanup_free_ char *img = NULL;
+	_cleanup_close_ int dfd = -EBADF;
+	const char *forged = getenv("XOS_MIGRATE_CPUINFO");
+	size_t len = 0;
+	int r;
+
+	/* tests: the image of a CPU of another kind, sent instead of this one's */
+	if (forged && forged[0] == '/') {
+		r = read_file_at(AT_FDCWD, forged, CPUINFO_MAX, &img, &len);
+		if (r < 0)
+			return xerr_set(err, r, "internal", "Cannot read %s: %s", forged,
+					strerror(-r));
+		goto encode;
+	}
+	snprintf(dir, sizeof(dir), "%s/migrate-cpu.XXXXXX", d->cfg->run_dir);
+	if (!mkdtemp(dir))
+		return xerr_set(err, -errno, "internal", "Cannot make a directory in %s: %m",
+				d->cfg->run_dir);
+	{
+		char *const argv[] = { (char *)criu_path(), "cpuinfo", "dump", "-D", dir, NULL };
+
+		r = run_wait(argv, "criu cpuinfo dump failed on this node", err);
+	}
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r >= 0 && (r = read_file_at(dfd, "cpuinfo.img", CPUINFO_MAX, &img, &len)) < 0)
+		xerr_set(err, r, "internal", "Cannot read CRIU's cpuinfo.img: %s", strerror(-r));
+	(void)rm_rf_at(AT_FDCWD, dir);
+	if (r < 0)
+		return r;
+encode:
+	*ret = malloc(2 * len + 1);
+	if (!*ret)
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
+	hex_encode((const uint8_t *)img, len, *ret);
+	return 0;
+}
+
+/* Whether this node's CPU runs what the source's dumped (criu cpuinfo check). */
+static int cpuinfo_check(struct daemon *d, const char *hex, struct xerr *err)
+{
+	char dir[PATH_MAX];
+	_cleanup_free_ uint8_t *img = malloc(CPUINFO_MAX);
+	_cleanup_close_ int dfd = -EBADF;
+	size_t n = 0;
+	int r;
+
+	if (!img || hex_decode(hex, img, CPUINFO_MAX, &n) < 0)
+		return xerr_set(err, -EINVAL, "refused", "its CPU description is malformed");
+	snprintf(dir, sizeof(dir), "%s/migrate-cpu.XXXXXX", d->cfg->run_dir);
+	if (!mkdtemp(dir))
+		return xerr_set(err, -errno, "internal", "cannot make a directory: %m");
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	r = dfd < 0 ? -errno : write_file_atomic_at(dfd, "cpuinfo.img", img, n, 0600, false);
+	if (r >= 0) {
+		char *const argv[] = { (char *)criu_path(), "cpuinfo", "check", "-D", dir, NULL };
+
+		r = run_wait(argv,
+			     "its CPU is not compatible with the job's source node's (criu "
+			     "cpuinfo check failed): the job's code may use instructions this "
+			     "CPU lacks",
+			     err);
+	} else {
+		xerr_set(err, r, "internal", "cannot write the CPU description: %s", strerror(-r));
+	}
+	(void)rm_rf_at(AT_FDCWD, dir);
+	return r;
+}
+
+/* tar of dir (c: create to a pipe; x: extract from a file) as a child
+ * watched in the event loop. */
+static int tar_start(struct daemon *d, struct migration *m, const char *dir, int in_fd)
+{
+	char *const cargv[] = { "/bin/tar",
+				"--xattrs",
+				"--xattrs-include=*",
+				"--numeric-owner",
+				"-C",
+				(char *)dir,
+				"-cf",
+				"-",
+				".",
+				NULL };
+	char *const xargv[] = { "/bin/tar", "--xattrs", "--xattrs-include=*", "--numeric-owner",
+				"-p",       "-C",       (char *)dir,          "-xf",
+				"-",        NULL };
+	struct spawn_opts o = {
+		.path = "/bin/tar", .argv = in_fd < 0 ? cargv : xargv, .first_fd = 0, .n_fds = 3
+	};
+	int p[2] = { -EBADF, -EBADF }, r, report = -EBADF;
+
+	/* (only this end is non-blocking: tar's writes must not fail) */
+	if (in_fd < 0 && (pipe2(p, O_CLOEXEC) < 0 || fcntl(p[0], F_SETFL, O_NONBLOCK) < 0)) {
+		closep(&p[0]);
+		closep(&p[1]);
+		return -errno;
+	}
+	o.fds[0] = in_fd >= 0 ? in_fd : -EBADF;
+	o.fds[1] = in_fd >= 0 ? -EBADF : p[1];
+	o.fds[2] = STDERR_FILENO; /* (tar's complaints go to xosd's log) */
+	r = spawn_program(&o, &m->pid, &report);
+	closep(&report);
+	closep(&p[1]);
+	if (r < 0) {
+		closep(&p[0]);
+		return r;
+	}
+	m->pipe_fd = p[0];
+	m->pidfd = (int)syscall(SYS_pidfd_open, m->pid, 0);
+	if (m->pidfd < 0)
+		return -errno;
+	r = daemon_epoll_add(d, m->pidfd, EPOLLIN, EP_MIGRATE, m);
+	if (r >= 0 && m->pipe_fd >= 0)
+		r = daemon_epoll_add(d, m->pipe_fd, EPOLLIN, EP_MIGRATE, m);
+	return r;
+}
+
+/* The child ended: its exit status (-EAGAIN: not yet). */
+static int child_reap(struct daemon *d, struct migration *m)
+{
+	int status = 0;
+	pid_t r;
+
+	if (m->pid <= 0)
+		return -ECHILD;
+	r = waitpid(m->pid, &status, WNOHANG);
+	if (r == 0)
+		return -EAGAIN;
+	(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, m->pidfd, NULL);
+	closep(&m->pidfd);
+	m->pid = 0;
+	return r < 0 ? -errno : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void version_path(struct daemon *d, const char *id, const char *v, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s/%s", d->cfg->checkpoint_dir, id, v);
+}
+
+/* ---- the source ---- */
+static void answer_fail(struct daemon *d, struct job *j, const char *code, const char *msg)
+{
+	struct xerr err = XERR_INIT;
+
+	xerr_set(&err, -EIO, code, "%s", msg);
+	daemon_ckpt_answer(d, j, &err, NULL);
+	free(err.msg);
+}
+
+static void src_done(struct daemon *d, struct migration *m, struct job *j, const char *msg)
+{
+	if (j) {
+		set_phase(d, j, NULL, NULL);
+		if (msg)
+			answer_fail(d, j, "migrate_failed", msg);
+	}
+	child_stop(d, m);
+	m->phase = MP_DONE;
+}
+
+/* The move failed after the job stopped: it is restored here. */
+static void src_restore_local(struct daemon *d, struct migration *m, struct job *j, const char *why)
+{
+	struct xerr err = XERR_INIT;
+	_cleanup_free_ char *msg = NULL;
+
+	child_stop(d, m);
+	free(m->failure);
+	m->failure = xstrdup_printf("Migration of job %.12s to node %s failed: %s; the job runs "
+				    "on here",
+				    m->id, m->node, why);
+	log_warn("%s", m->failure);
+	set_phase(d, j, NULL, NULL);
+	m->run_ended = false;
+	m->phase = MP_LOCAL;
+	if (ckpt_restart(d->ckpt, j, m->version, &err) >= 0)
+		return;
+	msg = xstrdup_printf("Migration of job %.12s to node %s failed: %s; its restart here "
+			     "failed too (%s): xrestart it",
+			     m->id, m->node, why, err.msg ? err.msg : "?");
+	free(err.msg);
+	src_done(d, m, j, msg);
+}
+
+/* The target runs the job: this node lets go of it. */
+static void src_let_go(struct daemon *d, struct migration *m, struct job *j)
+{
+	_cleanup_gen_ yajl_gen g = ops_reply_begin();
+	uint64_t now = mono_usec();
+
+	j->state = JOB_MIGRATED;
+	j->ended_us = now_usec();
+	free(j->reason);
+	j->reason = xstrdup_printf("moved to node %s", m->node);
+	netsetup_job_release(d->net, j->id, &j->net);
+	rootfs_job_umount(d, j);
+	unlinkat(d->vjobs_fd, j->id, AT_REMOVEDIR);
+	j->parked = 0;
+	ckpt_forget(d->ckpt, j);
+	set_phase(d, j, m->node, "migrated");
+	slice_job_check(d, j);
+	log_info("Job %s moved to node %s (downtime %llu ms)", j->id, m->node,
+		 (unsigned long long)((now - m->t_stop) / 1000));
+	if (g) {
+		json_gen_kv_str(g, "job", j->id);
+		json_gen_kv_str(g, "node", m->node);
+		json_gen_kv_uint(g, "version", m->version);
+		json_gen_kv_uint(g, "frozen_us", m->t_dumped - m->t_stop);
+		json_gen_kv_uint(g, "transfer_us", m->t_sent - m->t_dumped);
+		json_gen_kv_uint(g, "downtime_us", now - m->t_stop);
+		json_gen_kv_uint(g, "total_us", now - m->t0);
+		json_gen_kv_uint(g, "bytes", m->bytes);
+		daemon_ckpt_answer(d, j, NULL, g);
+	}
+	conns_job_ended(d, j);
+	child_stop(d, m);
+	m->phase = MP_DONE;
+	d->prune_ended = true;
+}
+
+static void src_finish_send(struct daemon *d, struct migration *m, struct job *j)
+{
+	set_phase(d, j, m->node, "doubt"); /* durable before the end goes out */
+	if (nodes_stream_end(d->nodes, m->node) < 0)
+		return src_restore_local(d, m, j, "the link to it was lost mid-transfer");
+	m->t_sent = mono_usec();
+	m->phase = MP_DOUBT;
+	/* Asked at once, behind the end on the same connection: a target that
+	 * unpacks or restores answers when it knows; one that has nothing of the
+	 * job (it lost the check while the job was dumped) says so. */
+	m->query_sent = false;
+	child_stop(d, m);
+}
+
+/* tests: the stream stops after its first bytes (a transfer cut mid-way) */
+static bool stalled(struct daemon *d, struct migration *m)
+{
+	const char *fault = getenv("XOS_MIGRATE_FAULT");
+
+	if (!fault || strcmp(fault, "stall-send") != 0 || m->bytes == 0)
+		return false;
+	if (m->pipe_fd >= 0)
+		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, m->pipe_fd, NULL);
+	return true;
+}
+
+static void src_pump(struct daemon *d, struct migration *m)
+{
+	struct job *j = daemon_find_job(d, m->id);
+
+	while (j && m->phase == MP_SEND && !stalled(d, m)) {
+		if (m->buf_off == m->buf_len && !m->tar_eof) {
+			ssize_t n = read(m->pipe_fd, m->buf, PUMP_BUF);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && errno == EAGAIN)
+				return;
+			if (n <= 0) {
+				m->tar_eof = true;
+				(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, m->pipe_fd, NULL);
+				continue;
+			}
+			m->buf_off = 0;
+			m->buf_len = (size_t)n;
+		}
+		if (m->buf_off < m->buf_len) {
+			ssize_t w = nodes_stream_write(d->nodes, m->node, m->buf + m->buf_off,
+						       m->buf_len - m->buf_off);
+
+			if (w < 0)
+				return src_restore_local(d, m, j,
+							 "the link to it was lost mid-transfer");
+			if (w == 0) { /* the channel is full: read on when it has room */
+				(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, m->pipe_fd, NULL);
+				return;
+			}
+			m->buf_off += (size_t)w;
+			m->bytes += (uint64_t)w;
+			continue;
+		}
+		{
+			int st = child_reap(d, m);
+
+			if (st == -EAGAIN)
+				return;
+			if (st != 0)
+				return src_restore_local(d, m, j,
+							 "reading its version failed (tar)");
+			return src_finish_send(d, m, j);
+		}
+	}
+}
+
+static void src_dumped(struct daemon *d, struct migration *m, struct job *j)
+{
+	char dir[PATH_MAX], vs[16];
+	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
+	_cleanup_free_ char *text = NULL;
+	int r;
+
+	if (m->run_error) {
+		_cleanup_free_ char *msg = xstrdup_printf(
+			"Migration of job %.12s to node %s failed: %s; the job runs on here", m->id,
+			m->node, m->run_error);
+
+		(void)send_msg(d, m->node, "migrate-abort", m->id, NULL, NULL, false);
+		return src_done(d, m, j, msg);
+	}
+	m->version = j->ckpt_last;
+	m->t_dumped = mono_usec();
+	if (j->state != JOB_CHECKPOINTED)
+		return src_restore_local(d, m, j, "the job did not stop at its checkpoint");
+	if (!nodes_peer_up(d->nodes, m->node))
+		return src_restore_local(d, m, j, "the link to it was lost during the dump");
+	set_phase(d, j, m->node, "send");
+	snprintf(vs, sizeof(vs), "%u", m->version);
+	version_path(d, j->id, vs, dir, sizeof(dir));
+	m->buf = malloc(PUMP_BUF);
+	if (!g || !m->buf || (r = tar_start(d, m, dir, -EBADF)) < 0)
+		return src_restore_local(d, m, j, "its version cannot be read (tar)");
+	yajl_gen_map_open(g);
+	json_gen_kv_str(g, "type", "migrate-data");
+	json_gen_kv_str(g, "job", j->id);
+	json_gen_kv_uint(g, "version", m->version);
+	json_gen_kv_bool(g, "payload", true);
+	yajl_gen_map_close(g);
+	text = json_gen_take(g, false);
+	if (!text || nodes_stream_begin(d->nodes, m->node, text) < 0)
+		return src_restore_local(d, m, j, "the link to it was lost");
+	m->phase = MP_SEND;
+	src_pump(d, m);
+}
+
+static void src_checked(struct daemon *d, struct migration *m, struct job *j, bool ok,
+			const char *reason)
+{
+	struct xerr err = XERR_INIT;
+	_cleanup_free_ char *msg = NULL;
+
+	if (!ok) {
+		msg = xstrdup_printf("Node %s refused job %.12s: %s; the job runs on here", m->node,
+				     m->id, reason ? reason : "no reason given");
+		return src_done(d, m, j, msg);
+	}
+	set_phase(d, j, m->node, "dump");
+	m->t_stop = mono_usec();
+	m->phase = MP_DUMP;
+	m->run_ended = false;
+	if (ckpt_checkpoint(d->ckpt, j, true, &err) >= 0)
+		return;
+	msg = xstrdup_printf("Migration of job %.12s to node %s failed: %s; the job runs on here",
+			     m->id, m->node, err.msg ? err.msg : "its checkpoint cannot begin");
+	free(err.msg);
+	(void)send_msg(d, m->node, "migrate-abort", m->id, NULL, NULL, false);
+	src_done(d, m, j, msg);
+}
+
+/* The check asked of the target: the job's record and what it must find. */
+static char *check_text(struct daemon *d, struct job *j, const char *cpu)
+{
+	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL), rg = yajl_gen_alloc(NULL);
+	_cleanup_free_ char *record = NULL;
+	_cleanup_template_info_ struct template_info *t = NULL;
+	_cleanup_free_ char *terr = NULL;
+	struct passwd *pw = getpwuid(j->owner_uid);
+
+	if (!g || !rg)
+		return NULL;
+	job_to_json(j, rg);
+	record = json_gen_take(rg, false);
+	if (!record)
+		return NULL;
+	if (j->template && strcmp(j->template, TEMPLATE_HOST) != 0)
+		(void)template_load(d->catalog_fd, j->template, &t, &terr);
+	yajl_gen_map_open(g);
+	json_gen_kv_str(g, "type", "migrate-check");
+	json_gen_kv_str(g, "job", j->id);
+	json_gen_kv_str(g, "record", record);
+	json_gen_kv_str(g, "owner_name", pw ? pw->pw_name : NULL);
+	json_gen_kv_str(g, "template_checksum", t ? t->checksum : NULL);
+	json_gen_kv_str(g, "cpuinfo", cpu);
+	yajl_gen_map_close(g);
+	return json_gen_take(g, false);
+}
+
+int ops_migrate(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
+{
+	const char *name = NULL, *node = NULL, *why = NULL;
+	_cleanup_free_ char *cpu = NULL, *text = NULL;
+	struct migration *m;
+	struct job *j;
+	int r;
+
+	if (json_get_string(t, "job", &name) < 0 || json_get_string(t, "node", &node) < 0)
+		return xerr_set(err, -EINVAL, "bad_request",
+				"Fields 'job' and 'node' are required");
+	if ((r = ops_lookup(d, c, name, &j, err)) < 0)
+		return r;
+	if (!d->nodes)
+		return xerr_set(err, -EOPNOTSUPP, "invalid_argument",
+				"This node has no node channel: set node_name, node_listen and "
+				"the peers in xosd.conf (see docs/NODES.md)");
+	if (!strcmp(node, d->cfg->nodes.name))
+		return xerr_set(err, -EINVAL, "invalid_argument",
+				"Job %.12s already runs on node %s", j->id, node);
+	if (!nodes_peer_up(d->nodes, node))
+		return xerr_set(err, -EHOSTUNREACH, "invalid_argument",
+				"Node %s is not a peer that is up (see xnodes)", node);
+	if (j->state != JOB_RUNNING || j->run || find(d, j->id, true))
+		return xerr_set(err, -EBUSY, "conflict",
+				"Job %.12s is %s: only a running job can be moved", j->id,
+				find(d, j->id, true) ? "being moved already"
+						     : job_state_to_string(j->state));
+	if (j->net.mode == NETSETUP_BRIDGE && ckpt_bridge_allowed(d->ckpt, &why) < 0)
+		return xerr_set(err, -EOPNOTSUPP, "invalid_argument",
+				"Job %.12s cannot be moved: %s", j->id, why);
+	if ((r = cpuinfo_dump(d, &cpu, err)) < 0)
+		return r;
+	text = check_text(d, j, cpu);
+	if (!text)
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
+	if ((r = nodes_send(d->nodes, node, text)) < 0)
+		return xerr_set(err, r, "internal", "Cannot reach node %s: %s", node,
+				r == -EMSGSIZE ? "the job's record is too large" : strerror(-r));
+	m = mig_new(d, j->id, node, true);
+	if (!m)
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
+	m->phase = MP_CHECK;
+	c->mode = CONN_CKPT; /* answered when the move ends (daemon_ckpt_answer) */
+	c->job = j;
+	log_info("Job %s: moving to node %s (asked by uid %u)", j->id, node, (unsigned)c->uid);
+	return 0;
+}
+
+/* ---- the target ---- */
+static int send_verdict(struct daemon *d, const char *node, const char *type, const char *id,
+			const char *reason)
+{
+	return send_msg(d, node, type, id, reason ? "reason" : NULL, reason, reason == NULL);
+}
+
+static int check_job(struct daemon *d, struct job *j, yajl_val h, struct xerr *err)
+{
+	const char *owner = NULL, *sum = NULL, *cpu = NULL;
+	struct passwd *pw = getpwuid(j->owner_uid);
+	_cleanup_template_info_ struct template_info *t = NULL;
+	_cleanup_free_ char *terr = NULL;
+	char why[256] = "";
+	struct stat st;
+
+	(void)json_get_string(h, "owner_name", &owner);
+	(void)json_get_string(h, "template_checksum", &sum);
+	if (daemon_find_job(d, j->id) || find(d, j->id, false))
+		return xerr_set(err, -EEXIST, "refused", "a job with its id is there already");
+	if (!pw || (owner && strcmp(owner, pw->pw_name) != 0))
+		return xerr_set(err, -ENOENT, "refused", "it has no account '%s' with uid %u",
+				owner ? owner : "?", (unsigned)j->owner_uid);
+	if (j->template && strcmp(j->template, TEMPLATE_HOST) != 0) {
+		if (template_load(d->catalog_fd, j->template, &t, &terr) < 0)
+			return xerr_set(err, -ENOENT, "refused",
+					"it has no template '%s' (import it there with xtemplate "
+					"import)",
+					j->template);
+		if (!sum || !t->checksum || strcmp(sum, t->checksum) != 0)
+			return xerr_set(err, -ESTALE, "refused",
+					"its template '%s' has other content (checksum %s, the "
+					"job's %s)",
+					j->template, t->checksum ? t->checksum : "none",
+					sum ? sum : "none");
+	}
+	for (size_t i = 0; i < j->n_volumes; i++)
+		if (stat(j->volumes[i].src, &st) < 0 || !S_ISDIR(st.st_mode))
+			return xerr_set(err, -ENOENT, "refused",
+					"it has no directory %s (a volume of the job)",
+					j->volumes[i].src);
+	if (queue_fits_now(d, &j->sched, why, sizeof(why)) < 0)
+		return xerr_set(err, -E2BIG, "refused", "it has no room for the job: %s", why);
+	if (slice_free_count(d) == 0)
+		return xerr_set(err, -E2BIG, "refused", "it has no free container id slice");
+	if (json_get_string(h, "cpuinfo", &cpu) < 0)
+		return xerr_set(err, -EINVAL, "refused", "no CPU description came with the job");
+	return cpuinfo_check(d, cpu, err);
+}
+
+static void tgt_check(struct daemon *d, const char *node, yajl_val h)
+{
+	_cleanup_xerr_ struct xerr err = XERR_INIT;
+	const char *id = NULL, *record = NULL;
+	struct job *j = NULL;
+
+	if (json_get_string(h, "job", &id) < 0 || !job_id_valid(id))
+		return;
+	if (json_get_string(h, "record", &record) < 0 || job_from_json(record, &j) < 0 ||
+	    strcmp(j->id, id) != 0)
+		xerr_set(&err, -EINVAL, "refused", "the job's record is malformed");
+	else
+		(void)check_job(d, j, h, &err);
+	if (j)
+		job_free(j);
+	if (xerr_is_set(&err)) {
+		log_info("Refused job %s from node %s: %s", id, node, err.msg);
+		(void)send_verdict(d, node, "migrate-checked", id, err.msg);
+		return;
+	}
+	if (!mig_new(d, id, node, false)) {
+		(void)send_verdict(d, node, "migrate-checked", id, "out of memory");
+		return;
+	}
+	log_info("Job %s from node %s passed the pre-flight checks", id, node);
+	(void)send_verdict(d, node, "migrate-checked", id, NULL);
+}
+
+static void tgt_drop(struct daemon *d, struct migration *m)
+{
+	char path[PATH_MAX];
+
+	child_stop(d, m);
+	snprintf(path, sizeof(path), "%s/.migrate-%s.tar", d->cfg->checkpoint_dir, m->id);
+	(void)unlink(path);
+	m->phase = MP_DONE;
+}
+
+/* A job that came and could not be restored is forgotten here (its source has it). */
+static void tgt_forget_job(struct daemon *d, struct job *j)
+{
+	for (struct job **p = &d->jobs; *p; p = &(*p)->next)
+		if (*p == j) {
+			*p = j->next;
+			break;
+		}
+	ckpt_forget(d->ckpt, j);
+	(void)rm_rf_at(d->jobs_fd, j->id);
+	slice_release(d, j);
+	job_free(j);
+}
+
+static void tgt_data(struct daemon *d, const char *node, yajl_val h)
+{
+	const char *id = NULL;
+	struct migration *m;
+	char path[PATH_MAX];
+	uint64_t v = 0;
+
+	if (json_get_string(h, "job", &id) < 0 || !(m = find(d, id, false)) ||
+	    strcmp(m->node, node) != 0 || m->phase != MP_CHECK)
+		return;
+	if (json_get_uint(h, "version", &v) < 0 || v == 0 || v > 1000000000 ||
+	    mkdir_p_at(AT_FDCWD, d->cfg->checkpoint_dir, 0700) < 0)
+		return tgt_drop(d, m);
+	m->version = (unsigned)v;
+	snprintf(path, sizeof(path), "%s/.migrate-%s.tar", d->cfg->checkpoint_dir, m->id);
+	m->file_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (m->file_fd < 0)
+		return tgt_drop(d, m);
+	m->phase = MP_SEND;
+}
+
+static struct migration *receiving(struct daemon *d, const char *node)
+{
+	for (struct migration *m = d->migrations; m; m = m->next)
+		if (!m->outgoing && m->phase == MP_SEND && !strcmp(m->node, node))
+			return m;
+	return NULL;
+}
+
+static void hook_chunk(void *userdata, const char *node, const void *data, size_t len)
+{
+	struct daemon *d = userdata;
+	struct migration *m = receiving(d, node);
+
+	if (!m || m->file_fd < 0)
+		return;
+	if (loop_write(m->file_fd, data, len) < 0) {
+		log_warn("Failed to store job %s from node %s: %m", m->id, node);
+		closep(&m->file_fd); /* (the end reports it) */
+	}
+	m->bytes += len;
+}
+
+static void tgt_fail(struct daemon *d, struct migration *m, const char *why)
+{
+	log_warn("Job %s from node %s cannot run here: %s", m->id, m->node, why);
+	(void)send_verdict(d, m->node, "migrate-result", m->id, why);
+	tgt_drop(d, m);
+}
+
+static void hook_payload_end(void *userdata, const char *node)
+{
+	struct daemon *d = userdata;
+	struct migration *m = receiving(d, node);
+	char dir[PATH_MAX], vs[32];
+	const char *fault = getenv("XOS_MIGRATE_FAULT");
+
+	if (!m)
+		return;
+	if (m->file_fd < 0)
+		return tgt_fail(d, m, "its data could not be stored");
+	if (fault && !strcmp(fault, "hold")) { /* tests: killed before the restore */
+		log_info("Job %s from node %s: held (XOS_MIGRATE_FAULT=hold)", m->id, node);
+		m->phase = MP_EXTRACT;
+		return;
+	}
+	snprintf(vs, sizeof(vs), ".new-%u", m->version);
+	version_path(d, m->id, "", dir, sizeof(dir));
+	if (mkdir_p_at(AT_FDCWD, dir, 0700) < 0)
+		return tgt_fail(d, m, "its checkpoint directory cannot be made");
+	version_path(d, m->id, vs, dir, sizeof(dir));
+	(void)rm_rf_at(AT_FDCWD, dir);
+	if (mkdir(dir, 0700) < 0 || lseek(m->file_fd, 0, SEEK_SET) < 0 ||
+	    tar_start(d, m, dir, m->file_fd) < 0)
+		return tgt_fail(d, m, "its version cannot be unpacked (tar)");
+	closep(&m->file_fd);
+	m->phase = MP_EXTRACT;
+}
+
+static void tgt_extracted(struct daemon *d, struct migration *m, int status)
+{
+	char from[PATH_MAX], to[PATH_MAX], vs[32];
+	struct xerr err = XERR_INIT;
+	struct job *j = NULL;
+	int r;
+
+	snprintf(vs, sizeof(vs), ".new-%u", m->version);
+	version_path(d, m->id, vs, from, sizeof(from));
+	snprintf(vs, sizeof(vs), "%u", m->version);
+	version_path(d, m->id, vs, to, sizeof(to));
+	if (status != 0 || rename(from, to) < 0) {
+		(void)rm_rf_at(AT_FDCWD, from);
+		return tgt_fail(d, m, "its version cannot be unpacked (tar)");
+	}
+	snprintf(from, sizeof(from), "%s/.migrate-%s.tar", d->cfg->checkpoint_dir, m->id);
+	(void)unlink(from);
+	r = daemon_adopt_migrated(d, m->id, &j);
+	if (r < 0) {
+		snprintf(from, sizeof(from), "%s/%s", d->cfg->checkpoint_dir, m->id);
+		(void)rm_rf_at(AT_FDCWD, from);
+		return tgt_fail(d, m,
+				r == -EBUSY ? "its container ids are in use there"
+					    : "it cannot be taken over");
+	}
+	set_phase(d, j, m->node, "incoming");
+	m->phase = MP_RESTORE;
+	m->run_ended = false;
+	if (ckpt_restart(d->ckpt, j, m->version, &err) >= 0)
+		return;
+	tgt_forget_job(d, j);
+	tgt_fail(d, m, err.msg ? err.msg : "its restore cannot begin");
+	free(err.msg);
+}
+
+static void tgt_restored(struct daemon *d, struct migration *m, struct job *j)
+{
+	if (m->run_error || !j || j->state != JOB_RUNNING) {
+		_cleanup_free_ char *why = xstrdup_printf(
+			"its restore failed: %s", m->run_error ? m->run_error : "it did not run");
+
+		if (j)
+			tgt_forget_job(d, j);
+		return tgt_fail(d, m, why);
+	}
+	set_phase(d, j, NULL, NULL);
+	free(j->reason);
+	j->reason = xstrdup_printf("moved here from node %s", m->node);
+	(void)daemon_persist_job(d, j);
+	log_info("Job %s from node %s runs here", j->id, m->node);
+	(void)send_verdict(d, m->node, "migrate-result", m->id, NULL);
+	m->phase = MP_DONE;
+}
+
+static void tgt_query(struct daemon *d, const char *node, const char *id)
+{
+	struct migration *m = find(d, id, false);
+	struct job *j = daemon_find_job(d, id);
+
+	if (m && (m->phase == MP_EXTRACT || m->phase == MP_RESTORE))
+		return; /* (its result goes when it is known) */
+	if (j && job_is_live(j) && j->state != JOB_CHECKPOINTED && !j->migrate_phase)
+		(void)send_verdict(d, node, "migrate-result", id, NULL);
+	else
+		(void)send_verdict(d, node, "migrate-result", id, "the job is not here");
+}
+
+/* ---- the channel's hooks ---- */
+static void hook_message(void *userdata, const char *node, yajl_val h, bool payload)
+{
+	struct daemon *d = userdata;
+	const char *type = NULL, *id = NULL, *reason = NULL;
+	bool ok = false;
+	struct migration *m;
+	struct job *j;
+
+	(void)payload;
+	if (json_get_string(h, "type", &type) < 0 || json_get_string(h, "job", &id) < 0 ||
+	    !job_id_valid(id))
+		return;
+	(void)json_get_bool(h, "ok", &ok);
+	(void)json_get_string(h, "reason", &reason);
+	if (!strcmp(type, "migrate-check"))
+		return tgt_check(d, node, h);
+	if (!strcmp(type, "migrate-data"))
+		return tgt_data(d, node, h);
+	if (!strcmp(type, "migrate-query"))
+		return tgt_query(d, node, id);
+	if (!strcmp(type, "migrate-abort")) {
+		if ((m = find(d, id, false)) && m->phase == MP_CHECK && !strcmp(m->node, node))
+			tgt_drop(d, m);
+		return;
+	}
+	m = find(d, id, true);
+	j = daemon_find_job(d, id);
+	if (!m || !j || strcmp(m->node, node) != 0)
+		return;
+	if (!strcmp(type, "migrate-checked") && m->phase == MP_CHECK)
+		return src_checked(d, m, j, ok, reason);
+	if (!strcmp(type, "migrate-result") && m->phase == MP_DOUBT) {
+		const char *fault = getenv("XOS_MIGRATE_FAULT");
+
+		if (ok && fault && !strcmp(fault, "die-before-let-go")) { /* tests */
+			log_warn("Job %s runs on node %s: xosd dies now (XOS_MIGRATE_FAULT)", id,
+				 node);
+			raise(SIGKILL);
+		}
+		if (ok)
+			return src_let_go(d, m, j);
+		return src_restore_local(d, m, j, reason ? reason : "it did not say why");
+	}
+}
+
+static void hook_lost(void *userdata, const char *node)
+{
+	struct daemon *d = userdata;
+
+	for (struct migration *m = d->migrations; m; m = m->next) {
+		struct job *j = daemon_find_job(d, m->id);
+
+		if (strcmp(m->node, node) != 0 || m->phase == MP_DONE)
+			continue;
+		if (!m->outgoing) { /* (another connection of the peer may have closed) */
+			if (m->phase == MP_CHECK ||
+			    (m->phase == MP_SEND && !nodes_receiving(d->nodes, node)))
+				tgt_drop(d, m);
+			continue;
+		}
+		if (!j)
+			continue;
+		if (m->phase == MP_CHECK)
+			src_done(d, m, j,
+				 "The node was lost before the job stopped; it runs on here");
+		else if (m->phase == MP_SEND && !nodes_stream_open(d->nodes, node))
+			src_restore_local(d, m, j, "the link to it was lost mid-transfer");
+		else if (m->phase == MP_DOUBT)
+			m->query_sent = false;
+	}
+}
+
+static void hook_writable(void *userdata, const char *node)
+{
+	struct daemon *d = userdata;
+
+	for (struct migration *m = d->migrations; m; m = m->next)
+		if (m->outgoing && m->phase == MP_SEND && !strcmp(m->node, node) &&
+		    m->pipe_fd >= 0 && !m->tar_eof) {
+			(void)daemon_epoll_add(d, m->pipe_fd, EPOLLIN, EP_MIGRATE, m);
+			src_pump(d, m);
+		}
+}
+
+void migrate_hooks(struct nodes_hooks *h)
+{
+	h->message = hook_message;
+	h->chunk = hook_chunk;
+	h->payload_end = hook_payload_end;
+	h->peer_lost = hook_lost;
+	h->writable = hook_writable;
+}
+
+/* ---- the daemon's side ---- */
+bool migrate_answer(struct daemon *d, struct job *j, const struct xerr *err)
+{
+	struct migration *m = find(d, j->id, true);
+
+	if (!m)
+		m = find(d, j->id, false);
+	if (!m || (m->phase != MP_DUMP && m->phase != MP_LOCAL && m->phase != MP_RESTORE))
+		return false;
+	if (m->phase == MP_LOCAL) { /* the client hears why the move failed */
+		_cleanup_free_ char *msg = NULL;
+
+		if (xerr_is_set(err))
+			msg = xstrdup_printf(
+				"%s, but its restart here failed too (%s): xrestart it", m->failure,
+				err->msg);
+		answer_fail(d, j, "migrate_failed", msg ? msg : m->failure);
+		m->phase = MP_DONE;
+		return true;
+	}
+	m->run_ended = true; /* (acted on in migrate_tick: the run is not over yet) */
+	free(m->run_error);
+	m->run_error = xerr_is_set(err) && err->msg ? strdup(err->msg) : NULL;
+	return true;
+}
+
+void migrate_event(struct daemon *d, void *ptr)
+{
+	struct migration *m = ptr;
+	int st;
+
+	if (m->outgoing && m->phase == MP_SEND)
+		return src_pump(d, m);
+	if (!m->outgoing && m->phase == MP_EXTRACT && (st = child_reap(d, m)) != -EAGAIN)
+		tgt_extracted(d, m, st);
+}
+
+int migrate_tick(struct daemon *d)
+{
+	for (struct migration *m = d->migrations; m; m = m->next) {
+		struct job *j = daemon_find_job(d, m->id);
+
+		if (m->run_ended && (!j || !j->run)) {
+			m->run_ended = false;
+			if (m->phase == MP_DUMP && j)
+				src_dumped(d, m, j);
+			else if (m->phase == MP_RESTORE)
+				tgt_restored(d, m, j);
+		}
+		if (m->outgoing && m->phase == MP_DOUBT && !m->query_sent && d->nodes &&
+		    nodes_peer_up(d->nodes, m->node) &&
+		    send_msg(d, m->node, "migrate-query", m->id, NULL, NULL, false) >= 0)
+			m->query_sent = true;
+	}
+	mig_free_done(d);
+	for (struct migration *m = d->migrations; m; m = m->next)
+		if (m->run_ended || (m->outgoing && m->phase == MP_DOUBT && !m->query_sent))
+			return m->run_ended ? 10 : 1000;
+	return -1;
+}
+
+/* Incoming data of moves that were cut off ("<checkpoint_dir>/.migrate-ID.tar"). */
+static void remove_incoming(struct daemon *d)
+{
+	_cleanup_close_ int fd = open(d->cfg->checkpoint_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = fd >= 0 ? opendir_dup(fd) : NULL;
+	struct dirent *de;
+
+	if (!dir)
+		return;
+	while ((de = readdir(dir)))
+		if (str_has_prefix(de->d_name, ".migrate-")) {
+			log_info("Removed %s/%s, what a move to this node left when xosd stopped",
+				 d->cfg->checkpoint_dir, de->d_name);
+			(void)unlinkat(fd, de->d_name, 0);
+		}
+	closedir(dir);
+}
+
+/* At start-up: what a migration under way when xosd stopped leaves. */
+void migrate_startup(struct daemon *d)
+{
+	remove_incoming(d);
+	for (struct job *j = d->jobs, *next; j; j = next) {
+		const char *ph = j->migrate_phase;
+		struct migration *m;
+
+		next = j->next;
+		if (!ph || !strcmp(ph, "migrated"))
+			continue;
+		if (!strcmp(ph, "incoming")) { /* target: not running yet: the source has it */
+			if (j->state == JOB_RUNNING) {
+				set_phase(d, j, NULL, NULL);
+				continue;
+			}
+			log_warn("Job %s from node %s was not restored here before xosd stopped: "
+				 "dropped (its source node has it)",
+				 j->id, j->migrate_node ? j->migrate_node : "?");
+			tgt_forget_job(d, j);
+			continue;
+		}
+		m = d->nodes && j->migrate_node ? mig_new(d, j->id, j->migrate_node, true) : NULL;
+		if (!strcmp(ph, "doubt") && m && j->state == JOB_CHECKPOINTED) {
+			log_info("Job %s: its move to node %s was in doubt when xosd stopped: "
+				 "asking that node",
+				 j->id, m->node);
+			m->version = j->ckpt_last;
+			m->phase = MP_DOUBT;
+			continue;
+		}
+		if (m && j->state == JOB_CHECKPOINTED && strcmp(ph, "check") != 0) {
+			m->version = j->ckpt_last;
+			src_restore_local(d, m, j, "xosd stopped during the move");
+			continue;
+		}
+		if (m)
+			m->phase = MP_DONE;
+		set_phase(d, j, NULL, NULL);
+	}
+}

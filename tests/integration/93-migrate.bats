@@ -1,0 +1,571 @@
+#!/usr/bin/env bats
+# xmigrate (issue 11, items 2-5): a running job moved from node n1 to node n2,
+# xosd daemons each in a network namespace of its own on one test bridge,
+# stop-and-copy over the node channel, two-phase. Shown: jobs that move and
+# finish there with their output and exit code, the pre-flight refusals (the
+# job runs on untouched), and faults after the job stopped (it ends up
+# running on exactly one node, nothing left behind).
+
+load helpers
+load nodes
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	CERTS=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.certs.XXXXXX")
+	export CERTS
+	mk_ca "$CERTS/ca" "xos test site CA"
+	mk_cert "$CERTS/ca" n1 "$CERTS/n1"
+	mk_cert "$CERTS/ca" n2 "$CERTS/n2"
+}
+
+teardown_file() {
+	rm -rf "$CERTS"
+}
+
+setup() {
+	nodes_net_setup
+}
+
+teardown() {
+	nodes_net_teardown
+}
+
+# two_nodes [n2's extra xosd.conf lines]: n1 and n2 up, each seeing the other
+two_nodes() {
+	node_start 1 n1
+	node_start 2 n2 "${1:-}"
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+}
+
+# on I CMD...: CMD against node I's daemon
+on() {
+	node_use "$1"
+	shift
+	"$@"
+}
+
+jobroot() { echo "$(node_tmp "$1")/state/volatile/jobs/$2/rootfs"; }
+state_on() { on "$1" job_field "$2" .state 2>/dev/null; }
+state_is() { [ "$(state_on "$1" "$2")" = "$3" ]; }
+# the job's state on node I, or "absent" when that node does not know it
+where() {
+	local s
+	s=$(on "$1" xps -a --json "$2" 2>/dev/null | jq -r '.[0].state' 2>/dev/null)
+	echo "${s:-absent}"
+}
+
+# exactly_one ID: the job runs on one node and no other holds it alive
+# (the other has it MIGRATED, or not at all), no container of it on the other
+exactly_one() {
+	local id=$1 a b
+	a=$(where 1 "$id")
+	b=$(where 2 "$id")
+	echo "n1: $a, n2: $b" >&2
+	if [ "$a" = RUNNING ]; then
+		[ "$b" = absent ] || [ "$b" = MIGRATED ]
+		[ ! -d "$(node_tmp 2)/state/volatile/lxc/xos-$id" ]
+	else
+		[ "$b" = RUNNING ]
+		[ "$a" = MIGRATED ] || [ "$a" = absent ]
+		[ ! -d "$(node_tmp 1)/state/volatile/lxc/xos-$id" ]
+	fi
+}
+
+# no_store_of I ID: nothing of job ID in node I's checkpoint store, no
+# incoming copy
+no_store_of() {
+	local t
+	t=$(node_tmp "$1")
+	[ ! -e "$t/state/checkpoints/$2" ]
+	[ ! -e "$t/state/checkpoints/.migrate-$2.tar" ]
+}
+
+# a counter writing into one end of a UNIX socket pair, a reader of the other
+# end appending to /tmp/sock, until /tmp/go appears
+SOCKPAIR='
+import os, socket, time
+a, b = socket.socketpair()
+if os.fork() == 0:
+    a.close()
+    i = 0
+    while not os.path.exists("/tmp/go"):
+        i += 1
+        b.sendall(b"%d\n" % i)
+        time.sleep(0.1)
+    os._exit(0)
+b.close()
+with open("/tmp/sock", "ab", 0) as f:
+    for line in a.makefile("rb"):
+        f.write(line)
+'
+
+COUNTER='i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo $i >>/tmp/count; echo $i; sleep 0.1; done'
+
+@test "a --net none job moves to n2 and finishes there with its output and exit code; n1 shows it MIGRATED" {
+	two_nodes
+	local id
+	id=$(on 1 xrun -d --net none -- sh -c 'i=0; while [ ! -e /tmp/go ]; do i=$((i+1)); echo $i >>/tmp/count; sleep 0.1; done; cat /tmp/count | wc -l >/tmp/n; echo done $(cat /tmp/count | tail -n1); exit 7')
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 5
+	run on 1 xmigrate --json "$id" n2
+	echo "$output"
+	assert_success
+	echo "# xmigrate --json: $(jq -c . <<<"$output")" >&3
+	assert_equal "$(jq -r .node <<<"$output")" n2
+	[ "$(jq -r .bytes <<<"$output")" -gt 0 ]
+	[ "$(jq -r .downtime_us <<<"$output")" -gt 0 ]
+	[ "$(jq -r .frozen_us <<<"$output")" -gt 0 ]
+	[ "$(jq -r .transfer_us <<<"$output")" -gt 0 ]
+	# n1 lets go: MIGRATED with the node, no container, no version kept
+	assert_equal "$(where 1 "$id")" MIGRATED
+	run -0 on 1 xps -a
+	assert_output --regexp "${id:0:12} .*MIGRATED moved to node n2"
+	no_store_of 1 "$id"
+	assert_equal "$(on 1 job_field "$id" .migration.node)" n2
+	run on 1 xwait "$id"
+	assert_equal "$status" 125
+	assert_output "xwait: Job ${id:0:12} moved to node n2: wait for it there"
+	# n2 runs it under the same id and goes on counting where it was
+	assert_equal "$(where 2 "$id")" RUNNING
+	assert_equal "$(on 2 job_field "$id" .reason)" "moved here from node n1"
+	run -0 on 2 xps
+	assert_output --regexp "${id:0:12} .*RUNNING moved here from node n1"
+	local n
+	n=$(wc -l <"$(jobroot 2 "$id")/tmp/count")
+	wait_lines "$(jobroot 2 "$id")/tmp/count" $((n + 3))
+	diff <(seq 1 $((n + 3))) <(head -n $((n + 3)) "$(jobroot 2 "$id")/tmp/count")
+	touch "$(jobroot 2 "$id")/tmp/go"
+	run on 2 xwait "$id"
+	assert_equal "$status" 7
+	run -0 on 2 xlogs "$id"
+	assert_output --regexp "^done [0-9]+$"
+	exactly_one "$id" || true # (ended: neither runs it)
+	assert_equal "$(where 2 "$id")" EXITED
+}
+
+@test "a job of several units moves; each unit goes on there and ends with its own exit code" {
+	two_nodes
+	local id
+	id=$(on 1 xrun -d -- sh -c 'while [ ! -e /tmp/go1 ]; do echo u1 >>/tmp/u1; sleep 0.1; done; exit 4')
+	on 1 xrun -d --job "$id" -- sh -c 'while [ ! -e /tmp/go2 ]; do echo u2 >>/tmp/u2; sleep 0.1; done; exit 6' >/dev/null
+	wait_lines "$(jobroot 1 "$id")/tmp/u2" 3
+	run on 1 xmigrate "$id" n2
+	echo "$output"
+	assert_success
+	assert_output --regexp "^${id:0:12}: runs on node n2 \(frozen [0-9]+ ms, transfer [0-9]+ ms, downtime [0-9]+ ms, .* sent\)$"
+	exactly_one "$id"
+	local r n1 n2
+	r=$(jobroot 2 "$id")
+	n1=$(wc -l <"$r/tmp/u1")
+	n2=$(wc -l <"$r/tmp/u2")
+	wait_lines "$r/tmp/u1" $((n1 + 3))
+	wait_lines "$r/tmp/u2" $((n2 + 3))
+	assert_equal "$(on 2 job_field "$id" '.units | length')" 2
+	touch "$r/tmp/go2"
+	on 2 wait_field "$id" '.units[1].state' EXITED
+	assert_equal "$(on 2 job_field "$id" '.units[1].exit_code')" 6
+	touch "$r/tmp/go1"
+	run on 2 xwait "$id"
+	assert_equal "$status" 4
+}
+
+@test "a job whose processes talk over a pipe and a UNIX socket moves and talks on" {
+	two_nodes
+	local id
+	# unit 1: a counter into a pipe, its reader appends to /tmp/piped; unit 2:
+	# a counter into a UNIX socket pair, the other end appends to /tmp/sock
+	id=$(on 1 xrun -d -- sh -c 'i=0; while [ ! -e /tmp/go ]; do i=$((i+1)); echo $i; sleep 0.1; done | while read -r x; do echo "$x" >>/tmp/piped; done; exit 3')
+	on 1 xrun -d --job "$id" -- python3 -c "$SOCKPAIR" >/dev/null
+	wait_lines "$(jobroot 1 "$id")/tmp/piped" 3
+	wait_lines "$(jobroot 1 "$id")/tmp/sock" 3
+	run on 1 xmigrate "$id" n2
+	echo "$output"
+	assert_success
+	exactly_one "$id"
+	local r n
+	r=$(jobroot 2 "$id")
+	n=$(wc -l <"$r/tmp/piped")
+	wait_lines "$r/tmp/piped" $((n + 3))
+	# the numbers go on through the pipe and the socket without a gap
+	diff <(seq 1 $((n + 3))) <(head -n $((n + 3)) "$r/tmp/piped")
+	n=$(wc -l <"$r/tmp/sock")
+	wait_lines "$r/tmp/sock" $((n + 3))
+	diff <(seq 1 $((n + 3))) <(head -n $((n + 3)) "$r/tmp/sock")
+	touch "$r/tmp/go"
+	run on 2 xwait "$id"
+	assert_equal "$status" 3
+	assert_equal "$(on 2 job_field "$id" '.units[1].exit_code')" 0
+}
+
+# ---- refusals in the pre-flight: the job runs on untouched ----
+
+# untouched ID: the job still runs on n1, never stopped (no version made), and
+# goes on counting; n2 knows nothing of it
+untouched() {
+	local id=$1 n
+	assert_equal "$(where 1 "$id")" RUNNING
+	assert_equal "$(where 2 "$id")" absent
+	assert_equal "$(on 1 job_field "$id" '.restores // 0')" 0
+	[ ! -e "$(node_tmp 1)/state/checkpoints/$id" ]
+	no_store_of 2 "$id"
+	n=$(wc -l <"$(jobroot 1 "$id")/tmp/count")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" $((n + 3))
+	[ -z "$(ls "$(node_tmp 2)/state/volatile/lxc" 2>/dev/null)" ]
+}
+
+# busybox_tar DIR [EXTRA]: DIR.tar, a root made of Debian's busybox-static
+# (EXTRA: a line in its /etc/extra, for a template of other content)
+busybox_tar() {
+	local d=$1 a
+	mkdir -p "$d/bin" "$d/etc" "$d/tmp" "$d/proc" "$d/sys" "$d/dev"
+	cp /bin/busybox "$d/bin/busybox"
+	for a in sh echo cat ls sleep wc; do ln -s busybox "$d/bin/$a"; done
+	chmod 1777 "$d/tmp"
+	printf 'root:x:0:0:root:/root:/bin/sh\n' >"$d/etc/passwd"
+	printf 'root:x:0:\n' >"$d/etc/group"
+	[ -z "${2:-}" ] || echo "$2" >"$d/etc/extra"
+	tar -C "$d" --owner=0 --group=0 -cf "$d.tar" .
+}
+
+@test "refused: n2 has not the job's template, or one of that name with other content" {
+	# (a job of an imported template needs a static loader: helpers.bash)
+	node_start 1 n1 "" --loader "$XOS_STATIC_LOADER"
+	node_start 2 n2
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+	local bb id
+	bb=$(node_tmp 1)/bb
+	busybox_tar "$bb"
+	on 1 xtemplate import bb "$bb.tar" >/dev/null
+	id=$(on 1 xrun -d --template bb -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	run on 1 xmigrate "$id" n2
+	assert_failure 1
+	assert_output "xmigrate: Node n2 refused job ${id:0:12}: it has no template 'bb' (import it there with xtemplate import); the job runs on here"
+	untouched "$id"
+	# a template of that name but other content
+	busybox_tar "$(node_tmp 2)/bb" "not the same"
+	on 2 xtemplate import bb "$(node_tmp 2)/bb.tar" >/dev/null
+	run on 1 xmigrate "$id" n2
+	assert_failure 1
+	assert_output --regexp "xmigrate: Node n2 refused job ${id:0:12}: its template 'bb' has other content \(checksum sha256:[0-9a-f]+, the job's sha256:[0-9a-f]+\); the job runs on here"
+	untouched "$id"
+}
+
+@test "refused: n2 has no room for the job (capacity_memory)" {
+	two_nodes "capacity_memory = 64M"
+	local id
+	id=$(on 1 xrun -d --memory 256M -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	run on 1 xmigrate "$id" n2
+	assert_failure 1
+	assert_output "xmigrate: Node n2 refused job ${id:0:12}: it has no room for the job: the job asks for 256 MiB of memory, 64 MiB of memory are free; the job runs on here"
+	untouched "$id"
+}
+
+# forge_cpuinfo OUT: this CPU's cpuinfo.img, claiming every xsave feature there
+# is (a CPU of another kind: criu cpuinfo check fails on this one)
+forge_cpuinfo() {
+	local d
+	d=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.cpu.XXXXXX")
+	criu cpuinfo dump -D "$d" 2>/dev/null
+	python3 - "$d/cpuinfo.img" "$1" <<'EOF_PY'
+import struct, sys
+def varint(b, i):
+    v = s = 0
+    while True:
+        c = b[i]; i += 1; v |= (c & 0x7f) << s; s += 7
+        if not c & 0x80:
+            return v, i
+def enc(v):
+    out = bytearray()
+    while True:
+        c = v & 0x7f; v >>= 7
+        if not v:
+            out.append(c); return bytes(out)
+        out.append(c | 0x80)
+d = open(sys.argv[1], 'rb').read()
+size = struct.unpack_from('<I', d, 8)[0]
+msg, out, i = d[12:12 + size], bytearray(), 0
+while i < len(msg):
+    key, i = varint(msg, i)
+    n, i = varint(msg, i)
+    inner, i, new, j = msg[i:i + n], i + n, bytearray(), 0
+    while j < len(inner):
+        k, j2 = varint(inner, j)
+        if k & 7 == 0:
+            v, j3 = varint(inner, j2)
+            if k >> 3 == 8:  # xfeatures_mask
+                v = (1 << 62) - 1
+            new += enc(k) + enc(v)
+            j = j3
+        else:
+            l, j3 = varint(inner, j2)
+            new += inner[j:j3 + l]
+            j = j3 + l
+    out += enc(key) + enc(len(new)) + new
+open(sys.argv[2], 'wb').write(d[:8] + struct.pack('<I', len(out)) + bytes(out))
+EOF_PY
+	rm -rf "$d"
+}
+
+@test "refused: the job's CPU description is of a CPU n2 cannot stand in for (criu cpuinfo check)" {
+	forge_cpuinfo "$BATS_TEST_TMPDIR/cpuinfo.img"
+	XOS_MIGRATE_CPUINFO=$BATS_TEST_TMPDIR/cpuinfo.img node_start 1 n1
+	node_start 2 n2
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+	local id
+	id=$(on 1 xrun -d -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	run on 1 xmigrate "$id" n2
+	assert_failure 1
+	assert_output "xmigrate: Node n2 refused job ${id:0:12}: its CPU is not compatible with the job's source node's (criu cpuinfo check failed): the job's code may use instructions this CPU lacks; the job runs on here"
+	untouched "$id"
+	grep -q "CPU xfeatures has unsupported bits" "$(node_tmp 2)/xosd.log"
+}
+
+@test "refused: another user's xmigrate (only the owner and root may move a job)" {
+	two_nodes
+	local id
+	id=$(on 1 xrun -d -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	node_use 1
+	run setpriv --reuid 4242 --regid 4242 --clear-groups env XOS_SOCKET="$XOS_SOCKET" \
+		"$XOS_BUILD/xmigrate" "$id" n2
+	assert_failure 1
+	assert_output --partial "No such job"
+	untouched "$id"
+	# and a node that is not a peer, or the job's own
+	run on 1 xmigrate "$id" n9
+	assert_failure 1
+	assert_output "xmigrate: Node n9 is not a peer that is up (see xnodes)"
+	run on 1 xmigrate "$id" n1
+	assert_failure 1
+	assert_output "xmigrate: Job ${id:0:12} already runs on node n1"
+	untouched "$id"
+}
+
+# ---- faults after the job stopped: it ends up running on exactly one node ----
+
+@test "CRIU failing the restore on n2 (CRIU_FAULT): the job runs on at n1, n2 keeps nothing" {
+	node_start 1 n1
+	CRIU_FAULT=6 node_start 2 n2
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+	local id n
+	id=$(on 1 xrun -d -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	run on 1 xmigrate "$id" n2
+	echo "$output"
+	assert_failure 1
+	assert_output --regexp "^xmigrate: Migration of job ${id:0:12} to node n2 failed: its restore failed: .*; the job runs on here$"
+	exactly_one "$id"
+	assert_equal "$(where 1 "$id")" RUNNING
+	assert_equal "$(where 2 "$id")" absent
+	no_store_of 2 "$id"
+	[ ! -e "$(node_tmp 2)/state/jobs/$id" ]
+	n=$(wc -l <"$(jobroot 1 "$id")/tmp/count")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" $((n + 3))
+	# and it can move later, to a node whose CRIU works
+	node_use 2
+	xosd_stop
+	node_launch 2
+	xos_wait_for 30 peer_is 1 n2 up
+	run on 1 xmigrate "$id" n2
+	assert_success
+	exactly_one "$id"
+	assert_equal "$(where 2 "$id")" RUNNING
+}
+
+@test "n2's xosd killed after the transfer, before its restore: the job runs on at n1 once n2 is back and says it has not got it" {
+	node_start 1 n1
+	XOS_MIGRATE_FAULT=hold node_start 2 n2
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+	local id out mpid rc=0
+	id=$(on 1 xrun -d -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	out=$BATS_TEST_TMPDIR/xmigrate.out
+	node_use 1
+	xmigrate "$id" n2 >"$out" 2>&1 &
+	mpid=$!
+	xos_wait_for 60 grep -q "Job $id from node n1: held" "$(node_tmp 2)/xosd.log"
+	# n1 holds the job stopped, in doubt, with its version
+	assert_equal "$(where 1 "$id")" CHECKPOINTED
+	assert_equal "$(on 1 job_field "$id" .migration.phase)" doubt
+	run on 1 xrestart "$id"
+	assert_failure 1
+	assert_output --partial "is being moved to node n2"
+	run on 1 xkill "$id"
+	assert_failure
+	assert_output --partial "is being moved to node n2: kill it there once xmigrate says it runs there"
+	node_use 2
+	kill -9 "$XOSD_PID"
+	wait "$XOSD_PID" 2>/dev/null || true
+	node_launch 2
+	wait "$mpid" || rc=$?
+	cat "$out"
+	assert_equal "$rc" 1
+	grep -q "failed: the job is not here; the job runs on here" "$out"
+	xos_wait_for 30 state_is 1 "$id" RUNNING
+	exactly_one "$id"
+	assert_equal "$(where 2 "$id")" absent
+	no_store_of 2 "$id"
+	grep -q "what a move to this node left when xosd stopped" "$(node_tmp 2)/xosd.log"
+	local n
+	n=$(wc -l <"$(jobroot 1 "$id")/tmp/count")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" $((n + 3))
+}
+
+@test "n1's xosd killed after n2 runs the job, before n1 let go: at its restart n1 asks n2 and lets go" {
+	XOS_MIGRATE_FAULT=die-before-let-go node_start 1 n1
+	node_start 2 n2
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+	local id
+	id=$(on 1 xrun -d -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	run on 1 xmigrate "$id" n2
+	assert_failure
+	node_use 1
+	xos_wait_for 30 pid_gone "$XOSD_PID"
+	wait "$XOSD_PID" 2>/dev/null || true
+	# n2 runs it; n1's record still says it is in doubt, stopped with its version
+	assert_equal "$(where 2 "$id")" RUNNING
+	grep -q "xosd dies now" "$(node_tmp 1)/xosd.log"
+	[ -d "$(node_tmp 1)/state/checkpoints/$id" ]
+	node_launch 1
+	xos_wait_for 30 state_is 1 "$id" MIGRATED
+	grep -q "its move to node n2 was in doubt when xosd stopped: asking that node" "$(node_tmp 1)/xosd.log"
+	exactly_one "$id"
+	no_store_of 1 "$id"
+	local n
+	n=$(wc -l <"$(jobroot 2 "$id")/tmp/count")
+	wait_lines "$(jobroot 2 "$id")/tmp/count" $((n + 3))
+}
+
+@test "a --net bridge job moves with its address: n2's bridge answers for it, and it finishes there" {
+	# The nodes here are xosd daemons in network namespaces entered with
+	# nsenter --net (their mounts are the machine's: the tests read the jobs'
+	# roots and check for leaked mounts there). LXC checks a bridge through
+	# /sys/class/net, which shows the host's namespace, so no bridge job can
+	# start on such a node ("bridge interface doesn't exist"). Until the
+	# node topology gives each node a sysfs of its own, this cannot run.
+	skip "bridge jobs cannot start on a node in a network namespace entered with nsenter --net (LXC reads the host's /sys/class/net)"
+	local conf="net_pool = 10.214.7.0/24"
+	node_start 1 n1 "$conf"
+	node_start 2 n2 "$conf"
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+	local id addr
+	id=$(on 1 xrun -d --net bridge -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	addr=$(on 1 job_field "$id" .net.address)
+	[ -n "$addr" ]
+	ip netns exec "${NS}n1" ping -c 1 -W 5 "$addr" >/dev/null
+	run on 1 xmigrate "$id" n2
+	echo "$output"
+	assert_success
+	exactly_one "$id"
+	assert_equal "$(on 2 job_field "$id" .net.address)" "$addr"
+	ip netns exec "${NS}n2" ping -c 1 -W 5 "$addr" >/dev/null
+	# n1 let its address go (no veth of the job left there)
+	run ! ip netns exec "${NS}n1" ping -c 1 -W 1 "$addr"
+	local n
+	n=$(wc -l <"$(jobroot 2 "$id")/tmp/count")
+	wait_lines "$(jobroot 2 "$id")/tmp/count" $((n + 3))
+}
+
+# cut_mid_transfer HOW: n1's stream stops after its first bytes
+# (XOS_MIGRATE_FAULT=stall-send), then HOW ends the link (kill: n2's xosd is
+# killed; link: the link between the nodes goes down); the job runs on at n1
+cut_mid_transfer() {
+	XOS_MIGRATE_FAULT=stall-send node_start 1 n1
+	node_start 2 n2
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+	local id out mpid rc=0 tar
+	id=$(on 1 xrun -d -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	out=$BATS_TEST_TMPDIR/xmigrate.out
+	tar="$(node_tmp 2)/state/checkpoints/.migrate-$id.tar"
+	node_use 1
+	xmigrate "$id" n2 >"$out" 2>&1 &
+	mpid=$!
+	xos_wait_for 60 test -s "$tar"
+	assert_equal "$(on 1 job_field "$id" .migration.phase)" send
+	if [ "$1" = kill ]; then
+		node_use 2
+		kill -9 "$XOSD_PID"
+		wait "$XOSD_PID" 2>/dev/null || true
+	else
+		ip -n "${NS}h" link set "${NS:0:11}e2" down
+	fi
+	wait "$mpid" || rc=$?
+	cat "$out"
+	assert_equal "$rc" 1
+	grep -q "failed: the link to it was lost mid-transfer; the job runs on here" "$out"
+	xos_wait_for 30 state_is 1 "$id" RUNNING
+	if [ "$1" = kill ]; then
+		node_launch 2
+		grep -q "what a move to this node left when xosd stopped" "$(node_tmp 2)/xosd.log"
+	else
+		# n2 saw the link go silent and dropped what had come
+		xos_wait_for 30 test ! -e "$tar"
+		ip -n "${NS}h" link set "${NS:0:11}e2" up
+		xos_wait_for 30 peer_is 1 n2 up
+	fi
+	exactly_one "$id"
+	assert_equal "$(where 2 "$id")" absent
+	no_store_of 2 "$id"
+	local n
+	n=$(wc -l <"$(jobroot 1 "$id")/tmp/count")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" $((n + 3))
+}
+
+@test "n2's xosd killed mid-transfer: the job runs on at n1; n2 removes the partial data at its start" {
+	cut_mid_transfer kill
+}
+
+@test "the link cut mid-transfer: the job runs on at n1; n2 drops the partial data" {
+	cut_mid_transfer link
+}
+
+@test "its owner moves a job with a volume; a volume whose source n2 lacks is refused first" {
+	two_nodes
+	xos_test_user
+	local vol id n
+	vol=$(node_tmp 1)/vol
+	mkdir "$vol"
+	chown 4242:4242 "$vol"
+	node_use 1
+	id=$(setpriv --reuid 4242 --regid 4242 --clear-groups env XOS_SOCKET="$XOS_SOCKET" \
+		"$XOS_BUILD/xrun" -d --no-home -v "$vol:/data" -- \
+		sh -c 'i=0; while [ ! -e /data/go ]; do i=$((i+1)); echo $i >>/data/count; sleep 0.1; done; exit 5')
+	wait_lines "$vol/count" 3
+	# the volume's source is not where n2 looks (moved away on the host)
+	mv "$vol" "$vol.away"
+	node_use 1
+	run setpriv --reuid 4242 --regid 4242 --clear-groups env XOS_SOCKET="$XOS_SOCKET" \
+		"$XOS_BUILD/xmigrate" "$id" n2
+	assert_failure 1
+	assert_output "xmigrate: Node n2 refused job ${id:0:12}: it has no directory $vol (a volume of the job); the job runs on here"
+	assert_equal "$(where 1 "$id")" RUNNING
+	mv "$vol.away" "$vol"
+	# its owner moves it
+	node_use 1
+	run setpriv --reuid 4242 --regid 4242 --clear-groups env XOS_SOCKET="$XOS_SOCKET" \
+		"$XOS_BUILD/xmigrate" "$id" n2
+	echo "$output"
+	assert_success
+	exactly_one "$id"
+	assert_equal "$(on 2 job_field "$id" .owner_uid)" 4242
+	n=$(wc -l <"$vol/count")
+	wait_lines "$vol/count" $((n + 3))
+	diff <(seq 1 $((n + 3))) <(head -n $((n + 3)) "$vol/count")
+	touch "$vol/go"
+	run on 2 xwait "$id"
+	assert_equal "$status" 5
+	[ "$(stat -c %u "$vol/count")" = 4242 ]
+}

@@ -1,0 +1,166 @@
+# Nodes for integration tests of the node channel and migration (92-nodes,
+# 93-migrate): certificates made with the openssl command, and xosd daemons
+# each in a network namespace of its own on one test bridge (itself in a
+# namespace of the test's). A test file sets NODE_COUNT (default 2) and
+# calls nodes_net_setup / nodes_net_teardown from its setup and teardown.
+# shellcheck shell=bash
+
+PORT=7390
+
+# mk_ca DIR CN: a CA with an `openssl ca` database (for revocations and CRLs)
+mk_ca() {
+	local d=$1
+	mkdir -p "$d/newcerts"
+	: >"$d/index.txt"
+	echo 1000 >"$d/serial"
+	echo 1000 >"$d/crlnumber"
+	cat >"$d/ca.cnf" <<EOC
+[ ca ]
+default_ca = site
+[ site ]
+dir = $d
+database = \$dir/index.txt
+new_certs_dir = \$dir/newcerts
+serial = \$dir/serial
+crlnumber = \$dir/crlnumber
+certificate = \$dir/ca.pem
+private_key = \$dir/ca.key
+default_md = sha256
+default_days = 30
+default_crl_days = 30
+policy = any
+unique_subject = no
+[ any ]
+commonName = supplied
+[ req ]
+distinguished_name = dn
+[ dn ]
+[ v3_ca ]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+[ node ]
+basicConstraints = CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth, clientAuth
+subjectAltName = DNS:\${ENV::XOS_NODE}
+EOC
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$d/ca.key" 2>/dev/null
+	XOS_NODE=ca openssl req -config "$d/ca.cnf" -x509 -new -key "$d/ca.key" -subj "/CN=$2" \
+		-days 30 -extensions v3_ca -out "$d/ca.pem"
+}
+
+# mk_cert CADIR NAME OUT [openssl ca options]: OUT.key (0600) and OUT.pem
+mk_cert() {
+	local d=$1 name=$2 out=$3
+	shift 3
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$out.key" 2>/dev/null
+	chmod 600 "$out.key"
+	XOS_NODE=$name openssl req -config "$d/ca.cnf" -new -key "$out.key" -subj "/CN=$name" \
+		-out "$out.csr"
+	XOS_NODE=$name openssl ca -batch -config "$d/ca.cnf" -extensions node -notext \
+		-in "$out.csr" -out "$out.pem" "$@" 2>/dev/null
+}
+
+# nodes_net_setup: the hub namespace with its bridge, namespaces n1..nNODE_COUNT
+nodes_net_setup() {
+	NS=xm$$r$RANDOM
+	NODES=()
+	local i
+	ip netns add "${NS}h"
+	ip -n "${NS}h" link add br0 type bridge
+	ip -n "${NS}h" link set br0 up
+	for i in $(seq 1 "${NODE_COUNT:-2}"); do
+		ip netns add "${NS}n$i"
+		ip link add "${NS:0:11}e$i" type veth peer name eth0 netns "${NS}n$i"
+		ip link set "${NS:0:11}e$i" netns "${NS}h"
+		ip -n "${NS}h" link set "${NS:0:11}e$i" master br0 up
+		ip -n "${NS}n$i" addr add "10.213.0.$i/24" dev eth0
+		ip -n "${NS}n$i" link set eth0 up
+		ip -n "${NS}n$i" link set lo up
+	done
+}
+
+# nodes_net_teardown: every node's jobs, then its daemon (xos_teardown), then the namespaces
+nodes_net_teardown() {
+	local i rc=0 live
+	# first every node's jobs end: the nodes share the host's cgroups, and
+	# a moved job's id is in both nodes' state (one's leak check must not
+	# see the other's live job)
+	for i in "${NODES[@]}"; do
+		node_use "$i"
+		if [ -z "${XOSD_PID:-}" ] || ! kill -0 "$XOSD_PID" 2>/dev/null; then continue; fi
+		live=$(xps -q 2>/dev/null || true)
+		[ -n "$live" ] || continue
+		# shellcheck disable=SC2086
+		xkill -s KILL $live >/dev/null 2>&1 || true
+		# shellcheck disable=SC2086
+		timeout 30 xwait $live >/dev/null 2>&1 || true
+	done
+	for i in "${NODES[@]}"; do
+		node_use "$i"
+		xos_teardown || rc=1
+	done
+	for i in $(seq 1 "${NODE_COUNT:-2}"); do ip netns del "${NS}n$i" 2>/dev/null || true; done
+	ip netns del "${NS}h" 2>/dev/null || true
+	return "$rc"
+}
+
+# node_tmp I: node I's directory (state, run, xosd.conf, xosd.log)
+node_tmp() {
+	local t="NODE_TMP_$1"
+	echo "${!t}"
+}
+
+# node_use I: the commands below talk to node I's daemon
+node_use() {
+	local t="NODE_TMP_$1" p="NODE_PID_$1"
+	XOS_TMP=${!t}
+	XOSD_PID=${!p:-}
+	export XOS_TMP XOS_SOCKET="${!t}/run/xosd.sock"
+}
+
+# node_start I CERT [xosd.conf lines [xosd arguments]]: node nI's xosd in its
+# namespace, with the certificate CERT (a name under $CERTS), peers
+# n1..nNODE_COUNT, a heartbeat of 1 s
+node_start() {
+	local i=$1 cert=$2 extra=${3:-} tmp peers="" k
+	tmp=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.XXXXXX")
+	chmod 0711 "$tmp"
+	printf -v "NODE_TMP_$i" '%s' "$tmp"
+	NODES+=("$i")
+	for k in $(seq 1 "${NODE_COUNT:-2}"); do
+		peers="${peers:+$peers, }n$k 10.213.0.$k:$PORT"
+	done
+	cat >"$tmp/xosd.conf" <<EOC
+node_name = n$i
+node_key = $CERTS/$cert.key
+node_cert = $CERTS/$cert.pem
+node_ca = $CERTS/ca/ca.pem
+node_listen = 10.213.0.$i:$PORT
+node_peers = $peers
+node_heartbeat = 1s
+$extra
+EOC
+	node_launch "$i" "${@:4}"
+}
+
+# node_launch I [xosd arguments]: (again) the daemon of node I, with its state
+node_launch() {
+	local rc=0 i=$1
+	shift
+	node_use "$i"
+	XOS_NETNS="${NS}n$i" xosd_launch --config "$XOS_TMP/xosd.conf" "$@" || rc=$?
+	printf -v "NODE_PID_$i" '%s' "$XOSD_PID" # (stopped at teardown even if it failed)
+	return "$rc"
+}
+
+# peer_field I PEER FIELD: a field of PEER in node I's xnodes --json
+peer_field() {
+	node_use "$1"
+	xnodes --json | jq -r --arg p "$2" ".peers[] | select(.name == \$p) | .$3"
+}
+
+# peer_is I PEER STATE: node I shows PEER in STATE
+peer_is() {
+	[ "$(peer_field "$1" "$2" state)" = "$3" ]
+}
