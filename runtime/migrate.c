@@ -594,6 +594,27 @@ static char *check_text(struct daemon *d, struct job *j, const char *cpu)
 	return json_gen_take(g, false);
 }
 
+/* A grid job moves only where its VO's policy lets it (migrate,
+ * migrate_nodes), asked by a credential that still holds. */
+static int vo_check(struct daemon *d, struct conn *c, struct job *j, const char *node,
+		    struct xerr *err)
+{
+	const struct credstore_vo_policy *p = NULL;
+	_cleanup_free_ char *why = NULL;
+	int r;
+
+	if (!j->grid_vo)
+		return 0;
+	if (c->grid && (r = grid_recheck(d, c, err)) < 0)
+		return r;
+	if ((r = vo_policy(d, j->grid_vo, &p, err)) < 0 || !p)
+		return r;
+	if (credstore_vo_check_migrate(p, j->grid_vo, node, &why) < 0)
+		return xerr_set(err, -EACCES, "permission_denied", "%s",
+				why ? why : "Refused by the VO's policy");
+	return 0;
+}
+
 int ops_migrate(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 {
 	const char *name = NULL, *node = NULL, *why = NULL;
@@ -605,7 +626,7 @@ int ops_migrate(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 	if (json_get_string(t, "job", &name) < 0 || json_get_string(t, "node", &node) < 0)
 		return xerr_set(err, -EINVAL, "bad_request",
 				"Fields 'job' and 'node' are required");
-	if ((r = ops_lookup(d, c, name, &j, err)) < 0)
+	if ((r = ops_lookup(d, c, name, &j, err)) < 0 || (r = vo_check(d, c, j, node, err)) < 0)
 		return r;
 	if (!d->nodes)
 		return xerr_set(err, -EOPNOTSUPP, "invalid_argument",

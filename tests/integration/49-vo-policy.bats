@@ -430,3 +430,26 @@ arp() { in_job_net "$1" /usr/bin/python3 -c "$ARP" eth0 "$2"; }
 	[ "$status" -eq 0 ]
 	root_wait_state "$id" RUNNING
 }
+
+@test "a move is checked against the VO's policy before anything else: migrate = no, and a node not in migrate_nodes, are refused naming the key; the job runs on" {
+	policy biomed "migrate = no"
+	vo_start
+	as alice
+	id=$(xrun -d -- sleep 600)
+	wait_state "$id" RUNNING
+	run xmigrate "$id" n2
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Refused by VO biomed's policy ($VO_DIR/biomed.conf, migrate = no)"* ]]
+	policy biomed "migrate = yes" "migrate_nodes = n3"
+	run xmigrate "$id" n2
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Refused by VO biomed's policy ($VO_DIR/biomed.conf, migrate_nodes = n3)"* ]]
+	# allowed by the policy: only then does the node channel's absence count
+	policy biomed "migrate = yes" "migrate_nodes = n2"
+	run xmigrate "$id" n2
+	echo "$output"
+	[[ "$output" == *"This node has no node channel"* ]]
+	job_state_is "$id" RUNNING
+}
