@@ -207,6 +207,8 @@ bench: all
 	tests/bench/run.sh
 	tests/bench/templates.sh
 	tests/bench/scheduler.sh
+	tests/bench/grid-login.sh $(BUILD)
+	tests/bench/nss.sh $(BUILD)
 
 bench-checkpoint: all
 	tests/bench/checkpoint.sh
