@@ -14,10 +14,13 @@ BUID=4252
 
 make_account() { # NAME UID HOME
 	mkdir -p "$3"
-	if ! id -u "$1" >/dev/null 2>&1; then
+	# (one an interrupted run left has its home elsewhere: this test's now)
+	if id -u "$1" >/dev/null 2>&1; then
+		usermod -d "$3" "$1"
+	else
 		useradd -M -d "$3" -s /usr/sbin/nologin -u "$2" "$1"
-		MADE_ACCOUNTS="${MADE_ACCOUNTS:-} $1"
 	fi
+	MADE_ACCOUNTS="${MADE_ACCOUNTS:-} $1"
 	chown "$2:$2" "$3"
 	chmod 0750 "$3"
 }

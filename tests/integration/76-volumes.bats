@@ -13,10 +13,13 @@ setup() {
 	# an account with a home directory inside this test's directory
 	VHOME="$XOS_TMP/home/$VUSER"
 	mkdir -p "$VHOME/proj"
-	if ! id -u "$VUSER" >/dev/null 2>&1; then
+	# (one an interrupted run left has its home elsewhere: this test's now)
+	if id -u "$VUSER" >/dev/null 2>&1; then
+		usermod -d "$VHOME" "$VUSER"
+	else
 		useradd -M -d "$VHOME" -s /usr/sbin/nologin -u "$VUID" "$VUSER"
-		MADE_VUSER=1
 	fi
+	MADE_VUSER=1
 	chmod 0711 "$XOS_TMP/home"
 	chown -R "$VUID:$VUID" "$VHOME"
 	chmod 0750 "$VHOME"

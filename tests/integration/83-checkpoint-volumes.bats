@@ -12,10 +12,13 @@ setup() {
 	xos_start
 	VHOME="$XOS_TMP/home/$VUSER"
 	mkdir -p "$VHOME" "$XOS_TMP/data"
-	if ! id -u "$VUSER" >/dev/null 2>&1; then
+	# (one an interrupted run left has its home elsewhere: this test's now)
+	if id -u "$VUSER" >/dev/null 2>&1; then
+		usermod -d "$VHOME" "$VUSER"
+	else
 		useradd -M -d "$VHOME" -s /usr/sbin/nologin -u "$VUID" "$VUSER"
-		MADE_VUSER=1
 	fi
+	MADE_VUSER=1
 	chmod 0711 "$XOS_TMP/home"
 	chown "$VUID:$VUID" "$VHOME" "$XOS_TMP/data"
 }
