@@ -988,16 +988,25 @@ int nodes_peer_capacity(const struct nodes *n, const char *peer, struct nodes_ca
 	return 0;
 }
 
-int nodes_send(struct nodes *n, const char *peer, const char *header)
+/* Queue a header to peer's connection, unless a stream holds it. */
+static int queue_header(struct nodes *n, const char *peer, const char *header,
+			struct nodes_conn **ret)
 {
 	struct nodes_conn *c = peer_conn(n, peer);
-	int r;
 
 	if (!c)
 		return -ENOTCONN;
 	if (c->streaming)
 		return -EBUSY;
-	r = conn_queue(c, header, strlen(header));
+	*ret = c;
+	return conn_queue(c, header, strlen(header));
+}
+
+int nodes_send(struct nodes *n, const char *peer, const char *header)
+{
+	struct nodes_conn *c = NULL;
+	int r = queue_header(n, peer, header, &c);
+
 	if (r >= 0)
 		conn_flush(c);
 	return r;
@@ -1005,14 +1014,9 @@ int nodes_send(struct nodes *n, const char *peer, const char *header)
 
 int nodes_stream_begin(struct nodes *n, const char *peer, const char *header)
 {
-	struct nodes_conn *c = peer_conn(n, peer);
-	int r;
+	struct nodes_conn *c = NULL;
+	int r = queue_header(n, peer, header, &c);
 
-	if (!c)
-		return -ENOTCONN;
-	if (c->streaming)
-		return -EBUSY;
-	r = conn_queue(c, header, strlen(header));
 	if (r < 0)
 		return r;
 	c->streaming = true;
