@@ -9,7 +9,8 @@ load helpers
 
 # Only what the suite made is looked at: another xosd may run on this machine.
 # Everything of the suite carries this prefix in its path, or one of the job
-# ids and network names that teardown recorded.
+# ids and network names that teardown recorded; and it is newer than the
+# run's start (what a run stopped half-way left is not this one's).
 P="/tmp/$XOS_TEST_PREFIX."
 
 @test "no test of the suite needed its leftovers removed by force" {
@@ -45,8 +46,8 @@ suite_processes() {
 	# parents the tests made)
 	local ids left
 	ids=$(sort -u "$BATS_RUN_TMPDIR/xos-job-ids" | paste -sd'|')
-	left=$(find /sys/fs/cgroup -maxdepth 4 -type d \( -name '*xos-*' -o \
-		-name "$XOS_TEST_PREFIX-parent-*" \) 2>/dev/null |
+	left=$(find /sys/fs/cgroup -maxdepth 9 -type d \( -name '*xos-*' -o \
+		-name "$XOS_TEST_PREFIX-parent-*" \) -newer "$XOS_RUN_START" 2>/dev/null |
 		grep -E "(xos-($ids)|/$XOS_TEST_PREFIX-parent-[0-9]+)\$" || true)
 	assert_equal "$left" ""
 	run suite_processes
@@ -60,7 +61,7 @@ suite_processes() {
 	run bash -c "grep -F '$P' /proc/net/unix || true"
 	assert_output ""
 	# (the directories held the daemons' sockets and state)
-	run bash -c "ls -d $P* 2>/dev/null || true"
+	run find /tmp -maxdepth 1 -name "$XOS_TEST_PREFIX.*" -newer "$XOS_RUN_START"
 	assert_output ""
 	# liblxc's lock files of the containers
 	run bash -c "ls -d /run/lxc/lock$P* 2>/dev/null || true"

@@ -11,6 +11,10 @@ export PATH="$XOS_BUILD:$PATH"
 # Prefix of the suite's directories under /tmp: two checkouts testing at once
 # on one machine give different ones, so each suite's leak check sees its own.
 XOS_TEST_PREFIX=${XOS_TEST_PREFIX:-xos-t}
+# When this run began (the first test file to load this makes it): 99-leaks
+# looks only at what is newer, not at what a run stopped half-way left
+XOS_RUN_START="$BATS_RUN_TMPDIR/xos-run-start"
+[ -e "$XOS_RUN_START" ] || touch "$XOS_RUN_START"
 
 # Start a private daemon. Extra arguments go to xosd.
 xos_start() {
