@@ -610,6 +610,8 @@ static int load_job(struct daemon *d, const char *id)
 	j->dirfd = TAKE_FD(dfd);
 	j->next = d->jobs;
 	d->jobs = j;
+	/* one that had ended before was charged to its owner's usage then */
+	j->sched.charged = job_state_is_final(j->state);
 	events_job_loaded(j); /* (what it is now is no event; what happens next is) */
 	/* (not in the record: a node placing jobs below their callers placed this one so) */
 	j->cg_caller = j->cgroup_parent && d->cfg->cgroup_parent &&

@@ -222,13 +222,13 @@ static struct usage_entry *usage_of(struct queue_state *q, uint32_t uid, bool ad
 	return &q->usage[q->n_usage++];
 }
 
-void queue_job_gone(struct daemon *d, struct job *j)
+/* Charge an ended job's run to its owner's usage, once. */
+static void charge(struct daemon *d, struct job *j)
 {
 	struct usage_entry *u;
 	uint64_t now = now_usec();
 	int r;
 
-	queue_changed(d);
 	if (!d->queue || j->sched.charged || !job_state_is_final(j->state) || !j->started_us)
 		return;
 	j->sched.charged = true;
@@ -243,6 +243,12 @@ void queue_job_gone(struct daemon *d, struct job *j)
 	u->stamp_us = now;
 	if ((r = usage_save(d)) < 0)
 		log_warn("Failed to save the users' usage: %s", strerror(-r));
+}
+
+void queue_job_gone(struct daemon *d, struct job *j)
+{
+	queue_changed(d);
+	charge(d, j);
 }
 
 /* ---- the job record's "sched" object ---- */
@@ -959,7 +965,15 @@ static void schedule(struct daemon *d, bool lazy)
 {
 	uint64_t begun = mono_usec();
 	struct view *v = NULL;
-	int r = view_build(d, NULL, lazy, &v);
+	int r;
+
+	/* a job that ended frees its resources at once, but its cleanup (which
+	 * charges it) may come after this pass: charge it first, or fair share
+	 * would see its owner's usage without it (seen under the sanitizers) */
+	for (struct job *j = d->jobs; j; j = j->next)
+		if (!j->sched.charged && job_state_is_final(j->state))
+			charge(d, j);
+	r = view_build(d, NULL, lazy, &v);
 
 	if (r >= 0 && v->node.n_queue)
 		r = scheduler_decide_into(&v->node, v->decs);
