@@ -251,18 +251,11 @@ static struct nodes_conn *conn_new(struct nodes *n, int fd, bool outbound)
 	return c;
 }
 
-/* Queue a frame: the header (a JSON object) and no payload. -ENOBUFS when
- * the other end does not take what is queued (back-pressure). */
-static int conn_queue(struct nodes_conn *c, const char *header, size_t len)
+/* Queue one chunk's length and bytes (len 0: the end). */
+static int queue_chunk(struct nodes_conn *c, const void *data, size_t len)
 {
 	uint8_t *m;
 
-	if (len == 0 || len > NODES_HEADER_MAX)
-		return -EMSGSIZE;
-	if (c->out_off > 0 && c->out_off == c->out_len)
-		c->out_off = c->out_len = 0;
-	if (c->out_len - c->out_off + len + 4 > NODES_OUT_MAX)
-		return -ENOBUFS;
 	if (c->out_off > 0) {
 		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
 		c->out_len -= c->out_off;
@@ -273,9 +266,23 @@ static int conn_queue(struct nodes_conn *c, const char *header, size_t len)
 		return -ENOMEM;
 	c->out = m;
 	nodes_frame_len((uint32_t)len, c->out + c->out_len);
-	memcpy(c->out + c->out_len + 4, header, len);
+	if (len)
+		memcpy(c->out + c->out_len + 4, data, len);
 	c->out_len += len + 4;
 	return 0;
+}
+
+/* Queue a frame: the header (a JSON object) and no payload. -ENOBUFS when
+ * the other end does not take what is queued (back-pressure). */
+static int conn_queue(struct nodes_conn *c, const char *header, size_t len)
+{
+	if (len == 0 || len > NODES_HEADER_MAX)
+		return -EMSGSIZE;
+	if (c->out_off > 0 && c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	if (c->out_len - c->out_off + len + 4 > NODES_OUT_MAX)
+		return -ENOBUFS;
+	return queue_chunk(c, header, len);
 }
 
 static void conn_flush(struct nodes_conn *c)
@@ -1029,27 +1036,6 @@ static struct nodes_conn *stream_conn(const struct nodes *n, const char *peer)
 	struct nodes_conn *c = peer_conn(n, peer);
 
 	return c && c->streaming ? c : NULL;
-}
-
-/* Queue one chunk's length and bytes (len 0: the end). */
-static int queue_chunk(struct nodes_conn *c, const void *data, size_t len)
-{
-	uint8_t *m;
-
-	if (c->out_off > 0) {
-		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-		c->out_len -= c->out_off;
-		c->out_off = 0;
-	}
-	m = realloc(c->out, c->out_len + len + 4);
-	if (!m)
-		return -ENOMEM;
-	c->out = m;
-	nodes_frame_len((uint32_t)len, c->out + c->out_len);
-	if (len)
-		memcpy(c->out + c->out_len + 4, data, len);
-	c->out_len += len + 4;
-	return 0;
 }
 
 ssize_t nodes_stream_write(struct nodes *n, const char *peer, const void *data, size_t len)
