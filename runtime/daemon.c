@@ -222,6 +222,7 @@ int daemon_persist_job(struct daemon *d, struct job *j)
 	int r = write_record(d, j, false);
 
 	events_job_persisted(d, j);
+	queue_job_charge(d, j);
 
 	/* Only the end of a job must survive a crash of the node (its container
 	 * dies with the node anyway); the flusher makes it durable within
@@ -236,6 +237,7 @@ int daemon_persist_job_durably(struct daemon *d, struct job *j)
 	int r = write_record(d, j, d->cfg->sync_writes);
 
 	events_job_persisted(d, j);
+	queue_job_charge(d, j);
 	return r;
 }
 

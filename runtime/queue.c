@@ -222,8 +222,10 @@ static struct usage_entry *usage_of(struct queue_state *q, uint32_t uid, bool ad
 	return &q->usage[q->n_usage++];
 }
 
-/* Charge an ended job's run to its owner's usage, once. */
-static void charge(struct daemon *d, struct job *j)
+/* Charge an ended job's run to its owner's usage, once: when its end is
+ * written, the moment its resources are free, so that no scheduling pass
+ * sees them free and its owner's usage without them. */
+void queue_job_charge(struct daemon *d, struct job *j)
 {
 	struct usage_entry *u;
 	uint64_t now = now_usec();
@@ -248,7 +250,7 @@ static void charge(struct daemon *d, struct job *j)
 void queue_job_gone(struct daemon *d, struct job *j)
 {
 	queue_changed(d);
-	charge(d, j);
+	queue_job_charge(d, j);
 }
 
 /* ---- the job record's "sched" object ---- */
@@ -965,15 +967,7 @@ static void schedule(struct daemon *d, bool lazy)
 {
 	uint64_t begun = mono_usec();
 	struct view *v = NULL;
-	int r;
-
-	/* a job that ended frees its resources at once, but its cleanup (which
-	 * charges it) may come after this pass: charge it first, or fair share
-	 * would see its owner's usage without it (seen under the sanitizers) */
-	for (struct job *j = d->jobs; j; j = j->next)
-		if (!j->sched.charged && job_state_is_final(j->state))
-			charge(d, j);
-	r = view_build(d, NULL, lazy, &v);
+	int r = view_build(d, NULL, lazy, &v);
 
 	if (r >= 0 && v->node.n_queue)
 		r = scheduler_decide_into(&v->node, v->decs);

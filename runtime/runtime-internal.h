@@ -434,6 +434,8 @@ void preempt_resume(struct daemon *d, struct job *j);
 int queue_tick(struct daemon *d);
 /* Something that frees or asks for resources happened: decide again soon. */
 void queue_changed(struct daemon *d);
+/* Job j has ended: its run is charged to its owner's usage (once). */
+void queue_job_charge(struct daemon *d, struct job *j);
 /* Job j's container is gone: its usage is charged to its owner. */
 void queue_job_gone(struct daemon *d, struct job *j);
 /* xkill of a queued job: it ends KILLED by sig without running. */
