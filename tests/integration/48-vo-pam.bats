@@ -4,24 +4,15 @@
 # with certificates the openssl command made (tests/tools/mkcerts.sh).
 
 load helpers
+load vo
 bats_require_minimum_version 1.5.0
 
 POOL="700200-700299"
 
-setup_file() {
-	export VO_CERTS="$BATS_FILE_TMPDIR/certs"
-	"$XOS_ROOT/tests/tools/mkcerts.sh" "$VO_CERTS" >/dev/null 2>&1
-}
-
-teardown_file() {
-	rm -rf "$VO_CERTS"
-}
-
 setup() {
 	command -v pamtester >/dev/null || skip "pamtester is not installed (scripts/setup.sh installs it)"
 	[ -e "$XOS_BUILD/pam_xos.so" ] || skip "pam_xos.so was not built (libpam0g-dev missing)"
-	VO_HOMES=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.homes.XXXXXX")
-	chmod 0711 "$VO_HOMES"
+	vo_homes
 	VO_CONF="$BATS_TEST_TMPDIR/xosd.conf"
 	VO_DIR="$BATS_TEST_TMPDIR/vo.d"
 	mkdir "$VO_DIR"
@@ -49,14 +40,7 @@ teardown() {
 # SESSION_CG; biomed's policy caps the VO at 300 MiB and 150 pids
 pam_start_xosd() {
 	printf 'vo_memory = 300M\nvo_pids = 150\n' >"$VO_DIR/biomed.conf"
-	{
-		echo "credential_trust_dir = $VO_CERTS/trust"
-		echo "credential_vos = biomed, physics"
-		echo "pool_uids = $POOL"
-		echo "pool_home = $VO_HOMES"
-		echo "vo_policy_dir = $VO_DIR"
-		echo "session_cgroup = $SESSION_CG"
-	} >"$VO_CONF"
+	vo_conf_lines "vo_policy_dir = $VO_DIR" "session_cgroup = $SESSION_CG" >"$VO_CONF"
 	xos_start --config "$VO_CONF"
 	# the service: pam_xos, then a "shell" recording where it was born
 	cat >"$BATS_TEST_TMPDIR/record.sh" <<-EOF

@@ -6,6 +6,7 @@
 # (Names through NSS, policies, VO admins and PAM are not built yet.)
 
 load helpers
+load vo
 bats_require_minimum_version 1.5.0
 
 # outside root's subordinate ranges (xosd refuses an overlap)
@@ -13,28 +14,11 @@ POOL="700000-700099"
 POOL_MIN=700000
 POOL_MAX=700099
 
-setup_file() {
-	export VO_CERTS="$BATS_FILE_TMPDIR/certs"
-	"$XOS_ROOT/tests/tools/mkcerts.sh" "$VO_CERTS" >/dev/null 2>&1
-}
-
-teardown_file() {
-	rm -rf "$VO_CERTS"
-}
-
 setup() {
 	export XDG_RUNTIME_DIR="$BATS_TEST_TMPDIR/xdg"
 	mkdir -m 0700 "$XDG_RUNTIME_DIR"
-	# (the accounts must reach their homes: a parent searchable by all)
-	VO_HOMES=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.homes.XXXXXX")
-	chmod 0711 "$VO_HOMES"
+	vo_homes
 	VO_CONF="$BATS_TEST_TMPDIR/xosd.conf"
-}
-
-# The agents of this test (any session): listening under its XDG_RUNTIME_DIR.
-vo_agent_pids() {
-	ss -xlpn 2>/dev/null | awk -v d="$XDG_RUNTIME_DIR/xos/" 'index($5, d) == 1' |
-		grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
 }
 
 teardown() {
@@ -50,13 +34,7 @@ teardown() {
 
 # vo_start [CONF LINE...]: a private xosd serving biomed and physics
 vo_start() {
-	{
-		echo "credential_trust_dir = $VO_CERTS/trust"
-		echo "credential_vos = biomed, physics"
-		echo "pool_uids = $POOL"
-		echo "pool_home = $VO_HOMES"
-		printf '%s\n' "$@"
-	} >"$VO_CONF"
+	vo_conf_lines "$@" >"$VO_CONF"
 	xos_start --config "$VO_CONF"
 }
 

@@ -11,6 +11,7 @@
 # the openssl command (tests/tools/mkcerts.sh).
 
 load helpers
+load vo
 bats_require_minimum_version 1.5.0
 
 POOL="700100-700199" # outside root's subordinate ranges
@@ -63,28 +64,13 @@ while time.time()<end:
     if f[12:14]==b"\x08\x06" and struct.unpack("!H",f[20:22])[0]==2 and f[28:32]==tgt: r="arp ok"; break
 print(r)'
 
-setup_file() {
-	export VO_CERTS="$BATS_FILE_TMPDIR/certs"
-	"$XOS_ROOT/tests/tools/mkcerts.sh" "$VO_CERTS" >/dev/null 2>&1
-}
-
-teardown_file() {
-	rm -rf "$VO_CERTS"
-}
-
 setup() {
 	export XDG_RUNTIME_DIR="$BATS_TEST_TMPDIR/xdg"
 	mkdir -m 0700 "$XDG_RUNTIME_DIR" "$BATS_TEST_TMPDIR/nologin"
-	VO_HOMES=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.homes.XXXXXX")
-	chmod 0711 "$VO_HOMES"
+	vo_homes
 	VO_DIR="$BATS_TEST_TMPDIR/vo.d"
 	mkdir "$VO_DIR"
 	CERTS=$VO_CERTS
-}
-
-vo_agent_pids() {
-	ss -xlpn 2>/dev/null | awk -v d="$XDG_RUNTIME_DIR/xos/" 'index($5, d) == 1' |
-		grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
 }
 
 teardown() {
@@ -111,13 +97,8 @@ policy() {
 	printf '%s\n' "$@" >"$VO_DIR/$vo.conf"
 }
 
-vo_conf() {
-	echo "credential_trust_dir = $CERTS/trust"
-	echo "credential_vos = biomed, physics"
-	echo "pool_uids = $POOL"
-	echo "pool_home = $VO_HOMES"
-	echo "vo_policy_dir = $VO_DIR"
-}
+# (CERTS: a test may use a copy of the certificates)
+vo_conf() { VO_CERTS=$CERTS vo_conf_lines "vo_policy_dir = $VO_DIR"; }
 
 # vo_start: a private xosd serving biomed and physics, policies in VO_DIR
 vo_start() {
