@@ -31,6 +31,7 @@ void runtime_config_init(struct runtime_config *c)
 		.backfill = true,
 		.log_level = LOG_LVL_INFO,
 		.events_buffer = 64 << 10,
+		.metrics_listen_jobs = METRICS_JOBS_IDS,
 	};
 	netsetup_config_init(&c->net);
 	nodes_config_init(&c->nodes);
@@ -291,6 +292,16 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 			       : 0;
 	if (!strcmp(k, "metrics_socket") || !strcmp(k, "metrics_listen"))
 		return set_metrics(c, k, v);
+	if (!strcmp(k, "metrics_listen_jobs")) {
+		static const char *const mj[] = { "none", "ids", "names" };
+
+		for (size_t i = 0; i < ELEMENTSOF(mj); i++)
+			if (!strcmp(v, mj[i])) {
+				c->metrics_listen_jobs = (int)i;
+				return 0;
+			}
+		return -EINVAL;
+	}
 	if (!strcmp(k, "events_buffer"))
 		return parse_size(v, &c->events_buffer) < 0 || c->events_buffer < 4096 ||
 				       c->events_buffer > (16 << 20)

@@ -22,6 +22,7 @@ struct metrics_listener {
 	int fd;
 	const char *what; /* for messages: the path or the address */
 	uint64_t paused_until;
+	enum metrics_jobs jobs; /* what its per-job series carry */
 } __attribute__((aligned(16)));
 
 struct metrics_conn {
@@ -31,6 +32,7 @@ struct metrics_conn {
 	struct metrics_buf out;
 	size_t out_off;
 	bool answered;
+	enum metrics_jobs jobs; /* its listener's */
 	uint64_t deadline_us;
 	struct metrics_conn *next;
 };
@@ -164,8 +166,10 @@ static bool usage_value(const struct job_usage *u, size_t f, double *ret)
 	}
 }
 
-/* The cgroup usage of each running job (its container's own files). */
-static void gen_job_usage(struct daemon *d, struct metrics_buf *b)
+/* The cgroup usage of each running job (its container's own files),
+ * labelled as the endpoint may show it: on the TCP port every local user
+ * can read, not by name and user unless the node owner says so. */
+static void gen_job_usage(struct daemon *d, struct metrics_buf *b, enum metrics_jobs what)
 {
 	static const struct {
 		const char *name, *type, *help;
@@ -178,6 +182,8 @@ static void gen_job_usage(struct daemon *d, struct metrics_buf *b)
 	_cleanup_free_ struct job_usage *u = NULL;
 	size_t n = 0, cap = 0;
 
+	if (what == METRICS_JOBS_NONE)
+		return;
 	for (struct job *j = d->jobs; j; j = j->next)
 		cap += j->state == JOB_RUNNING && j->init_pid > 0;
 	u = cap ? calloc(cap, sizeof(*u)) : NULL;
@@ -194,17 +200,18 @@ static void gen_job_usage(struct daemon *d, struct metrics_buf *b)
 		for (size_t i = 0; i < n; i++) {
 			double v;
 
+			const char *lb[] = { "job",  u[i].j->id,   "name", u[i].j->name,
+					     "user", u[i].j->user, NULL };
+
+			if (what != METRICS_JOBS_NAMES)
+				lb[2] = NULL;
 			if (usage_value(&u[i], f, &v))
-				metrics_sample(b, fam[f].name,
-					       (const char *[]){ "job", u[i].j->id, "name",
-								 u[i].j->name, "user", u[i].j->user,
-								 NULL },
-					       v);
+				metrics_sample(b, fam[f].name, lb, v);
 		}
 	}
 }
 
-int metrics_collect(struct daemon *d, struct metrics_buf *b)
+int metrics_collect(struct daemon *d, struct metrics_buf *b, enum metrics_jobs jobs)
 {
 	metrics_family(b, "xosd_info", "gauge", "xosd's version");
 	metrics_sample(b, "xosd_info", (const char *[]){ "version", XOS_VERSION, NULL }, 1);
@@ -214,7 +221,7 @@ int metrics_collect(struct daemon *d, struct metrics_buf *b)
 	gen_counters(d, b);
 	if (d->metrics)
 		gen_connections(d, b);
-	gen_job_usage(d, b);
+	gen_job_usage(d, b, jobs);
 	return b->oom ? -ENOMEM : 0;
 }
 
@@ -241,7 +248,7 @@ static void mconn_answer(struct daemon *d, struct metrics_conn *m, int status, b
 	struct metrics_buf body = { 0 };
 	struct epoll_event ev = { .events = EPOLLOUT };
 
-	if (status == 200 && metrics_collect(d, &body) < 0)
+	if (status == 200 && metrics_collect(d, &body, m->jobs) < 0)
 		status = 503;
 	if (status == 200)
 		d->metrics->scrapes++;
@@ -337,6 +344,7 @@ void metrics_listen_event(struct daemon *d, void *ptr)
 			continue;
 		}
 		m->fd = fd;
+		m->jobs = l->jobs;
 		m->deadline_us = mono_usec() + METRICS_TIMEOUT_USEC;
 		if (daemon_epoll_add(d, fd, EPOLLIN | EPOLLRDHUP, EP_METRICS_CONN, m) < 0) {
 			close(fd);
@@ -432,6 +440,7 @@ static int add_listener(struct daemon *d, const char *what, bool tcp)
 				       what, tcp ? "metrics_listen" : "metrics_socket");
 	l->fd = fd;
 	l->what = what;
+	l->jobs = tcp ? (enum metrics_jobs)d->cfg->metrics_listen_jobs : METRICS_JOBS_NAMES;
 	d->metrics->n_listeners++;
 	if (daemon_epoll_add(d, fd, EPOLLIN, EP_METRICS, l) < 0)
 		return log_error_errno(errno, "Failed to listen for metrics on %s: %m", what);

@@ -833,7 +833,7 @@ void metrics_listen_event(struct daemon *d, void *listener);
 void metrics_conn_event(struct daemon *d, void *conn, uint32_t events);
 int metrics_tick(struct daemon *d); /* deadlines: the next timeout (ms) or -1 */
 /* The body of /metrics as of now. */
-int metrics_collect(struct daemon *d, struct metrics_buf *b);
+int metrics_collect(struct daemon *d, struct metrics_buf *b, enum metrics_jobs jobs);
 /* container.c: the memory the job's container uses now */
 int container_memory_current(struct daemon *d, struct job *j, uint64_t *ret);
 

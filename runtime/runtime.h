@@ -75,8 +75,9 @@ struct runtime_config {
 	/* the metrics endpoint (docs/METRICS.md): a UNIX socket (root's, 0600)
 	 * and a TCP address on loopback, each NULL: none */
 	char *metrics_socket;
-	char *metrics_listen;   /* "127.0.0.1:PORT" or "[::1]:PORT" */
-	uint64_t events_buffer; /* bytes held for an event subscriber (and its socket) */
+	char *metrics_listen;    /* "127.0.0.1:PORT" or "[::1]:PORT" */
+	int metrics_listen_jobs; /* per-job series on metrics_listen: enum metrics_jobs */
+	uint64_t events_buffer;  /* bytes held for an event subscriber (and its socket) */
 
 	/* the node_* keys: the node channel (nodes/) */
 	struct nodes_config nodes;
@@ -94,6 +95,10 @@ int runtime_config_load(struct runtime_config *c, const char *path, char **ret_e
 int runtime_config_finish(struct runtime_config *c);
 /* node_cpus, node_memory, node_jobs: {old, new} (capacity_old_keys' bits) */
 extern const char *const runtime_capacity_old_keys[3][2];
+
+/* What the per-job series carry: nothing of them, the job's id, or also its
+ * name and user (the UNIX socket, root's, always has all) */
+enum metrics_jobs { METRICS_JOBS_NONE, METRICS_JOBS_IDS, METRICS_JOBS_NAMES };
 
 /* metrics_listen: "127.0.0.1:PORT" (any 127/8 address) or "[::1]:PORT",
  * a loopback address only; 0 and the address, or -EINVAL. */

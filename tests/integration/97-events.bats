@@ -189,10 +189,17 @@ event() { jq -r --arg j "$2" --arg e "$3" "select(.job == \$j and .event == \$e)
 	wait_state "$id" RUNNING
 	assert_equal "$(metric xos_job_starts_total)" 1
 	assert_equal "$(metric 'xos_jobs{state="RUNNING"}')" 1
-	run metric "xos_job_memory_bytes{job=\"$id\",name=\"metered\",user=\"nobody\"}"
+	# the port every local user reads names jobs by id only (metrics_listen_jobs = ids);
+	# the socket, root's, by name and user too
+	run metric "xos_job_memory_bytes{job=\"$id\"}"
 	assert_success
 	[ "${output%%.*}" -gt 0 ]
-	metric "xos_job_cpu_seconds_total{job=\"$id\",name=\"metered\",user=\"nobody\"}"
+	metric "xos_job_cpu_seconds_total{job=\"$id\"}"
+	run scrape
+	refute_output --partial metered
+	refute_output --partial 'user="nobody"'
+	run curl -sf --max-time 10 --unix-socket "$METRICS_SOCK" http://localhost/metrics
+	assert_output --partial "xos_job_memory_bytes{job=\"$id\",name=\"metered\",user=\"nobody\"}"
 	xcheckpoint "$id" >/dev/null
 	assert_equal "$(metric xos_checkpoints_total)" 1
 	assert_equal "$(metric xos_checkpoint_duration_seconds_count)" 1
@@ -210,6 +217,35 @@ event() { jq -r --arg j "$2" --arg e "$3" "select(.job == \$j and .event == \$e)
 	run setpriv --reuid 65534 --regid 65534 --clear-groups curl -sf --max-time 5 \
 		--unix-socket "$METRICS_SOCK" http://localhost/metrics
 	assert_failure
+}
+
+@test "metrics_listen_jobs: names puts a job's name and user on the port too; none shows no job's series there, the socket still all" {
+	xosd_stop
+	echo "metrics_listen_jobs = names" >>"$XOS_TMP/xosd.conf"
+	xosd_launch --config "$XOS_TMP/xosd.conf"
+	id=$(xrun -d --name metered -- sh -c "$GATE")
+	wait_state "$id" RUNNING
+	metric "xos_job_memory_bytes{job=\"$id\",name=\"metered\",user=\"nobody\"}"
+	xosd_stop
+	sed -i 's/^metrics_listen_jobs = names$/metrics_listen_jobs = none/' "$XOS_TMP/xosd.conf"
+	xosd_launch --config "$XOS_TMP/xosd.conf"
+	wait_state "$id" RUNNING
+	run scrape
+	assert_success
+	refute_output --partial xos_job_memory
+	refute_output --partial "$id"
+	assert_equal "$(metric 'xos_jobs{state="RUNNING"}')" 1
+	run curl -sf --max-time 10 --unix-socket "$METRICS_SOCK" http://localhost/metrics
+	assert_output --partial "xos_job_memory_bytes{job=\"$id\",name=\"metered\",user=\"nobody\"}"
+	open_gate "$id"
+	xwait "$id"
+	# a value it does not know stops xosd at its start, naming the key
+	xosd_stop
+	sed -i 's/^metrics_listen_jobs = none$/metrics_listen_jobs = all/' "$XOS_TMP/xosd.conf"
+	run timeout 30 "$XOS_BUILD/xosd" -f --config "$XOS_TMP/xosd.conf" --state-dir "$XOS_TMP/state" \
+		--run-dir "$XOS_TMP/run"
+	assert_failure
+	assert_output --partial "invalid value 'all' for metrics_listen_jobs"
 }
 
 @test "the metrics endpoint: wrong requests are answered, idle clients are cut off, and neither holds xosd back" {

@@ -175,6 +175,20 @@ static void test_config(void)
 	ok(load("metrics_socket = relative.sock\n", &c) == -EINVAL,
 	   "metrics_socket must be absolute");
 	runtime_config_free(&c);
+	ok(load("", &c) >= 0 && c.metrics_listen_jobs == METRICS_JOBS_IDS,
+	   "metrics_listen_jobs: ids by default (no names on the port every user reads)");
+	runtime_config_free(&c);
+	ok(load("metrics_listen_jobs = names\n", &c) >= 0 &&
+		   c.metrics_listen_jobs == METRICS_JOBS_NAMES,
+	   "metrics_listen_jobs = names");
+	runtime_config_free(&c);
+	ok(load("metrics_listen_jobs = none\n", &c) >= 0 &&
+		   c.metrics_listen_jobs == METRICS_JOBS_NONE,
+	   "metrics_listen_jobs = none");
+	runtime_config_free(&c);
+	ok(load("metrics_listen_jobs = all\n", &c) == -EINVAL,
+	   "metrics_listen_jobs = all is refused");
+	runtime_config_free(&c);
 	ok(load("", &c) >= 0 && c.events_buffer == 65536, "events_buffer: 64 KiB by default");
 	runtime_config_free(&c);
 	ok(load("events_buffer = 4K\n", &c) >= 0 && c.events_buffer == 4096, "events_buffer = 4K");
