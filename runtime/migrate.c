@@ -922,6 +922,8 @@ static void hook_message(void *userdata, const char *node, yajl_val h, bool payl
 	struct job *j;
 
 	(void)payload;
+	if (routes_message(d, node, h))
+		return;
 	if (json_get_string(h, "type", &type) < 0 || json_get_string(h, "job", &id) < 0 ||
 	    !job_id_valid(id))
 		return;
