@@ -12,6 +12,7 @@ load nodes
 bats_require_minimum_version 1.5.0
 
 NODE_OWN_SYSFS=1
+NODE_COUNT=3 # (n3: a third node, for a client; not every test starts its xosd)
 POOL=10.214.7.0/24
 
 setup_file() {
@@ -52,7 +53,7 @@ nodes_net_teardown_checked() {
 		left=$(
 			ip -n "${NS}n$i" -o link show | grep -E ': (xv[0-9a-f]+|xosbr0)[@:]' || true
 			ip netns exec "${NS}n$i" nft list tables | grep -w xos || true
-			ip -n "${NS}n$i" route show proto 0x58 || true
+			ip -n "${NS}n$i" route show proto 88 || true
 		)
 		if [ -n "$left" ]; then
 			echo "left in node n$i's network namespace:" >&2
@@ -131,3 +132,167 @@ COUNTER='i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo $i >>/tmp/count; slee
 	n=$(wc -l <"$(jobroot 2 "$id")/tmp/count")
 	wait_lines "$(jobroot 2 "$id")/tmp/count" $((n + 3))
 }
+
+# a TCP server counting to its one client, a line every 0.1 s, each number
+# also appended to /tmp/sent
+COUNT_SERVER='
+import socket, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7000))
+s.listen(1)
+open("/tmp/listening", "w").close()
+c, _ = s.accept()
+with open("/tmp/sent", "a") as f:
+    for i in range(1, 100000):
+        c.sendall(b"%d\n" % i)
+        f.write("%d\n" % i)
+        f.flush()
+        time.sleep(0.1)
+'
+
+# a client of it (in a node's network namespace): every line it reads
+# appended to OUT, then "end: WHY" when the connection ends; at most 300 s
+COUNT_CLIENT='
+import socket, sys
+addr, out = sys.argv[1], sys.argv[2]
+with open(out, "a") as f:
+    try:
+        c = socket.create_connection((addr, 7000), timeout=10)
+        c.settimeout(120)
+        for line in c.makefile("rb"):
+            f.write(line.decode())
+            f.flush()
+        f.write("end: closed\n")
+    except Exception as e:
+        f.write("end: %r\n" % e)
+'
+
+# counts_consecutive FILE: the lines are 1, 2, 3, ... without a gap or a repeat
+counts_consecutive() {
+	awk '$0 != NR { printf "line %d is %s\n", NR, $0; bad = 1; exit } END { exit bad }' "$1"
+}
+
+@test "a client on n3 keeps its TCP connection to a bridge job moved from n1 to n2: the count goes on without a gap" {
+	bridge_nodes 3
+	local id addr out n cpid
+	id=$(on 1 xrun -d --net bridge -- python3 -c "$COUNT_SERVER")
+	addr=$(on 1 job_field "$id" .net.address)
+	[ -n "$addr" ]
+	# n1 announced the job's address: n2 and n3 route it via n1
+	xos_wait_for 30 route_via 3 "$addr" 10.213.0.1
+	xos_wait_for 30 route_via 2 "$addr" 10.213.0.1
+	out=$BATS_TEST_TMPDIR/client.out
+	xos_wait_for 30 listening 1 "$id"
+	timeout 300 ip netns exec "${NS}n3" python3 -c "$COUNT_CLIENT" "$addr" "$out" &
+	cpid=$!
+	wait_lines "$out" 5
+	run on 1 xmigrate "$id" n2
+	echo "$output"
+	assert_success
+	assert_equal "$(where 2 "$id")" RUNNING
+	assert_equal "$(where 1 "$id")" MIGRATED
+	# n2 announced it, n1 withdrew it: n3 and n1 route it via n2, n2 has
+	# no route of xosd's to it (its own bridge has the job)
+	xos_wait_for 30 route_via 3 "$addr" 10.213.0.2
+	xos_wait_for 30 route_via 1 "$addr" 10.213.0.2
+	[ -z "$(ip -n "${NS}n2" route show proto 88 "$addr/32")" ]
+	# the same connection counts on, 20 more lines, none missing
+	n=$(wc -l <"$out")
+	wait_lines "$out" $((n + 20)) 60
+	kill -0 "$cpid"
+	tail -n 3 "$out"
+	run ! grep -q '^end:' "$out"
+	counts_consecutive "$out"
+	# and it is the moved job that sends them
+	n=$(tail -n 1 "$out")
+	grep -qx "$n" "$(jobroot 2 "$id")/tmp/sent"
+	kill "$cpid" 2>/dev/null || true
+	wait "$cpid" 2>/dev/null || true
+}
+
+# a TCP server greeting each client with one line
+GREETER='
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7000))
+s.listen(8)
+open("/tmp/listening", "w").close()
+for i in range(1000):
+    c, _ = s.accept()
+    c.sendall(b"hello from the job\n")
+    c.close()
+'
+
+@test "a bridge job's published port follows it: n2 forwards it after the move, n1 no longer" {
+	bridge_nodes 3
+	local id
+	id=$(on 1 xrun -d --net bridge -p 18080:7000 -- python3 -c "$GREETER")
+	xos_wait_for 30 listening 1 "$id"
+	assert_equal "$(first_line 10.213.0.1 18080)" "hello from the job"
+	run on 1 xmigrate "$id" n2
+	echo "$output"
+	assert_success
+	assert_equal "$(where 2 "$id")" RUNNING
+	assert_equal "$(first_line 10.213.0.2 18080)" "hello from the job"
+	run first_line 10.213.0.1 18080
+	assert_output --partial "ConnectionRefusedError"
+	# (the ports followed before the routes too; the job's own address
+	# and port from n3 is what the routes add)
+	assert_equal "$(first_line "$(on 2 job_field "$id" .net.address)" 7000)" "hello from the job"
+}
+
+# route_via I ADDR GW: node I has xosd's route to ADDR via GW
+route_via() {
+	ip -n "${NS}n$1" route show proto 88 "$2/32" | grep -q "via $3 "
+}
+
+# listening I ID: job ID on node I listens on TCP port 7000
+listening() { test -e "$(jobroot "$1" "$2")/tmp/listening"; }
+
+# first_line ADDR PORT: the first line a client on n3 reads from ADDR:PORT
+first_line() {
+	ip netns exec "${NS}n3" python3 -c '
+import socket, sys
+try:
+    c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+    c.settimeout(5)
+    print(c.makefile("rb").readline().decode().strip())
+except Exception as e:
+    print("error: %r" % e)
+' "$1" "$2"
+}
+
+@test "routes follow the jobs: a job's end withdraws its address; a killed xosd's routes are flushed at its restart and learned again" {
+	bridge_nodes 3
+	local a b addr_a addr_b
+	a=$(on 1 xrun -d --net bridge -- sh -c "$COUNTER")
+	b=$(on 1 xrun -d --net bridge -- sh -c "$COUNTER")
+	addr_a=$(on 1 job_field "$a" .net.address)
+	addr_b=$(on 1 job_field "$b" .net.address)
+	xos_wait_for 30 route_via 3 "$addr_a" 10.213.0.1
+	xos_wait_for 30 route_via 3 "$addr_b" 10.213.0.1
+	xos_wait_for 30 route_via 2 "$addr_b" 10.213.0.1
+	# n3's xosd killed: its routes stay; b ends meanwhile (n2 drops its route)
+	node_use 3
+	kill -9 "$XOSD_PID"
+	wait "$XOSD_PID" 2>/dev/null || true
+	on 1 xkill -s KILL "$b"
+	on 1 xwait "$b" || true
+	xos_wait_for 30 no_route 2 "$addr_b"
+	route_via 3 "$addr_b" 10.213.0.1
+	# at its start n3 flushes both, and learns a's again from n1
+	node_launch 3
+	grep -q "Removed 2 route(s) to other nodes' jobs that an earlier run left" "$(node_tmp 3)/xosd.log"
+	xos_wait_for 30 route_via 3 "$addr_a" 10.213.0.1
+	no_route 3 "$addr_b"
+	# a's end withdraws it everywhere
+	on 1 xkill -s KILL "$a"
+	on 1 xwait "$a" || true
+	xos_wait_for 30 no_route 3 "$addr_a"
+	xos_wait_for 30 no_route 2 "$addr_a"
+}
+
+# no_route I ADDR: node I has no route of xosd's to ADDR
+no_route() { [ -z "$(ip -n "${NS}n$1" route show proto 88 "$2/32")" ]; }
