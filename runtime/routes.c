@@ -27,13 +27,6 @@ struct route_peer {
 	bool pending;     /* our set is to be sent to it */
 };
 
-struct route_ann { /* an address a peer announced */
-	struct route_ann *next;
-	uint32_t addr;
-	size_t peer; /* index into peers */
-	uint64_t seq;
-};
-
 struct route_kern { /* a route xosd installed */
 	uint32_t addr, via;
 };
@@ -41,9 +34,8 @@ struct route_kern { /* a route xosd installed */
 struct routes {
 	struct route_peer *peers;
 	size_t n_peers;
-	struct route_ann *anns;
-	uint64_t seq;
-	uint32_t *local; /* the addresses announced now, sorted */
+	struct routes_table table; /* the peers' announcements */
+	uint32_t *local;           /* the addresses announced now, sorted */
 	size_t n_local;
 	struct route_kern *kern;
 	size_t n_kern, kern_cap;
@@ -126,60 +118,91 @@ static bool acceptable(struct daemon *d, uint32_t a)
 	return true;
 }
 
-static bool listed(yajl_val arr, uint32_t a)
+/* ---- the announcements (pure) ---- */
+static bool in_set(const uint32_t *addrs, size_t n, uint32_t a)
 {
-	for (size_t i = 0; i < arr->u.array.len && i < ROUTES_ANNOUNCE_MAX; i++) {
-		const char *s = YAJL_GET_STRING(arr->u.array.values[i]);
-		uint32_t x;
-
-		if (s && netsetup_addr_parse(s, &x) >= 0 && x == a)
+	for (size_t i = 0; i < n; i++)
+		if (addrs[i] == a)
 			return true;
-	}
 	return false;
 }
 
-static bool announced(struct routes *rt, size_t peer, uint32_t a)
+static bool announced(const struct routes_table *t, size_t peer, uint32_t a)
 {
-	for (struct route_ann *r = rt->anns; r; r = r->next)
+	for (const struct route_ann *r = t->anns; r; r = r->next)
 		if (r->peer == peer && r->addr == a)
 			return true;
 	return false;
 }
 
-/* A peer's whole set: addresses it no longer lists go, new ones come with
- * the next sequence number (they win over older announcements). */
+int routes_table_update(struct routes_table *t, size_t peer, const uint32_t *addrs, size_t n)
+{
+	int changed = 0;
+
+	for (struct route_ann **pp = &t->anns; *pp;) {
+		struct route_ann *r = *pp;
+
+		if (r->peer == peer && !in_set(addrs, n, r->addr)) {
+			*pp = r->next;
+			free(r);
+			changed = 1;
+		} else
+			pp = &r->next;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct route_ann *r;
+
+		if (announced(t, peer, addrs[i]))
+			continue;
+		if (!(r = calloc(1, sizeof(*r))))
+			return -ENOMEM;
+		*r = (struct route_ann){ .next = t->anns, .addr = addrs[i], .peer = peer };
+		r->seq = ++t->seq;
+		t->anns = r;
+		changed = 1;
+	}
+	return changed;
+}
+
+ssize_t routes_table_winner(const struct routes_table *t, uint32_t a)
+{
+	const struct route_ann *best = NULL;
+
+	for (const struct route_ann *r = t->anns; r; r = r->next)
+		if (r->addr == a && (!best || r->seq > best->seq))
+			best = r;
+	return best ? (ssize_t)best->peer : -1;
+}
+
+void routes_table_clear(struct routes_table *t)
+{
+	while (t->anns) {
+		struct route_ann *r = t->anns;
+
+		t->anns = r->next;
+		free(r);
+	}
+}
+
+/* A peer's whole set (an IPv6 peer's is ignored: no route can go via it). */
 static void on_routes(struct daemon *d, const char *node, yajl_val h)
 {
 	struct routes *rt = d->routes;
 	yajl_val arr = json_get(h, "addresses");
-	size_t pi;
+	uint32_t addrs[ROUTES_ANNOUNCE_MAX];
+	size_t pi, n = 0;
 
-	if (!rt || !peer_find(rt, node, &pi) || !YAJL_IS_ARRAY(arr))
+	if (!rt || !peer_find(rt, node, &pi) || !rt->peers[pi].addr || !YAJL_IS_ARRAY(arr))
 		return;
-	for (struct route_ann **pp = &rt->anns; *pp;) {
-		struct route_ann *r = *pp;
-
-		if (r->peer == pi && !listed(arr, r->addr)) {
-			*pp = r->next;
-			free(r);
-			rt->dirty = true;
-		} else
-			pp = &r->next;
-	}
-	for (size_t i = 0; i < arr->u.array.len && i < ROUTES_ANNOUNCE_MAX; i++) {
+	for (size_t i = 0; i < arr->u.array.len && n < ELEMENTSOF(addrs); i++) {
 		const char *s = YAJL_GET_STRING(arr->u.array.values[i]);
-		struct route_ann *r;
 		uint32_t a;
 
-		if (!s || netsetup_addr_parse(s, &a) < 0 || !acceptable(d, a) ||
-		    announced(rt, pi, a) || !(r = calloc(1, sizeof(*r))))
-			continue;
-		*r = (struct route_ann){
-			.next = rt->anns, .addr = a, .peer = pi, .seq = ++rt->seq
-		};
-		rt->anns = r;
-		rt->dirty = true;
+		if (s && netsetup_addr_parse(s, &a) >= 0 && acceptable(d, a))
+			addrs[n++] = a;
 	}
+	if (routes_table_update(&rt->table, pi, addrs, n) != 0)
+		rt->dirty = true; /* (out of memory too: tried again at the next change) */
 }
 
 /* ---- the kernel's routes ---- */
@@ -187,14 +210,9 @@ static void on_routes(struct daemon *d, const char *node, yajl_val h)
  * of this node has it). */
 static uint32_t wanted_via(struct routes *rt, uint32_t a)
 {
-	const struct route_ann *best = NULL;
+	ssize_t w = is_local(rt, a) ? -1 : routes_table_winner(&rt->table, a);
 
-	if (is_local(rt, a))
-		return 0;
-	for (const struct route_ann *r = rt->anns; r; r = r->next)
-		if (r->addr == a && rt->peers[r->peer].addr && (!best || r->seq > best->seq))
-			best = r;
-	return best ? rt->peers[best->peer].addr : 0;
+	return w >= 0 ? rt->peers[w].addr : 0;
 }
 
 static struct route_kern *kern_find(struct routes *rt, uint32_t a)
@@ -233,7 +251,7 @@ static void sync_kernel(struct routes *rt)
 		route_log("remove", k->addr, k->via, r);
 		*k = rt->kern[--rt->n_kern];
 	}
-	for (const struct route_ann *a = rt->anns; a; a = a->next) {
+	for (const struct route_ann *a = rt->table.anns; a; a = a->next) {
 		uint32_t via = wanted_via(rt, a->addr);
 
 		if (!via || kern_find(rt, a->addr))
@@ -355,12 +373,7 @@ void routes_stop(struct daemon *d)
 		return;
 	for (size_t i = 0; i < rt->n_kern; i++)
 		(void)netsetup_route_del(rt->kern[i].addr);
-	while (rt->anns) {
-		struct route_ann *r = rt->anns;
-
-		rt->anns = r->next;
-		free(r);
-	}
+	routes_table_clear(&rt->table);
 	free(rt->kern);
 	free(rt->local);
 	free(rt->peers);

@@ -718,6 +718,23 @@ void migrate_event(struct daemon *d, void *ptr);
 int migrate_tick(struct daemon *d);
 void migrate_startup(struct daemon *d);
 /* ---- routes.c: routes to other nodes' jobs, announced over the channel ---- */
+struct route_ann { /* an address a peer announced */
+	struct route_ann *next;
+	uint32_t addr;
+	size_t peer; /* the peer's number */
+	uint64_t seq;
+};
+struct routes_table {
+	struct route_ann *anns;
+	uint64_t seq;
+};
+/* Peer's whole set (n addresses) replaces what it announced before; the
+ * addresses new in it are the newest announcements: 1 if anything changed,
+ * 0, -ENOMEM. */
+int routes_table_update(struct routes_table *t, size_t peer, const uint32_t *addrs, size_t n);
+/* The peer whose announcement of a is the newest, or -1 (none). */
+ssize_t routes_table_winner(const struct routes_table *t, uint32_t a);
+void routes_table_clear(struct routes_table *t);
 int routes_start(struct daemon *d); /* xosd's old routes flushed; the peers' addresses */
 void routes_hooks(struct nodes_hooks *h);
 /* A "routes" message from node: true if h was one */
