@@ -319,8 +319,10 @@ int routes_start(struct daemon *d)
 	rt->peers = calloc(n ? n : 1, sizeof(*rt->peers));
 	rt->local = calloc(ROUTES_ANNOUNCE_MAX, sizeof(*rt->local));
 	addrs = calloc(n ? n : 1, sizeof(*addrs));
-	if (!rt->peers || !rt->local || !addrs)
+	if (!rt->peers || !rt->local || !addrs) {
+		routes_stop(d);
 		return -ENOMEM;
+	}
 	for (size_t i = 0; i < n && nodes_peer_at(d->nodes, i, &name, &sa) >= 0; i++) {
 		struct route_peer *p = &rt->peers[rt->n_peers++];
 
@@ -330,7 +332,9 @@ int routes_start(struct daemon *d)
 		if (p->addr)
 			addrs[k++] = p->addr;
 	}
-	return netsetup_set_peers(d->net, addrs, k);
+	if ((r = netsetup_set_peers(d->net, addrs, k)) < 0)
+		routes_stop(d);
+	return r;
 }
 
 int routes_tick(struct daemon *d)
