@@ -761,6 +761,11 @@ static void tgt_forget_job(struct daemon *d, struct job *j)
 			break;
 		}
 	ckpt_forget(d->ckpt, j);
+	/* a failed restore keeps the job's network (for a retry): a bridge
+	 * job's lease, ports and rules go here, and the bridge if no other
+	 * job uses it (else netsetup kept a pointer into the freed job) */
+	netsetup_job_release(d->net, j->id, &j->net);
+	rootfs_job_umount(d, j);
 	(void)rm_rf_at(d->jobs_fd, j->id);
 	slice_release(d, j);
 	job_free(j);

@@ -98,10 +98,16 @@ where() {
 
 # bridge_nodes N: nodes n1..nN up with one job pool, each seeing the others
 bridge_nodes() {
-	local i k
+	local i
 	for i in $(seq 1 "$1"); do
 		node_start "$i" "n$i" "net_pool = $POOL"
 	done
+	peers_up "$1"
+}
+
+# peers_up N: nodes n1..nN each see the others up
+peers_up() {
+	local i k
 	for i in $(seq 1 "$1"); do
 		for k in $(seq 1 "$1"); do
 			[ "$i" = "$k" ] || xos_wait_for 30 peer_is "$i" "n$k" up
@@ -152,15 +158,18 @@ with open("/tmp/sent", "a") as f:
 '
 
 # a client of it (in a node's network namespace): every line it reads
-# appended to OUT, then "end: WHY" when the connection ends; at most 300 s
+# appended to OUT (and the time it came to OUT.t), then "end: WHY" when the
+# connection ends; at most 300 s
 COUNT_CLIENT='
-import socket, sys
+import socket, sys, time
 addr, out = sys.argv[1], sys.argv[2]
-with open(out, "a") as f:
+with open(out, "a") as f, open(out + ".t", "a") as t:
     try:
         c = socket.create_connection((addr, 7000), timeout=10)
         c.settimeout(120)
         for line in c.makefile("rb"):
+            t.write("%.3f\n" % time.monotonic())
+            t.flush()
             f.write(line.decode())
             f.flush()
         f.write("end: closed\n")
@@ -187,9 +196,10 @@ counts_consecutive() {
 	timeout 300 ip netns exec "${NS}n3" python3 -c "$COUNT_CLIENT" "$addr" "$out" &
 	cpid=$!
 	wait_lines "$out" 5
-	run on 1 xmigrate "$id" n2
+	run on 1 xmigrate --json "$id" n2
 	echo "$output"
 	assert_success
+	local figures=$output
 	assert_equal "$(where 2 "$id")" RUNNING
 	assert_equal "$(where 1 "$id")" MIGRATED
 	# n2 announced it, n1 withdrew it: n3 and n1 route it via n2, n2 has
@@ -207,8 +217,49 @@ counts_consecutive() {
 	# and it is the moved job that sends them
 	n=$(tail -n 1 "$out")
 	grep -qx "$n" "$(jobroot 2 "$id")/tmp/sent"
+	# (figures for the log, not asserted: the longest the client waited
+	# for a count, and xmigrate's)
+	echo "# the client's longest wait between two counts: $(awk 'NR > 1 && $1 - p > m { m = $1 - p } { p = $1 } END { printf "%.2f s", m }' "$out.t"); xmigrate: $figures" >&3
 	kill "$cpid" 2>/dev/null || true
 	wait "$cpid" 2>/dev/null || true
+}
+
+# client_start I ADDR OUT: COUNT_CLIENT in node I's namespace (its pid: CPID)
+client_start() {
+	timeout 300 ip netns exec "${NS}n$1" python3 -c "$COUNT_CLIENT" "$2" "$3" &
+	CPID=$!
+}
+
+@test "CRIU failing the restore on n2: the address stays with n1 (the routes back via n1) and the client's connection counts on there" {
+	node_start 1 n1 "net_pool = $POOL"
+	CRIU_FAULT=6 node_start 2 n2 "net_pool = $POOL"
+	node_start 3 n3 "net_pool = $POOL"
+	peers_up 3
+	local id addr out n
+	id=$(on 1 xrun -d --net bridge -- python3 -c "$COUNT_SERVER")
+	addr=$(on 1 job_field "$id" .net.address)
+	xos_wait_for 30 route_via 3 "$addr" 10.213.0.1
+	xos_wait_for 30 listening 1 "$id"
+	out=$BATS_TEST_TMPDIR/client.out
+	client_start 3 "$addr" "$out"
+	wait_lines "$out" 5
+	run on 1 xmigrate "$id" n2
+	echo "$output"
+	assert_failure 1
+	assert_output --partial "its restore failed"
+	assert_equal "$(where 1 "$id")" RUNNING
+	assert_equal "$(where 2 "$id")" absent
+	# n2 announced the address for its restore and withdrew it: every
+	# node routes it via n1 again
+	xos_wait_for 30 route_via 3 "$addr" 10.213.0.1
+	xos_wait_for 30 route_via 2 "$addr" 10.213.0.1
+	n=$(wc -l <"$out")
+	wait_lines "$out" $((n + 20)) 60
+	kill -0 "$CPID"
+	run ! grep -q '^end:' "$out"
+	counts_consecutive "$out"
+	kill "$CPID" 2>/dev/null || true
+	wait "$CPID" 2>/dev/null || true
 }
 
 # a TCP server greeting each client with one line
