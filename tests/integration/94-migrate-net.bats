@@ -219,7 +219,7 @@ counts_consecutive() {
 	grep -qx "$n" "$(jobroot 2 "$id")/tmp/sent"
 	# (figures for the log, not asserted: the longest the client waited
 	# for a count, and xmigrate's)
-	echo "# the client's longest wait between two counts: $(awk 'NR > 1 && $1 - p > m { m = $1 - p } { p = $1 } END { printf "%.2f s", m }' "$out.t"); xmigrate: $figures" >&3
+	echo "# the client's longest wait between two counts: $(awk 'NR > 1 && $1 - p > m { m = $1 - p } { p = $1 } END { printf "%.2f s", m }' "$out.t"); xmigrate: $(jq -c . <<<"$figures")" >&3
 	kill "$cpid" 2>/dev/null || true
 	wait "$cpid" 2>/dev/null || true
 }
