@@ -314,3 +314,102 @@ int netsetup_uplinks_not_forwarding(char *ret, size_t len)
 	}
 	return n;
 }
+
+/* ---- /32 routes to jobs on other nodes ---- */
+
+static int route_msg(int type, unsigned short flags, uint32_t addr, uint32_t via)
+{
+	struct nlreq q;
+	struct rtmsg *rt;
+	uint32_t dst = htonl(addr), gw = htonl(via);
+
+	nl_init(&q, (unsigned short)type, flags, sizeof(*rt));
+	rt = NLMSG_DATA(&q.h);
+	rt->rtm_family = AF_INET;
+	rt->rtm_dst_len = 32;
+	rt->rtm_table = RT_TABLE_MAIN;
+	rt->rtm_protocol = NETSETUP_RTPROT;
+	rt->rtm_scope = RT_SCOPE_UNIVERSE;
+	rt->rtm_type = RTN_UNICAST;
+	if (!nl_attr(&q, RTA_DST, &dst, sizeof(dst)) ||
+	    (via && !nl_attr(&q, RTA_GATEWAY, &gw, sizeof(gw))))
+		return -E2BIG;
+	return nl_call(&q);
+}
+
+int netsetup_route_add(uint32_t addr, uint32_t via)
+{
+	return route_msg(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, addr, via);
+}
+
+int netsetup_route_del(uint32_t addr)
+{
+	int r = route_msg(RTM_DELROUTE, 0, addr, 0);
+
+	return r == -ESRCH ? 0 : r;
+}
+
+/* The destinations of xosd's routes (protocol NETSETUP_RTPROT) in one
+ * dump of the main table, at most max of them. */
+static int routes_dump(uint32_t *dsts, size_t max, size_t *ret_n)
+{
+	_cleanup_close_ int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	char buf[16384] __attribute__((aligned(4)));
+	struct nlreq q;
+	size_t k = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	nl_init(&q, RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, sizeof(struct rtmsg));
+	((struct rtmsg *)NLMSG_DATA(&q.h))->rtm_family = AF_INET;
+	if (sendto(fd, &q, q.h.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -errno;
+	for (;;) {
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
+		     h = NLMSG_NEXT(h, n)) {
+			struct rtmsg *rt = NLMSG_DATA(h);
+			size_t len;
+
+			if (h->nlmsg_type == NLMSG_DONE) {
+				*ret_n = k;
+				return 0;
+			}
+			if (h->nlmsg_type == NLMSG_ERROR)
+				return ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+			if (h->nlmsg_type != RTM_NEWROUTE || rt->rtm_protocol != NETSETUP_RTPROT ||
+			    rt->rtm_dst_len != 32 || rt->rtm_table != RT_TABLE_MAIN)
+				continue;
+			len = RTM_PAYLOAD(h);
+			for (struct rtattr *a = RTM_RTA(rt); RTA_OK(a, len); a = RTA_NEXT(a, len))
+				if (a->rta_type == RTA_DST && RTA_PAYLOAD(a) == 4 && k < max) {
+					uint32_t d;
+
+					memcpy(&d, RTA_DATA(a), 4);
+					dsts[k++] = ntohl(d);
+				}
+		}
+	}
+}
+
+int netsetup_routes_flush(void)
+{
+	_cleanup_free_ uint32_t *dsts = calloc(NETSETUP_ROUTES_MAX, sizeof(*dsts));
+	size_t n = 0;
+	int r, gone = 0;
+
+	if (!dsts)
+		return -ENOMEM;
+	if ((r = routes_dump(dsts, NETSETUP_ROUTES_MAX, &n)) < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		if (netsetup_route_del(dsts[i]) >= 0)
+			gone++;
+	return gone;
+}

@@ -56,9 +56,26 @@ void netsetup_free(struct netsetup *n)
 		free(j); /* (the job's record, and its port fds, are the caller's) */
 	}
 	nftw_close(n);
+	free(n->peers);
 	closep(&n->lease_fd);
 	closep(&n->net_fd);
 	free(n);
+}
+
+int netsetup_set_peers(struct netsetup *n, const uint32_t *addrs, size_t count)
+{
+	uint32_t *p = NULL;
+
+	if (count > 0) {
+		p = calloc(count, sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		memcpy(p, addrs, count * sizeof(*p));
+	}
+	free(n->peers);
+	n->peers = p;
+	n->n_peers = count;
+	return 0;
 }
 
 size_t netsetup_bridge_jobs(const struct netsetup *n)

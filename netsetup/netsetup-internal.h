@@ -24,6 +24,8 @@ struct netsetup {
 	bool fwd_turned_on;  /* bridge_up turned on net.ipv4.ip_forward */
 	struct nsjob *jobs;
 	size_t n_bridge_jobs;
+	uint32_t *peers; /* the peer nodes' addresses (netsetup_set_peers) */
+	size_t n_peers;
 };
 
 /* a network mode */

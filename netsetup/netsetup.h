@@ -165,6 +165,24 @@ char *netsetup_resolv_conf(struct netsetup *n, const struct netsetup_job *nj, ch
  * cleared by asking. */
 bool netsetup_take_forwarding_turned_on(struct netsetup *n);
 
+/* ---- routes to jobs on other nodes (DECISIONS (ap)) ----
+ * A /32 route in the main table with protocol NETSETUP_RTPROT ("ip route
+ * show proto 88") for a job address that another node hosts, via that
+ * node's address. */
+#define NETSETUP_RTPROT 88
+#define NETSETUP_ROUTES_MAX 65536 /* routes of xosd's a flush removes at once */
+/* Add or replace the route to addr (host byte order) via the gateway via. */
+int netsetup_route_add(uint32_t addr, uint32_t via);
+/* Remove xosd's route to addr (none there: 0). */
+int netsetup_route_del(uint32_t addr);
+/* Remove every route of xosd's (an earlier run's): how many, or -errno. */
+int netsetup_routes_flush(void);
+/* The addresses of the peer nodes: their traffic may reach the jobs on the
+ * bridge (not only published ports), and the jobs' traffic to them is not
+ * masqueraded (a connection keeps its addresses when its job moves). Set
+ * before the first job's network; a copy is kept. */
+int netsetup_set_peers(struct netsetup *n, const uint32_t *addrs, size_t count);
+
 /* How many jobs use the bridge now (for tests and xosd's log). */
 size_t netsetup_bridge_jobs(const struct netsetup *n);
 

@@ -141,6 +141,7 @@ static int inet_table(struct netsetup *n, char *s, size_t *o)
 		" map addr_group { type ipv4_addr : mark; }\n"
 		" set member { type ipv4_addr . mark; }\n"
 		" set no_out { type ipv4_addr; }\n"
+		" set nodes { type ipv4_addr; }\n"
 		" map tcp_ports { type inet_service : ipv4_addr . inet_service; }\n"
 		" map udp_ports { type inet_service : ipv4_addr . inet_service; }\n"
 		" chain prerouting { type nat hook prerouting priority dstnat; policy accept;\n"
@@ -153,8 +154,9 @@ static int inet_table(struct netsetup *n, char *s, size_t *o)
 		"  ip saddr 127.0.0.0/8 oifname \"%s\" masquerade\n",
 		t, br);
 	if (r >= 0 && n->cfg->outbound)
-		r = append(s, o, "  ip saddr %s/%u oifname != \"%s\" masquerade\n", pool,
-			   n->cfg->pool_prefix, br);
+		r = append(s, o,
+			   "  ip saddr %s/%u oifname != \"%s\" ip daddr != @nodes masquerade\n",
+			   pool, n->cfg->pool_prefix, br);
 	if (r >= 0)
 		r = append(
 			s, o,
@@ -167,6 +169,7 @@ static int inet_table(struct netsetup *n, char *s, size_t *o)
 			"  iifname \"%s\" ip saddr @no_out ct status & dnat == 0 drop\n"
 			"  iifname \"%s\" %s\n"
 			"  oifname \"%s\" ct state established,related accept\n"
+			"  oifname \"%s\" ip saddr @nodes accept\n"
 			"  oifname \"%s\" ct status dnat accept\n"
 			"  oifname \"%s\" drop\n }\n"
 			" chain input { type filter hook input priority filter; policy accept;\n"
@@ -177,7 +180,7 @@ static int inet_table(struct netsetup *n, char *s, size_t *o)
 			"  iifname \"%s\" drop\n }\n"
 			"}\n",
 			br, br, br, br, br, br, br, br, br, br,
-			n->cfg->outbound ? "accept" : "drop", br, br, br, br, br, br, br, br);
+			n->cfg->outbound ? "accept" : "drop", br, br, br, br, br, br, br, br, br);
 	return r;
 }
 
@@ -227,6 +230,26 @@ static int job_elements(struct netsetup *n, const char *verb, const char *job_id
 	return r;
 }
 
+/* The peer nodes' addresses into the set "nodes". */
+static int nodes_elements(struct netsetup *n)
+{
+	_cleanup_free_ char *s = malloc(SCRIPT_MAX);
+	size_t o = 0;
+	char a[16];
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	r = append(s, &o, "add element inet %s nodes { ", n->cfg->table);
+	for (size_t i = 0; r >= 0 && i < n->n_peers; i++) {
+		netsetup_addr_format(n->peers[i], a);
+		r = append(s, &o, "%s%s", i ? ", " : "", a);
+	}
+	if (r >= 0)
+		r = append(s, &o, " }\n");
+	return r < 0 ? r : nft_run(n, s);
+}
+
 /* Replace both tables with fresh ones holding the given jobs. */
 int nftw_tables_build(struct netsetup *n)
 {
@@ -248,6 +271,8 @@ int nftw_tables_build(struct netsetup *n)
 	if (r < 0)
 		return r;
 	r = nft_run(n, s);
+	if (r >= 0 && n->n_peers > 0)
+		r = nodes_elements(n);
 	for (struct nsjob *j = n->jobs; r >= 0 && j; j = j->next)
 		r = nftw_job(n, "add", j->id, j->nj);
 	return r;

@@ -385,6 +385,8 @@ static void on_hello(struct nodes_conn *c, yajl_val h)
 	p->backoff_us = DIAL_BACKOFF_MIN_US;
 	peer_set(c->n, p, NODES_PEER_UP, NULL);
 	conn_flush(c);
+	if (c->st == NC_OPEN && c->n->hooks.peer_up)
+		c->n->hooks.peer_up(c->n->hooks.userdata, p->spec.name);
 }
 
 static void on_status(struct nodes_conn *c, yajl_val h)
@@ -965,6 +967,17 @@ static struct nodes_conn *peer_conn(const struct nodes *n, const char *name)
 bool nodes_peer_up(const struct nodes *n, const char *peer)
 {
 	return peer_conn(n, peer) != NULL;
+}
+
+int nodes_peer_at(const struct nodes *n, size_t i, const char **ret_name,
+		  struct sockaddr_storage *ret_addr)
+{
+	if (i >= n->n_peers)
+		return -ENOENT;
+	*ret_name = n->peers[i].spec.name;
+	memset(ret_addr, 0, sizeof(*ret_addr));
+	memcpy(ret_addr, &n->peers[i].sa, n->peers[i].salen);
+	return 0;
 }
 
 bool nodes_stream_open(const struct nodes *n, const char *peer)

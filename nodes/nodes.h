@@ -143,6 +143,9 @@ struct nodes_hooks {
 	void (*peer_lost)(void *userdata, const char *peer);
 	/* The stream to peer has room again (see nodes_stream_write). */
 	void (*writable)(void *userdata, const char *peer);
+	/* A channel with peer began (its hello came): for every new channel,
+	 * also when the peer was up already (it may have restarted). */
+	void (*peer_up)(void *userdata, const char *peer);
 };
 
 struct nodes;
@@ -186,6 +189,11 @@ bool nodes_peer_up(const struct nodes *n, const char *peer);
 bool nodes_stream_open(const struct nodes *n, const char *peer);
 /* Whether a payload from peer is being read. */
 bool nodes_receiving(const struct nodes *n, const char *peer);
+/* Peer number i (0 up to the peers' count) by name and its address as the
+ * peers list gives it: 0, or -ENOENT past the last. */
+struct sockaddr_storage;
+int nodes_peer_at(const struct nodes *n, size_t i, const char **ret_name,
+		  struct sockaddr_storage *ret_addr);
 /* The figures of peer's last hello or status (-ENOENT: unknown, -EAGAIN: none yet). */
 int nodes_peer_capacity(const struct nodes *n, const char *peer, struct nodes_capacity *ret);
 

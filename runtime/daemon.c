@@ -1079,6 +1079,7 @@ static void daemon_shutdown(struct daemon *d)
 	flusher_stop();
 	for (struct job *j = d->jobs; j; j = j->next)
 		live = live || job_is_live(j);
+	routes_stop(d);            /* (announcements cannot be followed while xosd is down) */
 	netsetup_shutdown(d->net); /* bridge and tables, unless jobs still use them */
 	if (!live) {
 		rootfs_host_skel_teardown(d->skel_dir);
@@ -1181,6 +1182,8 @@ static int daemon_start(struct daemon *d, int *ret_lock, int *ret_sfd)
 		return log_error_errno(r, "Failed to watch job output: %m");
 	if ((r = netsetup_new(&cfg->net, d->state_fd, &d->net)) < 0)
 		return log_error_errno(r, "Failed to set up networking: %m");
+	if ((r = routes_start(d)) < 0)
+		return log_error_errno(r, "Failed to set up the routes to other nodes' jobs: %m");
 	if ((r = daemon_ckpt_setup(d)) < 0)
 		return log_error_errno(r, "Failed to set up checkpoints: %m");
 	if ((r = grid_setup(d)) < 0)
@@ -1242,7 +1245,8 @@ int runtime_run(struct runtime_config *cfg)
 		int t3 = min_timeout(conns_expire(&d), listen_resume(&d));
 		int t4 = min_timeout(
 			min_timeout(d.nodes ? nodes_tick(d.nodes) : -1, metrics_tick(&d)),
-			min_timeout(daemon_caller_watch(&d), migrate_tick(&d)));
+			min_timeout(min_timeout(daemon_caller_watch(&d), migrate_tick(&d)),
+				    routes_tick(&d)));
 		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs),
 				   min_timeout(min_timeout(t1, t2), min_timeout(t3, t4)));
 

@@ -761,6 +761,11 @@ static void tgt_forget_job(struct daemon *d, struct job *j)
 			break;
 		}
 	ckpt_forget(d->ckpt, j);
+	/* a failed restore keeps the job's network (for a retry): a bridge
+	 * job's lease, ports and rules go here, and the bridge if no other
+	 * job uses it (else netsetup kept a pointer into the freed job) */
+	netsetup_job_release(d->net, j->id, &j->net);
+	rootfs_job_umount(d, j);
 	(void)rm_rf_at(d->jobs_fd, j->id);
 	slice_release(d, j);
 	job_free(j);
@@ -922,6 +927,8 @@ static void hook_message(void *userdata, const char *node, yajl_val h, bool payl
 	struct job *j;
 
 	(void)payload;
+	if (routes_message(d, node, h))
+		return;
 	if (json_get_string(h, "type", &type) < 0 || json_get_string(h, "job", &id) < 0 ||
 	    !job_id_valid(id))
 		return;

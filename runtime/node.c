@@ -37,6 +37,7 @@ int daemon_nodes_start(struct daemon *d)
 	if (!nodes_config_enabled(&d->cfg->nodes))
 		return 0;
 	migrate_hooks(&hooks);
+	routes_hooks(&hooks);
 	r = nodes_new(&d->cfg->nodes, XOS_VERSION, &hooks, &d->nodes, &err);
 	if (r < 0) {
 		if (err)

@@ -479,6 +479,7 @@ struct daemon {
 	struct netsetup *net;
 	struct nodes *nodes;          /* the node channel (NULL: none configured) */
 	struct migration *migrations; /* moves to and from other nodes (migrate.c) */
+	struct routes *routes;        /* routes to other nodes' jobs (routes.c) */
 	struct job *jobs;
 	struct conn *conns;
 	struct conn *closed_conns; /* closed in this batch of events, freed after it */
@@ -716,6 +717,30 @@ bool migrate_answer(struct daemon *d, struct job *j, const struct xerr *err);
 void migrate_event(struct daemon *d, void *ptr);
 int migrate_tick(struct daemon *d);
 void migrate_startup(struct daemon *d);
+/* ---- routes.c: routes to other nodes' jobs, announced over the channel ---- */
+struct route_ann { /* an address a peer announced */
+	struct route_ann *next;
+	uint32_t addr;
+	size_t peer; /* the peer's number */
+	uint64_t seq;
+};
+struct routes_table {
+	struct route_ann *anns;
+	uint64_t seq;
+};
+/* Peer's whole set (n addresses) replaces what it announced before; the
+ * addresses new in it are the newest announcements: 1 if anything changed,
+ * 0, -ENOMEM. */
+int routes_table_update(struct routes_table *t, size_t peer, const uint32_t *addrs, size_t n);
+/* The peer whose announcement of a is the newest, or -1 (none). */
+ssize_t routes_table_winner(const struct routes_table *t, uint32_t a);
+void routes_table_clear(struct routes_table *t);
+int routes_start(struct daemon *d); /* xosd's old routes flushed; the peers' addresses */
+void routes_hooks(struct nodes_hooks *h);
+/* A "routes" message from node: true if h was one */
+bool routes_message(struct daemon *d, const char *node, struct yajl_val_s *h);
+int routes_tick(struct daemon *d);
+void routes_stop(struct daemon *d); /* xosd's routes removed */
 /* ckpt-adopt.c: the job of a migration, from this node's store, made one of its jobs */
 int daemon_adopt_migrated(struct daemon *d, const char *id, struct job **ret);
 /* queue.c: whether a job asking s fits beside the live jobs now: 0, or -E2BIG and why */

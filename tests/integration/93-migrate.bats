@@ -445,38 +445,6 @@ EOF_PY
 	wait_lines "$(jobroot 2 "$id")/tmp/count" $((n + 3))
 }
 
-@test "a --net bridge job moves with its address: n2's bridge answers for it, and it finishes there" {
-	# The nodes here are xosd daemons in network namespaces entered with
-	# nsenter --net (their mounts are the machine's: the tests read the jobs'
-	# roots and check for leaked mounts there). LXC checks a bridge through
-	# /sys/class/net, which shows the host's namespace, so no bridge job can
-	# start on such a node ("bridge interface doesn't exist"). Until the
-	# node topology gives each node a sysfs of its own, this cannot run.
-	skip "bridge jobs cannot start on a node in a network namespace entered with nsenter --net (LXC reads the host's /sys/class/net)"
-	local conf="net_pool = 10.214.7.0/24"
-	node_start 1 n1 "$conf"
-	node_start 2 n2 "$conf"
-	xos_wait_for 30 peer_is 1 n2 up
-	xos_wait_for 30 peer_is 2 n1 up
-	local id addr
-	id=$(on 1 xrun -d --net bridge -- sh -c "$COUNTER")
-	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
-	addr=$(on 1 job_field "$id" .net.address)
-	[ -n "$addr" ]
-	ip netns exec "${NS}n1" ping -c 1 -W 5 "$addr" >/dev/null
-	run on 1 xmigrate "$id" n2
-	echo "$output"
-	assert_success
-	exactly_one "$id"
-	assert_equal "$(on 2 job_field "$id" .net.address)" "$addr"
-	ip netns exec "${NS}n2" ping -c 1 -W 5 "$addr" >/dev/null
-	# n1 let its address go (no veth of the job left there)
-	run ! ip netns exec "${NS}n1" ping -c 1 -W 1 "$addr"
-	local n
-	n=$(wc -l <"$(jobroot 2 "$id")/tmp/count")
-	wait_lines "$(jobroot 2 "$id")/tmp/count" $((n + 3))
-}
-
 # cut_mid_transfer HOW: n1's stream stops after its first bytes
 # (XOS_MIGRATE_FAULT=stall-send), then HOW ends the link (kill: n2's xosd is
 # killed; link: the link between the nodes goes down); the job runs on at n1

@@ -34,10 +34,17 @@ xos_start_static() {
 }
 
 # XOS_NETNS: the daemon runs in that network namespace (/run/netns/NAME;
-# only the network: its mounts are the machine's, as the leak checks expect)
+# only the network: its mounts are the machine's, as the leak checks expect).
+# With XOS_NETNS_SYSFS=1 also in a mount namespace of its own whose /sys is
+# that network namespace's (as `ip netns exec` makes it; the machine's
+# cgroups moved onto it): mounts below shared mount points (nodes.bash
+# makes one per node) still reach the machine's namespace.
 xosd_launch() {
 	local wrap=()
 	[ -z "${XOS_NETNS:-}" ] || wrap=(nsenter "--net=/run/netns/$XOS_NETNS")
+	if [ -n "${XOS_NETNS:-}" ] && [ "${XOS_NETNS_SYSFS:-}" = 1 ]; then
+		wrap+=(unshare --mount --propagation unchanged sh -c "$XOS_SYSFS_SCRIPT" sh)
+	fi
 	"${wrap[@]}" "$XOS_BUILD/xosd" --foreground --config /dev/null --state-dir "$XOS_TMP/state" \
 		--run-dir "$XOS_TMP/run" --loader "$XOS_BUILD/xos-loader" "$@" \
 		</dev/null >>"$XOS_TMP/xosd.log" 2>&1 3>&- &
@@ -59,6 +66,19 @@ pid_gone() {
 	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 0
 	[[ "$st" == Z* ]]
 }
+
+# (run by sh in the daemon's new mount namespace, then exec'ing the daemon:
+# the machine's cgroup mounts moved aside, a sysfs of the network namespace
+# on /sys, the cgroups moved back onto it)
+# shellcheck disable=SC2016
+XOS_SYSFS_SCRIPT='set -e
+cg=$(mktemp -d /run/xos-sysfs-cg.XXXXXX)
+mount --rbind /sys/fs/cgroup "$cg"
+mount --make-rprivate /sys
+mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
+mount --move "$cg" /sys/fs/cgroup
+rmdir "$cg"
+exec "$@"'
 
 # Stop this test's xosd with SIGTERM; one that is still there 30 s later is
 # killed, and that fails.

@@ -3,6 +3,9 @@
 # each in a network namespace of its own on one test bridge (itself in a
 # namespace of the test's). A test file sets NODE_COUNT (default 2) and
 # calls nodes_net_setup / nodes_net_teardown from its setup and teardown.
+# With NODE_OWN_SYSFS=1 each daemon also has a mount namespace with the
+# sysfs of its network namespace (LXC finds its bridge there), and its
+# directory is below a shared mount point of its own.
 # shellcheck shell=bash
 
 PORT=7390
@@ -65,6 +68,7 @@ mk_cert() {
 nodes_net_setup() {
 	NS=xm$$r$RANDOM
 	NODES=()
+	NODE_BASES=()
 	local i
 	ip netns add "${NS}h"
 	ip -n "${NS}h" link add br0 type bridge
@@ -100,6 +104,10 @@ nodes_net_teardown() {
 		node_use "$i"
 		xos_teardown || rc=1
 	done
+	for i in "${NODE_BASES[@]}"; do
+		umount "$i" 2>/dev/null || umount -l "$i" || rc=1
+		rmdir "$i" || rc=1
+	done
 	for i in $(seq 1 "${NODE_COUNT:-2}"); do ip netns del "${NS}n$i" 2>/dev/null || true; done
 	ip netns del "${NS}h" 2>/dev/null || true
 	return "$rc"
@@ -123,8 +131,20 @@ node_use() {
 # namespace, with the certificate CERT (a name under $CERTS), peers
 # n1..nNODE_COUNT, a heartbeat of 1 s
 node_start() {
-	local i=$1 cert=$2 extra=${3:-} tmp peers="" k
-	tmp=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.XXXXXX")
+	local i=$1 cert=$2 extra=${3:-} tmp peers="" k base
+	if [ "${NODE_OWN_SYSFS:-}" = 1 ]; then
+		# the node's directory below a shared mount point of its own: what
+		# its xosd mounts in its own mount namespace shows here too
+		base=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.node.XXXXXX")
+		chmod 0711 "$base"
+		mount --bind "$base" "$base"
+		mount --make-shared "$base"
+		NODE_BASES+=("$base")
+		tmp=$base/n$i
+		mkdir "$tmp"
+	else
+		tmp=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.XXXXXX")
+	fi
 	chmod 0711 "$tmp"
 	printf -v "NODE_TMP_$i" '%s' "$tmp"
 	NODES+=("$i")
@@ -149,7 +169,7 @@ node_launch() {
 	local rc=0 i=$1
 	shift
 	node_use "$i"
-	XOS_NETNS="${NS}n$i" xosd_launch --config "$XOS_TMP/xosd.conf" "$@" || rc=$?
+	XOS_NETNS="${NS}n$i" XOS_NETNS_SYSFS=${NODE_OWN_SYSFS:-} xosd_launch --config "$XOS_TMP/xosd.conf" "$@" || rc=$?
 	printf -v "NODE_PID_$i" '%s' "$XOSD_PID" # (stopped at teardown even if it failed)
 	return "$rc"
 }
