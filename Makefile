@@ -209,9 +209,13 @@ bench: all
 	tests/bench/scheduler.sh
 	tests/bench/grid-login.sh $(BUILD)
 	tests/bench/nss.sh $(BUILD)
+	tests/bench/checkpoint-small.sh
 
 bench-checkpoint: all
 	tests/bench/checkpoint.sh
+
+bench-checkpoint-small: all
+	tests/bench/checkpoint-small.sh
 
 lint:
 	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) nss/*.c pam/*.c tests/unit/*.c \
@@ -268,4 +272,4 @@ clean:
 FORCE:
 
 .PHONY: fuzz fuzz-build fuzz-bins soak
-.PHONY: all unit check zdtm bench bench-checkpoint lint install deb deb-test clean FORCE
+.PHONY: all unit check zdtm bench bench-checkpoint bench-checkpoint-small lint install deb deb-test clean FORCE
