@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The CRIU that liblxc runs for a dump: xos-criu-helper (or xosd itself),
- * through a link named criu first on the dump's PATH, which runs the real CRIU without liblxc's
- * --freeze-cgroup. CRIU seizes a frozen cgroup's tasks with PTRACE_SEIZE; on
+ * through a link named criu first on the dump's PATH, which runs the real
+ * CRIU without liblxc's --freeze-cgroup. CRIU seizes a frozen cgroup's tasks with PTRACE_SEIZE; on
  * a cgroup v1 freezer (kernel 6.1 and later) a task that was already stopped
  * (SIGSTOP) never leaves the freezer to take the trap, so the seize waits
  * forever in ptrace_attach (state D) until the cgroup is thawed. Without
