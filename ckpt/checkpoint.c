@@ -5,7 +5,7 @@
  * on serving and finishes the operation when that child ends (its pidfd is
  * watched through host->watch_child).
  * The writable layer and spool are copied by CRIU's post-dump action script
- * (xosd itself, see runtime_ckpt_action), while the container is frozen. */
+ * (xos-criu-helper, see ckpt_action), while the container is frozen. */
 #include <fcntl.h>
 #include <lxc/lxccontainer.h>
 #include <signal.h>
@@ -142,9 +142,10 @@ static void dump_fail_reason(const char *dir, uint64_t ghost_limit)
 
 static _noreturn_ void dump_child(struct ckpt *ck, struct job *j, int errfd, bool stop)
 {
-	char dir[4096], images[4200], path[4096];
+	char dir[4096], images[4200], path[4096], helper_buf[4096];
 	struct migrate_opts o = { .stop = stop };
 	struct lxc_container *c;
+	const char *helper;
 
 	child_setup(errfd);
 	/* an abort asks CRIU to let go first with SIGALRM, its own timeout;
@@ -166,7 +167,8 @@ static _noreturn_ void dump_child(struct ckpt *ck, struct job *j, int errfd, boo
 	snprintf(images, sizeof(images), "%s/images", dir);
 	if (criu_conf_path(ck, path, sizeof(path)) < 0 || setenv("CRIU_CONFIG_FILE", path, 1) < 0)
 		_exit(1);
-	if (ckpt_criu_shim_setup(ck) < 0) {
+	helper = ckpt_criu_helper(ck, helper_buf, sizeof(helper_buf));
+	if (ckpt_criu_shim_setup(ck, helper) < 0) {
 		dprintf(3, "CRIU was not found on xosd's PATH");
 		_exit(1);
 	}
@@ -180,7 +182,7 @@ static _noreturn_ void dump_child(struct ckpt *ck, struct job *j, int errfd, boo
 	if (!c)
 		_exit(1);
 	o.directory = images;
-	o.action_script = ck->self_exe;
+	o.action_script = (char *)helper;
 	/* a deleted file still open is kept in the images up to what the
 	 * job's layer can hold (CRIU's own default is 1 MiB) */
 	o.ghost_limit = j->disk ? j->disk : ck->cfg->layer_size;
@@ -200,13 +202,18 @@ static _noreturn_ void dump_child(struct ckpt *ck, struct job *j, int errfd, boo
 
 static _noreturn_ void restore_child(struct ckpt *ck, struct job *j, int errfd)
 {
-	char images[4200], path[4096];
+	char images[4200], path[4096], helper_buf[4096];
 	struct migrate_opts o = { 0 };
 	struct lxc_container *c;
 
 	child_setup(errfd);
 	if (criu_conf_path(ck, path, sizeof(path)) < 0 || setenv("CRIU_CONFIG_FILE", path, 1) < 0)
 		_exit(1);
+	/* (only for liblxc's "criu --version": the restore's arguments pass as they are) */
+	if (ckpt_criu_shim_setup(ck, ckpt_criu_helper(ck, helper_buf, sizeof(helper_buf))) < 0) {
+		dprintf(3, "CRIU was not found on xosd's PATH");
+		_exit(1);
+	}
 	snprintf(images, sizeof(images), "%s/%s/%u/images", ck->cfg->checkpoint_dir, j->id,
 		 j->run->version);
 	c = HOST(ck, handle, j, true);

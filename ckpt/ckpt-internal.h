@@ -45,7 +45,12 @@ int ckpt_check_images(int vfd, char **ret_msg);
 char *ckpt_dump_log_reason(const char *log, uint64_t ghost_limit);
 
 /* A dump's child: liblxc's CRIU becomes xosd's shim (criu-shim.c). */
-int ckpt_criu_shim_setup(struct ckpt *ck);
+int ckpt_criu_shim_setup(struct ckpt *ck, const char *helper);
+/* The program a dump runs as criu and as CRIU's action script:
+ * xos-criu-helper beside xosd, else the installed one, else xosd itself
+ * (buf holds the path, len bytes). */
+#define CRIU_HELPER_BIN "xos-criu-helper"
+const char *ckpt_criu_helper(struct ckpt *ck, char *buf, size_t len);
 /* ---- space.c: what checkpoints take and may take ---- */
 /* "310.2 MiB" */
 void ckpt_format_size(uint64_t bytes, char *buf, size_t len);

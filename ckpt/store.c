@@ -245,50 +245,6 @@ void ckpt_stats_to_json(const struct ckpt_stats *s, struct yajl_gen_t *g)
 	yajl_gen_map_close(g);
 }
 
-/* ---- the action script: copies made while the container is frozen ---- */
-static int action_copy(const char *src, const char *dest, const char *name, uint64_t *bytes)
-{
-	/* (src's last component, the spool or upper directory, is the container
-	 * root's to replace: never followed) */
-	_cleanup_close_ int s = open(src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	_cleanup_close_ int d = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (s < 0 || d < 0)
-		return -errno;
-	return copy_tree_at(s, ".", d, name, bytes);
-}
-
-int ckpt_action(void)
-{
-	const char *action = getenv("CRTOOLS_SCRIPT_ACTION");
-	const char *dest = getenv("XOS_CKPT_DEST"), *upper = getenv("XOS_CKPT_UPPER");
-	const char *spool = getenv("XOS_CKPT_SPOOL");
-	uint64_t ub = 0, sb = 0;
-	char sizes[64];
-	int r, n;
-
-	if (!action || strcmp(action, "post-dump") != 0)
-		return 0;
-	if (!dest || !upper || !spool)
-		return 1;
-	r = action_copy(upper, dest, "upper", &ub);
-	if (r >= 0)
-		r = action_copy(spool, dest, "spool", &sb);
-	if (r < 0) {
-		fprintf(stderr, "xosd: Failed to copy the job's files into %s: %s\n", dest,
-			strerror(-r));
-		return 1;
-	}
-	n = snprintf(sizes, sizeof(sizes), "%llu %llu\n", (unsigned long long)ub,
-		     (unsigned long long)sb);
-	{
-		_cleanup_close_ int d = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-		r = d < 0 ? -errno : write_file_atomic_at(d, "sizes", sizes, (size_t)n, 0600, true);
-	}
-	return r < 0 ? 1 : 0;
-}
-
 /* ---- the images' sizes, recorded and checked before a restore ---- */
 void ckpt_gen_image_sizes(int vfd, struct yajl_gen_t *g)
 {

@@ -48,7 +48,8 @@ deb_tests() {
 	run dpkg-deb -c "$deb"
 	assert_success
 	for f in usr/sbin/xosd usr/bin/xos usr/bin/xtemplate usr/libexec/xos/xos-loader \
-		usr/libexec/xos/xos-template-helper etc/xos/xosd.conf etc/logrotate.d/xos \
+		usr/libexec/xos/xos-template-helper usr/libexec/xos/xos-criu-helper \
+		etc/xos/xosd.conf etc/logrotate.d/xos \
 		lib/systemd/system/xosd.service usr/share/bash-completion/completions/xos \
 		usr/share/man/man8/xosd.8.gz usr/share/man/man1/xrun.1.gz \
 		usr/share/man/man5/xosd.conf.5.gz usr/share/doc/xos/copyright \
