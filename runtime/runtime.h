@@ -80,6 +80,9 @@ struct runtime_config {
 
 	/* the node_* keys: the node channel (nodes/) */
 	struct nodes_config nodes;
+	/* a down peer's --restart on-failure jobs are taken over from the
+	 * shared checkpoint store after this (0: never; recover.c) */
+	uint64_t node_recover_after_us;
 
 	/* grid logins: the credential_* and pool_* keys */
 	struct credstore_config cred;
