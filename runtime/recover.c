@@ -310,7 +310,7 @@ int recover_tick(struct daemon *d)
 		return RECOVER_PERIOD_US / 1000; /* (made with the first version) */
 	lease_renew(d, rc, sfd, me);
 	fence(d);
-	if (d->cfg->node_recover_after_us)
+	if (d->cfg->node_recover_after_us && nodes_peers_down(d->nodes) > 0)
 		scan(d, sfd);
 	return RECOVER_PERIOD_US / 1000;
 }
