@@ -673,6 +673,8 @@ static int send_verdict(struct daemon *d, const char *node, const char *type, co
 
 static int check_job(struct daemon *d, struct job *j, yajl_val h, struct xerr *err)
 {
+	/* (one that left this node may come back: its record here gives way) */
+	struct job *known = daemon_find_job(d, j->id);
 	const char *owner = NULL, *sum = NULL, *cpu = NULL;
 	struct passwd *pw = getpwuid(j->owner_uid);
 	_cleanup_template_info_ struct template_info *t = NULL;
@@ -682,7 +684,7 @@ static int check_job(struct daemon *d, struct job *j, yajl_val h, struct xerr *e
 
 	(void)json_get_string(h, "owner_name", &owner);
 	(void)json_get_string(h, "template_checksum", &sum);
-	if (daemon_find_job(d, j->id) || find(d, j->id, false))
+	if ((known && known->state != JOB_MIGRATED) || find(d, j->id, false))
 		return xerr_set(err, -EEXIST, "refused", "a job with its id is there already");
 	if (!pw || (owner && strcmp(owner, pw->pw_name) != 0))
 		return xerr_set(err, -ENOENT, "refused", "it has no account '%s' with uid %u",
@@ -845,6 +847,31 @@ static void hook_payload_end(void *userdata, const char *node)
 	m->phase = MP_EXTRACT;
 }
 
+/* The record of a job that moved away from here (MIGRATED) and comes back:
+ * it gives way to the one that comes (its versions here went when it left). */
+static int drop_departed(struct daemon *d, const char *id)
+{
+	for (struct job **p = &d->jobs; *p; p = &(*p)->next) {
+		struct job *j = *p;
+
+		if (strcmp(j->id, id) != 0)
+			continue;
+		if (j->state != JOB_MIGRATED || j->run || j->pidfd >= 0)
+			return -EEXIST;
+		for (struct conn *c = d->conns; c; c = c->next)
+			if (c->job == j)
+				return -EEXIST; /* (a client follows it: rare, and refused) */
+		*p = j->next;
+		(void)rm_rf_at(d->jobs_fd, j->id);
+		slice_release(d, j);
+		job_free(j);
+		log_info("Job %s comes back to this node: its record of the move away gives way",
+			 id);
+		return 0;
+	}
+	return 0;
+}
+
 static void tgt_extracted(struct daemon *d, struct migration *m, int status)
 {
 	char from[PATH_MAX], to[PATH_MAX], vs[32];
@@ -862,13 +889,16 @@ static void tgt_extracted(struct daemon *d, struct migration *m, int status)
 	}
 	snprintf(from, sizeof(from), "%s/.migrate-%s.tar", d->cfg->checkpoint_dir, m->id);
 	(void)unlink(from);
-	r = daemon_adopt_migrated(d, m->id, &j);
+	r = drop_departed(d, m->id);
+	if (r >= 0)
+		r = daemon_adopt_migrated(d, m->id, &j);
 	if (r < 0) {
 		snprintf(from, sizeof(from), "%s/%s", d->cfg->checkpoint_dir, m->id);
 		(void)rm_rf_at(AT_FDCWD, from);
 		return tgt_fail(d, m,
-				r == -EBUSY ? "its container ids are in use there"
-					    : "it cannot be taken over");
+				r == -EBUSY    ? "its container ids are in use there"
+				: r == -EEXIST ? "a job with its id is there already"
+					       : "it cannot be taken over");
 	}
 	set_phase(d, j, m->node, "incoming");
 	m->phase = MP_RESTORE;
