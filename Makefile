@@ -213,6 +213,9 @@ bench: all
 bench-checkpoint: all
 	tests/bench/checkpoint.sh
 
+bench-migrate: all
+	tests/bench/migrate.sh
+
 lint:
 	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) nss/*.c pam/*.c tests/unit/*.c \
 		$(wildcard tests/fuzz/*.c) slurm/*.c
@@ -268,4 +271,4 @@ clean:
 FORCE:
 
 .PHONY: fuzz fuzz-build fuzz-bins soak
-.PHONY: all unit check zdtm bench bench-checkpoint lint install deb deb-test clean FORCE
+.PHONY: all unit check zdtm bench bench-checkpoint bench-migrate lint install deb deb-test clean FORCE
