@@ -218,6 +218,8 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 		return set_abs_path(&c->checkpoint_dir, v);
 	if (!strcmp(k, "node_recover_after"))
 		return parse_duration(v, &c->node_recover_after_us);
+	if (!strcmp(k, "migrate_max_incoming"))
+		return parse_size(v, &c->migrate_max_incoming);
 	if (!strcmp(k, "checkpoint_bridge")) {
 		enum ckpt_bridge b = ckpt_bridge_from_string(v);
 

@@ -12,6 +12,7 @@
 #include <pwd.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <yajl/yajl_gen.h>
@@ -53,6 +54,9 @@ struct migration {
 	bool tar_eof;
 	uint8_t *buf;
 	size_t buf_len, buf_off;
+	/* target: the most its data may take, and what sets it (incoming_cap) */
+	uint64_t cap;
+	const char *cap_why;
 };
 
 static struct migration *find(struct daemon *d, const char *id, bool outgoing)
@@ -716,10 +720,46 @@ static int check_job(struct daemon *d, struct job *j, yajl_val h, struct xerr *e
 	return cpuinfo_check(d, cpu, err);
 }
 
+/* What a job's version can hold: its memory (the limit), its writable layer
+ * (--disk), each unit's kept output, and room for CRIU's other images. No
+ * memory limit: no bound from the job. */
+static void job_cap(struct daemon *d, struct migration *m, const struct job *j)
+{
+	uint64_t logs = j->log_size ? j->log_size : d->cfg->log_size_default;
+	uint64_t node = d->cfg->migrate_max_incoming;
+
+	m->cap = UINT64_MAX;
+	if (j->limits.memory && j->disk) {
+		m->cap = j->limits.memory + j->disk + 2 * (j->n_units + 1) * logs + (64ULL << 20);
+		m->cap_why = "the job's memory limit, its --disk and its output";
+	}
+	if (node && node < m->cap) {
+		m->cap = node;
+		m->cap_why = "migrate_max_incoming";
+	}
+}
+
+/* At the data's start: half the store's free space at most (the stream is
+ * kept, then unpacked beside it). */
+static void space_cap(struct daemon *d, struct migration *m)
+{
+	struct statvfs st;
+	uint64_t half;
+
+	if (statvfs(d->cfg->checkpoint_dir, &st) < 0)
+		return;
+	half = (uint64_t)st.f_bavail * st.f_frsize / 2;
+	if (half < m->cap) {
+		m->cap = half;
+		m->cap_why = "half the free space of its checkpoint store";
+	}
+}
+
 static void tgt_check(struct daemon *d, const char *node, yajl_val h)
 {
 	_cleanup_xerr_ struct xerr err = XERR_INIT;
 	const char *id = NULL, *record = NULL;
+	struct migration *m;
 	struct job *j = NULL;
 
 	if (json_get_string(h, "job", &id) < 0 || !job_id_valid(id))
@@ -729,17 +769,19 @@ static void tgt_check(struct daemon *d, const char *node, yajl_val h)
 		xerr_set(&err, -EINVAL, "refused", "the job's record is malformed");
 	else
 		(void)check_job(d, j, h, &err);
-	if (j)
-		job_free(j);
 	if (xerr_is_set(&err)) {
+		job_free(j);
 		log_info("Refused job %s from node %s: %s", id, node, err.msg);
 		(void)send_verdict(d, node, "migrate-checked", id, err.msg);
 		return;
 	}
-	if (!mig_new(d, id, node, false)) {
+	if (!(m = mig_new(d, id, node, false))) {
+		job_free(j);
 		(void)send_verdict(d, node, "migrate-checked", id, "out of memory");
 		return;
 	}
+	job_cap(d, m, j);
+	job_free(j);
 	log_info("Job %s from node %s passed the pre-flight checks", id, node);
 	(void)send_verdict(d, node, "migrate-checked", id, NULL);
 }
@@ -786,6 +828,7 @@ static void tgt_data(struct daemon *d, const char *node, yajl_val h)
 	m->file_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (m->file_fd < 0)
 		return tgt_drop(d, m);
+	space_cap(d, m);
 	m->phase = MP_SEND;
 }
 
@@ -797,6 +840,13 @@ static struct migration *receiving(struct daemon *d, const char *node)
 	return NULL;
 }
 
+static void tgt_fail(struct daemon *d, struct migration *m, const char *why)
+{
+	log_warn("Job %s from node %s cannot run here: %s", m->id, m->node, why);
+	(void)send_verdict(d, m->node, "migrate-result", m->id, why);
+	tgt_drop(d, m);
+}
+
 static void hook_chunk(void *userdata, const char *node, const void *data, size_t len)
 {
 	struct daemon *d = userdata;
@@ -804,18 +854,20 @@ static void hook_chunk(void *userdata, const char *node, const void *data, size_
 
 	if (!m || m->file_fd < 0)
 		return;
+	if (m->bytes + len > m->cap) {
+		_cleanup_free_ char *why = xstrdup_printf(
+			"its data passed %llu MiB, the most this node takes for it (%s)",
+			(unsigned long long)(m->cap >> 20), m->cap_why ? m->cap_why : "?");
+
+		closep(&m->file_fd);
+		tgt_fail(d, m, why ? why : "its data is too large");
+		return;
+	}
 	if (loop_write(m->file_fd, data, len) < 0) {
 		log_warn("Failed to store job %s from node %s: %m", m->id, node);
 		closep(&m->file_fd); /* (the end reports it) */
 	}
 	m->bytes += len;
-}
-
-static void tgt_fail(struct daemon *d, struct migration *m, const char *why)
-{
-	log_warn("Job %s from node %s cannot run here: %s", m->id, m->node, why);
-	(void)send_verdict(d, m->node, "migrate-result", m->id, why);
-	tgt_drop(d, m);
 }
 
 static void hook_payload_end(void *userdata, const char *node)
@@ -974,6 +1026,13 @@ static void hook_message(void *userdata, const char *node, yajl_val h, bool payl
 		return;
 	if (!strcmp(type, "migrate-checked") && m->phase == MP_CHECK)
 		return src_checked(d, m, j, ok, reason);
+	if (!strcmp(type, "migrate-result") && !ok && m->phase == MP_SEND) {
+		/* the target dropped what came: the stream goes (after the phase
+		 * changed, so that the channel's loss is not a second failure) */
+		src_restore_local(d, m, j, reason ? reason : "it did not say why");
+		nodes_stream_abort(d->nodes, node);
+		return;
+	}
 	if (!strcmp(type, "migrate-result") && m->phase == MP_DOUBT) {
 		const char *fault = getenv("XOS_MIGRATE_FAULT");
 
