@@ -127,6 +127,8 @@ static void set_phase(struct daemon *d, struct job *j, const char *node, const c
 	free(j->migrate_phase);
 	j->migrate_node = node ? strdup(node) : NULL;
 	j->migrate_phase = phase ? strdup(phase) : NULL;
+	if (!phase || !strcmp(phase, "migrated"))
+		j->migrate_bytes = 0;
 	r = daemon_persist_job_durably(d, j);
 	if (r < 0)
 		log_warn("Failed to persist job %s: %s", j->id, strerror(-r));
@@ -491,6 +493,7 @@ static void src_pump(struct daemon *d, struct migration *m)
 			}
 			m->buf_off += (size_t)w;
 			m->bytes += (uint64_t)w;
+			j->migrate_bytes = m->bytes; /* (xps: xmigrate's progress) */
 			continue;
 		}
 		{

@@ -182,6 +182,7 @@ struct job {
 	unsigned parked; /* stopped at this version with its layer and root kept (0: no) */
 	bool have_usage; /* the writable layer's use, for xps */
 	uint64_t disk_used, files_used;
+	uint64_t migrate_bytes; /* sent so far by the move under way (xps; not read back) */
 	struct lxc_container *c;
 	pid_t init_pid;
 	int pidfd;
