@@ -57,6 +57,7 @@ struct migration {
 	/* target: the most its data may take, and what sets it (incoming_cap) */
 	uint64_t cap;
 	const char *cap_why;
+	bool held; /* target, tests: the data unpacked, not restored (XOS_MIGRATE_FAULT=hold) */
 };
 
 static struct migration *find(struct daemon *d, const char *id, bool outgoing)
@@ -789,13 +790,26 @@ static void tgt_check(struct daemon *d, const char *node, yajl_val h)
 	(void)send_verdict(d, node, "migrate-checked", id, NULL);
 }
 
+/* What an incoming move left in the store: its version being unpacked
+ * (.new-V), and the job's directory if nothing else is in it. */
+static void remove_unpacked(struct daemon *d, const char *id, unsigned version)
+{
+	char path[PATH_MAX], vs[32];
+
+	if (version) {
+		snprintf(vs, sizeof(vs), ".new-%u", version);
+		version_path(d, id, vs, path, sizeof(path));
+		(void)rm_rf_at(AT_FDCWD, path);
+	}
+	version_path(d, id, "", path, sizeof(path));
+	(void)rmdir(path); /* (not if it holds versions: a job that comes back, say) */
+}
+
 static void tgt_drop(struct daemon *d, struct migration *m)
 {
-	char path[PATH_MAX];
-
 	child_stop(d, m);
-	snprintf(path, sizeof(path), "%s/.migrate-%s.tar", d->cfg->checkpoint_dir, m->id);
-	(void)unlink(path);
+	if (m->phase == MP_SEND || m->phase == MP_EXTRACT)
+		remove_unpacked(d, m->id, m->version);
 	m->phase = MP_DONE;
 }
 
@@ -817,22 +831,32 @@ static void tgt_data(struct daemon *d, const char *node, yajl_val h)
 {
 	const char *id = NULL;
 	struct migration *m;
-	char path[PATH_MAX];
+	char path[PATH_MAX], vs[32];
+	int p[2] = { -EBADF, -EBADF }, r;
 	uint64_t v = 0;
 
 	if (json_get_string(h, "job", &id) < 0 || !(m = find(d, id, false)) ||
 	    strcmp(m->node, node) != 0 || m->phase != MP_CHECK)
 		return;
-	if (json_get_uint(h, "version", &v) < 0 || v == 0 || v > 1000000000 ||
-	    mkdir_p_at(AT_FDCWD, d->cfg->checkpoint_dir, 0700) < 0)
+	if (json_get_uint(h, "version", &v) < 0 || v == 0 || v > 1000000000)
 		return tgt_drop(d, m);
 	m->version = (unsigned)v;
-	snprintf(path, sizeof(path), "%s/.migrate-%s.tar", d->cfg->checkpoint_dir, m->id);
-	m->file_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (m->file_fd < 0)
+	m->phase = MP_SEND; /* (from here on, a drop removes what was unpacked) */
+	snprintf(vs, sizeof(vs), ".new-%u", m->version);
+	version_path(d, m->id, vs, path, sizeof(path));
+	(void)rm_rf_at(AT_FDCWD, path);
+	if (mkdir_p_at(AT_FDCWD, path, 0700) < 0 || pipe2(p, O_CLOEXEC) < 0)
 		return tgt_drop(d, m);
+	/* unpacked as it comes: the version is written once, where it stays */
+	(void)fcntl(p[1], F_SETPIPE_SZ, NODES_CHUNK_MAX);
+	r = tar_start(d, m, path, p[0]);
+	closep(&p[0]);
+	if (r < 0) {
+		closep(&p[1]);
+		return tgt_drop(d, m);
+	}
+	m->file_fd = p[1];
 	space_cap(d, m);
-	m->phase = MP_SEND;
 }
 
 static struct migration *receiving(struct daemon *d, const char *node)
@@ -866,8 +890,10 @@ static void hook_chunk(void *userdata, const char *node, const void *data, size_
 		tgt_fail(d, m, why ? why : "its data is too large");
 		return;
 	}
+	/* (a blocking write: tar takes what the pipe holds as fast as the disk
+	 * does; the pipe holds a whole chunk) */
 	if (loop_write(m->file_fd, data, len) < 0) {
-		log_warn("Failed to store job %s from node %s: %m", m->id, node);
+		log_warn("Failed to unpack job %s from node %s: %m", m->id, node);
 		closep(&m->file_fd); /* (the end reports it) */
 	}
 	m->bytes += len;
@@ -877,29 +903,18 @@ static void hook_payload_end(void *userdata, const char *node)
 {
 	struct daemon *d = userdata;
 	struct migration *m = receiving(d, node);
-	char dir[PATH_MAX], vs[32];
 	const char *fault = getenv("XOS_MIGRATE_FAULT");
 
 	if (!m)
 		return;
 	if (m->file_fd < 0)
 		return tgt_fail(d, m, "its data could not be stored");
+	closep(&m->file_fd); /* (tar sees the end, finishes and exits: tgt_extracted) */
+	m->phase = MP_EXTRACT;
 	if (fault && !strcmp(fault, "hold")) { /* tests: killed before the restore */
 		log_info("Job %s from node %s: held (XOS_MIGRATE_FAULT=hold)", m->id, node);
-		m->phase = MP_EXTRACT;
-		return;
+		m->held = true;
 	}
-	snprintf(vs, sizeof(vs), ".new-%u", m->version);
-	version_path(d, m->id, "", dir, sizeof(dir));
-	if (mkdir_p_at(AT_FDCWD, dir, 0700) < 0)
-		return tgt_fail(d, m, "its checkpoint directory cannot be made");
-	version_path(d, m->id, vs, dir, sizeof(dir));
-	(void)rm_rf_at(AT_FDCWD, dir);
-	if (mkdir(dir, 0700) < 0 || lseek(m->file_fd, 0, SEEK_SET) < 0 ||
-	    tar_start(d, m, dir, m->file_fd) < 0)
-		return tgt_fail(d, m, "its version cannot be unpacked (tar)");
-	closep(&m->file_fd);
-	m->phase = MP_EXTRACT;
 }
 
 /* The record of a job that moved away from here (MIGRATED) and comes back:
@@ -1131,7 +1146,13 @@ void migrate_event(struct daemon *d, void *ptr)
 
 	if (m->outgoing && m->phase == MP_SEND)
 		return src_pump(d, m);
-	if (!m->outgoing && m->phase == MP_EXTRACT && (st = child_reap(d, m)) != -EAGAIN)
+	if (!m->outgoing && m->phase == MP_SEND && (st = child_reap(d, m)) != -EAGAIN) {
+		log_warn("Unpacking job %s from node %s failed (tar: %d)", m->id, m->node, st);
+		closep(&m->file_fd); /* (the payload's end reports it) */
+		return;
+	}
+	if (!m->outgoing && m->phase == MP_EXTRACT && (st = child_reap(d, m)) != -EAGAIN &&
+	    !m->held)
 		tgt_extracted(d, m, st);
 }
 
@@ -1159,6 +1180,30 @@ int migrate_tick(struct daemon *d)
 	return -1;
 }
 
+/* A version an incoming move was unpacking when xosd stopped (.new-V),
+ * and the job's directory with it if nothing else is left there. */
+static void remove_new_versions(struct daemon *d, int sfd, const char *id)
+{
+	_cleanup_close_ int jfd = open_dir_at(sfd, id);
+	DIR *dir = jfd >= 0 ? opendir_dup(jfd) : NULL;
+	struct dirent *de;
+	bool removed = false;
+
+	if (!dir)
+		return;
+	while ((de = readdir(dir)))
+		if (str_has_prefix(de->d_name, ".new-")) {
+			log_info(
+				"Removed %s/%s/%s, what a move to this node left when xosd stopped",
+				d->cfg->checkpoint_dir, id, de->d_name);
+			(void)rm_rf_at(jfd, de->d_name);
+			removed = true;
+		}
+	closedir(dir);
+	if (removed)
+		(void)unlinkat(sfd, id, AT_REMOVEDIR); /* (only if empty) */
+}
+
 /* Incoming data of moves that were cut off ("<checkpoint_dir>/.migrate-ID.tar"). */
 static void remove_incoming(struct daemon *d)
 {
@@ -1169,10 +1214,12 @@ static void remove_incoming(struct daemon *d)
 	if (!dir)
 		return;
 	while ((de = readdir(dir)))
-		if (str_has_prefix(de->d_name, ".migrate-")) {
+		if (str_has_prefix(de->d_name, ".migrate-")) { /* (an xosd before 2026-12) */
 			log_info("Removed %s/%s, what a move to this node left when xosd stopped",
 				 d->cfg->checkpoint_dir, de->d_name);
 			(void)unlinkat(fd, de->d_name, 0);
+		} else if (job_id_valid(de->d_name)) {
+			remove_new_versions(d, fd, de->d_name);
 		}
 	closedir(dir);
 }
