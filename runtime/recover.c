@@ -98,10 +98,15 @@ bool recover_loaded(struct daemon *d, struct job *j)
 {
 	struct ckpt_holder_info h = { 0 };
 
-	if (!node_self(d) || !j->store_claim || job_state_is_final(j->state) ||
+	if (!node_self(d) || !j->ckpt_last || job_state_is_final(j->state) ||
 	    ckpt_holder(d->ckpt, j) != 0)
 		return false;
 	(void)ckpt_holder_read(d->ckpt, j->id, &h);
+	if (!j->store_claim && !strcmp(h.node, node_self(d))) {
+		/* its own claim, written just before xosd stopped, not yet its record's */
+		j->store_claim = strdup(h.claim);
+		return false;
+	}
 	if (container_attach(d, j) >= 0) {
 		/* cut off, not gone: another node runs it now */
 		log_error("Job %s was taken over by node %s while this node was cut off: "
@@ -113,10 +118,8 @@ bool recover_loaded(struct daemon *d, struct job *j)
 	log_warn("Job %s was taken over by node %s from the shared checkpoint store while this "
 		 "node was down: not restarted here",
 		 j->id, h.node[0] ? h.node : "(unknown)");
-	closep(&j->dirfd);
-	j->dirfd = open_dir_at(d->jobs_fd, j->id);
 	let_go(d, j, h.node);
-	closep(&j->dirfd);
+	closep(&j->dirfd); /* (an ended job holds no fds) */
 	return true;
 }
 
@@ -223,7 +226,7 @@ int recover_node_gone(struct daemon *d, const char *node, char *why, size_t len)
 static void fence(struct daemon *d)
 {
 	for (struct job *j = d->jobs; j; j = j->next) {
-		if (j->state != JOB_RUNNING || !j->store_claim || j->run || j->pidfd < 0 ||
+		if (j->state != JOB_RUNNING || !j->ckpt_last || j->run || j->pidfd < 0 ||
 		    ckpt_holder(d->ckpt, j) != 0)
 			continue;
 		log_error("Job %s was taken over by another node from the shared checkpoint "
