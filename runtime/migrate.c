@@ -58,6 +58,11 @@ struct migration {
 	uint64_t cap;
 	const char *cap_why;
 	bool held; /* target, tests: the data unpacked, not restored (XOS_MIGRATE_FAULT=hold) */
+	/* target: tar ended before the payload did (its status; -1: not yet).
+	 * tar stops reading at the archive's end marker, before the padding
+	 * after it: that is no failure, the rest is dropped */
+	int tar_status;
+	bool store_failed; /* target: the data could not be handed to tar */
 };
 
 static struct migration *find(struct daemon *d, const char *id, bool outgoing)
@@ -78,6 +83,7 @@ static struct migration *mig_new(struct daemon *d, const char *id, const char *n
 	snprintf(m->node, sizeof(m->node), "%s", node);
 	m->outgoing = out;
 	m->pidfd = m->pipe_fd = m->file_fd = -EBADF;
+	m->tar_status = -1;
 	m->t0 = mono_usec();
 	m->next = d->migrations;
 	d->migrations = m;
@@ -878,8 +884,9 @@ static void hook_chunk(void *userdata, const char *node, const void *data, size_
 {
 	struct daemon *d = userdata;
 	struct migration *m = receiving(d, node);
+	ssize_t w;
 
-	if (!m || m->file_fd < 0)
+	if (!m)
 		return;
 	if (m->bytes + len > m->cap) {
 		_cleanup_free_ char *why = xstrdup_printf(
@@ -892,12 +899,19 @@ static void hook_chunk(void *userdata, const char *node, const void *data, size_
 	}
 	/* (a blocking write: tar takes what the pipe holds as fast as the disk
 	 * does; the pipe holds a whole chunk) */
-	if (loop_write(m->file_fd, data, len) < 0) {
-		log_warn("Failed to unpack job %s from node %s: %m", m->id, node);
-		closep(&m->file_fd); /* (the end reports it) */
+	w = m->file_fd >= 0 ? loop_write(m->file_fd, data, len) : 0;
+	if (w < 0) {
+		if (w != -EPIPE) { /* (EPIPE: tar is at the archive's end) */
+			log_warn("Failed to unpack job %s from node %s: %s", m->id, node,
+				 strerror((int)-w));
+			m->store_failed = true; /* (the end reports it) */
+		}
+		closep(&m->file_fd);
 	}
 	m->bytes += len;
 }
+
+static void tgt_extracted(struct daemon *d, struct migration *m, int status);
 
 static void hook_payload_end(void *userdata, const char *node)
 {
@@ -907,14 +921,17 @@ static void hook_payload_end(void *userdata, const char *node)
 
 	if (!m)
 		return;
-	if (m->file_fd < 0)
+	if (m->store_failed || m->tar_status > 0)
 		return tgt_fail(d, m, "its data could not be stored");
 	closep(&m->file_fd); /* (tar sees the end, finishes and exits: tgt_extracted) */
 	m->phase = MP_EXTRACT;
 	if (fault && !strcmp(fault, "hold")) { /* tests: killed before the restore */
 		log_info("Job %s from node %s: held (XOS_MIGRATE_FAULT=hold)", m->id, node);
 		m->held = true;
+		return;
 	}
+	if (m->tar_status == 0) /* (it ended already) */
+		tgt_extracted(d, m, 0);
 }
 
 /* The record of a job that moved away from here (MIGRATED) and comes back:
@@ -1147,8 +1164,11 @@ void migrate_event(struct daemon *d, void *ptr)
 	if (m->outgoing && m->phase == MP_SEND)
 		return src_pump(d, m);
 	if (!m->outgoing && m->phase == MP_SEND && (st = child_reap(d, m)) != -EAGAIN) {
-		log_warn("Unpacking job %s from node %s failed (tar: %d)", m->id, m->node, st);
-		closep(&m->file_fd); /* (the payload's end reports it) */
+		m->tar_status = st < 0 ? 1 : st; /* (the payload's end acts on it) */
+		if (st != 0)
+			log_warn("Unpacking job %s from node %s failed (tar: %d)", m->id, m->node,
+				 st);
+		closep(&m->file_fd);
 		return;
 	}
 	if (!m->outgoing && m->phase == MP_EXTRACT && (st = child_reap(d, m)) != -EAGAIN &&
