@@ -58,6 +58,7 @@ where() {
 	echo "${s:-absent}"
 }
 state_is() { [ "$(where "$1" "$2")" = "$3" ]; }
+not_running() { ! state_is "$1" "$2" RUNNING; }
 no_container_on() { [ ! -d "$(node_tmp "$1")/state/volatile/lxc/xos-$2" ]; }
 
 COUNTER='i=0; while :; do i=$((i+1)); echo $i >>/tmp/count; sleep 0.1; done'
@@ -170,4 +171,34 @@ node_gone() {
 	rm -f "$SHARED/$id/claimed-$claim"
 	node_launch 1
 	assert_equal "$(where 1 "$id")" EXITED
+}
+
+@test "split brain: a node cut off but renewing its lease is not taken over; a copy whose claim another node took is killed (the fence)" {
+	two_nodes_shared
+	local id i out
+	id=$(on 1 xrun -d --restart on-failure --net none -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	run -0 on 1 xcheckpoint "$id"
+	# the link to n1 goes down: n2 sees it down, but n1 still renews its lease
+	ip -n "${NS}h" link set "${NS:0:11}e1" down
+	xos_wait_for 30 peer_is 2 n1 down
+	# for more than twice node_recover_after (2 s), n2 neither restores the
+	# job on its own nor lets xrestart take it over
+	for i in $(seq 1 10); do
+		out=$(on 2 xrestart "$id" 2>&1) && fail "xrestart took the job over: $out"
+		[[ "$out" == *"its lease in the checkpoint store changed"* ]] || fail "$out"
+		sleep 0.5
+	done
+	echo "# $out" >&3
+	assert_equal "$(where 2 "$id")" absent
+	assert_equal "$(where 1 "$id")" RUNNING
+	ip -n "${NS}h" link set "${NS:0:11}e1" up
+	xos_wait_for 30 peer_is 2 n1 up
+	# the fence: another claim in the holder record (as a node that took the
+	# job over would write it), and n1 kills its copy
+	printf '%s n2 live\n' 0123456789abcdef >"$SHARED/$id/holder"
+	xos_wait_for 30 not_running 1 "$id"
+	echo "# n1: $(where 1 "$id"), $(on 1 job_field "$id" .reason)" >&3
+	grep -q "Job $id was taken over by another node from the shared checkpoint store: killing its copy here" \
+		"$(node_tmp 1)/xosd.log"
 }
