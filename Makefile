@@ -224,6 +224,9 @@ bench-checkpoint: all
 bench-checkpoint-small: all
 	tests/bench/checkpoint-small.sh
 
+bench-migrate: all
+	tests/bench/migrate.sh
+
 lint:
 	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) nss/*.c pam/*.c tests/unit/*.c \
 		$(wildcard tests/fuzz/*.c) slurm/*.c
@@ -280,4 +283,4 @@ clean:
 FORCE:
 
 .PHONY: fuzz fuzz-build fuzz-bins soak
-.PHONY: all unit check zdtm bench bench-checkpoint bench-checkpoint-small lint install deb deb-test clean FORCE
+.PHONY: all unit check zdtm bench bench-checkpoint bench-checkpoint-small bench-migrate lint install deb deb-test clean FORCE

@@ -966,6 +966,8 @@ bool ckpt_recover(struct ckpt *ck, struct job *j)
 
 	if (jfd < 0 || ckpt_list_versions(jfd, &v, &n) < 0 || n == 0)
 		return false;
+	if (ckpt_holder(ck, j) == 0)
+		return false; /* another node took it over: never a second copy (aq) */
 	log_info("Job %s lost its container while xosd was down; restoring version %u", j->id,
 		 v[n - 1]);
 	if (begin_restore(ck, j, v[n - 1], &err) < 0) {

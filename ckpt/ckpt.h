@@ -146,8 +146,19 @@ int ckpt_newest_record(struct ckpt *ck, const char *id, struct job **ret, unsign
  * restored or counted here), -errno if that cannot be read. DECISIONS.md (am) */
 int ckpt_holder(struct ckpt *ck, const struct job *j);
 /* Take over j's versions: a new claim, written to the store (the holder
- * file) and into j->store_claim (the caller persists j). */
-int ckpt_claim(struct ckpt *ck, struct job *j);
+ * file, naming node if not NULL, the job live) and into j->store_claim (the
+ * caller persists j). expect (not NULL): the holder claim being replaced
+ * ("" none), and -EEXIST if another node took the job over from it first. */
+int ckpt_claim(struct ckpt *ck, struct job *j, const char *node, const char *expect);
+/* The holder record of job id in the store (-ENOENT: none). DECISIONS.md (aq) */
+struct ckpt_holder_info {
+	char claim[17]; /* a random 64-bit hex claim */
+	char node[64];  /* "" for a holder written before (aq) */
+	bool live;      /* false: the job ended on that node */
+};
+int ckpt_holder_read(struct ckpt *ck, const char *id, struct ckpt_holder_info *ret);
+/* Rewrite this node's holder record of j (it holds j): live or ended. */
+int ckpt_holder_mark(struct ckpt *ck, struct job *j, const char *node, bool live);
 /* Whether --net bridge jobs may be checkpointed on this node
  * (checkpoint_bridge; auto: the CRIU on PATH is built with xos's veth
  * restore fix, probed once): 0, or -EOPNOTSUPP and *ret_why, a static text

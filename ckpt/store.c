@@ -521,59 +521,125 @@ int ckpt_newest_record(struct ckpt *ck, const char *id, struct job **ret, unsign
 
 /* ---- who holds a job's versions (a store shared by several nodes) ----
  * <checkpoint_dir>/<job id>/holder names the claim of the node that took the
- * job over last (xrestart on another node, runtime/ckpt-adopt.c); the same
- * claim is in that node's record of the job. No holder file: the node that
- * made the job holds it. DECISIONS.md (am). */
+ * job over last (xrestart on another node, runtime/ckpt-adopt.c), and since
+ * DECISIONS.md (aq) that node's name and whether the job runs there:
+ * "CLAIM [NODE live|ended]". The same claim is in that node's record of the
+ * job. No holder file: the node that made the job holds it. A takeover
+ * first creates claimed-<CLAIM it replaces> exclusively (O_EXCL): of two
+ * nodes taking a job over from the same holder, one wins. DECISIONS.md (am),
+ * (aq). */
 
 #define HOLDER_FILE "holder"
 
-int ckpt_holder(struct ckpt *ck, const struct job *j)
+static int holder_parse(const char *text, struct ckpt_holder_info *ret)
+{
+	struct ckpt_holder_info h = { 0 };
+	size_t n = strcspn(text, " \n");
+
+	if (n == 0 || n >= sizeof(h.claim))
+		return -EBADMSG;
+	memcpy(h.claim, text, n);
+	text += n;
+	h.live = true; /* (the old format: a takeover, for a restart) */
+	if (*text == ' ') {
+		text++;
+		n = strcspn(text, " \n");
+		if (n >= sizeof(h.node))
+			return -EBADMSG;
+		memcpy(h.node, text, n);
+		text += n;
+		h.live = !str_has_prefix(text, " ended");
+	}
+	*ret = h;
+	return 0;
+}
+
+int ckpt_holder_read(struct ckpt *ck, const char *id, struct ckpt_holder_info *ret)
 {
 	_cleanup_close_ int jfd = -EBADF;
 	_cleanup_free_ char *text = NULL;
-	size_t len = 0;
 	int s, r;
 
 	if (ck->store_fd < 0 && access(ck->cfg->checkpoint_dir, F_OK) < 0)
-		return 1; /* no store: nothing of another node's */
+		return -ENOENT;
 	s = ckpt_store_fd(ck);
 	if (s < 0)
 		return s;
-	jfd = open_dir_at(s, j->id);
-	if (jfd == -ENOENT)
-		return 1;
+	jfd = open_dir_at(s, id);
 	if (jfd < 0)
 		return jfd;
-	r = read_file_at(jfd, HOLDER_FILE, 64, &text, &len);
-	if (r == -ENOENT)
-		return 1;
+	r = read_file_at(jfd, HOLDER_FILE, 256, &text, NULL);
 	if (r < 0)
 		return r;
-	len = strcspn(text, "\n");
-	return j->store_claim && strlen(j->store_claim) == len &&
-	       strncmp(text, j->store_claim, len) == 0;
+	return holder_parse(text, ret);
 }
 
-int ckpt_claim(struct ckpt *ck, struct job *j)
+int ckpt_holder(struct ckpt *ck, const struct job *j)
+{
+	struct ckpt_holder_info h;
+	int r = ckpt_holder_read(ck, j->id, &h);
+
+	if (r == -ENOENT)
+		return 1; /* no store, no versions or no holder: nothing of another node's */
+	if (r < 0)
+		return r;
+	return j->store_claim && !strcmp(h.claim, j->store_claim);
+}
+
+static int holder_write(int jfd, const char *claim, const char *node, bool live)
+{
+	char line[256];
+	int n;
+
+	if (node)
+		n = snprintf(line, sizeof(line), "%s %s %s\n", claim, node,
+			     live ? "live" : "ended");
+	else
+		n = snprintf(line, sizeof(line), "%s\n", claim);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return -ENAMETOOLONG;
+	return write_file_atomic_at(jfd, HOLDER_FILE, line, (size_t)n, 0600, true);
+}
+
+/* The exclusive step of a takeover from the holder claim expect ("" none). */
+static int claim_exclusive(int jfd, const char *expect)
+{
+	char name[64];
+	int fd;
+
+	snprintf(name, sizeof(name), "claimed-%s", expect[0] ? expect : "origin");
+	fd = openat(jfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno; /* EEXIST: another node was first */
+	if (fsync(fd) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	close(fd);
+	return 0;
+}
+
+int ckpt_claim(struct ckpt *ck, struct job *j, const char *node, const char *expect)
 {
 	_cleanup_close_ int jfd = -EBADF;
-	char claim[XOS_JOB_ID_HEX + 1], line[XOS_JOB_ID_HEX + 2];
+	char claim[XOS_JOB_ID_HEX + 1];
 	char *dup;
 	int r;
 
 	r = random_job_id(claim);
 	if (r < 0)
 		return r;
+	jfd = ckpt_job_store(ck, j, false);
+	if (jfd < 0)
+		return jfd;
+	if (expect && (r = claim_exclusive(jfd, expect)) < 0)
+		return r;
 	dup = strdup(claim);
 	if (!dup)
 		return -ENOMEM;
-	jfd = ckpt_job_store(ck, j, false);
-	if (jfd < 0) {
-		free(dup);
-		return jfd;
-	}
-	snprintf(line, sizeof(line), "%s\n", claim);
-	r = write_file_atomic_at(jfd, HOLDER_FILE, line, strlen(line), 0600, true);
+	r = holder_write(jfd, claim, node, true);
 	if (r < 0) {
 		free(dup);
 		return r;
@@ -581,4 +647,16 @@ int ckpt_claim(struct ckpt *ck, struct job *j)
 	free(j->store_claim);
 	j->store_claim = dup;
 	return 0;
+}
+
+int ckpt_holder_mark(struct ckpt *ck, struct job *j, const char *node, bool live)
+{
+	_cleanup_close_ int jfd = -EBADF;
+
+	if (!j->store_claim || ckpt_holder(ck, j) != 1)
+		return -EPERM;
+	jfd = ckpt_job_store(ck, j, false);
+	if (jfd < 0)
+		return jfd;
+	return holder_write(jfd, j->store_claim, node, live);
 }

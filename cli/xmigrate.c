@@ -3,6 +3,8 @@
  * copy; the answer comes when the job runs there, or the move failed and it
  * runs on here (docs/MIGRATION.md). */
 #include <inttypes.h>
+#include <poll.h>
+#include <time.h>
 
 #include "cli/cli.h"
 
@@ -33,7 +35,8 @@ static const struct cli_command migrate_command = {
 		"node checks that it can run the job (capacity, template, owner account,\n"
 		"volumes, CPU), then the job is checkpointed, its version sent over the\n"
 		"channel and restored there under the same id. The job stays here, stopped,\n"
-		"until NODE reports it running; if the move fails it runs on here.\n"
+		"until NODE reports it running; if the move fails it runs on here. On a\n"
+		"terminal, a line shows the move's phase, the bytes sent and the rate.\n"
 		"\n"
 		"      --json        Print the figures of the move as JSON\n",
 	.help_end = "\n"
@@ -51,13 +54,105 @@ static double ms_of(yajl_val o, const char *k)
 	return (double)v / 1000.0;
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct progress {
+	uint64_t t0, last_t, last_bytes;
+	bool shown;
+};
+
+/* One line on stderr: the move's phase, bytes sent and rate, as xps has
+ * them now (silent if it cannot ask). */
+static void progress_show(const char *sock, const char *job, struct progress *p)
+{
+	_cleanup_cli_conn_ struct cli_conn c = CLI_CONN_INIT;
+	_cleanup_json_ yajl_val resp = NULL;
+	_cleanup_gen_ yajl_gen g = NULL;
+	_cleanup_free_ char *req = NULL;
+	char *const names[] = { (char *)job, NULL };
+	char size[32] = "0 B";
+	const char *phase = "check";
+	yajl_val jobs, mig;
+	int64_t bytes = 0;
+	uint64_t now = mono_ms();
+	double rate = 0;
+	size_t len;
+
+	if (cli_request_begin("ps", &g) < 0 || cli_gen_strv(g, "jobs", names) < 0 ||
+	    cli_request_end(g, &req, &len) < 0 || cli_conn_open(cli_socket_path(sock), &c) < 0 ||
+	    cli_conn_call(&c, req, len, &resp) < 0)
+		return;
+	jobs = cli_json_get(resp, "jobs");
+	mig = YAJL_IS_ARRAY(jobs) && jobs->u.array.len
+		      ? cli_json_get(jobs->u.array.values[0], "migration")
+		      : NULL;
+	if (mig) {
+		phase = cli_json_string(mig, "phase") ? cli_json_string(mig, "phase") : "?";
+		(void)cli_json_int(mig, "bytes", &bytes);
+	}
+	if (bytes > 0 && (uint64_t)bytes >= p->last_bytes && now > p->last_t)
+		rate = (double)((uint64_t)bytes - p->last_bytes) * 1000.0 /
+		       (double)(now - p->last_t);
+	(void)cli_format_size(bytes > 0 ? (uint64_t)bytes : 0, size, sizeof(size));
+	fprintf(stderr, "\r\033[K%5.1f s  %-6s %s sent, %.1f MiB/s", (double)(now - p->t0) / 1000.0,
+		phase, size, rate / 1048576.0);
+	p->last_bytes = bytes > 0 ? (uint64_t)bytes : 0;
+	p->last_t = now;
+	p->shown = true;
+}
+
+/* cli_call, and on a terminal the move's progress every half second while
+ * the answer has not come. */
+static int call_with_progress(const char *prog, const char *sock, const char *job, const char *req,
+			      size_t len, yajl_val *ret)
+{
+	_cleanup_cli_conn_ struct cli_conn c = CLI_CONN_INIT;
+	struct progress p = { .t0 = mono_ms() };
+	yajl_val v = NULL;
+	int r = cli_open(prog, sock, &c);
+
+	p.last_t = p.t0;
+	if (r >= 0)
+		r = cli_conn_send(&c, req, len);
+	while (r >= 0 && (r = cli_conn_next(&c, &v)) == 0) {
+		struct pollfd pf = { .fd = c.fd, .events = POLLIN };
+		int n = poll(&pf, 1, 500);
+
+		if (n < 0 && errno != EINTR)
+			r = -errno;
+		else if (n > 0 && (r = cli_conn_fill(&c)) == 0)
+			r = -ECONNRESET;
+		else if (n == 0)
+			progress_show(sock, job, &p);
+	}
+	if (p.shown)
+		fputs("\r\033[K", stderr);
+	if (r >= 0 && (r = cli_conn_check(&c, v)) >= 0) {
+		*ret = v;
+		return 0;
+	}
+	if (v)
+		yajl_tree_free(v);
+	cli_report(prog, &c, r);
+	return r;
+}
+
 int cli_xmigrate_main(const char *prog, int argc, char **argv)
 {
 	_cleanup_json_ yajl_val resp = NULL;
 	_cleanup_gen_ yajl_gen g = NULL;
 	struct migrate_opts o = { 0 };
+	_cleanup_free_ char *req = NULL;
 	char size[32] = "?";
 	int64_t bytes = 0;
+	size_t len = 0;
+	bool tty;
 	int r;
 
 	r = cli_parse_options(prog, &migrate_command, argc, argv, &o.socket, &o);
@@ -67,15 +162,27 @@ int cli_xmigrate_main(const char *prog, int argc, char **argv)
 		cli_errorf(prog, "Give a job and a node (see xmigrate --help)");
 		return CLI_EXIT_USAGE;
 	}
-	if (!o.json && isatty(STDERR_FILENO))
+	tty = !o.json && isatty(STDERR_FILENO);
+	if (tty)
 		fprintf(stderr, "Moving job %s to node %s...\n", argv[optind], argv[optind + 1]);
 	r = cli_request_begin("migrate", &g);
 	if (r >= 0)
 		r = cli_gen_str(g, "job", argv[optind]);
 	if (r >= 0)
 		r = cli_gen_str(g, "node", argv[optind + 1]);
-	if (cli_request_call(prog, o.socket, g, r, NULL, &resp) < 0)
-		return CLI_EXIT_FAILURE;
+	if (!tty) {
+		if (cli_request_call(prog, o.socket, g, r, NULL, &resp) < 0)
+			return CLI_EXIT_FAILURE;
+	} else {
+		if (r >= 0)
+			r = cli_request_end(g, &req, &len);
+		if (r < 0) {
+			cli_report(prog, NULL, r);
+			return CLI_EXIT_FAILURE;
+		}
+		if (call_with_progress(prog, o.socket, argv[optind], req, len, &resp) < 0)
+			return CLI_EXIT_FAILURE;
+	}
 	if (o.json) {
 		cli_json_print(stdout, resp);
 		return 0;

@@ -15,7 +15,8 @@ static const struct cli_command restart_command = {
 		"its files, then every unit, under the same job id, limits and owner.\n"
 		"Refused while the job runs. A full job id this node does not know, whose\n"
 		"versions are in a checkpoint_dir shared with the node that made them:\n"
-		"the job is taken over and restored here.\n"
+		"the job is taken over and restored here (refused while the node that runs\n"
+		"it is up, or its lease in the store is fresh: node_recover_after).\n"
 		"\n",
 	.help_end = "\n"
 		    "Exit status: 0 once the job runs again, 1 on failure, 2 for a usage error.\n",

@@ -980,6 +980,15 @@ int nodes_peer_at(const struct nodes *n, size_t i, const char **ret_name,
 	return 0;
 }
 
+size_t nodes_peers_down(const struct nodes *n)
+{
+	size_t down = 0;
+
+	for (size_t i = 0; i < n->n_peers; i++)
+		down += peer_conn(n, n->peers[i].spec.name) == NULL;
+	return down;
+}
+
 bool nodes_stream_open(const struct nodes *n, const char *peer)
 {
 	struct nodes_conn *c = peer_conn(n, peer);

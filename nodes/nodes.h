@@ -184,6 +184,8 @@ int nodes_stream_end(struct nodes *n, const char *peer);
 void nodes_stream_abort(struct nodes *n, const char *peer);
 /* Whether peer is up (a channel with its hello). */
 bool nodes_peer_up(const struct nodes *n, const char *peer);
+/* How many peers are not up (this node is not one of its peers). */
+size_t nodes_peers_down(const struct nodes *n);
 /* Whether this node's stream to peer is still open (after a peer_lost hook:
  * whether the connection that closed was another one). */
 bool nodes_stream_open(const struct nodes *n, const char *peer);

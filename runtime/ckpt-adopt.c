@@ -16,7 +16,14 @@ static bool full_id(const char *s)
 }
 
 /* Make j one of this node's jobs: its slice, its directory, its record. */
-static int take_over(struct daemon *d, struct conn *c, struct job *j, unsigned version)
+static const char *node_self(struct daemon *d)
+{
+	return nodes_config_enabled(&d->cfg->nodes) ? d->cfg->nodes.name : NULL;
+}
+
+/* expect: the holder claim replaced ("" none; NULL: no exclusive step) */
+static int take_over(struct daemon *d, struct conn *c, struct job *j, unsigned version,
+		     const char *expect)
 {
 	int r;
 
@@ -35,7 +42,7 @@ static int take_over(struct daemon *d, struct conn *c, struct job *j, unsigned v
 	/* the versions are this node's from now on: the node that held them
 	 * forgets the job (daemon_forget_moved) and never deletes them */
 	if (r >= 0)
-		r = ckpt_claim(d->ckpt, j);
+		r = ckpt_claim(d->ckpt, j, node_self(d), expect);
 	if (r < 0) {
 		(void)rm_rf_at(d->jobs_fd, j->id);
 		slice_release(d, j);
@@ -51,6 +58,8 @@ static int take_over(struct daemon *d, struct conn *c, struct job *j, unsigned v
 
 int daemon_adopt_from_store(struct daemon *d, struct conn *c, const char *name, struct xerr *err)
 {
+	struct ckpt_holder_info h;
+	char why[256];
 	struct job *j = NULL, *known = NULL;
 	unsigned version = 0;
 	int r;
@@ -64,9 +73,22 @@ int daemon_adopt_from_store(struct daemon *d, struct conn *c, const char *name, 
 		job_free(j);
 		return 0; /* another's: "No such job", as for any other */
 	}
-	r = take_over(d, c, j, version);
+	r = ckpt_holder_read(d->ckpt, name, &h);
+	if (r >= 0 && h.live && h.node[0] && d->nodes &&
+	    (!node_self(d) || strcmp(h.node, node_self(d))) &&
+	    (r = recover_node_gone(d, h.node, why, sizeof(why))) < 0) {
+		xerr_set(err, r, "conflict", "Cannot restart job %.12s here: %s", j->id, why);
+		job_free(j);
+		return r;
+	}
+	r = take_over(d, c, j, version, r >= 0 ? h.claim : "");
 	if (r < 0) {
-		if (r == -EBUSY)
+		if (r == -EEXIST)
+			xerr_set(err, r, "conflict",
+				 "Cannot take over job %.12s: another node took it over first "
+				 "(xps there shows it)",
+				 j->id);
+		else if (r == -EBUSY)
 			xerr_set(err, r, "conflict",
 				 "Cannot take over job %.12s: its container ids (from %u) are "
 				 "in use on this node; restart it on another node",
@@ -150,11 +172,16 @@ int daemon_adopt_migrated(struct daemon *d, const char *id, struct job **ret)
 
 	if (r < 0)
 		return r;
-	r = take_over(d, NULL, j, version);
+	r = take_over(d, NULL, j, version, NULL);
 	if (r < 0) {
 		job_free(j);
 		return r;
 	}
 	*ret = j;
 	return 0;
+}
+
+int daemon_adopt_recovered(struct daemon *d, struct job *j, unsigned version, const char *expect)
+{
+	return take_over(d, NULL, j, version, expect);
 }

@@ -20,6 +20,7 @@ void runtime_config_init(struct runtime_config *c)
 		.hook_timeout_us = 30000000,
 		.restore_timeout_us = 300000000,
 		.dump_timeout_us = 120000000,
+		.node_recover_after_us = 60000000,
 		.max_connections_per_user = 256,
 		.request_timeout_us = 10000000,
 		.log_size_default = 64ULL << 20,
@@ -216,6 +217,10 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 		return parse_uint64(v, &c->keep_ended);
 	if (!strcmp(k, "checkpoint_dir"))
 		return set_abs_path(&c->checkpoint_dir, v);
+	if (!strcmp(k, "node_recover_after"))
+		return parse_duration(v, &c->node_recover_after_us);
+	if (!strcmp(k, "migrate_max_incoming"))
+		return parse_size(v, &c->migrate_max_incoming);
 	if (!strcmp(k, "checkpoint_bridge")) {
 		enum ckpt_bridge b = ckpt_bridge_from_string(v);
 

@@ -219,7 +219,10 @@ static int write_record(struct daemon *d, struct job *j, bool durable)
 
 int daemon_persist_job(struct daemon *d, struct job *j)
 {
-	int r = write_record(d, j, false);
+	int r;
+
+	recover_job_persisted(d, j); /* (its holder record in a shared store) */
+	r = write_record(d, j, false);
 
 	events_job_persisted(d, j);
 	queue_job_charge(d, j);
@@ -234,7 +237,10 @@ int daemon_persist_job(struct daemon *d, struct job *j)
 
 int daemon_persist_job_durably(struct daemon *d, struct job *j)
 {
-	int r = write_record(d, j, d->cfg->sync_writes);
+	int r;
+
+	recover_job_persisted(d, j);
+	r = write_record(d, j, d->cfg->sync_writes);
 
 	events_job_persisted(d, j);
 	queue_job_charge(d, j);
@@ -625,6 +631,8 @@ static int load_job(struct daemon *d, const char *id)
 	 * with netsetup_reconcile); if its container is gone, it goes with it */
 	if (job_is_live(j) && (r = netsetup_job_adopt(d->net, j->id, &j->net)) < 0)
 		log_warn("Failed to take over the network of job %s: %s", j->id, strerror(-r));
+	if (recover_loaded(d, j)) /* another node took it over meanwhile */
+		return 0;
 	if (ckpt_adopt(d->ckpt, j) || daemon_job_recover(d, j))
 		return 0;
 	if (job_is_live(j))
@@ -1029,6 +1037,7 @@ static int setup_signals(struct daemon *d)
  * without touching what another daemon may use (the skeleton, sockets). */
 static void daemon_free(struct daemon *d)
 {
+	recover_free(d);
 	template_ops_stop(d);
 	conns_free_all(d);
 	metrics_free(d);
@@ -1246,7 +1255,7 @@ int runtime_run(struct runtime_config *cfg)
 		int t4 = min_timeout(
 			min_timeout(d.nodes ? nodes_tick(d.nodes) : -1, metrics_tick(&d)),
 			min_timeout(min_timeout(daemon_caller_watch(&d), migrate_tick(&d)),
-				    routes_tick(&d)));
+				    min_timeout(routes_tick(&d), recover_tick(&d))));
 		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs),
 				   min_timeout(min_timeout(t1, t2), min_timeout(t3, t4)));
 

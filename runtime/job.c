@@ -425,6 +425,8 @@ void job_to_json(const struct job *j, yajl_gen g)
 		yajl_gen_map_open(g);
 		json_gen_kv_str(g, "node", j->migrate_node);
 		json_gen_kv_str(g, "phase", j->migrate_phase);
+		if (j->migrate_bytes)
+			json_gen_kv_uint(g, "bytes", j->migrate_bytes);
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_map_close(g);

@@ -12,6 +12,7 @@
 #include <pwd.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <yajl/yajl_gen.h>
@@ -53,6 +54,15 @@ struct migration {
 	bool tar_eof;
 	uint8_t *buf;
 	size_t buf_len, buf_off;
+	/* target: the most its data may take, and what sets it (incoming_cap) */
+	uint64_t cap;
+	const char *cap_why;
+	bool held; /* target, tests: the data unpacked, not restored (XOS_MIGRATE_FAULT=hold) */
+	/* target: tar ended before the payload did (its status; -1: not yet).
+	 * tar stops reading at the archive's end marker, before the padding
+	 * after it: that is no failure, the rest is dropped */
+	int tar_status;
+	bool store_failed; /* target: the data could not be handed to tar */
 };
 
 static struct migration *find(struct daemon *d, const char *id, bool outgoing)
@@ -73,6 +83,7 @@ static struct migration *mig_new(struct daemon *d, const char *id, const char *n
 	snprintf(m->node, sizeof(m->node), "%s", node);
 	m->outgoing = out;
 	m->pidfd = m->pipe_fd = m->file_fd = -EBADF;
+	m->tar_status = -1;
 	m->t0 = mono_usec();
 	m->next = d->migrations;
 	d->migrations = m;
@@ -123,6 +134,8 @@ static void set_phase(struct daemon *d, struct job *j, const char *node, const c
 	free(j->migrate_phase);
 	j->migrate_node = node ? strdup(node) : NULL;
 	j->migrate_phase = phase ? strdup(phase) : NULL;
+	if (!phase || !strcmp(phase, "migrated"))
+		j->migrate_bytes = 0;
 	r = daemon_persist_job_durably(d, j);
 	if (r < 0)
 		log_warn("Failed to persist job %s: %s", j->id, strerror(-r));
@@ -487,6 +500,7 @@ static void src_pump(struct daemon *d, struct migration *m)
 			}
 			m->buf_off += (size_t)w;
 			m->bytes += (uint64_t)w;
+			j->migrate_bytes = m->bytes; /* (xps: xmigrate's progress) */
 			continue;
 		}
 		{
@@ -673,6 +687,8 @@ static int send_verdict(struct daemon *d, const char *node, const char *type, co
 
 static int check_job(struct daemon *d, struct job *j, yajl_val h, struct xerr *err)
 {
+	/* (one that left this node may come back: its record here gives way) */
+	struct job *known = daemon_find_job(d, j->id);
 	const char *owner = NULL, *sum = NULL, *cpu = NULL;
 	struct passwd *pw = getpwuid(j->owner_uid);
 	_cleanup_template_info_ struct template_info *t = NULL;
@@ -682,7 +698,7 @@ static int check_job(struct daemon *d, struct job *j, yajl_val h, struct xerr *e
 
 	(void)json_get_string(h, "owner_name", &owner);
 	(void)json_get_string(h, "template_checksum", &sum);
-	if (daemon_find_job(d, j->id) || find(d, j->id, false))
+	if ((known && known->state != JOB_MIGRATED) || find(d, j->id, false))
 		return xerr_set(err, -EEXIST, "refused", "a job with its id is there already");
 	if (!pw || (owner && strcmp(owner, pw->pw_name) != 0))
 		return xerr_set(err, -ENOENT, "refused", "it has no account '%s' with uid %u",
@@ -714,10 +730,46 @@ static int check_job(struct daemon *d, struct job *j, yajl_val h, struct xerr *e
 	return cpuinfo_check(d, cpu, err);
 }
 
+/* What a job's version can hold: its memory (the limit), its writable layer
+ * (--disk), each unit's kept output, and room for CRIU's other images. No
+ * memory limit: no bound from the job. */
+static void job_cap(struct daemon *d, struct migration *m, const struct job *j)
+{
+	uint64_t logs = j->log_size ? j->log_size : d->cfg->log_size_default;
+	uint64_t node = d->cfg->migrate_max_incoming;
+
+	m->cap = UINT64_MAX;
+	if (j->limits.memory && j->disk) {
+		m->cap = j->limits.memory + j->disk + 2 * (j->n_units + 1) * logs + (64ULL << 20);
+		m->cap_why = "the job's memory limit, its --disk and its output";
+	}
+	if (node && node < m->cap) {
+		m->cap = node;
+		m->cap_why = "migrate_max_incoming";
+	}
+}
+
+/* At the data's start: half the store's free space at most (the stream is
+ * kept, then unpacked beside it). */
+static void space_cap(struct daemon *d, struct migration *m)
+{
+	struct statvfs st;
+	uint64_t half;
+
+	if (statvfs(d->cfg->checkpoint_dir, &st) < 0)
+		return;
+	half = (uint64_t)st.f_bavail * st.f_frsize / 2;
+	if (half < m->cap) {
+		m->cap = half;
+		m->cap_why = "half the free space of its checkpoint store";
+	}
+}
+
 static void tgt_check(struct daemon *d, const char *node, yajl_val h)
 {
 	_cleanup_xerr_ struct xerr err = XERR_INIT;
 	const char *id = NULL, *record = NULL;
+	struct migration *m;
 	struct job *j = NULL;
 
 	if (json_get_string(h, "job", &id) < 0 || !job_id_valid(id))
@@ -727,28 +779,43 @@ static void tgt_check(struct daemon *d, const char *node, yajl_val h)
 		xerr_set(&err, -EINVAL, "refused", "the job's record is malformed");
 	else
 		(void)check_job(d, j, h, &err);
-	if (j)
-		job_free(j);
 	if (xerr_is_set(&err)) {
+		job_free(j);
 		log_info("Refused job %s from node %s: %s", id, node, err.msg);
 		(void)send_verdict(d, node, "migrate-checked", id, err.msg);
 		return;
 	}
-	if (!mig_new(d, id, node, false)) {
+	if (!(m = mig_new(d, id, node, false))) {
+		job_free(j);
 		(void)send_verdict(d, node, "migrate-checked", id, "out of memory");
 		return;
 	}
+	job_cap(d, m, j);
+	job_free(j);
 	log_info("Job %s from node %s passed the pre-flight checks", id, node);
 	(void)send_verdict(d, node, "migrate-checked", id, NULL);
 }
 
+/* What an incoming move left in the store: its version being unpacked
+ * (.new-V), and the job's directory if nothing else is in it. */
+static void remove_unpacked(struct daemon *d, const char *id, unsigned version)
+{
+	char path[PATH_MAX], vs[32];
+
+	if (version) {
+		snprintf(vs, sizeof(vs), ".new-%u", version);
+		version_path(d, id, vs, path, sizeof(path));
+		(void)rm_rf_at(AT_FDCWD, path);
+	}
+	version_path(d, id, "", path, sizeof(path));
+	(void)rmdir(path); /* (not if it holds versions: a job that comes back, say) */
+}
+
 static void tgt_drop(struct daemon *d, struct migration *m)
 {
-	char path[PATH_MAX];
-
 	child_stop(d, m);
-	snprintf(path, sizeof(path), "%s/.migrate-%s.tar", d->cfg->checkpoint_dir, m->id);
-	(void)unlink(path);
+	if (m->phase == MP_SEND || m->phase == MP_EXTRACT)
+		remove_unpacked(d, m->id, m->version);
 	m->phase = MP_DONE;
 }
 
@@ -775,21 +842,32 @@ static void tgt_data(struct daemon *d, const char *node, yajl_val h)
 {
 	const char *id = NULL;
 	struct migration *m;
-	char path[PATH_MAX];
+	char path[PATH_MAX], vs[32];
+	int p[2] = { -EBADF, -EBADF }, r;
 	uint64_t v = 0;
 
 	if (json_get_string(h, "job", &id) < 0 || !(m = find(d, id, false)) ||
 	    strcmp(m->node, node) != 0 || m->phase != MP_CHECK)
 		return;
-	if (json_get_uint(h, "version", &v) < 0 || v == 0 || v > 1000000000 ||
-	    mkdir_p_at(AT_FDCWD, d->cfg->checkpoint_dir, 0700) < 0)
+	if (json_get_uint(h, "version", &v) < 0 || v == 0 || v > 1000000000)
 		return tgt_drop(d, m);
 	m->version = (unsigned)v;
-	snprintf(path, sizeof(path), "%s/.migrate-%s.tar", d->cfg->checkpoint_dir, m->id);
-	m->file_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (m->file_fd < 0)
+	m->phase = MP_SEND; /* (from here on, a drop removes what was unpacked) */
+	snprintf(vs, sizeof(vs), ".new-%u", m->version);
+	version_path(d, m->id, vs, path, sizeof(path));
+	(void)rm_rf_at(AT_FDCWD, path);
+	if (mkdir_p_at(AT_FDCWD, path, 0700) < 0 || pipe2(p, O_CLOEXEC) < 0)
 		return tgt_drop(d, m);
-	m->phase = MP_SEND;
+	/* unpacked as it comes: the version is written once, where it stays */
+	(void)fcntl(p[1], F_SETPIPE_SZ, NODES_CHUNK_MAX);
+	r = tar_start(d, m, path, p[0]);
+	closep(&p[0]);
+	if (r < 0) {
+		closep(&p[1]);
+		return tgt_drop(d, m);
+	}
+	m->file_fd = p[1];
+	space_cap(d, m);
 }
 
 static struct migration *receiving(struct daemon *d, const char *node)
@@ -800,20 +878,6 @@ static struct migration *receiving(struct daemon *d, const char *node)
 	return NULL;
 }
 
-static void hook_chunk(void *userdata, const char *node, const void *data, size_t len)
-{
-	struct daemon *d = userdata;
-	struct migration *m = receiving(d, node);
-
-	if (!m || m->file_fd < 0)
-		return;
-	if (loop_write(m->file_fd, data, len) < 0) {
-		log_warn("Failed to store job %s from node %s: %m", m->id, node);
-		closep(&m->file_fd); /* (the end reports it) */
-	}
-	m->bytes += len;
-}
-
 static void tgt_fail(struct daemon *d, struct migration *m, const char *why)
 {
 	log_warn("Job %s from node %s cannot run here: %s", m->id, m->node, why);
@@ -821,33 +885,83 @@ static void tgt_fail(struct daemon *d, struct migration *m, const char *why)
 	tgt_drop(d, m);
 }
 
+static void hook_chunk(void *userdata, const char *node, const void *data, size_t len)
+{
+	struct daemon *d = userdata;
+	struct migration *m = receiving(d, node);
+	ssize_t w;
+
+	if (!m)
+		return;
+	if (m->bytes + len > m->cap) {
+		_cleanup_free_ char *why = xstrdup_printf(
+			"its data passed %llu MiB, the most this node takes for it (%s)",
+			(unsigned long long)(m->cap >> 20), m->cap_why ? m->cap_why : "?");
+
+		closep(&m->file_fd);
+		tgt_fail(d, m, why ? why : "its data is too large");
+		return;
+	}
+	/* (a blocking write: tar takes what the pipe holds as fast as the disk
+	 * does; the pipe holds a whole chunk) */
+	w = m->file_fd >= 0 ? loop_write(m->file_fd, data, len) : 0;
+	if (w < 0) {
+		if (w != -EPIPE) { /* (EPIPE: tar is at the archive's end) */
+			log_warn("Failed to unpack job %s from node %s: %s", m->id, node,
+				 strerror((int)-w));
+			m->store_failed = true; /* (the end reports it) */
+		}
+		closep(&m->file_fd);
+	}
+	m->bytes += len;
+}
+
+static void tgt_extracted(struct daemon *d, struct migration *m, int status);
+
 static void hook_payload_end(void *userdata, const char *node)
 {
 	struct daemon *d = userdata;
 	struct migration *m = receiving(d, node);
-	char dir[PATH_MAX], vs[32];
 	const char *fault = getenv("XOS_MIGRATE_FAULT");
 
 	if (!m)
 		return;
-	if (m->file_fd < 0)
+	if (m->store_failed || m->tar_status > 0)
 		return tgt_fail(d, m, "its data could not be stored");
+	closep(&m->file_fd); /* (tar sees the end, finishes and exits: tgt_extracted) */
+	m->phase = MP_EXTRACT;
 	if (fault && !strcmp(fault, "hold")) { /* tests: killed before the restore */
 		log_info("Job %s from node %s: held (XOS_MIGRATE_FAULT=hold)", m->id, node);
-		m->phase = MP_EXTRACT;
+		m->held = true;
 		return;
 	}
-	snprintf(vs, sizeof(vs), ".new-%u", m->version);
-	version_path(d, m->id, "", dir, sizeof(dir));
-	if (mkdir_p_at(AT_FDCWD, dir, 0700) < 0)
-		return tgt_fail(d, m, "its checkpoint directory cannot be made");
-	version_path(d, m->id, vs, dir, sizeof(dir));
-	(void)rm_rf_at(AT_FDCWD, dir);
-	if (mkdir(dir, 0700) < 0 || lseek(m->file_fd, 0, SEEK_SET) < 0 ||
-	    tar_start(d, m, dir, m->file_fd) < 0)
-		return tgt_fail(d, m, "its version cannot be unpacked (tar)");
-	closep(&m->file_fd);
-	m->phase = MP_EXTRACT;
+	if (m->tar_status == 0) /* (it ended already) */
+		tgt_extracted(d, m, 0);
+}
+
+/* The record of a job that moved away from here (MIGRATED) and comes back:
+ * it gives way to the one that comes (its versions here went when it left). */
+static int drop_departed(struct daemon *d, const char *id)
+{
+	for (struct job **p = &d->jobs; *p; p = &(*p)->next) {
+		struct job *j = *p;
+
+		if (strcmp(j->id, id) != 0)
+			continue;
+		if (j->state != JOB_MIGRATED || j->run || j->pidfd >= 0)
+			return -EEXIST;
+		for (struct conn *c = d->conns; c; c = c->next)
+			if (c->job == j)
+				return -EEXIST; /* (a client follows it: rare, and refused) */
+		*p = j->next;
+		(void)rm_rf_at(d->jobs_fd, j->id);
+		slice_release(d, j);
+		job_free(j);
+		log_info("Job %s comes back to this node: its record of the move away gives way",
+			 id);
+		return 0;
+	}
+	return 0;
 }
 
 static void tgt_extracted(struct daemon *d, struct migration *m, int status)
@@ -867,13 +981,16 @@ static void tgt_extracted(struct daemon *d, struct migration *m, int status)
 	}
 	snprintf(from, sizeof(from), "%s/.migrate-%s.tar", d->cfg->checkpoint_dir, m->id);
 	(void)unlink(from);
-	r = daemon_adopt_migrated(d, m->id, &j);
+	r = drop_departed(d, m->id);
+	if (r >= 0)
+		r = daemon_adopt_migrated(d, m->id, &j);
 	if (r < 0) {
 		snprintf(from, sizeof(from), "%s/%s", d->cfg->checkpoint_dir, m->id);
 		(void)rm_rf_at(AT_FDCWD, from);
 		return tgt_fail(d, m,
-				r == -EBUSY ? "its container ids are in use there"
-					    : "it cannot be taken over");
+				r == -EBUSY    ? "its container ids are in use there"
+				: r == -EEXIST ? "a job with its id is there already"
+					       : "it cannot be taken over");
 	}
 	set_phase(d, j, m->node, "incoming");
 	m->phase = MP_RESTORE;
@@ -951,6 +1068,13 @@ static void hook_message(void *userdata, const char *node, yajl_val h, bool payl
 		return;
 	if (!strcmp(type, "migrate-checked") && m->phase == MP_CHECK)
 		return src_checked(d, m, j, ok, reason);
+	if (!strcmp(type, "migrate-result") && !ok && m->phase == MP_SEND) {
+		/* the target dropped what came: the stream goes (after the phase
+		 * changed, so that the channel's loss is not a second failure) */
+		src_restore_local(d, m, j, reason ? reason : "it did not say why");
+		nodes_stream_abort(d->nodes, node);
+		return;
+	}
 	if (!strcmp(type, "migrate-result") && m->phase == MP_DOUBT) {
 		const char *fault = getenv("XOS_MIGRATE_FAULT");
 
@@ -1046,7 +1170,16 @@ void migrate_event(struct daemon *d, void *ptr)
 
 	if (m->outgoing && m->phase == MP_SEND)
 		return src_pump(d, m);
-	if (!m->outgoing && m->phase == MP_EXTRACT && (st = child_reap(d, m)) != -EAGAIN)
+	if (!m->outgoing && m->phase == MP_SEND && (st = child_reap(d, m)) != -EAGAIN) {
+		m->tar_status = st < 0 ? 1 : st; /* (the payload's end acts on it) */
+		if (st != 0)
+			log_warn("Unpacking job %s from node %s failed (tar: %d)", m->id, m->node,
+				 st);
+		closep(&m->file_fd);
+		return;
+	}
+	if (!m->outgoing && m->phase == MP_EXTRACT && (st = child_reap(d, m)) != -EAGAIN &&
+	    !m->held)
 		tgt_extracted(d, m, st);
 }
 
@@ -1074,6 +1207,30 @@ int migrate_tick(struct daemon *d)
 	return -1;
 }
 
+/* A version an incoming move was unpacking when xosd stopped (.new-V),
+ * and the job's directory with it if nothing else is left there. */
+static void remove_new_versions(struct daemon *d, int sfd, const char *id)
+{
+	_cleanup_close_ int jfd = open_dir_at(sfd, id);
+	DIR *dir = jfd >= 0 ? opendir_dup(jfd) : NULL;
+	struct dirent *de;
+	bool removed = false;
+
+	if (!dir)
+		return;
+	while ((de = readdir(dir)))
+		if (str_has_prefix(de->d_name, ".new-")) {
+			log_info(
+				"Removed %s/%s/%s, what a move to this node left when xosd stopped",
+				d->cfg->checkpoint_dir, id, de->d_name);
+			(void)rm_rf_at(jfd, de->d_name);
+			removed = true;
+		}
+	closedir(dir);
+	if (removed)
+		(void)unlinkat(sfd, id, AT_REMOVEDIR); /* (only if empty) */
+}
+
 /* Incoming data of moves that were cut off ("<checkpoint_dir>/.migrate-ID.tar"). */
 static void remove_incoming(struct daemon *d)
 {
@@ -1084,10 +1241,12 @@ static void remove_incoming(struct daemon *d)
 	if (!dir)
 		return;
 	while ((de = readdir(dir)))
-		if (str_has_prefix(de->d_name, ".migrate-")) {
+		if (str_has_prefix(de->d_name, ".migrate-")) { /* (an xosd before 2026-12) */
 			log_info("Removed %s/%s, what a move to this node left when xosd stopped",
 				 d->cfg->checkpoint_dir, de->d_name);
 			(void)unlinkat(fd, de->d_name, 0);
+		} else if (job_id_valid(de->d_name)) {
+			remove_new_versions(d, fd, de->d_name);
 		}
 	closedir(dir);
 }

@@ -182,6 +182,7 @@ struct job {
 	unsigned parked; /* stopped at this version with its layer and root kept (0: no) */
 	bool have_usage; /* the writable layer's use, for xps */
 	uint64_t disk_used, files_used;
+	uint64_t migrate_bytes; /* sent so far by the move under way (xps; not read back) */
 	struct lxc_container *c;
 	pid_t init_pid;
 	int pidfd;
@@ -199,6 +200,9 @@ struct job {
 	/* its claim on its versions in a shared checkpoint store, where this
 	 * node took it over from another (ckpt_claim; NULL: made here) */
 	char *store_claim;
+	/* what this node last wrote of it to the holder record (recover.c):
+	 * 0 nothing yet, 1 live, 2 ended */
+	uint8_t store_marked;
 	pid_t starter;        /* the child starting its container, while it does */
 	int starter_fd;       /* its pidfd, in the event loop */
 	struct ckpt_run *run; /* a checkpoint or restore under way (ckpt/checkpoint.c) */
@@ -508,6 +512,7 @@ struct daemon {
 	uint64_t caller_watch_due_us;
 	struct events *events;   /* recent events and counters (events.c) */
 	struct metrics *metrics; /* the metrics endpoint (metrics.c), NULL: none */
+	struct recover *recover; /* leases and recovery of down nodes' jobs (recover.c) */
 };
 /* A daemon with nothing open yet: what runtime_run starts from (and tests
  * and fuzz targets that drive the request handlers without a daemon) */
@@ -743,6 +748,25 @@ int routes_tick(struct daemon *d);
 void routes_stop(struct daemon *d); /* xosd's routes removed */
 /* ckpt-adopt.c: the job of a migration, from this node's store, made one of its jobs */
 int daemon_adopt_migrated(struct daemon *d, const char *id, struct job **ret);
+/* ckpt-adopt.c: j (a newest version's record) taken over from a down node
+ * whose holder claim was expect; -EEXIST: another node was first */
+int daemon_adopt_recovered(struct daemon *d, struct job *j, unsigned version, const char *expect);
+
+/* ---- recover.c: jobs of a down node, from a shared checkpoint store (DECISIONS.md (aq)) ---- */
+/* Before j's record is written: the holder record of its versions kept
+ * (this node's name, live or ended). */
+void recover_job_persisted(struct daemon *d, struct job *j);
+/* At start-up, j loaded from its record: true if another node took it over
+ * meanwhile (j is then MIGRATED there, its container, if any, killed). */
+bool recover_loaded(struct daemon *d, struct job *j);
+/* Whether node's jobs may be taken over now (not up on the channel, its
+ * lease in the store not renewed for node_recover_after): 0, or -EBUSY and
+ * why (at least 160 bytes). */
+int recover_node_gone(struct daemon *d, const char *node, char *why, size_t len);
+/* Renew this node's lease, kill copies another node took over, take over
+ * the --restart on-failure jobs of down nodes: ms to the next, or -1. */
+int recover_tick(struct daemon *d);
+void recover_free(struct daemon *d);
 /* queue.c: whether a job asking s fits beside the live jobs now: 0, or -E2BIG and why */
 int queue_fits_now(struct daemon *d, const struct job_sched *s, char *why, size_t len);
 

@@ -81,6 +81,12 @@ struct runtime_config {
 
 	/* the node_* keys: the node channel (nodes/) */
 	struct nodes_config nodes;
+	/* a down peer's --restart on-failure jobs are taken over from the
+	 * shared checkpoint store after this (0: never; recover.c) */
+	uint64_t node_recover_after_us;
+	/* the most an incoming migration's data may take here (0: no bound but
+	 * the job's and the store's free space; migrate.c) */
+	uint64_t migrate_max_incoming;
 
 	/* grid logins: the credential_* and pool_* keys */
 	struct credstore_config cred;

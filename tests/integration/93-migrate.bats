@@ -457,11 +457,12 @@ cut_mid_transfer() {
 	id=$(on 1 xrun -d -- sh -c "$COUNTER")
 	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
 	out=$BATS_TEST_TMPDIR/xmigrate.out
-	tar="$(node_tmp 2)/state/checkpoints/.migrate-$id.tar"
+	# (n2 unpacks the data as it comes, into the version's .new- directory)
+	tar="$(node_tmp 2)/state/checkpoints/$id/.new-1"
 	node_use 1
 	xmigrate "$id" n2 >"$out" 2>&1 &
 	mpid=$!
-	xos_wait_for 60 test -s "$tar"
+	xos_wait_for 60 test -d "$tar"
 	assert_equal "$(on 1 job_field "$id" .migration.phase)" send
 	if [ "$1" = kill ]; then
 		node_use 2

@@ -75,7 +75,7 @@ static void test_moved(struct ckpt *ck, const char *store, struct job *a, struct
 
 	ok(ckpt_holder(ck, a) == 1 && ckpt_has_versions(ck, a),
 	   "no holder file: the node that made the job holds it");
-	ok(ckpt_claim(ck, b) == 0 && b->store_claim && strlen(b->store_claim) == 16 &&
+	ok(ckpt_claim(ck, b, NULL, NULL) == 0 && b->store_claim && strlen(b->store_claim) == 16 &&
 		   exists(store, a->id, "holder"),
 	   "another node takes it over: its claim, in the store and its record");
 	test_record(b);
@@ -94,7 +94,7 @@ static void test_moved(struct ckpt *ck, const char *store, struct job *a, struct
 	   "xrestart where it is not held: refused (%s)", xerr_message(&err));
 	ckpt_forget(ck, a);
 	ok(exists(store, a->id, "1"), "forgetting it where it is not held leaves the versions");
-	ok(ckpt_claim(ck, a) == 0 && ckpt_holder(ck, a) == 1 && ckpt_holder(ck, b) == 0,
+	ok(ckpt_claim(ck, a, NULL, NULL) == 0 && ckpt_holder(ck, a) == 1 && ckpt_holder(ck, b) == 0,
 	   "back on the first node: it takes the job over afresh, the other holds it no more");
 	ckpt_forget(ck, b);
 	ok(exists(store, a->id, "1"), "the other node's forgetting leaves them too");

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Migration benchmark (issue 11): a job holding 256 MiB of touched memory moved
+# node to node on this machine (two xosd daemons in network namespaces of their
+# own, as tests/integration/nodes.bash makes them), by xmigrate (stop-and-copy)
+# and, side by side in the same run, the manual LXC way on a like job:
+# lxc-checkpoint -s, the images copied to another directory, lxc-checkpoint -r
+# from the copy (xosd stopped meanwhile). Downtime: the job stopped until it
+# runs again (xmigrate's downtime_us; for LXC, the dump's start to the
+# restore's end). Reports only; asserts no timing.
+#
+#   make bench-migrate        (as root, from the repository root)
+#
+# Environment: BENCH_MIGRATE_MIB=256
+# Everything lives under one /tmp directory and the test's network
+# namespaces, torn down on exit (also on failure).
+set -euo pipefail
+export LC_ALL=C
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+MIB=${BENCH_MIGRATE_MIB:-256}
+[ "$(id -u)" -eq 0 ] || {
+	echo "bench: must run as root" >&2
+	exit 1
+}
+T=$(mktemp -d /tmp/xos-bench-mig.XXXXXX)
+chmod 0711 "$T"
+# the integration tests' node helpers, outside bats
+BATS_TEST_DIRNAME=$ROOT/tests/integration
+BATS_RUN_TMPDIR=$T
+BATS_TEST_COMPLETED=1
+XOS_TEST_PREFIX=xos-bench-mig
+load() { :; }
+# shellcheck source=tests/integration/helpers.bash
+. "$ROOT/tests/integration/helpers.bash"
+# shellcheck source=tests/integration/nodes.bash
+. "$ROOT/tests/integration/nodes.bash"
+export PATH="$XOS_BUILD:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+CERTS=$T/certs
+cleanup() {
+	set +e
+	[ -z "${NS:-}" ] || nodes_net_teardown >/dev/null 2>&1
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+now() { date +%s%N; }
+ms() { echo $((($2 - $1) / 1000000)); }
+us_ms() { echo $(($1 / 1000)); }
+
+mk_ca "$CERTS/ca" "xos bench CA" 2>/dev/null
+mk_cert "$CERTS/ca" n1 "$CERTS/n1" 2>/dev/null
+mk_cert "$CERTS/ca" n2 "$CERTS/n2" 2>/dev/null
+nodes_net_setup
+node_start 1 n1
+node_start 2 n2
+xos_wait_for 30 peer_is 1 n2 up
+xos_wait_for 30 peer_is 2 n1 up
+
+# hold: a job on node 1 touching MIB MiB, ready when /tmp/ready exists
+hold() {
+	local id
+	node_use 1
+	id=$(xrun -d -- python3 -c "
+import time
+b = bytearray($MIB << 20)
+for i in range(0, len(b), 4096):
+    b[i] = 1
+open('/tmp/ready', 'w').write('1')
+while True:
+    time.sleep(1)")
+	xos_wait_for 120 test -s "$(node_tmp 1)/state/volatile/jobs/$id/rootfs/tmp/ready"
+	echo "$id"
+}
+
+echo "# $(nproc) CPUs, $(uname -r), CRIU $(criu --version | awk '/Version/ {print $2}')"
+echo "# a job holding $MIB MiB of touched memory, node n1 -> n2 (both on this machine)"
+printf '%-34s %10s %10s %10s %12s\n' "way" "frozen ms" "down ms" "total ms" "bytes"
+
+id=$(hold)
+node_use 1
+a=$(now)
+out=$(xmigrate --json "$id" n2)
+b=$(now)
+echo "# xmigrate --json: $(jq -c . <<<"$out")"
+printf '%-34s %10s %10s %10s %12s\n' "xmigrate (stop-and-copy)" \
+	"$(us_ms "$(jq .frozen_us <<<"$out")")" "$(us_ms "$(jq .downtime_us <<<"$out")")" \
+	"$(ms "$a" "$b")" "$(jq .bytes <<<"$out")"
+node_use 2
+xkill -s KILL "$id" >/dev/null
+xwait "$id" >/dev/null || true
+
+# the manual LXC way, on a like job of node 1, its xosd stopped meanwhile
+id=$(hold)
+node_use 1
+xosd_stop
+lxcpath=$(node_tmp 1)/state/volatile/lxc
+printf 'network-lock skip\n' >"$T/criu.conf"
+src=$T/lxc-dump dst=$T/lxc-copy
+a=$(now)
+CRIU_CONFIG_FILE=$T/criu.conf nsenter "--net=/run/netns/${NS}n1" \
+	lxc-checkpoint -P "$lxcpath" -n "xos-$id" -D "$src" -s
+b=$(now)
+cp -a "$src" "$dst"
+chown -R "$(stat -c %u:%g "$(node_tmp 1)/state/jobs/$id/xos")" "$dst"
+chmod 0755 "$dst"
+c=$(now)
+CRIU_CONFIG_FILE=$T/criu.conf nsenter "--net=/run/netns/${NS}n1" \
+	lxc-checkpoint -P "$lxcpath" -n "xos-$id" -D "$dst" -r
+e=$(now)
+printf '%-34s %10s %10s %10s %12s\n' "lxc-checkpoint -s, cp -a, -r" "$(ms "$a" "$b")" \
+	"$(ms "$a" "$e")" "$(ms "$a" "$e")" "$(du -sb "$dst" | cut -f1)"
+echo "# (lxc: dump $(ms "$a" "$b") ms, copy $(ms "$b" "$c") ms, restore $(ms "$c" "$e") ms)"
+node_launch 1
