@@ -1119,8 +1119,7 @@ static int op_run(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err
 	if (!j)
 		return xerr_is_set(err) ? err->error
 					: xerr_set(err, -ENOMEM, "internal", "Out of memory");
-	j->next = d->jobs;
-	d->jobs = j;
+	daemon_job_link(d, j);
 	if (j->state == JOB_QUEUED) { /* answered now; attached, it waits for the start */
 		reply_run(d, c, j, 1, q.attach, q.tty);
 		return 0;
