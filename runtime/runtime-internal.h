@@ -251,6 +251,10 @@ bool job_may_see(const struct job *j, uid_t uid);
 int job_exit_code(const struct job *j);
 /* Serialise for job.json (full=true) or for xps. Returns yajl-generated text. */
 void job_to_json(const struct job *j, struct yajl_gen_t *g);
+/* The short form of a job for xps's table (ps "brief"): what its columns
+ * show (id, name, user, grid, state, reason, exit, created, disk, address,
+ * ports, units and the first one's command), about a tenth of the full one */
+void job_to_json_brief(const struct job *j, struct yajl_gen_t *g);
 int job_from_json(const char *text, struct job **ret);
 /* Apply a unit status to the job; false if already recorded (duplicate). */
 bool job_record_status(struct job *j, const struct loader_status *st);
