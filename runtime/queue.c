@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
@@ -66,6 +67,7 @@ struct queue_state {
 	struct view view;
 	/* passes of the scheduler (xqueue --json "passes"; tests/bench/scheduler.sh) */
 	uint64_t passes, pass_us_total, pass_us_max, pass_us_last, fast_admits;
+	uint64_t pass_cpu_us_total; /* xosd's own CPU time in them (the machine's load aside) */
 	/* group commit of queued jobs' records (queue_submit, group_commit) */
 	bool sync_pending;
 	uint64_t commits, committed;
@@ -1008,10 +1010,29 @@ static void apply_one(struct daemon *d, const struct view *v, const struct sched
 
 /* A pass over the queue; lazy: reasons only where an attached xrun wants
  * them (xps and xqueue make the rest with queue_refresh). */
-static void pass_timed(struct queue_state *q, uint64_t begun)
-{
-	uint64_t us = mono_usec() - begun;
+struct pass_clock {
+	uint64_t mono_us, cpu_us;
+};
 
+static uint64_t thread_cpu_usec(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static struct pass_clock pass_begin(void)
+{
+	return (struct pass_clock){ mono_usec(), thread_cpu_usec() };
+}
+
+static void pass_timed(struct queue_state *q, struct pass_clock begun)
+{
+	uint64_t us = mono_usec() - begun.mono_us, cpu = thread_cpu_usec();
+
+	q->pass_cpu_us_total += cpu > begun.cpu_us ? cpu - begun.cpu_us : 0;
 	q->passes++;
 	q->pass_us_total += us;
 	q->pass_us_last = us;
@@ -1021,7 +1042,7 @@ static void pass_timed(struct queue_state *q, uint64_t begun)
 
 static void schedule(struct daemon *d, bool lazy)
 {
-	uint64_t begun = mono_usec();
+	struct pass_clock begun = pass_begin();
 	struct view *v = NULL;
 	int r = view_build(d, NULL, lazy, &v);
 
@@ -1081,7 +1102,7 @@ static int admit_fast(struct daemon *d, struct job *j)
 
 int queue_admit(struct daemon *d, struct job *j)
 {
-	uint64_t begun = mono_usec();
+	struct pass_clock begun = pass_begin();
 	struct view *v = NULL;
 	bool start = false;
 	int r = admit_fast(d, j);
@@ -1356,6 +1377,7 @@ int queue_op_queue(struct daemon *d, struct conn *c, yajl_val t, struct xerr *er
 	json_gen_kv_uint(g, "count", d->queue->passes);
 	json_gen_kv_uint(g, "fast", d->queue->fast_admits);
 	json_gen_kv_uint(g, "total_us", d->queue->pass_us_total);
+	json_gen_kv_uint(g, "cpu_us", d->queue->pass_cpu_us_total);
 	json_gen_kv_uint(g, "max_us", d->queue->pass_us_max);
 	json_gen_kv_uint(g, "last_us", d->queue->pass_us_last);
 	json_gen_kv_uint(g, "commits", d->queue->commits);
