@@ -214,6 +214,7 @@ bench: all
 	tests/bench/run.sh
 	tests/bench/templates.sh
 	tests/bench/scheduler.sh
+	tests/bench/density.sh
 	tests/bench/grid-login.sh $(BUILD)
 	tests/bench/nss.sh $(BUILD)
 	tests/bench/checkpoint-small.sh

@@ -1108,7 +1108,10 @@ static void tick_job(struct ckpt *ck, struct job *j, uint64_t now)
 	int r;
 
 	if (!j->ckpt.every_us || j->state != JOB_RUNNING || j->run || j->closing) {
-		j->ckpt_due_us = 0;
+		if (j->ckpt_due_us) /* (written only when set: a page of every job
+				     * written at each tick costs a copy-on-write
+				     * fault each while xosd has a child) */
+			j->ckpt_due_us = 0;
 		return;
 	}
 	if (!j->ckpt_due_us)

@@ -241,6 +241,8 @@ int cli_xps_main(const char *prog, int argc, char **argv)
 		r = cli_gen_strv(g, "jobs", argv + optind);
 	if (r >= 0)
 		r = cli_gen_bool(g, "all", o.all);
+	if (r >= 0 && !o.json) /* (the table and -q: the short form is enough) */
+		r = cli_gen_bool(g, "brief", true);
 	if (cli_request_call(prog, o.socket, g, r, NULL, &resp) < 0)
 		return CLI_EXIT_FAILURE;
 	jobs = cli_json_get(resp, "jobs");

@@ -48,8 +48,7 @@ static int take_over(struct daemon *d, struct conn *c, struct job *j, unsigned v
 		slice_release(d, j);
 		return r;
 	}
-	j->next = d->jobs;
-	d->jobs = j;
+	daemon_job_link(d, j);
 	r = daemon_persist_job(d, j);
 	if (r < 0)
 		log_warn("Failed to persist job %s: %s", j->id, strerror(-r));
@@ -141,8 +140,8 @@ void daemon_forget_moved(struct daemon *d)
 			continue;
 		}
 		forget_moved(d, j);
-		*p = j->next;
-		conns_job_ended(d, j); /* (xwait of it: answered without it) */
+		daemon_job_unlink(d, j); /* (*p is the next one now) */
+		conns_job_ended(d, j);   /* (xwait of it: answered without it) */
 		job_free(j);
 	}
 }

@@ -225,12 +225,16 @@ void conn_reply_xerr(struct conn *c, const struct xerr *err)
 
 void conn_send_map(struct conn *c, yajl_gen g)
 {
-	_cleanup_free_ char *text = NULL;
+	const unsigned char *buf;
+	size_t len;
 
 	yajl_gen_map_close(g);
-	text = json_gen_take(g, true);
-	if (text)
-		conn_send(c, text);
+	/* straight from the generator's buffer (a listing of every job is
+	 * megabytes: no copy of it, no strlen over it) */
+	if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok)
+		return;
+	queue(c, (const char *)buf, len);
+	queue(c, "\n", 1);
 }
 
 /* An event line: {"v":1,"ev":EV,"unit":N, ...}; finished by conn_send_map(). */

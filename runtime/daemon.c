@@ -247,14 +247,6 @@ int daemon_persist_job_durably(struct daemon *d, struct job *j)
 	return r;
 }
 
-struct job *daemon_find_job(struct daemon *d, const char *id)
-{
-	for (struct job *j = d->jobs; j; j = j->next)
-		if (!strcmp(j->id, id))
-			return j;
-	return NULL;
-}
-
 enum lookup { LOOKUP_ID, LOOKUP_LIVE_NAME, LOOKUP_PREFIX, LOOKUP_NAME, _LOOKUP_MAX };
 
 static bool lookup_matches(const struct job *j, const char *name, size_t len, enum lookup how)
@@ -287,6 +279,14 @@ static int lookup_job(struct daemon *d, uid_t uid, const struct conn *c, const c
 		struct job *found = NULL;
 		size_t n = 0;
 
+		if (how == LOOKUP_ID) { /* (ids are unique: the table has it) */
+			found = daemon_find_job(d, name);
+			if (found && sees(uid, c, found)) {
+				*ret = found;
+				return 0;
+			}
+			continue;
+		}
 		for (struct job *j = d->jobs; j; j = j->next)
 			if (sees(uid, c, j) && lookup_matches(j, name, len, how)) {
 				found = j;
@@ -435,7 +435,7 @@ static void prune_ended_jobs(struct daemon *d)
 		}
 		log_debug("Forgot ended job %s (keep_ended = %llu)", j->id,
 			  (unsigned long long)d->cfg->keep_ended);
-		*oldest = j->next;
+		daemon_job_unlink(d, j);
 		job_free(j);
 		n--;
 	}
@@ -616,8 +616,7 @@ static int load_job(struct daemon *d, const char *id)
 		return -EINVAL;
 	}
 	j->dirfd = TAKE_FD(dfd);
-	j->next = d->jobs;
-	d->jobs = j;
+	daemon_job_link(d, j);
 	/* one that had ended before was charged to its owner's usage then */
 	j->sched.charged = job_state_is_final(j->state);
 	events_job_loaded(j); /* (what it is now is no event; what happens next is) */
@@ -1042,14 +1041,7 @@ static void daemon_free(struct daemon *d)
 	conns_free_all(d);
 	metrics_free(d);
 	events_free(d);
-	for (struct job *j = d->jobs; j;) {
-		struct job *next = j->next;
-
-		container_release(j);
-		job_free(j);
-		j = next;
-	}
-	d->jobs = NULL;
+	daemon_jobs_free(d);
 	netsetup_free(d->net);
 	d->net = NULL;
 	nodes_free(d->nodes);

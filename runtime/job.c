@@ -432,6 +432,52 @@ void job_to_json(const struct job *j, yajl_gen g)
 	yajl_gen_map_close(g);
 }
 
+void job_to_json_brief(const struct job *j, yajl_gen g)
+{
+	bool final = job_state_is_final(j->state);
+	const struct unit *u1 = j->n_units ? &j->units[0] : NULL;
+
+	yajl_gen_map_open(g);
+	json_gen_kv_str(g, "id", j->id);
+	json_gen_kv_str(g, "name", j->name);
+	json_gen_kv_str(g, "user", j->user);
+	if (j->grid_dn) {
+		json_gen_key(g, "grid");
+		yajl_gen_map_open(g);
+		json_gen_kv_str(g, "dn", j->grid_dn);
+		json_gen_kv_str(g, "vo", j->grid_vo);
+		yajl_gen_map_close(g);
+	}
+	json_gen_kv_str(g, "state", queue_job_state_name(j));
+	json_gen_kv_str(g, "reason", j->reason);
+	gen_opt_int(g, "exit_code", final, job_exit_code(j));
+	gen_opt_int(g, "signal", final && j->state == JOB_KILLED && u1, u1 ? u1->sig : 0);
+	json_gen_kv_uint(g, "created_us", j->created_us);
+	json_gen_key(g, "limits");
+	yajl_gen_map_open(g);
+	json_gen_kv_uint(g, "disk", j->disk);
+	yajl_gen_map_close(g);
+	if (j->have_usage && job_is_live(j)) {
+		json_gen_key(g, "usage");
+		yajl_gen_map_open(g);
+		json_gen_kv_uint(g, "disk", j->disk_used);
+		yajl_gen_map_close(g);
+	}
+	if (j->net.mode != NETSETUP_NONE) /* (its address and ports) */
+		net_to_json(&j->net, g);
+	json_gen_key(g, "units"); /* (the first one's command; the others' numbers) */
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < j->n_units; i++) {
+		yajl_gen_map_open(g);
+		json_gen_kv_uint(g, "unit", j->units[i].n);
+		if (i == 0)
+			json_gen_kv_strv(g, "argv", j->units[i].argv);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+	yajl_gen_map_close(g);
+}
+
 static yajl_val get(yajl_val o, const char *k)
 {
 	const char *path[] = { k, NULL };

@@ -822,11 +822,7 @@ static void tgt_drop(struct daemon *d, struct migration *m)
 /* A job that came and could not be restored is forgotten here (its source has it). */
 static void tgt_forget_job(struct daemon *d, struct job *j)
 {
-	for (struct job **p = &d->jobs; *p; p = &(*p)->next)
-		if (*p == j) {
-			*p = j->next;
-			break;
-		}
+	daemon_job_unlink(d, j);
 	ckpt_forget(d->ckpt, j);
 	/* a failed restore keeps the job's network (for a retry): a bridge
 	 * job's lease, ports and rules go here, and the bridge if no other

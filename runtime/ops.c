@@ -1119,8 +1119,7 @@ static int op_run(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err
 	if (!j)
 		return xerr_is_set(err) ? err->error
 					: xerr_set(err, -ENOMEM, "internal", "Out of memory");
-	j->next = d->jobs;
-	d->jobs = j;
+	daemon_job_link(d, j);
 	if (j->state == JOB_QUEUED) { /* answered now; attached, it waits for the start */
 		reply_run(d, c, j, 1, q.attach, q.tty);
 		return 0;
@@ -1140,13 +1139,14 @@ static int op_ps(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 	_cleanup_free_ struct job **named = NULL;
 	_cleanup_gen_ yajl_gen g = NULL;
 	size_t n = 0;
-	bool all = false;
+	bool all = false, brief = false;
 	int r = json_get_strv(t, "jobs", &names);
 
 	if (r < 0 && r != -ENOENT)
 		return xerr_set(err, -EINVAL, "bad_request",
 				"Field 'jobs' must be a list of strings");
-	if ((r = get_opt_bool(c, t, "all", &all, err)) < 0)
+	if ((r = get_opt_bool(c, t, "all", &all, err)) < 0 ||
+	    (r = get_opt_bool(c, t, "brief", &brief, err)) < 0)
 		return r;
 	n = strv_length(names);
 	named = calloc(n + 1, sizeof(*named));
@@ -1168,14 +1168,13 @@ static int op_ps(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 			want = named[i] == j;
 		if (!want || !may_see(c, j))
 			continue;
-		if (j->state == JOB_QUEUED) { /* (no root, no versions: nothing to measure) */
-			job_to_json(j, g);
-			continue;
+		if (j->state != JOB_QUEUED) { /* (queued: no root, no versions to measure) */
+			j->have_usage = job_is_live(j) &&
+					rootfs_job_usage(d, j, &j->disk_used, &j->files_used) >= 0;
+			if (!brief) /* (checkpoint.storage, not in the short form) */
+				(void)ckpt_space_job_bytes(d->ckpt, j);
 		}
-		j->have_usage = job_is_live(j) &&
-				rootfs_job_usage(d, j, &j->disk_used, &j->files_used) >= 0;
-		(void)ckpt_space_job_bytes(d->ckpt, j); /* checkpoint.storage */
-		job_to_json(j, g);
+		(brief ? job_to_json_brief : job_to_json)(j, g);
 	}
 	yajl_gen_array_close(g);
 	conn_send_map(c, g);
@@ -1405,7 +1404,7 @@ static const struct op {
 	    "after",
 	    "time",
 	    NULL } },
-	{ "ps", op_ps, { "v", "op", "jobs", "all", NULL } },
+	{ "ps", op_ps, { "v", "op", "jobs", "all", "brief", NULL } },
 	{ "wait", op_wait, { "v", "op", "jobs", NULL } },
 	{ "kill", op_kill, { "v", "op", "job", "signal", "unit", NULL } },
 	{ "logs", op_logs, { "v", "op", "job", "unit", "follow", NULL } },

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
@@ -44,8 +45,15 @@ struct view {
 	char (*ended)[ENDED_MAX]; /* each dependency's end, in words */
 	struct scheduler_usage *usage;
 	size_t *hint, *slot; /* the last pass's order (node.order_hint), and its making */
+	/* the last pass's order, kept here rather than in each job's position
+	 * (which a lazy pass leaves: writing every job's page costs a
+	 * copy-on-write fault each while xosd has a child); its pointers are
+	 * only compared, never followed (a job may have gone since) */
+	struct job **order;
+	size_t n_order;
+	size_t *ptab; /* open addressing: view index + 1 of a job pointer (0: free) */
 	size_t cap_run, cap_run_jobs, cap_queue, cap_jobs, cap_decs, cap_deps, cap_ended, cap_usage;
-	size_t cap_hint, cap_slot;
+	size_t cap_hint, cap_slot, cap_order, cap_ptab;
 };
 
 struct queue_state {
@@ -59,6 +67,7 @@ struct queue_state {
 	struct view view;
 	/* passes of the scheduler (xqueue --json "passes"; tests/bench/scheduler.sh) */
 	uint64_t passes, pass_us_total, pass_us_max, pass_us_last, fast_admits;
+	uint64_t pass_cpu_us_total; /* xosd's own CPU time in them (the machine's load aside) */
 	/* group commit of queued jobs' records (queue_submit, group_commit) */
 	bool sync_pending;
 	uint64_t commits, committed;
@@ -592,6 +601,8 @@ static void view_free(struct view *v)
 	unmap(v->decs, v->cap_decs, sizeof(*v->decs));
 	unmap(v->hint, v->cap_hint, sizeof(*v->hint));
 	unmap(v->slot, v->cap_slot, sizeof(*v->slot));
+	unmap(v->order, v->cap_order, sizeof(*v->order));
+	unmap(v->ptab, v->cap_ptab, sizeof(*v->ptab));
 	*v = (struct view){ 0 };
 }
 
@@ -692,35 +703,80 @@ static int view_alloc(struct daemon *d, struct view *v, size_t n_run, size_t n_q
 	    grow(&v->ended, &v->cap_ended, n_deps, sizeof(*v->ended)) < 0 ||
 	    grow(&v->usage, &v->cap_usage, d->queue->n_usage, sizeof(*v->usage)) < 0 ||
 	    grow(&v->hint, &v->cap_hint, n_queue, sizeof(*v->hint)) < 0 ||
-	    grow(&v->slot, &v->cap_slot, n_queue, sizeof(*v->slot)) < 0)
+	    grow(&v->slot, &v->cap_slot, n_queue, sizeof(*v->slot)) < 0 ||
+	    grow(&v->order, &v->cap_order, n_queue, sizeof(*v->order)) < 0 ||
+	    grow(&v->ptab, &v->cap_ptab, 4 * n_queue, sizeof(*v->ptab)) < 0)
 		return -ENOMEM;
 	return 0;
 }
 
-/* The queue in the last pass's order (each job's position), jobs without
- * one (new) after: nearly sorted, which the scheduler sorts in O(n). */
+static size_t ptr_hash(const struct job *j, size_t mask)
+{
+	uint64_t x = (uint64_t)(uintptr_t)j;
+
+	x ^= x >> 29;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 32;
+	return (size_t)x & mask;
+}
+
+/* The view index of job pointer j (SIZE_MAX: not in the view). */
+static size_t ptab_find(const struct view *v, size_t mask, const struct job *j)
+{
+	for (size_t h = ptr_hash(j, mask);; h = (h + 1) & mask) {
+		if (!v->ptab[h])
+			return SIZE_MAX;
+		if (v->jobs[v->ptab[h] - 1] == j)
+			return v->ptab[h] - 1;
+	}
+}
+
+/* The queue in the last pass's order (v->order), jobs not in it (new) after:
+ * nearly sorted, which the scheduler sorts in O(n). */
 static void view_hint(struct view *v)
 {
-	size_t n = v->node.n_queue, k = 0;
+	size_t n = v->node.n_queue, k = 0, size = 1, mask;
 
-	for (size_t p = 0; p <= n; p++)
-		v->slot[p] = SIZE_MAX;
+	while (size < 2 * n) /* (grown for 4 n: at most half full) */
+		size *= 2;
+	mask = size - 1;
+	memset(v->ptab, 0, size * sizeof(*v->ptab));
 	for (size_t i = 0; i < n; i++) {
-		size_t p = v->jobs[i]->sched.position;
+		size_t h = ptr_hash(v->jobs[i], mask);
 
-		if (p >= 1 && p <= n && v->slot[p] == SIZE_MAX)
-			v->slot[p] = i;
+		while (v->ptab[h])
+			h = (h + 1) & mask;
+		v->ptab[h] = i + 1;
+		v->slot[i] = 0; /* (taken: placed in the hint) */
 	}
-	for (size_t p = 1; p <= n; p++)
-		if (v->slot[p] != SIZE_MAX)
-			v->hint[k++] = v->slot[p];
-	for (size_t i = 0; i < n; i++) {
-		size_t p = v->jobs[i]->sched.position;
+	for (size_t p = 0; p < v->n_order; p++) {
+		size_t i = v->order[p] ? ptab_find(v, mask, v->order[p]) : SIZE_MAX;
 
-		if (!(p >= 1 && p <= n && v->slot[p] == i))
+		if (i != SIZE_MAX && !v->slot[i]) {
+			v->slot[i] = 1;
 			v->hint[k++] = i;
+		}
 	}
+	for (size_t i = 0; i < n; i++)
+		if (!v->slot[i])
+			v->hint[k++] = i;
 	v->node.order_hint = v->hint;
+}
+
+/* Keep the order a pass decided for the next pass's hint. */
+static void view_keep_order(struct view *v)
+{
+	size_t n = v->node.n_queue;
+
+	for (size_t p = 0; p < n; p++)
+		v->order[p] = NULL;
+	for (size_t k = 0; k < n; k++) {
+		unsigned p = v->decs[k].position;
+
+		if (p >= 1 && p <= n)
+			v->order[p - 1] = v->jobs[v->decs[k].index];
+	}
+	v->n_order = n;
 }
 
 /* The node as the scheduler sees it, in d->queue->view; extra: a new job not
@@ -917,7 +973,9 @@ static void apply_one(struct daemon *d, const struct view *v, const struct sched
 
 	if (!in_queue(j)) /* (ended, or started, meanwhile) */
 		return;
-	if (j->sched.position != dec->position) /* (written only when changed, see add_queued) */
+	/* (written only when changed, see add_queued; a lazy pass keeps its
+	 * order in the view only: xps and xqueue make positions with a full pass) */
+	if (!v->node.only_wanted_reasons && j->sched.position != dec->position)
 		j->sched.position = dec->position;
 	if (j->sched.est_start_us != dec->est_start_us &&
 	    (!v->node.only_wanted_reasons || v->queue[dec->index].want_reason))
@@ -952,10 +1010,29 @@ static void apply_one(struct daemon *d, const struct view *v, const struct sched
 
 /* A pass over the queue; lazy: reasons only where an attached xrun wants
  * them (xps and xqueue make the rest with queue_refresh). */
-static void pass_timed(struct queue_state *q, uint64_t begun)
-{
-	uint64_t us = mono_usec() - begun;
+struct pass_clock {
+	uint64_t mono_us, cpu_us;
+};
 
+static uint64_t thread_cpu_usec(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static struct pass_clock pass_begin(void)
+{
+	return (struct pass_clock){ mono_usec(), thread_cpu_usec() };
+}
+
+static void pass_timed(struct queue_state *q, struct pass_clock begun)
+{
+	uint64_t us = mono_usec() - begun.mono_us, cpu = thread_cpu_usec();
+
+	q->pass_cpu_us_total += cpu > begun.cpu_us ? cpu - begun.cpu_us : 0;
 	q->passes++;
 	q->pass_us_total += us;
 	q->pass_us_last = us;
@@ -965,7 +1042,7 @@ static void pass_timed(struct queue_state *q, uint64_t begun)
 
 static void schedule(struct daemon *d, bool lazy)
 {
-	uint64_t begun = mono_usec();
+	struct pass_clock begun = pass_begin();
 	struct view *v = NULL;
 	int r = view_build(d, NULL, lazy, &v);
 
@@ -976,6 +1053,7 @@ static void schedule(struct daemon *d, bool lazy)
 		d->queue->dirty = true; /* tried again at the next event */
 	} else {
 		pass_timed(d->queue, begun); /* (the decision; applying it starts jobs) */
+		view_keep_order(v);
 		for (size_t k = 0; k < v->node.n_queue; k++)
 			apply_one(d, v, &v->decs[k]);
 		d->queue->stale = lazy;
@@ -1024,7 +1102,7 @@ static int admit_fast(struct daemon *d, struct job *j)
 
 int queue_admit(struct daemon *d, struct job *j)
 {
-	uint64_t begun = mono_usec();
+	struct pass_clock begun = pass_begin();
 	struct view *v = NULL;
 	bool start = false;
 	int r = admit_fast(d, j);
@@ -1040,8 +1118,10 @@ int queue_admit(struct daemon *d, struct job *j)
 	r = view_build(d, j, true, &v);
 	if (r >= 0)
 		r = scheduler_decide_into(&v->node, v->decs);
-	if (r >= 0)
+	if (r >= 0) {
 		pass_timed(d->queue, begun);
+		view_keep_order(v);
+	}
 	for (size_t k = 0; r >= 0 && k < v->node.n_queue; k++) {
 		const struct scheduler_decision *dec = &v->decs[k];
 
@@ -1297,6 +1377,7 @@ int queue_op_queue(struct daemon *d, struct conn *c, yajl_val t, struct xerr *er
 	json_gen_kv_uint(g, "count", d->queue->passes);
 	json_gen_kv_uint(g, "fast", d->queue->fast_admits);
 	json_gen_kv_uint(g, "total_us", d->queue->pass_us_total);
+	json_gen_kv_uint(g, "cpu_us", d->queue->pass_cpu_us_total);
 	json_gen_kv_uint(g, "max_us", d->queue->pass_us_max);
 	json_gen_kv_uint(g, "last_us", d->queue->pass_us_last);
 	json_gen_kv_uint(g, "commits", d->queue->commits);

@@ -212,6 +212,8 @@ struct job {
 	uint64_t ckpt_bytes;  /* disk its checkpoint store takes (ckpt/space.c) */
 	struct job_ev ev;     /* what its last event saw (events.c) */
 	struct job *next;
+	struct job *hnext; /* in its bucket of the daemon's table (jobtable.c) */
+	bool hashed;       /* it is in that table */
 };
 
 struct job *job_new(void);
@@ -253,6 +255,10 @@ bool job_may_see(const struct job *j, uid_t uid);
 int job_exit_code(const struct job *j);
 /* Serialise for job.json (full=true) or for xps. Returns yajl-generated text. */
 void job_to_json(const struct job *j, struct yajl_gen_t *g);
+/* The short form of a job for xps's table (ps "brief"): what its columns
+ * show (id, name, user, grid, state, reason, exit, created, disk, address,
+ * ports, units and the first one's command), about a tenth of the full one */
+void job_to_json_brief(const struct job *j, struct yajl_gen_t *g);
 int job_from_json(const char *text, struct job **ret);
 /* Apply a unit status to the job; false if already recorded (duplicate). */
 bool job_record_status(struct job *j, const struct loader_status *st);
@@ -485,6 +491,9 @@ struct daemon {
 	struct migration *migrations; /* moves to and from other nodes (migrate.c) */
 	struct routes *routes;        /* routes to other nodes' jobs (routes.c) */
 	struct job *jobs;
+	/* the same jobs by id (jobtable.c): buckets, their number, jobs linked */
+	struct job **jtab;
+	size_t jtab_size, jtab_n;
 	struct conn *conns;
 	struct conn *closed_conns; /* closed in this batch of events, freed after it */
 	bool prune_ended;          /* an ended job was tidied: keep at most keep_ended of them */
@@ -535,7 +544,15 @@ int daemon_job_runpath(struct daemon *d, const struct job *j, const char *sub, c
 		       size_t len);
 /* Open a file of the job's spool read-only (for xlogs and attached xrun). */
 int daemon_open_spool_file(struct daemon *d, struct job *j, const char *name);
+/* ---- jobtable.c: the jobs, by id ---- */
+/* j goes at the head of d->jobs and into the table by id */
+void daemon_job_link(struct daemon *d, struct job *j);
+/* j leaves d->jobs and the table (it is not freed) */
+void daemon_job_unlink(struct daemon *d, struct job *j);
+/* The job of that exact id, or NULL (without walking every job) */
 struct job *daemon_find_job(struct daemon *d, const char *id);
+/* Every job released and freed, and the table */
+void daemon_jobs_free(struct daemon *d);
 /* Resolve what caller uid names, only among the jobs it may see: an exact id
  * first, then the name of a live job (unique per owner), then a unique id
  * prefix, then the name of an ended job. -ENOENT, or -ENOTUNIQ when several

@@ -93,7 +93,8 @@ start_xosd() { # CONF_LINE...
 }
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$XOSD_PID/status"; }
-passes() { "$BUILD/xqueue" --json | jq -r '.passes | "\(.count) \(.total_us) \(.max_us)"'; }
+# count, wall time (total, max) and xosd's CPU time (0: an xosd before cpu_us)
+passes() { "$BUILD/xqueue" --json | jq -r '.passes | "\(.count) \(.total_us) \(.max_us) \(.cpu_us // 0)"'; }
 ms_since() { echo "$1 $EPOCHREALTIME" | awk '{printf "%.1f", ($2 - $1) * 1000}'; }
 
 # submit FIRST COUNT ARGS_JSON: COUNT run requests straight to the socket
@@ -138,7 +139,7 @@ submit_raw() {
 
 # run_mode held|over: fill the queue, then time events, xps and xqueue
 run_mode() {
-	local mode=$1 args=() req t0 rss0 rss1 secs cli_n cli_secs p0 p1 c0 c1 tot0 tot1 max1
+	local mode=$1 args=() req t0 rss0 rss1 secs cli_n cli_secs p0 p1 c0 c1 tot0 tot1 max1 cpu0 cpu1
 	local xps_first xps_again xq
 	if [ "$mode" = held ]; then
 		start_xosd
@@ -165,8 +166,9 @@ run_mode() {
 		"($cli_n in $cli_secs s)," \
 		"$(echo "$((N - cli_n)) $secs" | awk '{printf "%.0f", $1 / $2}') submissions/s to the socket" \
 		"($((N - cli_n)) in $secs s)"
-	read -r c0 tot0 _ <<<"$(passes)"
-	echo "  passes while queueing: $c0, mean $(echo "$tot0 $c0" | awk '{printf "%.0f", $1 / $2}') us"
+	read -r c0 tot0 _ cpu0 <<<"$(passes)"
+	echo "  passes while queueing: $c0, mean $(echo "$tot0 $c0" | awk '{printf "%.0f", $1 / $2}') us" \
+		"($(echo "$cpu0 $c0" | awk '{printf "%.0f", $1 / $2}') us of xosd's CPU)"
 	# events once the queue is full: held: xrelease of a job (it runs and ends);
 	# over: one more submission (it is queued)
 	p0=$(passes)
@@ -180,11 +182,12 @@ run_mode() {
 		fi
 	done
 	p1=$(passes)
-	read -r c0 tot0 _ <<<"$p0"
-	read -r c1 tot1 max1 <<<"$p1"
+	read -r c0 tot0 _ cpu0 <<<"$p0"
+	read -r c1 tot1 max1 cpu1 <<<"$p1"
 	echo "  $EVENTS events ($([ "$mode" = held ] && echo xrelease || echo submissions)) in" \
 		"$(ms_since "$t0") ms; decisions: $((c1 - c0)) passes, mean" \
-		"$(echo "$tot1 $tot0 $c1 $c0" | awk '{printf "%.0f", ($1 - $2) / ($3 - $4)}') us," \
+		"$(echo "$tot1 $tot0 $c1 $c0" | awk '{printf "%.0f", ($1 - $2) / ($3 - $4)}') us" \
+		"($(echo "$cpu1 $cpu0 $c1 $c0" | awk '{printf "%.0f", ($1 - $2) / ($3 - $4)}') us of xosd's CPU)," \
 		"max so far $max1 us"
 	t0=$EPOCHREALTIME
 	"$BUILD/xps" -a --json >/dev/null

@@ -15,8 +15,7 @@ static struct job *add(struct daemon *d, const char *id, const char *name, uid_t
 	j->name = name ? strdup(name) : NULL;
 	j->owner_uid = owner;
 	j->state = st;
-	j->next = d->jobs;
-	d->jobs = j;
+	daemon_job_link(d, j);
 	return j;
 }
 
@@ -72,7 +71,7 @@ int main(void)
 	while (d.jobs) {
 		struct job *j = d.jobs;
 
-		d.jobs = j->next;
+		daemon_job_unlink(&d, j);
 		job_free(j);
 	}
 	return tap_done();
