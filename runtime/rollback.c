@@ -521,12 +521,35 @@ void rootfs_job_unkeep(struct job *j)
 	j->kept = 0;
 }
 
+/* At most kept_layers of them: the layers of the jobs that ended first go. */
+static void keep_bound(struct daemon *d)
+{
+	for (;;) {
+		struct job *oldest = NULL;
+		uint64_t n = 0;
+
+		for (struct job *k = d->jobs; k; k = k->next)
+			if (k->kept) {
+				n++;
+				if (!oldest || k->ended_us < oldest->ended_us)
+					oldest = k;
+			}
+		if (n <= d->cfg->kept_layers)
+			return;
+		log_info(
+			"Job %s: its kept layer is let go (kept_layers = %llu); a restart copies the "
+			"version's layer",
+			oldest->id, (unsigned long long)d->cfg->kept_layers);
+		rootfs_job_unkeep(oldest);
+	}
+}
+
 void rootfs_job_keep(struct daemon *d, struct job *j)
 {
 	char root[4096], layer[4096];
 
 	rootfs_job_unkeep(j);
-	if (!j->ckpt_last || !rootfs_job_kept(d, j) ||
+	if (!j->ckpt_last || !d->cfg->kept_layers || !rootfs_job_kept(d, j) ||
 	    daemon_job_runpath(d, j, "rootfs", root, sizeof(root)) < 0 ||
 	    daemon_job_runpath(d, j, "layer", layer, sizeof(layer)) < 0)
 		return;
@@ -545,6 +568,7 @@ void rootfs_job_keep(struct daemon *d, struct job *j)
 		return;
 	}
 	j->kept = j->ckpt_last;
+	keep_bound(d);
 }
 
 static int attach(int *fd, const char *path)

@@ -95,7 +95,7 @@ kept_job() {
 	assert_equal "$after" "$(gone_any <<<"$before")"
 }
 
-@test "a kept layer is held while the job can be restarted from it, and let go when its version is deleted, when the job is forgotten (keep_ended) and when xosd stops" {
+@test "a kept layer is held while the job can be restarted from it, and let go when its version is deleted, when the job is forgotten (keep_ended), beyond kept_layers and when xosd stops" {
 	kept_job
 	a=$JOB
 	# the overlay's and the layer's detached clones
@@ -120,6 +120,16 @@ kept_job() {
 	wait_for 30 test ! -e "$XOS_TMP/state/jobs/$b"
 	assert_equal "$(xosd_fds_on "$LAYER_DEV")" 0
 	assert_equal "$(xosd_fds_on "$ROOT_DEV")" 0
+
+	# at most kept_layers: the layer of the job that ended first goes
+	xosd_stop
+	echo "kept_layers = 1" >"$XOS_TMP/xosd.conf"
+	xosd_launch --config "$XOS_TMP/xosd.conf"
+	kept_job
+	first=$LAYER_DEV
+	kept_job
+	assert_equal "$(xosd_fds_on "$first")" 0
+	assert_equal "$(xosd_fds_on "$LAYER_DEV")" 1
 
 	# xosd stops: it held them (fds); the restart after it copies the
 	# version's layer and works
