@@ -234,12 +234,14 @@ static int put_bytes(int from, int to, off_t size)
 	if (!x)
 		return -ENOMEM;
 	for (off_t off = 0; off < size;) {
-		ssize_t n = pread(from, x, 1 << 16, off);
+		ssize_t n = pread(from, x, 1 << 16, off), w;
 
 		if (n <= 0)
 			return n < 0 ? -errno : -EIO;
-		if (!all_zero(x, (size_t)n) && pwrite(to, x, (size_t)n, off) != n)
-			return -errno;
+		w = all_zero(x, (size_t)n) ? n : pwrite(to, x, (size_t)n, off);
+
+		if (w != n)
+			return w < 0 ? -errno : -EIO;
 		off += n;
 	}
 	return ftruncate(to, size) < 0 ? -errno : 0;
