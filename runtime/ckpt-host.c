@@ -148,8 +148,10 @@ void daemon_job_discard(struct daemon *d, struct job *j, int sig)
 		}
 	job_finish(j);
 	/* a stopped job keeps its network (address, ports), layer and root until
-	 * it ends: now */
+	 * it ends: now; the layer and root are held on for a restart, as those
+	 * of any job that ends with a version (rollback.c) */
 	netsetup_job_release(d->net, j->id, &j->net);
+	rootfs_job_keep(d, j);
 	rootfs_job_umount(d, j);
 	unlinkat(d->vjobs_fd, j->id, AT_REMOVEDIR);
 	j->parked = 0;

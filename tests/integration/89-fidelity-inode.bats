@@ -95,6 +95,23 @@ kept_job() {
 	assert_equal "$after" "$(gone_any <<<"$before")"
 }
 
+@test "a job stopped at a checkpoint and then killed keeps its layer too: its restart has the same device and inode numbers" {
+	id=$(xrun -d -- sh -c "$FILES")
+	wait_file "$(job_rootfs "$id")/tmp/ready"
+	before=$(xrun --job "$id" -- sh -c "$LOOK")
+	run timeout 120 xcheckpoint --stop "$id"
+	assert_success
+	xkill -s KILL "$id"
+	wait_for 30 job_field_is "$id" .state KILLED
+	run timeout 120 xrestart "$id"
+	assert_success
+	wait_state "$id" RUNNING
+	# (before: killed while stopped, its layer was unmounted; the restart
+	# copied the version's files, with new numbers)
+	run xrun --job "$id" -- sh -c "$LOOK"
+	assert_output "$before"
+}
+
 @test "a kept layer is held while the job can be restarted from it, and let go when its version is deleted, when the job is forgotten (keep_ended), beyond kept_layers and when xosd stops" {
 	kept_job
 	a=$JOB
