@@ -40,6 +40,8 @@ struct rb_link {
 struct rb {
 	int root; /* the kept overlay (changes go here) */
 	int l;    /* its upper directory (read only) */
+	const int *lowers;
+	size_t n_lowers;
 	struct rb_link *links;
 	size_t n_links;
 	char path[PATH_MAX]; /* the entry's path below the top */
@@ -309,11 +311,58 @@ static int open_sub(int dir, const char *name)
 		       : openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
+/* Whether layer hides from the layers below it what lies at path: one of
+ * path's parents there is a whiteout, not a directory, or an opaque
+ * directory (overlayfs's lookup stops there). */
+static bool hides(int layer, const char *path)
+{
+	char prefix[PATH_MAX];
+
+	for (size_t i = strcspn(path, "/"); path[i]; i += 1 + strcspn(path + i + 1, "/")) {
+		_cleanup_close_ int fd = -EBADF;
+		struct stat st;
+
+		memcpy(prefix, path, i);
+		prefix[i] = 0;
+		fd = openat_beneath(layer, prefix, O_PATH | O_NOFOLLOW, 0);
+		if (fd == -ENOENT)
+			return false;
+		if (fd < 0 || fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode))
+			return true;
+		closep(&fd);
+		fd = openat_beneath(layer, prefix, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+		if (fd < 0 || opacity(fd, ".") != 0)
+			return true;
+	}
+	return false;
+}
+
+/* What a lower layer shows at the entry's path once the layer's own entry
+ * is gone (the version, which lacks it, shows that; the overlay could only
+ * hide it), following overlayfs's lookup: top first, stopping where a layer
+ * hides what is below. K_NONE: nothing. */
+static int lower_kind(struct rb *rb)
+{
+	if (hides(rb->l, rb->path))
+		return K_NONE;
+	for (size_t i = 0; i < rb->n_lowers; i++) {
+		_cleanup_close_ int fd = openat_beneath(rb->lowers[i], rb->path,
+							O_PATH | O_NOFOLLOW, 0);
+		struct stat st;
+
+		if (fd >= 0 && fstat(fd, &st) == 0)
+			return kind_of(&st) == K_WHITEOUT ? K_NONE : kind_of(&st);
+		if (hides(rb->lowers[i], rb->path))
+			return K_NONE;
+	}
+	return K_NONE;
+}
+
 /* Pass 1, over the layer: what the version lacks, or holds as another kind. */
 static int prune_one(struct rb *rb, int v, int l, int r, const char *name, unsigned depth)
 {
 	struct stat ls, vs;
-	int lk = kind_at(l, name, &ls), vk = kind_at(v, name, &vs);
+	int lk = kind_at(l, name, &ls), vk = kind_at(v, name, &vs), lk2;
 	_cleanup_close_ int vd = -EBADF, ld = -EBADF, rd = -EBADF;
 
 	if (lk < 0 || vk < 0)
@@ -322,6 +371,17 @@ static int prune_one(struct rb *rb, int v, int l, int r, const char *name, unsig
 		return -EXDEV; /* the lower layers' entry shows in the version */
 	if (lk == K_WHITEOUT)
 		return 0;
+	if (vk == K_NONE && (lk2 = lower_kind(rb)) != K_NONE) {
+		/* a directory of the lower layers that the job copied up after
+		 * the checkpoint stays, merged with them as in the version, and
+		 * loses what the job put in it; anything else cannot be undone */
+		if (lk != K_DIR || lk2 != K_DIR || opacity(l, name) != 0)
+			return -EXDEV;
+		ld = open_sub(l, name), rd = open_sub(r, name);
+		if (ld < 0 || rd < 0)
+			return -errno;
+		return walk_dir(rb, -EBADF, ld, rd, depth + 1, false, prune_one);
+	}
 	if (vk == K_NONE || !same_kind(&ls, &vs))
 		return remove_entry(l, r, name, vk == K_WHITEOUT);
 	if (lk != K_DIR)
@@ -483,10 +543,11 @@ static int restore_one(struct rb *rb, int v, int l, int r, const char *name, uns
 	}
 }
 
-int rollback_tree(int vupper, int lupper, int root, const char *links, size_t links_len)
+int rollback_tree(int vupper, int lupper, int root, const int *lowers, size_t n_lowers,
+		  const char *links, size_t links_len)
 {
 	_cleanup_free_ char *text = NULL;
-	struct rb rb = { .root = root, .l = lupper };
+	struct rb rb = { .root = root, .l = lupper, .lowers = lowers, .n_lowers = n_lowers };
 	struct stat vs;
 	int r = 0;
 
@@ -586,7 +647,8 @@ int rootfs_job_rollback(struct daemon *d, struct job *j, int vfd)
 	char root[4096], layer[4096], upper[4200];
 	_cleanup_close_ int run = -EBADF, v = -EBADF, l = -EBADF, r = -EBADF;
 	_cleanup_free_ char *links = NULL;
-	size_t links_len = 0;
+	int lowers[2] = { -EBADF, -EBADF };
+	size_t links_len = 0, n_lowers = 0;
 	int e;
 
 	if (j->kept_root < 0 || j->kept_layer < 0)
@@ -611,5 +673,12 @@ int rootfs_job_rollback(struct daemon *d, struct job *j, int vfd)
 	e = read_file_at(vfd, "links", LINKS_MAX, &links, &links_len);
 	if (e < 0 && e != -ENOENT)
 		return e;
-	return rollback_tree(v, l, r, links, e < 0 ? 0 : links_len);
+	if (e < 0)
+		links_len = 0;
+	e = rootfs_job_lowers(d, j, lowers, &n_lowers);
+	if (e >= 0)
+		e = rollback_tree(v, l, r, lowers, n_lowers, links, links_len);
+	for (size_t i = 0; i < ELEMENTSOF(lowers); i++)
+		closep(&lowers[i]);
+	return e;
 }

@@ -318,10 +318,14 @@ bool rootfs_job_kept(struct daemon *d, struct job *j);
 void rootfs_job_keep(struct daemon *d, struct job *j);
 void rootfs_job_unkeep(struct job *j);
 int rootfs_job_rollback(struct daemon *d, struct job *j, int vfd);
+/* The job's lower layers, top first (O_PATH; at most 2): ret_fds, *ret_n. */
+int rootfs_job_lowers(struct daemon *d, struct job *j, int *ret_fds, size_t *ret_n);
 /* vupper (the version's upper copy) made the layer's: lupper is its upper
- * directory (read only), root the overlay (changed); links: the version's
- * "links" list ("INO PATH\0" each) */
-int rollback_tree(int vupper, int lupper, int root, const char *links, size_t links_len);
+ * directory (read only), root the overlay (changed), lowers its lower layers
+ * (read only; what they hold the rollback does not remove); links: the
+ * version's "links" list ("INO PATH\0" each) */
+int rollback_tree(int vupper, int lupper, int root, const int *lowers, size_t n_lowers,
+		  const char *links, size_t links_len);
 /* Make what LXC mounts on in the job's root (its /.xos, /proc, /sys, /dev, the
  * loader's file, resolv.conf, each volume's target) before it starts: in the
  * job's own layer, or inside an earlier volume as that volume's account, and

@@ -27,8 +27,9 @@ while :; do sleep 1; done'
 LOOK='cd /tmp/d && for f in $(ls); do echo "$f $(stat -c "%d %i %h" "$f") $(sha256sum <"$f" | cut -c1-16)"; done'
 
 # After the checkpoint: a file rewritten, one made, one removed, a link
-# broken, a file changed through a shared mapping (its times need not change).
-AFTER='cd /tmp/d && echo two >changed && echo new >new && rm gone &&
+# broken, a file changed through a shared mapping (its times need not change),
+# a file made in a directory of the lower layers (/var/tmp, copied up then).
+AFTER='cd /tmp/d && echo two >changed && echo new >new && rm gone && echo x >/var/tmp/x &&
 rm b && echo other >b &&
 /usr/bin/python3 -c "
 import mmap, os
@@ -69,6 +70,7 @@ kept_job() {
 	wait_file "$(job_rootfs "$id")/tmp/ready"
 	before=$(xrun --job "$id" -- sh -c "$LOOK")
 	echo "before: $before"
+	vartmp=$(xrun --job "$id" -- ls -A /var/tmp)
 	run timeout 120 xcheckpoint "$id"
 	assert_success
 	run xrun --job "$id" -- sh -c "$AFTER"
@@ -85,6 +87,7 @@ kept_job() {
 	# device too unless the kernel gave the new overlay the old one's)
 	after=$(xrun --job "$id" -- sh -c "$LOOK" | gone_any)
 	assert_equal "$after" "$(gone_any <<<"$before")"
+	assert_equal "$(xrun --job "$id" -- ls -A /var/tmp)" "$vartmp"
 	grep -q "Job $id: its kept layer was rolled back in place" "$XOS_TMP/xosd.log"
 	# the processes run on over it: checkpointed --stop and restarted
 	run timeout 120 xcheckpoint --stop "$id"

@@ -83,7 +83,7 @@ int main(void)
 		return 1;
 	oldlink = ino(l, "b");
 
-	ok(rollback_tree(v, l, l, links, (size_t)n) == 0, "the layer is rolled back");
+	ok(rollback_tree(v, l, l, NULL, 0, links, (size_t)n) == 0, "the layer is rolled back");
 	ok(ino(l, "keep") == keep, "an unchanged file keeps its inode");
 	ok(ino(l, "changed") == changed && get(l, "changed") && !strcmp(get(l, "changed"), "one\n"),
 	   "a file written after the checkpoint has its checkpoint bytes, in the same inode");
@@ -97,9 +97,35 @@ int main(void)
 	ok(fstatat(l, "b", &st, 0) == 0 && (st.st_mode & 07777) == 0600 && st.st_ino == oldlink,
 	   "a mode changed after it is the version's again, in the same inode");
 
+	/* with a lower layer: a directory of it copied up after the checkpoint
+	 * stays, emptied of what was put in it; a file of it copied up cannot be
+	 * undone through an overlay (-EXDEV: the caller copies instead) */
+	{
+		int lo = -EBADF, l2 = -EBADF, v2 = -EBADF,
+		    top2 = openat(l, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (top2 < 0 || mkdirat(top2, "lo", 0755) < 0 || mkdirat(top2, "l2", 0755) < 0 ||
+		    mkdirat(top2, "v2", 0755) < 0 ||
+		    (lo = openat(top2, "lo", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+		    (l2 = openat(top2, "l2", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+		    (v2 = openat(top2, "v2", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+		    mkdirat(lo, "var", 0755) < 0 || mkdirat(lo, "var/tmp", 01777) < 0 ||
+		    put(lo, "lowfile", "low\n") < 0 || mkdirat(l2, "var", 0755) < 0 ||
+		    mkdirat(l2, "var/tmp", 01777) < 0 || put(l2, "var/tmp/x", "x\n") < 0)
+			return 1;
+		ok(rollback_tree(v2, l2, l2, &lo, 1, NULL, 0) == 0 && ino(l2, "var/tmp") != 0 &&
+			   ino(l2, "var/tmp/x") == 0,
+		   "a lower directory copied up after the checkpoint stays, what was put in it goes");
+		ok(put(l2, "lowfile", "changed\n") == 0 &&
+			   rollback_tree(v2, l2, l2, &lo, 1, NULL, 0) == -EXDEV,
+		   "a lower file copied up after the checkpoint: -EXDEV");
+		close(lo), close(l2), close(v2), close(top2);
+	}
+
 	/* a links list that names a path out of the tree is refused */
-	ok(rollback_tree(v, l, l, "1 ../x", 7) == -EBADMSG, "a links list with .. is refused");
-	ok(rollback_tree(v, l, l, "1 /x", 5) == -EBADMSG,
+	ok(rollback_tree(v, l, l, NULL, 0, "1 ../x", 7) == -EBADMSG,
+	   "a links list with .. is refused");
+	ok(rollback_tree(v, l, l, NULL, 0, "1 /x", 5) == -EBADMSG,
 	   "a links list with an absolute path is refused");
 	{
 		char cmd[PATH_MAX + 16];
