@@ -367,10 +367,10 @@ static int prune_one(struct rb *rb, int v, int l, int r, const char *name, unsig
 
 	if (lk < 0 || vk < 0)
 		return lk < 0 ? lk : vk;
-	if (lk == K_WHITEOUT && vk != K_WHITEOUT && vk != K_NONE)
-		return -EXDEV; /* the lower layers' entry shows in the version */
+	/* a whiteout the version lacks: the job removed a name of the lower
+	 * layers after the checkpoint, which the overlay cannot bring back */
 	if (lk == K_WHITEOUT)
-		return 0;
+		return vk == K_WHITEOUT ? 0 : -EXDEV;
 	if (vk == K_NONE && (lk2 = lower_kind(rb)) != K_NONE) {
 		/* a directory of the lower layers that the job copied up after
 		 * the checkpoint stays, merged with them as in the version, and

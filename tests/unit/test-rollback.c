@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "runtime/runtime-internal.h"
@@ -119,6 +120,12 @@ int main(void)
 		ok(put(l2, "lowfile", "changed\n") == 0 &&
 			   rollback_tree(v2, l2, l2, &lo, 1, NULL, 0) == -EXDEV,
 		   "a lower file copied up after the checkpoint: -EXDEV");
+		if (unlinkat(l2, "lowfile", 0) < 0 ||
+		    mknodat(l2, "lowfile", S_IFCHR | 0, makedev(0, 0)) < 0)
+			skip("no mknod here", "a lower file removed after the checkpoint: -EXDEV");
+		else
+			ok(rollback_tree(v2, l2, l2, &lo, 1, NULL, 0) == -EXDEV,
+			   "a lower file removed after the checkpoint (a whiteout): -EXDEV");
 		close(lo), close(l2), close(v2), close(top2);
 	}
 
