@@ -682,6 +682,10 @@ static int prepare_restore(struct ckpt *ck, struct job *j, int vfd, struct xerr 
 	 * layer and root, still mounted (restore_prepare; DECISIONS (ab)) */
 	if (j->parked != j->run->version || j->run->prev != JOB_CHECKPOINTED)
 		j->parked = 0;
+	/* an ended job's kept layer serves only the restart of the version
+	 * newest when it ended (rolled back in place; DECISIONS (ao)) */
+	if (j->kept != j->run->version || !job_state_is_final(j->run->prev))
+		j->kept = 0;
 	r = HOST(ck, restore_prepare, j, vfd, err);
 	if (r < 0 && !err->msg) /* (out of memory: what failed is lost) */
 		return xerr_set_msg(err, r, "restart_failed", NULL);

@@ -213,6 +213,60 @@ static int action_copy(const char *src, const char *dest, const char *name, uint
 	return copy_tree_at(s, ".", d, name, bytes);
 }
 
+/* "INO PATH\0" for each name of a file with several (below dir, path its
+ * path in the layer): the rollback of a kept layer links them again (a
+ * link CRIU made for the dump, link_remap.N, among them; DECISIONS (ao)) */
+static int links_walk(int dir, char *path, size_t len, FILE *out, unsigned depth)
+{
+	DIR *d = opendir_dup(dir);
+	struct dirent *de;
+	int r = 0;
+
+	if (!d)
+		return -errno;
+	while (r >= 0 && depth < 256 && (de = readdir(d))) {
+		struct stat st;
+		int n;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    fstatat(dir, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		n = snprintf(path + len, PATH_MAX - len, "%s%s", len ? "/" : "", de->d_name);
+		if (n < 0 || (size_t)n >= PATH_MAX - len)
+			continue;
+		if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+			fprintf(out, "%llu %s", (unsigned long long)st.st_ino, path);
+			fputc(0, out);
+		} else if (S_ISDIR(st.st_mode)) {
+			_cleanup_close_ int sub = open_dir_at(dir, de->d_name);
+
+			r = sub < 0 ? sub : links_walk(sub, path, len + (size_t)n, out, depth + 1);
+		}
+		path[len] = 0;
+	}
+	closedir(d);
+	return r;
+}
+
+static int action_links(const char *src, const char *dest)
+{
+	_cleanup_close_ int s = open(src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int d = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_free_ char *text = NULL, *path = calloc(1, PATH_MAX);
+	size_t len = 0;
+	FILE *out;
+	int r;
+
+	if (s < 0 || d < 0)
+		return -errno;
+	if (!path || !(out = open_memstream(&text, &len)))
+		return -ENOMEM;
+	r = links_walk(s, path, 0, out, 0);
+	if (fclose(out) != 0 && r >= 0)
+		r = -ENOMEM;
+	return r < 0 ? r : write_file_atomic_at(d, "links", text, len, 0600, true);
+}
+
 int ckpt_action(void)
 {
 	const char *action = getenv("CRTOOLS_SCRIPT_ACTION");
@@ -229,6 +283,8 @@ int ckpt_action(void)
 	r = action_copy(upper, dest, "upper", &ub);
 	if (r >= 0)
 		r = action_copy(spool, dest, "spool", &sb);
+	if (r >= 0)
+		r = action_links(upper, dest);
 	if (r < 0) {
 		fprintf(stderr, "xosd: Failed to copy the job's files into %s: %s\n", dest,
 			strerror(-r));

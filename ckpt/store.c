@@ -4,6 +4,7 @@
  *                  CRIU's restore opens them from inside the user namespace)
  *   upper/         the job's writable layer, copied while the container was frozen
  *   spool/         the job's spool (output, unit status files), same instant
+ *   links          the layer's files with several names then ("INO PATH\0")
  *   manifest.json  what the version is (docs/PROTOCOL.md, "The checkpoint store")
  * checkpoint_dir and every directory down to a version are root's, 0700: no
  * account on the host can read an image (a tampered one executes code).

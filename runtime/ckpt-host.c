@@ -56,10 +56,35 @@ static int restore_failed(struct xerr *err, int r, const char *what, const char 
 	return xerr_set(err, r, "restart_failed", "%s: %s", what, detail ? detail : strerror(-r));
 }
 
+/* The restart of the newest version of an ended job whose root and layer
+ * were kept: the layer rolled back in place to the version's copy, the same
+ * device and inode numbers (DECISIONS (ao)); false: copy it instead. */
+static bool layer_rolled_back(struct daemon *d, struct job *j, int vfd)
+{
+	int r;
+
+	if (!j->kept) {
+		rootfs_job_unkeep(j);
+		return false;
+	}
+	rootfs_job_umount(d, j); /* (nothing is mounted there; to be sure) */
+	r = rootfs_job_rollback(d, j, vfd);
+	rootfs_job_unkeep(j);
+	if (r >= 0) {
+		log_info("Job %s: its kept layer was rolled back in place to the version", j->id);
+		return true;
+	}
+	log_info("Job %s: its kept layer cannot be rolled back in place (%s); the version's layer "
+		 "is copied",
+		 j->id, r == -EXDEV ? "the lower layers show through differently" : strerror(-r));
+	return false;
+}
+
 static int host_restore_prepare(void *data, struct job *j, int vfd, struct xerr *err)
 {
 	struct daemon *d = data;
 	_cleanup_free_ char *detail = NULL;
+	bool in_place;
 	int r;
 
 	if (d->restore_caller) /* below the restoring client's cgroup, as a new job */
@@ -70,7 +95,12 @@ static int host_restore_prepare(void *data, struct job *j, int vfd, struct xerr 
 		return restore_failed(err, r, "restoring the spool", NULL);
 	/* the restart of the version a job stopped at runs on its own layer and
 	 * root, still mounted: same device and inode numbers (DECISIONS (ab)) */
-	if (!j->parked || !rootfs_job_kept(d, j)) {
+	in_place = j->parked && rootfs_job_kept(d, j);
+	if (in_place)
+		rootfs_job_unkeep(j);
+	else
+		in_place = layer_rolled_back(d, j, vfd);
+	if (!in_place) {
 		rootfs_job_umount(d, j);
 		if ((r = rootfs_job_mount_from(d, j, vfd)) < 0)
 			return restore_failed(err, r, "restoring the writable layer", NULL);
@@ -118,8 +148,10 @@ void daemon_job_discard(struct daemon *d, struct job *j, int sig)
 		}
 	job_finish(j);
 	/* a stopped job keeps its network (address, ports), layer and root until
-	 * it ends: now */
+	 * it ends: now; the layer and root are held on for a restart, as those
+	 * of any job that ends with a version (rollback.c) */
 	netsetup_job_release(d->net, j->id, &j->net);
+	rootfs_job_keep(d, j);
 	rootfs_job_umount(d, j);
 	unlinkat(d->vjobs_fd, j->id, AT_REMOVEDIR);
 	j->parked = 0;
@@ -281,6 +313,17 @@ static int host_settle(void *data, struct job *j)
 
 static void host_versions_changed(void *data, struct job *j)
 {
+	struct daemon *d = data;
+	_cleanup_free_ unsigned *v = NULL;
+	size_t n = 0;
+	bool have = false;
+
+	/* a kept layer serves the restart of one version: gone with it */
+	if (j->kept && ckpt_job_versions(d->ckpt, j, &v, &n) >= 0)
+		for (size_t i = 0; i < n; i++)
+			have = have || v[i] == j->kept;
+	if (j->kept && !have)
+		rootfs_job_unkeep(j);
 	slice_job_check(data, j);
 }
 

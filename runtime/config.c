@@ -16,6 +16,7 @@ void runtime_config_init(struct runtime_config *c)
 		.mount_home = true,
 		.sync_writes = true,
 		.keep_ended = 1000,
+		.kept_layers = 16,
 		.checkpoint_keep = 5,
 		.hook_timeout_us = 30000000,
 		.restore_timeout_us = 300000000,
@@ -215,6 +216,8 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 		return parse_uint64(v, &c->default_pids);
 	if (!strcmp(k, "keep_ended"))
 		return parse_uint64(v, &c->keep_ended);
+	if (!strcmp(k, "kept_layers"))
+		return parse_uint64(v, &c->kept_layers);
 	if (!strcmp(k, "checkpoint_dir"))
 		return set_abs_path(&c->checkpoint_dir, v);
 	if (!strcmp(k, "node_recover_after"))

@@ -381,8 +381,13 @@ void daemon_job_cleanup(struct daemon *d, struct job *j)
 	/* one stopped at a checkpoint keeps its layer and root for the restart */
 	if (j->state == JOB_CHECKPOINTED && j->parked)
 		rootfs_job_park(d, j);
-	else
+	else {
+		/* an ended job with a version holds its root and layer for the
+		 * restart of that version (rollback.c; DECISIONS (ao)) */
+		if (job_state_is_final(j->state))
+			rootfs_job_keep(d, j);
 		rootfs_job_umount(d, j);
+	}
 	template_ops_job_gone(d, j);
 	container_remove_config(d, j);
 	job_rundir_remove(d, j);

@@ -80,6 +80,7 @@ struct job *job_new(void)
 	if (!j)
 		return NULL;
 	j->pidfd = j->notify_fd = j->dirfd = j->spoolfd = j->starter_fd = -EBADF;
+	j->kept_root = j->kept_layer = -EBADF;
 	j->inotify_wd = -1;
 	netsetup_job_init(&j->net);
 	return j;
@@ -124,6 +125,8 @@ void job_free(struct job *j)
 	closep(&j->dirfd);
 	closep(&j->spoolfd);
 	closep(&j->starter_fd);
+	closep(&j->kept_root); /* (a kept layer and root go with the record) */
+	closep(&j->kept_layer);
 	for (size_t i = 0; i < j->net.n_ports; i++)
 		closep(&j->net.port_fds[i]);
 	free(j);

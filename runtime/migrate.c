@@ -419,6 +419,7 @@ static void src_let_go(struct daemon *d, struct migration *m, struct job *j)
 	rootfs_job_umount(d, j);
 	unlinkat(d->vjobs_fd, j->id, AT_REMOVEDIR);
 	j->parked = 0;
+	rootfs_job_unkeep(j); /* (its versions go: nothing left to roll back to) */
 	ckpt_forget(d->ckpt, j);
 	set_phase(d, j, m->node, "migrated");
 	slice_job_check(d, j);

@@ -414,6 +414,24 @@ static int lowers_paths(struct daemon *d, struct job *j, struct lowers *lw)
 	return r < 0 || (size_t)r >= sizeof(lw->path[0]) ? -ENAMETOOLONG : 0;
 }
 
+int rootfs_job_lowers(struct daemon *d, struct job *j, int *ret_fds, size_t *ret_n)
+{
+	struct lowers lw = { .fd = { -EBADF, -EBADF } };
+	int r = lowers_paths(d, j, &lw);
+
+	for (size_t i = 0; r >= 0 && i < lw.n; i++) {
+		ret_fds[i] = open(lw.path[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (ret_fds[i] < 0) {
+			r = -errno;
+			while (i > 0)
+				closep(&ret_fds[--i]);
+		}
+	}
+	if (r >= 0)
+		*ret_n = lw.n;
+	return r;
+}
+
 static int lowers_open(struct daemon *d, struct job *j, struct lowers *lw)
 {
 	struct runtime_idmap_entry u[80], g[80];

@@ -180,7 +180,9 @@ struct job {
 	/* runtime only */
 	bool slice_held; /* its ids are leased to it (slice.c) */
 	unsigned parked; /* stopped at this version with its layer and root kept (0: no) */
-	bool have_usage; /* the writable layer's use, for xps */
+	unsigned kept;   /* ended with this version newest: its root and layer held (rollback.c) */
+	int kept_root, kept_layer; /* their detached clones (open_tree), or -EBADF */
+	bool have_usage;           /* the writable layer's use, for xps */
 	uint64_t disk_used, files_used;
 	uint64_t migrate_bytes; /* sent so far by the move under way (xps; not read back) */
 	struct lxc_container *c;
@@ -317,6 +319,23 @@ void rootfs_job_umount(struct daemon *d, struct job *j);
 void rootfs_job_park(struct daemon *d, struct job *j);
 /* Whether the job's writable layer and root overlay are still mounted. */
 bool rootfs_job_kept(struct daemon *d, struct job *j);
+/* rollback.c: an ended job with a checkpoint version keeps its root overlay
+ * and layer (detached clones: the same device and inode numbers) until its
+ * restart or until it is forgotten (job_free); the restart of its newest
+ * version attaches them again and rolls the layer back in place to the
+ * version's copy (-EXDEV: it cannot be made equal through the overlay; the
+ * caller then copies). docs/DECISIONS.md (ao) */
+void rootfs_job_keep(struct daemon *d, struct job *j);
+void rootfs_job_unkeep(struct job *j);
+int rootfs_job_rollback(struct daemon *d, struct job *j, int vfd);
+/* The job's lower layers, top first (O_PATH; at most 2): ret_fds, *ret_n. */
+int rootfs_job_lowers(struct daemon *d, struct job *j, int *ret_fds, size_t *ret_n);
+/* vupper (the version's upper copy) made the layer's: lupper is its upper
+ * directory (read only), root the overlay (changed), lowers its lower layers
+ * (read only; what they hold the rollback does not remove); links: the
+ * version's "links" list ("INO PATH\0" each) */
+int rollback_tree(int vupper, int lupper, int root, const int *lowers, size_t n_lowers,
+		  const char *links, size_t links_len);
 /* Make what LXC mounts on in the job's root (its /.xos, /proc, /sys, /dev, the
  * loader's file, resolv.conf, each volume's target) before it starts: in the
  * job's own layer, or inside an earlier volume as that volume's account, and

@@ -40,6 +40,7 @@ struct runtime_config {
 	uint64_t default_memory, default_millicpus, default_pids;
 	bool sync_writes;     /* fdatasync state files */
 	uint64_t keep_ended;  /* ended jobs kept (record and output), oldest go first */
+	uint64_t kept_layers; /* ended jobs whose layer is kept for a restart in place (ao) */
 	bool detach;          /* once set up: become a daemon, log to <state_dir>/xosd.log */
 	char *cgroup_parent;  /* where job cgroups go (relative), NULL: LXC's default */
 	char *session_cgroup; /* pam_xos sessions go to <it>/vo-<VO> (relative) */

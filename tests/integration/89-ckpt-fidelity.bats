@@ -159,7 +159,7 @@ sys.exit(1 if bad else 0)
 IDS='stat -c "%d:%i" /tmp/f1 /tmp/f2
 awk "{ print \$2, \$4, \$6 }" /proc/locks | sort'
 
-@test "a job holding an flock and an fcntl lock still holds both after a checkpoint and a restart on the same node; after --stop with the same device and inode numbers" {
+@test "a job holding an flock and an fcntl lock still holds both, with the same device and inode numbers, after --stop and after a checkpoint left running, SIGKILL and a restart on the same node" {
 	id=$(xrun -d -- /usr/bin/python3 -c "$LOCKS")
 	wait_file "$(job_rootfs "$id")/tmp/ready"
 	run xrun --job "$id" -- /usr/bin/python3 -c "$TRY"
@@ -181,8 +181,10 @@ awk "{ print \$2, \$4, \$6 }" /proc/locks | sort'
 	run xrun --job "$id" -- sh -c "$IDS"
 	assert_success
 	assert_output "$before"
-	# left running, killed, restarted: the locks are held (their inode
-	# numbers are new: the layer was restored from the version's copy)
+	# left running, killed, restarted on the same node: the locks are held,
+	# and /proc/locks still names the files' device and inode numbers (the
+	# job's kept layer rolled back in place, DECISIONS (ao); before: a copy
+	# of the version's layer, new numbers)
 	run timeout 120 xcheckpoint "$id"
 	assert_success
 	xkill -s KILL "$id"
@@ -192,6 +194,10 @@ awk "{ print \$2, \$4, \$6 }" /proc/locks | sort'
 	run xrun --job "$id" -- /usr/bin/python3 -c "$TRY"
 	assert_success
 	assert_output "both held"
+	run xrun --job "$id" -- sh -c "$IDS"
+	assert_success
+	assert_output "$before"
+	grep -q "Job $id: its kept layer was rolled back in place" "$XOS_TMP/xosd.log"
 }
 
 # exits 0 if a TCP connection over the job's loopback is made within 3 s
