@@ -291,6 +291,8 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 			       : 0;
 	if (!strcmp(k, "metrics_socket") || !strcmp(k, "metrics_listen"))
 		return set_metrics(c, k, v);
+	if (!strcmp(k, "pool_size"))
+		return parse_uint64(v, &c->pool_size) < 0 || c->pool_size > 16 ? -EINVAL : 0;
 	if (!strcmp(k, "events_buffer"))
 		return parse_size(v, &c->events_buffer) < 0 || c->events_buffer < 4096 ||
 				       c->events_buffer > (16 << 20)
