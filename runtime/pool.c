@@ -54,10 +54,8 @@ static uint64_t accounts_stamp(void)
 }
 
 /* Settings a pooled container was made with: the node's defaults. */
-static bool defaults_only(struct daemon *d, const struct job *j)
+static bool defaults_only(const struct runtime_config *cfg, const struct job *j)
 {
-	const struct runtime_config *cfg = d->cfg;
-
 	return !j->grid_dn && !j->shifted_user && !j->cg_caller && !j->name &&
 	       str_eq(j->template, TEMPLATE_HOST) && j->limits.memory == cfg->default_memory &&
 	       j->limits.millicpus == cfg->default_millicpus &&
@@ -85,6 +83,11 @@ static bool same_owner(const struct job *j, const struct job *o)
 			return false;
 	}
 	return true;
+}
+
+bool pool_job_fits(const struct runtime_config *cfg, const struct job *j, const struct job *owner)
+{
+	return defaults_only(cfg, j) && owner && same_owner(j, owner);
 }
 
 /* A job of o's identity, settings and volumes (none of its state). */
@@ -319,9 +322,9 @@ bool pool_claim(struct daemon *d, struct job *j)
 	uint64_t stamp;
 	struct job **pp;
 
-	if (!d->cfg->pool_size || !defaults_only(d, j))
+	if (!d->cfg->pool_size || !defaults_only(d->cfg, j))
 		return false;
-	if (!d->pool_owner || !same_owner(j, d->pool_owner)) {
+	if (!pool_job_fits(d->cfg, j, d->pool_owner)) {
 		if (d->pool_owner)
 			log_debug("Pool: jobs of another owner now (uid %u)", (unsigned)j->uid);
 		pool_drain(d, false);

@@ -569,6 +569,8 @@ void notify_collect_spool(struct daemon *d, struct job *j);
  * its owner (its id and slice become j's): true; false: cold start
  * (its owner becomes the pool's). */
 bool pool_claim(struct daemon *d, struct job *j);
+/* Whether job j may take a container made for owner's jobs (pure). */
+bool pool_job_fits(const struct runtime_config *cfg, const struct job *j, const struct job *owner);
 /* Start claimed j (r < 0: its unit could not be made, it fails). */
 int pool_start(struct daemon *d, struct job *j, int r, char **env, const char *cwd, bool tty);
 void pool_started(struct daemon *d, struct job *p, int status); /* its starter ended */
