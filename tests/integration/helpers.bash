@@ -18,8 +18,10 @@ XOS_RUN_START="$BATS_RUN_TMPDIR/xos-run-start"
 
 # Start a private daemon. Extra arguments go to xosd.
 # XOS_TEST_POOL=N: with pool_size = N (unless the test gives a config of its
-# own), after one job that makes the pool its owner's: the test's jobs of the
-# defaults start in pooled containers (a way to run a suite against them).
+# own) and the lines of XOS_TEST_POOL_CONF, after one job that makes the pool
+# its owner's: the test's jobs of the defaults start in pooled containers (a
+# way to run a suite against them; 88's jobs, of --disk 256M, with
+# XOS_TEST_POOL_CONF="layer_size = 256M").
 xos_start() {
 	XOS_TMP=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.XXXXXX")
 	chmod 0711 "$XOS_TMP"
@@ -29,7 +31,7 @@ xos_start() {
 		xosd_launch "$@"
 		return
 	}
-	echo "pool_size = $XOS_TEST_POOL" >"$XOS_TMP/pool.conf"
+	printf 'pool_size = %s\n%s\n' "$XOS_TEST_POOL" "${XOS_TEST_POOL_CONF:-}" >"$XOS_TMP/pool.conf"
 	xosd_launch --config "$XOS_TMP/pool.conf" "$@" || return
 	xrun -- /bin/true >/dev/null && xos_wait_for 60 xos_pool_ready
 }
