@@ -113,6 +113,7 @@ struct loader_options {
 	bool container_setup; /* bring lo up, mask /proc and /sys paths */
 	bool close_fds;       /* close every inherited fd above 2 */
 	bool redirect_stdio;  /* stdin from /dev/null, stdout/stderr to loader.log */
+	bool wait_first;      /* no unit request yet: wait for one (a pooled container) */
 };
 /* Run until no unit runs, no unit request is pending and every report is
  * acknowledged. Returns 0 then, -errno if the loader could not start. */

@@ -245,15 +245,18 @@ int loader_run(const struct loader_options *o)
 		log_error("Failed to read the requests in in/: %s", strerror(-r));
 		goto out;
 	}
-	if (r == 0)
+	if (r == 0 && !o->wait_first)
 		log_warn("No unit request in in/ at start-up");
 	loader_notify_step(&l.notify, 0);
-	for (;;) {
+	for (bool waiting = o->wait_first && r == 0;;) {
+		/* (a pooled container's waits until its first unit runs) */
+		waiting = waiting && loader_idle(&l);
 		/* idle: look once more, a unit may have been added meanwhile */
 		if (loader_idle(&l)) {
 			r = loader_scan_requests(&l);
 			loader_notify_step(&l.notify, 0);
-			if (loader_idle(&l)) {
+			waiting = waiting && loader_idle(&l) && r <= 0;
+			if (loader_idle(&l) && !waiting) {
 				if (r <= 0)
 					break;
 				continue; /* only repeated requests: look again */

@@ -7,11 +7,13 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: xos-loader [-d DIR] JOBID\n"
+		"Usage: xos-loader [-w] [-d DIR] JOBID\n"
 		"Init process of an xos job container: starts the job's units from DIR/in,\n"
 		"reaps them, forwards signals and reports each unit's end to the daemon.\n"
 		"Started by xosd only.\n\n"
 		"  -d, --dir DIR  request, spool and socket directory (default %s)\n"
+		"  -w, --wait     with no unit request at start-up, wait for one\n"
+		"                 (a container of xosd's pool)\n"
 		"  -h, --help     show this help\n"
 		"  -V, --version  show the version\n",
 		LOADER_DEFAULT_DIR);
@@ -21,6 +23,7 @@ int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "dir", required_argument, NULL, 'd' },
+		{ "wait", no_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -36,7 +39,7 @@ int main(int argc, char **argv)
 	int c, r;
 
 	log_setup("xos-loader", LOG_LVL_INFO, true);
-	while ((c = getopt_long(argc, argv, "d:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:whV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			if (optarg[0] != '/') {
@@ -44,6 +47,9 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			o.dir = optarg;
+			break;
+		case 'w':
+			o.wait_first = true;
 			break;
 		case 'h':
 			usage(stdout);

@@ -310,6 +310,8 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 			}
 		return -EINVAL;
 	}
+	if (!strcmp(k, "pool_size"))
+		return parse_uint64(v, &c->pool_size) < 0 || c->pool_size > 16 ? -EINVAL : 0;
 	if (!strcmp(k, "events_buffer"))
 		return parse_size(v, &c->events_buffer) < 0 || c->events_buffer < 4096 ||
 				       c->events_buffer > (16 << 20)

@@ -251,7 +251,8 @@ static int open_pidfd(struct job *j)
  * /proc/self/fd each time) and takes a handle of its own. */
 static _noreturn_ void start_child(struct daemon *d, struct job *j, const char *record)
 {
-	char *argv[] = { "/.xos/loader", j->id, NULL };
+	/* a pooled container's loader waits for the unit of the job that claims it */
+	char *argv[] = { "/.xos/loader", j->pooled ? "-w" : j->id, j->pooled ? j->id : NULL, NULL };
 	struct lxc_container *c;
 	sigset_t none;
 

@@ -976,6 +976,10 @@ static void dispatch(struct daemon *d, struct epoll_event *ev, int sfd)
 		template_ops_event(d, ptr);
 		break;
 	case EP_PIDFD:
+		if (j->pooled) {
+			pool_gone(d, j);
+			break;
+		}
 		log_debug("Container of job %s ended", j->id);
 		if (!ckpt_container_gone(d->ckpt, j))
 			daemon_job_gone(d, j);
@@ -1198,6 +1202,7 @@ static int daemon_start(struct daemon *d, int *ret_lock, int *ret_sfd)
 		return log_error_errno(r, "Failed to set up the queue: %m");
 	if ((r = events_setup(d)) < 0)
 		return log_error_errno(r, "Failed to set up the event stream: %m");
+	pool_remove_leftovers(d); /* (before the jobs: they have no record) */
 	load_jobs(d);
 	if ((r = slice_reconcile(d)) < 0)
 		log_error("Failed to reconcile the container id leases: %s", strerror(-r));
@@ -1254,12 +1259,15 @@ int runtime_run(struct runtime_config *cfg)
 			min_timeout(min_timeout(daemon_caller_watch(&d), migrate_tick(&d)),
 				    min_timeout(routes_tick(&d), recover_tick(&d))));
 		int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs),
-				   min_timeout(min_timeout(t1, t2), min_timeout(t3, t4)));
+				   min_timeout(min_timeout(t1, t2),
+					       min_timeout(min_timeout(t3, t4), pool_tick(&d))));
 
 		if (n < 0 && errno != EINTR) {
 			r = log_error_errno(errno, "epoll_wait failed: %m");
 			break;
 		}
+		if (n == 0)
+			pool_idle(&d);
 		for (int i = 0; i < n && !d.quit; i++)
 			dispatch(&d, &evs[i], sfd);
 		conns_reap(&d);
@@ -1268,6 +1276,7 @@ int runtime_run(struct runtime_config *cfg)
 	}
 	(void)sdnotify("STOPPING=1\nSTATUS=Stopping; jobs keep running");
 	log_info("Stopping; jobs keep running");
+	pool_stop(&d);
 	daemon_shutdown(&d);
 	return r < 0 ? r : 0;
 }

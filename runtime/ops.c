@@ -714,7 +714,7 @@ static char *unit_cwd(const struct job *j, const struct run_req *q)
 
 /* The job could not start: it fails, its xruns waiting for the start hear why
  * (what failed and the error; r 0: what says it all). */
-static void start_failed(struct daemon *d, struct job *j, const char *what, int r)
+void ops_start_failed(struct daemon *d, struct job *j, const char *what, int r)
 {
 	_cleanup_free_ char *lxc_err = NULL;
 
@@ -752,22 +752,24 @@ int ops_start_job(struct daemon *d, struct job *j, char **env, const char *cwd, 
 	int r;
 
 	if ((r = ops_make_job_dirs(d, j)) < 0)
-		return start_failed(d, j, "creating the job directory", r), r;
+		return ops_start_failed(d, j, "creating the job directory", r), r;
 	if ((r = daemon_persist_job(d, j)) < 0)
-		return start_failed(d, j, "persisting the job", r), r;
+		return ops_start_failed(d, j, "persisting the job", r), r;
 	if ((r = rootfs_job_mount(d, j)) < 0)
-		return start_failed(d, j, "mounting the job's root", r), r;
+		return ops_start_failed(d, j, "mounting the job's root", r), r;
 	if ((r = volume_stage(d, j, &err)) < 0)
-		return start_failed(d, j, err ? err : "mounting the job's volumes", err ? 0 : r), r;
+		return ops_start_failed(d, j, err ? err : "mounting the job's volumes",
+					err ? 0 : r),
+		       r;
 	if ((r = container_create(d, j)) < 0)
-		return start_failed(d, j, "writing the container config", r), r;
+		return ops_start_failed(d, j, "writing the container config", r), r;
 	if ((r = container_write_unit_spec(d, j, 1, j->units[0].argv, env, cwd, tty)) < 0)
-		return start_failed(d, j, "writing the unit request", r), r;
+		return ops_start_failed(d, j, "writing the unit request", r), r;
 	/* listening before the loader runs: its first report needs no retry */
 	if ((r = notify_listen(d, j)) < 0)
-		return start_failed(d, j, "creating the job's notify socket", r), r;
+		return ops_start_failed(d, j, "creating the job's notify socket", r), r;
 	if ((r = container_start(d, j, &j->starter)) < 0)
-		return start_failed(d, j, "starting the container", r), r;
+		return ops_start_failed(d, j, "starting the container", r), r;
 	j->starter_fd = (int)syscall(SYS_pidfd_open, j->starter, 0);
 	if (j->starter_fd < 0 || daemon_epoll_add(d, j->starter_fd, EPOLLIN, EP_STARTER, j) < 0)
 		ops_start_done(d, j); /* no pidfd: wait for the starter here */
@@ -794,8 +796,10 @@ static int start_job(struct daemon *d, struct run_req *q, struct job *j)
 	_cleanup_free_ char *cwd = NULL;
 	int r = start_spec(j, q, &env, &cwd);
 
+	if (j->from_pool)
+		return pool_start(d, j, r, env, cwd, q->tty);
 	if (r < 0)
-		return start_failed(d, j, "writing the unit request", r), r;
+		return ops_start_failed(d, j, "writing the unit request", r), r;
 	return ops_start_job(d, j, env, cwd, q->tty);
 }
 
@@ -809,12 +813,14 @@ void ops_start_done(struct daemon *d, struct job *j)
 	while (waitpid(j->starter, &status, 0) < 0 && errno == EINTR)
 		;
 	j->starter = 0;
+	if (j->pooled)
+		return pool_started(d, j, status);
 	/* liblxc may call a start failed whose container already ran and ended
 	 * (it saw STOPPED, not RUNNING): the loader having spoken proves it ran */
 	if (WIFEXITED(status) && WEXITSTATUS(status) == CONTAINER_START_HOOK_FAILED)
-		return start_failed(d, j, "a prestart hook", -ECANCELED);
+		return ops_start_failed(d, j, "a prestart hook", -ECANCELED);
 	if ((!WIFEXITED(status) || WEXITSTATUS(status) != 0) && j->init_pid <= 0 && job_is_live(j))
-		return start_failed(d, j, "starting the container", -ECHILD);
+		return ops_start_failed(d, j, "starting the container", -ECHILD);
 	r = container_started(d, j);
 	if (j->init_pid > 0) /* requests (signals) may have come while it started */
 		kill(j->init_pid, SIGUSR1);
@@ -825,13 +831,23 @@ void ops_start_done(struct daemon *d, struct job *j)
 		if ((r = daemon_persist_job(d, j)) < 0)
 			log_warn("Failed to persist job %s: %s", j->id, strerror(-r));
 	}
+	ops_start_seen(d, j, true);
+}
+
+/* Its container runs (recorded): watched, and its xruns hear of it (flush:
+ * sent now; else by the request being handled, which must not free them). */
+void ops_start_seen(struct daemon *d, struct job *j, bool flush)
+{
+	int r;
+
 	if (j->pidfd >= 0 && (r = daemon_watch_job(d, j)) < 0)
 		log_error("Failed to watch job %s: %s", j->id, strerror(-r));
 	for (struct conn *c = d->conns, *next; c; c = next) {
 		next = c->next;
 		if (c->mode == CONN_STARTING && c->job == j) {
 			ops_reply_started(d, c);
-			conn_event(d, c, 0); /* flushes and may free c */
+			if (flush)
+				conn_event(d, c, 0); /* flushes and may free c */
 		}
 	}
 	if (j->pidfd < 0) /* it ran and ended already (or vanished) */
@@ -1079,7 +1095,8 @@ static struct job *prepare_job(struct daemon *d, struct conn *c, struct run_req 
 	    check_ckpt_net(d, c, q, j, err) < 0 || add_first_unit(c, q, j, err) < 0 ||
 	    open_volumes(d, c, q, j, err) < 0 || vo_check_run(d, c, j, &how, err) < 0 ||
 	    (now = admit(d, j, err)) < 0 ||
-	    (now && (claim_ids(d, c, j, err) < 0 || setup_net(d, c, j, err) < 0)) ||
+	    (now && !pool_claim(d, j) &&
+	     (claim_ids(d, c, j, err) < 0 || setup_net(d, c, j, err) < 0)) ||
 	    (!now && queue_new(d, c, q, j, err) < 0)) {
 		slice_release(d, j);
 		job_free(j);

@@ -178,9 +178,12 @@ struct job {
 	char *migrate_phase; /* where the move was: check dump send doubt incoming migrated */
 
 	/* runtime only */
-	bool slice_held; /* its ids are leased to it (slice.c) */
-	unsigned parked; /* stopped at this version with its layer and root kept (0: no) */
-	unsigned kept;   /* ended with this version newest: its root and layer held (rollback.c) */
+	bool pooled;            /* a prepared container of the pool, no job yet (pool.c) */
+	uint64_t pool_accounts; /* pooled: the host's account files when its root was made */
+	struct job *from_pool;  /* the pooled container it claimed, until it starts there */
+	bool slice_held;        /* its ids are leased to it (slice.c) */
+	unsigned parked;        /* stopped at this version with its layer and root kept (0: no) */
+	unsigned kept; /* ended with this version newest: its root and layer held (rollback.c) */
 	int kept_root, kept_layer; /* their detached clones (open_tree), or -EBADF */
 	bool have_usage;           /* the writable layer's use, for xps */
 	uint64_t disk_used, files_used;
@@ -513,6 +516,9 @@ struct daemon {
 	/* the same jobs by id (jobtable.c): buckets, their number, jobs linked */
 	struct job **jtab;
 	size_t jtab_size, jtab_n;
+	struct job *pool;       /* prepared containers, no job's yet (pool.c) */
+	struct job *pool_owner; /* the account and settings they are made for */
+	uint64_t pool_retry_us; /* monotonic: no preparing before (one failed) */
 	struct conn *conns;
 	struct conn *closed_conns; /* closed in this batch of events, freed after it */
 	bool prune_ended;          /* an ended job was tidied: keep at most keep_ended of them */
@@ -599,6 +605,22 @@ void notify_unlink(struct daemon *d, struct job *j); /* its notify.sock */
 int notify_listen(struct daemon *d, struct job *j);
 void notify_accept(struct daemon *d, struct job *j);
 void notify_collect_spool(struct daemon *d, struct job *j);
+
+/* ---- pool.c: prepared containers (DECISIONS.md (as)) ---- */
+/* A new job of the default settings takes a ready pooled container made for
+ * its owner (its id and slice become j's): true; false: cold start
+ * (its owner becomes the pool's). */
+bool pool_claim(struct daemon *d, struct job *j);
+/* Whether job j may take a container made for owner's jobs (pure). */
+bool pool_job_fits(const struct runtime_config *cfg, const struct job *j, const struct job *owner);
+/* Start claimed j (r < 0: its unit could not be made, it fails). */
+int pool_start(struct daemon *d, struct job *j, int r, char **env, const char *cwd, bool tty);
+void pool_started(struct daemon *d, struct job *p, int status); /* its starter ended */
+void pool_gone(struct daemon *d, struct job *p);                /* its container ended */
+int pool_tick(struct daemon *d);                                /* the next timeout (ms) or -1 */
+void pool_idle(struct daemon *d);
+void pool_stop(struct daemon *d);
+void pool_remove_leftovers(struct daemon *d);
 
 /* ---- client.c: the client protocol ---- */
 enum conn_mode {
@@ -709,6 +731,9 @@ void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len);
 bool ops_wait_check(struct daemon *d, struct conn *c); /* true: answered */
 /* The starter of job j ended: finish the start and answer the waiting xruns. */
 void ops_start_done(struct daemon *d, struct job *j);
+void ops_start_seen(struct daemon *d, struct job *j, bool flush);
+/* It could not start: it fails, its waiting xruns hear why. */
+void ops_start_failed(struct daemon *d, struct job *j, const char *what, int r);
 /* Answer an xrun waiting for its job's start (the job runs). */
 void ops_reply_started(struct daemon *d, struct conn *c);
 

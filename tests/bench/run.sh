@@ -251,7 +251,7 @@ BUILD_SRC=$BUILD
 BUILD="$BT/bin"
 
 # ---------------------------------------------------------------------------
-# Setup: two private xosd, a busybox rootfs, lxc and runc configurations
+# Setup: four private xosd, a busybox rootfs, lxc and runc configurations
 
 start_daemon() { # NAME CONFIG -> index in DAEMON_PIDS
 	local dir="$BT/$1" i
@@ -274,10 +274,16 @@ start_daemon() { # NAME CONFIG -> index in DAEMON_PIDS
 }
 
 echo "sync_writes = false" >"$BT/nosync.conf"
+echo "pool_size = 0" >"$BT/cold.conf"
+echo "pool_size = 2" >"$BT/pool.conf"
 start_daemon x1 /dev/null
 start_daemon x2 "$BT/nosync.conf"
+start_daemon x3 "$BT/cold.conf"
+start_daemon x4 "$BT/pool.conf"
 SOCK1="${DAEMON_DIRS[0]}/run/xosd.sock"
 SOCK2="${DAEMON_DIRS[1]}/run/xosd.sock"
+SOCK3="${DAEMON_DIRS[2]}/run/xosd.sock"
+SOCK4="${DAEMON_DIRS[3]}/run/xosd.sock"
 XOSD1_PID=${DAEMON_PIDS[0]}
 
 make_rootfs() {
@@ -349,6 +355,8 @@ fi
 
 v_xrun() { XOS_SOCKET=$SOCK1 "$BUILD/xrun" -- /bin/true; }
 v_xrun_nosync() { XOS_SOCKET=$SOCK2 "$BUILD/xrun" -- /bin/true; }
+v_xrun_cold() { XOS_SOCKET=$SOCK3 "$BUILD/xrun" -- /bin/true; }
+v_xrun_pool() { XOS_SOCKET=$SOCK4 "$BUILD/xrun" -- /bin/true; }
 v_lxc() { lxc-execute -n "$TAG-${1:-u}" -P "$LXCPATH" -- /bin/true; }
 v_lxc_nouserns() { lxc-execute -n "$TAG-n" -P "$LXCPATH" -- /bin/true; }
 v_runc() {
@@ -357,13 +365,15 @@ v_runc() {
 }
 v_unshare() { unshare --fork --pid --mount --uts --ipc --net --user --map-root-user /bin/true; }
 
-VARIANTS=(v_xrun v_xrun_nosync)
+VARIANTS=(v_xrun v_xrun_nosync v_xrun_cold v_xrun_pool)
 [ "$HAVE_LXC" = 1 ] && VARIANTS+=(v_lxc v_lxc_nouserns)
 [ "$HAVE_RUNC" = 1 ] && VARIANTS+=(v_runc)
 VARIANTS+=(v_unshare)
 declare -A LABEL=(
 	[v_xrun]="xrun -- /bin/true (host template, userns)"
 	[v_xrun_nosync]="  same, xosd sync_writes = false"
+	[v_xrun_cold]="  same, pool_size = 0 (cold start)"
+	[v_xrun_pool]="  same, pool_size = 2 (pooled)"
 	[v_lxc]="lxc-execute (busybox, userns)"
 	[v_lxc_nouserns]="lxc-execute (busybox, no userns)"
 	[v_runc]="runc run (busybox, userns)"
@@ -559,6 +569,10 @@ if [ "$HAVE_LXC" = 1 ]; then
 fi
 [ "$HAVE_RUNC" = 1 ] && echo "     xrun / runc (userns)           = $(ratio "${MED[v_xrun]}" "${MED[v_runc]}")"
 echo "     xrun sync_writes=false / default = $(ratio "${MED[v_xrun_nosync]}" "${MED[v_xrun]}")"
+if [ "$HAVE_LXC" = 1 ]; then
+	echo "     xrun pool_size=0 (cold) / lxc-execute (userns) = $(ratio "${MED[v_xrun_cold]}" "${MED[v_lxc]}")"
+	echo "     xrun pool_size=2 (pooled) / lxc-execute (userns) = $(ratio "${MED[v_xrun_pool]}" "${MED[v_lxc]}")"
+fi
 echo
 
 # Where the time of those xrun went, from the timestamps xosd and the loader
@@ -601,6 +615,8 @@ echo "   default xosd:"
 phases v_xrun "$SOCK1"
 echo "   xosd with sync_writes = false:"
 phases v_xrun_nosync "$SOCK2"
+echo "   xosd with pool_size = 2 (pooled: phase 2 is the claim of a prepared container):"
+phases v_xrun_pool "$SOCK4"
 echo "   default xosd after these runs: $(XOS_SOCKET=$SOCK1 "$BUILD/xps" -a -q | wc -l) jobs in its table," \
 	"$(find "/proc/$XOSD1_PID/fd" -mindepth 1 -maxdepth 1 | wc -l) open file descriptors"
 if [ -s "$BT/lat.v_xrun" ]; then

@@ -17,12 +17,30 @@ XOS_RUN_START="$BATS_RUN_TMPDIR/xos-run-start"
 [ -e "$XOS_RUN_START" ] || touch "$XOS_RUN_START"
 
 # Start a private daemon. Extra arguments go to xosd.
+# XOS_TEST_POOL=N: with pool_size = N (unless the test gives a config of its
+# own) and the lines of XOS_TEST_POOL_CONF, after one job that makes the pool
+# its owner's: the test's jobs of the defaults start in pooled containers (a
+# way to run a suite against them; 88's jobs, of --disk 256M, with
+# XOS_TEST_POOL_CONF="layer_size = 256M").
 xos_start() {
 	XOS_TMP=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.XXXXXX")
 	chmod 0711 "$XOS_TMP"
 	export XOS_TMP
 	export XOS_SOCKET="$XOS_TMP/run/xosd.sock"
-	xosd_launch "$@"
+	[ -n "${XOS_TEST_POOL:-}" ] || {
+		xosd_launch "$@"
+		return
+	}
+	printf 'pool_size = %s\n%s\n' "$XOS_TEST_POOL" "${XOS_TEST_POOL_CONF:-}" >"$XOS_TMP/pool.conf"
+	xosd_launch --config "$XOS_TMP/pool.conf" "$@" || return
+	xrun -- /bin/true >/dev/null && xos_wait_for 60 xos_pool_ready
+}
+xos_pool_ready() {
+	local m n=0
+	for m in "$XOS_TMP"/state/jobs/*/pool; do
+		[ -e "$m" ] && pgrep -f "^/.xos/loader -w ${m: -21:16}\$" >/dev/null && n=$((n + 1))
+	done
+	[ "$n" -ge 1 ]
 }
 
 # Imported templates hold no host libraries: their jobs need a static loader.
@@ -273,10 +291,20 @@ xos_test_user() {
 	fi
 }
 
-# pids of loaders (container inits) that belong to this test's daemon
+# xos_pooled_loader PID: the loader of a container of this daemon's pool
+xos_pooled_loader() {
+	local cmdl id
+	cmdl=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+	case "$cmdl" in "/.xos/loader -w "*) ;; *) return 1 ;; esac
+	id=${cmdl#/.xos/loader -w }
+	[ -e "$XOS_TMP/state/jobs/${id%% *}/pool" ]
+}
+# pids of loaders (container inits) that belong to this test's daemon (but
+# those of its pool, xosd.conf's pool_size: no job's yet)
 xos_loader_pids() {
 	local p
 	for p in $(pgrep -x xos-loader 2>/dev/null; pgrep -f '^/.xos/loader ' 2>/dev/null); do
+		xos_pooled_loader "$p" && continue
 		if grep -qs "$XOS_TMP" "/proc/$p/mountinfo" 2>/dev/null; then echo "$p"; fi
 	done | sort -u
 }

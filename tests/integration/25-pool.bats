@@ -1,0 +1,180 @@
+#!/usr/bin/env bats
+# (the jobs' shell commands are single-quoted: they expand in the job)
+# shellcheck disable=SC2016
+# The pool of prepared containers (issue 13, DECISIONS.md (as)): a job of the
+# default settings starts in a container xosd made for its owner while it was
+# idle; each serves one job; other settings take the cold path; the pool goes
+# when xosd stops, and one left by a crashed xosd goes at the next start.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup() {
+	printf 'pool_size = 2\n' >"$BATS_TEST_TMPDIR/pool.conf"
+	xos_start --config "$BATS_TEST_TMPDIR/pool.conf"
+}
+teardown() { xos_teardown; }
+
+# The pooled containers (their ids) and those whose loader waits for a job.
+pool_ids() {
+	local m
+	for m in "$XOS_TMP"/state/jobs/*/pool; do
+		[ -e "$m" ] && basename "$(dirname "$m")"
+	done
+	return 0
+}
+pool_ready_ids() {
+	local id
+	for id in $(pool_ids); do
+		loader_waits "$id" && echo "$id"
+	done
+	return 0
+}
+pool_ready() { [ "$(pool_ready_ids | wc -l)" -ge "$1" ]; }
+# The pool is made for the owner of the last cold job of the default settings.
+warm_up() {
+	run xrun -- /bin/true
+	assert_success
+	wait_for 60 pool_ready 2
+}
+in_list() { grep -qx "$1" <<<"$2"; }
+not_in_list() { ! grep -qx "$1" <<<"$2"; }
+loader_waits() { pgrep -f "^/.xos/loader -w $1\$" >/dev/null; }
+loader_gone() { ! loader_waits "$1"; }
+jobcg() { echo "/sys/fs/cgroup/$1/lxc.payload.xos-$2"; }
+
+@test "a job of the default settings starts in a pooled container: its id, hostname and record; each container serves one job" {
+	warm_up
+	ids=$(pool_ready_ids)
+	run xrun -- sh -c 'echo "$XOS_JOB_ID $(hostname)"'
+	assert_success
+	id=${output%% *}
+	in_list "$id" "$ids"
+	assert_equal "${output#* }" "${id:0:12}"
+	assert_equal "$(job_field "$id" .state)" EXITED
+	assert_equal "$(job_field "$id" .id)" "$id"
+	[ -s "$XOS_TMP/state/jobs/$id/job.json" ]
+	[ ! -e "$XOS_TMP/state/jobs/$id/pool" ]
+	# the next job takes another one; the first is not in the pool again
+	ids=$(pool_ready_ids)
+	not_in_list "$id" "$ids"
+	run xrun -- sh -c 'echo "$XOS_JOB_ID"'
+	assert_success
+	in_list "$output" "$ids"
+	[ "$output" != "$id" ]
+	not_in_list "$id" "$(pool_ids)"
+	wait_for 60 pool_ready 2
+	not_in_list "$id" "$(pool_ids)"
+	not_in_list "$output" "$(pool_ids)"
+}
+
+@test "a pooled job sees no other job's files, processes, addresses or limits" {
+	# another job of the same owner, running, with files in its root and a limit
+	a=$(xrun -d --memory 96M -- sh -c 'echo secret >/tmp/a-file; exec sleep 1000')
+	wait_state "$a" RUNNING
+	wait_for 30 test -e "$(job_rootfs "$(job_field "$a" .id)")/tmp/a-file"
+	warm_up
+	ids=$(pool_ready_ids)
+	run xrun -- sh -c 'echo "$XOS_JOB_ID"; ls -A /tmp; cat /proc/[0-9]*/cmdline | tr "\0" " "; echo; ls /sys/class/net'
+	assert_success
+	b=${lines[0]}
+	in_list "$b" "$ids"
+	refute_output --partial a-file
+	refute_output --partial "sleep 1000"
+	assert_equal "${lines[-1]}" lo
+	# its memory limit is the default (none), not the other job's 96M
+	a_full=$(job_field "$a" .id)
+	assert_equal "$(cat "$(jobcg memory "$a_full")/memory.limit_in_bytes")" $((96 << 20))
+	b_full=$(job_field "$b" .id)
+	# (b has ended: its limit is read from a job like it, the next pooled one)
+	ids=$(pool_ready_ids)
+	run xrun -d -- sleep 1000
+	assert_success
+	c=$(job_field "$output" .id)
+	in_list "$c" "$ids"
+	wait_state "$c" RUNNING
+	[ "$(cat "$(jobcg memory "$c")/memory.limit_in_bytes")" -gt $((1 << 40)) ]
+	[ "$b_full" != "$c" ]
+}
+
+@test "a job with other settings takes the cold path and gets its own settings" {
+	warm_up
+	ids=$(pool_ready_ids)
+	run xrun -d --memory 64M --name cold1 -- sleep 1000
+	assert_success
+	id=$(job_field "$output" .id)
+	not_in_list "$id" "$ids"
+	wait_state "$id" RUNNING
+	assert_equal "$(cat "$(jobcg memory "$id")/memory.limit_in_bytes")" $((64 << 20))
+	# the pool is as it was
+	assert_equal "$(pool_ready_ids | sort)" "$(sort <<<"$ids")"
+	run xrun --disk 2G -- sh -c 'echo "$XOS_JOB_ID"'
+	assert_success
+	not_in_list "$output" "$ids"
+}
+
+@test "the pooled containers go when xosd stops" {
+	warm_up
+	ids=$(pool_ready_ids)
+	xosd_stop
+	for id in $ids; do
+		[ ! -e "$XOS_TMP/state/jobs/$id" ]
+		[ ! -e "$XOS_TMP/state/volatile/lxc/xos-$id" ]
+		loader_gone "$id"
+	done
+	assert_equal "$(job_mounts)" ""
+	assert_equal "$(xos_job_cgroups)" ""
+}
+
+@test "pooled containers left by a killed xosd are removed at its next start and never serve a job" {
+	warm_up
+	ids=$(pool_ready_ids)
+	kill -9 "$XOSD_PID"
+	wait "$XOSD_PID" 2>/dev/null || true
+	XOSD_PID=
+	# they outlive the killed daemon
+	for id in $ids; do loader_waits "$id"; done
+	# the next xosd (another configuration: no pool) removes them first
+	xosd_launch
+	for id in $ids; do
+		wait_for 30 loader_gone "$id"
+		[ ! -e "$XOS_TMP/state/jobs/$id" ]
+		[ ! -e "$XOS_TMP/state/volatile/lxc/xos-$id" ]
+		assert_equal "$(job_mounts "$id")" ""
+	done
+	grep -q "Removing pooled container" "$XOS_TMP/xosd.log"
+	run xrun -- sh -c 'echo "$XOS_JOB_ID"'
+	assert_success
+	not_in_list "$output" "$ids"
+}
+
+@test "a pool made before the host's accounts changed is not used after" {
+	warm_up
+	ids=$(pool_ready_ids)
+	touch -m /etc/group
+	run xrun -- sh -c 'echo "$XOS_JOB_ID"'
+	assert_success
+	not_in_list "$output" "$ids"
+	for id in $ids; do
+		wait_for 30 loader_gone "$id"
+	done
+}
+
+@test "a job started in a pooled container is checkpointed and restarted" {
+	warm_up
+	ids=$(pool_ready_ids)
+	id=$(xrun -d -- sh -c 'i=0; while :; do i=$((i+1)); echo $i >>/tmp/count; sleep 0.1; done')
+	full=$(job_field "$id" .id)
+	in_list "$full" "$ids"
+	count="$(job_rootfs "$full")/tmp/count"
+	wait_lines "$count" 5
+	run xcheckpoint --stop "$id"
+	assert_success
+	wait_state "$id" CHECKPOINTED
+	n=$(wc -l <"$count")
+	run xrestart "$id"
+	assert_success
+	wait_state "$id" RUNNING
+	wait_lines "$count" $((n + 5))
+	head -n $((n + 5)) "$count" | diff - <(seq 1 $((n + 5)))
+}
