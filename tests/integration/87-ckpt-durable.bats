@@ -37,8 +37,8 @@ untrace_xosd() {
 
 # the first line of trace $1 that fsyncs (or fdatasyncs) path $2; 0 if none
 first_sync() {
-	awk -v p="$2" 'index($0, "sync(") && index($0, "<" p ">") { print NR; exit }
-		END { if (!NR) print 0 }' "$1" | head -n1
+	awk -v p="$2" 'index($0, "sync(") && index($0, "<" p ">") { n = NR; exit }
+		END { print n + 0 }' "$1"
 }
 
 @test "every file and directory of a new version is fsynced before the version is renamed into place" {
@@ -59,16 +59,17 @@ first_sync() {
 		false
 	}
 	new="$(realpath "$(store)")/$id/.new-1"
-	n=0
+	n=0 bad=0
 	while IFS= read -r -d '' p; do
 		rel=${p#"$v"}
 		line=$(first_sync "$t" "$new$rel")
 		if [ "$line" -eq 0 ] || [ "$line" -gt "$commit" ]; then
 			echo "not synced before the commit (line $commit): $new$rel (line $line)" >&2
-			false
+			bad=$((bad + 1))
 		fi
 		n=$((n + 1))
 	done < <(find "$v" \( -type f -o -type d \) -print0)
+	assert_equal "$bad" 0
 	# the images, the copies of the layer and spool, the version's own directory
 	[ -f "$v/upper/tmp/d/e/f" ]
 	[ "$(find "$v/images" -type f | wc -l)" -gt 5 ]
