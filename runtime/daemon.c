@@ -431,6 +431,7 @@ static void prune_ended_jobs(struct daemon *d)
 			  (unsigned long long)d->cfg->keep_ended);
 		*oldest = j->next;
 		job_free(j);
+		loader_copy_gc(d); /* (the loader copy it ran, unless another job runs it) */
 		n--;
 	}
 }
@@ -1193,6 +1194,7 @@ static int daemon_start(struct daemon *d, int *ret_lock, int *ret_sfd)
 	if ((r = events_setup(d)) < 0)
 		return log_error_errno(r, "Failed to set up the event stream: %m");
 	load_jobs(d);
+	loader_copy_gc(d);
 	if ((r = slice_reconcile(d)) < 0)
 		log_error("Failed to reconcile the container id leases: %s", strerror(-r));
 	if ((r = netsetup_reconcile(d->net)) < 0)

@@ -19,6 +19,14 @@ teardown() {
 
 LOOP='while :; do echo x >>/tmp/ticks; sleep 0.1; done'
 store() { echo "$XOS_TMP/state/checkpoints"; }
+grew() { [ "$(wc -l <"$1")" -gt "$2" ]; }
+ticking() { # JOB: its ticks file grows
+	local f n
+	f="$(job_rootfs "$1")/tmp/ticks"
+	wait_file "$f"
+	n=$(wc -l <"$f")
+	wait_for 30 grew "$f" "$n"
+}
 traced() { [ "$(awk '/^TracerPid:/ {print $2}' "/proc/$XOSD_PID/status")" != 0 ]; }
 
 # strace xosd (fsync, fdatasync, syncfs, renames; fds as paths) into $1
@@ -76,8 +84,7 @@ first_sync() {
 	[ "$n" -gt 10 ]
 	# and the job goes on
 	wait_state "$id" RUNNING
-	k=$(wc -l <"$(job_rootfs "$id")/tmp/ticks")
-	wait_for 30 test "$(wc -l <"$(job_rootfs "$id")/tmp/ticks")" -gt "$k"
+	ticking "$id"
 }
 
 @test "with sync_writes = false a version's images are not fsynced" {
@@ -95,4 +102,49 @@ first_sync() {
 	run xrestart "$id"
 	assert_success
 	wait_state "$id" RUNNING
+}
+
+
+@test "the loader replaced on the host while a job runs: checkpoint and restart, kill and restart from a version, still work" {
+	xos_start
+	xosd_stop
+	ld="$XOS_TMP/bin/xos-loader"
+	mkdir -p "${ld%/*}"
+	cp "$XOS_BUILD/xos-loader" "$ld"
+	xosd_launch --loader "$ld"
+	id=$(xrun -d -- sh -c "$LOOP")
+	wait_state "$id" RUNNING
+	ticking "$id"
+	run xcheckpoint "$id"
+	assert_success
+	# an upgrade: other bytes renamed over the path the daemon was given
+	cp "$ld" "$ld.new"
+	printf '\0' >>"$ld.new"
+	mv -f "$ld.new" "$ld"
+	run xcheckpoint --stop "$id"
+	assert_success
+	run xrestart "$id"
+	assert_success
+	wait_state "$id" RUNNING
+	ticking "$id"
+	# killed, restarted from its first version
+	xkill -s KILL "$id"
+	run xwait "$id"
+	assert_equal "$status" 137
+	run xrestart "$id" 1
+	assert_success
+	wait_state "$id" RUNNING
+	ticking "$id"
+	# the job's container runs its own copy, the daemon's, by content
+	copy="$XOS_TMP/state/loader/$(job_field "$id" .loader)"
+	[ -x "$copy" ]
+	assert_equal "$(sha256sum <"$copy")" "$(sha256sum <"$XOS_BUILD/xos-loader")"
+	# a new job runs the new loader; both copies stay while their jobs exist
+	id2=$(xrun -d -- sh -c "$LOOP")
+	wait_state "$id2" RUNNING
+	ticking "$id2"
+	assert_equal "$(sha256sum <"$XOS_TMP/state/loader/$(job_field "$id2" .loader)")" \
+		"$(sha256sum <"$ld")"
+	[ "$(find "$XOS_TMP/state/loader" -type f | wc -l)" -eq 2 ]
+	[ -x "$copy" ]
 }
