@@ -166,13 +166,24 @@ static bool referred(struct daemon *d, const char *hex)
 	return false;
 }
 
+/* A job that is not over and names no copy: one from before copies, or
+ * one whose record was not written again after its start (a crash); it
+ * may run any of them. */
+static bool unnamed_live(struct daemon *d)
+{
+	for (struct job *j = d->jobs; j; j = j->next)
+		if (!j->loader && !job_state_is_final(j->state))
+			return true;
+	return false;
+}
+
 void loader_copy_gc(struct daemon *d)
 {
 	_cleanup_close_ int fd = open_dir_at(d->state_fd, LOADER_DIR);
 	DIR *dir;
 	struct dirent *de;
 
-	if (fd < 0 || store_has_strangers(d))
+	if (fd < 0 || unnamed_live(d) || store_has_strangers(d))
 		return;
 	dir = opendir_dup(fd);
 	if (!dir)

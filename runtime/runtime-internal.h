@@ -357,8 +357,8 @@ int container_create(struct daemon *d, struct job *j);
 /* The path of the loader copy j's containers run, in buf: j's own copy,
  * else (a new job, or its copy is gone) one of loader_path, made now. */
 int loader_copy_path(struct daemon *d, struct job *j, char *buf, size_t len);
-/* Remove the copies no job refers to (none while the checkpoint store
- * holds versions of a job xosd does not know). */
+/* Remove the copies no job refers to (none while a job not over names
+ * none, or the checkpoint store holds versions of a job xosd does not know). */
 void loader_copy_gc(struct daemon *d);
 /* Fork the child that starts the container; it ends when the container runs
  * (status 0) or failed to start. */
