@@ -463,6 +463,10 @@ static int finish_version(struct ckpt *ck, struct job *j, int jfd, char **ret_ma
 	r = write_file_atomic_at(vfd, "manifest.json", text, strlen(text), 0600, true);
 	if (r < 0)
 		return r;
+	/* CRIU's images and the copies reach the disk before the version is
+	 * committed and the client hears OK (DECISIONS (av)) */
+	if (ck->cfg->sync_writes && (r = ckpt_sync_tree(vfd)) < 0)
+		return r;
 	if (renameat(jfd, tmp, jfd, final) < 0 || fsync(jfd) < 0)
 		return -errno;
 	*ret_manifest = TAKE_PTR(text);

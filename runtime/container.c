@@ -133,7 +133,7 @@ static int cfg_net(struct daemon *d, struct job *j, char *buf, size_t *off)
 
 static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 {
-	char v[4096];
+	char v[4096], lp[2048] = "";
 	struct runtime_cg_item items[8];
 	int r, n;
 
@@ -159,7 +159,8 @@ static int build_config(struct daemon *d, struct job *j, char *buf, size_t *off)
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.auto", "proc:mixed sys:ro");
 	snprintf(v, sizeof(v), "%s/jobs/%s/xos .xos none bind 0 0", d->cfg->state_dir, j->id);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.entry", v);
-	snprintf(v, sizeof(v), "%s .xos/loader none bind,ro 0 0", d->cfg->loader_path);
+	r = r < 0 ? r : loader_copy_path(d, j, lp, sizeof(lp));
+	snprintf(v, sizeof(v), "%s .xos/loader none bind,ro 0 0", lp);
 	r = r < 0 ? r : cfg_add(buf, off, "lxc.mount.entry", v);
 	r = r < 0 ? r : cfg_volumes(d, j, buf, off);
 	snprintf(v, sizeof(v), "%s/xos-%s/lxc.log", d->lxcpath, j->id);

@@ -442,6 +442,7 @@ static void prune_ended_jobs(struct daemon *d)
 			  (unsigned long long)d->cfg->keep_ended);
 		daemon_job_unlink(d, j);
 		job_free(j);
+		loader_copy_gc(d); /* (the loader copy it ran, unless another job runs it) */
 		n--;
 	}
 }
@@ -1204,6 +1205,7 @@ static int daemon_start(struct daemon *d, int *ret_lock, int *ret_sfd)
 		return log_error_errno(r, "Failed to set up the event stream: %m");
 	pool_remove_leftovers(d); /* (before the jobs: they have no record) */
 	load_jobs(d);
+	loader_copy_gc(d);
 	if ((r = slice_reconcile(d)) < 0)
 		log_error("Failed to reconcile the container id leases: %s", strerror(-r));
 	if ((r = netsetup_reconcile(d->net)) < 0)

@@ -116,6 +116,7 @@ void job_free(struct job *j)
 	free(j->cgroup_parent);
 	free(j->cgroup_parent_prev);
 	free(j->store_claim);
+	free(j->loader);
 	free(j->reason);
 	free(j->ckpt_skipped);
 	free(j->start_warning);
@@ -378,6 +379,8 @@ void job_to_json(const struct job *j, yajl_gen g)
 	json_gen_kv_str(g, "cgroup_parent", j->cgroup_parent);
 	if (j->store_claim)
 		json_gen_kv_str(g, "store_claim", j->store_claim);
+	if (j->loader)
+		json_gen_kv_str(g, "loader", j->loader);
 	json_gen_kv_uint(g, "created_us", j->created_us);
 	gen_opt_int(g, "started_us", j->started_us != 0, (int64_t)j->started_us);
 	gen_opt_int(g, "ended_us", j->ended_us != 0, (int64_t)j->ended_us);
@@ -575,6 +578,7 @@ static int job_fields_from_json(yajl_val t, struct job *j)
 	j->template_workdir = dup_opt(t, "template_workdir");
 	j->cgroup_parent = dup_opt(t, "cgroup_parent");
 	j->store_claim = dup_opt(t, "store_claim");
+	j->loader = dup_opt(t, "loader");
 	j->reason = dup_opt(t, "reason");
 	j->owner_uid = (uid_t)get_u(t, "owner_uid");
 	j->uid = (uid_t)get_u(t, "uid");

@@ -354,6 +354,8 @@ bool pool_claim(struct daemon *d, struct job *j)
 	j->idmap_size = j->from_pool->idmap_size;
 	j->slice_held = j->from_pool->slice_held;
 	j->from_pool->slice_held = false;
+	free(j->loader); /* the loader copy its container runs (loader-copy.c) */
+	j->loader = TAKE_PTR(j->from_pool->loader);
 	j->net.active = j->from_pool->net.active; /* (mode none: nothing is leased) */
 	return true;
 }

@@ -208,6 +208,9 @@ struct job {
 	/* what this node last wrote of it to the holder record (recover.c):
 	 * 0 nothing yet, 1 live, 2 ended */
 	uint8_t store_marked;
+	/* the copy of the loader its containers run: the sha256 of its bytes,
+	 * a file in <state>/loader/ (NULL: not started since xosd kept copies) */
+	char *loader;
 	pid_t starter;        /* the child starting its container, while it does */
 	int starter_fd;       /* its pidfd, in the event loop */
 	struct ckpt_run *run; /* a checkpoint or restore under way (ckpt/checkpoint.c) */
@@ -382,6 +385,13 @@ int idmount_probe(const char *const *lowers, size_t n, const char *scratch, uint
 
 /* ---- container.c: liblxc ---- */
 int container_create(struct daemon *d, struct job *j);
+/* ---- loader-copy.c: the loader a job runs, a copy by content ---- */
+/* The path of the loader copy j's containers run, in buf: j's own copy,
+ * else (a new job, or its copy is gone) one of loader_path, made now. */
+int loader_copy_path(struct daemon *d, struct job *j, char *buf, size_t len);
+/* Remove the copies no job refers to (none while a job not over names
+ * none, or the checkpoint store holds versions of a job xosd does not know). */
+void loader_copy_gc(struct daemon *d);
 /* Fork the child that starts the container; it ends when the container runs
  * (status 0) or failed to start. */
 int container_start(struct daemon *d, struct job *j, pid_t *ret_pid);
@@ -502,6 +512,10 @@ struct daemon {
 	char *self_exe;        /* this xosd binary: CRIU's action script */
 	char *template_helper; /* xos-template-helper: beside xosd, else in libexec */
 	struct ckpt *ckpt;     /* checkpoints and restores (ckpt/ckpt.h) */
+	/* loader_path when it was last copied (loader-copy.c): its device,
+	 * inode, size and mtime, and the sha256 of its bytes */
+	uint64_t loader_key[4];
+	char loader_hex[65];
 	/* root's subordinate ids: where they start, and the size of a slice */
 	uint32_t subuid_base, subuid_size, subgid_base, subgid_size;
 	uint32_t n_slices;    /* slices in root's ranges (0: the shared one) */

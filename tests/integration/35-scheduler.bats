@@ -38,6 +38,9 @@ ended() { # JOB...: every one has ended
 	done
 }
 
+# no_live_jobs: xps lists none (read anew at each try of wait_for)
+no_live_jobs() { [ "$(xps -q | wc -l)" -eq 0 ]; }
+
 @test "capacity 2 cpus, five --cpus 1 jobs: two run, three QUEUED with reasons, then start in order" {
 	sched_start 'capacity_cpus = 2'
 	for i in 1 2 3 4 5; do
@@ -228,7 +231,7 @@ ended() { # JOB...: every one has ended
 
 	open_gate "$(job_field blocker .id)"
 	wait_for 600 has_lines "$XOS_TMP/out/log" "$n"
-	wait_for 60 test "$(xps -q | wc -l)" -eq 0
+	wait_for 60 no_live_jobs
 	assert_equal "$(cat "$XOS_TMP/out/log")" "$(seq 1 "$n")"
 	assert_equal "$(xps -a --json | jq '[.[] | select(.state == "EXITED")] | length')" "$((n + 1))"
 }

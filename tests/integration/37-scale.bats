@@ -37,6 +37,9 @@ while not buf.endswith(b"\n"):
 sys.stdout.write(buf.decode())' "$XOS_SOCKET" "$1"
 }
 
+# at_most_jobs N: xps -a lists N jobs or fewer (read anew at each try)
+at_most_jobs() { [ "$(xps -a -q | wc -l)" -le "$1" ]; }
+
 @test "300 held jobs: each found by its id and name; releasing the head keeps the queue's order" {
 	scale_start
 	local i ids=()
@@ -102,7 +105,7 @@ sys.stdout.write(buf.decode())' "$XOS_SOCKET" "$1"
 		wait_state "k$i" EXITED 60
 	done
 	# pruning runs after an ended job is tidied: wait until 3 are left
-	xos_wait_for 30 test "$(xps -a -q | wc -l)" -le 3
+	xos_wait_for 30 at_most_jobs 3
 	run xps -a --json "${ids[0]}"
 	[ "$status" -ne 0 ]
 	[ "$(xps -a --json "${ids[7]}" | jq -r '.[0].name')" = k8 ]

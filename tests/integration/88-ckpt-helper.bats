@@ -13,6 +13,10 @@ teardown() { xos_teardown; }
 LOOP='while :; do echo x >>/tmp/ticks; sleep 0.1; done'
 shim_dir() { echo "$XOS_TMP/run/criu-shim"; }
 
+# ticks_above JOB N: the job's loop has written more than N ticks (read anew
+# at each try of wait_for)
+ticks_above() { [ "$(wc -l <"$(job_rootfs "$1")/tmp/ticks")" -gt "$2" ]; }
+
 @test "a dump runs xos-criu-helper; liblxc's criu --version is answered from the cache, for restores too" {
 	id=$(xrun -d -- sh -c "$LOOP")
 	wait_state "$id" RUNNING
@@ -35,7 +39,7 @@ shim_dir() { echo "$XOS_TMP/run/criu-shim"; }
 	assert_equal "$(cat "$(compgen -G "$(shim_dir)/version.*")")" \
 		"$(/usr/local/sbin/criu --version)"
 	n=$(wc -l <"$(job_rootfs "$id")/tmp/ticks")
-	wait_for 30 test "$(wc -l <"$(job_rootfs "$id")/tmp/ticks")" -gt "$n"
+	wait_for 30 ticks_above "$id" "$n"
 }
 
 @test "without xos-criu-helper xosd plays its parts itself: checkpoint and restart work" {
@@ -54,5 +58,5 @@ shim_dir() { echo "$XOS_TMP/run/criu-shim"; }
 	assert_success
 	wait_state "$id" RUNNING
 	n=$(wc -l <"$(job_rootfs "$id")/tmp/ticks")
-	wait_for 30 test "$(wc -l <"$(job_rootfs "$id")/tmp/ticks")" -gt "$n"
+	wait_for 30 ticks_above "$id" "$n"
 }
