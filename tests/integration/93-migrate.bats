@@ -10,17 +10,9 @@ load helpers
 load nodes
 bats_require_minimum_version 1.5.0
 
-setup_file() {
-	CERTS=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.certs.XXXXXX")
-	export CERTS
-	mk_ca "$CERTS/ca" "xos test site CA"
-	mk_cert "$CERTS/ca" n1 "$CERTS/n1"
-	mk_cert "$CERTS/ca" n2 "$CERTS/n2"
-}
+setup_file() { nodes_certs_setup n1 n2; }
 
-teardown_file() {
-	rm -rf "$CERTS"
-}
+teardown_file() { nodes_certs_teardown; }
 
 setup() {
 	nodes_net_setup
@@ -39,21 +31,9 @@ two_nodes() {
 }
 
 # on I CMD...: CMD against node I's daemon
-on() {
-	node_use "$1"
-	shift
-	"$@"
-}
 
-jobroot() { echo "$(node_tmp "$1")/state/volatile/jobs/$2/rootfs"; }
 state_on() { on "$1" job_field "$2" .state 2>/dev/null; }
 state_is() { [ "$(state_on "$1" "$2")" = "$3" ]; }
-# the job's state on node I, or "absent" when that node does not know it
-where() {
-	local s
-	s=$(on "$1" xps -a --json "$2" 2>/dev/null | jq -r '.[0].state' 2>/dev/null)
-	echo "${s:-absent}"
-}
 
 # exactly_one ID: the job runs on one node and no other holds it alive
 # (the other has it MIGRATED, or not at all), no container of it on the other

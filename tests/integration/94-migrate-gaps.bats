@@ -9,17 +9,9 @@ load helpers
 load nodes
 bats_require_minimum_version 1.5.0
 
-setup_file() {
-	CERTS=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.certs.XXXXXX")
-	export CERTS
-	mk_ca "$CERTS/ca" "xos test site CA"
-	mk_cert "$CERTS/ca" n1 "$CERTS/n1"
-	mk_cert "$CERTS/ca" n2 "$CERTS/n2"
-}
+setup_file() { nodes_certs_setup n1 n2; }
 
-teardown_file() {
-	rm -rf "$CERTS"
-}
+teardown_file() { nodes_certs_teardown; }
 
 setup() {
 	nodes_net_setup
@@ -27,19 +19,6 @@ setup() {
 
 teardown() {
 	nodes_net_teardown
-}
-
-on() {
-	node_use "$1"
-	shift
-	"$@"
-}
-
-jobroot() { echo "$(node_tmp "$1")/state/volatile/jobs/$2/rootfs"; }
-where() {
-	local s
-	s=$(on "$1" xps -a --json "$2" 2>/dev/null | jq -r '.[0].state' 2>/dev/null)
-	echo "${s:-absent}"
 }
 
 @test "n2 refuses a move whose data passes its migrate_max_incoming; the job runs on at n1, n2 keeps nothing of it" {

@@ -15,18 +15,9 @@ NODE_OWN_SYSFS=1
 NODE_COUNT=3 # (n3: a third node, for a client; not every test starts its xosd)
 POOL=10.214.7.0/24
 
-setup_file() {
-	CERTS=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.certs.XXXXXX")
-	export CERTS
-	mk_ca "$CERTS/ca" "xos test site CA"
-	mk_cert "$CERTS/ca" n1 "$CERTS/n1"
-	mk_cert "$CERTS/ca" n2 "$CERTS/n2"
-	mk_cert "$CERTS/ca" n3 "$CERTS/n3"
-}
+setup_file() { nodes_certs_setup n1 n2 n3; }
 
-teardown_file() {
-	rm -rf "$CERTS"
-}
+teardown_file() { nodes_certs_teardown; }
 
 setup() {
 	nodes_net_setup
@@ -83,18 +74,6 @@ nodes_net_teardown_jobs() {
 }
 
 # on I CMD...: CMD against node I's daemon
-on() {
-	node_use "$1"
-	shift
-	"$@"
-}
-
-jobroot() { echo "$(node_tmp "$1")/state/volatile/jobs/$2/rootfs"; }
-where() {
-	local s
-	s=$(on "$1" xps -a --json "$2" 2>/dev/null | jq -r '.[0].state' 2>/dev/null)
-	echo "${s:-absent}"
-}
 
 # bridge_nodes N: nodes n1..nN up with one job pool, each seeing the others
 bridge_nodes() {

@@ -9,17 +9,9 @@ load helpers
 load nodes
 bats_require_minimum_version 1.5.0
 
-setup_file() {
-	CERTS=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.certs.XXXXXX")
-	export CERTS
-	mk_ca "$CERTS/ca" "xos test site CA"
-	mk_cert "$CERTS/ca" n1 "$CERTS/n1"
-	mk_cert "$CERTS/ca" n2 "$CERTS/n2"
-}
+setup_file() { nodes_certs_setup n1 n2; }
 
-teardown_file() {
-	rm -rf "$CERTS"
-}
+teardown_file() { nodes_certs_teardown; }
 
 setup() {
 	nodes_net_setup
@@ -44,19 +36,6 @@ two_nodes_shared() {
 	xos_wait_for 30 peer_is 2 n1 up
 }
 
-on() {
-	node_use "$1"
-	shift
-	"$@"
-}
-
-jobroot() { echo "$(node_tmp "$1")/state/volatile/jobs/$2/rootfs"; }
-# the job's state on node I, or "absent" when that node does not know it
-where() {
-	local s
-	s=$(on "$1" xps -a --json "$2" 2>/dev/null | jq -r '.[0].state' 2>/dev/null)
-	echo "${s:-absent}"
-}
 state_is() { [ "$(where "$1" "$2")" = "$3" ]; }
 not_running() { ! state_is "$1" "$2" RUNNING; }
 no_container_on() { [ ! -d "$(node_tmp "$1")/state/volatile/lxc/xos-$2" ]; }

@@ -11,17 +11,9 @@ bats_require_minimum_version 1.5.0
 ZDTM_DIR=${XOS_ZDTM_DIR:-/usr/local/lib/xos/zdtm}
 LIST=${XOS_ZDTM_LIST:-$BATS_TEST_DIRNAME/zdtm.list}
 
-setup_file() {
-	CERTS=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.certs.XXXXXX")
-	export CERTS
-	mk_ca "$CERTS/ca" "xos test site CA"
-	mk_cert "$CERTS/ca" n1 "$CERTS/n1"
-	mk_cert "$CERTS/ca" n2 "$CERTS/n2"
-}
+setup_file() { nodes_certs_setup n1 n2; }
 
-teardown_file() {
-	rm -rf "$CERTS"
-}
+teardown_file() { nodes_certs_teardown; }
 
 setup() {
 	nodes_net_setup
@@ -29,12 +21,6 @@ setup() {
 
 teardown() {
 	nodes_net_teardown
-}
-
-on() {
-	node_use "$1"
-	shift
-	"$@"
 }
 
 # The shell of a unit (as in 82-zdtm.bats): start the program (it

@@ -184,3 +184,33 @@ peer_field() {
 peer_is() {
 	[ "$(peer_field "$1" "$2" state)" = "$3" ]
 }
+
+# nodes_certs_setup NAME...: CERTS (exported), a site CA and a certificate
+# of it for each node NAME, as CERTS/NAME (for a setup_file); and its end
+nodes_certs_setup() {
+	local n
+	CERTS=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.certs.XXXXXX")
+	export CERTS
+	mk_ca "$CERTS/ca" "xos test site CA"
+	for n in "$@"; do
+		mk_cert "$CERTS/ca" "$n" "$CERTS/$n"
+	done
+}
+nodes_certs_teardown() { rm -rf "$CERTS"; }
+
+# on I CMD...: CMD with the CLI talking to node I
+on() {
+	node_use "$1"
+	shift
+	"$@"
+}
+
+# jobroot I ID: the job's root on node I
+jobroot() { echo "$(node_tmp "$1")/state/volatile/jobs/$2/rootfs"; }
+
+# where I ID: the job's state on node I, or "absent" when that node does not know it
+where() {
+	local s
+	s=$(on "$1" xps -a --json "$2" 2>/dev/null | jq -r '.[0].state' 2>/dev/null)
+	echo "${s:-absent}"
+}
