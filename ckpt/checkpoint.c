@@ -465,7 +465,7 @@ static int finish_version(struct ckpt *ck, struct job *j, int jfd, char **ret_ma
 		return r;
 	/* CRIU's images and the copies reach the disk before the version is
 	 * committed and the client hears OK (DECISIONS (av)) */
-	if (ck->cfg->sync_writes && (r = ckpt_sync_tree(vfd)) < 0)
+	if (ck->cfg->sync_writes && (r = ckpt_sync_tree(vfd, ck->host->keepalive, ck->data)) < 0)
 		return r;
 	if (renameat(jfd, tmp, jfd, final) < 0 || fsync(jfd) < 0)
 		return -errno;

@@ -74,5 +74,6 @@ int main(void)
 		daemon_job_unlink(&d, j);
 		job_free(j);
 	}
+	free(d.jtab); /* (the table by id stays when its last job goes) */
 	return tap_done();
 }
