@@ -4,7 +4,7 @@
 #   2. every unit test binary (TAP), then each fuzz target briefly (tests/fuzz)
 #   3. bats --tap tests/integration (if it holds .bats files)
 #   4. unless XOS_SANITIZE=0: unit and integration tests again (all but
-#      88-zdtm-jobs), built with ASan+UBSan into build-asan
+#      88-zdtm-jobs, 94-migrate-zdtm and 96-slurm), built with ASan+UBSan into build-asan
 #      (make BUILD=build-asan SANITIZE=1)
 # Prints every TAP line as it comes; the last line is the total:
 #   N passed, N failed
@@ -190,9 +190,11 @@ if [ "${XOS_SANITIZE:-1}" = 1 ]; then
 		# which is not built with the sanitizers, through its kinds of kernel
 		# object: about 5 minutes that find nothing new here; nor 96-slurm: it
 		# drives xos through Slurm's daemons, whose start and requeue waits
-		# take about 4 minutes, along the paths 10, 50 and 80 already take)
+		# take about 4 minutes, along the paths 10, 50 and 80 already take;
+		# nor 94-migrate-zdtm: a job of 53 zdtm programs moved there and back,
+		# minutes of CRIU along the move paths 93 and the other 94s take)
 		mapfile -t asan_bats < <(compgen -G 'tests/integration/*.bats' |
-			grep -Ev '/(88-zdtm-jobs|96-slurm)\.bats$')
+			grep -Ev '/(88-zdtm-jobs|96-slurm|94-migrate-zdtm)\.bats$')
 		if [ "${#asan_bats[@]}" -gt 0 ]; then
 			XOS_BUILD=$REPO_ROOT/build-asan count_tap "bats tests/integration (sanitizers)" \
 				bats --tap "${asan_bats[@]}"
