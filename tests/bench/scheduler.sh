@@ -57,6 +57,14 @@ stop_xosd() {
 		"$BUILD/xkill" -s KILL filler >/dev/null 2>&1 || true
 		timeout 30 "$BUILD/xwait" filler >/dev/null 2>&1 || true
 	fi
+	# (and any other job still live: a released one still starting when the
+	# bench ended would otherwise outlive its xosd and this directory)
+	local id
+	for id in $("$BUILD/xps" --json 2>/dev/null |
+		jq -r '.[] | select(.state == "STARTING" or .state == "RUNNING") | .id'); do
+		"$BUILD/xkill" -s KILL "$id" >/dev/null 2>&1 || true
+		timeout 30 "$BUILD/xwait" "$id" >/dev/null 2>&1 || true
+	done
 	kill "$XOSD_PID" 2>/dev/null || true
 	for _ in $(seq 300); do
 		kill -0 "$XOSD_PID" 2>/dev/null || break
