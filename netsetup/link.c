@@ -38,17 +38,19 @@ static void nl_nest_end(struct nlreq *q, struct rtattr *nest)
 	nest->rta_len = (unsigned short)((char *)&q->h + q->h.nlmsg_len - (char *)nest);
 }
 
-/* Send one request and read its ack: 0 or -errno from the kernel. */
-static int nl_call(struct nlreq *q)
+/* Send one request and read what answers it: each message to on_msg (if
+ * any) until the kernel's ack or error (NLMSG_ERROR: 0 or -errno) or the
+ * end of a dump (NLMSG_DONE: 0). */
+static int nl_exchange(struct nlreq *q, void (*on_msg)(struct nlmsghdr *h, void *data), void *data)
 {
 	_cleanup_close_ int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-	char buf[4096] __attribute__((aligned(4)));
+	char buf[16384] __attribute__((aligned(4)));
 	ssize_t n;
 
 	if (fd < 0)
 		return -errno;
-	q->h.nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+	q->h.nlmsg_flags |= NLM_F_REQUEST;
 	q->h.nlmsg_seq = 1;
 	if (sendto(fd, q, q->h.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return -errno;
@@ -59,10 +61,22 @@ static int nl_call(struct nlreq *q)
 		if (n < 0)
 			return -errno;
 		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
-		     h = NLMSG_NEXT(h, n))
+		     h = NLMSG_NEXT(h, n)) {
 			if (h->nlmsg_type == NLMSG_ERROR)
 				return ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+			if (h->nlmsg_type == NLMSG_DONE)
+				return 0;
+			if (on_msg)
+				on_msg(h, data);
+		}
 	}
+}
+
+/* Send one request and read its ack: 0 or -errno from the kernel. */
+static int nl_call(struct nlreq *q)
+{
+	q->h.nlmsg_flags |= NLM_F_ACK;
+	return nl_exchange(q, NULL, NULL);
 }
 
 static void nl_init(struct nlreq *q, unsigned short type, unsigned short flags, size_t hdr)
@@ -351,51 +365,41 @@ int netsetup_route_del(uint32_t addr)
 
 /* The destinations of xosd's routes (protocol NETSETUP_RTPROT) in one
  * dump of the main table, at most max of them. */
+struct route_dsts {
+	uint32_t *dsts;
+	size_t max, n;
+};
+
+static void route_dst(struct nlmsghdr *h, void *data)
+{
+	struct route_dsts *rd = data;
+	struct rtmsg *rt = NLMSG_DATA(h);
+	size_t len;
+
+	if (h->nlmsg_type != RTM_NEWROUTE || rt->rtm_protocol != NETSETUP_RTPROT ||
+	    rt->rtm_dst_len != 32 || rt->rtm_table != RT_TABLE_MAIN)
+		return;
+	len = RTM_PAYLOAD(h);
+	for (struct rtattr *a = RTM_RTA(rt); RTA_OK(a, len); a = RTA_NEXT(a, len))
+		if (a->rta_type == RTA_DST && RTA_PAYLOAD(a) == 4 && rd->n < rd->max) {
+			uint32_t d;
+
+			memcpy(&d, RTA_DATA(a), 4);
+			rd->dsts[rd->n++] = ntohl(d);
+		}
+}
+
 static int routes_dump(uint32_t *dsts, size_t max, size_t *ret_n)
 {
-	_cleanup_close_ int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-	char buf[16384] __attribute__((aligned(4)));
+	struct route_dsts rd = { dsts, max, 0 };
 	struct nlreq q;
-	size_t k = 0;
-	ssize_t n;
+	int r;
 
-	if (fd < 0)
-		return -errno;
-	nl_init(&q, RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, sizeof(struct rtmsg));
+	nl_init(&q, RTM_GETROUTE, NLM_F_DUMP, sizeof(struct rtmsg));
 	((struct rtmsg *)NLMSG_DATA(&q.h))->rtm_family = AF_INET;
-	if (sendto(fd, &q, q.h.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return -errno;
-	for (;;) {
-		n = recv(fd, buf, sizeof(buf), 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
-		     h = NLMSG_NEXT(h, n)) {
-			struct rtmsg *rt = NLMSG_DATA(h);
-			size_t len;
-
-			if (h->nlmsg_type == NLMSG_DONE) {
-				*ret_n = k;
-				return 0;
-			}
-			if (h->nlmsg_type == NLMSG_ERROR)
-				return ((struct nlmsgerr *)NLMSG_DATA(h))->error;
-			if (h->nlmsg_type != RTM_NEWROUTE || rt->rtm_protocol != NETSETUP_RTPROT ||
-			    rt->rtm_dst_len != 32 || rt->rtm_table != RT_TABLE_MAIN)
-				continue;
-			len = RTM_PAYLOAD(h);
-			for (struct rtattr *a = RTM_RTA(rt); RTA_OK(a, len); a = RTA_NEXT(a, len))
-				if (a->rta_type == RTA_DST && RTA_PAYLOAD(a) == 4 && k < max) {
-					uint32_t d;
-
-					memcpy(&d, RTA_DATA(a), 4);
-					dsts[k++] = ntohl(d);
-				}
-		}
-	}
+	r = nl_exchange(&q, route_dst, &rd);
+	*ret_n = rd.n;
+	return r;
 }
 
 int netsetup_routes_flush(void)
