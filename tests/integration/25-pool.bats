@@ -59,7 +59,14 @@ jobcg() { echo "/sys/fs/cgroup/$1/lxc.payload.xos-$2"; }
 	assert_equal "$(job_field "$id" .id)" "$id"
 	[ -s "$XOS_TMP/state/jobs/$id/job.json" ]
 	[ ! -e "$XOS_TMP/state/jobs/$id/pool" ]
+	# its record names the loader copy its container ran, and the copy is there
+	loader=$(job_field "$id" .loader)
+	[[ "$loader" =~ ^[0-9a-f]{64}$ ]]
+	[ -x "$XOS_TMP/state/loader/$loader" ]
 	# the next job takes another one; the first is not in the pool again
+	# (once the pool is full again: one made while the list is read would
+	# be ready and served without being in it)
+	wait_for 60 pool_ready 2
 	ids=$(pool_ready_ids)
 	not_in_list "$id" "$ids"
 	run xrun -- sh -c 'echo "$XOS_JOB_ID"'
