@@ -140,6 +140,25 @@ static void dump_fail_reason(const char *dir, uint64_t ghost_limit)
 	dprintf(3, "%s", why ? why : "CRIU could not dump the container");
 }
 
+/* After a dump: CRIU's images and the copies of the layer and spool reach
+ * the disk here, in the child, before xosd commits the version and the
+ * client hears OK (DECISIONS (av)); xosd's loop, which a big version would
+ * hold for seconds, only syncs the record and manifest it adds. */
+static _noreturn_ void dump_written(struct ckpt *ck, const char *dir)
+{
+	int vfd, r;
+
+	if (!ck->cfg->sync_writes)
+		_exit(0);
+	vfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	r = vfd < 0 ? -errno : ckpt_sync_tree(vfd);
+	if (r < 0) {
+		dprintf(3, "writing the version to the disk: %s", strerror(-r));
+		_exit(1);
+	}
+	_exit(0);
+}
+
 static _noreturn_ void dump_child(struct ckpt *ck, struct job *j, int errfd, bool stop)
 {
 	char dir[4096], images[4200], path[4096], helper_buf[4096];
@@ -188,7 +207,7 @@ static _noreturn_ void dump_child(struct ckpt *ck, struct job *j, int errfd, boo
 	o.ghost_limit = j->disk ? j->disk : ck->cfg->layer_size;
 	for (unsigned attempt = 1;; attempt++) {
 		if (c->migrate(c, MIGRATE_DUMP, &o, sizeof(o)) == 0)
-			_exit(0);
+			dump_written(ck, dir);
 		/* CRIU thaws what it froze, unless it died: never leave the job frozen */
 		if (c->is_running(c) && !strcmp(c->state(c), "FROZEN"))
 			c->unfreeze(c);
@@ -463,10 +482,9 @@ static int finish_version(struct ckpt *ck, struct job *j, int jfd, char **ret_ma
 	r = write_file_atomic_at(vfd, "manifest.json", text, strlen(text), 0600, true);
 	if (r < 0)
 		return r;
-	/* CRIU's images and the copies reach the disk before the version is
-	 * committed and the client hears OK (DECISIONS (av)) */
-	if (ck->cfg->sync_writes && (r = ckpt_sync_tree(vfd, ck->host->keepalive, ck->data)) < 0)
-		return r;
+	/* (the rest was synced by the dump's child: dump_written) */
+	if (ck->cfg->sync_writes && fsync(vfd) < 0)
+		return -errno;
 	if (renameat(jfd, tmp, jfd, final) < 0 || fsync(jfd) < 0)
 		return -errno;
 	*ret_manifest = TAKE_PTR(text);

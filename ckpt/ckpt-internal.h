@@ -32,7 +32,7 @@ int ckpt_job_store(struct ckpt *ck, struct job *j, bool create);
 int ckpt_list_versions(int jfd, unsigned **ret, size_t *ret_n);
 void ckpt_remove_partial(int jfd);
 /* fsync every file and directory of a version (before it is committed). */
-int ckpt_sync_tree(int dfd, void (*keepalive)(void *data), void *data);
+int ckpt_sync_tree(int dfd);
 int ckpt_chown_images(int vfd, uid_t ru, gid_t rg, uint64_t *ret_bytes);
 int ckpt_read_stats(int vfd, struct ckpt_stats *ret);
 void ckpt_stats_to_json(const struct ckpt_stats *s, struct yajl_gen_t *g);

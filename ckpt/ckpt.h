@@ -61,10 +61,6 @@ struct ckpt_host {
 	 * numbers). On failure err says "what: why" ("restoring the spool:
 	 * Permission denied"), and restore_undo follows. */
 	int (*restore_prepare)(void *data, struct job *j, int vfd, struct xerr *err);
-	/* a long walk in xosd's loop (a version's sync): let the peers of the
-	 * node channel hear from this node, so that they do not take it for
-	 * gone (called often; it limits itself) */
-	void (*keepalive)(void *data);
 	/* a dump failed: remove the network lock a CRIU killed mid-dump left in
 	 * the job's namespace (else the job runs on with every packet dropped) */
 	void (*unlock_network)(void *data, struct job *j);

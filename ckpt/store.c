@@ -141,12 +141,7 @@ static uint64_t dir_bytes(int fd)
  * writeout: only write the files' data out and wait for it (no fsync), so
  * that the fsyncs after find their blocks allocated in one journal
  * transaction: one commit for the version, not one per file (ext4, xfs). */
-struct sync_walk {
-	void (*keepalive)(void *data);
-	void *data;
-};
-
-static int sync_tree(int dfd, unsigned depth, bool writeout, const struct sync_walk *w)
+static int sync_tree(int dfd, unsigned depth, bool writeout)
 {
 	DIR *dir = opendir_dup(dfd);
 	struct dirent *de;
@@ -167,14 +162,12 @@ static int sync_tree(int dfd, unsigned depth, bool writeout, const struct sync_w
 		}
 		if (S_ISDIR(st.st_mode) && depth < 256) {
 			fd = open_dir_at(dfd, de->d_name);
-			r = fd < 0 ? fd : sync_tree(fd, depth + 1, writeout, w);
+			r = fd < 0 ? fd : sync_tree(fd, depth + 1, writeout);
 			continue;
 		}
 		/* (links, fifos, whiteouts: their directory holds them) */
 		if (!S_ISREG(st.st_mode))
 			continue;
-		if (w->keepalive) /* (a slow disk must not make this node look gone) */
-			w->keepalive(w->data);
 		fd = openat(dfd, de->d_name,
 			    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 		if (fd < 0)
@@ -192,12 +185,11 @@ static int sync_tree(int dfd, unsigned depth, bool writeout, const struct sync_w
 	return r;
 }
 
-int ckpt_sync_tree(int dfd, void (*keepalive)(void *data), void *data)
+int ckpt_sync_tree(int dfd)
 {
-	const struct sync_walk w = { keepalive, data };
-	int r = sync_tree(dfd, 0, true, &w);
+	int r = sync_tree(dfd, 0, true);
 
-	return r < 0 ? r : sync_tree(dfd, 0, false, &w);
+	return r < 0 ? r : sync_tree(dfd, 0, false);
 }
 
 /* Images to the container's mapped root, the directory 0755 (docs/ARCHITECTURE.md, platform facts). */

@@ -840,17 +840,6 @@ static void send_status(struct nodes *n)
 	}
 }
 
-void nodes_keepalive(struct nodes *n)
-{
-	uint64_t now = mono_usec();
-
-	/* (a status at half a heartbeat at most: peers wait three) */
-	if (now + n->cfg->heartbeat_us / 2 < n->next_status)
-		return;
-	send_status(n);
-	n->next_status = now + n->cfg->heartbeat_us;
-}
-
 static void expire(struct nodes *n, uint64_t now)
 {
 	for (struct nodes_conn *c = n->conns, *next; c; c = next) {

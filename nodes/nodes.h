@@ -158,10 +158,6 @@ void nodes_free(struct nodes *n);
 int nodes_fd(const struct nodes *n);
 /* Handle what is ready on the channel's fds (never blocks). */
 void nodes_process(struct nodes *n);
-/* A status to every peer now if half a heartbeat has passed since the last:
- * for a long piece of work in the host's loop, during which nodes_tick does
- * not run (nothing else happens: no reads, no timeouts, no hooks). */
-void nodes_keepalive(struct nodes *n);
 /* Run the due timers (dials, heartbeats, timeouts): ms to the next, or -1. */
 int nodes_tick(struct nodes *n);
 /* {"node":..., "listen":..., "peers":[...], "refused":[...]} fields into an open map. */

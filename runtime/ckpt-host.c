@@ -339,14 +339,6 @@ static yajl_gen host_reply_begin(void *data)
 	return ops_reply_begin();
 }
 
-static void host_keepalive(void *data)
-{
-	struct daemon *d = data;
-
-	if (d->nodes)
-		nodes_keepalive(d->nodes);
-}
-
 static const struct ckpt_host daemon_ckpt_host = {
 	.persist = host_persist,
 	.runpath = host_runpath,
@@ -360,7 +352,6 @@ static const struct ckpt_host daemon_ckpt_host = {
 	.watch_child = host_watch_child,
 	.unwatch = host_unwatch,
 	.restore_prepare = host_restore_prepare,
-	.keepalive = host_keepalive,
 	.unlock_network = host_unlock_network,
 	.restore_undo = host_restore_undo,
 	.restored = host_restored,

@@ -167,7 +167,7 @@ if compgen -G 'tests/integration/*.bats' >/dev/null; then
 	command -v bats >/dev/null || abort "bats not installed (run scripts/setup.sh)"
 	export XOS_SRCDIR=$REPO_ROOT XOS_BUILDDIR=$REPO_ROOT/build
 	export BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-600}
-	count_tap "bats tests/integration" bats --tap tests/integration
+	count_tap "bats tests/integration" bats --tap --timing tests/integration
 else
 	echo "# no integration tests (tests/integration/*.bats)"
 fi
@@ -197,7 +197,7 @@ if [ "${XOS_SANITIZE:-1}" = 1 ]; then
 			grep -Ev '/(88-zdtm-jobs|96-slurm|94-migrate-zdtm)\.bats$')
 		if [ "${#asan_bats[@]}" -gt 0 ]; then
 			XOS_BUILD=$REPO_ROOT/build-asan count_tap "bats tests/integration (sanitizers)" \
-				bats --tap "${asan_bats[@]}"
+				bats --tap --timing "${asan_bats[@]}"
 		fi
 		if compgen -G "$asan_logs/*" >/dev/null; then
 			echo "not ok - sanitizer reports (in $asan_logs):"

@@ -2,7 +2,9 @@
 # A checkpoint version is on the disk when xcheckpoint says OK (DECISIONS
 # (av)): every file and directory of the version is fsynced before the
 # version is renamed into place. Real xosd, LXC and CRIU; strace follows
-# xosd's own process only (not -f: CRIU's seize of the job must not meet it).
+# xosd and the children it forks (the dump's child writes the version out),
+# each until it runs another program (-b execve: CRIU, which seizes the job,
+# is never traced).
 
 load helpers
 bats_require_minimum_version 1.5.0
@@ -29,9 +31,10 @@ ticking() { # JOB: its ticks file grows
 }
 traced() { [ "$(awk '/^TracerPid:/ {print $2}' "/proc/$XOSD_PID/status")" != 0 ]; }
 
-# strace xosd (fsync, fdatasync, syncfs, renames; fds as paths) into $1
+# strace xosd and its children (fsync, fdatasync, syncfs, renames; fds as
+# paths) into $1
 trace_xosd() {
-	strace -q -y -p "$XOSD_PID" -o "$1" \
+	strace -q -f -b execve -y -p "$XOSD_PID" -o "$1" \
 		-e trace=fsync,fdatasync,syncfs,rename,renameat,renameat2 &
 	STRACE_PID=$!
 	wait_for 30 traced
@@ -43,9 +46,11 @@ untrace_xosd() {
 	STRACE_PID=
 }
 
-# the first line of trace $1 that fsyncs (or fdatasyncs) path $2; 0 if none
+# the first line of trace $1 that fsyncs (or fdatasyncs) path $2, or the
+# temporary name a file written atomically had (DIR/.NAME.tmpPID); 0 if none
 first_sync() {
-	awk -v p="$2" 'index($0, "sync(") && index($0, "<" p ">") { n = NR; exit }
+	awk -v p="$2" 'BEGIN { i = match(p, /\/[^\/]*$/); tmp = substr(p, 1, i) "." substr(p, i + 1) ".tmp" }
+		index($0, "sync(") && (index($0, "<" p ">") || index($0, "<" tmp)) { n = NR; exit }
 		END { print n + 0 }' "$1"
 }
 
@@ -78,6 +83,12 @@ first_sync() {
 		n=$((n + 1))
 	done < <(find "$v" \( -type f -o -type d \) -print0)
 	assert_equal "$bad" 0
+	# the images and the copies were written out by the dump's child, not
+	# in xosd's loop (which a big version would hold for seconds)
+	run grep -c "^$XOSD_PID  *f[a-z]*sync(.*/\.new-1/\(images\|upper\)" "$t"
+	assert_output 0
+	run grep -c "f[a-z]*sync(.*/\.new-1/images/" "$t"
+	[ "$output" -gt 5 ]
 	# the images, the copies of the layer and spool, the version's own directory
 	[ -f "$v/upper/tmp/d/e/f" ]
 	[ "$(find "$v/images" -type f | wc -l)" -gt 5 ]
