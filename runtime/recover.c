@@ -226,12 +226,19 @@ int recover_node_gone(struct daemon *d, const char *node, char *why, size_t len)
 static void fence(struct daemon *d)
 {
 	for (struct job *j = d->jobs; j; j = j->next) {
+		struct ckpt_holder_info h = { .node = "" };
+
 		if (j->state != JOB_RUNNING || !j->ckpt_last || j->run || j->pidfd < 0 ||
-		    ckpt_holder(d->ckpt, j) != 0)
+		    j->fenced || ckpt_holder(d->ckpt, j) != 0)
 			continue;
+		(void)ckpt_holder_read(d->ckpt, j->id, &h);
 		log_error("Job %s was taken over by another node from the shared checkpoint "
 			  "store: killing its copy here",
 			  j->id);
+		j->fenced = true;
+		free(j->reason); /* (xps shows it beside KILLED) */
+		j->reason = xstrdup_printf("taken over by node %s from the shared checkpoint store",
+					   h.node[0] ? h.node : "(unknown)");
 		(void)container_signal(d, j, 0, SIGKILL);
 	}
 }

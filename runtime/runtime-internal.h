@@ -199,6 +199,7 @@ struct job {
 	int cg_prune_tries; /* > 0: LXC's cgroups still to remove */
 	bool cg_caller;     /* its cgroups are below its caller's (cgroup_parent = caller) */
 	bool caller_ended;  /* killed: the Slurm step that holds it ended (caller-watch.c) */
+	bool fenced;        /* killed: another node took it over (recover.c) */
 	/* the parent its last version was made under, when a restore moved it
 	 * (CRIU re-makes that path in the hierarchies LXC names no root for) */
 	char *cgroup_parent_prev;

@@ -178,6 +178,9 @@ node_gone() {
 	printf '%s n2 live\n' 0123456789abcdef >"$SHARED/$id/holder"
 	xos_wait_for 30 not_running 1 "$id"
 	echo "# n1: $(where 1 "$id"), $(on 1 job_field "$id" .reason)" >&3
+	assert_equal "$(where 1 "$id")" KILLED
+	assert_equal "$(on 1 job_field "$id" .reason)" \
+		"taken over by node n2 from the shared checkpoint store"
 	grep -q "Job $id was taken over by another node from the shared checkpoint store: killing its copy here" \
 		"$(node_tmp 1)/xosd.log"
 }
