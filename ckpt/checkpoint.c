@@ -140,18 +140,47 @@ static void dump_fail_reason(const char *dir, uint64_t ghost_limit)
 	dprintf(3, "%s", why ? why : "CRIU could not dump the container");
 }
 
-/* After a dump: CRIU's images and the copies of the layer and spool reach
- * the disk here, in the child, before xosd commits the version and the
- * client hears OK (DECISIONS (av)); xosd's loop, which a big version would
- * hold for seconds, only syncs the record and manifest it adds. */
-static _noreturn_ void dump_written(struct ckpt *ck, const char *dir)
+/* The loader file j's init runs into the version as "loader": a link when
+ * both are on one filesystem, else a copy. Whoever restores the version (a
+ * migration's target, another node from a shared store, this one after
+ * its copy went) runs the same bytes, which CRIU requires of an
+ * executable that is mapped. */
+static int put_loader(struct ckpt *ck, struct job *j, int vfd)
 {
-	int vfd, r;
+	_cleanup_close_ int src = -EBADF, dst = -EBADF;
+	char path[4096];
+	int r = HOST(ck, loader_file, j, path, sizeof(path));
 
-	if (!ck->cfg->sync_writes)
-		_exit(0);
-	vfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	r = vfd < 0 ? -errno : ckpt_sync_tree(vfd);
+	if (r < 0)
+		return r == -ENOENT ? 0 : r; /* (a job from before the copies) */
+	if (linkat(AT_FDCWD, path, vfd, "loader", 0) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != EXDEV)
+		return -errno;
+	src = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (src < 0)
+		return -errno;
+	dst = openat(vfd, "loader", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0755);
+	if (dst < 0)
+		return -errno;
+	return copy_fd_data(src, dst);
+}
+
+/* After a dump: the loader into the version, then CRIU's images and the
+ * copies of the layer and spool reach the disk here, in the child, before
+ * xosd commits the version and the client hears OK (DECISIONS (av));
+ * xosd's loop, which a big version would hold for seconds, only syncs the
+ * record and manifest it adds. */
+static _noreturn_ void dump_written(struct ckpt *ck, struct job *j, const char *dir)
+{
+	int vfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int r = vfd < 0 ? -errno : put_loader(ck, j, vfd);
+
+	if (r < 0) {
+		dprintf(3, "putting the job's loader into the version: %s", strerror(-r));
+		_exit(1);
+	}
+	r = ck->cfg->sync_writes ? ckpt_sync_tree(vfd) : 0;
 	if (r < 0) {
 		dprintf(3, "writing the version to the disk: %s", strerror(-r));
 		_exit(1);
@@ -207,7 +236,7 @@ static _noreturn_ void dump_child(struct ckpt *ck, struct job *j, int errfd, boo
 	o.ghost_limit = j->disk ? j->disk : ck->cfg->layer_size;
 	for (unsigned attempt = 1;; attempt++) {
 		if (c->migrate(c, MIGRATE_DUMP, &o, sizeof(o)) == 0)
-			dump_written(ck, dir);
+			dump_written(ck, j, dir);
 		/* CRIU thaws what it froze, unless it died: never leave the job frozen */
 		if (c->is_running(c) && !strcmp(c->state(c), "FROZEN"))
 			c->unfreeze(c);

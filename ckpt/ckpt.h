@@ -61,6 +61,9 @@ struct ckpt_host {
 	 * numbers). On failure err says "what: why" ("restoring the spool:
 	 * Permission denied"), and restore_undo follows. */
 	int (*restore_prepare)(void *data, struct job *j, int vfd, struct xerr *err);
+	/* the path of the loader file j's containers run, in buf (-ENOENT:
+	 * none of its own); called in the dump's child */
+	int (*loader_file)(void *data, const struct job *j, char *buf, size_t len);
 	/* a dump failed: remove the network lock a CRIU killed mid-dump left in
 	 * the job's namespace (else the job runs on with every packet dropped) */
 	void (*unlock_network)(void *data, struct job *j);

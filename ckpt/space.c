@@ -121,7 +121,9 @@ int ckpt_prune_plan(const uint64_t *sizes, size_t n, unsigned keep, uint64_t nee
 /* ---- measuring ---- */
 
 /* Disk blocks taken by a directory's tree (not following links; copies
- * are at most 256 levels deep, and so is what is counted). */
+ * are at most 256 levels deep, and so is what is counted). A version's
+ * "loader" that is a link to the node's copy takes nothing of its own (the
+ * copies of a layer never hold links: copy_tree_at splits them). */
 static uint64_t tree_disk(int dfd, unsigned depth)
 {
 	DIR *dir = opendir_dup(dfd);
@@ -136,6 +138,8 @@ static uint64_t tree_disk(int dfd, unsigned depth)
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
 		    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISREG(st.st_mode) && st.st_nlink > 1 && !strcmp(de->d_name, "loader"))
 			continue;
 		sum += (uint64_t)st.st_blocks * 512;
 		if (S_ISDIR(st.st_mode) && depth < 256) {

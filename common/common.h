@@ -160,6 +160,9 @@ void fs_beneath_force_walk(bool on);
  * counted (may be NULL). A failed copy leaves
  * what it made: the caller removes it. */
 int copy_tree_at(int from, const char *name, int to, const char *to_name, uint64_t *ret_bytes);
+/* The data of the file open at from (all of it, whatever its offset; holes
+ * kept) into to, which gets its size. */
+int copy_fd_data(int from, int to);
 
 /* ---- passing fds over UNIX sockets (SCM_RIGHTS) ---- */
 /* recv(2) that also takes the first fd passed along (CLOEXEC) into *ret_fd if

@@ -101,6 +101,15 @@ static int copy_data(int from, int to, off_t size, uint64_t *bytes)
 	return 0;
 }
 
+int copy_fd_data(int from, int to)
+{
+	struct stat st;
+
+	if (fstat(from, &st) < 0)
+		return -errno;
+	return copy_data(from, to, st.st_size, NULL);
+}
+
 /* Owner, mode and times of an entry that was just made (fd open on it). */
 static int copy_meta(int fd, const struct stat *st)
 {

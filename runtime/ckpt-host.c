@@ -80,6 +80,11 @@ static bool layer_rolled_back(struct daemon *d, struct job *j, int vfd)
 	return false;
 }
 
+static int host_loader_file(void *data, const struct job *j, char *buf, size_t len)
+{
+	return loader_copy_file(data, j, buf, len);
+}
+
 static int host_restore_prepare(void *data, struct job *j, int vfd, struct xerr *err)
 {
 	struct daemon *d = data;
@@ -106,6 +111,12 @@ static int host_restore_prepare(void *data, struct job *j, int vfd, struct xerr 
 			return restore_failed(err, r, "restoring the writable layer", NULL);
 	}
 	j->parked = 0;
+	/* the loader its init ran, from the version if this node lacks it (a
+	 * move, a recovery, a copy removed): else CRIU finds another file */
+	if ((r = loader_copy_adopt(d, j, vfd)) < 0)
+		log_warn("Job %s: the loader copy in its version cannot be used (%s): it gets "
+			 "this node's loader, which its restore may refuse",
+			 j->id, strerror(-r));
 	if ((r = volume_restage(d, j, &detail)) < 0)
 		return restore_failed(err, r, "mounting the job's volumes", detail);
 	/* the same address and ports as before (the record keeps them) */
@@ -352,6 +363,7 @@ static const struct ckpt_host daemon_ckpt_host = {
 	.watch_child = host_watch_child,
 	.unwatch = host_unwatch,
 	.restore_prepare = host_restore_prepare,
+	.loader_file = host_loader_file,
 	.unlock_network = host_unlock_network,
 	.restore_undo = host_restore_undo,
 	.restored = host_restored,

@@ -5,7 +5,9 @@
  * copy for its life, restores included: a new loader_path (a package
  * upgrade, a rebuild) does not pull the file from under its bind mount and
  * its init's executable, which CRIU would then have to re-create (DECISIONS
- * (av)). A copy goes when no job refers to it. */
+ * (av)). A copy goes when no job refers to it. Each checkpoint version holds
+ * the copy its job ran (ckpt/, "loader"), so that another node, or this one
+ * after its copy went, restores the job on the same bytes. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -45,22 +47,6 @@ static int hash_fd(int fd, char ret[65])
 	return 0;
 }
 
-static int copy_fd(int from, int to)
-{
-	char buf[65536];
-	ssize_t n;
-
-	if (lseek(from, 0, SEEK_SET) < 0)
-		return -errno;
-	while ((n = loop_read(from, buf, sizeof(buf))) > 0) {
-		ssize_t w = loop_write(to, buf, (size_t)n);
-
-		if (w < 0)
-			return (int)w;
-	}
-	return n < 0 ? (int)n : 0;
-}
-
 /* <state>/loader/<hex>: a copy of the file open at src, unless one is there. */
 static int make_copy(struct daemon *d, int dir, int src, const char *hex)
 {
@@ -75,7 +61,7 @@ static int make_copy(struct daemon *d, int dir, int src, const char *hex)
 	fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0700);
 	if (fd < 0)
 		return -errno;
-	r = copy_fd(src, fd);
+	r = copy_fd_data(src, fd);
 	if (r >= 0 && (fchmod(fd, 0755) < 0 || (d->cfg->sync_writes && fsync(fd) < 0)))
 		r = -errno;
 	if (r >= 0 && linkat(dir, tmp, dir, hex, 0) < 0 && errno != EEXIST)
@@ -141,6 +127,45 @@ int loader_copy_path(struct daemon *d, struct job *j, char *buf, size_t len)
 	}
 	r = snprintf(buf, len, "%s/" LOADER_DIR "/%s", d->cfg->state_dir, j->loader);
 	return r < 0 || (size_t)r >= len ? -ENAMETOOLONG : 0;
+}
+
+/* (by path: a dump's child, which calls it, has none of xosd's fds) */
+int loader_copy_file(struct daemon *d, const struct job *j, char *buf, size_t len)
+{
+	int r;
+
+	if (!hex64(j->loader))
+		return -ENOENT;
+	r = snprintf(buf, len, "%s/" LOADER_DIR "/%s", d->cfg->state_dir, j->loader);
+	if (r < 0 || (size_t)r >= len)
+		return -ENAMETOOLONG;
+	return access(buf, X_OK) < 0 ? -errno : 0;
+}
+
+int loader_copy_adopt(struct daemon *d, struct job *j, int vfd)
+{
+	_cleanup_close_ int dir = -EBADF, src = -EBADF;
+	char hex[65];
+	struct stat st;
+	int r;
+
+	if (!hex64(j->loader))
+		return 0;
+	dir = open_loader_dir(d);
+	if (dir < 0)
+		return dir;
+	if (faccessat(dir, j->loader, X_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0; /* (this node has it) */
+	src = openat(vfd, "loader", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (src < 0)
+		return errno == ENOENT ? 0 : -errno; /* (a version from before) */
+	if (fstat(src, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || (r = hash_fd(src, hex)) < 0)
+		return S_ISREG(st.st_mode) ? r : -EBADMSG;
+	if (strcmp(hex, j->loader) != 0)
+		return -EBADMSG; /* not the bytes the record names */
+	return make_copy(d, dir, src, hex);
 }
 
 /* Does the checkpoint store hold versions of a job xosd does not know? */

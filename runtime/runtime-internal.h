@@ -390,6 +390,14 @@ int container_create(struct daemon *d, struct job *j);
 /* The path of the loader copy j's containers run, in buf: j's own copy,
  * else (a new job, or its copy is gone) one of loader_path, made now. */
 int loader_copy_path(struct daemon *d, struct job *j, char *buf, size_t len);
+/* The path of j's own copy in buf, if it names one that is there (-ENOENT
+ * if not; none is made). */
+int loader_copy_file(struct daemon *d, const struct job *j, char *buf, size_t len);
+/* Before j is restored from the version in vfd: the copy j's record names,
+ * if this node lacks it, made from the version's "loader" when that holds
+ * the same bytes (sha256). 0 also when there is nothing to do; -EBADMSG
+ * when the version's file is another. */
+int loader_copy_adopt(struct daemon *d, struct job *j, int vfd);
 /* Remove the copies no job refers to (none while a job not over names
  * none, or the checkpoint store holds versions of a job xosd does not know). */
 void loader_copy_gc(struct daemon *d);

@@ -518,3 +518,36 @@ cut_mid_transfer() {
 	assert_equal "$status" 5
 	[ "$(stat -c %u "$vol/count")" = 4242 ]
 }
+
+@test "n2 runs another build of the loader: the job moves with the loader it ran (the version carries it) and goes on there" {
+	# n2's loader: other bytes (as a node not yet upgraded, or upgraded first)
+	local ld="$BATS_TEST_TMPDIR/n2-loader" id hex
+	cp "$XOS_BUILD/xos-loader" "$ld"
+	printf '\0' >>"$ld"
+	node_start 1 n1
+	node_start 2 n2 "" --loader "$ld"
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+	id=$(on 1 xrun -d --net none -- sh -c 'while :; do echo x >>/tmp/count; sleep 0.1; done')
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	hex=$(on 1 job_field "$id" .loader)
+	[ "$hex" = "$(sha256sum "$XOS_BUILD/xos-loader" | cut -d' ' -f1)" ]
+	run on 1 xmigrate "$id" n2
+	echo "$output"
+	assert_success
+	assert_equal "$(where 2 "$id")" RUNNING
+	exactly_one "$id"
+	# n2 runs the job on n1's loader, taken from the version, not its own
+	assert_equal "$(on 2 job_field "$id" .loader)" "$hex"
+	[ "$(sha256sum <"$(node_tmp 2)/state/loader/$hex" | cut -d' ' -f1)" = "$hex" ]
+	local n
+	n=$(wc -l <"$(jobroot 2 "$id")/tmp/count")
+	wait_lines "$(jobroot 2 "$id")/tmp/count" $((n + 3))
+	# and a job started on n2 runs n2's own
+	local id2
+	id2=$(on 2 xrun -d --net none -- sleep 60)
+	xos_wait_for 30 state_is 2 "$id2" RUNNING
+	assert_equal "$(on 2 job_field "$id2" .loader)" "$(sha256sum "$ld" | cut -d' ' -f1)"
+	on 2 xkill "$id"
+	on 2 xkill "$id2"
+}
