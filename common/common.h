@@ -170,6 +170,9 @@ int copy_fd_data(int from, int to);
 ssize_t recv_with_fd(int sock, void *buf, size_t len, int flags, int *ret_fd);
 /* send(2) of buf with fd attached to its first byte (MSG_NOSIGNAL). */
 ssize_t send_with_fd(int sock, const void *buf, size_t len, int fd);
+/* A listening stream socket bound at path (what was there removed first),
+ * non-blocking, close-on-exec; its mode and owner are the caller's to set. */
+int unix_listen(const char *path, int backlog);
 
 /* ---- running programs (spawn.c) ---- */
 #define SPAWN_FDS_MAX 8

@@ -13,7 +13,6 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/xattr.h>
 #include <yajl/yajl_gen.h>
 
@@ -762,39 +761,23 @@ static int lock_state(struct daemon *d)
 
 static int setup_listen(struct daemon *d)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	const char *path = d->cfg->socket_path;
+	_cleanup_close_ int fd = unix_listen(path, 512);
 	mode_t mode = 0666;
-	int fd, r;
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return -errno;
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 512) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
+		return fd;
 	if (d->cfg->socket_group) {
 		struct group *g = getgrnam(d->cfg->socket_group);
 
-		if (!g || chown(path, 0, g->gr_gid) < 0) {
-			close(fd);
+		if (!g || chown(path, 0, g->gr_gid) < 0)
 			return -ENOENT;
-		}
 		mode = 0660;
 	}
-	if (chmod(path, mode) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	d->listen_fd = fd;
-	return daemon_epoll_add(d, fd, EPOLLIN, EP_LISTEN, NULL);
+	if (chmod(path, mode) < 0)
+		return -errno;
+	d->listen_fd = TAKE_FD(fd);
+	return daemon_epoll_add(d, d->listen_fd, EPOLLIN, EP_LISTEN, NULL);
 }
 
 /* liblxc sets id maps through a privileged newuidmap when one is installed,

@@ -8,7 +8,6 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 
 #include "runtime/runtime-internal.h"
 
@@ -393,19 +392,12 @@ int metrics_tick(struct daemon *d)
 
 static int listen_unix(struct daemon *d, const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	_cleanup_close_ int fd = -EBADF;
+	_cleanup_close_ int fd = unix_listen(path, 64);
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return -errno;
-	unlink(path);
+		return fd;
 	/* root's only: the endpoint names every user's jobs */
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 ||
-	    listen(fd, 64) < 0)
+	if (chmod(path, 0600) < 0)
 		return -errno;
 	d->metrics->socket_bound = true;
 	return TAKE_FD(fd);
