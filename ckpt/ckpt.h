@@ -187,5 +187,13 @@ int ckpt_criu_shim(int argc, char **argv);
 /* The shim's command line: real, then argv[1..] without --freeze-cgroup and
  * its value, NULL-terminated in ret_args (argc + 1 slots); its length. */
 size_t ckpt_criu_shim_argv(int argc, char **argv, const char *real, char **ret_args);
+/* The value of a CRIU option in argv ("-D DIR", "--images-dir DIR",
+ * "--images-dir=DIR"), or NULL. */
+const char *ckpt_criu_option(int argc, char **argv, const char *shortname, const char *longname);
+/* The command line of CRIU's lazy-pages daemon serving a restore's pages
+ * from its images (images, socket in work): into ret_args (CKPT_LAZY_ARGS_MAX
+ * slots), NULL-terminated; its length. DECISIONS (ar) */
+#define CKPT_LAZY_ARGS_MAX 10
+size_t ckpt_criu_lazy_argv(const char *real, const char *images, const char *work, char **ret_args);
 
 #endif

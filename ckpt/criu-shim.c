@@ -8,7 +8,8 @@
  * --freeze-cgroup CRIU seizes the tree from the container's init, as its own
  * zdtm runner does, stopped tasks included (they are restored stopped), and
  * the tasks are just as still: ptrace-stopped from the seize to the end.
- * A restore runs through it too, for its "criu --version" (shim_version). */
+ * A restore runs through it too, for its "criu --version" (shim_version);
+ * with XOS_CRIU_LAZY=local it restores with lazy pages (shim_lazy_restore). */
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -18,6 +19,9 @@
 #define SHIM_ENV "XOS_CRIU"
 #define SHIM_DIR "criu-shim"
 #define SHIM_CACHE_ENV "XOS_CRIU_CACHE" /* the shim's directory */
+#define LAZY_ENV "XOS_CRIU_LAZY"        /* "local": restores take their pages lazily */
+#define LAZY_SOCKET "lazy-pages.socket"
+#define LAZY_WAIT_MS 5000
 
 bool ckpt_is_criu_shim(const char *argv0)
 {
@@ -43,6 +47,98 @@ size_t ckpt_criu_shim_argv(int argc, char **argv, const char *real, char **ret_a
 	}
 	ret_args[n] = NULL;
 	return n;
+}
+
+/* The value of a CRIU option in argv, given by its short or long name
+ * ("-D DIR", "--images-dir DIR", "--images-dir=DIR"); NULL if absent. */
+const char *ckpt_criu_option(int argc, char **argv, const char *shortname, const char *longname)
+{
+	size_t ll = strlen(longname);
+
+	for (int i = 1; i < argc; i++) {
+		if ((!strcmp(argv[i], shortname) || !strcmp(argv[i], longname)) && i + 1 < argc)
+			return argv[i + 1];
+		if (!strncmp(argv[i], longname, ll) && argv[i][ll] == '=')
+			return argv[i] + ll + 1;
+	}
+	return NULL;
+}
+
+size_t ckpt_criu_lazy_argv(const char *real, const char *images, const char *work, char **ret_args)
+{
+	size_t n = 0;
+
+	ret_args[n++] = (char *)real;
+	ret_args[n++] = (char *)"lazy-pages";
+	ret_args[n++] = (char *)"-D";
+	ret_args[n++] = (char *)images;
+	ret_args[n++] = (char *)"-W";
+	ret_args[n++] = (char *)work;
+	ret_args[n++] = (char *)"-o";
+	ret_args[n++] = (char *)"lazy-pages.log";
+	ret_args[n++] = (char *)"-v4";
+	ret_args[n] = NULL;
+	return n;
+}
+
+/* CRIU's lazy-pages daemon for a restore whose images are in images (and
+ * its socket in work): started, and its socket there, within LAZY_WAIT_MS.
+ * It serves the pages from the images, as the restored tasks touch them and
+ * in the background, and ends when it has given them all. */
+static int lazy_daemon_start(const char *real, const char *images, const char *work)
+{
+	_cleanup_close_ int wfd = open(work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char *args[CKPT_LAZY_ARGS_MAX];
+	pid_t pid;
+
+	if (wfd < 0)
+		return -errno;
+	(void)unlinkat(wfd, LAZY_SOCKET, 0); /* (one a failed restore left) */
+	ckpt_criu_lazy_argv(real, images, work, args);
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		execv(real, args);
+		_exit(127);
+	}
+	for (int ms = 0; ms < LAZY_WAIT_MS; ms += 10) {
+		int status;
+
+		if (faccessat(wfd, LAZY_SOCKET, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+			return 0;
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return -ECHILD;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	return -ETIMEDOUT;
+}
+
+/* A restore with lazy pages: the lazy-pages daemon first, then CRIU's
+ * restore with --lazy-pages (DECISIONS (ar)). */
+static int shim_lazy_restore(const char *real, int argc, char **argv, char **args, size_t n)
+{
+	const char *images = ckpt_criu_option(argc, argv, "-D", "--images-dir");
+	const char *work = ckpt_criu_option(argc, argv, "-W", "--work-dir");
+	int r;
+
+	if (!images) {
+		fprintf(stderr, "xosd: No images directory in the restore's arguments\n");
+		return 127;
+	}
+	r = lazy_daemon_start(real, images, work ? work : images);
+	if (r < 0) {
+		fprintf(stderr, "xosd: CRIU's lazy-pages daemon did not start in %s: %s\n", images,
+			strerror(-r));
+		return 127;
+	}
+	args[n++] = (char *)"--lazy-pages";
+	args[n] = NULL;
+	unsetenv(LAZY_ENV);
+	execv(real, args);
+	fprintf(stderr, "xosd: Cannot run %s: %s\n", real, strerror(errno));
+	return 127;
 }
 
 /* The name of the cached answer of this CRIU binary to --version: a new
@@ -102,8 +198,9 @@ static int shim_version(const char *real)
 
 int ckpt_criu_shim(int argc, char **argv)
 {
-	const char *real = getenv(SHIM_ENV);
-	_cleanup_free_ char **args = calloc((size_t)argc + 1, sizeof(char *));
+	const char *real = getenv(SHIM_ENV), *lazy = getenv(LAZY_ENV);
+	_cleanup_free_ char **args = calloc((size_t)argc + 2, sizeof(char *));
+	size_t n;
 
 	if (!real || real[0] != '/' || !args) {
 		fprintf(stderr, "xosd: No CRIU to run (" SHIM_ENV " is not an absolute path)\n");
@@ -111,9 +208,11 @@ int ckpt_criu_shim(int argc, char **argv)
 	}
 	if (argc == 2 && !strcmp(argv[1], "--version"))
 		return shim_version(real);
-	ckpt_criu_shim_argv(argc, argv, real, args);
+	n = ckpt_criu_shim_argv(argc, argv, real, args);
 	unsetenv(SHIM_ENV);
 	unsetenv(SHIM_CACHE_ENV);
+	if (lazy && !strcmp(lazy, "local") && argc > 1 && !strcmp(argv[1], "restore"))
+		return shim_lazy_restore(real, argc, argv, args, n);
 	execv(real, args);
 	fprintf(stderr, "xosd: Cannot run %s: %s\n", real, strerror(errno));
 	return 127;

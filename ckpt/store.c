@@ -369,7 +369,10 @@ int ckpt_check_images(int vfd, char **ret_msg)
  * "+xos" and the level of xos's patches (scripts/criu-patches/). Level 1
  * holds the fix that lets CRIU recreate a job's veth in its user namespace;
  * level 2 dumps an inotify watch on a deleted file still open and keeps
- * it through the restore (0002, 0003). */
+ * it through the restore (0002, 0003); level 3 lets a restore with lazy
+ * pages open the userfaultfd of a task in the job's user namespace (0004),
+ * level 4 lets a lazy dump serve pages without CAP_SYS_RESOURCE (0005,
+ * DECISIONS (ar)). */
 #define CRIU_XOS_MARK "+xos"
 #define CRIU_VETH_FIX_LEVEL 1
 #define CRIU_PROBE_TIMEOUT_MS 5000

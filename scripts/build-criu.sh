@@ -11,7 +11,7 @@
 #      the signed Sources index), then remove the entry again at once;
 #   4. apply xos's patches (scripts/criu-patches/*.patch), `make criu` from
 #      the upstream tarball and install the binary. Its GitID says it is ours
-#      and at which patch level ("v4.2.1+xos2"); xosd reads it (checkpoint_bridge
+#      and at which patch level ("v4.2.1+xos4"); xosd reads it (checkpoint_bridge
 #      = auto) and an installed CRIU without the current level is rebuilt.
 # Nothing is installed from forky/sid: only a source tarball is fetched.
 #
@@ -32,7 +32,7 @@ set -euo pipefail
 MIN_VERSION=4.2
 # Bump with every change to scripts/criu-patches/ (ckpt/store.c knows
 # which level holds which fix).
-PATCH_LEVEL=2
+PATCH_LEVEL=4
 PATCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/criu-patches
 DEST=/usr/local/sbin/criu
 read -r -a SUITES <<<"${XOS_CRIU_SUITES:-forky sid}"
