@@ -190,3 +190,49 @@ jobcg() { echo "/sys/fs/cgroup/$1/lxc.payload.xos-$2"; }
 	wait_lines "$count" $((n + 5))
 	head -n $((n + 5)) "$count" | diff - <(seq 1 $((n + 5)))
 }
+
+@test "a loader replaced on the host: the copy the pooled containers run stays while they wait, and a job in one is checkpointed and restarted with it" {
+	xosd_stop
+	ld="$XOS_TMP/bin/xos-loader"
+	mkdir -p "${ld%/*}"
+	cp "$XOS_BUILD/xos-loader" "$ld"
+	printf 'pool_size = 2\nkeep_ended = 1\n' >"$BATS_TEST_TMPDIR/pool1.conf"
+	xosd_launch --config "$BATS_TEST_TMPDIR/pool1.conf" --loader "$ld"
+	warm_up
+	ids=$(pool_ready_ids)
+	old=$(sha256sum "$ld" | cut -d' ' -f1)
+	[ -x "$XOS_TMP/state/loader/$old" ]
+	# an upgrade: other bytes renamed over the path; then jobs of other
+	# settings (the cold path) end and are forgotten (keep_ended = 1), and
+	# each forgetting removes the copies nothing runs
+	cp "$ld" "$ld.new"
+	printf '\0' >>"$ld.new"
+	mv -f "$ld.new" "$ld"
+	new=$(sha256sum "$ld" | cut -d' ' -f1)
+	for _ in 1 2 3; do
+		run xrun --memory 64M -- /bin/true
+		assert_success
+	done
+	[ -x "$XOS_TMP/state/loader/$new" ]
+	# the pooled containers still wait, on the old copy, which stays
+	assert_equal "$(pool_ready_ids | sort)" "$(sort <<<"$ids")"
+	[ -x "$XOS_TMP/state/loader/$old" ]
+	# a job takes one: its record names the old copy, which its version
+	# carries, and it is checkpointed and restarted on it
+	id=$(xrun -d -- sh -c 'i=0; while :; do i=$((i+1)); echo $i >>/tmp/count; sleep 0.1; done')
+	full=$(job_field "$id" .id)
+	in_list "$full" "$ids"
+	assert_equal "$(job_field "$id" .loader)" "$old"
+	count="$(job_rootfs "$full")/tmp/count"
+	wait_lines "$count" 5
+	run xcheckpoint --stop "$id"
+	assert_success
+	wait_state "$id" CHECKPOINTED
+	[ "$(sha256sum <"$XOS_TMP/state/checkpoints/$full/1/loader" | cut -d' ' -f1)" = "$old" ]
+	n=$(wc -l <"$count")
+	run xrestart "$id"
+	assert_success
+	wait_state "$id" RUNNING
+	wait_lines "$count" $((n + 5))
+	xkill "$id"
+}
