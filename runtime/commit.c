@@ -6,7 +6,8 @@
  * written before that syncfs began go when it ends. The submissions that
  * come meanwhile gather for the next one: the loop never waits for the disk,
  * and an answer never goes before its record is on the disk. Without the
- * thread (it could not be made) the loop syncs itself, as before. */
+ * thread (it could not be made; tried again at the next commit) the loop
+ * syncs itself, as before. */
 #include "runtime/runtime-internal.h"
 
 #include <errno.h>
@@ -75,8 +76,10 @@ static struct commit *commit_make(struct daemon *d)
 	if (pipe2(cm->req, O_CLOEXEC) < 0 || pipe2(cm->done, O_CLOEXEC | O_NONBLOCK) < 0 ||
 	    daemon_epoll_add(d, cm->done[0], EPOLLIN, EP_COMMIT, cm) < 0 ||
 	    pthread_create(&cm->thread, NULL, commit_main, cm) != 0) {
-		log_warn("Failed to start the thread that syncs queued jobs' records: xosd "
-			 "syncs them itself");
+		if (!d->commit_warned) /* (tried again at the next commit: out of fds, say) */
+			log_warn("Failed to start the thread that syncs queued jobs' records: "
+				 "xosd syncs them itself");
+		d->commit_warned = true;
 		if (cm->done[0] >= 0)
 			epoll_ctl(d->epfd, EPOLL_CTL_DEL, cm->done[0], NULL);
 		commit_close(cm);
@@ -123,10 +126,8 @@ int commit_start(struct daemon *d)
 
 	if (cm && cm->busy)
 		return 1; /* (the next one begins when it ends) */
-	if (!cm && !d->commit_failed) {
+	if (!cm)
 		cm = d->commit = commit_make(d);
-		d->commit_failed = !cm;
-	}
 	if (cm) {
 		do
 			n = write(cm->req[1], &b, 1);

@@ -565,7 +565,7 @@ struct daemon {
 	bool cg_prune_pending;     /* a job's cg_prune_tries was set: prune_cgroups walks */
 	bool timed_jobs;           /* a job with a --time limit came: queue_tick walks */
 	struct commit *commit;     /* the group commit's thread (commit.c; NULL: not yet) */
-	bool commit_failed;        /* it could not be made: the loop syncs */
+	bool commit_warned;        /* it could not be made (said once; the loop synced) */
 	/* a job may be CHECKPOINTED (one was persisted or linked so): the
 	 * requests' walk for jobs another node took over walks (ckpt-adopt.c) */
 	bool checkpointed_jobs;
