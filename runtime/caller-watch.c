@@ -52,10 +52,20 @@ static bool watched(const struct daemon *d, const struct job *j)
 					    j->owner_uid);
 }
 
+bool daemon_caller_mode(const struct daemon *d)
+{
+	const char *p = d->cfg->cgroup_parent;
+
+	return p && !strcmp(p, RUNTIME_CGROUP_PARENT_CALLER);
+}
+
 int daemon_caller_watch(struct daemon *d)
 {
 	uint64_t now = mono_usec();
 	bool any = false;
+
+	if (!daemon_caller_mode(d)) /* (no job has cg_caller: no walk at each wakeup) */
+		return -1;
 
 	for (struct job *j = d->jobs; j; j = j->next)
 		any = any || watched(d, j);

@@ -127,15 +127,20 @@ static void forget_moved(struct daemon *d, struct job *j)
 
 void daemon_forget_moved(struct daemon *d)
 {
-	if (!d->ckpt)
+	bool any = false;
+
+	/* (each request: a walk of every job only while one may be CHECKPOINTED) */
+	if (!d->ckpt || !d->checkpointed_jobs)
 		return;
 	for (struct job **p = &d->jobs; *p;) {
 		struct job *j = *p;
-		bool used = j->run || j->pidfd >= 0 || j->starter > 0;
+		bool used = j->state != JOB_CHECKPOINTED || j->run || j->pidfd >= 0 ||
+			    j->starter > 0;
 
+		any = any || j->state == JOB_CHECKPOINTED;
 		for (struct conn *c = d->conns; c && !used; c = c->next)
 			used = c->job == j;
-		if (j->state != JOB_CHECKPOINTED || used || ckpt_holder(d->ckpt, j) != 0) {
+		if (used || ckpt_holder(d->ckpt, j) != 0) {
 			p = &j->next;
 			continue;
 		}
@@ -144,6 +149,7 @@ void daemon_forget_moved(struct daemon *d)
 		conns_job_ended(d, j);   /* (xwait of it: answered without it) */
 		job_free(j);
 	}
+	d->checkpointed_jobs = any;
 }
 
 void daemon_restore_cgroup(struct daemon *d, struct conn *c, struct job *j)

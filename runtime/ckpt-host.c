@@ -145,6 +145,7 @@ static void host_restore_undo(void *data, struct job *j, bool keep_net)
 	rootfs_job_umount(d, j);
 	container_remove_config(d, j);
 	j->cg_prune_tries = 50;
+	d->cg_prune_pending = true;
 }
 
 /* ---- the job's life ---- */

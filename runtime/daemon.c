@@ -222,6 +222,8 @@ int daemon_persist_job(struct daemon *d, struct job *j)
 
 	recover_job_persisted(d, j); /* (its holder record in a shared store) */
 	r = write_record(d, j, false);
+	if (j->state == JOB_CHECKPOINTED) /* (every change of state is persisted) */
+		d->checkpointed_jobs = true;
 
 	events_job_persisted(d, j);
 	queue_job_charge(d, j);
@@ -240,6 +242,8 @@ int daemon_persist_job_durably(struct daemon *d, struct job *j)
 
 	recover_job_persisted(d, j);
 	r = write_record(d, j, d->cfg->sync_writes);
+	if (j->state == JOB_CHECKPOINTED)
+		d->checkpointed_jobs = true;
 
 	events_job_persisted(d, j);
 	queue_job_charge(d, j);
@@ -286,11 +290,16 @@ static int lookup_job(struct daemon *d, uid_t uid, const struct conn *c, const c
 			}
 			continue;
 		}
-		for (struct job *j = d->jobs; j; j = j->next)
-			if (sees(uid, c, j) && lookup_matches(j, name, len, how)) {
-				found = j;
-				n++;
-			}
+		if (how == LOOKUP_PREFIX) {
+			for (struct job *j = d->jobs; j; j = j->next)
+				if (sees(uid, c, j) && lookup_matches(j, name, len, how))
+					found = j, n++;
+		} else { /* (by name: only the jobs of that name) */
+			for (struct job *j = daemon_named_first(d, name); j;
+			     j = daemon_named_next(d, j, name))
+				if (sees(uid, c, j) && lookup_matches(j, name, len, how))
+					found = j, n++;
+		}
 		if (n > 1)
 			return -ENOTUNIQ;
 		if (n == 1) {
@@ -393,6 +402,7 @@ void daemon_job_cleanup(struct daemon *d, struct job *j)
 	/* LXC's monitor may still sit in its cgroup; below a Slurm task's, a
 	 * leftover would keep Slurm from removing the task's: longer */
 	j->cg_prune_tries = j->cg_caller ? 300 : 50;
+	d->cg_prune_pending = true;
 	closep(&j->spoolfd);
 	closep(&j->dirfd); /* an ended job holds no fd: xosd may keep thousands */
 	/* ended, with no checkpoint version: its ids go */
@@ -451,6 +461,10 @@ static int prune_cgroups(struct daemon *d)
 {
 	int timeout = -1;
 
+	/* (each main-loop turn: a walk of every job only while one has tries left) */
+	if (!d->cg_prune_pending)
+		return -1;
+	d->cg_prune_pending = false;
 	for (struct job *j = d->jobs; j; j = j->next) {
 		struct runtime_cgroup_paths p;
 		char name[64];
@@ -461,7 +475,7 @@ static int prune_cgroups(struct daemon *d)
 		if (runtime_cgroup_paths(j->cgroup_parent, name, &p) < 0)
 			j->cg_prune_tries = 0;
 		else if (runtime_cgroup_prune(&p) == -EBUSY && --j->cg_prune_tries > 0)
-			timeout = 100;
+			timeout = 100, d->cg_prune_pending = true;
 		else
 			j->cg_prune_tries = 0;
 		if (j->cg_prune_tries == 0 && j->cgroup_parent_prev &&
@@ -971,6 +985,9 @@ static void dispatch(struct daemon *d, struct epoll_event *ev, int sfd)
 	case EP_CKPT:
 		ckpt_child_done(d->ckpt, j);
 		break;
+	case EP_COMMIT:
+		commit_done(d);
+		break;
 	case EP_NODES:
 		nodes_process(d->nodes);
 		break;
@@ -1043,6 +1060,7 @@ static void daemon_free(struct daemon *d)
 		session_cgroups_prune(d);
 	grid_free(d);
 	slice_free_all(d);
+	commit_stop(d);
 	queue_free(d);
 	free(d->lxcpath);
 	free(d->volatile_dir);

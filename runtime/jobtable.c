@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The daemon's jobs by id: d->jobs (a list, newest first) and a hash table
  * of the same jobs, so that finding one by its id does not walk them all
- * (a scheduling pass looks up each queued job's dependencies). */
+ * (a scheduling pass looks up each queued job's dependencies); a second
+ * table of the same size chains them by name (a submission checks that its
+ * name is free, xrelease NAME finds its job: neither walks 10,000 jobs). */
 #include "runtime/runtime-internal.h"
 
 #define JOBTABLE_MIN 64
@@ -24,33 +26,40 @@ static void table_put(struct job **tab, size_t size, struct job *j)
 	tab[b] = j;
 }
 
+static void name_put(struct job **ntab, size_t size, struct job *j)
+{
+	size_t b = id_hash(j->name ? j->name : "") & (size - 1);
+
+	j->nnext = ntab[b];
+	ntab[b] = j;
+}
+
 /* Twice the buckets once there are more jobs than buckets (the first table:
  * every job of the list); out of memory, the table stays as it is (longer
  * chains, still right), or there is none (the list is walked). */
 static void table_grow(struct daemon *d)
 {
 	size_t size = d->jtab_size ? 2 * d->jtab_size : JOBTABLE_MIN;
-	struct job **tab;
+	struct job **tab, **ntab;
 
 	if (d->jtab_size && d->jtab_n < d->jtab_size)
 		return;
 	tab = calloc(size, sizeof(*tab));
-	if (!tab)
+	ntab = calloc(size, sizeof(*ntab));
+	if (!tab || !ntab) {
+		free(tab);
+		free(ntab);
 		return;
-	if (!d->jtab_size) {
-		for (struct job *j = d->jobs; j; j = j->next) {
-			table_put(tab, size, j);
-			j->hashed = true;
-		}
-	} else {
-		for (size_t b = 0; b < d->jtab_size; b++)
-			for (struct job *j = d->jtab[b], *next; j; j = next) {
-				next = j->hnext;
-				table_put(tab, size, j);
-			}
+	}
+	for (struct job *j = d->jobs; j; j = j->next) { /* (every job: hashed now) */
+		table_put(tab, size, j);
+		name_put(ntab, size, j);
+		j->hashed = true;
 	}
 	free(d->jtab);
+	free(d->ntab);
 	d->jtab = tab;
+	d->ntab = ntab;
 	d->jtab_size = size;
 }
 
@@ -60,8 +69,13 @@ void daemon_job_link(struct daemon *d, struct job *j)
 	j->next = d->jobs;
 	d->jobs = j;
 	d->jtab_n++;
+	if (j->sched.time_us) /* (only so does one come: it is known at its link) */
+		d->timed_jobs = true;
+	if (j->state == JOB_CHECKPOINTED)
+		d->checkpointed_jobs = true;
 	if (d->jtab_size) {
 		table_put(d->jtab, d->jtab_size, j);
+		name_put(d->ntab, d->jtab_size, j);
 		j->hashed = true;
 	}
 }
@@ -82,7 +96,13 @@ void daemon_job_unlink(struct daemon *d, struct job *j)
 			*p = j->hnext;
 			break;
 		}
-	j->hnext = NULL;
+	for (struct job **p = &d->ntab[id_hash(j->name ? j->name : "") & (d->jtab_size - 1)]; *p;
+	     p = &(*p)->nnext)
+		if (*p == j) {
+			*p = j->nnext;
+			break;
+		}
+	j->hnext = j->nnext = NULL;
 	j->hashed = false;
 }
 
@@ -102,6 +122,26 @@ struct job *daemon_find_job(struct daemon *d, const char *id)
 	return NULL;
 }
 
+static struct job *named_from(struct job *j, const char *name, bool chain)
+{
+	for (; j; j = chain ? j->nnext : j->next)
+		if (j->name && !strcmp(j->name, name))
+			return j;
+	return NULL;
+}
+
+struct job *daemon_named_first(struct daemon *d, const char *name)
+{
+	if (!d->jtab_size) /* (no table: the list) */
+		return named_from(d->jobs, name, false);
+	return named_from(d->ntab[id_hash(name) & (d->jtab_size - 1)], name, true);
+}
+
+struct job *daemon_named_next(struct daemon *d, const struct job *j, const char *name)
+{
+	return d->jtab_size ? named_from(j->nnext, name, true) : named_from(j->next, name, false);
+}
+
 void daemon_jobs_free(struct daemon *d)
 {
 	for (struct job *j = d->jobs, *next; j; j = next) {
@@ -111,6 +151,7 @@ void daemon_jobs_free(struct daemon *d)
 	}
 	d->jobs = NULL;
 	free(d->jtab);
-	d->jtab = NULL;
+	free(d->ntab);
+	d->jtab = d->ntab = NULL;
 	d->jtab_size = d->jtab_n = 0;
 }

@@ -455,8 +455,9 @@ static int validate_fs(struct daemon *d, struct conn *c, const struct run_fs *fs
 /* Names are unique among the live jobs of one owner (others' are not seen). */
 static int validate_name_free(struct daemon *d, struct conn *c, const char *name, struct xerr *err)
 {
-	for (struct job *j = d->jobs; name && j; j = j->next)
-		if (j->name && job_is_live(j) && j->owner_uid == c->uid && !strcmp(j->name, name)) {
+	for (struct job *j = name ? daemon_named_first(d, name) : NULL; j;
+	     j = daemon_named_next(d, j, name))
+		if (job_is_live(j) && j->owner_uid == c->uid) {
 			xerr_set(err, -EBUSY, "conflict",
 				 "Your job %.12s is already named '%s'; choose another name", j->id,
 				 name);

@@ -1180,32 +1180,6 @@ int queue_admit_restore(struct daemon *d, struct job *j, unsigned version)
 	return 0;
 }
 
-/* The records written since the last commit are made durable at once (one
- * syncfs for a batch of submissions); their submitters' answers, held until
- * then, go. If it fails they get none (their connections close). */
-static void group_commit(struct daemon *d)
-{
-	int r = syncfs(d->state_fd) < 0 ? -errno : 0;
-
-	d->queue->sync_pending = false;
-	d->queue->commits++;
-	if (r < 0)
-		log_error("Failed to sync the queued jobs' records: %s; their submitters get no "
-			  "answer",
-			  strerror(-r));
-	for (struct conn *c = d->conns, *next; c; c = next) {
-		next = c->next;
-		if (!c->hold_out || c->closed)
-			continue;
-		c->hold_out = false;
-		if (r < 0) {
-			c->out_off = c->out_len;
-			c->mode = CONN_CLOSING;
-		}
-		conn_event(d, c, 0);
-	}
-}
-
 int queue_submit(struct daemon *d, struct conn *c, struct job *j, struct xerr *err)
 {
 	int r;
@@ -1217,16 +1191,16 @@ int queue_submit(struct daemon *d, struct conn *c, struct job *j, struct xerr *e
 		r = -errno;
 	else if ((j->dirfd = open_dir_at(d->jobs_fd, j->id)) < 0)
 		r = j->dirfd;
-	else /* durable before the answer: group_commit, before the next wait */
+	else /* durable before the answer: commit.c's next syncfs */
 		r = daemon_persist_job(d, j);
 	if (r < 0) {
 		xerr_set(err, r, "internal", "Failed to queue the job: %s", strerror(-r));
 		(void)rm_rf_at(d->jobs_fd, j->id);
 		return r;
 	}
-	closep(&j->dirfd); /* a queued job holds no fd: a queue may be long */
-	if (d->cfg->sync_writes) {
-		c->hold_out = true;
+	closep(&j->dirfd);         /* a queued job holds no fd: a queue may be long */
+	if (d->cfg->sync_writes) { /* (answered once a syncfs made it durable: commit.c) */
+		commit_hold(d, c);
 		d->queue->sync_pending = true;
 		d->queue->committed++;
 	}
@@ -1291,12 +1265,20 @@ int queue_tick(struct daemon *d)
 {
 	uint64_t now = now_usec();
 	int timeout = -1;
+	bool timed = false;
 
-	if (d->queue && d->queue->sync_pending)
-		group_commit(d);
-	for (struct job *j = d->jobs; j; j = j->next)
+	if (d->queue && d->queue->sync_pending && !commit_busy(d)) {
+		d->queue->sync_pending = false; /* (those written from now on: the next one) */
+		d->queue->commits++;
+		commit_start(d);
+	}
+	/* (each main-loop turn: a walk of every job only while one has a limit) */
+	for (struct job *j = d->timed_jobs ? d->jobs : NULL; j; j = j->next) {
+		timed = timed || (j->sched.time_us && !job_state_is_final(j->state));
 		if (j->state == JOB_RUNNING && j->sched.time_us && j->started_us)
 			timeout = min_ms(timeout, time_limit(d, j, now));
+	}
+	d->timed_jobs = timed;
 	if (d->queue && d->queue->dirty) {
 		d->queue->dirty = false;
 		schedule(d, true);

@@ -131,6 +131,15 @@ struct job_ev {
 };
 
 struct job {
+	/* first, together: what the main loop's walks over every job read at
+	 * each wakeup (ckpt_tick, forgetting moved jobs): with 10,000 queued
+	 * jobs a walk costs a cache miss per line it touches of each job */
+	struct job *next;
+	enum job_state state;
+	bool closing;                /* last unit reported: no unit can be added */
+	struct ckpt_run *run;        /* a checkpoint or restore under way (ckpt/checkpoint.c) */
+	uint64_t ckpt_due_us;        /* monotonic time of the next periodic checkpoint */
+	struct job_ckpt_policy ckpt; /* checkpoint settings given to xrun */
 	char id[XOS_JOB_ID_HEX + 1];
 	char *name;
 	uid_t owner_uid;
@@ -147,7 +156,6 @@ struct job {
 	char **template_env;
 	char *template_workdir;
 	char *cgroup_parent; /* where its cgroups go (NULL: LXC's default place) */
-	enum job_state state;
 	char *reason;
 	struct runtime_limits limits;
 	uint64_t disk;     /* bytes of the writable layer (tmpfs size) */
@@ -163,15 +171,13 @@ struct job {
 	bool have_acct;
 	struct runtime_accounting acct;
 	struct runtime_accounting acct_base; /* used by its containers before a restore */
-	bool closing;                        /* last unit reported: no unit can be added */
-	bool tty;                    /* made with -t: its container has terminals (devpts) */
-	bool shifted_user;           /* uid/gid are the template's, in the containers' range */
-	struct netsetup_job net;     /* mode, address, group, published ports */
-	struct job_ckpt_policy ckpt; /* checkpoint settings given to xrun */
-	unsigned ckpt_last;          /* number of the newest version made (0: none) */
-	unsigned restores;           /* restarts from a checkpoint so far */
-	char *ckpt_skipped;          /* why the last periodic checkpoint was skipped (or NULL) */
-	uint64_t ckpt_skipped_us;    /* when */
+	bool tty;                 /* made with -t: its container has terminals (devpts) */
+	bool shifted_user;        /* uid/gid are the template's, in the containers' range */
+	struct netsetup_job net;  /* mode, address, group, published ports */
+	unsigned ckpt_last;       /* number of the newest version made (0: none) */
+	unsigned restores;        /* restarts from a checkpoint so far */
+	char *ckpt_skipped;       /* why the last periodic checkpoint was skipped (or NULL) */
+	uint64_t ckpt_skipped_us; /* when */
 	char *grid_dn, *grid_vo, *grid_role; /* submitted by a grid login (grid.c), else NULL */
 	struct job_sched sched;              /* request, priority, dependencies (queue.c) */
 	char *migrate_node;                  /* the node of its move (migrate.c), or NULL */
@@ -212,17 +218,15 @@ struct job {
 	/* the copy of the loader its containers run: the sha256 of its bytes,
 	 * a file in <state>/loader/ (NULL: not started since xosd kept copies) */
 	char *loader;
-	pid_t starter;        /* the child starting its container, while it does */
-	int starter_fd;       /* its pidfd, in the event loop */
-	struct ckpt_run *run; /* a checkpoint or restore under way (ckpt/checkpoint.c) */
-	uint64_t ckpt_due_us; /* monotonic time of the next periodic checkpoint */
-	char *start_warning;  /* for the xrun that starts it (its DNS cannot work) */
-	bool ckpt_measured;   /* ckpt_bytes measured since its versions last changed */
-	uint64_t ckpt_bytes;  /* disk its checkpoint store takes (ckpt/space.c) */
-	struct job_ev ev;     /* what its last event saw (events.c) */
-	struct job *next;
-	struct job *hnext; /* in its bucket of the daemon's table (jobtable.c) */
-	bool hashed;       /* it is in that table */
+	pid_t starter;       /* the child starting its container, while it does */
+	int starter_fd;      /* its pidfd, in the event loop */
+	char *start_warning; /* for the xrun that starts it (its DNS cannot work) */
+	bool ckpt_measured;  /* ckpt_bytes measured since its versions last changed */
+	uint64_t ckpt_bytes; /* disk its checkpoint store takes (ckpt/space.c) */
+	struct job_ev ev;    /* what its last event saw (events.c) */
+	struct job *hnext;   /* in its bucket of the daemon's table (jobtable.c) */
+	struct job *nnext;   /* in its bucket of the table by name (jobtable.c) */
+	bool hashed;         /* it is in those tables */
 };
 
 struct job *job_new(void);
@@ -238,6 +242,9 @@ bool job_cgroups_held(const struct job *j);
  * step is left in that cgroup (caller-watch.c, DECISIONS.md (am)); the next
  * timeout (ms) or -1 */
 int daemon_caller_watch(struct daemon *d);
+/* Jobs may go below their callers' cgroups (cgroup_parent = caller): only
+ * then may a job have cg_caller (each main-loop turn asks, not every job) */
+bool daemon_caller_mode(const struct daemon *d);
 /* 1: a process is in cgroup path (relative) of the reference hierarchy (v1:
  * cpuacct's, v2: the unified one), 0: none, -errno (-ENOENT: gone) */
 int runtime_cgroup_has_procs(const char *path, bool v2);
@@ -483,6 +490,15 @@ void preempt_jobs(struct daemon *d, struct job *j, struct job **victims, size_t 
 void preempt_resume(struct daemon *d, struct job *j);
 /* Decide if something changed; enforce time limits. Next timeout (ms) or -1. */
 int queue_tick(struct daemon *d);
+/* ---- commit.c: group commit of queued jobs' records ---- */
+/* c's answer waits for the next syncfs to begin and end (its generation) */
+uint64_t commit_hold(struct daemon *d, struct conn *c);
+/* A syncfs of the records written so far begins (1: in the thread) or is
+ * done here (0); the answers held for them go when it ends */
+int commit_start(struct daemon *d);
+bool commit_busy(const struct daemon *d);
+void commit_done(struct daemon *d); /* (EP_COMMIT) */
+void commit_stop(struct daemon *d);
 /* Something that frees or asks for resources happened: decide again soon. */
 void queue_changed(struct daemon *d);
 /* Job j has ended: its run is charged to its owner's usage (once). */
@@ -538,6 +554,7 @@ struct daemon {
 	struct job *jobs;
 	/* the same jobs by id (jobtable.c): buckets, their number, jobs linked */
 	struct job **jtab;
+	struct job **ntab; /* the same jobs by name, as many buckets (NULL: none) */
 	size_t jtab_size, jtab_n;
 	struct job *pool;       /* prepared containers, no job's yet (pool.c) */
 	struct job *pool_owner; /* the account and settings they are made for */
@@ -545,7 +562,14 @@ struct daemon {
 	struct conn *conns;
 	struct conn *closed_conns; /* closed in this batch of events, freed after it */
 	bool prune_ended;          /* an ended job was tidied: keep at most keep_ended of them */
-	bool uplink_checked;       /* the first bridge job looked at the uplink's forwarding */
+	bool cg_prune_pending;     /* a job's cg_prune_tries was set: prune_cgroups walks */
+	bool timed_jobs;           /* a job with a --time limit came: queue_tick walks */
+	struct commit *commit;     /* the group commit's thread (commit.c; NULL: not yet) */
+	bool commit_warned;        /* it could not be made (said once; the loop synced) */
+	/* a job may be CHECKPOINTED (one was persisted or linked so): the
+	 * requests' walk for jobs another node took over walks (ckpt-adopt.c) */
+	bool checkpointed_jobs;
+	bool uplink_checked; /* the first bridge job looked at the uplink's forwarding */
 	/* the volatile tmpfs was new at start-up: the containers of jobs the
 	 * records call live went with a reboot of the node (or an unmount) */
 	bool rebooted;
@@ -599,6 +623,10 @@ void daemon_job_link(struct daemon *d, struct job *j);
 void daemon_job_unlink(struct daemon *d, struct job *j);
 /* The job of that exact id, or NULL (without walking every job) */
 struct job *daemon_find_job(struct daemon *d, const char *id);
+/* The jobs named name, each once (a bucket of the table by name, or the
+ * list without one): for (j = first(d, n); j; j = next(d, j, n)) */
+struct job *daemon_named_first(struct daemon *d, const char *name);
+struct job *daemon_named_next(struct daemon *d, const struct job *j, const char *name);
 /* Every job released and freed, and the table */
 void daemon_jobs_free(struct daemon *d);
 /* Resolve what caller uid names, only among the jobs it may see: an exact id
@@ -681,6 +709,7 @@ struct conn {
 	struct template_task *tpl_task; /* its template import */
 	bool closed;          /* gone: waits in d->closed_conns for the end of the event batch */
 	bool hold_out;        /* its output waits for the queue's group commit (queue.c) */
+	uint64_t hold_gen;    /* ... for that generation of records (commit.c) */
 	uint64_t deadline_us; /* monotonic: closed if its request is not whole by then */
 	/* grid.c: the challenge it was given; its grid login (uid and gid are
 	 * then the mapped account's) */
@@ -791,6 +820,7 @@ enum ep_kind {
 	EP_METRICS,      /* a listener of the metrics endpoint (metrics.c) */
 	EP_METRICS_CONN, /* a client of it */
 	EP_MIGRATE, /* a migration's child or pipe (migrate.c); at most 16 kinds (4 bits of the epoll data) */
+	EP_COMMIT, /* the group commit's thread answers (commit.c) */
 };
 
 /* ---- node.c: the node channel (nodes/) in xosd ---- */

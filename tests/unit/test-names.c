@@ -74,6 +74,7 @@ int main(void)
 		daemon_job_unlink(&d, j);
 		job_free(j);
 	}
-	free(d.jtab); /* (the table by id stays when its last job goes) */
+	free(d.jtab); /* (the tables stay when their last job goes) */
+	free(d.ntab);
 	return tap_done();
 }
