@@ -6,7 +6,7 @@
 #      the background (their TAP counted after it): each fuzz target briefly
 #      (tests/fuzz), and unless XOS_SANITIZE=0 the build with ASan+UBSan into
 #      build-asan (make BUILD=build-asan SANITIZE=1) and its unit tests
-#   4. unless XOS_SANITIZE=0: the integration tests again (all but
+#   4. unless XOS_SANITIZE=0: the integration tests again (all but 82-zdtm,
 #      88-zdtm-jobs, 94-migrate-zdtm and 96-slurm) on the build-asan binaries
 # Prints every TAP line as it comes; the last line is the total:
 #   N passed, N failed
@@ -252,9 +252,11 @@ if [ "${XOS_SANITIZE:-1}" = 1 ] && [ "$asan_ok" = 1 ]; then
 	# drives xos through Slurm's daemons, whose start and requeue waits
 	# take about 4 minutes, along the paths 10, 50 and 80 already take;
 	# nor 94-migrate-zdtm: a job of 53 zdtm programs moved there and back,
-	# minutes of CRIU along the move paths 93 and the other 94s take)
+	# minutes of CRIU along the move paths 93 and the other 94s take; nor
+	# 82-zdtm, the same 53 programs checkpointed and restarted, along the
+	# paths 80, 84 and 89 take)
 	mapfile -t asan_bats < <(compgen -G 'tests/integration/*.bats' |
-		grep -Ev '/(88-zdtm-jobs|96-slurm|94-migrate-zdtm)\.bats$')
+		grep -Ev '/(82-zdtm|88-zdtm-jobs|96-slurm|94-migrate-zdtm)\.bats$')
 	if [ "${#asan_bats[@]}" -gt 0 ]; then
 		XOS_BUILD=$REPO_ROOT/build-asan count_tap "bats tests/integration (sanitizers)" \
 			bats --tap --timing "${asan_bats[@]}"
