@@ -7,7 +7,8 @@
 #      (tests/fuzz), and unless XOS_SANITIZE=0 the build with ASan+UBSan into
 #      build-asan (make BUILD=build-asan SANITIZE=1) and its unit tests
 #   4. unless XOS_SANITIZE=0: the integration tests again (all but 82-zdtm,
-#      88-zdtm-jobs, 94-migrate-zdtm and 96-slurm) on the build-asan binaries
+#      84-ckpt-stopped-pty, 88-zdtm-jobs, 94-migrate-zdtm and 96-slurm) on
+#      the build-asan binaries
 # Prints every TAP line as it comes; the last line is the total:
 #   N passed, N failed
 # (preceded by "# N skipped" when tests were skipped: they count as neither)
@@ -253,10 +254,11 @@ if [ "${XOS_SANITIZE:-1}" = 1 ] && [ "$asan_ok" = 1 ]; then
 	# take about 4 minutes, along the paths 10, 50 and 80 already take;
 	# nor 94-migrate-zdtm: a job of 53 zdtm programs moved there and back,
 	# minutes of CRIU along the move paths 93 and the other 94s take; nor
-	# 82-zdtm, the same 53 programs checkpointed and restarted, along the
-	# paths 80, 84 and 89 take)
+	# 82-zdtm, the same 53 programs checkpointed and restarted, nor
+	# 84-ckpt-stopped-pty, stopped tasks and terminals dumped: CRIU's work
+	# along the paths 80, 85 and 89 take)
 	mapfile -t asan_bats < <(compgen -G 'tests/integration/*.bats' |
-		grep -Ev '/(82-zdtm|88-zdtm-jobs|96-slurm|94-migrate-zdtm)\.bats$')
+		grep -Ev '/(82-zdtm|84-ckpt-stopped-pty|88-zdtm-jobs|96-slurm|94-migrate-zdtm)\.bats$')
 	if [ "${#asan_bats[@]}" -gt 0 ]; then
 		XOS_BUILD=$REPO_ROOT/build-asan count_tap "bats tests/integration (sanitizers)" \
 			bats --tap --timing "${asan_bats[@]}"
