@@ -7,18 +7,9 @@
 load helpers
 bats_require_minimum_version 1.5.0
 
-STRACE_PID=
 setup() { :; }
-teardown() {
-	if [ -n "$STRACE_PID" ]; then
-		kill "$STRACE_PID" 2>/dev/null || true
-		wait "$STRACE_PID" 2>/dev/null || true
-	fi
-	xos_teardown
-}
+teardown() { xos_teardown; }
 
-traced() { [ "$(awk '/^TracerPid:/ {print $2}' "/proc/$XOSD_PID/status")" != 0 ]; }
-untraced() { [ "$(awk '/^TracerPid:/ {print $2}' "/proc/$XOSD_PID/status")" = 0 ]; }
 
 # submit PREFIX COUNT: COUNT held jobs named PREFIX1..., 8 xrun at a time;
 # the names answered go to $XOS_TMP/acked (one a line)
@@ -50,15 +41,9 @@ check_order() {
 	xos_start
 	xrun -d --hold --name warm -- true >/dev/null # (the commit thread exists)
 	: >"$XOS_TMP/acked"
-	strace -q -f -y -s 256 -p "$XOSD_PID" -o "$XOS_TMP/trace" \
-		-e trace=syncfs,rename,renameat,renameat2,sendto &
-	STRACE_PID=$!
-	wait_for 30 traced
+	xosd_trace "$XOS_TMP/trace" -f -y -s 256 -e trace=syncfs,rename,renameat,renameat2,sendto
 	submit g 40
-	kill "$STRACE_PID"
-	wait "$STRACE_PID" 2>/dev/null || true
-	STRACE_PID=
-	wait_for 30 untraced
+	xosd_untrace
 	assert_equal "$(wc -l <"$XOS_TMP/acked")" 40
 	# the syncfs runs in a thread of xosd's, not in its event loop
 	run grep -c "^$XOSD_PID  *syncfs(" "$XOS_TMP/trace"

@@ -9,15 +9,8 @@
 load helpers
 bats_require_minimum_version 1.5.0
 
-STRACE_PID=
 setup() { :; }
-teardown() {
-	if [ -n "$STRACE_PID" ]; then
-		kill "$STRACE_PID" 2>/dev/null || true
-		wait "$STRACE_PID" 2>/dev/null || true
-	fi
-	xos_teardown
-}
+teardown() { xos_teardown; }
 
 LOOP='while :; do echo x >>/tmp/ticks; sleep 0.1; done'
 store() { echo "$XOS_TMP/state/checkpoints"; }
@@ -29,21 +22,11 @@ ticking() { # JOB: its ticks file grows
 	n=$(wc -l <"$f")
 	wait_for 30 grew "$f" "$n"
 }
-traced() { [ "$(awk '/^TracerPid:/ {print $2}' "/proc/$XOSD_PID/status")" != 0 ]; }
 
 # strace xosd and its children (fsync, fdatasync, syncfs, renames; fds as
 # paths) into $1
 trace_xosd() {
-	strace -q -f -b execve -y -p "$XOSD_PID" -o "$1" \
-		-e trace=fsync,fdatasync,syncfs,rename,renameat,renameat2 &
-	STRACE_PID=$!
-	wait_for 30 traced
-}
-
-untrace_xosd() {
-	kill "$STRACE_PID"
-	wait "$STRACE_PID" || true
-	STRACE_PID=
+	xosd_trace "$1" -f -b execve -y -e trace=fsync,fdatasync,syncfs,rename,renameat,renameat2
 }
 
 # the first line of trace $1 that fsyncs (or fdatasyncs) path $2, or the
@@ -62,7 +45,7 @@ first_sync() {
 	trace_xosd "$BATS_TEST_TMPDIR/trace"
 	run xcheckpoint "$id"
 	assert_success
-	untrace_xosd
+	xosd_untrace
 	t="$BATS_TEST_TMPDIR/trace"
 	v="$(store)/$id/1"
 	[ -f "$v/manifest.json" ]
@@ -106,7 +89,7 @@ first_sync() {
 	trace_xosd "$BATS_TEST_TMPDIR/trace"
 	run xcheckpoint --stop "$id"
 	assert_success
-	untrace_xosd
+	xosd_untrace
 	[ -f "$(store)/$id/1/manifest.json" ]
 	run grep -c "sync(.*/$id/\.new-1/images/" "$BATS_TEST_TMPDIR/trace"
 	assert_output 0

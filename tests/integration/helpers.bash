@@ -137,7 +137,29 @@ xos_wait_for() {
 # Everything this test's daemon made goes: jobs are killed through the daemon,
 # the daemon stops, and then nothing of it may be left (a leak fails the test,
 # after being cleaned up by force so that later tests start clean).
+# xosd_trace FILE STRACE-ARGS...: strace the test's xosd (strace -q -p,
+# output in FILE, the arguments given) until xosd_untrace; it is attached
+# when this returns. xos_teardown stops one still running.
+XOSD_STRACE_PID=
+xosd_traced() { [ "$(awk '/^TracerPid:/ {print $2}' "/proc/$XOSD_PID/status")" != 0 ]; }
+xosd_untraced() { ! xosd_traced; }
+xosd_trace() {
+	local out=$1
+	shift
+	strace -q -p "$XOSD_PID" -o "$out" "$@" &
+	XOSD_STRACE_PID=$!
+	wait_for 30 xosd_traced
+}
+xosd_untrace() {
+	[ -n "$XOSD_STRACE_PID" ] || return 0
+	kill "$XOSD_STRACE_PID" 2>/dev/null || true
+	wait "$XOSD_STRACE_PID" 2>/dev/null || true
+	XOSD_STRACE_PID=
+	wait_for 30 xosd_untraced
+}
+
 xos_teardown() {
+	xosd_untrace || true
 	[ -n "${XOS_TMP:-}" ] || return 0
 	local leaks="" left=""
 	if [ -n "${XOSD_PID:-}" ] && kill -0 "$XOSD_PID" 2>/dev/null; then
