@@ -216,17 +216,23 @@ static int write_record(struct daemon *d, struct job *j, bool durable)
 	return r;
 }
 
-int daemon_persist_job(struct daemon *d, struct job *j)
+/* j's record written (durable: synced), and what follows each write */
+static int persist(struct daemon *d, struct job *j, bool durable)
 {
 	int r;
 
 	recover_job_persisted(d, j); /* (its holder record in a shared store) */
-	r = write_record(d, j, false);
+	r = write_record(d, j, durable);
 	if (j->state == JOB_CHECKPOINTED) /* (every change of state is persisted) */
 		d->checkpointed_jobs = true;
-
 	events_job_persisted(d, j);
 	queue_job_charge(d, j);
+	return r;
+}
+
+int daemon_persist_job(struct daemon *d, struct job *j)
+{
+	int r = persist(d, j, false);
 
 	/* Only the end of a job must survive a crash of the node (its container
 	 * dies with the node anyway); the flusher makes it durable within
@@ -238,16 +244,7 @@ int daemon_persist_job(struct daemon *d, struct job *j)
 
 int daemon_persist_job_durably(struct daemon *d, struct job *j)
 {
-	int r;
-
-	recover_job_persisted(d, j);
-	r = write_record(d, j, d->cfg->sync_writes);
-	if (j->state == JOB_CHECKPOINTED)
-		d->checkpointed_jobs = true;
-
-	events_job_persisted(d, j);
-	queue_job_charge(d, j);
-	return r;
+	return persist(d, j, d->cfg->sync_writes);
 }
 
 enum lookup { LOOKUP_ID, LOOKUP_LIVE_NAME, LOOKUP_PREFIX, LOOKUP_NAME, _LOOKUP_MAX };
@@ -290,16 +287,11 @@ static int lookup_job(struct daemon *d, uid_t uid, const struct conn *c, const c
 			}
 			continue;
 		}
-		if (how == LOOKUP_PREFIX) {
-			for (struct job *j = d->jobs; j; j = j->next)
-				if (sees(uid, c, j) && lookup_matches(j, name, len, how))
-					found = j, n++;
-		} else { /* (by name: only the jobs of that name) */
-			for (struct job *j = daemon_named_first(d, name); j;
-			     j = daemon_named_next(d, j, name))
-				if (sees(uid, c, j) && lookup_matches(j, name, len, how))
-					found = j, n++;
-		}
+		/* (by name: only the jobs of that name, from the table by name) */
+		for (struct job *j = how == LOOKUP_PREFIX ? d->jobs : daemon_named_first(d, name);
+		     j; j = how == LOOKUP_PREFIX ? j->next : daemon_named_next(d, j, name))
+			if (sees(uid, c, j) && lookup_matches(j, name, len, how))
+				found = j, n++;
 		if (n > 1)
 			return -ENOTUNIQ;
 		if (n == 1) {
