@@ -11,7 +11,9 @@
  * A restore runs through it too, for its "criu --version" (shim_version);
  * with XOS_CRIU_LAZY=local it restores with lazy pages (shim_lazy_restore). */
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "ckpt/ckpt-internal.h"
@@ -81,6 +83,39 @@ size_t ckpt_criu_lazy_argv(const char *real, const char *images, const char *wor
 	return n;
 }
 
+/* Forks twice: the daemon's parent is the shim's child, which exits at once,
+ * so the daemon is never a child of the CRIU restore the shim becomes (which
+ * would not reap it) but of whoever reaps orphans. Returns its pid. */
+static pid_t lazy_daemon_spawn(char **args)
+{
+	int pfd[2], status;
+	pid_t pid, daemon = -1;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		pid_t d = fork();
+
+		if (d == 0) {
+			execv(args[0], args);
+			_exit(127);
+		}
+		_exit(write(pfd[1], &d, sizeof(d)) == (ssize_t)sizeof(d) && d > 0 ? 0 : 1);
+	}
+	close(pfd[1]);
+	if (read(pfd[0], &daemon, sizeof(daemon)) != (ssize_t)sizeof(daemon))
+		daemon = -ECHILD;
+	close(pfd[0]);
+	(void)waitpid(pid, &status, 0);
+	return daemon;
+}
+
 /* CRIU's lazy-pages daemon for a restore whose images are in images (and
  * its socket in work): started, and its socket there, within LAZY_WAIT_MS.
  * It serves the pages from the images, as the restored tasks touch them and
@@ -88,6 +123,7 @@ size_t ckpt_criu_lazy_argv(const char *real, const char *images, const char *wor
 static int lazy_daemon_start(const char *real, const char *images, const char *work)
 {
 	_cleanup_close_ int wfd = open(work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int pidfd = -1;
 	char *args[CKPT_LAZY_ARGS_MAX];
 	pid_t pid;
 
@@ -95,23 +131,20 @@ static int lazy_daemon_start(const char *real, const char *images, const char *w
 		return -errno;
 	(void)unlinkat(wfd, LAZY_SOCKET, 0); /* (one a failed restore left) */
 	ckpt_criu_lazy_argv(real, images, work, args);
-	pid = fork();
+	pid = lazy_daemon_spawn(args);
 	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		execv(real, args);
-		_exit(127);
-	}
+		return pid;
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	for (int ms = 0; ms < LAZY_WAIT_MS; ms += 10) {
-		int status;
+		struct pollfd p = { .fd = pidfd, .events = POLLIN };
 
 		if (faccessat(wfd, LAZY_SOCKET, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 			return 0;
-		if (waitpid(pid, &status, WNOHANG) == pid)
-			return -ECHILD;
-		usleep(10000);
+		if (pidfd >= 0 ? poll(&p, 1, 10) > 0 : (usleep(10000), false))
+			return -ECHILD; /* (it ended: its pid cannot have been reused) */
 	}
-	kill(pid, SIGKILL);
+	if (pidfd >= 0)
+		(void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
 	return -ETIMEDOUT;
 }
 

@@ -80,6 +80,9 @@ raise SystemExit(7)
 	assert_equal "$status" 7
 	run xlogs "$id"
 	assert_output "sha256 $sum"
+	# the lazy-pages daemon ended once it had given every page (the shim
+	# forked it off: its parent is whoever reaps orphans, not the restore)
+	wait_for 30 bash -c "! pgrep -f -- '[l]azy-pages.*$images' >/dev/null"
 }
 
 # What CRIU does when a lazy pull breaks, which the post-copy guard of
