@@ -34,7 +34,7 @@ int cli_json_parse(const char *text, yajl_val *ret)
 	if (json_parse(text, JSON_DEPTH_MAX, NULL, 0, &v) < 0)
 		return -EBADMSG;
 	if (!YAJL_IS_OBJECT(v)) {
-		yajl_tree_free(v);
+		json_free(v);
 		return -EBADMSG;
 	}
 	*ret = v;

@@ -18,7 +18,7 @@ void cli_stream_done(struct cli_stream *s)
 	free(s->reason);
 	s->reason = NULL;
 	if (s->response)
-		yajl_tree_free(s->response);
+		json_free(s->response);
 	s->response = NULL;
 }
 

@@ -138,7 +138,7 @@ static int call_with_progress(const char *prog, const char *sock, const char *jo
 		return 0;
 	}
 	if (v)
-		yajl_tree_free(v);
+		json_free(v);
 	cli_report(prog, &c, r);
 	return r;
 }

@@ -80,6 +80,53 @@ static const struct cli_command ps_command = {
 	.option = ps_option,
 };
 
+/* The table's cells: strings of the reply as they are, the others copied
+ * into a few large blocks, all let go at once (10,000 jobs are 120,000
+ * cells: a malloc each was a good part of `xps` on a full queue). */
+struct cell_pool {
+	char *blocks[64];
+	size_t n, used, size;
+};
+
+static const char *pool_add(struct cell_pool *p, const char *s, size_t len)
+{
+	char *at;
+
+	if (!s)
+		return NULL;
+	if (p->n == 0 || p->size - p->used < len + 1) {
+		size_t size = p->size ? p->size * 2 : 65536;
+
+		while (size < len + 1)
+			size *= 2;
+		if (p->n == ELEMENTSOF(p->blocks) || !(p->blocks[p->n] = malloc(size)))
+			return NULL;
+		p->n++;
+		p->used = 0;
+		p->size = size;
+	}
+	at = p->blocks[p->n - 1] + p->used;
+	memcpy(at, s, len);
+	at[len] = 0;
+	p->used += len + 1;
+	return at;
+}
+
+/* s, which pool_add copies and free()s */
+static const char *pool_take(struct cell_pool *p, char *s)
+{
+	const char *r = s ? pool_add(p, s, strlen(s)) : NULL;
+
+	free(s);
+	return r;
+}
+
+static void pool_free(struct cell_pool *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->blocks[i]);
+}
+
 /* "18080:8080/tcp,5353:53/udp", or "-" */
 static char *ps_ports(yajl_val net)
 {
@@ -97,7 +144,14 @@ static char *ps_ports(yajl_val net)
 	return s ? s : strdup("-");
 }
 
-static char *ps_cell(yajl_val job, int col, uint64_t now)
+static const char *str_or(const char *s, const char *dflt)
+{
+	return s ? s : dflt;
+}
+
+/* A cell: a string of the reply, a constant, or one in the pool; NULL when
+ * out of memory. */
+static const char *ps_cell(struct cell_pool *p, yajl_val job, int col, uint64_t now)
 {
 	char buf[128];
 	const char *s;
@@ -105,59 +159,59 @@ static char *ps_cell(yajl_val job, int col, uint64_t now)
 
 	switch (col) {
 	case COL_ID:
-		s = cli_json_string(job, "id");
-		return strndup(s ? s : "?", XOS_JOB_ID_SHORT);
+		s = str_or(cli_json_string(job, "id"), "?");
+		return pool_add(p, s, strnlen(s, XOS_JOB_ID_SHORT));
 	case COL_NAME:
-		s = cli_json_string(job, "name");
-		return strdup(s ? s : "-");
+		return str_or(cli_json_string(job, "name"), "-");
 	case COL_USER:
-		s = cli_json_string(job, "user");
-		return strdup(s ? s : "?");
+		return str_or(cli_json_string(job, "user"), "?");
 	case COL_VO:
-		s = cli_json_string(cli_json_get(job, "grid"), "vo");
-		return strdup(s ? s : "-");
+		return str_or(cli_json_string(cli_json_get(job, "grid"), "vo"), "-");
 	case COL_IDENTITY:
-		s = cli_json_string(cli_json_get(job, "grid"), "dn");
-		return strdup(s ? s : "-");
+		return str_or(cli_json_string(cli_json_get(job, "grid"), "dn"), "-");
 	case COL_STATE:
 		if (cli_format_job_state(job, buf, sizeof(buf)) < 0)
-			return strdup("?");
-		return strdup(buf);
+			return "?";
+		return pool_add(p, buf, strlen(buf));
 	case COL_UNITS: {
 		yajl_val u = cli_json_get(job, "units");
-		return xstrdup_printf("%zu", YAJL_IS_ARRAY(u) ? u->u.array.len : (size_t)0);
+		int n = snprintf(buf, sizeof(buf), "%zu",
+				 YAJL_IS_ARRAY(u) ? u->u.array.len : (size_t)0);
+
+		return pool_add(p, buf, (size_t)n);
 	}
 	case COL_DISK:
-		return ps_disk(job);
+		if (!cli_json_get(job, "usage"))
+			return "-";
+		return pool_take(p, ps_disk(job));
 	case COL_CREATED:
 		if (cli_json_int(job, "created_us", &t) < 0 || t < 0 ||
 		    cli_format_relative(now, (uint64_t)t, buf, sizeof(buf)) < 0)
-			return strdup("?");
-		return strdup(buf);
+			return "?";
+		return pool_add(p, buf, strlen(buf));
 	case COL_ADDRESS:
-		s = cli_json_string(cli_json_get(job, "net"), "address");
-		return strdup(s ? s : "-");
+		return str_or(cli_json_string(cli_json_get(job, "net"), "address"), "-");
 	case COL_PORTS:
-		return ps_ports(cli_json_get(job, "net"));
+		if (!cli_json_get(cli_json_get(job, "net"), "ports"))
+			return "-";
+		return pool_take(p, ps_ports(cli_json_get(job, "net")));
 	default: {
 		yajl_val u = cli_json_get(job, "units");
 		yajl_val first = YAJL_IS_ARRAY(u) && u->u.array.len > 0 ? u->u.array.values[0]
 									: NULL;
-		return cli_format_command(cli_json_get(first, "argv"), CLI_COMMAND_WIDTH);
+		return pool_take(
+			p, cli_format_command(cli_json_get(first, "argv"), CLI_COMMAND_WIDTH));
 	}
 	}
 }
 
-static void ps_table_free(char **cells, size_t n)
+/* Each row built in one buffer (cells padded to their column's width, two
+ * spaces apart), written with one large stdio buffer. */
+static int ps_table_print(const char **cells, size_t rows, bool grid)
 {
-	for (size_t i = 0; cells && i < n; i++)
-		free(cells[i]);
-	free(cells);
-}
-
-static int ps_table_print(char **cells, size_t rows, bool grid)
-{
-	size_t width[COL_MAX] = { 0 };
+	static char out[1 << 16];
+	size_t width[COL_MAX] = { 0 }, line_max = 0;
+	_cleanup_free_ char *line = NULL;
 
 	for (size_t i = 0; i < rows * COL_MAX; i++) {
 		size_t n = strlen(cells[i]);
@@ -165,17 +219,32 @@ static int ps_table_print(char **cells, size_t rows, bool grid)
 		if (n > width[i % COL_MAX])
 			width[i % COL_MAX] = n;
 	}
-	for (size_t row = 0; row < rows; row++)
+	for (int col = 0; col < COL_MAX; col++)
+		line_max += width[col] + 2;
+	line = malloc(line_max + 1);
+	if (!line)
+		return -ENOMEM;
+	(void)setvbuf(stdout, out, _IOFBF, sizeof(out));
+	for (size_t row = 0; row < rows; row++) {
+		size_t len = 0;
+
 		for (int col = 0; col < COL_MAX; col++) {
 			const char *cell = cells[row * COL_MAX + col];
+			size_t n = strlen(cell);
 
 			if (!grid && (col == COL_VO || col == COL_IDENTITY))
 				continue;
+			memcpy(line + len, cell, n);
+			len += n;
 			if (col == COL_MAX - 1)
-				printf("%s\n", cell);
-			else
-				printf("%-*s  ", (int)width[col], cell);
+				break;
+			memset(line + len, ' ', width[col] - n + 2);
+			len += width[col] - n + 2;
 		}
+		line[len++] = '\n';
+		if (fwrite(line, 1, len, stdout) != len)
+			break;
+	}
 	return fflush(stdout) == 0 ? 0 : -errno;
 }
 
@@ -183,9 +252,10 @@ static int ps_print_table(yajl_val jobs)
 {
 	size_t rows = jobs->u.array.len + 1;
 	uint64_t now = now_usec();
+	struct cell_pool pool = { 0 };
 	bool grid = false;
-	char **cells;
-	int r;
+	_cleanup_free_ const char **cells = NULL;
+	int r = 0;
 
 	for (size_t i = 0; i < jobs->u.array.len; i++)
 		grid = grid || cli_json_get(jobs->u.array.values[i], "grid");
@@ -194,18 +264,17 @@ static int ps_print_table(yajl_val jobs)
 	if (!cells)
 		return -ENOMEM;
 	for (int col = 0; col < COL_MAX; col++)
-		cells[col] = strdup(col_titles[col]);
-	for (size_t row = 1; row < rows; row++)
-		for (int col = 0; col < COL_MAX; col++)
-			cells[row * COL_MAX + col] = ps_cell(jobs->u.array.values[row - 1], col,
-							     now);
-	r = 0;
-	for (size_t i = 0; i < rows * COL_MAX; i++)
-		if (!cells[i])
-			r = -ENOMEM;
-	if (r >= 0)
+		cells[col] = col_titles[col];
+	for (size_t row = 1; row < rows && r == 0; row++)
+		for (int col = 0; col < COL_MAX; col++) {
+			cells[row * COL_MAX + col] = ps_cell(&pool, jobs->u.array.values[row - 1],
+							     col, now);
+			if (!cells[row * COL_MAX + col])
+				r = -ENOMEM;
+		}
+	if (r == 0)
 		r = ps_table_print(cells, rows, grid);
-	ps_table_free(cells, rows * COL_MAX);
+	pool_free(&pool);
 	return r;
 }
 

@@ -214,20 +214,18 @@ int base64_decode(const char *s, size_t len, char **ret, size_t *ret_len);
 /* ---- JSON (yajl) helpers, used by xosd and the commands ---- */
 struct yajl_val_s;
 struct yajl_gen_t;
-/* The value of key in object obj, or NULL. */
-/* How deep any JSON xos reads may nest arrays and objects: yajl's tree parser
- * recurses once a level, and requests come from every local user. */
+/* How deep any JSON xos reads may nest arrays and objects (requests come
+ * from every local user, and the code that walks a tree recurses). */
 #define JSON_DEPTH_MAX 64
-/* Whether the first len bytes of text (up to a NUL) nest arrays and objects
- * at most max_depth deep, scanned as JSON (strings and escapes honoured,
- * nothing else checked): 0, or -ELOOP. Pure, linear, no recursion. */
-int json_check_depth(const char *text, size_t len, unsigned max_depth);
-/* Parse the NUL-terminated text into a yajl tree (*ret, free with
- * yajl_tree_free) after json_check_depth: 0, -ELOOP (too deep) or -EBADMSG
- * (not JSON); on failure err (if given) holds a lower-case reason. Pure: the
- * one entry point for JSON a user or a job controls. */
+/* Parse the NUL-terminated text into a yajl tree (*ret), refusing it as
+ * soon as it nests deeper than max_depth: 0, -ELOOP (too deep), -EBADMSG
+ * (not JSON) or -ENOMEM; on failure err (if given) holds a lower-case reason.
+ * Pure: the one entry point for JSON a user or a job controls. The tree lives in an arena of its own: free it with
+ * json_free (or _cleanup_json_), never yajl_tree_free, and never a subtree. */
 int json_parse(const char *text, unsigned max_depth, char *err, size_t err_len,
 	       struct yajl_val_s **ret);
+void json_free(struct yajl_val_s *v);
+/* The value of key in object obj, or NULL. */
 struct yajl_val_s *json_get(struct yajl_val_s *obj, const char *key);
 /* Look up key in object obj; -ENOENT if absent, -EINVAL if of the wrong type. */
 int json_get_string(struct yajl_val_s *obj, const char *key, const char **ret);
@@ -248,9 +246,9 @@ void json_gen_kv_strv(struct yajl_gen_t *g, const char *k, char *const *v);
 void json_gen_key(struct yajl_gen_t *g, const char *k);
 /* Copy the generated text (plus a newline if nl) into a new string. */
 char *json_gen_take(struct yajl_gen_t *g, bool nl);
-void yajl_tree_freep(struct yajl_val_s **v);
+void json_freep(struct yajl_val_s **v);
 void yajl_gen_freep(struct yajl_gen_t **g);
-#define _cleanup_json_ _cleanup_(yajl_tree_freep)
+#define _cleanup_json_ _cleanup_(json_freep)
 #define _cleanup_gen_ _cleanup_(yajl_gen_freep)
 
 #endif

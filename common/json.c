@@ -1,16 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* JSON helpers on top of yajl, and base64. */
+#include <sys/mman.h>
 #include <yajl/yajl_gen.h>
+#include <yajl/yajl_parse.h>
 #include <yajl/yajl_tree.h>
 
 #include "common/common.h"
 
-void yajl_tree_freep(struct yajl_val_s **v)
+void json_freep(struct yajl_val_s **v)
 {
-	int saved = errno;
-	if (*v)
-		yajl_tree_free(*v);
-	errno = saved;
+	json_free(*v);
 }
 
 void yajl_gen_freep(struct yajl_gen_t **g)
@@ -21,52 +20,343 @@ void yajl_gen_freep(struct yajl_gen_t **g)
 	errno = saved;
 }
 
-int json_check_depth(const char *text, size_t len, unsigned max_depth)
+/* json_parse builds yajl's tree itself, from yajl's parser callbacks.
+ * yajl_tree_parse grows an array or object by one element per realloc and
+ * makes each node, key and string a malloc of its own: a reply of 10,000
+ * jobs took most of `xps`'s time on a full queue in realloc copies, malloc
+ * and page faults. Here the nodes are yajl's structures (same types, numbers'
+ * flags, comments allowed as yajl_tree_parse allows them), but all of a tree
+ * lives in an arena of a few blocks, containers grow by doubling (the space
+ * they leave behind is the arena's: at most as much again), and json_free
+ * (never yajl_tree_free) lets the whole tree go at once. The depth is counted
+ * as containers open, so nothing deeper than the limit is built. */
+struct arena_block {
+	struct arena_block *next;
+	size_t size, used; /* size: of data */
+	bool mapped;       /* mmap'd (a large block), not malloc'd */
+	max_align_t data[];
+};
+
+/* The root node sits in the first block after the list of blocks, so that
+ * json_free finds the blocks from the root. */
+struct tree_head {
+	struct arena_block *blocks;
+	struct yajl_val_s root;
+};
+
+#define ARENA_BLOCK_MIN ((size_t)2048)
+#define ARENA_BLOCK_MAX ((size_t)4 << 20)
+#define ARENA_BLOCK_MAP ((size_t)256 << 10)
+
+struct tree_level {
+	yajl_val v;
+	size_t cap;
+	char *key; /* an object's key awaiting its value */
+};
+
+struct tree_ctx {
+	struct tree_level *stack; /* (malloc'd: not part of the tree) */
+	size_t depth, cap;
+	unsigned max_depth;
+	bool too_deep;
+	struct tree_head *head; /* NULL until the first node */
+	size_t next_block;      /* the size of the next block */
+};
+
+static void arena_free(struct arena_block *b)
 {
-	unsigned depth = 0;
-	bool in_string = false;
+	while (b) {
+		struct arena_block *next = b->next;
 
-	for (size_t i = 0; i < len && text[i]; i++) {
-		char ch = text[i];
-
-		if (in_string) {
-			if (ch == '\\' && i + 1 < len && text[i + 1])
-				i++; /* the escaped character, whatever it is */
-			else if (ch == '"')
-				in_string = false;
-		} else if (ch == '"') {
-			in_string = true;
-		} else if (ch == '[' || ch == '{') {
-			if (++depth > max_depth)
-				return -ELOOP;
-		} else if ((ch == ']' || ch == '}') && depth > 0) {
-			depth--;
-		}
+		if (b->mapped)
+			munmap(b, sizeof(*b) + b->size);
+		else
+			free(b);
+		b = next;
 	}
+}
+
+/* A large block is mapped with its pages populated: one call instead of a
+ * page fault for each page as the tree is written (costly in a VM). */
+static struct arena_block *arena_block_new(size_t size, struct arena_block *next)
+{
+	struct arena_block *b = NULL;
+	bool mapped = size >= ARENA_BLOCK_MAP;
+
+	if (size > SIZE_MAX - sizeof(*b))
+		return NULL;
+	if (mapped) {
+		b = mmap(NULL, sizeof(*b) + size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		if (b == MAP_FAILED)
+			return NULL;
+	} else if (!(b = malloc(sizeof(*b) + size))) {
+		return NULL;
+	}
+	*b = (struct arena_block){ .next = next, .size = size, .mapped = mapped };
+	return b;
+}
+
+/* n bytes aligned to align (a power of two at most max_align_t's) */
+static void *arena_alloc(struct tree_ctx *t, size_t n, size_t align)
+{
+	struct arena_block *b = t->head->blocks;
+	size_t at = (b->used + align - 1) & ~(align - 1);
+
+	if (at > b->size || b->size - at < n) {
+		if (n > SIZE_MAX / 2)
+			return NULL;
+		b = arena_block_new(t->next_block > n ? t->next_block : n, b);
+		if (!b)
+			return NULL;
+		t->head->blocks = b;
+		if (t->next_block < ARENA_BLOCK_MAX)
+			t->next_block *= 2;
+		at = 0;
+	}
+	b->used = at + n;
+	return (char *)b->data + at;
+}
+
+static char *arena_strndup(struct tree_ctx *t, const void *s, size_t len)
+{
+	char *p = len < SIZE_MAX ? arena_alloc(t, len + 1, 1) : NULL;
+
+	if (p) {
+		memcpy(p, s, len);
+		p[len] = 0;
+	}
+	return p;
+}
+
+/* *arr (of *cap elements of size) with room for one more past len. */
+static int tree_grow(struct tree_ctx *t, void **arr, size_t *cap, size_t len, size_t size)
+{
+	size_t n = *cap ? *cap * 2 : 4;
+	void *p;
+
+	if (len < *cap)
+		return 0;
+	if (n > SIZE_MAX / size || !(p = arena_alloc(t, n * size, _Alignof(void *))))
+		return -ENOMEM;
+	if (len)
+		memcpy(p, *arr, len * size);
+	*arr = p;
+	*cap = n;
 	return 0;
+}
+
+/* A node: the first is the root, in the first block. */
+static yajl_val tree_new(struct tree_ctx *t, yajl_type type)
+{
+	yajl_val v;
+
+	if (!t->head) {
+		struct arena_block *b = arena_block_new(ARENA_BLOCK_MIN, NULL);
+
+		if (!b)
+			return NULL;
+		t->head = (struct tree_head *)b->data;
+		b->used = sizeof(struct tree_head);
+		t->head->blocks = b;
+		v = &t->head->root;
+	} else if (!(v = arena_alloc(t, sizeof(*v), _Alignof(struct yajl_val_s)))) {
+		return NULL;
+	}
+	memset(v, 0, sizeof(*v));
+	v->type = type;
+	return v;
+}
+
+/* Attach v to the open container (the root has none). */
+static int tree_add(struct tree_ctx *t, yajl_val v)
+{
+	struct tree_level *l;
+	size_t cap;
+
+	if (!v)
+		return 0;
+	if (t->depth == 0)
+		return 1;
+	l = &t->stack[t->depth - 1];
+	if (YAJL_IS_ARRAY(l->v)) {
+		if (tree_grow(t, (void **)&l->v->u.array.values, &l->cap, l->v->u.array.len,
+			      sizeof(yajl_val)) < 0)
+			return 0;
+		l->v->u.array.values[l->v->u.array.len++] = v;
+		return 1;
+	}
+	cap = l->cap; /* (keys and values grow together) */
+	if (!l->key ||
+	    tree_grow(t, (void **)&l->v->u.object.values, &cap, l->v->u.object.len,
+		      sizeof(yajl_val)) < 0 ||
+	    tree_grow(t, (void **)&l->v->u.object.keys, &l->cap, l->v->u.object.len,
+		      sizeof(char *)) < 0)
+		return 0;
+	l->v->u.object.keys[l->v->u.object.len] = l->key;
+	l->v->u.object.values[l->v->u.object.len++] = v;
+	l->key = NULL;
+	return 1;
+}
+
+static int tree_open(void *ctx, yajl_type type)
+{
+	struct tree_ctx *t = ctx;
+	yajl_val v;
+
+	if (t->depth >= t->max_depth) {
+		t->too_deep = true;
+		return 0;
+	}
+	if (t->depth == t->cap) {
+		size_t n = t->cap ? t->cap * 2 : 8;
+		struct tree_level *p = reallocarray(t->stack, n, sizeof(*p));
+
+		if (!p)
+			return 0;
+		t->stack = p;
+		t->cap = n;
+	}
+	v = tree_new(t, type);
+	if (!v || !tree_add(t, v))
+		return 0;
+	t->stack[t->depth++] = (struct tree_level){ .v = v };
+	return 1;
+}
+
+static int tree_close(void *ctx)
+{
+	struct tree_ctx *t = ctx;
+
+	if (t->depth == 0)
+		return 0;
+	t->depth--;
+	return 1;
+}
+
+static int tree_map_open(void *ctx)
+{
+	return tree_open(ctx, yajl_t_object);
+}
+
+static int tree_array_open(void *ctx)
+{
+	return tree_open(ctx, yajl_t_array);
+}
+
+static int tree_key(void *ctx, const unsigned char *key, size_t len)
+{
+	struct tree_ctx *t = ctx;
+
+	t->stack[t->depth - 1].key = arena_strndup(t, key, len);
+	return t->stack[t->depth - 1].key != NULL;
+}
+
+static int tree_string(void *ctx, const unsigned char *s, size_t len)
+{
+	yajl_val v = tree_new(ctx, yajl_t_string);
+
+	return v && (v->u.string = arena_strndup(ctx, s, len)) && tree_add(ctx, v);
+}
+
+static int tree_number(void *ctx, const char *s, size_t len)
+{
+	yajl_val v = tree_new(ctx, yajl_t_number);
+	char *end = NULL;
+
+	if (!v || !(v->u.number.r = arena_strndup(ctx, s, len)))
+		return 0;
+	errno = 0;
+	v->u.number.i = strtoll(v->u.number.r, &end, 10);
+	if (errno == 0 && *end == '\0')
+		v->u.number.flags |= YAJL_NUMBER_INT_VALID;
+	errno = 0;
+	v->u.number.d = strtod(v->u.number.r, &end);
+	if (errno == 0 && *end == '\0')
+		v->u.number.flags |= YAJL_NUMBER_DOUBLE_VALID;
+	return tree_add(ctx, v);
+}
+
+static int tree_bool(void *ctx, int b)
+{
+	return tree_add(ctx, tree_new(ctx, b ? yajl_t_true : yajl_t_false));
+}
+
+static int tree_null(void *ctx)
+{
+	return tree_add(ctx, tree_new(ctx, yajl_t_null));
+}
+
+static const yajl_callbacks tree_callbacks = {
+	.yajl_null = tree_null,
+	.yajl_boolean = tree_bool,
+	.yajl_number = tree_number,
+	.yajl_string = tree_string,
+	.yajl_start_map = tree_map_open,
+	.yajl_map_key = tree_key,
+	.yajl_end_map = tree_close,
+	.yajl_start_array = tree_array_open,
+	.yajl_end_array = tree_close,
+};
+
+void json_free(yajl_val v)
+{
+	int saved = errno;
+
+	if (v) {
+		struct tree_head *head = (void *)((char *)v - offsetof(struct tree_head, root));
+
+		arena_free(head->blocks);
+	}
+	errno = saved;
+}
+
+static void parse_error(yajl_handle h, char *err, size_t err_len)
+{
+	unsigned char *msg = yajl_get_error(h, 0, NULL, 0);
+	char *nl = msg ? strchr((char *)msg, '\n') : NULL;
+
+	if (nl)
+		*nl = 0;
+	if (err && err_len)
+		snprintf(err, err_len, "%s", msg && msg[0] ? (char *)msg : "parse error");
+	if (msg)
+		yajl_free_error(h, msg);
 }
 
 int json_parse(const char *text, unsigned max_depth, char *err, size_t err_len, yajl_val *ret)
 {
-	char buf[256] = "";
-	yajl_val v;
+	struct tree_ctx t = { .max_depth = max_depth, .next_block = ARENA_BLOCK_MIN * 2 };
+	yajl_handle h = yajl_alloc(&tree_callbacks, NULL, &t);
+	size_t len = strlen(text);
+	yajl_status st;
+	int r = 0;
 
-	if (json_check_depth(text, SIZE_MAX, max_depth) < 0) {
+	if (!h)
+		return -ENOMEM;
+	/* the tree takes a few times the text: the first blocks in proportion */
+	while (t.next_block < len && t.next_block < ARENA_BLOCK_MAX)
+		t.next_block *= 2;
+	(void)yajl_config(h, yajl_allow_comments, 1);
+	st = yajl_parse(h, (const unsigned char *)text, len);
+	if (st == yajl_status_ok)
+		st = yajl_complete_parse(h);
+	if (t.too_deep) {
 		if (err && err_len)
 			snprintf(err, err_len, "nested too deeply (limit %u)", max_depth);
-		return -ELOOP;
+		r = -ELOOP;
+	} else if (st != yajl_status_ok || !t.head || t.depth) {
+		parse_error(h, err, err_len);
+		r = st == yajl_status_client_canceled ? -ENOMEM : -EBADMSG;
 	}
-	v = yajl_tree_parse(text, buf, sizeof(buf));
-	if (!v) {
-		char *nl = strchr(buf, '\n');
-
-		if (nl)
-			*nl = 0;
-		if (err && err_len)
-			snprintf(err, err_len, "%s", buf[0] ? buf : "parse error");
-		return -EBADMSG;
+	yajl_free(h);
+	free(t.stack);
+	if (r < 0) {
+		if (t.head)
+			arena_free(t.head->blocks);
+		return r;
 	}
-	*ret = v;
+	*ret = &t.head->root;
 	return 0;
 }
 

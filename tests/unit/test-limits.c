@@ -31,7 +31,9 @@ static char *nested(size_t n, char open, char close)
 	return s;
 }
 
-static void test_check_depth(void)
+/* The depth counts only containers as they open: brackets in strings and
+ * siblings do not add up, and nothing past the limit is built. */
+static void test_parse_depth(void)
 {
 	static const char *const ok_texts[] = {
 		"{}",
@@ -39,33 +41,88 @@ static void test_check_depth(void)
 		"{\"s\":\"[[[[[[[[\"}",        /* brackets in a string do not count */
 		"{\"s\":\"\\\"[[[[[[[[\"}",    /* nor after an escaped quote */
 		"{\"s\":\"\\\\\",\"t\":[[]]}", /* an escaped backslash ends the escape */
-		"]]]]]]]]]]",                  /* not JSON, but not deep either */
+		"[[],[],[],[],[],[],[],[]]",   /* siblings do not add up */
 	};
+	yajl_val v = NULL;
+	char err[128] = "";
 
-	for (size_t i = 0; i < ELEMENTSOF(ok_texts); i++)
-		ok(json_check_depth(ok_texts[i], strlen(ok_texts[i]), 3) == 0,
-		   "check_depth: '%s' is within depth 3", ok_texts[i]);
-	ok(json_check_depth("[[[[]]]]", 8, 3) == -ELOOP, "check_depth: depth 4 > 3 refused");
-	ok(json_check_depth("[[[[]]]]", 3, 3) == 0, "check_depth: only len bytes are scanned");
-	ok(json_check_depth("[[[\0[[[[", 8, 3) == 0, "check_depth: the scan stops at a NUL");
-	ok(json_check_depth("{\"a\":{\"b\":[{}]}}", 16, 3) == -ELOOP,
-	   "check_depth: objects and arrays count alike");
-	ok(json_check_depth("[][][][][][][][]", 16, 1) == 0, "check_depth: siblings do not add up");
-	ok(json_check_depth("\"\\", 2, 1) == 0, "check_depth: a trailing escape stays in bounds");
-	{ /* a NUL right after a backslash ends the text (ASan sees a read past it) */
-		char *t = strdup("\"\\");
-
-		ok(t && json_check_depth(t, SIZE_MAX, 1) == 0,
-		   "check_depth: a backslash before the NUL does not skip it");
-		free(t);
+	for (size_t i = 0; i < ELEMENTSOF(ok_texts); i++) {
+		ok(json_parse(ok_texts[i], 3, err, sizeof(err), &v) == 0 && v,
+		   "parse_depth: '%s' is within depth 3", ok_texts[i]);
+		if (v)
+			json_free(v);
+		v = NULL;
 	}
+	ok(json_parse("[[[[]]]]", 3, err, sizeof(err), &v) == -ELOOP && !v,
+	   "parse_depth: depth 4 > 3 refused");
+	ok(json_parse("{\"a\":{\"b\":[{}]}}", 3, err, sizeof(err), &v) == -ELOOP && !v,
+	   "parse_depth: objects and arrays count alike");
+	ok(json_parse("]]]]]]]]]]", 3, err, sizeof(err), &v) == -EBADMSG && !v,
+	   "parse_depth: closing brackets alone are not JSON: '%s'", err);
+	ok(json_parse("[1,{\"a\":[2,", 3, err, sizeof(err), &v) == -EBADMSG && !v,
+	   "parse_depth: a text cut inside open containers frees what was built");
+}
+
+static bool streq_ptr(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0;
+}
+
+/* The tree is yajl's: types, numbers' flags, keys in order, empty containers,
+ * a long array (built by doubling, not one realloc per element). */
+static void test_parse_tree(void)
+{
+	_cleanup_free_ char *big = NULL;
+	yajl_val v = NULL, a;
+	size_t n = 0, len = 10000;
+	int r;
+
+	r = json_parse(
+		"{\"i\":-42,\"d\":1.5,\"e\":1e3,\"h\":99999999999999999999,\"s\":\"x\\u00e9\","
+		"\"t\":true,\"f\":false,\"n\":null,\"o\":{},\"a\":[] /* c */}",
+		JSON_DEPTH_MAX, NULL, 0, &v);
+	ok(r == 0 && YAJL_IS_OBJECT(v) && v->u.object.len == 10,
+	   "parse_tree: an object of 10 keys");
+	ok(r == 0 && YAJL_IS_INTEGER(json_get(v, "i")) &&
+		   YAJL_GET_INTEGER(json_get(v, "i")) == -42 && YAJL_IS_DOUBLE(json_get(v, "i")),
+	   "parse_tree: -42 is an integer (and a double)");
+	ok(r == 0 && !YAJL_IS_INTEGER(json_get(v, "d")) && YAJL_IS_DOUBLE(json_get(v, "d")) &&
+		   !YAJL_IS_INTEGER(json_get(v, "e")) && !YAJL_IS_INTEGER(json_get(v, "h")) &&
+		   streq_ptr(YAJL_GET_NUMBER(json_get(v, "h")), "99999999999999999999"),
+	   "parse_tree: 1.5, 1e3 and an overflowing number are no integers; the text is kept");
+	ok(r == 0 && streq_ptr(YAJL_GET_STRING(json_get(v, "s")), "x\xc3\xa9") &&
+		   YAJL_IS_TRUE(json_get(v, "t")) && YAJL_IS_FALSE(json_get(v, "f")) &&
+		   YAJL_IS_NULL(json_get(v, "n")) && !strcmp(v->u.object.keys[9], "a"),
+	   "parse_tree: strings unescaped, true, false, null, keys in order, a comment skipped");
+	ok(r == 0 && YAJL_IS_OBJECT(json_get(v, "o")) && json_get(v, "o")->u.object.len == 0 &&
+		   YAJL_IS_ARRAY(json_get(v, "a")) && json_get(v, "a")->u.array.len == 0,
+	   "parse_tree: empty object and array");
+	if (v)
+		json_free(v);
+	v = NULL;
+	big = malloc(len * 12 + 3);
+	if (!big)
+		abort();
+	big[n++] = '[';
+	for (size_t i = 0; i < len; i++)
+		n += (size_t)sprintf(big + n, "%s{\"k\":%zu}", i ? "," : "", i);
+	big[n++] = ']';
+	big[n] = 0;
+	r = json_parse(big, JSON_DEPTH_MAX, NULL, 0, &v);
+	a = r == 0 ? v : NULL;
+	ok(YAJL_IS_ARRAY(a) && a->u.array.len == len &&
+		   YAJL_GET_INTEGER(json_get(a->u.array.values[len - 1], "k")) ==
+			   (long long)len - 1,
+	   "parse_tree: an array of %zu objects, every one in place", len);
+	if (v)
+		json_free(v);
 }
 
 static void test_parse(void)
 {
 	_cleanup_free_ char *deep = nested(350000, '[', ']');
 	_cleanup_free_ char *at = nested(JSON_DEPTH_MAX - 1, '[', ']');
-	_cleanup_free_ char *over = nested(JSON_DEPTH_MAX, '{', '}');
+	_cleanup_free_ char *over = nested(JSON_DEPTH_MAX, '[', ']');
 	yajl_val v = NULL;
 	char err[128] = "";
 	int r;
@@ -79,7 +136,7 @@ static void test_parse(void)
 	ok(r == 0 && YAJL_IS_OBJECT(v), "parse: exactly the limit (%d levels) parses",
 	   JSON_DEPTH_MAX);
 	if (v)
-		yajl_tree_free(v);
+		json_free(v);
 	v = NULL;
 	r = json_parse(over, JSON_DEPTH_MAX, err, sizeof(err), &v);
 	ok(r == -ELOOP && !v, "parse: one level over the limit is refused");
@@ -89,7 +146,7 @@ static void test_parse(void)
 	r = json_parse("{\"v\":1,\"op\":\"ps\",\"jobs\":[\"a\"]}", JSON_DEPTH_MAX, NULL, 0, &v);
 	ok(r == 0 && YAJL_IS_OBJECT(v), "parse: a request parses without an error buffer");
 	if (v)
-		yajl_tree_free(v);
+		json_free(v);
 }
 
 static void test_template_meta_depth(void)
@@ -311,7 +368,8 @@ out:
 
 int main(void)
 {
-	test_check_depth();
+	test_parse_depth();
+	test_parse_tree();
 	test_parse();
 	test_template_meta_depth();
 	test_conn_keys();

@@ -269,12 +269,12 @@ static void test_capacity(void)
 		   nodes_capacity_from_json(bad, &back) == 0 && !strcmp(back.cpu_model, "?[2Jx") &&
 		   back.cpus == 2,
 	   "a peer's control characters are cleaned (%s)", back.cpu_model);
-	yajl_tree_free(bad);
+	json_free(bad);
 	bad = NULL;
 	ok(json_parse("{\"cpus\":\"many\"}", 8, NULL, 0, &bad) == 0 &&
 		   nodes_capacity_from_json(bad, &back) == -EBADMSG,
 	   "a figure of the wrong type is refused");
-	yajl_tree_free(bad);
+	json_free(bad);
 	bad = NULL;
 	ok(json_parse("{\"cpus\":-1}", 8, NULL, 0, &bad) == 0 &&
 		   nodes_capacity_from_json(bad, &back) == -EBADMSG,
