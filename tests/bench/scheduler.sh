@@ -104,6 +104,16 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$XOSD_PID/status"; }
 # count, wall time (total, max) and xosd's CPU time (0: an xosd before cpu_us)
 passes() { "$BUILD/xqueue" --json | jq -r '.passes | "\(.count) \(.total_us) \(.max_us) \(.cpu_us // 0)"'; }
 ms_since() { echo "$1 $EPOCHREALTIME" | awk '{printf "%.1f", ($2 - $1) * 1000}'; }
+# median5 CMD...: the median wall time of five runs of CMD (output discarded), ms
+median5() {
+	local t0 i
+	for i in 1 2 3 4 5; do
+		t0=$EPOCHREALTIME
+		"$@" >/dev/null || die "$* failed"
+		ms_since "$t0"
+		echo
+	done | sort -n | sed -n 3p
+}
 
 # submit FIRST COUNT ARGS_JSON: COUNT run requests straight to the socket
 # (python3, SUBMITTERS threads: the daemon's rate without an xrun process per
@@ -148,7 +158,7 @@ submit_raw() {
 # run_mode held|over: fill the queue, then time events, xps and xqueue
 run_mode() {
 	local mode=$1 args=() req t0 rss0 rss1 secs cli_n cli_secs p0 p1 c0 c1 tot0 tot1 max1 cpu0 cpu1
-	local xps_first xps_again xq
+	local xps_first
 	if [ "$mode" = held ]; then
 		start_xosd
 		args=(--hold)
@@ -200,16 +210,12 @@ run_mode() {
 	t0=$EPOCHREALTIME
 	"$BUILD/xps" -a --json >/dev/null
 	xps_first=$(ms_since "$t0")
-	t0=$EPOCHREALTIME
-	"$BUILD/xps" -a --json >/dev/null
-	xps_again=$(ms_since "$t0")
-	t0=$EPOCHREALTIME
-	"$BUILD/xqueue" --json >/dev/null
-	xq=$(ms_since "$t0")
-	t0=$EPOCHREALTIME
-	"$BUILD/xqueue" >/dev/null
-	echo "  xps -a --json: ${xps_first} ms (with the full pass), ${xps_again} ms again;" \
-		"xqueue --json ${xq} ms; xqueue $(ms_since "$t0") ms"
+	# then each listing of the whole queue, median of 5 (the table is what a
+	# person types; --json what a script reads)
+	echo "  the whole queue, ms (median of 5): xps -a --json ${xps_first} the first time (with" \
+		"the full pass); then xps $(median5 "$BUILD/xps")," \
+		"xps -a --json $(median5 "$BUILD/xps" -a --json)," \
+		"xqueue $(median5 "$BUILD/xqueue"), xqueue --json $(median5 "$BUILD/xqueue" --json)"
 	echo "  xosd memory: ${rss0} KiB before, ${rss1} KiB with $N queued:" \
 		"$(echo "$rss0 $rss1 $N" | awk '{printf "%.1f", ($2 - $1) * 1024 / $3}') bytes per queued job"
 	stop_xosd
