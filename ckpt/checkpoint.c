@@ -372,6 +372,7 @@ static int begin_dump(struct ckpt *ck, struct job *j, bool stop, struct xerr *er
 	j->run = calloc(1, sizeof(*j->run));
 	if (!j->run)
 		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
+	ck->tick_walk = true; /* (its deadline) */
 	*j->run = (struct ckpt_run){ .kind = CKPT_DUMP,
 				     .version = next_version(ck, j, jfd),
 				     .stop = stop,
@@ -768,6 +769,7 @@ static int begin_restore(struct ckpt *ck, struct job *j, unsigned version, struc
 	j->run = calloc(1, sizeof(*j->run));
 	if (!j->run)
 		return xerr_set(err, -ENOMEM, "restart_failed", "Out of memory");
+	ck->tick_walk = true; /* (its deadline) */
 	*j->run = (struct ckpt_run){ .kind = CKPT_RESTORE,
 				     .version = version,
 				     .prev = j->state,
@@ -1182,15 +1184,26 @@ static void tick_job(struct ckpt *ck, struct job *j, uint64_t now)
 		log_error("Periodic checkpoint of job %s failed: %s", j->id, xerr_message(&err));
 }
 
+void ckpt_job_linked(struct ckpt *ck, const struct job *j)
+{
+	if (j->run || j->ckpt.every_us)
+		ck->tick_walk = true;
+}
+
 int ckpt_tick(struct ckpt *ck)
 {
 	uint64_t now = mono_usec(), next = UINT64_MAX;
-
 	int timeout = -1;
 
+	if (!ck->tick_walk)
+		return -1;
+	ck->tick_walk = false; /* (set again by what the walk finds or begins) */
 	for (struct job *j = *ck->jobs; j; j = j->next) {
-		int t = run_deadline(ck, j, now);
+		int t;
 
+		if (j->run || j->ckpt.every_us)
+			ck->tick_walk = true;
+		t = run_deadline(ck, j, now);
 		if (t >= 0 && (timeout < 0 || t < timeout))
 			timeout = t;
 		tick_job(ck, j, now);

@@ -15,6 +15,11 @@ struct ckpt {
 	bool cgroup_v2;
 	int store_fd;      /* the checkpoint store (checkpoint_dir), opened on first use */
 	int criu_veth_fix; /* checkpoint_bridge = auto: -1 not probed yet, 0 or 1 */
+	/* ckpt_tick walks the jobs only while one may have a run or periodic
+	 * checkpoints: set when a run begins or such a job is linked, cleared
+	 * by a walk that finds none (10,000 queued jobs made each wakeup of
+	 * the main loop walk them all) */
+	bool tick_walk;
 };
 /* A call to the daemon: HOST(ck, persist, j) */
 #define HOST(ck, op, ...) ((ck)->host->op((ck)->data, ##__VA_ARGS__))

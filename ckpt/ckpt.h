@@ -128,6 +128,9 @@ bool ckpt_container_gone(struct ckpt *ck, struct job *j);
 void ckpt_abort(struct ckpt *ck, struct job *j, int sig);
 /* Periodic checkpoints and run deadlines: the next timeout (ms) or -1. */
 int ckpt_tick(struct ckpt *ck);
+/* j joined the daemon's jobs (daemon_job_link): ckpt_tick looks at the jobs
+ * again if j has periodic checkpoints or a run. */
+void ckpt_job_linked(struct ckpt *ck, const struct job *j);
 /* At start-up, a job loaded from its record: one stopped at a checkpoint
  * is taken (true); one found in the middle of a run runs on. */
 bool ckpt_adopt(struct ckpt *ck, struct job *j);

@@ -524,7 +524,8 @@ int ckpt_new(const struct ckpt_setup *s, struct ckpt **ret)
 			     .self_exe = s->self_exe ? strdup(s->self_exe) : NULL,
 			     .cgroup_v2 = s->cgroup_v2,
 			     .store_fd = -EBADF,
-			     .criu_veth_fix = -1 };
+			     .criu_veth_fix = -1,
+			     .tick_walk = true };
 	if (s->self_exe && !ck->self_exe) {
 		free(ck);
 		return -ENOMEM;

@@ -73,6 +73,8 @@ void daemon_job_link(struct daemon *d, struct job *j)
 		d->timed_jobs = true;
 	if (j->state == JOB_CHECKPOINTED)
 		d->checkpointed_jobs = true;
+	if (d->ckpt) /* (NULL while the records load: its first tick walks) */
+		ckpt_job_linked(d->ckpt, j);
 	if (d->jtab_size) {
 		table_put(d->jtab, d->jtab_size, j);
 		name_put(d->ntab, d->jtab_size, j);
