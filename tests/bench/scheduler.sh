@@ -101,6 +101,11 @@ start_xosd() { # CONF_LINE...
 }
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$XOSD_PID/status"; }
+# xosd's CPU time (user + system, every thread), microseconds
+xosd_cpu_us() {
+	awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f", ($14 + $15) * 1000000 / hz }' \
+		"/proc/$XOSD_PID/stat"
+}
 # count, wall time (total, max) and xosd's CPU time (0: an xosd before cpu_us)
 passes() { "$BUILD/xqueue" --json | jq -r '.passes | "\(.count) \(.total_us) \(.max_us) \(.cpu_us // 0)"'; }
 ms_since() { echo "$1 $EPOCHREALTIME" | awk '{printf "%.1f", ($2 - $1) * 1000}'; }
@@ -158,7 +163,7 @@ submit_raw() {
 # run_mode held|over: fill the queue, then time events, xps and xqueue
 run_mode() {
 	local mode=$1 args=() req t0 rss0 rss1 secs cli_n cli_secs p0 p1 c0 c1 tot0 tot1 max1 cpu0 cpu1
-	local xps_first
+	local xps_first x0 x1
 	if [ "$mode" = held ]; then
 		start_xosd
 		args=(--hold)
@@ -190,6 +195,7 @@ run_mode() {
 	# events once the queue is full: held: xrelease of a job (it runs and ends);
 	# over: one more submission (it is queued)
 	p0=$(passes)
+	x0=$(xosd_cpu_us)
 	t0=$EPOCHREALTIME
 	for i in $(seq "$EVENTS"); do
 		if [ "$mode" = held ]; then
@@ -200,13 +206,15 @@ run_mode() {
 		fi
 	done
 	p1=$(passes)
+	x1=$(xosd_cpu_us)
 	read -r c0 tot0 _ cpu0 <<<"$p0"
 	read -r c1 tot1 max1 cpu1 <<<"$p1"
 	echo "  $EVENTS events ($([ "$mode" = held ] && echo xrelease || echo submissions)) in" \
 		"$(ms_since "$t0") ms; decisions: $((c1 - c0)) passes, mean" \
 		"$(echo "$tot1 $tot0 $c1 $c0" | awk '{printf "%.0f", ($1 - $2) / ($3 - $4)}') us" \
 		"($(echo "$cpu1 $cpu0 $c1 $c0" | awk '{printf "%.0f", ($1 - $2) / ($3 - $4)}') us of xosd's CPU)," \
-		"max so far $max1 us"
+		"max so far $max1 us; xosd's whole CPU per event (request, pass, start, loop)" \
+		"$(((x1 - x0) / EVENTS)) us"
 	t0=$EPOCHREALTIME
 	"$BUILD/xps" -a --json >/dev/null
 	xps_first=$(ms_since "$t0")
