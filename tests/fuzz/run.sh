@@ -46,10 +46,12 @@ fi
 [ -n "$time" ] || time=$([ "$check" = 1 ] && echo 3 || echo 600)
 
 # CPU seconds (user + system) used by this script's ended children so far,
-# into CPU (`times` in this shell: a subshell would count only its own)
+# into CPU (`times` in this shell: a subshell would count only its own; the
+# file is this run's own: two runs in one build directory once read each
+# other's)
 children_cpu() {
-	times >"$build/fuzz/.times"
-	CPU=$(tail -1 "$build/fuzz/.times" | awk '{
+	times >"$build/fuzz/.times.$$"
+	CPU=$(tail -1 "$build/fuzz/.times.$$" | awk '{
 		s = 0
 		for (i = 1; i <= NF; i++) {
 			split($i, p, "m"); sub("s", "", p[2]); s += p[1] * 60 + p[2]
@@ -111,4 +113,5 @@ for t in "${targets[@]}"; do
 		fail=1
 	fi
 done
+rm -f "$build/fuzz/.times.$$"
 exit $fail
