@@ -20,6 +20,10 @@ cleanup() {
 	XDG_RUNTIME_DIR=$T/xdg-grid XOS_SOCKET=$T/run/xosd.sock "$B/xlogout" >/dev/null 2>&1
 	[ -s "$T/pid" ] && kill "$(cat "$T/pid")" 2>/dev/null && sleep 1
 	rm -rf "$T"
+	# (liblxc leaves its lock directory of the containers of a job killed
+	# at the end: /run/lxc/lock/<lxcpath>)
+	rm -rf "/run/lxc/lock$T"
+	rmdir /run/lxc/lock/tmp 2>/dev/null || true
 }
 trap cleanup EXIT
 "$R/tests/tools/mkcerts.sh" "$T/certs" >/dev/null 2>&1 || { echo "mkcerts.sh failed" >&2; exit 1; }

@@ -83,6 +83,10 @@ cleanup() {
 	stop_xosd
 	our_mounts | while read -r m; do umount -l "$m" 2>/dev/null || true; done
 	rm -rf "$TMP"
+	# (liblxc leaves its lock directory of the containers of a job killed
+	# at the end: /run/lxc/lock/<lxcpath>)
+	rm -rf "/run/lxc/lock$TMP"
+	rmdir /run/lxc/lock/tmp 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM HUP
 
