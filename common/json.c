@@ -48,6 +48,20 @@ struct tree_head {
 #define ARENA_BLOCK_MAX ((size_t)4 << 20)
 #define ARENA_BLOCK_MAP ((size_t)256 << 10)
 
+/* Under AddressSanitizer every allocation of a tree is a malloc of its own,
+ * of its exact size, and nothing is kept for the next tree: a read past a
+ * string or a use after json_free is reported as it was with yajl's tree. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ARENA_EXACT 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ARENA_EXACT 1
+#endif
+#endif
+#ifndef ARENA_EXACT
+#define ARENA_EXACT 0
+#endif
+
 struct tree_level {
 	yajl_val v;
 	size_t cap;
@@ -76,7 +90,7 @@ static void arena_free(struct arena_block *b)
 
 		if (b->mapped)
 			munmap(b, sizeof(*b) + b->size);
-		else if (!next && !spare_block && b->size == ARENA_BLOCK_MIN)
+		else if (!ARENA_EXACT && !next && !spare_block && b->size == ARENA_BLOCK_MIN)
 			spare_block = b; /* (the first block is the last of the list) */
 		else
 			free(b);
@@ -116,7 +130,7 @@ static struct arena_block *arena_block_new(size_t size, struct arena_block *next
 {
 	struct arena_block *b;
 
-	if (size >= ARENA_BLOCK_MAP)
+	if (!ARENA_EXACT && size >= ARENA_BLOCK_MAP)
 		return arena_block_map(size, next);
 	if (size > SIZE_MAX - sizeof(*b) || !(b = malloc(sizeof(*b) + size)))
 		return NULL;
@@ -130,10 +144,10 @@ static void *arena_alloc(struct tree_ctx *t, size_t n, size_t align)
 	struct arena_block *b = t->head->blocks;
 	size_t at = (b->used + align - 1) & ~(align - 1);
 
-	if (at > b->size || b->size - at < n) {
+	if (ARENA_EXACT || at > b->size || b->size - at < n) {
 		if (n > SIZE_MAX / 2)
 			return NULL;
-		b = arena_block_new(t->next_block > n ? t->next_block : n, b);
+		b = arena_block_new(!ARENA_EXACT && t->next_block > n ? t->next_block : n, b);
 		if (!b)
 			return NULL;
 		t->head->blocks = b;
@@ -184,7 +198,9 @@ static yajl_val tree_new(struct tree_ctx *t, yajl_type type)
 		if (b) {
 			spare_block = NULL;
 			*b = (struct arena_block){ .size = ARENA_BLOCK_MIN };
-		} else if (!(b = arena_block_new(ARENA_BLOCK_MIN, NULL))) {
+		} else if (!(b = arena_block_new(ARENA_EXACT ? sizeof(struct tree_head)
+							     : ARENA_BLOCK_MIN,
+						 NULL))) {
 			return NULL;
 		}
 		t->head = (struct tree_head *)b->data;
