@@ -87,3 +87,18 @@ wait_newest() {
 	assert_equal "$status" 5
 	assert_equal "$(job_field "$id2" .checkpoint.restores)" 0
 }
+
+@test "--checkpoint-every: a job's periodic checkpoints go on after kill -9 of xosd and its restart" {
+	id=$(xrun -d --checkpoint-every 2s --keep 2 -- sh -c 'while :; do date +%s%N >>/tmp/t; sleep 0.2; done')
+	wait_state "$id" RUNNING
+	wait_newest "$id" 1
+	kill -9 "$XOSD_PID"
+	wait "$XOSD_PID" 2>/dev/null || true
+	XOSD_PID=
+	xosd_launch
+	# the job is loaded from its record before the checkpointer exists: the
+	# restarted xosd must still find it due and make new versions
+	n=$(xcheckpoint --list --json "$id" | jq '.[-1].version')
+	wait_newest "$id" $((n + 2))
+	assert_equal "$(job_field "$id" .state)" RUNNING
+}
