@@ -360,24 +360,45 @@ sl_sacct_cpu_at_least() {
 
 @test "Slurm's accounting counts the container's cpu time: sstat while it runs, sacct after" {
 	[ "$SL_ACCT" = 1 ] || skip "no accounting storage (slurmdbd, MariaDB: scripts/setup.sh installs them)"
+	# The step runs in an allocation of its own that outlives it: with srun
+	# making the allocation, srun ends the job as soon as its task has
+	# ended, and the step's own completion (with its accounting) can reach
+	# slurmctld after the job's end
+	run salloc -N1 -J xos-acct --no-shell
+	assert_success
+	j=$(sed -n 's/.*Granted job allocation \([0-9][0-9]*\).*/\1/p' <<<"$output")
+	[ -n "$j" ]
+	xos_wait_for 60 sl_running xos-acct
 	# a busy loop in the container, until the test opens its gate; xrun
 	# itself uses next to no cpu, so the step's cpu is the container's
-	srun -N1 -J xos-acct xrun -- sh -c 'while [ ! -e /tmp/gate ]; do :; done' \
+	srun --jobid="$j" -N1 xrun -- sh -c 'while [ ! -e /tmp/gate ]; do :; done' \
 		>"$XOS_TMP/srun.out" 2>&1 &
 	SRUN_PID=$!
 	xos_wait_for 60 live_jobs 1
 	id=$(xps -q)
 	wait_state "$id" RUNNING
-	j=$(sl_job xos-acct)
-	xos_wait_for 120 sl_cpu_at_least "$j" 2
+	# (4 s while it runs, 2 s in the record: the record's TotalCPU is the
+	# whole seconds of Slurm's last poll plus xrun's own fraction, 5.013 s
+	# where sstat and ps said 6 s, and AveCPU is rounded; the gate opened
+	# at 2 s could leave a record of 1.0xx s)
+	xos_wait_for 120 sl_cpu_at_least "$j" 4
 	open_gate "$id"
 	xos_wait_for 60 pid_gone "$SRUN_PID"
 	wait "$SRUN_PID"
 	# the step's record, as slurmctld sent it to slurmdbd and the database
 	# keeps it
-	xos_wait_for 60 sl_sacct_cpu_at_least "$j" 2
+	if ! xos_wait_for 60 sl_sacct_cpu_at_least "$j" 2; then
+		# what slurmdbd has, and what slurmctld said of it, for the
+		# failure's report
+		sacct -P -j "$j" -o JobID,State,ExitCode,TotalCPU,UserCPU,SystemCPU,Elapsed >&2 || true
+		sstat -P -a -j "$j.0" -o JobID,AveCPU,TotalCPU >&2 || true
+		grep -iE 'dbd|agent|step' "$SL_DIR/log/slurmctld.log" | tail -n 20 >&2 || true
+		tail -n 20 "$SL_DIR/log/slurmdbd.log" >&2 || true
+		return 1
+	fi
 	run sacct -n -P -j "$j.0" -o JobID,State,TotalCPU
 	echo "sacct: $output"
+	scancel "$j"
 }
 
 @test "a job over its Slurm --mem is killed by Slurm's memory limit" {
