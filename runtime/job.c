@@ -717,6 +717,11 @@ void job_finish(struct job *j)
 	const struct unit *u = j->n_units ? &j->units[0] : NULL;
 
 	j->ended_us = now_usec();
+	/* a job may end before xosd records its start (its starter still
+	 * waiting on liblxc): its start is then its first unit's, as the
+	 * loader reported it */
+	if (!j->started_us && u && u->started_us)
+		j->started_us = u->started_us;
 	if (j->have_acct && j->started_us)
 		j->acct.wall_us = j->ended_us - j->started_us;
 	if (!u || u->state == UNIT_RUNNING || u->state == UNIT_FAILED) {

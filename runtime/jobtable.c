@@ -69,6 +69,8 @@ void daemon_job_link(struct daemon *d, struct job *j)
 	j->next = d->jobs;
 	d->jobs = j;
 	d->jtab_n++;
+	d->jobs_gen++;
+	queue_job_linked(d, j);
 	if (j->sched.time_us) /* (only so does one come: it is known at its link) */
 		d->timed_jobs = true;
 	if (j->state == JOB_CHECKPOINTED)
@@ -84,6 +86,7 @@ void daemon_job_link(struct daemon *d, struct job *j)
 
 void daemon_job_unlink(struct daemon *d, struct job *j)
 {
+	d->jobs_gen++;
 	for (struct job **p = &d->jobs; *p; p = &(*p)->next)
 		if (*p == j) {
 			*p = j->next;

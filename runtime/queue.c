@@ -56,6 +56,23 @@ struct view {
 	size_t cap_hint, cap_slot, cap_order, cap_ptab;
 };
 
+/* What admit_wait_fast needs of the queue and the running jobs, kept
+ * between submissions while d->jobs_gen has not moved (DECISIONS (ay)) */
+struct wait_summary {
+	bool valid;
+	uint64_t gen;                     /* the d->jobs_gen it was made at */
+	struct scheduler_resources free_; /* what the running jobs leave */
+	bool preempt;                     /* a running job is preemptible or stopping */
+	bool deps;                        /* a QUEUED job has dependencies */
+	bool untimed;                     /* a job that waits has no --time */
+	unsigned n_queue;                 /* jobs in the queue */
+	unsigned ahead;                   /* of them, neither held nor with dependencies */
+	const struct job *last;           /* the last in the order (NULL: none) */
+	/* a submission decided by it, until its link (then counted in) */
+	const struct job *pending;
+	uint64_t pending_gen;
+};
+
 struct queue_state {
 	struct scheduler_resources capacity; /* for jobs: the node's minus the reserve */
 	bool dirty;                          /* decide again */
@@ -66,7 +83,10 @@ struct queue_state {
 	size_t n_usage;
 	struct view view;
 	/* passes of the scheduler (xqueue --json "passes"; tests/bench/scheduler.sh) */
-	uint64_t passes, pass_us_total, pass_us_max, pass_us_last, fast_admits;
+	uint64_t passes, pass_us_total, pass_us_max, pass_us_last, fast_admits, fast_waits;
+	uint64_t summary_walks; /* admit_wait_fast's walks to make the summary */
+	bool selfcheck;         /* XOS_SCHED_SELFCHECK=1: a kept summary checked by a walk */
+	struct wait_summary sum;
 	uint64_t pass_cpu_us_total; /* xosd's own CPU time in them (the machine's load aside) */
 	/* group commit of queued jobs' records (queue_submit, group_commit) */
 	bool sync_pending;
@@ -190,6 +210,9 @@ int queue_setup(struct daemon *d)
 	q->capacity.millicpus = minus_reserve(q->capacity.millicpus, c->reserve_millicpus);
 	q->capacity.memory = minus_reserve(q->capacity.memory, c->reserve_memory);
 	q->dirty = true;
+	/* (tests: each use of the kept queue summary checked against a walk) */
+	q->selfcheck = secure_getenv("XOS_SCHED_SELFCHECK") &&
+		       !strcmp(secure_getenv("XOS_SCHED_SELFCHECK"), "1");
 	r = usage_load(q, d->state_fd);
 	if (r < 0) { /* the order is then unfair for a while, not wrong */
 		log_warn("Ignoring %s in the state directory: %s", USAGE_FILE, strerror(-r));
@@ -1100,6 +1123,151 @@ static int admit_fast(struct daemon *d, struct job *j)
 	return 1;
 }
 
+/* A user's usage decayed to now, as view_build gives it to the scheduler */
+static double usage_now(struct daemon *d, uint32_t uid, uint64_t now)
+{
+	const struct usage_entry *u = usage_of(d->queue, uid, false);
+
+	if (!u)
+		return 0.0;
+	return scheduler_decay(u->usage, now > u->stamp_us ? now - u->stamp_us : 0,
+			       d->cfg->fairshare_half_life_us);
+}
+
+/* The job as the scheduler orders it (add_queued's fields that order) */
+static struct scheduler_queued order_key(const struct job *j)
+{
+	return (struct scheduler_queued){ .id = j->name ? j->name : j->id,
+					  .uid = j->owner_uid,
+					  .priority = j->sched.priority,
+					  .submit_us = j->created_us };
+}
+
+/* The summary from a walk of every job: the running ones' resources, and
+ * the queue (jobs, the eligible ones, the last in the order) */
+static void summary_walk(struct daemon *d, uint64_t now, struct wait_summary *sum)
+{
+	struct scheduler_queued last = { 0 };
+	double last_usage = 0.0;
+
+	*sum = (struct wait_summary){ .valid = true,
+				      .gen = d->jobs_gen,
+				      .free_ = d->queue->capacity };
+	for (struct job *o = d->jobs; o; o = o->next) {
+		struct scheduler_queued k;
+		double u;
+
+		if (holds_resources(o)) {
+			struct scheduler_resources r = { o->sched.millicpus, o->sched.memory, 1 };
+
+			sum->preempt = sum->preempt || o->sched.preemptible || o->sched.preempting;
+			res_take(&sum->free_, &r);
+			continue;
+		}
+		if (!in_queue(o))
+			continue;
+		sum->n_queue++;
+		k = order_key(o);
+		u = k.uid == last.uid && sum->last ? last_usage : usage_now(d, k.uid, now);
+		if (!sum->last || scheduler_compare(&last, last_usage, &k, u) < 0) {
+			sum->last = o;
+			last = k;
+			last_usage = u;
+		}
+		if (o->state == JOB_QUEUED && o->sched.held)
+			continue;
+		if (o->state == JOB_QUEUED && o->sched.n_deps) {
+			sum->deps = true;
+			continue;
+		}
+		sum->ahead++;
+		sum->untimed = sum->untimed || !o->sched.time_us;
+	}
+}
+
+/* XOS_SCHED_SELFCHECK=1 (tests): the kept summary against a walk */
+static void summary_check(struct daemon *d, uint64_t now)
+{
+	const struct wait_summary *k = &d->queue->sum;
+	struct wait_summary w;
+
+	summary_walk(d, now, &w);
+	if (w.free_.millicpus != k->free_.millicpus || w.free_.memory != k->free_.memory ||
+	    w.free_.jobs != k->free_.jobs || w.preempt != k->preempt || w.deps != k->deps ||
+	    w.untimed != k->untimed || w.n_queue != k->n_queue || w.ahead != k->ahead ||
+	    w.last != k->last)
+		log_error("Scheduler self-check: the kept queue summary is wrong "
+			  "(queue %u/%u, ahead %u/%u, last %s/%s)",
+			  k->n_queue, w.n_queue, k->ahead, w.ahead, k->last ? k->last->id : "-",
+			  w.last ? w.last->id : "-");
+}
+
+/* The fast path of a submission that waits, where a full pass could only
+ * say the same (DECISIONS (ay)): the last pass left nothing to do (not
+ * dirty: every job in the queue waits for resources, is held or waits for
+ * a dependency), j has no dependency and comes after every job in the
+ * queue, none of the running jobs may be preempted or is stopping for a
+ * preemption, j does not fit what they leave, no job in the queue waits for
+ * a dependency and one that waits has no --time. A pass decides in order,
+ * so no job before j changes; j waits, behind the reserved first one (no
+ * preemption, no backfill for it), for the resources it lacks; its
+ * estimated start is unknown (estimates stop at the first waiting job
+ * without --time). What it needs of the jobs is a summary kept between
+ * submissions while no job's record was written and no job came or went
+ * but the ones it queued; else one walk makes it. 0: it waits (reason,
+ * position set), -EAGAIN: a full pass must decide. */
+static int admit_wait_fast(struct daemon *d, struct job *j)
+{
+	struct wait_summary *sum = &d->queue->sum;
+	struct scheduler_resources req = { j->sched.millicpus, j->sched.memory, 1 };
+	struct scheduler_queued me = order_key(j), last;
+	uint64_t now = now_usec();
+	char why[SCHEDULER_REASON_MAX];
+
+	sum->pending = NULL;
+	if (d->queue->dirty || j->sched.n_deps || j->sched.held ||
+	    !res_fits(&req, &d->queue->capacity))
+		return -EAGAIN;
+	if (!sum->valid || sum->gen != d->jobs_gen) {
+		summary_walk(d, now, sum);
+		d->queue->summary_walks++;
+	} else if (d->queue->selfcheck) {
+		summary_check(d, now);
+	}
+	if (sum->preempt || sum->deps || !sum->untimed || !sum->last || res_fits(&req, &sum->free_))
+		return -EAGAIN;
+	last = order_key(sum->last);
+	if (scheduler_compare(&last, usage_now(d, last.uid, now), &me, usage_now(d, me.uid, now)) >=
+	    0)
+		return -EAGAIN; /* (it comes before the last) */
+	scheduler_reason_resources(&req, &sum->free_, sum->ahead, why, sizeof(why));
+	free(j->reason);
+	j->reason = strdup(why);
+	j->sched.position = sum->n_queue + 1;
+	j->sched.est_start_us = 0;
+	sum->pending = j;
+	sum->pending_gen = d->jobs_gen;
+	return 0;
+}
+
+void queue_job_linked(struct daemon *d, struct job *j)
+{
+	struct wait_summary *sum = d->queue ? &d->queue->sum : NULL;
+
+	if (!sum || !sum->valid)
+		return;
+	/* the job the summary decided, its record written once (queue_submit)
+	 * and now linked, and nothing else since: counted in */
+	if (sum->pending == j && j->state == JOB_QUEUED && sum->gen == sum->pending_gen &&
+	    d->jobs_gen == sum->pending_gen + 2) {
+		sum->n_queue++;
+		sum->ahead++;
+		sum->last = j;
+		sum->gen = d->jobs_gen;
+	}
+	sum->pending = NULL;
+}
+
 int queue_admit(struct daemon *d, struct job *j)
 {
 	struct pass_clock begun = pass_begin();
@@ -1113,6 +1281,12 @@ int queue_admit(struct daemon *d, struct job *j)
 		if (r == 0)
 			d->queue->stale = true;
 		return r;
+	}
+	if (admit_wait_fast(d, j) == 0) {
+		d->queue->fast_waits++;
+		pass_timed(d->queue, begun);
+		d->queue->stale = true;
+		return 0;
 	}
 	j->sched.want_reason = true; /* (the answer says why it waits) */
 	r = view_build(d, j, true, &v);
@@ -1358,6 +1532,8 @@ int queue_op_queue(struct daemon *d, struct conn *c, yajl_val t, struct xerr *er
 	yajl_gen_map_open(g);
 	json_gen_kv_uint(g, "count", d->queue->passes);
 	json_gen_kv_uint(g, "fast", d->queue->fast_admits);
+	json_gen_kv_uint(g, "fast_waits", d->queue->fast_waits);
+	json_gen_kv_uint(g, "summary_walks", d->queue->summary_walks);
 	json_gen_kv_uint(g, "total_us", d->queue->pass_us_total);
 	json_gen_kv_uint(g, "cpu_us", d->queue->pass_cpu_us_total);
 	json_gen_kv_uint(g, "max_us", d->queue->pass_us_max);

@@ -467,6 +467,8 @@ int queue_parse_run(struct daemon *d, struct conn *c, struct yajl_val_s *t, stru
 bool queue_fields_given(struct yajl_val_s *t);
 /* Whether new job j may start at once (1) or is queued (0; j->reason why). */
 int queue_admit(struct daemon *d, struct job *j);
+/* j was linked into d->jobs (daemon_job_link) */
+void queue_job_linked(struct daemon *d, struct job *j);
 /* xrestart of j (stopped at a checkpoint) through admission: 1 if it may be
  * restored now, 0 if it waits in the queue (xps says why; the restore's
  * outcome answers the client then). */
@@ -564,8 +566,12 @@ struct daemon {
 	bool prune_ended;          /* an ended job was tidied: keep at most keep_ended of them */
 	bool cg_prune_pending;     /* a job's cg_prune_tries was set: prune_cgroups walks */
 	bool timed_jobs;           /* a job with a --time limit came: queue_tick walks */
-	struct commit *commit;     /* the group commit's thread (commit.c; NULL: not yet) */
-	bool commit_warned;        /* it could not be made (said once; the loop synced) */
+	/* bumped at each write of a job's record and each job linked or
+	 * unlinked: what queue.c keeps of the queue between passes is valid
+	 * while it has not moved */
+	uint64_t jobs_gen;
+	struct commit *commit; /* the group commit's thread (commit.c; NULL: not yet) */
+	bool commit_warned;    /* it could not be made (said once; the loop synced) */
 	/* a job may be CHECKPOINTED (one was persisted or linked so): the
 	 * requests' walk for jobs another node took over walks (ckpt-adopt.c) */
 	bool checkpointed_jobs;

@@ -377,6 +377,13 @@ __attribute__((format(printf, 2, 3))) static void set_reason(struct scheduler_de
 static void reason_resources(struct scheduler_decision *dec, const struct scheduler_resources *req,
 			     const struct scheduler_resources *free_)
 {
+	scheduler_reason_resources(req, free_, dec->ahead, dec->reason, sizeof(dec->reason));
+}
+
+void scheduler_reason_resources(const struct scheduler_resources *req,
+				const struct scheduler_resources *free_, unsigned n_ahead,
+				char *buf, size_t len)
+{
 	char parts[3][64], ahead[48] = "";
 	const char *p[3];
 	size_t n = 0;
@@ -389,18 +396,17 @@ static void reason_resources(struct scheduler_decision *dec, const struct schedu
 		snprintf(parts[n], sizeof(parts[n]), "a free job slot"), n++;
 	for (size_t i = 0; i < 3; i++)
 		p[i] = i < n ? parts[i] : "";
-	if (dec->ahead)
-		snprintf(ahead, sizeof(ahead), "; %u job%s ahead", dec->ahead,
-			 dec->ahead == 1 ? "" : "s");
+	if (n_ahead)
+		snprintf(ahead, sizeof(ahead), "; %u job%s ahead", n_ahead,
+			 n_ahead == 1 ? "" : "s");
 	if (n == 0)
-		snprintf(dec->reason, sizeof(dec->reason), "waiting for the jobs ahead to start%s",
-			 ahead);
+		snprintf(buf, len, "waiting for the jobs ahead to start%s", ahead);
 	else
-		set_reason(dec, "waiting for %s%s%s%s%s%s", p[0],
-			   n > 2   ? ", "
-			   : n > 1 ? " and "
-				   : "",
-			   p[1], n > 2 ? " and " : "", p[2], ahead);
+		snprintf(buf, len, "waiting for %s%s%s%s%s%s", p[0],
+			 n > 2   ? ", "
+			 : n > 1 ? " and "
+				 : "",
+			 p[1], n > 2 ? " and " : "", p[2], ahead);
 }
 
 /* ---- the decision ---- */

@@ -160,6 +160,12 @@ double scheduler_charge(uint64_t millicpus, uint64_t wall_us);
 /* Parse a dependency "JOB[:ok|:fail|:any]" (default ok): the job part (a
  * pointer into s, its length) and the mode. -EINVAL. */
 int scheduler_parse_dep(const char *s, size_t *ret_id_len, enum scheduler_dep_mode *ret_mode);
+/* Why a job that asks for req waits while free_ is left, with n_ahead
+ * eligible jobs waiting ahead of it, as a pass says it: "waiting for 2 cpus
+ * and 1 GiB of memory; 3 jobs ahead" (buf, len). */
+void scheduler_reason_resources(const struct scheduler_resources *req,
+				const struct scheduler_resources *free_, unsigned n_ahead,
+				char *buf, size_t len);
 /* A request in words: "2 cpus", "1.5 cpus", "512 MiB of memory" (buf, len). */
 void scheduler_format_cpus(uint64_t millicpus, char *buf, size_t len);
 void scheduler_format_memory(uint64_t bytes, char *buf, size_t len);

@@ -111,7 +111,7 @@ xosd_cpu_us() {
 		"/proc/$XOSD_PID/stat"
 }
 # count, wall time (total, max) and xosd's CPU time (0: an xosd before cpu_us)
-passes() { "$BUILD/xqueue" --json | jq -r '.passes | "\(.count) \(.total_us) \(.max_us) \(.cpu_us // 0)"'; }
+passes() { "$BUILD/xqueue" --json | jq -r '.passes | "\(.count) \(.total_us) \(.max_us) \(.cpu_us // 0) \(.fast_waits // 0) \(.summary_walks // 0)"'; }
 ms_since() { echo "$1 $EPOCHREALTIME" | awk '{printf "%.1f", ($2 - $1) * 1000}'; }
 # median5 CMD...: the median wall time of five runs of CMD (output discarded), ms
 median5() {
@@ -167,6 +167,7 @@ submit_raw() {
 # run_mode held|over: fill the queue, then time events, xps and xqueue
 run_mode() {
 	local mode=$1 args=() req t0 rss0 rss1 secs cli_n cli_secs p0 p1 c0 c1 tot0 tot1 max1 cpu0 cpu1
+	local fw0 fw1 sw0 sw1
 	local xps_first x0 x1
 	if [ "$mode" = held ]; then
 		start_xosd
@@ -193,7 +194,7 @@ run_mode() {
 		"($cli_n in $cli_secs s)," \
 		"$(echo "$((N - cli_n)) $secs" | awk '{printf "%.0f", $1 / $2}') submissions/s to the socket" \
 		"($((N - cli_n)) in $secs s)"
-	read -r c0 tot0 _ cpu0 <<<"$(passes)"
+	read -r c0 tot0 _ cpu0 _ <<<"$(passes)"
 	echo "  passes while queueing: $c0, mean $(echo "$tot0 $c0" | awk '{printf "%.0f", $1 / $2}') us" \
 		"($(echo "$cpu0 $c0" | awk '{printf "%.0f", $1 / $2}') us of xosd's CPU)"
 	# events once the queue is full: held: xrelease of a job (it runs and ends);
@@ -211,14 +212,15 @@ run_mode() {
 	done
 	p1=$(passes)
 	x1=$(xosd_cpu_us)
-	read -r c0 tot0 _ cpu0 <<<"$p0"
-	read -r c1 tot1 max1 cpu1 <<<"$p1"
+	read -r c0 tot0 _ cpu0 fw0 sw0 <<<"$p0"
+	read -r c1 tot1 max1 cpu1 fw1 sw1 <<<"$p1"
 	echo "  $EVENTS events ($([ "$mode" = held ] && echo xrelease || echo submissions)) in" \
 		"$(ms_since "$t0") ms; decisions: $((c1 - c0)) passes, mean" \
 		"$(echo "$tot1 $tot0 $c1 $c0" | awk '{printf "%.0f", ($1 - $2) / ($3 - $4)}') us" \
 		"($(echo "$cpu1 $cpu0 $c1 $c0" | awk '{printf "%.0f", ($1 - $2) / ($3 - $4)}') us of xosd's CPU)," \
 		"max so far $max1 us; xosd's whole CPU per event (request, pass, start, loop)" \
-		"$(((x1 - x0) / EVENTS)) us"
+		"$(((x1 - x0) / EVENTS)) us; $((fw1 - fw0)) decided as waiting without a pass," \
+		"$((sw1 - sw0)) walks of every job for that"
 	t0=$EPOCHREALTIME
 	"$BUILD/xps" -a --json >/dev/null
 	xps_first=$(ms_since "$t0")

@@ -11,7 +11,8 @@ bats_require_minimum_version 1.5.0
 
 setup() {
 	printf 'pool_size = 2\n' >"$BATS_TEST_TMPDIR/pool.conf"
-	xos_start --config "$BATS_TEST_TMPDIR/pool.conf"
+	# (--debug: xosd says when a pooled container is ready to be claimed)
+	xos_start --config "$BATS_TEST_TMPDIR/pool.conf" --debug
 }
 teardown() {
 	# (the test that touches the host's /etc/group gives it its time back)
@@ -27,10 +28,14 @@ pool_ids() {
 	done
 	return 0
 }
+# Ready: its loader waits, and xosd has seen its start end (a job that comes
+# before that takes the cold path: on a busy machine the loader waits well
+# before xosd hears of the start)
 pool_ready_ids() {
 	local id
 	for id in $(pool_ids); do
-		loader_waits "$id" && echo "$id"
+		loader_waits "$id" &&
+			grep -q "Pooled container $id is ready" "$XOS_TMP/xosd.log" && echo "$id"
 	done
 	return 0
 }
@@ -197,7 +202,7 @@ jobcg() { echo "/sys/fs/cgroup/$1/lxc.payload.xos-$2"; }
 	mkdir -p "${ld%/*}"
 	cp "$XOS_BUILD/xos-loader" "$ld"
 	printf 'pool_size = 2\nkeep_ended = 1\n' >"$BATS_TEST_TMPDIR/pool1.conf"
-	xosd_launch --config "$BATS_TEST_TMPDIR/pool1.conf" --loader "$ld"
+	xosd_launch --config "$BATS_TEST_TMPDIR/pool1.conf" --loader "$ld" --debug
 	warm_up
 	ids=$(pool_ready_ids)
 	old=$(sha256sum "$ld" | cut -d' ' -f1)

@@ -13,10 +13,19 @@ sched_start() {
 	export XOS_TMP
 	export XOS_SOCKET="$XOS_TMP/run/xosd.sock"
 	printf '%s\n' "$@" >"$XOS_TMP/xosd.conf"
-	xosd_launch --config "$XOS_TMP/xosd.conf"
+	# (each use of the queue summary that submissions keep between passes
+	# is checked against a walk of every job: a mismatch is logged)
+	XOS_SCHED_SELFCHECK=1 xosd_launch --config "$XOS_TMP/xosd.conf"
 }
 
-teardown() { xos_teardown; }
+teardown() {
+	local rc=0
+	if [ -f "${XOS_TMP:-}/xosd.log" ] && grep "self-check" "$XOS_TMP/xosd.log" >&2; then
+		rc=1
+	fi
+	xos_teardown || rc=1
+	return "$rc"
+}
 
 # as_user UID CMD...: a command of the xos CLI as that (non-root) user
 as_user() {
@@ -307,4 +316,81 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(sys.argv[1])
 s.sendall(("{\"v\":1,\"op\":\"run\",\"argv\":[\"true\"],%s}\n" % sys.argv[2]).encode())
 print(s.makefile().readline(), end="")' "$XOS_SOCKET" "$1"
+}
+
+fast_waits() { xqueue --json | jq -r .passes.fast_waits; }
+summary_walks() { xqueue --json | jq -r .passes.summary_walks; }
+
+# xrun -d NAME ARGS...: submit a detached job; $output holds what xrun said of its queueing
+submit_queued() {
+	local name=$1
+	shift
+	run --separate-stderr xrun -d --cpus 1 --name "$name" "$@" -- true
+	assert_success
+	output=$stderr
+}
+
+@test "a submission that can only wait is decided without a pass, and as a pass decides it" {
+	sched_start 'capacity_cpus = 1'
+	xrun -d --cpus 1 --name run1 -- sh -c "$GATE" >/dev/null
+	wait_state run1 RUNNING
+	# the first job that waits: a full pass (it holds the reservation)
+	f0=$(fast_waits)
+	submit_queued q1
+	assert_output --partial "is queued: waiting for 1 cpu"
+	assert_equal "$(fast_waits)" "$f0"
+	# behind it: the fast path, saying what a full pass (xps) says
+	submit_queued q2
+	assert_output --partial "is queued: waiting for 1 cpu; 1 job ahead"
+	assert_equal "$(fast_waits)" "$((f0 + 1))"
+	submit_queued q3 --hold
+	submit_queued q4
+	assert_output --partial "is queued: waiting for 1 cpu; 2 jobs ahead"
+	assert_equal "$(fast_waits)" "$((f0 + 2))"
+	assert_equal "$(job_field q4 .reason)" "waiting for 1 cpu; 2 jobs ahead"
+	assert_equal "$(job_field q4 .sched.position)" 4
+	# one after another, they are decided from the summary kept between
+	# submissions, without a walk (each use checked against one: see
+	# sched_start and teardown)
+	w0=$(summary_walks)
+	submit_queued qa
+	assert_output --partial "is queued: waiting for 1 cpu; 3 jobs ahead"
+	submit_queued qb
+	assert_output --partial "is queued: waiting for 1 cpu; 4 jobs ahead"
+	submit_queued qc
+	assert_output --partial "is queued: waiting for 1 cpu; 5 jobs ahead"
+	assert_equal "$(fast_waits)" "$((f0 + 5))"
+	assert_equal "$(summary_walks)" "$w0"
+	assert_equal "$(job_field qc .sched.position)" 7
+	# not last in the order (a higher priority): a full pass places it
+	submit_queued q5 --priority 2000
+	assert_output --partial "is queued: waiting for 1 cpu"
+	refute_output --partial "ahead"
+	assert_equal "$(fast_waits)" "$((f0 + 5))"
+	assert_equal "$(job_field q5 .sched.position)" 1
+	# a job with a dependency, and one whose ahead all have --time: a full pass
+	submit_queued q6 --after q1
+	assert_equal "$(fast_waits)" "$((f0 + 5))"
+	open_gate "$(job_field run1 .id)"
+	wait_for 30 ended run1 q5 q1 q2 q4 qa qb qc q6
+	assert_equal "$(start_order run1 q5 q1 q2 q4 qa qb qc q6)" "run1 q5 q1 q2 q4 qa qb qc q6"
+	# (each has its start, also one that ended before xosd saw it run:
+	# then its unit's, as the loader reported it)
+	run jq -e 'all(.[]; .started_us > 0 and .started_us <= .ended_us)' \
+		< <(xps -a --json run1 q5 q1 q2 q4 qa qb qc q6)
+	assert_success
+	xkill q3 >/dev/null 2>&1 || true
+}
+
+@test "a submission behind a preemptible running job gets a full pass (it may preempt)" {
+	sched_start 'capacity_cpus = 1'
+	xrun -d --cpus 1 --preemptible --name low -- sh -c "$GATE" >/dev/null
+	wait_state low RUNNING
+	submit_queued q1
+	f0=$(fast_waits)
+	submit_queued q2
+	assert_output --partial "is queued: waiting for 1 cpu; 1 job ahead"
+	assert_equal "$(fast_waits)" "$f0"
+	open_gate "$(job_field low .id)"
+	wait_for 30 ended low q1 q2
 }

@@ -71,6 +71,37 @@ static void test_admission(void)
 	free(d);
 }
 
+/* the reason of a waiting job, made without a pass (xosd's fast path for a
+ * submission that can only wait), is the pass's own */
+static void test_reason_alone(void)
+{
+	struct scheduler_queued q[5];
+	static const char *ids[] = { "a", "b", "c", "d", "e" };
+	struct scheduler_resources left = { 0, SCHEDULER_UNLIMITED, SCHEDULER_UNLIMITED };
+	struct scheduler_resources big = { 1000, 3ULL << 30, 1 };
+	struct scheduler_resources some = { 2000, 1ULL << 30, SCHEDULER_UNLIMITED };
+	struct scheduler_node n;
+	struct scheduler_decision *d;
+	char why[SCHEDULER_REASON_MAX];
+
+	for (size_t i = 0; i < 5; i++)
+		q[i] = job(ids[i], 1000, i + 1, 1000);
+	n = node2(q, 5);
+	d = decide(&n);
+	for (size_t k = 2; k < 5; k++) {
+		scheduler_reason_resources(&q[d[k].index].req, &left, d[k].ahead, why, sizeof(why));
+		ok(!strcmp(why, d[k].reason), "reason without a pass: '%s' (the pass's: '%s')", why,
+		   d[k].reason);
+	}
+	free(d);
+	scheduler_reason_resources(&big, &some, 0, why, sizeof(why));
+	ok(!strcmp(why, "waiting for 3 GiB of memory"), "memory only: '%s'", why);
+	some.jobs = 0;
+	scheduler_reason_resources(&big, &some, 1, why, sizeof(why));
+	ok(!strcmp(why, "waiting for 3 GiB of memory and a free job slot; 1 job ahead"),
+	   "memory and a slot, 1 ahead: '%s'", why);
+}
+
 /* a request counted against what the running jobs hold */
 static void test_running_hold(void)
 {
@@ -373,6 +404,7 @@ static void test_record(void)
 int main(void)
 {
 	test_admission();
+	test_reason_alone();
 	test_running_hold();
 	test_memory_and_slots();
 	test_priority();
