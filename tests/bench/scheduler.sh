@@ -49,22 +49,34 @@ chmod 0711 "$TMP"
 export XOS_SOCKET="$TMP/run/xosd.sock"
 XOSD_PID=
 
+# live_ids: the jobs that hold a container (starting or running)
+live_ids() {
+	"$BUILD/xps" --json 2>/dev/null |
+		jq -r '.[] | select(.state == "STARTING" or .state == "RUNNING") | .id'
+}
+
 stop_xosd() {
+	local id left
 	[ -n "$XOSD_PID" ] || return 0
-	# the queued jobs hold nothing (no container, id or fd): only the one
-	# running job is killed (released jobs run true and end)
-	if "$BUILD/xps" -a --json filler 2>/dev/null | jq -e '.[0].state == "RUNNING"' >/dev/null; then
-		"$BUILD/xkill" -s KILL filler >/dev/null 2>&1 || true
-		timeout 30 "$BUILD/xwait" filler >/dev/null 2>&1 || true
-	fi
-	# (and any other job still live: a released one still starting when the
-	# bench ended would otherwise outlive its xosd and this directory)
-	local id
-	for id in $("$BUILD/xps" --json 2>/dev/null |
-		jq -r '.[] | select(.state == "STARTING" or .state == "RUNNING") | .id'); do
-		"$BUILD/xkill" -s KILL "$id" >/dev/null 2>&1 || true
-		timeout 30 "$BUILD/xwait" "$id" >/dev/null 2>&1 || true
+	# The queued jobs that may start go first (they hold no container yet):
+	# with the filler gone the head of the queue would start, one job after
+	# another, and a job still starting or not yet collected when xosd stops
+	# outlives it (a job's container survives xosd's stop, for the next xosd
+	# to adopt): every over-mode run left one so before.
+	"$BUILD/xps" --json 2>/dev/null |
+		jq -r '.[] | select(.state == "QUEUED" and (.sched.hold | not)) | .id' |
+		xargs -r -n 500 "$BUILD/xkill" -s KILL >/dev/null 2>&1 || true
+	# then every job still live (the filler; a released job still starting),
+	# until none is (held jobs never start)
+	for _ in $(seq 30); do
+		left=$(live_ids)
+		[ -n "$left" ] || break
+		for id in $left; do
+			"$BUILD/xkill" -s KILL "$id" >/dev/null 2>&1 || true
+			timeout 30 "$BUILD/xwait" "$id" >/dev/null 2>&1 || true
+		done
 	done
+	[ -z "$(live_ids)" ] || echo "bench: jobs still live when xosd stops: $(live_ids)" >&2
 	kill "$XOSD_PID" 2>/dev/null || true
 	for _ in $(seq 300); do
 		kill -0 "$XOSD_PID" 2>/dev/null || break
