@@ -33,6 +33,10 @@ struct ckpt_run {
 	uint64_t begun_us;
 	char *record; /* dump: the job.json of when it began (its units as frozen) */
 	char *detail; /* restore: why preparing it failed, for the user (or NULL) */
+	/* post-copy (DECISIONS (ar)): the socket the shim connects CRIU's page
+	 * socket to (a lazy dump, or a restore's lazy-pages daemon) */
+	char *lazy;
+	bool lazy_ready; /* dump: its images are out, the pages are being pulled */
 };
 
 /* link-remap: a file still open under a name that was removed while another
@@ -59,6 +63,7 @@ static void run_free(struct ckpt_run *run)
 	closep(&run->err_fd);
 	free(run->record);
 	free(run->detail);
+	free(run->lazy);
 	free(run);
 }
 
@@ -226,6 +231,8 @@ static _noreturn_ void dump_child(struct ckpt *ck, struct job *j, int errfd, boo
 	setenv("XOS_CKPT_UPPER", path, 1);
 	snprintf(path, sizeof(path), "%s/jobs/%s/xos/spool", ck->cfg->state_dir, j->id);
 	setenv("XOS_CKPT_SPOOL", path, 1);
+	if (j->run->lazy && setenv(CKPT_LAZY_DUMP_ENV, j->run->lazy, 1) < 0)
+		_exit(1);
 	c = HOST(ck, handle, j, false);
 	if (!c)
 		_exit(1);
@@ -240,7 +247,8 @@ static _noreturn_ void dump_child(struct ckpt *ck, struct job *j, int errfd, boo
 		/* CRIU thaws what it froze, unless it died: never leave the job frozen */
 		if (c->is_running(c) && !strcmp(c->state(c), "FROZEN"))
 			c->unfreeze(c);
-		if (attempt == DUMP_ATTEMPTS || !dump_met_moving_task(dir))
+		/* (a lazy dump's page socket served one try) */
+		if (attempt == DUMP_ATTEMPTS || j->run->lazy || !dump_met_moving_task(dir))
 			break;
 		usleep(attempt * 200000);
 	}
@@ -264,6 +272,8 @@ static _noreturn_ void restore_child(struct ckpt *ck, struct job *j, int errfd)
 	}
 	snprintf(images, sizeof(images), "%s/%s/%u/images", ck->cfg->checkpoint_dir, j->id,
 		 j->run->version);
+	if (j->run->lazy && setenv(CKPT_LAZY_RESTORE_ENV, j->run->lazy, 1) < 0)
+		_exit(1);
 	c = HOST(ck, handle, j, true);
 	if (!c)
 		_exit(1);
@@ -357,7 +367,8 @@ static int dump_refused(struct ckpt *ck, struct job *j, struct xerr *err)
 	return ckpt_space_check(ck, j, err); /* before anything is frozen */
 }
 
-static int begin_dump(struct ckpt *ck, struct job *j, bool stop, struct xerr *err)
+static int begin_dump(struct ckpt *ck, struct job *j, bool stop, const char *lazy,
+		      struct xerr *err)
 {
 	_cleanup_close_ int jfd = -EBADF;
 	char name[32];
@@ -380,6 +391,10 @@ static int begin_dump(struct ckpt *ck, struct job *j, bool stop, struct xerr *er
 				     .child_fd = -EBADF,
 				     .err_fd = -EBADF,
 				     .begun_us = mono_usec() };
+	if (lazy && !(j->run->lazy = strdup(lazy))) {
+		run_free(TAKE_PTR(j->run));
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
+	}
 	snprintf(name, sizeof(name), ".new-%u", j->run->version);
 	(void)rm_rf_at(jfd, name);
 	if (mkdirat(jfd, name, 0700) < 0) {
@@ -474,23 +489,19 @@ static void ckpt_gen_summary(yajl_gen g, yajl_val m)
 	yajl_gen_map_close(g);
 }
 
-/* Images to the mapped root, the manifest, then the version is renamed into place. */
-static int finish_version(struct ckpt *ck, struct job *j, int jfd, char **ret_manifest)
+/* Images to the mapped root, the record and the manifest into the version
+ * being made (vfd): all but its rename into place. */
+static int seal_version(struct ckpt *ck, struct job *j, int vfd, char **ret_manifest)
 {
-	_cleanup_close_ int vfd = -EBADF;
 	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
 	_cleanup_free_ char *sz = NULL, *text = NULL;
 	struct ckpt_stats st = { 0 };
 	uint64_t sizes[4] = { 0 };
 	unsigned long long ub = 0, sb = 0;
-	char tmp[32], final[32];
 	int r;
 
-	snprintf(tmp, sizeof(tmp), ".new-%u", j->run->version);
-	snprintf(final, sizeof(final), "%u", j->run->version);
-	vfd = open_dir_at(jfd, tmp);
-	if (vfd < 0 || !g)
-		return vfd < 0 ? vfd : -ENOMEM;
+	if (!g)
+		return -ENOMEM;
 	if (read_file_at(vfd, "sizes", 64, &sz, NULL) < 0 || sscanf(sz, "%llu %llu", &ub, &sb) != 2)
 		return -EBADMSG; /* the action script did not copy the files */
 	sizes[1] = ub;
@@ -515,6 +526,26 @@ static int finish_version(struct ckpt *ck, struct job *j, int jfd, char **ret_ma
 	/* (the rest was synced by the dump's child: dump_written) */
 	if (ck->cfg->sync_writes && fsync(vfd) < 0)
 		return -errno;
+	*ret_manifest = TAKE_PTR(text);
+	return 0;
+}
+
+/* The version sealed, then renamed into place. */
+static int finish_version(struct ckpt *ck, struct job *j, int jfd, char **ret_manifest)
+{
+	_cleanup_close_ int vfd = -EBADF;
+	_cleanup_free_ char *text = NULL;
+	char tmp[32], final[32];
+	int r;
+
+	snprintf(tmp, sizeof(tmp), ".new-%u", j->run->version);
+	snprintf(final, sizeof(final), "%u", j->run->version);
+	vfd = open_dir_at(jfd, tmp);
+	if (vfd < 0)
+		return vfd;
+	r = seal_version(ck, j, vfd, &text);
+	if (r < 0)
+		return r;
 	if (renameat(jfd, tmp, jfd, final) < 0 || fsync(jfd) < 0)
 		return -errno;
 	*ret_manifest = TAKE_PTR(text);
@@ -625,6 +656,35 @@ static void version_figures(struct job *j, yajl_val m)
 			j->ev.ckpt_bytes += v;
 }
 
+/* A lazy dump ended well: CRIU served every page (the lazy-pages daemon
+ * said so) and killed the tasks. Its version holds no memory: it is never
+ * committed (DECISIONS (ar)); the job is stopped without a new version,
+ * and the move it served lets go of it. */
+static void lazy_dump_done(struct ckpt *ck, struct job *j, int jfd)
+{
+	_cleanup_gen_ yajl_gen g = HOST(ck, reply_begin);
+	struct ckpt_run *run = j->run;
+	char name[32];
+
+	snprintf(name, sizeof(name), ".new-%u", run->version);
+	if (jfd >= 0)
+		(void)rm_rf_at(jfd, name);
+	log_info("Job %s: every page of its lazy dump was pulled; the job is stopped here", j->id);
+	j->run = NULL;
+	j->state = JOB_CHECKPOINTED;
+	(void)HOST(ck, persist, j);
+	j->parked = 0; /* (no version of this stop to restart on its layer) */
+	HOST(ck, stopped, j);
+	if (g) {
+		json_gen_kv_str(g, "job", j->id);
+		json_gen_kv_bool(g, "lazy", true);
+		HOST(ck, answer, j, NULL, g);
+	}
+	if (run->kill_sig)
+		HOST(ck, discard, j, run->kill_sig);
+	run_free(run);
+}
+
 static void dump_done(struct ckpt *ck, struct job *j, bool ok, const char *why)
 {
 	_cleanup_close_ int jfd = ckpt_job_store(ck, j, false);
@@ -632,6 +692,8 @@ static void dump_done(struct ckpt *ck, struct job *j, bool ok, const char *why)
 	struct ckpt_run *run = j->run;
 	int r = -EIO;
 
+	if (ok && run->lazy)
+		return lazy_dump_done(ck, j, jfd);
 	if (ok && !run->stop && (over = ckpt_space_over_quota(ck, j, jfd, run->version)))
 		ok = false, why = over;
 	if (ok && jfd >= 0 && (r = finish_version(ck, j, jfd, &manifest)) < 0)
@@ -744,7 +806,8 @@ static int prepare_restore(struct ckpt *ck, struct job *j, int vfd, struct xerr 
 	return r;
 }
 
-static int begin_restore(struct ckpt *ck, struct job *j, unsigned version, struct xerr *err)
+static int begin_restore(struct ckpt *ck, struct job *j, unsigned version, const char *lazy,
+			 struct xerr *err)
 {
 	_cleanup_close_ int jfd = ckpt_job_store(ck, j, false), vfd = -EBADF;
 	_cleanup_xerr_ struct xerr why = XERR_INIT;
@@ -776,6 +839,10 @@ static int begin_restore(struct ckpt *ck, struct job *j, unsigned version, struc
 				     .child_fd = -EBADF,
 				     .err_fd = -EBADF,
 				     .begun_us = mono_usec() };
+	if (lazy && !(j->run->lazy = strdup(lazy))) {
+		run_free(TAKE_PTR(j->run));
+		return xerr_set(err, -ENOMEM, "restart_failed", "Out of memory");
+	}
 	set_state(ck, j, JOB_RESTORING);
 	r = prepare_restore(ck, j, vfd, &why);
 	if (r >= 0 && (r = run_fork(ck, j, false)) < 0)
@@ -900,10 +967,44 @@ bool ckpt_container_gone(struct ckpt *ck, struct job *j)
 
 int ckpt_checkpoint(struct ckpt *ck, struct job *j, bool stop, struct xerr *err)
 {
-	return begin_dump(ck, j, stop, err);
+	return begin_dump(ck, j, stop, NULL, err);
+}
+
+int ckpt_checkpoint_lazy(struct ckpt *ck, struct job *j, const char *socket, struct xerr *err)
+{
+	return begin_dump(ck, j, true, socket, err);
+}
+
+int ckpt_lazy_ready(struct ckpt *ck, struct job *j, char *dir, size_t len)
+{
+	_cleanup_close_ int jfd = ckpt_job_store(ck, j, false), vfd = -EBADF;
+	_cleanup_free_ char *manifest = NULL;
+	char name[32];
+	int r;
+
+	if (!j->run || j->run->kind != CKPT_DUMP || !j->run->lazy)
+		return -EINVAL;
+	snprintf(name, sizeof(name), ".new-%u", j->run->version);
+	vfd = jfd >= 0 ? open_dir_at(jfd, name) : jfd;
+	if (vfd < 0)
+		return vfd;
+	r = put_loader(ck, j, vfd);
+	if (r >= 0)
+		r = seal_version(ck, j, vfd, &manifest);
+	if (r < 0)
+		return r;
+	j->run->lazy_ready = true; /* (the pull has a deadline of its own, the move's) */
+	r = snprintf(dir, len, "%s/%s/%s", ck->cfg->checkpoint_dir, j->id, name);
+	return r < 0 || (size_t)r >= len ? -ENAMETOOLONG : (int)j->run->version;
 }
 
 int ckpt_restart(struct ckpt *ck, struct job *j, unsigned version, struct xerr *err)
+{
+	return ckpt_restart_lazy(ck, j, version, NULL, err);
+}
+
+int ckpt_restart_lazy(struct ckpt *ck, struct job *j, unsigned version, const char *socket,
+		      struct xerr *err)
 {
 	_cleanup_free_ unsigned *v = NULL;
 	_cleanup_close_ int jfd = -EBADF;
@@ -931,7 +1032,7 @@ int ckpt_restart(struct ckpt *ck, struct job *j, unsigned version, struct xerr *
 				"The last container of job %.12s is still going away; "
 				"try xrestart again in a moment",
 				j->id);
-	return begin_restore(ck, j, version ? version : v[n - 1], err);
+	return begin_restore(ck, j, version ? version : v[n - 1], socket, err);
 }
 
 static void gen_version(yajl_gen g, int jfd, unsigned version)
@@ -1027,7 +1128,7 @@ bool ckpt_recover(struct ckpt *ck, struct job *j)
 		return false; /* another node took it over: never a second copy (aq) */
 	log_info("Job %s lost its container while xosd was down; restoring version %u", j->id,
 		 v[n - 1]);
-	if (begin_restore(ck, j, v[n - 1], &err) < 0) {
+	if (begin_restore(ck, j, v[n - 1], NULL, &err) < 0) {
 		log_error("%s", xerr_message(&err));
 		return false;
 	}
@@ -1125,8 +1226,8 @@ void ckpt_abort(struct ckpt *ck, struct job *j, int sig)
 {
 	if (!j->run || j->run->child <= 0 || j->run->kill_sig)
 		return;
-	log_info("Job %s: %s aborted by xkill", j->id,
-		 j->run->kind == CKPT_DUMP ? "checkpoint" : "restart");
+	log_info("Job %s: %s aborted%s", j->id, j->run->kind == CKPT_DUMP ? "checkpoint" : "restart",
+		 sig ? " by xkill" : "");
 	j->run->kill_sig = sig;
 	abort_step(ck, j, mono_usec());
 }
@@ -1140,6 +1241,8 @@ static int run_deadline(struct ckpt *ck, struct job *j, uint64_t now)
 	uint64_t end;
 
 	if (!run || run->child <= 0)
+		return -1;
+	if (run->lazy_ready && !run->abort_us) /* (the move watches its pull) */
 		return -1;
 	if (run->abort_us) {
 		abort_step(ck, j, now);
@@ -1177,7 +1280,7 @@ static void tick_job(struct ckpt *ck, struct job *j, uint64_t now)
 		return;
 	j->ckpt_due_us = now + ckpt_every_of(ck->cfg, j);
 	ckpt_space_make_room(ck, j); /* versions beyond --keep go first */
-	r = begin_dump(ck, j, false, &err);
+	r = begin_dump(ck, j, false, NULL, &err);
 	if ((r == -EDQUOT || r == -ENOSPC) && err.msg)
 		ckpt_space_skipped(ck, j, err.msg);
 	else if (r < 0)

@@ -15,6 +15,7 @@ struct ckpt {
 	bool cgroup_v2;
 	int store_fd;      /* the checkpoint store (checkpoint_dir), opened on first use */
 	int criu_veth_fix; /* checkpoint_bridge = auto: -1 not probed yet, 0 or 1 */
+	int criu_level;    /* ckpt_criu_level: -1 not probed yet */
 	/* ckpt_tick walks the jobs only while one may have a run or periodic
 	 * checkpoints: set when a run begins or such a job is linked, cleared
 	 * by a walk that finds none (10,000 queued jobs made each wakeup of

@@ -114,6 +114,43 @@ void ckpt_free(struct ckpt *ck);
 int ckpt_checkpoint(struct ckpt *ck, struct job *j, bool stop, struct xerr *err);
 /* Begin a restore of version (0: the newest); as ckpt_checkpoint. */
 int ckpt_restart(struct ckpt *ck, struct job *j, unsigned version, struct xerr *err);
+
+/* ---- post-copy (a move with --postcopy; DECISIONS (ar)) ----
+ * A lazy dump of j with --stop: CRIU writes the images but the memory, then
+ * serves the pages through a socket the CRIU shim connects to the UNIX
+ * socket at path socket (it sends the listener, with SCM_RIGHTS, the page
+ * socket's other end and the read end of CRIU's status pipe, and keeps the
+ * connection as a guard: see criu-shim.c). The run ends when CRIU ends:
+ * well when every page was pulled (the version, holding no memory, is not
+ * committed: the job is CHECKPOINTED without it and the answer's map says
+ * "lazy"), or with the job running on, as a failed dump. */
+int ckpt_checkpoint_lazy(struct ckpt *ck, struct job *j, const char *socket, struct xerr *err);
+/* CRIU's status came (its images and the files are written): the version
+ * being made is sealed (loader, record, manifest) for a target to restore;
+ * its directory into dir, its number returned. The run's deadline is then
+ * the caller's. */
+int ckpt_lazy_ready(struct ckpt *ck, struct job *j, char *dir, size_t len);
+/* A restore whose pages come lazily: CRIU's lazy-pages daemon is given a
+ * connection to the UNIX socket at path socket as its page server. */
+int ckpt_restart_lazy(struct ckpt *ck, struct job *j, unsigned version, const char *socket,
+		      struct xerr *err);
+/* The xos patch level of the CRIU on xosd's PATH (GitID "+xosN"; 0 none),
+ * probed once: a lazy dump needs 4, a lazy restore in a job's user
+ * namespace 3. */
+#define CKPT_LAZY_DUMP_LEVEL 4
+#define CKPT_LAZY_RESTORE_LEVEL 3
+unsigned ckpt_criu_level(struct ckpt *ck);
+/* The shim's environment: the socket of a lazy dump, of a lazy restore
+ * ("local": the pages come from the version's own images, for tests). */
+#define CKPT_LAZY_DUMP_ENV "XOS_CRIU_PS"
+#define CKPT_LAZY_RESTORE_ENV "XOS_CRIU_LAZY"
+/* What the guard (a lazy dump's) reads from its connection when the
+ * listener no longer needs it; EOF without it: the listener died, and the
+ * guard aborts CRIU's serving (the tasks run on). */
+#define CKPT_LAZY_GUARD_OFF 'k'
+/* A request CRIU's page server does not know: it fails the lazy dump and
+ * the tasks run on (what the guard and an aborting listener write). */
+#define CKPT_LAZY_ABORT_LEN 32
 /* "job", "versions" and the storage figures of j into the open reply map g. */
 int ckpt_list(struct ckpt *ck, struct job *j, struct yajl_gen_t *g, struct xerr *err);
 int ckpt_delete(struct ckpt *ck, struct job *j, unsigned version, struct xerr *err);
@@ -194,9 +231,11 @@ size_t ckpt_criu_shim_argv(int argc, char **argv, const char *real, char **ret_a
  * "--images-dir=DIR"), or NULL. */
 const char *ckpt_criu_option(int argc, char **argv, const char *shortname, const char *longname);
 /* The command line of CRIU's lazy-pages daemon serving a restore's pages
- * from its images (images, socket in work): into ret_args (CKPT_LAZY_ARGS_MAX
+ * from its images (images, socket in work), or from a page server on
+ * descriptor ps (its number, or NULL): into ret_args (CKPT_LAZY_ARGS_MAX
  * slots), NULL-terminated; its length. DECISIONS (ar) */
-#define CKPT_LAZY_ARGS_MAX 10
-size_t ckpt_criu_lazy_argv(const char *real, const char *images, const char *work, char **ret_args);
+#define CKPT_LAZY_ARGS_MAX 14
+size_t ckpt_criu_lazy_argv(const char *real, const char *images, const char *work, const char *ps,
+			   char **ret_args);
 
 #endif

@@ -12,7 +12,9 @@
  * with XOS_CRIU_LAZY=local it restores with lazy pages (shim_lazy_restore). */
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -21,7 +23,7 @@
 #define SHIM_ENV "XOS_CRIU"
 #define SHIM_DIR "criu-shim"
 #define SHIM_CACHE_ENV "XOS_CRIU_CACHE" /* the shim's directory */
-#define LAZY_ENV "XOS_CRIU_LAZY"        /* "local": restores take their pages lazily */
+#define LAZY_ENV CKPT_LAZY_RESTORE_ENV /* "local" or a socket: restores take pages lazily */
 #define LAZY_SOCKET "lazy-pages.socket"
 #define LAZY_WAIT_MS 5000
 
@@ -66,7 +68,8 @@ const char *ckpt_criu_option(int argc, char **argv, const char *shortname, const
 	return NULL;
 }
 
-size_t ckpt_criu_lazy_argv(const char *real, const char *images, const char *work, char **ret_args)
+size_t ckpt_criu_lazy_argv(const char *real, const char *images, const char *work, const char *ps,
+			   char **ret_args)
 {
 	size_t n = 0;
 
@@ -79,8 +82,34 @@ size_t ckpt_criu_lazy_argv(const char *real, const char *images, const char *wor
 	ret_args[n++] = (char *)"-o";
 	ret_args[n++] = (char *)"lazy-pages.log";
 	ret_args[n++] = (char *)"-v4";
+	if (ps) { /* the pages come from a page server on that descriptor */
+		ret_args[n++] = (char *)"--page-server";
+		ret_args[n++] = (char *)"--ps-socket";
+		ret_args[n++] = (char *)ps;
+	}
 	ret_args[n] = NULL;
 	return n;
+}
+
+/* A connected socket to the UNIX socket at path, close-on-exec. */
+static int connect_unix(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	return fd;
 }
 
 /* Forks twice: the daemon's parent is the shim's child, which exits at once,
@@ -120,7 +149,7 @@ static pid_t lazy_daemon_spawn(char **args)
  * its socket in work): started, and its socket there, within LAZY_WAIT_MS.
  * It serves the pages from the images, as the restored tasks touch them and
  * in the background, and ends when it has given them all. */
-static int lazy_daemon_start(const char *real, const char *images, const char *work)
+static int lazy_daemon_start(const char *real, const char *images, const char *work, const char *ps)
 {
 	_cleanup_close_ int wfd = open(work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	_cleanup_close_ int pidfd = -1;
@@ -130,7 +159,7 @@ static int lazy_daemon_start(const char *real, const char *images, const char *w
 	if (wfd < 0)
 		return -errno;
 	(void)unlinkat(wfd, LAZY_SOCKET, 0); /* (one a failed restore left) */
-	ckpt_criu_lazy_argv(real, images, work, args);
+	ckpt_criu_lazy_argv(real, images, work, ps, args);
 	pid = lazy_daemon_spawn(args);
 	if (pid < 0)
 		return pid;
@@ -154,13 +183,27 @@ static int shim_lazy_restore(const char *real, int argc, char **argv, char **arg
 {
 	const char *images = ckpt_criu_option(argc, argv, "-D", "--images-dir");
 	const char *work = ckpt_criu_option(argc, argv, "-W", "--work-dir");
-	int r;
+	const char *lazy = getenv(LAZY_ENV);
+	char ps[16];
+	int r, fd = -EBADF;
 
 	if (!images) {
 		fprintf(stderr, "xosd: No images directory in the restore's arguments\n");
 		return 127;
 	}
-	r = lazy_daemon_start(real, images, work ? work : images);
+	/* post-copy: the daemon's page server is xosd's relay to the source */
+	if (lazy && lazy[0] == '/') {
+		fd = connect_unix(lazy);
+		if (fd < 0 || fcntl(fd, F_SETFD, 0) < 0) {
+			fprintf(stderr, "xosd: Cannot reach the page relay %s: %s\n", lazy,
+				strerror(fd < 0 ? -fd : errno));
+			return 127;
+		}
+		snprintf(ps, sizeof(ps), "%d", fd);
+	}
+	r = lazy_daemon_start(real, images, work ? work : images, fd >= 0 ? ps : NULL);
+	if (fd >= 0)
+		close(fd); /* (the daemon has it: its end is the relay's EOF) */
 	if (r < 0) {
 		fprintf(stderr, "xosd: CRIU's lazy-pages daemon did not start in %s: %s\n", images,
 			strerror(-r));
@@ -169,6 +212,99 @@ static int shim_lazy_restore(const char *real, int argc, char **argv, char **arg
 	args[n++] = (char *)"--lazy-pages";
 	args[n] = NULL;
 	unsetenv(LAZY_ENV);
+	execv(real, args);
+	fprintf(stderr, "xosd: Cannot run %s: %s\n", real, strerror(errno));
+	return 127;
+}
+
+/* The guard of a lazy dump (a process of its own, forked off twice): it
+ * holds a second descriptor of the page socket's relay end, so that xosd's
+ * end going (xosd killed) is no EOF for CRIU, which would take it for the
+ * pull's end and kill the tasks. It waits on its connection to xosd: the
+ * byte CKPT_LAZY_GUARD_OFF, and it ends; an EOF without it (xosd gone), and
+ * it writes CRIU a request CRIU does not know: the dump fails and the tasks
+ * run on at this node (DECISIONS (ar)). */
+static _noreturn_ void lazy_guard(int conn, int relay)
+{
+	static const unsigned char abort_req[CKPT_LAZY_ABORT_LEN] = { [0 ... CKPT_LAZY_ABORT_LEN - 1] = 0xff };
+	int a = fcntl(conn, F_DUPFD_CLOEXEC, 10), b = fcntl(relay, F_DUPFD_CLOEXEC, 10);
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	char c = 0;
+	ssize_t k;
+
+	signal(SIGPIPE, SIG_IGN);
+	/* (nothing of liblxc's: it reads CRIU's output to its end) */
+	if (a < 0 || b < 0 || null < 0 || dup2(null, STDIN_FILENO) < 0 ||
+	    dup2(null, STDOUT_FILENO) < 0 || dup2(null, STDERR_FILENO) < 0 || dup2(a, 3) < 0 ||
+	    dup2(b, 4) < 0)
+		_exit(1);
+	close_range(5, ~0U, 0);
+	while ((k = read(3, &c, 1)) < 0 && errno == EINTR)
+		;
+	if (k == 1 && c == CKPT_LAZY_GUARD_OFF)
+		_exit(0);
+	(void)loop_write(4, abort_req, sizeof(abort_req));
+	_exit(0);
+}
+
+/* A lazy dump (post-copy): CRIU's page socket and status pipe, their other
+ * ends handed to xosd's relay at path (SCM_RIGHTS), the guard forked off,
+ * then CRIU runs with --lazy-pages --ps-socket --status-fd. */
+static int shim_lazy_dump(const char *real, const char *path, char **args, size_t n)
+{
+	int sp[2] = { -EBADF, -EBADF }, st[2] = { -EBADF, -EBADF }, conn, fds[2];
+	char cbuf[CMSG_SPACE(sizeof(fds))] = { 0 }, one = 'p';
+	static char ps_arg[16], st_arg[16];
+	struct iovec iov = { .iov_base = &one, .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	pid_t pid;
+
+	conn = connect_unix(path);
+	if (conn < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 ||
+	    pipe2(st, O_CLOEXEC) < 0) {
+		fprintf(stderr, "xosd: Cannot reach the page relay %s: %s\n", path,
+			strerror(conn < 0 ? -conn : errno));
+		return 127;
+	}
+	fds[0] = sp[1];
+	fds[1] = st[0];
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(fds));
+	memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+	if (sendmsg(conn, &mh, MSG_NOSIGNAL) != 1) {
+		fprintf(stderr, "xosd: Cannot hand the page socket to %s: %m\n", path);
+		return 127;
+	}
+	pid = fork();
+	if (pid == 0) {
+		if (fork() == 0)
+			lazy_guard(conn, sp[1]);
+		_exit(0);
+	}
+	if (pid < 0) {
+		fprintf(stderr, "xosd: Cannot fork the page socket's guard: %m\n");
+		return 127;
+	}
+	(void)waitpid(pid, NULL, 0);
+	close(conn);
+	close(sp[1]);
+	close(st[0]);
+	if (fcntl(sp[0], F_SETFD, 0) < 0 || fcntl(st[1], F_SETFD, 0) < 0)
+		return 127;
+	snprintf(ps_arg, sizeof(ps_arg), "%d", sp[0]);
+	snprintf(st_arg, sizeof(st_arg), "%d", st[1]);
+	args[n++] = (char *)"--lazy-pages";
+	args[n++] = (char *)"--ps-socket";
+	args[n++] = ps_arg;
+	args[n++] = (char *)"--status-fd";
+	args[n++] = st_arg;
+	args[n] = NULL;
+	unsetenv(CKPT_LAZY_DUMP_ENV);
 	execv(real, args);
 	fprintf(stderr, "xosd: Cannot run %s: %s\n", real, strerror(errno));
 	return 127;
@@ -232,7 +368,8 @@ static int shim_version(const char *real)
 int ckpt_criu_shim(int argc, char **argv)
 {
 	const char *real = getenv(SHIM_ENV), *lazy = getenv(LAZY_ENV);
-	_cleanup_free_ char **args = calloc((size_t)argc + 2, sizeof(char *));
+	const char *ps = getenv(CKPT_LAZY_DUMP_ENV);
+	_cleanup_free_ char **args = calloc((size_t)argc + 8, sizeof(char *));
 	size_t n;
 
 	if (!real || real[0] != '/' || !args) {
@@ -244,8 +381,11 @@ int ckpt_criu_shim(int argc, char **argv)
 	n = ckpt_criu_shim_argv(argc, argv, real, args);
 	unsetenv(SHIM_ENV);
 	unsetenv(SHIM_CACHE_ENV);
-	if (lazy && !strcmp(lazy, "local") && argc > 1 && !strcmp(argv[1], "restore"))
+	if (lazy && (!strcmp(lazy, "local") || lazy[0] == '/') && argc > 1 &&
+	    !strcmp(argv[1], "restore"))
 		return shim_lazy_restore(real, argc, argv, args, n);
+	if (ps && ps[0] == '/' && argc > 1 && !strcmp(argv[1], "dump"))
+		return shim_lazy_dump(real, ps, args, n);
 	execv(real, args);
 	fprintf(stderr, "xosd: Cannot run %s: %s\n", real, strerror(errno));
 	return 127;

@@ -457,6 +457,19 @@ static unsigned criu_xos_level(const char *out)
 	return errno || end == m + strlen(CRIU_XOS_MARK) || level > 1000 ? 0 : (unsigned)level;
 }
 
+unsigned ckpt_criu_level(struct ckpt *ck)
+{
+	if (ck->criu_level < 0) {
+		_cleanup_free_ char *bin = criu_on_path();
+		char out[1024];
+
+		ck->criu_level = bin && criu_version_output(bin, out, sizeof(out)) >= 0
+					 ? (int)criu_xos_level(out)
+					 : 0;
+	}
+	return (unsigned)ck->criu_level;
+}
+
 int ckpt_bridge_allowed(struct ckpt *ck, const char **ret_why)
 {
 	switch (ck->cfg->checkpoint_bridge) {
@@ -525,6 +538,7 @@ int ckpt_new(const struct ckpt_setup *s, struct ckpt **ret)
 			     .cgroup_v2 = s->cgroup_v2,
 			     .store_fd = -EBADF,
 			     .criu_veth_fix = -1,
+			     .criu_level = -1,
 			     .tick_walk = true };
 	if (s->self_exe && !ck->self_exe) {
 		free(ck);

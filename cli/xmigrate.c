@@ -8,22 +8,28 @@
 
 #include "cli/cli.h"
 
-enum { OPT_JSON = CLI_OPT_MAX };
+enum { OPT_JSON = CLI_OPT_MAX, OPT_POSTCOPY };
 
 static const struct option migrate_options[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "postcopy", no_argument, NULL, OPT_POSTCOPY },
 	CLI_COMMON_OPTIONS,
 	{},
 };
 
 struct migrate_opts {
-	bool json;
+	bool json, postcopy;
 	const char *socket;
 };
 
 static int migrate_option(_unused_ const char *prog, int opt, _unused_ const char *arg, void *opts)
 {
-	((struct migrate_opts *)opts)->json = true; /* --json, the only one */
+	struct migrate_opts *o = opts;
+
+	if (opt == OPT_POSTCOPY)
+		o->postcopy = true;
+	else
+		o->json = true;
 	return 0;
 }
 
@@ -38,6 +44,10 @@ static const struct cli_command migrate_command = {
 		"until NODE reports it running; if the move fails it runs on here. On a\n"
 		"terminal, a line shows the move's phase, the bytes sent and the rate.\n"
 		"\n"
+		"      --postcopy    Resume the job on NODE before its memory has moved: its\n"
+		"                    pages follow on demand and in the background, pulled\n"
+		"                    from here (a shorter stop; CRIU with xos's patches on\n"
+		"                    both nodes). The answer comes when every page moved\n"
 		"      --json        Print the figures of the move as JSON\n",
 	.help_end = "\n"
 		    "Exit status: 0 when the job runs on NODE, 1 when it was not moved (it\n"
@@ -170,6 +180,8 @@ int cli_xmigrate_main(const char *prog, int argc, char **argv)
 		r = cli_gen_str(g, "job", argv[optind]);
 	if (r >= 0)
 		r = cli_gen_str(g, "node", argv[optind + 1]);
+	if (r >= 0 && o.postcopy)
+		r = cli_gen_bool(g, "postcopy", true);
 	if (!tty) {
 		if (cli_request_call(prog, o.socket, g, r, NULL, &resp) < 0)
 			return CLI_EXIT_FAILURE;
@@ -189,6 +201,15 @@ int cli_xmigrate_main(const char *prog, int argc, char **argv)
 	}
 	(void)cli_json_int(resp, "bytes", &bytes);
 	(void)cli_format_size(bytes > 0 ? (uint64_t)bytes : 0, size, sizeof(size));
+	if (o.postcopy) {
+		printf("%.12s: runs on node %s (frozen %.0f ms, transfer %.0f ms, downtime %.0f ms, "
+		       "then every page pulled in %.0f ms; %s sent)\n",
+		       cli_json_string(resp, "job") ? cli_json_string(resp, "job") : "?",
+		       cli_json_string(resp, "node") ? cli_json_string(resp, "node") : "?",
+		       ms_of(resp, "frozen_us"), ms_of(resp, "transfer_us"),
+		       ms_of(resp, "downtime_us"), ms_of(resp, "pull_us"), size);
+		return 0;
+	}
 	printf("%.12s: runs on node %s (frozen %.0f ms, transfer %.0f ms, downtime %.0f ms, "
 	       "%s sent)\n",
 	       cli_json_string(resp, "job") ? cli_json_string(resp, "job") : "?",

@@ -32,8 +32,15 @@ static int take_over(struct daemon *d, struct conn *c, struct job *j, unsigned v
 	free(j->reason);
 	j->reason = NULL;
 	j->cg_caller = c != NULL; /* (its parent was a caller's, or none, on the other node) */
-	if (c)
+	if (c) {
 		daemon_restore_cgroup(d, c, j);
+	} else { /* (a job from another node: this node's cgroup_parent, not that one's) */
+		const char *p = d->cfg->cgroup_parent;
+
+		free(j->cgroup_parent);
+		j->cgroup_parent = p && strcmp(p, RUNTIME_CGROUP_PARENT_CALLER) != 0 ? strdup(p)
+										    : NULL;
+	}
 	j->net.active = false; /* (made again by the restore, here) */
 	r = slice_claim_base(d, j);
 	if (r < 0)

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Migration benchmark (issue 11): a job holding 256 MiB of touched memory moved
 # node to node on this machine (two xosd daemons in network namespaces of their
-# own, as tests/integration/nodes.bash makes them), by xmigrate (stop-and-copy)
-# and, side by side in the same run, the manual LXC way on a like job:
+# own, as tests/integration/nodes.bash makes them), by xmigrate (stop-and-copy),
+# by xmigrate --postcopy (only with a CRIU at xos patch level 4 on PATH: the
+# job runs on n2 before its pages come; the pages relayed, its pages_bytes,
+# on a line of their own) and, side by side in the same run, the manual LXC
+# way on a like job:
 # lxc-checkpoint -s, the images copied to another directory, lxc-checkpoint -r
 # from the copy (xosd stopped meanwhile). Downtime: the job stopped until it
 # runs again (xmigrate's downtime_us; for LXC, the dump's start to the
@@ -45,6 +48,12 @@ cleanup() {
 trap cleanup EXIT
 
 now() { date +%s%N; }
+# the xos patch level of the CRIU on PATH, 0 if none (as the integration tests' criu_level)
+criu_level() {
+	local v
+	v=$(criu --version 2>/dev/null | sed -n 's/^GitID: .*+xos\([0-9][0-9]*\)$/\1/p')
+	echo "${v:-0}"
+}
 ms() { echo $((($2 - $1) / 1000000)); }
 us_ms() { echo $(($1 / 1000)); }
 
@@ -89,6 +98,25 @@ printf '%-34s %10s %10s %10s %12s\n' "xmigrate (stop-and-copy)" \
 node_use 2
 xkill -s KILL "$id" >/dev/null
 xwait "$id" >/dev/null || true
+
+# xmigrate --postcopy, on a like job (CRIU level 4 on the source, 3 on the target)
+if [ "$(criu_level)" -ge 4 ]; then
+	id=$(hold)
+	node_use 1
+	a=$(now)
+	out=$(xmigrate --postcopy --json "$id" n2)
+	b=$(now)
+	echo "# xmigrate --postcopy --json: $(jq -c . <<<"$out")"
+	printf '%-34s %10s %10s %10s %12s\n' "xmigrate --postcopy" \
+		"$(us_ms "$(jq .frozen_us <<<"$out")")" "$(us_ms "$(jq .downtime_us <<<"$out")")" \
+		"$(ms "$a" "$b")" "$(jq .bytes <<<"$out")"
+	echo "# (--postcopy: $(jq .pages_bytes <<<"$out") bytes of pages relayed after the job ran on n2)"
+	node_use 2
+	xkill -s KILL "$id" >/dev/null
+	xwait "$id" >/dev/null || true
+else
+	echo "# xmigrate --postcopy: not run: $(command -v criu || echo criu) is below xos patch level 4 (GitID +xos$(criu_level)); scripts/setup.sh builds level 4"
+fi
 
 # the manual LXC way, on a like job of node 1, its xosd stopped meanwhile
 id=$(hold)

@@ -25,7 +25,7 @@ static void test_option(void)
 static void test_lazy_argv(void)
 {
 	char *out[CKPT_LAZY_ARGS_MAX];
-	size_t n = ckpt_criu_lazy_argv("/usr/local/sbin/criu", "/s/1/images", "/w", out);
+	size_t n = ckpt_criu_lazy_argv("/usr/local/sbin/criu", "/s/1/images", "/w", NULL, out);
 	const char *want[] = {
 		"/usr/local/sbin/criu", "lazy-pages", "-D", "/s/1/images", "-W", "/w", "-o",
 		"lazy-pages.log",       "-v4"
@@ -38,9 +38,24 @@ static void test_lazy_argv(void)
 	   "the lazy-pages daemon serves the images' pages, its socket in the work directory");
 }
 
+static void test_lazy_argv_ps(void)
+{
+	char *out[CKPT_LAZY_ARGS_MAX];
+	size_t n = ckpt_criu_lazy_argv("/c", "/i", "/w", "7", out);
+	const char *want[] = { "/c",  "lazy-pages", "-D",           "/i",
+			       "-W",  "/w",         "-o",           "lazy-pages.log",
+			       "-v4", "--page-server", "--ps-socket", "7" };
+	bool same = n == sizeof(want) / sizeof(want[0]) && n < CKPT_LAZY_ARGS_MAX && !out[n];
+
+	for (size_t i = 0; same && i < n; i++)
+		same = !strcmp(out[i], want[i]);
+	ok(same, "post-copy: the daemon's pages come from a page server on the relay's descriptor");
+}
+
 int main(void)
 {
 	test_option();
 	test_lazy_argv();
+	test_lazy_argv_ps();
 	return tap_done();
 }

@@ -1,0 +1,502 @@
+#!/usr/bin/env bats
+# xmigrate --postcopy (issue 11; DECISIONS (ar)): the job dumped with CRIU's
+# lazy pages on n1, its version without the memory pages sent to n2 and
+# restored there with lazy pages; it runs on n2 while n2's lazy-pages daemon
+# pulls its pages from n1's frozen tasks through the node channel (xosd's
+# relay, "migrate-pages"), on demand and in the background. n1 lets go
+# (MIGRATED) once every page moved and n2 runs the job. Shown: a job of
+# 64 MiB moved, its memory the same and its exit code there, nothing of the
+# move left on either node; a client's TCP connection to a bridge job
+# counting on across the move; the link cut during the pull (the job runs on
+# at n1 with its memory, n2's half killed); the refusals before anything
+# stops. Needs CRIU at xos patch level 4 on the source and 3 on the target
+# (scripts/setup.sh builds level 4): below that each test says so and skips.
+# Nodes as in 94-migrate-net.bats: xosd daemons in network namespaces of
+# their own on one test bridge, each with its own sysfs (nodes.bash).
+
+load helpers
+load nodes
+bats_require_minimum_version 1.5.0
+
+NODE_OWN_SYSFS=1
+NODE_COUNT=3 # (n3: a client's node, or a third xosd; not every test starts it)
+POOL=10.214.7.0/24
+
+setup_file() { nodes_certs_setup n1 n2 n3; }
+
+teardown_file() { nodes_certs_teardown; }
+
+setup() {
+	nodes_net_setup
+}
+
+teardown() {
+	local rc=0
+	nodes_net_teardown_checked || rc=1
+	return "$rc"
+}
+
+# ---- copied from 94-migrate-net.bats (candidates for nodes.bash) ----
+
+# nodes_net_teardown_checked: the nodes torn down; then nothing of the jobs'
+# networking may be left in any node's namespace (veths, bridge, nftables
+# tables, routes of xosd's), and no mount below the nodes' directories
+nodes_net_teardown_checked() {
+	local i rc=0 left bases=("${NODE_BASES[@]}")
+	for i in "${NODES[@]}"; do
+		node_use "$i"
+		nodes_net_teardown_jobs "$i"
+		xosd_stop || rc=1
+		printf -v "NODE_PID_$i" '%s' ""
+		left=$(
+			ip -n "${NS}n$i" -o link show | grep -E ': (xv[0-9a-f]+|xosbr0)[@:]' || true
+			ip netns exec "${NS}n$i" nft list tables | grep -w xos || true
+			ip -n "${NS}n$i" route show proto 88 || true
+		)
+		if [ -n "$left" ]; then
+			echo "left in node n$i's network namespace:" >&2
+			echo "$left" >&2
+			rc=1
+		fi
+	done
+	nodes_net_teardown || rc=1
+	# the nodes' own cgroup parents (pc_node_start), empty once their jobs went
+	for i in "${NODES[@]}" 1 2 3; do
+		rmdir /sys/fs/cgroup/"xos-n$i" /sys/fs/cgroup/*/"xos-n$i" 2>/dev/null || true
+	done
+	for i in "${bases[@]}"; do
+		if grep -q " $i" /proc/self/mountinfo; then
+			echo "mount left below $i" >&2
+			rc=1
+		fi
+	done
+	return "$rc"
+}
+
+nodes_net_teardown_jobs() {
+	local live
+	[ -n "${XOSD_PID:-}" ] && kill -0 "$XOSD_PID" 2>/dev/null || return 0
+	live=$(xps -q 2>/dev/null || true)
+	[ -n "$live" ] || return 0
+	# shellcheck disable=SC2086
+	xkill -s KILL $live >/dev/null 2>&1 || true
+	# shellcheck disable=SC2086
+	timeout 30 xwait $live >/dev/null 2>&1 || true
+}
+
+# bridge_nodes N: nodes n1..nN up with one job pool, each seeing the others
+bridge_nodes() {
+	local i
+	for i in $(seq 1 "$1"); do
+		pc_node_start "$i" "n$i" "net_pool = $POOL"
+	done
+	peers_up "$1"
+}
+
+# peers_up N: nodes n1..nN each see the others up
+peers_up() {
+	local i k
+	for i in $(seq 1 "$1"); do
+		for k in $(seq 1 "$1"); do
+			[ "$i" = "$k" ] || xos_wait_for 30 peer_is "$i" "n$k" up
+		done
+	done
+}
+
+# route_via I ADDR GW: node I has xosd's route to ADDR via GW
+route_via() {
+	ip -n "${NS}n$1" route show proto 88 "$2/32" | grep -q "via $3 "
+}
+
+# listening I ID: job ID on node I listens on TCP port 7000
+listening() { test -e "$(jobroot "$1" "$2")/tmp/listening"; }
+
+# counts_consecutive FILE: the lines are 1, 2, 3, ... without a gap or a repeat
+counts_consecutive() {
+	awk '$0 != NR { printf "line %d is %s\n", NR, $0; bad = 1; exit } END { exit bad }' "$1"
+}
+
+# a TCP server counting to its one client, a line every 0.1 s, each number
+# also appended to /tmp/sent
+COUNT_SERVER='
+import socket, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7000))
+s.listen(1)
+open("/tmp/listening", "w").close()
+c, _ = s.accept()
+with open("/tmp/sent", "a") as f:
+    for i in range(1, 100000):
+        c.sendall(b"%d\n" % i)
+        f.write("%d\n" % i)
+        f.flush()
+        time.sleep(0.1)
+'
+
+# a client of it (in a node's network namespace): every line it reads
+# appended to OUT (and the time it came to OUT.t), then "end: WHY" when the
+# connection ends; at most 300 s
+COUNT_CLIENT='
+import socket, sys, time
+addr, out = sys.argv[1], sys.argv[2]
+with open(out, "a") as f, open(out + ".t", "a") as t:
+    try:
+        c = socket.create_connection((addr, 7000), timeout=10)
+        c.settimeout(120)
+        for line in c.makefile("rb"):
+            t.write("%.3f\n" % time.monotonic())
+            t.flush()
+            f.write(line.decode())
+            f.flush()
+        f.write("end: closed\n")
+    except Exception as e:
+        f.write("end: %r\n" % e)
+'
+
+# ---- copied from 93-migrate.bats ----
+
+state_on() { on "$1" job_field "$2" .state 2>/dev/null; }
+state_is() { [ "$(state_on "$1" "$2")" = "$3" ]; }
+
+# no_store_of I ID: nothing of job ID in node I's checkpoint store, no
+# incoming copy
+no_store_of() {
+	local t
+	t=$(node_tmp "$1")
+	[ ! -e "$t/state/checkpoints/$2" ]
+	[ ! -e "$t/state/checkpoints/.migrate-$2.tar" ]
+}
+
+COUNTER='i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo $i >>/tmp/count; sleep 0.1; done'
+
+# ---- copied from 94-migrate-postcopy.bats (a candidate for helpers.bash) ----
+
+# The xos patch level of the CRIU liblxc runs (the first on PATH), 0 if none.
+criu_level() {
+	local v
+	v=$(criu --version 2>/dev/null | sed -n 's/^GitID: .*+xos\([0-9][0-9]*\)$/\1/p')
+	echo "${v:-0}"
+}
+
+# ---- this file's own ----
+
+# postcopy_or_skip: the test skips unless the CRIU on PATH is at xos patch
+# level 4 (both nodes run it: level 4 for the source's lazy dump that serves
+# its pages, level 3 for the target's lazy restore in the job's user namespace)
+# pc_node_start I CERT [lines]: node_start with a cgroup_parent of node I's
+# own: in post-copy both nodes hold the job's container at once, and these
+# nodes share one cgroup hierarchy (real nodes do not)
+pc_node_start() {
+	node_start "$1" "$2" "cgroup_parent = xos-n$1${3:+
+$3}"
+}
+
+postcopy_or_skip() {
+	local l
+	l=$(criu_level)
+	[ "$l" -ge 4 ] ||
+		skip "$(command -v criu || echo 'criu (none on PATH)') is below xos patch level 4 (GitID +xos$l): xmigrate --postcopy needs level 4 on the source (a lazy dump that serves its pages) and 3 on the target (lazy restore in the job's user namespace); scripts/setup.sh builds level 4"
+}
+
+# A job holding 64 MiB of touched memory (1 MiB of random bytes, 64 times),
+# as 94-migrate-postcopy.bats's HOLDER, and counting: it writes the memory's
+# sha256 to /tmp/sum, then a number a line to /tmp/count every 0.1 s (from
+# its memory: a count that goes on without a gap is a memory that came
+# whole), until /tmp/go; then it prints the memory's sha256 again and ends
+# with 7.
+HOLDER='
+import hashlib, os, time
+b = bytearray(os.urandom(1 << 20)) * 64
+open("/tmp/sum.new", "w").write(hashlib.sha256(b).hexdigest() + "\n")
+os.rename("/tmp/sum.new", "/tmp/sum")
+i = 0
+while not os.path.exists("/tmp/go"):
+    i += 1
+    with open("/tmp/count", "a") as f:
+        f.write("%d\n" % i)
+    time.sleep(0.1)
+print("sha256", hashlib.sha256(b).hexdigest())
+raise SystemExit(7)
+'
+
+# holder_on I: a --net none HOLDER job on node I, once it wrote its sum and
+# counted to 3 (its id on stdout)
+holder_on() {
+	local id
+	id=$(on "$1" xrun -d --net none -- python3 -c "$HOLDER")
+	[ -n "$id" ] || return 1
+	wait_file "$(jobroot "$1" "$id")/tmp/sum" 60 || return 1
+	wait_lines "$(jobroot "$1" "$id")/tmp/count" 3 || return 1
+	echo "$id"
+}
+
+# no_versions I ID: node I's store holds no version of job ID (none made,
+# none being unpacked) and no incoming copy; the job's directory itself, or
+# its holder file, may be there
+no_versions() {
+	local s d
+	s="$(node_tmp "$1")/state/checkpoints"
+	d="$s/$2"
+	[ ! -e "$s/.migrate-$2.tar" ] || {
+		echo "left on n$1: $s/.migrate-$2.tar" >&2
+		return 1
+	}
+	[ -d "$d" ] || return 0
+	if find "$d" -mindepth 1 -maxdepth 1 | grep -E '/(\.new-)?[0-9]+$' >&2; then
+		echo "(left in n$1's store: version directories of job $2)" >&2
+		return 1
+	fi
+}
+
+# no_criu_of ID: no CRIU process (dump, restore, lazy-pages daemon, the
+# shim) of job ID on the machine, so on neither node: each has the job's id
+# in its images directory (or the container's name)
+no_criu_of() {
+	! pgrep -af -- "criu.*$1" >&2
+}
+
+# half_gone I ID: node I does not run job ID: its record there is gone or
+# ended (not live), no container, no mount below its directories, no loader
+half_gone() {
+	local s
+	s=$(where "$1" "$2")
+	case "$s" in absent | KILLED | FAILED) ;; *) return 1 ;; esac
+	[ ! -d "$(node_tmp "$1")/state/volatile/lxc/xos-$2" ] || return 1
+	on "$1" no_job_mounts "$2" || return 1
+	on "$1" no_loaders
+}
+
+# untouched SRC DST ID: job ID (a COUNTER or HOLDER) still runs on node SRC,
+# never stopped (no restore, no version), and goes on counting; node DST
+# knows nothing of it and has no container of it
+untouched() {
+	local src=$1 dst=$2 id=$3 n
+	assert_equal "$(where "$src" "$id")" RUNNING
+	assert_equal "$(where "$dst" "$id")" absent
+	assert_equal "$(on "$src" job_field "$id" '.restores // 0')" 0
+	[ ! -e "$(node_tmp "$src")/state/checkpoints/$id" ]
+	no_store_of "$dst" "$id"
+	[ ! -d "$(node_tmp "$dst")/state/volatile/lxc/xos-$id" ]
+	n=$(wc -l <"$(jobroot "$src" "$id")/tmp/count")
+	wait_lines "$(jobroot "$src" "$id")/tmp/count" $((n + 3))
+	counts_consecutive "$(jobroot "$src" "$id")/tmp/count"
+}
+
+# fake_criu DIR LEVEL: DIR/criu, the CRIU on PATH but saying it is at xos
+# patch level LEVEL (its --version; everything else is the real one's)
+fake_criu() {
+	local real
+	real=$(command -v criu)
+	mkdir -p "$1"
+	cat >"$1/criu" <<EOF
+#!/bin/sh
+if [ "\$1" = --version ]; then
+	"$real" --version | sed -n '/^Version:/p'
+	echo "GitID: v0.0-test+xos$2"
+	exit 0
+fi
+exec "$real" "\$@"
+EOF
+	chmod 0755 "$1/criu"
+}
+
+@test "--postcopy: a --net none job of 64 MiB moves to n2, its pages pulled after it runs there; it ends there with the same memory and its exit code; n1 shows it MIGRATED; nothing of the move left" {
+	postcopy_or_skip
+	pc_node_start 1 n1
+	pc_node_start 2 n2
+	peers_up 2
+	local id sum r n
+	id=$(holder_on 1)
+	sum=$(cat "$(jobroot 1 "$id")/tmp/sum")
+	[ "${#sum}" -eq 64 ]
+	run on 1 xmigrate --postcopy --json "$id" n2
+	echo "$output"
+	assert_success
+	echo "# xmigrate --postcopy --json: $(jq -c . <<<"$output")" >&3
+	assert_equal "$(jq -r .node <<<"$output")" n2
+	assert_equal "$(jq -r .postcopy <<<"$output")" true
+	# every page of the 64 MiB came through the relay
+	[ "$(jq -r .pages_bytes <<<"$output")" -ge $((64 << 20)) ]
+	[ "$(jq -r .downtime_us <<<"$output")" -gt 0 ]
+	[ "$(jq -r .bytes <<<"$output")" -gt 0 ]
+	[ "$(jq -r .total_us <<<"$output")" -ge "$(jq -r .downtime_us <<<"$output")" ]
+	jq -e 'has("version") and has("frozen_us") and has("transfer_us")' <<<"$output" >/dev/null
+	# n1 let go, as after a stop-and-copy: MIGRATED, no container, no version
+	assert_equal "$(where 1 "$id")" MIGRATED
+	run -0 on 1 xps -a
+	assert_output --regexp "${id:0:12} .*MIGRATED moved to node n2"
+	assert_equal "$(on 1 job_field "$id" .migration.node)" n2
+	[ ! -d "$(node_tmp 1)/state/volatile/lxc/xos-$id" ]
+	no_store_of 1 "$id"
+	# n2 runs it, and keeps no version without its pages (it could not be
+	# restored) nor anything of the transfer
+	assert_equal "$(where 2 "$id")" RUNNING
+	assert_equal "$(on 2 job_field "$id" .reason)" "moved here from node n1"
+	xos_wait_for 30 no_versions 2 "$id"
+	# no CRIU of the job left on either node (n1's lazy dump, n2's restore
+	# and lazy-pages daemon)
+	xos_wait_for 30 no_criu_of "$id"
+	# it counts on there from where it was
+	r=$(jobroot 2 "$id")
+	n=$(wc -l <"$r/tmp/count")
+	wait_lines "$r/tmp/count" $((n + 3))
+	counts_consecutive "$r/tmp/count"
+	touch "$r/tmp/go"
+	run on 2 xwait "$id"
+	assert_equal "$status" 7
+	run -0 on 2 xlogs "$id"
+	assert_output "sha256 $sum"
+	assert_equal "$(where 2 "$id")" EXITED
+	no_versions 2 "$id"
+}
+
+@test "--postcopy: a client on n3 keeps its TCP connection to a bridge job moved from n1 to n2: the count goes on without a gap" {
+	postcopy_or_skip
+	bridge_nodes 3
+	local id addr out n cpid figures
+	id=$(on 1 xrun -d --net bridge -- python3 -c "$COUNT_SERVER")
+	addr=$(on 1 job_field "$id" .net.address)
+	[ -n "$addr" ]
+	xos_wait_for 30 route_via 3 "$addr" 10.213.0.1
+	xos_wait_for 30 route_via 2 "$addr" 10.213.0.1
+	out=$BATS_TEST_TMPDIR/client.out
+	xos_wait_for 30 listening 1 "$id"
+	timeout 300 ip netns exec "${NS}n3" python3 -c "$COUNT_CLIENT" "$addr" "$out" &
+	cpid=$!
+	wait_lines "$out" 5
+	run on 1 xmigrate --postcopy --json "$id" n2
+	echo "$output"
+	assert_success
+	figures=$output
+	assert_equal "$(jq -r .postcopy <<<"$figures")" true
+	[ "$(jq -r .pages_bytes <<<"$figures")" -gt 0 ]
+	assert_equal "$(where 2 "$id")" RUNNING
+	assert_equal "$(where 1 "$id")" MIGRATED
+	assert_equal "$(on 2 job_field "$id" .net.address)" "$addr"
+	# n2 announced it, n1 withdrew it: n3 and n1 route it via n2, n2 has
+	# no route of xosd's to it (its own bridge has the job)
+	xos_wait_for 30 route_via 3 "$addr" 10.213.0.2
+	xos_wait_for 30 route_via 1 "$addr" 10.213.0.2
+	[ -z "$(ip -n "${NS}n2" route show proto 88 "$addr/32")" ]
+	run ! ip -n "${NS}n1" link show "xv${id:0:12}"
+	# the same connection counts on, 20 more lines, none missing
+	n=$(wc -l <"$out")
+	wait_lines "$out" $((n + 20)) 60
+	kill -0 "$cpid"
+	tail -n 3 "$out"
+	run ! grep -q '^end:' "$out"
+	counts_consecutive "$out"
+	# and it is the moved job that sends them
+	n=$(tail -n 1 "$out")
+	grep -qx "$n" "$(jobroot 2 "$id")/tmp/sent"
+	no_store_of 1 "$id"
+	xos_wait_for 30 no_versions 2 "$id"
+	xos_wait_for 30 no_criu_of "$id"
+	echo "# the client's longest wait between two counts: $(awk 'NR > 1 && $1 - p > m { m = $1 - p } { p = $1 } END { printf "%.2f s", m }' "$out.t"); xmigrate --postcopy: $(jq -c . <<<"$figures")" >&3
+	kill "$cpid" 2>/dev/null || true
+	wait "$cpid" 2>/dev/null || true
+}
+
+@test "--postcopy, the link cut during the pull (XOS_MIGRATE_FAULT=cut-pull on n1): the move fails, the job runs on at n1 with its memory, n2 kills its half; nothing left" {
+	postcopy_or_skip
+	XOS_MIGRATE_FAULT=cut-pull pc_node_start 1 n1
+	pc_node_start 2 n2
+	peers_up 2
+	local id sum r n
+	id=$(holder_on 1)
+	sum=$(cat "$(jobroot 1 "$id")/tmp/sum")
+	run on 1 xmigrate --postcopy "$id" n2
+	echo "$output"
+	assert_failure 1
+	assert_output --regexp "^xmigrate: Migration of job ${id:0:12} to node n2 failed: .+; the job runs on here$"
+	# the fault acted (after n2 ran the job and some pages moved), not
+	# something before it
+	grep -q "XOS_MIGRATE_FAULT=cut-pull" "$(node_tmp 1)/xosd.log"
+	# n1: the job runs on, its tasks let go by CRIU, never restored
+	xos_wait_for 30 state_is 1 "$id" RUNNING
+	assert_equal "$(on 1 job_field "$id" '.restores // 0')" 0
+	# n2: its half killed, nothing of it left
+	xos_wait_for 60 half_gone 2 "$id"
+	xos_wait_for 30 no_versions 2 "$id"
+	no_versions 1 "$id"
+	xos_wait_for 30 no_criu_of "$id"
+	# the channel comes back
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+	[ "$(where 2 "$id")" != RUNNING ]
+	# the job's memory is whole: it counts on from where it was frozen, and
+	# ends with the memory it had
+	r=$(jobroot 1 "$id")
+	n=$(wc -l <"$r/tmp/count")
+	wait_lines "$r/tmp/count" $((n + 3))
+	counts_consecutive "$r/tmp/count"
+	touch "$r/tmp/go"
+	run on 1 xwait "$id"
+	assert_equal "$status" 7
+	run -0 on 1 xlogs "$id"
+	assert_output "sha256 $sum"
+	half_gone 2 "$id"
+}
+
+@test "--postcopy refused before anything stops: a node that is not a peer that is up, the job's own node, a job that is not running" {
+	postcopy_or_skip
+	pc_node_start 1 n1
+	pc_node_start 2 n2
+	peers_up 2
+	local id ended
+	id=$(on 1 xrun -d --net none -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	run on 1 xmigrate --postcopy "$id" n9
+	assert_failure 1
+	assert_output "xmigrate: Node n9 is not a peer that is up (see xnodes)"
+	run on 1 xmigrate --postcopy "$id" n1
+	assert_failure 1
+	assert_output "xmigrate: Job ${id:0:12} already runs on node n1"
+	untouched 1 2 "$id"
+	# a job that ended
+	ended=$(on 1 xrun -d --net none -- true)
+	on 1 xwait "$ended" || true
+	run on 1 xmigrate --postcopy "$ended" n2
+	assert_failure 1
+	assert_output "xmigrate: Job ${ended:0:12} is EXITED: only a running job can be moved"
+	assert_equal "$(where 1 "$ended")" EXITED
+	assert_equal "$(where 2 "$ended")" absent
+	no_store_of 2 "$ended"
+}
+
+@test "--postcopy refused before anything stops when a node's CRIU is below its xos patch level (the source's below 4, the target's below 3): the message says lazy pages" {
+	postcopy_or_skip
+	# n1: the CRIU on PATH; n2 and n3: the same CRIU, saying it is at
+	# level 2 and 3 (only their --version differs)
+	fake_criu "$BATS_TEST_TMPDIR/criu2" 2
+	fake_criu "$BATS_TEST_TMPDIR/criu3" 3
+	pc_node_start 1 n1
+	PATH="$BATS_TEST_TMPDIR/criu2:$PATH" pc_node_start 2 n2
+	PATH="$BATS_TEST_TMPDIR/criu3:$PATH" pc_node_start 3 n3
+	peers_up 3
+	local a b
+	# the target below level 3: n2 refuses in its pre-flight
+	a=$(on 1 xrun -d --net none -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$a")/tmp/count" 3
+	run on 1 xmigrate --postcopy "$a" n2
+	echo "$output"
+	assert_failure 1
+	assert_output --partial "lazy pages"
+	assert_output --partial "${a:0:12}"
+	untouched 1 2 "$a"
+	# the source below level 4: n3 refuses at once (n1 would take it)
+	b=$(on 3 xrun -d --net none -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 3 "$b")/tmp/count" 3
+	run on 3 xmigrate --postcopy --json "$b" n1
+	echo "$output"
+	assert_failure 1
+	assert_output --partial "lazy pages"
+	untouched 3 1 "$b"
+	# and stop-and-copy is not refused there for it
+	run on 3 xmigrate "$b" n1
+	echo "$output"
+	assert_success
+	assert_equal "$(where 1 "$b")" RUNNING
+	assert_equal "$(where 3 "$b")" MIGRATED
+}
