@@ -36,10 +36,17 @@ static int take_over(struct daemon *d, struct conn *c, struct job *j, unsigned v
 		daemon_restore_cgroup(d, c, j);
 	} else { /* (a job from another node: this node's cgroup_parent, not that one's) */
 		const char *p = d->cfg->cgroup_parent;
+		char *own = p && strcmp(p, RUNTIME_CGROUP_PARENT_CALLER) != 0 ? strdup(p) : NULL;
 
+		/* CRIU makes again, in a hierarchy liblxc gives it no root for
+		 * (cgroup2's beside v1), the place the job had there: pruned with
+		 * the job's own cgroups when it ends here */
+		free(j->cgroup_parent_prev);
+		j->cgroup_parent_prev = NULL;
+		if (j->cgroup_parent && (!own || strcmp(own, j->cgroup_parent) != 0))
+			j->cgroup_parent_prev = TAKE_PTR(j->cgroup_parent);
 		free(j->cgroup_parent);
-		j->cgroup_parent = p && strcmp(p, RUNTIME_CGROUP_PARENT_CALLER) != 0 ? strdup(p)
-										    : NULL;
+		j->cgroup_parent = own;
 	}
 	j->net.active = false; /* (made again by the restore, here) */
 	r = slice_claim_base(d, j);

@@ -663,7 +663,7 @@ static void relay_pump(struct daemon *d, struct migration *m)
 		}
 		if (m->outgoing && m->target_ok && m->pages_bytes > (1u << 20) &&
 		    fault_is("cut-pull")) { /* tests: the link cut during the pull */
-			log_warn("Job %s: the link to node %s is cut now (XOS_MIGRATE_FAULT)",
+			log_warn("Job %s: the link to node %s is cut now (XOS_MIGRATE_FAULT=cut-pull)",
 				 m->id, m->node);
 			nodes_stream_abort(d->nodes, m->node);
 			return;
