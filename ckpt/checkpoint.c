@@ -367,8 +367,7 @@ static int dump_refused(struct ckpt *ck, struct job *j, struct xerr *err)
 	return ckpt_space_check(ck, j, err); /* before anything is frozen */
 }
 
-static int begin_dump(struct ckpt *ck, struct job *j, bool stop, const char *lazy,
-		      struct xerr *err)
+static int begin_dump(struct ckpt *ck, struct job *j, bool stop, const char *lazy, struct xerr *err)
 {
 	_cleanup_close_ int jfd = -EBADF;
 	char name[32];
@@ -1226,8 +1225,8 @@ void ckpt_abort(struct ckpt *ck, struct job *j, int sig)
 {
 	if (!j->run || j->run->child <= 0 || j->run->kill_sig)
 		return;
-	log_info("Job %s: %s aborted%s", j->id, j->run->kind == CKPT_DUMP ? "checkpoint" : "restart",
-		 sig ? " by xkill" : "");
+	log_info("Job %s: %s aborted%s", j->id,
+		 j->run->kind == CKPT_DUMP ? "checkpoint" : "restart", sig ? " by xkill" : "");
 	j->run->kill_sig = sig;
 	abort_step(ck, j, mono_usec());
 }

@@ -23,7 +23,7 @@
 #define SHIM_ENV "XOS_CRIU"
 #define SHIM_DIR "criu-shim"
 #define SHIM_CACHE_ENV "XOS_CRIU_CACHE" /* the shim's directory */
-#define LAZY_ENV CKPT_LAZY_RESTORE_ENV /* "local" or a socket: restores take pages lazily */
+#define LAZY_ENV CKPT_LAZY_RESTORE_ENV  /* "local" or a socket: restores take pages lazily */
 #define LAZY_SOCKET "lazy-pages.socket"
 #define LAZY_WAIT_MS 5000
 
@@ -226,7 +226,8 @@ static int shim_lazy_restore(const char *real, int argc, char **argv, char **arg
  * run on at this node (DECISIONS (ar)). */
 static _noreturn_ void lazy_guard(int conn, int relay)
 {
-	static const unsigned char abort_req[CKPT_LAZY_ABORT_LEN] = { [0 ... CKPT_LAZY_ABORT_LEN - 1] = 0xff };
+	static const unsigned char abort_req[CKPT_LAZY_ABORT_LEN] = { [0 ... CKPT_LAZY_ABORT_LEN -
+								       1] = 0xff };
 	int a = fcntl(conn, F_DUPFD_CLOEXEC, 10), b = fcntl(relay, F_DUPFD_CLOEXEC, 10);
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	char c = 0;

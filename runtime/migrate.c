@@ -26,9 +26,9 @@
 
 #define CPUINFO_MAX 65536
 #define PUMP_BUF (256u << 10)
-#define RELAY_CHUNK (256u << 10)  /* post-copy: bytes read from CRIU's socket at once */
-#define RELAY_RX_MAX (64u << 20)  /* ...and the most kept for it from the peer */
-#define PAGES_DIR "pages"         /* the relays' sockets, in the run directory (0700) */
+#define RELAY_CHUNK (256u << 10) /* post-copy: bytes read from CRIU's socket at once */
+#define RELAY_RX_MAX (64u << 20) /* ...and the most kept for it from the peer */
+#define PAGES_DIR "pages"        /* the relays' sockets, in the run directory (0700) */
 
 enum phase {
 	MP_CHECK,   /* source: asked the target; target: checked, awaiting the data */
@@ -73,14 +73,14 @@ struct migration {
 	/* post-copy (DECISIONS (ar)): CRIU's page socket relayed over the
 	 * channel as migrate-pages messages */
 	bool postcopy;
-	int ps_listen;   /* the socket the shim (source) or lazy-pages daemon (target) reaches */
+	int ps_listen; /* the socket the shim (source) or lazy-pages daemon (target) reaches */
 	char *ps_path;
-	int ps_fd;       /* the relay's end of CRIU's page socket */
-	int status_fd;   /* source: CRIU's status pipe (its images are out) */
-	int guard_fd;    /* source: the connection the shim's guard waits on */
-	uint8_t *rx;     /* from the peer, for ps_fd */
+	int ps_fd;     /* the relay's end of CRIU's page socket */
+	int status_fd; /* source: CRIU's status pipe (its images are out) */
+	int guard_fd;  /* source: the connection the shim's guard waits on */
+	uint8_t *rx;   /* from the peer, for ps_fd */
 	size_t rx_len, rx_cap;
-	uint8_t *tx;     /* from ps_fd, for the peer */
+	uint8_t *tx; /* from ps_fd, for the peer */
 	size_t tx_len, tx_off;
 	bool tx_open;    /* a migrate-pages message of ours is open on the channel */
 	bool pages_in;   /* one of the peer's is being read */
@@ -444,8 +444,8 @@ static void guard_off(struct migration *m)
  * them). */
 static void relay_abort_criu(struct migration *m)
 {
-	static const unsigned char req[CKPT_LAZY_ABORT_LEN] = { [0 ... CKPT_LAZY_ABORT_LEN - 1] =
-									0xff };
+	static const unsigned char req[CKPT_LAZY_ABORT_LEN] = { [0 ... CKPT_LAZY_ABORT_LEN -
+								 1] = 0xff };
 
 	if (m->ps_fd >= 0 && !m->ps_eof)
 		(void)loop_write(m->ps_fd, req, sizeof(req));
@@ -613,6 +613,7 @@ static void relay_take(struct daemon *d, struct migration *m, const void *data, 
 /* What CRIU wrote, to the peer, one message at a time. */
 static void relay_pump(struct daemon *d, struct migration *m)
 {
+	struct job *j;
 	char hdr[128];
 
 	while (m->ps_fd >= 0 && m->phase != MP_DONE) {
@@ -641,7 +642,8 @@ static void relay_pump(struct daemon *d, struct migration *m)
 			int r;
 
 			snprintf(hdr, sizeof(hdr),
-				 "{\"type\":\"migrate-pages\",\"job\":\"%s\",\"payload\":true}", m->id);
+				 "{\"type\":\"migrate-pages\",\"job\":\"%s\",\"payload\":true}",
+				 m->id);
 			r = nodes_stream_begin(d->nodes, m->node, hdr);
 			if (r == -EBUSY || r == -ENOBUFS)
 				break; /* (migrate_tick tries again) */
@@ -660,11 +662,21 @@ static void relay_pump(struct daemon *d, struct migration *m)
 			m->tx_off += (size_t)w;
 			m->pages_bytes += (uint64_t)w;
 			m->t_page = mono_usec();
+			if (m->outgoing && (j = daemon_find_job(d, m->id)))
+				j->migrate_bytes = m->bytes + m->pages_bytes; /* (xps) */
+		}
+		if (m->outgoing && m->target_ok && m->pages_bytes > (1u << 20) &&
+		    fault_is("die-in-pull")) { /* tests: xosd killed during the pull */
+			log_warn(
+				"Job %s: xosd dies during the pull (XOS_MIGRATE_FAULT=die-in-pull)",
+				m->id);
+			raise(SIGKILL);
 		}
 		if (m->outgoing && m->target_ok && m->pages_bytes > (1u << 20) &&
 		    fault_is("cut-pull")) { /* tests: the link cut during the pull */
-			log_warn("Job %s: the link to node %s is cut now (XOS_MIGRATE_FAULT=cut-pull)",
-				 m->id, m->node);
+			log_warn(
+				"Job %s: the link to node %s is cut now (XOS_MIGRATE_FAULT=cut-pull)",
+				m->id, m->node);
 			nodes_stream_abort(d->nodes, m->node);
 			return;
 		}
@@ -862,8 +874,9 @@ static void src_pump(struct daemon *d, struct migration *m)
 			if (st == -EAGAIN)
 				return;
 			if (st != 0)
-				return m->postcopy ? src_abort_pull(d, m, j, "reading its version "
-									   "failed (tar)")
+				return m->postcopy ? src_abort_pull(d, m, j,
+								    "reading its version "
+								    "failed (tar)")
 						   : src_restore_local(d, m, j,
 								       "reading its version failed "
 								       "(tar)");
@@ -1147,11 +1160,12 @@ int ops_migrate(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 		return xerr_set(err, -EOPNOTSUPP, "invalid_argument",
 				"Job %.12s cannot be moved: %s", j->id, why);
 	if (postcopy && ckpt_criu_level(d->ckpt) < CKPT_LAZY_DUMP_LEVEL)
-		return xerr_set(err, -EOPNOTSUPP, "invalid_argument",
-				"Job %.12s cannot be moved with --postcopy from this node: its CRIU "
-				"cannot serve lazy pages (xos patch level %u, %u needed; "
-				"scripts/setup.sh builds it); move it without --postcopy",
-				j->id, ckpt_criu_level(d->ckpt), CKPT_LAZY_DUMP_LEVEL);
+		return xerr_set(
+			err, -EOPNOTSUPP, "invalid_argument",
+			"Job %.12s cannot be moved with --postcopy from this node: its CRIU "
+			"cannot serve lazy pages (xos patch level %u, %u needed; "
+			"scripts/setup.sh builds it); move it without --postcopy",
+			j->id, ckpt_criu_level(d->ckpt), CKPT_LAZY_DUMP_LEVEL);
 	if ((r = cpuinfo_dump(d, &cpu, err)) < 0)
 		return r;
 	text = check_text(d, j, cpu, postcopy);
@@ -1183,9 +1197,8 @@ static int send_verdict(struct daemon *d, const char *node, const char *type, co
  * that was aborted (its half killed; the source ran it on). */
 static bool departed(const struct job *j)
 {
-	return j->state == JOB_MIGRATED ||
-	       (job_state_is_final(j->state) && j->migrate_phase &&
-		!strcmp(j->migrate_phase, "aborted"));
+	return j->state == JOB_MIGRATED || (job_state_is_final(j->state) && j->migrate_phase &&
+					    !strcmp(j->migrate_phase, "aborted"));
 }
 
 static int check_job(struct daemon *d, struct job *j, yajl_val h, struct xerr *err)
@@ -1569,6 +1582,17 @@ static void tgt_restored(struct daemon *d, struct migration *m, struct job *j)
 	m->phase = MP_DONE;
 }
 
+/* Post-copy, the target: the copy of a job whose pages will not all come
+ * is killed through its init, not by asking its loader (which may wait for
+ * a page of its own that will never come). */
+static void kill_half(struct daemon *d, struct job *j)
+{
+	if (!job_is_live(j))
+		return;
+	if (j->pidfd < 0 || syscall(SYS_pidfd_send_signal, j->pidfd, SIGKILL, NULL, 0) < 0)
+		(void)container_signal(d, j, 0, SIGKILL);
+}
+
 /* Post-copy, the target: the version the job came with holds no memory
  * (its pages were pulled): it goes once the pull ended or failed. */
 static void drop_version(struct daemon *d, struct migration *m, struct job *j)
@@ -1612,12 +1636,12 @@ static void tgt_abort_pull(struct daemon *d, struct migration *m, const char *wh
 	if (j) {
 		set_phase(d, j, m->node, "aborted");
 		free(j->reason);
-		j->reason = xstrdup_printf("its move here from node %s was aborted (%s); it runs on "
-					   "there",
-					   m->node, why);
+		j->reason = xstrdup_printf(
+			"its move here from node %s was aborted (%s); it runs on "
+			"there",
+			m->node, why);
 		(void)daemon_persist_job(d, j);
-		if (job_is_live(j))
-			(void)container_signal(d, j, 0, SIGKILL);
+		kill_half(d, j);
 		drop_version(d, m, j);
 	}
 	m->phase = MP_DONE;
@@ -1880,7 +1904,8 @@ int migrate_tick(struct daemon *d)
 			relay_pump(d, m); /* (a message that could not begin: another was open) */
 		if (m->postcopy && m->outgoing && m->phase == MP_PULL && !m->pull_done &&
 		    mono_usec() - m->t_page > d->cfg->dump_timeout_us && j)
-			src_abort_pull(d, m, j, "its pull stalled (no page moved for dump_timeout)");
+			src_abort_pull(d, m, j,
+				       "its pull stalled (no page moved for dump_timeout)");
 		/* (a CRIU that does not take the abort is killed: the tasks run on) */
 		if (m->postcopy && m->phase == MP_ABORT && j && j->run && m->t_abort &&
 		    mono_usec() - m->t_abort > 10000000) {
@@ -1964,8 +1989,7 @@ void migrate_startup(struct daemon *d)
 				 "killed here (its source node runs it on)",
 				 j->id, j->migrate_node ? j->migrate_node : "?");
 			set_phase(d, j, j->migrate_node, "aborted");
-			if (job_is_live(j))
-				(void)container_signal(d, j, 0, SIGKILL);
+			kill_half(d, j);
 			ckpt_forget(d->ckpt, j);
 			continue;
 		}

@@ -43,6 +43,7 @@ CERTS=$T/certs
 cleanup() {
 	set +e
 	[ -z "${NS:-}" ] || nodes_net_teardown >/dev/null 2>&1
+	rmdir /sys/fs/cgroup/xos-n[12] /sys/fs/cgroup/*/xos-n[12] 2>/dev/null
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -61,8 +62,10 @@ mk_ca "$CERTS/ca" "xos bench CA" 2>/dev/null
 mk_cert "$CERTS/ca" n1 "$CERTS/n1" 2>/dev/null
 mk_cert "$CERTS/ca" n2 "$CERTS/n2" 2>/dev/null
 nodes_net_setup
-node_start 1 n1
-node_start 2 n2
+# (a cgroup_parent of each node's own: in post-copy both hold the job's
+# container at once, and these nodes share the machine's cgroups)
+node_start 1 n1 "cgroup_parent = xos-n1"
+node_start 2 n2 "cgroup_parent = xos-n2"
 xos_wait_for 30 peer_is 1 n2 up
 xos_wait_for 30 peer_is 2 n1 up
 

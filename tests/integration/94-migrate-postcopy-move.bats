@@ -192,6 +192,21 @@ pc_node_start() {
 $3}"
 }
 
+# whole_on I ID SUM: the holder job runs on node I with its memory whole: it
+# counts on without a gap, and at /tmp/go ends with 7 and the sha256 SUM
+whole_on() {
+	local r n
+	r=$(jobroot "$1" "$2")
+	n=$(wc -l <"$r/tmp/count")
+	wait_lines "$r/tmp/count" $((n + 3))
+	counts_consecutive "$r/tmp/count"
+	touch "$r/tmp/go"
+	run on "$1" xwait "$2"
+	assert_equal "$status" 7
+	run -0 on "$1" xlogs "$2"
+	assert_output "sha256 $3"
+}
+
 postcopy_or_skip() {
 	local l
 	l=$(criu_level)
@@ -427,16 +442,40 @@ EOF
 	[ "$(where 2 "$id")" != RUNNING ]
 	# the job's memory is whole: it counts on from where it was frozen, and
 	# ends with the memory it had
+	whole_on 1 "$id" "$sum"
+	half_gone 2 "$id"
+}
+
+@test "--postcopy, n1's xosd killed during the pull (XOS_MIGRATE_FAULT=die-in-pull): the guard lets CRIU go of the tasks, the job runs on at n1 with its memory; n2 kills its half; n1's xosd, restarted, keeps the job" {
+	postcopy_or_skip
+	XOS_MIGRATE_FAULT=die-in-pull pc_node_start 1 n1
+	pc_node_start 2 n2
+	peers_up 2
+	local id sum r n
+	id=$(holder_on 1)
+	sum=$(cat "$(jobroot 1 "$id")/tmp/sum")
 	r=$(jobroot 1 "$id")
+	run on 1 xmigrate --postcopy "$id" n2
+	echo "$output"
+	assert_failure
+	node_use 1
+	xos_wait_for 30 pid_gone "$XOSD_PID"
+	wait "$XOSD_PID" 2>/dev/null || true
+	grep -q "XOS_MIGRATE_FAULT=die-in-pull" "$(node_tmp 1)/xosd.log"
+	# with xosd gone, the guard made CRIU let go: the tasks count on at n1
 	n=$(wc -l <"$r/tmp/count")
 	wait_lines "$r/tmp/count" $((n + 3))
-	counts_consecutive "$r/tmp/count"
-	touch "$r/tmp/go"
-	run on 1 xwait "$id"
-	assert_equal "$status" 7
-	run -0 on 1 xlogs "$id"
-	assert_output "sha256 $sum"
-	half_gone 2 "$id"
+	# n2 lost n1 and killed its half
+	xos_wait_for 60 half_gone 2 "$id"
+	xos_wait_for 30 no_criu_of "$id"
+	# n1's xosd again: the job is its own, running, never restored
+	node_launch 1
+	xos_wait_for 30 state_is 1 "$id" RUNNING
+	assert_equal "$(on 1 job_field "$id" '.restores // 0')" 0
+	xos_wait_for 30 peer_is 1 n2 up
+	[ "$(where 2 "$id")" != RUNNING ]
+	whole_on 1 "$id" "$sum"
+	no_versions 1 "$id"
 }
 
 @test "--postcopy refused before anything stops: a node that is not a peer that is up, the job's own node, a job that is not running" {

@@ -42,9 +42,10 @@ static void test_lazy_argv_ps(void)
 {
 	char *out[CKPT_LAZY_ARGS_MAX];
 	size_t n = ckpt_criu_lazy_argv("/c", "/i", "/w", "7", out);
-	const char *want[] = { "/c",  "lazy-pages", "-D",           "/i",
-			       "-W",  "/w",         "-o",           "lazy-pages.log",
-			       "-v4", "--page-server", "--ps-socket", "7" };
+	const char *want[] = {
+		"/c",  "lazy-pages",    "-D",          "/i", "-W", "/w", "-o", "lazy-pages.log",
+		"-v4", "--page-server", "--ps-socket", "7"
+	};
 	bool same = n == sizeof(want) / sizeof(want[0]) && n < CKPT_LAZY_ARGS_MAX && !out[n];
 
 	for (size_t i = 0; same && i < n; i++)
