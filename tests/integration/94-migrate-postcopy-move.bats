@@ -186,10 +186,13 @@ criu_level() {
 # its pages, level 3 for the target's lazy restore in the job's user namespace)
 # pc_node_start I CERT [lines]: node_start with a cgroup_parent of node I's
 # own: in post-copy both nodes hold the job's container at once, and these
-# nodes share one cgroup hierarchy (real nodes do not)
+# nodes share one cgroup hierarchy (real nodes do not). The jobs run the
+# plain build's loader: the sanitizer build's reserves terabytes of address
+# space (ASan's shadow), which CRIU's lazy dump tracks for minutes and
+# gigabytes before its images are out (DECISIONS (ar))
 pc_node_start() {
 	node_start "$1" "$2" "cgroup_parent = xos-n$1${3:+
-$3}"
+$3}" --loader "$XOS_STATIC_LOADER"
 }
 
 # whole_on I ID SUM: the holder job runs on node I with its memory whole: it
@@ -469,7 +472,7 @@ EOF
 	xos_wait_for 60 half_gone 2 "$id"
 	xos_wait_for 30 no_criu_of "$id"
 	# n1's xosd again: the job is its own, running, never restored
-	node_launch 1
+	node_launch 1 --loader "$XOS_STATIC_LOADER"
 	xos_wait_for 30 state_is 1 "$id" RUNNING
 	assert_equal "$(on 1 job_field "$id" '.restores // 0')" 0
 	xos_wait_for 30 peer_is 1 n2 up
