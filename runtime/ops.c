@@ -1295,7 +1295,8 @@ static int op_kill(struct daemon *d, struct conn *c, yajl_val t, struct xerr *er
 		return xerr_set(err, -ENOENT, "not_found", "Job %.12s has no unit %llu", j->id,
 				(unsigned long long)unit);
 	if (j->state == JOB_CHECKPOINTED && j->migrate_phase &&
-	    (!strcmp(j->migrate_phase, "send") || !strcmp(j->migrate_phase, "doubt")))
+	    (!strcmp(j->migrate_phase, "send") || !strcmp(j->migrate_phase, "doubt") ||
+	     !strcmp(j->migrate_phase, "pull")))
 		/* (its other node may run it: ending it here would not end it) */
 		return xerr_set(err, -EBUSY, "conflict",
 				"Job %.12s is being moved to node %s: kill it there once xmigrate "
