@@ -499,9 +499,9 @@ static int relay_listen(struct daemon *d, struct migration *m)
 				    m->outgoing ? "src" : "dst");
 	if (!m->ps_path)
 		return -ENOMEM;
-	if (strlen(m->ps_path) >= sizeof(sa.sun_path))
+	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", m->ps_path) >=
+	    (int)sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, m->ps_path);
 	(void)unlink(m->ps_path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
