@@ -20,79 +20,10 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
-#include "nodes/nodes.h"
-#include "runtime/runtime-internal.h"
+#include "runtime/migrate-internal.h"
 #include "templates/templates.h"
 
 #define CPUINFO_MAX 65536
-#define PUMP_BUF (256u << 10)
-#define RELAY_CHUNK (256u << 10) /* post-copy: bytes read from CRIU's socket at once */
-#define RELAY_RX_MAX (64u << 20) /* ...and the most kept for it from the peer */
-#define PAGES_DIR "pages"        /* the relays' sockets, in the run directory (0700) */
-
-enum phase {
-	MP_CHECK,   /* source: asked the target; target: checked, awaiting the data */
-	MP_DUMP,    /* source: the dump (--stop) runs */
-	MP_SEND,    /* source: the version streams; target: it arrives */
-	MP_DOUBT,   /* source: all sent, the target's word awaited */
-	MP_LOCAL,   /* source: restoring here after a failure */
-	MP_EXTRACT, /* target: unpacking the version */
-	MP_RESTORE, /* target: the restore runs */
-	MP_PULL,    /* post-copy: the job runs on the target, its pages are pulled */
-	MP_ABORT,   /* post-copy, source: CRIU told to stop serving; the job runs on here */
-	MP_DONE,    /* to be freed */
-};
-
-struct migration {
-	struct migration *next;
-	char id[XOS_JOB_ID_HEX + 1];
-	char node[NODES_NAME_MAX + 1];
-	bool outgoing;
-	enum phase phase;
-	unsigned version;
-	bool run_ended; /* the dump or restore ended (ckpt's answer came) */
-	char *run_error;
-	char *failure; /* source: why the move failed (the client's answer) */
-	bool query_sent;
-	uint64_t t0, t_stop, t_dumped, t_sent, bytes;
-	/* the tar child (source: creating; target: extracting) */
-	pid_t pid;
-	int pidfd, pipe_fd, file_fd;
-	bool tar_eof;
-	uint8_t *buf;
-	size_t buf_len, buf_off;
-	/* target: the most its data may take, and what sets it (incoming_cap) */
-	uint64_t cap;
-	const char *cap_why;
-	bool held; /* target, tests: the data unpacked, not restored (XOS_MIGRATE_FAULT=hold) */
-	/* target: tar ended before the payload did (its status; -1: not yet).
-	 * tar stops reading at the archive's end marker, before the padding
-	 * after it: that is no failure, the rest is dropped */
-	int tar_status;
-	bool store_failed; /* target: the data could not be handed to tar */
-	/* post-copy (DECISIONS (ar)): CRIU's page socket relayed over the
-	 * channel as migrate-pages messages */
-	bool postcopy;
-	int ps_listen; /* the socket the shim (source) or lazy-pages daemon (target) reaches */
-	char *ps_path;
-	int ps_fd;     /* the relay's end of CRIU's page socket */
-	int status_fd; /* source: CRIU's status pipe (its images are out) */
-	int guard_fd;  /* source: the connection the shim's guard waits on */
-	uint8_t *rx;   /* from the peer, for ps_fd */
-	size_t rx_len, rx_cap;
-	uint8_t *tx; /* from ps_fd, for the peer */
-	size_t tx_len, tx_off;
-	bool tx_open;    /* a migrate-pages message of ours is open on the channel */
-	bool pages_in;   /* one of the peer's is being read */
-	bool ps_eof;     /* ps_fd's other end closed */
-	bool ps_armed;   /* ps_fd is in the event loop */
-	bool target_ok;  /* source: the target said the job runs there */
-	bool pull_done;  /* source: CRIU ended well (every page was pulled) */
-	bool aborting;   /* give up at the first chance (the link went) */
-	bool criu_ended; /* source: the lazy dump ended (CRIU serves no more) */
-	uint64_t t_ready, t_resumed, t_page, pages_bytes;
-	uint64_t t_abort; /* source: when CRIU was told to stop serving */
-};
 
 static struct migration *find(struct daemon *d, const char *id, bool outgoing)
 {
@@ -120,7 +51,7 @@ static struct migration *mig_new(struct daemon *d, const char *id, const char *n
 	return m;
 }
 
-static void child_stop(struct daemon *d, struct migration *m)
+void mig_child_stop(struct daemon *d, struct migration *m)
 {
 	if (m->pipe_fd >= 0)
 		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, m->pipe_fd, NULL);
@@ -138,8 +69,6 @@ static void child_stop(struct daemon *d, struct migration *m)
 	m->buf = NULL;
 }
 
-static void relay_close(struct daemon *d, struct migration *m);
-
 static void mig_free_done(struct daemon *d)
 {
 	for (struct migration **pp = &d->migrations; *pp;) {
@@ -150,8 +79,8 @@ static void mig_free_done(struct daemon *d)
 			continue;
 		}
 		*pp = m->next;
-		child_stop(d, m);
-		relay_close(d, m);
+		mig_child_stop(d, m);
+		mig_relay_close(d, m);
 		free(m->run_error);
 		free(m->failure);
 		free(m);
@@ -159,7 +88,7 @@ static void mig_free_done(struct daemon *d)
 }
 
 /* The job's migration phase, written (durably) before it is acted on. */
-static void set_phase(struct daemon *d, struct job *j, const char *node, const char *phase)
+void mig_set_phase(struct daemon *d, struct job *j, const char *node, const char *phase)
 {
 	int r;
 
@@ -175,8 +104,8 @@ static void set_phase(struct daemon *d, struct job *j, const char *node, const c
 }
 
 /* ---- messages ---- */
-static int send_msg(struct daemon *d, const char *node, const char *type, const char *id,
-		    const char *key, const char *val, bool ok)
+int mig_send_msg(struct daemon *d, const char *node, const char *type, const char *id,
+		 const char *key, const char *val, bool ok)
 {
 	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
 	_cleanup_free_ char *text = NULL;
@@ -325,7 +254,7 @@ static int cpuinfo_check(struct daemon *d, const char *hex, struct xerr *err)
 
 /* tar of dir (c: create to a pipe; x: extract from a file) as a child
  * watched in the event loop. */
-static int tar_start(struct daemon *d, struct migration *m, const char *dir, int in_fd)
+int mig_tar_start(struct daemon *d, struct migration *m, const char *dir, int in_fd)
 {
 	/* (a lazy dump's CRIU goes on writing its log while it serves) */
 	char *const cargv[] = { "/bin/tar",
@@ -395,306 +324,6 @@ static void version_path(struct daemon *d, const char *id, const char *v, char *
 	snprintf(buf, len, "%s/%s/%s", d->cfg->checkpoint_dir, id, v);
 }
 
-/* ---- post-copy: the relay of CRIU's page socket (DECISIONS (ar)) ----
- * Source: the lazy dump's page server; target: the lazy-pages daemon. Each
- * side reads what CRIU writes and sends it to the other as migrate-pages
- * messages (short, each with a payload, so that other messages pass
- * between them), and writes what comes into CRIU's socket. Back-pressure:
- * CRIU's socket is not read while a message of it is still going out. */
-static bool fault_is(const char *what)
-{
-	const char *fault = getenv("XOS_MIGRATE_FAULT");
-
-	return fault && !strcmp(fault, what);
-}
-
-static int epoll_set(struct daemon *d, int fd, uint32_t events, void *ptr, bool add)
-{
-	struct epoll_event ev = { .events = events };
-
-	if (add)
-		return daemon_epoll_add(d, fd, events, EP_MIGRATE, ptr);
-	ev.data.u64 = (uint64_t)(uintptr_t)ptr | (uint64_t)EP_MIGRATE;
-	return epoll_ctl(d->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
-}
-
-/* ps_fd watched for what the relay can take now. */
-static void relay_arm(struct daemon *d, struct migration *m)
-{
-	uint32_t ev = (m->tx_len == 0 && !m->ps_eof ? EPOLLIN : 0) | (m->rx_len ? EPOLLOUT : 0);
-
-	if (m->ps_fd < 0)
-		return;
-	if (epoll_set(d, m->ps_fd, ev, m, !m->ps_armed) >= 0)
-		m->ps_armed = true;
-}
-
-/* The guard of a lazy dump is told that it is no longer needed. */
-static void guard_off(struct migration *m)
-{
-	static const char off = CKPT_LAZY_GUARD_OFF;
-
-	if (m->guard_fd >= 0)
-		(void)!write(m->guard_fd, &off, 1);
-	closep(&m->guard_fd);
-}
-
-/* Source: CRIU's serving fails on a request it does not know, and the
- * job's tasks run on here (never an EOF: that would end it well, killing
- * them). */
-static void relay_abort_criu(struct migration *m)
-{
-	static const unsigned char req[CKPT_LAZY_ABORT_LEN] = { [0 ... CKPT_LAZY_ABORT_LEN -
-								 1] = 0xff };
-
-	if (m->ps_fd >= 0 && !m->ps_eof)
-		(void)loop_write(m->ps_fd, req, sizeof(req));
-}
-
-static void relay_close(struct daemon *d, struct migration *m)
-{
-	if (m->ps_listen >= 0) {
-		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, m->ps_listen, NULL);
-		closep(&m->ps_listen);
-	}
-	if (m->ps_path) {
-		(void)unlink(m->ps_path);
-		free(m->ps_path);
-		m->ps_path = NULL;
-	}
-	if (m->status_fd >= 0) {
-		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, m->status_fd, NULL);
-		closep(&m->status_fd);
-	}
-	if (m->ps_fd >= 0) {
-		/* (a source whose CRIU may still serve is told to stop first) */
-		if (m->outgoing && !m->criu_ended)
-			relay_abort_criu(m);
-		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, m->ps_fd, NULL);
-		closep(&m->ps_fd);
-	}
-	if (m->tx_open && d->nodes)
-		(void)nodes_stream_end(d->nodes, m->node);
-	m->tx_open = m->pages_in = m->ps_armed = false;
-	guard_off(m);
-	free(m->rx);
-	free(m->tx);
-	m->rx = m->tx = NULL;
-	m->rx_len = m->rx_cap = m->tx_len = m->tx_off = 0;
-}
-
-/* A socket in <run_dir>/pages (root's, 0700) for CRIU's side to reach. */
-static int relay_listen(struct daemon *d, struct migration *m)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	_cleanup_close_ int run = open(d->cfg->run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int fd, r;
-
-	if (run < 0)
-		return -errno;
-	if (mkdirat(run, PAGES_DIR, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	free(m->ps_path);
-	m->ps_path = xstrdup_printf("%s/" PAGES_DIR "/%.16s.%s", d->cfg->run_dir, m->id,
-				    m->outgoing ? "src" : "dst");
-	if (!m->ps_path)
-		return -ENOMEM;
-	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", m->ps_path) >=
-	    (int)sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	(void)unlink(m->ps_path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 2) < 0 ||
-	    (r = daemon_epoll_add(d, fd, EPOLLIN, EP_MIGRATE, m)) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	m->ps_listen = fd;
-	return 0;
-}
-
-/* Take the other side's connection (root's only). Source: the shim hands
- * over the page socket and the status pipe and stays connected (its guard). */
-static void relay_accept(struct daemon *d, struct migration *m)
-{
-	int fds[2] = { -EBADF, -EBADF };
-	char cbuf[CMSG_SPACE(sizeof(fds))], one;
-	struct iovec iov = { .iov_base = &one, .iov_len = 1 };
-	struct msghdr mh = { .msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *cm;
-	struct ucred cred;
-	socklen_t cl = sizeof(cred);
-	_cleanup_close_ int c = accept4(m->ps_listen, NULL, NULL, SOCK_CLOEXEC);
-
-	if (c < 0)
-		return;
-	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 || cred.uid != 0) {
-		log_warn("Job %s: refused a connection to its page relay from uid %u", m->id,
-			 (unsigned)cred.uid);
-		return;
-	}
-	if (!m->outgoing) {
-		m->ps_fd = TAKE_FD(c);
-	} else {
-		struct timeval tv = { .tv_sec = 5 };
-
-		(void)setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		if (recvmsg(c, &mh, MSG_CMSG_CLOEXEC) != 1 || !(cm = CMSG_FIRSTHDR(&mh)) ||
-		    cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(fds))) {
-			log_warn("Job %s: the CRIU shim sent no page socket", m->id);
-			return;
-		}
-		memcpy(fds, CMSG_DATA(cm), sizeof(fds));
-		m->ps_fd = fds[0];
-		m->status_fd = fds[1];
-		m->guard_fd = TAKE_FD(c);
-		(void)fcntl(m->status_fd, F_SETFL, O_NONBLOCK);
-		if (daemon_epoll_add(d, m->status_fd, EPOLLIN, EP_MIGRATE, m) < 0)
-			closep(&m->status_fd);
-	}
-	(void)fcntl(m->ps_fd, F_SETFL, O_NONBLOCK);
-	(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, m->ps_listen, NULL);
-	closep(&m->ps_listen);
-	(void)unlink(m->ps_path);
-	m->t_page = mono_usec();
-	relay_arm(d, m);
-}
-
-static void relay_broken(struct daemon *d, struct migration *m, const char *why);
-static void tgt_pull_done(struct daemon *d, struct migration *m);
-static void tgt_abort_pull(struct daemon *d, struct migration *m, const char *why);
-static void drop_version(struct daemon *d, struct migration *m, struct job *j);
-
-/* What came from the peer, into CRIU's socket as it takes it. */
-static void relay_flush(struct daemon *d, struct migration *m)
-{
-	while (m->rx_len && m->ps_fd >= 0) {
-		ssize_t w = send(m->ps_fd, m->rx, m->rx_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && errno == EAGAIN)
-			break;
-		if (w < 0)
-			return relay_broken(d, m, "CRIU's page socket closed");
-		memmove(m->rx, m->rx + w, m->rx_len - (size_t)w);
-		m->rx_len -= (size_t)w;
-	}
-	relay_arm(d, m);
-}
-
-static void relay_take(struct daemon *d, struct migration *m, const void *data, size_t len)
-{
-	if (m->ps_fd < 0)
-		return;
-	if (m->rx_len + len > m->rx_cap) {
-		size_t cap = m->rx_cap ? m->rx_cap : 65536;
-		uint8_t *nb;
-
-		while (cap < m->rx_len + len)
-			cap *= 2;
-		if (cap > RELAY_RX_MAX || !(nb = realloc(m->rx, cap)))
-			return relay_broken(d, m, "CRIU does not take its pages");
-		m->rx = nb;
-		m->rx_cap = cap;
-	}
-	memcpy(m->rx + m->rx_len, data, len);
-	m->rx_len += len;
-	m->t_page = mono_usec();
-	relay_flush(d, m);
-}
-
-/* What CRIU wrote, to the peer, one message at a time. */
-static void relay_pump(struct daemon *d, struct migration *m)
-{
-	struct job *j;
-	char hdr[128];
-
-	while (m->ps_fd >= 0 && m->phase != MP_DONE) {
-		if (m->tx_len == 0) {
-			ssize_t n;
-
-			if (m->ps_eof)
-				break;
-			if (!m->tx && !(m->tx = malloc(RELAY_CHUNK)))
-				return relay_broken(d, m, "out of memory");
-			n = read(m->ps_fd, m->tx, RELAY_CHUNK);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0 && errno == EAGAIN)
-				break;
-			if (n <= 0) {
-				m->ps_eof = true;
-				if (!m->outgoing && m->phase == MP_PULL)
-					return tgt_pull_done(d, m); /* the daemon has every page */
-				break;
-			}
-			m->tx_len = (size_t)n;
-			m->tx_off = 0;
-		}
-		if (!m->tx_open) {
-			int r;
-
-			snprintf(hdr, sizeof(hdr),
-				 "{\"type\":\"migrate-pages\",\"job\":\"%s\",\"payload\":true}",
-				 m->id);
-			r = nodes_stream_begin(d->nodes, m->node, hdr);
-			if (r == -EBUSY || r == -ENOBUFS)
-				break; /* (migrate_tick tries again) */
-			if (r < 0)
-				return relay_broken(d, m, "the link to the other node was lost");
-			m->tx_open = true;
-		}
-		{
-			ssize_t w = nodes_stream_write(d->nodes, m->node, m->tx + m->tx_off,
-						       m->tx_len - m->tx_off);
-
-			if (w < 0)
-				return relay_broken(d, m, "the link to the other node was lost");
-			if (w == 0)
-				break; /* (the writable hook goes on) */
-			m->tx_off += (size_t)w;
-			m->pages_bytes += (uint64_t)w;
-			m->t_page = mono_usec();
-			if (m->outgoing && (j = daemon_find_job(d, m->id)))
-				j->migrate_bytes = m->bytes + m->pages_bytes; /* (xps) */
-		}
-		if (m->outgoing && m->target_ok && m->pages_bytes > (1u << 20) &&
-		    fault_is("die-in-pull")) { /* tests: xosd killed during the pull */
-			log_warn(
-				"Job %s: xosd dies during the pull (XOS_MIGRATE_FAULT=die-in-pull)",
-				m->id);
-			raise(SIGKILL);
-		}
-		if (m->outgoing && m->target_ok && m->pages_bytes > (1u << 20) &&
-		    fault_is("cut-pull")) { /* tests: the link cut during the pull */
-			log_warn(
-				"Job %s: the link to node %s is cut now (XOS_MIGRATE_FAULT=cut-pull)",
-				m->id, m->node);
-			nodes_stream_abort(d->nodes, m->node);
-			return;
-		}
-		if (m->tx_off == m->tx_len) {
-			if (nodes_stream_end(d->nodes, m->node) < 0)
-				return relay_broken(d, m, "the link to the other node was lost");
-			m->tx_open = false;
-			m->tx_len = m->tx_off = 0;
-		}
-	}
-	relay_arm(d, m);
-}
-
-static bool relay_pending(const struct migration *m)
-{
-	return m->ps_fd >= 0 && (m->tx_len || m->rx_len);
-}
-
 /* ---- the source ---- */
 static void answer_fail(struct daemon *d, struct job *j, const char *code, const char *msg)
 {
@@ -705,14 +334,14 @@ static void answer_fail(struct daemon *d, struct job *j, const char *code, const
 	free(err.msg);
 }
 
-static void src_done(struct daemon *d, struct migration *m, struct job *j, const char *msg)
+void mig_src_done(struct daemon *d, struct migration *m, struct job *j, const char *msg)
 {
 	if (j) {
-		set_phase(d, j, NULL, NULL);
+		mig_set_phase(d, j, NULL, NULL);
 		if (msg)
 			answer_fail(d, j, "migrate_failed", msg);
 	}
-	child_stop(d, m);
+	mig_child_stop(d, m);
 	m->phase = MP_DONE;
 }
 
@@ -722,13 +351,13 @@ static void src_restore_local(struct daemon *d, struct migration *m, struct job 
 	struct xerr err = XERR_INIT;
 	_cleanup_free_ char *msg = NULL;
 
-	child_stop(d, m);
+	mig_child_stop(d, m);
 	free(m->failure);
 	m->failure = xstrdup_printf("Migration of job %.12s to node %s failed: %s; the job runs "
 				    "on here",
 				    m->id, m->node, why);
 	log_warn("%s", m->failure);
-	set_phase(d, j, NULL, NULL);
+	mig_set_phase(d, j, NULL, NULL);
 	m->run_ended = false;
 	m->phase = MP_LOCAL;
 	if (ckpt_restart(d->ckpt, j, m->version, &err) >= 0)
@@ -737,11 +366,11 @@ static void src_restore_local(struct daemon *d, struct migration *m, struct job 
 			     "failed too (%s): xrestart it",
 			     m->id, m->node, why, err.msg ? err.msg : "?");
 	free(err.msg);
-	src_done(d, m, j, msg);
+	mig_src_done(d, m, j, msg);
 }
 
 /* The target runs the job: this node lets go of it. */
-static void src_let_go(struct daemon *d, struct migration *m, struct job *j)
+void mig_src_let_go(struct daemon *d, struct migration *m, struct job *j)
 {
 	_cleanup_gen_ yajl_gen g = ops_reply_begin();
 	uint64_t now = mono_usec();
@@ -756,7 +385,7 @@ static void src_let_go(struct daemon *d, struct migration *m, struct job *j)
 	j->parked = 0;
 	rootfs_job_unkeep(j); /* (its versions go: nothing left to roll back to) */
 	ckpt_forget(d->ckpt, j);
-	set_phase(d, j, m->node, "migrated");
+	mig_set_phase(d, j, m->node, "migrated");
 	slice_job_check(d, j);
 	log_info("Job %s moved to node %s (downtime %llu ms%s)", j->id, m->node,
 		 (unsigned long long)(((m->postcopy ? m->t_resumed : now) - m->t_stop) / 1000),
@@ -786,25 +415,23 @@ static void src_let_go(struct daemon *d, struct migration *m, struct job *j)
 		daemon_ckpt_answer(d, j, NULL, g);
 	}
 	conns_job_ended(d, j);
-	child_stop(d, m);
+	mig_child_stop(d, m);
 	m->phase = MP_DONE;
 	d->prune_ended = true;
 }
 
-static void src_abort_pull(struct daemon *d, struct migration *m, struct job *j, const char *why);
-
 static void src_finish_send(struct daemon *d, struct migration *m, struct job *j)
 {
 	if (m->postcopy) { /* the target restores; its pages come from here */
-		set_phase(d, j, m->node, "pull");
+		mig_set_phase(d, j, m->node, "pull");
 		if (nodes_stream_end(d->nodes, m->node) < 0)
-			return src_abort_pull(d, m, j, "the link to it was lost mid-transfer");
+			return mig_src_abort_pull(d, m, j, "the link to it was lost mid-transfer");
 		m->t_sent = mono_usec();
 		m->phase = MP_PULL;
-		child_stop(d, m);
+		mig_child_stop(d, m);
 		return;
 	}
-	set_phase(d, j, m->node, "doubt"); /* durable before the end goes out */
+	mig_set_phase(d, j, m->node, "doubt"); /* durable before the end goes out */
 	if (nodes_stream_end(d->nodes, m->node) < 0)
 		return src_restore_local(d, m, j, "the link to it was lost mid-transfer");
 	m->t_sent = mono_usec();
@@ -813,7 +440,7 @@ static void src_finish_send(struct daemon *d, struct migration *m, struct job *j
 	 * unpacks or restores answers when it knows; one that has nothing of the
 	 * job (it lost the check while the job was dumped) says so. */
 	m->query_sent = false;
-	child_stop(d, m);
+	mig_child_stop(d, m);
 }
 
 /* tests: the stream stops after its first bytes (a transfer cut mid-way) */
@@ -828,7 +455,7 @@ static bool stalled(struct daemon *d, struct migration *m)
 	return true;
 }
 
-static void src_pump(struct daemon *d, struct migration *m)
+void mig_src_pump(struct daemon *d, struct migration *m)
 {
 	struct job *j = daemon_find_job(d, m->id);
 
@@ -853,9 +480,9 @@ static void src_pump(struct daemon *d, struct migration *m)
 						       m->buf_len - m->buf_off);
 
 			if (w < 0)
-				return m->postcopy ? src_abort_pull(d, m, j,
-								    "the link to it was lost "
-								    "mid-transfer")
+				return m->postcopy ? mig_src_abort_pull(d, m, j,
+									"the link to it was lost "
+									"mid-transfer")
 						   : src_restore_local(d, m, j,
 								       "the link to it was lost "
 								       "mid-transfer");
@@ -874,9 +501,9 @@ static void src_pump(struct daemon *d, struct migration *m)
 			if (st == -EAGAIN)
 				return;
 			if (st != 0)
-				return m->postcopy ? src_abort_pull(d, m, j,
-								    "reading its version "
-								    "failed (tar)")
+				return m->postcopy ? mig_src_abort_pull(d, m, j,
+									"reading its version "
+									"failed (tar)")
 						   : src_restore_local(d, m, j,
 								       "reading its version failed "
 								       "(tar)");
@@ -888,17 +515,15 @@ static void src_pump(struct daemon *d, struct migration *m)
 static void src_dumped(struct daemon *d, struct migration *m, struct job *j)
 {
 	char dir[PATH_MAX], vs[16];
-	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
-	_cleanup_free_ char *text = NULL;
-	int r;
+	const char *why = NULL;
 
 	if (m->run_error) {
 		_cleanup_free_ char *msg = xstrdup_printf(
 			"Migration of job %.12s to node %s failed: %s; the job runs on here", m->id,
 			m->node, m->run_error);
 
-		(void)send_msg(d, m->node, "migrate-abort", m->id, NULL, NULL, false);
-		return src_done(d, m, j, msg);
+		(void)mig_send_msg(d, m->node, "migrate-abort", m->id, NULL, NULL, false);
+		return mig_src_done(d, m, j, msg);
 	}
 	m->version = j->ckpt_last;
 	m->t_dumped = mono_usec();
@@ -906,139 +531,39 @@ static void src_dumped(struct daemon *d, struct migration *m, struct job *j)
 		return src_restore_local(d, m, j, "the job did not stop at its checkpoint");
 	if (!nodes_peer_up(d->nodes, m->node))
 		return src_restore_local(d, m, j, "the link to it was lost during the dump");
-	set_phase(d, j, m->node, "send");
+	mig_set_phase(d, j, m->node, "send");
 	snprintf(vs, sizeof(vs), "%u", m->version);
 	version_path(d, j->id, vs, dir, sizeof(dir));
-	m->buf = malloc(PUMP_BUF);
-	if (!g || !m->buf || (r = tar_start(d, m, dir, -EBADF)) < 0)
-		return src_restore_local(d, m, j, "its version cannot be read (tar)");
-	yajl_gen_map_open(g);
-	json_gen_kv_str(g, "type", "migrate-data");
-	json_gen_kv_str(g, "job", j->id);
-	json_gen_kv_uint(g, "version", m->version);
-	json_gen_kv_bool(g, "payload", true);
-	yajl_gen_map_close(g);
-	text = json_gen_take(g, false);
-	if (!text || nodes_stream_begin(d->nodes, m->node, text) < 0)
-		return src_restore_local(d, m, j, "the link to it was lost");
-	m->phase = MP_SEND;
-	src_pump(d, m);
+	if (mig_src_send(d, m, dir, &why) < 0)
+		return src_restore_local(d, m, j, why);
 }
 
-/* ---- post-copy, the source ---- */
-
-/* A post-copy move fails: CRIU is told to stop serving (its tasks run on
- * here once it has: the dump's end, src_pull_ended, answers the client),
- * and the target kills what it restored. */
-static void src_abort_pull(struct daemon *d, struct migration *m, struct job *j, const char *why)
-{
-	if (m->phase == MP_ABORT || m->phase == MP_DONE)
-		return;
-	free(m->failure);
-	m->failure = xstrdup_printf("Migration of job %.12s to node %s failed: %s; the job runs "
-				    "on here",
-				    m->id, m->node, why);
-	log_warn("%s", m->failure ? m->failure : why);
-	if (m->phase == MP_SEND && nodes_stream_open(d->nodes, m->node))
-		nodes_stream_abort(d->nodes, m->node);
-	child_stop(d, m);
-	(void)send_msg(d, m->node, "migrate-abort", m->id, NULL, NULL, false);
-	m->aborting = true;
-	m->phase = MP_ABORT;
-	m->t_abort = mono_usec();
-	if (m->ps_fd >= 0) {
-		relay_abort_criu(m);
-		if (m->tx_open)
-			(void)nodes_stream_end(d->nodes, m->node);
-		m->tx_open = false;
-		m->rx_len = m->tx_len = 0;
-		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, m->ps_fd, NULL);
-		m->ps_armed = false;
-	} else if (j && j->run) {
-		/* (CRIU has not reached the relay yet: its run is aborted, the job
-		 * thawed) */
-		ckpt_abort(d->ckpt, j, 0);
-	}
-	if (j)
-		set_phase(d, j, NULL, NULL);
-}
-
-/* CRIU's status came: the images (but the memory) and the job's files are
- * written. The version is sealed and sent; the pages follow on demand. */
-static void src_ready(struct daemon *d, struct migration *m, struct job *j)
+int mig_src_send(struct daemon *d, struct migration *m, const char *dir, const char **ret_why)
 {
 	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
 	_cleanup_free_ char *text = NULL;
-	char dir[PATH_MAX];
-	int r;
 
-	m->t_ready = mono_usec();
-	if (m->aborting || !nodes_peer_up(d->nodes, m->node))
-		return src_abort_pull(d, m, j, "the link to it was lost during the dump");
-	r = ckpt_lazy_ready(d->ckpt, j, dir, sizeof(dir));
-	if (r < 0)
-		return src_abort_pull(d, m, j, "its version cannot be sealed");
-	m->version = (unsigned)r;
-	set_phase(d, j, m->node, "send");
 	m->buf = malloc(PUMP_BUF);
-	if (!g || !m->buf || tar_start(d, m, dir, -EBADF) < 0)
-		return src_abort_pull(d, m, j, "its version cannot be read (tar)");
+	if (!g || !m->buf || mig_tar_start(d, m, dir, -EBADF) < 0) {
+		*ret_why = "its version cannot be read (tar)";
+		return -EIO;
+	}
 	yajl_gen_map_open(g);
 	json_gen_kv_str(g, "type", "migrate-data");
-	json_gen_kv_str(g, "job", j->id);
+	json_gen_kv_str(g, "job", m->id);
 	json_gen_kv_uint(g, "version", m->version);
-	json_gen_kv_bool(g, "postcopy", true);
+	if (m->postcopy)
+		json_gen_kv_bool(g, "postcopy", true);
 	json_gen_kv_bool(g, "payload", true);
 	yajl_gen_map_close(g);
 	text = json_gen_take(g, false);
-	if (!text || nodes_stream_begin(d->nodes, m->node, text) < 0)
-		return src_abort_pull(d, m, j, "the link to it was lost");
-	m->phase = MP_SEND;
-	src_pump(d, m);
-}
-
-static void src_status(struct daemon *d, struct migration *m)
-{
-	struct job *j = daemon_find_job(d, m->id);
-	char c;
-	ssize_t n = read(m->status_fd, &c, 1);
-
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, m->status_fd, NULL);
-	closep(&m->status_fd);
-	/* (an EOF: CRIU failed before its images were out; its run's end says why) */
-	if (n == 1 && j && m->phase == MP_DUMP)
-		src_ready(d, m, j);
-}
-
-/* CRIU's lazy dump ended: well (every page pulled, the tasks gone) or not
- * (the tasks run on here). */
-static void src_pull_ended(struct daemon *d, struct migration *m, struct job *j)
-{
-	_cleanup_free_ char *msg = NULL;
-
-	if (!m->run_error && j && j->state == JOB_CHECKPOINTED && !m->aborting) {
-		m->pull_done = true;
-		log_info("Job %s: node %s pulled every page (%llu bytes)", m->id, m->node,
-			 (unsigned long long)m->pages_bytes);
-		if (m->target_ok)
-			return src_let_go(d, m, j);
-		return; /* (its word comes: migrate-result) */
+	if (!text || nodes_stream_begin(d->nodes, m->node, text) < 0) {
+		*ret_why = "the link to it was lost";
+		return -ENOTCONN;
 	}
-	if (m->failure)
-		msg = strdup(m->failure);
-	else
-		msg = xstrdup_printf("Migration of job %.12s to node %s failed: %s; the job runs "
-				     "on here",
-				     m->id, m->node,
-				     m->run_error ? m->run_error : "its lazy dump failed");
-	if (m->phase != MP_ABORT)
-		(void)send_msg(d, m->node, "migrate-abort", m->id, NULL, NULL, false);
-	if (j && j->state != JOB_RUNNING && job_is_live(j))
-		log_warn("Job %s: its move failed and it is %s here", m->id,
-			 job_state_to_string(j->state));
-	src_done(d, m, j, msg ? msg : "Migration failed; the job runs on here");
+	m->phase = MP_SEND;
+	mig_src_pump(d, m);
+	return 0;
 }
 
 static void src_checked(struct daemon *d, struct migration *m, struct job *j, bool ok,
@@ -1050,14 +575,14 @@ static void src_checked(struct daemon *d, struct migration *m, struct job *j, bo
 	if (!ok) {
 		msg = xstrdup_printf("Node %s refused job %.12s: %s; the job runs on here", m->node,
 				     m->id, reason ? reason : "no reason given");
-		return src_done(d, m, j, msg);
+		return mig_src_done(d, m, j, msg);
 	}
-	set_phase(d, j, m->node, "dump");
+	mig_set_phase(d, j, m->node, "dump");
 	m->t_stop = mono_usec();
 	m->phase = MP_DUMP;
 	m->run_ended = false;
 	if (m->postcopy) {
-		int r = relay_listen(d, m);
+		int r = mig_relay_listen(d, m);
 
 		if (r < 0)
 			xerr_set(&err, r, "internal", "its page relay cannot listen: %s",
@@ -1070,8 +595,8 @@ static void src_checked(struct daemon *d, struct migration *m, struct job *j, bo
 	msg = xstrdup_printf("Migration of job %.12s to node %s failed: %s; the job runs on here",
 			     m->id, m->node, err.msg ? err.msg : "its checkpoint cannot begin");
 	free(err.msg);
-	(void)send_msg(d, m->node, "migrate-abort", m->id, NULL, NULL, false);
-	src_done(d, m, j, msg);
+	(void)mig_send_msg(d, m->node, "migrate-abort", m->id, NULL, NULL, false);
+	mig_src_done(d, m, j, msg);
 }
 
 /* The check asked of the target: the job's record and what it must find. */
@@ -1190,7 +715,7 @@ int ops_migrate(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 static int send_verdict(struct daemon *d, const char *node, const char *type, const char *id,
 			const char *reason)
 {
-	return send_msg(d, node, type, id, reason ? "reason" : NULL, reason, reason == NULL);
+	return mig_send_msg(d, node, type, id, reason ? "reason" : NULL, reason, reason == NULL);
 }
 
 /* A record here of a job that left: moved away, or a post-copy move here
@@ -1338,8 +863,8 @@ static void remove_unpacked(struct daemon *d, const char *id, unsigned version)
 
 static void tgt_drop(struct daemon *d, struct migration *m)
 {
-	child_stop(d, m);
-	relay_close(d, m);
+	mig_child_stop(d, m);
+	mig_relay_close(d, m);
 	if (m->phase == MP_SEND || m->phase == MP_EXTRACT)
 		remove_unpacked(d, m->id, m->version);
 	m->phase = MP_DONE;
@@ -1382,7 +907,7 @@ static void tgt_data(struct daemon *d, const char *node, yajl_val h)
 		return tgt_drop(d, m);
 	/* unpacked as it comes: the version is written once, where it stays */
 	(void)fcntl(p[1], F_SETPIPE_SZ, NODES_CHUNK_MAX);
-	r = tar_start(d, m, path, p[0]);
+	r = mig_tar_start(d, m, path, p[0]);
 	closep(&p[0]);
 	if (r < 0) {
 		closep(&p[1]);
@@ -1423,7 +948,7 @@ static void hook_chunk(void *userdata, const char *node, const void *data, size_
 	ssize_t w;
 
 	if (m)
-		return relay_take(d, m, data, len);
+		return mig_relay_take(d, m, data, len);
 	m = receiving(d, node);
 	if (!m)
 		return;
@@ -1531,11 +1056,11 @@ static void tgt_extracted(struct daemon *d, struct migration *m, int status)
 				: r == -EEXIST ? "a job with its id is there already"
 					       : "it cannot be taken over");
 	}
-	set_phase(d, j, m->node, "incoming");
+	mig_set_phase(d, j, m->node, "incoming");
 	m->phase = MP_RESTORE;
 	m->run_ended = false;
 	if (m->postcopy) {
-		r = relay_listen(d, m);
+		r = mig_relay_listen(d, m);
 		if (r >= 0 && ckpt_restart_lazy(d->ckpt, j, m->version, m->ps_path, &err) >= 0)
 			return;
 		if (r < 0)
@@ -1553,7 +1078,7 @@ static void tgt_restored(struct daemon *d, struct migration *m, struct job *j)
 {
 	if (m->aborting && !m->run_error && j && j->state == JOB_RUNNING) {
 		m->phase = MP_PULL; /* (restored after its source gave it up) */
-		return tgt_abort_pull(d, m, "its source node gave it up during the restore");
+		return mig_tgt_abort_pull(d, m, "its source node gave it up during the restore");
 	}
 	if (m->run_error || !j || j->state != JOB_RUNNING) {
 		_cleanup_free_ char *why = xstrdup_printf(
@@ -1566,96 +1091,20 @@ static void tgt_restored(struct daemon *d, struct migration *m, struct job *j)
 	free(j->reason);
 	j->reason = xstrdup_printf("moved here from node %s", m->node);
 	if (m->postcopy && !m->ps_eof) { /* its pages still come from there */
-		set_phase(d, j, m->node, "pull-in");
+		mig_set_phase(d, j, m->node, "pull-in");
 		log_info("Job %s from node %s runs here; its pages come from there", j->id,
 			 m->node);
 		(void)send_verdict(d, m->node, "migrate-result", m->id, NULL);
 		m->phase = MP_PULL;
 		return;
 	}
-	set_phase(d, j, NULL, NULL);
+	mig_set_phase(d, j, NULL, NULL);
 	(void)daemon_persist_job(d, j);
 	log_info("Job %s from node %s runs here", j->id, m->node);
 	(void)send_verdict(d, m->node, "migrate-result", m->id, NULL);
 	if (m->postcopy)
-		drop_version(d, m, j);
+		mig_drop_version(d, m, j);
 	m->phase = MP_DONE;
-}
-
-/* Post-copy, the target: the copy of a job whose pages will not all come
- * is killed through its init, not by asking its loader (which may wait for
- * a page of its own that will never come). */
-static void kill_half(struct daemon *d, struct job *j)
-{
-	if (!job_is_live(j))
-		return;
-	if (j->pidfd < 0 || syscall(SYS_pidfd_send_signal, j->pidfd, SIGKILL, NULL, 0) < 0)
-		(void)container_signal(d, j, 0, SIGKILL);
-}
-
-/* Post-copy, the target: the version the job came with holds no memory
- * (its pages were pulled): it goes once the pull ended or failed. */
-static void drop_version(struct daemon *d, struct migration *m, struct job *j)
-{
-	struct xerr err = XERR_INIT;
-
-	if (ckpt_delete(d->ckpt, j, m->version, &err) < 0 && err.error != -ENOENT)
-		log_warn("Job %s: its version %u from node %s stays: %s", j->id, m->version,
-			 m->node, err.msg ? err.msg : "?");
-	free(err.msg);
-	if (j->ckpt_last == m->version)
-		j->ckpt_last = 0;
-	(void)daemon_persist_job(d, j);
-}
-
-/* Post-copy, the target: the lazy-pages daemon ended, having every page.
- * The version it came with (without its memory) goes. */
-static void tgt_pull_done(struct daemon *d, struct migration *m)
-{
-	struct job *j = daemon_find_job(d, m->id);
-
-	log_info("Job %s: every page came from node %s (%llu bytes)", m->id, m->node,
-		 (unsigned long long)m->pages_bytes);
-	if (j) {
-		set_phase(d, j, NULL, NULL);
-		drop_version(d, m, j);
-	}
-	m->phase = MP_DONE;
-}
-
-/* Post-copy, the target: the move is aborted while the job runs here on
- * pages it has not all got: it is killed (the source runs it on), its
- * record kept as an aborted arrival (a later move of it here replaces it). */
-static void tgt_abort_pull(struct daemon *d, struct migration *m, const char *why)
-{
-	struct job *j = daemon_find_job(d, m->id);
-
-	log_warn("Job %s from node %s: the move is aborted (%s): killed here, it runs on there",
-		 m->id, m->node, why);
-	relay_close(d, m);
-	if (j) {
-		set_phase(d, j, m->node, "aborted");
-		free(j->reason);
-		j->reason = xstrdup_printf(
-			"its move here from node %s was aborted (%s); it runs on "
-			"there",
-			m->node, why);
-		(void)daemon_persist_job(d, j);
-		kill_half(d, j);
-		drop_version(d, m, j);
-	}
-	m->phase = MP_DONE;
-}
-
-static void relay_broken(struct daemon *d, struct migration *m, const char *why)
-{
-	struct job *j = daemon_find_job(d, m->id);
-
-	if (m->outgoing)
-		return src_abort_pull(d, m, j, why);
-	if (m->phase == MP_PULL)
-		return tgt_abort_pull(d, m, why);
-	relay_close(d, m); /* (the restore fails without its pages: its end says so) */
 }
 
 static void tgt_query(struct daemon *d, const char *node, const char *id)
@@ -1707,7 +1156,7 @@ static void hook_message(void *userdata, const char *node, yajl_val h, bool payl
 		if (!(m = find(d, id, false)) || strcmp(m->node, node) != 0)
 			return;
 		if (m->phase == MP_PULL)
-			tgt_abort_pull(d, m, "its source node gave it up");
+			mig_tgt_abort_pull(d, m, "its source node gave it up");
 		else if (m->phase == MP_RESTORE)
 			m->aborting = true; /* (acted on when the restore ends) */
 		else if (m->phase == MP_CHECK || m->phase == MP_SEND)
@@ -1723,13 +1172,13 @@ static void hook_message(void *userdata, const char *node, yajl_val h, bool payl
 	if (m->postcopy && !strcmp(type, "migrate-result") &&
 	    (m->phase == MP_SEND || m->phase == MP_PULL)) {
 		if (!ok)
-			return src_abort_pull(d, m, j, reason ? reason : "it did not say why");
+			return mig_src_abort_pull(d, m, j, reason ? reason : "it did not say why");
 		m->target_ok = true;
 		m->t_resumed = mono_usec();
 		log_info("Job %s runs on node %s (downtime %llu ms); its pages are pulled", id,
 			 node, (unsigned long long)((m->t_resumed - m->t_stop) / 1000));
 		if (m->pull_done)
-			src_let_go(d, m, j);
+			mig_src_let_go(d, m, j);
 		return;
 	}
 	if (!strcmp(type, "migrate-result") && !ok && m->phase == MP_SEND) {
@@ -1748,12 +1197,12 @@ static void hook_message(void *userdata, const char *node, yajl_val h, bool payl
 			raise(SIGKILL);
 		}
 		if (ok)
-			return src_let_go(d, m, j);
+			return mig_src_let_go(d, m, j);
 		if (m->postcopy) { /* (its memory went there: nothing to restore here) */
 			log_error("Job %s: node %s does not run it, and its memory went there: "
 				  "the job is lost",
 				  id, node);
-			return src_done(d, m, j, "The job was lost in its post-copy move");
+			return mig_src_done(d, m, j, "The job was lost in its post-copy move");
 		}
 		return src_restore_local(d, m, j, reason ? reason : "it did not say why");
 	}
@@ -1770,7 +1219,7 @@ static void hook_lost(void *userdata, const char *node)
 			continue;
 		if (!m->outgoing) { /* (another connection of the peer may have closed) */
 			if (m->postcopy && m->phase == MP_PULL) /* (a message may be lost) */
-				tgt_abort_pull(d, m, "the link to its source node was lost");
+				mig_tgt_abort_pull(d, m, "the link to its source node was lost");
 			else if (m->postcopy && m->phase == MP_RESTORE)
 				m->aborting = true;
 			else if (m->phase == MP_CHECK ||
@@ -1785,12 +1234,12 @@ static void hook_lost(void *userdata, const char *node)
 			continue;
 		}
 		if (m->postcopy && (m->phase == MP_SEND || m->phase == MP_PULL) && !m->pull_done) {
-			src_abort_pull(d, m, j, "the link to it was lost");
+			mig_src_abort_pull(d, m, j, "the link to it was lost");
 			continue;
 		}
 		if (m->phase == MP_CHECK)
-			src_done(d, m, j,
-				 "The node was lost before the job stopped; it runs on here");
+			mig_src_done(d, m, j,
+				     "The node was lost before the job stopped; it runs on here");
 		else if (m->phase == MP_SEND && !nodes_stream_open(d->nodes, node))
 			src_restore_local(d, m, j, "the link to it was lost mid-transfer");
 		else if (m->phase == MP_DOUBT)
@@ -1804,12 +1253,12 @@ static void hook_writable(void *userdata, const char *node)
 
 	for (struct migration *m = d->migrations; m; m = m->next)
 		if (m->postcopy && m->ps_fd >= 0 && m->tx_len && !strcmp(m->node, node))
-			relay_pump(d, m);
+			mig_relay_pump(d, m);
 	for (struct migration *m = d->migrations; m; m = m->next)
 		if (m->outgoing && m->phase == MP_SEND && !strcmp(m->node, node) &&
 		    m->pipe_fd >= 0 && !m->tar_eof) {
 			(void)daemon_epoll_add(d, m->pipe_fd, EPOLLIN, EP_MIGRATE, m);
-			src_pump(d, m);
+			mig_src_pump(d, m);
 		}
 }
 
@@ -1861,18 +1310,18 @@ void migrate_event(struct daemon *d, void *ptr)
 
 	if (m->postcopy) {
 		if (m->ps_listen >= 0)
-			relay_accept(d, m);
+			mig_relay_accept(d, m);
 		if (m->status_fd >= 0)
-			src_status(d, m);
+			mig_src_status(d, m);
 		if (m->ps_fd >= 0 && m->rx_len)
-			relay_flush(d, m);
+			mig_relay_flush(d, m);
 		if (m->ps_fd >= 0 && m->phase != MP_ABORT)
-			relay_pump(d, m);
+			mig_relay_pump(d, m);
 		if (m->phase == MP_DONE || m->phase == MP_ABORT || m->phase == MP_PULL)
 			return;
 	}
 	if (m->outgoing && m->phase == MP_SEND)
-		return src_pump(d, m);
+		return mig_src_pump(d, m);
 	if (!m->outgoing && m->phase == MP_SEND && (st = child_reap(d, m)) != -EAGAIN) {
 		m->tar_status = st < 0 ? 1 : st; /* (the payload's end acts on it) */
 		if (st != 0)
@@ -1894,18 +1343,19 @@ int migrate_tick(struct daemon *d)
 		if (m->run_ended && (!j || !j->run)) {
 			m->run_ended = false;
 			if (m->outgoing && m->postcopy)
-				src_pull_ended(d, m, j);
+				mig_src_pull_ended(d, m, j);
 			else if (m->phase == MP_DUMP && j)
 				src_dumped(d, m, j);
 			else if (m->phase == MP_RESTORE)
 				tgt_restored(d, m, j);
 		}
-		if (m->postcopy && relay_pending(m) && m->phase != MP_ABORT)
-			relay_pump(d, m); /* (a message that could not begin: another was open) */
+		if (m->postcopy && mig_relay_pending(m) && m->phase != MP_ABORT)
+			mig_relay_pump(d,
+				       m); /* (a message that could not begin: another was open) */
 		if (m->postcopy && m->outgoing && m->phase == MP_PULL && !m->pull_done &&
 		    mono_usec() - m->t_page > d->cfg->dump_timeout_us && j)
-			src_abort_pull(d, m, j,
-				       "its pull stalled (no page moved for dump_timeout)");
+			mig_src_abort_pull(d, m, j,
+					   "its pull stalled (no page moved for dump_timeout)");
 		/* (a CRIU that does not take the abort is killed: the tasks run on) */
 		if (m->postcopy && m->phase == MP_ABORT && j && j->run && m->t_abort &&
 		    mono_usec() - m->t_abort > 10000000) {
@@ -1915,12 +1365,12 @@ int migrate_tick(struct daemon *d)
 		}
 		if (m->outgoing && m->phase == MP_DOUBT && !m->query_sent && d->nodes &&
 		    nodes_peer_up(d->nodes, m->node) &&
-		    send_msg(d, m->node, "migrate-query", m->id, NULL, NULL, false) >= 0)
+		    mig_send_msg(d, m->node, "migrate-query", m->id, NULL, NULL, false) >= 0)
 			m->query_sent = true;
 	}
 	mig_free_done(d);
 	for (struct migration *m = d->migrations; m; m = m->next) {
-		if (m->run_ended || (m->postcopy && relay_pending(m)))
+		if (m->run_ended || (m->postcopy && mig_relay_pending(m)))
 			return 10;
 		if ((m->outgoing && m->phase == MP_DOUBT && !m->query_sent) ||
 		    (m->postcopy && m->outgoing && (m->phase == MP_PULL || m->phase == MP_ABORT)))
@@ -1988,14 +1438,14 @@ void migrate_startup(struct daemon *d)
 			log_warn("Job %s from node %s had not all its pages when xosd stopped: "
 				 "killed here (its source node runs it on)",
 				 j->id, j->migrate_node ? j->migrate_node : "?");
-			set_phase(d, j, j->migrate_node, "aborted");
-			kill_half(d, j);
+			mig_set_phase(d, j, j->migrate_node, "aborted");
+			mig_kill_half(d, j);
 			ckpt_forget(d->ckpt, j);
 			continue;
 		}
 		if (!strcmp(ph, "incoming")) { /* target: not running yet: the source has it */
 			if (j->state == JOB_RUNNING) {
-				set_phase(d, j, NULL, NULL);
+				mig_set_phase(d, j, NULL, NULL);
 				continue;
 			}
 			log_warn("Job %s from node %s was not restored here before xosd stopped: "
@@ -2030,6 +1480,6 @@ void migrate_startup(struct daemon *d)
 		}
 		if (m)
 			m->phase = MP_DONE;
-		set_phase(d, j, NULL, NULL);
+		mig_set_phase(d, j, NULL, NULL);
 	}
 }
