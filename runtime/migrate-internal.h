@@ -105,6 +105,8 @@ void mig_relay_flush(struct daemon *d, struct migration *m);
 void mig_relay_take(struct daemon *d, struct migration *m, const void *data, size_t len);
 void mig_relay_pump(struct daemon *d, struct migration *m);
 bool mig_relay_pending(const struct migration *m);
+/* Target: whether the lazy-pages daemon ended, having every page. */
+bool mig_tgt_pulled(const struct migration *m);
 /* The relay broke: the source aborts, the target kills its copy. */
 void mig_relay_broken(struct daemon *d, struct migration *m, const char *why);
 /* Source: the move fails; CRIU is told to stop serving (the tasks run on). */

@@ -315,6 +315,16 @@ void mig_relay_pump(struct daemon *d, struct migration *m)
 	relay_arm(d, m);
 }
 
+bool mig_tgt_pulled(const struct migration *m)
+{
+	char c;
+
+	/* (the lazy-pages daemon, having every page, closed its socket and
+	 * nothing of it is left to relay) */
+	return m->ps_eof || (m->ps_fd >= 0 && m->tx_len == 0 &&
+			     recv(m->ps_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0);
+}
+
 bool mig_relay_pending(const struct migration *m)
 {
 	return m->ps_fd >= 0 && (m->tx_len || m->rx_len);
@@ -403,6 +413,12 @@ void mig_src_pull_ended(struct daemon *d, struct migration *m, struct job *j)
 		m->pull_done = true;
 		log_info("Job %s: node %s pulled every page (%llu bytes)", m->id, m->node,
 			 (unsigned long long)m->pages_bytes);
+		if (fault_is("die-after-pull")) { /* tests: killed before it lets go */
+			log_warn(
+				"Job %s: xosd dies after the pull (XOS_MIGRATE_FAULT=die-after-pull)",
+				m->id);
+			raise(SIGKILL);
+		}
 		if (m->target_ok)
 			return mig_src_let_go(d, m, j);
 		return; /* (its word comes: migrate-result) */

@@ -1218,7 +1218,9 @@ static void hook_lost(void *userdata, const char *node)
 		if (strcmp(m->node, node) != 0 || m->phase == MP_DONE)
 			continue;
 		if (!m->outgoing) { /* (another connection of the peer may have closed) */
-			if (m->postcopy && m->phase == MP_PULL) /* (a message may be lost) */
+			if (m->postcopy && m->phase == MP_PULL && mig_tgt_pulled(m))
+				mig_tgt_pull_done(d, m); /* (every page came just before) */
+			else if (m->postcopy && m->phase == MP_PULL) /* (a message may be lost) */
 				mig_tgt_abort_pull(d, m, "the link to its source node was lost");
 			else if (m->postcopy && m->phase == MP_RESTORE)
 				m->aborting = true;

@@ -481,6 +481,32 @@ EOF
 	no_versions 1 "$id"
 }
 
+@test "--postcopy, n1's xosd killed after every page moved, before it let go (XOS_MIGRATE_FAULT=die-after-pull): at its restart n1 asks n2 and lets go; the job runs on at n2 with its memory" {
+	postcopy_or_skip
+	XOS_MIGRATE_FAULT=die-after-pull pc_node_start 1 n1
+	pc_node_start 2 n2
+	peers_up 2
+	local id sum
+	id=$(holder_on 1)
+	sum=$(cat "$(jobroot 1 "$id")/tmp/sum")
+	run on 1 xmigrate --postcopy "$id" n2
+	assert_failure
+	node_use 1
+	xos_wait_for 30 pid_gone "$XOSD_PID"
+	wait "$XOSD_PID" 2>/dev/null || true
+	grep -q "XOS_MIGRATE_FAULT=die-after-pull" "$(node_tmp 1)/xosd.log"
+	# n2 has every page: it keeps the job
+	xos_wait_for 30 state_is 2 "$id" RUNNING
+	xos_wait_for 30 no_versions 2 "$id"
+	node_launch 1 --loader "$XOS_STATIC_LOADER"
+	xos_wait_for 30 state_is 1 "$id" MIGRATED
+	grep -q "was pulled whole when xosd stopped: asking that node" "$(node_tmp 1)/xosd.log"
+	xos_wait_for 30 no_versions 1 "$id"
+	xos_wait_for 30 no_criu_of "$id"
+	assert_equal "$(where 2 "$id")" RUNNING
+	whole_on 2 "$id" "$sum"
+}
+
 @test "--postcopy refused before anything stops: a node that is not a peer that is up, the job's own node, a job that is not running" {
 	postcopy_or_skip
 	pc_node_start 1 n1
