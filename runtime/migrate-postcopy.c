@@ -214,6 +214,13 @@ void mig_relay_take(struct daemon *d, struct migration *m, const void *data, siz
 {
 	if (m->ps_fd < 0)
 		return;
+	m->pages_rx += len;
+	if (!m->outgoing && m->phase == MP_PULL && m->pages_rx > (1u << 20) &&
+	    fault_is("die-in-pull-in")) { /* tests: the target's xosd killed during the pull */
+		log_warn("Job %s: xosd dies during the pull (XOS_MIGRATE_FAULT=die-in-pull-in)",
+			 m->id);
+		raise(SIGKILL);
+	}
 	if (m->rx_len + len > m->rx_cap) {
 		size_t cap = m->rx_cap ? m->rx_cap : 65536;
 		uint8_t *nb;

@@ -507,6 +507,33 @@ EOF
 	whole_on 2 "$id" "$sum"
 }
 
+@test "--postcopy, n2's xosd killed during the pull (XOS_MIGRATE_FAULT=die-in-pull-in on n2): the job runs on at n1 with its memory; n2, restarted, kills what it restored" {
+	postcopy_or_skip
+	pc_node_start 1 n1
+	XOS_MIGRATE_FAULT=die-in-pull-in pc_node_start 2 n2
+	peers_up 2
+	local id sum
+	id=$(holder_on 1)
+	sum=$(cat "$(jobroot 1 "$id")/tmp/sum")
+	run on 1 xmigrate --postcopy "$id" n2
+	echo "$output"
+	assert_failure 1
+	assert_output --regexp "^xmigrate: Migration of job ${id:0:12} to node n2 failed: .+; the job runs on here$"
+	node_use 2
+	xos_wait_for 30 pid_gone "$XOSD_PID"
+	wait "$XOSD_PID" 2>/dev/null || true
+	grep -q "XOS_MIGRATE_FAULT=die-in-pull-in" "$(node_tmp 2)/xosd.log"
+	xos_wait_for 30 state_is 1 "$id" RUNNING
+	assert_equal "$(on 1 job_field "$id" '.restores // 0')" 0
+	node_launch 2 --loader "$XOS_STATIC_LOADER"
+	xos_wait_for 60 half_gone 2 "$id"
+	grep -q "had not all its pages when xosd stopped: killed here" "$(node_tmp 2)/xosd.log"
+	xos_wait_for 30 no_versions 2 "$id"
+	xos_wait_for 30 no_criu_of "$id"
+	no_versions 1 "$id"
+	whole_on 1 "$id" "$sum"
+}
+
 @test "--postcopy refused before anything stops: a node that is not a peer that is up, the job's own node, a job that is not running" {
 	postcopy_or_skip
 	pc_node_start 1 n1
