@@ -210,6 +210,15 @@ whole_on() {
 	assert_output "sha256 $3"
 }
 
+# move_fails ID: xmigrate --postcopy of job ID from n1 to n2 fails, saying
+# why and that the job runs on at n1
+move_fails() {
+	run on 1 xmigrate --postcopy "$1" n2
+	echo "$output"
+	assert_failure 1
+	assert_output --regexp "^xmigrate: Migration of job ${1:0:12} to node n2 failed: .+; the job runs on here$"
+}
+
 postcopy_or_skip() {
 	local l
 	l=$(criu_level)
@@ -424,10 +433,7 @@ EOF
 	local id sum r n
 	id=$(holder_on 1)
 	sum=$(cat "$(jobroot 1 "$id")/tmp/sum")
-	run on 1 xmigrate --postcopy "$id" n2
-	echo "$output"
-	assert_failure 1
-	assert_output --regexp "^xmigrate: Migration of job ${id:0:12} to node n2 failed: .+; the job runs on here$"
+	move_fails "$id"
 	# the fault acted (after n2 ran the job and some pages moved), not
 	# something before it
 	grep -q "XOS_MIGRATE_FAULT=cut-pull" "$(node_tmp 1)/xosd.log"
@@ -515,10 +521,7 @@ EOF
 	local id sum
 	id=$(holder_on 1)
 	sum=$(cat "$(jobroot 1 "$id")/tmp/sum")
-	run on 1 xmigrate --postcopy "$id" n2
-	echo "$output"
-	assert_failure 1
-	assert_output --regexp "^xmigrate: Migration of job ${id:0:12} to node n2 failed: .+; the job runs on here$"
+	move_fails "$id"
 	node_use 2
 	xos_wait_for 30 pid_gone "$XOSD_PID"
 	wait "$XOSD_PID" 2>/dev/null || true
