@@ -1,9 +1,9 @@
 #!/usr/bin/env bats
-# Post-copy (issue 11, `xmigrate --postcopy`; DECISIONS (ar)): what stands and
-# what does not. The move itself is not built: its target half, a restore
-# whose memory comes through CRIU's lazy pages (userfaultfd) after the job
-# runs again, is shown here on one node, with the pages served from the
-# version's own images (XOS_CRIU_LAZY=local, a knob for the tests that the
+# Post-copy (issue 11, `xmigrate --postcopy`; DECISIONS (ar)): what CRIU does
+# that the move rests on (the move itself: 94-migrate-postcopy-move.bats).
+# Its target half, a restore whose memory comes through CRIU's lazy pages
+# (userfaultfd) after the job runs again, is shown here on one node, with the
+# pages served from the version's own images (XOS_CRIU_LAZY=local, a knob for the tests that the
 # CRIU shim reads for a restore). In the job's user namespace CRIU 4.2.1
 # cannot open a userfaultfd (the kernel asks for CAP_SYS_PTRACE in the
 # initial namespace, or vm.unprivileged_userfaultfd = 1); xos's CRIU patch
