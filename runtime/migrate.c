@@ -90,12 +90,14 @@ static void mig_free_done(struct daemon *d)
 /* The job's migration phase, written (durably) before it is acted on. */
 void mig_set_phase(struct daemon *d, struct job *j, const char *node, const char *phase)
 {
+	/* (copied first: node may be the job's own migrate_node) */
+	char *n = node ? strdup(node) : NULL, *p = phase ? strdup(phase) : NULL;
 	int r;
 
 	free(j->migrate_node);
 	free(j->migrate_phase);
-	j->migrate_node = node ? strdup(node) : NULL;
-	j->migrate_phase = phase ? strdup(phase) : NULL;
+	j->migrate_node = n;
+	j->migrate_phase = p;
 	if (!phase || !strcmp(phase, "migrated"))
 		j->migrate_bytes = 0;
 	r = daemon_persist_job_durably(d, j);
