@@ -457,6 +457,16 @@ static bool stalled(struct daemon *d, struct migration *m)
 	return true;
 }
 
+/* The version could not be sent: a stopped job is restored here; a lazy
+ * dump's CRIU is told to stop serving (its tasks never stopped). */
+static void send_failed(struct daemon *d, struct migration *m, struct job *j, const char *why)
+{
+	if (m->postcopy)
+		mig_src_abort_pull(d, m, j, why);
+	else
+		src_restore_local(d, m, j, why);
+}
+
 void mig_src_pump(struct daemon *d, struct migration *m)
 {
 	struct job *j = daemon_find_job(d, m->id);
@@ -482,12 +492,7 @@ void mig_src_pump(struct daemon *d, struct migration *m)
 						       m->buf_len - m->buf_off);
 
 			if (w < 0)
-				return m->postcopy ? mig_src_abort_pull(d, m, j,
-									"the link to it was lost "
-									"mid-transfer")
-						   : src_restore_local(d, m, j,
-								       "the link to it was lost "
-								       "mid-transfer");
+				return send_failed(d, m, j, "the link to it was lost mid-transfer");
 			if (w == 0) { /* the channel is full: read on when it has room */
 				(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, m->pipe_fd, NULL);
 				return;
@@ -503,12 +508,7 @@ void mig_src_pump(struct daemon *d, struct migration *m)
 			if (st == -EAGAIN)
 				return;
 			if (st != 0)
-				return m->postcopy ? mig_src_abort_pull(d, m, j,
-									"reading its version "
-									"failed (tar)")
-						   : src_restore_local(d, m, j,
-								       "reading its version failed "
-								       "(tar)");
+				return send_failed(d, m, j, "reading its version failed (tar)");
 			return src_finish_send(d, m, j);
 		}
 	}

@@ -49,12 +49,6 @@ cleanup() {
 trap cleanup EXIT
 
 now() { date +%s%N; }
-# the xos patch level of the CRIU on PATH, 0 if none (as the integration tests' criu_level)
-criu_level() {
-	local v
-	v=$(criu --version 2>/dev/null | sed -n 's/^GitID: .*+xos\([0-9][0-9]*\)$/\1/p')
-	echo "${v:-0}"
-}
 ms() { echo $((($2 - $1) / 1000000)); }
 us_ms() { echo $(($1 / 1000)); }
 

@@ -32,9 +32,6 @@ two_nodes() {
 
 # on I CMD...: CMD against node I's daemon
 
-state_on() { on "$1" job_field "$2" .state 2>/dev/null; }
-state_is() { [ "$(state_on "$1" "$2")" = "$3" ]; }
-
 # exactly_one ID: the job runs on one node and no other holds it alive
 # (the other has it MIGRATED, or not at all), no container of it on the other
 exactly_one() {
@@ -50,15 +47,6 @@ exactly_one() {
 		[ "$a" = MIGRATED ] || [ "$a" = absent ]
 		[ ! -d "$(node_tmp 1)/state/volatile/lxc/xos-$id" ]
 	fi
-}
-
-# no_store_of I ID: nothing of job ID in node I's checkpoint store, no
-# incoming copy
-no_store_of() {
-	local t
-	t=$(node_tmp "$1")
-	[ ! -e "$t/state/checkpoints/$2" ]
-	[ ! -e "$t/state/checkpoints/.migrate-$2.tar" ]
 }
 
 # a counter writing into one end of a UNIX socket pair, a reader of the other

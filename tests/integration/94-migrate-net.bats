@@ -29,70 +29,7 @@ teardown() {
 	return "$rc"
 }
 
-# nodes_net_teardown_checked: the nodes torn down; then nothing of the jobs'
-# networking may be left in any node's namespace (veths, bridge, nftables
-# tables, routes of xosd's), and no mount below the nodes' directories
-nodes_net_teardown_checked() {
-	local i rc=0 left bases=("${NODE_BASES[@]}")
-	for i in "${NODES[@]}"; do
-		node_use "$i"
-		# (each node's jobs first, xosd then stopped here so that its
-		# network namespace can be looked at before it goes)
-		nodes_net_teardown_jobs "$i"
-		xosd_stop || rc=1
-		printf -v "NODE_PID_$i" '%s' ""
-		left=$(
-			ip -n "${NS}n$i" -o link show | grep -E ': (xv[0-9a-f]+|xosbr0)[@:]' || true
-			ip netns exec "${NS}n$i" nft list tables | grep -w xos || true
-			ip -n "${NS}n$i" route show proto 88 || true
-		)
-		if [ -n "$left" ]; then
-			echo "left in node n$i's network namespace:" >&2
-			echo "$left" >&2
-			rc=1
-		fi
-	done
-	nodes_net_teardown || rc=1
-	for i in "${bases[@]}"; do
-		if grep -q " $i" /proc/self/mountinfo; then
-			echo "mount left below $i" >&2
-			rc=1
-		fi
-	done
-	return "$rc"
-}
-
-nodes_net_teardown_jobs() {
-	local live
-	[ -n "${XOSD_PID:-}" ] && kill -0 "$XOSD_PID" 2>/dev/null || return 0
-	live=$(xps -q 2>/dev/null || true)
-	[ -n "$live" ] || return 0
-	# shellcheck disable=SC2086
-	xkill -s KILL $live >/dev/null 2>&1 || true
-	# shellcheck disable=SC2086
-	timeout 30 xwait $live >/dev/null 2>&1 || true
-}
-
 # on I CMD...: CMD against node I's daemon
-
-# bridge_nodes N: nodes n1..nN up with one job pool, each seeing the others
-bridge_nodes() {
-	local i
-	for i in $(seq 1 "$1"); do
-		node_start "$i" "n$i" "net_pool = $POOL"
-	done
-	peers_up "$1"
-}
-
-# peers_up N: nodes n1..nN each see the others up
-peers_up() {
-	local i k
-	for i in $(seq 1 "$1"); do
-		for k in $(seq 1 "$1"); do
-			[ "$i" = "$k" ] || xos_wait_for 30 peer_is "$i" "n$k" up
-		done
-	done
-}
 
 COUNTER='i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo $i >>/tmp/count; sleep 0.1; done'
 
@@ -116,49 +53,6 @@ COUNTER='i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo $i >>/tmp/count; slee
 	local n
 	n=$(wc -l <"$(jobroot 2 "$id")/tmp/count")
 	wait_lines "$(jobroot 2 "$id")/tmp/count" $((n + 3))
-}
-
-# a TCP server counting to its one client, a line every 0.1 s, each number
-# also appended to /tmp/sent
-COUNT_SERVER='
-import socket, time
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 7000))
-s.listen(1)
-open("/tmp/listening", "w").close()
-c, _ = s.accept()
-with open("/tmp/sent", "a") as f:
-    for i in range(1, 100000):
-        c.sendall(b"%d\n" % i)
-        f.write("%d\n" % i)
-        f.flush()
-        time.sleep(0.1)
-'
-
-# a client of it (in a node's network namespace): every line it reads
-# appended to OUT (and the time it came to OUT.t), then "end: WHY" when the
-# connection ends; at most 300 s
-COUNT_CLIENT='
-import socket, sys, time
-addr, out = sys.argv[1], sys.argv[2]
-with open(out, "a") as f, open(out + ".t", "a") as t:
-    try:
-        c = socket.create_connection((addr, 7000), timeout=10)
-        c.settimeout(120)
-        for line in c.makefile("rb"):
-            t.write("%.3f\n" % time.monotonic())
-            t.flush()
-            f.write(line.decode())
-            f.flush()
-        f.write("end: closed\n")
-    except Exception as e:
-        f.write("end: %r\n" % e)
-'
-
-# counts_consecutive FILE: the lines are 1, 2, 3, ... without a gap or a repeat
-counts_consecutive() {
-	awk '$0 != NR { printf "line %d is %s\n", NR, $0; bad = 1; exit } END { exit bad }' "$1"
 }
 
 @test "a client on n3 keeps its TCP connection to a bridge job moved from n1 to n2: the count goes on without a gap" {
@@ -272,14 +166,6 @@ for i in range(1000):
 	# and port from n3 is what the routes add)
 	assert_equal "$(first_line "$(on 2 job_field "$id" .net.address)" 7000)" "hello from the job"
 }
-
-# route_via I ADDR GW: node I has xosd's route to ADDR via GW
-route_via() {
-	ip -n "${NS}n$1" route show proto 88 "$2/32" | grep -q "via $3 "
-}
-
-# listening I ID: job ID on node I listens on TCP port 7000
-listening() { test -e "$(jobroot "$1" "$2")/tmp/listening"; }
 
 # first_line ADDR PORT: the first line a client on n3 reads from ADDR:PORT
 first_line() {

@@ -23,13 +23,6 @@ teardown() { xos_teardown; }
 
 store() { echo "$XOS_TMP/state/checkpoints"; }
 
-# The xos patch level of the CRIU liblxc runs (the first on PATH), 0 if none.
-criu_level() {
-	local v
-	v=$(criu --version 2>/dev/null | sed -n 's/^GitID: .*+xos\([0-9][0-9]*\)$/\1/p')
-	echo "${v:-0}"
-}
-
 # A job holding 64 MiB of touched memory (1 MiB of random bytes, 64 times):
 # it writes the memory's sha256 to /tmp/sum, waits for /tmp/go, prints the
 # memory's sha256 again and ends with 7.

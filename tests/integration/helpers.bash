@@ -408,3 +408,10 @@ wait_lines() {
 	return 1
 }
 has_lines() { [ -e "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ]; }
+
+# The xos patch level of the CRIU liblxc runs (the first on PATH), 0 if none.
+criu_level() {
+	local v
+	v=$(criu --version 2>/dev/null | sed -n 's/^GitID: .*+xos\([0-9][0-9]*\)$/\1/p')
+	echo "${v:-0}"
+}
