@@ -18,6 +18,7 @@
 #define DIAL_BACKOFF_MIN_US 1000000ULL
 #define HEADER_DEPTH_MAX 8     /* JSON nesting of a header */
 #define READ_BUDGET (1u << 20) /* bytes read from one connection per event */
+#define CORK_MIN (64u << 10)   /* bytes queued that are flushed corked */
 
 static const char *const peer_state_names[_NODES_PEER_STATE_MAX] = {
 	[NODES_PEER_DOWN] = "down",
@@ -236,6 +237,9 @@ static struct nodes_conn *conn_new(struct nodes *n, int fd, bool outbound)
 	c->n = n;
 	c->fd = fd;
 	c->outbound = outbound;
+	/* small messages (a page asked for, an answer) go at once; a stream's
+	 * bytes are corked into full segments while they are flushed */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 	c->st = outbound ? NC_CONNECTING : NC_HANDSHAKE;
 	c->deadline = mono_usec() + n->cfg->handshake_timeout_us;
 	nodes_parser_init(&c->parser, NODES_HEADER_MAX);
@@ -251,24 +255,34 @@ static struct nodes_conn *conn_new(struct nodes *n, int fd, bool outbound)
 	return c;
 }
 
-/* Queue one chunk's length and bytes (len 0: the end). */
+/* Queue one chunk's length and bytes (len 0: the end). The queue moves to
+ * the buffer's front only when its tail would pass the buffer's end, and the
+ * buffer grows to twice what is queued: a stream's bytes are moved at most
+ * once on their way, whatever the chunks' sizes. */
 static int queue_chunk(struct nodes_conn *c, const void *data, size_t len)
 {
-	uint8_t *m;
+	size_t need = len + 4;
 
-	if (c->out_off > 0) {
+	if (c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	if (c->out_len + need > c->out_cap && c->out_off > 0) {
 		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
 		c->out_len -= c->out_off;
 		c->out_off = 0;
 	}
-	m = realloc(c->out, c->out_len + len + 4);
-	if (!m)
-		return -ENOMEM;
-	c->out = m;
+	if (c->out_len + need > c->out_cap) {
+		size_t cap = 2 * (c->out_len + need);
+		uint8_t *m = realloc(c->out, cap);
+
+		if (!m)
+			return -ENOMEM;
+		c->out = m;
+		c->out_cap = cap;
+	}
 	nodes_frame_len((uint32_t)len, c->out + c->out_len);
 	if (len)
 		memcpy(c->out + c->out_len + 4, data, len);
-	c->out_len += len + 4;
+	c->out_len += need;
 	return 0;
 }
 
@@ -285,9 +299,18 @@ static int conn_queue(struct nodes_conn *c, const char *header, size_t len)
 	return queue_chunk(c, header, len);
 }
 
+static void conn_cork(struct nodes_conn *c, int on)
+{
+	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
+}
+
 static void conn_flush(struct nodes_conn *c)
 {
+	bool corked = c->out_len - c->out_off > CORK_MIN, blocked = false;
+
 	c->want_write = false;
+	if (corked)
+		conn_cork(c, 1);
 	while (c->st == NC_OPEN && c->out_off < c->out_len) {
 		size_t left = c->out_len - c->out_off;
 		int r;
@@ -299,21 +322,30 @@ static void conn_flush(struct nodes_conn *c)
 			c->out_off += (size_t)r;
 			continue;
 		}
-		switch (SSL_get_error(c->ssl, r)) {
-		case SSL_ERROR_WANT_WRITE:
-			c->want_write = true;
-			/* fall through */
-		case SSL_ERROR_WANT_READ:
-			(void)conn_events(c);
-			return;
-		default:
+		r = SSL_get_error(c->ssl, r);
+		if (r != SSL_ERROR_WANT_WRITE && r != SSL_ERROR_WANT_READ) {
 			conn_close(c, false, "write failed: %s",
 				   *nodes_tls_error() ? nodes_tls_error() : strerror(errno));
 			return;
 		}
+		c->want_write = r == SSL_ERROR_WANT_WRITE;
+		blocked = true;
+		break;
 	}
 	if (c->st != NC_OPEN)
 		return;
+	if (corked)
+		conn_cork(c, 0); /* (what is left of a segment goes now) */
+	if (blocked) {
+		(void)conn_events(c);
+		return;
+	}
+	/* (a stream's buffer is not kept for the heartbeats after it) */
+	if (c->out_off == c->out_len && !c->streaming && c->out_cap > (256u << 10)) {
+		free(c->out);
+		c->out = NULL;
+		c->out_cap = c->out_len = c->out_off = 0;
+	}
 	(void)conn_events(c);
 	/* a stream's producer is told when half the queue is free */
 	if (c->streaming && !c->in_writable && c->out_len - c->out_off < NODES_OUT_MAX / 2 &&
@@ -471,7 +503,9 @@ static void conn_read(struct nodes_conn *c)
 	char buf[16384];
 	size_t budget = READ_BUDGET;
 
-	while (c->st == NC_OPEN && budget > 0) {
+	/* (past the budget only what TLS holds already: no event would come
+	 * for it, the socket being drained) */
+	while (c->st == NC_OPEN && (budget > 0 || SSL_has_pending(c->ssl))) {
 		int r;
 
 		nodes_tls_clear();

@@ -54,8 +54,8 @@ struct nodes_conn {
 	char verify_reason[NODES_REASON_MAX]; /* why this end refused the certificate */
 	struct nodes_parser parser;
 	uint8_t *out;
-	size_t out_len, out_off;
-	uint64_t deadline; /* monotonic: handshake and hello, then silence */
+	size_t out_len, out_off, out_cap; /* queued bytes: [out_off, out_len) of out_cap */
+	uint64_t deadline;                /* monotonic: handshake and hello, then silence */
 	bool hello_seen;
 	bool want_write;  /* TLS wants the socket writable */
 	bool streaming;   /* this node's stream is open on it (nothing else goes) */

@@ -94,6 +94,10 @@ int nodes_tls_ctx(const struct nodes_config *cfg, SSL_CTX **ret, char **ret_erro
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
 	SSL_CTX_set_verify_depth(ctx, 4);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* records are read from the socket many at a time (one read, not two
+	 * per record); conn_read drains what is held before it yields */
+	SSL_CTX_set_read_ahead(ctx, 1);
+	SSL_CTX_set_default_read_buffer_len(ctx, 256u << 10);
 	SSL_CTX_set_num_tickets(ctx, 0); /* no resumption: every connection shows its certificate */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	*ret = ctx;

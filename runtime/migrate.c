@@ -264,6 +264,7 @@ int mig_tar_start(struct daemon *d, struct migration *m, const char *dir, int in
 				"--xattrs-include=*",
 				"--numeric-owner",
 				"--exclude=./images/dump.log",
+				"--blocking-factor=512", /* (256 KiB records) */
 				"-C",
 				(char *)dir,
 				"-cf",
@@ -284,6 +285,9 @@ int mig_tar_start(struct daemon *d, struct migration *m, const char *dir, int in
 		closep(&p[1]);
 		return -errno;
 	}
+	/* (a pipe that holds what xosd reads at once: fewer wakeups both sides) */
+	if (in_fd < 0)
+		(void)fcntl(p[0], F_SETPIPE_SZ, PUMP_BUF);
 	o.fds[0] = in_fd >= 0 ? in_fd : -EBADF;
 	o.fds[1] = in_fd >= 0 ? -EBADF : p[1];
 	o.fds[2] = STDERR_FILENO; /* (tar's complaints go to xosd's log) */
