@@ -222,6 +222,7 @@ static int persist(struct daemon *d, struct job *j, bool durable)
 	int r;
 
 	d->jobs_gen++;
+	queue_job_touched(d, j);
 	recover_job_persisted(d, j); /* (its holder record in a shared store) */
 	r = write_record(d, j, durable);
 	if (j->state == JOB_CHECKPOINTED) /* (every change of state is persisted) */

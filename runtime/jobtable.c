@@ -87,6 +87,7 @@ void daemon_job_link(struct daemon *d, struct job *j)
 void daemon_job_unlink(struct daemon *d, struct job *j)
 {
 	d->jobs_gen++;
+	queue_job_unlinked(d, j);
 	for (struct job **p = &d->jobs; *p; p = &(*p)->next)
 		if (*p == j) {
 			*p = j->next;

@@ -117,6 +117,14 @@ struct job_sched {
 	bool want_reason;           /* an attached xrun follows it: its reason is wanted */
 	uint64_t preempt_failed_us; /* when a checkpoint for a preemption of it failed */
 	char *preempt_note;         /* (a preempting job) why a preemption failed */
+	/* the queue kept between passes (queue.c, DECISIONS (az)): the job is
+	 * in its touched list, its queue or its running jobs while these equal
+	 * the kept queue's generation (a rebuild moves it: no job is written) */
+	uint64_t touched_gen, kept_gen, run_gen;
+	int64_t kept_priority;          /* its priority when it was added */
+	uint64_t link_seq;              /* d->jobs's order: the later linked first */
+	struct scheduler_dep *kept_deps; /* its dependencies' states, there */
+	char (*kept_ended)[48];
 };
 
 /* runtime only: what the job's events (events.c) last saw of it, and the
@@ -469,6 +477,11 @@ bool queue_fields_given(struct yajl_val_s *t);
 int queue_admit(struct daemon *d, struct job *j);
 /* j was linked into d->jobs (daemon_job_link) */
 void queue_job_linked(struct daemon *d, struct job *j);
+/* j is leaving d->jobs (daemon_job_unlink) */
+void queue_job_unlinked(struct daemon *d, struct job *j);
+/* j's record was written (every change of its state, priority, hold): the
+ * queue kept between passes looks at it again at the next pass */
+void queue_job_touched(struct daemon *d, struct job *j);
 /* xrestart of j (stopped at a checkpoint) through admission: 1 if it may be
  * restored now, 0 if it waits in the queue (xps says why; the restore's
  * outcome answers the client then). */
@@ -570,6 +583,7 @@ struct daemon {
 	 * unlinked: what queue.c keeps of the queue between passes is valid
 	 * while it has not moved */
 	uint64_t jobs_gen;
+	uint64_t link_seq; /* links so far (a job's sched.link_seq) */
 	struct commit *commit; /* the group commit's thread (commit.c; NULL: not yet) */
 	bool commit_warned;    /* it could not be made (said once; the loop synced) */
 	/* a job may be CHECKPOINTED (one was persisted or linked so): the

@@ -170,4 +170,47 @@ void scheduler_reason_resources(const struct scheduler_resources *req,
 void scheduler_format_cpus(uint64_t millicpus, char *buf, size_t len);
 void scheduler_format_memory(uint64_t bytes, char *buf, size_t len);
 
+/* A queue kept in the scheduler's order between passes and changed by
+ * events (DECISIONS (az)): entries (a job's scheduler_queued and the
+ * caller's pointer) are added and dropped; before each pass the users'
+ * usage is given again, and where the order of the users it makes is not
+ * the order the queue was kept in (a charge, or decay rounding two users'
+ * usage to the same value), the whole queue is sorted again. A pass over
+ * it (scheduler_kept_node, sorted) decides as a pass over the same jobs
+ * given in any order. The caller keeps what an entry points to (id, deps)
+ * alive while it is in the queue. */
+struct scheduler_kept_user {
+	uint32_t uid;
+	unsigned count; /* its entries (0: a free slot) */
+	double usage;   /* its usage as last given */
+};
+
+struct scheduler_kept {
+	struct scheduler_queued *q; /* the order: q[off] ... q[off + n - 1] */
+	void **data;                /* the caller's pointer of each entry */
+	uint32_t *user;             /* each entry's index into users */
+	size_t off, n, cap;
+	struct scheduler_kept_user *users;
+	size_t n_users, cap_users;
+	uint64_t resorts; /* sorts of the whole queue (the users' order changed) */
+};
+
+void scheduler_kept_free(struct scheduler_kept *k);
+/* The users' usage now (users not listed: 0). 1 if the queue was sorted
+ * again, 0 if its order stands, -ENOMEM. Before adds and finds of a pass. */
+int scheduler_kept_usage(struct scheduler_kept *k, const struct scheduler_usage *usage,
+			 size_t n_usage);
+/* Add n entries (q and data are reordered); their users' usage from usage
+ * (as scheduler_kept_usage was last given it). -ENOMEM (nothing added). */
+int scheduler_kept_add(struct scheduler_kept *k, const struct scheduler_usage *usage,
+		       size_t n_usage, struct scheduler_queued *q, void **data, size_t n);
+/* The index (0: first in order) of the entry of data, whose key (priority,
+ * uid, submit_us, id) was key's when it was added; SIZE_MAX: none. */
+size_t scheduler_kept_find(const struct scheduler_kept *k, const struct scheduler_queued *key,
+			   const void *data);
+/* Drop the entries at these indexes (idx is sorted; repeats allowed). */
+void scheduler_kept_drop(struct scheduler_kept *k, size_t *idx, size_t n_idx);
+/* node's queue: the kept one, in order (sorted) */
+void scheduler_kept_node(const struct scheduler_kept *k, struct scheduler_node *node);
+
 #endif
