@@ -81,12 +81,12 @@ struct kept {
 	bool valid;
 	uint64_t gen; /* moves at each rebuild (see job_sched's touched_gen) */
 	struct scheduler_kept k;
-	struct view v;                   /* a pass's running jobs and decisions */
+	struct view v;                       /* a pass's running jobs and decisions */
 	struct job **touched, **run, **ckpt; /* run: in d->jobs's order */
-	struct job **fresh; /* added with want_reason set: wanted in this pass */
+	struct job **fresh;                  /* added with want_reason set: wanted in this pass */
 	size_t n_touched, cap_touched, n_run, cap_run, n_ckpt, cap_ckpt, n_fresh, cap_fresh;
-	size_t n_deps;   /* entries with dependencies */
-	bool deps_dirty; /* a job not queued was touched: their states again */
+	size_t n_deps;          /* entries with dependencies */
+	bool deps_dirty;        /* a job not queued was touched: their states again */
 	uint64_t passes, walks; /* passes over it; walks of every job for it */
 };
 
@@ -825,12 +825,12 @@ static void view_keep_order(struct view *v)
 }
 
 /* The node as the scheduler sees it, in d->queue->view; extra: a new job not
- * yet in d->jobs; lazy: reasons and estimates only where wanted. */
-static int view_build(struct daemon *d, struct job *extra, bool lazy, struct view **ret)
+ * yet in d->jobs; lazy: reasons and estimates only where wanted; now: the time of the pass. */
+static int view_build_at(struct daemon *d, struct job *extra, bool lazy, uint64_t now,
+			 struct view **ret)
 {
 	struct view *v = &d->queue->view;
 	size_t n_run = 0, n_queue = extra ? 1 : 0, n_deps = extra ? extra->sched.n_deps : 0, nd = 0;
-	uint64_t now = now_usec();
 
 	for (struct job *j = d->jobs; j; j = j->next) {
 		n_run += holds_resources(j);
@@ -867,6 +867,11 @@ static int view_build(struct daemon *d, struct job *extra, bool lazy, struct vie
 	}
 	*ret = v;
 	return 0;
+}
+
+static int view_build(struct daemon *d, struct job *extra, bool lazy, struct view **ret)
+{
+	return view_build_at(d, extra, lazy, now_usec(), ret);
 }
 
 /* The run's answer and an attached xrun hear a queued job's reason. */
@@ -1474,8 +1479,9 @@ static void kept_check(struct daemon *d, struct kept *kp)
 	struct view *v = NULL;
 	size_t next = 0;
 	const char *bad = NULL, *who = "-";
+	char what[2 * SCHEDULER_REASON_MAX + 128] = "";
 
-	if (view_build(d, NULL, true, &v) < 0 ||
+	if (view_build_at(d, NULL, true, kv->node.now_us, &v) < 0 ||
 	    (v->node.n_queue && scheduler_decide_into(&v->node, v->decs) < 0))
 		return;
 	if (v->node.n_running != kv->node.n_running ||
@@ -1496,16 +1502,24 @@ static void kept_check(struct daemon *d, struct kept *kp)
 			bad = "the order";
 		else if (!same_decision(a, v, b, kv,
 					v->queue[a->index].want_reason &&
-						kv->queue[b->index].want_reason))
+						kv->queue[b->index].want_reason)) {
 			bad = "a decision";
+			snprintf(what, sizeof(what),
+				 ": %s/%s, %u/%u ahead, %u/%u victims, '%s'/'%s' (of %zu/%zu "
+				 "running)",
+				 scheduler_action_to_string(a->action),
+				 scheduler_action_to_string(b->action), a->ahead, b->ahead,
+				 a->n_victims, b->n_victims, a->reason, b->reason,
+				 v->node.n_running, kv->node.n_running);
+		}
 		next++;
 	}
 	if (!bad && next != kv->node.n_queue)
 		bad = "the jobs in it";
 	if (bad)
 		log_error("Scheduler self-check: the kept queue's pass differs from a full pass "
-			  "in %s (job %s)",
-			  bad, who);
+			  "in %s (job %s)%s",
+			  bad, who, what);
 }
 
 /* A decision to apply: its job, whether its reason was wanted, its index */
@@ -1583,7 +1597,8 @@ static int kept_schedule(struct daemon *d, struct pass_clock begun)
 	/* what is applied, taken first: applying may drop entries (a job that
 	 * ends at once is unlinked), and touches the jobs it changes */
 	for (size_t k = 0; k < kv->node.n_queue; k++)
-		n_act += kv->decs[k].action != SCHEDULER_WAIT || kv->queue[kv->decs[k].index].want_reason;
+		n_act += kv->decs[k].action != SCHEDULER_WAIT ||
+			 kv->queue[kv->decs[k].index].want_reason;
 	act = calloc(n_act + 1, sizeof(*act));
 	n_act = 0;
 	for (size_t k = 0; act && k < kv->node.n_queue; k++) {

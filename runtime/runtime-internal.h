@@ -121,8 +121,8 @@ struct job_sched {
 	 * in its touched list, its queue or its running jobs while these equal
 	 * the kept queue's generation (a rebuild moves it: no job is written) */
 	uint64_t touched_gen, kept_gen, run_gen;
-	int64_t kept_priority;          /* its priority when it was added */
-	uint64_t link_seq;              /* d->jobs's order: the later linked first */
+	int64_t kept_priority;           /* its priority when it was added */
+	uint64_t link_seq;               /* d->jobs's order: the later linked first */
 	struct scheduler_dep *kept_deps; /* its dependencies' states, there */
 	char (*kept_ended)[48];
 };
@@ -583,7 +583,7 @@ struct daemon {
 	 * unlinked: what queue.c keeps of the queue between passes is valid
 	 * while it has not moved */
 	uint64_t jobs_gen;
-	uint64_t link_seq; /* links so far (a job's sched.link_seq) */
+	uint64_t link_seq;     /* links so far (a job's sched.link_seq) */
 	struct commit *commit; /* the group commit's thread (commit.c; NULL: not yet) */
 	bool commit_warned;    /* it could not be made (said once; the loop synced) */
 	/* a job may be CHECKPOINTED (one was persisted or linked so): the

@@ -18,14 +18,7 @@ sched_start() {
 	XOS_SCHED_SELFCHECK=1 xosd_launch --config "$XOS_TMP/xosd.conf"
 }
 
-teardown() {
-	local rc=0
-	if [ -f "${XOS_TMP:-}/xosd.log" ] && grep "self-check" "$XOS_TMP/xosd.log" >&2; then
-		rc=1
-	fi
-	xos_teardown || rc=1
-	return "$rc"
-}
+teardown() { sched_teardown; }
 
 # as_user UID CMD...: a command of the xos CLI as that (non-root) user
 as_user() {
@@ -234,7 +227,7 @@ no_live_jobs() { [ "$(xps -q | wc -l)" -eq 0 ]; }
 	kill -9 "$XOSD_PID"
 	wait "$XOSD_PID" 2>/dev/null || true
 	XOSD_PID=
-	xosd_launch --config "$XOS_TMP/xosd.conf"
+	XOS_SCHED_SELFCHECK=1 xosd_launch --config "$XOS_TMP/xosd.conf"
 	assert_equal "$(xqueue --json | jq '.jobs | length')" "$n"
 	assert_equal "$(xqueue --json | jq -r '.jobs[0].reason')" "waiting for 1 cpu"
 
@@ -262,7 +255,7 @@ no_live_jobs() { [ "$(xps -q | wc -l)" -eq 0 ]; }
 	kill -9 "$XOSD_PID"
 	wait "$XOSD_PID" 2>/dev/null || true
 	XOSD_PID=
-	xosd_launch --config "$XOS_TMP/xosd.conf"
+	XOS_SCHED_SELFCHECK=1 xosd_launch --config "$XOS_TMP/xosd.conf"
 	run xqueue --json
 	assert_equal "$(jq -c '[.jobs[] | [.name, .position, .reason]]' <<<"$output")" "$before"
 	# the order: priority, then the users who have used nothing yet (Q and
@@ -393,4 +386,29 @@ submit_queued() {
 	assert_equal "$(fast_waits)" "$f0"
 	open_gate "$(job_field low .id)"
 	wait_for 30 ended low q1 q2
+}
+
+@test "xrelease and a job's end are decided over the queue kept between passes, without a walk of every job" {
+	sched_start 'capacity_cpus = 1'
+	for i in 1 2 3 4 5; do
+		xrun -d --hold --cpus 1 --name "h$i" -- true >/dev/null
+	done
+	xrelease h1 >/dev/null
+	wait_state h1 EXITED
+	run xqueue --json
+	k0=$(jq .passes.kept <<<"$output")
+	w0=$(jq .passes.kept_walks <<<"$output")
+	[ "$k0" -ge 1 ]
+	for i in 2 3; do
+		xrelease "h$i" >/dev/null
+		wait_state "h$i" EXITED
+	done
+	run xqueue --json
+	# each release and each end a pass over the kept queue; none walked
+	[ "$(jq .passes.kept <<<"$output")" -ge $((k0 + 2)) ]
+	assert_equal "$(jq .passes.kept_walks <<<"$output")" "$w0"
+	# the held jobs left out of it wait as a full pass says
+	assert_equal "$(jq -r '[.jobs[] | .name] | join(" ")' <<<"$output")" "h4 h5"
+	assert_equal "$(job_field h4 .reason)" "held (xrelease h4 lets it start)"
+	assert_equal "$(job_field h5 .state)" QUEUED
 }

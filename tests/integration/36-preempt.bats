@@ -15,10 +15,12 @@ sched_start() {
 	export XOS_TMP
 	export XOS_SOCKET="$XOS_TMP/run/xosd.sock"
 	printf '%s\n' "$@" >"$XOS_TMP/xosd.conf"
-	xosd_launch --config "$XOS_TMP/xosd.conf"
+	# (each pass over the queue kept between passes is checked against a
+	# pass that walks every job: a difference is logged)
+	XOS_SCHED_SELFCHECK=1 xosd_launch --config "$XOS_TMP/xosd.conf"
 }
 
-teardown() { xos_teardown; }
+teardown() { sched_teardown; }
 
 # counter N: a job's script that counts 1 to N on stdout, a line every 0.1 s
 counter() { echo "i=0; while [ \$i -lt $1 ]; do i=\$((i+1)); echo \$i; sleep 0.1; done"; }
@@ -45,7 +47,7 @@ reason_has() { job_field "$1" .reason | grep -qF -- "$2"; }
 	# durable: xosd killed with SIGKILL and started again, still PREEMPTED
 	kill -9 "$XOSD_PID"
 	wait "$XOSD_PID" 2>/dev/null || true
-	xosd_launch --config "$XOS_TMP/xosd.conf"
+	XOS_SCHED_SELFCHECK=1 xosd_launch --config "$XOS_TMP/xosd.conf"
 	assert_equal "$(job_field low .state)" PREEMPTED
 	assert_equal "$(job_field high .state)" RUNNING
 	# the high-priority job ends: the preempted one is restored and ends
@@ -87,7 +89,7 @@ reason_has() { job_field "$1" .reason | grep -qF -- "$2"; }
 	export XOS_SOCKET="$XOS_TMP/run/xosd.sock"
 	printf 'capacity_cpus = 1\n' >"$XOS_TMP/xosd.conf"
 	# fault 3: CRIU fails while it dumps the tasks' memory pages
-	CRIU_FAULT=3 xosd_launch --config "$XOS_TMP/xosd.conf"
+	CRIU_FAULT=3 XOS_SCHED_SELFCHECK=1 xosd_launch --config "$XOS_TMP/xosd.conf"
 	xrun -d --cpus 1 --preemptible --name low -- sh -c "$(counter 100000)" >/dev/null
 	wait_state low RUNNING
 	wait_for 30 has_counted low 3

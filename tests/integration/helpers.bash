@@ -331,6 +331,18 @@ xos_loader_pids() {
 	done | sort -u
 }
 
+# sched_teardown: xos_teardown, and a failure if xosd (run with
+# XOS_SCHED_SELFCHECK=1) logged that the scheduler's kept state differed
+# from a walk of every job
+sched_teardown() {
+	local rc=0
+	if [ -f "${XOS_TMP:-}/xosd.log" ] && grep "self-check" "$XOS_TMP/xosd.log" >&2; then
+		rc=1
+	fi
+	xos_teardown || rc=1
+	return "$rc"
+}
+
 # A job's field from xps --json (jq filter on the single job object).
 job_field() {
 	xps -a --json "$1" | jq -r ".[0]$2"
