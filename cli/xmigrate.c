@@ -8,17 +8,18 @@
 
 #include "cli/cli.h"
 
-enum { OPT_JSON = CLI_OPT_MAX, OPT_POSTCOPY };
+enum { OPT_JSON = CLI_OPT_MAX, OPT_POSTCOPY, OPT_COMPRESS };
 
 static const struct option migrate_options[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "postcopy", no_argument, NULL, OPT_POSTCOPY },
+	{ "compress", no_argument, NULL, OPT_COMPRESS },
 	CLI_COMMON_OPTIONS,
 	{},
 };
 
 struct migrate_opts {
-	bool json, postcopy;
+	bool json, postcopy, compress;
 	const char *socket;
 };
 
@@ -28,6 +29,8 @@ static int migrate_option(_unused_ const char *prog, int opt, _unused_ const cha
 
 	if (opt == OPT_POSTCOPY)
 		o->postcopy = true;
+	else if (opt == OPT_COMPRESS)
+		o->compress = true;
 	else
 		o->json = true;
 	return 0;
@@ -48,6 +51,9 @@ static const struct cli_command migrate_command = {
 		"                    pages follow on demand and in the background, pulled\n"
 		"                    from here (a shorter stop; CRIU with xos's patches on\n"
 		"                    both nodes). The answer comes when every page moved\n"
+		"      --compress    Compress the version on the wire with zstd (both nodes need\n"
+		"                    the zstd program): fewer bytes on a slow link, more CPU;\n"
+		"                    the pages pulled by --postcopy are not compressed\n"
 		"      --json        Print the figures of the move as JSON\n",
 	.help_end = "\n"
 		    "Exit status: 0 when the job runs on NODE, 1 when it was not moved (it\n"
@@ -182,6 +188,8 @@ int cli_xmigrate_main(const char *prog, int argc, char **argv)
 		r = cli_gen_str(g, "node", argv[optind + 1]);
 	if (r >= 0 && o.postcopy)
 		r = cli_gen_bool(g, "postcopy", true);
+	if (r >= 0 && o.compress)
+		r = cli_gen_bool(g, "compress", true);
 	if (!tty) {
 		if (cli_request_call(prog, o.socket, g, r, NULL, &resp) < 0)
 			return CLI_EXIT_FAILURE;

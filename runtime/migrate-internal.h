@@ -8,7 +8,8 @@
 #include "nodes/nodes.h"
 #include "runtime/runtime-internal.h"
 
-#define PUMP_BUF (256u << 10) /* bytes of a version's tar read at once */
+#define PUMP_BUF (256u << 10)     /* bytes of a version's tar read at once */
+#define ZSTD_PATH "/usr/bin/zstd" /* --compress: tar's compressor, both nodes */
 
 enum phase {
 	MP_CHECK,   /* source: asked the target; target: checked, awaiting the data */
@@ -53,6 +54,7 @@ struct migration {
 	/* post-copy (DECISIONS (ar)): CRIU's page socket relayed over the
 	 * channel as migrate-pages messages */
 	bool postcopy;
+	bool compress; /* the version goes through zstd on the wire (--compress) */
 	int ps_listen; /* the socket the shim (source) or lazy-pages daemon (target) reaches */
 	char *ps_path;
 	int ps_fd;     /* the relay's end of CRIU's page socket */

@@ -176,6 +176,12 @@ static int run_wait(char *const *argv, const char *what, struct xerr *err)
 	return 0;
 }
 
+/* --compress: the zstd program, on both nodes */
+static bool have_zstd(void)
+{
+	return access(ZSTD_PATH, X_OK) == 0;
+}
+
 static const char *criu_path(void)
 {
 	return access("/usr/local/sbin/criu", X_OK) == 0 ? "/usr/local/sbin/criu"
@@ -259,21 +265,37 @@ static int cpuinfo_check(struct daemon *d, const char *hex, struct xerr *err)
 int mig_tar_start(struct daemon *d, struct migration *m, const char *dir, int in_fd)
 {
 	/* (a lazy dump's CRIU goes on writing its log while it serves) */
-	char *const cargv[] = { "/bin/tar",
-				"--xattrs",
-				"--xattrs-include=*",
-				"--numeric-owner",
-				"--exclude=./images/dump.log",
-				"--blocking-factor=512", /* (256 KiB records) */
-				"-C",
-				(char *)dir,
-				"-cf",
-				"-",
-				".",
-				NULL };
-	char *const xargv[] = { "/bin/tar", "--xattrs", "--xattrs-include=*", "--numeric-owner",
-				"-p",       "-C",       (char *)dir,          "-xf",
-				"-",        NULL };
+	char *cargv[] = { "/bin/tar",
+			  "--xattrs",
+			  "--xattrs-include=*",
+			  "--numeric-owner",
+			  "--exclude=./images/dump.log",
+			  "--blocking-factor=512", /* (256 KiB records) */
+			  "-C",
+			  (char *)dir,
+			  "-cf",
+			  "-",
+			  ".",
+			  NULL,
+			  NULL };
+	char *xargv[] = { "/bin/tar",
+			  "--xattrs",
+			  "--xattrs-include=*",
+			  "--numeric-owner",
+			  "-p",
+			  "-C",
+			  (char *)dir,
+			  "-xf",
+			  "-",
+			  NULL,
+			  NULL };
+
+	/* --compress: zstd's fastest level, one thread (the stream and the
+	 * other end's tar have the other CPUs) */
+	if (m->compress && in_fd < 0)
+		cargv[11] = "--use-compress-program=" ZSTD_PATH " -1 -T1";
+	else if (m->compress)
+		xargv[9] = "--use-compress-program=" ZSTD_PATH;
 	struct spawn_opts o = {
 		.path = "/bin/tar", .argv = in_fd < 0 ? cargv : xargv, .first_fd = 0, .n_fds = 3
 	};
@@ -401,6 +423,8 @@ void mig_src_let_go(struct daemon *d, struct migration *m, struct job *j)
 		json_gen_kv_str(g, "node", m->node);
 		json_gen_kv_uint(g, "version", m->version);
 		json_gen_kv_bool(g, "postcopy", true);
+		if (m->compress)
+			json_gen_kv_bool(g, "compress", true);
 		json_gen_kv_uint(g, "frozen_us", m->t_ready - m->t_stop);
 		json_gen_kv_uint(g, "transfer_us", m->t_sent - m->t_ready);
 		json_gen_kv_uint(g, "downtime_us", m->t_resumed - m->t_stop);
@@ -413,6 +437,8 @@ void mig_src_let_go(struct daemon *d, struct migration *m, struct job *j)
 		json_gen_kv_str(g, "job", j->id);
 		json_gen_kv_str(g, "node", m->node);
 		json_gen_kv_uint(g, "version", m->version);
+		if (m->compress)
+			json_gen_kv_bool(g, "compress", true);
 		json_gen_kv_uint(g, "frozen_us", m->t_dumped - m->t_stop);
 		json_gen_kv_uint(g, "transfer_us", m->t_sent - m->t_dumped);
 		json_gen_kv_uint(g, "downtime_us", now - m->t_stop);
@@ -606,7 +632,8 @@ static void src_checked(struct daemon *d, struct migration *m, struct job *j, bo
 }
 
 /* The check asked of the target: the job's record and what it must find. */
-static char *check_text(struct daemon *d, struct job *j, const char *cpu, bool postcopy)
+static char *check_text(struct daemon *d, struct job *j, const char *cpu, bool postcopy,
+			bool compress)
 {
 	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL), rg = yajl_gen_alloc(NULL);
 	_cleanup_free_ char *record = NULL;
@@ -631,6 +658,8 @@ static char *check_text(struct daemon *d, struct job *j, const char *cpu, bool p
 	json_gen_kv_str(g, "cpuinfo", cpu);
 	if (postcopy)
 		json_gen_kv_bool(g, "postcopy", true);
+	if (compress)
+		json_gen_kv_bool(g, "compress", true);
 	yajl_gen_map_close(g);
 	return json_gen_take(g, false);
 }
@@ -661,7 +690,7 @@ int ops_migrate(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 	const char *name = NULL, *node = NULL, *why = NULL;
 	_cleanup_free_ char *cpu = NULL, *text = NULL;
 	struct migration *m;
-	bool postcopy = false;
+	bool postcopy = false, compress = false;
 	struct job *j;
 	int r;
 
@@ -670,6 +699,8 @@ int ops_migrate(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 				"Fields 'job' and 'node' are required");
 	if (json_get(t, "postcopy") && json_get_bool(t, "postcopy", &postcopy) < 0)
 		return xerr_set(err, -EINVAL, "bad_request", "Field 'postcopy' must be a boolean");
+	if (json_get(t, "compress") && json_get_bool(t, "compress", &compress) < 0)
+		return xerr_set(err, -EINVAL, "bad_request", "Field 'compress' must be a boolean");
 	if ((r = ops_lookup(d, c, name, &j, err)) < 0 || (r = vo_check(d, c, j, node, err)) < 0)
 		return r;
 	if (!d->nodes)
@@ -697,9 +728,14 @@ int ops_migrate(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 			"cannot serve lazy pages (xos patch level %u, %u needed; "
 			"scripts/setup.sh builds it); move it without --postcopy",
 			j->id, ckpt_criu_level(d->ckpt), CKPT_LAZY_DUMP_LEVEL);
+	if (compress && !have_zstd())
+		return xerr_set(err, -EOPNOTSUPP, "invalid_argument",
+				"Job %.12s cannot be moved with --compress from this node: it has "
+				"no %s (install zstd); move it without --compress",
+				j->id, ZSTD_PATH);
 	if ((r = cpuinfo_dump(d, &cpu, err)) < 0)
 		return r;
-	text = check_text(d, j, cpu, postcopy);
+	text = check_text(d, j, cpu, postcopy, compress);
 	if (!text)
 		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	if ((r = nodes_send(d->nodes, node, text)) < 0)
@@ -710,10 +746,12 @@ int ops_migrate(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	m->phase = MP_CHECK;
 	m->postcopy = postcopy;
+	m->compress = compress;
 	c->mode = CONN_CKPT; /* answered when the move ends (daemon_ckpt_answer) */
 	c->job = j;
-	log_info("Job %s: moving to node %s%s (asked by uid %u)", j->id, node,
-		 postcopy ? " with post-copy" : "", (unsigned)c->uid);
+	log_info("Job %s: moving to node %s%s%s (asked by uid %u)", j->id, node,
+		 postcopy ? " with post-copy" : "", compress ? ", compressed" : "",
+		 (unsigned)c->uid);
 	return 0;
 }
 
@@ -742,7 +780,7 @@ static int check_job(struct daemon *d, struct job *j, yajl_val h, struct xerr *e
 	_cleanup_free_ char *terr = NULL;
 	char why[256] = "";
 	struct stat st;
-	bool postcopy = false;
+	bool postcopy = false, compress = false;
 
 	(void)json_get_string(h, "owner_name", &owner);
 	(void)json_get_string(h, "template_checksum", &sum);
@@ -781,6 +819,11 @@ static int check_job(struct daemon *d, struct job *j, yajl_val h, struct xerr *e
 				"its CRIU cannot restore a job with lazy pages (xos patch level "
 				"%u, %u needed; scripts/setup.sh builds it)",
 				ckpt_criu_level(d->ckpt), CKPT_LAZY_RESTORE_LEVEL);
+	if (json_get_bool(h, "compress", &compress) >= 0 && compress && !have_zstd())
+		return xerr_set(err, -EOPNOTSUPP, "refused",
+				"it has no %s to unpack a compressed move (install zstd there, "
+				"or move the job without --compress)",
+				ZSTD_PATH);
 	return cpuinfo_check(d, cpu, err);
 }
 
@@ -847,8 +890,9 @@ static void tgt_check(struct daemon *d, const char *node, yajl_val h)
 	job_cap(d, m, j);
 	job_free(j);
 	(void)json_get_bool(h, "postcopy", &m->postcopy);
-	log_info("Job %s from node %s passed the pre-flight checks%s", id, node,
-		 m->postcopy ? " (post-copy)" : "");
+	(void)json_get_bool(h, "compress", &m->compress);
+	log_info("Job %s from node %s passed the pre-flight checks%s%s", id, node,
+		 m->postcopy ? " (post-copy)" : "", m->compress ? " (compressed)" : "");
 	(void)send_verdict(d, node, "migrate-checked", id, NULL);
 }
 

@@ -1448,7 +1448,7 @@ static const struct op {
 	{ "nodes", ops_nodes, { "v", "op", NULL } },
 	/* the job event stream: events.c */
 	{ "events", ops_events, { "v", "op", "job", "since", NULL } },
-	{ "migrate", ops_migrate, { "v", "op", "job", "node", "postcopy", NULL } },
+	{ "migrate", ops_migrate, { "v", "op", "job", "node", "postcopy", "compress", NULL } },
 	/* grid logins: grid.c */
 	{ "auth_challenge", ops_auth_challenge, { "v", "op", NULL } },
 	{ "auth", ops_auth, { "v", "op", "chain", "signature", NULL } },

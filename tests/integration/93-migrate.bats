@@ -111,6 +111,58 @@ COUNTER='i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo $i >>/tmp/count; echo
 	assert_equal "$(where 2 "$id")" EXITED
 }
 
+@test "--compress: a job holding 64 MiB of touched memory moves with zstd on the wire, in a fraction of its bytes, and goes on with its memory" {
+	two_nodes
+	local id bytes n
+	id=$(on 1 xrun -d --net none -- python3 -c '
+import os, time
+b = bytearray(64 << 20)
+for i in range(0, len(b), 4096):
+    b[i] = 1
+i = 0
+while not os.path.exists("/tmp/go"):
+    i += 1
+    with open("/tmp/count", "a") as f:
+        f.write("%d\n" % i)
+    time.sleep(0.1)
+print("done", sum(b[::4096]))
+')
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 5
+	run on 1 xmigrate --compress --json "$id" n2
+	echo "$output"
+	assert_success
+	echo "# xmigrate --compress --json: $(jq -c . <<<"$output")" >&3
+	assert_equal "$(jq -r .compress <<<"$output")" true
+	# 64 MiB of pages (and the loader) on the wire without zstd; far less with it
+	bytes=$(jq -r .bytes <<<"$output")
+	[ "$bytes" -gt 0 ]
+	[ "$bytes" -lt $((16 << 20)) ]
+	assert_equal "$(where 1 "$id")" MIGRATED
+	assert_equal "$(where 2 "$id")" RUNNING
+	n=$(wc -l <"$(jobroot 2 "$id")/tmp/count")
+	wait_lines "$(jobroot 2 "$id")/tmp/count" $((n + 3))
+	diff <(seq 1 $((n + 3))) <(head -n $((n + 3)) "$(jobroot 2 "$id")/tmp/count")
+	touch "$(jobroot 2 "$id")/tmp/go"
+	run on 2 xwait "$id"
+	assert_equal "$status" 0
+	# every touched page came back with what was written into it
+	run -0 on 2 xlogs "$id"
+	assert_output "done 16384"
+	no_store_of 1 "$id"
+}
+
+@test "--compress refused before anything stops when the request's field is not a boolean" {
+	two_nodes
+	local id
+	id=$(on 1 xrun -d --net none -- sleep 1000)
+	node_use 1
+	run "$XOS_ROOT/tests/tools/rawsock.py" "$XOS_SOCKET" <<<'{"v":1,"op":"migrate","job":"'"$id"'","node":"n2","compress":"yes"}'
+	assert_output --partial '"code":"bad_request"'
+	assert_output --partial "Field 'compress' must be a boolean"
+	assert_equal "$(where 1 "$id")" RUNNING
+	on 1 xkill -s KILL "$id" >/dev/null
+}
+
 @test "a job of several units moves; each unit goes on there and ends with its own exit code" {
 	two_nodes
 	local id
