@@ -107,25 +107,30 @@ static int remount_bind_ro(const char *path)
 	return 0;
 }
 
-/* Returns 1 if masked, 0 if path does not exist, -errno on failure. */
-static int mask_one(const char *path, bool dir)
+/* Returns 1 if masked, 0 if path does not exist, -errno on failure. A
+ * directory is hidden under an empty read-only tmpfs: the first one under a
+ * tmpfs of its own, the others under binds of that one (first_dir), one
+ * file system in all, which CRIU dumps (tar | gzip) and restores once, not
+ * once per masked directory. */
+static int mask_one(const char *path, bool dir, const char **first_dir)
 {
 	struct stat st;
 	int r;
 
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : -errno;
-	if (dir) {
-		if (!S_ISDIR(st.st_mode))
-			return -ENOTDIR;
+	if (dir && !S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if (dir && !*first_dir) {
 		if (mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
 			  "mode=0555,size=4k") < 0)
 			return -errno;
+		*first_dir = path;
 		return 1;
 	}
-	if (S_ISDIR(st.st_mode))
+	if (!dir && S_ISDIR(st.st_mode))
 		return -EISDIR;
-	if (mount("/dev/null", path, NULL, MS_BIND, NULL) < 0)
+	if (mount(dir ? *first_dir : "/dev/null", path, NULL, MS_BIND, NULL) < 0)
 		return -errno;
 	r = remount_bind_ro(path);
 	if (r < 0) {
@@ -138,11 +143,12 @@ static int mask_one(const char *path, bool dir)
 void loader_mask_paths(void)
 {
 	unsigned masked = 0, failed = 0;
+	const char *first_dir = NULL;
 
 	for (size_t i = 0; i < ELEMENTSOF(masked_files) + ELEMENTSOF(masked_dirs); i++) {
 		bool dir = i >= ELEMENTSOF(masked_files);
 		const char *p = dir ? masked_dirs[i - ELEMENTSOF(masked_files)] : masked_files[i];
-		int r = mask_one(p, dir);
+		int r = mask_one(p, dir, &first_dir);
 
 		if (r > 0)
 			masked++;

@@ -107,12 +107,17 @@ c.sendall(b\"lo-works\"); print(a.recv(16).decode())"'
 @test "sensitive /proc paths are masked" {
 	run xrun -- sh -c 'for f in /proc/kcore /proc/keys /proc/timer_list /proc/sysrq-trigger; do
 		[ -e $f ] || continue; echo "$f $(cat $f 2>/dev/null | wc -c)"; done
-		echo "firmware $(ls -A /sys/firmware | wc -l)"; echo "acpi $(ls -A /proc/acpi 2>/dev/null | wc -l)"'
+		echo "firmware $(ls -A /sys/firmware | wc -l)"; echo "acpi $(ls -A /proc/acpi 2>/dev/null | wc -l)"
+		mkdir /sys/firmware/x 2>/dev/null && echo "firmware writable"
+		[ "$(stat -c %d /sys/firmware)" = "$(stat -c %d /proc/acpi)" ] && echo "one mask file system"'
 	assert_success
 	assert_line "/proc/keys 0"
 	assert_line "/proc/timer_list 0"
 	assert_line "firmware 0"
 	assert_line "acpi 0"
+	refute_line "firmware writable"
+	# the masked directories share one empty tmpfs (CRIU dumps it once)
+	assert_line "one mask file system"
 	[ -n "$(head -c 100 /proc/timer_list)" ] # the host's is not empty
 }
 

@@ -82,6 +82,9 @@ COUNTER='i=0; while :; do i=$((i+1)); echo $i >>/tmp/count; echo $i; sleep 0.1; 
 	assert_success
 	wait_lines "$(jobroot "$id")/tmp/count" $((n + 3))
 	head -n $((n + 3)) "$(jobroot "$id")/tmp/count" | diff - <(seq 1 $((n + 3)))
+	# the masked directories come back masked, one empty read-only tmpfs
+	run -0 nsenter -t "$(job_init_pid "$id")" -m -r sh -c 'ls -A /sys/firmware /proc/acpi | grep -v : | grep -c . ; mkdir /proc/acpi/x 2>/dev/null && echo writable; stat -c %d /sys/firmware /proc/acpi | uniq | wc -l'
+	assert_equal "$output" "$(printf '0\n1')"
 	xcheckpoint --stop "$id"
 	assert_equal "$(job_field "$id" .state)" CHECKPOINTED
 	run xkill -s KILL "$id"
