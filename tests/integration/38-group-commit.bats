@@ -21,11 +21,12 @@ submit() {
 
 # check_order TRACE ID: the answer naming ID was sent after the end of a
 # syncfs that began after the last rename of ID's record before it
-# (syncfs calls never overlap: the n-th start pairs with the n-th end)
+# (syncfs calls never overlap: the n-th start pairs with the n-th end;
+# strace pads a short call's line before its " = ", so the spaces vary)
 check_order() {
 	awk -v id="$2" '
 		/syncfs\(/ { starts[++ns] = NR }
-		/syncfs\(.*\) = / || /<\.\.\. syncfs resumed>/ { ends[++ne] = NR }
+		/syncfs\(.*\) +=/ || /<\.\.\. syncfs resumed>/ { ends[++ne] = NR }
 		/rename/ && index($0, "/jobs/" id ">") && index($0, "\"job.json\"") { ren = NR }
 		/sendto\(/ && index($0, "ok\\\":true") && index($0, id) && !reply { reply = NR; r = ren }
 		END {
