@@ -13,8 +13,7 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
-#include "runtime/runtime-internal.h"
-#include "scheduler/scheduler.h"
+#include "runtime/queue-internal.h"
 
 #define USAGE_FILE "usage.json"
 #define USAGE_MAX_USERS 65536
@@ -22,97 +21,8 @@
 /* SIGTERM at the time limit, SIGKILL this much later (as Slurm's KillWait) */
 #define TIMEOUT_KILL_AFTER_US 10000000ULL
 
-struct usage_entry {
-	uint32_t uid;
-	double usage;      /* cpu-seconds, as of stamp_us */
-	uint64_t stamp_us; /* wall clock */
-};
-
-#define ENDED_MAX 48
 /* a victim whose checkpoint failed is not preempted again for this long */
 #define PREEMPT_RETRY_US (600ULL * 1000000)
-
-/* What scheduler_decide is given and gives back; its buffers are kept from
- * pass to pass (a queue of 10,000 would allocate megabytes at each event). */
-struct view {
-	struct scheduler_node node;
-	struct scheduler_running *running;
-	struct job **run_jobs; /* the job of each running entry */
-	struct scheduler_queued *queue;
-	struct job **jobs; /* the job of each queue entry */
-	struct scheduler_decision *decs;
-	struct scheduler_dep *deps;
-	char (*ended)[ENDED_MAX]; /* each dependency's end, in words */
-	struct scheduler_usage *usage;
-	size_t *hint, *slot; /* the last pass's order (node.order_hint), and its making */
-	/* the last pass's order, kept here rather than in each job's position
-	 * (which a lazy pass leaves: writing every job's page costs a
-	 * copy-on-write fault each while xosd has a child); its pointers are
-	 * only compared, never followed (a job may have gone since) */
-	struct job **order;
-	size_t n_order;
-	size_t *ptab; /* open addressing: view index + 1 of a job pointer (0: free) */
-	size_t cap_run, cap_run_jobs, cap_queue, cap_jobs, cap_decs, cap_deps, cap_ended, cap_usage;
-	size_t cap_hint, cap_slot, cap_order, cap_ptab;
-};
-
-/* What admit_wait_fast needs of the queue and the running jobs, kept
- * between submissions while d->jobs_gen has not moved (DECISIONS (ay)) */
-struct wait_summary {
-	bool valid;
-	uint64_t gen;                     /* the d->jobs_gen it was made at */
-	struct scheduler_resources free_; /* what the running jobs leave */
-	bool preempt;                     /* a running job is preemptible or stopping */
-	bool deps;                        /* a QUEUED job has dependencies */
-	bool untimed;                     /* a job that waits has no --time */
-	unsigned n_queue;                 /* jobs in the queue */
-	unsigned ahead;                   /* of them, neither held nor with dependencies */
-	const struct job *last;           /* the last in the order (NULL: none) */
-	/* a submission decided by it, until its link (then counted in) */
-	const struct job *pending;
-	uint64_t pending_gen;
-};
-
-/* The queue kept between passes (DECISIONS (az)): the jobs that may start
- * (queued and not held, or stopped at a checkpoint and waiting for their
- * restore) in the scheduler's order, and the running jobs, changed by the
- * jobs an event touched (their record written, linked, unlinked) */
-struct kept {
-	bool valid;
-	uint64_t gen; /* moves at each rebuild (see job_sched's touched_gen) */
-	struct scheduler_kept k;
-	struct view v;                       /* a pass's running jobs and decisions */
-	struct job **touched, **run, **ckpt; /* run: in d->jobs's order */
-	struct job **fresh;                  /* added with want_reason set: wanted in this pass */
-	size_t n_touched, cap_touched, n_run, cap_run, n_ckpt, cap_ckpt, n_fresh, cap_fresh;
-	size_t n_deps;          /* entries with dependencies */
-	bool deps_dirty;        /* a job not queued was touched: their states again */
-	uint64_t passes, walks; /* passes over it; walks of every job for it */
-};
-
-struct queue_state {
-	struct scheduler_resources capacity; /* for jobs: the node's minus the reserve */
-	bool dirty;                          /* decide again */
-	/* places, reasons and estimates may have moved since the last full
-	 * pass (a job was queued, or passes made them only where wanted) */
-	bool stale;
-	struct usage_entry *usage;
-	size_t n_usage;
-	struct view view;
-	/* passes of the scheduler (xqueue --json "passes"; tests/bench/scheduler.sh) */
-	uint64_t passes, pass_us_total, pass_us_max, pass_us_last, fast_admits, fast_waits;
-	uint64_t summary_walks; /* admit_wait_fast's walks to make the summary */
-	bool selfcheck;         /* XOS_SCHED_SELFCHECK=1: a kept summary checked by a walk */
-	struct wait_summary sum;
-	uint64_t pass_cpu_us_total; /* xosd's own CPU time in them (the machine's load aside) */
-	struct kept kept;
-	/* group commit of queued jobs' records (queue_submit, group_commit) */
-	bool sync_pending;
-	uint64_t commits, committed;
-};
-
-static void view_free(struct view *v);
-static void kept_free(struct kept *kp);
 
 /* ---- capacity and usage ---- */
 
@@ -247,8 +157,8 @@ void queue_free(struct daemon *d)
 	if (!d->queue)
 		return;
 	free(d->queue->usage);
-	view_free(&d->queue->view);
-	kept_free(&d->queue->kept);
+	queue_view_free(&d->queue->view);
+	queue_kept_free(&d->queue->kept);
 	free(d->queue);
 	d->queue = NULL;
 }
@@ -605,7 +515,7 @@ static size_t map_bytes(size_t cap, size_t size)
  * (MADV_DONTFORK): a pass writes them all, and each page shared with a
  * child (xosd forks to start a job) would cost a copy-on-write fault and a
  * TLB shootdown, some 50 ms a pass for 10,000 queued jobs. */
-static int grow(void *buf, size_t *cap, size_t n, size_t size)
+int queue_grow(void *buf, size_t *cap, size_t n, size_t size)
 {
 	void **p = buf, *nv;
 	size_t want = n + 1 > 2 * *cap ? n + 1 : 2 * *cap, bytes;
@@ -634,7 +544,7 @@ static void unmap(void *buf, size_t cap, size_t size)
 		munmap(buf, map_bytes(cap, size));
 }
 
-static void view_free(struct view *v)
+void queue_view_free(struct view *v)
 {
 	unmap(v->running, v->cap_run, sizeof(*v->running));
 	unmap(v->run_jobs, v->cap_run_jobs, sizeof(*v->run_jobs));
@@ -651,7 +561,7 @@ static void view_free(struct view *v)
 	*v = (struct view){ 0 };
 }
 
-static bool holds_resources(const struct job *j)
+bool queue_holds_resources(const struct job *j)
 {
 	return j->state == JOB_STARTING || j->state == JOB_RUNNING ||
 	       j->state == JOB_CHECKPOINTING || j->state == JOB_RESTORING ||
@@ -666,8 +576,8 @@ static bool in_queue(const struct job *j)
 	       (j->state == JOB_CHECKPOINTED && j->sched.resume && !j->run);
 }
 
-static void dep_state(struct daemon *d, const struct job_dep *jd, struct scheduler_dep *ret,
-		      char *ended)
+void queue_dep_state(struct daemon *d, const struct job_dep *jd, struct scheduler_dep *ret,
+		     char *ended)
 {
 	struct job *dj = daemon_find_job(d, jd->id);
 
@@ -714,11 +624,11 @@ static void add_queued(struct daemon *d, struct view *v, struct job *j, size_t *
 				   * copy-on-write fault each while xosd has a child) */
 		j->sched.want_reason = false;
 	for (size_t k = 0; k < n_deps; k++)
-		dep_state(d, &j->sched.deps[k], &v->deps[*nd], v->ended[*nd]), (*nd)++;
+		queue_dep_state(d, &j->sched.deps[k], &v->deps[*nd], v->ended[*nd]), (*nd)++;
 	v->jobs[v->node.n_queue++] = j;
 }
 
-static void add_running(struct view *v, struct job *j, uint64_t now)
+void queue_add_running(struct view *v, struct job *j, uint64_t now)
 {
 	struct job_sched *s = &j->sched;
 	bool retry = !s->preempt_failed_us || now - s->preempt_failed_us >= PREEMPT_RETRY_US;
@@ -739,18 +649,18 @@ static void add_running(struct view *v, struct job *j, uint64_t now)
 
 static int view_alloc(struct daemon *d, struct view *v, size_t n_run, size_t n_queue, size_t n_deps)
 {
-	if (grow(&v->running, &v->cap_run, n_run, sizeof(*v->running)) < 0 ||
-	    grow(&v->run_jobs, &v->cap_run_jobs, n_run, sizeof(*v->run_jobs)) < 0 ||
-	    grow(&v->queue, &v->cap_queue, n_queue, sizeof(*v->queue)) < 0 ||
-	    grow(&v->jobs, &v->cap_jobs, n_queue, sizeof(*v->jobs)) < 0 ||
-	    grow(&v->decs, &v->cap_decs, n_queue, sizeof(*v->decs)) < 0 ||
-	    grow(&v->deps, &v->cap_deps, n_deps, sizeof(*v->deps)) < 0 ||
-	    grow(&v->ended, &v->cap_ended, n_deps, sizeof(*v->ended)) < 0 ||
-	    grow(&v->usage, &v->cap_usage, d->queue->n_usage, sizeof(*v->usage)) < 0 ||
-	    grow(&v->hint, &v->cap_hint, n_queue, sizeof(*v->hint)) < 0 ||
-	    grow(&v->slot, &v->cap_slot, n_queue, sizeof(*v->slot)) < 0 ||
-	    grow(&v->order, &v->cap_order, n_queue, sizeof(*v->order)) < 0 ||
-	    grow(&v->ptab, &v->cap_ptab, 4 * n_queue, sizeof(*v->ptab)) < 0)
+	if (queue_grow(&v->running, &v->cap_run, n_run, sizeof(*v->running)) < 0 ||
+	    queue_grow(&v->run_jobs, &v->cap_run_jobs, n_run, sizeof(*v->run_jobs)) < 0 ||
+	    queue_grow(&v->queue, &v->cap_queue, n_queue, sizeof(*v->queue)) < 0 ||
+	    queue_grow(&v->jobs, &v->cap_jobs, n_queue, sizeof(*v->jobs)) < 0 ||
+	    queue_grow(&v->decs, &v->cap_decs, n_queue, sizeof(*v->decs)) < 0 ||
+	    queue_grow(&v->deps, &v->cap_deps, n_deps, sizeof(*v->deps)) < 0 ||
+	    queue_grow(&v->ended, &v->cap_ended, n_deps, sizeof(*v->ended)) < 0 ||
+	    queue_grow(&v->usage, &v->cap_usage, d->queue->n_usage, sizeof(*v->usage)) < 0 ||
+	    queue_grow(&v->hint, &v->cap_hint, n_queue, sizeof(*v->hint)) < 0 ||
+	    queue_grow(&v->slot, &v->cap_slot, n_queue, sizeof(*v->slot)) < 0 ||
+	    queue_grow(&v->order, &v->cap_order, n_queue, sizeof(*v->order)) < 0 ||
+	    queue_grow(&v->ptab, &v->cap_ptab, 4 * n_queue, sizeof(*v->ptab)) < 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -826,14 +736,14 @@ static void view_keep_order(struct view *v)
 
 /* The node as the scheduler sees it, in d->queue->view; extra: a new job not
  * yet in d->jobs; lazy: reasons and estimates only where wanted; now: the time of the pass. */
-static int view_build_at(struct daemon *d, struct job *extra, bool lazy, uint64_t now,
-			 struct view **ret)
+int queue_view_build_at(struct daemon *d, struct job *extra, bool lazy, uint64_t now,
+			struct view **ret)
 {
 	struct view *v = &d->queue->view;
 	size_t n_run = 0, n_queue = extra ? 1 : 0, n_deps = extra ? extra->sched.n_deps : 0, nd = 0;
 
 	for (struct job *j = d->jobs; j; j = j->next) {
-		n_run += holds_resources(j);
+		n_run += queue_holds_resources(j);
 		n_queue += in_queue(j);
 		n_deps += j->state == JOB_QUEUED ? j->sched.n_deps : 0;
 	}
@@ -850,8 +760,8 @@ static int view_build_at(struct daemon *d, struct job *extra, bool lazy, uint64_
 		if (c->mode == CONN_ATTACHED && c->job && c->follow)
 			c->job->sched.want_reason = true;
 	for (struct job *j = d->jobs; j; j = j->next)
-		if (holds_resources(j))
-			add_running(v, j, now);
+		if (queue_holds_resources(j))
+			queue_add_running(v, j, now);
 		else if (in_queue(j))
 			add_queued(d, v, j, &nd);
 	if (extra)
@@ -871,7 +781,7 @@ static int view_build_at(struct daemon *d, struct job *extra, bool lazy, uint64_
 
 static int view_build(struct daemon *d, struct job *extra, bool lazy, struct view **ret)
 {
-	return view_build_at(d, extra, lazy, now_usec(), ret);
+	return queue_view_build_at(d, extra, lazy, now_usec(), ret);
 }
 
 /* The run's answer and an attached xrun hear a queued job's reason. */
@@ -1018,8 +928,8 @@ static void resume_never(struct daemon *d, struct job *j, const char *why)
 
 /* Decision dec of job j (want: its reason was wanted) of a pass over v's
  * running jobs (lazy: reasons only where wanted) */
-static void apply_to(struct daemon *d, const struct view *v, struct job *j, bool want,
-		     const struct scheduler_decision *dec)
+void queue_apply_to(struct daemon *d, const struct view *v, struct job *j, bool want,
+		    const struct scheduler_decision *dec)
 {
 	struct job *victims[SCHEDULER_VICTIMS_MAX];
 
@@ -1061,14 +971,8 @@ static void apply_to(struct daemon *d, const struct view *v, struct job *j, bool
 
 static void apply_one(struct daemon *d, const struct view *v, const struct scheduler_decision *dec)
 {
-	apply_to(d, v, v->jobs[dec->index], v->queue[dec->index].want_reason, dec);
+	queue_apply_to(d, v, v->jobs[dec->index], v->queue[dec->index].want_reason, dec);
 }
-
-/* A pass over the queue; lazy: reasons only where an attached xrun wants
- * them (xps and xqueue make the rest with queue_refresh). */
-struct pass_clock {
-	uint64_t mono_us, cpu_us;
-};
 
 static uint64_t thread_cpu_usec(void)
 {
@@ -1084,7 +988,7 @@ static struct pass_clock pass_begin(void)
 	return (struct pass_clock){ mono_usec(), thread_cpu_usec() };
 }
 
-static void pass_timed(struct queue_state *q, struct pass_clock begun)
+void queue_pass_timed(struct queue_state *q, struct pass_clock begun)
 {
 	uint64_t us = mono_usec() - begun.mono_us, cpu = thread_cpu_usec();
 
@@ -1096,542 +1000,15 @@ static void pass_timed(struct queue_state *q, struct pass_clock begun)
 		q->pass_us_max = us;
 }
 
-/* ---- the queue kept between passes (DECISIONS (az)) ---- */
-
-_Static_assert(sizeof(((struct job_sched *)0)->kept_ended[0]) == ENDED_MAX, "ENDED_MAX");
-
-static int push(struct job ***arr, size_t *n, size_t *cap, struct job *j)
-{
-	if (*n == *cap) {
-		size_t c = *cap ? 2 * *cap : 64;
-		struct job **a = realloc(*arr, c * sizeof(*a));
-
-		if (!a)
-			return -ENOMEM;
-		*arr = a;
-		*cap = c;
-	}
-	(*arr)[(*n)++] = j;
-	return 0;
-}
-
-static void pull(struct job **arr, size_t *n, const struct job *j)
-{
-	for (size_t i = 0; i < *n; i++)
-		if (arr[i] == j) {
-			memmove(&arr[i], &arr[i + 1], (*n - i - 1) * sizeof(*arr));
-			(*n)--;
-			return;
-		}
-}
-
-static void kept_free(struct kept *kp)
-{
-	scheduler_kept_free(&kp->k);
-	kp->v.jobs = NULL; /* (the kept queue's) */
-	kp->v.queue = NULL;
-	view_free(&kp->v);
-	free(kp->touched);
-	free(kp->run);
-	free(kp->ckpt);
-	free(kp->fresh);
-	*kp = (struct kept){ 0 };
-}
-
-/* Thrown away: the next pass walks every job to make it again */
-static void kept_invalidate(struct kept *kp)
-{
-	kp->valid = false;
-	kp->n_touched = 0;
-}
-
-/* In the kept queue: a job that may start (its membership comes from
- * what its record holds; a run under way is checked at each pass) */
-static bool kept_member(const struct job *j)
-{
-	return (j->state == JOB_QUEUED && !j->sched.held) ||
-	       (j->state == JOB_CHECKPOINTED && j->sched.resume);
-}
-
-void queue_job_touched(struct daemon *d, struct job *j)
-{
-	struct kept *kp = d->queue ? &d->queue->kept : NULL;
-
-	if (!kp || !kp->valid || j->sched.touched_gen == kp->gen)
-		return;
-	if (push(&kp->touched, &kp->n_touched, &kp->cap_touched, j) < 0)
-		return kept_invalidate(kp);
-	j->sched.touched_gen = kp->gen;
-}
-
-/* j's entry as it was added (its priority then) */
-static struct scheduler_queued kept_key(const struct job *j)
-{
-	return (struct scheduler_queued){ .id = j->name ? j->name : j->id,
-					  .uid = j->owner_uid,
-					  .priority = j->sched.kept_priority,
-					  .submit_us = j->created_us };
-}
-
-/* j leaves the kept queue (its index there: at) */
-static void kept_leave(struct kept *kp, struct job *j)
-{
-	j->sched.kept_gen = 0;
-	if (j->state == JOB_CHECKPOINTED || kp->n_ckpt)
-		pull(kp->ckpt, &kp->n_ckpt, j);
-	if (j->sched.kept_deps && kp->n_deps)
-		kp->n_deps--;
-	free(j->sched.kept_deps);
-	free(j->sched.kept_ended);
-	j->sched.kept_deps = NULL;
-	j->sched.kept_ended = NULL;
-}
-
-void queue_job_unlinked(struct daemon *d, struct job *j)
-{
-	struct kept *kp = d->queue ? &d->queue->kept : NULL;
-	struct scheduler_queued key = kept_key(j);
-
-	if (!kp || !kp->valid)
-		return;
-	if (j->sched.kept_gen == kp->gen) {
-		size_t at = scheduler_kept_find(&kp->k, &key, j);
-
-		if (at != SIZE_MAX)
-			scheduler_kept_drop(&kp->k, &at, 1);
-		kept_leave(kp, j);
-	}
-	if (j->sched.run_gen == kp->gen)
-		pull(kp->run, &kp->n_run, j);
-	if (j->sched.touched_gen == kp->gen)
-		pull(kp->touched, &kp->n_touched, j);
-	j->sched.run_gen = j->sched.touched_gen = 0;
-	kp->deps_dirty = true;
-}
-
-/* j's entry, its dependencies' states in its own arrays (kept_deps) */
-static int kept_entry(struct daemon *d, struct kept *kp, struct job *j,
-		      struct scheduler_queued *ret)
-{
-	bool resume = j->state == JOB_CHECKPOINTED; /* (its dependencies were met) */
-	size_t n = resume ? 0 : j->sched.n_deps;
-
-	free(j->sched.kept_deps);
-	free(j->sched.kept_ended);
-	j->sched.kept_deps = n ? calloc(n, sizeof(*j->sched.kept_deps)) : NULL;
-	j->sched.kept_ended = n ? calloc(n, sizeof(*j->sched.kept_ended)) : NULL;
-	if (n && (!j->sched.kept_deps || !j->sched.kept_ended))
-		return -ENOMEM;
-	for (size_t k = 0; k < n; k++)
-		dep_state(d, &j->sched.deps[k], &j->sched.kept_deps[k], j->sched.kept_ended[k]);
-	kp->n_deps += n > 0;
-	*ret = (struct scheduler_queued){
-		.id = j->name ? j->name : j->id,
-		.uid = j->owner_uid,
-		.priority = j->sched.priority,
-		.submit_us = j->created_us,
-		.req = { j->sched.millicpus, j->sched.memory, 1 },
-		.time_us = j->sched.time_us,
-		.held = false,
-		.deps = j->sched.kept_deps,
-		.n_deps = n,
-	};
-	j->sched.kept_gen = kp->gen;
-	j->sched.kept_priority = j->sched.priority;
-	if (j->sched.want_reason) { /* (as add_queued: for this pass) */
-		j->sched.want_reason = false;
-		if (push(&kp->fresh, &kp->n_fresh, &kp->cap_fresh, j) < 0)
-			return -ENOMEM;
-	}
-	return resume ? push(&kp->ckpt, &kp->n_ckpt, &kp->cap_ckpt, j) : 0;
-}
-
-/* A running job into kp->run, in d->jobs's order (the later linked first:
- * victims of equal rank are taken in that order) */
-static int kept_run_add(struct kept *kp, struct job *j)
-{
-	size_t i;
-
-	if (push(&kp->run, &kp->n_run, &kp->cap_run, j) < 0)
-		return -ENOMEM;
-	for (i = kp->n_run - 1; i > 0 && kp->run[i - 1]->sched.link_seq < j->sched.link_seq; i--)
-		kp->run[i] = kp->run[i - 1];
-	kp->run[i] = j;
-	j->sched.run_gen = kp->gen;
-	return 0;
-}
-
-/* jobs into the kept queue or its running jobs, as they are now */
-static int kept_add(struct daemon *d, struct kept *kp, struct job **jobs, size_t n)
-{
-	_cleanup_free_ struct scheduler_queued *q = calloc(n + 1, sizeof(*q));
-	_cleanup_free_ void **data = calloc(n + 1, sizeof(*data));
-	size_t m = 0;
-	int r = q && data ? 0 : -ENOMEM;
-
-	for (size_t i = 0; i < n && r >= 0; i++) {
-		if (holds_resources(jobs[i]))
-			r = kept_run_add(kp, jobs[i]);
-		else if (kept_member(jobs[i]) && (r = kept_entry(d, kp, jobs[i], &q[m])) >= 0)
-			data[m++] = jobs[i];
-	}
-	if (r >= 0)
-		r = scheduler_kept_add(&kp->k, kp->v.usage, kp->v.node.n_usage, q, data, m);
-	return r;
-}
-
-/* Every job walked: the kept queue made again */
-static int kept_rebuild(struct daemon *d, struct kept *kp)
-{
-	_cleanup_free_ struct job **all = NULL;
-	size_t n = 0, cap = 0;
-
-	for (struct job *j = d->jobs; j; j = j->next)
-		if (push(&all, &n, &cap, j) < 0)
-			return -ENOMEM;
-	scheduler_kept_free(&kp->k);
-	kp->gen++;
-	kp->valid = true;
-	kp->n_touched = kp->n_run = kp->n_ckpt = kp->n_deps = kp->n_fresh = 0;
-	kp->deps_dirty = false;
-	kp->walks++;
-	return kept_add(d, kp, all, n);
-}
-
-/* The jobs touched since the last pass: out, and in again as they are */
-static int kept_touched(struct daemon *d, struct kept *kp)
-{
-	_cleanup_free_ size_t *drop = calloc(kp->n_touched + 1, sizeof(*drop));
-	_cleanup_free_ struct job **jobs = NULL;
-	size_t n_drop = 0, n = kp->n_touched;
-
-	if (!drop)
-		return -ENOMEM;
-	jobs = TAKE_PTR(kp->touched); /* (touched from here on: the next pass's) */
-	kp->n_touched = kp->cap_touched = 0;
-	for (size_t i = 0; i < n; i++) {
-		struct job *j = jobs[i];
-
-		j->sched.touched_gen = 0;
-		if (j->sched.kept_gen == kp->gen) {
-			struct scheduler_queued key = kept_key(j);
-
-			drop[n_drop] = scheduler_kept_find(&kp->k, &key, j);
-			n_drop += drop[n_drop] != SIZE_MAX;
-			kept_leave(kp, j);
-		}
-		if (j->sched.run_gen == kp->gen) {
-			pull(kp->run, &kp->n_run, j);
-			j->sched.run_gen = 0;
-		}
-		if (j->state != JOB_QUEUED) /* (a dependency's state may have moved) */
-			kp->deps_dirty = true;
-	}
-	scheduler_kept_drop(&kp->k, drop, n_drop);
-	return kept_add(d, kp, jobs, n);
-}
-
-/* Each entry's dependencies' states again */
-static void kept_deps(struct daemon *d, struct kept *kp)
-{
-	for (size_t i = 0; kp->n_deps && i < kp->k.n; i++) {
-		struct job *j = kp->k.data[kp->k.off + i];
-
-		for (size_t k = 0; k < kp->k.q[kp->k.off + i].n_deps; k++)
-			dep_state(d, &j->sched.deps[k], &j->sched.kept_deps[k],
-				  j->sched.kept_ended[k]);
-	}
-	kp->deps_dirty = false;
-}
-
-/* The users' usage now, as view_build gives it (into kp->v) */
-static int kept_usage(struct daemon *d, struct kept *kp, uint64_t now)
-{
-	struct queue_state *q = d->queue;
-
-	if (grow(&kp->v.usage, &kp->v.cap_usage, q->n_usage, sizeof(*kp->v.usage)) < 0)
-		return -ENOMEM;
-	kp->v.node.n_usage = 0;
-	for (size_t i = 0; i < q->n_usage; i++)
-		kp->v.usage[kp->v.node.n_usage++] = (struct scheduler_usage){
-			q->usage[i].uid,
-			scheduler_decay(q->usage[i].usage,
-					now > q->usage[i].stamp_us ? now - q->usage[i].stamp_us : 0,
-					d->cfg->fairshare_half_life_us)
-		};
-	return 0;
-}
-
-/* The kept queue brought to now; -EAGAIN: this pass walks every job */
-static int kept_update(struct daemon *d, struct kept *kp, uint64_t now)
-{
-	int r = kept_usage(d, kp, now);
-
-	if (r >= 0 && !kp->valid)
-		r = kept_rebuild(d, kp);
-	else if (r >= 0 && (r = scheduler_kept_usage(&kp->k, kp->v.usage, kp->v.node.n_usage)) >= 0)
-		r = kept_touched(d, kp);
-	if (r < 0) {
-		kept_invalidate(kp);
-		return -EAGAIN;
-	}
-	for (size_t i = 0; i < kp->n_ckpt; i++)
-		if (kp->ckpt[i]->run) /* (not in the queue while it runs: a walk says) */
-			return -EAGAIN;
-	if (kp->deps_dirty)
-		kept_deps(d, kp);
-	return 0;
-}
-
-#define KEPT_WANT_MAX 64
-
-/* The jobs whose reasons a pass wants (attached xruns follow them), as
- * view_build marks them: an entry's want_reason set (its index in want), a
- * held job in held (decided on its own: a held job changes nothing for the
- * others), else marked for when it is in the queue. -EAGAIN: too many */
-struct kept_wants {
-	size_t want[KEPT_WANT_MAX], n_want;
-	struct job *held[KEPT_WANT_MAX];
-	size_t n_held;
-};
-
-static int kept_want(struct kept *kp, struct job *j, struct kept_wants *w)
-{
-	struct scheduler_queued key = kept_key(j);
-	size_t at;
-
-	if (j->sched.kept_gen != kp->gen) {
-		for (size_t i = 0; i < w->n_held; i++)
-			if (w->held[i] == j)
-				return 0;
-		if (j->state != JOB_QUEUED || !j->sched.held)
-			j->sched.want_reason = true;
-		else if (w->n_held == KEPT_WANT_MAX)
-			return -EAGAIN;
-		else
-			w->held[w->n_held++] = j;
-		return 0;
-	}
-	at = scheduler_kept_find(&kp->k, &key, j);
-	if (at == SIZE_MAX || kp->k.q[kp->k.off + at].want_reason)
-		return 0;
-	if (w->n_want == KEPT_WANT_MAX)
-		return -EAGAIN;
-	kp->k.q[kp->k.off + at].want_reason = true;
-	w->want[w->n_want++] = at;
-	return 0;
-}
-
-static void kept_unwant(struct kept *kp, struct kept_wants *w)
-{
-	for (size_t i = 0; i < w->n_want; i++)
-		kp->k.q[kp->k.off + w->want[i]].want_reason = false;
-	w->n_want = 0;
-}
-
-static int kept_wants(struct daemon *d, struct kept *kp, struct kept_wants *w)
-{
-	int r = 0;
-
-	w->n_want = w->n_held = 0;
-	for (size_t i = 0; i < kp->n_fresh && r >= 0; i++)
-		r = kept_want(kp, kp->fresh[i], w);
-	kp->n_fresh = 0;
-	for (struct conn *c = d->conns; c && r >= 0; c = c->next)
-		if (c->mode == CONN_ATTACHED && c->job && c->follow)
-			r = kept_want(kp, c->job, w);
-	if (r < 0)
-		kept_unwant(kp, w);
-	return r;
-}
-
-/* The running jobs (add_running's entries) into kp->v */
-static int kept_running(struct kept *kp, uint64_t now)
-{
-	struct view *v = &kp->v;
-
-	if (grow(&v->running, &v->cap_run, kp->n_run, sizeof(*v->running)) < 0 ||
-	    grow(&v->run_jobs, &v->cap_run_jobs, kp->n_run, sizeof(*v->run_jobs)) < 0)
-		return -ENOMEM;
-	v->node.n_running = 0;
-	for (size_t i = 0; i < kp->n_run; i++)
-		add_running(v, kp->run[i], now);
-	return 0;
-}
-
-static bool same_decision(const struct scheduler_decision *a, const struct view *va,
-			  const struct scheduler_decision *b, const struct view *vb, bool reasons)
-{
-	if (a->action != b->action || a->backfilled != b->backfilled ||
-	    a->dependency != b->dependency || a->ahead != b->ahead || a->n_victims != b->n_victims)
-		return false;
-	for (unsigned i = 0; i < a->n_victims; i++)
-		if (va->run_jobs[a->victims[i]] != vb->run_jobs[b->victims[i]])
-			return false;
-	return !reasons || (a->est_start_us == b->est_start_us && !strcmp(a->reason, b->reason));
-}
-
-/* XOS_SCHED_SELFCHECK=1 (tests): the kept pass's decisions against a pass
- * that walks every job (made, not applied) */
-static void kept_check(struct daemon *d, struct kept *kp)
-{
-	const struct view *kv = &kp->v;
-	struct view *v = NULL;
-	size_t next = 0;
-	const char *bad = NULL, *who = "-";
-	char what[2 * SCHEDULER_REASON_MAX + 128] = "";
-
-	if (view_build_at(d, NULL, true, kv->node.now_us, &v) < 0 ||
-	    (v->node.n_queue && scheduler_decide_into(&v->node, v->decs) < 0))
-		return;
-	if (v->node.n_running != kv->node.n_running ||
-	    memcmp(v->run_jobs, kv->run_jobs, kv->node.n_running * sizeof(*kv->run_jobs)))
-		bad = "running jobs";
-	for (size_t i = 0; !bad && i < v->node.n_queue; i++) {
-		const struct scheduler_decision *a = &v->decs[i], *b;
-		struct job *j = v->jobs[a->index];
-
-		who = j->id;
-		if (j->sched.kept_gen != kp->gen) {
-			if (a->action != SCHEDULER_WAIT || j->state != JOB_QUEUED || !j->sched.held)
-				bad = "a job left out";
-			continue;
-		}
-		b = next < kv->node.n_queue ? &kv->decs[next] : NULL;
-		if (!b || kp->k.data[kp->k.off + b->index] != j)
-			bad = "the order";
-		else if (!same_decision(a, v, b, kv,
-					v->queue[a->index].want_reason &&
-						kv->queue[b->index].want_reason)) {
-			bad = "a decision";
-			snprintf(what, sizeof(what),
-				 ": %s/%s, %u/%u ahead, %u/%u victims, '%s'/'%s' (of %zu/%zu "
-				 "running)",
-				 scheduler_action_to_string(a->action),
-				 scheduler_action_to_string(b->action), a->ahead, b->ahead,
-				 a->n_victims, b->n_victims, a->reason, b->reason,
-				 v->node.n_running, kv->node.n_running);
-		}
-		next++;
-	}
-	if (!bad && next != kv->node.n_queue)
-		bad = "the jobs in it";
-	if (bad)
-		log_error("Scheduler self-check: the kept queue's pass differs from a full pass "
-			  "in %s (job %s)%s",
-			  bad, who, what);
-}
-
-/* A decision to apply: its job, whether its reason was wanted, its index */
-struct kept_act {
-	struct job *job;
-	bool want;
-	size_t dec;
-};
-
-/* The held jobs an attached xrun follows, each decided on its own (what a
- * pass says of a held job depends on nothing else) */
-static void kept_held(struct daemon *d, const struct view *kv, struct job **held, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		struct scheduler_queued q = { .id = held[i]->name ? held[i]->name : held[i]->id,
-					      .uid = held[i]->owner_uid,
-					      .priority = held[i]->sched.priority,
-					      .submit_us = held[i]->created_us,
-					      .req = { held[i]->sched.millicpus,
-						       held[i]->sched.memory, 1 },
-					      .held = true,
-					      .want_reason = true };
-		struct scheduler_node node = { .capacity = d->queue->capacity,
-					       .now_us = kv->node.now_us,
-					       .queue = &q,
-					       .n_queue = 1,
-					       .sorted = true,
-					       .only_wanted_reasons = true };
-		struct scheduler_decision dec;
-
-		if (scheduler_decide_into(&node, &dec) >= 0)
-			apply_to(d, kv, held[i], true, &dec);
-	}
-}
-
-/* A lazy pass over the kept queue: the decisions a pass that walks every
- * job makes (held jobs, which change nothing for the others, left out). 0,
- * or -EAGAIN: that pass must be made (the kept queue is then up to date
- * or thrown away). */
-static int kept_schedule(struct daemon *d, struct pass_clock begun)
-{
-	struct kept *kp = &d->queue->kept;
-	struct view *kv = &kp->v;
-	struct kept_wants w;
-	uint64_t now = now_usec();
-	_cleanup_free_ struct kept_act *act = NULL;
-	size_t n_act = 0;
-
-	if (kept_update(d, kp, now) < 0 || kept_wants(d, kp, &w) < 0)
-		return -EAGAIN;
-	if (kept_running(kp, now) < 0 ||
-	    grow(&kv->decs, &kv->cap_decs, kp->k.n + w.n_held, sizeof(*kv->decs)) < 0) {
-		kept_unwant(kp, &w);
-		return -EAGAIN;
-	}
-	kv->node = (struct scheduler_node){ .capacity = d->queue->capacity,
-					    .now_us = now,
-					    .running = kv->running,
-					    .n_running = kv->node.n_running,
-					    .usage = kv->usage,
-					    .n_usage = kv->node.n_usage,
-					    .no_backfill = !d->cfg->backfill,
-					    .only_wanted_reasons = true };
-	scheduler_kept_node(&kp->k, &kv->node);
-	kv->jobs = (struct job **)(kp->k.data ? kp->k.data + kp->k.off : NULL);
-	kv->queue = (struct scheduler_queued *)kv->node.queue;
-	if (kv->node.n_queue && scheduler_decide_into(&kv->node, kv->decs) < 0) {
-		kept_unwant(kp, &w);
-		return -EAGAIN;
-	}
-	pass_timed(d->queue, begun); /* (the decision; applying it starts jobs) */
-	kp->passes++;
-	if (d->queue->selfcheck)
-		kept_check(d, kp);
-	/* what is applied, taken first: applying may drop entries (a job that
-	 * ends at once is unlinked), and touches the jobs it changes */
-	for (size_t k = 0; k < kv->node.n_queue; k++)
-		n_act += kv->decs[k].action != SCHEDULER_WAIT ||
-			 kv->queue[kv->decs[k].index].want_reason;
-	act = calloc(n_act + 1, sizeof(*act));
-	n_act = 0;
-	for (size_t k = 0; act && k < kv->node.n_queue; k++) {
-		const struct scheduler_decision *dec = &kv->decs[k];
-		bool want = kv->queue[dec->index].want_reason;
-
-		if (dec->action != SCHEDULER_WAIT || want)
-			act[n_act++] = (struct kept_act){ kv->jobs[dec->index], want, k };
-	}
-	kept_unwant(kp, &w);
-	if (!act) { /* (decided, not applied: again at the next tick) */
-		d->queue->dirty = true;
-		return 0;
-	}
-	for (size_t i = 0; i < n_act; i++) {
-		const struct scheduler_decision *dec = &kv->decs[act[i].dec];
-
-		queue_job_touched(d, act[i].job);
-		for (unsigned v = 0; v < dec->n_victims; v++)
-			queue_job_touched(d, kv->run_jobs[dec->victims[v]]);
-	}
-	for (size_t i = 0; i < n_act; i++)
-		apply_to(d, kv, act[i].job, act[i].want, &kv->decs[act[i].dec]);
-	kept_held(d, kv, w.held, w.n_held);
-	return 0;
-}
+/* A pass over the queue; lazy: reasons only where an attached xrun wants
+ * them (xps and xqueue make the rest with queue_refresh). */
 static void schedule(struct daemon *d, bool lazy)
 {
 	struct pass_clock begun = pass_begin();
 	struct view *v = NULL;
 	int r;
 
-	if (lazy && kept_schedule(d, begun) == 0) {
+	if (lazy && queue_kept_schedule(d, begun) == 0) {
 		d->queue->stale = true;
 		return;
 	}
@@ -1643,7 +1020,7 @@ static void schedule(struct daemon *d, bool lazy)
 		log_error("Failed to schedule the queue: %s", strerror(-r));
 		d->queue->dirty = true; /* tried again at the next event */
 	} else {
-		pass_timed(d->queue, begun); /* (the decision; applying it starts jobs) */
+		queue_pass_timed(d->queue, begun); /* (the decision; applying it starts jobs) */
 		view_keep_order(v);
 		for (size_t k = 0; k < v->node.n_queue; k++)
 			apply_one(d, v, &v->decs[k]);
@@ -1676,7 +1053,7 @@ static int admit_fast(struct daemon *d, struct job *j)
 	for (struct job *o = d->jobs; o; o = o->next) {
 		if (in_queue(o) && !(o->state == JOB_QUEUED && o->sched.held))
 			return -EAGAIN; /* (it may come first) */
-		if (holds_resources(o)) {
+		if (queue_holds_resources(o)) {
 			struct scheduler_resources r = { o->sched.millicpus, o->sched.memory, 1 };
 
 			res_take(&free_, &r);
@@ -1725,7 +1102,7 @@ static void summary_walk(struct daemon *d, uint64_t now, struct wait_summary *su
 		struct scheduler_queued k;
 		double u;
 
-		if (holds_resources(o)) {
+		if (queue_holds_resources(o)) {
 			struct scheduler_resources r = { o->sched.millicpus, o->sched.memory, 1 };
 
 			sum->preempt = sum->preempt || o->sched.preemptible || o->sched.preempting;
@@ -1848,14 +1225,14 @@ int queue_admit(struct daemon *d, struct job *j)
 
 	if (r != -EAGAIN) {
 		d->queue->fast_admits++;
-		pass_timed(d->queue, begun);
+		queue_pass_timed(d->queue, begun);
 		if (r == 0)
 			d->queue->stale = true;
 		return r;
 	}
 	if (admit_wait_fast(d, j) == 0) {
 		d->queue->fast_waits++;
-		pass_timed(d->queue, begun);
+		queue_pass_timed(d->queue, begun);
 		d->queue->stale = true;
 		return 0;
 	}
@@ -1864,7 +1241,7 @@ int queue_admit(struct daemon *d, struct job *j)
 	if (r >= 0)
 		r = scheduler_decide_into(&v->node, v->decs);
 	if (r >= 0) {
-		pass_timed(d->queue, begun);
+		queue_pass_timed(d->queue, begun);
 		view_keep_order(v);
 	}
 	for (size_t k = 0; r >= 0 && k < v->node.n_queue; k++) {
@@ -2160,7 +1537,7 @@ int queue_fits_now(struct daemon *d, const struct job_sched *s, char *why, size_
 	char want[64], have[64];
 
 	for (struct job *j = d->jobs; j; j = j->next)
-		if (holds_resources(j)) {
+		if (queue_holds_resources(j)) {
 			cpus += j->sched.millicpus;
 			mem += j->sched.memory;
 			jobs++;

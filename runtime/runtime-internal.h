@@ -117,7 +117,7 @@ struct job_sched {
 	bool want_reason;           /* an attached xrun follows it: its reason is wanted */
 	uint64_t preempt_failed_us; /* when a checkpoint for a preemption of it failed */
 	char *preempt_note;         /* (a preempting job) why a preemption failed */
-	/* the queue kept between passes (queue.c, DECISIONS (az)): the job is
+	/* the queue kept between passes (queue-kept.c, DECISIONS (az)): the job is
 	 * in its touched list, its queue or its running jobs while these equal
 	 * the kept queue's generation (a rebuild moves it: no job is written) */
 	uint64_t touched_gen, kept_gen, run_gen;
@@ -462,7 +462,7 @@ int ops_checkpoints(struct daemon *d, struct conn *c, struct yajl_val_s *t, stru
 int ops_checkpoint_delete(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
 int ops_restart(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
 
-/* ---- queue.c: capacity, admission, the queue (scheduler/ decides) ---- */
+/* ---- queue.c, queue-kept.c: capacity, admission, the queue (scheduler/ decides) ---- */
 struct queue_state;
 /* Capacity (xosd.conf, else detected, minus the reserve) and usage.json. */
 int queue_setup(struct daemon *d);
@@ -477,10 +477,10 @@ bool queue_fields_given(struct yajl_val_s *t);
 int queue_admit(struct daemon *d, struct job *j);
 /* j was linked into d->jobs (daemon_job_link) */
 void queue_job_linked(struct daemon *d, struct job *j);
-/* j is leaving d->jobs (daemon_job_unlink) */
+/* j is leaving d->jobs (daemon_job_unlink; queue-kept.c) */
 void queue_job_unlinked(struct daemon *d, struct job *j);
 /* j's record was written (every change of its state, priority, hold): the
- * queue kept between passes looks at it again at the next pass */
+ * queue kept between passes looks at it again at the next pass (queue-kept.c) */
 void queue_job_touched(struct daemon *d, struct job *j);
 /* xrestart of j (stopped at a checkpoint) through admission: 1 if it may be
  * restored now, 0 if it waits in the queue (xps says why; the restore's
