@@ -90,6 +90,9 @@ static const char *const masked_files[] = {
 	"/proc/sched_debug", "/proc/latency_stats", "/proc/sysrq-trigger",
 };
 static const char *const masked_dirs[] = { "/proc/acpi", "/proc/scsi", "/sys/firmware" };
+/* the empty directory the masked directories are binds of: on LXC's /dev
+ * tmpfs, which CRIU dumps anyway (root's, 0555, hidden from ls) */
+#define MASK_DIR "/dev/.xos-mask"
 
 /* Make a fresh bind mount read-only, keeping the flags the kernel locks. */
 static int remount_bind_ro(const char *path)
@@ -108,10 +111,10 @@ static int remount_bind_ro(const char *path)
 }
 
 /* Returns 1 if masked, 0 if path does not exist, -errno on failure. A
- * directory is hidden under an empty read-only tmpfs: the first one under a
- * tmpfs of its own, the others under binds of that one (first_dir), one
- * file system in all, which CRIU dumps (tar | gzip) and restores once, not
- * once per masked directory. */
+ * directory is hidden under a read-only bind of an empty directory
+ * (*first_dir: MASK_DIR in the container's /dev, else the first masked
+ * directory, under an empty read-only tmpfs of its own): no file system of
+ * their own, which CRIU would dump (tar | gzip) and restore each time. */
 static int mask_one(const char *path, bool dir, const char **first_dir)
 {
 	struct stat st;
@@ -144,6 +147,11 @@ void loader_mask_paths(void)
 {
 	unsigned masked = 0, failed = 0;
 	const char *first_dir = NULL;
+	struct stat st;
+
+	if ((mkdir(MASK_DIR, 0555) == 0 || errno == EEXIST) && lstat(MASK_DIR, &st) == 0 &&
+	    S_ISDIR(st.st_mode))
+		first_dir = MASK_DIR;
 
 	for (size_t i = 0; i < ELEMENTSOF(masked_files) + ELEMENTSOF(masked_dirs); i++) {
 		bool dir = i >= ELEMENTSOF(masked_files);

@@ -109,15 +109,18 @@ c.sendall(b\"lo-works\"); print(a.recv(16).decode())"'
 		[ -e $f ] || continue; echo "$f $(cat $f 2>/dev/null | wc -c)"; done
 		echo "firmware $(ls -A /sys/firmware | wc -l)"; echo "acpi $(ls -A /proc/acpi 2>/dev/null | wc -l)"
 		mkdir /sys/firmware/x 2>/dev/null && echo "firmware writable"
-		[ "$(stat -c %d /sys/firmware)" = "$(stat -c %d /proc/acpi)" ] && echo "one mask file system"'
+		[ "$(stat -c %d /sys/firmware)" = "$(stat -c %d /proc/acpi)" ] && echo "one mask file system"
+		[ "$(stat -c %d /proc/acpi)" = "$(stat -c %d /dev)" ] && echo "on /dev"'
 	assert_success
 	assert_line "/proc/keys 0"
 	assert_line "/proc/timer_list 0"
 	assert_line "firmware 0"
 	assert_line "acpi 0"
 	refute_line "firmware writable"
-	# the masked directories share one empty tmpfs (CRIU dumps it once)
+	# the masked directories are read-only binds of one empty directory on
+	# /dev's tmpfs: no file system of their own for CRIU to dump and restore
 	assert_line "one mask file system"
+	assert_line "on /dev"
 	[ -n "$(head -c 100 /proc/timer_list)" ] # the host's is not empty
 }
 
