@@ -72,6 +72,7 @@ struct migration {
 	bool pull_done;  /* source: CRIU ended well (every page was pulled) */
 	bool aborting;   /* give up at the first chance (the link went) */
 	bool criu_ended; /* source: the lazy dump ended (CRIU serves no more) */
+	bool stalled;    /* target, tests: the relay stopped (XOS_MIGRATE_FAULT=stall-pull-in) */
 	uint64_t t_ready, t_resumed, t_page, pages_bytes, pages_rx;
 	uint64_t t_abort; /* source: when CRIU was told to stop serving */
 };

@@ -47,7 +47,8 @@ static int epoll_set(struct daemon *d, int fd, uint32_t events, void *ptr, bool 
 /* ps_fd watched for what the relay can take now. */
 static void relay_arm(struct daemon *d, struct migration *m)
 {
-	uint32_t ev = (m->tx_len == 0 && !m->ps_eof ? EPOLLIN : 0) | (m->rx_len ? EPOLLOUT : 0);
+	uint32_t ev = (m->tx_len == 0 && !m->ps_eof && !m->stalled ? EPOLLIN : 0) |
+		      (m->rx_len ? EPOLLOUT : 0);
 
 	if (m->ps_fd < 0)
 		return;
@@ -221,6 +222,15 @@ void mig_relay_take(struct daemon *d, struct migration *m, const void *data, siz
 			 m->id);
 		raise(SIGKILL);
 	}
+	if (!m->outgoing && m->phase == MP_PULL && m->pages_rx > (1u << 20) &&
+	    fault_is("stall-pull-in")) { /* tests: the pull stalls (nothing taken, nothing asked) */
+		if (!m->stalled)
+			log_warn("Job %s: its pull stalls here (XOS_MIGRATE_FAULT=stall-pull-in)",
+				 m->id);
+		m->stalled = true;
+		relay_arm(d, m);
+		return;
+	}
 	if (m->rx_len + len > m->rx_cap) {
 		size_t cap = m->rx_cap ? m->rx_cap : 65536;
 		uint8_t *nb;
@@ -244,7 +254,7 @@ void mig_relay_pump(struct daemon *d, struct migration *m)
 	struct job *j;
 	char hdr[128];
 
-	while (m->ps_fd >= 0 && m->phase != MP_DONE) {
+	while (m->ps_fd >= 0 && m->phase != MP_DONE && !m->stalled) {
 		if (m->tx_len == 0) {
 			ssize_t n;
 
@@ -359,7 +369,12 @@ void mig_src_abort_pull(struct daemon *d, struct migration *m, struct job *j, co
 	m->phase = MP_ABORT;
 	m->t_abort = mono_usec();
 	if (m->ps_fd >= 0) {
-		relay_abort_criu(m);
+		if (fault_is("deaf-abort")) /* tests: a CRIU that ignores the abort */
+			log_warn("Job %s: CRIU is not told to stop serving "
+				 "(XOS_MIGRATE_FAULT=deaf-abort)",
+				 m->id);
+		else
+			relay_abort_criu(m);
 		if (m->tx_open)
 			(void)nodes_stream_end(d->nodes, m->node);
 		m->tx_open = false;
