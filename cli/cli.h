@@ -39,6 +39,14 @@ int cli_json_parse(const char *text, yajl_val *ret);
 int cli_json_gen_value(yajl_gen g, yajl_val v);
 /* Print v as indented JSON, newline-terminated. */
 int cli_json_print(FILE *f, yajl_val v);
+/* text, a whole response: 0 if it is valid JSON whose member "ok" is true
+ * (the caller then prints from it), -EREMOTEIO if "ok" is false (the caller
+ * parses it for the daemon's message), -EBADMSG else. */
+int cli_json_text_ok(const char *text, size_t len);
+/* Print the member key of the object text (checked by cli_json_text_ok) as
+ * cli_json_print would print it, copied from the text token by token: no
+ * tree, no encoding again. -ENOENT without that member. */
+int cli_json_print_member(FILE *f, const char *text, size_t len, const char *key);
 
 /* Request building: cli_request_begin() opens {"v":1,"op":OP; the cli_gen_*
  * helpers add one field; cli_request_end() closes it and returns the line
@@ -85,6 +93,11 @@ int cli_conn_check(struct cli_conn *c, yajl_val resp);
 /* Send a request and read its response: -EREMOTEIO with c->error set when
  * the daemon says ok:false. */
 int cli_conn_call(struct cli_conn *c, const char *req, size_t len, yajl_val *ret);
+/* Send a request and take its response as text (*ret, NUL-terminated, the
+ * caller's to free), parsed by nobody yet: for a listing too large to make
+ * a tree of (cli_json_print_member). */
+int cli_conn_call_text(struct cli_conn *c, const char *req, size_t len, char **ret,
+		       size_t *ret_len);
 
 /* Errors at the command boundary: "prog: message". */
 void cli_errorf(const char *prog, const char *fmt, ...) _printf_(2, 3);

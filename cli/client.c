@@ -137,6 +137,60 @@ int cli_conn_next(struct cli_conn *c, yajl_val *ret)
 	}
 }
 
+/* The next message's text, taken out of the buffer (NUL-terminated, the
+ * newline cut): 1, 0 if no complete line is buffered, -EMSGSIZE. */
+static int conn_next_text(struct cli_conn *c, char **ret, size_t *ret_len)
+{
+	for (;;) {
+		char *nl = c->len > c->scanned
+				   ? memchr(c->buf + c->scanned, '\n', c->len - c->scanned)
+				   : NULL;
+		size_t used;
+		char *text;
+
+		if (!nl) {
+			c->scanned = c->len;
+			return c->len > CLI_RESPONSE_MAX ? -EMSGSIZE : 0;
+		}
+		used = (size_t)(nl - c->buf) + 1;
+		if (used == 1) { /* blank lines are skipped */
+			memmove(c->buf, c->buf + 1, c->len - 1);
+			c->len--;
+			c->scanned = 0;
+			continue;
+		}
+		text = malloc(used);
+		if (!text)
+			return -ENOMEM;
+		memcpy(text, c->buf, used - 1);
+		text[used - 1] = '\0';
+		memmove(c->buf, c->buf + used, c->len - used);
+		c->len -= used;
+		c->scanned = 0;
+		*ret = text;
+		*ret_len = used - 1;
+		return 1;
+	}
+}
+
+int cli_conn_call_text(struct cli_conn *c, const char *req, size_t len, char **ret, size_t *ret_len)
+{
+	int r = cli_conn_send(c, req, len);
+
+	if (r < 0)
+		return r;
+	for (;;) {
+		r = conn_next_text(c, ret, ret_len);
+		if (r != 0)
+			return r < 0 ? r : 0;
+		r = cli_conn_fill(c);
+		if (r == 0)
+			return -ECONNRESET;
+		if (r < 0)
+			return r;
+	}
+}
+
 int cli_conn_recv(struct cli_conn *c, yajl_val *ret)
 {
 	for (;;) {

@@ -280,8 +280,6 @@ static int ps_print_table(yajl_val jobs)
 
 static int ps_print(const struct ps_opts *o, yajl_val jobs)
 {
-	if (o->json)
-		return cli_json_print(stdout, jobs);
 	if (o->quiet) {
 		for (size_t i = 0; i < jobs->u.array.len; i++) {
 			const char *id = cli_json_string(jobs->u.array.values[i], "id");
@@ -292,6 +290,49 @@ static int ps_print(const struct ps_opts *o, yajl_val jobs)
 		return fflush(stdout) == 0 ? 0 : -errno;
 	}
 	return ps_print_table(jobs);
+}
+
+/* --json: the listing printed from the response's text; 10,000 jobs are
+ * no tree made and generated again (cli_json_print_member). */
+static int ps_json(const char *prog, const struct ps_opts *o, yajl_gen g, int build)
+{
+	_cleanup_cli_conn_ struct cli_conn c = CLI_CONN_INIT;
+	_cleanup_free_ char *req = NULL, *text = NULL;
+	size_t len, tlen = 0;
+	int r = build;
+
+	if (r >= 0)
+		r = cli_request_end(g, &req, &len);
+	if (r < 0) {
+		cli_report(prog, NULL, r);
+		return CLI_EXIT_FAILURE;
+	}
+	if (cli_open(prog, o->socket, &c) < 0)
+		return CLI_EXIT_FAILURE;
+	r = cli_conn_call_text(&c, req, len, &text, &tlen);
+	if (r >= 0)
+		r = cli_json_text_ok(text, tlen);
+	if (r == -EREMOTEIO) { /* refused: the daemon's message */
+		_cleanup_json_ yajl_val resp = NULL;
+
+		r = cli_json_parse(text, &resp);
+		if (r >= 0)
+			r = cli_conn_check(&c, resp);
+	}
+	if (r < 0) {
+		cli_report(prog, &c, r);
+		return CLI_EXIT_FAILURE;
+	}
+	r = cli_json_print_member(stdout, text, tlen, "jobs");
+	if (r == -ENOENT || r == -EBADMSG) {
+		cli_report(prog, &c, -EBADMSG);
+		return CLI_EXIT_FAILURE;
+	}
+	if (r < 0) {
+		cli_errorf(prog, "Failed to print the job list: %s", strerror(-r));
+		return CLI_EXIT_FAILURE;
+	}
+	return 0;
 }
 
 int cli_xps_main(const char *prog, int argc, char **argv)
@@ -310,7 +351,9 @@ int cli_xps_main(const char *prog, int argc, char **argv)
 		r = cli_gen_strv(g, "jobs", argv + optind);
 	if (r >= 0)
 		r = cli_gen_bool(g, "all", o.all);
-	if (r >= 0 && !o.json) /* (the table and -q: the short form is enough) */
+	if (o.json)
+		return ps_json(prog, &o, g, r);
+	if (r >= 0) /* (the table and -q: the short form is enough) */
 		r = cli_gen_bool(g, "brief", true);
 	if (cli_request_call(prog, o.socket, g, r, NULL, &resp) < 0)
 		return CLI_EXIT_FAILURE;

@@ -430,6 +430,90 @@ static void test_events(void)
 	   "events: a message that is neither event nor response is -EBADMSG");
 }
 
+/* What cli_json_print_member prints of text's member key, and what
+ * cli_json_print prints of the same member parsed: the same bytes. */
+static bool print_same(const char *text, const char *key)
+{
+	_cleanup_json_ yajl_val v = NULL;
+	char *a = NULL, *b = NULL;
+	size_t alen = 0, blen = 0;
+	FILE *fa = open_memstream(&a, &alen), *fb = open_memstream(&b, &blen);
+	bool same = false;
+
+	if (fa && fb && cli_json_parse(text, &v) >= 0 &&
+	    cli_json_print_member(fa, text, strlen(text), key) >= 0 &&
+	    cli_json_print(fb, cli_json_get(v, key)) >= 0) {
+		fflush(fa);
+		fflush(fb);
+		same = alen == blen && memcmp(a, b, alen) == 0;
+		if (!same)
+			fprintf(stderr, "# member %s of %s:\n%s---\n%s", key, text, a, b);
+	}
+	if (fa)
+		fclose(fa);
+	if (fb)
+		fclose(fb);
+	free(a);
+	free(b);
+	return same;
+}
+
+static void test_print_member(void)
+{
+	static const char job_fmt[] =
+		"{\"id\":\"%016x\",\"units\":[{\"argv\":[\"/bin/true\",\"a b\"],\"env\":[]}],"
+		"\"limits\":{},\"n\":-1.5e3,\"held\":true,\"grid\":null,"
+		"\"reason\":\"waiting: \\\"2\\\" cpus\\n\\u0001\"}";
+	_cleanup_free_ char *big = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&big, &len);
+
+	ok(print_same("{\"v\":1,\"ok\":true,\"jobs\":[]}", "jobs"), "print_member: an empty list");
+	ok(print_same("{\"v\":1,\"ok\":true,\"jobs\":{}}", "jobs"), "print_member: an empty map");
+	ok(print_same(
+		   "{ \"jobs\" : [ 1 , \"x\" , [ ] , { \"a\" : { \"b\" : [ null , false ] } } ] , "
+		   "\"ok\" : true }",
+		   "jobs"),
+	   "print_member: nesting, spaces, the member before others");
+	ok(print_same(
+		   "{\"ok\":true,\"jobs\":[\"\\\"q\\\" \\\\ \\t\\u001B caf\xc3\xa9\",0.25,-0,1e-7]}",
+		   "jobs"),
+	   "print_member: strings with escapes (as yajl writes them) and UTF-8, numbers as written");
+	if (f) {
+		fputs("{\"v\":1,\"ok\":true,\"jobs\":[", f);
+		for (unsigned i = 0; i < 2000; i++) {
+			if (i)
+				fputc(',', f);
+			fprintf(f, job_fmt, i * 2654435761u);
+		}
+		fputs("]}", f);
+		fclose(f);
+	}
+	ok(f && big && print_same(big, "jobs"),
+	   "print_member: 2,000 jobs (past its 64 KiB buffer) as cli_json_print prints them");
+	ok(cli_json_text_ok("{\"ok\":true,\"jobs\":[]}", strlen("{\"ok\":true,\"jobs\":[]}")) == 0,
+	   "text_ok: ok true");
+	ok(cli_json_text_ok("{\"ok\":false,\"error\":{}}", strlen("{\"ok\":false,\"error\":{}}")) ==
+		   -EREMOTEIO,
+	   "text_ok: ok false");
+	ok(cli_json_text_ok("{\"ok\":true,\"jobs\":[}", strlen("{\"ok\":true,\"jobs\":[}")) ==
+		   -EBADMSG,
+	   "text_ok: malformed");
+	ok(cli_json_text_ok("{\"jobs\":[]}", strlen("{\"jobs\":[]}")) == -EBADMSG,
+	   "text_ok: no ok");
+	ok(cli_json_text_ok("{\"ok\":\"true\"}", strlen("{\"ok\":\"true\"}")) == -EBADMSG,
+	   "text_ok: ok not a boolean");
+	{
+		FILE *n = fopen("/dev/null", "w");
+
+		ok(n && cli_json_print_member(n, "{\"ok\":true}", strlen("{\"ok\":true}"),
+					      "jobs") == -ENOENT,
+		   "print_member: no such member");
+		if (n)
+			fclose(n);
+	}
+}
+
 int main(void)
 {
 	test_base64();
@@ -443,5 +527,6 @@ int main(void)
 	test_command();
 	test_framing();
 	test_events();
+	test_print_member();
 	return tap_done();
 }
