@@ -12,6 +12,7 @@
 #   BENCH_SCHED_N=10000        queued jobs
 #   BENCH_SCHED_SUBMITTERS=8   concurrent xrun submitters
 #   BENCH_SCHED_EVENTS=200     events timed once the queue is full
+#   BENCH_SCHED_ENDS=30        over mode: jobs' ends timed after that
 #   BENCH_SCHED_MODES="held over"  held: xrun --hold; over: --cpus 1 on a node
 #                              of 1 cpu that one job fills
 #
@@ -25,6 +26,7 @@ BUILD=${XOS_BUILD:-$ROOT/build}
 N=${BENCH_SCHED_N:-10000}
 SUBMITTERS=${BENCH_SCHED_SUBMITTERS:-8}
 EVENTS=${BENCH_SCHED_EVENTS:-200}
+ENDS=${BENCH_SCHED_ENDS:-30}
 MODES=${BENCH_SCHED_MODES:-held over}
 
 die() {
@@ -244,7 +246,39 @@ run_mode() {
 		"xqueue $(median5 "$BUILD/xqueue"), xqueue --json $(median5 "$BUILD/xqueue" --json)"
 	echo "  xosd memory: ${rss0} KiB before, ${rss1} KiB with $N queued:" \
 		"$(echo "$rss0 $rss1 $N" | awk '{printf "%.1f", ($2 - $1) * 1024 / $3}') bytes per queued job"
+	[ "$mode" = held ] || time_ends
 	stop_xosd
+}
+
+# over: ENDS jobs' ends with the queue full: the filler killed, each end's
+# pass starts the head of the queue (1 cpu), which runs `true` and ends;
+# counted by xevents (no listing in between: it would add passes)
+time_ends() {
+	local ev p0 p1 x0 x1 c0 c1 tot0 tot1 cpu0 cpu1 t0 n
+	ev=$TMP/ends.events
+	"$BUILD/xevents" >"$ev" 2>/dev/null &
+	local evpid=$!
+	sleep 0.5
+	p0=$(passes)
+	x0=$(xosd_cpu_us)
+	t0=$EPOCHREALTIME
+	"$BUILD/xkill" -s KILL filler >/dev/null || die "xkill filler failed"
+	for _ in $(seq 1200); do
+		n=$(grep -c ' ended' "$ev" || true)
+		[ "$n" -gt "$ENDS" ] && break
+		sleep 0.05
+	done
+	p1=$(passes)
+	x1=$(xosd_cpu_us)
+	kill "$evpid" 2>/dev/null || true
+	wait "$evpid" 2>/dev/null || true
+	read -r c0 tot0 _ cpu0 _ <<<"$p0"
+	read -r c1 tot1 _ cpu1 _ <<<"$p1"
+	echo "  $n ends (the filler's, then queued jobs', each starting the next) in" \
+		"$(ms_since "$t0") ms; decisions: $((c1 - c0)) passes, mean" \
+		"$(echo "$tot1 $tot0 $c1 $c0" | awk '{printf "%.0f", ($1 - $2) / ($3 - $4)}') us" \
+		"($(echo "$cpu1 $cpu0 $c1 $c0" | awk '{printf "%.0f", ($1 - $2) / ($3 - $4)}') us of xosd's CPU);" \
+		"xosd's whole CPU per end (pass, start, end) $(((x1 - x0) / n)) us"
 }
 
 echo "machine: $(nproc) cpus, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
