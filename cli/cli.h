@@ -93,11 +93,6 @@ int cli_conn_check(struct cli_conn *c, yajl_val resp);
 /* Send a request and read its response: -EREMOTEIO with c->error set when
  * the daemon says ok:false. */
 int cli_conn_call(struct cli_conn *c, const char *req, size_t len, yajl_val *ret);
-/* Send a request and take its response as text (*ret, NUL-terminated, the
- * caller's to free), parsed by nobody yet: for a listing too large to make
- * a tree of (cli_json_print_member). */
-int cli_conn_call_text(struct cli_conn *c, const char *req, size_t len, char **ret,
-		       size_t *ret_len);
 
 /* Errors at the command boundary: "prog: message". */
 void cli_errorf(const char *prog, const char *fmt, ...) _printf_(2, 3);
@@ -112,6 +107,11 @@ void cli_report(const char *prog, const struct cli_conn *c, int r);
  * return) and call. Every error is printed; -errno. */
 int cli_request_call(const char *prog, const char *socket_opt, yajl_gen g, int build,
 		     struct cli_conn *c, yajl_val *ret);
+/* The same, the response taken as text (*ret, the caller's to free) and
+ * given only when it says ok:true: for a listing too large to make a tree
+ * of (cli_json_print_member). */
+int cli_request_call_text(const char *prog, const char *socket_opt, yajl_gen g, int build,
+			  char **ret, size_t *ret_len);
 
 /* ---- grid logins (login.c) ---- */
 /* Where the login agent of session sid listens: $XDG_RUNTIME_DIR/xos, else

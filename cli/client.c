@@ -173,7 +173,8 @@ static int conn_next_text(struct cli_conn *c, char **ret, size_t *ret_len)
 	}
 }
 
-int cli_conn_call_text(struct cli_conn *c, const char *req, size_t len, char **ret, size_t *ret_len)
+static int conn_call_text(struct cli_conn *c, const char *req, size_t len, char **ret,
+			  size_t *ret_len)
 {
 	int r = cli_conn_send(c, req, len);
 
@@ -323,24 +324,60 @@ int cli_call(const char *prog, struct cli_conn *c, const char *req, size_t len, 
 	return r;
 }
 
+/* End the request built in g and connect c (errors printed). */
+static int request_open(const char *prog, const char *socket_opt, yajl_gen g, int build,
+			struct cli_conn *c, char **ret_req, size_t *ret_len)
+{
+	int r = build;
+
+	if (r >= 0)
+		r = cli_request_end(g, ret_req, ret_len);
+	if (r < 0) {
+		cli_report(prog, NULL, r);
+		return r;
+	}
+	return cli_open(prog, socket_opt, c);
+}
+
 int cli_request_call(const char *prog, const char *socket_opt, yajl_gen g, int build,
 		     struct cli_conn *c, yajl_val *ret)
 {
 	_cleanup_cli_conn_ struct cli_conn own = CLI_CONN_INIT;
 	_cleanup_free_ char *req = NULL;
 	size_t len;
-	int r = build;
+	int r;
 
-	if (r >= 0)
-		r = cli_request_end(g, &req, &len);
-	if (r < 0) {
-		cli_report(prog, NULL, r);
-		return r;
-	}
 	if (!c)
 		c = &own;
-	r = cli_open(prog, socket_opt, c);
+	r = request_open(prog, socket_opt, g, build, c, &req, &len);
+	return r < 0 ? r : cli_call(prog, c, req, len, ret);
+}
+
+int cli_request_call_text(const char *prog, const char *socket_opt, yajl_gen g, int build,
+			  char **ret, size_t *ret_len)
+{
+	_cleanup_cli_conn_ struct cli_conn c = CLI_CONN_INIT;
+	_cleanup_free_ char *req = NULL, *text = NULL;
+	size_t len, tlen = 0;
+	int r = request_open(prog, socket_opt, g, build, &c, &req, &len);
+
 	if (r < 0)
 		return r;
-	return cli_call(prog, c, req, len, ret);
+	r = conn_call_text(&c, req, len, &text, &tlen);
+	if (r >= 0)
+		r = cli_json_text_ok(text, tlen);
+	if (r == -EREMOTEIO) { /* refused: the daemon's message */
+		_cleanup_json_ yajl_val resp = NULL;
+
+		r = cli_json_parse(text, &resp);
+		if (r >= 0)
+			r = cli_conn_check(&c, resp);
+	}
+	if (r < 0) {
+		cli_report(prog, &c, r);
+		return r;
+	}
+	*ret = TAKE_PTR(text);
+	*ret_len = tlen;
+	return 0;
 }

@@ -296,36 +296,15 @@ static int ps_print(const struct ps_opts *o, yajl_val jobs)
  * no tree made and generated again (cli_json_print_member). */
 static int ps_json(const char *prog, const struct ps_opts *o, yajl_gen g, int build)
 {
-	_cleanup_cli_conn_ struct cli_conn c = CLI_CONN_INIT;
-	_cleanup_free_ char *req = NULL, *text = NULL;
-	size_t len, tlen = 0;
-	int r = build;
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	int r;
 
-	if (r >= 0)
-		r = cli_request_end(g, &req, &len);
-	if (r < 0) {
-		cli_report(prog, NULL, r);
+	if (cli_request_call_text(prog, o->socket, g, build, &text, &len) < 0)
 		return CLI_EXIT_FAILURE;
-	}
-	if (cli_open(prog, o->socket, &c) < 0)
-		return CLI_EXIT_FAILURE;
-	r = cli_conn_call_text(&c, req, len, &text, &tlen);
-	if (r >= 0)
-		r = cli_json_text_ok(text, tlen);
-	if (r == -EREMOTEIO) { /* refused: the daemon's message */
-		_cleanup_json_ yajl_val resp = NULL;
-
-		r = cli_json_parse(text, &resp);
-		if (r >= 0)
-			r = cli_conn_check(&c, resp);
-	}
-	if (r < 0) {
-		cli_report(prog, &c, r);
-		return CLI_EXIT_FAILURE;
-	}
-	r = cli_json_print_member(stdout, text, tlen, "jobs");
+	r = cli_json_print_member(stdout, text, len, "jobs");
 	if (r == -ENOENT || r == -EBADMSG) {
-		cli_report(prog, &c, -EBADMSG);
+		cli_report(prog, NULL, -EBADMSG);
 		return CLI_EXIT_FAILURE;
 	}
 	if (r < 0) {
