@@ -404,47 +404,46 @@ EOF
 	whole_on 1 "$id" "$sum"
 }
 
-@test "--postcopy, the pull stalled (XOS_MIGRATE_FAULT=stall-pull-in on n2): after n1's dump_timeout without a page, CRIU is told to stop serving; the job runs on at n1 with its memory, n2 kills its half" {
-	postcopy_or_skip
-	pc_node_start 1 n1 "dump_timeout = 4s"
+# stalled_move [FAULT]: nodes n1 (dump_timeout 4 s, XOS_MIGRATE_FAULT=FAULT)
+# and n2 (its pull stalls after a MiB: stall-pull-in); a holder job of n1
+# moved with --postcopy, which fails for the stalled pull; sets ID and SUM
+stalled_move() {
+	XOS_MIGRATE_FAULT=${1:-} pc_node_start 1 n1 "dump_timeout = 4s"
 	XOS_MIGRATE_FAULT=stall-pull-in pc_node_start 2 n2
 	peers_up 2
-	local id sum
-	id=$(holder_on 1)
-	sum=$(cat "$(jobroot 1 "$id")/tmp/sum")
-	move_fails "$id"
+	ID=$(holder_on 1)
+	SUM=$(cat "$(jobroot 1 "$ID")/tmp/sum")
+	move_fails "$ID"
 	assert_output --partial "its pull stalled (no page moved for dump_timeout)"
 	grep -q "XOS_MIGRATE_FAULT=stall-pull-in" "$(node_tmp 2)/xosd.log"
+}
+
+# back_whole ID SUM: the job runs on at n1, never restored, with its memory
+# whole; n2's half is gone, no version and no CRIU of it left anywhere
+back_whole() {
+	xos_wait_for 30 state_is 1 "$1" RUNNING
+	assert_equal "$(on 1 job_field "$1" '.restores // 0')" 0
+	xos_wait_for 60 half_gone 2 "$1"
+	xos_wait_for 30 no_versions 2 "$1"
+	xos_wait_for 30 no_criu_of "$1"
+	no_versions 1 "$1"
+	whole_on 1 "$1" "$2"
+}
+
+@test "--postcopy, the pull stalled (XOS_MIGRATE_FAULT=stall-pull-in on n2): after n1's dump_timeout without a page, CRIU is told to stop serving; the job runs on at n1 with its memory, n2 kills its half" {
+	postcopy_or_skip
+	stalled_move
 	# told, CRIU let go of the tasks itself: it was not killed
 	run ! grep -q "CRIU did not stop serving its pages: killed" "$(node_tmp 1)/xosd.log"
-	xos_wait_for 30 state_is 1 "$id" RUNNING
-	assert_equal "$(on 1 job_field "$id" '.restores // 0')" 0
-	xos_wait_for 60 half_gone 2 "$id"
-	xos_wait_for 30 no_versions 2 "$id"
-	xos_wait_for 30 no_criu_of "$id"
-	no_versions 1 "$id"
-	whole_on 1 "$id" "$sum"
+	back_whole "$ID" "$SUM"
 }
 
 @test "--postcopy, the pull stalled and CRIU deaf to the abort (XOS_MIGRATE_FAULT=deaf-abort on n1): CRIU is killed after 10 s, the tasks run on at n1 with their memory, n2 kills its half" {
 	postcopy_or_skip
-	XOS_MIGRATE_FAULT=deaf-abort pc_node_start 1 n1 "dump_timeout = 4s"
-	XOS_MIGRATE_FAULT=stall-pull-in pc_node_start 2 n2
-	peers_up 2
-	local id sum
-	id=$(holder_on 1)
-	sum=$(cat "$(jobroot 1 "$id")/tmp/sum")
-	move_fails "$id"
-	assert_output --partial "its pull stalled (no page moved for dump_timeout)"
+	stalled_move deaf-abort
 	grep -q "XOS_MIGRATE_FAULT=deaf-abort" "$(node_tmp 1)/xosd.log"
 	grep -q "CRIU did not stop serving its pages: killed" "$(node_tmp 1)/xosd.log"
-	xos_wait_for 30 state_is 1 "$id" RUNNING
-	assert_equal "$(on 1 job_field "$id" '.restores // 0')" 0
-	xos_wait_for 60 half_gone 2 "$id"
-	xos_wait_for 30 no_versions 2 "$id"
-	xos_wait_for 30 no_criu_of "$id"
-	no_versions 1 "$id"
-	whole_on 1 "$id" "$sum"
+	back_whole "$ID" "$SUM"
 }
 
 @test "--postcopy refused before anything stops: a node that is not a peer that is up, the job's own node, a job that is not running" {
