@@ -109,6 +109,9 @@ void queue_view_free(struct view *v);
 /* Holds its resources: starting, running, or being checkpointed, restored or moved. */
 bool queue_holds_resources(const struct job *j);
 /* The state of dependency jd (ended: where its end is put in words). */
+/* What the scheduler is told of a queued job j (its reason not wanted). */
+struct scheduler_queued queue_entry(const struct job *j, bool held,
+				    const struct scheduler_dep *deps, size_t n_deps);
 void queue_dep_state(struct daemon *d, const struct job_dep *jd, struct scheduler_dep *ret,
 		     char *ended);
 /* Running job j as v's next running entry. */

@@ -134,17 +134,7 @@ static int kept_entry(struct daemon *d, struct kept *kp, struct job *j,
 		queue_dep_state(d, &j->sched.deps[k], &j->sched.kept_deps[k],
 				j->sched.kept_ended[k]);
 	kp->n_deps += n > 0;
-	*ret = (struct scheduler_queued){
-		.id = j->name ? j->name : j->id,
-		.uid = j->owner_uid,
-		.priority = j->sched.priority,
-		.submit_us = j->created_us,
-		.req = { j->sched.millicpus, j->sched.memory, 1 },
-		.time_us = j->sched.time_us,
-		.held = false,
-		.deps = j->sched.kept_deps,
-		.n_deps = n,
-	};
+	*ret = queue_entry(j, false, j->sched.kept_deps, n);
 	j->sched.kept_gen = kp->gen;
 	j->sched.kept_priority = j->sched.priority;
 	if (j->sched.want_reason) { /* (as add_queued: for this pass) */

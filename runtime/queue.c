@@ -601,24 +601,31 @@ void queue_dep_state(struct daemon *d, const struct job_dep *jd, struct schedule
 	}
 }
 
-static void add_queued(struct daemon *d, struct view *v, struct job *j, size_t *nd)
+/* What the scheduler is told of a queued job j (its reason not wanted). */
+struct scheduler_queued queue_entry(const struct job *j, bool held,
+				    const struct scheduler_dep *deps, size_t n_deps)
 {
-	struct scheduler_queued *q = &v->queue[v->node.n_queue];
-	bool resume = j->state == JOB_CHECKPOINTED; /* (its dependencies were met) */
-	size_t n_deps = resume ? 0 : j->sched.n_deps;
-
-	*q = (struct scheduler_queued){
+	return (struct scheduler_queued){
 		.id = j->name ? j->name : j->id,
 		.uid = j->owner_uid,
 		.priority = j->sched.priority,
 		.submit_us = j->created_us,
 		.req = { j->sched.millicpus, j->sched.memory, 1 },
 		.time_us = j->sched.time_us,
-		.held = !resume && j->sched.held,
-		.deps = &v->deps[*nd],
+		.held = held,
+		.deps = deps,
 		.n_deps = n_deps,
-		.want_reason = j->sched.want_reason,
 	};
+}
+
+static void add_queued(struct daemon *d, struct view *v, struct job *j, size_t *nd)
+{
+	struct scheduler_queued *q = &v->queue[v->node.n_queue];
+	bool resume = j->state == JOB_CHECKPOINTED; /* (its dependencies were met) */
+	size_t n_deps = resume ? 0 : j->sched.n_deps;
+
+	*q = queue_entry(j, !resume && j->sched.held, &v->deps[*nd], n_deps);
+	q->want_reason = j->sched.want_reason;
 	if (j->sched.want_reason) /* (set for this pass only; written only if set:
 				   * a page of every job written per pass costs a
 				   * copy-on-write fault each while xosd has a child) */
