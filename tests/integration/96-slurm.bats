@@ -417,10 +417,12 @@ sl_sacct_cpu_at_least() {
 
 @test "srun --xos CMD runs every task of the step in a container of its own (SPANK plugin)" {
 	[ -f "$XOS_BUILD/xos-spank.so" ] || skip "the SPANK plugin was not built (no spank.h: libslurm-dev)"
-	run timeout 120 srun -N2 -n4 --xos hostname
+	# (srun's own notes, such as a step waiting for the previous job's
+	# resources, go to its stderr: only the tasks' output is counted)
+	run --separate-stderr timeout 120 srun -N2 -n4 --xos hostname
 	assert_success
 	hosts=$output
-	[ "${#lines[@]}" -eq 4 ]
+	[ "${#lines[@]}" -eq 4 ] || fail "4 tasks, but their output was: $output (srun's stderr: $stderr)"
 	run xps -a --json
 	mapfile -t ids < <(jq -r '.[].id' <<<"$output")
 	[ "${#ids[@]}" -eq 4 ]
