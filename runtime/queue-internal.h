@@ -74,6 +74,7 @@ struct kept {
 	size_t n_deps;          /* entries with dependencies */
 	bool deps_dirty;        /* a job not queued was touched: their states again */
 	uint64_t passes, walks; /* passes over it; walks of every job for it */
+	uint64_t stopped;       /* passes that stopped early (scheduler_decide_lazy) */
 };
 
 struct queue_state {
@@ -91,6 +92,9 @@ struct queue_state {
 	bool selfcheck;         /* XOS_SCHED_SELFCHECK=1: a kept summary checked by a walk */
 	struct wait_summary sum;
 	uint64_t pass_cpu_us_total; /* xosd's own CPU time in them (the machine's load aside) */
+	uint64_t pass_cpu_us_last;
+	/* of them, the full passes made for xps and xqueue (stale reasons) */
+	uint64_t refreshes, refresh_us_total, refresh_cpu_us_total;
 	struct kept kept;
 	/* group commit of queued jobs' records (queue_submit, group_commit) */
 	bool sync_pending;

@@ -372,9 +372,10 @@ static bool same_decision(const struct scheduler_decision *a, const struct view 
 
 /* XOS_SCHED_SELFCHECK=1 (tests): the kept pass's decisions against a pass
  * that walks every job (made, not applied) */
-static void kept_check(struct daemon *d, struct kept *kp)
+static void kept_check(struct daemon *d, struct kept *kp, const struct scheduler_stop *stop)
 {
 	const struct view *kv = &kp->v;
+	struct scheduler_decision rest;
 	struct view *v = NULL;
 	size_t next = 0;
 	const char *bad = NULL, *who = "-";
@@ -396,7 +397,9 @@ static void kept_check(struct daemon *d, struct kept *kp)
 				bad = "a job left out";
 			continue;
 		}
-		b = next < kv->node.n_queue ? &kv->decs[next] : NULL;
+		if (next >= stop->n && next < kv->node.n_queue) /* (left waiting by a lazy pass) */
+			scheduler_rest(stop, next, &rest);
+		b = next < stop->n ? &kv->decs[next] : next < kv->node.n_queue ? &rest : NULL;
 		if (!b || kp->k.data[kp->k.off + b->index] != j)
 			bad = "the order";
 		else if (!same_decision(a, v, b, kv,
@@ -463,6 +466,8 @@ int queue_kept_schedule(struct daemon *d, struct pass_clock begun)
 	struct kept *kp = &d->queue->kept;
 	struct view *kv = &kp->v;
 	struct kept_wants w;
+	struct scheduler_bounds b;
+	struct scheduler_stop stop = { 0 };
 	uint64_t now = now_usec();
 	_cleanup_free_ struct kept_act *act = NULL;
 	size_t n_act = 0;
@@ -485,22 +490,28 @@ int queue_kept_schedule(struct daemon *d, struct pass_clock begun)
 	scheduler_kept_node(&kp->k, &kv->node);
 	kv->jobs = (struct job **)(kp->k.data ? kp->k.data + kp->k.off : NULL);
 	kv->queue = (struct scheduler_queued *)kv->node.queue;
-	if (kv->node.n_queue && scheduler_decide_into(&kv->node, kv->decs) < 0) {
+	/* (a lazy pass: the jobs after those it decided all wait, no reason wanted) */
+	scheduler_kept_bounds(&kp->k, &b);
+	for (size_t i = 0; i < w.n_want; i++)
+		if (b.last_wanted == SIZE_MAX || w.want[i] > b.last_wanted)
+			b.last_wanted = w.want[i];
+	if (kv->node.n_queue && scheduler_decide_lazy(&kv->node, &b, kv->decs, &stop) < 0) {
 		kept_unwant(kp, &w);
 		return -EAGAIN;
 	}
 	queue_pass_timed(d->queue, begun); /* (the decision; applying it starts jobs) */
 	kp->passes++;
+	kp->stopped += stop.n < kv->node.n_queue;
 	if (d->queue->selfcheck)
-		kept_check(d, kp);
+		kept_check(d, kp, &stop);
 	/* what is applied, taken first: applying may drop entries (a job that
 	 * ends at once is unlinked), and touches the jobs it changes */
-	for (size_t k = 0; k < kv->node.n_queue; k++)
+	for (size_t k = 0; k < stop.n; k++)
 		n_act += kv->decs[k].action != SCHEDULER_WAIT ||
 			 kv->queue[kv->decs[k].index].want_reason;
 	act = calloc(n_act + 1, sizeof(*act));
 	n_act = 0;
-	for (size_t k = 0; act && k < kv->node.n_queue; k++) {
+	for (size_t k = 0; act && k < stop.n; k++) {
 		const struct scheduler_decision *dec = &kv->decs[k];
 		bool want = kv->queue[dec->index].want_reason;
 

@@ -999,7 +999,8 @@ void queue_pass_timed(struct queue_state *q, struct pass_clock begun)
 {
 	uint64_t us = mono_usec() - begun.mono_us, cpu = thread_cpu_usec();
 
-	q->pass_cpu_us_total += cpu > begun.cpu_us ? cpu - begun.cpu_us : 0;
+	q->pass_cpu_us_last = cpu > begun.cpu_us ? cpu - begun.cpu_us : 0;
+	q->pass_cpu_us_total += q->pass_cpu_us_last;
 	q->passes++;
 	q->pass_us_total += us;
 	q->pass_us_last = us;
@@ -1028,6 +1029,11 @@ static void schedule(struct daemon *d, bool lazy)
 		d->queue->dirty = true; /* tried again at the next event */
 	} else {
 		queue_pass_timed(d->queue, begun); /* (the decision; applying it starts jobs) */
+		if (!lazy) { /* (also counted apart: a listing's, not an event's) */
+			d->queue->refreshes++;
+			d->queue->refresh_us_total += d->queue->pass_us_last;
+			d->queue->refresh_cpu_us_total += d->queue->pass_cpu_us_last;
+		}
 		view_keep_order(v);
 		for (size_t k = 0; k < v->node.n_queue; k++)
 			apply_one(d, v, &v->decs[k]);
@@ -1491,10 +1497,14 @@ int queue_op_queue(struct daemon *d, struct conn *c, yajl_val t, struct xerr *er
 	json_gen_kv_uint(g, "summary_walks", d->queue->summary_walks);
 	json_gen_kv_uint(g, "kept", d->queue->kept.passes);
 	json_gen_kv_uint(g, "kept_walks", d->queue->kept.walks);
+	json_gen_kv_uint(g, "kept_stopped", d->queue->kept.stopped);
 	json_gen_kv_uint(g, "total_us", d->queue->pass_us_total);
 	json_gen_kv_uint(g, "cpu_us", d->queue->pass_cpu_us_total);
 	json_gen_kv_uint(g, "max_us", d->queue->pass_us_max);
 	json_gen_kv_uint(g, "last_us", d->queue->pass_us_last);
+	json_gen_kv_uint(g, "refreshes", d->queue->refreshes);
+	json_gen_kv_uint(g, "refresh_us", d->queue->refresh_us_total);
+	json_gen_kv_uint(g, "refresh_cpu_us", d->queue->refresh_cpu_us_total);
 	json_gen_kv_uint(g, "commits", d->queue->commits);
 	json_gen_kv_uint(g, "committed", d->queue->committed);
 	yajl_gen_map_close(g);

@@ -110,6 +110,46 @@ static int cmp_entry(const void *pa, const void *pb, void *ctx)
 	return scheduler_compare(&a->q, k->users[a->user].usage, &b->q, k->users[b->user].usage);
 }
 
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+/* q counted into the bounds (as a pass takes its request: one job slot) */
+static void bounds_add(struct scheduler_kept *k, const struct scheduler_queued *q)
+{
+	k->min_req.millicpus = min_u64(k->min_req.millicpus, q->req.millicpus);
+	k->min_req.memory = min_u64(k->min_req.memory, q->req.memory);
+	k->max_req.millicpus = max_u64(k->max_req.millicpus, q->req.millicpus);
+	k->max_req.memory = max_u64(k->max_req.memory, q->req.memory);
+	k->n_held += q->held;
+	k->n_deps += q->n_deps > 0;
+}
+
+/* The bounds of no entry, then of every entry (exact) */
+static void bounds_again(struct scheduler_kept *k)
+{
+	k->min_req = (struct scheduler_resources){ UINT64_MAX, UINT64_MAX, 1 };
+	k->max_req = (struct scheduler_resources){ 0, 0, 1 };
+	k->n_held = k->n_deps = 0;
+	for (size_t i = 0; i < k->n; i++)
+		bounds_add(k, &k->q[k->off + i]);
+}
+
+void scheduler_kept_bounds(const struct scheduler_kept *k, struct scheduler_bounds *b)
+{
+	*b = (struct scheduler_bounds){ .min_req = k->min_req,
+					.max_req = k->max_req,
+					.held = k->n_held > 0,
+					.deps = k->n_deps > 0,
+					.last_wanted = SIZE_MAX };
+}
+
 /* Sort every entry again (the users' order changed) */
 static int resort(struct scheduler_kept *k)
 {
@@ -127,6 +167,7 @@ static int resort(struct scheduler_kept *k)
 	}
 	free(e);
 	k->resorts++;
+	bounds_again(k);
 	return 1;
 }
 
@@ -208,6 +249,8 @@ int scheduler_kept_add(struct scheduler_kept *k, const struct scheduler_usage *u
 		free(e);
 		return -ENOMEM;
 	}
+	if (!k->n)
+		bounds_again(k);
 	for (i = 0; i < n; i++) {
 		e[i] = (struct entry){ .q = q[i], .data = data[i] };
 		if (user_slot(k, usage, n_usage, q[i].uid, &e[i].user) < 0) {
@@ -244,6 +287,7 @@ int scheduler_kept_add(struct scheduler_kept *k, const struct scheduler_usage *u
 	for (i = 0; i < n; i++) { /* (the caller's arrays, in the order added) */
 		q[i] = e[i].q;
 		data[i] = e[i].data;
+		bounds_add(k, &e[i].q);
 	}
 	free(e);
 	return 0;
@@ -307,8 +351,13 @@ void scheduler_kept_drop(struct scheduler_kept *k, size_t *idx, size_t n_idx)
 			idx[n++] = idx[i];
 	if (!n)
 		return;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		const struct scheduler_queued *q = &k->q[k->off + idx[i]];
+
 		k->users[k->user[k->off + idx[i]]].count--;
+		k->n_held -= q->held;
+		k->n_deps -= q->n_deps > 0;
+	}
 	if (idx[n - 1] < k->n / 2) { /* near the first: the entries before move up */
 		size_t d = n;
 
@@ -334,8 +383,10 @@ void scheduler_kept_drop(struct scheduler_kept *k, size_t *idx, size_t n_idx)
 		}
 	}
 	k->n -= n;
-	if (!k->n)
+	if (!k->n) {
 		k->off = 0;
+		bounds_again(k);
+	}
 }
 
 void scheduler_kept_node(const struct scheduler_kept *k, struct scheduler_node *node)

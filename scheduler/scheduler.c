@@ -295,32 +295,38 @@ static bool insertion_sort(size_t *idx, size_t n)
 }
 
 /* The queue's indexes in order: priority (higher first), then the user's
- * usage (lower first), then submission (earlier first). */
-static size_t *queue_order(const struct scheduler_node *n)
+ * usage (lower first), then submission (earlier first). A queue given
+ * sorted needs none (*ret NULL: its own order); else -ENOMEM. (Nothing is
+ * allocated per pass for a sorted queue: after each fork of the daemon the
+ * first write to a page of its heap costs a fault.) */
+static int queue_order(const struct scheduler_node *n, size_t **ret)
 {
-	size_t *idx = calloc(n->n_queue ? n->n_queue : 1, sizeof(*idx));
-	double *usage = calloc(n->n_queue ? n->n_queue : 1, sizeof(*usage));
-	struct order_ctx ctx = { n, usage };
+	size_t *idx;
+	double *usage;
+	struct order_ctx ctx;
 
+	*ret = NULL;
+	if (n->sorted)
+		return 0;
+	idx = calloc(n->n_queue ? n->n_queue : 1, sizeof(*idx));
+	usage = calloc(n->n_queue ? n->n_queue : 1, sizeof(*usage));
 	if (!idx || !usage) {
 		free(idx);
 		free(usage);
-		return NULL;
+		return -ENOMEM;
 	}
+	ctx = (struct order_ctx){ n, usage };
 	for (size_t i = 0; i < n->n_queue; i++) {
-		idx[i] = n->order_hint && !n->sorted ? n->order_hint[i] : i;
-		usage[i] = n->sorted || !n->n_usage ? 0.0 : user_usage(n, n->queue[i].uid);
-	}
-	if (n->sorted) {
-		free(usage);
-		return idx;
+		idx[i] = n->order_hint ? n->order_hint[i] : i;
+		usage[i] = n->n_usage ? user_usage(n, n->queue[i].uid) : 0.0;
 	}
 	order_ctx_cur = &ctx;
 	if (!insertion_sort(idx, n->n_queue))
 		qsort(idx, n->n_queue, sizeof(*idx), order_cmp);
 	order_ctx_cur = NULL;
 	free(usage);
-	return idx;
+	*ret = idx;
+	return 0;
 }
 
 /* ---- reasons ---- */
@@ -589,16 +595,17 @@ static int decide_one(struct pass *p, struct scheduler_decision *dec,
 }
 
 /* Estimated starts of the jobs that wait, in order, none before the one
- * ahead: each when the ends so far (by --time) leave room for it. */
-static int estimate(struct pass *p, const size_t *order, struct scheduler_decision *decs)
+ * ahead: each when the ends so far (by --time) leave room for it (of the
+ * first n decided). */
+static int estimate(struct pass *p, const size_t *order, struct scheduler_decision *decs, size_t n)
 {
 	struct scheduler_resources free_ = p->free_;
 	uint64_t at = p->node->now_us;
 	int r = 0;
 
-	for (size_t k = 0; k < p->node->n_queue && r >= 0; k++) {
+	for (size_t k = 0; k < n && r >= 0; k++) {
 		struct scheduler_decision *dec = &decs[k];
-		const struct scheduler_queued *q = &p->node->queue[order[k]];
+		const struct scheduler_queued *q = &p->node->queue[order ? order[k] : k];
 		struct scheduler_resources req = queued_req(q);
 
 		if (dec->action != SCHEDULER_WAIT || q->held || q->n_deps)
@@ -650,17 +657,30 @@ static bool any_wanted(const struct scheduler_node *node)
 	return false;
 }
 
-int scheduler_decide_into(const struct scheduler_node *node, struct scheduler_decision *decs)
+/* No job after the one decided last can start, or be decided otherwise
+ * than waiting for resources, and no reason is wanted of one (b: what the
+ * queue holds; k: the next job's place) */
+static bool rest_waits(const struct pass *p, const struct scheduler_bounds *b, size_t k)
 {
-	size_t *order = queue_order(node);
-	struct pass p = { 0 };
-	int r = order ? init_pass(&p, node) : -ENOMEM;
+	return b && p->reserved && (b->last_wanted == SIZE_MAX || b->last_wanted < k) && !b->held &&
+	       !b->deps && fits(&b->max_req, &p->node->capacity) && !fits(&b->min_req, &p->free_);
+}
 
-	for (size_t k = 0; r >= 0 && k < node->n_queue; k++) {
+static int decide(const struct scheduler_node *node, const struct scheduler_bounds *b,
+		  struct scheduler_decision *decs, struct scheduler_stop *stop)
+{
+	size_t *order; /* (NULL: the queue's own) */
+	struct pass p = { 0 };
+	size_t k;
+	int r = queue_order(node, &order);
+
+	if (r >= 0)
+		r = init_pass(&p, node);
+	for (k = 0; r >= 0 && k < node->n_queue && !rest_waits(&p, b, k); k++) {
 		struct scheduler_decision *dec = &decs[k];
 
 		/* (not the whole decision: its reason stays unwritten where not wanted) */
-		dec->index = order[k];
+		dec->index = order ? order[k] : k;
 		dec->action = SCHEDULER_WAIT;
 		dec->position = (unsigned)k + 1;
 		dec->ahead = 0;
@@ -668,15 +688,41 @@ int scheduler_decide_into(const struct scheduler_node *node, struct scheduler_de
 		dec->backfilled = dec->dependency = false;
 		dec->n_victims = 0;
 		dec->reason[0] = 0;
-		r = decide_one(&p, dec, &node->queue[order[k]]);
+		r = decide_one(&p, dec, &node->queue[dec->index]);
 	}
+	*stop = (struct scheduler_stop){ k, p.waiting };
 	/* estimated starts are for people: only when a reason is wanted */
-	if (r >= 0 && any_wanted(node))
-		r = estimate(&p, order, decs);
+	if (r >= 0 && (b ? b->last_wanted != SIZE_MAX : any_wanted(node)))
+		r = estimate(&p, order, decs, k);
 	free(p.ends.v);
 	free(p.cand);
 	free(order);
 	return r;
+}
+
+int scheduler_decide_into(const struct scheduler_node *node, struct scheduler_decision *decs)
+{
+	struct scheduler_stop stop;
+
+	return decide(node, NULL, decs, &stop);
+}
+
+int scheduler_decide_lazy(const struct scheduler_node *node, const struct scheduler_bounds *b,
+			  struct scheduler_decision *decs, struct scheduler_stop *ret)
+{
+	if (!node->sorted || !node->only_wanted_reasons)
+		return -EINVAL;
+	return decide(node, b, decs, ret);
+}
+
+void scheduler_rest(const struct scheduler_stop *stop, size_t k, struct scheduler_decision *dec)
+{
+	*dec = (struct scheduler_decision){
+		.index = k,
+		.action = SCHEDULER_WAIT,
+		.position = (unsigned)k + 1,
+		.ahead = stop->waiting + (unsigned)(k - stop->n),
+	};
 }
 
 int scheduler_decide(const struct scheduler_node *node, struct scheduler_decision **ret)

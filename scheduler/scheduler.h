@@ -146,6 +146,34 @@ int scheduler_decide(const struct scheduler_node *node, struct scheduler_decisio
 /* The same into decs, room for node->n_queue decisions (the caller's,
  * reused from pass to pass). -ENOMEM. */
 int scheduler_decide_into(const struct scheduler_node *node, struct scheduler_decision *decs);
+/* What a queue kept between passes knows of its jobs without a walk; the
+ * bounds may be loose (a job that asked for the least has left since). */
+struct scheduler_bounds {
+	struct scheduler_resources min_req; /* each job asks for at least this */
+	struct scheduler_resources max_req; /* and for at most this */
+	bool held, deps;                    /* a job may be held, or have dependencies */
+	size_t last_wanted; /* the last place (0: first) whose reason is wanted; SIZE_MAX: none */
+};
+
+/* Where a lazy pass stopped: decisions for the first n jobs in order; each
+ * job after them waits (scheduler_rest). */
+struct scheduler_stop {
+	size_t n;
+	unsigned waiting; /* eligible jobs found waiting in the first n */
+};
+
+/* scheduler_decide_into over a sorted queue with only_wanted_reasons that
+ * stops once the first job that waits is decided, no job left can start in
+ * what is free (b's min_req does not fit it), none of them may be held,
+ * have a dependency or ask for more than the node has, and no reason is
+ * wanted of one: each of them would only wait, behind one more job than
+ * the one before it. Its decisions, made, are the walk's (DECISIONS (bc)).
+ * -EINVAL (a queue not sorted, or reasons wanted for all), -ENOMEM. */
+int scheduler_decide_lazy(const struct scheduler_node *node, const struct scheduler_bounds *b,
+			  struct scheduler_decision *decs, struct scheduler_stop *ret);
+/* The decision a lazy pass that stopped at stop left for the job at place
+ * k (>= stop->n): it waits (no reason). */
+void scheduler_rest(const struct scheduler_stop *stop, size_t k, struct scheduler_decision *dec);
 /* The order of two queued jobs (<0: a first), their users' usage given:
  * priority, fair share, submission, id. For a queue kept sorted. */
 int scheduler_compare(const struct scheduler_queued *a, double usage_a,
@@ -193,6 +221,10 @@ struct scheduler_kept {
 	struct scheduler_kept_user *users;
 	size_t n_users, cap_users;
 	uint64_t resorts; /* sorts of the whole queue (the users' order changed) */
+	/* bounds of the entries' requests: loose after drops, exact again
+	 * once the queue is empty or sorted again */
+	struct scheduler_resources min_req, max_req;
+	size_t n_held, n_deps; /* entries held, and with dependencies */
 };
 
 void scheduler_kept_free(struct scheduler_kept *k);
@@ -212,5 +244,7 @@ size_t scheduler_kept_find(const struct scheduler_kept *k, const struct schedule
 void scheduler_kept_drop(struct scheduler_kept *k, size_t *idx, size_t n_idx);
 /* node's queue: the kept one, in order (sorted) */
 void scheduler_kept_node(const struct scheduler_kept *k, struct scheduler_node *node);
+/* What the kept queue holds (last_wanted: SIZE_MAX, for the caller) */
+void scheduler_kept_bounds(const struct scheduler_kept *k, struct scheduler_bounds *b);
 
 #endif

@@ -125,7 +125,14 @@ xosd_cpu_us() {
 		"/proc/$XOSD_PID/stat"
 }
 # count, wall time (total, max) and xosd's CPU time (0: an xosd before cpu_us)
-passes() { "$BUILD/xqueue" --json | jq -r '.passes | "\(.count) \(.total_us) \(.max_us) \(.cpu_us // 0) \(.fast_waits // 0) \(.summary_walks // 0)"'; }
+# passes: count, total_us, max_us, cpu_us, fast_waits, summary_walks, less
+# the full passes xps and xqueue made (the one this xqueue makes among them:
+# it is not an event's)
+passes() {
+	"$BUILD/xqueue" --json | jq -r '.passes |
+		"\(.count - (.refreshes // 0)) \(.total_us - (.refresh_us // 0)) \(.max_us)" +
+		" \((.cpu_us // 0) - (.refresh_cpu_us // 0)) \(.fast_waits // 0) \(.summary_walks // 0)"'
+}
 ms_since() { echo "$1 $EPOCHREALTIME" | awk '{printf "%.1f", ($2 - $1) * 1000}'; }
 # median5 CMD...: the median wall time of five runs of CMD (output discarded), ms
 median5() {

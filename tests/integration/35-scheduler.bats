@@ -375,6 +375,27 @@ submit_queued() {
 	xkill q3 >/dev/null 2>&1 || true
 }
 
+@test "a job's end on a full node decides the jobs it can change and stops: those behind wait in order" {
+	sched_start 'capacity_cpus = 1'
+	xrun -d --cpus 1 --name run1 -- sh -c "$GATE" >/dev/null
+	wait_state run1 RUNNING
+	for i in 1 2 3 4 5 6; do
+		xrun -d --cpus 1 --name "n$i" -- true >/dev/null
+	done
+	s0=$(xqueue --json | jq .passes.kept_stopped)
+	# each end starts the next; its pass decides that one and the one
+	# after, which waits, and stops (checked against a walk: sched_start).
+	# Waited for in n6's record: an xps would make a full pass, and an
+	# xwait following n6 would want its reason (no stop before it)
+	id6=$(job_field n6 .id)
+	open_gate "$(job_field run1 .id)"
+	wait_for 60 jq -e '.state == "EXITED"' "$XOS_TMP/state/jobs/$id6/job.json"
+	assert_equal "$(start_order run1 n1 n2 n3 n4 n5 n6)" "run1 n1 n2 n3 n4 n5 n6"
+	# the ends of run1 and n1-n3 left more than one job behind the one
+	# they started (each pass decided two: the one that starts, the next)
+	[ "$(xqueue --json | jq .passes.kept_stopped)" -ge $((s0 + 4)) ]
+}
+
 @test "a submission behind a preemptible running job gets a full pass (it may preempt)" {
 	sched_start 'capacity_cpus = 1'
 	xrun -d --cpus 1 --preemptible --name low -- sh -c "$GATE" >/dev/null
