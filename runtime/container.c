@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <yajl/yajl_gen.h>
 
 #include "hooks/hooks.h"
@@ -246,53 +247,86 @@ static int open_pidfd(struct job *j)
 }
 
 /* liblxc's start moves the calling process into the container's monitor
- * cgroup and leaves its signal state to the monitor; so a short-lived child of
- * xosd calls it, and xosd itself stays where it is. The child first closes
- * every fd it inherited (liblxc would close them one by one, rescanning
- * /proc/self/fd each time) and takes a handle of its own. */
-static _noreturn_ void start_child(struct daemon *d, struct job *j, const char *record)
+ * cgroup and leaves its signal state to the monitor; so a short-lived child
+ * calls it (the spawner's, else xosd's own), and xosd itself stays where it
+ * is. The child first closes every fd it inherited (liblxc would close them
+ * one by one, rescanning /proc/self/fd each time) and takes a handle of its
+ * own. */
+_noreturn_ void container_start_child(const struct container_start_args *a)
 {
 	/* a pooled container's loader waits for the unit of the job that claims it */
-	char *argv[] = { "/.xos/loader", j->pooled ? "-w" : j->id, j->pooled ? j->id : NULL, NULL };
+	char *argv[] = { "/.xos/loader", a->pooled ? "-w" : (char *)a->id,
+			 a->pooled ? (char *)a->id : NULL, NULL };
 	struct lxc_container *c;
+	char name[64];
 	sigset_t none;
 
 	sigemptyset(&none);
 	signal(SIGPIPE, SIG_DFL);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (record) { /* a failing prestart hook aborts the start with its message */
+	if (a->record) { /* a failing prestart hook aborts the start with its message */
 		struct xerr err = XERR_INIT;
 
-		if (hook_run(d->cfg->hooks_dir, HOOK_PRESTART, j->id, record, strlen(record),
-			     d->cfg->hook_timeout_us, &err) < 0) {
-			if (err.msg)
-				(void)write_file_atomic_at(j->dirfd, "prestart.err", err.msg,
+		if (hook_run(a->hooks_dir, HOOK_PRESTART, a->id, a->record, a->record_len,
+			     a->hook_timeout_us, &err) < 0) {
+			if (err.msg && a->dirfd >= 0)
+				(void)write_file_atomic_at(a->dirfd, "prestart.err", err.msg,
 							   strlen(err.msg), 0600, false);
 			_exit(CONTAINER_START_HOOK_FAILED);
 		}
 	}
 	close_range(3, ~0U, 0);
-	c = container_handle(d, j, true);
+	if (snprintf(name, sizeof(name), "xos-%s", a->id) >= (int)sizeof(name))
+		_exit(1);
+	c = lxc_container_new(name, a->lxcpath);
+	if (c) {
+		c->want_daemonize(c, true);
+		c->want_close_all_fds(c, true);
+	}
 	_exit(c && c->start(c, 0, argv) ? 0 : 1);
 }
 
-int container_start(struct daemon *d, struct job *j, pid_t *ret_pid)
+int container_start(struct daemon *d, struct job *j, pid_t *ret_pid, int *ret_pidfd)
 {
 	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
 	_cleanup_free_ char *record = NULL;
+	struct container_start_args a = { .id = j->id,
+					  .pooled = j->pooled,
+					  .lxcpath = d->lxcpath,
+					  .hooks_dir = d->cfg->hooks_dir,
+					  .hook_timeout_us = d->cfg->hook_timeout_us,
+					  .dirfd = j->dirfd };
 	pid_t pid;
+	int fd;
 
 	if (g && hook_event_has_dir(d->cfg->hooks_dir, HOOK_PRESTART)) {
 		job_to_json(j, g);
 		record = json_gen_take(g, true);
+		a.record = record;
+		a.record_len = record ? strlen(record) : 0;
 	}
-	pid = fork();
+	if (spawner_start(d, &a, ret_pid, ret_pidfd) >= 0)
+		return 0;
+	pid = fork(); /* (no spawner, or a record too large for it) */
 	if (pid < 0)
 		return -errno;
 	if (pid == 0)
-		start_child(d, j, record);
+		container_start_child(&a);
+	fd = (int)syscall(SYS_pidfd_open, pid, 0); /* (ours: not reaped yet) */
 	*ret_pid = pid;
+	*ret_pidfd = fd < 0 ? -errno : fd;
 	return 0;
+}
+
+int container_start_wait(struct daemon *d, pid_t pid)
+{
+	int status = 0;
+
+	if (spawner_wait(d, pid, &status) == 0)
+		return status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return status;
 }
 
 int container_started(struct daemon *d, struct job *j)

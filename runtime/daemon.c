@@ -982,6 +982,9 @@ static void dispatch(struct daemon *d, struct epoll_event *ev, int sfd)
 	case EP_COMMIT:
 		commit_done(d);
 		break;
+	case EP_SPAWNER:
+		spawner_event(d);
+		break;
 	case EP_NODES:
 		nodes_process(d->nodes);
 		break;
@@ -1055,6 +1058,7 @@ static void daemon_free(struct daemon *d)
 	grid_free(d);
 	slice_free_all(d);
 	commit_stop(d);
+	spawner_stop(d);
 	queue_free(d);
 	free(d->lxcpath);
 	free(d->volatile_dir);

@@ -769,9 +769,8 @@ int ops_start_job(struct daemon *d, struct job *j, char **env, const char *cwd, 
 	/* listening before the loader runs: its first report needs no retry */
 	if ((r = notify_listen(d, j)) < 0)
 		return ops_start_failed(d, j, "creating the job's notify socket", r), r;
-	if ((r = container_start(d, j, &j->starter)) < 0)
+	if ((r = container_start(d, j, &j->starter, &j->starter_fd)) < 0)
 		return ops_start_failed(d, j, "starting the container", r), r;
-	j->starter_fd = (int)syscall(SYS_pidfd_open, j->starter, 0);
 	if (j->starter_fd < 0 || daemon_epoll_add(d, j->starter_fd, EPOLLIN, EP_STARTER, j) < 0)
 		ops_start_done(d, j); /* no pidfd: wait for the starter here */
 	return 0;
@@ -811,8 +810,7 @@ void ops_start_done(struct daemon *d, struct job *j)
 	if (j->starter_fd >= 0)
 		epoll_ctl(d->epfd, EPOLL_CTL_DEL, j->starter_fd, NULL);
 	closep(&j->starter_fd);
-	while (waitpid(j->starter, &status, 0) < 0 && errno == EINTR)
-		;
+	status = container_start_wait(d, j->starter);
 	j->starter = 0;
 	if (j->pooled)
 		return pool_started(d, j, status);

@@ -216,11 +216,10 @@ static int prepare(struct daemon *d, struct job *p, char **ret_why)
 	p->pool_accounts = accounts_stamp();
 	if ((r = rootfs_job_mount(d, p)) < 0 || (r = volume_stage(d, p, ret_why)) < 0 ||
 	    (r = container_create(d, p)) < 0 || (r = notify_listen(d, p)) < 0 ||
-	    (r = container_start(d, p, &p->starter)) < 0)
+	    (r = container_start(d, p, &p->starter, &p->starter_fd)) < 0)
 		goto out;
-	p->starter_fd = (int)syscall(SYS_pidfd_open, p->starter, 0);
 	if (p->starter_fd < 0)
-		r = -errno;
+		r = p->starter_fd;
 	else
 		r = daemon_epoll_add(d, p->starter_fd, EPOLLIN, EP_STARTER, p);
 out:
@@ -255,8 +254,7 @@ static void pool_fill(struct daemon *d)
 	log_warn("Failed to prepare a pooled container: %s (tried again in %llu s)",
 		 why ? why : strerror(-r), (unsigned long long)(POOL_RETRY_US / 1000000));
 	if (p->starter > 0) { /* (no pidfd for the starter: its end is waited for here) */
-		while (waitpid(p->starter, NULL, 0) < 0 && errno == EINTR)
-			;
+		(void)container_start_wait(d, p->starter);
 		p->starter = 0;
 		if (container_attach(d, p) >= 0) {
 			kill_container(p);
@@ -447,8 +445,7 @@ void pool_stop(struct daemon *d)
 {
 	for (struct job *p = d->pool; p; p = p->next)
 		if (p->starter > 0) { /* its start first, bounded by liblxc's own */
-			while (waitpid(p->starter, NULL, 0) < 0 && errno == EINTR)
-				;
+			(void)container_start_wait(d, p->starter);
 			p->starter = 0;
 			if (container_started(d, p) < 0)
 				tidy(d, p);

@@ -416,9 +416,35 @@ int loader_copy_adopt(struct daemon *d, struct job *j, int vfd);
 /* Remove the copies no job refers to (none while a job not over names
  * none, or the checkpoint store holds versions of a job xosd does not know). */
 void loader_copy_gc(struct daemon *d);
-/* Fork the child that starts the container; it ends when the container runs
- * (status 0) or failed to start. */
-int container_start(struct daemon *d, struct job *j, pid_t *ret_pid);
+/* Fork the child that starts the container (the spawner does, else xosd);
+ * it ends when the container runs (status 0) or failed to start. Its pid
+ * and a pidfd of it (-errno where none could be had); its end is waited
+ * for with container_start_wait (not waitpid: it may be the spawner's). */
+int container_start(struct daemon *d, struct job *j, pid_t *ret_pid, int *ret_pidfd);
+/* The wait status of a child container_start made (blocks until it ends) */
+int container_start_wait(struct daemon *d, pid_t pid);
+/* What a child that starts a container needs (no xosd state: the spawner's
+ * children run it from a request) */
+struct container_start_args {
+	const char *id;
+	bool pooled;
+	const char *lxcpath;
+	const char *hooks_dir; /* with record: the prestart hooks */
+	uint64_t hook_timeout_us;
+	const char *record; /* the job's record, the hooks' input (NULL: no hook) */
+	size_t record_len;
+	int dirfd; /* the job directory: prestart.err (-EBADF: none) */
+};
+_noreturn_ void container_start_child(const struct container_start_args *a);
+/* ---- spawner.c (DECISIONS (bd)) ---- */
+/* Start a's container from the spawner (made at the first call): the
+ * child's pid and pidfd. <0: not started; the caller forks instead. */
+int spawner_start(struct daemon *d, const struct container_start_args *a, pid_t *ret_pid,
+		  int *ret_pidfd);
+/* The wait status of the spawner's child pid; -ENOENT: not the spawner's */
+int spawner_wait(struct daemon *d, pid_t pid, int *ret_status);
+void spawner_event(struct daemon *d); /* EP_SPAWNER: the ends it told of */
+void spawner_stop(struct daemon *d);
 /* The starter's exit status when a prestart hook failed (its message is in
  * the job directory's prestart.err). */
 #define CONTAINER_START_HOOK_FAILED 3
@@ -614,6 +640,7 @@ struct daemon {
 	struct events *events;   /* recent events and counters (events.c) */
 	struct metrics *metrics; /* the metrics endpoint (metrics.c), NULL: none */
 	struct recover *recover; /* leases and recovery of down nodes' jobs (recover.c) */
+	struct spawner *spawner; /* forks container starts (spawner.c; NULL: not made yet) */
 };
 /* A daemon with nothing open yet: what runtime_run starts from (and tests
  * and fuzz targets that drive the request handlers without a daemon) */
@@ -840,7 +867,8 @@ enum ep_kind {
 	EP_METRICS,      /* a listener of the metrics endpoint (metrics.c) */
 	EP_METRICS_CONN, /* a client of it */
 	EP_MIGRATE, /* a migration's child or pipe (migrate.c); at most 16 kinds (4 bits of the epoll data) */
-	EP_COMMIT, /* the group commit's thread answers (commit.c) */
+	EP_COMMIT,  /* the group commit's thread answers (commit.c) */
+	EP_SPAWNER, /* the container spawner tells of its children's ends (spawner.c) */
 };
 
 /* ---- node.c: the node channel (nodes/) in xosd ---- */

@@ -124,3 +124,48 @@ remaining=0
 	xkill -s KILL "$mine"
 	xwait "$mine" || true
 }
+
+# heap_kb PID: the size of the process's [heap] mapping, KiB
+heap_kb() { awk '/ \[heap\]$/ {f = 1; next} f && /^Size:/ {print $2; exit}' "/proc/$1/smaps"; }
+# monitor_of ID: the pid of the LXC monitor of job ID's container
+monitor_of() { pgrep -f "^\[lxc monitor\] .* xos-$1\$"; }
+
+@test "containers start from the spawner: a job's LXC monitor holds none of xosd's memory" {
+	xrun -d --name first -- sleep 300 >/dev/null
+	wait_state first RUNNING
+	spawner=$(pgrep -P "$XOSD_PID" -x xosd-spawner)
+	[ -n "$spawner" ]
+	grep -q "Containers are started by the spawner, pid $spawner" "$XOS_TMP/xosd.log"
+	# xosd's heap grows with 600 queued records; the spawner's does not
+	seq 600 | xargs -P 4 -I{} "$XOS_BUILD/xrun" -d --hold -- true >/dev/null 2>&1
+	h=$(heap_kb "$XOSD_PID")
+	id=$(xrun -d --name second -- sleep 300)
+	wait_state second RUNNING
+	m=$(monitor_of "$(job_field second .id)")
+	[ -n "$m" ]
+	# a monitor forked from xosd would have a heap of xosd's size at the
+	# fork; this one has the spawner's
+	echo "xosd's heap ${h} KiB, the monitor's $(heap_kb "$m") KiB" >&2
+	[ "$(($(heap_kb "$m") * 2))" -lt "$h" ]
+	# the spawner is the start child's parent: nothing of its own is left
+	[ -z "$(pgrep -P "$spawner")" ]
+	xkill -s KILL first second >/dev/null
+}
+
+@test "the spawner killed: the next jobs start all the same (xosd forks them) and the log says so" {
+	run xrun -- echo one
+	assert_output one
+	spawner=$(pgrep -P "$XOSD_PID" -x xosd-spawner)
+	[ -n "$spawner" ]
+	kill -9 "$spawner"
+	run xrun -- echo two
+	assert_success
+	assert_output two
+	wait_for 10 grep -q "The container spawner (pid $spawner) ended; xosd forks" "$XOS_TMP/xosd.log"
+	run xrun -- echo three
+	assert_output three
+	# it is not made again, and the dead one was reaped (no zombie left)
+	[ -z "$(pgrep -P "$XOSD_PID" -x xosd-spawner)" ]
+	run ps -o stat= -p "$spawner"
+	refute_output --partial Z
+}
