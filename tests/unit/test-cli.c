@@ -479,6 +479,12 @@ static void test_print_member(void)
 		   "{\"ok\":true,\"jobs\":[\"\\\"q\\\" \\\\ \\t\\u001B caf\xc3\xa9\",0.25,-0,1e-7]}",
 		   "jobs"),
 	   "print_member: strings with escapes (as yajl writes them) and UTF-8, numbers as written");
+	ok(print_same("{\"a\":\"x\\\\\",\"jobs\":[\"\\\\\\\\\",\"q\\\\\\\"\\\\\\\\\"],"
+		      "\"n\":7,\"ok\":true}",
+		      "jobs") &&
+		   print_same("{\"a\":\"x\\\\\",\"n\":7,\"ok\":true}", "n"),
+	   "print_member: strings that end in escaped backslashes or quotes, members after it, "
+	   "a member that is a number");
 	if (f) {
 		fputs("{\"v\":1,\"ok\":true,\"jobs\":[", f);
 		for (unsigned i = 0; i < 2000; i++) {
