@@ -176,10 +176,13 @@ static int run_wait(char *const *argv, const char *what, struct xerr *err)
 	return 0;
 }
 
-/* --compress: the zstd program, on both nodes */
+/* --compress: the zstd program, on both nodes (tests: XOS_MIGRATE_FAULT=no-zstd,
+ * a node without it) */
 static bool have_zstd(void)
 {
-	return access(ZSTD_PATH, X_OK) == 0;
+	const char *fault = getenv("XOS_MIGRATE_FAULT");
+
+	return !(fault && !strcmp(fault, "no-zstd")) && access(ZSTD_PATH, X_OK) == 0;
 }
 
 static const char *criu_path(void)

@@ -163,6 +163,31 @@ print("done", sum(b[::4096]))
 	on 1 xkill -s KILL "$id" >/dev/null
 }
 
+@test "--compress refused before anything stops where a node has no zstd: the source, then the target" {
+	# (XOS_MIGRATE_FAULT=no-zstd: that node's xosd takes /usr/bin/zstd as missing)
+	XOS_MIGRATE_FAULT=no-zstd node_start 1 n1
+	node_start 2 n2
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+	local a b
+	a=$(on 1 xrun -d --net none -- sleep 1000)
+	b=$(on 2 xrun -d --net none -- sleep 1000)
+	run on 1 xmigrate --compress "$a" n2
+	assert_failure
+	assert_output --partial "cannot be moved with --compress from this node: it has no /usr/bin/zstd (install zstd); move it without --compress"
+	assert_equal "$(where 1 "$a")" RUNNING
+	run on 2 xmigrate --compress "$b" n1
+	assert_failure
+	assert_output --partial "it has no /usr/bin/zstd to unpack a compressed move"
+	assert_equal "$(where 2 "$b")" RUNNING
+	assert_equal "$(where 1 "$b")" absent
+	# without --compress the same move goes
+	run on 2 xmigrate "$b" n1
+	assert_success
+	assert_equal "$(where 1 "$b")" RUNNING
+	on 1 xkill -s KILL "$a" "$b" >/dev/null
+}
+
 @test "a job of several units moves; each unit goes on there and ends with its own exit code" {
 	two_nodes
 	local id
