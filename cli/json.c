@@ -398,7 +398,8 @@ static inline void pp_put(struct pp *p, const char *s, size_t n)
 
 static void pp_indent(struct pp *p, size_t depth)
 {
-	static const char spaces[] = "                                                                ";
+	static const char spaces[] =
+		"                                                                ";
 
 	for (; depth > (sizeof(spaces) - 1) / 2; depth -= (sizeof(spaces) - 1) / 2)
 		pp_put(p, spaces, sizeof(spaces) - 1);
