@@ -297,7 +297,7 @@ int container_start(struct daemon *d, struct job *j, pid_t *ret_pid, int *ret_pi
 					  .hook_timeout_us = d->cfg->hook_timeout_us,
 					  .dirfd = j->dirfd };
 	pid_t pid;
-	int fd;
+	int fd, r;
 
 	if (g && hook_event_has_dir(d->cfg->hooks_dir, HOOK_PRESTART)) {
 		job_to_json(j, g);
@@ -305,9 +305,10 @@ int container_start(struct daemon *d, struct job *j, pid_t *ret_pid, int *ret_pi
 		a.record = record;
 		a.record_len = record ? strlen(record) : 0;
 	}
-	if (spawner_start(d, &a, ret_pid, ret_pidfd) >= 0)
-		return 0;
-	pid = fork(); /* (no spawner, or a record too large for it) */
+	r = spawner_start(d, &a, ret_pid, ret_pidfd);
+	if (r >= 0 || r == -EIO)
+		return r; /* (-EIO: sent, and whether it started is not known: not twice) */
+	pid = fork();     /* (no spawner, or a record too large for it) */
 	if (pid < 0)
 		return -errno;
 	if (pid == 0)

@@ -769,7 +769,13 @@ int ops_start_job(struct daemon *d, struct job *j, char **env, const char *cwd, 
 	/* listening before the loader runs: its first report needs no retry */
 	if ((r = notify_listen(d, j)) < 0)
 		return ops_start_failed(d, j, "creating the job's notify socket", r), r;
-	if ((r = container_start(d, j, &j->starter, &j->starter_fd)) < 0)
+	if ((r = container_start(d, j, &j->starter, &j->starter_fd)) == -EIO)
+		return ops_start_failed(d, j,
+					"starting the container: the container spawner gave no "
+					"answer (xosd's log says more)",
+					0),
+		       r;
+	if (r < 0)
 		return ops_start_failed(d, j, "starting the container", r), r;
 	if (j->starter_fd < 0 || daemon_epoll_add(d, j->starter_fd, EPOLLIN, EP_STARTER, j) < 0)
 		ops_start_done(d, j); /* no pidfd: wait for the starter here */

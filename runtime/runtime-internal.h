@@ -438,7 +438,9 @@ struct container_start_args {
 _noreturn_ void container_start_child(const struct container_start_args *a);
 /* ---- spawner.c (DECISIONS (bd)) ---- */
 /* Start a's container from the spawner (made at the first call): the
- * child's pid and pidfd. <0: not started; the caller forks instead. */
+ * child's pid and pidfd. -EIO: sent, but no answer says whether a child
+ * was forked (the spawner is given up; the start is not tried again);
+ * other errors: nothing started, the caller forks instead. */
 int spawner_start(struct daemon *d, const struct container_start_args *a, pid_t *ret_pid,
 		  int *ret_pidfd);
 /* The wait status of the spawner's child pid; -ENOENT: not the spawner's */

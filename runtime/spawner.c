@@ -362,28 +362,31 @@ static int spawn_request(const struct container_start_args *a, struct spawn_req 
 }
 
 /* Its answer to a start: the child's pid (ends of others read meanwhile
- * are kept for spawner_wait) */
-static int spawn_reply(struct daemon *d, pid_t *ret_pid, int *ret_pidfd)
+ * are kept for spawner_wait). 0, or -errno of the spawner's fork (nothing
+ * started); -EIO: no answer that says (the spawner is to be given up) */
+static int spawn_reply(struct daemon *d, pid_t *ret_pid, int *ret_pidfd, const char **ret_why)
 {
 	struct spawn_msg m;
 	int r, fd;
 
 	for (;;) {
 		r = spawner_read(d, SPAWN_REPLY_MS, &m, &fd);
+		*ret_why = r == 0 ? "did not answer" : r == -EPIPE ? "ended" : "failed";
 		if (r <= 0)
-			return r < 0 ? r : -ETIMEDOUT;
+			return -EIO;
 		if (m.kind == SPAWN_EXITED) {
 			if (kid_ended(d->spawner, &m) < 0)
-				return -EBADMSG;
+				return -EIO;
 			continue;
 		}
-		if (m.kind != SPAWN_STARTED || (m.value == 0) != (m.pid > 0)) {
+		if (m.kind != SPAWN_STARTED || (m.value == 0) != (m.pid > 0) || m.value > 0 ||
+		    m.value == -EIO) {
 			closep(&fd);
-			return -EBADMSG;
+			return -EIO;
 		}
 		*ret_pid = m.pid;
 		*ret_pidfd = fd;
-		return m.value; /* (0, or the spawner's fork failed) */
+		return m.value;
 	}
 }
 
@@ -391,6 +394,7 @@ int spawner_start(struct daemon *d, const struct container_start_args *a, pid_t 
 		  int *ret_pidfd)
 {
 	_cleanup_free_ struct spawn_req *q = NULL;
+	const char *why = "failed";
 	size_t len;
 	pid_t pid = 0;
 	int r, pidfd = -EBADF;
@@ -401,19 +405,19 @@ int spawner_start(struct daemon *d, const struct container_start_args *a, pid_t 
 			 strerror(-r));
 	if (!d->spawner || d->spawner->dead)
 		return -ENOTCONN;
-	if ((r = spawn_request(a, &q, &len)) < 0)
-		return r; /* (this start is forked) */
-	if ((r = kid_add(d->spawner, 0)) < 0)
-		return r;
+	if ((r = spawn_request(a, &q, &len)) < 0 || (r = kid_add(d->spawner, 0)) < 0)
+		return r; /* (nothing sent: this start is forked by xosd) */
 	r = send_msg_fd(d->spawner->fd, q, len, a->dirfd);
-	if (r >= 0)
-		r = spawn_reply(d, &pid, &pidfd);
-	if (r < 0 && pid <= 0) {
+	if (r < 0) { /* (not sent: nothing started) */
+		why = r == -EPIPE || r == -ECONNRESET ? "ended" : "failed";
+		r = -ENOTCONN;
+	} else {
+		r = spawn_reply(d, &pid, &pidfd, &why);
+	}
+	if (r < 0) {
 		d->spawner->n_kids--; /* (the slot made for it) */
-		if (r != -EAGAIN && r != -ENOMEM)
-			spawner_bury(d, r == -ETIMEDOUT                   ? "did not answer"
-					: r == -EPIPE || r == -ECONNRESET ? "ended"
-									  : "failed");
+		if (r == -EIO || r == -ENOTCONN)
+			spawner_bury(d, why);
 		return r;
 	}
 	d->spawner->kids[d->spawner->n_kids - 1].pid = pid;

@@ -169,3 +169,24 @@ monitor_of() { pgrep -f "^\[lxc monitor\] .* xos-$1\$"; }
 	run ps -o stat= -p "$spawner"
 	refute_output --partial Z
 }
+
+@test "a spawner that does not answer: that start fails after 10 s, not twice; the next start without it" {
+	run xrun -- echo one
+	assert_output one
+	spawner=$(pgrep -P "$XOSD_PID" -x xosd-spawner)
+	[ -n "$spawner" ]
+	kill -STOP "$spawner"
+	# the request was sent: whether a child was forked is not known, so
+	# the start is not tried again by xosd (that could start it twice)
+	run timeout 60 xrun --name lost -- echo two
+	assert_failure
+	refute_output --partial two
+	assert_output --partial "starting the container: the container spawner gave no answer"
+	grep -q "The container spawner (pid $spawner) did not answer; xosd forks" "$XOS_TMP/xosd.log"
+	assert_equal "$(job_field lost .state)" FAILED
+	run xrun -- echo three
+	assert_success
+	assert_output three
+	run ps -o stat= -p "$spawner"
+	refute_output --partial Z
+}
