@@ -210,18 +210,26 @@ int container_create(struct daemon *d, struct job *j)
 	return write_file_atomic_at(dir, "config", buf, off, 0600, false);
 }
 
-struct lxc_container *container_handle(struct daemon *d, struct job *j, bool detach)
+/* The handle of job id's container under lxcpath (detach: to start it,
+ * daemonized, every fd closed); NULL */
+static struct lxc_container *handle_at(const char *lxcpath, const char *id, bool detach)
 {
 	struct lxc_container *c;
 	char name[64];
 
-	container_name(j, name, sizeof(name));
-	c = lxc_container_new(name, d->lxcpath);
+	if (snprintf(name, sizeof(name), "xos-%s", id) >= (int)sizeof(name))
+		return NULL;
+	c = lxc_container_new(name, lxcpath);
 	if (c && detach) {
 		c->want_daemonize(c, true);
 		c->want_close_all_fds(c, true);
 	}
 	return c;
+}
+
+struct lxc_container *container_handle(struct daemon *d, struct job *j, bool detach)
+{
+	return handle_at(d->lxcpath, j->id, detach);
 }
 
 static int open_handle(struct daemon *d, struct job *j)
@@ -258,7 +266,6 @@ _noreturn_ void container_start_child(const struct container_start_args *a)
 	char *argv[] = { "/.xos/loader", a->pooled ? "-w" : (char *)a->id,
 			 a->pooled ? (char *)a->id : NULL, NULL };
 	struct lxc_container *c;
-	char name[64];
 	sigset_t none;
 
 	sigemptyset(&none);
@@ -276,13 +283,7 @@ _noreturn_ void container_start_child(const struct container_start_args *a)
 		}
 	}
 	close_range(3, ~0U, 0);
-	if (snprintf(name, sizeof(name), "xos-%s", a->id) >= (int)sizeof(name))
-		_exit(1);
-	c = lxc_container_new(name, a->lxcpath);
-	if (c) {
-		c->want_daemonize(c, true);
-		c->want_close_all_fds(c, true);
-	}
+	c = handle_at(a->lxcpath, a->id, true);
 	_exit(c && c->start(c, 0, argv) ? 0 : 1);
 }
 
