@@ -183,6 +183,8 @@ enum credstore_vo_net {
 const char *credstore_vo_net_to_string(enum credstore_vo_net n);
 enum credstore_vo_net credstore_vo_net_from_string(const char *s);
 
+#define CREDSTORE_VO_SHARE_MAX 10000
+
 /* The keys, in the order of xos-vo.conf(5). */
 enum credstore_vo_key {
 	CREDSTORE_VO_TEMPLATES,
@@ -202,6 +204,7 @@ enum credstore_vo_key {
 	CREDSTORE_VO_CHECKPOINT_QUOTA,
 	CREDSTORE_VO_MIGRATE,
 	CREDSTORE_VO_MIGRATE_NODES,
+	CREDSTORE_VO_FAIR_SHARE,
 	_CREDSTORE_VO_KEY_MAX,
 	_CREDSTORE_VO_KEY_INVALID = -22, /* -EINVAL */
 };
@@ -226,6 +229,9 @@ struct credstore_vo_policy {
 	uint64_t ckpt_quota;  /* bytes of checkpoint storage for the VO (0: the node's) */
 	bool migrate;         /* migrations allowed */
 	char **migrate_nodes; /* NULL: any node */
+	/* the VO's weight in fair share between the groups of a node's queue
+	 * (its usage is divided by it): 1 to CREDSTORE_VO_SHARE_MAX, 1 unset */
+	uint64_t fair_share;
 	/* which file set each key (0 or 1), -1: not set (the default) */
 	signed char from[_CREDSTORE_VO_KEY_MAX];
 };

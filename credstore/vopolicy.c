@@ -21,7 +21,10 @@ static const char *const net_names[_CREDSTORE_VO_NET_MAX] = {
 	[CREDSTORE_VO_NET_PORTS] = "ports",
 };
 
-enum kind { K_LIST, K_SIZE, K_CPUS, K_COUNT, K_TIME, K_NET, K_PATHS, K_BOOL };
+/* K_SHARE: a whole number from 1 to CREDSTORE_VO_SHARE_MAX, 1 where unset
+ * (so an administrator may lower it, never raise it above the node
+ * owner's, set or not) */
+enum kind { K_LIST, K_SIZE, K_CPUS, K_COUNT, K_TIME, K_NET, K_PATHS, K_BOOL, K_SHARE };
 
 /* The key table: name, kind, and where the value lives (offsetof). */
 struct key_info {
@@ -49,6 +52,7 @@ static const struct key_info keys[_CREDSTORE_VO_KEY_MAX] = {
 	[CREDSTORE_VO_CHECKPOINT_QUOTA] = { "checkpoint_quota", K_SIZE, P(ckpt_quota) },
 	[CREDSTORE_VO_MIGRATE] = { "migrate", K_BOOL, P(migrate) },
 	[CREDSTORE_VO_MIGRATE_NODES] = { "migrate_nodes", K_LIST, P(migrate_nodes) },
+	[CREDSTORE_VO_FAIR_SHARE] = { "fair_share", K_SHARE, P(fair_share) },
 };
 #undef P
 
@@ -85,9 +89,9 @@ enum credstore_vo_key credstore_vo_key_from_string(const char *s)
 
 static void policy_init(struct credstore_vo_policy *p)
 {
-	*p = (struct credstore_vo_policy){ .net = CREDSTORE_VO_NET_PORTS,
-					   .checkpoint = true,
-					   .migrate = true };
+	*p = (struct credstore_vo_policy){
+		.net = CREDSTORE_VO_NET_PORTS, .checkpoint = true, .migrate = true, .fair_share = 1
+	};
 	memset(p->from, -1, sizeof(p->from));
 }
 
@@ -188,6 +192,9 @@ static int parse_value(struct credstore_vo_policy *p, enum credstore_vo_key k, c
 	case K_COUNT:
 		r = parse_uint64(v, u);
 		return r < 0 || *u == 0 || *u > 1000000000 ? -EINVAL : 0;
+	case K_SHARE:
+		r = parse_uint64(v, u);
+		return r < 0 || *u == 0 || *u > CREDSTORE_VO_SHARE_MAX ? -EINVAL : 0;
 	case K_TIME:
 		r = parse_duration(v, u);
 		return r < 0 || *u == 0 ? -EINVAL : 0;
@@ -222,6 +229,7 @@ static const char *const hints[] = {
 	[K_SIZE] = "a size above 0 such as 256M or 2G",
 	[K_CPUS] = "a number of CPUs such as 0.5 or 2",
 	[K_COUNT] = "a whole number above 0",
+	[K_SHARE] = "a whole number from 1 to 10000",
 	[K_TIME] = "a duration above 0 such as 30m or 2h",
 	[K_NET] = "none, bridge, outbound or ports",
 	[K_PATHS] = "absolute paths separated by commas, without . or .. or a trailing /",
@@ -369,6 +377,7 @@ static void fmt_value(const struct credstore_vo_policy *p, enum credstore_vo_key
 		fmt_cpus(v, buf, len);
 		return;
 	case K_COUNT:
+	case K_SHARE:
 		snprintf(buf, len, "%" PRIu64, v);
 		return;
 	case K_TIME:
@@ -461,6 +470,8 @@ static bool not_looser(const struct credstore_vo_policy *a, const struct credsto
 		return *CFIELD(a, k, enum credstore_vo_net) <= *CFIELD(b, k, enum credstore_vo_net);
 	case K_BOOL:
 		return !*CFIELD(a, k, bool) || *CFIELD(b, k, bool);
+	case K_SHARE: /* (unset: 1) */
+		return *CFIELD(a, k, uint64_t) <= *CFIELD(b, k, uint64_t);
 	default:
 		return !b_set || *CFIELD(a, k, uint64_t) <= *CFIELD(b, k, uint64_t);
 	}

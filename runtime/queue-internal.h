@@ -9,8 +9,11 @@
 #include "runtime/runtime-internal.h"
 #include "scheduler/scheduler.h"
 
+/* A user's recent usage (id: a uid), or a group's (of_group; id: a group,
+ * queue_job_group) */
 struct usage_entry {
-	uint32_t uid;
+	uint32_t id;
+	bool of_group;
 	double usage;      /* cpu-seconds, as of stamp_us */
 	uint64_t stamp_us; /* wall clock */
 };
@@ -85,6 +88,10 @@ struct queue_state {
 	bool stale;
 	struct usage_entry *usage;
 	size_t n_usage;
+	/* fair-share groups: group g > 0 is the VO groups[g - 1]; 0 is the
+	 * node's local accounts (jobs not submitted by a grid login) */
+	char **groups;
+	size_t n_groups;
 	struct view view;
 	/* passes of the scheduler (xqueue --json "passes"; tests/bench/scheduler.sh) */
 	uint64_t passes, pass_us_total, pass_us_max, pass_us_last, fast_admits, fast_waits;
@@ -114,8 +121,14 @@ void queue_view_free(struct view *v);
 bool queue_holds_resources(const struct job *j);
 /* The state of dependency jd (ended: where its end is put in words). */
 /* What the scheduler is told of a queued job j (its reason not wanted). */
-struct scheduler_queued queue_entry(const struct job *j, bool held,
+struct scheduler_queued queue_entry(struct daemon *d, const struct job *j, bool held,
 				    const struct scheduler_dep *deps, size_t n_deps);
+/* j's fair-share group (its VO's, made at its first use; 0: local accounts) */
+uint32_t queue_job_group(struct daemon *d, const struct job *j);
+/* The users' and groups' usage decayed to now into *buf (its room *cap,
+ * queue_grow), as the scheduler is given it; their count. -ENOMEM. */
+int queue_usage_now(struct daemon *d, uint64_t now, struct scheduler_usage **buf, size_t *cap,
+		    size_t *ret_n);
 void queue_dep_state(struct daemon *d, const struct job_dep *jd, struct scheduler_dep *ret,
 		     char *ended);
 /* Running job j as v's next running entry. */

@@ -72,11 +72,13 @@ void queue_job_touched(struct daemon *d, struct job *j)
 	j->sched.touched_gen = kp->gen;
 }
 
-/* j's entry as it was added (its priority then) */
+/* j's entry as it was added (its priority then; its group, which
+ * queue_entry found then, does not change) */
 static struct scheduler_queued kept_key(const struct job *j)
 {
 	return (struct scheduler_queued){ .id = j->name ? j->name : j->id,
 					  .uid = j->owner_uid,
+					  .group = j->sched.group1 ? j->sched.group1 - 1 : 0,
 					  .priority = j->sched.kept_priority,
 					  .submit_us = j->created_us };
 }
@@ -134,7 +136,7 @@ static int kept_entry(struct daemon *d, struct kept *kp, struct job *j,
 		queue_dep_state(d, &j->sched.deps[k], &j->sched.kept_deps[k],
 				j->sched.kept_ended[k]);
 	kp->n_deps += n > 0;
-	*ret = queue_entry(j, false, j->sched.kept_deps, n);
+	*ret = queue_entry(d, j, false, j->sched.kept_deps, n);
 	j->sched.kept_gen = kp->gen;
 	j->sched.kept_priority = j->sched.priority;
 	if (j->sched.want_reason) { /* (as add_queued: for this pass) */
@@ -243,22 +245,10 @@ static void kept_deps(struct daemon *d, struct kept *kp)
 	kp->deps_dirty = false;
 }
 
-/* The users' usage now, as view_build gives it (into kp->v) */
+/* The users' and groups' usage now, as view_build gives it (into kp->v) */
 static int kept_usage(struct daemon *d, struct kept *kp, uint64_t now)
 {
-	struct queue_state *q = d->queue;
-
-	if (queue_grow(&kp->v.usage, &kp->v.cap_usage, q->n_usage, sizeof(*kp->v.usage)) < 0)
-		return -ENOMEM;
-	kp->v.node.n_usage = 0;
-	for (size_t i = 0; i < q->n_usage; i++)
-		kp->v.usage[kp->v.node.n_usage++] = (struct scheduler_usage){
-			q->usage[i].uid,
-			scheduler_decay(q->usage[i].usage,
-					now > q->usage[i].stamp_us ? now - q->usage[i].stamp_us : 0,
-					d->cfg->fairshare_half_life_us)
-		};
-	return 0;
+	return queue_usage_now(d, now, &kp->v.usage, &kp->v.cap_usage, &kp->v.node.n_usage);
 }
 
 /* The kept queue brought to now; -EAGAIN: this pass walks every job */
@@ -438,6 +428,7 @@ static void kept_held(struct daemon *d, const struct view *kv, struct job **held
 	for (size_t i = 0; i < n; i++) {
 		struct scheduler_queued q = { .id = held[i]->name ? held[i]->name : held[i]->id,
 					      .uid = held[i]->owner_uid,
+					      .group = queue_job_group(d, held[i]),
 					      .priority = held[i]->sched.priority,
 					      .submit_us = held[i]->created_us,
 					      .req = { held[i]->sched.millicpus,

@@ -17,6 +17,7 @@
 
 #define USAGE_FILE "usage.json"
 #define USAGE_MAX_USERS 65536
+#define USAGE_MAX_GROUPS 4096
 #define AFTER_MAX 64
 /* SIGTERM at the time limit, SIGKILL this much later (as Slurm's KillWait) */
 #define TIMEOUT_KILL_AFTER_US 10000000ULL
@@ -55,11 +56,73 @@ static uint64_t minus_reserve(uint64_t have, uint64_t reserve)
 	return have == SCHEDULER_UNLIMITED ? have : have > reserve ? have - reserve : 0;
 }
 
+/* The group of VO vo (NULL or "": the local accounts' 0), made where new
+ * (add); UINT32_MAX: none, or no room */
+static uint32_t group_id(struct queue_state *q, const char *vo, bool add)
+{
+	char **n;
+
+	if (!vo || !*vo)
+		return 0;
+	for (size_t i = 0; i < q->n_groups; i++)
+		if (!strcmp(q->groups[i], vo))
+			return (uint32_t)i + 1;
+	if (!add || q->n_groups >= USAGE_MAX_GROUPS ||
+	    !(n = realloc(q->groups, (q->n_groups + 1) * sizeof(*n))))
+		return UINT32_MAX;
+	q->groups = n;
+	if (!(q->groups[q->n_groups] = strdup(vo)))
+		return UINT32_MAX;
+	return (uint32_t)++q->n_groups;
+}
+
+uint32_t queue_job_group(struct daemon *d, const struct job *j)
+{
+	uint32_t g;
+
+	if (j->sched.group1)
+		return j->sched.group1 - 1;
+	g = group_id(d->queue, j->grid_vo, true);
+	if (g == UINT32_MAX) { /* (no room: fair among the local accounts, and said) */
+		log_warn("Job %s: no room for the fair-share group of VO %s; its jobs are "
+			 "ordered with the local accounts'",
+			 j->id, j->grid_vo);
+		g = 0;
+	}
+	/* (a cache of what never changes for a job: its VO) */
+	((struct job *)j)->sched.group1 = g + 1;
+	return g;
+}
+
+static int usage_load_list(struct queue_state *q, yajl_val list, bool groups)
+{
+	size_t max = groups ? USAGE_MAX_GROUPS + 1 : USAGE_MAX_USERS;
+
+	if (!list && groups) /* (written before groups were) */
+		return 0;
+	if (!YAJL_IS_ARRAY(list) || list->u.array.len > max)
+		return -EINVAL;
+	for (size_t i = 0; i < list->u.array.len; i++) {
+		yajl_val u = list->u.array.values[i], v = json_get(u, "usage");
+		const char *vo = groups ? YAJL_GET_STRING(json_get(u, "vo")) : NULL;
+		uint64_t id = 0, stamp = 0;
+
+		if ((groups ? !vo || (id = group_id(q, vo, true)) == UINT32_MAX
+			    : json_get_uint(u, "uid", &id) < 0 || id > UINT32_MAX) ||
+		    json_get_uint(u, "stamp_us", &stamp) < 0 || !YAJL_IS_NUMBER(v))
+			return -EINVAL;
+		q->usage[q->n_usage++] = (struct usage_entry){ (uint32_t)id, groups,
+							       YAJL_GET_DOUBLE(v), stamp };
+	}
+	return 0;
+}
+
 static int usage_load(struct queue_state *q, int state_fd)
 {
 	_cleanup_free_ char *text = NULL;
 	_cleanup_json_ yajl_val t = NULL;
-	yajl_val users;
+	yajl_val users, groups;
+	size_t n;
 	int r = read_file_at(state_fd, USAGE_FILE, 16 << 20, &text, NULL);
 
 	if (r == -ENOENT)
@@ -69,25 +132,21 @@ static int usage_load(struct queue_state *q, int state_fd)
 	if (json_parse(text, JSON_DEPTH_MAX, NULL, 0, &t) < 0)
 		return -EINVAL;
 	users = json_get(t, "users");
-	if (!YAJL_IS_ARRAY(users) || users->u.array.len > USAGE_MAX_USERS)
-		return -EINVAL;
-	q->usage = calloc(users->u.array.len + 1, sizeof(*q->usage));
+	groups = json_get(t, "groups");
+	n = (YAJL_IS_ARRAY(users) ? users->u.array.len : 0) +
+	    (YAJL_IS_ARRAY(groups) ? groups->u.array.len : 0);
+	q->usage = calloc(n + 1, sizeof(*q->usage));
 	if (!q->usage)
 		return -ENOMEM;
-	for (size_t i = 0; i < users->u.array.len; i++) {
-		yajl_val u = users->u.array.values[i], v = json_get(u, "usage");
-		uint64_t uid = 0, stamp = 0;
-
-		if (json_get_uint(u, "uid", &uid) < 0 || uid > UINT32_MAX ||
-		    json_get_uint(u, "stamp_us", &stamp) < 0 || !YAJL_IS_NUMBER(v))
-			return -EINVAL;
-		q->usage[q->n_usage++] = (struct usage_entry){ (uint32_t)uid, YAJL_GET_DOUBLE(v),
-							       stamp };
-	}
+	if ((r = usage_load_list(q, users, false)) < 0 ||
+	    (r = usage_load_list(q, groups, true)) < 0)
+		return r;
 	return 0;
 }
 
-/* usage.json: written whole, durably, when a job's usage is charged. */
+/* usage.json: written whole, durably, when a job's usage is charged:
+ * {"users": [{uid, usage, stamp_us}...], "groups": [{vo ("": the local
+ * accounts), usage, stamp_us}...]} */
 static int usage_save(struct daemon *d)
 {
 	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
@@ -97,17 +156,26 @@ static int usage_save(struct daemon *d)
 	if (!g)
 		return -ENOMEM;
 	yajl_gen_map_open(g);
-	json_gen_key(g, "users");
-	yajl_gen_array_open(g);
-	for (size_t i = 0; i < q->n_usage; i++) {
-		yajl_gen_map_open(g);
-		json_gen_kv_uint(g, "uid", q->usage[i].uid);
-		json_gen_key(g, "usage");
-		yajl_gen_double(g, q->usage[i].usage);
-		json_gen_kv_uint(g, "stamp_us", q->usage[i].stamp_us);
-		yajl_gen_map_close(g);
+	for (int groups = 0; groups < 2; groups++) {
+		json_gen_key(g, groups ? "groups" : "users");
+		yajl_gen_array_open(g);
+		for (size_t i = 0; i < q->n_usage; i++) {
+			const struct usage_entry *u = &q->usage[i];
+
+			if (u->of_group != groups)
+				continue;
+			yajl_gen_map_open(g);
+			if (groups)
+				json_gen_kv_str(g, "vo", u->id ? q->groups[u->id - 1] : "");
+			else
+				json_gen_kv_uint(g, "uid", u->id);
+			json_gen_key(g, "usage");
+			yajl_gen_double(g, u->usage);
+			json_gen_kv_uint(g, "stamp_us", u->stamp_us);
+			yajl_gen_map_close(g);
+		}
+		yajl_gen_array_close(g);
 	}
-	yajl_gen_array_close(g);
 	yajl_gen_map_close(g);
 	text = json_gen_take(g, true);
 	if (!text)
@@ -148,6 +216,11 @@ int queue_setup(struct daemon *d)
 		free(q->usage);
 		q->usage = NULL;
 		q->n_usage = 0;
+		for (size_t i = 0; i < q->n_groups; i++)
+			free(q->groups[i]);
+		free(q->groups);
+		q->groups = NULL;
+		q->n_groups = 0;
 	}
 	return 0;
 }
@@ -157,6 +230,9 @@ void queue_free(struct daemon *d)
 	if (!d->queue)
 		return;
 	free(d->queue->usage);
+	for (size_t i = 0; i < d->queue->n_groups; i++)
+		free(d->queue->groups[i]);
+	free(d->queue->groups);
 	queue_view_free(&d->queue->view);
 	queue_kept_free(&d->queue->kept);
 	free(d->queue);
@@ -169,42 +245,53 @@ void queue_changed(struct daemon *d)
 		d->queue->dirty = true;
 }
 
-static struct usage_entry *usage_of(struct queue_state *q, uint32_t uid, bool add)
+static struct usage_entry *usage_of(struct queue_state *q, uint32_t id, bool of_group, bool add)
 {
 	struct usage_entry *n;
 
 	for (size_t i = 0; i < q->n_usage; i++)
-		if (q->usage[i].uid == uid)
+		if (q->usage[i].id == id && q->usage[i].of_group == of_group)
 			return &q->usage[i];
-	if (!add || q->n_usage >= USAGE_MAX_USERS ||
+	if (!add || q->n_usage >= USAGE_MAX_USERS + USAGE_MAX_GROUPS + 1 ||
 	    !(n = realloc(q->usage, (q->n_usage + 1) * sizeof(*n))))
 		return NULL;
 	q->usage = n;
-	q->usage[q->n_usage] = (struct usage_entry){ .uid = uid };
+	q->usage[q->n_usage] = (struct usage_entry){ .id = id, .of_group = of_group };
 	return &q->usage[q->n_usage++];
 }
 
-/* Charge an ended job's run to its owner's usage, once: when its end is
- * written, the moment its resources are free, so that no scheduling pass
- * sees them free and its owner's usage without them. */
+static void usage_add(struct daemon *d, struct usage_entry *u, double charge, uint64_t now)
+{
+	u->usage = scheduler_decay(u->usage, now > u->stamp_us ? now - u->stamp_us : 0,
+				   d->cfg->fairshare_half_life_us) +
+		   charge;
+	u->stamp_us = now;
+}
+
+/* Charge an ended job's run to its owner's usage and its group's, once:
+ * when its end is written, the moment its resources are free, so that no
+ * scheduling pass sees them free and its owner's usage without them. */
 void queue_job_charge(struct daemon *d, struct job *j)
 {
-	struct usage_entry *u;
+	struct usage_entry *u, *g;
 	uint64_t now = now_usec();
+	double charge;
 	int r;
 
 	if (!d->queue || j->sched.charged || !job_state_is_final(j->state) || !j->started_us)
 		return;
 	j->sched.charged = true;
-	u = usage_of(d->queue, j->owner_uid, true);
-	if (!u)
+	charge = scheduler_charge(j->sched.millicpus,
+				  (j->ended_us > j->started_us ? j->ended_us : now) -
+					  j->started_us);
+	u = usage_of(d->queue, j->owner_uid, false, true);
+	if (u)
+		usage_add(d, u, charge, now);
+	g = usage_of(d->queue, queue_job_group(d, j), true, true);
+	if (g)
+		usage_add(d, g, charge, now);
+	if (!u && !g)
 		return;
-	u->usage = scheduler_decay(u->usage, now > u->stamp_us ? now - u->stamp_us : 0,
-				   d->cfg->fairshare_half_life_us) +
-		   scheduler_charge(j->sched.millicpus,
-				    (j->ended_us > j->started_us ? j->ended_us : now) -
-					    j->started_us);
-	u->stamp_us = now;
 	if ((r = usage_save(d)) < 0)
 		log_warn("Failed to save the users' usage: %s", strerror(-r));
 }
@@ -602,12 +689,13 @@ void queue_dep_state(struct daemon *d, const struct job_dep *jd, struct schedule
 }
 
 /* What the scheduler is told of a queued job j (its reason not wanted). */
-struct scheduler_queued queue_entry(const struct job *j, bool held,
+struct scheduler_queued queue_entry(struct daemon *d, const struct job *j, bool held,
 				    const struct scheduler_dep *deps, size_t n_deps)
 {
 	return (struct scheduler_queued){
 		.id = j->name ? j->name : j->id,
 		.uid = j->owner_uid,
+		.group = queue_job_group(d, j),
 		.priority = j->sched.priority,
 		.submit_us = j->created_us,
 		.req = { j->sched.millicpus, j->sched.memory, 1 },
@@ -624,7 +712,7 @@ static void add_queued(struct daemon *d, struct view *v, struct job *j, size_t *
 	bool resume = j->state == JOB_CHECKPOINTED; /* (its dependencies were met) */
 	size_t n_deps = resume ? 0 : j->sched.n_deps;
 
-	*q = queue_entry(j, !resume && j->sched.held, &v->deps[*nd], n_deps);
+	*q = queue_entry(d, j, !resume && j->sched.held, &v->deps[*nd], n_deps);
 	q->want_reason = j->sched.want_reason;
 	if (j->sched.want_reason) /* (set for this pass only; written only if set:
 				   * a page of every job written per pass costs a
@@ -663,7 +751,6 @@ static int view_alloc(struct daemon *d, struct view *v, size_t n_run, size_t n_q
 	    queue_grow(&v->decs, &v->cap_decs, n_queue, sizeof(*v->decs)) < 0 ||
 	    queue_grow(&v->deps, &v->cap_deps, n_deps, sizeof(*v->deps)) < 0 ||
 	    queue_grow(&v->ended, &v->cap_ended, n_deps, sizeof(*v->ended)) < 0 ||
-	    queue_grow(&v->usage, &v->cap_usage, d->queue->n_usage, sizeof(*v->usage)) < 0 ||
 	    queue_grow(&v->hint, &v->cap_hint, n_queue, sizeof(*v->hint)) < 0 ||
 	    queue_grow(&v->slot, &v->cap_slot, n_queue, sizeof(*v->slot)) < 0 ||
 	    queue_grow(&v->order, &v->cap_order, n_queue, sizeof(*v->order)) < 0 ||
@@ -760,7 +847,6 @@ int queue_view_build_at(struct daemon *d, struct job *extra, bool lazy, uint64_t
 					   .now_us = now,
 					   .running = v->running,
 					   .queue = v->queue,
-					   .usage = v->usage,
 					   .no_backfill = !d->cfg->backfill,
 					   .only_wanted_reasons = lazy };
 	for (struct conn *c = d->conns; lazy && c; c = c->next)
@@ -774,14 +860,9 @@ int queue_view_build_at(struct daemon *d, struct job *extra, bool lazy, uint64_t
 	if (extra)
 		add_queued(d, v, extra, &nd);
 	view_hint(v);
-	for (size_t i = 0; i < d->queue->n_usage; i++) {
-		const struct usage_entry *u = &d->queue->usage[i];
-
-		v->usage[v->node.n_usage++] = (struct scheduler_usage){
-			u->uid, scheduler_decay(u->usage, now > u->stamp_us ? now - u->stamp_us : 0,
-						d->cfg->fairshare_half_life_us)
-		};
-	}
+	if (queue_usage_now(d, now, &v->usage, &v->cap_usage, &v->node.n_usage) < 0)
+		return -ENOMEM;
+	v->node.usage = v->usage;
 	*ret = v;
 	return 0;
 }
@@ -1081,22 +1162,53 @@ static int admit_fast(struct daemon *d, struct job *j)
 	return 1;
 }
 
-/* A user's usage decayed to now, as view_build gives it to the scheduler */
-static double usage_now(struct daemon *d, uint32_t uid, uint64_t now)
+/* u's usage decayed to now; a group's divided by its VO's fair_share */
+static double entry_now(struct daemon *d, const struct usage_entry *u, uint64_t now)
 {
-	const struct usage_entry *u = usage_of(d->queue, uid, false);
+	double v = scheduler_decay(u->usage, now > u->stamp_us ? now - u->stamp_us : 0,
+				   d->cfg->fairshare_half_life_us);
 
-	if (!u)
-		return 0.0;
-	return scheduler_decay(u->usage, now > u->stamp_us ? now - u->stamp_us : 0,
-			       d->cfg->fairshare_half_life_us);
+	if (u->of_group && u->id)
+		v /= (double)vo_fair_share(d, d->queue->groups[u->id - 1]);
+	return v;
+}
+
+int queue_usage_now(struct daemon *d, uint64_t now, struct scheduler_usage **buf, size_t *cap,
+		    size_t *ret_n)
+{
+	const struct queue_state *q = d->queue;
+
+	if (queue_grow(buf, cap, q->n_usage, sizeof(**buf)) < 0)
+		return -ENOMEM;
+	for (size_t i = 0; i < q->n_usage; i++)
+		(*buf)[i] = (struct scheduler_usage){ q->usage[i].id, q->usage[i].of_group,
+						      entry_now(d, &q->usage[i], now) };
+	*ret_n = q->n_usage;
+	return 0;
+}
+
+/* A job's share (its group's and user's usage now), as view_build gives
+ * the scheduler their usage */
+static struct scheduler_share share_now(struct daemon *d, const struct scheduler_queued *k,
+					uint64_t now)
+{
+	struct scheduler_share s = { 0.0, 0.0 };
+	const struct usage_entry *g = usage_of(d->queue, k->group, true, false),
+				 *u = usage_of(d->queue, k->uid, false, false);
+
+	if (g)
+		s.group = entry_now(d, g, now);
+	if (u)
+		s.user = entry_now(d, u, now);
+	return s;
 }
 
 /* The job as the scheduler orders it (add_queued's fields that order) */
-static struct scheduler_queued order_key(const struct job *j)
+static struct scheduler_queued order_key(struct daemon *d, const struct job *j)
 {
 	return (struct scheduler_queued){ .id = j->name ? j->name : j->id,
 					  .uid = j->owner_uid,
+					  .group = queue_job_group(d, j),
 					  .priority = j->sched.priority,
 					  .submit_us = j->created_us };
 }
@@ -1106,14 +1218,14 @@ static struct scheduler_queued order_key(const struct job *j)
 static void summary_walk(struct daemon *d, uint64_t now, struct wait_summary *sum)
 {
 	struct scheduler_queued last = { 0 };
-	double last_usage = 0.0;
+	struct scheduler_share last_share = { 0.0, 0.0 };
 
 	*sum = (struct wait_summary){ .valid = true,
 				      .gen = d->jobs_gen,
 				      .free_ = d->queue->capacity };
 	for (struct job *o = d->jobs; o; o = o->next) {
 		struct scheduler_queued k;
-		double u;
+		struct scheduler_share u;
 
 		if (queue_holds_resources(o)) {
 			struct scheduler_resources r = { o->sched.millicpus, o->sched.memory, 1 };
@@ -1125,12 +1237,13 @@ static void summary_walk(struct daemon *d, uint64_t now, struct wait_summary *su
 		if (!in_queue(o))
 			continue;
 		sum->n_queue++;
-		k = order_key(o);
-		u = k.uid == last.uid && sum->last ? last_usage : usage_now(d, k.uid, now);
-		if (!sum->last || scheduler_compare(&last, last_usage, &k, u) < 0) {
+		k = order_key(d, o);
+		u = k.uid == last.uid && k.group == last.group && sum->last ? last_share
+									    : share_now(d, &k, now);
+		if (!sum->last || scheduler_compare(&last, &last_share, &k, &u) < 0) {
 			sum->last = o;
 			last = k;
-			last_usage = u;
+			last_share = u;
 		}
 		if (o->state == JOB_QUEUED && o->sched.held)
 			continue;
@@ -1178,7 +1291,8 @@ static int admit_wait_fast(struct daemon *d, struct job *j)
 {
 	struct wait_summary *sum = &d->queue->sum;
 	struct scheduler_resources req = { j->sched.millicpus, j->sched.memory, 1 };
-	struct scheduler_queued me = order_key(j), last;
+	struct scheduler_queued me = order_key(d, j), last;
+	struct scheduler_share s_me, s_last;
 	uint64_t now = now_usec();
 	char why[SCHEDULER_REASON_MAX];
 
@@ -1194,9 +1308,10 @@ static int admit_wait_fast(struct daemon *d, struct job *j)
 	}
 	if (sum->preempt || sum->deps || !sum->untimed || !sum->last || res_fits(&req, &sum->free_))
 		return -EAGAIN;
-	last = order_key(sum->last);
-	if (scheduler_compare(&last, usage_now(d, last.uid, now), &me, usage_now(d, me.uid, now)) >=
-	    0)
+	last = order_key(d, sum->last);
+	s_last = share_now(d, &last, now);
+	s_me = share_now(d, &me, now);
+	if (scheduler_compare(&last, &s_last, &me, &s_me) >= 0)
 		return -EAGAIN; /* (it comes before the last) */
 	scheduler_reason_resources(&req, &sum->free_, sum->ahead, why, sizeof(why));
 	free(j->reason);

@@ -103,7 +103,9 @@ struct job_sched {
 	unsigned position;
 	uint64_t est_start_us;
 	bool charged; /* its usage is counted */
-	bool queued;  /* it was queued (its directory was made for its record) */
+	/* runtime only: its fair-share group + 1 (queue_job_group; 0: not known yet) */
+	uint32_t group1;
+	bool queued; /* it was queued (its directory was made for its record) */
 	/* preemption (docs/SCHEDULING.md): xrun --preemptible */
 	bool preemptible;
 	/* stopped at a checkpoint, it waits in the queue to be restored from
@@ -809,6 +811,9 @@ struct credstore_vo_policy;
 void vo_free(struct daemon *d);
 int vo_policy(struct daemon *d, const char *vo, const struct credstore_vo_policy **ret,
 	      struct xerr *err);
+/* vo's weight in fair share (its policy's fair_share; 1 where it has no
+ * policy or the policy cannot be read) */
+uint64_t vo_fair_share(struct daemon *d, const char *vo);
 struct vo_run {
 	bool limits_given, disk_given, group_given; /* by the request */
 };

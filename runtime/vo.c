@@ -193,6 +193,16 @@ int vo_policy(struct daemon *d, const char *vo, const struct credstore_vo_policy
 	return 0;
 }
 
+uint64_t vo_fair_share(struct daemon *d, const char *vo)
+{
+	const struct credstore_vo_policy *p;
+	_cleanup_xerr_ struct xerr err = { 0 };
+
+	if (vo_policy(d, vo, &p, &err) < 0 || !p)
+		return 1;
+	return p->fair_share ? p->fair_share : 1;
+}
+
 /* What the live jobs of vo hold (but skip). */
 static void vo_usage(struct daemon *d, const char *vo, const struct job *skip,
 		     struct credstore_vo_amounts *ret)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A queue kept in the scheduler's order between passes (DECISIONS (az)):
- * entries added and dropped by events, the users' order by usage checked
- * at each pass, so that a pass after one event neither walks nor sorts
+ * entries added and dropped by events, the order of the (group, user)
+ * pairs by usage checked at each pass, so that a pass after one event neither walks nor sorts
  * every queued job. */
 #include <stdlib.h>
 #include <string.h>
@@ -83,17 +83,21 @@ static int reserve(struct scheduler_kept *k, size_t more)
 	return 0;
 }
 
-static double user_usage(const struct scheduler_usage *usage, size_t n_usage, uint32_t uid)
+/* a before b (<0), after, or equal, by their shares (as scheduler_compare
+ * orders two jobs of these pairs, priority aside) */
+static int cmp_share(const struct scheduler_share *a, const struct scheduler_share *b)
 {
-	for (size_t i = 0; i < n_usage; i++) /* (the first, as scheduler_decide takes it) */
-		if (usage[i].uid == uid)
-			return usage[i].usage;
-	return 0.0;
+	if (a->group != b->group)
+		return a->group < b->group ? -1 : 1;
+	return a->user < b->user ? -1 : a->user > b->user;
 }
 
-static int cmp_usage(double a, double b)
+static struct scheduler_share share_now(const struct scheduler_usage *usage, size_t n_usage,
+					uint32_t uid, uint32_t group)
 {
-	return a < b ? -1 : a > b;
+	struct scheduler_queued key = { .uid = uid, .group = group };
+
+	return scheduler_share_of(usage, n_usage, &key);
 }
 
 struct entry {
@@ -107,7 +111,7 @@ static int cmp_entry(const void *pa, const void *pb, void *ctx)
 	const struct entry *a = pa, *b = pb;
 	const struct scheduler_kept *k = ctx;
 
-	return scheduler_compare(&a->q, k->users[a->user].usage, &b->q, k->users[b->user].usage);
+	return scheduler_compare(&a->q, &k->users[a->user].share, &b->q, &k->users[b->user].share);
 }
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
@@ -150,7 +154,7 @@ void scheduler_kept_bounds(const struct scheduler_kept *k, struct scheduler_boun
 					.last_wanted = SIZE_MAX };
 }
 
-/* Sort every entry again (the users' order changed) */
+/* Sort every entry again (the pairs' order changed) */
 static int resort(struct scheduler_kept *k)
 {
 	struct entry *e = k->n ? malloc(k->n * sizeof(*e)) : NULL;
@@ -175,7 +179,7 @@ static int cmp_user_usage(const void *pa, const void *pb, void *ctx)
 {
 	const struct scheduler_kept_user *u = ctx;
 
-	return cmp_usage(u[*(const size_t *)pa].usage, u[*(const size_t *)pb].usage);
+	return cmp_share(&u[*(const size_t *)pa].share, &u[*(const size_t *)pb].share);
 }
 
 int scheduler_kept_usage(struct scheduler_kept *k, const struct scheduler_usage *usage,
@@ -189,30 +193,31 @@ int scheduler_kept_usage(struct scheduler_kept *k, const struct scheduler_usage 
 	for (size_t i = 0; i < k->n_users; i++)
 		if (k->users[i].count)
 			idx[n++] = i;
-	/* the users in the order they were kept in; the order stands if each
-	 * pair of neighbours compares now as then (equal, or the first lower) */
+	/* the (group, user) pairs in the order they were kept in (group's
+	 * usage, then user's: a total preorder); the order stands if each pair
+	 * of neighbours compares now as then (equal, or the first lower) */
 	qsort_r(idx, n, sizeof(*idx), cmp_user_usage, k->users);
 	for (size_t i = 0; i + 1 < n && same; i++) {
 		const struct scheduler_kept_user *a = &k->users[idx[i]], *b = &k->users[idx[i + 1]];
+		struct scheduler_share na = share_now(usage, n_usage, a->uid, a->group),
+				       nb = share_now(usage, n_usage, b->uid, b->group);
 
-		same = cmp_usage(a->usage, b->usage) ==
-		       cmp_usage(user_usage(usage, n_usage, a->uid),
-				 user_usage(usage, n_usage, b->uid));
+		same = cmp_share(&a->share, &b->share) == cmp_share(&na, &nb);
 	}
 	free(idx);
 	for (size_t i = 0; i < k->n_users; i++)
-		k->users[i].usage = user_usage(usage, n_usage, k->users[i].uid);
+		k->users[i].share = share_now(usage, n_usage, k->users[i].uid, k->users[i].group);
 	return same ? 0 : resort(k);
 }
 
-/* The user slot of uid (made with its usage now where new); -ENOMEM */
+/* The slot of uid in group (made with its usage now where new); -ENOMEM */
 static int user_slot(struct scheduler_kept *k, const struct scheduler_usage *usage, size_t n_usage,
-		     uint32_t uid, uint32_t *ret)
+		     uint32_t uid, uint32_t group, uint32_t *ret)
 {
 	size_t free_slot = SIZE_MAX;
 
 	for (size_t i = 0; i < k->n_users; i++) {
-		if (k->users[i].count && k->users[i].uid == uid) {
+		if (k->users[i].count && k->users[i].uid == uid && k->users[i].group == group) {
 			*ret = (uint32_t)i;
 			return 0;
 		}
@@ -231,8 +236,8 @@ static int user_slot(struct scheduler_kept *k, const struct scheduler_usage *usa
 		}
 		free_slot = k->n_users++;
 	}
-	k->users[free_slot] = (struct scheduler_kept_user){ uid, 0,
-							    user_usage(usage, n_usage, uid) };
+	k->users[free_slot] = (struct scheduler_kept_user){ uid, group, 0,
+							    share_now(usage, n_usage, uid, group) };
 	*ret = (uint32_t)free_slot;
 	return 0;
 }
@@ -253,7 +258,7 @@ int scheduler_kept_add(struct scheduler_kept *k, const struct scheduler_usage *u
 		bounds_again(k);
 	for (i = 0; i < n; i++) {
 		e[i] = (struct entry){ .q = q[i], .data = data[i] };
-		if (user_slot(k, usage, n_usage, q[i].uid, &e[i].user) < 0) {
+		if (user_slot(k, usage, n_usage, q[i].uid, q[i].group, &e[i].user) < 0) {
 			for (j = 0; j < i; j++) /* (slots made for them go back) */
 				k->users[e[j].user].count--;
 			free(e);
@@ -270,8 +275,8 @@ int scheduler_kept_add(struct scheduler_kept *k, const struct scheduler_usage *u
 		size_t at = k->off + i - 1;
 
 		w--;
-		if (i > 0 && scheduler_compare(&k->q[at], k->users[k->user[at]].usage, &e[j - 1].q,
-					       k->users[e[j - 1].user].usage) > 0) {
+		if (i > 0 && scheduler_compare(&k->q[at], &k->users[k->user[at]].share, &e[j - 1].q,
+					       &k->users[e[j - 1].user].share) > 0) {
 			k->q[w] = k->q[at];
 			k->data[w] = k->data[at];
 			k->user[w] = k->user[at];
@@ -297,18 +302,19 @@ size_t scheduler_kept_find(const struct scheduler_kept *k, const struct schedule
 			   const void *data)
 {
 	size_t lo = 0, hi = k->n;
-	double u = 0.0;
+	struct scheduler_share u = { 0.0, 0.0 };
 	bool known = false;
 
 	for (size_t i = 0; i < k->n_users; i++)
-		if (k->users[i].count && k->users[i].uid == key->uid) {
-			u = k->users[i].usage;
+		if (k->users[i].count && k->users[i].uid == key->uid &&
+		    k->users[i].group == key->group) {
+			u = k->users[i].share;
 			known = true;
 		}
 	while (known && lo < hi) { /* the first entry not before key */
 		size_t mid = lo + (hi - lo) / 2, at = k->off + mid;
 
-		if (scheduler_compare(&k->q[at], k->users[k->user[at]].usage, key, u) < 0)
+		if (scheduler_compare(&k->q[at], &k->users[k->user[at]].share, key, &u) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -318,7 +324,7 @@ size_t scheduler_kept_find(const struct scheduler_kept *k, const struct schedule
 
 		if (k->data[at] == data)
 			return i;
-		if (scheduler_compare(&k->q[at], k->users[k->user[at]].usage, key, u) > 0)
+		if (scheduler_compare(&k->q[at], &k->users[k->user[at]].share, key, &u) > 0)
 			break;
 	}
 	for (size_t i = 0; i < k->n; i++) /* (a key that changed: every entry) */

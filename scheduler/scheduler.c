@@ -239,26 +239,40 @@ static uint64_t shadow_time(const struct ends *h, struct scheduler_resources fre
 
 struct order_ctx {
 	const struct scheduler_node *node;
-	double *usage; /* per queued job: its user's */
+	struct scheduler_share *share; /* per queued job: its group's and user's usage */
 };
 
-static double user_usage(const struct scheduler_node *n, uint32_t uid)
+struct scheduler_share scheduler_share_of(const struct scheduler_usage *usage, size_t n_usage,
+					  const struct scheduler_queued *q)
 {
-	for (size_t i = 0; i < n->n_usage; i++)
-		if (n->usage[i].uid == uid)
-			return n->usage[i].usage;
-	return 0.0;
+	struct scheduler_share s = { 0.0, 0.0 };
+	bool group = false, user = false;
+
+	for (size_t i = 0; i < n_usage && !(group && user); i++) {
+		const struct scheduler_usage *u = &usage[i];
+
+		if (u->of_group && !group && u->id == q->group) {
+			s.group = u->usage;
+			group = true;
+		} else if (!u->of_group && !user && u->id == q->uid) {
+			s.user = u->usage;
+			user = true;
+		}
+	}
+	return s;
 }
 
 static struct order_ctx *order_ctx_cur; /* qsort has no context argument */
 
-int scheduler_compare(const struct scheduler_queued *qa, double ua,
-		      const struct scheduler_queued *qb, double ub)
+int scheduler_compare(const struct scheduler_queued *qa, const struct scheduler_share *sa,
+		      const struct scheduler_queued *qb, const struct scheduler_share *sb)
 {
 	if (qa->priority != qb->priority)
 		return qa->priority > qb->priority ? -1 : 1;
-	if (qa->uid != qb->uid && ua != ub)
-		return ua < ub ? -1 : 1;
+	if (qa->group != qb->group && sa->group != sb->group)
+		return sa->group < sb->group ? -1 : 1;
+	if (qa->uid != qb->uid && sa->user != sb->user)
+		return sa->user < sb->user ? -1 : 1;
 	if (qa->submit_us != qb->submit_us)
 		return qa->submit_us < qb->submit_us ? -1 : 1;
 	return strcmp(qa->id ? qa->id : "", qb->id ? qb->id : "");
@@ -268,8 +282,8 @@ static int order_cmp(const void *pa, const void *pb)
 {
 	size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
 
-	return scheduler_compare(&order_ctx_cur->node->queue[a], order_ctx_cur->usage[a],
-				 &order_ctx_cur->node->queue[b], order_ctx_cur->usage[b]);
+	return scheduler_compare(&order_ctx_cur->node->queue[a], &order_ctx_cur->share[a],
+				 &order_ctx_cur->node->queue[b], &order_ctx_cur->share[b]);
 }
 
 /* Insertion sort of idx, for a queue nearly in order (the last pass's, a
@@ -294,37 +308,38 @@ static bool insertion_sort(size_t *idx, size_t n)
 	return true;
 }
 
-/* The queue's indexes in order: priority (higher first), then the user's
- * usage (lower first), then submission (earlier first). A queue given
+/* The queue's indexes in order: priority (higher first), then the group's
+ * usage, then the user's (lower first), then submission (earlier first). A queue given
  * sorted needs none (*ret NULL: its own order); else -ENOMEM. (Nothing is
  * allocated per pass for a sorted queue: after each fork of the daemon the
  * first write to a page of its heap costs a fault.) */
 static int queue_order(const struct scheduler_node *n, size_t **ret)
 {
 	size_t *idx;
-	double *usage;
+	struct scheduler_share *share;
 	struct order_ctx ctx;
 
 	*ret = NULL;
 	if (n->sorted)
 		return 0;
 	idx = calloc(n->n_queue ? n->n_queue : 1, sizeof(*idx));
-	usage = calloc(n->n_queue ? n->n_queue : 1, sizeof(*usage));
-	if (!idx || !usage) {
+	share = calloc(n->n_queue ? n->n_queue : 1, sizeof(*share));
+	if (!idx || !share) {
 		free(idx);
-		free(usage);
+		free(share);
 		return -ENOMEM;
 	}
-	ctx = (struct order_ctx){ n, usage };
+	ctx = (struct order_ctx){ n, share };
 	for (size_t i = 0; i < n->n_queue; i++) {
 		idx[i] = n->order_hint ? n->order_hint[i] : i;
-		usage[i] = n->n_usage ? user_usage(n, n->queue[i].uid) : 0.0;
+		if (n->n_usage)
+			share[i] = scheduler_share_of(n->usage, n->n_usage, &n->queue[i]);
 	}
 	order_ctx_cur = &ctx;
 	if (!insertion_sort(idx, n->n_queue))
 		qsort(idx, n->n_queue, sizeof(*idx), order_cmp);
 	order_ctx_cur = NULL;
-	free(usage);
+	free(share);
 	*ret = idx;
 	return 0;
 }

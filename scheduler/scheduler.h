@@ -4,7 +4,7 @@
  * Pure policy, no dependency on runtime/ (nor on anything but libc): xosd
  * hands it the node's state (capacity, the running jobs' requests and ends,
  * the queue with priorities, submit times and dependencies' states, the
- * users' decayed usage) and gets back a decision for every queued job. The
+ * groups' and users' decayed usage) and gets back a decision for every queued job. The
  * policy and its formulas are in docs/SCHEDULING.md. */
 #ifndef XOS_SCHEDULER_H
 #define XOS_SCHEDULER_H
@@ -76,7 +76,8 @@ struct scheduler_running {
 
 struct scheduler_queued {
 	const char *id; /* for reasons and a stable order */
-	uint32_t uid;   /* the owner: fair share is per user */
+	uint32_t uid;   /* the owner: fair share is per user, */
+	uint32_t group; /* within its group (a VO; 0: the node's local accounts) */
 	int64_t priority;
 	uint64_t submit_us;
 	struct scheduler_resources req; /* req.jobs is taken as 1 */
@@ -87,10 +88,19 @@ struct scheduler_queued {
 	bool want_reason; /* its reason is wanted even with node->only_wanted_reasons */
 };
 
-/* A user's recent usage (cpu-seconds), decayed to now (scheduler_decay). */
+/* Recent usage (cpu-seconds), decayed to now (scheduler_decay): a user's
+ * (id: a uid) or, with of_group, a group's (id: scheduler_queued.group),
+ * divided by the group's share where groups have weights. */
 struct scheduler_usage {
-	uint32_t uid;
+	uint32_t id;
+	bool of_group;
 	double usage;
+};
+
+/* What fair share orders a queued job by: its group's usage, then its
+ * user's (each 0 where not listed) */
+struct scheduler_share {
+	double group, user;
 };
 
 struct scheduler_node {
@@ -100,10 +110,11 @@ struct scheduler_node {
 	size_t n_running;
 	const struct scheduler_queued *queue;
 	size_t n_queue;
-	const struct scheduler_usage *usage; /* users not listed: 0 */
+	const struct scheduler_usage *usage; /* users and groups not listed: 0 */
 	size_t n_usage;
 	bool no_backfill; /* strict order only */
-	/* The queue is already in order (priority, fair share, submission):
+	/* The queue is already in order (priority, fair share of groups and
+	 * of users, submission):
 	 * scheduler_decide does not sort it. */
 	bool sorted;
 	/* Else a likely order (indexes into queue, each once: the last pass's
@@ -140,8 +151,8 @@ struct scheduler_decision {
 	char reason[SCHEDULER_REASON_MAX];
 };
 
-/* One decision per queued job, in the queue's order (priority, fair share,
- * submission). ret: an array of n_queue decisions (free() it). -ENOMEM. */
+/* One decision per queued job, in the queue's order (priority, fair share
+ * of groups then users, submission). ret: an array of n_queue decisions (free() it). -ENOMEM. */
 int scheduler_decide(const struct scheduler_node *node, struct scheduler_decision **ret);
 /* The same into decs, room for node->n_queue decisions (the caller's,
  * reused from pass to pass). -ENOMEM. */
@@ -174,16 +185,21 @@ int scheduler_decide_lazy(const struct scheduler_node *node, const struct schedu
 /* The decision a lazy pass that stopped at stop left for the job at place
  * k (>= stop->n): it waits (no reason). */
 void scheduler_rest(const struct scheduler_stop *stop, size_t k, struct scheduler_decision *dec);
-/* The order of two queued jobs (<0: a first), their users' usage given:
- * priority, fair share, submission, id. For a queue kept sorted. */
-int scheduler_compare(const struct scheduler_queued *a, double usage_a,
-		      const struct scheduler_queued *b, double usage_b);
+/* The order of two queued jobs (<0: a first), their shares given:
+ * priority, their groups' usage, their users' usage, submission, id. For a
+ * queue kept sorted. */
+int scheduler_compare(const struct scheduler_queued *a, const struct scheduler_share *share_a,
+		      const struct scheduler_queued *b, const struct scheduler_share *share_b);
+/* The share of q (its group's and its user's usage in usage, 0 where not
+ * listed; the first entry of each) */
+struct scheduler_share scheduler_share_of(const struct scheduler_usage *usage, size_t n_usage,
+					  const struct scheduler_queued *q);
 
 /* usage decayed over elapsed_us with a half-life: usage * 2^(-elapsed/half_life)
  * (half_life 0: no decay). */
 double scheduler_decay(double usage, uint64_t elapsed_us, uint64_t half_life_us);
 /* What a job that ran wall_us with millicpus asked for adds to its user's
- * usage: cpus (at least 1) times whole seconds (at least 1, rounded up). */
+ * and its group's usage: cpus (at least 1) times whole seconds (at least 1, rounded up). */
 double scheduler_charge(uint64_t millicpus, uint64_t wall_us);
 /* Parse a dependency "JOB[:ok|:fail|:any]" (default ok): the job part (a
  * pointer into s, its length) and the mode. -EINVAL. */
@@ -200,23 +216,24 @@ void scheduler_format_memory(uint64_t bytes, char *buf, size_t len);
 
 /* A queue kept in the scheduler's order between passes and changed by
  * events (DECISIONS (az)): entries (a job's scheduler_queued and the
- * caller's pointer) are added and dropped; before each pass the users'
- * usage is given again, and where the order of the users it makes is not
- * the order the queue was kept in (a charge, or decay rounding two users'
- * usage to the same value), the whole queue is sorted again. A pass over
+ * caller's pointer) are added and dropped; before each pass the users' and
+ * groups' usage is given again, and where the order of the (group, user)
+ * pairs it makes is not the order the queue was kept in (a charge, or
+ * decay rounding two usages to the same value), the whole queue is sorted
+ * again. A pass over
  * it (scheduler_kept_node, sorted) decides as a pass over the same jobs
  * given in any order. The caller keeps what an entry points to (id, deps)
  * alive while it is in the queue. */
 struct scheduler_kept_user {
-	uint32_t uid;
-	unsigned count; /* its entries (0: a free slot) */
-	double usage;   /* its usage as last given */
+	uint32_t uid, group;
+	unsigned count;               /* its entries (0: a free slot) */
+	struct scheduler_share share; /* its usage as last given */
 };
 
 struct scheduler_kept {
 	struct scheduler_queued *q; /* the order: q[off] ... q[off + n - 1] */
 	void **data;                /* the caller's pointer of each entry */
-	uint32_t *user;             /* each entry's index into users */
+	uint32_t *user;             /* each entry's index into users (a group's user) */
 	size_t off, n, cap;
 	struct scheduler_kept_user *users;
 	size_t n_users, cap_users;
@@ -228,16 +245,16 @@ struct scheduler_kept {
 };
 
 void scheduler_kept_free(struct scheduler_kept *k);
-/* The users' usage now (users not listed: 0). 1 if the queue was sorted
+/* The users' and groups' usage now (those not listed: 0). 1 if the queue was sorted
  * again, 0 if its order stands, -ENOMEM. Before adds and finds of a pass. */
 int scheduler_kept_usage(struct scheduler_kept *k, const struct scheduler_usage *usage,
 			 size_t n_usage);
-/* Add n entries (q and data are reordered); their users' usage from usage
+/* Add n entries (q and data are reordered); their shares from usage
  * (as scheduler_kept_usage was last given it). -ENOMEM (nothing added). */
 int scheduler_kept_add(struct scheduler_kept *k, const struct scheduler_usage *usage,
 		       size_t n_usage, struct scheduler_queued *q, void **data, size_t n);
 /* The index (0: first in order) of the entry of data, whose key (priority,
- * uid, submit_us, id) was key's when it was added; SIZE_MAX: none. */
+ * uid, group, submit_us, id) was key's when it was added; SIZE_MAX: none. */
 size_t scheduler_kept_find(const struct scheduler_kept *k, const struct scheduler_queued *key,
 			   const void *data);
 /* Drop the entries at these indexes (idx is sorted; repeats allowed). */

@@ -184,7 +184,9 @@ static void test_sorted(void)
 	ok(scheduler_decide_into(&n, d) == 0 && d[0].index == 0 && d[0].action == SCHEDULER_START &&
 		   d[1].action == SCHEDULER_WAIT,
 	   "sorted: the queue is taken in the order given");
-	ok(scheduler_compare(&q[1], 0, &q[0], 0) < 0, "scheduler_compare: priority first");
+	ok(scheduler_compare(&q[1], &(struct scheduler_share){ 0 }, &q[0],
+			     &(struct scheduler_share){ 0 }) < 0,
+	   "scheduler_compare: priority first");
 }
 
 int main(void)

@@ -2,8 +2,9 @@
 /* The queue kept in order between passes (scheduler_kept_*, DECISIONS (az))
  * against a full pass: long random sequences of events (submissions, held
  * or not, with dependencies and time limits; releases; ends, which charge
- * usage; preemptions; priority changes; time passing, so that usage decays,
- * to zero at times, and users tie), and after each event the decisions of a
+ * usage to the user and the job's group (a user's jobs in several groups);
+ * preemptions; priority changes; time passing, so that usage decays, to
+ * zero at times, and users and groups tie), and after each event the decisions of a
  * pass over the kept queue (held jobs left out) must be those of a full pass
  * over every queued job in no order. TAP output. */
 #include <inttypes.h>
@@ -17,6 +18,7 @@
 #define S 1000000ULL
 #define JOBS_MAX 400
 #define USERS 4
+#define GROUPS 3
 #define DEPS_MAX 2
 
 enum mstate { M_QUEUED, M_RUNNING, M_ENDED_OK, M_ENDED_FAIL, M_GONE };
@@ -24,7 +26,7 @@ enum mstate { M_QUEUED, M_RUNNING, M_ENDED_OK, M_ENDED_FAIL, M_GONE };
 struct mjob {
 	char id[16];
 	enum mstate st;
-	uint32_t uid;
+	uint32_t uid, group;
 	int64_t prio;
 	uint64_t submit, started, time_us;
 	uint64_t mcpu;
@@ -45,8 +47,8 @@ struct model {
 	struct mjob j[JOBS_MAX];
 	size_t n;
 	uint64_t now, half_life;
-	double usage[USERS];
-	uint64_t stamp[USERS];
+	double usage[USERS + GROUPS]; /* the users', then the groups' */
+	uint64_t stamp[USERS + GROUPS];
 	uint64_t rng;
 	bool no_backfill;
 };
@@ -77,6 +79,7 @@ static struct scheduler_queued queued_of(struct mjob *j)
 	return (struct scheduler_queued){
 		.id = j->id,
 		.uid = j->uid,
+		.group = j->group,
 		.priority = j->prio,
 		.submit_us = j->submit,
 		.req = { j->mcpu, 0, 1 },
@@ -107,10 +110,10 @@ static void dep_states(struct model *m)
 static void usage_now(const struct model *m, struct scheduler_usage *u, size_t *n)
 {
 	*n = 0;
-	for (uint32_t i = 0; i < USERS; i++)
-		if (m->stamp[i]) /* (users never charged are not listed: 0) */
+	for (uint32_t i = 0; i < USERS + GROUPS; i++)
+		if (m->stamp[i]) /* (users and groups never charged are not listed: 0) */
 			u[(*n)++] = (struct scheduler_usage){
-				1000 + i,
+				i < USERS ? 1000 + i : i - USERS, i >= USERS,
 				scheduler_decay(m->usage[i], m->now - m->stamp[i], m->half_life)
 			};
 }
@@ -125,6 +128,7 @@ static void submit(struct model *m)
 	j = &m->j[m->n];
 	*j = (struct mjob){ .st = M_QUEUED,
 			    .uid = 1000 + (uint32_t)rnd(m, USERS),
+			    .group = (uint32_t)rnd(m, GROUPS),
 			    .prio = prios[rnd(m, 5)],
 			    .submit = m->now - rnd(m, 2) * S, /* (equal times: by id) */
 			    .time_us = rnd(m, 3) ? (1 + rnd(m, 60)) * S : 0,
@@ -166,15 +170,20 @@ static bool is_queued(const struct mjob *j)
 	return j->st == M_QUEUED;
 }
 
-static void charge(struct model *m, uint32_t uid, double amount)
+static void charge1(struct model *m, uint32_t u, double amount)
 {
-	uint32_t u = uid - 1000;
-
 	m->usage[u] = (m->stamp[u]
 			       ? scheduler_decay(m->usage[u], m->now - m->stamp[u], m->half_life)
 			       : 0.0) +
 		      amount;
 	m->stamp[u] = m->now;
+}
+
+/* a job's run charged to its user and its group */
+static void charge(struct model *m, const struct mjob *j, double amount)
+{
+	charge1(m, j->uid - 1000, amount);
+	charge1(m, USERS + j->group, amount);
 }
 
 static void event(struct model *m)
@@ -194,7 +203,7 @@ static void event(struct model *m)
 	case 4: /* an end: its user is charged (whole seconds: users tie) */
 		if ((j = pick(m, is_running))) {
 			j->st = rnd(m, 2) ? M_ENDED_OK : M_ENDED_FAIL;
-			charge(m, j->uid, scheduler_charge(j->mcpu, m->now - j->started));
+			charge(m, j, scheduler_charge(j->mcpu, m->now - j->started));
 		}
 		break;
 	case 5: /* time passes (decay; at times to nothing) */
@@ -336,7 +345,7 @@ static bool pass(struct model *m, struct scheduler_kept *k, char *why, size_t le
 	struct scheduler_running run[JOBS_MAX];
 	struct mjob *rj[JOBS_MAX], *qj[JOBS_MAX];
 	struct scheduler_queued q[JOBS_MAX];
-	struct scheduler_usage u[USERS];
+	struct scheduler_usage u[USERS + GROUPS];
 	struct scheduler_decision *full = NULL, *kd = NULL;
 	struct scheduler_node fn, kn;
 	size_t n_u, n_q = 0, n_run, next = 0;
@@ -415,8 +424,7 @@ static bool pass(struct model *m, struct scheduler_kept *k, char *why, size_t le
 
 				vj->st = M_QUEUED;
 				vj->resume = true;
-				charge(m, vj->uid,
-				       scheduler_charge(vj->mcpu, m->now - vj->started));
+				charge(m, vj, scheduler_charge(vj->mcpu, m->now - vj->started));
 			}
 		}
 	}
@@ -464,7 +472,7 @@ static void test_kept_ops(void)
 	struct scheduler_queued q[6], key[6];
 	void *data[6];
 	static const char *ids[] = { "a", "b", "c", "d", "e", "f" };
-	struct scheduler_usage u[] = { { 1, 5.0 }, { 2, 1.0 } };
+	struct scheduler_usage u[] = { { 1, false, 5.0 }, { 2, false, 1.0 } };
 	size_t idx[2];
 	bool order = true;
 
@@ -501,9 +509,51 @@ static void test_kept_ops(void)
 	scheduler_kept_free(&k);
 }
 
+/* groups: one user's jobs in two groups are two slots; a change of the
+ * groups' order sorts again though no user's usage moved */
+static void test_kept_groups(void)
+{
+	struct scheduler_kept k = { 0 };
+	struct scheduler_queued q[4], key[4];
+	void *data[4];
+	static const char *ids[] = { "a", "b", "c", "d" };
+	struct scheduler_usage u[] = {
+		{ 1, false, 1.0 }, { 2, false, 1.0 }, { 1, true, 3.0 }, { 2, true, 1.0 }
+	};
+
+	for (size_t i = 0; i < 4; i++) { /* a: 1/g1, b: 1/g2, c: 2/g1, d: 2/g2 */
+		q[i] = (struct scheduler_queued){ .id = ids[i],
+						  .uid = 1 + (uint32_t)(i / 2),
+						  .group = 1 + (uint32_t)(i % 2),
+						  .priority = 1000,
+						  .submit_us = i };
+		data[i] = (void *)ids[i];
+		key[i] = q[i];
+	}
+	ok(scheduler_kept_usage(&k, u, 4) == 0 && scheduler_kept_add(&k, u, 4, q, data, 4) == 0 &&
+		   !strcmp(k.q[k.off].id, "b") && !strcmp(k.q[k.off + 1].id, "d") &&
+		   !strcmp(k.q[k.off + 2].id, "a"),
+	   "group 2 (less usage) first: b d a c");
+	ok(scheduler_kept_find(&k, &key[1], ids[1]) == 0 &&
+		   scheduler_kept_find(&k, &key[2], ids[2]) == 3,
+	   "entries found by their key (uid and group)");
+	u[2].usage = 0.5; /* group 1 now used less; the users' usage stands */
+	ok(scheduler_kept_usage(&k, u, 4) == 1 && !strcmp(k.q[k.off].id, "a") &&
+		   !strcmp(k.q[k.off + 1].id, "c"),
+	   "a change of the groups' order alone sorts again: a c b d");
+	u[0].usage = 2.0; /* user 1 used more: within group 1, c before a */
+	ok(scheduler_kept_usage(&k, u, 4) == 1 && !strcmp(k.q[k.off].id, "c") &&
+		   !strcmp(k.q[k.off + 1].id, "a"),
+	   "a change of the users' order within a group sorts again: c a d b");
+	u[3].usage = 0.7; /* (groups' order unchanged: 0.5 < 0.7) */
+	ok(scheduler_kept_usage(&k, u, 4) == 0, "a change that keeps every pair's order does not");
+	scheduler_kept_free(&k);
+}
+
 int main(void)
 {
 	test_kept_ops();
+	test_kept_groups();
 	run_sequence(0x9e3779b97f4a7c15ULL, 30 * S, false, false, 4000);
 	run_sequence(0x2545f4914f6cdd1dULL, 1 * S, false, false, 4000);
 	run_sequence(0xd1b54a32d192ed03ULL, 600 * S, false, false, 4000);

@@ -172,12 +172,106 @@ static void test_fcfs(void)
 	free(d);
 }
 
+/* fair share between groups (VOs): the group's usage first, then the
+ * user's within it */
+static void test_group_share(void)
+{
+	struct scheduler_queued q[] = { job("a1", 1, 1, 2000), job("b1", 2, 2, 2000),
+					job("b2", 3, 3, 2000) };
+	struct scheduler_usage u[] = { { 1, false, 0.0 },
+				       { 2, false, 5.0 },
+				       { 3, false, 1.0 },
+				       { 1, true, 10.0 },
+				       { 2, true, 2.0 } };
+	struct scheduler_node n = node2(q, 3);
+	struct scheduler_decision *d;
+	struct scheduler_share sa, sb;
+
+	q[0].group = 1;
+	q[1].group = q[2].group = 2;
+	n.usage = u;
+	n.n_usage = 5;
+	d = decide(&n);
+	ok(!strcmp(id_at(&n, d, 0), "b2") && !strcmp(id_at(&n, d, 1), "b1") &&
+		   !strcmp(id_at(&n, d, 2), "a1"),
+	   "the group that used less first, though its users used more; within it by user");
+	free(d);
+	u[3].usage = u[4].usage = 4.0; /* (groups tie: the users decide) */
+	d = decide(&n);
+	ok(!strcmp(id_at(&n, d, 0), "a1") && !strcmp(id_at(&n, d, 1), "b2"),
+	   "groups with equal usage: the users' usage orders");
+	free(d);
+	q[0].priority = 2000; /* (priority before fair share) */
+	u[3].usage = 100.0;
+	d = decide(&n);
+	ok(!strcmp(id_at(&n, d, 0), "a1"), "priority comes before the group's usage");
+	free(d);
+	q[0].priority = 0;
+	sa = scheduler_share_of(u, 5, &q[1]);
+	sb = scheduler_share_of(u, 5, &(struct scheduler_queued){ .uid = 9, .group = 7 });
+	ok(sa.group == 4.0 && sa.user == 5.0 && sb.group == 0.0 && sb.user == 0.0,
+	   "share_of: a job's group and user usage; 0 for those not listed");
+}
+
+/* a VO of three users against a VO of one, one job at a time, each run
+ * charged to user and group: the VOs alternate (the bigger VO does not get
+ * three starts for one), and within the bigger VO its users take turns */
+static void test_group_alternation(void)
+{
+	struct scheduler_queued q[24];
+	char ids[24][8];
+	struct scheduler_usage u[6] = { { 1, false, 0 }, { 2, false, 0 }, { 3, false, 0 },
+					{ 4, false, 0 }, { 1, true, 0 },  { 2, true, 0 } };
+	bool done[24] = { false };
+	unsigned starts[2] = { 0, 0 }, per_user[4] = { 0 };
+	bool alternate = true;
+	int last_group = -1;
+
+	for (size_t i = 0; i < 24; i++) { /* VO 1: users 1-3 (6 jobs each); VO 2: user 4 */
+		uint32_t uid = i < 18 ? 1 + (uint32_t)(i % 3) : 4;
+
+		snprintf(ids[i], sizeof(ids[i]), "j%02zu", i);
+		q[i] = job(ids[i], uid, i, 1000);
+		q[i].group = uid < 4 ? 1 : 2;
+	}
+	for (unsigned round = 0; round < 12; round++) {
+		struct scheduler_queued left[24];
+		size_t map[24], n_left = 0, first;
+		struct scheduler_node n;
+		struct scheduler_decision *d;
+
+		for (size_t i = 0; i < 24; i++)
+			if (!done[i]) {
+				map[n_left] = i;
+				left[n_left++] = q[i];
+			}
+		n = node2(left, n_left);
+		n.capacity.millicpus = 1000;
+		n.usage = u;
+		n.n_usage = 6;
+		d = decide(&n);
+		first = map[d[0].index];
+		free(d);
+		done[first] = true;
+		alternate = alternate && (int)q[first].group != last_group;
+		last_group = (int)q[first].group;
+		starts[q[first].group - 1]++;
+		per_user[q[first].uid - 1]++;
+		u[q[first].uid - 1].usage += 1.0; /* (its run: user and group) */
+		u[4 + q[first].group - 1].usage += 1.0;
+	}
+	ok(alternate && starts[0] == 6 && starts[1] == 6,
+	   "a VO of three users and a VO of one alternate (6 and 6 of 12 starts)");
+	ok(per_user[0] == 2 && per_user[1] == 2 && per_user[2] == 2 && per_user[3] == 6,
+	   "within the VO of three each user had 2 starts; the lone user 6");
+}
+
 /* fair share: the user with less decayed usage goes first; alternation */
 static void test_fair_share(void)
 {
 	struct scheduler_queued q[] = { job("a2", 1, 2, 2000), job("a3", 1, 3, 2000),
 					job("b1", 2, 4, 2000), job("b2", 2, 5, 2000) };
-	struct scheduler_usage u[] = { { 1, 10.0 }, { 2, 0.0 } };
+	struct scheduler_usage u[] = { { 1, false, 10.0 }, { 2, false, 0.0 } };
 	struct scheduler_node n = node2(q, 4);
 	struct scheduler_decision *d;
 
@@ -410,6 +504,8 @@ int main(void)
 	test_priority();
 	test_fcfs();
 	test_fair_share();
+	test_group_share();
+	test_group_alternation();
 	test_formulas();
 	test_backfill();
 	test_backfill_extra();

@@ -139,6 +139,42 @@ static void test_tighten(void)
 	free(why);
 }
 
+/* fair_share: 1 to 10000, 1 unset; an admin may lower it, never raise it
+ * (not even where the node owner left it unset) */
+static void test_fair_share(void)
+{
+	struct credstore_vo_policy base, admin, eff;
+	char *why = NULL, *text;
+
+	ok(parse("job_pids = 10\n", &base, &why) == 0 && base.fair_share == 1 &&
+		   base.from[CREDSTORE_VO_FAIR_SHARE] < 0,
+	   "fair_share unset: 1");
+	ok(parse("fair_share = 10001\n", &admin, &why) == -EINVAL &&
+		   has(why, "a whole number from 1 to 10000"),
+	   "fair_share above 10000: refused, saying what it takes");
+	ok(parse("fair_share = 0\n", &admin, &why) == -EINVAL, "fair_share 0: refused");
+	ok(parse("fair_share = 2\n", &admin, &why) == 0 && admin.fair_share == 2, "fair_share = 2");
+	ok(credstore_vo_policy_tighten(&base, &admin, true, &eff, &why) == -EPERM &&
+		   has(why, "fair_share = 2 would loosen"),
+	   "an admin raising it above the unset 1: refused");
+	ok(credstore_vo_policy_tighten(&base, &admin, false, &eff, &why) == 0 &&
+		   eff.fair_share == 1,
+	   "merge: the unset 1 stands");
+	credstore_vo_policy_done(&eff);
+	credstore_vo_policy_done(&base);
+	parse("fair_share = 5\n", &base, &why);
+	ok(credstore_vo_policy_tighten(&base, &admin, true, &eff, &why) == 0 &&
+		   eff.fair_share == 2 && eff.from[CREDSTORE_VO_FAIR_SHARE] == 1,
+	   "an admin lowers the node owner's 5 to 2");
+	credstore_vo_policy_done(&eff);
+	text = credstore_vo_policy_format(&base);
+	ok(has(text, "fair_share = 5\n"), "formatted back");
+	free(text);
+	credstore_vo_policy_done(&admin);
+	credstore_vo_policy_done(&base);
+	free(why);
+}
+
 static void test_check(void)
 {
 	struct credstore_vo_policy p;
@@ -217,6 +253,7 @@ int main(void)
 {
 	test_parse();
 	test_tighten();
+	test_fair_share();
 	test_check();
 	return tap_done();
 }
