@@ -124,12 +124,19 @@ static int mask_one(const char *path, bool dir, const char **first_dir)
 		return errno == ENOENT ? 0 : -errno;
 	if (dir && !S_ISDIR(st.st_mode))
 		return -ENOTDIR;
-	if (dir && !*first_dir) {
-		if (mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-			  "mode=0555,size=4k") < 0)
-			return -errno;
-		*first_dir = path;
-		return 1;
+	if (dir && !*first_dir) { /* (made only where a directory is masked) */
+		struct stat mst;
+
+		if ((mkdir(MASK_DIR, 0555) == 0 || errno == EEXIST) && lstat(MASK_DIR, &mst) == 0 &&
+		    S_ISDIR(mst.st_mode)) {
+			*first_dir = MASK_DIR;
+		} else {
+			if (mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+				  "mode=0555,size=4k") < 0)
+				return -errno;
+			*first_dir = path;
+			return 1;
+		}
 	}
 	if (!dir && S_ISDIR(st.st_mode))
 		return -EISDIR;
@@ -147,11 +154,6 @@ void loader_mask_paths(void)
 {
 	unsigned masked = 0, failed = 0;
 	const char *first_dir = NULL;
-	struct stat st;
-
-	if ((mkdir(MASK_DIR, 0555) == 0 || errno == EEXIST) && lstat(MASK_DIR, &st) == 0 &&
-	    S_ISDIR(st.st_mode))
-		first_dir = MASK_DIR;
 
 	for (size_t i = 0; i < ELEMENTSOF(masked_files) + ELEMENTSOF(masked_dirs); i++) {
 		bool dir = i >= ELEMENTSOF(masked_files);
