@@ -131,7 +131,8 @@ static int mask_one(const char *path, bool dir, const char **first_dir)
 		    S_ISDIR(mst.st_mode)) {
 			*first_dir = MASK_DIR;
 		} else {
-			if (mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			if (mount("tmpfs", path, "tmpfs",
+				  MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
 				  "mode=0555,size=4k") < 0)
 				return -errno;
 			*first_dir = path;
