@@ -452,6 +452,44 @@ static void kept_held(struct daemon *d, const struct view *kv, struct job **held
  * job makes (held jobs, which change nothing for the others, left out). 0,
  * or -EAGAIN: that pass must be made (the kept queue is then up to date
  * or thrown away). */
+/* The decisions of the first n jobs of a lazy pass applied: those that
+ * start, end or preempt, and those whose reason is wanted (w's marks, read
+ * and cleared). What is applied is taken first: applying may drop entries
+ * (a job that ends at once is unlinked), and touches the jobs it changes.
+ * -ENOMEM: nothing applied. */
+static int kept_apply(struct daemon *d, struct kept *kp, size_t n, struct kept_wants *w)
+{
+	struct view *kv = &kp->v;
+	_cleanup_free_ struct kept_act *act = NULL;
+	size_t n_act = 0;
+
+	for (size_t k = 0; k < n; k++)
+		n_act += kv->decs[k].action != SCHEDULER_WAIT ||
+			 kv->queue[kv->decs[k].index].want_reason;
+	act = calloc(n_act + 1, sizeof(*act));
+	n_act = 0;
+	for (size_t k = 0; act && k < n; k++) {
+		const struct scheduler_decision *dec = &kv->decs[k];
+		bool want = kv->queue[dec->index].want_reason;
+
+		if (dec->action != SCHEDULER_WAIT || want)
+			act[n_act++] = (struct kept_act){ kv->jobs[dec->index], want, k };
+	}
+	kept_unwant(kp, w);
+	if (!act)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_act; i++) {
+		const struct scheduler_decision *dec = &kv->decs[act[i].dec];
+
+		queue_job_touched(d, act[i].job);
+		for (unsigned v = 0; v < dec->n_victims; v++)
+			queue_job_touched(d, kv->run_jobs[dec->victims[v]]);
+	}
+	for (size_t i = 0; i < n_act; i++)
+		queue_apply_to(d, kv, act[i].job, act[i].want, &kv->decs[act[i].dec]);
+	return 0;
+}
+
 int queue_kept_schedule(struct daemon *d, struct pass_clock begun)
 {
 	struct kept *kp = &d->queue->kept;
@@ -460,8 +498,6 @@ int queue_kept_schedule(struct daemon *d, struct pass_clock begun)
 	struct scheduler_bounds b;
 	struct scheduler_stop stop = { 0 };
 	uint64_t now = now_usec();
-	_cleanup_free_ struct kept_act *act = NULL;
-	size_t n_act = 0;
 
 	if (kept_update(d, kp, now) < 0 || kept_wants(d, kp, &w) < 0)
 		return -EAGAIN;
@@ -495,34 +531,11 @@ int queue_kept_schedule(struct daemon *d, struct pass_clock begun)
 	kp->stopped += stop.n < kv->node.n_queue;
 	if (d->queue->selfcheck)
 		kept_check(d, kp, &stop);
-	/* what is applied, taken first: applying may drop entries (a job that
-	 * ends at once is unlinked), and touches the jobs it changes */
-	for (size_t k = 0; k < stop.n; k++)
-		n_act += kv->decs[k].action != SCHEDULER_WAIT ||
-			 kv->queue[kv->decs[k].index].want_reason;
-	act = calloc(n_act + 1, sizeof(*act));
-	n_act = 0;
-	for (size_t k = 0; act && k < stop.n; k++) {
-		const struct scheduler_decision *dec = &kv->decs[k];
-		bool want = kv->queue[dec->index].want_reason;
-
-		if (dec->action != SCHEDULER_WAIT || want)
-			act[n_act++] = (struct kept_act){ kv->jobs[dec->index], want, k };
-	}
-	kept_unwant(kp, &w);
-	if (!act) { /* (decided, not applied: again at the next tick) */
+	if (kept_apply(d, kp, stop.n, &w) <
+	    0) { /* (decided, not applied: again at the next tick) */
 		d->queue->dirty = true;
 		return 0;
 	}
-	for (size_t i = 0; i < n_act; i++) {
-		const struct scheduler_decision *dec = &kv->decs[act[i].dec];
-
-		queue_job_touched(d, act[i].job);
-		for (unsigned v = 0; v < dec->n_victims; v++)
-			queue_job_touched(d, kv->run_jobs[dec->victims[v]]);
-	}
-	for (size_t i = 0; i < n_act; i++)
-		queue_apply_to(d, kv, act[i].job, act[i].want, &kv->decs[act[i].dec]);
 	kept_held(d, kv, w.held, w.n_held);
 	return 0;
 }
