@@ -393,14 +393,20 @@ EOF_PY
 
 # ---- faults after the job stopped: it ends up running on exactly one node ----
 
+# counter_on_n1: once n1 and n2 see each other, a counting job on n1 (its
+# id in id) that has counted to 3
+counter_on_n1() {
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+	id=$(on 1 xrun -d -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+}
+
 @test "CRIU failing the restore on n2 (CRIU_FAULT): the job runs on at n1, n2 keeps nothing" {
 	node_start 1 n1
 	CRIU_FAULT=6 node_start 2 n2
-	xos_wait_for 30 peer_is 1 n2 up
-	xos_wait_for 30 peer_is 2 n1 up
-	local id n
-	id=$(on 1 xrun -d -- sh -c "$COUNTER")
-	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	local n
+	counter_on_n1
 	run on 1 xmigrate "$id" n2
 	echo "$output"
 	assert_failure 1
@@ -421,6 +427,35 @@ EOF_PY
 	assert_success
 	exactly_one "$id"
 	assert_equal "$(where 2 "$id")" RUNNING
+}
+
+@test "a job that comes back to n1 and whose restore cannot begin there (its cgroups busy): n1's xosd lives on, the job runs on at n2, n1 keeps nothing" {
+	# (the fault applies to n1's restores only; its first move is away)
+	XOS_MIGRATE_FAULT=restore-busy node_start 1 n1
+	node_start 2 n2
+	local n
+	counter_on_n1
+	run on 1 xmigrate "$id" n2
+	assert_success
+	assert_equal "$(where 1 "$id")" MIGRATED
+	# back to n1: its record of the move away gives way, then the restore
+	# fails before CRIU runs
+	run on 2 xmigrate "$id" n1
+	echo "$output"
+	assert_failure 1
+	assert_output --partial "removing the cgroups of the job's last container"
+	grep -q "comes back to this node: its record of the move away gives way" \
+		"$(node_tmp 1)/xosd.log"
+	node_use 1
+	kill -0 "$XOSD_PID"
+	run on 1 xps -a
+	assert_success
+	exactly_one "$id"
+	assert_equal "$(where 2 "$id")" RUNNING
+	assert_equal "$(where 1 "$id")" absent
+	no_store_of 1 "$id"
+	n=$(wc -l <"$(jobroot 2 "$id")/tmp/count")
+	wait_lines "$(jobroot 2 "$id")/tmp/count" $((n + 3))
 }
 
 @test "n2's xosd killed after the transfer, before its restore: the job runs on at n1 once n2 is back and says it has not got it" {
