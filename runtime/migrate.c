@@ -1060,24 +1060,22 @@ static void hook_payload_end(void *userdata, const char *node)
  * it gives way to the one that comes (its versions here went when it left). */
 static int drop_departed(struct daemon *d, const char *id)
 {
-	for (struct job **p = &d->jobs; *p; p = &(*p)->next) {
-		struct job *j = *p;
+	struct job *j = daemon_find_job(d, id);
 
-		if (strcmp(j->id, id) != 0)
-			continue;
-		if (!departed(j) || j->run || j->pidfd >= 0)
-			return -EEXIST;
-		for (struct conn *c = d->conns; c; c = c->next)
-			if (c->job == j)
-				return -EEXIST; /* (a client follows it: rare, and refused) */
-		*p = j->next;
-		(void)rm_rf_at(d->jobs_fd, j->id);
-		slice_release(d, j);
-		job_free(j);
-		log_info("Job %s comes back to this node: its record of the move away gives way",
-			 id);
+	if (!j)
 		return 0;
-	}
+	if (!departed(j) || j->run || j->pidfd >= 0)
+		return -EEXIST;
+	for (struct conn *c = d->conns; c; c = c->next)
+		if (c->job == j)
+			return -EEXIST; /* (a client follows it: rare, and refused) */
+	/* (out of the list and of the id and name tables: a record left in a
+	 * table after its free was read by the next lookup in its bucket) */
+	daemon_job_unlink(d, j);
+	(void)rm_rf_at(d->jobs_fd, j->id);
+	slice_release(d, j);
+	job_free(j);
+	log_info("Job %s comes back to this node: its record of the move away gives way", id);
 	return 0;
 }
 
