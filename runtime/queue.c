@@ -184,6 +184,22 @@ static int usage_save(struct daemon *d)
 				    d->cfg->sync_writes);
 }
 
+static void groups_free(struct queue_state *q)
+{
+	for (size_t i = 0; i < q->n_groups; i++)
+		free(q->groups[i]);
+	free(q->groups);
+	q->groups = NULL;
+	q->n_groups = 0;
+}
+
+/* u's usage decayed to now (its weight aside) */
+static double decayed(struct daemon *d, const struct usage_entry *u, uint64_t now)
+{
+	return scheduler_decay(u->usage, now > u->stamp_us ? now - u->stamp_us : 0,
+			       d->cfg->fairshare_half_life_us);
+}
+
 int queue_setup(struct daemon *d)
 {
 	const struct runtime_config *c = d->cfg;
@@ -216,11 +232,7 @@ int queue_setup(struct daemon *d)
 		free(q->usage);
 		q->usage = NULL;
 		q->n_usage = 0;
-		for (size_t i = 0; i < q->n_groups; i++)
-			free(q->groups[i]);
-		free(q->groups);
-		q->groups = NULL;
-		q->n_groups = 0;
+		groups_free(q);
 	}
 	return 0;
 }
@@ -230,9 +242,7 @@ void queue_free(struct daemon *d)
 	if (!d->queue)
 		return;
 	free(d->queue->usage);
-	for (size_t i = 0; i < d->queue->n_groups; i++)
-		free(d->queue->groups[i]);
-	free(d->queue->groups);
+	groups_free(d->queue);
 	queue_view_free(&d->queue->view);
 	queue_kept_free(&d->queue->kept);
 	free(d->queue);
@@ -262,9 +272,7 @@ static struct usage_entry *usage_of(struct queue_state *q, uint32_t id, bool of_
 
 static void usage_add(struct daemon *d, struct usage_entry *u, double charge, uint64_t now)
 {
-	u->usage = scheduler_decay(u->usage, now > u->stamp_us ? now - u->stamp_us : 0,
-				   d->cfg->fairshare_half_life_us) +
-		   charge;
+	u->usage = decayed(d, u, now) + charge;
 	u->stamp_us = now;
 }
 
@@ -1165,8 +1173,7 @@ static int admit_fast(struct daemon *d, struct job *j)
 /* u's usage decayed to now; a group's divided by its VO's fair_share */
 static double entry_now(struct daemon *d, const struct usage_entry *u, uint64_t now)
 {
-	double v = scheduler_decay(u->usage, now > u->stamp_us ? now - u->stamp_us : 0,
-				   d->cfg->fairshare_half_life_us);
+	double v = decayed(d, u, now);
 
 	if (u->of_group && u->id)
 		v /= (double)vo_fair_share(d, d->queue->groups[u->id - 1]);
