@@ -41,6 +41,12 @@ YAJL_LIBS := $(shell $(PKG_CONFIG) --libs yajl 2>/dev/null)
 # object less to find and map at each command (DECISIONS (bh))
 YAJL_STATIC := $(wildcard $(shell $(PKG_CONFIG) --variable=libdir yajl 2>/dev/null)/libyajl_s.a)
 CLI_YAJL_LIBS := $(if $(YAJL_STATIC),$(YAJL_STATIC),$(YAJL_LIBS))
+# and libc's, as a static PIE (ASLR kept), where libc.a is there and no
+# sanitizer is linked: a start of xrun then maps no shared object at all
+# (DECISIONS (bi)); the CLI makes no NSS lookup, which a static glibc breaks
+comma := ,
+LIBC_A := $(shell $(CC) -print-file-name=libc.a 2>/dev/null)
+CLI_LINK := $(if $(SANITIZE)$(FUZZ),$(LDHARDEN),$(if $(filter /%,$(LIBC_A)),-static-pie -Wl$(comma)-z$(comma)relro$(comma)-z$(comma)now,$(LDHARDEN)))
 SECCOMP_LIBS := $(shell $(PKG_CONFIG) --libs libseccomp 2>/dev/null)
 CAP_LIBS := $(shell $(PKG_CONFIG) --libs libcap 2>/dev/null)
 NFT_LIBS := $(shell $(PKG_CONFIG) --libs libnftables 2>/dev/null)
@@ -134,7 +140,7 @@ $(BUILD)/xos-criu-helper: $(BUILD)/ckpt/main-criu-helper.o $(LIB_ckpt) $(LIB_com
 	$(CC) $(LDHARDEN) -o $@ $^
 
 $(BUILD)/xos: $(BUILD)/cli/main.o $(LIB_cli) $(LIB_common)
-	$(CC) $(LDHARDEN) -o $@ $^ $(CLI_YAJL_LIBS)
+	$(CC) $(CLI_LINK) -o $@ $^ $(CLI_YAJL_LIBS)
 
 $(BUILD)/xtemplate: $(BUILD)/cli/main-xtemplate.o $(LIB_cli) $(LIB_templates) $(LIB_common)
 	rm -f $@ # (a symlink to xos in older trees)

@@ -425,11 +425,15 @@ void conns_job_output(struct daemon *d, struct job *j)
 			conn_pump(d, c);
 }
 
+/* The unit's exit goes to its attached xrun now, not at the loop's next
+ * turn, when the socket takes it at once. */
 void conns_unit_ended(struct daemon *d, struct job *j, unsigned unit)
 {
-	for (struct conn *c = d->conns; c; c = c->next)
+	for (struct conn *c = d->conns, *next; c; c = next) {
+		next = c->next;
 		if (c->mode == CONN_ATTACHED && c->job == j && c->unit == unit)
-			conn_pump(d, c);
+			conn_event(d, c, 0); /* pumps and flushes; may free c */
+	}
 }
 
 void conns_job_ended(struct daemon *d, struct job *j)

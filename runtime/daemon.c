@@ -99,8 +99,9 @@ int daemon_open_spool_file(struct daemon *d, struct job *j, const char *name)
 	return fd;
 }
 
-/* The flusher: a thread that makes written final records durable
- * (fdatasync), in groups, so that the event loop never waits for the disk. */
+/* The flusher: a thread that makes written final records and the users'
+ * usage durable (fdatasync), in groups, so that the event loop never waits
+ * for the disk. */
 #define SYNC_DELAY_USEC 50000
 
 static struct {
@@ -108,9 +109,10 @@ static struct {
 	pthread_cond_t cond;
 	pthread_t thread;
 	bool running, stop;
+	bool usage; /* <state>/usage.json was written */
 	char (*ids)[XOS_JOB_ID_HEX + 1];
 	size_t n, cap;
-	int jobs_fd;
+	int jobs_fd, state_fd;
 } flusher = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
 static void flush_one(int jobs_fd, const char *id)
@@ -120,6 +122,14 @@ static void flush_one(int jobs_fd, const char *id)
 
 	if (f < 0 || fdatasync(f) < 0 || fsync(dir) < 0)
 		log_warn("Failed to flush the record of job %s: %m", id);
+}
+
+static void flush_usage(int state_fd)
+{
+	_cleanup_close_ int f = openat(state_fd, USAGE_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (f < 0 || fdatasync(f) < 0 || fsync(state_fd) < 0)
+		log_warn("Failed to flush the users' usage: %m");
 }
 
 static void *flusher_main(void *arg)
@@ -133,10 +143,11 @@ static void *flusher_main(void *arg)
 	for (;;) {
 		char(*ids)[XOS_JOB_ID_HEX + 1];
 		size_t n;
+		bool usage;
 
-		while (flusher.n == 0 && !flusher.stop)
+		while (flusher.n == 0 && !flusher.usage && !flusher.stop)
 			pthread_cond_wait(&flusher.cond, &flusher.lock);
-		if (flusher.n == 0 && flusher.stop)
+		if (flusher.n == 0 && !flusher.usage && flusher.stop)
 			break;
 		pthread_mutex_unlock(&flusher.lock);
 		if (!flusher.stop)
@@ -146,9 +157,13 @@ static void *flusher_main(void *arg)
 		n = flusher.n;
 		flusher.ids = NULL;
 		flusher.n = flusher.cap = 0;
+		usage = flusher.usage;
+		flusher.usage = false;
 		pthread_mutex_unlock(&flusher.lock);
 		for (size_t i = 0; i < n; i++)
 			flush_one(flusher.jobs_fd, ids[i]);
+		if (usage)
+			flush_usage(flusher.state_fd);
 		free(ids);
 		pthread_mutex_lock(&flusher.lock);
 	}
@@ -156,13 +171,31 @@ static void *flusher_main(void *arg)
 	return NULL;
 }
 
+/* (with flusher.lock held) */
+static void flusher_start(struct daemon *d)
+{
+	if (flusher.running)
+		return;
+	flusher.jobs_fd = d->jobs_fd;
+	flusher.state_fd = d->state_fd;
+	flusher.running = pthread_create(&flusher.thread, NULL, flusher_main, NULL) == 0;
+}
+
+void daemon_flush_usage(struct daemon *d)
+{
+	pthread_mutex_lock(&flusher.lock);
+	flusher_start(d);
+	flusher.usage = true;
+	pthread_cond_signal(&flusher.cond);
+	pthread_mutex_unlock(&flusher.lock);
+	if (!flusher.running) /* no thread: flush here */
+		flush_usage(d->state_fd);
+}
+
 static void flusher_queue(struct daemon *d, const char *id)
 {
 	pthread_mutex_lock(&flusher.lock);
-	if (!flusher.running) {
-		flusher.jobs_fd = d->jobs_fd;
-		flusher.running = pthread_create(&flusher.thread, NULL, flusher_main, NULL) == 0;
-	}
+	flusher_start(d);
 	if (flusher.n == flusher.cap) {
 		size_t cap = flusher.cap ? flusher.cap * 2 : 16;
 		void *p = realloc(flusher.ids, cap * sizeof(*flusher.ids));

@@ -20,6 +20,7 @@ struct usage_entry {
 
 /* a dependency's end, in words (as job_sched's kept_ended) */
 #define ENDED_MAX 48
+#define USAGE_DELAY_US 10000 /* a charge to usage.json written after (queue.c) */
 
 /* What scheduler_decide is given and gives back; its buffers are kept from
  * pass to pass (a queue of 10,000 would allocate megabytes at each event). */
@@ -106,6 +107,7 @@ struct queue_state {
 	/* group commit of queued jobs' records (queue_submit, group_commit) */
 	bool sync_pending;
 	uint64_t commits, committed;
+	uint64_t usage_due_us; /* monotonic: usage.json to be written then (0: written) */
 };
 
 /* When a pass began: the monotonic clock and this thread's CPU time */

@@ -15,7 +15,6 @@
 
 #include "runtime/queue-internal.h"
 
-#define USAGE_FILE "usage.json"
 #define USAGE_MAX_USERS 65536
 #define USAGE_MAX_GROUPS 4096
 #define AFTER_MAX 64
@@ -144,14 +143,17 @@ static int usage_load(struct queue_state *q, int state_fd)
 	return 0;
 }
 
-/* usage.json: written whole, durably, when a job's usage is charged:
- * {"users": [{uid, usage, stamp_us}...], "groups": [{vo ("": the local
- * accounts), usage, stamp_us}...]} */
-static int usage_save(struct daemon *d)
+/* usage.json: written whole, USAGE_DELAY_US after a job's usage is charged
+ * (the charges of a burst of ends in one write, after the answers of the
+ * turn that charged them went), and made durable by the flusher (durable:
+ * here, at xosd's stop): {"users": [{uid, usage, stamp_us}...], "groups":
+ * [{vo ("": the local accounts), usage, stamp_us}...]} */
+static int usage_save(struct daemon *d, bool durable)
 {
 	_cleanup_gen_ yajl_gen g = yajl_gen_alloc(NULL);
 	_cleanup_free_ char *text = NULL;
 	struct queue_state *q = d->queue;
+	int r;
 
 	if (!g)
 		return -ENOMEM;
@@ -180,8 +182,27 @@ static int usage_save(struct daemon *d)
 	text = json_gen_take(g, true);
 	if (!text)
 		return -ENOMEM;
-	return write_file_atomic_at(d->state_fd, USAGE_FILE, text, strlen(text), 0600,
-				    d->cfg->sync_writes);
+	d->queue->usage_due_us = 0;
+	r = write_file_atomic_at(d->state_fd, USAGE_FILE, text, strlen(text), 0600,
+				 durable && d->cfg->sync_writes);
+	if (r >= 0 && !durable && d->cfg->sync_writes)
+		daemon_flush_usage(d);
+	return r;
+}
+
+/* A charge waiting to be written goes now; the next timeout (ms) or -1. */
+static int usage_tick(struct daemon *d, bool durable)
+{
+	uint64_t now = mono_usec();
+	int r;
+
+	if (!d->queue || !d->queue->usage_due_us)
+		return -1;
+	if (!durable && now < d->queue->usage_due_us)
+		return (int)((d->queue->usage_due_us - now + 999) / 1000);
+	if ((r = usage_save(d, durable)) < 0)
+		log_warn("Failed to save the users' usage: %s", strerror(-r));
+	return -1;
 }
 
 static void groups_free(struct queue_state *q)
@@ -241,6 +262,7 @@ void queue_free(struct daemon *d)
 {
 	if (!d->queue)
 		return;
+	(void)usage_tick(d, true); /* a charge not yet written */
 	free(d->queue->usage);
 	groups_free(d->queue);
 	queue_view_free(&d->queue->view);
@@ -284,7 +306,6 @@ void queue_job_charge(struct daemon *d, struct job *j)
 	struct usage_entry *u, *g;
 	uint64_t now = now_usec();
 	double charge;
-	int r;
 
 	if (!d->queue || j->sched.charged || !job_state_is_final(j->state) || !j->started_us)
 		return;
@@ -298,10 +319,8 @@ void queue_job_charge(struct daemon *d, struct job *j)
 	g = usage_of(d->queue, queue_job_group(d, j), true, true);
 	if (g)
 		usage_add(d, g, charge, now);
-	if (!u && !g)
-		return;
-	if ((r = usage_save(d)) < 0)
-		log_warn("Failed to save the users' usage: %s", strerror(-r));
+	if ((u || g) && !d->queue->usage_due_us)
+		d->queue->usage_due_us = mono_usec() + USAGE_DELAY_US;
 }
 
 void queue_job_gone(struct daemon *d, struct job *j)
@@ -1521,7 +1540,7 @@ void queue_refresh(struct daemon *d)
 int queue_tick(struct daemon *d)
 {
 	uint64_t now = now_usec();
-	int timeout = -1;
+	int timeout = usage_tick(d, false);
 	bool timed = false;
 
 	if (d->queue && d->queue->sync_pending && !commit_busy(d)) {

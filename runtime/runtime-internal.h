@@ -658,6 +658,9 @@ struct daemon {
 int daemon_persist_job(struct daemon *d, struct job *j);
 /* ... written through (sync_writes) before it returns: a queued job's */
 int daemon_persist_job_durably(struct daemon *d, struct job *j);
+/* <state>/usage.json (queue.c) was written: the flusher makes it durable. */
+#define USAGE_FILE "usage.json"
+void daemon_flush_usage(struct daemon *d);
 /* The job's directory fd, opened again if it was closed (ended jobs keep none). */
 int daemon_job_dir(struct daemon *d, struct job *j);
 /* The job's directory on the volatile tmpfs, <volatile>/jobs/<id> (mount

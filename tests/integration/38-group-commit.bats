@@ -79,3 +79,28 @@ check_order() {
 	assert_equal "$(xps -a --json | jq '[.[] | select(.state == "QUEUED")] | length')" \
 		"$(wc -l <"$XOS_TMP/queued")"
 }
+
+# A job's end charges its user's usage (usage.json, docs/SCHEDULING.md): the
+# file is written after the turn that answered the end, and made durable by
+# the flusher thread, so that neither the write nor the disk is between a
+# unit's end and its xrun's exit.
+@test "a job's end is answered before usage.json is written, and a thread of xosd, not its event loop, syncs usage.json" {
+	xos_start
+	xrun -- true # (the flusher thread exists, usage.json too)
+	xos_wait_for 10 test -s "$XOS_TMP/state/usage.json"
+	xosd_trace "$XOS_TMP/trace" -f -y -s 256 -e trace=rename,renameat,renameat2,sendto,fdatasync
+	run xrun -- true
+	assert_success
+	xos_wait_for 10 grep -q 'fdatasync([0-9]*<[^>]*/usage\.json>' "$XOS_TMP/trace"
+	xosd_untrace
+	run awk '
+		/sendto\(/ && index($0, "ev\\\":\\\"exit") && !ex { ex = NR }
+		/rename/ && index($0, "\"usage.json\"") && !ren { ren = NR }
+		END { print ex, ren; exit !(ex && ren && ex < ren) }' "$XOS_TMP/trace"
+	echo "$output"
+	assert_success
+	run grep -c "^$XOSD_PID  *fdatasync(.*usage\.json" "$XOS_TMP/trace"
+	assert_output 0
+	run jq -e '.users | map(select(.uid == 0 and .usage > 0)) | length == 1' "$XOS_TMP/state/usage.json"
+	assert_success
+}
