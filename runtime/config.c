@@ -15,6 +15,7 @@ void runtime_config_init(struct runtime_config *c)
 		.max_files = 4194304,
 		.mount_home = true,
 		.sync_writes = true,
+		.pool_size = 2, /* DECISIONS (as), (bj) */
 		.keep_ended = 1000,
 		.kept_layers = 16,
 		.checkpoint_keep = 5,

@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "hooks/hooks.h"
 #include "runtime/runtime-internal.h"
 #include "templates/templates.h"
 
@@ -34,17 +35,19 @@ static bool str_eq(const char *a, const char *b)
 }
 
 /* The host's account files as they are (their copies in a job root depend
- * on them, rootfs.c): a change after a pooled root was made voids it. */
-static uint64_t accounts_stamp(void)
+ * on them, rootfs.c) and the loader (its copy is the container's init,
+ * loader-copy.c): a change of either after a pooled container was made voids
+ * it. */
+static uint64_t accounts_stamp(const struct daemon *d)
 {
-	static const char *const files[] = { "/etc/passwd", "/etc/group" };
+	const char *const files[] = { "/etc/passwd", "/etc/group", d->cfg->loader_path };
 	uint64_t h = 1469598103934665603ULL;
 
 	for (size_t i = 0; i < ELEMENTSOF(files); i++) {
 		struct stat st;
 		uint64_t v[4] = { 0 };
 
-		if (stat(files[i], &st) == 0)
+		if (files[i] && stat(files[i], &st) == 0)
 			v[0] = (uint64_t)st.st_ino, v[1] = (uint64_t)st.st_size,
 			v[2] = (uint64_t)st.st_mtim.tv_sec, v[3] = (uint64_t)st.st_mtim.tv_nsec;
 		for (size_t k = 0; k < ELEMENTSOF(v); k++)
@@ -213,7 +216,7 @@ static int prepare(struct daemon *d, struct job *p, char **ret_why)
 		r = -errno;
 		goto out;
 	}
-	p->pool_accounts = accounts_stamp();
+	p->pool_accounts = accounts_stamp(d);
 	if ((r = rootfs_job_mount(d, p)) < 0 || (r = volume_stage(d, p, ret_why)) < 0 ||
 	    (r = container_create(d, p)) < 0 || (r = notify_listen(d, p)) < 0 ||
 	    (r = container_start(d, p, &p->starter, &p->starter_fd)) < 0)
@@ -237,6 +240,11 @@ static void pool_fill(struct daemon *d)
 
 	if (!pool_room(d))
 		return;
+	if (hook_event_has_dir(d->cfg->hooks_dir, HOOK_PRESTART)) {
+		/* a prestart hook is given its job's record: no pool (looked at again later) */
+		d->pool_retry_us = mono_usec() + POOL_RETRY_US;
+		return;
+	}
 	p = copy_owner(d, d->pool_owner);
 	if (!p || random_job_id(p->id) < 0) {
 		job_free(p);
@@ -330,14 +338,19 @@ bool pool_claim(struct daemon *d, struct job *j)
 		d->pool_owner = copy_owner(d, j);
 		return false;
 	}
-	stamp = accounts_stamp();
+	if (hook_event_has_dir(d->cfg->hooks_dir, HOOK_PRESTART)) {
+		pool_drain(d, false); /* (made before the node owner's prestart hook) */
+		return false;
+	}
+	stamp = accounts_stamp(d);
 	for (pp = &d->pool; *pp; pp = &(*pp)->next)
 		if ((*pp)->state == JOB_RUNNING && (*pp)->pool_accounts == stamp)
 			break;
 	if (!*pp) {
 		for (struct job *p = d->pool; p; p = p->next)
 			if (p->state == JOB_RUNNING && p->pool_accounts != stamp) {
-				log_debug("Pool: the host's accounts changed; dropping the pool");
+				log_debug("Pool: the host's accounts or the loader changed; "
+					  "dropping the pool");
 				pool_drain(d, false);
 				break;
 			}
@@ -430,7 +443,13 @@ int pool_tick(struct daemon *d)
 		*pp = p->next;
 		job_free(p);
 	}
-	return pool_room(d) ? min_ms(timeout, POOL_IDLE_MS) : timeout;
+	if (pool_room(d))
+		return min_ms(timeout, POOL_IDLE_MS);
+	if (d->pool_owner && d->cfg->pool_size && pool_count(d) < d->cfg->pool_size &&
+	    mono_usec() < d->pool_retry_us) /* (a wakeup when it may be tried again) */
+		timeout = min_ms(timeout,
+				 (int)((d->pool_retry_us - mono_usec()) / 1000) + POOL_IDLE_MS);
+	return timeout;
 }
 
 /* The event loop had nothing to do for a while. */

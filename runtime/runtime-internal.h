@@ -195,7 +195,7 @@ struct job {
 
 	/* runtime only */
 	bool pooled;            /* a prepared container of the pool, no job yet (pool.c) */
-	uint64_t pool_accounts; /* pooled: the host's account files when its root was made */
+	uint64_t pool_accounts; /* pooled: the account files and loader when it was made */
 	struct job *from_pool;  /* the pooled container it claimed, until it starts there */
 	bool slice_held;        /* its ids are leased to it (slice.c) */
 	unsigned parked;        /* stopped at this version with its layer and root kept (0: no) */

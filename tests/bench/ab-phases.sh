@@ -7,17 +7,21 @@
 # whole xrun, and from the job's record (job.json: created, unit 1 started and
 # ended by the loader, job ended): request, start, unit, report, end.
 # TMPFS_IDX: the daemons (1-based) whose state and run directories are on a
-# tmpfs of their own instead of /tmp. Needs root and jq; leaves nothing behind.
+# tmpfs of their own instead of /tmp. AB_CONF: an xosd.conf for every daemon
+# (AB_CONF=<(echo pool_size = 2): pooled starts; rounds should then be apart,
+# AB_GAP=0.2 seconds between them, for the pool to fill again). Needs root
+# and jq; leaves nothing behind.
 set -u
 [ $# -gt 0 ] || { echo "usage: ROUNDS=N $0 BUILD_DIR..." >&2; exit 2; }
 T=$(mktemp -d /tmp/xos-abp.XXXXXX)
 chmod 711 "$T"
 B=("$@")
 n=$#
+cat "${AB_CONF:-/dev/null}" >"$T/xosd.conf"
 for i in $(seq 1 "$n"); do
 	mkdir -p "$T/$i"
 	case " ${TMPFS_IDX:-} " in *" $i "*) mount -t tmpfs -o mode=0711 xos-abp "$T/$i" ;; esac
-	"${B[$((i - 1))]}/xosd" --foreground --config /dev/null --state-dir "$T/$i/state" \
+	"${B[$((i - 1))]}/xosd" --foreground --config "$T/xosd.conf" --state-dir "$T/$i/state" \
 		--run-dir "$T/$i/run" --loader "${B[$((i - 1))]}/xos-loader" </dev/null >"$T/$i.log" 2>&1 &
 	echo $! >"$T/$i.pid"
 done
@@ -30,6 +34,7 @@ for r in $(seq 1 "${ROUNDS:-40}"); do
 		e=${EPOCHREALTIME/./}
 		[ "$r" -gt 3 ] && echo "$s $e" >>"$T/$i.t"
 	done
+	sleep "${AB_GAP:-0}"
 done
 sleep 0.5
 for i in $(seq 1 "$n"); do

@@ -186,7 +186,7 @@ assert_nothing_left() {
 	else
 		[ -z "$mounts" ] || fail "mounts left: $(job_mounts "$id")"
 	fi
-	[ -z "$(ls "$XOS_TMP/state/volatile/lxc")" ] || fail "container config left"
+	[ -z "$(xos_job_containers)" ] || fail "container config left: $(xos_job_containers)"
 	wait_for 30 no_cgroups_of "$id" ||
 		fail "cgroups left: $(find /sys/fs/cgroup -maxdepth 2 -name "*xos-$id")"
 	wait_for 30 no_tasks_of "$id" || fail "processes left: $(job_tasks "$id")"

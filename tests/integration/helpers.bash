@@ -331,6 +331,16 @@ xos_loader_pids() {
 	done | sort -u
 }
 
+# the LXC containers of this daemon's jobs (those of its pool aside)
+xos_job_containers() {
+	local c
+	for c in "$XOS_TMP"/state/volatile/lxc/*; do
+		[ -d "$c" ] || continue
+		c=${c##*/}
+		[ -e "$XOS_TMP/state/jobs/${c#xos-}/pool" ] || echo "$c"
+	done
+}
+
 # sched_teardown: xos_teardown, and a failure if xosd (run with
 # XOS_SCHED_SELFCHECK=1) logged that the scheduler's kept state differed
 # from a walk of every job
