@@ -38,7 +38,7 @@ static bool str_eq(const char *a, const char *b)
  * on them, rootfs.c) and the loader (its copy is the container's init,
  * loader-copy.c): a change of either after a pooled container was made voids
  * it. */
-static uint64_t accounts_stamp(const struct daemon *d)
+static uint64_t pool_stamp(const struct daemon *d)
 {
 	const char *const files[] = { "/etc/passwd", "/etc/group", d->cfg->loader_path };
 	uint64_t h = 1469598103934665603ULL;
@@ -216,7 +216,7 @@ static int prepare(struct daemon *d, struct job *p, char **ret_why)
 		r = -errno;
 		goto out;
 	}
-	p->pool_accounts = accounts_stamp(d);
+	p->pool_accounts = pool_stamp(d);
 	if ((r = rootfs_job_mount(d, p)) < 0 || (r = volume_stage(d, p, ret_why)) < 0 ||
 	    (r = container_create(d, p)) < 0 || (r = notify_listen(d, p)) < 0 ||
 	    (r = container_start(d, p, &p->starter, &p->starter_fd)) < 0)
@@ -342,7 +342,7 @@ bool pool_claim(struct daemon *d, struct job *j)
 		pool_drain(d, false); /* (made before the node owner's prestart hook) */
 		return false;
 	}
-	stamp = accounts_stamp(d);
+	stamp = pool_stamp(d);
 	for (pp = &d->pool; *pp; pp = &(*pp)->next)
 		if ((*pp)->state == JOB_RUNNING && (*pp)->pool_accounts == stamp)
 			break;
