@@ -271,13 +271,15 @@ static size_t child_stack_size(const struct loader_spec *s)
  * makes one (DECISIONS (bi)): the loader's page tables are not copied and
  * neither side takes copy-on-write faults; the loader waits until the child
  * has exec'd or died. The child has its own fds, cwd and signal handlers; of
- * the loader's memory it changes errno and environ only, which is put back
+ * the loader's memory it changes errno and environ only, which is put back,
+ * and its credentials make that memory not dumpable, which is undone
  * (signals stay blocked in it until it has reset its handlers). */
 static pid_t spawn_child(const struct child_args *a)
 {
 #if UNIT_VFORK
 	size_t size = child_stack_size(a->spec), page = (size_t)sysconf(_SC_PAGESIZE);
 	char **env = environ;
+	int dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
 	char *stack;
 	pid_t pid;
 	int e;
@@ -295,6 +297,11 @@ static pid_t spawn_child(const struct child_args *a)
 	pid = clone(child_entry, stack + size, CLONE_VM | CLONE_VFORK | SIGCHLD, (void *)a);
 	e = errno;
 	environ = env;
+	/* the child's change of credentials made the memory it shared with the
+	 * loader not dumpable (the kernel's commit_creds); CRIU could then not
+	 * open a restored loader's namespaces, so it is put back */
+	if (dumpable > 0)
+		(void)prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
 	munmap(stack, size);
 	errno = e;
 	return pid;

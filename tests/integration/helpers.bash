@@ -387,10 +387,19 @@ open_gate() { touch "$(job_rootfs "$1")/tmp/gate"; }
 
 # job_mounts [ID]: mount points below this test's job directories, those of
 # job ID or of every job: in the volatile tree (rootfs, layers, volume
-# staging) and in the state's own (where they were before)
+# staging) and in the state's own (where they were before); without ID,
+# those of the daemon's pooled containers (no job's yet) aside
 job_mounts() {
+	local m id
 	awk -v p="^$XOS_TMP/state/(volatile/)?jobs/${1:-[0-9a-f]+}/" '$5 ~ p {print $5}' \
-		/proc/self/mountinfo
+		/proc/self/mountinfo | while read -r m; do
+		id=${m#"$XOS_TMP"/state/}
+		id=${id#volatile/}
+		id=${id#jobs/}
+		id=${id%%/*}
+		[ -n "${1:-}" ] || [ ! -e "$XOS_TMP/state/jobs/$id/pool" ] || continue
+		echo "$m"
+	done
 }
 no_job_mounts() { [ -z "$(job_mounts "$@")" ]; }
 
