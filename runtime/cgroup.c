@@ -4,6 +4,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 
 #include "common/common.h"
@@ -294,6 +296,78 @@ static int prune_hierarchy(int hfd, const char *dir, const struct runtime_cgroup
 			r = q;
 	}
 	return r;
+}
+
+/* SIGKILL to pid if it is still in a cgroup named name (its last component):
+ * the pidfd pins the process, and it is alive after /proc said where it is,
+ * so /proc spoke of that process and not of another that took its pid. */
+static void kill_if_in(pid_t pid, const char *name)
+{
+	_cleanup_close_ int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	_cleanup_free_ char *text = NULL;
+	char path[64], pat[600];
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	snprintf(pat, sizeof(pat), "/%s\n", name);
+	if (pfd < 0 || read_file_at(AT_FDCWD, path, 1 << 16, &text, NULL) < 0 ||
+	    !strstr(text, pat) || syscall(SYS_pidfd_send_signal, pfd, 0, NULL, 0) < 0)
+		return;
+	(void)syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+}
+
+static void kill_in(int hfd, const struct runtime_cgroup_paths *p)
+{
+	const char *dirs[] = { p->payload, p->monitor };
+
+	for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+		_cleanup_close_ int dfd = open_dir_at(hfd, dirs[i]);
+		_cleanup_free_ char *text = NULL;
+		const char *name = strrchr(dirs[i], '/');
+
+		if (dfd < 0 || read_file_at(dfd, "cgroup.procs", 1 << 20, &text, NULL) < 0)
+			continue;
+		for (char *line = text, *next; line && *line; line = next) {
+			long pid = strtol(line, &next, 10);
+
+			if (next == line)
+				break;
+			if (pid > 1)
+				kill_if_in((pid_t)pid, name ? name + 1 : dirs[i]);
+		}
+	}
+}
+
+void runtime_cgroup_kill(const struct runtime_cgroup_paths *p)
+{
+	_cleanup_close_ int root = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d;
+	struct dirent *de;
+
+	if (root < 0)
+		return;
+	kill_in(root, p); /* pure cgroup2 */
+	d = opendir_dup(root);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		_cleanup_close_ int h = -EBADF;
+		char base[512];
+
+		if (de->d_name[0] == '.' || de->d_type != DT_DIR)
+			continue;
+		h = open_dir_at(dirfd(d), de->d_name);
+		if (h < 0)
+			continue;
+		kill_in(h, p);
+		init_cgroup(de->d_name, base, sizeof(base));
+		if (base[0]) {
+			_cleanup_close_ int b = open_dir_at(h, base);
+
+			if (b >= 0)
+				kill_in(b, p);
+		}
+	}
+	closedir(d);
 }
 
 int runtime_cgroup_prune(const struct runtime_cgroup_paths *name)

@@ -824,8 +824,15 @@ void ops_start_done(struct daemon *d, struct job *j)
 	 * (it saw STOPPED, not RUNNING): the loader having spoken proves it ran */
 	if (WIFEXITED(status) && WEXITSTATUS(status) == CONTAINER_START_HOOK_FAILED)
 		return ops_start_failed(d, j, "a prestart hook", -ECANCELED);
-	if ((!WIFEXITED(status) || WEXITSTATUS(status) != 0) && j->init_pid <= 0 && job_is_live(j))
-		return ops_start_failed(d, j, "starting the container", -ECHILD);
+	/* a start whose answer was lost (the spawner died meanwhile: taken as
+	 * failed) may have brought the container up; its starter has ended, so
+	 * it runs now or never will: a job that runs is not failed */
+	if ((!WIFEXITED(status) || WEXITSTATUS(status) != 0) && j->init_pid <= 0 &&
+	    job_is_live(j)) {
+		if (container_attach(d, j) < 0)
+			return ops_start_failed(d, j, "starting the container", -ECHILD);
+		log_warn("Job %s: its start was said to fail, but its container runs", j->id);
+	}
 	r = container_started(d, j);
 	if (j->init_pid > 0) /* requests (signals) may have come while it started */
 		kill(j->init_pid, SIGUSR1);

@@ -290,6 +290,11 @@ void pool_started(struct daemon *d, struct job *p, int status)
 	if (r < 0) {
 		log_warn("Failed to start a pooled container: %s (tried again in %llu s)",
 			 strerror(-r), (unsigned long long)(POOL_RETRY_US / 1000000));
+		/* a start whose answer was lost (its spawner died meanwhile) may
+		 * have brought the container up: its starter has ended, so it
+		 * runs now or never will */
+		if (p->pidfd < 0)
+			(void)container_attach(d, p);
 		kill_container(p);
 		wait_gone(p);
 		tidy(d, p);
@@ -436,6 +441,11 @@ int pool_tick(struct daemon *d)
 		if (p->cg_prune_tries > 0 &&
 		    runtime_cgroup_paths(p->cgroup_parent, name, &paths) >= 0 &&
 		    runtime_cgroup_prune(&paths) == -EBUSY && --p->cg_prune_tries > 0) {
+			/* its container is gone for xosd, but something runs there:
+			 * a start that went on after it was given up (a spawner that
+			 * died with it in flight); nothing of a pooled container
+			 * may stay */
+			runtime_cgroup_kill(&paths);
 			timeout = 100;
 			pp = &p->next;
 			continue;

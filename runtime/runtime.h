@@ -161,6 +161,9 @@ int runtime_cgroup_paths(const char *parent, const char *name, struct runtime_cg
 /* Remove the (empty) cgroups LXC left for a container in every hierarchy;
  * -EBUSY while a process is still in one of them. */
 int runtime_cgroup_prune(const struct runtime_cgroup_paths *p);
+/* SIGKILL to every process in those cgroups (a container whose start went
+ * on after xosd gave it up: a spawner that died with it in flight). */
+void runtime_cgroup_kill(const struct runtime_cgroup_paths *p);
 
 /* cgroup_parent = caller (DECISIONS.md (ag)): the cgroup of the client
  * process pid of uid (SO_PEERCRED) in the reference hierarchy (v2: the
