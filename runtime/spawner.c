@@ -155,6 +155,8 @@ static void serve(int sock)
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	send_msg(sock, SPAWN_STARTED, pid, 0, pidfd);
 	closep(&pidfd);
+	if (getenv("XOS_SPAWNER_FAULT") && !strcmp(getenv("XOS_SPAWNER_FAULT"), "die-after-start"))
+		_exit(0); /* (tests: the start's end is never told) */
 }
 
 static _noreturn_ void spawner_main(int sock, pid_t parent)

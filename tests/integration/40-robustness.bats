@@ -199,6 +199,20 @@ dirty_heap_kb() {
 	refute_output --partial Z
 }
 
+@test "a start whose end the spawner never told (it died): the job runs all the same; nothing is left" {
+	xosd_stop
+	# the spawner forks the start, answers with its pid, and dies
+	XOS_SPAWNER_FAULT=die-after-start xosd_launch
+	run xrun -- echo one
+	assert_success
+	assert_output one
+	grep -q "its start was said to fail, but its container runs" "$XOS_TMP/xosd.log"
+	wait_for 10 grep -q "The container spawner (pid [0-9]*) ended; xosd forks" "$XOS_TMP/xosd.log"
+	run xrun -- echo two
+	assert_output two
+	# (the teardown fails on any container, cgroup or process left)
+}
+
 @test "a spawner that does not answer: that start fails after 10 s, not twice; the next start without it" {
 	run xrun -- echo one
 	assert_output one
