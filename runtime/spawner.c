@@ -157,6 +157,8 @@ static void serve(int sock)
 	closep(&pidfd);
 	if (getenv("XOS_SPAWNER_FAULT") && !strcmp(getenv("XOS_SPAWNER_FAULT"), "die-after-start"))
 		_exit(0); /* (tests: the start's end is never told) */
+	if (getenv("XOS_SPAWNER_FAULT") && !strcmp(getenv("XOS_SPAWNER_FAULT"), "stop-after-start"))
+		(void)raise(SIGSTOP); /* (tests: nor is it, by a spawner that lives on) */
 }
 
 static _noreturn_ void spawner_main(int sock, pid_t parent)
@@ -447,12 +449,23 @@ int spawner_wait(struct daemon *d, pid_t pid, int *ret_status)
 	struct spawner *s = d->spawner;
 	struct spawn_kid *k = s && pid > 0 ? kid_find(s, pid) : NULL;
 	struct spawn_msg m;
+	uint64_t deadline;
 	int r = 0, fd;
 
 	if (!k)
-		return -ENOENT;         /* (xosd's own child) */
+		return -ENOENT; /* (xosd's own child) */
+	/* bounded: a spawner that is stopped never tells, and xosd's loop must
+	 * not wait for it for ever (its child's end is then waited for by its
+	 * pidfd) */
+	deadline = mono_usec() + SPAWN_REPLY_MS * 1000ULL;
 	while (!k->ended && !s->dead) { /* (kids are not added meanwhile: k stays) */
-		r = spawner_read(d, -1, &m, &fd);
+		uint64_t now = mono_usec();
+
+		if (now >= deadline) {
+			spawner_bury(d, "did not tell a start's end");
+			break;
+		}
+		r = spawner_read(d, (int)((deadline - now) / 1000) + 1, &m, &fd);
 		if (r > 0 && (m.kind != SPAWN_EXITED || kid_ended(s, &m) < 0))
 			r = -EBADMSG;
 		closep(&fd);

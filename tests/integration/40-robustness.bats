@@ -213,7 +213,27 @@ dirty_heap_kb() {
 	# (the teardown fails on any container, cgroup or process left)
 }
 
+@test "a spawner stopped with a start in flight: xosd gives it up after 10 s instead of waiting for ever; the job runs" {
+	xosd_stop
+	printf 'pool_size = 0\n' >"$BATS_TEST_TMPDIR/nopool.conf"
+	# the spawner forks the start, answers with its pid, and stops itself
+	XOS_SPAWNER_FAULT=stop-after-start xosd_launch --config "$BATS_TEST_TMPDIR/nopool.conf"
+	# (-k: xrun forwards a TERM to its job; an xosd that waits for ever
+	# must fail the test, not hang it)
+	run timeout -k 5 60 xrun -- echo one
+	assert_success
+	assert_output one
+	grep -q "The container spawner (pid [0-9]*) did not tell a start's end" "$XOS_TMP/xosd.log"
+	run timeout -k 5 60 xrun -- echo two
+	assert_output two
+}
+
 @test "a spawner that does not answer: that start fails after 10 s, not twice; the next start without it" {
+	# (no pool: a pooled start in flight when the spawner stops would be
+	# given up first, after its own 10 s, and the job then forked by xosd)
+	xosd_stop
+	printf 'pool_size = 0\n' >"$BATS_TEST_TMPDIR/nopool.conf"
+	xosd_launch --config "$BATS_TEST_TMPDIR/nopool.conf"
 	run xrun -- echo one
 	assert_output one
 	spawner=$(pgrep -P "$XOSD_PID" -x xosd-spawner)
