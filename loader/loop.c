@@ -256,13 +256,15 @@ int loader_run(const struct loader_options *o)
 		log_warn("No unit request in in/ at start-up");
 	loader_notify_step(&l.notify, 0);
 	for (bool waiting = o->wait_first && r == 0;;) {
-		/* (a pooled container's waits until its first unit runs) */
-		waiting = waiting && loader_idle(&l);
+		/* (a pooled container's waits until its first unit is asked
+		 * for: not until it runs, as one that fails at exec never runs,
+		 * and its report may be answered in the same turn) */
+		waiting = waiting && !l.units;
 		/* idle: look once more, a unit may have been added meanwhile */
 		if (loader_idle(&l)) {
 			r = loader_scan_requests(&l);
 			loader_notify_step(&l.notify, 0);
-			waiting = waiting && loader_idle(&l) && r <= 0;
+			waiting = waiting && !l.units;
 			if (loader_idle(&l) && !waiting) {
 				if (r <= 0)
 					break;

@@ -20,7 +20,7 @@ set -euo pipefail
 
 PACKAGES=(build-essential pkgconf git lxc lxc-dev libseccomp-dev libcap-dev libyajl-dev
 	libarchive-dev libssl-dev xz-utils zstd bats bats-assert bats-support iproute2 nftables libnftables-dev
-	busybox-static procps psmisc jq openssl mandoc shellcheck clang-format runc python3
+	busybox-static procps psmisc jq openssl mandoc shellcheck clang-format runc python3 strace
 	lintian debootstrap clang libclang-rt-14-dev
 	slurmd slurmctld slurm-client munge libslurm-dev slurmdbd mariadb-server-core mariadb-client-core
 	libpam0g-dev pamtester)

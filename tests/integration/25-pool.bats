@@ -17,6 +17,7 @@ setup() {
 teardown() {
 	# (the test that touches the host's /etc/group gives it its time back)
 	[ -z "${GROUP_MTIME:-}" ] || touch -m -d "$GROUP_MTIME" /etc/group
+	hold_reads_end
 	xos_teardown
 }
 
@@ -253,4 +254,56 @@ jobcg() { echo "/sys/fs/cgroup/$1/lxc.payload.xos-$2"; }
 	rm -r "$H/prestart"
 	run xrun -- /bin/true
 	wait_for 60 pool_ready 2
+}
+
+# strace, attached to the pooled loaders, holds back each of their reads
+# (recvfrom) by 300 ms: xosd's answer to a report is there when the loader
+# first looks, in the same turn of its loop as the unit's start
+STRACE_PIDS=()
+hold_reads() {
+	local id pid
+	for id in "$@"; do
+		pid=$(pgrep -f "^/.xos/loader -w $id\$")
+		strace -q -p "$pid" -e trace=recvfrom -e inject=recvfrom:delay_enter=300000 \
+			-o /dev/null &
+		STRACE_PIDS+=($!)
+		wait_for 30 traced "$pid"
+	done
+}
+traced() { [ "$(awk '/^TracerPid:/ {print $2}' "/proc/$1/status" 2>/dev/null)" != 0 ]; }
+hold_reads_end() {
+	local p
+	for p in "${STRACE_PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	STRACE_PIDS=()
+}
+
+@test "a pooled container whose first unit fails at exec ends with it, though its report was answered in the turn that started it" {
+	warm_up
+	ids=$(pool_ready_ids)
+	# shellcheck disable=SC2086
+	hold_reads $ids
+	id=$(xrun -d -- /etc/passwd)
+	run xwait "$id"
+	assert_equal "$status" 126
+	full=$(job_field "$id" .id)
+	in_list "$full" "$ids"
+	# its loader leaves (it waited for a first unit for ever)
+	wait_for 30 loader_gone "$full"
+	wait_for 30 grep -q "Container of job $full ended" "$XOS_TMP/xosd.log"
+	# and a missing program (127): the same
+	wait_for 60 pool_ready 2
+	ids=$(pool_ready_ids)
+	hold_reads_end
+	# shellcheck disable=SC2086
+	hold_reads $ids
+	id=$(xrun -d -- /no/such/program)
+	run -127 xwait "$id"
+	assert_equal "$status" 127
+	full=$(job_field "$id" .id)
+	in_list "$full" "$ids"
+	wait_for 30 loader_gone "$full"
+	hold_reads_end
 }

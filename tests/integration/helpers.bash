@@ -183,8 +183,8 @@ xos_teardown() {
 		[ -z "$leaks" ] || echo "$leaks"
 		xos_leftovers
 	)
-	# a failed test shows what its daemon said last
-	if [ -z "${BATS_TEST_COMPLETED:-}" ] && [ -s "$XOS_TMP/xosd.log" ]; then
+	# a failed test, or one that left something, shows what its daemon said last
+	if { [ -z "${BATS_TEST_COMPLETED:-}" ] || [ -n "$leaks" ]; } && [ -s "$XOS_TMP/xosd.log" ]; then
 		echo "--- the end of xosd.log:" >&2
 		tail -n 40 "$XOS_TMP/xosd.log" >&2
 	fi
@@ -265,6 +265,11 @@ xos_force_cleanup() {
 			timeout 20 lxc-stop -P "$lxcpath" -n "$(basename "$c")" -k >/dev/null 2>&1 || true
 		done
 	fi
+	# loaders of containers liblxc no longer knows (their configs gone)
+	local p
+	for p in $(pgrep -x xos-loader 2>/dev/null; pgrep -f '^/.xos/loader ' 2>/dev/null); do
+		if grep -qs "$XOS_TMP" "/proc/$p/mountinfo"; then kill -9 "$p" 2>/dev/null || true; fi
+	done
 	xos_wait_for 10 no_loaders 2>/dev/null || true
 	awk -v d="$XOS_TMP" '$5 ~ "^"d {print $5}' /proc/self/mountinfo | sort -r |
 		while read -r m; do umount -l "$m" 2>/dev/null || true; done
