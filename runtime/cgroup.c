@@ -252,49 +252,92 @@ static int prune_in(int hfd, const struct runtime_cgroup_paths *p)
 
 /* The cgroup of PID 1 in the hierarchy mounted at /sys/fs/cgroup/<dir>
  * ("" for the root, or for cgroup2 at /sys/fs/cgroup itself), without the
- * leading '/': LXC makes a container's cgroups below the cgroup of init, not
- * below the hierarchy's root (in a PID namespace, or under a manager that put
- * init in a cgroup of its own: seen on CI machines, memory:/process_api/..). */
-static void init_cgroup(const char *dir, char *buf, size_t len)
+ * leading '/', looked up in init1 (the text of /proc/1/cgroup): LXC makes a
+ * container's cgroups below the cgroup of init, not below the hierarchy's
+ * root (in a PID namespace, or under a manager that put init in a cgroup of
+ * its own: seen on CI machines, memory:/process_api/..). */
+void runtime_cgroup_init_path(const char *init1, const char *dir, char *buf, size_t len)
 {
-	_cleanup_fclose_ FILE *f = fopen("/proc/1/cgroup", "re");
-	char line[1024];
-
 	buf[0] = 0;
-	while (f && fgets(line, sizeof(line), f)) {
-		char *ctl = strchr(line, ':'), *path = ctl ? strchr(ctl + 1, ':') : NULL;
+	for (const char *line = init1; line && *line;) {
+		const char *eol = strchrnul(line, '\n'),
+			   *ctl = memchr(line, ':', (size_t)(eol - line));
+		const char *path = ctl ? memchr(ctl + 1, ':', (size_t)(eol - ctl - 1)) : NULL;
+		size_t clen;
 		bool match;
 
+		line = *eol ? eol + 1 : eol;
 		if (!path)
 			continue;
-		*path++ = 0;
 		ctl++;
-		path[strcspn(path, "\n")] = 0;
-		if (!strncmp(ctl, "name=", 5))
+		if (!strncmp(ctl, "name=", 5) && ctl + 5 <= path)
 			ctl += 5;
-		match = dir ? !strcmp(ctl, dir) || (!*ctl && !strcmp(dir, "unified")) : !*ctl;
-		if (match && path[0] == '/' && path[1] && !strstr(path, "..")) {
-			snprintf(buf, len, "%s", path + 1);
+		clen = (size_t)(path - ctl);
+		path++;
+		match = dir ? (strlen(dir) == clen && !strncmp(ctl, dir, clen)) ||
+					(!clen && !strcmp(dir, "unified"))
+			    : !clen;
+		if (match && path[0] == '/' && path + 1 < eol && (size_t)(eol - path) < len &&
+		    !memmem(path, (size_t)(eol - path), "..", 2)) {
+			memcpy(buf, path + 1, (size_t)(eol - path - 1));
+			buf[eol - path - 1] = 0;
 			return;
 		}
 	}
 }
 
-/* Prune in the hierarchy hfd (mounted at dir, NULL: /sys/fs/cgroup itself),
- * at its root and below init's cgroup there. */
-static int prune_hierarchy(int hfd, const char *dir, const struct runtime_cgroup_paths *p)
+typedef int (*cgroup_place_fn)(int dfd, const struct runtime_cgroup_paths *p);
+
+/* fn in the hierarchy hfd (mounted at dir, NULL: /sys/fs/cgroup itself), at
+ * its root and below init's cgroup there; the first error */
+static int in_hierarchy(int hfd, const char *dir, const char *init1, cgroup_place_fn fn,
+			const struct runtime_cgroup_paths *p)
 {
 	char base[512];
-	int r = prune_in(hfd, p);
+	int r = fn(hfd, p);
 
-	init_cgroup(dir, base, sizeof(base));
+	runtime_cgroup_init_path(init1, dir, base, sizeof(base));
 	if (base[0]) {
 		_cleanup_close_ int b = open_dir_at(hfd, base);
-		int q = b >= 0 ? prune_in(b, p) : 0;
+		int q = b >= 0 ? fn(b, p) : 0;
 
 		if (r == 0)
 			r = q;
 	}
+	return r;
+}
+
+/* fn in every hierarchy: pure cgroup2 at /sys/fs/cgroup, and each one
+ * mounted below it; the first error */
+static int each_hierarchy(cgroup_place_fn fn, const struct runtime_cgroup_paths *p)
+{
+	_cleanup_close_ int root = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_free_ char *init1 = NULL;
+	DIR *d;
+	struct dirent *de;
+	int r;
+
+	if (root < 0)
+		return -errno;
+	(void)read_file_at(AT_FDCWD, "/proc/1/cgroup", 1 << 16, &init1, NULL);
+	r = in_hierarchy(root, NULL, init1, fn, p);
+	d = opendir_dup(root);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		_cleanup_close_ int h = -EBADF;
+		int q;
+
+		if (de->d_name[0] == '.' || de->d_type != DT_DIR)
+			continue;
+		h = open_dir_at(dirfd(d), de->d_name);
+		if (h < 0)
+			continue;
+		q = in_hierarchy(h, de->d_name, init1, fn, p);
+		if (q < 0 && r == 0)
+			r = q;
+	}
+	closedir(d);
 	return r;
 }
 
@@ -315,7 +358,7 @@ static void kill_if_in(pid_t pid, const char *name)
 	(void)syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
 }
 
-static void kill_in(int hfd, const struct runtime_cgroup_paths *p)
+static int kill_in(int hfd, const struct runtime_cgroup_paths *p)
 {
 	const char *dirs[] = { p->payload, p->monitor };
 
@@ -335,67 +378,15 @@ static void kill_in(int hfd, const struct runtime_cgroup_paths *p)
 				kill_if_in((pid_t)pid, name ? name + 1 : dirs[i]);
 		}
 	}
+	return 0;
 }
 
 void runtime_cgroup_kill(const struct runtime_cgroup_paths *p)
 {
-	_cleanup_close_ int root = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d;
-	struct dirent *de;
-
-	if (root < 0)
-		return;
-	kill_in(root, p); /* pure cgroup2 */
-	d = opendir_dup(root);
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		_cleanup_close_ int h = -EBADF;
-		char base[512];
-
-		if (de->d_name[0] == '.' || de->d_type != DT_DIR)
-			continue;
-		h = open_dir_at(dirfd(d), de->d_name);
-		if (h < 0)
-			continue;
-		kill_in(h, p);
-		init_cgroup(de->d_name, base, sizeof(base));
-		if (base[0]) {
-			_cleanup_close_ int b = open_dir_at(h, base);
-
-			if (b >= 0)
-				kill_in(b, p);
-		}
-	}
-	closedir(d);
+	(void)each_hierarchy(kill_in, p);
 }
 
-int runtime_cgroup_prune(const struct runtime_cgroup_paths *name)
+int runtime_cgroup_prune(const struct runtime_cgroup_paths *p)
 {
-	_cleanup_close_ int root = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d;
-	struct dirent *de;
-	int r;
-
-	if (root < 0)
-		return -errno;
-	r = prune_hierarchy(root, NULL, name); /* pure cgroup2 */
-	d = opendir_dup(root);
-	if (!d)
-		return -errno;
-	while ((de = readdir(d))) {
-		_cleanup_close_ int h = -EBADF;
-		int q;
-
-		if (de->d_name[0] == '.' || de->d_type != DT_DIR)
-			continue;
-		h = open_dir_at(dirfd(d), de->d_name);
-		if (h < 0)
-			continue;
-		q = prune_hierarchy(h, de->d_name, name);
-		if (q < 0 && r == 0)
-			r = q;
-	}
-	closedir(d);
-	return r;
+	return each_hierarchy(prune_in, p);
 }

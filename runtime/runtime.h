@@ -173,6 +173,10 @@ void runtime_cgroup_kill(const struct runtime_cgroup_paths *p);
  * delegated, or the pid is another's now. */
 int runtime_cgroup_caller(pid_t pid, uid_t uid, bool v2, char **ret_parent, bool *ret_slurm);
 /* pure parts, unit-tested */
+/* The cgroup of PID 1 (in init1, the text of /proc/1/cgroup) in the hierarchy
+ * mounted at /sys/fs/cgroup/<dir> (NULL: cgroup2 at /sys/fs/cgroup itself),
+ * without its leading '/'; "" for the root or when not found. */
+void runtime_cgroup_init_path(const char *init1, const char *dir, char *buf, size_t len);
 int runtime_cgroup_caller_parse(const char *proc_cgroup, bool v2, char **ret_hier, char **ret_path);
 bool runtime_cgroup_is_slurm_step(const char *path, bool v2, uid_t uid);
 

@@ -120,6 +120,7 @@ static void serve(int sock)
 {
 	static char buf[SPAWN_MSG_MAX];
 	const struct spawn_req *q = (const struct spawn_req *)buf;
+	const char *fault = getenv("XOS_SPAWNER_FAULT");
 	int dirfd = -EBADF, pidfd;
 	ssize_t n = recv_with_fd(sock, buf, sizeof(buf), 0, &dirfd);
 	pid_t pid;
@@ -155,9 +156,9 @@ static void serve(int sock)
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	send_msg(sock, SPAWN_STARTED, pid, 0, pidfd);
 	closep(&pidfd);
-	if (getenv("XOS_SPAWNER_FAULT") && !strcmp(getenv("XOS_SPAWNER_FAULT"), "die-after-start"))
+	if (fault && !strcmp(fault, "die-after-start"))
 		_exit(0); /* (tests: the start's end is never told) */
-	if (getenv("XOS_SPAWNER_FAULT") && !strcmp(getenv("XOS_SPAWNER_FAULT"), "stop-after-start"))
+	if (fault && !strcmp(fault, "stop-after-start"))
 		(void)raise(SIGSTOP); /* (tests: nor is it, by a spawner that lives on) */
 }
 

@@ -92,8 +92,41 @@ static void test_self(void)
 	ok(r < 0 && !parent, "pid 0 (a peer in no pid namespace of ours) is refused (%d)", r);
 }
 
+/* where LXC puts a container's cgroups in each hierarchy: below init's */
+static void test_init_path(void)
+{
+	static const char init1[] = "12:cpuset:/\n"
+				    "4:memory:/process_api/abc\n"
+				    "3:cpu,cpuacct:/x/../y\n"
+				    "1:name=systemd:/init.scope\n"
+				    "0::/system.slice\n";
+	char buf[64];
+
+	runtime_cgroup_init_path(init1, "memory", buf, sizeof(buf));
+	ok(!strcmp(buf, "process_api/abc"), "init's cgroup: memory:/process_api/abc (%s)", buf);
+	runtime_cgroup_init_path(init1, "cpuset", buf, sizeof(buf));
+	ok(!strcmp(buf, ""), "init's cgroup: the root is \"\"");
+	runtime_cgroup_init_path(init1, "cpu,cpuacct", buf, sizeof(buf));
+	ok(!strcmp(buf, ""), "init's cgroup: a path with .. is not taken");
+	runtime_cgroup_init_path(init1, "systemd", buf, sizeof(buf));
+	ok(!strcmp(buf, "init.scope"), "init's cgroup: name=systemd is the systemd hierarchy");
+	runtime_cgroup_init_path(init1, NULL, buf, sizeof(buf));
+	ok(!strcmp(buf, "system.slice"), "init's cgroup: pure cgroup2 (%s)", buf);
+	runtime_cgroup_init_path(init1, "unified", buf, sizeof(buf));
+	ok(!strcmp(buf, "system.slice"), "init's cgroup: the unified hierarchy of a hybrid");
+	runtime_cgroup_init_path(init1, "pids", buf, sizeof(buf));
+	ok(!strcmp(buf, ""), "init's cgroup: a hierarchy not listed");
+	runtime_cgroup_init_path(init1, "memory", buf, 8);
+	ok(!strcmp(buf, ""), "init's cgroup: one too long for the buffer is not cut");
+	runtime_cgroup_init_path(NULL, "memory", buf, sizeof(buf));
+	ok(!strcmp(buf, ""), "init's cgroup: /proc/1/cgroup unread");
+	runtime_cgroup_init_path("4:memory", "memory", buf, sizeof(buf));
+	ok(!strcmp(buf, ""), "init's cgroup: a line cut short");
+}
+
 int main(void)
 {
+	test_init_path();
 	test_parse();
 	test_slurm_shape();
 	test_prune_levels();

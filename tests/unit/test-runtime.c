@@ -266,6 +266,8 @@ static void test_config(void)
 		   c.default_millicpus == 1500,
 	   "config values");
 	ok(c.checkpoint_bridge == CKPT_BRIDGE_AUTO, "checkpoint_bridge defaults to auto");
+	/* a node keeps two prepared containers unless told otherwise (DECISIONS (bj)) */
+	ok(c.pool_size == 2, "pool_size defaults to 2 (%llu)", (unsigned long long)c.pool_size);
 	ok(ckpt_bridge_from_string("auto") == CKPT_BRIDGE_AUTO &&
 		   ckpt_bridge_from_string("true") == CKPT_BRIDGE_YES &&
 		   ckpt_bridge_from_string("no") == CKPT_BRIDGE_NO &&
