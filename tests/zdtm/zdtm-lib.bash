@@ -66,6 +66,24 @@ zdtm_wait_end() {
 	[ $? != 124 ]
 }
 
+# zdtm_diag ID NAME: what a job that does not end is doing, on one line: the
+# program's last words, each of its processes (pid, command, state, where it
+# sleeps) and its TCP sockets (queues)
+zdtm_diag() {
+	local id=$1 n=$2 f p procs="" out
+	out="out: $(tail -n 3 "$XOS_TMP/state/volatile/jobs/$id/rootfs/tmp/zdtm/$n.out" 2>/dev/null | tr '\n' ' ')"
+	for f in /sys/fs/cgroup/pids/lxc.payload.xos-"$id" /sys/fs/cgroup/lxc.payload.xos-"$id"; do
+		[ -r "$f/cgroup.procs" ] && procs=$(cat "$f/cgroup.procs") && break
+	done
+	for p in $procs; do
+		out+="; $p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-40)"
+		out+=" $(awk '{print $3}' "/proc/$p/stat" 2>/dev/null) $(cat "/proc/$p/wchan" 2>/dev/null)"
+	done
+	p=${procs%%$'\n'*}
+	[ -z "$p" ] || out+="; tcp: $(nsenter -t "$p" -n ss -tn 2>/dev/null | tail -n +2 | tr -s ' ' | tr '\n' '|')"
+	echo "$out" | cut -c1-1500
+}
+
 # The last lines the job printed, on one line.
 zdtm_tail() { xlogs "$1" 2>/dev/null | tail -n "${2:-3}" | tr '\n' ' ' | cut -c1-300; }
 
@@ -77,7 +95,7 @@ zdtm_finish() {
 	xrun --job "$id" -- sh -c "kill -TERM \$(cat /tmp/zdtm/$2.pid)" >/dev/null 2>&1 ||
 		xkill "$id" >/dev/null 2>&1
 	if ! zdtm_wait_end "$id" "$ZDTM_END_S"; then
-		echo "sigterm: the job did not end within ${ZDTM_END_S}s"
+		echo "sigterm: the job did not end within ${ZDTM_END_S}s; $(zdtm_diag "$id" "$2")"
 		return 1
 	fi
 	xlogs "$id" 2>/dev/null | grep -q PASS && return 0
