@@ -62,6 +62,10 @@ if [ "${ZDTM_ONE:-}" = 1 ]; then
 		exit 0
 	fi
 	known=$(awk -v n="$n" '$1 == n { print $2 }' "$here/limits.list")
+	if kwhy=$(zdtm_kernel_broken "$n") && [ -n "$kwhy" ]; then
+		echo "LIMIT $n ${whys[*]} [$kwhy]$note"
+		exit 0
+	fi
 	kind=FAIL
 	for m in "${failed[@]}"; do
 		[ "$known" = any ] || [ "$known" = "$m" ] || continue
