@@ -225,6 +225,7 @@ bench: all
 	tests/bench/templates.sh
 	tests/bench/scheduler.sh
 	tests/bench/density.sh
+	tests/bench/cpu-split.sh
 	tests/bench/grid-login.sh $(BUILD)
 	tests/bench/nss.sh $(BUILD)
 	tests/bench/checkpoint-small.sh
