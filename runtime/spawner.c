@@ -121,7 +121,7 @@ static void serve(int sock)
 	static char buf[SPAWN_MSG_MAX];
 	const struct spawn_req *q = (const struct spawn_req *)buf;
 	const char *fault = getenv("XOS_SPAWNER_FAULT");
-	int dirfd = -EBADF, pidfd;
+	int dirfd = -EBADF, pidfd, go[2], e;
 	ssize_t n = recv_with_fd(sock, buf, sizeof(buf), 0, &dirfd);
 	pid_t pid;
 
@@ -133,8 +133,24 @@ static void serve(int sock)
 		closep(&dirfd);
 		return send_msg(sock, SPAWN_STARTED, 0, -EBADMSG, -EBADF);
 	}
+	if (pipe2(go, O_CLOEXEC) < 0) {
+		closep(&dirfd);
+		return send_msg(sock, SPAWN_STARTED, 0, -errno, -EBADF);
+	}
 	pid = fork();
 	if (pid == 0) {
+		char c;
+		ssize_t k;
+
+		/* the start goes on only once xosd holds its pid: a spawner
+		 * that dies before it answered leaves no start behind (xosd
+		 * then makes it itself) */
+		close(go[1]);
+		while ((k = read(go[0], &c, 1)) < 0 && errno == EINTR)
+			;
+		if (k != 1)
+			_exit(1);
+		close(go[0]);
 		struct container_start_args a = {
 			.id = q->id,
 			.pooled = q->flags & SPAWN_POOLED,
@@ -148,14 +164,22 @@ static void serve(int sock)
 
 		container_start_child(&a);
 	}
+	e = errno;
 	closep(&dirfd);
-	if (pid < 0)
-		return send_msg(sock, SPAWN_STARTED, 0, -errno, -EBADF);
+	closep(&go[0]);
+	if (pid < 0) {
+		closep(&go[1]);
+		return send_msg(sock, SPAWN_STARTED, 0, -e, -EBADF);
+	}
+	if (fault && !strcmp(fault, "die-before-answer"))
+		_exit(0); /* (tests: its child waits for a go that never comes) */
 	/* its pidfd goes with it (not yet reaped here, so the pid is the child's;
 	 * xosd's pidfd_open of a pid could meet another process by then) */
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	send_msg(sock, SPAWN_STARTED, pid, 0, pidfd);
 	closep(&pidfd);
+	(void)!write(go[1], "g", 1);
+	closep(&go[1]);
 	if (fault && !strcmp(fault, "die-after-start"))
 		_exit(0); /* (tests: the start's end is never told) */
 	if (fault && !strcmp(fault, "stop-after-start"))
@@ -368,7 +392,9 @@ static int spawn_request(const struct container_start_args *a, struct spawn_req 
 
 /* Its answer to a start: the child's pid (ends of others read meanwhile
  * are kept for spawner_wait). 0, or -errno of the spawner's fork (nothing
- * started); -EIO: no answer that says (the spawner is to be given up) */
+ * started); -ENOTCONN: the spawner ended before it answered (nothing
+ * started: its child starts only on the go it gives after answering);
+ * -EIO: no answer that says (the spawner is to be given up) */
 static int spawn_reply(struct daemon *d, pid_t *ret_pid, int *ret_pidfd, const char **ret_why)
 {
 	struct spawn_msg m;
@@ -377,6 +403,8 @@ static int spawn_reply(struct daemon *d, pid_t *ret_pid, int *ret_pidfd, const c
 	for (;;) {
 		r = spawner_read(d, SPAWN_REPLY_MS, &m, &fd);
 		*ret_why = r == 0 ? "did not answer" : r == -EPIPE ? "ended" : "failed";
+		if (r == -EPIPE) /* (its child, if any, waits for a go that never comes) */
+			return -ENOTCONN;
 		if (r <= 0)
 			return -EIO;
 		if (m.kind == SPAWN_EXITED) {

@@ -253,3 +253,26 @@ dirty_heap_kb() {
 	run ps -o stat= -p "$spawner"
 	refute_output --partial Z
 }
+
+@test "a spawner that dies after its fork, before it answered: nothing of that start is left to run; xosd makes the start itself, once" {
+	xosd_stop
+	H="$XOS_TMP/hooks"
+	mkdir -p "$H/prestart"
+	# (a prestart hook runs in each start's child: it counts the starts)
+	printf '#!/bin/sh\njq -r .id >>"%s"\n' "$XOS_TMP/starts" >"$H/prestart/10-count"
+	chmod 0755 "$H/prestart/10-count"
+	printf 'pool_size = 0\nhooks_dir = %s\n' "$H" >"$BATS_TEST_TMPDIR/hooks.conf"
+	# the spawner forks the start and dies before it tells xosd its pid
+	XOS_SPAWNER_FAULT=die-before-answer xosd_launch --config "$BATS_TEST_TMPDIR/hooks.conf"
+	run xrun -- echo one
+	assert_success
+	assert_output one
+	grep -q "The container spawner (pid [0-9]*) ended; xosd forks" "$XOS_TMP/xosd.log"
+	id=$(xps -a --json | jq -r '.[0].id')
+	# its child waited for the spawner's go and left: one start, xosd's
+	sleep 1 # (a start of the orphan would have run its hook by now)
+	assert_equal "$(grep -c "$id" "$XOS_TMP/starts")" 1
+	run xrun -- echo two
+	assert_output two
+	# (the teardown fails on any container, cgroup or process left)
+}
