@@ -115,6 +115,35 @@ static bool req_valid(const struct spawn_req *q, size_t n)
 	       memchr(q->hooks_dir, 0, sizeof(q->hooks_dir));
 }
 
+/* The forked child of request q (its record after it): the start goes on
+ * only once xosd holds its pid, on the spawner's go through the pipe go; a
+ * spawner that dies before it answered leaves no start behind (xosd then
+ * makes it itself) */
+static _noreturn_ void start_child(const struct spawn_req *q, const char *record, int dirfd,
+				   const int go[2])
+{
+	struct container_start_args a = {
+		.id = q->id,
+		.pooled = q->flags & SPAWN_POOLED,
+		.lxcpath = q->lxcpath,
+		.hooks_dir = q->hooks_dir[0] ? q->hooks_dir : NULL,
+		.hook_timeout_us = q->hook_timeout_us,
+		.record = q->record_len ? record : NULL,
+		.record_len = q->record_len,
+		.dirfd = dirfd,
+	};
+	char c;
+	ssize_t k;
+
+	close(go[1]);
+	while ((k = read(go[0], &c, 1)) < 0 && errno == EINTR)
+		;
+	if (k != 1)
+		_exit(1);
+	close(go[0]);
+	container_start_child(&a);
+}
+
 /* One request: a child forked to start the container, its pid answered */
 static void serve(int sock)
 {
@@ -138,32 +167,8 @@ static void serve(int sock)
 		return send_msg(sock, SPAWN_STARTED, 0, -errno, -EBADF);
 	}
 	pid = fork();
-	if (pid == 0) {
-		char c;
-		ssize_t k;
-
-		/* the start goes on only once xosd holds its pid: a spawner
-		 * that dies before it answered leaves no start behind (xosd
-		 * then makes it itself) */
-		close(go[1]);
-		while ((k = read(go[0], &c, 1)) < 0 && errno == EINTR)
-			;
-		if (k != 1)
-			_exit(1);
-		close(go[0]);
-		struct container_start_args a = {
-			.id = q->id,
-			.pooled = q->flags & SPAWN_POOLED,
-			.lxcpath = q->lxcpath,
-			.hooks_dir = q->hooks_dir[0] ? q->hooks_dir : NULL,
-			.hook_timeout_us = q->hook_timeout_us,
-			.record = q->record_len ? buf + sizeof(*q) : NULL,
-			.record_len = q->record_len,
-			.dirfd = dirfd,
-		};
-
-		container_start_child(&a);
-	}
+	if (pid == 0)
+		start_child(q, buf + sizeof(*q), dirfd, go);
 	e = errno;
 	closep(&dirfd);
 	closep(&go[0]);
