@@ -449,3 +449,28 @@ submit_queued() {
 	[ "$(jq .passes.count <<<"$output")" -ge $((c0 + 2)) ]
 	wait_state h4 EXITED
 }
+
+# usage.json damaged in each way its reader refuses (not JSON, not lists, a
+# uid out of range, a usage not a number, a VO not a string or missing, more
+# groups than it keeps): xosd starts, says it ignores the file, orders by
+# usage from nothing, and writes a good one
+@test "a damaged usage.json is ignored with a warning, and written anew at the next charge" {
+	local bad
+	for bad in 'not json' '{"users": 3}' '{"users": [{"uid": 4294967296, "usage": 1, "stamp_us": 1}]}' \
+		'{"users": [{"uid": 1, "usage": "x", "stamp_us": 1}]}' \
+		'{"users": [], "groups": [{"vo": 7, "usage": 1, "stamp_us": 1}]}' \
+		'{"users": [], "groups": [{"usage": 1, "stamp_us": 1}]}' \
+		"{\"users\": [], \"groups\": [$(for i in $(seq 4097); do printf '{"vo": "v%d", "usage": 1, "stamp_us": 1},' "$i"; done){\"vo\": \"w\", \"usage\": 1, \"stamp_us\": 1}]}"; do
+		sched_start 'capacity_cpus = 1'
+		xosd_stop
+		printf '%s\n' "$bad" >"$XOS_TMP/state/usage.json"
+		XOS_SCHED_SELFCHECK=1 xosd_launch --config "$XOS_TMP/xosd.conf"
+		grep -q "Ignoring usage.json in the state directory: Invalid argument" "$XOS_TMP/xosd.log" ||
+			fail "not refused: ${bad:0:80}"
+		run xrun --cpus 1 -- true
+		assert_success
+		xos_wait_for 10 jq -e '.users | map(select(.uid == 0 and .usage > 0)) | length == 1' \
+			"$XOS_TMP/state/usage.json"
+		sched_teardown
+	done
+}
