@@ -120,6 +120,23 @@ static void gen_counters(struct daemon *d, struct metrics_buf *b)
 		    "Event lines subscribers missed because they read too slowly", k->dropped);
 }
 
+static void gen_pool(struct daemon *d, struct metrics_buf *b)
+{
+	uint64_t n[2] = { 0, 0 }; /* ready, starting */
+
+	for (const struct job *p = d->pool; p; p = p->next)
+		if (job_is_live(p))
+			n[p->state != JOB_RUNNING]++;
+	metrics_family(b, "xos_pool_containers", "gauge",
+		       "Prepared containers (pool_size) that no job has taken yet, by state");
+	metrics_sample(b, "xos_pool_containers", (const char *[]){ "state", "ready", NULL },
+		       (double)n[0]);
+	metrics_sample(b, "xos_pool_containers", (const char *[]){ "state", "starting", NULL },
+		       (double)n[1]);
+	gen_counter(b, "xos_pool_claims_total",
+		    "Jobs started in a prepared container since xosd started", d->pool_claims);
+}
+
 static void gen_connections(struct daemon *d, struct metrics_buf *b)
 {
 	uint64_t clients = 0, subs = 0;
@@ -218,6 +235,7 @@ int metrics_collect(struct daemon *d, struct metrics_buf *b, enum metrics_jobs j
 		  (double)(d->metrics ? d->metrics->start_us : 0) / 1e6);
 	gen_jobs_by_state(d, b);
 	gen_counters(d, b);
+	gen_pool(d, b);
 	if (d->metrics)
 		gen_connections(d, b);
 	gen_job_usage(d, b, jobs);

@@ -361,6 +361,7 @@ bool pool_claim(struct daemon *d, struct job *j)
 			}
 		return false;
 	}
+	d->pool_claims++;
 	j->from_pool = *pp;
 	*pp = (*pp)->next;
 	j->from_pool->next = NULL;

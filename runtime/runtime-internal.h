@@ -604,6 +604,7 @@ struct daemon {
 	struct job *pool;       /* prepared containers, no job's yet (pool.c) */
 	struct job *pool_owner; /* the account and settings they are made for */
 	uint64_t pool_retry_us; /* monotonic: no preparing before (one failed) */
+	uint64_t pool_claims;   /* jobs that took a pooled container (metrics) */
 	struct conn *conns;
 	struct conn *closed_conns; /* closed in this batch of events, freed after it */
 	bool prune_ended;          /* an ended job was tidied: keep at most keep_ended of them */

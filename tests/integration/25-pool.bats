@@ -307,3 +307,22 @@ hold_reads_end() {
 	wait_for 30 loader_gone "$full"
 	hold_reads_end
 }
+
+@test "the metrics count the pool: its ready containers and the jobs that took one" {
+	xosd_stop
+	sock="$XOS_TMP/run/metrics.sock"
+	printf 'pool_size = 2\nmetrics_socket = %s\n' "$sock" >"$BATS_TEST_TMPDIR/metrics.conf"
+	xosd_launch --config "$BATS_TEST_TMPDIR/metrics.conf" --debug
+	scrape() { curl -sf --max-time 10 --unix-socket "$sock" http://xosd/metrics; }
+	warm_up
+	m=$(scrape)
+	grep -qx 'xos_pool_containers{state="ready"} 2' <<<"$m"
+	grep -qx 'xos_pool_claims_total 0' <<<"$m" # (the first job made the pool)
+	run xrun -- true
+	assert_success
+	run xrun --memory 64M -- true # (other settings: no pooled container)
+	assert_success
+	grep -qx 'xos_pool_claims_total 1' <<<"$(scrape)"
+	wait_for 60 pool_ready 2
+	grep -qx 'xos_pool_containers{state="ready"} 2' <<<"$(scrape)"
+}
