@@ -249,37 +249,66 @@ void mig_relay_take(struct daemon *d, struct migration *m, const void *data, siz
 }
 
 /* What CRIU wrote, to the peer, one message at a time. */
+/* The chunk to send, read from CRIU's page server where none is left:
+ * 1: there is one; 0: none now; -1: the relay ended (m was dealt with) */
+static int relay_fill(struct daemon *d, struct migration *m)
+{
+	ssize_t n;
+
+	if (m->tx_len)
+		return 1;
+	if (m->ps_eof)
+		return 0;
+	if (!m->tx && !(m->tx = malloc(RELAY_CHUNK)))
+		return mig_relay_broken(d, m, "out of memory"), -1;
+	do
+		n = read(m->ps_fd, m->tx, RELAY_CHUNK);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return 0;
+	if (n <= 0) {
+		m->ps_eof = true;
+		if (!m->outgoing && m->phase == MP_PULL)
+			return mig_tgt_pull_done(d, m), -1; /* the daemon has every page */
+		return 0;
+	}
+	m->tx_len = (size_t)n;
+	m->tx_off = 0;
+	return 1;
+}
+
+/* Tests: xosd killed, or the link cut, during the pull (true: cut) */
+static bool relay_fault(struct daemon *d, struct migration *m)
+{
+	if (!m->outgoing || !m->target_ok || m->pages_bytes <= (1u << 20))
+		return false;
+	if (fault_is("die-in-pull")) {
+		log_warn("Job %s: xosd dies during the pull (XOS_MIGRATE_FAULT=die-in-pull)",
+			 m->id);
+		raise(SIGKILL);
+	}
+	if (!fault_is("cut-pull"))
+		return false;
+	log_warn("Job %s: the link to node %s is cut now (XOS_MIGRATE_FAULT=cut-pull)", m->id,
+		 m->node);
+	nodes_stream_abort(d->nodes, m->node);
+	return true;
+}
+
 void mig_relay_pump(struct daemon *d, struct migration *m)
 {
 	struct job *j;
 	char hdr[128];
 
 	while (m->ps_fd >= 0 && m->phase != MP_DONE && !m->stalled) {
-		if (m->tx_len == 0) {
-			ssize_t n;
+		int r = relay_fill(d, m);
+		ssize_t w;
 
-			if (m->ps_eof)
-				break;
-			if (!m->tx && !(m->tx = malloc(RELAY_CHUNK)))
-				return mig_relay_broken(d, m, "out of memory");
-			n = read(m->ps_fd, m->tx, RELAY_CHUNK);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0 && errno == EAGAIN)
-				break;
-			if (n <= 0) {
-				m->ps_eof = true;
-				if (!m->outgoing && m->phase == MP_PULL)
-					return mig_tgt_pull_done(d,
-								 m); /* the daemon has every page */
-				break;
-			}
-			m->tx_len = (size_t)n;
-			m->tx_off = 0;
-		}
+		if (r < 0)
+			return;
+		if (r == 0)
+			break;
 		if (!m->tx_open) {
-			int r;
-
 			snprintf(hdr, sizeof(hdr),
 				 "{\"type\":\"migrate-pages\",\"job\":\"%s\",\"payload\":true}",
 				 m->id);
@@ -291,36 +320,18 @@ void mig_relay_pump(struct daemon *d, struct migration *m)
 							"the link to the other node was lost");
 			m->tx_open = true;
 		}
-		{
-			ssize_t w = nodes_stream_write(d->nodes, m->node, m->tx + m->tx_off,
-						       m->tx_len - m->tx_off);
-
-			if (w < 0)
-				return mig_relay_broken(d, m,
-							"the link to the other node was lost");
-			if (w == 0)
-				break; /* (the writable hook goes on) */
-			m->tx_off += (size_t)w;
-			m->pages_bytes += (uint64_t)w;
-			m->t_page = mono_usec();
-			if (m->outgoing && (j = daemon_find_job(d, m->id)))
-				j->migrate_bytes = m->bytes + m->pages_bytes; /* (xps) */
-		}
-		if (m->outgoing && m->target_ok && m->pages_bytes > (1u << 20) &&
-		    fault_is("die-in-pull")) { /* tests: xosd killed during the pull */
-			log_warn(
-				"Job %s: xosd dies during the pull (XOS_MIGRATE_FAULT=die-in-pull)",
-				m->id);
-			raise(SIGKILL);
-		}
-		if (m->outgoing && m->target_ok && m->pages_bytes > (1u << 20) &&
-		    fault_is("cut-pull")) { /* tests: the link cut during the pull */
-			log_warn(
-				"Job %s: the link to node %s is cut now (XOS_MIGRATE_FAULT=cut-pull)",
-				m->id, m->node);
-			nodes_stream_abort(d->nodes, m->node);
+		w = nodes_stream_write(d->nodes, m->node, m->tx + m->tx_off, m->tx_len - m->tx_off);
+		if (w < 0)
+			return mig_relay_broken(d, m, "the link to the other node was lost");
+		if (w == 0)
+			break; /* (the writable hook goes on) */
+		m->tx_off += (size_t)w;
+		m->pages_bytes += (uint64_t)w;
+		m->t_page = mono_usec();
+		if (m->outgoing && (j = daemon_find_job(d, m->id)))
+			j->migrate_bytes = m->bytes + m->pages_bytes; /* (xps) */
+		if (relay_fault(d, m))
 			return;
-		}
 		if (m->tx_off == m->tx_len) {
 			if (nodes_stream_end(d->nodes, m->node) < 0)
 				return mig_relay_broken(d, m,

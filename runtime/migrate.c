@@ -688,24 +688,12 @@ static int vo_check(struct daemon *d, struct conn *c, struct job *j, const char 
 	return 0;
 }
 
-int ops_migrate(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
+/* Whether job j can be moved from here to node, as asked (-errno in err) */
+static int move_allowed(struct daemon *d, struct job *j, const char *node, bool postcopy,
+			bool compress, struct xerr *err)
 {
-	const char *name = NULL, *node = NULL, *why = NULL;
-	_cleanup_free_ char *cpu = NULL, *text = NULL;
-	struct migration *m;
-	bool postcopy = false, compress = false;
-	struct job *j;
-	int r;
+	const char *why = NULL;
 
-	if (json_get_string(t, "job", &name) < 0 || json_get_string(t, "node", &node) < 0)
-		return xerr_set(err, -EINVAL, "bad_request",
-				"Fields 'job' and 'node' are required");
-	if (json_get(t, "postcopy") && json_get_bool(t, "postcopy", &postcopy) < 0)
-		return xerr_set(err, -EINVAL, "bad_request", "Field 'postcopy' must be a boolean");
-	if (json_get(t, "compress") && json_get_bool(t, "compress", &compress) < 0)
-		return xerr_set(err, -EINVAL, "bad_request", "Field 'compress' must be a boolean");
-	if ((r = ops_lookup(d, c, name, &j, err)) < 0 || (r = vo_check(d, c, j, node, err)) < 0)
-		return r;
 	if (!d->nodes)
 		return xerr_set(err, -EOPNOTSUPP, "invalid_argument",
 				"This node has no node channel: set node_name, node_listen and "
@@ -736,6 +724,29 @@ int ops_migrate(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 				"Job %.12s cannot be moved with --compress from this node: it has "
 				"no %s (install zstd); move it without --compress",
 				j->id, ZSTD_PATH);
+	return 0;
+}
+
+int ops_migrate(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
+{
+	const char *name = NULL, *node = NULL;
+	_cleanup_free_ char *cpu = NULL, *text = NULL;
+	struct migration *m;
+	bool postcopy = false, compress = false;
+	struct job *j;
+	int r;
+
+	if (json_get_string(t, "job", &name) < 0 || json_get_string(t, "node", &node) < 0)
+		return xerr_set(err, -EINVAL, "bad_request",
+				"Fields 'job' and 'node' are required");
+	if (json_get(t, "postcopy") && json_get_bool(t, "postcopy", &postcopy) < 0)
+		return xerr_set(err, -EINVAL, "bad_request", "Field 'postcopy' must be a boolean");
+	if (json_get(t, "compress") && json_get_bool(t, "compress", &compress) < 0)
+		return xerr_set(err, -EINVAL, "bad_request", "Field 'compress' must be a boolean");
+	if ((r = ops_lookup(d, c, name, &j, err)) < 0 || (r = vo_check(d, c, j, node, err)) < 0)
+		return r;
+	if ((r = move_allowed(d, j, node, postcopy, compress, err)) < 0)
+		return r;
 	if ((r = cpuinfo_dump(d, &cpu, err)) < 0)
 		return r;
 	text = check_text(d, j, cpu, postcopy, compress);
@@ -1173,57 +1184,50 @@ static void tgt_query(struct daemon *d, const char *node, const char *id)
 }
 
 /* ---- the channel's hooks ---- */
-static void hook_message(void *userdata, const char *node, yajl_val h, bool payload)
+/* A message for the target's side of a move (false: not one) */
+static bool tgt_message(struct daemon *d, const char *node, const char *type, const char *id,
+			yajl_val h, bool payload)
 {
-	struct daemon *d = userdata;
-	const char *type = NULL, *id = NULL, *reason = NULL;
-	bool ok = false;
 	struct migration *m;
-	struct job *j;
 
-	(void)payload;
-	if (routes_message(d, node, h))
-		return;
-	if (json_get_string(h, "type", &type) < 0 || json_get_string(h, "job", &id) < 0 ||
-	    !job_id_valid(id))
-		return;
-	(void)json_get_bool(h, "ok", &ok);
-	(void)json_get_string(h, "reason", &reason);
 	if (!strcmp(type, "migrate-check"))
-		return tgt_check(d, node, h);
+		return tgt_check(d, node, h), true;
 	if (!strcmp(type, "migrate-data"))
-		return tgt_data(d, node, h);
+		return tgt_data(d, node, h), true;
 	if (!strcmp(type, "migrate-query"))
-		return tgt_query(d, node, id);
+		return tgt_query(d, node, id), true;
 	if (!strcmp(type, "migrate-pages")) {
 		m = find(d, id, true);
 		if (!m)
 			m = find(d, id, false);
 		if (m && m->postcopy && payload && !strcmp(m->node, node))
 			m->pages_in = true; /* (else its chunks are dropped) */
-		return;
+		return true;
 	}
-	if (!strcmp(type, "migrate-abort")) {
-		if (!(m = find(d, id, false)) || strcmp(m->node, node) != 0)
-			return;
-		if (m->phase == MP_PULL)
-			mig_tgt_abort_pull(d, m, "its source node gave it up");
-		else if (m->phase == MP_RESTORE)
-			m->aborting = true; /* (acted on when the restore ends) */
-		else if (m->phase == MP_CHECK || m->phase == MP_SEND)
-			tgt_drop(d, m);
-		return;
-	}
-	m = find(d, id, true);
-	j = daemon_find_job(d, id);
-	if (!m || !j || strcmp(m->node, node) != 0)
-		return;
-	if (!strcmp(type, "migrate-checked") && m->phase == MP_CHECK)
-		return src_checked(d, m, j, ok, reason);
-	if (m->postcopy && !strcmp(type, "migrate-result") &&
-	    (m->phase == MP_SEND || m->phase == MP_PULL)) {
+	if (strcmp(type, "migrate-abort") != 0)
+		return false;
+	if (!(m = find(d, id, false)) || strcmp(m->node, node) != 0)
+		return true;
+	if (m->phase == MP_PULL)
+		mig_tgt_abort_pull(d, m, "its source node gave it up");
+	else if (m->phase == MP_RESTORE)
+		m->aborting = true; /* (acted on when the restore ends) */
+	else if (m->phase == MP_CHECK || m->phase == MP_SEND)
+		tgt_drop(d, m);
+	return true;
+}
+
+/* The target's result for move m of job j (id): it runs the job, or why not */
+static void src_result(struct daemon *d, const char *node, const char *id, struct migration *m,
+		       struct job *j, bool ok, const char *reason)
+{
+	const char *fault = getenv("XOS_MIGRATE_FAULT");
+
+	if (!reason)
+		reason = "it did not say why";
+	if (m->postcopy && (m->phase == MP_SEND || m->phase == MP_PULL)) {
 		if (!ok)
-			return mig_src_abort_pull(d, m, j, reason ? reason : "it did not say why");
+			return mig_src_abort_pull(d, m, j, reason);
 		m->target_ok = true;
 		m->t_resumed = mono_usec();
 		log_info("Job %s runs on node %s (downtime %llu ms); its pages are pulled", id,
@@ -1232,31 +1236,55 @@ static void hook_message(void *userdata, const char *node, yajl_val h, bool payl
 			mig_src_let_go(d, m, j);
 		return;
 	}
-	if (!strcmp(type, "migrate-result") && !ok && m->phase == MP_SEND) {
+	if (!ok && m->phase == MP_SEND) {
 		/* the target dropped what came: the stream goes (after the phase
 		 * changed, so that the channel's loss is not a second failure) */
-		src_restore_local(d, m, j, reason ? reason : "it did not say why");
+		src_restore_local(d, m, j, reason);
 		nodes_stream_abort(d->nodes, node);
 		return;
 	}
-	if (!strcmp(type, "migrate-result") && m->phase == MP_DOUBT) {
-		const char *fault = getenv("XOS_MIGRATE_FAULT");
-
-		if (ok && fault && !strcmp(fault, "die-before-let-go")) { /* tests */
-			log_warn("Job %s runs on node %s: xosd dies now (XOS_MIGRATE_FAULT)", id,
-				 node);
-			raise(SIGKILL);
-		}
-		if (ok)
-			return mig_src_let_go(d, m, j);
-		if (m->postcopy) { /* (its memory went there: nothing to restore here) */
-			log_error("Job %s: node %s does not run it, and its memory went there: "
-				  "the job is lost",
-				  id, node);
-			return mig_src_done(d, m, j, "The job was lost in its post-copy move");
-		}
-		return src_restore_local(d, m, j, reason ? reason : "it did not say why");
+	if (m->phase != MP_DOUBT)
+		return;
+	if (ok && fault && !strcmp(fault, "die-before-let-go")) { /* tests */
+		log_warn("Job %s runs on node %s: xosd dies now (XOS_MIGRATE_FAULT)", id, node);
+		raise(SIGKILL);
 	}
+	if (ok)
+		return mig_src_let_go(d, m, j);
+	if (m->postcopy) { /* (its memory went there: nothing to restore here) */
+		log_error("Job %s: node %s does not run it, and its memory went there: "
+			  "the job is lost",
+			  id, node);
+		return mig_src_done(d, m, j, "The job was lost in its post-copy move");
+	}
+	src_restore_local(d, m, j, reason);
+}
+
+static void hook_message(void *userdata, const char *node, yajl_val h, bool payload)
+{
+	struct daemon *d = userdata;
+	const char *type = NULL, *id = NULL, *reason = NULL;
+	bool ok = false;
+	struct migration *m;
+	struct job *j;
+
+	if (routes_message(d, node, h))
+		return;
+	if (json_get_string(h, "type", &type) < 0 || json_get_string(h, "job", &id) < 0 ||
+	    !job_id_valid(id))
+		return;
+	(void)json_get_bool(h, "ok", &ok);
+	(void)json_get_string(h, "reason", &reason);
+	if (tgt_message(d, node, type, id, h, payload))
+		return;
+	m = find(d, id, true);
+	j = daemon_find_job(d, id);
+	if (!m || !j || strcmp(m->node, node) != 0)
+		return;
+	if (!strcmp(type, "migrate-checked") && m->phase == MP_CHECK)
+		return src_checked(d, m, j, ok, reason);
+	if (!strcmp(type, "migrate-result"))
+		src_result(d, node, id, m, j, ok, reason);
 }
 
 static void hook_lost(void *userdata, const char *node)
