@@ -93,6 +93,25 @@ bool pool_job_fits(const struct runtime_config *cfg, const struct job *j, const 
 	return defaults_only(cfg, j) && owner && same_owner(j, owner);
 }
 
+/* Pooled containers of owner o, live or starting */
+static size_t owner_count(struct daemon *d, const struct job *o)
+{
+	size_t n = 0;
+
+	for (struct job *p = d->pool; p; p = p->next)
+		n += job_is_live(p) && same_owner(p, o);
+	return n;
+}
+
+/* The share of the pool of the i-th latest owner: pool_size shared out, the
+ * latest owners taking what is left over */
+static size_t owner_share(struct daemon *d, size_t i)
+{
+	size_t n = d->n_pool_owners, size = d->cfg->pool_size;
+
+	return n ? size / n + (i < size % n) : 0;
+}
+
 /* A job of o's identity, settings and volumes (none of its state). */
 static struct job *copy_owner(struct daemon *d, const struct job *o)
 {
@@ -191,7 +210,7 @@ static bool pool_room(struct daemon *d)
 {
 	uint64_t n = pool_count(d);
 
-	if (!d->pool_owner || n >= d->cfg->pool_size || mono_usec() < d->pool_retry_us)
+	if (!d->n_pool_owners || n >= d->cfg->pool_size || mono_usec() < d->pool_retry_us)
 		return false;
 	if (d->cfg->capacity_jobs) {
 		for (struct job *j = d->jobs; j; j = j->next)
@@ -232,6 +251,15 @@ out:
 	return r;
 }
 
+/* The owner the next pooled container is for: the latest one below its share */
+static const struct job *fill_owner(struct daemon *d)
+{
+	for (size_t i = 0; i < d->n_pool_owners; i++)
+		if (owner_count(d, d->pool_owners[i]) < owner_share(d, i))
+			return d->pool_owners[i];
+	return d->pool_owners[0];
+}
+
 static void pool_fill(struct daemon *d)
 {
 	_cleanup_free_ char *why = NULL;
@@ -245,7 +273,7 @@ static void pool_fill(struct daemon *d)
 		d->pool_retry_us = mono_usec() + POOL_RETRY_US;
 		return;
 	}
-	p = copy_owner(d, d->pool_owner);
+	p = copy_owner(d, fill_owner(d));
 	if (!p || random_job_id(p->id) < 0) {
 		job_free(p);
 		return;
@@ -311,10 +339,15 @@ void pool_gone(struct daemon *d, struct job *p)
 	tidy(d, p);
 }
 
-/* Drop every pooled container (their owner or what they were made from changed). */
-static void pool_drain(struct daemon *d, bool wait)
+/* Drop pooled containers of owner o (NULL: of all), at most max of them
+ * (what they were made from changed, their owner is no longer one of the
+ * latest, or it holds more than its share). */
+static void pool_drain_owner(struct daemon *d, const struct job *o, bool wait, size_t max)
 {
-	for (struct job *p = d->pool; p; p = p->next) {
+	for (struct job *p = d->pool; p && max; p = p->next) {
+		if ((o && !same_owner(p, o)) || !job_is_live(p))
+			continue;
+		max--;
 		p->closing = true; /* one still starting goes once it runs */
 		if (p->state != JOB_RUNNING)
 			continue;
@@ -323,6 +356,47 @@ static void pool_drain(struct daemon *d, bool wait)
 			wait_gone(p);
 		epoll_del(d, p->pidfd);
 		tidy(d, p);
+	}
+}
+
+static void pool_drain(struct daemon *d, bool wait)
+{
+	pool_drain_owner(d, NULL, wait, SIZE_MAX);
+}
+
+/* j, a job of the defaults, comes: its owner becomes the latest; the
+ * oldest owner beyond pool_size loses its pooled containers */
+static void owner_touch(struct daemon *d, const struct job *j)
+{
+	size_t i, n = d->n_pool_owners;
+	struct job *o;
+
+	for (i = 0; i < n && !same_owner(j, d->pool_owners[i]); i++)
+		;
+	if (i < n) {
+		o = d->pool_owners[i];
+	} else if (!(o = copy_owner(d, j))) {
+		return;
+	} else {
+		log_debug("Pool: jobs of another owner now (uid %u)", (unsigned)j->uid);
+		if (n >= d->cfg->pool_size || n >= POOL_OWNERS_MAX) {
+			struct job *old = d->pool_owners[--n];
+
+			pool_drain_owner(d, old, false, SIZE_MAX);
+			job_free(old);
+		}
+		i = n++;
+	}
+	memmove(d->pool_owners + 1, d->pool_owners, i * sizeof(*d->pool_owners));
+	d->pool_owners[0] = o;
+	d->n_pool_owners = n;
+	/* what an owner holds beyond its share now goes, to make room for the
+	 * others' (the latest owner's first: it is the one waiting) */
+	for (i = 0; i < n; i++) {
+		size_t has = owner_count(d, d->pool_owners[i]), share = owner_share(d, i);
+
+		if (has > share)
+			pool_drain_owner(d, d->pool_owners[i], false, has - share);
 	}
 }
 
@@ -335,21 +409,15 @@ bool pool_claim(struct daemon *d, struct job *j)
 
 	if (!d->cfg->pool_size || !defaults_only(d->cfg, j))
 		return false;
-	if (!pool_job_fits(d->cfg, j, d->pool_owner)) {
-		if (d->pool_owner)
-			log_debug("Pool: jobs of another owner now (uid %u)", (unsigned)j->uid);
-		pool_drain(d, false);
-		job_free(d->pool_owner);
-		d->pool_owner = copy_owner(d, j);
-		return false;
-	}
+	owner_touch(d, j);
 	if (hook_event_has_dir(d->cfg->hooks_dir, HOOK_PRESTART)) {
 		pool_drain(d, false); /* (made before the node owner's prestart hook) */
 		return false;
 	}
 	stamp = pool_stamp(d);
 	for (pp = &d->pool; *pp; pp = &(*pp)->next)
-		if ((*pp)->state == JOB_RUNNING && (*pp)->pool_accounts == stamp)
+		if ((*pp)->state == JOB_RUNNING && (*pp)->pool_accounts == stamp &&
+		    pool_job_fits(d->cfg, j, *pp))
 			break;
 	if (!*pp) {
 		for (struct job *p = d->pool; p; p = p->next)
@@ -456,7 +524,7 @@ int pool_tick(struct daemon *d)
 	}
 	if (pool_room(d))
 		return min_ms(timeout, POOL_IDLE_MS);
-	if (d->pool_owner && d->cfg->pool_size && pool_count(d) < d->cfg->pool_size &&
+	if (d->n_pool_owners && d->cfg->pool_size && pool_count(d) < d->cfg->pool_size &&
 	    mono_usec() < d->pool_retry_us) /* (a wakeup when it may be tried again) */
 		timeout = min_ms(timeout,
 				 (int)((d->pool_retry_us - mono_usec()) / 1000) + POOL_IDLE_MS);
@@ -491,8 +559,8 @@ void pool_stop(struct daemon *d)
 		d->pool = p->next;
 		job_free(p);
 	}
-	job_free(d->pool_owner);
-	d->pool_owner = NULL;
+	while (d->n_pool_owners)
+		job_free(d->pool_owners[--d->n_pool_owners]);
 }
 
 /* A pooled container of an xosd that ended without stopping it (a crash,

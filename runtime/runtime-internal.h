@@ -563,6 +563,8 @@ int queue_op_release(struct daemon *d, struct conn *c, struct yajl_val_s *t, str
 int ops_start_job(struct daemon *d, struct job *j, char **env, const char *cwd, bool tty);
 
 /* ---- daemon.c ---- */
+#define POOL_OWNERS_MAX 16 /* (pool_size is at most 16) */
+
 struct daemon {
 	struct runtime_config *cfg;
 	const struct runtime_cgroup_ops *cg;
@@ -601,8 +603,11 @@ struct daemon {
 	struct job **jtab;
 	struct job **ntab; /* the same jobs by name, as many buckets (NULL: none) */
 	size_t jtab_size, jtab_n;
-	struct job *pool;       /* prepared containers, no job's yet (pool.c) */
-	struct job *pool_owner; /* the account and settings they are made for */
+	struct job *pool; /* prepared containers, no job's yet (pool.c) */
+	/* the accounts and settings they are made for, the latest first
+	 * (at most pool_size: each gets its share of the pool) */
+	struct job *pool_owners[POOL_OWNERS_MAX];
+	size_t n_pool_owners;
 	uint64_t pool_retry_us; /* monotonic: no preparing before (one failed) */
 	uint64_t pool_claims;   /* jobs that took a pooled container (metrics) */
 	struct conn *conns;

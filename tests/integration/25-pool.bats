@@ -326,3 +326,46 @@ hold_reads_end() {
 	wait_for 60 pool_ready 2
 	grep -qx 'xos_pool_containers{state="ready"} 2' <<<"$(scrape)"
 }
+
+# pooled containers made for user xostest (its id is mapped through as itself)
+pool_ready_of() {
+	local id
+	for id in $(pool_ready_ids); do
+		if grep -q "^lxc.idmap = u 4242 4242 1$" "$XOS_TMP/state/volatile/lxc/xos-$id/config" 2>/dev/null; then
+			[ "$1" = xostest ] && echo "$id"
+		else
+			[ "$1" = root ] && echo "$id"
+		fi
+	done
+	return 0
+}
+pool_shared() { [ -n "$(pool_ready_of root)" ] && [ -n "$(pool_ready_of xostest)" ]; }
+as_xostest() {
+	(cd /tmp && setpriv --reuid 4242 --regid 4242 --clear-groups env XOS_SOCKET="$XOS_SOCKET" \
+		"$XOS_BUILD/$1" "${@:2}")
+}
+
+@test "two owners share the pool: each keeps its share ready, and a job takes only a container of its own owner" {
+	xos_test_user
+	warm_up
+	# another user's first job starts cold; the pool is then shared
+	run as_xostest xrun -- id -u
+	assert_success
+	assert_output 4242
+	wait_for 60 pool_shared
+	mine=$(pool_ready_of root)
+	theirs=$(pool_ready_of xostest)
+	run xrun -- sh -c 'echo "$XOS_JOB_ID $(id -u)"'
+	assert_success
+	in_list "${output%% *}" "$mine"
+	assert_equal "${output#* }" "$(id -u nobody)"
+	run as_xostest xrun -- sh -c 'echo "$XOS_JOB_ID $(id -u)"'
+	assert_success
+	in_list "${output%% *}" "$theirs"
+	assert_equal "${output#* }" 4242
+	# turn about again: both still served from the pool
+	wait_for 60 pool_shared
+	theirs=$(pool_ready_of xostest)
+	run as_xostest xrun -- sh -c 'echo "$XOS_JOB_ID"'
+	in_list "$output" "$theirs"
+}
