@@ -20,7 +20,7 @@ set -euo pipefail
 
 PACKAGES=(build-essential pkgconf git lxc lxc-dev libseccomp-dev libcap-dev libyajl-dev
 	libarchive-dev libssl-dev xz-utils zstd bats bats-assert bats-support iproute2 nftables libnftables-dev
-	busybox-static procps psmisc jq openssl mandoc shellcheck clang-format runc python3 strace
+	busybox-static procps psmisc jq openssl mandoc shellcheck clang-format runc python3 strace curl
 	lintian debootstrap clang libclang-rt-14-dev
 	slurmd slurmctld slurm-client munge libslurm-dev slurmdbd mariadb-server-core mariadb-client-core
 	libpam0g-dev pamtester)
@@ -62,6 +62,8 @@ if [ -r /etc/os-release ]; then
 fi
 
 # ------------------------------------------------------------------ packages
+# strace: tests that follow xosd's or a loader's system calls (25, 38, 87);
+# curl: the metrics endpoint's tests (25, 97); neither is in a minimal Debian.
 # libpam0g-dev: pam_xos (pam/); pamtester: its test (48-vo-pam.bats).
 # slurmd, slurmctld, munge: the Slurm cluster tests/integration/96-slurm.bats
 # starts (and stops) itself, with its own munge; libslurm-dev: spank.h for
