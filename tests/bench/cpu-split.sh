@@ -92,7 +92,7 @@ end=$EPOCHREALTIME
 kill -INT "$PERF"
 wait "$PERF" 2>/dev/null || true
 
-echo "bench: $n cold jobs from $SUBMITTERS submitters (pool_size = $POOL): $(echo "$n / ($end - $start)" | bc -l | xargs printf '%.1f') jobs/s"
+echo "bench: $n jobs from $SUBMITTERS submitters (pool_size = $POOL$([ "$POOL" = 0 ] && echo ": each starts cold")): $(awk -v n="$n" -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", n / (b - a) }') jobs/s"
 echo "bench: CPU per job, ms (perf samples at $FREQ Hz on each CPU, by process)"
 perf script -i "$T/perf.data" -F comm 2>/dev/null | awk -v n="$n" -v f="$FREQ" '
 	{ c = $0; gsub(/^ +| +$/, "", c)
