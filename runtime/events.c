@@ -52,6 +52,12 @@ const struct events_counters *events_counters(struct daemon *d)
 	return &d->events->counters;
 }
 
+void events_pool_claimed(struct daemon *d)
+{
+	if (d->events)
+		d->events->counters.pool_claims++;
+}
+
 void events_job_loaded(struct job *j)
 {
 	j->ev = (struct job_ev){

@@ -122,6 +122,7 @@ static void gen_counters(struct daemon *d, struct metrics_buf *b)
 
 static void gen_pool(struct daemon *d, struct metrics_buf *b)
 {
+	const struct events_counters *k = events_counters(d);
 	uint64_t n[2] = { 0, 0 }; /* ready, starting */
 
 	for (const struct job *p = d->pool; p; p = p->next)
@@ -134,7 +135,7 @@ static void gen_pool(struct daemon *d, struct metrics_buf *b)
 	metrics_sample(b, "xos_pool_containers", (const char *[]){ "state", "starting", NULL },
 		       (double)n[1]);
 	gen_counter(b, "xos_pool_claims_total",
-		    "Jobs started in a prepared container since xosd started", d->pool_claims);
+		    "Jobs started in a prepared container since xosd started", k->pool_claims);
 }
 
 static void gen_connections(struct daemon *d, struct metrics_buf *b)

@@ -429,7 +429,7 @@ bool pool_claim(struct daemon *d, struct job *j)
 			}
 		return false;
 	}
-	d->pool_claims++;
+	events_pool_claimed(d);
 	j->from_pool = *pp;
 	*pp = (*pp)->next;
 	j->from_pool->next = NULL;

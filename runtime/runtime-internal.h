@@ -609,7 +609,6 @@ struct daemon {
 	struct job *pool_owners[POOL_OWNERS_MAX];
 	size_t n_pool_owners;
 	uint64_t pool_retry_us; /* monotonic: no preparing before (one failed) */
-	uint64_t pool_claims;   /* jobs that took a pooled container (metrics) */
 	struct conn *conns;
 	struct conn *closed_conns; /* closed in this batch of events, freed after it */
 	bool prune_ended;          /* an ended job was tidied: keep at most keep_ended of them */
@@ -1021,8 +1020,11 @@ struct events_counters {
 	uint64_t restores, restore_failures, migrated;
 	struct events_histogram checkpoint_duration, restore_duration;
 	uint64_t events, dropped; /* events made; lines subscribers missed */
+	uint64_t pool_claims;     /* jobs that took a pooled container */
 };
 const struct events_counters *events_counters(struct daemon *d);
+/* A job took a pooled container (pool.c): it is counted. */
+void events_pool_claimed(struct daemon *d);
 
 /* ---- metrics-format.c: Prometheus text exposition format (pure) ---- */
 struct metrics_buf {
