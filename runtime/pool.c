@@ -88,6 +88,8 @@ static bool same_owner(const struct job *j, const struct job *o)
 	return true;
 }
 
+/* The whole rule of a claim, for one container (pool_claim checks the
+ * defaults once, then the owner of each) */
 bool pool_job_fits(const struct runtime_config *cfg, const struct job *j, const struct job *owner)
 {
 	return defaults_only(cfg, j) && owner && same_owner(j, owner);
@@ -415,9 +417,11 @@ bool pool_claim(struct daemon *d, struct job *j)
 		return false;
 	}
 	stamp = pool_stamp(d);
+	/* (j is of the defaults, checked above, as every pooled container is:
+	 * of pool_job_fits only the owner is left to compare) */
 	for (pp = &d->pool; *pp; pp = &(*pp)->next)
 		if ((*pp)->state == JOB_RUNNING && (*pp)->pool_accounts == stamp &&
-		    pool_job_fits(d->cfg, j, *pp))
+		    same_owner(j, *pp))
 			break;
 	if (!*pp) {
 		for (struct job *p = d->pool; p; p = p->next)
