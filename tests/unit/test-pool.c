@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Unit tests of the pool's rule (pool.c, DECISIONS.md (as)): which new job may
  * take a container prepared for the next job of an owner with the node's
- * defaults; every other one starts cold. */
+ * defaults; every other one starts cold. And its owners (DECISIONS (bk)):
+ * which of them keep a share of the pool when another one comes. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,6 +150,85 @@ static void cgroup_parent(struct job *j)
 	j->cgroup_parent = strdup("xos.slice");
 }
 
+/* A job of the defaults of the account uid (plain_job's, another uid). */
+static struct job *job_of(uid_t uid)
+{
+	struct job *j = plain_job();
+
+	j->owner_uid = j->uid = j->gid = uid;
+	return j;
+}
+
+/* A job of uid's comes to d, whose pool has no ready container: it starts
+ * cold, and its owner becomes the latest. */
+static void job_comes(struct daemon *d, uid_t uid)
+{
+	struct job *j = job_of(uid);
+
+	if (pool_claim(d, j))
+		abort();
+	job_free(j);
+}
+
+/* d's owners, the latest first, are these uids (0-terminated). */
+static bool owners_are(const struct daemon *d, const uid_t *uids)
+{
+	size_t n = 0;
+
+	while (uids[n])
+		n++;
+	if (d->n_pool_owners != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (d->pool_owners[i]->uid != uids[i])
+			return false;
+	return true;
+}
+
+/* The pool shared among the latest owners (DECISIONS (bk)): with pool_size
+ * 2, a third owner's job puts out the owner seen longest ago, and that
+ * owner's pooled containers go; the other owner keeps its own. */
+static void test_owners(void)
+{
+	struct daemon d = { .cfg = &cfg, .epfd = -EBADF };
+	struct job *pooled[2];
+
+	cfg.pool_size = 2;
+	free(cfg.hooks_dir); /* (a prestart hook voids the pool) */
+	cfg.hooks_dir = strdup("/nonexistent/xos-test-pool-hooks");
+	job_comes(&d, 1000);
+	ok(owners_are(&d, (uid_t[]){ 1000, 0 }), "the first owner's job: one owner");
+	job_comes(&d, 1001);
+	ok(owners_are(&d, (uid_t[]){ 1001, 1000, 0 }), "another owner's: first, the other kept");
+	job_comes(&d, 1000);
+	ok(owners_are(&d, (uid_t[]){ 1000, 1001, 0 }), "an owner's next job puts it first");
+	/* each owner has its share being made (starting) */
+	for (size_t i = 0; i < ELEMENTSOF(pooled); i++) {
+		pooled[i] = job_of(1000 + (uid_t)i);
+		pooled[i]->pooled = true;
+		pooled[i]->state = JOB_STARTING;
+		pooled[i]->next = d.pool;
+		d.pool = pooled[i];
+	}
+	job_comes(&d, 1002);
+	ok(owners_are(&d, (uid_t[]){ 1002, 1000, 0 }),
+	   "a third owner with pool_size 2: the one seen longest ago gives way");
+	ok(pooled[1]->closing, "the evicted owner's pooled container goes");
+	ok(!pooled[0]->closing, "the other owner keeps its share");
+	job_comes(&d, 1001);
+	ok(owners_are(&d, (uid_t[]){ 1001, 1002, 0 }),
+	   "the evicted owner comes back: now the oldest of the others gives way");
+	ok(pooled[0]->closing, "and its pooled container goes");
+	while (d.pool) {
+		struct job *p = d.pool;
+
+		d.pool = p->next;
+		job_free(p);
+	}
+	while (d.n_pool_owners)
+		job_free(d.pool_owners[--d.n_pool_owners]);
+}
+
 int main(void)
 {
 	static const struct {
@@ -191,6 +271,7 @@ int main(void)
 	cfg.default_memory = 0;
 	for (size_t i = 0; i < ELEMENTSOF(cold); i++)
 		ok(!fits_after(cold[i].what), "%s: cold", cold[i].why);
+	test_owners();
 	runtime_config_free(&cfg);
 	return tap_done();
 }
