@@ -9,6 +9,18 @@ teardown() { xos_teardown; }
 
 raw() { "$XOS_ROOT/tests/tools/rawsock.py" "$XOS_SOCKET" "$@"; }
 
+# No process of this test's xosd is named xosd-spawner: neither the spawner
+# nor a child it forked that has not exec'd (each has xosd's environment,
+# XOS_TMP in it; a zombie shows none: it has ended)
+no_spawner_left() {
+	local p
+	for p in $(pgrep -x xosd-spawner); do
+		if tr '\0' '\n' 2>/dev/null <"/proc/$p/environ" | grep -qxF "XOS_TMP=$XOS_TMP"; then
+			return 1
+		fi
+	done
+}
+
 @test "malformed JSON, unknown fields, wrong types, old versions: clear errors" {
 	run raw <<<'{"v":1,"op":"run","argv":["true"'
 	assert_output --partial '"code":"bad_request"'
@@ -269,8 +281,10 @@ dirty_heap_kb() {
 	assert_output one
 	grep -q "The container spawner (pid [0-9]*) ended; xosd forks" "$XOS_TMP/xosd.log"
 	id=$(xps -a --json | jq -r '.[0].id')
-	# its child waited for the spawner's go and left: one start, xosd's
-	sleep 1 # (a start of the orphan would have run its hook by now)
+	# its child waited for the spawner's go and left: one start, xosd's.
+	# Once that child is gone, whatever it did is done (a start of its own
+	# would have run the hook, in it, before it ended)
+	wait_for 30 no_spawner_left
 	assert_equal "$(grep -c "$id" "$XOS_TMP/starts")" 1
 	run xrun -- echo two
 	assert_output two
