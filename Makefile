@@ -242,7 +242,7 @@ bench-migrate: all
 lint:
 	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) nss/*.c pam/*.c tests/unit/*.c \
 		$(wildcard tests/fuzz/*.c) slurm/*.c
-	shellcheck -x scripts/*.sh tests/*.sh tests/bench/*.sh $(wildcard tests/fuzz/*.sh tests/soak/*.sh tests/zdtm/*.sh) .ci/run
+	shellcheck -x scripts/*.sh tests/*.sh tests/bench/*.sh tests/bench/*.bash $(wildcard tests/fuzz/*.sh tests/soak/*.sh tests/zdtm/*.sh) .ci/run
 	shellcheck -s sh dist/debian/postinst dist/debian/prerm dist/debian/postrm
 	shellcheck -s bash dist/bash-completion
 	shellcheck -s sh slurm/xos-spank-exec

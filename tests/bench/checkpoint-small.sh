@@ -25,26 +25,17 @@
 set -euo pipefail
 export LC_ALL=C
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BUILD=${XOS_BUILD:-$ROOT/build}
+# shellcheck source=tests/bench/lib.bash
+. "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 N=${BENCH_CKPT_N:-7}
 CRIU=${BENCH_CRIU:-/usr/local/sbin/criu}
 export PATH="$BUILD:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-die() {
-	echo "bench: $*" >&2
-	exit 1
-}
-[ "$(id -u)" -eq 0 ] || die "must run as root"
+bench_need_root "xosd and CRIU need it"
 [[ $N =~ ^[1-9][0-9]*$ ]] || die "BENCH_CKPT_N must be a whole number >= 1"
 [ -x "$CRIU" ] || die "no CRIU at $CRIU"
-for b in xosd xos-loader xrun xcheckpoint xrestart; do
-	[ -x "$BUILD/$b" ] || die "$BUILD/$b missing: run 'make -s all' first"
-done
-T=$(mktemp -d /tmp/xos-bench-cks.XXXXXX)
-chmod 0711 "$T"
-export XOS_SOCKET="$T/run/xosd.sock"
-XOSD_PID=
+bench_need_bins xosd xos-loader xrun xcheckpoint xrestart
+bench_tmpdir cks
 BARE_UNSHARE=
 
 sfx=${T##*.}
@@ -82,14 +73,7 @@ now() { date +%s%N; }
 ms() { echo $((($2 - $1) / 1000000)); }
 
 # ---- xos: a small job ----
-"$BUILD/xosd" --foreground --config "$T/xosd.conf" --state-dir "$T/state" --run-dir "$T/run" \
-	--loader "$BUILD/xos-loader" </dev/null >>"$T/xosd.log" 2>&1 3>&- &
-XOSD_PID=$!
-for _ in $(seq 1 200); do
-	xps >/dev/null 2>&1 && break
-	sleep 0.05
-done
-xps >/dev/null 2>&1 || die "xosd did not start"
+bench_xosd_start "$T/xosd.conf"
 PROG='import os, time
 os.closerange(3, 65536)
 open("/tmp/ready", "w").close()

@@ -15,42 +15,18 @@
 set -euo pipefail
 export LC_ALL=C
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BUILD=${XOS_BUILD:-$ROOT/build}
+# shellcheck source=tests/bench/lib.bash
+. "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 N=${BENCH_CKPT_N:-3}
 MIB=${BENCH_CKPT_MIB:-256}
 export PATH="$BUILD:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-[ "$(id -u)" -eq 0 ] || {
-	echo "bench: must run as root" >&2
-	exit 1
-}
-T=$(mktemp -d /tmp/xos-bench-ckpt.XXXXXX)
-chmod 0711 "$T"
-export XOS_SOCKET="$T/run/xosd.sock"
-XOSD_PID=
+bench_need_root "xosd and lxc-checkpoint need it"
+bench_tmpdir ckpt
 
 sfx=${T##*.}
 printf 'net_bridge = xb%s\nnet_table = xos_b%s\nnet_pool = 10.%s.%s.0/24\n' "$sfx" "$sfx" \
 	$((64 + RANDOM % 64)) $((RANDOM % 256)) >"$T/xosd.conf"
-start_xosd() {
-	"$BUILD/xosd" --foreground --config "$T/xosd.conf" --state-dir "$T/state" --run-dir "$T/run" \
-		--loader "$BUILD/xos-loader" </dev/null >>"$T/xosd.log" 2>&1 3>&- &
-	XOSD_PID=$!
-	for _ in $(seq 1 100); do
-		xps >/dev/null 2>&1 && return 0
-		sleep 0.05
-	done
-	echo "bench: xosd did not start" >&2
-	return 1
-}
-stop_xosd() {
-	[ -z "$XOSD_PID" ] || {
-		kill "$XOSD_PID" 2>/dev/null || true
-		wait "$XOSD_PID" 2>/dev/null || true
-	}
-	XOSD_PID=
-}
 cleanup() {
 	local c
 	if [ -n "$XOSD_PID" ]; then
@@ -58,7 +34,7 @@ cleanup() {
 		xkill -s KILL $(xps -q) >/dev/null 2>&1 || true
 		sleep 1
 	fi
-	stop_xosd
+	bench_xosd_stop
 	for c in "$T"/state/volatile/lxc/*/; do
 		[ -d "$c" ] || continue
 		lxc-stop -P "$T/state/volatile/lxc" -n "$(basename "$c")" -k >/dev/null 2>&1 || true
@@ -105,7 +81,7 @@ PY
 }
 ms() { echo $((($2 - $1) / 1000000)); }
 
-start_xosd
+bench_xosd_start "$T/xosd.conf"
 id=$(xrun -d -- python3 -c "
 import time
 b = bytearray($MIB << 20)
@@ -138,7 +114,7 @@ for r in $(seq 1 "$N"); do
 done
 
 # lxc-checkpoint on the same container: xosd stopped (jobs keep running)
-stop_xosd
+bench_xosd_stop
 printf 'network-lock skip\n' >"$T/criu.conf"
 export CRIU_CONFIG_FILE="$T/criu.conf"
 for r in $(seq 1 "$N"); do
@@ -156,7 +132,7 @@ for r in $(seq 1 "$N"); do
 	printf '%-28s %10s %10s\n' "lxc-checkpoint -r #$r" "$(ms "$a" "$b")" "-"
 done
 unset CRIU_CONFIG_FILE
-start_xosd
+bench_xosd_start "$T/xosd.conf"
 if command -v podman >/dev/null; then
 	echo "# podman: installed, not benchmarked: on these machines it cannot start a container" \
 		"(root lacks CAP_SYS_RESOURCE and podman sets rlimits; see docs/PERFORMANCE.md)"

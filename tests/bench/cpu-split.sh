@@ -20,55 +20,35 @@
 set -euo pipefail
 export LC_ALL=C
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BUILD=${XOS_BUILD:-$ROOT/build}
+# shellcheck source=tests/bench/lib.bash
+. "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 JOBS=${BENCH_JOBS:-100}
 SUBMITTERS=${BENCH_SUBMITTERS:-4}
 POOL=${BENCH_POOL:-0}
 FREQ=${BENCH_FREQ:-999}
 
-die() {
-	echo "bench: $*" >&2
-	exit 1
-}
-
-[ "$(id -u)" -eq 0 ] || die "must run as root (xosd needs it)"
+bench_need_root "xosd needs it"
 [ -n "${EPOCHREALTIME:-}" ] || die "needs bash >= 5 (EPOCHREALTIME)"
 for v in JOBS SUBMITTERS FREQ; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "BENCH_$v must be a whole number >= 1"
 done
 [[ $POOL =~ ^[0-9]+$ ]] || die "BENCH_POOL must be a whole number"
-for b in xosd xos-loader xrun xps; do
-	[ -x "$BUILD/$b" ] || die "$BUILD/$b missing: run 'make -s all' first"
-done
+bench_need_bins xosd xos-loader xrun xps
 if ! command -v perf >/dev/null || ! perf stat -e task-clock true >/dev/null 2>&1; then
 	echo "bench: cpu-split skipped: no perf that can sample here (Debian: linux-perf)"
 	exit 0
 fi
 
-T=$(mktemp -d /tmp/xos-bench-cpu.XXXXXX)
-chmod 0711 "$T"
-XOSD=
+bench_tmpdir cpu
 cleanup() {
-	if [ -n "$XOSD" ] && kill -0 "$XOSD" 2>/dev/null; then
-		kill "$XOSD" 2>/dev/null || true
-		wait "$XOSD" 2>/dev/null || true
-	fi
+	bench_xosd_stop
 	rm -rf "$T"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 printf 'pool_size = %s\n' "$POOL" >"$T/xosd.conf"
-"$BUILD/xosd" --foreground --config "$T/xosd.conf" --state-dir "$T/state" --run-dir "$T/run" \
-	--loader "$BUILD/xos-loader" </dev/null >"$T/xosd.log" 2>&1 &
-XOSD=$!
-export XOS_SOCKET=$T/run/xosd.sock
-for _ in $(seq 200); do
-	[ -S "$XOS_SOCKET" ] && "$BUILD/xps" >/dev/null 2>&1 && break
-	kill -0 "$XOSD" 2>/dev/null || die "xosd did not start: $(tail -n 5 "$T/xosd.log")"
-	sleep 0.05
-done
+bench_xosd_start "$T/xosd.conf"
 "$BUILD/xrun" -- /bin/true || die "a first job failed"
 
 per=$(((JOBS + SUBMITTERS - 1) / SUBMITTERS))

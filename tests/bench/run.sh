@@ -23,8 +23,8 @@
 set -euo pipefail
 export LC_ALL=C
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BUILD=${XOS_BUILD:-$ROOT/build}
+# shellcheck source=tests/bench/lib.bash
+. "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 N=${BENCH_N:-50}
 WARMUP=${BENCH_WARMUP:-3}
 JOBS=${BENCH_JOBS:-500}
@@ -35,17 +35,11 @@ TRACE_N=${BENCH_TRACE_N:-5}
 NET=${BENCH_NET:-1}
 NET_ONLY=${BENCH_NET_ONLY:-0}
 
-die() {
-	echo "bench: $*" >&2
-	exit 1
-}
 note() { echo "bench: $*" >&2; }
 
-[ "$(id -u)" -eq 0 ] || die "must run as root (xosd, lxc-execute and runc need it)"
+bench_need_root "xosd, lxc-execute and runc need it"
 [ -n "${EPOCHREALTIME:-}" ] || die "needs bash >= 5 (EPOCHREALTIME)"
-for b in xosd xos-loader xrun xps xwait xkill; do
-	[ -x "$BUILD/$b" ] || die "$BUILD/$b missing: run 'make -s all' first"
-done
+bench_need_bins xosd xos-loader xrun xps xwait xkill
 for v in N WARMUP JOBS SUBMITTERS PEER_JOBS TRACE_N; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number"
 done

@@ -21,24 +21,17 @@
 set -euo pipefail
 export LC_ALL=C
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BUILD=${XOS_BUILD:-$ROOT/build}
+# shellcheck source=tests/bench/lib.bash
+. "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 N=${BENCH_SCHED_N:-10000}
 SUBMITTERS=${BENCH_SCHED_SUBMITTERS:-8}
 EVENTS=${BENCH_SCHED_EVENTS:-200}
 ENDS=${BENCH_SCHED_ENDS:-30}
 MODES=${BENCH_SCHED_MODES:-held over}
 
-die() {
-	echo "bench: $*" >&2
-	exit 1
-}
-
-[ "$(id -u)" -eq 0 ] || die "must run as root (xosd needs it)"
+bench_need_root "xosd needs it"
 [ -n "${EPOCHREALTIME:-}" ] || die "needs bash >= 5 (EPOCHREALTIME)"
-for b in xosd xos-loader xrun xps xqueue xrelease xkill; do
-	[ -x "$BUILD/$b" ] || die "$BUILD/$b missing: run 'make -s all' first"
-done
+bench_need_bins xosd xos-loader xrun xps xqueue xrelease xkill
 for v in N SUBMITTERS EVENTS; do
 	if ! [[ ${!v} =~ ^[0-9]+$ ]] || [ "${!v}" -lt 1 ]; then
 		die "$v must be a whole number >= 1"

@@ -13,21 +13,16 @@
 set -euo pipefail
 export LC_ALL=C
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BUILD=${XOS_BUILD:-$ROOT/build}
+BENCH_NAME=bench-templates
+# shellcheck source=tests/bench/lib.bash
+. "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 N=${BENCH_N:-30}
 BIG_MB=${BENCH_BIG_MB:-500}
 
-die() {
-	echo "bench-templates: $*" >&2
-	exit 1
-}
-[ "$(id -u)" -eq 0 ] || die "must run as root"
+bench_need_root "xosd needs it"
 [[ $N =~ ^[1-9][0-9]*$ && $BIG_MB =~ ^[1-9][0-9]*$ ]] || die "BENCH_N and BENCH_BIG_MB: whole numbers"
 [ -x /bin/busybox ] || die "needs busybox-static (/bin/busybox)"
-for b in xosd xos-loader xrun xtemplate; do
-	[ -x "$BUILD/$b" ] || die "$BUILD/$b missing: run 'make' first"
-done
+bench_need_bins xosd xos-loader xrun xtemplate
 
 BT=$(mktemp -d /tmp/xos-bench-tpl.XXXXXX)
 chmod 0711 "$BT"
