@@ -80,6 +80,11 @@ struct migration {
 /* ---- migrate.c ---- */
 /* The tar child, its pipe and file stopped and closed. */
 void mig_child_stop(struct daemon *d, struct migration *m);
+/* migrate-cpu.c: the pre-flight's CPU check, its answers kept (DECISIONS (bl)) */
+/* source: this node's CPU as CRIU describes it, hex-encoded, in *ret */
+int mig_cpu_describe(struct daemon *d, char **ret, struct xerr *err);
+/* target: 0 if this CPU runs what the source's description (hex) says */
+int mig_cpu_check(struct daemon *d, const char *hex, struct xerr *err);
 /* The job's migration phase, written (durably) before it is acted on. */
 void mig_set_phase(struct daemon *d, struct job *j, const char *node, const char *phase);
 int mig_send_msg(struct daemon *d, const char *node, const char *type, const char *id,

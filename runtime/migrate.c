@@ -23,8 +23,6 @@
 #include "runtime/migrate-internal.h"
 #include "templates/templates.h"
 
-#define CPUINFO_MAX 65536
-
 static struct migration *find(struct daemon *d, const char *id, bool outgoing)
 {
 	for (struct migration *m = d->migrations; m; m = m->next)
@@ -126,56 +124,6 @@ int mig_send_msg(struct daemon *d, const char *node, const char *type, const cha
 	return text ? nodes_send(d->nodes, node, text) : -ENOMEM;
 }
 
-static void hex_encode(const uint8_t *in, size_t n, char *out)
-{
-	static const char hx[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hx[in[i] >> 4];
-		out[2 * i + 1] = hx[in[i] & 15];
-	}
-	out[2 * n] = 0;
-}
-
-static int hex_decode(const char *in, uint8_t *out, size_t max, size_t *ret_n)
-{
-	size_t n = strlen(in);
-
-	if (n % 2 || n / 2 > max)
-		return -EINVAL;
-	for (size_t i = 0; i < n / 2; i++) {
-		unsigned v;
-
-		if (sscanf(in + 2 * i, "%2x", &v) != 1)
-			return -EINVAL;
-		out[i] = (uint8_t)v;
-	}
-	*ret_n = n / 2;
-	return 0;
-}
-
-/* ---- running criu and tar ---- */
-static int run_wait(char *const *argv, const char *what, struct xerr *err)
-{
-	/* (its output goes to xosd's log) */
-	struct spawn_opts o = { .path = argv[0],
-				.argv = argv,
-				.first_fd = 1,
-				.fds = { STDERR_FILENO, STDERR_FILENO },
-				.n_fds = 2 };
-	_cleanup_close_ int report = -EBADF;
-	pid_t pid;
-	int status = 0, r;
-
-	r = spawn_program(&o, &pid, &report);
-	if (r < 0)
-		return xerr_set(err, r, "internal", "Cannot run %s: %s", argv[0], strerror(-r));
-	r = spawn_wait(pid, 10000000, &status);
-	if (r < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return xerr_set(err, -EIO, "refused", "%s", what);
-	return 0;
-}
-
 /* --compress: the zstd program, on both nodes (tests: XOS_MIGRATE_FAULT=no-zstd,
  * a node without it) */
 static bool have_zstd(void)
@@ -183,84 +131,6 @@ static bool have_zstd(void)
 	const char *fault = getenv("XOS_MIGRATE_FAULT");
 
 	return !(fault && !strcmp(fault, "no-zstd")) && access(ZSTD_PATH, X_OK) == 0;
-}
-
-static const char *criu_path(void)
-{
-	return access("/usr/local/sbin/criu", X_OK) == 0 ? "/usr/local/sbin/criu"
-							 : "/usr/sbin/criu";
-}
-
-/* This node's CPU as CRIU describes it (cpuinfo.img), hex-encoded. */
-static int cpuinfo_dump(struct daemon *d, char **ret, struct xerr *err)
-{
-	char dir[PATH_MAX];
-	_cleanup_free_ char *img = NULL;
-	_cleanup_close_ int dfd = -EBADF;
-	const char *forged = getenv("XOS_MIGRATE_CPUINFO");
-	size_t len = 0;
-	int r;
-
-	/* tests: the image of a CPU of another kind, sent instead of this one's */
-	if (forged && forged[0] == '/') {
-		r = read_file_at(AT_FDCWD, forged, CPUINFO_MAX, &img, &len);
-		if (r < 0)
-			return xerr_set(err, r, "internal", "Cannot read %s: %s", forged,
-					strerror(-r));
-		goto encode;
-	}
-	snprintf(dir, sizeof(dir), "%s/migrate-cpu.XXXXXX", d->cfg->run_dir);
-	if (!mkdtemp(dir))
-		return xerr_set(err, -errno, "internal", "Cannot make a directory in %s: %m",
-				d->cfg->run_dir);
-	{
-		char *const argv[] = { (char *)criu_path(), "cpuinfo", "dump", "-D", dir, NULL };
-
-		r = run_wait(argv, "criu cpuinfo dump failed on this node", err);
-	}
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (r >= 0 && (r = read_file_at(dfd, "cpuinfo.img", CPUINFO_MAX, &img, &len)) < 0)
-		xerr_set(err, r, "internal", "Cannot read CRIU's cpuinfo.img: %s", strerror(-r));
-	(void)rm_rf_at(AT_FDCWD, dir);
-	if (r < 0)
-		return r;
-encode:
-	*ret = malloc(2 * len + 1);
-	if (!*ret)
-		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
-	hex_encode((const uint8_t *)img, len, *ret);
-	return 0;
-}
-
-/* Whether this node's CPU runs what the source's dumped (criu cpuinfo check). */
-static int cpuinfo_check(struct daemon *d, const char *hex, struct xerr *err)
-{
-	char dir[PATH_MAX];
-	_cleanup_free_ uint8_t *img = malloc(CPUINFO_MAX);
-	_cleanup_close_ int dfd = -EBADF;
-	size_t n = 0;
-	int r;
-
-	if (!img || hex_decode(hex, img, CPUINFO_MAX, &n) < 0)
-		return xerr_set(err, -EINVAL, "refused", "its CPU description is malformed");
-	snprintf(dir, sizeof(dir), "%s/migrate-cpu.XXXXXX", d->cfg->run_dir);
-	if (!mkdtemp(dir))
-		return xerr_set(err, -errno, "internal", "cannot make a directory: %m");
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	r = dfd < 0 ? -errno : write_file_atomic_at(dfd, "cpuinfo.img", img, n, 0600, false);
-	if (r >= 0) {
-		char *const argv[] = { (char *)criu_path(), "cpuinfo", "check", "-D", dir, NULL };
-
-		r = run_wait(argv,
-			     "its CPU is not compatible with the job's source node's (criu "
-			     "cpuinfo check failed): the job's code may use instructions this "
-			     "CPU lacks",
-			     err);
-	} else {
-		xerr_set(err, r, "internal", "cannot write the CPU description: %s", strerror(-r));
-	}
-	(void)rm_rf_at(AT_FDCWD, dir);
-	return r;
 }
 
 /* tar of dir (c: create to a pipe; x: extract from a file) as a child
@@ -428,6 +298,7 @@ void mig_src_let_go(struct daemon *d, struct migration *m, struct job *j)
 		json_gen_kv_bool(g, "postcopy", true);
 		if (m->compress)
 			json_gen_kv_bool(g, "compress", true);
+		json_gen_kv_uint(g, "check_us", m->t_stop - m->t0);
 		json_gen_kv_uint(g, "frozen_us", m->t_ready - m->t_stop);
 		json_gen_kv_uint(g, "transfer_us", m->t_sent - m->t_ready);
 		json_gen_kv_uint(g, "downtime_us", m->t_resumed - m->t_stop);
@@ -442,6 +313,7 @@ void mig_src_let_go(struct daemon *d, struct migration *m, struct job *j)
 		json_gen_kv_uint(g, "version", m->version);
 		if (m->compress)
 			json_gen_kv_bool(g, "compress", true);
+		json_gen_kv_uint(g, "check_us", m->t_stop - m->t0);
 		json_gen_kv_uint(g, "frozen_us", m->t_dumped - m->t_stop);
 		json_gen_kv_uint(g, "transfer_us", m->t_sent - m->t_dumped);
 		json_gen_kv_uint(g, "downtime_us", now - m->t_stop);
@@ -733,6 +605,7 @@ int ops_migrate(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 	_cleanup_free_ char *cpu = NULL, *text = NULL;
 	struct migration *m;
 	bool postcopy = false, compress = false;
+	uint64_t t0 = mono_usec(); /* (the pre-flight counts in the move's time) */
 	struct job *j;
 	int r;
 
@@ -747,7 +620,7 @@ int ops_migrate(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 		return r;
 	if ((r = move_allowed(d, j, node, postcopy, compress, err)) < 0)
 		return r;
-	if ((r = cpuinfo_dump(d, &cpu, err)) < 0)
+	if ((r = mig_cpu_describe(d, &cpu, err)) < 0)
 		return r;
 	text = check_text(d, j, cpu, postcopy, compress);
 	if (!text)
@@ -758,6 +631,7 @@ int ops_migrate(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 	m = mig_new(d, j->id, node, true);
 	if (!m)
 		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
+	m->t0 = t0;
 	m->phase = MP_CHECK;
 	m->postcopy = postcopy;
 	m->compress = compress;
@@ -838,7 +712,7 @@ static int check_job(struct daemon *d, struct job *j, yajl_val h, struct xerr *e
 				"it has no %s to unpack a compressed move (install zstd there, "
 				"or move the job without --compress)",
 				ZSTD_PATH);
-	return cpuinfo_check(d, cpu, err);
+	return mig_cpu_check(d, cpu, err);
 }
 
 /* What a job's version can hold: its memory (the limit), its writable layer

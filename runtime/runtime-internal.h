@@ -597,6 +597,7 @@ struct daemon {
 	struct netsetup *net;
 	struct nodes *nodes;          /* the node channel (NULL: none configured) */
 	struct migration *migrations; /* moves to and from other nodes (migrate.c) */
+	struct mig_cpu *mig_cpu;      /* the CPU checks' kept answers (migrate-cpu.c) */
 	struct routes *routes;        /* routes to other nodes' jobs (routes.c) */
 	struct job *jobs;
 	/* the same jobs by id (jobtable.c): buckets, their number, jobs linked */
@@ -899,6 +900,7 @@ bool migrate_answer(struct daemon *d, struct job *j, const struct xerr *err);
 void migrate_event(struct daemon *d, void *ptr);
 int migrate_tick(struct daemon *d);
 void migrate_startup(struct daemon *d);
+void migrate_cpu_free(struct daemon *d); /* (migrate-cpu.c) */
 /* ---- routes.c: routes to other nodes' jobs, announced over the channel ---- */
 struct route_ann { /* an address a peer announced */
 	struct route_ann *next;

@@ -370,6 +370,45 @@ EOF_PY
 	grep -q "CPU xfeatures has unsupported bits" "$(node_tmp 2)/xosd.log"
 }
 
+# cpu_runs I WHAT: how many times node I's xosd ran "criu cpuinfo WHAT"
+cpu_runs() { grep -c "by criu cpuinfo $2" "$(node_tmp "$1")/xosd.log" || true; }
+
+@test "the CPU checks are kept: a second move runs no criu cpuinfo; another description than the one checked is checked again and refused" {
+	two_nodes
+	local a b c
+	a=$(on 1 xrun -d -- sh -c "$COUNTER")
+	b=$(on 1 xrun -d -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$a")/tmp/count" 3
+	run on 1 xmigrate "$a" n2
+	assert_success
+	assert_equal "$(cpu_runs 1 dump)" 1
+	assert_equal "$(cpu_runs 2 check)" 1
+	run on 1 xmigrate --json "$b" n2
+	assert_success
+	# (the pre-flight's time, part of the whole)
+	[ "$(jq -r .check_us <<<"$output")" -gt 0 ]
+	[ "$(jq -r .check_us <<<"$output")" -le "$(jq -r .total_us <<<"$output")" ]
+	assert_equal "$(where 2 "$b")" RUNNING
+	assert_equal "$(cpu_runs 1 dump)" 1
+	assert_equal "$(cpu_runs 2 check)" 1
+	# n1 again, now describing a CPU n2 cannot stand in for: n2 kept only
+	# the description it checked, so this one goes to CRIU and is refused
+	forge_cpuinfo "$BATS_TEST_TMPDIR/cpuinfo.img"
+	node_use 1
+	xosd_stop
+	XOS_MIGRATE_CPUINFO=$BATS_TEST_TMPDIR/cpuinfo.img node_launch 1
+	xos_wait_for 30 peer_is 1 n2 up
+	c=$(on 1 xrun -d -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$c")/tmp/count" 3
+	run on 1 xmigrate "$c" n2
+	assert_failure 1
+	assert_output --partial "its CPU is not compatible with the job's source node's (criu cpuinfo check failed)"
+	assert_equal "$(where 1 "$c")" RUNNING
+	grep -q "CPU xfeatures has unsupported bits" "$(node_tmp 2)/xosd.log"
+	on 2 xkill -s KILL "$a" "$b" >/dev/null
+	on 2 xwait "$a" "$b" >/dev/null || true
+}
+
 @test "refused: another user's xmigrate (only the owner and root may move a job)" {
 	two_nodes
 	local id
