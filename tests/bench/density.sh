@@ -14,6 +14,8 @@
 #   BENCH_DENSITY_IDLE=1000     idle jobs at once
 #   BENCH_DENSITY_CHURN=10000   short jobs for the flatness check (0: skip)
 #   BENCH_DENSITY_KEEP=100      xosd.conf keep_ended during the churn
+#   BENCH_DENSITY_PROBE=0       1: also where the memory went (the slab caches
+#                               that grew most, mounts on the host and in a job)
 #   BENCH_SUBMITTERS=4          concurrent xrun submitters
 #
 # Everything lives under one directory in /tmp, removed on exit (also on
@@ -26,6 +28,7 @@ BUILD=${XOS_BUILD:-$ROOT/build}
 IDLE=${BENCH_DENSITY_IDLE:-1000}
 CHURN=${BENCH_DENSITY_CHURN:-10000}
 KEEP=${BENCH_DENSITY_KEEP:-100}
+PROBE=${BENCH_DENSITY_PROBE:-0}
 SUBMITTERS=${BENCH_SUBMITTERS:-4}
 
 die() {
@@ -38,7 +41,7 @@ die() {
 for b in xosd xos-loader xrun xps xkill xwait; do
 	[ -x "$BUILD/$b" ] || die "$BUILD/$b missing: run 'make -s all' first"
 done
-for v in IDLE CHURN KEEP SUBMITTERS; do
+for v in IDLE CHURN KEEP SUBMITTERS PROBE; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number"
 done
 if [ "$IDLE" -lt 1 ] || [ "$SUBMITTERS" -lt 1 ]; then
@@ -146,6 +149,22 @@ wait_live() {
 	die "jobs still live after 10 min"
 }
 
+# slab_kb: "cache KiB" for each slab cache (active objects times their size)
+slab_kb() { awk 'NR > 2 {printf "%s %d\n", $1, $2 * $4 / 1024}' /proc/slabinfo | sort; }
+
+# probe_report BEFORE_FILE: the slab caches that grew most per idle job since
+# BEFORE_FILE, and the mounts on the host and in one job's container
+probe_report() {
+	local pid
+	slab_kb >"$TMP/slab1"
+	echo "  slab caches that grew most (KiB per job):"
+	join "$1" "$TMP/slab1" | awk -v n="$IDLE" '$3 > $2 {printf "%.1f %s\n", ($3 - $2) / n, $1}' |
+		sort -rn | head -12 | awk '{printf "    %-28s %s\n", $2, $1}'
+	pid=$(pgrep -n -f '^sleep 1000000$' || true)
+	echo "  mounts: host $(wc -l </proc/self/mountinfo)," \
+		"in a job: $([ -n "$pid" ] && wc -l <"/proc/$pid/mountinfo")"
+}
+
 median_ms() { # CMD...: the median of 5 runs, in ms
 	local t0 ts=()
 	for _ in 1 2 3 4 5; do
@@ -163,6 +182,7 @@ density() {
 	mem0=$(meminfo_kb MemAvailable)
 	slab0=$(meminfo_kb Slab)
 	rss0=$(rss_kb)
+	[ "$PROBE" -eq 0 ] || slab_kb >"$TMP/slab0"
 	t0=$EPOCHREALTIME
 	submit "$IDLE" sleep 1000000
 	wait_running "$IDLE"
@@ -176,6 +196,7 @@ density() {
 		"$(echo "$slab0 $slab1 $IDLE" | awk '{printf "%.2f", ($2 - $1) / 1024 / $3}') MiB;" \
 		"xosd RSS $rss0 -> $rss1 KiB ($(echo "$rss0 $rss1 $IDLE" |
 			awk '{printf "%.1f", ($2 - $1) / $3}') KiB per job), $(fd_count) fds"
+	[ "$PROBE" -eq 0 ] || probe_report "$TMP/slab0"
 	echo "  xps of $IDLE live jobs (median of 5): $(median_ms "$BUILD/xps") ms;" \
 		"xps --json $(median_ms "$BUILD/xps" --json) ms"
 	stop_xosd
