@@ -133,6 +133,21 @@ static bool have_zstd(void)
 	return !(fault && !strcmp(fault, "no-zstd")) && access(ZSTD_PATH, X_OK) == 0;
 }
 
+/* The tar child's end, and its output (m->pipe_fd, if any), watched in the
+ * event loop. */
+static int child_watch(struct daemon *d, struct migration *m)
+{
+	int r;
+
+	m->pidfd = (int)syscall(SYS_pidfd_open, m->pid, 0);
+	if (m->pidfd < 0)
+		return -errno;
+	r = daemon_epoll_add(d, m->pidfd, EPOLLIN, EP_MIGRATE, m);
+	if (r >= 0 && m->pipe_fd >= 0)
+		r = daemon_epoll_add(d, m->pipe_fd, EPOLLIN, EP_MIGRATE, m);
+	return r;
+}
+
 /* tar of dir (c: create to a pipe; x: extract from a file) as a child
  * watched in the event loop. */
 int mig_tar_start(struct daemon *d, struct migration *m, const char *dir, int in_fd)
@@ -194,13 +209,7 @@ int mig_tar_start(struct daemon *d, struct migration *m, const char *dir, int in
 		return r;
 	}
 	m->pipe_fd = p[0];
-	m->pidfd = (int)syscall(SYS_pidfd_open, m->pid, 0);
-	if (m->pidfd < 0)
-		return -errno;
-	r = daemon_epoll_add(d, m->pidfd, EPOLLIN, EP_MIGRATE, m);
-	if (r >= 0 && m->pipe_fd >= 0)
-		r = daemon_epoll_add(d, m->pipe_fd, EPOLLIN, EP_MIGRATE, m);
-	return r;
+	return child_watch(d, m);
 }
 
 /* The child ended: its exit status (-EAGAIN: not yet). */
