@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Private to the queue part of runtime/: queue.c (capacity, admission, the
- * passes of the scheduler, time limits, usage, xqueue and xrelease) and
- * queue-kept.c (the queue kept between passes and its lazy pass;
- * DECISIONS (az)). */
+ * passes of the scheduler, time limits, usage, xqueue and xrelease),
+ * queue-job.c (what a run request asks of the scheduler, the record's
+ * "sched" object) and queue-kept.c (the queue kept between passes and its
+ * lazy pass; DECISIONS (az)). */
 #ifndef XOS_QUEUE_INTERNAL_H
 #define XOS_QUEUE_INTERNAL_H
 

@@ -3,7 +3,7 @@
  * jobs that may start in the scheduler's order and the running jobs,
  * changed by the jobs an event touched; a lazy pass decides over it
  * instead of walking every job, and XOS_SCHED_SELFCHECK=1 compares each
- * such pass with a walk. The rest of the queue: queue.c. */
+ * such pass with a walk. The rest of the queue: queue.c, queue-job.c. */
 #include "runtime/queue-internal.h"
 
 _Static_assert(sizeof(((struct job_sched *)0)->kept_ended[0]) == ENDED_MAX, "ENDED_MAX");

@@ -86,7 +86,7 @@ struct job_dep {
 	int mode; /* enum scheduler_dep_mode */
 };
 
-/* What the scheduler needs of a job (queue.c; persisted as "sched"). */
+/* What the scheduler needs of a job (queue.c; persisted as "sched": queue-job.c). */
 struct job_sched {
 	uint64_t millicpus, memory; /* its request (--cpus, --memory, else the node's) */
 	int64_t priority;           /* --priority (default 1000; above it only root) */
@@ -492,7 +492,7 @@ int ops_checkpoints(struct daemon *d, struct conn *c, struct yajl_val_s *t, stru
 int ops_checkpoint_delete(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
 int ops_restart(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
 
-/* ---- queue.c, queue-kept.c: capacity, admission, the queue (scheduler/ decides) ---- */
+/* ---- queue.c, queue-job.c, queue-kept.c: capacity, admission, the queue (scheduler/) ---- */
 struct queue_state;
 /* Capacity (xosd.conf, else detected, minus the reserve) and usage.json. */
 int queue_setup(struct daemon *d);
@@ -557,7 +557,7 @@ int queue_job_from_json(struct yajl_val_s *t, struct job *j);
 void queue_job_free(struct job *j);
 int queue_op_queue(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
 int queue_op_release(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
-/* ops.c: start a job whose record and account are made (a queued job that
+/* ops-run.c: start a job whose record and account are made (a queued job that
  * the scheduler starts: ids and network taken); the first unit gets env and
  * cwd. -errno: it failed (the job ended FAILED, its xruns told). */
 int ops_start_job(struct daemon *d, struct job *j, char **env, const char *cwd, bool tty);
@@ -844,6 +844,14 @@ int ops_lookup(struct daemon *d, struct conn *c, const char *name, struct job **
 	       struct xerr *err);
 void ops_handle(struct daemon *d, struct conn *c, const char *line, size_t len);
 bool ops_wait_check(struct daemon *d, struct conn *c); /* true: answered */
+/* A request's optional field k as a non-negative integer, or as true or
+ * false: 0 (absent: *ret left as it was), or the error and why (err). */
+int ops_get_limit(struct conn *c, struct yajl_val_s *t, const char *k, uint64_t *ret,
+		  struct xerr *err);
+int ops_get_opt_bool(struct conn *c, struct yajl_val_s *t, const char *k, bool *ret,
+		     struct xerr *err);
+/* ops-run.c: the run request (xrun), a job's start */
+int ops_run(struct daemon *d, struct conn *c, struct yajl_val_s *t, struct xerr *err);
 /* The starter of job j ended: finish the start and answer the waiting xruns. */
 void ops_start_done(struct daemon *d, struct job *j);
 void ops_start_seen(struct daemon *d, struct job *j, bool flush);

@@ -442,7 +442,7 @@ static void test_too_big(void)
 	free(d);
 }
 
-/* runtime/queue.c: what a queued job's record keeps survives a restart */
+/* runtime/queue-job.c: what a queued job's record keeps survives a restart */
 static void test_record(void)
 {
 	struct job *j = job_new(), *k = NULL;
