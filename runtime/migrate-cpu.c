@@ -6,7 +6,10 @@
  * answers are kept while xosd runs (DECISIONS (bl)): this node's description,
  * and the descriptions this CPU was found to run, byte for byte; both only
  * under the key they were made with (CRIU's binary and the CPU's identity in
- * /proc/cpuinfo), dropped when it changes. A refusal is never kept. */
+ * /proc/cpuinfo), dropped when it changes. A refusal (CRIU's exit status 1)
+ * is kept for a minute: a source whose moves keep being refused costs CRIU
+ * one run a minute, not one per request, and a refusal that was CRIU's
+ * passing failure does not stand longer than that. */
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -15,16 +18,21 @@
 
 #define CPUINFO_MAX 65536
 #define CPU_KEY_MAX 96
-#define CPU_KEPT 4 /* descriptions from sources kept as runnable here */
+#define CPU_KEPT 4                            /* sources' descriptions kept, of each answer */
+#define CPU_REFUSAL_KEPT_US (60 * 1000000ULL) /* how long a refusal is kept */
+
+struct kept_cpu { /* a source's description and CRIU's answer about it */
+	uint8_t *img;
+	size_t len;
+	uint64_t until; /* (a refusal's: mono_usec() until which it stands) */
+};
 
 struct mig_cpu {
-	char key[CPU_KEY_MAX]; /* CRIU and the CPU the answers below are of */
-	char *hex;             /* this node's description (NULL: not made yet) */
-	struct {
-		uint8_t *img;
-		size_t len;
-	} ok[CPU_KEPT];   /* sources' descriptions this CPU runs */
-	unsigned next_ok; /* the slot the next one takes */
+	char key[CPU_KEY_MAX];        /* CRIU and the CPU the answers below are of */
+	char *hex;                    /* this node's description (NULL: not made yet) */
+	struct kept_cpu ok[CPU_KEPT]; /* descriptions this CPU runs */
+	struct kept_cpu no[CPU_KEPT]; /* descriptions it was refused, lately */
+	unsigned next_ok, next_no;    /* the slots the next ones take */
 };
 
 static void hex_encode(const uint8_t *in, size_t n, char *out)
@@ -55,7 +63,9 @@ static int hex_decode(const char *in, uint8_t *out, size_t max, size_t *ret_n)
 	return 0;
 }
 
-static int run_wait(char *const *argv, const char *what, struct xerr *err)
+/* argv run to its end; *ret_status (if not NULL): its exit status, -1 if it
+ * did not exit by itself */
+static int run_wait(char *const *argv, const char *what, int *ret_status, struct xerr *err)
 {
 	/* (its output goes to xosd's log) */
 	struct spawn_opts o = { .path = argv[0],
@@ -71,6 +81,8 @@ static int run_wait(char *const *argv, const char *what, struct xerr *err)
 	if (r < 0)
 		return xerr_set(err, r, "internal", "Cannot run %s: %s", argv[0], strerror(-r));
 	r = spawn_wait(pid, 10000000, &status);
+	if (ret_status)
+		*ret_status = r >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	if (r < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		return xerr_set(err, -EIO, "refused", "%s", what);
 	return 0;
@@ -107,7 +119,7 @@ static int cpu_dump(struct daemon *d, char **ret, struct xerr *err)
 	{
 		char *const argv[] = { (char *)criu_path(), "cpuinfo", "dump", "-D", dir, NULL };
 
-		r = run_wait(argv, "criu cpuinfo dump failed on this node", err);
+		r = run_wait(argv, "criu cpuinfo dump failed on this node", NULL, err);
 	}
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r >= 0 && (r = read_file_at(dfd, "cpuinfo.img", CPUINFO_MAX, &img, &len)) < 0)
@@ -123,14 +135,21 @@ encode:
 	return 0;
 }
 
+#define CPU_REFUSAL                                                                   \
+	"its CPU is not compatible with the job's source node's (criu cpuinfo check " \
+	"failed): the job's code may use instructions this CPU lacks"
+
 /* Whether this node's CPU runs what the source's dumped, img (criu cpuinfo
- * check). */
-static int cpu_run_check(struct daemon *d, const uint8_t *img, size_t n, struct xerr *err)
+ * check); *ret_status: CRIU's exit status (1: it said no), -1 if it did not
+ * exit by itself. */
+static int cpu_run_check(struct daemon *d, const uint8_t *img, size_t n, int *ret_status,
+			 struct xerr *err)
 {
 	char dir[PATH_MAX];
 	_cleanup_close_ int dfd = -EBADF;
 	int r;
 
+	*ret_status = -1;
 	snprintf(dir, sizeof(dir), "%s/migrate-cpu.XXXXXX", d->cfg->run_dir);
 	if (!mkdtemp(dir))
 		return xerr_set(err, -errno, "internal", "cannot make a directory: %m");
@@ -139,11 +158,7 @@ static int cpu_run_check(struct daemon *d, const uint8_t *img, size_t n, struct 
 	if (r >= 0) {
 		char *const argv[] = { (char *)criu_path(), "cpuinfo", "check", "-D", dir, NULL };
 
-		r = run_wait(argv,
-			     "its CPU is not compatible with the job's source node's (criu "
-			     "cpuinfo check failed): the job's code may use instructions this "
-			     "CPU lacks",
-			     err);
+		r = run_wait(argv, CPU_REFUSAL, ret_status, err);
 	} else {
 		xerr_set(err, r, "internal", "cannot write the CPU description: %s", strerror(-r));
 	}
@@ -216,8 +231,10 @@ void migrate_cpu_free(struct daemon *d)
 	if (!c)
 		return;
 	free(c->hex);
-	for (size_t i = 0; i < CPU_KEPT; i++)
+	for (size_t i = 0; i < CPU_KEPT; i++) {
 		free(c->ok[i].img);
+		free(c->no[i].img);
+	}
 	free(c);
 	d->mig_cpu = NULL;
 }
@@ -258,30 +275,55 @@ int mig_cpu_describe(struct daemon *d, char **ret, struct xerr *err)
 	return 0;
 }
 
+/* The slot of set that holds img (a refusal only until it lapsed), or NULL. */
+static struct kept_cpu *kept_find(struct kept_cpu *set, const uint8_t *img, size_t n, uint64_t now)
+{
+	for (size_t i = 0; i < CPU_KEPT; i++)
+		if (set[i].img && set[i].len == n && (!set[i].until || now < set[i].until) &&
+		    !memcmp(set[i].img, img, n))
+			return &set[i];
+	return NULL;
+}
+
+/* img (taken) into the slot of set that *next names, in turn */
+static void kept_put(struct kept_cpu *set, unsigned *next, uint8_t **img, size_t n, uint64_t until)
+{
+	struct kept_cpu *k = &set[(*next)++ % CPU_KEPT];
+
+	free(k->img);
+	k->img = TAKE_PTR(*img);
+	k->len = n;
+	k->until = until;
+}
+
 int mig_cpu_check(struct daemon *d, const char *hex, struct xerr *err)
 {
 	_cleanup_free_ uint8_t *img = malloc(CPUINFO_MAX);
+	uint64_t now = mono_usec();
 	struct mig_cpu *c;
 	size_t n = 0;
-	int r;
+	int r, status;
 
 	if (!img || hex_decode(hex, img, CPUINFO_MAX, &n) < 0)
 		return xerr_set(err, -EINVAL, "refused", "its CPU description is malformed");
 	c = cpu_kept(d);
-	for (size_t i = 0; c && i < CPU_KEPT; i++)
-		if (c->ok[i].img && c->ok[i].len == n && !memcmp(c->ok[i].img, img, n))
-			return 0;
-	if ((r = cpu_run_check(d, img, n, err)) < 0)
+	if (c && kept_find(c->ok, img, n, now))
+		return 0;
+	if (c && kept_find(c->no, img, n, now))
+		return xerr_set(err, -EIO, "refused", CPU_REFUSAL);
+	r = cpu_run_check(d, img, n, &status, err);
+	if (r < 0 && status == 1 && c) {
+		log_info(
+			"A source's CPU description refused by criu cpuinfo check (kept for %llu s)",
+			CPU_REFUSAL_KEPT_US / 1000000);
+		kept_put(c->no, &c->next_no, &img, n, now + CPU_REFUSAL_KEPT_US);
+	}
+	if (r < 0)
 		return r;
 	log_info("A source's CPU description checked by criu cpuinfo check: this CPU stands in "
 		 "for it%s",
 		 c ? " (kept)" : "");
-	if (c) {
-		unsigned k = c->next_ok++ % CPU_KEPT;
-
-		free(c->ok[k].img);
-		c->ok[k].img = TAKE_PTR(img);
-		c->ok[k].len = n;
-	}
+	if (c)
+		kept_put(c->ok, &c->next_ok, &img, n, 0);
 	return 0;
 }

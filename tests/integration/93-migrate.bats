@@ -373,7 +373,7 @@ EOF_PY
 # cpu_runs I WHAT: how many times node I's xosd ran "criu cpuinfo WHAT"
 cpu_runs() { grep -c "by criu cpuinfo $2" "$(node_tmp "$1")/xosd.log" || true; }
 
-@test "the CPU checks are kept: a second move runs no criu cpuinfo; another description than the one checked is checked again and refused" {
+@test "the CPU checks are kept: a second move runs no criu cpuinfo; another description than the one checked is checked again, refused, and that refusal kept" {
 	two_nodes
 	local a b c
 	a=$(on 1 xrun -d -- sh -c "$COUNTER")
@@ -405,6 +405,14 @@ cpu_runs() { grep -c "by criu cpuinfo $2" "$(node_tmp "$1")/xosd.log" || true; }
 	assert_output --partial "its CPU is not compatible with the job's source node's (criu cpuinfo check failed)"
 	assert_equal "$(where 1 "$c")" RUNNING
 	grep -q "CPU xfeatures has unsupported bits" "$(node_tmp 2)/xosd.log"
+	# asked again at once: the same refusal, from what n2 kept (a user who
+	# keeps asking does not keep n2's xosd running CRIU)
+	run on 1 xmigrate "$c" n2
+	assert_failure 1
+	assert_output --partial "its CPU is not compatible with the job's source node's (criu cpuinfo check failed)"
+	assert_equal "$(cpu_runs 2 check)" 2
+	assert_equal "$(grep -c "CPU xfeatures has unsupported bits" "$(node_tmp 2)/xosd.log")" 1
+	assert_equal "$(where 1 "$c")" RUNNING
 	on 2 xkill -s KILL "$a" "$b" >/dev/null
 	on 2 xwait "$a" "$b" >/dev/null || true
 }
