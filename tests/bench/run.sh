@@ -471,7 +471,8 @@ net_throughput() { # MODE
 	bad=0
 	if [ ${#ids[@]} -gt 0 ]; then
 		bad=$(XOS_SOCKET=$sock "$BUILD/xps" -a --json "${ids[@]}" |
-			jq '[.[] | select(.state != "EXITED" or .exit_code != 0)] | length') || bad=0
+			jq '[.[] | select(.state != "EXITED" or .exit_code != 0)] | length') ||
+			die "the pass's jobs could not be checked (xps -a failed)"
 	fi
 	bad=$((bad + JOBS - ${#ids[@]}))
 	awk -v n="${#ids[@]}" -v s="$s" -v su="$sub" -v e="$e" -v bad="$bad" -v l="--net $mode" \
@@ -627,8 +628,16 @@ declare -A TP=()
 # xrun -d JOBS times from CONC submitters, then xwait for all: jobs/s
 xrun_throughput() { # CONC
 	local conc=$1 k n s sub e ids=() bad idx sock pid fds
-	# a fresh daemon per pass: passes do not inherit each other's job table
-	start_daemon "tp$conc" /dev/null
+	# a fresh daemon per pass: passes do not inherit each other's job table.
+	# Its settings are the defaults, but for more jobs than keep_ended's
+	# default (1,000) it keeps them all: each job's exit is checked below
+	# from its record, and a pruned record could not be
+	local conf=/dev/null
+	if [ "$JOBS" -gt 1000 ]; then
+		conf=$BT/tp.conf
+		echo "keep_ended = $JOBS" >"$conf"
+	fi
+	start_daemon "tp$conc" "$conf"
 	idx=$((${#DAEMON_PIDS[@]} - 1))
 	sock="${DAEMON_DIRS[$idx]}/run/xosd.sock"
 	pid=${DAEMON_PIDS[$idx]}
@@ -660,7 +669,8 @@ xrun_throughput() { # CONC
 	bad=0
 	if [ ${#ids[@]} -gt 0 ]; then
 		bad=$(XOS_SOCKET=$sock "$BUILD/xps" -a --json "${ids[@]}" |
-			jq '[.[] | select(.state != "EXITED" or .exit_code != 0)] | length') || bad=0
+			jq '[.[] | select(.state != "EXITED" or .exit_code != 0)] | length') ||
+			die "the pass's jobs could not be checked (xps -a failed)"
 	fi
 	bad=$((bad + JOBS - ${#ids[@]}))
 	# submissions per second over the first and the last tenth of the pass
