@@ -71,7 +71,9 @@ our_cgroups() {
 	for d in "${DAEMON_DIRS[@]}"; do
 		[ -d "$d/state/jobs" ] || continue
 		for id in "$d"/state/jobs/*; do
-			[ -d "$id" ] && echo "xos-$(basename "$id")" >>"$pat"
+			# (no process per job: the teardown calls this up to 41 times,
+			# and a pass may leave thousands of records)
+			[ -d "$id" ] && echo "xos-${id##*/}" >>"$pat"
 		done
 	done
 	for d in "${LXC_NAMES[@]}"; do
