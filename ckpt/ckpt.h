@@ -140,6 +140,9 @@ int ckpt_restart_lazy(struct ckpt *ck, struct job *j, unsigned version, const ch
 #define CKPT_LAZY_DUMP_LEVEL 4
 #define CKPT_LAZY_RESTORE_LEVEL 3
 unsigned ckpt_criu_level(struct ckpt *ck);
+/* The CRIU that checkpoints run: the first regular executable criu on
+ * xosd's PATH (malloc'd; NULL: none) */
+char *ckpt_criu_bin(void);
 /* The shim's environment: the socket of a lazy dump, of a lazy restore
  * ("local": the pages come from the version's own images, for tests). */
 #define CKPT_LAZY_DUMP_ENV "XOS_CRIU_PS"

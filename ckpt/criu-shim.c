@@ -314,14 +314,12 @@ static int shim_lazy_dump(const char *real, const char *path, char **args, size_
  * binary (an upgrade) has another. */
 static int version_cache_name(const char *real, char *buf, size_t len)
 {
-	struct stat st;
-	int r;
+	char stamp[128];
+	int r = file_stamp(real, stamp, sizeof(stamp));
 
-	if (stat(real, &st) < 0)
-		return -errno;
-	r = snprintf(buf, len, "version.%llx.%llx.%llx.%lld.%ld", (unsigned long long)st.st_dev,
-		     (unsigned long long)st.st_ino, (unsigned long long)st.st_size,
-		     (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec);
+	if (r < 0)
+		return r;
+	r = snprintf(buf, len, "version.%s", stamp);
 	return r < 0 || (size_t)r >= len ? -ENAMETOOLONG : 0;
 }
 

@@ -378,7 +378,7 @@ int ckpt_check_images(int vfd, char **ret_msg)
 #define CRIU_PROBE_TIMEOUT_MS 5000
 
 /* The first executable "criu" on xosd's PATH, the one liblxc runs. */
-static char *criu_on_path(void)
+char *ckpt_criu_bin(void)
 {
 	const char *path = getenv("PATH");
 	const char *p = path && *path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin";
@@ -460,7 +460,7 @@ static unsigned criu_xos_level(const char *out)
 unsigned ckpt_criu_level(struct ckpt *ck)
 {
 	if (ck->criu_level < 0) {
-		_cleanup_free_ char *bin = criu_on_path();
+		_cleanup_free_ char *bin = ckpt_criu_bin();
 		char out[1024];
 
 		ck->criu_level = bin && criu_version_output(bin, out, sizeof(out)) >= 0
@@ -483,7 +483,7 @@ int ckpt_bridge_allowed(struct ckpt *ck, const char **ret_why)
 		break;
 	}
 	if (ck->criu_veth_fix < 0) {
-		_cleanup_free_ char *bin = criu_on_path();
+		_cleanup_free_ char *bin = ckpt_criu_bin();
 		char out[1024];
 
 		ck->criu_veth_fix = bin && criu_version_output(bin, out, sizeof(out)) >= 0 &&

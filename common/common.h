@@ -130,6 +130,9 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t l
 			 bool sync);
 /* Read a whole regular file below dirfd (O_NOFOLLOW), at most max bytes. */
 int read_file_at(int dirfd, const char *name, size_t max, char **ret, size_t *ret_len);
+/* What tells one file's content from a later one at path without reading it
+ * (device, inode, size, mtime), as text in buf: a cache key of a program. */
+int file_stamp(const char *path, char *buf, size_t len);
 int mkdir_p_at(int dirfd, const char *path, mode_t mode);
 /* Remove a directory tree below dirfd without following symlinks or
  * crossing mount points. Missing is not an error. */

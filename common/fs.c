@@ -84,6 +84,19 @@ err_unlink:
 	return r;
 }
 
+int file_stamp(const char *path, char *buf, size_t len)
+{
+	struct stat st;
+	int r;
+
+	if (stat(path, &st) < 0)
+		return -errno;
+	r = snprintf(buf, len, "%llx.%llx.%llx.%lld.%ld", (unsigned long long)st.st_dev,
+		     (unsigned long long)st.st_ino, (unsigned long long)st.st_size,
+		     (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec);
+	return r < 0 || (size_t)r >= len ? -ENAMETOOLONG : 0;
+}
+
 int read_file_at(int dirfd, const char *name, size_t max, char **ret, size_t *ret_len)
 {
 	_cleanup_close_ int fd = -EBADF;

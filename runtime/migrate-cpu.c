@@ -11,13 +11,12 @@
  * one run a minute, not one per request, and a refusal that was CRIU's
  * passing failure does not stand longer than that. */
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "runtime/migrate-internal.h"
 
 #define CPUINFO_MAX 65536
-#define CPU_KEY_MAX 96
+#define CPU_KEY_MAX 160
 #define CPU_KEPT 4                            /* sources' descriptions kept, of each answer */
 #define CPU_REFUSAL_KEPT_US (60 * 1000000ULL) /* how long a refusal is kept */
 
@@ -63,12 +62,15 @@ static int hex_decode(const char *in, uint8_t *out, size_t max, size_t *ret_n)
 	return 0;
 }
 
-/* argv run to its end; *ret_status (if not NULL): its exit status, -1 if it
- * did not exit by itself */
-static int run_wait(char *const *argv, const char *what, int *ret_status, struct xerr *err)
+/* "criu cpuinfo VERB -D dir" (the CRIU that checkpoints run) to its end;
+ * *ret_status (if not NULL): its exit status, -1 if it did not exit by itself */
+static int run_cpuinfo(const char *verb, const char *dir, const char *what, int *ret_status,
+		       struct xerr *err)
 {
+	_cleanup_free_ char *bin = ckpt_criu_bin();
+	char *const argv[] = { bin, "cpuinfo", (char *)verb, "-D", (char *)dir, NULL };
 	/* (its output goes to xosd's log) */
-	struct spawn_opts o = { .path = argv[0],
+	struct spawn_opts o = { .path = bin,
 				.argv = argv,
 				.first_fd = 1,
 				.fds = { STDERR_FILENO, STDERR_FILENO },
@@ -77,21 +79,19 @@ static int run_wait(char *const *argv, const char *what, int *ret_status, struct
 	pid_t pid;
 	int status = 0, r;
 
+	if (ret_status)
+		*ret_status = -1;
+	if (!bin)
+		return xerr_set(err, -ENOENT, "internal", "No CRIU (criu) on xosd's PATH");
 	r = spawn_program(&o, &pid, &report);
 	if (r < 0)
-		return xerr_set(err, r, "internal", "Cannot run %s: %s", argv[0], strerror(-r));
+		return xerr_set(err, r, "internal", "Cannot run %s: %s", bin, strerror(-r));
 	r = spawn_wait(pid, 10000000, &status);
 	if (ret_status)
 		*ret_status = r >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	if (r < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		return xerr_set(err, -EIO, "refused", "%s", what);
 	return 0;
-}
-
-static const char *criu_path(void)
-{
-	return access("/usr/local/sbin/criu", X_OK) == 0 ? "/usr/local/sbin/criu"
-							 : "/usr/sbin/criu";
 }
 
 /* This node's CPU as CRIU describes it (cpuinfo.img), hex-encoded. */
@@ -116,11 +116,7 @@ static int cpu_dump(struct daemon *d, char **ret, struct xerr *err)
 	if (!mkdtemp(dir))
 		return xerr_set(err, -errno, "internal", "Cannot make a directory in %s: %m",
 				d->cfg->run_dir);
-	{
-		char *const argv[] = { (char *)criu_path(), "cpuinfo", "dump", "-D", dir, NULL };
-
-		r = run_wait(argv, "criu cpuinfo dump failed on this node", NULL, err);
-	}
+	r = run_cpuinfo("dump", dir, "criu cpuinfo dump failed on this node", NULL, err);
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r >= 0 && (r = read_file_at(dfd, "cpuinfo.img", CPUINFO_MAX, &img, &len)) < 0)
 		xerr_set(err, r, "internal", "Cannot read CRIU's cpuinfo.img: %s", strerror(-r));
@@ -149,19 +145,16 @@ static int cpu_run_check(struct daemon *d, const uint8_t *img, size_t n, int *re
 	_cleanup_close_ int dfd = -EBADF;
 	int r;
 
-	*ret_status = -1;
+	*ret_status = -1; /* (until CRIU ran) */
 	snprintf(dir, sizeof(dir), "%s/migrate-cpu.XXXXXX", d->cfg->run_dir);
 	if (!mkdtemp(dir))
 		return xerr_set(err, -errno, "internal", "cannot make a directory: %m");
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	r = dfd < 0 ? -errno : write_file_atomic_at(dfd, "cpuinfo.img", img, n, 0600, false);
-	if (r >= 0) {
-		char *const argv[] = { (char *)criu_path(), "cpuinfo", "check", "-D", dir, NULL };
-
-		r = run_wait(argv, CPU_REFUSAL, ret_status, err);
-	} else {
+	if (r >= 0)
+		r = run_cpuinfo("check", dir, CPU_REFUSAL, ret_status, err);
+	else
 		xerr_set(err, r, "internal", "cannot write the CPU description: %s", strerror(-r));
-	}
 	(void)rm_rf_at(AT_FDCWD, dir);
 	return r;
 }
@@ -196,15 +189,19 @@ static uint64_t fnv1a(uint64_t h, const char *s, size_t n)
  * and a hash of the CPU's identity lines. */
 static int cpu_key(char *buf, size_t len)
 {
-	char text[16384];
+	char text[16384], stamp[128];
+	_cleanup_free_ char *bin = ckpt_criu_bin();
 	_cleanup_close_ int fd = open("/proc/cpuinfo", O_RDONLY | O_CLOEXEC);
 	uint64_t h = 0xcbf29ce484222325ULL;
-	struct stat st;
 	size_t n = 0;
 	int r;
 
-	if (fd < 0 || stat(criu_path(), &st) < 0)
+	if (fd < 0)
 		return -errno;
+	if (!bin)
+		return -ENOENT;
+	if ((r = file_stamp(bin, stamp, sizeof(stamp))) < 0)
+		return r;
 	for (ssize_t k; n < sizeof(text) - 1 && (k = read(fd, text + n, sizeof(text) - 1 - n));)
 		if (k > 0)
 			n += (size_t)k;
@@ -218,9 +215,7 @@ static int cpu_key(char *buf, size_t len)
 		if (!*e)
 			break;
 	}
-	r = snprintf(buf, len, "%llx.%llx.%llx.%lld.%016llx", (unsigned long long)st.st_dev,
-		     (unsigned long long)st.st_ino, (unsigned long long)st.st_size,
-		     (long long)st.st_mtim.tv_sec, (unsigned long long)h);
+	r = snprintf(buf, len, "%s/%016llx", stamp, (unsigned long long)h);
 	return r < 0 || (size_t)r >= len ? -ENAMETOOLONG : 0;
 }
 
