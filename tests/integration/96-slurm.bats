@@ -259,6 +259,7 @@ no_live_jobs() { [ -z "$(xps -q)" ]; }
 	run timeout 120 srun -N3 xrun -- hostname
 	assert_success
 	hosts=$output
+	echo "# srun said: $output" >&2 # (shown if a check below fails)
 	[ "${#lines[@]}" -eq 3 ]
 	run xps -a --json
 	mapfile -t ids < <(jq -r '.[].id' <<<"$output")
