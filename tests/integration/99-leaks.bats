@@ -63,8 +63,9 @@ suite_processes() {
 	# (the directories held the daemons' sockets and state)
 	run find /tmp -maxdepth 1 -name "$XOS_TEST_PREFIX.*" -newer "$XOS_RUN_START"
 	assert_output ""
-	# liblxc's lock files of the containers
-	run bash -c "ls -d /run/lxc/lock$P* 2>/dev/null || true"
+	# liblxc's lock files of the containers (a run stopped half-way leaves
+	# its own, older than this run)
+	run bash -c "find /run/lxc/lock/tmp -maxdepth 1 -name '$XOS_TEST_PREFIX.*' -newer '$XOS_RUN_START' 2>/dev/null || true"
 	assert_output ""
 	# the daemons' bridges, job veths and nftables tables, and the outside
 	# namespace and link of 70-net's NAT test
