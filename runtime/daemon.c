@@ -1086,6 +1086,7 @@ static void daemon_free(struct daemon *d)
 	d->net = NULL;
 	nodes_free(d->nodes);
 	d->nodes = NULL;
+	migrate_stop(d);
 	migrate_cpu_free(d);
 	if (d->trust)
 		session_cgroups_prune(d);

@@ -2,8 +2,9 @@
 /* The CPU check of a move's pre-flight (issue 11): the source describes its
  * CPU ("criu cpuinfo dump"), the target asks CRIU whether it can stand in for
  * that CPU ("criu cpuinfo check"). Each run of CRIU takes about 100 ms here
- * (its start and its probes of the kernel), in the event loop, so both
- * answers are kept while xosd runs (DECISIONS (bl)): this node's description,
+ * (its start and its probes of the kernel): it runs as a child of the move,
+ * watched in the event loop (migrate.c acts on its end), and both answers
+ * are kept while xosd runs (DECISIONS (bl)): this node's description,
  * and the descriptions this CPU was found to run, byte for byte; both only
  * under the key they were made with (CRIU's binary and the CPU's identity in
  * /proc/cpuinfo), dropped when it changes. A refusal (CRIU's exit status 1)
@@ -62,101 +63,95 @@ static int hex_decode(const char *in, uint8_t *out, size_t max, size_t *ret_n)
 	return 0;
 }
 
-/* "criu cpuinfo VERB -D dir" (the CRIU that checkpoints run) to its end;
- * *ret_status (if not NULL): its exit status, -1 if it did not exit by itself */
-static int run_cpuinfo(const char *verb, const char *dir, const char *what, int *ret_status,
-		       struct xerr *err)
+#define CPU_REFUSAL                                                                   \
+	"its CPU is not compatible with the job's source node's (criu cpuinfo check " \
+	"failed): the job's code may use instructions this CPU lacks"
+
+/* The description of a CPU of another kind, for tests (XOS_MIGRATE_CPUINFO:
+ * sent instead of this node's), hex-encoded in *ret; 0 if not asked for. */
+static int cpu_forged(char **ret, struct xerr *err)
+{
+	const char *forged = getenv("XOS_MIGRATE_CPUINFO");
+	_cleanup_free_ char *img = NULL;
+	size_t len = 0;
+	int r;
+
+	if (!forged || forged[0] != '/')
+		return 0;
+	r = read_file_at(AT_FDCWD, forged, CPUINFO_MAX, &img, &len);
+	if (r < 0)
+		return xerr_set(err, r, "internal", "Cannot read %s: %s", forged, strerror(-r));
+	*ret = malloc(2 * len + 1);
+	if (!*ret)
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
+	hex_encode((const uint8_t *)img, len, *ret);
+	return 1;
+}
+
+void mig_cpu_clear(struct migration *m)
+{
+	if (m->cpu_dir) {
+		(void)rm_rf_at(AT_FDCWD, m->cpu_dir);
+		free(m->cpu_dir);
+		m->cpu_dir = NULL;
+	}
+	free(m->cpu_img);
+	m->cpu_img = NULL;
+	m->cpu_len = 0;
+}
+
+/* "criu cpuinfo dump|check -D dir" (the CRIU that checkpoints run), m's
+ * child: a directory of the run directory for its image (the source's
+ * description, hex, written there for a check); its output goes to xosd's
+ * log. */
+int mig_cpu_start(struct daemon *d, struct migration *m, const char *hex, struct xerr *err)
 {
 	_cleanup_free_ char *bin = ckpt_criu_bin();
-	char *const argv[] = { bin, "cpuinfo", (char *)verb, "-D", (char *)dir, NULL };
-	/* (its output goes to xosd's log) */
+	char *const argv[] = { bin, "cpuinfo", hex ? "check" : "dump", "-D", NULL, NULL };
 	struct spawn_opts o = { .path = bin,
 				.argv = argv,
 				.first_fd = 1,
 				.fds = { STDERR_FILENO, STDERR_FILENO },
 				.n_fds = 2 };
-	_cleanup_close_ int report = -EBADF;
-	pid_t pid;
-	int status = 0, r;
+	_cleanup_close_ int report = -EBADF, dfd = -EBADF;
+	int r;
 
-	if (ret_status)
-		*ret_status = -1;
 	if (!bin)
 		return xerr_set(err, -ENOENT, "internal", "No CRIU (criu) on xosd's PATH");
-	r = spawn_program(&o, &pid, &report);
+	if (hex) {
+		m->cpu_img = malloc(CPUINFO_MAX);
+		if (!m->cpu_img || hex_decode(hex, m->cpu_img, CPUINFO_MAX, &m->cpu_len) < 0)
+			return xerr_set(err, -EINVAL, "refused",
+					"its CPU description is malformed");
+	}
+	m->cpu_dir = xstrdup_printf("%s/migrate-cpu.XXXXXX", d->cfg->run_dir);
+	if (!m->cpu_dir)
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
+	if (!mkdtemp(m->cpu_dir)) {
+		r = -errno;
+		free(m->cpu_dir);
+		m->cpu_dir = NULL;
+		return xerr_set(err, r, "internal", "Cannot make a directory in %s: %s",
+				d->cfg->run_dir, strerror(-r));
+	}
+	if (hex) {
+		dfd = open(m->cpu_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		r = dfd < 0 ? -errno
+			    : write_file_atomic_at(dfd, "cpuinfo.img", m->cpu_img, m->cpu_len, 0600,
+						   false);
+		if (r < 0)
+			return xerr_set(err, r, "internal", "Cannot write the CPU description: %s",
+					strerror(-r));
+	}
+	((char **)argv)[4] = m->cpu_dir;
+	r = spawn_program(&o, &m->pid, &report);
 	if (r < 0)
 		return xerr_set(err, r, "internal", "Cannot run %s: %s", bin, strerror(-r));
-	r = spawn_wait(pid, 10000000, &status);
-	if (ret_status)
-		*ret_status = r >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-	if (r < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return xerr_set(err, -EIO, "refused", "%s", what);
-	return 0;
-}
-
-/* This node's CPU as CRIU describes it (cpuinfo.img), hex-encoded. */
-static int cpu_dump(struct daemon *d, char **ret, struct xerr *err)
-{
-	char dir[PATH_MAX];
-	_cleanup_free_ char *img = NULL;
-	_cleanup_close_ int dfd = -EBADF;
-	const char *forged = getenv("XOS_MIGRATE_CPUINFO");
-	size_t len = 0;
-	int r;
-
-	/* tests: the image of a CPU of another kind, sent instead of this one's */
-	if (forged && forged[0] == '/') {
-		r = read_file_at(AT_FDCWD, forged, CPUINFO_MAX, &img, &len);
-		if (r < 0)
-			return xerr_set(err, r, "internal", "Cannot read %s: %s", forged,
-					strerror(-r));
-		goto encode;
-	}
-	snprintf(dir, sizeof(dir), "%s/migrate-cpu.XXXXXX", d->cfg->run_dir);
-	if (!mkdtemp(dir))
-		return xerr_set(err, -errno, "internal", "Cannot make a directory in %s: %m",
-				d->cfg->run_dir);
-	r = run_cpuinfo("dump", dir, "criu cpuinfo dump failed on this node", NULL, err);
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (r >= 0 && (r = read_file_at(dfd, "cpuinfo.img", CPUINFO_MAX, &img, &len)) < 0)
-		xerr_set(err, r, "internal", "Cannot read CRIU's cpuinfo.img: %s", strerror(-r));
-	(void)rm_rf_at(AT_FDCWD, dir);
+	m->t_cpu = mono_usec();
+	r = mig_child_watch(d, m);
 	if (r < 0)
-		return r;
-encode:
-	*ret = malloc(2 * len + 1);
-	if (!*ret)
-		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
-	hex_encode((const uint8_t *)img, len, *ret);
+		return xerr_set(err, r, "internal", "Cannot watch CRIU: %s", strerror(-r));
 	return 0;
-}
-
-#define CPU_REFUSAL                                                                   \
-	"its CPU is not compatible with the job's source node's (criu cpuinfo check " \
-	"failed): the job's code may use instructions this CPU lacks"
-
-/* Whether this node's CPU runs what the source's dumped, img (criu cpuinfo
- * check); *ret_status: CRIU's exit status (1: it said no), -1 if it did not
- * exit by itself. */
-static int cpu_run_check(struct daemon *d, const uint8_t *img, size_t n, int *ret_status,
-			 struct xerr *err)
-{
-	char dir[PATH_MAX];
-	_cleanup_close_ int dfd = -EBADF;
-	int r;
-
-	*ret_status = -1; /* (until CRIU ran) */
-	snprintf(dir, sizeof(dir), "%s/migrate-cpu.XXXXXX", d->cfg->run_dir);
-	if (!mkdtemp(dir))
-		return xerr_set(err, -errno, "internal", "cannot make a directory: %m");
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	r = dfd < 0 ? -errno : write_file_atomic_at(dfd, "cpuinfo.img", img, n, 0600, false);
-	if (r >= 0)
-		r = run_cpuinfo("check", dir, CPU_REFUSAL, ret_status, err);
-	else
-		xerr_set(err, r, "internal", "cannot write the CPU description: %s", strerror(-r));
-	(void)rm_rf_at(AT_FDCWD, dir);
-	return r;
 }
 
 /* The lines of /proc/cpuinfo's first processor that say what the CPU is
@@ -253,21 +248,18 @@ static struct mig_cpu *cpu_kept(struct daemon *d)
 	return d->mig_cpu;
 }
 
-int mig_cpu_describe(struct daemon *d, char **ret, struct xerr *err)
+int mig_cpu_describe_kept(struct daemon *d, char **ret, struct xerr *err)
 {
-	struct mig_cpu *c = getenv("XOS_MIGRATE_CPUINFO") ? NULL : cpu_kept(d);
-	int r;
+	struct mig_cpu *c;
+	int r = cpu_forged(ret, err);
 
-	if (c && c->hex) {
-		*ret = strdup(c->hex);
-		return *ret ? 0 : xerr_set(err, -ENOMEM, "internal", "Out of memory");
-	}
-	if ((r = cpu_dump(d, ret, err)) < 0)
+	if (r != 0)
 		return r;
-	log_info("This node's CPU described by criu cpuinfo dump%s", c ? " (kept)" : "");
-	if (c)
-		c->hex = strdup(*ret); /* (none kept without memory: made again next time) */
-	return 0;
+	c = cpu_kept(d);
+	if (!c || !c->hex)
+		return 0;
+	*ret = strdup(c->hex);
+	return *ret ? 1 : xerr_set(err, -ENOMEM, "internal", "Out of memory");
 }
 
 /* The slot of set that holds img (a refusal only until it lapsed), or NULL. */
@@ -291,34 +283,78 @@ static void kept_put(struct kept_cpu *set, unsigned *next, uint8_t **img, size_t
 	k->until = until;
 }
 
-int mig_cpu_check(struct daemon *d, const char *hex, struct xerr *err)
+int mig_cpu_check_kept(struct daemon *d, const char *hex, struct xerr *err)
 {
 	_cleanup_free_ uint8_t *img = malloc(CPUINFO_MAX);
 	uint64_t now = mono_usec();
 	struct mig_cpu *c;
 	size_t n = 0;
-	int r, status;
 
 	if (!img || hex_decode(hex, img, CPUINFO_MAX, &n) < 0)
 		return xerr_set(err, -EINVAL, "refused", "its CPU description is malformed");
 	c = cpu_kept(d);
 	if (c && kept_find(c->ok, img, n, now))
-		return 0;
+		return 1;
 	if (c && kept_find(c->no, img, n, now))
 		return xerr_set(err, -EIO, "refused", CPU_REFUSAL);
-	r = cpu_run_check(d, img, n, &status, err);
-	if (r < 0 && status == 1 && c) {
-		log_info(
-			"A source's CPU description refused by criu cpuinfo check (kept for %llu s)",
-			CPU_REFUSAL_KEPT_US / 1000000);
-		kept_put(c->no, &c->next_no, &img, n, now + CPU_REFUSAL_KEPT_US);
-	}
-	if (r < 0)
-		return r;
-	log_info("A source's CPU description checked by criu cpuinfo check: this CPU stands in "
-		 "for it%s",
-		 c ? " (kept)" : "");
-	if (c)
-		kept_put(c->ok, &c->next_ok, &img, n, 0);
 	return 0;
+}
+
+/* The source's end of mig_cpu_end: this node's description, kept. */
+static int dump_ended(struct daemon *d, struct migration *m, char **ret, struct xerr *err)
+{
+	_cleanup_close_ int dfd = open(m->cpu_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_free_ char *img = NULL;
+	struct mig_cpu *c;
+	size_t len = 0;
+	int r;
+
+	if (dfd < 0)
+		return xerr_set(err, -errno, "internal", "Cannot open %s: %m", m->cpu_dir);
+	if ((r = read_file_at(dfd, "cpuinfo.img", CPUINFO_MAX, &img, &len)) < 0)
+		return xerr_set(err, r, "internal", "Cannot read CRIU's cpuinfo.img: %s",
+				strerror(-r));
+	*ret = malloc(2 * len + 1);
+	if (!*ret)
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
+	hex_encode((const uint8_t *)img, len, *ret);
+	c = cpu_kept(d);
+	log_info("This node's CPU described by criu cpuinfo dump%s", c ? " (kept)" : "");
+	if (c) {
+		free(c->hex);
+		c->hex = strdup(*ret); /* (none kept without memory: made again next time) */
+	}
+	return 0;
+}
+
+int mig_cpu_end(struct daemon *d, struct migration *m, int status, char **ret, struct xerr *err)
+{
+	struct mig_cpu *c = cpu_kept(d);
+	int r = 0;
+
+	if (m->outgoing) {
+		if (status != 0)
+			r = xerr_set(err, -EIO, "refused", "criu cpuinfo dump failed on this node");
+		else
+			r = dump_ended(d, m, ret, err);
+	} else if (status == 1) { /* (CRIU's "no"; other failures are not kept) */
+		r = xerr_set(err, -EIO, "refused", CPU_REFUSAL);
+		if (c) {
+			log_info("A source's CPU description refused by criu cpuinfo check (kept "
+				 "for %llu s)",
+				 CPU_REFUSAL_KEPT_US / 1000000);
+			kept_put(c->no, &c->next_no, &m->cpu_img, m->cpu_len,
+				 mono_usec() + CPU_REFUSAL_KEPT_US);
+		}
+	} else if (status != 0) {
+		r = xerr_set(err, -EIO, "refused", CPU_REFUSAL);
+	} else {
+		log_info("A source's CPU description checked by criu cpuinfo check: this CPU "
+			 "stands in for it%s",
+			 c ? " (kept)" : "");
+		if (c)
+			kept_put(c->ok, &c->next_ok, &m->cpu_img, m->cpu_len, 0);
+	}
+	mig_cpu_clear(m);
+	return r;
 }

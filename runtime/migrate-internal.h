@@ -13,6 +13,7 @@
 
 enum phase {
 	MP_CHECK,   /* source: asked the target; target: checked, awaiting the data */
+	MP_CPU,     /* CRIU describes (source) or checks (target) the CPU: m's child */
 	MP_DUMP,    /* source: the dump (--stop) runs */
 	MP_SEND,    /* source: the version streams; target: it arrives */
 	MP_DOUBT,   /* source: all sent, the target's word awaited */
@@ -40,6 +41,11 @@ struct migration {
 	pid_t pid;
 	int pidfd, pipe_fd, file_fd;
 	bool tar_eof;
+	/* MP_CPU: CRIU's directory, the source's description (target), its start */
+	char *cpu_dir;
+	uint8_t *cpu_img;
+	size_t cpu_len;
+	uint64_t t_cpu;
 	uint8_t *buf;
 	size_t buf_len, buf_off;
 	/* target: the most its data may take, and what sets it (incoming_cap) */
@@ -80,11 +86,24 @@ struct migration {
 /* ---- migrate.c ---- */
 /* The tar child, its pipe and file stopped and closed. */
 void mig_child_stop(struct daemon *d, struct migration *m);
+/* m's child (m->pid) watched in the event loop: its end, and m->pipe_fd if any */
+int mig_child_watch(struct daemon *d, struct migration *m);
 /* migrate-cpu.c: the pre-flight's CPU check, its answers kept (DECISIONS (bl)) */
-/* source: this node's CPU as CRIU describes it, hex-encoded, in *ret */
-int mig_cpu_describe(struct daemon *d, char **ret, struct xerr *err);
-/* target: 0 if this CPU runs what the source's description (hex) says */
-int mig_cpu_check(struct daemon *d, const char *hex, struct xerr *err);
+/* source: 1 and this node's CPU as CRIU describes it, hex-encoded, in *ret,
+ * if kept; 0: CRIU must describe it (mig_cpu_start) */
+int mig_cpu_describe_kept(struct daemon *d, char **ret, struct xerr *err);
+/* target: 1 if this CPU is known to run what the source's description (hex)
+ * says; 0: CRIU must check it (mig_cpu_start); -errno (refused, kept, or a
+ * malformed description) */
+int mig_cpu_check_kept(struct daemon *d, const char *hex, struct xerr *err);
+/* CRIU's cpuinfo dump (hex NULL) or check of hex, as m's child */
+int mig_cpu_start(struct daemon *d, struct migration *m, const char *hex, struct xerr *err);
+/* m's CRIU ended with status (its exit status, else over 127): the source's
+ * description in *ret, or the target's 0; -errno (err) if refused or failed;
+ * the answer is kept */
+int mig_cpu_end(struct daemon *d, struct migration *m, int status, char **ret, struct xerr *err);
+/* m's CRIU directory removed, the description it held freed */
+void mig_cpu_clear(struct migration *m);
 /* The job's migration phase, written (durably) before it is acted on. */
 void mig_set_phase(struct daemon *d, struct job *j, const char *node, const char *phase);
 int mig_send_msg(struct daemon *d, const char *node, const char *type, const char *id,

@@ -23,6 +23,8 @@
 #include "runtime/migrate-internal.h"
 #include "templates/templates.h"
 
+#define CPU_RUN_MAX_US (30 * 1000000ULL) /* the most a CRIU cpuinfo may take */
+
 static struct migration *find(struct daemon *d, const char *id, bool outgoing)
 {
 	for (struct migration *m = d->migrations; m; m = m->next)
@@ -78,6 +80,7 @@ static void mig_free_done(struct daemon *d)
 		}
 		*pp = m->next;
 		mig_child_stop(d, m);
+		mig_cpu_clear(m);
 		mig_relay_close(d, m);
 		free(m->run_error);
 		free(m->failure);
@@ -133,9 +136,9 @@ static bool have_zstd(void)
 	return !(fault && !strcmp(fault, "no-zstd")) && access(ZSTD_PATH, X_OK) == 0;
 }
 
-/* The tar child's end, and its output (m->pipe_fd, if any), watched in the
- * event loop. */
-static int child_watch(struct daemon *d, struct migration *m)
+/* The child's end (the tar's, CRIU's cpuinfo), and its output (m->pipe_fd,
+ * if any), watched in the event loop. */
+int mig_child_watch(struct daemon *d, struct migration *m)
 {
 	int r;
 
@@ -209,7 +212,7 @@ int mig_tar_start(struct daemon *d, struct migration *m, const char *dir, int in
 		return r;
 	}
 	m->pipe_fd = p[0];
-	return child_watch(d, m);
+	return mig_child_watch(d, m);
 }
 
 /* The child ended: its exit status (-EAGAIN: not yet). */
@@ -608,10 +611,40 @@ static int move_allowed(struct daemon *d, struct job *j, const char *node, bool 
 	return 0;
 }
 
+/* Source: the target is asked to check the job, with this node's CPU
+ * description (MP_CHECK). */
+static int src_ask(struct daemon *d, struct migration *m, struct job *j, const char *cpu,
+		   struct xerr *err)
+{
+	_cleanup_free_ char *text = check_text(d, j, cpu, m->postcopy, m->compress);
+	int r;
+
+	if (!text)
+		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
+	if ((r = nodes_send(d->nodes, m->node, text)) < 0)
+		return xerr_set(err, r, "internal", "Cannot reach node %s: %s", m->node,
+				r == -EMSGSIZE ? "the job's record is too large" : strerror(-r));
+	m->phase = MP_CHECK;
+	return 0;
+}
+
+/* Source: CRIU described this node's CPU (its exit status): the target is asked. */
+static void src_cpu_ended(struct daemon *d, struct migration *m, struct job *j, int status)
+{
+	_cleanup_xerr_ struct xerr err = XERR_INIT;
+	_cleanup_free_ char *cpu = NULL, *msg = NULL;
+
+	if (mig_cpu_end(d, m, status, &cpu, &err) >= 0 && j && src_ask(d, m, j, cpu, &err) >= 0)
+		return;
+	msg = xstrdup_printf("Job %.12s cannot be moved to node %s: %s; it runs on here", m->id,
+			     m->node, err.msg ? err.msg : "it is gone");
+	mig_src_done(d, m, j, msg);
+}
+
 int ops_migrate(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 {
 	const char *name = NULL, *node = NULL;
-	_cleanup_free_ char *cpu = NULL, *text = NULL;
+	_cleanup_free_ char *cpu = NULL;
 	struct migration *m;
 	bool postcopy = false, compress = false;
 	uint64_t t0 = mono_usec(); /* (the pre-flight counts in the move's time) */
@@ -629,21 +662,21 @@ int ops_migrate(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 		return r;
 	if ((r = move_allowed(d, j, node, postcopy, compress, err)) < 0)
 		return r;
-	if ((r = mig_cpu_describe(d, &cpu, err)) < 0)
+	if ((r = mig_cpu_describe_kept(d, &cpu, err)) < 0)
 		return r;
-	text = check_text(d, j, cpu, postcopy, compress);
-	if (!text)
-		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
-	if ((r = nodes_send(d->nodes, node, text)) < 0)
-		return xerr_set(err, r, "internal", "Cannot reach node %s: %s", node,
-				r == -EMSGSIZE ? "the job's record is too large" : strerror(-r));
 	m = mig_new(d, j->id, node, true);
 	if (!m)
 		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
 	m->t0 = t0;
-	m->phase = MP_CHECK;
 	m->postcopy = postcopy;
 	m->compress = compress;
+	/* (not kept: CRIU describes the CPU first, as a child; src_cpu_ended) */
+	m->phase = MP_CPU;
+	r = cpu ? src_ask(d, m, j, cpu, err) : mig_cpu_start(d, m, NULL, err);
+	if (r < 0) {
+		m->phase = MP_DONE; /* (its child, if any, is stopped with it) */
+		return r;
+	}
 	c->mode = CONN_CKPT; /* answered when the move ends (daemon_ckpt_answer) */
 	c->job = j;
 	log_info("Job %s: moving to node %s%s%s (asked by uid %u)", j->id, node,
@@ -721,7 +754,7 @@ static int check_job(struct daemon *d, struct job *j, yajl_val h, struct xerr *e
 				"it has no %s to unpack a compressed move (install zstd there, "
 				"or move the job without --compress)",
 				ZSTD_PATH);
-	return mig_cpu_check(d, cpu, err);
+	return mig_cpu_check_kept(d, cpu, err); /* (0: CRIU must check it) */
 }
 
 /* What a job's version can hold: its memory (the limit), its writable layer
@@ -759,12 +792,41 @@ static void space_cap(struct daemon *d, struct migration *m)
 	}
 }
 
+static void tgt_drop(struct daemon *d, struct migration *m);
+
+/* Target: every check passed; the source may stop the job. */
+static void tgt_checked(struct daemon *d, struct migration *m)
+{
+	log_info("Job %s from node %s passed the pre-flight checks%s%s", m->id, m->node,
+		 m->postcopy ? " (post-copy)" : "", m->compress ? " (compressed)" : "");
+	m->phase = MP_CHECK;
+	(void)send_verdict(d, m->node, "migrate-checked", m->id, NULL);
+}
+
+static void tgt_refuse(struct daemon *d, const char *node, const char *id, const char *why)
+{
+	log_info("Refused job %s from node %s: %s", id, node, why);
+	(void)send_verdict(d, node, "migrate-checked", id, why);
+}
+
+/* Target: CRIU checked the source's CPU description (its exit status). */
+static void tgt_cpu_ended(struct daemon *d, struct migration *m, int status)
+{
+	_cleanup_xerr_ struct xerr err = XERR_INIT;
+
+	if (mig_cpu_end(d, m, status, NULL, &err) >= 0)
+		return tgt_checked(d, m);
+	tgt_refuse(d, m->node, m->id, err.msg ? err.msg : "its CPU check failed");
+	tgt_drop(d, m);
+}
+
 static void tgt_check(struct daemon *d, const char *node, yajl_val h)
 {
 	_cleanup_xerr_ struct xerr err = XERR_INIT;
-	const char *id = NULL, *record = NULL;
+	const char *id = NULL, *record = NULL, *cpu = NULL;
 	struct migration *m;
 	struct job *j = NULL;
+	int r = -EINVAL;
 
 	if (json_get_string(h, "job", &id) < 0 || !job_id_valid(id))
 		return;
@@ -772,25 +834,28 @@ static void tgt_check(struct daemon *d, const char *node, yajl_val h)
 	    strcmp(j->id, id) != 0)
 		xerr_set(&err, -EINVAL, "refused", "the job's record is malformed");
 	else
-		(void)check_job(d, j, h, &err);
+		r = check_job(d, j, h, &err);
 	if (xerr_is_set(&err)) {
 		job_free(j);
-		log_info("Refused job %s from node %s: %s", id, node, err.msg);
-		(void)send_verdict(d, node, "migrate-checked", id, err.msg);
-		return;
+		return tgt_refuse(d, node, id, err.msg);
 	}
 	if (!(m = mig_new(d, id, node, false))) {
 		job_free(j);
-		(void)send_verdict(d, node, "migrate-checked", id, "out of memory");
-		return;
+		return tgt_refuse(d, node, id, "out of memory");
 	}
 	job_cap(d, m, j);
 	job_free(j);
 	(void)json_get_bool(h, "postcopy", &m->postcopy);
 	(void)json_get_bool(h, "compress", &m->compress);
-	log_info("Job %s from node %s passed the pre-flight checks%s%s", id, node,
-		 m->postcopy ? " (post-copy)" : "", m->compress ? " (compressed)" : "");
-	(void)send_verdict(d, node, "migrate-checked", id, NULL);
+	if (r > 0) /* (the CPU's answer was kept) */
+		return tgt_checked(d, m);
+	/* CRIU checks the CPU as a child; tgt_cpu_ended */
+	m->phase = MP_CPU;
+	(void)json_get_string(h, "cpuinfo", &cpu);
+	if (mig_cpu_start(d, m, cpu, &err) < 0) {
+		tgt_refuse(d, node, id, err.msg ? err.msg : "its CPU cannot be checked");
+		tgt_drop(d, m);
+	}
 }
 
 /* What an incoming move left in the store: its version being unpacked
@@ -1095,7 +1160,7 @@ static bool tgt_message(struct daemon *d, const char *node, const char *type, co
 		mig_tgt_abort_pull(d, m, "its source node gave it up");
 	else if (m->phase == MP_RESTORE)
 		m->aborting = true; /* (acted on when the restore ends) */
-	else if (m->phase == MP_CHECK || m->phase == MP_SEND)
+	else if (m->phase == MP_CHECK || m->phase == MP_CPU || m->phase == MP_SEND)
 		tgt_drop(d, m);
 	return true;
 }
@@ -1186,7 +1251,7 @@ static void hook_lost(void *userdata, const char *node)
 				mig_tgt_abort_pull(d, m, "the link to its source node was lost");
 			else if (m->postcopy && m->phase == MP_RESTORE)
 				m->aborting = true;
-			else if (m->phase == MP_CHECK ||
+			else if (m->phase == MP_CHECK || m->phase == MP_CPU ||
 				 (m->phase == MP_SEND && !nodes_receiving(d->nodes, node)))
 				tgt_drop(d, m);
 			continue;
@@ -1201,7 +1266,7 @@ static void hook_lost(void *userdata, const char *node)
 			mig_src_abort_pull(d, m, j, "the link to it was lost");
 			continue;
 		}
-		if (m->phase == MP_CHECK)
+		if (m->phase == MP_CHECK || m->phase == MP_CPU)
 			mig_src_done(d, m, j,
 				     "The node was lost before the job stopped; it runs on here");
 		else if (m->phase == MP_SEND && !nodes_stream_open(d->nodes, node))
@@ -1242,7 +1307,7 @@ bool migrate_answer(struct daemon *d, struct job *j, const struct xerr *err)
 
 	if (!m)
 		m = find(d, j->id, false);
-	if (m && m->outgoing && m->postcopy && m->phase != MP_CHECK) {
+	if (m && m->outgoing && m->postcopy && m->phase != MP_CHECK && m->phase != MP_CPU) {
 		m->run_ended = m->criu_ended = true; /* (the lazy dump's end: src_pull_ended) */
 		free(m->run_error);
 		m->run_error = xerr_is_set(err) && err->msg ? strdup(err->msg) : NULL;
@@ -1272,6 +1337,13 @@ void migrate_event(struct daemon *d, void *ptr)
 	struct migration *m = ptr;
 	int st;
 
+	if (m->phase == MP_CPU) {
+		if ((st = child_reap(d, m)) == -EAGAIN)
+			return;
+		if (m->outgoing)
+			return src_cpu_ended(d, m, daemon_find_job(d, m->id), st < 0 ? 255 : st);
+		return tgt_cpu_ended(d, m, st < 0 ? 255 : st);
+	}
 	if (m->postcopy) {
 		if (m->ps_listen >= 0)
 			mig_relay_accept(d, m);
@@ -1327,6 +1399,15 @@ int migrate_tick(struct daemon *d)
 			m->t_abort = 0;
 			ckpt_abort(d->ckpt, j, 0);
 		}
+		if (m->phase == MP_CPU && mono_usec() - m->t_cpu > CPU_RUN_MAX_US) {
+			log_warn("Job %s: CRIU's cpuinfo ran for over %llu s: killed", m->id,
+				 CPU_RUN_MAX_US / 1000000);
+			mig_child_stop(d, m);
+			if (m->outgoing)
+				src_cpu_ended(d, m, j, 255);
+			else
+				tgt_cpu_ended(d, m, 255);
+		}
 		if (m->outgoing && m->phase == MP_DOUBT && !m->query_sent && d->nodes &&
 		    nodes_peer_up(d->nodes, m->node) &&
 		    mig_send_msg(d, m->node, "migrate-query", m->id, NULL, NULL, false) >= 0)
@@ -1336,7 +1417,7 @@ int migrate_tick(struct daemon *d)
 	for (struct migration *m = d->migrations; m; m = m->next) {
 		if (m->run_ended || (m->postcopy && mig_relay_pending(m)))
 			return 10;
-		if ((m->outgoing && m->phase == MP_DOUBT && !m->query_sent) ||
+		if ((m->outgoing && m->phase == MP_DOUBT && !m->query_sent) || m->phase == MP_CPU ||
 		    (m->postcopy && m->outgoing && (m->phase == MP_PULL || m->phase == MP_ABORT)))
 			return 1000;
 	}
@@ -1387,10 +1468,48 @@ static void remove_incoming(struct daemon *d)
 	closedir(dir);
 }
 
+/* xosd stops: no CRIU of a CPU check outlives it. The other moves' children
+ * and CRIU's sockets are left as they are (xosd's exit closes its ends;
+ * migrate_startup picks their state up at the next start). */
+void migrate_stop(struct daemon *d)
+{
+	while (d->migrations) {
+		struct migration *m = d->migrations;
+
+		d->migrations = m->next;
+		if (m->phase == MP_CPU)
+			mig_child_stop(d, m);
+		mig_cpu_clear(m);
+		free(m->buf);
+		free(m->rx);
+		free(m->tx);
+		free(m->ps_path);
+		free(m->run_error);
+		free(m->failure);
+		free(m);
+	}
+}
+
+/* The directories of CPU checks a killed xosd left in the run directory. */
+static void remove_cpu_dirs(struct daemon *d)
+{
+	_cleanup_close_ int fd = open(d->cfg->run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = fd >= 0 ? opendir_dup(fd) : NULL;
+	struct dirent *de;
+
+	if (!dir)
+		return;
+	while ((de = readdir(dir)))
+		if (str_has_prefix(de->d_name, "migrate-cpu."))
+			(void)rm_rf_at(fd, de->d_name);
+	closedir(dir);
+}
+
 /* At start-up: what a migration under way when xosd stopped leaves. */
 void migrate_startup(struct daemon *d)
 {
 	remove_incoming(d);
+	remove_cpu_dirs(d);
 	for (struct job *j = d->jobs, *next; j; j = next) {
 		const char *ph = j->migrate_phase;
 		struct migration *m;

@@ -909,6 +909,8 @@ void migrate_event(struct daemon *d, void *ptr);
 int migrate_tick(struct daemon *d);
 void migrate_startup(struct daemon *d);
 void migrate_cpu_free(struct daemon *d); /* (migrate-cpu.c) */
+/* xosd stops: the CPU checks' CRIU runs are ended, the moves freed (migrate.c) */
+void migrate_stop(struct daemon *d);
 /* ---- routes.c: routes to other nodes' jobs, announced over the channel ---- */
 struct route_ann { /* an address a peer announced */
 	struct route_ann *next;

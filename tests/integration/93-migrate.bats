@@ -417,6 +417,98 @@ cpu_runs() { grep -c "by criu cpuinfo $2" "$(node_tmp "$1")/xosd.log" || true; }
 	on 2 xwait "$a" "$b" >/dev/null || true
 }
 
+# hold_criu DIR: DIR/bin/criu, a CRIU that holds each "criu cpuinfo VERB" run
+# until DIR/VERB.go appears (60 s at most), having made DIR/VERB.held; other
+# runs go straight to the real one
+hold_criu() {
+	local dir=$1 real
+	real=$(command -v criu)
+	mkdir -p "$dir/bin"
+	cat >"$dir/bin/criu" <<EOF
+#!/bin/sh
+if [ "\$1" = cpuinfo ]; then
+	: >"$dir/\$2.held"
+	i=0
+	while [ ! -e "$dir/\$2.go" ] && [ \$i -lt 600 ]; do sleep 0.1; i=\$((i + 1)); done
+fi
+exec $real "\$@"
+EOF
+	chmod 0755 "$dir/bin/criu"
+}
+
+# answers I: node I's xosd answers a listing within 5 s
+answers() {
+	node_use "$1"
+	timeout 5 xps -a >/dev/null && timeout 5 xnodes >/dev/null
+}
+
+# no_cpu_run DIR VERB: no held "criu cpuinfo VERB" of DIR's is left
+no_cpu_run() { ! pgrep -f "$1/bin/criu cpuinfo $2" >/dev/null; }
+
+@test "the CPU checks run beside the event loop: both daemons answer while CRIU describes and checks the CPU; a daemon that stops meanwhile ends its CRIU, and the job runs on" {
+	local hold=$BATS_TEST_TMPDIR/hold out=$BATS_TEST_TMPDIR/xmigrate.out a b pid
+	hold_criu "$hold"
+	PATH=$hold/bin:$PATH node_start 1 n1
+	PATH=$hold/bin:$PATH node_start 2 n2
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+	a=$(on 1 xrun -d -- sh -c "$COUNTER")
+	b=$(on 1 xrun -d -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$a")/tmp/count" 3
+	node_use 1
+	xmigrate "$a" n2 >"$out" 2>&1 &
+	pid=$!
+	# n1's CRIU describes its CPU, held: n1 and n2 answer, the job runs, a
+	# second move of it is refused, the move waits
+	xos_wait_for 30 test -e "$hold/dump.held"
+	answers 1
+	answers 2
+	assert_equal "$(where 1 "$a")" RUNNING
+	run on 1 xmigrate "$a" n2
+	assert_failure
+	assert_output --partial "being moved already"
+	kill -0 "$pid"
+	: >"$hold/dump.go"
+	# n2's CRIU checks it, held: the same
+	xos_wait_for 30 test -e "$hold/check.held"
+	answers 2
+	answers 1
+	assert_equal "$(where 1 "$a")" RUNNING
+	kill -0 "$pid"
+	: >"$hold/check.go"
+	wait "$pid" || {
+		cat "$out" >&2
+		false
+	}
+	assert_equal "$(where 2 "$a")" RUNNING
+	exactly_one "$a"
+	# n2 again, with nothing kept: its xosd stops while its CRIU checks; the
+	# CRIU goes with it, and the job runs on at n1
+	rm -f "$hold/check.held" "$hold/check.go"
+	node_use 2
+	xosd_stop
+	PATH=$hold/bin:$PATH node_launch 2
+	xos_wait_for 30 peer_is 1 n2 up
+	node_use 1
+	xmigrate "$b" n2 >"$out" 2>&1 &
+	pid=$!
+	xos_wait_for 30 test -e "$hold/check.held"
+	node_use 2
+	xosd_stop
+	xos_wait_for 10 no_cpu_run "$hold" check
+	run wait "$pid"
+	assert_failure
+	run cat "$out"
+	assert_output --partial "it runs on here"
+	assert_equal "$(where 1 "$b")" RUNNING
+	run ls "$(node_tmp 1)/run" "$(node_tmp 2)/run"
+	refute_output --partial migrate-cpu
+	PATH=$hold/bin:$PATH node_launch 2
+	: >"$hold/check.go"
+	on 2 xkill -s KILL "$a" >/dev/null
+	on 2 xwait "$a" >/dev/null || true
+}
+
 @test "refused: another user's xmigrate (only the owner and root may move a job)" {
 	two_nodes
 	local id
