@@ -98,6 +98,8 @@ void mig_cpu_clear(struct migration *m)
 	free(m->cpu_img);
 	m->cpu_img = NULL;
 	m->cpu_len = 0;
+	free(m->cpu_hex);
+	m->cpu_hex = NULL;
 }
 
 /* "criu cpuinfo dump|check -D dir" (the CRIU that checkpoints run), m's
@@ -147,7 +149,7 @@ int mig_cpu_start(struct daemon *d, struct migration *m, const char *hex, struct
 	r = spawn_program(&o, &m->pid, &report);
 	if (r < 0)
 		return xerr_set(err, r, "internal", "Cannot run %s: %s", bin, strerror(-r));
-	m->t_cpu = mono_usec();
+	m->t_cpu = mono_usec(); /* (the run's own bound: migrate_tick) */
 	r = mig_child_watch(d, m);
 	if (r < 0)
 		return xerr_set(err, r, "internal", "Cannot watch CRIU: %s", strerror(-r));

@@ -36,13 +36,16 @@ struct migration {
 	char *run_error;
 	char *failure; /* source: why the move failed (the client's answer) */
 	bool query_sent;
+	bool waiting; /* source, MP_CHECK: checked, its stop waits for another move's stream */
 	uint64_t t0, t_stop, t_dumped, t_sent, bytes;
 	/* the tar child (source: creating; target: extracting) */
 	pid_t pid;
 	int pidfd, pipe_fd, file_fd;
 	bool tar_eof;
-	/* MP_CPU: CRIU's directory, the source's description (target), its start */
-	char *cpu_dir;
+	/* MP_CPU: CRIU's directory, the source's description (target: as it
+	 * came, and decoded for CRIU), when the run began; pid 0: waiting for
+	 * another move's CRIU run */
+	char *cpu_dir, *cpu_hex;
 	uint8_t *cpu_img;
 	size_t cpu_len;
 	uint64_t t_cpu;

@@ -485,17 +485,25 @@ int mig_src_send(struct daemon *d, struct migration *m, const char *dir, const c
 	return 0;
 }
 
-static void src_checked(struct daemon *d, struct migration *m, struct job *j, bool ok,
-			const char *reason)
+/* Whether another move to m's node is stopping its job or streaming: the
+ * node channel carries one version's stream at a time (its payload), so m's
+ * job runs on until that one is sent (src_next). */
+static bool stream_busy(struct daemon *d, const struct migration *m)
+{
+	for (struct migration *o = d->migrations; o; o = o->next)
+		if (o != m && o->outgoing && !strcmp(o->node, m->node) &&
+		    (o->phase == MP_DUMP || o->phase == MP_SEND))
+			return true;
+	return false;
+}
+
+/* Source: the target said yes: the job stops (its dump begins). */
+static void src_stop(struct daemon *d, struct migration *m, struct job *j)
 {
 	struct xerr err = XERR_INIT;
 	_cleanup_free_ char *msg = NULL;
 
-	if (!ok) {
-		msg = xstrdup_printf("Node %s refused job %.12s: %s; the job runs on here", m->node,
-				     m->id, reason ? reason : "no reason given");
-		return mig_src_done(d, m, j, msg);
-	}
+	m->waiting = false;
 	mig_set_phase(d, j, m->node, "dump");
 	m->t_stop = mono_usec();
 	m->phase = MP_DUMP;
@@ -516,6 +524,40 @@ static void src_checked(struct daemon *d, struct migration *m, struct job *j, bo
 	free(err.msg);
 	(void)mig_send_msg(d, m->node, "migrate-abort", m->id, NULL, NULL, false);
 	mig_src_done(d, m, j, msg);
+}
+
+static void src_checked(struct daemon *d, struct migration *m, struct job *j, bool ok,
+			const char *reason)
+{
+	_cleanup_free_ char *msg = NULL;
+
+	if (!ok) {
+		msg = xstrdup_printf("Node %s refused job %.12s: %s; the job runs on here", m->node,
+				     m->id, reason ? reason : "no reason given");
+		return mig_src_done(d, m, j, msg);
+	}
+	if (stream_busy(d, m)) {
+		log_info("Job %s: its move to node %s waits for another move there to be sent",
+			 m->id, m->node);
+		m->waiting = true;
+		return;
+	}
+	src_stop(d, m, j);
+}
+
+/* Source: moves that waited for the channel go on, one per node at a time. */
+static void src_next(struct daemon *d)
+{
+	for (struct migration *m = d->migrations; m; m = m->next) {
+		struct job *j;
+
+		if (!m->outgoing || m->phase != MP_CHECK || !m->waiting || stream_busy(d, m))
+			continue;
+		if ((j = daemon_find_job(d, m->id)))
+			src_stop(d, m, j);
+		else
+			mig_src_done(d, m, NULL, NULL);
+	}
 }
 
 /* The check asked of the target: the job's record and what it must find. */
@@ -628,23 +670,58 @@ static int src_ask(struct daemon *d, struct migration *m, struct job *j, const c
 	return 0;
 }
 
+/* Whether a CRIU cpuinfo run of this daemon is under way. One at a time:
+ * moves asked meanwhile (a user's many jobs at once, say) wait in MP_CPU
+ * without a child, and most take the answer it leaves (cpu_next). */
+static bool cpu_running(struct daemon *d)
+{
+	for (struct migration *m = d->migrations; m; m = m->next)
+		if (m->phase == MP_CPU && m->pid > 0)
+			return true;
+	return false;
+}
+
+static void src_cpu_failed(struct daemon *d, struct migration *m, struct job *j,
+			   const struct xerr *err)
+{
+	_cleanup_free_ char *msg = xstrdup_printf(
+		"Job %.12s cannot be moved to node %s: %s; it runs on here", m->id, m->node,
+		err->msg ? err->msg : "it is gone");
+
+	mig_src_done(d, m, j, msg);
+}
+
+/* Source, MP_CPU: the target is asked, with this node's description if it
+ * is kept now; else CRIU makes it, unless a run is under way (then m waits). */
+static int src_cpu_go(struct daemon *d, struct migration *m, struct job *j, struct xerr *err)
+{
+	_cleanup_free_ char *cpu = NULL;
+	int r = mig_cpu_describe_kept(d, &cpu, err);
+
+	if (r > 0)
+		return src_ask(d, m, j, cpu, err);
+	if (r == 0 && !cpu_running(d))
+		return mig_cpu_start(d, m, NULL, err);
+	return r;
+}
+
+static void cpu_next(struct daemon *d);
+
 /* Source: CRIU described this node's CPU (its exit status): the target is asked. */
 static void src_cpu_ended(struct daemon *d, struct migration *m, struct job *j, int status)
 {
 	_cleanup_xerr_ struct xerr err = XERR_INIT;
-	_cleanup_free_ char *cpu = NULL, *msg = NULL;
+	_cleanup_free_ char *cpu = NULL;
 
 	if (mig_cpu_end(d, m, status, &cpu, &err) >= 0 && j && src_ask(d, m, j, cpu, &err) >= 0)
-		return;
-	msg = xstrdup_printf("Job %.12s cannot be moved to node %s: %s; it runs on here", m->id,
-			     m->node, err.msg ? err.msg : "it is gone");
-	mig_src_done(d, m, j, msg);
+		return cpu_next(d);
+	src_cpu_failed(d, m, j, &err);
+	cpu_next(d);
 }
 
 int ops_migrate(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 {
 	const char *name = NULL, *node = NULL;
-	_cleanup_free_ char *cpu = NULL;
 	struct migration *m;
 	bool postcopy = false, compress = false;
 	uint64_t t0 = mono_usec(); /* (the pre-flight counts in the move's time) */
@@ -662,8 +739,6 @@ int ops_migrate(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 		return r;
 	if ((r = move_allowed(d, j, node, postcopy, compress, err)) < 0)
 		return r;
-	if ((r = mig_cpu_describe_kept(d, &cpu, err)) < 0)
-		return r;
 	m = mig_new(d, j->id, node, true);
 	if (!m)
 		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
@@ -672,7 +747,7 @@ int ops_migrate(struct daemon *d, struct conn *c, yajl_val t, struct xerr *err)
 	m->compress = compress;
 	/* (not kept: CRIU describes the CPU first, as a child; src_cpu_ended) */
 	m->phase = MP_CPU;
-	r = cpu ? src_ask(d, m, j, cpu, err) : mig_cpu_start(d, m, NULL, err);
+	r = src_cpu_go(d, m, j, err);
 	if (r < 0) {
 		m->phase = MP_DONE; /* (its child, if any, is stopped with it) */
 		return r;
@@ -809,15 +884,60 @@ static void tgt_refuse(struct daemon *d, const char *node, const char *id, const
 	(void)send_verdict(d, node, "migrate-checked", id, why);
 }
 
+/* Target, MP_CPU: the kept answer about the source's description, if there
+ * is one now; else CRIU checks it, unless a run is under way (m waits). */
+static void tgt_cpu_go(struct daemon *d, struct migration *m)
+{
+	_cleanup_xerr_ struct xerr err = XERR_INIT;
+	int r = mig_cpu_check_kept(d, m->cpu_hex, &err);
+
+	if (r > 0)
+		return tgt_checked(d, m);
+	if (r == 0 && cpu_running(d)) {
+		log_info("Job %s from node %s: its CPU check waits for the one under way", m->id,
+			 m->node);
+		return;
+	}
+	if (r == 0 && mig_cpu_start(d, m, m->cpu_hex, &err) >= 0)
+		return;
+	tgt_refuse(d, m->node, m->id, err.msg ? err.msg : "its CPU cannot be checked");
+	tgt_drop(d, m);
+}
+
 /* Target: CRIU checked the source's CPU description (its exit status). */
 static void tgt_cpu_ended(struct daemon *d, struct migration *m, int status)
 {
 	_cleanup_xerr_ struct xerr err = XERR_INIT;
 
-	if (mig_cpu_end(d, m, status, NULL, &err) >= 0)
-		return tgt_checked(d, m);
-	tgt_refuse(d, m->node, m->id, err.msg ? err.msg : "its CPU check failed");
-	tgt_drop(d, m);
+	if (mig_cpu_end(d, m, status, NULL, &err) >= 0) {
+		tgt_checked(d, m);
+	} else {
+		tgt_refuse(d, m->node, m->id, err.msg ? err.msg : "its CPU check failed");
+		tgt_drop(d, m);
+	}
+	cpu_next(d);
+}
+
+/* A CRIU cpuinfo run ended: the moves that waited for it go on. */
+static void cpu_next(struct daemon *d)
+{
+	for (struct migration *m = d->migrations; m; m = m->next) {
+		_cleanup_xerr_ struct xerr err = XERR_INIT;
+		struct job *j;
+
+		if (m->phase != MP_CPU || m->pid > 0)
+			continue;
+		if (!m->outgoing) {
+			tgt_cpu_go(d, m);
+			continue;
+		}
+		j = daemon_find_job(d, m->id);
+		if (!j)
+			xerr_set(&err, -ENOENT, "internal", "the job is gone");
+		if (j && src_cpu_go(d, m, j, &err) >= 0)
+			continue;
+		src_cpu_failed(d, m, j, &err);
+	}
 }
 
 static void tgt_check(struct daemon *d, const char *node, yajl_val h)
@@ -849,13 +969,16 @@ static void tgt_check(struct daemon *d, const char *node, yajl_val h)
 	(void)json_get_bool(h, "compress", &m->compress);
 	if (r > 0) /* (the CPU's answer was kept) */
 		return tgt_checked(d, m);
-	/* CRIU checks the CPU as a child; tgt_cpu_ended */
+	/* CRIU checks the CPU as a child (tgt_cpu_ended), or after the run
+	 * under way (cpu_next) */
 	m->phase = MP_CPU;
 	(void)json_get_string(h, "cpuinfo", &cpu);
-	if (mig_cpu_start(d, m, cpu, &err) < 0) {
-		tgt_refuse(d, node, id, err.msg ? err.msg : "its CPU cannot be checked");
-		tgt_drop(d, m);
+	m->cpu_hex = cpu ? strdup(cpu) : NULL;
+	if (!m->cpu_hex) {
+		tgt_refuse(d, node, id, "out of memory");
+		return tgt_drop(d, m);
 	}
+	tgt_cpu_go(d, m);
 }
 
 /* What an incoming move left in the store: its version being unpacked
@@ -1399,7 +1522,7 @@ int migrate_tick(struct daemon *d)
 			m->t_abort = 0;
 			ckpt_abort(d->ckpt, j, 0);
 		}
-		if (m->phase == MP_CPU && mono_usec() - m->t_cpu > CPU_RUN_MAX_US) {
+		if (m->phase == MP_CPU && m->pid > 0 && mono_usec() - m->t_cpu > CPU_RUN_MAX_US) {
 			log_warn("Job %s: CRIU's cpuinfo ran for over %llu s: killed", m->id,
 				 CPU_RUN_MAX_US / 1000000);
 			mig_child_stop(d, m);
@@ -1413,6 +1536,7 @@ int migrate_tick(struct daemon *d)
 		    mig_send_msg(d, m->node, "migrate-query", m->id, NULL, NULL, false) >= 0)
 			m->query_sent = true;
 	}
+	src_next(d);
 	mig_free_done(d);
 	for (struct migration *m = d->migrations; m; m = m->next) {
 		if (m->run_ended || (m->postcopy && mig_relay_pending(m)))

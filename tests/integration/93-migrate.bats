@@ -509,6 +509,48 @@ no_cpu_run() { ! pgrep -f "$1/bin/criu cpuinfo $2" >/dev/null; }
 	on 2 xwait "$a" >/dev/null || true
 }
 
+# log_count I TEXT: how many lines of node I's xosd.log hold TEXT
+log_count() { grep -cF "$2" "$(node_tmp "$1")/xosd.log" || true; }
+
+@test "four moves asked at once: one CRIU cpuinfo at a time on each node (the others wait and take its kept answer: a user with many jobs cannot start many CRIUs), one version on the channel at a time; all four jobs move" {
+	local hold=$BATS_TEST_TMPDIR/hold ids=() pids=() i id
+	hold_criu "$hold"
+	PATH=$hold/bin:$PATH node_start 1 n1
+	PATH=$hold/bin:$PATH node_start 2 n2
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+	for i in 1 2 3 4; do
+		ids+=("$(on 1 xrun -d -- sh -c "$COUNTER")")
+	done
+	wait_lines "$(jobroot 1 "${ids[3]}")/tmp/count" 3
+	node_use 1
+	for id in "${ids[@]}"; do
+		xmigrate "$id" n2 >"$BATS_TEST_TMPDIR/$id.out" 2>&1 &
+		pids+=($!)
+	done
+	# all four asked while n1's one CRIU is held
+	xos_wait_for 30 test -e "$hold/dump.held"
+	xos_wait_for 30 test "$(log_count 1 ': moving to node n2')" -eq 4
+	assert_equal "$(pgrep -fc "$hold/bin/criu cpuinfo dump")" 1
+	: >"$hold/dump.go"
+	# n2: one check runs, the other three wait for it
+	xos_wait_for 30 test -e "$hold/check.held"
+	xos_wait_for 30 test "$(log_count 2 'its CPU check waits for the one under way')" -eq 3
+	assert_equal "$(pgrep -fc "$hold/bin/criu cpuinfo check")" 1
+	: >"$hold/check.go"
+	for i in 0 1 2 3; do
+		wait "${pids[$i]}" || {
+			cat "$BATS_TEST_TMPDIR/${ids[$i]}.out" >&2
+			false
+		}
+		assert_equal "$(where 2 "${ids[$i]}")" RUNNING
+	done
+	assert_equal "$(cpu_runs 1 dump)" 1
+	assert_equal "$(cpu_runs 2 check)" 1
+	on 2 xkill -s KILL "${ids[@]}" >/dev/null
+	on 2 xwait "${ids[@]}" >/dev/null || true
+}
+
 @test "refused: another user's xmigrate (only the owner and root may move a job)" {
 	two_nodes
 	local id
