@@ -352,6 +352,18 @@ latency() {
 	echo "   ratios of medians: direct / lxc-execute = $(ratio "${MED[v_direct]}" "${MED[v_lxc]:-}")," \
 		"direct / xrun cold = $(ratio "${MED[v_direct]}" "${MED[v_xrun]}")," \
 		"xrun cold / lxc-execute = $(ratio "${MED[v_xrun]}" "${MED[v_lxc]:-}") (aim 1.0x)"
+	# where a cold xrun's time went, from its jobs' records (xosd's and the
+	# loader's timestamps; the jobs so far are this section's)
+	"$BUILD/xps" -a --json | jq -r '.[] | select(.units[0].started_us != null and .ended_us != null) |
+		"\(.started_us - .created_us) \(.units[0].started_us - .created_us) \(.ended_us - .created_us)"' |
+		awk '{ for (i = 1; i <= 3; i++) v[i, NR] = $i }
+		function med(k,   a, i, j, t) {
+			for (i = 1; i <= NR; i++) a[i] = v[k, i]
+			for (i = 2; i <= NR; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+			return (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) / 1000
+		}
+		END { if (NR) printf "   xrun cold, from its %d jobs'"'"' records (medians, ms): created -> RUNNING (dirs, root, config,\n" \
+			"    liblxc start) %.1f; created -> unit 1 started by the loader %.1f; created -> ended %.1f\n", NR, med(1), med(2), med(3) }'
 	echo
 }
 
