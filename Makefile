@@ -239,6 +239,10 @@ bench-checkpoint-small: all
 bench-migrate: all
 	tests/bench/migrate.sh
 
+# a probe of a container start without liblxc (DECISIONS (bm)); no feature
+bench-direct: all
+	tests/bench/direct-start.sh
+
 lint:
 	clang-format --dry-run --Werror $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*.h)) nss/*.c pam/*.c tests/unit/*.c \
 		$(wildcard tests/fuzz/*.c) slurm/*.c
@@ -295,4 +299,4 @@ clean:
 FORCE:
 
 .PHONY: fuzz fuzz-build fuzz-bins soak
-.PHONY: all unit check zdtm bench bench-checkpoint bench-checkpoint-small bench-migrate lint install deb deb-test clean FORCE
+.PHONY: all unit check zdtm bench bench-checkpoint bench-checkpoint-small bench-migrate bench-direct lint install deb deb-test clean FORCE
