@@ -11,9 +11,11 @@
  *     maps (a 65536-id slice of -b/-s, like xos's slices); the child put into
  *     its cgroups; its root: an idmapped clone of the read-only lower tree
  *     (idmapped onto the child's own user namespace, as xos idmaps its
- *     templates), a tmpfs of its own holding upper and work, one overlay of
- *     them, all detached and handed to the child (SCM_RIGHTS): nothing is
- *     mounted on the host, and the root goes with the container.
+ *     templates), a tmpfs of its own holding upper and work, mounted on the
+ *     host below the layers directory (this kernel's overlay refuses a
+ *     detached tmpfs as its upper layer; xosd mounts a job's layer on the
+ *     host too), one overlay of them, detached and handed to the child
+ *     (SCM_RIGHTS); the layer is unmounted when the container ends.
  *   child: a cgroup namespace (after its placement), root of its user
  *     namespace, the overlay attached, a tmpfs /dev with the usual nodes
  *     bound from the host, a devpts, proc (/proc/sys and sysrq-trigger
