@@ -46,6 +46,16 @@ static void hex_encode(const uint8_t *in, size_t n, char *out)
 	out[2 * n] = 0;
 }
 
+/* img as hex text (malloc'ed), or NULL */
+static char *hex_dup(const void *img, size_t n)
+{
+	char *hex = malloc(2 * n + 1);
+
+	if (hex)
+		hex_encode(img, n, hex);
+	return hex;
+}
+
 static int hex_decode(const char *in, uint8_t *out, size_t max, size_t *ret_n)
 {
 	size_t n = strlen(in);
@@ -81,11 +91,8 @@ static int cpu_forged(char **ret, struct xerr *err)
 	r = read_file_at(AT_FDCWD, forged, CPUINFO_MAX, &img, &len);
 	if (r < 0)
 		return xerr_set(err, r, "internal", "Cannot read %s: %s", forged, strerror(-r));
-	*ret = malloc(2 * len + 1);
-	if (!*ret)
-		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
-	hex_encode((const uint8_t *)img, len, *ret);
-	return 1;
+	*ret = hex_dup(img, len);
+	return *ret ? 1 : xerr_set(err, -ENOMEM, "internal", "Out of memory");
 }
 
 void mig_cpu_clear(struct migration *m)
@@ -98,18 +105,28 @@ void mig_cpu_clear(struct migration *m)
 	free(m->cpu_img);
 	m->cpu_img = NULL;
 	m->cpu_len = 0;
-	free(m->cpu_hex);
-	m->cpu_hex = NULL;
+}
+
+int mig_cpu_take(struct migration *m, const char *hex, struct xerr *err)
+{
+	size_t n = hex ? strlen(hex) / 2 : 0;
+
+	free(m->cpu_img);
+	m->cpu_img = n && n <= CPUINFO_MAX ? malloc(n) : NULL;
+	m->cpu_len = 0;
+	if (!hex || !m->cpu_img || hex_decode(hex, m->cpu_img, n, &m->cpu_len) < 0)
+		return xerr_set(err, -EINVAL, "refused", "its CPU description is malformed");
+	return 0;
 }
 
 /* "criu cpuinfo dump|check -D dir" (the CRIU that checkpoints run), m's
  * child: a directory of the run directory for its image (the source's
  * description, hex, written there for a check); its output goes to xosd's
  * log. */
-int mig_cpu_start(struct daemon *d, struct migration *m, const char *hex, struct xerr *err)
+int mig_cpu_start(struct daemon *d, struct migration *m, bool check, struct xerr *err)
 {
 	_cleanup_free_ char *bin = ckpt_criu_bin();
-	char *const argv[] = { bin, "cpuinfo", hex ? "check" : "dump", "-D", NULL, NULL };
+	char *const argv[] = { bin, "cpuinfo", check ? "check" : "dump", "-D", NULL, NULL };
 	struct spawn_opts o = { .path = bin,
 				.argv = argv,
 				.first_fd = 1,
@@ -120,12 +137,6 @@ int mig_cpu_start(struct daemon *d, struct migration *m, const char *hex, struct
 
 	if (!bin)
 		return xerr_set(err, -ENOENT, "internal", "No CRIU (criu) on xosd's PATH");
-	if (hex) {
-		m->cpu_img = malloc(CPUINFO_MAX);
-		if (!m->cpu_img || hex_decode(hex, m->cpu_img, CPUINFO_MAX, &m->cpu_len) < 0)
-			return xerr_set(err, -EINVAL, "refused",
-					"its CPU description is malformed");
-	}
 	m->cpu_dir = xstrdup_printf("%s/migrate-cpu.XXXXXX", d->cfg->run_dir);
 	if (!m->cpu_dir)
 		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
@@ -136,7 +147,7 @@ int mig_cpu_start(struct daemon *d, struct migration *m, const char *hex, struct
 		return xerr_set(err, r, "internal", "Cannot make a directory in %s: %s",
 				d->cfg->run_dir, strerror(-r));
 	}
-	if (hex) {
+	if (check) {
 		dfd = open(m->cpu_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		r = dfd < 0 ? -errno
 			    : write_file_atomic_at(dfd, "cpuinfo.img", m->cpu_img, m->cpu_len, 0600,
@@ -285,19 +296,14 @@ static void kept_put(struct kept_cpu *set, unsigned *next, uint8_t **img, size_t
 	k->until = until;
 }
 
-int mig_cpu_check_kept(struct daemon *d, const char *hex, struct xerr *err)
+int mig_cpu_check_kept(struct daemon *d, const struct migration *m, struct xerr *err)
 {
-	_cleanup_free_ uint8_t *img = malloc(CPUINFO_MAX);
 	uint64_t now = mono_usec();
-	struct mig_cpu *c;
-	size_t n = 0;
+	struct mig_cpu *c = cpu_kept(d);
 
-	if (!img || hex_decode(hex, img, CPUINFO_MAX, &n) < 0)
-		return xerr_set(err, -EINVAL, "refused", "its CPU description is malformed");
-	c = cpu_kept(d);
-	if (c && kept_find(c->ok, img, n, now))
+	if (c && kept_find(c->ok, m->cpu_img, m->cpu_len, now))
 		return 1;
-	if (c && kept_find(c->no, img, n, now))
+	if (c && kept_find(c->no, m->cpu_img, m->cpu_len, now))
 		return xerr_set(err, -EIO, "refused", CPU_REFUSAL);
 	return 0;
 }
@@ -316,10 +322,9 @@ static int dump_ended(struct daemon *d, struct migration *m, char **ret, struct 
 	if ((r = read_file_at(dfd, "cpuinfo.img", CPUINFO_MAX, &img, &len)) < 0)
 		return xerr_set(err, r, "internal", "Cannot read CRIU's cpuinfo.img: %s",
 				strerror(-r));
-	*ret = malloc(2 * len + 1);
+	*ret = hex_dup(img, len);
 	if (!*ret)
 		return xerr_set(err, -ENOMEM, "internal", "Out of memory");
-	hex_encode((const uint8_t *)img, len, *ret);
 	c = cpu_kept(d);
 	log_info("This node's CPU described by criu cpuinfo dump%s", c ? " (kept)" : "");
 	if (c) {

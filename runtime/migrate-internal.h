@@ -42,10 +42,10 @@ struct migration {
 	pid_t pid;
 	int pidfd, pipe_fd, file_fd;
 	bool tar_eof;
-	/* MP_CPU: CRIU's directory, the source's description (target: as it
-	 * came, and decoded for CRIU), when the run began; pid 0: waiting for
-	 * another move's CRIU run */
-	char *cpu_dir, *cpu_hex;
+	/* MP_CPU: CRIU's directory, the source's description (target, decoded
+	 * once: mig_cpu_take), when the run began; pid 0: waiting for another
+	 * move's CRIU run */
+	char *cpu_dir;
 	uint8_t *cpu_img;
 	size_t cpu_len;
 	uint64_t t_cpu;
@@ -98,9 +98,11 @@ int mig_cpu_describe_kept(struct daemon *d, char **ret, struct xerr *err);
 /* target: 1 if this CPU is known to run what the source's description (hex)
  * says; 0: CRIU must check it (mig_cpu_start); -errno (refused, kept, or a
  * malformed description) */
-int mig_cpu_check_kept(struct daemon *d, const char *hex, struct xerr *err);
+int mig_cpu_check_kept(struct daemon *d, const struct migration *m, struct xerr *err);
+/* target: the source's description (hex) decoded into m; -EINVAL (err) if malformed */
+int mig_cpu_take(struct migration *m, const char *hex, struct xerr *err);
 /* CRIU's cpuinfo dump (hex NULL) or check of hex, as m's child */
-int mig_cpu_start(struct daemon *d, struct migration *m, const char *hex, struct xerr *err);
+int mig_cpu_start(struct daemon *d, struct migration *m, bool check, struct xerr *err);
 /* m's CRIU ended with status (its exit status, else over 127): the source's
  * description in *ret, or the target's 0; -errno (err) if refused or failed;
  * the answer is kept */

@@ -701,7 +701,7 @@ static int src_cpu_go(struct daemon *d, struct migration *m, struct job *j, stru
 	if (r > 0)
 		return src_ask(d, m, j, cpu, err);
 	if (r == 0 && !cpu_running(d))
-		return mig_cpu_start(d, m, NULL, err);
+		return mig_cpu_start(d, m, false, err);
 	return r;
 }
 
@@ -829,7 +829,7 @@ static int check_job(struct daemon *d, struct job *j, yajl_val h, struct xerr *e
 				"it has no %s to unpack a compressed move (install zstd there, "
 				"or move the job without --compress)",
 				ZSTD_PATH);
-	return mig_cpu_check_kept(d, cpu, err); /* (0: CRIU must check it) */
+	return 0; /* (the CPU: tgt_cpu_go, once the move is made) */
 }
 
 /* What a job's version can hold: its memory (the limit), its writable layer
@@ -889,7 +889,7 @@ static void tgt_refuse(struct daemon *d, const char *node, const char *id, const
 static void tgt_cpu_go(struct daemon *d, struct migration *m)
 {
 	_cleanup_xerr_ struct xerr err = XERR_INIT;
-	int r = mig_cpu_check_kept(d, m->cpu_hex, &err);
+	int r = mig_cpu_check_kept(d, m, &err);
 
 	if (r > 0)
 		return tgt_checked(d, m);
@@ -898,7 +898,7 @@ static void tgt_cpu_go(struct daemon *d, struct migration *m)
 			 m->node);
 		return;
 	}
-	if (r == 0 && mig_cpu_start(d, m, m->cpu_hex, &err) >= 0)
+	if (r == 0 && mig_cpu_start(d, m, true, &err) >= 0)
 		return;
 	tgt_refuse(d, m->node, m->id, err.msg ? err.msg : "its CPU cannot be checked");
 	tgt_drop(d, m);
@@ -946,7 +946,6 @@ static void tgt_check(struct daemon *d, const char *node, yajl_val h)
 	const char *id = NULL, *record = NULL, *cpu = NULL;
 	struct migration *m;
 	struct job *j = NULL;
-	int r = -EINVAL;
 
 	if (json_get_string(h, "job", &id) < 0 || !job_id_valid(id))
 		return;
@@ -954,7 +953,7 @@ static void tgt_check(struct daemon *d, const char *node, yajl_val h)
 	    strcmp(j->id, id) != 0)
 		xerr_set(&err, -EINVAL, "refused", "the job's record is malformed");
 	else
-		r = check_job(d, j, h, &err);
+		(void)check_job(d, j, h, &err);
 	if (xerr_is_set(&err)) {
 		job_free(j);
 		return tgt_refuse(d, node, id, err.msg);
@@ -967,15 +966,12 @@ static void tgt_check(struct daemon *d, const char *node, yajl_val h)
 	job_free(j);
 	(void)json_get_bool(h, "postcopy", &m->postcopy);
 	(void)json_get_bool(h, "compress", &m->compress);
-	if (r > 0) /* (the CPU's answer was kept) */
-		return tgt_checked(d, m);
-	/* CRIU checks the CPU as a child (tgt_cpu_ended), or after the run
-	 * under way (cpu_next) */
+	/* the CPU: a kept answer, or CRIU's check as a child (tgt_cpu_ended),
+	 * or after the run under way (cpu_next) */
 	m->phase = MP_CPU;
 	(void)json_get_string(h, "cpuinfo", &cpu);
-	m->cpu_hex = cpu ? strdup(cpu) : NULL;
-	if (!m->cpu_hex) {
-		tgt_refuse(d, node, id, "out of memory");
+	if (mig_cpu_take(m, cpu, &err) < 0) {
+		tgt_refuse(d, node, id, err.msg);
 		return tgt_drop(d, m);
 	}
 	tgt_cpu_go(d, m);
