@@ -24,6 +24,7 @@ struct ckpt_run {
 	enum ckpt_kind kind;
 	unsigned version;
 	bool stop, ct_gone, timed_out;
+	bool unsynced;       /* dump: for a move, not written out before it is committed */
 	int kill_sig;        /* xkill during the run: it was aborted, then this signal */
 	uint64_t abort_us;   /* aborting: when SIGKILL follows (UINT64_MAX: sent) */
 	enum job_state prev; /* where the job goes back to if it fails */
@@ -185,7 +186,10 @@ static _noreturn_ void dump_written(struct ckpt *ck, struct job *j, const char *
 		dprintf(3, "putting the job's loader into the version: %s", strerror(-r));
 		_exit(1);
 	}
-	r = ck->cfg->sync_writes ? ckpt_sync_tree(vfd) : 0;
+	/* (a move's version: a marker instead, DECISIONS (bn)) */
+	r = !ck->cfg->sync_writes ? 0
+	    : j->run->unsynced    ? ckpt_mark_unsynced(vfd)
+				  : ckpt_sync_tree(vfd);
 	if (r < 0) {
 		dprintf(3, "writing the version to the disk: %s", strerror(-r));
 		_exit(1);
@@ -261,8 +265,18 @@ static _noreturn_ void restore_child(struct ckpt *ck, struct job *j, int errfd)
 	char images[4200], path[4096], helper_buf[4096];
 	struct migrate_opts o = { 0 };
 	struct lxc_container *c;
+	_cleanup_free_ char *why = NULL;
+	int vfd;
 
 	child_setup(errfd);
+	/* a move's version reaches the disk before anything runs from it */
+	snprintf(path, sizeof(path), "%s/%s/%u", ck->cfg->checkpoint_dir, j->id, j->run->version);
+	vfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (vfd < 0 || ckpt_settle(vfd, &why) < 0) {
+		dprintf(3, "its version %s", why ? why : "cannot be opened");
+		_exit(1);
+	}
+	close(vfd);
 	if (criu_conf_path(ck, path, sizeof(path)) < 0 || setenv("CRIU_CONFIG_FILE", path, 1) < 0)
 		_exit(1);
 	/* (only for liblxc's "criu --version": the restore's arguments pass as they are) */
@@ -367,7 +381,8 @@ static int dump_refused(struct ckpt *ck, struct job *j, struct xerr *err)
 	return ckpt_space_check(ck, j, err); /* before anything is frozen */
 }
 
-static int begin_dump(struct ckpt *ck, struct job *j, bool stop, const char *lazy, struct xerr *err)
+static int begin_dump(struct ckpt *ck, struct job *j, bool stop, const char *lazy, bool unsynced,
+		      struct xerr *err)
 {
 	_cleanup_close_ int jfd = -EBADF;
 	char name[32];
@@ -386,6 +401,7 @@ static int begin_dump(struct ckpt *ck, struct job *j, bool stop, const char *laz
 	*j->run = (struct ckpt_run){ .kind = CKPT_DUMP,
 				     .version = next_version(ck, j, jfd),
 				     .stop = stop,
+				     .unsynced = unsynced,
 				     .prev = j->state,
 				     .child_fd = -EBADF,
 				     .err_fd = -EBADF,
@@ -966,12 +982,17 @@ bool ckpt_container_gone(struct ckpt *ck, struct job *j)
 
 int ckpt_checkpoint(struct ckpt *ck, struct job *j, bool stop, struct xerr *err)
 {
-	return begin_dump(ck, j, stop, NULL, err);
+	return begin_dump(ck, j, stop, NULL, false, err);
+}
+
+int ckpt_checkpoint_move(struct ckpt *ck, struct job *j, struct xerr *err)
+{
+	return begin_dump(ck, j, true, NULL, true, err);
 }
 
 int ckpt_checkpoint_lazy(struct ckpt *ck, struct job *j, const char *socket, struct xerr *err)
 {
-	return begin_dump(ck, j, true, socket, err);
+	return begin_dump(ck, j, true, socket, false, err);
 }
 
 int ckpt_lazy_ready(struct ckpt *ck, struct job *j, char *dir, size_t len)
@@ -1279,7 +1300,7 @@ static void tick_job(struct ckpt *ck, struct job *j, uint64_t now)
 		return;
 	j->ckpt_due_us = now + ckpt_every_of(ck->cfg, j);
 	ckpt_space_make_room(ck, j); /* versions beyond --keep go first */
-	r = begin_dump(ck, j, false, NULL, &err);
+	r = begin_dump(ck, j, false, NULL, false, &err);
 	if ((r == -EDQUOT || r == -ENOSPC) && err.msg)
 		ckpt_space_skipped(ck, j, err.msg);
 	else if (r < 0)

@@ -47,6 +47,12 @@ void ckpt_stats_to_json(const struct ckpt_stats *s, struct yajl_gen_t *g);
 void ckpt_gen_image_sizes(int vfd, struct yajl_gen_t *g);
 /* Every image the manifest lists is there with its size: 0, or -EBADMSG and why. */
 int ckpt_check_images(int vfd, char **ret_msg);
+/* A version made for a move (ckpt_checkpoint_move): its marker, this boot's
+ * id, written and synced into vfd; ckpt_settle: the version written out to
+ * the disk and the marker removed (0 without one); -EBADMSG (ret_msg) if
+ * the marker names another boot. */
+int ckpt_mark_unsynced(int vfd);
+int ckpt_settle(int vfd, char **ret_msg);
 
 /* Why CRIU's dump failed, from its log, for the user (NULL: nothing
  * recognised); ghost_limit: the limit the dump ran with. */

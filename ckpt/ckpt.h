@@ -112,6 +112,13 @@ void ckpt_free(struct ckpt *ck);
 /* Begin a dump of j (stop: the job stops after it). 0: the outcome goes to
  * host->answer when the run ends; else the refusal in err. */
 int ckpt_checkpoint(struct ckpt *ck, struct job *j, bool stop, struct xerr *err);
+/* A dump with --stop for a move (DECISIONS (bn)): as ckpt_checkpoint, but
+ * the version is not written out to the disk before it is committed; it
+ * holds a marker (CKPT_UNSYNCED, this boot's id) instead, until a restore
+ * from it writes it out first. A version whose marker names another boot
+ * (the node restarted before it reached the disk) is refused as damaged. */
+int ckpt_checkpoint_move(struct ckpt *ck, struct job *j, struct xerr *err);
+#define CKPT_UNSYNCED "unsynced"
 /* Begin a restore of version (0: the newest); as ckpt_checkpoint. */
 int ckpt_restart(struct ckpt *ck, struct job *j, unsigned version, struct xerr *err);
 

@@ -330,14 +330,73 @@ void ckpt_gen_image_sizes(int vfd, struct yajl_gen_t *g)
 	yajl_gen_map_close(g);
 }
 
+/* ---- a move's version, not yet on the disk (DECISIONS (bn)) ---- */
+
+#define BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
+
+/* This boot's id (tests: XOS_TEST_BOOT_ID, a node "restarted" under another
+ * name; xosd's environment is root's) */
+static int boot_id(char **ret)
+{
+	const char *test = getenv("XOS_TEST_BOOT_ID");
+	int r = test ? ((*ret = strdup(test)) ? 0 : -ENOMEM)
+		     : read_file_at(AT_FDCWD, BOOT_ID_PATH, 64, ret, NULL);
+
+	return r < 0 ? r : (*ret)[0] ? 0 : -EBADMSG;
+}
+
+int ckpt_mark_unsynced(int vfd)
+{
+	_cleanup_free_ char *id = NULL;
+	int r = boot_id(&id);
+
+	return r < 0 ? r : write_file_atomic_at(vfd, CKPT_UNSYNCED, id, strlen(id), 0600, true);
+}
+
+/* 0: vfd holds no marker; 1: one of this boot; -EBADMSG (ret_msg): of another */
+static int unsynced_state(int vfd, char **ret_msg)
+{
+	_cleanup_free_ char *mark = NULL, *id = NULL;
+	int r = read_file_at(vfd, CKPT_UNSYNCED, 64, &mark, NULL);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r >= 0)
+		r = boot_id(&id);
+	if (r >= 0 && !strcmp(mark, id))
+		return 1;
+	*ret_msg = strdup("it was made for a move and the node restarted before it was written "
+			  "out to the disk (it may be incomplete)");
+	return -EBADMSG;
+}
+
+int ckpt_settle(int vfd, char **ret_msg)
+{
+	int r = unsynced_state(vfd, ret_msg);
+
+	if (r <= 0)
+		return r;
+	r = ckpt_sync_tree(vfd);
+	if (r >= 0 && unlinkat(vfd, CKPT_UNSYNCED, 0) < 0)
+		r = -errno;
+	if (r >= 0 && fsync(vfd) < 0)
+		r = -errno;
+	if (r < 0)
+		*ret_msg = xstrdup_printf("writing it out to the disk: %s", strerror(-r));
+	return r;
+}
+
 int ckpt_check_images(int vfd, char **ret_msg)
 {
 	_cleanup_free_ char *text = NULL;
 	_cleanup_json_ yajl_val m = NULL;
 	_cleanup_close_ int img = open_dir_at(vfd, "images");
 	yajl_val files;
-	int r = read_file_at(vfd, "manifest.json", 16 << 20, &text, NULL);
+	int r = unsynced_state(vfd, ret_msg);
 
+	if (r < 0)
+		return r;
+	r = read_file_at(vfd, "manifest.json", 16 << 20, &text, NULL);
 	if (r < 0 || img < 0)
 		return *ret_msg = strdup("its manifest or images are missing"), -EBADMSG;
 	(void)json_parse(text, JSON_DEPTH_MAX, NULL, 0, &m);

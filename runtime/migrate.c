@@ -161,7 +161,8 @@ int mig_tar_start(struct daemon *d, struct migration *m, const char *dir, int in
 			  "--xattrs-include=*",
 			  "--numeric-owner",
 			  "--exclude=./images/dump.log",
-			  "--blocking-factor=512", /* (256 KiB records) */
+			  "--exclude=./" CKPT_UNSYNCED, /* (this node's, DECISIONS (bn)) */
+			  "--blocking-factor=512",      /* (256 KiB records) */
 			  "-C",
 			  (char *)dir,
 			  "-cf",
@@ -184,7 +185,7 @@ int mig_tar_start(struct daemon *d, struct migration *m, const char *dir, int in
 	/* --compress: zstd's fastest level, one thread (the stream and the
 	 * other end's tar have the other CPUs) */
 	if (m->compress && in_fd < 0)
-		cargv[11] = "--use-compress-program=" ZSTD_PATH " -1 -T1";
+		cargv[12] = "--use-compress-program=" ZSTD_PATH " -1 -T1";
 	else if (m->compress)
 		xargv[9] = "--use-compress-program=" ZSTD_PATH;
 	struct spawn_opts o = {
@@ -485,14 +486,17 @@ int mig_src_send(struct daemon *d, struct migration *m, const char *dir, const c
 	return 0;
 }
 
-/* Whether another move to m's node is stopping its job or streaming: the
- * node channel carries one version's stream at a time (its payload), so m's
- * job runs on until that one is sent (src_next). */
+/* Whether another move to m's node is stopping its job or streaming, or a
+ * post-copy move between the two nodes (either way) pulls its pages: the
+ * node channel carries one version's stream at a time (its payload), and a
+ * version would hold a running job's page faults behind it; so m's job runs
+ * on until that one is sent or pulled (src_next). */
 static bool stream_busy(struct daemon *d, const struct migration *m)
 {
 	for (struct migration *o = d->migrations; o; o = o->next)
-		if (o != m && o->outgoing && !strcmp(o->node, m->node) &&
-		    (o->phase == MP_DUMP || o->phase == MP_SEND))
+		if (o != m && !strcmp(o->node, m->node) &&
+		    ((o->outgoing && (o->phase == MP_DUMP || o->phase == MP_SEND)) ||
+		     o->phase == MP_PULL))
 			return true;
 	return false;
 }
@@ -516,7 +520,7 @@ static void src_stop(struct daemon *d, struct migration *m, struct job *j)
 				 strerror(-r));
 		else if (ckpt_checkpoint_lazy(d->ckpt, j, m->ps_path, &err) >= 0)
 			return;
-	} else if (ckpt_checkpoint(d->ckpt, j, true, &err) >= 0) {
+	} else if (ckpt_checkpoint_move(d->ckpt, j, &err) >= 0) {
 		return;
 	}
 	msg = xstrdup_printf("Migration of job %.12s to node %s failed: %s; the job runs on here",

@@ -679,6 +679,61 @@ counter_on_n1() {
 	wait_lines "$(jobroot 1 "$id")/tmp/count" $((n + 3))
 }
 
+@test "a move's version is sent before it reaches the disk: n1's holds its boot's marker meanwhile, n2's none; restored at n1 after a failed move, it is written out first; a marker of another boot makes a version damaged" {
+	XOS_TEST_BOOT_ID=boot-a node_start 1 n1
+	XOS_TEST_BOOT_ID=boot-b XOS_MIGRATE_FAULT=hold node_start 2 n2
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+	local id mpid rc=0 store n
+	id=$(on 1 xrun -d -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	store=$(node_tmp 1)/state/checkpoints/$id
+	node_use 1
+	xmigrate "$id" n2 >"$BATS_TEST_TMPDIR/xmigrate.out" 2>&1 &
+	mpid=$!
+	xos_wait_for 60 grep -q "Job $id from node n1: held" "$(node_tmp 2)/xosd.log"
+	# (DECISIONS (bn)): not written out, marked with the boot that made it
+	assert_equal "$(cat "$store/1/unsynced")" boot-a
+	node_use 2
+	kill -9 "$XOSD_PID"
+	wait "$XOSD_PID" 2>/dev/null || true
+	XOS_TEST_BOOT_ID=boot-b node_launch 2
+	wait "$mpid" || rc=$?
+	cat "$BATS_TEST_TMPDIR/xmigrate.out"
+	assert_equal "$rc" 1
+	xos_wait_for 30 state_is 1 "$id" RUNNING
+	# restored at n1 from that version, written out first
+	[ -d "$store/1/images" ]
+	[ ! -e "$store/1/unsynced" ]
+	n=$(wc -l <"$(jobroot 1 "$id")/tmp/count")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" $((n + 3))
+	# the marker is n1's alone: n2 (another boot) restores what it got
+	run on 1 xmigrate "$id" n2
+	echo "$output"
+	assert_success
+	exactly_one "$id"
+	assert_equal "$(where 2 "$id")" RUNNING
+	[ ! -e "$(node_tmp 2)/state/checkpoints/$id/2/unsynced" ]
+	[ -d "$(node_tmp 2)/state/checkpoints/$id/2/images" ]
+	# a version whose marker names another boot: the node restarted before
+	# it reached the disk; refused as damaged, the job kept
+	run on 2 xcheckpoint --stop "$id"
+	assert_success
+	store=$(node_tmp 2)/state/checkpoints/$id
+	printf 'boot-a' >"$store/3/unsynced"
+	run on 2 xrestart "$id"
+	assert_failure
+	assert_output --partial "Version 3 of job ${id:0:12} is damaged: it was made for a move and the node restarted before it was written out to the disk"
+	assert_equal "$(where 2 "$id")" CHECKPOINTED
+	# of this boot: written out, then restored
+	printf 'boot-b' >"$store/3/unsynced"
+	run on 2 xrestart "$id"
+	assert_success
+	xos_wait_for 30 state_is 2 "$id" RUNNING
+	[ ! -e "$store/3/unsynced" ]
+	exactly_one "$id"
+}
+
 @test "n1's xosd killed after n2 runs the job, before n1 let go: at its restart n1 asks n2 and lets go" {
 	XOS_MIGRATE_FAULT=die-before-let-go node_start 1 n1
 	node_start 2 n2

@@ -446,6 +446,43 @@ back_whole() {
 	back_whole "$ID" "$SUM"
 }
 
+@test "--postcopy: a move to n2 asked while a pull to n2 runs waits, its job running, until the pull is over (a version would hold the pull's pages behind it); then it moves" {
+	postcopy_or_skip
+	pc_node_start 1 n1 "dump_timeout = 4s"
+	XOS_MIGRATE_FAULT=stall-pull-in pc_node_start 2 n2
+	peers_up 2
+	local a b apid bpid rc=0
+	a=$(holder_on 1)
+	SUM=$(cat "$(jobroot 1 "$a")/tmp/sum")
+	b=$(on 1 xrun -d --net none -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$b")/tmp/count" 3
+	node_use 1
+	xmigrate --postcopy "$a" n2 >"$BATS_TEST_TMPDIR/a.out" 2>&1 &
+	apid=$!
+	xos_wait_for 60 grep -q "XOS_MIGRATE_FAULT=stall-pull-in" "$(node_tmp 2)/xosd.log"
+	xmigrate "$b" n2 >"$BATS_TEST_TMPDIR/b.out" 2>&1 &
+	bpid=$!
+	xos_wait_for 30 grep -q "Job $b: its move to node n2 waits for another move there to be sent" \
+		"$(node_tmp 1)/xosd.log"
+	# b was not stopped: it counts on at n1 while a's pull is stalled
+	assert_equal "$(where 1 "$b")" RUNNING
+	wait_lines "$(jobroot 1 "$b")/tmp/count" $(($(wc -l <"$(jobroot 1 "$b")/tmp/count") + 3))
+	wait "$apid" || rc=$?
+	cat "$BATS_TEST_TMPDIR/a.out"
+	assert_equal "$rc" 1
+	grep -q "its pull stalled (no page moved for dump_timeout)" "$BATS_TEST_TMPDIR/a.out"
+	rc=0
+	wait "$bpid" || rc=$?
+	cat "$BATS_TEST_TMPDIR/b.out"
+	assert_equal "$rc" 0
+	assert_equal "$(where 2 "$b")" RUNNING
+	assert_equal "$(where 1 "$b")" MIGRATED
+	# (b's loader would count as a's left on n2)
+	on 2 xkill -s KILL "$b" >/dev/null
+	on 2 xwait "$b" >/dev/null || true
+	back_whole "$a" "$SUM"
+}
+
 @test "--postcopy refused before anything stops: a node that is not a peer that is up, the job's own node, a job that is not running" {
 	postcopy_or_skip
 	pc_node_start 1 n1
