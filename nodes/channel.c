@@ -214,6 +214,9 @@ static void conn_free(struct nodes_conn *c)
 	closep(&c->fd);
 	nodes_parser_done(&c->parser);
 	free(c->out);
+	for (size_t i = 0; i < c->n_later; i++)
+		free(c->later[i]);
+	free(c->later);
 	free(c);
 }
 
@@ -299,6 +302,47 @@ static int conn_queue(struct nodes_conn *c, const char *header, size_t len)
 	return queue_chunk(c, header, len);
 }
 
+/* ---- headers sent while a stream is open: they go after it, in order ---- */
+static int later_add(struct nodes_conn *c, const char *header)
+{
+	size_t len = strlen(header);
+	char **v;
+
+	if (len == 0 || len > NODES_HEADER_MAX)
+		return -EMSGSIZE;
+	if (c->later_bytes + len > NODES_LATER_MAX)
+		return -EBUSY;
+	v = realloc(c->later, (c->n_later + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	c->later = v;
+	if (!(v[c->n_later] = strdup(header)))
+		return -ENOMEM;
+	c->n_later++;
+	c->later_bytes += len;
+	return 0;
+}
+
+/* As many of the kept headers as the queue takes, queued (-ENOBUFS: some are
+ * left, for the next flush). */
+static int later_queue(struct nodes_conn *c)
+{
+	size_t i = 0;
+	int r = 0;
+
+	for (; i < c->n_later; i++) {
+		size_t len = strlen(c->later[i]);
+
+		if ((r = conn_queue(c, c->later[i], len)) < 0)
+			break;
+		c->later_bytes -= len;
+		free(c->later[i]);
+	}
+	memmove(c->later, c->later + i, (c->n_later - i) * sizeof(*c->later));
+	c->n_later -= i;
+	return r;
+}
+
 static void conn_cork(struct nodes_conn *c, int on)
 {
 	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
@@ -306,8 +350,11 @@ static void conn_cork(struct nodes_conn *c, int on)
 
 static void conn_flush(struct nodes_conn *c)
 {
-	bool corked = c->out_len - c->out_off > CORK_MIN, blocked = false;
+	bool corked, blocked = false;
 
+	if (!c->streaming && c->n_later)
+		(void)later_queue(c);
+	corked = c->out_len - c->out_off > CORK_MIN;
 	c->want_write = false;
 	if (corked)
 		conn_cork(c, 1);
@@ -1051,16 +1098,24 @@ int nodes_peer_capacity(const struct nodes *n, const char *peer, struct nodes_ca
 	return 0;
 }
 
-/* Queue a header to peer's connection, unless a stream holds it. */
-static int queue_header(struct nodes *n, const char *peer, const char *header,
+/* Queue a header to peer's connection (*ret), or, while a stream holds it
+ * (or headers kept during one still wait), keep it for after the stream
+ * (*ret NULL). A stream's own header is never kept: -EBUSY. */
+static int queue_header(struct nodes *n, const char *peer, const char *header, bool stream,
 			struct nodes_conn **ret)
 {
 	struct nodes_conn *c = peer_conn(n, peer);
+	int r;
 
+	*ret = NULL;
 	if (!c)
 		return -ENOTCONN;
-	if (c->streaming)
+	if (stream && c->streaming)
 		return -EBUSY;
+	if (stream && c->n_later && (r = later_queue(c)) < 0)
+		return r;
+	if (!stream && (c->streaming || c->n_later))
+		return later_add(c, header);
 	*ret = c;
 	return conn_queue(c, header, strlen(header));
 }
@@ -1068,9 +1123,9 @@ static int queue_header(struct nodes *n, const char *peer, const char *header,
 int nodes_send(struct nodes *n, const char *peer, const char *header)
 {
 	struct nodes_conn *c = NULL;
-	int r = queue_header(n, peer, header, &c);
+	int r = queue_header(n, peer, header, false, &c);
 
-	if (r >= 0)
+	if (r >= 0 && c)
 		conn_flush(c);
 	return r;
 }
@@ -1078,7 +1133,7 @@ int nodes_send(struct nodes *n, const char *peer, const char *header)
 int nodes_stream_begin(struct nodes *n, const char *peer, const char *header)
 {
 	struct nodes_conn *c = NULL;
-	int r = queue_header(n, peer, header, &c);
+	int r = queue_header(n, peer, header, true, &c);
 
 	if (r < 0)
 		return r;

@@ -10,8 +10,9 @@
 struct ssl_ctx_st;
 struct ssl_st;
 
-#define NODES_OUT_MAX (4u << 20) /* bytes queued for one connection */
-#define NODES_REFUSALS_KEPT 16   /* refused strangers xnodes shows */
+#define NODES_OUT_MAX (4u << 20)     /* bytes queued for one connection */
+#define NODES_LATER_MAX (256u << 10) /* bytes of headers kept until a stream ends */
+#define NODES_REFUSALS_KEPT 16       /* refused strangers xnodes shows */
 #define NODES_REASON_MAX 256
 #define NODES_UNVERIFIED_PER_ADDR 8 /* connections of one address not yet verified */
 
@@ -57,8 +58,11 @@ struct nodes_conn {
 	size_t out_len, out_off, out_cap; /* queued bytes: [out_off, out_len) of out_cap */
 	uint64_t deadline;                /* monotonic: handshake and hello, then silence */
 	bool hello_seen;
-	bool want_write;  /* TLS wants the socket writable */
-	bool streaming;   /* this node's stream is open on it (nothing else goes) */
+	bool want_write; /* TLS wants the socket writable */
+	bool streaming;  /* this node's stream is open on it (nothing else goes) */
+	/* headers sent while the stream was open, in order, for after it */
+	char **later;
+	size_t n_later, later_bytes;
 	bool in_payload;  /* the other end's payload is being read (for the hooks) */
 	bool in_writable; /* the writable hook runs */
 	uint32_t events;  /* in the epoll set */

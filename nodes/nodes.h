@@ -167,12 +167,17 @@ void nodes_list_json(const struct nodes *n, struct yajl_gen_t *g);
  * A message is a JSON object with a "type" (header is its text); it goes on
  * the peer's channel (the connection this node dialled, else one it
  * accepted). A stream is one message with "payload": true and its bytes in
- * chunks; while it is open, that channel carries nothing else of this node's.
- * Nothing blocks: bytes are queued (at most NODES_OUT_MAX per connection). */
-/* -ENOTCONN: no channel to peer; -EBUSY: a stream is open on it; -ENOBUFS:
- * its queue is full; -EMSGSIZE. */
+ * chunks; while it is open, that channel carries nothing else of this node's:
+ * a header sent meanwhile is kept and goes after the stream's end, in order
+ * (at most NODES_LATER_MAX bytes of them; lost with the connection, as
+ * anything queued is). Nothing blocks: bytes are queued (at most
+ * NODES_OUT_MAX per connection). */
+/* -ENOTCONN: no channel to peer; -EBUSY: a stream is open on it and keeps
+ * NODES_LATER_MAX bytes of headers already; -ENOBUFS: its queue is full;
+ * -EMSGSIZE. */
 int nodes_send(struct nodes *n, const char *peer, const char *header);
-/* Begin a stream (header holds "payload": true): as nodes_send. */
+/* Begin a stream (header holds "payload": true): as nodes_send, but -EBUSY
+ * while another stream of this node's is open on the channel. */
 int nodes_stream_begin(struct nodes *n, const char *peer, const char *header);
 /* Queue data of the open stream: the bytes taken (0: the queue is full, the
  * writable hook says when it has room), -ENOTCONN (the stream is gone). */
