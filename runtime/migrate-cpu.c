@@ -339,7 +339,12 @@ int mig_cpu_end(struct daemon *d, struct migration *m, int status, char **ret, s
 	struct mig_cpu *c = cpu_kept(d);
 	int r = 0;
 
-	if (m->outgoing) {
+	if (status == MIG_CPU_TIMED_OUT) {
+		r = xerr_set(err, -ETIME, "refused",
+			     m->outgoing ? "criu cpuinfo dump on this node did not end in time "
+					   "(killed)"
+					 : "its criu cpuinfo check did not end in time (killed)");
+	} else if (m->outgoing) {
 		if (status != 0)
 			r = xerr_set(err, -EIO, "refused", "criu cpuinfo dump failed on this node");
 		else

@@ -55,6 +55,7 @@ struct migration {
 	uint64_t cap;
 	const char *cap_why;
 	bool held; /* target, tests: the data unpacked, not restored (XOS_MIGRATE_FAULT=hold) */
+	bool send_stalled; /* source, tests: XOS_MIGRATE_FAULT=stall-send holds the stream */
 	/* target: tar ended before the payload did (its status; -1: not yet).
 	 * tar stops reading at the archive's end marker, before the padding
 	 * after it: that is no failure, the rest is dropped */
@@ -103,7 +104,9 @@ int mig_cpu_check_kept(struct daemon *d, const struct migration *m, struct xerr 
 int mig_cpu_take(struct migration *m, const char *hex, struct xerr *err);
 /* CRIU's cpuinfo dump (hex NULL) or check of hex, as m's child */
 int mig_cpu_start(struct daemon *d, struct migration *m, bool check, struct xerr *err);
-/* m's CRIU ended with status (its exit status, else over 127): the source's
+#define MIG_CPU_TIMED_OUT 1000 /* a status: m's CRIU was killed for its time */
+/* m's CRIU ended with status (its exit status, else over 127;
+ * MIG_CPU_TIMED_OUT: killed by the bound of its time): the source's
  * description in *ret, or the target's 0; -errno (err) if refused or failed;
  * the answer is kept */
 int mig_cpu_end(struct daemon *d, struct migration *m, int status, char **ret, struct xerr *err);

@@ -23,7 +23,7 @@
 #include "runtime/migrate-internal.h"
 #include "templates/templates.h"
 
-#define CPU_RUN_MAX_US (30 * 1000000ULL) /* the most a CRIU cpuinfo may take */
+#define CPU_RUN_MAX_S 30 /* the most a CRIU cpuinfo may take (tests: XOS_MIGRATE_CPU_MAX_S) */
 
 static struct migration *find(struct daemon *d, const char *id, bool outgoing)
 {
@@ -363,16 +363,37 @@ static void src_finish_send(struct daemon *d, struct migration *m, struct job *j
 	mig_child_stop(d, m);
 }
 
-/* tests: the stream stops after its first bytes (a transfer cut mid-way) */
+/* tests: the stream stops after its first bytes (a transfer cut mid-way),
+ * until the file XOS_MIGRATE_STALL_UNTIL names exists, if it names one
+ * (stall_release) */
 static bool stalled(struct daemon *d, struct migration *m)
 {
-	const char *fault = getenv("XOS_MIGRATE_FAULT");
+	const char *fault = getenv("XOS_MIGRATE_FAULT"), *until = getenv("XOS_MIGRATE_STALL_UNTIL");
 
 	if (!fault || strcmp(fault, "stall-send") != 0 || m->bytes == 0)
 		return false;
+	if (until && access(until, F_OK) == 0)
+		return false;
 	if (m->pipe_fd >= 0)
 		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, m->pipe_fd, NULL);
+	m->send_stalled = true;
 	return true;
+}
+
+/* tests: a stalled stream goes on once its file exists (1: still stalled) */
+static bool stall_release(struct daemon *d, struct migration *m)
+{
+	const char *until = getenv("XOS_MIGRATE_STALL_UNTIL");
+
+	if (!m->send_stalled || m->phase != MP_SEND)
+		return false;
+	if (!until || access(until, F_OK) != 0)
+		return true;
+	m->send_stalled = false;
+	if (m->pipe_fd >= 0)
+		(void)daemon_epoll_add(d, m->pipe_fd, EPOLLIN, EP_MIGRATE, m);
+	mig_src_pump(d, m);
+	return false;
 }
 
 /* The version could not be sent: a stopped job is restored here; a lazy
@@ -1494,8 +1515,19 @@ void migrate_event(struct daemon *d, void *ptr)
 		tgt_extracted(d, m, st);
 }
 
+/* The most a CRIU cpuinfo run may take, in seconds */
+static unsigned cpu_run_max_s(void)
+{
+	const char *s = getenv("XOS_MIGRATE_CPU_MAX_S");
+	unsigned v;
+
+	return s && sscanf(s, "%u", &v) == 1 && v > 0 ? v : CPU_RUN_MAX_S;
+}
+
 int migrate_tick(struct daemon *d)
 {
+	bool stalls = false;
+
 	for (struct migration *m = d->migrations; m; m = m->next) {
 		struct job *j = daemon_find_job(d, m->id);
 
@@ -1511,6 +1543,8 @@ int migrate_tick(struct daemon *d)
 		if (m->postcopy && mig_relay_pending(m) && m->phase != MP_ABORT)
 			mig_relay_pump(d,
 				       m); /* (a message that could not begin: another was open) */
+		if (m->outgoing && stall_release(d, m))
+			stalls = true;
 		if (m->postcopy && m->outgoing && m->phase == MP_PULL && !m->pull_done &&
 		    mono_usec() - m->t_page > d->cfg->dump_timeout_us && j)
 			mig_src_abort_pull(d, m, j,
@@ -1522,14 +1556,15 @@ int migrate_tick(struct daemon *d)
 			m->t_abort = 0;
 			ckpt_abort(d->ckpt, j, 0);
 		}
-		if (m->phase == MP_CPU && m->pid > 0 && mono_usec() - m->t_cpu > CPU_RUN_MAX_US) {
-			log_warn("Job %s: CRIU's cpuinfo ran for over %llu s: killed", m->id,
-				 CPU_RUN_MAX_US / 1000000);
+		if (m->phase == MP_CPU && m->pid > 0 &&
+		    mono_usec() - m->t_cpu > cpu_run_max_s() * 1000000ULL) {
+			log_warn("Job %s: CRIU's cpuinfo ran for over %u s: killed", m->id,
+				 cpu_run_max_s());
 			mig_child_stop(d, m);
 			if (m->outgoing)
-				src_cpu_ended(d, m, j, 255);
+				src_cpu_ended(d, m, j, MIG_CPU_TIMED_OUT);
 			else
-				tgt_cpu_ended(d, m, 255);
+				tgt_cpu_ended(d, m, MIG_CPU_TIMED_OUT);
 		}
 		if (m->outgoing && m->phase == MP_DOUBT && !m->query_sent && d->nodes &&
 		    nodes_peer_up(d->nodes, m->node) &&
@@ -1541,7 +1576,8 @@ int migrate_tick(struct daemon *d)
 	for (struct migration *m = d->migrations; m; m = m->next) {
 		if (m->run_ended || (m->postcopy && mig_relay_pending(m)))
 			return 10;
-		if ((m->outgoing && m->phase == MP_DOUBT && !m->query_sent) || m->phase == MP_CPU ||
+		if (stalls || (m->outgoing && m->phase == MP_DOUBT && !m->query_sent) ||
+		    m->phase == MP_CPU ||
 		    (m->postcopy && m->outgoing && (m->phase == MP_PULL || m->phase == MP_ABORT)))
 			return 1000;
 	}

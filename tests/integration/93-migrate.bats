@@ -512,6 +512,43 @@ no_cpu_run() { ! pgrep -f "$1/bin/criu cpuinfo $2" >/dev/null; }
 # log_count I TEXT: how many lines of node I's xosd.log hold TEXT
 log_count() { grep -cF "$2" "$(node_tmp "$1")/xosd.log" || true; }
 
+@test "a CRIU cpuinfo that does not end in time is killed and the move refused, saying so (not kept: a later move checks again); the job runs on" {
+	local hold=$BATS_TEST_TMPDIR/hold a
+	hold_criu "$hold"
+	PATH=$hold/bin:$PATH XOS_MIGRATE_CPU_MAX_S=2 node_start 1 n1
+	PATH=$hold/bin:$PATH XOS_MIGRATE_CPU_MAX_S=2 node_start 2 n2
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+	a=$(on 1 xrun -d -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$a")/tmp/count" 3
+	# n1's describing never ends
+	run on 1 timeout 60 xmigrate "$a" n2
+	echo "$output"
+	assert_failure 1
+	assert_output --partial "criu cpuinfo dump on this node did not end in time (killed)"
+	grep -q "CRIU's cpuinfo ran for over 2 s: killed" "$(node_tmp 1)/xosd.log"
+	xos_wait_for 10 no_cpu_run "$hold" dump
+	assert_equal "$(where 1 "$a")" RUNNING
+	assert_equal "$(on 1 job_field "$a" '.restores // 0')" 0
+	# then n2's checking never ends
+	touch "$hold/dump.go"
+	run on 1 timeout 60 xmigrate "$a" n2
+	echo "$output"
+	assert_failure 1
+	assert_output --partial "Node n2 refused job ${a:0:12}: its criu cpuinfo check did not end in time (killed); the job runs on here"
+	grep -q "CRIU's cpuinfo ran for over 2 s: killed" "$(node_tmp 2)/xosd.log"
+	xos_wait_for 10 no_cpu_run "$hold" check
+	assert_equal "$(where 1 "$a")" RUNNING
+	assert_equal "$(where 2 "$a")" absent
+	# no answer was kept of either: CRIU that ends lets the move go
+	touch "$hold/check.go"
+	run on 1 xmigrate "$a" n2
+	echo "$output"
+	assert_success
+	exactly_one "$a"
+	assert_equal "$(where 2 "$a")" RUNNING
+}
+
 @test "four moves asked at once: one CRIU cpuinfo at a time on each node (the others wait and take its kept answer: a user with many jobs cannot start many CRIUs), one version on the channel at a time; all four jobs move" {
 	local hold=$BATS_TEST_TMPDIR/hold ids=() pids=() i id
 	hold_criu "$hold"
@@ -815,6 +852,47 @@ cut_mid_transfer() {
 
 @test "the link cut mid-transfer: the job runs on at n1; n2 drops the partial data" {
 	cut_mid_transfer link
+}
+
+@test "a move asked while another's version is being sent to the same node waits for the channel (its check goes after that version), then moves; both jobs run on at n2" {
+	XOS_MIGRATE_FAULT=stall-send XOS_MIGRATE_STALL_UNTIL=$BATS_TEST_TMPDIR/release \
+		node_start 1 n1
+	node_start 2 n2
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+	local a b apid bpid rc=0 n
+	a=$(on 1 xrun -d -- sh -c "$COUNTER")
+	b=$(on 1 xrun -d -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$a")/tmp/count" 3
+	wait_lines "$(jobroot 1 "$b")/tmp/count" 3
+	node_use 1
+	xmigrate "$a" n2 >"$BATS_TEST_TMPDIR/a.out" 2>&1 &
+	apid=$!
+	# a's stream holds the channel: sent in part, then stalled
+	xos_wait_for 60 test -d "$(node_tmp 2)/state/checkpoints/$a/.new-1"
+	assert_equal "$(on 1 job_field "$a" .migration.phase)" send
+	xmigrate "$b" n2 >"$BATS_TEST_TMPDIR/b.out" 2>&1 &
+	bpid=$!
+	xos_wait_for 30 grep -q "Job $b: moving to node n2" "$(node_tmp 1)/xosd.log"
+	# (refused at once before: "Cannot reach node n2: Device or resource busy")
+	sleep 1
+	kill -0 "$bpid"
+	assert_equal "$(where 1 "$b")" RUNNING
+	n=$(wc -l <"$(jobroot 1 "$b")/tmp/count")
+	wait_lines "$(jobroot 1 "$b")/tmp/count" $((n + 3))
+	touch "$BATS_TEST_TMPDIR/release"
+	wait "$apid" || rc=$?
+	cat "$BATS_TEST_TMPDIR/a.out"
+	assert_equal "$rc" 0
+	wait "$bpid" || rc=$?
+	cat "$BATS_TEST_TMPDIR/b.out"
+	assert_equal "$rc" 0
+	exactly_one "$a"
+	exactly_one "$b"
+	assert_equal "$(where 2 "$a")" RUNNING
+	assert_equal "$(where 2 "$b")" RUNNING
+	n=$(wc -l <"$(jobroot 2 "$b")/tmp/count")
+	wait_lines "$(jobroot 2 "$b")/tmp/count" $((n + 3))
 }
 
 @test "its owner moves a job with a volume; a volume whose source n2 lacks is refused first" {
