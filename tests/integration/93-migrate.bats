@@ -512,6 +512,10 @@ no_cpu_run() { ! pgrep -f "$1/bin/criu cpuinfo $2" >/dev/null; }
 # log_count I TEXT: how many lines of node I's xosd.log hold TEXT
 log_count() { grep -cF "$2" "$(node_tmp "$1")/xosd.log" || true; }
 
+# log_count_is I TEXT N: node I's xosd.log has N lines holding TEXT (read at
+# each call: for xos_wait_for)
+log_count_is() { [ "$(log_count "$1" "$2")" -eq "$3" ]; }
+
 @test "a CRIU cpuinfo that does not end in time is killed and the move refused, saying so (not kept: a later move checks again); the job runs on" {
 	local hold=$BATS_TEST_TMPDIR/hold a
 	hold_criu "$hold"
@@ -567,12 +571,12 @@ log_count() { grep -cF "$2" "$(node_tmp "$1")/xosd.log" || true; }
 	done
 	# all four asked while n1's one CRIU is held
 	xos_wait_for 30 test -e "$hold/dump.held"
-	xos_wait_for 30 test "$(log_count 1 ': moving to node n2')" -eq 4
+	xos_wait_for 30 log_count_is 1 ': moving to node n2' 4
 	assert_equal "$(pgrep -fc "$hold/bin/criu cpuinfo dump")" 1
 	: >"$hold/dump.go"
 	# n2: one check runs, the other three wait for it
 	xos_wait_for 30 test -e "$hold/check.held"
-	xos_wait_for 30 test "$(log_count 2 'its CPU check waits for the one under way')" -eq 3
+	xos_wait_for 30 log_count_is 2 'its CPU check waits for the one under way' 3
 	assert_equal "$(pgrep -fc "$hold/bin/criu cpuinfo check")" 1
 	: >"$hold/check.go"
 	for i in 0 1 2 3; do
