@@ -153,23 +153,12 @@ static void dump_fail_reason(const char *dir, uint64_t ghost_limit)
  * executable that is mapped. */
 static int put_loader(struct ckpt *ck, struct job *j, int vfd)
 {
-	_cleanup_close_ int src = -EBADF, dst = -EBADF;
 	char path[4096];
 	int r = HOST(ck, loader_file, j, path, sizeof(path));
 
 	if (r < 0)
 		return r == -ENOENT ? 0 : r; /* (a job from before the copies) */
-	if (linkat(AT_FDCWD, path, vfd, "loader", 0) == 0 || errno == EEXIST)
-		return 0;
-	if (errno != EXDEV)
-		return -errno;
-	src = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (src < 0)
-		return -errno;
-	dst = openat(vfd, "loader", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0755);
-	if (dst < 0)
-		return -errno;
-	return copy_fd_data(src, dst);
+	return link_or_copy_at(AT_FDCWD, path, vfd, "loader", 0755);
 }
 
 /* After a dump: the loader into the version, then CRIU's images and the

@@ -166,6 +166,10 @@ int copy_tree_at(int from, const char *name, int to, const char *to_name, uint64
 /* The data of the file open at from (all of it, whatever its offset; holes
  * kept) into to, which gets its size. */
 int copy_fd_data(int from, int to);
+/* from (relative to from_dir) as to (in to_dir): a hard link, or where the
+ * two are on other file systems a copy of its data with mode; 0 also if to
+ * is there already */
+int link_or_copy_at(int from_dir, const char *from, int to_dir, const char *to, mode_t mode);
 
 /* ---- passing fds over UNIX sockets (SCM_RIGHTS) ---- */
 /* recv(2) that also takes the first fd passed along (CLOEXEC) into *ret_fd if

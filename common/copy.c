@@ -217,3 +217,20 @@ int copy_tree_at(int from, const char *name, int to, const char *to_name, uint64
 		*ret_bytes = bytes;
 	return r;
 }
+
+int link_or_copy_at(int from_dir, const char *from, int to_dir, const char *to, mode_t mode)
+{
+	_cleanup_close_ int src = -EBADF, dst = -EBADF;
+
+	if (linkat(from_dir, from, to_dir, to, 0) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != EXDEV)
+		return -errno;
+	src = openat(from_dir, from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (src < 0)
+		return -errno;
+	dst = openat(to_dir, to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (dst < 0)
+		return -errno;
+	return copy_fd_data(src, dst);
+}

@@ -168,6 +168,26 @@ int loader_copy_adopt(struct daemon *d, struct job *j, int vfd)
 	return make_copy(d, dir, src, hex);
 }
 
+bool loader_copy_have(struct daemon *d, const char *hex)
+{
+	_cleanup_close_ int dir = -EBADF;
+
+	if (!hex64(hex) || (dir = open_loader_dir(d)) < 0)
+		return false;
+	return faccessat(dir, hex, X_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+int loader_copy_put(struct daemon *d, const char *hex, int vfd)
+{
+	_cleanup_close_ int dir = -EBADF;
+
+	if (!hex64(hex))
+		return -EINVAL;
+	if ((dir = open_loader_dir(d)) < 0)
+		return dir;
+	return link_or_copy_at(dir, hex, vfd, "loader", 0755);
+}
+
 /* Does the checkpoint store hold versions of a job xosd does not know? */
 static bool store_has_strangers(struct daemon *d)
 {

@@ -65,6 +65,10 @@ struct migration {
 	 * channel as migrate-pages messages */
 	bool postcopy;
 	bool compress; /* the version goes through zstd on the wire (--compress) */
+	/* the job's loader copy: the target has it already (its sha256, sent in
+	 * its answer to the check), and the source leaves it out of the version */
+	char loader_here[65];
+	bool loader_skip;
 	int ps_listen; /* the socket the shim (source) or lazy-pages daemon (target) reaches */
 	char *ps_path;
 	int ps_fd;     /* the relay's end of CRIU's page socket */

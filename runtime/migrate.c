@@ -155,21 +155,29 @@ int mig_child_watch(struct daemon *d, struct migration *m)
  * watched in the event loop. */
 int mig_tar_start(struct daemon *d, struct migration *m, const char *dir, int in_fd)
 {
+	char *cargv[16];
+	size_t k = 0;
+
+	cargv[k++] = "/bin/tar";
+	cargv[k++] = "--xattrs";
+	cargv[k++] = "--xattrs-include=*";
+	cargv[k++] = "--numeric-owner";
 	/* (a lazy dump's CRIU goes on writing its log while it serves) */
-	char *cargv[] = { "/bin/tar",
-			  "--xattrs",
-			  "--xattrs-include=*",
-			  "--numeric-owner",
-			  "--exclude=./images/dump.log",
-			  "--exclude=./" CKPT_UNSYNCED, /* (this node's, DECISIONS (bn)) */
-			  "--blocking-factor=512",      /* (256 KiB records) */
-			  "-C",
-			  (char *)dir,
-			  "-cf",
-			  "-",
-			  ".",
-			  NULL,
-			  NULL };
+	cargv[k++] = "--exclude=./images/dump.log";
+	cargv[k++] = "--exclude=./" CKPT_UNSYNCED; /* (this node's, DECISIONS (bn)) */
+	if (m->loader_skip) /* (the target has that copy: tgt_extracted puts it in) */
+		cargv[k++] = "--exclude=./loader";
+	cargv[k++] = "--blocking-factor=512"; /* (256 KiB records) */
+	/* --compress: zstd's fastest level, one thread (the stream and the
+	 * other end's tar have the other CPUs) */
+	if (m->compress)
+		cargv[k++] = "--use-compress-program=" ZSTD_PATH " -1 -T1";
+	cargv[k++] = "-C";
+	cargv[k++] = (char *)dir;
+	cargv[k++] = "-cf";
+	cargv[k++] = "-";
+	cargv[k++] = ".";
+	cargv[k] = NULL;
 	char *xargv[] = { "/bin/tar",
 			  "--xattrs",
 			  "--xattrs-include=*",
@@ -182,11 +190,7 @@ int mig_tar_start(struct daemon *d, struct migration *m, const char *dir, int in
 			  NULL,
 			  NULL };
 
-	/* --compress: zstd's fastest level, one thread (the stream and the
-	 * other end's tar have the other CPUs) */
-	if (m->compress && in_fd < 0)
-		cargv[12] = "--use-compress-program=" ZSTD_PATH " -1 -T1";
-	else if (m->compress)
+	if (m->compress)
 		xargv[9] = "--use-compress-program=" ZSTD_PATH;
 	struct spawn_opts o = {
 		.path = "/bin/tar", .argv = in_fd < 0 ? cargv : xargv, .first_fd = 0, .n_fds = 3
@@ -900,7 +904,10 @@ static void tgt_checked(struct daemon *d, struct migration *m)
 	log_info("Job %s from node %s passed the pre-flight checks%s%s", m->id, m->node,
 		 m->postcopy ? " (post-copy)" : "", m->compress ? " (compressed)" : "");
 	m->phase = MP_CHECK;
-	(void)send_verdict(d, m->node, "migrate-checked", m->id, NULL);
+	/* (the loader copy it has: the source need not send it) */
+	(void)mig_send_msg(d, m->node, "migrate-checked", m->id,
+			   m->loader_here[0] ? "loader" : NULL,
+			   m->loader_here[0] ? m->loader_here : NULL, true);
 }
 
 static void tgt_refuse(struct daemon *d, const char *node, const char *id, const char *why)
@@ -988,6 +995,8 @@ static void tgt_check(struct daemon *d, const char *node, yajl_val h)
 		return tgt_refuse(d, node, id, "out of memory");
 	}
 	job_cap(d, m, j);
+	if (j->loader && loader_copy_have(d, j->loader))
+		snprintf(m->loader_here, sizeof(m->loader_here), "%s", j->loader);
 	job_free(j);
 	(void)json_get_bool(h, "postcopy", &m->postcopy);
 	(void)json_get_bool(h, "compress", &m->compress);
@@ -1182,6 +1191,25 @@ static int drop_departed(struct daemon *d, const char *id)
 	return 0;
 }
 
+/* The version unpacked in dir without the job's loader (the source left it
+ * out: this node has the copy): that copy put in, as every version holds
+ * the loader its job ran. */
+static int put_loader_here(struct daemon *d, struct migration *m, const char *dir)
+{
+	_cleanup_close_ int vfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int r;
+
+	if (vfd < 0)
+		return -errno;
+	if (!m->loader_here[0] || faccessat(vfd, "loader", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	r = loader_copy_put(d, m->loader_here, vfd);
+	if (r >= 0)
+		log_info("Job %s from node %s: its loader is this node's copy (not sent)", m->id,
+			 m->node);
+	return r;
+}
+
 static void tgt_extracted(struct daemon *d, struct migration *m, int status)
 {
 	char from[PATH_MAX], to[PATH_MAX], vs[32];
@@ -1193,6 +1221,10 @@ static void tgt_extracted(struct daemon *d, struct migration *m, int status)
 	version_path(d, m->id, vs, from, sizeof(from));
 	snprintf(vs, sizeof(vs), "%u", m->version);
 	version_path(d, m->id, vs, to, sizeof(to));
+	if (status == 0 && put_loader_here(d, m, from) < 0) {
+		(void)rm_rf_at(AT_FDCWD, from);
+		return tgt_fail(d, m, "the copy of its loader this node had is gone");
+	}
 	if (status != 0 || rename(from, to) < 0) {
 		(void)rm_rf_at(AT_FDCWD, from);
 		return tgt_fail(d, m, "its version cannot be unpacked (tar)");
@@ -1373,8 +1405,16 @@ static void hook_message(void *userdata, const char *node, yajl_val h, bool payl
 	j = daemon_find_job(d, id);
 	if (!m || !j || strcmp(m->node, node) != 0)
 		return;
-	if (!strcmp(type, "migrate-checked") && m->phase == MP_CHECK)
+	if (!strcmp(type, "migrate-checked") && m->phase == MP_CHECK) {
+		const char *loader = NULL;
+
+		(void)json_get_string(h, "loader", &loader);
+		m->loader_skip = ok && loader && j->loader && !strcmp(loader, j->loader);
+		if (m->loader_skip)
+			log_info("Job %s: node %s has its loader: the version goes without it",
+				 m->id, m->node);
 		return src_checked(d, m, j, ok, reason);
+	}
 	if (!strcmp(type, "migrate-result"))
 		src_result(d, node, id, m, j, ok, reason);
 }

@@ -415,6 +415,10 @@ int loader_copy_file(struct daemon *d, const struct job *j, char *buf, size_t le
  * the same bytes (sha256). 0 also when there is nothing to do; -EBADMSG
  * when the version's file is another. */
 int loader_copy_adopt(struct daemon *d, struct job *j, int vfd);
+/* This node has the copy named hex (a move need not send it) */
+bool loader_copy_have(struct daemon *d, const char *hex);
+/* That copy into the version vfd as its "loader" (a link, else a copy) */
+int loader_copy_put(struct daemon *d, const char *hex, int vfd);
 /* Remove the copies no job refers to (none while a job not over names
  * none, or the checkpoint store holds versions of a job xosd does not know). */
 void loader_copy_gc(struct daemon *d);

@@ -937,6 +937,39 @@ cut_mid_transfer() {
 	[ "$(stat -c %u "$vol/count")" = 4242 ]
 }
 
+@test "n2 has the job's loader (a job there runs it): the version goes without it, n2 puts its own copy in, and the job goes on there" {
+	two_nodes
+	local id keep hex v n
+	keep=$(on 2 xrun -d --net none -- sleep 600)
+	xos_wait_for 30 state_is 2 "$keep" RUNNING
+	id=$(on 1 xrun -d --net none -- sh -c 'while :; do echo x >>/tmp/count; sleep 0.1; done')
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	hex=$(on 1 job_field "$id" .loader)
+	assert_equal "$(on 2 job_field "$keep" .loader)" "$hex"
+	run on 1 xmigrate "$id" n2
+	echo "$output"
+	assert_success
+	exactly_one "$id"
+	assert_equal "$(where 2 "$id")" RUNNING
+	grep -q "Job $id from node n1: its loader is this node's copy (not sent)" \
+		"$(node_tmp 2)/xosd.log"
+	# the version n2 keeps holds the loader the job ran: n2's copy
+	v=$(node_tmp 2)/state/checkpoints/$id/1/loader
+	assert_equal "$(stat -c %i "$v")" "$(stat -c %i "$(node_tmp 2)/state/loader/$hex")"
+	n=$(wc -l <"$(jobroot 2 "$id")/tmp/count")
+	wait_lines "$(jobroot 2 "$id")/tmp/count" $((n + 3))
+	# and from that version n2 restarts it
+	on 2 xkill -s KILL "$id"
+	on 2 xwait "$id" || true
+	run on 2 xrestart "$id"
+	echo "$output"
+	assert_success
+	xos_wait_for 30 state_is 2 "$id" RUNNING
+	n=$(wc -l <"$(jobroot 2 "$id")/tmp/count")
+	wait_lines "$(jobroot 2 "$id")/tmp/count" $((n + 3))
+	on 2 xkill "$id" "$keep"
+}
+
 @test "n2 runs another build of the loader: the job moves with the loader it ran (the version carries it) and goes on there" {
 	# n2's loader: other bytes (as a node not yet upgraded, or upgraded first)
 	local ld="$BATS_TEST_TMPDIR/n2-loader" id hex
