@@ -859,9 +859,11 @@ cut_mid_transfer() {
 }
 
 @test "a move asked while another's version is being sent to the same node waits for the channel (its check goes after that version), then moves; both jobs run on at n2" {
+	# (a heartbeat of 5 s: a stream held silent for 3 s must not end the
+	# link, as it would with the tests' 1 s)
 	XOS_MIGRATE_FAULT=stall-send XOS_MIGRATE_STALL_UNTIL=$BATS_TEST_TMPDIR/release \
-		node_start 1 n1
-	node_start 2 n2
+		node_start 1 n1 "node_heartbeat = 5s"
+	node_start 2 n2 "node_heartbeat = 5s"
 	xos_wait_for 30 peer_is 1 n2 up
 	xos_wait_for 30 peer_is 2 n1 up
 	local a b apid bpid rc=0 n
