@@ -388,9 +388,15 @@ static void conn_flush(struct nodes_conn *c)
 		return;
 	}
 	/* headers kept during a stream, which the queue had no room for then
-	 * (it was full of the stream's end): all of them fit in it now */
-	if (!c->streaming && c->n_later)
-		return conn_flush(c);
+	 * (it was full of the stream's end): they fit in it now (again only
+	 * if some went: out of memory, say, they wait for the next flush) */
+	if (!c->streaming && c->n_later) {
+		size_t kept = c->n_later;
+
+		(void)later_queue(c);
+		if (c->n_later < kept)
+			return conn_flush(c);
+	}
 	/* (a stream's buffer is not kept for the heartbeats after it) */
 	if (c->out_off == c->out_len && !c->streaming && c->out_cap > (256u << 10)) {
 		free(c->out);
