@@ -363,7 +363,12 @@ static int unsynced_state(int vfd, char **ret_msg)
 		return 0;
 	if (r >= 0)
 		r = boot_id(&id);
-	if (r >= 0 && !strcmp(mark, id))
+	if (r < 0) {
+		*ret_msg = xstrdup_printf(
+			"its marker of a move or this boot's id cannot be read: %s", strerror(-r));
+		return -EBADMSG;
+	}
+	if (!strcmp(mark, id))
 		return 1;
 	*ret_msg = strdup("it was made for a move and the node restarted before it was written "
 			  "out to the disk (it may be incomplete)");
