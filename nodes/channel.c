@@ -289,6 +289,16 @@ static int queue_chunk(struct nodes_conn *c, const void *data, size_t len)
 	return 0;
 }
 
+/* Queue a stream's keepalive: a chunk length that is none (no bytes). */
+static int queue_keepalive(struct nodes_conn *c)
+{
+	int r = queue_chunk(c, NULL, 0);
+
+	if (r == 0)
+		nodes_frame_len(NODES_CHUNK_KEEPALIVE, c->out + c->out_len - 4);
+	return r;
+}
+
 /* Queue a frame: the header (a JSON object) and no payload. -ENOBUFS when
  * the other end does not take what is queued (back-pressure). */
 static int conn_queue(struct nodes_conn *c, const char *header, size_t len)
@@ -547,6 +557,8 @@ static void feed(struct nodes_conn *c, const char *buf, size_t len)
 			on_header(c, data);
 		else if (ev == NODES_FRAME_CHUNK)
 			on_chunk(c, data, dlen);
+		else if (ev == NODES_FRAME_KEEPALIVE)
+			c->deadline = mono_usec() + 3 * c->n->cfg->heartbeat_us;
 		else if (ev == NODES_FRAME_END && c->in_payload) {
 			c->in_payload = false;
 			if (c->n->hooks.payload_end)
@@ -913,15 +925,24 @@ void nodes_process(struct nodes *n)
 }
 
 /* Status to every peer that has had our hello, every heartbeat (the host's
- * figures read once for all of them). */
+ * figures read once for all of them); where this node's stream is open and
+ * has nothing queued (its producer waits), a keepalive in the stream, so
+ * that a stream that pauses does not look like a node that is gone. */
 static void send_status(struct nodes *n)
 {
 	_cleanup_free_ char *text = NULL;
 
 	for (struct nodes_conn *c = n->conns, *next; c; c = next) {
 		next = c->next; /* (a failed flush moves c to the closed list) */
-		if (c->st != NC_OPEN || !c->hello_seen || c->streaming)
+		if (c->st != NC_OPEN || !c->hello_seen)
 			continue;
+		if (c->streaming) {
+			/* (a queue with bytes in it is moving them, or the
+			 * other end takes nothing: either way no keepalive) */
+			if (c->out_off == c->out_len && queue_keepalive(c) == 0)
+				conn_flush(c);
+			continue;
+		}
 		if (!text && !(text = message_text(n, "status")))
 			return;
 		if (conn_queue(c, text, strlen(text)) < 0)

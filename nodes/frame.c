@@ -120,6 +120,10 @@ ssize_t nodes_parser_feed(struct nodes_parser *p, const void *data, size_t len,
 		case P_CHUNK_LEN:
 			if (!take_len(p, d, len, &used))
 				break;
+			if (p->need == NODES_CHUNK_KEEPALIVE) { /* no bytes: the stream lives */
+				*ret_event = NODES_FRAME_KEEPALIVE;
+				return (ssize_t)used;
+			}
 			if (p->need > NODES_CHUNK_MAX)
 				return fail(p, -EMSGSIZE);
 			if (p->need == 0) {

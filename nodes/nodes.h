@@ -15,11 +15,14 @@
 
 struct yajl_gen_t;
 
-#define NODES_NAME_MAX 63         /* characters of a node name */
-#define NODES_PEERS_MAX 256       /* peers a node knows */
-#define NODES_HEADER_MAX 65536    /* bytes of a frame's JSON header */
-#define NODES_CHUNK_MAX 1048576   /* bytes of one payload chunk */
-#define NODES_PROTO_VERSION 1     /* the channel's protocol ("proto" of hello) */
+#define NODES_NAME_MAX 63       /* characters of a node name */
+#define NODES_PEERS_MAX 256     /* peers a node knows */
+#define NODES_HEADER_MAX 65536  /* bytes of a frame's JSON header */
+#define NODES_CHUNK_MAX 1048576 /* bytes of one payload chunk */
+#define NODES_PROTO_VERSION 2   /* the channel's protocol ("proto" of hello) */
+/* A payload's "chunk length" that is none: the sender's stream is open and
+ * has nothing to send yet (its heartbeat: no header can go meanwhile) */
+#define NODES_CHUNK_KEEPALIVE 0xffffffffu
 #define NODES_DEFAULT_PORT "7390" /* node_listen without a port */
 
 /* ---- configuration (the node_* keys of xosd.conf(5)) ---- */
@@ -66,12 +69,14 @@ int nodes_peers_parse(const char *text, struct nodes_peer_spec **peers, size_t *
 /* Frames (docs/NODES.md): a 4-byte big-endian length (1..NODES_HEADER_MAX)
  * and that many bytes of a JSON object; if the header says "payload": true,
  * chunks follow, each a 4-byte big-endian length (0..NODES_CHUNK_MAX) and
- * its bytes, and a chunk of length 0 ends the payload. */
+ * its bytes, and a chunk of length 0 ends the payload; a length of
+ * NODES_CHUNK_KEEPALIVE, with no bytes after it, only says the stream lives. */
 enum nodes_frame_event {
-	NODES_FRAME_NONE,   /* more bytes needed */
-	NODES_FRAME_HEADER, /* data: the header, NUL-terminated, len bytes */
-	NODES_FRAME_CHUNK,  /* data: a piece of a payload chunk (not copied) */
-	NODES_FRAME_END,    /* the payload ended */
+	NODES_FRAME_NONE,      /* more bytes needed */
+	NODES_FRAME_HEADER,    /* data: the header, NUL-terminated, len bytes */
+	NODES_FRAME_CHUNK,     /* data: a piece of a payload chunk (not copied) */
+	NODES_FRAME_END,       /* the payload ended */
+	NODES_FRAME_KEEPALIVE, /* a payload's keepalive (no data) */
 };
 struct nodes_parser {
 	int state;

@@ -88,6 +88,7 @@ struct migration {
 	bool criu_ended; /* source: the lazy dump ended (CRIU serves no more) */
 	bool stalled;    /* target, tests: the relay stopped (XOS_MIGRATE_FAULT=stall-pull-in) */
 	uint64_t t_ready, t_resumed, t_page, pages_bytes, pages_rx;
+	uint64_t t_byte;  /* source, MP_SEND: when the channel last took bytes of the stream */
 	uint64_t t_abort; /* source: when CRIU was told to stop serving */
 };
 

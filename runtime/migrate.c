@@ -401,13 +401,16 @@ static bool stall_release(struct daemon *d, struct migration *m)
 }
 
 /* The version could not be sent: a stopped job is restored here; a lazy
- * dump's CRIU is told to stop serving (its tasks never stopped). */
+ * dump's CRIU is told to stop serving (its tasks never stopped). A stream
+ * still open goes (after the phase changed: its channel's loss is not a
+ * second failure), else the channel would carry nothing else again. */
 static void send_failed(struct daemon *d, struct migration *m, struct job *j, const char *why)
 {
 	if (m->postcopy)
-		mig_src_abort_pull(d, m, j, why);
-	else
-		src_restore_local(d, m, j, why);
+		return mig_src_abort_pull(d, m, j, why);
+	src_restore_local(d, m, j, why);
+	if (nodes_stream_open(d->nodes, m->node))
+		nodes_stream_abort(d->nodes, m->node);
 }
 
 void mig_src_pump(struct daemon *d, struct migration *m)
@@ -442,6 +445,7 @@ void mig_src_pump(struct daemon *d, struct migration *m)
 			}
 			m->buf_off += (size_t)w;
 			m->bytes += (uint64_t)w;
+			m->t_byte = mono_usec();
 			j->migrate_bytes = m->bytes; /* (xps: xmigrate's progress) */
 			continue;
 		}
@@ -507,6 +511,7 @@ int mig_src_send(struct daemon *d, struct migration *m, const char *dir, const c
 		return -ENOTCONN;
 	}
 	m->phase = MP_SEND;
+	m->t_byte = mono_usec();
 	mig_src_pump(d, m);
 	return 0;
 }
@@ -1585,6 +1590,14 @@ int migrate_tick(struct daemon *d)
 				       m); /* (a message that could not begin: another was open) */
 		if (m->outgoing && stall_release(d, m))
 			stalls = true;
+		/* a stream that stays still (a tar that reads nothing, a target
+		 * that takes nothing) keeps its channel alive with keepalives:
+		 * bounded here */
+		if (m->outgoing && m->phase == MP_SEND && j &&
+		    mono_usec() - m->t_byte > d->cfg->dump_timeout_us)
+			send_failed(d, m, j,
+				    "its version's stream stalled (no byte went for "
+				    "dump_timeout)");
 		if (m->postcopy && m->outgoing && m->phase == MP_PULL && !m->pull_done &&
 		    mono_usec() - m->t_page > d->cfg->dump_timeout_us && j)
 			mig_src_abort_pull(d, m, j,
@@ -1617,7 +1630,7 @@ int migrate_tick(struct daemon *d)
 		if (m->run_ended || (m->postcopy && mig_relay_pending(m)))
 			return 10;
 		if (stalls || (m->outgoing && m->phase == MP_DOUBT && !m->query_sent) ||
-		    m->phase == MP_CPU ||
+		    (m->outgoing && m->phase == MP_SEND) || m->phase == MP_CPU ||
 		    (m->postcopy && m->outgoing && (m->phase == MP_PULL || m->phase == MP_ABORT)))
 			return 1000;
 	}

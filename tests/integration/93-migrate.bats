@@ -30,6 +30,28 @@ two_nodes() {
 	xos_wait_for 30 peer_is 2 n1 up
 }
 
+# stall_nodes [n1's extra xosd.conf lines]: two_nodes, n1's streams stopping
+# after their first bytes (XOS_MIGRATE_FAULT=stall-send) for good, or until
+# the file $STALL_UNTIL names exists
+stall_nodes() {
+	XOS_MIGRATE_FAULT=stall-send XOS_MIGRATE_STALL_UNTIL=${STALL_UNTIL:-} node_start 1 n1 "${1:-}"
+	node_start 2 n2
+	xos_wait_for 30 peer_is 1 n2 up
+	xos_wait_for 30 peer_is 2 n1 up
+}
+
+# held_move ID OUT: xmigrate ID n2 from n1 in the background (its pid in
+# MPID, its output in OUT), once its stream holds (n2 has part of the data, in
+# the version's .new- directory, and n1 is sending)
+held_move() {
+	wait_lines "$(jobroot 1 "$1")/tmp/count" 3
+	node_use 1
+	xmigrate "$1" n2 >"$2" 2>&1 &
+	MPID=$!
+	xos_wait_for 60 test -d "$(node_tmp 2)/state/checkpoints/$1/.new-1"
+	assert_equal "$(on 1 job_field "$1" .migration.phase)" send
+}
+
 # on I CMD...: CMD against node I's daemon
 
 # exactly_one ID: the job runs on one node and no other holds it alive
@@ -806,21 +828,13 @@ counter_on_n1() {
 # (XOS_MIGRATE_FAULT=stall-send), then HOW ends the link (kill: n2's xosd is
 # killed; link: the link between the nodes goes down); the job runs on at n1
 cut_mid_transfer() {
-	XOS_MIGRATE_FAULT=stall-send node_start 1 n1
-	node_start 2 n2
-	xos_wait_for 30 peer_is 1 n2 up
-	xos_wait_for 30 peer_is 2 n1 up
+	stall_nodes
 	local id out mpid rc=0 tar
 	id=$(on 1 xrun -d -- sh -c "$COUNTER")
-	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
 	out=$BATS_TEST_TMPDIR/xmigrate.out
-	# (n2 unpacks the data as it comes, into the version's .new- directory)
 	tar="$(node_tmp 2)/state/checkpoints/$id/.new-1"
-	node_use 1
-	xmigrate "$id" n2 >"$out" 2>&1 &
-	mpid=$!
-	xos_wait_for 60 test -d "$tar"
-	assert_equal "$(on 1 job_field "$id" .migration.phase)" send
+	held_move "$id" "$out"
+	mpid=$MPID
 	if [ "$1" = kill ]; then
 		node_use 2
 		kill -9 "$XOSD_PID"
@@ -858,25 +872,60 @@ cut_mid_transfer() {
 	cut_mid_transfer link
 }
 
-@test "a move asked while another's version is being sent to the same node waits for the channel (its check goes after that version), then moves; both jobs run on at n2" {
-	# (a heartbeat of 5 s: a stream held silent for 3 s must not end the
-	# link, as it would with the tests' 1 s)
-	XOS_MIGRATE_FAULT=stall-send XOS_MIGRATE_STALL_UNTIL=$BATS_TEST_TMPDIR/release \
-		node_start 1 n1 "node_heartbeat = 5s"
-	node_start 2 n2 "node_heartbeat = 5s"
+@test "a version's stream that pauses for longer than three heartbeats keeps the link (keepalives), and the move goes through" {
+	STALL_UNTIL=$BATS_TEST_TMPDIR/release stall_nodes
+	local id mpid rc=0 n
+	id=$(on 1 xrun -d -- sh -c "$COUNTER")
+	held_move "$id" "$BATS_TEST_TMPDIR/m.out"
+	mpid=$MPID
+	# five heartbeats of 1 s with nothing of the stream but its keepalives
+	# (before them, n2 dropped the link after three: "no message for 3 s")
+	sleep 5
+	assert_equal "$(on 1 job_field "$id" .migration.phase)" send
+	run ! grep "no message for" "$(node_tmp 1)/xosd.log" "$(node_tmp 2)/xosd.log"
+	peer_is 1 n2 up
+	peer_is 2 n1 up
+	touch "$BATS_TEST_TMPDIR/release"
+	wait "$mpid" || rc=$?
+	cat "$BATS_TEST_TMPDIR/m.out"
+	assert_equal "$rc" 0
+	exactly_one "$id"
+	assert_equal "$(where 2 "$id")" RUNNING
+	n=$(wc -l <"$(jobroot 2 "$id")/tmp/count")
+	wait_lines "$(jobroot 2 "$id")/tmp/count" $((n + 3))
+}
+
+@test "a version's stream that never goes on is given up after dump_timeout: the job runs on at n1, n2 drops what came" {
+	stall_nodes "dump_timeout = 3s"
+	local id n tar
+	id=$(on 1 xrun -d -- sh -c "$COUNTER")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
+	tar="$(node_tmp 2)/state/checkpoints/$id/.new-1"
+	node_use 1
+	run xmigrate "$id" n2
+	assert_failure 1
+	assert_output --partial "its version's stream stalled (no byte went for dump_timeout); the job runs on here"
+	xos_wait_for 30 state_is 1 "$id" RUNNING
+	# n2 dropped what had come with the stream's connection, and the link is back
+	xos_wait_for 30 test ! -e "$tar"
 	xos_wait_for 30 peer_is 1 n2 up
-	xos_wait_for 30 peer_is 2 n1 up
+	exactly_one "$id"
+	assert_equal "$(where 2 "$id")" absent
+	no_store_of 2 "$id"
+	n=$(wc -l <"$(jobroot 1 "$id")/tmp/count")
+	wait_lines "$(jobroot 1 "$id")/tmp/count" $((n + 3))
+}
+
+@test "a move asked while another's version is being sent to the same node waits for the channel (its check goes after that version), then moves; both jobs run on at n2" {
+	# (the tests' heartbeat of 1 s: the held stream's keepalives keep the link)
+	STALL_UNTIL=$BATS_TEST_TMPDIR/release stall_nodes
 	local a b apid bpid rc=0 n
 	a=$(on 1 xrun -d -- sh -c "$COUNTER")
 	b=$(on 1 xrun -d -- sh -c "$COUNTER")
-	wait_lines "$(jobroot 1 "$a")/tmp/count" 3
 	wait_lines "$(jobroot 1 "$b")/tmp/count" 3
-	node_use 1
-	xmigrate "$a" n2 >"$BATS_TEST_TMPDIR/a.out" 2>&1 &
-	apid=$!
 	# a's stream holds the channel: sent in part, then stalled
-	xos_wait_for 60 test -d "$(node_tmp 2)/state/checkpoints/$a/.new-1"
-	assert_equal "$(on 1 job_field "$a" .migration.phase)" send
+	held_move "$a" "$BATS_TEST_TMPDIR/a.out"
+	apid=$MPID
 	xmigrate "$b" n2 >"$BATS_TEST_TMPDIR/b.out" 2>&1 &
 	bpid=$!
 	xos_wait_for 30 grep -q "Job $b: moving to node n2" "$(node_tmp 1)/xosd.log"

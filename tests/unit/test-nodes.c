@@ -34,7 +34,7 @@ static size_t frame(uint8_t *buf, const char *header, const char *const *chunks)
 }
 
 struct seen {
-	unsigned headers, ends;
+	unsigned headers, ends, keepalives;
 	char last_header[256];
 	char payload[256];
 	size_t payload_len;
@@ -73,6 +73,8 @@ static int feed_all(struct nodes_parser *p, const uint8_t *buf, size_t len, size
 				}
 			} else if (ev == NODES_FRAME_END) {
 				s->ends++;
+			} else if (ev == NODES_FRAME_KEEPALIVE) {
+				s->keepalives++;
 			} else if (r == 0) {
 				return -EPROTO; /* no progress: a parser bug */
 			}
@@ -164,6 +166,56 @@ static void test_frame_bounds(void)
 		   dlen == 5,
 	   "the rest of it: the header");
 	nodes_parser_done(&p);
+}
+
+/* A stream's keepalives (a chunk length that is none) between its chunks, in
+ * any pieces: no bytes of the payload, and the frames after it as before. */
+static void test_keepalive(void)
+{
+	static const char hdr[] = "{\"type\":\"data\",\"payload\":true}";
+	uint8_t buf[256];
+
+	for (size_t step = 1; step <= 64; step *= 2) {
+		struct nodes_parser p;
+		struct seen s = { 0 };
+		size_t len = 0;
+		int r;
+
+		nodes_frame_len(sizeof(hdr) - 1, buf);
+		memcpy(buf + 4, hdr, sizeof(hdr) - 1);
+		len = 4 + sizeof(hdr) - 1;
+		nodes_frame_len(NODES_CHUNK_KEEPALIVE, buf + len); /* before any chunk */
+		len += 4;
+		nodes_frame_len(3, buf + len);
+		memcpy(buf + len + 4, "abc", 3);
+		len += 7;
+		nodes_frame_len(NODES_CHUNK_KEEPALIVE, buf + len); /* two in a row */
+		nodes_frame_len(NODES_CHUNK_KEEPALIVE, buf + len + 4);
+		len += 8;
+		nodes_frame_len(2, buf + len);
+		memcpy(buf + len + 4, "de", 2);
+		len += 6;
+		nodes_frame_len(0, buf + len);
+		len += 4;
+		len += frame(buf + len, "{\"type\":\"status\"}", NULL);
+		nodes_parser_init(&p, 0);
+		r = feed_all(&p, buf, len, step, &s);
+		ok(r == 0 && s.keepalives == 3 && s.ends == 1 && s.headers == 2,
+		   "keepalives in a payload, in pieces of %zu (r=%d, %u keepalives)", step, r,
+		   s.keepalives);
+		ok(s.payload_len == 5 && !memcmp(s.payload, "abcde", 5),
+		   "they add no byte to it (pieces of %zu)", step);
+		ok(!strcmp(s.last_header, "{\"type\":\"status\"}"), "the frame after it is read");
+		nodes_parser_done(&p);
+	}
+	/* outside a payload the same bytes are a header's length: refused */
+	{
+		struct seen s = { 0 };
+
+		nodes_frame_len(NODES_CHUNK_KEEPALIVE, buf);
+		ok(feed_bytes(buf, 4, 0, &s) == -EMSGSIZE,
+		   "a keepalive outside a payload is refused");
+	}
 }
 
 static void test_names_addrs(void)
@@ -289,6 +341,7 @@ int main(void)
 {
 	test_frames();
 	test_frame_bounds();
+	test_keepalive();
 	test_names_addrs();
 	test_peers();
 	test_config();
