@@ -521,14 +521,14 @@ int mig_src_send(struct daemon *d, struct migration *m, const char *dir, const c
  * node channel carries one version's stream at a time (its payload), and a
  * version would hold a running job's page faults behind it; so m's job runs
  * on until that one is sent or pulled (src_next). */
-static bool stream_busy(struct daemon *d, const struct migration *m)
+static const struct migration *stream_busy(struct daemon *d, const struct migration *m)
 {
 	for (struct migration *o = d->migrations; o; o = o->next)
 		if (o != m && !strcmp(o->node, m->node) &&
 		    ((o->outgoing && (o->phase == MP_DUMP || o->phase == MP_SEND)) ||
 		     o->phase == MP_PULL))
-			return true;
-	return false;
+			return o;
+	return NULL;
 }
 
 /* Source: the target said yes: the job stops (its dump begins). */
@@ -564,15 +564,22 @@ static void src_checked(struct daemon *d, struct migration *m, struct job *j, bo
 			const char *reason)
 {
 	_cleanup_free_ char *msg = NULL;
+	const struct migration *busy;
 
 	if (!ok) {
 		msg = xstrdup_printf("Node %s refused job %.12s: %s; the job runs on here", m->node,
 				     m->id, reason ? reason : "no reason given");
 		return mig_src_done(d, m, j, msg);
 	}
-	if (stream_busy(d, m)) {
-		log_info("Job %s: its move to node %s waits for another move there to be sent",
-			 m->id, m->node);
+	if ((busy = stream_busy(d, m))) {
+		if (busy->phase == MP_PULL)
+			log_info("Job %s: its move to node %s waits for the page pull of job %s "
+				 "between the two nodes to end",
+				 m->id, m->node, busy->id);
+		else
+			log_info("Job %s: its move to node %s waits for job %s's version to be "
+				 "sent there",
+				 m->id, m->node, busy->id);
 		m->waiting = true;
 		return;
 	}

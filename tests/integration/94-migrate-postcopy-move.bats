@@ -462,7 +462,7 @@ back_whole() {
 	xos_wait_for 60 grep -q "XOS_MIGRATE_FAULT=stall-pull-in" "$(node_tmp 2)/xosd.log"
 	xmigrate "$b" n2 >"$BATS_TEST_TMPDIR/b.out" 2>&1 &
 	bpid=$!
-	xos_wait_for 30 grep -q "Job $b: its move to node n2 waits for another move there to be sent" \
+	xos_wait_for 30 grep -q "Job $b: its move to node n2 waits for the page pull of job $a between the two nodes to end" \
 		"$(node_tmp 1)/xosd.log"
 	# b was not stopped: it counts on at n1 while a's pull is stalled
 	assert_equal "$(where 1 "$b")" RUNNING
