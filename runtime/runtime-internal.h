@@ -204,7 +204,8 @@ struct job {
 	bool have_usage;           /* the writable layer's use, for xps */
 	uint64_t disk_used, files_used;
 	uint64_t migrate_bytes; /* sent so far by the move under way (xps; not read back) */
-	struct lxc_container *c;
+	const struct container_engine *engine; /* NULL: the liblxc one */
+	struct lxc_container *c;               /* the liblxc engine's handle */
 	pid_t init_pid;
 	int pidfd;
 	int notify_fd;
@@ -401,7 +402,8 @@ int idmount_overlay(const char *target, const int *lower, size_t n_lower, const 
 int idmount_probe(const char *const *lowers, size_t n, const char *scratch, uint32_t root_uid,
 		  uint32_t root_gid);
 
-/* ---- container.c: liblxc ---- */
+/* ---- container.c: a job's container, through its engine ---- */
+/* Its configuration, made from the job before its start. */
 int container_create(struct daemon *d, struct job *j);
 /* ---- loader-copy.c: the loader a job runs, a copy by content ---- */
 /* The path of the loader copy j's containers run, in buf: j's own copy,
@@ -432,6 +434,7 @@ int container_start_wait(struct daemon *d, pid_t pid);
 /* What a child that starts a container needs (no xosd state: the spawner's
  * children run it from a request) */
 struct container_start_args {
+	const struct container_engine *engine;
 	const char *id;
 	bool pooled;
 	const char *lxcpath;
@@ -467,15 +470,43 @@ int container_dump_memory(struct daemon *d, struct job *j, uint64_t *ret_anon, u
 int container_signal(struct daemon *d, struct job *j, unsigned unit, int sig);
 void container_release(struct job *j);
 void container_remove_config(struct daemon *d, struct job *j);
-void container_remove_lock_dirs(struct daemon *d); /* liblxc's, once empty */
 int container_write_unit_spec(struct daemon *d, struct job *j, unsigned n, char **argv, char **env,
 			      const char *cwd, bool tty);
 
-/* liblxc handle of a job's container and its name xos-<id>. */
+/* j's init is pid: its pidfd taken (an engine's started and attach) */
+int container_take_init(struct job *j, pid_t pid);
+
+/* An engine: how a job's container is made, started and found again. Each
+ * step is given the job; what an engine keeps of a container lives in the
+ * job (the liblxc engine: its handle, j->c). */
+struct container_engine {
+	const char *name;
+	int (*create)(struct daemon *d, struct job *j); /* its configuration */
+	/* in the starter child (no xosd state, hooks run): start it and end
+	 * the child, 0 once it runs */
+	_noreturn_ void (*start_child)(const struct container_start_args *a);
+	int (*started)(struct daemon *d, struct job *j); /* after it ran: its init */
+	int (*attach)(struct daemon *d, struct job *j);  /* found again: its init */
+	bool (*running)(struct job *j);
+	void (*release)(struct job *j);                        /* what it holds of it */
+	void (*remove)(struct daemon *d, struct job *j);       /* what it left on disk */
+	char *(*start_error)(struct daemon *d, struct job *j); /* why it failed */
+};
+/* Engines by number (in a spawner's request) */
+enum { CONTAINER_ENGINE_LXC = 0 };
+extern const struct container_engine container_engine_lxc; /* engine-lxc.c */
+/* j's engine (the liblxc one unless j names another) */
+const struct container_engine *container_engine_of(const struct job *j);
+const struct container_engine *container_engine_by_id(unsigned id); /* NULL: none */
+unsigned container_engine_id(const struct container_engine *e);
+
+/* ---- engine-lxc.c: the liblxc engine ---- */
+/* The name of a job's LXC container: xos-<id>. */
 int container_name(struct job *j, char *buf, size_t len);
 /* A new liblxc handle of the job's container (NULL on OOM); detach: its start
  * or restore daemonizes and closes every inherited fd. */
 struct lxc_container *container_handle(struct daemon *d, struct job *j, bool detach);
+void container_remove_lock_dirs(struct daemon *d); /* liblxc's, once empty */
 
 /* ---- ckpt-host.c: the checkpoint module (ckpt/ckpt.h) in the daemon ---- */
 struct ckpt_run; /* a checkpoint or restore under way (ckpt/) */

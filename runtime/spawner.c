@@ -42,6 +42,7 @@ enum {
 
 struct spawn_req {
 	uint32_t magic, flags;
+	uint32_t engine; /* container_engine_by_id */
 	uint64_t hook_timeout_us;
 	char id[XOS_JOB_ID_HEX + 1];
 	char lxcpath[PATH_MAX];
@@ -111,7 +112,8 @@ static void reap(int sock, int sfd)
 static bool req_valid(const struct spawn_req *q, size_t n)
 {
 	return n >= sizeof(*q) && q->magic == SPAWN_MAGIC && q->record_len == n - sizeof(*q) &&
-	       memchr(q->id, 0, sizeof(q->id)) && memchr(q->lxcpath, 0, sizeof(q->lxcpath)) &&
+	       container_engine_by_id(q->engine) && memchr(q->id, 0, sizeof(q->id)) &&
+	       memchr(q->lxcpath, 0, sizeof(q->lxcpath)) &&
 	       memchr(q->hooks_dir, 0, sizeof(q->hooks_dir));
 }
 
@@ -123,6 +125,7 @@ static _noreturn_ void start_child(const struct spawn_req *q, const char *record
 				   const int go[2])
 {
 	struct container_start_args a = {
+		.engine = container_engine_by_id(q->engine),
 		.id = q->id,
 		.pooled = q->flags & SPAWN_POOLED,
 		.lxcpath = q->lxcpath,
@@ -379,6 +382,7 @@ static int spawn_request(const struct container_start_args *a, struct spawn_req 
 	*q = (struct spawn_req){ .magic = SPAWN_MAGIC,
 				 .flags = (a->pooled ? SPAWN_POOLED : 0) |
 					  (a->dirfd >= 0 ? SPAWN_DIRFD : 0),
+				 .engine = container_engine_id(a->engine),
 				 .hook_timeout_us = a->hook_timeout_us,
 				 .record_len = (uint32_t)a->record_len };
 	if (snprintf(q->id, sizeof(q->id), "%s", a->id) >= (int)sizeof(q->id) ||
