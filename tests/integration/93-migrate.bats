@@ -753,11 +753,21 @@ counter_on_n1() {
 	wait_lines "$(jobroot 1 "$id")/tmp/count" 3
 	store=$(node_tmp 1)/state/checkpoints/$id
 	node_use 1
+	# n1's xosd and the children it forks (the dump's, the restore's), each
+	# until it runs CRIU: its fsyncs and unlinks, fds as paths
+	xosd_trace "$BATS_TEST_TMPDIR/dump.trace" -f -b execve -y -e trace=fsync,fdatasync,syncfs
 	xmigrate "$id" n2 >"$BATS_TEST_TMPDIR/xmigrate.out" 2>&1 &
 	mpid=$!
 	xos_wait_for 60 grep -q "Job $id from node n1: held" "$(node_tmp 2)/xosd.log"
+	xosd_untrace
 	# (DECISIONS (bn)): not written out, marked with the boot that made it
 	assert_equal "$(cat "$store/1/unsynced")" boot-a
+	# the marker alone was synced, no image of the version
+	grep -q "sync(.*/$id/\.new-1/.*unsynced" "$BATS_TEST_TMPDIR/dump.trace"
+	run grep -c "sync(.*/$id/\(\.new-1\|1\)/images/" "$BATS_TEST_TMPDIR/dump.trace"
+	assert_output 0
+	xosd_trace "$BATS_TEST_TMPDIR/restore.trace" -f -b execve -y \
+		-e trace=fsync,fdatasync,syncfs,unlink,unlinkat
 	node_use 2
 	kill -9 "$XOSD_PID"
 	wait "$XOSD_PID" 2>/dev/null || true
@@ -766,9 +776,21 @@ counter_on_n1() {
 	cat "$BATS_TEST_TMPDIR/xmigrate.out"
 	assert_equal "$rc" 1
 	xos_wait_for 30 state_is 1 "$id" RUNNING
-	# restored at n1 from that version, written out first
+	node_use 1
+	xosd_untrace
+	# restored at n1 from that version, written out first: its images
+	# fsynced before the marker went, and the version's directory after
 	[ -d "$store/1/images" ]
 	[ ! -e "$store/1/unsynced" ]
+	local t=$BATS_TEST_TMPDIR/restore.trace gone synced
+	gone=$(grep -n 'unlinkat(.*"unsynced"' "$t" | head -n1 | cut -d: -f1)
+	[ -n "$gone" ] || {
+		cat "$t" >&2
+		false
+	}
+	synced=$(head -n "$gone" "$t" | grep -c "fsync(.*/$id/1/images/")
+	[ "$synced" -gt 5 ]
+	tail -n +"$gone" "$t" | grep -q "fsync(.*/$id/1>"
 	n=$(wc -l <"$(jobroot 1 "$id")/tmp/count")
 	wait_lines "$(jobroot 1 "$id")/tmp/count" $((n + 3))
 	# the marker is n1's alone: n2 (another boot) restores what it got
