@@ -359,6 +359,11 @@ static int dump_refused(struct ckpt *ck, struct job *j, struct xerr *err)
 				"Job %.12s has a terminal (xrun -t): jobs with terminals cannot be "
 				"checkpointed; run it without -t",
 				j->id);
+	if (j->engine && strcmp(j->engine->name, "lxc") != 0)
+		return xerr_set(err, -EOPNOTSUPP, "not_supported",
+				"Job %.12s was started by the %s container engine, whose jobs "
+				"cannot be checkpointed yet (xosd.conf container_engine)",
+				j->id, j->engine->name);
 	if (j->net.mode == NETSETUP_BRIDGE && ckpt_bridge_allowed(ck, &why) < 0)
 		return xerr_set(err, -EOPNOTSUPP, "not_supported",
 				"Job %.12s uses --net bridge and cannot be checkpointed on this "

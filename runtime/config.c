@@ -311,6 +311,12 @@ static int apply(struct runtime_config *c, const char *k, const char *v)
 			}
 		return -EINVAL;
 	}
+	if (!strcmp(k, "container_engine")) {
+		if (strcmp(v, "lxc") && strcmp(v, "direct"))
+			return -EINVAL;
+		c->engine_direct = !strcmp(v, "direct");
+		return 0;
+	}
 	if (!strcmp(k, "pool_size"))
 		return parse_uint64(v, &c->pool_size) < 0 || c->pool_size > 16 ? -EINVAL : 0;
 	if (!strcmp(k, "events_buffer"))

@@ -16,7 +16,25 @@
 /* The engines, by the number a spawner's request names them with */
 static const struct container_engine *const engines[] = {
 	[CONTAINER_ENGINE_LXC] = &container_engine_lxc,
+	[CONTAINER_ENGINE_DIRECT] = &container_engine_direct,
 };
+
+const struct container_engine *container_engine_by_name(const char *name)
+{
+	for (size_t i = 0; i < ELEMENTSOF(engines); i++)
+		if (!strcmp(engines[i]->name, name))
+			return engines[i];
+	return NULL;
+}
+
+void container_engine_choose(struct daemon *d, struct job *j)
+{
+	j->engine = NULL;
+	if (d->cfg->engine_direct && j->net.mode == NETSETUP_NONE &&
+	    (!j->cgroup_parent || !j->cgroup_parent[0]) && !j->pooled &&
+	    d->cg != &runtime_cgroup_v2)
+		j->engine = &container_engine_direct;
+}
 
 const struct container_engine *container_engine_of(const struct job *j)
 {

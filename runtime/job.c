@@ -381,6 +381,8 @@ void job_to_json(const struct job *j, yajl_gen g)
 		json_gen_kv_str(g, "store_claim", j->store_claim);
 	if (j->loader)
 		json_gen_kv_str(g, "loader", j->loader);
+	if (j->engine && strcmp(j->engine->name, "lxc") != 0) /* (none: liblxc's) */
+		json_gen_kv_str(g, "engine", j->engine->name);
 	json_gen_kv_uint(g, "created_us", j->created_us);
 	gen_opt_int(g, "started_us", j->started_us != 0, (int64_t)j->started_us);
 	gen_opt_int(g, "ended_us", j->ended_us != 0, (int64_t)j->ended_us);
@@ -579,6 +581,9 @@ static int job_fields_from_json(yajl_val t, struct job *j)
 	j->cgroup_parent = dup_opt(t, "cgroup_parent");
 	j->store_claim = dup_opt(t, "store_claim");
 	j->loader = dup_opt(t, "loader");
+	if ((v = json_get(t, "engine")) &&
+	    (!YAJL_IS_STRING(v) || !(j->engine = container_engine_by_name(v->u.string))))
+		return -EBADMSG; /* (a job this xosd cannot follow) */
 	j->reason = dup_opt(t, "reason");
 	j->owner_uid = (uid_t)get_u(t, "owner_uid");
 	j->uid = (uid_t)get_u(t, "uid");

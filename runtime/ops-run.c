@@ -701,6 +701,7 @@ int ops_start_job(struct daemon *d, struct job *j, char **env, const char *cwd, 
 	_cleanup_free_ char *err = NULL;
 	int r;
 
+	container_engine_choose(d, j);
 	if ((r = ops_make_job_dirs(d, j)) < 0)
 		return ops_start_failed(d, j, "creating the job directory", r), r;
 	if ((r = daemon_persist_job(d, j)) < 0)

@@ -493,12 +493,23 @@ struct container_engine {
 	char *(*start_error)(struct daemon *d, struct job *j); /* why it failed */
 };
 /* Engines by number (in a spawner's request) */
-enum { CONTAINER_ENGINE_LXC = 0 };
-extern const struct container_engine container_engine_lxc; /* engine-lxc.c */
+enum { CONTAINER_ENGINE_LXC = 0, CONTAINER_ENGINE_DIRECT = 1 };
+extern const struct container_engine container_engine_lxc;    /* engine-lxc.c */
+extern const struct container_engine container_engine_direct; /* engine-direct.c */
+/* By name ("lxc", "direct"), NULL: none */
+const struct container_engine *container_engine_by_name(const char *name);
+/* The engine a new job j starts with: the direct one where xosd.conf's
+ * container_engine asks for it and j is of the kind it serves (--net none,
+ * no cgroup of its caller's, not a pooled container), liblxc's otherwise */
+void container_engine_choose(struct daemon *d, struct job *j);
 /* j's engine (the liblxc one unless j names another) */
 const struct container_engine *container_engine_of(const struct job *j);
 const struct container_engine *container_engine_by_id(unsigned id); /* NULL: none */
 unsigned container_engine_id(const struct container_engine *e);
+
+/* ---- engine-direct.c ---- */
+/* Whether the direct engine takes an LXC configuration: 0, or why not (err) */
+int container_direct_check(const char *config, char *err, size_t elen);
 
 /* ---- engine-lxc.c: the liblxc engine ---- */
 /* The name of a job's LXC container: xos-<id>. */

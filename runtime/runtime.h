@@ -64,6 +64,7 @@ struct runtime_config {
 	uint64_t checkpoint_quota_root;     /* the same for root's jobs (0: none) */
 	uint64_t idmap_slice; /* ids of root's subordinate range each job gets (65536) */
 	uint64_t pool_size;   /* containers kept prepared for the next jobs (0: none) */
+	bool engine_direct;   /* container_engine = direct (DECISIONS (bm)) */
 	/* the scheduler (queue.c, docs/SCHEDULING.md) */
 	uint64_t capacity_millicpus, capacity_memory; /* capacity (0: detected) */
 	uint64_t capacity_jobs;                       /* jobs running at once (0: no limit) */

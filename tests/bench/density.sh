@@ -17,6 +17,8 @@
 #   BENCH_DENSITY_PROBE=0       1: also where the memory went (the slab caches
 #                               that grew most, mounts on the host and in a job)
 #   BENCH_SUBMITTERS=4          concurrent xrun submitters
+#   BENCH_DENSITY_CONF=LINE     an xosd.conf line for both passes, e.g.
+#                               "container_engine = direct"
 #
 # Everything lives under one directory in /tmp, removed on exit (also on
 # failure): its xosd, its jobs (killed), their records and mounts.
@@ -177,7 +179,7 @@ median_ms() { # CMD...: the median of 5 runs, in ms
 
 density() {
 	local mem0 slab0 mem1 slab1 rss0 rss1 t0
-	start_xosd
+	start_xosd "${BENCH_DENSITY_CONF:-}"
 	sync
 	mem0=$(meminfo_kb MemAvailable)
 	slab0=$(meminfo_kb Slab)
@@ -186,7 +188,7 @@ density() {
 	t0=$EPOCHREALTIME
 	submit "$IDLE" sleep 1000000
 	wait_running "$IDLE"
-	echo "density: $IDLE idle jobs (sleep) running $(ms_since "$t0") ms after the first submission"
+	echo "density${BENCH_DENSITY_CONF:+ ($BENCH_DENSITY_CONF)}: $IDLE idle jobs (sleep) running $(ms_since "$t0") ms after the first submission"
 	sync
 	mem1=$(meminfo_kb MemAvailable)
 	slab1=$(meminfo_kb Slab)
@@ -204,7 +206,7 @@ density() {
 
 churn() {
 	local first=$((CHURN / 10)) rss_a fds_a rss_b fds_b
-	start_xosd "keep_ended = $KEEP"
+	start_xosd "keep_ended = $KEEP" "${BENCH_DENSITY_CONF:-}"
 	submit "$first" /bin/true
 	wait_live
 	rss_a=$(rss_kb)

@@ -272,14 +272,17 @@ start_daemon() { # NAME CONFIG -> index in DAEMON_PIDS
 echo "sync_writes = false" >"$BT/nosync.conf"
 echo "pool_size = 0" >"$BT/cold.conf"
 echo "pool_size = 2" >"$BT/pool.conf"
+printf 'pool_size = 0\ncontainer_engine = direct\n' >"$BT/direct.conf"
 start_daemon x1 /dev/null
 start_daemon x2 "$BT/nosync.conf"
 start_daemon x3 "$BT/cold.conf"
 start_daemon x4 "$BT/pool.conf"
+start_daemon x5 "$BT/direct.conf"
 SOCK1="${DAEMON_DIRS[0]}/run/xosd.sock"
 SOCK2="${DAEMON_DIRS[1]}/run/xosd.sock"
 SOCK3="${DAEMON_DIRS[2]}/run/xosd.sock"
 SOCK4="${DAEMON_DIRS[3]}/run/xosd.sock"
+SOCK5="${DAEMON_DIRS[4]}/run/xosd.sock"
 XOSD1_PID=${DAEMON_PIDS[0]}
 
 make_rootfs() {
@@ -353,6 +356,7 @@ v_xrun() { XOS_SOCKET=$SOCK1 "$BUILD/xrun" -- /bin/true; }
 v_xrun_nosync() { XOS_SOCKET=$SOCK2 "$BUILD/xrun" -- /bin/true; }
 v_xrun_cold() { XOS_SOCKET=$SOCK3 "$BUILD/xrun" -- /bin/true; }
 v_xrun_pool() { XOS_SOCKET=$SOCK4 "$BUILD/xrun" -- /bin/true; }
+v_xrun_direct() { XOS_SOCKET=$SOCK5 "$BUILD/xrun" -- /bin/true; }
 v_lxc() { lxc-execute -n "$TAG-${1:-u}" -P "$LXCPATH" -- /bin/true; }
 v_lxc_nouserns() { lxc-execute -n "$TAG-n" -P "$LXCPATH" -- /bin/true; }
 v_runc() {
@@ -361,7 +365,7 @@ v_runc() {
 }
 v_unshare() { unshare --fork --pid --mount --uts --ipc --net --user --map-root-user /bin/true; }
 
-VARIANTS=(v_xrun v_xrun_nosync v_xrun_cold v_xrun_pool)
+VARIANTS=(v_xrun v_xrun_nosync v_xrun_cold v_xrun_pool v_xrun_direct)
 [ "$HAVE_LXC" = 1 ] && VARIANTS+=(v_lxc v_lxc_nouserns)
 [ "$HAVE_RUNC" = 1 ] && VARIANTS+=(v_runc)
 VARIANTS+=(v_unshare)
@@ -370,6 +374,7 @@ declare -A LABEL=(
 	[v_xrun_nosync]="  same, xosd sync_writes = false"
 	[v_xrun_cold]="  same, pool_size = 0 (cold start)"
 	[v_xrun_pool]="  same, pool_size = 2 (pooled)"
+	[v_xrun_direct]="  same, pool_size = 0, container_engine = direct"
 	[v_lxc]="lxc-execute (busybox, userns)"
 	[v_lxc_nouserns]="lxc-execute (busybox, no userns)"
 	[v_runc]="runc run (busybox, userns)"
@@ -569,6 +574,7 @@ echo "     xrun sync_writes=false / default = $(ratio "${MED[v_xrun_nosync]}" "$
 if [ "$HAVE_LXC" = 1 ]; then
 	echo "     xrun pool_size=0 (cold) / lxc-execute (userns) = $(ratio "${MED[v_xrun_cold]}" "${MED[v_lxc]}")"
 	echo "     xrun pool_size=2 (pooled) / lxc-execute (userns) = $(ratio "${MED[v_xrun_pool]}" "${MED[v_lxc]}")"
+	echo "     xrun direct engine (cold) / lxc-execute (userns) = $(ratio "${MED[v_xrun_direct]}" "${MED[v_lxc]}")   (aim of a cold start: <= 1.0x)"
 fi
 echo
 
@@ -628,18 +634,20 @@ echo
 
 declare -A TP=()
 # xrun -d JOBS times from CONC submitters, then xwait for all: jobs/s
-xrun_throughput() { # CONC
-	local conc=$1 k n s sub e ids=() bad idx sock pid fds
+xrun_throughput() { # CONC [direct]
+	local conc=$1 eng=${2:-} k n s sub e ids=() bad idx sock pid fds
 	# a fresh daemon per pass: passes do not inherit each other's job table.
 	# Its settings are the defaults, but for more jobs than keep_ended's
 	# default (1,000) it keeps them all: each job's exit is checked below
 	# from its record, and a pruned record could not be
-	local conf=/dev/null
-	if [ "$JOBS" -gt 1000 ]; then
-		conf=$BT/tp.conf
-		echo "keep_ended = $JOBS" >"$conf"
-	fi
-	start_daemon "tp$conc" "$conf"
+	# (direct: container_engine = direct, without a pool, whose containers
+	# are liblxc's)
+	local conf=$BT/tp.conf
+	{
+		[ "$JOBS" -le 1000 ] || echo "keep_ended = $JOBS"
+		[ -z "$eng" ] || printf 'container_engine = direct\npool_size = 0\n'
+	} >"$conf"
+	start_daemon "tp$conc$eng" "$conf"
 	idx=$((${#DAEMON_PIDS[@]} - 1))
 	sock="${DAEMON_DIRS[$idx]}/run/xosd.sock"
 	pid=${DAEMON_PIDS[$idx]}
@@ -677,6 +685,7 @@ xrun_throughput() { # CONC
 	bad=$((bad + JOBS - ${#ids[@]}))
 	# submissions per second over the first and the last tenth of the pass
 	cat "$BT"/ids.* | sort -n | awk -v s="$s" -v su="$sub" -v e="$e" -v bad="$bad" -v c="$conc" \
+		-v eng="${eng:+ (direct)}" \
 		-v fds="$fds" '
 		{ t[NR] = $1 }
 		END {
@@ -684,11 +693,11 @@ xrun_throughput() { # CONC
 			first = n ? k / ((t[k] - s) / 1e6) : 0
 			last = n > k ? k / ((t[n] - t[n - k]) / 1e6) : 0
 			printf "   %-42s %8.1f %10.1f %7.1f/%-7.1f %8.2f %5d %6d%s\n",
-				"xrun -d x" n ", " c " submitter" (c > 1 ? "s" : "") " + xwait",
+				"xrun -d x" n ", " c " submitter" (c > 1 ? "s" : "") " + xwait" eng,
 				n / ((e - s) / 1e6), n / ((su - s) / 1e6), first, last, (e - s) / 1e6, n, fds,
 				bad ? "  (" bad " not exited 0)" : ""
 		}'
-	TP[xrun$conc]=$(awk -v n="${#ids[@]}" -v s="$s" -v e="$e" 'BEGIN { printf "%.1f", n / ((e - s) / 1e6) }')
+	TP[xrun$conc$eng]=$(awk -v n="${#ids[@]}" -v s="$s" -v e="$e" 'BEGIN { printf "%.1f", n / ((e - s) / 1e6) }')
 	stop_daemon "$idx"
 }
 
@@ -725,6 +734,8 @@ echo "== 2. throughput: /bin/true jobs, submitted as fast as possible"
 printf '\n   %-42s %8s %10s %15s %8s %5s %6s\n' "" "jobs/s" "submit/s" "first/last 10%" "total s" "jobs" "fds"
 xrun_throughput 1
 xrun_throughput "$SUBMITTERS"
+xrun_throughput 1 direct
+xrun_throughput "$SUBMITTERS" direct
 if [ "$HAVE_LXC" = 1 ] && [ "$PEER_JOBS" -gt 0 ]; then
 	peer_throughput v_lxc 1 "lxc-execute x$PEER_JOBS, sequential"
 	peer_throughput v_lxc "$SUBMITTERS" "lxc-execute x$PEER_JOBS, $SUBMITTERS loops"
@@ -740,6 +751,8 @@ echo
 if [ "$HAVE_LXC" = 1 ] && [ "$PEER_JOBS" -gt 0 ]; then
 	echo "   ratios of jobs/s: xrun / lxc-execute sequential = $(ratio "${TP[xrun1]}" "${TP[v_lxc1]}")," \
 		"with $SUBMITTERS submitters = $(ratio "${TP[xrun$SUBMITTERS]}" "${TP[v_lxc$SUBMITTERS]}")"
+	echo "   ratios of jobs/s, direct engine: xrun / lxc-execute sequential = $(ratio "${TP[xrun1direct]}" "${TP[v_lxc1]}")," \
+		"with $SUBMITTERS submitters = $(ratio "${TP[xrun${SUBMITTERS}direct]}" "${TP[v_lxc$SUBMITTERS]}")"
 fi
 if [ "$HAVE_RUNC" = 1 ] && [ "$PEER_JOBS" -gt 0 ]; then
 	echo "   ratios of jobs/s: xrun / runc sequential        = $(ratio "${TP[xrun1]}" "${TP[v_runc1]}")," \

@@ -22,17 +22,27 @@ XOS_RUN_START="$BATS_RUN_TMPDIR/xos-run-start"
 # its owner's: the test's jobs of the defaults start in pooled containers (a
 # way to run a suite against them; 88's jobs, of --disk 256M, with
 # XOS_TEST_POOL_CONF="layer_size = 256M").
+# XOS_TEST_ENGINE=direct: with container_engine = direct and no pool (unless
+# XOS_TEST_POOL, or the test gives a config of its own): the jobs it serves
+# start without liblxc (a way to run a suite against that engine).
 xos_start() {
 	XOS_TMP=$(mktemp -d "/tmp/$XOS_TEST_PREFIX.XXXXXX")
 	chmod 0711 "$XOS_TMP"
 	export XOS_TMP
 	export XOS_SOCKET="$XOS_TMP/run/xosd.sock"
+	local conf=()
+	if [ -n "${XOS_TEST_ENGINE:-}" ]; then
+		# (no pool unless XOS_TEST_POOL: the pool's containers are liblxc's)
+		printf 'container_engine = %s\npool_size = %s\n' "$XOS_TEST_ENGINE" \
+			"${XOS_TEST_POOL:-0}" >"$XOS_TMP/test.conf"
+		conf=(--config "$XOS_TMP/test.conf")
+	fi
 	[ -n "${XOS_TEST_POOL:-}" ] || {
-		xosd_launch "$@"
+		xosd_launch "${conf[@]}" "$@"
 		return
 	}
-	printf 'pool_size = %s\n%s\n' "$XOS_TEST_POOL" "${XOS_TEST_POOL_CONF:-}" >"$XOS_TMP/pool.conf"
-	xosd_launch --config "$XOS_TMP/pool.conf" "$@" || return
+	printf 'pool_size = %s\n%s\n' "$XOS_TEST_POOL" "${XOS_TEST_POOL_CONF:-}" >>"$XOS_TMP/test.conf"
+	xosd_launch --config "$XOS_TMP/test.conf" "$@" || return
 	xrun -- /bin/true >/dev/null && xos_wait_for 60 xos_pool_ready
 }
 xos_pool_ready() {
@@ -416,6 +426,11 @@ unit_ended() { [ -s "$XOS_TMP/state/jobs/$1/xos/spool/${2:-1}.status" ]; }
 job_init_pid() {
 	local c
 	c="xos-$(xps -a --json "$1" | jq -r '.[0].id')"
+	# (the direct engine notes its init where liblxc keeps the config)
+	if [ -e "$XOS_TMP/state/volatile/lxc/$c/init" ]; then
+		cut -d' ' -f1 "$XOS_TMP/state/volatile/lxc/$c/init"
+		return
+	fi
 	lxc-info -P "$XOS_TMP/state/volatile/lxc" -n "$c" -p -H 2>/dev/null
 }
 
