@@ -29,9 +29,14 @@ const struct container_engine *container_engine_by_name(const char *name)
 
 void container_engine_choose(struct daemon *d, struct job *j)
 {
+	/* (a job that asks for checkpoints, or may be preempted by one, goes
+	 * through liblxc: the direct engine's cannot be checkpointed yet) */
+	bool ckpt = j->ckpt.every_us || j->ckpt.signal || j->ckpt.restart_on_failure ||
+		    j->sched.preemptible;
+
 	j->engine = NULL;
 	if (d->cfg->engine_direct && j->net.mode == NETSETUP_NONE &&
-	    (!j->cgroup_parent || !j->cgroup_parent[0]) && !j->pooled &&
+	    (!j->cgroup_parent || !j->cgroup_parent[0]) && !j->pooled && !ckpt &&
 	    d->cg != &runtime_cgroup_v2)
 		j->engine = &container_engine_direct;
 }

@@ -500,7 +500,9 @@ extern const struct container_engine container_engine_direct; /* engine-direct.c
 const struct container_engine *container_engine_by_name(const char *name);
 /* The engine a new job j starts with: the direct one where xosd.conf's
  * container_engine asks for it and j is of the kind it serves (--net none,
- * no cgroup of its caller's, not a pooled container), liblxc's otherwise */
+ * no cgroup of its caller's, not a pooled container, no checkpoint asked
+ * for: no --checkpoint-every, --checkpoint-signal, --restart on-failure or
+ * --preemptible), liblxc's otherwise */
 void container_engine_choose(struct daemon *d, struct job *j);
 /* j's engine (the liblxc one unless j names another) */
 const struct container_engine *container_engine_of(const struct job *j);

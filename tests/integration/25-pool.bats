@@ -103,7 +103,9 @@ jobcg() { echo "/sys/fs/cgroup/$1/lxc.payload.xos-$2"; }
 	a_full=$(job_field "$a" .id)
 	assert_equal "$(cat "$(jobcg memory "$a_full")/memory.limit_in_bytes")" $((96 << 20))
 	b_full=$(job_field "$b" .id)
-	# (b has ended: its limit is read from a job like it, the next pooled one)
+	# (b has ended: its limit is read from a job like it, the next pooled one,
+	# once the pool has one again: on a busy machine it may still be made)
+	wait_for 60 pool_ready 1
 	ids=$(pool_ready_ids)
 	run xrun -d -- sleep 1000
 	assert_success

@@ -122,7 +122,7 @@ no_cgroups() { [ -z "$(job_cgroups "$1")" ]; }
 	wait_state "$id" FAILED
 }
 
-@test "a direct job cannot be checkpointed yet: refused, it runs on" {
+@test "a direct job cannot be checkpointed yet: refused, it runs on; a job that asks for checkpoints starts through liblxc and is checkpointed" {
 	id=$(xrun -d --net none -- sleep 60)
 	wait_state "$id" RUNNING
 	run xcheckpoint "$id"
@@ -130,4 +130,11 @@ no_cgroups() { [ -z "$(job_cgroups "$1")" ]; }
 	assert_output "xcheckpoint: Job ${id:0:12} was started by the direct container engine, whose jobs cannot be checkpointed yet (xosd.conf container_engine)"
 	assert_equal "$(job_field "$id" .state)" RUNNING
 	[ ! -e "$XOS_TMP/state/checkpoints/$id/1" ]
+	# --checkpoint-every: the job goes through liblxc, whose jobs are checkpointed
+	id=$(xrun -d --net none --checkpoint-every 1h -- sleep 60)
+	wait_state "$id" RUNNING
+	assert_equal "$(engine_of "$id")" lxc
+	run xcheckpoint "$id"
+	assert_success
+	[ -e "$XOS_TMP/state/checkpoints/$id/1" ]
 }
