@@ -501,6 +501,13 @@ static void on_status(struct nodes_conn *c, yajl_val h)
 	c->peer->last_seen_us = now_usec();
 }
 
+/* The other end spoke (a header, a chunk, a keepalive): its silence timer
+ * starts again */
+static void conn_heard(struct nodes_conn *c)
+{
+	c->deadline = mono_usec() + 3 * c->n->cfg->heartbeat_us;
+}
+
 /* One header, parsed whole and checked before anything in it is used. */
 static void on_header(struct nodes_conn *c, const char *text)
 {
@@ -512,7 +519,7 @@ static void on_header(struct nodes_conn *c, const char *text)
 	    json_get_string(h, "type", &type) < 0 ||
 	    json_get_bool(h, "payload", &payload) == -EINVAL)
 		return conn_violation(c, "malformed message header");
-	c->deadline = mono_usec() + 3 * c->n->cfg->heartbeat_us;
+	conn_heard(c);
 	if (payload) /* (hello and status have none: read and dropped) */
 		nodes_parser_expect_payload(&c->parser);
 	if (!strcmp(type, "hello"))
@@ -533,7 +540,7 @@ static void on_header(struct nodes_conn *c, const char *text)
 /* A piece of a payload: a stream's bytes keep the channel alive as messages do. */
 static void on_chunk(struct nodes_conn *c, const char *data, size_t len)
 {
-	c->deadline = mono_usec() + 3 * c->n->cfg->heartbeat_us;
+	conn_heard(c);
 	if (c->in_payload && c->n->hooks.chunk)
 		c->n->hooks.chunk(c->n->hooks.userdata, c->peer->spec.name, data, len);
 }
@@ -558,7 +565,7 @@ static void feed(struct nodes_conn *c, const char *buf, size_t len)
 		else if (ev == NODES_FRAME_CHUNK)
 			on_chunk(c, data, dlen);
 		else if (ev == NODES_FRAME_KEEPALIVE)
-			c->deadline = mono_usec() + 3 * c->n->cfg->heartbeat_us;
+			conn_heard(c);
 		else if (ev == NODES_FRAME_END && c->in_payload) {
 			c->in_payload = false;
 			if (c->n->hooks.payload_end)

@@ -744,14 +744,10 @@ static void direct_release(struct job *j)
 	(void)j; /* (nothing but the pidfd, which container_release closes) */
 }
 
+/* (what is left is the liblxc engine's too: the configuration's directory) */
 static void direct_remove(struct daemon *d, struct job *j)
 {
-	_cleanup_close_ int lxc = open(d->lxcpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	char name[64];
-
-	container_name(j, name, sizeof(name));
-	if (lxc >= 0)
-		rm_rf_at(lxc, name);
+	container_engine_lxc.remove(d, j);
 }
 
 const struct container_engine container_engine_direct = {
